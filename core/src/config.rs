@@ -1,0 +1,40 @@
+//! Budgets and policy the runtime configures at start; every growing structure reads its bound here.
+
+/// Core configuration. Defaults are documented on each field.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most objects the store holds, all kinds together. Default 250,000.
+    pub max_objects: usize,
+    /// Most bytes of stored objects (JSON plus keys and per-entry overhead). Default 1 GiB.
+    pub max_store_bytes: usize,
+    /// Largest accepted request body. Default 3 MiB, like kube-apiserver.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a body. Default 64.
+    pub max_json_depth: usize,
+    /// Events kept in the watch ring; older revisions answer 410 Expired. Default 10,000.
+    pub watch_ring_capacity: usize,
+    /// Most concurrent watches. Default 10,000.
+    pub max_watches: usize,
+    /// SHA-256 of the admin bearer token; `None` disables admin access.
+    pub admin_token_sha256: Option<[u8; 32]>,
+    /// Seconds between BOOKMARK events on watches that ask for them. Default 60.
+    pub bookmark_interval_secs: u64,
+    /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
+    pub max_list_page: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_objects: 250_000,
+            max_store_bytes: 1 << 30,
+            max_body_bytes: 3 << 20,
+            max_json_depth: 64,
+            watch_ring_capacity: 10_000,
+            max_watches: 10_000,
+            admin_token_sha256: None,
+            bookmark_interval_secs: 60,
+            max_list_page: 500_000,
+        }
+    }
+}

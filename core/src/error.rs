@@ -1,0 +1,325 @@
+//! The core's one error type, and the single place where it becomes a Kubernetes `Status`.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::{Map, Value, json};
+
+/// One `details.causes` entry of a 422 Invalid (or a strict-decoding 400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// Machine reason, e.g. `FieldValueRequired`, `FieldValueInvalid`.
+    pub reason: &'static str,
+    /// Human message, e.g. `Required value`.
+    pub message: String,
+    /// JSON path of the field, e.g. `spec.containers`.
+    pub field: String,
+}
+
+impl Cause {
+    /// `Required value` for `field`.
+    pub fn required(field: impl Into<String>) -> Self {
+        Self {
+            reason: "FieldValueRequired",
+            message: "Required value".to_string(),
+            field: field.into(),
+        }
+    }
+
+    /// `Invalid value: <value>: <detail>` for `field`.
+    pub fn invalid(field: impl Into<String>, value: &str, detail: &str) -> Self {
+        let mut message = String::from("Invalid value: \"");
+        message.push_str(value);
+        message.push_str("\": ");
+        message.push_str(detail);
+        Self {
+            reason: "FieldValueInvalid",
+            message,
+            field: field.into(),
+        }
+    }
+
+    /// `Unsupported value` with `detail` for `field`.
+    pub fn not_supported(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            reason: "FieldValueNotSupported",
+            message: detail.into(),
+            field: field.into(),
+        }
+    }
+
+    /// `Forbidden` with `detail`, e.g. an update of an immutable field.
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            reason: "FieldValueForbidden",
+            message: detail.into(),
+            field: field.into(),
+        }
+    }
+}
+
+/// What a request or an internal step could not do. Every variant maps to one HTTP code and one
+/// Kubernetes `reason` in [`Error::to_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// 400: the request is malformed (bad JSON, bad selector, bad query).
+    BadRequest(String),
+    /// 401: no credential, or one that is not valid.
+    Unauthorized(String),
+    /// 403: the caller may not do this.
+    Forbidden {
+        /// Plural resource (group-qualified, e.g. `deployments.apps`), empty for non-resource paths.
+        resource: String,
+        /// Object name, may be empty.
+        name: String,
+        /// Full message as kube-apiserver words it.
+        message: String,
+    },
+    /// 404: the object (or path) does not exist.
+    NotFound {
+        /// Group-qualified plural, e.g. `pods` or `deployments.apps`.
+        resource: String,
+        /// Object name.
+        name: String,
+    },
+    /// 404 for a path that names no served resource.
+    PathNotFound(String),
+    /// 405: the verb is not supported on this path.
+    MethodNotAllowed(String),
+    /// 406: none of the accepted media types can be produced.
+    NotAcceptable(String),
+    /// 409 AlreadyExists.
+    AlreadyExists {
+        /// Group-qualified plural.
+        resource: String,
+        /// Object name.
+        name: String,
+    },
+    /// 409 Conflict: stale `resourceVersion`, or an apply conflict.
+    Conflict {
+        /// Group-qualified plural.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// Why, after "Operation cannot be fulfilled on ...: ".
+        detail: String,
+    },
+    /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
+    Expired(String),
+    /// 413: body above the configured limit.
+    TooLarge(String),
+    /// 415: the body's media type is not one this verb accepts.
+    UnsupportedMediaType(String),
+    /// 422 Invalid with field causes.
+    Invalid {
+        /// `kind` of the object, e.g. `Pod`.
+        kind: String,
+        /// Object name (may be empty).
+        name: String,
+        /// The field errors.
+        causes: Vec<Cause>,
+    },
+    /// 429: a budget that frees itself over time (e.g. watch count) is full.
+    TooManyRequests(String),
+    /// 507: the store's byte or object budget is full.
+    InsufficientStorage(String),
+    /// 503: a dependency (e.g. Sui) is unavailable.
+    Unavailable(String),
+    /// 500: an invariant failed; the request changed nothing.
+    Internal(String),
+}
+
+impl Error {
+    /// HTTP status code for this error.
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden { .. } => 403,
+            Self::NotFound { .. } | Self::PathNotFound(_) => 404,
+            Self::MethodNotAllowed(_) => 405,
+            Self::NotAcceptable(_) => 406,
+            Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
+            Self::Expired(_) => 410,
+            Self::TooLarge(_) => 413,
+            Self::UnsupportedMediaType(_) => 415,
+            Self::Invalid { .. } => 422,
+            Self::TooManyRequests(_) => 429,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
+            Self::InsufficientStorage(_) => 507,
+        }
+    }
+
+    /// Kubernetes `StatusReason` for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "BadRequest",
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::Forbidden { .. } => "Forbidden",
+            Self::NotFound { .. } | Self::PathNotFound(_) => "NotFound",
+            Self::MethodNotAllowed(_) => "MethodNotAllowed",
+            Self::NotAcceptable(_) => "NotAcceptable",
+            Self::AlreadyExists { .. } => "AlreadyExists",
+            Self::Conflict { .. } => "Conflict",
+            Self::Expired(_) => "Expired",
+            Self::TooLarge(_) => "RequestEntityTooLarge",
+            Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            Self::Invalid { .. } => "Invalid",
+            Self::TooManyRequests(_) => "TooManyRequests",
+            Self::InsufficientStorage(_) => "InsufficientStorage",
+            Self::Unavailable(_) => "ServiceUnavailable",
+            Self::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The human message, worded as kube-apiserver words it.
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadRequest(m)
+            | Self::Unauthorized(m)
+            | Self::MethodNotAllowed(m)
+            | Self::NotAcceptable(m)
+            | Self::Expired(m)
+            | Self::TooLarge(m)
+            | Self::UnsupportedMediaType(m)
+            | Self::TooManyRequests(m)
+            | Self::InsufficientStorage(m)
+            | Self::Unavailable(m)
+            | Self::Internal(m) => m.clone(),
+            Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
+            Self::Forbidden { message, .. } => message.clone(),
+            Self::NotFound { resource, name } => alloc::format!("{resource} \"{name}\" not found"),
+            Self::AlreadyExists { resource, name } => {
+                alloc::format!("{resource} \"{name}\" already exists")
+            }
+            Self::Conflict {
+                resource,
+                name,
+                detail,
+            } => {
+                alloc::format!("Operation cannot be fulfilled on {resource} \"{name}\": {detail}")
+            }
+            Self::Invalid { kind, name, causes } => {
+                let mut text = alloc::format!("{kind} \"{name}\" is invalid: ");
+                if causes.len() > 1 {
+                    text.push('[');
+                }
+                for (i, cause) in causes.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(", ");
+                    }
+                    if !cause.field.is_empty() {
+                        text.push_str(&cause.field);
+                        text.push_str(": ");
+                    }
+                    text.push_str(&cause.message);
+                }
+                if causes.len() > 1 {
+                    text.push(']');
+                }
+                text
+            }
+        }
+    }
+
+    /// The Kubernetes `Status` object for this error (`kind: Status`, `status: Failure`).
+    pub fn to_status(&self) -> Value {
+        let mut details = Map::new();
+        let (resource, name) = match self {
+            Self::NotFound { resource, name }
+            | Self::AlreadyExists { resource, name }
+            | Self::Conflict { resource, name, .. }
+            | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
+            Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
+            _ => ("", ""),
+        };
+        if !name.is_empty() {
+            details.insert("name".into(), Value::String(name.into()));
+        }
+        if !resource.is_empty() {
+            let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
+            if !group.is_empty() {
+                details.insert("group".into(), Value::String(group.into()));
+            }
+            details.insert("kind".into(), Value::String(plural.into()));
+        }
+        if let Self::Invalid { causes, .. } = self {
+            let list = causes
+                .iter()
+                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .collect::<Vec<_>>();
+            details.insert("causes".into(), Value::Array(list));
+        }
+        if let Self::TooManyRequests(_) = self {
+            details.insert("retryAfterSeconds".into(), Value::from(1));
+        }
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message(),
+            "reason": self.reason(),
+            "code": self.code(),
+        });
+        if !details.is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.insert("details".into(), Value::Object(details));
+        }
+        status
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({}): {}", self.reason(), self.code(), self.message())
+    }
+}
+
+impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shapes_match_kube_apiserver() {
+        let e = Error::NotFound {
+            resource: "pods".into(),
+            name: "x".into(),
+        };
+        let s = e.to_status();
+        assert_eq!(s["message"], "pods \"x\" not found");
+        assert_eq!(s["code"], 404);
+        assert_eq!(s["details"]["kind"], "pods");
+        let e = Error::NotFound {
+            resource: "deployments.apps".into(),
+            name: "web".into(),
+        };
+        assert_eq!(e.to_status()["details"]["group"], "apps");
+        let e = Error::Invalid {
+            kind: "Pod".into(),
+            name: "x".into(),
+            causes: alloc::vec![Cause::required("spec.containers")],
+        };
+        assert_eq!(
+            e.message(),
+            "Pod \"x\" is invalid: spec.containers: Required value"
+        );
+        assert_eq!(
+            e.to_status()["details"]["causes"][0]["reason"],
+            "FieldValueRequired"
+        );
+        let e = Error::Conflict {
+            resource: "pods".into(),
+            name: "x".into(),
+            detail: "the object has been modified".into(),
+        };
+        assert_eq!(
+            e.message(),
+            "Operation cannot be fulfilled on pods \"x\": the object has been modified"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! Deterministic, sans-I/O core of the Nautilus control plane: it never reads a clock, never does
+//! I/O and never spawns; time and randomness are passed in by the runtime that drives it.
+//!
+//! Every growing structure has a budget in [`Config`] and refuses input that would exceed it with
+//! a typed [`Error`], leaving state unchanged. No input makes it panic.
+#![no_std]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+extern crate alloc;
+#[cfg(any(feature = "std", test, loom))]
+extern crate std;
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod json;
+pub mod patch;
+pub mod resource;
+pub mod schema;
+pub mod selector;
+pub mod store;
+pub mod sync;
+pub mod time;
+pub mod validation;
+pub mod watch;
+
+pub use config::Config;
+pub use error::Error;
+pub use time::UnixTime;

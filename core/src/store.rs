@@ -1,0 +1,2 @@
+//! The object store: compact JSON objects keyed by (resource, namespace, name), one global
+//! revision, byte and object budgets.

@@ -1,0 +1,180 @@
+//! Wall-clock time as passed in by the runtime; core never reads a clock.
+
+use alloc::string::String;
+use core::fmt::Write as _;
+
+/// Nanoseconds since the Unix epoch, as given by the runtime for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UnixTime {
+    /// Nanoseconds since 1970-01-01T00:00:00Z.
+    pub nanos: u64,
+}
+
+impl UnixTime {
+    /// A time from whole seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Self {
+            nanos: secs.saturating_mul(1_000_000_000),
+        }
+    }
+
+    /// A time from milliseconds.
+    pub const fn from_millis(ms: u64) -> Self {
+        Self {
+            nanos: ms.saturating_mul(1_000_000),
+        }
+    }
+
+    /// Whole seconds since the epoch.
+    pub const fn secs(self) -> u64 {
+        self.nanos / 1_000_000_000
+    }
+
+    /// This time plus `secs` seconds, saturating.
+    pub const fn plus_secs(self, secs: u64) -> Self {
+        Self {
+            nanos: self
+                .nanos
+                .saturating_add(secs.saturating_mul(1_000_000_000)),
+        }
+    }
+
+    /// RFC 3339 in UTC with second precision, as Kubernetes writes `metav1.Time`.
+    pub fn rfc3339(self) -> String {
+        let mut out = String::with_capacity(20);
+        let (y, mo, d, h, mi, s) = civil(self.secs());
+        let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+        out
+    }
+
+    /// RFC 3339 with microseconds, as Kubernetes writes `metav1.MicroTime` (leases, events).
+    pub fn rfc3339_micros(self) -> String {
+        let mut out = String::with_capacity(27);
+        let (y, mo, d, h, mi, s) = civil(self.secs());
+        let micros = (self.nanos % 1_000_000_000) / 1_000;
+        let _ = write!(
+            out,
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z"
+        );
+        out
+    }
+
+    /// Parses the RFC 3339 forms Kubernetes emits (`Z` or numeric offset, optional fraction).
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() < 20 {
+            return None;
+        }
+        let num = |from: usize, to: usize| -> Option<u64> {
+            let part = text.get(from..to)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        if b.get(4) != Some(&b'-')
+            || b.get(7) != Some(&b'-')
+            || !matches!(b.get(10), Some(b'T' | b't'))
+        {
+            return None;
+        }
+        if !(1..=12).contains(&month)
+            || !(1..=31).contains(&day)
+            || hour > 23
+            || minute > 59
+            || second > 60
+        {
+            return None;
+        }
+        let mut idx = 19;
+        let mut nanos = 0u64;
+        if b.get(idx) == Some(&b'.') {
+            idx += 1;
+            let start = idx;
+            while b.get(idx).is_some_and(u8::is_ascii_digit) {
+                idx += 1;
+            }
+            let digits = text.get(start..idx)?;
+            if digits.is_empty() {
+                return None;
+            }
+            let mut scale = 1_000_000_000u64;
+            for c in digits.bytes().take(9) {
+                scale /= 10;
+                nanos += u64::from(c - b'0') * scale;
+            }
+        }
+        let offset_secs: i64 = match b.get(idx) {
+            Some(b'Z' | b'z') if idx + 1 == b.len() => 0,
+            Some(sign @ (b'+' | b'-')) if idx + 6 == b.len() => {
+                let oh = i64::try_from(num(idx + 1, idx + 3)?).ok()?;
+                let om = i64::try_from(num(idx + 4, idx + 6)?).ok()?;
+                let v = oh * 3600 + om * 60;
+                if *sign == b'+' { v } else { -v }
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(i64::try_from(year).ok()?, month, day);
+        let secs =
+            days * 86_400 + i64::try_from(hour * 3600 + minute * 60 + second).ok()? - offset_secs;
+        let secs = u64::try_from(secs).ok()?;
+        Some(Self {
+            nanos: secs.checked_mul(1_000_000_000)?.checked_add(nanos)?,
+        })
+    }
+}
+
+fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_round_trip() {
+        let t = UnixTime::from_secs(1_731_627_989);
+        assert_eq!(t.rfc3339(), "2024-11-14T23:46:29Z");
+        assert_eq!(UnixTime::parse_rfc3339("2024-11-14T23:46:29Z"), Some(t));
+        assert_eq!(
+            UnixTime::parse_rfc3339("2024-11-15T00:46:29+01:00"),
+            Some(t)
+        );
+        assert_eq!(UnixTime::from_secs(0).rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            UnixTime {
+                nanos: 1_500_000_000
+            }
+            .rfc3339_micros(),
+            "1970-01-01T00:00:01.500000Z"
+        );
+        assert!(UnixTime::parse_rfc3339("2024-13-14T23:46:29Z").is_none());
+        assert!(UnixTime::parse_rfc3339("garbage").is_none());
+    }
+}

@@ -1,0 +1,3 @@
+//! `nautilus-proxy`: the untrusted host proxy.
+
+fn main() {}
