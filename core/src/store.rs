@@ -1,2 +1,395 @@
 //! The object store: compact JSON objects keyed by (resource, namespace, name), one global
-//! revision, byte and object budgets.
+//! revision that is every object's `resourceVersion`, and byte and object budgets.
+//!
+//! Every write bumps the revision by exactly one and appends exactly one event to the watch ring,
+//! so the ring can be indexed by revision. A write that would exceed a budget changes nothing.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc as StdArc;
+use alloc::vec::Vec;
+use core::ops::Bound;
+
+use crate::resource::ResourceId;
+use crate::sync::Arc;
+use crate::watch::{EventType, WatchEvent, WatchRing};
+use crate::{Config, Error};
+
+/// Where an object lives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Resource type.
+    pub resource: ResourceId,
+    /// Namespace; empty for cluster-scoped objects.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A key from borrowed parts.
+    pub fn new(resource: ResourceId, namespace: &str, name: &str) -> Self {
+        Self {
+            resource,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// The labels and selectable fields of one object version, computed once at write time so that
+/// LIST and every watcher match selectors without parsing JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectIndex {
+    /// `metadata.labels`.
+    pub labels: Vec<(String, String)>,
+    /// Field-selector fields (`metadata.name`, `spec.nodeName`, ...).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl ObjectIndex {
+    fn heap_bytes(&self) -> usize {
+        let labels: usize = self
+            .labels
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 48)
+            .sum();
+        let fields: usize = self.fields.iter().map(|(_, v)| v.len() + 40).sum();
+        labels + fields + 48
+    }
+}
+
+/// One stored object version. Cloning shares the bytes.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    /// Compact JSON of the whole object, `metadata.resourceVersion` included.
+    pub json: StdArc<[u8]>,
+    /// Revision of the write that produced this version.
+    pub revision: u64,
+    /// Labels and selectable fields.
+    pub index: StdArc<ObjectIndex>,
+}
+
+/// Fixed bookkeeping cost charged per object on top of its bytes (tree node, key, handles).
+const ENTRY_OVERHEAD: usize = 160;
+
+fn entry_bytes(key: &ObjectKey, json_len: usize, index: &ObjectIndex) -> usize {
+    json_len
+        .saturating_add(key.namespace.len())
+        .saturating_add(key.name.len())
+        .saturating_add(index.heap_bytes())
+        .saturating_add(ENTRY_OVERHEAD)
+}
+
+/// The store. Mutated by one writer at a time (the runtime serializes calls).
+#[derive(Debug)]
+pub struct Store {
+    objects: BTreeMap<ObjectKey, StoredObject>,
+    revision: u64,
+    used_bytes: usize,
+    max_objects: usize,
+    max_bytes: usize,
+    per_resource: [usize; crate::resource::RESOURCES.len()],
+    ring: Arc<WatchRing>,
+}
+
+impl Store {
+    /// An empty store at revision 0 with the budgets of `config`.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            revision: 0,
+            used_bytes: 0,
+            max_objects: config.max_objects,
+            max_bytes: config.max_store_bytes,
+            per_resource: [0; crate::resource::RESOURCES.len()],
+            ring: Arc::new(WatchRing::new(config.watch_ring_capacity)),
+        }
+    }
+
+    /// The revision of the latest write.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The revision the next write will get; callers write it into the object's JSON first.
+    pub fn next_revision(&self) -> u64 {
+        self.revision.saturating_add(1)
+    }
+
+    /// The shared watch ring every write appends to.
+    pub fn ring(&self) -> &Arc<WatchRing> {
+        &self.ring
+    }
+
+    /// Number of stored objects.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether the store holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Bytes charged against the byte budget.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes
+    }
+
+    /// Objects stored of one resource type.
+    pub fn count(&self, resource: ResourceId) -> usize {
+        self.per_resource
+            .get(resource as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The current version of `key`.
+    pub fn get(&self, key: &ObjectKey) -> Option<&StoredObject> {
+        self.objects.get(key)
+    }
+
+    /// Objects of `resource` (in `namespace` if given) in key order, strictly after `after`
+    /// (a `(namespace, name)` position) if given.
+    pub fn range<'a>(
+        &'a self,
+        resource: ResourceId,
+        namespace: Option<&'a str>,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a StoredObject)> + 'a {
+        let start = match after {
+            Some((ns, name)) => Bound::Excluded(ObjectKey::new(resource, ns, name)),
+            None => Bound::Included(ObjectKey::new(resource, namespace.unwrap_or(""), "")),
+        };
+        self.objects
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| {
+                k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+    }
+
+    /// Stores a new object at [`Store::next_revision`]. `json` must already carry that revision.
+    pub fn create(
+        &mut self,
+        key: ObjectKey,
+        json: Vec<u8>,
+        index: ObjectIndex,
+    ) -> Result<u64, Error> {
+        if self.objects.contains_key(&key) {
+            return Err(Error::AlreadyExists {
+                resource: String::new(),
+                name: key.name,
+            });
+        }
+        if self.objects.len() >= self.max_objects {
+            return Err(Error::InsufficientStorage(alloc::format!(
+                "the store holds its configured maximum of {} objects; delete objects or raise the budget",
+                self.max_objects
+            )));
+        }
+        let cost = entry_bytes(&key, json.len(), &index);
+        let used = self.charge(cost, 0)?;
+        let revision = self.next_revision();
+        let object = StoredObject {
+            json: json.into(),
+            revision,
+            index: StdArc::new(index),
+        };
+        self.used_bytes = used;
+        if let Some(n) = self.per_resource.get_mut(key.resource as usize) {
+            *n += 1;
+        }
+        self.objects.insert(key.clone(), object.clone());
+        self.commit(EventType::Added, key, object, None);
+        Ok(revision)
+    }
+
+    /// Replaces the current version of `key` at [`Store::next_revision`].
+    pub fn update(
+        &mut self,
+        key: &ObjectKey,
+        json: Vec<u8>,
+        index: ObjectIndex,
+    ) -> Result<u64, Error> {
+        let Some(old) = self.objects.get(key) else {
+            return Err(Error::NotFound {
+                resource: String::new(),
+                name: key.name.clone(),
+            });
+        };
+        let old_cost = entry_bytes(key, old.json.len(), &old.index);
+        let cost = entry_bytes(key, json.len(), &index);
+        let used = self.charge(cost, old_cost)?;
+        let revision = self.next_revision();
+        let object = StoredObject {
+            json: json.into(),
+            revision,
+            index: StdArc::new(index),
+        };
+        self.used_bytes = used;
+        let previous = self.objects.insert(key.clone(), object.clone());
+        self.commit(EventType::Modified, key.clone(), object, previous);
+        Ok(revision)
+    }
+
+    /// Removes `key` at [`Store::next_revision`]; `final_json` is the object as the DELETED event
+    /// shows it (carrying the deletion's revision).
+    pub fn delete(&mut self, key: &ObjectKey, final_json: Vec<u8>) -> Result<u64, Error> {
+        let Some(old) = self.objects.remove(key) else {
+            return Err(Error::NotFound {
+                resource: String::new(),
+                name: key.name.clone(),
+            });
+        };
+        self.used_bytes =
+            self.used_bytes
+                .saturating_sub(entry_bytes(key, old.json.len(), &old.index));
+        if let Some(n) = self.per_resource.get_mut(key.resource as usize) {
+            *n = n.saturating_sub(1);
+        }
+        let revision = self.next_revision();
+        let object = StoredObject {
+            json: final_json.into(),
+            revision,
+            index: old.index.clone(),
+        };
+        self.commit(EventType::Deleted, key.clone(), object, Some(old));
+        Ok(revision)
+    }
+
+    /// The used-bytes total after replacing `freed` bytes by `cost`, or 507 when over budget.
+    fn charge(&self, cost: usize, freed: usize) -> Result<usize, Error> {
+        let used = self.used_bytes.saturating_sub(freed).checked_add(cost);
+        match used {
+            Some(used) if used <= self.max_bytes => Ok(used),
+            _ => Err(Error::InsufficientStorage(alloc::format!(
+                "the store's byte budget of {} bytes is full; delete objects or raise the budget",
+                self.max_bytes
+            ))),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        kind: EventType,
+        key: ObjectKey,
+        object: StoredObject,
+        previous: Option<StoredObject>,
+    ) {
+        self.revision = object.revision;
+        self.ring.push(WatchEvent {
+            kind,
+            key,
+            object,
+            previous,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_objects: usize, max_bytes: usize) -> Config {
+        Config {
+            max_objects,
+            max_store_bytes: max_bytes,
+            watch_ring_capacity: 4,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn writes_bump_the_revision_and_respect_budgets() {
+        let mut store = Store::new(&config(2, 10_000));
+        let a = ObjectKey::new(ResourceId::Pods, "default", "a");
+        assert_eq!(
+            store.create(a.clone(), b"{}".to_vec(), ObjectIndex::default()),
+            Ok(1)
+        );
+        assert!(matches!(
+            store.create(a.clone(), b"{}".to_vec(), ObjectIndex::default()),
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert_eq!(
+            store.update(&a, b"{\"x\":1}".to_vec(), ObjectIndex::default()),
+            Ok(2)
+        );
+        store
+            .create(
+                ObjectKey::new(ResourceId::Pods, "default", "b"),
+                b"{}".to_vec(),
+                ObjectIndex::default(),
+            )
+            .unwrap();
+        let before = (store.revision(), store.used_bytes(), store.len());
+        let full = store.create(
+            ObjectKey::new(ResourceId::Pods, "default", "c"),
+            b"{}".to_vec(),
+            ObjectIndex::default(),
+        );
+        assert!(matches!(full, Err(Error::InsufficientStorage(_))));
+        assert_eq!(
+            (store.revision(), store.used_bytes(), store.len()),
+            before,
+            "a refused write changes nothing"
+        );
+        assert_eq!(store.delete(&a, b"{}".to_vec()), Ok(4));
+        assert_eq!(store.count(ResourceId::Pods), 1);
+    }
+
+    #[test]
+    fn byte_budget_is_all_or_nothing() {
+        let mut store = Store::new(&config(100, 400));
+        let a = ObjectKey::new(ResourceId::ConfigMaps, "default", "a");
+        store
+            .create(a.clone(), alloc::vec![b' '; 100], ObjectIndex::default())
+            .unwrap();
+        let big = store.update(&a, alloc::vec![b' '; 300], ObjectIndex::default());
+        assert!(matches!(big, Err(Error::InsufficientStorage(_))));
+        assert_eq!(store.get(&a).unwrap().json.len(), 100);
+        assert_eq!(store.revision(), 1);
+    }
+
+    #[test]
+    fn range_is_scoped_and_ordered() {
+        let mut store = Store::new(&config(100, 1 << 20));
+        for (ns, name) in [("b", "2"), ("a", "1"), ("b", "1"), ("c", "9")] {
+            store
+                .create(
+                    ObjectKey::new(ResourceId::Pods, ns, name),
+                    b"{}".to_vec(),
+                    ObjectIndex::default(),
+                )
+                .unwrap();
+        }
+        store
+            .create(
+                ObjectKey::new(ResourceId::Nodes, "", "n"),
+                b"{}".to_vec(),
+                ObjectIndex::default(),
+            )
+            .unwrap();
+        let names = |it: &mut dyn Iterator<Item = (&ObjectKey, &StoredObject)>| {
+            it.map(|(k, _)| alloc::format!("{}/{}", k.namespace, k.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&mut store.range(ResourceId::Pods, None, None)),
+            ["a/1", "b/1", "b/2", "c/9"]
+        );
+        assert_eq!(
+            names(&mut store.range(ResourceId::Pods, Some("b"), None)),
+            ["b/1", "b/2"]
+        );
+        assert_eq!(
+            names(&mut store.range(ResourceId::Pods, None, Some(("b", "1")))),
+            ["b/2", "c/9"]
+        );
+        assert_eq!(
+            names(&mut store.range(ResourceId::Pods, Some("b"), Some(("b", "1")))),
+            ["b/2"]
+        );
+    }
+}

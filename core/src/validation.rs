@@ -15,3 +15,8 @@ pub fn validate(_resource: ResourceId, _obj: &Value, _old: Option<&Value>) -> Re
 pub fn is_dns1123_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253
 }
+
+/// DNS-1123 label: lower-case alphanumerics and `-`, at most 63 characters.
+pub fn is_dns1123_label(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 63
+}

@@ -1,1 +1,224 @@
-//! The watch log: a bounded ring of change events that writers append to without waiting.
+//! The watch log: a bounded ring of change events, one per revision. Writers append without
+//! waiting for any reader; a reader whose position has left the ring gets [`Expired`] and must
+//! re-list, exactly like a Kubernetes client after etcd compaction.
+//!
+//! The ring is the one structure in core shared across threads: the writer holds the store, each
+//! watch stream holds a cursor and reads under the ring's short lock.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::store::{ObjectKey, StoredObject};
+use crate::sync::Mutex;
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// The object was created.
+    Added,
+    /// The object was replaced.
+    Modified,
+    /// The object was removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, shared by every reader.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    /// What happened.
+    pub kind: EventType,
+    /// Which object.
+    pub key: ObjectKey,
+    /// The object after the change (for a delete: its last state at the delete's revision).
+    pub object: StoredObject,
+    /// The version before the change; `None` for a create. Lets readers see selector
+    /// transitions and lets paginated LISTs rebuild older snapshots.
+    pub previous: Option<StoredObject>,
+}
+
+impl WatchEvent {
+    /// The revision of this change.
+    pub fn revision(&self) -> u64 {
+        self.object.revision
+    }
+}
+
+/// A reader asked for changes after a revision that has left the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// The revision the reader asked to continue after.
+    pub requested: u64,
+    /// The oldest revision a reader may still continue after.
+    pub oldest: u64,
+}
+
+#[derive(Debug)]
+struct Ring {
+    events: VecDeque<crate::sync::Arc<WatchEvent>>,
+    capacity: usize,
+    /// Readers positioned at or after this revision see every later change.
+    oldest: u64,
+    /// Revision of the newest event.
+    newest: u64,
+    /// Events pushed out by newer ones.
+    evicted: u64,
+}
+
+/// The bounded event ring.
+#[derive(Debug)]
+pub struct WatchRing {
+    ring: Mutex<Ring>,
+}
+
+impl WatchRing {
+    /// An empty ring holding at most `capacity` events (at least one).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(capacity.min(1 << 16)),
+                capacity,
+                oldest: 0,
+                newest: 0,
+                evicted: 0,
+            }),
+        }
+    }
+
+    /// Appends the event of the newest revision, evicting the oldest when full. Never waits on a
+    /// reader: readers hold the lock only to clone handles.
+    pub fn push(&self, event: WatchEvent) {
+        let revision = event.revision();
+        let mut ring = self.ring.lock();
+        if ring.events.len() >= ring.capacity
+            && let Some(front) = ring.events.pop_front()
+        {
+            ring.oldest = front.revision();
+            ring.evicted = ring.evicted.saturating_add(1);
+        }
+        if ring.events.is_empty() && ring.newest == 0 {
+            ring.oldest = revision.saturating_sub(1);
+        }
+        ring.newest = revision;
+        ring.events.push_back(crate::sync::Arc::new(event));
+    }
+
+    /// Copies handles of up to `max` events after revision `after` into `out`; returns the number
+    /// copied, or [`Expired`] when some event after `after` has already been evicted.
+    pub fn read_after(
+        &self,
+        after: u64,
+        max: usize,
+        out: &mut Vec<crate::sync::Arc<WatchEvent>>,
+    ) -> Result<usize, Expired> {
+        let ring = self.ring.lock();
+        if after < ring.oldest {
+            return Err(Expired {
+                requested: after,
+                oldest: ring.oldest,
+            });
+        }
+        let Some(front) = ring.events.front() else {
+            return Ok(0);
+        };
+        // One event per revision, so the position of revision `after + 1` is a subtraction.
+        let skip = usize::try_from(after.saturating_add(1).saturating_sub(front.revision()))
+            .unwrap_or(usize::MAX);
+        let mut copied = 0;
+        for event in ring.events.iter().skip(skip).take(max) {
+            out.push(event.clone());
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
+    /// Revision of the newest event (0 before the first write).
+    pub fn newest(&self) -> u64 {
+        self.ring.lock().newest
+    }
+
+    /// The oldest revision a reader may continue after.
+    pub fn oldest(&self) -> u64 {
+        self.ring.lock().oldest
+    }
+
+    /// (events held, capacity, events evicted so far).
+    pub fn stats(&self) -> (usize, usize, u64) {
+        let ring = self.ring.lock();
+        (ring.events.len(), ring.capacity, ring.evicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ResourceId;
+    use crate::store::ObjectIndex;
+    use alloc::sync::Arc;
+
+    fn event(revision: u64) -> WatchEvent {
+        WatchEvent {
+            kind: EventType::Added,
+            key: ObjectKey::new(ResourceId::Pods, "default", "p"),
+            object: StoredObject {
+                json: Arc::from(&b"{}"[..]),
+                revision,
+                index: Arc::new(ObjectIndex::default()),
+            },
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn readers_follow_and_expire() {
+        let ring = WatchRing::new(3);
+        let mut out = Vec::new();
+        assert_eq!(ring.read_after(0, 10, &mut out), Ok(0));
+        for rev in 1..=3 {
+            ring.push(event(rev));
+        }
+        assert_eq!(ring.read_after(0, 10, &mut out), Ok(3));
+        out.clear();
+        assert_eq!(ring.read_after(2, 10, &mut out), Ok(1));
+        assert_eq!(out[0].revision(), 3);
+        ring.push(event(4));
+        ring.push(event(5));
+        assert_eq!(
+            ring.read_after(1, 10, &mut out),
+            Err(Expired {
+                requested: 1,
+                oldest: 2
+            })
+        );
+        out.clear();
+        assert_eq!(ring.read_after(2, 10, &mut out), Ok(3));
+        assert_eq!(
+            out.iter().map(|e| e.revision()).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        out.clear();
+        assert_eq!(ring.read_after(5, 10, &mut out), Ok(0));
+        assert_eq!(ring.read_after(4, 1, &mut out), Ok(1));
+        assert_eq!(ring.stats(), (3, 3, 2));
+    }
+
+    #[test]
+    fn a_ring_that_starts_late_still_indexes_by_revision() {
+        let ring = WatchRing::new(2);
+        ring.push(event(7));
+        let mut out = Vec::new();
+        assert_eq!(ring.read_after(6, 10, &mut out), Ok(1));
+        assert!(ring.read_after(5, 10, &mut out).is_err());
+    }
+}

@@ -1,5 +1,262 @@
 //! The Kubernetes API subset: one request in, one response (or a watch) out.
+//!
+//! [`ApiServer::handle_request`] authenticates, routes and answers; writes go through the store
+//! and land in the watch ring. [`ApiServer::handle_timeout`] advances background work (namespace
+//! deletion) and [`ApiServer::poll_timeout`] says when it is next due.
 
+pub mod defaults;
 pub mod discovery;
+mod objects;
 pub mod openapi;
+pub mod request;
 pub mod table;
+pub mod watch;
+
+use alloc::collections::BTreeSet;
+use alloc::string::String;
+use alloc::vec::Vec;
+use sha2::{Digest, Sha256};
+
+pub use request::{ApiRequest, ApiResponse, Method, Route};
+pub use watch::{WatchPoll, Watcher};
+
+use crate::auth::{self, Identity};
+use crate::store::Store;
+use crate::sync::Arc;
+use crate::watch::WatchRing;
+use crate::{Config, Error, UnixTime};
+
+/// The result of one request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A complete answer.
+    Response(ApiResponse),
+    /// A watch stream: the runtime polls the watcher against the ring until it ends.
+    Watch(alloc::boxed::Box<Watcher>),
+}
+
+impl From<ApiResponse> for Outcome {
+    fn from(response: ApiResponse) -> Self {
+        Self::Response(response)
+    }
+}
+
+/// Unique ids and random names from a seed the runtime passes in (core has no RNG).
+#[derive(Debug)]
+pub(crate) struct IdSource {
+    seed: [u8; 32],
+    counter: u64,
+}
+
+impl IdSource {
+    fn next_block(&mut self) -> [u8; 32] {
+        self.counter = self.counter.wrapping_add(1);
+        let mut hasher = Sha256::new();
+        hasher.update(self.seed);
+        hasher.update(self.counter.to_le_bytes());
+        hasher.finalize().into()
+    }
+
+    /// An RFC 4122 version-4 UUID string.
+    pub(crate) fn uuid(&mut self) -> String {
+        let mut b = self.next_block();
+        if let Some(x) = b.get_mut(6) {
+            *x = (*x & 0x0f) | 0x40;
+        }
+        if let Some(x) = b.get_mut(8) {
+            *x = (*x & 0x3f) | 0x80;
+        }
+        let mut out = String::with_capacity(36);
+        for (i, byte) in b.iter().take(16).enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(hex_digit(byte >> 4));
+            out.push(hex_digit(byte & 0x0f));
+        }
+        out
+    }
+
+    /// Five characters from kube's `generateName` alphabet.
+    pub(crate) fn name_suffix(&mut self) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        self.next_block()
+            .iter()
+            .take(5)
+            .map(|b| {
+                char::from(
+                    *ALPHABET
+                        .get(usize::from(*b) % ALPHABET.len())
+                        .unwrap_or(&b'x'),
+                )
+            })
+            .collect()
+    }
+}
+
+fn hex_digit(n: u8) -> char {
+    char::from_digit(u32::from(n), 16).unwrap_or('0')
+}
+
+/// The API server state machine.
+#[derive(Debug)]
+pub struct ApiServer {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) ids: IdSource,
+    /// Namespaces being deleted, finished by `handle_timeout`.
+    pub(crate) terminating: BTreeSet<String>,
+    /// Cluster IPs in use (offsets in the service range).
+    pub(crate) cluster_ips: BTreeSet<u32>,
+    /// Node ports in use.
+    pub(crate) node_ports: BTreeSet<u16>,
+}
+
+impl ApiServer {
+    /// A server with the bootstrap namespaces and the `kubernetes` service, created at `now`.
+    /// `seed` is fresh randomness from the runtime (uids, generated names).
+    pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
+        let store = Store::new(&config);
+        let mut server = Self {
+            config,
+            store,
+            ids: IdSource { seed, counter: 0 },
+            terminating: BTreeSet::new(),
+            cluster_ips: BTreeSet::new(),
+            node_ports: BTreeSet::new(),
+        };
+        server.bootstrap(now);
+        server
+    }
+
+    /// The ring that watch streams read.
+    pub fn watch_ring(&self) -> Arc<WatchRing> {
+        self.store.ring().clone()
+    }
+
+    /// The store (read-only), for metrics and tests.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one request at `now`. Never panics; errors become `Status` responses.
+    pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
+        match self.dispatch(now, req) {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::Response(ApiResponse::error(&error)),
+        }
+    }
+
+    fn dispatch(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<Outcome, Error> {
+        let identity = auth::authenticate(&self.config, req.authorization)?;
+        let Some(route) = request::route(req.path) else {
+            self.require_user(&identity)?;
+            return Err(Error::PathNotFound(req.path.into()));
+        };
+        if let Route::Health(path) = route {
+            return Ok(health(path).into());
+        }
+        if route == Route::Version {
+            return Ok(json_response(&discovery::version()).into());
+        }
+        self.require_user(&identity)?;
+        if req.body_too_large {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is larger than the limit of {} bytes",
+                self.config.max_body_bytes
+            )));
+        }
+        let read_only = matches!(req.method, Method::Get | Method::Head);
+        match route {
+            Route::Resource(path) => self.handle_resource(now, req, &path),
+            Route::Worker(_) => Err(Error::PathNotFound(req.path.into())),
+            _ if !read_only => Err(Error::MethodNotAllowed(alloc::format!(
+                "the server does not allow this method on the requested resource ({})",
+                req.path
+            ))),
+            Route::CoreApiVersions | Route::ApiGroupList => {
+                let core_group = route == Route::CoreApiVersions;
+                match request::negotiate(req.accept)? {
+                    request::Representation::AggregatedDiscovery => Ok(ApiResponse {
+                        status: 200,
+                        content_type: request::AGGREGATED_DISCOVERY,
+                        body: crate::json::to_vec(&discovery::aggregated(core_group)),
+                        warnings: Vec::new(),
+                    }
+                    .into()),
+                    _ if core_group => Ok(json_response(&discovery::core_api_versions()).into()),
+                    _ => Ok(json_response(&discovery::api_group_list()).into()),
+                }
+            }
+            Route::ApiGroup(group) => discovery::api_group(group)
+                .map(|v| json_response(&v).into())
+                .ok_or_else(|| Error::PathNotFound(req.path.into())),
+            Route::ResourceList(group, version) => discovery::api_resource_list(group, version)
+                .map(|v| json_response(&v).into())
+                .ok_or_else(|| Error::PathNotFound(req.path.into())),
+            Route::OpenApiV3Index => Ok(json_response(&openapi::v3_index()).into()),
+            Route::OpenApiV3(doc) => openapi::v3_document(doc)
+                .map(|v| json_response(&v).into())
+                .ok_or_else(|| Error::PathNotFound(req.path.into())),
+            Route::OpenApiV2 | Route::Health(_) | Route::Version => {
+                Err(Error::PathNotFound(req.path.into()))
+            }
+        }
+    }
+
+    fn require_user(&self, identity: &Identity) -> Result<(), Error> {
+        match identity {
+            Identity::Anonymous => Err(Error::Unauthorized("Unauthorized".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// When [`ApiServer::handle_timeout`] next has work, if ever.
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        if self.terminating.is_empty() {
+            None
+        } else {
+            Some(UnixTime::default())
+        }
+    }
+
+    /// Advances background work due at `now`: finishes deleting terminating namespaces.
+    pub fn handle_timeout(&mut self, now: UnixTime) {
+        let pending: Vec<String> = self.terminating.iter().cloned().collect();
+        for namespace in pending {
+            if self.finish_namespace_deletion(now, &namespace) {
+                self.terminating.remove(&namespace);
+            }
+        }
+    }
+}
+
+fn json_response(value: &serde_json::Value) -> ApiResponse {
+    ApiResponse::json(200, crate::json::to_vec(value))
+}
+
+fn health(path: &str) -> ApiResponse {
+    let (endpoint, check) = match path.split_once('/').map(|_| path.trim_start_matches('/')) {
+        Some(rest) => rest.split_once('/').unwrap_or((rest, "")),
+        None => ("healthz", ""),
+    };
+    let checks = [
+        "ping",
+        "log",
+        "etcd",
+        "poststarthook/start-kube-apiserver-admission-initializer",
+    ];
+    if check.is_empty() || check == "verbose" {
+        return ApiResponse::text(200, "ok");
+    }
+    if checks.contains(&check) {
+        return ApiResponse::text(200, "ok");
+    }
+    let _ = endpoint;
+    ApiResponse::error(&Error::PathNotFound(path.into()))
+}

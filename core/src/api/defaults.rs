@@ -1,0 +1,438 @@
+//! Defaults and admission that kube-apiserver applies before storing: pod and template defaults,
+//! DefaultTolerationSeconds, service cluster IPs and node ports, namespace finalizers, Secret
+//! `stringData`.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+
+use super::ApiServer;
+use crate::resource::ResourceId;
+use crate::{Error, UnixTime};
+
+/// First address of the service range 10.43.0.0/16 (k3s' default), as a u32.
+const SERVICE_NET: u32 = 0x0a2b_0000;
+/// Addresses in the service range.
+const SERVICE_NET_SIZE: u32 = 1 << 16;
+/// NodePort range, as kube-apiserver's default.
+const NODE_PORTS: core::ops::RangeInclusive<u16> = 30000..=32767;
+
+fn entry<'a>(map: &'a mut Map<String, Value>, key: &str, default: Value) -> &'a mut Value {
+    map.entry(key).or_insert(default)
+}
+
+fn set_default(map: &mut Map<String, Value>, key: &str, default: Value) {
+    if map.get(key).is_none_or(Value::is_null) {
+        map.insert(key.into(), default);
+    }
+}
+
+/// Applies defaults to `obj` of `resource` (`old` is the stored version on update).
+pub(crate) fn apply(
+    server: &mut ApiServer,
+    resource: ResourceId,
+    obj: &mut Value,
+    old: Option<&Value>,
+    _now: UnixTime,
+) -> Result<(), Error> {
+    let Some(map) = obj.as_object_mut() else {
+        return Ok(());
+    };
+    match resource {
+        ResourceId::Namespaces => {
+            let name = map
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(meta) = entry(map, "metadata", json!({})).as_object_mut() {
+                let labels = entry(meta, "labels", json!({}));
+                if let Some(labels) = labels.as_object_mut() {
+                    labels.insert("kubernetes.io/metadata.name".into(), Value::from(name));
+                }
+            }
+            if let Some(spec) = entry(map, "spec", json!({})).as_object_mut() {
+                set_default(spec, "finalizers", json!(["kubernetes"]));
+            }
+            if old.is_none() {
+                map.insert("status".into(), json!({"phase": "Active"}));
+            }
+        }
+        ResourceId::Pods => {
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                pod_spec(spec);
+                if old.is_none() {
+                    set_default(spec, "serviceAccountName", Value::from("default"));
+                    let sa = spec
+                        .get("serviceAccountName")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    set_default(spec, "serviceAccount", sa);
+                    default_tolerations(spec);
+                    set_default(spec, "priority", Value::from(0));
+                }
+            }
+            if old.is_none() {
+                let qos = qos_class(map.get("spec"));
+                let status = entry(map, "status", json!({}));
+                if let Some(status) = status.as_object_mut() {
+                    set_default(status, "phase", Value::from("Pending"));
+                    set_default(status, "qosClass", Value::from(qos));
+                }
+            }
+        }
+        ResourceId::Deployments | ResourceId::ReplicaSets => {
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                set_default(spec, "replicas", Value::from(1));
+                set_default(spec, "revisionHistoryLimit", Value::from(10));
+                if resource == ResourceId::Deployments {
+                    set_default(spec, "progressDeadlineSeconds", Value::from(600));
+                    let strategy = entry(spec, "strategy", json!({}));
+                    if let Some(strategy) = strategy.as_object_mut() {
+                        set_default(strategy, "type", Value::from("RollingUpdate"));
+                        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                            let rolling = entry(strategy, "rollingUpdate", json!({}));
+                            if let Some(rolling) = rolling.as_object_mut() {
+                                set_default(rolling, "maxUnavailable", Value::from("25%"));
+                                set_default(rolling, "maxSurge", Value::from("25%"));
+                            }
+                        }
+                    }
+                } else {
+                    spec.remove("revisionHistoryLimit");
+                }
+                if let Some(template_spec) = spec
+                    .get_mut("template")
+                    .and_then(|t| t.get_mut("spec"))
+                    .and_then(Value::as_object_mut)
+                {
+                    pod_spec(template_spec);
+                }
+            }
+            if old.is_none() {
+                map.insert("status".into(), json!({}));
+            }
+        }
+        ResourceId::Services => service(server, map, old)?,
+        ResourceId::Secrets => {
+            set_default(map, "type", Value::from("Opaque"));
+            if let Some(Value::Object(string_data)) = map.remove("stringData") {
+                let data = entry(map, "data", json!({}));
+                if let Some(data) = data.as_object_mut() {
+                    for (k, v) in string_data {
+                        let text = v.as_str().unwrap_or("");
+                        data.insert(k, Value::from(STANDARD.encode(text.as_bytes())));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// PodSpec defaults shared by pods and pod templates.
+fn pod_spec(spec: &mut Map<String, Value>) {
+    set_default(spec, "restartPolicy", Value::from("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", Value::from(30));
+    set_default(spec, "dnsPolicy", Value::from("ClusterFirst"));
+    set_default(spec, "securityContext", json!({}));
+    set_default(spec, "schedulerName", Value::from("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+                let image = container.get("image").and_then(Value::as_str).unwrap_or("");
+                let policy = if image_is_latest(image) {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
+                set_default(container, "imagePullPolicy", Value::from(policy));
+                set_default(
+                    container,
+                    "terminationMessagePath",
+                    Value::from("/dev/termination-log"),
+                );
+                set_default(container, "terminationMessagePolicy", Value::from("File"));
+                set_default(container, "resources", json!({}));
+                if let Some(ports) = container.get_mut("ports").and_then(Value::as_array_mut) {
+                    for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        set_default(port, "protocol", Value::from("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `:latest` or no tag (and no digest) pulls Always, as kube's defaulting says.
+fn image_is_latest(image: &str) -> bool {
+    if image.contains('@') {
+        return false;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        None => true,
+        Some((_, tag)) => tag == "latest",
+    }
+}
+
+/// DefaultTolerationSeconds admission: tolerate not-ready/unreachable for 300 s unless the pod
+/// says otherwise.
+fn default_tolerations(spec: &mut Map<String, Value>) {
+    let tolerations = entry(spec, "tolerations", json!([]));
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let present = list.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str);
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == Some(key)
+                || (k.is_none() && t.get("operator").and_then(Value::as_str) == Some("Exists")))
+                && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !present {
+            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
+    }
+}
+
+fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.and_then(|s| s.get(*k)).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in &containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn service(
+    server: &mut ApiServer,
+    map: &mut Map<String, Value>,
+    old: Option<&Value>,
+) -> Result<(), Error> {
+    let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    set_default(spec, "type", Value::from("ClusterIP"));
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    set_default(spec, "sessionAffinity", Value::from("None"));
+    if kind != "ExternalName" {
+        set_default(spec, "internalTrafficPolicy", Value::from("Cluster"));
+    }
+    if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+        set_default(spec, "externalTrafficPolicy", Value::from("Cluster"));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+            set_default(port, "protocol", Value::from("TCP"));
+            if let Some(p) = port.get("port").cloned() {
+                set_default(port, "targetPort", p);
+            }
+            if matches!(kind.as_str(), "NodePort" | "LoadBalancer")
+                && port.get("nodePort").is_none()
+            {
+                let old_port = old
+                    .and_then(|o| o.pointer("/spec/ports"))
+                    .and_then(Value::as_array)
+                    .and_then(|ports| {
+                        ports
+                            .iter()
+                            .find(|p| {
+                                p.get("port") == port.get("port")
+                                    && p.get("protocol") == port.get("protocol")
+                            })
+                            .and_then(|p| p.get("nodePort"))
+                            .cloned()
+                    });
+                let node_port = match old_port {
+                    Some(p) => p,
+                    None => Value::from(allocate_node_port(server)?),
+                };
+                port.insert("nodePort".into(), node_port);
+            }
+        }
+    }
+    if kind != "ExternalName" {
+        let previous = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
+        let ip = match (spec.get("clusterIP").and_then(Value::as_str), previous) {
+            (Some(ip), _) if !ip.is_empty() => Value::from(ip),
+            (_, Some(prev)) => prev,
+            _ => Value::from(format_ip(allocate_cluster_ip(server)?)),
+        };
+        spec.insert("clusterIP".into(), ip.clone());
+        set_default(spec, "clusterIPs", json!([ip]));
+        set_default(spec, "ipFamilies", json!(["IPv4"]));
+        set_default(spec, "ipFamilyPolicy", Value::from("SingleStack"));
+    }
+    if old.is_none() {
+        map.insert("status".into(), json!({"loadBalancer": {}}));
+    }
+    Ok(())
+}
+
+fn allocate_cluster_ip(server: &ApiServer) -> Result<u32, Error> {
+    // .0 is the network, .1 is the `kubernetes` service's (given to the first caller).
+    (1..SERVICE_NET_SIZE - 1)
+        .find(|offset| !server.cluster_ips.contains(offset))
+        .ok_or_else(|| {
+            Error::InsufficientStorage(
+                "no cluster IP is free in the service range 10.43.0.0/16".into(),
+            )
+        })
+}
+
+fn allocate_node_port(server: &ApiServer) -> Result<u16, Error> {
+    NODE_PORTS
+        .clone()
+        .find(|p| !server.node_ports.contains(p))
+        .ok_or_else(|| {
+            Error::InsufficientStorage("no node port is free in the range 30000-32767".into())
+        })
+}
+
+fn format_ip(offset: u32) -> String {
+    let ip = SERVICE_NET.wrapping_add(offset);
+    alloc::format!(
+        "{}.{}.{}.{}",
+        ip >> 24,
+        (ip >> 16) & 0xff,
+        (ip >> 8) & 0xff,
+        ip & 0xff
+    )
+}
+
+fn parse_service_ip(text: &str) -> Option<u32> {
+    let mut octets = text.split('.').map(|o| o.parse::<u8>().ok());
+    let (a, b, c, d) = (
+        octets.next()??,
+        octets.next()??,
+        octets.next()??,
+        octets.next()??,
+    );
+    let ip = u32::from_be_bytes([a, b, c, d]);
+    ip.checked_sub(SERVICE_NET)
+        .filter(|off| *off < SERVICE_NET_SIZE)
+}
+
+/// Records what a stored object holds (cluster IPs, node ports) once it is committed.
+pub(crate) fn committed(server: &mut ApiServer, resource: ResourceId, obj: &Value) {
+    if resource != ResourceId::Services {
+        return;
+    }
+    if let Some(offset) = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .and_then(parse_service_ip)
+    {
+        server.cluster_ips.insert(offset);
+    }
+    for port in obj
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(p) = port
+            .get("nodePort")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+        {
+            server.node_ports.insert(p);
+        }
+    }
+}
+
+/// Frees what a deleted object held.
+pub(crate) fn released(server: &mut ApiServer, resource: ResourceId, obj: &Value) {
+    if resource != ResourceId::Services {
+        return;
+    }
+    if let Some(offset) = obj
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .and_then(parse_service_ip)
+    {
+        server.cluster_ips.remove(&offset);
+    }
+    for port in obj
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(p) = port
+            .get("nodePort")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+        {
+            server.node_ports.remove(&p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_pull_policy_follows_the_tag() {
+        assert!(image_is_latest("nginx"));
+        assert!(image_is_latest("nginx:latest"));
+        assert!(!image_is_latest("nginx:1.25"));
+        assert!(!image_is_latest("registry:5000/nginx@sha256:abc"));
+        assert!(image_is_latest("registry:5000/nginx"));
+    }
+
+    #[test]
+    fn service_ips_round_trip() {
+        assert_eq!(format_ip(1), "10.43.0.1");
+        assert_eq!(parse_service_ip("10.43.1.2"), Some(258));
+        assert_eq!(parse_service_ip("10.44.0.1"), None);
+    }
+
+    #[test]
+    fn qos_classes() {
+        assert_eq!(
+            qos_class(Some(&json!({"containers": [{"name": "a"}]}))),
+            "BestEffort"
+        );
+        let g = json!({"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]});
+        assert_eq!(qos_class(Some(&g)), "Guaranteed");
+        let b = json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]});
+        assert_eq!(qos_class(Some(&b)), "Burstable");
+    }
+}

@@ -1,0 +1,1403 @@
+//! Reads and writes of resource objects: get, list (with snapshot pagination), create, update,
+//! patch, delete, deletecollection, the pod binding subresource, and namespace lifecycle.
+
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
+use super::table::{self, IncludeObject};
+use super::watch::{WatchFormat, Watcher};
+use super::{ApiServer, Outcome, defaults};
+use crate::resource::{ResourceId, ResourceType};
+use crate::selector::{self, FieldSelector, LabelSelector};
+use crate::store::{ObjectIndex, ObjectKey, StoredObject};
+use crate::{Error, UnixTime, json as j, patch, schema, validation};
+
+/// How to treat unknown fields (`?fieldValidation=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+/// Group-qualified plural for messages (`pods`, `deployments.apps`).
+pub(crate) fn qualified(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.plural.to_string()
+    } else {
+        alloc::format!("{}.{}", rt.plural, rt.group)
+    }
+}
+
+fn not_found(rt: &ResourceType, name: &str) -> Error {
+    Error::NotFound {
+        resource: qualified(rt),
+        name: name.into(),
+    }
+}
+
+/// The index of one object version.
+pub(crate) fn index_of(resource: ResourceId, obj: &Value) -> ObjectIndex {
+    ObjectIndex {
+        labels: selector::labels_of(obj),
+        fields: selector::selectable_fields(resource, obj),
+    }
+}
+
+fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
+    let map = obj.as_object_mut()?;
+    if !map.get("metadata").is_some_and(Value::is_object) {
+        map.insert("metadata".into(), Value::Object(Map::new()));
+    }
+    map.get_mut("metadata").and_then(Value::as_object_mut)
+}
+
+fn set_meta(obj: &mut Value, key: &str, value: Value) {
+    if let Some(meta) = metadata_mut(obj) {
+        meta.insert(key.into(), value);
+    }
+}
+
+fn remove_meta(obj: &mut Value, key: &str) {
+    if let Some(meta) = metadata_mut(obj) {
+        meta.remove(key);
+    }
+}
+
+fn parse_stored(object: &StoredObject) -> Result<Value, Error> {
+    serde_json::from_slice(&object.json)
+        .map_err(|e| Error::Internal(alloc::format!("stored object is not JSON: {e}")))
+}
+
+/// A body that must be an object of the path's kind.
+struct Body {
+    value: Value,
+}
+
+impl ApiServer {
+    pub(super) fn handle_resource(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        path: &ResourcePath<'_>,
+    ) -> Result<Outcome, Error> {
+        let query = Query::parse(req.query)?;
+        let rt = path.resource;
+        if let Some(sub) = path.subresource
+            && !rt.has_subresource(sub)
+        {
+            return Err(Error::PathNotFound(req.path.into()));
+        }
+        if let Some(ns) = path.namespace
+            && !validation::is_dns1123_label(ns)
+        {
+            return Err(Error::NotFound {
+                resource: "namespaces".into(),
+                name: ns.into(),
+            });
+        }
+        let namespace = path.namespace.unwrap_or("");
+        let watch = path.watch_prefix || query.flag("watch")?;
+        match (req.method, path.name, path.subresource) {
+            (Method::Get | Method::Head, None, None) if watch => {
+                self.start_watch(now, req, rt, path.namespace, None, &query)
+            }
+            (Method::Get | Method::Head, Some(name), None) if watch => {
+                self.start_watch(now, req, rt, path.namespace, Some(name), &query)
+            }
+            (Method::Get | Method::Head, None, None) => self
+                .list(now, req, rt, path.namespace, &query)
+                .map(Into::into),
+            (Method::Get | Method::Head, Some(name), None | Some("status")) => {
+                self.get(now, req, rt, namespace, name).map(Into::into)
+            }
+            (Method::Post, None, None) => {
+                let body = self.body(req, rt, namespace, None)?;
+                self.create(now, req, rt, namespace, body.value, &query)
+                    .map(Into::into)
+            }
+            (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
+                let body = self.parse(req)?;
+                self.bind(now, namespace, name, &body).map(Into::into)
+            }
+            (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
+                let body = self.body(req, rt, namespace, Some(name))?;
+                self.update(now, req, rt, namespace, name, sub, body.value, &query)
+                    .map(Into::into)
+            }
+            (Method::Patch, Some(name), sub @ (None | Some("status"))) => self
+                .patch(now, req, rt, namespace, name, sub, &query)
+                .map(Into::into),
+            (Method::Delete, Some(name), None) => self
+                .delete(now, req, rt, namespace, name, &query)
+                .map(Into::into),
+            (Method::Delete, None, None) => self
+                .delete_collection(now, req, rt, path.namespace, &query)
+                .map(Into::into),
+            _ => Err(Error::MethodNotAllowed(alloc::format!(
+                "the server does not allow this method on the requested resource ({})",
+                req.path
+            ))),
+        }
+    }
+
+    fn parse(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
+        j::parse_body(
+            req.body,
+            self.config.max_body_bytes,
+            self.config.max_json_depth,
+        )
+    }
+
+    /// Parses a create/update body and checks it names the path's kind, namespace and name.
+    fn body(
+        &self,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<Body, Error> {
+        let media = req.content_type.unwrap_or("application/json");
+        let media = media.split(';').next().unwrap_or("").trim();
+        if !matches!(media, "application/json" | "" | "*/*") {
+            return Err(Error::UnsupportedMediaType(alloc::format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json (got {media})"
+            )));
+        }
+        let mut value = self.parse(req)?;
+        let Some(map) = value.as_object_mut() else {
+            return Err(Error::BadRequest(alloc::format!(
+                "the body of a {} must be a JSON object",
+                rt.kind
+            )));
+        };
+        match map.get("apiVersion").and_then(Value::as_str) {
+            None => {
+                map.insert("apiVersion".into(), Value::from(rt.api_version()));
+            }
+            Some(v) if v == rt.api_version() => {}
+            Some(v) => {
+                return Err(Error::BadRequest(alloc::format!(
+                    "the API version in the data ({v}) does not match the expected API version ({})",
+                    rt.api_version()
+                )));
+            }
+        }
+        match map.get("kind").and_then(Value::as_str) {
+            None => {
+                map.insert("kind".into(), Value::from(rt.kind));
+            }
+            Some(k) if k == rt.kind => {}
+            Some(k) => {
+                return Err(Error::BadRequest(alloc::format!(
+                    "the kind in the data ({k}) does not match the expected kind ({}) for {}",
+                    rt.kind,
+                    req.path
+                )));
+            }
+        }
+        if map.get("metadata").is_some_and(|m| !m.is_object()) {
+            return Err(Error::BadRequest("metadata must be an object".into()));
+        }
+        check_path_identity(&mut value, rt, namespace, name)?;
+        Ok(Body { value })
+    }
+
+    fn field_validation(query: &Query) -> Result<FieldValidation, Error> {
+        match query.get("fieldValidation") {
+            None | Some("" | "Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(Error::BadRequest(alloc::format!(
+                "fieldValidation parameter unsupported: {other:?}; expected one of Ignore, Warn, Strict"
+            ))),
+        }
+    }
+
+    /// Unknown fields: an error under Strict, warnings under Warn.
+    fn check_fields(
+        rt: &ResourceType,
+        obj: &Value,
+        mode: FieldValidation,
+    ) -> Result<Vec<String>, Error> {
+        if mode == FieldValidation::Ignore {
+            return Ok(Vec::new());
+        }
+        let unknown = schema::unknown_fields(rt.id, obj);
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let messages: Vec<String> = unknown
+            .iter()
+            .map(|f| alloc::format!("unknown field \"{f}\""))
+            .collect();
+        if mode == FieldValidation::Strict {
+            return Err(Error::BadRequest(alloc::format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {errors}",
+                kind = rt.kind,
+                version = rt.version,
+                errors = messages.join(", ")
+            )));
+        }
+        Ok(messages)
+    }
+
+    fn namespace_must_accept(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), Error> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
+        let Some(ns) = self.store.get(&key) else {
+            return Err(Error::NotFound {
+                resource: "namespaces".into(),
+                name: namespace.into(),
+            });
+        };
+        if self.terminating.contains(namespace)
+            || ns
+                .index
+                .fields
+                .iter()
+                .any(|(f, v)| *f == "status.phase" && v == "Terminating")
+        {
+            return Err(Error::Forbidden {
+                resource: qualified(rt),
+                name: name.into(),
+                message: alloc::format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    qualified(rt)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn manager(req: &ApiRequest<'_>, query: &Query) -> String {
+        if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+            return m.chars().take(128).collect();
+        }
+        // kube-apiserver's default: the user agent up to the first '/'.
+        let agent = req.user_agent.unwrap_or("unknown");
+        agent
+            .split('/')
+            .next()
+            .unwrap_or("unknown")
+            .chars()
+            .take(128)
+            .collect()
+    }
+
+    fn get(
+        &self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ApiResponse, Error> {
+        let representation = request::negotiate(req.accept)?;
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        match representation {
+            Representation::Table => {
+                let value = parse_stored(object)?;
+                let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+                let rv = object.revision.to_string();
+                Ok(table_response(&table::table(
+                    rt.id,
+                    alloc::vec![row],
+                    &rv,
+                    None,
+                    None,
+                    true,
+                )))
+            }
+            _ => Ok(ApiResponse::json(200, object.json.to_vec())),
+        }
+    }
+
+    fn list(
+        &self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let representation = request::negotiate(req.accept)?;
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(rt.id, query.get("fieldSelector").unwrap_or(""))?;
+        let limit = query
+            .number("limit")?
+            .map_or(self.config.max_list_page, |l| {
+                if l == 0 {
+                    self.config.max_list_page
+                } else {
+                    usize::try_from(l)
+                        .unwrap_or(usize::MAX)
+                        .min(self.config.max_list_page)
+                }
+            });
+        let continue_token = query.get("continue").filter(|c| !c.is_empty());
+        let (snapshot, start) = match continue_token {
+            Some(token) => {
+                if query
+                    .get("resourceVersion")
+                    .is_some_and(|rv| !rv.is_empty() && rv != "0")
+                {
+                    return Err(Error::BadRequest(
+                        "specifying resource version is not allowed when using continue".into(),
+                    ));
+                }
+                let (rv, ns, name) = decode_continue(token)?;
+                (rv, Some((ns, name)))
+            }
+            None => (self.store.revision(), None),
+        };
+        let page = self.snapshot_page(
+            rt.id,
+            namespace,
+            snapshot,
+            start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+            limit,
+            &labels,
+            &fields,
+        )?;
+        let rv = snapshot.to_string();
+        let continue_out = page
+            .next
+            .as_ref()
+            .map(|(ns, name)| encode_continue(snapshot, ns, name));
+        match representation {
+            Representation::Table => {
+                let mut rows = Vec::with_capacity(page.items.len());
+                for object in &page.items {
+                    let value = parse_stored(object)?;
+                    rows.push(table::row(rt.id, &value, now, include_object(query)));
+                }
+                Ok(table_response(&table::table(
+                    rt.id,
+                    rows,
+                    &rv,
+                    continue_out.as_deref(),
+                    page.remaining,
+                    true,
+                )))
+            }
+            _ => {
+                // Stored bytes are spliced into the list without re-encoding.
+                let mut body = Vec::with_capacity(
+                    page.items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256,
+                );
+                body.extend_from_slice(b"{\"kind\":\"");
+                body.extend_from_slice(rt.kind.as_bytes());
+                body.extend_from_slice(b"List\",\"apiVersion\":\"");
+                body.extend_from_slice(rt.api_version().as_bytes());
+                body.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
+                body.extend_from_slice(rv.as_bytes());
+                body.push(b'"');
+                if let Some(token) = &continue_out {
+                    body.extend_from_slice(b",\"continue\":\"");
+                    body.extend_from_slice(token.as_bytes());
+                    body.push(b'"');
+                }
+                if let Some(remaining) = page.remaining {
+                    body.extend_from_slice(
+                        alloc::format!(",\"remainingItemCount\":{remaining}").as_bytes(),
+                    );
+                }
+                body.extend_from_slice(b"},\"items\":[");
+                for (i, object) in page.items.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(&object.json);
+                }
+                body.extend_from_slice(b"]}");
+                Ok(ApiResponse::json(200, body))
+            }
+        }
+    }
+
+    /// One page of the list as it was at revision `snapshot`, strictly after `start`.
+    ///
+    /// Objects changed since `snapshot` are rebuilt from the watch ring's `previous` versions, so
+    /// every page of a paginated list shows one consistent revision, like etcd's MVCC; once the
+    /// ring no longer covers `snapshot` the continue token has expired (410).
+    #[allow(clippy::too_many_arguments)]
+    fn snapshot_page(
+        &self,
+        resource: ResourceId,
+        namespace: Option<&str>,
+        snapshot: u64,
+        start: Option<(&str, &str)>,
+        limit: usize,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Result<Page, Error> {
+        let in_scope = |key: &ObjectKey| {
+            key.resource == resource
+                && namespace.is_none_or(|ns| key.namespace == ns)
+                && start.is_none_or(|(ns, name)| {
+                    (key.namespace.as_str(), key.name.as_str()) > (ns, name)
+                })
+        };
+        // For each key changed after the snapshot: its state at the snapshot (None = absent).
+        let mut then: BTreeMap<ObjectKey, Option<StoredObject>> = BTreeMap::new();
+        if snapshot < self.store.revision() {
+            let mut events = Vec::new();
+            self.store.ring().read_after(snapshot, usize::MAX, &mut events).map_err(|_| {
+                Error::Expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
+                )
+            })?;
+            for event in events {
+                if in_scope(&event.key) && !then.contains_key(&event.key) {
+                    then.insert(event.key.clone(), event.previous.clone());
+                }
+            }
+        }
+        let selected =
+            |o: &StoredObject| labels.matches(&o.index.labels) && fields.matches(&o.index.fields);
+        let current = self
+            .store
+            .range(resource, namespace, start)
+            .filter(|(k, _)| !then.contains_key(*k));
+        let mut merged = MergeByKey {
+            a: current.peekable(),
+            b: then
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|o| (k, o)))
+                .peekable(),
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut remaining = 0u64;
+        for (key, object) in &mut merged {
+            if !selected(object) {
+                continue;
+            }
+            if items.len() < limit {
+                items.push(object.clone());
+                if items.len() == limit {
+                    next = Some((key.namespace.clone(), key.name.clone()));
+                }
+            } else {
+                remaining += 1;
+            }
+        }
+        if remaining == 0 {
+            next = None;
+        }
+        Ok(Page {
+            items,
+            next,
+            remaining: (remaining > 0).then_some(remaining),
+        })
+    }
+
+    pub(super) fn create(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        mut obj: Value,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let mode = Self::field_validation(query)?;
+        let warnings = Self::check_fields(rt, &obj, mode)?;
+        // generateName
+        if j::str_at(&obj, "/metadata/name").is_empty() {
+            let prefix = j::string_at(&obj, "/metadata/generateName");
+            if !prefix.is_empty() {
+                let name = alloc::format!("{prefix}{}", self.ids.name_suffix());
+                set_meta(&mut obj, "name", Value::from(name));
+            }
+        }
+        let name = j::string_at(&obj, "/metadata/name");
+        if rt.namespaced {
+            set_meta(&mut obj, "namespace", Value::from(namespace));
+        }
+        strip_server_fields(&mut obj);
+        defaults::apply(self, rt.id, &mut obj, None, now)?;
+        validation::validate(rt.id, &obj, None)?;
+        self.namespace_must_accept(rt, namespace, &name)?;
+        let key = ObjectKey::new(rt.id, namespace, &name);
+        if self.store.get(&key).is_some() {
+            return Err(Error::AlreadyExists {
+                resource: qualified(rt),
+                name,
+            });
+        }
+        let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
+        if dry_run {
+            return Ok(ApiResponse {
+                warnings,
+                ..ApiResponse::json(201, j::to_vec(&obj))
+            });
+        }
+        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
+        set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
+        if has_generation(rt.id) {
+            set_meta(&mut obj, "generation", Value::from(1));
+        }
+        patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
+        let json = self.write_new(key, &mut obj)?;
+        defaults::committed(self, rt.id, &obj);
+        Ok(ApiResponse {
+            warnings,
+            ..ApiResponse::json(201, json)
+        })
+    }
+
+    /// Stores `obj` as a new object, writing the revision into it first.
+    pub(crate) fn write_new(&mut self, key: ObjectKey, obj: &mut Value) -> Result<Vec<u8>, Error> {
+        set_meta(
+            obj,
+            "resourceVersion",
+            Value::from(self.store.next_revision().to_string()),
+        );
+        let json = j::to_vec(obj);
+        let index = index_of(key.resource, obj);
+        self.store
+            .create(key, json.clone(), index)
+            .map_err(|e| match e {
+                Error::AlreadyExists { name, .. } => {
+                    Error::Internal(alloc::format!("{name} appeared during create"))
+                }
+                other => other,
+            })?;
+        Ok(json)
+    }
+
+    /// Replaces the stored object with `obj`, writing the revision into it first.
+    pub(crate) fn write_existing(
+        &mut self,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        set_meta(
+            obj,
+            "resourceVersion",
+            Value::from(self.store.next_revision().to_string()),
+        );
+        let json = j::to_vec(obj);
+        let index = index_of(key.resource, obj);
+        self.store.update(key, json.clone(), index)?;
+        Ok(json)
+    }
+
+    /// Removes the object, with `obj` (its last state) carrying the deletion's revision.
+    pub(crate) fn write_delete(
+        &mut self,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        set_meta(
+            obj,
+            "resourceVersion",
+            Value::from(self.store.next_revision().to_string()),
+        );
+        let json = j::to_vec(obj);
+        self.store.delete(key, json.clone())?;
+        defaults::released(self, key.resource, obj);
+        Ok(json)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        sub: Option<&str>,
+        obj: Value,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let mode = Self::field_validation(query)?;
+        let warnings = Self::check_fields(rt, &obj, mode)?;
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let Some(current) = self.store.get(&key) else {
+            if sub.is_none() && creates_on_update(rt.id) {
+                return self.create(now, req, rt, namespace, obj, query);
+            }
+            return Err(not_found(rt, name));
+        };
+        let old = parse_stored(current)?;
+        let (status, json) = self.write_update(now, req, query, rt, &key, &old, obj, sub, mode)?;
+        Ok(ApiResponse {
+            warnings,
+            ..ApiResponse::json(status, json)
+        })
+    }
+
+    /// The shared tail of update and patch: preconditions, server-owned fields, subresource
+    /// scoping, defaults, validation, no-op detection and the write itself.
+    #[allow(clippy::too_many_arguments)]
+    fn write_update(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        query: &Query,
+        rt: &ResourceType,
+        key: &ObjectKey,
+        old: &Value,
+        mut obj: Value,
+        sub: Option<&str>,
+        _mode: FieldValidation,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        let current_rv = j::string_at(old, "/metadata/resourceVersion");
+        let given_rv = j::string_at(&obj, "/metadata/resourceVersion");
+        if !given_rv.is_empty() && given_rv != current_rv {
+            return Err(Error::Conflict {
+                resource: qualified(rt),
+                name: key.name.clone(),
+                detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+            });
+        }
+        let given_uid = j::str_at(&obj, "/metadata/uid");
+        if !given_uid.is_empty() && given_uid != j::str_at(old, "/metadata/uid") {
+            return Err(Error::Conflict {
+                resource: qualified(rt),
+                name: key.name.clone(),
+                detail: alloc::format!(
+                    "Precondition failed: UID in precondition: {given_uid}, UID in object meta: {}",
+                    j::str_at(old, "/metadata/uid")
+                ),
+            });
+        }
+        if rt.namespaced {
+            set_meta(&mut obj, "namespace", Value::from(key.namespace.as_str()));
+        }
+        // Server-owned metadata always comes from the stored object.
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            match old.pointer(&alloc::format!("/metadata/{field}")) {
+                Some(v) => set_meta(&mut obj, field, v.clone()),
+                None => remove_meta(&mut obj, field),
+            }
+        }
+        scope_to_subresource(rt, sub, old, &mut obj);
+        defaults::apply(self, rt.id, &mut obj, Some(old), now)?;
+        validation::validate(rt.id, &obj, Some(old))?;
+        if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .saturating_add(1);
+            set_meta(&mut obj, "generation", Value::from(generation));
+        }
+        patch::record_update(
+            rt.id,
+            Some(old),
+            &mut obj,
+            &Self::manager(req, query),
+            sub,
+            now,
+        );
+        set_meta(
+            &mut obj,
+            "resourceVersion",
+            Value::from(current_rv.as_str()),
+        );
+        if same_ignoring_managed_time(old, &obj) {
+            // A no-op write keeps the revision, as kube-apiserver does.
+            return Ok((200, j::to_vec(old)));
+        }
+        if query.get("dryRun").is_some_and(|d| d == "All") {
+            return Ok((200, j::to_vec(&obj)));
+        }
+        // Removing the last finalizer of an object being deleted completes the deletion.
+        if old.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers(&obj).is_empty()
+            && rt.id != ResourceId::Namespaces
+        {
+            let json = self.write_delete(key, &mut obj)?;
+            return Ok((200, json));
+        }
+        let json = self.write_existing(key, &mut obj)?;
+        Ok((200, json))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn patch(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        sub: Option<&str>,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let media = req
+            .content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        let kind = match media {
+            "application/merge-patch+json" => PatchKind::Merge,
+            "application/strategic-merge-patch+json" => PatchKind::Strategic,
+            "application/json-patch+json" => PatchKind::Json,
+            "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
+            _ => {
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {media:?})"
+                )));
+            }
+        };
+        let body = self.parse(req)?;
+        let mode = Self::field_validation(query)?;
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let current = self.store.get(&key).map(parse_stored).transpose()?;
+        let manager = Self::manager(req, query);
+        if kind == PatchKind::Apply {
+            if query.get("fieldManager").is_none_or(str::is_empty) {
+                return Err(Error::BadRequest(
+                    "PATCH with application/apply-patch+yaml requires the fieldManager query parameter".into(),
+                ));
+            }
+            if !body.is_object() {
+                return Err(Error::BadRequest(
+                    "an apply patch must be a JSON or YAML object".into(),
+                ));
+            }
+            let mut applied = body.clone();
+            if let Some(map) = applied.as_object_mut() {
+                map.entry("apiVersion")
+                    .or_insert_with(|| Value::from(rt.api_version()));
+                map.entry("kind").or_insert_with(|| Value::from(rt.kind));
+            }
+            check_path_identity(&mut applied, rt, namespace, Some(name))?;
+            let warnings = Self::check_fields(rt, &applied, mode)?;
+            let force = query.flag("force")?;
+            let merged =
+                patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)?;
+            return match current {
+                None => {
+                    let mut response = self.create(
+                        now,
+                        req,
+                        rt,
+                        namespace,
+                        merged,
+                        &Query::parse("fieldValidation=Ignore")?,
+                    )?;
+                    response.warnings = warnings;
+                    Ok(response)
+                }
+                Some(old) => {
+                    let (status, json) =
+                        self.write_update(now, req, query, rt, &key, &old, merged, sub, mode)?;
+                    Ok(ApiResponse {
+                        warnings,
+                        ..ApiResponse::json(status, json)
+                    })
+                }
+            };
+        }
+        let Some(old) = current else {
+            return Err(not_found(rt, name));
+        };
+        let mut patched = old.clone();
+        match kind {
+            PatchKind::Merge => {
+                if !body.is_object() {
+                    return Err(Error::BadRequest(
+                        "a merge patch must be a JSON object".into(),
+                    ));
+                }
+                patch::merge_patch(&mut patched, &body);
+            }
+            PatchKind::Strategic => {
+                if !body.is_object() {
+                    return Err(Error::BadRequest(
+                        "a strategic merge patch must be a JSON object".into(),
+                    ));
+                }
+                patch::strategic_merge(rt.id, &mut patched, &body)?;
+            }
+            PatchKind::Json => patch::json_patch(&mut patched, &body)?,
+            PatchKind::Apply => {}
+        }
+        if !patched.is_object() {
+            return Err(Error::BadRequest(
+                "the patch did not produce an object".into(),
+            ));
+        }
+        if j::str_at(&patched, "/apiVersion") != rt.api_version()
+            || j::str_at(&patched, "/kind") != rt.kind
+        {
+            return Err(Error::BadRequest(
+                "a patch may not change apiVersion or kind".into(),
+            ));
+        }
+        if j::str_at(&patched, "/metadata/name") != name {
+            return Err(Error::BadRequest(alloc::format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                j::str_at(&patched, "/metadata/name")
+            )));
+        }
+        let warnings = Self::check_fields(rt, &patched, mode)?;
+        // A resourceVersion in the patch is a precondition; otherwise patches apply to the latest.
+        let patch_rv = body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(ToOwned::to_owned);
+        if patch_rv.is_none() {
+            set_meta(
+                &mut patched,
+                "resourceVersion",
+                old.pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            );
+        }
+        let (status, json) =
+            self.write_update(now, req, query, rt, &key, &old, patched, sub, mode)?;
+        Ok(ApiResponse {
+            warnings,
+            ..ApiResponse::json(status, json)
+        })
+    }
+
+    fn delete(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let options = if req.body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            self.parse(req)?
+        };
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        let mut obj = parse_stored(current)?;
+        if let Some(pre) = options.get("preconditions") {
+            let uid = pre.get("uid").and_then(Value::as_str);
+            let rv = pre.get("resourceVersion").and_then(Value::as_str);
+            if uid.is_some_and(|u| u != j::str_at(&obj, "/metadata/uid"))
+                || rv.is_some_and(|r| r != j::str_at(&obj, "/metadata/resourceVersion"))
+            {
+                return Err(Error::Conflict {
+                    resource: qualified(rt),
+                    name: name.into(),
+                    detail: "Precondition failed: the object's uid or resourceVersion does not match the delete preconditions".into(),
+                });
+            }
+        }
+        if query.get("dryRun").is_some_and(|d| d == "All") || options.pointer("/dryRun/0").is_some()
+        {
+            return Ok(ApiResponse::json(200, j::to_vec(&obj)));
+        }
+        if rt.id == ResourceId::Namespaces {
+            return self.begin_namespace_deletion(now, &key, obj);
+        }
+        if !finalizers(&obj).is_empty() {
+            // Finalizers hold the object: mark it and let their owners remove them.
+            if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
+                set_meta(&mut obj, "deletionGracePeriodSeconds", Value::from(0));
+                let json = self.write_existing(&key, &mut obj)?;
+                return Ok(ApiResponse::json(202, json));
+            }
+            return Ok(ApiResponse::json(202, j::to_vec(&obj)));
+        }
+        let json = self.write_delete(&key, &mut obj)?;
+        Ok(ApiResponse::json(200, json))
+    }
+
+    fn delete_collection(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        if rt.id == ResourceId::Namespaces {
+            return Err(Error::MethodNotAllowed(
+                "the server does not allow this method on the requested resource (namespaces)"
+                    .into(),
+            ));
+        }
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(rt.id, query.get("fieldSelector").unwrap_or(""))?;
+        let targets: Vec<(String, String)> = self
+            .store
+            .range(rt.id, namespace, None)
+            .filter(|(_, o)| labels.matches(&o.index.labels) && fields.matches(&o.index.fields))
+            .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
+            .collect();
+        let mut items = Vec::with_capacity(targets.len());
+        for (ns, name) in targets {
+            let response = self.delete(now, req, rt, &ns, &name, query)?;
+            items.push(response.body);
+        }
+        let mut body = alloc::format!(
+            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
+            rt.kind,
+            rt.api_version(),
+            self.store.revision()
+        )
+        .into_bytes();
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(item);
+        }
+        body.extend_from_slice(b"]}");
+        Ok(ApiResponse::json(200, body))
+    }
+
+    /// `POST pods/{name}/binding`: sets `spec.nodeName` once, as the scheduler's bind does.
+    fn bind(
+        &mut self,
+        _now: UnixTime,
+        namespace: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<ApiResponse, Error> {
+        let rt = ResourceId::Pods.info();
+        let target = body
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if target.is_empty() {
+            return Err(Error::Invalid {
+                kind: "Binding".into(),
+                name: name.into(),
+                causes: alloc::vec![crate::error::Cause::required("target.name")],
+            });
+        }
+        let key = ObjectKey::new(ResourceId::Pods, namespace, name);
+        let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        let mut pod = parse_stored(current)?;
+        if !j::str_at(&pod, "/spec/nodeName").is_empty() {
+            return Err(Error::Conflict {
+                resource: "pods".into(),
+                name: name.into(),
+                detail: alloc::format!(
+                    "pod {name} is already assigned to node \"{}\"",
+                    j::str_at(&pod, "/spec/nodeName")
+                ),
+            });
+        }
+        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), Value::from(target));
+        }
+        self.write_existing(&key, &mut pod)?;
+        Ok(ApiResponse::json(
+            201,
+            j::to_vec(
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ),
+        ))
+    }
+
+    fn start_watch(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        query: &Query,
+    ) -> Result<Outcome, Error> {
+        let format = match request::negotiate(req.accept)? {
+            Representation::Table => WatchFormat::Table {
+                include: include_object(query),
+                columns_sent: false,
+            },
+            _ => WatchFormat::Json,
+        };
+        let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(rt.id, query.get("fieldSelector").unwrap_or(""))?;
+        let bookmarks = query.flag("allowWatchBookmarks")?;
+        let send_initial = query.flag("sendInitialEvents")?;
+        let rv_text = query.get("resourceVersion").unwrap_or("");
+        if send_initial {
+            if query.get("resourceVersionMatch") != Some("NotOlderThan") {
+                return Err(Error::Invalid {
+                    kind: "ListOptions".into(),
+                    name: String::new(),
+                    causes: alloc::vec![crate::error::Cause::forbidden(
+                        "resourceVersionMatch",
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                    )],
+                });
+            }
+            if !bookmarks {
+                return Err(Error::Invalid {
+                    kind: "ListOptions".into(),
+                    name: String::new(),
+                    causes: alloc::vec![crate::error::Cause::forbidden(
+                        "allowWatchBookmarks",
+                        "sendInitialEvents requires setting allowWatchBookmarks to true"
+                    )],
+                });
+            }
+        }
+        let requested: Option<u64> = match rv_text {
+            "" | "0" => None,
+            text => Some(text.parse().map_err(|_| {
+                Error::BadRequest(alloc::format!("invalid resourceVersion {text:?}"))
+            })?),
+        };
+        let timeout = query.number("timeoutSeconds")?;
+        let revision = self.store.revision();
+        let mut watcher = Watcher::new(
+            rt.id,
+            namespace.map(Into::into),
+            name.map(Into::into),
+            labels,
+            fields,
+            format,
+            bookmarks,
+        );
+        watcher.deadline = timeout.map(|t| now.plus_secs(t));
+        match requested {
+            Some(rv) if !send_initial => watcher.cursor = rv,
+            _ => {
+                // Current state as ADDED events, then changes after this revision.
+                let initial = self
+                    .store
+                    .range(rt.id, namespace, None)
+                    .filter(|(k, _)| name.is_none_or(|n| k.name == n))
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                watcher.set_initial(initial, revision, send_initial);
+            }
+        }
+        Ok(Outcome::Watch(alloc::boxed::Box::new(watcher)))
+    }
+
+    fn begin_namespace_deletion(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        mut obj: Value,
+    ) -> Result<ApiResponse, Error> {
+        if matches!(key.name.as_str(), "default" | "kube-system" | "kube-public") {
+            return Err(Error::Forbidden {
+                resource: "namespaces".into(),
+                name: key.name.clone(),
+                message: alloc::format!(
+                    "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+                    key.name
+                ),
+            });
+        }
+        if obj.pointer("/metadata/deletionTimestamp").is_none() {
+            set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
+            if let Some(map) = obj.as_object_mut() {
+                map.insert("status".into(), json!({"phase": "Terminating"}));
+            }
+            let json = self.write_existing(key, &mut obj)?;
+            self.terminating.insert(key.name.clone());
+            return Ok(ApiResponse::json(200, json));
+        }
+        self.terminating.insert(key.name.clone());
+        Ok(ApiResponse::json(200, j::to_vec(&obj)))
+    }
+
+    /// Deletes what is left in a terminating namespace, then the namespace; true when done.
+    pub(super) fn finish_namespace_deletion(&mut self, now: UnixTime, namespace: &str) -> bool {
+        let mut blocked = false;
+        for rt in crate::resource::RESOURCES.iter().filter(|r| r.namespaced) {
+            let keys: Vec<ObjectKey> = self
+                .store
+                .range(rt.id, Some(namespace), None)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                let Some(object) = self.store.get(&key) else {
+                    continue;
+                };
+                let Ok(mut obj) = parse_stored(object) else {
+                    continue;
+                };
+                if !finalizers(&obj).is_empty() {
+                    blocked = true;
+                    if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                        set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
+                        let _ = self.write_existing(&key, &mut obj);
+                    }
+                    continue;
+                }
+                let _ = self.write_delete(&key, &mut obj);
+            }
+        }
+        if blocked {
+            return false;
+        }
+        let key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
+        if let Some(object) = self.store.get(&key)
+            && let Ok(mut obj) = parse_stored(object)
+        {
+            let _ = self.write_delete(&key, &mut obj);
+        }
+        true
+    }
+
+    pub(super) fn bootstrap(&mut self, now: UnixTime) {
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let mut obj =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            let _ = self.create_internal(now, ResourceId::Namespaces, "", &mut obj);
+        }
+        let mut service = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
+        });
+        let _ = self.create_internal(now, ResourceId::Services, "default", &mut service);
+    }
+
+    /// Creates an object on the server's own behalf (bootstrap, controllers).
+    pub(crate) fn create_internal(
+        &mut self,
+        now: UnixTime,
+        resource: ResourceId,
+        namespace: &str,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        defaults::apply(self, resource, obj, None, now)?;
+        validation::validate(resource, obj, None)?;
+        let name = j::string_at(obj, "/metadata/name");
+        set_meta(obj, "uid", Value::from(self.ids.uuid()));
+        set_meta(obj, "creationTimestamp", Value::from(now.rfc3339()));
+        if has_generation(resource) {
+            set_meta(obj, "generation", Value::from(1));
+        }
+        let json = self.write_new(ObjectKey::new(resource, namespace, &name), obj)?;
+        defaults::committed(self, resource, obj);
+        Ok(json)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatchKind {
+    Merge,
+    Strategic,
+    Json,
+    Apply,
+}
+
+struct Page {
+    items: Vec<StoredObject>,
+    next: Option<(String, String)>,
+    remaining: Option<u64>,
+}
+
+/// Merges two key-ordered streams (current objects, and rebuilt snapshot versions).
+struct MergeByKey<A: Iterator, B: Iterator> {
+    a: core::iter::Peekable<A>,
+    b: core::iter::Peekable<B>,
+}
+
+impl<'a, A, B> Iterator for MergeByKey<A, B>
+where
+    A: Iterator<Item = (&'a ObjectKey, &'a StoredObject)>,
+    B: Iterator<Item = (&'a ObjectKey, &'a StoredObject)>,
+{
+    type Item = (&'a ObjectKey, &'a StoredObject);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (self.a.peek(), self.b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => {
+                if ka <= kb {
+                    self.a.next()
+                } else {
+                    self.b.next()
+                }
+            }
+            (Some(_), None) => self.a.next(),
+            (None, _) => self.b.next(),
+        }
+    }
+}
+
+fn include_object(query: &Query) -> IncludeObject {
+    match query.get("includeObject") {
+        Some("None") => IncludeObject::None,
+        Some("Object") => IncludeObject::Object,
+        _ => IncludeObject::Metadata,
+    }
+}
+
+fn table_response(value: &Value) -> ApiResponse {
+    ApiResponse {
+        content_type: request::TABLE,
+        ..ApiResponse::json(200, j::to_vec(value))
+    }
+}
+
+fn encode_continue(revision: u64, namespace: &str, name: &str) -> String {
+    let token = json!({"v": "nautilus.continue/v1", "rv": revision, "ns": namespace, "name": name});
+    URL_SAFE_NO_PAD.encode(j::to_vec(&token))
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String, String), Error> {
+    let invalid = || Error::BadRequest(alloc::format!("invalid continue token {token:?}"));
+    if token.len() > 2048 {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let rv = value
+        .get("rv")
+        .and_then(Value::as_u64)
+        .ok_or_else(invalid)?;
+    let ns = value
+        .get("ns")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?;
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(invalid)?;
+    Ok((rv, ns.into(), name.into()))
+}
+
+/// Checks and fills namespace and name against the request path.
+fn check_path_identity(
+    value: &mut Value,
+    rt: &ResourceType,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<(), Error> {
+    let body_ns = j::string_at(value, "/metadata/namespace");
+    if rt.namespaced && !body_ns.is_empty() && body_ns != namespace {
+        return Err(Error::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        ));
+    }
+    if let Some(name) = name {
+        let body_name = j::string_at(value, "/metadata/name");
+        if body_name.is_empty() {
+            set_meta(value, "name", Value::from(name));
+        } else if body_name != name {
+            return Err(Error::BadRequest(alloc::format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Fields a client may not set on create.
+fn strip_server_fields(obj: &mut Value) {
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "selfLink",
+    ] {
+        remove_meta(obj, field);
+    }
+}
+
+/// On the main resource, status is kept from the stored object; on `/status`, only status changes.
+fn scope_to_subresource(rt: &ResourceType, sub: Option<&str>, old: &Value, obj: &mut Value) {
+    let has_status = rt.has_subresource("status");
+    match sub {
+        None if has_status && rt.id != ResourceId::Namespaces => {
+            if let Some(map) = obj.as_object_mut() {
+                match old.get("status") {
+                    Some(status) => map.insert("status".into(), status.clone()),
+                    None => map.remove("status"),
+                };
+            }
+        }
+        Some("status") => {
+            let status = obj.get("status").cloned();
+            let mut next = old.clone();
+            if let Some(map) = next.as_object_mut() {
+                match status {
+                    Some(status) => map.insert("status".into(), status),
+                    None => map.remove("status"),
+                };
+            }
+            // Labels and annotations may change through status too (kube allows metadata edits).
+            for field in ["labels", "annotations", "resourceVersion", "managedFields"] {
+                match obj.pointer(&alloc::format!("/metadata/{field}")) {
+                    Some(v) => set_meta(&mut next, field, v.clone()),
+                    None if field == "resourceVersion" => {}
+                    None => remove_meta(&mut next, field),
+                }
+            }
+            *obj = next;
+        }
+        _ => {}
+    }
+}
+
+fn finalizers(obj: &Value) -> Vec<&str> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn has_generation(resource: ResourceId) -> bool {
+    matches!(resource, ResourceId::Deployments | ResourceId::ReplicaSets)
+}
+
+fn creates_on_update(resource: ResourceId) -> bool {
+    matches!(
+        resource,
+        ResourceId::Leases | ResourceId::Endpoints | ResourceId::Events
+    )
+}
+
+/// Whether an update changes nothing but the timestamps of managedFields entries.
+fn same_ignoring_managed_time(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(entries) = v
+            .pointer_mut("/metadata/managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            for entry in entries {
+                if let Some(map) = entry.as_object_mut() {
+                    map.remove("time");
+                }
+            }
+        }
+        v
+    };
+    old == new || strip(old) == strip(new)
+}

@@ -1,0 +1,552 @@
+//! The request and response shapes between the runtime and core, and the parsing of paths,
+//! query strings and media types that every handler shares.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::Error;
+use crate::resource::{self, ResourceType};
+
+/// HTTP method of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    /// Parses an HTTP method token.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// One HTTP request as the runtime hands it to core: only the parts core needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequest<'a> {
+    /// Method.
+    pub method: Method,
+    /// Path without the query string.
+    pub path: &'a str,
+    /// Raw query string (without `?`), possibly empty.
+    pub query: &'a str,
+    /// `Accept` header.
+    pub accept: Option<&'a str>,
+    /// `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// `User-Agent` header (default field manager).
+    pub user_agent: Option<&'a str>,
+    /// Body bytes (the runtime stops reading past the body limit and says so in `body_too_large`).
+    pub body: &'a [u8],
+    /// The body exceeded the runtime's read limit; `body` is empty.
+    pub body_too_large: bool,
+}
+
+impl<'a> ApiRequest<'a> {
+    /// A request with only method and path (and query after `?`) set.
+    pub fn new(method: Method, path_and_query: &'a str) -> Self {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        Self {
+            method,
+            path,
+            query,
+            accept: None,
+            content_type: None,
+            authorization: None,
+            user_agent: None,
+            body: &[],
+            body_too_large: false,
+        }
+    }
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Vec<u8>,
+    /// `Warning` headers (text only; the runtime adds `299 - "..."`).
+    pub warnings: Vec<String>,
+}
+
+/// JSON media type.
+pub const JSON: &str = "application/json";
+/// Table media type as kube-apiserver labels it.
+pub const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+/// Aggregated discovery media type.
+pub const AGGREGATED_DISCOVERY: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+/// Plain text (health endpoints).
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+impl ApiResponse {
+    /// A JSON response.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            content_type: JSON,
+            body,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            content_type: TEXT,
+            body: body.as_bytes().to_vec(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The `Status` response for an error.
+    pub fn error(error: &Error) -> Self {
+        Self::json(error.code(), crate::json::to_vec(&error.to_status()))
+    }
+}
+
+/// What the client accepts for object reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Representation {
+    /// Plain JSON objects and lists.
+    Json,
+    /// `meta.k8s.io/v1` Table.
+    Table,
+    /// Aggregated discovery (only meaningful on `/api` and `/apis`).
+    AggregatedDiscovery,
+}
+
+/// Picks the first representation in `Accept` that core can produce.
+pub fn negotiate(accept: Option<&str>) -> Result<Representation, Error> {
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(Representation::Json);
+    };
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        let params: Vec<(&str, &str)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
+        let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        match media {
+            "application/json" | "application/*" | "*/*" => match param("as") {
+                None => return Ok(Representation::Json),
+                Some("Table")
+                    if param("g") == Some("meta.k8s.io")
+                        && matches!(param("v"), Some("v1" | "v1beta1")) =>
+                {
+                    return Ok(Representation::Table);
+                }
+                Some("APIGroupDiscoveryList")
+                    if param("g") == Some("apidiscovery.k8s.io") && param("v") == Some("v2") =>
+                {
+                    return Ok(Representation::AggregatedDiscovery);
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+    }
+    Err(Error::NotAcceptable(alloc::format!(
+        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"
+    )))
+}
+
+/// The query parameters of a request, percent-decoded.
+#[derive(Debug, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+/// Most query parameters read from one request.
+const MAX_QUERY_PARAMS: usize = 64;
+
+impl Query {
+    /// Parses `a=b&c=d` with `application/x-www-form-urlencoded` decoding (`+` is a space).
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let mut pairs = Vec::new();
+        for part in raw.split('&').filter(|p| !p.is_empty()) {
+            if pairs.len() >= MAX_QUERY_PARAMS {
+                return Err(Error::BadRequest(alloc::format!(
+                    "more than {MAX_QUERY_PARAMS} query parameters"
+                )));
+            }
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            pairs.push((decode(k)?, decode(v)?));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean parameter (`true`/`1`); absent is false, anything else is 400.
+    pub fn flag(&self, name: &str) -> Result<bool, Error> {
+        match self.get(name) {
+            None | Some("false" | "0" | "") => Ok(false),
+            Some("true" | "1") => Ok(true),
+            Some(other) => Err(Error::BadRequest(alloc::format!(
+                "invalid value for {name}: {other:?}, expected true or false"
+            ))),
+        }
+    }
+
+    /// A non-negative integer parameter.
+    pub fn number(&self, name: &str) -> Result<Option<u64>, Error> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+                Error::BadRequest(alloc::format!(
+                    "invalid value for {name}: {text:?}, expected a non-negative integer"
+                ))
+            }),
+        }
+    }
+}
+
+fn decode(text: &str) -> Result<String, Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| core::str::from_utf8(h).ok());
+                let value = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                let Some(value) = value else {
+                    return Err(Error::BadRequest(alloc::format!(
+                        "malformed percent-encoding in query: {text:?}"
+                    )));
+                };
+                out.push(value);
+                i += 2;
+            }
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| Error::BadRequest("query string is not valid UTF-8".into()))
+}
+
+/// Where a request path points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `/healthz`, `/readyz`, `/livez` (and their sub-checks).
+    Health(&'a str),
+    /// `/version`.
+    Version,
+    /// `/api`.
+    CoreApiVersions,
+    /// `/apis`.
+    ApiGroupList,
+    /// `/apis/{group}`.
+    ApiGroup(&'a str),
+    /// `/api/v1` or `/apis/{group}/{version}`.
+    ResourceList(&'a str, &'a str),
+    /// `/openapi/v3`.
+    OpenApiV3Index,
+    /// `/openapi/v3/{api/v1|apis/g/v}`.
+    OpenApiV3(&'a str),
+    /// `/openapi/v2`.
+    OpenApiV2,
+    /// A resource collection, object or subresource.
+    Resource(ResourcePath<'a>),
+    /// A seed worker endpoint under `/api/v1/` (`register-worker`, `heartbeat`, `sui-events`).
+    Worker(&'a str),
+}
+
+/// A path naming a served resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePath<'a> {
+    /// The resource type.
+    pub resource: &'static ResourceType,
+    /// Namespace from the path, if any.
+    pub namespace: Option<&'a str>,
+    /// Object name, if any.
+    pub name: Option<&'a str>,
+    /// Subresource, if any.
+    pub subresource: Option<&'a str>,
+    /// The legacy `/watch/` path prefix was used.
+    pub watch_prefix: bool,
+}
+
+/// Parses a request path; `None` when it names nothing served (404).
+pub fn route<'a>(path: &'a str) -> Option<Route<'a>> {
+    let trimmed = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    match trimmed {
+        "/version" => return Some(Route::Version),
+        "/api" => return Some(Route::CoreApiVersions),
+        "/apis" => return Some(Route::ApiGroupList),
+        "/openapi/v3" => return Some(Route::OpenApiV3Index),
+        "/openapi/v2" => return Some(Route::OpenApiV2),
+        _ => {}
+    }
+    for health in ["/healthz", "/readyz", "/livez"] {
+        if trimmed == health
+            || trimmed
+                .strip_prefix(health)
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Some(Route::Health(trimmed));
+        }
+    }
+    if let Some(doc) = trimmed.strip_prefix("/openapi/v3/") {
+        return Some(Route::OpenApiV3(doc));
+    }
+    let (group, version, rest) = if let Some(rest) = trimmed
+        .strip_prefix("/api/v1")
+        .filter(|r| r.is_empty() || r.starts_with('/'))
+    {
+        ("", "v1", rest)
+    } else if let Some(rest) = trimmed.strip_prefix("/apis/") {
+        let (group, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        if rest.is_empty() {
+            return Some(Route::ApiGroup(group));
+        }
+        let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        (group, version, rest)
+    } else {
+        return None;
+    };
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Some(Route::ResourceList(group, version));
+    }
+    let mut segments: Vec<&str> = rest.split('/').collect();
+    if segments.len() > 6 || segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let watch_prefix = segments.first() == Some(&"watch");
+    if watch_prefix {
+        segments.remove(0);
+    }
+    if group.is_empty()
+        && !watch_prefix
+        && let [one] = segments.as_slice()
+        && matches!(*one, "register-worker" | "heartbeat" | "sui-events")
+    {
+        return Some(Route::Worker(one));
+    }
+    let namespaced_form = |seg: &[&'a str]| -> Option<ResourcePath<'a>> {
+        // namespaces/{ns}/{plural}[/{name}[/{sub}]]
+        let (&ns, rest) = seg.get(1).zip(seg.get(2..))?;
+        let (&plural, rest) = rest.split_first()?;
+        let rt = resource::lookup(group, version, plural).filter(|r| r.namespaced)?;
+        Some(ResourcePath {
+            resource: rt,
+            namespace: Some(ns),
+            name: rest.first().copied(),
+            subresource: rest.get(1).copied(),
+            watch_prefix,
+        })
+        .filter(|_| rest.len() <= 2)
+    };
+    let plain_form = |seg: &[&'a str]| -> Option<ResourcePath<'a>> {
+        let (&plural, rest) = seg.split_first()?;
+        let rt = resource::lookup(group, version, plural)?;
+        if rt.namespaced && !rest.is_empty() {
+            return None;
+        }
+        Some(ResourcePath {
+            resource: rt,
+            namespace: None,
+            name: rest.first().copied(),
+            subresource: rest.get(1).copied(),
+            watch_prefix,
+        })
+        .filter(|_| rest.len() <= 2)
+    };
+    let parsed =
+        if segments.first() == Some(&"namespaces") && segments.len() >= 3 && group.is_empty() {
+            // `namespaces/{name}/status|finalize` is the namespace's own subresource.
+            match segments.get(2) {
+                Some(&("status" | "finalize")) if segments.len() == 3 => plain_form(&segments),
+                _ => namespaced_form(&segments),
+            }
+        } else if segments.first() == Some(&"namespaces") && segments.len() >= 3 {
+            namespaced_form(&segments)
+        } else {
+            plain_form(&segments)
+        };
+    parsed.map(Route::Resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ResourceId;
+
+    fn resource_route(path: &str) -> (ResourceId, Option<&str>, Option<&str>, Option<&str>, bool) {
+        match route(path) {
+            Some(Route::Resource(p)) => (
+                p.resource.id,
+                p.namespace,
+                p.name,
+                p.subresource,
+                p.watch_prefix,
+            ),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_route_like_kube_apiserver() {
+        assert_eq!(
+            resource_route("/api/v1/pods"),
+            (ResourceId::Pods, None, None, None, false)
+        );
+        assert_eq!(
+            resource_route("/api/v1/namespaces/default/pods/x"),
+            (ResourceId::Pods, Some("default"), Some("x"), None, false)
+        );
+        assert_eq!(
+            resource_route("/api/v1/namespaces/default/pods/x/status"),
+            (
+                ResourceId::Pods,
+                Some("default"),
+                Some("x"),
+                Some("status"),
+                false
+            )
+        );
+        assert_eq!(
+            resource_route("/api/v1/namespaces"),
+            (ResourceId::Namespaces, None, None, None, false)
+        );
+        assert_eq!(
+            resource_route("/api/v1/namespaces/kube-system"),
+            (
+                ResourceId::Namespaces,
+                None,
+                Some("kube-system"),
+                None,
+                false
+            )
+        );
+        assert_eq!(
+            resource_route("/api/v1/namespaces/ns1/status"),
+            (
+                ResourceId::Namespaces,
+                None,
+                Some("ns1"),
+                Some("status"),
+                false
+            )
+        );
+        assert_eq!(
+            resource_route("/api/v1/nodes/n1/status"),
+            (ResourceId::Nodes, None, Some("n1"), Some("status"), false)
+        );
+        assert_eq!(
+            resource_route("/apis/apps/v1/namespaces/d/deployments/web/scale"),
+            (
+                ResourceId::Deployments,
+                Some("d"),
+                Some("web"),
+                Some("scale"),
+                false
+            )
+        );
+        assert_eq!(
+            resource_route("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"),
+            (
+                ResourceId::Leases,
+                Some("kube-node-lease"),
+                None,
+                None,
+                false
+            )
+        );
+        assert_eq!(
+            resource_route("/api/v1/watch/pods"),
+            (ResourceId::Pods, None, None, None, true)
+        );
+        assert_eq!(
+            route("/api/v1/pods/x"),
+            None,
+            "namespaced objects need a namespace"
+        );
+        assert_eq!(route("/api/v1/widgets"), None);
+        assert_eq!(route("/api/v1//pods"), None);
+        assert_eq!(
+            route("/apis/apps/v1"),
+            Some(Route::ResourceList("apps", "v1"))
+        );
+        assert_eq!(route("/apis/apps"), Some(Route::ApiGroup("apps")));
+        assert_eq!(route("/api/v1"), Some(Route::ResourceList("", "v1")));
+        assert_eq!(route("/api/v1/heartbeat"), Some(Route::Worker("heartbeat")));
+        assert_eq!(route("/readyz/ping"), Some(Route::Health("/readyz/ping")));
+        assert_eq!(route("/nope"), None);
+        assert_eq!(route("/api/v1beta1/pods"), None);
+    }
+
+    #[test]
+    fn queries_decode_and_validate() {
+        let q = Query::parse("labelSelector=app%3Dweb%2Ctier+in+(a)&watch=1&limit=5").unwrap();
+        assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
+        assert!(q.flag("watch").unwrap());
+        assert_eq!(q.number("limit").unwrap(), Some(5));
+        assert!(Query::parse("a=%zz").is_err());
+        assert!(Query::parse("limit=-1").unwrap().number("limit").is_err());
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert_eq!(negotiate(None), Ok(Representation::Json));
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+            )),
+            Ok(Representation::Table)
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf,application/json")),
+            Ok(Representation::Json)
+        );
+        assert!(matches!(
+            negotiate(Some("application/vnd.kubernetes.protobuf")),
+            Err(Error::NotAcceptable(_))
+        ));
+        assert_eq!(
+            negotiate(Some(AGGREGATED_DISCOVERY)),
+            Ok(Representation::AggregatedDiscovery)
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! One watch stream's state: its filter, its position in the ring and its output format. The
+//! runtime owns a [`Watcher`] per stream and calls [`Watcher::poll`] whenever the ring has grown;
+//! a watcher never blocks a writer, and a watcher that falls behind the ring ends with the
+//! `ERROR` event (410 Expired) kube-apiserver sends, so the client re-lists.
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+
+use super::table::{self, IncludeObject};
+use crate::resource::ResourceId;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{ObjectIndex, ObjectKey, StoredObject};
+use crate::sync::Arc;
+use crate::watch::{EventType, WatchEvent, WatchRing};
+use crate::{Error, UnixTime};
+
+/// How events are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFormat {
+    /// Plain objects.
+    Json,
+    /// One-row Tables (`kubectl get -w`); only the first carries `columnDefinitions`.
+    Table {
+        /// What each row's `object` holds.
+        include: IncludeObject,
+        /// Whether the column definitions went out already.
+        columns_sent: bool,
+    },
+}
+
+/// What a poll produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchPoll {
+    /// Wrote this many events; poll again.
+    Wrote(usize),
+    /// Nothing new; wait for the ring to grow (or a bookmark/deadline timer).
+    Idle,
+    /// The stream is over (an ERROR event was written, or the deadline passed).
+    Closed,
+}
+
+/// One watch stream.
+#[derive(Debug)]
+pub struct Watcher {
+    resource: ResourceId,
+    namespace: Option<String>,
+    name: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    format: WatchFormat,
+    bookmarks: bool,
+    /// Changes after this revision are still to be sent.
+    pub(crate) cursor: u64,
+    /// When the stream ends (`timeoutSeconds`).
+    pub(crate) deadline: Option<UnixTime>,
+    initial: VecDeque<StoredObject>,
+    initial_end_bookmark: bool,
+    closed: bool,
+    scratch: Vec<Arc<WatchEvent>>,
+}
+
+impl Watcher {
+    pub(crate) fn new(
+        resource: ResourceId,
+        namespace: Option<String>,
+        name: Option<String>,
+        labels: LabelSelector,
+        fields: FieldSelector,
+        format: WatchFormat,
+        bookmarks: bool,
+    ) -> Self {
+        Self {
+            resource,
+            namespace,
+            name,
+            labels,
+            fields,
+            format,
+            bookmarks,
+            cursor: 0,
+            deadline: None,
+            initial: VecDeque::new(),
+            initial_end_bookmark: false,
+            closed: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Queues the current state as ADDED events, then follows changes after `revision`.
+    pub(crate) fn set_initial(
+        &mut self,
+        objects: Vec<StoredObject>,
+        revision: u64,
+        end_bookmark: bool,
+    ) {
+        self.initial = objects
+            .into_iter()
+            .filter(|o| self.selects(&o.index))
+            .collect();
+        self.cursor = revision;
+        self.initial_end_bookmark = end_bookmark;
+    }
+
+    /// The revision up to which this stream has sent everything.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// When the stream should end, if the client set `timeoutSeconds`.
+    pub fn deadline(&self) -> Option<UnixTime> {
+        self.deadline
+    }
+
+    /// Whether the client asked for BOOKMARK events.
+    pub fn wants_bookmarks(&self) -> bool {
+        self.bookmarks && self.format == WatchFormat::Json
+    }
+
+    fn selects(&self, index: &ObjectIndex) -> bool {
+        self.labels.matches(&index.labels) && self.fields.matches(&index.fields)
+    }
+
+    fn in_scope(&self, key: &ObjectKey) -> bool {
+        key.resource == self.resource
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| key.namespace == ns)
+            && self.name.as_deref().is_none_or(|n| key.name == n)
+    }
+
+    /// Writes up to `max_events` pending events to `out` as newline-delimited JSON.
+    pub fn poll(
+        &mut self,
+        ring: &WatchRing,
+        now: UnixTime,
+        out: &mut Vec<u8>,
+        max_events: usize,
+    ) -> WatchPoll {
+        if self.closed {
+            return WatchPoll::Closed;
+        }
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.closed = true;
+            return WatchPoll::Closed;
+        }
+        let mut wrote = 0;
+        while wrote < max_events {
+            let Some(object) = self.initial.pop_front() else {
+                break;
+            };
+            self.write_event(EventType::Added.as_str(), &object, now, out);
+            wrote += 1;
+        }
+        if !self.initial.is_empty() {
+            return WatchPoll::Wrote(wrote);
+        }
+        if self.initial_end_bookmark {
+            self.initial_end_bookmark = false;
+            self.write_bookmark_with(out, true);
+            wrote += 1;
+        }
+        let mut events = core::mem::take(&mut self.scratch);
+        events.clear();
+        if let Err(expired) = ring.read_after(
+            self.cursor,
+            max_events.saturating_sub(wrote).max(1),
+            &mut events,
+        ) {
+            {
+                let error = Error::Expired(alloc::format!(
+                    "too old resource version: {} ({})",
+                    expired.requested,
+                    expired.oldest.saturating_add(1)
+                ));
+                out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
+                out.extend_from_slice(&crate::json::to_vec(&error.to_status()));
+                out.extend_from_slice(b"}\n");
+                self.closed = true;
+                self.scratch = events;
+                return WatchPoll::Closed;
+            }
+        }
+        for event in &events {
+            self.cursor = event.revision();
+            if !self.in_scope(&event.key) {
+                continue;
+            }
+            let now_selected = self.selects(&event.object.index);
+            let was_selected = event
+                .previous
+                .as_ref()
+                .is_some_and(|p| self.selects(&p.index));
+            let kind = match (event.kind, was_selected, now_selected) {
+                (EventType::Added, _, true) => EventType::Added,
+                (EventType::Modified, true, true) => EventType::Modified,
+                (EventType::Modified, false, true) => EventType::Added,
+                (EventType::Modified, true, false) => EventType::Deleted,
+                (EventType::Deleted, _, true) => EventType::Deleted,
+                _ => continue,
+            };
+            self.write_event(kind.as_str(), &event.object, now, out);
+            wrote += 1;
+        }
+        self.scratch = events;
+        if wrote == 0 {
+            WatchPoll::Idle
+        } else {
+            WatchPoll::Wrote(wrote)
+        }
+    }
+
+    /// Writes a BOOKMARK event at the current cursor.
+    pub fn write_bookmark(&mut self, out: &mut Vec<u8>) {
+        self.write_bookmark_with(out, false);
+    }
+
+    fn write_bookmark_with(&mut self, out: &mut Vec<u8>, initial_end: bool) {
+        let info = self.resource.info();
+        let mut metadata = json!({"resourceVersion": self.cursor.to_string()});
+        if initial_end && let Some(meta) = metadata.as_object_mut() {
+            meta.insert(
+                "annotations".into(),
+                json!({"k8s.io/initial-events-end": "true"}),
+            );
+        }
+        let object =
+            json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": metadata});
+        out.extend_from_slice(b"{\"type\":\"BOOKMARK\",\"object\":");
+        out.extend_from_slice(&crate::json::to_vec(&object));
+        out.extend_from_slice(b"}\n");
+    }
+
+    fn write_event(&mut self, kind: &str, object: &StoredObject, now: UnixTime, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\",\"object\":");
+        match &mut self.format {
+            WatchFormat::Json => out.extend_from_slice(&object.json),
+            WatchFormat::Table {
+                include,
+                columns_sent,
+            } => {
+                let value: Value = serde_json::from_slice(&object.json).unwrap_or(Value::Null);
+                let row = table::row(self.resource, &value, now, *include);
+                let rv = object.revision.to_string();
+                let t = table::table(
+                    self.resource,
+                    alloc::vec![row],
+                    &rv,
+                    None,
+                    None,
+                    !*columns_sent,
+                );
+                *columns_sent = true;
+                out.extend_from_slice(&crate::json::to_vec(&t));
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
