@@ -14,7 +14,10 @@ pub struct LabelSelector {}
 
 impl LabelSelector {
     /// Parses the query-string form (`a=b,c!=d,e in (f,g),!h`).
-    pub fn parse(_text: &str) -> Result<Self, Error> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        if text.trim().is_empty() {
+            return Ok(Self {});
+        }
         Err(Error::BadRequest(
             "label selectors are not supported yet".into(),
         ))
@@ -42,7 +45,10 @@ pub struct FieldSelector {}
 
 impl FieldSelector {
     /// Parses `a=b,c!=d` for `resource`; unsupported fields are 400 as kube-apiserver says.
-    pub fn parse(_resource: ResourceId, _text: &str) -> Result<Self, Error> {
+    pub fn parse(_resource: ResourceId, text: &str) -> Result<Self, Error> {
+        if text.trim().is_empty() {
+            return Ok(Self {});
+        }
         Err(Error::BadRequest(
             "field selectors are not supported yet".into(),
         ))

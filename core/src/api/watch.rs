@@ -113,6 +113,14 @@ impl Watcher {
         self.deadline
     }
 
+    /// `Content-Type` of the stream.
+    pub fn content_type(&self) -> &'static str {
+        match self.format {
+            WatchFormat::Json => super::request::JSON,
+            WatchFormat::Table { .. } => super::request::TABLE,
+        }
+    }
+
     /// Whether the client asked for BOOKMARK events.
     pub fn wants_bookmarks(&self) -> bool {
         self.bookmarks && self.format == WatchFormat::Json

@@ -1,0 +1,111 @@
+//! Command-line options of `nautilus-enclave`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Where the enclave listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A Unix socket path (development).
+    Unix(PathBuf),
+    /// A vsock port on any CID (production, inside the Nitro enclave).
+    Vsock(u32),
+}
+
+fn parse_listen(text: &str) -> Result<ListenAddr, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err("unix: needs a socket path, e.g. unix:/run/nautilus/enclave.sock".into());
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    if let Some(port) = text.strip_prefix("vsock:") {
+        return port
+            .parse()
+            .map(ListenAddr::Vsock)
+            .map_err(|_| format!("vsock: needs a port number, got {port:?}"));
+    }
+    Err(format!("expected unix:PATH or vsock:PORT, got {text:?}"))
+}
+
+fn parse_sha256_hex(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text).map_err(|_| "expected 64 hex digits".to_string())?;
+    bytes
+        .try_into()
+        .map_err(|_| "expected 64 hex digits (a SHA-256 digest)".to_string())
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The trusted enclave runtime of the Nautilus control plane.
+#[derive(Debug, Parser)]
+#[command(name = "nautilus-enclave", version, about)]
+pub struct Cli {
+    /// Where to accept streams from the host proxy: `unix:PATH` (development) or `vsock:PORT`.
+    #[arg(long, env = "NAUTILUS_LISTEN", value_parser = parse_listen)]
+    pub listen: ListenAddr,
+
+    /// SHA-256 (hex) of the admin bearer token; the token itself never enters the enclave's
+    /// configuration.
+    #[arg(long, env = "NAUTILUS_ADMIN_TOKEN_SHA256", value_parser = parse_sha256_hex)]
+    pub admin_token_sha256: Option<[u8; 32]>,
+
+    /// Use the SIMULATED NSM (development only): nothing it attests is trustworthy.
+    #[arg(long, env = "NAUTILUS_SIMULATED_NSM")]
+    pub simulated_nsm: bool,
+
+    /// Most objects the store holds.
+    #[arg(long, env = "NAUTILUS_MAX_OBJECTS", default_value_t = 250_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_objects: u64,
+
+    /// Most bytes of stored objects.
+    #[arg(long, env = "NAUTILUS_MAX_STORE_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(u64).range(4096..=(1u64 << 40)))]
+    pub max_store_bytes: u64,
+
+    /// Largest request body in bytes (kube-apiserver's default is 3 MiB).
+    #[arg(long, env = "NAUTILUS_MAX_BODY_BYTES", default_value_t = 3 << 20, value_parser = clap::value_parser!(u64).range(1024..=(64u64 << 20)))]
+    pub max_body_bytes: u64,
+
+    /// Events kept in the watch ring; watches from older revisions get 410 Expired.
+    #[arg(long, env = "NAUTILUS_WATCH_RING", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub watch_ring: u64,
+
+    /// Most concurrent watch streams.
+    #[arg(long, env = "NAUTILUS_MAX_WATCHES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_watches: u64,
+
+    /// Seconds between BOOKMARK events on watches that ask for them.
+    #[arg(long, env = "NAUTILUS_BOOKMARK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub bookmark_secs: u64,
+
+    /// Log format.
+    #[arg(long, env = "NAUTILUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level filter (e.g. `info`, `debug`, `nautilus_enclave=debug`); `RUST_LOG` also works.
+    #[arg(long, env = "NAUTILUS_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Installs the global tracing subscriber (stderr).
+pub(crate) fn init_logging(cli: &Cli) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,278 @@
+//! The serving loop: accepts proxy streams, runs hyper on each, turns each request into one core
+//! call under the store lock, and runs core's timers.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use nautilus_core::api::{ApiRequest, ApiResponse, ApiServer, Method, Outcome};
+use nautilus_core::watch::WatchRing;
+use nautilus_core::{Config, Error, UnixTime};
+use tokio::sync::{Notify, watch};
+
+use crate::cli::Cli;
+use crate::http::{self, ResponseBody};
+use crate::nsm::NsmKind;
+use crate::transport::Listener;
+
+/// How long a client may take to send a request's headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// State shared by every connection and task.
+pub(crate) struct Shared {
+    core: Mutex<ApiServer>,
+    /// The core's watch ring, read by watch tasks without the core lock.
+    pub(crate) ring: Arc<WatchRing>,
+    /// The store revision after the latest write; watch tasks wake on change.
+    pub(crate) revision: watch::Sender<u64>,
+    /// Set once when draining starts.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Open watch streams.
+    pub(crate) watches: AtomicUsize,
+    /// Seconds between bookmarks.
+    pub(crate) bookmark_secs: u64,
+    max_watches: usize,
+    max_body: usize,
+    timers: Notify,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, ApiServer> {
+        // A panic cannot leave the core half-written: core is panic-free and every write is atomic.
+        self.core
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Wall-clock time for core.
+pub(crate) fn now() -> UnixTime {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    UnixTime {
+        nanos: u64::try_from(nanos).unwrap_or(u64::MAX),
+    }
+}
+
+fn usize_of(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// Runs the enclave until SIGTERM/Ctrl-C.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let nsm = NsmKind::select(cli.simulated_nsm)?;
+    let config = Config {
+        max_objects: usize_of(cli.max_objects),
+        max_store_bytes: usize_of(cli.max_store_bytes),
+        max_body_bytes: usize_of(cli.max_body_bytes),
+        watch_ring_capacity: usize_of(cli.watch_ring),
+        max_watches: usize_of(cli.max_watches),
+        admin_token_sha256: cli.admin_token_sha256,
+        bookmark_interval_secs: cli.bookmark_secs,
+        ..Config::default()
+    };
+    if config.admin_token_sha256.is_none() {
+        tracing::warn!("no --admin-token-sha256 given: no caller can act as admin");
+    }
+    let listener = Listener::bind(&cli.listen)?;
+    let core = ApiServer::new(config.clone(), nsm.random_seed()?, now());
+    let revision = core.store().revision();
+    let shared = Arc::new(Shared {
+        ring: core.watch_ring(),
+        core: Mutex::new(core),
+        revision: watch::channel(revision).0,
+        shutdown: watch::channel(false).0,
+        watches: AtomicUsize::new(0),
+        bookmark_secs: config.bookmark_interval_secs,
+        max_watches: config.max_watches,
+        max_body: config.max_body_bytes,
+        timers: Notify::new(),
+        connections: AtomicUsize::new(0),
+    });
+    tracing::info!(listen = ?cli.listen, nsm = ?nsm, "nautilus-enclave serving");
+    tokio::spawn(run_timers(shared.clone()));
+    let mut shutdown_rx = shared.shutdown.subscribe();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    tokio::spawn(serve_connection(shared.clone(), stream));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut signal => break,
+        }
+    }
+    tracing::info!("shutting down: draining connections");
+    let _ = shared.shutdown.send(true);
+    let _ = shutdown_rx.borrow_and_update();
+    let started = tokio::time::Instant::now();
+    while shared.connections.load(Ordering::Relaxed) > 0 && started.elapsed() < DRAIN_DEADLINE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if let crate::cli::ListenAddr::Unix(path) = &cli.listen {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Runs core's background work when it is due (after writes, and every second).
+async fn run_timers(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = shared.timers.notified() => {},
+            () = tokio::time::sleep(Duration::from_secs(1)) => {},
+        }
+        let revision = {
+            let mut core = shared.lock();
+            if core.poll_timeout().is_none_or(|due| due > now()) {
+                continue;
+            }
+            core.handle_timeout(now());
+            core.store().revision()
+        };
+        shared
+            .revision
+            .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport::Stream>) {
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let service = {
+        let shared = shared.clone();
+        service_fn(move |req| handle(shared.clone(), req))
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("connection ended: {e}");
+            }
+        }
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN_DEADLINE, conn.as_mut()).await;
+        }
+    }
+    shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<ResponseBody>, Infallible> {
+    let started = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let (body, body_too_large) = match Limited::new(body, shared.max_body).collect().await {
+        Ok(collected) => (collected.to_bytes(), false),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            (Bytes::new(), true)
+        }
+        Err(e) => {
+            tracing::debug!("request body unreadable: {e}");
+            let error = Error::BadRequest("the request body could not be read".into());
+            return Ok(http::to_hyper(ApiResponse::error(&error)));
+        }
+    };
+    let method = Method::parse(parts.method.as_str());
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    let request = ApiRequest {
+        method,
+        path,
+        query,
+        accept: http::header(&parts.headers, "accept"),
+        content_type: http::header(&parts.headers, "content-type"),
+        authorization: http::header(&parts.headers, "authorization"),
+        user_agent: http::header(&parts.headers, "user-agent"),
+        body: &body,
+        body_too_large,
+    };
+    let now = now();
+    let (outcome, revision, timers_due) = {
+        let mut core = shared.lock();
+        let outcome = core.handle_request(now, &request);
+        (
+            outcome,
+            core.store().revision(),
+            core.poll_timeout().is_some(),
+        )
+    };
+    shared
+        .revision
+        .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+    if timers_due {
+        shared.timers.notify_one();
+    }
+    let response = match outcome {
+        Outcome::Response(response) => {
+            tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
+            http::to_hyper(response)
+        }
+        Outcome::Watch(watcher) => {
+            if shared.watches.fetch_add(1, Ordering::Relaxed) >= shared.max_watches {
+                shared.watches.fetch_sub(1, Ordering::Relaxed);
+                let error = Error::TooManyRequests(format!(
+                    "too many open watches (limit {})",
+                    shared.max_watches
+                ));
+                return Ok(http::to_hyper(ApiResponse::error(&error)));
+            }
+            tracing::debug!(method = %parts.method, path, "watch started");
+            let content_type = watcher.content_type();
+            let rx = crate::watch_stream::spawn(shared.clone(), watcher);
+            let mut response = hyper::Response::new(ResponseBody::Stream(rx));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(content_type),
+            );
+            response.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("no-cache, private"),
+            );
+            response
+        }
+    };
+    Ok(response)
+}
