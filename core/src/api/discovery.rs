@@ -1,11 +1,34 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, per-group and per-version resource lists,
 //! and the aggregated `APIGroupDiscoveryList` form that saves kubectl every further call.
+//!
+//! Everything is derived from [`crate::resource::RESOURCES`] and [`crate::resource::GROUPS`], so
+//! discovery cannot disagree with routing.
 
-use serde_json::{Value, json};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::resource::{GROUPS, RESOURCES, ResourceType, VERBS};
+
+/// The Kubernetes version this server reports; kubectl dispatchers pick their client by `minor`.
+pub const GIT_VERSION: &str = "v1.32.0-nautilus";
 
 /// `GET /version`, reporting a 1.32-compatible server.
 pub fn version() -> Value {
-    json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0-nautilus"})
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2024-12-11T00:00:00Z",
+        "goVersion": "go1.23.3",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    })
 }
 
 /// `GET /api` (`APIVersions`).
@@ -13,22 +36,404 @@ pub fn core_api_versions() -> Value {
     json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
 }
 
+fn group_version(group: &str, version: &str) -> Value {
+    json!({"groupVersion": alloc::format!("{group}/{version}"), "version": version})
+}
+
+fn group_entry(group: &str, version: &str) -> Value {
+    json!({
+        "name": group,
+        "versions": [group_version(group, version)],
+        "preferredVersion": group_version(group, version),
+    })
+}
+
 /// `GET /apis` (`APIGroupList`).
 pub fn api_group_list() -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+    let groups: Vec<Value> = GROUPS.iter().map(|(g, v)| group_entry(g, v)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}` (`APIGroup`).
-pub fn api_group(_group: &str) -> Option<Value> {
-    None
+pub fn api_group(group: &str) -> Option<Value> {
+    let (name, version) = GROUPS.iter().find(|(g, _)| *g == group)?;
+    let mut entry = group_entry(name, version);
+    let obj = entry.as_object_mut()?;
+    obj.insert("kind".into(), "APIGroup".into());
+    obj.insert("apiVersion".into(), "v1".into());
+    Some(entry)
+}
+
+/// One served subresource as discovery describes it.
+struct Sub {
+    name: &'static str,
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+}
+
+const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
+/// The kind and verbs of `r`'s subresource `sub`, as kube-apiserver registers them.
+fn subresource(r: &ResourceType, sub: &'static str) -> Sub {
+    let own = |verbs| Sub {
+        name: sub,
+        group: r.group,
+        version: r.version,
+        kind: r.kind,
+        verbs,
+    };
+    match sub {
+        "binding" => Sub {
+            name: sub,
+            group: "",
+            version: "v1",
+            kind: "Binding",
+            verbs: &["create"],
+        },
+        "scale" => Sub {
+            name: sub,
+            group: "autoscaling",
+            version: "v1",
+            kind: "Scale",
+            verbs: STATUS_VERBS,
+        },
+        "finalize" => own(&["update"]),
+        _ => own(STATUS_VERBS),
+    }
+}
+
+/// `storageVersionHash`: base64 of the first 8 bytes of SHA-256 of `group/version/kind`
+/// (k8s.io/apiserver `discovery.StorageVersionHash`; `/v1/Pod` gives `xPOwRZ+Yhw8=`).
+fn storage_version_hash(r: &ResourceType) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(r.group.as_bytes());
+    hasher.update(b"/");
+    hasher.update(r.version.as_bytes());
+    hasher.update(b"/");
+    hasher.update(r.kind.as_bytes());
+    let digest = hasher.finalize();
+    base64::engine::general_purpose::STANDARD.encode(digest.get(..8).unwrap_or_default())
+}
+
+fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceType> {
+    let mut out: Vec<&'static ResourceType> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    // kube-apiserver lists resources sorted by name.
+    out.sort_by_key(|r| r.plural);
+    out
+}
+
+fn strings(items: &[&str]) -> Value {
+    Value::Array(items.iter().map(|s| Value::from(*s)).collect())
 }
 
 /// `GET /api/v1` or `/apis/{group}/{version}` (`APIResourceList`).
-pub fn api_resource_list(_group: &str, _version: &str) -> Option<Value> {
-    None
+pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+    let served = if group.is_empty() {
+        version == "v1"
+    } else {
+        GROUPS.iter().any(|(g, v)| *g == group && *v == version)
+    };
+    if !served {
+        return None;
+    }
+    let mut entries: Vec<(String, Value)> = Vec::new();
+    for r in resources_of(group, version) {
+        let mut e = Map::new();
+        e.insert("name".into(), r.plural.into());
+        e.insert("singularName".into(), r.singular.into());
+        e.insert("namespaced".into(), r.namespaced.into());
+        e.insert("kind".into(), r.kind.into());
+        e.insert("verbs".into(), strings(VERBS));
+        if !r.short_names.is_empty() {
+            e.insert("shortNames".into(), strings(r.short_names));
+        }
+        if !r.categories.is_empty() {
+            e.insert("categories".into(), strings(r.categories));
+        }
+        e.insert("storageVersionHash".into(), storage_version_hash(r).into());
+        entries.push((r.plural.into(), Value::Object(e)));
+        for sub in r.subresources {
+            let s = subresource(r, sub);
+            let name = alloc::format!("{}/{}", r.plural, s.name);
+            let mut e = Map::new();
+            e.insert("name".into(), name.clone().into());
+            e.insert("singularName".into(), "".into());
+            e.insert("namespaced".into(), r.namespaced.into());
+            if s.group != r.group || s.version != r.version {
+                e.insert("group".into(), s.group.into());
+                e.insert("version".into(), s.version.into());
+            }
+            e.insert("kind".into(), s.kind.into());
+            e.insert("verbs".into(), strings(s.verbs));
+            entries.push((name, Value::Object(e)));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let resources: Vec<Value> = entries.into_iter().map(|(_, e)| e).collect();
+    let group_version = if group.is_empty() {
+        String::from(version)
+    } else {
+        alloc::format!("{group}/{version}")
+    };
+    let mut list = Map::new();
+    list.insert("kind".into(), "APIResourceList".into());
+    // kube-apiserver omits apiVersion on /api/v1 but sets it on group versions.
+    if !group.is_empty() {
+        list.insert("apiVersion".into(), "v1".into());
+    }
+    list.insert("groupVersion".into(), group_version.into());
+    list.insert("resources".into(), Value::Array(resources));
+    Some(Value::Object(list))
+}
+
+fn response_kind(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+fn discovery_version(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = resources_of(group, version)
+        .into_iter()
+        .map(|r| {
+            let mut e = Map::new();
+            e.insert("resource".into(), r.plural.into());
+            e.insert(
+                "responseKind".into(),
+                response_kind(r.group, r.version, r.kind),
+            );
+            e.insert(
+                "scope".into(),
+                if r.namespaced {
+                    "Namespaced"
+                } else {
+                    "Cluster"
+                }
+                .into(),
+            );
+            e.insert("singularResource".into(), r.singular.into());
+            e.insert("verbs".into(), strings(VERBS));
+            if !r.short_names.is_empty() {
+                e.insert("shortNames".into(), strings(r.short_names));
+            }
+            if !r.categories.is_empty() {
+                e.insert("categories".into(), strings(r.categories));
+            }
+            let mut subs: Vec<&&str> = r.subresources.iter().collect();
+            subs.sort();
+            let subs: Vec<Value> = subs
+                .into_iter()
+                .map(|sub| {
+                    let s = subresource(r, sub);
+                    json!({
+                        "subresource": s.name,
+                        "responseKind": response_kind(s.group, s.version, s.kind),
+                        "verbs": strings(s.verbs),
+                    })
+                })
+                .collect();
+            if !subs.is_empty() {
+                e.insert("subresources".into(), Value::Array(subs));
+            }
+            Value::Object(e)
+        })
+        .collect();
+    json!({"version": version, "resources": resources, "freshness": "Current"})
 }
 
 /// Aggregated discovery for `/api` (`core_group`) or `/apis`.
-pub fn aggregated(_core_group: bool) -> Value {
-    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": []})
+///
+/// Served with Content-Type `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`.
+/// The core group's entry has no name, as kube-apiserver's does (ObjectMeta with only the
+/// zero `creationTimestamp` it serialises as `null` in 1.32).
+pub fn aggregated(core_group: bool) -> Value {
+    let items: Vec<Value> = if core_group {
+        vec![json!({
+            "metadata": {"creationTimestamp": null},
+            "versions": [discovery_version("", "v1")],
+        })]
+    } else {
+        GROUPS
+            .iter()
+            .map(|(g, v)| {
+                json!({
+                    "metadata": {"name": g, "creationTimestamp": null},
+                    "versions": [discovery_version(g, v)],
+                })
+            })
+            .collect()
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[key] == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    }
+
+    #[test]
+    fn version_is_1_32() {
+        let v = version();
+        assert_eq!(v["major"], "1");
+        assert_eq!(v["minor"], "32");
+        assert!(v["gitVersion"].as_str().unwrap().starts_with("v1.32."));
+        for key in [
+            "gitCommit",
+            "gitTreeState",
+            "buildDate",
+            "goVersion",
+            "compiler",
+            "platform",
+        ] {
+            assert!(v[key].is_string(), "{key}");
+        }
+    }
+
+    #[test]
+    fn group_list_and_group() {
+        let list = api_group_list();
+        assert_eq!(list["kind"], "APIGroupList");
+        let apps = find(&list["groups"], "name", "apps");
+        assert_eq!(
+            apps["preferredVersion"],
+            json!({"groupVersion": "apps/v1", "version": "v1"})
+        );
+        find(&list["groups"], "name", "coordination.k8s.io");
+        let g = api_group("coordination.k8s.io").unwrap();
+        assert_eq!(g["kind"], "APIGroup");
+        assert_eq!(g["versions"][0]["groupVersion"], "coordination.k8s.io/v1");
+        assert!(api_group("batch").is_none());
+        assert_eq!(core_api_versions()["versions"], json!(["v1"]));
+    }
+
+    #[test]
+    fn core_resource_list() {
+        let list = api_resource_list("", "v1").unwrap();
+        assert_eq!(list["groupVersion"], "v1");
+        assert!(list.get("apiVersion").is_none());
+        let res = &list["resources"];
+        let pods = find(res, "name", "pods");
+        assert_eq!(pods["singularName"], "pod");
+        assert_eq!(pods["namespaced"], true);
+        assert_eq!(pods["kind"], "Pod");
+        assert_eq!(pods["shortNames"], json!(["po"]));
+        assert_eq!(pods["categories"], json!(["all"]));
+        assert_eq!(pods["storageVersionHash"], "xPOwRZ+Yhw8=");
+        assert_eq!(pods["verbs"], strings(VERBS));
+        let binding = find(res, "name", "pods/binding");
+        assert_eq!(binding["kind"], "Binding");
+        assert_eq!(binding["verbs"], json!(["create"]));
+        let status = find(res, "name", "pods/status");
+        assert_eq!(status["verbs"], json!(["get", "patch", "update"]));
+        assert_eq!(status["singularName"], "");
+        let nodes = find(res, "name", "nodes");
+        assert_eq!(nodes["namespaced"], false);
+        assert!(nodes.get("categories").is_none());
+        assert_eq!(
+            find(res, "name", "namespaces/finalize")["verbs"],
+            json!(["update"])
+        );
+        find(res, "name", "services");
+        let names: Vec<&str> = res
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert!(api_resource_list("", "v2").is_none());
+        assert!(api_resource_list("apps", "v1beta1").is_none());
+    }
+
+    #[test]
+    fn apps_resource_list_has_scale() {
+        let list = api_resource_list("apps", "v1").unwrap();
+        assert_eq!(list["apiVersion"], "v1");
+        assert_eq!(list["groupVersion"], "apps/v1");
+        let scale = find(&list["resources"], "name", "deployments/scale");
+        assert_eq!(scale["group"], "autoscaling");
+        assert_eq!(scale["version"], "v1");
+        assert_eq!(scale["kind"], "Scale");
+        assert_eq!(scale["verbs"], json!(["get", "patch", "update"]));
+        let deploy = find(&list["resources"], "name", "deployments");
+        assert_eq!(deploy["storageVersionHash"], "8aSe+NMegvE=");
+        assert_eq!(deploy["shortNames"], json!(["deploy"]));
+        let leases = api_resource_list("coordination.k8s.io", "v1").unwrap();
+        assert_eq!(
+            find(&leases["resources"], "name", "leases")["kind"],
+            "Lease"
+        );
+    }
+
+    #[test]
+    fn aggregated_core_and_groups() {
+        let core = aggregated(true);
+        assert_eq!(core["kind"], "APIGroupDiscoveryList");
+        assert_eq!(core["apiVersion"], "apidiscovery.k8s.io/v2");
+        let items = core["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(items[0]["metadata"].get("name").is_none());
+        let v1 = &items[0]["versions"][0];
+        assert_eq!(v1["version"], "v1");
+        assert_eq!(v1["freshness"], "Current");
+        let pods = find(&v1["resources"], "resource", "pods");
+        assert_eq!(
+            pods["responseKind"],
+            json!({"group": "", "version": "v1", "kind": "Pod"})
+        );
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["singularResource"], "pod");
+        let binding = find(&pods["subresources"], "subresource", "binding");
+        assert_eq!(binding["responseKind"]["kind"], "Binding");
+        assert_eq!(binding["verbs"], json!(["create"]));
+        assert_eq!(
+            find(&v1["resources"], "resource", "nodes")["scope"],
+            "Cluster"
+        );
+        assert!(
+            find(&v1["resources"], "resource", "configmaps")
+                .get("subresources")
+                .is_none()
+        );
+
+        let groups = aggregated(false);
+        let items = groups["items"].as_array().unwrap();
+        let names: Vec<&str> = items
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        let deploy = find(
+            &items[0]["versions"][0]["resources"],
+            "resource",
+            "deployments",
+        );
+        assert_eq!(deploy["categories"], json!(["all"]));
+        let scale = find(&deploy["subresources"], "subresource", "scale");
+        assert_eq!(
+            scale["responseKind"],
+            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+        );
+        assert_eq!(
+            find(&deploy["subresources"], "subresource", "status")["responseKind"]["kind"],
+            "Deployment"
+        );
+    }
 }
