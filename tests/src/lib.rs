@@ -1,1 +1,237 @@
-//! Shared harness for the end-to-end tests: starts the real binaries on loopback.
+//! Shared harness for the end-to-end tests and benchmarks: builds and starts the real binaries
+//! (`nautilus-proxy dev`, which runs `nautilus-enclave` as its child) on loopback, runs the real
+//! `kubectl`, and speaks HTTPS to the proxy with a small hyper + rustls client.
+
+pub mod client;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Path of a workspace binary, built once per test process with the profile of the tests.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let target = target_dir();
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "nautilus-proxy", "-p", "nautilus-enclave"]);
+        if profile == "release" {
+            cmd.arg("--release");
+        }
+        cmd.current_dir(workspace_dir());
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of the binaries failed");
+    });
+    target.join(profile).join(name)
+}
+
+/// The workspace root (parent of this package).
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_dir().join("target"), PathBuf::from)
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// One `nautilus-proxy dev` process (with its enclave child) on a private port and data dir.
+pub struct DevCluster {
+    child: Child,
+    /// The data directory (`--data-dir`).
+    pub dir: tempfile::TempDir,
+    /// The proxy's port on 127.0.0.1.
+    pub port: u16,
+    /// The kubeconfig `dev` wrote.
+    pub kubeconfig: PathBuf,
+    /// The admin bearer token from the kubeconfig.
+    pub token: String,
+    /// The dev CA certificate (PEM) from the kubeconfig.
+    pub ca_pem: Vec<u8>,
+    /// Everything the process printed (stdout and stderr), for assertions on logs.
+    pub output: Arc<Mutex<Vec<String>>>,
+    cache_dir: tempfile::TempDir,
+}
+
+impl DevCluster {
+    /// Starts `dev` with default options.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts `dev`, passing each of `enclave_args` to the enclave with `--enclave-arg`.
+    pub fn start_with(enclave_args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut cmd = Command::new(binary("nautilus-proxy"));
+        cmd.arg("dev").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(dir.path());
+        for arg in enclave_args {
+            cmd.arg(format!("--enclave-arg={arg}"));
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start nautilus-proxy dev");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().expect("log lock").push(line);
+                }
+            });
+        }
+        let kubeconfig = dir.path().join("kubeconfig");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let printed = output.lock().expect("log lock").iter().any(|l| l.contains("kubeconfig"));
+            if kubeconfig.exists() && printed && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nautilus-proxy dev exited early ({status}):\n{}", output.lock().expect("log lock").join("\n"));
+            }
+            assert!(Instant::now() < deadline, "dev did not come up:\n{}", output.lock().expect("log lock").join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read_to_string(&kubeconfig).expect("read kubeconfig");
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().trim_matches('"').to_string()))
+                .unwrap_or_else(|| panic!("kubeconfig has no {name}:\n{text}"))
+        };
+        let token = field("token:");
+        use base64::Engine as _;
+        let ca_pem = base64::engine::general_purpose::STANDARD.decode(field("certificate-authority-data:")).expect("CA data is base64");
+        let cluster = Self { child, dir, port, kubeconfig, token, ca_pem, output, cache_dir: tempfile::tempdir().expect("cache dir") };
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// Waits until `/readyz` answers 200 through the proxy.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.request("GET", "/readyz", None, &[]).map(|r| r.status) == Ok(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("never ready:\n{}", self.logs());
+    }
+
+    /// Everything the processes printed so far.
+    pub fn logs(&self) -> String {
+        self.output.lock().expect("log lock").join("\n")
+    }
+
+    /// Runs the real `kubectl` with this cluster's kubeconfig and a private cache dir.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_with_input(args, None)
+    }
+
+    /// Runs kubectl with `input` on stdin.
+    pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = self.kubectl_command(args);
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl on PATH");
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(input.as_bytes()).expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// A kubectl command ready to spawn (for watches that run in the background).
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig).arg("--cache-dir").arg(self.cache_dir.path()).args(args);
+        cmd
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with stderr when it fails.
+    #[track_caller]
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("kubectl prints UTF-8")
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    #[track_caller]
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {} should fail but printed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        String::from_utf8(out.stderr).expect("kubectl prints UTF-8")
+    }
+
+    /// One HTTPS request to the proxy with the admin token; `None` body sends none.
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Result<client::Reply, String> {
+        let mut all: Vec<(String, String)> = vec![("authorization".into(), format!("Bearer {}", self.token))];
+        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        client::blocking_request(self.port, &self.ca_pem, method, path, body, &all)
+    }
+
+    /// A request with no credentials at all.
+    pub fn anonymous(&self, method: &str, path: &str) -> Result<client::Reply, String> {
+        client::blocking_request(self.port, &self.ca_pem, method, path, None, &[])
+    }
+
+    /// Pid of the enclave child process.
+    pub fn enclave_pid(&self) -> Option<u32> {
+        let out = Command::new("pgrep").arg("-f").arg(format!("__enclave.*{}", self.dir.path().display())).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+    }
+
+    /// Pid of the proxy process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        // SAFETY-free: kill(2) through libc with our own child's pid.
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
+        if pid > 0 {
+            #[allow(unsafe_code)]
+            // SAFETY: sending a signal to a pid we spawned has no memory-safety implications.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGTERM/SIGKILL to `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
