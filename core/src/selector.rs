@@ -912,3 +912,223 @@ pub fn selectable_fields(resource: ResourceId, obj: &Value) -> Vec<(&'static str
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn label_selector_matches_like_apimachinery() {
+        // Cases from apimachinery's labels/selector_test.go (TestSelectorMatches et al.).
+        let cases: &[(&str, &[(&str, &str)], bool)] = &[
+            ("", &[("x", "y")], true),
+            ("x=y", &[("x", "y")], true),
+            ("x==y", &[("x", "y")], true),
+            ("x=y,z=w", &[("x", "y"), ("z", "w")], true),
+            ("x!=y,z!=w", &[("x", "z"), ("z", "a")], true),
+            ("notin=in", &[("notin", "in")], true),
+            ("x", &[("x", "z")], true),
+            ("!x", &[("y", "z")], true),
+            ("x>1", &[("x", "2")], true),
+            ("x<1", &[("x", "0")], true),
+            ("x in (y,z)", &[("x", "z")], true),
+            ("x notin (y,z)", &[("x", "a")], true),
+            ("x notin (y,z)", &[], true),
+            ("x=z", &[], false),
+            ("x=y", &[("x", "z")], false),
+            ("x=y,z=w", &[("x", "w"), ("z", "w")], false),
+            ("x!=y,z!=w", &[("x", "z"), ("z", "w")], false),
+            ("x", &[("y", "z")], false),
+            ("!x", &[("x", "z")], false),
+            ("x>1", &[("x", "0")], false),
+            ("x>1", &[("x", "a")], false),
+            ("x<1", &[("x", "2")], false),
+            ("x in (y,z)", &[("x", "a")], false),
+            ("x in (y,z)", &[], false),
+            ("x notin (y,z)", &[("x", "y")], false),
+            ("x in ()", &[("x", "")], true),
+            ("x in (,a)", &[("x", "")], true),
+            ("x=", &[("x", "")], true),
+            (" x = y , z ", &[("x", "y"), ("z", "")], true),
+            (
+                "kubernetes.io/cluster-service=true",
+                &[("kubernetes.io/cluster-service", "true")],
+                true,
+            ),
+        ];
+        for (text, have, want) in cases {
+            let sel = LabelSelector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(sel.matches(&labels(have)), *want, "{text} on {have:?}");
+        }
+        assert!(LabelSelector::parse("").unwrap().is_empty());
+        assert!(!LabelSelector::parse("a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn label_selector_errors_are_worded_as_kube() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "x=a||y=b",
+                "unable to parse requirement: values[0][x]: Invalid value: \"a||y\": a valid label must be an empty string",
+            ),
+            ("x==a==b", "found '==', expected: ',' or 'end of string'"),
+            ("!x=a", "found '=', expected: ',' or 'end of string'"),
+            ("x=a,", "found '', expected: identifier after ','"),
+            ("x in (a", "unable to parse requirement: found '', expected: ',' or ')'"),
+            ("x in a", "unable to parse requirement: found 'a' expected: '('"),
+            (
+                "x a",
+                "unable to parse requirement: found 'a', expected: in, notin, =, ==, !=, gt, lt",
+            ),
+            (",x", "found ',', expected: !, identifier, or 'end of string'"),
+            (
+                "x>a",
+                "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer",
+            ),
+            (
+                "a/b/c=d",
+                "unable to parse requirement: <nil>: Invalid value: \"a/b/c\": a qualified name must consist of",
+            ),
+            (
+                "x=a@b",
+                "unable to parse requirement: values[0][x]: Invalid value: \"a@b\": a valid label must be an empty string",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = LabelSelector::parse(text).unwrap_err();
+            assert_eq!(err.code(), 400, "{text}");
+            let msg = err.message();
+            assert!(msg.starts_with(want), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn label_selector_is_bounded() {
+        let many: Vec<String> = (0..=MAX_LABEL_REQUIREMENTS).map(|i| format!("k{i}")).collect();
+        let err = LabelSelector::parse(&many.join(",")).unwrap_err();
+        assert_eq!(err.code(), 400);
+        let ok: Vec<String> = (0..MAX_LABEL_REQUIREMENTS).map(|i| format!("k{i}")).collect();
+        assert!(LabelSelector::parse(&ok.join(",")).is_ok());
+    }
+
+    #[test]
+    fn label_selector_from_json() {
+        let sel = LabelSelector::from_json(&json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        }))
+        .unwrap();
+        assert!(sel.matches(&labels(&[("app", "web"), ("tier", "b")])));
+        assert!(!sel.matches(&labels(&[("app", "web"), ("tier", "c")])));
+        assert!(!sel.matches(&labels(&[("app", "web"), ("tier", "a"), ("canary", "")])));
+        assert!(LabelSelector::from_json(&json!({})).unwrap().is_empty());
+        let err = LabelSelector::from_json(&json!({
+            "matchExpressions": [{"key": "a", "operator": "Foo"}]
+        }))
+        .unwrap_err();
+        assert_eq!(err, "\"Foo\" is not a valid label selector operator");
+        let err = LabelSelector::from_json(&json!({
+            "matchExpressions": [{"key": "a", "operator": "In", "values": []}]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"
+        );
+    }
+
+    #[test]
+    fn field_selectors_from_kube_wire() {
+        // kubectl describe node (KUBE-WIRE.md).
+        let sel = FieldSelector::parse(
+            ResourceId::Pods,
+            "spec.nodeName=n1,status.phase!=Succeeded,status.phase!=Failed",
+        )
+        .unwrap();
+        assert_eq!(sel.required_value("spec.nodeName"), Some("n1"));
+        assert_eq!(sel.required_value("status.phase"), None);
+        let pod = |node: &str, phase: &str| {
+            json!({"metadata": {"name": "p", "namespace": "d"},
+                   "spec": {"nodeName": node}, "status": {"phase": phase}})
+        };
+        let f = |v: &Value| selectable_fields(ResourceId::Pods, v);
+        assert!(sel.matches(&f(&pod("n1", "Running"))));
+        assert!(!sel.matches(&f(&pod("n1", "Failed"))));
+        assert!(!sel.matches(&f(&pod("n2", "Running"))));
+        // kubectl describe <obj> lists events (KUBE-WIRE.md).
+        let sel = FieldSelector::parse(
+            ResourceId::Events,
+            "involvedObject.name=web,involvedObject.namespace=default,involvedObject.uid=u1",
+        )
+        .unwrap();
+        let ev = json!({"metadata": {"name": "web.1", "namespace": "default"},
+            "involvedObject": {"name": "web", "namespace": "default", "uid": "u1", "kind": "Pod"},
+            "source": {"component": "kubelet"}, "type": "Normal"});
+        assert!(sel.matches(&selectable_fields(ResourceId::Events, &ev)));
+        let sel = FieldSelector::parse(ResourceId::Events, "source=kubelet,type==Normal").unwrap();
+        assert!(sel.matches(&selectable_fields(ResourceId::Events, &ev)));
+        // Watch on metadata.name=X (kubectl delete --wait).
+        let sel = FieldSelector::parse(ResourceId::ConfigMaps, "metadata.name=x").unwrap();
+        assert_eq!(sel.required_value("metadata.name"), Some("x"));
+        // Booleans read "true"/"false"; spec.hostNetwork defaults to false.
+        let sel = FieldSelector::parse(ResourceId::Pods, "spec.hostNetwork=false").unwrap();
+        assert!(sel.matches(&f(&pod("n", "Running"))));
+        let sel = FieldSelector::parse(ResourceId::Nodes, "spec.unschedulable=true").unwrap();
+        assert!(sel.matches(&selectable_fields(
+            ResourceId::Nodes,
+            &json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}})
+        )));
+        // Old clients' spec.host is spec.nodeName.
+        let sel = FieldSelector::parse(ResourceId::Pods, "spec.host=n1").unwrap();
+        assert_eq!(sel.required_value("spec.nodeName"), Some("n1"));
+        assert!(FieldSelector::parse(ResourceId::Pods, "").unwrap().is_empty());
+        assert!(FieldSelector::parse(ResourceId::Pods, ",").unwrap().is_empty());
+    }
+
+    #[test]
+    fn field_selector_escapes_and_errors() {
+        let sel = FieldSelector::parse(ResourceId::Pods, r"metadata.name=a\,b\=c\\d").unwrap();
+        assert_eq!(sel.required_value("metadata.name"), Some(r"a,b=c\d"));
+        let cases: &[(ResourceId, &str, &str)] = &[
+            (ResourceId::Pods, "foo=bar", "field label not supported: foo"),
+            (ResourceId::Nodes, "metadata.namespace=x", "field label not supported: metadata.namespace"),
+            (
+                ResourceId::ConfigMaps,
+                "data.x=y",
+                "\"data.x\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
+            ),
+            (ResourceId::Pods, "spec.nodeName", "invalid selector: 'spec.nodeName'; can't understand 'spec.nodeName'"),
+            (ResourceId::Pods, "spec.nodeName>1", "invalid selector: 'spec.nodeName>1'; can't understand 'spec.nodeName>1'"),
+            (ResourceId::Pods, r"metadata.name=a\x", r"invalid field selector: invalid escape sequence: \x"),
+            (ResourceId::Pods, "metadata.name=a=b", "invalid field selector: unescaped character in value: 61"),
+        ];
+        for (resource, text, want) in cases {
+            let err = FieldSelector::parse(*resource, text).unwrap_err();
+            assert_eq!(err.code(), 400);
+            assert_eq!(err.message(), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn index_entries() {
+        let obj = json!({"metadata": {"name": "p", "namespace": "d", "labels": {"a": "1"}},
+            "status": {"podIPs": [{"ip": "10.0.0.1"}]}});
+        assert_eq!(labels_of(&obj), labels(&[("a", "1")]));
+        let fields = selectable_fields(ResourceId::Pods, &obj);
+        assert!(fields.contains(&("status.podIP", "10.0.0.1".to_string())));
+        assert!(fields.contains(&("spec.nodeName", String::new())));
+        let rs = selectable_fields(ResourceId::ReplicaSets, &json!({"status": {"replicas": 5}}));
+        assert!(rs.contains(&("status.replicas", "5".to_string())));
+    }
+}
