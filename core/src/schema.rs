@@ -702,3 +702,141 @@ pub fn unknown_fields(resource: ResourceId, obj: &Value) -> Vec<String> {
     walk(schema_of(resource), obj, "", &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nginx_deployment() -> Value {
+        // A JSON literal (json! would exceed the macro recursion limit at this depth).
+        serde_json::from_str(
+            r#"{
+          "apiVersion": "apps/v1", "kind": "Deployment",
+          "metadata": {"name": "nginx", "namespace": "default", "labels": {"app": "nginx"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+          "spec": {
+            "replicas": 3, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": "nginx"},
+              "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "template": {
+              "metadata": {"labels": {"app": "nginx", "tier": "web"}},
+              "spec": {
+                "serviceAccountName": "default",
+                "securityContext": {"runAsNonRoot": true, "fsGroup": 101, "seccompProfile": {"type": "RuntimeDefault"}},
+                "affinity": {
+                  "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]},
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]},
+                  "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+                    "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "nginx"}}, "topologyKey": "kubernetes.io/hostname"}}]}
+                },
+                "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway",
+                  "labelSelector": {"matchLabels": {"app": "nginx"}}}],
+                "nodeSelector": {"disktype": "ssd"},
+                "imagePullSecrets": [{"name": "regcred"}],
+                "initContainers": [{"name": "init", "image": "busybox", "command": ["sh", "-c", "true"]}],
+                "containers": [{
+                  "name": "nginx", "image": "nginx:1.27", "imagePullPolicy": "IfNotPresent",
+                  "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}],
+                  "env": [
+                    {"name": "A", "value": "1"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "s", "key": "password"}}},
+                    {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "mode", "optional": true}}},
+                    {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}}
+                  ],
+                  "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "C_"}],
+                  "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi", "nvidia.com/gpu": 1}},
+                  "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http", "httpHeaders": [{"name": "X", "value": "y"}]},
+                    "initialDelaySeconds": 5, "periodSeconds": 10},
+                  "readinessProbe": {"tcpSocket": {"port": 80}, "failureThreshold": 3},
+                  "startupProbe": {"exec": {"command": ["true"]}},
+                  "lifecycle": {"preStop": {"exec": {"command": ["nginx", "-s", "quit"]}}},
+                  "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true},
+                  "volumeMounts": [{"name": "conf", "mountPath": "/etc/nginx/conf.d", "readOnly": true},
+                    {"name": "tls", "mountPath": "/tls"}, {"name": "cache", "mountPath": "/var/cache/nginx"}]
+                }],
+                "volumes": [
+                  {"name": "conf", "configMap": {"name": "nginx-conf", "items": [{"key": "default.conf", "path": "default.conf"}]}},
+                  {"name": "tls", "secret": {"secretName": "nginx-tls", "defaultMode": 256}},
+                  {"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}},
+                  {"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}
+                ]
+              }
+            }
+          },
+          "status": {"replicas": 3, "conditions": [{"type": "Available"}]}
+        }"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn realistic_manifests_have_no_unknown_fields() {
+        assert_eq!(
+            unknown_fields(ResourceId::Deployments, &nginx_deployment()),
+            Vec::<String>::new()
+        );
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"type": "NodePort", "selector": {"app": "web"}, "externalTrafficPolicy": "Local",
+              "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080, "protocol": "TCP"}]}});
+        assert_eq!(
+            unknown_fields(ResourceId::Services, &svc),
+            Vec::<String>::new()
+        );
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "type": "Opaque", "stringData": {"password": "p"}, "data": {"user": "dXNlcg=="}});
+        assert_eq!(
+            unknown_fields(ResourceId::Secrets, &secret),
+            Vec::<String>::new()
+        );
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "n1", "namespace": "kube-node-lease",
+              "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u"}]},
+            "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2024-01-01T00:00:00.000000Z"}});
+        assert_eq!(
+            unknown_fields(ResourceId::Leases, &lease),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn planted_typos_are_reported_by_path() {
+        let mut d = nginx_deployment();
+        d["spec"]["replica"] = json!(1);
+        d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = json!("Always");
+        d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["paht"] =
+            json!("/");
+        d["spec"]["template"]["spec"]["volumes"][1]["secret"]["name"] = json!("x");
+        d["metadata"]["label"] = json!({"a": "b"});
+        // Unknown subtrees are reported once, not descended into.
+        d["spec"]["template"]["spec"]["extra"] = json!({"deep": {"deeper": 1}});
+        let mut got = unknown_fields(ResourceId::Deployments, &d);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "metadata.label",
+                "spec.replica",
+                "spec.template.spec.containers[0].imagePullPolicyy",
+                "spec.template.spec.containers[0].livenessProbe.httpGet.paht",
+                "spec.template.spec.extra",
+                "spec.template.spec.volumes[1].secret.name",
+            ]
+        );
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a", "image": "b"}, {"name": "c", "image": "d", "foo": 1}]},
+            "bogus": true});
+        assert_eq!(
+            unknown_fields(ResourceId::Pods, &pod),
+            ["bogus", "spec.containers[1].foo"]
+        );
+        let cm = json!({"metadata": {"name": "c"}, "data": {"anything": "goes"}, "spec": {}});
+        assert_eq!(unknown_fields(ResourceId::ConfigMaps, &cm), ["spec"]);
+    }
+}

@@ -928,7 +928,8 @@ mod tests {
     #[test]
     fn label_selector_matches_like_apimachinery() {
         // Cases from apimachinery's labels/selector_test.go (TestSelectorMatches et al.).
-        let cases: &[(&str, &[(&str, &str)], bool)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+        let cases: &[Case<'_>] = &[
             ("", &[("x", "y")], true),
             ("x=y", &[("x", "y")], true),
             ("x==y", &[("x", "y")], true),
@@ -982,13 +983,22 @@ mod tests {
             ("x==a==b", "found '==', expected: ',' or 'end of string'"),
             ("!x=a", "found '=', expected: ',' or 'end of string'"),
             ("x=a,", "found '', expected: identifier after ','"),
-            ("x in (a", "unable to parse requirement: found '', expected: ',' or ')'"),
-            ("x in a", "unable to parse requirement: found 'a' expected: '('"),
+            (
+                "x in (a",
+                "unable to parse requirement: found '', expected: ',' or ')'",
+            ),
+            (
+                "x in a",
+                "unable to parse requirement: found 'a' expected: '('",
+            ),
             (
                 "x a",
                 "unable to parse requirement: found 'a', expected: in, notin, =, ==, !=, gt, lt",
             ),
-            (",x", "found ',', expected: !, identifier, or 'end of string'"),
+            (
+                ",x",
+                "found ',', expected: !, identifier, or 'end of string'",
+            ),
             (
                 "x>a",
                 "unable to parse requirement: values[0]: Invalid value: \"a\": for 'Gt', 'Lt' operators, the value must be an integer",
@@ -1012,10 +1022,14 @@ mod tests {
 
     #[test]
     fn label_selector_is_bounded() {
-        let many: Vec<String> = (0..=MAX_LABEL_REQUIREMENTS).map(|i| format!("k{i}")).collect();
+        let many: Vec<String> = (0..=MAX_LABEL_REQUIREMENTS)
+            .map(|i| format!("k{i}"))
+            .collect();
         let err = LabelSelector::parse(&many.join(",")).unwrap_err();
         assert_eq!(err.code(), 400);
-        let ok: Vec<String> = (0..MAX_LABEL_REQUIREMENTS).map(|i| format!("k{i}")).collect();
+        let ok: Vec<String> = (0..MAX_LABEL_REQUIREMENTS)
+            .map(|i| format!("k{i}"))
+            .collect();
         assert!(LabelSelector::parse(&ok.join(",")).is_ok());
     }
 
@@ -1092,8 +1106,16 @@ mod tests {
         // Old clients' spec.host is spec.nodeName.
         let sel = FieldSelector::parse(ResourceId::Pods, "spec.host=n1").unwrap();
         assert_eq!(sel.required_value("spec.nodeName"), Some("n1"));
-        assert!(FieldSelector::parse(ResourceId::Pods, "").unwrap().is_empty());
-        assert!(FieldSelector::parse(ResourceId::Pods, ",").unwrap().is_empty());
+        assert!(
+            FieldSelector::parse(ResourceId::Pods, "")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            FieldSelector::parse(ResourceId::Pods, ",")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1101,17 +1123,41 @@ mod tests {
         let sel = FieldSelector::parse(ResourceId::Pods, r"metadata.name=a\,b\=c\\d").unwrap();
         assert_eq!(sel.required_value("metadata.name"), Some(r"a,b=c\d"));
         let cases: &[(ResourceId, &str, &str)] = &[
-            (ResourceId::Pods, "foo=bar", "field label not supported: foo"),
-            (ResourceId::Nodes, "metadata.namespace=x", "field label not supported: metadata.namespace"),
+            (
+                ResourceId::Pods,
+                "foo=bar",
+                "field label not supported: foo",
+            ),
+            (
+                ResourceId::Nodes,
+                "metadata.namespace=x",
+                "field label not supported: metadata.namespace",
+            ),
             (
                 ResourceId::ConfigMaps,
                 "data.x=y",
                 "\"data.x\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
             ),
-            (ResourceId::Pods, "spec.nodeName", "invalid selector: 'spec.nodeName'; can't understand 'spec.nodeName'"),
-            (ResourceId::Pods, "spec.nodeName>1", "invalid selector: 'spec.nodeName>1'; can't understand 'spec.nodeName>1'"),
-            (ResourceId::Pods, r"metadata.name=a\x", r"invalid field selector: invalid escape sequence: \x"),
-            (ResourceId::Pods, "metadata.name=a=b", "invalid field selector: unescaped character in value: 61"),
+            (
+                ResourceId::Pods,
+                "spec.nodeName",
+                "invalid selector: 'spec.nodeName'; can't understand 'spec.nodeName'",
+            ),
+            (
+                ResourceId::Pods,
+                "spec.nodeName>1",
+                "invalid selector: 'spec.nodeName>1'; can't understand 'spec.nodeName>1'",
+            ),
+            (
+                ResourceId::Pods,
+                r"metadata.name=a\x",
+                r"invalid field selector: invalid escape sequence: \x",
+            ),
+            (
+                ResourceId::Pods,
+                "metadata.name=a=b",
+                "invalid field selector: unescaped character in value: 61",
+            ),
         ];
         for (resource, text, want) in cases {
             let err = FieldSelector::parse(*resource, text).unwrap_err();
