@@ -745,11 +745,7 @@ fn validate_pod_spec(e: &mut Errs, spec: &Value, path: &str, is_pod: bool) {
             "must be between 1 and 2147483647, inclusive",
         );
     }
-    e.nonnegative(
-        &format!("{path}.terminationGracePeriodSeconds"),
-        spec.get("terminationGracePeriodSeconds")
-            .filter(|v| v.as_i64() != Some(-1)),
-    );
+    // A negative terminationGracePeriodSeconds is accepted (kube rewrites it to 1).
     let sa = s(spec, "serviceAccountName");
     if !sa.is_empty() {
         e.invalid_each(
