@@ -9,6 +9,7 @@ mod fallback;
 mod serve;
 mod tls;
 
+#[cfg(feature = "dev")]
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -59,6 +60,7 @@ enum LogFormat {
     Json,
 }
 
+#[cfg(feature = "dev")]
 impl LogFormat {
     fn as_str(self) -> &'static str {
         match self {
@@ -237,5 +239,109 @@ async fn run_dev(args: DevCli) -> ExitCode {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    // Without the `dev` feature `serve` is the only subcommand.
+    #[allow(irrefutable_let_patterns)]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "nautilus-proxy",
+            "serve",
+            "--enclave",
+            "vsock:16:5000",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--idle-timeout-secs",
+            "30",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.listen, "127.0.0.1:6443".parse().unwrap());
+        assert_eq!(
+            args.enclave,
+            EnclaveConnector::Vsock {
+                cid: 16,
+                port: 5000
+            }
+        );
+        let options = args.tuning.options(args.enclave.clone());
+        assert_eq!(options.max_connections, 4096);
+        assert_eq!(options.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(options.idle_timeout, Duration::from_secs(30));
+        assert_eq!(args.log.log_format, LogFormat::Json);
+    }
+
+    #[cfg(feature = "dev")]
+    #[test]
+    fn hidden_enclave_subcommand_passes_everything_through() {
+        let cli = Cli::try_parse_from([
+            "nautilus-proxy",
+            "__enclave",
+            "--listen",
+            "unix:/d/enclave.sock",
+            "--simulated-nsm",
+            "--help",
+            "extra",
+        ])
+        .unwrap();
+        let Command::Enclave { args } = cli.command else {
+            panic!("not __enclave")
+        };
+        let args: Vec<_> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "--listen",
+                "unix:/d/enclave.sock",
+                "--simulated-nsm",
+                "--help",
+                "extra"
+            ]
+        );
+    }
+
+    #[cfg(feature = "dev")]
+    #[test]
+    fn dev_enclave_args_accept_flags() {
+        let cli = Cli::try_parse_from([
+            "nautilus-proxy",
+            "dev",
+            "--enclave-arg",
+            "--max-objects",
+            "--enclave-arg",
+            "1000",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        let Command::Dev(args) = cli.command else {
+            panic!("not dev")
+        };
+        assert_eq!(args.enclave_args, ["--max-objects", "1000"]);
+        assert_eq!(args.data_dir, PathBuf::from("/tmp/x"));
+        assert!(
+            !Cli::command()
+                .render_help()
+                .to_string()
+                .contains("__enclave")
+        );
     }
 }
