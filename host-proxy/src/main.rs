@@ -1,3 +1,347 @@
-//! `nautilus-proxy`: the untrusted host proxy.
+//! `nautilus-proxy`: the untrusted host proxy. It terminates TLS at the API port and splices
+//! bytes into one enclave stream per client connection; it holds no cluster secret, makes no
+//! state decision and never parses Kubernetes paths or logs payloads.
 
-fn main() {}
+#[cfg(feature = "dev")]
+mod dev;
+mod enclave_stream;
+mod fallback;
+mod serve;
+mod tls;
+
+#[cfg(feature = "dev")]
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::enclave_stream::EnclaveConnector;
+use crate::serve::ServeOptions;
+
+/// Exit code when the listen address cannot be bound (documented contract for scripts).
+const EXIT_CANNOT_LISTEN: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nautilus-proxy",
+    version,
+    about = "Untrusted host proxy for Nautilus"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Terminate TLS on a TCP port and splice each connection into the enclave.
+    Serve(ServeCli),
+    /// Development mode: dev CA, admin kubeconfig, enclave child with a SIMULATED NSM.
+    #[cfg(feature = "dev")]
+    Dev(DevCli),
+    /// Runs the enclave runtime in this process (used by `dev` to start its child).
+    #[cfg(feature = "dev")]
+    #[command(name = "__enclave", hide = true, disable_help_flag = true)]
+    Enclave {
+        /// Arguments handed unchanged to the enclave runtime.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[cfg(feature = "dev")]
+impl LogFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct LogCli {
+    /// Log output format (logs go to stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, e.g. `info` or `nautilus_proxy=debug`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TuningCli {
+    /// Maximum concurrent client connections; excess connections are closed at once.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a client may take to complete the TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    handshake_timeout_secs: u64,
+    /// Seconds without a byte in either direction before a connection is closed.
+    #[arg(long, default_value_t = 900)]
+    idle_timeout_secs: u64,
+    /// Seconds open connections get to finish after SIGTERM/Ctrl-C.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace_secs: u64,
+}
+
+impl TuningCli {
+    fn options(&self, enclave: EnclaveConnector) -> ServeOptions {
+        ServeOptions {
+            enclave,
+            max_connections: self.max_connections.max(1),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            enclave_connect_timeout: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct ServeCli {
+    /// TCP address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Enclave address: `unix:/path/to/sock` or `vsock:CID:PORT`.
+    #[arg(long)]
+    enclave: EnclaveConnector,
+    /// PEM certificate chain presented to clients.
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// PEM private key of the certificate.
+    #[arg(long)]
+    tls_key: PathBuf,
+    #[command(flatten)]
+    tuning: TuningCli,
+    #[command(flatten)]
+    log: LogCli,
+}
+
+#[cfg(feature = "dev")]
+#[derive(Args, Debug)]
+struct DevCli {
+    /// TCP address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Directory for the dev CA, kubeconfig and enclave socket (created with mode 0700).
+    #[arg(long, default_value = "./.nautilus-dev")]
+    data_dir: PathBuf,
+    /// Extra argument appended to the enclave child's command line (repeatable).
+    #[arg(long = "enclave-arg", allow_hyphen_values = true)]
+    enclave_args: Vec<OsString>,
+    #[command(flatten)]
+    tuning: TuningCli,
+    #[command(flatten)]
+    log: LogCli,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(&args.log);
+            with_runtime(run_serve(args))
+        }
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => {
+            init_logging(&args.log);
+            with_runtime(run_dev(args))
+        }
+        #[cfg(feature = "dev")]
+        Command::Enclave { args } => {
+            // The enclave builds its own runtime, so it must not run inside ours.
+            let argv = std::iter::once(OsString::from("nautilus-enclave")).chain(args);
+            nautilus_enclave::cli_main(argv)
+        }
+    }
+}
+
+fn with_runtime<F: std::future::Future<Output = ExitCode>>(fut: F) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &LogCli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&log.log_level).unwrap_or_else(|err| {
+        eprintln!(
+            "warning: bad --log-level {:?} ({err}); using info",
+            log.log_level
+        );
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+async fn run_serve(args: ServeCli) -> ExitCode {
+    let listener = match serve::bind(args.listen, "nautilus-proxy").await {
+        Ok(listener) => listener,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
+    };
+    let tls = match tls::load_pem(&args.tls_cert, &args.tls_key).and_then(tls::server_config) {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = args.tuning.options(args.enclave);
+    serve::serve(listener, tls, options, serve::shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(feature = "dev")]
+async fn run_dev(args: DevCli) -> ExitCode {
+    let listener = match serve::bind(args.listen, "nautilus-proxy dev").await {
+        Ok(listener) => listener,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
+    };
+    let settings = dev::DevSettings {
+        data_dir: args.data_dir,
+        enclave_args: args.enclave_args,
+        log_format: args.log.log_format.as_str(),
+    };
+    match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    // Without the `dev` feature `serve` is the only subcommand.
+    #[allow(irrefutable_let_patterns)]
+    fn serve_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "nautilus-proxy",
+            "serve",
+            "--enclave",
+            "vsock:16:5000",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--idle-timeout-secs",
+            "30",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.listen, "127.0.0.1:6443".parse().unwrap());
+        assert_eq!(
+            args.enclave,
+            EnclaveConnector::Vsock {
+                cid: 16,
+                port: 5000
+            }
+        );
+        let options = args.tuning.options(args.enclave.clone());
+        assert_eq!(options.max_connections, 4096);
+        assert_eq!(options.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(options.idle_timeout, Duration::from_secs(30));
+        assert_eq!(args.log.log_format, LogFormat::Json);
+    }
+
+    #[cfg(feature = "dev")]
+    #[test]
+    fn hidden_enclave_subcommand_passes_everything_through() {
+        let cli = Cli::try_parse_from([
+            "nautilus-proxy",
+            "__enclave",
+            "--listen",
+            "unix:/d/enclave.sock",
+            "--simulated-nsm",
+            "--help",
+            "extra",
+        ])
+        .unwrap();
+        let Command::Enclave { args } = cli.command else {
+            panic!("not __enclave")
+        };
+        let args: Vec<_> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "--listen",
+                "unix:/d/enclave.sock",
+                "--simulated-nsm",
+                "--help",
+                "extra"
+            ]
+        );
+    }
+
+    #[cfg(feature = "dev")]
+    #[test]
+    fn dev_enclave_args_accept_flags() {
+        let cli = Cli::try_parse_from([
+            "nautilus-proxy",
+            "dev",
+            "--enclave-arg",
+            "--max-objects",
+            "--enclave-arg",
+            "1000",
+            "--data-dir",
+            "/tmp/x",
+        ])
+        .unwrap();
+        let Command::Dev(args) = cli.command else {
+            panic!("not dev")
+        };
+        assert_eq!(args.enclave_args, ["--max-objects", "1000"]);
+        assert_eq!(args.data_dir, PathBuf::from("/tmp/x"));
+        assert!(
+            !Cli::command()
+                .render_help()
+                .to_string()
+                .contains("__enclave")
+        );
+    }
+}

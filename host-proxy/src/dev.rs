@@ -1,0 +1,604 @@
+//! `nautilus-proxy dev`: one command for a local cluster. Makes a throw-away CA and server
+//! certificate, a random admin token (the enclave only ever sees its SHA-256), starts the
+//! enclave runtime as a supervised child on a Unix socket with a SIMULATED NSM, writes a
+//! kubeconfig, then serves exactly like `serve`.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::enclave_stream::EnclaveConnector;
+use crate::serve::{self, ServeOptions};
+use crate::tls;
+
+/// How long the first enclave start may take before `dev` gives up.
+const ENCLAVE_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the enclave gets to stop after SIGTERM before it is killed.
+const ENCLAVE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Restart backoff cap.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A child that ran this long resets the backoff to its first step.
+const STABLE_RUN: Duration = Duration::from_secs(30);
+/// Unix socket paths are limited to 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// What `dev` needs beyond the serve options.
+pub(crate) struct DevSettings {
+    /// Where the CA, kubeconfig and enclave socket live.
+    pub(crate) data_dir: PathBuf,
+    /// Appended verbatim to the enclave child's arguments.
+    pub(crate) enclave_args: Vec<OsString>,
+    /// `text` or `json`, handed to the enclave so both logs look alike.
+    pub(crate) log_format: &'static str,
+}
+
+/// Runs development mode on an already bound `listener` until SIGTERM/Ctrl-C.
+pub(crate) async fn run(
+    listener: TcpListener,
+    settings: DevSettings,
+    options: impl FnOnce(EnclaveConnector) -> ServeOptions,
+) -> Result<(), String> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listen address: {e}"))?;
+    let data_dir = create_data_dir(&settings.data_dir)?;
+
+    let pki = DevPki::generate().map_err(|e| format!("cannot generate dev certificates: {e}"))?;
+    let ca_path = data_dir.join("ca.crt");
+    write_file(&ca_path, pki.ca_pem.as_bytes(), 0o644)
+        .map_err(|e| format!("cannot write {}: {e}", ca_path.display()))?;
+    let token = new_admin_token().map_err(|e| format!("cannot read OS randomness: {e}"))?;
+
+    let socket = data_dir.join("enclave.sock");
+    if socket.as_os_str().as_bytes().len() > MAX_SOCKET_PATH {
+        return Err(format!(
+            "socket path {} is too long for a Unix socket; use a shorter --data-dir",
+            socket.display()
+        ));
+    }
+    let spec = EnclaveSpec {
+        exe: std::env::current_exe()
+            .map_err(|e| format!("cannot find the nautilus-proxy executable: {e}"))?,
+        args: enclave_argv(
+            &socket,
+            &token_sha256_hex(&token),
+            settings.log_format,
+            &settings.enclave_args,
+        ),
+        socket: socket.clone(),
+    };
+    let mut child = spec
+        .spawn()
+        .map_err(|e| format!("cannot start the enclave: {e}"))?;
+    if let Err(err) = wait_ready(&mut child, &socket, ENCLAVE_START_TIMEOUT).await {
+        terminate(&mut child).await;
+        return Err(err);
+    }
+
+    let kubeconfig_path = data_dir.join("kubeconfig");
+    let server = server_url(local);
+    write_file(
+        &kubeconfig_path,
+        kubeconfig_yaml(&server, &pki.ca_pem, &token).as_bytes(),
+        0o600,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", kubeconfig_path.display()))?;
+    drop(token);
+    print_banner(&kubeconfig_path, &server);
+
+    let tls = tls::server_config(tls::Identity {
+        chain: pki.server_chain,
+        key: pki.server_key,
+    })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let supervisor = tokio::spawn(supervise(child, spec, stop_rx));
+    // The signal both stops accepting and (through the supervisor) SIGTERMs the enclave.
+    let shutdown = async move {
+        serve::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    serve::serve(
+        listener,
+        tls,
+        options(EnclaveConnector::Unix(socket)),
+        shutdown,
+    )
+    .await;
+    if let Err(err) = supervisor.await {
+        tracing::error!(error = %err, "enclave supervisor failed");
+    }
+    Ok(())
+}
+
+fn print_banner(kubeconfig: &Path, server: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n*** DEVELOPMENT MODE: the enclave runs as a local process with a SIMULATED NSM. ***\n\
+         *** Its attestation documents are NOT trustworthy. Never use this for real workloads. ***\n\
+         server: {server}\n\
+         kubeconfig: {}\n\
+         export KUBECONFIG={}\n",
+        kubeconfig.display(),
+        kubeconfig.display()
+    );
+    let _ = out.flush();
+    tracing::warn!("development mode: SIMULATED NSM, throw-away CA and admin token");
+}
+
+/// Creates `dir` (mode 0700, tightened if it already exists) and returns its absolute path.
+fn create_data_dir(dir: &Path) -> Result<PathBuf, String> {
+    let what = |e: io::Error| format!("cannot create data dir {}: {e}", dir.display());
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(what)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(what)?;
+    fs::canonicalize(dir).map_err(what)
+}
+
+/// Writes `contents` to `path` with `mode` via a temporary file and a rename, so readers never
+/// see a half-written file and a secret never sits in a file with looser permissions.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+    fs::rename(&tmp, path)
+}
+
+/// The dev CA and a server certificate it signed.
+pub(crate) struct DevPki {
+    /// The CA certificate, PEM (written to `ca.crt` and into the kubeconfig).
+    pub(crate) ca_pem: String,
+    /// Server certificate then CA certificate.
+    pub(crate) server_chain: Vec<CertificateDer<'static>>,
+    /// The server certificate's key.
+    pub(crate) server_key: PrivateKeyDer<'static>,
+}
+
+impl DevPki {
+    /// A fresh CA and a server certificate for 127.0.0.1, ::1 and localhost.
+    pub(crate) fn generate() -> Result<Self, rcgen::Error> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.distinguished_name = name("nautilus-dev CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = ca_params.self_signed(&ca_key)?;
+
+        let server_key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        params.distinguished_name = name("nautilus-dev apiserver");
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let server = params.signed_by(&server_key, &ca, &ca_key)?;
+
+        Ok(DevPki {
+            ca_pem: ca.pem(),
+            server_chain: vec![server.der().clone(), ca.der().clone()],
+            server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        })
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "nautilus-dev");
+    dn
+}
+
+/// 32 bytes from the OS RNG, hex encoded (64 characters).
+pub(crate) fn new_admin_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// Lower-case hex SHA-256 of the token's bytes as sent in `Authorization: Bearer <token>`.
+pub(crate) fn token_sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The URL clients use: loopback when listening on every address.
+fn server_url(local: SocketAddr) -> String {
+    let ip = match local.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("https://{}", SocketAddr::new(ip, local.port()))
+}
+
+/// A kubeconfig with one cluster, user and context, all called after the dev cluster.
+pub(crate) fn kubeconfig_yaml(server: &str, ca_pem: &str, token: &str) -> String {
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\n\
+         kind: Config\n\
+         clusters:\n\
+         - name: nautilus-dev\n\
+         \x20 cluster:\n\
+         \x20   server: \"{server}\"\n\
+         \x20   certificate-authority-data: \"{ca_data}\"\n\
+         users:\n\
+         - name: nautilus-admin\n\
+         \x20 user:\n\
+         \x20   token: \"{token}\"\n\
+         contexts:\n\
+         - name: nautilus-dev\n\
+         \x20 context:\n\
+         \x20   cluster: nautilus-dev\n\
+         \x20   user: nautilus-admin\n\
+         current-context: nautilus-dev\n\
+         preferences: {{}}\n"
+    )
+}
+
+/// The enclave's command line after the program name (contract with `nautilus-enclave`).
+fn enclave_argv(
+    socket: &Path,
+    token_sha256: &str,
+    log_format: &str,
+    extra: &[OsString],
+) -> Vec<OsString> {
+    let mut listen = OsString::from("unix:");
+    listen.push(socket.as_os_str());
+    let mut args: Vec<OsString> = vec![
+        "--listen".into(),
+        listen,
+        "--admin-token-sha256".into(),
+        token_sha256.into(),
+        "--simulated-nsm".into(),
+        "--log-format".into(),
+        log_format.into(),
+    ];
+    args.extend(extra.iter().cloned());
+    args
+}
+
+/// How to (re)start the enclave child.
+struct EnclaveSpec {
+    exe: PathBuf,
+    args: Vec<OsString>,
+    socket: PathBuf,
+}
+
+impl EnclaveSpec {
+    fn spawn(&self) -> io::Result<Child> {
+        match fs::remove_file(&self.socket) {
+            Ok(()) => tracing::debug!(socket = %self.socket.display(), "removed stale socket"),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        let child = Command::new(&self.exe)
+            .arg("__enclave")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            // Own process group: a terminal Ctrl-C reaches only the proxy, which then stops
+            // the child in order instead of racing its exit against a restart.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        tracing::info!(pid = child.id(), "enclave started");
+        Ok(child)
+    }
+}
+
+/// Waits until the enclave's socket accepts a connection.
+async fn wait_ready(child: &mut Child, socket: &Path, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| format!("cannot watch the enclave process: {e}"))?
+        {
+            return Err(format!(
+                "the enclave exited during start-up ({})",
+                describe(status)
+            ));
+        }
+        if tokio::net::UnixStream::connect(socket).await.is_ok() {
+            tracing::info!(socket = %socket.display(), "enclave is accepting connections");
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the enclave did not accept connections on {} within {} s",
+                socket.display(),
+                limit.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Keeps the enclave running: restarts it with backoff (1 s, 2 s, 4 s, ... 10 s) when it
+/// exits; on stop, SIGTERMs it and waits.
+async fn supervise(mut child: Child, spec: EnclaveSpec, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        tokio::select! {
+            status = child.wait() => {
+                let status = status.map_or_else(|e| e.to_string(), describe);
+                if started.elapsed() >= STABLE_RUN {
+                    backoff = Duration::from_secs(1);
+                }
+                tracing::error!(status, restart_in_secs = backoff.as_secs(), "the enclave exited unexpectedly");
+            }
+            () = stopped(&mut stop) => {
+                terminate(&mut child).await;
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stopped(&mut stop) => return,
+            }
+            backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+            match spec.spawn() {
+                Ok(new_child) => {
+                    child = new_child;
+                    break;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, restart_in_secs = backoff.as_secs(), "cannot restart the enclave")
+                }
+            }
+        }
+    }
+}
+
+/// Completes once a stop was requested (or the sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// SIGTERM, then SIGKILL after `ENCLAVE_STOP_TIMEOUT`.
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        if let Err(err) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
+            tracing::warn!(error = %err, "cannot send SIGTERM to the enclave");
+        }
+    }
+    match tokio::time::timeout(ENCLAVE_STOP_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(status = describe(status), "enclave stopped"),
+        Ok(Err(err)) => tracing::warn!(error = %err, "cannot wait for the enclave"),
+        Err(_) => {
+            tracing::warn!("the enclave ignored SIGTERM; killing it");
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    use std::sync::Arc;
+
+    fn verifier(pki: &DevPki) -> Arc<WebPkiServerVerifier> {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = pki.server_chain.get(1).unwrap().clone();
+        roots.add(ca).unwrap();
+        WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn server_cert_verifies_for_loopback_names() {
+        let pki = DevPki::generate().unwrap();
+        let verifier = verifier(&pki);
+        let leaf = pki.server_chain.first().unwrap();
+        let cases = [
+            ("127.0.0.1", true),
+            ("::1", true),
+            ("localhost", true),
+            ("example.com", false),
+            ("10.0.0.1", false),
+        ];
+        for (host, ok) in cases {
+            let name = ServerName::try_from(host).unwrap();
+            let result = verifier.verify_server_cert(leaf, &[], &name, &[], UnixTime::now());
+            assert_eq!(result.is_ok(), ok, "{host}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn another_ca_does_not_verify() {
+        let pki = DevPki::generate().unwrap();
+        let other = DevPki::generate().unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let leaf = pki.server_chain.first().unwrap();
+        let result = verifier(&other).verify_server_cert(leaf, &[], &name, &[], UnixTime::now());
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn ca_pem_is_the_chain_root() {
+        use rustls::pki_types::pem::PemObject;
+        let pki = DevPki::generate().unwrap();
+        let parsed = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
+        assert_eq!(Some(&parsed), pki.server_chain.get(1));
+    }
+
+    #[test]
+    fn tls_config_accepts_dev_identity() {
+        let pki = DevPki::generate().unwrap();
+        let config = tls::server_config(tls::Identity {
+            chain: pki.server_chain,
+            key: pki.server_key,
+        })
+        .unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn admin_token_is_random_hex_and_hash_matches() {
+        let a = new_admin_token().unwrap();
+        let b = new_admin_token().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        // SHA-256("abc"), FIPS 180-2 test vector.
+        assert_eq!(
+            token_sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn server_url_uses_loopback_for_unspecified() {
+        let cases = [
+            ("127.0.0.1:6443", "https://127.0.0.1:6443"),
+            ("0.0.0.0:6443", "https://127.0.0.1:6443"),
+            ("[::]:7000", "https://[::1]:7000"),
+            ("[::1]:7000", "https://[::1]:7000"),
+        ];
+        for (listen, want) in cases {
+            assert_eq!(server_url(listen.parse().unwrap()), want);
+        }
+    }
+
+    #[test]
+    fn enclave_argv_passes_only_the_hash() {
+        let args = enclave_argv(
+            Path::new("/d/enclave.sock"),
+            "ab".repeat(32).as_str(),
+            "json",
+            &["--max-objects".into(), "10".into()],
+        );
+        let args: Vec<_> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        let hash = "ab".repeat(32);
+        assert_eq!(
+            args,
+            [
+                "--listen",
+                "unix:/d/enclave.sock",
+                "--admin-token-sha256",
+                hash.as_str(),
+                "--simulated-nsm",
+                "--log-format",
+                "json",
+                "--max-objects",
+                "10"
+            ]
+        );
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "nautilus-proxy-unit-{tag}-{}-{}",
+            std::process::id(),
+            new_admin_token().unwrap().get(..8).unwrap()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn kubeconfig_file_is_private_and_complete() {
+        let dir = temp_dir("kubeconfig");
+        let path = dir.join("kubeconfig");
+        // A pre-existing world-readable file must not keep its mode.
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let yaml = kubeconfig_yaml("https://127.0.0.1:6443", pem, "tok123");
+        write_file(&path, yaml.as_bytes(), 0o600).unwrap();
+
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text, yaml);
+        let ca_b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+        for line in [
+            "- name: nautilus-dev",
+            "    server: \"https://127.0.0.1:6443\"",
+            &format!("    certificate-authority-data: \"{ca_b64}\""),
+            "- name: nautilus-admin",
+            "    token: \"tok123\"",
+            "    cluster: nautilus-dev",
+            "    user: nautilus-admin",
+            "current-context: nautilus-dev",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn data_dir_is_created_private() {
+        let dir = temp_dir("datadir").join("nested");
+        let abs = create_data_dir(&dir).unwrap();
+        assert!(abs.is_absolute());
+        let mode = fs::metadata(&abs).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+}

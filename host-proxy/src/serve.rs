@@ -1,0 +1,524 @@
+//! The listener: accepts TCP, completes a TLS 1.3 handshake under a deadline, then splices the
+//! decrypted bytes into one fresh enclave stream per connection (or answers with the fallback
+//! when the enclave is unreachable). Bounded by a connection limit, a handshake timeout and an
+//! idle timeout; never looks at or logs the bytes it carries.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use crate::enclave_stream::EnclaveConnector;
+use crate::fallback;
+
+/// Copy buffer per direction; large enough for a LIST page chunk, small enough for 4096 conns.
+const SPLICE_BUF: usize = 16 * 1024;
+
+/// How the listener behaves; every limit has a CLI flag.
+#[derive(Clone, Debug)]
+pub(crate) struct ServeOptions {
+    /// Where to open the per-connection enclave stream.
+    pub(crate) enclave: EnclaveConnector,
+    /// Connections beyond this are closed as soon as they are accepted.
+    pub(crate) max_connections: usize,
+    /// Deadline for the TLS handshake (closes slowloris clients).
+    pub(crate) handshake_timeout: Duration,
+    /// A connection with no byte in either direction for this long is closed.
+    pub(crate) idle_timeout: Duration,
+    /// Deadline for opening the enclave stream before the fallback answers.
+    pub(crate) enclave_connect_timeout: Duration,
+    /// After shutdown starts, open connections get this long to finish.
+    pub(crate) shutdown_grace: Duration,
+}
+
+/// Binds the TCP listener; the error is the one-line message the operator sees.
+pub(crate) async fn bind(addr: SocketAddr, who: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|err| {
+        let reason = if err.kind() == io::ErrorKind::AddrInUse {
+            format!("address already in use (is another {who} running?)")
+        } else {
+            err.to_string()
+        };
+        format!("error: cannot listen on {addr}: {reason}")
+    })
+}
+
+/// Completes when SIGTERM or Ctrl-C arrives.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM received"),
+        () = interrupt => tracing::info!("interrupt received"),
+    }
+}
+
+/// Logs at most once per `every`, counting the events it swallowed in between.
+struct RateLimit {
+    every: Duration,
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl RateLimit {
+    const fn new(every: Duration) -> Self {
+        RateLimit {
+            every,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// Records one event; returns how many events to report if a log line is due now.
+    fn hit(&mut self) -> Option<u64> {
+        self.count = self.count.saturating_add(1);
+        let now = Instant::now();
+        let due = self
+            .last
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.every);
+        if !due {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
+}
+
+/// State shared by all connection tasks.
+struct Shared {
+    acceptor: TlsAcceptor,
+    options: ServeOptions,
+    active: AtomicUsize,
+    unreachable: Mutex<RateLimit>,
+}
+
+/// Serves until `shutdown` completes, then drains open connections for the grace period.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!(%addr, enclave = %options.enclave, "listening"),
+        Err(err) => tracing::warn!(error = %err, "listening on an unknown address"),
+    }
+    let max = options.max_connections;
+    let grace = options.shutdown_grace;
+    let shared = Arc::new(Shared {
+        acceptor: TlsAcceptor::from(tls),
+        options,
+        active: AtomicUsize::new(0),
+        unreachable: Mutex::new(RateLimit::new(Duration::from_secs(10))),
+    });
+    let permits = Arc::new(Semaphore::new(max));
+    let mut tasks = JoinSet::new();
+    let mut over_limit = RateLimit::new(Duration::from_secs(10));
+    let mut accept_errors = RateLimit::new(Duration::from_secs(10));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        drop(tcp);
+                        if let Some(closed) = over_limit.hit() {
+                            tracing::warn!(max_connections = max, closed, "connection limit reached; closing new connections");
+                        }
+                        continue;
+                    };
+                    let shared = Arc::clone(&shared);
+                    tasks.spawn(async move {
+                        connection(shared, tcp, peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(err) => {
+                    // EMFILE and friends: pause so the loop does not spin.
+                    if let Some(count) = accept_errors.hit() {
+                        tracing::warn!(error = %err, count, "accept failed");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        open = tasks.len(),
+        grace_secs = grace.as_secs(),
+        "shutting down: no longer accepting"
+    );
+    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_ok();
+    if !drained {
+        tracing::warn!(
+            open = tasks.len(),
+            "grace period over; closing remaining connections"
+        );
+        tasks.shutdown().await;
+    }
+    tracing::info!("stopped");
+}
+
+/// Byte counts and last activity of one connection.
+struct Traffic {
+    epoch: Instant,
+    last_ms: AtomicU64,
+    from_client: AtomicU64,
+    from_enclave: AtomicU64,
+}
+
+impl Traffic {
+    fn new() -> Self {
+        Traffic {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            from_client: AtomicU64::new(0),
+            from_enclave: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, side: Side, bytes: usize) {
+        let counter = match side {
+            Side::Client => &self.from_client,
+            Side::Enclave => &self.from_enclave,
+        };
+        counter.fetch_add(bytes as u64, Ordering::Relaxed);
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last_activity(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Completes once no byte moved for `limit`.
+async fn idle(traffic: &Traffic, limit: Duration) {
+    loop {
+        let deadline = traffic.last_activity() + limit;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+#[derive(Copy, Clone, Debug)]
+enum Side {
+    Client,
+    Enclave,
+}
+
+/// Counts bytes read from the wrapped stream; writes pass through.
+struct Metered<S> {
+    inner: S,
+    traffic: Arc<Traffic>,
+    side: Side,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let read = buf.filled().len().saturating_sub(before);
+        if read > 0 {
+            self.traffic.record(self.side, read);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Counts the connection as active and logs its close (also when the task is aborted).
+struct ConnectionLog<'a> {
+    shared: &'a Shared,
+    peer: SocketAddr,
+    traffic: &'a Traffic,
+    outcome: &'static str,
+}
+
+impl Drop for ConnectionLog<'_> {
+    fn drop(&mut self) {
+        let active = self
+            .shared
+            .active
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
+        tracing::debug!(
+            peer = %self.peer,
+            outcome = self.outcome,
+            client_bytes = self.traffic.from_client.load(Ordering::Relaxed),
+            enclave_bytes = self.traffic.from_enclave.load(Ordering::Relaxed),
+            active,
+            "connection closed"
+        );
+    }
+}
+
+async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let active = shared
+        .active
+        .fetch_add(1, Ordering::AcqRel)
+        .saturating_add(1);
+    let traffic = Arc::new(Traffic::new());
+    let mut log = ConnectionLog {
+        shared: &shared,
+        peer,
+        traffic: &traffic,
+        outcome: "aborted",
+    };
+    tracing::debug!(%peer, active, "connection accepted");
+    tune_socket(&tcp);
+    let options = &shared.options;
+
+    let tls =
+        match tokio::time::timeout(options.handshake_timeout, shared.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                tracing::info!(%peer, error = %err, "TLS handshake failed");
+                log.outcome = "handshake failed";
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out");
+                log.outcome = "handshake timeout";
+                return;
+            }
+        };
+    let client = Metered {
+        inner: tls,
+        traffic: Arc::clone(&traffic),
+        side: Side::Client,
+    };
+
+    let enclave = match tokio::time::timeout(
+        options.enclave_connect_timeout,
+        options.enclave.connect(),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            warn_unreachable(&shared, &err.to_string());
+            fallback::serve(client, options.idle_timeout).await;
+            log.outcome = "fallback";
+            return;
+        }
+        Err(_) => {
+            warn_unreachable(&shared, "connect timed out");
+            fallback::serve(client, options.idle_timeout).await;
+            log.outcome = "fallback";
+            return;
+        }
+    };
+    let enclave = Metered {
+        inner: enclave,
+        traffic: Arc::clone(&traffic),
+        side: Side::Enclave,
+    };
+    log.outcome = splice(client, enclave, &traffic, options.idle_timeout).await;
+}
+
+fn warn_unreachable(shared: &Shared, reason: &str) {
+    let due = match shared.unreachable.lock() {
+        Ok(mut limit) => limit.hit(),
+        Err(poisoned) => poisoned.into_inner().hit(),
+    };
+    if let Some(count) = due {
+        tracing::warn!(enclave = %shared.options.enclave, reason, count, "enclave unreachable; answering with the fallback");
+    }
+}
+
+/// Keepalive finds peers that vanished without a FIN; nodelay keeps watch events prompt.
+fn tune_socket(tcp: &TcpStream) {
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %err, "set_nodelay failed");
+    }
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(15));
+    if let Err(err) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %err, "set_tcp_keepalive failed");
+    }
+}
+
+/// Copies both ways. The client may half-close (its EOF is passed on as a write shutdown and
+/// the enclave's answer still flows back); the connection ends when the enclave side ends, when
+/// either side fails, or when nothing moves for `idle_timeout`.
+async fn splice<C, E>(
+    client: C,
+    enclave: E,
+    traffic: &Traffic,
+    idle_timeout: Duration,
+) -> &'static str
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    E: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client_read, mut client_write) = tokio::io::split(client);
+    let (enclave_read, mut enclave_write) = tokio::io::split(enclave);
+    let upstream = async {
+        let mut reader = BufReader::with_capacity(SPLICE_BUF, client_read);
+        let copied = tokio::io::copy_buf(&mut reader, &mut enclave_write).await;
+        let shut = enclave_write.shutdown().await;
+        copied.and(shut)
+    };
+    let downstream = async {
+        let mut reader = BufReader::with_capacity(SPLICE_BUF, enclave_read);
+        let copied = tokio::io::copy_buf(&mut reader, &mut client_write).await;
+        let shut = client_write.shutdown().await;
+        copied.and(shut)
+    };
+    tokio::pin!(upstream, downstream);
+    let idle = idle(traffic, idle_timeout);
+    tokio::pin!(idle);
+    let mut client_done = false;
+    loop {
+        tokio::select! {
+            result = &mut upstream, if !client_done => match result {
+                Ok(_) => client_done = true,
+                Err(_) => return "client error",
+            },
+            result = &mut downstream => {
+                return match result {
+                    Ok(_) => "closed",
+                    Err(_) => "enclave error",
+                };
+            }
+            () = &mut idle => return "idle timeout",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_reports_swallowed_events() {
+        let mut limit = RateLimit::new(Duration::from_secs(10));
+        assert_eq!(limit.hit(), Some(1));
+        assert_eq!(limit.hit(), None);
+        assert_eq!(limit.hit(), None);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(limit.hit(), Some(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_waits_for_quiet_period() {
+        let traffic = Traffic::new();
+        let started = Instant::now();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        traffic.record(Side::Client, 1);
+        idle(&traffic, Duration::from_secs(10)).await;
+        // Activity at t=5 s pushes the deadline to t=15 s.
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+    }
+
+    #[tokio::test]
+    async fn splice_passes_half_close_and_answer() {
+        let (client, mut client_peer) = tokio::io::duplex(64);
+        let (enclave, mut enclave_peer) = tokio::io::duplex(64);
+        let traffic = Arc::new(Traffic::new());
+        let client = Metered {
+            inner: client,
+            traffic: Arc::clone(&traffic),
+            side: Side::Client,
+        };
+        let enclave = Metered {
+            inner: enclave,
+            traffic: Arc::clone(&traffic),
+            side: Side::Enclave,
+        };
+        let enclave_side = async {
+            let mut request = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut enclave_peer, &mut request)
+                .await
+                .unwrap();
+            enclave_peer.write_all(b"answer").await.unwrap();
+            enclave_peer.shutdown().await.unwrap();
+            request
+        };
+        let client_side = async {
+            client_peer.write_all(b"request").await.unwrap();
+            client_peer.shutdown().await.unwrap();
+            let mut answer = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut client_peer, &mut answer)
+                .await
+                .unwrap();
+            answer
+        };
+        let (outcome, request, answer) = tokio::join!(
+            splice(client, enclave, &traffic, Duration::from_secs(5)),
+            enclave_side,
+            client_side
+        );
+        assert_eq!(outcome, "closed");
+        assert_eq!(request, b"request");
+        assert_eq!(answer, b"answer");
+        assert_eq!(traffic.from_client.load(Ordering::Relaxed), 7);
+        assert_eq!(traffic.from_enclave.load(Ordering::Relaxed), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn splice_closes_idle_connection() {
+        let (client, _client_peer) = tokio::io::duplex(64);
+        let (enclave, _enclave_peer) = tokio::io::duplex(64);
+        let traffic = Traffic::new();
+        let outcome = splice(client, enclave, &traffic, Duration::from_secs(900)).await;
+        assert_eq!(outcome, "idle timeout");
+    }
+}
