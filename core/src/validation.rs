@@ -1817,8 +1817,3 @@ mod tests {
         );
     }
 }
-
-/// DNS-1123 label: lower-case alphanumerics and `-`, at most 63 characters.
-pub fn is_dns1123_label(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 63
-}
