@@ -2,7 +2,7 @@
 //! sigs.k8s.io/structured-merge-diff as kube-apiserver 1.32 runs it: sets of owned paths, the
 //! comparison of two objects, apply's merge and prune, conflicts between managers.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
@@ -186,6 +186,14 @@ fn item_ids(items: &[Value], kind: ListKind) -> Option<Vec<String>> {
     }
 }
 
+fn first_positions(ids: &[String]) -> BTreeMap<&str, usize> {
+    let mut out = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        out.entry(id.as_str()).or_insert(i);
+    }
+    out
+}
+
 /// Maps that apply replaces whole (`+mapType=atomic` / `+structType=atomic`).
 fn atomic_map(ctx: Ctx, key: &str) -> bool {
     matches!(
@@ -297,12 +305,14 @@ fn compare_field(
         let ra = r.and_then(Value::as_array).unwrap_or(&empty);
         if let (Some(lids), Some(rids)) = (item_ids(la, kind), item_ids(ra, kind)) {
             mark_presence(l, r, path, out);
+            let r_index = first_positions(&rids);
+            let l_index = first_positions(&lids);
             for (id, item) in lids.iter().zip(la) {
-                let other = rids.iter().position(|x| x == id).and_then(|i| ra.get(i));
+                let other = r_index.get(id.as_str()).and_then(|&i| ra.get(i));
                 compare_item(kind, item_ctx, id, Some(item), other, path, out);
             }
             for (id, item) in rids.iter().zip(ra) {
-                if !lids.contains(id) {
+                if !l_index.contains_key(id.as_str()) {
                     compare_item(kind, item_ctx, id, None, Some(item), path, out);
                 }
             }
@@ -910,11 +920,13 @@ fn merge_list(
         // A stored list without keys cannot be merged by key: the configuration replaces it.
         return Ok(config.to_vec());
     };
-    let in_live = |id: &String| lids.iter().position(|x| x == id);
-    let in_config = |id: &String| rids.iter().position(|x| x == id);
+    let live_index = first_positions(&lids);
+    let config_index = first_positions(&rids);
+    let in_live = |id: &String| live_index.get(id.as_str()).copied();
+    let in_config = |id: &String| config_index.get(id.as_str()).copied();
     let mut shared = rids.iter().filter(|id| in_live(id).is_some());
     let mut next_shared = shared.next();
-    let mut done: Vec<&String> = Vec::new();
+    let mut done: BTreeSet<&String> = BTreeSet::new();
     let mut out = Vec::with_capacity(live.len() + config.len());
     let merge_item = |l: Option<&Value>, r: &Value| -> Result<Value, Error> {
         match (l, r, kind) {
@@ -936,7 +948,7 @@ fn merge_list(
                 if let (Some(lv), Some(rv)) = (live.get(li), config.get(ri)) {
                     out.push(merge_item(Some(lv), rv)?);
                 }
-                done.push(r);
+                done.insert(r);
                 li += 1;
                 ri += 1;
                 next_shared = shared.next();
@@ -960,7 +972,7 @@ fn merge_list(
             }
         }
         if let Some(r) = r_id {
-            done.push(r);
+            done.insert(r);
             let lv = in_live(r).and_then(|i| live.get(i));
             if let Some(rv) = config.get(ri) {
                 out.push(merge_item(lv, rv)?);

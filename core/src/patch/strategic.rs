@@ -2,7 +2,8 @@
 //! `MergeParallelList` and `IgnoreUnmatchedNulls`): lists merge by `patchMergeKey`, and the
 //! directives `$patch`, `$setElementOrder/`, `$retainKeys` and `$deleteFromPrimitiveList/`.
 
-use alloc::string::String;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
@@ -64,8 +65,9 @@ pub(super) fn merge_map(
             let doomed = v.as_array().ok_or_else(|| {
                 Error::BadRequest("invalid patch format of primitive list".into())
             })?;
+            let doomed: BTreeSet<String> = doomed.iter().map(Value::to_string).collect();
             if let Some(Value::Array(items)) = out.get_mut(field) {
-                items.retain(|item| !doomed.contains(item));
+                items.retain(|item| !doomed.contains(&item.to_string()));
             }
         }
     }
@@ -87,7 +89,8 @@ pub(super) fn merge_map(
                     check_order(p, order, kind)?;
                     merge_list(&current, p, kind, item_ctx)?
                 }
-                _ => current.clone(),
+                _ if out.contains_key(field) => current.clone(),
+                _ => continue,
             };
             let sorted = apply_order(merged, order, &current, kind);
             out.insert(field.into(), Value::Array(sorted));
@@ -140,15 +143,19 @@ fn merge_list(
     kind: ListKind,
     item_ctx: Ctx,
 ) -> Result<Vec<Value>, Error> {
+    if kind == ListKind::Atomic {
+        return Ok(patch.to_vec());
+    }
     if patch.iter().chain(original).any(Value::is_array) {
         return Err(unprocessable("lists of lists are not supported".into()));
     }
     let key = match kind {
-        ListKind::Atomic => return Ok(strip_all(patch)),
+        ListKind::Atomic => return Ok(patch.to_vec()),
         ListKind::Set => {
             let mut out: Vec<Value> = original.to_vec();
+            let mut seen: BTreeSet<String> = out.iter().map(Value::to_string).collect();
             for item in patch {
-                if !out.contains(item) {
+                if seen.insert(item.to_string()) {
                     out.push(item.clone());
                 }
             }
@@ -158,6 +165,7 @@ fn merge_list(
     };
     let mut base: Vec<Value> = original.to_vec();
     let mut plain: Vec<&Value> = Vec::new();
+    let mut doomed: BTreeSet<String> = BTreeSet::new();
     let mut replace = false;
     for item in patch {
         let Some(obj) = item.as_object() else {
@@ -169,8 +177,7 @@ fn merge_list(
             None => plain.push(item),
             Some(directive) => match directive.as_str() {
                 Some("delete") => {
-                    let doomed = merge_key_of(item, key)?;
-                    base.retain(|o| o.get(key) != Some(doomed));
+                    doomed.insert(merge_key_of(item, key)?.to_string());
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
@@ -184,16 +191,22 @@ fn merge_list(
     }
     if replace {
         base.clear();
+    } else if !doomed.is_empty() {
+        base.retain(|o| !o.get(key).is_some_and(|v| doomed.contains(&v.to_string())));
     }
+    let mut index = index_by(&base, Some(key));
     for item in &plain {
-        let wanted = merge_key_of(item, key)?;
+        let wanted = merge_key_of(item, key)?.to_string();
         let patch_obj = item.as_object();
-        let found = base.iter_mut().find(|o| o.get(key) == Some(wanted));
+        let found = index.get(&wanted).and_then(|&i| base.get_mut(i));
         match (found, patch_obj) {
             (Some(Value::Object(existing)), Some(p)) => {
                 *existing = merge_map(existing, p, item_ctx)?;
             }
-            (_, Some(p)) => base.push(Value::Object(merge_map(&Map::new(), p, item_ctx)?)),
+            (_, Some(p)) => {
+                index.entry(wanted).or_insert(base.len());
+                base.push(Value::Object(merge_map(&Map::new(), p, item_ctx)?));
+            }
             (_, None) => {}
         }
     }
@@ -201,20 +214,22 @@ fn merge_list(
     Ok(order_like_patch(base, &patch_items, original, Some(key)))
 }
 
-fn strip_all(items: &[Value]) -> Vec<Value> {
-    items.to_vec()
-}
-
-fn identity<'a>(item: &'a Value, key: Option<&str>) -> Option<&'a Value> {
+fn identity(item: &Value, key: Option<&str>) -> Option<String> {
     match key {
-        Some(k) => item.get(k),
-        None => Some(item),
+        Some(k) => item.get(k).map(Value::to_string),
+        None => Some(item.to_string()),
     }
 }
 
-fn position(list: &[Value], item: &Value, key: Option<&str>) -> Option<usize> {
-    let id = identity(item, key)?;
-    list.iter().position(|o| identity(o, key) == Some(id))
+/// First position of each item identity in `list`.
+fn index_by(list: &[Value], key: Option<&str>) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (i, item) in list.iter().enumerate() {
+        if let Some(id) = identity(item, key) {
+            out.entry(id).or_insert(i);
+        }
+    }
+    out
 }
 
 /// kube's `normalizeElementOrder`: items named in `patch_order` come in that order, the others
@@ -225,25 +240,25 @@ fn order_like_patch(
     server_order: &[Value],
     key: Option<&str>,
 ) -> Vec<Value> {
+    let in_patch = index_by(patch_order, key);
+    let in_server = index_by(server_order, key);
+    let pos = |index: &BTreeMap<String, usize>, item: &Value| {
+        identity(item, key).and_then(|id| index.get(&id).copied())
+    };
     let (mut from_patch, mut server_only): (Vec<Value>, Vec<Value>) = merged
         .into_iter()
-        .partition(|item| position(patch_order, item, key).is_some());
-    from_patch.sort_by_key(|item| position(patch_order, item, key));
-    server_only.sort_by_key(|item| position(server_order, item, key).unwrap_or(usize::MAX));
+        .partition(|item| pos(&in_patch, item).is_some());
+    from_patch.sort_by_cached_key(|item| pos(&in_patch, item));
+    server_only.sort_by_cached_key(|item| pos(&in_server, item).unwrap_or(usize::MAX));
     let mut out = Vec::with_capacity(from_patch.len() + server_only.len());
     let mut left = server_only.into_iter().peekable();
     let mut right = from_patch.into_iter().peekable();
     loop {
         let take_left = match (left.peek(), right.peek()) {
-            (Some(l), Some(r)) => {
-                match (
-                    position(server_order, l, key),
-                    position(server_order, r, key),
-                ) {
-                    (Some(li), Some(ri)) => li < ri,
-                    _ => false,
-                }
-            }
+            (Some(l), Some(r)) => match (pos(&in_server, l), pos(&in_server, r)) {
+                (Some(li), Some(ri)) => li < ri,
+                _ => false,
+            },
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => break,
@@ -262,11 +277,12 @@ fn check_order(patch: &[Value], order: &[Value], kind: ListKind) -> Result<(), E
         ListKind::Map { smp, .. } => Some(smp),
         _ => None,
     };
+    let allowed = index_by(order, key);
     for item in patch {
         if item.get(PATCH).is_some() {
             continue;
         }
-        if position(order, item, key).is_none() {
+        if !identity(item, key).is_some_and(|id| allowed.contains_key(&id)) {
             return Err(Error::BadRequest(
                 "invalid patch format of setElementOrder list".into(),
             ));

@@ -771,3 +771,45 @@ fn server_side_apply_merges_associative_lists_and_keeps_status() {
     assert!(fields.get("f:status").is_none());
     assert!(fields["f:spec"]["f:tolerations"].is_object());
 }
+
+#[test]
+fn large_keyed_lists_stay_fast() {
+    // ~50k items fit in a 3 MiB body; lookups by key must not be quadratic.
+    let env: Vec<Value> = (0..50_000)
+        .map(|i| json!({"name": alloc::format!("V{i}"), "value": "x"}))
+        .collect();
+    let pod = |env: &[Value]| {
+        json!({"metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "i", "env": env}]}})
+    };
+    let mut live = pod(&env);
+    let mut patched_env = env.clone();
+    patched_env.reverse();
+    let patch = json!({"spec": {"containers": [{"name": "c", "env": patched_env}]}});
+    strategic_merge(R::Pods, &mut live, &patch).unwrap();
+    assert_eq!(
+        live["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50_000
+    );
+    let mut created = pod(&env);
+    record_update(R::Pods, None, &mut created, "kubectl-create", None, NOW);
+    let applied = server_side_apply(
+        R::Pods,
+        Some(&created),
+        &pod(&patched_env),
+        "kubectl",
+        true,
+        LATER,
+    )
+    .unwrap();
+    assert_eq!(
+        applied["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50_000
+    );
+}
