@@ -104,6 +104,19 @@ pub enum Error {
         /// Why, after "Operation cannot be fulfilled on ...: ".
         detail: String,
     },
+    /// 409 Conflict from server-side apply: the message is kube's `Apply failed with N
+    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix.
+    ApplyConflict {
+        /// Group-qualified plural.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// The whole message.
+        message: String,
+    },
+    /// 422 for a patch that cannot be applied (kube's generic "rejected our request" answer);
+    /// the detail becomes the single cause.
+    Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
     /// 413: body above the configured limit.
@@ -139,11 +152,11 @@ impl Error {
             Self::NotFound { .. } | Self::PathNotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::NotAcceptable(_) => 406,
-            Self::AlreadyExists { .. } | Self::Conflict { .. } => 409,
+            Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
             Self::Expired(_) => 410,
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
-            Self::Invalid { .. } => 422,
+            Self::Invalid { .. } | Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
@@ -161,11 +174,11 @@ impl Error {
             Self::MethodNotAllowed(_) => "MethodNotAllowed",
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::AlreadyExists { .. } => "AlreadyExists",
-            Self::Conflict { .. } => "Conflict",
+            Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
             Self::Expired(_) => "Expired",
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
-            Self::Invalid { .. } => "Invalid",
+            Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
             Self::TooManyRequests(_) => "TooManyRequests",
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
@@ -188,7 +201,12 @@ impl Error {
             | Self::Unavailable(m)
             | Self::Internal(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
-            Self::Forbidden { message, .. } => message.clone(),
+            Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
+                message.clone()
+            }
+            Self::Unprocessable(_) => {
+                "the server rejected our request due to an error in our request".to_string()
+            }
             Self::NotFound { resource, name } => alloc::format!("{resource} \"{name}\" not found"),
             Self::AlreadyExists { resource, name } => {
                 alloc::format!("{resource} \"{name}\" already exists")
@@ -230,6 +248,7 @@ impl Error {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
+            | Self::ApplyConflict { resource, name, .. }
             | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
             _ => ("", ""),
@@ -250,6 +269,9 @@ impl Error {
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
+        }
+        if let Self::Unprocessable(detail) = self {
+            details.insert("causes".into(), json!([{"message": detail}]));
         }
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));

@@ -15,7 +15,11 @@ fn event(revision: u64) -> WatchEvent {
     WatchEvent {
         kind: EventType::Modified,
         key: ObjectKey::new(ResourceId::Pods, "default", "p"),
-        object: StoredObject { json: StdArc::from(&b"{}"[..]), revision, index: StdArc::new(ObjectIndex::default()) },
+        object: StoredObject {
+            json: StdArc::from(&b"{}"[..]),
+            revision,
+            index: StdArc::new(ObjectIndex::default()),
+        },
         previous: None,
     }
 }
@@ -30,7 +34,11 @@ fn follow(ring: &WatchRing, last: u64) -> (Vec<u64>, bool) {
         match ring.read_after(cursor, 8, &mut batch) {
             Ok(_) => {
                 for e in &batch {
-                    assert_eq!(e.revision(), cursor + 1, "a reader must see revisions without gaps");
+                    assert_eq!(
+                        e.revision(),
+                        cursor + 1,
+                        "a reader must see revisions without gaps"
+                    );
                     cursor = e.revision();
                     seen.push(cursor);
                 }
@@ -40,7 +48,10 @@ fn follow(ring: &WatchRing, last: u64) -> (Vec<u64>, bool) {
             }
             Err(expired) => {
                 assert_eq!(expired.requested, cursor);
-                assert!(expired.oldest > cursor, "expired only when the next revision is gone");
+                assert!(
+                    expired.oldest > cursor,
+                    "expired only when the next revision is gone"
+                );
                 return (seen, true);
             }
         }
@@ -76,6 +87,10 @@ fn one_writer_two_readers_wrap_around() {
             }
         }
         assert_eq!(ring.newest(), 3);
-        assert_eq!(ring.oldest(), 1, "capacity 2 after 3 pushes keeps revisions 2 and 3");
+        assert_eq!(
+            ring.oldest(),
+            1,
+            "capacity 2 after 3 pushes keeps revisions 2 and 3"
+        );
     });
 }

@@ -24,12 +24,16 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The first header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -37,7 +41,9 @@ impl Reply {
 pub fn tls_config(ca_pem: &[u8]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        roots.add(cert.expect("CA PEM parses")).expect("CA is a valid certificate");
+        roots
+            .add(cert.expect("CA PEM parses"))
+            .expect("CA is a valid certificate");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -56,12 +62,19 @@ pub struct Connection {
 impl Connection {
     /// Connects to 127.0.0.1:`port` and completes the TLS handshake.
     pub async fn open(port: u16, tls: Arc<rustls::ClientConfig>) -> Result<Self, String> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("connect: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let connector = tokio_rustls::TlsConnector::from(tls);
         let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
-        let stream = connector.connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("HTTP: {e}"))?;
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -69,25 +82,57 @@ impl Connection {
     }
 
     /// Sends one request and reads the whole answer.
-    pub async fn send(&mut self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(String, String)]) -> Result<Reply, String> {
-        let mut builder = hyper::Request::builder().method(method).uri(path).header("host", "127.0.0.1");
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(String, String)],
+    ) -> Result<Reply, String> {
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1");
         for (k, v) in headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
-        if body.is_some() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
             builder = builder.header("content-type", "application/json");
         }
-        let request = builder.body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default()))).map_err(|e| e.to_string())?;
-        self.sender.ready().await.map_err(|e| format!("connection: {e}"))?;
-        let response = self.sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+        let request = builder
+            .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes().to_vec();
-        Ok(Reply { status, headers, body })
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes()
+            .to_vec();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -100,11 +145,17 @@ pub fn blocking_request(
     body: Option<&[u8]>,
     headers: &[(String, String)],
 ) -> Result<Reply, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let mut conn = Connection::open(port, tls_config(ca_pem)).await?;
-        tokio::time::timeout(std::time::Duration::from_secs(30), conn.send(method, path, body, headers))
-            .await
-            .map_err(|_| "timed out".to_string())?
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            conn.send(method, path, body, headers),
+        )
+        .await
+        .map_err(|_| "timed out".to_string())?
     })
 }

@@ -14,11 +14,22 @@ use std::time::{Duration, Instant};
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let target = target_dir();
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "nautilus-proxy", "-p", "nautilus-enclave"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "nautilus-proxy",
+            "-p",
+            "nautilus-enclave",
+        ]);
         if profile == "release" {
             cmd.arg("--release");
         }
@@ -31,11 +42,15 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// The workspace root (parent of this package).
 pub fn workspace_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_dir().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_dir().join("target"), PathBuf::from)
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released).
@@ -73,14 +88,32 @@ impl DevCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut cmd = Command::new(binary("nautilus-proxy"));
-        cmd.arg("dev").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--data-dir").arg(dir.path());
+        cmd.arg("dev")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path());
         for arg in enclave_args {
             cmd.arg(format!("--enclave-arg={arg}"));
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start nautilus-proxy dev");
         let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let output = output.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -91,26 +124,55 @@ impl DevCluster {
         let kubeconfig = dir.path().join("kubeconfig");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let printed = output.lock().expect("log lock").iter().any(|l| l.contains("kubeconfig"));
-            if kubeconfig.exists() && printed && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let printed = output
+                .lock()
+                .expect("log lock")
+                .iter()
+                .any(|l| l.contains("kubeconfig"));
+            if kubeconfig.exists()
+                && printed
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("nautilus-proxy dev exited early ({status}):\n{}", output.lock().expect("log lock").join("\n"));
+                panic!(
+                    "nautilus-proxy dev exited early ({status}):\n{}",
+                    output.lock().expect("log lock").join("\n")
+                );
             }
-            assert!(Instant::now() < deadline, "dev did not come up:\n{}", output.lock().expect("log lock").join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "dev did not come up:\n{}",
+                output.lock().expect("log lock").join("\n")
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let text = std::fs::read_to_string(&kubeconfig).expect("read kubeconfig");
         let field = |name: &str| {
             text.lines()
-                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().trim_matches('"').to_string()))
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix(name)
+                        .map(|v| v.trim().trim_matches('"').to_string())
+                })
                 .unwrap_or_else(|| panic!("kubeconfig has no {name}:\n{text}"))
         };
         let token = field("token:");
         use base64::Engine as _;
-        let ca_pem = base64::engine::general_purpose::STANDARD.decode(field("certificate-authority-data:")).expect("CA data is base64");
-        let cluster = Self { child, dir, port, kubeconfig, token, ca_pem, output, cache_dir: tempfile::tempdir().expect("cache dir") };
+        let ca_pem = base64::engine::general_purpose::STANDARD
+            .decode(field("certificate-authority-data:"))
+            .expect("CA data is base64");
+        let cluster = Self {
+            child,
+            dir,
+            port,
+            kubeconfig,
+            token,
+            ca_pem,
+            output,
+            cache_dir: tempfile::tempdir().expect("cache dir"),
+        };
         cluster.wait_ready();
         cluster
     }
@@ -140,10 +202,18 @@ impl DevCluster {
     /// Runs kubectl with `input` on stdin.
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
         let mut cmd = self.kubectl_command(args);
-        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("kubectl on PATH");
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(input.as_bytes()).expect("write kubectl stdin");
+            stdin
+                .write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
         child.wait_with_output().expect("kubectl output")
     }
@@ -151,7 +221,10 @@ impl DevCluster {
     /// A kubectl command ready to spawn (for watches that run in the background).
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("kubectl");
-        cmd.env("KUBECONFIG", &self.kubeconfig).arg("--cache-dir").arg(self.cache_dir.path()).args(args);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache_dir.path())
+            .args(args);
         cmd
     }
 
@@ -174,13 +247,25 @@ impl DevCluster {
     #[track_caller]
     pub fn kubectl_err(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {} should fail but printed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {} should fail but printed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).expect("kubectl prints UTF-8")
     }
 
     /// One HTTPS request to the proxy with the admin token; `None` body sends none.
-    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Result<client::Reply, String> {
-        let mut all: Vec<(String, String)> = vec![("authorization".into(), format!("Bearer {}", self.token))];
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<client::Reply, String> {
+        let mut all: Vec<(String, String)> =
+            vec![("authorization".into(), format!("Bearer {}", self.token))];
         all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         client::blocking_request(self.port, &self.ca_pem, method, path, body, &all)
     }
@@ -192,8 +277,17 @@ impl DevCluster {
 
     /// Pid of the enclave child process.
     pub fn enclave_pid(&self) -> Option<u32> {
-        let out = Command::new("pgrep").arg("-f").arg(format!("__enclave.*{}", self.dir.path().display())).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+        let out = Command::new("pgrep")
+            .arg("-f")
+            .arg(format!("__enclave.*{}", self.dir.path().display()))
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Pid of the proxy process.

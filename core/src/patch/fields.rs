@@ -852,10 +852,10 @@ pub(crate) fn apply(
         } else {
             alloc::format!("{}.{}", info.plural, info.group)
         };
-        return Err(Error::Conflict {
+        return Err(Error::ApplyConflict {
             resource: resource_name,
             name: text(live.get("metadata").unwrap_or(&Value::Null), "name"),
-            detail: conflict_detail(&listed),
+            message: conflict_detail(&listed),
         });
     }
     for e in &mut entries {

@@ -15,7 +15,6 @@ mod strategic;
 use alloc::string::String;
 use serde_json::{Map, Value};
 
-use crate::error::Cause;
 use crate::resource::ResourceId;
 use crate::{Error, UnixTime};
 
@@ -25,15 +24,7 @@ pub use json_patch::{MAX_COPIED_BYTES, MAX_DEPTH, MAX_OPERATIONS};
 /// with `NewGenericServerResponse(422, ...)`, whose message drops the detail. `Error` has no
 /// variant with a free message and code 422, so the detail travels as one cause of `Invalid`.
 pub(crate) fn unprocessable(detail: String) -> Error {
-    Error::Invalid {
-        kind: String::new(),
-        name: String::new(),
-        causes: alloc::vec![Cause {
-            reason: "FieldValueInvalid",
-            message: detail,
-            field: "patch".into(),
-        }],
-    }
+    Error::Unprocessable(detail)
 }
 
 /// Nesting depth of `v` (a scalar is 0), counted no further than `limit + 1`.

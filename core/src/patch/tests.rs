@@ -637,10 +637,10 @@ fn server_side_apply_conflicts_and_force() {
     )
     .unwrap_err();
     assert_eq!(err.code(), 409);
-    let Error::Conflict {
+    let Error::ApplyConflict {
         resource,
         name,
-        detail,
+        message: detail,
     } = &err
     else {
         panic!("{err:?}")
@@ -664,7 +664,10 @@ fn server_side_apply_conflicts_and_force() {
         LATER,
     )
     .unwrap_err();
-    let Error::Conflict { detail, .. } = &err else {
+    let Error::ApplyConflict {
+        message: detail, ..
+    } = &err
+    else {
         panic!("{err:?}")
     };
     assert_eq!(
@@ -738,7 +741,10 @@ fn server_side_apply_two_appliers_share_and_keep_fields() {
         LATER,
     )
     .unwrap_err();
-    let Error::Conflict { detail, .. } = err else {
+    let Error::ApplyConflict {
+        message: detail, ..
+    } = err
+    else {
         panic!()
     };
     assert_eq!(
