@@ -103,7 +103,8 @@ pub(crate) fn init_logging(cli: &Cli) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&cli.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match cli.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
