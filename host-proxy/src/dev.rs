@@ -48,6 +48,20 @@ pub(crate) struct DevSettings {
     pub(crate) enclave_args: Vec<OsString>,
     /// `text` or `json`, handed to the enclave so both logs look alike.
     pub(crate) log_format: &'static str,
+    /// Stop when the parent process goes away.
+    pub(crate) exit_with_parent: bool,
+}
+
+/// Resolves once this process has been re-parented (its starter exited).
+async fn parent_gone() {
+    let parent = std::os::unix::process::parent_id();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if std::os::unix::process::parent_id() != parent {
+            tracing::info!("the process that started dev exited; shutting down");
+            return;
+        }
+    }
 }
 
 /// Runs development mode on an already bound `listener` until SIGTERM/Ctrl-C.
@@ -111,8 +125,12 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let supervisor = tokio::spawn(supervise(child, spec, stop_rx));
     // The signal both stops accepting and (through the supervisor) SIGTERMs the enclave.
+    let exit_with_parent = settings.exit_with_parent;
     let shutdown = async move {
-        serve::shutdown_signal().await;
+        tokio::select! {
+            () = serve::shutdown_signal() => {}
+            () = parent_gone(), if exit_with_parent => {}
+        }
         let _ = stop_tx.send(true);
     };
     serve::serve(

@@ -141,6 +141,10 @@ struct DevCli {
     /// Extra argument appended to the enclave child's command line (repeatable).
     #[arg(long = "enclave-arg", allow_hyphen_values = true)]
     enclave_args: Vec<OsString>,
+    /// Shut down when the process that started `dev` exits (test harnesses use this so no
+    /// cluster outlives its test run).
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
     #[command(flatten)]
     tuning: TuningCli,
     #[command(flatten)]
@@ -232,6 +236,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
         data_dir: args.data_dir,
         enclave_args: args.enclave_args,
         log_format: args.log.log_format.as_str(),
+        exit_with_parent: args.exit_with_parent,
     };
     match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
         Ok(()) => ExitCode::SUCCESS,
