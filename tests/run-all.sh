@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: formatting and lints, the no_std build of core, the loom
+# models, and `cargo test` (unit tests, the proxy's socket tests, and the end-to-end suites that
+# start the real binaries and drive them with the real kubectl and the Python client).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== fmt and clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== nautilus-core without std"
+cargo build -p nautilus-core --no-default-features
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then
+  RUSTFLAGS='--cfg sha2_backend="soft"' cargo build -p nautilus-core --no-default-features --target x86_64-unknown-none
+else
+  echo "(x86_64-unknown-none is not installed here; skipped the bare-metal build)"
+fi
+
+echo "== loom models"
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
+  cargo test --release -p nautilus-loom-tests
+
+echo "== cargo test"
+cargo test --workspace
