@@ -12,31 +12,61 @@ fn a_second_dev_on_a_busy_port_fails_clearly() {
     let c = DevCluster::start();
     let other = tempfile::tempdir().unwrap();
     let out = Command::new(binary("nautilus-proxy"))
-        .args(["dev", "--listen", &format!("127.0.0.1:{}", c.port), "--data-dir"])
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{}", c.port),
+            "--data-dir",
+        ])
         .arg(other.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{}", c.port)) && stderr.contains("already in use"), "{stderr}");
-    assert!(!other.path().join("kubeconfig").exists(), "nothing was started");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{}", c.port))
+            && stderr.contains("already in use"),
+        "{stderr}"
+    );
+    assert!(
+        !other.path().join("kubeconfig").exists(),
+        "nothing was started"
+    );
     // The first cluster is unaffected.
-    assert_eq!(c.request("GET", "/api/v1/namespaces/default", None, &[]).unwrap().status, 200);
+    assert_eq!(
+        c.request("GET", "/api/v1/namespaces/default", None, &[])
+            .unwrap()
+            .status,
+        200
+    );
 }
 
 #[test]
 fn kubeconfig_is_private_and_the_token_never_reaches_argv_or_logs() {
     let c = DevCluster::start();
-    let mode = std::fs::metadata(&c.kubeconfig).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&c.kubeconfig)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let pid = c.enclave_pid().expect("enclave runs");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline);
     assert!(cmdline.contains("--simulated-nsm"), "{cmdline}");
-    assert!(!cmdline.contains(&c.token), "the admin token is passed only as its hash");
+    assert!(
+        !cmdline.contains(&c.token),
+        "the admin token is passed only as its hash"
+    );
     c.kubectl_ok(&["get", "pods", "-A"]);
-    assert!(c.logs().contains("SIMULATED NSM"), "dev says loudly that the NSM is simulated");
-    assert!(!c.logs().contains(&c.token), "no log line carries the admin token");
+    assert!(
+        c.logs().contains("SIMULATED NSM"),
+        "dev says loudly that the NSM is simulated"
+    );
+    assert!(
+        !c.logs().contains(&c.token),
+        "no log line carries the admin token"
+    );
 }
 
 #[test]
@@ -51,9 +81,13 @@ fn sigterm_stops_proxy_and_enclave() {
     }
     assert!(!alive(enclave), "the enclave stopped");
     assert!(!alive(c.pid()), "the proxy stopped");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", c.port)).is_err(), "the port is closed");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", c.port)).is_err(),
+        "the port is closed"
+    );
 }
 
 fn zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
 }

@@ -12,6 +12,9 @@ pub mod request;
 pub mod table;
 pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -1,0 +1,595 @@
+//! Request → response cases against the core alone, in virtual time: no sockets, no clock.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiRequest, ApiServer, Method, Outcome, WatchPoll, Watcher};
+use crate::{Config, UnixTime};
+
+const TOKEN: &str = "admin-secret";
+const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
+
+fn server(config: Config) -> ApiServer {
+    let config = Config {
+        admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
+        ..config
+    };
+    ApiServer::new(config, [7; 32], T0)
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+fn call(s: &mut ApiServer, method: Method, path: &str, body: Option<Value>) -> Reply {
+    call_with(s, method, path, body, None)
+}
+
+fn call_with(
+    s: &mut ApiServer,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    content_type: Option<&str>,
+) -> Reply {
+    let bytes = body
+        .map(|b| serde_json::to_vec(&b).unwrap())
+        .unwrap_or_default();
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = Some(&auth);
+    req.body = &bytes;
+    let default_type = if method == Method::Patch {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    };
+    req.content_type = content_type.or(Some(default_type));
+    match s.handle_request(T0, &req) {
+        Outcome::Response(r) => Reply {
+            status: r.status,
+            body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        },
+        Outcome::Watch(_) => panic!("unexpected watch for {path}"),
+    }
+}
+
+fn watch(s: &mut ApiServer, path: &str) -> Watcher {
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let mut req = ApiRequest::new(Method::Get, path);
+    req.authorization = Some(&auth);
+    match s.handle_request(T0, &req) {
+        Outcome::Watch(w) => *w,
+        Outcome::Response(r) => panic!("{path}: {}", String::from_utf8_lossy(&r.body)),
+    }
+}
+
+fn events(s: &ApiServer, w: &mut Watcher) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    let ring = s.watch_ring();
+    loop {
+        match w.poll(&ring, T0, &mut out, 1000) {
+            WatchPoll::Wrote(_) => {}
+            WatchPoll::Idle | WatchPoll::Closed => break,
+        }
+    }
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let name = v["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .into();
+            (v["type"].as_str().unwrap().into(), name, v)
+        })
+        .collect()
+}
+
+fn cm(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})
+}
+
+#[test]
+fn crud_round_trip_sets_server_fields_and_conflicts_on_stale_versions() {
+    let mut s = server(Config::default());
+    let created = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a", json!({}))),
+    );
+    assert_eq!(created.status, 201);
+    let meta = &created.body["metadata"];
+    assert_eq!(meta["uid"].as_str().unwrap().len(), 36);
+    assert_eq!(meta["creationTimestamp"], T0.rfc3339());
+    let rv = meta["resourceVersion"].as_str().unwrap().to_string();
+    let mut update = created.body.clone();
+    update["data"]["k"] = json!("w");
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Put,
+            "/api/v1/namespaces/default/configmaps/a",
+            Some(update.clone())
+        )
+        .status,
+        200
+    );
+    let stale = call(
+        &mut s,
+        Method::Put,
+        "/api/v1/namespaces/default/configmaps/a",
+        Some(update),
+    );
+    assert_eq!(
+        (stale.status, stale.body["reason"].as_str()),
+        (409, Some("Conflict"))
+    );
+    let got = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/namespaces/default/configmaps/a",
+        None,
+    );
+    assert_eq!(got.body["data"]["k"], "w");
+    assert_ne!(got.body["metadata"]["resourceVersion"], rv.as_str());
+    let dup = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a", json!({}))),
+    );
+    assert_eq!(
+        (dup.status, dup.body["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+    let missing_ns = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/nope/configmaps",
+        Some(cm("a", json!({}))),
+    );
+    assert_eq!(
+        (missing_ns.status, missing_ns.body["message"].as_str()),
+        (404, Some("namespaces \"nope\" not found"))
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Delete,
+            "/api/v1/namespaces/default/configmaps/a",
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/namespaces/default/configmaps/a",
+            None
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn a_no_op_update_keeps_the_revision() {
+    let mut s = server(Config::default());
+    let created = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a", json!({}))),
+    );
+    let before = s.store().revision();
+    let again = call(
+        &mut s,
+        Method::Put,
+        "/api/v1/namespaces/default/configmaps/a",
+        Some(created.body.clone()),
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(s.store().revision(), before);
+    assert_eq!(
+        again.body["metadata"]["resourceVersion"],
+        created.body["metadata"]["resourceVersion"]
+    );
+}
+
+#[test]
+fn paginated_lists_show_one_snapshot_even_while_objects_change() {
+    let mut s = server(Config::default());
+    for name in ["a", "b", "c", "d"] {
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(name, json!({}))),
+        );
+    }
+    let first = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/namespaces/default/configmaps?limit=2",
+        None,
+    );
+    let names = |v: &Value| {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&first.body), ["a", "b"]);
+    assert_eq!(first.body["metadata"]["remainingItemCount"], 2);
+    let token = first.body["metadata"]["continue"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Changes after the first page: c deleted, d modified, e created.
+    call(
+        &mut s,
+        Method::Delete,
+        "/api/v1/namespaces/default/configmaps/c",
+        None,
+    );
+    call(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/default/configmaps/d",
+        Some(json!({"data": {"k": "changed"}})),
+    );
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("e", json!({}))),
+    );
+    let reply = {
+        let path = alloc::format!("/api/v1/namespaces/default/configmaps?limit=2&continue={token}");
+        call(&mut s, Method::Get, &path, None)
+    };
+    assert_eq!(
+        names(&reply.body),
+        ["c", "d"],
+        "the page shows the snapshot of the first page"
+    );
+    assert_eq!(reply.body["items"][1]["data"]["k"], "v");
+    assert_eq!(
+        reply.body["metadata"]["resourceVersion"],
+        first.body["metadata"]["resourceVersion"]
+    );
+    assert!(reply.body["metadata"]["continue"].is_null());
+}
+
+#[test]
+fn continue_tokens_expire_with_the_ring_and_reject_resource_versions() {
+    let mut s = server(Config {
+        watch_ring_capacity: 8,
+        ..Config::default()
+    });
+    for i in 0..3 {
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(&alloc::format!("c{i}"), json!({}))),
+        );
+    }
+    let first = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/namespaces/default/configmaps?limit=1",
+        None,
+    );
+    let token = first.body["metadata"]["continue"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let with_rv = call(
+        &mut s,
+        Method::Get,
+        &alloc::format!("/api/v1/namespaces/default/configmaps?continue={token}&resourceVersion=5"),
+        None,
+    );
+    assert_eq!(with_rv.status, 400);
+    for i in 0..10 {
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(&alloc::format!("x{i}"), json!({}))),
+        );
+    }
+    let expired = call(
+        &mut s,
+        Method::Get,
+        &alloc::format!("/api/v1/namespaces/default/configmaps?continue={token}"),
+        None,
+    );
+    assert_eq!(
+        (expired.status, expired.body["reason"].as_str()),
+        (410, Some("Expired"))
+    );
+    let garbage = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/namespaces/default/configmaps?continue=%21%21",
+        None,
+    );
+    assert_eq!(garbage.status, 400);
+}
+
+#[test]
+fn watches_replay_follow_selectors_and_expire() {
+    let mut s = server(Config {
+        watch_ring_capacity: 16,
+        ..Config::default()
+    });
+    let start = s.store().revision();
+    let mut all = watch(
+        &mut s,
+        &alloc::format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={start}"),
+    );
+    let mut selected = watch(
+        &mut s,
+        &alloc::format!(
+            "/api/v1/configmaps?watch=1&labelSelector=app%3Dweb&resourceVersion={start}"
+        ),
+    );
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a", json!({"app": "web"}))),
+    );
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("b", json!({"app": "db"}))),
+    );
+    call(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/default/configmaps/a",
+        Some(json!({"metadata": {"labels": {"app": "db"}}})),
+    );
+    call(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/default/configmaps/b",
+        Some(json!({"metadata": {"labels": {"app": "web"}}})),
+    );
+    call(
+        &mut s,
+        Method::Delete,
+        "/api/v1/namespaces/default/configmaps/b",
+        None,
+    );
+    let kinds = |e: Vec<(String, String, Value)>| {
+        e.into_iter()
+            .map(|(t, n, _)| alloc::format!("{t} {n}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(events(&s, &mut all)),
+        [
+            "ADDED a",
+            "ADDED b",
+            "MODIFIED a",
+            "MODIFIED b",
+            "DELETED b"
+        ]
+    );
+    // Leaving the selector is a DELETED, entering it an ADDED, as kube-apiserver does.
+    assert_eq!(
+        kinds(events(&s, &mut selected)),
+        ["ADDED a", "DELETED a", "ADDED b", "DELETED b"]
+    );
+
+    let mut stale = watch(
+        &mut s,
+        &alloc::format!("/api/v1/configmaps?watch=1&resourceVersion={start}"),
+    );
+    for i in 0..20 {
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(&alloc::format!("n{i}"), json!({}))),
+        );
+    }
+    let e = events(&s, &mut stale);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].0, "ERROR");
+    assert_eq!(e[0].2["object"]["code"], 410);
+    assert!(
+        e[0].2["object"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&alloc::format!("too old resource version: {start} ("))
+    );
+}
+
+#[test]
+fn watch_list_sends_initial_state_then_the_end_bookmark() {
+    let mut s = server(Config::default());
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        Some(cm("a", json!({}))),
+    );
+    let refused = {
+        let auth = alloc::format!("Bearer {TOKEN}");
+        let mut req = ApiRequest::new(
+            Method::Get,
+            "/api/v1/configmaps?watch=1&sendInitialEvents=true",
+        );
+        req.authorization = Some(&auth);
+        match s.handle_request(T0, &req) {
+            Outcome::Response(r) => r.status,
+            Outcome::Watch(_) => 0,
+        }
+    };
+    assert_eq!(
+        refused, 422,
+        "sendInitialEvents without resourceVersionMatch=NotOlderThan is refused"
+    );
+    let mut w = watch(
+        &mut s,
+        "/api/v1/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true",
+    );
+    let e = events(&s, &mut w);
+    assert_eq!(e[0].0, "ADDED");
+    let bookmark = e.last().unwrap();
+    assert_eq!(bookmark.0, "BOOKMARK");
+    assert_eq!(
+        bookmark.2["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert_eq!(
+        bookmark.2["object"]["metadata"]["resourceVersion"],
+        alloc::format!("{}", s.store().revision())
+    );
+}
+
+#[test]
+fn a_full_store_answers_507_and_keeps_serving() {
+    let mut s = server(Config {
+        max_objects: 8,
+        ..Config::default()
+    });
+    let mut refused = None;
+    for i in 0..10 {
+        let r = call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            Some(cm(&alloc::format!("c{i}"), json!({}))),
+        );
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("the budget is reached");
+    assert_eq!(
+        (refused.status, refused.body["reason"].as_str()),
+        (507, Some("InsufficientStorage"))
+    );
+    let before = s.store().revision();
+    assert_eq!(
+        call(&mut s, Method::Get, "/api/v1/configmaps", None).status,
+        200
+    );
+    assert_eq!(s.store().revision(), before);
+}
+
+#[test]
+fn deleting_a_namespace_terminates_it_then_removes_everything() {
+    let mut s = server(Config::default());
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "tmp"}})),
+    );
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/tmp/configmaps",
+        Some(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})),
+    );
+    call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/tmp/configmaps",
+        Some(cm("free", json!({}))),
+    );
+    let deleted = call(&mut s, Method::Delete, "/api/v1/namespaces/tmp", None);
+    assert_eq!(deleted.body["status"]["phase"], "Terminating");
+    let refused = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/namespaces/tmp/configmaps",
+        Some(cm("late", json!({}))),
+    );
+    assert_eq!(
+        (refused.status, refused.body["reason"].as_str()),
+        (403, Some("Forbidden"))
+    );
+    assert!(s.poll_timeout().is_some());
+    s.handle_timeout(T0);
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/namespaces/tmp/configmaps/free",
+            None
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        call(&mut s, Method::Get, "/api/v1/namespaces/tmp", None).status,
+        200,
+        "a finalizer holds the namespace"
+    );
+    call(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/tmp/configmaps/held",
+        Some(json!({"metadata": {"finalizers": null}})),
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/namespaces/tmp/configmaps/held",
+            None
+        )
+        .status,
+        404
+    );
+    s.handle_timeout(T0);
+    assert_eq!(
+        call(&mut s, Method::Get, "/api/v1/namespaces/tmp", None).status,
+        404
+    );
+    assert!(s.poll_timeout().is_none());
+}
+
+#[test]
+fn unauthenticated_callers_reach_only_public_paths() {
+    let mut s = server(Config::default());
+    for (path, code) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/version", 200),
+        ("/api/v1/pods", 401),
+        ("/api", 401),
+    ] {
+        let req = ApiRequest::new(Method::Get, path);
+        let Outcome::Response(r) = s.handle_request(T0, &req) else {
+            panic!()
+        };
+        assert_eq!(r.status, code, "{path}");
+    }
+    let mut req = ApiRequest::new(Method::Get, "/api/v1/pods");
+    req.authorization = Some("Bearer wrong");
+    let Outcome::Response(r) = s.handle_request(T0, &req) else {
+        panic!()
+    };
+    assert_eq!(r.status, 401);
+}
