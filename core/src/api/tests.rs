@@ -70,12 +70,7 @@ fn watch(s: &mut ApiServer, path: &str) -> Watcher {
 fn events(s: &ApiServer, w: &mut Watcher) -> Vec<(String, String, Value)> {
     let mut out = Vec::new();
     let ring = s.watch_ring();
-    loop {
-        match w.poll(&ring, T0, &mut out, 1000) {
-            WatchPoll::Wrote(_) => {}
-            WatchPoll::Idle | WatchPoll::Closed => break,
-        }
-    }
+    while let WatchPoll::Wrote(_) = w.poll(&ring, T0, &mut out, 1000) {}
     String::from_utf8(out)
         .unwrap()
         .lines()
