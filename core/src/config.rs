@@ -19,6 +19,9 @@ pub struct Config {
     pub admin_token_sha256: Option<[u8; 32]>,
     /// Seconds between BOOKMARK events on watches that ask for them. Default 60.
     pub bookmark_interval_secs: u64,
+    /// Seconds without a heartbeat before a node turns `Ready=Unknown` and is tainted
+    /// unreachable. Default 40 (kube-controller-manager's node-monitor-grace-period).
+    pub node_grace_secs: u64,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
 }
@@ -35,6 +38,7 @@ impl Default for Config {
             admin_token_sha256: None,
             bookmark_interval_secs: 60,
             max_list_page: 500_000,
+            node_grace_secs: 40,
         }
     }
 }

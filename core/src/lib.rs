@@ -21,6 +21,7 @@ extern crate std;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub(crate) mod controllers;
 pub mod error;
 pub mod json;
 pub mod patch;

@@ -2,7 +2,7 @@
 //!
 //! [`ApiServer::handle_request`] authenticates, routes and answers; writes go through the store
 //! and land in the watch ring. [`ApiServer::handle_timeout`] advances background work (namespace
-//! deletion) and [`ApiServer::poll_timeout`] says when it is next due.
+//! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
 pub mod defaults;
 pub mod discovery;
@@ -113,6 +113,8 @@ pub struct ApiServer {
     pub(crate) cluster_ips: BTreeSet<u32>,
     /// Node ports in use.
     pub(crate) node_ports: BTreeSet<u16>,
+    /// Heartbeat tracking for the node lifecycle controller.
+    pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
 }
 
 impl ApiServer {
@@ -127,6 +129,7 @@ impl ApiServer {
             terminating: BTreeSet::new(),
             cluster_ips: BTreeSet::new(),
             node_ports: BTreeSet::new(),
+            lifecycle: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -221,15 +224,18 @@ impl ApiServer {
 
     /// When [`ApiServer::handle_timeout`] next has work, if ever.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        if self.terminating.is_empty() {
-            None
-        } else {
-            Some(UnixTime::default())
+        let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
+        let nodes = self.lifecycle.due(self.config.node_grace_secs);
+        match (namespaces, nodes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
-    /// Advances background work due at `now`: finishes deleting terminating namespaces.
+    /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions)
+    /// and the deletion of terminating namespaces.
     pub fn handle_timeout(&mut self, now: UnixTime) {
+        self.run_node_lifecycle(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();
         for namespace in pending {
             if self.finish_namespace_deletion(now, &namespace) {

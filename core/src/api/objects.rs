@@ -556,6 +556,7 @@ impl ApiServer {
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
         let json = self.write_new(key, &mut obj)?;
         defaults::committed(self, rt.id, &obj);
+        self.observe_for_lifecycle(now, rt.id, &obj, None);
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(201, json)
@@ -613,6 +614,9 @@ impl ApiServer {
         let json = j::to_vec(obj);
         self.store.delete(key, json.clone())?;
         defaults::released(self, key.resource, obj);
+        if key.resource == ResourceId::Nodes {
+            self.forget_node(&key.name);
+        }
         Ok(json)
     }
 
@@ -736,6 +740,7 @@ impl ApiServer {
             return Ok((200, json));
         }
         let json = self.write_existing(key, &mut obj)?;
+        self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
         Ok((200, json))
     }
 

@@ -1,0 +1,343 @@
+//! Node lifecycle, as kube-controller-manager's node lifecycle controller and taint manager do
+//! it: a node whose heartbeats (Lease renewals or Ready status posts) stop for the grace period
+//! turns `Ready=Unknown` and gets the `node.kubernetes.io/unreachable` NoSchedule and NoExecute
+//! taints; its pods are evicted once their toleration of that taint runs out (immediately when
+//! they have none); a heartbeat brings the node back and lifts the taints. Heartbeats are timed
+//! by the server's clock when it sees them, never by the worker's.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+
+use super::events::Involved;
+use crate::api::ApiServer;
+use crate::resource::ResourceId;
+use crate::store::ObjectKey;
+use crate::{UnixTime, json as j};
+
+/// Taint key for nodes whose heartbeats stopped.
+pub(crate) const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+const COMPONENT: &str = "node-controller";
+
+#[derive(Debug, Clone, Copy)]
+struct NodeHealth {
+    last_heartbeat: UnixTime,
+    /// Set while the node is marked unreachable (the NoExecute taint's `timeAdded`).
+    unreachable_since: Option<UnixTime>,
+    /// A heartbeat arrived while unreachable; the next tick lifts the taints.
+    recovered: bool,
+    /// When the next pod on this node must be evicted.
+    next_eviction: Option<UnixTime>,
+}
+
+/// Heartbeat bookkeeping for every known node.
+#[derive(Debug, Default)]
+pub(crate) struct NodeLifecycle {
+    nodes: BTreeMap<String, NodeHealth>,
+}
+
+impl NodeLifecycle {
+    /// When the lifecycle next has work.
+    pub(crate) fn due(&self, grace_secs: u64) -> Option<UnixTime> {
+        self.nodes
+            .values()
+            .filter_map(|h| {
+                if h.recovered {
+                    Some(UnixTime::default())
+                } else if h.unreachable_since.is_some() {
+                    h.next_eviction
+                } else {
+                    Some(h.last_heartbeat.plus_secs(grace_secs))
+                }
+            })
+            .min()
+    }
+
+    fn heartbeat(&mut self, node: &str, now: UnixTime) {
+        let health = self.nodes.entry(node.into()).or_insert(NodeHealth {
+            last_heartbeat: now,
+            unreachable_since: None,
+            recovered: false,
+            next_eviction: None,
+        });
+        health.last_heartbeat = now;
+        if health.unreachable_since.is_some() {
+            health.recovered = true;
+        }
+    }
+}
+
+fn ready_condition(node: &Value) -> Option<&Value> {
+    node.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+}
+
+impl ApiServer {
+    /// Notes a request-driven write of `obj` (`old` before it) for heartbeat tracking.
+    pub(crate) fn observe_for_lifecycle(
+        &mut self,
+        now: UnixTime,
+        resource: ResourceId,
+        obj: &Value,
+        old: Option<&Value>,
+    ) {
+        match resource {
+            ResourceId::Nodes => {
+                let ready = ready_condition(obj);
+                let posted_ready =
+                    ready.and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True");
+                let changed = old.is_none_or(|o| ready_condition(o) != ready);
+                if posted_ready && changed {
+                    self.lifecycle
+                        .heartbeat(j::str_at(obj, "/metadata/name"), now);
+                }
+            }
+            ResourceId::Leases if j::str_at(obj, "/metadata/namespace") == "kube-node-lease" => {
+                let renewed = old
+                    .is_none_or(|o| o.pointer("/spec/renewTime") != obj.pointer("/spec/renewTime"));
+                let name = j::str_at(obj, "/metadata/name");
+                let node_exists = self
+                    .store
+                    .get(&ObjectKey::new(ResourceId::Nodes, "", name))
+                    .is_some();
+                if renewed && node_exists {
+                    self.lifecycle.heartbeat(name, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Forgets a deleted node.
+    pub(crate) fn forget_node(&mut self, name: &str) {
+        self.lifecycle.nodes.remove(name);
+    }
+
+    /// Runs the node lifecycle at `now`.
+    pub(crate) fn run_node_lifecycle(&mut self, now: UnixTime) {
+        let grace = self.config.node_grace_secs;
+        let names: Vec<String> = self.lifecycle.nodes.keys().cloned().collect();
+        for name in names {
+            let Some(health) = self.lifecycle.nodes.get(&name).copied() else {
+                continue;
+            };
+            if self
+                .store
+                .get(&ObjectKey::new(ResourceId::Nodes, "", &name))
+                .is_none()
+            {
+                self.lifecycle.nodes.remove(&name);
+                continue;
+            }
+            if health.recovered {
+                self.set_reachable(now, &name);
+                if let Some(h) = self.lifecycle.nodes.get_mut(&name) {
+                    h.recovered = false;
+                    h.unreachable_since = None;
+                    h.next_eviction = None;
+                }
+                continue;
+            }
+            let since = match health.unreachable_since {
+                Some(since) => since,
+                None if now >= health.last_heartbeat.plus_secs(grace) => {
+                    self.set_unreachable(now, &name);
+                    if let Some(h) = self.lifecycle.nodes.get_mut(&name) {
+                        h.unreachable_since = Some(now);
+                    }
+                    now
+                }
+                None => continue,
+            };
+            let next = self.evict_pods(now, &name, since);
+            if let Some(h) = self.lifecycle.nodes.get_mut(&name) {
+                h.next_eviction = next;
+            }
+        }
+    }
+
+    fn update_node(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut Value) -> bool,
+    ) -> Option<Value> {
+        let key = ObjectKey::new(ResourceId::Nodes, "", name);
+        let mut node: Value = serde_json::from_slice(&self.store.get(&key)?.json).ok()?;
+        if !change(&mut node) {
+            return Some(node);
+        }
+        self.write_existing(&key, &mut node).ok()?;
+        Some(node)
+    }
+
+    fn set_unreachable(&mut self, now: UnixTime, name: &str) {
+        let stamp = now.rfc3339();
+        let node = self.update_node(name, |node| {
+            let Some(map) = node.as_object_mut() else {
+                return false;
+            };
+            let status = map.entry("status").or_insert_with(|| json!({}));
+            if let Some(status) = status.as_object_mut() {
+                let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+                if let Some(list) = conditions.as_array_mut() {
+                    list.retain(|c| c.get("type").and_then(Value::as_str) != Some("Ready"));
+                    list.push(json!({
+                        "type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+                        "message": "Kubelet stopped posting node status.",
+                        "lastHeartbeatTime": stamp, "lastTransitionTime": stamp,
+                    }));
+                }
+            }
+            let spec = map.entry("spec").or_insert_with(|| json!({}));
+            if let Some(spec) = spec.as_object_mut() {
+                let taints = spec.entry("taints").or_insert_with(|| json!([]));
+                if let Some(list) = taints.as_array_mut() {
+                    list.retain(|t| t.get("key").and_then(Value::as_str) != Some(UNREACHABLE));
+                    list.push(
+                        json!({"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": stamp}),
+                    );
+                    list.push(
+                        json!({"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": stamp}),
+                    );
+                }
+            }
+            true
+        });
+        if let Some(node) = node {
+            let message = alloc::format!("Node {name} status is now: NodeNotReady");
+            self.record_event(
+                now,
+                &Involved::of(&node),
+                "Normal",
+                "NodeNotReady",
+                &message,
+                COMPONENT,
+            );
+        }
+    }
+
+    fn set_reachable(&mut self, now: UnixTime, name: &str) {
+        let node = self.update_node(name, |node| {
+            let Some(list) = node
+                .pointer_mut("/spec/taints")
+                .and_then(Value::as_array_mut)
+            else {
+                return false;
+            };
+            let before = list.len();
+            list.retain(|t| t.get("key").and_then(Value::as_str) != Some(UNREACHABLE));
+            before != list.len()
+        });
+        if let Some(node) = node {
+            let message = alloc::format!("Node {name} status is now: NodeReady");
+            self.record_event(
+                now,
+                &Involved::of(&node),
+                "Normal",
+                "NodeReady",
+                &message,
+                COMPONENT,
+            );
+        }
+    }
+
+    /// Evicts the pods on `node` whose toleration of the unreachable NoExecute taint (added at
+    /// `since`) has run out; returns when the next one is due.
+    fn evict_pods(&mut self, now: UnixTime, node: &str, since: UnixTime) -> Option<UnixTime> {
+        let mut due_now = Vec::new();
+        let mut next: Option<UnixTime> = None;
+        for (key, object) in self.store.range(ResourceId::Pods, None, None) {
+            if !object
+                .index
+                .fields
+                .iter()
+                .any(|(f, v)| *f == "spec.nodeName" && v == node)
+            {
+                continue;
+            }
+            let Ok(pod) = serde_json::from_slice::<Value>(&object.json) else {
+                continue;
+            };
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            match toleration_seconds(&pod) {
+                Toleration::None => due_now.push(key.clone()),
+                Toleration::Forever => {}
+                Toleration::For(secs) => {
+                    let due = since.plus_secs(secs);
+                    if now >= due {
+                        due_now.push(key.clone());
+                    } else {
+                        next = Some(next.map_or(due, |n| n.min(due)));
+                    }
+                }
+            }
+        }
+        for key in due_now {
+            let Some(object) = self.store.get(&key) else {
+                continue;
+            };
+            let Ok(mut pod) = serde_json::from_slice::<Value>(&object.json) else {
+                continue;
+            };
+            if self.write_delete(&key, &mut pod).is_ok() {
+                let message =
+                    alloc::format!("Marking for deletion Pod {}/{}", key.namespace, key.name);
+                self.record_event(
+                    now,
+                    &Involved::of(&pod),
+                    "Normal",
+                    "TaintManagerEviction",
+                    &message,
+                    "taint-eviction-controller",
+                );
+            }
+        }
+        next
+    }
+}
+
+enum Toleration {
+    None,
+    Forever,
+    For(u64),
+}
+
+/// How long `pod` tolerates the unreachable NoExecute taint (the shortest matching toleration).
+fn toleration_seconds(pod: &Value) -> Toleration {
+    let mut best = Toleration::None;
+    for t in pod
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = t.get("key").and_then(Value::as_str).unwrap_or("");
+        let operator = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
+        let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+        let value = t.get("value").and_then(Value::as_str).unwrap_or("");
+        let key_matches = match operator {
+            "Exists" => key.is_empty() || key == UNREACHABLE,
+            _ => key == UNREACHABLE && value.is_empty(),
+        };
+        if !key_matches || !(effect.is_empty() || effect == "NoExecute") {
+            continue;
+        }
+        let this = match t.get("tolerationSeconds").and_then(Value::as_i64) {
+            None => Toleration::Forever,
+            Some(s) => Toleration::For(u64::try_from(s).unwrap_or(0)),
+        };
+        best = match (best, this) {
+            (Toleration::None, t) => t,
+            (Toleration::For(a), Toleration::For(b)) => Toleration::For(a.min(b)),
+            (Toleration::For(a), Toleration::Forever | Toleration::None)
+            | (Toleration::Forever, Toleration::For(a)) => Toleration::For(a),
+            (Toleration::Forever, _) => Toleration::Forever,
+        };
+    }
+    best
+}

@@ -1,0 +1,281 @@
+//! The node lifecycle driven through hours of heartbeats in virtual time.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::api::{ApiRequest, ApiServer, Method, Outcome};
+use crate::{Config, UnixTime};
+
+const TOKEN: &str = "admin";
+
+struct Cluster {
+    server: ApiServer,
+    now: UnixTime,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let now = UnixTime::from_secs(1_750_000_000);
+        let config = Config {
+            admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
+            ..Config::default()
+        };
+        Self {
+            server: ApiServer::new(config, [1; 32], now),
+            now,
+        }
+    }
+
+    fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Value,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let auth = alloc::format!("Bearer {TOKEN}");
+        let mut req = ApiRequest::new(method, path);
+        req.authorization = Some(&auth);
+        req.content_type = Some(content_type);
+        if method != Method::Get {
+            req.body = &bytes;
+        }
+        match self.server.handle_request(self.now, &req) {
+            Outcome::Response(r) => (
+                r.status,
+                serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            ),
+            Outcome::Watch(_) => panic!("watch"),
+        }
+    }
+
+    fn get(&mut self, path: &str) -> (u16, Value) {
+        self.call(Method::Get, path, Value::Null, "application/json")
+    }
+
+    /// Advances virtual time by `secs`, running every timer that falls due on the way.
+    fn advance(&mut self, secs: u64) {
+        let end = self.now.plus_secs(secs);
+        loop {
+            let next = self.server.poll_timeout().map(|t| t.max(self.now));
+            match next {
+                Some(t) if t <= end => {
+                    self.now = t;
+                    self.server.handle_timeout(t);
+                    if self.server.poll_timeout() == Some(t) {
+                        self.now = t.plus_secs(1).min(end);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.server.handle_timeout(end);
+    }
+
+    fn renew_lease(&mut self, node: &str) {
+        let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": node, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": self.now.rfc3339_micros()}});
+        let path =
+            alloc::format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}");
+        let (code, _) = self.call(Method::Put, &path, body, "application/json");
+        assert!(code == 200 || code == 201, "lease renewal: {code}");
+    }
+
+    fn ready(&mut self, node: &str) -> String {
+        let (_, n) = self.get(&alloc::format!("/api/v1/nodes/{node}"));
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .into()
+    }
+
+    fn taints(&mut self, node: &str) -> Vec<String> {
+        let (_, n) = self.get(&alloc::format!("/api/v1/nodes/{node}"));
+        n["spec"]["taints"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|t| {
+                        alloc::format!(
+                            "{}:{}",
+                            t["key"].as_str().unwrap(),
+                            t["effect"].as_str().unwrap()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn pod_exists(&mut self, name: &str) -> bool {
+        self.get(&alloc::format!("/api/v1/namespaces/default/pods/{name}"))
+            .0
+            == 200
+    }
+}
+
+fn node(name: &str, now: UnixTime) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready",
+            "lastHeartbeatTime": now.rfc3339(), "lastTransitionTime": now.rfc3339()}]}})
+}
+
+fn pod(name: &str, node: &str, tolerations: Option<Value>) -> Value {
+    let mut spec = json!({"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]});
+    if let Some(t) = tolerations {
+        spec["tolerations"] = t;
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+}
+
+#[test]
+fn an_hour_of_lease_renewals_never_flaps_then_silence_taints_and_evicts() {
+    let mut c = Cluster::new();
+    let now = c.now;
+    assert_eq!(
+        c.call(
+            Method::Post,
+            "/api/v1/nodes",
+            node("w1", now),
+            "application/json"
+        )
+        .0,
+        201
+    );
+    // Default tolerations (300 s, added at admission), none at all, and forever.
+    assert_eq!(
+        c.call(
+            Method::Post,
+            "/api/v1/namespaces/default/pods",
+            pod("defaulted", "w1", None),
+            "application/json"
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        c.call(
+            Method::Post,
+            "/api/v1/namespaces/default/pods",
+            pod(
+                "bare",
+                "w1",
+                Some(json!([{"key": "other", "operator": "Exists"}]))
+            ),
+            "application/json"
+        )
+        .0,
+        201
+    );
+    let forever = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]);
+    assert_eq!(
+        c.call(
+            Method::Post,
+            "/api/v1/namespaces/default/pods",
+            pod("stays", "w1", Some(forever)),
+            "application/json"
+        )
+        .0,
+        201
+    );
+    // The admission default replaced nothing the user gave.
+    let (_, bare) = c.get("/api/v1/namespaces/default/pods/bare");
+    assert_eq!(bare["spec"]["tolerations"].as_array().unwrap().len(), 3);
+
+    for _ in 0..360 {
+        c.renew_lease("w1");
+        c.advance(10);
+        assert_eq!(c.ready("w1"), "True", "no flap while renewing every 10 s");
+    }
+    c.renew_lease("w1");
+    let silent_from = c.now;
+    c.advance(39);
+    assert_eq!(c.ready("w1"), "True");
+    c.advance(2);
+    assert_eq!(
+        c.ready("w1"),
+        "Unknown",
+        "Ready=Unknown within grace + 1 s of the last heartbeat"
+    );
+    assert!(c.now.secs() - silent_from.secs() <= 41);
+    assert_eq!(
+        c.taints("w1"),
+        [
+            "node.kubernetes.io/unreachable:NoSchedule",
+            "node.kubernetes.io/unreachable:NoExecute"
+        ]
+    );
+    // `bare` tolerated the taint only by a wildcard on another key: the admission default of
+    // 300 s applies to it too, like DefaultTolerationSeconds.
+    c.advance(298);
+    assert!(c.pod_exists("defaulted") && c.pod_exists("bare"));
+    c.advance(3);
+    assert!(
+        !c.pod_exists("defaulted") && !c.pod_exists("bare"),
+        "evicted after tolerationSeconds"
+    );
+    assert!(
+        c.pod_exists("stays"),
+        "a toleration without seconds keeps the pod"
+    );
+
+    let (_, events) = c.get("/api/v1/namespaces/default/events");
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"NodeNotReady") && reasons.contains(&"TaintManagerEviction"),
+        "{reasons:?}"
+    );
+
+    c.renew_lease("w1");
+    c.advance(1);
+    assert!(c.taints("w1").is_empty(), "a heartbeat lifts the taints");
+    let (_, events) = c.get("/api/v1/namespaces/default/events");
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "NodeReady")
+    );
+}
+
+#[test]
+fn a_pod_without_any_matching_toleration_is_evicted_at_once() {
+    let mut c = Cluster::new();
+    let now = c.now;
+    let created = c.call(
+        Method::Post,
+        "/api/v1/nodes",
+        node("w2", now),
+        "application/json",
+    );
+    assert_eq!(created.0, 201, "{}", created.1);
+    assert!(c.server.poll_timeout().is_some());
+    // A zero-second toleration of its own keeps admission from adding the 300 s default.
+    let (code, _) = c.call(
+        Method::Post,
+        "/api/v1/namespaces/default/pods",
+        pod("q", "w2", Some(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0}]))),
+        "application/json",
+    );
+    assert_eq!(code, 201);
+    c.advance(41);
+    assert_eq!(c.ready("w2"), "Unknown");
+    let (_, q) = c.get("/api/v1/namespaces/default/pods/q");
+    assert!(!c.pod_exists("q"), "{q}");
+}
