@@ -22,6 +22,9 @@ pub struct Config {
     /// Seconds without a heartbeat before a node turns `Ready=Unknown` and is tainted
     /// unreachable. Default 40 (kube-controller-manager's node-monitor-grace-period).
     pub node_grace_secs: u64,
+    /// Seconds an Event lives after its last update. Default 3,600 (kube-apiserver's
+    /// `--event-ttl`).
+    pub event_ttl_secs: u64,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
 }
@@ -39,6 +42,7 @@ impl Default for Config {
             bookmark_interval_secs: 60,
             max_list_page: 500_000,
             node_grace_secs: 40,
+            event_ttl_secs: 3600,
         }
     }
 }

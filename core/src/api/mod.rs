@@ -115,6 +115,8 @@ pub struct ApiServer {
     pub(crate) node_ports: BTreeSet<u16>,
     /// Heartbeat tracking for the node lifecycle controller.
     pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
+    /// Expiry queue of events.
+    pub(crate) event_ttl: crate::controllers::event_ttl::EventTtl,
 }
 
 impl ApiServer {
@@ -130,6 +132,7 @@ impl ApiServer {
             cluster_ips: BTreeSet::new(),
             node_ports: BTreeSet::new(),
             lifecycle: Default::default(),
+            event_ttl: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -226,16 +229,17 @@ impl ApiServer {
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
         let nodes = self.lifecycle.due(self.config.node_grace_secs);
-        match (namespaces, nodes) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [namespaces, nodes, self.event_ttl.due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions)
     /// and the deletion of terminating namespaces.
     pub fn handle_timeout(&mut self, now: UnixTime) {
         self.run_node_lifecycle(now);
+        self.expire_events(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();
         for namespace in pending {
             if self.finish_namespace_deletion(now, &namespace) {

@@ -554,7 +554,8 @@ impl ApiServer {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
-        let json = self.write_new(key, &mut obj)?;
+        let json = self.write_new(key.clone(), &mut obj)?;
+        self.note_event_created(now, key);
         defaults::committed(self, rt.id, &obj);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         Ok(ApiResponse {
@@ -1203,7 +1204,9 @@ impl ApiServer {
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
         }
-        let json = self.write_new(ObjectKey::new(resource, namespace, &name), obj)?;
+        let key = ObjectKey::new(resource, namespace, &name);
+        let json = self.write_new(key.clone(), obj)?;
+        self.note_event_created(now, key);
         defaults::committed(self, resource, obj);
         Ok(json)
     }
