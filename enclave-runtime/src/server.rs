@@ -226,6 +226,7 @@ async fn handle(
         content_type: http::header(&parts.headers, "content-type"),
         authorization: http::header(&parts.headers, "authorization"),
         user_agent: http::header(&parts.headers, "user-agent"),
+        seal_token: http::header(&parts.headers, "x-seal-token"),
         body: &body,
         body_too_large,
     };

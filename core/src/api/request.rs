@@ -54,6 +54,8 @@ pub struct ApiRequest<'a> {
     pub authorization: Option<&'a str>,
     /// `User-Agent` header (default field manager).
     pub user_agent: Option<&'a str>,
+    /// `X-Seal-Token` header of the seed's worker endpoints.
+    pub seal_token: Option<&'a str>,
     /// Body bytes (the runtime stops reading past the body limit and says so in `body_too_large`).
     pub body: &'a [u8],
     /// The body exceeded the runtime's read limit; `body` is empty.
@@ -74,6 +76,7 @@ impl<'a> ApiRequest<'a> {
             content_type: None,
             authorization: None,
             user_agent: None,
+            seal_token: None,
             body: &[],
             body_too_large: false,
         }
