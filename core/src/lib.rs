@@ -25,6 +25,7 @@ pub(crate) mod controllers;
 pub mod error;
 pub mod json;
 pub mod patch;
+pub mod protobuf;
 pub mod resource;
 pub mod schema;
 pub mod selector;

@@ -165,12 +165,23 @@ impl ApiServer {
     ) -> Result<Body, Error> {
         let media = req.content_type.unwrap_or("application/json");
         let media = media.split(';').next().unwrap_or("").trim();
-        if !matches!(media, "application/json" | "" | "*/*") {
-            return Err(Error::UnsupportedMediaType(alloc::format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json (got {media})"
-            )));
-        }
-        let mut value = self.parse(req)?;
+        let mut value = match media {
+            "application/json" | "" | "*/*" => self.parse(req)?,
+            crate::protobuf::MEDIA_TYPE => {
+                if req.body.len() > self.config.max_body_bytes {
+                    return Err(Error::TooLarge(alloc::format!(
+                        "the request body is larger than the limit of {} bytes",
+                        self.config.max_body_bytes
+                    )));
+                }
+                crate::protobuf::decode(rt.id, req.body)?
+            }
+            _ => {
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {media})"
+                )));
+            }
+        };
         let Some(map) = value.as_object_mut() else {
             return Err(Error::BadRequest(alloc::format!(
                 "the body of a {} must be a JSON object",
@@ -900,6 +911,11 @@ impl ApiServer {
     ) -> Result<ApiResponse, Error> {
         let options = if req.body.iter().all(u8::is_ascii_whitespace) {
             Value::Null
+        } else if req
+            .content_type
+            .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
+        {
+            crate::protobuf::decode_delete_options(req.body)?
         } else {
             self.parse(req)?
         };
