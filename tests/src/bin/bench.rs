@@ -42,6 +42,8 @@ struct Scale {
     budget_bytes: u64,
     /// Served size of the benchmark pods (`--pod-bytes`).
     pod_bytes: usize,
+    /// Extra enclave options for every cluster (`--enclave-arg`), for experiments.
+    enclave_args: Vec<String>,
 }
 
 impl Scale {
@@ -58,6 +60,7 @@ impl Scale {
                 change_gap: Duration::from_millis(20),
                 budget_bytes: 5_000_000,
                 pod_bytes: POD_BYTES,
+                enclave_args: Vec::new(),
             }
         } else {
             Self {
@@ -71,6 +74,7 @@ impl Scale {
                 change_gap: Duration::from_millis(20),
                 budget_bytes: 20_000_000,
                 pod_bytes: POD_BYTES,
+                enclave_args: Vec::new(),
             }
         }
     }
@@ -126,6 +130,14 @@ impl Report {
     fn check(&mut self, name: &str, ok: bool, detail: String) {
         self.row(name, detail, "must hold", Verdict::of(ok));
     }
+}
+
+/// The 1-minute load average (other sessions share this machine; high load skews figures).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn ms(d: Duration) -> String {
@@ -210,6 +222,13 @@ fn pod_template(
     Ok((template, body_len))
 }
 
+/// A cluster with the section's enclave options followed by the command line's.
+fn start_cluster(scale: &Scale, args: &[&str]) -> DevCluster {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(scale.enclave_args.iter().map(String::as_str));
+    DevCluster::start_with(&all)
+}
+
 fn client_runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -224,6 +243,7 @@ fn main() {
     let mut quick = false;
     let mut only: Option<Vec<String>> = None;
     let mut pod_bytes = POD_BYTES;
+    let mut enclave_args = Vec::new();
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
@@ -248,9 +268,16 @@ fn main() {
                     std::process::exit(2);
                 }
             },
+            "--enclave-arg" => match iter.next() {
+                Some(v) => enclave_args.push(v.clone()),
+                None => {
+                    eprintln!("--enclave-arg needs a value");
+                    std::process::exit(2);
+                }
+            },
             "-h" | "--help" => {
                 println!(
-                    "bench [--quick] [--only NAME[,NAME]] [--pod-bytes N (served pod size, default {POD_BYTES})]   NAME: {}",
+                    "bench [--quick] [--only NAME[,NAME]] [--pod-bytes N (served pod size, default {POD_BYTES})] [--enclave-arg ARG]...   NAME: {}",
                     SECTIONS.join(", ")
                 );
                 return;
@@ -273,10 +300,14 @@ fn main() {
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
     let mut scale = Scale::new(quick);
     scale.pod_bytes = pod_bytes;
+    scale.enclave_args = enclave_args;
+    if !scale.enclave_args.is_empty() {
+        println!("extra enclave options: {}", scale.enclave_args.join(" "));
+    }
     let nofile = raise_nofile();
     let started = Instant::now();
     println!(
-        "nautilus bench ({} run, {} build, {} CPUs, open-file limit {nofile})",
+        "nautilus bench ({} run, {} build, {} CPUs, open-file limit {nofile}, load average {})",
         if quick { "quick" } else { "full" },
         if cfg!(debug_assertions) {
             "DEBUG (use --release for real figures)"
@@ -284,6 +315,7 @@ fn main() {
             "release"
         },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
     );
     // Build the binaries before any timing starts.
     let _ = nautilus_tests::binary("nautilus-proxy");
@@ -320,7 +352,11 @@ fn main() {
         run("budget", &section_budget);
     }
 
-    println!("\n== summary ({:.0} s)", started.elapsed().as_secs_f64());
+    println!(
+        "\n== summary ({:.0} s, load average now {})",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
     for (name, verdict) in &report.goals {
         if *verdict != Verdict::Pass {
             println!("{:<52} {}", name, verdict.text());
@@ -347,7 +383,7 @@ fn main() {
 
 /// Figure 1: GET one pod (TLS, keep-alive) at 1 and 32 clients, beside the raw server.
 fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
-    let cluster = DevCluster::start();
+    let cluster = start_cluster(scale, &[]);
     ensure_namespace(&cluster, "bench")?;
     let rt = client_runtime()?;
     let (template, _) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
@@ -382,8 +418,9 @@ fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
         return Err("raw server does not answer the same bytes".into());
     }
 
+    let rounds = if scale.quick { 1 } else { 3 };
     report.header(&format!(
-        "GET one pod ({body_len} B, {content_type}) through proxy + enclave vs raw hyper+rustls; {} s per phase after {} ms warm-up",
+        "GET one pod ({body_len} B, {content_type}) through proxy + enclave vs raw hyper+rustls; {} s per server and client count, in {rounds} alternating rounds, each after {} ms warm-up",
         scale.phase.as_secs_f64(),
         scale.warmup.as_millis()
     ));
@@ -408,12 +445,19 @@ fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
                 path.clone(),
                 clients,
                 scale.warmup,
-                scale.phase,
+                scale.phase / rounds,
                 body_len,
             ))
         };
-        let ours = phase(cluster.port, &ours_tls)?;
-        let theirs = phase(raw.port, &raw_tls)?;
+        // Rounds alternate between the two servers so that load from other processes on
+        // the machine weighs on both alike.
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ours.extend(phase(cluster.port, &ours_tls)?);
+            theirs.extend(phase(raw.port, &raw_tls)?);
+        }
+        let ours = Latency::of(ours, scale.phase);
+        let theirs = Latency::of(theirs, scale.phase);
         println!(
             "{:<16} {:>10} {:>10} {:>10} {:>10} {:>12.0} {:>12.0} {:>9.0}%",
             clients,
@@ -478,7 +522,7 @@ fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
 
 /// Figure 4: many watchers, one change at a time, per-watcher delivery latency.
 fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
-    let cluster = DevCluster::start();
+    let cluster = start_cluster(scale, &[]);
     ensure_namespace(&cluster, "bench")?;
     let listed = cluster.request("GET", "/api/v1/namespaces/bench/pods?limit=1", None, &[])?;
     let revision = listed
@@ -554,25 +598,33 @@ fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
             tokio::time::sleep(scale.change_gap).await;
         }
         let mut latencies = Vec::with_capacity(watchers * changes);
+        let mut last_per_change = vec![Duration::ZERO; changes];
         let mut complete = 0usize;
-        let mut last_arrival = Instant::now();
         for c in collectors {
             let seen = c.await.map_err(|e| e.to_string())?;
             if seen.len() >= changes {
                 complete += 1;
             }
             for (seq, at) in seen {
-                if let Some(t) = sent.get(seq) {
-                    latencies.push(at.saturating_duration_since(*t));
-                    last_arrival = last_arrival.max(at);
+                if let (Some(t), Some(last)) = (sent.get(seq), last_per_change.get_mut(seq)) {
+                    let took = at.saturating_duration_since(*t);
+                    *last = (*last).max(took);
+                    latencies.push(took);
                 }
             }
         }
         write_latency.sort_unstable();
         latencies.sort_unstable();
-        Ok::<_, String>((open_time, latencies, complete, write_latency))
+        last_per_change.sort_unstable();
+        Ok::<_, String>((
+            open_time,
+            latencies,
+            complete,
+            write_latency,
+            last_per_change,
+        ))
     })?;
-    let (open_time, latencies, complete, write_latency) = outcome;
+    let (open_time, latencies, complete, write_latency, last_per_change) = outcome;
     let expected = watchers * changes;
     report.header(&format!(
         "watch fan-out: {watchers} watchers (one TLS connection each) x {changes} pod creations (served ~{} B, body {body_len} B) {} ms apart",
@@ -606,6 +658,14 @@ fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
     report.info(
         "delivery latency max",
         ms(latencies.last().copied().unwrap_or_default()),
+    );
+    report.info(
+        "time until the last watcher saw a change: p50 / max",
+        format!(
+            "{} / {}",
+            ms(quantile(&last_per_change, 0.5)),
+            ms(last_per_change.last().copied().unwrap_or_default())
+        ),
     );
     report.info(
         "writer's create latency p50 / max",
@@ -662,6 +722,46 @@ async fn timed_get(
     Ok((quantile(&times, 0.5), bytes))
 }
 
+/// One client GETs a pod back to back for `span` while another LISTs the namespace with
+/// `accept` back to back: shows whether a long LIST holds up other requests.
+async fn get_during_lists(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: &str,
+    accept: &str,
+    span: Duration,
+) -> Result<(Latency, usize), String> {
+    let mut lister = Connection::open(port, tls.clone()).await?;
+    let mut headers = auth(token);
+    headers.push(("accept".into(), accept.into()));
+    let end = Instant::now() + span;
+    let lists = async {
+        let mut count = 0usize;
+        while Instant::now() < end {
+            let reply = lister
+                .send("GET", "/api/v1/namespaces/bench/pods", None, &headers)
+                .await?;
+            if reply.status != 200 {
+                return Err(format!("LIST: {}", reply.status));
+            }
+            count += 1;
+        }
+        Ok::<_, String>(count)
+    };
+    let gets = closed_loop_get(
+        port,
+        tls,
+        auth(token),
+        "/api/v1/namespaces/bench/pods/p-000000".into(),
+        1,
+        Duration::ZERO,
+        span,
+        usize::MAX,
+    );
+    let (lists, gets) = tokio::join!(lists, gets);
+    Ok((Latency::of(gets?, span), lists?))
+}
+
 /// kubectl-style paging: `limit=500` pages of Tables until no `continue`.
 async fn paged_table(
     conn: &mut Connection,
@@ -705,7 +805,10 @@ fn section_store(
     list: bool,
     memory: bool,
 ) -> Result<(), String> {
-    let cluster = DevCluster::start_with(&["--max-objects=200000", "--max-store-bytes=1000000000"]);
+    let cluster = start_cluster(
+        scale,
+        &["--max-objects=200000", "--max-store-bytes=1000000000"],
+    );
     let enclave_pid = cluster.enclave_pid().ok_or("no enclave pid")?;
     let rt = client_runtime()?;
     let tls = tls_config(&cluster.ca_pem);
@@ -759,13 +862,16 @@ fn section_store(
     }
     let mut total = n;
     if list {
-        let (plain, table, paged) = rt.block_on(async {
+        let rss = || proc_status_kb(enclave_pid, "VmRSS:").map_or("?".into(), mb);
+        let (plain, rss_plain, table, rss_table, paged) = rt.block_on(async {
             let mut conn = Connection::open(cluster.port, tls.clone()).await?;
             let base = "/api/v1/namespaces/bench/pods";
             let plain = timed_get(&mut conn, &cluster.token, base, "application/json", 5).await?;
+            let rss_plain = rss();
             let table = timed_get(&mut conn, &cluster.token, base, KUBECTL_TABLE_ACCEPT, 5).await?;
+            let rss_table = rss();
             let paged = paged_table(&mut conn, &cluster.token, base).await?;
-            Ok::<_, String>((plain, table, paged))
+            Ok::<_, String>((plain, rss_plain, table, rss_table, paged))
         })?;
         report.info(
             &format!("LIST {n} pods, JSON: time (median of 5)"),
@@ -791,10 +897,33 @@ fn section_store(
             &format!("LIST {n} pods, Table paged limit=500: time"),
             format!("{} ({} pages, {} B)", ms(paged.0), paged.2, paged.1),
         );
-        report.info(
-            "enclave RSS after the LISTs",
-            proc_status_kb(enclave_pid, "VmRSS:").map_or("?".into(), mb),
-        );
+        report.info("enclave RSS after 5 JSON LISTs", rss_plain);
+        report.info("enclave RSS after 5 Table LISTs too", rss_table);
+        report.info("enclave RSS after the paged Table LIST too", rss());
+        for (kind, accept) in [
+            ("JSON", "application/json"),
+            ("Table", KUBECTL_TABLE_ACCEPT),
+        ] {
+            let (during, lists) = rt.block_on(get_during_lists(
+                cluster.port,
+                tls.clone(),
+                &cluster.token,
+                accept,
+                scale.phase,
+            ))?;
+            report.info(
+                &format!("GET one pod while {kind} LISTs of {n} run: p50 / p99"),
+                format!("{} / {}", ms(during.p50), ms(during.p99)),
+            );
+            report.info(
+                &format!("GET one pod while {kind} LISTs of {n} run: max"),
+                format!(
+                    "{} ({lists} LISTs, {} GETs)",
+                    ms(during.max),
+                    during.requests
+                ),
+            );
+        }
         let one = create("bench1", "p", 0, n, 1)?;
         report.info(&format!("create {n} pods, 1 connection"), create_rate(&one));
         total += n;
@@ -843,7 +972,7 @@ fn section_store(
 /// Figure 3 (second part): a small byte budget filled until 507; the enclave keeps serving.
 fn section_budget(scale: &Scale, report: &mut Report) -> Result<(), String> {
     let budget = format!("--max-store-bytes={}", scale.budget_bytes);
-    let cluster = DevCluster::start_with(&[budget.as_str()]);
+    let cluster = start_cluster(scale, &[budget.as_str()]);
     ensure_namespace(&cluster, "bench")?;
     let enclave_pid = cluster.enclave_pid().ok_or("no enclave pid")?;
     let rt = client_runtime()?;

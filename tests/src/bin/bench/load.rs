@@ -22,6 +22,20 @@ pub(crate) struct Latency {
     pub(crate) per_sec: f64,
 }
 
+impl Latency {
+    /// Figures of `samples` gathered over `measured` of wall time.
+    pub(crate) fn of(mut samples: Vec<Duration>, measured: Duration) -> Self {
+        samples.sort_unstable();
+        Self {
+            requests: samples.len(),
+            p50: quantile(&samples, 0.50),
+            p99: quantile(&samples, 0.99),
+            max: samples.last().copied().unwrap_or_default(),
+            per_sec: samples.len() as f64 / measured.as_secs_f64(),
+        }
+    }
+}
+
 /// The `q` quantile (nearest rank) of sorted samples.
 pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
@@ -32,7 +46,8 @@ pub(crate) fn quantile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// `clients` connections each sending `GET path` back to back: `warmup` unmeasured, then
-/// `measure`. Every answer must be 200 with `expect_len` body bytes.
+/// `measure`. Every answer must be 200 with `expect_len` body bytes (`usize::MAX`: any length). Returns the measured
+/// request latencies.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn closed_loop_get(
     port: u16,
@@ -43,7 +58,7 @@ pub(crate) async fn closed_loop_get(
     warmup: Duration,
     measure: Duration,
     expect_len: usize,
-) -> Result<Latency, String> {
+) -> Result<Vec<Duration>, String> {
     let mut conns = Vec::with_capacity(clients);
     for _ in 0..clients {
         conns.push(Connection::open(port, tls.clone()).await?);
@@ -66,7 +81,9 @@ pub(crate) async fn closed_loop_get(
                 }
                 let reply = conn.send("GET", &path, None, &headers).await?;
                 let took = t.elapsed();
-                if reply.status != 200 || reply.body.len() != expect_len {
+                if reply.status != 200
+                    || (expect_len != usize::MAX && reply.body.len() != expect_len)
+                {
                     return Err(format!(
                         "GET {path}: {} with {} bytes (expected 200 with {expect_len})",
                         reply.status,
@@ -84,14 +101,7 @@ pub(crate) async fn closed_loop_get(
     for task in tasks {
         all.extend(task.await.map_err(|e| e.to_string())??);
     }
-    all.sort_unstable();
-    Ok(Latency {
-        requests: all.len(),
-        p50: quantile(&all, 0.50),
-        p99: quantile(&all, 0.99),
-        max: all.last().copied().unwrap_or_default(),
-        per_sec: all.len() as f64 / measure.as_secs_f64(),
-    })
+    Ok(all)
 }
 
 /// A pod body template with `__NAME__` and `__SEQ__` to fill in; the namespace comes from the
