@@ -335,18 +335,12 @@ fn main() {
     if wanted("watch") {
         run("watch", &section_watch);
     }
-    let (list, memory) = (wanted("list"), wanted("memory"));
-    if list || memory {
-        run(
-            if list && memory {
-                "list+memory"
-            } else if list {
-                "list"
-            } else {
-                "memory"
-            },
-            &|s, r| section_store(s, r, list, memory),
-        );
+    // Separate clusters: the LISTs leave heap behind that would blur the memory figures.
+    if wanted("list") {
+        run("list", &|s, r| section_store(s, r, true, false));
+    }
+    if wanted("memory") {
+        run("memory", &|s, r| section_store(s, r, false, true));
     }
     if wanted("budget") {
         run("budget", &section_budget);
