@@ -1,0 +1,1051 @@
+//! Benchmark of the real binaries (`nautilus-proxy dev` + enclave, release build): GET latency
+//! beside a raw hyper+rustls server, LIST and create figures, enclave memory, the byte budget's
+//! 507, and watch fan-out latency. It prints figures beside the issue's goals; it asserts nothing
+//! by timing and is not part of `cargo test`.
+//!
+//! `cargo run --release -p nautilus-tests --bin bench -- [--quick] [--only NAME[,NAME]]`
+//! with NAME one of get, list, memory, budget, watch. Pods are padded so that they are *served*
+//! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
+
+#[path = "bench/load.rs"]
+mod load;
+#[path = "bench/raw.rs"]
+mod raw;
+#[path = "bench/watch.rs"]
+mod watch;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use load::{Latency, PodTemplate, auth, closed_loop_get, create_pods, encode_query, quantile};
+use nautilus_tests::DevCluster;
+use nautilus_tests::client::{Connection, tls_config};
+
+const SECTIONS: [&str; 5] = ["get", "watch", "list", "memory", "budget"];
+/// What kubectl sends for `kubectl get pods`.
+const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+/// Default size of the benchmark pods as served (with kube's defaults, status and
+/// managedFields): the issue's "~2 KB" pods.
+const POD_BYTES: usize = 2048;
+
+/// Sizes of one run.
+struct Scale {
+    quick: bool,
+    warmup: Duration,
+    phase: Duration,
+    list_pods: usize,
+    memory_pods: usize,
+    watchers: usize,
+    changes: usize,
+    change_gap: Duration,
+    budget_bytes: u64,
+    /// Served size of the benchmark pods (`--pod-bytes`).
+    pod_bytes: usize,
+    /// Extra enclave options for every cluster (`--enclave-arg`), for experiments.
+    enclave_args: Vec<String>,
+}
+
+impl Scale {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                quick,
+                warmup: Duration::from_millis(200),
+                phase: Duration::from_secs(1),
+                list_pods: 1_000,
+                memory_pods: 10_000,
+                watchers: 100,
+                changes: 20,
+                change_gap: Duration::from_millis(20),
+                budget_bytes: 5_000_000,
+                pod_bytes: POD_BYTES,
+                enclave_args: Vec::new(),
+            }
+        } else {
+            Self {
+                quick,
+                warmup: Duration::from_millis(500),
+                phase: Duration::from_secs(3),
+                list_pods: 10_000,
+                memory_pods: 100_000,
+                watchers: 1_000,
+                changes: 50,
+                change_gap: Duration::from_millis(20),
+                budget_bytes: 20_000_000,
+                pod_bytes: POD_BYTES,
+                enclave_args: Vec::new(),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Miss,
+    Info,
+    /// The goal is stated for the full run's sizes only.
+    Scaled,
+}
+
+impl Verdict {
+    fn of(ok: bool) -> Self {
+        if ok { Self::Pass } else { Self::Miss }
+    }
+    fn text(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Miss => "MISS",
+            Self::Info => "",
+            Self::Scaled => "n/a (quick)",
+        }
+    }
+}
+
+/// Collects verdicts for the closing summary.
+#[derive(Default)]
+struct Report {
+    goals: Vec<(String, Verdict)>,
+    failures: Vec<String>,
+}
+
+impl Report {
+    fn header(&self, title: &str) {
+        println!("\n== {title}");
+        println!("{:<52} {:>28}  {:<22} verdict", "figure", "value", "goal");
+    }
+
+    fn row(&mut self, name: &str, value: String, goal: &str, verdict: Verdict) {
+        println!("{name:<52} {value:>28}  {goal:<22} {}", verdict.text());
+        if verdict != Verdict::Info {
+            self.goals.push((name.to_string(), verdict));
+        }
+    }
+
+    fn info(&mut self, name: &str, value: String) {
+        self.row(name, value, "", Verdict::Info);
+    }
+
+    fn check(&mut self, name: &str, ok: bool, detail: String) {
+        self.row(name, detail, "must hold", Verdict::of(ok));
+    }
+}
+
+/// The 1-minute load average (other sessions share this machine; high load skews figures).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.0} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+fn mb(kb: u64) -> String {
+    format!("{:.1} MB", kb as f64 / 1000.0)
+}
+
+/// `VmRSS` or `VmHWM` of `pid` in kB.
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("State:"))
+                .is_some_and(|s| !s.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Raises the soft open-file limit to the hard one (1,000 watchers need ~3,000 descriptors
+/// across this process, the proxy and the enclave, which inherit the limit).
+#[allow(unsafe_code)]
+fn raise_nofile() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        }
+    }
+    limit.rlim_cur
+}
+
+fn ensure_namespace(cluster: &DevCluster, name: &str) -> Result<(), String> {
+    let body =
+        format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{name}"}}}}"#);
+    let reply = cluster.request("POST", "/api/v1/namespaces", Some(body.as_bytes()), &[])?;
+    match reply.status {
+        201 | 409 => Ok(()),
+        s => Err(format!(
+            "create namespace {name}: {s} {}",
+            String::from_utf8_lossy(&reply.body)
+        )),
+    }
+}
+
+/// The pod template for `namespace`, calibrated on `cluster` so pods are served at
+/// [`POD_BYTES`]; also returns the request body size.
+fn pod_template(
+    cluster: &DevCluster,
+    rt: &tokio::runtime::Runtime,
+    namespace: &str,
+    pod_bytes: usize,
+) -> Result<(PodTemplate, usize), String> {
+    ensure_namespace(cluster, "calibrate")?;
+    let (template, body_len, unpadded) = rt.block_on(async {
+        let mut conn = Connection::open(cluster.port, tls_config(&cluster.ca_pem)).await?;
+        PodTemplate::calibrated(&mut conn, &cluster.token, "calibrate", namespace, pod_bytes).await
+    })?;
+    if unpadded > pod_bytes + 64 {
+        println!("   note: the unpadded pod is already served at {unpadded} B (> {pod_bytes} B)");
+    }
+    Ok((template, body_len))
+}
+
+/// A cluster with the section's enclave options followed by the command line's.
+fn start_cluster(scale: &Scale, args: &[&str]) -> DevCluster {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(scale.enclave_args.iter().map(String::as_str));
+    DevCluster::start_with(&all)
+}
+
+fn client_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut quick = false;
+    let mut only: Option<Vec<String>> = None;
+    let mut pod_bytes = POD_BYTES;
+    let mut enclave_args = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--only" => {
+                only = iter
+                    .next()
+                    .map(|v| v.split(',').map(str::to_string).collect());
+            }
+            other if other.starts_with("--only=") => {
+                only = Some(
+                    other["--only=".len()..]
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                );
+            }
+            "--pod-bytes" => match iter.next().and_then(|v| v.parse().ok()) {
+                Some(n) => pod_bytes = n,
+                None => {
+                    eprintln!("--pod-bytes needs a number");
+                    std::process::exit(2);
+                }
+            },
+            "--enclave-arg" => match iter.next() {
+                Some(v) => enclave_args.push(v.clone()),
+                None => {
+                    eprintln!("--enclave-arg needs a value");
+                    std::process::exit(2);
+                }
+            },
+            "-h" | "--help" => {
+                println!(
+                    "bench [--quick] [--only NAME[,NAME]] [--pod-bytes N (served pod size, default {POD_BYTES})] [--enclave-arg ARG]...   NAME: {}",
+                    SECTIONS.join(", ")
+                );
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}; try --help");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Some(names) = &only
+        && let Some(bad) = names.iter().find(|n| !SECTIONS.contains(&n.as_str()))
+    {
+        eprintln!(
+            "unknown section {bad:?}; choose from {}",
+            SECTIONS.join(", ")
+        );
+        std::process::exit(2);
+    }
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
+    let mut scale = Scale::new(quick);
+    scale.pod_bytes = pod_bytes;
+    scale.enclave_args = enclave_args;
+    if !scale.enclave_args.is_empty() {
+        println!("extra enclave options: {}", scale.enclave_args.join(" "));
+    }
+    let nofile = raise_nofile();
+    let started = Instant::now();
+    println!(
+        "nautilus bench ({} run, {} build, {} CPUs, open-file limit {nofile}, load average {})",
+        if quick { "quick" } else { "full" },
+        if cfg!(debug_assertions) {
+            "DEBUG (use --release for real figures)"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+    );
+    // Build the binaries before any timing starts.
+    let _ = nautilus_tests::binary("nautilus-proxy");
+
+    let mut report = Report::default();
+    let mut run = |name: &str, f: &dyn Fn(&Scale, &mut Report) -> Result<(), String>| {
+        let t = Instant::now();
+        if let Err(e) = f(&scale, &mut report) {
+            println!("!! section {name} failed: {e}");
+            report.failures.push(format!("{name}: {e}"));
+        }
+        println!("   ({name} took {:.1} s)", t.elapsed().as_secs_f64());
+    };
+    if wanted("get") {
+        run("get", &section_get);
+    }
+    if wanted("watch") {
+        run("watch", &section_watch);
+    }
+    // Separate clusters: the LISTs leave heap behind that would blur the memory figures.
+    if wanted("list") {
+        run("list", &|s, r| section_store(s, r, true, false));
+    }
+    if wanted("memory") {
+        run("memory", &|s, r| section_store(s, r, false, true));
+    }
+    if wanted("budget") {
+        run("budget", &section_budget);
+    }
+
+    println!(
+        "\n== summary ({:.0} s, load average now {})",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    for (name, verdict) in &report.goals {
+        if *verdict != Verdict::Pass {
+            println!("{:<52} {}", name, verdict.text());
+        }
+    }
+    let pass = report
+        .goals
+        .iter()
+        .filter(|(_, v)| *v == Verdict::Pass)
+        .count();
+    let miss = report
+        .goals
+        .iter()
+        .filter(|(_, v)| *v == Verdict::Miss)
+        .count();
+    println!(
+        "goals: {pass} PASS, {miss} MISS; section errors: {}",
+        report.failures.len()
+    );
+    if !report.failures.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// Figure 1: GET one pod (TLS, keep-alive) at 1 and 32 clients, beside the raw server.
+fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let cluster = start_cluster(scale, &[]);
+    ensure_namespace(&cluster, "bench")?;
+    let rt = client_runtime()?;
+    let (template, _) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
+    let created = cluster.request(
+        "POST",
+        "/api/v1/namespaces/bench/pods",
+        Some(&template.body("get-target", 0)),
+        &[],
+    )?;
+    if created.status != 201 {
+        return Err(format!("create pod: {}", created.status));
+    }
+    let path = "/api/v1/namespaces/bench/pods/get-target".to_string();
+    let first = cluster.request("GET", &path, None, &[])?;
+    if first.status != 200 {
+        return Err(format!("GET pod: {}", first.status));
+    }
+    let content_type = first
+        .header("content-type")
+        .unwrap_or("application/json")
+        .to_string();
+    let body_len = first.body.len();
+    let raw = raw::start(Bytes::from(first.body.clone()), content_type.clone())?;
+    let ours_tls = tls_config(&cluster.ca_pem);
+    let raw_tls = tls_config(&raw.ca_pem);
+    // The raw server's answer must be the very same bytes.
+    let check = rt.block_on(async {
+        let mut conn = Connection::open(raw.port, raw_tls.clone()).await?;
+        conn.send("GET", &path, None, &auth(&cluster.token)).await
+    })?;
+    if check.body != first.body || check.header("content-type") != Some(content_type.as_str()) {
+        return Err("raw server does not answer the same bytes".into());
+    }
+
+    let rounds = if scale.quick { 1 } else { 3 };
+    report.header(&format!(
+        "GET one pod ({body_len} B, {content_type}) through proxy + enclave vs raw hyper+rustls; {} s per server and client count, in {rounds} alternating rounds, each after {} ms warm-up",
+        scale.phase.as_secs_f64(),
+        scale.warmup.as_millis()
+    ));
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
+        "clients",
+        "ours p50",
+        "raw p50",
+        "ours p99",
+        "raw p99",
+        "ours req/s",
+        "raw req/s",
+        "ours/raw"
+    );
+    let mut results: Vec<(usize, Latency, Latency)> = Vec::new();
+    for clients in [1usize, 32] {
+        let phase = |port, tls: &Arc<rustls::ClientConfig>| {
+            rt.block_on(closed_loop_get(
+                port,
+                tls.clone(),
+                auth(&cluster.token),
+                path.clone(),
+                clients,
+                scale.warmup,
+                scale.phase / rounds,
+                body_len,
+            ))
+        };
+        // Rounds alternate between the two servers so that load from other processes on
+        // the machine weighs on both alike.
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ours.extend(phase(cluster.port, &ours_tls)?);
+            theirs.extend(phase(raw.port, &raw_tls)?);
+        }
+        let ours = Latency::of(ours, scale.phase);
+        let theirs = Latency::of(theirs, scale.phase);
+        println!(
+            "{:<16} {:>10} {:>10} {:>10} {:>10} {:>12.0} {:>12.0} {:>9.0}%",
+            clients,
+            ms(ours.p50),
+            ms(theirs.p50),
+            ms(ours.p99),
+            ms(theirs.p99),
+            ours.per_sec,
+            theirs.per_sec,
+            100.0 * ours.per_sec / theirs.per_sec
+        );
+        results.push((clients, ours, theirs));
+    }
+    println!();
+    for (clients, ours, theirs) in &results {
+        let c = *clients;
+        report.row(
+            &format!("GET p50, {c} client(s): ours / raw"),
+            format!("{} / {}", ms(ours.p50), ms(theirs.p50)),
+            "",
+            Verdict::Info,
+        );
+        report.row(
+            &format!("GET p99, {c} client(s): ours / raw"),
+            format!("{} / {}", ms(ours.p99), ms(theirs.p99)),
+            if c == 1 { "ours p99 < 1 ms" } else { "" },
+            if c == 1 {
+                Verdict::of(ours.p99 < Duration::from_millis(1))
+            } else {
+                Verdict::Info
+            },
+        );
+        report.info(
+            &format!("GET max, {c} client(s): ours / raw"),
+            format!("{} / {}", ms(ours.max), ms(theirs.max)),
+        );
+        let ratio = ours.per_sec / theirs.per_sec;
+        report.row(
+            &format!("GET req/s, {c} client(s): ours / raw"),
+            format!("{:.0} / {:.0}", ours.per_sec, theirs.per_sec),
+            "",
+            Verdict::Info,
+        );
+        report.row(
+            &format!("GET req/s ratio ours/raw, {c} client(s)"),
+            format!("{:.0} %", 100.0 * ratio),
+            ">= 50 %",
+            Verdict::of(ratio >= 0.5),
+        );
+        report.info(
+            &format!("GET p99 ratio ours/raw, {c} client(s)"),
+            format!("{:.2}x", ours.p99.as_secs_f64() / theirs.p99.as_secs_f64()),
+        );
+        report.info(
+            &format!("GET requests measured, {c} client(s): ours / raw"),
+            format!("{} / {}", ours.requests, theirs.requests),
+        );
+    }
+    drop(raw);
+    Ok(())
+}
+
+/// Figure 4: many watchers, one change at a time, per-watcher delivery latency.
+fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let cluster = start_cluster(scale, &[]);
+    ensure_namespace(&cluster, "bench")?;
+    let listed = cluster.request("GET", "/api/v1/namespaces/bench/pods?limit=1", None, &[])?;
+    let revision = listed
+        .json()
+        .pointer("/metadata/resourceVersion")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or("LIST has no resourceVersion")?;
+    let rt = client_runtime()?;
+    let tls = tls_config(&cluster.ca_pem);
+    let watchers = scale.watchers;
+    let changes = scale.changes;
+    let (template, body_len) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
+    let token = cluster.token.clone();
+    let port = cluster.port;
+    let watch_path = format!(
+        "/api/v1/namespaces/bench/pods?watch=true&resourceVersion={}",
+        encode_query(&revision)
+    );
+    let enclave_pid = cluster.enclave_pid();
+    let proxy_pid = cluster.pid();
+
+    let outcome = rt.block_on(async move {
+        let opening = Instant::now();
+        let gate = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut opens = Vec::with_capacity(watchers);
+        for _ in 0..watchers {
+            let (gate, tls, token, path) =
+                (gate.clone(), tls.clone(), token.clone(), watch_path.clone());
+            opens.push(tokio::spawn(async move {
+                let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+                watch::open(port, tls, &token, &path).await
+            }));
+        }
+        let mut streams = Vec::with_capacity(watchers);
+        for open in opens {
+            streams.push(open.await.map_err(|e| e.to_string())??);
+        }
+        let open_time = opening.elapsed();
+        let deadline = Instant::now()
+            + scale.change_gap * u32::try_from(changes).unwrap_or(u32::MAX)
+            + Duration::from_secs(15);
+        let collectors: Vec<_> = streams
+            .into_iter()
+            .map(|s| {
+                tokio::spawn(async move {
+                    tokio::time::timeout_at(deadline.into(), s.collect(changes))
+                        .await
+                        .unwrap_or_default()
+                })
+            })
+            .collect();
+        let mut writer = Connection::open(port, tls.clone()).await?;
+        let headers = auth(&token);
+        let mut sent = Vec::with_capacity(changes);
+        let mut write_latency = Vec::with_capacity(changes);
+        for seq in 0..changes {
+            let body = template.body(&format!("w-{seq:06}"), seq);
+            let t = Instant::now();
+            let reply = writer
+                .send(
+                    "POST",
+                    "/api/v1/namespaces/bench/pods",
+                    Some(&body),
+                    &headers,
+                )
+                .await?;
+            write_latency.push(t.elapsed());
+            if reply.status != 201 {
+                return Err(format!("create w-{seq}: {}", reply.status));
+            }
+            sent.push(t);
+            tokio::time::sleep(scale.change_gap).await;
+        }
+        let mut latencies = Vec::with_capacity(watchers * changes);
+        let mut last_per_change = vec![Duration::ZERO; changes];
+        let mut complete = 0usize;
+        for c in collectors {
+            let seen = c.await.map_err(|e| e.to_string())?;
+            if seen.len() >= changes {
+                complete += 1;
+            }
+            for (seq, at) in seen {
+                if let (Some(t), Some(last)) = (sent.get(seq), last_per_change.get_mut(seq)) {
+                    let took = at.saturating_duration_since(*t);
+                    *last = (*last).max(took);
+                    latencies.push(took);
+                }
+            }
+        }
+        write_latency.sort_unstable();
+        latencies.sort_unstable();
+        last_per_change.sort_unstable();
+        Ok::<_, String>((
+            open_time,
+            latencies,
+            complete,
+            write_latency,
+            last_per_change,
+        ))
+    })?;
+    let (open_time, latencies, complete, write_latency, last_per_change) = outcome;
+    let expected = watchers * changes;
+    report.header(&format!(
+        "watch fan-out: {watchers} watchers (one TLS connection each) x {changes} pod creations (served ~{} B, body {body_len} B) {} ms apart",
+        scale.pod_bytes,
+        scale.change_gap.as_millis()
+    ));
+    let full = watchers == 1_000;
+    report.info(
+        &format!("open {watchers} watches"),
+        format!("{:.2} s", open_time.as_secs_f64()),
+    );
+    report.check(
+        "every watcher saw every change",
+        latencies.len() == expected,
+        format!(
+            "{} / {expected} deliveries, {complete} complete",
+            latencies.len()
+        ),
+    );
+    report.info("delivery latency p50", ms(quantile(&latencies, 0.50)));
+    report.row(
+        "delivery latency p99",
+        ms(quantile(&latencies, 0.99)),
+        "< 10 ms @1000 watchers",
+        if full {
+            Verdict::of(quantile(&latencies, 0.99) < Duration::from_millis(10))
+        } else {
+            Verdict::Scaled
+        },
+    );
+    report.info(
+        "delivery latency max",
+        ms(latencies.last().copied().unwrap_or_default()),
+    );
+    report.info(
+        "time until the last watcher saw a change: p50 / max",
+        format!(
+            "{} / {}",
+            ms(quantile(&last_per_change, 0.5)),
+            ms(last_per_change.last().copied().unwrap_or_default())
+        ),
+    );
+    report.info(
+        "writer's create latency p50 / max",
+        format!(
+            "{} / {}",
+            ms(quantile(&write_latency, 0.5)),
+            ms(write_latency.last().copied().unwrap_or_default())
+        ),
+    );
+    if let Some(pid) = enclave_pid {
+        report.info(
+            "enclave RSS with the watchers",
+            proc_status_kb(pid, "VmRSS:").map_or("?".into(), mb),
+        );
+    }
+    report.info(
+        "proxy RSS with the watchers",
+        proc_status_kb(proxy_pid, "VmRSS:").map_or("?".into(), mb),
+    );
+    Ok(())
+}
+
+fn create_rate(created: &load::Created) -> String {
+    format!(
+        "{:.0} pods/s ({} in {:.2} s)",
+        created.ok as f64 / created.elapsed.as_secs_f64(),
+        created.ok,
+        created.elapsed.as_secs_f64()
+    )
+}
+
+/// Times `GET path` with `accept` (median of `runs`) on one keep-alive connection.
+async fn timed_get(
+    conn: &mut Connection,
+    token: &str,
+    path: &str,
+    accept: &str,
+    runs: usize,
+) -> Result<(Duration, usize), String> {
+    let mut headers = auth(token);
+    headers.push(("accept".into(), accept.into()));
+    let mut times = Vec::with_capacity(runs);
+    let mut bytes = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let reply = conn.send("GET", path, None, &headers).await?;
+        times.push(t.elapsed());
+        if reply.status != 200 {
+            return Err(format!("GET {path}: {}", reply.status));
+        }
+        bytes = reply.body.len();
+    }
+    times.sort_unstable();
+    Ok((quantile(&times, 0.5), bytes))
+}
+
+/// One client GETs a pod back to back for `span` while another LISTs the namespace with
+/// `accept` back to back: shows whether a long LIST holds up other requests.
+async fn get_during_lists(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: &str,
+    accept: &str,
+    span: Duration,
+) -> Result<(Latency, usize), String> {
+    let mut lister = Connection::open(port, tls.clone()).await?;
+    let mut headers = auth(token);
+    headers.push(("accept".into(), accept.into()));
+    let end = Instant::now() + span;
+    let lists = async {
+        let mut count = 0usize;
+        while Instant::now() < end {
+            let reply = lister
+                .send("GET", "/api/v1/namespaces/bench/pods", None, &headers)
+                .await?;
+            if reply.status != 200 {
+                return Err(format!("LIST: {}", reply.status));
+            }
+            count += 1;
+        }
+        Ok::<_, String>(count)
+    };
+    let gets = closed_loop_get(
+        port,
+        tls,
+        auth(token),
+        "/api/v1/namespaces/bench/pods/p-000000".into(),
+        1,
+        Duration::ZERO,
+        span,
+        usize::MAX,
+    );
+    let (lists, gets) = tokio::join!(lists, gets);
+    Ok((Latency::of(gets?, span), lists?))
+}
+
+/// kubectl-style paging: `limit=500` pages of Tables until no `continue`.
+async fn paged_table(
+    conn: &mut Connection,
+    token: &str,
+    base: &str,
+) -> Result<(Duration, usize, usize), String> {
+    let mut headers = auth(token);
+    headers.push(("accept".into(), KUBECTL_TABLE_ACCEPT.into()));
+    let mut cont = String::new();
+    let (mut bytes, mut pages) = (0, 0);
+    let t = Instant::now();
+    loop {
+        let mut path = format!("{base}?limit=500");
+        if !cont.is_empty() {
+            path.push_str("&continue=");
+            path.push_str(&encode_query(&cont));
+        }
+        let reply = conn.send("GET", &path, None, &headers).await?;
+        if reply.status != 200 {
+            return Err(format!("GET {path}: {}", reply.status));
+        }
+        bytes += reply.body.len();
+        pages += 1;
+        cont = reply
+            .json()
+            .pointer("/metadata/continue")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        if cont.is_empty() || pages > 100_000 {
+            break;
+        }
+    }
+    Ok((t.elapsed(), bytes, pages))
+}
+
+/// Figures 2 and 3 (first part): create rates, LIST sizes and times, enclave RSS.
+fn section_store(
+    scale: &Scale,
+    report: &mut Report,
+    list: bool,
+    memory: bool,
+) -> Result<(), String> {
+    let cluster = start_cluster(
+        scale,
+        &["--max-objects=200000", "--max-store-bytes=1000000000"],
+    );
+    let enclave_pid = cluster.enclave_pid().ok_or("no enclave pid")?;
+    let rt = client_runtime()?;
+    let tls = tls_config(&cluster.ca_pem);
+    for ns in ["bench", "bench1", "fill"] {
+        ensure_namespace(&cluster, ns)?;
+    }
+    let n = scale.list_pods;
+    let (template, body_len) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
+    let template = Arc::new(template);
+    let create = |ns: &str, prefix: &str, first: usize, count: usize, conns: usize| {
+        rt.block_on(create_pods(
+            cluster.port,
+            tls.clone(),
+            &cluster.token,
+            ns,
+            template.clone(),
+            prefix,
+            first,
+            count,
+            conns,
+            false,
+        ))
+    };
+    report.header(&format!(
+        "store: pods served ~{} B (body {body_len} B), enclave pid {enclave_pid}, idle RSS {}",
+        scale.pod_bytes,
+        proc_status_kb(enclave_pid, "VmRSS:").map_or("?".into(), mb)
+    ));
+    let eight = create("bench", "p", 0, n, 8)?;
+    let stored = cluster.request("GET", "/api/v1/namespaces/bench/pods/p-000000", None, &[])?;
+    report.info(
+        "one stored pod as served (bytes)",
+        stored.body.len().to_string(),
+    );
+    report.info(
+        &format!("create {n} pods, 8 connections"),
+        create_rate(&eight),
+    );
+    let rss_small = proc_status_kb(enclave_pid, "VmRSS:").unwrap_or(0);
+    if memory {
+        report.row(
+            &format!("enclave RSS after {n} pods"),
+            mb(rss_small),
+            "< 40 MB @10k pods",
+            if n == 10_000 {
+                Verdict::of(rss_small < 40_000)
+            } else {
+                Verdict::Scaled
+            },
+        );
+    }
+    let mut total = n;
+    if list {
+        let rss = || proc_status_kb(enclave_pid, "VmRSS:").map_or("?".into(), mb);
+        let (plain, rss_plain, table, rss_table, paged) = rt.block_on(async {
+            let mut conn = Connection::open(cluster.port, tls.clone()).await?;
+            let base = "/api/v1/namespaces/bench/pods";
+            let plain = timed_get(&mut conn, &cluster.token, base, "application/json", 5).await?;
+            let rss_plain = rss();
+            let table = timed_get(&mut conn, &cluster.token, base, KUBECTL_TABLE_ACCEPT, 5).await?;
+            let rss_table = rss();
+            let paged = paged_table(&mut conn, &cluster.token, base).await?;
+            Ok::<_, String>((plain, rss_plain, table, rss_table, paged))
+        })?;
+        report.info(
+            &format!("LIST {n} pods, JSON: time (median of 5)"),
+            ms(plain.0),
+        );
+        report.info(
+            &format!("LIST {n} pods, JSON: bytes"),
+            format!("{} ({:.1} MB)", plain.1, plain.1 as f64 / 1e6),
+        );
+        report.info(
+            &format!("LIST {n} pods, JSON: throughput"),
+            format!("{:.0} MB/s", plain.1 as f64 / 1e6 / plain.0.as_secs_f64()),
+        );
+        report.info(
+            &format!("LIST {n} pods, Table (kubectl Accept): time"),
+            ms(table.0),
+        );
+        report.info(
+            &format!("LIST {n} pods, Table: bytes"),
+            format!("{} ({:.2} MB)", table.1, table.1 as f64 / 1e6),
+        );
+        report.info(
+            &format!("LIST {n} pods, Table paged limit=500: time"),
+            format!("{} ({} pages, {} B)", ms(paged.0), paged.2, paged.1),
+        );
+        report.info("enclave RSS after 5 JSON LISTs", rss_plain);
+        report.info("enclave RSS after 5 Table LISTs too", rss_table);
+        report.info("enclave RSS after the paged Table LIST too", rss());
+        for (kind, accept) in [
+            ("JSON", "application/json"),
+            ("Table", KUBECTL_TABLE_ACCEPT),
+        ] {
+            let (during, lists) = rt.block_on(get_during_lists(
+                cluster.port,
+                tls.clone(),
+                &cluster.token,
+                accept,
+                scale.phase,
+            ))?;
+            report.info(
+                &format!("GET one pod while {kind} LISTs of {n} run: p50 / p99"),
+                format!("{} / {}", ms(during.p50), ms(during.p99)),
+            );
+            report.info(
+                &format!("GET one pod while {kind} LISTs of {n} run: max"),
+                format!(
+                    "{} ({lists} LISTs, {} GETs)",
+                    ms(during.max),
+                    during.requests
+                ),
+            );
+        }
+        let one = create("bench1", "p", 0, n, 1)?;
+        report.info(&format!("create {n} pods, 1 connection"), create_rate(&one));
+        total += n;
+    }
+    if memory {
+        let big = scale.memory_pods;
+        let fill = create("fill", "p", 0, big.saturating_sub(total), 8)?;
+        report.info(
+            &format!("create {} more pods, 8 connections", fill.ok),
+            create_rate(&fill),
+        );
+        let rss_big = proc_status_kb(enclave_pid, "VmRSS:").unwrap_or(0);
+        report.row(
+            &format!("enclave RSS after {big} pods"),
+            mb(rss_big),
+            "< 300 MB @100k pods",
+            if big == 100_000 {
+                Verdict::of(rss_big < 300_000)
+            } else {
+                Verdict::Scaled
+            },
+        );
+        report.info(
+            "enclave peak RSS (VmHWM)",
+            proc_status_kb(enclave_pid, "VmHWM:").map_or("?".into(), mb),
+        );
+        report.info(
+            "enclave RSS per pod beyond the first batch",
+            format!(
+                "{:.0} B",
+                (rss_big.saturating_sub(rss_small) as f64 * 1000.0)
+                    / (big.saturating_sub(n).max(1)) as f64
+            ),
+        );
+        report.info(
+            "proxy RSS",
+            proc_status_kb(cluster.pid(), "VmRSS:").map_or("?".into(), mb),
+        );
+    }
+    if !scale.quick {
+        println!("   (counts are the issue's: 10,000 and 100,000 pods)");
+    }
+    Ok(())
+}
+
+/// Figure 3 (second part): a small byte budget filled until 507; the enclave keeps serving.
+fn section_budget(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let budget = format!("--max-store-bytes={}", scale.budget_bytes);
+    let cluster = start_cluster(scale, &[budget.as_str()]);
+    ensure_namespace(&cluster, "bench")?;
+    let enclave_pid = cluster.enclave_pid().ok_or("no enclave pid")?;
+    let rt = client_runtime()?;
+    let tls = tls_config(&cluster.ca_pem);
+    let (template, body_len) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
+    let template = Arc::new(template);
+    let filled = rt.block_on(create_pods(
+        cluster.port,
+        tls.clone(),
+        &cluster.token,
+        "bench",
+        template.clone(),
+        "p",
+        0,
+        10_000_000,
+        8,
+        true,
+    ))?;
+    report.header(&format!(
+        "byte budget: --max-store-bytes={} filled with pods served ~{} B (body {body_len} B) over 8 connections",
+        scale.budget_bytes, scale.pod_bytes
+    ));
+    report.info("pods that fit", filled.ok.to_string());
+    report.info("fill rate", create_rate(&filled));
+    let first_refusal = filled
+        .stopped_by
+        .as_ref()
+        .map_or("none".to_string(), |r| r.status.to_string());
+    report.check(
+        "the fill ended with 507",
+        filled.stopped_by.as_ref().is_some_and(|r| r.status == 507),
+        first_refusal,
+    );
+    let next = cluster.request(
+        "POST",
+        "/api/v1/namespaces/bench/pods",
+        Some(&template.body("one-more", 0)),
+        &[],
+    )?;
+    let body: serde_json::Value = serde_json::from_slice(&next.body).unwrap_or_default();
+    let kind = body.get("kind").and_then(|v| v.as_str()).unwrap_or("");
+    let reason = body.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+    report.check(
+        "next create: 507 Status InsufficientStorage",
+        next.status == 507 && kind == "Status" && reason == "InsufficientStorage",
+        format!("{} {kind} {reason}", next.status),
+    );
+    if let Some(message) = body.get("message").and_then(|v| v.as_str()) {
+        println!("   message: {message}");
+    }
+    let get = cluster.request("GET", "/api/v1/namespaces/bench/pods/p-000000", None, &[])?;
+    report.check(
+        "GET a stored pod afterwards",
+        get.status == 200,
+        get.status.to_string(),
+    );
+    let listed = cluster.request("GET", "/api/v1/namespaces/bench/pods", None, &[])?;
+    let items = if listed.status == 200 {
+        listed
+            .json()
+            .get("items")
+            .and_then(|i| i.as_array())
+            .map_or(0, Vec::len)
+    } else {
+        0
+    };
+    report.check(
+        "LIST afterwards",
+        listed.status == 200 && items == filled.ok,
+        format!("{} with {items} items", listed.status),
+    );
+    report.check(
+        "enclave process still alive (same pid)",
+        alive(enclave_pid) && cluster.enclave_pid() == Some(enclave_pid),
+        format!("pid {enclave_pid}"),
+    );
+    report.info(
+        "enclave RSS when full",
+        proc_status_kb(enclave_pid, "VmRSS:").map_or("?".into(), mb),
+    );
+    Ok(())
+}
