@@ -247,6 +247,22 @@ async fn handle(
         shared.timers.notify_one();
     }
     let response = match outcome {
+        Outcome::List(list) => {
+            // Encoded outside the store lock; big pages off the async workers.
+            let response = if list.len() > 256 {
+                tokio::task::spawn_blocking(move || list.render())
+                    .await
+                    .unwrap_or_else(|e| {
+                        ApiResponse::error(&Error::Internal(format!(
+                            "encoding the list failed: {e}"
+                        )))
+                    })
+            } else {
+                list.render()
+            };
+            tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
+            http::to_hyper(response)
+        }
         Outcome::Response(response) => {
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
             http::to_hyper(response)

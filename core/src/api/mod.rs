@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod discovery;
 mod objects;
 pub mod openapi;
+pub mod render;
 pub mod request;
 pub mod table;
 pub mod watch;
@@ -36,6 +37,19 @@ pub enum Outcome {
     Response(ApiResponse),
     /// A watch stream: the runtime polls the watcher against the ring until it ends.
     Watch(alloc::boxed::Box<Watcher>),
+    /// A LIST page captured under the lock; the runtime encodes it after releasing the lock.
+    List(alloc::boxed::Box<render::ListRender>),
+}
+
+impl Outcome {
+    /// The complete response, encoding a captured LIST; `None` for a watch.
+    pub fn into_response(self) -> Option<ApiResponse> {
+        match self {
+            Self::Response(response) => Some(response),
+            Self::List(list) => Some(list.render()),
+            Self::Watch(_) => None,
+        }
+    }
 }
 
 impl From<ApiResponse> for Outcome {

@@ -48,12 +48,13 @@ fn call_with(
         "application/json"
     };
     req.content_type = content_type.or(Some(default_type));
-    match s.handle_request(T0, &req) {
-        Outcome::Response(r) => Reply {
-            status: r.status,
-            body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        },
-        Outcome::Watch(_) => panic!("unexpected watch for {path}"),
+    let r = s
+        .handle_request(T0, &req)
+        .into_response()
+        .expect("not a watch");
+    Reply {
+        status: r.status,
+        body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
     }
 }
 
@@ -63,7 +64,7 @@ fn watch(s: &mut ApiServer, path: &str) -> Watcher {
     req.authorization = Some(&auth);
     match s.handle_request(T0, &req) {
         Outcome::Watch(w) => *w,
-        Outcome::Response(r) => panic!("{path}: {}", String::from_utf8_lossy(&r.body)),
+        outcome => panic!("{path}: {:?}", outcome.into_response()),
     }
 }
 
@@ -433,8 +434,8 @@ fn watch_list_sends_initial_state_then_the_end_bookmark() {
         );
         req.authorization = Some(&auth);
         match s.handle_request(T0, &req) {
-            Outcome::Response(r) => r.status,
             Outcome::Watch(_) => 0,
+            outcome => outcome.into_response().unwrap().status,
         }
     };
     assert_eq!(

@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method, Outcome};
+use crate::api::{ApiRequest, ApiServer, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin";
@@ -43,13 +43,15 @@ impl Cluster {
         if method != Method::Get {
             req.body = &bytes;
         }
-        match self.server.handle_request(self.now, &req) {
-            Outcome::Response(r) => (
-                r.status,
-                serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-            ),
-            Outcome::Watch(_) => panic!("watch"),
-        }
+        let r = self
+            .server
+            .handle_request(self.now, &req)
+            .into_response()
+            .expect("not a watch");
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
     }
 
     fn get(&mut self, path: &str) -> (u16, Value) {

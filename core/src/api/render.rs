@@ -1,0 +1,121 @@
+//! LIST answers captured under the store lock and encoded after it is released: the capture is a
+//! vector of shared handles, so a 10,000-object LIST (or its Table form, which parses every
+//! object) never holds up the writer or other readers. Table rows are written one at a time,
+//! never held as a tree all together.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::Value;
+
+use super::request::{self, ApiResponse};
+use super::table::{self, IncludeObject};
+use crate::UnixTime;
+use crate::resource::ResourceId;
+use crate::store::StoredObject;
+
+/// How a LIST is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// `<Kind>List` with the stored bytes spliced in.
+    Json,
+    /// A `meta.k8s.io/v1` Table.
+    Table(IncludeObject),
+}
+
+/// One captured LIST page, ready to encode.
+#[derive(Debug)]
+pub struct ListRender {
+    pub(crate) resource: ResourceId,
+    pub(crate) format: ListFormat,
+    pub(crate) items: Vec<StoredObject>,
+    pub(crate) revision: u64,
+    pub(crate) continue_token: Option<String>,
+    pub(crate) remaining: Option<u64>,
+    pub(crate) now: UnixTime,
+}
+
+impl ListRender {
+    /// Objects in the page.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the page is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Encodes the page.
+    pub fn render(self) -> ApiResponse {
+        match self.format {
+            ListFormat::Json => ApiResponse::json(200, self.json()),
+            ListFormat::Table(include) => ApiResponse {
+                content_type: request::TABLE,
+                ..ApiResponse::json(200, self.table(include))
+            },
+        }
+    }
+
+    fn metadata(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"resourceVersion\":\"");
+        out.extend_from_slice(self.revision.to_string().as_bytes());
+        out.push(b'"');
+        if let Some(token) = &self.continue_token {
+            out.extend_from_slice(b",\"continue\":\"");
+            out.extend_from_slice(token.as_bytes());
+            out.push(b'"');
+        }
+        if let Some(remaining) = self.remaining {
+            out.extend_from_slice(alloc::format!(",\"remainingItemCount\":{remaining}").as_bytes());
+        }
+        out.push(b'}');
+    }
+
+    fn json(&self) -> Vec<u8> {
+        let info = self.resource.info();
+        let mut body =
+            Vec::with_capacity(self.items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
+        body.extend_from_slice(b"{\"kind\":\"");
+        body.extend_from_slice(info.kind.as_bytes());
+        body.extend_from_slice(b"List\",\"apiVersion\":\"");
+        body.extend_from_slice(info.api_version().as_bytes());
+        body.extend_from_slice(b"\",\"metadata\":");
+        self.metadata(&mut body);
+        body.extend_from_slice(b",\"items\":[");
+        for (i, object) in self.items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&object.json);
+        }
+        body.extend_from_slice(b"]}");
+        body
+    }
+
+    fn table(&self, include: IncludeObject) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.items.len() * 512 + 1024);
+        body.extend_from_slice(
+            b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+        );
+        self.metadata(&mut body);
+        body.extend_from_slice(b",\"columnDefinitions\":");
+        body.extend_from_slice(&crate::json::to_vec(&table::column_definitions(
+            self.resource,
+        )));
+        body.extend_from_slice(b",\"rows\":[");
+        let mut first = true;
+        for object in &self.items {
+            let Ok(value) = serde_json::from_slice::<Value>(&object.json) else {
+                continue;
+            };
+            if !first {
+                body.push(b',');
+            }
+            first = false;
+            let row = table::row(self.resource, &value, self.now, include);
+            body.extend_from_slice(&crate::json::to_vec(&row));
+        }
+        body.extend_from_slice(b"]}");
+        body
+    }
+}
