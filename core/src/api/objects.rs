@@ -115,9 +115,9 @@ impl ApiServer {
             (Method::Get | Method::Head, Some(name), None) if watch => {
                 self.start_watch(now, req, rt, path.namespace, Some(name), &query)
             }
-            (Method::Get | Method::Head, None, None) => self
-                .list(now, req, rt, path.namespace, &query)
-                .map(Into::into),
+            (Method::Get | Method::Head, None, None) => {
+                self.list(now, req, rt, path.namespace, &query)
+            }
             (Method::Get | Method::Head, Some(name), None | Some("status")) => {
                 self.get(now, req, rt, namespace, name).map(Into::into)
             }
