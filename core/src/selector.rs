@@ -797,6 +797,27 @@ impl FieldSelector {
         })
     }
 
+    /// Like [`FieldSelector::matches`], for an index that leaves out `metadata.name` and
+    /// `metadata.namespace` (the store key already holds them).
+    pub fn matches_object(
+        &self,
+        namespace: &str,
+        name: &str,
+        fields: &[(&'static str, String)],
+    ) -> bool {
+        self.terms.iter().all(|t| {
+            let have = match t.field {
+                "metadata.name" => name,
+                "metadata.namespace" => namespace,
+                field => fields
+                    .iter()
+                    .find(|(f, _)| *f == field)
+                    .map_or("", |(_, v)| v.as_str()),
+            };
+            (have == t.value) != t.negated
+        })
+    }
+
     /// The value a plain `field=X` term requires, for index fast paths.
     pub fn required_value(&self, field: &str) -> Option<&str> {
         self.terms

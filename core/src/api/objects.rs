@@ -49,7 +49,7 @@ pub(crate) fn index_of(resource: ResourceId, obj: &Value) -> ObjectIndex {
     let mut labels = selector::labels_of(obj);
     labels.shrink_to_fit();
     let mut fields = selector::selectable_fields(resource, obj);
-    fields.retain(|(_, v)| !v.is_empty());
+    fields.retain(|(f, v)| !v.is_empty() && *f != "metadata.name" && *f != "metadata.namespace");
     fields.shrink_to_fit();
     ObjectIndex { labels, fields }
 }
@@ -446,8 +446,10 @@ impl ApiServer {
                 }
             }
         }
-        let selected =
-            |o: &StoredObject| labels.matches(&o.index.labels) && fields.matches(&o.index.fields);
+        let selected = |k: &ObjectKey, o: &StoredObject| {
+            labels.matches(&o.index.labels)
+                && fields.matches_object(&k.namespace, &k.name, &o.index.fields)
+        };
         let current = self
             .store
             .range(resource, namespace, start)
@@ -463,7 +465,7 @@ impl ApiServer {
         let mut next = None;
         let mut remaining = 0u64;
         for (key, object) in &mut merged {
-            if !selected(object) {
+            if !selected(key, object) {
                 continue;
             }
             if items.len() < limit {
@@ -942,7 +944,10 @@ impl ApiServer {
         let targets: Vec<(String, String)> = self
             .store
             .range(rt.id, namespace, None)
-            .filter(|(_, o)| labels.matches(&o.index.labels) && fields.matches(&o.index.fields))
+            .filter(|(k, o)| {
+                labels.matches(&o.index.labels)
+                    && fields.matches_object(&k.namespace, &k.name, &o.index.fields)
+            })
             .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
             .collect();
         let mut items = Vec::with_capacity(targets.len());
@@ -1081,7 +1086,7 @@ impl ApiServer {
                     .store
                     .range(rt.id, namespace, None)
                     .filter(|(k, _)| name.is_none_or(|n| k.name == n))
-                    .map(|(_, o)| o.clone())
+                    .map(|(k, o)| (k.clone(), o.clone()))
                     .collect();
                 watcher.set_initial(initial, revision, send_initial);
             }

@@ -91,13 +91,14 @@ impl Watcher {
     /// Queues the current state as ADDED events, then follows changes after `revision`.
     pub(crate) fn set_initial(
         &mut self,
-        objects: Vec<StoredObject>,
+        objects: Vec<(ObjectKey, StoredObject)>,
         revision: u64,
         end_bookmark: bool,
     ) {
         self.initial = objects
             .into_iter()
-            .filter(|o| self.selects(&o.index))
+            .filter(|(k, o)| self.selects(k, &o.index))
+            .map(|(_, o)| o)
             .collect();
         self.cursor = revision;
         self.initial_end_bookmark = end_bookmark;
@@ -126,8 +127,11 @@ impl Watcher {
         self.bookmarks && self.format == WatchFormat::Json
     }
 
-    fn selects(&self, index: &ObjectIndex) -> bool {
-        self.labels.matches(&index.labels) && self.fields.matches(&index.fields)
+    fn selects(&self, key: &ObjectKey, index: &ObjectIndex) -> bool {
+        self.labels.matches(&index.labels)
+            && self
+                .fields
+                .matches_object(&key.namespace, &key.name, &index.fields)
     }
 
     fn in_scope(&self, key: &ObjectKey) -> bool {
@@ -196,11 +200,11 @@ impl Watcher {
             if !self.in_scope(&event.key) {
                 continue;
             }
-            let now_selected = self.selects(&event.object.index);
+            let now_selected = self.selects(&event.key, &event.object.index);
             let was_selected = event
                 .previous
                 .as_ref()
-                .is_some_and(|p| self.selects(&p.index));
+                .is_some_and(|p| self.selects(&event.key, &p.index));
             let kind = match (event.kind, was_selected, now_selected) {
                 (EventType::Added, _, true) => EventType::Added,
                 (EventType::Modified, true, true) => EventType::Modified,
