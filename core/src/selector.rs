@@ -799,11 +799,11 @@ impl FieldSelector {
 
     /// Like [`FieldSelector::matches`], for an index that leaves out `metadata.name` and
     /// `metadata.namespace` (the store key already holds them).
-    pub fn matches_object(
+    pub fn matches_object<V: AsRef<str>>(
         &self,
         namespace: &str,
         name: &str,
-        fields: &[(&'static str, String)],
+        fields: &[(&'static str, V)],
     ) -> bool {
         self.terms.iter().all(|t| {
             let have = match t.field {
@@ -812,7 +812,7 @@ impl FieldSelector {
                 field => fields
                     .iter()
                     .find(|(f, _)| *f == field)
-                    .map_or("", |(_, v)| v.as_str()),
+                    .map_or("", |(_, v)| v.as_ref()),
             };
             (have == t.value) != t.negated
         })

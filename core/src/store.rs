@@ -43,8 +43,41 @@ impl ObjectKey {
 pub struct ObjectIndex {
     /// `metadata.labels`.
     pub labels: Vec<(String, String)>,
-    /// Field-selector fields (`metadata.name`, `spec.nodeName`, ...).
-    pub fields: Vec<(&'static str, String)>,
+    /// Field-selector fields (`spec.nodeName`, `status.phase`, ...), empty values left out;
+    /// common values (`Always`, `default-scheduler`, `Running`, ...) are static, not allocated.
+    pub fields: Vec<(&'static str, FieldValue)>,
+}
+
+/// A selectable field's value.
+pub type FieldValue = alloc::borrow::Cow<'static, str>;
+
+/// Values that most objects share, kept as static strings in every index.
+const COMMON_VALUES: &[&str] = &[
+    "Always",
+    "OnFailure",
+    "Never",
+    "default-scheduler",
+    "default",
+    "true",
+    "false",
+    "Pending",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Unknown",
+    "Active",
+    "Terminating",
+    "Opaque",
+    "Normal",
+    "Warning",
+];
+
+/// A field value, borrowed from [`COMMON_VALUES`] when it is one of them.
+pub fn field_value(text: String) -> FieldValue {
+    match COMMON_VALUES.iter().find(|c| **c == text) {
+        Some(common) => FieldValue::Borrowed(common),
+        None => FieldValue::Owned(text),
+    }
 }
 
 impl ObjectIndex {

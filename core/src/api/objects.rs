@@ -48,8 +48,12 @@ fn not_found(rt: &ResourceType, name: &str) -> Error {
 pub(crate) fn index_of(resource: ResourceId, obj: &Value) -> ObjectIndex {
     let mut labels = selector::labels_of(obj);
     labels.shrink_to_fit();
-    let mut fields = selector::selectable_fields(resource, obj);
-    fields.retain(|(f, v)| !v.is_empty() && *f != "metadata.name" && *f != "metadata.namespace");
+    let mut fields: Vec<(&'static str, crate::store::FieldValue)> =
+        selector::selectable_fields(resource, obj)
+            .into_iter()
+            .filter(|(f, v)| !v.is_empty() && *f != "metadata.name" && *f != "metadata.namespace")
+            .map(|(f, v)| (f, crate::store::field_value(v)))
+            .collect();
     fields.shrink_to_fit();
     ObjectIndex { labels, fields }
 }
