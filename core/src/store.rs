@@ -4,8 +4,9 @@
 //! Every write bumps the revision by exactly one and appends exactly one event to the watch ring,
 //! so the ring can be indexed by revision. A write that would exceed a budget changes nothing.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::sync::Arc as StdArc;
 use alloc::vec::Vec;
 use core::ops::Bound;
@@ -21,9 +22,9 @@ pub struct ObjectKey {
     /// Resource type.
     pub resource: ResourceId,
     /// Namespace; empty for cluster-scoped objects.
-    pub namespace: String,
+    pub namespace: Box<str>,
     /// Object name.
-    pub name: String,
+    pub name: Box<str>,
 }
 
 impl ObjectKey {
@@ -198,7 +199,7 @@ impl Store {
         self.objects
             .range((start, Bound::Unbounded))
             .take_while(move |(k, _)| {
-                k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns)
+                k.resource == resource && namespace.is_none_or(|ns| &*k.namespace == ns)
             })
     }
 
@@ -212,7 +213,7 @@ impl Store {
         if self.objects.contains_key(&key) {
             return Err(Error::AlreadyExists {
                 resource: String::new(),
-                name: key.name,
+                name: key.name.into(),
             });
         }
         if self.objects.len() >= self.max_objects {
@@ -248,7 +249,7 @@ impl Store {
         let Some(old) = self.objects.get(key) else {
             return Err(Error::NotFound {
                 resource: String::new(),
-                name: key.name.clone(),
+                name: key.name.to_string(),
             });
         };
         let old_cost = entry_bytes(key, old.json.len(), &old.index);
@@ -272,7 +273,7 @@ impl Store {
         let Some(old) = self.objects.remove(key) else {
             return Err(Error::NotFound {
                 resource: String::new(),
-                name: key.name.clone(),
+                name: key.name.to_string(),
             });
         };
         self.used_bytes =

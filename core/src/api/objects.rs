@@ -430,10 +430,8 @@ impl ApiServer {
     ) -> Result<Page, Error> {
         let in_scope = |key: &ObjectKey| {
             key.resource == resource
-                && namespace.is_none_or(|ns| key.namespace == ns)
-                && start.is_none_or(|(ns, name)| {
-                    (key.namespace.as_str(), key.name.as_str()) > (ns, name)
-                })
+                && namespace.is_none_or(|ns| &*key.namespace == ns)
+                && start.is_none_or(|(ns, name)| (&*key.namespace, &*key.name) > (ns, name))
         };
         // For each key changed after the snapshot: its state at the snapshot (None = absent).
         let mut then: BTreeMap<ObjectKey, Option<StoredObject>> = BTreeMap::new();
@@ -475,7 +473,7 @@ impl ApiServer {
             if items.len() < limit {
                 items.push(object.clone());
                 if items.len() == limit {
-                    next = Some((key.namespace.clone(), key.name.clone()));
+                    next = Some((key.namespace.to_string(), key.name.to_string()));
                 }
             } else {
                 remaining += 1;
@@ -654,7 +652,7 @@ impl ApiServer {
         if !given_rv.is_empty() && given_rv != current_rv {
             return Err(Error::Conflict {
                 resource: qualified(rt),
-                name: key.name.clone(),
+                name: key.name.to_string(),
                 detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
             });
         }
@@ -662,7 +660,7 @@ impl ApiServer {
         if !given_uid.is_empty() && given_uid != j::str_at(old, "/metadata/uid") {
             return Err(Error::Conflict {
                 resource: qualified(rt),
-                name: key.name.clone(),
+                name: key.name.to_string(),
                 detail: alloc::format!(
                     "Precondition failed: UID in precondition: {given_uid}, UID in object meta: {}",
                     j::str_at(old, "/metadata/uid")
@@ -670,7 +668,7 @@ impl ApiServer {
             });
         }
         if rt.namespaced {
-            set_meta(&mut obj, "namespace", Value::from(key.namespace.as_str()));
+            set_meta(&mut obj, "namespace", Value::from(&*key.namespace));
         }
         // Server-owned metadata always comes from the stored object.
         for field in [
@@ -952,7 +950,7 @@ impl ApiServer {
                 labels.matches(&o.index.labels)
                     && fields.matches_object(&k.namespace, &k.name, &o.index.fields)
             })
-            .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
+            .map(|(k, _)| (k.namespace.to_string(), k.name.to_string()))
             .collect();
         let mut items = Vec::with_capacity(targets.len());
         for (ns, name) in targets {
@@ -1089,7 +1087,7 @@ impl ApiServer {
                 let initial = self
                     .store
                     .range(rt.id, namespace, None)
-                    .filter(|(k, _)| name.is_none_or(|n| k.name == n))
+                    .filter(|(k, _)| name.is_none_or(|n| &*k.name == n))
                     .map(|(k, o)| (k.clone(), o.clone()))
                     .collect();
                 watcher.set_initial(initial, revision, send_initial);
@@ -1104,10 +1102,10 @@ impl ApiServer {
         key: &ObjectKey,
         mut obj: Value,
     ) -> Result<ApiResponse, Error> {
-        if matches!(key.name.as_str(), "default" | "kube-system" | "kube-public") {
+        if matches!(&*key.name, "default" | "kube-system" | "kube-public") {
             return Err(Error::Forbidden {
                 resource: "namespaces".into(),
-                name: key.name.clone(),
+                name: key.name.to_string(),
                 message: alloc::format!(
                     "namespaces \"{}\" is forbidden: this namespace may not be deleted",
                     key.name
@@ -1120,10 +1118,10 @@ impl ApiServer {
                 map.insert("status".into(), json!({"phase": "Terminating"}));
             }
             let json = self.write_existing(key, &mut obj)?;
-            self.terminating.insert(key.name.clone());
+            self.terminating.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
-        self.terminating.insert(key.name.clone());
+        self.terminating.insert(key.name.to_string());
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 

@@ -139,8 +139,8 @@ impl Watcher {
             && self
                 .namespace
                 .as_deref()
-                .is_none_or(|ns| key.namespace == ns)
-            && self.name.as_deref().is_none_or(|n| key.name == n)
+                .is_none_or(|ns| &*key.namespace == ns)
+            && self.name.as_deref().is_none_or(|n| &*key.name == n)
     }
 
     /// Writes up to `max_events` pending events to `out` as newline-delimited JSON.
