@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use nautilus_tests::{workspace_dir, DevCluster};
+use nautilus_tests::{DevCluster, workspace_dir};
 
 /// Fails (never skips) when the module is missing: CI installs it with `pip install kubernetes`.
 fn require_kubernetes_module() {
