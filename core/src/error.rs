@@ -74,6 +74,8 @@ pub enum Error {
         name: String,
         /// Full message as kube-apiserver words it.
         message: String,
+        /// `details.causes` (e.g. admission's `NamespaceTerminating`).
+        causes: Vec<Cause>,
     },
     /// 404: the object (or path) does not exist.
     NotFound {
@@ -263,7 +265,9 @@ impl Error {
             }
             details.insert("kind".into(), Value::String(plural.into()));
         }
-        if let Self::Invalid { causes, .. } = self {
+        if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
+            && !causes.is_empty()
+        {
             let list = causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))

@@ -215,9 +215,9 @@ impl ApiServer {
             Some(k) if k == rt.kind => {}
             Some(k) => {
                 return Err(Error::BadRequest(alloc::format!(
-                    "the kind in the data ({k}) does not match the expected kind ({}) for {}",
-                    rt.kind,
-                    req.path
+                    "{k} in version \"{version}\" cannot be handled as a {kind}: the kind in the data ({k}) does not match the expected kind ({kind})",
+                    version = rt.version,
+                    kind = rt.kind,
                 )));
             }
         }
@@ -239,17 +239,23 @@ impl ApiServer {
         }
     }
 
-    /// Unknown fields: an error under Strict, warnings under Warn.
+    /// Unknown fields: an error under Strict; otherwise they are dropped, as decoding into the
+    /// typed object drops them in kube-apiserver, with a warning each under Warn.
     fn check_fields(
         rt: &ResourceType,
-        obj: &Value,
+        obj: &mut Value,
         mode: FieldValidation,
     ) -> Result<Vec<String>, Error> {
-        if mode == FieldValidation::Ignore {
-            return Ok(Vec::new());
-        }
         let unknown = schema::unknown_fields(rt.id, obj);
         if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        if mode != FieldValidation::Strict {
+            for path in &unknown {
+                prune(obj, path);
+            }
+        }
+        if mode == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
         let messages: Vec<String> = unknown
@@ -297,6 +303,11 @@ impl ApiServer {
                     "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
                     qualified(rt)
                 ),
+                causes: alloc::vec![crate::error::Cause {
+                    reason: "NamespaceTerminating",
+                    message: alloc::format!("namespace {namespace} is being terminated"),
+                    field: "metadata.namespace".into(),
+                }],
             });
         }
         Ok(())
@@ -499,7 +510,7 @@ impl ApiServer {
         query: &Query,
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
-        let warnings = Self::check_fields(rt, &obj, mode)?;
+        let warnings = Self::check_fields(rt, &mut obj, mode)?;
         // generateName
         if j::str_at(&obj, "/metadata/name").is_empty() {
             let prefix = j::string_at(&obj, "/metadata/generateName");
@@ -612,11 +623,11 @@ impl ApiServer {
         namespace: &str,
         name: &str,
         sub: Option<&str>,
-        obj: Value,
+        mut obj: Value,
         query: &Query,
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
-        let warnings = Self::check_fields(rt, &obj, mode)?;
+        let warnings = Self::check_fields(rt, &mut obj, mode)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let Some(current) = self.store.get(&key) else {
             if sub.is_none() && creates_on_update(rt.id) {
@@ -779,7 +790,7 @@ impl ApiServer {
                 map.entry("kind").or_insert_with(|| Value::from(rt.kind));
             }
             check_path_identity(&mut applied, rt, namespace, Some(name))?;
-            let warnings = Self::check_fields(rt, &applied, mode)?;
+            let warnings = Self::check_fields(rt, &mut applied, mode)?;
             let force = query.flag("force")?;
             let merged =
                 patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)?;
@@ -848,7 +859,7 @@ impl ApiServer {
                 j::str_at(&patched, "/metadata/name")
             )));
         }
-        let warnings = Self::check_fields(rt, &patched, mode)?;
+        let warnings = Self::check_fields(rt, &mut patched, mode)?;
         // A resourceVersion in the patch is a precondition; otherwise patches apply to the latest.
         let patch_rv = body
             .pointer("/metadata/resourceVersion")
@@ -1110,6 +1121,7 @@ impl ApiServer {
                     "namespaces \"{}\" is forbidden: this namespace may not be deleted",
                     key.name
                 ),
+                causes: Vec::new(),
             });
         }
         if obj.pointer("/metadata/deletionTimestamp").is_none() {
@@ -1311,6 +1323,38 @@ fn check_path_identity(
         }
     }
     Ok(())
+}
+
+/// Removes the field at `path` (`spec.containers[0].foo`, as `schema::unknown_fields` names it).
+fn prune(obj: &mut Value, path: &str) {
+    let mut steps: Vec<Result<&str, usize>> = Vec::new();
+    for segment in path.split('.') {
+        let (key, indexes) = segment
+            .split_once('[')
+            .map_or((segment, ""), |(k, rest)| (k, rest));
+        steps.push(Ok(key));
+        for index in indexes.split('[').filter(|i| !i.is_empty()) {
+            match index.trim_end_matches(']').parse::<usize>() {
+                Ok(i) => steps.push(Err(i)),
+                Err(_) => return,
+            }
+        }
+    }
+    let Some((last, parents)) = steps.split_last() else {
+        return;
+    };
+    let mut node = obj;
+    for step in parents {
+        let next = match step {
+            Ok(key) => node.get_mut(*key),
+            Err(i) => node.get_mut(*i),
+        };
+        let Some(next) = next else { return };
+        node = next;
+    }
+    if let (Ok(key), Some(map)) = (last, node.as_object_mut()) {
+        map.remove(*key);
+    }
 }
 
 /// Fields a client may not set on create.
