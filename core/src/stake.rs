@@ -688,3 +688,416 @@ fn json_size(v: &Value, budget: usize, depth: usize) -> Option<usize> {
     };
     (size <= budget).then_some(size)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::hex32;
+
+    const PKG: [u8; 32] = [0x11; 32];
+    const OTHER_PKG: [u8; 32] = [0x22; 32];
+    const OWNER: SuiAddress = SuiAddress([0x33; 32]);
+    const MIN: u64 = 1_000_000_000;
+    const NOW: UnixTime = UnixTime::from_secs(1_767_225_600);
+
+    fn digest(n: u64) -> String {
+        let tail: String = n
+            .to_string()
+            .bytes()
+            .map(|b| char::from(b'a' + (b - b'0')))
+            .collect();
+        format!("{tail:G>40}")
+    }
+
+    fn sid(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    fn event_in(pkg: &[u8; 32], tx: u64, seq: u64, ty: &str, fields: &str) -> String {
+        format!(
+            r#"{{"id":{{"txDigest":"{}","eventSeq":"{seq}"}},"packageId":"{p}","transactionModule":"staking","sender":"{o}","type":"{p}::{ty}","parsedJson":{fields},"timestampMs":"1767225600000"}}"#,
+            digest(tx),
+            p = hex32(pkg),
+            o = OWNER,
+        )
+    }
+
+    fn deposit(tx: u64, stake: u8, amount: u64) -> String {
+        event_in(
+            &PKG,
+            tx,
+            0,
+            "staking::StakeDeposited",
+            &format!(
+                r#"{{"stake_id":"{}","owner":"{OWNER}","amount":"{amount}"}}"#,
+                hex32(&sid(stake))
+            ),
+        )
+    }
+
+    fn withdraw(tx: u64, stake: u8) -> String {
+        event_in(
+            &PKG,
+            tx,
+            0,
+            "staking::StakeWithdrawn",
+            &format!(r#"{{"stake_id":"{}"}}"#, hex32(&sid(stake))),
+        )
+    }
+
+    fn slash(tx: u64, stake: u8, amount: u64) -> String {
+        event_in(
+            &PKG,
+            tx,
+            0,
+            "staking::StakeSlashed",
+            &format!(
+                r#"{{"stake_id":"{}","amount":"{amount}"}}"#,
+                hex32(&sid(stake))
+            ),
+        )
+    }
+
+    fn body(checkpoint: u64, events: &[String]) -> Vec<u8> {
+        format!(
+            r#"{{"checkpoint":{checkpoint},"events":[{}]}}"#,
+            events.join(",")
+        )
+        .into_bytes()
+    }
+
+    fn apply(
+        r: &mut StakeRegistry,
+        checkpoint: u64,
+        events: &[String],
+    ) -> Result<PushOutcome, Error> {
+        r.apply_push(&body(checkpoint, events), &PKG, NOW)
+    }
+
+    fn new() -> StakeRegistry {
+        StakeRegistry::new(StakeLimits::default())
+    }
+
+    /// Registry state that must not change on a refused push.
+    type Snapshot = (Vec<([u8; 32], Stake)>, Option<u64>, u64, usize);
+
+    fn snapshot(r: &StakeRegistry) -> Snapshot {
+        let mut stakes: Vec<_> = r.iter().map(|(k, v)| (*k, v.clone())).collect();
+        stakes.sort_by_key(|(k, _)| *k);
+        (stakes, r.last_checkpoint(), r.generation(), r.seen.len())
+    }
+
+    #[test]
+    fn deposit_withdraw_slash_and_the_answer() {
+        let mut r = new();
+        let out = apply(
+            &mut r,
+            10,
+            &[
+                deposit(1, 1, MIN),
+                deposit(2, 2, 3 * MIN),
+                deposit(3, 1, MIN),
+            ],
+        )
+        .unwrap();
+        assert_eq!((out.applied, out.ignored, out.checkpoint), (3, 0, 10));
+        assert_eq!(
+            out.to_json(),
+            json!({"status":"accepted","applied":3,"ignored":0,"checkpoint":10})
+        );
+        let s = r.get(&sid(1)).unwrap();
+        assert_eq!((s.owner, s.amount, s.withdrawn), (OWNER, 2 * MIN, false));
+        assert_eq!(s.trust, TrustLevel::RelayPushed);
+        assert_eq!(s.checkpoint, 10);
+        assert_eq!(r.last_checkpoint(), Some(10));
+        assert_eq!(r.last_update(), Some(NOW));
+
+        let out = apply(
+            &mut r,
+            11,
+            &[withdraw(4, 1), slash(5, 2, 2 * MIN + 1), slash(6, 9, 1)],
+        )
+        .unwrap();
+        assert_eq!(
+            (out.applied, out.ignored),
+            (2, 1),
+            "slash of an unknown stake is ignored"
+        );
+        assert_eq!(
+            out.revoked,
+            alloc::vec![
+                Revocation {
+                    stake_id: sid(1),
+                    owner: OWNER,
+                    reason: RevocationReason::Withdrawn
+                },
+                Revocation {
+                    stake_id: sid(2),
+                    owner: OWNER,
+                    reason: RevocationReason::SlashedBelowMinimum
+                },
+            ]
+        );
+        assert!(r.get(&sid(1)).unwrap().withdrawn);
+        let s2 = r.get(&sid(2)).unwrap();
+        assert_eq!((s2.amount, s2.slashed), (MIN - 1, 2 * MIN + 1));
+        assert!(!r.admits(s2));
+        // Withdrawal is final: later deposits and slashes on it are ignored.
+        let out = apply(&mut r, 12, &[deposit(7, 1, MIN), slash(8, 1, 1)]).unwrap();
+        assert_eq!((out.applied, out.ignored), (0, 2));
+        // Slashing more than the stake holds leaves zero; a stake already below the minimum
+        // is not reported again.
+        let out = apply(&mut r, 13, &[slash(9, 2, u64::MAX)]).unwrap();
+        assert_eq!(r.get(&sid(2)).unwrap().amount, 0);
+        assert!(out.revoked.is_empty());
+    }
+
+    #[test]
+    fn events_apply_once_and_in_checkpoint_order() {
+        let mut r = new();
+        apply(&mut r, 5, &[deposit(1, 1, MIN)]).unwrap();
+        // The same push again: every event is a duplicate.
+        let out = apply(&mut r, 5, &[deposit(1, 1, MIN)]).unwrap();
+        assert_eq!((out.applied, out.ignored, out.checkpoint), (0, 1, 5));
+        assert_eq!(r.get(&sid(1)).unwrap().amount, MIN);
+        // Same checkpoint, one old and one new event: only the new applies.
+        let out = apply(&mut r, 5, &[deposit(1, 1, MIN), deposit(2, 1, MIN)]).unwrap();
+        assert_eq!((out.applied, out.ignored), (1, 1));
+        assert_eq!(r.get(&sid(1)).unwrap().amount, 2 * MIN);
+        // A duplicate inside one push.
+        let out = apply(&mut r, 6, &[deposit(3, 1, MIN), deposit(3, 1, MIN)]).unwrap();
+        assert_eq!((out.applied, out.ignored), (1, 1));
+        // Same tx digest, another eventSeq: a different event.
+        let seq1 = event_in(
+            &PKG,
+            3,
+            1,
+            "staking::StakeDeposited",
+            &format!(
+                r#"{{"stake_id":"{}","owner":"{OWNER}","amount":"5"}}"#,
+                hex32(&sid(1))
+            ),
+        );
+        assert_eq!(apply(&mut r, 6, &[seq1]).unwrap().applied, 1);
+        let before = snapshot(&r);
+        // An out-of-order (older) checkpoint is ignored whole and the answer names the last.
+        let out = apply(&mut r, 4, &[deposit(50, 7, MIN), withdraw(51, 1)]).unwrap();
+        assert_eq!(
+            (out.applied, out.ignored, out.checkpoint, out.stale),
+            (0, 2, 6, true)
+        );
+        assert_eq!(snapshot(&r), before);
+        // An empty push advances the checkpoint (relay progress).
+        let out = apply(&mut r, 9, &[]).unwrap();
+        assert_eq!((out.applied, out.ignored, out.checkpoint), (0, 0, 9));
+        assert_eq!(r.last_checkpoint(), Some(9));
+    }
+
+    #[test]
+    fn other_packages_modules_and_types_are_ignored() {
+        let mut r = new();
+        let fields = format!(
+            r#"{{"stake_id":"{}","owner":"{OWNER}","amount":"{MIN}"}}"#,
+            hex32(&sid(1))
+        );
+        let events = [
+            event_in(&OTHER_PKG, 1, 0, "staking::StakeDeposited", &fields),
+            event_in(&PKG, 2, 0, "other::StakeDeposited", &fields),
+            event_in(&PKG, 3, 0, "staking::StakeMoved", &fields),
+            event_in(&PKG, 4, 0, "staking::StakeDeposited<0x2::sui::SUI>", &fields),
+            // Other packages' events have any shape.
+            event_in(&OTHER_PKG, 5, 0, "dex::Swap", r#"{"pool":[1,2,3],"x":{"y":null}}"#),
+            r#"{"id":{"txDigest":"GGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG","eventSeq":"0"},"type":"0x2::coin::Minted","parsedJson":7}"#.into(),
+        ];
+        let out = apply(&mut r, 1, &events).unwrap();
+        assert_eq!((out.applied, out.ignored), (0, 6));
+        assert!(r.is_empty());
+        // The package may be written in short form in the type.
+        let mut one = [0u8; 32];
+        one[31] = 1;
+        let short = format!(
+            r#"{{"id":{{"txDigest":"{}","eventSeq":0}},"type":"0x1::staking::StakeDeposited","parsedJson":{fields}}}"#,
+            digest(9)
+        );
+        let out = r.apply_push(&body(2, &[short]), &one, NOW).unwrap();
+        assert_eq!(out.applied, 1);
+    }
+
+    #[test]
+    fn bad_pushes_are_refused_whole_with_a_clear_message() {
+        let mut r = new();
+        apply(&mut r, 3, &[deposit(1, 1, MIN)]).unwrap();
+        let before = snapshot(&r);
+        let good = deposit(2, 2, MIN);
+        let no_owner = event_in(
+            &PKG,
+            3,
+            0,
+            "staking::StakeDeposited",
+            &format!(r#"{{"stake_id":"{}","amount":"1"}}"#, hex32(&sid(3))),
+        );
+        let bad_amount = event_in(
+            &PKG,
+            3,
+            0,
+            "staking::StakeSlashed",
+            &format!(r#"{{"stake_id":"{}","amount":"-1"}}"#, hex32(&sid(1))),
+        );
+        let big_amount = event_in(
+            &PKG,
+            3,
+            0,
+            "staking::StakeSlashed",
+            &format!(
+                r#"{{"stake_id":"{}","amount":"18446744073709551616"}}"#,
+                hex32(&sid(1))
+            ),
+        );
+        let short_stake = event_in(
+            &PKG,
+            3,
+            0,
+            "staking::StakeWithdrawn",
+            r#"{"stake_id":"0x1"}"#,
+        );
+        let bad_digest = good.replace(&digest(2), "0OIl0OIl0OIl0OIl0OIl0OIl0OIl0OIl");
+        let overflow = deposit(4, 1, u64::MAX);
+        let cases: [(&[u8], u16, &str); 12] = [
+            (b"not json", 400, "sui-events: the body is not valid JSON"),
+            (b"[]", 400, "sui-events: the body must be a JSON object"),
+            (br#"{"events":[]}"#, 400, "sui-events: checkpoint must be a u64"),
+            (br#"{"checkpoint":-1,"events":[]}"#, 400, "sui-events: checkpoint must be a u64"),
+            (br#"{"checkpoint":4}"#, 400, "sui-events: events must be an array"),
+            (&body(4, &[good.clone(), no_owner]), 400, "sui-events: events[1].parsedJson.owner must be 0x and 64 hex digits"),
+            (&body(4, &[good.clone(), bad_amount]), 400, "sui-events: events[1].parsedJson.amount must be a u64 decimal string (MIST)"),
+            (&body(4, &[good.clone(), big_amount]), 400, "sui-events: events[1].parsedJson.amount must be a u64 decimal string (MIST)"),
+            (&body(4, &[good.clone(), short_stake]), 400, "sui-events: events[1].parsedJson.stake_id must be 0x and 64 hex digits"),
+            (&body(4, &[bad_digest]), 400, "sui-events: events[0].id.txDigest must be a base58 transaction digest"),
+            (&body(4, &[good.clone(), r#"{"id":{"txDigest":"GGGGGGGGGGGGGGGGGGGGGGGGGGGGGGGG","eventSeq":"0"},"type":"staking"}"#.into()]), 400, "sui-events: events[1].type must be <package>::<module>::<name>"),
+            (&body(4, &[good.clone(), overflow]), 400, "sui-events: event"),
+        ];
+        for (input, code, message) in cases {
+            let err = r.apply_push(input, &PKG, NOW).unwrap_err();
+            assert_eq!(err.code(), code, "{message}");
+            assert!(
+                err.message().starts_with(message),
+                "{} vs {message}",
+                err.message()
+            );
+            assert_eq!(snapshot(&r), before, "{message}");
+        }
+    }
+
+    #[test]
+    fn huge_payloads_and_budgets() {
+        let mut r = StakeRegistry::new(StakeLimits {
+            max_stakes: 2,
+            max_events_per_push: 5,
+            max_seen_events: 6,
+            ..StakeLimits::default()
+        });
+        apply(&mut r, 1, &[deposit(1, 1, MIN)]).unwrap();
+        let before = snapshot(&r);
+        // A huge parsedJson (even in an event we would ignore) is 413 with the event's index.
+        let huge = event_in(
+            &OTHER_PKG,
+            2,
+            0,
+            "x::Y",
+            &format!(r#"{{"blob":"{}"}}"#, "a".repeat(20_000)),
+        );
+        let err = apply(&mut r, 2, &[deposit(2, 2, MIN), huge]).unwrap_err();
+        assert_eq!(err.code(), 413);
+        assert_eq!(
+            err.message(),
+            "sui-events: events[1] is larger than 16384 bytes"
+        );
+        let wide = event_in(
+            &OTHER_PKG,
+            2,
+            0,
+            "x::Y",
+            &format!("[{}]", alloc::vec!["1"; 1000].join(",")),
+        );
+        assert_eq!(apply(&mut r, 2, &[wide]).unwrap_err().code(), 413);
+        // Too many events in one push.
+        let many: Vec<String> = (10..16).map(|i| deposit(i, 1, 1)).collect();
+        let err = apply(&mut r, 2, &many).unwrap_err();
+        assert_eq!(err.code(), 413);
+        assert_eq!(
+            err.message(),
+            "sui-events: the push has 6 events, above the limit of 5"
+        );
+        // Nesting deeper than 64 is refused before parsing.
+        let deep = format!(
+            r#"{{"checkpoint":2,"events":[{}1{}]}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(
+            r.apply_push(deep.as_bytes(), &PKG, NOW).unwrap_err().code(),
+            400
+        );
+        // Stake budget: a push that would exceed it changes nothing (507).
+        let err = apply(&mut r, 2, &[deposit(20, 2, MIN), deposit(21, 3, MIN)]).unwrap_err();
+        assert_eq!(err.code(), 507);
+        assert_eq!(snapshot(&r), before);
+        // Seen-event budget of one checkpoint.
+        apply(
+            &mut r,
+            1,
+            &[
+                deposit(30, 1, 1),
+                deposit(31, 1, 1),
+                deposit(32, 1, 1),
+                deposit(33, 1, 1),
+            ],
+        )
+        .unwrap();
+        let err = apply(&mut r, 1, &[deposit(34, 1, 1), deposit(35, 1, 1)]).unwrap_err();
+        assert_eq!(err.code(), 507);
+        // A new checkpoint starts a new seen set.
+        assert_eq!(
+            apply(&mut r, 2, &[deposit(34, 1, 1), deposit(35, 1, 1)])
+                .unwrap()
+                .applied,
+            2
+        );
+    }
+
+    #[test]
+    fn the_verifier_decides_and_names_the_trust() {
+        struct Refuse;
+        impl EventVerifier for Refuse {
+            fn trust_level(&self) -> TrustLevel {
+                TrustLevel::LightClient
+            }
+            fn verify(&mut self, _: &EventBatch) -> Result<(), Error> {
+                Err(Error::Unavailable("no proof".into()))
+            }
+        }
+        struct Committee;
+        impl EventVerifier for Committee {
+            fn trust_level(&self) -> TrustLevel {
+                TrustLevel::LightClient
+            }
+            fn verify(&mut self, _: &EventBatch) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+        let mut r = new();
+        let b = body(1, &[deposit(1, 1, MIN)]);
+        assert_eq!(
+            r.apply_push_with(&b, &PKG, &mut Refuse, NOW)
+                .unwrap_err()
+                .code(),
+            503
+        );
+        assert!(r.is_empty() && r.last_checkpoint().is_none());
+        r.apply_push_with(&b, &PKG, &mut Committee, NOW).unwrap();
+        assert_eq!(r.get(&sid(1)).unwrap().trust, TrustLevel::LightClient);
+        assert_eq!(TrustLevel::RelayPushed.as_str(), "relay-pushed");
+        assert_eq!(TrustLevel::NodeRead.as_str(), "node-read");
+        assert_eq!(TrustLevel::LightClient.as_str(), "light-client");
+    }
+}
