@@ -29,9 +29,11 @@ pub mod protobuf;
 pub mod resource;
 pub mod schema;
 pub mod selector;
+pub mod stake;
 pub mod store;
 pub mod sync;
 pub mod time;
+pub mod token;
 pub mod validation;
 pub mod watch;
 

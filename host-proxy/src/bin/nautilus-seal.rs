@@ -1,0 +1,193 @@
+//! `nautilus-seal`: mints a Seal token (ARCHITECTURE.md §4) from a Sui Ed25519 private key in
+//! the `suiprivkey1...` form `sui keytool export` prints. The key is never logged or echoed;
+//! prefer `--key-file` or the `NAUTILUS_SEAL_KEY` environment variable over `--key`, which other
+//! local users can see in the process list.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bech32::Hrp;
+use clap::Parser;
+use nautilus_core::token::{SealClaims, ed25519_address, mint_ed25519, parse_hex32};
+
+/// Sui's bech32 human-readable part for private keys.
+const SUI_PRIVATE_KEY_HRP: &str = "suiprivkey";
+/// Ed25519 flag byte in front of the 32-byte key.
+const ED25519_FLAG: u8 = 0x00;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nautilus-seal",
+    version,
+    about = "Mint a Seal token for a Nautilus worker from a Sui private key"
+)]
+struct Args {
+    /// Sui private key, `suiprivkey1...` (Ed25519).
+    #[arg(long, env = "NAUTILUS_SEAL_KEY", hide_env_values = true, conflicts_with_all = ["key_file", "generate_key"])]
+    key: Option<String>,
+    /// File holding the `suiprivkey1...` key (surrounding whitespace ignored).
+    #[arg(long, conflicts_with = "generate_key")]
+    key_file: Option<std::path::PathBuf>,
+    /// Node name the token is for (a DNS-1123 subdomain).
+    #[arg(long, required_unless_present_any = ["print_address", "generate_key"])]
+    node_id: Option<String>,
+    /// The stake object id, `0x` + 64 hex digits.
+    #[arg(long, required_unless_present_any = ["print_address", "generate_key"])]
+    stake_id: Option<String>,
+    /// Lifetime: `<n>s`, `<n>m`, `<n>h`, `<n>d` or plain seconds. The enclave refuses tokens
+    /// living longer than its `--token-max-lifetime` (default 24h).
+    #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+    ttl: u64,
+    /// Issue time in unix seconds instead of the clock (tests, reproducible tokens).
+    #[arg(long, hide = true)]
+    now: Option<u64>,
+    /// Print the key's Sui address (0x...) instead of a token.
+    #[arg(long)]
+    print_address: bool,
+    /// Print a new random Ed25519 key as `suiprivkey1...` and exit (development).
+    #[arg(long)]
+    generate_key: bool,
+}
+
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 3600, 90m, 24h, 1d"))?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use s, m, h or d"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .filter(|&secs| secs > 0)
+        .ok_or_else(|| format!("invalid duration {text:?}"))
+}
+
+/// Decodes `suiprivkey1...` into the 32-byte Ed25519 seed. Error texts never include the key.
+fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    let (hrp, data) =
+        bech32::decode(text.trim()).map_err(|_| "the key is not valid bech32".to_string())?;
+    if hrp.as_str() != SUI_PRIVATE_KEY_HRP {
+        return Err(format!("the key must start with {SUI_PRIVATE_KEY_HRP}1"));
+    }
+    match data.split_first() {
+        Some((&ED25519_FLAG, seed)) => seed
+            .try_into()
+            .map_err(|_| "the Ed25519 key must be 32 bytes".to_string()),
+        Some((flag, _)) => Err(format!(
+            "the key's scheme (flag 0x{flag:02x}) is not supported: use an Ed25519 key"
+        )),
+        None => Err("the key is empty".to_string()),
+    }
+}
+
+fn encode_key(seed: &[u8; 32]) -> Result<String, String> {
+    let hrp = Hrp::parse(SUI_PRIVATE_KEY_HRP).map_err(|e| e.to_string())?;
+    let mut data = Vec::with_capacity(33);
+    data.push(ED25519_FLAG);
+    data.extend_from_slice(seed);
+    bech32::encode::<bech32::Bech32>(hrp, &data).map_err(|e| e.to_string())
+}
+
+fn run(args: Args) -> Result<String, String> {
+    if args.generate_key {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
+        return encode_key(&seed);
+    }
+    let key_text = match (&args.key, &args.key_file) {
+        (Some(k), _) => k.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        (None, None) => {
+            return Err("give the key with --key-file, NAUTILUS_SEAL_KEY or --key".to_string());
+        }
+    };
+    let seed = decode_key(&key_text)?;
+    if args.print_address {
+        return Ok(ed25519_address(&seed).to_hex());
+    }
+    let (Some(node_id), Some(stake_id)) = (args.node_id, args.stake_id) else {
+        return Err("--node-id and --stake-id are required".to_string());
+    };
+    if !nautilus_core::validation::is_dns1123_subdomain(&node_id) {
+        return Err(format!(
+            "--node-id {node_id:?} is not a DNS-1123 subdomain (lower-case letters, digits, '-', '.')"
+        ));
+    }
+    let stake_id = parse_hex32(&stake_id)
+        .ok_or_else(|| "--stake-id must be 0x followed by 64 hex digits".to_string())?;
+    let iat = match args.now {
+        Some(t) => t,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| "the clock is before 1970".to_string())?
+            .as_secs(),
+    };
+    let claims = SealClaims {
+        node_id,
+        stake_id,
+        iat,
+        exp: iat.saturating_add(args.ttl),
+    };
+    Ok(mint_ed25519(&seed, &claims))
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("nautilus-seal: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units() {
+        assert_eq!(parse_ttl("24h"), Ok(86_400));
+        assert_eq!(parse_ttl("90m"), Ok(5400));
+        assert_eq!(parse_ttl("3600"), Ok(3600));
+        assert_eq!(parse_ttl("1d"), Ok(86_400));
+        assert_eq!(parse_ttl("10s"), Ok(10));
+        assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("5y").is_err());
+        assert!(parse_ttl("h").is_err());
+        assert!(parse_ttl("").is_err());
+    }
+
+    #[test]
+    fn keys_round_trip_and_match_the_sdk() {
+        // Exported by @mysten/sui `Ed25519Keypair.getSecretKey()`; address from toSuiAddress().
+        let sdk = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
+        let seed = decode_key(sdk).unwrap();
+        assert_eq!(encode_key(&seed).unwrap(), sdk);
+        assert_eq!(
+            ed25519_address(&seed).to_hex(),
+            "0x6b66a0f19eadcc20732bb9b3f0c305ac9a5cd59e9bf010a07081f3498a9c0600"
+        );
+        // A secp256k1 key from the SDK is refused with a reason, and never echoed.
+        let k1 = "suiprivkey1q94hr7whu2q944ruv7p0ucjfwmx7ewf99vmwwjlfmluw2mteft2x2dyzfyg";
+        let err = decode_key(k1).unwrap_err();
+        assert!(err.contains("flag 0x01"), "{err}");
+        assert!(!err.contains(k1));
+        assert!(decode_key("suipubkey1qqqqqq").is_err());
+    }
+}
