@@ -3,6 +3,7 @@
 //! `kubectl`, and speaks HTTPS to the proxy with a small hyper + rustls client.
 
 pub mod client;
+pub mod simulator;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
