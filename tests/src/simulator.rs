@@ -532,10 +532,12 @@ impl Simulator {
     }
 
     /// Deposits every worker's stake: one push when it fits, else batches of at most
-    /// [`MAX_EVENTS_PER_PUSH`] events and [`MAX_PUSH_BYTES`] bytes. Returns the events applied.
-    pub fn stake_all(&self) -> Result<u64, String> {
+    /// [`MAX_EVENTS_PER_PUSH`] events and [`MAX_PUSH_BYTES`] bytes. Returns the events applied
+    /// and the number of pushes.
+    pub fn stake_all(&self) -> Result<(u64, usize), String> {
         let cfg = &self.shared.config;
         let mut applied = 0u64;
+        let mut pushes = 0usize;
         let mut batch: Vec<Value> = Vec::new();
         let mut bytes = 0usize;
         let mut flush = |batch: &mut Vec<Value>| -> Result<(), String> {
@@ -544,6 +546,7 @@ impl Simulator {
             }
             let answer = self.push(batch)?;
             applied += answer.get("applied").and_then(Value::as_u64).unwrap_or(0);
+            pushes += 1;
             batch.clear();
             Ok(())
         };
@@ -564,7 +567,7 @@ impl Simulator {
             batch.push(event);
         }
         flush(&mut batch)?;
-        Ok(applied)
+        Ok((applied, pushes))
     }
 
     /// Withdraws worker `i`'s stake (one push).
