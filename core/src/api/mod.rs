@@ -13,6 +13,8 @@ pub mod request;
 pub mod table;
 pub mod watch;
 mod workers;
+#[cfg(test)]
+mod workers_tests;
 
 #[cfg(test)]
 mod tests;
