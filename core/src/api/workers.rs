@@ -13,6 +13,7 @@ use super::request::{ApiRequest, ApiResponse, Method, ResourcePath};
 use super::{ApiServer, Outcome};
 use crate::auth::Identity;
 use crate::controllers::events::Involved;
+use crate::controllers::node_lifecycle::{Toleration, toleration_seconds};
 use crate::resource::ResourceId;
 use crate::stake::RevocationReason;
 use crate::store::ObjectKey;
@@ -420,7 +421,7 @@ impl ApiServer {
         }
     }
 
-    /// Deletes the pods on `node` that do not tolerate the NoExecute taint `taint`.
+    /// Deletes the pods on `node` that do not tolerate the NoExecute taint `taint` at all.
     fn evict_untolerating(&mut self, now: UnixTime, node: &str, taint: &str) {
         let victims: Vec<ObjectKey> = self
             .store
@@ -432,42 +433,13 @@ impl ApiServer {
                     .any(|(f, v)| *f == "spec.nodeName" && v == node)
             })
             .filter(|(_, o)| {
-                let Ok(pod) = serde_json::from_slice::<Value>(&o.json) else {
-                    return true;
-                };
-                !pod.pointer("/spec/tolerations")
-                    .and_then(Value::as_array)
-                    .is_some_and(|ts| {
-                        ts.iter().any(|t| {
-                            let key = t.get("key").and_then(Value::as_str).unwrap_or("");
-                            let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-                            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-                            (key == taint || (key.is_empty() && op == "Exists"))
-                                && (effect.is_empty() || effect == "NoExecute")
-                        })
-                    })
+                serde_json::from_slice::<Value>(&o.json)
+                    .is_ok_and(|pod| matches!(toleration_seconds(&pod, taint), Toleration::None))
             })
             .map(|(k, _)| k.clone())
             .collect();
         for key in victims {
-            let Some(stored) = self.store.get(&key) else {
-                continue;
-            };
-            let Ok(mut pod) = serde_json::from_slice::<Value>(&stored.json) else {
-                continue;
-            };
-            if self.write_delete(&key, &mut pod).is_ok() {
-                let message =
-                    alloc::format!("Marking for deletion Pod {}/{}", key.namespace, key.name);
-                self.record_event(
-                    now,
-                    &Involved::of(&pod),
-                    "Normal",
-                    "TaintManagerEviction",
-                    &message,
-                    "taint-eviction-controller",
-                );
-            }
+            self.evict_pod(now, &key);
         }
     }
 
