@@ -13,6 +13,19 @@ pub enum Identity {
     Anonymous,
     /// The cluster administrator (the admin token).
     Admin,
+    /// The Sui event relay (its credential may push stake events and nothing else).
+    Relay,
+    /// A worker node, by a valid Seal token: may act only as its own node.
+    Node(alloc::boxed::Box<crate::token::NodeIdentity>),
+}
+
+/// The bearer token of an `Authorization` header, if it is one.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Resolves an `Authorization` header value. A header that is present but wrong is 401, never
@@ -21,15 +34,11 @@ pub fn authenticate(config: &Config, authorization: Option<&str>) -> Result<Iden
     let Some(header) = authorization else {
         return Ok(Identity::Anonymous);
     };
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::Unauthorized("Unauthorized".into()))?;
+    let token = bearer(header).ok_or_else(|| Error::Unauthorized("Unauthorized".into()))?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    match &config.admin_token_sha256 {
-        Some(expected) if constant_time_eq(expected, &digest) => Ok(Identity::Admin),
+    match (&config.admin_token_sha256, &config.relay_token_sha256) {
+        (Some(admin), _) if constant_time_eq(admin, &digest) => Ok(Identity::Admin),
+        (_, Some(relay)) if constant_time_eq(relay, &digest) => Ok(Identity::Relay),
         _ => Err(Error::Unauthorized("Unauthorized".into())),
     }
 }

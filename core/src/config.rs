@@ -25,6 +25,19 @@ pub struct Config {
     /// Seconds an Event lives after its last update. Default 3,600 (kube-apiserver's
     /// `--event-ttl`).
     pub event_ttl_secs: u64,
+    /// SHA-256 of the Sui event relay's bearer token; `None`: only the admin may push events.
+    pub relay_token_sha256: Option<[u8; 32]>,
+    /// The Move package whose staking events build the stake registry; `None` refuses pushes.
+    pub sui_package: Option<[u8; 32]>,
+    /// Smallest stake, in MIST, that admits a worker. Default 1 SUI (1,000,000,000).
+    pub min_stake: u64,
+    /// Longest Seal token lifetime (`exp - iat`) accepted. Default 86,400 s.
+    pub token_max_lifetime_secs: u64,
+    /// How far a worker registration's `timestamp` may be from now before it is taken as a
+    /// replay. Default 300 s.
+    pub registration_skew_secs: u64,
+    /// Most stakes the registry holds. Default 100,000.
+    pub max_stakes: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
 }
@@ -43,6 +56,12 @@ impl Default for Config {
             max_list_page: 500_000,
             node_grace_secs: 40,
             event_ttl_secs: 3600,
+            relay_token_sha256: None,
+            sui_package: None,
+            min_stake: 1_000_000_000,
+            token_max_lifetime_secs: 86_400,
+            registration_skew_secs: 300,
+            max_stakes: 100_000,
         }
     }
 }

@@ -36,6 +36,13 @@ fn parse_sha256_hex(text: &str) -> Result<[u8; 32], String> {
         .map_err(|_| "expected 64 hex digits (a SHA-256 digest)".to_string())
 }
 
+fn parse_object_id(text: &str) -> Result<[u8; 32], String> {
+    let hex_digits = text
+        .strip_prefix("0x")
+        .ok_or("expected 0x followed by 64 hex digits")?;
+    parse_sha256_hex(hex_digits).map_err(|_| "expected 0x followed by 64 hex digits".to_string())
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -85,6 +92,26 @@ pub struct Cli {
     /// Seconds between BOOKMARK events on watches that ask for them.
     #[arg(long, env = "NAUTILUS_BOOKMARK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub bookmark_secs: u64,
+
+    /// The Sui Move package (0x + 64 hex) whose staking events build the stake registry.
+    #[arg(long, env = "NAUTILUS_SUI_PACKAGE", value_parser = parse_object_id)]
+    pub sui_package: Option<[u8; 32]>,
+
+    /// Smallest stake in MIST that admits a worker (1 SUI = 1000000000).
+    #[arg(long, env = "NAUTILUS_MIN_STAKE", default_value_t = 1_000_000_000)]
+    pub min_stake: u64,
+
+    /// Longest accepted Seal token lifetime, in seconds.
+    #[arg(long, env = "NAUTILUS_TOKEN_MAX_LIFETIME", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub token_max_lifetime: u64,
+
+    /// SHA-256 (hex) of the Sui event relay's bearer token.
+    #[arg(long, env = "NAUTILUS_RELAY_TOKEN_SHA256", value_parser = parse_sha256_hex)]
+    pub relay_token_sha256: Option<[u8; 32]>,
+
+    /// Seconds without a heartbeat before a node turns Ready=Unknown.
+    #[arg(long, env = "NAUTILUS_NODE_GRACE_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub node_grace_secs: u64,
 
     /// Log format.
     #[arg(long, env = "NAUTILUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -79,6 +79,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         max_watches: usize_of(cli.max_watches),
         admin_token_sha256: cli.admin_token_sha256,
         bookmark_interval_secs: cli.bookmark_secs,
+        sui_package: cli.sui_package,
+        min_stake: cli.min_stake,
+        token_max_lifetime_secs: cli.token_max_lifetime,
+        relay_token_sha256: cli.relay_token_sha256,
+        node_grace_secs: cli.node_grace_secs,
         ..Config::default()
     };
     if config.admin_token_sha256.is_none() {

@@ -141,6 +141,15 @@ struct DevCli {
     /// Extra argument appended to the enclave child's command line (repeatable).
     #[arg(long = "enclave-arg", allow_hyphen_values = true)]
     enclave_args: Vec<OsString>,
+    /// The Sui Move package whose staking events admit workers (passed to the enclave).
+    #[arg(long)]
+    sui_package: Option<String>,
+    /// Smallest stake in MIST that admits a worker (passed to the enclave).
+    #[arg(long)]
+    min_stake: Option<u64>,
+    /// Longest accepted Seal token lifetime in seconds (passed to the enclave).
+    #[arg(long)]
+    token_max_lifetime: Option<u64>,
     /// Shut down when the process that started `dev` exits (test harnesses use this so no
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
@@ -232,9 +241,22 @@ async fn run_dev(args: DevCli) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_LISTEN);
         }
     };
+    let mut enclave_args = args.enclave_args;
+    for (flag, value) in [
+        ("--sui-package", args.sui_package.clone()),
+        ("--min-stake", args.min_stake.map(|v| v.to_string())),
+        (
+            "--token-max-lifetime",
+            args.token_max_lifetime.map(|v| v.to_string()),
+        ),
+    ] {
+        if let Some(value) = value {
+            enclave_args.push(OsString::from(format!("{flag}={value}")));
+        }
+    }
     let settings = dev::DevSettings {
         data_dir: args.data_dir,
-        enclave_args: args.enclave_args,
+        enclave_args,
         log_format: args.log.log_format.as_str(),
         exit_with_parent: args.exit_with_parent,
     };

@@ -12,6 +12,9 @@ pub mod render;
 pub mod request;
 pub mod table;
 pub mod watch;
+mod workers;
+#[cfg(test)]
+mod workers_tests;
 
 #[cfg(test)]
 mod tests;
@@ -24,7 +27,7 @@ use sha2::{Digest, Sha256};
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
 
-use crate::auth::{self, Identity};
+use crate::auth::Identity;
 use crate::store::Store;
 use crate::sync::Arc;
 use crate::watch::WatchRing;
@@ -131,6 +134,12 @@ pub struct ApiServer {
     pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
     /// Expiry queue of events.
     pub(crate) event_ttl: crate::controllers::event_ttl::EventTtl,
+    /// Stakes learned from Sui events.
+    pub(crate) stakes: crate::stake::StakeRegistry,
+    /// Seal-token validation with its signature cache.
+    pub(crate) tokens: crate::token::TokenValidator,
+    /// Nodes registered per stake.
+    pub(crate) registrations: workers::Registrations,
 }
 
 impl ApiServer {
@@ -138,6 +147,15 @@ impl ApiServer {
     /// `seed` is fresh randomness from the runtime (uids, generated names).
     pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
         let store = Store::new(&config);
+        let stakes = crate::stake::StakeRegistry::new(crate::stake::StakeLimits {
+            max_stakes: config.max_stakes,
+            min_stake: config.min_stake,
+            ..Default::default()
+        });
+        let tokens = crate::token::TokenValidator::new(crate::token::TokenPolicy {
+            max_lifetime_secs: config.token_max_lifetime_secs,
+            ..Default::default()
+        });
         let mut server = Self {
             config,
             store,
@@ -147,6 +165,9 @@ impl ApiServer {
             node_ports: BTreeSet::new(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
+            stakes,
+            tokens,
+            registrations: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -176,8 +197,13 @@ impl ApiServer {
     }
 
     fn dispatch(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<Outcome, Error> {
-        let identity = auth::authenticate(&self.config, req.authorization)?;
-        let Some(route) = request::route(req.path) else {
+        let route = request::route(req.path);
+        // The seed's worker endpoints authenticate by X-Seal-Token (or the relay credential).
+        if let Some(Route::Worker(endpoint)) = route {
+            return Ok(self.handle_worker(now, req, endpoint));
+        }
+        let identity = self.identify(now, req)?;
+        let Some(route) = route else {
             self.require_user(&identity)?;
             return Err(Error::PathNotFound(req.path.into()));
         };
@@ -194,10 +220,28 @@ impl ApiServer {
                 self.config.max_body_bytes
             )));
         }
+        if let Route::Resource(path) = &route {
+            match &identity {
+                Identity::Node(node) => {
+                    let query = request::Query::parse(req.query)?;
+                    let watch = path.watch_prefix || query.flag("watch")?;
+                    self.authorize_node(node, req.method, path, query.get("fieldSelector"), watch)?;
+                }
+                Identity::Relay => {
+                    return Err(Error::Forbidden {
+                        resource: String::new(),
+                        name: String::new(),
+                        message: "the relay credential may only push Sui events".into(),
+                        causes: Vec::new(),
+                    });
+                }
+                _ => {}
+            }
+        }
         let read_only = matches!(req.method, Method::Get | Method::Head);
         match route {
             Route::Resource(path) => self.handle_resource(now, req, &path),
-            Route::Worker(_) => Err(Error::PathNotFound(req.path.into())),
+            Route::Worker(endpoint) => Ok(self.handle_worker(now, req, endpoint)),
             _ if !read_only => Err(Error::MethodNotAllowed(alloc::format!(
                 "the server does not allow this method on the requested resource ({})",
                 req.path

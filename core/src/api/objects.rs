@@ -559,12 +559,7 @@ impl ApiServer {
 
     /// Stores `obj` as a new object, writing the revision into it first.
     pub(crate) fn write_new(&mut self, key: ObjectKey, obj: &mut Value) -> Result<Vec<u8>, Error> {
-        set_meta(
-            obj,
-            "resourceVersion",
-            Value::from(self.store.next_revision().to_string()),
-        );
-        let json = j::to_vec(obj);
+        let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
         self.store
             .create(key, json.clone(), index)
@@ -577,18 +572,23 @@ impl ApiServer {
         Ok(json)
     }
 
+    /// Writes the revision of the coming write into `obj` and encodes it.
+    fn stamp(&self, obj: &mut Value) -> Vec<u8> {
+        set_meta(
+            obj,
+            "resourceVersion",
+            Value::from(self.store.next_revision().to_string()),
+        );
+        j::to_vec(obj)
+    }
+
     /// Replaces the stored object with `obj`, writing the revision into it first.
     pub(crate) fn write_existing(
         &mut self,
         key: &ObjectKey,
         obj: &mut Value,
     ) -> Result<Vec<u8>, Error> {
-        set_meta(
-            obj,
-            "resourceVersion",
-            Value::from(self.store.next_revision().to_string()),
-        );
-        let json = j::to_vec(obj);
+        let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
         self.store.update(key, json.clone(), index)?;
         Ok(json)
@@ -600,12 +600,7 @@ impl ApiServer {
         key: &ObjectKey,
         obj: &mut Value,
     ) -> Result<Vec<u8>, Error> {
-        set_meta(
-            obj,
-            "resourceVersion",
-            Value::from(self.store.next_revision().to_string()),
-        );
-        let json = j::to_vec(obj);
+        let json = self.stamp(obj);
         self.store.delete(key, json.clone())?;
         defaults::released(self, key.resource, obj);
         if key.resource == ResourceId::Nodes {

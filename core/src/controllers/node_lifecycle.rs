@@ -264,7 +264,7 @@ impl ApiServer {
             if pod.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
-            match toleration_seconds(&pod) {
+            match toleration_seconds(&pod, UNREACHABLE) {
                 Toleration::None => due_now.push(key.clone()),
                 Toleration::Forever => {}
                 Toleration::For(secs) => {
@@ -278,37 +278,44 @@ impl ApiServer {
             }
         }
         for key in due_now {
-            let Some(object) = self.store.get(&key) else {
-                continue;
-            };
-            let Ok(mut pod) = serde_json::from_slice::<Value>(&object.json) else {
-                continue;
-            };
-            if self.write_delete(&key, &mut pod).is_ok() {
-                let message =
-                    alloc::format!("Marking for deletion Pod {}/{}", key.namespace, key.name);
-                self.record_event(
-                    now,
-                    &Involved::of(&pod),
-                    "Normal",
-                    "TaintManagerEviction",
-                    &message,
-                    "taint-eviction-controller",
-                );
-            }
+            self.evict_pod(now, &key);
         }
         next
     }
 }
 
-enum Toleration {
+impl ApiServer {
+    /// Deletes a pod for a NoExecute taint, with the event the taint manager records.
+    pub(crate) fn evict_pod(&mut self, now: UnixTime, key: &ObjectKey) {
+        let Some(object) = self.store.get(key) else {
+            return;
+        };
+        let Ok(mut pod) = serde_json::from_slice::<Value>(&object.json) else {
+            return;
+        };
+        if self.write_delete(key, &mut pod).is_ok() {
+            let message = alloc::format!("Marking for deletion Pod {}/{}", key.namespace, key.name);
+            self.record_event(
+                now,
+                &Involved::of(&pod),
+                "Normal",
+                "TaintManagerEviction",
+                &message,
+                "taint-eviction-controller",
+            );
+        }
+    }
+}
+
+/// How long a pod tolerates a NoExecute taint.
+pub(crate) enum Toleration {
     None,
     Forever,
     For(u64),
 }
 
-/// How long `pod` tolerates the unreachable NoExecute taint (the shortest matching toleration).
-fn toleration_seconds(pod: &Value) -> Toleration {
+/// How long `pod` tolerates the NoExecute taint `taint` (the shortest matching toleration).
+pub(crate) fn toleration_seconds(pod: &Value, taint: &str) -> Toleration {
     let mut best = Toleration::None;
     for t in pod
         .pointer("/spec/tolerations")
@@ -321,8 +328,8 @@ fn toleration_seconds(pod: &Value) -> Toleration {
         let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
         let value = t.get("value").and_then(Value::as_str).unwrap_or("");
         let key_matches = match operator {
-            "Exists" => key.is_empty() || key == UNREACHABLE,
-            _ => key == UNREACHABLE && value.is_empty(),
+            "Exists" => key.is_empty() || key == taint,
+            _ => key == taint && value.is_empty(),
         };
         if !key_matches || !(effect.is_empty() || effect == "NoExecute") {
             continue;

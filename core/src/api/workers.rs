@@ -1,0 +1,528 @@
+//! The stakers' side of the API: the seed's worker endpoints (`register-worker`, `heartbeat`,
+//! `sui-events`, with their exact wire formats), Seal-token identities on the Kubernetes API
+//! restricted like kube-apiserver's NodeRestriction, and what a revoked stake does to its node.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::request::{ApiRequest, ApiResponse, Method, ResourcePath};
+use super::{ApiServer, Outcome};
+use crate::auth::Identity;
+use crate::controllers::events::Involved;
+use crate::controllers::node_lifecycle::{Toleration, toleration_seconds};
+use crate::resource::ResourceId;
+use crate::stake::RevocationReason;
+use crate::store::ObjectKey;
+use crate::token::{NodeIdentity, hex32};
+use crate::{Error, UnixTime, json as j};
+
+/// Taint put on the node of a withdrawn or slashed stake.
+pub(crate) const STAKE_REVOKED_TAINT: &str = "nautilus.io/stake-revoked";
+/// Annotations a registration writes on the Node.
+const ANNOTATION_ADDRESS: &str = "nautilus.io/staker-address";
+const ANNOTATION_STAKE: &str = "nautilus.io/stake-id";
+const ANNOTATION_TRUST: &str = "nautilus.io/stake-trust-level";
+/// Largest seed message body (they are a few hundred bytes).
+const MAX_SEED_BODY: usize = 64 << 10;
+
+/// The seed's registration and heartbeat bodies (extra fields a Go worker sends are skipped).
+#[derive(Deserialize)]
+struct SeedMessage<'a> {
+    node_id: &'a str,
+    seal_token: &'a str,
+    timestamp: u64,
+}
+
+/// Which nodes each stake registered, so a revocation reaches them.
+#[derive(Debug, Default)]
+pub(crate) struct Registrations {
+    by_stake: BTreeMap<[u8; 32], BTreeSet<String>>,
+}
+
+/// An error on a seed endpoint, in the seed's JSON shape rather than a Kubernetes `Status`.
+fn seed_error(error: &Error) -> ApiResponse {
+    let body = json!({"status": "error", "code": error.code(), "reason": error.reason(), "message": error.message()});
+    ApiResponse::json(error.code(), j::to_vec(&body))
+}
+
+impl ApiServer {
+    /// Resolves the caller: Seal tokens through the validator, other tokens in `auth`.
+    pub(crate) fn identify(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<Identity, Error> {
+        if let Some(token) = req.authorization.and_then(crate::auth::bearer)
+            && token.starts_with(crate::token::TOKEN_PREFIX)
+        {
+            let node = self.tokens.validate(token, now, None, &self.stakes)?;
+            return Ok(Identity::Node(Box::new(node)));
+        }
+        crate::auth::authenticate(&self.config, req.authorization)
+    }
+
+    /// `POST /api/v1/{register-worker|heartbeat|sui-events}`.
+    pub(super) fn handle_worker(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        endpoint: &str,
+    ) -> Outcome {
+        let result = match (req.method, endpoint) {
+            (Method::Post, "register-worker") => self.register_worker(now, req),
+            (Method::Post, "heartbeat") => self.heartbeat(now, req),
+            (Method::Post, "sui-events") => self.push_sui_events(now, req),
+            _ => Err(Error::MethodNotAllowed(alloc::format!(
+                "only POST is served on /api/v1/{endpoint}"
+            ))),
+        };
+        Outcome::Response(result.unwrap_or_else(|e| seed_error(&e)))
+    }
+
+    /// Parses and authenticates a seed message: header and body tokens agree, the timestamp is
+    /// fresh, and the token is valid for the node it names.
+    fn seed_message(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<(String, NodeIdentity), Error> {
+        if req.body.len() > MAX_SEED_BODY {
+            return Err(Error::TooLarge(alloc::format!(
+                "the body is larger than {MAX_SEED_BODY} bytes"
+            )));
+        }
+        crate::json::check_depth(req.body, 16)?;
+        let mut scratch = [0u8; 2048];
+        let (message, _) =
+            serde_json_core::from_slice_escaped::<SeedMessage<'_>>(req.body, &mut scratch)
+                .map_err(|e| {
+                    Error::BadRequest(alloc::format!(
+                        "the body must be {{\"node_id\",\"seal_token\",\"timestamp\"}}: {e}"
+                    ))
+                })?;
+        let header = req
+            .seal_token
+            .ok_or_else(|| Error::Unauthorized("the X-Seal-Token header is missing".into()))?;
+        if header.trim() != message.seal_token {
+            return Err(Error::Unauthorized(
+                "the X-Seal-Token header and the body's seal_token differ".into(),
+            ));
+        }
+        let skew = self.config.registration_skew_secs;
+        let now_secs = now.secs();
+        if message.timestamp.saturating_add(skew) < now_secs
+            || message.timestamp > now_secs.saturating_add(skew)
+        {
+            return Err(Error::Unauthorized(alloc::format!(
+                "the message timestamp {} is more than {skew} s from the server's time {now_secs}; replayed or clock skew",
+                message.timestamp
+            )));
+        }
+        let node =
+            self.tokens
+                .validate(message.seal_token, now, Some(message.node_id), &self.stakes)?;
+        Ok((message.node_id.to_string(), node))
+    }
+
+    fn register_worker(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<ApiResponse, Error> {
+        let (node_name, identity) = self.seed_message(now, req)?;
+        // Optional extras (capacity, labels, addresses) need a tree; the fixed part was parsed above.
+        let extras: Value = serde_json::from_slice(req.body).unwrap_or(Value::Null);
+        let key = ObjectKey::new(ResourceId::Nodes, "", &node_name);
+        let existing = self
+            .store
+            .get(&key)
+            .map(|o| serde_json::from_slice::<Value>(&o.json))
+            .transpose()
+            .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
+        if let Some(existing) = &existing {
+            let holder = j::str_at(
+                existing,
+                &alloc::format!(
+                    "/metadata/annotations/{}",
+                    ANNOTATION_STAKE.replace('/', "~1")
+                ),
+            );
+            if !holder.is_empty() && holder != hex32(&identity.stake_id) {
+                return Err(Error::Conflict {
+                    resource: "nodes".into(),
+                    name: node_name,
+                    detail: "the node is registered to another stake".into(),
+                });
+            }
+        }
+        let stamp = now.rfc3339();
+        let mut labels = Map::new();
+        labels.insert(
+            "kubernetes.io/hostname".into(),
+            Value::from(node_name.as_str()),
+        );
+        labels.insert("kubernetes.io/os".into(), Value::from("linux"));
+        if let Some(extra) = extras.get("labels").and_then(Value::as_object) {
+            for (k, v) in extra.iter().filter(|(_, v)| v.is_string()).take(64) {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        let capacity = extras
+            .get("capacity")
+            .filter(|c| c.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({"cpu": "2", "memory": "4Gi", "pods": "110"}));
+        let addresses = extras
+            .get("addresses")
+            .filter(|a| a.is_array())
+            .cloned()
+            .unwrap_or_else(|| json!([]));
+        let mut node = existing.unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node_name}, "spec": {}}));
+        if let Some(meta) = node.get_mut("metadata").and_then(Value::as_object_mut) {
+            let existing_labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(map) = existing_labels.as_object_mut() {
+                map.extend(labels);
+            }
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(map) = annotations.as_object_mut() {
+                map.insert(
+                    ANNOTATION_ADDRESS.into(),
+                    Value::from(identity.owner.to_hex()),
+                );
+                map.insert(
+                    ANNOTATION_STAKE.into(),
+                    Value::from(hex32(&identity.stake_id)),
+                );
+                map.insert(
+                    ANNOTATION_TRUST.into(),
+                    Value::from(identity.trust.as_str()),
+                );
+            }
+        }
+        if let Some(map) = node.as_object_mut() {
+            map.insert(
+                "status".into(),
+                json!({
+                    "capacity": capacity.clone(),
+                    "allocatable": capacity,
+                    "addresses": addresses,
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}],
+                    "nodeInfo": {"kubeletVersion": "v1.32.0+k3s1", "kubeProxyVersion": "v1.32.0+k3s1", "operatingSystem": "linux",
+                        "architecture": "amd64", "containerRuntimeVersion": "containerd://1.7", "osImage": "K3s-DaaS worker",
+                        "kernelVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
+                }),
+            );
+        }
+        let old = self
+            .store
+            .get(&key)
+            .map(|o| serde_json::from_slice::<Value>(&o.json).unwrap_or(Value::Null));
+        match &old {
+            None => {
+                self.create_internal(now, ResourceId::Nodes, "", &mut node)?;
+            }
+            Some(_) => {
+                self.write_existing(&key, &mut node)?;
+            }
+        }
+        self.observe_for_lifecycle(now, ResourceId::Nodes, &node, None);
+        self.renew_lease(now, &node_name)?;
+        self.registrations
+            .by_stake
+            .entry(identity.stake_id)
+            .or_default()
+            .insert(node_name.clone());
+        let involved = Involved::of(&node);
+        let message = alloc::format!(
+            "Node {node_name} registered by staker {}",
+            identity.owner.to_hex()
+        );
+        self.record_event(
+            now,
+            &involved,
+            "Normal",
+            "RegisteredNode",
+            &message,
+            "nautilus",
+        );
+        let body = json!({
+            "status": "registered",
+            "node_id": node_name,
+            "message": "Worker node registered with Seal token",
+        });
+        Ok(ApiResponse::json(200, j::to_vec(&body)))
+    }
+
+    fn heartbeat(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<ApiResponse, Error> {
+        let (node_name, _) = self.seed_message(now, req)?;
+        let key = ObjectKey::new(ResourceId::Nodes, "", &node_name);
+        let Some(stored) = self.store.get(&key) else {
+            return Err(Error::NotFound {
+                resource: "nodes".into(),
+                name: node_name,
+            });
+        };
+        let node: Value = serde_json::from_slice(&stored.json)
+            .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
+        // Like a kubelet: renew the Lease every time, post Ready only when it was not.
+        let ready = node
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+            })
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True");
+        if !ready {
+            let mut node = node;
+            let stamp = now.rfc3339();
+            if let Some(conditions) = node
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+            {
+                conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("Ready"));
+                conditions.push(json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}));
+            }
+            let old = serde_json::from_slice::<Value>(&stored.json).unwrap_or(Value::Null);
+            self.write_existing(&key, &mut node)?;
+            self.observe_for_lifecycle(now, ResourceId::Nodes, &node, Some(&old));
+        }
+        self.renew_lease(now, &node_name)?;
+        Ok(ApiResponse::json(
+            200,
+            j::to_vec(&json!({"status": "acknowledged", "timestamp": now.secs()})),
+        ))
+    }
+
+    /// Creates or renews `kube-node-lease/<node>` (a heartbeat for the lifecycle controller).
+    fn renew_lease(&mut self, now: UnixTime, node: &str) -> Result<(), Error> {
+        let key = ObjectKey::new(ResourceId::Leases, "kube-node-lease", node);
+        let renew = now.rfc3339_micros();
+        match self.store.get(&key) {
+            None => {
+                let mut lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": node, "namespace": "kube-node-lease"},
+                    "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew}});
+                self.create_internal(now, ResourceId::Leases, "kube-node-lease", &mut lease)?;
+                self.observe_for_lifecycle(now, ResourceId::Leases, &lease, None);
+            }
+            Some(stored) => {
+                let old: Value = serde_json::from_slice(&stored.json)
+                    .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
+                let mut lease = old.clone();
+                if let Some(spec) = lease.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.insert("renewTime".into(), Value::from(renew));
+                    spec.insert("holderIdentity".into(), Value::from(node));
+                }
+                self.write_existing(&key, &mut lease)?;
+                self.observe_for_lifecycle(now, ResourceId::Leases, &lease, Some(&old));
+            }
+        }
+        Ok(())
+    }
+
+    fn push_sui_events(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<ApiResponse, Error> {
+        match self.identify(now, req)? {
+            Identity::Admin | Identity::Relay => {}
+            Identity::Anonymous => {
+                return Err(Error::Unauthorized(
+                    "the relay's credential is required".into(),
+                ));
+            }
+            _ => {
+                return Err(Error::Forbidden {
+                    resource: String::new(),
+                    name: String::new(),
+                    message: "only the relay (or the admin) may push Sui events".into(),
+                    causes: Vec::new(),
+                });
+            }
+        }
+        let Some(package) = self.config.sui_package else {
+            return Err(Error::Unavailable(
+                "no Sui package is configured (--sui-package); stake events are refused".into(),
+            ));
+        };
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the body is larger than {} bytes",
+                self.config.max_body_bytes
+            )));
+        }
+        crate::json::check_depth(req.body, self.config.max_json_depth)?;
+        let outcome = self.stakes.apply_push(req.body, &package, now)?;
+        for revocation in &outcome.revoked {
+            self.revoke_stake(now, &revocation.stake_id, revocation.reason);
+        }
+        Ok(ApiResponse::json(200, j::to_vec(&outcome.to_json())))
+    }
+
+    /// Cordons and taints every node of a withdrawn or slashed stake, and evicts its pods.
+    fn revoke_stake(&mut self, now: UnixTime, stake_id: &[u8; 32], reason: RevocationReason) {
+        let nodes: Vec<String> = self
+            .registrations
+            .by_stake
+            .get(stake_id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        let why = match reason {
+            RevocationReason::Withdrawn => "withdrawn",
+            RevocationReason::SlashedBelowMinimum => "slashed below the minimum",
+        };
+        for name in nodes {
+            let key = ObjectKey::new(ResourceId::Nodes, "", &name);
+            let Some(stored) = self.store.get(&key) else {
+                continue;
+            };
+            let Ok(mut node) = serde_json::from_slice::<Value>(&stored.json) else {
+                continue;
+            };
+            if let Some(map) = node.as_object_mut() {
+                let spec = map.entry("spec").or_insert_with(|| json!({}));
+                if let Some(spec) = spec.as_object_mut() {
+                    spec.insert("unschedulable".into(), Value::Bool(true));
+                    let taints = spec.entry("taints").or_insert_with(|| json!([]));
+                    if let Some(list) = taints.as_array_mut() {
+                        list.retain(|t| {
+                            t.get("key").and_then(Value::as_str) != Some(STAKE_REVOKED_TAINT)
+                        });
+                        list.push(json!({"key": STAKE_REVOKED_TAINT, "value": why, "effect": "NoExecute", "timeAdded": now.rfc3339()}));
+                    }
+                }
+            }
+            if self.write_existing(&key, &mut node).is_err() {
+                continue;
+            }
+            let message = alloc::format!(
+                "Stake {} was {why}: node cordoned and its pods evicted",
+                hex32(stake_id)
+            );
+            self.record_event(
+                now,
+                &Involved::of(&node),
+                "Warning",
+                "StakeRevoked",
+                &message,
+                "nautilus",
+            );
+            self.evict_untolerating(now, &name, STAKE_REVOKED_TAINT);
+        }
+    }
+
+    /// Deletes the pods on `node` that do not tolerate the NoExecute taint `taint` at all.
+    fn evict_untolerating(&mut self, now: UnixTime, node: &str, taint: &str) {
+        let victims: Vec<ObjectKey> = self
+            .store
+            .range(ResourceId::Pods, None, None)
+            .filter(|(_, o)| {
+                o.index
+                    .fields
+                    .iter()
+                    .any(|(f, v)| *f == "spec.nodeName" && v == node)
+            })
+            .filter(|(_, o)| {
+                serde_json::from_slice::<Value>(&o.json)
+                    .is_ok_and(|pod| matches!(toleration_seconds(&pod, taint), Toleration::None))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in victims {
+            self.evict_pod(now, &key);
+        }
+    }
+
+    /// NodeRestriction: what a node's Seal token may do on the Kubernetes API.
+    pub(crate) fn authorize_node(
+        &self,
+        node: &NodeIdentity,
+        method: Method,
+        path: &ResourcePath<'_>,
+        field_selector: Option<&str>,
+        watch: bool,
+    ) -> Result<(), Error> {
+        let me = node.node_id.as_str();
+        let rt = path.resource;
+        let verb = match (method, path.name, watch) {
+            (Method::Get | Method::Head, _, true) => "watch",
+            (Method::Get | Method::Head, Some(_), false) => "get",
+            (Method::Get | Method::Head, None, false) => "list",
+            (Method::Post, _, _) => "create",
+            (Method::Put, _, _) => "update",
+            (Method::Patch, _, _) => "patch",
+            (Method::Delete, Some(_), _) => "delete",
+            _ => "deletecollection",
+        };
+        let allowed = match rt.id {
+            ResourceId::Nodes => {
+                path.name == Some(me) && matches!(verb, "get" | "update" | "patch" | "watch")
+            }
+            ResourceId::Leases => {
+                path.namespace == Some("kube-node-lease")
+                    && (path.name == Some(me) || (verb == "create" && path.name.is_none()))
+                    && matches!(verb, "get" | "create" | "update" | "patch")
+            }
+            ResourceId::Events => verb == "create",
+            ResourceId::Pods => match (verb, path.name) {
+                ("list" | "watch", None) => field_selector.is_some_and(|f| {
+                    f.split(',')
+                        .any(|t| t.trim() == alloc::format!("spec.nodeName={me}"))
+                }),
+                ("get" | "watch", Some(name)) | ("update" | "patch", Some(name)) => {
+                    let status_only =
+                        verb == "get" || verb == "watch" || path.subresource == Some("status");
+                    status_only && self.pod_bound_to(path.namespace.unwrap_or(""), name, me)
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if allowed {
+            return Ok(());
+        }
+        let group = rt.group;
+        let scope = match path.namespace {
+            Some(ns) => alloc::format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_string(),
+        };
+        let plural = super::objects::qualified(rt);
+        let subject = match path.name {
+            Some(name) => alloc::format!("{plural} \"{name}\" is forbidden"),
+            None => alloc::format!("{plural} is forbidden"),
+        };
+        let resource = match path.subresource {
+            Some(sub) => alloc::format!("{}/{sub}", rt.plural),
+            None => rt.plural.to_string(),
+        };
+        Err(Error::Forbidden {
+            resource: plural,
+            name: path.name.unwrap_or("").into(),
+            message: alloc::format!(
+                "{subject}: User \"system:node:{me}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}: a node may only act on its own Node, Lease and the pods bound to it"
+            ),
+            causes: Vec::new(),
+        })
+    }
+
+    fn pod_bound_to(&self, namespace: &str, name: &str, node: &str) -> bool {
+        self.store
+            .get(&ObjectKey::new(ResourceId::Pods, namespace, name))
+            .is_some_and(|o| {
+                o.index
+                    .fields
+                    .iter()
+                    .any(|(f, v)| *f == "spec.nodeName" && v == node)
+            })
+    }
+}

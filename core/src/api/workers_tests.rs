@@ -1,0 +1,488 @@
+//! Stakers joining, in virtual time: stake events, registration, heartbeats, NodeRestriction and
+//! revocation, against the core alone.
+
+use alloc::string::String;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiRequest, ApiServer, Method};
+use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
+use crate::{Config, UnixTime};
+
+const ADMIN: &str = "admin";
+const PACKAGE: [u8; 32] = [0xab; 32];
+const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
+
+struct Staker {
+    secret: [u8; 32],
+    stake: [u8; 32],
+}
+
+impl Staker {
+    fn new(seed: u8) -> Self {
+        Self {
+            secret: [seed; 32],
+            stake: [seed.wrapping_add(100); 32],
+        }
+    }
+
+    fn token(&self, node: &str, iat: u64, exp: u64) -> String {
+        mint_ed25519(
+            &self.secret,
+            &SealClaims {
+                node_id: node.into(),
+                stake_id: self.stake,
+                iat,
+                exp,
+            },
+        )
+    }
+
+    fn owner(&self) -> String {
+        ed25519_address(&self.secret).to_hex()
+    }
+}
+
+fn server() -> ApiServer {
+    let config = Config {
+        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
+        sui_package: Some(PACKAGE),
+        ..Config::default()
+    };
+    ApiServer::new(config, [3; 32], NOW)
+}
+
+fn call(
+    s: &mut ApiServer,
+    method: Method,
+    path: &str,
+    body: &Value,
+    bearer: Option<&str>,
+    seal: Option<&str>,
+) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let auth = bearer.map(|b| alloc::format!("Bearer {b}"));
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = auth.as_deref();
+    req.seal_token = seal;
+    req.content_type = Some(if method == Method::Patch {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    });
+    if !body.is_null() {
+        req.body = &bytes;
+    }
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+fn event(kind: &str, digest: &str, parsed: Value) -> Value {
+    let pkg = hex32(&PACKAGE);
+    json!({"id": {"txDigest": digest, "eventSeq": "0"}, "packageId": pkg, "transactionModule": "staking",
+        "sender": "0x00", "type": alloc::format!("{pkg}::staking::{kind}"), "parsedJson": parsed, "timestampMs": "1"})
+}
+
+fn deposit(s: &mut ApiServer, staker: &Staker, checkpoint: u64, digest: &str) -> (u16, Value) {
+    let body = json!({"checkpoint": checkpoint, "events": [event("StakeDeposited", digest,
+        json!({"stake_id": hex32(&staker.stake), "owner": staker.owner(), "amount": "2000000000"}))]});
+    call(
+        s,
+        Method::Post,
+        "/api/v1/sui-events",
+        &body,
+        Some(ADMIN),
+        None,
+    )
+}
+
+fn seed(
+    s: &mut ApiServer,
+    endpoint: &str,
+    node: &str,
+    token: &str,
+    timestamp: u64,
+) -> (u16, Value) {
+    let body =
+        json!({"node_id": node, "seal_token": token, "timestamp": timestamp, "extra": "ignored"});
+    call(
+        s,
+        Method::Post,
+        &alloc::format!("/api/v1/{endpoint}"),
+        &body,
+        None,
+        Some(token),
+    )
+}
+
+const D1: &str = "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+const D2: &str = "5vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+const D3: &str = "6vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+
+#[test]
+fn a_staker_registers_heartbeats_and_is_restricted_to_its_own_node() {
+    let mut s = server();
+    let (a, b) = (Staker::new(1), Staker::new(2));
+    assert_eq!(deposit(&mut s, &a, 1, D1).1["applied"], 1);
+    assert_eq!(deposit(&mut s, &b, 2, D2).1["applied"], 1);
+    let (ta, tb) = (
+        a.token("node-a", NOW.secs(), NOW.secs() + 3600),
+        b.token("node-b", NOW.secs(), NOW.secs() + 3600),
+    );
+    let (code, body) = seed(&mut s, "register-worker", "node-a", &ta, NOW.secs());
+    assert_eq!(
+        (code, body["status"].as_str(), body["node_id"].as_str()),
+        (200, Some("registered"), Some("node-a")),
+        "{body}"
+    );
+    assert_eq!(
+        seed(&mut s, "register-worker", "node-b", &tb, NOW.secs()).0,
+        200
+    );
+    let (code, body) = seed(&mut s, "heartbeat", "node-a", &ta, NOW.secs());
+    assert_eq!(
+        (code, body["status"].as_str(), body["timestamp"].as_u64()),
+        (200, Some("acknowledged"), Some(NOW.secs()))
+    );
+
+    let (_, node) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/nodes/node-a",
+        &Value::Null,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        node["metadata"]["annotations"]["nautilus.io/staker-address"],
+        a.owner()
+    );
+    assert_eq!(
+        node["metadata"]["annotations"]["nautilus.io/stake-trust-level"],
+        "relay-pushed"
+    );
+    let (code, _) = call(
+        &mut s,
+        Method::Get,
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-a",
+        &Value::Null,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(code, 200);
+
+    // NodeRestriction: its own node yes, the other node, secrets and unfiltered pod lists no.
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/nodes/node-a",
+            &Value::Null,
+            Some(&ta),
+            None
+        )
+        .0,
+        200
+    );
+    let (code, body) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/nodes/node-b",
+        &Value::Null,
+        Some(&ta),
+        None,
+    );
+    assert_eq!(code, 403);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nodes \"node-b\" is forbidden: User \"system:node:node-a\" cannot get"),
+        "{body}"
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/secrets",
+            &Value::Null,
+            Some(&ta),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/pods",
+            &Value::Null,
+            Some(&ta),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a",
+            &Value::Null,
+            Some(&ta),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-b",
+            &Value::Null,
+            Some(&ta),
+            None
+        )
+        .0,
+        403
+    );
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "nginx"}]}});
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/pods",
+            &pod,
+            Some(&ta),
+            None
+        )
+        .0,
+        403,
+        "nodes don't create pods"
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/pods",
+            &pod,
+            Some(ADMIN),
+            None
+        )
+        .0,
+        201
+    );
+    let running = json!({"status": {"phase": "Running"}});
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Patch,
+            "/api/v1/namespaces/default/pods/p/status",
+            &running,
+            Some(&ta),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Patch,
+            "/api/v1/namespaces/default/pods/p/status",
+            &running,
+            Some(&tb),
+            None
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Patch,
+            "/api/v1/namespaces/default/pods/p",
+            &json!({"metadata": {"labels": {"x": "y"}}}),
+            Some(&ta),
+            None
+        )
+        .0,
+        403
+    );
+
+    // A withdrawn stake: the next call is 401 with the reason; the node is cordoned, tainted,
+    // and the pod that did not tolerate the taint is gone.
+    let body = json!({"checkpoint": 3, "events": [event("StakeWithdrawn", D3, json!({"stake_id": hex32(&a.stake)}))]});
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/sui-events",
+            &body,
+            Some(ADMIN),
+            None
+        )
+        .0,
+        200
+    );
+    let (code, body) = seed(&mut s, "heartbeat", "node-a", &ta, NOW.secs());
+    assert_eq!(code, 401);
+    assert!(
+        body["message"].as_str().unwrap().contains("withdrawn"),
+        "{body}"
+    );
+    let (_, node) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/nodes/node-a",
+        &Value::Null,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(node["spec"]["unschedulable"], true);
+    assert_eq!(
+        node["spec"]["taints"][0]["key"],
+        "nautilus.io/stake-revoked"
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/namespaces/default/pods/p",
+            &Value::Null,
+            Some(ADMIN),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        seed(&mut s, "heartbeat", "node-b", &tb, NOW.secs()).0,
+        200,
+        "other stakers are unaffected"
+    );
+}
+
+#[test]
+fn seed_endpoints_refuse_every_forgery_and_store_nothing() {
+    let mut s = server();
+    let a = Staker::new(1);
+    deposit(&mut s, &a, 1, D1);
+    let now = NOW.secs();
+    let good = a.token("node-a", now, now + 3600);
+    let before = s.store().revision();
+    let forged = {
+        let mut t = good.clone().into_bytes();
+        let last = t.len() - 5;
+        t[last] = if t[last] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(t).unwrap()
+    };
+    let cases: [(&str, String, &str, u64, Option<&str>); 7] = [
+        ("forged signature", forged, "node-a", now, None),
+        (
+            "token for another node",
+            a.token("node-b", now, now + 3600),
+            "node-a",
+            now,
+            None,
+        ),
+        (
+            "expired",
+            a.token("node-a", now - 7200, now - 3600),
+            "node-a",
+            now,
+            None,
+        ),
+        (
+            "lifetime too long",
+            a.token("node-a", now, now + 90_000),
+            "node-a",
+            now,
+            None,
+        ),
+        (
+            "unknown stake",
+            Staker::new(9).token("node-a", now, now + 3600),
+            "node-a",
+            now,
+            None,
+        ),
+        (
+            "replayed timestamp",
+            good.clone(),
+            "node-a",
+            now - 600,
+            None,
+        ),
+        (
+            "header differs",
+            good.clone(),
+            "node-a",
+            now,
+            Some("seal1.other"),
+        ),
+    ];
+    for (what, token, node, timestamp, header) in cases {
+        let body = json!({"node_id": node, "seal_token": token, "timestamp": timestamp});
+        let (code, reply) = call(
+            &mut s,
+            Method::Post,
+            "/api/v1/register-worker",
+            &body,
+            None,
+            Some(header.unwrap_or(&token)),
+        );
+        assert_eq!(code, 401, "{what}: {reply}");
+        assert_eq!(reply["status"], "error", "{what}");
+    }
+    let (code, _) = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/register-worker",
+        &json!({"node_id": "node-a", "seal_token": good, "timestamp": now}),
+        None,
+        None,
+    );
+    assert_eq!(code, 401, "missing X-Seal-Token");
+    let mut req = ApiRequest::new(Method::Post, "/api/v1/register-worker");
+    req.seal_token = Some(&good);
+    req.body = b"{\"node_id\": ";
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    assert_eq!(r.status, 400, "malformed JSON");
+    assert_eq!(s.store().revision(), before, "nothing was stored");
+    // Events: another package is ignored, a replayed checkpoint applies nothing, anonymous is 401.
+    let other = json!({"checkpoint": 5, "events": [{"id": {"txDigest": D2, "eventSeq": "0"}, "packageId": "0x01",
+        "transactionModule": "staking", "sender": "0x00", "type": "0x0000000000000000000000000000000000000000000000000000000000000001::staking::StakeDeposited",
+        "parsedJson": {"stake_id": hex32(&[7; 32]), "owner": a.owner(), "amount": "5000000000"}, "timestampMs": "1"}]});
+    let (_, reply) = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/sui-events",
+        &other,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        (reply["applied"].as_u64(), reply["ignored"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let (_, reply) = deposit(&mut s, &a, 1, D1);
+    assert_eq!(reply["applied"], 0, "a replayed event applies once");
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Post,
+            "/api/v1/sui-events",
+            &other,
+            None,
+            None
+        )
+        .0,
+        401
+    );
+}
