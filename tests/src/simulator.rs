@@ -266,6 +266,7 @@ pub struct Worker {
     mode: AtomicU8,
     last_status: AtomicU16,
     ok_heartbeats: AtomicU64,
+    last_ok: Mutex<Option<Instant>>,
     lease: Mutex<Option<Value>>,
     pods_started: AtomicU32,
 }
@@ -295,6 +296,7 @@ impl Worker {
             mode: AtomicU8::new(mode.to_u8()),
             last_status: AtomicU16::new(0),
             ok_heartbeats: AtomicU64::new(0),
+            last_ok: Mutex::new(None),
             lease: Mutex::new(None),
             pods_started: AtomicU32::new(0),
         }
@@ -334,6 +336,11 @@ impl Worker {
     /// Heartbeats answered 200 so far.
     pub fn ok_heartbeats(&self) -> u64 {
         self.ok_heartbeats.load(Ordering::Relaxed)
+    }
+
+    /// When the last heartbeat answered 200 arrived.
+    pub fn last_ok_at(&self) -> Option<Instant> {
+        *self.last_ok.lock().expect("last_ok lock")
     }
 
     /// Whether the simulator currently skips this worker's heartbeats.
@@ -831,6 +838,7 @@ async fn beat(conn: &mut Connection, shared: &Shared, w: &Worker) -> Result<Repl
             w.last_status.store(reply.status, Ordering::Relaxed);
             if reply.status == 200 {
                 w.ok_heartbeats.fetch_add(1, Ordering::Relaxed);
+                *w.last_ok.lock().expect("last_ok lock") = Some(Instant::now());
                 let micros = u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX);
                 shared.latencies.lock().expect("latency lock").push(micros);
             } else {
