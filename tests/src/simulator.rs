@@ -886,10 +886,10 @@ async fn renew_lease(conn: &mut Connection, w: &Worker, token: &str) -> Result<R
     }
     let body = lease.to_string();
     let reply = timed(conn.send("PUT", &path, Some(body.as_bytes()), &headers)).await?;
-    if reply.status == 200 {
-        if let Ok(updated) = serde_json::from_slice::<Value>(&reply.body) {
-            *w.lease.lock().expect("lease lock") = Some(updated);
-        }
+    if reply.status == 200
+        && let Ok(updated) = serde_json::from_slice::<Value>(&reply.body)
+    {
+        *w.lease.lock().expect("lease lock") = Some(updated);
     }
     Ok(reply)
 }
@@ -924,10 +924,10 @@ async fn heartbeat_loop(shared: Arc<Shared>, c: usize, pool: usize, start: tokio
                     }
                 }
             }
-            if let Some(open) = conn.as_mut() {
-                if beat(open, &shared, w).await.is_err() {
-                    conn = None;
-                }
+            if let Some(open) = conn.as_mut()
+                && beat(open, &shared, w).await.is_err()
+            {
+                conn = None;
             }
         }
         round += 1;
