@@ -115,6 +115,16 @@ fn assert_forbidden(reply: &Reply, subject: &str) {
     );
 }
 
+#[track_caller]
+fn create(c: &DevCluster, manifest: &str) {
+    let out = c.kubectl_with_input(&["create", "-f", "-"], Some(manifest));
+    assert!(
+        out.status.success(),
+        "kubectl create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn seed_post(sim: &Simulator, endpoint: &str, header: Option<&str>, body: &[u8]) -> Reply {
     let headers: Vec<(String, String)> = header
         .map(|t| vec![("x-seal-token".to_string(), t.to_string())])
@@ -230,6 +240,23 @@ fn a_killed_worker_turns_unknown_within_grace_and_comes_back() {
     wait_for(Duration::from_secs(5), "first heartbeats", || {
         sim.worker(0).ok_heartbeats() > 0 && sim.worker(1).ok_heartbeats() > 0
     });
+    // Two pods on the worker: one tolerates unreachability for 1 s, one for the default 300 s
+    // (DefaultTolerationSeconds adds that at admission).
+    let quick = POD.replace("\"web\"", "\"quick\"").replace(
+        "\"containers\"",
+        r#""tolerations":[{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","tolerationSeconds":1}],"containers""#,
+    );
+    create(&c, &quick);
+    create(&c, POD);
+    let web = get_json(&c, "/api/v1/namespaces/default/pods/web");
+    assert!(
+        web["spec"]["tolerations"].as_array().is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t["key"] == "node.kubernetes.io/unreachable" && t["tolerationSeconds"] == 300
+            })
+        }),
+        "{web}"
+    );
     sim.pause(0);
     // A heartbeat already in flight may still land: wait for it before taking the last one.
     std::thread::sleep(Duration::from_millis(200));
@@ -258,6 +285,24 @@ fn a_killed_worker_turns_unknown_within_grace_and_comes_back() {
             "{t:?}"
         );
     }
+    // The pod tolerating 1 s is evicted a second later; the one tolerating 300 s stays.
+    let evicted = wait_for(Duration::from_secs(4), "quick evicted", || {
+        c.request("GET", "/api/v1/namespaces/default/pods/quick", None, &[])
+            .unwrap()
+            .status
+            == 404
+    });
+    assert!(
+        evicted - went <= Duration::from_millis(2_500),
+        "{:?}",
+        evicted - went
+    );
+    assert_eq!(
+        c.request("GET", "/api/v1/namespaces/default/pods/web", None, &[])
+            .unwrap()
+            .status,
+        200
+    );
     // The other worker is unaffected.
     assert_eq!(ready(&node(&c, "sim-00001")), "True");
     let described = c.kubectl_ok(&["describe", "node", "sim-00000"]);
@@ -288,7 +333,7 @@ fn a_pod_bound_to_a_simulated_worker_runs() {
         ..config(2, 2_000)
     };
     let sim = Simulator::start(&c, cfg).unwrap();
-    c.kubectl_with_input(&["apply", "-f", "-"], Some(POD));
+    create(&c, POD);
     wait_for(Duration::from_secs(10), "web Running 1/1", || {
         let out = c.kubectl_ok(&["get", "pods"]);
         out.lines().any(|l| {
@@ -339,7 +384,7 @@ fn a_node_token_reaches_only_its_own_objects() {
     };
     // A pod bound to B, so "B's pods" exist.
     let pod_b = POD.replace("sim-00000", "sim-00001");
-    c.kubectl_with_input(&["apply", "-f", "-"], Some(&pod_b));
+    create(&c, &pod_b);
     let lease =
         |n: &str| format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{n}");
     let patch = r#"{"metadata":{"labels":{"x":"y"}}}"#;
@@ -591,7 +636,7 @@ fn a_withdrawn_or_slashed_stake_loses_its_node() {
     let c = cluster(40);
     let sim = Simulator::start(&c, config(3, 1_000)).unwrap();
     // A pod on worker 0 without a toleration for the revocation taint.
-    c.kubectl_with_input(&["apply", "-f", "-"], Some(POD));
+    create(&c, POD);
     let answer = sim.withdraw(0).unwrap();
     assert_eq!(answer["applied"], 1, "{answer}");
     let reply = sim.heartbeat_once(0).unwrap();
