@@ -329,6 +329,12 @@ fn main() {
         ms(max)
     );
     println!("  errors:           {errors}");
+    if o.watch_pods {
+        println!(
+            "  pod watchers:     {} watch/status errors, {} pods reported Running",
+            after.watch_errors, after.pods_running
+        );
+    }
     println!(
         "  NotReady flaps:   {ever} nodes ever left Ready ({not_ready_after_warmup} transitions \
          in the window; node watch saw {} events{})",
