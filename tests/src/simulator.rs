@@ -410,6 +410,7 @@ struct Shared {
     checkpoint: AtomicU64,
     shutdown: AtomicBool,
     latencies: Mutex<Vec<u32>>,
+    lateness: Mutex<Vec<u32>>,
     heartbeats: AtomicU64,
     errors: AtomicU64,
     error_samples: Mutex<Vec<String>>,
@@ -471,6 +472,7 @@ impl Simulator {
             checkpoint: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             latencies: Mutex::new(Vec::new()),
+            lateness: Mutex::new(Vec::new()),
             heartbeats: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             error_samples: Mutex::new(Vec::new()),
@@ -778,6 +780,18 @@ impl Simulator {
         out
     }
 
+    /// How late each loop heartbeat since the last call was sent after its due time, sorted: a
+    /// starved client (or machine) shows here, apart from the server's latency.
+    pub fn take_lateness(&self) -> Vec<Duration> {
+        let micros = std::mem::take(&mut *self.shared.lateness.lock().expect("lateness lock"));
+        let mut out: Vec<Duration> = micros
+            .into_iter()
+            .map(|m| Duration::from_micros(u64::from(m)))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Up to 50 descriptions of failed calls.
     pub fn error_samples(&self) -> Vec<String> {
         self.shared
@@ -912,6 +926,8 @@ async fn heartbeat_loop(shared: Arc<Shared>, c: usize, pool: usize, start: tokio
             if w.paused.load(Ordering::Relaxed) {
                 continue;
             }
+            let late = u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX);
+            shared.lateness.lock().expect("lateness lock").push(late);
             if conn.is_none() {
                 match Connection::open(shared.port, shared.tls.clone()).await {
                     Ok(c) => conn = Some(c),

@@ -212,6 +212,12 @@ fn watch_nodes(cluster: &DevCluster, flaps: Arc<Flaps>) -> std::thread::JoinHand
     })
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -291,6 +297,7 @@ fn main() {
     sim.run();
     std::thread::sleep(warmup);
     let _ = sim.take_latencies();
+    let _ = sim.take_lateness();
     let before = sim.stats();
     let flaps_before = flaps.transitions.load(Ordering::Relaxed);
     let cpu0 = enclave.and_then(cpu_secs);
@@ -304,6 +311,7 @@ fn main() {
     let self1 = cpu_secs(std::process::id());
     let after = sim.stats();
     let latencies = sim.take_latencies();
+    let lateness = sim.take_lateness();
     let share = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.1}% of one core", (b - a) / wall * 100.0),
         _ => "unknown".to_string(),
@@ -328,6 +336,13 @@ fn main() {
         ms(p99),
         ms(max)
     );
+    println!(
+        "  send lateness:    p50 {}  p99 {}  (how late the client sent after the due time: \
+         client or machine starvation, not server latency)",
+        ms(percentile(&lateness, 50.0)),
+        ms(percentile(&lateness, 99.0))
+    );
+    println!("  load average:     {}", load_average());
     println!("  errors:           {errors}");
     if o.watch_pods {
         println!(
