@@ -486,32 +486,32 @@ fn encode(
     let mut registry = Registry::default();
     registry.register(
         "apiserver_request_duration_seconds",
-        "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and code.",
+        "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and code",
         metrics.durations.clone(),
     );
     registry.register(
         "apiserver_request",
-        "Counter of apiserver requests broken out for each verb, group, version, resource, subresource, scope and HTTP response code.",
+        "Counter of apiserver requests broken out for each verb, group, version, resource, subresource, scope and HTTP response code",
         metrics.requests.clone(),
     );
     registry.register(
         "apiserver_current_inflight_requests",
-        "Maximal number of currently used inflight request limit of this apiserver per request kind.",
+        "Requests being served now by request kind (a watch counts until its stream starts)",
         metrics.inflight.clone(),
     );
     registry.register(
         "apiserver_registered_watchers",
-        "Number of currently open watch streams.",
+        "Number of currently open watch streams",
         ConstGauge::new(to_i64(watches)),
     );
     registry.register(
         "apiserver_watch_events",
-        "Number of events sent in watch clients.",
+        "Number of events sent in watch clients",
         metrics.watch_events.clone(),
     );
     registry.register(
         "nautilus_watchers_expired",
-        "Watch streams closed with 410 Expired because they fell behind the watch ring.",
+        "Watch streams closed with 410 Expired because they fell behind the watch ring",
         metrics.watch_expired.clone(),
     );
     let objects = Family::<StorageLabels, Gauge>::default();
@@ -522,48 +522,48 @@ fn encode(
     }
     registry.register(
         "apiserver_storage_objects",
-        "Number of stored objects at the time of last check split by kind.",
+        "Number of stored objects at the time of last check split by kind",
         objects,
     );
     let total: usize = snapshot.objects.iter().map(|(_, n)| n).sum();
     registry.register(
         "nautilus_store_objects",
-        "Objects in the store, all kinds together.",
+        "Objects in the store, all kinds together",
         ConstGauge::new(to_i64(total)),
     );
     registry.register(
         "nautilus_store_objects_budget",
-        "Most objects the store accepts (--max-objects).",
+        "Most objects the store accepts (--max-objects)",
         ConstGauge::new(to_i64(snapshot.max_objects)),
     );
     registry.register(
         "nautilus_store_bytes",
-        "Bytes charged against the store's byte budget.",
+        "Bytes charged against the store's byte budget",
         ConstGauge::new(to_i64(snapshot.used_bytes)),
     );
     registry.register(
         "nautilus_store_bytes_budget",
-        "Most bytes the store accepts (--max-store-bytes).",
+        "Most bytes the store accepts (--max-store-bytes)",
         ConstGauge::new(to_i64(snapshot.max_bytes)),
     );
     registry.register(
         "nautilus_store_revision",
-        "The store's current revision (resourceVersion of the latest write).",
+        "The store's current revision (resourceVersion of the latest write)",
         ConstGauge::new(i64::try_from(snapshot.revision).unwrap_or(i64::MAX)),
     );
     registry.register(
         "nautilus_watch_ring_events",
-        "Events held in the watch ring.",
+        "Events held in the watch ring",
         ConstGauge::new(to_i64(ring_events)),
     );
     registry.register(
         "nautilus_watch_ring_capacity",
-        "Events the watch ring holds before evicting the oldest (--watch-ring).",
+        "Events the watch ring holds before evicting the oldest (--watch-ring)",
         ConstGauge::new(to_i64(ring_capacity)),
     );
     registry.register(
         "nautilus_watch_ring_evictions",
-        "Events evicted from the watch ring; a watch resuming before them gets 410 Expired.",
+        "Events evicted from the watch ring; a watch resuming before them gets 410 Expired",
         ConstCounter::new(ring_evicted),
     );
     let mut text = String::with_capacity(16 * 1024);
