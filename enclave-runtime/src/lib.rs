@@ -4,6 +4,7 @@
 
 mod cli;
 mod http;
+mod metrics;
 mod nsm;
 mod server;
 mod transport;

@@ -46,7 +46,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, ApiServer> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ApiServer> {
         // A panic cannot leave the core half-written: core is panic-free and every write is atomic.
         self.core
             .lock()
@@ -176,7 +176,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let service = {
         let shared = shared.clone();
-        service_fn(move |req| handle(shared.clone(), req))
+        service_fn(move |req| crate::metrics::instrument(shared.clone(), req, handle))
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -35,6 +35,7 @@ pub(crate) fn spawn(shared: Arc<Shared>, mut watcher: Box<Watcher>) -> mpsc::Rec
         loop {
             buf.clear();
             let poll = watcher.poll(&ring, now(), &mut buf, EVENTS_PER_POLL);
+            crate::metrics::watch_polled(&poll, buf.len());
             if !buf.is_empty()
                 && tx
                     .send(Bytes::from(std::mem::take(&mut buf)))

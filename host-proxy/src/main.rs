@@ -6,6 +6,7 @@
 mod dev;
 mod enclave_stream;
 mod fallback;
+mod metrics;
 mod serve;
 mod tls;
 
@@ -94,6 +95,9 @@ struct TuningCli {
     /// Seconds open connections get to finish after SIGTERM/Ctrl-C.
     #[arg(long, default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// Loopback address for the proxy's own Prometheus metrics over plain HTTP (default: off).
+    #[arg(long, value_name = "ADDR", value_parser = metrics::parse_listen)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 impl TuningCli {
@@ -220,6 +224,10 @@ async fn run_serve(args: ServeCli) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_LISTEN);
         }
     };
+    if let Err(message) = metrics::start(args.tuning.metrics_listen).await {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
     let tls = match tls::load_pem(&args.tls_cert, &args.tls_key).and_then(tls::server_config) {
         Ok(tls) => tls,
         Err(err) => {
@@ -241,6 +249,10 @@ async fn run_dev(args: DevCli) -> ExitCode {
             return ExitCode::from(EXIT_CANNOT_LISTEN);
         }
     };
+    if let Err(message) = metrics::start(args.tuning.metrics_listen).await {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
     let mut enclave_args = args.enclave_args;
     for (flag, value) in [
         ("--sui-package", args.sui_package.clone()),

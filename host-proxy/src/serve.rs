@@ -215,6 +215,7 @@ impl Traffic {
             Side::Enclave => &self.from_enclave,
         };
         counter.fetch_add(bytes as u64, Ordering::Relaxed);
+        crate::metrics::relayed(matches!(side, Side::Client), bytes);
         let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
@@ -309,6 +310,7 @@ impl Drop for ConnectionLog<'_> {
 }
 
 async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let _open = crate::metrics::connection_opened();
     let active = shared
         .active
         .fetch_add(1, Ordering::AcqRel)
@@ -328,16 +330,19 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         match tokio::time::timeout(options.handshake_timeout, shared.acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
+                crate::metrics::handshake(false);
                 tracing::info!(%peer, error = %err, "TLS handshake failed");
                 log.outcome = "handshake failed";
                 return;
             }
             Err(_) => {
+                crate::metrics::handshake(false);
                 tracing::info!(%peer, "TLS handshake timed out");
                 log.outcome = "handshake timeout";
                 return;
             }
         };
+    crate::metrics::handshake(true);
     let client = Metered {
         inner: tls,
         traffic: Arc::clone(&traffic),
@@ -373,6 +378,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
 }
 
 fn warn_unreachable(shared: &Shared, reason: &str) {
+    crate::metrics::enclave_connect_error();
     let due = match shared.unreachable.lock() {
         Ok(mut limit) => limit.hit(),
         Err(poisoned) => poisoned.into_inner().hit(),

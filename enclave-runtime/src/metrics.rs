@@ -1,0 +1,745 @@
+//! Prometheus metrics of the enclave, served at `/metrics` to the admin only, before the request
+//! reaches core. Names and labels follow kube-apiserver where they mean the same thing. The hot
+//! path allocates nothing: label sets are small `Copy` structs of static strings and numbers,
+//! and store figures are read only when scraped.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use nautilus_core::Error;
+use nautilus_core::api::{ApiResponse, WatchPoll};
+use nautilus_core::auth::{Identity, authenticate};
+use nautilus_core::resource::{RESOURCES, ResourceId};
+use prometheus_client::encoding::{
+    EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::http::{self, ResponseBody};
+use crate::server::Shared;
+
+/// The path the runtime answers itself.
+const METRICS_PATH: &str = "/metrics";
+
+/// kube-apiserver's request duration buckets, with finer ones below 5 ms where this server
+/// answers most requests.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25,
+    1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+];
+
+/// The request verb as kube-apiserver reports it (`LIST` and `WATCH` are GETs of collections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Verb {
+    Get,
+    List,
+    Watch,
+    Post,
+    Put,
+    Patch,
+    Apply,
+    Delete,
+    DeleteCollection,
+    Other,
+}
+
+impl Verb {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::List => "LIST",
+            Verb::Watch => "WATCH",
+            Verb::Post => "POST",
+            Verb::Put => "PUT",
+            Verb::Patch => "PATCH",
+            Verb::Apply => "APPLY",
+            Verb::Delete => "DELETE",
+            Verb::DeleteCollection => "DELETECOLLECTION",
+            Verb::Other => "OTHER",
+        }
+    }
+
+    /// kube-apiserver's `request_kind` of the in-flight gauge.
+    fn read_only(self) -> bool {
+        matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+}
+
+/// kube-apiserver's `scope` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Scope {
+    /// Not a resource path (discovery, health, ...).
+    None,
+    /// One named object.
+    Resource,
+    /// A collection in one namespace.
+    Namespace,
+    /// A collection across the cluster.
+    Cluster,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::None => "",
+            Scope::Resource => "resource",
+            Scope::Namespace => "namespace",
+            Scope::Cluster => "cluster",
+        }
+    }
+}
+
+/// What the path and method say about a request, without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Class {
+    verb: Verb,
+    resource: Option<ResourceId>,
+    subresource: &'static str,
+    scope: Scope,
+}
+
+/// Labels of the request counter and histogram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct RequestLabels {
+    class: Class,
+    code: u16,
+}
+
+/// Writes one `key="value"` label.
+fn label(
+    encoder: &mut LabelSetEncoder,
+    key: &'static str,
+    value: impl EncodeLabelValue,
+) -> Result<(), std::fmt::Error> {
+    EncodeLabel::encode(&(key, value), encoder.encode_label())
+}
+
+/// A label value written with `Display`.
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> EncodeLabelValue for Shown<T> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write!(encoder, "{}", self.0)
+    }
+}
+
+impl EncodeLabelSet for RequestLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let info = self.class.resource.map(ResourceId::info);
+        let (group, version, resource) =
+            info.map_or(("", "", ""), |i| (i.group, i.version, i.plural));
+        label(encoder, "verb", self.class.verb.as_str())?;
+        label(encoder, "group", group)?;
+        label(encoder, "version", version)?;
+        label(encoder, "resource", resource)?;
+        label(encoder, "subresource", self.class.subresource)?;
+        label(encoder, "scope", self.class.scope.as_str())?;
+        label(encoder, "code", Shown(self.code))
+    }
+}
+
+/// kube-apiserver's `apiserver_storage_objects` label: `plural` or `plural.group`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct StorageLabels(ResourceId);
+
+impl EncodeLabelSet for StorageLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let info = self.0.info();
+        if info.group.is_empty() {
+            label(encoder, "resource", info.plural)
+        } else {
+            let name = Shown(format_args!("{}.{}", info.plural, info.group));
+            label(encoder, "resource", name)
+        }
+    }
+}
+
+/// A single static label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Label(&'static str, &'static str);
+
+impl EncodeLabelSet for Label {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        (self.0, self.1).encode(encoder.encode_label())
+    }
+}
+
+type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// The process-wide request and watch metrics.
+struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    durations: HistogramFamily,
+    inflight: Family<Label, Gauge>,
+    inflight_read_only: Gauge,
+    inflight_mutating: Gauge,
+    watch_events: Counter,
+    watch_expired: Counter,
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS.iter().copied())
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let inflight = Family::<Label, Gauge>::default();
+    // Resolved once so a request touches only its gauge's atomic.
+    let inflight_read_only = inflight.get_or_create_owned(&Label("request_kind", "readOnly"));
+    let inflight_mutating = inflight.get_or_create_owned(&Label("request_kind", "mutating"));
+    Metrics {
+        requests: Family::default(),
+        durations: Family::new_with_constructor(new_histogram as fn() -> Histogram),
+        inflight,
+        inflight_read_only,
+        inflight_mutating,
+        watch_events: Counter::default(),
+        watch_expired: Counter::default(),
+    }
+});
+
+/// Classifies a request from its method, path and query (kube-apiserver's RequestInfo, reduced
+/// to what the labels need). Unknown resources get no resource label, so label sets stay
+/// bounded whatever paths clients send.
+fn classify(method: &str, path: &str, query: &str, content_type: Option<&str>) -> Class {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let group = match segments.next() {
+        Some("api") => "",
+        Some("apis") => segments.next().unwrap_or(""),
+        _ => return non_resource(method),
+    };
+    if segments.next().is_none() {
+        return non_resource(method);
+    }
+    let mut first = segments.next();
+    let watch_prefix = first == Some("watch");
+    if watch_prefix {
+        first = segments.next();
+    }
+    let Some(first) = first.filter(|s| !s.is_empty()) else {
+        return non_resource(method);
+    };
+    let lookup = |plural: &str| {
+        RESOURCES
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+    };
+    let mut namespaced = false;
+    let (resource, name, sub) = if first == "namespaces" {
+        let namespace = segments.next().filter(|s| !s.is_empty());
+        let next = segments.next();
+        match (
+            namespace,
+            next.and_then(|p| lookup(p).filter(|r| r.namespaced)),
+        ) {
+            (Some(_), Some(info)) => {
+                namespaced = true;
+                (Some(info), segments.next(), segments.next())
+            }
+            // `/namespaces/{name}[/status|/finalize]` is the Namespace object itself.
+            (namespace, _) => (lookup(first), namespace, next),
+        }
+    } else {
+        (lookup(first), segments.next(), segments.next())
+    };
+    let name = name.filter(|s| !s.is_empty());
+    let subresource = match (resource, sub) {
+        (Some(info), Some(sub)) => info
+            .subresources
+            .iter()
+            .find(|s| **s == sub)
+            .copied()
+            .unwrap_or("unknown"),
+        _ => "",
+    };
+    let watch = watch_prefix
+        || query
+            .split('&')
+            .any(|pair| pair == "watch=true" || pair == "watch=1");
+    let verb = match method {
+        "GET" | "HEAD" if watch => Verb::Watch,
+        "GET" | "HEAD" if name.is_some() => Verb::Get,
+        "GET" | "HEAD" => Verb::List,
+        "POST" => Verb::Post,
+        "PUT" => Verb::Put,
+        "PATCH" if content_type.is_some_and(|c| c.starts_with("application/apply-patch")) => {
+            Verb::Apply
+        }
+        "PATCH" => Verb::Patch,
+        "DELETE" if name.is_some() => Verb::Delete,
+        "DELETE" => Verb::DeleteCollection,
+        _ => Verb::Other,
+    };
+    let scope = match (resource, name) {
+        (None, _) => Scope::None,
+        (Some(_), Some(_)) => Scope::Resource,
+        (Some(_), None) if namespaced => Scope::Namespace,
+        (Some(_), None) => Scope::Cluster,
+    };
+    Class {
+        verb,
+        resource: resource.map(|r| r.id),
+        subresource,
+        scope,
+    }
+}
+
+fn non_resource(method: &str) -> Class {
+    let verb = match method {
+        "GET" | "HEAD" => Verb::Get,
+        "POST" => Verb::Post,
+        "PUT" => Verb::Put,
+        "PATCH" => Verb::Patch,
+        "DELETE" => Verb::Delete,
+        _ => Verb::Other,
+    };
+    Class {
+        verb,
+        resource: None,
+        subresource: "",
+        scope: Scope::None,
+    }
+}
+
+/// One request being measured; leaving the in-flight gauge when dropped (also on cancel).
+struct InFlight {
+    class: Class,
+    started: Instant,
+}
+
+impl InFlight {
+    fn start(class: Class) -> Self {
+        let metrics = &*METRICS;
+        if class.verb.read_only() {
+            metrics.inflight_read_only.inc();
+        } else {
+            metrics.inflight_mutating.inc();
+        }
+        InFlight {
+            class,
+            started: Instant::now(),
+        }
+    }
+
+    fn finish(self, code: u16) {
+        let metrics = &*METRICS;
+        let labels = RequestLabels {
+            class: self.class,
+            code,
+        };
+        metrics.requests.get_or_create(&labels).inc();
+        metrics
+            .durations
+            .get_or_create(&labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let metrics = &*METRICS;
+        if self.class.verb.read_only() {
+            metrics.inflight_read_only.dec();
+        } else {
+            metrics.inflight_mutating.dec();
+        }
+    }
+}
+
+/// Wraps the request handler: answers `/metrics` itself and measures every other request.
+pub(crate) async fn instrument<F, Fut>(
+    shared: Arc<Shared>,
+    req: hyper::Request<Incoming>,
+    handler: F,
+) -> Result<hyper::Response<ResponseBody>, Infallible>
+where
+    F: FnOnce(Arc<Shared>, hyper::Request<Incoming>) -> Fut,
+    Fut: Future<Output = Result<hyper::Response<ResponseBody>, Infallible>>,
+{
+    let content_type = http::header(req.headers(), "content-type");
+    let class = classify(
+        req.method().as_str(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+        content_type,
+    );
+    let in_flight = InFlight::start(class);
+    let response = if req.uri().path() == METRICS_PATH {
+        scrape(&shared, &req)
+    } else {
+        match handler(shared, req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    };
+    in_flight.finish(response.status().as_u16());
+    Ok(response)
+}
+
+/// Counts what one watch poll sent; an ERROR event closing the stream is a 410 Expired (the
+/// only way a poll both writes and closes).
+pub(crate) fn watch_polled(poll: &WatchPoll, written: usize) {
+    match poll {
+        WatchPoll::Wrote(events) => {
+            METRICS
+                .watch_events
+                .inc_by(u64::try_from(*events).unwrap_or(u64::MAX));
+        }
+        WatchPoll::Closed if written > 0 => {
+            METRICS.watch_events.inc();
+            METRICS.watch_expired.inc();
+        }
+        WatchPoll::Closed | WatchPoll::Idle => {}
+    }
+}
+
+/// Store and ring figures read at scrape time.
+struct Snapshot {
+    objects: Vec<(ResourceId, usize)>,
+    used_bytes: usize,
+    max_bytes: usize,
+    max_objects: usize,
+    revision: u64,
+}
+
+fn to_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// `Forbidden` for `/metrics`, worded like kube-apiserver's non-resource denial.
+fn forbidden() -> Error {
+    Error::Forbidden {
+        resource: String::new(),
+        name: String::new(),
+        message: format!(
+            "forbidden: only the cluster administrator may get path \"{METRICS_PATH}\""
+        ),
+        causes: Vec::new(),
+    }
+}
+
+fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<ResponseBody> {
+    let authorization = http::header(req.headers(), "authorization");
+    let snapshot = {
+        let core = shared.lock();
+        match authenticate(core.config(), authorization) {
+            Ok(Identity::Admin) => {}
+            // A Seal token names a node, which may not read metrics.
+            Ok(Identity::Anonymous) if req.headers().contains_key("x-seal-token") => {
+                return http::to_hyper(ApiResponse::error(&forbidden()));
+            }
+            Ok(Identity::Anonymous) => {
+                let error = Error::Unauthorized("Unauthorized".into());
+                return http::to_hyper(ApiResponse::error(&error));
+            }
+            Ok(_) => return http::to_hyper(ApiResponse::error(&forbidden())),
+            Err(error) => return http::to_hyper(ApiResponse::error(&error)),
+        }
+        let store = core.store();
+        Snapshot {
+            objects: RESOURCES
+                .iter()
+                .map(|r| (r.id, store.count(r.id)))
+                .collect(),
+            used_bytes: store.used_bytes(),
+            max_bytes: core.config().max_store_bytes,
+            max_objects: core.config().max_objects,
+            revision: store.revision(),
+        }
+    };
+    if !matches!(req.method().as_str(), "GET" | "HEAD") {
+        let error = Error::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({METRICS_PATH})"
+        ));
+        return http::to_hyper(ApiResponse::error(&error));
+    }
+    let ring = shared.ring.stats();
+    let watches = shared.watches.load(Ordering::Relaxed);
+    match encode(&snapshot, ring, watches) {
+        Ok(text) => http::to_hyper(ApiResponse {
+            status: 200,
+            content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            body: text.into_bytes(),
+            warnings: Vec::new(),
+        }),
+        Err(_) => http::to_hyper(ApiResponse::error(&Error::Internal(
+            "encoding the metrics failed".into(),
+        ))),
+    }
+}
+
+/// Renders every family in the Prometheus text format (0.0.4).
+fn encode(
+    snapshot: &Snapshot,
+    (ring_events, ring_capacity, ring_evicted): (usize, usize, u64),
+    watches: usize,
+) -> Result<String, std::fmt::Error> {
+    let metrics = &*METRICS;
+    let mut registry = Registry::default();
+    registry.register(
+        "apiserver_request_duration_seconds",
+        "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and code",
+        metrics.durations.clone(),
+    );
+    registry.register(
+        "apiserver_request",
+        "Counter of apiserver requests broken out for each verb, group, version, resource, subresource, scope and HTTP response code",
+        metrics.requests.clone(),
+    );
+    registry.register(
+        "apiserver_current_inflight_requests",
+        "Requests being served now by request kind (a watch counts until its stream starts)",
+        metrics.inflight.clone(),
+    );
+    registry.register(
+        "apiserver_registered_watchers",
+        "Number of currently open watch streams",
+        ConstGauge::new(to_i64(watches)),
+    );
+    registry.register(
+        "apiserver_watch_events",
+        "Number of events sent in watch clients",
+        metrics.watch_events.clone(),
+    );
+    registry.register(
+        "nautilus_watchers_expired",
+        "Watch streams closed with 410 Expired because they fell behind the watch ring",
+        metrics.watch_expired.clone(),
+    );
+    let objects = Family::<StorageLabels, Gauge>::default();
+    for (resource, count) in &snapshot.objects {
+        objects
+            .get_or_create(&StorageLabels(*resource))
+            .set(to_i64(*count));
+    }
+    registry.register(
+        "apiserver_storage_objects",
+        "Number of stored objects at the time of last check split by kind",
+        objects,
+    );
+    let total: usize = snapshot.objects.iter().map(|(_, n)| n).sum();
+    registry.register(
+        "nautilus_store_objects",
+        "Objects in the store, all kinds together",
+        ConstGauge::new(to_i64(total)),
+    );
+    registry.register(
+        "nautilus_store_objects_budget",
+        "Most objects the store accepts (--max-objects)",
+        ConstGauge::new(to_i64(snapshot.max_objects)),
+    );
+    registry.register(
+        "nautilus_store_bytes",
+        "Bytes charged against the store's byte budget",
+        ConstGauge::new(to_i64(snapshot.used_bytes)),
+    );
+    registry.register(
+        "nautilus_store_bytes_budget",
+        "Most bytes the store accepts (--max-store-bytes)",
+        ConstGauge::new(to_i64(snapshot.max_bytes)),
+    );
+    registry.register(
+        "nautilus_store_revision",
+        "The store's current revision (resourceVersion of the latest write)",
+        ConstGauge::new(i64::try_from(snapshot.revision).unwrap_or(i64::MAX)),
+    );
+    registry.register(
+        "nautilus_watch_ring_events",
+        "Events held in the watch ring",
+        ConstGauge::new(to_i64(ring_events)),
+    );
+    registry.register(
+        "nautilus_watch_ring_capacity",
+        "Events the watch ring holds before evicting the oldest (--watch-ring)",
+        ConstGauge::new(to_i64(ring_capacity)),
+    );
+    registry.register(
+        "nautilus_watch_ring_evictions",
+        "Events evicted from the watch ring; a watch resuming before them gets 410 Expired",
+        ConstCounter::new(ring_evicted),
+    );
+    let mut text = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `verb resource subresource scope` of a class, `-` for an empty label.
+    fn describe(class: Class) -> String {
+        let dash = |s: &'static str| if s.is_empty() { "-" } else { s };
+        format!(
+            "{} {} {} {}",
+            class.verb.as_str(),
+            dash(class.resource.map_or("", |r| r.info().plural)),
+            dash(class.subresource),
+            dash(class.scope.as_str())
+        )
+    }
+
+    #[test]
+    fn classifies_like_kube_request_info() {
+        // kube-apiserver's RequestInfo: a GET of a collection is LIST, `watch=true` (or the
+        // legacy /watch/ prefix) is WATCH, a DELETE of a collection is DELETECOLLECTION, a PATCH
+        // with the apply content type is APPLY; scope is resource/namespace/cluster.
+        let cases = [
+            (
+                "GET /api/v1/namespaces/default/pods/web",
+                "",
+                "GET pods - resource",
+            ),
+            (
+                "GET /api/v1/namespaces/default/pods",
+                "limit=500",
+                "LIST pods - namespace",
+            ),
+            ("GET /api/v1/pods", "", "LIST pods - cluster"),
+            (
+                "GET /api/v1/pods",
+                "watch=true&resourceVersion=5",
+                "WATCH pods - cluster",
+            ),
+            ("GET /api/v1/pods", "watch=1", "WATCH pods - cluster"),
+            ("GET /api/v1/pods", "watch=false", "LIST pods - cluster"),
+            (
+                "GET /api/v1/watch/namespaces/default/pods",
+                "",
+                "WATCH pods - namespace",
+            ),
+            ("GET /api/v1/namespaces", "", "LIST namespaces - cluster"),
+            (
+                "GET /api/v1/namespaces/kube-system",
+                "",
+                "GET namespaces - resource",
+            ),
+            (
+                "PUT /api/v1/namespaces/x/finalize",
+                "",
+                "PUT namespaces finalize resource",
+            ),
+            (
+                "PATCH /api/v1/nodes/n1/status",
+                "",
+                "PATCH nodes status resource",
+            ),
+            (
+                "POST /api/v1/namespaces/d/pods/web/binding",
+                "",
+                "POST pods binding resource",
+            ),
+            (
+                "DELETE /api/v1/namespaces/d/configmaps",
+                "",
+                "DELETECOLLECTION configmaps - namespace",
+            ),
+            (
+                "DELETE /api/v1/namespaces/d/configmaps/c",
+                "",
+                "DELETE configmaps - resource",
+            ),
+            (
+                "GET /apis/apps/v1/namespaces/d/deployments",
+                "",
+                "LIST deployments - namespace",
+            ),
+            // Deployments live in apps, not the core group: no resource label.
+            ("GET /api/v1/deployments", "", "LIST - - -"),
+            (
+                "GET /api/v1/namespaces/d/pods/web/exec",
+                "",
+                "GET pods unknown resource",
+            ),
+            ("GET /api", "", "GET - - -"),
+            ("GET /apis/apps/v1", "", "GET - - -"),
+            ("GET /healthz", "", "GET - - -"),
+            ("BREW /metrics", "", "OTHER - - -"),
+        ];
+        for (request, query, expected) in cases {
+            let (method, path) = request.split_once(' ').unwrap();
+            assert_eq!(
+                describe(classify(method, path, query, None)),
+                expected,
+                "{request}?{query}"
+            );
+        }
+        let apply = classify(
+            "PATCH",
+            "/apis/apps/v1/namespaces/d/deployments/web",
+            "",
+            Some("application/apply-patch+yaml"),
+        );
+        assert_eq!(describe(apply), "APPLY deployments - resource");
+    }
+
+    #[test]
+    fn request_labels_encode_kube_names() {
+        let mut registry = Registry::default();
+        let family = Family::<RequestLabels, Counter>::default();
+        family
+            .get_or_create(&RequestLabels {
+                class: classify("GET", "/apis/apps/v1/namespaces/d/deployments", "", None),
+                code: 200,
+            })
+            .inc();
+        registry.register("apiserver_request", "help", family);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains(
+            "apiserver_request_total{verb=\"LIST\",group=\"apps\",version=\"v1\",resource=\"deployments\",subresource=\"\",scope=\"namespace\",code=\"200\"} 1"
+        ), "{text}");
+    }
+
+    #[test]
+    fn storage_labels_name_groups_like_kube() {
+        let objects = Family::<StorageLabels, Gauge>::default();
+        objects
+            .get_or_create(&StorageLabels(ResourceId::Pods))
+            .set(3);
+        objects
+            .get_or_create(&StorageLabels(ResourceId::Deployments))
+            .set(1);
+        let mut registry = Registry::default();
+        registry.register("apiserver_storage_objects", "help", objects);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("apiserver_storage_objects{resource=\"pods\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apiserver_storage_objects{resource=\"deployments.apps\"} 1"),
+            "{text}"
+        );
+    }
+
+    /// The figure behind "metrics on vs off": the whole per-request cost (classification,
+    /// in-flight gauge, counter and histogram) for a GET of one pod. Run with
+    /// `cargo test --release -p nautilus-enclave per_request_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing figure, not a check"]
+    fn per_request_cost() {
+        let rounds = 1_000_000u32;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let class = classify(
+                "GET",
+                std::hint::black_box("/api/v1/namespaces/default/pods/bench-0"),
+                "",
+                None,
+            );
+            InFlight::start(class).finish(200);
+        }
+        let per = started.elapsed() / rounds;
+        println!("metrics cost per GET pod request: {per:?}");
+    }
+}

@@ -1,0 +1,255 @@
+//! The proxy's own Prometheus metrics (connections, bytes, TLS handshakes, enclave connect
+//! errors), served in the Prometheus text format on a separate plain-HTTP listener that may
+//! only bind a loopback address: it is unauthenticated, and the host is untrusted anyway.
+//! Hooks touch one pre-resolved atomic each; nothing allocates per connection or per read.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The path the listener answers.
+const METRICS_PATH: &str = "/metrics";
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// The process-wide proxy metrics; the label sets are resolved once.
+struct Metrics {
+    registry: Registry,
+    open: Gauge,
+    client_to_enclave: Counter,
+    enclave_to_client: Counter,
+    handshakes_ok: Counter,
+    handshakes_failed: Counter,
+    connect_errors: Counter,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let mut registry = Registry::default();
+    let open = Gauge::default();
+    registry.register(
+        "nautilus_proxy_open_connections",
+        "Client connections open now (from accept to close)",
+        open.clone(),
+    );
+    let bytes = Family::<Labels, Counter>::default();
+    let client_to_enclave = bytes.get_or_create_owned(&[("direction", "client_to_enclave")]);
+    let enclave_to_client = bytes.get_or_create_owned(&[("direction", "enclave_to_client")]);
+    registry.register(
+        "nautilus_proxy_bytes",
+        "Bytes relayed between clients and the enclave (TLS-decrypted payload)",
+        bytes,
+    );
+    let handshakes = Family::<Labels, Counter>::default();
+    let handshakes_ok = handshakes.get_or_create_owned(&[("result", "ok")]);
+    let handshakes_failed = handshakes.get_or_create_owned(&[("result", "failed")]);
+    registry.register(
+        "nautilus_proxy_tls_handshakes",
+        "TLS handshakes with clients by result (a timeout is a failure)",
+        handshakes,
+    );
+    let connect_errors = Counter::default();
+    registry.register(
+        "nautilus_proxy_enclave_connect_errors",
+        "Enclave streams that could not be opened (the client got the fallback answer)",
+        connect_errors.clone(),
+    );
+    Metrics {
+        registry,
+        open,
+        client_to_enclave,
+        enclave_to_client,
+        handshakes_ok,
+        handshakes_failed,
+        connect_errors,
+    }
+});
+
+/// Counts one open connection until dropped.
+pub(crate) struct OpenConnection(());
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        METRICS.open.dec();
+    }
+}
+
+/// Marks a client connection open; it counts until the returned guard drops.
+pub(crate) fn connection_opened() -> OpenConnection {
+    METRICS.open.inc();
+    OpenConnection(())
+}
+
+/// Counts `bytes` read from the client (`from_client`) or from the enclave.
+pub(crate) fn relayed(from_client: bool, bytes: usize) {
+    let counter = if from_client {
+        &METRICS.client_to_enclave
+    } else {
+        &METRICS.enclave_to_client
+    };
+    counter.inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+}
+
+/// Counts one finished TLS handshake.
+pub(crate) fn handshake(ok: bool) {
+    if ok {
+        METRICS.handshakes_ok.inc();
+    } else {
+        METRICS.handshakes_failed.inc();
+    }
+}
+
+/// Counts one enclave stream that could not be opened.
+pub(crate) fn enclave_connect_error() {
+    METRICS.connect_errors.inc();
+}
+
+/// The metrics in the Prometheus text format (0.0.4).
+fn render() -> Result<String, std::fmt::Error> {
+    let mut text = String::with_capacity(2048);
+    prometheus_client::encoding::prometheus_text::encode(&mut text, &METRICS.registry)?;
+    Ok(text)
+}
+
+/// Parses `--metrics-listen`: a socket address on a loopback interface only.
+pub(crate) fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = value
+        .parse()
+        .map_err(|e| format!("{e} (expected IP:PORT, e.g. 127.0.0.1:9090)"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: the metrics listener is unauthenticated, so it \
+             binds only 127.0.0.0/8 or [::1]"
+        ));
+    }
+    Ok(addr)
+}
+
+/// Binds the metrics listener when `addr` is set and serves it in the background; the error is
+/// the one-line message the operator sees.
+pub(crate) async fn start(addr: Option<SocketAddr>) -> Result<(), String> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let listener = crate::serve::bind(addr, "metrics listener").await?;
+    tracing::info!(%addr, "metrics listening (plain HTTP, GET {METRICS_PATH})");
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_one(stream));
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "metrics accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn serve_one(stream: tokio::net::TcpStream) {
+    let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+        Ok::<_, Infallible>(answer(req.method(), req.uri().path()))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(10));
+    if let Err(err) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %err, "metrics connection ended");
+    }
+}
+
+fn answer(method: &hyper::Method, path: &str) -> hyper::Response<Full<Bytes>> {
+    let (status, content_type, body) = if path != METRICS_PATH {
+        (404, "text/plain; charset=utf-8", "not found\n".to_owned())
+    } else if method != hyper::Method::GET && method != hyper::Method::HEAD {
+        (
+            405,
+            "text/plain; charset=utf-8",
+            "method not allowed\n".to_owned(),
+        )
+    } else {
+        match render() {
+            Ok(text) => (
+                200,
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                text,
+            ),
+            Err(_) => (
+                500,
+                "text/plain; charset=utf-8",
+                "encoding failed\n".to_owned(),
+            ),
+        }
+    };
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_refuses_non_loopback() {
+        assert_eq!(
+            parse_listen("127.0.0.1:9090").unwrap(),
+            "127.0.0.1:9090".parse::<SocketAddr>().unwrap()
+        );
+        assert!(parse_listen("[::1]:9090").is_ok());
+        assert!(parse_listen("127.0.0.2:9090").is_ok());
+        for bad in ["0.0.0.0:9090", "10.0.0.1:9090", "[::]:9090"] {
+            let err = parse_listen(bad).unwrap_err();
+            assert!(err.contains("not a loopback address"), "{bad}: {err}");
+        }
+        assert!(
+            parse_listen("localhost:9090")
+                .unwrap_err()
+                .contains("IP:PORT")
+        );
+    }
+
+    #[test]
+    fn hooks_move_the_families() {
+        let _open = connection_opened();
+        relayed(true, 10);
+        relayed(false, 20);
+        handshake(true);
+        handshake(false);
+        enclave_connect_error();
+        let text = render().unwrap();
+        for family in [
+            "# TYPE nautilus_proxy_open_connections gauge",
+            "nautilus_proxy_bytes_total{direction=\"client_to_enclave\"}",
+            "nautilus_proxy_bytes_total{direction=\"enclave_to_client\"}",
+            "nautilus_proxy_tls_handshakes_total{result=\"ok\"}",
+            "nautilus_proxy_tls_handshakes_total{result=\"failed\"}",
+            "# TYPE nautilus_proxy_enclave_connect_errors_total counter",
+        ] {
+            assert!(text.contains(family), "{family} missing:\n{text}");
+        }
+        assert_eq!(answer(&hyper::Method::GET, "/other").status(), 404);
+        assert_eq!(answer(&hyper::Method::POST, METRICS_PATH).status(), 405);
+        assert_eq!(answer(&hyper::Method::GET, METRICS_PATH).status(), 200);
+    }
+}
