@@ -484,6 +484,8 @@ impl ApiServer {
                         verb == "get" || verb == "watch" || path.subresource == Some("status");
                     status_only && self.pod_bound_to(path.namespace.unwrap_or(""), name, me)
                 }
+                // The kubelet deletes its own pods once their containers are gone.
+                ("delete", Some(name)) => self.pod_bound_to(path.namespace.unwrap_or(""), name, me),
                 _ => false,
             },
             _ => false,

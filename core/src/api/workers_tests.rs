@@ -315,6 +315,19 @@ fn a_staker_registers_heartbeats_and_is_restricted_to_its_own_node() {
         403
     );
 
+    let not_mine = call(
+        &mut s,
+        Method::Delete,
+        "/api/v1/namespaces/default/pods/p",
+        &Value::Null,
+        Some(&tb),
+        None,
+    );
+    assert_eq!(
+        not_mine.0, 403,
+        "a node may not delete pods bound elsewhere"
+    );
+
     // A withdrawn stake: the next call is 401 with the reason; the node is cordoned, tainted,
     // and the pod that did not tolerate the taint is gone.
     let body = json!({"checkpoint": 3, "events": [event("StakeWithdrawn", D3, json!({"stake_id": hex32(&a.stake)}))]});
