@@ -721,25 +721,4 @@ mod tests {
             "{text}"
         );
     }
-
-    /// The figure behind "metrics on vs off": the whole per-request cost (classification,
-    /// in-flight gauge, counter and histogram) for a GET of one pod. Run with
-    /// `cargo test --release -p nautilus-enclave per_request_cost -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "a timing figure, not a check"]
-    fn per_request_cost() {
-        let rounds = 1_000_000u32;
-        let started = Instant::now();
-        for _ in 0..rounds {
-            let class = classify(
-                "GET",
-                std::hint::black_box("/api/v1/namespaces/default/pods/bench-0"),
-                "",
-                None,
-            );
-            InFlight::start(class).finish(200);
-        }
-        let per = started.elapsed() / rounds;
-        println!("metrics cost per GET pod request: {per:?}");
-    }
 }

@@ -76,6 +76,7 @@ impl ApiServer {
             (Method::Post, "register-worker") => self.register_worker(now, req),
             (Method::Post, "heartbeat") => self.heartbeat(now, req),
             (Method::Post, "sui-events") => self.push_sui_events(now, req),
+            (Method::Get, "sui-events") => self.sui_events_position(now, req),
             _ => Err(Error::MethodNotAllowed(alloc::format!(
                 "only POST is served on /api/v1/{endpoint}"
             ))),
@@ -367,6 +368,35 @@ impl ApiServer {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);
         }
         Ok(ApiResponse::json(200, j::to_vec(&outcome.to_json())))
+    }
+
+    /// `GET /api/v1/sui-events`: where a relay resumes — the last applied checkpoint.
+    fn sui_events_position(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<ApiResponse, Error> {
+        match self.identify(now, req)? {
+            Identity::Admin | Identity::Relay => {}
+            Identity::Anonymous => {
+                return Err(Error::Unauthorized(
+                    "the relay's credential is required".into(),
+                ));
+            }
+            _ => {
+                return Err(Error::Forbidden {
+                    resource: String::new(),
+                    name: String::new(),
+                    message: "only the relay (or the admin) may read the Sui event position".into(),
+                    causes: Vec::new(),
+                });
+            }
+        }
+        let body = json!({
+            "checkpoint": self.stakes.last_checkpoint(),
+            "stakes": self.stakes.len(),
+        });
+        Ok(ApiResponse::json(200, j::to_vec(&body)))
     }
 
     /// Cordons and taints every node of a withdrawn or slashed stake, and evicts its pods.

@@ -498,4 +498,29 @@ fn seed_endpoints_refuse_every_forgery_and_store_nothing() {
         .0,
         401
     );
+    let (code, position) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/sui-events",
+        &Value::Null,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        (code, position["checkpoint"].as_u64()),
+        (200, Some(5)),
+        "a relay resumes after the last applied checkpoint"
+    );
+    assert_eq!(
+        call(
+            &mut s,
+            Method::Get,
+            "/api/v1/sui-events",
+            &Value::Null,
+            None,
+            None
+        )
+        .0,
+        401
+    );
 }
