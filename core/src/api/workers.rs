@@ -335,22 +335,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
     ) -> Result<ApiResponse, Error> {
-        match self.identify(now, req)? {
-            Identity::Admin | Identity::Relay => {}
-            Identity::Anonymous => {
-                return Err(Error::Unauthorized(
-                    "the relay's credential is required".into(),
-                ));
-            }
-            _ => {
-                return Err(Error::Forbidden {
-                    resource: String::new(),
-                    name: String::new(),
-                    message: "only the relay (or the admin) may push Sui events".into(),
-                    causes: Vec::new(),
-                });
-            }
-        }
+        self.require_relay(now, req)?;
         let Some(package) = self.config.sui_package else {
             return Err(Error::Unavailable(
                 "no Sui package is configured (--sui-package); stake events are refused".into(),
@@ -370,28 +355,29 @@ impl ApiServer {
         Ok(ApiResponse::json(200, j::to_vec(&outcome.to_json())))
     }
 
+    /// Only the relay's credential (or the admin's) reaches the Sui event endpoints.
+    fn require_relay(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<(), Error> {
+        match self.identify(now, req)? {
+            Identity::Admin | Identity::Relay => Ok(()),
+            Identity::Anonymous => Err(Error::Unauthorized(
+                "the relay's credential is required".into(),
+            )),
+            _ => Err(Error::Forbidden {
+                resource: String::new(),
+                name: String::new(),
+                message: "only the relay (or the admin) may use the Sui event endpoints".into(),
+                causes: Vec::new(),
+            }),
+        }
+    }
+
     /// `GET /api/v1/sui-events`: where a relay resumes — the last applied checkpoint.
     fn sui_events_position(
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
     ) -> Result<ApiResponse, Error> {
-        match self.identify(now, req)? {
-            Identity::Admin | Identity::Relay => {}
-            Identity::Anonymous => {
-                return Err(Error::Unauthorized(
-                    "the relay's credential is required".into(),
-                ));
-            }
-            _ => {
-                return Err(Error::Forbidden {
-                    resource: String::new(),
-                    name: String::new(),
-                    message: "only the relay (or the admin) may read the Sui event position".into(),
-                    causes: Vec::new(),
-                });
-            }
-        }
+        self.require_relay(now, req)?;
         let body = json!({
             "checkpoint": self.stakes.last_checkpoint(),
             "stakes": self.stakes.len(),
