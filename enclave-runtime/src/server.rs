@@ -200,6 +200,25 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
     shared.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// A refused credential or action, at info with the reason core gave. Core's messages name the
+/// rule that failed, never the token.
+fn log_security_event(method: &str, path: &str, response: &ApiResponse) {
+    let reason: Option<String> = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|body| {
+            body.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        });
+    tracing::info!(
+        method,
+        path,
+        code = response.status,
+        reason = reason.as_deref().unwrap_or(""),
+        "request refused"
+    );
+}
+
 async fn handle(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
@@ -270,6 +289,9 @@ async fn handle(
         }
         Outcome::Response(response) => {
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
+            if matches!(response.status, 401 | 403) {
+                log_security_event(parts.method.as_str(), path, &response);
+            }
             http::to_hyper(response)
         }
         Outcome::Watch(watcher) => {

@@ -67,6 +67,30 @@ fn kubeconfig_is_private_and_the_token_never_reaches_argv_or_logs() {
         !c.logs().contains(&c.token),
         "no log line carries the admin token"
     );
+
+    // A refused credential is a security event at info, with the reason and without the token.
+    let wrong = "not-the-admin-token-4b1d";
+    let reply = nautilus_tests::client::blocking_request(
+        c.port,
+        &c.ca_pem,
+        "GET",
+        "/api/v1/secrets",
+        None,
+        &[("authorization".into(), format!("Bearer {wrong}"))],
+    )
+    .unwrap();
+    assert_eq!(reply.status, 401);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !c.logs().contains("request refused") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs = c.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("request refused") && l.contains("code=401")),
+        "{logs}"
+    );
+    assert!(!logs.contains(wrong), "the refused token is not logged");
 }
 
 #[test]
