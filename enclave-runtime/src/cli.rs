@@ -113,6 +113,15 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_NODE_GRACE_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_grace_secs: u64,
 
+    /// A TOML file with any of these options (`max_objects = 5000`); flags and environment
+    /// variables win over it.
+    #[arg(long, env = "NAUTILUS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
     /// Log format.
     #[arg(long, env = "NAUTILUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -120,6 +129,41 @@ pub struct Cli {
     /// Log level filter (e.g. `info`, `debug`, `nautilus_enclave=debug`); `RUST_LOG` also works.
     #[arg(long, env = "NAUTILUS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+impl Cli {
+    /// The effective options as TOML (the enclave holds no secret here: tokens appear only as
+    /// their hashes).
+    pub(crate) fn effective_toml(&self) -> String {
+        let hex_opt = |v: &Option<[u8; 32]>| {
+            v.map_or_else(|| "\"\"".to_string(), |d| format!("\"{}\"", hex::encode(d)))
+        };
+        let listen = match &self.listen {
+            ListenAddr::Unix(path) => format!("unix:{}", path.display()),
+            ListenAddr::Vsock(port) => format!("vsock:{port}"),
+        };
+        let package = self
+            .sui_package
+            .map_or_else(String::new, |p| format!("0x{}", hex::encode(p)));
+        format!(
+            "listen = \"{listen}\"\nadmin_token_sha256 = {}\nsimulated_nsm = {}\nmax_objects = {}\nmax_store_bytes = {}\n\
+             max_body_bytes = {}\nwatch_ring = {}\nmax_watches = {}\nbookmark_secs = {}\nsui_package = \"{package}\"\n\
+             min_stake = {}\ntoken_max_lifetime = {}\nrelay_token_sha256 = {}\nnode_grace_secs = {}\nlog_level = \"{}\"\n",
+            hex_opt(&self.admin_token_sha256),
+            self.simulated_nsm,
+            self.max_objects,
+            self.max_store_bytes,
+            self.max_body_bytes,
+            self.watch_ring,
+            self.max_watches,
+            self.bookmark_secs,
+            self.min_stake,
+            self.token_max_lifetime,
+            hex_opt(&self.relay_token_sha256),
+            self.node_grace_secs,
+            self.log_level,
+        )
+    }
 }
 
 /// Installs the global tracing subscriber (stderr).

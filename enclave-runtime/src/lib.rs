@@ -3,6 +3,7 @@
 //! host proxy opens (vsock in production, a Unix socket in development).
 
 mod cli;
+mod config_file;
 mod http;
 mod metrics;
 mod nsm;
@@ -19,6 +20,16 @@ pub use cli::{Cli, ListenAddr, LogFormat};
 
 /// Runs the enclave with command-line `args` (program name first); returns when it stops.
 pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    let args = match config_file::expand(
+        &<Cli as clap::CommandFactory>::command(),
+        args.into_iter().collect(),
+    ) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -30,6 +41,19 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             };
         }
     };
+    if let Some(total) = memory_total_bytes()
+        && cli.max_store_bytes > total
+    {
+        eprintln!(
+            "error: --max-store-bytes {} is larger than this machine's memory ({total} bytes)",
+            cli.max_store_bytes
+        );
+        return ExitCode::from(2);
+    }
+    if cli.print_config {
+        print!("{}", cli.effective_toml());
+        return ExitCode::SUCCESS;
+    }
     cli::init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,4 +73,12 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `MemTotal` from /proc/meminfo, if readable (an enclave sees its own allotment there).
+fn memory_total_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
