@@ -43,6 +43,16 @@ pub(crate) struct Registrations {
     by_stake: BTreeMap<[u8; 32], BTreeSet<String>>,
 }
 
+impl Registrations {
+    /// Drops a deleted node from its stake's set.
+    pub(crate) fn forget(&mut self, node: &str) {
+        self.by_stake.retain(|_, nodes| {
+            nodes.remove(node);
+            !nodes.is_empty()
+        });
+    }
+}
+
 /// An error on a seed endpoint, in the seed's JSON shape rather than a Kubernetes `Status`.
 fn seed_error(error: &Error) -> ApiResponse {
     let body = json!({"status": "error", "code": error.code(), "reason": error.reason(), "message": error.message()});

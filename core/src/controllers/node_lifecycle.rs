@@ -114,6 +114,7 @@ impl ApiServer {
     /// Forgets a deleted node.
     pub(crate) fn forget_node(&mut self, name: &str) {
         self.lifecycle.nodes.remove(name);
+        self.registrations.forget(name);
     }
 
     /// Runs the node lifecycle at `now`.
