@@ -74,29 +74,33 @@ impl LogFormat {
 #[derive(Args, Debug, Clone)]
 struct LogCli {
     /// Log output format (logs go to stderr).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "NAUTILUS_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Log filter, e.g. `info` or `nautilus_proxy=debug`.
-    #[arg(long, default_value = "info")]
+    #[arg(long, env = "NAUTILUS_PROXY_LOG_LEVEL", default_value = "info")]
     log_level: String,
 }
 
 #[derive(Args, Debug, Clone)]
 struct TuningCli {
     /// Maximum concurrent client connections; excess connections are closed at once.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "NAUTILUS_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
     /// Seconds a client may take to complete the TLS handshake.
-    #[arg(long, default_value_t = 10)]
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_HANDSHAKE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
     handshake_timeout_secs: u64,
     /// Seconds without a byte in either direction before a connection is closed.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, env = "NAUTILUS_PROXY_IDLE_TIMEOUT_SECS", default_value_t = 900)]
     idle_timeout_secs: u64,
     /// Seconds open connections get to finish after SIGTERM/Ctrl-C.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "NAUTILUS_PROXY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
     /// Loopback address for the proxy's own Prometheus metrics over plain HTTP (default: off).
-    #[arg(long, value_name = "ADDR", value_parser = metrics::parse_listen)]
+    #[arg(long, env = "NAUTILUS_PROXY_METRICS_LISTEN", value_name = "ADDR", value_parser = metrics::parse_listen)]
     metrics_listen: Option<SocketAddr>,
 }
 
@@ -116,16 +120,16 @@ impl TuningCli {
 #[derive(Args, Debug)]
 struct ServeCli {
     /// TCP address to listen on.
-    #[arg(long, default_value = "127.0.0.1:6443")]
+    #[arg(long, env = "NAUTILUS_PROXY_LISTEN", default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
     /// Enclave address: `unix:/path/to/sock` or `vsock:CID:PORT`.
-    #[arg(long)]
+    #[arg(long, env = "NAUTILUS_PROXY_ENCLAVE")]
     enclave: EnclaveConnector,
     /// PEM certificate chain presented to clients.
-    #[arg(long)]
+    #[arg(long, env = "NAUTILUS_PROXY_TLS_CERT")]
     tls_cert: PathBuf,
     /// PEM private key of the certificate.
-    #[arg(long)]
+    #[arg(long, env = "NAUTILUS_PROXY_TLS_KEY")]
     tls_key: PathBuf,
     #[command(flatten)]
     tuning: TuningCli,
@@ -137,22 +141,26 @@ struct ServeCli {
 #[derive(Args, Debug)]
 struct DevCli {
     /// TCP address to listen on.
-    #[arg(long, default_value = "127.0.0.1:6443")]
+    #[arg(long, env = "NAUTILUS_PROXY_LISTEN", default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
     /// Directory for the dev CA, kubeconfig and enclave socket (created with mode 0700).
-    #[arg(long, default_value = "./.nautilus-dev")]
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_DATA_DIR",
+        default_value = "./.nautilus-dev"
+    )]
     data_dir: PathBuf,
     /// Extra argument appended to the enclave child's command line (repeatable).
     #[arg(long = "enclave-arg", allow_hyphen_values = true)]
     enclave_args: Vec<OsString>,
     /// The Sui Move package whose staking events admit workers (passed to the enclave).
-    #[arg(long)]
+    #[arg(long, env = "NAUTILUS_PROXY_SUI_PACKAGE")]
     sui_package: Option<String>,
     /// Smallest stake in MIST that admits a worker (passed to the enclave).
-    #[arg(long)]
+    #[arg(long, env = "NAUTILUS_PROXY_MIN_STAKE")]
     min_stake: Option<u64>,
     /// Longest accepted Seal token lifetime in seconds (passed to the enclave).
-    #[arg(long)]
+    #[arg(long, env = "NAUTILUS_PROXY_TOKEN_MAX_LIFETIME")]
     token_max_lifetime: Option<u64>,
     /// Shut down when the process that started `dev` exits (test harnesses use this so no
     /// cluster outlives its test run).
