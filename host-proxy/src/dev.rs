@@ -330,7 +330,8 @@ impl EnclaveSpec {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(err),
         }
-        let child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        command
             .arg("__enclave")
             .args(&self.args)
             .stdin(Stdio::null())
@@ -339,8 +340,19 @@ impl EnclaveSpec {
             // Own process group: a terminal Ctrl-C reaches only the proxy, which then stops
             // the child in order instead of racing its exit against a restart.
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        // The kernel sends the child SIGTERM if the proxy dies without stopping it (SIGKILL,
+        // crash), so no enclave outlives its dev proxy.
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+        // async-signal-safe and allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Some(nix::sys::signal::Signal::SIGTERM))
+                    .map_err(io::Error::from)
+            });
+        }
+        let child = command.spawn()?;
         tracing::info!(pid = child.id(), "enclave started");
         Ok(child)
     }

@@ -111,6 +111,22 @@ fn sigterm_stops_proxy_and_enclave() {
     );
 }
 
+#[test]
+fn a_killed_proxy_takes_its_enclave_with_it() {
+    let c = DevCluster::start();
+    let enclave = c.enclave_pid().expect("enclave runs");
+    nautilus_tests::signal(c.pid(), libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists() && !zombie(pid);
+    while Instant::now() < deadline && alive(enclave) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !alive(enclave),
+        "the enclave child exits when its proxy is killed"
+    );
+}
+
 fn zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
