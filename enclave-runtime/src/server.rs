@@ -153,19 +153,30 @@ async fn shutdown_signal() {
 
 /// Runs core's background work when it is due (after writes, and every second).
 async fn run_timers(shared: Arc<Shared>) {
+    // Sleep until core's next deadline (at most a second), or until a request says work is due.
+    let mut wait = Duration::from_secs(1);
     loop {
         tokio::select! {
             () = shared.timers.notified() => {},
-            () = tokio::time::sleep(Duration::from_secs(1)) => {},
+            () = tokio::time::sleep(wait) => {},
         }
-        let revision = {
+        let (revision, next) = {
             let mut core = shared.lock();
-            if core.poll_timeout().is_none_or(|due| due > now()) {
-                continue;
+            let at = now();
+            if core.poll_timeout().is_some_and(|due| due <= at) {
+                core.handle_timeout(at);
             }
-            core.handle_timeout(now());
-            core.store().revision()
+            (core.store().revision(), core.poll_timeout())
         };
+        // Work still due right after running (a namespace held by a finalizer) is retried at a
+        // gentle pace rather than in a busy loop.
+        wait = next.map_or(Duration::from_secs(1), |due| {
+            match due.nanos.checked_sub(now().nanos) {
+                Some(ahead) if ahead > 0 => Duration::from_nanos(ahead)
+                    .clamp(Duration::from_millis(1), Duration::from_secs(1)),
+                _ => Duration::from_millis(200),
+            }
+        });
         shared
             .revision
             .send_if_modified(|r| std::mem::replace(r, revision) != revision);
@@ -258,11 +269,7 @@ async fn handle(
     let (outcome, revision, timers_due) = {
         let mut core = shared.lock();
         let outcome = core.handle_request(now, &request);
-        (
-            outcome,
-            core.store().revision(),
-            core.poll_timeout().is_some(),
-        )
+        (outcome, core.store().revision(), core.has_immediate_work())
     };
     shared
         .revision

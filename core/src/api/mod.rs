@@ -293,6 +293,12 @@ impl ApiServer {
             .min()
     }
 
+    /// Whether [`ApiServer::handle_timeout`] has work due at once (a namespace to finish), as
+    /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
+    pub fn has_immediate_work(&self) -> bool {
+        !self.terminating.is_empty()
+    }
+
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions)
     /// and the deletion of terminating namespaces.
     pub fn handle_timeout(&mut self, now: UnixTime) {
