@@ -192,6 +192,7 @@ impl ApiServer {
             .filter(|a| a.is_array())
             .cloned()
             .unwrap_or_else(|| json!([]));
+        let is_new = existing.is_none();
         let mut node = existing.unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node_name}, "spec": {}}));
         if let Some(meta) = node.get_mut("metadata").and_then(Value::as_object_mut) {
             let existing_labels = meta.entry("labels").or_insert_with(|| json!({}));
@@ -229,17 +230,10 @@ impl ApiServer {
                 }),
             );
         }
-        let old = self
-            .store
-            .get(&key)
-            .map(|o| serde_json::from_slice::<Value>(&o.json).unwrap_or(Value::Null));
-        match &old {
-            None => {
-                self.create_internal(now, ResourceId::Nodes, "", &mut node)?;
-            }
-            Some(_) => {
-                self.write_existing(&key, &mut node)?;
-            }
+        if is_new {
+            self.create_internal(now, ResourceId::Nodes, "", &mut node)?;
+        } else {
+            self.write_existing(&key, &mut node)?;
         }
         self.observe_for_lifecycle(now, ResourceId::Nodes, &node, None);
         self.renew_lease(now, &node_name)?;
@@ -292,6 +286,7 @@ impl ApiServer {
             .and_then(Value::as_str)
             == Some("True");
         if !ready {
+            let old = node.clone();
             let mut node = node;
             let stamp = now.rfc3339();
             if let Some(conditions) = node
@@ -302,7 +297,6 @@ impl ApiServer {
                 conditions.push(json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
                     "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}));
             }
-            let old = serde_json::from_slice::<Value>(&stored.json).unwrap_or(Value::Null);
             self.write_existing(&key, &mut node)?;
             self.observe_for_lifecycle(now, ResourceId::Nodes, &node, Some(&old));
         }
