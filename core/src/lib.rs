@@ -29,6 +29,7 @@ pub mod protobuf;
 pub mod resource;
 pub mod schema;
 pub mod selector;
+pub mod signed_answer;
 pub mod stake;
 pub mod store;
 pub mod sync;
