@@ -207,3 +207,51 @@ pub(crate) fn init_logging(cli: &Cli) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_effective_configuration_is_canonical_toml() {
+        let cli = Cli::try_parse_from([
+            "nautilus-enclave",
+            "--listen",
+            "unix:/tmp/a \"b\"\\c.sock",
+            "--max-objects",
+            "7",
+            "--simulated-nsm",
+        ])
+        .unwrap();
+        let text = cli.effective_toml();
+        assert!(text.ends_with('\n'));
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once(" = ").unwrap().0)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "keys are sorted bytewise");
+        // The text is TOML that reads back to the same values (escapes included).
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table.len(), keys.len());
+        assert_eq!(
+            table.get("listen").and_then(|v| v.as_str()),
+            Some("unix:/tmp/a \"b\"\\c.sock")
+        );
+        assert_eq!(
+            table.get("max_objects").and_then(|v| v.as_integer()),
+            Some(7)
+        );
+        assert_eq!(
+            table.get("simulated_nsm").and_then(|v| v.as_bool()),
+            Some(true)
+        );
+        assert_eq!(
+            text,
+            cli.effective_toml(),
+            "the same options, the same bytes"
+        );
+        assert_eq!(toml_string("a\u{1}\n"), "\"a\\u0001\\n\"");
+    }
+}
