@@ -1010,13 +1010,32 @@ impl ApiServer {
         let key = ObjectKey::new(ResourceId::Pods, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         let mut pod = parse_stored(current)?;
-        if !j::str_at(&pod, "/spec/nodeName").is_empty() {
+        self.bind_pod(now, &key, &mut pod, target)?;
+        Ok(ApiResponse::json(
+            201,
+            j::to_vec(
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ),
+        ))
+    }
+
+    /// The binding itself, on `pod` as currently stored under `key` (the scheduler passes the
+    /// version it just read rather than parsing it again).
+    pub(crate) fn bind_pod(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        pod: &mut Value,
+        target: &str,
+    ) -> Result<(), Error> {
+        let name = &*key.name;
+        if !j::str_at(pod, "/spec/nodeName").is_empty() {
             return Err(Error::Conflict {
                 resource: "pods".into(),
                 name: name.into(),
                 detail: alloc::format!(
                     "pod {name} is already assigned to node \"{}\"",
-                    j::str_at(&pod, "/spec/nodeName")
+                    j::str_at(pod, "/spec/nodeName")
                 ),
             });
         }
@@ -1024,17 +1043,12 @@ impl ApiServer {
             spec.insert("nodeName".into(), Value::from(target));
         }
         crate::scheduler::set_condition(
-            &mut pod,
+            pod,
             json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
                 "lastTransitionTime": now.rfc3339()}),
         );
-        self.write_existing(&key, &mut pod)?;
-        Ok(ApiResponse::json(
-            201,
-            j::to_vec(
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-            ),
-        ))
+        self.write_existing(key, pod)?;
+        Ok(())
     }
 
     fn start_watch(

@@ -394,6 +394,21 @@ pub(crate) fn controller_uid(pod: &Value) -> Option<String> {
 }
 
 impl PodInfo {
+    /// Only what a bound pod uses on its node (requests, host ports, owner): the accounting
+    /// of every bind and kubelet-reported pod needs no more.
+    pub(crate) fn usage(pod: &Value) -> Self {
+        let empty = Value::Null;
+        let spec = pod.get("spec").unwrap_or(&empty);
+        let (requests, nonzero) = pod_requests(spec);
+        Self {
+            requests,
+            nonzero,
+            host_ports: host_ports(spec),
+            owner: controller_uid(pod),
+            ..Self::default()
+        }
+    }
+
     /// Compiles `pod`.
     pub(crate) fn of(pod: &Value) -> Self {
         let empty = Value::Null;
@@ -572,10 +587,11 @@ impl NodeInfo {
 
     /// The value of label `key`.
     pub(crate) fn label(&self, key: &str) -> Option<&str> {
+        // Nodes carry a handful of labels: a scan comparing lengths first beats a binary search
+        // whose every step is a string comparison.
         self.labels
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
-            .ok()
-            .and_then(|i| self.labels.get(i))
+            .iter()
+            .find(|(k, _)| k.len() == key.len() && k == key)
             .map(|(_, v)| v.as_str())
     }
 }

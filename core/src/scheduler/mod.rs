@@ -230,7 +230,7 @@ impl ApiServer {
                     self.wake_parked();
                 }
             } else if !sched.nodes.is_bound(key) {
-                sched.nodes.bind_pod(key, node, &PodInfo::of(pod));
+                sched.nodes.bind_pod(key, node, &PodInfo::usage(pod));
             }
             return;
         }
@@ -387,7 +387,7 @@ impl ApiServer {
                 .map(|n| n.info.name.clone())
         });
         match chosen {
-            Some(node) => self.bind_to(now, &key, &pod, &node, since),
+            Some(node) => self.bind_to(now, &key, pod, &node, since),
             None => self.park_unschedulable(now, key, pod, since, &diagnosis.message(all)),
         }
     }
@@ -396,12 +396,11 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         key: &ObjectKey,
-        pod: &Value,
+        mut pod: Value,
         node: &str,
         since: UnixTime,
     ) {
-        let body = json!({"target": {"kind": "Node", "name": node}});
-        if self.bind(now, &key.namespace, &key.name, &body).is_err() {
+        if self.bind_pod(now, key, &mut pod, node).is_err() {
             self.scheduler.stats.attempts_error += 1;
             return;
         }
@@ -413,7 +412,7 @@ impl ApiServer {
         let message = messages::scheduled(&key.namespace, &key.name, node);
         self.record_event(
             now,
-            &Involved::of(pod),
+            &Involved::of(&pod),
             "Normal",
             "Scheduled",
             &message,

@@ -69,13 +69,9 @@ impl NodeCache {
         self.by_name.len()
     }
 
-    /// Pods of `owner` on the node in `slot`.
-    pub(crate) fn owner_count(&self, owner: Option<&str>, slot: usize) -> u32 {
-        owner
-            .and_then(|o| self.owners.get(o))
-            .and_then(|m| m.get(&slot))
-            .copied()
-            .unwrap_or(0)
+    /// Pods of `owner` per slot (absent: none anywhere).
+    pub(crate) fn owner_counts(&self, owner: Option<&str>) -> Option<&BTreeMap<usize, u32>> {
+        owner.and_then(|o| self.owners.get(o))
     }
 
     /// Whether `key` is accounted as bound.

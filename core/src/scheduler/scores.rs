@@ -33,7 +33,11 @@ fn fraction_ppm(requested: u64, alloc: u64) -> u64 {
     if alloc == 0 {
         return 1_000_000;
     }
-    (u128::from(requested) * 1_000_000 / u128::from(alloc)).min(1_000_000) as u64
+    let ppm = match requested.checked_mul(1_000_000) {
+        Some(scaled) => scaled / alloc,
+        None => (u128::from(requested) * 1_000_000 / u128::from(alloc)) as u64,
+    };
+    ppm.min(1_000_000)
 }
 
 /// BalancedAllocation: `(1 - std(cpu fraction, memory fraction)) * 100`, fractions after adding
@@ -113,27 +117,43 @@ pub(crate) fn pick(pod: &PodInfo, cache: &NodeCache, slots: &[usize]) -> Option<
             .collect();
         normalize(&raw, false)
     };
-    let spread: Vec<u64> = {
-        let raw: Vec<u64> = nodes
-            .iter()
-            .map(|(s, _)| u64::from(cache.owner_count(pod.owner.as_deref(), *s)))
-            .collect();
-        normalize(&raw, true)
+    let spread: Vec<u64> = match cache.owner_counts(pod.owner.as_deref()) {
+        None => alloc::vec![MAX; nodes.len()],
+        Some(counts) => {
+            let raw: Vec<u64> = nodes
+                .iter()
+                .map(|(s, _)| u64::from(counts.get(s).copied().unwrap_or(0)))
+                .collect();
+            normalize(&raw, true)
+        }
     };
-    let mut best: Option<(u64, u64, usize)> = None;
+    // (score, tie hash computed only when a tie needs it, slot)
+    let mut best: Option<(u64, Option<u64>, usize)> = None;
     for (i, (slot, node)) in nodes.iter().enumerate() {
         let total = 3 * taints.get(i).copied().unwrap_or(0)
             + 2 * affinity.get(i).copied().unwrap_or(0)
             + 2 * spread.get(i).copied().unwrap_or(0)
             + least_allocated_score(pod, node)
             + balanced_score(pod, node);
-        let tie = tie_hash(&pod.uid, &node.info.name);
-        let better = match best {
-            None => true,
-            Some((score, hash, _)) => total > score || (total == score && tie < hash),
+        let replace = match &mut best {
+            None => Some(None),
+            Some((score, _, _)) if total > *score => Some(None),
+            Some((score, hash, best_slot)) if total == *score => {
+                let theirs = *hash.get_or_insert_with(|| {
+                    let name = cache
+                        .slots()
+                        .get(*best_slot)
+                        .and_then(Option::as_ref)
+                        .map_or("", |n| n.info.name.as_str());
+                    tie_hash(&pod.uid, name)
+                });
+                let mine = tie_hash(&pod.uid, &node.info.name);
+                (mine < theirs).then_some(Some(mine))
+            }
+            Some(_) => None,
         };
-        if better {
-            best = Some((total, tie, *slot));
+        if let Some(hash) = replace {
+            best = Some((total, hash, *slot));
         }
     }
     best.map(|(_, _, slot)| slot)
