@@ -3,7 +3,7 @@
 //! created through the API in-process; then every pod is scheduled one attempt at a time so each
 //! attempt is timed. Prints total time, pods/s, per-attempt percentiles and the outcome counts.
 //!
-//! Run: `cargo run --release -p nautilus-tests --bin sched_bench [-- NODES PODS]`.
+//! Run: `cargo run --release -p nautilus-tests --bin sched_bench [-- NODES PODS ROUNDS]`.
 
 use std::time::{Duration, Instant};
 
@@ -124,13 +124,20 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let nodes = args.first().copied().unwrap_or(1_000);
-    let pods = args.get(1).copied().unwrap_or(10_000);
+/// One run's results.
+struct Run {
+    setup: Duration,
+    pending: usize,
+    total: Duration,
+    cpu: Duration,
+    /// Wall time of each attempt, in attempt order (the same work in every run).
+    per_attempt: Vec<Duration>,
+    stats: nautilus_core::scheduler::SchedulerStats,
+}
+
+/// Builds the cluster through the API, then schedules every pod one attempt at a time. Runs are
+/// deterministic (fixed seeds, fixed time): attempt `i` does the same work in every run.
+fn run(nodes: usize, pods: usize) -> Run {
     let now = UnixTime::from_secs(1_750_000_000);
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
@@ -174,32 +181,74 @@ fn main() {
     }
     let total = started.elapsed();
     let cpu = cpu_time().saturating_sub(cpu_before);
-    let stats = server.scheduler_stats();
-    per_attempt.sort();
+    Run {
+        setup,
+        pending,
+        total,
+        cpu,
+        per_attempt,
+        stats: server.scheduler_stats(),
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let nodes = args.first().copied().unwrap_or(1_000);
+    let pods = args.get(1).copied().unwrap_or(10_000);
+    let rounds = args.get(2).copied().unwrap_or(3).max(1);
+    let runs: Vec<Run> = (0..rounds).map(|_| run(nodes, pods)).collect();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    // On a shared machine single attempts are stretched by preemption; the same attempt's
+    // minimum over the runs filters that out (the work is identical in each run).
+    let attempts = runs.iter().map(|r| r.per_attempt.len()).min().unwrap_or(0);
+    let mut best: Vec<Duration> = (0..attempts)
+        .map(|i| {
+            runs.iter()
+                .filter_map(|r| r.per_attempt.get(i).copied())
+                .min()
+                .unwrap_or_default()
+        })
+        .collect();
+    let fastest = runs.iter().min_by_key(|r| r.total).expect("one run");
+    let mut wall: Vec<Duration> = fastest.per_attempt.clone();
+    wall.sort();
+    best.sort();
+    let stats = &fastest.stats;
     println!(
-        "sched_bench: {nodes} nodes, {pods} pods ({pending} queued by the API writes, setup {:.0} ms)",
-        ms(setup)
+        "sched_bench: {nodes} nodes, {pods} pods ({} queued by the API writes, setup {:.0} ms), best of {rounds} runs",
+        fastest.pending,
+        ms(fastest.setup)
     );
     println!(
         "  total              {:.1} ms wall, {:.0} ms CPU (this process; the machine is shared)",
-        ms(total),
-        ms(cpu)
+        ms(fastest.total),
+        ms(fastest.cpu)
+    );
+    let best_sum: Duration = best.iter().sum();
+    println!(
+        "  total, best        {:.1} ms = {:.0} pods/s (sum of each attempt's best over the runs)",
+        ms(best_sum),
+        attempts as f64 / best_sum.as_secs_f64()
     );
     println!(
-        "  CPU per pod        {:.1} us",
-        us(cpu) / per_attempt.len().max(1) as f64
+        "  throughput         {:.0} pods/s (wall)",
+        attempts as f64 / fastest.total.as_secs_f64()
     );
     println!(
-        "  throughput         {:.0} pods/s",
-        per_attempt.len() as f64 / total.as_secs_f64()
+        "  per attempt        p50 {:.1} us, p99 {:.1} us, max {:.1} us (each attempt's best over the runs)",
+        us(percentile(&best, 50.0)),
+        us(percentile(&best, 99.0)),
+        us(best.last().copied().unwrap_or_default())
     );
     println!(
-        "  per attempt        p50 {:.1} us, p99 {:.1} us, max {:.1} us",
-        us(percentile(&per_attempt, 50.0)),
-        us(percentile(&per_attempt, 99.0)),
-        us(per_attempt.last().copied().unwrap_or_default())
+        "  per attempt, raw   p50 {:.1} us, p99 {:.1} us, max {:.1} us (fastest run, preemption included)",
+        us(percentile(&wall, 50.0)),
+        us(percentile(&wall, 99.0)),
+        us(wall.last().copied().unwrap_or_default())
     );
     println!(
         "  scheduled          {} (errors {})",
