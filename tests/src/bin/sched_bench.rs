@@ -3,7 +3,8 @@
 //! created through the API in-process; then every pod is scheduled one attempt at a time so each
 //! attempt is timed. Prints total time, pods/s, per-attempt percentiles and the outcome counts.
 //!
-//! Run: `cargo run --release -p nautilus-tests --bin sched_bench [-- NODES PODS ROUNDS]`.
+//! Run: `cargo run --release -p nautilus-tests --bin sched_bench [-- NODES PODS ROUNDS]`;
+//! `SCHED_BENCH_SLOWEST=1` also prints the five slowest attempts.
 
 use std::time::{Duration, Instant};
 
@@ -213,6 +214,13 @@ fn main() {
                 .unwrap_or_default()
         })
         .collect();
+    if std::env::var_os("SCHED_BENCH_SLOWEST").is_some() {
+        let mut idx: Vec<(Duration, usize)> = best.iter().copied().zip(0..).collect();
+        idx.sort();
+        for (d, i) in idx.iter().rev().take(5) {
+            eprintln!("slowest attempt #{i}: {d:?}");
+        }
+    }
     let fastest = runs.iter().min_by_key(|r| r.total).expect("one run");
     let mut wall: Vec<Duration> = fastest.per_attempt.clone();
     wall.sort();
