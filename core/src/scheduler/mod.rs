@@ -401,7 +401,10 @@ impl ApiServer {
         since: UnixTime,
     ) {
         if self.bind_pod(now, key, &mut pod, node).is_err() {
+            // A refused write (a full store, say): park the pod for the periodic retry rather
+            // than drop it. One bound meanwhile by someone else is dropped at that retry.
             self.scheduler.stats.attempts_error += 1;
+            self.park(now, key.clone(), since);
             return;
         }
         let stats = &mut self.scheduler.stats;
@@ -478,9 +481,13 @@ impl ApiServer {
                 DEFAULT_SCHEDULER,
             );
         }
+        self.park(now, key, since);
+    }
+
+    fn park(&mut self, now: UnixTime, key: ObjectKey, since: UnixTime) {
         self.scheduler.queue.park(key, since, now);
         if self.scheduler.next_flush.is_none() {
-            self.scheduler.next_flush = Some(now.plus_secs(retry));
+            self.scheduler.next_flush = Some(now.plus_secs(self.config.scheduler_retry_secs));
         }
     }
 }

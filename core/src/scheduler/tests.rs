@@ -451,3 +451,29 @@ fn malformed_affinity_is_refused_at_admission() {
         "none reached the scheduler"
     );
 }
+
+#[test]
+fn a_bind_the_store_refuses_is_retried_not_lost() {
+    let setup = |c: &mut Cluster| {
+        c.node("n", json!({}));
+        c.pod("p", json!({}));
+    };
+    let mut probe = Cluster::new();
+    setup(&mut probe);
+    let used = probe.server.store().used_bytes();
+    // Room for nothing more than what is stored: the bind (nodeName, condition) cannot fit.
+    let mut c = Cluster::with(Config {
+        max_store_bytes: used + 16,
+        ..Config::default()
+    });
+    setup(&mut c);
+    c.run();
+    let stats = c.server.scheduler_stats();
+    assert_eq!(stats.attempts_error, 1);
+    assert_eq!(
+        stats.pending_unschedulable, 1,
+        "parked for the periodic retry"
+    );
+    assert_eq!(c.node_of("p"), "");
+    assert!(c.server.poll_timeout().is_some_and(|t| t > c.now));
+}
