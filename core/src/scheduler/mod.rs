@@ -32,7 +32,7 @@ use crate::{Config, UnixTime, json as j};
 use info::{NodeInfo, PodInfo};
 use messages::Diagnosis;
 use node::NodeCache;
-use queue::Queue;
+use queue::{Queue, Ticket};
 
 /// The scheduler name kube uses by default; pods naming it (or nothing) are ours.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
@@ -110,6 +110,10 @@ pub(crate) struct Scheduler {
     next_flush: Option<UnixTime>,
     /// When the store is next scanned for pods a full queue refused; `Some(0)` = at once.
     next_scan: Option<UnixTime>,
+    /// A node or bound pod changed since parked pods were last looked at.
+    wake_requested: bool,
+    /// When the next woken pod's backoff ends.
+    next_wake: Option<UnixTime>,
     /// Last failure message (hash) and when its event was recorded, per pending pod.
     last_failure: BTreeMap<ObjectKey, (u64, UnixTime)>,
     stats: SchedulerStats,
@@ -126,14 +130,19 @@ impl Scheduler {
             clock: UnixTime::default(),
             next_flush: None,
             next_scan: None,
+            wake_requested: false,
+            next_wake: None,
             last_failure: BTreeMap::new(),
             stats: SchedulerStats::default(),
         }
     }
 
-    /// Work due at once: pods in the active queue, or a scan of pods a full queue refused. O(1).
+    /// Work due at once: pods in the active queue, parked pods to wake after a change, or a
+    /// scan of pods a full queue refused. O(1).
     pub(crate) fn has_immediate_work(&self) -> bool {
-        self.queue.active_len() > 0 || self.next_scan == Some(UnixTime::default())
+        self.queue.active_len() > 0
+            || self.wake_requested
+            || self.next_scan == Some(UnixTime::default())
     }
 
     /// When the scheduler next has work.
@@ -141,7 +150,7 @@ impl Scheduler {
         if self.has_immediate_work() {
             return Some(UnixTime::default());
         }
-        [self.next_flush, self.next_scan]
+        [self.next_flush, self.next_scan, self.next_wake]
             .into_iter()
             .flatten()
             .min()
@@ -248,8 +257,12 @@ impl ApiServer {
         }
     }
 
+    /// A change that may let parked pods fit: they are retried once their backoff is over.
+    /// O(1) here; the parked set is looked at once per `handle_timeout`.
     fn wake_parked(&mut self) {
-        self.scheduler.queue.activate_all();
+        if self.scheduler.queue.unschedulable_len() > 0 {
+            self.scheduler.wake_requested = true;
+        }
     }
 
     /// What the scheduler has done and holds, for metrics.
@@ -281,6 +294,10 @@ impl ApiServer {
                 .queue
                 .activate_parked_before(cutoff)
                 .map(|t| t.plus_secs(retry));
+        }
+        if self.scheduler.wake_requested || self.scheduler.next_wake.is_some_and(|t| now >= t) {
+            let changed = core::mem::take(&mut self.scheduler.wake_requested);
+            self.scheduler.next_wake = self.scheduler.queue.wake(now, changed);
         }
         if let Some(due) = self.scheduler.next_scan
             && now >= due
@@ -327,16 +344,16 @@ impl ApiServer {
     pub fn schedule_pending(&mut self, now: UnixTime, budget: usize) -> usize {
         let mut attempts = 0;
         while attempts < budget {
-            let Some((key, since)) = self.scheduler.queue.pop() else {
+            let Some((key, ticket)) = self.scheduler.queue.pop() else {
                 break;
             };
             attempts += 1;
-            self.schedule_one(now, key, since);
+            self.schedule_one(now, key, ticket);
         }
         attempts
     }
 
-    fn schedule_one(&mut self, now: UnixTime, key: ObjectKey, since: UnixTime) {
+    fn schedule_one(&mut self, now: UnixTime, key: ObjectKey, ticket: Ticket) {
         let Some(stored) = self.store.get(&key) else {
             return;
         };
@@ -387,8 +404,8 @@ impl ApiServer {
                 .map(|n| n.info.name.clone())
         });
         match chosen {
-            Some(node) => self.bind_to(now, &key, pod, &node, since),
-            None => self.park_unschedulable(now, key, pod, since, &diagnosis.message(all)),
+            Some(node) => self.bind_to(now, &key, pod, &node, ticket),
+            None => self.park_unschedulable(now, key, pod, ticket, &diagnosis.message(all)),
         }
     }
 
@@ -398,18 +415,18 @@ impl ApiServer {
         key: &ObjectKey,
         mut pod: Value,
         node: &str,
-        since: UnixTime,
+        ticket: Ticket,
     ) {
         if self.bind_pod(now, key, &mut pod, node).is_err() {
             // A refused write (a full store, say): park the pod for the periodic retry rather
             // than drop it. One bound meanwhile by someone else is dropped at that retry.
             self.scheduler.stats.attempts_error += 1;
-            self.park(now, key.clone(), since);
+            self.park(now, key.clone(), ticket);
             return;
         }
         let stats = &mut self.scheduler.stats;
         stats.attempts_scheduled += 1;
-        let micros = now.nanos.saturating_sub(since.nanos) / 1_000;
+        let micros = now.nanos.saturating_sub(ticket.since.nanos) / 1_000;
         stats.last_latency_micros = micros;
         stats.latency.observe(micros);
         let message = messages::scheduled(&key.namespace, &key.name, node);
@@ -428,7 +445,7 @@ impl ApiServer {
         now: UnixTime,
         key: ObjectKey,
         mut pod: Value,
-        since: UnixTime,
+        ticket: Ticket,
         message: &str,
     ) {
         self.scheduler.stats.attempts_unschedulable += 1;
@@ -481,11 +498,11 @@ impl ApiServer {
                 DEFAULT_SCHEDULER,
             );
         }
-        self.park(now, key, since);
+        self.park(now, key, ticket);
     }
 
-    fn park(&mut self, now: UnixTime, key: ObjectKey, since: UnixTime) {
-        self.scheduler.queue.park(key, since, now);
+    fn park(&mut self, now: UnixTime, key: ObjectKey, ticket: Ticket) {
+        self.scheduler.queue.park(key, ticket, now);
         if self.scheduler.next_flush.is_none() {
             self.scheduler.next_flush = Some(now.plus_secs(self.config.scheduler_retry_secs));
         }

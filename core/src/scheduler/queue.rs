@@ -1,22 +1,56 @@
 //! The scheduling queue: an active FIFO of pods to try and the set of pods that fit nowhere,
 //! together bounded by a budget. A pod refused by a full queue is not lost: the scheduler finds it
-//! again by a periodic scan of the store (see `Scheduler::rescan`).
+//! again by a periodic scan of the store (see `Scheduler::rescan`). A parked pod woken by a
+//! cluster change waits out its backoff first, as kube's (1 s doubling per failed attempt, at
+//! most 10 s), so a busy cluster does not retry every parked pod on every change.
 
 use alloc::collections::{BTreeMap, VecDeque};
 
 use crate::UnixTime;
 use crate::store::ObjectKey;
 
+/// kube-scheduler's `podInitialBackoffSeconds` and `podMaxBackoffSeconds`.
+const INITIAL_BACKOFF_SECS: u64 = 1;
+const MAX_BACKOFF_SECS: u64 = 10;
+
+/// What travels with a pod through the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    /// When the pod first entered the queue (for the latency figure).
+    pub(crate) since: UnixTime,
+    /// Attempts that found no node so far.
+    pub(crate) failures: u32,
+}
+
+impl Ticket {
+    pub(crate) fn new(since: UnixTime) -> Self {
+        Self { since, failures: 0 }
+    }
+
+    fn backoff_secs(self) -> u64 {
+        let shift = self.failures.saturating_sub(1).min(8);
+        (INITIAL_BACKOFF_SECS << shift).min(MAX_BACKOFF_SECS)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Active {
     seq: u64,
-    since: UnixTime,
+    ticket: Ticket,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Parked {
-    since: UnixTime,
+    ticket: Ticket,
     parked_at: UnixTime,
+    /// A cluster change happened since it was parked: it retries once its backoff is over.
+    woken: bool,
+}
+
+impl Parked {
+    fn backoff_until(&self) -> UnixTime {
+        self.parked_at.plus_secs(self.ticket.backoff_secs())
+    }
 }
 
 /// Active queue plus unschedulable set, at most `capacity` pods in both.
@@ -61,14 +95,14 @@ impl Queue {
         self.active.len() + self.unschedulable.len() >= self.capacity
     }
 
-    fn enqueue(&mut self, key: ObjectKey, since: UnixTime) {
+    fn enqueue(&mut self, key: ObjectKey, ticket: Ticket) {
         self.seq = self.seq.wrapping_add(1);
         self.order.push_back((self.seq, key.clone()));
         self.active.insert(
             key,
             Active {
                 seq: self.seq,
-                since,
+                ticket,
             },
         );
         // Removals leave stale entries behind; compact before they outnumber live ones.
@@ -87,17 +121,17 @@ impl Queue {
         if self.full() {
             return false;
         }
-        self.enqueue(key, since);
+        self.enqueue(key, Ticket::new(since));
         true
     }
 
-    /// The next pod to try, with when it first entered the queue.
-    pub(crate) fn pop(&mut self) -> Option<(ObjectKey, UnixTime)> {
+    /// The next pod to try, with its ticket.
+    pub(crate) fn pop(&mut self) -> Option<(ObjectKey, Ticket)> {
         while let Some((seq, key)) = self.order.pop_front() {
             if self.active.get(&key).is_some_and(|a| a.seq == seq)
                 && let Some(entry) = self.active.remove(&key)
             {
-                return Some((key, entry.since));
+                return Some((key, entry.ticket));
             }
         }
         None
@@ -109,14 +143,19 @@ impl Queue {
         self.unschedulable.remove(key);
     }
 
-    /// Parks a pod that fits nowhere. It was just popped, so the budget holds it.
-    pub(crate) fn park(&mut self, key: ObjectKey, since: UnixTime, now: UnixTime) {
+    /// Parks a pod whose attempt failed. It was just popped, so the budget holds it.
+    pub(crate) fn park(&mut self, key: ObjectKey, ticket: Ticket, now: UnixTime) {
         self.active.remove(&key);
+        let ticket = Ticket {
+            failures: ticket.failures.saturating_add(1),
+            ..ticket
+        };
         self.unschedulable.insert(
             key,
             Parked {
-                since,
+                ticket,
                 parked_at: now,
+                woken: false,
             },
         );
     }
@@ -124,18 +163,32 @@ impl Queue {
     /// Moves one parked pod back to the active queue (its spec changed).
     pub(crate) fn activate(&mut self, key: &ObjectKey) {
         if let Some(parked) = self.unschedulable.remove(key) {
-            self.enqueue(key.clone(), parked.since);
+            self.enqueue(key.clone(), parked.ticket);
         }
     }
 
-    /// Moves every parked pod back (a node or a bound pod changed); returns how many.
-    pub(crate) fn activate_all(&mut self) -> usize {
-        let parked = core::mem::take(&mut self.unschedulable);
-        let n = parked.len();
-        for (key, p) in parked {
-            self.enqueue(key, p.since);
+    /// Moves back the woken parked pods whose backoff is over (`changed`: a cluster change just
+    /// woke every parked pod); returns when the next woken pod's backoff ends.
+    pub(crate) fn wake(&mut self, now: UnixTime, changed: bool) -> Option<UnixTime> {
+        if changed {
+            for p in self.unschedulable.values_mut() {
+                p.woken = true;
+            }
         }
-        n
+        let due: alloc::vec::Vec<ObjectKey> = self
+            .unschedulable
+            .iter()
+            .filter(|(_, p)| p.woken && p.backoff_until() <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.activate(&key);
+        }
+        self.unschedulable
+            .values()
+            .filter(|p| p.woken)
+            .map(Parked::backoff_until)
+            .min()
     }
 
     /// Moves back the pods parked at or before `cutoff`; returns when the earliest remaining
@@ -178,7 +231,7 @@ mod tests {
         assert_eq!(q.active_len(), 3);
         q.remove(&key("b"));
         assert_eq!(q.pop().map(|(k, _)| k), Some(key("a")));
-        q.park(key("a"), t, UnixTime::from_secs(5));
+        q.park(key("a"), Ticket::new(t), UnixTime::from_secs(5));
         assert_eq!(
             q.pop().map(|(k, _)| k),
             Some(key("c")),
@@ -194,9 +247,31 @@ mod tests {
             Some(UnixTime::from_secs(5))
         );
         assert_eq!(q.activate_parked_before(UnixTime::from_secs(5)), None);
-        assert_eq!(q.pop(), Some((key("d"), t)));
+        assert_eq!(q.pop(), Some((key("d"), Ticket::new(t))));
         assert_eq!(q.pop().map(|(k, _)| k), Some(key("e")));
         assert_eq!(q.pop().map(|(k, _)| k), Some(key("a")));
+    }
+
+    #[test]
+    fn woken_pods_wait_out_kube_backoff() {
+        // kube: 1 s after the first failure, doubling, at most 10 s.
+        let t = UnixTime::from_secs(100);
+        let mut q = Queue::new(10);
+        q.push(key("a"), t);
+        let mut ticket = q.pop().unwrap().1;
+        for (failures, backoff) in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)] {
+            ticket.failures = failures - 1;
+            q.park(key("a"), ticket, t);
+            assert_eq!(q.wake(t, false), None, "not woken: waits for a change");
+            assert_eq!(
+                q.wake(t, true),
+                Some(t.plus_secs(backoff)),
+                "after {failures} failures"
+            );
+            assert_eq!(q.wake(t.plus_secs(backoff), false), None);
+            let (_, popped) = q.pop().unwrap();
+            assert_eq!(popped.failures, failures);
+        }
     }
 
     #[test]

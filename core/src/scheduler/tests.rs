@@ -84,6 +84,22 @@ impl Cluster {
         panic!("the scheduler does not settle");
     }
 
+    /// Runs what is due now, then lets virtual time pass through the retry backoff (kube's
+    /// 1-10 s) of pods woken by a change.
+    fn settle(&mut self) {
+        self.run();
+        for _ in 0..20 {
+            match self.server.poll_timeout() {
+                Some(due) if due > self.now && due <= self.now.plus_secs(10) => {
+                    self.now = due;
+                    self.server.handle_timeout(self.now);
+                    self.run();
+                }
+                _ => return,
+            }
+        }
+    }
+
     fn get_pod(&mut self, name: &str) -> Value {
         self.call(
             Method::Get,
@@ -203,7 +219,7 @@ fn unschedulable_pod_gets_kube_message_and_is_retried_when_a_node_changes() {
         json!({"metadata": {"labels": {"disk": "ssd"}}}),
     );
     assert!(c.server.has_immediate_work(), "a label change retries it");
-    c.run();
+    c.settle();
     assert_eq!(c.node_of("picky"), "c");
     assert_eq!(c.condition("picky")["status"], "True");
 }
@@ -239,7 +255,7 @@ fn resources_are_accounted_and_freed() {
     );
     assert_eq!(code, 200);
     assert!(c.server.has_immediate_work());
-    c.run();
+    c.settle();
     assert_eq!(c.node_of("two"), "small");
     // A terminal pod frees its resources too.
     c.call(
@@ -395,7 +411,7 @@ fn deleting_a_node_with_bound_pods_keeps_the_books_straight() {
         "/api/v1/namespaces/default/pods/a",
         Value::Null,
     );
-    c.run();
+    c.settle();
     assert_eq!(c.node_of("c"), "n");
 }
 
