@@ -2,9 +2,10 @@
 //! that names no node and asks for the default scheduler (or ours) is filtered and scored against
 //! the nodes and bound through the `pods/binding` path; one that fits nowhere gets
 //! `PodScheduled=False` (reason `Unschedulable`, kube's message) and a `FailedScheduling` event and
-//! waits until a node or a bound pod changes, or the periodic retry.
+//! waits until a node or a bound pod changes (then out its kube-like backoff, 1-10 s), or the
+//! periodic retry (`Config::scheduler_retry_secs`).
 //!
-//! Driving: store writes of pods and nodes feed it ([`ApiServer::scheduler_observe`], called by
+//! Driving: store writes of pods and nodes feed it (`ApiServer::scheduler_observe`, called by
 //! the write path); `ApiServer::handle_timeout` runs at most `Config::scheduler_batch` attempts
 //! per call; `has_immediate_work` is true while the active queue holds pods, and `poll_timeout`
 //! includes the retry and rescan deadlines. Node bookkeeping (requested resources, host ports,
