@@ -40,6 +40,18 @@ pub struct Config {
     pub max_stakes: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
+    /// Most pending pods the scheduler queues (active and unschedulable together). Pods beyond
+    /// it are not lost: a periodic scan of the store finds them. Default 50,000.
+    pub scheduler_queue_capacity: usize,
+    /// Most scheduling attempts per `handle_timeout` call, which bounds how long one call holds
+    /// the core. Default 1,000.
+    pub scheduler_batch: usize,
+    /// Seconds after which unschedulable pods are retried even if nothing changed (kube's
+    /// `podMaxInUnschedulablePodsDuration` is 300). Default 60.
+    pub scheduler_retry_secs: u64,
+    /// Seconds between scans of the store for pending pods while the queue is over budget.
+    /// Default 5.
+    pub scheduler_rescan_secs: u64,
 }
 
 impl Default for Config {
@@ -62,6 +74,10 @@ impl Default for Config {
             token_max_lifetime_secs: 86_400,
             registration_skew_secs: 300,
             max_stakes: 100_000,
+            scheduler_queue_capacity: 50_000,
+            scheduler_batch: 1_000,
+            scheduler_retry_secs: 60,
+            scheduler_rescan_secs: 5,
         }
     }
 }

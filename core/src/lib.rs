@@ -27,6 +27,7 @@ pub mod json;
 pub mod patch;
 pub mod protobuf;
 pub mod resource;
+pub mod scheduler;
 pub mod schema;
 pub mod selector;
 pub mod signed_answer;

@@ -766,6 +766,133 @@ fn validate_pod_spec(e: &mut Errs, spec: &Value, path: &str, is_pod: bool) {
     for (i, t) in arr(spec, "tolerations").iter().enumerate() {
         validate_toleration(e, t, &format!("{path}.tolerations[{i}]"));
     }
+    if let Some(na) = spec.pointer("/affinity/nodeAffinity") {
+        validate_node_affinity(e, na, &format!("{path}.affinity.nodeAffinity"));
+    }
+}
+
+/// `validateNodeAffinity`: required terms (at least one) and preferred terms (weight 1-100).
+fn validate_node_affinity(e: &mut Errs, na: &Value, path: &str) {
+    if let Some(required) = na
+        .get("requiredDuringSchedulingIgnoredDuringExecution")
+        .filter(|r| !r.is_null())
+    {
+        let terms_path =
+            format!("{path}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+        let terms = arr(required, "nodeSelectorTerms");
+        if terms.is_empty() {
+            e.required(&terms_path, "must have at least one node selector term");
+        }
+        for (i, term) in terms.iter().enumerate() {
+            validate_node_selector_term(e, term, &format!("{terms_path}[{i}]"));
+        }
+    }
+    for (i, p) in arr(na, "preferredDuringSchedulingIgnoredDuringExecution")
+        .iter()
+        .enumerate()
+    {
+        let pp = format!("{path}.preferredDuringSchedulingIgnoredDuringExecution[{i}]");
+        let weight = p.get("weight").and_then(Value::as_i64).unwrap_or(0);
+        if !(1..=100).contains(&weight) {
+            e.invalid(
+                &format!("{pp}.weight"),
+                Bad::Int(weight),
+                "must be in the range 1-100",
+            );
+        }
+        let empty = Value::Null;
+        let preference = p.get("preference").unwrap_or(&empty);
+        validate_node_selector_term(e, preference, &format!("{pp}.preference"));
+    }
+}
+
+fn validate_node_selector_term(e: &mut Errs, term: &Value, path: &str) {
+    for (j, req) in arr(term, "matchExpressions").iter().enumerate() {
+        validate_node_selector_requirement(e, req, &format!("{path}.matchExpressions[{j}]"));
+    }
+    for (j, req) in arr(term, "matchFields").iter().enumerate() {
+        let rp = format!("{path}.matchFields[{j}]");
+        let op = s(req, "operator");
+        let values = arr(req, "values");
+        match op {
+            "In" | "NotIn" => {
+                if values.len() != 1 {
+                    e.required(
+                        &format!("{rp}.values"),
+                        "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+                    );
+                }
+            }
+            _ => e.invalid(
+                &format!("{rp}.operator"),
+                Bad::Str(op),
+                "not a valid selector operator",
+            ),
+        }
+        let key = s(req, "key");
+        if key == "metadata.name" {
+            for (i, v) in values.iter().enumerate() {
+                let v = v.as_str().unwrap_or("");
+                e.invalid_each(&format!("{rp}.values[{i}]"), v, dns1123_subdomain_errors(v));
+            }
+        } else {
+            e.invalid(
+                &format!("{rp}.key"),
+                Bad::Str(key),
+                "not a valid field selector key",
+            );
+        }
+    }
+}
+
+/// `ValidateNodeSelectorRequirement`. Beyond kube 1.32, a Gt/Lt value must also be an integer:
+/// kube admits one that is not and its scheduler then fails the pod on every attempt.
+fn validate_node_selector_requirement(e: &mut Errs, req: &Value, path: &str) {
+    let op = s(req, "operator");
+    let values = arr(req, "values");
+    let values_path = format!("{path}.values");
+    match op {
+        "In" | "NotIn" => {
+            if values.is_empty() {
+                e.required(
+                    &values_path,
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                );
+            }
+        }
+        "Exists" | "DoesNotExist" => {
+            if !values.is_empty() {
+                e.forbidden(
+                    &values_path,
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                );
+            }
+        }
+        "Gt" | "Lt" => {
+            if let [one] = values {
+                let text = one.as_str().unwrap_or("");
+                if text.parse::<i64>().is_err() {
+                    e.invalid(
+                        &format!("{values_path}[0]"),
+                        Bad::Str(text),
+                        "must be an integer when `operator` is 'Lt' or 'Gt'",
+                    );
+                }
+            } else {
+                e.required(
+                    &values_path,
+                    "must be specified single value when `operator` is 'Lt' or 'Gt'",
+                );
+            }
+        }
+        _ => e.invalid(
+            &format!("{path}.operator"),
+            Bad::Str(op),
+            "not a valid selector operator",
+        ),
+    }
+    let key = s(req, "key");
+    e.invalid_each(&format!("{path}.key"), key, label_key_errors(key));
 }
 
 fn validate_toleration(e: &mut Errs, t: &Value, path: &str) {

@@ -140,6 +140,8 @@ pub struct ApiServer {
     pub(crate) tokens: crate::token::TokenValidator,
     /// Nodes registered per stake.
     pub(crate) registrations: workers::Registrations,
+    /// The pod scheduler's queue and node cache.
+    pub(crate) scheduler: crate::scheduler::Scheduler,
 }
 
 impl ApiServer {
@@ -156,6 +158,7 @@ impl ApiServer {
             max_lifetime_secs: config.token_max_lifetime_secs,
             ..Default::default()
         });
+        let scheduler = crate::scheduler::Scheduler::new(&config);
         let mut server = Self {
             config,
             store,
@@ -168,6 +171,7 @@ impl ApiServer {
             stakes,
             tokens,
             registrations: Default::default(),
+            scheduler,
         };
         server.bootstrap(now);
         server
@@ -190,6 +194,7 @@ impl ApiServer {
 
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
+        self.scheduler.clock = now;
         match self.dispatch(now, req) {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Response(ApiResponse::error(&error)),
@@ -287,16 +292,21 @@ impl ApiServer {
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
         let nodes = self.lifecycle.due(self.config.node_grace_secs);
-        [namespaces, nodes, self.event_ttl.due()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            namespaces,
+            nodes,
+            self.event_ttl.due(),
+            self.scheduler.due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether [`ApiServer::handle_timeout`] has work due at once (a namespace to finish), as
     /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
     pub fn has_immediate_work(&self) -> bool {
-        !self.terminating.is_empty()
+        !self.terminating.is_empty() || self.scheduler.has_immediate_work()
     }
 
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions)
@@ -304,6 +314,7 @@ impl ApiServer {
     pub fn handle_timeout(&mut self, now: UnixTime) {
         self.run_node_lifecycle(now);
         self.expire_events(now);
+        self.run_scheduler(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();
         for namespace in pending {
             if self.finish_namespace_deletion(now, &namespace) {

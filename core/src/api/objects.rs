@@ -561,6 +561,7 @@ impl ApiServer {
     pub(crate) fn write_new(&mut self, key: ObjectKey, obj: &mut Value) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
+        let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
         self.store
             .create(key, json.clone(), index)
             .map_err(|e| match e {
@@ -569,6 +570,9 @@ impl ApiServer {
                 }
                 other => other,
             })?;
+        if let Some(key) = observed {
+            self.scheduler_observe(&key, Some(obj));
+        }
         Ok(json)
     }
 
@@ -591,6 +595,7 @@ impl ApiServer {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
         self.store.update(key, json.clone(), index)?;
+        self.scheduler_observe(key, Some(obj));
         Ok(json)
     }
 
@@ -602,6 +607,7 @@ impl ApiServer {
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         self.store.delete(key, json.clone())?;
+        self.scheduler_observe(key, None);
         defaults::released(self, key.resource, obj);
         if key.resource == ResourceId::Nodes {
             self.forget_node(&key.name);
@@ -980,10 +986,11 @@ impl ApiServer {
         Ok(ApiResponse::json(200, body))
     }
 
-    /// `POST pods/{name}/binding`: sets `spec.nodeName` once, as the scheduler's bind does.
-    fn bind(
+    /// `POST pods/{name}/binding`: sets `spec.nodeName` once and `PodScheduled=True`, as
+    /// kube-apiserver's binding does; the scheduler binds through here too.
+    pub(crate) fn bind(
         &mut self,
-        _now: UnixTime,
+        now: UnixTime,
         namespace: &str,
         name: &str,
         body: &Value,
@@ -1003,26 +1010,45 @@ impl ApiServer {
         let key = ObjectKey::new(ResourceId::Pods, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         let mut pod = parse_stored(current)?;
-        if !j::str_at(&pod, "/spec/nodeName").is_empty() {
-            return Err(Error::Conflict {
-                resource: "pods".into(),
-                name: name.into(),
-                detail: alloc::format!(
-                    "pod {name} is already assigned to node \"{}\"",
-                    j::str_at(&pod, "/spec/nodeName")
-                ),
-            });
-        }
-        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("nodeName".into(), Value::from(target));
-        }
-        self.write_existing(&key, &mut pod)?;
+        self.bind_pod(now, &key, &mut pod, target)?;
         Ok(ApiResponse::json(
             201,
             j::to_vec(
                 &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             ),
         ))
+    }
+
+    /// The binding itself, on `pod` as currently stored under `key` (the scheduler passes the
+    /// version it just read rather than parsing it again).
+    pub(crate) fn bind_pod(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        pod: &mut Value,
+        target: &str,
+    ) -> Result<(), Error> {
+        let name = &*key.name;
+        if !j::str_at(pod, "/spec/nodeName").is_empty() {
+            return Err(Error::Conflict {
+                resource: "pods".into(),
+                name: name.into(),
+                detail: alloc::format!(
+                    "pod {name} is already assigned to node \"{}\"",
+                    j::str_at(pod, "/spec/nodeName")
+                ),
+            });
+        }
+        if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), Value::from(target));
+        }
+        crate::scheduler::set_condition(
+            pod,
+            json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+                "lastTransitionTime": now.rfc3339()}),
+        );
+        self.write_existing(key, pod)?;
+        Ok(())
     }
 
     fn start_watch(

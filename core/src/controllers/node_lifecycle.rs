@@ -315,6 +315,49 @@ pub(crate) enum Toleration {
     For(u64),
 }
 
+/// One toleration, compiled: the single matcher the scheduler's taint filter and the taint
+/// manager's evictions share (kube's `Toleration.ToleratesTaint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TolerationRule {
+    key: String,
+    /// `Exists`; otherwise `Equal` (the default).
+    exists: bool,
+    /// An operator other than Equal/Exists (admission refuses these): tolerates nothing.
+    invalid: bool,
+    value: String,
+    effect: String,
+    /// `tolerationSeconds`; `None` means forever.
+    seconds: Option<i64>,
+}
+
+impl TolerationRule {
+    /// Compiles one `spec.tolerations` entry.
+    pub(crate) fn of(t: &Value) -> Self {
+        let text = |k: &str| String::from(t.get(k).and_then(Value::as_str).unwrap_or(""));
+        let operator = t.get("operator").and_then(Value::as_str).unwrap_or("");
+        Self {
+            key: text("key"),
+            exists: operator == "Exists",
+            invalid: !matches!(operator, "" | "Equal" | "Exists"),
+            value: text("value"),
+            effect: text("effect"),
+            seconds: t.get("tolerationSeconds").and_then(Value::as_i64),
+        }
+    }
+
+    /// Whether this toleration tolerates the taint `key=value:effect`: an empty effect matches
+    /// every effect, an empty key with `Exists` matches every key, `Equal` compares values.
+    pub(crate) fn tolerates(&self, key: &str, value: &str, effect: &str) -> bool {
+        if self.invalid
+            || (!self.effect.is_empty() && self.effect != effect)
+            || (!self.key.is_empty() && self.key != key)
+        {
+            return false;
+        }
+        self.exists || self.value == value
+    }
+}
+
 /// How long `pod` tolerates the NoExecute taint `taint` (the shortest matching toleration).
 pub(crate) fn toleration_seconds(pod: &Value, taint: &str) -> Toleration {
     let mut best = Toleration::None;
@@ -324,18 +367,11 @@ pub(crate) fn toleration_seconds(pod: &Value, taint: &str) -> Toleration {
         .into_iter()
         .flatten()
     {
-        let key = t.get("key").and_then(Value::as_str).unwrap_or("");
-        let operator = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-        let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-        let value = t.get("value").and_then(Value::as_str).unwrap_or("");
-        let key_matches = match operator {
-            "Exists" => key.is_empty() || key == taint,
-            _ => key == taint && value.is_empty(),
-        };
-        if !key_matches || !(effect.is_empty() || effect == "NoExecute") {
+        let rule = TolerationRule::of(t);
+        if !rule.tolerates(taint, "", "NoExecute") {
             continue;
         }
-        let this = match t.get("tolerationSeconds").and_then(Value::as_i64) {
+        let this = match rule.seconds {
             None => Toleration::Forever,
             Some(s) => Toleration::For(u64::try_from(s).unwrap_or(0)),
         };
