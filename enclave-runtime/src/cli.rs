@@ -113,6 +113,23 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_NODE_GRACE_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_grace_secs: u64,
 
+    /// Where TLS ends: `proxy` (the host proxy terminates it and sends plaintext) or `enclave`
+    /// (the enclave makes its own key and certificate and terminates TLS 1.3 itself; run the
+    /// proxy with `serve --passthrough`).
+    #[arg(long, env = "NAUTILUS_TLS", value_enum, default_value_t = crate::tls::TlsMode::Proxy)]
+    pub tls: crate::tls::TlsMode,
+
+    /// Extra subject alternative name (DNS name or IP address) of the enclave TLS certificate,
+    /// besides `localhost` and `127.0.0.1` (repeatable, or comma-separated).
+    #[arg(long, env = "NAUTILUS_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+
+    /// Accept the client-certificate identity the proxy sends in each stream's preamble (proxy
+    /// TLS mode with `--client-ca`). The proxy sees all plaintext in that mode anyway; in
+    /// enclave TLS mode the preamble is ignored.
+    #[arg(long, env = "NAUTILUS_TRUST_PROXY_CLIENT_CERT")]
+    pub trust_proxy_client_cert: bool,
+
     /// A TOML file with any of these options (`max_objects = 5000`); flags and environment
     /// variables win over it.
     #[arg(long, env = "NAUTILUS_CONFIG")]
@@ -145,7 +162,13 @@ impl Cli {
         let package = self
             .sui_package
             .map_or_else(String::new, |p| format!("0x{}", hex::encode(p)));
-        format!(
+        let tls = format!(
+            "tls = \"{}\"\ntls_san = \"{}\"\ntrust_proxy_client_cert = {}\n",
+            self.tls.as_str(),
+            self.tls_san.join(","),
+            self.trust_proxy_client_cert
+        );
+        let mut out = format!(
             "listen = \"{listen}\"\nadmin_token_sha256 = {}\nsimulated_nsm = {}\nmax_objects = {}\nmax_store_bytes = {}\n\
              max_body_bytes = {}\nwatch_ring = {}\nmax_watches = {}\nbookmark_secs = {}\nsui_package = \"{package}\"\n\
              min_stake = {}\ntoken_max_lifetime = {}\nrelay_token_sha256 = {}\nnode_grace_secs = {}\nlog_level = \"{}\"\n",
@@ -162,7 +185,9 @@ impl Cli {
             hex_opt(&self.relay_token_sha256),
             self.node_grace_secs,
             self.log_level,
-        )
+        );
+        out.push_str(&tls);
+        out
     }
 }
 
