@@ -237,19 +237,25 @@ async fn set_up_stream(
         let identity = identity.filter(|_| setup.trust_preamble).map(Arc::new);
         let stream: Box<dyn crate::transport::Stream> = match &setup.tls {
             None => Box::new(stream),
-            Some(acceptor) => Box::new(
-                acceptor
-                    .accept(stream)
-                    .await
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?,
-            ),
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(tls) => Box::new(tls),
+                // A probe that connects and closes (the dev proxy's readiness check) is no news.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(String::new());
+                }
+                Err(e) => return Err(format!("TLS handshake failed: {e}")),
+            },
         };
         Ok::<_, String>((identity, stream))
     };
     match tokio::time::timeout(HEADER_READ_TIMEOUT, started).await {
         Ok(Ok(ready)) => Some(ready),
         Ok(Err(reason)) => {
-            tracing::info!(reason, "stream refused before HTTP");
+            if reason.is_empty() {
+                tracing::debug!("stream closed before the TLS handshake");
+            } else {
+                tracing::info!(reason, "stream refused before HTTP");
+            }
             None
         }
         Err(_) => {

@@ -196,7 +196,7 @@ fn print_banner(kubeconfig: &Path, server: &str) {
         kubeconfig.display()
     );
     let _ = out.flush();
-    tracing::warn!("development mode: SIMULATED NSM, throw-away CA and admin token");
+    tracing::warn!("development mode: SIMULATED NSM, throw-away TLS identity and admin token");
 }
 
 /// Says that the pinned certificate was trusted on first use, and which key it holds.
@@ -208,9 +208,12 @@ fn print_tofu(path: &Path, cert: &CertificateDer<'_>) {
          *** The kubeconfig pins the certificate seen in one handshake with the enclave at start ***\n\
          *** (TRUST ON FIRST USE, not attestation; use `nautilus-verify kubeconfig` in production). ***\n\
          *** An enclave restart makes a new key: restart dev to pin it again. ***\n\
-         enclave certificate: {} (sha256 {})",
+         enclave certificate: {} (SubjectPublicKeyInfo sha256 {})",
         path.display(),
-        hex::encode(Sha256::digest(cert.as_ref()))
+        crate::tls_reload::spki(cert.as_ref()).map_or_else(
+            || "unreadable".to_string(),
+            |spki| hex::encode(Sha256::digest(spki))
+        )
     );
     let _ = out.flush();
 }

@@ -215,6 +215,24 @@ pub(crate) fn client_identity(cert: &[u8]) -> Option<(String, Vec<String>)> {
     cn.filter(|cn| !cn.is_empty()).map(|cn| (cn, groups))
 }
 
+/// The SubjectPublicKeyInfo DER of a certificate (what the enclave's attestation binds by
+/// hash), or `None` when the certificate cannot be read.
+pub(crate) fn spki(cert: &[u8]) -> Option<&[u8]> {
+    let (_, certificate, _) = der(cert)?;
+    let (_, mut tbs, _) = der(certificate)?;
+    let (tag, _, rest) = der(tbs)?;
+    if tag == 0xA0 {
+        tbs = rest;
+    }
+    // serial, signature, issuer, validity, subject, then subjectPublicKeyInfo.
+    for _ in 0..5 {
+        tbs = der(tbs)?.2;
+    }
+    let rest = der(tbs)?.2;
+    let whole = tbs.len().checked_sub(rest.len())?;
+    tbs.get(..whole)
+}
+
 /// One DER element: (tag, contents, rest). Single-byte tags, definite lengths up to 4 bytes.
 fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
@@ -280,6 +298,17 @@ mod tests {
             });
             assert_eq!(got, want, "{names:?}");
         }
+    }
+
+    #[test]
+    fn spki_is_the_key_rcgen_put_in() {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["x.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert_eq!(spki(cert.der()), Some(key.public_key_der().as_slice()));
+        assert_eq!(spki(b"\x30\x03\x30\x01\x00"), None);
     }
 
     #[test]
