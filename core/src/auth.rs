@@ -127,7 +127,8 @@ mod tests {
             name: "".into(),
             groups: alloc::vec::Vec::new(),
         };
-        let cases: &[(Option<&str>, Option<&CertUser>, Result<Identity, u16>)] = &[
+        type Case<'a> = (Option<&'a str>, Option<&'a CertUser>, Result<Identity, u16>);
+        let cases: &[Case<'_>] = &[
             (
                 None,
                 Some(&alice),

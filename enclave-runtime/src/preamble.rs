@@ -271,11 +271,12 @@ mod tests {
             "NAUTILUS/1 client-cert-cn={} groups=\n",
             "a".repeat(MAX_LINE)
         );
-        let cases: Vec<(
-            &[u8],
+        type Case<'a> = (
+            &'a [u8],
             bool,
-            Result<(Option<CertUser>, &[u8]), PreambleError>,
-        )> = vec![
+            Result<(Option<CertUser>, &'a [u8]), PreambleError>,
+        );
+        let cases: Vec<Case<'_>> = vec![
             (
                 b"NAUTILUS/1 client-cert-cn= groups=\nGET / HTTP/1.1\r\n",
                 true,

@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn preamble_lines() {
-        let cases: &[(Option<(&str, &[&str])>, &str)] = &[
+        type Case<'a> = (Option<(&'a str, &'a [&'a str])>, &'a str);
+        let cases: &[Case<'_>] = &[
             (None, "NAUTILUS/1 client-cert-cn= groups=\n"),
             (
                 Some(("alice", &["dev", "ops"])),

@@ -272,7 +272,8 @@ mod tests {
 
     #[test]
     fn subject_cn_is_the_user_and_o_the_groups() {
-        let cases: Vec<(Vec<(DnType, &str)>, Option<(&str, Vec<&str>)>)> = vec![
+        type Case<'a> = (Vec<(DnType, &'a str)>, Option<(&'a str, Vec<&'a str>)>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 vec![
                     (DnType::CommonName, "alice"),
