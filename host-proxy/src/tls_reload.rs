@@ -217,6 +217,7 @@ pub(crate) fn client_identity(cert: &[u8]) -> Option<(String, Vec<String>)> {
 
 /// The SubjectPublicKeyInfo DER of a certificate (what the enclave's attestation binds by
 /// hash), or `None` when the certificate cannot be read.
+#[cfg_attr(not(feature = "dev"), allow(dead_code))]
 pub(crate) fn spki(cert: &[u8]) -> Option<&[u8]> {
     let (_, certificate, _) = der(cert)?;
     let (_, mut tbs, _) = der(certificate)?;
