@@ -125,6 +125,7 @@ pub(crate) async fn run(
 
     let kubeconfig_path = data_dir.join("kubeconfig");
     let server = server_url(local);
+    let cert_path = data_dir.join("enclave-tls.crt");
     let (trusted_pem, tls) = match pki {
         Some(pki) => {
             let tls = tls::server_config(tls::Identity {
@@ -143,13 +144,22 @@ pub(crate) async fn run(
                 }
             };
             let pem = certificate_pem(&cert);
-            let cert_path = data_dir.join("enclave-tls.crt");
             write_file(&cert_path, pem.as_bytes(), 0o644)
                 .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
             print_tofu(&cert_path, &cert);
             (pem, None)
         }
     };
+    // A restarted enclave makes a new TLS key: pin it again the same way.
+    let repin = settings.enclave_tls.then(|| {
+        std::sync::Arc::new(Repin {
+            socket: socket.clone(),
+            cert_path: cert_path.clone(),
+            kubeconfig: kubeconfig_path.clone(),
+            server: server.clone(),
+            token: token.clone(),
+        })
+    });
     write_file(
         &kubeconfig_path,
         kubeconfig_yaml(&server, &trusted_pem, &token).as_bytes(),
@@ -160,7 +170,7 @@ pub(crate) async fn run(
     print_banner(&kubeconfig_path, &server);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let supervisor = tokio::spawn(supervise(child, spec, stop_rx));
+    let supervisor = tokio::spawn(supervise(child, spec, stop_rx, repin));
     // The signal both stops accepting and (through the supervisor) SIGTERMs the enclave.
     let exit_with_parent = settings.exit_with_parent;
     let shutdown = async move {
@@ -207,7 +217,7 @@ fn print_tofu(path: &Path, cert: &CertificateDer<'_>) {
         "\n*** ENCLAVE TLS: the enclave terminates TLS; this proxy only passes bytes through. ***\n\
          *** The kubeconfig pins the certificate seen in one handshake with the enclave at start ***\n\
          *** (TRUST ON FIRST USE, not attestation; use `nautilus-verify kubeconfig` in production). ***\n\
-         *** An enclave restart makes a new key: restart dev to pin it again. ***\n\
+         *** An enclave restart makes a new key; dev then pins it again the same way. ***\n\
          enclave certificate: {} (SubjectPublicKeyInfo sha256 {})",
         path.display(),
         crate::tls_reload::spki(cert.as_ref()).map_or_else(
@@ -248,6 +258,50 @@ async fn learn_enclave_certificate(socket: &Path) -> Result<CertificateDer<'stat
         .and_then(|chain| chain.first())
         .map(|cert| cert.clone().into_owned())
         .ok_or_else(|| "the enclave showed no certificate".to_string())
+}
+
+/// Enclave TLS mode after an enclave restart: learn the new certificate (trust on first use,
+/// as at start) and rewrite the pinned certificate and the kubeconfig.
+struct Repin {
+    socket: PathBuf,
+    cert_path: PathBuf,
+    kubeconfig: PathBuf,
+    server: String,
+    token: String,
+}
+
+impl Repin {
+    async fn run(self: std::sync::Arc<Self>) {
+        let deadline = Instant::now() + ENCLAVE_START_TIMEOUT;
+        let cert = loop {
+            match learn_enclave_certificate(&self.socket).await {
+                Ok(cert) => break cert,
+                Err(err) if Instant::now() >= deadline => {
+                    tracing::error!(error = %err, "cannot pin the restarted enclave's certificate");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let pem = certificate_pem(&cert);
+        let written = write_file(&self.cert_path, pem.as_bytes(), 0o644).and_then(|()| {
+            write_file(
+                &self.kubeconfig,
+                kubeconfig_yaml(&self.server, &pem, &self.token).as_bytes(),
+                0o600,
+            )
+        });
+        match written {
+            Ok(()) => {
+                print_tofu(&self.cert_path, &cert);
+                tracing::warn!(
+                    kubeconfig = %self.kubeconfig.display(),
+                    "the enclave restarted with a new TLS key; kubeconfig re-pinned (trust on first use)"
+                );
+            }
+            Err(err) => tracing::error!(error = %err, "cannot rewrite the kubeconfig"),
+        }
+    }
 }
 
 /// Accepts any certificate (the handshake signature is still checked against it).
@@ -546,7 +600,12 @@ fn describe(status: ExitStatus) -> String {
 
 /// Keeps the enclave running: restarts it with backoff (1 s, 2 s, 4 s, ... 10 s) when it
 /// exits; on stop, SIGTERMs it and waits.
-async fn supervise(mut child: Child, spec: EnclaveSpec, mut stop: watch::Receiver<bool>) {
+async fn supervise(
+    mut child: Child,
+    spec: EnclaveSpec,
+    mut stop: watch::Receiver<bool>,
+    repin: Option<std::sync::Arc<Repin>>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
@@ -572,6 +631,9 @@ async fn supervise(mut child: Child, spec: EnclaveSpec, mut stop: watch::Receive
             match spec.spawn() {
                 Ok(new_child) => {
                     child = new_child;
+                    if let Some(repin) = &repin {
+                        tokio::spawn(std::sync::Arc::clone(repin).run());
+                    }
                     break;
                 }
                 Err(err) => {

@@ -376,6 +376,18 @@ fn dev_enclave_tls_serves_kubectl_end_to_end() {
         .unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(cluster.anonymous("GET", "/readyz").unwrap().status, 200);
+
+    // A restarted enclave has a new key; dev pins it again and kubectl keeps working.
+    let pinned = std::fs::read(&cluster.kubeconfig).unwrap();
+    let pid = cluster.enclave_pid().expect("the enclave child runs");
+    nautilus_tests::signal(pid, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cluster.logs().contains("kubeconfig re-pinned") {
+        assert!(std::time::Instant::now() < deadline, "{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_ne!(std::fs::read(&cluster.kubeconfig).unwrap(), pinned);
+    assert!(cluster.kubectl_ok(&["get", "ns"]).contains("default"));
 }
 
 /// A self-signed server certificate for 127.0.0.1 (ECDSA P-256), as PEM files.
