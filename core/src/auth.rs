@@ -17,6 +17,19 @@ pub enum Identity {
     Relay,
     /// A worker node, by a valid Seal token: may act only as its own node.
     Node(alloc::boxed::Box<crate::token::NodeIdentity>),
+    /// A user named by a verified client certificate (subject CN; O values are the groups), as
+    /// kube-apiserver's x509 authenticator does. There is no RBAC here, so a user is authorised
+    /// like [`Identity::Admin`]: only put CAs in `--client-ca` whose holders may administer.
+    User(alloc::boxed::Box<CertUser>),
+}
+
+/// The identity of a client certificate the proxy verified and the runtime chose to trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertUser {
+    /// The subject's common name (the user name); never empty.
+    pub name: alloc::string::String,
+    /// The subject's organization values (the groups).
+    pub groups: alloc::vec::Vec<alloc::string::String>,
 }
 
 /// The bearer token of an `Authorization` header, if it is one.
@@ -40,6 +53,21 @@ pub fn authenticate(config: &Config, authorization: Option<&str>) -> Result<Iden
         (Some(admin), _) if constant_time_eq(admin, &digest) => Ok(Identity::Admin),
         (_, Some(relay)) if constant_time_eq(relay, &digest) => Ok(Identity::Relay),
         _ => Err(Error::Unauthorized("Unauthorized".into())),
+    }
+}
+
+/// Resolves the caller from the `Authorization` header, or, when there is none, from a client
+/// certificate identity the runtime trusts. A bearer token, when present, decides alone.
+pub fn authenticate_with_cert(
+    config: &Config,
+    authorization: Option<&str>,
+    client_cert: Option<&CertUser>,
+) -> Result<Identity, Error> {
+    match (authorization, client_cert) {
+        (None, Some(user)) if !user.name.is_empty() => {
+            Ok(Identity::User(alloc::boxed::Box::new(user.clone())))
+        }
+        _ => authenticate(config, authorization),
     }
 }
 
@@ -83,5 +111,39 @@ mod tests {
             authenticate(&config, Some("Bearer s3cret")),
             Err(Error::Unauthorized(_))
         ));
+    }
+
+    #[test]
+    fn a_client_certificate_names_the_user_only_without_a_token() {
+        let config = Config {
+            admin_token_sha256: Some(Sha256::digest(b"s3cret").into()),
+            ..Config::default()
+        };
+        let alice = CertUser {
+            name: "alice".into(),
+            groups: alloc::vec!["dev".into()],
+        };
+        let empty = CertUser {
+            name: "".into(),
+            groups: alloc::vec::Vec::new(),
+        };
+        type Case<'a> = (Option<&'a str>, Option<&'a CertUser>, Result<Identity, u16>);
+        let cases: &[Case<'_>] = &[
+            (
+                None,
+                Some(&alice),
+                Ok(Identity::User(alloc::boxed::Box::new(alice.clone()))),
+            ),
+            (None, None, Ok(Identity::Anonymous)),
+            // An empty CN names nobody (kube-apiserver rejects such certificates too).
+            (None, Some(&empty), Ok(Identity::Anonymous)),
+            (Some("Bearer s3cret"), Some(&alice), Ok(Identity::Admin)),
+            // A wrong token is 401 even with a good certificate: no silent fallback.
+            (Some("Bearer nope"), Some(&alice), Err(401)),
+        ];
+        for (header, cert, want) in cases {
+            let got = authenticate_with_cert(&config, *header, *cert).map_err(|e| e.code());
+            assert_eq!(&got, want, "{header:?} {cert:?}");
+        }
     }
 }

@@ -113,6 +113,23 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_NODE_GRACE_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_grace_secs: u64,
 
+    /// Where TLS ends: `proxy` (the host proxy terminates it and sends plaintext) or `enclave`
+    /// (the enclave makes its own key and certificate and terminates TLS 1.3 itself; run the
+    /// proxy with `serve --passthrough`).
+    #[arg(long, env = "NAUTILUS_TLS", value_enum, default_value_t = crate::tls::TlsMode::Proxy)]
+    pub tls: crate::tls::TlsMode,
+
+    /// Extra subject alternative name (DNS name or IP address) of the enclave TLS certificate,
+    /// besides `localhost` and `127.0.0.1` (repeatable, or comma-separated).
+    #[arg(long, env = "NAUTILUS_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+
+    /// Accept the client-certificate identity the proxy sends in each stream's preamble (proxy
+    /// TLS mode with `--client-ca`). The proxy sees all plaintext in that mode anyway; in
+    /// enclave TLS mode the preamble is ignored.
+    #[arg(long, env = "NAUTILUS_TRUST_PROXY_CLIENT_CERT")]
+    pub trust_proxy_client_cert: bool,
+
     /// A TOML file with any of these options (`max_objects = 5000`); flags and environment
     /// variables win over it.
     #[arg(long, env = "NAUTILUS_CONFIG")]
@@ -164,6 +181,12 @@ impl Cli {
             ("relay_token_sha256", hex_opt(&self.relay_token_sha256)),
             ("node_grace_secs", self.node_grace_secs.to_string()),
             ("log_level", toml_string(&self.log_level)),
+            ("tls", toml_string(self.tls.as_str())),
+            ("tls_san", toml_string(&self.tls_san.join(","))),
+            (
+                "trust_proxy_client_cert",
+                self.trust_proxy_client_cert.to_string(),
+            ),
         ];
         entries.sort_by(|a, b| a.0.cmp(b.0));
         entries

@@ -145,6 +145,27 @@ mod tests {
     }
 
     #[test]
+    fn tls_options_come_from_the_file_too() {
+        let cli = with_file(
+            "listen = \"unix:/tmp/t.sock\"\ntls = \"enclave\"\ntls_san = \"api.example.com,10.0.0.1\"\ntrust_proxy_client_cert = true\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cli.tls, crate::tls::TlsMode::Enclave);
+        assert_eq!(cli.tls_san, ["api.example.com", "10.0.0.1"]);
+        assert!(cli.trust_proxy_client_cert);
+        let default = with_file("listen = \"unix:/tmp/t.sock\"\n", &[]).unwrap();
+        assert_eq!(
+            default.tls,
+            crate::tls::TlsMode::Proxy,
+            "proxy TLS is the default"
+        );
+        assert!(!default.trust_proxy_client_cert);
+        let bad = with_file("listen = \"unix:/tmp/t.sock\"\ntls = \"both\"\n", &[]).unwrap_err();
+        assert!(bad.contains("both"), "{bad}");
+    }
+
+    #[test]
     fn bad_files_are_one_clear_error() {
         let unknown = with_file("listen = \"unix:/x\"\nmax_objcts = 1\n", &[]).unwrap_err();
         assert!(unknown.contains("unknown option `max_objcts`"), "{unknown}");

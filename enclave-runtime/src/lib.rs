@@ -8,8 +8,10 @@ mod config_file;
 mod http;
 mod metrics;
 mod nsm;
+mod preamble;
 mod server;
 mod signing;
+mod tls;
 mod transport;
 mod watch_stream;
 
@@ -19,6 +21,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 pub use cli::{Cli, ListenAddr, LogFormat};
+pub use tls::TlsMode;
 
 /// Runs the enclave with command-line `args` (program name first); returns when it stops.
 pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nautilus_core::api::{ApiRequest, ApiResponse, ApiServer, Method, Outcome};
+use nautilus_core::auth::CertUser;
 use nautilus_core::watch::WatchRing;
 use nautilus_core::{Config, Error, UnixTime};
 use tokio::sync::{Notify, watch};
@@ -44,6 +45,20 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     /// The attested identity: signs answers, answers `/attestation`.
     pub(crate) attestation: crate::attestation::Attestation,
+    /// SHA-256 of the enclave TLS certificate's SubjectPublicKeyInfo DER, in enclave TLS mode
+    /// (`--tls enclave`); what the attestation document's `user_data` binds.
+    pub(crate) tls_spki_sha256: Option<[u8; 32]>,
+    /// How each stream starts: the preamble rule and, in enclave TLS mode, the TLS acceptor.
+    stream_setup: StreamSetup,
+}
+
+/// Per-stream start-up before hyper: the proxy's preamble, then TLS in enclave TLS mode.
+struct StreamSetup {
+    /// Enclave TLS mode's acceptor (`None`: the proxy terminated TLS).
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `--trust-proxy-client-cert` in proxy TLS mode: the preamble is required and its
+    /// identity used.
+    trust_preamble: bool,
 }
 
 impl Shared {
@@ -91,13 +106,27 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!("no --admin-token-sha256 given: no caller can act as admin");
     }
     let listener = Listener::bind(&cli.listen)?;
+    let enclave_tls = match cli.tls {
+        crate::tls::TlsMode::Proxy => None,
+        crate::tls::TlsMode::Enclave => {
+            // The TLS key comes from the NSM's randomness, like the identity key.
+            let mut random = |out: &mut [u8]| {
+                nsm.random(out)
+                    .map_err(|e| anyhow::anyhow!("NSM random bytes for the TLS key: {e}"))
+            };
+            Some(crate::tls::generate(&mut random, &cli.tls_san)?)
+        }
+    };
+    if cli.trust_proxy_client_cert && enclave_tls.is_some() {
+        tracing::warn!("--trust-proxy-client-cert has no effect with --tls enclave");
+    }
     let core = ApiServer::new(
         config.clone(),
         crate::nsm::random_seed(nsm.as_ref())?,
         now(),
     );
-    // Enclave-terminated TLS passes its certificate's SPKI SHA-256 here to bind it in user_data.
-    let tls_spki_sha256: Option<[u8; 32]> = None;
+    // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
+    let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
     let attestation =
         crate::attestation::Attestation::new(nsm.clone(), cli.effective_toml(), tls_spki_sha256)
             .map_err(|e| anyhow::anyhow!("cannot make the enclave identity: {e}"))?;
@@ -119,7 +148,18 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         timers: Notify::new(),
         connections: AtomicUsize::new(0),
         attestation,
+        tls_spki_sha256,
+        stream_setup: StreamSetup {
+            trust_preamble: cli.trust_proxy_client_cert && enclave_tls.is_none(),
+            tls: enclave_tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config)),
+        },
     });
+    if let Some(spki) = shared.tls_spki_sha256 {
+        tracing::info!(
+            spki_sha256 = %hex::encode(spki),
+            "enclave TLS: the enclave terminates TLS 1.3 with its own key"
+        );
+    }
     tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");
     tokio::spawn(run_timers(shared.clone()));
     let mut shutdown_rx = shared.shutdown.subscribe();
@@ -199,11 +239,64 @@ async fn run_timers(shared: Arc<Shared>) {
     }
 }
 
+/// Reads the proxy's preamble and, in enclave TLS mode, completes the TLS handshake, under the
+/// header deadline. `None`: the stream is closed (bad preamble, failed handshake).
+async fn set_up_stream(
+    shared: &Shared,
+    stream: Box<dyn crate::transport::Stream>,
+) -> Option<(Option<Arc<CertUser>>, Box<dyn crate::transport::Stream>)> {
+    let setup = &shared.stream_setup;
+    let started = async {
+        let (identity, stream) = crate::preamble::read(stream, setup.trust_preamble)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Only a trusted proxy's identity counts; in enclave TLS mode it is ignored.
+        let identity = identity.filter(|_| setup.trust_preamble).map(Arc::new);
+        let stream: Box<dyn crate::transport::Stream> = match &setup.tls {
+            None => Box::new(stream),
+            Some(acceptor) => match acceptor.accept(stream).await {
+                Ok(tls) => Box::new(tls),
+                // A probe that connects and closes (the dev proxy's readiness check) is no news.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(String::new());
+                }
+                Err(e) => return Err(format!("TLS handshake failed: {e}")),
+            },
+        };
+        Ok::<_, String>((identity, stream))
+    };
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, started).await {
+        Ok(Ok(ready)) => Some(ready),
+        Ok(Err(reason)) => {
+            if reason.is_empty() {
+                tracing::debug!("stream closed before the TLS handshake");
+            } else {
+                tracing::info!(reason, "stream refused before HTTP");
+            }
+            None
+        }
+        Err(_) => {
+            tracing::debug!("stream start timed out");
+            None
+        }
+    }
+}
+
 async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport::Stream>) {
     shared.connections.fetch_add(1, Ordering::Relaxed);
+    let Some((identity, stream)) = set_up_stream(&shared, stream).await else {
+        shared.connections.fetch_sub(1, Ordering::Relaxed);
+        return;
+    };
     let service = {
         let shared = shared.clone();
-        service_fn(move |req| crate::metrics::instrument(shared.clone(), req, handle))
+        service_fn(move |mut req: hyper::Request<Incoming>| {
+            // The connection's client-certificate identity rides on each of its requests.
+            if let Some(identity) = &identity {
+                req.extensions_mut().insert(identity.clone());
+            }
+            crate::metrics::instrument(shared.clone(), req, handle)
+        })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -287,6 +380,7 @@ async fn handle(
         seal_token: http::header(&parts.headers, "x-seal-token"),
         body: &body,
         body_too_large,
+        client_cert: parts.extensions.get::<Arc<CertUser>>().map(|u| &**u),
     };
     let now = now();
     let (outcome, revision, timers_due) = {

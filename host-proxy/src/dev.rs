@@ -1,7 +1,11 @@
 //! `nautilus-proxy dev`: one command for a local cluster. Makes a throw-away CA and server
 //! certificate, a random admin token (the enclave only ever sees its SHA-256), starts the
 //! enclave runtime as a supervised child on a Unix socket with a SIMULATED NSM, writes a
-//! kubeconfig, then serves exactly like `serve`.
+//! kubeconfig, then serves exactly like `serve`. With `--enclave-tls` there is no dev CA: the
+//! enclave makes its own key and certificate (`--tls enclave`), the proxy splices bytes
+//! (passthrough), and the kubeconfig pins the certificate `dev` saw in one TLS handshake with
+//! the enclave at start (trust on first use, said in the banner; production pins the attested
+//! certificate with `nautilus-verify kubeconfig`).
 
 use std::ffi::OsString;
 use std::fs;
@@ -50,6 +54,8 @@ pub(crate) struct DevSettings {
     pub(crate) log_format: &'static str,
     /// Stop when the parent process goes away.
     pub(crate) exit_with_parent: bool,
+    /// Enclave TLS mode: the enclave terminates TLS, the proxy passes bytes through.
+    pub(crate) enclave_tls: bool,
 }
 
 /// Resolves once this process has been re-parented (its starter exited).
@@ -75,10 +81,20 @@ pub(crate) async fn run(
         .map_err(|e| format!("cannot read the listen address: {e}"))?;
     let data_dir = create_data_dir(&settings.data_dir)?;
 
-    let pki = DevPki::generate().map_err(|e| format!("cannot generate dev certificates: {e}"))?;
-    let ca_path = data_dir.join("ca.crt");
-    write_file(&ca_path, pki.ca_pem.as_bytes(), 0o644)
-        .map_err(|e| format!("cannot write {}: {e}", ca_path.display()))?;
+    let pki = if settings.enclave_tls {
+        None
+    } else {
+        let pki =
+            DevPki::generate().map_err(|e| format!("cannot generate dev certificates: {e}"))?;
+        let ca_path = data_dir.join("ca.crt");
+        write_file(&ca_path, pki.ca_pem.as_bytes(), 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", ca_path.display()))?;
+        Some(pki)
+    };
+    let mut enclave_args = settings.enclave_args.clone();
+    if settings.enclave_tls {
+        enclave_args.extend(["--tls".into(), "enclave".into()]);
+    }
     let token = new_admin_token().map_err(|e| format!("cannot read OS randomness: {e}"))?;
 
     let socket = data_dir.join("enclave.sock");
@@ -95,7 +111,7 @@ pub(crate) async fn run(
             &socket,
             &token_sha256_hex(&token),
             settings.log_format,
-            &settings.enclave_args,
+            &enclave_args,
         ),
         socket: socket.clone(),
     };
@@ -109,21 +125,52 @@ pub(crate) async fn run(
 
     let kubeconfig_path = data_dir.join("kubeconfig");
     let server = server_url(local);
+    let cert_path = data_dir.join("enclave-tls.crt");
+    let (trusted_pem, tls) = match pki {
+        Some(pki) => {
+            let tls = tls::server_config(tls::Identity {
+                chain: pki.server_chain,
+                key: pki.server_key,
+            })?;
+            (pki.ca_pem, Some(tls))
+        }
+        None => {
+            let learned = learn_enclave_certificate(&socket).await;
+            let cert = match learned {
+                Ok(cert) => cert,
+                Err(err) => {
+                    terminate(&mut child).await;
+                    return Err(err);
+                }
+            };
+            let pem = certificate_pem(&cert);
+            write_file(&cert_path, pem.as_bytes(), 0o644)
+                .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
+            print_tofu(&cert_path, &cert);
+            (pem, None)
+        }
+    };
+    // A restarted enclave makes a new TLS key: pin it again the same way.
+    let repin = settings.enclave_tls.then(|| {
+        std::sync::Arc::new(Repin {
+            socket: socket.clone(),
+            cert_path: cert_path.clone(),
+            kubeconfig: kubeconfig_path.clone(),
+            server: server.clone(),
+            token: token.clone(),
+        })
+    });
     write_file(
         &kubeconfig_path,
-        kubeconfig_yaml(&server, &pki.ca_pem, &token).as_bytes(),
+        kubeconfig_yaml(&server, &trusted_pem, &token).as_bytes(),
         0o600,
     )
     .map_err(|e| format!("cannot write {}: {e}", kubeconfig_path.display()))?;
     drop(token);
     print_banner(&kubeconfig_path, &server);
 
-    let tls = tls::server_config(tls::Identity {
-        chain: pki.server_chain,
-        key: pki.server_key,
-    })?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let supervisor = tokio::spawn(supervise(child, spec, stop_rx));
+    let supervisor = tokio::spawn(supervise(child, spec, stop_rx, repin));
     // The signal both stops accepting and (through the supervisor) SIGTERMs the enclave.
     let exit_with_parent = settings.exit_with_parent;
     let shutdown = async move {
@@ -159,7 +206,163 @@ fn print_banner(kubeconfig: &Path, server: &str) {
         kubeconfig.display()
     );
     let _ = out.flush();
-    tracing::warn!("development mode: SIMULATED NSM, throw-away CA and admin token");
+    tracing::warn!("development mode: SIMULATED NSM, throw-away TLS identity and admin token");
+}
+
+/// Says that the pinned certificate was trusted on first use, and which key it holds.
+fn print_tofu(path: &Path, cert: &CertificateDer<'_>) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n*** ENCLAVE TLS: the enclave terminates TLS; this proxy only passes bytes through. ***\n\
+         *** The kubeconfig pins the certificate seen in one handshake with the enclave at start ***\n\
+         *** (TRUST ON FIRST USE, not attestation; use `nautilus-verify kubeconfig` in production). ***\n\
+         *** An enclave restart makes a new key; dev then pins it again the same way. ***\n\
+         enclave certificate: {} (SubjectPublicKeyInfo sha256 {})",
+        path.display(),
+        crate::tls_reload::spki(cert.as_ref()).map_or_else(
+            || "unreadable".to_string(),
+            |spki| hex::encode(Sha256::digest(spki))
+        )
+    );
+    let _ = out.flush();
+}
+
+/// One TLS handshake with the enclave on its socket, accepting whatever certificate it shows
+/// (trust on first use); returns that certificate.
+async fn learn_enclave_certificate(socket: &Path) -> Result<CertificateDer<'static>, String> {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(FirstUse(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .map_err(|e| format!("cannot reach the enclave at {}: {e}", socket.display()))?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")
+        .map_err(|e| format!("server name: {e}"))?;
+    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream);
+    let tls = tokio::time::timeout(ENCLAVE_START_TIMEOUT, handshake)
+        .await
+        .map_err(|_| "the enclave did not complete a TLS handshake in time".to_string())?
+        .map_err(|e| {
+            format!("TLS handshake with the enclave failed (is it in --tls enclave mode?): {e}")
+        })?;
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.clone().into_owned())
+        .ok_or_else(|| "the enclave showed no certificate".to_string())
+}
+
+/// Enclave TLS mode after an enclave restart: learn the new certificate (trust on first use,
+/// as at start) and rewrite the pinned certificate and the kubeconfig.
+struct Repin {
+    socket: PathBuf,
+    cert_path: PathBuf,
+    kubeconfig: PathBuf,
+    server: String,
+    token: String,
+}
+
+impl Repin {
+    async fn run(self: std::sync::Arc<Self>) {
+        let deadline = Instant::now() + ENCLAVE_START_TIMEOUT;
+        let cert = loop {
+            match learn_enclave_certificate(&self.socket).await {
+                Ok(cert) => break cert,
+                Err(err) if Instant::now() >= deadline => {
+                    tracing::error!(error = %err, "cannot pin the restarted enclave's certificate");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let pem = certificate_pem(&cert);
+        let written = write_file(&self.cert_path, pem.as_bytes(), 0o644).and_then(|()| {
+            write_file(
+                &self.kubeconfig,
+                kubeconfig_yaml(&self.server, &pem, &self.token).as_bytes(),
+                0o600,
+            )
+        });
+        match written {
+            Ok(()) => {
+                print_tofu(&self.cert_path, &cert);
+                tracing::warn!(
+                    kubeconfig = %self.kubeconfig.display(),
+                    "the enclave restarted with a new TLS key; kubeconfig re-pinned (trust on first use)"
+                );
+            }
+            Err(err) => tracing::error!(error = %err, "cannot rewrite the kubeconfig"),
+        }
+    }
+}
+
+/// Accepts any certificate (the handshake signature is still checked against it).
+#[derive(Debug)]
+struct FirstUse(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for FirstUse {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A DER certificate as PEM.
+fn certificate_pem(cert: &CertificateDer<'_>) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// Creates `dir` (mode 0700, tightened if it already exists) and returns its absolute path.
@@ -397,7 +600,12 @@ fn describe(status: ExitStatus) -> String {
 
 /// Keeps the enclave running: restarts it with backoff (1 s, 2 s, 4 s, ... 10 s) when it
 /// exits; on stop, SIGTERMs it and waits.
-async fn supervise(mut child: Child, spec: EnclaveSpec, mut stop: watch::Receiver<bool>) {
+async fn supervise(
+    mut child: Child,
+    spec: EnclaveSpec,
+    mut stop: watch::Receiver<bool>,
+    repin: Option<std::sync::Arc<Repin>>,
+) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
@@ -423,6 +631,9 @@ async fn supervise(mut child: Child, spec: EnclaveSpec, mut stop: watch::Receive
             match spec.spawn() {
                 Ok(new_child) => {
                     child = new_child;
+                    if let Some(repin) = &repin {
+                        tokio::spawn(std::sync::Arc::clone(repin).run());
+                    }
                     break;
                 }
                 Err(err) => {
@@ -523,6 +734,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn certificate_pem_round_trips() {
+        use rustls::pki_types::pem::PemObject;
+        let pki = DevPki::generate().unwrap();
+        let leaf = pki.server_chain.first().unwrap();
+        let pem = certificate_pem(leaf);
+        assert!(pem.lines().all(|l| l.len() <= 64));
+        assert_eq!(
+            &CertificateDer::from_pem_slice(pem.as_bytes()).unwrap(),
+            leaf
+        );
     }
 
     #[test]

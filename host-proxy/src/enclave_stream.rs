@@ -46,6 +46,37 @@ impl EnclaveConnector {
     }
 }
 
+/// The connection preamble the proxy writes first on every enclave stream in proxy-terminated
+/// TLS mode (contract with `nautilus-enclave`'s `preamble` module):
+/// `NAUTILUS/1 client-cert-cn=<pct> groups=<pct>,<pct>\n`, every byte outside
+/// `A-Z a-z 0-9 - . _ ~` percent-encoded, empty values when the client showed no certificate.
+/// Sent always, so the client's own first line can never be taken for one.
+pub(crate) fn preamble(identity: Option<&(String, Vec<String>)>) -> Vec<u8> {
+    let (cn, groups) = match identity {
+        Some((cn, groups)) => (cn.as_str(), groups.as_slice()),
+        None => ("", &[][..]),
+    };
+    let groups: Vec<String> = groups.iter().map(|g| percent_encode(g)).collect();
+    format!(
+        "NAUTILUS/1 client-cert-cn={} groups={}\n",
+        percent_encode(cn),
+        groups.join(",")
+    )
+    .into_bytes()
+}
+
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 impl fmt::Display for EnclaveConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -109,6 +140,31 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(input.parse::<EnclaveConnector>().ok(), *want, "{input}");
+        }
+    }
+
+    #[test]
+    fn preamble_lines() {
+        type Case<'a> = (Option<(&'a str, &'a [&'a str])>, &'a str);
+        let cases: &[Case<'_>] = &[
+            (None, "NAUTILUS/1 client-cert-cn= groups=\n"),
+            (
+                Some(("alice", &["dev", "ops"])),
+                "NAUTILUS/1 client-cert-cn=alice groups=dev,ops\n",
+            ),
+            (
+                Some(("a b\n", &["system:masters,x"])),
+                "NAUTILUS/1 client-cert-cn=a%20b%0A groups=system%3Amasters%2Cx\n",
+            ),
+        ];
+        for (identity, want) in cases {
+            let identity = identity.map(|(cn, groups)| {
+                (
+                    cn.to_string(),
+                    groups.iter().map(|g| g.to_string()).collect(),
+                )
+            });
+            assert_eq!(preamble(identity.as_ref()), want.as_bytes());
         }
     }
 

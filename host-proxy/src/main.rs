@@ -8,7 +8,10 @@ mod enclave_stream;
 mod fallback;
 mod metrics;
 mod serve;
+// `serve` builds its configuration in tls_reload; the fixed one here is dev's.
+#[cfg_attr(not(feature = "dev"), allow(dead_code))]
 mod tls;
+mod tls_reload;
 
 #[cfg(feature = "dev")]
 use std::ffi::OsString;
@@ -125,12 +128,33 @@ struct ServeCli {
     /// Enclave address: `unix:/path/to/sock` or `vsock:CID:PORT`.
     #[arg(long, env = "NAUTILUS_PROXY_ENCLAVE")]
     enclave: EnclaveConnector,
-    /// PEM certificate chain presented to clients.
-    #[arg(long, env = "NAUTILUS_PROXY_TLS_CERT")]
-    tls_cert: PathBuf,
-    /// PEM private key of the certificate.
-    #[arg(long, env = "NAUTILUS_PROXY_TLS_KEY")]
-    tls_key: PathBuf,
+    /// PEM certificate chain presented to clients (leaf first; ECDSA or RSA). Re-read on SIGHUP.
+    #[arg(
+        long,
+        visible_alias = "cert",
+        env = "NAUTILUS_PROXY_TLS_CERT",
+        required_unless_present = "passthrough"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate. Re-read on SIGHUP.
+    #[arg(
+        long,
+        visible_alias = "key",
+        env = "NAUTILUS_PROXY_TLS_KEY",
+        required_unless_present = "passthrough"
+    )]
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) for client-certificate authentication: a client certificate that
+    /// chains to one becomes the user named by its subject CN (O values: groups), passed to the
+    /// enclave in the stream preamble (start the enclave with --trust-proxy-client-cert).
+    /// Clients without a certificate still connect (bearer tokens).
+    #[arg(long, env = "NAUTILUS_PROXY_CLIENT_CA")]
+    client_ca: Option<PathBuf>,
+    /// Enclave TLS mode: splice the client's TCP bytes into the enclave untouched; the enclave
+    /// (`--tls enclave`) terminates TLS and the proxy holds no key. While the enclave is down
+    /// connections are closed at once (no plaintext `/readyz` answer is possible).
+    #[arg(long, env = "NAUTILUS_PROXY_PASSTHROUGH", conflicts_with_all = ["tls_cert", "tls_key", "client_ca"])]
+    passthrough: bool,
     #[command(flatten)]
     tuning: TuningCli,
     #[command(flatten)]
@@ -162,6 +186,11 @@ struct DevCli {
     /// Longest accepted Seal token lifetime in seconds (passed to the enclave).
     #[arg(long, env = "NAUTILUS_PROXY_TOKEN_MAX_LIFETIME")]
     token_max_lifetime: Option<u64>,
+    /// Enclave TLS mode: the enclave makes its own key and terminates TLS (`--tls enclave`), the
+    /// proxy only splices bytes; the kubeconfig pins the enclave's certificate, learned by one
+    /// handshake at start (trust on first use; production uses `nautilus-verify kubeconfig`).
+    #[arg(long)]
+    enclave_tls: bool,
     /// Shut down when the process that started `dev` exits (test harnesses use this so no
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
@@ -236,12 +265,26 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         eprintln!("{message}");
         return ExitCode::from(EXIT_CANNOT_LISTEN);
     }
-    let tls = match tls::load_pem(&args.tls_cert, &args.tls_key).and_then(tls::server_config) {
-        Ok(tls) => tls,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) if !args.passthrough => {
+            let files = tls_reload::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            let config = tls_reload::ReloadingCert::new(files).and_then(|cert| {
+                let config = tls_reload::server_config(cert.clone(), args.client_ca.as_deref())?;
+                tls_reload::reload_on_sighup(cert);
+                Ok(config)
+            });
+            match config {
+                Ok(config) => Some(config),
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
+        _ => None,
     };
     let options = args.tuning.options(args.enclave);
     serve::serve(listener, tls, options, serve::shutdown_signal()).await;
@@ -279,6 +322,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
         enclave_args,
         log_format: args.log.log_format.as_str(),
         exit_with_parent: args.exit_with_parent,
+        enclave_tls: args.enclave_tls,
     };
     match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -321,6 +365,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve")
         };
+        assert!(!args.passthrough);
         assert_eq!(args.listen, "127.0.0.1:6443".parse().unwrap());
         assert_eq!(
             args.enclave,
@@ -334,6 +379,27 @@ mod tests {
         assert_eq!(options.handshake_timeout, Duration::from_secs(10));
         assert_eq!(options.idle_timeout, Duration::from_secs(30));
         assert_eq!(args.log.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn passthrough_needs_no_key_and_refuses_one() {
+        let base = ["nautilus-proxy", "serve", "--enclave", "unix:/e.sock"];
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(base.iter().chain(extra).copied()).map(|cli| match cli.command {
+                Command::Serve(args) => (args.passthrough, args.tls_cert, args.client_ca),
+                #[allow(unreachable_patterns)]
+                _ => panic!("not serve"),
+            })
+        };
+        assert_eq!(parse(&["--passthrough"]).unwrap(), (true, None, None));
+        assert!(parse(&[]).is_err(), "proxy TLS needs a certificate");
+        assert!(parse(&["--passthrough", "--cert", "c.pem"]).is_err());
+        assert!(parse(&["--passthrough", "--client-ca", "ca.pem"]).is_err());
+        let (passthrough, cert, ca) =
+            parse(&["--cert", "c.pem", "--key", "k.pem", "--client-ca", "ca.pem"]).unwrap();
+        assert!(!passthrough);
+        assert_eq!(cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(ca, Some(PathBuf::from("ca.pem")));
     }
 
     #[cfg(feature = "dev")]

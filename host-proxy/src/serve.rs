@@ -1,7 +1,10 @@
 //! The listener: accepts TCP, completes a TLS 1.3 handshake under a deadline, then splices the
-//! decrypted bytes into one fresh enclave stream per connection (or answers with the fallback
-//! when the enclave is unreachable). Bounded by a connection limit, a handshake timeout and an
-//! idle timeout; never looks at or logs the bytes it carries.
+//! decrypted bytes into one fresh enclave stream per connection, after the connection preamble
+//! naming the verified client certificate, if any (or answers with the fallback when the
+//! enclave is unreachable). In passthrough mode (enclave TLS) it holds no key and splices the
+//! client's TCP bytes untouched; an unreachable enclave then closes the connection, since no
+//! answer (not even `/readyz`) can be given without the enclave's key. Bounded by a connection
+//! limit, a handshake timeout and an idle timeout; never looks at or logs the bytes it carries.
 
 use std::future::Future;
 use std::io;
@@ -113,27 +116,35 @@ impl RateLimit {
 
 /// State shared by all connection tasks.
 struct Shared {
-    acceptor: TlsAcceptor,
+    /// `None`: passthrough (the enclave terminates TLS).
+    acceptor: Option<TlsAcceptor>,
     options: ServeOptions,
     active: AtomicUsize,
     unreachable: Mutex<RateLimit>,
 }
 
 /// Serves until `shutdown` completes, then drains open connections for the grace period.
+/// `tls`: the proxy terminates TLS with it; `None`: passthrough, bytes go to the enclave as they
+/// came.
 pub(crate) async fn serve(
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: Option<Arc<ServerConfig>>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
     match listener.local_addr() {
-        Ok(addr) => tracing::info!(%addr, enclave = %options.enclave, "listening"),
+        Ok(addr) => tracing::info!(
+            %addr,
+            enclave = %options.enclave,
+            tls = if tls.is_some() { "proxy" } else { "passthrough (enclave TLS)" },
+            "listening"
+        ),
         Err(err) => tracing::warn!(error = %err, "listening on an unknown address"),
     }
     let max = options.max_connections;
     let grace = options.shutdown_grace;
     let shared = Arc::new(Shared {
-        acceptor: TlsAcceptor::from(tls),
+        acceptor: tls.map(TlsAcceptor::from),
         options,
         active: AtomicUsize::new(0),
         unreachable: Mutex::new(RateLimit::new(Duration::from_secs(10))),
@@ -326,23 +337,33 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     tune_socket(&tcp);
     let options = &shared.options;
 
-    let tls =
-        match tokio::time::timeout(options.handshake_timeout, shared.acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => {
-                crate::metrics::handshake(false);
-                tracing::info!(%peer, error = %err, "TLS handshake failed");
-                log.outcome = "handshake failed";
-                return;
-            }
-            Err(_) => {
-                crate::metrics::handshake(false);
-                tracing::info!(%peer, "TLS handshake timed out");
-                log.outcome = "handshake timeout";
-                return;
-            }
-        };
+    let Some(acceptor) = &shared.acceptor else {
+        log.outcome = passthrough(&shared, tcp, &traffic).await;
+        return;
+    };
+    let tls = match tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            crate::metrics::handshake(false);
+            tracing::info!(%peer, error = %err, "TLS handshake failed");
+            log.outcome = "handshake failed";
+            return;
+        }
+        Err(_) => {
+            crate::metrics::handshake(false);
+            tracing::info!(%peer, "TLS handshake timed out");
+            log.outcome = "handshake timeout";
+            return;
+        }
+    };
     crate::metrics::handshake(true);
+    // rustls verified any certificate the client showed against --client-ca.
+    let identity = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| crate::tls_reload::client_identity(leaf));
     let client = Metered {
         inner: tls,
         traffic: Arc::clone(&traffic),
@@ -369,12 +390,52 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    let mut enclave = enclave;
+    let preamble = crate::enclave_stream::preamble(identity.as_ref());
+    if let Err(err) = enclave.write_all(&preamble).await {
+        tracing::debug!(error = %err, "cannot write the preamble to the enclave");
+        log.outcome = "enclave error";
+        return;
+    }
     let enclave = Metered {
         inner: enclave,
         traffic: Arc::clone(&traffic),
         side: Side::Enclave,
     };
     log.outcome = splice(client, enclave, &traffic, options.idle_timeout).await;
+}
+
+/// Passthrough: the client's TCP bytes go to the enclave untouched and back. With the enclave
+/// unreachable the connection is closed at once: the proxy has no key to answer with.
+async fn passthrough(shared: &Shared, tcp: TcpStream, traffic: &Arc<Traffic>) -> &'static str {
+    let options = &shared.options;
+    let enclave = match tokio::time::timeout(
+        options.enclave_connect_timeout,
+        options.enclave.connect(),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            warn_unreachable(shared, &err.to_string());
+            return "enclave unreachable; closed";
+        }
+        Err(_) => {
+            warn_unreachable(shared, "connect timed out");
+            return "enclave unreachable; closed";
+        }
+    };
+    let client = Metered {
+        inner: tcp,
+        traffic: Arc::clone(traffic),
+        side: Side::Client,
+    };
+    let enclave = Metered {
+        inner: enclave,
+        traffic: Arc::clone(traffic),
+        side: Side::Enclave,
+    };
+    splice(client, enclave, traffic, options.idle_timeout).await
 }
 
 fn warn_unreachable(shared: &Shared, reason: &str) {
@@ -384,7 +445,11 @@ fn warn_unreachable(shared: &Shared, reason: &str) {
         Err(poisoned) => poisoned.into_inner().hit(),
     };
     if let Some(count) = due {
-        tracing::warn!(enclave = %shared.options.enclave, reason, count, "enclave unreachable; answering with the fallback");
+        if shared.acceptor.is_some() {
+            tracing::warn!(enclave = %shared.options.enclave, reason, count, "enclave unreachable; answering with the fallback");
+        } else {
+            tracing::warn!(enclave = %shared.options.enclave, reason, count, "enclave unreachable; closing connections (passthrough: no key to answer with)");
+        }
     }
 }
 

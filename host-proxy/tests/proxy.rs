@@ -197,6 +197,18 @@ impl FakeEnclave {
 }
 
 async fn fake_enclave_conn(mut stream: tokio::net::UnixStream, tx: mpsc::UnboundedSender<Vec<u8>>) {
+    // The proxy's connection preamble comes first, before any client byte (no client
+    // certificate here, so the identity is empty).
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return;
+        }
+        line.push(byte[0]);
+        assert!(line.len() <= 4096, "preamble too long");
+    }
+    assert_eq!(line, b"NAUTILUS/1 client-cert-cn= groups=\n");
     loop {
         let Some((head, body)) = read_message(&mut stream).await else {
             return;

@@ -2,6 +2,7 @@
 //! (`nautilus-proxy dev`, which runs `nautilus-enclave` as its child) on loopback, runs the real
 //! `kubectl`, and speaks HTTPS to the proxy with a small hyper + rustls client.
 
+pub mod capture;
 pub mod client;
 pub mod simulator;
 
@@ -86,6 +87,12 @@ impl DevCluster {
 
     /// Starts `dev`, passing each of `enclave_args` to the enclave with `--enclave-arg`.
     pub fn start_with(enclave_args: &[&str]) -> Self {
+        Self::start_opts(&[], enclave_args)
+    }
+
+    /// Starts `dev` with `proxy_args` (e.g. `--enclave-tls`) and each of `enclave_args` passed
+    /// to the enclave with `--enclave-arg`.
+    pub fn start_opts(proxy_args: &[&str], enclave_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut cmd = Command::new(binary("nautilus-proxy"));
@@ -93,7 +100,8 @@ impl DevCluster {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(dir.path());
+            .arg(dir.path())
+            .args(proxy_args);
         for arg in enclave_args {
             cmd.arg(format!("--enclave-arg={arg}"));
         }

@@ -60,6 +60,9 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// The body exceeded the runtime's read limit; `body` is empty.
     pub body_too_large: bool,
+    /// The connection's client-certificate identity, set by the runtime only when it trusts the
+    /// proxy that verified it; used when no `Authorization` header is present.
+    pub client_cert: Option<&'a crate::auth::CertUser>,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -79,6 +82,7 @@ impl<'a> ApiRequest<'a> {
             seal_token: None,
             body: &[],
             body_too_large: false,
+            client_cert: None,
         }
     }
 }

@@ -72,7 +72,7 @@ impl ApiServer {
             let node = self.tokens.validate(token, now, None, &self.stakes)?;
             return Ok(Identity::Node(Box::new(node)));
         }
-        crate::auth::authenticate(&self.config, req.authorization)
+        crate::auth::authenticate_with_cert(&self.config, req.authorization, req.client_cert)
     }
 
     /// `POST /api/v1/{register-worker|heartbeat|sui-events}`.

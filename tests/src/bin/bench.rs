@@ -4,8 +4,9 @@
 //! by timing and is not part of `cargo test`.
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--quick] [--only NAME[,NAME]]`
-//! with NAME one of get, sign, list, memory, budget, watch (`--sign` = `--only sign`: the cost of
-//! signed answers, `X-Nautilus-Sign: 1`). Pods are padded so that they are *served*
+//! with NAME one of get, sign, list, memory, budget, watch, tls (`--sign` = `--only sign`: the
+//! cost of signed answers, `X-Nautilus-Sign: 1`; tls: GET pod p99 with the proxy terminating TLS
+//! vs enclave TLS through `--passthrough`, side by side in one run). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
 
 #[path = "bench/load.rs"]
@@ -23,7 +24,7 @@ use load::{Latency, PodTemplate, auth, closed_loop_get, create_pods, encode_quer
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 6] = ["get", "sign", "watch", "list", "memory", "budget"];
+const SECTIONS: [&str; 7] = ["get", "sign", "watch", "list", "memory", "budget", "tls"];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 /// Default size of the benchmark pods as served (with kube's defaults, status and
@@ -350,6 +351,9 @@ fn main() {
     if wanted("budget") {
         run("budget", &section_budget);
     }
+    if wanted("tls") {
+        run("tls", &section_tls);
+    }
 
     println!(
         "\n== summary ({:.0} s, load average now {})",
@@ -634,6 +638,96 @@ fn section_sign(scale: &Scale, report: &mut Report) -> Result<(), String> {
         report.info(
             &format!("GET req/s, {clients} client(s): unsigned / signed"),
             format!("{:.0} / {:.0}", plain.per_sec, signed.per_sec),
+        );
+    }
+    Ok(())
+}
+
+/// GET one pod with the proxy terminating TLS (the default) vs the enclave terminating it
+/// (`dev --enclave-tls`, the proxy splicing ciphertext), two clusters measured in alternating
+/// rounds so that machine load weighs on both alike.
+fn section_tls(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let mut extra: Vec<&str> = scale.enclave_args.iter().map(String::as_str).collect();
+    extra.retain(|a| !a.is_empty());
+    let proxy_tls = DevCluster::start_opts(&[], &extra);
+    let enclave_tls = DevCluster::start_opts(&["--enclave-tls"], &extra);
+    let rt = client_runtime()?;
+    let path = "/api/v1/namespaces/bench/pods/tls-target".to_string();
+    let mut setups = Vec::new();
+    for cluster in [&proxy_tls, &enclave_tls] {
+        ensure_namespace(cluster, "bench")?;
+        let (template, _) = pod_template(cluster, &rt, "bench", scale.pod_bytes)?;
+        let created = cluster.request(
+            "POST",
+            "/api/v1/namespaces/bench/pods",
+            Some(&template.body("tls-target", 0)),
+            &[],
+        )?;
+        if created.status != 201 {
+            return Err(format!("create pod: {}", created.status));
+        }
+        let first = cluster.request("GET", &path, None, &[])?;
+        if first.status != 200 {
+            return Err(format!("GET pod: {}", first.status));
+        }
+        setups.push((cluster, tls_config(&cluster.ca_pem), first.body.len()));
+    }
+    let rounds = if scale.quick { 1 } else { 3 };
+    report.header(&format!(
+        "GET one pod: proxy-terminated TLS vs enclave TLS (proxy --passthrough); {} s per mode and client count, {rounds} alternating rounds",
+        scale.phase.as_secs_f64()
+    ));
+    println!(
+        "{:<10} {:>14} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "clients",
+        "proxy p50",
+        "enclave p50",
+        "proxy p99",
+        "enclave p99",
+        "proxy req/s",
+        "enclave req/s"
+    );
+    for clients in [1usize, 32] {
+        let mut samples = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (i, (cluster, tls, len)) in setups.iter().enumerate() {
+                let got = rt.block_on(closed_loop_get(
+                    cluster.port,
+                    tls.clone(),
+                    auth(&cluster.token),
+                    path.clone(),
+                    clients,
+                    scale.warmup,
+                    scale.phase / rounds,
+                    *len,
+                ))?;
+                if let Some(all) = samples.get_mut(i) {
+                    all.extend(got);
+                }
+            }
+        }
+        let [proxy, enclave] = samples.map(|s| Latency::of(s, scale.phase));
+        println!(
+            "{:<10} {:>14} {:>14} {:>14} {:>14} {:>14.0} {:>14.0}",
+            clients,
+            ms(proxy.p50),
+            ms(enclave.p50),
+            ms(proxy.p99),
+            ms(enclave.p99),
+            proxy.per_sec,
+            enclave.per_sec
+        );
+        report.info(
+            &format!("GET p99, {clients} client(s): proxy TLS / enclave TLS"),
+            format!("{} / {}", ms(proxy.p99), ms(enclave.p99)),
+        );
+        report.info(
+            &format!("GET p50, {clients} client(s): proxy TLS / enclave TLS"),
+            format!("{} / {}", ms(proxy.p50), ms(enclave.p50)),
+        );
+        report.info(
+            &format!("GET req/s, {clients} client(s): proxy TLS / enclave TLS"),
+            format!("{:.0} / {:.0}", proxy.per_sec, enclave.per_sec),
         );
     }
     Ok(())
