@@ -40,6 +40,17 @@ pub struct Config {
     pub max_stakes: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
+    /// Most keys the workload controllers' work queues hold; the change feed pauses while they
+    /// are full. Default 100,000.
+    pub controller_queue_limit: usize,
+    /// Most change events the controllers take from the watch ring per batch. Default 10,000.
+    pub controller_events_per_run: usize,
+    /// Most controller syncs per `handle_timeout`; the rest wait for the next call.
+    /// Default 10,000.
+    pub controller_syncs_per_run: usize,
+    /// Most pods a ReplicaSet creates or deletes in one sync (kube-controller-manager's
+    /// `burstReplicas`). Default 500.
+    pub controller_burst: usize,
 }
 
 impl Default for Config {
@@ -62,6 +73,10 @@ impl Default for Config {
             token_max_lifetime_secs: 86_400,
             registration_skew_secs: 300,
             max_stakes: 100_000,
+            controller_queue_limit: 100_000,
+            controller_events_per_run: 10_000,
+            controller_syncs_per_run: 10_000,
+            controller_burst: 500,
         }
     }
 }

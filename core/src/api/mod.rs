@@ -140,6 +140,8 @@ pub struct ApiServer {
     pub(crate) tokens: crate::token::TokenValidator,
     /// Nodes registered per stake.
     pub(crate) registrations: workers::Registrations,
+    /// Workload controllers' change feed, work queues and ownership graph.
+    pub(crate) controllers: crate::controllers::Controllers,
 }
 
 impl ApiServer {
@@ -168,6 +170,7 @@ impl ApiServer {
             stakes,
             tokens,
             registrations: Default::default(),
+            controllers: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -287,20 +290,26 @@ impl ApiServer {
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
         let nodes = self.lifecycle.due(self.config.node_grace_secs);
-        [namespaces, nodes, self.event_ttl.due()]
+        let controllers = self
+            .controllers_pending()
+            .then_some(UnixTime::default())
+            .or(self.controllers.next_delayed());
+        [namespaces, nodes, self.event_ttl.due(), controllers]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// Whether [`ApiServer::handle_timeout`] has work due at once (a namespace to finish), as
+    /// Whether [`ApiServer::handle_timeout`] has work due at once (a namespace to finish, store
+    /// changes the controllers have not processed, or queued controller work), as
     /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
     pub fn has_immediate_work(&self) -> bool {
-        !self.terminating.is_empty()
+        !self.terminating.is_empty() || self.controllers_pending()
     }
 
-    /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions)
-    /// and the deletion of terminating namespaces.
+    /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
+    /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
+    /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
         self.run_node_lifecycle(now);
         self.expire_events(now);
@@ -310,6 +319,7 @@ impl ApiServer {
                 self.terminating.remove(&namespace);
             }
         }
+        self.run_controllers(now);
     }
 }
 
