@@ -77,7 +77,9 @@ pub(crate) fn template_hash(template: &Value, collision_count: i64) -> String {
     safe_encode(&fnv32a(&bytes).to_string())
 }
 
-/// A template without the `pod-template-hash` label.
+/// A template without the `pod-template-hash` label, in the form kube's `EqualIgnoreHash`
+/// compares: null, empty-map and empty-list fields dropped (semantic equality treats them as
+/// absent; `kubectl rollout undo` sends `creationTimestamp: null`).
 fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(labels) = t
@@ -86,7 +88,28 @@ fn without_hash(template: &Value) -> Value {
     {
         labels.remove(HASH_LABEL);
     }
+    prune_empty(&mut t);
     t
+}
+
+/// Removes null, `{}` and `[]` members of objects, depth first. Bounded by the input's depth,
+/// which intake already capped.
+fn prune_empty(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                prune_empty(v);
+            }
+            map.retain(|_, v| match v {
+                Value::Null => false,
+                Value::Object(m) => !m.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                _ => true,
+            });
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_empty),
+        _ => {}
+    }
 }
 
 /// An int-or-percent (`maxSurge`, `maxUnavailable`) of `total`, rounded up or down.
@@ -276,7 +299,7 @@ impl ApiServer {
         };
         let manage = !deleting(&d);
         let all = self.claim_replicasets(&d, ns, &selector, manage);
-        let template = d.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let template = without_hash(d.pointer("/spec/template").unwrap_or(&Value::Null));
         let new = all.iter().position(|(_, rs)| {
             without_hash(rs.pointer("/spec/template").unwrap_or(&Value::Null)) == template
         });
