@@ -732,9 +732,11 @@ impl ApiServer {
             || int_at(&old_status, "/readyReplicas") != ready
             || int_at(&old_status, "/availableReplicas") != available
             || int_at(&old_status, "/replicas") != replicas;
-        let has_progressing = conditions
+        let progressing_reason = conditions
             .iter()
-            .any(|c| j::str_at(c, "/type") == "Progressing");
+            .find(|c| j::str_at(c, "/type") == "Progressing")
+            .map(|c| j::string_at(c, "/reason"));
+        let has_progressing = progressing_reason.is_some();
         if paused {
             set_condition(
                 &mut conditions,
@@ -743,6 +745,16 @@ impl ApiServer {
                 "Unknown",
                 "DeploymentPaused",
                 "Deployment is paused",
+                true,
+            );
+        } else if progressing_reason.as_deref() == Some("DeploymentPaused") {
+            set_condition(
+                &mut conditions,
+                now,
+                "Progressing",
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed",
                 true,
             );
         } else if let Some(name) = &created_new {

@@ -486,6 +486,21 @@ fn paused_deployments_do_not_roll_but_scale() {
     );
     c.settle();
     assert_eq!(c.items(REPLICASETS).len(), 2);
+    let d = c.deployment("web");
+    // DeploymentResumed, then progressing again as the new set's pods appear.
+    assert_eq!(
+        Cluster::condition(&d, "Progressing").unwrap().1,
+        "ReplicaSetUpdated"
+    );
+    for _ in 0..10 {
+        c.make_pods_ready();
+    }
+    let d = c.deployment("web");
+    assert_eq!(
+        Cluster::condition(&d, "Progressing").unwrap().1,
+        "NewReplicaSetAvailable"
+    );
+    assert_eq!(d["status"]["updatedReplicas"], 3);
 }
 
 #[test]
