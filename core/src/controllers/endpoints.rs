@@ -17,20 +17,17 @@ use crate::{UnixTime, json as j};
 
 /// The port `service_port` reaches on `pod`, or `None` when a named `targetPort` is not one of
 /// its container ports.
-pub(crate) fn resolve_target_port(service_port: &Value, pod: &Value) -> Option<i64> {
+pub(crate) fn resolve_target_port(service_port: &Value, named: &[(String, i64)]) -> Option<i64> {
     match service_port.get("targetPort") {
         Some(Value::Number(n)) => n.as_i64(),
         Some(Value::String(name)) if !name.is_empty() => {
             if let Ok(n) = name.parse::<i64>() {
                 return Some(n);
             }
-            pod.pointer("/spec/containers")?
-                .as_array()?
+            named
                 .iter()
-                .filter_map(|c| c.get("ports")?.as_array())
-                .flatten()
-                .find(|p| j::str_at(p, "/name") == name)
-                .and_then(|p| p.get("containerPort")?.as_i64())
+                .find(|(n, _)| n == name)
+                .map(|(_, port)| *port)
         }
         _ => service_port.get("port").and_then(Value::as_i64),
     }
@@ -38,15 +35,6 @@ pub(crate) fn resolve_target_port(service_port: &Value, pod: &Value) -> Option<i
 
 /// (name, port, protocol) of one endpoint port.
 type ResolvedPort = (String, i64, String);
-
-fn pod_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|c| {
-            c.iter()
-                .any(|c| j::str_at(c, "/type") == "Ready" && j::str_at(c, "/status") == "True")
-        })
-}
 
 impl ApiServer {
     /// Writes the Endpoints of one Service (or removes it with the Service).
@@ -87,20 +75,16 @@ impl ApiServer {
         // Subsets keyed by their resolved port list.
         let mut subsets: BTreeMap<Vec<ResolvedPort>, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
         for key in keys {
-            let Some(pod) = self.load(&key) else {
+            let Some(pod) = self.pod_view(&key) else {
                 continue;
             };
-            let ip = j::str_at(&pod, "/status/podIP");
-            if ip.is_empty()
-                || deleting(&pod)
-                || matches!(j::str_at(&pod, "/status/phase"), "Succeeded" | "Failed")
-            {
+            if pod.ip.is_empty() || pod.deleting || pod.terminal {
                 continue;
             }
             let resolved: Option<Vec<ResolvedPort>> = ports
                 .iter()
                 .map(|p| {
-                    let port = resolve_target_port(p, &pod)?;
+                    let port = resolve_target_port(p, &pod.ports)?;
                     let protocol = match j::str_at(p, "/protocol") {
                         "" => "TCP",
                         other => other,
@@ -112,22 +96,21 @@ impl ApiServer {
                 continue;
             };
             let mut address = json!({
-                "ip": ip,
+                "ip": pod.ip,
                 "targetRef": {
                     "kind": "Pod",
                     "namespace": ns,
-                    "name": j::str_at(&pod, "/metadata/name"),
-                    "uid": j::str_at(&pod, "/metadata/uid"),
+                    "name": pod.facts.name,
+                    "uid": pod.uid,
                 },
             });
-            let node = j::str_at(&pod, "/spec/nodeName");
-            if !node.is_empty()
+            if !pod.node.is_empty()
                 && let Some(map) = address.as_object_mut()
             {
-                map.insert("nodeName".into(), Value::from(node));
+                map.insert("nodeName".into(), Value::from(pod.node.as_str()));
             }
             let entry = subsets.entry(resolved).or_default();
-            if pod_ready(&pod) {
+            if pod.facts.ready {
                 entry.0.push(address);
             } else {
                 entry.1.push(address);
@@ -203,7 +186,8 @@ mod tests {
 
     #[test]
     fn target_ports_resolve_by_number_or_container_port_name() {
-        let pod = json!({"spec": {"containers": [{"name": "a", "ports": [{"name": "http", "containerPort": 8080}]}]}});
+        let pod = super::super::replicaset::PodView::of(&json!({"spec": {"containers": [
+            {"name": "a", "ports": [{"name": "http", "containerPort": 8080}]}]}}));
         let cases = [
             (json!({"port": 80, "targetPort": 9090}), Some(9090)),
             (json!({"port": 80, "targetPort": "http"}), Some(8080)),
@@ -211,7 +195,7 @@ mod tests {
             (json!({"port": 80}), Some(80)),
         ];
         for (port, want) in cases {
-            assert_eq!(resolve_target_port(&port, &pod), want, "{port}");
+            assert_eq!(resolve_target_port(&port, &pod.ports), want, "{port}");
         }
     }
 }

@@ -78,6 +78,48 @@ pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef> {
         .unwrap_or_default()
 }
 
+/// The few metadata fields the feed needs, read without building a tree of the whole object.
+#[derive(serde::Deserialize)]
+struct Partial<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<PartialMeta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartialMeta<'a> {
+    #[serde(borrow, default)]
+    uid: Option<alloc::borrow::Cow<'a, str>>,
+    #[serde(borrow, default, rename = "ownerReferences")]
+    owner_references: Vec<PartialRef<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartialRef<'a> {
+    #[serde(borrow, default)]
+    kind: alloc::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: alloc::borrow::Cow<'a, str>,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+/// `metadata.uid` of stored JSON.
+fn uid_of(json: &[u8]) -> Option<String> {
+    let partial: Partial<'_> = serde_json::from_slice(json).ok()?;
+    Some(String::from(partial.metadata?.uid?))
+}
+
+/// (kind, name) of the managing owner in stored JSON.
+fn controller_of(json: &[u8]) -> Option<(String, String)> {
+    let partial: Partial<'_> = serde_json::from_slice(json).ok()?;
+    partial
+        .metadata?
+        .owner_references
+        .into_iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| (String::from(r.kind), String::from(r.name)))
+}
+
 /// The managing owner (`controller: true`) of `obj`, if any.
 pub(crate) fn controller_ref(obj: &Value) -> Option<OwnerRef> {
     owner_refs(obj).into_iter().find(|r| r.controller)
@@ -183,7 +225,7 @@ impl OwnerGraph {
     }
 
     /// The owner uids `key` names.
-    fn owners_of(&self, key: &ObjectKey) -> &[String] {
+    pub(crate) fn owners_of(&self, key: &ObjectKey) -> &[String] {
         self.owners.get(key).map_or(&[], Vec::as_slice)
     }
 }
@@ -209,6 +251,10 @@ pub(crate) struct Controllers {
     service_selectors: BTreeMap<NsName, Vec<(String, String)>>,
     /// Label selectors of ReplicaSets and Deployments, for routing orphans to adopters.
     workload_selectors: BTreeMap<ObjectKey, LabelSelector>,
+    /// Pods as the controllers see them, by key, with the revision they were parsed at: a
+    /// ReplicaSet or Service sync reads its pods without parsing them again. Bounded by the
+    /// pods in the store (entries go with their pods).
+    pub(crate) pods: BTreeMap<ObjectKey, (u64, alloc::sync::Arc<replicaset::PodView>)>,
 }
 
 impl Controllers {
@@ -352,22 +398,22 @@ impl ApiServer {
             return;
         };
         let deleted = event.kind == EventType::Deleted;
+        if deleted && resource == ResourceId::Pods {
+            self.controllers.pods.remove(&event.key);
+        }
         self.observe_object(&event.key, &obj, deleted);
         let ns = &*event.key.namespace;
         let name = &*event.key.name;
         match resource {
             ResourceId::Pods => {
-                let previous = event
-                    .previous
-                    .as_ref()
-                    .and_then(|p| serde_json::from_slice::<Value>(&p.json).ok());
-                let mut owners: Vec<OwnerRef> = controller_ref(&obj).into_iter().collect();
-                if let Some(prev) = &previous {
-                    owners.extend(controller_ref(prev));
-                }
-                for owner in &owners {
-                    if owner.kind == "ReplicaSet" {
-                        self.controllers.enqueue(Queue::ReplicaSet, ns, &owner.name);
+                let mut owners: Vec<(String, String)> = controller_ref(&obj)
+                    .map(|r| (r.kind, r.name))
+                    .into_iter()
+                    .collect();
+                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                for (kind, owner) in &owners {
+                    if kind == "ReplicaSet" {
+                        self.controllers.enqueue(Queue::ReplicaSet, ns, owner);
                     }
                 }
                 if owners.is_empty() && !deleted {
@@ -391,17 +437,14 @@ impl ApiServer {
             }
             ResourceId::ReplicaSets => {
                 self.controllers.enqueue(Queue::ReplicaSet, ns, name);
-                let mut owners: Vec<OwnerRef> = controller_ref(&obj).into_iter().collect();
-                if let Some(prev) = event
-                    .previous
-                    .as_ref()
-                    .and_then(|p| serde_json::from_slice::<Value>(&p.json).ok())
-                {
-                    owners.extend(controller_ref(&prev));
-                }
-                for owner in &owners {
-                    if owner.kind == "Deployment" {
-                        self.controllers.enqueue(Queue::Deployment, ns, &owner.name);
+                let mut owners: Vec<(String, String)> = controller_ref(&obj)
+                    .map(|r| (r.kind, r.name))
+                    .into_iter()
+                    .collect();
+                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                for (kind, owner) in &owners {
+                    if kind == "Deployment" {
+                        self.controllers.enqueue(Queue::Deployment, ns, owner);
                     }
                 }
                 if owners.is_empty() && !deleted {
@@ -480,10 +523,9 @@ impl ApiServer {
             // dependents alone rather than collect them on a lookup failure.
             return true;
         };
-        self.store.get(&key).is_some_and(|o| {
-            serde_json::from_slice::<Value>(&o.json)
-                .is_ok_and(|v| j::str_at(&v, "/metadata/uid") == r.uid)
-        })
+        self.store
+            .get(&key)
+            .is_some_and(|o| uid_of(&o.json).is_some_and(|uid| uid == r.uid))
     }
 
     /// Queues the workloads of `resource` in `ns` whose selector matches `labels` (orphans).
@@ -515,6 +557,7 @@ impl ApiServer {
         self.controllers.graph = OwnerGraph::default();
         self.controllers.service_selectors.clear();
         self.controllers.workload_selectors.clear();
+        self.controllers.pods.clear();
         for rt in crate::resource::RESOURCES {
             if rt.id == ResourceId::Events {
                 continue;

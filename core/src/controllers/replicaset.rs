@@ -5,8 +5,8 @@
 //! in slow-start batches (1, 2, 4, ...) up to `Config::controller_burst` per sync and stop at the
 //! first failure, which becomes a `ReplicaFailure` condition (reason `FailedCreate`).
 
-use alloc::collections::BTreeSet;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
@@ -76,6 +76,52 @@ impl PodFacts {
     }
 }
 
+/// What the controllers need of one pod version, parsed once per revision and cached.
+#[derive(Debug)]
+pub(crate) struct PodView {
+    pub(crate) facts: PodFacts,
+    pub(crate) uid: String,
+    /// uid of the managing owner (`controller: true`).
+    pub(crate) controller_uid: Option<String>,
+    /// Counts toward replicas (kube's `FilterActivePods`).
+    pub(crate) active: bool,
+    pub(crate) deleting: bool,
+    /// Succeeded or Failed.
+    pub(crate) terminal: bool,
+    pub(crate) ip: String,
+    pub(crate) node: String,
+    /// Named container ports, for named `targetPort`s.
+    pub(crate) ports: Vec<(String, i64)>,
+}
+
+impl PodView {
+    pub(crate) fn of(pod: &Value) -> Self {
+        let ports = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("ports")?.as_array())
+            .flatten()
+            .filter_map(|p| {
+                let name = j::str_at(p, "/name");
+                (!name.is_empty()).then(|| (String::from(name), int_at(p, "/containerPort")))
+            })
+            .collect();
+        Self {
+            facts: PodFacts::of(pod),
+            uid: j::string_at(pod, "/metadata/uid"),
+            controller_uid: controller_ref(pod).map(|r| r.uid),
+            active: is_active(pod),
+            deleting: deleting(pod),
+            terminal: matches!(j::str_at(pod, "/status/phase"), "Succeeded" | "Failed"),
+            ip: j::string_at(pod, "/status/podIP"),
+            node: j::string_at(pod, "/spec/nodeName"),
+            ports,
+        }
+    }
+}
+
 /// Whether a pod counts toward replicas (kube's `FilterActivePods`).
 pub(crate) fn is_active(pod: &Value) -> bool {
     !matches!(j::str_at(pod, "/status/phase"), "Succeeded" | "Failed") && !deleting(pod)
@@ -95,54 +141,82 @@ pub(crate) fn deletion_order(a: &PodFacts, b: &PodFacts) -> core::cmp::Ordering 
 }
 
 impl ApiServer {
-    /// The pods `owner` (uid) owns or its selector matches in `ns`, after adopting matching
-    /// orphans and releasing owned pods it no longer matches. `manage` false: neither.
+    /// The pod at `key` as the controllers see it, parsed once per stored revision.
+    pub(crate) fn pod_view(&mut self, key: &ObjectKey) -> Option<Arc<PodView>> {
+        let stored = self.store.get(key)?;
+        if let Some((revision, view)) = self.controllers.pods.get(key)
+            && *revision == stored.revision
+        {
+            return Some(view.clone());
+        }
+        let revision = stored.revision;
+        let pod: Value = serde_json::from_slice(&stored.json).ok()?;
+        let view = Arc::new(PodView::of(&pod));
+        self.controllers
+            .pods
+            .insert(key.clone(), (revision, view.clone()));
+        Some(view)
+    }
+
+    /// The pods `rs` owns or its selector matches in `ns`, after adopting matching orphans and
+    /// releasing owned pods it no longer matches. `manage` false: neither.
     fn claim_pods(
         &mut self,
         rs: &Value,
         ns: &str,
         selector: &crate::selector::LabelSelector,
         manage: bool,
-    ) -> Vec<Value> {
+    ) -> Vec<Arc<PodView>> {
         let uid = j::string_at(rs, "/metadata/uid");
-        let mut keys: BTreeSet<ObjectKey> = self
-            .controllers
-            .graph
-            .dependents_of(&uid)
-            .into_iter()
-            .filter(|k| k.resource == ResourceId::Pods && &*k.namespace == ns)
-            .collect();
-        keys.extend(
-            self.store
-                .range(ResourceId::Pods, Some(ns), None)
-                .filter(|(_, o)| selector.matches(&o.index.labels))
-                .map(|(k, _)| k.clone()),
-        );
-        let mut owned = Vec::new();
-        for key in keys {
-            let Some(mut pod) = self.load(&key) else {
+        // One pass over the namespace's pods, by their indexed labels and the ownership graph;
+        // cached views need neither a key copy nor a parse.
+        let mut views: Vec<Arc<PodView>> = Vec::new();
+        let mut misses: Vec<ObjectKey> = Vec::new();
+        for (key, object) in self.store.range(ResourceId::Pods, Some(ns), None) {
+            let owned = self
+                .controllers
+                .graph
+                .owners_of(key)
+                .contains(&uid);
+            if !owned && !selector.matches(&object.index.labels) {
                 continue;
-            };
-            let matches = selector.matches(&crate::selector::labels_of(&pod));
-            match controller_ref(&pod) {
-                Some(r) if r.uid == uid => {
+            }
+            match self.controllers.pods.get(key) {
+                Some((revision, view)) if *revision == object.revision => views.push(view.clone()),
+                _ => misses.push(key.clone()),
+            }
+        }
+        for key in misses {
+            views.extend(self.pod_view(&key));
+        }
+        let mut owned = Vec::new();
+        for view in views {
+            let key = ObjectKey::new(ResourceId::Pods, ns, &view.facts.name);
+            let matches = selector.matches(&view.facts.labels);
+            match &view.controller_uid {
+                Some(owner) if *owner == uid => {
                     if matches {
-                        owned.push(pod);
-                    } else if manage {
+                        owned.push(view);
+                    } else if manage && let Some(mut pod) = self.load(&key) {
                         super::gc::remove_owner_refs(&mut pod, core::slice::from_ref(&uid));
                         let _ = self.controller_update(&key, &mut pod);
                     }
                 }
                 Some(_) => {}
-                None if matches && manage && !deleting(&pod) => {
+                None if matches && manage && !view.deleting => {
+                    let Some(mut pod) = self.load(&key) else {
+                        continue;
+                    };
                     if let Some(meta) = meta_mut(&mut pod) {
                         let refs = meta.entry("ownerReferences").or_insert_with(|| json!([]));
                         if let Some(list) = refs.as_array_mut() {
                             list.push(controller_ref_to(rs, "apps/v1", "ReplicaSet"));
                         }
                     }
-                    if self.controller_update(&key, &mut pod).is_ok() {
-                        owned.push(pod);
+                    if self.controller_update(&key, &mut pod).is_ok()
+                        && let Some(view) = self.pod_view(&key)
+                    {
+                        owned.push(view);
                     }
                 }
                 None => {}
@@ -163,11 +237,7 @@ impl ApiServer {
         };
         let manage = !deleting(&rs);
         let pods = self.claim_pods(&rs, ns, &selector, manage);
-        let mut active: Vec<PodFacts> = pods
-            .iter()
-            .filter(|p| is_active(p))
-            .map(PodFacts::of)
-            .collect();
+        let mut active: Vec<Arc<PodView>> = pods.into_iter().filter(|p| p.active).collect();
         let want = usize::try_from(int_at(&rs, "/spec/replicas").max(0)).unwrap_or(usize::MAX);
         let mut failure: Option<(&str, String)> = None;
         if manage && active.len() < want {
@@ -179,10 +249,10 @@ impl ApiServer {
             }
         } else if manage && active.len() > want {
             let surplus = (active.len() - want).min(self.config.controller_burst);
-            active.sort_by(deletion_order);
-            let doomed: Vec<PodFacts> = active.drain(..surplus).collect();
+            active.sort_by(|a, b| deletion_order(&a.facts, &b.facts));
+            let doomed: Vec<Arc<PodView>> = active.drain(..surplus).collect();
             for pod in doomed {
-                let pod_key = ObjectKey::new(ResourceId::Pods, ns, &pod.name);
+                let pod_key = ObjectKey::new(ResourceId::Pods, ns, &pod.facts.name);
                 let Some(obj) = self.load(&pod_key) else {
                     continue;
                 };
@@ -192,7 +262,7 @@ impl ApiServer {
                         &Involved::of(&rs),
                         "Normal",
                         "SuccessfulDelete",
-                        &alloc::format!("Deleted pod: {}", pod.name),
+                        &alloc::format!("Deleted pod: {}", pod.facts.name),
                         COMPONENT,
                     ),
                     Err(e) => {
@@ -212,7 +282,7 @@ impl ApiServer {
         now: UnixTime,
         rs: &Value,
         count: usize,
-    ) -> (Vec<PodFacts>, Option<Error>) {
+    ) -> (Vec<Arc<PodView>>, Option<Error>) {
         let mut created = Vec::new();
         let mut batch = 1usize;
         while created.len() < count {
@@ -238,7 +308,7 @@ impl ApiServer {
         (created, None)
     }
 
-    fn create_pod(&mut self, now: UnixTime, rs: &Value) -> Result<PodFacts, Error> {
+    fn create_pod(&mut self, now: UnixTime, rs: &Value) -> Result<Arc<PodView>, Error> {
         let rs_name = j::str_at(rs, "/metadata/name");
         let ns = j::str_at(rs, "/metadata/namespace");
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
@@ -285,7 +355,7 @@ impl ApiServer {
                         &alloc::format!("Created pod: {pod_name}"),
                         COMPONENT,
                     );
-                    return Ok(PodFacts::of(&pod));
+                    return Ok(Arc::new(PodView::of(&pod)));
                 }
                 Err(Error::AlreadyExists { .. }) | Err(Error::Internal(_)) => {
                     last = Error::AlreadyExists {
@@ -304,7 +374,7 @@ impl ApiServer {
         now: UnixTime,
         key: &ObjectKey,
         rs: &Value,
-        active: &[PodFacts],
+        active: &[Arc<PodView>],
         failure: Option<(&str, String)>,
     ) {
         let min_ready = u64::try_from(int_at(rs, "/spec/minReadySeconds")).unwrap_or(0);
@@ -312,18 +382,18 @@ impl ApiServer {
             crate::selector::labels_of(rs.pointer("/spec/template").unwrap_or(&Value::Null));
         let fully = active
             .iter()
-            .filter(|p| template_labels.iter().all(|l| p.labels.contains(l)))
+            .filter(|p| template_labels.iter().all(|l| p.facts.labels.contains(l)))
             .count();
-        let ready = active.iter().filter(|p| p.ready).count();
+        let ready = active.iter().filter(|p| p.facts.ready).count();
         let available = active
             .iter()
-            .filter(|p| p.available(min_ready, now))
+            .filter(|p| p.facts.available(min_ready, now))
             .count();
         // Ready but not yet available: look again when minReadySeconds has passed.
         if let Some(at) = active
             .iter()
-            .filter(|p| p.ready && !p.available(min_ready, now))
-            .filter_map(|p| p.ready_since.map(|t| t.plus_secs(min_ready)))
+            .filter(|p| p.facts.ready && !p.facts.available(min_ready, now))
+            .filter_map(|p| p.facts.ready_since.map(|t| t.plus_secs(min_ready)))
             .min()
         {
             self.controllers
