@@ -24,10 +24,7 @@ pub(crate) fn resolve_target_port(service_port: &Value, named: &[(String, i64)])
             if let Ok(n) = name.parse::<i64>() {
                 return Some(n);
             }
-            named
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, port)| *port)
+            named.iter().find(|(n, _)| n == name).map(|(_, port)| *port)
         }
         _ => service_port.get("port").and_then(Value::as_i64),
     }

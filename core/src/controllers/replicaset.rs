@@ -21,6 +21,8 @@ use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
 
 const COMPONENT: &str = "replicaset-controller";
+/// Seconds before a ReplicaSet whose pods could not all be created tries again.
+const RETRY_SECS: u64 = 5;
 
 /// What the controller needs of one pod.
 #[derive(Debug, Clone)]
@@ -173,12 +175,9 @@ impl ApiServer {
         let mut views: Vec<Arc<PodView>> = Vec::new();
         let mut misses: Vec<ObjectKey> = Vec::new();
         for (key, object) in self.store.range(ResourceId::Pods, Some(ns), None) {
-            let owned = self
-                .controllers
-                .graph
-                .owners_of(key)
-                .contains(&uid);
-            if !owned && !selector.matches(&object.index.labels) {
+            if !selector.matches(&object.index.labels)
+                && !self.controllers.graph.owners_of(key).contains(&uid)
+            {
                 continue;
             }
             match self.controllers.pods.get(key) {
@@ -191,19 +190,20 @@ impl ApiServer {
         }
         let mut owned = Vec::new();
         for view in views {
-            let key = ObjectKey::new(ResourceId::Pods, ns, &view.facts.name);
+            let key = || ObjectKey::new(ResourceId::Pods, ns, &view.facts.name);
             let matches = selector.matches(&view.facts.labels);
             match &view.controller_uid {
                 Some(owner) if *owner == uid => {
                     if matches {
                         owned.push(view);
-                    } else if manage && let Some(mut pod) = self.load(&key) {
+                    } else if manage && let Some(mut pod) = self.load(&key()) {
                         super::gc::remove_owner_refs(&mut pod, core::slice::from_ref(&uid));
-                        let _ = self.controller_update(&key, &mut pod);
+                        let _ = self.controller_update(&key(), &mut pod);
                     }
                 }
                 Some(_) => {}
                 None if matches && manage && !view.deleting => {
+                    let key = key();
                     let Some(mut pod) = self.load(&key) else {
                         continue;
                     };
@@ -246,6 +246,9 @@ impl ApiServer {
             active.extend(created);
             if let Some(e) = error {
                 failure = Some(("FailedCreate", e.message()));
+                // kube requeues a failed sync with backoff; room may free up meanwhile.
+                self.controllers
+                    .requeue_at(now.plus_secs(RETRY_SECS), Queue::ReplicaSet, ns, name);
             }
         } else if manage && active.len() > want {
             let surplus = (active.len() - want).min(self.config.controller_burst);

@@ -767,6 +767,15 @@ fn the_object_budget_bounds_a_huge_deployment_and_says_why() {
         Cluster::condition(&d, "ReplicaFailure").unwrap().1,
         "FailedCreate"
     );
+    assert!(
+        !c.server.has_immediate_work(),
+        "a full store is not a busy loop"
+    );
+    assert_eq!(
+        c.server.poll_timeout(),
+        Some(c.now.plus_secs(5)),
+        "but it is retried"
+    );
     // Still usable: reads work, and deleting the deployment frees the budget.
     assert_eq!(c.get("/api/v1/namespaces").0, 200);
     assert_eq!(
@@ -904,7 +913,11 @@ fn pods_turning_ready_one_by_one_cost_linear_work() {
     for (i, name) in names.iter().enumerate() {
         let status = json!({"status": {"phase": "Running", "podIP": alloc::format!("10.1.{}.{}", i / 200, i % 200),
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": c.now.rfc3339()}]}});
-        c.patch(&alloc::format!("{PODS}/{name}/status"), status, "application/merge-patch+json");
+        c.patch(
+            &alloc::format!("{PODS}/{name}/status"),
+            status,
+            "application/merge-patch+json",
+        );
         if std::env::var("NO_CTRL").is_err() {
             c.server.handle_timeout(c.now);
         }
