@@ -678,6 +678,52 @@ impl ApiServer {
         }
     }
 
+    /// kube's progress deadline: a rollout without progress for `progressDeadlineSeconds` gets
+    /// `Progressing=False` with reason `ProgressDeadlineExceeded` (which ends `kubectl rollout
+    /// status` with an error); until then a timer looks again when the deadline falls.
+    fn check_progress_deadline(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        d: &Value,
+        new_name: &str,
+        conditions: &mut Vec<Value>,
+    ) {
+        let Some(secs) = d
+            .pointer("/spec/progressDeadlineSeconds")
+            .and_then(Value::as_u64)
+        else {
+            return;
+        };
+        let Some(progressing) = conditions
+            .iter()
+            .find(|c| j::str_at(c, "/type") == "Progressing")
+        else {
+            return;
+        };
+        if j::str_at(progressing, "/status") != "True" {
+            return;
+        }
+        let Some(since) = UnixTime::parse_rfc3339(j::str_at(progressing, "/lastUpdateTime")) else {
+            return;
+        };
+        let due = since.plus_secs(secs);
+        if due <= now {
+            set_condition(
+                conditions,
+                now,
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                &alloc::format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+                true,
+            );
+        } else {
+            self.controllers
+                .requeue_at(due, super::Queue::Deployment, &key.namespace, &key.name);
+        }
+    }
+
     fn write_deployment_status(
         &mut self,
         now: UnixTime,
@@ -789,7 +835,7 @@ impl ApiServer {
                     alloc::format!("Found new replica set \"{new_name}\""),
                 )
             };
-            set_condition(
+            if !set_condition(
                 &mut conditions,
                 now,
                 "Progressing",
@@ -797,7 +843,20 @@ impl ApiServer {
                 reason,
                 &message,
                 true,
-            );
+            ) {
+                // Same words, new progress: kube moves lastUpdateTime, which the progress
+                // deadline counts from.
+                if let Some(c) = conditions
+                    .iter_mut()
+                    .find(|c| j::str_at(c, "/type") == "Progressing")
+                    .and_then(Value::as_object_mut)
+                {
+                    c.insert("lastUpdateTime".into(), Value::from(now.rfc3339()));
+                }
+            }
+        }
+        if !paused && !complete {
+            self.check_progress_deadline(now, key, d, &new_name, &mut conditions);
         }
         // A ReplicaSet that cannot create its pods shows on the Deployment too.
         let rs_failure = sets.all.iter().find_map(|(_, rs)| {

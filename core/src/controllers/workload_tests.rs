@@ -926,3 +926,30 @@ fn pods_turning_ready_one_by_one_cost_linear_work() {
     std::eprintln!("300 pods ready one by one: {:?}", started.elapsed());
     assert_eq!(c.deployment("web")["status"]["availableReplicas"], 300);
 }
+
+#[test]
+fn a_stalled_rollout_exceeds_its_progress_deadline() {
+    let mut c = Cluster::new();
+    let mut d = deployment("web", 2, "nginx");
+    d["spec"]["progressDeadlineSeconds"] = json!(30);
+    c.post(DEPLOYMENTS, d);
+    c.settle();
+    assert_eq!(c.server.poll_timeout(), Some(c.now.plus_secs(30)));
+    c.now = c.now.plus_secs(30);
+    c.server.handle_timeout(c.now);
+    c.settle();
+    let d = c.deployment("web");
+    let (status, reason, message) = Cluster::condition(&d, "Progressing").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ProgressDeadlineExceeded")
+    );
+    assert!(message.ends_with("has timed out progressing."), "{message}");
+    // Progress after the deadline makes it progressing again.
+    c.make_pods_ready();
+    let d = c.deployment("web");
+    assert_eq!(
+        Cluster::condition(&d, "Progressing").unwrap().1,
+        "NewReplicaSetAvailable"
+    );
+}
