@@ -200,6 +200,15 @@ fn copy_annotations(d: &Value, rs: &mut Value) {
     }
 }
 
+/// kube's `isScalingEvent`: an active ReplicaSet was sized for another replica count.
+fn is_scaling_event(d: &Value, sets: &Sets) -> bool {
+    let want = int_at(d, "/spec/replicas").to_string();
+    sets.all.iter().any(|(_, rs)| {
+        let desired = annotation(rs, DESIRED);
+        spec_replicas(rs) > 0 && !desired.is_empty() && desired != want
+    })
+}
+
 fn spec_replicas(rs: &Value) -> i64 {
     int_at(rs, "/spec/replicas")
 }
@@ -309,7 +318,10 @@ impl ApiServer {
         if manage {
             let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
             let recreate = j::str_at(&d, "/spec/strategy/type") == "Recreate";
-            if !paused {
+            if paused || is_scaling_event(&d, &sets) {
+                // kube's `sync`: scale (proportionally across active sets), no rollout.
+                self.scale_proportionally(now, &d, &mut sets);
+            } else {
                 if sets.new.is_none() && !recreate {
                     match self.create_new_rs(now, &d, &mut sets) {
                         Ok(name) => created_new = Some(name),
@@ -326,14 +338,6 @@ impl ApiServer {
                     }
                 } else {
                     self.rollout_rolling(now, &d, &mut sets);
-                }
-            } else if let Some(i) = sets.new {
-                // Paused: scaling still applies to the new ReplicaSet when it is the only
-                // active one (kube scales all active ones proportionally).
-                let others_active = sets.old().any(|(_, rs)| spec_replicas(rs) > 0);
-                let want = int_at(&d, "/spec/replicas");
-                if !others_active {
-                    self.scale_rs(now, &d, &mut sets, i, want);
                 }
             }
             self.cleanup_old(now, &d, &sets);
@@ -527,6 +531,123 @@ impl ApiServer {
         }
         if let Some((_, rs)) = sets.all.get_mut(i) {
             *rs = next;
+        }
+    }
+
+    /// kube's `scale`: one active set (or none: the newest) takes the whole count; a saturated
+    /// new set sends the old ones to zero; otherwise a rolling Deployment's change in size is
+    /// shared among active sets in proportion to their size, leftovers to the largest.
+    fn scale_proportionally(&mut self, now: UnixTime, d: &Value, sets: &mut Sets) {
+        let want = int_at(d, "/spec/replicas");
+        let active: Vec<usize> = (0..sets.all.len())
+            .filter(|i| {
+                sets.all
+                    .get(*i)
+                    .is_some_and(|(_, rs)| spec_replicas(rs) > 0)
+            })
+            .collect();
+        let single = match active.as_slice() {
+            [] => sets.new.or_else(|| {
+                (0..sets.all.len()).max_by(|a, b| {
+                    let created = |i: &usize| {
+                        sets.all
+                            .get(*i)
+                            .map(|(_, rs)| j::string_at(rs, "/metadata/creationTimestamp"))
+                    };
+                    created(a).cmp(&created(b))
+                })
+            }),
+            [only] => Some(*only),
+            _ => None,
+        };
+        if let Some(i) = single {
+            // Also refreshes a stale desired-replicas annotation, which would otherwise keep
+            // this a scaling event and hold the rollout.
+            self.scale_rs(now, d, sets, i, want);
+            return;
+        }
+        let saturated = sets.new_rs().is_some_and(|rs| {
+            spec_replicas(rs) == want
+                && annotation(rs, DESIRED) == want.to_string()
+                && status_field(rs, "availableReplicas") == want
+        });
+        if saturated {
+            let old: Vec<usize> = sets
+                .old()
+                .filter(|(_, rs)| spec_replicas(rs) > 0)
+                .map(|(i, _)| i)
+                .collect();
+            for i in old {
+                self.scale_rs(now, d, sets, i, 0);
+            }
+            return;
+        }
+        if j::str_at(d, "/spec/strategy/type") == "Recreate" {
+            return;
+        }
+        let (surge, _) = surge_and_unavailable(d);
+        let total: i64 = active
+            .iter()
+            .filter_map(|i| sets.all.get(*i))
+            .map(|(_, rs)| spec_replicas(rs))
+            .sum();
+        let allowed = if want > 0 { want + surge } else { 0 };
+        let to_add = allowed - total;
+        let mut order: Vec<(usize, i64, String)> = active
+            .iter()
+            .filter_map(|i| {
+                let (_, rs) = sets.all.get(*i)?;
+                Some((
+                    *i,
+                    spec_replicas(rs),
+                    j::string_at(rs, "/metadata/creationTimestamp"),
+                ))
+            })
+            .collect();
+        // Largest first; among equals the newest when growing, the oldest when shrinking.
+        order.sort_by(|a, b| {
+            b.1.cmp(&a.1).then(if to_add > 0 {
+                b.2.cmp(&a.2)
+            } else {
+                a.2.cmp(&b.2)
+            })
+        });
+        let mut added = 0i64;
+        let mut sizes: Vec<(usize, i64)> = Vec::new();
+        for (i, replicas, _) in &order {
+            let proportion = if to_add == 0 || *replicas == 0 || to_add == added {
+                0
+            } else {
+                let max = sets
+                    .all
+                    .get(*i)
+                    .map(|(_, rs)| annotation(rs, MAX_REPLICAS).parse::<i64>().ok())
+                    .unwrap_or_default()
+                    .unwrap_or_else(|| int_at(d, "/status/replicas"))
+                    .max(1);
+                let fraction = if want == 0 {
+                    -replicas
+                } else {
+                    // Rounded to nearest, halves away from zero (Go's math.Round).
+                    let scaled = replicas.saturating_mul(want + surge);
+                    let rounded = (2 * scaled + max).div_euclid(2 * max);
+                    rounded - replicas
+                };
+                let allowed = to_add - added;
+                if to_add > 0 {
+                    fraction.min(allowed)
+                } else {
+                    fraction.max(allowed)
+                }
+            };
+            added += proportion;
+            sizes.push((*i, replicas + proportion));
+        }
+        if let Some(first) = sizes.first_mut() {
+            first.1 = (first.1 + to_add - added).max(0);
+        }
+        for (i, size) in sizes {
+            self.scale_rs(now, d, sets, i, size);
         }
     }
 

@@ -953,3 +953,47 @@ fn a_stalled_rollout_exceeds_its_progress_deadline() {
         "NewReplicaSetAvailable"
     );
 }
+
+#[test]
+fn scaling_mid_rollout_is_proportional() {
+    // kube's proportional scaling: 10 replicas (maxSurge 3, maxUnavailable 2) mid-rollout,
+    // scaled to 15: the 5 extra (plus surge) are shared by size between the two sets.
+    let mut c = Cluster::new();
+    c.post(DEPLOYMENTS, deployment("web", 10, "nginx:1"));
+    c.settle();
+    c.make_pods_ready();
+    c.patch(
+        &alloc::format!("{DEPLOYMENTS}/web"),
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:2"}]}}}}),
+        "application/strategic-merge-patch+json",
+    );
+    c.settle();
+    let sizes = |c: &mut Cluster| {
+        let mut v: Vec<i64> = c
+            .items(REPLICASETS)
+            .iter()
+            .map(|rs| rs["spec"]["replicas"].as_i64().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    // New 5 (13 pods allowed: 8 old kept available + 5 new).
+    assert_eq!(sizes(&mut c), [5, 8]);
+    c.patch(
+        &alloc::format!("{DEPLOYMENTS}/web/scale"),
+        json!({"spec": {"replicas": 15}}),
+        "application/merge-patch+json",
+    );
+    c.settle();
+    let after = sizes(&mut c);
+    assert_eq!(
+        after.iter().sum::<i64>(),
+        15 + 4,
+        "replicas + maxSurge (25% of 15, rounded up)"
+    );
+    assert!(after[0] > 5 && after[1] > 8, "both sets grew: {after:?}");
+    for _ in 0..15 {
+        c.make_pods_ready();
+    }
+    assert_eq!(sizes(&mut c), [0, 15]);
+}
