@@ -52,6 +52,17 @@ pub struct Config {
     /// Seconds between scans of the store for pending pods while the queue is over budget.
     /// Default 5.
     pub scheduler_rescan_secs: u64,
+    /// Most keys the workload controllers' work queues hold; the change feed pauses while they
+    /// are full. Default 100,000.
+    pub controller_queue_limit: usize,
+    /// Most change events the controllers take from the watch ring per batch. Default 10,000.
+    pub controller_events_per_run: usize,
+    /// Most controller syncs per `handle_timeout`; the rest wait for the next call.
+    /// Default 10,000.
+    pub controller_syncs_per_run: usize,
+    /// Most pods a ReplicaSet creates or deletes in one sync (kube-controller-manager's
+    /// `burstReplicas`). Default 500.
+    pub controller_burst: usize,
 }
 
 impl Default for Config {
@@ -78,6 +89,10 @@ impl Default for Config {
             scheduler_batch: 1_000,
             scheduler_retry_secs: 60,
             scheduler_rescan_secs: 5,
+            controller_queue_limit: 100_000,
+            controller_events_per_run: 10_000,
+            controller_syncs_per_run: 10_000,
+            controller_burst: 500,
         }
     }
 }

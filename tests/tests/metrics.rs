@@ -237,7 +237,16 @@ fn enclave_metrics_follow_kubectl_traffic_for_the_admin_only() {
     }
     cluster.kubectl_ok(&["get", "pods", "-n", "m"]);
     cluster.kubectl_ok(&["get", "pod", "p1", "-n", "m"]);
-    cluster.kubectl_ok(&["create", "deployment", "web", "-n", "m", "--image=nginx"]);
+    // No replicas: its controller-made pods would race with the counts below.
+    cluster.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "m",
+        "--image=nginx",
+        "--replicas=0",
+    ]);
 
     // A watch that sees one ADDED event while it is open.
     let mut watch = cluster

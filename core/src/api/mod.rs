@@ -142,6 +142,8 @@ pub struct ApiServer {
     pub(crate) registrations: workers::Registrations,
     /// The pod scheduler's queue and node cache.
     pub(crate) scheduler: crate::scheduler::Scheduler,
+    /// Workload controllers' change feed, work queues and ownership graph.
+    pub(crate) controllers: crate::controllers::Controllers,
 }
 
 impl ApiServer {
@@ -172,6 +174,7 @@ impl ApiServer {
             tokens,
             registrations: Default::default(),
             scheduler,
+            controllers: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -292,35 +295,46 @@ impl ApiServer {
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
         let nodes = self.lifecycle.due(self.config.node_grace_secs);
+        let controllers = self
+            .controllers_pending()
+            .then_some(UnixTime::default())
+            .or(self.controllers.next_delayed());
         [
             namespaces,
             nodes,
             self.event_ttl.due(),
             self.scheduler.due(),
+            controllers,
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    /// Whether [`ApiServer::handle_timeout`] has work due at once (a namespace to finish), as
+    /// Whether [`ApiServer::handle_timeout`] has work due at once (a namespace to finish, store
+    /// changes the controllers have not processed, or queued controller work), as
     /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
     pub fn has_immediate_work(&self) -> bool {
-        !self.terminating.is_empty() || self.scheduler.has_immediate_work()
+        !self.terminating.is_empty()
+            || self.scheduler.has_immediate_work()
+            || self.controllers_pending()
     }
 
-    /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions)
-    /// and the deletion of terminating namespaces.
+    /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
+    /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
+    /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
         self.run_node_lifecycle(now);
         self.expire_events(now);
-        self.run_scheduler(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();
         for namespace in pending {
             if self.finish_namespace_deletion(now, &namespace) {
                 self.terminating.remove(&namespace);
             }
         }
+        self.run_controllers(now);
+        // Last, so that pods the controllers just made are bound in the same call.
+        self.run_scheduler(now);
     }
 }
 

@@ -122,6 +122,17 @@ impl ApiServer {
             (Method::Get | Method::Head, None, None) => {
                 self.list(now, req, rt, path.namespace, &query)
             }
+            (Method::Get | Method::Head, Some(name), Some("scale")) => {
+                self.get_scale(rt, namespace, name).map(Into::into)
+            }
+            (Method::Put, Some(name), Some("scale")) => {
+                let body = self.parse(req)?;
+                self.put_scale(now, req, rt, namespace, name, body, &query)
+                    .map(Into::into)
+            }
+            (Method::Patch, Some(name), Some("scale")) => self
+                .patch_scale(now, req, rt, namespace, name, &query)
+                .map(Into::into),
             (Method::Get | Method::Head, Some(name), None | Some("status")) => {
                 self.get(now, req, rt, namespace, name).map(Into::into)
             }
@@ -904,7 +915,7 @@ impl ApiServer {
         };
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let mut obj = parse_stored(current)?;
+        let obj = parse_stored(current)?;
         if let Some(pre) = options.get("preconditions") {
             let uid = pre.get("uid").and_then(Value::as_str);
             let rv = pre.get("resourceVersion").and_then(Value::as_str);
@@ -918,6 +929,7 @@ impl ApiServer {
                 });
             }
         }
+        let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
         if query.get("dryRun").is_some_and(|d| d == "All") || options.pointer("/dryRun/0").is_some()
         {
             return Ok(ApiResponse::json(200, j::to_vec(&obj)));
@@ -925,18 +937,11 @@ impl ApiServer {
         if rt.id == ResourceId::Namespaces {
             return self.begin_namespace_deletion(now, &key, obj);
         }
-        if !finalizers(&obj).is_empty() {
-            // Finalizers hold the object: mark it and let their owners remove them.
-            if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
-                set_meta(&mut obj, "deletionGracePeriodSeconds", Value::from(0));
-                let json = self.write_existing(&key, &mut obj)?;
-                return Ok(ApiResponse::json(202, json));
-            }
-            return Ok(ApiResponse::json(202, j::to_vec(&obj)));
-        }
-        let json = self.write_delete(&key, &mut obj)?;
-        Ok(ApiResponse::json(200, json))
+        // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
+        // it is marked and the garbage collector or the finalizers' owners finish it.
+        let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
+        let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
+        Ok(ApiResponse::json(status, json))
     }
 
     fn delete_collection(
@@ -1233,6 +1238,192 @@ impl ApiServer {
         defaults::committed(self, resource, obj);
         Ok(json)
     }
+}
+
+impl ApiServer {
+    /// `GET .../{name}/scale`: the autoscaling/v1 Scale of a Deployment or ReplicaSet.
+    fn get_scale(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ApiResponse, Error> {
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        let obj = parse_stored(object)?;
+        Ok(ApiResponse::json(200, j::to_vec(&scale_of(&obj))))
+    }
+
+    /// `PUT .../{name}/scale`: sets `spec.replicas` from a Scale (its resourceVersion, if
+    /// given, is a precondition).
+    #[allow(clippy::too_many_arguments)]
+    fn put_scale(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        scale: Value,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        let old = parse_stored(object)?;
+        let replicas = match scale.pointer("/spec/replicas") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v
+                .as_i64()
+                .filter(|r| *r >= 0 && *r <= i64::from(i32::MAX))
+                .ok_or_else(|| Error::Invalid {
+                    kind: "Scale".into(),
+                    name: name.into(),
+                    causes: alloc::vec![crate::error::Cause::invalid(
+                        "spec.replicas",
+                        &v.to_string(),
+                        "must be greater than or equal to 0"
+                    )],
+                })?,
+        };
+        let mut next = old.clone();
+        let rv = j::string_at(&scale, "/metadata/resourceVersion");
+        set_meta(
+            &mut next,
+            "resourceVersion",
+            Value::from(if rv.is_empty() {
+                j::string_at(&old, "/metadata/resourceVersion")
+            } else {
+                rv
+            }),
+        );
+        if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("replicas".into(), Value::from(replicas));
+        }
+        let (status, json) = self.write_update(
+            now,
+            req,
+            query,
+            rt,
+            &key,
+            &old,
+            next,
+            None,
+            FieldValidation::Ignore,
+        )?;
+        let stored: Value = serde_json::from_slice(&json)
+            .map_err(|e| Error::Internal(alloc::format!("stored object is not JSON: {e}")))?;
+        Ok(ApiResponse::json(status, j::to_vec(&scale_of(&stored))))
+    }
+
+    /// `PATCH .../{name}/scale` (merge, strategic or JSON patch of the Scale), as `kubectl
+    /// scale` sends it.
+    fn patch_scale(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        query: &Query,
+    ) -> Result<ApiResponse, Error> {
+        let media = req
+            .content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        let body = self.parse(req)?;
+        let key = ObjectKey::new(rt.id, namespace, name);
+        let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        let mut scale = scale_of(&parse_stored(object)?);
+        match media {
+            "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+                if !body.is_object() {
+                    return Err(Error::BadRequest(
+                        "a merge patch must be a JSON object".into(),
+                    ));
+                }
+                patch::merge_patch(&mut scale, &body);
+            }
+            "application/json-patch+json" => patch::json_patch(&mut scale, &body)?,
+            _ => {
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {media:?})"
+                )));
+            }
+        }
+        if body.pointer("/metadata/resourceVersion").is_none() {
+            set_meta(&mut scale, "resourceVersion", Value::from(""));
+        }
+        self.put_scale(now, req, rt, namespace, name, scale, query)
+    }
+}
+
+/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
+fn scale_of(obj: &Value) -> Value {
+    let mut metadata = Map::new();
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = obj.pointer(&alloc::format!("/metadata/{field}")) {
+            metadata.insert(field.into(), v.clone());
+        }
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector_string(obj.pointer("/spec/selector").unwrap_or(&Value::Null)),
+        },
+    })
+}
+
+/// A `metav1.LabelSelector` in the query-string form (`app=web,tier in (a,b)`).
+fn selector_string(selector: &Value) -> String {
+    let mut parts: Vec<(String, String)> = Vec::new();
+    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            parts.push((
+                k.clone(),
+                alloc::format!("{k}={}", v.as_str().unwrap_or("")),
+            ));
+        }
+    }
+    for expr in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = j::str_at(expr, "/key");
+        let values: Vec<&str> = expr
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let text = match j::str_at(expr, "/operator") {
+            "In" => alloc::format!("{key} in ({})", values.join(",")),
+            "NotIn" => alloc::format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => alloc::format!("!{key}"),
+            _ => continue,
+        };
+        parts.push((key.to_string(), text));
+    }
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,712 @@
 //! Controllers that run inside core on the runtime's timers (`ApiServer::handle_timeout`): they
 //! read and write through the same store paths as requests and do no I/O of their own.
+//!
+//! The workload controllers (ReplicaSet, Deployment, Endpoints, garbage collector) follow a change
+//! feed: the watch ring's events after the last revision they processed are dispatched to bounded
+//! work queues of object keys, like kube-controller-manager's informers and work queues. When the
+//! ring has moved past that revision (410 Expired for a watcher) the feed resyncs by scanning the
+//! store instead.
 
+pub(crate) mod deployment;
+pub(crate) mod endpoints;
 pub(crate) mod event_ttl;
 pub(crate) mod events;
+pub(crate) mod gc;
 pub(crate) mod node_lifecycle;
+pub(crate) mod replicaset;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Map, Value, json};
+
+use crate::api::ApiServer;
+use crate::resource::ResourceId;
+use crate::selector::LabelSelector;
+use crate::store::ObjectKey;
+use crate::watch::{EventType, WatchEvent};
+use crate::{Error, UnixTime, json as j};
+
+/// A namespaced object's (namespace, name).
+pub(crate) type NsName = (String, String);
+
+/// Passes over feed and queues in one `handle_timeout`: controllers react to each other's writes
+/// (a Deployment creates a ReplicaSet, which creates pods) within one call, up to this depth.
+const MAX_PASSES: usize = 8;
+
+/// One `metadata.ownerReferences` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OwnerRef {
+    pub(crate) api_version: String,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) uid: String,
+    pub(crate) controller: bool,
+    pub(crate) block: bool,
+}
+
+impl OwnerRef {
+    /// Where the owner is stored, for a dependent in `namespace`; `None` for a kind not served.
+    pub(crate) fn key(&self, namespace: &str) -> Option<ObjectKey> {
+        let rt = crate::resource::lookup_kind(&self.api_version, &self.kind)?;
+        let ns = if rt.namespaced { namespace } else { "" };
+        Some(ObjectKey::new(rt.id, ns, &self.name))
+    }
+}
+
+/// The owner references of `obj`.
+pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .map(|r| OwnerRef {
+                    api_version: j::string_at(r, "/apiVersion"),
+                    kind: j::string_at(r, "/kind"),
+                    name: j::string_at(r, "/name"),
+                    uid: j::string_at(r, "/uid"),
+                    controller: r.get("controller").and_then(Value::as_bool) == Some(true),
+                    block: r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The few metadata fields the feed needs, read without building a tree of the whole object.
+#[derive(serde::Deserialize)]
+struct Partial<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<PartialMeta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartialMeta<'a> {
+    #[serde(borrow, default)]
+    uid: Option<alloc::borrow::Cow<'a, str>>,
+    #[serde(borrow, default, rename = "ownerReferences")]
+    owner_references: Vec<PartialRef<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartialRef<'a> {
+    #[serde(borrow, default)]
+    kind: alloc::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    name: alloc::borrow::Cow<'a, str>,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+/// `metadata.uid` of stored JSON.
+fn uid_of(json: &[u8]) -> Option<String> {
+    let partial: Partial<'_> = serde_json::from_slice(json).ok()?;
+    Some(String::from(partial.metadata?.uid?))
+}
+
+/// (kind, name) of the managing owner in stored JSON.
+fn controller_of(json: &[u8]) -> Option<(String, String)> {
+    let partial: Partial<'_> = serde_json::from_slice(json).ok()?;
+    partial
+        .metadata?
+        .owner_references
+        .into_iter()
+        .find(|r| r.controller == Some(true))
+        .map(|r| (String::from(r.kind), String::from(r.name)))
+}
+
+/// The managing owner (`controller: true`) of `obj`, if any.
+pub(crate) fn controller_ref(obj: &Value) -> Option<OwnerRef> {
+    owner_refs(obj).into_iter().find(|r| r.controller)
+}
+
+/// A controller owner reference to `owner` (kind `kind`), as kube's controllers write it.
+pub(crate) fn controller_ref_to(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": j::str_at(owner, "/metadata/name"),
+        "uid": j::str_at(owner, "/metadata/uid"),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Whether `obj` is being deleted.
+pub(crate) fn deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+/// The finalizers of `obj`.
+pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `metadata` map of `obj`, created if missing.
+pub(crate) fn meta_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
+    let map = obj.as_object_mut()?;
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta.as_object_mut()
+}
+
+/// An integer field, clamped to `i64`, 0 when absent.
+pub(crate) fn int_at(obj: &Value, pointer: &str) -> i64 {
+    obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The selector of a workload (`spec.selector`), `None` when missing or malformed.
+pub(crate) fn workload_selector(obj: &Value) -> Option<LabelSelector> {
+    LabelSelector::from_json(obj.pointer("/spec/selector")?).ok()
+}
+
+/// Which work queue a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Queue {
+    ReplicaSet,
+    Deployment,
+    Service,
+}
+
+/// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
+#[derive(Debug, Default)]
+pub(crate) struct OwnerGraph {
+    owners: BTreeMap<ObjectKey, Vec<String>>,
+    dependents: BTreeMap<String, BTreeSet<ObjectKey>>,
+}
+
+impl OwnerGraph {
+    /// Records that `key` is owned by `uids` (replacing what it had).
+    fn set(&mut self, key: &ObjectKey, uids: Vec<String>) {
+        if let Some(old) = self.owners.remove(key) {
+            for uid in old {
+                if let Some(set) = self.dependents.get_mut(&uid) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.dependents.remove(&uid);
+                    }
+                }
+            }
+        }
+        if uids.is_empty() {
+            return;
+        }
+        for uid in &uids {
+            self.dependents
+                .entry(uid.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.owners.insert(key.clone(), uids);
+    }
+
+    /// The dependents that name owner `uid`.
+    pub(crate) fn dependents_of(&self, uid: &str) -> Vec<ObjectKey> {
+        self.dependents
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The owner uids `key` names.
+    pub(crate) fn owners_of(&self, key: &ObjectKey) -> &[String] {
+        self.owners.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The workload controllers' feed position, work queues and caches.
+#[derive(Debug, Default)]
+pub(crate) struct Controllers {
+    /// The last store revision whose change has been dispatched.
+    pub(crate) processed: u64,
+    /// Keys waiting for a sync, per controller.
+    queue: BTreeSet<(Queue, String, String)>,
+    /// Dependents whose owners must be checked (dangling or deleted owners).
+    gc_dependents: BTreeSet<ObjectKey>,
+    /// Owners being deleted with the `orphan` or `foregroundDeletion` finalizer.
+    gc_owners: BTreeSet<ObjectKey>,
+    /// Owners waiting for their dependents (foreground deletion), by uid.
+    waiting: BTreeMap<String, ObjectKey>,
+    /// Syncs due later (minReadySeconds), by time.
+    delayed: BTreeSet<(UnixTime, Queue, String, String)>,
+    /// Ownership graph.
+    pub(crate) graph: OwnerGraph,
+    /// Label selectors of Services (their `spec.selector` maps), for routing pod changes.
+    service_selectors: BTreeMap<NsName, Vec<(String, String)>>,
+    /// Label selectors of ReplicaSets and Deployments, for routing orphans to adopters.
+    workload_selectors: BTreeMap<ObjectKey, LabelSelector>,
+    /// Pods as the controllers see them, by key, with the revision they were parsed at: a
+    /// ReplicaSet or Service sync reads its pods without parsing them again. Bounded by the
+    /// pods in the store (entries go with their pods).
+    pub(crate) pods: BTreeMap<ObjectKey, (u64, alloc::sync::Arc<replicaset::PodView>)>,
+}
+
+impl Controllers {
+    /// Keys queued, all queues together. O(1).
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len() + self.gc_dependents.len() + self.gc_owners.len()
+    }
+
+    fn enqueue(&mut self, queue: Queue, namespace: &str, name: &str) {
+        self.queue.insert((queue, namespace.into(), name.into()));
+    }
+
+    /// Syncs `name` again at `at` (no earlier than now).
+    pub(crate) fn requeue_at(&mut self, at: UnixTime, queue: Queue, namespace: &str, name: &str) {
+        // One pending timer per key is enough: keep the earliest.
+        let existing: Vec<_> = self
+            .delayed
+            .iter()
+            .filter(|(_, q, ns, n)| *q == queue && ns == namespace && n == name)
+            .cloned()
+            .collect();
+        if existing.iter().any(|(t, ..)| *t <= at) {
+            return;
+        }
+        for e in existing {
+            self.delayed.remove(&e);
+        }
+        self.delayed
+            .insert((at, queue, namespace.into(), name.into()));
+    }
+
+    /// The earliest delayed sync.
+    pub(crate) fn next_delayed(&self) -> Option<UnixTime> {
+        self.delayed.first().map(|(t, ..)| *t)
+    }
+}
+
+impl ApiServer {
+    /// Whether the workload controllers have unprocessed changes or queued keys. O(1).
+    pub(crate) fn controllers_pending(&self) -> bool {
+        self.store.revision() > self.controllers.processed || self.controllers.queued() > 0
+    }
+
+    /// Runs the workload controllers at `now`: feed, queues, until quiet or out of budget.
+    pub(crate) fn run_controllers(&mut self, now: UnixTime) {
+        while let Some((at, ..)) = self.controllers.delayed.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, queue, ns, name)) = self.controllers.delayed.pop_first() else {
+                break;
+            };
+            self.controllers.queue.insert((queue, ns, name));
+        }
+        let mut syncs = self.config.controller_syncs_per_run;
+        for _ in 0..MAX_PASSES {
+            self.read_feed();
+            if self.controllers.queued() == 0 {
+                if self.store.revision() == self.controllers.processed {
+                    break;
+                }
+                continue;
+            }
+            while syncs > 0 {
+                let Some(work) = self.next_work() else {
+                    break;
+                };
+                syncs -= 1;
+                match work {
+                    Work::Owner(key) => self.gc_process_owner(now, &key),
+                    Work::Dependent(key) => self.gc_process_dependent(now, &key),
+                    Work::Sync(Queue::Deployment, ns, name) => {
+                        self.sync_deployment(now, &ns, &name);
+                    }
+                    Work::Sync(Queue::ReplicaSet, ns, name) => {
+                        self.sync_replicaset(now, &ns, &name);
+                    }
+                    Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
+                }
+            }
+            if syncs == 0 {
+                break;
+            }
+        }
+    }
+
+    fn next_work(&mut self) -> Option<Work> {
+        let c = &mut self.controllers;
+        if let Some(key) = c.gc_owners.pop_first() {
+            return Some(Work::Owner(key));
+        }
+        if let Some(key) = c.gc_dependents.pop_first() {
+            return Some(Work::Dependent(key));
+        }
+        c.queue
+            .pop_first()
+            .map(|(q, ns, name)| Work::Sync(q, ns, name))
+    }
+
+    /// Dispatches the ring's events after the processed revision, within the queue budget.
+    fn read_feed(&mut self) {
+        let ring = self.store.ring().clone();
+        let mut events = Vec::new();
+        let budget = self.config.controller_queue_limit;
+        loop {
+            let room = budget.saturating_sub(self.controllers.queued());
+            if room < 16 || self.store.revision() <= self.controllers.processed {
+                return;
+            }
+            events.clear();
+            let batch = self.config.controller_events_per_run.min(room);
+            match ring.read_after(self.controllers.processed, batch.max(1), &mut events) {
+                Err(_) => {
+                    self.resync();
+                    return;
+                }
+                Ok(0) => {
+                    // The ring holds nothing newer (it is empty after a restart): resync.
+                    self.resync();
+                    return;
+                }
+                Ok(_) => {}
+            }
+            for event in &events {
+                if self.controllers.queued().saturating_add(16) > budget {
+                    return;
+                }
+                self.dispatch_event(event);
+                self.controllers.processed = event.revision();
+            }
+        }
+    }
+
+    /// Routes one change to the controllers that care and updates the caches.
+    fn dispatch_event(&mut self, event: &WatchEvent) {
+        let resource = event.key.resource;
+        if resource == ResourceId::Events {
+            return;
+        }
+        let Ok(obj) = serde_json::from_slice::<Value>(&event.object.json) else {
+            return;
+        };
+        let deleted = event.kind == EventType::Deleted;
+        if deleted && resource == ResourceId::Pods {
+            self.controllers.pods.remove(&event.key);
+        }
+        self.observe_object(&event.key, &obj, deleted);
+        let ns = &*event.key.namespace;
+        let name = &*event.key.name;
+        match resource {
+            ResourceId::Pods => {
+                let mut owners: Vec<(String, String)> = controller_ref(&obj)
+                    .map(|r| (r.kind, r.name))
+                    .into_iter()
+                    .collect();
+                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                for (kind, owner) in &owners {
+                    if kind == "ReplicaSet" {
+                        self.controllers.enqueue(Queue::ReplicaSet, ns, owner);
+                    }
+                }
+                if owners.is_empty() && !deleted {
+                    self.enqueue_adopters(ResourceId::ReplicaSets, ns, &event.object.index.labels);
+                }
+                let mut label_sets = alloc::vec![event.object.index.labels.clone()];
+                if let Some(prev) = &event.previous {
+                    label_sets.push(prev.index.labels.clone());
+                }
+                let services: Vec<String> = self
+                    .controllers
+                    .service_selectors
+                    .range((String::from(ns), String::new())..)
+                    .take_while(|((sns, _), _)| sns == ns)
+                    .filter(|(_, sel)| label_sets.iter().any(|labels| map_matches(sel, labels)))
+                    .map(|((_, sname), _)| sname.clone())
+                    .collect();
+                for service in services {
+                    self.controllers.enqueue(Queue::Service, ns, &service);
+                }
+            }
+            ResourceId::ReplicaSets => {
+                self.controllers.enqueue(Queue::ReplicaSet, ns, name);
+                let mut owners: Vec<(String, String)> = controller_ref(&obj)
+                    .map(|r| (r.kind, r.name))
+                    .into_iter()
+                    .collect();
+                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                for (kind, owner) in &owners {
+                    if kind == "Deployment" {
+                        self.controllers.enqueue(Queue::Deployment, ns, owner);
+                    }
+                }
+                if owners.is_empty() && !deleted {
+                    self.enqueue_adopters(ResourceId::Deployments, ns, &event.object.index.labels);
+                }
+            }
+            ResourceId::Deployments => self.controllers.enqueue(Queue::Deployment, ns, name),
+            ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
+            _ => {}
+        }
+    }
+
+    /// Updates the graph and selector caches for one object version, and queues garbage
+    /// collection work it implies.
+    fn observe_object(&mut self, key: &ObjectKey, obj: &Value, deleted: bool) {
+        let refs = if deleted { Vec::new() } else { owner_refs(obj) };
+        let old_uids: Vec<String> = self.controllers.graph.owners_of(key).to_vec();
+        let uids: Vec<String> = refs.iter().map(|r| r.uid.clone()).collect();
+        for uid in old_uids.iter().chain(uids.iter()) {
+            if let Some(owner) = self.controllers.waiting.get(uid).cloned() {
+                self.controllers.gc_owners.insert(owner);
+            }
+        }
+        self.controllers.graph.set(key, uids);
+        let uid = j::str_at(obj, "/metadata/uid");
+        if deleted {
+            self.controllers.waiting.remove(uid);
+            for dependent in self.controllers.graph.dependents_of(uid) {
+                self.controllers.gc_dependents.insert(dependent);
+            }
+        } else {
+            let fins = finalizers(obj);
+            if deleting(obj) && fins.iter().any(|f| f == gc::ORPHAN || f == gc::FOREGROUND) {
+                self.controllers.gc_owners.insert(key.clone());
+            }
+            if refs.iter().any(|r| !self.owner_present(r, &key.namespace)) {
+                self.controllers.gc_dependents.insert(key.clone());
+            }
+        }
+        match key.resource {
+            ResourceId::Services => {
+                let k = (String::from(&*key.namespace), String::from(&*key.name));
+                let selector: Vec<(String, String)> = obj
+                    .pointer("/spec/selector")
+                    .and_then(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if deleted || selector.is_empty() {
+                    self.controllers.service_selectors.remove(&k);
+                } else {
+                    self.controllers.service_selectors.insert(k, selector);
+                }
+            }
+            ResourceId::ReplicaSets | ResourceId::Deployments => {
+                match workload_selector(obj).filter(|s| !s.is_empty() && !deleted) {
+                    Some(sel) => {
+                        self.controllers.workload_selectors.insert(key.clone(), sel);
+                    }
+                    None => {
+                        self.controllers.workload_selectors.remove(key);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the owner `r` names exists with that uid.
+    pub(crate) fn owner_present(&self, r: &OwnerRef, namespace: &str) -> bool {
+        let Some(key) = r.key(namespace) else {
+            // A kind this server does not serve cannot be checked; kube leaves such
+            // dependents alone rather than collect them on a lookup failure.
+            return true;
+        };
+        self.store
+            .get(&key)
+            .is_some_and(|o| uid_of(&o.json).is_some_and(|uid| uid == r.uid))
+    }
+
+    /// Queues the workloads of `resource` in `ns` whose selector matches `labels` (orphans).
+    fn enqueue_adopters(&mut self, resource: ResourceId, ns: &str, labels: &[(String, String)]) {
+        let start = ObjectKey::new(resource, ns, "");
+        let names: Vec<String> = self
+            .controllers
+            .workload_selectors
+            .range(start..)
+            .take_while(|(k, _)| k.resource == resource && &*k.namespace == ns)
+            .filter(|(_, sel)| sel.matches(labels))
+            .map(|(k, _)| String::from(&*k.name))
+            .collect();
+        let queue = if resource == ResourceId::Deployments {
+            Queue::Deployment
+        } else {
+            Queue::ReplicaSet
+        };
+        for name in names {
+            self.controllers.enqueue(queue, ns, &name);
+        }
+    }
+
+    /// Rebuilds the graph and caches from the store and queues every workload: the feed's
+    /// position left the ring. Each object is queued at most once, so this is bounded by the
+    /// store's object budget.
+    fn resync(&mut self) {
+        self.controllers.processed = self.store.revision();
+        self.controllers.graph = OwnerGraph::default();
+        self.controllers.service_selectors.clear();
+        self.controllers.workload_selectors.clear();
+        self.controllers.pods.clear();
+        for rt in crate::resource::RESOURCES {
+            if rt.id == ResourceId::Events {
+                continue;
+            }
+            let objects: Vec<(ObjectKey, Value)> = self
+                .store
+                .range(rt.id, None, None)
+                .filter_map(|(k, o)| Some((k.clone(), serde_json::from_slice(&o.json).ok()?)))
+                .collect();
+            for (key, obj) in objects {
+                self.observe_object(&key, &obj, false);
+                let queue = match key.resource {
+                    ResourceId::Deployments => Queue::Deployment,
+                    ResourceId::ReplicaSets => Queue::ReplicaSet,
+                    ResourceId::Services => Queue::Service,
+                    _ => continue,
+                };
+                self.controllers.enqueue(queue, &key.namespace, &key.name);
+            }
+        }
+    }
+
+    /// The stored object at `key`, parsed.
+    pub(crate) fn load(&self, key: &ObjectKey) -> Option<Value> {
+        serde_json::from_slice(&self.store.get(key)?.json).ok()
+    }
+
+    /// Creates an object on a controller's behalf: refused in a terminating namespace, as
+    /// kube's NamespaceLifecycle admission refuses it.
+    pub(crate) fn controller_create(
+        &mut self,
+        now: UnixTime,
+        resource: ResourceId,
+        namespace: &str,
+        obj: &mut Value,
+    ) -> Result<(), Error> {
+        let ns_key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
+        let terminating = self.terminating.contains(namespace)
+            || self.store.get(&ns_key).is_none_or(|n| {
+                n.index
+                    .fields
+                    .iter()
+                    .any(|(f, v)| *f == "status.phase" && v == "Terminating")
+            });
+        if terminating {
+            return Err(Error::Forbidden {
+                resource: String::from(resource.info().plural),
+                name: j::string_at(obj, "/metadata/name"),
+                message: alloc::format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+                causes: Vec::new(),
+            });
+        }
+        if let Some(meta) = meta_mut(obj) {
+            meta.insert("namespace".into(), Value::from(namespace));
+        }
+        self.create_internal(now, resource, namespace, obj)
+            .map(|_| ())
+    }
+
+    /// Replaces a stored object on a controller's behalf; a changed `spec` bumps `generation`.
+    pub(crate) fn controller_update(
+        &mut self,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<(), Error> {
+        let old = self.load(key).ok_or_else(|| Error::NotFound {
+            resource: String::from(key.resource.info().plural),
+            name: String::from(&*key.name),
+        })?;
+        if old == *obj {
+            return Ok(());
+        }
+        if matches!(
+            key.resource,
+            ResourceId::Deployments | ResourceId::ReplicaSets
+        ) && old.get("spec") != obj.get("spec")
+        {
+            let generation = int_at(&old, "/metadata/generation").saturating_add(1);
+            if let Some(meta) = meta_mut(obj) {
+                meta.insert("generation".into(), Value::from(generation));
+            }
+        }
+        self.write_existing(key, obj).map(|_| ())
+    }
+}
+
+enum Work {
+    Owner(ObjectKey),
+    Dependent(ObjectKey),
+    Sync(Queue, String, String),
+}
+
+/// Whether a Service-style selector map matches `labels` (every pair present).
+pub(crate) fn map_matches(selector: &[(String, String)], labels: &[(String, String)]) -> bool {
+    !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+}
+
+/// Sets condition `type_` in `conditions` (a status `conditions` array), keeping its
+/// `lastTransitionTime` when the status is unchanged, as kube's condition helpers do. Returns
+/// whether anything changed.
+pub(crate) fn set_condition(
+    conditions: &mut Vec<Value>,
+    now: UnixTime,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    with_update_time: bool,
+) -> bool {
+    let stamp = now.rfc3339();
+    let existing = conditions
+        .iter()
+        .position(|c| j::str_at(c, "/type") == type_);
+    let mut condition = json!({
+        "type": type_, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": stamp,
+    });
+    if with_update_time && let Some(map) = condition.as_object_mut() {
+        map.insert("lastUpdateTime".into(), Value::from(stamp.clone()));
+    }
+    if let Some(i) = existing
+        && let Some(old) = conditions.get_mut(i)
+    {
+        if j::str_at(old, "/status") == status
+            && j::str_at(old, "/reason") == reason
+            && j::str_at(old, "/message") == message
+        {
+            return false;
+        }
+        if j::str_at(old, "/status") == status
+            && let (Some(map), Some(t)) = (condition.as_object_mut(), old.get("lastTransitionTime"))
+        {
+            map.insert("lastTransitionTime".into(), t.clone());
+        }
+        *old = condition;
+        return true;
+    }
+    conditions.push(condition);
+    true
+}
+
+/// Removes condition `type_`; returns whether it was there.
+pub(crate) fn remove_condition(conditions: &mut Vec<Value>, type_: &str) -> bool {
+    let before = conditions.len();
+    conditions.retain(|c| j::str_at(c, "/type") != type_);
+    before != conditions.len()
+}

@@ -203,7 +203,7 @@ fn unschedulable_pod_gets_kube_message_and_is_retried_when_a_node_changes() {
     );
     assert_eq!(c.server.scheduler_stats().pending_unschedulable, 1);
     assert!(
-        !c.server.has_immediate_work(),
+        !c.server.scheduler.has_immediate_work(),
         "parked pods wait for a change"
     );
     // A heartbeat-like write that changes nothing the filters see does not retry it.
@@ -212,7 +212,7 @@ fn unschedulable_pod_gets_kube_message_and_is_retried_when_a_node_changes() {
         "/api/v1/nodes/a",
         json!({"metadata": {"annotations": {"x": "y"}}}),
     );
-    assert!(!c.server.has_immediate_work());
+    assert!(!c.server.scheduler.has_immediate_work());
     c.call(
         Method::Patch,
         "/api/v1/nodes/c",
@@ -299,12 +299,19 @@ fn pods_of_one_owner_spread_across_nodes() {
     for i in 0..4 {
         c.node(&alloc::format!("n{i}"), json!({}));
     }
+    // The owner must exist, or garbage collection removes its pods as orphans of a dead owner.
+    let (code, owner) = c.call(
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}),
+    );
+    assert_eq!(code, 201, "{owner}");
+    let uid = owner["metadata"]["uid"].clone();
     for i in 0..8 {
-        let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": alloc::format!("rs-{i}"), "ownerReferences": [{"apiVersion": "apps/v1",
-                "kind": "ReplicaSet", "name": "rs", "uid": "owner-1", "controller": true}]},
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": alloc::format!("rs-{i}"), "ownerReferences": [{"apiVersion": "v1",
+                "kind": "ConfigMap", "name": "owner", "uid": uid, "controller": true}]},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
-        let _ = &mut pod;
         c.call(Method::Post, "/api/v1/namespaces/default/pods", pod);
     }
     c.run();
