@@ -122,7 +122,9 @@ impl<'a> Reader<'a> {
     }
 
     fn count(&self, n: u64, per: u64) -> Result<usize, AttestationError> {
-        let need = n.checked_mul(per).ok_or(err("count larger than the document"))?;
+        let need = n
+            .checked_mul(per)
+            .ok_or(err("count larger than the document"))?;
         if need > self.remaining() as u64 {
             return Err(err("count larger than the bytes left"));
         }

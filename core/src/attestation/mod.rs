@@ -269,11 +269,16 @@ fn check_protected(protected: &[u8]) -> Result<(), AttestationError> {
                 if alg.is_some() {
                     return Err(AttestationError::Format("alg appears twice"));
                 }
-                alg = Some(h.int().map_err(|_| AttestationError::UnsupportedAlgorithm(None))?);
+                alg = Some(
+                    h.int()
+                        .map_err(|_| AttestationError::UnsupportedAlgorithm(None))?,
+                );
             }
             // A critical-headers list means "refuse unless you understand these": we don't.
             Ok(COSE_LABEL_CRIT) => {
-                return Err(AttestationError::Format("critical headers are not supported"));
+                return Err(AttestationError::Format(
+                    "critical headers are not supported",
+                ));
             }
             Ok(_) => h.skip(1)?,
             Err(AttestationError::Cbor("expected an integer")) => {
@@ -322,10 +327,18 @@ fn parse_payload<'a>(
             "certificate" => certificate.replace(r.bytes()?).is_some(),
             "cabundle" => cabundle.replace(read_cabundle(&mut r)?).is_some(),
             "public_key" => public_key
-                .replace(bounded(r.optional_bytes()?, MAX_PUBLIC_KEY_BYTES, "public_key")?)
+                .replace(bounded(
+                    r.optional_bytes()?,
+                    MAX_PUBLIC_KEY_BYTES,
+                    "public_key",
+                )?)
                 .is_some(),
             "user_data" => user_data
-                .replace(bounded(r.optional_bytes()?, MAX_USER_DATA_BYTES, "user_data")?)
+                .replace(bounded(
+                    r.optional_bytes()?,
+                    MAX_USER_DATA_BYTES,
+                    "user_data",
+                )?)
                 .is_some(),
             "nonce" => nonce
                 .replace(bounded(r.optional_bytes()?, MAX_NONCE_BYTES, "nonce")?)
@@ -416,7 +429,9 @@ fn read_pcrs<'a>(r: &mut Reader<'a>) -> Result<BTreeMap<u8, &'a [u8]>, Attestati
 fn read_cabundle<'a>(r: &mut Reader<'a>) -> Result<Vec<&'a [u8]>, AttestationError> {
     let n = r.array()?;
     if n == 0 || n > MAX_CABUNDLE {
-        return Err(AttestationError::Format("cabundle must hold 1 to 8 certificates"));
+        return Err(AttestationError::Format(
+            "cabundle must hold 1 to 8 certificates",
+        ));
     }
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -465,7 +480,9 @@ pub fn verify(
         return Err(AttestationError::UntrustedRoot);
     }
     let chain = check_chain(parsed.certificate, &parsed.cabundle, at_ms)?;
-    let leaf = chain.first().ok_or(AttestationError::Format("empty chain"))?;
+    let leaf = chain
+        .first()
+        .ok_or(AttestationError::Format("empty chain"))?;
     // The document signature first: any payload change fails here, after one verification.
     let message = sig_structure(parsed.protected, parsed.payload);
     let signature = p384::ecdsa::Signature::from_slice(parsed.signature)
@@ -497,7 +514,10 @@ fn check_chain<'a>(
     at_ms: u64,
 ) -> Result<Vec<x509::Certificate<'a>>, AttestationError> {
     let mut chain = Vec::with_capacity(cabundle.len().saturating_add(1));
-    for (index, der) in core::iter::once(&leaf).chain(cabundle.iter().rev()).enumerate() {
+    for (index, der) in core::iter::once(&leaf)
+        .chain(cabundle.iter().rev())
+        .enumerate()
+    {
         chain.push(x509::parse(der).map_err(|r| x509::at(index, r))?);
     }
     let last = chain.len().saturating_sub(1);
@@ -524,7 +544,10 @@ fn check_chain<'a>(
                 return Err(x509::at(index, "issuer keyUsage lacks keyCertSign"));
             }
             // pathLenConstraint counts the CA certificates below this one, leaf excluded.
-            if cert.path_len.is_some_and(|p| p < (index as u64).saturating_sub(1)) {
+            if cert
+                .path_len
+                .is_some_and(|p| p < (index as u64).saturating_sub(1))
+            {
                 return Err(x509::at(index, "pathLenConstraint exceeded"));
             }
         }

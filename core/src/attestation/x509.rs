@@ -29,8 +29,7 @@ const ECDSA_SHA384: &[u8] = &[
 ];
 /// The content of SPKI's AlgorithmIdentifier: id-ecPublicKey, namedCurve secp384r1.
 const EC_P384: &[u8] = &[
-    0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00,
-    0x22,
+    0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22,
 ];
 const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
 const OID_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x0f];
@@ -108,7 +107,10 @@ impl<'a> Der<'a> {
             _ => return Err("unsupported DER length"),
         };
         let end = self.pos.checked_add(len).ok_or("DER length overflow")?;
-        let content = self.buf.get(self.pos..end).ok_or("DER length past the end")?;
+        let content = self
+            .buf
+            .get(self.pos..end)
+            .ok_or("DER length past the end")?;
         let whole = self.buf.get(start..end).ok_or("DER length past the end")?;
         self.pos = end;
         Ok((tag, content, whole))
@@ -146,8 +148,8 @@ pub(crate) fn parse(der: &[u8]) -> CertResult<Certificate<'_>> {
         Some((0, rest)) => rest,
         _ => return Err("signatureValue has unused bits"),
     };
-    let signature =
-        p384::ecdsa::Signature::from_der(sig_der).map_err(|_| "signatureValue is not an ECDSA signature")?;
+    let signature = p384::ecdsa::Signature::from_der(sig_der)
+        .map_err(|_| "signatureValue is not an ECDSA signature")?;
 
     let mut t = Der::new(tbs);
     let t_body = t.expect(SEQUENCE, "tbsCertificate is not a SEQUENCE")?;
@@ -174,7 +176,10 @@ pub(crate) fn parse(der: &[u8]) -> CertResult<Certificate<'_>> {
     if s.expect(SEQUENCE, "public key algorithm is not a SEQUENCE")? != EC_P384 {
         return Err("public key is not an EC P-384 key");
     }
-    let point = match s.expect(BIT_STRING, "public key is not a BIT STRING")?.split_first() {
+    let point = match s
+        .expect(BIT_STRING, "public key is not a BIT STRING")?
+        .split_first()
+    {
         Some((0, rest)) => rest,
         _ => return Err("public key has unused bits"),
     };
@@ -323,7 +328,9 @@ fn time(d: &mut Der<'_>) -> CertResult<u64> {
 }
 
 fn digits(s: &[u8], at: usize, n: usize) -> CertResult<u64> {
-    let slice = s.get(at..at.saturating_add(n)).ok_or("validity time too short")?;
+    let slice = s
+        .get(at..at.saturating_add(n))
+        .ok_or("validity time too short")?;
     let mut v = 0u64;
     for c in slice {
         if !c.is_ascii_digit() {
@@ -349,7 +356,11 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     let mut days = 0u64;
     // Bounded: year ≤ 9999 from four digits.
     for y in 1970..year {
-        days += if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 { 366 } else { 365 };
+        days += if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+            366
+        } else {
+            365
+        };
     }
     for m in 1..month {
         days += days_in_month(year, m);
@@ -394,7 +405,11 @@ mod tests {
     fn der_lengths_are_minimal_and_bounded() {
         assert!(Der::new(&[0x30, 0x81, 0x05, 0, 0, 0, 0, 0]).tlv().is_err());
         assert!(Der::new(&[0x30, 0x82, 0x00, 0x90]).tlv().is_err());
-        assert!(Der::new(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).tlv().is_err());
+        assert!(
+            Der::new(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff])
+                .tlv()
+                .is_err()
+        );
         assert!(Der::new(&[0x30, 0x80, 0, 0]).tlv().is_err());
         assert!(Der::new(&[0x30, 0x82, 0xff, 0xff, 1]).tlv().is_err());
         assert!(Der::new(&[0x1f, 0x01, 0]).tlv().is_err());
