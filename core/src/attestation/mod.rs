@@ -225,6 +225,12 @@ pub fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
+/// The DER SubjectPublicKeyInfo of an X.509 certificate of any key type (`None` if the DER
+/// does not hold one), as hashed into [`crate::signed_answer::user_data`].
+pub fn subject_public_key_info(cert_der: &[u8]) -> Option<&[u8]> {
+    x509::subject_public_key_info(cert_der)
+}
+
 /// Parses a document without verifying anything but its shape and the NSM's bounds.
 pub fn parse(doc: &[u8]) -> Result<Document<'_>, AttestationError> {
     if doc.len() > MAX_DOCUMENT_BYTES {

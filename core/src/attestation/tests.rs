@@ -110,6 +110,17 @@ fn real_document_fails_three_hours_later_and_before_the_leaf() {
 }
 
 #[test]
+fn spki_is_found_in_any_certificate() {
+    let doc = real();
+    let leaf = parse(&doc).unwrap().certificate;
+    let spki = subject_public_key_info(leaf).unwrap();
+    // id-ecPublicKey + secp384r1 and a 97-byte point: 120 bytes.
+    assert_eq!(spki.len(), 120);
+    assert_eq!(&spki[..2], &[0x30, 0x76]);
+    assert_eq!(subject_public_key_info(&leaf[..100]), None);
+}
+
+#[test]
 fn pinned_root_fingerprint_is_checked() {
     assert_eq!(Sha256::digest(root()).as_slice(), AWS_NITRO_ROOT_G1_SHA256);
     // Another certificate (the document's leaf) is not the root.

@@ -368,6 +368,23 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     days + day - 1
 }
 
+/// The DER SubjectPublicKeyInfo of any X.509 certificate (whatever its key type), e.g. to
+/// hash a TLS certificate for attestation `user_data`.
+pub(crate) fn subject_public_key_info(der: &[u8]) -> Option<&[u8]> {
+    let mut outer = Der::new(der);
+    let body = outer.expect(SEQUENCE, "").ok()?;
+    let tbs = Der::new(body).expect(SEQUENCE, "").ok()?;
+    let mut t = Der::new(tbs);
+    if t.peek() == Some(VERSION_TAG) {
+        t.tlv().ok()?;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        t.tlv().ok()?;
+    }
+    t.expect_whole(SEQUENCE, "").ok()
+}
+
 /// Maps a certificate problem to its chain position.
 pub(crate) const fn at(index: usize, reason: &'static str) -> AttestationError {
     AttestationError::Certificate { index, reason }
