@@ -1,0 +1,174 @@
+//! `nautilus-verify` as a user runs it: the real AWS Nitro document offline (at its time, three
+//! hours later, mutated), bad command-line values, and signed answers through a tampering relay.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use nautilus_tests::{binary, workspace_dir};
+
+/// The document's own timestamp (fixture README).
+const REAL_AT: u64 = 1_731_627_989_450;
+const PCR3: &str = "639a8b65f68b0223cbb14a0032487e5656d260434e3d1a10e7ec1407fb86143860717fc8afee90df7a1604111709af46";
+
+fn fixture() -> PathBuf {
+    workspace_dir().join("core/tests/fixtures/nitro/real-attestation-1.hex")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(binary("nautilus-verify"))
+        .args(args)
+        .output()
+        .expect("run nautilus-verify")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_real_document_verifies_at_its_time_and_prints_the_pcrs() {
+    let at = REAL_AT.to_string();
+    let out = run(&[
+        "attestation",
+        "--file",
+        fixture().to_str().unwrap(),
+        "--at",
+        &at,
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains(&format!("PCR3 {PCR3}")), "{t}");
+    assert!(
+        t.contains("module_id i-0f73a4b4cb74cc9f2-enc0192e4188fef781d"),
+        "{t}"
+    );
+    assert!(
+        t.contains("641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"),
+        "{t}"
+    );
+    assert!(!t.contains('✗'), "{t}");
+
+    // The same document as raw CBOR, with an expected PCR.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("doc.cbor");
+    let hex = std::fs::read_to_string(fixture()).unwrap();
+    std::fs::write(&raw, hex_decode(hex.trim())).unwrap();
+    let pcr = format!("3={PCR3}");
+    let out = run(&[
+        "attestation",
+        "--file",
+        raw.to_str().unwrap(),
+        "--at",
+        &at,
+        "--pcr",
+        &pcr,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("✓ PCR3 is the expected value"));
+}
+
+#[test]
+fn three_hours_later_the_leaf_has_expired() {
+    let at = (REAL_AT + 3 * 3600 * 1000).to_string();
+    let out = run(&[
+        "attestation",
+        "--file",
+        fixture().to_str().unwrap(),
+        "--at",
+        &at,
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ certificate chain valid at"), "{t}");
+    assert!(t.contains("expired"), "{t}");
+}
+
+#[test]
+fn a_mutated_document_or_a_wrong_pcr_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let hex = std::fs::read_to_string(fixture()).unwrap();
+    let mut bytes = hex_decode(hex.trim());
+    // A byte inside the payload's PCR values.
+    bytes[300] ^= 0x01;
+    let path = dir.path().join("mutated.hex");
+    std::fs::write(&path, encode(&bytes)).unwrap();
+    let at = REAL_AT.to_string();
+    let out = run(&["attestation", "--file", path.to_str().unwrap(), "--at", &at]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains('✗'));
+
+    let wrong = format!("4={PCR3}");
+    let out = run(&[
+        "attestation",
+        "--file",
+        fixture().to_str().unwrap(),
+        "--at",
+        &at,
+        "--pcr",
+        &wrong,
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("✗ PCR4 is 9ab5a1ab"), "{t}");
+}
+
+#[test]
+fn bad_command_line_values_are_refused_with_a_reason() {
+    let at = REAL_AT.to_string();
+    let f = fixture();
+    let f = f.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["attestation", "--file", f, "--at", &at, "--pcr", "0=zz"],
+            "not hex",
+        ),
+        (
+            &["attestation", "--file", f, "--at", &at, "--pcr", "0=00"],
+            "48 bytes",
+        ),
+        (
+            &["attestation", "--file", f, "--at", &at, "--pcr", "40=00"],
+            "0 to 31",
+        ),
+        (
+            &["attestation", "--file", "/nonexistent/doc"],
+            "/nonexistent/doc",
+        ),
+        (&["attestation", "--url", "ftp://x"], "https://"),
+        (
+            &["attestation", "--url", "https://127.0.0.1:1"],
+            "--ca FILE",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run(args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(t.contains(want), "{args:?}: {t}");
+    }
+    // A random file is not a document, and says why.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"\x84\x5b\xff\xff\xff\xff\xff\xff\xff\xff").unwrap();
+    let out = run(&["attestation", "--file", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("length larger than the bytes left"),
+        "{}",
+        text(&out)
+    );
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+fn encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
