@@ -73,7 +73,7 @@ impl<'a> Reader<'a> {
         let arg = match info {
             0..=23 => u64::from(info),
             24 => u64::from(self.byte()?),
-            25 | 26 | 27 => {
+            25..=27 => {
                 let n = 1u64 << (info - 24);
                 let mut v = 0u64;
                 for b in self.take(n)? {

@@ -183,10 +183,10 @@ pub struct Policy {
 impl Policy {
     /// Checks the nonce and PCRs of an already verified document.
     pub fn check(&self, doc: &VerifiedDocument) -> Result<(), AttestationError> {
-        if let Some(want) = &self.expected_nonce {
-            if doc.nonce.as_deref() != Some(want.as_slice()) {
-                return Err(AttestationError::NonceMismatch);
-            }
+        if let Some(want) = &self.expected_nonce
+            && doc.nonce.as_deref() != Some(want.as_slice())
+        {
+            return Err(AttestationError::NonceMismatch);
         }
         for (index, want) in &self.expected_pcrs {
             match doc.pcrs.get(index) {

@@ -805,7 +805,14 @@ fn crafted_chains_with_bad_constraints_are_refused() {
         ca: Some((true, Some(1))),
         ..CA
     };
-    let cases: &[(&str, Spec, Spec, Spec, Option<(usize, &str)>)] = &[
+    type Case = (
+        &'static str,
+        Spec,
+        Spec,
+        Spec,
+        Option<(usize, &'static str)>,
+    );
+    let cases: &[Case] = &[
         ("good", CA, CA, LEAF, None),
         (
             "pathLen 1 on the root allows one intermediate",

@@ -341,10 +341,14 @@ fn digits(s: &[u8], at: usize, n: usize) -> CertResult<u64> {
     Ok(v)
 }
 
+const fn leap(year: u64) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
 const fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if leap(year) => 29,
         2 => 28,
         _ => 31,
     }
