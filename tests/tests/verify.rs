@@ -330,3 +330,140 @@ fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
     let _ = enclave.kill();
     let _ = enclave.wait();
 }
+
+/// A stand-in for the enclave's `/attestation` that answers every request with the real (old,
+/// nonce-less) AWS document: the network path, TLS modes and the SPKI binding are exercised,
+/// and the nonce, the clock and user_data must be reported as failures.
+fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<Vec<u8>>) {
+    use std::io::{Read as _, Write as _};
+    let hex = std::fs::read_to_string(fixture()).unwrap();
+    let doc = hex_decode(hex.trim());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let identity =
+        tls.then(|| rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap());
+    let cert_der = identity.as_ref().map(|c| c.cert.der().to_vec());
+    let config = identity.map(|c| {
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(c.key_pair.serialize_der().into());
+        std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![c.cert.der().clone()], key)
+            .unwrap(),
+        )
+    });
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut stream: Box<dyn ReadWrite> = match &config {
+                Some(cfg) => Box::new(rustls::StreamOwned::new(
+                    rustls::ServerConnection::new(cfg.clone()).unwrap(),
+                    conn,
+                )),
+                None => Box::new(conn),
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let mut head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n",
+                doc.len()
+            );
+            if config_header {
+                head.push_str(&format!(
+                    "X-Nautilus-Config-Digest: {}\r\n",
+                    "ab".repeat(32)
+                ));
+            }
+            head.push_str("\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&doc);
+            let _ = stream.flush();
+        }
+    });
+    (port, cert_der)
+}
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
+#[test]
+fn url_mode_fetches_over_tls_binds_the_presented_spki_and_reports_each_failure() {
+    let (port, cert) = serve_real_document(true, true);
+    let url = format!("https://127.0.0.1:{port}");
+    let out = run(&["attestation", "--url", &url, "--enclave-tls"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains(&format!("✓ GET {url}/attestation")), "{t}");
+    assert!(t.contains("✓ /attestation answered 200"), "{t}");
+    assert!(t.contains("✓ X-Nautilus-Config-Digest header"), "{t}");
+    assert!(t.contains("✓ enclave TLS certificate presented"), "{t}");
+    assert!(
+        t.contains("✓ signature with the leaf key, chain to the pinned AWS root"),
+        "{t}"
+    );
+    // The document is from 2024: expired now, no nonce, and bound to another configuration.
+    assert!(t.contains("✗ certificate chain valid at"), "{t}");
+    assert!(t.contains("✗ nonce"), "{t}");
+    assert!(t.contains("✗ user_data 5a264748"), "{t}");
+    // The SPKI hash printed is the one of the certificate the server presented.
+    let cert = cert.unwrap();
+    let spki = nautilus_core::attestation::subject_public_key_info(&cert).unwrap();
+    let spki_hash = sha2_free_hash::hex_sha256(spki);
+    assert!(
+        t.contains(&format!("presented TLS SPKI {spki_hash}")),
+        "{t}"
+    );
+
+    // Proxy-terminated TLS with the operator's CA: the server certificate is checked, and the
+    // binding uses the zero SPKI hash.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, to_pem(&cert)).unwrap();
+    let out = run(&["attestation", "--url", &url, "--ca", ca.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(t.contains(&format!("✓ GET {url}/attestation")), "{t}");
+    assert!(t.contains("zero SPKI hash"), "{t}");
+    // A CA that did not issue the server certificate: the TLS handshake fails.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    std::fs::write(&ca, other.cert.pem()).unwrap();
+    let out = run(&["attestation", "--url", &url, "--ca", ca.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("✗ GET {url}/attestation: TLS handshake")),
+        "{t}"
+    );
+}
+
+#[test]
+fn url_mode_needs_the_config_digest_header() {
+    let (port, _) = serve_real_document(false, false);
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run(&["attestation", "--url", &url]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("✗ X-Nautilus-Config-Digest header: missing"),
+        "{t}"
+    );
+}
+
+fn to_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem + "-----END CERTIFICATE-----\n"
+}
