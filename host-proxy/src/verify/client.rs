@@ -224,3 +224,30 @@ impl ServerCertVerifier for HandshakeOnly {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_scheme_host_and_port_only() {
+        let t = Target::parse("https://127.0.0.1:6443/").unwrap();
+        assert!(t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 6443));
+        assert_eq!(t.base, "https://127.0.0.1:6443");
+        let t = Target::parse("https://example.com").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("example.com", 443));
+        let t = Target::parse("http://[::1]:8080").unwrap();
+        assert!(!t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8080));
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://h:port",
+            "https://h:1/api",
+            "h:1",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -413,3 +413,53 @@ pub(crate) fn kubeconfig(server: &str, cert_der: &[u8], token: Option<&str>) -> 
         b64.encode(pem)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcr_flags_are_index_equals_48_hex_bytes() {
+        let good = format!("3={}", "ab".repeat(48));
+        let parsed = parse_pcrs(std::slice::from_ref(&good)).unwrap();
+        assert_eq!(parsed.get(&3), Some(&vec![0xab; 48]));
+        for (bad, why) in [
+            ("3", "expected INDEX=HEX"),
+            ("x=00", "index must be 0 to 31"),
+            ("32=00", "index must be 0 to 31"),
+            ("0=zz", "not hex"),
+            ("0=abc", "not hex"),
+            ("0=00", "48 bytes"),
+        ] {
+            let err = parse_pcrs(&[bad.to_string()]).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn kubeconfig_pins_the_certificate_and_carries_the_token() {
+        let cfg = kubeconfig(
+            "https://10.0.0.1:6443",
+            b"\x30\x03\x02\x01\x01",
+            Some("t0k"),
+        );
+        assert!(cfg.contains("server: https://10.0.0.1:6443\n"));
+        assert!(cfg.contains("    token: t0k\n"));
+        assert!(cfg.contains("current-context: nautilus-attested\n"));
+        let data = cfg
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .unwrap();
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        let pem = String::from_utf8(pem).unwrap();
+        assert_eq!(
+            pem,
+            "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n"
+        );
+        let anonymous = kubeconfig("https://h:1", b"x", None);
+        assert!(anonymous.contains("  user: {}\n"));
+        assert!(!anonymous.contains("token"));
+    }
+}
