@@ -338,6 +338,7 @@ fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<Vec<u8>>)
     use std::io::{Read as _, Write as _};
     let hex = std::fs::read_to_string(fixture()).unwrap();
     let doc = hex_decode(hex.trim());
+    let config_digest = sha2_free_hash::hex_sha256(CONFIG_TEXT.as_bytes());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let identity =
@@ -373,24 +374,32 @@ fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<Vec<u8>>)
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
+            let (status, body): (&str, &[u8]) = if buf.starts_with(b"GET /attestation/config ") {
+                if config_header {
+                    ("200 OK", CONFIG_TEXT.as_bytes())
+                } else {
+                    ("404 Not Found", b"")
+                }
+            } else {
+                ("200 OK", &doc)
+            };
             let mut head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n",
-                doc.len()
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
             );
             if config_header {
-                head.push_str(&format!(
-                    "X-Nautilus-Config-Digest: {}\r\n",
-                    "ab".repeat(32)
-                ));
+                head.push_str(&format!("X-Nautilus-Config-Digest: {config_digest}\r\n"));
             }
             head.push_str("\r\n");
             let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&doc);
+            let _ = stream.write_all(body);
             let _ = stream.flush();
         }
     });
     (port, cert_der)
 }
+
+const CONFIG_TEXT: &str = "listen = \"unix:/run/enclave.sock\"\nsimulated_nsm = false\n";
 
 trait ReadWrite: std::io::Read + std::io::Write {}
 impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
@@ -405,6 +414,11 @@ fn url_mode_fetches_over_tls_binds_the_presented_spki_and_reports_each_failure()
     assert!(t.contains(&format!("✓ GET {url}/attestation")), "{t}");
     assert!(t.contains("✓ /attestation answered 200"), "{t}");
     assert!(t.contains("✓ X-Nautilus-Config-Digest header"), "{t}");
+    assert!(
+        t.contains("✓ /attestation/config hashes to the config digest"),
+        "{t}"
+    );
+    assert!(t.contains("config simulated_nsm = false"), "{t}");
     assert!(t.contains("✓ enclave TLS certificate presented"), "{t}");
     assert!(
         t.contains("✓ signature with the leaf key, chain to the pinned AWS root"),

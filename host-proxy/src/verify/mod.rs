@@ -16,6 +16,8 @@ use client::{Target, Trust};
 
 /// Response header carrying hex(SHA-256 of the enclave's effective configuration).
 pub(crate) const CONFIG_DIGEST_HEADER: &str = "x-nautilus-config-digest";
+/// The enclave's canonical configuration text, whose SHA-256 is the config digest.
+pub(crate) const CONFIG_PATH: &str = "/attestation/config";
 /// How far a signed answer's timestamp may be from this machine's clock.
 pub(crate) const ANSWER_WINDOW_MS: u64 = 5 * 60 * 1000;
 
@@ -255,6 +257,24 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
         digest.ok_or("missing or not 32 bytes of hex"),
         "X-Nautilus-Config-Digest header",
     )?;
+    // The digest means something only with the configuration it hashes: show it when the
+    // enclave serves it, and check that it is what the digest says.
+    match client::get(&remote.target, &remote.trust, CONFIG_PATH, &[]).await {
+        Ok(config) if config.status == 200 => {
+            report.check(
+                Sha256::digest(&config.body).as_slice() == digest,
+                &format!("{CONFIG_PATH} hashes to the config digest"),
+            );
+            for line in String::from_utf8_lossy(&config.body).lines() {
+                report.info(&format!("config {line}"));
+            }
+        }
+        Ok(config) => report.info(&format!(
+            "{CONFIG_PATH} answered {}: the digest is checked, the configuration is not shown",
+            config.status
+        )),
+        Err(e) => report.info(&format!("{CONFIG_PATH}: {e}")),
+    }
     let spki_hash = if remote.enclave_tls {
         let cert = fetched.peer_certificate.as_deref();
         let spki = cert.and_then(attestation::subject_public_key_info);
