@@ -1,7 +1,9 @@
 //! A test-only tampering relay: plaintext HTTP/1.1 from a TCP port to an upstream (the
 //! enclave's Unix socket, where traffic is plaintext behind proxy-terminated TLS, or any TCP
 //! server). One request per connection; the answer can have one body byte changed, one header
-//! byte changed, or be replaced by an older answer to the same request line (a replay).
+//! byte changed, or be replaced by an older answer to the same path (a replay). These three
+//! leave `/attestation` answers alone, so what fails is the signed answer itself;
+//! [`Tamper::DocumentByte`] changes the attestation document instead.
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +19,10 @@ pub enum Tamper {
     BodyByte,
     /// Change the last character of this header's value (digit +1 mod 10, else a bit flip).
     HeaderByte(&'static str),
-    /// Answer with the first answer recorded for the same path (not for `/attestation`).
+    /// Answer with the first answer recorded for the same path.
     Replay,
+    /// Flip one bit in the middle of an attestation document (`GET /attestation?...`).
+    DocumentByte,
 }
 
 /// Where the relay connects.
@@ -120,7 +124,18 @@ fn serve(
         }
     };
     let tamper = mode.lock().expect("relay mode").clone();
+    let attestation = request_line.starts_with("GET /attestation");
+    let document = request_line.starts_with("GET /attestation?");
     match tamper {
+        Tamper::DocumentByte if document => {
+            let body_at = find(&answer, b"\r\n\r\n").map_or(0, |e| e + 4);
+            let middle = body_at + (answer.len() - body_at) / 2;
+            if let Some(b) = answer.get_mut(middle) {
+                *b ^= 0x01;
+            }
+        }
+        Tamper::DocumentByte => {}
+        _ if attestation => {}
         Tamper::Nothing => recorded
             .lock()
             .expect("recorded")
@@ -144,8 +159,6 @@ fn serve(
                 };
             }
         }
-        // The attestation itself is relayed fresh, so the replayed answer is what fails.
-        Tamper::Replay if request_line.starts_with("GET /attestation") => {}
         Tamper::Replay => {
             let recorded = recorded.lock().expect("recorded");
             if let Some((_, old)) = recorded.iter().find(|(line, _)| {

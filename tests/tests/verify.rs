@@ -194,14 +194,14 @@ fn the_tampering_relay_changes_exactly_what_it_is_told() {
         }
     });
     let relay = Relay::start(Upstream::Tcp(port));
-    let get = || {
+    let get_path = |path: &str| {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", relay.port)).unwrap();
-        c.write_all(b"GET /x?n=1 HTTP/1.1\r\nHost: a\r\n\r\n")
-            .unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         out
     };
+    let get = || get_path("/x?n=1");
     let first = get();
     assert!(first.ends_with("\r\n\r\nanswer0"), "{first}");
     relay.set(Tamper::BodyByte);
@@ -213,6 +213,13 @@ fn the_tampering_relay_changes_exactly_what_it_is_told() {
     assert!(changed.ends_with("answer2"));
     relay.set(Tamper::Replay);
     assert_eq!(get(), first);
+    // Answers of /attestation are left alone by those three, and changed by DocumentByte.
+    relay.set(Tamper::BodyByte);
+    assert!(get_path("/attestation?nonce=00").ends_with("answer4"));
+    relay.set(Tamper::DocumentByte);
+    assert!(get_path("/x").ends_with("answer5"));
+    // "answer6": its middle byte ('w') has its low bit flipped.
+    assert!(get_path("/attestation?nonce=00").ends_with("ansver6"));
 }
 
 /// Starts the enclave alone on a Unix socket with the simulated NSM and a relay in front of it
@@ -324,7 +331,7 @@ fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
         assert!(t.contains(want), "{tamper:?}: {t}");
     }
     // A changed attestation document fails too.
-    relay.set(Tamper::BodyByte);
+    relay.set(Tamper::DocumentByte);
     let out = run(&["attestation", "--url", &url, "--allow-simulated"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let _ = enclave.kill();
