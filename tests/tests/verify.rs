@@ -226,11 +226,7 @@ fn the_tampering_relay_changes_exactly_what_it_is_told() {
 /// (plaintext HTTP, as behind proxy-terminated TLS). Returns (enclave, relay, token).
 fn enclave_behind_relay(
     dir: &std::path::Path,
-) -> (
-    std::process::Child,
-    nautilus_tests::tamper::Relay,
-    &'static str,
-) {
+) -> (Killed, nautilus_tests::tamper::Relay, &'static str) {
     use nautilus_tests::tamper::{Relay, Upstream};
     use sha2_free_hash::hex_sha256;
     let token = "verify-test-admin-token";
@@ -252,7 +248,17 @@ fn enclave_behind_relay(
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    (child, Relay::start(Upstream::Unix(socket)), token)
+    (Killed(child), Relay::start(Upstream::Unix(socket)), token)
+}
+
+/// A child process killed when the test ends, even by a failed assertion.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// SHA-256 through `sha256sum` (the test crate has no hash dependency).
@@ -279,7 +285,7 @@ mod sha2_free_hash {
 fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
     use nautilus_tests::tamper::Tamper;
     let dir = tempfile::tempdir().unwrap();
-    let (mut enclave, relay, token) = enclave_behind_relay(dir.path());
+    let (_enclave, relay, token) = enclave_behind_relay(dir.path());
     let url = format!("http://127.0.0.1:{}", relay.port);
     let get = || {
         run(&[
@@ -334,8 +340,6 @@ fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
     relay.set(Tamper::DocumentByte);
     let out = run(&["attestation", "--url", &url, "--allow-simulated"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let _ = enclave.kill();
-    let _ = enclave.wait();
 }
 
 /// A stand-in for the enclave's `/attestation` that answers every request with the real (old,
