@@ -132,12 +132,15 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The effective options as TOML (the enclave holds no secret here: tokens appear only as
-    /// their hashes).
+    /// The effective options as canonical TOML: what `--print-config` prints and
+    /// `GET /attestation/config` serves, and whose SHA-256 is the configuration digest bound into
+    /// the attestation document's `user_data` (see `attestation.rs`). A verifier recomputes the
+    /// digest from this text, so it is canonical: one `key = value` line per option, keys sorted
+    /// bytewise, strings as TOML basic strings (`"` `\\` and control characters escaped),
+    /// integers in decimal, booleans `true`/`false`, each line ending in `\n`. The enclave holds
+    /// no secret here: tokens appear only as their SHA-256 hashes (hex).
     pub(crate) fn effective_toml(&self) -> String {
-        let hex_opt = |v: &Option<[u8; 32]>| {
-            v.map_or_else(|| "\"\"".to_string(), |d| format!("\"{}\"", hex::encode(d)))
-        };
+        let hex_opt = |v: &Option<[u8; 32]>| toml_string(&v.map_or_else(String::new, hex::encode));
         let listen = match &self.listen {
             ListenAddr::Unix(path) => format!("unix:{}", path.display()),
             ListenAddr::Vsock(port) => format!("vsock:{port}"),
@@ -145,25 +148,48 @@ impl Cli {
         let package = self
             .sui_package
             .map_or_else(String::new, |p| format!("0x{}", hex::encode(p)));
-        format!(
-            "listen = \"{listen}\"\nadmin_token_sha256 = {}\nsimulated_nsm = {}\nmax_objects = {}\nmax_store_bytes = {}\n\
-             max_body_bytes = {}\nwatch_ring = {}\nmax_watches = {}\nbookmark_secs = {}\nsui_package = \"{package}\"\n\
-             min_stake = {}\ntoken_max_lifetime = {}\nrelay_token_sha256 = {}\nnode_grace_secs = {}\nlog_level = \"{}\"\n",
-            hex_opt(&self.admin_token_sha256),
-            self.simulated_nsm,
-            self.max_objects,
-            self.max_store_bytes,
-            self.max_body_bytes,
-            self.watch_ring,
-            self.max_watches,
-            self.bookmark_secs,
-            self.min_stake,
-            self.token_max_lifetime,
-            hex_opt(&self.relay_token_sha256),
-            self.node_grace_secs,
-            self.log_level,
-        )
+        let mut entries: Vec<(&str, String)> = vec![
+            ("listen", toml_string(&listen)),
+            ("admin_token_sha256", hex_opt(&self.admin_token_sha256)),
+            ("simulated_nsm", self.simulated_nsm.to_string()),
+            ("max_objects", self.max_objects.to_string()),
+            ("max_store_bytes", self.max_store_bytes.to_string()),
+            ("max_body_bytes", self.max_body_bytes.to_string()),
+            ("watch_ring", self.watch_ring.to_string()),
+            ("max_watches", self.max_watches.to_string()),
+            ("bookmark_secs", self.bookmark_secs.to_string()),
+            ("sui_package", toml_string(&package)),
+            ("min_stake", self.min_stake.to_string()),
+            ("token_max_lifetime", self.token_max_lifetime.to_string()),
+            ("relay_token_sha256", hex_opt(&self.relay_token_sha256)),
+            ("node_grace_secs", self.node_grace_secs.to_string()),
+            ("log_level", toml_string(&self.log_level)),
+        ];
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        entries
+            .iter()
+            .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect()
     }
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Installs the global tracing subscriber (stderr).
@@ -180,4 +206,52 @@ pub(crate) fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_effective_configuration_is_canonical_toml() {
+        let cli = Cli::try_parse_from([
+            "nautilus-enclave",
+            "--listen",
+            "unix:/tmp/a \"b\"\\c.sock",
+            "--max-objects",
+            "7",
+            "--simulated-nsm",
+        ])
+        .unwrap();
+        let text = cli.effective_toml();
+        assert!(text.ends_with('\n'));
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once(" = ").unwrap().0)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "keys are sorted bytewise");
+        // The text is TOML that reads back to the same values (escapes included).
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(table.len(), keys.len());
+        assert_eq!(
+            table.get("listen").and_then(|v| v.as_str()),
+            Some("unix:/tmp/a \"b\"\\c.sock")
+        );
+        assert_eq!(
+            table.get("max_objects").and_then(|v| v.as_integer()),
+            Some(7)
+        );
+        assert_eq!(
+            table.get("simulated_nsm").and_then(|v| v.as_bool()),
+            Some(true)
+        );
+        assert_eq!(
+            text,
+            cli.effective_toml(),
+            "the same options, the same bytes"
+        );
+        assert_eq!(toml_string("a\u{1}\n"), "\"a\\u0001\\n\"");
+    }
 }

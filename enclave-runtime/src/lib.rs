@@ -2,12 +2,14 @@
 //! concurrency; every rule lives in core. It serves HTTP/1.1 with hyper over each stream the
 //! host proxy opens (vsock in production, a Unix socket in development).
 
+mod attestation;
 mod cli;
 mod config_file;
 mod http;
 mod metrics;
 mod nsm;
 mod server;
+mod signing;
 mod transport;
 mod watch_stream;
 

@@ -18,7 +18,6 @@ use tokio::sync::{Notify, watch};
 
 use crate::cli::Cli;
 use crate::http::{self, ResponseBody};
-use crate::nsm::NsmKind;
 use crate::transport::Listener;
 
 /// How long a client may take to send a request's headers (slowloris guard).
@@ -43,6 +42,8 @@ pub(crate) struct Shared {
     max_body: usize,
     timers: Notify,
     connections: AtomicUsize,
+    /// The attested identity: signs answers, answers `/attestation`.
+    pub(crate) attestation: crate::attestation::Attestation,
 }
 
 impl Shared {
@@ -70,7 +71,7 @@ fn usize_of(value: u64) -> usize {
 
 /// Runs the enclave until SIGTERM/Ctrl-C.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
-    let nsm = NsmKind::select(cli.simulated_nsm)?;
+    let nsm = crate::nsm::select(cli.simulated_nsm)?;
     let config = Config {
         max_objects: usize_of(cli.max_objects),
         max_store_bytes: usize_of(cli.max_store_bytes),
@@ -90,7 +91,21 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!("no --admin-token-sha256 given: no caller can act as admin");
     }
     let listener = Listener::bind(&cli.listen)?;
-    let core = ApiServer::new(config.clone(), nsm.random_seed()?, now());
+    let core = ApiServer::new(
+        config.clone(),
+        crate::nsm::random_seed(nsm.as_ref())?,
+        now(),
+    );
+    // Enclave-terminated TLS passes its certificate's SPKI SHA-256 here to bind it in user_data.
+    let tls_spki_sha256: Option<[u8; 32]> = None;
+    let attestation =
+        crate::attestation::Attestation::new(nsm.clone(), cli.effective_toml(), tls_spki_sha256)
+            .map_err(|e| anyhow::anyhow!("cannot make the enclave identity: {e}"))?;
+    tracing::info!(
+        config_digest = %hex::encode(attestation.config_digest()),
+        identity = %hex::encode(attestation.identity_public_sec1()),
+        "enclave identity made; GET /attestation binds it"
+    );
     let revision = core.store().revision();
     let shared = Arc::new(Shared {
         ring: core.watch_ring(),
@@ -103,8 +118,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         max_body: config.max_body_bytes,
         timers: Notify::new(),
         connections: AtomicUsize::new(0),
+        attestation,
     });
-    tracing::info!(listen = ?cli.listen, nsm = ?nsm, "nautilus-enclave serving");
+    tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");
     tokio::spawn(run_timers(shared.clone()));
     let mut shutdown_rx = shared.shutdown.subscribe();
     let signal = shutdown_signal();
@@ -235,6 +251,13 @@ async fn handle(
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<ResponseBody>, Infallible> {
     let started = std::time::Instant::now();
+    if let Some(response) = crate::attestation::answer(&shared, &req).await {
+        return Ok(response);
+    }
+    let sign = match crate::signing::requested(req.headers()) {
+        Ok(sign) => sign,
+        Err(response) => return Ok(*response),
+    };
     let (parts, body) = req.into_parts();
     let (body, body_too_large) = match Limited::new(body, shared.max_body).collect().await {
         Ok(collected) => (collected.to_bytes(), false),
@@ -325,5 +348,12 @@ async fn handle(
             response
         }
     };
-    Ok(response)
+    Ok(crate::signing::apply(
+        &shared.attestation,
+        sign.as_ref(),
+        &parts,
+        &body,
+        revision,
+        response,
+    ))
 }

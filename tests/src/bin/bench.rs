@@ -4,7 +4,8 @@
 //! by timing and is not part of `cargo test`.
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--quick] [--only NAME[,NAME]]`
-//! with NAME one of get, list, memory, budget, watch. Pods are padded so that they are *served*
+//! with NAME one of get, sign, list, memory, budget, watch (`--sign` = `--only sign`: the cost of
+//! signed answers, `X-Nautilus-Sign: 1`). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
 
 #[path = "bench/load.rs"]
@@ -22,7 +23,7 @@ use load::{Latency, PodTemplate, auth, closed_loop_get, create_pods, encode_quer
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 5] = ["get", "watch", "list", "memory", "budget"];
+const SECTIONS: [&str; 6] = ["get", "sign", "watch", "list", "memory", "budget"];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 /// Default size of the benchmark pods as served (with kube's defaults, status and
@@ -248,6 +249,7 @@ fn main() {
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--sign" => only = Some(vec!["sign".to_string()]),
             "--only" => {
                 only = iter
                     .next()
@@ -331,6 +333,9 @@ fn main() {
     };
     if wanted("get") {
         run("get", &section_get);
+    }
+    if wanted("sign") {
+        run("sign", &section_sign);
     }
     if wanted("watch") {
         run("watch", &section_watch);
@@ -511,6 +516,126 @@ fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
         );
     }
     drop(raw);
+    Ok(())
+}
+
+/// Mean time of one call of `f` over `n` calls.
+fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    t.elapsed() / n
+}
+
+/// Signed answers: one P-384 signature and one verification in-process (the exact canonical
+/// message of a GET pod answer), then GET pod latency with and without `X-Nautilus-Sign: 1`
+/// on the same cluster, in alternating rounds.
+fn section_sign(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    use nautilus_core::signed_answer::{self, SignedFields};
+    let key = p384::ecdsa::SigningKey::from_slice(&[0x5a; 48]).map_err(|e| e.to_string())?;
+    let public = key.verifying_key().to_sec1_point(false);
+    let body = vec![b'x'; scale.pod_bytes];
+    let fields = SignedFields {
+        method: "GET",
+        path_and_query: "/api/v1/namespaces/bench/pods/get-target",
+        request_body: b"",
+        status: 200,
+        response_body: &body,
+        revision: 123_456,
+        timestamp_ms: 1_700_000_000_000,
+        nonce: &[7u8; 32],
+    };
+    let signature = signed_answer::sign(&key, &fields);
+    if signed_answer::verify(public.as_bytes(), &fields, &signature).is_err() {
+        return Err("an in-process signature does not verify".into());
+    }
+    let n = if scale.quick { 50 } else { 300 };
+    let sign_cost = per_call(n, || {
+        std::hint::black_box(signed_answer::sign(&key, std::hint::black_box(&fields)));
+    });
+    let verify_cost = per_call(n, || {
+        let _ = std::hint::black_box(signed_answer::verify(
+            public.as_bytes(),
+            std::hint::black_box(&fields),
+            &signature,
+        ));
+    });
+
+    let cluster = start_cluster(scale, &[]);
+    ensure_namespace(&cluster, "bench")?;
+    let rt = client_runtime()?;
+    let (template, _) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
+    let created = cluster.request(
+        "POST",
+        "/api/v1/namespaces/bench/pods",
+        Some(&template.body("get-target", 0)),
+        &[],
+    )?;
+    if created.status != 201 {
+        return Err(format!("create pod: {}", created.status));
+    }
+    let path = "/api/v1/namespaces/bench/pods/get-target".to_string();
+    let sign_headers = [("x-nautilus-sign", "1"), ("x-nautilus-nonce", "00112233")];
+    let first = cluster.request("GET", &path, None, &sign_headers)?;
+    let header_len = first.header("x-nautilus-signature").map_or(0, str::len);
+    if first.status != 200 || header_len != 128 {
+        return Err(format!(
+            "signed GET pod: {} with a signature header of {header_len} characters",
+            first.status
+        ));
+    }
+    let body_len = first.body.len();
+    let tls = tls_config(&cluster.ca_pem);
+    let mut signed_headers = auth(&cluster.token);
+    signed_headers.extend(
+        sign_headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let rounds = if scale.quick { 1 } else { 3 };
+    report.header(&format!(
+        "signed answers: P-384 in-process (mean of {n}), then GET one pod ({body_len} B) with and without X-Nautilus-Sign, {} s each in {rounds} alternating rounds",
+        scale.phase.as_secs_f64()
+    ));
+    report.info(
+        "one P-384 signature (canonical message + ECDSA)",
+        ms(sign_cost),
+    );
+    report.info("one P-384 verification", ms(verify_cost));
+    for clients in [1usize, 8] {
+        let phase = |headers: &Vec<(String, String)>| {
+            rt.block_on(closed_loop_get(
+                cluster.port,
+                tls.clone(),
+                headers.clone(),
+                path.clone(),
+                clients,
+                scale.warmup,
+                scale.phase / rounds,
+                body_len,
+            ))
+        };
+        let (mut plain, mut signed) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            plain.extend(phase(&auth(&cluster.token))?);
+            signed.extend(phase(&signed_headers)?);
+        }
+        let plain = Latency::of(plain, scale.phase);
+        let signed = Latency::of(signed, scale.phase);
+        report.info(
+            &format!("GET p50, {clients} client(s): unsigned / signed"),
+            format!("{} / {}", ms(plain.p50), ms(signed.p50)),
+        );
+        report.info(
+            &format!("GET p99, {clients} client(s): unsigned / signed"),
+            format!("{} / {}", ms(plain.p99), ms(signed.p99)),
+        );
+        report.info(
+            &format!("GET req/s, {clients} client(s): unsigned / signed"),
+            format!("{:.0} / {:.0}", plain.per_sec, signed.per_sec),
+        );
+    }
     Ok(())
 }
 
