@@ -281,7 +281,6 @@ mod sha2_free_hash {
 }
 
 #[test]
-#[ignore = "needs /attestation from the enclave helper"]
 fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
     use nautilus_tests::tamper::Tamper;
     let dir = tempfile::tempdir().unwrap();
@@ -306,6 +305,15 @@ fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
         "{t}"
     );
     assert!(t.contains("✓ answer signature"), "{t}");
+    assert!(t.contains("✓ nonce "), "{t}");
+    assert!(
+        t.contains("✓ /attestation/config hashes to the config digest"),
+        "{t}"
+    );
+    assert!(t.contains("config simulated_nsm = true"), "{t}");
+    assert!(t.contains("✓ user_data"), "{t}");
+    assert!(t.contains("zero SPKI hash"), "{t}");
+    assert!(t.contains("WARNING: simulated NSM"), "{t}");
 
     // Without --allow-simulated the simulated document is refused.
     let out = run(&[
@@ -317,6 +325,7 @@ fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
         token,
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("simulated NSM"), "{}", text(&out));
 
     for (tamper, want) in [
         (Tamper::BodyByte, "✗ answer signature"),
