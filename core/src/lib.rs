@@ -19,6 +19,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod api;
+pub mod attestation;
 pub mod auth;
 pub mod config;
 pub(crate) mod controllers;

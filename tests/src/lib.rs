@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod client;
 pub mod simulator;
+pub mod tamper;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,253 @@
+//! One HTTP/1.1 GET over TLS (or plaintext `http://` for test relays) that also reports the
+//! certificate the server presented, so its SPKI can be checked against the attestation.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// Where to connect.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// The URL as given, without a trailing slash (for the kubeconfig).
+    pub(crate) base: String,
+}
+
+impl Target {
+    /// `https://HOST[:PORT]` or `http://HOST[:PORT]`, no path.
+    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+        let base = url.trim_end_matches('/').to_string();
+        let (tls, rest) = if let Some(r) = base.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = base.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "{url}: the URL must start with https:// or http://"
+            ));
+        };
+        if rest.contains('/') {
+            return Err(format!("{url}: give the server URL without a path"));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.to_string(),
+                p.parse::<u16>().map_err(|_| format!("{url}: bad port"))?,
+            ),
+            _ => (rest.to_string(), if tls { 443 } else { 80 }),
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if host.is_empty() {
+            return Err(format!("{url}: no host"));
+        }
+        Ok(Self {
+            tls,
+            host,
+            port,
+            base,
+        })
+    }
+}
+
+/// How the server's certificate is trusted.
+#[derive(Debug, Clone)]
+pub(crate) enum Trust {
+    /// Certificates from a PEM file (an operator's CA, for proxy-terminated TLS).
+    Ca(std::path::PathBuf),
+    /// Any certificate whose key signs the handshake: trust comes from the attestation
+    /// (enclave TLS binds the certificate's SPKI into `user_data`) or is waived by the user.
+    Attested,
+}
+
+/// One answer.
+pub(crate) struct Fetched {
+    pub(crate) status: u16,
+    pub(crate) headers: hyper::HeaderMap,
+    pub(crate) body: Vec<u8>,
+    /// The end-entity certificate the server presented (TLS only).
+    pub(crate) peer_certificate: Option<Vec<u8>>,
+}
+
+/// Largest answer read (an attestation document is < 16 KiB; API answers can be large).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+pub(crate) async fn get(
+    target: &Target,
+    trust: &Trust,
+    path_and_query: &str,
+    headers: &[(&str, String)],
+) -> Result<Fetched, String> {
+    let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| format!("connect to {}:{}: {e}", target.host, target.port))?;
+    if !target.tls {
+        return exchange(TokioIo::new(tcp), target, path_and_query, headers, None).await;
+    }
+    let config = client_config(trust)?;
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|e| format!("{}: not a server name: {e}", target.host))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {}: {e}", target.base))?;
+    let peer = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    exchange(TokioIo::new(tls), target, path_and_query, headers, peer).await
+}
+
+async fn exchange<S>(
+    io: TokioIo<S>,
+    target: &Target,
+    path_and_query: &str,
+    headers: &[(&str, String)],
+    peer_certificate: Option<Vec<u8>>,
+) -> Result<Fetched, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(conn);
+    let mut req = hyper::Request::get(path_and_query)
+        .header("host", format!("{}:{}", target.host, target.port))
+        .header("user-agent", "nautilus-verify");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("request: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("GET {path_and_query}: {e}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer to GET {path_and_query}: {e}"))?
+        .to_bytes()
+        .to_vec();
+    Ok(Fetched {
+        status,
+        headers,
+        body,
+        peer_certificate,
+    })
+}
+
+fn client_config(trust: &Trust) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| format!("TLS config: {e}"))?;
+    let config = match trust {
+        Trust::Ca(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+            {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Attested => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(HandshakeOnly(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Accepts any certificate but still checks the handshake signature, so the server proves it
+/// holds the key of the certificate it presented (the one whose SPKI the attestation binds).
+#[derive(Debug)]
+struct HandshakeOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for HandshakeOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // The config allows TLS 1.3 only.
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_scheme_host_and_port_only() {
+        let t = Target::parse("https://127.0.0.1:6443/").unwrap();
+        assert!(t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 6443));
+        assert_eq!(t.base, "https://127.0.0.1:6443");
+        let t = Target::parse("https://example.com").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("example.com", 443));
+        let t = Target::parse("http://[::1]:8080").unwrap();
+        assert!(!t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8080));
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://h:port",
+            "https://h:1/api",
+            "h:1",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
