@@ -5,6 +5,7 @@
 mod cli;
 mod config_file;
 mod http;
+mod log_sink;
 mod metrics;
 mod nsm;
 mod server;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 pub use cli::{Cli, ListenAddr, LogFormat};
+pub use log_sink::SinkAddr;
 
 /// Runs the enclave with command-line `args` (program name first); returns when it stops.
 pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
@@ -55,6 +57,7 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     cli::init_logging(&cli);
+    metrics::set_enabled(cli.metrics);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,14 +68,17 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(cli)) {
+    let code = match runtime.block_on(server::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
+    };
+    // The last lines (the drain, "stopped") still reach the proxy.
+    log_sink::flush(std::time::Duration::from_millis(500));
+    code
 }
 
 /// `MemTotal` from /proc/meminfo, if readable (an enclave sees its own allotment there).

@@ -355,7 +355,10 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     )
     .await
     {
-        Ok(Ok(stream)) => stream,
+        Ok(Ok(stream)) => {
+            crate::metrics::enclave_connected();
+            stream
+        }
         Ok(Err(err)) => {
             warn_unreachable(&shared, &err.to_string());
             fallback::serve(client, options.idle_timeout).await;
@@ -375,6 +378,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         side: Side::Enclave,
     };
     log.outcome = splice(client, enclave, &traffic, options.idle_timeout).await;
+    crate::metrics::connection_ended(log.outcome);
 }
 
 fn warn_unreachable(shared: &Shared, reason: &str) {
