@@ -4,7 +4,8 @@
 //! by timing and is not part of `cargo test`.
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--quick] [--only NAME[,NAME]]`
-//! with NAME one of get, list, memory, budget, watch. Pods are padded so that they are *served*
+//! with NAME one of get, metrics, list, memory, budget, watch (`metrics`: GET req/s with the
+//! enclave's request metrics on and `--metrics=false`, two clusters side by side). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
 
 #[path = "bench/load.rs"]
@@ -22,7 +23,7 @@ use load::{Latency, PodTemplate, auth, closed_loop_get, create_pods, encode_quer
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 5] = ["get", "watch", "list", "memory", "budget"];
+const SECTIONS: [&str; 6] = ["get", "metrics", "watch", "list", "memory", "budget"];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 /// Default size of the benchmark pods as served (with kube's defaults, status and
@@ -332,6 +333,9 @@ fn main() {
     if wanted("get") {
         run("get", &section_get);
     }
+    if wanted("metrics") {
+        run("metrics", &section_metrics);
+    }
     if wanted("watch") {
         run("watch", &section_watch);
     }
@@ -511,6 +515,105 @@ fn section_get(scale: &Scale, report: &mut Report) -> Result<(), String> {
         );
     }
     drop(raw);
+    Ok(())
+}
+
+/// The cost of metrics on the hot path: GET one pod on two clusters, one with the enclave's
+/// request metrics on and one with `--metrics=false`, in interleaved rounds (on/off, then
+/// off/on, so drift and other load weigh on both alike); the figure is the median of the
+/// per-round-pair ratios.
+fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let on = start_cluster(scale, &[]);
+    let off = start_cluster(scale, &["--metrics=false"]);
+    let rt = client_runtime()?;
+    let path = "/api/v1/namespaces/bench/pods/get-target".to_string();
+    let mut body_len = 0;
+    for cluster in [&on, &off] {
+        ensure_namespace(cluster, "bench")?;
+        let (template, _) = pod_template(cluster, &rt, "bench", scale.pod_bytes)?;
+        let created = cluster.request(
+            "POST",
+            "/api/v1/namespaces/bench/pods",
+            Some(&template.body("get-target", 0)),
+            &[],
+        )?;
+        if created.status != 201 {
+            return Err(format!("create pod: {}", created.status));
+        }
+        body_len = cluster.request("GET", &path, None, &[])?.body.len();
+    }
+    let rounds: usize = if scale.quick { 4 } else { 10 };
+    let slice = if scale.quick {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(1)
+    };
+    report.header(&format!(
+        "metrics on vs --metrics=false: GET one pod ({body_len} B), {rounds} interleaved rounds of {} ms per cluster and client count",
+        slice.as_millis()
+    ));
+    println!(
+        "{:<10} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14}",
+        "clients", "on req/s", "off req/s", "on p50", "off p50", "on/off (agg)", "on/off (med)"
+    );
+    for clients in [1usize, 32] {
+        let phase = |cluster: &DevCluster| {
+            rt.block_on(closed_loop_get(
+                cluster.port,
+                tls_config(&cluster.ca_pem),
+                auth(&cluster.token),
+                path.clone(),
+                clients,
+                scale.warmup,
+                slice,
+                body_len,
+            ))
+        };
+        let (mut all_on, mut all_off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let (a, b) = if round % 2 == 0 {
+                let a = phase(&on)?;
+                (a, phase(&off)?)
+            } else {
+                let b = phase(&off)?;
+                (phase(&on)?, b)
+            };
+            if !b.is_empty() {
+                ratios.push(a.len() as f64 / b.len() as f64);
+            }
+            all_on.extend(a);
+            all_off.extend(b);
+        }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+        let measured = slice * u32::try_from(rounds).unwrap_or(u32::MAX);
+        let lat_on = Latency::of(all_on, measured);
+        let lat_off = Latency::of(all_off, measured);
+        let aggregate = lat_on.per_sec / lat_off.per_sec;
+        println!(
+            "{:<10} {:>12.0} {:>12.0} {:>10} {:>10} {:>13.1}% {:>13.1}%",
+            clients,
+            lat_on.per_sec,
+            lat_off.per_sec,
+            ms(lat_on.p50),
+            ms(lat_off.p50),
+            100.0 * aggregate,
+            100.0 * median
+        );
+        let cost = 100.0 * (1.0 - median);
+        report.row(
+            &format!("GET req/s metrics on / off, {clients} client(s)"),
+            format!(
+                "{:.0} / {:.0} (median round ratio {:.1} %, cost {cost:.1} %)",
+                lat_on.per_sec,
+                lat_off.per_sec,
+                100.0 * median
+            ),
+            "< 3 % difference",
+            Verdict::of(cost.abs() < 3.0),
+        );
+    }
+    println!();
     Ok(())
 }
 
