@@ -315,7 +315,7 @@ mod tests {
         let (stream, _) = listener.accept().await.unwrap();
         {
             let mut line = tracing_subscriber::fmt::MakeWriter::make_writer(&writer);
-            write!(line, "after\n").unwrap();
+            writeln!(line, "after").unwrap();
         }
         let mut lines = tokio::io::BufReader::new(stream).lines();
         let first = lines.next_line().await.unwrap().unwrap();

@@ -111,6 +111,9 @@ fn the_config_file_can_come_from_the_environment() {
     );
 }
 
+/// Arguments, environment, and a text the one error line must contain.
+type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn bad_configuration_is_one_line_naming_the_option_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,7 +154,7 @@ fn bad_configuration_is_one_line_naming_the_option_and_exit_2() {
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             base(&["--config", &unknown]),
             vec![],
