@@ -65,10 +65,12 @@ pub(crate) async fn start(addr: &SinkListen) -> Result<(), String> {
     let active = Arc::new(AtomicUsize::new(0));
     match addr {
         SinkListen::Unix(path) => {
-            // A socket left by an earlier run would make bind fail; anything else stays.
-            if std::fs::symlink_metadata(path)
+            // A socket left by an earlier run would make bind fail, so it goes; a live one (another
+            // proxy listening) and anything that is not a socket stay, and bind reports them.
+            let stale = std::fs::symlink_metadata(path)
                 .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-            {
+                && std::os::unix::net::UnixStream::connect(path).is_err();
+            if stale {
                 let _ = std::fs::remove_file(path);
             }
             let listener = tokio::net::UnixListener::bind(path).map_err(what)?;
@@ -209,6 +211,20 @@ mod tests {
         );
         assert_eq!(mark(b"a\x1b[2Jb\r", false), "enclave: a?[2Jb\n");
         assert_eq!(mark(b"{\"cut", true), "enclave: {\"cut…\n");
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_not_taken_over() {
+        let dir = std::env::temp_dir().join(format!("nautilus-proxy-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("logs.sock");
+        let _ = std::fs::remove_file(&path);
+        let addr = SinkListen::Unix(path.clone());
+        start(&addr).await.unwrap();
+        let err = start(&addr).await.unwrap_err();
+        assert!(err.contains("cannot listen for enclave logs"), "{err}");
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[tokio::test]
