@@ -542,19 +542,24 @@ fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
         }
         body_len = cluster.request("GET", &path, None, &[])?.body.len();
     }
-    let rounds: usize = if scale.quick { 4 } else { 10 };
-    let slice = if scale.quick {
-        Duration::from_millis(500)
-    } else {
-        Duration::from_secs(1)
-    };
+    let rounds: usize = if scale.quick { 4 } else { 20 };
+    let slice = Duration::from_millis(500);
+    let pids = |c: &DevCluster| [Some(c.pid()), c.enclave_pid()];
+    let (pids_on, pids_off) = (pids(&on), pids(&off));
     report.header(&format!(
         "metrics on vs --metrics=false: GET one pod ({body_len} B), {rounds} interleaved rounds of {} ms per cluster and client count",
         slice.as_millis()
     ));
     println!(
-        "{:<10} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14}",
-        "clients", "on req/s", "off req/s", "on p50", "off p50", "on/off (agg)", "on/off (med)"
+        "{:<10} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14} {:>16}",
+        "clients",
+        "on req/s",
+        "off req/s",
+        "on p50",
+        "off p50",
+        "on/off (agg)",
+        "on/off (med)",
+        "CPU µs/req on/off"
     );
     for clients in [1usize, 32] {
         let phase = |cluster: &DevCluster| {
@@ -570,6 +575,9 @@ fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
             ))
         };
         let (mut all_on, mut all_off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        // CPU time of proxy + enclave per request: far less sensitive than req/s to what
+        // other processes on the machine do.
+        let cpu_before = (cpu_ticks(&pids_on), cpu_ticks(&pids_off));
         for round in 0..rounds {
             let (a, b) = if round % 2 == 0 {
                 let a = phase(&on)?;
@@ -584,6 +592,13 @@ fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
             all_on.extend(a);
             all_off.extend(b);
         }
+        let cpu_on = cpu_ticks(&pids_on).saturating_sub(cpu_before.0);
+        let cpu_off = cpu_ticks(&pids_off).saturating_sub(cpu_before.1);
+        let per_req = |ticks: u64, n: usize| ticks as f64 * 1e6 / TICKS_PER_SEC / n.max(1) as f64;
+        let (cpu_req_on, cpu_req_off) = (
+            per_req(cpu_on, all_on.len()),
+            per_req(cpu_off, all_off.len()),
+        );
         ratios.sort_by(f64::total_cmp);
         let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
         let measured = slice * u32::try_from(rounds).unwrap_or(u32::MAX);
@@ -591,14 +606,23 @@ fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
         let lat_off = Latency::of(all_off, measured);
         let aggregate = lat_on.per_sec / lat_off.per_sec;
         println!(
-            "{:<10} {:>12.0} {:>12.0} {:>10} {:>10} {:>13.1}% {:>13.1}%",
+            "{:<10} {:>12.0} {:>12.0} {:>10} {:>10} {:>13.1}% {:>13.1}% {:>7.1} / {:<7.1}",
             clients,
             lat_on.per_sec,
             lat_off.per_sec,
             ms(lat_on.p50),
             ms(lat_off.p50),
             100.0 * aggregate,
-            100.0 * median
+            100.0 * median,
+            cpu_req_on,
+            cpu_req_off
+        );
+        report.info(
+            &format!("CPU per GET (proxy + enclave) metrics on / off, {clients} client(s)"),
+            format!(
+                "{cpu_req_on:.1} / {cpu_req_off:.1} µs ({:+.1} %)",
+                100.0 * (cpu_req_on / cpu_req_off - 1.0)
+            ),
         );
         let cost = 100.0 * (1.0 - median);
         report.row(
@@ -615,6 +639,25 @@ fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
     }
     println!();
     Ok(())
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of the processes, in clock ticks.
+fn cpu_ticks(pids: &[Option<u32>]) -> u64 {
+    pids.iter()
+        .flatten()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum()
 }
 
 /// Figure 4: many watchers, one change at a time, per-watcher delivery latency.
