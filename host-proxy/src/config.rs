@@ -64,7 +64,16 @@ pub(crate) fn try_parse_from<T: CommandFactory + FromArgMatches>(
     args: Vec<OsString>,
 ) -> Result<Action<T>, Failure> {
     let command = command::<T>();
-    let args = config_file::expand(&command, args).map_err(Failure::Message)?;
+    // Only `serve` and `dev` read a proxy config file; `__enclave` hands `--config` to the
+    // enclave runtime, which reads its own.
+    let configurable = args
+        .get(1)
+        .is_some_and(|sub| CONFIGURABLE.iter().any(|c| sub.as_os_str() == *c));
+    let args = if configurable {
+        config_file::expand(&command, args).map_err(Failure::Message)?
+    } else {
+        args
+    };
     let matches = command
         .clone()
         .try_get_matches_from(args)
@@ -266,6 +275,32 @@ mod tests {
             assert!(line.contains(needle), "{argv:?}: {line}");
             assert!(!line.contains('\n'));
         }
+    }
+
+    #[test]
+    fn other_subcommands_keep_their_config_flag() {
+        #[derive(clap::Parser, Debug)]
+        struct WithPassThrough {
+            #[command(subcommand)]
+            command: Pass,
+        }
+        #[derive(clap::Subcommand, Debug)]
+        enum Pass {
+            Inner {
+                #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+                args: Vec<String>,
+            },
+        }
+        let Ok(Action::Run(parsed)) = try_parse_from::<WithPassThrough>(args(&[
+            "p",
+            "inner",
+            "--config",
+            "/nonexistent/enclave.toml",
+        ])) else {
+            panic!("the pass-through subcommand read the file")
+        };
+        let Pass::Inner { args } = parsed.command;
+        assert_eq!(args, ["--config", "/nonexistent/enclave.toml"]);
     }
 
     #[test]
