@@ -213,6 +213,81 @@ impl TokenError {
     }
 }
 
+/// Metric labels of the refusal reasons, in [`TokenError::index`] order.
+pub const TOKEN_REJECT_LABELS: [&str; 15] = [
+    "too_long",
+    "malformed",
+    "unsupported_scheme",
+    "invalid_public_key",
+    "bad_signature",
+    "expires_before_issued",
+    "lifetime_too_long",
+    "expired",
+    "not_yet_valid",
+    "wrong_node",
+    "unknown_stake",
+    "not_owner",
+    "stake_withdrawn",
+    "slashed_below_minimum",
+    "below_minimum",
+];
+
+impl TokenError {
+    /// The reason's position in [`TOKEN_REJECT_LABELS`] (a fixed, small label set for metrics).
+    pub fn index(&self) -> usize {
+        match self {
+            Self::TooLong => 0,
+            Self::Malformed { .. } => 1,
+            Self::UnsupportedScheme { .. } => 2,
+            Self::InvalidPublicKey => 3,
+            Self::BadSignature => 4,
+            Self::ExpiresBeforeIssued => 5,
+            Self::LifetimeTooLong { .. } => 6,
+            Self::Expired => 7,
+            Self::NotYetValid => 8,
+            Self::WrongNode => 9,
+            Self::UnknownStake => 10,
+            Self::NotOwner => 11,
+            Self::StakeWithdrawn => 12,
+            Self::SlashedBelowMinimum => 13,
+            Self::BelowMinimum => 14,
+        }
+    }
+}
+
+/// Validation outcomes since start: plain counters, read by the runtime's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenStats {
+    /// Accepted after verifying the signature.
+    pub accepted_verified: u64,
+    /// Accepted on a cached signature (every policy rule still checked).
+    pub accepted_cached: u64,
+    /// Refused, counted by reason in [`TOKEN_REJECT_LABELS`] order.
+    pub rejected: [u64; TOKEN_REJECT_LABELS.len()],
+}
+
+impl TokenStats {
+    /// `(label, count)` for every refusal reason.
+    pub fn rejected_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        TOKEN_REJECT_LABELS
+            .iter()
+            .copied()
+            .zip(self.rejected.iter().copied())
+    }
+
+    fn record(&mut self, result: &Result<NodeIdentity, TokenError>, cached: bool) {
+        let counter = match result {
+            Ok(_) if cached => &mut self.accepted_cached,
+            Ok(_) => &mut self.accepted_verified,
+            Err(error) => match self.rejected.get_mut(error.index()) {
+                Some(counter) => counter,
+                None => return,
+            },
+        };
+        *counter = counter.saturating_add(1);
+    }
+}
+
 impl core::fmt::Display for TokenError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.reason())?;
@@ -537,6 +612,8 @@ pub struct TokenValidator {
     /// Token text → verified claims. Keyed by the full token so a lookup is one hash and one
     /// compare; the budget bounds it.
     cache: HashMap<String, ParsedToken>,
+    /// Outcomes so far.
+    stats: TokenStats,
 }
 
 impl TokenValidator {
@@ -545,7 +622,13 @@ impl TokenValidator {
         Self {
             policy,
             cache: HashMap::new(),
+            stats: TokenStats::default(),
         }
+    }
+
+    /// Validation outcomes since start.
+    pub fn stats(&self) -> TokenStats {
+        self.stats
     }
 
     /// The policy in force.
@@ -572,13 +655,33 @@ impl TokenValidator {
         acting_node: Option<&str>,
         stakes: &StakeRegistry,
     ) -> Result<NodeIdentity, TokenError> {
+        let (result, cached) = self.validate_uncounted(token, now, acting_node, stakes);
+        self.stats.record(&result, cached);
+        result
+    }
+
+    /// `validate` without the counting; the flag says whether the signature came from the
+    /// cache.
+    fn validate_uncounted(
+        &mut self,
+        token: &str,
+        now: UnixTime,
+        acting_node: Option<&str>,
+        stakes: &StakeRegistry,
+    ) -> (Result<NodeIdentity, TokenError>, bool) {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenError::TooLong);
+            return (Err(TokenError::TooLong), false);
         }
         if let Some(parsed) = self.cache.get(token) {
-            return check_policy(&self.policy, parsed, now, acting_node, stakes);
+            return (
+                check_policy(&self.policy, parsed, now, acting_node, stakes),
+                true,
+            );
         }
-        let parsed = parse(token)?;
+        let parsed = match parse(token) {
+            Ok(parsed) => parsed,
+            Err(error) => return (Err(error), false),
+        };
         let result = check_policy(&self.policy, &parsed, now, acting_node, stakes);
         // Cache only what may pass later: a token past its expiry or with a lifetime the
         // policy refuses never will, and caching it would let junk evict good entries.
@@ -590,7 +693,7 @@ impl TokenValidator {
         ) {
             self.remember(token, parsed, now);
         }
-        result
+        (result, false)
     }
 
     fn remember(&mut self, token: &str, parsed: ParsedToken, now: UnixTime) {
@@ -934,6 +1037,43 @@ mod tests {
             check(&t, IAT, Some("n1"), &registry(MIN)).unwrap().node_id,
             "n1"
         );
+    }
+
+    #[test]
+    fn stats_count_each_outcome_by_path_and_reason() {
+        let r = registry(MIN);
+        let now = UnixTime::from_secs(IAT);
+        let good = token("n1", IAT, IAT + 3600);
+        let mut v = TokenValidator::new(TokenPolicy::default());
+        assert!(v.validate(&good, now, Some("n1"), &r).is_ok());
+        assert!(v.validate(&good, now, Some("n1"), &r).is_ok());
+        assert!(v.validate(&good, now, Some("n1"), &r).is_ok());
+        assert_eq!(
+            v.validate(&good, now, Some("n2"), &r).err(),
+            Some(TokenError::WrongNode)
+        );
+        assert!(v.validate("junk", now, None, &r).is_err());
+        let long = "x".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(
+            v.validate(&long, now, None, &r).err(),
+            Some(TokenError::TooLong)
+        );
+        let stats = v.stats();
+        assert_eq!(
+            stats.accepted_verified, 1,
+            "the first sight verifies the signature"
+        );
+        assert_eq!(stats.accepted_cached, 2);
+        let rejected: alloc::vec::Vec<_> =
+            stats.rejected_by_reason().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(
+            rejected,
+            [("too_long", 1), ("malformed", 1), ("wrong_node", 1)]
+        );
+        // Every reason has its own label.
+        for (i, label) in TOKEN_REJECT_LABELS.iter().enumerate() {
+            assert!(!TOKEN_REJECT_LABELS[..i].contains(label), "{label}");
+        }
     }
 
     #[test]

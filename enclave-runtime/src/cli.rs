@@ -146,6 +146,16 @@ pub struct Cli {
     /// Log level filter (e.g. `info`, `debug`, `nautilus_enclave=debug`); `RUST_LOG` also works.
     #[arg(long, env = "NAUTILUS_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Send log lines to the host proxy instead of stderr: `unix:PATH` or `vsock:CID:PORT`
+    /// (production has no console; `nautilus-proxy serve --enclave-logs` receives them).
+    #[arg(long, env = "NAUTILUS_LOG_SINK", value_parser = crate::log_sink::parse_addr)]
+    pub log_sink: Option<crate::log_sink::SinkAddr>,
+
+    /// Request metrics (counter, duration histogram, in-flight gauge) on the hot path;
+    /// `--metrics=false` turns them off (store, watch, token and node figures remain).
+    #[arg(long, env = "NAUTILUS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
 }
 
 impl Cli {
@@ -181,6 +191,16 @@ impl Cli {
             ("relay_token_sha256", hex_opt(&self.relay_token_sha256)),
             ("node_grace_secs", self.node_grace_secs.to_string()),
             ("log_level", toml_string(&self.log_level)),
+            (
+                "log_sink",
+                toml_string(
+                    &self
+                        .log_sink
+                        .as_ref()
+                        .map_or_else(String::new, ToString::to_string),
+                ),
+            ),
+            ("metrics", self.metrics.to_string()),
             ("tls", toml_string(self.tls.as_str())),
             ("tls_san", toml_string(&self.tls_san.join(","))),
             (
@@ -221,6 +241,10 @@ pub(crate) fn init_logging(cli: &Cli) {
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    if let Some(addr) = &cli.log_sink {
+        crate::log_sink::init_logging(filter, addr, cli.log_format == LogFormat::Json);
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -55,6 +55,10 @@ pub(crate) fn expand(
                     from_file.push(OsString::from(format!("--{long}")));
                 }
             }
+            // `metrics = false` for an option that takes true/false as its value.
+            toml::Value::Boolean(flag) if takes_value => {
+                from_file.push(OsString::from(format!("--{long}={flag}")))
+            }
             toml::Value::String(text) if takes_value => {
                 from_file.push(OsString::from(format!("--{long}={text}")))
             }

@@ -6,6 +6,7 @@ mod attestation;
 mod cli;
 mod config_file;
 mod http;
+mod log_sink;
 mod metrics;
 mod nsm;
 mod preamble;
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 pub use cli::{Cli, ListenAddr, LogFormat};
+pub use log_sink::SinkAddr;
 pub use tls::TlsMode;
 
 /// Runs the enclave with command-line `args` (program name first); returns when it stops.
@@ -60,6 +62,7 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     cli::init_logging(&cli);
+    metrics::set_enabled(cli.metrics);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,14 +73,17 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(cli)) {
+    let code = match runtime.block_on(server::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
+    };
+    // The last lines (the drain, "stopped") still reach the proxy.
+    log_sink::flush(std::time::Duration::from_millis(500));
+    code
 }
 
 /// `MemTotal` from /proc/meminfo, if readable (an enclave sees its own allotment there).

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -26,6 +26,14 @@ use prometheus_client::registry::Registry;
 
 use crate::http::{self, ResponseBody};
 use crate::server::Shared;
+
+/// `--metrics`: whether requests are measured (the `/metrics` scrape works either way).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the per-request instrumentation on or off (`--metrics=false`), once at start.
+pub(crate) fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
 
 /// The path the runtime answers itself.
 const METRICS_PATH: &str = "/metrics";
@@ -170,6 +178,17 @@ struct Label(&'static str, &'static str);
 impl EncodeLabelSet for Label {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
         (self.0, self.1).encode(encoder.encode_label())
+    }
+}
+
+/// `result` and `reason` of a token validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TokenLabels(&'static str, &'static str);
+
+impl EncodeLabelSet for TokenLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        label(encoder, "result", self.0)?;
+        label(encoder, "reason", self.1)
     }
 }
 
@@ -364,6 +383,13 @@ where
     F: FnOnce(Arc<Shared>, hyper::Request<Incoming>) -> Fut,
     Fut: Future<Output = Result<hyper::Response<ResponseBody>, Infallible>>,
 {
+    if !ENABLED.load(Ordering::Relaxed) {
+        // Off: no classification, no clock read, no atomics beyond this one load.
+        if req.uri().path() == METRICS_PATH {
+            return Ok(scrape(&shared, &req));
+        }
+        return handler(shared, req).await;
+    }
     let content_type = http::header(req.headers(), "content-type");
     let class = classify(
         req.method().as_str(),
@@ -408,6 +434,17 @@ struct Snapshot {
     max_bytes: usize,
     max_objects: usize,
     revision: u64,
+    tokens: nautilus_core::token::TokenStats,
+    nodes: NodeCounts,
+}
+
+/// Node counts by readiness (core's `NodeReadiness`, copied out under the lock).
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeCounts {
+    registered: usize,
+    ready: usize,
+    not_ready: usize,
+    unreachable: usize,
 }
 
 fn to_i64(value: usize) -> i64 {
@@ -453,6 +490,16 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
             max_bytes: core.config().max_store_bytes,
             max_objects: core.config().max_objects,
             revision: store.revision(),
+            tokens: core.token_stats(),
+            nodes: {
+                let n = core.node_readiness();
+                NodeCounts {
+                    registered: n.registered,
+                    ready: n.ready,
+                    not_ready: n.not_ready(),
+                    unreachable: n.unreachable,
+                }
+            },
         }
     };
     if !matches!(req.method().as_str(), "GET" | "HEAD") {
@@ -565,6 +612,60 @@ fn encode(
         "nautilus_watch_ring_evictions",
         "Events evicted from the watch ring; a watch resuming before them gets 410 Expired",
         ConstCounter::new(ring_evicted),
+    );
+    let tokens = Family::<TokenLabels, Counter>::default();
+    for (result, count) in [
+        ("accepted", snapshot.tokens.accepted_verified),
+        ("cached", snapshot.tokens.accepted_cached),
+    ] {
+        tokens.get_or_create(&TokenLabels(result, "")).inc_by(count);
+    }
+    for (reason, count) in snapshot.tokens.rejected_by_reason() {
+        tokens
+            .get_or_create(&TokenLabels("rejected", reason))
+            .inc_by(count);
+    }
+    registry.register(
+        "nautilus_token_validations",
+        "Seal-token validations by result: accepted (signature verified), cached (signature from the cache, every rule rechecked), rejected (with the reason)",
+        tokens,
+    );
+    registry.register(
+        "nautilus_nodes_registered",
+        "Node objects in the store",
+        ConstGauge::new(to_i64(snapshot.nodes.registered)),
+    );
+    let nodes = Family::<Label, Gauge>::default();
+    nodes
+        .get_or_create(&Label("condition", "Ready"))
+        .set(to_i64(snapshot.nodes.ready));
+    nodes
+        .get_or_create(&Label("condition", "NotReady"))
+        .set(to_i64(snapshot.nodes.not_ready));
+    registry.register(
+        "nautilus_nodes",
+        "Registered nodes by readiness: Ready (heartbeats within the grace period) or NotReady (heartbeats stopped, or never sent)",
+        nodes,
+    );
+    registry.register(
+        "nautilus_nodes_unreachable",
+        "Nodes marked Ready=Unknown with the unreachable taints (heartbeats stopped)",
+        ConstGauge::new(to_i64(snapshot.nodes.unreachable)),
+    );
+    registry.register(
+        "nautilus_log_lines_dropped",
+        "Log lines dropped because the log sink (the proxy) was slow or unreachable",
+        ConstCounter::new(crate::log_sink::dropped()),
+    );
+    registry.register(
+        "nautilus_log_sink_connects",
+        "Log streams opened to the proxy (the first and every reconnect)",
+        ConstCounter::new(crate::log_sink::connects()),
+    );
+    registry.register(
+        "nautilus_request_metrics_enabled",
+        "1 when requests are measured (--metrics), 0 when the request families are off",
+        ConstGauge::new(i64::from(ENABLED.load(Ordering::Relaxed))),
     );
     let mut text = String::with_capacity(16 * 1024);
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;

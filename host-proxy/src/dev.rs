@@ -104,7 +104,12 @@ pub(crate) async fn run(
             socket.display()
         ));
     }
-    let spec = EnclaveSpec {
+    // The enclave's logs come back over a stream as in production, where it has no console.
+    let log_socket = data_dir.join("enclave-logs.sock");
+    crate::log_sink::start(&crate::log_sink::SinkListen::Unix(log_socket.clone()))
+        .await
+        .map_err(|e| e.trim_start_matches("error: ").to_string())?;
+    let mut spec = EnclaveSpec {
         exe: std::env::current_exe()
             .map_err(|e| format!("cannot find the nautilus-proxy executable: {e}"))?,
         args: enclave_argv(
@@ -115,6 +120,9 @@ pub(crate) async fn run(
         ),
         socket: socket.clone(),
     };
+    let mut log_sink = OsString::from("--log-sink=unix:");
+    log_sink.push(log_socket.as_os_str());
+    spec.args.insert(0, log_sink);
     let mut child = spec
         .spawn()
         .map_err(|e| format!("cannot start the enclave: {e}"))?;

@@ -2,10 +2,13 @@
 //! bytes into one enclave stream per client connection; it holds no cluster secret, makes no
 //! state decision and never parses Kubernetes paths or logs payloads.
 
+mod config;
+mod config_file;
 #[cfg(feature = "dev")]
 mod dev;
 mod enclave_stream;
 mod fallback;
+mod log_sink;
 mod metrics;
 mod serve;
 // `serve` builds its configuration in tls_reload; the fixed one here is dev's.
@@ -80,27 +83,28 @@ struct LogCli {
     #[arg(long, env = "NAUTILUS_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Log filter, e.g. `info` or `nautilus_proxy=debug`.
-    #[arg(long, env = "NAUTILUS_PROXY_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "NAUTILUS_PROXY_LOG_LEVEL", default_value = "info", value_parser = config::parse_log_filter)]
     log_level: String,
 }
 
 #[derive(Args, Debug, Clone)]
 struct TuningCli {
     /// Maximum concurrent client connections; excess connections are closed at once.
-    #[arg(long, env = "NAUTILUS_PROXY_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(long, env = "NAUTILUS_PROXY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     max_connections: usize,
     /// Seconds a client may take to complete the TLS handshake.
     #[arg(
         long,
         env = "NAUTILUS_PROXY_HANDSHAKE_TIMEOUT_SECS",
-        default_value_t = 10
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     handshake_timeout_secs: u64,
     /// Seconds without a byte in either direction before a connection is closed.
-    #[arg(long, env = "NAUTILUS_PROXY_IDLE_TIMEOUT_SECS", default_value_t = 900)]
+    #[arg(long, env = "NAUTILUS_PROXY_IDLE_TIMEOUT_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     idle_timeout_secs: u64,
     /// Seconds open connections get to finish after SIGTERM/Ctrl-C.
-    #[arg(long, env = "NAUTILUS_PROXY_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(long, env = "NAUTILUS_PROXY_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_grace_secs: u64,
     /// Loopback address for the proxy's own Prometheus metrics over plain HTTP (default: off).
     #[arg(long, env = "NAUTILUS_PROXY_METRICS_LISTEN", value_name = "ADDR", value_parser = metrics::parse_listen)]
@@ -155,6 +159,10 @@ struct ServeCli {
     /// connections are closed at once (no plaintext `/readyz` answer is possible).
     #[arg(long, env = "NAUTILUS_PROXY_PASSTHROUGH", conflicts_with_all = ["tls_cert", "tls_key", "client_ca"])]
     passthrough: bool,
+    /// Where the enclave's log stream arrives: `unix:PATH` or `vsock:PORT`; its lines are
+    /// printed on this process's stderr marked as the enclave's (default: off).
+    #[arg(long, env = "NAUTILUS_PROXY_ENCLAVE_LOGS", value_name = "ADDR")]
+    enclave_logs: Option<log_sink::SinkListen>,
     #[command(flatten)]
     tuning: TuningCli,
     #[command(flatten)]
@@ -184,7 +192,7 @@ struct DevCli {
     #[arg(long, env = "NAUTILUS_PROXY_MIN_STAKE")]
     min_stake: Option<u64>,
     /// Longest accepted Seal token lifetime in seconds (passed to the enclave).
-    #[arg(long, env = "NAUTILUS_PROXY_TOKEN_MAX_LIFETIME")]
+    #[arg(long, env = "NAUTILUS_PROXY_TOKEN_MAX_LIFETIME", value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     token_max_lifetime: Option<u64>,
     /// Enclave TLS mode: the enclave makes its own key and terminates TLS (`--tls enclave`), the
     /// proxy only splices bytes; the kubeconfig pins the enclave's certificate, learned by one
@@ -202,7 +210,10 @@ struct DevCli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match cli.command {
         Command::Serve(args) => {
             init_logging(&args.log);
@@ -262,6 +273,12 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         }
     };
     if let Err(message) = metrics::start(args.tuning.metrics_listen).await {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
+    if let Some(addr) = &args.enclave_logs
+        && let Err(message) = log_sink::start(addr).await
+    {
         eprintln!("{message}");
         return ExitCode::from(EXIT_CANNOT_LISTEN);
     }

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -30,7 +31,14 @@ struct Metrics {
     handshakes_ok: Counter,
     handshakes_failed: Counter,
     connect_errors: Counter,
+    stream_errors: Counter,
+    reconnects: Counter,
+    log_streams: Counter,
+    log_lines: Counter,
 }
+
+/// Set by a failed enclave connect, cleared (and counted as a reconnect) by the next success.
+static ENCLAVE_DOWN: AtomicBool = AtomicBool::new(false);
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::default();
@@ -62,8 +70,36 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Enclave streams that could not be opened (the client got the fallback answer)",
         connect_errors.clone(),
     );
+    let stream_errors = Counter::default();
+    registry.register(
+        "nautilus_proxy_enclave_stream_errors",
+        "Enclave streams that failed with an I/O error after they were opened",
+        stream_errors.clone(),
+    );
+    let reconnects = Counter::default();
+    registry.register(
+        "nautilus_proxy_enclave_reconnects",
+        "Times the enclave became reachable again after a failed connect (a restart or outage ended)",
+        reconnects.clone(),
+    );
+    let log_streams = Counter::default();
+    registry.register(
+        "nautilus_proxy_enclave_log_streams",
+        "Log streams the enclave opened to the proxy (one per enclave start or reconnect)",
+        log_streams.clone(),
+    );
+    let log_lines = Counter::default();
+    registry.register(
+        "nautilus_proxy_enclave_log_lines",
+        "Enclave log lines relayed to the proxy's stderr",
+        log_lines.clone(),
+    );
     Metrics {
         registry,
+        stream_errors,
+        reconnects,
+        log_streams,
+        log_lines,
         open,
         client_to_enclave,
         enclave_to_client,
@@ -110,6 +146,32 @@ pub(crate) fn handshake(ok: bool) {
 /// Counts one enclave stream that could not be opened.
 pub(crate) fn enclave_connect_error() {
     METRICS.connect_errors.inc();
+    ENCLAVE_DOWN.store(true, Ordering::Relaxed);
+}
+
+/// Notes an enclave stream opened; the first after a failure counts as a reconnect.
+pub(crate) fn enclave_connected() {
+    // A load first keeps the common case (never down) to one shared read, no cache-line write.
+    if ENCLAVE_DOWN.load(Ordering::Relaxed) && ENCLAVE_DOWN.swap(false, Ordering::Relaxed) {
+        METRICS.reconnects.inc();
+    }
+}
+
+/// Notes how a spliced connection ended; an enclave-side I/O error is a stream error.
+pub(crate) fn connection_ended(outcome: &str) {
+    if outcome == "enclave error" {
+        METRICS.stream_errors.inc();
+    }
+}
+
+/// Counts one log stream opened by the enclave.
+pub(crate) fn enclave_log_stream() {
+    METRICS.log_streams.inc();
+}
+
+/// Counts one enclave log line relayed.
+pub(crate) fn enclave_log_line() {
+    METRICS.log_lines.inc();
 }
 
 /// The metrics in the Prometheus text format (0.0.4).
@@ -237,6 +299,11 @@ mod tests {
         handshake(true);
         handshake(false);
         enclave_connect_error();
+        enclave_connected();
+        connection_ended("enclave error");
+        connection_ended("closed");
+        enclave_log_stream();
+        enclave_log_line();
         let text = render().unwrap();
         for family in [
             "# TYPE nautilus_proxy_open_connections gauge",
@@ -245,6 +312,10 @@ mod tests {
             "nautilus_proxy_tls_handshakes_total{result=\"ok\"}",
             "nautilus_proxy_tls_handshakes_total{result=\"failed\"}",
             "# TYPE nautilus_proxy_enclave_connect_errors_total counter",
+            "nautilus_proxy_enclave_stream_errors_total",
+            "nautilus_proxy_enclave_reconnects_total",
+            "nautilus_proxy_enclave_log_streams_total",
+            "nautilus_proxy_enclave_log_lines_total",
         ] {
             assert!(text.contains(family), "{family} missing:\n{text}");
         }

@@ -376,7 +376,10 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     )
     .await
     {
-        Ok(Ok(stream)) => stream,
+        Ok(Ok(stream)) => {
+            crate::metrics::enclave_connected();
+            stream
+        }
         Ok(Err(err)) => {
             warn_unreachable(&shared, &err.to_string());
             fallback::serve(client, options.idle_timeout).await;
@@ -403,6 +406,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         side: Side::Enclave,
     };
     log.outcome = splice(client, enclave, &traffic, options.idle_timeout).await;
+    crate::metrics::connection_ended(log.outcome);
 }
 
 /// Passthrough: the client's TCP bytes go to the enclave untouched and back. With the enclave

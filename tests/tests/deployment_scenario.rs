@@ -29,14 +29,18 @@ fn pods(c: &DevCluster) -> Vec<Value> {
         )
         .unwrap();
     assert_eq!(reply.status, 200);
-    reply.json()["items"].as_array().cloned().unwrap_or_default()
+    reply.json()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn is_running_ready(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running"
-        && pod["status"]["conditions"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        && pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
 }
 
 /// Running and Ready pods of the deployment by node, and the images they run.
@@ -100,10 +104,7 @@ fn a_deployment_runs_rolls_survives_dead_workers_and_is_deleted() {
             && pods(&c).len() == 6
     });
     let history = c.kubectl_ok(&["rollout", "history", "deployment/web"]);
-    assert!(
-        history.contains('1') && history.contains('2'),
-        "{history}"
-    );
+    assert!(history.contains('1') && history.contains('2'), "{history}");
 
     // Tolerate unreachable nodes for 2 s instead of kube's default 300 s, so the test is quick.
     c.kubectl_ok(&[
@@ -117,30 +118,48 @@ fn a_deployment_runs_rolls_survives_dead_workers_and_is_deleted() {
             {"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":2}]}}}}"#,
     ]);
     c.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
-    wait_for(Duration::from_secs(30), "six pods with the toleration", || {
-        let all = pods(&c);
-        all.len() == 6
-            && all.iter().all(|p| {
-                is_running_ready(p) && p["spec"]["tolerations"].to_string().contains("\"tolerationSeconds\":2")
-            })
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "six pods with the toleration",
+        || {
+            let all = pods(&c);
+            all.len() == 6
+                && all.iter().all(|p| {
+                    is_running_ready(p)
+                        && p["spec"]["tolerations"]
+                            .to_string()
+                            .contains("\"tolerationSeconds\":2")
+                })
+        },
+    );
 
     // Two workers stop heartbeating: after the grace period and the toleration, their pods are
     // evicted and recreated on the four that live.
     let dead: BTreeSet<String> = [sim.worker(0).node.clone(), sim.worker(1).node.clone()].into();
     sim.pause(0);
     sim.pause(1);
-    wait_for(Duration::from_secs(60), "pods moved off the dead workers", || {
-        let all = pods(&c);
-        let (by_node, _) = running(&c);
-        all.len() == 6
-            && by_node.values().sum::<usize>() == 6
-            && by_node.keys().all(|n| !dead.contains(n))
-    });
+    wait_for(
+        Duration::from_secs(60),
+        "pods moved off the dead workers",
+        || {
+            let all = pods(&c);
+            let (by_node, _) = running(&c);
+            all.len() == 6
+                && by_node.values().sum::<usize>() == 6
+                && by_node.keys().all(|n| !dead.contains(n))
+        },
+    );
     let (by_node, _) = running(&c);
-    assert_eq!(by_node.len(), 4, "pods should spread over the live workers: {by_node:?}");
+    assert_eq!(
+        by_node.len(),
+        4,
+        "pods should spread over the live workers: {by_node:?}"
+    );
     let events = c.kubectl_ok(&["get", "events", "-A"]);
-    assert!(events.contains("TaintManagerEviction") || events.contains("Evict"), "{events}");
+    assert!(
+        events.contains("TaintManagerEviction") || events.contains("Evict"),
+        "{events}"
+    );
 
     // Deleting the deployment removes its ReplicaSets and pods.
     c.kubectl_ok(&["delete", "deployment", "web"]);

@@ -466,6 +466,189 @@ fn proxy_metrics_listener_counts_connections_bytes_and_handshakes() {
         Some(1.0),
         "{text2}"
     );
+    assert_eq!(
+        sample(&text2, "nautilus_proxy_enclave_reconnects_total"),
+        Some(0.0),
+        "{text2}"
+    );
+    // The enclave comes up: the next connection reaches it, and that is one reconnect.
+    let enclave = Command::new(binary("nautilus-proxy"))
+        .arg("__enclave")
+        .arg(format!("--listen={missing}"))
+        .arg("--simulated-nsm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the enclave");
+    let _enclave = Stopped(enclave);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client::blocking_request(port2, &ca2, "GET", "/readyz", None, &[]).map(|r| r.status)
+        != Ok(200)
+    {
+        assert!(Instant::now() < deadline, "the enclave never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, text3) = http_get(metrics2, "/metrics").unwrap();
+    assert_eq!(
+        sample(&text3, "nautilus_proxy_enclave_reconnects_total"),
+        Some(1.0),
+        "{text3}"
+    );
+    assert_eq!(
+        sample(&text3, "nautilus_proxy_enclave_stream_errors_total"),
+        Some(0.0),
+        "{text3}"
+    );
+    promtool_check("proxy after a reconnect", &text3);
+}
+
+#[test]
+fn token_node_and_log_sink_families_follow_workers() {
+    use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, package_arg};
+    let cluster = DevCluster::start_with(&[&package_arg(&DEFAULT_PACKAGE)]);
+    let before = scrape_enclave(&cluster);
+    assert_eq!(
+        sample(&before, "nautilus_nodes_registered"),
+        Some(0.0),
+        "{before}"
+    );
+    assert_eq!(
+        sample(
+            &before,
+            "nautilus_token_validations_total{result=\"accepted\",reason=\"\"}"
+        ),
+        Some(0.0),
+        "{before}"
+    );
+    let sim = Simulator::start(
+        &cluster,
+        SimConfig {
+            workers: 2,
+            interval: Duration::from_millis(300),
+            connections: 2,
+            ..SimConfig::default()
+        },
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.workers().iter().any(|w| w.ok_heartbeats() < 2) {
+        assert!(Instant::now() < deadline, "no heartbeats");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A forged Seal token on a heartbeat: refused, and counted with its reason.
+    let worker = sim.worker(0);
+    let mut forged = worker.token();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let body = nautilus_tests::simulator::heartbeat_body(
+        &worker.node,
+        &forged,
+        nautilus_tests::simulator::now_secs(),
+    );
+    // The seed's wire format: the same token in the X-Seal-Token header and the body.
+    let refused = cluster
+        .request(
+            "POST",
+            "/api/v1/heartbeat",
+            Some(&body),
+            &[
+                ("content-type", "application/json"),
+                ("x-seal-token", &forged),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        refused.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let text = scrape_enclave(&cluster);
+    drop(sim);
+    assert_eq!(
+        sample(&text, "nautilus_nodes_registered"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_nodes{condition=\"Ready\"}"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_nodes{condition=\"NotReady\"}"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_nodes_unreachable"),
+        Some(0.0),
+        "{text}"
+    );
+    let accepted = sample(
+        &text,
+        "nautilus_token_validations_total{result=\"accepted\",reason=\"\"}",
+    );
+    let cached = sample(
+        &text,
+        "nautilus_token_validations_total{result=\"cached\",reason=\"\"}",
+    );
+    // Each worker's token is verified once, then served from the cache.
+    assert!(accepted.is_some_and(|n| n >= 2.0), "{text}");
+    assert!(cached.is_some_and(|n| n >= 2.0), "{text}");
+    {
+        let rejected: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("nautilus_token_validations_total{result=\"rejected\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(rejected >= 1.0, "{text}");
+    }
+    // dev routes the enclave's logs through the proxy: one sink connection, nothing dropped.
+    assert_eq!(
+        sample(&text, "nautilus_log_sink_connects_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_log_lines_dropped_total"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_request_metrics_enabled"),
+        Some(1.0),
+        "{text}"
+    );
+    promtool_check("enclave with workers", &text);
+}
+
+#[test]
+fn metrics_false_turns_the_request_families_off() {
+    let cluster = DevCluster::start_with(&["--metrics=false"]);
+    for _ in 0..3 {
+        cluster.kubectl_ok(&["get", "pods"]);
+    }
+    let text = scrape_enclave(&cluster);
+    assert_eq!(
+        sample(&text, "nautilus_request_metrics_enabled"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("apiserver_request_total{")
+                || l.starts_with("apiserver_request_duration_seconds_count{")),
+        "no request samples with --metrics=false:\n{text}"
+    );
+    // The store figures are still there.
+    assert!(
+        sample(&text, "nautilus_store_objects").is_some_and(|n| n > 0.0),
+        "{text}"
+    );
+    promtool_check("enclave with --metrics=false", &text);
 }
 
 #[test]

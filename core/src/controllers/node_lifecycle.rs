@@ -68,6 +68,54 @@ impl NodeLifecycle {
     }
 }
 
+/// Node counts by readiness, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeReadiness {
+    /// Node objects in the store.
+    pub registered: usize,
+    /// Nodes whose heartbeats arrive within the grace period.
+    pub ready: usize,
+    /// Nodes marked `Ready=Unknown` (heartbeats stopped), until a heartbeat brings them back.
+    pub unreachable: usize,
+}
+
+impl NodeReadiness {
+    /// Registered nodes that are not ready: unreachable ones, and nodes that never sent a
+    /// heartbeat (created but no kubelet or worker behind them).
+    pub fn not_ready(&self) -> usize {
+        self.registered.saturating_sub(self.ready)
+    }
+}
+
+impl ApiServer {
+    /// Node counts by readiness: one pass over the heartbeat table (no store scan), taken at
+    /// scrape time.
+    pub fn node_readiness(&self) -> NodeReadiness {
+        let unreachable = self
+            .lifecycle
+            .nodes
+            .values()
+            .filter(|h| h.unreachable_since.is_some() && !h.recovered)
+            .count();
+        let registered = self.store.count(ResourceId::Nodes);
+        NodeReadiness {
+            registered,
+            ready: self
+                .lifecycle
+                .nodes
+                .len()
+                .saturating_sub(unreachable)
+                .min(registered),
+            unreachable,
+        }
+    }
+
+    /// Seal-token validation outcomes since start.
+    pub fn token_stats(&self) -> crate::token::TokenStats {
+        self.tokens.stats()
+    }
+}
+
 fn ready_condition(node: &Value) -> Option<&Value> {
     node.pointer("/status/conditions")?
         .as_array()?
@@ -384,4 +432,58 @@ pub(crate) fn toleration_seconds(pod: &Value, taint: &str) -> Toleration {
         };
     }
     best
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use super::*;
+    use crate::Config;
+    use crate::api::{ApiRequest, Method};
+    use sha2::{Digest as _, Sha256};
+
+    fn post_node(server: &mut ApiServer, now: UnixTime, name: &str, ready: Option<&str>) {
+        let mut node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
+        if let Some(status) = ready {
+            node["status"] = json!({"conditions": [{"type": "Ready", "status": status,
+                "lastHeartbeatTime": now.rfc3339(), "lastTransitionTime": now.rfc3339()}]});
+        }
+        let body = serde_json::to_vec(&node).unwrap();
+        let mut req = ApiRequest::new(Method::Post, "/api/v1/nodes");
+        req.authorization = Some("Bearer admin");
+        req.content_type = Some("application/json");
+        req.body = &body;
+        let response = server.handle_request(now, &req).into_response().unwrap();
+        assert_eq!(response.status, 201);
+    }
+
+    #[test]
+    fn readiness_counts_follow_the_lifecycle() {
+        let now = UnixTime::from_secs(1_750_000_000);
+        let config = Config {
+            admin_token_sha256: Some(Sha256::digest(b"admin").into()),
+            node_grace_secs: 40,
+            ..Config::default()
+        };
+        let mut server = ApiServer::new(config, [1; 32], now);
+        assert_eq!(server.node_readiness(), NodeReadiness::default());
+        post_node(&mut server, now, "w1", Some("True"));
+        post_node(&mut server, now, "w2", Some("True"));
+        // A node object nothing heartbeats for is registered but not ready.
+        post_node(&mut server, now, "idle", None);
+        let counts = server.node_readiness();
+        assert_eq!(
+            (counts.registered, counts.ready, counts.unreachable),
+            (3, 2, 0)
+        );
+        assert_eq!(counts.not_ready(), 1);
+        // Past the grace period with no heartbeat, both turn Ready=Unknown.
+        let later = now.plus_secs(41);
+        server.handle_timeout(later);
+        let counts = server.node_readiness();
+        assert_eq!(
+            (counts.registered, counts.ready, counts.unreachable),
+            (3, 0, 2)
+        );
+        assert_eq!(counts.not_ready(), 3);
+    }
 }

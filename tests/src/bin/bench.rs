@@ -4,7 +4,9 @@
 //! by timing and is not part of `cargo test`.
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--quick] [--only NAME[,NAME]]`
-//! with NAME one of get, sign, list, memory, budget, watch, tls (`--sign` = `--only sign`: the
+//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls (`metrics`: GET req/s
+//! with the enclave's request metrics on and `--metrics=false`, two clusters side by side;
+//! `--sign` = `--only sign`: the
 //! cost of signed answers, `X-Nautilus-Sign: 1`; tls: GET pod p99 with the proxy terminating TLS
 //! vs enclave TLS through `--passthrough`, side by side in one run). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
@@ -24,7 +26,9 @@ use load::{Latency, PodTemplate, auth, closed_loop_get, create_pods, encode_quer
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 7] = ["get", "sign", "watch", "list", "memory", "budget", "tls"];
+const SECTIONS: [&str; 8] = [
+    "get", "sign", "metrics", "watch", "list", "memory", "budget", "tls",
+];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
 /// Default size of the benchmark pods as served (with kube's defaults, status and
@@ -337,6 +341,9 @@ fn main() {
     }
     if wanted("sign") {
         run("sign", &section_sign);
+    }
+    if wanted("metrics") {
+        run("metrics", &section_metrics);
     }
     if wanted("watch") {
         run("watch", &section_watch);
@@ -731,6 +738,148 @@ fn section_tls(scale: &Scale, report: &mut Report) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The cost of metrics on the hot path: GET one pod on two clusters, one with the enclave's
+/// request metrics on and one with `--metrics=false`, in interleaved rounds (on/off, then
+/// off/on, so drift and other load weigh on both alike); the figure is the median of the
+/// per-round-pair ratios.
+fn section_metrics(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let on = start_cluster(scale, &[]);
+    let off = start_cluster(scale, &["--metrics=false"]);
+    let rt = client_runtime()?;
+    let path = "/api/v1/namespaces/bench/pods/get-target".to_string();
+    let mut body_len = 0;
+    for cluster in [&on, &off] {
+        ensure_namespace(cluster, "bench")?;
+        let (template, _) = pod_template(cluster, &rt, "bench", scale.pod_bytes)?;
+        let created = cluster.request(
+            "POST",
+            "/api/v1/namespaces/bench/pods",
+            Some(&template.body("get-target", 0)),
+            &[],
+        )?;
+        if created.status != 201 {
+            return Err(format!("create pod: {}", created.status));
+        }
+        body_len = cluster.request("GET", &path, None, &[])?.body.len();
+    }
+    let rounds: usize = if scale.quick { 4 } else { 20 };
+    let slice = Duration::from_millis(500);
+    let pids = |c: &DevCluster| [Some(c.pid()), c.enclave_pid()];
+    let (pids_on, pids_off) = (pids(&on), pids(&off));
+    report.header(&format!(
+        "metrics on vs --metrics=false: GET one pod ({body_len} B), {rounds} interleaved rounds of {} ms per cluster and client count",
+        slice.as_millis()
+    ));
+    println!(
+        "{:<10} {:>12} {:>12} {:>10} {:>10} {:>14} {:>14} {:>16}",
+        "clients",
+        "on req/s",
+        "off req/s",
+        "on p50",
+        "off p50",
+        "on/off (agg)",
+        "on/off (med)",
+        "CPU µs/req on/off"
+    );
+    for clients in [1usize, 32] {
+        let phase = |cluster: &DevCluster| {
+            rt.block_on(closed_loop_get(
+                cluster.port,
+                tls_config(&cluster.ca_pem),
+                auth(&cluster.token),
+                path.clone(),
+                clients,
+                scale.warmup,
+                slice,
+                body_len,
+            ))
+        };
+        let (mut all_on, mut all_off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        // CPU time of proxy + enclave per request: far less sensitive than req/s to what
+        // other processes on the machine do.
+        let cpu_before = (cpu_ticks(&pids_on), cpu_ticks(&pids_off));
+        for round in 0..rounds {
+            let (a, b) = if round % 2 == 0 {
+                let a = phase(&on)?;
+                (a, phase(&off)?)
+            } else {
+                let b = phase(&off)?;
+                (phase(&on)?, b)
+            };
+            if !b.is_empty() {
+                ratios.push(a.len() as f64 / b.len() as f64);
+            }
+            all_on.extend(a);
+            all_off.extend(b);
+        }
+        let cpu_on = cpu_ticks(&pids_on).saturating_sub(cpu_before.0);
+        let cpu_off = cpu_ticks(&pids_off).saturating_sub(cpu_before.1);
+        let per_req = |ticks: u64, n: usize| ticks as f64 * 1e6 / TICKS_PER_SEC / n.max(1) as f64;
+        let (cpu_req_on, cpu_req_off) = (
+            per_req(cpu_on, all_on.len()),
+            per_req(cpu_off, all_off.len()),
+        );
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+        let measured = slice * u32::try_from(rounds).unwrap_or(u32::MAX);
+        let lat_on = Latency::of(all_on, measured);
+        let lat_off = Latency::of(all_off, measured);
+        let aggregate = lat_on.per_sec / lat_off.per_sec;
+        println!(
+            "{:<10} {:>12.0} {:>12.0} {:>10} {:>10} {:>13.1}% {:>13.1}% {:>7.1} / {:<7.1}",
+            clients,
+            lat_on.per_sec,
+            lat_off.per_sec,
+            ms(lat_on.p50),
+            ms(lat_off.p50),
+            100.0 * aggregate,
+            100.0 * median,
+            cpu_req_on,
+            cpu_req_off
+        );
+        report.info(
+            &format!("CPU per GET (proxy + enclave) metrics on / off, {clients} client(s)"),
+            format!(
+                "{cpu_req_on:.1} / {cpu_req_off:.1} µs ({:+.1} %)",
+                100.0 * (cpu_req_on / cpu_req_off - 1.0)
+            ),
+        );
+        let cost = 100.0 * (1.0 - median);
+        report.row(
+            &format!("GET req/s metrics on / off, {clients} client(s)"),
+            format!(
+                "{:.0} / {:.0} (median round ratio {:.1} %, cost {cost:.1} %)",
+                lat_on.per_sec,
+                lat_off.per_sec,
+                100.0 * median
+            ),
+            "< 3 % difference",
+            Verdict::of(cost.abs() < 3.0),
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// utime + stime of the processes, in clock ticks.
+fn cpu_ticks(pids: &[Option<u32>]) -> u64 {
+    pids.iter()
+        .flatten()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum()
 }
 
 /// Figure 4: many watchers, one change at a time, per-watcher delivery latency.
