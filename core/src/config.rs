@@ -40,6 +40,14 @@ pub struct Config {
     pub max_stakes: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
+    /// Lowest trust level whose stakes admit workers (`--min-trust-level`). Default
+    /// `relay-pushed` (development); production deployments set `light-client`.
+    pub min_trust_level: crate::stake::TrustLevel,
+    /// Seconds without Sui progress before readiness reports the stake registry degraded.
+    /// Default 600 (10 min).
+    pub sui_stale_after_secs: u64,
+    /// Seconds without Sui progress after which new registrations are refused. Default 3,600.
+    pub sui_max_stale_secs: u64,
 }
 
 impl Default for Config {
@@ -62,6 +70,9 @@ impl Default for Config {
             token_max_lifetime_secs: 86_400,
             registration_skew_secs: 300,
             max_stakes: 100_000,
+            min_trust_level: crate::stake::TrustLevel::RelayPushed,
+            sui_stale_after_secs: 600,
+            sui_max_stale_secs: 3600,
         }
     }
 }

@@ -43,6 +43,29 @@ fn parse_object_id(text: &str) -> Result<[u8; 32], String> {
     parse_sha256_hex(hex_digits).map_err(|_| "expected 0x followed by 64 hex digits".to_string())
 }
 
+/// Trust levels of stake facts (ARCHITECTURE.md §4), lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustArg {
+    /// Pushed by the host's relay (`POST /api/v1/sui-events`).
+    RelayPushed,
+    /// Read by the enclave from a Sui full node over TLS.
+    NodeRead,
+    /// Verified by the Sui light client against the validator committee.
+    LightClient,
+}
+
+impl TrustArg {
+    /// The core's level.
+    pub fn level(self) -> nautilus_core::stake::TrustLevel {
+        use nautilus_core::stake::TrustLevel;
+        match self {
+            TrustArg::RelayPushed => TrustLevel::RelayPushed,
+            TrustArg::NodeRead => TrustLevel::NodeRead,
+            TrustArg::LightClient => TrustLevel::LightClient,
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -113,6 +136,40 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_NODE_GRACE_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_grace_secs: u64,
 
+    /// The proxy's Sui relay as the enclave reaches it: `unix:PATH` (development) or
+    /// `vsock:CID:PORT` (production; the host is CID 3).
+    #[arg(long, env = "NAUTILUS_SUI_RELAY")]
+    pub sui_relay: Option<String>,
+
+    /// Sui full nodes (gRPC, `HOST:PORT`) read through the relay, tried in this order.
+    #[arg(
+        long = "sui-node",
+        env = "NAUTILUS_SUI_NODES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub sui_nodes: Vec<String>,
+
+    /// PEM file of the CA that signs the full nodes' certificates (default: the WebPKI roots).
+    #[arg(long, env = "NAUTILUS_SUI_CA_FILE")]
+    pub sui_ca_file: Option<PathBuf>,
+
+    /// Checkpoint to start reading from when the registry has applied none.
+    #[arg(long, env = "NAUTILUS_SUI_START_CHECKPOINT", default_value_t = 0)]
+    pub sui_start_checkpoint: u64,
+
+    /// Lowest trust level whose stakes admit workers: relay-pushed, node-read or light-client.
+    #[arg(long, env = "NAUTILUS_MIN_TRUST_LEVEL", value_enum, default_value_t = TrustArg::RelayPushed)]
+    pub min_trust_level: TrustArg,
+
+    /// Seconds without Sui progress before `/readyz` reports the registry degraded.
+    #[arg(long, env = "NAUTILUS_SUI_STALE_AFTER", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sui_stale_after: u64,
+
+    /// Seconds without Sui progress after which new worker registrations are refused.
+    #[arg(long, env = "NAUTILUS_SUI_MAX_STALE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sui_max_stale: u64,
+
     /// A TOML file with any of these options (`max_objects = 5000`); flags and environment
     /// variables win over it.
     #[arg(long, env = "NAUTILUS_CONFIG")]
@@ -148,7 +205,9 @@ impl Cli {
         format!(
             "listen = \"{listen}\"\nadmin_token_sha256 = {}\nsimulated_nsm = {}\nmax_objects = {}\nmax_store_bytes = {}\n\
              max_body_bytes = {}\nwatch_ring = {}\nmax_watches = {}\nbookmark_secs = {}\nsui_package = \"{package}\"\n\
-             min_stake = {}\ntoken_max_lifetime = {}\nrelay_token_sha256 = {}\nnode_grace_secs = {}\nlog_level = \"{}\"\n",
+             min_stake = {}\ntoken_max_lifetime = {}\nrelay_token_sha256 = {}\nnode_grace_secs = {}\nlog_level = \"{}\"\n\
+             sui_relay = \"{}\"\nsui_node = \"{}\"\nsui_ca_file = \"{}\"\nsui_start_checkpoint = {}\nmin_trust_level = \"{}\"\n\
+             sui_stale_after = {}\nsui_max_stale = {}\n",
             hex_opt(&self.admin_token_sha256),
             self.simulated_nsm,
             self.max_objects,
@@ -162,6 +221,16 @@ impl Cli {
             hex_opt(&self.relay_token_sha256),
             self.node_grace_secs,
             self.log_level,
+            self.sui_relay.as_deref().unwrap_or(""),
+            self.sui_nodes.join(","),
+            self.sui_ca_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            self.sui_start_checkpoint,
+            self.min_trust_level.level().as_str(),
+            self.sui_stale_after,
+            self.sui_max_stale,
         )
     }
 }

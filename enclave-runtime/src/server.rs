@@ -84,6 +84,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         token_max_lifetime_secs: cli.token_max_lifetime,
         relay_token_sha256: cli.relay_token_sha256,
         node_grace_secs: cli.node_grace_secs,
+        min_trust_level: cli.min_trust_level.level(),
+        sui_stale_after_secs: cli.sui_stale_after,
+        sui_max_stale_secs: cli.sui_max_stale,
         ..Config::default()
     };
     if config.admin_token_sha256.is_none() {
