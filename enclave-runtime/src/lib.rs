@@ -8,6 +8,7 @@ mod http;
 mod metrics;
 mod nsm;
 mod server;
+mod sui;
 mod transport;
 mod watch_stream;
 

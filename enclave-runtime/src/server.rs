@@ -54,6 +54,40 @@ impl Shared {
     }
 }
 
+/// The Sui reader's options when `--sui-node` is given (then `--sui-relay` and `--sui-package`
+/// are required).
+fn sui_reader_options(
+    cli: &Cli,
+    config: &Config,
+) -> anyhow::Result<Option<crate::sui::ReaderOptions>> {
+    if cli.sui_nodes.is_empty() {
+        return Ok(None);
+    }
+    let relay = cli
+        .sui_relay
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--sui-node needs --sui-relay (the proxy's relay)"))?
+        .parse::<crate::sui::RelayAddr>()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let package = config
+        .sui_package
+        .ok_or_else(|| anyhow::anyhow!("--sui-node needs --sui-package"))?;
+    let ca_pem = match &cli.sui_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("--sui-ca-file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(Some(crate::sui::ReaderOptions {
+        relay,
+        nodes: cli.sui_nodes.clone(),
+        ca_pem,
+        package,
+        start: cli.sui_start_checkpoint,
+    }))
+}
+
 /// Wall-clock time for core.
 pub(crate) fn now() -> UnixTime {
     let nanos = SystemTime::now()
@@ -109,6 +143,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     });
     tracing::info!(listen = ?cli.listen, nsm = ?nsm, "nautilus-enclave serving");
     tokio::spawn(run_timers(shared.clone()));
+    if let Some(options) = sui_reader_options(&cli, &config)? {
+        tracing::info!(nodes = %options.nodes.join(","), "sui reader: reading stake events from full nodes (node-read)");
+        crate::sui::spawn(shared.clone(), options);
+    }
     let mut shutdown_rx = shared.shutdown.subscribe();
     let signal = shutdown_signal();
     tokio::pin!(signal);
