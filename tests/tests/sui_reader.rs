@@ -283,3 +283,51 @@ fn a_relay_pushed_stake_is_refused_below_the_minimum_trust_level() {
         "{text}"
     );
 }
+
+#[test]
+fn an_older_tip_is_refused_as_a_rollback_and_reading_resumes_when_the_node_is_honest_again() {
+    let rt = runtime();
+    let package = [0x7c; 32];
+    let (secret, stake) = ([71u8; 32], [72u8; 32]);
+    let (secret2, stake2) = ([73u8; 32], [74u8; 32]);
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    // Checkpoint 0 is empty, so the tip seen before the lie is 1.
+    chain.lock().unwrap().push(vec![]);
+    chain.lock().unwrap().push(vec![vec![ChainEvent::Deposit {
+        stake,
+        owner: ed25519_address(&secret).0,
+        amount: 2_000_000_000,
+    }]]);
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=node-read"],
+    );
+    dev.register_until(&secret, &stake, "rollback-1", 200);
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![vec![ChainEvent::Deposit {
+            stake: stake2,
+            owner: ed25519_address(&secret2).0,
+            amount: 2_000_000_000,
+        }]]);
+        // The node now claims a tip older than the checkpoint already seen.
+        c.faults.tip_override = Some(0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dev.logs().contains("rollback attempt") {
+        assert!(
+            Instant::now() < deadline,
+            "no rollback refusal logged:\n{}",
+            dev.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing past the lie was applied; the first stake still admits.
+    assert_eq!(dev.register(&secret2, &stake2, "rollback-2").status, 401);
+    assert_eq!(dev.register(&secret, &stake, "rollback-1").status, 200);
+    chain.lock().unwrap().faults.tip_override = None;
+    dev.register_until(&secret2, &stake2, "rollback-2", 200);
+}
