@@ -3,6 +3,8 @@
 //! checkpoints whose transactions carry the staking package's events as BCS, with fault
 //! injection (errors, delays, dropped connections, an older tip, foreign and malformed events).
 
+pub mod dev;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
