@@ -167,3 +167,176 @@ fn an_older_tip_is_refused_as_a_rollback_and_reading_resumes_when_the_node_is_ho
     chain.lock().unwrap().faults.tip_override = None;
     dev.register_until(&secret2, &stake2, "rollback-2", 200);
 }
+
+/// An enclave and a `serve` proxy started separately, so the proxy (and its relay) can be
+/// killed and restarted under a running enclave.
+struct Split {
+    dir: tempfile::TempDir,
+    enclave: std::process::Child,
+    proxy: Option<std::process::Child>,
+    proxy_args: Vec<String>,
+}
+
+const ADMIN: &str = "sui-split-admin-token";
+
+impl Split {
+    fn start(package: &[u8; 32], node: &sui_fixture::FixtureNode) -> Self {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(path("ca.pem"), &node.ca_pem).unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        std::fs::write(path("tls.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(path("tls.key"), cert.key_pair.serialize_pem()).unwrap();
+        let enclave = std::process::Command::new(nautilus_tests::binary("nautilus-enclave"))
+            .args([
+                format!("--listen=unix:{}", path("enclave.sock")),
+                format!(
+                    "--admin-token-sha256={}",
+                    hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))
+                ),
+                "--simulated-nsm".into(),
+                format!("--sui-package={}", hex32(package)),
+                format!("--sui-relay=unix:{}", path("relay.sock")),
+                format!("--sui-node={}", node.addr),
+                format!("--sui-ca-file={}", path("ca.pem")),
+                "--log-level=warn".into(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let proxy_args = vec![
+            "serve".into(),
+            format!("--listen=127.0.0.1:{}", nautilus_tests::free_port()),
+            format!("--enclave=unix:{}", path("enclave.sock")),
+            format!("--tls-cert={}", path("tls.crt")),
+            format!("--tls-key={}", path("tls.key")),
+            format!("--sui-node={}", node.addr),
+            format!("--sui-relay-listen=unix:{}", path("relay.sock")),
+            "--log-level=warn".into(),
+        ];
+        let mut split = Split {
+            dir,
+            enclave,
+            proxy: None,
+            proxy_args,
+        };
+        split.start_proxy();
+        split
+    }
+
+    fn start_proxy(&mut self) {
+        let child = std::process::Command::new(nautilus_tests::binary("nautilus-proxy"))
+            .args(&self.proxy_args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.proxy = Some(child);
+    }
+
+    fn kill_proxy(&mut self) {
+        if let Some(mut proxy) = self.proxy.take() {
+            let _ = proxy.kill();
+            let _ = proxy.wait();
+        }
+    }
+
+    /// `GET /api/v1/sui-events?stake=` straight over the enclave's socket (plain HTTP).
+    fn position(&self, stake: &[u8; 32]) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut s =
+            std::os::unix::net::UnixStream::connect(self.dir.path().join("enclave.sock")).ok()?;
+        write!(
+            s,
+            "GET /api/v1/sui-events?stake={} HTTP/1.1\r\nHost: e\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n",
+            hex32(stake)
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    }
+}
+
+impl Drop for Split {
+    fn drop(&mut self) {
+        self.kill_proxy();
+        let _ = self.enclave.kill();
+        let _ = self.enclave.wait();
+    }
+}
+
+#[test]
+fn events_are_applied_exactly_once_across_a_proxy_restart_mid_page() {
+    let rt = runtime();
+    let package = [0x8d; 32];
+    let (owner, stake) = ([81u8; 32], [82u8; 32]);
+    const CHECKPOINTS: u64 = 200;
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    let mut expected: u64 = 0;
+    {
+        let mut c = chain.lock().unwrap();
+        // Every checkpoint tops the stake up by a different amount (and every 7th slashes
+        // a little), so an event applied twice or skipped changes the final amount.
+        for n in 0..CHECKPOINTS {
+            let mut tx = vec![ChainEvent::Deposit {
+                stake,
+                owner,
+                amount: 1_000 + n,
+            }];
+            expected += 1_000 + n;
+            if n % 7 == 3 {
+                tx.push(ChainEvent::Slash { stake, amount: 10 });
+                expected -= 10;
+            }
+            tx.push(ChainEvent::Foreign);
+            c.push(vec![tx, vec![ChainEvent::Foreign]]);
+        }
+        c.faults.delay = Duration::from_millis(3);
+    }
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let mut split = Split::start(&package, &node);
+    // Wait until the reader is part-way through a page, then kill the relay under it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let progress = |split: &Split| {
+        split
+            .position(&stake)
+            .and_then(|v| v.get("checkpoint").and_then(serde_json::Value::as_u64))
+    };
+    loop {
+        if progress(&split).is_some_and(|c| c >= 30) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reader made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    split.kill_proxy();
+    let at_kill = progress(&split).unwrap();
+    assert!(
+        at_kill < CHECKPOINTS - 1,
+        "the whole chain was read before the kill"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let during = progress(&split).unwrap();
+    assert!(
+        during <= at_kill + 1,
+        "read on without a relay: {at_kill} → {during}"
+    );
+    split.start_proxy();
+    loop {
+        if progress(&split) == Some(CHECKPOINTS - 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reader did not catch up: {:?}",
+            split.position(&stake)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let view = split.position(&stake).unwrap();
+    let s = &view["stake"];
+    assert_eq!(s["amount"], expected.to_string(), "{view}");
+    assert_eq!(s["trust"], "node-read");
+    assert_eq!(s["checkpoint"], CHECKPOINTS - 1);
+}

@@ -489,10 +489,31 @@ impl ApiServer {
         req: &ApiRequest<'_>,
     ) -> Result<ApiResponse, Error> {
         self.require_relay(now, req)?;
-        let body = json!({
+        let mut body = json!({
             "checkpoint": self.stakes.last_checkpoint(),
             "stakes": self.stakes.len(),
         });
+        // `?stake=0x...`: one stake as the registry knows it (operators and tests check
+        // amounts and trust levels without reading the Node).
+        let query = super::request::Query::parse(req.query)?;
+        if let Some(id) = query.get("stake") {
+            let id = crate::token::parse_hex32(id)
+                .ok_or_else(|| Error::BadRequest("stake must be 0x and 64 hex digits".into()))?;
+            let stake = self.stakes.get(&id).map(|s| {
+                json!({
+                    "owner": s.owner.to_hex(),
+                    "amount": s.amount.to_string(),
+                    "slashed": s.slashed.to_string(),
+                    "withdrawn": s.withdrawn,
+                    "trust": s.trust.as_str(),
+                    "checkpoint": s.checkpoint,
+                    "admits": self.stakes.admits(s),
+                })
+            });
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("stake".into(), stake.unwrap_or(Value::Null));
+            }
+        }
         Ok(ApiResponse::json(200, j::to_vec(&body)))
     }
 
