@@ -310,8 +310,10 @@ impl StakeRegistry {
     /// Seconds since the last Sui progress (applied batch or [`Self::mark_synced`]); `None`
     /// before any.
     pub fn staleness_secs(&self, now: UnixTime) -> Option<u64> {
+        // Whole seconds elapsed (not a difference of truncated seconds, which overstates by
+        // up to one).
         self.last_update
-            .map(|t| now.secs().saturating_sub(t.secs()))
+            .map(|t| now.nanos.saturating_sub(t.nanos) / 1_000_000_000)
     }
 
     /// Registry-wide change counter.

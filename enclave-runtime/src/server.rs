@@ -54,6 +54,32 @@ impl Shared {
     }
 }
 
+/// `/readyz` with the stake registry's check: 503 once Sui has been silent past
+/// `--sui-stale-after` (the cluster keeps serving; the operator sees why), and the detail
+/// under `?verbose` in kube-apiserver's `[+]name ok` style.
+fn with_sui_readiness(outcome: Outcome, sui: Result<String, String>, query: &str) -> Outcome {
+    let Outcome::Response(response) = &outcome else {
+        return outcome;
+    };
+    if response.status != 200 {
+        return outcome;
+    }
+    let verbose = query
+        .split('&')
+        .any(|p| p == "verbose" || p.starts_with("verbose="));
+    match (sui, verbose) {
+        (Ok(_), false) => outcome,
+        (Ok(detail), true) => Outcome::Response(ApiResponse::text(
+            200,
+            &format!("[+]ping ok\n[+]sui-stake-registry ok: {detail}\nreadyz check passed\n"),
+        )),
+        (Err(detail), _) => Outcome::Response(ApiResponse::text(
+            503,
+            &format!("[+]ping ok\n[-]sui-stake-registry failed: {detail}\nreadyz check failed\n"),
+        )),
+    }
+}
+
 /// The Sui reader's options when `--sui-node` is given (then `--sui-relay` and `--sui-package`
 /// are required).
 fn sui_reader_options(
@@ -309,7 +335,10 @@ async fn handle(
     let now = now();
     let (outcome, revision, timers_due) = {
         let mut core = shared.lock();
-        let outcome = core.handle_request(now, &request);
+        let mut outcome = core.handle_request(now, &request);
+        if path == "/readyz" {
+            outcome = with_sui_readiness(outcome, core.sui_readiness(now), query);
+        }
         (outcome, core.store().revision(), core.has_immediate_work())
     };
     shared

@@ -340,3 +340,74 @@ fn events_are_applied_exactly_once_across_a_proxy_restart_mid_page() {
     assert_eq!(s["trust"], "node-read");
     assert_eq!(s["checkpoint"], CHECKPOINTS - 1);
 }
+
+#[test]
+fn a_sui_outage_degrades_readiness_then_refuses_new_workers_and_recovery_catches_up() {
+    let rt = runtime();
+    let package = [0x9e; 32];
+    let (a, stake_a) = ([91u8; 32], [92u8; 32]);
+    let (b, stake_b) = ([93u8; 32], [94u8; 32]);
+    let (c, stake_c) = ([95u8; 32], [96u8; 32]);
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    chain.lock().unwrap().push(vec![
+        vec![ChainEvent::Deposit {
+            stake: stake_a,
+            owner: ed25519_address(&a).0,
+            amount: 2_000_000_000,
+        }],
+        vec![ChainEvent::Deposit {
+            stake: stake_b,
+            owner: ed25519_address(&b).0,
+            amount: 2_000_000_000,
+        }],
+    ]);
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--sui-stale-after=2", "--sui-max-stale=4"],
+    );
+    dev.register_until(&a, &stake_a, "outage-a", 200);
+    let (code, text) = dev.readyz();
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("[+]sui-stake-registry ok"), "{text}");
+
+    chain.lock().unwrap().faults.down = true;
+    let outage = Instant::now();
+    // Degraded after the staleness, while existing workers keep working.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, text) = dev.readyz();
+        if code == 503 {
+            assert!(
+                text.contains("[-]sui-stake-registry failed") && text.contains("no Sui progress"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz never degraded: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(outage.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(dev.seed("heartbeat", &a, &stake_a, "outage-a").status, 200);
+    // New registrations are refused past the maximum staleness, with the reason.
+    let refused = dev.register_until(&b, &stake_b, "outage-b", 503);
+    let body = String::from_utf8_lossy(&refused.body);
+    assert!(
+        body.contains("no Sui progress") && body.contains("refused"),
+        "{body}"
+    );
+    assert_eq!(dev.seed("heartbeat", &a, &stake_a, "outage-a").status, 200);
+
+    // Recovery: what happened during the outage is caught up, and registrations resume.
+    chain.lock().unwrap().push(vec![vec![ChainEvent::Deposit {
+        stake: stake_c,
+        owner: ed25519_address(&c).0,
+        amount: 2_000_000_000,
+    }]]);
+    chain.lock().unwrap().faults.down = false;
+    dev.register_until(&c, &stake_c, "outage-c", 200);
+    dev.register_until(&b, &stake_b, "outage-b", 200);
+    assert_eq!(dev.readyz().0, 200);
+}

@@ -434,7 +434,7 @@ impl ApiServer {
         Some(
             self.stakes
                 .staleness_secs(now)
-                .unwrap_or_else(|| now.secs().saturating_sub(since.secs())),
+                .unwrap_or_else(|| now.nanos.saturating_sub(since.nanos) / 1_000_000_000),
         )
     }
 

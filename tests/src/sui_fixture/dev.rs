@@ -116,6 +116,17 @@ impl SuiDev {
 
     /// One `register-worker` for `node` with a fresh token of (`secret`, `stake`).
     pub fn register(&self, secret: &[u8; 32], stake: &[u8; 32], node: &str) -> client::Reply {
+        self.seed("register-worker", secret, stake, node)
+    }
+
+    /// One seed call (`register-worker` or `heartbeat`) with a fresh token.
+    pub fn seed(
+        &self,
+        endpoint: &str,
+        secret: &[u8; 32],
+        stake: &[u8; 32],
+        node: &str,
+    ) -> client::Reply {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -134,14 +145,25 @@ impl SuiDev {
             self.port,
             &self.ca_pem,
             "POST",
-            "/api/v1/register-worker",
+            &format!("/api/v1/{endpoint}"),
             Some(body.as_bytes()),
             &[
                 ("content-type".into(), "application/json".into()),
                 ("x-seal-token".into(), token.clone()),
             ],
         )
-        .expect("register request")
+        .expect("seed request")
+    }
+
+    /// `GET /readyz?verbose` (anonymous): status and text.
+    pub fn readyz(&self) -> (u16, String) {
+        let reply =
+            client::blocking_request(self.port, &self.ca_pem, "GET", "/readyz?verbose", None, &[])
+                .expect("readyz");
+        (
+            reply.status,
+            String::from_utf8_lossy(&reply.body).into_owned(),
+        )
     }
 
     /// Registers until the answer is `want` (the reader is asynchronous), or panics.

@@ -57,6 +57,8 @@ pub struct Faults {
     pub tip_override: Option<u64>,
     /// Answer `GetCheckpoint(n)` with checkpoint `n + 1` (reordered / wrong data).
     pub reorder: bool,
+    /// Every call answers `UNAVAILABLE` (a Sui outage).
+    pub down: bool,
 }
 
 /// The scripted chain and its faults, shared with the test.
@@ -205,6 +207,9 @@ impl LedgerService for Service {
     ) -> Result<Response<GetServiceInfoResponse>, Status> {
         let faults = self.faults();
         tokio::time::sleep(faults.delay).await;
+        if faults.down {
+            return Err(Status::unavailable("fixture: node down"));
+        }
         let len = self.chain.lock().expect("chain lock").checkpoints.len() as u64;
         let mut info = GetServiceInfoResponse::default();
         info.chain = Some("nautilus-fixture".into());
@@ -226,7 +231,7 @@ impl LedgerService for Service {
             f
         };
         tokio::time::sleep(faults.delay).await;
-        if faults.errors > 0 {
+        if faults.errors > 0 || faults.down {
             return Err(Status::unavailable("fixture: injected error"));
         }
         let Some(get_checkpoint_request::CheckpointId::SequenceNumber(n)) =
