@@ -411,3 +411,50 @@ fn a_sui_outage_degrades_readiness_then_refuses_new_workers_and_recovery_catches
     dev.register_until(&b, &stake_b, "outage-b", 200);
     assert_eq!(dev.readyz().0, 200);
 }
+
+#[test]
+fn a_node_serving_malformed_or_failing_data_is_failed_over_and_nothing_of_it_applied() {
+    let rt = runtime();
+    let package = [0xa1; 32];
+    let (a, stake_a) = ([101u8; 32], [102u8; 32]);
+    let deposit = ChainEvent::Deposit {
+        stake: stake_a,
+        owner: ed25519_address(&a).0,
+        amount: 2_000_000_000,
+    };
+    // The first node's checkpoint 0 carries a malformed event of ours next to the deposit
+    // (refused whole); the second serves the honest chain after some injected errors.
+    let bad = Arc::new(Mutex::new(ChainState::default()));
+    bad.lock()
+        .unwrap()
+        .push(vec![vec![ChainEvent::Malformed, deposit.clone()]]);
+    let good = Arc::new(Mutex::new(ChainState::default()));
+    good.lock().unwrap().push(vec![vec![deposit]]);
+    good.lock().unwrap().faults.errors = 2;
+    let first = sui_fixture::start(rt.handle(), package, bad.clone());
+    let second = sui_fixture::start_sharing_ca(rt.handle(), package, good.clone(), &first);
+    let dev = SuiDev::start(
+        &package,
+        &[first.addr, second.addr],
+        &first.ca_pem,
+        &["--min-trust-level=node-read"],
+    );
+    dev.register_until(&a, &stake_a, "failover-a", 200);
+    let logs = dev.logs();
+    assert!(
+        logs.contains("does not match the schema") && logs.contains("refused the node's data"),
+        "{logs}"
+    );
+    assert!(logs.contains("injected error"), "{logs}");
+    assert!(bad.lock().unwrap().served >= 1 && good.lock().unwrap().served >= 3);
+
+    // The good node goes away; the reader fails over back to the first, which has since
+    // been fixed, and keeps following the chain from where the core stands.
+    drop(second);
+    {
+        let mut b = bad.lock().unwrap();
+        b.checkpoints = good.lock().unwrap().checkpoints.clone();
+        b.push(vec![vec![ChainEvent::Withdraw { stake: stake_a }]]);
+    }
+    dev.register_until(&a, &stake_a, "failover-a", 401);
+}

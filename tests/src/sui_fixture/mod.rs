@@ -88,6 +88,7 @@ pub struct FixtureNode {
     pub ca_pem: String,
     /// The chain, editable while it runs.
     pub chain: Arc<Mutex<ChainState>>,
+    pki: Pki,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -263,6 +264,18 @@ pub fn start(
     )
 }
 
+/// Another node with its own chain, certified by the same test CA as `other` (so one
+/// `--sui-ca-file` trusts both).
+pub fn start_sharing_ca(
+    runtime: &tokio::runtime::Handle,
+    package: [u8; 32],
+    chain: Arc<Mutex<ChainState>>,
+    other: &FixtureNode,
+) -> FixtureNode {
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    serve(runtime, package, chain, addr, other.pki.clone())
+}
+
 /// As [`start`], on `addr` (to restart a node on the same port).
 pub fn start_on(
     runtime: &tokio::runtime::Handle,
@@ -270,7 +283,21 @@ pub fn start_on(
     chain: Arc<Mutex<ChainState>>,
     addr: SocketAddr,
 ) -> FixtureNode {
-    let (ca_pem, cert_pem, key_pem) = pki();
+    serve(runtime, package, chain, addr, pki())
+}
+
+fn serve(
+    runtime: &tokio::runtime::Handle,
+    package: [u8; 32],
+    chain: Arc<Mutex<ChainState>>,
+    addr: SocketAddr,
+    pki: Pki,
+) -> FixtureNode {
+    let Pki {
+        ca_pem,
+        cert_pem,
+        key_pem,
+    } = pki.clone();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(addr))
         .expect("bind fixture node");
@@ -298,12 +325,21 @@ pub fn start_on(
         addr,
         ca_pem,
         chain,
+        pki,
         stop: Some(stop),
     }
 }
 
+/// A test CA (PEM) and a server certificate and key it signed.
+#[derive(Clone, Debug)]
+struct Pki {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
 /// A test CA and a server certificate for 127.0.0.1 and localhost signed by it.
-fn pki() -> (String, String, String) {
+fn pki() -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
@@ -315,5 +351,9 @@ fn pki() -> (String, String, String) {
     let cert = params
         .signed_by(&key, &ca_cert, &ca_key)
         .expect("server cert");
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    Pki {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
 }
