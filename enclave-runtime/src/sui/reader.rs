@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use nautilus_core::stake::TrustTheFullNode;
 use sui_rpc::proto::sui::rpc::v2::ledger_service_client::LedgerServiceClient;
 use sui_rpc::proto::sui::rpc::v2::{
-    GetCheckpointRequest, GetServiceInfoRequest, get_checkpoint_request,
+    Checkpoint, GetCheckpointRequest, GetServiceInfoRequest, get_checkpoint_request,
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -22,6 +22,8 @@ use crate::server::{Shared, now};
 
 /// Checkpoints read per round before the tip is asked again.
 const PAGE: u64 = 100;
+/// Checkpoint reads in flight at once.
+const WINDOW: usize = 16;
 /// Pause at the tip before asking again.
 const POLL: Duration = Duration::from_millis(300);
 /// Backoff bounds between failed attempts.
@@ -126,6 +128,35 @@ fn source_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Abandons reads still in flight.
+fn abort_all(in_flight: &mut std::collections::VecDeque<tokio::task::JoinHandle<FetchResult>>) {
+    for handle in in_flight.drain(..) {
+        handle.abort();
+    }
+}
+
+type FetchResult = Result<Option<Checkpoint>, tonic::Status>;
+
+/// One `GetCheckpoint` with the fields the reader uses.
+async fn fetch(mut client: LedgerServiceClient<Channel>, sequence: u64) -> FetchResult {
+    let mut request = GetCheckpointRequest::default();
+    request.checkpoint_id = Some(get_checkpoint_request::CheckpointId::SequenceNumber(
+        sequence,
+    ));
+    request.read_mask = Some(prost_types::FieldMask {
+        paths: vec![
+            "sequence_number".into(),
+            "transactions.digest".into(),
+            "transactions.events".into(),
+        ],
+    });
+    Ok(client
+        .get_checkpoint(request)
+        .await?
+        .into_inner()
+        .checkpoint)
+}
+
 /// Reads from one node until it fails; returns why.
 async fn session(
     shared: &Shared,
@@ -170,30 +201,40 @@ async fn session(
             continue;
         }
         let last = tip.min(next.saturating_add(PAGE - 1));
+        // Up to WINDOW reads in flight on the one HTTP/2 connection, applied strictly in
+        // order; on any failure the rest are abandoned and the page resumes from the core.
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut to_fetch = next;
         for sequence in next..=last {
-            let mut request = GetCheckpointRequest::default();
-            request.checkpoint_id = Some(get_checkpoint_request::CheckpointId::SequenceNumber(
-                sequence,
-            ));
-            request.read_mask = Some(prost_types::FieldMask {
-                paths: vec![
-                    "sequence_number".into(),
-                    "transactions.digest".into(),
-                    "transactions.events".into(),
-                ],
-            });
-            let checkpoint = match client.get_checkpoint(request).await {
-                Ok(r) => r.into_inner().checkpoint,
-                Err(status) => {
+            while to_fetch <= last && in_flight.len() < WINDOW {
+                in_flight.push_back(tokio::spawn(fetch(client.clone(), to_fetch)));
+                to_fetch += 1;
+            }
+            let Some(handle) = in_flight.pop_front() else {
+                break;
+            };
+            let answer = handle.await;
+            let checkpoint = match answer {
+                Ok(Ok(checkpoint)) => checkpoint,
+                Ok(Err(status)) => {
+                    abort_all(&mut in_flight);
                     return Failure::Transient(format!("GetCheckpoint {sequence}: {status}"));
+                }
+                Err(join) => {
+                    abort_all(&mut in_flight);
+                    return Failure::Transient(format!("GetCheckpoint {sequence}: {join}"));
                 }
             };
             let Some(checkpoint) = checkpoint else {
+                abort_all(&mut in_flight);
                 return Failure::Refused(format!("GetCheckpoint {sequence}: empty answer"));
             };
             let batch = match events::extract(&checkpoint, sequence, &options.package) {
                 Ok(b) => b,
-                Err(why) => return Failure::Refused(format!("checkpoint {sequence}: {why}")),
+                Err(why) => {
+                    abort_all(&mut in_flight);
+                    return Failure::Refused(format!("checkpoint {sequence}: {why}"));
+                }
             };
             let (outcome, revision) = {
                 let mut core = shared.lock();
@@ -215,6 +256,7 @@ async fn session(
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    abort_all(&mut in_flight);
                     return Failure::Refused(format!("checkpoint {sequence}: {}", e.message()));
                 }
             }

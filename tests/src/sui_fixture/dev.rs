@@ -109,6 +109,31 @@ impl SuiDev {
         }
     }
 
+    /// The admin token from the kubeconfig (dev accepts it as the relay credential too).
+    pub fn admin_token(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("kubeconfig")).expect("kubeconfig");
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("token:"))
+            .expect("token in kubeconfig")
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    }
+
+    /// The last checkpoint the enclave applied (`GET /api/v1/sui-events`).
+    pub fn checkpoint(&self, token: &str) -> Option<u64> {
+        let reply = client::blocking_request(
+            self.port,
+            &self.ca_pem,
+            "GET",
+            "/api/v1/sui-events",
+            None,
+            &[("authorization".into(), format!("Bearer {token}"))],
+        )
+        .ok()?;
+        reply.json().get("checkpoint")?.as_u64()
+    }
+
     /// Everything printed so far.
     pub fn logs(&self) -> String {
         self.output.lock().expect("log lock").join("\n")
