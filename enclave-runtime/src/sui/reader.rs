@@ -25,7 +25,7 @@ const PAGE: u64 = 100;
 /// Checkpoint reads in flight at once.
 const WINDOW: usize = 16;
 /// Pause at the tip before asking again.
-const POLL: Duration = Duration::from_millis(300);
+const POLL: Duration = Duration::from_millis(100);
 /// Backoff bounds between failed attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
