@@ -63,6 +63,14 @@ pub struct Config {
     /// Most pods a ReplicaSet creates or deletes in one sync (kube-controller-manager's
     /// `burstReplicas`). Default 500.
     pub controller_burst: usize,
+    /// Lowest trust level whose stakes admit workers (`--min-trust-level`). Default
+    /// `relay-pushed` (development); production deployments set `light-client`.
+    pub min_trust_level: crate::stake::TrustLevel,
+    /// Seconds without Sui progress before readiness reports the stake registry degraded.
+    /// Default 600 (10 min).
+    pub sui_stale_after_secs: u64,
+    /// Seconds without Sui progress after which new registrations are refused. Default 3,600.
+    pub sui_max_stale_secs: u64,
 }
 
 impl Default for Config {
@@ -93,6 +101,9 @@ impl Default for Config {
             controller_events_per_run: 10_000,
             controller_syncs_per_run: 10_000,
             controller_burst: 500,
+            min_trust_level: crate::stake::TrustLevel::RelayPushed,
+            sui_stale_after_secs: 600,
+            sui_max_stale_secs: 3600,
         }
     }
 }

@@ -38,6 +38,13 @@ impl TrustLevel {
             Self::LightClient => "light-client",
         }
     }
+
+    /// The level named by [`Self::as_str`]'s text.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::RelayPushed, Self::NodeRead, Self::LightClient]
+            .into_iter()
+            .find(|level| level.as_str() == text)
+    }
 }
 
 /// One stake object as the registry knows it.
@@ -162,6 +169,22 @@ impl EventVerifier for TrustTheRelay {
     }
 }
 
+/// Believes the Sui full node the enclave read the batch from, over TLS that ends in the
+/// enclave: the host can delay or drop the bytes but not forge them, so its stakes are
+/// recorded as [`TrustLevel::NodeRead`]. The full node itself is trusted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrustTheFullNode;
+
+impl EventVerifier for TrustTheFullNode {
+    fn trust_level(&self) -> TrustLevel {
+        TrustLevel::NodeRead
+    }
+
+    fn verify(&mut self, _batch: &EventBatch) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// Why a stake stopped admitting during a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationReason {
@@ -274,6 +297,23 @@ impl StakeRegistry {
     /// When the last accepted (non-stale) push arrived, for staleness reporting.
     pub fn last_update(&self) -> Option<UnixTime> {
         self.last_update
+    }
+
+    /// Records that a Sui source was seen up to date at `now` with nothing new to apply (the
+    /// reader reached the chain's tip), so staleness counts from here.
+    pub fn mark_synced(&mut self, now: UnixTime) {
+        if self.last_update.is_none_or(|t| t < now) {
+            self.last_update = Some(now);
+        }
+    }
+
+    /// Seconds since the last Sui progress (applied batch or [`Self::mark_synced`]); `None`
+    /// before any.
+    pub fn staleness_secs(&self, now: UnixTime) -> Option<u64> {
+        // Whole seconds elapsed (not a difference of truncated seconds, which overstates by
+        // up to one).
+        self.last_update
+            .map(|t| now.nanos.saturating_sub(t.nanos) / 1_000_000_000)
     }
 
     /// Registry-wide change counter.

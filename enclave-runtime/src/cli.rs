@@ -43,6 +43,29 @@ fn parse_object_id(text: &str) -> Result<[u8; 32], String> {
     parse_sha256_hex(hex_digits).map_err(|_| "expected 0x followed by 64 hex digits".to_string())
 }
 
+/// Trust levels of stake facts (ARCHITECTURE.md §4), lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrustArg {
+    /// Pushed by the host's relay (`POST /api/v1/sui-events`).
+    RelayPushed,
+    /// Read by the enclave from a Sui full node over TLS.
+    NodeRead,
+    /// Verified by the Sui light client against the validator committee.
+    LightClient,
+}
+
+impl TrustArg {
+    /// The core's level.
+    pub fn level(self) -> nautilus_core::stake::TrustLevel {
+        use nautilus_core::stake::TrustLevel;
+        match self {
+            TrustArg::RelayPushed => TrustLevel::RelayPushed,
+            TrustArg::NodeRead => TrustLevel::NodeRead,
+            TrustArg::LightClient => TrustLevel::LightClient,
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -130,6 +153,40 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_TRUST_PROXY_CLIENT_CERT")]
     pub trust_proxy_client_cert: bool,
 
+    /// The proxy's Sui relay as the enclave reaches it: `unix:PATH` (development) or
+    /// `vsock:CID:PORT` (production; the host is CID 3).
+    #[arg(long, env = "NAUTILUS_SUI_RELAY")]
+    pub sui_relay: Option<String>,
+
+    /// Sui full nodes (gRPC, `HOST:PORT`) read through the relay, tried in this order.
+    #[arg(
+        long = "sui-node",
+        env = "NAUTILUS_SUI_NODES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub sui_nodes: Vec<String>,
+
+    /// PEM file of the CA that signs the full nodes' certificates (default: the WebPKI roots).
+    #[arg(long, env = "NAUTILUS_SUI_CA_FILE")]
+    pub sui_ca_file: Option<PathBuf>,
+
+    /// Checkpoint to start reading from when the registry has applied none.
+    #[arg(long, env = "NAUTILUS_SUI_START_CHECKPOINT", default_value_t = 0)]
+    pub sui_start_checkpoint: u64,
+
+    /// Lowest trust level whose stakes admit workers: relay-pushed, node-read or light-client.
+    #[arg(long, env = "NAUTILUS_MIN_TRUST_LEVEL", value_enum, default_value_t = TrustArg::RelayPushed)]
+    pub min_trust_level: TrustArg,
+
+    /// Seconds without Sui progress before `/readyz` reports the registry degraded.
+    #[arg(long, env = "NAUTILUS_SUI_STALE_AFTER", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sui_stale_after: u64,
+
+    /// Seconds without Sui progress after which new worker registrations are refused.
+    #[arg(long, env = "NAUTILUS_SUI_MAX_STALE", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sui_max_stale: u64,
+
     /// A TOML file with any of these options (`max_objects = 5000`); flags and environment
     /// variables win over it.
     #[arg(long, env = "NAUTILUS_CONFIG")]
@@ -201,6 +258,31 @@ impl Cli {
                 ),
             ),
             ("metrics", self.metrics.to_string()),
+            (
+                "sui_relay",
+                toml_string(self.sui_relay.as_deref().unwrap_or("")),
+            ),
+            ("sui_node", toml_string(&self.sui_nodes.join(","))),
+            (
+                "sui_ca_file",
+                toml_string(
+                    &self
+                        .sui_ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "sui_start_checkpoint",
+                self.sui_start_checkpoint.to_string(),
+            ),
+            (
+                "min_trust_level",
+                toml_string(self.min_trust_level.level().as_str()),
+            ),
+            ("sui_stale_after", self.sui_stale_after.to_string()),
+            ("sui_max_stale", self.sui_max_stale.to_string()),
             ("tls", toml_string(self.tls.as_str())),
             ("tls_san", toml_string(&self.tls_san.join(","))),
             (

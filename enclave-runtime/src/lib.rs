@@ -12,6 +12,7 @@ mod nsm;
 mod preamble;
 mod server;
 mod signing;
+mod sui;
 mod tls;
 mod transport;
 mod watch_stream;

@@ -70,6 +70,66 @@ impl Shared {
     }
 }
 
+/// `/readyz` with the stake registry's check: 503 once Sui has been silent past
+/// `--sui-stale-after` (the cluster keeps serving; the operator sees why), and the detail
+/// under `?verbose` in kube-apiserver's `[+]name ok` style.
+fn with_sui_readiness(outcome: Outcome, sui: Result<String, String>, query: &str) -> Outcome {
+    let Outcome::Response(response) = &outcome else {
+        return outcome;
+    };
+    if response.status != 200 {
+        return outcome;
+    }
+    let verbose = query
+        .split('&')
+        .any(|p| p == "verbose" || p.starts_with("verbose="));
+    match (sui, verbose) {
+        (Ok(_), false) => outcome,
+        (Ok(detail), true) => Outcome::Response(ApiResponse::text(
+            200,
+            &format!("[+]ping ok\n[+]sui-stake-registry ok: {detail}\nreadyz check passed\n"),
+        )),
+        (Err(detail), _) => Outcome::Response(ApiResponse::text(
+            503,
+            &format!("[+]ping ok\n[-]sui-stake-registry failed: {detail}\nreadyz check failed\n"),
+        )),
+    }
+}
+
+/// The Sui reader's options when `--sui-node` is given (then `--sui-relay` and `--sui-package`
+/// are required).
+fn sui_reader_options(
+    cli: &Cli,
+    config: &Config,
+) -> anyhow::Result<Option<crate::sui::ReaderOptions>> {
+    if cli.sui_nodes.is_empty() {
+        return Ok(None);
+    }
+    let relay = cli
+        .sui_relay
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--sui-node needs --sui-relay (the proxy's relay)"))?
+        .parse::<crate::sui::RelayAddr>()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let package = config
+        .sui_package
+        .ok_or_else(|| anyhow::anyhow!("--sui-node needs --sui-package"))?;
+    let ca_pem = match &cli.sui_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("--sui-ca-file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(Some(crate::sui::ReaderOptions {
+        relay,
+        nodes: cli.sui_nodes.clone(),
+        ca_pem,
+        package,
+        start: cli.sui_start_checkpoint,
+    }))
+}
+
 /// Wall-clock time for core.
 pub(crate) fn now() -> UnixTime {
     let nanos = SystemTime::now()
@@ -100,6 +160,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         token_max_lifetime_secs: cli.token_max_lifetime,
         relay_token_sha256: cli.relay_token_sha256,
         node_grace_secs: cli.node_grace_secs,
+        min_trust_level: cli.min_trust_level.level(),
+        sui_stale_after_secs: cli.sui_stale_after,
+        sui_max_stale_secs: cli.sui_max_stale,
         ..Config::default()
     };
     if config.admin_token_sha256.is_none() {
@@ -162,6 +225,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");
     tokio::spawn(run_timers(shared.clone()));
+    if let Some(options) = sui_reader_options(&cli, &config)? {
+        tracing::info!(nodes = %options.nodes.join(","), "sui reader: reading stake events from full nodes (node-read)");
+        crate::sui::spawn(shared.clone(), options);
+    }
     let mut shutdown_rx = shared.shutdown.subscribe();
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -385,7 +452,10 @@ async fn handle(
     let now = now();
     let (outcome, revision, timers_due) = {
         let mut core = shared.lock();
-        let outcome = core.handle_request(now, &request);
+        let mut outcome = core.handle_request(now, &request);
+        if path == "/readyz" {
+            outcome = with_sui_readiness(outcome, core.sui_readiness(now), query);
+        }
         (outcome, core.store().revision(), core.has_immediate_work())
     };
     shared

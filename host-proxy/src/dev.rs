@@ -374,7 +374,7 @@ fn certificate_pem(cert: &CertificateDer<'_>) -> String {
 }
 
 /// Creates `dir` (mode 0700, tightened if it already exists) and returns its absolute path.
-fn create_data_dir(dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn create_data_dir(dir: &Path) -> Result<PathBuf, String> {
     let what = |e: io::Error| format!("cannot create data dir {}: {e}", dir.display());
     fs::DirBuilder::new()
         .recursive(true)

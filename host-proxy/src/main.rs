@@ -10,6 +10,7 @@ mod enclave_stream;
 mod fallback;
 mod log_sink;
 mod metrics;
+mod relay;
 mod serve;
 // `serve` builds its configuration in tls_reload; the fixed one here is dev's.
 #[cfg_attr(not(feature = "dev"), allow(dead_code))]
@@ -124,6 +125,45 @@ impl TuningCli {
     }
 }
 
+/// The Sui byte relay (enclave → allowlisted full nodes); off when no `--sui-node` is given.
+#[derive(Args, Debug, Clone)]
+struct RelayCli {
+    /// A Sui full node (gRPC, `HOST:PORT`) the enclave may reach through the relay; repeatable.
+    /// Nothing else is reachable.
+    #[arg(
+        long = "sui-node",
+        env = "NAUTILUS_PROXY_SUI_NODES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    sui_nodes: Vec<relay::NodeAddr>,
+    /// Enclave-facing relay endpoint: `unix:/path` or `vsock:PORT` (`dev`: a socket in the
+    /// data directory).
+    #[arg(long, env = "NAUTILUS_PROXY_SUI_RELAY_LISTEN", value_name = "ADDR")]
+    sui_relay_listen: Option<relay::RelayListen>,
+}
+
+impl RelayCli {
+    /// Binds and starts the relay when nodes are configured.
+    fn start(&self, default_listen: Option<relay::RelayListen>) -> Result<(), String> {
+        if self.sui_nodes.is_empty() {
+            return Ok(());
+        }
+        let Some(listen) = self.sui_relay_listen.clone().or(default_listen) else {
+            return Err(
+                "error: --sui-node needs --sui-relay-listen (unix:/path or vsock:PORT)".into(),
+            );
+        };
+        let relay = relay::Relay::bind(&relay::RelayOptions {
+            listen,
+            allow: self.sui_nodes.clone(),
+        })
+        .map_err(|e| format!("error: {e}"))?;
+        tokio::spawn(relay.run(std::future::pending()));
+        Ok(())
+    }
+}
+
 #[derive(Args, Debug)]
 struct ServeCli {
     /// TCP address to listen on.
@@ -164,6 +204,8 @@ struct ServeCli {
     #[arg(long, env = "NAUTILUS_PROXY_ENCLAVE_LOGS", value_name = "ADDR")]
     enclave_logs: Option<log_sink::SinkListen>,
     #[command(flatten)]
+    relay: RelayCli,
+    #[command(flatten)]
     tuning: TuningCli,
     #[command(flatten)]
     log: LogCli,
@@ -203,6 +245,8 @@ struct DevCli {
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
+    #[command(flatten)]
+    relay: RelayCli,
     #[command(flatten)]
     tuning: TuningCli,
     #[command(flatten)]
@@ -303,6 +347,10 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         }
         _ => None,
     };
+    if let Err(message) = args.relay.start(None) {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
     let options = args.tuning.options(args.enclave);
     serve::serve(listener, tls, options, serve::shutdown_signal()).await;
     ExitCode::SUCCESS
@@ -332,6 +380,29 @@ async fn run_dev(args: DevCli) -> ExitCode {
     ] {
         if let Some(value) = value {
             enclave_args.push(OsString::from(format!("{flag}={value}")));
+        }
+    }
+    if !args.relay.sui_nodes.is_empty() {
+        // The enclave reads Sui through the relay; it is told the same node list.
+        let socket = match dev::create_data_dir(&args.data_dir) {
+            Ok(dir) => dir.join("sui-relay.sock"),
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(message) = args
+            .relay
+            .start(Some(relay::RelayListen::Unix(socket.clone())))
+        {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
+        let mut listen = OsString::from("--sui-relay=unix:");
+        listen.push(&socket);
+        enclave_args.push(listen);
+        for node in &args.relay.sui_nodes {
+            enclave_args.push(OsString::from(format!("--sui-node={node}")));
         }
     }
     let settings = dev::DevSettings {

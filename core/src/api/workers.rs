@@ -41,6 +41,8 @@ struct SeedMessage<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Registrations {
     by_stake: BTreeMap<[u8; 32], BTreeSet<String>>,
+    /// When the runtime's own Sui reader started (`None`: push only).
+    sui_reader_since: Option<UnixTime>,
 }
 
 impl Registrations {
@@ -145,6 +147,8 @@ impl ApiServer {
         req: &ApiRequest<'_>,
     ) -> Result<ApiResponse, Error> {
         let (node_name, identity) = self.seed_message(now, req)?;
+        self.check_stake_trust(&identity)?;
+        self.check_sui_fresh(now)?;
         // Optional extras (capacity, labels, addresses) need a tree; the fixed part was parsed above.
         let extras: Value = serde_json::from_slice(req.body).unwrap_or(Value::Null);
         let key = ObjectKey::new(ResourceId::Nodes, "", &node_name);
@@ -359,6 +363,109 @@ impl ApiServer {
         Ok(ApiResponse::json(200, j::to_vec(&outcome.to_json())))
     }
 
+    /// Applies a batch of staking events the runtime read from Sui itself (already filtered to
+    /// the configured package and in checkpoint order), believing `verifier`; revoked stakes
+    /// lose their nodes as with a push. All or nothing.
+    pub fn apply_sui_batch(
+        &mut self,
+        now: UnixTime,
+        batch: &crate::stake::EventBatch,
+        verifier: &mut dyn crate::stake::EventVerifier,
+    ) -> Result<crate::stake::PushOutcome, Error> {
+        let outcome = self.stakes.apply_batch(batch, verifier, now)?;
+        for revocation in &outcome.revoked {
+            self.revoke_stake(now, &revocation.stake_id, revocation.reason);
+        }
+        Ok(outcome)
+    }
+
+    /// The runtime's Sui reader reached the chain's tip at `now` with nothing new.
+    pub fn sui_synced(&mut self, now: UnixTime) {
+        self.stakes.mark_synced(now);
+    }
+
+    /// The stake registry (read-only): resume position, stakes and their trust levels.
+    pub fn stakes(&self) -> &crate::stake::StakeRegistry {
+        &self.stakes
+    }
+
+    /// The stake registry's readiness at `now`: `Ok(detail)` or `Err(detail)` when degraded
+    /// (no Sui progress for `sui_stale_after_secs`), for `/readyz?verbose`.
+    pub fn sui_readiness(&self, now: UnixTime) -> Result<String, String> {
+        let mut by_level = [0usize; 3];
+        for (_, stake) in self.stakes.iter() {
+            let slot = match stake.trust {
+                crate::stake::TrustLevel::RelayPushed => by_level.get_mut(0),
+                crate::stake::TrustLevel::NodeRead => by_level.get_mut(1),
+                crate::stake::TrustLevel::LightClient => by_level.get_mut(2),
+            };
+            if let Some(n) = slot {
+                *n = n.saturating_add(1);
+            }
+        }
+        let [pushed, read, light] = by_level;
+        let checkpoint = self
+            .stakes
+            .last_checkpoint()
+            .map_or_else(|| "none".to_string(), |c| alloc::format!("{c}"));
+        let detail = alloc::format!(
+            "sui stake registry: checkpoint {checkpoint}, stakes relay-pushed={pushed} node-read={read} light-client={light}, min-trust-level {}",
+            self.config.min_trust_level.as_str()
+        );
+        match self.sui_stale_secs(now) {
+            Some(stale) if stale >= self.config.sui_stale_after_secs => Err(alloc::format!(
+                "{detail}: degraded, no Sui progress for {stale} s (stale after {} s)",
+                self.config.sui_stale_after_secs
+            )),
+            _ => Ok(detail),
+        }
+    }
+
+    /// The runtime started reading Sui itself at `now`: from here on, silence counts as
+    /// staleness (a push-only relay reports nothing between events, so it does not).
+    pub fn sui_reader_started(&mut self, now: UnixTime) {
+        self.registrations.sui_reader_since.get_or_insert(now);
+    }
+
+    /// Seconds without Sui progress (counted from the reader's start before the first), when
+    /// the runtime reads Sui itself.
+    fn sui_stale_secs(&self, now: UnixTime) -> Option<u64> {
+        let since = self.registrations.sui_reader_since?;
+        Some(
+            self.stakes
+                .staleness_secs(now)
+                .unwrap_or_else(|| now.nanos.saturating_sub(since.nanos) / 1_000_000_000),
+        )
+    }
+
+    /// A stake admits only if it is known at the configured minimum trust level or above.
+    fn check_stake_trust(&self, identity: &NodeIdentity) -> Result<(), Error> {
+        let min = self.config.min_trust_level;
+        if identity.trust < min {
+            return Err(Error::Unauthorized(alloc::format!(
+                "stake {} is known only at trust level {}; this cluster admits stakes at {} or above",
+                hex32(&identity.stake_id),
+                identity.trust.as_str(),
+                min.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// New registrations wait while the registry is older than `sui_max_stale_secs`: a stake
+    /// withdrawn during the outage would otherwise still admit.
+    fn check_sui_fresh(&self, now: UnixTime) -> Result<(), Error> {
+        match self.sui_stale_secs(now) {
+            Some(stale) if stale >= self.config.sui_max_stale_secs => {
+                Err(Error::Unavailable(alloc::format!(
+                    "the stake registry has had no Sui progress for {stale} s (limit {} s); new workers are refused until Sui is reachable again",
+                    self.config.sui_max_stale_secs
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Only the relay's credential (or the admin's) reaches the Sui event endpoints.
     fn require_relay(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<(), Error> {
         match self.identify(now, req)? {
@@ -382,10 +489,31 @@ impl ApiServer {
         req: &ApiRequest<'_>,
     ) -> Result<ApiResponse, Error> {
         self.require_relay(now, req)?;
-        let body = json!({
+        let mut body = json!({
             "checkpoint": self.stakes.last_checkpoint(),
             "stakes": self.stakes.len(),
         });
+        // `?stake=0x...`: one stake as the registry knows it (operators and tests check
+        // amounts and trust levels without reading the Node).
+        let query = super::request::Query::parse(req.query)?;
+        if let Some(id) = query.get("stake") {
+            let id = crate::token::parse_hex32(id)
+                .ok_or_else(|| Error::BadRequest("stake must be 0x and 64 hex digits".into()))?;
+            let stake = self.stakes.get(&id).map(|s| {
+                json!({
+                    "owner": s.owner.to_hex(),
+                    "amount": s.amount.to_string(),
+                    "slashed": s.slashed.to_string(),
+                    "withdrawn": s.withdrawn,
+                    "trust": s.trust.as_str(),
+                    "checkpoint": s.checkpoint,
+                    "admits": self.stakes.admits(s),
+                })
+            });
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("stake".into(), stake.unwrap_or(Value::Null));
+            }
+        }
         Ok(ApiResponse::json(200, j::to_vec(&body)))
     }
 
@@ -546,5 +674,148 @@ impl ApiServer {
                     .iter()
                     .any(|(f, v)| *f == "spec.nodeName" && v == node)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use crate::stake::{
+        EventBatch, EventId, StakeEvent, StakeEventKind, TrustLevel, TrustTheFullNode,
+        TrustTheRelay,
+    };
+    use crate::token::{SealClaims, ed25519_address, mint_ed25519};
+
+    const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
+    const SECRET: [u8; 32] = [7; 32];
+    const STAKE: [u8; 32] = [9; 32];
+
+    fn server(min: TrustLevel) -> ApiServer {
+        let config = Config {
+            sui_package: Some([0xab; 32]),
+            min_trust_level: min,
+            sui_stale_after_secs: 60,
+            sui_max_stale_secs: 300,
+            ..Config::default()
+        };
+        ApiServer::new(config, [1; 32], T0)
+    }
+
+    fn deposit(checkpoint: u64, digest: char) -> EventBatch {
+        EventBatch {
+            checkpoint,
+            events: alloc::vec![StakeEvent {
+                id: EventId {
+                    tx_digest: core::iter::repeat_n(digest, 44).collect(),
+                    event_seq: 0,
+                },
+                stake_id: STAKE,
+                kind: StakeEventKind::Deposited {
+                    owner: ed25519_address(&SECRET),
+                    amount: 2_000_000_000,
+                },
+            }],
+            foreign: 0,
+        }
+    }
+
+    fn register(s: &mut ApiServer, now: UnixTime) -> (u16, Value) {
+        let token = mint_ed25519(
+            &SECRET,
+            &SealClaims {
+                node_id: "node-a".into(),
+                stake_id: STAKE,
+                iat: now.secs(),
+                exp: now.secs() + 3600,
+            },
+        );
+        let body =
+            j::to_vec(&json!({"node_id": "node-a", "seal_token": token, "timestamp": now.secs()}));
+        let mut req = ApiRequest::new(Method::Post, "/api/v1/register-worker");
+        req.seal_token = Some(&token);
+        req.content_type = Some("application/json");
+        req.body = &body;
+        let r = s
+            .handle_request(now, &req)
+            .into_response()
+            .unwrap_or_else(|| ApiResponse::json(0, Vec::new()));
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    #[test]
+    fn a_stake_below_the_minimum_trust_level_does_not_admit() {
+        let mut s = server(TrustLevel::NodeRead);
+        s.apply_sui_batch(T0, &deposit(1, 'A'), &mut TrustTheRelay)
+            .unwrap();
+        let (code, body) = register(&mut s, T0);
+        assert_eq!(code, 401, "{body}");
+        let message = body.get("message").and_then(Value::as_str).unwrap();
+        assert!(
+            message.contains("trust level relay-pushed") && message.contains("node-read"),
+            "{message}"
+        );
+        // The same stake confirmed by a full-node read (a later deposit) now admits, and the
+        // Node carries the level it was admitted at.
+        s.apply_sui_batch(T0, &deposit(2, 'B'), &mut TrustTheFullNode)
+            .unwrap();
+        assert_eq!(s.stakes().get(&STAKE).unwrap().trust, TrustLevel::NodeRead);
+        let (code, body) = register(&mut s, T0);
+        assert_eq!(code, 200, "{body}");
+        let node = s
+            .store()
+            .get(&ObjectKey::new(ResourceId::Nodes, "", "node-a"))
+            .unwrap();
+        let node: Value = serde_json::from_slice(&node.json).unwrap();
+        assert_eq!(
+            node.pointer("/metadata/annotations/nautilus.io~1stake-trust-level"),
+            Some(&json!("node-read"))
+        );
+    }
+
+    #[test]
+    fn trust_levels_order_and_parse() {
+        for (text, level) in [
+            ("relay-pushed", TrustLevel::RelayPushed),
+            ("node-read", TrustLevel::NodeRead),
+            ("light-client", TrustLevel::LightClient),
+        ] {
+            assert_eq!(TrustLevel::parse(text), Some(level));
+            assert_eq!(level.as_str(), text);
+        }
+        assert_eq!(TrustLevel::parse("trusted"), None);
+        assert!(TrustLevel::RelayPushed < TrustLevel::NodeRead);
+        assert!(TrustLevel::NodeRead < TrustLevel::LightClient);
+    }
+
+    #[test]
+    fn a_sui_outage_degrades_readiness_then_refuses_registrations_until_recovery() {
+        let mut s = server(TrustLevel::RelayPushed);
+        // Push-only: silence is not staleness.
+        assert!(s.sui_readiness(T0.plus_secs(10_000)).is_ok());
+        s.sui_reader_started(T0);
+        s.apply_sui_batch(T0, &deposit(1, 'A'), &mut TrustTheFullNode)
+            .unwrap();
+        assert!(s.sui_readiness(T0.plus_secs(59)).is_ok());
+        let degraded = s.sui_readiness(T0.plus_secs(60)).unwrap_err();
+        assert!(degraded.contains("no Sui progress for 60 s"), "{degraded}");
+        assert_eq!(register(&mut s, T0.plus_secs(299)).0, 200);
+        let (code, body) = register(&mut s, T0.plus_secs(300));
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            body.get("message")
+                .and_then(Value::as_str)
+                .unwrap()
+                .contains("no Sui progress for 300 s"),
+            "{body}"
+        );
+        // The registry was kept through the outage; the reader catches up and it admits again.
+        assert!(s.stakes().get(&STAKE).is_some());
+        s.sui_synced(T0.plus_secs(400));
+        assert!(s.sui_readiness(T0.plus_secs(400)).is_ok());
+        assert_eq!(register(&mut s, T0.plus_secs(400)).0, 200);
     }
 }

@@ -1,0 +1,9 @@
+//! The enclave's own Sui reads (ARCHITECTURE.md §4): through the proxy's byte relay, TLS ending
+//! in the enclave, protobuf decoded here and plain staking events handed to the core.
+
+mod events;
+mod reader;
+mod relay;
+
+pub(crate) use reader::{ReaderOptions, spawn};
+pub(crate) use relay::RelayAddr;

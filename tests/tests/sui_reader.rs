@@ -1,0 +1,460 @@
+//! Level 1 (`node-read`) end to end: a fixture Sui full node (the SDK's LedgerService server,
+//! TLS with a test CA) serves a scripted chain; `nautilus-proxy dev --sui-node` relays the
+//! enclave's TLS bytes to it; the enclave reads the staking events itself and a worker whose
+//! stake is on the chain is admitted at `--min-trust-level=node-read`.
+
+// Included by path until tests/src/lib.rs exports it (`pub mod sui_fixture;`).
+#[path = "../src/sui_fixture/mod.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod sui_fixture;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nautilus_core::token::{ed25519_address, hex32};
+use nautilus_tests::client;
+use serde_json::json;
+use sui_fixture::dev::{SuiDev, runtime};
+use sui_fixture::{ChainEvent, ChainState};
+
+#[test]
+fn a_stake_read_from_the_chain_admits_at_node_read_and_foreign_events_are_ignored() {
+    let rt = runtime();
+    let package = [0x5a; 32];
+    let (secret, stake) = ([41u8; 32], [42u8; 32]);
+    let owner = ed25519_address(&secret).0;
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![vec![ChainEvent::Foreign]]);
+        c.push(vec![vec![
+            ChainEvent::Foreign,
+            ChainEvent::Deposit {
+                stake,
+                owner,
+                amount: 2_000_000_000,
+            },
+        ]]);
+    }
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=node-read"],
+    );
+    let reply = dev.register_until(&secret, &stake, "sui-worker-1", 200);
+    assert_eq!(reply.json()["status"], "registered", "{}", dev.logs());
+
+    // A stake that appears later on the chain is picked up too; a withdrawal revokes it.
+    let (secret2, stake2) = ([51u8; 32], [52u8; 32]);
+    let owner2 = ed25519_address(&secret2).0;
+    assert_eq!(dev.register(&secret2, &stake2, "sui-worker-2").status, 401);
+    chain.lock().unwrap().push(vec![vec![ChainEvent::Deposit {
+        stake: stake2,
+        owner: owner2,
+        amount: 3_000_000_000,
+    }]]);
+    dev.register_until(&secret2, &stake2, "sui-worker-2", 200);
+    chain
+        .lock()
+        .unwrap()
+        .push(vec![vec![ChainEvent::Withdraw { stake: stake2 }]]);
+    let refused = dev.register_until(&secret2, &stake2, "sui-worker-2", 401);
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("withdrawn"),
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+}
+
+#[test]
+fn a_relay_pushed_stake_is_refused_below_the_minimum_trust_level() {
+    let rt = runtime();
+    let package = [0x6b; 32];
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    chain.lock().unwrap().push(vec![]);
+    let node = sui_fixture::start(rt.handle(), package, chain);
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=node-read"],
+    );
+    let (secret, stake) = ([61u8; 32], [62u8; 32]);
+    let owner = hex32(&ed25519_address(&secret).0);
+    // Pushed by the "relay" (admin token in dev): known, but only at relay-pushed.
+    let kubeconfig = std::fs::read_to_string(dev.dir.path().join("kubeconfig")).unwrap();
+    let token = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token:"))
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string();
+    let body = json!({"checkpoint": 1000, "events": [nautilus_tests::simulator::deposit_event(&package, "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi", &stake, &owner, 2_000_000_000)]}).to_string();
+    let pushed = client::blocking_request(
+        dev.port,
+        &dev.ca_pem,
+        "POST",
+        "/api/v1/sui-events",
+        Some(body.as_bytes()),
+        &[
+            ("authorization".into(), format!("Bearer {token}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        pushed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&pushed.body)
+    );
+    let refused = dev.register(&secret, &stake, "pushed-worker");
+    assert_eq!(refused.status, 401);
+    let text = String::from_utf8_lossy(&refused.body);
+    assert!(
+        text.contains("trust level relay-pushed") && text.contains("node-read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_older_tip_is_refused_as_a_rollback_and_reading_resumes_when_the_node_is_honest_again() {
+    let rt = runtime();
+    let package = [0x7c; 32];
+    let (secret, stake) = ([71u8; 32], [72u8; 32]);
+    let (secret2, stake2) = ([73u8; 32], [74u8; 32]);
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    // Checkpoint 0 is empty, so the tip seen before the lie is 1.
+    chain.lock().unwrap().push(vec![]);
+    chain.lock().unwrap().push(vec![vec![ChainEvent::Deposit {
+        stake,
+        owner: ed25519_address(&secret).0,
+        amount: 2_000_000_000,
+    }]]);
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=node-read"],
+    );
+    dev.register_until(&secret, &stake, "rollback-1", 200);
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![vec![ChainEvent::Deposit {
+            stake: stake2,
+            owner: ed25519_address(&secret2).0,
+            amount: 2_000_000_000,
+        }]]);
+        // The node now claims a tip older than the checkpoint already seen.
+        c.faults.tip_override = Some(0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dev.logs().contains("rollback attempt") {
+        assert!(
+            Instant::now() < deadline,
+            "no rollback refusal logged:\n{}",
+            dev.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing past the lie was applied; the first stake still admits.
+    assert_eq!(dev.register(&secret2, &stake2, "rollback-2").status, 401);
+    assert_eq!(dev.register(&secret, &stake, "rollback-1").status, 200);
+    chain.lock().unwrap().faults.tip_override = None;
+    dev.register_until(&secret2, &stake2, "rollback-2", 200);
+}
+
+/// An enclave and a `serve` proxy started separately, so the proxy (and its relay) can be
+/// killed and restarted under a running enclave.
+struct Split {
+    dir: tempfile::TempDir,
+    enclave: std::process::Child,
+    proxy: Option<std::process::Child>,
+    proxy_args: Vec<String>,
+}
+
+const ADMIN: &str = "sui-split-admin-token";
+
+impl Split {
+    fn start(package: &[u8; 32], node: &sui_fixture::FixtureNode) -> Self {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(path("ca.pem"), &node.ca_pem).unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        std::fs::write(path("tls.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(path("tls.key"), cert.key_pair.serialize_pem()).unwrap();
+        let enclave = std::process::Command::new(nautilus_tests::binary("nautilus-enclave"))
+            .args([
+                format!("--listen=unix:{}", path("enclave.sock")),
+                format!(
+                    "--admin-token-sha256={}",
+                    hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))
+                ),
+                "--simulated-nsm".into(),
+                format!("--sui-package={}", hex32(package)),
+                format!("--sui-relay=unix:{}", path("relay.sock")),
+                format!("--sui-node={}", node.addr),
+                format!("--sui-ca-file={}", path("ca.pem")),
+                "--log-level=warn".into(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let proxy_args = vec![
+            "serve".into(),
+            format!("--listen=127.0.0.1:{}", nautilus_tests::free_port()),
+            format!("--enclave=unix:{}", path("enclave.sock")),
+            format!("--tls-cert={}", path("tls.crt")),
+            format!("--tls-key={}", path("tls.key")),
+            format!("--sui-node={}", node.addr),
+            format!("--sui-relay-listen=unix:{}", path("relay.sock")),
+            "--log-level=warn".into(),
+        ];
+        let mut split = Split {
+            dir,
+            enclave,
+            proxy: None,
+            proxy_args,
+        };
+        split.start_proxy();
+        split
+    }
+
+    fn start_proxy(&mut self) {
+        let child = std::process::Command::new(nautilus_tests::binary("nautilus-proxy"))
+            .args(&self.proxy_args)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.proxy = Some(child);
+    }
+
+    fn kill_proxy(&mut self) {
+        if let Some(mut proxy) = self.proxy.take() {
+            let _ = proxy.kill();
+            let _ = proxy.wait();
+        }
+    }
+
+    /// `GET /api/v1/sui-events?stake=` straight over the enclave's socket (plain HTTP).
+    fn position(&self, stake: &[u8; 32]) -> Option<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut s =
+            std::os::unix::net::UnixStream::connect(self.dir.path().join("enclave.sock")).ok()?;
+        write!(
+            s,
+            "GET /api/v1/sui-events?stake={} HTTP/1.1\r\nHost: e\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n",
+            hex32(stake)
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    }
+}
+
+impl Drop for Split {
+    fn drop(&mut self) {
+        self.kill_proxy();
+        let _ = self.enclave.kill();
+        let _ = self.enclave.wait();
+    }
+}
+
+#[test]
+fn events_are_applied_exactly_once_across_a_proxy_restart_mid_page() {
+    let rt = runtime();
+    let package = [0x8d; 32];
+    let (owner, stake) = ([81u8; 32], [82u8; 32]);
+    const CHECKPOINTS: u64 = 200;
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    let mut expected: u64 = 0;
+    {
+        let mut c = chain.lock().unwrap();
+        // Every checkpoint tops the stake up by a different amount (and every 7th slashes
+        // a little), so an event applied twice or skipped changes the final amount.
+        for n in 0..CHECKPOINTS {
+            let mut tx = vec![ChainEvent::Deposit {
+                stake,
+                owner,
+                amount: 1_000 + n,
+            }];
+            expected += 1_000 + n;
+            if n % 7 == 3 {
+                tx.push(ChainEvent::Slash { stake, amount: 10 });
+                expected -= 10;
+            }
+            tx.push(ChainEvent::Foreign);
+            c.push(vec![tx, vec![ChainEvent::Foreign]]);
+        }
+        c.faults.delay = Duration::from_millis(3);
+    }
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let mut split = Split::start(&package, &node);
+    // Wait until the reader is part-way through a page, then kill the relay under it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let progress = |split: &Split| {
+        split
+            .position(&stake)
+            .and_then(|v| v.get("checkpoint").and_then(serde_json::Value::as_u64))
+    };
+    loop {
+        if progress(&split).is_some_and(|c| c >= 30) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reader made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    split.kill_proxy();
+    let at_kill = progress(&split).unwrap();
+    assert!(
+        at_kill < CHECKPOINTS - 1,
+        "the whole chain was read before the kill"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let during = progress(&split).unwrap();
+    assert!(
+        during <= at_kill + 1,
+        "read on without a relay: {at_kill} → {during}"
+    );
+    split.start_proxy();
+    loop {
+        if progress(&split) == Some(CHECKPOINTS - 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reader did not catch up: {:?}",
+            split.position(&stake)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let view = split.position(&stake).unwrap();
+    let s = &view["stake"];
+    assert_eq!(s["amount"], expected.to_string(), "{view}");
+    assert_eq!(s["trust"], "node-read");
+    assert_eq!(s["checkpoint"], CHECKPOINTS - 1);
+}
+
+#[test]
+fn a_sui_outage_degrades_readiness_then_refuses_new_workers_and_recovery_catches_up() {
+    let rt = runtime();
+    let package = [0x9e; 32];
+    let (a, stake_a) = ([91u8; 32], [92u8; 32]);
+    let (b, stake_b) = ([93u8; 32], [94u8; 32]);
+    let (c, stake_c) = ([95u8; 32], [96u8; 32]);
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    chain.lock().unwrap().push(vec![
+        vec![ChainEvent::Deposit {
+            stake: stake_a,
+            owner: ed25519_address(&a).0,
+            amount: 2_000_000_000,
+        }],
+        vec![ChainEvent::Deposit {
+            stake: stake_b,
+            owner: ed25519_address(&b).0,
+            amount: 2_000_000_000,
+        }],
+    ]);
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--sui-stale-after=2", "--sui-max-stale=4"],
+    );
+    dev.register_until(&a, &stake_a, "outage-a", 200);
+    let (code, text) = dev.readyz();
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("[+]sui-stake-registry ok"), "{text}");
+
+    chain.lock().unwrap().faults.down = true;
+    let outage = Instant::now();
+    // Degraded after the staleness, while existing workers keep working.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, text) = dev.readyz();
+        if code == 503 {
+            assert!(
+                text.contains("[-]sui-stake-registry failed") && text.contains("no Sui progress"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz never degraded: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(outage.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(dev.seed("heartbeat", &a, &stake_a, "outage-a").status, 200);
+    // New registrations are refused past the maximum staleness, with the reason.
+    let refused = dev.register_until(&b, &stake_b, "outage-b", 503);
+    let body = String::from_utf8_lossy(&refused.body);
+    assert!(
+        body.contains("no Sui progress") && body.contains("refused"),
+        "{body}"
+    );
+    assert_eq!(dev.seed("heartbeat", &a, &stake_a, "outage-a").status, 200);
+
+    // Recovery: what happened during the outage is caught up, and registrations resume.
+    chain.lock().unwrap().push(vec![vec![ChainEvent::Deposit {
+        stake: stake_c,
+        owner: ed25519_address(&c).0,
+        amount: 2_000_000_000,
+    }]]);
+    chain.lock().unwrap().faults.down = false;
+    dev.register_until(&c, &stake_c, "outage-c", 200);
+    dev.register_until(&b, &stake_b, "outage-b", 200);
+    assert_eq!(dev.readyz().0, 200);
+}
+
+#[test]
+fn a_node_serving_malformed_or_failing_data_is_failed_over_and_nothing_of_it_applied() {
+    let rt = runtime();
+    let package = [0xa1; 32];
+    let (a, stake_a) = ([101u8; 32], [102u8; 32]);
+    let deposit = ChainEvent::Deposit {
+        stake: stake_a,
+        owner: ed25519_address(&a).0,
+        amount: 2_000_000_000,
+    };
+    // The first node's checkpoint 0 carries a malformed event of ours next to the deposit
+    // (refused whole); the second serves the honest chain after some injected errors.
+    let bad = Arc::new(Mutex::new(ChainState::default()));
+    bad.lock()
+        .unwrap()
+        .push(vec![vec![ChainEvent::Malformed, deposit.clone()]]);
+    let good = Arc::new(Mutex::new(ChainState::default()));
+    good.lock().unwrap().push(vec![vec![deposit]]);
+    good.lock().unwrap().faults.errors = 2;
+    let first = sui_fixture::start(rt.handle(), package, bad.clone());
+    let second = sui_fixture::start_sharing_ca(rt.handle(), package, good.clone(), &first);
+    let dev = SuiDev::start(
+        &package,
+        &[first.addr, second.addr],
+        &first.ca_pem,
+        &["--min-trust-level=node-read"],
+    );
+    dev.register_until(&a, &stake_a, "failover-a", 200);
+    let logs = dev.logs();
+    assert!(
+        logs.contains("does not match the schema") && logs.contains("refused the node's data"),
+        "{logs}"
+    );
+    assert!(logs.contains("injected error"), "{logs}");
+    assert!(bad.lock().unwrap().served >= 1 && good.lock().unwrap().served >= 3);
+
+    // The good node goes away; the reader fails over back to the first, which has since
+    // been fixed, and keeps following the chain from where the core stands.
+    drop(second);
+    {
+        let mut b = bad.lock().unwrap();
+        b.checkpoints = good.lock().unwrap().checkpoints.clone();
+        b.push(vec![vec![ChainEvent::Withdraw { stake: stake_a }]]);
+    }
+    dev.register_until(&a, &stake_a, "failover-a", 401);
+}
