@@ -601,6 +601,7 @@ fn watches_show_changes_as_they_happen() {
     );
     let pl = collect_until(&plain_rx, |l| {
         l.iter().filter(|x| x.starts_with("b ")).count() >= 2
+            && l.iter().any(|x| x.starts_with("a "))
     });
     assert!(
         pl.iter().any(|l| l.starts_with("b ")) && pl.iter().any(|l| l.starts_with("a ")),
