@@ -201,7 +201,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let Some(attested) = verify::attest(&mut report, &remote).await else {
                 return Ok(false);
             };
-            let Some(body) =
+            let Some((status, body)) =
                 verify::signed_get(&mut report, &remote, &attested, &path, token.as_deref()).await
             else {
                 return Ok(false);
@@ -210,7 +210,12 @@ async fn run(cli: Cli) -> Result<bool, String> {
             std::io::stdout()
                 .write_all(&body)
                 .map_err(|e| format!("stdout: {e}"))?;
-            Ok(true)
+            // The answer is authentic either way, but a 401 or 404 is not the object asked for:
+            // fail as `kubectl get` does, so scripts do not take a Status for the object.
+            Ok(report.check(
+                (200..300).contains(&status),
+                &format!("answer status {status} is 2xx"),
+            ))
         }
         Command::Kubeconfig {
             remote: r,
