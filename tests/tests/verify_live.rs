@@ -98,6 +98,22 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
     let t = exits(&out, 1);
     assert!(t.contains("simulated"), "{t}");
 
+    // Checked as if the proxy terminated TLS (zero SPKI hash), the binding fails, and the
+    // attested configuration tells which flag fits.
+    let out = verify(&[
+        "attestation",
+        "--url",
+        &url,
+        "--insecure-skip-tls-verify",
+        "--allow-simulated",
+    ]);
+    let t = exits(&out, 1);
+    assert!(t.contains("✗ user_data "), "{t}");
+    assert!(
+        t.contains("hint: the attested configuration has tls = \"enclave\""),
+        "{t}"
+    );
+
     // A PCR that is not the enclave's.
     let pcr0 = format!("0={}", "11".repeat(48));
     let out = verify(&[
@@ -220,6 +236,15 @@ fn proxy_tls_binds_the_zero_spki_hash() {
     ]);
     let t = exits(&out, 1);
     assert!(t.contains("✗ user_data "), "{t}");
+    assert!(
+        t.contains("hint: the attested configuration has tls = \"proxy\""),
+        "{t}"
+    );
+
+    // A watch is a stream: nothing complete to sign, refused up front.
+    let out = verify(&["get", "/api/v1/pods?watch=1", "--url", &url, "--ca", ca]);
+    let t = exits(&out, 1);
+    assert!(t.contains("a watch is a stream"), "{t}");
 
     let out = verify(&[
         "get",

@@ -196,6 +196,16 @@ async fn run(cli: Cli) -> Result<bool, String> {
             remote: r,
             token,
         } => {
+            // A watch answers with a stream that never completes, so it cannot be signed.
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            if query
+                .split('&')
+                .any(|kv| matches!(kv, "watch=1" | "watch=true" | "watch"))
+            {
+                return Err(format!(
+                    "{path}: a watch is a stream with no complete answer to sign; GET the list"
+                ));
+            }
             let remote = remote(&r.url, &r.common, false)?;
             let mut report = Report::new(true);
             let Some(attested) = verify::attest(&mut report, &remote).await else {

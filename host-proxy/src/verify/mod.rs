@@ -259,14 +259,18 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
     )?;
     // The digest means something only with the configuration it hashes: show it when the
     // enclave serves it, and check that it is what the digest says.
+    let mut tls_mode = None;
     match client::get(&remote.target, &remote.trust, CONFIG_PATH, &[]).await {
         Ok(config) if config.status == 200 => {
-            report.check(
+            let hashes = report.check(
                 Sha256::digest(&config.body).as_slice() == digest,
                 &format!("{CONFIG_PATH} hashes to the config digest"),
             );
             for line in String::from_utf8_lossy(&config.body).lines() {
                 report.info(&format!("config {line}"));
+                if let Some(mode) = line.strip_prefix("tls = ").filter(|_| hashes) {
+                    tls_mode = Some(mode.trim().trim_matches('"').to_string());
+                }
             }
         }
         Ok(config) => report.info(&format!(
@@ -304,6 +308,19 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
         allow_simulated: remote.allow_simulated,
     };
     let doc = check_document(report, &fetched.body, &root, now_ms(), &expect)?;
+    // A wrong TLS-mode flag fails the user_data check; the attested configuration says which
+    // mode the enclave runs in, so say which flag fits.
+    match (tls_mode.as_deref(), remote.enclave_tls) {
+        (Some("enclave"), false) => report.info(
+            "hint: the attested configuration has tls = \"enclave\": the enclave terminates TLS, \
+             verify with --enclave-tls so its certificate is checked against user_data",
+        ),
+        (Some("proxy"), true) => report.info(
+            "hint: the attested configuration has tls = \"proxy\": the certificate presented is \
+             the proxy's, which the enclave does not attest; verify with --ca instead of --enclave-tls",
+        ),
+        _ => {}
+    }
     if report.failed() {
         return None;
     }
