@@ -152,6 +152,10 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
         t.contains("pinning the attested enclave certificate"),
         "{t}"
     );
+    assert!(
+        t.contains("✓ the attested certificate is valid for 127.0.0.1"),
+        "{t}"
+    );
     let dev_pinned = std::fs::read_to_string(cluster.dir.path().join("enclave-tls.crt")).unwrap();
     assert_eq!(pinned_pem(&kc).trim(), dev_pinned.trim());
     let out = kubectl(&kc, &["get", "ns"]);

@@ -241,6 +241,21 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 report.check(false, "enclave TLS certificate presented");
                 return Ok(false);
             };
+            // kubectl checks the host name against the pinned certificate's SANs: a host the
+            // enclave was not given with --tls-san would make a kubeconfig kubectl refuses.
+            if report
+                .result(
+                    verify::client::pinned_certificate_names(cert, &remote.target.host),
+                    &format!(
+                        "the attested certificate is valid for {} (as kubectl will check it)",
+                        remote.target.host
+                    ),
+                )
+                .is_none()
+            {
+                report.info("start the enclave with --tls-san HOST (tls_san) for this name");
+                return Ok(false);
+            }
             let config = verify::kubeconfig(&remote.target.base, cert, token.as_deref());
             std::fs::write(&out, config).map_err(|e| format!("{}: {e}", out.display()))?;
             report.check(
