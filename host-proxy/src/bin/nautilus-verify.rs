@@ -196,12 +196,22 @@ async fn run(cli: Cli) -> Result<bool, String> {
             remote: r,
             token,
         } => {
+            // A watch answers with a stream that never completes, so it cannot be signed.
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            if query
+                .split('&')
+                .any(|kv| matches!(kv, "watch=1" | "watch=true" | "watch"))
+            {
+                return Err(format!(
+                    "{path}: a watch is a stream with no complete answer to sign; GET the list"
+                ));
+            }
             let remote = remote(&r.url, &r.common, false)?;
             let mut report = Report::new(true);
             let Some(attested) = verify::attest(&mut report, &remote).await else {
                 return Ok(false);
             };
-            let Some(body) =
+            let Some((status, body)) =
                 verify::signed_get(&mut report, &remote, &attested, &path, token.as_deref()).await
             else {
                 return Ok(false);
@@ -210,7 +220,12 @@ async fn run(cli: Cli) -> Result<bool, String> {
             std::io::stdout()
                 .write_all(&body)
                 .map_err(|e| format!("stdout: {e}"))?;
-            Ok(true)
+            // The answer is authentic either way, but a 401 or 404 is not the object asked for:
+            // fail as `kubectl get` does, so scripts do not take a Status for the object.
+            Ok(report.check(
+                (200..300).contains(&status),
+                &format!("answer status {status} is 2xx"),
+            ))
         }
         Command::Kubeconfig {
             remote: r,
@@ -226,6 +241,21 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 report.check(false, "enclave TLS certificate presented");
                 return Ok(false);
             };
+            // kubectl checks the host name against the pinned certificate's SANs: a host the
+            // enclave was not given with --tls-san would make a kubeconfig kubectl refuses.
+            if report
+                .result(
+                    verify::client::pinned_certificate_names(cert, &remote.target.host),
+                    &format!(
+                        "the attested certificate is valid for {} (as kubectl will check it)",
+                        remote.target.host
+                    ),
+                )
+                .is_none()
+            {
+                report.info("start the enclave with --tls-san HOST (tls_san) for this name");
+                return Ok(false);
+            }
             let config = verify::kubeconfig(&remote.target.base, cert, token.as_deref());
             std::fs::write(&out, config).map_err(|e| format!("{}: {e}", out.display()))?;
             report.check(

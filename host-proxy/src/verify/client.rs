@@ -179,6 +179,24 @@ fn client_config(trust: &Trust) -> Result<Arc<rustls::ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// Checks `cert_der` as kubectl will with a kubeconfig that names it as the only CA: its own
+/// trust anchor, valid now, and naming `host` (a DNS name or IP address in its SANs).
+pub(crate) fn pinned_certificate_names(cert_der: &[u8], host: &str) -> Result<(), String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = CertificateDer::from(cert_der.to_vec());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).map_err(|e| e.to_string())?;
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    verifier
+        .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Accepts any certificate but still checks the handshake signature, so the server proves it
 /// holds the key of the certificate it presented (the one whose SPKI the attestation binds).
 #[derive(Debug)]
@@ -228,6 +246,38 @@ impl ServerCertVerifier for HandshakeOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An enclave certificate as `nautilus-enclave --tls enclave` makes it (SANs `localhost`,
+    /// `127.0.0.1`; valid 1975 to 4096).
+    const ENCLAVE_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIB6zCCAXGgAwIBAgIUNNupjioZEPfXHJFqTOUKwSfJGTYwCgYIKoZIzj0EAwMw
+GzEZMBcGA1UEAwwQbmF1dGlsdXMtZW5jbGF2ZTAgFw03NTAxMDEwMDAwMDBaGA80
+MDk2MDEwMTAwMDAwMFowGzEZMBcGA1UEAwwQbmF1dGlsdXMtZW5jbGF2ZTB2MBAG
+ByqGSM49AgEGBSuBBAAiA2IABLolImvX3VRzdCQ/G1nbszGyAqVw6oGzjVv4L7Il
+I6GJV/1eYeDwCPeUKRTt0X2VwEMBb/nt9Uc1xzM8vMeJFMzYKm/D3op7+yL2apT0
+Xq+hhzERhZ5PNENSwGwqOdvOqKN0MHIwGgYDVR0RBBMwEYIJbG9jYWxob3N0hwR/
+AAABMA8GA1UdDwEB/wQFAwMHgAAwEwYDVR0lBAwwCgYIKwYBBQUHAwEwHQYDVR0O
+BBYEFPuo5EC+xk0vUjZsHF2l+VH8RT38MA8GA1UdEwEB/wQFMAMBAQAwCgYIKoZI
+zj0EAwMDaAAwZQIxAJIz2X7Ds+W5AH9uENHObio1RXyjLEHHnXAu6WmHe3UPvm60
+wV/oXgKF2vV+Bho4cgIwfxlTpXEYXDEOXt4K3Gb2AG7uIvX1OV3U0X1LTmgPZORl
+wULxTIkVHVh8fTbQHW6E
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn a_pinned_certificate_must_name_the_host_kubectl_connects_to() {
+        let der = CertificateDer::from_pem_slice(ENCLAVE_CERT.as_bytes()).unwrap();
+        for (host, ok) in [
+            ("localhost", true),
+            ("127.0.0.1", true),
+            ("api.example.com", false),
+            ("10.0.0.1", false),
+        ] {
+            let got = pinned_certificate_names(&der, host);
+            assert_eq!(got.is_ok(), ok, "{host}: {got:?}");
+        }
+        assert!(pinned_certificate_names(b"not a certificate", "localhost").is_err());
+    }
 
     #[test]
     fn urls_name_a_scheme_host_and_port_only() {

@@ -259,14 +259,18 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
     )?;
     // The digest means something only with the configuration it hashes: show it when the
     // enclave serves it, and check that it is what the digest says.
+    let mut tls_mode = None;
     match client::get(&remote.target, &remote.trust, CONFIG_PATH, &[]).await {
         Ok(config) if config.status == 200 => {
-            report.check(
+            let hashes = report.check(
                 Sha256::digest(&config.body).as_slice() == digest,
                 &format!("{CONFIG_PATH} hashes to the config digest"),
             );
             for line in String::from_utf8_lossy(&config.body).lines() {
                 report.info(&format!("config {line}"));
+                if let Some(mode) = line.strip_prefix("tls = ").filter(|_| hashes) {
+                    tls_mode = Some(mode.trim().trim_matches('"').to_string());
+                }
             }
         }
         Ok(config) => report.info(&format!(
@@ -304,6 +308,19 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
         allow_simulated: remote.allow_simulated,
     };
     let doc = check_document(report, &fetched.body, &root, now_ms(), &expect)?;
+    // A wrong TLS-mode flag fails the user_data check; the attested configuration says which
+    // mode the enclave runs in, so say which flag fits.
+    match (tls_mode.as_deref(), remote.enclave_tls) {
+        (Some("enclave"), false) => report.info(
+            "hint: the attested configuration has tls = \"enclave\": the enclave terminates TLS, \
+             verify with --enclave-tls so its certificate is checked against user_data",
+        ),
+        (Some("proxy"), true) => report.info(
+            "hint: the attested configuration has tls = \"proxy\": the certificate presented is \
+             the proxy's, which the enclave does not attest; verify with --ca instead of --enclave-tls",
+        ),
+        _ => {}
+    }
     if report.failed() {
         return None;
     }
@@ -313,14 +330,14 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
     })
 }
 
-/// A signed GET checked with the attested key; returns the body.
+/// A signed GET checked with the attested key; returns the (authentic) status and body.
 pub(crate) async fn signed_get(
     report: &mut Report,
     remote: &Remote,
     attested: &Attested,
     path: &str,
     token: Option<&str>,
-) -> Option<Vec<u8>> {
+) -> Option<(u16, Vec<u8>)> {
     let key = report.result(
         attested
             .doc
@@ -406,8 +423,26 @@ pub(crate) async fn signed_get(
     if report.failed() {
         None
     } else {
-        Some(fetched.body)
+        Some((fetched.status, fetched.body))
     }
+}
+
+/// `s` as a YAML double-quoted scalar (JSON string syntax, which YAML 1.2 reads the same).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A kubeconfig whose only CA is the attested enclave certificate.
@@ -419,15 +454,13 @@ pub(crate) fn kubeconfig(server: &str, cert_der: &[u8], token: Option<&str>) -> 
         pem.push('\n');
     }
     pem.push_str("-----END CERTIFICATE-----\n");
+    // Strings are written JSON-quoted (valid YAML): an unquoted token such as `12345` or one
+    // with `: `/`#` would be read as a number or cut short, and kubectl refuses the file.
     let user = match token {
-        Some(t) => format!("    token: {t}\n"),
-        None => "    {}\n".to_string(),
+        Some(t) => format!("  user:\n    token: {}\n", quote(t)),
+        None => "  user: {}\n".to_string(),
     };
-    let user = if token.is_some() {
-        format!("  user:\n{user}")
-    } else {
-        "  user: {}\n".to_string()
-    };
+    let server = quote(server);
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: nautilus-attested\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: nautilus-attested\n{user}contexts:\n- name: nautilus-attested\n  context:\n    cluster: nautilus-attested\n    user: nautilus-attested\ncurrent-context: nautilus-attested\n",
         b64.encode(pem)
@@ -463,8 +496,14 @@ mod tests {
             b"\x30\x03\x02\x01\x01",
             Some("t0k"),
         );
-        assert!(cfg.contains("server: https://10.0.0.1:6443\n"));
-        assert!(cfg.contains("    token: t0k\n"));
+        assert!(cfg.contains("server: \"https://10.0.0.1:6443\"\n"));
+        assert!(cfg.contains("    token: \"t0k\"\n"));
+        // A token YAML would read as a number, or with quotes, stays one exact string.
+        let numeric = kubeconfig("https://h:1", b"x", Some("12345"));
+        assert!(numeric.contains("    token: \"12345\"\n"), "{numeric}");
+        let odd = kubeconfig("https://h:1", b"x", Some("a: #\"b"));
+        assert!(odd.contains("    token: \"a: #\\\"b\"\n"), "{odd}");
+        assert_eq!(quote("a\\b\nc"), "\"a\\\\b\\u000ac\"");
         assert!(cfg.contains("current-context: nautilus-attested\n"));
         let data = cfg
             .lines()
