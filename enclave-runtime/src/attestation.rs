@@ -246,8 +246,22 @@ fn verbose_health(shared: &Shared, path: &str) -> hyper::Response<ResponseBody> 
         "[+]nsm ok".to_string()
     };
     let endpoint = path.trim_start_matches('/');
-    let text = format!("[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{endpoint} check passed\n");
+    // Readiness also covers the stake registry: degraded once Sui is silent past
+    // `--sui-stale-after` (the cluster keeps serving; the operator sees why).
+    let sui = (path == "/readyz").then(|| shared.lock().sui_readiness(crate::server::now()));
+    let (sui_line, ready) = match &sui {
+        None => (String::new(), true),
+        Some(Ok(detail)) => (format!("[+]sui-stake-registry ok: {detail}\n"), true),
+        Some(Err(detail)) => (format!("[-]sui-stake-registry failed: {detail}\n"), false),
+    };
+    let verdict = if ready { "passed" } else { "failed" };
+    let text = format!(
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{sui_line}{endpoint} check {verdict}\n"
+    );
     let mut response = hyper::Response::new(ResponseBody::Full(Some(Bytes::from(text))));
+    if !ready {
+        *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+    }
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -71,28 +71,17 @@ impl Shared {
 }
 
 /// `/readyz` with the stake registry's check: 503 once Sui has been silent past
-/// `--sui-stale-after` (the cluster keeps serving; the operator sees why), and the detail
-/// under `?verbose` in kube-apiserver's `[+]name ok` style.
-fn with_sui_readiness(outcome: Outcome, sui: Result<String, String>, query: &str) -> Outcome {
+/// `--sui-stale-after`. (`?verbose` is answered with every check line in `attestation.rs`.)
+fn with_sui_readiness(outcome: Outcome, sui: Result<String, String>) -> Outcome {
     let Outcome::Response(response) = &outcome else {
         return outcome;
     };
-    if response.status != 200 {
-        return outcome;
-    }
-    let verbose = query
-        .split('&')
-        .any(|p| p == "verbose" || p.starts_with("verbose="));
-    match (sui, verbose) {
-        (Ok(_), false) => outcome,
-        (Ok(detail), true) => Outcome::Response(ApiResponse::text(
-            200,
-            &format!("[+]ping ok\n[+]sui-stake-registry ok: {detail}\nreadyz check passed\n"),
-        )),
-        (Err(detail), _) => Outcome::Response(ApiResponse::text(
+    match sui {
+        Err(detail) if response.status == 200 => Outcome::Response(ApiResponse::text(
             503,
             &format!("[+]ping ok\n[-]sui-stake-registry failed: {detail}\nreadyz check failed\n"),
         )),
+        _ => outcome,
     }
 }
 
@@ -454,7 +443,7 @@ async fn handle(
         let mut core = shared.lock();
         let mut outcome = core.handle_request(now, &request);
         if path == "/readyz" {
-            outcome = with_sui_readiness(outcome, core.sui_readiness(now), query);
+            outcome = with_sui_readiness(outcome, core.sui_readiness(now));
         }
         (outcome, core.store().revision(), core.has_immediate_work())
     };

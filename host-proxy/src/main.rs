@@ -159,6 +159,7 @@ impl RelayCli {
             allow: self.sui_nodes.clone(),
         })
         .map_err(|e| format!("error: {e}"))?;
+        metrics::set_relay(relay.counters());
         tokio::spawn(relay.run(std::future::pending()));
         Ok(())
     }

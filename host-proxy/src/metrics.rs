@@ -5,8 +5,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -174,9 +174,93 @@ pub(crate) fn enclave_log_line() {
     METRICS.log_lines.inc();
 }
 
+/// Labels of the Sui relay families: the node, and a direction or a refusal reason.
+type RelayLabels = Vec<(&'static str, String)>;
+
+/// The Sui relay's families, filled from the relay's own atomics at scrape time (the relay
+/// counts on its hot path; the scrape copies).
+struct RelayMetrics {
+    counters: Arc<crate::relay::RelayCounters>,
+    bytes: Family<RelayLabels, Counter>,
+    connections: Family<RelayLabels, Counter>,
+    refused: Family<RelayLabels, Counter>,
+}
+
+static RELAY: OnceLock<RelayMetrics> = OnceLock::new();
+/// Serialises scrapes, so two at once never add the same delta twice.
+static RELAY_SYNC: Mutex<()> = Mutex::new(());
+
+/// Exports the relay's per-node counters (called once, when the relay starts).
+pub(crate) fn set_relay(counters: Arc<crate::relay::RelayCounters>) {
+    let _ = RELAY.set(RelayMetrics {
+        counters,
+        bytes: Family::default(),
+        connections: Family::default(),
+        refused: Family::default(),
+    });
+}
+
+/// Raises `counter` to `value` (counters only grow).
+fn catch_up(counter: &Counter, value: u64) {
+    let seen = counter.get();
+    if value > seen {
+        counter.inc_by(value - seen);
+    }
+}
+
+/// Copies the relay's atomics into its families and encodes them.
+fn render_relay(text: &mut String) -> Result<(), std::fmt::Error> {
+    let Some(relay) = RELAY.get() else {
+        return Ok(());
+    };
+    let _guard = RELAY_SYNC
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for node in &relay.counters.nodes {
+        let name = node.node.to_string();
+        for (direction, value) in [
+            ("to_node", node.to_node.load(Ordering::Relaxed)),
+            ("from_node", node.from_node.load(Ordering::Relaxed)),
+        ] {
+            let labels = vec![("node", name.clone()), ("direction", direction.to_string())];
+            catch_up(&relay.bytes.get_or_create(&labels), value);
+        }
+        let labels = vec![("node", name)];
+        catch_up(
+            &relay.connections.get_or_create(&labels),
+            node.connections.load(Ordering::Relaxed),
+        );
+    }
+    for (reason, value) in [
+        ("denied", relay.counters.denied.load(Ordering::Relaxed)),
+        ("unreachable", relay.counters.failed.load(Ordering::Relaxed)),
+    ] {
+        let labels = vec![("reason", reason.to_string())];
+        catch_up(&relay.refused.get_or_create(&labels), value);
+    }
+    let mut registry = Registry::default();
+    registry.register(
+        "nautilus_proxy_sui_relay_bytes",
+        "Bytes relayed between the enclave and each allowlisted Sui full node (TLS ciphertext)",
+        relay.bytes.clone(),
+    );
+    registry.register(
+        "nautilus_proxy_sui_relay_connections",
+        "Enclave connections relayed to each allowlisted Sui full node",
+        relay.connections.clone(),
+    );
+    registry.register(
+        "nautilus_proxy_sui_relay_refused",
+        "Relay requests refused: a target not on the allowlist (denied) or not reachable",
+        relay.refused.clone(),
+    );
+    prometheus_client::encoding::prometheus_text::encode(text, &registry)
+}
+
 /// The metrics in the Prometheus text format (0.0.4).
 fn render() -> Result<String, std::fmt::Error> {
     let mut text = String::with_capacity(2048);
+    render_relay(&mut text)?;
     prometheus_client::encoding::prometheus_text::encode(&mut text, &METRICS.registry)?;
     Ok(text)
 }

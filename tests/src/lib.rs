@@ -25,14 +25,11 @@ pub fn binary(name: &str) -> PathBuf {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "nautilus-proxy",
-            "-p",
-            "nautilus-enclave",
-        ]);
+        // The same package and target set as `cargo test --workspace` (the README's test
+        // command), so the binaries are built with the same unified features and this is a
+        // no-op there; `-p nautilus-proxy -p nautilus-enclave` alone would resolve features
+        // differently and rebuild the whole dependency tree (tonic, sui-rpc, ...) a second time.
+        cmd.args(["build", "--quiet", "--workspace", "--tests", "--bins"]);
         if profile == "release" {
             cmd.arg("--release");
         }
@@ -338,4 +335,38 @@ pub fn signal(pid: u32, sig: i32) {
             libc::kill(pid, sig);
         }
     }
+}
+
+/// Runs `promtool check metrics` (Debian package `prometheus`) on `text`, failing the test with
+/// its complaints.
+#[track_caller]
+pub fn promtool_check(what: &str, text: &str) {
+    use std::io::Write as _;
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => panic!(
+            "promtool is missing: install it with `apt-get update && apt-get install -y \
+             prometheus` (Debian package `prometheus`) ({e})"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics rejects the {what} metrics ({}):\n{}{}\n--- metrics ---\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -56,6 +56,36 @@ fn targets_off_the_allowlist_are_refused_and_logged() {
     }
     // The allowlisted node is reachable.
     assert_eq!(ask(&dev, &format!("CONNECT {}\n", node.addr)), "OK\n");
+
+    // The proxy's metrics count the refusals and the relayed connections and bytes per node
+    // (the enclave's own reader connects through the relay too, so wait for its bytes).
+    let node_label = format!("node=\"{}\"", node.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let metrics = dev.proxy_metrics();
+        let value = |name: &str| -> Option<f64> {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        };
+        let denied = value("nautilus_proxy_sui_relay_refused_total{reason=\"denied\"}");
+        let connections = value(&format!(
+            "nautilus_proxy_sui_relay_connections_total{{{node_label}}}"
+        ));
+        let from_node = value(&format!(
+            "nautilus_proxy_sui_relay_bytes_total{{{node_label},direction=\"from_node\"}}"
+        ));
+        assert_eq!(denied, Some(4.0), "{metrics}");
+        if connections.is_some_and(|n| n >= 1.0) && from_node.is_some_and(|n| n > 0.0) {
+            nautilus_tests::promtool_check("proxy", &metrics);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no relayed bytes counted:\n{metrics}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -18,6 +18,8 @@ pub struct SuiDev {
     pub port: u16,
     /// The dev CA (PEM).
     pub ca_pem: Vec<u8>,
+    /// The proxy's own metrics listener (loopback).
+    pub metrics_port: u16,
     output: Arc<Mutex<Vec<String>>>,
 }
 
@@ -40,9 +42,11 @@ impl SuiDev {
         let ca_file = dir.path().join("sui-ca.pem");
         std::fs::write(&ca_file, ca_pem).expect("write CA");
         let port = free_port();
+        let metrics_port = free_port();
         let mut cmd = Command::new(binary("nautilus-proxy"));
         cmd.arg("dev")
             .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(format!("--metrics-listen=127.0.0.1:{metrics_port}"))
             .arg("--data-dir")
             .arg(dir.path())
             .arg(format!("--sui-package={}", hex32(package)))
@@ -105,6 +109,7 @@ impl SuiDev {
             dir,
             port,
             ca_pem,
+            metrics_port,
             output,
         }
     }
@@ -132,6 +137,21 @@ impl SuiDev {
         )
         .ok()?;
         reply.json().get("checkpoint")?.as_u64()
+    }
+
+    /// The proxy's own metrics (plain HTTP on its loopback metrics listener).
+    pub fn proxy_metrics(&self) -> String {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .expect("connect to the proxy's metrics listener");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("send the scrape");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read the scrape");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_string()
     }
 
     /// Everything printed so far.
