@@ -182,6 +182,9 @@ pub(crate) enum Queue {
     ReplicaSet,
     Deployment,
     Service,
+    /// Pods bound to a node that was deleted (kube's PodGC "orphaned pods"); the key's name is
+    /// the node's.
+    OrphanPods,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -333,6 +336,7 @@ impl ApiServer {
                         self.sync_replicaset(now, &ns, &name);
                     }
                     Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
+                    Work::Sync(Queue::OrphanPods, _, node) => self.delete_orphaned_pods(&node),
                 }
             }
             if syncs == 0 {
@@ -453,7 +457,39 @@ impl ApiServer {
             }
             ResourceId::Deployments => self.controllers.enqueue(Queue::Deployment, ns, name),
             ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
+            ResourceId::Nodes if deleted => self.controllers.enqueue(Queue::OrphanPods, "", name),
             _ => {}
+        }
+    }
+
+    /// Deletes the pods still bound to `node` once the Node is gone, as kube's pod garbage
+    /// collector does for orphaned pods, so their controllers replace them on live nodes. A
+    /// node that came back keeps its pods.
+    fn delete_orphaned_pods(&mut self, node: &str) {
+        if self
+            .store
+            .get(&ObjectKey::new(ResourceId::Nodes, "", node))
+            .is_some()
+        {
+            return;
+        }
+        let orphans: Vec<ObjectKey> = self
+            .store
+            .range(ResourceId::Pods, None, None)
+            .filter(|(_, object)| {
+                object
+                    .index
+                    .fields
+                    .iter()
+                    .any(|(f, v)| *f == "spec.nodeName" && v == node)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in orphans {
+            if let Some(mut pod) = self.load(&key) {
+                // A failed delete (the store refuses) is retried by the next resync.
+                let _ = self.write_delete(&key, &mut pod);
+            }
         }
     }
 
@@ -573,6 +609,19 @@ impl ApiServer {
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
                     ResourceId::Services => Queue::Service,
+                    ResourceId::Pods => {
+                        // A pod bound to a node that no longer exists (its deletion left the
+                        // ring before the feed saw it).
+                        if let Some(node) = obj.pointer("/spec/nodeName").and_then(Value::as_str)
+                            && self
+                                .store
+                                .get(&ObjectKey::new(ResourceId::Nodes, "", node))
+                                .is_none()
+                        {
+                            self.controllers.enqueue(Queue::OrphanPods, "", node);
+                        }
+                        continue;
+                    }
                     _ => continue,
                 };
                 self.controllers.enqueue(queue, &key.namespace, &key.name);

@@ -997,3 +997,45 @@ fn scaling_mid_rollout_is_proportional() {
     }
     assert_eq!(sizes(&mut c), [0, 15]);
 }
+
+/// kube's pod garbage collector deletes pods bound to a node that no longer exists, so that
+/// their ReplicaSet replaces them; a pod bound to a node that still exists is left alone.
+#[test]
+fn pods_of_a_deleted_node_are_collected_and_replaced() {
+    let mut c = Cluster::new();
+    for node in ["gone", "kept"] {
+        let (code, body) = c.post(
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let (code, body) = c.post(DEPLOYMENTS, deployment("web", 2, "nginx"));
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    let pods = c.names(PODS);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    // Bind one pod to each node, as the scheduler or a kubelet would.
+    for (pod, node) in pods.iter().zip(["gone", "kept"]) {
+        let (code, body) = c.post(
+            &alloc::format!("{PODS}/{pod}/binding"),
+            json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    c.settle();
+    let (code, body) = c.delete("/api/v1/nodes/gone", Value::Null);
+    assert_eq!(code, 200, "{body}");
+    c.settle();
+    let after = c.names(PODS);
+    assert_eq!(
+        after.len(),
+        2,
+        "the ReplicaSet replaces the collected pod: {after:?}"
+    );
+    assert!(!after.contains(&pods[0]), "{after:?}");
+    assert!(after.contains(&pods[1]), "{after:?}");
+    let (_, kept) = c.get(&alloc::format!("{PODS}/{}", pods[1]));
+    assert_eq!(kept["spec"]["nodeName"], "kept");
+}
