@@ -41,6 +41,30 @@ fn get(c: &DevCluster, path: &str) -> Value {
     }
 }
 
+/// The value of the sample written exactly as `series` in a `/metrics` text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+/// `(pods bound by the scheduler, sum of their queue-to-bind latencies in seconds)`.
+fn scheduled(c: &DevCluster) -> (f64, f64) {
+    let Ok(reply) = c.request("GET", "/metrics", None, &[]) else {
+        return (0.0, 0.0);
+    };
+    let text = String::from_utf8_lossy(&reply.body);
+    (
+        sample(
+            &text,
+            "scheduler_schedule_attempts_total{result=\"scheduled\",profile=\"default-scheduler\"}",
+        )
+        .unwrap_or(0.0),
+        sample(&text, "scheduler_pod_scheduling_sli_duration_seconds_sum").unwrap_or(0.0),
+    )
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -91,6 +115,7 @@ fn main() {
     // Let the pod watches of every worker settle before the clock starts.
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = status_kib(pid, "VmRSS:");
+    let (bound_before, latency_before) = scheduled(&c);
 
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -118,6 +143,7 @@ fn main() {
 
     let path = "/apis/apps/v1/namespaces/default/deployments/bench";
     let mut all_created: Option<Duration> = None;
+    let mut all_bound: Option<Duration> = None;
     let mut peak_rss = 0;
     let ready_after = loop {
         let d = get(&c, path);
@@ -127,6 +153,9 @@ fn main() {
         let ready = d["status"]["readyReplicas"].as_u64().unwrap_or(0) as usize;
         if all_created.is_none() && replicas_now >= replicas {
             all_created = Some(at);
+        }
+        if all_bound.is_none() && scheduled(&c).0 - bound_before >= replicas as f64 {
+            all_bound = Some(started.elapsed());
         }
         if ready >= replicas {
             break at;
@@ -167,11 +196,17 @@ fn main() {
         by_node.values().min().copied().unwrap_or(0),
         by_node.values().max().copied().unwrap_or(0),
     );
+    let (bound_after, latency_after) = scheduled(&c);
     let secs = ready_after.as_secs_f64();
     println!("deploy: {replicas} replicas on {workers} simulated workers");
     println!(
         "  all pods created (status.replicas) after {:.3} s",
         all_created.map_or(f64::NAN, |d| d.as_secs_f64())
+    );
+    println!(
+        "  all pods bound (scheduler metrics)    after {:.3} s; mean queue-to-bind {:.1} ms",
+        all_bound.map_or(f64::NAN, |d| d.as_secs_f64()),
+        (latency_after - latency_before) * 1e3 / (bound_after - bound_before).max(1.0)
     );
     println!(
         "  all Ready (status.readyReplicas) after  {secs:.3} s ({:.0} pods/s) — goal < 5 s: {}",
