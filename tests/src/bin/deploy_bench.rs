@@ -65,6 +65,16 @@ fn scheduled(c: &DevCluster) -> (f64, f64) {
     )
 }
 
+/// The process's user + system CPU time in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // The command may hold spaces; the fields after its closing parenthesis are plain.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
 fn main() {
     let args: Vec<usize> = std::env::args()
         .skip(1)
@@ -224,5 +234,17 @@ fn main() {
         mib(Some(peak_rss)),
         mib(status_kib(pid, "VmHWM:"))
     );
+    // Once settled, the enclave must be idle apart from heartbeats: no backlog polling loop.
+    let idle = Duration::from_secs(3);
+    let ticks_before = cpu_ticks(pid);
+    std::thread::sleep(idle);
+    if let (Some(a), Some(b)) = (ticks_before, cpu_ticks(pid)) {
+        // Linux reports CPU time in USER_HZ = 100 ticks per second.
+        println!(
+            "  enclave CPU when settled: {:.1} % of a core over {} s",
+            (b - a) as f64 / idle.as_secs_f64(),
+            idle.as_secs()
+        );
+    }
     drop(sim);
 }
