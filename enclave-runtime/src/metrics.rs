@@ -15,13 +15,16 @@ use nautilus_core::Error;
 use nautilus_core::api::{ApiResponse, WatchPoll};
 use nautilus_core::auth::{Identity, authenticate};
 use nautilus_core::resource::{RESOURCES, ResourceId};
+use nautilus_core::scheduler::{LATENCY_BUCKETS_MICROS, LatencyHistogram, SchedulerStats};
 use prometheus_client::encoding::{
-    EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder, LabelValueEncoder,
+    EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelSetEncoder,
+    LabelValueEncoder, MetricEncoder, NoLabelSet,
 };
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 use crate::http::{self, ResponseBody};
@@ -189,6 +192,53 @@ impl EncodeLabelSet for TokenLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
         label(encoder, "result", self.0)?;
         label(encoder, "reason", self.1)
+    }
+}
+
+/// kube-scheduler's `result` and `profile` labels of `scheduler_schedule_attempts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct AttemptLabels(&'static str);
+
+impl EncodeLabelSet for AttemptLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        label(encoder, "result", self.0)?;
+        label(
+            encoder,
+            "profile",
+            nautilus_core::scheduler::DEFAULT_SCHEDULER,
+        )
+    }
+}
+
+/// Core's queue-to-bind latency histogram, encoded as seconds. Core keeps one count per bucket
+/// (not cumulative) with a last, unbounded bucket, which is what the encoder takes: it sums the
+/// counts into the cumulative `le` series itself and writes an infinite bound as `+Inf`.
+#[derive(Debug)]
+struct SchedulingLatency(LatencyHistogram);
+
+impl SchedulingLatency {
+    /// `(upper bound in seconds, count in that bucket alone)`, ending with `+Inf`.
+    fn buckets(&self) -> Vec<(f64, u64)> {
+        let bounds = LATENCY_BUCKETS_MICROS
+            .iter()
+            .map(|micros| *micros as f64 / 1e6)
+            .chain(std::iter::once(f64::INFINITY));
+        bounds.zip(self.0.counts.iter().copied()).collect()
+    }
+}
+
+impl TypedMetric for SchedulingLatency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for SchedulingLatency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let sum = self.0.sum_micros as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, self.0.count, &self.buckets(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
@@ -436,6 +486,7 @@ struct Snapshot {
     revision: u64,
     tokens: nautilus_core::token::TokenStats,
     nodes: NodeCounts,
+    scheduler: SchedulerStats,
 }
 
 /// Node counts by readiness (core's `NodeReadiness`, copied out under the lock).
@@ -500,6 +551,7 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
                     unreachable: n.unreachable,
                 }
             },
+            scheduler: core.scheduler_stats(),
         }
     };
     if !matches!(req.method().as_str(), "GET" | "HEAD") {
@@ -652,6 +704,7 @@ fn encode(
         "Nodes marked Ready=Unknown with the unreachable taints (heartbeats stopped)",
         ConstGauge::new(to_i64(snapshot.nodes.unreachable)),
     );
+    register_scheduler(&mut registry, &snapshot.scheduler);
     registry.register(
         "nautilus_log_lines_dropped",
         "Log lines dropped because the log sink (the proxy) was slow or unreachable",
@@ -670,6 +723,50 @@ fn encode(
     let mut text = String::with_capacity(16 * 1024);
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)?;
     Ok(text)
+}
+
+/// The scheduler's families, under kube-scheduler's names where they mean the same.
+fn register_scheduler(registry: &mut Registry, stats: &SchedulerStats) {
+    let attempts = Family::<AttemptLabels, Counter>::default();
+    for (result, count) in [
+        ("scheduled", stats.attempts_scheduled),
+        ("unschedulable", stats.attempts_unschedulable),
+        ("error", stats.attempts_error),
+    ] {
+        attempts.get_or_create(&AttemptLabels(result)).inc_by(count);
+    }
+    registry.register(
+        "scheduler_schedule_attempts",
+        "Number of attempts to schedule pods, by the result. 'unschedulable' means a pod could not be scheduled, while 'error' means an internal scheduler problem",
+        attempts,
+    );
+    let pending = Family::<Label, Gauge>::default();
+    pending
+        .get_or_create(&Label("queue", "active"))
+        .set(to_i64(stats.pending_active));
+    pending
+        .get_or_create(&Label("queue", "unschedulable"))
+        .set(to_i64(stats.pending_unschedulable));
+    registry.register(
+        "scheduler_pending_pods",
+        "Number of pending pods, by the queue type. 'active' means number of pods in activeQ; 'unschedulable' means number of pods that fit nowhere, waiting for a change or their backoff",
+        pending,
+    );
+    registry.register(
+        "scheduler_pod_scheduling_sli_duration_seconds",
+        "E2e latency for a pod being scheduled, from the time the pod enters the scheduling queue to its bind, possibly over several attempts",
+        SchedulingLatency(stats.latency.clone()),
+    );
+    registry.register(
+        "nautilus_scheduler_nodes",
+        "Nodes in the scheduler's cache",
+        ConstGauge::new(to_i64(stats.nodes)),
+    );
+    registry.register(
+        "nautilus_scheduler_queue_overflowed",
+        "1 while the scheduling queue is over its budget (--scheduler-queue-capacity) and pending pods are found by periodic scans of the store",
+        ConstGauge::new(i64::from(stats.queue_overflowed)),
+    );
 }
 
 #[cfg(test)]
@@ -798,6 +895,53 @@ mod tests {
         assert!(text.contains(
             "apiserver_request_total{verb=\"LIST\",group=\"apps\",version=\"v1\",resource=\"deployments\",subresource=\"\",scope=\"namespace\",code=\"200\"} 1"
         ), "{text}");
+    }
+
+    #[test]
+    fn scheduler_families_use_kube_scheduler_names_and_cumulative_buckets() {
+        let mut counts = [0; LATENCY_BUCKETS_MICROS.len() + 1];
+        // 2 binds within 1 ms, 3 within (5 ms, 10 ms], 1 beyond the last bound.
+        counts[0] = 2;
+        counts[2] = 3;
+        counts[LATENCY_BUCKETS_MICROS.len()] = 1;
+        let stats = SchedulerStats {
+            attempts_scheduled: 5,
+            attempts_unschedulable: 2,
+            attempts_error: 0,
+            pending_active: 4,
+            pending_unschedulable: 1,
+            nodes: 3,
+            latency: LatencyHistogram {
+                counts,
+                sum_micros: 2_500_000,
+                count: 6,
+            },
+            ..SchedulerStats::default()
+        };
+        let mut registry = Registry::default();
+        register_scheduler(&mut registry, &stats);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "# TYPE scheduler_schedule_attempts_total counter",
+            "scheduler_schedule_attempts_total{result=\"scheduled\",profile=\"default-scheduler\"} 5",
+            "scheduler_schedule_attempts_total{result=\"unschedulable\",profile=\"default-scheduler\"} 2",
+            "scheduler_schedule_attempts_total{result=\"error\",profile=\"default-scheduler\"} 0",
+            "scheduler_pending_pods{queue=\"active\"} 4",
+            "scheduler_pending_pods{queue=\"unschedulable\"} 1",
+            "# TYPE scheduler_pod_scheduling_sli_duration_seconds histogram",
+            "scheduler_pod_scheduling_sli_duration_seconds_sum 2.5",
+            "scheduler_pod_scheduling_sli_duration_seconds_count 6",
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"0.001\"} 2",
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"0.005\"} 2",
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"0.01\"} 5",
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"60\"} 5",
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"+Inf\"} 6",
+            "nautilus_scheduler_nodes 3",
+            "nautilus_scheduler_queue_overflowed 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

@@ -263,6 +263,9 @@ async fn shutdown_signal() {
     }
 }
 
+/// Pause between two `handle_timeout` calls while core reports a backlog.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
+
 /// Runs core's background work when it is due (after writes, and every second).
 async fn run_timers(shared: Arc<Shared>) {
     // Sleep until core's next deadline (at most a second), or until a request says work is due.
@@ -272,20 +275,25 @@ async fn run_timers(shared: Arc<Shared>) {
             () = shared.timers.notified() => {},
             () = tokio::time::sleep(wait) => {},
         }
-        let (revision, next) = {
+        let (revision, next, backlog) = {
             let mut core = shared.lock();
             let at = now();
             if core.poll_timeout().is_some_and(|due| due <= at) {
                 core.handle_timeout(at);
             }
-            (core.store().revision(), core.poll_timeout())
+            let backlog = core.has_scheduling_backlog() || core.has_controller_backlog();
+            (core.store().revision(), core.poll_timeout(), backlog)
         };
-        // Work still due right after running (a namespace held by a finalizer) is retried at a
-        // gentle pace rather than in a busy loop.
+        // A backlog (pods beyond one scheduling batch, a ReplicaSet's next burst, the changes
+        // the last call wrote) shrinks with every call, so it is drained at once, with a
+        // millisecond between calls to let requests take the lock. Other work still due right
+        // after running (a namespace held by a finalizer) is retried at a gentle pace rather
+        // than in a busy loop.
         wait = next.map_or(Duration::from_secs(1), |due| {
             match due.nanos.checked_sub(now().nanos) {
                 Some(ahead) if ahead > 0 => Duration::from_nanos(ahead)
                     .clamp(Duration::from_millis(1), Duration::from_secs(1)),
+                _ if backlog => BACKLOG_PAUSE,
                 _ => Duration::from_millis(200),
             }
         });

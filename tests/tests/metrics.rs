@@ -687,3 +687,145 @@ fn dev_serves_proxy_metrics_on_loopback_and_refuses_other_addresses() {
     );
     promtool_check("dev proxy", &text);
 }
+
+#[test]
+fn scheduler_families_count_bound_and_unschedulable_pods() {
+    use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, package_arg};
+    let cluster = DevCluster::start_with(&[&package_arg(&DEFAULT_PACKAGE)]);
+    let before = scrape_enclave(&cluster);
+    for result in ["scheduled", "unschedulable", "error"] {
+        let series = format!(
+            "scheduler_schedule_attempts_total{{result=\"{result}\",profile=\"default-scheduler\"}}"
+        );
+        assert_eq!(sample(&before, &series), Some(0.0), "{series}\n{before}");
+    }
+    assert_eq!(
+        sample(
+            &before,
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(0.0),
+        "{before}"
+    );
+    let sim = Simulator::start(
+        &cluster,
+        SimConfig {
+            workers: 2,
+            interval: Duration::from_millis(500),
+            connections: 2,
+            ..SimConfig::default()
+        },
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.workers().iter().any(|w| w.ok_heartbeats() < 1) {
+        assert!(Instant::now() < deadline, "no heartbeats");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Three pods that fit, and one whose nodeSelector matches no node.
+    for i in 0..3 {
+        cluster.kubectl_ok(&["run", &format!("fits-{i}"), "--image=nginx"]);
+    }
+    cluster.kubectl_ok(&[
+        "run",
+        "nowhere",
+        "--image=nginx",
+        "--overrides={\"spec\":{\"nodeSelector\":{\"disk\":\"none\"}}}",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = scrape_enclave(&cluster);
+        let settled = sample(&text, "scheduler_pending_pods{queue=\"active\"}") == Some(0.0)
+            && sample(&text, "scheduler_pending_pods{queue=\"unschedulable\"}") == Some(1.0)
+            && sample(
+                &text,
+                "scheduler_schedule_attempts_total{result=\"scheduled\",profile=\"default-scheduler\"}",
+            ) == Some(3.0);
+        if settled {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduler did not settle:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(sim);
+    let bound = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.spec.nodeName} {end}",
+    ]);
+    assert_eq!(
+        bound
+            .split_whitespace()
+            .filter(|p| p.starts_with("fits-") && !p.ends_with('='))
+            .count(),
+        3,
+        "{bound}"
+    );
+    // Retries after node heartbeats may add attempts, but at least the first one failed.
+    assert!(
+        sample(
+            &text,
+            "scheduler_schedule_attempts_total{result=\"unschedulable\",profile=\"default-scheduler\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "scheduler_schedule_attempts_total{result=\"error\",profile=\"default-scheduler\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    // The latency histogram saw the three binds: cumulative buckets end at the count.
+    assert_eq!(
+        sample(&text, "scheduler_pod_scheduling_sli_duration_seconds_count"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("scheduler_pod_scheduling_sli_duration_seconds_bucket{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(buckets.len(), 11, "{text}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{text}");
+    // Binding follows the create within the same timer call: well under a minute each.
+    assert_eq!(
+        sample(
+            &text,
+            "scheduler_pod_scheduling_sli_duration_seconds_bucket{le=\"60\"}"
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "scheduler_pod_scheduling_sli_duration_seconds_sum")
+            .is_some_and(|s| (0.0..180.0).contains(&s)),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_scheduler_nodes"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "nautilus_scheduler_queue_overflowed"),
+        Some(0.0),
+        "{text}"
+    );
+    promtool_check("enclave with scheduled pods", &text);
+}

@@ -500,3 +500,31 @@ fn a_bind_the_store_refuses_is_retried_not_lost() {
     assert_eq!(c.node_of("p"), "");
     assert!(c.server.poll_timeout().is_some_and(|t| t > c.now));
 }
+
+#[test]
+fn a_backlog_beyond_one_batch_is_reported_until_drained() {
+    let mut c = Cluster::with(Config {
+        scheduler_batch: 2,
+        ..Config::default()
+    });
+    c.node("n", json!({}));
+    assert!(!c.server.has_scheduling_backlog());
+    for i in 0..5 {
+        assert_eq!(c.pod(&alloc::format!("p{i}"), json!({})).0, 201);
+    }
+    // Five pods, two attempts per call: the runtime must call again at once, three times.
+    let mut calls = 0;
+    while c.server.has_scheduling_backlog() {
+        c.server.handle_timeout(c.now);
+        calls += 1;
+        assert!(calls <= 3, "the backlog does not shrink");
+    }
+    assert_eq!(calls, 3);
+    assert_eq!(c.server.scheduler_stats().attempts_scheduled, 5);
+    // A pod that fits nowhere is parked, not a backlog: the runtime need not poll for it.
+    c.pod("big", json!({"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "64"}}}]}));
+    assert!(c.server.has_scheduling_backlog());
+    c.run();
+    assert!(!c.server.has_scheduling_backlog());
+    assert_eq!(c.server.scheduler_stats().pending_unschedulable, 1);
+}
