@@ -487,6 +487,7 @@ struct Snapshot {
     tokens: nautilus_core::token::TokenStats,
     nodes: NodeCounts,
     scheduler: SchedulerStats,
+    sui: nautilus_core::api::SuiStatus,
 }
 
 /// Node counts by readiness (core's `NodeReadiness`, copied out under the lock).
@@ -500,6 +501,36 @@ struct NodeCounts {
 
 fn to_i64(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The stake registry: its checkpoint, how long Sui has been silent, stakes by trust level.
+fn register_sui(registry: &mut Registry, sui: &nautilus_core::api::SuiStatus) {
+    if let Some(checkpoint) = sui.checkpoint {
+        registry.register(
+            "nautilus_sui_checkpoint",
+            "The last Sui checkpoint whose staking events the registry applied",
+            ConstGauge::new(i64::try_from(checkpoint).unwrap_or(i64::MAX)),
+        );
+    }
+    if let Some(stale) = sui.stale_secs {
+        registry.register(
+            "nautilus_sui_seconds_since_progress",
+            "Seconds since the enclave's Sui reader last made progress (the registry's lag; readiness degrades past --sui-stale-after)",
+            ConstGauge::new(i64::try_from(stale).unwrap_or(i64::MAX)),
+        );
+    }
+    let stakes = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for (level, count) in ["relay-pushed", "node-read", "light-client"]
+        .into_iter()
+        .zip(sui.stakes_by_trust)
+    {
+        stakes.get_or_create(&[("trust", level)]).set(to_i64(count));
+    }
+    registry.register(
+        "nautilus_stakes",
+        "Stakes in the registry by the trust level of their source",
+        stakes,
+    );
 }
 
 /// `Forbidden` for `/metrics`, worded like kube-apiserver's non-resource denial.
@@ -552,6 +583,7 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
                 }
             },
             scheduler: core.scheduler_stats(),
+            sui: core.sui_status(crate::server::now()),
         }
     };
     if !matches!(req.method().as_str(), "GET" | "HEAD") {
@@ -705,6 +737,7 @@ fn encode(
         ConstGauge::new(to_i64(snapshot.nodes.unreachable)),
     );
     register_scheduler(&mut registry, &snapshot.scheduler);
+    register_sui(&mut registry, &snapshot.sui);
     registry.register(
         "nautilus_log_lines_dropped",
         "Log lines dropped because the log sink (the proxy) was slow or unreachable",

@@ -66,6 +66,45 @@ fn a_stake_read_from_the_chain_admits_at_node_read_and_foreign_events_are_ignore
         "{}",
         String::from_utf8_lossy(&refused.body)
     );
+
+    // The enclave's metrics show where the registry stands: its checkpoint, its lag, and the
+    // stakes by trust level (the withdrawn stake is still known, at node-read).
+    let auth = format!("Bearer {}", dev.admin_token());
+    let reply = nautilus_tests::client::blocking_request(
+        dev.port,
+        &dev.ca_pem,
+        "GET",
+        "/metrics",
+        None,
+        &[("authorization".to_string(), auth)],
+    )
+    .expect("scrape");
+    assert_eq!(reply.status, 200);
+    let metrics = String::from_utf8_lossy(&reply.body).into_owned();
+    nautilus_tests::promtool_check("enclave", &metrics);
+    let value = |name: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    assert_eq!(
+        value("nautilus_stakes{trust=\"node-read\"}"),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        value("nautilus_stakes{trust=\"relay-pushed\"}"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(
+        value("nautilus_sui_checkpoint").is_some_and(|c| c >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        value("nautilus_sui_seconds_since_progress").is_some_and(|s| s < 60.0),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
+pub use workers::SuiStatus;
 
 use crate::auth::Identity;
 use crate::store::Store;

@@ -389,30 +389,39 @@ impl ApiServer {
         &self.stakes
     }
 
-    /// The stake registry's readiness at `now`: `Ok(detail)` or `Err(detail)` when degraded
-    /// (no Sui progress for `sui_stale_after_secs`), for `/readyz?verbose`.
-    pub fn sui_readiness(&self, now: UnixTime) -> Result<String, String> {
-        let mut by_level = [0usize; 3];
+    /// Where the stake registry stands, for readiness and metrics.
+    pub fn sui_status(&self, now: UnixTime) -> SuiStatus {
+        let mut stakes_by_trust = [0usize; 3];
         for (_, stake) in self.stakes.iter() {
             let slot = match stake.trust {
-                crate::stake::TrustLevel::RelayPushed => by_level.get_mut(0),
-                crate::stake::TrustLevel::NodeRead => by_level.get_mut(1),
-                crate::stake::TrustLevel::LightClient => by_level.get_mut(2),
+                crate::stake::TrustLevel::RelayPushed => stakes_by_trust.get_mut(0),
+                crate::stake::TrustLevel::NodeRead => stakes_by_trust.get_mut(1),
+                crate::stake::TrustLevel::LightClient => stakes_by_trust.get_mut(2),
             };
             if let Some(n) = slot {
                 *n = n.saturating_add(1);
             }
         }
-        let [pushed, read, light] = by_level;
-        let checkpoint = self
-            .stakes
-            .last_checkpoint()
+        SuiStatus {
+            checkpoint: self.stakes.last_checkpoint(),
+            stale_secs: self.sui_stale_secs(now),
+            stakes_by_trust,
+        }
+    }
+
+    /// The stake registry's readiness at `now`: `Ok(detail)` or `Err(detail)` when degraded
+    /// (no Sui progress for `sui_stale_after_secs`), for `/readyz?verbose`.
+    pub fn sui_readiness(&self, now: UnixTime) -> Result<String, String> {
+        let status = self.sui_status(now);
+        let [pushed, read, light] = status.stakes_by_trust;
+        let checkpoint = status
+            .checkpoint
             .map_or_else(|| "none".to_string(), |c| alloc::format!("{c}"));
         let detail = alloc::format!(
             "sui stake registry: checkpoint {checkpoint}, stakes relay-pushed={pushed} node-read={read} light-client={light}, min-trust-level {}",
             self.config.min_trust_level.as_str()
         );
-        match self.sui_stale_secs(now) {
+        match status.stale_secs {
             Some(stale) if stale >= self.config.sui_stale_after_secs => Err(alloc::format!(
                 "{detail}: degraded, no Sui progress for {stale} s (stale after {} s)",
                 self.config.sui_stale_after_secs
@@ -818,4 +827,15 @@ mod tests {
         assert!(s.sui_readiness(T0.plus_secs(400)).is_ok());
         assert_eq!(register(&mut s, T0.plus_secs(400)).0, 200);
     }
+}
+
+/// The stake registry's position and make-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuiStatus {
+    /// The last Sui checkpoint applied, if any.
+    pub checkpoint: Option<u64>,
+    /// Seconds since the registry last made progress, once the enclave reads Sui itself.
+    pub stale_secs: Option<u64>,
+    /// Stakes known at each trust level: relay-pushed, node-read, light-client.
+    pub stakes_by_trust: [usize; 3],
 }
