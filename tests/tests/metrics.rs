@@ -11,37 +11,7 @@ use std::time::{Duration, Instant};
 
 use nautilus_tests::{DevCluster, binary, client, free_port};
 
-const PROMTOOL_HINT: &str = "promtool is missing: install it with \
-     `apt-get update && apt-get install -y prometheus` (Debian package `prometheus`)";
-
-/// Runs `promtool check metrics` on `text`, failing the test with its complaints.
-#[track_caller]
-fn promtool_check(what: &str, text: &str) {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => panic!("{PROMTOOL_HINT} ({e})"),
-    };
-    child
-        .stdin
-        .take()
-        .expect("promtool stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics rejects the {what} metrics ({}):\n{}{}\n--- metrics ---\n{text}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use nautilus_tests::promtool_check;
 
 /// The value of the sample written exactly as `series` (name and labels), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
