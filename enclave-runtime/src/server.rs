@@ -281,14 +281,11 @@ async fn run_timers(shared: Arc<Shared>) {
             if core.poll_timeout().is_some_and(|due| due <= at) {
                 core.handle_timeout(at);
             }
-            let backlog = core.has_scheduling_backlog() || core.has_controller_backlog();
+            let backlog = core.has_backlog();
             (core.store().revision(), core.poll_timeout(), backlog)
         };
-        // A backlog (pods beyond one scheduling batch, a ReplicaSet's next burst, the changes
-        // the last call wrote) shrinks with every call, so it is drained at once, with a
-        // millisecond between calls to let requests take the lock. Other work still due right
-        // after running (a namespace held by a finalizer) is retried at a gentle pace rather
-        // than in a busy loop.
+        // A backlog (`has_backlog`) is drained at once, with a millisecond between calls to let
+        // requests take the lock; other work still due is retried at a gentle pace.
         wait = next.map_or(Duration::from_secs(1), |due| {
             match due.nanos.checked_sub(now().nanos) {
                 Some(ahead) if ahead > 0 => Duration::from_nanos(ahead)

@@ -321,6 +321,15 @@ impl ApiServer {
             || self.controllers_pending()
     }
 
+    /// Whether [`ApiServer::handle_timeout`] has work that shrinks with every call and should
+    /// be drained at once (pods beyond one scheduling batch, a ReplicaSet's next burst, the
+    /// changes the last call wrote), as opposed to work that stays due until something else
+    /// changes (a namespace held by a finalizer), which the runtime retries at a gentle pace.
+    /// O(1).
+    pub fn has_backlog(&self) -> bool {
+        self.has_scheduling_backlog() || self.controllers_pending()
+    }
+
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).

@@ -296,14 +296,6 @@ impl Controllers {
 }
 
 impl ApiServer {
-    /// Whether the workload controllers have work they can do at once: changes not yet read
-    /// (including the scheduler's binds of the last `handle_timeout`) or queued keys beyond one
-    /// call's budget. O(1); the runtime polls again within a millisecond while it is true, so a
-    /// large ReplicaSet's pods are created burst after burst without a timer pause.
-    pub fn has_controller_backlog(&self) -> bool {
-        self.controllers_pending()
-    }
-
     /// Whether the workload controllers have unprocessed changes or queued keys. O(1).
     pub(crate) fn controllers_pending(&self) -> bool {
         self.store.revision() > self.controllers.processed || self.controllers.queued() > 0

@@ -266,10 +266,9 @@ impl ApiServer {
         }
     }
 
-    /// Whether pods wait in the scheduler's active queue: more `handle_timeout` work that can run
-    /// at once (a backlog beyond one `scheduler_batch`), unlike parked pods or a held namespace.
-    /// O(1); the runtime polls again within a millisecond while it is true.
-    pub fn has_scheduling_backlog(&self) -> bool {
+    /// Whether pods wait in the scheduler's active queue (a backlog beyond one
+    /// `scheduler_batch`), unlike parked pods. O(1).
+    pub(crate) fn has_scheduling_backlog(&self) -> bool {
         self.scheduler.queue.active_len() > 0
     }
 
