@@ -49,6 +49,13 @@ pub struct ObjectIndex {
     pub fields: Vec<(&'static str, FieldValue)>,
 }
 
+impl ObjectIndex {
+    /// Whether the selectable field `name` has `value`.
+    pub fn field_is(&self, name: &str, value: &str) -> bool {
+        self.fields.iter().any(|(f, v)| *f == name && v == value)
+    }
+}
+
 /// A selectable field's value.
 pub type FieldValue = alloc::borrow::Cow<'static, str>;
 
@@ -182,6 +189,15 @@ impl Store {
     /// The current version of `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&StoredObject> {
         self.objects.get(key)
+    }
+
+    /// The pods bound to `node` (a scan of the pods' indexes, no JSON parsed).
+    pub fn pods_on<'a>(
+        &'a self,
+        node: &'a str,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a StoredObject)> + 'a {
+        self.range(ResourceId::Pods, None, None)
+            .filter(move |(_, o)| o.index.field_is("spec.nodeName", node))
     }
 
     /// Objects of `resource` (in `namespace` if given) in key order, strictly after `after`

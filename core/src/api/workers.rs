@@ -582,13 +582,7 @@ impl ApiServer {
     fn evict_untolerating(&mut self, now: UnixTime, node: &str, taint: &str) {
         let victims: Vec<ObjectKey> = self
             .store
-            .range(ResourceId::Pods, None, None)
-            .filter(|(_, o)| {
-                o.index
-                    .fields
-                    .iter()
-                    .any(|(f, v)| *f == "spec.nodeName" && v == node)
-            })
+            .pods_on(node)
             .filter(|(_, o)| {
                 serde_json::from_slice::<Value>(&o.json)
                     .is_ok_and(|pod| matches!(toleration_seconds(&pod, taint), Toleration::None))
@@ -677,12 +671,7 @@ impl ApiServer {
     fn pod_bound_to(&self, namespace: &str, name: &str, node: &str) -> bool {
         self.store
             .get(&ObjectKey::new(ResourceId::Pods, namespace, name))
-            .is_some_and(|o| {
-                o.index
-                    .fields
-                    .iter()
-                    .any(|(f, v)| *f == "spec.nodeName" && v == node)
-            })
+            .is_some_and(|o| o.index.field_is("spec.nodeName", node))
     }
 }
 

@@ -475,14 +475,7 @@ impl ApiServer {
         }
         let orphans: Vec<ObjectKey> = self
             .store
-            .range(ResourceId::Pods, None, None)
-            .filter(|(_, object)| {
-                object
-                    .index
-                    .fields
-                    .iter()
-                    .any(|(f, v)| *f == "spec.nodeName" && v == node)
-            })
+            .pods_on(node)
             .map(|(key, _)| key.clone())
             .collect();
         for key in orphans {

@@ -298,15 +298,7 @@ impl ApiServer {
     fn evict_pods(&mut self, now: UnixTime, node: &str, since: UnixTime) -> Option<UnixTime> {
         let mut due_now = Vec::new();
         let mut next: Option<UnixTime> = None;
-        for (key, object) in self.store.range(ResourceId::Pods, None, None) {
-            if !object
-                .index
-                .fields
-                .iter()
-                .any(|(f, v)| *f == "spec.nodeName" && v == node)
-            {
-                continue;
-            }
+        for (key, object) in self.store.pods_on(node) {
             let Ok(pod) = serde_json::from_slice::<Value>(&object.json) else {
                 continue;
             };
