@@ -196,8 +196,13 @@ pub(crate) async fn answer(
             ))
         }
         ATTESTATION_PATH => Some(document(shared, query).await),
-        "/readyz" | "/healthz" | "/livez" if readable && has_param(query, "verbose") => {
-            Some(verbose_health(shared, path))
+        "/readyz" | "/healthz" | "/livez" if readable => {
+            // Readiness also covers the stake registry (core decides when Sui is stale); a
+            // failing check is answered with the check list, as kube-apiserver does.
+            let sui =
+                (path == "/readyz").then(|| shared.lock().sui_readiness(crate::server::now()));
+            let failing = matches!(sui, Some(Err(_)));
+            (failing || has_param(query, "verbose")).then(|| verbose_health(shared, path, sui))
         }
         _ => None,
     }
@@ -238,7 +243,11 @@ async fn document(shared: &Arc<Shared>, query: &str) -> hyper::Response<Response
 /// kube-apiserver's verbose check list (`[+]name ok` lines, then `<endpoint> check passed`)
 /// with the NSM's line. The other checks are core's (`ping`, `log`, `etcd`: the in-memory store
 /// is always reachable).
-fn verbose_health(shared: &Shared, path: &str) -> hyper::Response<ResponseBody> {
+fn verbose_health(
+    shared: &Shared,
+    path: &str,
+    sui: Option<Result<String, String>>,
+) -> hyper::Response<ResponseBody> {
     let nsm = shared.attestation.nsm();
     let nsm_line = if nsm.is_simulated() {
         SIMULATED_CHECK_LINE.to_string()
@@ -246,9 +255,6 @@ fn verbose_health(shared: &Shared, path: &str) -> hyper::Response<ResponseBody> 
         "[+]nsm ok".to_string()
     };
     let endpoint = path.trim_start_matches('/');
-    // Readiness also covers the stake registry: degraded once Sui is silent past
-    // `--sui-stale-after` (the cluster keeps serving; the operator sees why).
-    let sui = (path == "/readyz").then(|| shared.lock().sui_readiness(crate::server::now()));
     let (sui_line, ready) = match &sui {
         None => (String::new(), true),
         Some(Ok(detail)) => (format!("[+]sui-stake-registry ok: {detail}\n"), true),

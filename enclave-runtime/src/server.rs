@@ -70,21 +70,6 @@ impl Shared {
     }
 }
 
-/// `/readyz` with the stake registry's check: 503 once Sui has been silent past
-/// `--sui-stale-after`. (`?verbose` is answered with every check line in `attestation.rs`.)
-fn with_sui_readiness(outcome: Outcome, sui: Result<String, String>) -> Outcome {
-    let Outcome::Response(response) = &outcome else {
-        return outcome;
-    };
-    match sui {
-        Err(detail) if response.status == 200 => Outcome::Response(ApiResponse::text(
-            503,
-            &format!("[+]ping ok\n[-]sui-stake-registry failed: {detail}\nreadyz check failed\n"),
-        )),
-        _ => outcome,
-    }
-}
-
 /// The Sui reader's options when `--sui-node` is given (then `--sui-relay` and `--sui-package`
 /// are required).
 fn sui_reader_options(
@@ -446,10 +431,7 @@ async fn handle(
     let now = now();
     let (outcome, revision, timers_due) = {
         let mut core = shared.lock();
-        let mut outcome = core.handle_request(now, &request);
-        if path == "/readyz" {
-            outcome = with_sui_readiness(outcome, core.sui_readiness(now));
-        }
+        let outcome = core.handle_request(now, &request);
         (outcome, core.store().revision(), core.has_immediate_work())
     };
     shared

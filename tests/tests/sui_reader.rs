@@ -429,6 +429,22 @@ fn a_sui_outage_degrades_readiness_then_refuses_new_workers_and_recovery_catches
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(outage.elapsed() >= Duration::from_millis(1500));
+    // Plain `/readyz` (what load balancers poll) fails too, with the failing check named.
+    let plain = nautilus_tests::client::blocking_request(
+        dev.port,
+        &dev.ca_pem,
+        "GET",
+        "/readyz",
+        None,
+        &[],
+    )
+    .expect("readyz");
+    assert_eq!(plain.status, 503);
+    assert!(
+        String::from_utf8_lossy(&plain.body).contains("[-]sui-stake-registry failed"),
+        "{}",
+        String::from_utf8_lossy(&plain.body)
+    );
     assert_eq!(dev.seed("heartbeat", &a, &stake_a, "outage-a").status, 200);
     // New registrations are refused past the maximum staleness, with the reason.
     let refused = dev.register_until(&b, &stake_b, "outage-b", 503);
