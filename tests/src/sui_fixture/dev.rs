@@ -1,32 +1,26 @@
 //! `nautilus-proxy dev` started with the Sui relay (`--sui-node`) for the Sui end-to-end tests.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nautilus_core::token::{SealClaims, hex32, mint_ed25519};
-use nautilus_tests::{binary, client, free_port};
+use nautilus_tests::{DevCluster, client, free_port};
 use serde_json::json;
 
-/// `nautilus-proxy dev` with the relay to the fixture node(s).
+/// `nautilus-proxy dev` with the relay to the fixture node(s): a [`DevCluster`] (its data dir,
+/// port, CA and logs) with the proxy's metrics listener and the fixture CA's file.
 pub struct SuiDev {
-    child: Child,
-    /// The data directory.
-    pub dir: tempfile::TempDir,
-    /// The proxy's API port.
-    pub port: u16,
-    /// The dev CA (PEM).
-    pub ca_pem: Vec<u8>,
+    cluster: DevCluster,
     /// The proxy's own metrics listener (loopback).
     pub metrics_port: u16,
-    output: Arc<Mutex<Vec<String>>>,
+    /// Holds the fixture CA file the enclave trusts for the full nodes.
+    _ca_dir: tempfile::TempDir,
 }
 
-impl Drop for SuiDev {
-    fn drop(&mut self) {
-        nautilus_tests::signal(self.child.id(), libc::SIGTERM);
-        let _ = self.child.wait();
+impl std::ops::Deref for SuiDev {
+    type Target = DevCluster;
+
+    fn deref(&self) -> &DevCluster {
+        &self.cluster
     }
 }
 
@@ -38,91 +32,30 @@ impl SuiDev {
         ca_pem: &str,
         extra: &[&str],
     ) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca_file = dir.path().join("sui-ca.pem");
+        let ca_dir = tempfile::tempdir().expect("temp dir");
+        let ca_file = ca_dir.path().join("sui-ca.pem");
         std::fs::write(&ca_file, ca_pem).expect("write CA");
-        let port = free_port();
         let metrics_port = free_port();
-        let mut cmd = Command::new(binary("nautilus-proxy"));
-        cmd.arg("dev")
-            .arg(format!("--listen=127.0.0.1:{port}"))
-            .arg(format!("--metrics-listen=127.0.0.1:{metrics_port}"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg(format!("--sui-package={}", hex32(package)))
-            .arg("--exit-with-parent")
-            .arg(format!("--enclave-arg=--sui-ca-file={}", ca_file.display()));
-        for node in nodes {
-            cmd.arg(format!("--sui-node={node}"));
-        }
-        for arg in extra {
-            cmd.arg(format!("--enclave-arg={arg}"));
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start dev");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    output.lock().expect("log lock").push(line);
-                }
-            });
-        }
-        let kubeconfig = dir.path().join("kubeconfig");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !(kubeconfig.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()) {
-            assert!(
-                Instant::now() < deadline,
-                "dev did not start:\n{}",
-                output.lock().unwrap().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
-        let ca = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("certificate-authority-data:"))
-            .expect("CA in kubeconfig")
-            .trim()
-            .trim_matches('"');
-        use base64::Engine as _;
-        let ca_pem = base64::engine::general_purpose::STANDARD
-            .decode(ca)
-            .expect("base64");
+        let mut proxy_args = vec![
+            format!("--metrics-listen=127.0.0.1:{metrics_port}"),
+            format!("--sui-package={}", hex32(package)),
+            "--exit-with-parent".to_string(),
+        ];
+        proxy_args.extend(nodes.iter().map(|node| format!("--sui-node={node}")));
+        let mut enclave_args = vec![format!("--sui-ca-file={}", ca_file.display())];
+        enclave_args.extend(extra.iter().map(|a| a.to_string()));
+        let proxy_args: Vec<&str> = proxy_args.iter().map(String::as_str).collect();
+        let enclave_args: Vec<&str> = enclave_args.iter().map(String::as_str).collect();
         SuiDev {
-            child,
-            dir,
-            port,
-            ca_pem,
+            cluster: DevCluster::start_opts(&proxy_args, &enclave_args),
             metrics_port,
-            output,
+            _ca_dir: ca_dir,
         }
     }
 
     /// The admin token from the kubeconfig (dev accepts it as the relay credential too).
     pub fn admin_token(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("kubeconfig")).expect("kubeconfig");
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("token:"))
-            .expect("token in kubeconfig")
-            .trim()
-            .trim_matches('"')
-            .to_string()
+        self.cluster.token.clone()
     }
 
     /// The last checkpoint the enclave applied (`GET /api/v1/sui-events`).
@@ -152,11 +85,6 @@ impl SuiDev {
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         body.to_string()
-    }
-
-    /// Everything printed so far.
-    pub fn logs(&self) -> String {
-        self.output.lock().expect("log lock").join("\n")
     }
 
     /// One `register-worker` for `node` with a fresh token of (`secret`, `stake`).
