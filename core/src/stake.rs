@@ -185,6 +185,24 @@ impl EventVerifier for TrustTheFullNode {
     }
 }
 
+/// Believes only the Sui validator committee: the runtime hands over a batch after the light
+/// client yielded its events, i.e. after it reconciled them against the stream head proven
+/// in a checkpoint whose BLS signature verified against a committee ratcheted from the pinned
+/// anchor. The cryptography runs in the runtime (the SDK's verifier), before this step; its
+/// stakes are recorded as [`TrustLevel::LightClient`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrustTheCommittee;
+
+impl EventVerifier for TrustTheCommittee {
+    fn trust_level(&self) -> TrustLevel {
+        TrustLevel::LightClient
+    }
+
+    fn verify(&mut self, _batch: &EventBatch) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// Why a stake stopped admitting during a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationReason {

@@ -175,9 +175,16 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_SUI_START_CHECKPOINT", default_value_t = 0)]
     pub sui_start_checkpoint: u64,
 
+    /// The Sui light client's trust anchor: base64 of the BCS of an epoch's validator
+    /// committee (`ValidatorCommittee`). With it, the enclave reads the staking package's
+    /// authenticated event stream (level 2, `light-client`) instead of plain checkpoints.
+    #[arg(long, env = "NAUTILUS_SUI_TRUST_ANCHOR", value_parser = crate::sui::parse_trust_anchor)]
+    pub(crate) sui_trust_anchor: Option<crate::sui::TrustAnchor>,
+
     /// Lowest trust level whose stakes admit workers: relay-pushed, node-read or light-client.
-    #[arg(long, env = "NAUTILUS_MIN_TRUST_LEVEL", value_enum, default_value_t = TrustArg::RelayPushed)]
-    pub min_trust_level: TrustArg,
+    /// Default: relay-pushed with the simulated NSM (development), light-client otherwise.
+    #[arg(long, env = "NAUTILUS_MIN_TRUST_LEVEL", value_enum)]
+    pub min_trust_level: Option<TrustArg>,
 
     /// Seconds without Sui progress before `/readyz` reports the registry degraded.
     #[arg(long, env = "NAUTILUS_SUI_STALE_AFTER", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
@@ -216,6 +223,16 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The configured minimum trust level, or the mode's default (issue 6: development trusts the relay,
+    /// production only the committee).
+    pub(crate) fn min_trust_level(&self) -> TrustArg {
+        self.min_trust_level.unwrap_or(if self.simulated_nsm {
+            TrustArg::RelayPushed
+        } else {
+            TrustArg::LightClient
+        })
+    }
+
     /// The effective options as canonical TOML: what `--print-config` prints and
     /// `GET /attestation/config` serves, and whose SHA-256 is the configuration digest bound into
     /// the attestation document's `user_data` (see `attestation.rs`). A verifier recomputes the
@@ -279,7 +296,15 @@ impl Cli {
             ),
             (
                 "min_trust_level",
-                toml_string(self.min_trust_level.level().as_str()),
+                toml_string(self.min_trust_level().level().as_str()),
+            ),
+            (
+                "sui_trust_anchor",
+                toml_string(
+                    self.sui_trust_anchor
+                        .as_ref()
+                        .map_or("", |anchor| anchor.text.as_str()),
+                ),
             ),
             ("sui_stale_after", self.sui_stale_after.to_string()),
             ("sui_max_stale", self.sui_max_stale.to_string()),

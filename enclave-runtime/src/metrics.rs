@@ -253,6 +253,8 @@ struct Metrics {
     inflight_mutating: Gauge,
     watch_events: Counter,
     watch_expired: Counter,
+    sui_verified_events: Counter,
+    sui_refusals: Counter,
 }
 
 fn new_histogram() -> Histogram {
@@ -272,6 +274,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         inflight_mutating,
         watch_events: Counter::default(),
         watch_expired: Counter::default(),
+        sui_verified_events: Counter::default(),
+        sui_refusals: Counter::default(),
     }
 });
 
@@ -477,6 +481,18 @@ pub(crate) fn watch_polled(poll: &WatchPoll, written: usize) {
     }
 }
 
+/// The light client released `events` staking events of the package (verified).
+pub(crate) fn sui_light_client_events(events: usize) {
+    METRICS
+        .sui_verified_events
+        .inc_by(u64::try_from(events).unwrap_or(u64::MAX));
+}
+
+/// The light client refused a node's data (failed verification, schema or rollback check).
+pub(crate) fn sui_light_client_refused() {
+    METRICS.sui_refusals.inc();
+}
+
 /// Store and ring figures read at scrape time.
 struct Snapshot {
     objects: Vec<(ResourceId, usize)>,
@@ -644,6 +660,16 @@ fn encode(
         "nautilus_watchers_expired",
         "Watch streams closed with 410 Expired because they fell behind the watch ring",
         metrics.watch_expired.clone(),
+    );
+    registry.register(
+        "nautilus_sui_light_client_events",
+        "Staking events the Sui light client released after verifying them against the validator committee",
+        metrics.sui_verified_events.clone(),
+    );
+    registry.register(
+        "nautilus_sui_light_client_refusals",
+        "Times the Sui light client refused a full node's data (failed proof or signature, schema, rollback) and moved to the next node",
+        metrics.sui_refusals.clone(),
     );
     let objects = Family::<StorageLabels, Gauge>::default();
     for (resource, count) in &snapshot.objects {

@@ -101,6 +101,7 @@ fn sui_reader_options(
         ca_pem,
         package,
         start: cli.sui_start_checkpoint,
+        anchor: cli.sui_trust_anchor.as_ref().map(|a| a.committee.clone()),
     }))
 }
 
@@ -120,6 +121,15 @@ fn usize_of(value: u64) -> usize {
 
 /// Runs the enclave until SIGTERM/Ctrl-C.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.min_trust_level() == crate::cli::TrustArg::LightClient
+        && (cli.sui_trust_anchor.is_none() || cli.sui_nodes.is_empty())
+    {
+        anyhow::bail!(
+            "min_trust_level is light-client (the default outside development), which admits only \
+             stakes the Sui light client verified: give --sui-trust-anchor and --sui-node, or \
+             lower --min-trust-level"
+        );
+    }
     let nsm = crate::nsm::select(cli.simulated_nsm)?;
     let config = Config {
         max_objects: usize_of(cli.max_objects),
@@ -134,7 +144,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         token_max_lifetime_secs: cli.token_max_lifetime,
         relay_token_sha256: cli.relay_token_sha256,
         node_grace_secs: cli.node_grace_secs,
-        min_trust_level: cli.min_trust_level.level(),
+        min_trust_level: cli.min_trust_level().level(),
         sui_stale_after_secs: cli.sui_stale_after,
         sui_max_stale_secs: cli.sui_max_stale,
         ..Config::default()

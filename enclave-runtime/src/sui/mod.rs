@@ -2,8 +2,10 @@
 //! in the enclave, protobuf decoded here and plain staking events handed to the core.
 
 mod events;
+mod light;
 mod reader;
 mod relay;
 
+pub(crate) use light::{TrustAnchor, parse_trust_anchor};
 pub(crate) use reader::{ReaderOptions, spawn};
 pub(crate) use relay::RelayAddr;

@@ -45,12 +45,17 @@ pub(crate) struct ReaderOptions {
     pub(crate) package: [u8; 32],
     /// First checkpoint to read when the core has applied none.
     pub(crate) start: u64,
+    /// The pinned epoch committee: when set, the reader is the level-2 light client.
+    pub(crate) anchor: Option<sui_sdk_types::ValidatorCommittee>,
 }
 
 /// Starts the reader task.
 pub(crate) fn spawn(shared: Arc<Shared>, options: ReaderOptions) {
     shared.lock().sui_reader_started(now());
-    tokio::spawn(run(shared, options));
+    match options.anchor.clone() {
+        Some(anchor) => tokio::spawn(super::light::run(shared, options, anchor)),
+        None => tokio::spawn(run(shared, options)),
+    };
 }
 
 /// A failure of one session with one node.
@@ -84,14 +89,16 @@ async fn run(shared: Arc<Shared>, options: ReaderOptions) {
 }
 
 /// `d` plus up to 50 % random jitter, so several enclaves do not retry in step.
-fn jittered(d: Duration) -> Duration {
+pub(super) fn jittered(d: Duration) -> Duration {
     let mut byte = [0u8; 2];
     let _ = getrandom::fill(&mut byte);
     let frac = u64::from(u16::from_le_bytes(byte)) as f64 / f64::from(u16::MAX);
     d + d.mul_f64(frac / 2.0)
 }
 
-async fn connect(options: &ReaderOptions, node: &str) -> Result<Channel, String> {
+/// The tonic endpoint for `node` with TLS ending here: the configured CA (or the WebPKI
+/// roots) and the node's host name; the bytes go through the relay (see [`relay_connector`]).
+pub(super) fn endpoint(options: &ReaderOptions, node: &str) -> Result<Endpoint, String> {
     let host = node.rsplit_once(':').map_or(node, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let mut tls = ClientTlsConfig::new().domain_name(host.to_string());
@@ -99,25 +106,43 @@ async fn connect(options: &ReaderOptions, node: &str) -> Result<Channel, String>
         Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
         None => tls.with_webpki_roots(),
     };
-    let endpoint = Endpoint::from_shared(format!("https://{node}"))
+    Ok(Endpoint::from_shared(format!("https://{node}"))
         .map_err(|e| e.to_string())?
         .tls_config(tls)
         .map_err(|e| e.to_string())?
         .connect_timeout(RPC_TIMEOUT)
-        .timeout(RPC_TIMEOUT);
+        .timeout(RPC_TIMEOUT))
+}
+
+/// A tonic connector whose every connection is a fresh relay stream to `node`.
+pub(super) fn relay_connector(
+    options: &ReaderOptions,
+    node: &str,
+) -> impl tower::Service<
+    tonic::codegen::http::Uri,
+    Response = TokioIo<Box<dyn relay::RelayIo>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
     let relay = options.relay.clone();
     let target = node.to_string();
-    endpoint
-        .connect_with_connector(tower::service_fn(move |_uri| {
-            let relay = relay.clone();
-            let target = target.clone();
-            async move { relay::open(&relay, &target).await.map(TokioIo::new) }
-        }))
+    tower::service_fn(move |_uri| {
+        let relay = relay.clone();
+        let target = target.clone();
+        async move { relay::open(&relay, &target).await.map(TokioIo::new) }
+    })
+}
+
+async fn connect(options: &ReaderOptions, node: &str) -> Result<Channel, String> {
+    endpoint(options, node)?
+        .connect_with_connector(relay_connector(options, node))
         .await
         .map_err(|e| format!("{e}: {}", source_chain(&e)))
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn source_chain(e: &dyn std::error::Error) -> String {
     let mut out = String::new();
     let mut cur = e.source();
     while let Some(s) = cur {
