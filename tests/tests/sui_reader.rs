@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use nautilus_core::token::{ed25519_address, hex32};
 use nautilus_tests::client;
 use serde_json::json;
-use sui_fixture::dev::{SuiDev, runtime};
+use sui_fixture::dev::{Split, SuiDev, runtime};
 use sui_fixture::{ChainEvent, ChainState};
 
 #[test]
@@ -207,104 +207,6 @@ fn an_older_tip_is_refused_as_a_rollback_and_reading_resumes_when_the_node_is_ho
     dev.register_until(&secret2, &stake2, "rollback-2", 200);
 }
 
-/// An enclave and a `serve` proxy started separately, so the proxy (and its relay) can be
-/// killed and restarted under a running enclave.
-struct Split {
-    dir: tempfile::TempDir,
-    enclave: std::process::Child,
-    proxy: Option<std::process::Child>,
-    proxy_args: Vec<String>,
-}
-
-const ADMIN: &str = "sui-split-admin-token";
-
-impl Split {
-    fn start(package: &[u8; 32], node: &sui_fixture::FixtureNode) -> Self {
-        use sha2::Digest as _;
-        let dir = tempfile::tempdir().unwrap();
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        std::fs::write(path("ca.pem"), &node.ca_pem).unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-        std::fs::write(path("tls.crt"), cert.cert.pem()).unwrap();
-        std::fs::write(path("tls.key"), cert.key_pair.serialize_pem()).unwrap();
-        let enclave = std::process::Command::new(nautilus_tests::binary("nautilus-enclave"))
-            .args([
-                format!("--listen=unix:{}", path("enclave.sock")),
-                format!(
-                    "--admin-token-sha256={}",
-                    hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))
-                ),
-                "--simulated-nsm".into(),
-                format!("--sui-package={}", hex32(package)),
-                format!("--sui-relay=unix:{}", path("relay.sock")),
-                format!("--sui-node={}", node.addr),
-                format!("--sui-ca-file={}", path("ca.pem")),
-                "--log-level=warn".into(),
-            ])
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let proxy_args = vec![
-            "serve".into(),
-            format!("--listen=127.0.0.1:{}", nautilus_tests::free_port()),
-            format!("--enclave=unix:{}", path("enclave.sock")),
-            format!("--tls-cert={}", path("tls.crt")),
-            format!("--tls-key={}", path("tls.key")),
-            format!("--sui-node={}", node.addr),
-            format!("--sui-relay-listen=unix:{}", path("relay.sock")),
-            "--log-level=warn".into(),
-        ];
-        let mut split = Split {
-            dir,
-            enclave,
-            proxy: None,
-            proxy_args,
-        };
-        split.start_proxy();
-        split
-    }
-
-    fn start_proxy(&mut self) {
-        let child = std::process::Command::new(nautilus_tests::binary("nautilus-proxy"))
-            .args(&self.proxy_args)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.proxy = Some(child);
-    }
-
-    fn kill_proxy(&mut self) {
-        if let Some(mut proxy) = self.proxy.take() {
-            let _ = proxy.kill();
-            let _ = proxy.wait();
-        }
-    }
-
-    /// `GET /api/v1/sui-events?stake=` straight over the enclave's socket (plain HTTP).
-    fn position(&self, stake: &[u8; 32]) -> Option<serde_json::Value> {
-        use std::io::{Read, Write};
-        let mut s =
-            std::os::unix::net::UnixStream::connect(self.dir.path().join("enclave.sock")).ok()?;
-        write!(
-            s,
-            "GET /api/v1/sui-events?stake={} HTTP/1.1\r\nHost: e\r\nAuthorization: Bearer {ADMIN}\r\nConnection: close\r\n\r\n",
-            hex32(stake)
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
-    }
-}
-
-impl Drop for Split {
-    fn drop(&mut self) {
-        self.kill_proxy();
-        let _ = self.enclave.kill();
-        let _ = self.enclave.wait();
-    }
-}
-
 #[test]
 fn events_are_applied_exactly_once_across_a_proxy_restart_mid_page() {
     let rt = runtime();
@@ -334,7 +236,7 @@ fn events_are_applied_exactly_once_across_a_proxy_restart_mid_page() {
         c.faults.delay = Duration::from_millis(3);
     }
     let node = sui_fixture::start(rt.handle(), package, chain.clone());
-    let mut split = Split::start(&package, &node);
+    let mut split = Split::start(&package, node.addr, &node.ca_pem, &[]);
     // Wait until the reader is part-way through a page, then kill the relay under it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let progress = |split: &Split| {
