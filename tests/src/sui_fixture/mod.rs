@@ -4,6 +4,7 @@
 //! injection (errors, delays, dropped connections, an older tip, foreign and malformed events).
 
 pub mod dev;
+pub mod light;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -135,7 +136,7 @@ fn base58(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn event(package: &[u8; 32], e: &ChainEvent) -> Event {
+pub(crate) fn event(package: &[u8; 32], e: &ChainEvent) -> Event {
     let pkg = format!("0x{}", hex32(package));
     let (ty, bcs) = match e {
         ChainEvent::Deposit {
@@ -169,7 +170,7 @@ fn event(package: &[u8; 32], e: &ChainEvent) -> Event {
     out
 }
 
-fn hex32(b: &[u8; 32]) -> String {
+pub(crate) fn hex32(b: &[u8; 32]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -332,14 +333,14 @@ fn serve(
 
 /// A test CA (PEM) and a server certificate and key it signed.
 #[derive(Clone, Debug)]
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
 /// A test CA and a server certificate for 127.0.0.1 and localhost signed by it.
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let ca_key = KeyPair::generate().expect("ca key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
