@@ -121,6 +121,7 @@ fn usize_of(value: u64) -> usize {
 
 /// Runs the enclave until SIGTERM/Ctrl-C.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let nsm = crate::nsm::select(cli.simulated_nsm)?;
     if cli.min_trust_level() == crate::cli::TrustArg::LightClient
         && (cli.sui_trust_anchor.is_none() || cli.sui_nodes.is_empty())
     {
@@ -130,7 +131,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
              lower --min-trust-level"
         );
     }
-    let nsm = crate::nsm::select(cli.simulated_nsm)?;
     let config = Config {
         max_objects: usize_of(cli.max_objects),
         max_store_bytes: usize_of(cli.max_store_bytes),

@@ -1,29 +1,39 @@
-//! Level 2 (`light-client`): the staking package's authenticated event stream, read with the
-//! Sui SDK's `AuthenticatedEventsClient` through the proxy's relay (TLS ending here). An event
-//! reaches the core only after the SDK reconciled it against the stream head proven (OCS
-//! inclusion proof) in a checkpoint whose BLS signature verified against a committee ratcheted
-//! from the pinned trust anchor; so the host and the full node can delay or withhold events
-//! but not forge one. Anything that fails verification refuses the node: reported, next node.
+//! Level 2 (`light-client`): the staking package's authenticated event stream, read through the
+//! proxy's relay (TLS ending here) and verified with the Sui SDK's light-client pieces: the
+//! committee ratchet from the pinned anchor with BLS-verified checkpoint summaries and OCS
+//! inclusion proofs (`LightClient::prove_object_at_checkpoint`), and the framework's MMR fold
+//! (`apply_stream_updates`). Each round lists the stream's events and settlement transactions
+//! over a range of checkpoints, folds the events into the verified head, proves the on-chain
+//! head at the last settlement and compares; only then are the events applied. So the host and
+//! the full node can delay or withhold events but not forge one. A failed check refuses the
+//! node (reported, counted, next node); the verified (head, checkpoint) pair is kept across
+//! sessions and nodes, so a relay restart or failover resumes exactly where verification
+//! stands: nothing applied twice, nothing skipped.
 //!
-//! Resuming: SDK 0.4's stream starts either from the stream's beginning (empty head) or from
-//! the tip; it cannot be seeded with a verified (checkpoint, head) pair. Transient errors are
-//! retried inside the stream, which keeps its position; after a stream ends (failover,
-//! refusal), the next session replays from the configured start checkpoint and the core drops
-//! what it already applied (checkpoints below its last are stale, its last one deduplicates by
-//! event id), so nothing is applied twice or skipped.
+//! Why not the SDK's `AuthenticatedEventsClient` (sui-rpc 0.4): it cannot be seeded with a
+//! verified head (it starts from an empty head or the tip), it ends on a transport cut (a relay
+//! restart), and a head check that falls due after a page ending mid-checkpoint reports a
+//! mismatch for an honest node. The same verification steps, driven here, have none of these.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt as _, StreamExt as _};
 use nautilus_core::stake::{EventBatch, EventId, StakeEvent, TrustTheCommittee};
-use sui_rpc::light_client::events::{AuthenticatedEventsClient, AuthenticatedEventsConfig};
 use sui_rpc::light_client::{
     AuthenticatedEvent, CheckpointObjectProof, LightClient, LightClientError,
 };
-use sui_rpc::proto::sui::rpc::v2::GetServiceInfoRequest;
+use sui_rpc::proto::sui::rpc::v2::filter::{
+    event as event_filter, transaction as transaction_filter,
+};
 use sui_rpc::proto::sui::rpc::v2::ledger_service_client::LedgerServiceClient;
-use sui_sdk_types::framework::derive_event_stream_head_object_id;
+use sui_rpc::proto::sui::rpc::v2::{
+    EventFilter, GetServiceInfoRequest, ListEventsRequest, ListTransactionsRequest, QueryEndReason,
+    QueryOptions, TransactionFilter,
+};
+use sui_sdk_types::framework::{
+    EventBatch as StreamBatch, EventCommitment, EventStreamHead, apply_stream_updates,
+    derive_event_stream_head_object_id,
+};
 use sui_sdk_types::{Address, ValidatorCommittee};
 use tonic::transport::Channel;
 
@@ -31,18 +41,15 @@ use super::events;
 use super::reader::{self, ReaderOptions};
 use crate::server::{Shared, now};
 
-/// Events per `ListEvents` page (the server's maximum).
+/// Items per `ListEvents` / `ListTransactions` page (the v2 List API's maximum).
 const PAGE: u32 = 1000;
-/// Released events buffered between the SDK's task and the core.
-const CHANNEL: usize = 4096;
-/// Transient RPC failures the SDK retries in place (keeping its position) before the stream
-/// ends and the next node is tried.
-const IN_STREAM_RETRIES: u32 = 8;
-/// The SDK's pause at the tip and base retry backoff: the latency from a settled checkpoint to
-/// its events reaching the core.
-const STREAM_POLL: Duration = Duration::from_millis(100);
-/// How often the tip is probed while the stream runs (rollback check and liveness).
-const PROBE: Duration = Duration::from_secs(1);
+/// Checkpoints verified per round at most (one head proof per round).
+const WINDOW: u64 = 2_000;
+/// Stream events held per round at most (about 200 bytes each); a round that would hold more
+/// is retried over fewer checkpoints.
+const MAX_ROUND_EVENTS: usize = 50_000;
+/// Pause at the tip before asking again.
+const POLL: Duration = Duration::from_millis(100);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The SDK's `Client` is only built on a TCP endpoint; this one is never dialled (see
@@ -93,6 +100,11 @@ enum Failure {
 
 /// Reads the stream from the nodes in turn, forever.
 pub(super) async fn run(shared: Arc<Shared>, options: ReaderOptions, anchor: ValidatorCommittee) {
+    let mut verified = Verified {
+        head: EventStreamHead::default(),
+        next: options.start,
+        committee: anchor,
+    };
     let mut highest_tip = 0u64;
     let mut backoff = BACKOFF_MIN;
     let mut index = 0usize;
@@ -103,7 +115,7 @@ pub(super) async fn run(shared: Arc<Shared>, options: ReaderOptions, anchor: Val
         match session(
             &shared,
             &options,
-            &anchor,
+            &mut verified,
             node,
             &mut highest_tip,
             &mut backoff,
@@ -174,11 +186,21 @@ fn classify(error: LightClientError) -> Failure {
     }
 }
 
+/// What verification has established, kept across sessions and nodes.
+struct Verified {
+    /// The stream head after the last verified round (empty before the first event).
+    head: EventStreamHead,
+    /// The first checkpoint not yet verified.
+    next: u64,
+    /// The newest committee ratcheted to (seeds the next session's light client).
+    committee: ValidatorCommittee,
+}
+
 /// Reads from one node until it fails; returns why.
 async fn session(
     shared: &Shared,
     options: &ReaderOptions,
-    anchor: &ValidatorCommittee,
+    verified: &mut Verified,
     node: &str,
     highest_tip: &mut u64,
     backoff: &mut Duration,
@@ -194,84 +216,332 @@ async fn session(
         Err(e) => return Failure::Transient(e),
     };
     let stream_id = Address::new(options.package);
-    let mut light = LightClient::new(client, anchor.clone());
-    if let Err(failure) = wait_for_quiet_tip(&mut light, &channel, stream_id, highest_tip).await {
-        return failure;
-    }
-    let mut config = AuthenticatedEventsConfig::new(stream_id);
-    // The SDK's start is the last checkpoint already folded: events are read after it.
-    config.start_checkpoint = Some(options.start.saturating_sub(1));
-    config.page_size = PAGE;
-    config.channel_capacity = CHANNEL;
-    config.max_connect_retries = IN_STREAM_RETRIES;
-    config.retry_backoff = STREAM_POLL;
-    config.retry_jitter = STREAM_POLL;
-    config.head_check_interval = STREAM_POLL;
-    let stream = AuthenticatedEventsClient::new(light, config).stream();
-    let mut stream = std::pin::pin!(stream);
-    let mut probe = tokio::time::interval(PROBE);
+    let head_id = derive_event_stream_head_object_id(stream_id);
+    let mut light = LightClient::new(client, verified.committee.clone());
+    let mut window = WINDOW;
     loop {
-        tokio::select! {
-            item = stream.next() => {
-                let mut released = Vec::new();
-                let mut next = item;
-                // Take every event already released (a reconciliation releases a burst).
-                loop {
-                    match next {
-                        None => {
-                            if let Err(f) = apply(shared, options, &released) { return f; }
-                            return Failure::Transient("the authenticated event stream ended".into());
-                        }
-                        Some(Err(e)) => {
-                            if let Err(f) = apply(shared, options, &released) { return f; }
-                            return classify(e);
-                        }
-                        Some(Ok(event)) => released.push(event),
-                    }
-                    match stream.next().now_or_never() {
-                        Some(item) => next = item,
-                        None => break,
-                    }
-                }
-                if let Err(f) = apply(shared, options, &released) {
-                    return f;
-                }
-                *backoff = BACKOFF_MIN;
+        let tip = match tip(&channel)
+            .await
+            .and_then(|t| check_rollback(t, highest_tip).map(|()| t))
+        {
+            Ok(t) => t,
+            Err(failure) => return failure,
+        };
+        if verified.next > tip {
+            shared.lock().sui_synced(now());
+            *backoff = BACKOFF_MIN;
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        let last = tip.min(verified.next.saturating_add(window - 1));
+        let events = match list_events(&mut light, stream_id, verified.next, last).await {
+            Ok(Some(events)) => events,
+            Ok(None) if window > 1 => {
+                window = (window / 2).max(1);
+                continue;
             }
-            _ = probe.tick() => {
-                match tip(&channel).await.and_then(|t| check_rollback(t, highest_tip)) {
-                    Ok(()) => shared.lock().sui_synced(now()),
-                    Err(failure) => return failure,
-                }
+            Ok(None) => {
+                return Failure::Refused(format!(
+                    "more than {MAX_ROUND_EVENTS} stream events in checkpoint {}",
+                    verified.next
+                ));
             }
+            Err(failure) => return failure,
+        };
+        let settlements = match list_settlements(&mut light, head_id, verified.next, last).await {
+            Ok(s) => s,
+            Err(failure) => return failure,
+        };
+        match verify_round(&mut light, verified, head_id, &events, &settlements).await {
+            Ok(new_head) => {
+                if let Err(failure) = apply(shared, options, &events) {
+                    return failure;
+                }
+                if let Some(head) = new_head {
+                    verified.head = head;
+                }
+                verified.next = last.saturating_add(1);
+                verified.committee = light.epoch_cache().current_committee().clone();
+            }
+            Err(failure) => return failure,
+        }
+        window = window.saturating_mul(2).min(WINDOW);
+        *backoff = BACKOFF_MIN;
+        if last == tip {
+            shared.lock().sui_synced(now());
         }
     }
 }
 
-/// The SDK's stream reads the head at the tip when it starts and, when the head changed in
-/// that very checkpoint, starts from it rather than from our start; waiting for a tip that
-/// did not settle the stream keeps the replay exact. (The tip is checked, not trusted: the
-/// stream re-proves every head it folds against.)
-async fn wait_for_quiet_tip(
+/// Checks one round: the events are in ascending ledger order inside the range; each lies at
+/// or before a settlement of its own checkpoint; folded (per settlement, as the framework
+/// folds them) into the verified head they give exactly the head proven at the last
+/// settlement. Returns that head (`None`: no settlement in the range, so no events either).
+async fn verify_round(
     light: &mut LightClient,
-    channel: &Channel,
+    verified: &Verified,
+    head_id: Address,
+    events: &[AuthenticatedEvent],
+    settlements: &[(u64, u64)],
+) -> Result<Option<EventStreamHead>, Failure> {
+    let position = |e: &AuthenticatedEvent| (e.checkpoint, e.transaction_index, e.event_index);
+    if let Some(pair) = events
+        .windows(2)
+        .find(|w| position(&w[0]) >= position(&w[1]))
+    {
+        return Err(Failure::Refused(format!(
+            "stream events out of ledger order: {:?} then {:?}",
+            position(&pair[0]),
+            position(&pair[1])
+        )));
+    }
+    if settlements.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Failure::Refused("settlements out of ledger order".into()));
+    }
+    let Some(&(reconcile, _)) = settlements.last() else {
+        if let Some(event) = events.first() {
+            return Err(Failure::Refused(format!(
+                "stream events in checkpoint {} but no settlement transaction",
+                event.checkpoint
+            )));
+        }
+        return Ok(None);
+    };
+    let batches = bucket(events, settlements)?;
+    let folded = apply_stream_updates(verified.head.clone(), &batches)
+        .map_err(|e| Failure::Refused(format!("verification failed: {e}")))?;
+    let proven = match light.prove_object_at_checkpoint(&head_id, reconcile).await {
+        Ok(CheckpointObjectProof::Inclusion {
+            object: Some(object),
+            ..
+        }) => stream_head(&object)?,
+        Ok(_) => {
+            return Err(Failure::Refused(format!(
+                "verification failed: a settlement is listed at checkpoint {reconcile} but the \
+                 proof says the stream head was not modified (or was deleted) there"
+            )));
+        }
+        Err(e) => return Err(classify(e)),
+    };
+    if proven != folded {
+        return Err(Failure::Refused(format!(
+            "verification failed: the events listed do not fold into the stream head proven at \
+             checkpoint {reconcile} (proven {} events, listed {})",
+            proven.num_events, folded.num_events
+        )));
+    }
+    Ok(Some(proven))
+}
+
+/// Groups events by the settlement that folded them: the first settlement of the event's own
+/// checkpoint at or after its transaction (the framework settles each stream once per
+/// consensus commit, after the commit's transactions).
+fn bucket(
+    events: &[AuthenticatedEvent],
+    settlements: &[(u64, u64)],
+) -> Result<Vec<StreamBatch>, Failure> {
+    let mut batches: Vec<StreamBatch> = Vec::new();
+    let mut current: Option<(u64, u64)> = None;
+    let mut at = 0usize;
+    for event in events {
+        while settlements.get(at).is_some_and(|&(cp, tx)| {
+            cp < event.checkpoint || (cp == event.checkpoint && tx < event.transaction_index)
+        }) {
+            at += 1;
+        }
+        let Some(&settlement) = settlements
+            .get(at)
+            .filter(|(cp, _)| *cp == event.checkpoint)
+        else {
+            return Err(Failure::Refused(format!(
+                "verification failed: no settlement covers the stream event at checkpoint {} \
+                 transaction {}",
+                event.checkpoint, event.transaction_index
+            )));
+        };
+        let commitment = EventCommitment {
+            checkpoint_seq: event.checkpoint,
+            transaction_idx: event.transaction_index,
+            event_idx: u64::from(event.event_index),
+            digest: event.event.digest(),
+        };
+        match batches.last_mut() {
+            Some(batch) if current == Some(settlement) => batch.commitments.push(commitment),
+            _ => {
+                batches.push(StreamBatch {
+                    checkpoint_seq: event.checkpoint,
+                    commitments: vec![commitment],
+                });
+                current = Some(settlement);
+            }
+        }
+    }
+    Ok(batches)
+}
+
+/// The `EventStreamHead` inside its dynamic-field object: `Field { id: UID, name: Key {
+/// owner: address }, value: EventStreamHead }`, so the head's BCS starts after two addresses.
+fn stream_head(object: &sui_sdk_types::Object) -> Result<EventStreamHead, Failure> {
+    let refuse = |why: String| Failure::Refused(format!("verification failed: {why}"));
+    let contents = object
+        .as_struct()
+        .ok_or_else(|| refuse("the stream head object is not a Move struct".into()))?
+        .contents();
+    let bytes = contents
+        .get(64..)
+        .ok_or_else(|| refuse("the stream head object is too short".into()))?;
+    bcs::from_bytes(bytes).map_err(|e| refuse(format!("the stream head does not decode: {e}")))
+}
+
+/// The package's stream events in checkpoints `first..=last`, in the server's order; `None`
+/// when there are more than [`MAX_ROUND_EVENTS`].
+async fn list_events(
+    light: &mut LightClient,
     stream_id: Address,
-    highest_tip: &mut u64,
-) -> Result<(), Failure> {
-    let head = derive_event_stream_head_object_id(stream_id);
+    first: u64,
+    last: u64,
+) -> Result<Option<Vec<AuthenticatedEvent>>, Failure> {
+    let mut events = Vec::new();
+    let mut cursor = None;
     loop {
-        let tip = tip(channel).await?;
-        check_rollback(tip, highest_tip)?;
-        match light.prove_object_at_checkpoint(&head, tip).await {
-            Ok(CheckpointObjectProof::NonInclusion) => return Ok(()),
-            Ok(_) => tokio::time::sleep(STREAM_POLL).await,
-            Err(e) => return Err(classify(e)),
+        let mut request = ListEventsRequest::default();
+        request.start_checkpoint = Some(first);
+        request.end_checkpoint = Some(last.saturating_add(1));
+        request.filter = Some(EventFilter::matching(event_filter::event_stream_head(
+            stream_id,
+        )));
+        request.options = Some(query(cursor.take()));
+        let mut stream = light
+            .rpc()
+            .ledger_client()
+            .list_events(request)
+            .await
+            .map_err(|status| Failure::Transient(format!("ListEvents: {status}")))?
+            .into_inner();
+        let mut end = None;
+        while let Some(frame) = stream
+            .message()
+            .await
+            .map_err(|status| Failure::Transient(format!("ListEvents: {status}")))?
+        {
+            if let Some(c) = frame.watermark.as_ref().and_then(|w| w.cursor.clone()) {
+                cursor = Some(c);
+            }
+            if frame.event.is_some() {
+                let event = AuthenticatedEvent::try_from(&frame)
+                    .map_err(|e| Failure::Refused(format!("malformed ListEvents frame: {e}")))?;
+                if !(first..=last).contains(&event.checkpoint) {
+                    return Err(Failure::Refused(format!(
+                        "ListEvents for checkpoints {first}..={last} returned checkpoint {}",
+                        event.checkpoint
+                    )));
+                }
+                if events.len() >= MAX_ROUND_EVENTS {
+                    return Ok(None);
+                }
+                events.push(event);
+            }
+            if let Some(e) = frame.end {
+                end = Some(e.reason.and_then(|r| QueryEndReason::try_from(r).ok()));
+                break;
+            }
+        }
+        if !page_continues(end, &cursor)? {
+            return Ok(Some(events));
         }
     }
 }
 
-/// Hands released events to the core, one batch per checkpoint, in order. A checkpoint split
-/// across two releases is fine: the core deduplicates its last checkpoint by event id.
+/// The settlement transactions (checkpoint, index) of the stream head in `first..=last`.
+async fn list_settlements(
+    light: &mut LightClient,
+    head_id: Address,
+    first: u64,
+    last: u64,
+) -> Result<Vec<(u64, u64)>, Failure> {
+    let mut settlements = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut request = ListTransactionsRequest::default();
+        request.start_checkpoint = Some(first);
+        request.end_checkpoint = Some(last.saturating_add(1));
+        request.filter = Some(TransactionFilter::matching(
+            transaction_filter::affected_object(head_id),
+        ));
+        request.options = Some(query(cursor.take()));
+        let mut stream = light
+            .rpc()
+            .ledger_client()
+            .list_transactions(request)
+            .await
+            .map_err(|status| Failure::Transient(format!("ListTransactions: {status}")))?
+            .into_inner();
+        let mut end = None;
+        while let Some(frame) = stream
+            .message()
+            .await
+            .map_err(|status| Failure::Transient(format!("ListTransactions: {status}")))?
+        {
+            if let Some(c) = frame.watermark.as_ref().and_then(|w| w.cursor.clone()) {
+                cursor = Some(c);
+            }
+            if let Some(tx) = frame.transaction.as_ref() {
+                let (Some(cp), Some(index)) = (tx.checkpoint, tx.transaction_index) else {
+                    return Err(Failure::Refused(
+                        "a settlement transaction without checkpoint or index".into(),
+                    ));
+                };
+                if !(first..=last).contains(&cp) {
+                    return Err(Failure::Refused(format!(
+                        "ListTransactions for checkpoints {first}..={last} returned checkpoint {cp}"
+                    )));
+                }
+                if settlements.len() >= MAX_ROUND_EVENTS {
+                    return Err(Failure::Refused("too many settlement transactions".into()));
+                }
+                settlements.push((cp, index));
+            }
+            if let Some(e) = frame.end {
+                end = Some(e.reason.and_then(|r| QueryEndReason::try_from(r).ok()));
+                break;
+            }
+        }
+        if !page_continues(end, &cursor)? {
+            return Ok(settlements);
+        }
+    }
+}
+
+fn query(after: Option<bytes::Bytes>) -> QueryOptions {
+    let mut options = QueryOptions::default();
+    options.limit = Some(PAGE);
+    options.after = after;
+    options
+}
+
+/// Whether a List stream that ended with `end` has more pages: a page cut by a limit goes on
+/// from its cursor; one without an end frame was cut short (retried); any other end reason
+/// means the range was scanned whole.
+fn page_continues(
+    end: Option<Option<QueryEndReason>>,
+    cursor: &Option<bytes::Bytes>,
+) -> Result<bool, Failure> {
+    match end {
+        None => Err(Failure::Transient(
+            "a List stream ended without its end frame".into(),
+        )),
+        Some(Some(QueryEndReason::ItemLimit | QueryEndReason::ScanLimit)) if cursor.is_some() => {
+            Ok(true)
+        }
+        Some(Some(QueryEndReason::ItemLimit | QueryEndReason::ScanLimit)) => Err(Failure::Refused(
+            "a List page was cut by a limit but gave no cursor".into(),
+        )),
+        Some(_) => Ok(false),
+    }
+}
+
+/// Hands verified events to the core, one batch per checkpoint, in order (a round covers whole
+/// checkpoints).
 fn apply(
     shared: &Shared,
     options: &ReaderOptions,
@@ -320,8 +590,8 @@ fn apply(
 }
 
 /// The core's batch for `events` (all of `checkpoint`): the package's staking events decoded
-/// from BCS, named as level 1 names them (transaction digest, index in the transaction), so
-/// switching levels deduplicates.
+/// from BCS, named by their verified position (`checkpoint:transaction`, index in the
+/// transaction): the transaction digest a `ListEvents` frame carries is not authenticated.
 fn batch(
     checkpoint: u64,
     events: &[AuthenticatedEvent],
@@ -339,7 +609,7 @@ fn batch(
             foreign += 1;
             continue;
         }
-        let digest = event.transaction_digest.to_string();
+        let digest = format!("{checkpoint}:{}", event.transaction_index);
         let (stake_id, kind) = events::decode(name, &event.event.contents).ok_or_else(|| {
             format!(
                 "checkpoint {checkpoint}: event {digest}/{} ({name}) does not match the schema",

@@ -1,0 +1,345 @@
+//! Level 2 (`light-client`) end to end: the level-2 fixture full node (a scripted chain signed by
+//! a test validator committee, with the proofs the SDK's light client asks for) behind
+//! `nautilus-proxy dev --sui-node`; the enclave, pinned to the epoch-0 committee with
+//! `--sui-trust-anchor`, reads the package's authenticated event stream through the relay. A
+//! stake admits at `--min-trust-level=light-client` only after verification, across epoch
+//! changes; every forgery the fixture can make is refused, nothing of it is applied, and the
+//! honest chain is read again once the node stops forging.
+
+#[path = "../src/sui_fixture/mod.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod sui_fixture;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use nautilus_core::token::{ed25519_address, hex32};
+use sui_fixture::ChainEvent;
+use sui_fixture::dev::{Split, SuiDev, runtime};
+use sui_fixture::light::{LightChain, LightFaults, start_light};
+
+const TWO_SUI: u64 = 2_000_000_000;
+
+fn anchor_arg(chain: &LightChain) -> String {
+    format!(
+        "--sui-trust-anchor={}",
+        base64::engine::general_purpose::STANDARD.encode(chain.trust_anchor_bcs())
+    )
+}
+
+fn deposit(secret: &[u8; 32], stake: [u8; 32], amount: u64) -> ChainEvent {
+    ChainEvent::Deposit {
+        stake,
+        owner: ed25519_address(secret).0,
+        amount,
+    }
+}
+
+/// A counter or gauge from the enclave's `/metrics` (0 when absent).
+fn metric(dev: &SuiDev, name: &str) -> f64 {
+    let reply = dev.request("GET", "/metrics", None, &[]).expect("metrics");
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    text.lines()
+        .find_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+/// The registry's view of `stake` (`GET /api/v1/sui-events?stake=`).
+fn stake_view(dev: &SuiDev, stake: &[u8; 32]) -> serde_json::Value {
+    dev.request(
+        "GET",
+        &format!("/api/v1/sui-events?stake={}", hex32(stake)),
+        None,
+        &[],
+    )
+    .expect("sui-events")
+    .json()
+}
+
+fn wait_for(what: &str, dev: &SuiDev, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            dev.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_verified_stake_admits_at_light_client_across_an_epoch_change() {
+    let rt = runtime();
+    let package = [0x6a; 32];
+    let (a, stake_a) = ([61u8; 32], [62u8; 32]);
+    let (b, stake_b) = ([63u8; 32], [64u8; 32]);
+    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
+    let node = start_light(rt.handle(), chain.clone());
+    let anchor = anchor_arg(&chain.lock().unwrap());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=light-client", &anchor],
+    );
+    assert_eq!(dev.register(&a, &stake_a, "light-a").status, 401);
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![
+            vec![ChainEvent::Foreign],
+            vec![deposit(&a, stake_a, TWO_SUI)],
+        ]);
+        c.tick(1);
+    }
+    let reply = dev.register_until(&a, &stake_a, "light-a", 200);
+    assert_eq!(reply.json()["status"], "registered");
+    let view = stake_view(&dev, &stake_a);
+    assert_eq!(view["stake"]["trust"], "light-client", "{view}");
+    assert_eq!(view["stake"]["amount"], TWO_SUI.to_string(), "{view}");
+    let node_object = dev
+        .request("GET", "/api/v1/nodes/light-a", None, &[])
+        .unwrap()
+        .json();
+    assert_eq!(
+        node_object["metadata"]["annotations"]["nautilus.io/stake-trust-level"],
+        "light-client"
+    );
+
+    // A new committee takes over; the enclave ratchets to it from the anchor (BLS-verifying the
+    // end-of-epoch summary) and goes on verifying with it.
+    {
+        let mut c = chain.lock().unwrap();
+        c.end_epoch(5);
+        c.push(vec![vec![deposit(&b, stake_b, TWO_SUI)]]);
+        c.tick(1);
+        assert_eq!(c.epoch(), 1);
+    }
+    dev.register_until(&b, &stake_b, "light-b", 200);
+    assert_eq!(stake_view(&dev, &stake_b)["stake"]["trust"], "light-client");
+    let (code, text) = dev.readyz();
+    assert_eq!(code, 200, "{text}");
+    assert!(text.contains("light-client=2"), "{text}");
+    assert_eq!(metric(&dev, "nautilus_sui_light_client_events_total"), 2.0);
+    assert_eq!(
+        metric(&dev, "nautilus_sui_light_client_refusals_total"),
+        0.0
+    );
+    // The relay carried the enclave's own gRPC: TLS to the node, through the proxy.
+    assert!(
+        dev.proxy_metrics()
+            .contains("nautilus_proxy_sui_relay_connections_total"),
+        "relay counters"
+    );
+}
+
+/// One forgery: turned on, a deposit made; the enclave must refuse the node's data (logged
+/// and counted) and never admit the stake; turned off, the honest chain is read.
+fn refuses(dev: &SuiDev, chain: &Arc<Mutex<LightChain>>, forge: LightFaults, n: u8, epoch: bool) {
+    let secret = [100 + n; 32];
+    let stake = [150 + n; 32];
+    let refusals = metric(dev, "nautilus_sui_light_client_refusals_total");
+    {
+        let mut c = chain.lock().unwrap();
+        c.faults = forge.clone();
+        if epoch {
+            c.end_epoch(4);
+        }
+        c.push(vec![vec![deposit(&secret, stake, TWO_SUI)]]);
+        c.tick(1);
+    }
+    wait_for(&format!("a refusal of {forge:?}"), dev, || {
+        metric(dev, "nautilus_sui_light_client_refusals_total") > refusals
+    });
+    assert!(
+        dev.logs()
+            .contains("sui light client: refused the node's data"),
+        "{}",
+        dev.logs()
+    );
+    let node = format!("forged-{n}");
+    assert_eq!(
+        dev.register(&secret, &stake, &node).status,
+        401,
+        "{forge:?} admitted a stake"
+    );
+    assert!(
+        stake_view(dev, &stake)
+            .get("stake")
+            .is_none_or(|s| s.is_null()),
+        "{forge:?} reached the registry"
+    );
+    chain.lock().unwrap().faults = LightFaults::default();
+    dev.register_until(&secret, &stake, &node, 200);
+    let view = stake_view(dev, &stake);
+    assert_eq!(
+        view["stake"]["amount"],
+        TWO_SUI.to_string(),
+        "{forge:?}: {view}"
+    );
+}
+
+#[test]
+fn every_forgery_is_refused_and_nothing_forged_is_applied() {
+    let rt = runtime();
+    let package = [0x6b; 32];
+    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
+    let node = start_light(rt.handle(), chain.clone());
+    let anchor = anchor_arg(&chain.lock().unwrap());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=light-client", &anchor],
+    );
+    let cases: Vec<(LightFaults, bool)> = vec![
+        (
+            LightFaults {
+                forge_event: true,
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            LightFaults {
+                foreign_in_stream: true,
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            LightFaults {
+                duplicate: true,
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            LightFaults {
+                reorder: true,
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            LightFaults {
+                non_member_signature: true,
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            LightFaults {
+                wrong_committee_transition: true,
+                ..Default::default()
+            },
+            true,
+        ),
+    ];
+    for (n, (forge, epoch)) in cases.into_iter().enumerate() {
+        refuses(&dev, &chain, forge, n as u8, epoch);
+    }
+    assert!(dev.logs().contains("verification failed"), "{}", dev.logs());
+
+    // A node claiming a tip older than one already seen: a rollback attempt, refused.
+    chain.lock().unwrap().faults.tip_override = Some(1);
+    wait_for("a rollback refusal", &dev, || {
+        dev.logs().contains("rollback attempt")
+    });
+    chain.lock().unwrap().faults = LightFaults::default();
+
+    // An event of ours on the chain whose BCS does not match the schema: authentic, so the
+    // light client yields it, and the reader refuses the checkpoint (nothing of it applied).
+    let (secret, stake) = ([120u8; 32], [121u8; 32]);
+    let refusals = metric(&dev, "nautilus_sui_light_client_refusals_total");
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![
+            vec![deposit(&secret, stake, TWO_SUI)],
+            vec![ChainEvent::Malformed],
+        ]);
+        c.tick(1);
+    }
+    wait_for("a schema refusal", &dev, || {
+        metric(&dev, "nautilus_sui_light_client_refusals_total") > refusals
+            && dev.logs().contains("does not match the schema")
+    });
+    assert_eq!(dev.register(&secret, &stake, "malformed").status, 401);
+}
+
+#[test]
+fn events_are_applied_exactly_once_across_a_proxy_restart_at_light_client() {
+    let rt = runtime();
+    let package = [0x6c; 32];
+    let (owner, stake) = ([65u8; 32], [66u8; 32]);
+    const CHECKPOINTS: u64 = 3_000;
+    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
+    let mut expected = 0u64;
+    let mut last = 0;
+    {
+        let mut c = chain.lock().unwrap();
+        // Every checkpoint tops the stake up by a different amount (every 7th also slashes),
+        // so an event applied twice or skipped changes the final amount.
+        for n in 0..CHECKPOINTS {
+            let mut tx = vec![ChainEvent::Deposit {
+                stake,
+                owner,
+                amount: 1_000 + n,
+            }];
+            expected += 1_000 + n;
+            if n % 7 == 3 {
+                tx.push(ChainEvent::Slash { stake, amount: 10 });
+                expected -= 10;
+            }
+            last = c.push(vec![tx, vec![ChainEvent::Foreign]]);
+        }
+        c.tick(1);
+        c.faults.delay = Duration::from_millis(50);
+    }
+    let node = start_light(rt.handle(), chain.clone());
+    let anchor = anchor_arg(&chain.lock().unwrap());
+    let mut split = Split::start(
+        &package,
+        node.addr,
+        &node.ca_pem,
+        &["--min-trust-level=light-client", &anchor],
+    );
+    let progress = |split: &Split| {
+        split
+            .position(&stake)
+            .and_then(|v| v.get("checkpoint").and_then(serde_json::Value::as_u64))
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !progress(&split).is_some_and(|c| c >= 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the light client made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    split.kill_proxy();
+    let at_kill = progress(&split).unwrap();
+    assert!(at_kill < last, "the whole stream was read before the kill");
+    std::thread::sleep(Duration::from_millis(1500));
+    split.start_proxy();
+    loop {
+        if progress(&split) == Some(last) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the light client did not catch up: {:?}",
+            split.position(&stake)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let view = split.position(&stake).unwrap();
+    let s = &view["stake"];
+    assert_eq!(s["amount"], expected.to_string(), "{view}");
+    assert_eq!(s["trust"], "light-client");
+    assert_eq!(s["checkpoint"], last);
+}
