@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use sui_fixture::ChainEvent;
 use sui_fixture::dev::runtime;
-use sui_fixture::light::{LightChain, LightNode, start_light, start_light_on};
+use sui_fixture::light::{
+    LightChain, LightNode, start_light, start_light_on, start_light_sharing_ca,
+};
 use sui_rpc::light_client::events::{AuthenticatedEventsClient, AuthenticatedEventsConfig};
 use sui_rpc::light_client::{AuthenticatedEvent, LightClient, LightClientError};
 use sui_sdk_types::{Address, ValidatorCommittee};
@@ -106,17 +108,28 @@ fn script(chain: &mut LightChain, expected: &mut Vec<Expected>) {
         chain,
         expected,
         vec![
-            vec![ChainEvent::Foreign, deposit(2, 3_000_000_000), deposit(3, 7)],
+            vec![
+                ChainEvent::Foreign,
+                deposit(2, 3_000_000_000),
+                deposit(3, 7),
+            ],
             vec![ChainEvent::Slash {
                 stake: [1; 32],
                 amount: 500,
             }],
             vec![ChainEvent::Foreign],
-            vec![ChainEvent::Malformed, ChainEvent::Withdraw { stake: [3; 32] }],
+            vec![
+                ChainEvent::Malformed,
+                ChainEvent::Withdraw { stake: [3; 32] },
+            ],
         ],
     );
     chain.tick(2);
-    push(chain, expected, vec![vec![deposit(4, 1)], vec![deposit(5, 2)]]);
+    push(
+        chain,
+        expected,
+        vec![vec![deposit(4, 1)], vec![deposit(5, 2)]],
+    );
 }
 
 struct Knobs {
@@ -214,7 +227,11 @@ fn scripted_events_come_out_in_order_with_their_contents_and_live_ones_follow() 
     // A live tail: a client started at the tip sees what is pushed after it started. The SDK
     // takes its starting head from the tip's proof, so the tip must be a settlement (see
     // `tailing_from_a_quiet_tip_with_history_fails` for the other case).
-    push(&mut chain.lock().unwrap(), &mut expected, vec![vec![deposit(8, 8)]]);
+    push(
+        &mut chain.lock().unwrap(),
+        &mut expected,
+        vec![vec![deposit(8, 8)]],
+    );
     let before = expected.len();
     let pusher = {
         let chain = chain.clone();
@@ -224,7 +241,11 @@ fn scripted_events_come_out_in_order_with_their_contents_and_live_ones_follow() 
             let mut c = chain.lock().unwrap();
             push(&mut c, &mut more, vec![vec![deposit(9, 9)]]);
             c.tick(1);
-            push(&mut c, &mut more, vec![vec![ChainEvent::Withdraw { stake: [9; 32] }]]);
+            push(
+                &mut c,
+                &mut more,
+                vec![vec![ChainEvent::Withdraw { stake: [9; 32] }]],
+            );
             more
         })
     };
@@ -247,10 +268,18 @@ fn the_committee_ratchets_across_epoch_changes() {
     let mut expected = Vec::new();
     push(&mut chain, &mut expected, vec![vec![deposit(1, 10)]]);
     let end0 = chain.end_epoch(7);
-    push(&mut chain, &mut expected, vec![vec![deposit(2, 20)], vec![deposit(3, 30)]]);
+    push(
+        &mut chain,
+        &mut expected,
+        vec![vec![deposit(2, 20)], vec![deposit(3, 30)]],
+    );
     chain.tick(3);
     let end1 = chain.end_epoch(1);
-    push(&mut chain, &mut expected, vec![vec![ChainEvent::Withdraw { stake: [2; 32] }]]);
+    push(
+        &mut chain,
+        &mut expected,
+        vec![vec![ChainEvent::Withdraw { stake: [2; 32] }]],
+    );
     chain.tick(1);
     assert!(end0 < end1);
     assert_eq!(chain.epoch(), 2);
@@ -421,7 +450,11 @@ fn transient_errors_delays_and_cut_streams_are_survived_without_loss_or_repeats(
     ));
     injector.join().unwrap();
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(chain.lock().unwrap().faults.errors, 0, "the errors were served");
+    assert_eq!(
+        chain.lock().unwrap().faults.errors,
+        0,
+        "the errors were served"
+    );
     assert_eq!(events.iter().map(seen).collect::<Vec<_>>(), expected);
 }
 
@@ -451,11 +484,11 @@ fn a_node_that_stays_down_ends_the_stream_with_unavailable_and_a_restart_recover
         }
         other => panic!("{other:?}"),
     }
-    // The node comes back on the same port.
-    let addr = node.addr;
-    drop(node);
+    // The node comes back on the same port with the same certificate.
     chain.lock().unwrap().faults.down = false;
-    let node = start_light_on(rt.handle(), chain, addr);
+    let (addr, ca) = (node.addr, node.ca_pem.clone());
+    let node = node.restart(rt.handle());
+    assert_eq!((node.addr, &node.ca_pem), (addr, &ca));
     let (events, err) = rt.block_on(read(
         &node,
         anchor,
@@ -593,4 +626,146 @@ fn a_head_check_due_inside_a_checkpoint_fails() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The same chain is readable at level 1: `GetCheckpoint` with the level-1 reader's read mask
+/// carries every transaction's digest and events as `sui_fixture::start` serves them (plus the
+/// settlement transaction, which has none), and the tip override reaches `GetServiceInfo` and
+/// `GetCheckpoint(latest)`. A forged transition is visible in the served summary.
+#[test]
+fn the_chain_reads_at_level_1_and_reports_the_tip_it_is_told() {
+    use sui_rpc::field::{FieldMask, FieldMaskUtil};
+    use sui_rpc::proto::sui::rpc::v2::{
+        GetCheckpointRequest, GetServiceInfoRequest, get_checkpoint_request,
+    };
+    let rt = runtime();
+    let (mut chain, expected) = setup(4);
+    let end = chain.end_epoch(2);
+    let tip = chain.tip();
+    let chain = Arc::new(Mutex::new(chain));
+    let node = start_light(rt.handle(), chain.clone());
+    rt.block_on(async {
+        let mut client = sdk_client(&node);
+        let mut ledger = client.ledger_client();
+        let mut request = GetCheckpointRequest::default();
+        request.checkpoint_id = Some(get_checkpoint_request::CheckpointId::SequenceNumber(3));
+        request.read_mask = Some(FieldMask::from_paths([
+            "sequence_number",
+            "transactions.digest",
+            "transactions.events",
+        ]));
+        let cp = ledger
+            .get_checkpoint(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint
+            .unwrap();
+        assert_eq!(cp.sequence_number, Some(3));
+        assert!(cp.summary.is_none() && cp.signature.is_none());
+        // Four user transactions and the settlement.
+        assert_eq!(cp.transactions.len(), 5);
+        let mut level1 = Vec::new();
+        for (t, tx) in cp.transactions.iter().enumerate() {
+            assert_eq!(
+                tx.digest.as_deref(),
+                Some(sui_fixture::tx_digest(3, t).as_str())
+            );
+            for (i, e) in tx.events.as_ref().unwrap().events.iter().enumerate() {
+                let ours = format!("0x{}::staking::", "5a".repeat(32));
+                if e.event_type.as_deref().unwrap().starts_with(&ours) {
+                    let contents = e.contents.as_ref().unwrap().value.clone().unwrap();
+                    level1.push((t as u64, i as u32, contents.to_vec()));
+                }
+            }
+        }
+        let want: Vec<_> = expected
+            .iter()
+            .filter(|e| e.checkpoint == 3)
+            .map(|e| (e.tx, e.index, e.contents.clone()))
+            .collect();
+        assert_eq!(level1, want);
+
+        let info = client
+            .ledger_client()
+            .get_service_info(GetServiceInfoRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.checkpoint_height, Some(tip));
+        chain.lock().unwrap().faults.tip_override = Some(2);
+        let info = client
+            .ledger_client()
+            .get_service_info(GetServiceInfoRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.checkpoint_height, Some(2));
+        let latest = client
+            .ledger_client()
+            .get_checkpoint(GetCheckpointRequest::latest())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(latest.checkpoint.unwrap().sequence_number, Some(2));
+
+        // The end-of-epoch summary names the next committee; forged, it names outsiders.
+        let summary_at = |client: &mut sui_rpc::Client| {
+            let mut ledger = client.ledger_client();
+            async move {
+                let cp = ledger
+                    .get_checkpoint(GetCheckpointRequest::by_sequence_number(end))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .checkpoint
+                    .unwrap();
+                let summary: sui_sdk_types::CheckpointSummary =
+                    cp.summary.unwrap().bcs.unwrap().deserialize().unwrap();
+                summary.end_of_epoch_data.unwrap().next_epoch_committee
+            }
+        };
+        let honest = summary_at(&mut client).await;
+        assert_eq!(honest.len(), 2);
+        chain.lock().unwrap().faults.wrong_committee_transition = true;
+        let forged = summary_at(&mut client).await;
+        assert_eq!(forged.len(), 4);
+        assert!(forged.iter().all(|m| !honest.contains(m)));
+    });
+}
+
+/// Failover shapes: a second node certified by the first one's CA serves the same chain to a
+/// client trusting only that CA, and a node can be started on a given (freed) port.
+#[test]
+fn a_node_sharing_the_ca_and_a_node_on_a_given_port_serve_the_chain() {
+    let rt = runtime();
+    let (chain, expected) = setup(4);
+    let anchor = chain.trust_anchor();
+    let chain = Arc::new(Mutex::new(chain));
+    let first = start_light(rt.handle(), chain.clone());
+    let second = start_light_sharing_ca(rt.handle(), chain.clone(), &first);
+    assert_ne!(first.addr, second.addr);
+    assert_eq!(second.ca_pem, first.ca_pem);
+    let (events, err) = rt.block_on(read(
+        &second,
+        anchor.clone(),
+        &Knobs::default(),
+        expected.len(),
+        Duration::from_secs(30),
+    ));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.iter().map(seen).collect::<Vec<_>>(), expected);
+    let addr = second.addr;
+    drop(second);
+    let third = start_light_on(rt.handle(), chain, addr);
+    assert_eq!(third.addr, addr);
+    let (events, err) = rt.block_on(read(
+        &third,
+        anchor,
+        &Knobs::default(),
+        expected.len(),
+        Duration::from_secs(30),
+    ));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.len(), expected.len());
 }

@@ -214,12 +214,7 @@ fn object_with(type_: &str, id: Address, version: u64, tail: &[u8], owner: Owner
     contents.extend_from_slice(tail);
     let tag = StructTag::from_str(type_).expect("struct tag");
     let data = MoveStruct::new(tag, false, version, contents).expect("move struct");
-    Object::new(
-        ObjectData::Struct(data),
-        owner,
-        Digest::new([9; 32]),
-        1_000,
-    )
+    Object::new(ObjectData::Struct(data), owner, Digest::new([9; 32]), 1_000)
 }
 
 const HEAD_TYPE: &str = "0x2::dynamic_field::Field<0x2::accumulator::Key<0x2::accumulator_settlement::EventStreamHead>, 0x2::accumulator_settlement::EventStreamHead>";
@@ -461,7 +456,10 @@ impl LightChain {
     }
 
     /// The summary and signature served for checkpoint `n` under the faults in force.
-    fn served_summary(&mut self, n: u64) -> Option<(CheckpointSummary, ValidatorAggregatedSignature)> {
+    fn served_summary(
+        &mut self,
+        n: u64,
+    ) -> Option<(CheckpointSummary, ValidatorAggregatedSignature)> {
         let faults = self.faults.clone();
         let cp = self.checkpoints.get(n as usize)?;
         let mut summary = cp.summary.clone();
@@ -475,7 +473,11 @@ impl LightChain {
         }
         if faults.non_member_signature || forged_transition {
             // The forger signs with its own keys, claiming the bitmap of a quorum.
-            let signature = quorum_sign(&committee_of(epoch, &self.outsiders), &self.outsiders, &summary);
+            let signature = quorum_sign(
+                &committee_of(epoch, &self.outsiders),
+                &self.outsiders,
+                &summary,
+            );
             return Some((summary, signature));
         }
         if let Some(sig) = &cp.signature {
@@ -536,8 +538,18 @@ impl LightChain {
     }
 
     /// The proto v2 `Event` served for stream event `i`, with its position.
-    fn stream_event_proto(&self, e: &StreamEvent, source: &ChainEvent, index: u32) -> sui_rpc::proto::sui::rpc::v2::Event {
+    fn stream_event_proto(
+        &self,
+        e: &StreamEvent,
+        source: &ChainEvent,
+        index: u32,
+    ) -> sui_rpc::proto::sui::rpc::v2::Event {
         let mut proto = event(&self.package, source);
+        if matches!(source, ChainEvent::Foreign) {
+            // Emitted by the module that defines its type, of another package.
+            proto.package_id = Some("0x2".into());
+            proto.module = Some("coin".into());
+        }
         proto.sender = Some(hex_address(&self.sender));
         proto.checkpoint = Some(e.checkpoint);
         proto.transaction_digest = Some(tx_digest(e.checkpoint, e.tx as usize));
@@ -555,7 +567,11 @@ impl LightChain {
         let options = request.options.clone().unwrap_or_default();
         check_ascending(&options)?;
         let ours = match request.filter.as_ref() {
-            None => return Err(Status::unimplemented("fixture: ListEvents needs a stream filter")),
+            None => {
+                return Err(Status::unimplemented(
+                    "fixture: ListEvents needs a stream filter",
+                ));
+            }
             Some(filter) => self.event_filter_is_our_stream(filter)?,
         };
         let tip = self.tip();
@@ -595,7 +611,11 @@ impl LightChain {
             {
                 *amount = amount.saturating_add(1_000_000_000);
             }
-            let frame = event_frame(self.stream_event_proto(e, &source, e.index), i, e.checkpoint);
+            let frame = event_frame(
+                self.stream_event_proto(e, &source, e.index),
+                i,
+                e.checkpoint,
+            );
             frames.push(frame.clone());
             if faults.duplicate {
                 frames.push(frame);
@@ -621,9 +641,10 @@ impl LightChain {
         } else {
             (QueryEndReason::LedgerTip, tip)
         };
-        let cursor = items.last().map(|&i| i).or_else(|| {
-            options.after.as_ref().and_then(|a| cursor_index(a).ok())
-        });
+        let cursor = items
+            .last()
+            .map(|&i| i)
+            .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
         let mut end = ListEventsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
         end.end = Some(query_end(reason));
@@ -643,7 +664,9 @@ impl LightChain {
                 let id = parse_address(f.stream_id.as_deref())?;
                 Ok(id == self.stream_id)
             }
-            _ => Err(Status::unimplemented("fixture: event_stream_head filter only")),
+            _ => Err(Status::unimplemented(
+                "fixture: event_stream_head filter only",
+            )),
         }
     }
 
@@ -692,7 +715,11 @@ impl LightChain {
             frame.watermark = Some(watermark(Some(i), cp.saturating_sub(1)));
             frames.push(frame);
         }
-        let last_cp = if take > 0 { all[lo + take - 1].0 } else { start_cp };
+        let last_cp = if take > 0 {
+            all[lo + take - 1].0
+        } else {
+            start_cp
+        };
         let (reason, scanned) = if lo + take < hi {
             (QueryEndReason::ItemLimit, last_cp.saturating_sub(1))
         } else if cursor_bound {
@@ -702,9 +729,9 @@ impl LightChain {
         } else {
             (QueryEndReason::LedgerTip, tip)
         };
-        let cursor = (take > 0).then(|| lo + take - 1).or_else(|| {
-            options.after.as_ref().and_then(|a| cursor_index(a).ok())
-        });
+        let cursor = (take > 0)
+            .then(|| lo + take - 1)
+            .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
         let mut end = ListTransactionsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
         end.end = Some(query_end(reason));
@@ -724,7 +751,9 @@ impl LightChain {
                 let id = parse_address(f.object_id.as_deref())?;
                 Ok(id == self.head_id)
             }
-            _ => Err(Status::unimplemented("fixture: affected_object filter only")),
+            _ => Err(Status::unimplemented(
+                "fixture: affected_object filter only",
+            )),
         }
     }
 
@@ -748,8 +777,11 @@ impl LightChain {
                 };
                 let mut proto = ProtoInclusion::from(&sdk);
                 proto.object_ref = Some(r.clone().into());
-                proto.object_data =
-                    Some(bcs::to_bytes(&cp.objects[position]).expect("object bcs").into());
+                proto.object_data = Some(
+                    bcs::to_bytes(&cp.objects[position])
+                        .expect("object bcs")
+                        .into(),
+                );
                 get_checkpoint_object_proof_response::Proof::Inclusion(proto)
             }
             _ => {
@@ -815,7 +847,11 @@ fn query_end(reason: QueryEndReason) -> QueryEnd {
     end
 }
 
-fn event_frame(e: sui_rpc::proto::sui::rpc::v2::Event, index: usize, checkpoint: u64) -> ListEventsResponse {
+fn event_frame(
+    e: sui_rpc::proto::sui::rpc::v2::Event,
+    index: usize,
+    checkpoint: u64,
+) -> ListEventsResponse {
     let mut frame = ListEventsResponse::default();
     frame.event = Some(e);
     // An event frame's watermark: scanned fully through the previous checkpoint.
@@ -833,7 +869,9 @@ impl Mask {
             Some(paths) => paths.iter().any(|p| {
                 p == field
                     || p.strip_prefix(field).is_some_and(|r| r.starts_with('.'))
-                    || field.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('.'))
+                    || field
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('.'))
             }),
         }
     }
@@ -1038,6 +1076,15 @@ impl LightNode {
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
     }
+
+    /// Stops this node and starts it again on the same port with the same certificate (so a
+    /// client pinning `ca_pem` reconnects), serving the same chain.
+    pub fn restart(mut self, rt: &tokio::runtime::Handle) -> LightNode {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        serve(rt, self.chain.clone(), self.addr, self.pki.clone())
+    }
 }
 
 impl Drop for LightNode {
@@ -1059,7 +1106,12 @@ pub fn start_light_sharing_ca(
     chain: Arc<Mutex<LightChain>>,
     other: &LightNode,
 ) -> LightNode {
-    serve(rt, chain, "127.0.0.1:0".parse().expect("addr"), other.pki.clone())
+    serve(
+        rt,
+        chain,
+        "127.0.0.1:0".parse().expect("addr"),
+        other.pki.clone(),
+    )
 }
 
 /// As [`start_light`], on `addr` (to restart a node on the same port).
@@ -1077,9 +1129,20 @@ fn serve(
     addr: SocketAddr,
     pki: Pki,
 ) -> LightNode {
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .expect("bind light fixture node");
+    // A node stopped on the same port a moment ago may still be closing its listener.
+    let listener = rt.block_on(async {
+        let mut tries = 0;
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("bind light fixture node on {addr}: {e}"),
+            }
+        }
+    });
     let addr = listener.local_addr().expect("local addr");
     let identity = tonic::transport::Identity::from_pem(pki.cert_pem.clone(), pki.key_pem.clone());
     let service = LightService {
