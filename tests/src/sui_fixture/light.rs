@@ -643,7 +643,7 @@ impl LightChain {
         };
         let cursor = items
             .last()
-            .map(|&i| i)
+            .copied()
             .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
         let mut end = ListEventsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
@@ -704,8 +704,7 @@ impl LightChain {
         let limit = options.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
         let take = hi.saturating_sub(lo).min(limit);
         let mut frames = Vec::new();
-        for i in lo..lo + take {
-            let (cp, t) = all[i];
+        for (i, &(cp, t)) in all.iter().enumerate().skip(lo).take(take) {
             let mut tx = ExecutedTransaction::default();
             tx.digest = Some(tx_digest(cp, t as usize));
             tx.checkpoint = Some(cp);
