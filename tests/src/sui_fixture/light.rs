@@ -71,6 +71,9 @@ pub struct LightFaults {
     /// `ListEvents` swaps adjacent events of a page (the events trade places; the positions
     /// they are served at stay ascending, as the List API promises).
     pub reorder: bool,
+    /// `ListEvents` sends adjacent event frames in swapped order (each keeps its own position,
+    /// so positions go backwards inside a page).
+    pub reorder_frames: bool,
     /// `ListEvents` serves deposits with a bigger amount than the chain committed to.
     pub forge_event: bool,
     /// `ListEvents` adds, after each transaction's stream events, an event of another package
@@ -602,8 +605,15 @@ impl LightChain {
                 pair.reverse();
             }
         }
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        if faults.reorder_frames {
+            for pair in order.chunks_mut(2) {
+                pair.reverse();
+            }
+        }
         let mut frames = Vec::new();
-        for (k, &i) in items.iter().enumerate() {
+        for k in order {
+            let i = items[k];
             let e = &all[i];
             let mut source = all[payload[k]].source.clone();
             if faults.forge_event
