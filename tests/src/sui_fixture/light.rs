@@ -139,6 +139,9 @@ pub struct LightChain {
     outsiders: Vec<Bls12381PrivateKey>,
     /// Calls served, by any RPC.
     served: u64,
+    /// Parsed event types, by name.
+    types: std::collections::HashMap<String, StructTag>,
+    module: sui_sdk_types::Identifier,
 }
 
 impl std::fmt::Debug for LightChain {
@@ -247,6 +250,8 @@ impl LightChain {
             network_transactions: 0,
             outsiders: (0..validators.max(1)).map(|_| fresh_key()).collect(),
             served: 0,
+            types: Default::default(),
+            module: sui_sdk_types::Identifier::from_static("staking"),
         };
         chain.append(Vec::new(), None);
         chain
@@ -338,7 +343,6 @@ impl LightChain {
     fn append(&mut self, transactions: Vec<Vec<ChainEvent>>, end: Option<EndOfEpochData>) -> u64 {
         let seq = self.checkpoints.len() as u64;
         let epoch = self.epoch();
-        let pkg_prefix = format!("0x{}", super::hex32(&self.package));
         let mut commitments = Vec::new();
         for (t, events) in transactions.iter().enumerate() {
             for (i, e) in events.iter().enumerate() {
@@ -346,7 +350,6 @@ impl LightChain {
                     continue;
                 }
                 let sdk = self.sdk_event(e);
-                debug_assert!(sdk.package_id.to_string().ends_with(&pkg_prefix[2..]));
                 commitments.push(EventCommitment {
                     checkpoint_seq: seq,
                     transaction_idx: t as u64,
@@ -447,11 +450,33 @@ impl LightChain {
     }
 
     /// The SDK event for a chain event, named as level 1 names it (`super::event`) plus the
-    /// sender the v2 `Event` carries.
-    fn sdk_event(&self, e: &ChainEvent) -> sui_sdk_types::Event {
+    /// sender the v2 `Event` carries: the proto the node serves, converted as the SDK
+    /// converts it (the type parse is cached: a backlog has 100,000 of these).
+    fn sdk_event(&mut self, e: &ChainEvent) -> sui_sdk_types::Event {
         let mut proto = event(&self.package, e);
-        proto.sender = Some(hex_address(&self.sender));
-        sui_sdk_types::Event::try_from(&proto).expect("fixture event converts")
+        let type_name = proto.event_type.take().unwrap_or_default();
+        let type_ = match self.types.get(&type_name) {
+            Some(t) => t.clone(),
+            None => {
+                let mut probe = proto.clone();
+                probe.sender = Some(hex_address(&self.sender));
+                probe.event_type = Some(type_name.clone());
+                let full = sui_sdk_types::Event::try_from(&probe).expect("fixture event converts");
+                self.types.insert(type_name, full.type_.clone());
+                return full;
+            }
+        };
+        sui_sdk_types::Event {
+            package_id: Address::new(self.package),
+            module: self.module.clone(),
+            sender: self.sender,
+            type_,
+            contents: proto
+                .contents
+                .and_then(|c| c.value)
+                .map(|v| v.to_vec())
+                .unwrap_or_default(),
+        }
     }
 
     fn epoch_of(&self, summary_epoch: u64) -> &EpochKeys {
