@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
 use sui_crypto::bls12381::{Bls12381PrivateKey, ValidatorCommitteeSignatureAggregator};
 use sui_rpc::proto::sui::rpc::v2::ledger_service_server::{LedgerService, LedgerServiceServer};
 use sui_rpc::proto::sui::rpc::v2::{
@@ -64,8 +65,12 @@ pub struct LightFaults {
     pub delay: Duration,
     /// Every call answers `UNAVAILABLE` (a Sui outage).
     pub down: bool,
-    /// `ListEvents` streams are cut (`UNAVAILABLE` mid-stream) after this many frames.
+    /// `ListEvents` streams are cut at the transport after this many frames: every open
+    /// connection of the node is dropped (as when a relay between restarts mid-page).
     pub drop_after_frames: Option<u32>,
+    /// `ListEvents` streams end with an `UNAVAILABLE` status after this many frames (a
+    /// server-side abort, the connection stays up).
+    pub unavailable_after_frames: Option<u32>,
     /// `ListEvents` sends every event twice.
     pub duplicate: bool,
     /// `ListEvents` swaps adjacent events of a page (the events trade places; the positions
@@ -914,6 +919,102 @@ impl Mask {
 #[derive(Clone)]
 struct LightService {
     chain: Arc<Mutex<LightChain>>,
+    connections: Connections,
+}
+
+/// The node's open connections, so that a fault (or the test) can cut them at the transport.
+#[derive(Clone, Default)]
+struct Connections(Arc<Mutex<Vec<std::sync::Weak<CutSwitch>>>>);
+
+#[derive(Default)]
+struct CutSwitch {
+    cut: std::sync::atomic::AtomicBool,
+    /// The read and the write waker, woken when the connection is cut.
+    wakers: Mutex<[Option<std::task::Waker>; 2]>,
+}
+
+impl Connections {
+    fn track(&self, io: tokio::net::TcpStream) -> Severable {
+        let switch = Arc::new(CutSwitch::default());
+        let mut all = self.0.lock().expect("connections lock");
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&switch));
+        Severable { io, switch }
+    }
+
+    fn cut_all(&self) {
+        let all = std::mem::take(&mut *self.0.lock().expect("connections lock"));
+        for switch in all.iter().filter_map(std::sync::Weak::upgrade) {
+            switch.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+            let wakers = std::mem::take(&mut *switch.wakers.lock().expect("wakers lock"));
+            for waker in wakers.into_iter().flatten() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// A TCP connection that fails every read and write once cut (hyper then drops it, and the
+/// client sees the connection close mid-stream).
+struct Severable {
+    io: tokio::net::TcpStream,
+    switch: Arc<CutSwitch>,
+}
+
+impl Severable {
+    fn check(&self, cx: &Context<'_>, slot: usize) -> Result<(), std::io::Error> {
+        self.switch.wakers.lock().expect("wakers lock")[slot] = Some(cx.waker().clone());
+        if self.switch.cut.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "fixture: connection cut",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl tokio::io::AsyncRead for Severable {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx, 0)?;
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Severable {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx, 1)?;
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx, 1)?;
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Severable {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
 }
 
 impl LightService {
@@ -1035,11 +1136,25 @@ impl LedgerService for LightService {
             .into_iter()
             .map(Ok)
             .collect();
+        if let Some(n) = faults.unavailable_after_frames
+            && (n as usize) < frames.len()
+        {
+            frames.truncate(n as usize);
+            frames.push(Err(Status::unavailable("fixture: stream aborted")));
+        }
         if let Some(n) = faults.drop_after_frames
             && (n as usize) < frames.len()
         {
             frames.truncate(n as usize);
-            frames.push(Err(Status::unavailable("fixture: stream cut")));
+            let connections = self.connections.clone();
+            // Let the frames before the cut reach the client, then drop every connection.
+            let cut = futures::stream::once(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                connections.cut_all();
+                std::future::pending::<Result<ListEventsResponse, Status>>().await
+            });
+            let stream = futures::stream::iter(frames).chain(cut);
+            return Ok(Response::new(Box::pin(stream)));
         }
         Ok(Response::new(Box::pin(futures::stream::iter(frames))))
     }
@@ -1102,10 +1217,16 @@ pub struct LightNode {
     /// The chain, editable while it runs.
     pub chain: Arc<Mutex<LightChain>>,
     pki: Pki,
+    connections: Connections,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl LightNode {
+    /// Cuts every open connection at the transport (the node keeps listening).
+    pub fn cut_connections(&self) {
+        self.connections.cut_all();
+    }
+
     /// `https://127.0.0.1:PORT`, for a tonic `Endpoint`.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
@@ -1179,8 +1300,11 @@ fn serve(
     });
     let addr = listener.local_addr().expect("local addr");
     let identity = tonic::transport::Identity::from_pem(pki.cert_pem.clone(), pki.key_pem.clone());
+    let connections = Connections::default();
+    let node_connections = connections.clone();
     let service = LightService {
         chain: chain.clone(),
+        connections: connections.clone(),
     };
     let routes = Routes {
         ledger: LedgerServiceServer::new(service.clone()),
@@ -1188,7 +1312,14 @@ fn serve(
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     rt.spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let tracker = connections.clone();
+        let incoming = futures::stream::unfold(listener, move |listener| {
+            let tracker = tracker.clone();
+            async move {
+                let accepted = listener.accept().await.map(|(io, _)| tracker.track(io));
+                Some((accepted, listener))
+            }
+        });
         let result = tonic::transport::Server::builder()
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .expect("fixture tls")
@@ -1205,6 +1336,7 @@ fn serve(
         ca_pem: pki.ca_pem.clone(),
         chain,
         pki,
+        connections: node_connections,
         stop: Some(stop),
     }
 }
