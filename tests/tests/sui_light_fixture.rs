@@ -887,3 +887,36 @@ fn reading_from_genesis_when_the_tip_settled_fails() {
     );
     assert!(!expected.is_empty());
 }
+
+/// An hour of virtual time (14,400 checkpoints at 250 ms) without events, then a deposit: the
+/// client crosses it with one page scan, one settlement lookup and one proof.
+#[test]
+fn an_hour_of_quiet_checkpoints_is_caught_up() {
+    let rt = runtime();
+    let started = Instant::now();
+    let (mut chain, mut expected) = setup(4);
+    let hour = 3_600_000 / sui_fixture::light::CHECKPOINT_MS;
+    chain.tick(hour);
+    push(&mut chain, &mut expected, vec![vec![deposit(42, 42)]]);
+    chain.tick(1);
+    let built = started.elapsed();
+    let anchor = chain.trust_anchor();
+    let chain = Arc::new(Mutex::new(chain));
+    let node = start_light(rt.handle(), chain.clone());
+    let started = Instant::now();
+    let (events, err) = rt.block_on(read(
+        &node,
+        anchor,
+        &Knobs::default(),
+        expected.len(),
+        Duration::from_secs(60),
+    ));
+    let took = started.elapsed();
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.iter().map(seen).collect::<Vec<_>>(), expected);
+    let served = chain.lock().unwrap().served();
+    assert!(served < 30, "{served} calls");
+    eprintln!(
+        "light fixture: built an hour ({hour} checkpoints) in {built:?}; caught up in {took:?} with {served} calls"
+    );
+}
