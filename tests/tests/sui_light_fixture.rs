@@ -406,6 +406,21 @@ fn frames_served_out_of_order_never_yield_an_event() {
 }
 
 #[test]
+fn a_head_proof_against_a_root_the_summary_does_not_commit_to_is_refused() {
+    let (_, got, err) = forged(|c| c.faults.forge_head_proof = true, false);
+    assert!(
+        matches!(
+            err,
+            Some(LightClientError::InvalidProof(
+                sui_sdk_types::proof::ProofError::ArtifactsDigestMismatch
+            ))
+        ),
+        "{err:?}"
+    );
+    assert!(got.is_empty());
+}
+
+#[test]
 fn a_summary_signed_by_non_members_is_refused() {
     let (_, got, err) = forged(|c| c.faults.non_member_signature = true, false);
     assert!(

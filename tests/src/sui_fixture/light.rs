@@ -91,6 +91,10 @@ pub struct LightFaults {
     pub wrong_committee_transition: bool,
     /// `GetCheckpoint(latest)` and `GetServiceInfo` report this tip.
     pub tip_override: Option<u64>,
+    /// Proofs of the stream head serve a head claiming one more event than the chain's, with
+    /// an OCS tree rebuilt over it (a Merkle proof consistent with a root the signed summary
+    /// does not commit to).
+    pub forge_head_proof: bool,
 }
 
 /// One epoch's committee and its private keys.
@@ -796,6 +800,22 @@ impl LightChain {
         }
     }
 
+    /// The stream head object `real` with one more event claimed.
+    fn forged_head(&self, real: &Object) -> Object {
+        let contents = real.as_struct().expect("head is a struct").contents();
+        let mut head: EventStreamHead = bcs::from_bytes(&contents[64..]).expect("head bcs");
+        head.num_events += 1;
+        let mut tail = self.stream_id.as_bytes().to_vec();
+        tail.extend(bcs::to_bytes(&head).expect("head bcs"));
+        object_with(
+            HEAD_TYPE,
+            self.head_id,
+            real.version(),
+            &tail,
+            Owner::Object(Address::from_static("0xacc")),
+        )
+    }
+
     fn object_proof(
         &mut self,
         object_id: Address,
@@ -809,18 +829,29 @@ impl LightChain {
         let position = cp.refs.partition_point(|r| r.object_id() < &object_id);
         let proof = match cp.refs.get(position) {
             Some(r) if r.object_id() == &object_id => {
-                let sdk = OcsInclusionProof {
+                let mut object = cp.objects[position].clone();
+                let mut object_ref = r.clone();
+                let mut sdk = OcsInclusionProof {
                     merkle_proof: cp.tree.get_proof(position).expect("leaf proof"),
                     leaf_index: position as u64,
                     tree_root,
                 };
+                if self.faults.forge_head_proof && object_id == self.head_id {
+                    object = self.forged_head(&object);
+                    let mut refs = cp.refs.clone();
+                    object_ref =
+                        ObjectReference::new(object.object_id(), object.version(), object.digest());
+                    refs[position] = object_ref.clone();
+                    let tree = MerkleTree::build_from_unserialized(refs.iter()).expect("ocs tree");
+                    sdk = OcsInclusionProof {
+                        merkle_proof: tree.get_proof(position).expect("leaf proof"),
+                        leaf_index: position as u64,
+                        tree_root: Digest::new(tree.root().bytes()),
+                    };
+                }
                 let mut proto = ProtoInclusion::from(&sdk);
-                proto.object_ref = Some(r.clone().into());
-                proto.object_data = Some(
-                    bcs::to_bytes(&cp.objects[position])
-                        .expect("object bcs")
-                        .into(),
-                );
+                proto.object_ref = Some(object_ref.into());
+                proto.object_data = Some(bcs::to_bytes(&object).expect("object bcs").into());
                 get_checkpoint_object_proof_response::Proof::Inclusion(proto)
             }
             _ => {
