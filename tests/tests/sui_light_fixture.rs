@@ -935,3 +935,146 @@ fn an_hour_of_quiet_checkpoints_is_caught_up() {
         "light fixture: built an hour ({hour} checkpoints) in {built:?}; caught up in {took:?} with {served} calls"
     );
 }
+
+/// The List API as the SDK relies on it, read raw: pages of `limit` items end with
+/// `ITEM_LIMIT` and a cursor to resume `after`; a scan reaching the tip ends with
+/// `LEDGER_TIP` and the tip as watermark; `end_checkpoint` (exclusive) ends with
+/// `CHECKPOINT_BOUND`, a `before` cursor with `CURSOR_BOUND`; `ListTransactions` on the head
+/// object lists exactly the settlements. Proofs: the clock is included at every checkpoint, an
+/// untouched object is proven absent.
+#[test]
+fn list_paging_and_proofs_follow_the_v2_contract() {
+    use sui_rpc::light_client::CheckpointObjectProof;
+    use sui_rpc::proto::sui::rpc::v2::filter::{event, transaction};
+    use sui_rpc::proto::sui::rpc::v2::{
+        EventFilter, ListEventsRequest, ListTransactionsRequest, QueryEndReason, QueryOptions,
+        TransactionFilter,
+    };
+    let rt = runtime();
+    let (chain, expected) = setup(4);
+    let tip = chain.tip();
+    let head = chain.head_object_id();
+    let anchor = chain.trust_anchor();
+    let node = start_light(rt.handle(), Arc::new(Mutex::new(chain)));
+    rt.block_on(async {
+        let mut client = sdk_client(&node);
+        let page = |start: u64,
+                    end: Option<u64>,
+                    limit: u32,
+                    after: Option<bytes::Bytes>,
+                    before: Option<bytes::Bytes>| {
+            let mut ledger = sdk_client(&node).ledger_client();
+            async move {
+                let mut options = QueryOptions::default();
+                options.limit = Some(limit);
+                options.after = after;
+                options.before = before;
+                let mut request = ListEventsRequest::default();
+                request.start_checkpoint = Some(start);
+                request.end_checkpoint = end;
+                request.filter = Some(EventFilter::matching(event::event_stream_head(
+                    Address::new(PACKAGE),
+                )));
+                request.options = Some(options);
+                let mut stream = ledger.list_events(request).await.unwrap().into_inner();
+                let (mut positions, mut cursor, mut mark, mut reason) =
+                    (Vec::new(), None, None, None);
+                while let Some(frame) = stream.next().await {
+                    let frame = frame.unwrap();
+                    if let Some(w) = frame.watermark {
+                        cursor = w.cursor.or(cursor);
+                        mark = w.checkpoint;
+                    }
+                    if let Some(e) = frame.event {
+                        positions.push((
+                            e.checkpoint.unwrap(),
+                            e.transaction_index.unwrap(),
+                            e.event_index.unwrap(),
+                        ));
+                    }
+                    if let Some(end) = frame.end {
+                        reason = end.reason;
+                    }
+                }
+                (
+                    positions,
+                    cursor,
+                    mark,
+                    reason.map(|r| QueryEndReason::try_from(r).unwrap()),
+                )
+            }
+        };
+        let all: Vec<_> = expected
+            .iter()
+            .map(|e| (e.checkpoint, e.tx, e.index))
+            .collect();
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let (positions, cursor, mark, reason) = page(0, None, 2, after.clone(), None).await;
+            got.extend(positions);
+            match reason.unwrap() {
+                QueryEndReason::ItemLimit => after = cursor,
+                QueryEndReason::LedgerTip => {
+                    assert_eq!(mark, Some(tip));
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, all);
+        let (positions, _, mark, reason) = page(2, Some(4), 100, None, None).await;
+        assert_eq!(reason, Some(QueryEndReason::CheckpointBound));
+        assert_eq!(mark, Some(3));
+        assert!(positions.iter().all(|p| p.0 == 3) && positions.len() == 5);
+        let (_, third, _, _) = page(0, None, 3, None, None).await;
+        let (positions, _, _, reason) = page(0, None, 100, None, third).await;
+        assert_eq!(reason, Some(QueryEndReason::CursorBound));
+        assert_eq!(positions, all[..2]);
+
+        let mut request = ListTransactionsRequest::default();
+        request.start_checkpoint = Some(0);
+        request.end_checkpoint = Some(tip + 1);
+        request.filter = Some(TransactionFilter::matching(transaction::affected_object(
+            head,
+        )));
+        let mut stream = client
+            .ledger_client()
+            .list_transactions(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let mut settlements = Vec::new();
+        while let Some(frame) = stream.next().await {
+            if let Some(tx) = frame.unwrap().transaction {
+                settlements.push((tx.checkpoint.unwrap(), tx.transaction_index.unwrap()));
+            }
+        }
+        assert_eq!(settlements, vec![(1, 1), (3, 4), (6, 2)]);
+    });
+    rt.block_on(async {
+        let mut light = LightClient::new(sdk_client(&node), anchor);
+        match light
+            .prove_object_at_checkpoint(&Address::from_static("0x6"), 2)
+            .await
+            .unwrap()
+        {
+            CheckpointObjectProof::Inclusion {
+                object: Some(clock),
+                ..
+            } => assert_eq!(clock.version(), 3),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            light.prove_object_at_checkpoint(&head, 2).await.unwrap(),
+            CheckpointObjectProof::NonInclusion
+        ));
+        assert!(matches!(
+            light.prove_object_at_checkpoint(&head, 3).await.unwrap(),
+            CheckpointObjectProof::Inclusion {
+                object: Some(_),
+                ..
+            }
+        ));
+    });
+}
