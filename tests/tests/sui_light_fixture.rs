@@ -191,6 +191,15 @@ async fn read(
     (events, None)
 }
 
+/// Waits until a client started after `base` calls has made its start (GetCheckpoint(latest)
+/// and the head proof), then a little more.
+fn after_start(chain: &Mutex<LightChain>, base: u64) {
+    while chain.lock().unwrap().served() < base + 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 fn setup(validators: usize) -> (LightChain, Vec<Expected>) {
     let mut chain = LightChain::new(PACKAGE, validators);
     let mut expected = Vec::new();
@@ -235,8 +244,9 @@ fn scripted_events_come_out_in_order_with_their_contents_and_live_ones_follow() 
     let before = expected.len();
     let pusher = {
         let chain = chain.clone();
+        let base = chain.lock().unwrap().served();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
+            after_start(&chain, base);
             let mut more = Vec::new();
             let mut c = chain.lock().unwrap();
             push(&mut c, &mut more, vec![vec![deposit(9, 9)]]);
@@ -626,8 +636,9 @@ fn tailing_from_a_quiet_tip_with_history_fails() {
     let node = start_light(rt.handle(), chain.clone());
     let pusher = {
         let chain = chain.clone();
+        let base = chain.lock().unwrap().served();
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
+            after_start(&chain, base);
             chain.lock().unwrap().push(vec![vec![deposit(9, 9)]]);
         })
     };
