@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
 use sui_crypto::bls12381::{Bls12381PrivateKey, ValidatorCommitteeSignatureAggregator};
 use sui_rpc::proto::sui::rpc::v2::ledger_service_server::{LedgerService, LedgerServiceServer};
 use sui_rpc::proto::sui::rpc::v2::{
@@ -64,13 +65,20 @@ pub struct LightFaults {
     pub delay: Duration,
     /// Every call answers `UNAVAILABLE` (a Sui outage).
     pub down: bool,
-    /// `ListEvents` streams are cut (`UNAVAILABLE` mid-stream) after this many frames.
+    /// `ListEvents` streams are cut at the transport after this many frames: every open
+    /// connection of the node is dropped (as when a relay between restarts mid-page).
     pub drop_after_frames: Option<u32>,
+    /// `ListEvents` streams end with an `UNAVAILABLE` status after this many frames (a
+    /// server-side abort, the connection stays up).
+    pub unavailable_after_frames: Option<u32>,
     /// `ListEvents` sends every event twice.
     pub duplicate: bool,
     /// `ListEvents` swaps adjacent events of a page (the events trade places; the positions
     /// they are served at stay ascending, as the List API promises).
     pub reorder: bool,
+    /// `ListEvents` sends adjacent event frames in swapped order (each keeps its own position,
+    /// so positions go backwards inside a page).
+    pub reorder_frames: bool,
     /// `ListEvents` serves deposits with a bigger amount than the chain committed to.
     pub forge_event: bool,
     /// `ListEvents` adds, after each transaction's stream events, an event of another package
@@ -83,6 +91,10 @@ pub struct LightFaults {
     pub wrong_committee_transition: bool,
     /// `GetCheckpoint(latest)` and `GetServiceInfo` report this tip.
     pub tip_override: Option<u64>,
+    /// Proofs of the stream head serve a head claiming one more event than the chain's, with
+    /// an OCS tree rebuilt over it (a Merkle proof consistent with a root the signed summary
+    /// does not commit to).
+    pub forge_head_proof: bool,
 }
 
 /// One epoch's committee and its private keys.
@@ -136,6 +148,9 @@ pub struct LightChain {
     outsiders: Vec<Bls12381PrivateKey>,
     /// Calls served, by any RPC.
     served: u64,
+    /// Parsed event types, by name.
+    types: std::collections::HashMap<String, StructTag>,
+    module: sui_sdk_types::Identifier,
 }
 
 impl std::fmt::Debug for LightChain {
@@ -244,6 +259,8 @@ impl LightChain {
             network_transactions: 0,
             outsiders: (0..validators.max(1)).map(|_| fresh_key()).collect(),
             served: 0,
+            types: Default::default(),
+            module: sui_sdk_types::Identifier::from_static("staking"),
         };
         chain.append(Vec::new(), None);
         chain
@@ -335,7 +352,6 @@ impl LightChain {
     fn append(&mut self, transactions: Vec<Vec<ChainEvent>>, end: Option<EndOfEpochData>) -> u64 {
         let seq = self.checkpoints.len() as u64;
         let epoch = self.epoch();
-        let pkg_prefix = format!("0x{}", super::hex32(&self.package));
         let mut commitments = Vec::new();
         for (t, events) in transactions.iter().enumerate() {
             for (i, e) in events.iter().enumerate() {
@@ -343,7 +359,6 @@ impl LightChain {
                     continue;
                 }
                 let sdk = self.sdk_event(e);
-                debug_assert!(sdk.package_id.to_string().ends_with(&pkg_prefix[2..]));
                 commitments.push(EventCommitment {
                     checkpoint_seq: seq,
                     transaction_idx: t as u64,
@@ -444,11 +459,33 @@ impl LightChain {
     }
 
     /// The SDK event for a chain event, named as level 1 names it (`super::event`) plus the
-    /// sender the v2 `Event` carries.
-    fn sdk_event(&self, e: &ChainEvent) -> sui_sdk_types::Event {
+    /// sender the v2 `Event` carries: the proto the node serves, converted as the SDK
+    /// converts it (the type parse is cached: a backlog has 100,000 of these).
+    fn sdk_event(&mut self, e: &ChainEvent) -> sui_sdk_types::Event {
         let mut proto = event(&self.package, e);
-        proto.sender = Some(hex_address(&self.sender));
-        sui_sdk_types::Event::try_from(&proto).expect("fixture event converts")
+        let type_name = proto.event_type.take().unwrap_or_default();
+        let type_ = match self.types.get(&type_name) {
+            Some(t) => t.clone(),
+            None => {
+                let mut probe = proto.clone();
+                probe.sender = Some(hex_address(&self.sender));
+                probe.event_type = Some(type_name.clone());
+                let full = sui_sdk_types::Event::try_from(&probe).expect("fixture event converts");
+                self.types.insert(type_name, full.type_.clone());
+                return full;
+            }
+        };
+        sui_sdk_types::Event {
+            package_id: Address::new(self.package),
+            module: self.module.clone(),
+            sender: self.sender,
+            type_,
+            contents: proto
+                .contents
+                .and_then(|c| c.value)
+                .map(|v| v.to_vec())
+                .unwrap_or_default(),
+        }
     }
 
     fn epoch_of(&self, summary_epoch: u64) -> &EpochKeys {
@@ -545,6 +582,11 @@ impl LightChain {
         index: u32,
     ) -> sui_rpc::proto::sui::rpc::v2::Event {
         let mut proto = event(&self.package, source);
+        if matches!(source, ChainEvent::Foreign) {
+            // Emitted by the module that defines its type, of another package.
+            proto.package_id = Some("0x2".into());
+            proto.module = Some("coin".into());
+        }
         proto.sender = Some(hex_address(&self.sender));
         proto.checkpoint = Some(e.checkpoint);
         proto.transaction_digest = Some(tx_digest(e.checkpoint, e.tx as usize));
@@ -597,8 +639,15 @@ impl LightChain {
                 pair.reverse();
             }
         }
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        if faults.reorder_frames {
+            for pair in order.chunks_mut(2) {
+                pair.reverse();
+            }
+        }
         let mut frames = Vec::new();
-        for (k, &i) in items.iter().enumerate() {
+        for k in order {
+            let i = items[k];
             let e = &all[i];
             let mut source = all[payload[k]].source.clone();
             if faults.forge_event
@@ -638,7 +687,7 @@ impl LightChain {
         };
         let cursor = items
             .last()
-            .map(|&i| i)
+            .copied()
             .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
         let mut end = ListEventsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
@@ -699,8 +748,7 @@ impl LightChain {
         let limit = options.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
         let take = hi.saturating_sub(lo).min(limit);
         let mut frames = Vec::new();
-        for i in lo..lo + take {
-            let (cp, t) = all[i];
+        for (i, &(cp, t)) in all.iter().enumerate().skip(lo).take(take) {
             let mut tx = ExecutedTransaction::default();
             tx.digest = Some(tx_digest(cp, t as usize));
             tx.checkpoint = Some(cp);
@@ -752,6 +800,22 @@ impl LightChain {
         }
     }
 
+    /// The stream head object `real` with one more event claimed.
+    fn forged_head(&self, real: &Object) -> Object {
+        let contents = real.as_struct().expect("head is a struct").contents();
+        let mut head: EventStreamHead = bcs::from_bytes(&contents[64..]).expect("head bcs");
+        head.num_events += 1;
+        let mut tail = self.stream_id.as_bytes().to_vec();
+        tail.extend(bcs::to_bytes(&head).expect("head bcs"));
+        object_with(
+            HEAD_TYPE,
+            self.head_id,
+            real.version(),
+            &tail,
+            Owner::Object(Address::from_static("0xacc")),
+        )
+    }
+
     fn object_proof(
         &mut self,
         object_id: Address,
@@ -765,18 +829,29 @@ impl LightChain {
         let position = cp.refs.partition_point(|r| r.object_id() < &object_id);
         let proof = match cp.refs.get(position) {
             Some(r) if r.object_id() == &object_id => {
-                let sdk = OcsInclusionProof {
+                let mut object = cp.objects[position].clone();
+                let mut object_ref = r.clone();
+                let mut sdk = OcsInclusionProof {
                     merkle_proof: cp.tree.get_proof(position).expect("leaf proof"),
                     leaf_index: position as u64,
                     tree_root,
                 };
+                if self.faults.forge_head_proof && object_id == self.head_id {
+                    object = self.forged_head(&object);
+                    let mut refs = cp.refs.clone();
+                    object_ref =
+                        ObjectReference::new(object.object_id(), object.version(), object.digest());
+                    refs[position] = object_ref.clone();
+                    let tree = MerkleTree::build_from_unserialized(refs.iter()).expect("ocs tree");
+                    sdk = OcsInclusionProof {
+                        merkle_proof: tree.get_proof(position).expect("leaf proof"),
+                        leaf_index: position as u64,
+                        tree_root: Digest::new(tree.root().bytes()),
+                    };
+                }
                 let mut proto = ProtoInclusion::from(&sdk);
-                proto.object_ref = Some(r.clone().into());
-                proto.object_data = Some(
-                    bcs::to_bytes(&cp.objects[position])
-                        .expect("object bcs")
-                        .into(),
-                );
+                proto.object_ref = Some(object_ref.into());
+                proto.object_data = Some(bcs::to_bytes(&object).expect("object bcs").into());
                 get_checkpoint_object_proof_response::Proof::Inclusion(proto)
             }
             _ => {
@@ -875,6 +950,102 @@ impl Mask {
 #[derive(Clone)]
 struct LightService {
     chain: Arc<Mutex<LightChain>>,
+    connections: Connections,
+}
+
+/// The node's open connections, so that a fault (or the test) can cut them at the transport.
+#[derive(Clone, Default)]
+struct Connections(Arc<Mutex<Vec<std::sync::Weak<CutSwitch>>>>);
+
+#[derive(Default)]
+struct CutSwitch {
+    cut: std::sync::atomic::AtomicBool,
+    /// The read and the write waker, woken when the connection is cut.
+    wakers: Mutex<[Option<std::task::Waker>; 2]>,
+}
+
+impl Connections {
+    fn track(&self, io: tokio::net::TcpStream) -> Severable {
+        let switch = Arc::new(CutSwitch::default());
+        let mut all = self.0.lock().expect("connections lock");
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&switch));
+        Severable { io, switch }
+    }
+
+    fn cut_all(&self) {
+        let all = std::mem::take(&mut *self.0.lock().expect("connections lock"));
+        for switch in all.iter().filter_map(std::sync::Weak::upgrade) {
+            switch.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+            let wakers = std::mem::take(&mut *switch.wakers.lock().expect("wakers lock"));
+            for waker in wakers.into_iter().flatten() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// A TCP connection that fails every read and write once cut (hyper then drops it, and the
+/// client sees the connection close mid-stream).
+struct Severable {
+    io: tokio::net::TcpStream,
+    switch: Arc<CutSwitch>,
+}
+
+impl Severable {
+    fn check(&self, cx: &Context<'_>, slot: usize) -> Result<(), std::io::Error> {
+        self.switch.wakers.lock().expect("wakers lock")[slot] = Some(cx.waker().clone());
+        if self.switch.cut.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "fixture: connection cut",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl tokio::io::AsyncRead for Severable {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx, 0)?;
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Severable {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check(cx, 1)?;
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check(cx, 1)?;
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for Severable {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) -> Self::ConnectInfo {}
 }
 
 impl LightService {
@@ -950,7 +1121,7 @@ impl LedgerService for LightService {
         &self,
         request: Request<GetEpochRequest>,
     ) -> Result<Response<GetEpochResponse>, Status> {
-        let faults = self.gate().await?;
+        self.gate().await?;
         let chain = self.chain.lock().expect("chain lock");
         let e = request.into_inner().epoch.unwrap_or(chain.epoch());
         let keys = chain
@@ -960,9 +1131,8 @@ impl LedgerService for LightService {
         let mut epoch = Epoch::default();
         epoch.epoch = Some(e);
         epoch.first_checkpoint = Some(keys.first);
-        // A forged transition is only forged in the signed summaries; the epoch boundary the
-        // node reports stays the chain's.
-        let _ = faults;
+        // A forged transition is forged in the signed summaries; the epoch boundary the node
+        // reports (unauthenticated, used to find them) stays the chain's.
         epoch.last_checkpoint = keys.last;
         let mut answer = GetEpochResponse::default();
         answer.epoch = Some(epoch);
@@ -996,11 +1166,25 @@ impl LedgerService for LightService {
             .into_iter()
             .map(Ok)
             .collect();
+        if let Some(n) = faults.unavailable_after_frames
+            && (n as usize) < frames.len()
+        {
+            frames.truncate(n as usize);
+            frames.push(Err(Status::unavailable("fixture: stream aborted")));
+        }
         if let Some(n) = faults.drop_after_frames
             && (n as usize) < frames.len()
         {
             frames.truncate(n as usize);
-            frames.push(Err(Status::unavailable("fixture: stream cut")));
+            let connections = self.connections.clone();
+            // Let the frames before the cut reach the client, then drop every connection.
+            let cut = futures::stream::once(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                connections.cut_all();
+                std::future::pending::<Result<ListEventsResponse, Status>>().await
+            });
+            let stream = futures::stream::iter(frames).chain(cut);
+            return Ok(Response::new(Box::pin(stream)));
         }
         Ok(Response::new(Box::pin(futures::stream::iter(frames))))
     }
@@ -1063,13 +1247,28 @@ pub struct LightNode {
     /// The chain, editable while it runs.
     pub chain: Arc<Mutex<LightChain>>,
     pki: Pki,
+    connections: Connections,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl LightNode {
+    /// Cuts every open connection at the transport (the node keeps listening).
+    pub fn cut_connections(&self) {
+        self.connections.cut_all();
+    }
+
     /// `https://127.0.0.1:PORT`, for a tonic `Endpoint`.
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    /// Stops this node and starts it again on the same port with the same certificate (so a
+    /// client pinning `ca_pem` reconnects), serving the same chain.
+    pub fn restart(mut self, rt: &tokio::runtime::Handle) -> LightNode {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        serve(rt, self.chain.clone(), self.addr, self.pki.clone())
     }
 }
 
@@ -1115,13 +1314,27 @@ fn serve(
     addr: SocketAddr,
     pki: Pki,
 ) -> LightNode {
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .expect("bind light fixture node");
+    // A node stopped on the same port a moment ago may still be closing its listener.
+    let listener = rt.block_on(async {
+        let mut tries = 0;
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("bind light fixture node on {addr}: {e}"),
+            }
+        }
+    });
     let addr = listener.local_addr().expect("local addr");
     let identity = tonic::transport::Identity::from_pem(pki.cert_pem.clone(), pki.key_pem.clone());
+    let connections = Connections::default();
+    let node_connections = connections.clone();
     let service = LightService {
         chain: chain.clone(),
+        connections: connections.clone(),
     };
     let routes = Routes {
         ledger: LedgerServiceServer::new(service.clone()),
@@ -1129,7 +1342,14 @@ fn serve(
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     rt.spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let tracker = connections.clone();
+        let incoming = futures::stream::unfold(listener, move |listener| {
+            let tracker = tracker.clone();
+            async move {
+                let accepted = listener.accept().await.map(|(io, _)| tracker.track(io));
+                Some((accepted, listener))
+            }
+        });
         let result = tonic::transport::Server::builder()
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .expect("fixture tls")
@@ -1146,6 +1366,7 @@ fn serve(
         ca_pem: pki.ca_pem.clone(),
         chain,
         pki,
+        connections: node_connections,
         stop: Some(stop),
     }
 }
