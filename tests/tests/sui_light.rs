@@ -85,7 +85,11 @@ fn a_verified_stake_admits_at_light_client_across_an_epoch_change() {
         &package,
         &[node.addr],
         &node.ca_pem,
-        &["--min-trust-level=light-client", &anchor],
+        &[
+            "--min-trust-level=light-client",
+            &anchor,
+            "--sui-stale-after=2",
+        ],
     );
     assert_eq!(dev.register(&a, &stake_a, "light-a").status, 401);
     {
@@ -129,6 +133,14 @@ fn a_verified_stake_admits_at_light_client_across_an_epoch_change() {
         metric(&dev, "nautilus_sui_light_client_refusals_total"),
         0.0
     );
+
+    // An outage: the registry stays, readiness degrades after the staleness, and recovers.
+    chain.lock().unwrap().faults.down = true;
+    wait_for("readiness to degrade", &dev, || dev.readyz().0 == 503);
+    assert!(dev.readyz().1.contains("no Sui progress"));
+    assert_eq!(dev.seed("heartbeat", &a, &stake_a, "light-a").status, 200);
+    chain.lock().unwrap().faults.down = false;
+    wait_for("readiness to recover", &dev, || dev.readyz().0 == 200);
     // The relay carried the enclave's own gRPC: TLS to the node, through the proxy.
     assert!(
         dev.proxy_metrics()
@@ -149,7 +161,11 @@ fn refuses(dev: &SuiDev, chain: &Arc<Mutex<LightChain>>, forge: LightFaults, n: 
         if epoch {
             c.end_epoch(4);
         }
-        c.push(vec![vec![deposit(&secret, stake, TWO_SUI)]]);
+        // Two events, so that a reordering has something to swap.
+        c.push(vec![vec![
+            deposit(&secret, stake, TWO_SUI),
+            deposit(&secret, [200 + n; 32], TWO_SUI),
+        ]]);
         c.tick(1);
     }
     wait_for(&format!("a refusal of {forge:?}"), dev, || {
@@ -227,6 +243,13 @@ fn every_forgery_is_refused_and_nothing_forged_is_applied() {
         ),
         (
             LightFaults {
+                forge_head_proof: true,
+                ..Default::default()
+            },
+            false,
+        ),
+        (
+            LightFaults {
                 non_member_signature: true,
                 ..Default::default()
             },
@@ -269,6 +292,10 @@ fn every_forgery_is_refused_and_nothing_forged_is_applied() {
             && dev.logs().contains("does not match the schema")
     });
     assert_eq!(dev.register(&secret, &stake, "malformed").status, 401);
+    // The reasons, for whoever reads the test's output (`--nocapture`).
+    for line in dev.logs().lines().filter(|l| l.contains("refused the node's data")) {
+        eprintln!("{line}");
+    }
 }
 
 #[test]
