@@ -293,7 +293,11 @@ fn every_forgery_is_refused_and_nothing_forged_is_applied() {
     });
     assert_eq!(dev.register(&secret, &stake, "malformed").status, 401);
     // The reasons, for whoever reads the test's output (`--nocapture`).
-    for line in dev.logs().lines().filter(|l| l.contains("refused the node's data")) {
+    for line in dev
+        .logs()
+        .lines()
+        .filter(|l| l.contains("refused the node's data"))
+    {
         eprintln!("{line}");
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn parse_trust_anchor(text: &str) -> Result<TrustAnchor, String> {
 }
 
 /// A failure of one session with one node.
+#[derive(Debug)]
 enum Failure {
     /// Transport or RPC failure: next node after a backoff.
     Transient(String),
@@ -126,6 +127,9 @@ pub(super) async fn run(shared: Arc<Shared>, options: ReaderOptions, anchor: Val
                 tracing::warn!(node = %node, error = %why, "sui light client: node failed; trying the next");
             }
             Failure::Refused(why) => {
+                // Checkpoints passed as quiet since the last proven head were the refused
+                // node's word only (it may have hidden a settlement): read them again.
+                verified.next = verified.proven_next(options.start);
                 crate::metrics::sui_light_client_refused();
                 tracing::error!(node = %node, reason = %why, "sui light client: refused the node's data");
             }
@@ -194,6 +198,19 @@ struct Verified {
     next: u64,
     /// The newest committee ratcheted to (seeds the next session's light client).
     committee: ValidatorCommittee,
+}
+
+impl Verified {
+    /// The first checkpoint after the last proven head (`start` before any): ranges past it
+    /// were taken as quiet on a node's word (a hidden settlement shows up as a mismatch at the
+    /// next proof, and is then re-read from here).
+    fn proven_next(&self, start: u64) -> u64 {
+        if self.head.num_events == 0 {
+            start
+        } else {
+            self.head.checkpoint_seq.saturating_add(1).max(start)
+        }
+    }
 }
 
 /// Reads from one node until it fails; returns why.
@@ -732,7 +749,7 @@ mod tests {
     }
 
     #[test]
-    fn released_events_become_the_cores_batch_named_as_level_one_names_them() {
+    fn verified_events_become_the_cores_batch_named_by_their_verified_position() {
         let pkg = [0xab; 32];
         let mut deposit = vec![1u8; 32];
         deposit.extend([2u8; 32]);
@@ -749,7 +766,8 @@ mod tests {
         assert_eq!(batch.foreign, 3);
         assert_eq!(batch.events.len(), 2);
         let first = &batch.events[0];
-        assert_eq!(first.id.tx_digest, Digest::new([4; 32]).to_string());
+        // Not the frame's transaction digest ([4; 32]), which nothing authenticates.
+        assert_eq!(first.id.tx_digest, "9:2");
         assert_eq!(first.id.event_seq, 0);
         assert_eq!(
             first.kind,
@@ -764,6 +782,131 @@ mod tests {
         let malformed = vec![event(pkg, "staking", "StakeDeposited", vec![0; 5], 0)];
         let error = batch_error(&malformed, &pkg);
         assert!(error.contains("does not match the schema"), "{error}");
+    }
+
+    fn at(checkpoint: u64, tx: u64, index: u32) -> AuthenticatedEvent {
+        let mut e = event([1; 32], "staking", "StakeWithdrawn", vec![1; 32], index);
+        e.checkpoint = checkpoint;
+        e.transaction_index = tx;
+        e
+    }
+
+    fn refusal<T>(result: Result<T, Failure>) -> String {
+        match result {
+            Err(Failure::Refused(why)) => why,
+            Err(Failure::Transient(why)) => panic!("transient, not refused: {why}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn events_go_to_the_first_settlement_of_their_checkpoint_at_or_after_their_transaction() {
+        // Two settlements in checkpoint 5 (after tx 2 and after tx 6), one in checkpoint 7.
+        let settlements = [(5, 3), (5, 7), (7, 1)];
+        let events = [
+            at(5, 0, 0),
+            at(5, 2, 0),
+            at(5, 2, 1),
+            at(5, 4, 0),
+            at(7, 0, 0),
+        ];
+        let batches = bucket(&events, &settlements).unwrap();
+        let shape: Vec<(u64, usize)> = batches
+            .iter()
+            .map(|b| (b.checkpoint_seq, b.commitments.len()))
+            .collect();
+        assert_eq!(shape, vec![(5, 3), (5, 1), (7, 1)]);
+        assert_eq!(batches[0].commitments[2].event_idx, 1);
+        assert_eq!(batches[0].commitments[0].digest, events[0].event.digest());
+
+        // An event after the last settlement of its checkpoint, or in a checkpoint without one.
+        for (events, settlements) in [
+            (vec![at(5, 8, 0)], vec![(5, 7)]),
+            (vec![at(6, 0, 0)], vec![(5, 7), (7, 0)]),
+        ] {
+            let why = refusal(bucket(&events, &settlements));
+            assert!(why.contains("no settlement covers"), "{why}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_out_of_ledger_order_or_without_settlement_is_refused_before_any_proof() {
+        // The client is never dialled: every case is refused before a proof is asked for.
+        let client = sdk_client(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        )
+        .unwrap();
+        let verified = Verified {
+            head: EventStreamHead::default(),
+            next: 1,
+            committee: ValidatorCommittee {
+                epoch: 0,
+                members: vec![member(1, 1)],
+            },
+        };
+        let mut light = LightClient::new(client, verified.committee.clone());
+        let head = Address::TWO;
+        type Case = (Vec<AuthenticatedEvent>, Vec<(u64, u64)>, &'static str);
+        let cases: Vec<Case> = vec![
+            (
+                vec![at(5, 1, 0), at(5, 0, 0)],
+                vec![(5, 3)],
+                "out of ledger order",
+            ),
+            (
+                vec![at(5, 1, 0), at(5, 1, 0)],
+                vec![(5, 3)],
+                "out of ledger order",
+            ),
+            (
+                vec![at(5, 1, 0)],
+                vec![(5, 3), (5, 3)],
+                "settlements out of ledger order",
+            ),
+            (vec![at(5, 1, 0)], vec![], "no settlement transaction"),
+        ];
+        for (events, settlements, want) in cases {
+            let why =
+                refusal(verify_round(&mut light, &verified, head, &events, &settlements).await);
+            assert!(why.contains(want), "{want}: {why}");
+        }
+        // A quiet range: nothing to prove, nothing to apply.
+        assert!(matches!(
+            verify_round(&mut light, &verified, head, &[], &[]).await,
+            Ok(None)
+        ));
+    }
+
+    #[test]
+    fn after_a_refusal_reading_resumes_after_the_last_proven_head() {
+        let mut verified = Verified {
+            head: EventStreamHead::default(),
+            next: 900,
+            committee: ValidatorCommittee {
+                epoch: 0,
+                members: vec![member(1, 1)],
+            },
+        };
+        assert_eq!(verified.proven_next(10), 10, "no head yet: from the start");
+        verified.head.num_events = 3;
+        verified.head.checkpoint_seq = 41;
+        assert_eq!(verified.proven_next(10), 42);
+    }
+
+    #[test]
+    fn list_pages_continue_only_from_a_cursor_after_a_limit() {
+        let cursor = Some(bytes::Bytes::from_static(b"c"));
+        assert!(page_continues(Some(Some(QueryEndReason::ItemLimit)), &cursor).unwrap());
+        assert!(!page_continues(Some(Some(QueryEndReason::CheckpointBound)), &cursor).unwrap());
+        assert!(!page_continues(Some(None), &None).unwrap());
+        assert!(matches!(
+            page_continues(None, &cursor),
+            Err(Failure::Transient(_))
+        ));
+        assert!(matches!(
+            page_continues(Some(Some(QueryEndReason::ScanLimit)), &None),
+            Err(Failure::Refused(_))
+        ));
     }
 
     fn batch_error(events: &[AuthenticatedEvent], package: &[u8; 32]) -> String {
