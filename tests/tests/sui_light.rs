@@ -374,3 +374,46 @@ fn events_are_applied_exactly_once_across_a_proxy_restart_at_light_client() {
     assert_eq!(s["trust"], "light-client");
     assert_eq!(s["checkpoint"], last);
 }
+
+#[test]
+fn the_light_client_fails_over_to_the_next_node_and_keeps_its_verified_position() {
+    let rt = runtime();
+    let package = [0x6d; 32];
+    let (a, stake_a) = ([67u8; 32], [68u8; 32]);
+    let (b, stake_b) = ([69u8; 32], [70u8; 32]);
+    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
+    let first = start_light(rt.handle(), chain.clone());
+    let second = sui_fixture::light::start_light_sharing_ca(rt.handle(), chain.clone(), &first);
+    let anchor = anchor_arg(&chain.lock().unwrap());
+    let dev = SuiDev::start(
+        &package,
+        &[first.addr, second.addr],
+        &first.ca_pem,
+        &["--min-trust-level=light-client", &anchor],
+    );
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
+        c.tick(1);
+    }
+    dev.register_until(&a, &stake_a, "failover-a", 200);
+    // The first node goes away; the second carries on from the verified position.
+    drop(first);
+    {
+        let mut c = chain.lock().unwrap();
+        c.push(vec![vec![deposit(&b, stake_b, TWO_SUI)]]);
+        c.tick(1);
+    }
+    dev.register_until(&b, &stake_b, "failover-b", 200);
+    assert_eq!(
+        stake_view(&dev, &stake_a)["stake"]["amount"],
+        TWO_SUI.to_string(),
+        "nothing applied twice"
+    );
+    assert_eq!(metric(&dev, "nautilus_sui_light_client_events_total"), 2.0);
+    assert!(
+        dev.logs().contains("node failed; trying the next"),
+        "{}",
+        dev.logs()
+    );
+}

@@ -45,8 +45,8 @@ use crate::server::{Shared, now};
 const PAGE: u32 = 1000;
 /// Checkpoints verified per round at most (one head proof per round).
 const WINDOW: u64 = 2_000;
-/// Stream events held per round at most (about 200 bytes each); a round that would hold more
-/// is retried over fewer checkpoints.
+/// Stream events held per round at most (about 200 bytes each); a round that reaches it ends
+/// before the checkpoint it reached.
 const MAX_ROUND_EVENTS: usize = 50_000;
 /// Pause at the tip before asking again.
 const POLL: Duration = Duration::from_millis(100);
@@ -235,7 +235,6 @@ async fn session(
     let stream_id = Address::new(options.package);
     let head_id = derive_event_stream_head_object_id(stream_id);
     let mut light = LightClient::new(client, verified.committee.clone());
-    let mut window = WINDOW;
     loop {
         let tip = match tip(&channel)
             .await
@@ -250,19 +249,9 @@ async fn session(
             tokio::time::sleep(POLL).await;
             continue;
         }
-        let last = tip.min(verified.next.saturating_add(window - 1));
-        let events = match list_events(&mut light, stream_id, verified.next, last).await {
-            Ok(Some(events)) => events,
-            Ok(None) if window > 1 => {
-                window = (window / 2).max(1);
-                continue;
-            }
-            Ok(None) => {
-                return Failure::Refused(format!(
-                    "more than {MAX_ROUND_EVENTS} stream events in checkpoint {}",
-                    verified.next
-                ));
-            }
+        let last = tip.min(verified.next.saturating_add(WINDOW - 1));
+        let (events, last) = match list_events(&mut light, stream_id, verified.next, last).await {
+            Ok(listed) => listed,
             Err(failure) => return failure,
         };
         let settlements = match list_settlements(&mut light, head_id, verified.next, last).await {
@@ -282,7 +271,6 @@ async fn session(
             }
             Err(failure) => return failure,
         }
-        window = window.saturating_mul(2).min(WINDOW);
         *backoff = BACKOFF_MIN;
         if last == tip {
             shared.lock().sui_synced(now());
@@ -410,15 +398,16 @@ fn stream_head(object: &sui_sdk_types::Object) -> Result<EventStreamHead, Failur
     bcs::from_bytes(bytes).map_err(|e| refuse(format!("the stream head does not decode: {e}")))
 }
 
-/// The package's stream events in checkpoints `first..=last`, in the server's order; `None`
-/// when there are more than [`MAX_ROUND_EVENTS`].
+/// The package's stream events in checkpoints `first..=last`, in the server's order, and the
+/// last checkpoint they cover whole: `last`, or less when [`MAX_ROUND_EVENTS`] was reached
+/// (the round then ends before the checkpoint that reached it).
 async fn list_events(
     light: &mut LightClient,
     stream_id: Address,
     first: u64,
     last: u64,
-) -> Result<Option<Vec<AuthenticatedEvent>>, Failure> {
-    let mut events = Vec::new();
+) -> Result<(Vec<AuthenticatedEvent>, u64), Failure> {
+    let mut events: Vec<AuthenticatedEvent> = Vec::new();
     let mut cursor = None;
     loop {
         let mut request = ListEventsRequest::default();
@@ -454,7 +443,14 @@ async fn list_events(
                     )));
                 }
                 if events.len() >= MAX_ROUND_EVENTS {
-                    return Ok(None);
+                    let reached = event.checkpoint;
+                    if reached <= first {
+                        return Err(Failure::Refused(format!(
+                            "more than {MAX_ROUND_EVENTS} stream events in checkpoint {first}"
+                        )));
+                    }
+                    events.retain(|e| e.checkpoint < reached);
+                    return Ok((events, reached - 1));
                 }
                 events.push(event);
             }
@@ -464,7 +460,7 @@ async fn list_events(
             }
         }
         if !page_continues(end, &cursor)? {
-            return Ok(Some(events));
+            return Ok((events, last));
         }
     }
 }

@@ -111,7 +111,11 @@ pub(super) fn endpoint(options: &ReaderOptions, node: &str) -> Result<Endpoint, 
         .tls_config(tls)
         .map_err(|e| e.to_string())?
         .connect_timeout(RPC_TIMEOUT)
-        .timeout(RPC_TIMEOUT))
+        .timeout(RPC_TIMEOUT)
+        // Streamed List pages are ~1,000 frames: HTTP/2's 64 KiB default window would stall
+        // each page on window updates across the relay.
+        .initial_stream_window_size(Some(4 << 20))
+        .initial_connection_window_size(Some(8 << 20)))
 }
 
 /// A tonic connector whose every connection is a fresh relay stream to `node`.
