@@ -212,58 +212,19 @@ fn every_forgery_is_refused_and_nothing_forged_is_applied() {
         &node.ca_pem,
         &["--min-trust-level=light-client", &anchor],
     );
-    let cases: Vec<(LightFaults, bool)> = vec![
-        (
-            LightFaults {
-                forge_event: true,
-                ..Default::default()
-            },
-            false,
-        ),
-        (
-            LightFaults {
-                foreign_in_stream: true,
-                ..Default::default()
-            },
-            false,
-        ),
-        (
-            LightFaults {
-                duplicate: true,
-                ..Default::default()
-            },
-            false,
-        ),
-        (
-            LightFaults {
-                reorder: true,
-                ..Default::default()
-            },
-            false,
-        ),
-        (
-            LightFaults {
-                forge_head_proof: true,
-                ..Default::default()
-            },
-            false,
-        ),
-        (
-            LightFaults {
-                non_member_signature: true,
-                ..Default::default()
-            },
-            false,
-        ),
-        (
-            LightFaults {
-                wrong_committee_transition: true,
-                ..Default::default()
-            },
-            true,
-        ),
+    // Each forgery, and whether it needs an epoch change to show.
+    let cases: [(fn(&mut LightFaults), bool); 7] = [
+        (|f| f.forge_event = true, false),
+        (|f| f.foreign_in_stream = true, false),
+        (|f| f.duplicate = true, false),
+        (|f| f.reorder = true, false),
+        (|f| f.forge_head_proof = true, false),
+        (|f| f.non_member_signature = true, false),
+        (|f| f.wrong_committee_transition = true, true),
     ];
-    for (n, (forge, epoch)) in cases.into_iter().enumerate() {
+    for (n, (set, epoch)) in cases.into_iter().enumerate() {
+        let mut forge = LightFaults::default();
+        set(&mut forge);
         refuses(&dev, &chain, forge, n as u8, epoch);
     }
     assert!(dev.logs().contains("verification failed"), "{}", dev.logs());

@@ -568,35 +568,8 @@ fn apply(
             .map_or(released.len(), |n| start + n);
         let batch = batch(first.checkpoint, &released[start..end], &options.package)
             .map_err(Failure::Refused)?;
-        let (outcome, revision) = {
-            let mut core = shared.lock();
-            let outcome = core.apply_sui_batch(now(), &batch, &mut TrustTheCommittee);
-            (outcome, core.store().revision())
-        };
-        shared
-            .revision
-            .send_if_modified(|r| std::mem::replace(r, revision) != revision);
-        match outcome {
-            Ok(o) => {
-                crate::metrics::sui_light_client_events(batch.events.len());
-                if o.applied > 0 || !o.revoked.is_empty() {
-                    tracing::info!(
-                        checkpoint = batch.checkpoint,
-                        applied = o.applied,
-                        ignored = o.ignored,
-                        revoked = o.revoked.len(),
-                        "sui light client: applied verified staking events"
-                    );
-                }
-            }
-            Err(e) => {
-                return Err(Failure::Refused(format!(
-                    "checkpoint {}: {}",
-                    batch.checkpoint,
-                    e.message()
-                )));
-            }
-        }
+        reader::hand_to_core(shared, &batch, &mut TrustTheCommittee).map_err(Failure::Refused)?;
+        crate::metrics::sui_light_client_events(batch.events.len());
         start = end;
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use nautilus_core::stake::TrustTheFullNode;
+use nautilus_core::stake::{EventBatch, EventVerifier, PushOutcome, TrustTheFullNode};
 use sui_rpc::proto::sui::rpc::v2::ledger_service_client::LedgerServiceClient;
 use sui_rpc::proto::sui::rpc::v2::{
     Checkpoint, GetCheckpointRequest, GetServiceInfoRequest, get_checkpoint_request,
@@ -186,6 +186,36 @@ async fn fetch(mut client: LedgerServiceClient<Channel>, sequence: u64) -> Fetch
         .checkpoint)
 }
 
+/// Applies one checkpoint's batch in the core (stakes recorded at `verifier`'s trust level),
+/// wakes the watchers of what changed and logs what it did; `Err` says why the core refused.
+pub(super) fn hand_to_core(
+    shared: &Shared,
+    batch: &EventBatch,
+    verifier: &mut dyn EventVerifier,
+) -> Result<PushOutcome, String> {
+    let (outcome, revision) = {
+        let mut core = shared.lock();
+        let outcome = core.apply_sui_batch(now(), batch, verifier);
+        (outcome, core.store().revision())
+    };
+    shared
+        .revision
+        .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+    let outcome =
+        outcome.map_err(|e| format!("checkpoint {}: {}", batch.checkpoint, e.message()))?;
+    if outcome.applied > 0 || !outcome.revoked.is_empty() {
+        tracing::info!(
+            checkpoint = batch.checkpoint,
+            applied = outcome.applied,
+            ignored = outcome.ignored,
+            revoked = outcome.revoked.len(),
+            trust = verifier.trust_level().as_str(),
+            "sui reader: applied staking events"
+        );
+    }
+    Ok(outcome)
+}
+
 /// Reads from one node until it fails; returns why.
 async fn session(
     shared: &Shared,
@@ -265,28 +295,11 @@ async fn session(
                     return Failure::Refused(format!("checkpoint {sequence}: {why}"));
                 }
             };
-            let (outcome, revision) = {
-                let mut core = shared.lock();
-                let outcome = core.apply_sui_batch(now(), &batch, &mut TrustTheFullNode);
-                (outcome, core.store().revision())
-            };
-            shared
-                .revision
-                .send_if_modified(|r| std::mem::replace(r, revision) != revision);
-            match outcome {
-                Ok(o) if o.applied > 0 || !o.revoked.is_empty() => {
-                    tracing::info!(
-                        checkpoint = sequence,
-                        applied = o.applied,
-                        ignored = o.ignored,
-                        revoked = o.revoked.len(),
-                        "sui reader: applied staking events"
-                    );
-                }
+            match hand_to_core(shared, &batch, &mut TrustTheFullNode) {
                 Ok(_) => {}
-                Err(e) => {
+                Err(why) => {
                     abort_all(&mut in_flight);
-                    return Failure::Refused(format!("checkpoint {sequence}: {}", e.message()));
+                    return Failure::Refused(why);
                 }
             }
             *backoff = BACKOFF_MIN;
