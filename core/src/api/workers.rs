@@ -680,8 +680,8 @@ mod tests {
     use super::*;
     use crate::Config;
     use crate::stake::{
-        EventBatch, EventId, StakeEvent, StakeEventKind, TrustLevel, TrustTheFullNode,
-        TrustTheRelay,
+        EventBatch, EventId, StakeEvent, StakeEventKind, TrustLevel, TrustTheCommittee,
+        TrustTheFullNode, TrustTheRelay,
     };
     use crate::token::{SealClaims, ed25519_address, mint_ed25519};
 
@@ -772,6 +772,31 @@ mod tests {
             node.pointer("/metadata/annotations/nautilus.io~1stake-trust-level"),
             Some(&json!("node-read"))
         );
+    }
+
+    #[test]
+    fn at_light_client_only_a_committee_verified_stake_admits() {
+        let mut s = server(TrustLevel::LightClient);
+        s.apply_sui_batch(T0, &deposit(1, 'A'), &mut TrustTheFullNode)
+            .unwrap();
+        let (code, body) = register(&mut s, T0);
+        assert_eq!(code, 401, "a full-node read is not enough: {body}");
+        s.apply_sui_batch(T0, &deposit(2, 'B'), &mut TrustTheCommittee)
+            .unwrap();
+        assert_eq!(
+            s.stakes().get(&STAKE).unwrap().trust,
+            TrustLevel::LightClient
+        );
+        assert_eq!(register(&mut s, T0).0, 200);
+        assert!(
+            s.sui_readiness(T0)
+                .unwrap()
+                .contains("light-client=1, min-trust-level light-client")
+        );
+        // A later relay push about the same stake downgrades it: the host can only lower trust.
+        s.apply_sui_batch(T0, &deposit(3, 'C'), &mut TrustTheRelay)
+            .unwrap();
+        assert_eq!(register(&mut s, T0).0, 401);
     }
 
     #[test]
