@@ -21,7 +21,7 @@ use sui_fixture::{ChainEvent, ChainState};
 
 fn wait_for(dev: &SuiDev, token: &str, checkpoint: u64, limit: Duration) -> Duration {
     let started = Instant::now();
-    while !dev.checkpoint(token).is_some_and(|c| c >= checkpoint) {
+    while dev.checkpoint(token).is_none_or(|c| c < checkpoint) {
         assert!(
             started.elapsed() < limit,
             "stuck at {:?}",
