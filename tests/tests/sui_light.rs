@@ -271,24 +271,12 @@ fn events_are_applied_exactly_once_across_a_proxy_restart_at_light_client() {
     let (owner, stake) = ([65u8; 32], [66u8; 32]);
     const CHECKPOINTS: u64 = 3_000;
     let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
-    let mut expected = 0u64;
+    let (checkpoints, expected) = sui_fixture::top_ups(stake, owner, CHECKPOINTS);
     let mut last = 0;
     {
         let mut c = chain.lock().unwrap();
-        // Every checkpoint tops the stake up by a different amount (every 7th also slashes),
-        // so an event applied twice or skipped changes the final amount.
-        for n in 0..CHECKPOINTS {
-            let mut tx = vec![ChainEvent::Deposit {
-                stake,
-                owner,
-                amount: 1_000 + n,
-            }];
-            expected += 1_000 + n;
-            if n % 7 == 3 {
-                tx.push(ChainEvent::Slash { stake, amount: 10 });
-                expected -= 10;
-            }
-            last = c.push(vec![tx, vec![ChainEvent::Foreign]]);
+        for transactions in checkpoints {
+            last = c.push(transactions);
         }
         c.tick(1);
         c.faults.delay = Duration::from_millis(50);

@@ -214,24 +214,11 @@ fn events_are_applied_exactly_once_across_a_proxy_restart_mid_page() {
     let (owner, stake) = ([81u8; 32], [82u8; 32]);
     const CHECKPOINTS: u64 = 200;
     let chain = Arc::new(Mutex::new(ChainState::default()));
-    let mut expected: u64 = 0;
+    let (checkpoints, expected) = sui_fixture::top_ups(stake, owner, CHECKPOINTS);
     {
         let mut c = chain.lock().unwrap();
-        // Every checkpoint tops the stake up by a different amount (and every 7th slashes
-        // a little), so an event applied twice or skipped changes the final amount.
-        for n in 0..CHECKPOINTS {
-            let mut tx = vec![ChainEvent::Deposit {
-                stake,
-                owner,
-                amount: 1_000 + n,
-            }];
-            expected += 1_000 + n;
-            if n % 7 == 3 {
-                tx.push(ChainEvent::Slash { stake, amount: 10 });
-                expected -= 10;
-            }
-            tx.push(ChainEvent::Foreign);
-            c.push(vec![tx, vec![ChainEvent::Foreign]]);
+        for transactions in checkpoints {
+            c.push(transactions);
         }
         c.faults.delay = Duration::from_millis(3);
     }

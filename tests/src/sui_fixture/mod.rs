@@ -47,6 +47,34 @@ pub enum ChainEvent {
     Malformed,
 }
 
+/// `checkpoints` checkpoints that each top `stake` up by a different amount (every 7th also
+/// slashes a little), with foreign events around: an event applied twice or skipped changes
+/// the final amount. Returns each checkpoint's transactions and the final amount.
+pub fn top_ups(
+    stake: [u8; 32],
+    owner: [u8; 32],
+    checkpoints: u64,
+) -> (Vec<Vec<Vec<ChainEvent>>>, u64) {
+    let mut expected = 0u64;
+    let chain = (0..checkpoints)
+        .map(|n| {
+            let mut tx = vec![ChainEvent::Deposit {
+                stake,
+                owner,
+                amount: 1_000 + n,
+            }];
+            expected += 1_000 + n;
+            if n % 7 == 3 {
+                tx.push(ChainEvent::Slash { stake, amount: 10 });
+                expected -= 10;
+            }
+            tx.push(ChainEvent::Foreign);
+            vec![tx, vec![ChainEvent::Foreign]]
+        })
+        .collect();
+    (chain, expected)
+}
+
 /// Fault injection, consulted on every call.
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
