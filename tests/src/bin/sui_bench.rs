@@ -163,6 +163,9 @@ fn measure(dev: &SuiDev, chain: &dyn Chain) -> Figures {
     // 2. Deposit on the chain → worker admitted.
     let mut samples = Vec::new();
     for i in 0..40u8 {
+        // Deposits land at varied points of the reader's poll cycle (not right after the
+        // previous admission, which would catch the reader awake).
+        std::thread::sleep(Duration::from_millis(u64::from(i) * 37 % 150));
         let secret = [i.wrapping_add(1); 32];
         let stake = [i.wrapping_add(100); 32];
         chain.push(vec![vec![ChainEvent::Deposit {

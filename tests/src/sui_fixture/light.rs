@@ -1346,7 +1346,12 @@ fn serve(
         let incoming = futures::stream::unfold(listener, move |listener| {
             let tracker = tracker.clone();
             async move {
-                let accepted = listener.accept().await.map(|(io, _)| tracker.track(io));
+                // TCP_NODELAY as real full nodes serve: small answers must not wait on
+                // delayed ACKs.
+                let accepted = listener.accept().await.map(|(io, _)| {
+                    let _ = io.set_nodelay(true);
+                    tracker.track(io)
+                });
                 Some((accepted, listener))
             }
         });

@@ -338,7 +338,9 @@ fn serve(
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     runtime.spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        // TCP_NODELAY as real full nodes serve: without it small answers wait on delayed ACKs.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let result = tonic::transport::Server::builder()
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .expect("fixture tls")
