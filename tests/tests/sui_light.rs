@@ -367,3 +367,64 @@ fn the_light_client_fails_over_to_the_next_node_and_keeps_its_verified_position(
         dev.logs()
     );
 }
+
+#[test]
+fn a_withheld_settlement_is_caught_at_the_next_proof_and_re_read_from_the_last_proven_head() {
+    let rt = runtime();
+    let package = [0x6e; 32];
+    let (a, stake_a) = ([71u8; 32], [72u8; 32]);
+    let (b, stake_b) = ([73u8; 32], [74u8; 32]);
+    let (c, stake_c) = ([75u8; 32], [76u8; 32]);
+    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
+    let node = start_light(rt.handle(), chain.clone());
+    let anchor = anchor_arg(&chain.lock().unwrap());
+    let dev = SuiDev::start(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--min-trust-level=light-client", &anchor],
+    );
+    {
+        let mut ch = chain.lock().unwrap();
+        ch.push(vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
+        ch.tick(1);
+    }
+    dev.register_until(&a, &stake_a, "withheld-a", 200);
+    // The node withholds a checkpoint's events and settlement: the range looks quiet.
+    let refusals = metric(&dev, "nautilus_sui_light_client_refusals_total");
+    {
+        let mut ch = chain.lock().unwrap();
+        let hidden = ch.push(vec![vec![deposit(&b, stake_b, TWO_SUI)]]);
+        ch.faults.hide_checkpoint = Some(hidden);
+        ch.tick(3);
+    }
+    // Let the reader pass the hidden checkpoint as quiet, then settle another deposit: the
+    // head proven there includes the withheld event, so the fold does not match.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(dev.register(&b, &stake_b, "withheld-b").status, 401);
+    {
+        let mut ch = chain.lock().unwrap();
+        ch.push(vec![vec![deposit(&c, stake_c, TWO_SUI)]]);
+        ch.tick(1);
+    }
+    wait_for("the mismatch to be refused", &dev, || {
+        metric(&dev, "nautilus_sui_light_client_refusals_total") > refusals
+    });
+    assert_eq!(dev.register(&c, &stake_c, "withheld-c").status, 401);
+    // The node stops withholding: reading resumes from the last proven head, picks up the
+    // withheld deposit and the later one, each exactly once.
+    chain.lock().unwrap().faults.hide_checkpoint = None;
+    dev.register_until(&b, &stake_b, "withheld-b", 200);
+    dev.register_until(&c, &stake_c, "withheld-c", 200);
+    for stake in [stake_a, stake_b, stake_c] {
+        assert_eq!(
+            stake_view(&dev, &stake)["stake"]["amount"],
+            TWO_SUI.to_string()
+        );
+    }
+    assert!(
+        dev.logs().contains("do not fold into the stream head"),
+        "{}",
+        dev.logs()
+    );
+}

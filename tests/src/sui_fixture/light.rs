@@ -95,6 +95,9 @@ pub struct LightFaults {
     /// an OCS tree rebuilt over it (a Merkle proof consistent with a root the signed summary
     /// does not commit to).
     pub forge_head_proof: bool,
+    /// `ListEvents` and `ListTransactions` leave out this checkpoint's stream events and
+    /// settlement (withheld: the range looks quiet).
+    pub hide_checkpoint: Option<u64>,
 }
 
 /// One epoch's committee and its private keys.
@@ -630,8 +633,10 @@ impl LightChain {
         }
         let limit = options.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
         let take = hi.saturating_sub(lo).min(limit);
-        let items: Vec<usize> = (lo..lo + take).collect();
         let faults = &self.faults;
+        let items: Vec<usize> = (lo..lo + take)
+            .filter(|&i| faults.hide_checkpoint != Some(all[i].checkpoint))
+            .collect();
         // The payload served at each position (reorder swaps neighbours' payloads).
         let mut payload: Vec<usize> = items.clone();
         if faults.reorder {
@@ -685,9 +690,9 @@ impl LightChain {
         } else {
             (QueryEndReason::LedgerTip, tip)
         };
-        let cursor = items
-            .last()
-            .copied()
+        // Past the page scanned, hidden events included (a cursor never goes back).
+        let cursor = (take > 0)
+            .then(|| lo + take - 1)
             .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
         let mut end = ListEventsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
@@ -749,6 +754,9 @@ impl LightChain {
         let take = hi.saturating_sub(lo).min(limit);
         let mut frames = Vec::new();
         for (i, &(cp, t)) in all.iter().enumerate().skip(lo).take(take) {
+            if self.faults.hide_checkpoint == Some(cp) {
+                continue;
+            }
             let mut tx = ExecutedTransaction::default();
             tx.digest = Some(tx_digest(cp, t as usize));
             tx.checkpoint = Some(cp);
