@@ -173,7 +173,7 @@ fn refuses(dev: &SuiDev, chain: &Arc<Mutex<LightChain>>, forge: LightFaults, n: 
     });
     assert!(
         dev.logs()
-            .contains("sui light client: refused the node's data"),
+            .contains("sui reader: refused the node's data"),
         "{}",
         dev.logs()
     );

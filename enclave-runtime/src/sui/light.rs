@@ -15,6 +15,7 @@
 //! restart), and a head check that falls due after a page ending mid-checkpoint reports a
 //! mismatch for an honest node. The same verification steps, driven here, have none of these.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,10 +26,9 @@ use sui_rpc::light_client::{
 use sui_rpc::proto::sui::rpc::v2::filter::{
     event as event_filter, transaction as transaction_filter,
 };
-use sui_rpc::proto::sui::rpc::v2::ledger_service_client::LedgerServiceClient;
 use sui_rpc::proto::sui::rpc::v2::{
-    EventFilter, GetServiceInfoRequest, ListEventsRequest, ListTransactionsRequest, QueryEndReason,
-    QueryOptions, TransactionFilter,
+    EventFilter, ListEventsRequest, ListEventsResponse, ListTransactionsRequest,
+    ListTransactionsResponse, QueryEndReason, QueryOptions, TransactionFilter,
 };
 use sui_sdk_types::framework::{
     EventBatch as StreamBatch, EventCommitment, EventStreamHead, apply_stream_updates,
@@ -38,6 +38,7 @@ use sui_sdk_types::{Address, ValidatorCommittee};
 use tonic::transport::Channel;
 
 use super::events;
+use super::node::{self, Failover, Failure};
 use super::reader::{self, ReaderOptions};
 use crate::server::{Shared, now};
 
@@ -50,8 +51,6 @@ const WINDOW: u64 = 2_000;
 const MAX_ROUND_EVENTS: usize = 50_000;
 /// Pause at the tip before asking again.
 const POLL: Duration = Duration::from_millis(100);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// The SDK's `Client` is only built on a TCP endpoint; this one is never dialled (see
 /// [`ThroughRelay`]). `.invalid` cannot resolve (RFC 6761), so a dial would fail loudly.
 const UNDIALLED: &str = "https://sui-full-node-through-relay.invalid";
@@ -90,53 +89,23 @@ pub(crate) fn parse_trust_anchor(text: &str) -> Result<TrustAnchor, String> {
     })
 }
 
-/// A failure of one session with one node.
-#[derive(Debug)]
-enum Failure {
-    /// Transport or RPC failure: next node after a backoff.
-    Transient(String),
-    /// The node served something that failed verification or the schema: reported, next node.
-    Refused(String),
-}
-
-/// Reads the stream from the nodes in turn, forever.
+/// Reads the stream from the nodes in turn, forever, keeping what verification established.
 pub(super) async fn run(shared: Arc<Shared>, options: ReaderOptions, anchor: ValidatorCommittee) {
     let mut verified = Verified {
         head: EventStreamHead::default(),
         next: options.start,
         committee: anchor,
     };
-    let mut highest_tip = 0u64;
-    let mut backoff = BACKOFF_MIN;
-    let mut index = 0usize;
-    loop {
-        let Some(node) = options.nodes.get(index % options.nodes.len().max(1)) else {
-            return;
-        };
-        match session(
-            &shared,
-            &options,
-            &mut verified,
-            node,
-            &mut highest_tip,
-            &mut backoff,
-        )
-        .await
-        {
-            Failure::Transient(why) => {
-                tracing::warn!(node = %node, error = %why, "sui light client: node failed; trying the next");
-            }
-            Failure::Refused(why) => {
-                // Checkpoints passed as quiet since the last proven head were the refused
-                // node's word only (it may have hidden a settlement): read them again.
-                verified.next = verified.proven_next(options.start);
-                crate::metrics::sui_light_client_refused();
-                tracing::error!(node = %node, reason = %why, "sui light client: refused the node's data");
-            }
+    let mut failover = Failover::new("light-client");
+    for node in options.nodes.iter().cycle() {
+        let failure = session(&shared, &options, &mut verified, node, &mut failover).await;
+        if let Failure::Refused(_) = failure {
+            // Checkpoints passed as quiet since the last proven head were the refused node's
+            // word only (it may have withheld a settlement): read them again.
+            verified.next = verified.proven_next(options.start);
+            crate::metrics::sui_light_client_refused();
         }
-        index = index.wrapping_add(1);
-        tokio::time::sleep(reader::jittered(backoff)).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        failover.failed(node, &failure).await;
     }
 }
 
@@ -158,28 +127,6 @@ fn sdk_client(channel: Channel) -> Result<sui_rpc::Client, String> {
     Ok(sui_rpc::Client::new(UNDIALLED)
         .map_err(|e| e.to_string())?
         .request_layer(ThroughRelay(channel)))
-}
-
-/// The node's tip (unsigned: used for the rollback check and as a liveness probe).
-async fn tip(channel: &Channel) -> Result<u64, Failure> {
-    let info = LedgerServiceClient::new(channel.clone())
-        .get_service_info(GetServiceInfoRequest::default())
-        .await
-        .map_err(|status| Failure::Transient(format!("GetServiceInfo: {status}")))?
-        .into_inner();
-    info.checkpoint_height
-        .ok_or_else(|| Failure::Refused("GetServiceInfo has no checkpoint_height".into()))
-}
-
-fn check_rollback(tip: u64, highest_tip: &mut u64) -> Result<(), Failure> {
-    if tip < *highest_tip {
-        return Err(Failure::Refused(format!(
-            "rollback attempt: the node's tip {tip} is older than checkpoint {} already seen",
-            *highest_tip
-        )));
-    }
-    *highest_tip = tip;
-    Ok(())
 }
 
 /// A verification failure refuses the node; an RPC failure is transient.
@@ -219,14 +166,11 @@ async fn session(
     options: &ReaderOptions,
     verified: &mut Verified,
     node: &str,
-    highest_tip: &mut u64,
-    backoff: &mut Duration,
+    failover: &mut Failover,
 ) -> Failure {
-    let channel = match reader::endpoint(options, node) {
-        Ok(endpoint) => {
-            endpoint.connect_with_connector_lazy(reader::relay_connector(options, node))
-        }
-        Err(e) => return Failure::Transient(e),
+    let channel = match node::channel(options, node) {
+        Ok(c) => c,
+        Err(failure) => return failure,
     };
     let client = match sdk_client(channel.clone()) {
         Ok(c) => c,
@@ -236,16 +180,13 @@ async fn session(
     let head_id = derive_event_stream_head_object_id(stream_id);
     let mut light = LightClient::new(client, verified.committee.clone());
     loop {
-        let tip = match tip(&channel)
-            .await
-            .and_then(|t| check_rollback(t, highest_tip).map(|()| t))
-        {
+        let tip = match failover.tip(&channel).await {
             Ok(t) => t,
             Err(failure) => return failure,
         };
         if verified.next > tip {
             shared.lock().sui_synced(now());
-            *backoff = BACKOFF_MIN;
+            failover.progressed();
             tokio::time::sleep(POLL).await;
             continue;
         }
@@ -258,7 +199,7 @@ async fn session(
             Ok(s) => s,
             Err(failure) => return failure,
         };
-        match verify_round(&mut light, verified, head_id, &events, &settlements).await {
+        match verify_round(&mut light, &verified.head, head_id, &events, &settlements).await {
             Ok(new_head) => {
                 if let Err(failure) = apply(shared, options, &events) {
                     return failure;
@@ -271,7 +212,7 @@ async fn session(
             }
             Err(failure) => return failure,
         }
-        *backoff = BACKOFF_MIN;
+        failover.progressed();
         if last == tip {
             shared.lock().sui_synced(now());
         }
@@ -284,7 +225,7 @@ async fn session(
 /// settlement. Returns that head (`None`: no settlement in the range, so no events either).
 async fn verify_round(
     light: &mut LightClient,
-    verified: &Verified,
+    head: &EventStreamHead,
     head_id: Address,
     events: &[AuthenticatedEvent],
     settlements: &[(u64, u64)],
@@ -313,7 +254,7 @@ async fn verify_round(
         return Ok(None);
     };
     let batches = bucket(events, settlements)?;
-    let folded = apply_stream_updates(verified.head.clone(), &batches)
+    let folded = apply_stream_updates(head.clone(), &batches)
         .map_err(|e| Failure::Refused(format!("verification failed: {e}")))?;
     let proven = match light.prove_object_at_checkpoint(&head_id, reconcile).await {
         Ok(CheckpointObjectProof::Inclusion {
@@ -408,6 +349,7 @@ async fn list_events(
     last: u64,
 ) -> Result<(Vec<AuthenticatedEvent>, u64), Failure> {
     let mut events: Vec<AuthenticatedEvent> = Vec::new();
+    let mut reached = None;
     let mut cursor = None;
     loop {
         let mut request = ListEventsRequest::default();
@@ -416,50 +358,33 @@ async fn list_events(
         request.filter = Some(EventFilter::matching(event_filter::event_stream_head(
             stream_id,
         )));
-        request.options = Some(query(cursor.take()));
-        let mut stream = light
-            .rpc()
-            .ledger_client()
-            .list_events(request)
-            .await
-            .map_err(|status| Failure::Transient(format!("ListEvents: {status}")))?
-            .into_inner();
-        let mut end = None;
-        while let Some(frame) = stream
-            .message()
-            .await
-            .map_err(|status| Failure::Transient(format!("ListEvents: {status}")))?
-        {
-            if let Some(c) = frame.watermark.as_ref().and_then(|w| w.cursor.clone()) {
-                cursor = Some(c);
+        request.options = Some(query(cursor.clone()));
+        let stream = light.rpc().ledger_client().list_events(request).await;
+        let more = read_page(stream, "ListEvents", &mut cursor, |frame| {
+            if frame.event.is_none() {
+                return Ok(ControlFlow::Continue(()));
             }
-            if frame.event.is_some() {
-                let event = AuthenticatedEvent::try_from(&frame)
-                    .map_err(|e| Failure::Refused(format!("malformed ListEvents frame: {e}")))?;
-                if !(first..=last).contains(&event.checkpoint) {
-                    return Err(Failure::Refused(format!(
-                        "ListEvents for checkpoints {first}..={last} returned checkpoint {}",
-                        event.checkpoint
-                    )));
-                }
-                if events.len() >= MAX_ROUND_EVENTS {
-                    let reached = event.checkpoint;
-                    if reached <= first {
-                        return Err(Failure::Refused(format!(
-                            "more than {MAX_ROUND_EVENTS} stream events in checkpoint {first}"
-                        )));
-                    }
-                    events.retain(|e| e.checkpoint < reached);
-                    return Ok((events, reached - 1));
-                }
-                events.push(event);
+            let event = AuthenticatedEvent::try_from(frame)
+                .map_err(|e| Failure::Refused(format!("malformed ListEvents frame: {e}")))?;
+            in_range("ListEvents", first, last, event.checkpoint)?;
+            if events.len() >= MAX_ROUND_EVENTS {
+                reached = Some(event.checkpoint);
+                return Ok(ControlFlow::Break(()));
             }
-            if let Some(e) = frame.end {
-                end = Some(e.reason.and_then(|r| QueryEndReason::try_from(r).ok()));
-                break;
+            events.push(event);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        if let Some(reached) = reached {
+            if reached <= first {
+                return Err(Failure::Refused(format!(
+                    "more than {MAX_ROUND_EVENTS} stream events in checkpoint {first}"
+                )));
             }
+            events.retain(|e| e.checkpoint < reached);
+            return Ok((events, reached - 1));
         }
-        if !page_continues(end, &cursor)? {
+        if !more {
             return Ok((events, last));
         }
     }
@@ -481,48 +406,90 @@ async fn list_settlements(
         request.filter = Some(TransactionFilter::matching(
             transaction_filter::affected_object(head_id),
         ));
-        request.options = Some(query(cursor.take()));
-        let mut stream = light
-            .rpc()
-            .ledger_client()
-            .list_transactions(request)
-            .await
-            .map_err(|status| Failure::Transient(format!("ListTransactions: {status}")))?
-            .into_inner();
-        let mut end = None;
-        while let Some(frame) = stream
-            .message()
-            .await
-            .map_err(|status| Failure::Transient(format!("ListTransactions: {status}")))?
-        {
-            if let Some(c) = frame.watermark.as_ref().and_then(|w| w.cursor.clone()) {
-                cursor = Some(c);
+        request.options = Some(query(cursor.clone()));
+        let stream = light.rpc().ledger_client().list_transactions(request).await;
+        let more = read_page(stream, "ListTransactions", &mut cursor, |frame| {
+            let Some(tx) = frame.transaction.as_ref() else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let (Some(cp), Some(index)) = (tx.checkpoint, tx.transaction_index) else {
+                return Err(Failure::Refused(
+                    "a settlement transaction without checkpoint or index".into(),
+                ));
+            };
+            in_range("ListTransactions", first, last, cp)?;
+            if settlements.len() >= MAX_ROUND_EVENTS {
+                return Err(Failure::Refused("too many settlement transactions".into()));
             }
-            if let Some(tx) = frame.transaction.as_ref() {
-                let (Some(cp), Some(index)) = (tx.checkpoint, tx.transaction_index) else {
-                    return Err(Failure::Refused(
-                        "a settlement transaction without checkpoint or index".into(),
-                    ));
-                };
-                if !(first..=last).contains(&cp) {
-                    return Err(Failure::Refused(format!(
-                        "ListTransactions for checkpoints {first}..={last} returned checkpoint {cp}"
-                    )));
-                }
-                if settlements.len() >= MAX_ROUND_EVENTS {
-                    return Err(Failure::Refused("too many settlement transactions".into()));
-                }
-                settlements.push((cp, index));
-            }
-            if let Some(e) = frame.end {
-                end = Some(e.reason.and_then(|r| QueryEndReason::try_from(r).ok()));
-                break;
-            }
-        }
-        if !page_continues(end, &cursor)? {
+            settlements.push((cp, index));
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        if !more {
             return Ok(settlements);
         }
     }
+}
+
+fn in_range(rpc: &str, first: u64, last: u64, checkpoint: u64) -> Result<(), Failure> {
+    if (first..=last).contains(&checkpoint) {
+        return Ok(());
+    }
+    Err(Failure::Refused(format!(
+        "{rpc} for checkpoints {first}..={last} returned checkpoint {checkpoint}"
+    )))
+}
+
+/// A frame of a v2 List stream: every frame carries a watermark cursor, the last an end.
+trait ListFrame {
+    fn cursor(&self) -> Option<&bytes::Bytes>;
+    fn end(&self) -> Option<Option<QueryEndReason>>;
+}
+
+impl ListFrame for ListEventsResponse {
+    fn cursor(&self) -> Option<&bytes::Bytes> {
+        self.watermark.as_ref()?.cursor.as_ref()
+    }
+    fn end(&self) -> Option<Option<QueryEndReason>> {
+        let end = self.end.as_ref()?;
+        Some(end.reason.and_then(|r| QueryEndReason::try_from(r).ok()))
+    }
+}
+
+impl ListFrame for ListTransactionsResponse {
+    fn cursor(&self) -> Option<&bytes::Bytes> {
+        self.watermark.as_ref()?.cursor.as_ref()
+    }
+    fn end(&self) -> Option<Option<QueryEndReason>> {
+        let end = self.end.as_ref()?;
+        Some(end.reason.and_then(|r| QueryEndReason::try_from(r).ok()))
+    }
+}
+
+/// Reads one page of a List stream, keeping the latest cursor and handing each frame to
+/// `item` (which may stop early); true when more pages follow (see [`page_continues`]).
+async fn read_page<F: ListFrame>(
+    stream: Result<tonic::Response<tonic::Streaming<F>>, tonic::Status>,
+    rpc: &str,
+    cursor: &mut Option<bytes::Bytes>,
+    mut item: impl FnMut(&F) -> Result<ControlFlow<()>, Failure>,
+) -> Result<bool, Failure> {
+    let transient = |status: tonic::Status| Failure::Transient(format!("{rpc}: {status}"));
+    let mut stream = stream.map_err(transient)?.into_inner();
+    let mut end = None;
+    while let Some(frame) = stream.message().await.map_err(transient)? {
+        if let Some(c) = frame.cursor() {
+            *cursor = Some(c.clone());
+        }
+        if item(&frame)?.is_break() {
+            return Ok(false);
+        }
+        if let Some(reason) = frame.end() {
+            end = Some(reason);
+            break;
+        }
+    }
+    page_continues(end, cursor)
 }
 
 fn query(after: Option<bytes::Bytes>) -> QueryOptions {
@@ -835,13 +802,14 @@ mod tests {
             (vec![at(5, 1, 0)], vec![], "no settlement transaction"),
         ];
         for (events, settlements, want) in cases {
-            let why =
-                refusal(verify_round(&mut light, &verified, head, &events, &settlements).await);
+            let why = refusal(
+                verify_round(&mut light, &verified.head, head, &events, &settlements).await,
+            );
             assert!(why.contains(want), "{want}: {why}");
         }
         // A quiet range: nothing to prove, nothing to apply.
         assert!(matches!(
-            verify_round(&mut light, &verified, head, &[], &[]).await,
+            verify_round(&mut light, &verified.head, head, &[], &[]).await,
             Ok(None)
         ));
     }

@@ -3,6 +3,7 @@
 
 mod events;
 mod light;
+mod node;
 mod reader;
 mod relay;
 

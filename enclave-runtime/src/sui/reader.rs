@@ -8,16 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use nautilus_core::stake::{EventBatch, EventVerifier, PushOutcome, TrustTheFullNode};
 use sui_rpc::proto::sui::rpc::v2::ledger_service_client::LedgerServiceClient;
-use sui_rpc::proto::sui::rpc::v2::{
-    Checkpoint, GetCheckpointRequest, GetServiceInfoRequest, get_checkpoint_request,
-};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use sui_rpc::proto::sui::rpc::v2::{Checkpoint, GetCheckpointRequest, get_checkpoint_request};
+use tonic::transport::Channel;
 
 use super::events;
-use super::relay::{self, RelayAddr};
+use super::node::{self, Failover, Failure};
+use super::relay::RelayAddr;
 use crate::server::{Shared, now};
 
 /// Checkpoints read per round before the tip is asked again.
@@ -26,11 +24,6 @@ const PAGE: u64 = 100;
 const WINDOW: usize = 16;
 /// Pause at the tip before asking again.
 const POLL: Duration = Duration::from_millis(100);
-/// Backoff bounds between failed attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-/// Deadline of one RPC (a node that stalls is failed over).
-const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the reader needs, from the enclave's configuration.
 #[derive(Debug, Clone)]
@@ -58,103 +51,12 @@ pub(crate) fn spawn(shared: Arc<Shared>, options: ReaderOptions) {
     };
 }
 
-/// A failure of one session with one node.
-enum Failure {
-    /// Transport or RPC failure: retried on the next node after a backoff.
-    Transient(String),
-    /// The node served something refused (rollback, malformed data): reported, next node.
-    Refused(String),
-}
-
 async fn run(shared: Arc<Shared>, options: ReaderOptions) {
-    let mut highest_tip = 0u64;
-    let mut backoff = BACKOFF_MIN;
-    let mut index = 0usize;
-    loop {
-        let Some(node) = options.nodes.get(index % options.nodes.len().max(1)) else {
-            return;
-        };
-        match session(&shared, &options, node, &mut highest_tip, &mut backoff).await {
-            Failure::Transient(why) => {
-                tracing::warn!(node = %node, error = %why, "sui reader: node failed; trying the next");
-            }
-            Failure::Refused(why) => {
-                tracing::error!(node = %node, reason = %why, "sui reader: refused the node's data");
-            }
-        }
-        index = index.wrapping_add(1);
-        tokio::time::sleep(jittered(backoff)).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+    let mut failover = Failover::new("node-read");
+    for node in options.nodes.iter().cycle() {
+        let failure = session(&shared, &options, node, &mut failover).await;
+        failover.failed(node, &failure).await;
     }
-}
-
-/// `d` plus up to 50 % random jitter, so several enclaves do not retry in step.
-pub(super) fn jittered(d: Duration) -> Duration {
-    let mut byte = [0u8; 2];
-    let _ = getrandom::fill(&mut byte);
-    let frac = u64::from(u16::from_le_bytes(byte)) as f64 / f64::from(u16::MAX);
-    d + d.mul_f64(frac / 2.0)
-}
-
-/// The tonic endpoint for `node` with TLS ending here: the configured CA (or the WebPKI
-/// roots) and the node's host name; the bytes go through the relay (see [`relay_connector`]).
-pub(super) fn endpoint(options: &ReaderOptions, node: &str) -> Result<Endpoint, String> {
-    let host = node.rsplit_once(':').map_or(node, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let mut tls = ClientTlsConfig::new().domain_name(host.to_string());
-    tls = match &options.ca_pem {
-        Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
-        None => tls.with_webpki_roots(),
-    };
-    Ok(Endpoint::from_shared(format!("https://{node}"))
-        .map_err(|e| e.to_string())?
-        .tls_config(tls)
-        .map_err(|e| e.to_string())?
-        .connect_timeout(RPC_TIMEOUT)
-        .timeout(RPC_TIMEOUT)
-        // Streamed List pages are ~1,000 frames: HTTP/2's 64 KiB default window would stall
-        // each page on window updates across the relay.
-        .initial_stream_window_size(Some(4 << 20))
-        .initial_connection_window_size(Some(8 << 20)))
-}
-
-/// A tonic connector whose every connection is a fresh relay stream to `node`.
-pub(super) fn relay_connector(
-    options: &ReaderOptions,
-    node: &str,
-) -> impl tower::Service<
-    tonic::codegen::http::Uri,
-    Response = TokioIo<Box<dyn relay::RelayIo>>,
-    Error = std::io::Error,
-    Future = impl Send,
-> + Clone
-+ Send
-+ 'static {
-    let relay = options.relay.clone();
-    let target = node.to_string();
-    tower::service_fn(move |_uri| {
-        let relay = relay.clone();
-        let target = target.clone();
-        async move { relay::open(&relay, &target).await.map(TokioIo::new) }
-    })
-}
-
-async fn connect(options: &ReaderOptions, node: &str) -> Result<Channel, String> {
-    endpoint(options, node)?
-        .connect_with_connector(relay_connector(options, node))
-        .await
-        .map_err(|e| format!("{e}: {}", source_chain(&e)))
-}
-
-pub(super) fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(&s.to_string());
-        out.push_str("; ");
-        cur = s.source();
-    }
-    out
 }
 
 /// Abandons reads still in flight.
@@ -221,32 +123,18 @@ async fn session(
     shared: &Shared,
     options: &ReaderOptions,
     node: &str,
-    highest_tip: &mut u64,
-    backoff: &mut Duration,
+    failover: &mut Failover,
 ) -> Failure {
-    let channel = match connect(options, node).await {
+    let channel = match node::channel(options, node) {
         Ok(c) => c,
-        Err(e) => return Failure::Transient(e),
+        Err(failure) => return failure,
     };
-    let mut client = LedgerServiceClient::new(channel);
+    let client = LedgerServiceClient::new(channel.clone());
     loop {
-        let info = match client
-            .get_service_info(GetServiceInfoRequest::default())
-            .await
-        {
-            Ok(r) => r.into_inner(),
-            Err(status) => return Failure::Transient(format!("GetServiceInfo: {status}")),
+        let tip = match failover.tip(&channel).await {
+            Ok(tip) => tip,
+            Err(failure) => return failure,
         };
-        let Some(tip) = info.checkpoint_height else {
-            return Failure::Refused("GetServiceInfo has no checkpoint_height".into());
-        };
-        if tip < *highest_tip {
-            return Failure::Refused(format!(
-                "rollback attempt: the node's tip {tip} is older than checkpoint {} already seen",
-                *highest_tip
-            ));
-        }
-        *highest_tip = tip;
         let next = {
             let core = shared.lock();
             core.stakes()
@@ -255,7 +143,7 @@ async fn session(
         };
         if next > tip {
             shared.lock().sui_synced(now());
-            *backoff = BACKOFF_MIN;
+            failover.progressed();
             tokio::time::sleep(POLL).await;
             continue;
         }
@@ -302,7 +190,7 @@ async fn session(
                     return Failure::Refused(why);
                 }
             }
-            *backoff = BACKOFF_MIN;
+            failover.progressed();
         }
         if last == tip {
             shared.lock().sui_synced(now());
