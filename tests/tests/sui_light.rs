@@ -17,9 +17,35 @@ use base64::Engine as _;
 use nautilus_core::token::{ed25519_address, hex32};
 use sui_fixture::ChainEvent;
 use sui_fixture::dev::{Split, SuiDev, runtime};
-use sui_fixture::light::{LightChain, LightFaults, start_light};
+use sui_fixture::light::{LightChain, LightFaults, LightNode, start_light};
 
 const TWO_SUI: u64 = 2_000_000_000;
+
+/// A level-2 fixture node on a fresh chain (4 validators) and `nautilus-proxy dev` reading it
+/// at `--min-trust-level=light-client`, pinned to the chain's epoch-0 committee; `extra` are
+/// more enclave args.
+fn light_cluster(
+    rt: &tokio::runtime::Runtime,
+    package: [u8; 32],
+    extra: &[&str],
+) -> (Arc<Mutex<LightChain>>, LightNode, SuiDev) {
+    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
+    let node = start_light(rt.handle(), chain.clone());
+    let anchor = anchor_arg(&chain.lock().unwrap());
+    let mut args = vec!["--min-trust-level=light-client", anchor.as_str()];
+    args.extend_from_slice(extra);
+    let dev = SuiDev::start(&package, &[node.addr], &node.ca_pem, &args);
+    (chain, node, dev)
+}
+
+/// Appends a checkpoint with `transactions`, then one more: the chain ticks on past the
+/// settlement (a live chain does, about four checkpoints a second).
+fn settle(chain: &Mutex<LightChain>, transactions: Vec<Vec<ChainEvent>>) -> u64 {
+    let mut c = chain.lock().unwrap();
+    let checkpoint = c.push(transactions);
+    c.tick(1);
+    checkpoint
+}
 
 fn anchor_arg(chain: &LightChain) -> String {
     format!(
@@ -78,28 +104,15 @@ fn a_verified_stake_admits_at_light_client_across_an_epoch_change() {
     let package = [0x6a; 32];
     let (a, stake_a) = ([61u8; 32], [62u8; 32]);
     let (b, stake_b) = ([63u8; 32], [64u8; 32]);
-    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
-    let node = start_light(rt.handle(), chain.clone());
-    let anchor = anchor_arg(&chain.lock().unwrap());
-    let dev = SuiDev::start(
-        &package,
-        &[node.addr],
-        &node.ca_pem,
-        &[
-            "--min-trust-level=light-client",
-            &anchor,
-            "--sui-stale-after=2",
-        ],
-    );
+    let (chain, _node, dev) = light_cluster(&rt, package, &["--sui-stale-after=2"]);
     assert_eq!(dev.register(&a, &stake_a, "light-a").status, 401);
-    {
-        let mut c = chain.lock().unwrap();
-        c.push(vec![
+    settle(
+        &chain,
+        vec![
             vec![ChainEvent::Foreign],
             vec![deposit(&a, stake_a, TWO_SUI)],
-        ]);
-        c.tick(1);
-    }
+        ],
+    );
     let reply = dev.register_until(&a, &stake_a, "light-a", 200);
     assert_eq!(reply.json()["status"], "registered");
     let view = stake_view(&dev, &stake_a);
@@ -172,8 +185,7 @@ fn refuses(dev: &SuiDev, chain: &Arc<Mutex<LightChain>>, forge: LightFaults, n: 
         metric(dev, "nautilus_sui_light_client_refusals_total") > refusals
     });
     assert!(
-        dev.logs()
-            .contains("sui reader: refused the node's data"),
+        dev.logs().contains("sui reader: refused the node's data"),
         "{}",
         dev.logs()
     );
@@ -203,15 +215,7 @@ fn refuses(dev: &SuiDev, chain: &Arc<Mutex<LightChain>>, forge: LightFaults, n: 
 fn every_forgery_is_refused_and_nothing_forged_is_applied() {
     let rt = runtime();
     let package = [0x6b; 32];
-    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
-    let node = start_light(rt.handle(), chain.clone());
-    let anchor = anchor_arg(&chain.lock().unwrap());
-    let dev = SuiDev::start(
-        &package,
-        &[node.addr],
-        &node.ca_pem,
-        &["--min-trust-level=light-client", &anchor],
-    );
+    let (chain, _node, dev) = light_cluster(&rt, package, &[]);
     // Each forgery, and whether it needs an epoch change to show.
     type Forgery = (fn(&mut LightFaults), bool);
     let cases: [Forgery; 7] = [
@@ -241,14 +245,13 @@ fn every_forgery_is_refused_and_nothing_forged_is_applied() {
     // light client yields it, and the reader refuses the checkpoint (nothing of it applied).
     let (secret, stake) = ([120u8; 32], [121u8; 32]);
     let refusals = metric(&dev, "nautilus_sui_light_client_refusals_total");
-    {
-        let mut c = chain.lock().unwrap();
-        c.push(vec![
+    settle(
+        &chain,
+        vec![
             vec![deposit(&secret, stake, TWO_SUI)],
             vec![ChainEvent::Malformed],
-        ]);
-        c.tick(1);
-    }
+        ],
+    );
     wait_for("a schema refusal", &dev, || {
         metric(&dev, "nautilus_sui_light_client_refusals_total") > refusals
             && dev.logs().contains("does not match the schema")
@@ -341,19 +344,11 @@ fn the_light_client_fails_over_to_the_next_node_and_keeps_its_verified_position(
         &first.ca_pem,
         &["--min-trust-level=light-client", &anchor],
     );
-    {
-        let mut c = chain.lock().unwrap();
-        c.push(vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
-        c.tick(1);
-    }
+    settle(&chain, vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
     dev.register_until(&a, &stake_a, "failover-a", 200);
     // The first node goes away; the second carries on from the verified position.
     drop(first);
-    {
-        let mut c = chain.lock().unwrap();
-        c.push(vec![vec![deposit(&b, stake_b, TWO_SUI)]]);
-        c.tick(1);
-    }
+    settle(&chain, vec![vec![deposit(&b, stake_b, TWO_SUI)]]);
     dev.register_until(&b, &stake_b, "failover-b", 200);
     assert_eq!(
         stake_view(&dev, &stake_a)["stake"]["amount"],
@@ -375,20 +370,8 @@ fn a_withheld_settlement_is_caught_at_the_next_proof_and_re_read_from_the_last_p
     let (a, stake_a) = ([71u8; 32], [72u8; 32]);
     let (b, stake_b) = ([73u8; 32], [74u8; 32]);
     let (c, stake_c) = ([75u8; 32], [76u8; 32]);
-    let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
-    let node = start_light(rt.handle(), chain.clone());
-    let anchor = anchor_arg(&chain.lock().unwrap());
-    let dev = SuiDev::start(
-        &package,
-        &[node.addr],
-        &node.ca_pem,
-        &["--min-trust-level=light-client", &anchor],
-    );
-    {
-        let mut ch = chain.lock().unwrap();
-        ch.push(vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
-        ch.tick(1);
-    }
+    let (chain, _node, dev) = light_cluster(&rt, package, &[]);
+    settle(&chain, vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
     dev.register_until(&a, &stake_a, "withheld-a", 200);
     // The node withholds a checkpoint's events and settlement: the range looks quiet.
     let refusals = metric(&dev, "nautilus_sui_light_client_refusals_total");
@@ -402,11 +385,7 @@ fn a_withheld_settlement_is_caught_at_the_next_proof_and_re_read_from_the_last_p
     // head proven there includes the withheld event, so the fold does not match.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(dev.register(&b, &stake_b, "withheld-b").status, 401);
-    {
-        let mut ch = chain.lock().unwrap();
-        ch.push(vec![vec![deposit(&c, stake_c, TWO_SUI)]]);
-        ch.tick(1);
-    }
+    settle(&chain, vec![vec![deposit(&c, stake_c, TWO_SUI)]]);
     wait_for("the mismatch to be refused", &dev, || {
         metric(&dev, "nautilus_sui_light_client_refusals_total") > refusals
     });
