@@ -191,6 +191,24 @@ async fn read(
     (events, None)
 }
 
+/// Reads the whole scripted stream with the default knobs: no error, and exactly `expected`.
+fn read_all(
+    rt: &tokio::runtime::Runtime,
+    node: &LightNode,
+    anchor: ValidatorCommittee,
+    expected: &[Expected],
+) {
+    let (events, err) = rt.block_on(read(
+        node,
+        anchor,
+        &Knobs::default(),
+        expected.len(),
+        Duration::from_secs(30),
+    ));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.iter().map(seen).collect::<Vec<_>>(), expected);
+}
+
 /// Waits until a client started after `base` calls has made its start (GetCheckpoint(latest)
 /// and the head proof), then a little more.
 fn after_start(chain: &Mutex<LightChain>, base: u64) {
@@ -295,15 +313,7 @@ fn the_committee_ratchets_across_epoch_changes() {
     assert_eq!(chain.epoch(), 2);
     let anchor = chain.trust_anchor();
     let node = start_light(rt.handle(), Arc::new(Mutex::new(chain)));
-    let (events, err) = rt.block_on(read(
-        &node,
-        anchor,
-        &Knobs::default(),
-        expected.len(),
-        Duration::from_secs(30),
-    ));
-    assert!(err.is_none(), "{err:?}");
-    assert_eq!(events.iter().map(seen).collect::<Vec<_>>(), expected);
+    read_all(&rt, &node, anchor, &expected);
 }
 
 /// Runs the stream with `fault` set from the start and returns what it yielded.
@@ -542,15 +552,7 @@ fn a_node_that_stays_down_ends_the_stream_with_unavailable_and_a_restart_recover
     let (addr, ca) = (node.addr, node.ca_pem.clone());
     let node = node.restart(rt.handle());
     assert_eq!((node.addr, &node.ca_pem), (addr, &ca));
-    let (events, err) = rt.block_on(read(
-        &node,
-        anchor,
-        &Knobs::default(),
-        expected.len(),
-        Duration::from_secs(30),
-    ));
-    assert!(err.is_none(), "{err:?}");
-    assert_eq!(events.len(), expected.len());
+    read_all(&rt, &node, anchor, &expected);
 }
 
 #[test]
@@ -800,28 +802,12 @@ fn a_node_sharing_the_ca_and_a_node_on_a_given_port_serve_the_chain() {
     let second = start_light_sharing_ca(rt.handle(), chain.clone(), &first);
     assert_ne!(first.addr, second.addr);
     assert_eq!(second.ca_pem, first.ca_pem);
-    let (events, err) = rt.block_on(read(
-        &second,
-        anchor.clone(),
-        &Knobs::default(),
-        expected.len(),
-        Duration::from_secs(30),
-    ));
-    assert!(err.is_none(), "{err:?}");
-    assert_eq!(events.iter().map(seen).collect::<Vec<_>>(), expected);
+    read_all(&rt, &second, anchor.clone(), &expected);
     let addr = second.addr;
     drop(second);
     let third = start_light_on(rt.handle(), chain, addr);
     assert_eq!(third.addr, addr);
-    let (events, err) = rt.block_on(read(
-        &third,
-        anchor,
-        &Knobs::default(),
-        expected.len(),
-        Duration::from_secs(30),
-    ));
-    assert!(err.is_none(), "{err:?}");
-    assert_eq!(events.len(), expected.len());
+    read_all(&rt, &third, anchor, &expected);
 }
 
 /// SDK 0.4 behaviour pinned here: a page cut at the transport (every connection of the node
