@@ -131,6 +131,44 @@ struct CheckpointData {
     tree: MerkleTree,
 }
 
+/// One List page's window (see `LightChain::page`).
+#[derive(Clone, Copy)]
+struct Page {
+    lo: usize,
+    take: usize,
+    hi: usize,
+    cursor_bound: bool,
+    start_cp: u64,
+    end_cp: u64,
+    tip: u64,
+}
+
+impl Page {
+    /// Why the page ends and the checkpoint scanned through, `last` being the checkpoint of
+    /// its last item; `requested_end` is the request's (exclusive) end checkpoint.
+    fn end(&self, last: u64, requested_end: Option<u64>) -> (QueryEndReason, u64) {
+        if self.lo + self.take < self.hi {
+            (QueryEndReason::ItemLimit, last.saturating_sub(1))
+        } else if self.cursor_bound {
+            (QueryEndReason::CursorBound, last.saturating_sub(1))
+        } else if requested_end.is_some_and(|e| e <= self.tip + 1) {
+            (
+                QueryEndReason::CheckpointBound,
+                self.end_cp.saturating_sub(1),
+            )
+        } else {
+            (QueryEndReason::LedgerTip, self.tip)
+        }
+    }
+
+    /// The watermark cursor: the page's last position, or the one it started after.
+    fn cursor(&self, options: &QueryOptions) -> Option<usize> {
+        (self.take > 0)
+            .then(|| self.lo + self.take - 1)
+            .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()))
+    }
+}
+
 /// The scripted chain and its faults, shared with the test.
 pub struct LightChain {
     /// Faults in force.
@@ -603,6 +641,45 @@ impl LightChain {
         self.stream.partition_point(|e| e.checkpoint < cp)
     }
 
+    /// The window of one List page over items sorted by checkpoint (`before(cp)`: how many
+    /// lie before checkpoint `cp`), per the v2 contract: the checkpoint range (end exclusive,
+    /// clamped to the tip), the `after`/`before` cursors, and the limit (default 50, at most
+    /// 1,000).
+    fn page(
+        &self,
+        start: Option<u64>,
+        end: Option<u64>,
+        options: &QueryOptions,
+        before: impl Fn(u64) -> usize,
+    ) -> Result<Page, Status> {
+        let tip = self.tip();
+        let start_cp = start.unwrap_or(0);
+        let end_cp = end.map_or(tip + 1, |e| e.min(tip + 1));
+        let mut lo = before(start_cp);
+        if let Some(after) = options.after.as_ref() {
+            lo = lo.max(cursor_index(after)? + 1);
+        }
+        let mut hi = before(end_cp);
+        let mut cursor_bound = false;
+        if let Some(cursor) = options.before.as_ref() {
+            let b = cursor_index(cursor)?;
+            if b < hi {
+                hi = b;
+                cursor_bound = true;
+            }
+        }
+        let limit = options.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+        Ok(Page {
+            lo,
+            take: hi.saturating_sub(lo).min(limit),
+            hi,
+            cursor_bound,
+            start_cp,
+            end_cp,
+            tip,
+        })
+    }
+
     fn list_events(&self, request: &ListEventsRequest) -> Result<Vec<ListEventsResponse>, Status> {
         let options = request.options.clone().unwrap_or_default();
         check_ascending(&options)?;
@@ -614,25 +691,16 @@ impl LightChain {
             }
             Some(filter) => self.event_filter_is_our_stream(filter)?,
         };
-        let tip = self.tip();
-        let start_cp = request.start_checkpoint.unwrap_or(0);
-        let end_cp = request.end_checkpoint.map_or(tip + 1, |e| e.min(tip + 1));
         let all: &[StreamEvent] = if ours { &self.stream } else { &[] };
-        let mut lo = all.partition_point(|e| e.checkpoint < start_cp);
-        if let Some(after) = options.after.as_ref() {
-            lo = lo.max(cursor_index(after)? + 1);
-        }
-        let mut hi = all.partition_point(|e| e.checkpoint < end_cp);
-        let mut cursor_bound = false;
-        if let Some(before) = options.before.as_ref() {
-            let b = cursor_index(before)?;
-            if b < hi {
-                hi = b;
-                cursor_bound = true;
-            }
-        }
-        let limit = options.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
-        let take = hi.saturating_sub(lo).min(limit);
+        let page = self.page(
+            request.start_checkpoint,
+            request.end_checkpoint,
+            &options,
+            |cp| all.partition_point(|e| e.checkpoint < cp),
+        )?;
+        let Page {
+            lo, take, start_cp, ..
+        } = page;
         let faults = &self.faults;
         let items: Vec<usize> = (lo..lo + take)
             .filter(|&i| faults.hide_checkpoint != Some(all[i].checkpoint))
@@ -679,21 +747,10 @@ impl LightChain {
                 frames.push(event_frame(foreign, i, e.checkpoint));
             }
         }
-        let (reason, scanned) = if lo + take < hi {
-            let last = items.last().map_or(start_cp, |&i| all[i].checkpoint);
-            (QueryEndReason::ItemLimit, last.saturating_sub(1))
-        } else if cursor_bound {
-            let last = items.last().map_or(start_cp, |&i| all[i].checkpoint);
-            (QueryEndReason::CursorBound, last.saturating_sub(1))
-        } else if request.end_checkpoint.is_some_and(|e| e <= tip + 1) {
-            (QueryEndReason::CheckpointBound, end_cp.saturating_sub(1))
-        } else {
-            (QueryEndReason::LedgerTip, tip)
-        };
+        let last = items.last().map_or(start_cp, |&i| all[i].checkpoint);
+        let (reason, scanned) = page.end(last, request.end_checkpoint);
         // Past the page scanned, hidden events included (a cursor never goes back).
-        let cursor = (take > 0)
-            .then(|| lo + take - 1)
-            .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
+        let cursor = page.cursor(&options);
         let mut end = ListEventsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
         end.end = Some(query_end(reason));
@@ -733,25 +790,16 @@ impl LightChain {
             }
             Some(filter) => self.tx_filter_is_our_head(filter)?,
         };
-        let tip = self.tip();
-        let start_cp = request.start_checkpoint.unwrap_or(0);
-        let end_cp = request.end_checkpoint.map_or(tip + 1, |e| e.min(tip + 1));
         let all: &[(u64, u64)] = if ours { &self.settlements } else { &[] };
-        let mut lo = all.partition_point(|s| s.0 < start_cp);
-        if let Some(after) = options.after.as_ref() {
-            lo = lo.max(cursor_index(after)? + 1);
-        }
-        let mut hi = all.partition_point(|s| s.0 < end_cp);
-        let mut cursor_bound = false;
-        if let Some(before) = options.before.as_ref() {
-            let b = cursor_index(before)?;
-            if b < hi {
-                hi = b;
-                cursor_bound = true;
-            }
-        }
-        let limit = options.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
-        let take = hi.saturating_sub(lo).min(limit);
+        let page = self.page(
+            request.start_checkpoint,
+            request.end_checkpoint,
+            &options,
+            |cp| all.partition_point(|s| s.0 < cp),
+        )?;
+        let Page {
+            lo, take, start_cp, ..
+        } = page;
         let mut frames = Vec::new();
         for (i, &(cp, t)) in all.iter().enumerate().skip(lo).take(take) {
             if self.faults.hide_checkpoint == Some(cp) {
@@ -771,18 +819,8 @@ impl LightChain {
         } else {
             start_cp
         };
-        let (reason, scanned) = if lo + take < hi {
-            (QueryEndReason::ItemLimit, last_cp.saturating_sub(1))
-        } else if cursor_bound {
-            (QueryEndReason::CursorBound, last_cp.saturating_sub(1))
-        } else if request.end_checkpoint.is_some_and(|e| e <= tip + 1) {
-            (QueryEndReason::CheckpointBound, end_cp.saturating_sub(1))
-        } else {
-            (QueryEndReason::LedgerTip, tip)
-        };
-        let cursor = (take > 0)
-            .then(|| lo + take - 1)
-            .or_else(|| options.after.as_ref().and_then(|a| cursor_index(a).ok()));
+        let (reason, scanned) = page.end(last_cp, request.end_checkpoint);
+        let cursor = page.cursor(&options);
         let mut end = ListTransactionsResponse::default();
         end.watermark = Some(watermark(cursor, scanned));
         end.end = Some(query_end(reason));
