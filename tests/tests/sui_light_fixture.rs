@@ -35,35 +35,12 @@ struct Expected {
     contents: Vec<u8>,
 }
 
-fn bcs_of(e: &ChainEvent) -> Option<(&'static str, Vec<u8>)> {
-    Some(match e {
-        ChainEvent::Deposit {
-            stake,
-            owner,
-            amount,
-        } => {
-            let mut b = stake.to_vec();
-            b.extend(owner);
-            b.extend(amount.to_le_bytes());
-            ("StakeDeposited", b)
-        }
-        ChainEvent::Withdraw { stake } => ("StakeWithdrawn", stake.to_vec()),
-        ChainEvent::Slash { stake, amount } => {
-            let mut b = stake.to_vec();
-            b.extend(amount.to_le_bytes());
-            ("StakeSlashed", b)
-        }
-        ChainEvent::Malformed => ("StakeDeposited", vec![0; 5]),
-        ChainEvent::Foreign => return None,
-    })
-}
-
 /// Pushes a checkpoint and records the stream events it should yield.
 fn push(chain: &mut LightChain, expected: &mut Vec<Expected>, txs: Vec<Vec<ChainEvent>>) -> u64 {
     let cp = chain.tip() + 1;
     for (t, events) in txs.iter().enumerate() {
         for (i, e) in events.iter().enumerate() {
-            if let Some((name, contents)) = bcs_of(e) {
+            if let Some((name, contents)) = sui_fixture::staking_bcs(e) {
                 expected.push(Expected {
                     checkpoint: cp,
                     tx: t as u64,

@@ -164,9 +164,12 @@ fn base58(bytes: &[u8]) -> String {
         .collect()
 }
 
-pub(crate) fn event(package: &[u8; 32], e: &ChainEvent) -> Event {
-    let pkg = format!("0x{}", hex32(package));
-    let (ty, bcs) = match e {
+/// The staking event's name and its BCS contents as the Move structs lay them out
+/// (`StakeDeposited {stake_id, owner, amount}`, `StakeWithdrawn {stake_id}`, `StakeSlashed
+/// {stake_id, amount}`); `Malformed` claims `StakeDeposited` with 5 bytes; `None` for an
+/// event of another package.
+pub fn staking_bcs(e: &ChainEvent) -> Option<(&'static str, Vec<u8>)> {
+    Some(match e {
         ChainEvent::Deposit {
             stake,
             owner,
@@ -175,18 +178,24 @@ pub(crate) fn event(package: &[u8; 32], e: &ChainEvent) -> Event {
             let mut b = stake.to_vec();
             b.extend(owner);
             b.extend(amount.to_le_bytes());
-            (format!("{pkg}::staking::StakeDeposited"), b)
+            ("StakeDeposited", b)
         }
-        ChainEvent::Withdraw { stake } => {
-            (format!("{pkg}::staking::StakeWithdrawn"), stake.to_vec())
-        }
+        ChainEvent::Withdraw { stake } => ("StakeWithdrawn", stake.to_vec()),
         ChainEvent::Slash { stake, amount } => {
             let mut b = stake.to_vec();
             b.extend(amount.to_le_bytes());
-            (format!("{pkg}::staking::StakeSlashed"), b)
+            ("StakeSlashed", b)
         }
-        ChainEvent::Foreign => ("0x2::coin::CoinMinted".to_string(), vec![1, 2, 3]),
-        ChainEvent::Malformed => (format!("{pkg}::staking::StakeDeposited"), vec![0; 5]),
+        ChainEvent::Malformed => ("StakeDeposited", vec![0; 5]),
+        ChainEvent::Foreign => return None,
+    })
+}
+
+pub(crate) fn event(package: &[u8; 32], e: &ChainEvent) -> Event {
+    let pkg = format!("0x{}", hex32(package));
+    let (ty, bcs) = match staking_bcs(e) {
+        Some((name, bcs)) => (format!("{pkg}::staking::{name}"), bcs),
+        None => ("0x2::coin::CoinMinted".to_string(), vec![1, 2, 3]),
     };
     let mut contents = Bcs::default();
     contents.value = Some(bcs.into());
