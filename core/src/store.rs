@@ -132,6 +132,9 @@ pub struct Store {
     max_bytes: usize,
     per_resource: [usize; crate::resource::RESOURCES.len()],
     ring: Arc<WatchRing>,
+    /// Objects looked up or visited by reads since start: a count of work (not time), so
+    /// tests can show that a cost does not grow with the size of the cluster.
+    reads: core::cell::Cell<u64>,
 }
 
 impl Store {
@@ -145,6 +148,7 @@ impl Store {
             max_bytes: config.max_store_bytes,
             per_resource: [0; crate::resource::RESOURCES.len()],
             ring: Arc::new(WatchRing::new(config.watch_ring_capacity)),
+            reads: core::cell::Cell::new(0),
         }
     }
 
@@ -188,7 +192,17 @@ impl Store {
 
     /// The current version of `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&StoredObject> {
+        self.count_reads(1);
         self.objects.get(key)
+    }
+
+    /// Objects looked up or visited by reads since start (a work count for tests and metrics).
+    pub fn reads(&self) -> u64 {
+        self.reads.get()
+    }
+
+    fn count_reads(&self, n: u64) {
+        self.reads.set(self.reads.get().saturating_add(n));
     }
 
     /// The pods bound to `node` (a scan of the pods' indexes, no JSON parsed).
@@ -217,6 +231,7 @@ impl Store {
             .take_while(move |(k, _)| {
                 k.resource == resource && namespace.is_none_or(|ns| &*k.namespace == ns)
             })
+            .inspect(|_| self.count_reads(1))
     }
 
     /// Stores a new object at [`Store::next_revision`]. `json` must already carry that revision.

@@ -295,7 +295,7 @@ impl ApiServer {
     /// When [`ApiServer::handle_timeout`] next has work, if ever.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
-        let nodes = self.lifecycle.due(self.config.node_grace_secs);
+        let nodes = self.lifecycle.due();
         let controllers = self
             .controllers_pending()
             .then_some(UnixTime::default())

@@ -524,3 +524,120 @@ fn seed_endpoints_refuse_every_forgery_and_store_nothing() {
         401
     );
 }
+
+/// One staker with `nodes` registered workers, driven the way the runtime drives core: after
+/// each request, `handle_timeout` runs whenever core says work is due.
+struct Fleet {
+    server: ApiServer,
+    staker: Staker,
+    tokens: alloc::vec::Vec<(String, String)>,
+    now: UnixTime,
+}
+
+impl Fleet {
+    fn new(nodes: usize) -> Self {
+        let mut server = server();
+        let staker = Staker::new(21);
+        assert_eq!(deposit(&mut server, &staker, 1, D1).0, 200);
+        let exp = NOW.secs() + 86_400;
+        let tokens = (0..nodes)
+            .map(|i| {
+                let node = alloc::format!("w-{i:05}");
+                let token = staker.token(&node, NOW.secs(), exp);
+                (node, token)
+            })
+            .collect();
+        let mut fleet = Self {
+            server,
+            staker,
+            tokens,
+            now: NOW,
+        };
+        for i in 0..nodes {
+            assert_eq!(fleet.send("register-worker", i), 200, "registration {i}");
+        }
+        fleet
+    }
+
+    fn send(&mut self, endpoint: &str, worker: usize) -> u16 {
+        let (node, token) = &self.tokens[worker];
+        let body = serde_json::to_vec(
+            &json!({"node_id": node, "seal_token": token, "timestamp": self.now.secs()}),
+        )
+        .unwrap();
+        let path = alloc::format!("/api/v1/{endpoint}");
+        let mut req = ApiRequest::new(Method::Post, &path);
+        req.seal_token = Some(token);
+        req.content_type = Some("application/json");
+        req.body = &body;
+        let status = self
+            .server
+            .handle_request(self.now, &req)
+            .into_response()
+            .unwrap()
+            .status;
+        self.run_due();
+        status
+    }
+
+    /// What the runtime's timer task does after a request.
+    fn run_due(&mut self) {
+        if self.server.has_immediate_work()
+            || self.server.poll_timeout().is_some_and(|t| t <= self.now)
+        {
+            self.server.handle_timeout(self.now);
+        }
+    }
+
+    /// Every worker heartbeats once, spread evenly over `interval` seconds of virtual time.
+    fn heartbeat_round(&mut self, interval: u64) {
+        let n = self.tokens.len() as u64;
+        let start = self.now;
+        for i in 0..self.tokens.len() {
+            self.now = UnixTime {
+                nanos: start.nanos + interval * 1_000_000_000 * i as u64 / n,
+            };
+            assert_eq!(self.send("heartbeat", i), 200);
+        }
+        self.now = start.plus_secs(interval);
+        self.run_due();
+    }
+
+    /// Store reads and node-lifecycle visits since start.
+    fn work(&self) -> u64 {
+        self.server.store().reads() + self.server.lifecycle.visits()
+    }
+}
+
+#[test]
+fn a_heartbeat_costs_the_same_work_at_1000_and_10000_nodes() {
+    let per_heartbeat = |nodes: usize| {
+        let mut fleet = Fleet::new(nodes);
+        // Past the registrations' own writes, into the steady state of heartbeats every 10 s.
+        fleet.heartbeat_round(10);
+        let before = fleet.work();
+        let sample = 500;
+        for round in 0..2 {
+            for i in 0..sample {
+                fleet.now = UnixTime {
+                    nanos: fleet.now.nanos + 10_000_000,
+                };
+                assert_eq!(fleet.send("heartbeat", (i * 7 + round) % nodes), 200);
+            }
+        }
+        let ready = fleet.server.node_readiness();
+        assert_eq!(ready.unreachable, 0, "no node flapped at {nodes} nodes");
+        let _ = &fleet.staker;
+        let per = (fleet.work() - before) as f64 / (2 * sample) as f64;
+        std::eprintln!("{nodes} nodes: {per:.2} reads+visits per heartbeat");
+        per
+    };
+    let small = per_heartbeat(1_000);
+    let large = per_heartbeat(10_000);
+    assert!(
+        large <= small * 1.1,
+        "work per heartbeat grew with the cluster: {small:.1} reads+visits at 1,000 nodes, \
+         {large:.1} at 10,000"
+    );
+    assert!(small > 0.0, "the work count sees the heartbeats");
+}

@@ -5,7 +5,7 @@
 //! they have none); a heartbeat brings the node back and lifts the taints. Heartbeats are timed
 //! by the server's clock when it sees them, never by the worker's.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -25,46 +25,89 @@ struct NodeHealth {
     last_heartbeat: UnixTime,
     /// Set while the node is marked unreachable (the NoExecute taint's `timeAdded`).
     unreachable_since: Option<UnixTime>,
-    /// A heartbeat arrived while unreachable; the next tick lifts the taints.
+    /// A heartbeat arrived while unreachable; the next run lifts the taints.
     recovered: bool,
-    /// When the next pod on this node must be evicted.
-    next_eviction: Option<UnixTime>,
+    /// When this node next needs the controller (its entry in `NodeLifecycle::deadlines`):
+    /// the end of its grace period, at once after a recovery, or its next pod eviction.
+    due: Option<UnixTime>,
 }
 
-/// Heartbeat bookkeeping for every known node.
+/// Heartbeat bookkeeping for every known node, with each node's next deadline in an ordered
+/// set, so that a heartbeat and a run cost O(log n) for the nodes concerned, never a pass over
+/// all of them (10,000 stakers heartbeat 1,000 times a second).
 #[derive(Debug, Default)]
 pub(crate) struct NodeLifecycle {
     nodes: BTreeMap<String, NodeHealth>,
+    deadlines: BTreeSet<(UnixTime, String)>,
+    /// Nodes looked at by runs since start: the work the lifecycle does, which must follow
+    /// the nodes that are due, not the nodes that exist.
+    visits: u64,
 }
 
 impl NodeLifecycle {
     /// When the lifecycle next has work.
-    pub(crate) fn due(&self, grace_secs: u64) -> Option<UnixTime> {
-        self.nodes
-            .values()
-            .filter_map(|h| {
-                if h.recovered {
-                    Some(UnixTime::default())
-                } else if h.unreachable_since.is_some() {
-                    h.next_eviction
-                } else {
-                    Some(h.last_heartbeat.plus_secs(grace_secs))
-                }
-            })
-            .min()
+    pub(crate) fn due(&self) -> Option<UnixTime> {
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
-    fn heartbeat(&mut self, node: &str, now: UnixTime) {
+    /// Moves `node`'s deadline to `due` (none: nothing to do until its next heartbeat).
+    fn reschedule(&mut self, node: &str, due: Option<UnixTime>) {
+        let Some(health) = self.nodes.get_mut(node) else {
+            return;
+        };
+        let old = core::mem::replace(&mut health.due, due);
+        if old == due {
+            return;
+        }
+        if let Some(old) = old {
+            self.deadlines.remove(&(old, String::from(node)));
+        }
+        if let Some(due) = due {
+            self.deadlines.insert((due, String::from(node)));
+        }
+    }
+
+    fn heartbeat(&mut self, node: &str, now: UnixTime, grace_secs: u64) {
         let health = self.nodes.entry(node.into()).or_insert(NodeHealth {
             last_heartbeat: now,
             unreachable_since: None,
             recovered: false,
-            next_eviction: None,
+            due: None,
         });
         health.last_heartbeat = now;
-        if health.unreachable_since.is_some() {
+        let due = if health.unreachable_since.is_some() {
             health.recovered = true;
+            UnixTime::default()
+        } else {
+            now.plus_secs(grace_secs)
+        };
+        self.reschedule(node, Some(due));
+    }
+
+    fn forget(&mut self, node: &str) {
+        if let Some(health) = self.nodes.remove(node)
+            && let Some(due) = health.due
+        {
+            self.deadlines.remove(&(due, String::from(node)));
         }
+    }
+
+    /// Takes the first node whose deadline is at or before `now`.
+    fn pop_due(&mut self, now: UnixTime) -> Option<(String, NodeHealth)> {
+        if self.deadlines.first().is_none_or(|(at, _)| *at > now) {
+            return None;
+        }
+        let (_, name) = self.deadlines.pop_first()?;
+        let health = self.nodes.get_mut(&name)?;
+        health.due = None;
+        self.visits = self.visits.saturating_add(1);
+        Some((name, *health))
+    }
+
+    /// Nodes looked at by runs since start.
+    #[cfg(test)]
+    pub(crate) fn visits(&self) -> u64 {
+        self.visits
     }
 }
 
@@ -132,6 +175,7 @@ impl ApiServer {
         obj: &Value,
         old: Option<&Value>,
     ) {
+        let grace = self.config.node_grace_secs;
         match resource {
             ResourceId::Nodes => {
                 let ready = ready_condition(obj);
@@ -140,7 +184,7 @@ impl ApiServer {
                 let changed = old.is_none_or(|o| ready_condition(o) != ready);
                 if posted_ready && changed {
                     self.lifecycle
-                        .heartbeat(j::str_at(obj, "/metadata/name"), now);
+                        .heartbeat(j::str_at(obj, "/metadata/name"), now, grace);
                 }
             }
             ResourceId::Leases if j::str_at(obj, "/metadata/namespace") == "kube-node-lease" => {
@@ -152,7 +196,20 @@ impl ApiServer {
                     .get(&ObjectKey::new(ResourceId::Nodes, "", name))
                     .is_some();
                 if renewed && node_exists {
-                    self.lifecycle.heartbeat(name, now);
+                    self.lifecycle.heartbeat(name, now, grace);
+                }
+            }
+            // A pod bound to (or changed on) an unreachable node: the taint manager looks at
+            // that node again, as kube's does on pod updates.
+            ResourceId::Pods => {
+                let node = j::str_at(obj, "/spec/nodeName");
+                let waiting = self
+                    .lifecycle
+                    .nodes
+                    .get(node)
+                    .is_some_and(|h| h.unreachable_since.is_some() && !h.recovered);
+                if waiting {
+                    self.lifecycle.reschedule(node, Some(UnixTime::default()));
                 }
             }
             _ => {}
@@ -161,24 +218,21 @@ impl ApiServer {
 
     /// Forgets a deleted node.
     pub(crate) fn forget_node(&mut self, name: &str) {
-        self.lifecycle.nodes.remove(name);
+        self.lifecycle.forget(name);
         self.registrations.forget(name);
     }
 
-    /// Runs the node lifecycle at `now`.
+    /// Runs the node lifecycle at `now` for the nodes whose deadline has come: marks nodes
+    /// unreachable, lifts the taints of recovered ones, and evicts pods whose toleration ran out.
     pub(crate) fn run_node_lifecycle(&mut self, now: UnixTime) {
         let grace = self.config.node_grace_secs;
-        let names: Vec<String> = self.lifecycle.nodes.keys().cloned().collect();
-        for name in names {
-            let Some(health) = self.lifecycle.nodes.get(&name).copied() else {
-                continue;
-            };
+        while let Some((name, health)) = self.lifecycle.pop_due(now) {
             if self
                 .store
                 .get(&ObjectKey::new(ResourceId::Nodes, "", &name))
                 .is_none()
             {
-                self.lifecycle.nodes.remove(&name);
+                self.lifecycle.forget(&name);
                 continue;
             }
             if health.recovered {
@@ -186,8 +240,9 @@ impl ApiServer {
                 if let Some(h) = self.lifecycle.nodes.get_mut(&name) {
                     h.recovered = false;
                     h.unreachable_since = None;
-                    h.next_eviction = None;
                 }
+                let due = health.last_heartbeat.plus_secs(grace).max(now);
+                self.lifecycle.reschedule(&name, Some(due));
                 continue;
             }
             let since = match health.unreachable_since {
@@ -199,12 +254,14 @@ impl ApiServer {
                     }
                     now
                 }
-                None => continue,
+                None => {
+                    let due = health.last_heartbeat.plus_secs(grace);
+                    self.lifecycle.reschedule(&name, Some(due));
+                    continue;
+                }
             };
             let next = self.evict_pods(now, &name, since);
-            if let Some(h) = self.lifecycle.nodes.get_mut(&name) {
-                h.next_eviction = next;
-            }
+            self.lifecycle.reschedule(&name, next);
         }
     }
 
