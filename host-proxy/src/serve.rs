@@ -504,6 +504,15 @@ fn tune_socket(tcp: &TcpStream) {
     }
 }
 
+/// How ordinary clients end a connection: closing TCP without a TLS close_notify (Go's and
+/// Python's clients do), or resetting it. Not a client error.
+fn client_went_away(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
 /// Copies both ways. The client may half-close (its EOF is passed on as a write shutdown and
 /// the enclave's answer still flows back); the connection ends when the enclave side ends, when
 /// either side fails, or when nothing moves for `idle_timeout`.
@@ -539,6 +548,7 @@ where
         tokio::select! {
             result = &mut upstream, if !client_done => match result {
                 Ok(_) => client_done = true,
+                Err(err) if client_went_away(&err) => return "closed",
                 Err(_) => return "client error",
             },
             result = &mut downstream => {
@@ -620,6 +630,54 @@ mod tests {
         assert_eq!(answer, b"answer");
         assert_eq!(traffic.from_client.load(Ordering::Relaxed), 7);
         assert_eq!(traffic.from_enclave.load(Ordering::Relaxed), 6);
+    }
+
+    /// A client that reads as a TLS stream does when its peer closes TCP without close_notify.
+    struct EndsWithoutCloseNotify;
+
+    impl AsyncRead for EndsWithoutCloseNotify {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed connection without sending TLS close_notify",
+            )))
+        }
+    }
+
+    impl AsyncWrite for EndsWithoutCloseNotify {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_closing_without_close_notify_is_a_normal_close() {
+        let (enclave, _enclave_peer) = tokio::io::duplex(64);
+        let traffic = Traffic::new();
+        let outcome = splice(
+            EndsWithoutCloseNotify,
+            enclave,
+            &traffic,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(outcome, "closed");
     }
 
     #[tokio::test(start_paused = true)]

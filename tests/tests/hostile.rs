@@ -575,3 +575,18 @@ fn dev_log_level_reaches_the_enclave() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Item 8: kubectl (Go) and other clients end connections without a TLS close_notify; the proxy
+/// logs that as a close, not as a client error.
+#[test]
+fn a_normal_close_is_not_logged_as_a_client_error() {
+    let cluster = DevCluster::start_opts(&["--log-level=info,nautilus_proxy=debug"], &[]);
+    cluster.kubectl_ok(&["get", "namespaces"]);
+    let deadline = Instant::now() + PATIENCE;
+    while !cluster.logs().contains("outcome=\"closed\"") {
+        assert!(Instant::now() < deadline, "{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = cluster.logs();
+    assert!(!logs.contains("client error"), "{logs}");
+}
