@@ -4,13 +4,16 @@
 //! by timing and is not part of `cargo test`.
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--quick] [--only NAME[,NAME]]`
-//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls (`metrics`: GET req/s
+//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, hostile (`hostile`:
+//! issue 13's four attacks, each for 30 s beside a legitimate admin client; `metrics`: GET req/s
 //! with the enclave's request metrics on and `--metrics=false`, two clusters side by side;
 //! `--sign` = `--only sign`: the
 //! cost of signed answers, `X-Nautilus-Sign: 1`; tls: GET pod p99 with the proxy terminating TLS
 //! vs enclave TLS through `--passthrough`, side by side in one run). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
 
+#[path = "bench/hostile.rs"]
+mod hostile;
 #[path = "bench/load.rs"]
 mod load;
 #[path = "bench/raw.rs"]
@@ -26,8 +29,8 @@ use load::{Latency, PodTemplate, auth, closed_loop_get, create_pods, encode_quer
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 8] = [
-    "get", "sign", "metrics", "watch", "list", "memory", "budget", "tls",
+const SECTIONS: [&str; 9] = [
+    "get", "sign", "metrics", "watch", "list", "memory", "budget", "tls", "hostile",
 ];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
@@ -360,6 +363,9 @@ fn main() {
     }
     if wanted("tls") {
         run("tls", &section_tls);
+    }
+    if wanted("hostile") {
+        run("hostile", &hostile::section);
     }
 
     println!(
