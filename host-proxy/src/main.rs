@@ -84,7 +84,8 @@ struct LogCli {
     /// Log output format (logs go to stderr).
     #[arg(long, env = "NAUTILUS_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Log filter, e.g. `info` or `nautilus_proxy=debug`.
+    /// Log filter, e.g. `info` or `nautilus_proxy=debug` (`dev` hands it to the enclave too,
+    /// unless `--enclave-arg=--log-level=...` is given).
     #[arg(long, env = "NAUTILUS_PROXY_LOG_LEVEL", default_value = "info", value_parser = config::parse_log_filter)]
     log_level: String,
 }

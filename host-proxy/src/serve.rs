@@ -308,18 +308,24 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, slot:
     drop(slot);
 }
 
-/// Reads the client's first bytes under `deadline` without consuming them; the outcome to log
-/// when none came.
+/// Reads the client's first bytes without consuming them, under the first-request deadline (or
+/// the idle timeout, if shorter); the outcome to log when none came.
 async fn first_bytes<S: AsyncRead + Unpin>(
     client: &mut BufReader<S>,
-    deadline: Duration,
+    options: &ServeOptions,
 ) -> Result<(), &'static str> {
     use tokio::io::AsyncBufReadExt as _;
+    let (deadline, late) = if options.idle_timeout < options.first_request_timeout {
+        (options.idle_timeout, "idle timeout")
+    } else {
+        (options.first_request_timeout, "no request in time")
+    };
     match tokio::time::timeout(deadline, client.fill_buf()).await {
         Ok(Ok([])) => Err("closed before a request"),
         Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) if client_went_away(&err) => Err("closed before a request"),
         Ok(Err(_)) => Err("client error before a request"),
-        Err(_) => Err("no request in time"),
+        Err(_) => Err(late),
     }
 }
 
@@ -382,7 +388,7 @@ async fn serve_client(
         },
     );
     // No enclave stream for a connection that sends nothing.
-    if let Err(outcome) = first_bytes(&mut client, options.first_request_timeout).await {
+    if let Err(outcome) = first_bytes(&mut client, options).await {
         log.outcome = outcome;
         return;
     }
@@ -448,7 +454,7 @@ async fn passthrough(
             side: Side::Client,
         },
     );
-    if let Err(outcome) = first_bytes(&mut client, options.first_request_timeout).await {
+    if let Err(outcome) = first_bytes(&mut client, options).await {
         return outcome;
     }
     state.enter(Stage::Spliced);

@@ -191,7 +191,9 @@ async fn legit_client(
     });
     let (gets, get_failures) = getter.await.unwrap_or_default();
     let (creates_ok, creates_failed, first_create_failure) =
-        creator.await.unwrap_or((0, 0, Some("creator panicked".into())));
+        creator
+            .await
+            .unwrap_or((0, 0, Some("creator panicked".into())));
     Legit {
         gets,
         get_failures,
@@ -529,10 +531,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         sizes.configmaps,
         sizes.attack.as_secs()
     ));
-    report.info(
-        "  enclave RSS idle (with the ConfigMaps)",
-        mb(idle),
-    );
+    report.info("  enclave RSS idle (with the ConfigMaps)", mb(idle));
     report.info(
         "  watchers opened / closed by the enclave as unresponsive",
         format!(
@@ -547,7 +546,11 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
     );
     report.row(
         "  enclave RSS peak",
-        format!("{} ({} above idle)", mb(peak), mb(peak.saturating_sub(idle))),
+        format!(
+            "{} ({} above idle)",
+            mb(peak),
+            mb(peak.saturating_sub(idle))
+        ),
         "< 256 MB",
         sizes.verdict(scale, peak < 256_000),
     );
@@ -695,7 +698,9 @@ fn event_flood(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), 
     let tls = tls_config(&cluster.ca_pem);
     let port = cluster.port;
     let stop = Arc::new(AtomicBool::new(false));
-    let codes = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
+    let codes = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u64>::new(),
+    ));
     let legit = rt.block_on(async {
         let legit = tokio::spawn(legit_client(
             port,
