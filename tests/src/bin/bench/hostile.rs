@@ -416,6 +416,18 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         }
         Ok::<(), String>(())
     })?;
+    let listed = cluster.request(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?limit=1",
+        None,
+        &[],
+    )?;
+    let revision = listed
+        .json()
+        .pointer("/metadata/resourceVersion")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or("LIST has no resourceVersion")?;
     std::thread::sleep(Duration::from_secs(2));
     let idle = proc_status_kb(pid, "VmRSS:").unwrap_or(0);
     let sampler = RssSampler::start(pid);
@@ -428,18 +440,19 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         let mut watchers = Vec::new();
         for w in 0..sizes.watchers {
             let source = Ipv4Addr::new(127, 0, 0, 10 + (w % 4) as u8);
-            let (tls, token, stop, open, gate) = (
+            let (tls, token, stop, open, gate, revision) = (
                 tls.clone(),
                 token.clone(),
                 stop.clone(),
                 open.clone(),
                 gate.clone(),
+                revision.clone(),
             );
             watchers.push(tokio::spawn(async move {
                 let permit = gate.acquire().await;
                 let mut stream = tls_from(Some(source), port, tls.clone()).await.ok()?;
                 let request = format!(
-                    "GET /api/v1/namespaces/default/configmaps?watch=true&resourceVersion=0 HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\r\n"
+                    "GET /api/v1/namespaces/default/configmaps?watch=true&resourceVersion={revision} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\n\r\n"
                 );
                 stream.write_all(request.as_bytes()).await.ok()?;
                 let mut head = [0u8; 256];
