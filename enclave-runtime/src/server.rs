@@ -350,8 +350,9 @@ async fn set_up_stream(
     }
 }
 
-/// Ends one connection at once (a watch whose client stopped reading): hyper's buffers and
-/// every budget share they hold go with it, and the proxy closes the client's side.
+/// Ends one connection at once (after the answer to a request whose body is not read, or for a
+/// watch whose client stopped reading): hyper's buffers and every budget share they hold go
+/// with it, and the proxy closes the client's side.
 #[derive(Clone, Default)]
 pub(crate) struct Abort(Arc<Notify>);
 
@@ -392,7 +393,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
-                log_connection_end(&e);
+                tracing::debug!("connection ended: {e}");
             }
         }
         () = abort.0.notified() => {
@@ -404,29 +405,6 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
         }
     }
     shared.connections.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// A connection that ended with an error: a client that went away mid-request (reset, closed
-/// early) is ordinary and logged at debug; anything else at info.
-fn log_connection_end(error: &hyper::Error) {
-    let gone = error.is_incomplete_message()
-        || error.is_canceled()
-        || error.is_closed()
-        || std::error::Error::source(error)
-            .and_then(|e| e.downcast_ref::<std::io::Error>())
-            .is_some_and(|e| {
-                matches!(
-                    e.kind(),
-                    std::io::ErrorKind::ConnectionReset
-                        | std::io::ErrorKind::BrokenPipe
-                        | std::io::ErrorKind::UnexpectedEof
-                )
-            });
-    if gone || error.is_timeout() {
-        tracing::debug!("connection ended: {error}");
-    } else {
-        tracing::info!("connection ended: {error}");
-    }
 }
 
 /// A refused credential or action, at info with the reason core gave. Core's messages name the
