@@ -16,8 +16,6 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::server::Abort;
-
 /// How long a watch stream's buffer may stay full before the stream is closed as unresponsive.
 pub(crate) const SLOW_WATCHER_GRACE: Duration = Duration::from_secs(5);
 
@@ -119,39 +117,16 @@ impl Held {
 
 /// Bytes on their way to a client with the budget share they hold; hyper keeps a chunk in its
 /// write queue until the bytes are written, then drops it, which gives the share back.
+#[derive(Debug)]
 pub(crate) struct Chunk {
     bytes: Bytes,
     _held: Held,
-    /// Ends the connection once these bytes are written (an answer to a request whose body is
-    /// not read: hyper would otherwise go on reading and discarding it).
-    close_after: Option<Abort>,
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        if let Some(abort) = self.close_after.take() {
-            abort.connection();
-        }
-    }
 }
 
 impl Chunk {
     /// `bytes` holding `held`.
     pub(crate) fn new(bytes: Bytes, held: Held) -> Self {
-        Self {
-            bytes,
-            _held: held,
-            close_after: None,
-        }
-    }
-
-    /// `bytes` after which the connection ends.
-    pub(crate) fn closing(bytes: Bytes, abort: Abort) -> Self {
-        Self {
-            bytes,
-            _held: Held::default(),
-            close_after: Some(abort),
-        }
+        Self { bytes, _held: held }
     }
 
     /// The bytes not yet written.

@@ -11,7 +11,6 @@ use nautilus_core::api::ApiResponse;
 use tokio::sync::mpsc;
 
 use crate::budget::{Chunk, Held};
-use crate::server::Abort;
 
 /// A response body: complete bytes, or a watch stream's chunks, each holding its share of the
 /// in-flight budget until hyper has written it.
@@ -79,24 +78,10 @@ pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Respons
     )
 }
 
-/// The answer to a request whose body is not read (refused on its head): once written, the
-/// connection ends (`Connection: close`), as Go's server does rather than drain a large body.
-pub(crate) fn to_hyper_closing(
-    response: ApiResponse,
-    abort: Abort,
-) -> hyper::Response<ResponseBody> {
-    let ApiResponse {
-        status,
-        content_type,
-        body,
-        warnings,
-    } = response;
-    let mut out = with_body(
-        status,
-        content_type,
-        &warnings,
-        Chunk::closing(Bytes::from(body), abort),
-    );
+/// The answer to a request whose body is not read (refused on its head): the connection ends
+/// after it (`Connection: close`).
+pub(crate) fn to_hyper_closing(response: ApiResponse) -> hyper::Response<ResponseBody> {
+    let mut out = to_hyper(response);
     out.headers_mut()
         .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     out

@@ -29,6 +29,10 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// How long an admitted client may take to send its whole request body (kube-apiserver's
 /// default request timeout), so that a stalled body does not hold its budget share forever.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the body of a refused request is read and thrown away, so that a client still
+/// sending it reads the answer instead of a reset (Go's server lingers likewise); a client that
+/// stalls, or sends more than twice the body limit, is cut off then.
+const DISCARD_LINGER: Duration = Duration::from_secs(5);
 /// LIST pages with more items than this are encoded off the async workers.
 const BLOCKING_RENDER_ITEMS: usize = 256;
 
@@ -350,9 +354,8 @@ async fn set_up_stream(
     }
 }
 
-/// Ends one connection at once (after the answer to a request whose body is not read, or for a
-/// watch whose client stopped reading): hyper's buffers and every budget share they hold go
-/// with it, and the proxy closes the client's side.
+/// Ends one connection at once (a watch whose client stopped reading): hyper's buffers and
+/// every budget share they hold go with it, and the proxy closes the client's side.
 #[derive(Clone, Default)]
 pub(crate) struct Abort(Arc<Notify>);
 
@@ -397,7 +400,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
             }
         }
         () = abort.0.notified() => {
-            tracing::debug!("connection closed by the server (a refused body, or a watch client that stopped reading)");
+            tracing::debug!("connection closed: its watch client stopped reading");
         }
         _ = shutdown.changed() => {
             conn.as_mut().graceful_shutdown();
@@ -444,7 +447,7 @@ fn has_body(body: &Incoming) -> bool {
 /// Reads an admitted request's body, taking its bytes from the in-flight budget before they are
 /// held: the whole declared `Content-Length` up front (refused at once when it is above the
 /// limit), or frame by frame when the body is chunked.
-async fn read_body(shared: &Shared, body: Incoming) -> Result<(Bytes, Held), BodyError> {
+async fn read_body(shared: &Shared, body: &mut Incoming) -> Result<(Bytes, Held), BodyError> {
     let declared = body.size_hint().exact();
     if declared.is_some_and(|n| n > shared.max_body as u64) {
         return Err(BodyError::TooLarge);
@@ -452,7 +455,6 @@ async fn read_body(shared: &Shared, body: Incoming) -> Result<(Bytes, Held), Bod
     let declared = declared.map_or(0, usize_of);
     let mut held = shared.budget.try_take(declared).ok_or(BodyError::Busy)?;
     let read = async {
-        let mut body = body;
         let mut bytes = BytesMut::with_capacity(declared);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
@@ -491,6 +493,30 @@ fn budget_full_response() -> ApiResponse {
 
 fn budget_full() -> hyper::Response<ResponseBody> {
     http::to_hyper(budget_full_response())
+}
+
+/// The answer to a request whose body is not (or no longer) read: `Connection: close`, and the
+/// rest of the body read and thrown away in the background for [`DISCARD_LINGER`] at most, up to
+/// twice the body limit; nothing of it is held.
+fn refuse_unread(
+    shared: &Shared,
+    mut body: Incoming,
+    response: ApiResponse,
+) -> hyper::Response<ResponseBody> {
+    let limit = shared.max_body.saturating_mul(2);
+    tokio::spawn(async move {
+        let discard = async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen = seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+                if seen > limit {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_LINGER, discard).await;
+    });
+    http::to_hyper_closing(response)
 }
 
 /// The hyper response for `response`, its body holding its share of the in-flight budget until
@@ -538,9 +564,10 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     // Nothing is read before core has authenticated and authorized the request on its head; a
-    // refused request's body is never read: the connection ends after the answer.
+    // refused request's body is never kept: the connection ends after the answer.
     let abort = parts.extensions.get::<Abort>().cloned().unwrap_or_default();
-    let (body, _body_held, body_too_large) = if has_body(&body) {
+    let mut incoming = body;
+    let (body, _body_held, body_too_large) = if has_body(&incoming) {
         let admitted = shared
             .lock()
             .admit_head(now(), &api_request(&parts, &[], false));
@@ -548,19 +575,19 @@ async fn handle(
             if matches!(response.status, 401 | 403) {
                 log_security_event(parts.method.as_str(), path, &response);
             }
-            return Ok(http::to_hyper_closing(response, abort));
+            return Ok(refuse_unread(&shared, incoming, response));
         }
-        match read_body(&shared, body).await {
+        match read_body(&shared, &mut incoming).await {
             Ok((bytes, held)) => (bytes, held, false),
             Err(BodyError::TooLarge) => (Bytes::new(), Held::default(), true),
             Err(BodyError::Busy) => {
-                return Ok(http::to_hyper_closing(budget_full_response(), abort));
+                return Ok(refuse_unread(&shared, incoming, budget_full_response()));
             }
             Err(BodyError::Unreadable(reason)) => {
                 tracing::debug!("request body unreadable: {reason}");
                 let error =
                     Error::BadRequest(format!("the request body could not be read: {reason}"));
-                return Ok(http::to_hyper_closing(ApiResponse::error(&error), abort));
+                return Ok(refuse_unread(&shared, incoming, ApiResponse::error(&error)));
             }
         }
     } else {
@@ -603,7 +630,7 @@ async fn handle(
             }
             if body_too_large {
                 // The body stays unread (413): end the connection after the answer.
-                return Ok(http::to_hyper_closing(response, abort));
+                return Ok(refuse_unread(&shared, incoming, response));
             }
             charged(&shared, response)
         }
