@@ -71,6 +71,10 @@ pub struct Config {
     pub sui_stale_after_secs: u64,
     /// Seconds without Sui progress after which new registrations are refused. Default 3,600.
     pub sui_max_stale_secs: u64,
+    /// Most references (Secrets, ConfigMaps, claims, service accounts named by pods) the node
+    /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
+    /// Default 1,000,000 (a pod typically names 1 to 5).
+    pub max_pod_references: usize,
 }
 
 impl Default for Config {
@@ -104,6 +108,7 @@ impl Default for Config {
             min_trust_level: crate::stake::TrustLevel::RelayPushed,
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
+            max_pod_references: 1_000_000,
         }
     }
 }

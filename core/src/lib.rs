@@ -18,9 +18,11 @@ extern crate alloc;
 #[cfg(any(feature = "std", test, loom))]
 extern crate std;
 
+pub(crate) mod admission;
 pub mod api;
 pub mod attestation;
 pub mod auth;
+pub(crate) mod authz;
 pub mod config;
 pub(crate) mod controllers;
 pub mod error;

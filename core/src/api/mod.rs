@@ -6,6 +6,8 @@
 
 pub mod defaults;
 pub mod discovery;
+#[cfg(test)]
+mod node_restriction_tests;
 mod objects;
 pub mod openapi;
 pub mod render;
@@ -24,6 +26,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
+pub(crate) use objects::qualified;
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
 pub use workers::SuiStatus;
@@ -145,6 +148,8 @@ pub struct ApiServer {
     pub(crate) scheduler: crate::scheduler::Scheduler,
     /// Workload controllers' change feed, work queues and ownership graph.
     pub(crate) controllers: crate::controllers::Controllers,
+    /// What the pods bound to each node use, for the node authorizer.
+    pub(crate) references: crate::authz::references::ReferenceIndex,
 }
 
 impl ApiServer {
@@ -162,6 +167,7 @@ impl ApiServer {
             ..Default::default()
         });
         let scheduler = crate::scheduler::Scheduler::new(&config);
+        let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
         let mut server = Self {
             config,
             store,
@@ -176,6 +182,7 @@ impl ApiServer {
             registrations: Default::default(),
             scheduler,
             controllers: Default::default(),
+            references,
         };
         server.bootstrap(now);
         server
@@ -230,26 +237,18 @@ impl ApiServer {
             )));
         }
         if let Route::Resource(path) = &route {
-            match &identity {
-                Identity::Node(node) => {
-                    let query = request::Query::parse(req.query)?;
-                    let watch = path.watch_prefix || query.flag("watch")?;
-                    self.authorize_node(node, req.method, path, query.get("fieldSelector"), watch)?;
-                }
-                Identity::Relay => {
-                    return Err(Error::Forbidden {
-                        resource: String::new(),
-                        name: String::new(),
-                        message: "the relay credential may only push Sui events".into(),
-                        causes: Vec::new(),
-                    });
-                }
-                _ => {}
-            }
+            crate::authz::authorize(
+                &identity,
+                req.method,
+                path,
+                req.query,
+                &self.store,
+                &self.references,
+            )?;
         }
         let read_only = matches!(req.method, Method::Get | Method::Head);
         match route {
-            Route::Resource(path) => self.handle_resource(now, req, &path),
+            Route::Resource(path) => self.handle_resource(now, req, &path, &identity),
             Route::Worker(endpoint) => Ok(self.handle_worker(now, req, endpoint)),
             _ if !read_only => Err(Error::MethodNotAllowed(alloc::format!(
                 "the server does not allow this method on the requested resource ({})",

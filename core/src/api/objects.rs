@@ -14,6 +14,8 @@ use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representatio
 use super::table::{self, IncludeObject};
 use super::watch::{WatchFormat, Watcher};
 use super::{ApiServer, Outcome, defaults};
+use crate::admission::{self, Attempt, Operation};
+use crate::auth::Identity;
 use crate::resource::{ResourceId, ResourceType};
 use crate::selector::{self, FieldSelector, LabelSelector};
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
@@ -94,6 +96,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         path: &ResourcePath<'_>,
+        identity: &Identity,
     ) -> Result<Outcome, Error> {
         let query = Query::parse(req.query)?;
         let rt = path.resource;
@@ -127,18 +130,18 @@ impl ApiServer {
             }
             (Method::Put, Some(name), Some("scale")) => {
                 let body = self.parse(req)?;
-                self.put_scale(now, req, rt, namespace, name, body, &query)
+                self.put_scale(now, req, identity, rt, namespace, name, body, &query)
                     .map(Into::into)
             }
             (Method::Patch, Some(name), Some("scale")) => self
-                .patch_scale(now, req, rt, namespace, name, &query)
+                .patch_scale(now, req, identity, rt, namespace, name, &query)
                 .map(Into::into),
             (Method::Get | Method::Head, Some(name), None | Some("status")) => {
                 self.get(now, req, rt, namespace, name).map(Into::into)
             }
             (Method::Post, None, None) => {
                 let body = self.body(req, rt, namespace, None)?;
-                self.create(now, req, rt, namespace, body.value, &query)
+                self.create(now, req, identity, rt, namespace, body.value, &query)
                     .map(Into::into)
             }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
@@ -147,17 +150,19 @@ impl ApiServer {
             }
             (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
                 let body = self.body(req, rt, namespace, Some(name))?;
-                self.update(now, req, rt, namespace, name, sub, body.value, &query)
-                    .map(Into::into)
+                self.update(
+                    now, req, identity, rt, namespace, name, sub, body.value, &query,
+                )
+                .map(Into::into)
             }
             (Method::Patch, Some(name), sub @ (None | Some("status"))) => self
-                .patch(now, req, rt, namespace, name, sub, &query)
+                .patch(now, req, identity, rt, namespace, name, sub, &query)
                 .map(Into::into),
             (Method::Delete, Some(name), None) => self
-                .delete(now, req, rt, namespace, name, &query)
+                .delete(now, req, identity, rt, namespace, name, &query)
                 .map(Into::into),
             (Method::Delete, None, None) => self
-                .delete_collection(now, req, rt, path.namespace, &query)
+                .delete_collection(now, req, identity, rt, path.namespace, &query)
                 .map(Into::into),
             _ => Err(Error::MethodNotAllowed(alloc::format!(
                 "the server does not allow this method on the requested resource ({})",
@@ -511,11 +516,13 @@ impl ApiServer {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn create(
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: &str,
         mut obj: Value,
         query: &Query,
@@ -535,6 +542,14 @@ impl ApiServer {
             set_meta(&mut obj, "namespace", Value::from(namespace));
         }
         strip_server_fields(&mut obj);
+        let attempt = Attempt {
+            resource: rt,
+            subresource: None,
+            namespace,
+            name: &name,
+            operation: Operation::Create(&obj),
+        };
+        admission::admit(identity, &attempt, &self.store)?;
         defaults::apply(self, rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
@@ -573,6 +588,7 @@ impl ApiServer {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
         let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
+        let references = self.reference_change(&key, Some(obj))?;
         self.store
             .create(key, json.clone(), index)
             .map_err(|e| match e {
@@ -581,10 +597,28 @@ impl ApiServer {
                 }
                 other => other,
             })?;
+        if let Some(change) = references {
+            self.references.apply(change);
+        }
         if let Some(key) = observed {
             self.scheduler_observe(&key, Some(obj));
         }
         Ok(json)
+    }
+
+    /// What writing `obj` (or deleting, with `None`) under `key` does to the node authorizer's
+    /// reference index; `None` for anything but a pod. Refused when the index is full.
+    fn reference_change(
+        &self,
+        key: &ObjectKey,
+        obj: Option<&Value>,
+    ) -> Result<Option<crate::authz::references::PodChange>, Error> {
+        if key.resource != ResourceId::Pods {
+            return Ok(None);
+        }
+        self.references
+            .prepare(&key.namespace, &key.name, obj)
+            .map(Some)
     }
 
     /// Writes the revision of the coming write into `obj` and encodes it.
@@ -605,7 +639,11 @@ impl ApiServer {
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
+        let references = self.reference_change(key, Some(obj))?;
         self.store.update(key, json.clone(), index)?;
+        if let Some(change) = references {
+            self.references.apply(change);
+        }
         self.scheduler_observe(key, Some(obj));
         Ok(json)
     }
@@ -617,7 +655,11 @@ impl ApiServer {
         obj: &mut Value,
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
+        let references = self.reference_change(key, None)?;
         self.store.delete(key, json.clone())?;
+        if let Some(change) = references {
+            self.references.apply(change);
+        }
         self.scheduler_observe(key, None);
         defaults::released(self, key.resource, obj);
         if key.resource == ResourceId::Nodes {
@@ -631,7 +673,8 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: &str,
         name: &str,
         sub: Option<&str>,
@@ -643,12 +686,13 @@ impl ApiServer {
         let key = ObjectKey::new(rt.id, namespace, name);
         let Some(current) = self.store.get(&key) else {
             if sub.is_none() && creates_on_update(rt.id) {
-                return self.create(now, req, rt, namespace, obj, query);
+                return self.create(now, req, identity, rt, namespace, obj, query);
             }
             return Err(not_found(rt, name));
         };
         let old = parse_stored(current)?;
-        let (status, json) = self.write_update(now, req, query, rt, &key, &old, obj, sub, mode)?;
+        let (status, json) =
+            self.write_update(now, req, identity, query, rt, &key, &old, obj, sub, mode)?;
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(status, json)
@@ -662,14 +706,23 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
+        identity: &Identity,
         query: &Query,
-        rt: &ResourceType,
+        rt: &'static ResourceType,
         key: &ObjectKey,
         old: &Value,
         mut obj: Value,
         sub: Option<&str>,
         _mode: FieldValidation,
     ) -> Result<(u16, Vec<u8>), Error> {
+        let attempt = Attempt {
+            resource: rt,
+            subresource: sub,
+            namespace: &key.namespace,
+            name: &key.name,
+            operation: Operation::Update { old, new: &obj },
+        };
+        admission::admit(identity, &attempt, &self.store)?;
         let current_rv = j::string_at(old, "/metadata/resourceVersion");
         let given_rv = j::string_at(&obj, "/metadata/resourceVersion");
         if !given_rv.is_empty() && given_rv != current_rv {
@@ -755,7 +808,8 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: &str,
         name: &str,
         sub: Option<&str>,
@@ -811,6 +865,7 @@ impl ApiServer {
                     let mut response = self.create(
                         now,
                         req,
+                        identity,
                         rt,
                         namespace,
                         merged,
@@ -820,8 +875,9 @@ impl ApiServer {
                     Ok(response)
                 }
                 Some(old) => {
-                    let (status, json) =
-                        self.write_update(now, req, query, rt, &key, &old, merged, sub, mode)?;
+                    let (status, json) = self.write_update(
+                        now, req, identity, query, rt, &key, &old, merged, sub, mode,
+                    )?;
                     Ok(ApiResponse {
                         warnings,
                         ..ApiResponse::json(status, json)
@@ -886,19 +942,22 @@ impl ApiServer {
                     .unwrap_or(Value::Null),
             );
         }
-        let (status, json) =
-            self.write_update(now, req, query, rt, &key, &old, patched, sub, mode)?;
+        let (status, json) = self.write_update(
+            now, req, identity, query, rt, &key, &old, patched, sub, mode,
+        )?;
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(status, json)
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn delete(
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -916,6 +975,14 @@ impl ApiServer {
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         let obj = parse_stored(current)?;
+        let attempt = Attempt {
+            resource: rt,
+            subresource: None,
+            namespace,
+            name,
+            operation: Operation::Delete(&obj),
+        };
+        admission::admit(identity, &attempt, &self.store)?;
         if let Some(pre) = options.get("preconditions") {
             let uid = pre.get("uid").and_then(Value::as_str);
             let rv = pre.get("resourceVersion").and_then(Value::as_str);
@@ -948,7 +1015,8 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<ApiResponse, Error> {
@@ -971,7 +1039,7 @@ impl ApiServer {
             .collect();
         let mut items = Vec::with_capacity(targets.len());
         for (ns, name) in targets {
-            let response = self.delete(now, req, rt, &ns, &name, query)?;
+            let response = self.delete(now, req, identity, rt, &ns, &name, query)?;
             items.push(response.body);
         }
         let mut body = alloc::format!(
@@ -1261,7 +1329,8 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: &str,
         name: &str,
         scale: Value,
@@ -1302,6 +1371,7 @@ impl ApiServer {
         let (status, json) = self.write_update(
             now,
             req,
+            identity,
             query,
             rt,
             &key,
@@ -1317,11 +1387,13 @@ impl ApiServer {
 
     /// `PATCH .../{name}/scale` (merge, strategic or JSON patch of the Scale), as `kubectl
     /// scale` sends it.
+    #[allow(clippy::too_many_arguments)]
     fn patch_scale(
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        identity: &Identity,
+        rt: &'static ResourceType,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -1356,7 +1428,7 @@ impl ApiServer {
         if body.pointer("/metadata/resourceVersion").is_none() {
             set_meta(&mut scale, "resourceVersion", Value::from(""));
         }
-        self.put_scale(now, req, rt, namespace, name, scale, query)
+        self.put_scale(now, req, identity, rt, namespace, name, scale, query)
     }
 }
 
