@@ -1,0 +1,13 @@
+//go:build tools
+
+// Package peers imports the main packages build.sh builds, so that `go mod tidy` keeps every
+// module they need in go.mod and go.sum.
+package peers
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubemark"
+	_ "k8s.io/kubernetes/test/e2e"
+)
