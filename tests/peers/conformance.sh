@@ -53,8 +53,7 @@ case "$set_name" in
   api-machinery) focus='\[sig-api-machinery\].*\[Conformance\]' ;;
   apps-node-all) focus='\[sig-(apps|node)\].*\[Conformance\]' ;;
   apps-node)
-    focus=$(grep -v '^#' "$peers/no-container.txt" | grep . | quote_re | sed 's/.*/^&$/' |
-      paste -sd'|')
+    focus=$(grep -v '^#' "$peers/no-container.txt" | grep . | quote_re | paste -sd'|')
     ;;
   *) echo "conformance.sh: unknown set '$set_name'" >&2; exit 2 ;;
 esac
