@@ -1,0 +1,3 @@
+module nautilus/tools/gen-kube-facts
+
+go 1.23
