@@ -2,7 +2,10 @@
 // facts, from pinned upstream Go modules (see inputs.go) and core's own resource table:
 //
 //   - core/src/protobuf/tables.rs: protobuf field tables of the bodies the served operations
-//     accept (k8s.io/api generated.proto + Go struct tags).
+//     accept (k8s.io/api generated.proto + Go struct tags);
+//   - core/src/schema/types.rs: the object types of the served kinds (fields, list types and
+//     keys, map types, patch strategies and merge keys) from the OpenAPI v3 definitions, read
+//     by the strict-field check and by strategic merge patch and server-side apply.
 //
 // Every run writes byte-identical files:
 //
@@ -99,6 +102,11 @@ func generate(root string, overrides modDirs) (map[string][]byte, error) {
 		return nil, err
 	}
 	files["core/src/protobuf/tables.rs"] = tables
+	types, err := schemaTypes(mods, s, docs)
+	if err != nil {
+		return nil, err
+	}
+	files["core/src/schema/types.rs"] = types
 	return files, nil
 }
 
