@@ -5,7 +5,9 @@
 //     accept (k8s.io/api generated.proto + Go struct tags);
 //   - core/src/schema/types.rs: the object types of the served kinds (fields, list types and
 //     keys, map types, patch strategies and merge keys) from the OpenAPI v3 definitions, read
-//     by the strict-field check and by strategic merge patch and server-side apply.
+//     by the strict-field check and by strategic merge patch and server-side apply;
+//   - core/src/api/openapi/: the /openapi/v3 and /openapi/v2 documents (kube-apiserver 1.32's,
+//     cut down to the served paths and verbs) and documents.rs, which embeds them.
 //
 // Every run writes byte-identical files:
 //
@@ -51,6 +53,12 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "gen-kube-facts: %d generated files up to date\n", len(files))
 		return
+	}
+	for _, path := range leftovers(*root, files) {
+		if err := os.Remove(filepath.Join(*root, path)); err != nil {
+			fmt.Fprintln(os.Stderr, "gen-kube-facts:", err)
+			os.Exit(2)
+		}
 	}
 	for _, path := range sortedKeys(files) {
 		full := filepath.Join(*root, path)
@@ -107,12 +115,33 @@ func generate(root string, overrides modDirs) (map[string][]byte, error) {
 		return nil, err
 	}
 	files["core/src/schema/types.rs"] = types
+	if err := openapiFiles(mods, s, docs, files); err != nil {
+		return nil, err
+	}
 	return files, nil
+}
+
+// ownedDirs hold nothing but generated files: a file there that is no longer generated (a
+// group version no longer served) is stale too.
+var ownedDirs = []string{"core/src/api/openapi/v3"}
+
+// leftovers are the files in ownedDirs that this run does not generate.
+func leftovers(root string, files map[string][]byte) []string {
+	var out []string
+	for _, dir := range ownedDirs {
+		entries, _ := os.ReadDir(filepath.Join(root, dir))
+		for _, e := range entries {
+			if path := filepath.Join(dir, e.Name()); files[path] == nil {
+				out = append(out, path)
+			}
+		}
+	}
+	return out
 }
 
 // compare lists the generated files that differ from the ones on disk.
 func compare(root string, files map[string][]byte) []string {
-	var stale []string
+	stale := leftovers(root, files)
 	for _, path := range sortedKeys(files) {
 		have, err := os.ReadFile(filepath.Join(root, path))
 		if err != nil || !bytes.Equal(have, files[path]) {
