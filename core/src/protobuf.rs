@@ -5,10 +5,11 @@
 //!
 //! The wire form is the magic `k8s\0` then a `runtime.Unknown` message (typeMeta=1, raw=2,
 //! contentEncoding=3, contentType=4) whose `raw` is the typed object. Field tables live in
-//! `protobuf/tables.rs`, generated from upstream `generated.proto` + `types.go` by
-//! `protobuf/gen_tables.py`. The JSON mirrors Go's `encoding/json` of the decoded struct: a
-//! present zero scalar on a pointer field is kept (`replicas: 0`), `omitempty` scalars that are
-//! zero are dropped, absent value structs appear as their zero form (`status: {}`).
+//! `protobuf/tables.rs`, generated from upstream `generated.proto` + `types.go` (k8s.io/api
+//! 1.32) by `tools/gen-kube-facts`. The JSON mirrors Go's `encoding/json` of the decoded
+//! struct: a present zero scalar on a pointer field is kept (`replicas: 0`), `omitempty`
+//! scalars that are zero are dropped, absent value structs appear as their zero form
+//! (`status: {}`), and 1.32's zero `creationTimestamp` is `null`.
 
 // Generated, one row per line; rustfmt would spread long rows over five lines each.
 #[rustfmt::skip]

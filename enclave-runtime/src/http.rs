@@ -1,5 +1,6 @@
 //! Conversions between hyper's types and core's request/response shapes.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue};
-use nautilus_core::api::ApiResponse;
+use nautilus_core::api::{ApiResponse, openapi};
 use tokio::sync::mpsc;
 
 /// A response body: complete bytes, or a watch stream's chunks.
@@ -62,6 +63,45 @@ pub(crate) fn to_hyper(response: ApiResponse) -> hyper::Response<ResponseBody> {
         HeaderValue::from_static("no-cache, private"),
     );
     add_warnings(headers, &response.warnings);
+    out
+}
+
+/// The hyper response for an embedded OpenAPI document: its static bytes without a copy, with
+/// kube-openapi's headers, or 304 Not Modified when `If-None-Match` names it.
+pub(crate) fn openapi_to_hyper(
+    served: openapi::Served,
+    if_none_match: Option<&str>,
+) -> hyper::Response<ResponseBody> {
+    let not_modified = if_none_match.is_some_and(|tags| served.not_modified(tags));
+    let extra = served.headers();
+    let body = if not_modified {
+        Bytes::new()
+    } else {
+        match served.body {
+            Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+            Cow::Owned(bytes) => Bytes::from(bytes),
+        }
+    };
+    let mut out = hyper::Response::new(ResponseBody::Full(Some(body)));
+    let status = if not_modified { 304 } else { served.status };
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    if !not_modified {
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static(served.content_type),
+        );
+    }
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
     out
 }
 

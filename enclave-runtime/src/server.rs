@@ -474,6 +474,10 @@ async fn handle(
             }
             http::to_hyper(response)
         }
+        Outcome::OpenApi(served) => {
+            tracing::debug!(method = %parts.method, path, code = served.status, micros = started.elapsed().as_micros() as u64, "request");
+            http::openapi_to_hyper(served, http::header(&parts.headers, "if-none-match"))
+        }
         Outcome::Watch(watcher) => {
             if shared.watches.fetch_add(1, Ordering::Relaxed) >= shared.max_watches {
                 shared.watches.fetch_sub(1, Ordering::Relaxed);

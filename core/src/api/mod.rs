@@ -46,6 +46,10 @@ pub enum Outcome {
     Watch(alloc::boxed::Box<Watcher>),
     /// A LIST page captured under the lock; the runtime encodes it after releasing the lock.
     List(alloc::boxed::Box<render::ListRender>),
+    /// An embedded OpenAPI document with its caching headers; the runtime sends the static
+    /// bytes without copying them, or 304 when `If-None-Match` names them
+    /// ([`openapi::Served::not_modified`]).
+    OpenApi(openapi::Served),
 }
 
 impl Outcome {
@@ -54,6 +58,12 @@ impl Outcome {
         match self {
             Self::Response(response) => Some(response),
             Self::List(list) => Some(list.render()),
+            Self::OpenApi(served) => Some(ApiResponse {
+                status: served.status,
+                content_type: served.content_type,
+                body: served.body.into_owned(),
+                warnings: Vec::new(),
+            }),
             Self::Watch(_) => None,
         }
     }
@@ -274,13 +284,12 @@ impl ApiServer {
             Route::ResourceList(group, version) => discovery::api_resource_list(group, version)
                 .map(|v| json_response(&v).into())
                 .ok_or_else(|| Error::PathNotFound(req.path.into())),
-            Route::OpenApiV3Index => Ok(json_response(&openapi::v3_index()).into()),
-            Route::OpenApiV3(doc) => openapi::v3_document(doc)
-                .map(|v| json_response(&v).into())
-                .ok_or_else(|| Error::PathNotFound(req.path.into())),
-            Route::OpenApiV2 | Route::Health(_) | Route::Version => {
-                Err(Error::PathNotFound(req.path.into()))
+            Route::OpenApiV3Index => Ok(Outcome::OpenApi(openapi::v3_index())),
+            Route::OpenApiV3(doc) => {
+                openapi::v3_document(now, doc, req.query, req.accept).map(Outcome::OpenApi)
             }
+            Route::OpenApiV2 => openapi::v2(req.accept).map(Outcome::OpenApi),
+            Route::Health(_) | Route::Version => Err(Error::PathNotFound(req.path.into())),
         }
     }
 

@@ -196,10 +196,7 @@ fn first_positions(ids: &[String]) -> BTreeMap<&str, usize> {
 
 /// Maps that apply replaces whole (`+mapType=atomic` / `+structType=atomic`).
 fn atomic_map(ctx: Ctx, key: &str) -> bool {
-    matches!(
-        (ctx, key),
-        (Ctx::WorkloadSpec | Ctx::ServiceSpec, "selector")
-    )
+    ctx.is_atomic(key)
 }
 
 /// The set of fields an applied configuration specifies (structured-merge-diff `ToFieldSet`).
