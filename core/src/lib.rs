@@ -27,6 +27,7 @@ pub mod config;
 pub(crate) mod controllers;
 pub mod error;
 pub mod json;
+pub mod metatime;
 pub mod patch;
 pub mod protobuf;
 pub mod resource;

@@ -29,6 +29,14 @@ enum FieldValidation {
     Strict,
 }
 
+/// Longest `fieldManager` kube accepts (`FieldManagerMaxLength`), in bytes.
+const MAX_FIELD_MANAGER: usize = 128;
+
+fn is_protobuf(req: &ApiRequest<'_>) -> bool {
+    req.content_type
+        .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
+}
+
 /// Group-qualified plural for messages (`pods`, `deployments.apps`).
 pub(crate) fn qualified(rt: &ResourceType) -> String {
     if rt.group.is_empty() {
@@ -115,6 +123,12 @@ impl ApiServer {
         }
         let namespace = path.namespace.unwrap_or("");
         let watch = path.watch_prefix || query.flag("watch")?;
+        match req.method {
+            Method::Post => Self::check_field_manager(&query, "CreateOptions")?,
+            Method::Put => Self::check_field_manager(&query, "UpdateOptions")?,
+            Method::Patch => Self::check_field_manager(&query, "PatchOptions")?,
+            _ => {}
+        }
         match (req.method, path.name, path.subresource) {
             (Method::Get | Method::Head, None, None) if watch => {
                 self.start_watch(now, req, rt, path.namespace, None, &query)
@@ -240,6 +254,14 @@ impl ApiServer {
         if map.get("metadata").is_some_and(|m| !m.is_object()) {
             return Err(Error::BadRequest("metadata must be an object".into()));
         }
+        // Typed decoding parses every timestamp; a bad one fails the whole body, as in kube.
+        crate::metatime::normalize(rt.id, &mut value).map_err(|e| {
+            Error::BadRequest(alloc::format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                kind = rt.kind,
+                version = rt.version,
+            ))
+        })?;
         check_path_identity(&mut value, rt, namespace, name)?;
         Ok(Body { value })
     }
@@ -255,15 +277,23 @@ impl ApiServer {
         }
     }
 
-    /// Unknown fields: an error under Strict; otherwise they are dropped, as decoding into the
-    /// typed object drops them in kube-apiserver, with a warning each under Warn.
+    /// Unknown and repeated fields: an error under Strict; otherwise unknown fields are dropped,
+    /// as decoding into the typed object drops them in kube-apiserver, and a repeated key keeps
+    /// its last value, with a warning each under Warn. `req`'s body is read for repeated keys
+    /// (a parsed tree has lost them) when it is JSON.
     fn check_fields(
         rt: &ResourceType,
+        req: &ApiRequest<'_>,
         obj: &mut Value,
         mode: FieldValidation,
     ) -> Result<Vec<String>, Error> {
         let unknown = schema::unknown_fields(rt.id, obj);
-        if unknown.is_empty() {
+        let repeated = if mode == FieldValidation::Ignore || is_protobuf(req) {
+            Vec::new()
+        } else {
+            j::duplicate_keys(req.body, schema::MAX_UNKNOWN_FIELDS)
+        };
+        if unknown.is_empty() && repeated.is_empty() {
             return Ok(Vec::new());
         }
         if mode != FieldValidation::Strict {
@@ -277,6 +307,11 @@ impl ApiServer {
         let messages: Vec<String> = unknown
             .iter()
             .map(|f| alloc::format!("unknown field \"{f}\""))
+            .chain(
+                repeated
+                    .iter()
+                    .map(|f| alloc::format!("duplicate field \"{f}\"")),
+            )
             .collect();
         if mode == FieldValidation::Strict {
             return Err(Error::BadRequest(alloc::format!(
@@ -327,6 +362,43 @@ impl ApiServer {
             });
         }
         Ok(())
+    }
+
+    /// `ValidateFieldManager` of the verb's options (`CreateOptions`, `UpdateOptions`,
+    /// `PatchOptions`): at most 128 bytes, printable characters only.
+    fn check_field_manager(query: &Query, options: &str) -> Result<(), Error> {
+        let Some(manager) = query.get("fieldManager") else {
+            return Ok(());
+        };
+        let mut causes = Vec::new();
+        if manager.len() > MAX_FIELD_MANAGER {
+            causes.push(crate::error::Cause {
+                reason: "FieldValueTooLong",
+                message: alloc::format!("Too long: may not be more than {MAX_FIELD_MANAGER} bytes"),
+                field: "fieldManager".into(),
+            });
+        }
+        for (at, c) in manager.char_indices() {
+            if c != ' ' && (c.is_control() || c.is_whitespace()) {
+                causes.push(crate::error::Cause {
+                    reason: "FieldValueInvalid",
+                    message: alloc::format!(
+                        "Invalid value: {}: invalid character U+{:04X} (at position {at})",
+                        crate::selector::quote(manager),
+                        u32::from(c)
+                    ),
+                    field: "fieldManager".into(),
+                });
+            }
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid {
+            kind: alloc::format!("{options}.meta.k8s.io"),
+            name: String::new(),
+            causes,
+        })
     }
 
     fn manager(req: &ApiRequest<'_>, query: &Query) -> String {
@@ -528,7 +600,7 @@ impl ApiServer {
         query: &Query,
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
-        let warnings = Self::check_fields(rt, &mut obj, mode)?;
+        let warnings = Self::check_fields(rt, req, &mut obj, mode)?;
         // generateName
         if j::str_at(&obj, "/metadata/name").is_empty() {
             let prefix = j::string_at(&obj, "/metadata/generateName");
@@ -682,7 +754,7 @@ impl ApiServer {
         query: &Query,
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
-        let warnings = Self::check_fields(rt, &mut obj, mode)?;
+        let warnings = Self::check_fields(rt, req, &mut obj, mode)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let Some(current) = self.store.get(&key) else {
             if sub.is_none() && creates_on_update(rt.id) {
@@ -856,10 +928,13 @@ impl ApiServer {
                 map.entry("kind").or_insert_with(|| Value::from(rt.kind));
             }
             check_path_identity(&mut applied, rt, namespace, Some(name))?;
-            let warnings = Self::check_fields(rt, &mut applied, mode)?;
+            let warnings = Self::check_fields(rt, req, &mut applied, mode)?;
             let force = query.flag("force")?;
-            let merged =
+            let mut merged =
                 patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)?;
+            if let Err(e) = crate::metatime::normalize(rt.id, &mut merged) {
+                return Err(patch_invalid(&go_print(&body), &e));
+            }
             return match current {
                 None => {
                     let mut response = self.create(
@@ -921,13 +996,22 @@ impl ApiServer {
                 "a patch may not change apiVersion or kind".into(),
             ));
         }
+        // The patched object is decoded as a typed one: a bad timestamp fails the patch (422).
+        if let Err(e) = crate::metatime::normalize(rt.id, &mut patched) {
+            let shown = match kind {
+                PatchKind::Strategic => go_print(&body),
+                _ => String::from_utf8_lossy(&j::to_vec(&patched)).into_owned(),
+            };
+            return Err(patch_invalid(&shown, &e));
+        }
+        match_request_namespace(rt, namespace, &mut patched)?;
         if j::str_at(&patched, "/metadata/name") != name {
             return Err(Error::BadRequest(alloc::format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
                 j::str_at(&patched, "/metadata/name")
             )));
         }
-        let warnings = Self::check_fields(rt, &mut patched, mode)?;
+        let warnings = Self::check_fields(rt, req, &mut patched, mode)?;
         // A resourceVersion in the patch is a precondition; otherwise patches apply to the latest.
         let patch_rv = body
             .pointer("/metadata/resourceVersion")
@@ -1580,6 +1664,82 @@ fn decode_continue(token: &str) -> Result<(u64, String, String), Error> {
         .and_then(Value::as_str)
         .ok_or_else(invalid)?;
     Ok((rv, ns.into(), name.into()))
+}
+
+/// kube's `EnsureObjectNamespaceMatchesRequestNamespace` for a patched object: an unset
+/// namespace takes the request's, a cluster-scoped object has none, any other is a 400.
+fn match_request_namespace(
+    rt: &ResourceType,
+    namespace: &str,
+    obj: &mut Value,
+) -> Result<(), Error> {
+    let found = j::str_at(obj, "/metadata/namespace");
+    if !rt.namespaced {
+        remove_meta(obj, "namespace");
+    } else if found.is_empty() {
+        set_meta(obj, "namespace", Value::from(namespace));
+    } else if found != namespace {
+        return Err(Error::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// kube's answer to a patch whose result does not decode: 422 with one `patch` cause.
+fn patch_invalid(shown: &str, detail: &str) -> Error {
+    Error::Invalid {
+        kind: String::new(),
+        name: String::new(),
+        causes: alloc::vec![crate::error::Cause {
+            reason: "FieldValueInvalid",
+            message: alloc::format!("Invalid value: {}: {detail}", crate::selector::quote(shown)),
+            field: "patch".into(),
+        }],
+    }
+}
+
+/// Go's `fmt.Sprintf("%+v", v)` of a decoded JSON value (`map[k:v]`, `[a b]`, `<nil>`), as kube
+/// shows a strategic merge patch in its errors.
+fn go_print(value: &Value) -> String {
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::Null => out.push_str("<nil>"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => out.push_str(s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    walk(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                out.push_str("map[");
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(key);
+                    out.push(':');
+                    if let Some(v) = map.get(key) {
+                        walk(v, out);
+                    }
+                }
+                out.push(']');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
 }
 
 /// Checks and fills namespace and name against the request path.
