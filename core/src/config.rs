@@ -22,9 +22,28 @@ pub struct Config {
     /// Seconds without a heartbeat before a node turns `Ready=Unknown` and is tainted
     /// unreachable. Default 40 (kube-controller-manager's node-monitor-grace-period).
     pub node_grace_secs: u64,
-    /// Seconds an Event lives after its last update. Default 3,600 (kube-apiserver's
-    /// `--event-ttl`).
+    /// Seconds an Event lives after its last write (create or update), whatever its
+    /// timestamps say. Default 3,600 (kube-apiserver's `--event-ttl`, an etcd lease per write).
     pub event_ttl_secs: u64,
+    /// Most Events the store holds (the expiry index's budget); a create beyond it is 507.
+    /// Default 100,000.
+    pub max_events: usize,
+    /// Event writes (create, update, patch) each node identity may make per second, refilled
+    /// continuously (kube's EventRateLimit admission, limit type `User`). Default 50, kubelet's
+    /// own `eventRecordQPS`.
+    pub event_qps: u32,
+    /// Event writes a node identity may make at once before `event_qps` applies. Default 100,
+    /// kubelet's `eventBurst`.
+    pub event_burst: u32,
+    /// Node identities whose token buckets are kept; the least recently used is forgotten (and
+    /// starts full again) when more write events, as kube's LRU cache does. Default 4,096.
+    pub event_rate_identities: usize,
+    /// Percent of the store's object and byte budgets that one node identity's Events may
+    /// hold; beyond it that node's Event writes get 429 until its Events expire. Default 1.
+    pub node_event_share_percent: u8,
+    /// Percent of the store's object and byte budgets that all node identities' Events together
+    /// may hold. Default 25.
+    pub node_events_total_percent: u8,
     /// SHA-256 of the Sui event relay's bearer token; `None`: only the admin may push events.
     pub relay_token_sha256: Option<[u8; 32]>,
     /// The Move package whose staking events build the stake registry; `None` refuses pushes.
@@ -91,6 +110,12 @@ impl Default for Config {
             max_list_page: 500_000,
             node_grace_secs: 40,
             event_ttl_secs: 3600,
+            max_events: 100_000,
+            event_qps: 50,
+            event_burst: 100,
+            event_rate_identities: 4096,
+            node_event_share_percent: 1,
+            node_events_total_percent: 25,
             relay_token_sha256: None,
             sui_package: None,
             min_stake: 1_000_000_000,

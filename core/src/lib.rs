@@ -30,6 +30,7 @@ pub mod json;
 pub mod metatime;
 pub mod patch;
 pub mod protobuf;
+pub mod ratelimit;
 pub mod resource;
 pub mod scheduler;
 pub mod schema;

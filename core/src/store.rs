@@ -114,7 +114,8 @@ pub struct StoredObject {
 /// Fixed bookkeeping cost charged per object on top of its bytes (tree node, key, handles).
 const ENTRY_OVERHEAD: usize = 160;
 
-fn entry_bytes(key: &ObjectKey, json_len: usize, index: &ObjectIndex) -> usize {
+/// Bytes one stored version costs against the byte budget.
+pub(crate) fn entry_bytes(key: &ObjectKey, json_len: usize, index: &ObjectIndex) -> usize {
     json_len
         .saturating_add(key.namespace.len())
         .saturating_add(key.name.len())

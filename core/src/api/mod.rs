@@ -21,6 +21,8 @@ mod workers_tests;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
+mod event_tests;
+#[cfg(test)]
 mod tests;
 
 use alloc::collections::BTreeSet;
@@ -124,6 +126,15 @@ fn hex_digit(n: u8) -> char {
     char::from_digit(u32::from(n), 16).unwrap_or('0')
 }
 
+/// What the write path's bookkeeping needs from the entry point that runs: its time, and the
+/// node identity it acts for (`None` for the admin and for the server's own work). Set at each
+/// entry point, so every write is stamped without threading both through every helper.
+#[derive(Debug, Default)]
+pub(crate) struct Call {
+    pub(crate) now: UnixTime,
+    pub(crate) node: Option<String>,
+}
+
 /// The API server state machine.
 #[derive(Debug)]
 pub struct ApiServer {
@@ -138,8 +149,12 @@ pub struct ApiServer {
     pub(crate) node_ports: BTreeSet<u16>,
     /// Heartbeat tracking for the node lifecycle controller.
     pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
-    /// Expiry queue of events.
+    /// Expiry and share ledger of events.
     pub(crate) event_ttl: crate::controllers::event_ttl::EventTtl,
+    /// Event writes per node identity (kube's EventRateLimit, limit type `User`).
+    pub(crate) event_rate: crate::ratelimit::RateLimiter,
+    /// The current entry point's time and acting node, read by the write path's bookkeeping.
+    pub(crate) call: Call,
     /// Stakes learned from Sui events.
     pub(crate) stakes: crate::stake::StakeRegistry,
     /// Seal-token validation with its signature cache.
@@ -170,6 +185,11 @@ impl ApiServer {
         });
         let scheduler = crate::scheduler::Scheduler::new(&config);
         let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
+        let event_rate = crate::ratelimit::RateLimiter::new(
+            config.event_qps,
+            config.event_burst,
+            config.event_rate_identities,
+        );
         let mut server = Self {
             config,
             store,
@@ -179,6 +199,8 @@ impl ApiServer {
             node_ports: BTreeSet::new(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
+            event_rate,
+            call: Call { now, node: None },
             stakes,
             tokens,
             registrations: Default::default(),
@@ -208,6 +230,7 @@ impl ApiServer {
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
         self.scheduler.clock = now;
+        self.call = Call { now, node: None };
         match self.dispatch(now, req) {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Response(ApiResponse::error(&error)),
@@ -247,6 +270,11 @@ impl ApiServer {
                 &self.store,
                 &self.references,
             )?;
+            if let Identity::Node(node) = &identity {
+                let query = request::Query::parse(req.query)?;
+                self.limit_node_events(now, node, req.method, path, &query)?;
+                self.call.node = Some(node.node_id.clone());
+            }
         }
         let read_only = matches!(req.method, Method::Get | Method::Head);
         match route {
@@ -328,13 +356,40 @@ impl ApiServer {
     /// changes (a namespace held by a finalizer), which the runtime retries at a gentle pace.
     /// O(1).
     pub fn has_backlog(&self) -> bool {
-        self.has_scheduling_backlog() || self.controllers_pending()
+        self.has_scheduling_backlog() || self.controllers_pending() || self.event_ttl.backlog
+    }
+
+    /// kube's EventRateLimit admission for a node identity's event writes (dry runs are not
+    /// counted, as in kube): 429 once its token bucket is empty.
+    fn limit_node_events(
+        &mut self,
+        now: UnixTime,
+        node: &crate::token::NodeIdentity,
+        method: Method,
+        path: &request::ResourcePath<'_>,
+        query: &request::Query,
+    ) -> Result<(), Error> {
+        let writes = matches!(method, Method::Post | Method::Put | Method::Patch);
+        if path.resource.id != crate::resource::ResourceId::Events
+            || !writes
+            || query.get("dryRun") == Some("All")
+        {
+            return Ok(());
+        }
+        if self.event_rate.try_accept(&node.node_id, now) {
+            return Ok(());
+        }
+        Err(Error::TooManyRequests(alloc::format!(
+            "Too many requests: limit reached on type User for key system:node:{}",
+            node.node_id
+        )))
     }
 
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
+        self.call = Call { now, node: None };
         self.run_node_lifecycle(now);
         self.expire_events(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();

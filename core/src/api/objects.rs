@@ -645,8 +645,7 @@ impl ApiServer {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
-        let json = self.write_new(key.clone(), &mut obj)?;
-        self.note_event_created(now, key);
+        let json = self.write_new(key, &mut obj)?;
         defaults::committed(self, rt.id, &obj);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         Ok(ApiResponse {
@@ -659,10 +658,12 @@ impl ApiServer {
     pub(crate) fn write_new(&mut self, key: ObjectKey, obj: &mut Value) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
+        let cost = crate::store::entry_bytes(&key, json.len(), &index);
+        self.admit_event(&key, cost)?;
         let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
         let references = self.reference_change(&key, Some(obj))?;
         self.store
-            .create(key, json.clone(), index)
+            .create(key.clone(), json.clone(), index)
             .map_err(|e| match e {
                 Error::AlreadyExists { name, .. } => {
                     Error::Internal(alloc::format!("{name} appeared during create"))
@@ -672,6 +673,7 @@ impl ApiServer {
         if let Some(change) = references {
             self.references.apply(change);
         }
+        self.event_written(&key, cost);
         if let Some(key) = observed {
             self.scheduler_observe(&key, Some(obj));
         }
@@ -711,11 +713,14 @@ impl ApiServer {
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
+        let cost = crate::store::entry_bytes(key, json.len(), &index);
+        self.admit_event(key, cost)?;
         let references = self.reference_change(key, Some(obj))?;
         self.store.update(key, json.clone(), index)?;
         if let Some(change) = references {
             self.references.apply(change);
         }
+        self.event_written(key, cost);
         self.scheduler_observe(key, Some(obj));
         Ok(json)
     }
@@ -731,6 +736,9 @@ impl ApiServer {
         self.store.delete(key, json.clone())?;
         if let Some(change) = references {
             self.references.apply(change);
+        }
+        if key.resource == ResourceId::Events {
+            self.event_ttl.removed(key);
         }
         self.scheduler_observe(key, None);
         defaults::released(self, key.resource, obj);
@@ -1385,8 +1393,11 @@ impl ApiServer {
             set_meta(obj, "generation", Value::from(1));
         }
         let key = ObjectKey::new(resource, namespace, &name);
-        let json = self.write_new(key.clone(), obj)?;
-        self.note_event_created(now, key);
+        // The server's own objects are nobody's share, whoever's request caused them.
+        let acting = self.call.node.take();
+        let written = self.write_new(key, obj);
+        self.call.node = acting;
+        let json = written?;
         defaults::committed(self, resource, obj);
         Ok(json)
     }
