@@ -12,6 +12,7 @@ mod objects;
 pub mod openapi;
 pub mod render;
 pub mod request;
+mod revision;
 pub mod table;
 pub mod watch;
 mod workers;
@@ -22,6 +23,8 @@ mod workers_tests;
 mod decode_tests;
 #[cfg(test)]
 mod event_tests;
+#[cfg(test)]
+mod revision_tests;
 #[cfg(test)]
 mod tests;
 
@@ -50,15 +53,25 @@ pub enum Outcome {
     Watch(alloc::boxed::Box<Watcher>),
     /// A LIST page captured under the lock; the runtime encodes it after releasing the lock.
     List(alloc::boxed::Box<render::ListRender>),
+    /// The read needs `revision`, which the store has not reached yet. The runtime calls again
+    /// with the same request, its `waiting_since` set to this call's `now`, once the store's
+    /// revision reaches `revision` or at `deadline`, whichever comes first; core then serves it
+    /// or answers kube's 504 `ResourceVersionTooLarge`.
+    Pending {
+        /// The revision the read needs.
+        revision: u64,
+        /// When core stops waiting.
+        deadline: UnixTime,
+    },
 }
 
 impl Outcome {
-    /// The complete response, encoding a captured LIST; `None` for a watch.
+    /// The complete response, encoding a captured LIST; `None` for a watch or a pending read.
     pub fn into_response(self) -> Option<ApiResponse> {
         match self {
             Self::Response(response) => Some(response),
             Self::List(list) => Some(list.render()),
-            Self::Watch(_) => None,
+            Self::Watch(_) | Self::Pending { .. } => None,
         }
     }
 }
@@ -155,6 +168,8 @@ pub struct ApiServer {
     pub(crate) event_rate: crate::ratelimit::RateLimiter,
     /// The current entry point's time and acting node, read by the write path's bookkeeping.
     pub(crate) call: Call,
+    /// This run's key for continue tokens.
+    pub(crate) continue_key: [u8; 32],
     /// Stakes learned from Sui events.
     pub(crate) stakes: crate::stake::StakeRegistry,
     /// Seal-token validation with its signature cache.
@@ -171,9 +186,16 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// A server with the bootstrap namespaces and the `kubernetes` service, created at `now`.
-    /// `seed` is fresh randomness from the runtime (uids, generated names).
+    /// `seed` is fresh secret randomness from the runtime (uids, generated names, the key of
+    /// continue tokens).
+    ///
+    /// Until state is persisted, revisions start at `now` in microseconds: a run hands out one
+    /// revision per write, and no run writes a million times a second for long, so every
+    /// revision an earlier run handed out is below this run's start and is answered 410 Expired
+    /// (clients re-list) instead of being served as if it were current. Microseconds since 1970
+    /// stay below 2^53 (JavaScript's exact integers) until the year 2255.
     pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
-        let store = Store::new(&config);
+        let store = Store::starting_at(&config, start_revision(now));
         let stakes = crate::stake::StakeRegistry::new(crate::stake::StakeLimits {
             max_stakes: config.max_stakes,
             min_stake: config.min_stake,
@@ -201,6 +223,7 @@ impl ApiServer {
             event_ttl: Default::default(),
             event_rate,
             call: Call { now, node: None },
+            continue_key: Self::continue_key(&seed),
             stakes,
             tokens,
             registrations: Default::default(),
@@ -402,6 +425,11 @@ impl ApiServer {
         // Last, so that pods the controllers just made are bound in the same call.
         self.run_scheduler(now);
     }
+}
+
+/// The revision a run starting at `now` starts from (see [`ApiServer::new`]).
+pub fn start_revision(now: UnixTime) -> u64 {
+    now.nanos / 1_000
 }
 
 fn json_response(value: &serde_json::Value) -> ApiResponse {

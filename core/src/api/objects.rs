@@ -5,12 +5,11 @@ use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
+use super::revision::{self, ReadAt};
 use super::table::{self, IncludeObject};
 use super::watch::{WatchFormat, Watcher};
 use super::{ApiServer, Outcome, defaults};
@@ -151,7 +150,7 @@ impl ApiServer {
                 .patch_scale(now, req, identity, rt, namespace, name, &query)
                 .map(Into::into),
             (Method::Get | Method::Head, Some(name), None | Some("status")) => {
-                self.get(now, req, rt, namespace, name).map(Into::into)
+                self.get(now, req, rt, namespace, name, &query)
             }
             (Method::Post, None, None) => {
                 let body = self.body(req, rt, namespace, None)?;
@@ -423,8 +422,15 @@ impl ApiServer {
         rt: &ResourceType,
         namespace: &str,
         name: &str,
-    ) -> Result<ApiResponse, Error> {
+        query: &Query,
+    ) -> Result<Outcome, Error> {
         let representation = request::negotiate(req.accept)?;
+        // A non-zero resourceVersion asks for a state at least that new (kube's watch cache).
+        if let ReadAt::NotOlderThan(wanted) = revision::get_read(query)?
+            && let Some(pending) = self.await_revision(now, req, wanted)?
+        {
+            return Ok(pending);
+        }
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         match representation {
@@ -439,9 +445,10 @@ impl ApiServer {
                     None,
                     None,
                     true,
-                )))
+                ))
+                .into())
             }
-            _ => Ok(ApiResponse::json(200, object.json.to_vec())),
+            _ => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
         }
     }
 
@@ -467,8 +474,11 @@ impl ApiServer {
                         .min(self.config.max_list_page)
                 }
             });
+        let paged = query.number("limit")?.is_some_and(|l| l > 0);
+        let read = revision::list_read(query, paged)?;
         let continue_token = query.get("continue").filter(|c| !c.is_empty());
-        let (snapshot, start) = match continue_token {
+        let current = self.store.revision();
+        let (snapshot, start, too_old) = match continue_token {
             Some(token) => {
                 if query
                     .get("resourceVersion")
@@ -478,10 +488,27 @@ impl ApiServer {
                         "specifying resource version is not allowed when using continue".into(),
                     ));
                 }
-                let (rv, ns, name) = decode_continue(token)?;
-                (rv, Some((ns, name)))
+                let (rv, ns, name) = revision::decode_continue(&self.continue_key, rt.id, token)?;
+                (rv, Some((ns, name)), revision::CONTINUE_EXPIRED)
             }
-            None => (self.store.revision(), None),
+            None => match read {
+                ReadAt::Latest | ReadAt::Any => (current, None, revision::LIST_EXPIRED),
+                ReadAt::NotOlderThan(wanted) => {
+                    if let Some(pending) = self.await_revision(now, req, wanted)? {
+                        return Ok(pending);
+                    }
+                    (current, None, revision::LIST_EXPIRED)
+                }
+                // A state in the future cannot be served exactly (etcd's ErrFutureRev: no wait).
+                ReadAt::Exact(wanted) if wanted > current => {
+                    return Err(Error::ResourceVersionTooLarge {
+                        requested: wanted,
+                        current,
+                        retry_after_secs: 0,
+                    });
+                }
+                ReadAt::Exact(wanted) => (wanted, None, revision::LIST_EXPIRED),
+            },
         };
         let page = self.snapshot_page(
             rt.id,
@@ -491,11 +518,11 @@ impl ApiServer {
             limit,
             &labels,
             &fields,
+            too_old,
         )?;
-        let continue_token = page
-            .next
-            .as_ref()
-            .map(|(ns, name)| encode_continue(snapshot, ns, name));
+        let continue_token = page.next.as_ref().map(|(ns, name)| {
+            revision::encode_continue(&self.continue_key, rt.id, snapshot, ns, name)
+        });
         let format = match representation {
             Representation::Table => ListFormat::Table(include_object(query)),
             _ => ListFormat::Json,
@@ -515,7 +542,8 @@ impl ApiServer {
     ///
     /// Objects changed since `snapshot` are rebuilt from the watch ring's `previous` versions, so
     /// every page of a paginated list shows one consistent revision, like etcd's MVCC; once the
-    /// ring no longer covers `snapshot` the continue token has expired (410).
+    /// ring no longer covers `snapshot` (it left the ring, or an earlier run made it) the answer
+    /// is 410 Expired with `too_old`.
     #[allow(clippy::too_many_arguments)]
     fn snapshot_page(
         &self,
@@ -526,6 +554,7 @@ impl ApiServer {
         limit: usize,
         labels: &LabelSelector,
         fields: &FieldSelector,
+        too_old: &str,
     ) -> Result<Page, Error> {
         let in_scope = |key: &ObjectKey| {
             key.resource == resource
@@ -536,11 +565,10 @@ impl ApiServer {
         let mut then: BTreeMap<ObjectKey, Option<StoredObject>> = BTreeMap::new();
         if snapshot < self.store.revision() {
             let mut events = Vec::new();
-            self.store.ring().read_after(snapshot, usize::MAX, &mut events).map_err(|_| {
-                Error::Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
-                )
-            })?;
+            self.store
+                .ring()
+                .read_after(snapshot, usize::MAX, &mut events)
+                .map_err(|_| Error::Expired(too_old.into()))?;
             for event in events {
                 if in_scope(&event.key) && !then.contains_key(&event.key) {
                     then.insert(event.key.clone(), event.previous.clone());
@@ -1240,32 +1268,34 @@ impl ApiServer {
         if send_initial {
             if query.get("resourceVersionMatch") != Some("NotOlderThan") {
                 return Err(Error::Invalid {
-                    kind: "ListOptions".into(),
+                    kind: "ListOptions.meta.k8s.io".into(),
                     name: String::new(),
                     causes: alloc::vec![crate::error::Cause::forbidden(
                         "resourceVersionMatch",
-                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
                     )],
                 });
             }
             if !bookmarks {
                 return Err(Error::Invalid {
-                    kind: "ListOptions".into(),
+                    kind: "ListOptions.meta.k8s.io".into(),
                     name: String::new(),
                     causes: alloc::vec![crate::error::Cause::forbidden(
                         "allowWatchBookmarks",
-                        "sendInitialEvents requires setting allowWatchBookmarks to true"
+                        "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"
                     )],
                 });
             }
         }
-        let requested: Option<u64> = match rv_text {
-            "" | "0" => None,
-            text => Some(text.parse().map_err(|_| {
-                Error::BadRequest(alloc::format!("invalid resourceVersion {text:?}"))
-            })?),
-        };
+        let requested = Some(revision::parse_resource_version(rv_text)?).filter(|rv| *rv > 0);
         let timeout = query.number("timeoutSeconds")?;
+        // A revision the store has not reached: wait for it, then kube's 504 as the stream's
+        // ERROR event (after the revision parsed, watch errors travel in the stream).
+        let failed = match requested.map(|rv| self.await_revision(now, req, rv)) {
+            Some(Ok(Some(pending))) => return Ok(pending),
+            Some(Err(error)) => Some(error),
+            _ => None,
+        };
         let revision = self.store.revision();
         let mut watcher = Watcher::new(
             rt.id,
@@ -1277,6 +1307,10 @@ impl ApiServer {
             bookmarks,
         );
         watcher.deadline = timeout.map(|t| now.plus_secs(t));
+        if let Some(error) = failed {
+            watcher.fail(error);
+            return Ok(Outcome::Watch(alloc::boxed::Box::new(watcher)));
+        }
         match requested {
             Some(rv) if !send_initial => watcher.cursor = rv,
             _ => {
@@ -1648,33 +1682,6 @@ fn table_response(value: &Value) -> ApiResponse {
         content_type: request::TABLE,
         ..ApiResponse::json(200, j::to_vec(value))
     }
-}
-
-fn encode_continue(revision: u64, namespace: &str, name: &str) -> String {
-    let token = json!({"v": "nautilus.continue/v1", "rv": revision, "ns": namespace, "name": name});
-    URL_SAFE_NO_PAD.encode(j::to_vec(&token))
-}
-
-fn decode_continue(token: &str) -> Result<(u64, String, String), Error> {
-    let invalid = || Error::BadRequest(alloc::format!("invalid continue token {token:?}"));
-    if token.len() > 2048 {
-        return Err(invalid());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let rv = value
-        .get("rv")
-        .and_then(Value::as_u64)
-        .ok_or_else(invalid)?;
-    let ns = value
-        .get("ns")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?;
-    let name = value
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?;
-    Ok((rv, ns.into(), name.into()))
 }
 
 /// kube's `EnsureObjectNamespaceMatchesRequestNamespace` for a patched object: an unset
