@@ -55,6 +55,12 @@ pub struct Config {
     /// How far a worker registration's `timestamp` may be from now before it is taken as a
     /// replay. Default 300 s.
     pub registration_skew_secs: u64,
+    /// The IPv4 range Service cluster IPs come from (`--service-cidr`). Default 10.43.0.0/16, as
+    /// k3s; its first address is the `kubernetes` Service's.
+    pub service_cidr: crate::api::services::ServiceCidr,
+    /// The range Service node ports come from (`--service-node-port-range`). Default
+    /// 30000-32767, as kube-apiserver.
+    pub node_port_range: crate::api::services::PortRange,
     /// Most stakes the registry holds. Default 100,000.
     pub max_stakes: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
@@ -121,6 +127,8 @@ impl Default for Config {
             min_stake: 1_000_000_000,
             token_max_lifetime_secs: 86_400,
             registration_skew_secs: 300,
+            service_cidr: crate::api::services::ServiceCidr::K3S,
+            node_port_range: crate::api::services::PortRange::DEFAULT,
             max_stakes: 100_000,
             scheduler_queue_capacity: 50_000,
             scheduler_batch: 1_000,

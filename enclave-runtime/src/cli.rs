@@ -200,6 +200,15 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_NODE_EVENTS_TOTAL_PERCENT", default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub node_events_total_percent: u8,
 
+    /// The IPv4 range Service cluster IPs come from (k3s' `--service-cidr`); its first address is
+    /// the `kubernetes` Service's.
+    #[arg(long, env = "NAUTILUS_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = nautilus_core::api::services::ServiceCidr::parse)]
+    pub service_cidr: nautilus_core::api::services::ServiceCidr,
+
+    /// The range Service node ports come from (`--service-node-port-range`).
+    #[arg(long, env = "NAUTILUS_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = nautilus_core::api::services::PortRange::parse)]
+    pub service_node_port_range: nautilus_core::api::services::PortRange,
+
     /// Where TLS ends: `proxy` (the host proxy terminates it and sends plaintext) or `enclave`
     /// (the enclave makes its own key and certificate and terminates TLS 1.3 itself; run the
     /// proxy with `serve --passthrough`).
@@ -329,6 +338,11 @@ impl Cli {
             ("relay_token_sha256", hex_opt(&self.relay_token_sha256)),
             ("node_grace_secs", self.node_grace_secs.to_string()),
             ("event_ttl", self.event_ttl.to_string()),
+            ("service_cidr", toml_string(&self.service_cidr.to_string())),
+            (
+                "service_node_port_range",
+                toml_string(&self.service_node_port_range.to_string()),
+            ),
             ("max_events", self.max_events.to_string()),
             ("event_qps", self.event_qps.to_string()),
             ("event_burst", self.event_burst.to_string()),

@@ -145,6 +145,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         relay_token_sha256: cli.relay_token_sha256,
         node_grace_secs: cli.node_grace_secs,
         event_ttl_secs: cli.event_ttl,
+        service_cidr: cli.service_cidr,
+        node_port_range: cli.service_node_port_range,
         max_events: usize_of(cli.max_events),
         event_qps: cli.event_qps,
         event_burst: cli.event_burst,

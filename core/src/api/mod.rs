@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod render;
 pub mod request;
 mod revision;
+pub mod services;
 pub mod table;
 pub mod watch;
 mod workers;
@@ -25,6 +26,8 @@ mod decode_tests;
 mod event_tests;
 #[cfg(test)]
 mod revision_tests;
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod tests;
 
@@ -156,10 +159,8 @@ pub struct ApiServer {
     pub(crate) ids: IdSource,
     /// Namespaces being deleted, finished by `handle_timeout`.
     pub(crate) terminating: BTreeSet<String>,
-    /// Cluster IPs in use (offsets in the service range).
-    pub(crate) cluster_ips: BTreeSet<u32>,
-    /// Node ports in use.
-    pub(crate) node_ports: BTreeSet<u16>,
+    /// Cluster IPs and node ports held by the stored Services.
+    pub(crate) services: services::Allocations,
     /// Heartbeat tracking for the node lifecycle controller.
     pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
     /// Expiry and share ledger of events.
@@ -217,8 +218,7 @@ impl ApiServer {
             store,
             ids: IdSource { seed, counter: 0 },
             terminating: BTreeSet::new(),
-            cluster_ips: BTreeSet::new(),
-            node_ports: BTreeSet::new(),
+            services: Default::default(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
             event_rate,

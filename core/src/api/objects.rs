@@ -650,7 +650,7 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        defaults::apply(self, rt.id, &mut obj, None, now)?;
+        defaults::apply(rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
         let key = ObjectKey::new(rt.id, namespace, &name);
@@ -659,6 +659,9 @@ impl ApiServer {
                 resource: qualified(rt),
                 name,
             });
+        }
+        if rt.id == ResourceId::Services {
+            self.allocate_service(&key, &mut obj, None)?;
         }
         let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
         if dry_run {
@@ -674,7 +677,6 @@ impl ApiServer {
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
         let json = self.write_new(key, &mut obj)?;
-        defaults::committed(self, rt.id, &obj);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         Ok(ApiResponse {
             warnings,
@@ -702,6 +704,7 @@ impl ApiServer {
             self.references.apply(change);
         }
         self.event_written(&key, cost);
+        self.service_committed(&key, Some(obj));
         if let Some(key) = observed {
             self.scheduler_observe(&key, Some(obj));
         }
@@ -749,6 +752,7 @@ impl ApiServer {
             self.references.apply(change);
         }
         self.event_written(key, cost);
+        self.service_committed(key, Some(obj));
         self.scheduler_observe(key, Some(obj));
         Ok(json)
     }
@@ -769,7 +773,7 @@ impl ApiServer {
             self.event_ttl.removed(key);
         }
         self.scheduler_observe(key, None);
-        defaults::released(self, key.resource, obj);
+        self.service_committed(key, None);
         if key.resource == ResourceId::Nodes {
             self.forget_node(&key.name);
         }
@@ -868,8 +872,11 @@ impl ApiServer {
             }
         }
         scope_to_subresource(rt, sub, old, &mut obj);
-        defaults::apply(self, rt.id, &mut obj, Some(old), now)?;
+        defaults::apply(rt.id, &mut obj, Some(old), now)?;
         validation::validate(rt.id, &obj, Some(old))?;
+        if rt.id == ResourceId::Services {
+            self.allocate_service(key, &mut obj, Some(old))?;
+        }
         if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
             let generation = old
                 .pointer("/metadata/generation")
@@ -1405,7 +1412,9 @@ impl ApiServer {
         let mut service = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
+            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                // The range's first address, as kube's bootstrap controller gives it.
+                "clusterIP": alloc::format!("{}", services_first_ip(self.config.service_cidr))}
         });
         let _ = self.create_internal(now, ResourceId::Services, "default", &mut service);
     }
@@ -1418,9 +1427,13 @@ impl ApiServer {
         namespace: &str,
         obj: &mut Value,
     ) -> Result<Vec<u8>, Error> {
-        defaults::apply(self, resource, obj, None, now)?;
+        defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
         let name = j::string_at(obj, "/metadata/name");
+        if resource == ResourceId::Services {
+            let key = ObjectKey::new(resource, namespace, &name);
+            self.allocate_service(&key, obj, None)?;
+        }
         set_meta(obj, "uid", Value::from(self.ids.uuid()));
         set_meta(obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(resource) {
@@ -1431,9 +1444,7 @@ impl ApiServer {
         let acting = self.call.node.take();
         let written = self.write_new(key, obj);
         self.call.node = acting;
-        let json = written?;
-        defaults::committed(self, resource, obj);
-        Ok(json)
+        written
     }
 }
 
@@ -1904,4 +1915,10 @@ fn same_ignoring_managed_time(old: &Value, new: &Value) -> bool {
         v
     };
     old == new || strip(old) == strip(new)
+}
+
+/// The `kubernetes` Service's address: the service range's first.
+fn services_first_ip(cidr: super::services::ServiceCidr) -> String {
+    let [a, b, c, d] = cidr.first().to_be_bytes();
+    alloc::format!("{a}.{b}.{c}.{d}")
 }
