@@ -136,6 +136,16 @@ pub enum Error {
     },
     /// 429: a budget that frees itself over time (e.g. watch count) is full.
     TooManyRequests(String),
+    /// 504 Timeout: a read asked for a revision the store has not reached (kube's
+    /// `NewTooLargeResourceVersionError`, with the `ResourceVersionTooLarge` cause).
+    ResourceVersionTooLarge {
+        /// The revision asked for.
+        requested: u64,
+        /// The store's revision.
+        current: u64,
+        /// `details.retryAfterSeconds`; 0 leaves it out.
+        retry_after_secs: u32,
+    },
     /// 507: the store's byte or object budget is full.
     InsufficientStorage(String),
     /// 503: a dependency (e.g. Sui) is unavailable.
@@ -160,6 +170,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
+            Self::ResourceVersionTooLarge { .. } => 504,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
@@ -182,6 +193,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
             Self::TooManyRequests(_) => "TooManyRequests",
+            Self::ResourceVersionTooLarge { .. } => "Timeout",
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
@@ -209,6 +221,11 @@ impl Error {
             Self::Unprocessable(_) => {
                 "the server rejected our request due to an error in our request".to_string()
             }
+            Self::ResourceVersionTooLarge {
+                requested, current, ..
+            } => alloc::format!(
+                "Timeout: Too large resource version: {requested}, current: {current}"
+            ),
             Self::NotFound { resource, name } => alloc::format!("{resource} \"{name}\" not found"),
             Self::AlreadyExists { resource, name } => {
                 alloc::format!("{resource} \"{name}\" already exists")
@@ -268,9 +285,18 @@ impl Error {
         if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
             && !causes.is_empty()
         {
+            // kube's StatusCause fields are `omitempty`.
             let list = causes
                 .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .map(|c| {
+                    let mut cause = json!({"reason": c.reason, "message": c.message});
+                    if !c.field.is_empty()
+                        && let Some(map) = cause.as_object_mut()
+                    {
+                        map.insert("field".into(), Value::from(c.field.as_str()));
+                    }
+                    cause
+                })
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
@@ -279,6 +305,18 @@ impl Error {
         }
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
+        }
+        if let Self::ResourceVersionTooLarge {
+            retry_after_secs, ..
+        } = self
+        {
+            details.insert(
+                "causes".into(),
+                json!([{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]),
+            );
+            if *retry_after_secs > 0 {
+                details.insert("retryAfterSeconds".into(), Value::from(*retry_after_secs));
+            }
         }
         let mut status = json!({
             "kind": "Status",

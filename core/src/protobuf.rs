@@ -141,6 +141,73 @@ pub fn decode(resource: ResourceId, body: &[u8]) -> Result<Value, Error> {
     typed(desc, api_version, kind, envelope.raw, body.len())
 }
 
+/// Calls `visit` on every `metav1.Time` / `MicroTime` field present in `obj`, a JSON object of
+/// `resource`, in the tables' field order: the tables are the served types' schema, so a time is found
+/// wherever kube's typed decoder would parse one (conditions, container states, taints,
+/// managedFields, pod templates...). Fields whose JSON value has the wrong shape (a string
+/// where an object is due) are left for the decoder's other checks.
+pub(crate) fn visit_times(
+    resource: ResourceId,
+    obj: &mut Value,
+    visit: &mut dyn FnMut(crate::metatime::Precision, &mut Value),
+) {
+    let info = resource.info();
+    let api_version = info.api_version();
+    if let Some(&(_, _, desc)) = TOP_LEVEL
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == info.kind)
+    {
+        visit_message(desc, obj, visit, 0);
+    }
+}
+
+fn visit_message(
+    desc: &'static Msg,
+    obj: &mut Value,
+    visit: &mut dyn FnMut(crate::metatime::Precision, &mut Value),
+    depth: usize,
+) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for field in desc.fields {
+        if field.flags & INLINE != 0 {
+            if let Kind::Message(inner) = field.kind {
+                // The embedded struct's fields live in this same object.
+                let mut whole = Value::Object(core::mem::take(map));
+                visit_message(inner, &mut whole, visit, depth + 1);
+                if let Value::Object(back) = whole {
+                    *map = back;
+                }
+            }
+            continue;
+        }
+        let Some(value) = map.get_mut(field.json) else {
+            continue;
+        };
+        let mut each = |v: &mut Value| match field.kind {
+            Kind::Time => visit(crate::metatime::Precision::Seconds, v),
+            Kind::MicroTime => visit(crate::metatime::Precision::Micros, v),
+            Kind::Message(inner) => visit_message(inner, v, visit, depth + 1),
+            _ => {}
+        };
+        if field.flags & REP != 0 {
+            if let Some(items) = value.as_array_mut() {
+                items.iter_mut().for_each(&mut each);
+            }
+        } else if field.flags & MAP != 0 {
+            if let Some(entries) = value.as_object_mut() {
+                entries.values_mut().for_each(&mut each);
+            }
+        } else {
+            each(value);
+        }
+    }
+}
+
 /// Decodes a protobuf `DeleteOptions` body (DELETE requests) into its JSON form.
 pub fn decode_delete_options(body: &[u8]) -> Result<Value, Error> {
     let envelope = Envelope::parse(body)?;

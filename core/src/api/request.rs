@@ -63,6 +63,9 @@ pub struct ApiRequest<'a> {
     /// The connection's client-certificate identity, set by the runtime only when it trusts the
     /// proxy that verified it; used when no `Authorization` header is present.
     pub client_cert: Option<&'a crate::auth::CertUser>,
+    /// When core first saw this request, set by the runtime when it calls again after an
+    /// [`Outcome::Pending`](super::Outcome::Pending) answer; `None`: now.
+    pub waiting_since: Option<crate::UnixTime>,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -83,6 +86,7 @@ impl<'a> ApiRequest<'a> {
             body: &[],
             body_too_large: false,
             client_cert: None,
+            waiting_since: None,
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Watcher {
     initial: VecDeque<StoredObject>,
     initial_end_bookmark: bool,
     closed: bool,
+    /// An error the stream reports as its only event (`ERROR`), then closes.
+    failure: Option<Error>,
     scratch: Vec<Arc<WatchEvent>>,
 }
 
@@ -84,6 +86,7 @@ impl Watcher {
             initial: VecDeque::new(),
             initial_end_bookmark: false,
             closed: false,
+            failure: None,
             scratch: Vec::new(),
         }
     }
@@ -102,6 +105,13 @@ impl Watcher {
             .collect();
         self.cursor = revision;
         self.initial_end_bookmark = end_bookmark;
+    }
+
+    /// Makes the stream one `ERROR` event carrying `error`'s Status, as kube-apiserver's error
+    /// watcher does for errors found after the request was accepted.
+    pub(crate) fn fail(&mut self, error: Error) {
+        self.initial.clear();
+        self.failure = Some(error);
     }
 
     /// The revision up to which this stream has sent everything.
@@ -154,6 +164,11 @@ impl Watcher {
         if self.closed {
             return WatchPoll::Closed;
         }
+        if let Some(error) = self.failure.take() {
+            write_error(&error, out);
+            self.closed = true;
+            return WatchPoll::Closed;
+        }
         if self.deadline.is_some_and(|d| now >= d) {
             self.closed = true;
             return WatchPoll::Closed;
@@ -187,9 +202,7 @@ impl Watcher {
                     expired.requested,
                     expired.oldest.saturating_add(1)
                 ));
-                out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
-                out.extend_from_slice(&crate::json::to_vec(&error.to_status()));
-                out.extend_from_slice(b"}\n");
+                write_error(&error, out);
                 self.closed = true;
                 self.scratch = events;
                 return WatchPoll::Closed;
@@ -272,4 +285,11 @@ impl Watcher {
         }
         out.extend_from_slice(b"}\n");
     }
+}
+
+/// One `ERROR` watch event carrying `error`'s Status.
+fn write_error(error: &Error, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
+    out.extend_from_slice(&crate::json::to_vec(&error.to_status()));
+    out.extend_from_slice(b"}\n");
 }
