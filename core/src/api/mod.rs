@@ -19,6 +19,8 @@ mod workers;
 mod workers_tests;
 
 #[cfg(test)]
+mod dry_run_tests;
+#[cfg(test)]
 mod tests;
 
 use alloc::collections::BTreeSet;

@@ -115,6 +115,9 @@ impl ApiServer {
         }
         let namespace = path.namespace.unwrap_or("");
         let watch = path.watch_prefix || query.flag("watch")?;
+        if let Some(options) = write_options_kind(req.method) {
+            query.dry_run(options)?;
+        }
         match (req.method, path.name, path.subresource) {
             (Method::Get | Method::Head, None, None) if watch => {
                 self.start_watch(now, req, rt, path.namespace, None, &query)
@@ -146,7 +149,8 @@ impl ApiServer {
             }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
-                self.bind(now, namespace, name, &body).map(Into::into)
+                self.bind(now, namespace, name, &body, dry_run_requested(req))
+                    .map(Into::into)
             }
             (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
                 let body = self.body(req, rt, namespace, Some(name))?;
@@ -560,19 +564,20 @@ impl ApiServer {
                 name,
             });
         }
-        let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
-        if dry_run {
-            return Ok(ApiResponse {
-                warnings,
-                ..ApiResponse::json(201, j::to_vec(&obj))
-            });
-        }
         set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
+        if dry_run_requested(req) {
+            // What the write would store, without a resourceVersion (kube's storage answers a
+            // dry-run create with revision 0); nothing is kept, allocated or announced.
+            return Ok(ApiResponse {
+                warnings,
+                ..ApiResponse::json(201, j::to_vec(&obj))
+            });
+        }
         let json = self.write_new(key.clone(), &mut obj)?;
         self.note_event_created(now, key);
         defaults::committed(self, rt.id, &obj);
@@ -787,7 +792,8 @@ impl ApiServer {
             // A no-op write keeps the revision, as kube-apiserver does.
             return Ok((200, j::to_vec(old)));
         }
-        if query.get("dryRun").is_some_and(|d| d == "All") {
+        if dry_run_requested(req) {
+            // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
         // Removing the last finalizer of an object being deleted completes the deletion.
@@ -997,16 +1003,25 @@ impl ApiServer {
             }
         }
         let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
-        if query.get("dryRun").is_some_and(|d| d == "All") || options.pointer("/dryRun/0").is_some()
-        {
-            return Ok(ApiResponse::json(200, j::to_vec(&obj)));
-        }
+        let body_dry_run = options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
+            .unwrap_or_else(Vec::new);
+        let dry_run = request::dry_run(body_dry_run.into_iter(), "DeleteOptions")?
+            || dry_run_requested(req);
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj);
+            return self.begin_namespace_deletion(now, &key, obj, dry_run);
         }
         // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
         // it is marked and the garbage collector or the finalizers' owners finish it.
         let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
+        if dry_run {
+            // The answer the deletion would give, from the stored revision; nothing changes.
+            let mut obj = obj;
+            let status = crate::controllers::gc::plan_deletion(now, &mut obj, policy).status();
+            return Ok(ApiResponse::json(status, j::to_vec(&obj)));
+        }
         let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
         Ok(ApiResponse::json(status, json))
     }
@@ -1067,6 +1082,7 @@ impl ApiServer {
         namespace: &str,
         name: &str,
         body: &Value,
+        dry_run: bool,
     ) -> Result<ApiResponse, Error> {
         let rt = ResourceId::Pods.info();
         let target = body
@@ -1083,7 +1099,11 @@ impl ApiServer {
         let key = ObjectKey::new(ResourceId::Pods, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         let mut pod = parse_stored(current)?;
-        self.bind_pod(now, &key, &mut pod, target)?;
+        if dry_run {
+            already_bound(&pod, name)?;
+        } else {
+            self.bind_pod(now, &key, &mut pod, target)?;
+        }
         Ok(ApiResponse::json(
             201,
             j::to_vec(
@@ -1101,17 +1121,7 @@ impl ApiServer {
         pod: &mut Value,
         target: &str,
     ) -> Result<(), Error> {
-        let name = &*key.name;
-        if !j::str_at(pod, "/spec/nodeName").is_empty() {
-            return Err(Error::Conflict {
-                resource: "pods".into(),
-                name: name.into(),
-                detail: alloc::format!(
-                    "pod {name} is already assigned to node \"{}\"",
-                    j::str_at(pod, "/spec/nodeName")
-                ),
-            });
-        }
+        already_bound(pod, &key.name)?;
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), Value::from(target));
         }
@@ -1206,6 +1216,7 @@ impl ApiServer {
         now: UnixTime,
         key: &ObjectKey,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<ApiResponse, Error> {
         if matches!(&*key.name, "default" | "kube-system" | "kube-public") {
             return Err(Error::Forbidden {
@@ -1223,11 +1234,16 @@ impl ApiServer {
             if let Some(map) = obj.as_object_mut() {
                 map.insert("status".into(), json!({"phase": "Terminating"}));
             }
+            if dry_run {
+                return Ok(ApiResponse::json(200, j::to_vec(&obj)));
+            }
             let json = self.write_existing(key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
-        self.terminating.insert(key.name.to_string());
+        if !dry_run {
+            self.terminating.insert(key.name.to_string());
+        }
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
@@ -1429,6 +1445,37 @@ impl ApiServer {
             set_meta(&mut scale, "resourceVersion", Value::from(""));
         }
         self.put_scale(now, req, identity, rt, namespace, name, scale, query)
+    }
+}
+
+/// A pod may be bound once: a second binding is kube's 409.
+fn already_bound(pod: &Value, name: &str) -> Result<(), Error> {
+    let node = j::str_at(pod, "/spec/nodeName");
+    if node.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict {
+        resource: "pods".into(),
+        name: name.into(),
+        detail: alloc::format!("pod {name} is already assigned to node \"{node}\""),
+    })
+}
+
+/// Whether the request is a dry run (`dryRun=All`, checked when the request was routed). Read
+/// from the request itself, so a write that runs another verb's path (apply creating the object)
+/// keeps it.
+fn dry_run_requested(req: &ApiRequest<'_>) -> bool {
+    Query::parse(req.query).is_ok_and(|q| q.all("dryRun").any(|v| v == "All"))
+}
+
+/// The options type a write verb's query parameters decode into (named in kube's errors).
+fn write_options_kind(method: Method) -> Option<&'static str> {
+    match method {
+        Method::Post => Some("CreateOptions"),
+        Method::Put => Some("UpdateOptions"),
+        Method::Patch => Some("PatchOptions"),
+        Method::Delete => Some("DeleteOptions"),
+        _ => None,
     }
 }
 

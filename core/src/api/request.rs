@@ -218,6 +218,21 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name`, in order (`dryRun=All&dryRun=All`).
+    pub fn all<'q>(&'q self, name: &'q str) -> impl Iterator<Item = &'q str> + 'q {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a write asks for a dry run (`dryRun=All`). `options_kind` is the options type kube
+    /// names in its 422 for any other value (`CreateOptions`, `UpdateOptions`, `PatchOptions`,
+    /// `DeleteOptions`).
+    pub fn dry_run(&self, options_kind: &str) -> Result<bool, Error> {
+        dry_run(self.all("dryRun"), options_kind)
+    }
+
     /// A boolean parameter (`true`/`1`); absent is false, anything else is 400.
     pub fn flag(&self, name: &str) -> Result<bool, Error> {
         match self.get(name) {
@@ -240,6 +255,31 @@ impl Query {
             }),
         }
     }
+}
+
+/// Checks `dryRun` values as kube's `ValidateDryRun` does: `All` is the only one, and any other
+/// is a 422 naming the request's options type. True when a dry run was asked for.
+pub fn dry_run<'v>(
+    values: impl Iterator<Item = &'v str>,
+    options_kind: &str,
+) -> Result<bool, Error> {
+    let values: Vec<&str> = values.collect();
+    if values.iter().all(|v| *v == "All") {
+        return Ok(!values.is_empty());
+    }
+    // Go's field error shows a list value as its JSON.
+    let shown = crate::json::to_vec(&serde_json::Value::from(values));
+    Err(Error::Invalid {
+        kind: alloc::format!("{options_kind}.meta.k8s.io"),
+        name: String::new(),
+        causes: alloc::vec![crate::error::Cause::not_supported(
+            "dryRun",
+            alloc::format!(
+                "Unsupported value: {}: supported values: \"All\"",
+                String::from_utf8_lossy(&shown)
+            ),
+        )],
+    })
 }
 
 fn decode(text: &str) -> Result<String, Error> {
@@ -532,6 +572,30 @@ mod tests {
         assert_eq!(q.number("limit").unwrap(), Some(5));
         assert!(Query::parse("a=%zz").is_err());
         assert!(Query::parse("limit=-1").unwrap().number("limit").is_err());
+    }
+
+    #[test]
+    fn dry_run_accepts_only_all() {
+        let q = Query::parse("dryRun=All&dryRun=All").unwrap();
+        assert_eq!(q.dry_run("CreateOptions"), Ok(true));
+        assert_eq!(Query::parse("").unwrap().dry_run("CreateOptions"), Ok(false));
+        let error = Query::parse("dryRun=All&dryRun=true")
+            .unwrap()
+            .dry_run("PatchOptions")
+            .unwrap_err();
+        assert_eq!(error.code(), 422);
+        assert_eq!(
+            error.message(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"All\",\"true\"]: supported values: \"All\""
+        );
+        let status = error.to_status();
+        assert_eq!(status["details"]["group"], "meta.k8s.io");
+        assert_eq!(status["details"]["kind"], "PatchOptions");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldValueNotSupported"
+        );
+        assert!(Query::parse("dryRun=").unwrap().dry_run("DeleteOptions").is_err());
     }
 
     #[test]
