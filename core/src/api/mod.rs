@@ -4,6 +4,7 @@
 //! and land in the watch ring. [`ApiServer::handle_timeout`] advances background work (namespace
 //! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
+pub mod access;
 pub mod defaults;
 pub mod discovery;
 #[cfg(test)]
@@ -18,6 +19,8 @@ mod workers;
 #[cfg(test)]
 mod workers_tests;
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod dry_run_tests;
 #[cfg(test)]
@@ -241,6 +244,11 @@ impl ApiServer {
         if route == Route::Version {
             return Ok(json_response(&discovery::version()).into());
         }
+        if let Route::Review(review) = route {
+            return self
+                .handle_review(now, req, &identity, review)
+                .map(Into::into);
+        }
         self.require_user(&identity)?;
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
@@ -291,7 +299,9 @@ impl ApiServer {
                 openapi::v3_document(now, doc, req.query, req.accept).map(Outcome::OpenApi)
             }
             Route::OpenApiV2 => openapi::v2(req.accept).map(Outcome::OpenApi),
-            Route::Health(_) | Route::Version => Err(Error::PathNotFound(req.path.into())),
+            Route::Health(_) | Route::Version | Route::Review(_) => {
+                Err(Error::PathNotFound(req.path.into()))
+            }
         }
     }
 

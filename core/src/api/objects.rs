@@ -175,6 +175,12 @@ impl ApiServer {
         }
     }
 
+    /// Decodes a request body that is not a typed object of the path's resource (reviews,
+    /// bindings): JSON.
+    pub(super) fn decode_body(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
+        self.parse(req)
+    }
+
     fn parse(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
         j::parse_body(
             req.body,
@@ -1008,8 +1014,8 @@ impl ApiServer {
             .and_then(Value::as_array)
             .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
             .unwrap_or_else(Vec::new);
-        let dry_run = request::dry_run(body_dry_run.into_iter(), "DeleteOptions")?
-            || dry_run_requested(req);
+        let dry_run =
+            request::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || dry_run_requested(req);
         if rt.id == ResourceId::Namespaces {
             return self.begin_namespace_deletion(now, &key, obj, dry_run);
         }

@@ -334,6 +334,9 @@ pub enum Route<'a> {
     Resource(ResourcePath<'a>),
     /// A seed worker endpoint under `/api/v1/` (`register-worker`, `heartbeat`, `sui-events`).
     Worker(&'a str),
+    /// An access review (`selfsubjectaccessreviews`, `selfsubjectrulesreviews`,
+    /// `selfsubjectreviews`).
+    Review(&'static super::access::Review),
 }
 
 /// A path naming a served resource.
@@ -395,6 +398,9 @@ pub fn route<'a>(path: &'a str) -> Option<Route<'a>> {
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     if rest.is_empty() {
         return Some(Route::ResourceList(group, version));
+    }
+    if let Some(review) = super::access::lookup(group, version, rest) {
+        return Some(Route::Review(review));
     }
     let mut segments: Vec<&str> = rest.split('/').collect();
     if segments.len() > 6 || segments.iter().any(|s| s.is_empty()) {
@@ -561,6 +567,18 @@ mod tests {
         assert_eq!(route("/api/v1/heartbeat"), Some(Route::Worker("heartbeat")));
         assert_eq!(route("/readyz/ping"), Some(Route::Health("/readyz/ping")));
         assert_eq!(route("/nope"), None);
+        assert!(matches!(
+            route("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+            Some(Route::Review(r)) if r.kind == "SelfSubjectAccessReview"
+        ));
+        assert!(matches!(
+            route("/apis/authentication.k8s.io/v1/selfsubjectreviews"),
+            Some(Route::Review(r)) if r.kind == "SelfSubjectReview"
+        ));
+        assert_eq!(
+            route("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/x"),
+            None
+        );
         assert_eq!(route("/api/v1beta1/pods"), None);
     }
 
@@ -578,7 +596,10 @@ mod tests {
     fn dry_run_accepts_only_all() {
         let q = Query::parse("dryRun=All&dryRun=All").unwrap();
         assert_eq!(q.dry_run("CreateOptions"), Ok(true));
-        assert_eq!(Query::parse("").unwrap().dry_run("CreateOptions"), Ok(false));
+        assert_eq!(
+            Query::parse("").unwrap().dry_run("CreateOptions"),
+            Ok(false)
+        );
         let error = Query::parse("dryRun=All&dryRun=true")
             .unwrap()
             .dry_run("PatchOptions")
@@ -595,7 +616,12 @@ mod tests {
             status["details"]["causes"][0]["reason"],
             "FieldValueNotSupported"
         );
-        assert!(Query::parse("dryRun=").unwrap().dry_run("DeleteOptions").is_err());
+        assert!(
+            Query::parse("dryRun=")
+                .unwrap()
+                .dry_run("DeleteOptions")
+                .is_err()
+        );
     }
 
     #[test]
