@@ -7,6 +7,7 @@
 pub mod access;
 pub mod defaults;
 pub mod discovery;
+mod metadata;
 #[cfg(test)]
 mod node_restriction_tests;
 mod objects;
@@ -23,6 +24,8 @@ mod workers_tests;
 mod access_tests;
 #[cfg(test)]
 mod dry_run_tests;
+#[cfg(test)]
+mod metadata_tests;
 #[cfg(test)]
 mod tests;
 

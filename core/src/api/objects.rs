@@ -379,6 +379,9 @@ impl ApiServer {
                     true,
                 )))
             }
+            Representation::Metadata(view) => {
+                super::metadata::object_response(rt, view, &object.json)
+            }
             _ => Ok(ApiResponse::json(200, object.json.to_vec())),
         }
     }
@@ -436,6 +439,8 @@ impl ApiServer {
             .map(|(ns, name)| encode_continue(snapshot, ns, name));
         let format = match representation {
             Representation::Table => ListFormat::Table(include_object(query)),
+            Representation::Metadata(view) if view.list => ListFormat::Metadata(view),
+            Representation::Metadata(_) => return Err(super::metadata::not_an_object(rt)),
             _ => ListFormat::Json,
         };
         Ok(Outcome::List(alloc::boxed::Box::new(ListRender {
@@ -1154,6 +1159,8 @@ impl ApiServer {
                 include: include_object(query),
                 columns_sent: false,
             },
+            // A list form on a watch is not transformed (kube sends the objects whole).
+            Representation::Metadata(view) if !view.list => WatchFormat::Metadata(view),
             _ => WatchFormat::Json,
         };
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;

@@ -146,9 +146,35 @@ pub enum Representation {
     Table,
     /// Aggregated discovery (only meaningful on `/api` and `/apis`).
     AggregatedDiscovery,
+    /// `meta.k8s.io` `PartialObjectMetadata` or `PartialObjectMetadataList`: only `metadata`.
+    Metadata(MetadataView),
 }
 
-/// Picks the first representation in `Accept` that core can produce.
+/// A metadata-only read's form: which kind was asked for, in which version and encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataView {
+    /// `PartialObjectMetadataList` was asked for (a LIST), not `PartialObjectMetadata`.
+    pub list: bool,
+    /// `meta.k8s.io/v1` or `meta.k8s.io/v1beta1`.
+    pub api_version: &'static str,
+    /// Kubernetes protobuf rather than JSON.
+    pub protobuf: bool,
+}
+
+impl MetadataView {
+    /// `Content-Type` of a whole answer in this form.
+    pub fn content_type(&self) -> &'static str {
+        if self.protobuf {
+            crate::protobuf::MEDIA_TYPE
+        } else {
+            JSON
+        }
+    }
+}
+
+/// Picks the first representation in `Accept` that core can produce, as kube-apiserver's
+/// negotiation does: JSON objects, and the `meta.k8s.io` transforms (`as=Table` in JSON,
+/// `as=PartialObjectMetadata[List]` in JSON or protobuf, versions `v1` and `v1beta1`).
 pub fn negotiate(accept: Option<&str>) -> Result<Representation, Error> {
     let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
         return Ok(Representation::Json);
@@ -161,28 +187,42 @@ pub fn negotiate(accept: Option<&str>) -> Result<Representation, Error> {
             .map(|(k, v)| (k.trim(), v.trim()))
             .collect();
         let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        match media {
-            "application/json" | "application/*" | "*/*" => match param("as") {
-                None => return Ok(Representation::Json),
-                Some("Table")
-                    if param("g") == Some("meta.k8s.io")
-                        && matches!(param("v"), Some("v1" | "v1beta1")) =>
-                {
-                    return Ok(Representation::Table);
-                }
-                Some("APIGroupDiscoveryList")
-                    if param("g") == Some("apidiscovery.k8s.io") && param("v") == Some("v2") =>
-                {
-                    return Ok(Representation::AggregatedDiscovery);
-                }
-                Some(_) => {}
-            },
+        // `*/*` and `application/*` stand for the first serializer, JSON.
+        let protobuf = match media {
+            "application/json" | "application/*" | "*/*" => false,
+            crate::protobuf::MEDIA_TYPE => true,
+            _ => continue,
+        };
+        let meta_version = match (param("g"), param("v")) {
+            (Some("meta.k8s.io"), Some("v1")) => Some("meta.k8s.io/v1"),
+            (Some("meta.k8s.io"), Some("v1beta1")) => Some("meta.k8s.io/v1beta1"),
+            _ => None,
+        };
+        match (param("as"), meta_version) {
+            // Whole objects are served as JSON only.
+            (None, _) if !protobuf => return Ok(Representation::Json),
+            (Some("Table"), Some(_)) if !protobuf => return Ok(Representation::Table),
+            (Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList")), Some(v)) => {
+                return Ok(Representation::Metadata(MetadataView {
+                    list: kind == "PartialObjectMetadataList",
+                    api_version: v,
+                    protobuf,
+                }));
+            }
+            (Some("APIGroupDiscoveryList"), _)
+                if !protobuf
+                    && param("g") == Some("apidiscovery.k8s.io")
+                    && param("v") == Some("v2") =>
+            {
+                return Ok(Representation::AggregatedDiscovery);
+            }
             _ => {}
         }
     }
-    Err(Error::NotAcceptable(alloc::format!(
-        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"
-    )))
+    Err(Error::NotAcceptable(
+        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+            .into(),
+    ))
 }
 
 /// The query parameters of a request, percent-decoded.
@@ -645,5 +685,41 @@ mod tests {
             negotiate(Some(AGGREGATED_DISCOVERY)),
             Ok(Representation::AggregatedDiscovery)
         );
+        // What client-go's metadata client sends, protobuf first.
+        let metadata = |list, api_version, protobuf| {
+            Ok(Representation::Metadata(MetadataView {
+                list,
+                api_version,
+                protobuf,
+            }))
+        };
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            )),
+            metadata(true, "meta.k8s.io/v1", true)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"
+            )),
+            metadata(false, "meta.k8s.io/v1beta1", false)
+        );
+        // Not served: another version, a protobuf Table; the next clause is taken.
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2,application/json"
+            )),
+            Ok(Representation::Json)
+        );
+        let refused = negotiate(Some(
+            "application/vnd.kubernetes.protobuf;as=Table;g=meta.k8s.io;v=v1",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            refused.message(),
+            "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+        );
+        assert_eq!(refused.code(), 406);
     }
 }
