@@ -219,8 +219,8 @@ impl ApiServer {
             )));
         }
         Query::parse(req.query)?.dry_run("CreateOptions")?;
-        let mut body = self.decode_body(req)?;
         let api_version = review.api_version();
+        let mut body = self.decode_body(req, &api_version, review.kind)?;
         let Some(map) = body.as_object_mut() else {
             return Err(Error::BadRequest(alloc::format!(
                 "the body of a {} must be a JSON object",

@@ -491,3 +491,47 @@ fn a_rules_review_lists_what_the_authorizer_allows() {
     assert!(urls.as_array().unwrap().contains(&json!("/healthz")));
     assert!(!urls.as_array().unwrap().contains(&json!("/api")));
 }
+
+/// kubectl sends its reviews as protobuf.
+#[test]
+fn protobuf_reviews_are_answered() {
+    let (mut s, token) = cluster();
+    let review = json!({"metadata": {}, "spec": {"resourceAttributes":
+        {"namespace": "default", "verb": "get", "resource": "nodes", "name": "node-a"}}});
+    let body = crate::protobuf::encode::object(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &review,
+    )
+    .unwrap();
+    let auth = alloc::format!("Bearer {token}");
+    let mut req = ApiRequest::new(Method::Post, SAR);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/vnd.kubernetes.protobuf");
+    req.body = &body;
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (r.status, &answer["status"]["allowed"]),
+        (201, &json!(true)),
+        "{answer}"
+    );
+    assert_eq!(answer["spec"]["resourceAttributes"]["name"], "node-a");
+
+    let whoami = crate::protobuf::encode::object(
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &json!({"metadata": {}}),
+    )
+    .unwrap();
+    let mut req = ApiRequest::new(Method::Post, WHOAMI);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/vnd.kubernetes.protobuf");
+    req.body = &whoami;
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        answer["status"]["userInfo"]["username"], "system:node:node-a",
+        "{answer}"
+    );
+}

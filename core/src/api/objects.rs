@@ -175,10 +175,28 @@ impl ApiServer {
         }
     }
 
-    /// Decodes a request body that is not a typed object of the path's resource (reviews,
-    /// bindings): JSON.
-    pub(super) fn decode_body(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
-        self.parse(req)
+    /// Decodes a request body of `kind` in `api_version` that is no stored resource (the access
+    /// reviews): JSON or protobuf.
+    pub(super) fn decode_body(
+        &self,
+        req: &ApiRequest<'_>,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Value, Error> {
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is larger than the limit of {} bytes",
+                self.config.max_body_bytes
+            )));
+        }
+        let media = req.content_type.unwrap_or("application/json");
+        match media.split(';').next().unwrap_or("").trim() {
+            crate::protobuf::MEDIA_TYPE => crate::protobuf::decode_as(api_version, kind, req.body),
+            "application/json" | "" | "*/*" => self.parse(req),
+            media => Err(Error::UnsupportedMediaType(alloc::format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {media})"
+            ))),
+        }
     }
 
     fn parse(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
