@@ -28,6 +28,8 @@ mod dry_run_tests;
 mod metadata_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod yaml_body_tests;
 
 use alloc::collections::BTreeSet;
 use alloc::string::String;

@@ -193,10 +193,40 @@ impl ApiServer {
         match media.split(';').next().unwrap_or("").trim() {
             crate::protobuf::MEDIA_TYPE => crate::protobuf::decode_as(api_version, kind, req.body),
             "application/json" | "" | "*/*" => self.parse(req),
+            "application/yaml" => self.parse_yaml(req, Some(kind)),
             media => Err(Error::UnsupportedMediaType(alloc::format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {media})"
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media})"
             ))),
         }
+    }
+
+    /// A YAML body as the JSON tree the JSON path takes, within the same size and depth bounds
+    /// (and an alias-expansion budget). Errors are worded as kube-apiserver words them: for a
+    /// typed object (`kind`) the decoder's, for an apply patch the field manager's.
+    fn parse_yaml(&self, req: &ApiRequest<'_>, kind: Option<&str>) -> Result<Value, Error> {
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is {} bytes, above the limit of {}",
+                req.body.len(),
+                self.config.max_body_bytes
+            )));
+        }
+        crate::yaml::to_json(
+            req.body,
+            self.config.max_body_bytes,
+            self.config.max_json_depth,
+        )
+        .map_err(|e| {
+            Error::BadRequest(match kind {
+                _ if e.too_deep => e.message,
+                Some(kind) => alloc::format!(
+                    "the object provided is unrecognized (must be of type {kind}): {} ({})",
+                    e.message,
+                    summarize(req.body)
+                ),
+                None => alloc::format!("error decoding YAML: {}", e.message),
+            })
+        })
     }
 
     fn parse(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
@@ -219,6 +249,7 @@ impl ApiServer {
         let media = media.split(';').next().unwrap_or("").trim();
         let mut value = match media {
             "application/json" | "" | "*/*" => self.parse(req)?,
+            "application/yaml" => self.parse_yaml(req, Some(rt.kind))?,
             crate::protobuf::MEDIA_TYPE => {
                 if req.body.len() > self.config.max_body_bytes {
                     return Err(Error::TooLarge(alloc::format!(
@@ -230,7 +261,7 @@ impl ApiServer {
             }
             _ => {
                 return Err(Error::UnsupportedMediaType(alloc::format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {media})"
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media})"
                 )));
             }
         };
@@ -868,7 +899,13 @@ impl ApiServer {
                 )));
             }
         };
-        let body = self.parse(req)?;
+        // An apply patch may be YAML; JSON (which is YAML) stays on the JSON parser.
+        let body = match self.parse(req) {
+            Err(Error::BadRequest(_)) if media == "application/apply-patch+yaml" => {
+                self.parse_yaml(req, None)?
+            }
+            parsed => parsed?,
+        };
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).map(parse_stored).transpose()?;
@@ -1476,6 +1513,19 @@ impl ApiServer {
             set_meta(&mut scale, "resourceVersion", Value::from(""));
         }
         self.put_scale(now, req, identity, rt, namespace, name, scale, query)
+    }
+}
+
+/// kube's short form of a body in decode errors: the first 30 bytes.
+fn summarize(body: &[u8]) -> String {
+    match body {
+        [] => "<empty>".into(),
+        [0, ..] => alloc::format!("<binary> len {}", body.len()),
+        _ if body.len() > 30 => alloc::format!(
+            "{} ...",
+            String::from_utf8_lossy(body.get(..30).unwrap_or(body))
+        ),
+        _ => String::from_utf8_lossy(body).into_owned(),
     }
 }
 
