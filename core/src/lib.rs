@@ -43,6 +43,7 @@ pub mod time;
 pub mod token;
 pub mod validation;
 pub mod watch;
+pub mod yaml;
 
 pub use config::Config;
 pub use error::Error;

@@ -1,7 +1,9 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`, what kubectl's typed
 //! commands and client-go clientsets send) decoded into the JSON object kube-apiserver would have
-//! decoded, so the JSON-only handlers serve them unchanged. Bounded, linear, panic-free: malformed
-//! input is a 400, data we have no table for is a 415 asking for JSON, never silently dropped.
+//! decoded, so the JSON-only handlers serve them unchanged; [`encode`] writes the answers that
+//! clients ask for in protobuf (metadata-only reads) from the same tables. Bounded, linear,
+//! panic-free: malformed input is a 400, data we have no table for is a 415 asking for JSON,
+//! never silently dropped.
 //!
 //! The wire form is the magic `k8s\0` then a `runtime.Unknown` message (typeMeta=1, raw=2,
 //! contentEncoding=3, contentType=4) whose `raw` is the typed object. Field tables live in
@@ -14,6 +16,7 @@
 // Generated, one row per line; rustfmt would spread long rows over five lines each.
 #[rustfmt::skip]
 mod tables;
+pub mod encode;
 
 use alloc::format;
 use alloc::string::String;
@@ -73,6 +76,8 @@ enum Kind {
     IntOrString,
     /// `runtime.RawExtension` / `meta/v1.FieldsV1` (`raw=1` JSON bytes), shown as embedded JSON.
     RawJson,
+    /// A named `[]string` (`ExtraValue{items=1}`), shown as the bare list.
+    StrList,
 }
 
 /// The field is `repeated`.
@@ -114,6 +119,31 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("apps/v1", "Deployment", &tables::APPS_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &tables::APPS_REPLICA_SET),
     ("autoscaling/v1", "Scale", &tables::AUTOSCALING_SCALE),
+    (
+        "meta.k8s.io/v1",
+        "PartialObjectMetadata",
+        &tables::META_PARTIAL_OBJECT_METADATA,
+    ),
+    (
+        "meta.k8s.io/v1",
+        "PartialObjectMetadataList",
+        &tables::META_PARTIAL_OBJECT_METADATA_LIST,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &tables::AUTHZ_SELF_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+        &tables::AUTHZ_SELF_SUBJECT_RULES_REVIEW,
+    ),
+    (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &tables::AUTHN_SELF_SUBJECT_REVIEW,
+    ),
 ];
 
 /// Decodes a protobuf request body of `resource` into its JSON object form.
@@ -123,10 +153,20 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
 /// decodes (e.g. `Binding`, `Scale` for subresources); the caller checks that the kind fits the
 /// path, as it does for JSON.
 pub fn decode(resource: ResourceId, body: &[u8]) -> Result<Value, Error> {
-    let envelope = Envelope::parse(body)?;
     let info = resource.info();
+    decode_as(info.api_version(), info.kind, body)
+}
+
+/// Decodes a protobuf body whose kind is `kind` of `api_version` unless its envelope says
+/// otherwise (e.g. the access reviews, which are no stored resource).
+pub fn decode_as(
+    default_api_version: &str,
+    default_kind: &str,
+    body: &[u8],
+) -> Result<Value, Error> {
+    let envelope = Envelope::parse(body)?;
     let (api_version, kind) = if envelope.kind.is_empty() {
-        (info.api_version(), info.kind)
+        (default_api_version, default_kind)
     } else {
         (envelope.api_version, envelope.kind)
     };
@@ -540,6 +580,7 @@ fn zero(kind: Kind, depth: usize, budget: &mut Budget) -> Result<Value, Error> {
         Kind::Bool => Value::Bool(false),
         Kind::I32 | Kind::I64 | Kind::IntOrString => Value::from(0),
         Kind::Quantity => Value::from("0"),
+        Kind::StrList => Value::Array(Vec::new()),
         Kind::Message(desc) => Value::Object(message(desc, &[], depth + 1, budget)?),
     })
 }
@@ -593,6 +634,17 @@ fn typed_value(
         Kind::Quantity => quantity(bytes)?,
         Kind::IntOrString => int_or_string(bytes)?,
         Kind::RawJson => raw_json(bytes, depth)?,
+        Kind::StrList => {
+            let mut items = Vec::new();
+            let mut r = Reader { buf: bytes };
+            while !r.is_empty() {
+                let (num, wire) = r.tag()?;
+                expect_wire(desc.name, num, wire, 2)?;
+                budget.spend()?;
+                items.push(Value::from(utf8(desc.name, num, r.bytes()?)?));
+            }
+            Value::Array(items)
+        }
     })
 }
 

@@ -4,8 +4,10 @@
 //! and land in the watch ring. [`ApiServer::handle_timeout`] advances background work (namespace
 //! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
+pub mod access;
 pub mod defaults;
 pub mod discovery;
+mod metadata;
 #[cfg(test)]
 mod node_restriction_tests;
 mod objects;
@@ -21,15 +23,23 @@ mod workers;
 mod workers_tests;
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
+mod dry_run_tests;
+#[cfg(test)]
 mod event_tests;
+#[cfg(test)]
+mod metadata_tests;
 #[cfg(test)]
 mod revision_tests;
 #[cfg(test)]
 mod service_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod yaml_body_tests;
 
 use alloc::collections::BTreeSet;
 use alloc::string::String;
@@ -287,6 +297,11 @@ impl ApiServer {
         if route == Route::Version {
             return Ok(json_response(&discovery::version()).into());
         }
+        if let Route::Review(review) = route {
+            return self
+                .handle_review(now, req, &identity, review)
+                .map(Into::into);
+        }
         self.require_user(&identity)?;
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
@@ -342,7 +357,9 @@ impl ApiServer {
                 openapi::v3_document(now, doc, req.query, req.accept).map(Outcome::OpenApi)
             }
             Route::OpenApiV2 => openapi::v2(req.accept).map(Outcome::OpenApi),
-            Route::Health(_) | Route::Version => Err(Error::PathNotFound(req.path.into())),
+            Route::Health(_) | Route::Version | Route::Review(_) => {
+                Err(Error::PathNotFound(req.path.into()))
+            }
         }
     }
 

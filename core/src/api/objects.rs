@@ -128,6 +128,9 @@ impl ApiServer {
             Method::Patch => Self::check_field_manager(&query, "PatchOptions")?,
             _ => {}
         }
+        if let Some(options) = write_options_kind(req.method) {
+            query.dry_run(options)?;
+        }
         match (req.method, path.name, path.subresource) {
             (Method::Get | Method::Head, None, None) if watch => {
                 self.start_watch(now, req, rt, path.namespace, None, &query)
@@ -159,7 +162,8 @@ impl ApiServer {
             }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
-                self.bind(now, namespace, name, &body).map(Into::into)
+                self.bind(now, namespace, name, &body, dry_run_requested(req))
+                    .map(Into::into)
             }
             (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
                 let body = self.body(req, rt, namespace, Some(name))?;
@@ -184,6 +188,60 @@ impl ApiServer {
         }
     }
 
+    /// Decodes a request body of `kind` in `api_version` that is no stored resource (the access
+    /// reviews): JSON or protobuf.
+    pub(super) fn decode_body(
+        &self,
+        req: &ApiRequest<'_>,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Value, Error> {
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is larger than the limit of {} bytes",
+                self.config.max_body_bytes
+            )));
+        }
+        let media = req.content_type.unwrap_or("application/json");
+        match media.split(';').next().unwrap_or("").trim() {
+            crate::protobuf::MEDIA_TYPE => crate::protobuf::decode_as(api_version, kind, req.body),
+            "application/json" | "" | "*/*" => self.parse(req),
+            "application/yaml" => self.parse_yaml(req, Some(kind)),
+            media => Err(Error::UnsupportedMediaType(alloc::format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media})"
+            ))),
+        }
+    }
+
+    /// A YAML body as the JSON tree the JSON path takes, within the same size and depth bounds
+    /// (and an alias-expansion budget). Errors are worded as kube-apiserver words them: for a
+    /// typed object (`kind`) the decoder's, for an apply patch the field manager's.
+    fn parse_yaml(&self, req: &ApiRequest<'_>, kind: Option<&str>) -> Result<Value, Error> {
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is {} bytes, above the limit of {}",
+                req.body.len(),
+                self.config.max_body_bytes
+            )));
+        }
+        crate::yaml::to_json(
+            req.body,
+            self.config.max_body_bytes,
+            self.config.max_json_depth,
+        )
+        .map_err(|e| {
+            Error::BadRequest(match kind {
+                _ if e.too_deep => e.message,
+                Some(kind) => alloc::format!(
+                    "the object provided is unrecognized (must be of type {kind}): {} ({})",
+                    e.message,
+                    summarize(req.body)
+                ),
+                None => alloc::format!("error decoding YAML: {}", e.message),
+            })
+        })
+    }
+
     fn parse(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
         j::parse_body(
             req.body,
@@ -204,6 +262,7 @@ impl ApiServer {
         let media = media.split(';').next().unwrap_or("").trim();
         let mut value = match media {
             "application/json" | "" | "*/*" => self.parse(req)?,
+            "application/yaml" => self.parse_yaml(req, Some(rt.kind))?,
             crate::protobuf::MEDIA_TYPE => {
                 if req.body.len() > self.config.max_body_bytes {
                     return Err(Error::TooLarge(alloc::format!(
@@ -215,7 +274,7 @@ impl ApiServer {
             }
             _ => {
                 return Err(Error::UnsupportedMediaType(alloc::format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {media})"
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media})"
                 )));
             }
         };
@@ -448,6 +507,9 @@ impl ApiServer {
                 ))
                 .into())
             }
+            Representation::Metadata(view) => {
+                super::metadata::object_response(rt, view, &object.json).map(Outcome::from)
+            }
             _ => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
         }
     }
@@ -525,6 +587,8 @@ impl ApiServer {
         });
         let format = match representation {
             Representation::Table => ListFormat::Table(include_object(query)),
+            Representation::Metadata(view) if view.list => ListFormat::Metadata(view),
+            Representation::Metadata(_) => return Err(super::metadata::not_an_object(rt)),
             _ => ListFormat::Json,
         };
         Ok(Outcome::List(alloc::boxed::Box::new(ListRender {
@@ -663,19 +727,20 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(&key, &mut obj, None)?;
         }
-        let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
-        if dry_run {
-            return Ok(ApiResponse {
-                warnings,
-                ..ApiResponse::json(201, j::to_vec(&obj))
-            });
-        }
         set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
+        if dry_run_requested(req) {
+            // What the write would store, without a resourceVersion (kube's storage answers a
+            // dry-run create with revision 0); nothing is kept, allocated or announced.
+            return Ok(ApiResponse {
+                warnings,
+                ..ApiResponse::json(201, j::to_vec(&obj))
+            });
+        }
         let json = self.write_new(key, &mut obj)?;
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         Ok(ApiResponse {
@@ -902,7 +967,8 @@ impl ApiServer {
             // A no-op write keeps the revision, as kube-apiserver does.
             return Ok((200, j::to_vec(old)));
         }
-        if query.get("dryRun").is_some_and(|d| d == "All") {
+        if dry_run_requested(req) {
+            // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
         // Removing the last finalizer of an object being deleted completes the deletion.
@@ -948,7 +1014,13 @@ impl ApiServer {
                 )));
             }
         };
-        let body = self.parse(req)?;
+        // An apply patch may be YAML; JSON (which is YAML) stays on the JSON parser.
+        let body = match self.parse(req) {
+            Err(Error::BadRequest(_)) if media == "application/apply-patch+yaml" => {
+                self.parse_yaml(req, None)?
+            }
+            parsed => parsed?,
+        };
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).map(parse_stored).transpose()?;
@@ -1124,16 +1196,25 @@ impl ApiServer {
             }
         }
         let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
-        if query.get("dryRun").is_some_and(|d| d == "All") || options.pointer("/dryRun/0").is_some()
-        {
-            return Ok(ApiResponse::json(200, j::to_vec(&obj)));
-        }
+        let body_dry_run = options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
+            .unwrap_or_else(Vec::new);
+        let dry_run =
+            request::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || dry_run_requested(req);
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj);
+            return self.begin_namespace_deletion(now, &key, obj, dry_run);
         }
         // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
         // it is marked and the garbage collector or the finalizers' owners finish it.
         let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
+        if dry_run {
+            // The answer the deletion would give, from the stored revision; nothing changes.
+            let mut obj = obj;
+            let status = crate::controllers::gc::plan_deletion(now, &mut obj, policy).status();
+            return Ok(ApiResponse::json(status, j::to_vec(&obj)));
+        }
         let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
         Ok(ApiResponse::json(status, json))
     }
@@ -1194,6 +1275,7 @@ impl ApiServer {
         namespace: &str,
         name: &str,
         body: &Value,
+        dry_run: bool,
     ) -> Result<ApiResponse, Error> {
         let rt = ResourceId::Pods.info();
         let target = body
@@ -1210,7 +1292,11 @@ impl ApiServer {
         let key = ObjectKey::new(ResourceId::Pods, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         let mut pod = parse_stored(current)?;
-        self.bind_pod(now, &key, &mut pod, target)?;
+        if dry_run {
+            already_bound(&pod, name)?;
+        } else {
+            self.bind_pod(now, &key, &mut pod, target)?;
+        }
         Ok(ApiResponse::json(
             201,
             j::to_vec(
@@ -1228,17 +1314,7 @@ impl ApiServer {
         pod: &mut Value,
         target: &str,
     ) -> Result<(), Error> {
-        let name = &*key.name;
-        if !j::str_at(pod, "/spec/nodeName").is_empty() {
-            return Err(Error::Conflict {
-                resource: "pods".into(),
-                name: name.into(),
-                detail: alloc::format!(
-                    "pod {name} is already assigned to node \"{}\"",
-                    j::str_at(pod, "/spec/nodeName")
-                ),
-            });
-        }
+        already_bound(pod, &key.name)?;
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), Value::from(target));
         }
@@ -1265,6 +1341,8 @@ impl ApiServer {
                 include: include_object(query),
                 columns_sent: false,
             },
+            // A list form on a watch is not transformed (kube sends the objects whole).
+            Representation::Metadata(view) if !view.list => WatchFormat::Metadata(view),
             _ => WatchFormat::Json,
         };
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
@@ -1339,6 +1417,7 @@ impl ApiServer {
         now: UnixTime,
         key: &ObjectKey,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<ApiResponse, Error> {
         if matches!(&*key.name, "default" | "kube-system" | "kube-public") {
             return Err(Error::Forbidden {
@@ -1356,11 +1435,16 @@ impl ApiServer {
             if let Some(map) = obj.as_object_mut() {
                 map.insert("status".into(), json!({"phase": "Terminating"}));
             }
+            if dry_run {
+                return Ok(ApiResponse::json(200, j::to_vec(&obj)));
+            }
             let json = self.write_existing(key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
-        self.terminating.insert(key.name.to_string());
+        if !dry_run {
+            self.terminating.insert(key.name.to_string());
+        }
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
@@ -1569,6 +1653,50 @@ impl ApiServer {
             set_meta(&mut scale, "resourceVersion", Value::from(""));
         }
         self.put_scale(now, req, identity, rt, namespace, name, scale, query)
+    }
+}
+
+/// kube's short form of a body in decode errors: the first 30 bytes.
+fn summarize(body: &[u8]) -> String {
+    match body {
+        [] => "<empty>".into(),
+        [0, ..] => alloc::format!("<binary> len {}", body.len()),
+        _ if body.len() > 30 => alloc::format!(
+            "{} ...",
+            String::from_utf8_lossy(body.get(..30).unwrap_or(body))
+        ),
+        _ => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// A pod may be bound once: a second binding is kube's 409.
+fn already_bound(pod: &Value, name: &str) -> Result<(), Error> {
+    let node = j::str_at(pod, "/spec/nodeName");
+    if node.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict {
+        resource: "pods".into(),
+        name: name.into(),
+        detail: alloc::format!("pod {name} is already assigned to node \"{node}\""),
+    })
+}
+
+/// Whether the request is a dry run (`dryRun=All`, checked when the request was routed). Read
+/// from the request itself, so a write that runs another verb's path (apply creating the object)
+/// keeps it.
+fn dry_run_requested(req: &ApiRequest<'_>) -> bool {
+    Query::parse(req.query).is_ok_and(|q| q.all("dryRun").any(|v| v == "All"))
+}
+
+/// The options type a write verb's query parameters decode into (named in kube's errors).
+fn write_options_kind(method: Method) -> Option<&'static str> {
+    match method {
+        Method::Post => Some("CreateOptions"),
+        Method::Put => Some("UpdateOptions"),
+        Method::Patch => Some("PatchOptions"),
+        Method::Delete => Some("DeleteOptions"),
+        _ => None,
     }
 }
 

@@ -173,6 +173,14 @@ pub(crate) struct Allocations {
     held: BTreeMap<ObjectKey, Held>,
 }
 
+#[cfg(test)]
+impl Allocations {
+    /// (cluster IPs, node ports) allocated.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.ips.len(), self.ports.len())
+    }
+}
+
 fn service_type(svc: &Value) -> &str {
     let t = j::str_at(svc, "/spec/type");
     if t.is_empty() { "ClusterIP" } else { t }

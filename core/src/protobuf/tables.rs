@@ -124,6 +124,126 @@ pub(super) static ATTACHED_VOLUME: Msg = Msg {
         f(2, "devicePath", Str, 0),
     ],
 };
+pub(super) static AUTHN_SELF_SUBJECT_REVIEW: Msg = Msg {
+    name: "SelfSubjectReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "status", Message(&AUTHN_SELF_SUBJECT_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_SELF_SUBJECT_REVIEW_STATUS: Msg = Msg {
+    name: "SelfSubjectReviewStatus",
+    fields: &[
+        f(1, "userInfo", Message(&AUTHN_USER_INFO), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_USER_INFO: Msg = Msg {
+    name: "UserInfo",
+    fields: &[
+        f(1, "username", Str, OMITEMPTY),
+        f(2, "uid", Str, OMITEMPTY),
+        f(3, "groups", Str, REP | OMITEMPTY),
+        f(4, "extra", StrList, MAP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_FIELD_SELECTOR_ATTRIBUTES: Msg = Msg {
+    name: "FieldSelectorAttributes",
+    fields: &[
+        f(1, "rawSelector", Str, OMITEMPTY),
+        f(2, "requirements", Message(&META_FIELD_SELECTOR_REQUIREMENT), REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_LABEL_SELECTOR_ATTRIBUTES: Msg = Msg {
+    name: "LabelSelectorAttributes",
+    fields: &[
+        f(1, "rawSelector", Str, OMITEMPTY),
+        f(2, "requirements", Message(&META_LABEL_SELECTOR_REQUIREMENT), REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_NON_RESOURCE_ATTRIBUTES: Msg = Msg {
+    name: "NonResourceAttributes",
+    fields: &[
+        f(1, "path", Str, OMITEMPTY),
+        f(2, "verb", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_NON_RESOURCE_RULE: Msg = Msg {
+    name: "NonResourceRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(2, "nonResourceURLs", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_RESOURCE_ATTRIBUTES: Msg = Msg {
+    name: "ResourceAttributes",
+    fields: &[
+        f(1, "namespace", Str, OMITEMPTY),
+        f(2, "verb", Str, OMITEMPTY),
+        f(3, "group", Str, OMITEMPTY),
+        f(4, "version", Str, OMITEMPTY),
+        f(5, "resource", Str, OMITEMPTY),
+        f(6, "subresource", Str, OMITEMPTY),
+        f(7, "name", Str, OMITEMPTY),
+        f(8, "fieldSelector", Message(&AUTHZ_FIELD_SELECTOR_ATTRIBUTES), PTR | OMITEMPTY),
+        f(9, "labelSelector", Message(&AUTHZ_LABEL_SELECTOR_ATTRIBUTES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_RESOURCE_RULE: Msg = Msg {
+    name: "ResourceRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(2, "apiGroups", Str, REP | OMITEMPTY),
+        f(3, "resources", Str, REP | OMITEMPTY),
+        f(4, "resourceNames", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_ACCESS_REVIEW: Msg = Msg {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTHZ_SELF_SUBJECT_ACCESS_REVIEW_SPEC), 0),
+        f(3, "status", Message(&AUTHZ_SUBJECT_ACCESS_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Msg = Msg {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        f(1, "resourceAttributes", Message(&AUTHZ_RESOURCE_ATTRIBUTES), PTR | OMITEMPTY),
+        f(2, "nonResourceAttributes", Message(&AUTHZ_NON_RESOURCE_ATTRIBUTES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_RULES_REVIEW: Msg = Msg {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTHZ_SELF_SUBJECT_RULES_REVIEW_SPEC), 0),
+        f(3, "status", Message(&AUTHZ_SUBJECT_RULES_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_RULES_REVIEW_SPEC: Msg = Msg {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[
+        f(1, "namespace", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SUBJECT_ACCESS_REVIEW_STATUS: Msg = Msg {
+    name: "SubjectAccessReviewStatus",
+    fields: &[
+        f(1, "allowed", Bool, 0),
+        f(2, "reason", Str, OMITEMPTY),
+        f(3, "evaluationError", Str, OMITEMPTY),
+        f(4, "denied", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SUBJECT_RULES_REVIEW_STATUS: Msg = Msg {
+    name: "SubjectRulesReviewStatus",
+    fields: &[
+        f(1, "resourceRules", Message(&AUTHZ_RESOURCE_RULE), REP),
+        f(2, "nonResourceRules", Message(&AUTHZ_NON_RESOURCE_RULE), REP),
+        f(3, "incomplete", Bool, 0),
+        f(4, "evaluationError", Str, OMITEMPTY),
+    ],
+};
 pub(super) static AUTOSCALING_SCALE: Msg = Msg {
     name: "Scale",
     fields: &[
@@ -783,6 +903,14 @@ pub(super) static META_DELETE_OPTIONS: Msg = Msg {
         f(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool, PTR | OMITEMPTY),
     ],
 };
+pub(super) static META_FIELD_SELECTOR_REQUIREMENT: Msg = Msg {
+    name: "FieldSelectorRequirement",
+    fields: &[
+        f(1, "key", Str, 0),
+        f(2, "operator", Str, 0),
+        f(3, "values", Str, REP | OMITEMPTY),
+    ],
+};
 pub(super) static META_LABEL_SELECTOR: Msg = Msg {
     name: "LabelSelector",
     fields: &[
@@ -796,6 +924,15 @@ pub(super) static META_LABEL_SELECTOR_REQUIREMENT: Msg = Msg {
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static META_LIST_META: Msg = Msg {
+    name: "ListMeta",
+    fields: &[
+        f(1, "selfLink", Str, OMITEMPTY),
+        f(2, "resourceVersion", Str, OMITEMPTY),
+        f(3, "continue", Str, OMITEMPTY),
+        f(4, "remainingItemCount", I64, PTR | OMITEMPTY),
     ],
 };
 pub(super) static META_MANAGED_FIELDS_ENTRY: Msg = Msg {
@@ -841,11 +978,61 @@ pub(super) static META_OWNER_REFERENCE: Msg = Msg {
         f(7, "blockOwnerDeletion", Bool, PTR | OMITEMPTY),
     ],
 };
+pub(super) static META_PARTIAL_OBJECT_METADATA: Msg = Msg {
+    name: "PartialObjectMetadata",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+    ],
+};
+pub(super) static META_PARTIAL_OBJECT_METADATA_LIST: Msg = Msg {
+    name: "PartialObjectMetadataList",
+    fields: &[
+        f(1, "metadata", Message(&META_LIST_META), OMITEMPTY),
+        f(2, "items", Message(&META_PARTIAL_OBJECT_METADATA), REP),
+    ],
+};
 pub(super) static META_PRECONDITIONS: Msg = Msg {
     name: "Preconditions",
     fields: &[
         f(1, "uid", Str, PTR | OMITEMPTY),
         f(2, "resourceVersion", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static META_STATUS: Msg = Msg {
+    name: "Status",
+    fields: &[
+        f(1, "metadata", Message(&META_LIST_META), OMITEMPTY),
+        f(2, "status", Str, OMITEMPTY),
+        f(3, "message", Str, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "details", Message(&META_STATUS_DETAILS), PTR | OMITEMPTY),
+        f(6, "code", I32, OMITEMPTY),
+    ],
+};
+pub(super) static META_STATUS_CAUSE: Msg = Msg {
+    name: "StatusCause",
+    fields: &[
+        f(1, "reason", Str, OMITEMPTY),
+        f(2, "message", Str, OMITEMPTY),
+        f(3, "field", Str, OMITEMPTY),
+    ],
+};
+pub(super) static META_STATUS_DETAILS: Msg = Msg {
+    name: "StatusDetails",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "group", Str, OMITEMPTY),
+        f(3, "kind", Str, OMITEMPTY),
+        f(4, "causes", Message(&META_STATUS_CAUSE), REP | OMITEMPTY),
+        f(5, "retryAfterSeconds", I32, OMITEMPTY),
+        f(6, "uid", Str, OMITEMPTY),
+    ],
+};
+pub(super) static META_WATCH_EVENT: Msg = Msg {
+    name: "WatchEvent",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "object", RawJson, 0),
     ],
 };
 pub(super) static NAMESPACE: Msg = Msg {
