@@ -317,7 +317,11 @@ mod tests {
         let g = api_group("coordination.k8s.io").unwrap();
         assert_eq!(g["kind"], "APIGroup");
         assert_eq!(g["versions"][0]["groupVersion"], "coordination.k8s.io/v1");
-        assert!(api_group("batch").is_none());
+        assert_eq!(
+            api_group("batch").unwrap()["versions"][0]["groupVersion"],
+            "batch/v1"
+        );
+        assert!(api_group("policy").is_none());
         assert_eq!(core_api_versions()["versions"], json!(["v1"]));
     }
 
@@ -419,7 +423,7 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        assert_eq!(names, ["apps", "batch", "coordination.k8s.io"]);
         let deploy = find(
             &items[0]["versions"][0]["resources"],
             "resource",

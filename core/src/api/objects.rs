@@ -650,6 +650,9 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        // Before defaults, as kube fills system metadata before the strategy runs: a Job's
+        // generated selector names its uid.
+        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
@@ -670,7 +673,6 @@ impl ApiServer {
                 ..ApiResponse::json(201, j::to_vec(&obj))
             });
         }
-        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
@@ -877,7 +879,8 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
-        if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
+        let desired = desired_state_field(rt.id);
+        if has_generation(rt.id) && old.get(desired) != obj.get(desired) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_u64)
@@ -1133,7 +1136,7 @@ impl ApiServer {
         }
         // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
         // it is marked and the garbage collector or the finalizers' owners finish it.
-        let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
+        let policy = policy.unwrap_or_else(|| crate::controllers::gc::default_propagation(rt.id));
         let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
         Ok(ApiResponse::json(status, json))
     }
@@ -1427,6 +1430,7 @@ impl ApiServer {
         namespace: &str,
         obj: &mut Value,
     ) -> Result<Vec<u8>, Error> {
+        set_meta(obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
         let name = j::string_at(obj, "/metadata/name");
@@ -1434,7 +1438,6 @@ impl ApiServer {
             let key = ObjectKey::new(resource, namespace, &name);
             self.allocate_service(&key, obj, None)?;
         }
-        set_meta(obj, "uid", Value::from(self.ids.uuid()));
         set_meta(obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
@@ -1888,7 +1891,24 @@ fn finalizers(obj: &Value) -> Vec<&str> {
 }
 
 fn has_generation(resource: ResourceId) -> bool {
-    matches!(resource, ResourceId::Deployments | ResourceId::ReplicaSets)
+    matches!(
+        resource,
+        ResourceId::Deployments
+            | ResourceId::ReplicaSets
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs
+            | ResourceId::CronJobs
+            | ResourceId::PodTemplates
+    )
+}
+
+/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`).
+pub(crate) fn desired_state_field(resource: ResourceId) -> &'static str {
+    if resource == ResourceId::PodTemplates {
+        "template"
+    } else {
+        "spec"
+    }
 }
 
 fn creates_on_update(resource: ResourceId) -> bool {
