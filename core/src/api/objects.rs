@@ -1575,7 +1575,7 @@ impl ApiServer {
     }
 }
 
-/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet or ReplicationController.
 fn scale_of(obj: &Value) -> Value {
     let mut metadata = Map::new();
     for field in [
@@ -1596,9 +1596,21 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_string(obj.pointer("/spec/selector").unwrap_or(&Value::Null)),
+            "selector": selector_string(&scale_selector(obj)),
         },
     })
+}
+
+/// The selector a Scale reports: a ReplicationController's is a plain label map.
+fn scale_selector(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if j::str_at(obj, "/kind") == "ReplicationController" {
+        return json!({ "matchLabels": selector });
+    }
+    selector
 }
 
 /// A `metav1.LabelSelector` in the query-string form (`app=web,tier in (a,b)`).
