@@ -489,7 +489,13 @@ impl ApiServer {
                     ));
                 }
                 let (rv, ns, name) = revision::decode_continue(&self.continue_key, rt.id, token)?;
-                (rv, Some((ns, name)), revision::CONTINUE_EXPIRED)
+                // A token handed out with an expired snapshot's 410 continues at the latest
+                // revision.
+                (
+                    rv.unwrap_or(current),
+                    Some((ns, name)),
+                    revision::CONTINUE_EXPIRED,
+                )
             }
             None => match read {
                 ReadAt::Latest | ReadAt::Any => (current, None, revision::LIST_EXPIRED),
@@ -510,16 +516,41 @@ impl ApiServer {
                 ReadAt::Exact(wanted) => (wanted, None, revision::LIST_EXPIRED),
             },
         };
-        let page = self.snapshot_page(
-            rt.id,
-            namespace,
-            snapshot,
-            start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-            limit,
-            &labels,
-            &fields,
-            too_old,
-        )?;
+        let expired = |start: &Option<(String, String)>| {
+            let (ns, name) = start.clone().unwrap_or_default();
+            Error::ContinueExpired {
+                continue_token: revision::encode_continue_latest(
+                    &self.continue_key,
+                    rt.id,
+                    &ns,
+                    &name,
+                ),
+            }
+        };
+        // Compacted away (kube's etcd compactor): a continue token gets a way to go on at the
+        // latest revision; an exact read is simply too old.
+        if snapshot < self.compactor.compacted() {
+            return Err(if start.is_some() {
+                expired(&start)
+            } else {
+                Error::Expired(too_old.into())
+            });
+        }
+        let page = self
+            .snapshot_page(
+                rt.id,
+                namespace,
+                snapshot,
+                start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                limit,
+                &labels,
+                &fields,
+                too_old,
+            )
+            .map_err(|e| match e {
+                Error::Expired(_) if start.is_some() => expired(&start),
+                other => other,
+            })?;
         let continue_token = page.next.as_ref().map(|(ns, name)| {
             revision::encode_continue(&self.continue_key, rt.id, snapshot, ns, name)
         });

@@ -1,4 +1,5 @@
-//! ReplicationControllers, Jobs and CronJobs driven through the API in virtual time.
+//! PodTemplates, ReplicationControllers, Jobs and CronJobs driven through the API in virtual
+//! time.
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -12,6 +13,7 @@ const RCS: &str = "/api/v1/namespaces/default/replicationcontrollers";
 const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
 const CRONJOBS: &str = "/apis/batch/v1/namespaces/default/cronjobs";
 const PODS: &str = "/api/v1/namespaces/default/pods";
+const TEMPLATES: &str = "/api/v1/namespaces/default/podtemplates";
 
 fn rc(name: &str, replicas: i64) -> Value {
     json!({"metadata": {"name": name}, "spec": {"replicas": replicas,
@@ -423,4 +425,59 @@ fn cron_job_validation_is_kubes() {
         status["details"]["causes"][0]["message"],
         "Invalid value: \"TZ=UTC 0 9 * * *\": cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
     );
+}
+
+#[test]
+fn pod_template_pages_expire_at_compaction_and_continue_inconsistently() {
+    let mut c = Cluster::new();
+    for i in 0..5 {
+        let (code, created) = c.post(
+            TEMPLATES,
+            json!({"metadata": {"name": alloc::format!("template-{i:04}")},
+                "template": {"spec": {"containers": [{"name": "test", "image": "test2"}]}}}),
+        );
+        assert_eq!(code, 201, "{created}");
+        assert_eq!(created["metadata"]["generation"], 1);
+        assert_eq!(
+            created["template"]["spec"]["restartPolicy"], "Always",
+            "pod spec defaults apply to templates"
+        );
+    }
+    let (_, first) = c.get(&alloc::format!("{TEMPLATES}?limit=2"));
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
+    let first_rv = first["metadata"]["resourceVersion"].clone();
+    // Within one compaction interval the token still reads the same snapshot.
+    c.advance_to(c.now.plus_secs(300));
+    let (code, _) = c.get(&alloc::format!("{TEMPLATES}?limit=2&continue={token}"));
+    assert_eq!(code, 200);
+    c.post(
+        TEMPLATES,
+        json!({"metadata": {"name": "template-9999"},
+            "template": {"spec": {"containers": [{"name": "test", "image": "test2"}]}}}),
+    );
+    c.advance_to(c.now.plus_secs(300));
+    let (code, status) = c.get(&alloc::format!("{TEMPLATES}?limit=2&continue={token}"));
+    assert_eq!(code, 410, "{status}");
+    assert_eq!(status["reason"], "Expired");
+    let inconsistent = status["metadata"]["continue"].as_str().unwrap().to_owned();
+    let (code, page) = c.get(&alloc::format!(
+        "{TEMPLATES}?limit=2&continue={inconsistent}"
+    ));
+    assert_eq!(code, 200, "{page}");
+    assert_ne!(page["metadata"]["resourceVersion"], first_rv);
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["template-0002", "template-0003"]);
+    // It counts what was created since: template-0004 and template-9999 remain.
+    assert_eq!(page["metadata"]["remainingItemCount"], 2);
+    let rv = page["metadata"]["resourceVersion"].clone();
+    let next = page["metadata"]["continue"].as_str().unwrap().to_owned();
+    let (_, last) = c.get(&alloc::format!("{TEMPLATES}?limit=2&continue={next}"));
+    assert_eq!(last["metadata"]["resourceVersion"], rv);
+    assert!(last["metadata"].get("continue").is_none());
 }
