@@ -9,6 +9,9 @@ echo "== fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== generated files match their pinned upstream inputs"
+tools/check-generated.sh
+
 echo "== nautilus-core without std"
 cargo build -p nautilus-core --no-default-features
 if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-none; then

@@ -18,15 +18,21 @@ extern crate alloc;
 #[cfg(any(feature = "std", test, loom))]
 extern crate std;
 
+pub(crate) mod admission;
 pub mod api;
 pub mod attestation;
 pub mod auth;
+pub(crate) mod authz;
+pub mod compaction;
 pub mod config;
 pub(crate) mod controllers;
+pub mod cron;
 pub mod error;
 pub mod json;
+pub mod metatime;
 pub mod patch;
 pub mod protobuf;
+pub mod ratelimit;
 pub mod resource;
 pub mod scheduler;
 pub mod schema;
@@ -39,6 +45,7 @@ pub mod time;
 pub mod token;
 pub mod validation;
 pub mod watch;
+pub mod yaml;
 
 pub use config::Config;
 pub use error::Error;

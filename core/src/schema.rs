@@ -1,676 +1,168 @@
-//! Known fields of the served types (k8s.io/api 1.32), for `fieldValidation=Strict|Warn`.
+//! The object types of the served kinds (Kubernetes 1.32 OpenAPI), generated into
+//! `schema/types.rs` by `tools/gen-kube-facts`: which fields exist, for
+//! `fieldValidation=Strict|Warn`, and how lists and maps merge, for strategic merge patch and
+//! server-side apply (`patch::schema` reads them).
 //!
-//! The schema is a static tree of field names. Free-form maps (labels, data, resource lists)
-//! and rarely used deep subtrees are open: anything under them is accepted, because a manifest
-//! kube accepts must never be rejected here. `status` is open for every type.
+//! A field whose value is a scalar or free-form in JSON (`Quantity`, `IntOrString`, `Time`,
+//! `FieldsV1`) is `Any`: nothing under it is checked, as kube's decoder accepts anything there.
+
+// Generated, one field per line; rustfmt would spread long rows over several lines each.
+#[rustfmt::skip]
+mod types;
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use serde_json::Value;
 
 use crate::resource::ResourceId;
 
+/// One object type: an OpenAPI definition with properties.
+pub(crate) struct Type {
+    /// The definition's name, e.g. `io.k8s.api.core.v1.PodSpec`.
+    pub(crate) name: &'static str,
+    /// Sorted by name.
+    pub(crate) fields: &'static [Field],
+}
+
+impl fmt::Debug for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Type {
+    /// The field named `name`, if the type has one.
+    pub(crate) fn field(&self, name: &str) -> Option<&'static Field> {
+        let fields: &'static [Field] = self.fields;
+        fields
+            .binary_search_by(|f| f.name.cmp(name))
+            .ok()
+            .and_then(|i| fields.get(i))
+    }
+}
+
+/// One property of an object type.
+#[derive(Debug)]
+pub(crate) struct Field {
+    /// JSON name.
+    pub(crate) name: &'static str,
+    /// What its value holds.
+    pub(crate) shape: Shape,
+    /// Replaced and owned as a whole by server-side apply: `x-kubernetes-map-type: atomic` on
+    /// the property, or on the type it holds.
+    pub(crate) atomic: bool,
+}
+
 /// The shape of one JSON value.
 #[derive(Debug, Clone, Copy)]
-enum S {
-    /// A scalar, or a subtree whose contents are not checked.
+pub(crate) enum Shape {
+    /// A scalar, or a value whose contents are free-form.
     Any,
-    /// An object with exactly these fields.
-    Obj(&'static [F]),
-    /// An array of one shape.
-    List(&'static S),
-    /// An object with free-form keys whose values have one shape.
-    MapOf(&'static S),
+    /// An object of a known type.
+    Object(&'static Type),
+    /// An object with free-form keys (`additionalProperties`) whose values are `Item`s.
+    Map(Item),
+    /// An array of `Item`s, with how server-side apply and strategic merge patch merge it.
+    List(Item, ListKind, MergeKind),
 }
 
-type F = (&'static str, S);
-
-/// A free-form `map[string]string` (or any map whose values are unchecked).
-const MAP: S = S::MapOf(&S::Any);
-
-const fn obj(fields: &'static [F]) -> S {
-    S::Obj(fields)
+/// The element of a list or the value of a map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Item {
+    /// A scalar or free-form value.
+    Any,
+    /// An object of a known type.
+    Of(&'static Type),
 }
 
-const fn list(shape: &'static S) -> S {
-    S::List(shape)
-}
-
-const NAME_ONLY: S = obj(&[("name", S::Any)]);
-const OWNER_REF: S = obj(&[
-    ("apiVersion", S::Any),
-    ("kind", S::Any),
-    ("name", S::Any),
-    ("uid", S::Any),
-    ("controller", S::Any),
-    ("blockOwnerDeletion", S::Any),
-]);
-const MANAGED_FIELDS: S = obj(&[
-    ("manager", S::Any),
-    ("operation", S::Any),
-    ("apiVersion", S::Any),
-    ("time", S::Any),
-    ("fieldsType", S::Any),
-    ("fieldsV1", S::Any),
-    ("subresource", S::Any),
-]);
-const OBJECT_META: S = obj(&[
-    ("name", S::Any),
-    ("generateName", S::Any),
-    ("namespace", S::Any),
-    ("selfLink", S::Any),
-    ("uid", S::Any),
-    ("resourceVersion", S::Any),
-    ("generation", S::Any),
-    ("creationTimestamp", S::Any),
-    ("deletionTimestamp", S::Any),
-    ("deletionGracePeriodSeconds", S::Any),
-    ("labels", MAP),
-    ("annotations", MAP),
-    ("ownerReferences", list(&OWNER_REF)),
-    ("finalizers", S::Any),
-    ("managedFields", list(&MANAGED_FIELDS)),
-]);
-const OBJECT_REF: S = obj(&[
-    ("kind", S::Any),
-    ("namespace", S::Any),
-    ("name", S::Any),
-    ("uid", S::Any),
-    ("apiVersion", S::Any),
-    ("resourceVersion", S::Any),
-    ("fieldPath", S::Any),
-]);
-const SELECTOR_REQ: S = obj(&[("key", S::Any), ("operator", S::Any), ("values", S::Any)]);
-const LABEL_SELECTOR: S = obj(&[
-    ("matchLabels", MAP),
-    ("matchExpressions", list(&SELECTOR_REQ)),
-]);
-const KEY_TO_PATH: S = obj(&[("key", S::Any), ("path", S::Any), ("mode", S::Any)]);
-const FIELD_REF: S = obj(&[("apiVersion", S::Any), ("fieldPath", S::Any)]);
-const RESOURCE_FIELD_REF: S = obj(&[
-    ("containerName", S::Any),
-    ("resource", S::Any),
-    ("divisor", S::Any),
-]);
-const KEY_REF: S = obj(&[("name", S::Any), ("key", S::Any), ("optional", S::Any)]);
-const ENV_VAR: S = obj(&[
-    ("name", S::Any),
-    ("value", S::Any),
-    (
-        "valueFrom",
-        obj(&[
-            ("fieldRef", FIELD_REF),
-            ("resourceFieldRef", RESOURCE_FIELD_REF),
-            ("configMapKeyRef", KEY_REF),
-            ("secretKeyRef", KEY_REF),
-        ]),
-    ),
-]);
-const OPTIONAL_REF: S = obj(&[("name", S::Any), ("optional", S::Any)]);
-const ENV_FROM: S = obj(&[
-    ("prefix", S::Any),
-    ("configMapRef", OPTIONAL_REF),
-    ("secretRef", OPTIONAL_REF),
-]);
-const RESOURCES: S = obj(&[
-    ("limits", MAP),
-    ("requests", MAP),
-    (
-        "claims",
-        list(&obj(&[("name", S::Any), ("request", S::Any)])),
-    ),
-]);
-const CONTAINER_PORT: S = obj(&[
-    ("name", S::Any),
-    ("hostPort", S::Any),
-    ("containerPort", S::Any),
-    ("protocol", S::Any),
-    ("hostIP", S::Any),
-]);
-const VOLUME_MOUNT: S = obj(&[
-    ("name", S::Any),
-    ("readOnly", S::Any),
-    ("recursiveReadOnly", S::Any),
-    ("mountPath", S::Any),
-    ("subPath", S::Any),
-    ("mountPropagation", S::Any),
-    ("subPathExpr", S::Any),
-]);
-const NAME_VALUE: S = obj(&[("name", S::Any), ("value", S::Any)]);
-const EXEC: S = obj(&[("command", S::Any)]);
-const HTTP_GET: S = obj(&[
-    ("path", S::Any),
-    ("port", S::Any),
-    ("host", S::Any),
-    ("scheme", S::Any),
-    ("httpHeaders", list(&NAME_VALUE)),
-]);
-const TCP_SOCKET: S = obj(&[("port", S::Any), ("host", S::Any)]);
-const PROBE: S = obj(&[
-    ("exec", EXEC),
-    ("httpGet", HTTP_GET),
-    ("tcpSocket", TCP_SOCKET),
-    ("grpc", obj(&[("port", S::Any), ("service", S::Any)])),
-    ("initialDelaySeconds", S::Any),
-    ("timeoutSeconds", S::Any),
-    ("periodSeconds", S::Any),
-    ("successThreshold", S::Any),
-    ("failureThreshold", S::Any),
-    ("terminationGracePeriodSeconds", S::Any),
-]);
-const HANDLER: S = obj(&[
-    ("exec", EXEC),
-    ("httpGet", HTTP_GET),
-    ("tcpSocket", TCP_SOCKET),
-    ("sleep", obj(&[("seconds", S::Any)])),
-]);
-const LIFECYCLE: S = obj(&[
-    ("postStart", HANDLER),
-    ("preStop", HANDLER),
-    ("stopSignal", S::Any),
-]);
-const SE_LINUX: S = obj(&[
-    ("user", S::Any),
-    ("role", S::Any),
-    ("type", S::Any),
-    ("level", S::Any),
-]);
-const WINDOWS_OPTIONS: S = obj(&[
-    ("gmsaCredentialSpecName", S::Any),
-    ("gmsaCredentialSpec", S::Any),
-    ("runAsUserName", S::Any),
-    ("hostProcess", S::Any),
-]);
-const PROFILE: S = obj(&[("type", S::Any), ("localhostProfile", S::Any)]);
-const SECURITY_CONTEXT: S = obj(&[
-    ("capabilities", obj(&[("add", S::Any), ("drop", S::Any)])),
-    ("privileged", S::Any),
-    ("seLinuxOptions", SE_LINUX),
-    ("windowsOptions", WINDOWS_OPTIONS),
-    ("runAsUser", S::Any),
-    ("runAsGroup", S::Any),
-    ("runAsNonRoot", S::Any),
-    ("readOnlyRootFilesystem", S::Any),
-    ("allowPrivilegeEscalation", S::Any),
-    ("procMount", S::Any),
-    ("seccompProfile", PROFILE),
-    ("appArmorProfile", PROFILE),
-]);
-const CONTAINER_FIELDS: &[F] = &[
-    ("name", S::Any),
-    ("image", S::Any),
-    ("command", S::Any),
-    ("args", S::Any),
-    ("workingDir", S::Any),
-    ("ports", list(&CONTAINER_PORT)),
-    ("envFrom", list(&ENV_FROM)),
-    ("env", list(&ENV_VAR)),
-    ("resources", RESOURCES),
-    (
-        "resizePolicy",
-        list(&obj(&[("resourceName", S::Any), ("restartPolicy", S::Any)])),
-    ),
-    ("restartPolicy", S::Any),
-    ("volumeMounts", list(&VOLUME_MOUNT)),
-    (
-        "volumeDevices",
-        list(&obj(&[("name", S::Any), ("devicePath", S::Any)])),
-    ),
-    ("livenessProbe", PROBE),
-    ("readinessProbe", PROBE),
-    ("startupProbe", PROBE),
-    ("lifecycle", LIFECYCLE),
-    ("terminationMessagePath", S::Any),
-    ("terminationMessagePolicy", S::Any),
-    ("imagePullPolicy", S::Any),
-    ("securityContext", SECURITY_CONTEXT),
-    ("stdin", S::Any),
-    ("stdinOnce", S::Any),
-    ("tty", S::Any),
-];
-const CONTAINER: S = S::Obj(CONTAINER_FIELDS);
-/// An ephemeral container is a container plus `targetContainerName`; checked loosely.
-const EPHEMERAL_CONTAINER: S = S::Any;
-const POD_SECURITY_CONTEXT: S = obj(&[
-    ("seLinuxOptions", SE_LINUX),
-    ("windowsOptions", WINDOWS_OPTIONS),
-    ("runAsUser", S::Any),
-    ("runAsGroup", S::Any),
-    ("runAsNonRoot", S::Any),
-    ("supplementalGroups", S::Any),
-    ("supplementalGroupsPolicy", S::Any),
-    ("fsGroup", S::Any),
-    ("sysctls", list(&NAME_VALUE)),
-    ("fsGroupChangePolicy", S::Any),
-    ("seccompProfile", PROFILE),
-    ("appArmorProfile", PROFILE),
-    ("seLinuxChangePolicy", S::Any),
-]);
-const NODE_SELECTOR_TERM: S = obj(&[
-    ("matchExpressions", list(&SELECTOR_REQ)),
-    ("matchFields", list(&SELECTOR_REQ)),
-]);
-const POD_AFFINITY_TERM: S = obj(&[
-    ("labelSelector", LABEL_SELECTOR),
-    ("namespaces", S::Any),
-    ("topologyKey", S::Any),
-    ("namespaceSelector", LABEL_SELECTOR),
-    ("matchLabelKeys", S::Any),
-    ("mismatchLabelKeys", S::Any),
-]);
-const POD_AFFINITY: S = obj(&[
-    (
-        "requiredDuringSchedulingIgnoredDuringExecution",
-        list(&POD_AFFINITY_TERM),
-    ),
-    (
-        "preferredDuringSchedulingIgnoredDuringExecution",
-        list(&obj(&[
-            ("weight", S::Any),
-            ("podAffinityTerm", POD_AFFINITY_TERM),
-        ])),
-    ),
-]);
-const AFFINITY: S = obj(&[
-    (
-        "nodeAffinity",
-        obj(&[
-            (
-                "requiredDuringSchedulingIgnoredDuringExecution",
-                obj(&[("nodeSelectorTerms", list(&NODE_SELECTOR_TERM))]),
-            ),
-            (
-                "preferredDuringSchedulingIgnoredDuringExecution",
-                list(&obj(&[
-                    ("weight", S::Any),
-                    ("preference", NODE_SELECTOR_TERM),
-                ])),
-            ),
-        ]),
-    ),
-    ("podAffinity", POD_AFFINITY),
-    ("podAntiAffinity", POD_AFFINITY),
-]);
-const TOLERATION: S = obj(&[
-    ("key", S::Any),
-    ("operator", S::Any),
-    ("value", S::Any),
-    ("effect", S::Any),
-    ("tolerationSeconds", S::Any),
-]);
-const TOPOLOGY_SPREAD: S = obj(&[
-    ("maxSkew", S::Any),
-    ("topologyKey", S::Any),
-    ("whenUnsatisfiable", S::Any),
-    ("labelSelector", LABEL_SELECTOR),
-    ("minDomains", S::Any),
-    ("nodeAffinityPolicy", S::Any),
-    ("nodeTaintsPolicy", S::Any),
-    ("matchLabelKeys", S::Any),
-]);
-const DOWNWARD_FILE: S = obj(&[
-    ("path", S::Any),
-    ("fieldRef", FIELD_REF),
-    ("resourceFieldRef", RESOURCE_FIELD_REF),
-    ("mode", S::Any),
-]);
-const PROJECTION: S = obj(&[
-    (
-        "secret",
-        obj(&[
-            ("name", S::Any),
-            ("items", list(&KEY_TO_PATH)),
-            ("optional", S::Any),
-        ]),
-    ),
-    (
-        "configMap",
-        obj(&[
-            ("name", S::Any),
-            ("items", list(&KEY_TO_PATH)),
-            ("optional", S::Any),
-        ]),
-    ),
-    ("downwardAPI", obj(&[("items", list(&DOWNWARD_FILE))])),
-    (
-        "serviceAccountToken",
-        obj(&[
-            ("audience", S::Any),
-            ("expirationSeconds", S::Any),
-            ("path", S::Any),
-        ]),
-    ),
-    ("clusterTrustBundle", S::Any),
-]);
-const VOLUME: S = obj(&[
-    ("name", S::Any),
-    (
-        "configMap",
-        obj(&[
-            ("name", S::Any),
-            ("items", list(&KEY_TO_PATH)),
-            ("defaultMode", S::Any),
-            ("optional", S::Any),
-        ]),
-    ),
-    (
-        "secret",
-        obj(&[
-            ("secretName", S::Any),
-            ("items", list(&KEY_TO_PATH)),
-            ("defaultMode", S::Any),
-            ("optional", S::Any),
-        ]),
-    ),
-    (
-        "emptyDir",
-        obj(&[("medium", S::Any), ("sizeLimit", S::Any)]),
-    ),
-    ("hostPath", obj(&[("path", S::Any), ("type", S::Any)])),
-    (
-        "persistentVolumeClaim",
-        obj(&[("claimName", S::Any), ("readOnly", S::Any)]),
-    ),
-    (
-        "projected",
-        obj(&[("sources", list(&PROJECTION)), ("defaultMode", S::Any)]),
-    ),
-    (
-        "downwardAPI",
-        obj(&[("items", list(&DOWNWARD_FILE)), ("defaultMode", S::Any)]),
-    ),
-    (
-        "nfs",
-        obj(&[("server", S::Any), ("path", S::Any), ("readOnly", S::Any)]),
-    ),
-    (
-        "csi",
-        obj(&[
-            ("driver", S::Any),
-            ("readOnly", S::Any),
-            ("fsType", S::Any),
-            ("volumeAttributes", MAP),
-            ("nodePublishSecretRef", NAME_ONLY),
-        ]),
-    ),
-    (
-        "image",
-        obj(&[("reference", S::Any), ("pullPolicy", S::Any)]),
-    ),
-    // Rarely used sources: accepted without looking inside.
-    ("ephemeral", S::Any),
-    ("awsElasticBlockStore", S::Any),
-    ("gcePersistentDisk", S::Any),
-    ("gitRepo", S::Any),
-    ("iscsi", S::Any),
-    ("glusterfs", S::Any),
-    ("rbd", S::Any),
-    ("flexVolume", S::Any),
-    ("cinder", S::Any),
-    ("cephfs", S::Any),
-    ("flocker", S::Any),
-    ("fc", S::Any),
-    ("azureFile", S::Any),
-    ("azureDisk", S::Any),
-    ("vsphereVolume", S::Any),
-    ("quobyte", S::Any),
-    ("photonPersistentDisk", S::Any),
-    ("portworxVolume", S::Any),
-    ("scaleIO", S::Any),
-    ("storageos", S::Any),
-]);
-const POD_SPEC: S = obj(&[
-    ("volumes", list(&VOLUME)),
-    ("initContainers", list(&CONTAINER)),
-    ("containers", list(&CONTAINER)),
-    ("ephemeralContainers", list(&EPHEMERAL_CONTAINER)),
-    ("restartPolicy", S::Any),
-    ("terminationGracePeriodSeconds", S::Any),
-    ("activeDeadlineSeconds", S::Any),
-    ("dnsPolicy", S::Any),
-    ("nodeSelector", MAP),
-    ("serviceAccountName", S::Any),
-    ("serviceAccount", S::Any),
-    ("automountServiceAccountToken", S::Any),
-    ("nodeName", S::Any),
-    ("hostNetwork", S::Any),
-    ("hostPID", S::Any),
-    ("hostIPC", S::Any),
-    ("shareProcessNamespace", S::Any),
-    ("securityContext", POD_SECURITY_CONTEXT),
-    ("imagePullSecrets", list(&NAME_ONLY)),
-    ("hostname", S::Any),
-    ("subdomain", S::Any),
-    ("affinity", AFFINITY),
-    ("schedulerName", S::Any),
-    ("tolerations", list(&TOLERATION)),
-    (
-        "hostAliases",
-        list(&obj(&[("ip", S::Any), ("hostnames", S::Any)])),
-    ),
-    ("priorityClassName", S::Any),
-    ("priority", S::Any),
-    (
-        "dnsConfig",
-        obj(&[
-            ("nameservers", S::Any),
-            ("searches", S::Any),
-            ("options", list(&NAME_VALUE)),
-        ]),
-    ),
-    ("readinessGates", list(&obj(&[("conditionType", S::Any)]))),
-    ("runtimeClassName", S::Any),
-    ("enableServiceLinks", S::Any),
-    ("preemptionPolicy", S::Any),
-    ("overhead", MAP),
-    ("topologySpreadConstraints", list(&TOPOLOGY_SPREAD)),
-    ("setHostnameAsFQDN", S::Any),
-    ("os", NAME_ONLY),
-    ("hostUsers", S::Any),
-    ("schedulingGates", list(&NAME_ONLY)),
-    (
-        "resourceClaims",
-        list(&obj(&[
-            ("name", S::Any),
-            ("resourceClaimName", S::Any),
-            ("resourceClaimTemplateName", S::Any),
-        ])),
-    ),
-    ("resources", RESOURCES),
-]);
-const POD_TEMPLATE: S = obj(&[("metadata", OBJECT_META), ("spec", POD_SPEC)]);
-const SERVICE_SPEC: S = obj(&[
-    (
-        "ports",
-        list(&obj(&[
-            ("name", S::Any),
-            ("protocol", S::Any),
-            ("appProtocol", S::Any),
-            ("port", S::Any),
-            ("targetPort", S::Any),
-            ("nodePort", S::Any),
-        ])),
-    ),
-    ("selector", MAP),
-    ("clusterIP", S::Any),
-    ("clusterIPs", S::Any),
-    ("type", S::Any),
-    ("externalIPs", S::Any),
-    ("sessionAffinity", S::Any),
-    ("loadBalancerIP", S::Any),
-    ("loadBalancerSourceRanges", S::Any),
-    ("externalName", S::Any),
-    ("externalTrafficPolicy", S::Any),
-    ("healthCheckNodePort", S::Any),
-    ("publishNotReadyAddresses", S::Any),
-    (
-        "sessionAffinityConfig",
-        obj(&[("clientIP", obj(&[("timeoutSeconds", S::Any)]))]),
-    ),
-    ("ipFamilies", S::Any),
-    ("ipFamilyPolicy", S::Any),
-    ("allocateLoadBalancerNodePorts", S::Any),
-    ("loadBalancerClass", S::Any),
-    ("internalTrafficPolicy", S::Any),
-    ("trafficDistribution", S::Any),
-]);
-const ENDPOINT_ADDRESS: S = obj(&[
-    ("ip", S::Any),
-    ("hostname", S::Any),
-    ("nodeName", S::Any),
-    ("targetRef", OBJECT_REF),
-]);
-const ENDPOINT_SUBSET: S = obj(&[
-    ("addresses", list(&ENDPOINT_ADDRESS)),
-    ("notReadyAddresses", list(&ENDPOINT_ADDRESS)),
-    (
-        "ports",
-        list(&obj(&[
-            ("name", S::Any),
-            ("port", S::Any),
-            ("protocol", S::Any),
-            ("appProtocol", S::Any),
-        ])),
-    ),
-]);
-const NODE_SPEC: S = obj(&[
-    ("podCIDR", S::Any),
-    ("podCIDRs", S::Any),
-    ("providerID", S::Any),
-    ("unschedulable", S::Any),
-    (
-        "taints",
-        list(&obj(&[
-            ("key", S::Any),
-            ("value", S::Any),
-            ("effect", S::Any),
-            ("timeAdded", S::Any),
-        ])),
-    ),
-    ("configSource", S::Any),
-    ("externalID", S::Any),
-]);
-const LEASE_SPEC: S = obj(&[
-    ("holderIdentity", S::Any),
-    ("leaseDurationSeconds", S::Any),
-    ("acquireTime", S::Any),
-    ("renewTime", S::Any),
-    ("leaseTransitions", S::Any),
-    ("strategy", S::Any),
-    ("preferredHolder", S::Any),
-]);
-const DEPLOYMENT_SPEC: S = obj(&[
-    ("replicas", S::Any),
-    ("selector", LABEL_SELECTOR),
-    ("template", POD_TEMPLATE),
-    (
-        "strategy",
-        obj(&[
-            ("type", S::Any),
-            (
-                "rollingUpdate",
-                obj(&[("maxUnavailable", S::Any), ("maxSurge", S::Any)]),
-            ),
-        ]),
-    ),
-    ("minReadySeconds", S::Any),
-    ("revisionHistoryLimit", S::Any),
-    ("paused", S::Any),
-    ("progressDeadlineSeconds", S::Any),
-]);
-const REPLICASET_SPEC: S = obj(&[
-    ("replicas", S::Any),
-    ("minReadySeconds", S::Any),
-    ("selector", LABEL_SELECTOR),
-    ("template", POD_TEMPLATE),
-]);
-
-macro_rules! top {
-    ($($extra:expr),* $(,)?) => {
-        S::Obj(&[
-            ("apiVersion", S::Any),
-            ("kind", S::Any),
-            ("metadata", OBJECT_META),
-            $($extra,)*
-        ])
-    };
-}
-
-const NAMESPACE: S = top!(("spec", obj(&[("finalizers", S::Any)])), ("status", S::Any));
-const POD: S = top!(("spec", POD_SPEC), ("status", S::Any));
-const NODE: S = top!(("spec", NODE_SPEC), ("status", S::Any));
-const SERVICE: S = top!(("spec", SERVICE_SPEC), ("status", S::Any));
-const ENDPOINTS: S = top!(("subsets", list(&ENDPOINT_SUBSET)));
-const CONFIG_MAP: S = top!(("data", MAP), ("binaryData", MAP), ("immutable", S::Any));
-const SECRET: S = top!(
-    ("data", MAP),
-    ("stringData", MAP),
-    ("type", S::Any),
-    ("immutable", S::Any)
-);
-const SERVICE_ACCOUNT: S = top!(
-    ("secrets", list(&OBJECT_REF)),
-    ("imagePullSecrets", list(&NAME_ONLY)),
-    ("automountServiceAccountToken", S::Any)
-);
-const EVENT: S = top!(
-    ("involvedObject", OBJECT_REF),
-    ("reason", S::Any),
-    ("message", S::Any),
-    ("source", obj(&[("component", S::Any), ("host", S::Any)])),
-    ("firstTimestamp", S::Any),
-    ("lastTimestamp", S::Any),
-    ("count", S::Any),
-    ("type", S::Any),
-    ("eventTime", S::Any),
-    (
-        "series",
-        obj(&[("count", S::Any), ("lastObservedTime", S::Any)])
-    ),
-    ("action", S::Any),
-    ("related", OBJECT_REF),
-    ("reportingComponent", S::Any),
-    ("reportingInstance", S::Any),
-);
-const LEASE: S = top!(("spec", LEASE_SPEC));
-const DEPLOYMENT: S = top!(("spec", DEPLOYMENT_SPEC), ("status", S::Any));
-const REPLICASET: S = top!(("spec", REPLICASET_SPEC), ("status", S::Any));
-
-fn schema_of(resource: ResourceId) -> &'static S {
-    match resource {
-        ResourceId::Namespaces => &NAMESPACE,
-        ResourceId::Pods => &POD,
-        ResourceId::Nodes => &NODE,
-        ResourceId::Services => &SERVICE,
-        ResourceId::Endpoints => &ENDPOINTS,
-        ResourceId::ConfigMaps => &CONFIG_MAP,
-        ResourceId::Secrets => &SECRET,
-        ResourceId::ServiceAccounts => &SERVICE_ACCOUNT,
-        ResourceId::Events => &EVENT,
-        ResourceId::Leases => &LEASE,
-        ResourceId::Deployments => &DEPLOYMENT,
-        ResourceId::ReplicaSets => &REPLICASET,
+impl Item {
+    /// The item as a value shape.
+    pub(crate) fn shape(self) -> Shape {
+        match self {
+            Item::Any => Shape::Any,
+            Item::Of(t) => Shape::Object(t),
+        }
     }
+}
+
+/// How server-side apply merges a list (`x-kubernetes-list-type`, falling back to the patch
+/// strategy as kube-openapi's schemaconv does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListKind {
+    /// Replaced as a whole.
+    Atomic,
+    /// A list of scalars merged as a set.
+    Set,
+    /// A list of objects merged by these key fields (`x-kubernetes-list-map-keys`).
+    Map {
+        /// The key fields.
+        keys: &'static [&'static str],
+    },
+}
+
+/// How strategic merge patch merges a list (`x-kubernetes-patch-strategy` and
+/// `x-kubernetes-patch-merge-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeKind {
+    /// No merge strategy: the patch's list replaces the original.
+    Replace,
+    /// `merge` on a list of scalars: union.
+    Set,
+    /// `merge` on a list of objects: items match by this field.
+    ByKey(&'static str),
+}
+
+const fn f(name: &'static str, shape: Shape) -> Field {
+    Field {
+        name,
+        shape,
+        atomic: false,
+    }
+}
+
+const fn atomic(name: &'static str, shape: Shape) -> Field {
+    Field {
+        name,
+        shape,
+        atomic: true,
+    }
+}
+
+/// The type of a served kind's objects.
+pub(crate) fn root(resource: ResourceId) -> &'static Type {
+    types::root(resource)
+}
+
+/// The string default of a key field of an associative list, which server-side apply uses for
+/// an item that omits it (`protocol: TCP`). Only defaults that are the same for that key name
+/// in every served list are given (not `name`, whose ServiceAccount `secrets` has none, nor the
+/// numeric `containerPort`/`port`).
+pub(crate) fn key_default(key: &str) -> Option<&'static str> {
+    types::KEY_DEFAULTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
 }
 
 /// Most unknown-field paths reported for one object; kube's list is also finite in practice.
 pub const MAX_UNKNOWN_FIELDS: usize = 100;
 
-fn walk(shape: &S, value: &Value, path: &str, out: &mut Vec<String>) {
+fn walk(shape: Shape, value: &Value, path: &str, out: &mut Vec<String>) {
     if out.len() >= MAX_UNKNOWN_FIELDS {
         return;
     }
     match (shape, value) {
-        (S::Obj(fields), Value::Object(map)) => {
+        (Shape::Object(t), Value::Object(map)) => {
             for (key, child) in map {
                 let child_path = if path.is_empty() {
                     key.clone()
                 } else {
                     format!("{path}.{key}")
                 };
-                match fields.iter().find(|(name, _)| name == key) {
-                    Some((_, child_shape)) => walk(child_shape, child, &child_path, out),
+                match t.field(key) {
+                    Some(field) => walk(field.shape, child, &child_path, out),
                     None => {
                         if out.len() < MAX_UNKNOWN_FIELDS {
                             out.push(child_path);
@@ -679,17 +171,17 @@ fn walk(shape: &S, value: &Value, path: &str, out: &mut Vec<String>) {
                 }
             }
         }
-        (S::List(item), Value::Array(items)) => {
+        (Shape::List(item, _, _), Value::Array(items)) => {
             for (i, child) in items.iter().enumerate() {
-                walk(item, child, &format!("{path}[{i}]"), out);
+                walk(item.shape(), child, &format!("{path}[{i}]"), out);
             }
         }
-        (S::MapOf(item), Value::Object(map)) => {
+        (Shape::Map(item), Value::Object(map)) => {
             for (key, child) in map {
-                walk(item, child, &format!("{path}.{key}"), out);
+                walk(item.shape(), child, &format!("{path}.{key}"), out);
             }
         }
-        // Scalars, open subtrees and type mismatches (the decoder reports those) end here.
+        // Scalars, free-form values and type mismatches (the decoder reports those) end here.
         _ => {}
     }
 }
@@ -699,7 +191,7 @@ fn walk(shape: &S, value: &Value, path: &str, out: &mut Vec<String>) {
 /// by the JSON depth cap applied before this runs.
 pub fn unknown_fields(resource: ResourceId, obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk(schema_of(resource), obj, "", &mut out);
+    walk(Shape::Object(root(resource)), obj, "", &mut out);
     out
 }
 
@@ -838,5 +330,42 @@ mod tests {
         );
         let cm = json!({"metadata": {"name": "c"}, "data": {"anything": "goes"}, "spec": {}});
         assert_eq!(unknown_fields(ResourceId::ConfigMaps, &cm), ["spec"]);
+    }
+
+    /// The generated schema reaches everywhere the hand-written one left open: `status`,
+    /// ephemeral containers, rarely used volume sources, quantities' maps; and it is 1.32's.
+    #[test]
+    fn every_level_is_checked_against_kubernetes_1_32() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "a", "image": "b",
+                    "resources": {"limits": {"cpu": "1"}, "claims": [{"name": "c", "bad": 1}]},
+                    // `stopSignal` arrived in 1.33.
+                    "lifecycle": {"stopSignal": "SIGTERM"}}],
+                "ephemeralContainers": [{"name": "e", "image": "b", "targetContainerName": "a",
+                    "typo": true}],
+                "volumes": [{"name": "v", "iscsi": {"targetPortal": "t", "iqn": "i", "lun": 0,
+                    "portals": ["p"], "wrong": 1}}],
+                "overhead": {"cpu": "1"}
+            },
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True",
+                "extra": 1}], "bogus": 1}});
+        let mut got = unknown_fields(ResourceId::Pods, &pod);
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "spec.containers[0].lifecycle.stopSignal",
+                "spec.containers[0].resources.claims[0].bad",
+                "spec.ephemeralContainers[0].typo",
+                "spec.volumes[0].iscsi.wrong",
+                "status.bogus",
+                "status.conditions[0].extra",
+            ]
+        );
+        // Free-form values are never looked into: managedFields' fieldsV1.
+        let cm = json!({"metadata": {"name": "c", "managedFields": [{"manager": "m",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:anything": {}}}}]}});
+        assert!(unknown_fields(ResourceId::ConfigMaps, &cm).is_empty());
     }
 }

@@ -59,6 +59,45 @@ impl UnixTime {
         out
     }
 
+    /// An HTTP date (RFC 9110 IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+    pub fn http_date(self) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let secs = self.secs();
+        let (y, mo, d, h, mi, s) = civil(secs);
+        let weekday = DAYS.get((secs / 86_400 % 7) as usize).unwrap_or(&"Thu");
+        let month = MONTHS.get(mo.saturating_sub(1) as usize).unwrap_or(&"Jan");
+        let mut out = String::with_capacity(29);
+        let _ = write!(
+            out,
+            "{weekday}, {d:02} {month} {y:04} {h:02}:{mi:02}:{s:02} GMT"
+        );
+        out
+    }
+
+    /// The same date and time of day one year later, as Go's `AddDate(1, 0, 0)` (29 February
+    /// becomes 1 March).
+    pub fn plus_one_year(self) -> Self {
+        let secs = self.secs();
+        let (y, mo, d, ..) = civil(secs);
+        let Ok(year) = i64::try_from(y) else {
+            return self;
+        };
+        let days = days_from_civil(year.saturating_add(1), mo, d);
+        let Ok(days) = u64::try_from(days) else {
+            return self;
+        };
+        Self {
+            nanos: days
+                .saturating_mul(86_400)
+                .saturating_add(secs % 86_400)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(self.nanos % 1_000_000_000),
+        }
+    }
+
     /// Parses the RFC 3339 forms Kubernetes emits (`Z` or numeric offset, optional fraction).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let b = text.as_bytes();
@@ -156,6 +195,22 @@ fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_and_years() {
+        let t = UnixTime::from_secs(784_111_777);
+        assert_eq!(t.http_date(), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            UnixTime::from_secs(0).http_date(),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        assert_eq!(
+            t.plus_one_year().http_date(),
+            "Mon, 06 Nov 1995 08:49:37 GMT"
+        );
+        let leap = UnixTime::parse_rfc3339("2024-02-29T12:00:00Z").unwrap();
+        assert_eq!(leap.plus_one_year().rfc3339(), "2025-03-01T12:00:00Z");
+    }
 
     #[test]
     fn formats_and_parses_round_trip() {

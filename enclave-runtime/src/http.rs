@@ -1,5 +1,6 @@
 //! Conversions between hyper's types and core's request/response shapes.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue};
-use nautilus_core::api::ApiResponse;
+use nautilus_core::api::{ApiResponse, openapi};
 use tokio::sync::mpsc;
 
 use crate::budget::{Chunk, Held};
@@ -70,12 +71,25 @@ pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Respons
         body,
         warnings,
     } = response;
-    with_body(
+    let retry = if matches!(status, 429 | 503 | 504) {
+        retry_after(&body)
+    } else {
+        None
+    };
+    let mut out = with_body(
         status,
         content_type,
         &warnings,
         Chunk::new(Bytes::from(body), held),
-    )
+    );
+    // kube-apiserver sends `Retry-After` with every 429, as the Status's
+    // `details.retryAfterSeconds` says (1 s when it says nothing).
+    let retry = retry.or((status == 429).then_some(1));
+    if let Some(secs) = retry {
+        out.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    out
 }
 
 /// The answer to a request whose body is not read (refused on its head): the connection ends
@@ -105,13 +119,56 @@ fn with_body(
         hyper::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
-    // kube-apiserver sends `Retry-After` with every 429 (the Status says the same in
-    // `details.retryAfterSeconds`).
-    if status == 429 {
-        headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
     add_warnings(headers, warnings);
     out
+}
+
+/// The hyper response for an embedded OpenAPI document: its static bytes without a copy, with
+/// kube-openapi's headers, or 304 Not Modified when `If-None-Match` names it.
+pub(crate) fn openapi_to_hyper(
+    served: openapi::Served,
+    if_none_match: Option<&str>,
+) -> hyper::Response<ResponseBody> {
+    let not_modified = if_none_match.is_some_and(|tags| served.not_modified(tags));
+    let extra = served.headers();
+    let body = if not_modified {
+        Bytes::new()
+    } else {
+        match served.body {
+            Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+            Cow::Owned(bytes) => Bytes::from(bytes),
+        }
+    };
+    let mut out = hyper::Response::new(ResponseBody::full(body));
+    let status = if not_modified { 304 } else { served.status };
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    if !not_modified {
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static(served.content_type),
+        );
+    }
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    out
+}
+
+/// A Status's `details.retryAfterSeconds`, which kube-apiserver also sends as `Retry-After`.
+fn retry_after(body: &[u8]) -> Option<u64> {
+    let status: serde_json::Value = serde_json::from_slice(body).ok()?;
+    status
+        .pointer("/details/retryAfterSeconds")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|s| *s > 0)
 }
 
 fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {

@@ -191,6 +191,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Its exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Waits until a printed line contains `needle`.
     pub fn wait_for_log(&self, needle: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod client;
+pub mod peers;
 pub mod simulator;
 pub mod tamper;
 
@@ -74,7 +75,7 @@ pub struct DevCluster {
     pub ca_pem: Vec<u8>,
     /// Everything the process printed (stdout and stderr), for assertions on logs.
     pub output: Arc<Mutex<Vec<String>>>,
-    cache_dir: tempfile::TempDir,
+    cli: Kubectl,
 }
 
 impl DevCluster {
@@ -171,6 +172,7 @@ impl DevCluster {
             .decode(field("certificate-authority-data:"))
             .expect("CA data is base64");
         let cluster = Self {
+            cli: Kubectl::new(&kubeconfig),
             child,
             dir,
             port,
@@ -178,7 +180,6 @@ impl DevCluster {
             token,
             ca_pem,
             output,
-            cache_dir: tempfile::tempdir().expect("cache dir"),
         };
         cluster.wait_ready();
         cluster
@@ -203,64 +204,29 @@ impl DevCluster {
 
     /// Runs the real `kubectl` with this cluster's kubeconfig and a private cache dir.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_with_input(args, None)
+        self.cli.run(args, None)
     }
 
     /// Runs kubectl with `input` on stdin.
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Output {
-        let mut cmd = self.kubectl_command(args);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl on PATH");
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin
-                .write_all(input.as_bytes())
-                .expect("write kubectl stdin");
-        }
-        child.wait_with_output().expect("kubectl output")
+        self.cli.run(args, input)
     }
 
     /// A kubectl command ready to spawn (for watches that run in the background).
     pub fn kubectl_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
-        cmd.env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.cache_dir.path())
-            .args(args);
-        cmd
+        self.cli.command(args)
     }
 
     /// Runs kubectl and returns stdout, failing the test with stderr when it fails.
     #[track_caller]
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed ({}):\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("kubectl prints UTF-8")
+        self.cli.ok(args)
     }
 
     /// Runs kubectl expecting failure; returns stderr.
     #[track_caller]
     pub fn kubectl_err(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {} should fail but printed:\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).expect("kubectl prints UTF-8")
+        self.cli.err(args)
     }
 
     /// One HTTPS request to the proxy with the admin token; `None` body sends none.
@@ -323,6 +289,80 @@ impl Drop for DevCluster {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The real `kubectl` bound to one kubeconfig, with a private cache dir so that discovery cached
+/// for one server is never reused for another.
+pub struct Kubectl {
+    kubeconfig: PathBuf,
+    cache_dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// A kubectl for `kubeconfig`.
+    pub fn new(kubeconfig: &Path) -> Self {
+        Self {
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache_dir: tempfile::tempdir().expect("kubectl cache dir"),
+        }
+    }
+
+    /// A command ready to spawn (for watches that run in the background).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache_dir.path())
+            .args(args);
+        cmd
+    }
+
+    /// Runs kubectl with `input` on stdin (none if `None`).
+    pub fn run(&self, args: &[&str], input: Option<&str>) -> Output {
+        let mut cmd = self.command(args);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl on PATH");
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(input.as_bytes())
+                .expect("write kubectl stdin");
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with stderr when it fails.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("kubectl prints UTF-8")
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    #[track_caller]
+    pub fn err(&self, args: &[&str]) -> String {
+        let out = self.run(args, None);
+        assert!(
+            !out.status.success(),
+            "kubectl {} should fail but printed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).expect("kubectl prints UTF-8")
     }
 }
 

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::request::{ApiRequest, ApiResponse, Method, ResourcePath};
+use super::request::{ApiRequest, ApiResponse, Method};
 use super::{ApiServer, Outcome};
 use crate::auth::Identity;
 use crate::controllers::events::Involved;
@@ -229,6 +229,7 @@ impl ApiServer {
             .cloned()
             .unwrap_or_else(|| json!([]));
         let is_new = existing.is_none();
+        let before = existing.clone();
         let mut node = existing.unwrap_or_else(|| json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node_name}, "spec": {}}));
         if let Some(meta) = node.get_mut("metadata").and_then(Value::as_object_mut) {
             let existing_labels = meta.entry("labels").or_insert_with(|| json!({}));
@@ -251,6 +252,12 @@ impl ApiServer {
                 );
             }
         }
+        // The worker's labels meet NodeRestriction's allowlist, as a kubelet's would.
+        crate::admission::node_restriction::check_registration_labels(
+            &node_name,
+            before.as_ref(),
+            &node,
+        )?;
         if let Some(map) = node.as_object_mut() {
             map.insert(
                 "status".into(),
@@ -404,6 +411,7 @@ impl ApiServer {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
+        self.call = super::Call { now, node: None };
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
         for revocation in &outcome.revoked {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);
@@ -624,86 +632,6 @@ impl ApiServer {
         for key in victims {
             self.evict_pod(now, &key);
         }
-    }
-
-    /// NodeRestriction: what a node's Seal token may do on the Kubernetes API.
-    pub(crate) fn authorize_node(
-        &self,
-        node: &NodeIdentity,
-        method: Method,
-        path: &ResourcePath<'_>,
-        field_selector: Option<&str>,
-        watch: bool,
-    ) -> Result<(), Error> {
-        let me = node.node_id.as_str();
-        let rt = path.resource;
-        let verb = match (method, path.name, watch) {
-            (Method::Get | Method::Head, _, true) => "watch",
-            (Method::Get | Method::Head, Some(_), false) => "get",
-            (Method::Get | Method::Head, None, false) => "list",
-            (Method::Post, _, _) => "create",
-            (Method::Put, _, _) => "update",
-            (Method::Patch, _, _) => "patch",
-            (Method::Delete, Some(_), _) => "delete",
-            _ => "deletecollection",
-        };
-        let allowed = match rt.id {
-            ResourceId::Nodes => {
-                path.name == Some(me) && matches!(verb, "get" | "update" | "patch" | "watch")
-            }
-            ResourceId::Leases => {
-                path.namespace == Some("kube-node-lease")
-                    && (path.name == Some(me) || (verb == "create" && path.name.is_none()))
-                    && matches!(verb, "get" | "create" | "update" | "patch")
-            }
-            ResourceId::Events => verb == "create",
-            ResourceId::Pods => match (verb, path.name) {
-                ("list" | "watch", None) => field_selector.is_some_and(|f| {
-                    f.split(',')
-                        .any(|t| t.trim() == alloc::format!("spec.nodeName={me}"))
-                }),
-                ("get" | "watch", Some(name)) | ("update" | "patch", Some(name)) => {
-                    let status_only =
-                        verb == "get" || verb == "watch" || path.subresource == Some("status");
-                    status_only && self.pod_bound_to(path.namespace.unwrap_or(""), name, me)
-                }
-                // The kubelet deletes its own pods once their containers are gone.
-                ("delete", Some(name)) => self.pod_bound_to(path.namespace.unwrap_or(""), name, me),
-                _ => false,
-            },
-            _ => false,
-        };
-        if allowed {
-            return Ok(());
-        }
-        let group = rt.group;
-        let scope = match path.namespace {
-            Some(ns) => alloc::format!("in the namespace \"{ns}\""),
-            None => "at the cluster scope".to_string(),
-        };
-        let plural = super::objects::qualified(rt);
-        let subject = match path.name {
-            Some(name) => alloc::format!("{plural} \"{name}\" is forbidden"),
-            None => alloc::format!("{plural} is forbidden"),
-        };
-        let resource = match path.subresource {
-            Some(sub) => alloc::format!("{}/{sub}", rt.plural),
-            None => rt.plural.to_string(),
-        };
-        Err(Error::Forbidden {
-            resource: plural,
-            name: path.name.unwrap_or("").into(),
-            message: alloc::format!(
-                "{subject}: User \"system:node:{me}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}: a node may only act on its own Node, Lease and the pods bound to it"
-            ),
-            causes: Vec::new(),
-        })
-    }
-
-    fn pod_bound_to(&self, namespace: &str, name: &str, node: &str) -> bool {
-        self.store
-            .get(&ObjectKey::new(ResourceId::Pods, namespace, name))
-            .is_some_and(|o| o.index.field_is("spec.nodeName", node))
     }
 }
 

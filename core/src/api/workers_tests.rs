@@ -10,7 +10,7 @@ use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
 use crate::{Config, UnixTime};
 
 pub(super) const ADMIN: &str = "admin";
-const PACKAGE: [u8; 32] = [0xab; 32];
+pub(super) const PACKAGE: [u8; 32] = [0xab; 32];
 pub(super) const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
 
 pub(super) struct Staker {
@@ -52,7 +52,7 @@ pub(super) fn server() -> ApiServer {
     ApiServer::new(config, [3; 32], NOW)
 }
 
-fn call(
+pub(super) fn call(
     s: &mut ApiServer,
     method: Method,
     path: &str,
@@ -104,7 +104,7 @@ pub(super) fn deposit(
     )
 }
 
-fn seed(
+pub(super) fn seed(
     s: &mut ApiServer,
     endpoint: &str,
     node: &str,
@@ -124,7 +124,7 @@ fn seed(
 }
 
 pub(super) const D1: &str = "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
-const D2: &str = "5vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+pub(super) const D2: &str = "5vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
 const D3: &str = "6vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
 
 #[test]

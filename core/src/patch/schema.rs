@@ -1,124 +1,70 @@
-//! Static list semantics of the served types: which lists merge by key, which are sets and which
-//! are atomic, taken from the `patchStrategy`/`patchMergeKey` and `listType`/`listMapKey` tags in
-//! k8s.io/api (core/v1, apps/v1, coordination/v1).
+//! List and map semantics of the served types, read from the generated type table
+//! (`crate::schema`, from the `x-kubernetes-*` extensions of the Kubernetes 1.32 OpenAPI):
+//! strategic merge patch merges lists by `patchStrategy`/`patchMergeKey`, server-side apply by
+//! `listType`/`listMapKey` and replaces atomic maps and structs whole.
 
 use crate::resource::ResourceId;
+use crate::schema::{Shape, Type};
 
-/// How a list field merges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ListKind {
-    /// Replaced as a whole (no strategy; `listType=atomic`).
-    Atomic,
-    /// A list of scalars merged as a set (`patchStrategy:"merge"` on `[]string`; `listType=set`).
-    Set,
-    /// A list of objects merged by key. `smp` is the strategic-merge `patchMergeKey`; `keys` are
-    /// the server-side-apply `listMapKey`s (a superset, e.g. `containerPort` + `protocol`).
-    Map {
-        smp: &'static str,
-        keys: &'static [&'static str],
-    },
-}
+pub(crate) use crate::schema::{ListKind, MergeKind, key_default};
 
-/// The Go type a JSON object stands for, as far as list semantics need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a JSON value sits in its object: the type the patch code merges it as.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Ctx {
+    /// A whole object of a served kind.
     Root(ResourceId),
-    Meta,
-    PodSpec,
-    Container,
-    PodStatus,
-    NodeSpec,
-    NodeStatus,
-    ServiceSpec,
-    /// A status whose only keyed list is `conditions` (by `type`).
-    Conditions,
-    WorkloadSpec,
-    Template,
-    Other,
+    /// A value of this shape (`Shape::Any` for unknown fields and free-form values).
+    Of(Shape),
 }
-
-const NAME: &[&str] = &["name"];
-const BY_NAME: ListKind = ListKind::Map {
-    smp: "name",
-    keys: NAME,
-};
-const BY_TYPE: ListKind = ListKind::Map {
-    smp: "type",
-    keys: &["type"],
-};
-const BY_IP: ListKind = ListKind::Map {
-    smp: "ip",
-    keys: &["ip"],
-};
 
 impl Ctx {
-    /// The context of the object stored under `key` in an object of this context.
-    pub(crate) fn child(self, key: &str) -> Ctx {
-        use ResourceId as R;
-        match (self, key) {
-            (Ctx::Root(_) | Ctx::Template, "metadata") => Ctx::Meta,
-            (Ctx::Root(R::Pods) | Ctx::Template, "spec") => Ctx::PodSpec,
-            (Ctx::Root(R::Pods), "status") => Ctx::PodStatus,
-            (Ctx::Root(R::Nodes), "spec") => Ctx::NodeSpec,
-            (Ctx::Root(R::Nodes), "status") => Ctx::NodeStatus,
-            (Ctx::Root(R::Services), "spec") => Ctx::ServiceSpec,
-            (Ctx::Root(R::Deployments | R::ReplicaSets), "spec") => Ctx::WorkloadSpec,
-            (
-                Ctx::Root(R::Services | R::Namespaces | R::Deployments | R::ReplicaSets),
-                "status",
-            ) => Ctx::Conditions,
-            (Ctx::WorkloadSpec, "template") => Ctx::Template,
-            _ => Ctx::Other,
+    fn shape(self) -> Shape {
+        match self {
+            Ctx::Root(resource) => Shape::Object(crate::schema::root(resource)),
+            Ctx::Of(shape) => shape,
         }
     }
 
-    /// How the list stored under `key` merges, and the context of its items.
+    fn object(self) -> Option<&'static Type> {
+        match self.shape() {
+            Shape::Object(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The context of the value stored under `key` in an object of this context.
+    pub(crate) fn child(self, key: &str) -> Ctx {
+        Ctx::Of(match self.shape() {
+            Shape::Object(t) => t.field(key).map_or(Shape::Any, |f| f.shape),
+            Shape::Map(item) => item.shape(),
+            _ => Shape::Any,
+        })
+    }
+
+    /// How server-side apply merges the list stored under `key`, and the context of its items.
     pub(crate) fn list(self, key: &str) -> (ListKind, Ctx) {
-        let kind = match (self, key) {
-            (Ctx::Meta, "finalizers") => ListKind::Set,
-            (Ctx::Meta, "ownerReferences") => ListKind::Map {
-                smp: "uid",
-                keys: &["uid"],
-            },
-            (Ctx::Root(ResourceId::ServiceAccounts), "secrets") => BY_NAME,
-            (Ctx::PodSpec, "containers" | "initContainers" | "ephemeralContainers") => {
-                return (BY_NAME, Ctx::Container);
-            }
-            (
-                Ctx::PodSpec,
-                "volumes" | "imagePullSecrets" | "schedulingGates" | "resourceClaims",
-            ) => BY_NAME,
-            (Ctx::PodSpec, "hostAliases") => BY_IP,
-            (Ctx::PodSpec, "topologySpreadConstraints") => ListKind::Map {
-                smp: "topologyKey",
-                keys: &["topologyKey", "whenUnsatisfiable"],
-            },
-            (Ctx::Container, "ports") => ListKind::Map {
-                smp: "containerPort",
-                keys: &["containerPort", "protocol"],
-            },
-            (Ctx::Container, "env") => BY_NAME,
-            (Ctx::Container, "volumeMounts") => ListKind::Map {
-                smp: "mountPath",
-                keys: &["mountPath"],
-            },
-            (Ctx::Container, "volumeDevices") => ListKind::Map {
-                smp: "devicePath",
-                keys: &["devicePath"],
-            },
-            (Ctx::PodStatus, "conditions") => BY_TYPE,
-            (Ctx::PodStatus, "podIPs" | "hostIPs") => BY_IP,
-            (Ctx::PodStatus, "resourceClaimStatuses") => BY_NAME,
-            (Ctx::NodeSpec, "podCIDRs") => ListKind::Set,
-            (Ctx::NodeStatus | Ctx::Conditions, "conditions") => BY_TYPE,
-            (Ctx::NodeStatus, "addresses") => BY_TYPE,
-            (Ctx::ServiceSpec, "ports") => ListKind::Map {
-                smp: "port",
-                keys: &["port", "protocol"],
-            },
-            _ => ListKind::Atomic,
-        };
-        (kind, Ctx::Other)
+        match self.child(key).shape() {
+            Shape::List(item, kind, _) => (kind, Ctx::Of(item.shape())),
+            _ => (ListKind::Atomic, Ctx::Of(Shape::Any)),
+        }
+    }
+
+    /// How strategic merge patch merges the list stored under `key`, and the context of its
+    /// items.
+    pub(crate) fn merge_list(self, key: &str) -> (MergeKind, Ctx) {
+        match self.child(key).shape() {
+            Shape::List(item, _, kind) => (kind, Ctx::Of(item.shape())),
+            _ => (MergeKind::Replace, Ctx::Of(Shape::Any)),
+        }
+    }
+
+    /// Whether server-side apply replaces and owns the map or struct stored under `key` as a
+    /// whole (`x-kubernetes-map-type: atomic`: label selectors, `nodeSelector`, object
+    /// references).
+    pub(crate) fn is_atomic(self, key: &str) -> bool {
+        self.object()
+            .and_then(|t| t.field(key))
+            .is_some_and(|f| f.atomic)
     }
 }
 
@@ -128,10 +74,169 @@ pub(crate) fn has_status_subresource(resource: ResourceId) -> bool {
     resource.info().has_subresource("status")
 }
 
-/// The SSA default of a missing key field, as the OpenAPI defaults give it (`protocol: TCP`).
-pub(crate) fn key_default(key: &str) -> Option<&'static str> {
-    match key {
-        "protocol" => Some("TCP"),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smp(ctx: Ctx, key: &str) -> MergeKind {
+        ctx.merge_list(key).0
+    }
+
+    fn ssa(ctx: Ctx, key: &str) -> ListKind {
+        ctx.list(key).0
+    }
+
+    /// Every list the hand-written table named, as it named it (the generated table must answer
+    /// the same), plus where it was wrong or silent.
+    #[test]
+    fn lists_merge_as_the_upstream_tags_say() {
+        let pod = Ctx::Root(ResourceId::Pods);
+        let spec = pod.child("spec");
+        let meta = pod.child("metadata");
+        let container = spec.list("containers").1;
+        assert_eq!(smp(meta, "finalizers"), MergeKind::Set);
+        assert_eq!(ssa(meta, "finalizers"), ListKind::Set);
+        assert_eq!(smp(meta, "ownerReferences"), MergeKind::ByKey("uid"));
+        assert_eq!(
+            ssa(meta, "ownerReferences"),
+            ListKind::Map { keys: &["uid"] }
+        );
+        for key in [
+            "containers",
+            "initContainers",
+            "ephemeralContainers",
+            "volumes",
+        ] {
+            assert_eq!(smp(spec, key), MergeKind::ByKey("name"), "{key}");
+            assert_eq!(ssa(spec, key), ListKind::Map { keys: &["name"] }, "{key}");
+        }
+        for key in ["imagePullSecrets", "schedulingGates", "resourceClaims"] {
+            assert_eq!(smp(spec, key), MergeKind::ByKey("name"), "{key}");
+        }
+        assert_eq!(smp(spec, "hostAliases"), MergeKind::ByKey("ip"));
+        assert_eq!(
+            smp(spec, "topologySpreadConstraints"),
+            MergeKind::ByKey("topologyKey")
+        );
+        assert_eq!(
+            ssa(spec, "topologySpreadConstraints"),
+            ListKind::Map {
+                keys: &["topologyKey", "whenUnsatisfiable"]
+            }
+        );
+        assert_eq!(smp(container, "ports"), MergeKind::ByKey("containerPort"));
+        assert_eq!(
+            ssa(container, "ports"),
+            ListKind::Map {
+                keys: &["containerPort", "protocol"]
+            }
+        );
+        assert_eq!(smp(container, "env"), MergeKind::ByKey("name"));
+        assert_eq!(
+            smp(container, "volumeMounts"),
+            MergeKind::ByKey("mountPath")
+        );
+        assert_eq!(
+            smp(container, "volumeDevices"),
+            MergeKind::ByKey("devicePath")
+        );
+        assert_eq!(smp(container, "command"), MergeKind::Replace);
+        assert_eq!(ssa(container, "args"), ListKind::Atomic);
+        // Ephemeral containers merge their lists like containers.
+        let ephemeral = spec.list("ephemeralContainers").1;
+        assert_eq!(smp(ephemeral, "env"), MergeKind::ByKey("name"));
+        let status = pod.child("status");
+        assert_eq!(smp(status, "conditions"), MergeKind::ByKey("type"));
+        assert_eq!(smp(status, "podIPs"), MergeKind::ByKey("ip"));
+        // hostIPs: merged by ip in a strategic patch, but `listType=atomic` for apply.
+        assert_eq!(smp(status, "hostIPs"), MergeKind::ByKey("ip"));
+        assert_eq!(ssa(status, "hostIPs"), ListKind::Atomic);
+        assert_eq!(
+            smp(status, "resourceClaimStatuses"),
+            MergeKind::ByKey("name")
+        );
+        let node = Ctx::Root(ResourceId::Nodes);
+        assert_eq!(smp(node.child("spec"), "podCIDRs"), MergeKind::Set);
+        assert_eq!(smp(node.child("spec"), "taints"), MergeKind::Replace);
+        assert_eq!(
+            smp(node.child("status"), "conditions"),
+            MergeKind::ByKey("type")
+        );
+        assert_eq!(
+            smp(node.child("status"), "addresses"),
+            MergeKind::ByKey("type")
+        );
+        let service = Ctx::Root(ResourceId::Services);
+        assert_eq!(
+            smp(service.child("spec"), "ports"),
+            MergeKind::ByKey("port")
+        );
+        assert_eq!(
+            ssa(service.child("spec"), "ports"),
+            ListKind::Map {
+                keys: &["port", "protocol"]
+            }
+        );
+        assert_eq!(
+            smp(Ctx::Root(ResourceId::ServiceAccounts), "secrets"),
+            MergeKind::ByKey("name")
+        );
+        for resource in [
+            ResourceId::Services,
+            ResourceId::Namespaces,
+            ResourceId::Deployments,
+            ResourceId::ReplicaSets,
+        ] {
+            let status = Ctx::Root(resource).child("status");
+            assert_eq!(smp(status, "conditions"), MergeKind::ByKey("type"));
+        }
+        // A Deployment's pod template is a pod spec.
+        let template = Ctx::Root(ResourceId::Deployments)
+            .child("spec")
+            .child("template");
+        assert_eq!(
+            smp(template.child("spec"), "containers"),
+            MergeKind::ByKey("name")
+        );
+        assert_eq!(
+            smp(template.child("metadata"), "finalizers"),
+            MergeKind::Set
+        );
+        // Unknown fields and free-form maps hold atomic lists.
+        assert_eq!(smp(spec, "bogus"), MergeKind::Replace);
+        assert_eq!(ssa(meta.child("labels"), "x"), ListKind::Atomic);
+        assert_eq!(
+            smp(Ctx::Root(ResourceId::ConfigMaps).child("data"), "k"),
+            MergeKind::Replace
+        );
+    }
+
+    #[test]
+    fn atomic_maps_and_structs() {
+        let deployment = Ctx::Root(ResourceId::Deployments).child("spec");
+        assert!(deployment.is_atomic("selector"));
+        assert!(!deployment.is_atomic("template"));
+        assert!(
+            Ctx::Root(ResourceId::ReplicaSets)
+                .child("spec")
+                .is_atomic("selector")
+        );
+        let service = Ctx::Root(ResourceId::Services).child("spec");
+        assert!(service.is_atomic("selector"));
+        assert!(!service.is_atomic("ports"));
+        let pod = Ctx::Root(ResourceId::Pods).child("spec");
+        assert!(pod.is_atomic("nodeSelector"));
+        assert!(!pod.is_atomic("affinity"));
+        assert!(Ctx::Root(ResourceId::Events).is_atomic("involvedObject"));
+        assert!(!Ctx::Root(ResourceId::Pods).is_atomic("metadata"));
+        assert!(!pod.child("bogus").is_atomic("x"));
+    }
+
+    #[test]
+    fn key_defaults_come_from_the_openapi_defaults() {
+        assert_eq!(key_default("protocol"), Some("TCP"));
+        assert_eq!(key_default("type"), Some(""));
+        assert_eq!(key_default("name"), None);
+        assert_eq!(key_default("containerPort"), None);
     }
 }

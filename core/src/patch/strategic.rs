@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use super::schema::{Ctx, ListKind};
+use super::schema::{Ctx, MergeKind};
 use super::unprocessable;
 use crate::Error;
 
@@ -79,7 +79,7 @@ pub(super) fn merge_map(
             let order = v.as_array().ok_or_else(|| {
                 Error::BadRequest("invalid patch format of setElementOrder list".into())
             })?;
-            let (kind, item_ctx) = ctx.list(field);
+            let (kind, item_ctx) = ctx.merge_list(field);
             let current = match out.get(field) {
                 Some(Value::Array(items)) => items.clone(),
                 _ => Vec::new(),
@@ -115,11 +115,11 @@ pub(super) fn merge_map(
             }
             (None, Value::Object(p)) => Value::Object(merge_map(&Map::new(), p, ctx.child(k))?),
             (Some(Value::Array(o)), Value::Array(p)) => {
-                let (kind, item_ctx) = ctx.list(k);
+                let (kind, item_ctx) = ctx.merge_list(k);
                 Value::Array(merge_list(o, p, kind, item_ctx)?)
             }
             (None, Value::Array(p)) => {
-                let (kind, item_ctx) = ctx.list(k);
+                let (kind, item_ctx) = ctx.merge_list(k);
                 Value::Array(merge_list(&[], p, kind, item_ctx)?)
             }
             _ => v.clone(),
@@ -140,18 +140,18 @@ fn merge_key_of<'a>(item: &'a Value, key: &str) -> Result<&'a Value, Error> {
 fn merge_list(
     original: &[Value],
     patch: &[Value],
-    kind: ListKind,
+    kind: MergeKind,
     item_ctx: Ctx,
 ) -> Result<Vec<Value>, Error> {
-    if kind == ListKind::Atomic {
+    if kind == MergeKind::Replace {
         return Ok(patch.to_vec());
     }
     if patch.iter().chain(original).any(Value::is_array) {
         return Err(unprocessable("lists of lists are not supported".into()));
     }
     let key = match kind {
-        ListKind::Atomic => return Ok(patch.to_vec()),
-        ListKind::Set => {
+        MergeKind::Replace => return Ok(patch.to_vec()),
+        MergeKind::Set => {
             let mut out: Vec<Value> = original.to_vec();
             let mut seen: BTreeSet<String> = out.iter().map(Value::to_string).collect();
             for item in patch {
@@ -161,7 +161,7 @@ fn merge_list(
             }
             return Ok(order_like_patch(out, patch, original, None));
         }
-        ListKind::Map { smp, .. } => smp,
+        MergeKind::ByKey(smp) => smp,
     };
     let mut base: Vec<Value> = original.to_vec();
     let mut plain: Vec<&Value> = Vec::new();
@@ -272,9 +272,9 @@ fn order_like_patch(
 }
 
 /// Items of the patch list (other than directives) must appear in the `$setElementOrder` list.
-fn check_order(patch: &[Value], order: &[Value], kind: ListKind) -> Result<(), Error> {
+fn check_order(patch: &[Value], order: &[Value], kind: MergeKind) -> Result<(), Error> {
     let key = match kind {
-        ListKind::Map { smp, .. } => Some(smp),
+        MergeKind::ByKey(smp) => Some(smp),
         _ => None,
     };
     let allowed = index_by(order, key);
@@ -295,10 +295,10 @@ fn apply_order(
     merged: Vec<Value>,
     order: &[Value],
     server: &[Value],
-    kind: ListKind,
+    kind: MergeKind,
 ) -> Vec<Value> {
     let key = match kind {
-        ListKind::Map { smp, .. } => Some(smp),
+        MergeKind::ByKey(smp) => Some(smp),
         _ => None,
     };
     order_like_patch(merged, order, server, key)
