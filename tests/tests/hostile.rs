@@ -297,12 +297,24 @@ fn the_in_flight_budget_answers_429_with_retry_after_and_frees_its_bytes() {
     );
 }
 
-/// Counts `{"type":"ADDED"` in a chunked watch stream read so far.
-fn added(stream: &[u8]) -> usize {
-    stream
-        .windows(15)
-        .filter(|w| w == b"{\"type\":\"ADDED\"")
-        .count()
+const ADDED: &[u8] = b"{\"type\":\"ADDED\"";
+
+/// Counts `{"type":"ADDED"` in a chunked watch stream as it arrives, without keeping it.
+#[derive(Default)]
+struct AddedCounter {
+    count: usize,
+    /// The last bytes seen, shorter than the marker, for a marker split across reads.
+    tail: Vec<u8>,
+}
+
+impl AddedCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut joined = std::mem::take(&mut self.tail);
+        joined.extend_from_slice(bytes);
+        self.count += joined.windows(ADDED.len()).filter(|w| *w == ADDED).count();
+        let keep = joined.len().min(ADDED.len() - 1);
+        self.tail = joined.split_off(joined.len() - keep);
+    }
 }
 
 fn watch_request(token: &str, rv: &str) -> String {
@@ -316,7 +328,10 @@ fn watch_request(token: &str, rv: &str) -> String {
 /// event.
 #[test]
 fn a_watch_that_stops_reading_is_closed_while_others_keep_flowing() {
-    const CONFIGMAPS: usize = 800;
+    // 48 ConfigMaps of 700 KB: 34 MB, far more than the socket buffers on the stalled path hold
+    // (the proxy's TCP send buffer to the client, which Linux grows to `tcp_wmem`'s 4 MB, and
+    // the Unix socket to the enclave), so the enclave's own stream buffer fills.
+    const CONFIGMAPS: usize = 48;
     let cluster = DevCluster::start_with(&["--watch-buffer-bytes=16384"]);
     let tls = tls_config(&cluster.ca_pem);
     let token = cluster.token.clone();
@@ -355,22 +370,21 @@ fn a_watch_that_stops_reading_is_closed_while_others_keep_flowing() {
             .await
             .unwrap();
         let reader = tokio::spawn(async move {
-            let mut all = Vec::new();
-            let mut chunk = vec![0u8; 64 * 1024];
+            let mut seen = AddedCounter::default();
+            let mut chunk = vec![0u8; 256 * 1024];
             let deadline = Instant::now() + PATIENCE * 3;
-            while added(&all) < CONFIGMAPS && Instant::now() < deadline {
+            while seen.count < CONFIGMAPS && Instant::now() < deadline {
                 match tokio::time::timeout(PATIENCE, reading.read(&mut chunk)).await {
-                    Ok(Ok(n)) if n > 0 => all.extend_from_slice(&chunk[..n]),
+                    Ok(Ok(n)) if n > 0 => seen.feed(&chunk[..n]),
                     _ => break,
                 }
             }
-            added(&all)
+            seen.count
         });
 
-        // 800 ConfigMaps of 4 KB: far more than the stalled path's buffers hold.
         let mut conn = Connection::open(cluster.port, tls.clone()).await.unwrap();
         let auth = vec![("authorization".to_string(), format!("Bearer {token}"))];
-        let data = "x".repeat(4000);
+        let data = "x".repeat(700_000);
         for i in 0..CONFIGMAPS {
             let body = format!(
                 "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"cm-{i}\"}},\"data\":{{\"k\":\"{data}\"}}}}"
@@ -382,18 +396,38 @@ fn a_watch_that_stops_reading_is_closed_while_others_keep_flowing() {
             assert_eq!(reply.status, 201);
         }
         assert_eq!(reader.await.unwrap(), CONFIGMAPS, "the reading watch missed events");
-        // The stalled one was cut off: its connection ends, short of the events.
-        let mut got = Vec::new();
-        let read_all = tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut got)).await;
-        assert!(read_all.is_ok(), "the stalled watch was never closed");
-        assert!(added(&got) < CONFIGMAPS, "the stalled watch got everything");
+        // The stalled client reads nothing until the enclave has counted its watch as
+        // terminated: reading earlier would drain the buffer before its grace ran out.
+        let terminated = "apiserver_terminated_watchers_total{resource=\"configmaps\"} 1";
+        let deadline = Instant::now() + PATIENCE;
+        let mut text = String::new();
+        while Instant::now() < deadline {
+            let metrics = conn.send("GET", "/metrics", None, &auth).await.unwrap();
+            text = String::from_utf8_lossy(&metrics.body).into_owned();
+            if text.contains(terminated) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(text.contains(terminated), "{text}\n{}", cluster.logs());
+        // Its connection ends, short of the events.
+        let read_all = tokio::time::timeout(PATIENCE, async {
+            let mut seen = AddedCounter::default();
+            let mut chunk = vec![0u8; 256 * 1024];
+            while let Ok(n) = stalled.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                seen.feed(&chunk[..n]);
+            }
+            seen.count
+        })
+        .await;
+        let Ok(got) = read_all else {
+            panic!("the stalled watch's connection never ended:\n{}", cluster.logs());
+        };
+        assert!(got < CONFIGMAPS, "the stalled watch got everything");
     });
-    let metrics = cluster.request("GET", "/metrics", None, &[]).unwrap();
-    let text = String::from_utf8_lossy(&metrics.body);
-    assert!(
-        text.contains("apiserver_terminated_watchers_total{resource=\"configmaps\"} 1"),
-        "{text}"
-    );
 }
 
 /// Finding 3: one source floods the proxy with connections that never speak (TCP connects with
