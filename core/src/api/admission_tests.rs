@@ -6,7 +6,7 @@
 use alloc::string::{String, ToString};
 use serde_json::Value;
 
-use super::workers_tests::{ADMIN, D1, NOW, Staker, deposit, server};
+use super::workers_tests::{ADMIN, D1, NOW, Staker, call, deposit, seed, server};
 use super::{ApiRequest, ApiResponse, ApiServer, Method};
 
 fn head(
@@ -266,4 +266,43 @@ fn a_watch_chunk_stops_at_its_byte_limit_and_loses_nothing() {
         WatchPoll::Wrote(1)
     );
     assert!(String::from_utf8(out).unwrap().contains("late-1"));
+}
+
+/// The runtime asks `admit_head` and then `handle_request` for one request: only the second may
+/// spend a node's EventRateLimit token, or every event write would count twice.
+#[test]
+fn the_head_check_spends_no_event_rate_token() {
+    let (mut s, token) = with_worker();
+    let (code, body) = seed(&mut s, "register-worker", "node-a", &token, NOW.secs());
+    assert_eq!(code, 200, "{body}");
+    let events = "/api/v1/namespaces/default/events";
+    for _ in 0..150 {
+        assert_eq!(
+            head(&mut s, Method::Post, events, Some(&token), None),
+            Ok(())
+        );
+    }
+    let event = |i: usize| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": alloc::format!("e-{i}"), "namespace": "default"},
+            "involvedObject": {"kind": "Node", "name": "node-a"},
+            "reason": "Test", "message": "m", "type": "Normal"})
+    };
+    let burst = s.config().event_burst as usize;
+    for i in 0..burst {
+        let (code, body) = call(&mut s, Method::Post, events, &event(i), Some(&token), None);
+        assert_eq!(code, 201, "write {i} of the burst: {body}");
+    }
+    let (code, body) = call(
+        &mut s,
+        Method::Post,
+        events,
+        &event(burst),
+        Some(&token),
+        None,
+    );
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (429, Some("TooManyRequests"))
+    );
 }
