@@ -6,6 +6,9 @@
 
 pub mod access;
 pub mod defaults;
+pub(crate) mod deletion;
+#[cfg(test)]
+mod deletion_tests;
 pub mod discovery;
 mod metadata;
 #[cfg(test)]

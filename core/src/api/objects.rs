@@ -7,6 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
+use super::deletion::{self, DeleteOptions};
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
 use super::revision::{self, ReadAt};
@@ -15,6 +16,7 @@ use super::watch::{WatchFormat, Watcher};
 use super::{ApiServer, Outcome, defaults};
 use crate::admission::{self, Attempt, Operation};
 use crate::auth::Identity;
+use crate::controllers::gc::Propagation;
 use crate::resource::{ResourceId, ResourceType};
 use crate::selector::{self, FieldSelector, LabelSelector};
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
@@ -971,11 +973,9 @@ impl ApiServer {
             // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
-        // Removing the last finalizer of an object being deleted completes the deletion.
-        if old.pointer("/metadata/deletionTimestamp").is_some()
-            && finalizers(&obj).is_empty()
-            && rt.id != ResourceId::Namespaces
-        {
+        // Removing the last finalizer of an object being deleted with no grace left completes
+        // the deletion.
+        if rt.id != ResourceId::Namespaces && deletion::completes_deletion(old, &obj) {
             let json = self.write_delete(key, &mut obj)?;
             return Ok((200, json));
         }
@@ -1182,41 +1182,13 @@ impl ApiServer {
             operation: Operation::Delete(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        if let Some(pre) = options.get("preconditions") {
-            let uid = pre.get("uid").and_then(Value::as_str);
-            let rv = pre.get("resourceVersion").and_then(Value::as_str);
-            if uid.is_some_and(|u| u != j::str_at(&obj, "/metadata/uid"))
-                || rv.is_some_and(|r| r != j::str_at(&obj, "/metadata/resourceVersion"))
-            {
-                return Err(Error::Conflict {
-                    resource: qualified(rt),
-                    name: name.into(),
-                    detail: "Precondition failed: the object's uid or resourceVersion does not match the delete preconditions".into(),
-                });
-            }
-        }
-        let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
-        let body_dry_run = options
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
-            .unwrap_or_else(Vec::new);
-        let dry_run =
-            request::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || dry_run_requested(req);
+        let options = DeleteOptions::of_request(&options, query)?;
+        deletion::check_preconditions(&key, &obj, &options)?;
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj, dry_run);
+            return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
         }
-        // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
-        // it is marked and the garbage collector or the finalizers' owners finish it.
-        let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
-        if dry_run {
-            // The answer the deletion would give, from the stored revision; nothing changes.
-            let mut obj = obj;
-            let status = crate::controllers::gc::plan_deletion(now, &mut obj, policy).status();
-            return Ok(ApiResponse::json(status, j::to_vec(&obj)));
-        }
-        let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
-        Ok(ApiResponse::json(status, json))
+        let deletion = self.delete_object(now, &key, obj, &options)?;
+        Ok(ApiResponse::json(deletion.status, deletion.body))
     }
 
     fn delete_collection(
@@ -1458,21 +1430,19 @@ impl ApiServer {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
-                let Some(object) = self.store.get(&key) else {
+                let Some(obj) = self.load(&key) else {
                     continue;
                 };
-                let Ok(mut obj) = parse_stored(object) else {
-                    continue;
-                };
-                if !finalizers(&obj).is_empty() {
+                // kube's namespace controller deletes each resource with Background
+                // propagation: pods gracefully, and whatever a grace period or a finalizer
+                // holds keeps the namespace until it goes.
+                let background = DeleteOptions::with_propagation(Propagation::Background);
+                if !self
+                    .delete_object(now, &key, obj, &background)
+                    .is_ok_and(|d| d.gone)
+                {
                     blocked = true;
-                    if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                        set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
-                        let _ = self.write_existing(&key, &mut obj);
-                    }
-                    continue;
                 }
-                let _ = self.write_delete(&key, &mut obj);
             }
         }
         if blocked {
@@ -2006,13 +1976,6 @@ fn scope_to_subresource(rt: &ResourceType, sub: Option<&str>, old: &Value, obj: 
         }
         _ => {}
     }
-}
-
-fn finalizers(obj: &Value) -> Vec<&str> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
 }
 
 fn has_generation(resource: ResourceId) -> bool {
