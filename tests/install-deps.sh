@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Installs what the test run needs besides Rust, only what is missing: kubectl 1.32, the Python
-# `kubernetes` client, Node.js (18 or later) with npm and the Sui TypeScript SDK (tests/sui),
-# promtool, and the small tools the tests call (file, openssl, pgrep). With everything present
-# it only checks, in about a second. tests/run-all.sh runs it first (and .ci/run runs that).
+# Installs what the test run needs besides Rust, only what is missing: a C linker, kubectl 1.32,
+# Go 1.24 or later (the generated-files check and the real Kubernetes peers are built from
+# pinned Go modules), the Python `kubernetes` client, Node.js (18 or later) with npm and the Sui
+# TypeScript SDK (tests/sui), promtool, and the small tools the tests call (file, openssl,
+# pgrep). With everything present it only checks, in about a second. tests/run-all.sh runs it
+# first (and .ci/run runs that).
 #
-# System packages come from apt-get (as root, or through sudo). kubectl and, when the system
+# System packages come from apt-get (as root, or through sudo). kubectl, Go and, when the system
 # Python refuses pip installs, a virtualenv with the client go under target/tools, which
-# tests/run-all.sh puts first on PATH. `--dry-run` prints what would be installed and installs
-# nothing.
+# tests/run-all.sh puts first on PATH; downloads are checked against their published sha256.
+# `--dry-run` prints what would be installed and installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KUBECTL_VERSION=v1.32.4
+GO_VERSION=1.26.8
 tools="$PWD/target/tools"
-export PATH="$tools/bin:$PATH"
+export PATH="$tools/bin:$tools/go/bin:$PATH"
 [ -d "$tools/venv" ] && export PATH="$tools/venv/bin:$PATH"
 dry_run=0
 [ "${1:-}" = "--dry-run" ] && dry_run=1
@@ -28,6 +31,7 @@ have cargo || fail "cargo is missing: install Rust with rustup (https://rustup.r
 
 # Debian/Ubuntu packages for the commands that are missing.
 packages=()
+have cc || packages+=(build-essential)
 have python3 || packages+=(python3 python3-venv)
 have file || packages+=(file)
 have openssl || packages+=(openssl)
@@ -41,7 +45,16 @@ kubectl_ok() {
   version="$(kubectl version --client 2>/dev/null || true)"
   [[ "$version" == *"Client Version: v1.32."* ]]
 }
-kubectl_ok || have curl || packages+=(curl ca-certificates)
+go_ok() {
+  have go || return 1
+  local version
+  version="$(go env GOVERSION 2>/dev/null || true)"
+  version="${version#go}"
+  [ "${version%%.*}" = 1 ] || return 1
+  version="${version#1.}"
+  [ "${version%%.*}" -ge 24 ] 2>/dev/null
+}
+{ kubectl_ok && go_ok; } || have curl || packages+=(curl ca-certificates)
 
 apt_install() {
   if [ "$dry_run" = 1 ]; then
@@ -78,6 +91,28 @@ if ! kubectl_ok; then
     echo "$(curl -fsSL "$url.sha256")  $tools/bin/kubectl.part" | sha256sum --check --quiet
     chmod +x "$tools/bin/kubectl.part"
     mv "$tools/bin/kubectl.part" "$tools/bin/kubectl"
+  fi
+fi
+
+# Go, the official build, when none of 1.24 or later is on the PATH.
+if ! go_ok; then
+  os="$(uname -s | tr '[:upper:]' '[:lower:]')"
+  case "$(uname -m)" in
+    x86_64 | amd64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) fail "no Go build for $(uname -m): install Go 1.24 or later on the PATH" ;;
+  esac
+  url="https://dl.google.com/go/go${GO_VERSION}.${os}-${arch}.tar.gz"
+  if [ "$dry_run" = 1 ]; then
+    plan "download Go ${GO_VERSION} into $tools/go"
+  else
+    note "Go ${GO_VERSION} from $url"
+    mkdir -p "$tools"
+    curl -fsSL -o "$tools/go.tar.gz" "$url"
+    echo "$(curl -fsSL "$url.sha256")  $tools/go.tar.gz" | sha256sum --check --quiet
+    rm -rf "$tools/go"
+    tar -xzf "$tools/go.tar.gz" -C "$tools"
+    rm "$tools/go.tar.gz"
   fi
 fi
 

@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 echo "== test dependencies"
 tests/install-deps.sh
-# What install-deps.sh keeps under target/tools (kubectl 1.32, a Python virtualenv) comes first.
-export PATH="$PWD/target/tools/bin:$PATH"
+# What install-deps.sh keeps under target/tools (kubectl 1.32, Go, a Python virtualenv) comes
+# first.
+export PATH="$PWD/target/tools/bin:$PWD/target/tools/go/bin:$PATH"
 if [ -d target/tools/venv ]; then
   export PATH="$PWD/target/tools/venv/bin:$PATH"
 fi

@@ -1,7 +1,7 @@
 //! `tests/install-deps.sh`, which `tests/run-all.sh` runs first so that a fresh machine needs
 //! nothing installed by hand: with everything present it installs nothing and says so, and with
-//! tools missing from the PATH it plans exactly what would bring them (checked with `--dry-run`,
-//! which installs nothing).
+//! tools missing from the PATH it plans what would bring them, and only that (checked with
+//! `--dry-run`, which installs nothing).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -40,7 +40,7 @@ fn with_everything_present_it_installs_nothing() {
 #[test]
 fn tools_missing_from_the_path_are_planned() {
     // A PATH with every command of ours except the ones taken away.
-    let taken = ["promtool", "kubectl", "file", "npm"];
+    let taken = ["promtool", "kubectl", "go", "file", "npm"];
     let dir = tempfile::tempdir().unwrap();
     let mut seen = BTreeSet::new();
     for entry in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
@@ -68,9 +68,12 @@ fn tools_missing_from_the_path_are_planned() {
         !apt.contains("nodejs") && !apt.contains("openssl"),
         "only what is missing: {out}"
     );
-    // (Unless an earlier run put kubectl 1.32 under target/tools, which the script itself
-    // puts on its PATH.)
+    // (Unless an earlier run put them under target/tools, which the script itself puts on its
+    // PATH.)
     if !workspace_dir().join("target/tools/bin/kubectl").exists() {
         assert!(out.contains("would download kubectl v1.32.4 into"), "{out}");
+    }
+    if !workspace_dir().join("target/tools/go/bin/go").exists() {
+        assert!(out.contains("would download Go 1.26.8 into"), "{out}");
     }
 }
