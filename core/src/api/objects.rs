@@ -1412,17 +1412,23 @@ impl ApiServer {
             }
             let json = self.write_existing(key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
+            self.namespaces_due.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
         if !dry_run {
             self.terminating.insert(key.name.to_string());
+            self.namespaces_due.insert(key.name.to_string());
         }
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
-    /// Deletes what is left in a terminating namespace, then the namespace; true when done.
-    pub(super) fn finish_namespace_deletion(&mut self, now: UnixTime, namespace: &str) -> bool {
-        let mut blocked = false;
+    /// Deletes what is left in a terminating namespace, then the namespace.
+    pub(super) fn finish_namespace_deletion(
+        &mut self,
+        now: UnixTime,
+        namespace: &str,
+    ) -> NamespacePass {
+        let mut pass = NamespacePass::Done;
         for rt in crate::resource::RESOURCES.iter().filter(|r| r.namespaced) {
             let keys: Vec<ObjectKey> = self
                 .store
@@ -1437,16 +1443,16 @@ impl ApiServer {
                 // propagation: pods gracefully, and whatever a grace period or a finalizer
                 // holds keeps the namespace until it goes.
                 let background = DeleteOptions::with_propagation(Propagation::Background);
-                if !self
-                    .delete_object(now, &key, obj, &background)
-                    .is_ok_and(|d| d.gone)
-                {
-                    blocked = true;
+                match self.delete_object(now, &key, obj, &background) {
+                    Ok(d) if d.gone => {}
+                    Ok(_) if pass == NamespacePass::Done => pass = NamespacePass::Held,
+                    Ok(_) => {}
+                    Err(_) => pass = NamespacePass::Retry,
                 }
             }
         }
-        if blocked {
-            return false;
+        if pass != NamespacePass::Done {
+            return pass;
         }
         let key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
         if let Some(object) = self.store.get(&key)
@@ -1454,7 +1460,7 @@ impl ApiServer {
         {
             let _ = self.write_delete(&key, &mut obj);
         }
-        true
+        NamespacePass::Done
     }
 
     pub(super) fn bootstrap(&mut self, now: UnixTime) {
@@ -1734,6 +1740,17 @@ fn selector_string(selector: &Value) -> String {
         .map(|(_, t)| t)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// How one pass over a terminating namespace ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NamespacePass {
+    /// Its contents and the namespace are gone.
+    Done,
+    /// A grace period or a finalizer holds some of its contents: look again when one changes.
+    Held,
+    /// A write was refused: try again soon.
+    Retry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -367,6 +367,10 @@ fn a_namespace_waits_for_its_terminating_pods() {
         quiet,
         "a waiting namespace writes nothing"
     );
+    assert!(
+        !c.server.has_immediate_work(),
+        "nor is it due again until something in it changes"
+    );
     c.dead.clear();
     c.kubelet();
     c.settle();

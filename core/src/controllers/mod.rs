@@ -419,6 +419,10 @@ impl ApiServer {
         self.observe_object(&event.key, &obj, deleted);
         let ns = &*event.key.namespace;
         let name = &*event.key.name;
+        if !ns.is_empty() && self.terminating.contains(ns) {
+            // Something changed in a namespace being deleted: its deletion may go on.
+            self.namespaces_due.insert(String::from(ns));
+        }
         match resource {
             ResourceId::Pods => {
                 let mut owners: Vec<(String, String)> = controller_ref(&obj)
@@ -595,6 +599,7 @@ impl ApiServer {
         self.controllers.workload_selectors.clear();
         self.controllers.pods.clear();
         self.controllers.out_of_service.clear();
+        self.namespaces_due.extend(self.terminating.iter().cloned());
         for rt in crate::resource::RESOURCES {
             if rt.id == ResourceId::Events {
                 continue;
