@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::ApiServer;
 use super::request::Query;
-use crate::controllers::gc::{FOREGROUND, ORPHAN, Propagation, propagation};
+use crate::controllers::gc::{FOREGROUND, ORPHAN, Propagation, default_propagation, propagation};
 use crate::controllers::{deleting, finalizers, meta_mut};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -79,11 +79,11 @@ impl DeleteOptions {
             None => None,
         };
         // kube's ValidateDryRun on the body's values; the query's were checked with the request.
-        let body_dry_run = body
+        let body_dry_run: Vec<&str> = body
             .get("dryRun")
             .and_then(Value::as_array)
             .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
-            .unwrap_or_else(Vec::new);
+            .unwrap_or_default();
         let dry_run = super::request::dry_run(body_dry_run.into_iter(), "DeleteOptions")?
             || query.all("dryRun").any(|v| v == "All");
         let text = |pointer: &str| {
@@ -192,8 +192,12 @@ fn minus_secs(t: UnixTime, secs: i64) -> UnixTime {
 
 /// The finalizer list after kube's `deletionFinalizersForGarbageCollection`, or `None` when it
 /// does not change: `orphan` and `foregroundDeletion` are dropped and added back as the options
-/// (then the existing finalizers) ask.
-fn gc_finalizers(obj: &Value, options: &DeleteOptions) -> Option<Vec<String>> {
+/// (then the existing finalizers, then the resource's default policy) ask.
+fn gc_finalizers(
+    resource: ResourceId,
+    obj: &Value,
+    options: &DeleteOptions,
+) -> Option<Vec<String>> {
     let existing = finalizers(obj);
     let explicit = |orphan: bool| match (options.orphan_dependents, options.propagation) {
         (Some(o), _) => Some(o == orphan),
@@ -211,7 +215,7 @@ fn gc_finalizers(obj: &Value, options: &DeleteOptions) -> Option<Vec<String>> {
     };
     let orphan = explicit(true)
         .or_else(|| from_finalizers(true))
-        .unwrap_or(false);
+        .unwrap_or_else(|| default_propagation(resource) == Propagation::Orphan);
     let foreground = match (options.orphan_dependents, options.propagation) {
         (Some(_), _) => false,
         _ => explicit(false)
@@ -348,7 +352,7 @@ impl ApiServer {
             // kube: finalizers cannot change through DeleteOptions once a deletion is pending.
             return Ok(pending(j::to_vec(&obj)));
         }
-        let changed_finalizers = gc_finalizers(&obj, options);
+        let changed_finalizers = gc_finalizers(key.resource, &obj, options);
         let held = match &changed_finalizers {
             Some(list) => !list.is_empty(),
             None => !finalizers(&obj).is_empty(),

@@ -36,8 +36,8 @@ pub(crate) enum Propagation {
 }
 
 /// The propagation a delete asks for: the body's `propagationPolicy` or deprecated
-/// `orphanDependents`, or the query parameter; `None` when not given (Background, the default
-/// for every resource served here).
+/// `orphanDependents`, or the query parameter; `None` when not given (then the object's
+/// finalizers decide, else [`default_propagation`]).
 pub(crate) fn propagation(
     options: &Value,
     query: Option<&str>,
@@ -74,6 +74,17 @@ pub(crate) fn propagation(
             )],
         }),
         (None, None) => Ok(None),
+    }
+}
+
+/// The propagation a delete without options gets: kube keeps `OrphanDependents` as the
+/// default for `v1` ReplicationControllers and `batch/v1` Jobs (their registries'
+/// `DefaultGarbageCollectionPolicy`, for backward compatibility); everything else is Background.
+pub(crate) fn default_propagation(resource: crate::resource::ResourceId) -> Propagation {
+    use crate::resource::ResourceId;
+    match resource {
+        ResourceId::ReplicationControllers | ResourceId::Jobs => Propagation::Orphan,
+        _ => Propagation::Background,
     }
 }
 
