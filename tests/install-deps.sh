@@ -32,7 +32,23 @@ have cargo || fail "cargo is missing: install Rust with rustup (https://rustup.r
 # Debian/Ubuntu packages for the commands that are missing.
 packages=()
 have cc || packages+=(build-essential)
-have python3 || packages+=(python3 python3-venv)
+# Python: the client goes into the system Python when its pip takes it, else into a virtualenv
+# under target/tools, which needs `venv` with `ensurepip` (Debian's python3-venv; Debian's own
+# Python has neither pip nor ensurepip, and marks itself externally managed).
+client=0
+have python3 && python3 -c 'import kubernetes' 2>/dev/null && client=1
+client_ok() { [ "$client" = 1 ]; }
+system_pip_ok() {
+  python3 -m pip --version >/dev/null 2>&1 &&
+    python3 -c 'import os, sys, sysconfig
+sys.exit(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))' 2>/dev/null
+}
+if ! have python3; then
+  packages+=(python3 python3-venv)
+elif ! client_ok && [ ! -x "$tools/venv/bin/pip" ] && ! system_pip_ok \
+  && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  packages+=(python3-venv)
+fi
 have file || packages+=(file)
 have openssl || packages+=(openssl)
 have pgrep || packages+=(procps)
@@ -116,13 +132,16 @@ if ! go_ok; then
   fi
 fi
 
-# The official Python client: into the system Python if it takes it, else a virtualenv.
-if ! python3 -c 'import kubernetes' 2>/dev/null; then
+# The official Python client: into the system Python if its pip takes it, else a virtualenv.
+if ! client_ok; then
   if [ "$dry_run" = 1 ]; then
     plan "pip install kubernetes"
-  elif ! python3 -m pip install --quiet kubernetes 2>/dev/null; then
+  elif [ ! -x "$tools/venv/bin/pip" ] && system_pip_ok && python3 -m pip install --quiet kubernetes; then
+    :
+  else
     note "pip install kubernetes into $tools/venv"
-    python3 -m venv "$tools/venv" || fail "python3 -m venv failed: install python3-venv"
+    [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv" \
+      || fail "python3 -m venv failed: install python3-venv"
     "$tools/venv/bin/pip" install --quiet kubernetes
   fi
 fi
