@@ -392,3 +392,46 @@ fn dry_run_preconditions_and_collections() {
     assert_eq!(code, 200);
     assert_eq!(web["metadata"]["deletionGracePeriodSeconds"], 30);
 }
+
+#[test]
+fn a_jobs_orphan_default_yields_to_its_own_finalizers_and_to_the_options() {
+    const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
+    let mut c = Cluster::new();
+    let job = |name: &str, finalizers: Value| {
+        json!({"metadata": {"name": name, "finalizers": finalizers}, "spec": {
+            "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}})
+    };
+    for (name, finalizers) in [
+        ("plain", json!(["example.com/hold"])),
+        ("fore", json!(["example.com/hold", "foregroundDeletion"])),
+        ("asked", json!(["example.com/hold"])),
+    ] {
+        let (code, created) = c.call(Method::Post, JOBS, Some(&job(name, finalizers)));
+        assert_eq!(code, 201, "{created}");
+    }
+    let finalizers_after = |c: &mut Cluster, name: &str, options: Option<Value>| {
+        let (code, body) = c.delete(&alloc::format!("{JOBS}/{name}"), options);
+        assert_eq!(code, 200, "{body}");
+        body["metadata"]["finalizers"].clone()
+    };
+    // No options: kube's default for batch/v1 Jobs orphans the pods.
+    assert_eq!(
+        finalizers_after(&mut c, "plain", None),
+        json!(["example.com/hold", "orphan"])
+    );
+    // The object's own foregroundDeletion finalizer comes before the default.
+    assert_eq!(
+        finalizers_after(&mut c, "fore", None),
+        json!(["example.com/hold", "foregroundDeletion"])
+    );
+    // And explicit options before both.
+    assert_eq!(
+        finalizers_after(
+            &mut c,
+            "asked",
+            Some(json!({"propagationPolicy": "Background"}))
+        ),
+        json!(["example.com/hold"])
+    );
+}

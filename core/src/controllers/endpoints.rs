@@ -3,7 +3,8 @@
 //! terminal nor terminating — Ready ones under `addresses`, the others under
 //! `notReadyAddresses`; with `publishNotReadyAddresses`, terminating and unready pods too, all
 //! under `addresses` — with each service port resolved against the pod (`targetPort` a number,
-//! or the name of a container port). Pods that resolve to the same ports share a subset. The Endpoints of a deleted Service goes with it.
+//! or the name of a container port). Pods that resolve to the same ports share a subset. The
+//! Endpoints of a deleted Service goes with it.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

@@ -516,3 +516,70 @@ fn pod_gc_fails_a_terminating_pod_that_never_had_a_node() {
     assert_eq!(code, 200, "the finalizer holds it");
     assert_eq!(pod["status"]["phase"], "Failed", "{pod}");
 }
+
+#[test]
+fn a_suspended_jobs_pods_terminate_until_their_kubelet_confirms() {
+    const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
+    let mut c = Cluster::new();
+    c.post(
+        JOBS,
+        json!({"metadata": {"name": "calc"}, "spec": {"parallelism": 2, "completions": 4,
+            "template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "busybox"}]}}}}),
+    );
+    c.settle();
+    c.kubelet();
+    assert_eq!(c.active().len(), 2);
+
+    // Suspending deletes the running pods with default options: they terminate, and releasing
+    // their tracking finalizer does not cut their grace period short.
+    c.dead.push("n1".into());
+    c.patch(
+        &alloc::format!("{JOBS}/calc"),
+        json!({"spec": {"suspend": true}}),
+    );
+    c.settle();
+    assert_eq!(c.terminating(), 2);
+    assert!(c.active().is_empty());
+    for pod in c.items(PODS) {
+        assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
+    }
+    let (_, job) = c.get(&alloc::format!("{JOBS}/calc"));
+    assert_eq!(job["status"]["terminating"], 2, "{job}");
+    assert!(job["status"].get("active").is_none(), "{job}");
+
+    // The kubelet's grace-0 confirmation removes them.
+    c.dead.clear();
+    c.kubelet();
+    assert!(c.pods().is_empty());
+    let (_, job) = c.get(&alloc::format!("{JOBS}/calc"));
+    assert_eq!(job["status"]["terminating"], 0, "{job}");
+}
+
+#[test]
+fn replication_controllers_replace_terminating_pods_and_do_not_count_them() {
+    const RCS: &str = "/api/v1/namespaces/default/replicationcontrollers";
+    let mut c = Cluster::new();
+    c.post(
+        RCS,
+        json!({"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"app": "web"},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx:1.26"}]}}}}),
+    );
+    c.settle();
+    c.kubelet();
+    assert_eq!(c.active().len(), 2);
+
+    c.dead.push("n1".into());
+    let victim = c.active().remove(0);
+    let (code, _) = c.delete(&alloc::format!("{PODS}/{victim}"), None);
+    assert_eq!(code, 200);
+    c.settle();
+    assert_eq!((c.active().len(), c.terminating()), (2, 1));
+    let (_, rc) = c.get(&alloc::format!("{RCS}/web"));
+    assert_eq!(rc["status"]["replicas"], 2, "{rc}");
+
+    c.dead.clear();
+    c.kubelet();
+    assert_eq!((c.active().len(), c.terminating()), (2, 0));
+}
