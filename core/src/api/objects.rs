@@ -761,7 +761,6 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(&key, &mut obj, None)?;
         }
-        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
