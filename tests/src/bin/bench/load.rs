@@ -230,6 +230,24 @@ pub(crate) fn pods_of(namespace: &str) -> String {
     format!("/api/v1/namespaces/{namespace}/pods")
 }
 
+/// Makes the request body of object `(name, seq)`.
+pub(crate) trait MakeBody: Send + Sync {
+    fn make(&self, name: &str, seq: usize) -> Vec<u8>;
+}
+
+impl MakeBody for BodyTemplate {
+    fn make(&self, name: &str, seq: usize) -> Vec<u8> {
+        self.body(name, seq)
+    }
+}
+
+/// Ready-made bodies, one per sequence number (the name is already in each).
+impl MakeBody for Vec<Vec<u8>> {
+    fn make(&self, _name: &str, seq: usize) -> Vec<u8> {
+        self.get(seq).cloned().unwrap_or_default()
+    }
+}
+
 /// Creates objects `prefix-<first..first+count>` from `template` by POSTing to `collection`
 /// over `conns` connections. With `until_refused`, a non-201 answer stops the run quietly (it
 /// is returned in `stopped_by`); otherwise it is an error.
@@ -239,7 +257,7 @@ pub(crate) async fn create_objects(
     tls: Arc<rustls::ClientConfig>,
     token: &str,
     collection: &str,
-    template: Arc<BodyTemplate>,
+    template: Arc<dyn MakeBody>,
     prefix: &str,
     first: usize,
     count: usize,
@@ -273,7 +291,7 @@ pub(crate) async fn create_objects(
                 if i >= end {
                     break;
                 }
-                let body = template.body(&pod_name(&prefix, i), i);
+                let body = template.make(&pod_name(&prefix, i), i);
                 let reply = conn.send("POST", &path, Some(&body), &headers).await?;
                 if reply.status == 201 {
                     ok.fetch_add(1, Ordering::Relaxed);

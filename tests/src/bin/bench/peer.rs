@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nautilus_tests::client::{Connection, tls_config};
 
-use crate::load::{BodyTemplate, Latency, auth, closed_loop_get, create_objects, pods_of};
+use crate::load::{Latency, MakeBody, auth, closed_loop_get, create_objects, pods_of};
 
 /// One server under test, as the clients see it.
 pub(crate) struct Server {
@@ -66,16 +66,23 @@ impl Server {
         Ok(reply)
     }
 
-    /// The `bench` namespace and its `default` ServiceAccount (kube-apiserver alone has no
-    /// controller to make one, and its ServiceAccount admission refuses pods without it).
-    pub(crate) async fn prepare(&self) -> Result<(), String> {
-        let ns = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}"#;
-        self.call("POST", "/api/v1/namespaces", Some(ns), &[201, 409])
-            .await?;
+    /// A namespace and its `default` ServiceAccount (kube-apiserver alone has no controller to
+    /// make one, and its ServiceAccount admission refuses pods without it).
+    pub(crate) async fn prepare(&self, namespace: &str) -> Result<(), String> {
+        let ns = format!(
+            r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{namespace}"}}}}"#
+        );
+        self.call(
+            "POST",
+            "/api/v1/namespaces",
+            Some(ns.as_bytes()),
+            &[201, 409],
+        )
+        .await?;
         let sa = br#"{"apiVersion":"v1","kind":"ServiceAccount","metadata":{"name":"default"}}"#;
         self.call(
             "POST",
-            "/api/v1/namespaces/bench/serviceaccounts",
+            &format!("/api/v1/namespaces/{namespace}/serviceaccounts"),
             Some(sa),
             &[201, 409],
         )
@@ -109,7 +116,7 @@ impl Server {
     pub(crate) async fn creates(
         &self,
         collection: &str,
-        template: Arc<BodyTemplate>,
+        template: Arc<dyn MakeBody>,
         prefix: &str,
         count: usize,
         conns: usize,
@@ -140,10 +147,15 @@ impl Server {
         crate::timed_get(&mut conn, &self.token, &pods_of("bench"), accept, runs).await
     }
 
-    /// The `bench` pods' current list revision, for a watch that starts there.
-    pub(crate) async fn list_revision(&self) -> Result<String, String> {
+    /// The pods' current list revision in `namespace`, for a watch that starts there.
+    pub(crate) async fn list_revision(&self, namespace: &str) -> Result<String, String> {
         let reply = self
-            .call("GET", "/api/v1/namespaces/bench/pods?limit=1", None, &[200])
+            .call(
+                "GET",
+                &format!("/api/v1/namespaces/{namespace}/pods?limit=1"),
+                None,
+                &[200],
+            )
             .await?;
         reply
             .json()
@@ -189,4 +201,102 @@ pub(crate) fn ratio(ours: f64, theirs: f64) -> String {
     } else {
         "n/a".into()
     }
+}
+
+/// Schedules `pods` pods onto `nodes` nodes (the `sched_bench` workload, same seed) on
+/// `server`, whose scheduler must be running (kube-scheduler may start before the nodes exist;
+/// it watches them arrive): creates the nodes (lifting the `not-ready` taint
+/// kube's admission adds to a new Node), then the pods over 32 connections while a watcher
+/// notes when each is first seen bound. Returns (bound pods, seconds from the first create to
+/// the last binding).
+pub(crate) async fn schedule(
+    server: &Server,
+    nodes: usize,
+    pods: usize,
+) -> Result<(usize, f64), String> {
+    use nautilus_tests::workload::{Rng, node, pod};
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let node_bodies: Vec<serde_json::Value> = (0..nodes).map(|i| node(&mut rng, i)).collect();
+    // Without owners: ours runs a garbage collector that would delete pods of ReplicaSets that
+    // do not exist, kube-apiserver alone does not.
+    let pod_bodies: Vec<Vec<u8>> = (0..pods)
+        .map(|i| {
+            let mut p = pod(&mut rng, i);
+            if let Some(meta) = p.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+                meta.remove("ownerReferences");
+            }
+            p.to_string().into_bytes()
+        })
+        .collect();
+    let node_bytes: Vec<Vec<u8>> = node_bodies
+        .iter()
+        .map(|n| n.to_string().into_bytes())
+        .collect();
+    create_objects(
+        server.port,
+        server.tls.clone(),
+        &server.token,
+        "/api/v1/nodes",
+        Arc::new(node_bytes),
+        "node",
+        0,
+        nodes,
+        8,
+        false,
+    )
+    .await?;
+    let mut conn = Connection::open(server.port, server.tls.clone()).await?;
+    let mut headers = auth(&server.token);
+    headers.push(("content-type".into(), "application/merge-patch+json".into()));
+    for (i, n) in node_bodies.iter().enumerate() {
+        let taints = serde_json::json!({"spec": {"taints": n["spec"]["taints"]}});
+        let reply = conn
+            .send(
+                "PATCH",
+                &format!("/api/v1/nodes/node-{i:04}"),
+                Some(taints.to_string().as_bytes()),
+                &headers,
+            )
+            .await?;
+        if reply.status != 200 {
+            return Err(format!(
+                "{}: untaint node-{i:04}: {}",
+                server.name, reply.status
+            ));
+        }
+    }
+    server.prepare("sched").await?;
+    let revision = server.list_revision("sched").await?;
+    let watch = crate::watch::open(
+        server.port,
+        server.tls.clone(),
+        &server.token,
+        &format!(
+            "/api/v1/namespaces/sched/pods?watch=true&resourceVersion={}",
+            crate::encode_query(&revision)
+        ),
+    )
+    .await?;
+    let watcher = tokio::spawn(watch.collect_bound(pods, Duration::from_secs(15)));
+    let start = Instant::now();
+    create_objects(
+        server.port,
+        server.tls.clone(),
+        &server.token,
+        &pods_of("sched"),
+        Arc::new(pod_bodies),
+        "pod",
+        0,
+        pods,
+        32,
+        false,
+    )
+    .await?;
+    let bound = watcher.await.map_err(|e| e.to_string())?;
+    let last = bound
+        .iter()
+        .map(|(_, at)| at.saturating_duration_since(start))
+        .max()
+        .unwrap_or_default();
+    Ok((bound.len(), last.as_secs_f64()))
 }

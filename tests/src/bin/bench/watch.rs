@@ -96,6 +96,43 @@ impl WatchStream {
     }
 }
 
+impl WatchStream {
+    /// Reads until `want` distinct objects were seen bound to a node (an event line with a
+    /// `nodeName` and a `bench-seq` label) or nothing new arrived for `idle`; returns each
+    /// object's `(seq, first time seen bound)`.
+    pub(crate) async fn collect_bound(
+        mut self,
+        want: usize,
+        idle: Duration,
+    ) -> Vec<(usize, Instant)> {
+        const BOUND: &[u8] = b"\"nodeName\":\"";
+        let mut seen = std::collections::HashSet::with_capacity(want);
+        let mut bound = Vec::with_capacity(want);
+        while bound.len() < want {
+            let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, self.body.frame()).await else {
+                break;
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            self.buf.extend_from_slice(&data);
+            while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let at = Instant::now();
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                if !line.windows(BOUND.len()).any(|w| w == BOUND) {
+                    continue;
+                }
+                if let Some(seq) = seq_of(&line)
+                    && seen.insert(seq)
+                {
+                    bound.push((seq, at));
+                }
+            }
+        }
+        bound
+    }
+}
+
 /// The value of the `bench-seq` label in an event line (`"bench-seq":"123"`).
 fn seq_of(line: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b"\"bench-seq\":\"";
