@@ -7,6 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
+use super::deletion::{self, DeleteOptions};
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
 use super::revision::{self, ReadAt};
@@ -15,6 +16,7 @@ use super::watch::{WatchFormat, Watcher};
 use super::{ApiServer, Outcome, defaults};
 use crate::admission::{self, Attempt, Operation};
 use crate::auth::Identity;
+use crate::controllers::gc::Propagation;
 use crate::resource::{ResourceId, ResourceType};
 use crate::selector::{self, FieldSelector, LabelSelector};
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
@@ -1005,11 +1007,9 @@ impl ApiServer {
             // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
-        // Removing the last finalizer of an object being deleted completes the deletion.
-        if old.pointer("/metadata/deletionTimestamp").is_some()
-            && finalizers(&obj).is_empty()
-            && rt.id != ResourceId::Namespaces
-        {
+        // Removing the last finalizer of an object being deleted with no grace left completes
+        // the deletion.
+        if rt.id != ResourceId::Namespaces && deletion::completes_deletion(old, &obj) {
             let json = self.write_delete(key, &mut obj)?;
             return Ok((200, json));
         }
@@ -1216,41 +1216,13 @@ impl ApiServer {
             operation: Operation::Delete(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        if let Some(pre) = options.get("preconditions") {
-            let uid = pre.get("uid").and_then(Value::as_str);
-            let rv = pre.get("resourceVersion").and_then(Value::as_str);
-            if uid.is_some_and(|u| u != j::str_at(&obj, "/metadata/uid"))
-                || rv.is_some_and(|r| r != j::str_at(&obj, "/metadata/resourceVersion"))
-            {
-                return Err(Error::Conflict {
-                    resource: qualified(rt),
-                    name: name.into(),
-                    detail: "Precondition failed: the object's uid or resourceVersion does not match the delete preconditions".into(),
-                });
-            }
-        }
-        let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
-        let body_dry_run = options
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
-            .unwrap_or_else(Vec::new);
-        let dry_run =
-            request::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || dry_run_requested(req);
+        let options = DeleteOptions::of_request(&options, query)?;
+        deletion::check_preconditions(&key, &obj, &options)?;
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj, dry_run);
+            return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
         }
-        // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
-        // it is marked and the garbage collector or the finalizers' owners finish it.
-        let policy = policy.unwrap_or_else(|| crate::controllers::gc::default_propagation(rt.id));
-        if dry_run {
-            // The answer the deletion would give, from the stored revision; nothing changes.
-            let mut obj = obj;
-            let status = crate::controllers::gc::plan_deletion(now, &mut obj, policy).status();
-            return Ok(ApiResponse::json(status, j::to_vec(&obj)));
-        }
-        let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
-        Ok(ApiResponse::json(status, json))
+        let deletion = self.delete_object(now, &key, obj, &options)?;
+        Ok(ApiResponse::json(deletion.status, deletion.body))
     }
 
     fn delete_collection(
@@ -1474,17 +1446,23 @@ impl ApiServer {
             }
             let json = self.write_existing(key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
+            self.namespaces_due.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
         if !dry_run {
             self.terminating.insert(key.name.to_string());
+            self.namespaces_due.insert(key.name.to_string());
         }
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
-    /// Deletes what is left in a terminating namespace, then the namespace; true when done.
-    pub(super) fn finish_namespace_deletion(&mut self, now: UnixTime, namespace: &str) -> bool {
-        let mut blocked = false;
+    /// Deletes what is left in a terminating namespace, then the namespace.
+    pub(super) fn finish_namespace_deletion(
+        &mut self,
+        now: UnixTime,
+        namespace: &str,
+    ) -> NamespacePass {
+        let mut pass = NamespacePass::Done;
         for rt in crate::resource::RESOURCES.iter().filter(|r| r.namespaced) {
             let keys: Vec<ObjectKey> = self
                 .store
@@ -1492,25 +1470,23 @@ impl ApiServer {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
-                let Some(object) = self.store.get(&key) else {
+                let Some(obj) = self.load(&key) else {
                     continue;
                 };
-                let Ok(mut obj) = parse_stored(object) else {
-                    continue;
-                };
-                if !finalizers(&obj).is_empty() {
-                    blocked = true;
-                    if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                        set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
-                        let _ = self.write_existing(&key, &mut obj);
-                    }
-                    continue;
+                // kube's namespace controller deletes each resource with Background
+                // propagation: pods gracefully, and whatever a grace period or a finalizer
+                // holds keeps the namespace until it goes.
+                let background = DeleteOptions::with_propagation(Propagation::Background);
+                match self.delete_object(now, &key, obj, &background) {
+                    Ok(d) if d.gone => {}
+                    Ok(_) if pass == NamespacePass::Done => pass = NamespacePass::Held,
+                    Ok(_) => {}
+                    Err(_) => pass = NamespacePass::Retry,
                 }
-                let _ = self.write_delete(&key, &mut obj);
             }
         }
-        if blocked {
-            return false;
+        if pass != NamespacePass::Done {
+            return pass;
         }
         let key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
         if let Some(object) = self.store.get(&key)
@@ -1518,7 +1494,7 @@ impl ApiServer {
         {
             let _ = self.write_delete(&key, &mut obj);
         }
-        true
+        NamespacePass::Done
     }
 
     pub(super) fn bootstrap(&mut self, now: UnixTime) {
@@ -1812,6 +1788,17 @@ fn selector_string(selector: &Value) -> String {
         .join(",")
 }
 
+/// How one pass over a terminating namespace ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NamespacePass {
+    /// Its contents and the namespace are gone.
+    Done,
+    /// A grace period or a finalizer holds some of its contents: look again when one changes.
+    Held,
+    /// A write was refused: try again soon.
+    Retry,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PatchKind {
     Merge,
@@ -2052,13 +2039,6 @@ fn scope_to_subresource(rt: &ResourceType, sub: Option<&str>, old: &Value, obj: 
         }
         _ => {}
     }
-}
-
-fn finalizers(obj: &Value) -> Vec<&str> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
 }
 
 fn has_generation(resource: ResourceId) -> bool {
