@@ -107,14 +107,13 @@ pub enum Error {
         detail: String,
     },
     /// 409 Conflict from server-side apply: the message is kube's `Apply failed with N
-    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix.
+    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix, and the
+    /// details carry only one `FieldManagerConflict` cause per field (`NewApplyConflict`).
     ApplyConflict {
-        /// Group-qualified plural.
-        resource: String,
-        /// Object name.
-        name: String,
         /// The whole message.
         message: String,
+        /// One cause per conflicting field.
+        causes: Vec<Cause>,
     },
     /// 422 for a patch that cannot be applied (kube's generic "rejected our request" answer);
     /// the detail becomes the single cause.
@@ -152,6 +151,9 @@ pub enum Error {
     Unavailable(String),
     /// 500: an invariant failed; the request changed nothing.
     Internal(String),
+    /// 500 without a reason: an error kube-apiserver passes through unclassified (its
+    /// `ErrorToAPIStatus` default), e.g. an applied configuration that does not fit its type.
+    Unclassified(String),
 }
 
 impl Error {
@@ -171,7 +173,7 @@ impl Error {
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
             Self::ResourceVersionTooLarge { .. } => 504,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Unclassified(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
         }
@@ -197,6 +199,7 @@ impl Error {
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
+            Self::Unclassified(_) => "",
         }
     }
 
@@ -213,7 +216,8 @@ impl Error {
             | Self::TooManyRequests(m)
             | Self::InsufficientStorage(m)
             | Self::Unavailable(m)
-            | Self::Internal(m) => m.clone(),
+            | Self::Internal(m)
+            | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
             Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
                 message.clone()
@@ -267,7 +271,6 @@ impl Error {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
-            | Self::ApplyConflict { resource, name, .. }
             | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
             _ => ("", ""),
@@ -282,7 +285,9 @@ impl Error {
             }
             details.insert("kind".into(), Value::String(plural.into()));
         }
-        if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
+        if let Self::Invalid { causes, .. }
+        | Self::Forbidden { causes, .. }
+        | Self::ApplyConflict { causes, .. } = self
             && !causes.is_empty()
         {
             // kube's StatusCause fields are `omitempty`.
@@ -327,6 +332,11 @@ impl Error {
             "reason": self.reason(),
             "code": self.code(),
         });
+        if self.reason().is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.remove("reason");
+        }
         if !details.is_empty()
             && let Some(obj) = status.as_object_mut()
         {
