@@ -369,3 +369,75 @@ fn strategic_merge_errors_leave_target_unchanged() {
         assert_eq!(got, deployment());
     }
 }
+
+#[test]
+fn json_patch_test_treats_a_missing_key_as_null() {
+    // evanphx/json-patch v4 as kube-apiserver runs it.
+    let doc = json!({"metadata": {"name": "x", "labels": null, "finalizers": ["a"]},
+                     "spec": {"list": [1, null]}});
+    let passes = [
+        json!({"op": "test", "path": "/metadata/annotations", "value": null}),
+        json!({"op": "test", "path": "/metadata/annotations"}),
+        json!({"op": "test", "path": "/metadata/labels", "value": null}),
+        json!({"op": "test", "path": "/spec/list/1", "value": null}),
+        json!({"op": "test", "path": "/spec/list/-1", "value": null}),
+        json!({"op": "test", "path": "/spec/list/0", "value": 1}),
+        json!({"op": "test", "path": "/metadata/finalizers", "value": ["a"]}),
+        json!({"op": "test", "path": "", "value": doc.clone()}),
+    ];
+    for op in passes {
+        let mut got = doc.clone();
+        json_patch(&mut got, &json!([op])).unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert_eq!(got, doc);
+    }
+    let fails = [
+        (
+            json!({"op": "test", "path": "/metadata/annotations", "value": "x"}),
+            "testing value /metadata/annotations failed: test failed",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/name"}),
+            "testing value /metadata/name failed: test failed",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/name", "value": null}),
+            "testing value /metadata/name failed: test failed",
+        ),
+        (
+            json!({"op": "test", "path": "/nope/deeper", "value": null}),
+            "test operation does not apply: is missing path: /nope/deeper: missing value",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/labels/x", "value": null}),
+            "test operation does not apply: is missing path: /metadata/labels/x: missing value",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/name/x", "value": null}),
+            "test operation does not apply: is missing path: /metadata/name/x: missing value",
+        ),
+        (
+            json!({"op": "test", "path": "/spec/list/2", "value": null}),
+            "error in test for path: '/spec/list/2': Unable to access invalid index: 2: invalid index referenced",
+        ),
+    ];
+    for (op, cause) in fails {
+        let mut got = doc.clone();
+        let err = json_patch(&mut got, &json!([op])).unwrap_err();
+        assert_eq!(err.code(), 422, "{op}");
+        assert_eq!(
+            err.to_status()["details"]["causes"][0]["message"],
+            cause,
+            "{op}"
+        );
+        assert_eq!(got, doc);
+    }
+    // The finalizer helper of controller-runtime-style operators: add the list only if absent.
+    let mut obj = json!({"metadata": {"name": "x"}});
+    let add_first = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                           {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}]);
+    json_patch(&mut obj, &add_first).unwrap();
+    assert_eq!(obj["metadata"]["finalizers"], json!(["x"]));
+    // Once present, the same patch is refused and changes nothing.
+    assert_eq!(json_patch(&mut obj, &add_first).unwrap_err().code(), 422);
+    assert_eq!(obj["metadata"]["finalizers"], json!(["x"]));
+}
