@@ -31,6 +31,10 @@ enum FieldValidation {
 /// Longest `fieldManager` kube accepts (`FieldManagerMaxLength`), in bytes.
 const MAX_FIELD_MANAGER: usize = 128;
 
+/// The field manager of what kube-apiserver creates itself (default namespaces, the
+/// `kubernetes` service).
+const APISERVER: &str = "kube-apiserver";
+
 /// How a write records field ownership in `managedFields`.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Ownership<'a> {
@@ -1536,7 +1540,7 @@ impl ApiServer {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            let _ = self.create_internal(now, ResourceId::Namespaces, "", &mut obj);
+            let _ = self.create_internal(now, ResourceId::Namespaces, "", &mut obj, APISERVER);
         }
         let mut service = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -1545,16 +1549,25 @@ impl ApiServer {
                 // The range's first address, as kube's bootstrap controller gives it.
                 "clusterIP": alloc::format!("{}", services_first_ip(self.config.service_cidr))}
         });
-        let _ = self.create_internal(now, ResourceId::Services, "default", &mut service);
+        let _ = self.create_internal(
+            now,
+            ResourceId::Services,
+            "default",
+            &mut service,
+            APISERVER,
+        );
     }
 
-    /// Creates an object on the server's own behalf (bootstrap, controllers).
+    /// Creates an object on the server's own behalf (bootstrap, controllers), owned by
+    /// `manager`, the component kube would create it from (`kube-controller-manager`,
+    /// `kubelet`, ...), so that later writes keep tracking its fields.
     pub(crate) fn create_internal(
         &mut self,
         now: UnixTime,
         resource: ResourceId,
         namespace: &str,
         obj: &mut Value,
+        manager: &str,
     ) -> Result<Vec<u8>, Error> {
         defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
@@ -1568,6 +1581,7 @@ impl ApiServer {
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
         }
+        patch::record_update(resource, None, obj, manager, None, now);
         let key = ObjectKey::new(resource, namespace, &name);
         // The server's own objects are nobody's share, whoever's request caused them.
         let acting = self.call.node.take();

@@ -767,3 +767,29 @@ fn field_manager_options_are_checked_as_kube_checks_them() {
     );
     assert_eq!(status.status, 404);
 }
+
+#[test]
+fn objects_the_server_creates_stay_tracked() {
+    // kube's skipNonApplied keeps an object without managedFields untracked; what the server
+    // creates itself is owned by its component, so later writes are recorded.
+    let mut s = server(Config::default());
+    let ns = call(&mut s, Method::Get, "/api/v1/namespaces/default", None);
+    assert_eq!(
+        managers(&ns.body),
+        alloc::vec![("kube-apiserver".into(), "Update".into())]
+    );
+    let labelled = kubectl(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/default",
+        json!({"metadata": {"labels": {"team": "a"}}}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(
+        managers(&labelled.body),
+        alloc::vec![
+            ("kube-apiserver".into(), "Update".into()),
+            ("kubectl".into(), "Update".into())
+        ]
+    );
+}
