@@ -49,38 +49,30 @@ const SERVER_META: &[&str] = &[
     "deletionGracePeriodSeconds",
 ];
 
-/// The part of an object a write to `subresource` may own, with what no manager owns removed:
-/// `apiVersion`, `kind` and server metadata always; `status` on a main resource that has a
-/// `status` subresource; everything but `status` and metadata on the `status` subresource
-/// (kube's reset fields).
-fn owned_part(
-    obj: &Map<String, Value>,
+/// What changed in the part of an object a write to `subresource` may own: not `apiVersion`,
+/// `kind` or server metadata; not `status` on a main resource that has a `status`
+/// subresource; only `status` and metadata on the `status` subresource (kube's reset fields).
+/// A field the type's Go zero value always has reads as that value where absent.
+fn compare_owned(
+    live: &Map<String, Value>,
+    next: &Map<String, Value>,
     resource: ResourceId,
     subresource: &str,
-) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (k, v) in obj {
-        let keep = match (subresource, k.as_str()) {
-            (_, "apiVersion" | "kind") => false,
-            ("status", key) => matches!(key, "status" | "metadata"),
-            ("", "status") => !has_status_subresource(resource),
-            _ => true,
-        };
-        if !keep {
-            continue;
-        }
-        match (k.as_str(), v) {
-            ("metadata", Value::Object(meta)) => {
-                let mut meta = meta.clone();
-                meta.retain(|mk, _| !SERVER_META.contains(&mk.as_str()));
-                out.insert(k.clone(), Value::Object(meta));
-            }
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    out
+) -> typed::Comparison {
+    let root = |key: &str| match (subresource, key) {
+        (_, "apiVersion" | "kind") => false,
+        ("status", key) => matches!(key, "status" | "metadata"),
+        ("", "status") => !has_status_subresource(resource),
+        _ => true,
+    };
+    let meta = |key: &str| !SERVER_META.contains(&key);
+    let zero = zero_object(resource);
+    let view = typed::View {
+        root: &root,
+        meta: &meta,
+        zero: &zero,
+    };
+    typed::compare_view(live, next, Ctx::Root(resource), &view)
 }
 
 /// The paths kube's `stripMeta` takes from the set of the manager that just wrote.
@@ -120,23 +112,17 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
     zero.as_object().cloned().unwrap_or_default()
 }
 
-/// `obj` as kube compares it: a Go struct always has the fields without `omitempty`, so what
-/// the zero value of its type has and `obj` lacks is filled in.
-fn with_zero_fields(obj: &Map<String, Value>, resource: ResourceId) -> Map<String, Value> {
-    fn fill(obj: &mut Map<String, Value>, zero: &Map<String, Value>) {
-        for (k, z) in zero {
-            match (obj.get_mut(k), z) {
-                (None, _) => {
-                    obj.insert(k.clone(), z.clone());
-                }
-                (Some(Value::Object(o)), Value::Object(z)) => fill(o, z),
-                _ => {}
+/// Adds what `zero` has and `obj` lacks, recursively through objects.
+fn fill_zero(obj: &mut Map<String, Value>, zero: &Map<String, Value>) {
+    for (k, z) in zero {
+        match (obj.get_mut(k), z) {
+            (None, _) => {
+                obj.insert(k.clone(), z.clone());
             }
+            (Some(Value::Object(o)), Value::Object(z)) => fill_zero(o, z),
+            _ => {}
         }
     }
-    let mut out = obj.clone();
-    fill(&mut out, &zero_object(resource));
-    out
 }
 
 fn without_managed_fields(obj: &Value) -> Map<String, Value> {
@@ -200,11 +186,12 @@ pub(crate) fn record_update(
     }
     let subresource = subresource.unwrap_or_default();
     let api_version = resource.info().api_version();
-    let live_entries = || managed::decode(old.and_then(managed::raw)).unwrap_or_default();
+    let stored = old.and_then(managed::raw);
+    let live_entries = || managed::decode(stored).unwrap_or_default();
     // decodeLiveOrNew: a subresource never sets ownership; `[]` or `[{}]` clears it; a list
     // that is absent, empty or unreadable keeps the stored one.
     let sent = managed::raw(new);
-    let mut entries = if !subresource.is_empty() {
+    let mut entries = if !subresource.is_empty() || sent.is_none() || sent == stored {
         live_entries()
     } else if managed::is_reset(sent) {
         Vec::new()
@@ -224,21 +211,15 @@ pub(crate) fn record_update(
     }
     managed::keep_version(&mut entries, api_version);
     let ctx = Ctx::Root(resource);
-    let live = old.map_or_else(|| zero_object(resource), without_managed_fields);
-    let next = without_managed_fields(new);
-    if !typed::check(&live, ctx, true).is_empty() || !typed::check(&next, ctx, true).is_empty() {
+    let zero = Value::Object(zero_object(resource));
+    let (Some(live), Some(next)) = (old.unwrap_or(&zero).as_object(), new.as_object()) else {
+        return;
+    };
+    if !typed::check(live, ctx, true).is_empty() || !typed::check(next, ctx, true).is_empty() {
         // kube's UpdateNoErrors: the object is written without managedFields.
         return;
     }
-    let (live, next) = (
-        with_zero_fields(&live, resource),
-        with_zero_fields(&next, resource),
-    );
-    let changes = typed::compare(
-        &owned_part(&live, resource, subresource),
-        &owned_part(&next, resource, subresource),
-        ctx,
-    );
+    let changes = compare_owned(live, next, resource, subresource);
     let _ = take_fields(&mut entries, &changes, true);
     let mine = strip_meta(&changes.modified.union(&changes.added));
     if !mine.is_empty() {
@@ -362,15 +343,7 @@ pub(crate) fn apply(
         .map_err(|e| Error::Unclassified(alloc::format!("failed to decode managed fields: {e}")))?;
     if entries.is_empty() && live.is_some() {
         // skipNonApplied: the fields that exist before the first apply get an owner.
-        let changes = typed::compare(
-            &owned_part(&zero_object(resource), resource, subresource),
-            &owned_part(
-                &with_zero_fields(&live_obj, resource),
-                resource,
-                subresource,
-            ),
-            ctx,
-        );
+        let changes = compare_owned(&zero_object(resource), &live_obj, resource, subresource);
         let set = strip_meta(&changes.modified.union(&changes.added));
         if !set.is_empty() {
             let mut first = Entry::new(
@@ -521,16 +494,13 @@ fn merge_and_own(
         .map(|i| entries.remove(i));
     let applied_set = typed::field_set(&config, ctx);
     let merged = match previous.as_ref() {
-        Some(last) if !last.set.is_empty() => {
+        // Nothing applied last time is missing now: pruning would keep everything.
+        Some(last) if !last.set.difference(&applied_set).is_empty() => {
             prune(&merged, &entries, &applied_set, &last.set, ctx)
         }
         _ => merged,
     };
-    let changes = typed::compare(
-        &owned_part(&with_zero_fields(live, resource), resource, subresource),
-        &owned_part(&with_zero_fields(&merged, resource), resource, subresource),
-        ctx,
-    );
+    let changes = compare_owned(live, &merged, resource, subresource);
     take_fields(&mut entries, &changes, force)?;
     let changed = !typed::equal(&Value::Object(live.clone()), &Value::Object(merged.clone()));
     let mine = strip_meta(&applied_set);
@@ -618,7 +588,9 @@ fn allowed_by_last_applied(resource: ResourceId, live: &Map<String, Value>) -> O
     if !typed::check(last, ctx, false).is_empty() {
         return None;
     }
-    let changes = typed::compare(last, &with_zero_fields(live, resource), ctx);
+    let mut live = live.clone();
+    fill_zero(&mut live, &zero_object(resource));
+    let changes = typed::compare(last, &live, ctx);
     Some(
         typed::field_set(last, ctx)
             .difference(&changes.modified)

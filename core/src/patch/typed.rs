@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use super::fieldpath::{FieldSet, Path, PathElement, compare_values, describe_path, go_quote};
+use super::fieldpath::{FieldSet, PathElement, compare_values, go_quote};
 use super::schema::{Ctx, ListKind, key_default};
 
 /// How a field is treated, from the schema and the shape of its values.
@@ -101,44 +101,69 @@ fn elements(items: &[Value], kind: ListKind) -> Vec<Option<PathElement>> {
     items.iter().map(|i| item_element(i, kind).ok()).collect()
 }
 
+/// One step of the path to a value being checked, borrowed where it can be.
+enum Step<'a> {
+    Field(&'a str),
+    Item(PathElement),
+}
+
+fn describe_steps(path: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Field(name) => {
+                out.push('.');
+                out.push_str(name);
+            }
+            Step::Item(pe) => pe.describe(&mut out),
+        }
+    }
+    out
+}
+
 /// The checks kube makes when it reads an object against its schema: every item of a keyed
 /// list or set has an identity, and (for an applied configuration) no identity repeats.
 /// Returns the errors as kube words them (`.spec.ports: element 0: ...`).
 pub(crate) fn check(obj: &Map<String, Value>, ctx: Ctx, allow_duplicates: bool) -> Vec<String> {
-    fn walk_map(
-        obj: &Map<String, Value>,
+    fn walk_map<'a>(
+        obj: &'a Map<String, Value>,
         ctx: Ctx,
         dups: bool,
-        path: &mut Path,
+        path: &mut Vec<Step<'a>>,
         out: &mut Vec<String>,
     ) {
         if ctx.is_atomic_object() {
             return;
         }
         for (k, v) in obj {
-            path.push(PathElement::field(k));
-            match (v, kind_of(ctx, k, Some(v), None)) {
-                (Value::Object(m), Kind::Map { ctx, .. }) => walk_map(m, ctx, dups, path, out),
+            let descend = match (v, kind_of(ctx, k, Some(v), None)) {
+                (Value::Object(m), Kind::Map { ctx, .. }) => Some((Ok(m), ctx, ListKind::Atomic)),
                 (
                     Value::Array(items),
                     Kind::List {
                         kind,
                         items: item_ctx,
                     },
-                ) if kind != ListKind::Atomic => {
-                    walk_list(items, kind, item_ctx, dups, path, out);
-                }
-                _ => {}
+                ) if kind != ListKind::Atomic => Some((Err(items), item_ctx, kind)),
+                _ => None,
+            };
+            let Some((inner, ctx, kind)) = descend else {
+                continue;
+            };
+            path.push(Step::Field(k));
+            match inner {
+                Ok(m) => walk_map(m, ctx, dups, path, out),
+                Err(items) => walk_list(items, kind, ctx, dups, path, out),
             }
             path.pop();
         }
     }
-    fn walk_list(
-        items: &[Value],
+    fn walk_list<'a>(
+        items: &'a [Value],
         kind: ListKind,
         item_ctx: Ctx,
         dups: bool,
-        path: &mut Path,
+        path: &mut Vec<Step<'a>>,
         out: &mut Vec<String>,
     ) {
         let mut seen: BTreeMap<PathElement, ()> = BTreeMap::new();
@@ -146,22 +171,25 @@ pub(crate) fn check(obj: &Map<String, Value>, ctx: Ctx, allow_duplicates: bool) 
             let pe = match item_element(item, kind) {
                 Ok(pe) => pe,
                 Err(e) => {
-                    out.push(alloc::format!("{}: element {i}: {e}", describe_path(path)));
+                    out.push(alloc::format!("{}: element {i}: {e}", describe_steps(path)));
                     continue;
                 }
             };
-            if seen.insert(pe.clone(), ()).is_some() && !dups {
+            if !dups && seen.contains_key(&pe) {
                 let mut key = String::new();
                 pe.describe(&mut key);
                 out.push(alloc::format!(
                     "{}: duplicate entries for key {key}",
-                    describe_path(path)
+                    describe_steps(path)
                 ));
             }
             if let (Value::Object(m), ListKind::Map { .. }) = (item, kind) {
-                path.push(pe);
+                path.push(Step::Item(pe.clone()));
                 walk_map(m, item_ctx, dups, path, out);
                 path.pop();
+            }
+            if !dups {
+                seen.insert(pe, ());
             }
         }
     }
@@ -235,18 +263,91 @@ pub(crate) struct Comparison {
     pub(crate) removed: FieldSet,
 }
 
-#[cfg(test)]
 impl Comparison {
     pub(crate) fn is_same(&self) -> bool {
         self.added.is_empty() && self.modified.is_empty() && self.removed.is_empty()
     }
+
+    /// Files the changes inside a child and the child's own change under its element, which is
+    /// only built when there is something to file.
+    fn nest(&mut self, pe: impl FnOnce() -> PathElement, mark: Mark, below: Comparison) {
+        if mark == Mark::Same && below.is_same() {
+            return;
+        }
+        let pe = pe();
+        self.added.insert_child(pe.clone(), below.added);
+        self.modified.insert_child(pe.clone(), below.modified);
+        self.removed.insert_child(pe.clone(), below.removed);
+        match mark {
+            Mark::Same => {}
+            Mark::Added => self.added.insert_member(pe),
+            Mark::Removed => self.removed.insert_member(pe),
+            Mark::Modified => self.modified.insert_member(pe),
+        }
+    }
 }
 
-/// Compares two versions of an object (`Compare`).
+/// How a value itself changed, apart from what changed inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Same,
+    Added,
+    Removed,
+    Modified,
+}
+
+/// Compares two versions of an object (`Compare`). Sets are built bottom-up, so only what
+/// changed allocates.
 pub(crate) fn compare(lhs: &Map<String, Value>, rhs: &Map<String, Value>, ctx: Ctx) -> Comparison {
-    let mut out = Comparison::default();
-    compare_maps(Some(lhs), Some(rhs), ctx, &mut Vec::new(), &mut out);
-    out
+    compare_maps(Some(lhs), Some(rhs), ctx, Level::default())
+}
+
+/// Which part of two object versions a comparison looks at, and what an absent field reads as,
+/// so that the versions need not be copied to be narrowed.
+pub(crate) struct View<'a> {
+    /// The top-level fields compared.
+    pub(crate) root: &'a dyn Fn(&str) -> bool,
+    /// The `metadata` fields compared.
+    pub(crate) meta: &'a dyn Fn(&str) -> bool,
+    /// What an absent field reads as: the type's zero value, which a Go struct always has.
+    pub(crate) zero: &'a Map<String, Value>,
+}
+
+/// [`compare`] of the part of the objects `view` selects.
+pub(crate) fn compare_view(
+    lhs: &Map<String, Value>,
+    rhs: &Map<String, Value>,
+    ctx: Ctx,
+    view: &View<'_>,
+) -> Comparison {
+    let level = Level {
+        keep: Some(view.root),
+        zero: Some(view.zero),
+        meta: Some(view.meta),
+    };
+    compare_maps(Some(lhs), Some(rhs), ctx, level)
+}
+
+/// What applies at one object level of a [`View`].
+#[derive(Clone, Copy, Default)]
+struct Level<'a> {
+    keep: Option<&'a dyn Fn(&str) -> bool>,
+    zero: Option<&'a Map<String, Value>>,
+    /// The filter for this level's `metadata` (the root level only).
+    meta: Option<&'a dyn Fn(&str) -> bool>,
+}
+
+impl<'a> Level<'a> {
+    fn below(&self, key: &str) -> Level<'a> {
+        Level {
+            keep: if key == "metadata" { self.meta } else { None },
+            zero: self
+                .zero
+                .and_then(|z| z.get(key))
+                .and_then(Value::as_object),
+            meta: None,
+        }
+    }
 }
 
 /// Value equality as structured-merge-diff sees it: `1` and `1.0` are the same number.
@@ -266,21 +367,21 @@ pub(crate) fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn compare_leaf(l: Option<&Value>, r: Option<&Value>, path: &Path, out: &mut Comparison) {
+fn leaf(l: Option<&Value>, r: Option<&Value>) -> Mark {
     match (l, r) {
-        (None, Some(_)) => out.added.insert(path),
-        (Some(_), None) => out.removed.insert(path),
-        (Some(a), Some(b)) if !equal(a, b) => out.modified.insert(path),
-        _ => {}
+        (None, Some(_)) => Mark::Added,
+        (Some(_), None) => Mark::Removed,
+        (Some(a), Some(b)) if !equal(a, b) => Mark::Modified,
+        _ => Mark::Same,
     }
 }
 
 /// A granular object or list present on one side only is itself added or removed.
-fn compare_presence(l: Option<&Value>, r: Option<&Value>, path: &Path, out: &mut Comparison) {
+fn presence(l: Option<&Value>, r: Option<&Value>) -> Mark {
     match (l, r) {
-        (None, Some(_)) => out.added.insert(path),
-        (Some(_), None) => out.removed.insert(path),
-        _ => {}
+        (None, Some(_)) => Mark::Added,
+        (Some(_), None) => Mark::Removed,
+        _ => Mark::Same,
     }
 }
 
@@ -288,25 +389,28 @@ fn compare_maps(
     l: Option<&Map<String, Value>>,
     r: Option<&Map<String, Value>>,
     ctx: Ctx,
-    path: &mut Path,
-    out: &mut Comparison,
-) {
+    level: Level<'_>,
+) -> Comparison {
+    let mut out = Comparison::default();
+    let kept = |k: &String| level.keep.is_none_or(|keep| keep(k));
+    let zero = |k: &String| level.zero.and_then(|z| z.get(k));
     if let Some(l) = l {
-        for (k, lv) in l {
-            path.push(PathElement::field(k));
-            compare_value(ctx, k, Some(lv), r.and_then(|r| r.get(k)), path, out);
-            path.pop();
+        for (k, lv) in l.iter().filter(|(k, _)| kept(k)) {
+            let rv = r.and_then(|r| r.get(k)).or_else(|| zero(k));
+            let (mark, below) = compare_value(ctx, k, Some(lv), rv, level.below(k));
+            out.nest(|| PathElement::field(k), mark, below);
         }
     }
     if let Some(r) = r {
-        for (k, rv) in r {
+        for (k, rv) in r.iter().filter(|(k, _)| kept(k)) {
             if l.is_none_or(|l| !l.contains_key(k)) {
-                path.push(PathElement::field(k));
-                compare_value(ctx, k, None, Some(rv), path, out);
-                path.pop();
+                let lv = zero(k);
+                let (mark, below) = compare_value(ctx, k, lv, Some(rv), level.below(k));
+                out.nest(|| PathElement::field(k), mark, below);
             }
         }
     }
+    out
 }
 
 fn compare_value(
@@ -314,9 +418,8 @@ fn compare_value(
     key: &str,
     l: Option<&Value>,
     r: Option<&Value>,
-    path: &mut Path,
-    out: &mut Comparison,
-) {
+    level: Level<'_>,
+) -> (Mark, Comparison) {
     let shapes_differ = |f: fn(&Value) -> bool| {
         let off = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && !f(v));
         off(l) || off(r)
@@ -325,10 +428,9 @@ fn compare_value(
         Kind::Map { ctx, atomic } => {
             let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
             if atomic || (empty_map(lm) && empty_map(rm)) || shapes_differ(Value::is_object) {
-                compare_leaf(l, r, path, out);
+                (leaf(l, r), Comparison::default())
             } else {
-                compare_maps(lm, rm, ctx, path, out);
-                compare_presence(l, r, path, out);
+                (presence(l, r), compare_maps(lm, rm, ctx, level))
             }
         }
         Kind::List { kind, items } => {
@@ -337,13 +439,12 @@ fn compare_value(
                 || (empty_list(la) && empty_list(ra))
                 || shapes_differ(Value::is_array)
             {
-                compare_leaf(l, r, path, out);
+                (leaf(l, r), Comparison::default())
             } else {
-                compare_items(la, ra, kind, items, path, out);
-                compare_presence(l, r, path, out);
+                (presence(l, r), compare_items(la, ra, kind, items))
             }
         }
-        Kind::Scalar => compare_leaf(l, r, path, out),
+        Kind::Scalar => (leaf(l, r), Comparison::default()),
     }
 }
 
@@ -352,9 +453,7 @@ fn compare_items(
     r: Option<&Vec<Value>>,
     kind: ListKind,
     item_ctx: Ctx,
-    path: &mut Path,
-    out: &mut Comparison,
-) {
+) -> Comparison {
     // Items grouped by identity, in order of first appearance (left side first).
     let mut order: Vec<PathElement> = Vec::new();
     let mut groups: BTreeMap<PathElement, (Vec<&Value>, Vec<&Value>)> = BTreeMap::new();
@@ -374,43 +473,40 @@ fn compare_items(
             }
         }
     }
+    let mut out = Comparison::default();
     for pe in order {
         let Some((ls, rs)) = groups.get(&pe) else {
             continue;
         };
-        path.push(pe);
         match (ls.len(), rs.len()) {
             (0..=1, 0..=1) => {
-                compare_item(
-                    ls.first().copied(),
-                    rs.first().copied(),
-                    kind,
-                    item_ctx,
-                    path,
-                    out,
-                );
+                let (mark, below) =
+                    compare_item(ls.first().copied(), rs.first().copied(), kind, item_ctx);
+                out.nest(|| pe, mark, below);
             }
             (2.., 2..) => {
                 let same = ls.len() == rs.len() && ls.iter().zip(rs).all(|(a, b)| equal(a, b));
                 if !same {
-                    out.modified.insert(path);
+                    out.modified.insert_member(pe);
                 }
             }
             (2.., n) => {
                 if n == 1 {
-                    compare_item(None, rs.first().copied(), kind, item_ctx, path, out);
+                    let (mark, below) = compare_item(None, rs.first().copied(), kind, item_ctx);
+                    out.nest(|| pe.clone(), mark, below);
                 }
-                out.removed.insert(path);
+                out.removed.insert_member(pe);
             }
             (n, _) => {
                 if n == 1 {
-                    compare_item(ls.first().copied(), None, kind, item_ctx, path, out);
+                    let (mark, below) = compare_item(ls.first().copied(), None, kind, item_ctx);
+                    out.nest(|| pe.clone(), mark, below);
                 }
-                out.added.insert(path);
+                out.added.insert_member(pe);
             }
         }
-        path.pop();
     }
+    out
 }
 
 fn compare_item(
@@ -418,16 +514,16 @@ fn compare_item(
     r: Option<&Value>,
     kind: ListKind,
     item_ctx: Ctx,
-    path: &mut Path,
-    out: &mut Comparison,
-) {
+) -> (Mark, Comparison) {
     let (lm, rm) = (l.and_then(Value::as_object), r.and_then(Value::as_object));
     let granular = matches!(kind, ListKind::Map { .. }) && !item_ctx.is_atomic_object();
     if !granular || (empty_map(lm) && empty_map(rm)) {
-        compare_leaf(l, r, path, out);
+        (leaf(l, r), Comparison::default())
     } else {
-        compare_maps(lm, rm, item_ctx, path, out);
-        compare_presence(l, r, path, out);
+        (
+            presence(l, r),
+            compare_maps(lm, rm, item_ctx, Level::default()),
+        )
     }
 }
 
