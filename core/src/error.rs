@@ -115,8 +115,9 @@ pub enum Error {
         /// One cause per conflicting field.
         causes: Vec<Cause>,
     },
-    /// 422 for a patch that cannot be applied (kube's generic "rejected our request" answer);
-    /// the detail becomes the single cause.
+    /// 422 for a patch that cannot be applied: kube's `NewGenericServerResponse(422, ...)`,
+    /// "the server rejected our request", whose `details` are empty. The detail (the JSON
+    /// patch library's error) stays here for logs and tests; kube-apiserver does not send it.
     Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
@@ -305,9 +306,7 @@ impl Error {
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
-        if let Self::Unprocessable(detail) = self {
-            details.insert("causes".into(), json!([{"message": detail}]));
-        }
+
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
         }
@@ -337,7 +336,8 @@ impl Error {
         {
             obj.remove("reason");
         }
-        if !details.is_empty()
+        // kube's generic 422 carries an empty (but present) `details`.
+        if (!details.is_empty() || matches!(self, Self::Unprocessable(_)))
             && let Some(obj) = status.as_object_mut()
         {
             obj.insert("details".into(), Value::Object(details));

@@ -757,6 +757,43 @@ fn field_manager_options_are_checked_as_kube_checks_them() {
         forced.body["message"],
         "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
     );
+    // Applying to the status of a Deployment owns status only; its spec stays as stored.
+    let dep = "/apis/apps/v1/namespaces/default/deployments/web";
+    let spec = json!({"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}});
+    let created = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{dep}?fieldManager=owner"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": spec}),
+        APPLY,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let status = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{dep}/status?fieldManager=reporter"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 9}, "status": {"observedGeneration": 7}}),
+        APPLY,
+    );
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(status.body["spec"]["replicas"], 1);
+    assert_eq!(status.body["status"]["observedGeneration"], 7);
+    let reporter = status.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "reporter")
+        .cloned()
+        .unwrap();
+    assert_eq!(reporter["subresource"], "status");
+    assert_eq!(
+        reporter["fieldsV1"],
+        json!({"f:status": {"f:observedGeneration": {}}})
+    );
     // Applying to a subresource of a missing object does not create it.
     let status = kubectl(
         &mut s,

@@ -49,30 +49,56 @@ const SERVER_META: &[&str] = &[
     "deletionGracePeriodSeconds",
 ];
 
-/// What changed in the part of an object a write to `subresource` may own: not `apiVersion`,
-/// `kind` or server metadata; not `status` on a main resource that has a `status`
-/// subresource; only `status` and metadata on the `status` subresource (kube's reset fields).
-/// A field the type's Go zero value always has reads as that value where absent.
+/// The top-level fields a write to `subresource` may own: not `apiVersion` or `kind`; not
+/// `status` on a main resource that has a `status` subresource; only `status` and metadata on
+/// the `status` subresource (kube's reset fields, which the write's strategy puts back).
+fn owns_root(resource: ResourceId, subresource: &str, key: &str) -> bool {
+    match (subresource, key) {
+        (_, "apiVersion" | "kind") => false,
+        ("status", key) => matches!(key, "status" | "metadata"),
+        ("", "status") => !has_status_subresource(resource),
+        _ => true,
+    }
+}
+
+/// The metadata fields any write may own: not what the server sets.
+fn owns_meta(key: &str) -> bool {
+    !SERVER_META.contains(&key)
+}
+
+/// What changed in the part of an object a write to `subresource` may own ([`owns_root`],
+/// [`owns_meta`]). A field the type's Go zero value always has reads as that value where
+/// absent.
 fn compare_owned(
     live: &Map<String, Value>,
     next: &Map<String, Value>,
     resource: ResourceId,
     subresource: &str,
 ) -> typed::Comparison {
-    let root = |key: &str| match (subresource, key) {
-        (_, "apiVersion" | "kind") => false,
-        ("status", key) => matches!(key, "status" | "metadata"),
-        ("", "status") => !has_status_subresource(resource),
-        _ => true,
-    };
-    let meta = |key: &str| !SERVER_META.contains(&key);
+    let root = |key: &str| owns_root(resource, subresource, key);
     let zero = zero_object(resource);
     let view = typed::View {
         root: &root,
-        meta: &meta,
+        meta: &owns_meta,
         zero: &zero,
     };
     typed::compare_view(live, next, Ctx::Root(resource), &view)
+}
+
+/// `set` without the fields a write to `subresource` resets (kube's ignore filter): status on a
+/// main resource with a status subresource, all but status and metadata on the subresource.
+/// `apiVersion`, `kind` and server metadata stay until `stripMeta`: while apply prunes, the
+/// applier's `metadata.name` is what keeps `metadata` from being pruned whole.
+fn owned_set(set: &FieldSet, resource: ResourceId, subresource: &str) -> FieldSet {
+    let mut out = set.clone();
+    out.retain(|pe| match pe {
+        PathElement::Field(key) => match key.as_str() {
+            "apiVersion" | "kind" | "metadata" => true,
+            key => owns_root(resource, subresource, key),
+        },
+        _ => true,
+    });
+    out
 }
 
 /// The paths kube's `stripMeta` takes from the set of the manager that just wrote.
@@ -473,13 +499,8 @@ fn merge_and_own(
             meta.remove(field);
         }
     }
-    // What the (sub)resource's writes reset is neither merged nor owned: status on a main
-    // resource with a status subresource, all but status and metadata on the subresource.
-    config.retain(|k, _| match (subresource, k.as_str()) {
-        ("status", key) => matches!(key, "apiVersion" | "kind" | "metadata" | "status"),
-        (_, "status") => !has_status_subresource(resource),
-        _ => true,
-    });
+    // What the (sub)resource's writes reset is merged (admission sees it, the strategy then
+    // puts it back) but never owned.
     let merged = typed::merge(live, &config, ctx);
     let me = Entry::new(
         manager,
@@ -492,7 +513,7 @@ fn merge_and_own(
         .iter()
         .position(|e| e.same_manager(&me))
         .map(|i| entries.remove(i));
-    let applied_set = typed::field_set(&config, ctx);
+    let applied_set = owned_set(&typed::field_set(&config, ctx), resource, subresource);
     let merged = match previous.as_ref() {
         // Nothing applied last time is missing now: pruning would keep everything.
         Some(last) if !last.set.difference(&applied_set).is_empty() => {
@@ -517,7 +538,7 @@ fn merge_and_own(
         });
     }
     let object = if changed {
-        drop_applied_nulls(merged, &config)
+        drop_new_nulls(merged, live)
     } else {
         live.clone()
     };
@@ -546,28 +567,40 @@ fn prune(
     let pruned = typed::remove(merged, &unowned_removed, ctx, false);
     let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
     let dangling = merged_set.difference(&pruned_set).intersection(&last);
-    typed::remove(merged, &dangling, ctx, true)
+    typed::remove(merged, &dangling, ctx, false)
 }
 
-/// A `null` the configuration applied to a field leaves it out of the object, as decoding into
-/// the Go type does.
-fn drop_applied_nulls(
-    mut merged: Map<String, Value>,
-    config: &Map<String, Value>,
-) -> Map<String, Value> {
-    for (k, cv) in config {
-        match (cv, merged.get_mut(k)) {
-            (Value::Null, Some(Value::Null)) => {
-                merged.remove(k);
+/// The object kube stores from the merged value: a `null` that apply produced (a null the
+/// configuration applied, a map or list pruning emptied) leaves the field out, as decoding
+/// into the Go type does; nulls the live object already had stay. The comparisons before this
+/// see the nulls, as kube's do.
+fn drop_new_nulls(merged: Map<String, Value>, live: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in merged {
+        let before = live.get(&k);
+        let kept = match v {
+            Value::Null if before != Some(&Value::Null) => continue,
+            Value::Object(m) => {
+                let empty = Map::new();
+                let inner = before.and_then(Value::as_object).unwrap_or(&empty);
+                Value::Object(drop_new_nulls(m, inner))
             }
-            (Value::Object(c), Some(Value::Object(m))) => {
-                let inner = core::mem::take(m);
-                *m = drop_applied_nulls(inner, c);
+            Value::Array(items) if items.iter().any(Value::is_null) => {
+                let had_nulls = before
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| l.iter().any(Value::is_null));
+                Value::Array(
+                    items
+                        .into_iter()
+                        .filter(|i| had_nulls || !i.is_null())
+                        .collect(),
+                )
             }
-            _ => {}
-        }
+            other => other,
+        };
+        out.insert(k, kept);
     }
-    merged
+    out
 }
 
 /// The fields the `kubectl.kubernetes.io/last-applied-configuration` annotation names and the

@@ -835,7 +835,9 @@ fn status_subresource_apply_owns_status_only() {
     )
     .unwrap();
     assert_eq!(next["status"], json!({"phase": "Running"}));
-    assert_eq!(next["spec"]["containers"][0]["image"], "i");
+    // The configuration's spec is merged (admission sees it; the status strategy of the write
+    // puts the stored spec back) but not owned, so it is no conflict either.
+    assert_eq!(next["spec"]["containers"][0]["image"], "changed");
     let e = entry(&next, "kubelet");
     assert_eq!(
         (
@@ -849,10 +851,10 @@ fn status_subresource_apply_owns_status_only() {
             json!({"f:status": {"f:phase": {}}})
         )
     );
-    // And the main resource's apply neither merges nor owns status.
+    // And the main resource's apply does not own status (the write resets it).
     let main = server_side_apply(R::Pods, None, Some(&live), &config, "mgr", true, T1).unwrap();
-    assert!(main.get("status").is_none());
     assert!(entry(&main, "mgr")["fieldsV1"].get("f:status").is_none());
+    assert!(entry(&main, "mgr")["fieldsV1"]["f:spec"].is_object());
 }
 
 #[test]
@@ -1065,6 +1067,46 @@ fn record_update_caps_update_managers() {
         alloc::vec![
             "m03", "m04", "m05", "m06", "m07", "m08", "m09", "m10", "m11"
         ]
+    );
+}
+
+#[test]
+fn a_map_pruning_empties_still_counts_as_present_for_its_owner() {
+    // Checked against kube-apiserver 1.32: x owns `data` itself (it applied `data: null`),
+    // y owned `data.k` and stops applying it. Pruning empties `data`, which kube compares as
+    // null (not absent), so x keeps `f:data`; the stored object has no `data`.
+    // y also stops applying its label: pruning reaches into metadata, which y's own
+    // `metadata.name` keeps (server metadata is stripped from the set only afterwards).
+    let c = |labels: Value, data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": labels}, "data": data})
+    };
+    let live = apply(None, &c(json!({"a": "1"}), json!({"k": "v"})), "x", T0);
+    let live = apply(
+        Some(&live),
+        &c(json!({"a": "1"}), json!({"k": "v"})),
+        "y",
+        T0,
+    );
+    let live = apply(
+        Some(&live),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": null}),
+        "x",
+        T1,
+    );
+    assert_eq!(live["data"], json!({"k": "v"}));
+    let next = apply(
+        Some(&live),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        "y",
+        T2,
+    );
+    assert!(next.get("data").is_none(), "{next}");
+    assert!(next["metadata"].get("labels").is_none(), "{next}");
+    assert_eq!(next["metadata"]["name"], "c");
+    assert_eq!(
+        owners(&next),
+        alloc::vec![owner("x", "Apply", json!({"f:data": {}}))]
     );
 }
 

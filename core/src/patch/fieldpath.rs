@@ -269,6 +269,11 @@ impl FieldSet {
         }
     }
 
+    /// Keeps the children directly below this node whose element passes `keep`.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&PathElement) -> bool) {
+        self.children.retain(|pe, _| keep(pe));
+    }
+
     /// Whether `path` itself is in the set.
     pub(crate) fn has(&self, path: &[PathElement]) -> bool {
         !path.is_empty() && self.node(path).is_some_and(|n| n.member)

@@ -23,8 +23,7 @@ use crate::{Error, UnixTime};
 pub use json_patch::{MAX_COPIED_BYTES, MAX_DEPTH, MAX_OPERATIONS};
 
 /// kube-apiserver answers every failed JSON-patch operation (and the 422 strategic-merge errors)
-/// with `NewGenericServerResponse(422, ...)`, whose message drops the detail. `Error` has no
-/// variant with a free message and code 422, so the detail travels as one cause of `Invalid`.
+/// with `NewGenericServerResponse(422, ...)`, which drops the detail from the answer.
 pub(crate) fn unprocessable(detail: String) -> Error {
     Error::Unprocessable(detail)
 }
