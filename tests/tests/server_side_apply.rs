@@ -289,7 +289,7 @@ fn kubectl_json_patch_adds_finalizers_only_when_absent() {
         get(&c)["metadata"]["finalizers"],
         json!(["example.com/cleanup"])
     );
-    // Present now: the test fails and nothing changes (422 from the JSON patch library).
+    // Present now: the test fails and nothing changes (kube's generic 422, no detail).
     let err = c.kubectl_err(&[
         "patch",
         "configmap",
@@ -301,8 +301,14 @@ fn kubectl_json_patch_adds_finalizers_only_when_absent() {
         add_first,
     ]);
     assert!(
-        err.contains("testing value /metadata/finalizers failed"),
+        err.contains(
+            "The request is invalid: the server rejected our request due to an error in our request"
+        ),
         "{err}"
+    );
+    assert_eq!(
+        get(&c)["metadata"]["finalizers"],
+        json!(["example.com/cleanup"])
     );
     c.kubectl_ok(&[
         "patch",
