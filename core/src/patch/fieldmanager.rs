@@ -555,7 +555,7 @@ fn prune(
     ctx: Ctx,
 ) -> Map<String, Value> {
     let last = last.with_named_fields();
-    let pruned = typed::remove(merged, &last, ctx, false);
+    let pruned = typed::remove(merged, &last, ctx);
     let mut owned = applied.clone();
     for e in others {
         owned.union_with(&e.set);
@@ -564,10 +564,10 @@ fn prune(
     let merged_set = typed::field_set(merged, ctx).with_named_fields();
     let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
     let unowned_removed = merged_set.difference(&pruned_set.union(&owned));
-    let pruned = typed::remove(merged, &unowned_removed, ctx, false);
+    let pruned = typed::remove(merged, &unowned_removed, ctx);
     let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
     let dangling = merged_set.difference(&pruned_set).intersection(&last);
-    typed::remove(merged, &dangling, ctx, false)
+    typed::remove(merged, &dangling, ctx)
 }
 
 /// The object kube stores from the merged value: a `null` that apply produced (a null the

@@ -685,23 +685,12 @@ fn merge_items(live: &[Value], config: &[Value], kind: ListKind, item_ctx: Ctx) 
 }
 
 /// Removes the fields and items `set` names (`RemoveItems`). A map or list left empty becomes
-/// `null` in its parent, as kube's walker leaves it; with `drop_emptied` it is removed instead,
-/// which is what the object kube stores (a Go struct with `omitempty`) ends up with.
-pub(crate) fn remove(
-    obj: &Map<String, Value>,
-    set: &FieldSet,
-    ctx: Ctx,
-    drop_emptied: bool,
-) -> Map<String, Value> {
-    remove_in_map(obj, set, ctx, drop_emptied).unwrap_or_default()
+/// `null` in its parent, as kube's walker leaves it.
+pub(crate) fn remove(obj: &Map<String, Value>, set: &FieldSet, ctx: Ctx) -> Map<String, Value> {
+    remove_in_map(obj, set, ctx).unwrap_or_default()
 }
 
-fn remove_in_map(
-    obj: &Map<String, Value>,
-    set: &FieldSet,
-    ctx: Ctx,
-    drop: bool,
-) -> Option<Map<String, Value>> {
+fn remove_in_map(obj: &Map<String, Value>, set: &FieldSet, ctx: Ctx) -> Option<Map<String, Value>> {
     if obj.is_empty() || ctx.is_atomic_object() {
         return None;
     }
@@ -712,27 +701,17 @@ fn remove_in_map(
             continue;
         }
         let kept = match set.child(&pe).filter(|c| !c.is_empty()) {
-            Some(below) => remove_in_value(ctx, k, v, below, drop),
+            Some(below) => remove_in_value(ctx, k, v, below),
             None => Some(v.clone()),
         };
-        match kept {
-            Some(v) => {
-                out.insert(k.clone(), v);
-            }
-            None if !drop => {
-                out.insert(k.clone(), Value::Null);
-            }
-            None => {}
-        }
+        out.insert(k.clone(), kept.unwrap_or(Value::Null));
     }
     (!out.is_empty()).then_some(out)
 }
 
-fn remove_in_value(ctx: Ctx, key: &str, v: &Value, set: &FieldSet, drop: bool) -> Option<Value> {
+fn remove_in_value(ctx: Ctx, key: &str, v: &Value, set: &FieldSet) -> Option<Value> {
     match (v, kind_of(ctx, key, Some(v), None)) {
-        (Value::Object(m), Kind::Map { ctx, .. }) => {
-            remove_in_map(m, set, ctx, drop).map(Value::Object)
-        }
+        (Value::Object(m), Kind::Map { ctx, .. }) => remove_in_map(m, set, ctx).map(Value::Object),
         (
             Value::Array(items),
             Kind::List {
@@ -754,15 +733,11 @@ fn remove_in_value(ctx: Ctx, key: &str, v: &Value, set: &FieldSet, drop: bool) -
                 }
                 let kept = match (set.child(&pe).filter(|c| !c.is_empty()), item) {
                     (Some(below), Value::Object(m)) if matches!(kind, ListKind::Map { .. }) => {
-                        remove_in_map(m, below, item_ctx, drop).map(Value::Object)
+                        remove_in_map(m, below, item_ctx).map(Value::Object)
                     }
                     _ => Some(item.clone()),
                 };
-                match kept {
-                    Some(item) => out.push(item),
-                    None if !drop => out.push(Value::Null),
-                    None => {}
-                }
+                out.push(kept.unwrap_or(Value::Null));
             }
             (!out.is_empty()).then_some(Value::Array(out))
         }
@@ -866,12 +841,8 @@ mod tests {
             PathElement::field("a"),
         ]);
         assert_eq!(
-            Value::Object(remove(&pod, &set, POD, false)),
+            Value::Object(remove(&pod, &set, POD)),
             json!({"metadata": {"labels": null, "name": "p"}})
-        );
-        assert_eq!(
-            Value::Object(remove(&pod, &set, POD, true)),
-            json!({"metadata": {"name": "p"}})
         );
     }
 }
