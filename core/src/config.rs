@@ -100,6 +100,11 @@ pub struct Config {
     /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
     /// Default 1,000,000 (a pod typically names 1 to 5).
     pub max_pod_references: usize,
+    /// Seconds between compactions of LIST snapshots (kube-apiserver's
+    /// `--etcd-compaction-interval`): a `continue` token expires one to two intervals after its
+    /// first page, with 410 and a token that continues inconsistently. 0 never expires them
+    /// by time. Default 300.
+    pub compaction_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -142,6 +147,7 @@ impl Default for Config {
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
             max_pod_references: 1_000_000,
+            compaction_interval_secs: 300,
         }
     }
 }

@@ -121,6 +121,12 @@ pub enum Error {
     Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
+    /// 410 Expired for a `continue` token whose snapshot is gone, carrying in the Status's
+    /// `metadata.continue` a token that continues from the same key at the latest revision.
+    ContinueExpired {
+        /// The inconsistent-continuation token.
+        continue_token: String,
+    },
     /// 413: body above the configured limit.
     TooLarge(String),
     /// 415: the body's media type is not one this verb accepts.
@@ -168,7 +174,7 @@ impl Error {
             Self::MethodNotAllowed(_) => 405,
             Self::NotAcceptable(_) => 406,
             Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
-            Self::Expired(_) => 410,
+            Self::Expired(_) | Self::ContinueExpired { .. } => 410,
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
@@ -191,7 +197,7 @@ impl Error {
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::AlreadyExists { .. } => "AlreadyExists",
             Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
-            Self::Expired(_) => "Expired",
+            Self::Expired(_) | Self::ContinueExpired { .. } => "Expired",
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
@@ -220,6 +226,7 @@ impl Error {
             | Self::Internal(m)
             | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
+            Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
             Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
                 message.clone()
             }
@@ -341,6 +348,11 @@ impl Error {
             && let Some(obj) = status.as_object_mut()
         {
             obj.insert("details".into(), Value::Object(details));
+        }
+        if let (Self::ContinueExpired { continue_token }, Some(obj)) =
+            (self, status.as_object_mut())
+        {
+            obj.insert("metadata".into(), json!({ "continue": continue_token }));
         }
         status
     }

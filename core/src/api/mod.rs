@@ -203,6 +203,8 @@ pub struct ApiServer {
     pub(crate) controllers: crate::controllers::Controllers,
     /// What the pods bound to each node use, for the node authorizer.
     pub(crate) references: crate::authz::references::ReferenceIndex,
+    /// When LIST snapshots (continue tokens) expire.
+    pub(crate) compactor: crate::compaction::Compactor,
 }
 
 impl ApiServer {
@@ -233,6 +235,7 @@ impl ApiServer {
             config.event_burst,
             config.event_rate_identities,
         );
+        let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
         let mut server = Self {
             config,
             store,
@@ -250,6 +253,7 @@ impl ApiServer {
             scheduler,
             controllers: Default::default(),
             references,
+            compactor,
         };
         server.bootstrap(now);
         server
@@ -384,6 +388,7 @@ impl ApiServer {
             self.event_ttl.due(),
             self.scheduler.due(),
             controllers,
+            self.compactor.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -439,6 +444,7 @@ impl ApiServer {
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
         self.call = Call { now, node: None };
+        self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();

@@ -598,7 +598,13 @@ impl ApiServer {
                     ));
                 }
                 let (rv, ns, name) = revision::decode_continue(&self.continue_key, rt.id, token)?;
-                (rv, Some((ns, name)), revision::CONTINUE_EXPIRED)
+                // A token handed out with an expired snapshot's 410 continues at the latest
+                // revision.
+                (
+                    rv.unwrap_or(current),
+                    Some((ns, name)),
+                    revision::CONTINUE_EXPIRED,
+                )
             }
             None => match read {
                 ReadAt::Latest | ReadAt::Any => (current, None, revision::LIST_EXPIRED),
@@ -619,16 +625,41 @@ impl ApiServer {
                 ReadAt::Exact(wanted) => (wanted, None, revision::LIST_EXPIRED),
             },
         };
-        let page = self.snapshot_page(
-            rt.id,
-            namespace,
-            snapshot,
-            start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-            limit,
-            &labels,
-            &fields,
-            too_old,
-        )?;
+        let expired = |start: &Option<(String, String)>| {
+            let (ns, name) = start.clone().unwrap_or_default();
+            Error::ContinueExpired {
+                continue_token: revision::encode_continue_latest(
+                    &self.continue_key,
+                    rt.id,
+                    &ns,
+                    &name,
+                ),
+            }
+        };
+        // Compacted away (kube's etcd compactor): a continue token gets a way to go on at the
+        // latest revision; an exact read is simply too old.
+        if snapshot < self.compactor.compacted() {
+            return Err(if start.is_some() {
+                expired(&start)
+            } else {
+                Error::Expired(too_old.into())
+            });
+        }
+        let page = self
+            .snapshot_page(
+                rt.id,
+                namespace,
+                snapshot,
+                start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                limit,
+                &labels,
+                &fields,
+                too_old,
+            )
+            .map_err(|e| match e {
+                Error::Expired(_) if start.is_some() => expired(&start),
+                other => other,
+            })?;
         let continue_token = page.next.as_ref().map(|(ns, name)| {
             revision::encode_continue(&self.continue_key, rt.id, snapshot, ns, name)
         });
@@ -762,6 +793,9 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        // Before defaults, as kube fills system metadata before the strategy runs: a Job's
+        // generated selector names its uid.
+        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
@@ -775,7 +809,6 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(&key, &mut obj, None)?;
         }
-        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
@@ -995,7 +1028,8 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
-        if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
+        let desired = desired_state_field(rt.id);
+        if has_generation(rt.id) && old.get(desired) != obj.get(desired) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_u64)
@@ -1257,7 +1291,7 @@ impl ApiServer {
         }
         // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
         // it is marked and the garbage collector or the finalizers' owners finish it.
-        let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
+        let policy = policy.unwrap_or_else(|| crate::controllers::gc::default_propagation(rt.id));
         if dry_run {
             // The answer the deletion would give, from the stored revision; nothing changes.
             let mut obj = obj;
@@ -1569,6 +1603,7 @@ impl ApiServer {
         obj: &mut Value,
         manager: &str,
     ) -> Result<Vec<u8>, Error> {
+        set_meta(obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
         let name = j::string_at(obj, "/metadata/name");
@@ -1576,7 +1611,6 @@ impl ApiServer {
             let key = ObjectKey::new(resource, namespace, &name);
             self.allocate_service(&key, obj, None)?;
         }
-        set_meta(obj, "uid", Value::from(self.ids.uuid()));
         set_meta(obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
@@ -1760,7 +1794,7 @@ fn write_options_kind(method: Method) -> Option<&'static str> {
     }
 }
 
-/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet or ReplicationController.
 fn scale_of(obj: &Value) -> Value {
     let mut metadata = Map::new();
     for field in [
@@ -1781,9 +1815,21 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_string(obj.pointer("/spec/selector").unwrap_or(&Value::Null)),
+            "selector": selector_string(&scale_selector(obj)),
         },
     })
+}
+
+/// The selector a Scale reports: a ReplicationController's is a plain label map.
+fn scale_selector(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if j::str_at(obj, "/kind") == "ReplicationController" {
+        return json!({ "matchLabels": selector });
+    }
+    selector
 }
 
 /// A `metav1.LabelSelector` in the query-string form (`app=web,tier in (a,b)`).
@@ -2076,7 +2122,24 @@ fn finalizers(obj: &Value) -> Vec<&str> {
 }
 
 fn has_generation(resource: ResourceId) -> bool {
-    matches!(resource, ResourceId::Deployments | ResourceId::ReplicaSets)
+    matches!(
+        resource,
+        ResourceId::Deployments
+            | ResourceId::ReplicaSets
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs
+            | ResourceId::CronJobs
+            | ResourceId::PodTemplates
+    )
+}
+
+/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`).
+pub(crate) fn desired_state_field(resource: ResourceId) -> &'static str {
+    if resource == ResourceId::PodTemplates {
+        "template"
+    } else {
+        "spec"
+    }
 }
 
 fn creates_on_update(resource: ResourceId) -> bool {

@@ -76,6 +76,17 @@ pub(crate) fn propagation(
     }
 }
 
+/// The propagation a delete without options gets: kube keeps `OrphanDependents` as the
+/// default for `v1` ReplicationControllers and `batch/v1` Jobs (their registries'
+/// `DefaultGarbageCollectionPolicy`, for backward compatibility); everything else is Background.
+pub(crate) fn default_propagation(resource: crate::resource::ResourceId) -> Propagation {
+    use crate::resource::ResourceId;
+    match resource {
+        ResourceId::ReplicationControllers | ResourceId::Jobs => Propagation::Orphan,
+        _ => Propagation::Background,
+    }
+}
+
 /// How a dependent's owner stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OwnerState {

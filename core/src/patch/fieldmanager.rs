@@ -134,6 +134,17 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
         R::Endpoints | R::ConfigMaps | R::Secrets | R::ServiceAccounts => {
             serde_json::json!({"metadata": meta})
         }
+        R::PodTemplates => {
+            serde_json::json!({"metadata": meta, "template": {"metadata": meta, "spec": pod_spec}})
+        }
+        R::ReplicationControllers => {
+            serde_json::json!({"metadata": meta, "spec": {}, "status": {"replicas": 0}})
+        }
+        R::Jobs => serde_json::json!({"metadata": meta, "spec": {"template": {"metadata": meta,
+            "spec": pod_spec}}, "status": {}}),
+        R::CronJobs => serde_json::json!({"metadata": meta, "spec": {"schedule": "",
+            "jobTemplate": {"metadata": meta, "spec": {"template": {"metadata": meta,
+            "spec": pod_spec}}}}, "status": {}}),
     };
     zero.as_object().cloned().unwrap_or_default()
 }
