@@ -1142,3 +1142,89 @@ fn large_keyed_lists_stay_fast() {
         50_000
     );
 }
+
+/// A CronJob as a client applies it: one container per name in the job template's pod spec.
+fn cron_job(containers: Value) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "default"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": containers}}}}}})
+}
+
+#[test]
+fn workload_templates_nest_keyed_lists_as_pods_do() {
+    // The pod template deep in a CronJob merges its containers by name, like a pod's own
+    // (multiple_appliers_test.go "remove_one_keep_one" one level further down).
+    let apply_cj = |live: Option<&Value>, config: &Value, manager: &str, now: UnixTime| {
+        stored(server_side_apply(R::CronJobs, None, live, config, manager, false, now).unwrap())
+    };
+    let containers = |live: &Value| {
+        live["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"].clone()
+    };
+    let live = apply_cj(
+        None,
+        &cron_job(json!([{"name": "a", "image": "busybox"}])),
+        "one",
+        T0,
+    );
+    let live = apply_cj(
+        Some(&live),
+        &cron_job(json!([{"name": "b", "image": "busybox"}])),
+        "two",
+        T1,
+    );
+    assert_eq!(
+        containers(&live),
+        json!([{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox"}])
+    );
+    let spec = |items: Value| {
+        json!({"f:spec": {"f:jobTemplate": {"f:spec": {"f:template": {"f:spec": {
+            "f:containers": items, "f:restartPolicy": {}}}}}, "f:schedule": {}}})
+    };
+    assert_eq!(
+        entry(&live, "two")["fieldsV1"],
+        spec(json!({"k:{\"name\":\"b\"}": {".": {}, "f:image": {}, "f:name": {}}}))
+    );
+    // The shared scalars conflict by path; the other's container is not touched by pruning.
+    let mut config = cron_job(json!([]));
+    config["spec"]["schedule"] = json!("0 4 * * *");
+    let (message, causes) =
+        match server_side_apply(R::CronJobs, None, Some(&live), &config, "two", false, T2) {
+            Err(Error::ApplyConflict { message, causes }) => (message, causes),
+            other => panic!("expected a conflict, got {other:?}"),
+        };
+    assert_eq!(
+        message,
+        "Apply failed with 1 conflict: conflict with \"one\": .spec.schedule"
+    );
+    assert_eq!(causes.len(), 1);
+    let live = apply_cj(Some(&live), &cron_job(json!([])), "two", T2);
+    assert_eq!(
+        containers(&live),
+        json!([{"name": "a", "image": "busybox"}])
+    );
+    // An empty keyed list is no member of ToFieldSet (only null and empty maps are), so
+    // "two" owns nothing under containers any more.
+    assert_eq!(
+        entry(&live, "two")["fieldsV1"],
+        json!({"f:spec": {"f:jobTemplate": {"f:spec": {"f:template": {"f:spec": {
+            "f:restartPolicy": {}}}}}, "f:schedule": {}}})
+    );
+}
+
+#[test]
+fn record_update_on_create_of_a_job_skips_its_zero_value_structs() {
+    // kubectl create job: spec and template are Go structs (never absent), so they carry no
+    // "."; the container item does.
+    let mut job = json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "calc", "namespace": "default"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox"}]}}}});
+    record_update(R::Jobs, None, &mut job, "kubectl-create", None, T0);
+    assert_eq!(
+        entry(&job, "kubectl-create")["fieldsV1"],
+        json!({"f:spec": {"f:template": {"f:spec": {
+            "f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}},
+            "f:restartPolicy": {}}}}})
+    );
+}
