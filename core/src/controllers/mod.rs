@@ -721,7 +721,7 @@ impl ApiServer {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("namespace".into(), Value::from(namespace));
         }
-        self.create_internal(now, resource, namespace, obj)
+        self.create_internal(now, resource, namespace, obj, "kube-controller-manager")
             .map(|_| ())
     }
 
