@@ -29,6 +29,7 @@ pub mod error;
 pub mod json;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
 pub mod resource;
 pub mod scheduler;
 pub mod schema;

@@ -114,6 +114,44 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("apps/v1", "Deployment", &tables::APPS_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &tables::APPS_REPLICA_SET),
     ("autoscaling/v1", "Scale", &tables::AUTOSCALING_SCALE),
+    ("v1", "ResourceQuota", &tables::RESOURCE_QUOTA),
+    (
+        "policy/v1",
+        "PodDisruptionBudget",
+        &tables::POD_DISRUPTION_BUDGET,
+    ),
+    ("policy/v1", "Eviction", &tables::EVICTION),
+    ("node.k8s.io/v1", "RuntimeClass", &tables::RUNTIME_CLASS),
+    (
+        "flowcontrol.apiserver.k8s.io/v1",
+        "FlowSchema",
+        &tables::FLOW_SCHEMA,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io/v1",
+        "PriorityLevelConfiguration",
+        &tables::PRIORITY_LEVEL_CONFIGURATION,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+        &tables::VALIDATING_WEBHOOK_CONFIGURATION,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        &tables::MUTATING_WEBHOOK_CONFIGURATION,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        &tables::VALIDATING_ADMISSION_POLICY,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        &tables::VALIDATING_ADMISSION_POLICY_BINDING,
+    ),
 ];
 
 /// Decodes a protobuf request body of `resource` into its JSON object form.

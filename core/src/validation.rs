@@ -12,6 +12,8 @@ use crate::error::Cause;
 use crate::resource::ResourceId;
 use crate::selector::{LabelSelector, quote};
 
+mod policy;
+
 const QNAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QNAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -470,6 +472,21 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::Leases => validate_lease(&mut e, obj),
         ResourceId::Events => validate_event(&mut e, obj),
         ResourceId::Endpoints => validate_endpoints(&mut e, obj),
+        ResourceId::ResourceQuotas => policy::validate_resource_quota(&mut e, obj),
+        ResourceId::PodDisruptionBudgets => policy::validate_pdb(&mut e, obj),
+        ResourceId::RuntimeClasses => policy::validate_runtime_class(&mut e, obj, old),
+        ResourceId::FlowSchemas => policy::validate_flow_schema(&mut e, obj),
+        ResourceId::PriorityLevelConfigurations => policy::validate_priority_level(&mut e, obj),
+        ResourceId::ValidatingWebhookConfigurations => {
+            policy::validate_webhook_configuration(&mut e, obj, false);
+        }
+        ResourceId::MutatingWebhookConfigurations => {
+            policy::validate_webhook_configuration(&mut e, obj, true);
+        }
+        ResourceId::ValidatingAdmissionPolicies => policy::validate_admission_policy(&mut e, obj),
+        ResourceId::ValidatingAdmissionPolicyBindings => {
+            policy::validate_admission_policy_binding(&mut e, obj);
+        }
         ResourceId::Namespaces | ResourceId::ServiceAccounts => {}
     }
     if e.causes.is_empty() {
@@ -769,6 +786,7 @@ fn validate_pod_spec(e: &mut Errs, spec: &Value, path: &str, is_pod: bool) {
     if let Some(na) = spec.pointer("/affinity/nodeAffinity") {
         validate_node_affinity(e, na, &format!("{path}.affinity.nodeAffinity"));
     }
+    policy::validate_sysctls(e, spec, path);
 }
 
 /// `validateNodeAffinity`: required terms (at least one) and preferred terms (weight 1-100).

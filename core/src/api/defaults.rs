@@ -12,6 +12,8 @@ use super::ApiServer;
 use crate::resource::ResourceId;
 use crate::{Error, UnixTime};
 
+mod policy;
+
 /// First address of the service range 10.43.0.0/16 (k3s' default), as a u32.
 const SERVICE_NET: u32 = 0x0a2b_0000;
 /// Addresses in the service range.
@@ -129,7 +131,19 @@ pub(crate) fn apply(
                 }
             }
         }
-        _ => {}
+        ResourceId::ResourceQuotas
+        | ResourceId::PodDisruptionBudgets
+        | ResourceId::FlowSchemas
+        | ResourceId::PriorityLevelConfigurations
+        | ResourceId::ValidatingAdmissionPolicies
+            if old.is_none() =>
+        {
+            // Status belongs to the controllers; a create starts without one, as kube's
+            // strategies' PrepareForCreate clears it.
+            map.remove("status");
+            policy::apply(resource, map);
+        }
+        _ => policy::apply(resource, map),
     }
     Ok(())
 }

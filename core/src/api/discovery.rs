@@ -419,7 +419,17 @@ mod tests {
             .iter()
             .map(|i| i["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            [
+                "apps",
+                "coordination.k8s.io",
+                "policy",
+                "node.k8s.io",
+                "flowcontrol.apiserver.k8s.io",
+                "admissionregistration.k8s.io"
+            ]
+        );
         let deploy = find(
             &items[0]["versions"][0]["resources"],
             "resource",

@@ -762,7 +762,7 @@ impl ApiServer {
         scope_to_subresource(rt, sub, old, &mut obj);
         defaults::apply(self, rt.id, &mut obj, Some(old), now)?;
         validation::validate(rt.id, &obj, Some(old))?;
-        if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
+        if has_generation(rt.id) && desired_state(rt.id, old) != desired_state(rt.id, &obj) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_u64)
@@ -1699,7 +1699,29 @@ fn finalizers(obj: &Value) -> Vec<&str> {
 }
 
 fn has_generation(resource: ResourceId) -> bool {
-    matches!(resource, ResourceId::Deployments | ResourceId::ReplicaSets)
+    matches!(
+        resource,
+        ResourceId::Deployments
+            | ResourceId::ReplicaSets
+            | ResourceId::PodDisruptionBudgets
+            | ResourceId::FlowSchemas
+            | ResourceId::PriorityLevelConfigurations
+            | ResourceId::ValidatingWebhookConfigurations
+            | ResourceId::MutatingWebhookConfigurations
+            | ResourceId::ValidatingAdmissionPolicies
+            | ResourceId::ValidatingAdmissionPolicyBindings
+    )
+}
+
+/// The part of an object whose change bumps `generation` (`webhooks` for the webhook
+/// configurations, which have no `spec`).
+fn desired_state(resource: ResourceId, obj: &Value) -> Option<&Value> {
+    match resource {
+        ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
+            obj.get("webhooks")
+        }
+        _ => obj.get("spec"),
+    }
 }
 
 fn creates_on_update(resource: ResourceId) -> bool {

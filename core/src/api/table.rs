@@ -17,6 +17,8 @@ use serde_json::{Map, Value, json};
 use crate::UnixTime;
 use crate::resource::ResourceId;
 
+mod policy;
+
 /// What each row's `object` carries (`?includeObject=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncludeObject {
@@ -344,6 +346,16 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::Leases => LEASE,
         ResourceId::Deployments => DEPLOYMENT,
         ResourceId::ReplicaSets => REPLICA_SET,
+        ResourceId::ResourceQuotas => policy::RESOURCE_QUOTA,
+        ResourceId::PodDisruptionBudgets => policy::POD_DISRUPTION_BUDGET,
+        ResourceId::RuntimeClasses => policy::RUNTIME_CLASS,
+        ResourceId::FlowSchemas => policy::FLOW_SCHEMA,
+        ResourceId::PriorityLevelConfigurations => policy::PRIORITY_LEVEL,
+        ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
+            policy::WEBHOOK_CONFIGURATION
+        }
+        ResourceId::ValidatingAdmissionPolicies => policy::ADMISSION_POLICY,
+        ResourceId::ValidatingAdmissionPolicyBindings => policy::ADMISSION_POLICY_BINDING,
     }
 }
 
@@ -597,6 +609,17 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
                 images.into(),
                 format_label_selector(obj.pointer("/spec/selector")).into(),
             ]
+        }
+        ResourceId::ResourceQuotas
+        | ResourceId::PodDisruptionBudgets
+        | ResourceId::RuntimeClasses
+        | ResourceId::FlowSchemas
+        | ResourceId::PriorityLevelConfigurations
+        | ResourceId::ValidatingWebhookConfigurations
+        | ResourceId::MutatingWebhookConfigurations
+        | ResourceId::ValidatingAdmissionPolicies
+        | ResourceId::ValidatingAdmissionPolicyBindings => {
+            policy::cells(resource, obj, name, created)
         }
     };
     (cells, None)

@@ -410,6 +410,21 @@ fn zero_object(resource: ResourceId) -> Value {
         R::ReplicaSets => json!({"metadata": meta, "spec": {"selector": null,
             "template": {"metadata": meta, "spec": pod_spec}}, "status": {}}),
         R::Endpoints | R::ConfigMaps | R::Secrets | R::ServiceAccounts => json!({"metadata": meta}),
+        R::ValidatingWebhookConfigurations | R::MutatingWebhookConfigurations => {
+            json!({"metadata": meta})
+        }
+        R::ResourceQuotas | R::ValidatingAdmissionPolicies => {
+            json!({"metadata": meta, "spec": {}, "status": {}})
+        }
+        R::ValidatingAdmissionPolicyBindings => json!({"metadata": meta, "spec": {}}),
+        R::PodDisruptionBudgets => json!({"metadata": meta, "spec": {}, "status": {
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}}),
+        R::RuntimeClasses => json!({"metadata": meta, "handler": ""}),
+        R::FlowSchemas => json!({"metadata": meta,
+            "spec": {"priorityLevelConfiguration": {"name": ""}}, "status": {}}),
+        R::PriorityLevelConfigurations => {
+            json!({"metadata": meta, "spec": {"type": ""}, "status": {}})
+        }
     }
 }
 
