@@ -75,6 +75,10 @@ pub struct Config {
     /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
     /// Default 1,000,000 (a pod typically names 1 to 5).
     pub max_pod_references: usize,
+    /// PEM certificate(s) a pod needs to verify the API server, published as `ca.crt` in every
+    /// namespace's `kube-root-ca.crt` ConfigMap (kube-controller-manager's root-CA publisher).
+    /// `None` publishes nothing. Default `None`.
+    pub root_ca_pem: Option<alloc::string::String>,
 }
 
 impl Default for Config {
@@ -109,6 +113,7 @@ impl Default for Config {
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
             max_pod_references: 1_000_000,
+            root_ca_pem: None,
         }
     }
 }

@@ -136,6 +136,21 @@ pub enum Error {
     },
     /// 429: a budget that frees itself over time (e.g. watch count) is full.
     TooManyRequests(String),
+    /// 429 from the eviction subresource: the pod's disruption budget allows no disruption;
+    /// the detail becomes the `DisruptionBudget` cause.
+    DisruptionBudget(String),
+    /// An admission policy's denial: `{resource} "{name}" is forbidden: {message}` with the
+    /// policy's reason (`Invalid` 422, `Forbidden` 403, ...), as kube words it.
+    PolicyDenied {
+        /// Group-qualified plural.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// The whole message.
+        message: String,
+        /// The `StatusReason`.
+        reason: &'static str,
+    },
     /// 507: the store's byte or object budget is full.
     InsufficientStorage(String),
     /// 503: a dependency (e.g. Sui) is unavailable.
@@ -159,7 +174,13 @@ impl Error {
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
-            Self::TooManyRequests(_) => 429,
+            Self::TooManyRequests(_) | Self::DisruptionBudget(_) => 429,
+            Self::PolicyDenied { reason, .. } => match *reason {
+                "Forbidden" => 403,
+                "Unauthorized" => 401,
+                "RequestEntityTooLarge" => 413,
+                _ => 422,
+            },
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
@@ -181,7 +202,8 @@ impl Error {
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
-            Self::TooManyRequests(_) => "TooManyRequests",
+            Self::TooManyRequests(_) | Self::DisruptionBudget(_) => "TooManyRequests",
+            Self::PolicyDenied { reason, .. } => reason,
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
@@ -203,8 +225,11 @@ impl Error {
             | Self::Unavailable(m)
             | Self::Internal(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
-            Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
-                message.clone()
+            Self::Forbidden { message, .. }
+            | Self::ApplyConflict { message, .. }
+            | Self::PolicyDenied { message, .. } => message.clone(),
+            Self::DisruptionBudget(_) => {
+                "Cannot evict pod as it would violate the pod's disruption budget.".to_string()
             }
             Self::Unprocessable(_) => {
                 "the server rejected our request due to an error in our request".to_string()
@@ -251,7 +276,8 @@ impl Error {
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
             | Self::ApplyConflict { resource, name, .. }
-            | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
+            | Self::Forbidden { resource, name, .. }
+            | Self::PolicyDenied { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
             _ => ("", ""),
         };
@@ -276,6 +302,15 @@ impl Error {
         }
         if let Self::Unprocessable(detail) = self {
             details.insert("causes".into(), json!([{"message": detail}]));
+        }
+        if let Self::DisruptionBudget(detail) = self {
+            details.insert(
+                "causes".into(),
+                json!([{"reason": "DisruptionBudget", "message": detail}]),
+            );
+        }
+        if let Self::PolicyDenied { message, .. } = self {
+            details.insert("causes".into(), json!([{"message": message}]));
         }
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));

@@ -30,6 +30,7 @@ pub mod json;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;
+pub(crate) mod quota;
 pub mod resource;
 pub mod scheduler;
 pub mod schema;

@@ -144,6 +144,18 @@ impl ApiServer {
                 self.create(now, req, identity, rt, namespace, body.value, &query)
                     .map(Into::into)
             }
+            (Method::Post, Some(name), Some("eviction")) if rt.id == ResourceId::Pods => {
+                let body = if req
+                    .content_type
+                    .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
+                {
+                    crate::protobuf::decode(rt.id, req.body)?
+                } else {
+                    self.parse(req)?
+                };
+                let status = self.evict(now, namespace, name, &body)?;
+                Ok(ApiResponse::json(201, j::to_vec(&status)).into())
+            }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
                 self.bind(now, namespace, name, &body).map(Into::into)
@@ -550,6 +562,9 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        if rt.id == ResourceId::Pods {
+            admission::runtime_class::admit(&self.store, &mut obj)?;
+        }
         defaults::apply(self, rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
@@ -560,6 +575,7 @@ impl ApiServer {
                 name,
             });
         }
+        let charges = self.admit_quota(now, rt.id, namespace, &name, &obj, None)?;
         let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
         if dry_run {
             return Ok(ApiResponse {
@@ -574,6 +590,7 @@ impl ApiServer {
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
         let json = self.write_new(key.clone(), &mut obj)?;
+        self.charge_quotas(charges);
         self.note_event_created(now, key);
         defaults::committed(self, rt.id, &obj);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
@@ -787,6 +804,11 @@ impl ApiServer {
             // A no-op write keeps the revision, as kube-apiserver does.
             return Ok((200, j::to_vec(old)));
         }
+        let charges = if rt.id == ResourceId::Services && sub.is_none() {
+            self.admit_quota(now, rt.id, &key.namespace, &key.name, &obj, Some(old))?
+        } else {
+            Vec::new()
+        };
         if query.get("dryRun").is_some_and(|d| d == "All") {
             return Ok((200, j::to_vec(&obj)));
         }
@@ -799,6 +821,7 @@ impl ApiServer {
             return Ok((200, json));
         }
         let json = self.write_existing(key, &mut obj)?;
+        self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
         Ok((200, json))
     }

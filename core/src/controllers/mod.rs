@@ -8,12 +8,15 @@
 //! store instead.
 
 pub(crate) mod deployment;
+pub(crate) mod disruption;
 pub(crate) mod endpoints;
 pub(crate) mod event_ttl;
 pub(crate) mod events;
 pub(crate) mod gc;
 pub(crate) mod node_lifecycle;
 pub(crate) mod replicaset;
+pub(crate) mod resourcequota;
+pub(crate) mod serviceaccount;
 
 #[cfg(test)]
 mod tests;
@@ -185,6 +188,13 @@ pub(crate) enum Queue {
     /// Pods bound to a node that was deleted (kube's PodGC "orphaned pods"); the key's name is
     /// the node's.
     OrphanPods,
+    /// A namespace's `default` ServiceAccount and root-CA ConfigMap; the key's name is the
+    /// namespace's.
+    NamespaceDefaults,
+    /// Every ResourceQuota of the key's namespace (the name is empty).
+    Quota,
+    /// One PodDisruptionBudget.
+    Disruption,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -337,6 +347,13 @@ impl ApiServer {
                     }
                     Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
                     Work::Sync(Queue::OrphanPods, _, node) => self.delete_orphaned_pods(&node),
+                    Work::Sync(Queue::NamespaceDefaults, _, ns) => {
+                        self.sync_namespace_defaults(now, &ns);
+                    }
+                    Work::Sync(Queue::Quota, ns, _) => self.sync_quotas(now, &ns),
+                    Work::Sync(Queue::Disruption, ns, name) => {
+                        self.sync_disruption_budget(now, &ns, &name);
+                    }
                 }
             }
             if syncs == 0 {
@@ -408,6 +425,33 @@ impl ApiServer {
         self.observe_object(&event.key, &obj, deleted);
         let ns = &*event.key.namespace;
         let name = &*event.key.name;
+        if let Some(quota_ns) = self.quota_namespace(&event.key) {
+            self.controllers.enqueue(Queue::Quota, &quota_ns, "");
+        }
+        match resource {
+            ResourceId::Namespaces if !deleted => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", name);
+            }
+            ResourceId::ServiceAccounts if deleted && name == "default" => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", ns);
+            }
+            ResourceId::ConfigMaps if name == serviceaccount::ROOT_CA_CONFIGMAP => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", ns);
+            }
+            ResourceId::PodDisruptionBudgets => {
+                self.controllers.enqueue(Queue::Disruption, ns, name);
+            }
+            _ => {}
+        }
+        if resource == ResourceId::Pods {
+            let mut budgets = self.pdbs_for(ns, &event.object.index.labels);
+            if let Some(prev) = &event.previous {
+                budgets.extend(self.pdbs_for(ns, &prev.index.labels));
+            }
+            for budget in budgets {
+                self.controllers.enqueue(Queue::Disruption, ns, &budget);
+            }
+        }
         match resource {
             ResourceId::Pods => {
                 let mut owners: Vec<(String, String)> = controller_ref(&obj)
@@ -599,6 +643,16 @@ impl ApiServer {
             for (key, obj) in objects {
                 self.observe_object(&key, &obj, false);
                 let queue = match key.resource {
+                    ResourceId::Namespaces => {
+                        self.controllers
+                            .enqueue(Queue::NamespaceDefaults, "", &key.name);
+                        continue;
+                    }
+                    ResourceId::ResourceQuotas => {
+                        self.controllers.enqueue(Queue::Quota, &key.namespace, "");
+                        continue;
+                    }
+                    ResourceId::PodDisruptionBudgets => Queue::Disruption,
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
                     ResourceId::Services => Queue::Service,
