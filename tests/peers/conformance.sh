@@ -4,8 +4,8 @@
 # plane (etcd + kube-apiserver + kube-controller-manager + kube-scheduler, no nodes) to check
 # the harness itself, and writes the JUnit report and a summary. Slow: not part of run-all.sh.
 #
-#   tests/peers/conformance.sh [--against dev|kube] [--set NAME] [--procs N] [--out DIR]
-#                              [-- more e2e.test flags]
+#   tests/peers/conformance.sh [--against dev|kube] [--set NAME] [--focus REGEX] [--procs N]
+#                              [--out DIR] [-- more e2e.test flags]
 #
 # Sets:
 #   api-machinery  every [sig-api-machinery] [Conformance] test (the default)
@@ -13,6 +13,10 @@
 #                  container (listed in tests/peers/no-container.txt)
 #   apps-node-all  every [sig-apps]/[sig-node] [Conformance] test (to redo that list: the ones
 #                  that pass against --against kube, which has no nodes, need no container)
+#
+# --focus REGEX runs the tests whose name matches REGEX instead of a set (e.g. --focus
+# 'ResourceQuota.*\[Conformance\]'; Go regular expressions have no lookahead to AND it with the
+# set's).
 #
 # The clusters have no nodes (--num-nodes=0 tells the suite so): a test that needs a running
 # container fails on either; the reference run shows which.
@@ -30,6 +34,7 @@ peers=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$peers/../.." && pwd)
 against=dev
 set_name=api-machinery
+narrow=
 procs=8
 out=
 
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --against) against=$2; shift 2 ;;
     --set) set_name=$2; shift 2 ;;
+    --focus) narrow=$2; shift 2 ;;
     --procs) procs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --) shift; break ;;
@@ -57,6 +63,9 @@ case "$set_name" in
     ;;
   *) echo "conformance.sh: unknown set '$set_name'" >&2; exit 2 ;;
 esac
+if [ -n "$narrow" ]; then
+  focus=$narrow
+fi
 case "$against" in
   dev | kube) ;;
   *) echo "conformance.sh: --against is dev or kube" >&2; exit 2 ;;

@@ -1305,6 +1305,7 @@ impl ApiServer {
             "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
         });
         let _ = self.create_internal(now, ResourceId::Services, "default", &mut service);
+        self.ensure_apf_configuration(now, false);
     }
 
     /// Creates an object on the server's own behalf (bootstrap, controllers).

@@ -7,6 +7,7 @@
 //! ring has moved past that revision (410 Expired for a watcher) the feed resyncs by scanning the
 //! store instead.
 
+pub(crate) mod apf;
 pub(crate) mod deployment;
 pub(crate) mod disruption;
 pub(crate) mod endpoints;
@@ -195,6 +196,10 @@ pub(crate) enum Queue {
     Quota,
     /// One PodDisruptionBudget.
     Disruption,
+    /// One FlowSchema's `Dangling` condition.
+    FlowSchemaStatus,
+    /// The mandatory API priority and fairness objects (one was deleted).
+    ApfMandatory,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -354,6 +359,12 @@ impl ApiServer {
                     Work::Sync(Queue::Disruption, ns, name) => {
                         self.sync_disruption_budget(now, &ns, &name);
                     }
+                    Work::Sync(Queue::FlowSchemaStatus, _, name) => {
+                        self.sync_flow_schema_status(now, &name);
+                    }
+                    Work::Sync(Queue::ApfMandatory, ..) => {
+                        self.ensure_apf_configuration(now, true);
+                    }
                 }
             }
             if syncs == 0 {
@@ -440,6 +451,22 @@ impl ApiServer {
             }
             ResourceId::PodDisruptionBudgets => {
                 self.controllers.enqueue(Queue::Disruption, ns, name);
+            }
+            ResourceId::FlowSchemas | ResourceId::PriorityLevelConfigurations
+                if deleted && Self::is_mandatory_apf(resource, name) =>
+            {
+                self.controllers.enqueue(Queue::ApfMandatory, "", "");
+            }
+            _ => {}
+        }
+        match resource {
+            ResourceId::FlowSchemas if !deleted => {
+                self.controllers.enqueue(Queue::FlowSchemaStatus, "", name);
+            }
+            ResourceId::PriorityLevelConfigurations => {
+                for fs in self.flow_schemas_of(name) {
+                    self.controllers.enqueue(Queue::FlowSchemaStatus, "", &fs);
+                }
             }
             _ => {}
         }
@@ -653,6 +680,7 @@ impl ApiServer {
                         continue;
                     }
                     ResourceId::PodDisruptionBudgets => Queue::Disruption,
+                    ResourceId::FlowSchemas => Queue::FlowSchemaStatus,
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
                     ResourceId::Services => Queue::Service,
