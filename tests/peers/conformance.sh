@@ -7,16 +7,15 @@
 #   tests/peers/conformance.sh [--against dev|kube] [--set NAME] [--focus REGEX] [--procs N]
 #                              [--out DIR] [-- more e2e.test flags]
 #
+# --focus runs the [Conformance] tests whose names match REGEX instead of a set (e.g.
+# --focus 'PodTemplates|CronJob'); the report lands in DIR (default target/conformance/<against>-focus/).
+#
 # Sets:
 #   api-machinery  every [sig-api-machinery] [Conformance] test (the default)
 #   apps-node      the [sig-apps]/[sig-node] [Conformance] tests that need no running
 #                  container (listed in tests/peers/no-container.txt)
 #   apps-node-all  every [sig-apps]/[sig-node] [Conformance] test (to redo that list: the ones
 #                  that pass against --against kube, which has no nodes, need no container)
-#
-# --focus REGEX runs the tests whose name matches REGEX instead of a set (e.g. --focus
-# 'ResourceQuota.*\[Conformance\]'; Go regular expressions have no lookahead to AND it with the
-# set's).
 #
 # The clusters have no nodes (--num-nodes=0 tells the suite so): a test that needs a running
 # container fails on either; the reference run shows which.
@@ -34,7 +33,7 @@ peers=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$peers/../.." && pwd)
 against=dev
 set_name=api-machinery
-narrow=
+focus_only=
 procs=8
 out=
 
@@ -42,7 +41,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --against) against=$2; shift 2 ;;
     --set) set_name=$2; shift 2 ;;
-    --focus) narrow=$2; shift 2 ;;
+    --focus) focus_only=$2; shift 2 ;;
     --procs) procs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --) shift; break ;;
@@ -63,8 +62,9 @@ case "$set_name" in
     ;;
   *) echo "conformance.sh: unknown set '$set_name'" >&2; exit 2 ;;
 esac
-if [ -n "$narrow" ]; then
-  focus=$narrow
+if [ -n "$focus_only" ]; then
+  focus="(${focus_only}).*\[Conformance\]"
+  set_name=focus
 fi
 case "$against" in
   dev | kube) ;;

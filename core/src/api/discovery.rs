@@ -1,8 +1,8 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, per-group and per-version resource lists,
 //! and the aggregated `APIGroupDiscoveryList` form that saves kubectl every further call.
 //!
-//! Everything is derived from [`crate::resource::RESOURCES`] and [`crate::resource::GROUPS`], so
-//! discovery cannot disagree with routing.
+//! Everything is derived from [`crate::resource::RESOURCES`], [`crate::resource::GROUPS`] and
+//! the access reviews of [`super::access::REVIEWS`], so discovery cannot disagree with routing.
 
 use alloc::string::String;
 use alloc::vec;
@@ -11,7 +11,26 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::access::{REVIEWS, Review};
 use crate::resource::{GROUPS, RESOURCES, ResourceType, VERBS};
+
+/// Every served API group (resources' and reviews'), sorted by name as kube lists them.
+fn groups() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = GROUPS.to_vec();
+    for r in REVIEWS {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn reviews_of(group: &str, version: &str) -> impl Iterator<Item = &'static Review> {
+    REVIEWS
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
 
 /// The Kubernetes version this server reports; kubectl dispatchers pick their client by `minor`.
 pub const GIT_VERSION: &str = "v1.32.0-nautilus";
@@ -50,13 +69,13 @@ fn group_entry(group: &str, version: &str) -> Value {
 
 /// `GET /apis` (`APIGroupList`).
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = GROUPS.iter().map(|(g, v)| group_entry(g, v)).collect();
+    let groups: Vec<Value> = groups().iter().map(|(g, v)| group_entry(g, v)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}` (`APIGroup`).
 pub fn api_group(group: &str) -> Option<Value> {
-    let (name, version) = GROUPS.iter().find(|(g, _)| *g == group)?;
+    let (name, version) = groups().into_iter().find(|(g, _)| *g == group)?;
     let mut entry = group_entry(name, version);
     let obj = entry.as_object_mut()?;
     obj.insert("kind".into(), "APIGroup".into());
@@ -136,7 +155,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     let served = if group.is_empty() {
         version == "v1"
     } else {
-        GROUPS.iter().any(|(g, v)| *g == group && *v == version)
+        groups().iter().any(|(g, v)| *g == group && *v == version)
     };
     if !served {
         return None;
@@ -173,6 +192,16 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             entries.push((name, Value::Object(e)));
         }
     }
+    for review in reviews_of(group, version) {
+        let entry = json!({
+            "name": review.plural,
+            "singularName": review.singular,
+            "namespaced": false,
+            "kind": review.kind,
+            "verbs": ["create"],
+        });
+        entries.push((review.plural.into(), entry));
+    }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let resources: Vec<Value> = entries.into_iter().map(|(_, e)| e).collect();
     let group_version = if group.is_empty() {
@@ -196,6 +225,15 @@ fn response_kind(group: &str, version: &str, kind: &str) -> Value {
 }
 
 fn discovery_version(group: &str, version: &str) -> Value {
+    let reviews = reviews_of(group, version).map(|r| {
+        json!({
+            "resource": r.plural,
+            "responseKind": response_kind(r.group, r.version, r.kind),
+            "scope": "Cluster",
+            "singularResource": r.singular,
+            "verbs": ["create"],
+        })
+    });
     let resources: Vec<Value> = resources_of(group, version)
         .into_iter()
         .map(|r| {
@@ -240,6 +278,7 @@ fn discovery_version(group: &str, version: &str) -> Value {
             }
             Value::Object(e)
         })
+        .chain(reviews)
         .collect();
     json!({"version": version, "resources": resources, "freshness": "Current"})
 }
@@ -256,7 +295,7 @@ pub fn aggregated(core_group: bool) -> Value {
             "versions": [discovery_version("", "v1")],
         })]
     } else {
-        GROUPS
+        groups()
             .iter()
             .map(|(g, v)| {
                 json!({
@@ -317,7 +356,11 @@ mod tests {
         let g = api_group("coordination.k8s.io").unwrap();
         assert_eq!(g["kind"], "APIGroup");
         assert_eq!(g["versions"][0]["groupVersion"], "coordination.k8s.io/v1");
-        assert!(api_group("batch").is_none());
+        assert_eq!(
+            api_group("batch").unwrap()["versions"][0]["groupVersion"],
+            "batch/v1"
+        );
+        assert!(api_group("storage.k8s.io").is_none());
         assert_eq!(core_api_versions()["versions"], json!(["v1"]));
     }
 
@@ -422,16 +465,41 @@ mod tests {
         assert_eq!(
             names,
             [
+                "admissionregistration.k8s.io",
                 "apps",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
+                "batch",
                 "coordination.k8s.io",
-                "policy",
-                "node.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
-                "admissionregistration.k8s.io"
+                "node.k8s.io",
+                "policy"
             ]
         );
+        let reviews = &items[3]["versions"][0]["resources"];
+        let sar = find(reviews, "resource", "selfsubjectaccessreviews");
+        assert_eq!(
+            sar["responseKind"],
+            json!({"group": "authorization.k8s.io", "version": "v1", "kind": "SelfSubjectAccessReview"})
+        );
+        assert_eq!(sar["verbs"], json!(["create"]));
+        assert_eq!(sar["scope"], "Cluster");
+        find(reviews, "resource", "selfsubjectrulesreviews");
+        find(
+            &items[2]["versions"][0]["resources"],
+            "resource",
+            "selfsubjectreviews",
+        );
+        let list = api_resource_list("authorization.k8s.io", "v1").unwrap();
+        let rules = find(&list["resources"], "name", "selfsubjectrulesreviews");
+        assert_eq!(rules["kind"], "SelfSubjectRulesReview");
+        assert_eq!(rules["namespaced"], false);
+        assert_eq!(
+            api_group("authentication.k8s.io").unwrap()["preferredVersion"]["groupVersion"],
+            "authentication.k8s.io/v1"
+        );
         let deploy = find(
-            &items[0]["versions"][0]["resources"],
+            &items[1]["versions"][0]["resources"],
             "resource",
             "deployments",
         );

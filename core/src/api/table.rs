@@ -18,6 +18,7 @@ use crate::UnixTime;
 use crate::resource::ResourceId;
 
 mod policy;
+mod workloads;
 
 /// What each row's `object` carries (`?includeObject=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -356,6 +357,10 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         }
         ResourceId::ValidatingAdmissionPolicies => policy::ADMISSION_POLICY,
         ResourceId::ValidatingAdmissionPolicyBindings => policy::ADMISSION_POLICY_BINDING,
+        ResourceId::PodTemplates => workloads::POD_TEMPLATE,
+        ResourceId::ReplicationControllers => workloads::REPLICATION_CONTROLLER,
+        ResourceId::Jobs => workloads::JOB,
+        ResourceId::CronJobs => workloads::CRON_JOB,
     }
 }
 
@@ -621,6 +626,12 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         | ResourceId::ValidatingAdmissionPolicyBindings => {
             policy::cells(resource, obj, name, created)
         }
+        ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
+        ResourceId::ReplicationControllers => {
+            workloads::replication_controller_cells(obj, name, created)
+        }
+        ResourceId::Jobs => workloads::job_cells(obj, name, created, now),
+        ResourceId::CronJobs => workloads::cron_job_cells(obj, name, created, now),
     };
     (cells, None)
 }

@@ -246,13 +246,16 @@ impl ApiServer {
 
     /// `POST pods/{name}/eviction` (`EvictionREST.Create`): deletes the pod unless its one
     /// PodDisruptionBudget allows no disruption (429); a budget that allows one records the
-    /// eviction in `disruptedPods` and lowers `disruptionsAllowed` first.
+    /// eviction in `disruptedPods` and lowers `disruptionsAllowed` first. A dry run (`?dryRun=All`
+    /// or the body's `deleteOptions.dryRun`, merged as kube's `propagateDryRun` does) checks the
+    /// budget and changes nothing.
     pub(crate) fn evict(
         &mut self,
         now: UnixTime,
         ns: &str,
         name: &str,
         eviction: &Value,
+        dry_run_query: bool,
     ) -> Result<Value, Error> {
         let body_name = j::str_at(eviction, "/metadata/name");
         if !body_name.is_empty() && body_name != name {
@@ -270,6 +273,7 @@ impl ApiServer {
             .filter(|o| !o.is_null())
             .cloned()
             .unwrap_or(Value::Null);
+        let dry_run = dry_run_query || options.pointer("/dryRun/0").is_some();
         let ignore_pdb = matches!(
             j::str_at(&pod, "/status/phase"),
             "Succeeded" | "Failed" | "Pending"
@@ -284,10 +288,10 @@ impl ApiServer {
                 ));
             }
             if let Some(budget) = budgets.first() {
-                self.charge_disruption(now, ns, budget, &pod)?;
+                self.charge_disruption(now, ns, budget, &pod, dry_run)?;
             }
         }
-        if options.pointer("/dryRun/0").is_some() {
+        if dry_run {
             return Ok(
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             );
@@ -300,13 +304,14 @@ impl ApiServer {
         )
     }
 
-    /// Checks budget `ns/budget` for evicting `pod` and records the disruption.
+    /// Checks budget `ns/budget` for evicting `pod` and records the disruption (unless `dry_run`).
     fn charge_disruption(
         &mut self,
         now: UnixTime,
         ns: &str,
         budget: &str,
         pod: &Value,
+        dry_run: bool,
     ) -> Result<(), Error> {
         let key = ObjectKey::new(ResourceId::PodDisruptionBudgets, ns, budget);
         let Some(mut pdb) = self.load(&key) else {
@@ -360,6 +365,9 @@ impl ApiServer {
             return Err(Error::DisruptionBudget(alloc::format!(
                 "The disruption budget {budget} needs {desired} healthy pods and has {current} currently"
             )));
+        }
+        if dry_run {
+            return Ok(());
         }
         if let Some(status) = pdb.get_mut("status").and_then(Value::as_object_mut) {
             status.insert("disruptionsAllowed".into(), Value::from(allowed - 1));

@@ -410,6 +410,17 @@ fn zero_object(resource: ResourceId) -> Value {
         R::ReplicaSets => json!({"metadata": meta, "spec": {"selector": null,
             "template": {"metadata": meta, "spec": pod_spec}}, "status": {}}),
         R::Endpoints | R::ConfigMaps | R::Secrets | R::ServiceAccounts => json!({"metadata": meta}),
+        R::PodTemplates => {
+            json!({"metadata": meta, "template": {"metadata": meta, "spec": pod_spec}})
+        }
+        R::ReplicationControllers => {
+            json!({"metadata": meta, "spec": {}, "status": {"replicas": 0}})
+        }
+        R::Jobs => json!({"metadata": meta, "spec": {"template": {"metadata": meta,
+            "spec": pod_spec}}, "status": {}}),
+        R::CronJobs => json!({"metadata": meta, "spec": {"schedule": "", "jobTemplate": {
+            "metadata": meta, "spec": {"template": {"metadata": meta, "spec": pod_spec}}}},
+            "status": {}}),
         R::ValidatingWebhookConfigurations | R::MutatingWebhookConfigurations => {
             json!({"metadata": meta})
         }
