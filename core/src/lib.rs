@@ -23,6 +23,7 @@ pub mod api;
 pub mod attestation;
 pub mod auth;
 pub(crate) mod authz;
+pub(crate) mod cel;
 pub mod compaction;
 pub mod config;
 pub(crate) mod controllers;

@@ -754,8 +754,18 @@ fn validate_match_resources(e: &mut Errs, mr: &Value, path: &str, policy: bool) 
     }
 }
 
-/// A CEL expression that must compile.
-fn validate_expression(_e: &mut Errs, _expression: &str, _path: &str) {}
+/// A CEL expression that must compile: kube's `compilation failed: ERROR: <input>:L:C: ...`.
+/// Only the syntax is checked (there is no type checker: a reference to an undeclared name
+/// or a type confusion is found when the expression runs, as a runtime error).
+fn validate_expression(e: &mut Errs, expression: &str, path: &str) {
+    if let Err(err) = crate::cel::parse(expression) {
+        e.invalid(
+            path,
+            Bad::Str(expression),
+            &format!("compilation failed: {err}"),
+        );
+    }
+}
 
 /// `[_a-zA-Z][_a-zA-Z0-9]*`, a CEL identifier.
 fn is_cel_identifier(name: &str) -> bool {
