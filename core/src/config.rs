@@ -109,6 +109,12 @@ pub struct Config {
     /// first page, with 410 and a token that continues inconsistently. 0 never expires them
     /// by time. Default 300.
     pub compaction_interval_secs: u64,
+    /// CEL cost units one ValidatingAdmissionPolicy evaluation (one binding and one param: its
+    /// variables, match conditions, validations and messages together) may spend before it
+    /// fails with kube's `operation cancelled: actual cost limit exceeded`. A unit is one
+    /// evaluation step or one element a function walks. Default 1,000,000 (kube's per-expression
+    /// limit).
+    pub admission_policy_cost_budget: u64,
 }
 
 impl Default for Config {
@@ -153,6 +159,7 @@ impl Default for Config {
             max_pod_references: 1_000_000,
             root_ca_pem: None,
             compaction_interval_secs: 300,
+            admission_policy_cost_budget: 1_000_000,
         }
     }
 }

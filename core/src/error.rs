@@ -146,13 +146,14 @@ pub enum Error {
     /// the detail becomes the `DisruptionBudget` cause.
     DisruptionBudget(String),
     /// An admission policy's denial: `{resource} "{name}" is forbidden: {message}` with the
-    /// policy's reason (`Invalid` 422, `Forbidden` 403, ...), as kube words it.
+    /// policy's reason (`Invalid` 422, `Forbidden` 403, ...), as kube words it; `message` is
+    /// also the one cause.
     PolicyDenied {
         /// Group-qualified plural.
         resource: String,
         /// Object name.
         name: String,
-        /// The whole message.
+        /// The policy's message (`ValidatingAdmissionPolicy '...' denied request: ...`).
         message: String,
         /// The `StatusReason`.
         reason: &'static str,
@@ -245,8 +246,19 @@ impl Error {
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
             Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
             Self::Forbidden { message, .. }
-            | Self::ApplyConflict { message, .. }
-            | Self::PolicyDenied { message, .. } => message.clone(),
+            | Self::ApplyConflict { message, .. } => message.clone(),
+            Self::PolicyDenied {
+                resource,
+                name,
+                message,
+                ..
+            } if name.is_empty() => alloc::format!("{resource} is forbidden: {message}"),
+            Self::PolicyDenied {
+                resource,
+                name,
+                message,
+                ..
+            } => alloc::format!("{resource} \"{name}\" is forbidden: {message}"),
             Self::DisruptionBudget(_) => {
                 "Cannot evict pod as it would violate the pod's disruption budget.".to_string()
             }

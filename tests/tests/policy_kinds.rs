@@ -411,3 +411,101 @@ fn runtime_classes_priority_levels_and_admission_configuration() {
         );
     }
 }
+
+#[test]
+fn validating_admission_policies_judge_writes_from_kubectl() {
+    let c = DevCluster::start();
+    c.kubectl_ok(&["create", "namespace", "vap"]);
+    c.kubectl_ok(&["label", "namespace", "vap", "vap-test=true"]);
+    apply(
+        &c,
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy", "metadata": {"name": "replicas.example.com"},
+            "spec": {
+                "matchConstraints": {
+                    "namespaceSelector": {"matchLabels": {"vap-test": "true"}},
+                    "resourceRules": [{"operations": ["CREATE", "UPDATE"], "apiGroups": ["apps"],
+                        "apiVersions": ["v1"], "resources": ["deployments", "deployments/scale"]}]},
+                "variables": [{"name": "replicas", "expression": "object.spec.replicas"}],
+                "validations": [{"expression": "variables.replicas > 1",
+                    "messageExpression": "'wants replicas > 1, got ' + string(variables.replicas)"}]}}),
+    );
+    apply(
+        &c,
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "replicas-binding"},
+            "spec": {"policyName": "replicas.example.com", "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"vap-test": "true"}}}}}),
+    );
+    let err = c.kubectl_err(&[
+        "create",
+        "deployment",
+        "one",
+        "--image=nginx",
+        "--replicas=1",
+        "-n",
+        "vap",
+    ]);
+    assert!(
+        err.contains(
+            "deployments.apps \"one\" is forbidden: ValidatingAdmissionPolicy 'replicas.example.com' \
+             with binding 'replicas-binding' denied request: wants replicas > 1, got 1"
+        ),
+        "{err}"
+    );
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "three",
+        "--image=nginx",
+        "--replicas=3",
+        "-n",
+        "vap",
+    ]);
+    // Scaling down goes through the scale subresource, which the rule names too.
+    let err = c.kubectl_err(&["scale", "deployment", "three", "--replicas=1", "-n", "vap"]);
+    assert!(err.contains("wants replicas > 1, got 1"), "{err}");
+    // Outside the selected namespaces nothing is judged.
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "one",
+        "--image=nginx",
+        "--replicas=1",
+    ]);
+
+    // The same policy under a Warn binding: the write goes through with kube's warning.
+    c.kubectl_ok(&[
+        "delete",
+        "validatingadmissionpolicybinding",
+        "replicas-binding",
+    ]);
+    apply(
+        &c,
+        &json!({"apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": "replicas-warn"},
+            "spec": {"policyName": "replicas.example.com", "validationActions": ["Warn"]}}),
+    );
+    let out = c.kubectl(&[
+        "create",
+        "deployment",
+        "one",
+        "--image=nginx",
+        "--replicas=1",
+        "-n",
+        "vap",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Warning: Validation failed for ValidatingAdmissionPolicy 'replicas.example.com' \
+             with binding 'replicas-warn': wants replicas > 1, got 1"
+        ),
+        "{stderr}"
+    );
+}

@@ -766,6 +766,17 @@ impl ApiServer {
         defaults::apply(rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
+        self.admit_policies(
+            req,
+            identity,
+            &Attempt {
+                resource: rt,
+                subresource: None,
+                namespace,
+                name: &name,
+                operation: Operation::Create(&obj),
+            },
+        )?;
         let key = ObjectKey::new(rt.id, namespace, &name);
         if self.store.get(&key).is_some() {
             return Err(Error::AlreadyExists {
@@ -797,6 +808,25 @@ impl ApiServer {
             warnings,
             ..ApiResponse::json(201, json)
         })
+    }
+
+    /// The ValidatingAdmissionPolicies bound to `attempt` (on the object as it would be
+    /// stored); a `Warn` binding's failures join the response's warnings.
+    fn admit_policies(
+        &mut self,
+        req: &ApiRequest<'_>,
+        identity: &Identity,
+        attempt: &Attempt<'_>,
+    ) -> Result<(), Error> {
+        let outcome = admission::policy::validate(
+            &self.store,
+            identity,
+            attempt,
+            dry_run_requested(req),
+            self.config.admission_policy_cost_budget,
+        )?;
+        self.call.warnings.extend(outcome.warnings);
+        Ok(())
     }
 
     /// Stores `obj` as a new object, writing the revision into it first.
@@ -989,6 +1019,17 @@ impl ApiServer {
         scope_to_subresource(rt, sub, old, &mut obj);
         defaults::apply(rt.id, &mut obj, Some(old), now)?;
         validation::validate(rt.id, &obj, Some(old))?;
+        self.admit_policies(
+            req,
+            identity,
+            &Attempt {
+                resource: rt,
+                subresource: sub,
+                namespace: &key.namespace,
+                name: &key.name,
+                operation: Operation::Update { old, new: &obj },
+            },
+        )?;
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
@@ -1239,6 +1280,7 @@ impl ApiServer {
             operation: Operation::Delete(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        self.admit_policies(req, identity, &attempt)?;
         if let Some(pre) = options.get("preconditions") {
             let uid = pre.get("uid").and_then(Value::as_str);
             let rv = pre.get("resourceVersion").and_then(Value::as_str);
