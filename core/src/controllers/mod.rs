@@ -24,6 +24,8 @@ pub(crate) mod serviceaccount;
 #[cfg(test)]
 mod batch_tests;
 #[cfg(test)]
+mod disruption_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod workload_tests;
