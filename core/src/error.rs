@@ -107,17 +107,17 @@ pub enum Error {
         detail: String,
     },
     /// 409 Conflict from server-side apply: the message is kube's `Apply failed with N
-    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix.
+    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix, and the
+    /// details carry only one `FieldManagerConflict` cause per field (`NewApplyConflict`).
     ApplyConflict {
-        /// Group-qualified plural.
-        resource: String,
-        /// Object name.
-        name: String,
         /// The whole message.
         message: String,
+        /// One cause per conflicting field.
+        causes: Vec<Cause>,
     },
-    /// 422 for a patch that cannot be applied (kube's generic "rejected our request" answer);
-    /// the detail becomes the single cause.
+    /// 422 for a patch that cannot be applied: kube's `NewGenericServerResponse(422, ...)`,
+    /// "the server rejected our request", whose `details` are empty. The detail (the JSON
+    /// patch library's error) stays here for logs and tests; kube-apiserver does not send it.
     Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
@@ -174,6 +174,9 @@ pub enum Error {
     Unavailable(String),
     /// 500: an invariant failed; the request changed nothing.
     Internal(String),
+    /// 500 without a reason: an error kube-apiserver passes through unclassified (its
+    /// `ErrorToAPIStatus` default), e.g. an applied configuration that does not fit its type.
+    Unclassified(String),
 }
 
 impl Error {
@@ -199,7 +202,7 @@ impl Error {
                 _ => 422,
             },
             Self::ResourceVersionTooLarge { .. } => 504,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Unclassified(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
         }
@@ -226,6 +229,7 @@ impl Error {
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
+            Self::Unclassified(_) => "",
         }
     }
 
@@ -242,7 +246,8 @@ impl Error {
             | Self::TooManyRequests(m)
             | Self::InsufficientStorage(m)
             | Self::Unavailable(m)
-            | Self::Internal(m) => m.clone(),
+            | Self::Internal(m)
+            | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
             Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
             Self::Forbidden { message, .. }
@@ -311,7 +316,6 @@ impl Error {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
-            | Self::ApplyConflict { resource, name, .. }
             | Self::Forbidden { resource, name, .. }
             | Self::PolicyDenied { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
@@ -327,7 +331,9 @@ impl Error {
             }
             details.insert("kind".into(), Value::String(plural.into()));
         }
-        if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
+        if let Self::Invalid { causes, .. }
+        | Self::Forbidden { causes, .. }
+        | Self::ApplyConflict { causes, .. } = self
             && !causes.is_empty()
         {
             // kube's StatusCause fields are `omitempty`.
@@ -345,9 +351,6 @@ impl Error {
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
-        if let Self::Unprocessable(detail) = self {
-            details.insert("causes".into(), json!([{"message": detail}]));
-        }
         if let Self::DisruptionBudget(detail) = self {
             details.insert(
                 "causes".into(),
@@ -357,6 +360,7 @@ impl Error {
         if let Self::PolicyDenied { message, .. } = self {
             details.insert("causes".into(), json!([{"message": message}]));
         }
+
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
         }
@@ -381,7 +385,13 @@ impl Error {
             "reason": self.reason(),
             "code": self.code(),
         });
-        if !details.is_empty()
+        if self.reason().is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.remove("reason");
+        }
+        // kube's generic 422 carries an empty (but present) `details`.
+        if (!details.is_empty() || matches!(self, Self::Unprocessable(_)))
             && let Some(obj) = status.as_object_mut()
         {
             obj.insert("details".into(), Value::Object(details));

@@ -45,7 +45,7 @@ impl ApiServer {
             let key = ObjectKey::new(resource, "", j::str_at(&obj, "/metadata/name"));
             if self.store.get(&key).is_none() {
                 // A refused create (store full) is retried when the next one is deleted.
-                let _ = self.create_internal(now, resource, "", &mut obj);
+                let _ = self.create_internal(now, resource, "", &mut obj, "kube-apiserver");
             }
         }
     }

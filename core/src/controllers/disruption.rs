@@ -296,9 +296,13 @@ impl ApiServer {
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             );
         }
-        let policy =
-            super::gc::propagation(&options, None)?.unwrap_or(super::gc::Propagation::Background);
-        self.delete_with_propagation(now, &key, pod, policy)?;
+        // The eviction's deleteOptions (grace period, preconditions, propagation) as a DELETE
+        // of the pod would read them.
+        let delete = crate::api::deletion::DeleteOptions::of_request(
+            &options,
+            &crate::api::request::Query::default(),
+        )?;
+        self.delete_object(now, &key, pod, &delete)?;
         Ok(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         )
