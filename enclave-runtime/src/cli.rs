@@ -260,6 +260,12 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_SUI_CA_FILE")]
     pub sui_ca_file: Option<PathBuf>,
 
+    /// PEM of the CA that signs the certificate clients verify at the API port when the proxy
+    /// terminates TLS; published in every namespace's `kube-root-ca.crt` ConfigMap so pods can
+    /// verify the API server. In enclave TLS mode the enclave's own certificate is published.
+    #[arg(long, env = "NAUTILUS_CLUSTER_CA_FILE")]
+    pub cluster_ca_file: Option<PathBuf>,
+
     /// Checkpoint to start reading from when the registry has applied none.
     #[arg(long, env = "NAUTILUS_SUI_START_CHECKPOINT", default_value_t = 0)]
     pub sui_start_checkpoint: u64,
@@ -394,6 +400,16 @@ impl Cli {
                 toml_string(
                     &self
                         .sui_ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "cluster_ca_file",
+                toml_string(
+                    &self
+                        .cluster_ca_file
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),

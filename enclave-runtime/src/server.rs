@@ -195,6 +195,20 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.trust_proxy_client_cert && enclave_tls.is_some() {
         tracing::warn!("--trust-proxy-client-cert has no effect with --tls enclave");
     }
+    // What a pod needs to verify the API server: the certificate clients see. The enclave's own
+    // self-signed certificate when it terminates TLS; otherwise the CA the operator names (the
+    // proxy's certificate chains to it).
+    let config = Config {
+        root_ca_pem: match (&enclave_tls, &cli.cluster_ca_file) {
+            (Some(tls), _) => Some(crate::tls::certificate_pem(&tls.cert_der)),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--cluster-ca-file {}: {e}", path.display()))?,
+            ),
+            (None, None) => None,
+        },
+        ..config
+    };
     let core = ApiServer::new(
         config.clone(),
         crate::nsm::random_seed(nsm.as_ref())?,

@@ -30,6 +30,8 @@ mod workers_tests;
 #[cfg(test)]
 mod access_tests;
 #[cfg(test)]
+mod admission_policy_tests;
+#[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
 mod dry_run_tests;
@@ -174,6 +176,9 @@ fn hex_digit(n: u8) -> char {
 pub(crate) struct Call {
     pub(crate) now: UnixTime,
     pub(crate) node: Option<String>,
+    /// Warnings raised below the handler (a `Warn` admission policy binding), added to the
+    /// response's own.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The API server state machine.
@@ -255,7 +260,11 @@ impl ApiServer {
             lifecycle: Default::default(),
             event_ttl: Default::default(),
             event_rate,
-            call: Call { now, node: None },
+            call: Call {
+                now,
+                node: None,
+                warnings: Vec::new(),
+            },
             continue_key: Self::continue_key(&seed),
             stakes,
             tokens,
@@ -287,8 +296,18 @@ impl ApiServer {
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
         self.scheduler.clock = now;
-        self.call = Call { now, node: None };
+        self.call = Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         match self.dispatch(now, req) {
+            Ok(Outcome::Response(mut response)) if !self.call.warnings.is_empty() => {
+                let mut warnings = core::mem::take(&mut self.call.warnings);
+                warnings.append(&mut response.warnings);
+                response.warnings = warnings;
+                Outcome::Response(response)
+            }
             Ok(outcome) => outcome,
             Err(error) => Outcome::Response(ApiResponse::error(&error)),
         }
@@ -530,7 +549,11 @@ impl ApiServer {
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.call = Call { now, node: None };
+        self.call = Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);

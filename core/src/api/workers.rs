@@ -417,7 +417,11 @@ impl ApiServer {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
-        self.call = super::Call { now, node: None };
+        self.call = super::Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
         for revocation in &outcome.revoked {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);
