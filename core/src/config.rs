@@ -75,6 +75,12 @@ pub struct Config {
     /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
     /// Default 1,000,000 (a pod typically names 1 to 5).
     pub max_pod_references: usize,
+    /// Most CustomResourceDefinitions installed at once; a create beyond it is refused with
+    /// 507. Default 1,000.
+    pub max_crds: usize,
+    /// Most bytes of compiled CRD schemas (and their published forms), all definitions
+    /// together; a CRD write beyond it is refused with 507. Default 64 MiB.
+    pub max_crd_schema_bytes: usize,
 }
 
 impl Default for Config {
@@ -109,6 +115,8 @@ impl Default for Config {
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
             max_pod_references: 1_000_000,
+            max_crds: 1_000,
+            max_crd_schema_bytes: 64 << 20,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod auth;
 pub(crate) mod authz;
 pub mod config;
 pub(crate) mod controllers;
+pub mod crd;
 pub mod error;
 pub mod json;
 pub mod patch;

@@ -125,8 +125,9 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
 pub fn decode(resource: ResourceId, body: &[u8]) -> Result<Value, Error> {
     let envelope = Envelope::parse(body)?;
     let info = resource.info();
+    let own_version = info.api_version();
     let (api_version, kind) = if envelope.kind.is_empty() {
-        (info.api_version(), info.kind)
+        (&*own_version, info.kind)
     } else {
         (envelope.api_version, envelope.kind)
     };

@@ -117,6 +117,7 @@ pub(crate) fn apply(
             }
         }
         ResourceId::Services => service(server, map, old)?,
+        ResourceId::CustomResourceDefinitions => crate::crd::validation::default(obj, old),
         ResourceId::Secrets => {
             set_default(map, "type", Value::from("Opaque"));
             if let Some(Value::Object(string_data)) = map.remove("stringData") {

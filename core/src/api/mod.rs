@@ -4,6 +4,7 @@
 //! and land in the watch ring. [`ApiServer::handle_timeout`] advances background work (namespace
 //! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
+mod custom;
 pub mod defaults;
 pub mod discovery;
 #[cfg(test)]
@@ -160,6 +161,10 @@ pub struct ApiServer {
     pub(crate) controllers: crate::controllers::Controllers,
     /// What the pods bound to each node use, for the node authorizer.
     pub(crate) references: crate::authz::references::ReferenceIndex,
+    /// The installed CustomResourceDefinitions: the resource table's dynamic part.
+    pub(crate) crds: crate::crd::Registry,
+    /// The OpenAPI documents of custom resources, built when first asked for after a change.
+    pub(crate) custom_openapi: openapi::CustomCache,
 }
 
 impl ApiServer {
@@ -178,6 +183,7 @@ impl ApiServer {
         });
         let scheduler = crate::scheduler::Scheduler::new(&config);
         let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
+        let crds = crate::crd::Registry::new(&config);
         let mut server = Self {
             config,
             store,
@@ -193,6 +199,8 @@ impl ApiServer {
             scheduler,
             controllers: Default::default(),
             references,
+            crds,
+            custom_openapi: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -213,6 +221,11 @@ impl ApiServer {
         &self.config
     }
 
+    /// The installed CustomResourceDefinitions.
+    pub fn crds(&self) -> &crate::crd::Registry {
+        &self.crds
+    }
+
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
         self.scheduler.clock = now;
@@ -223,7 +236,7 @@ impl ApiServer {
     }
 
     fn dispatch(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<Outcome, Error> {
-        let route = request::route(req.path);
+        let route = request::route(req.path, &self.crds);
         // The seed's worker endpoints authenticate by X-Seal-Token (or the relay credential).
         if let Some(Route::Worker(endpoint)) = route {
             return Ok(self.handle_worker(now, req, endpoint));
@@ -270,25 +283,27 @@ impl ApiServer {
                     request::Representation::AggregatedDiscovery => Ok(ApiResponse {
                         status: 200,
                         content_type: request::AGGREGATED_DISCOVERY,
-                        body: crate::json::to_vec(&discovery::aggregated(core_group)),
+                        body: crate::json::to_vec(&discovery::aggregated(core_group, &self.crds)),
                         warnings: Vec::new(),
                     }
                     .into()),
                     _ if core_group => Ok(json_response(&discovery::core_api_versions()).into()),
-                    _ => Ok(json_response(&discovery::api_group_list()).into()),
+                    _ => Ok(json_response(&discovery::api_group_list(&self.crds)).into()),
                 }
             }
-            Route::ApiGroup(group) => discovery::api_group(group)
+            Route::ApiGroup(group) => discovery::api_group(group, &self.crds)
                 .map(|v| json_response(&v).into())
                 .ok_or_else(|| Error::PathNotFound(req.path.into())),
-            Route::ResourceList(group, version) => discovery::api_resource_list(group, version)
-                .map(|v| json_response(&v).into())
-                .ok_or_else(|| Error::PathNotFound(req.path.into())),
-            Route::OpenApiV3Index => Ok(Outcome::OpenApi(openapi::v3_index())),
-            Route::OpenApiV3(doc) => {
-                openapi::v3_document(now, doc, req.query, req.accept).map(Outcome::OpenApi)
+            Route::ResourceList(group, version) => {
+                discovery::api_resource_list(group, version, &self.crds)
+                    .map(|v| json_response(&v).into())
+                    .ok_or_else(|| Error::PathNotFound(req.path.into()))
             }
-            Route::OpenApiV2 => openapi::v2(req.accept).map(Outcome::OpenApi),
+            Route::OpenApiV3Index => Ok(Outcome::OpenApi(self.openapi_v3_index())),
+            Route::OpenApiV3(doc) => self
+                .openapi_v3_document(now, doc, req.query, req.accept)
+                .map(Outcome::OpenApi),
+            Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
             Route::Health(_) | Route::Version => Err(Error::PathNotFound(req.path.into())),
         }
     }

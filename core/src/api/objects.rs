@@ -9,6 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
+use super::custom;
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
 use super::table::{self, IncludeObject};
@@ -30,7 +31,7 @@ enum FieldValidation {
 }
 
 /// Group-qualified plural for messages (`pods`, `deployments.apps`).
-pub(crate) fn qualified(rt: &ResourceType) -> String {
+pub(crate) fn qualified(rt: &ResourceType<'_>) -> String {
     if rt.group.is_empty() {
         rt.plural.to_string()
     } else {
@@ -38,7 +39,7 @@ pub(crate) fn qualified(rt: &ResourceType) -> String {
     }
 }
 
-fn not_found(rt: &ResourceType, name: &str) -> Error {
+fn not_found(rt: &ResourceType<'_>, name: &str) -> Error {
     Error::NotFound {
         resource: qualified(rt),
         name: name.into(),
@@ -99,7 +100,7 @@ impl ApiServer {
         identity: &Identity,
     ) -> Result<Outcome, Error> {
         let query = Query::parse(req.query)?;
-        let rt = path.resource;
+        let rt = &path.resource.rt();
         if let Some(sub) = path.subresource
             && !rt.has_subresource(sub)
         {
@@ -115,6 +116,14 @@ impl ApiServer {
         }
         let namespace = path.namespace.unwrap_or("");
         let watch = path.watch_prefix || query.flag("watch")?;
+        if let Some(served) = rt.custom
+            && served.definition.terminating
+            && req.method == Method::Post
+        {
+            return Err(Error::MethodNotAllowed(
+                "create not allowed while custom resource definition is terminating".into(),
+            ));
+        }
         match (req.method, path.name, path.subresource) {
             (Method::Get | Method::Head, None, None) if watch => {
                 self.start_watch(now, req, rt, path.namespace, None, &query)
@@ -183,7 +192,7 @@ impl ApiServer {
     fn body(
         &self,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: Option<&str>,
     ) -> Result<Body, Error> {
@@ -191,7 +200,7 @@ impl ApiServer {
         let media = media.split(';').next().unwrap_or("").trim();
         let mut value = match media {
             "application/json" | "" | "*/*" => self.parse(req)?,
-            crate::protobuf::MEDIA_TYPE => {
+            crate::protobuf::MEDIA_TYPE if rt.custom.is_none() => {
                 if req.body.len() > self.config.max_body_bytes {
                     return Err(Error::TooLarge(alloc::format!(
                         "the request body is larger than the limit of {} bytes",
@@ -199,6 +208,11 @@ impl ApiServer {
                     )));
                 }
                 crate::protobuf::decode(rt.id, req.body)?
+            }
+            _ if rt.custom.is_some() => {
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {media})"
+                )));
             }
             _ => {
                 return Err(Error::UnsupportedMediaType(alloc::format!(
@@ -258,15 +272,20 @@ impl ApiServer {
     /// Unknown fields: an error under Strict; otherwise they are dropped, as decoding into the
     /// typed object drops them in kube-apiserver, with a warning each under Warn.
     fn check_fields(
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         obj: &mut Value,
         mode: FieldValidation,
     ) -> Result<Vec<String>, Error> {
-        let unknown = schema::unknown_fields(rt.id, obj);
+        let unknown = match rt.custom {
+            // A custom resource is pruned by its schema whatever the mode, as kube's CR
+            // decoder prunes; the pruned paths are the unknown fields.
+            Some(served) => served.version().schema.prune(obj),
+            None => schema::unknown_fields(rt.id, obj),
+        };
         if unknown.is_empty() {
             return Ok(Vec::new());
         }
-        if mode != FieldValidation::Strict {
+        if mode != FieldValidation::Strict && rt.custom.is_none() {
             for path in &unknown {
                 prune(obj, path);
             }
@@ -291,7 +310,7 @@ impl ApiServer {
 
     fn namespace_must_accept(
         &self,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
     ) -> Result<(), Error> {
@@ -348,28 +367,38 @@ impl ApiServer {
         &self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
     ) -> Result<ApiResponse, Error> {
         let representation = request::negotiate(req.accept)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        match representation {
-            Representation::Table => {
-                let value = parse_stored(object)?;
-                let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+        match (representation, rt.custom) {
+            (Representation::Table, custom) => {
+                let value = match custom {
+                    Some(served) => custom::view(served, object)?,
+                    None => parse_stored(object)?,
+                };
                 let rv = object.revision.to_string();
-                Ok(table_response(&table::table(
-                    rt.id,
-                    alloc::vec![row],
-                    &rv,
-                    None,
-                    None,
-                    true,
-                )))
+                let table = match custom {
+                    Some(served) => {
+                        let row =
+                            table::row(served.version(), &value, now, IncludeObject::Metadata);
+                        table::table(served.version(), alloc::vec![row], &rv, None, None, true)
+                    }
+                    None => {
+                        let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+                        table::table(rt.id, alloc::vec![row], &rv, None, None, true)
+                    }
+                };
+                Ok(table_response(&table))
             }
-            _ => Ok(ApiResponse::json(200, object.json.to_vec())),
+            (_, Some(served)) => Ok(ApiResponse::json(
+                200,
+                custom::view_bytes(served, object).into_owned(),
+            )),
+            (_, None) => Ok(ApiResponse::json(200, object.json.to_vec())),
         }
     }
 
@@ -377,7 +406,7 @@ impl ApiServer {
         &self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<Outcome, Error> {
@@ -430,6 +459,7 @@ impl ApiServer {
         };
         Ok(Outcome::List(alloc::boxed::Box::new(ListRender {
             resource: rt.id,
+            custom: rt.custom.cloned(),
             format,
             items: page.items,
             revision: snapshot,
@@ -522,7 +552,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         mut obj: Value,
         query: &Query,
@@ -551,7 +581,10 @@ impl ApiServer {
         };
         admission::admit(identity, &attempt, &self.store)?;
         defaults::apply(self, rt.id, &mut obj, None, now)?;
-        validation::validate(rt.id, &obj, None)?;
+        if let Some(served) = rt.custom {
+            served.version().schema.default(&mut obj);
+        }
+        validate_object(rt, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
         let key = ObjectKey::new(rt.id, namespace, &name);
         if self.store.get(&key).is_some() {
@@ -573,10 +606,17 @@ impl ApiServer {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
+        if let Some(served) = rt.custom {
+            custom::to_storage(served, &mut obj);
+        }
         let json = self.write_new(key.clone(), &mut obj)?;
         self.note_event_created(now, key);
         defaults::committed(self, rt.id, &obj);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
+        let json = match rt.custom {
+            Some(served) => custom::answer(served, json),
+            None => json,
+        };
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(201, json)
@@ -589,6 +629,7 @@ impl ApiServer {
         let index = index_of(key.resource, obj);
         let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
         let references = self.reference_change(&key, Some(obj))?;
+        let definition = self.prepare_crd(&key, obj)?;
         self.store
             .create(key, json.clone(), index)
             .map_err(|e| match e {
@@ -599,6 +640,9 @@ impl ApiServer {
             })?;
         if let Some(change) = references {
             self.references.apply(change);
+        }
+        if let Some(definition) = definition {
+            self.crds.install(definition);
         }
         if let Some(key) = observed {
             self.scheduler_observe(&key, Some(obj));
@@ -640,9 +684,13 @@ impl ApiServer {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
         let references = self.reference_change(key, Some(obj))?;
+        let definition = self.prepare_crd(key, obj)?;
         self.store.update(key, json.clone(), index)?;
         if let Some(change) = references {
             self.references.apply(change);
+        }
+        if let Some(definition) = definition {
+            self.crds.install(definition);
         }
         self.scheduler_observe(key, Some(obj));
         Ok(json)
@@ -665,6 +713,9 @@ impl ApiServer {
         if key.resource == ResourceId::Nodes {
             self.forget_node(&key.name);
         }
+        if key.resource == ResourceId::CustomResourceDefinitions {
+            self.crds.remove(&key.name);
+        }
         Ok(json)
     }
 
@@ -674,7 +725,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         sub: Option<&str>,
@@ -690,7 +741,10 @@ impl ApiServer {
             }
             return Err(not_found(rt, name));
         };
-        let old = parse_stored(current)?;
+        let old = match rt.custom {
+            Some(served) => custom::view(served, current)?,
+            None => parse_stored(current)?,
+        };
         let (status, json) =
             self.write_update(now, req, identity, query, rt, &key, &old, obj, sub, mode)?;
         Ok(ApiResponse {
@@ -708,7 +762,7 @@ impl ApiServer {
         req: &ApiRequest<'_>,
         identity: &Identity,
         query: &Query,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         key: &ObjectKey,
         old: &Value,
         mut obj: Value,
@@ -761,8 +815,15 @@ impl ApiServer {
         }
         scope_to_subresource(rt, sub, old, &mut obj);
         defaults::apply(self, rt.id, &mut obj, Some(old), now)?;
-        validation::validate(rt.id, &obj, Some(old))?;
-        if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
+        if let Some(served) = rt.custom {
+            served.version().schema.default(&mut obj);
+        }
+        validate_object(rt, &obj, Some(old))?;
+        let changed = match rt.custom {
+            Some(served) => custom::spec_changed(served, old, &obj),
+            None => old.get("spec") != obj.get("spec"),
+        };
+        if has_generation(rt.id) && changed {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_u64)
@@ -790,17 +851,20 @@ impl ApiServer {
         if query.get("dryRun").is_some_and(|d| d == "All") {
             return Ok((200, j::to_vec(&obj)));
         }
+        if let Some(served) = rt.custom {
+            custom::to_storage(served, &mut obj);
+        }
         // Removing the last finalizer of an object being deleted completes the deletion.
         if old.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers(&obj).is_empty()
             && rt.id != ResourceId::Namespaces
         {
             let json = self.write_delete(key, &mut obj)?;
-            return Ok((200, json));
+            return Ok((200, answer(rt, json)));
         }
         let json = self.write_existing(key, &mut obj)?;
         self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
-        Ok((200, json))
+        Ok((200, answer(rt, json)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -809,7 +873,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         sub: Option<&str>,
@@ -824,6 +888,12 @@ impl ApiServer {
             .trim();
         let kind = match media {
             "application/merge-patch+json" => PatchKind::Merge,
+            "application/strategic-merge-patch+json" if rt.custom.is_some() => {
+                // kube has no strategic merge patch for custom resources.
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {media:?})"
+                )));
+            }
             "application/strategic-merge-patch+json" => PatchKind::Strategic,
             "application/json-patch+json" => PatchKind::Json,
             "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
@@ -836,7 +906,10 @@ impl ApiServer {
         let body = self.parse(req)?;
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
-        let current = self.store.get(&key).map(parse_stored).transpose()?;
+        let current = match (self.store.get(&key), rt.custom) {
+            (Some(stored), Some(served)) => Some(custom::view(served, stored)?),
+            (stored, _) => stored.map(parse_stored).transpose()?,
+        };
         let manager = Self::manager(req, query);
         if kind == PatchKind::Apply {
             if query.get("fieldManager").is_none_or(str::is_empty) {
@@ -859,7 +932,17 @@ impl ApiServer {
             let warnings = Self::check_fields(rt, &mut applied, mode)?;
             let force = query.flag("force")?;
             let merged =
-                patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)?;
+                patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)
+                    .map_err(|e| match e {
+                    Error::ApplyConflict { name, message, .. } if rt.custom.is_some() => {
+                        Error::ApplyConflict {
+                            resource: qualified(rt),
+                            name,
+                            message,
+                        }
+                    }
+                    other => other,
+                })?;
             return match current {
                 None => {
                     let mut response = self.create(
@@ -957,7 +1040,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -974,7 +1057,10 @@ impl ApiServer {
         };
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let obj = parse_stored(current)?;
+        let obj = match rt.custom {
+            Some(served) => custom::view(served, current)?,
+            None => parse_stored(current)?,
+        };
         let attempt = Attempt {
             resource: rt,
             subresource: None,
@@ -1004,11 +1090,19 @@ impl ApiServer {
         if rt.id == ResourceId::Namespaces {
             return self.begin_namespace_deletion(now, &key, obj);
         }
+        if rt.id == ResourceId::CustomResourceDefinitions {
+            let (status, json) = self.begin_crd_deletion(now, &key, obj)?;
+            return Ok(ApiResponse::json(status, json));
+        }
+        let mut obj = obj;
+        if let Some(served) = rt.custom {
+            custom::to_storage(served, &mut obj);
+        }
         // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
         // it is marked and the garbage collector or the finalizers' owners finish it.
         let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
         let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
-        Ok(ApiResponse::json(status, json))
+        Ok(ApiResponse::json(status, answer(rt, json)))
     }
 
     fn delete_collection(
@@ -1016,7 +1110,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<ApiResponse, Error> {
@@ -1042,9 +1136,12 @@ impl ApiServer {
             let response = self.delete(now, req, identity, rt, &ns, &name, query)?;
             items.push(response.body);
         }
+        let list_kind = match rt.custom {
+            Some(served) => served.definition.list_kind.clone(),
+            None => alloc::format!("{}List", rt.kind),
+        };
         let mut body = alloc::format!(
-            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
-            rt.kind,
+            "{{\"kind\":\"{list_kind}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
             rt.api_version(),
             self.store.revision()
         )
@@ -1128,7 +1225,7 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: Option<&str>,
         name: Option<&str>,
         query: &Query,
@@ -1177,6 +1274,7 @@ impl ApiServer {
         let revision = self.store.revision();
         let mut watcher = Watcher::new(
             rt.id,
+            rt.custom.cloned(),
             namespace.map(Into::into),
             name.map(Into::into),
             labels,
@@ -1234,10 +1332,16 @@ impl ApiServer {
     /// Deletes what is left in a terminating namespace, then the namespace; true when done.
     pub(super) fn finish_namespace_deletion(&mut self, now: UnixTime, namespace: &str) -> bool {
         let mut blocked = false;
-        for rt in crate::resource::RESOURCES.iter().filter(|r| r.namespaced) {
+        let mut resources: Vec<ResourceId> = crate::resource::RESOURCES
+            .iter()
+            .filter(|r| r.namespaced)
+            .map(|r| r.id)
+            .collect();
+        resources.extend(self.namespaced_custom_ids());
+        for resource in resources {
             let keys: Vec<ObjectKey> = self
                 .store
-                .range(rt.id, Some(namespace), None)
+                .range(resource, Some(namespace), None)
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
@@ -1312,14 +1416,17 @@ impl ApiServer {
     /// `GET .../{name}/scale`: the autoscaling/v1 Scale of a Deployment or ReplicaSet.
     fn get_scale(
         &self,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
     ) -> Result<ApiResponse, Error> {
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let obj = parse_stored(object)?;
-        Ok(ApiResponse::json(200, j::to_vec(&scale_of(&obj))))
+        let obj = match rt.custom {
+            Some(served) => custom::view(served, object)?,
+            None => parse_stored(object)?,
+        };
+        Ok(ApiResponse::json(200, j::to_vec(&scale_of(rt, &obj))))
     }
 
     /// `PUT .../{name}/scale`: sets `spec.replicas` from a Scale (its resourceVersion, if
@@ -1330,7 +1437,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         scale: Value,
@@ -1338,7 +1445,10 @@ impl ApiServer {
     ) -> Result<ApiResponse, Error> {
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let old = parse_stored(object)?;
+        let old = match rt.custom {
+            Some(served) => custom::view(served, object)?,
+            None => parse_stored(object)?,
+        };
         let replicas = match scale.pointer("/spec/replicas") {
             None | Some(Value::Null) => 0,
             Some(v) => v
@@ -1365,9 +1475,7 @@ impl ApiServer {
                 rv
             }),
         );
-        if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("replicas".into(), Value::from(replicas));
-        }
+        set_path(&mut next, &scale_paths(rt).0, Value::from(replicas));
         let (status, json) = self.write_update(
             now,
             req,
@@ -1382,7 +1490,7 @@ impl ApiServer {
         )?;
         let stored: Value = serde_json::from_slice(&json)
             .map_err(|e| Error::Internal(alloc::format!("stored object is not JSON: {e}")))?;
-        Ok(ApiResponse::json(status, j::to_vec(&scale_of(&stored))))
+        Ok(ApiResponse::json(status, j::to_vec(&scale_of(rt, &stored))))
     }
 
     /// `PATCH .../{name}/scale` (merge, strategic or JSON patch of the Scale), as `kubectl
@@ -1393,7 +1501,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -1408,7 +1516,11 @@ impl ApiServer {
         let body = self.parse(req)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let mut scale = scale_of(&parse_stored(object)?);
+        let current = match rt.custom {
+            Some(served) => custom::view(served, object)?,
+            None => parse_stored(object)?,
+        };
+        let mut scale = scale_of(rt, &current);
         match media {
             "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 if !body.is_object() {
@@ -1432,8 +1544,83 @@ impl ApiServer {
     }
 }
 
-/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
-fn scale_of(obj: &Value) -> Value {
+/// Where the replicas live: `(spec path, status path, selector path)` as JSON field names
+/// (`spec.replicas` for the built-in kinds, the definition's paths for a custom resource).
+fn scale_paths(rt: &ResourceType<'_>) -> (Vec<String>, Vec<String>, Option<Vec<String>>) {
+    let split = |path: &str| -> Vec<String> {
+        path.trim_start_matches('.')
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    match rt.custom.and_then(|s| s.version().scale.as_ref()) {
+        Some(scale) => (
+            split(&scale.spec_replicas_path),
+            split(&scale.status_replicas_path),
+            scale.label_selector_path.as_deref().map(split),
+        ),
+        None => (split("spec.replicas"), split("status.replicas"), None),
+    }
+}
+
+fn value_at<'v>(obj: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(obj, |v, step| v.get(step.as_str()))
+}
+
+/// Sets the value at `path`, creating the objects on the way.
+fn set_path(obj: &mut Value, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = obj;
+    for step in parents {
+        let Some(map) = node.as_object_mut() else {
+            return;
+        };
+        node = map
+            .entry(step.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.insert(last.clone(), value);
+    }
+}
+
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet or scalable custom resource.
+fn scale_of(rt: &ResourceType<'_>, obj: &Value) -> Value {
+    if rt.custom.is_some() {
+        let (spec, status, selector) = scale_paths(rt);
+        let mut metadata = Map::new();
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+        ] {
+            if let Some(v) = obj.pointer(&alloc::format!("/metadata/{field}")) {
+                metadata.insert(field.into(), v.clone());
+            }
+        }
+        let int = |path: &[String]| value_at(obj, path).and_then(Value::as_i64).unwrap_or(0);
+        let mut status_map = Map::new();
+        status_map.insert("replicas".into(), Value::from(int(&status)));
+        if let Some(selector) = selector
+            .as_deref()
+            .and_then(|p| value_at(obj, p))
+            .and_then(Value::as_str)
+        {
+            status_map.insert("selector".into(), Value::from(selector));
+        }
+        return json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": metadata,
+            "spec": {"replicas": int(&spec)},
+            "status": status_map,
+        });
+    }
     let mut metadata = Map::new();
     for field in [
         "name",
@@ -1585,7 +1772,7 @@ fn decode_continue(token: &str) -> Result<(u64, String, String), Error> {
 /// Checks and fills namespace and name against the request path.
 fn check_path_identity(
     value: &mut Value,
-    rt: &ResourceType,
+    rt: &ResourceType<'_>,
     namespace: &str,
     name: Option<&str>,
 ) -> Result<(), Error> {
@@ -1657,7 +1844,7 @@ fn strip_server_fields(obj: &mut Value) {
 }
 
 /// On the main resource, status is kept from the stored object; on `/status`, only status changes.
-fn scope_to_subresource(rt: &ResourceType, sub: Option<&str>, old: &Value, obj: &mut Value) {
+fn scope_to_subresource(rt: &ResourceType<'_>, sub: Option<&str>, old: &Value, obj: &mut Value) {
     let has_status = rt.has_subresource("status");
     match sub {
         None if has_status && rt.id != ResourceId::Namespaces => {
@@ -1699,7 +1886,34 @@ fn finalizers(obj: &Value) -> Vec<&str> {
 }
 
 fn has_generation(resource: ResourceId) -> bool {
-    matches!(resource, ResourceId::Deployments | ResourceId::ReplicaSets)
+    matches!(
+        resource,
+        ResourceId::Deployments
+            | ResourceId::ReplicaSets
+            | ResourceId::CustomResourceDefinitions
+            | ResourceId::Custom(_)
+    )
+}
+
+/// Stored bytes as the request's version answers them (a custom resource's are stored in its
+/// storage version).
+fn answer(rt: &ResourceType<'_>, json: Vec<u8>) -> Vec<u8> {
+    match rt.custom {
+        Some(served) => custom::answer(served, json),
+        None => json,
+    }
+}
+
+/// Validates an object about to be written: a built-in kind's rules, or a custom resource's
+/// metadata and schema.
+fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> Result<(), Error> {
+    match rt.custom {
+        Some(served) => {
+            let causes = served.version().schema.validate(obj);
+            validation::validate_custom(rt.kind, obj, old, causes)
+        }
+        None => validation::validate(rt.id, obj, old),
+    }
 }
 
 fn creates_on_update(resource: ResourceId) -> bool {

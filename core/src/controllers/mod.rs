@@ -7,6 +7,7 @@
 //! ring has moved past that revision (410 Expired for a watcher) the feed resyncs by scanning the
 //! store instead.
 
+pub(crate) mod crd;
 pub(crate) mod deployment;
 pub(crate) mod endpoints;
 pub(crate) mod event_ttl;
@@ -50,12 +51,22 @@ pub(crate) struct OwnerRef {
     pub(crate) block: bool,
 }
 
-impl OwnerRef {
-    /// Where the owner is stored, for a dependent in `namespace`; `None` for a kind not served.
-    pub(crate) fn key(&self, namespace: &str) -> Option<ObjectKey> {
-        let rt = crate::resource::lookup_kind(&self.api_version, &self.kind)?;
-        let ns = if rt.namespaced { namespace } else { "" };
-        Some(ObjectKey::new(rt.id, ns, &self.name))
+impl ApiServer {
+    /// Where the owner `r` is stored, for a dependent in `namespace` (a built-in kind or a
+    /// served custom resource); `None` for a kind not served.
+    pub(crate) fn owner_key(&self, r: &OwnerRef, namespace: &str) -> Option<ObjectKey> {
+        let (id, namespaced) = match crate::resource::lookup_kind(&r.api_version, &r.kind) {
+            Some(rt) => (rt.id, rt.namespaced),
+            None => {
+                let served = self.crds.lookup_kind(&r.api_version, &r.kind)?;
+                (
+                    ResourceId::Custom(served.definition.id),
+                    served.definition.namespaced,
+                )
+            }
+        };
+        let ns = if namespaced { namespace } else { "" };
+        Some(ObjectKey::new(id, ns, &r.name))
     }
 }
 
@@ -185,6 +196,8 @@ pub(crate) enum Queue {
     /// Pods bound to a node that was deleted (kube's PodGC "orphaned pods"); the key's name is
     /// the node's.
     OrphanPods,
+    /// CustomResourceDefinitions: names, conditions, and the deletion of their objects.
+    Crd,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -337,6 +350,7 @@ impl ApiServer {
                     }
                     Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
                     Work::Sync(Queue::OrphanPods, _, node) => self.delete_orphaned_pods(&node),
+                    Work::Sync(Queue::Crd, _, name) => self.sync_crd(now, &name),
                 }
             }
             if syncs == 0 {
@@ -456,6 +470,31 @@ impl ApiServer {
                 }
             }
             ResourceId::Deployments => self.controllers.enqueue(Queue::Deployment, ns, name),
+            ResourceId::CustomResourceDefinitions => {
+                self.controllers.enqueue(Queue::Crd, "", name);
+                // A definition that goes (or changes its names) may free names others wait for.
+                let group = j::str_at(&obj, "/spec/group");
+                let others: Vec<String> = self
+                    .crds
+                    .definitions()
+                    .filter(|d| d.group == group && d.name != name && !d.names_accepted)
+                    .map(|d| d.name.clone())
+                    .collect();
+                for other in others {
+                    self.controllers.enqueue(Queue::Crd, "", &other);
+                }
+            }
+            ResourceId::Custom(id) if deleted => {
+                // The last objects of a definition being deleted let its finalizer go.
+                let terminating = self
+                    .crds
+                    .by_id(id)
+                    .filter(|d| d.terminating)
+                    .map(|d| d.name.clone());
+                if let Some(crd) = terminating {
+                    self.controllers.enqueue(Queue::Crd, "", &crd);
+                }
+            }
             ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
             ResourceId::Nodes if deleted => self.controllers.enqueue(Queue::OrphanPods, "", name),
             _ => {}
@@ -547,7 +586,7 @@ impl ApiServer {
 
     /// Whether the owner `r` names exists with that uid.
     pub(crate) fn owner_present(&self, r: &OwnerRef, namespace: &str) -> bool {
-        let Some(key) = r.key(namespace) else {
+        let Some(key) = self.owner_key(r, namespace) else {
             // A kind this server does not serve cannot be checked; kube leaves such
             // dependents alone rather than collect them on a lookup failure.
             return true;
@@ -587,18 +626,22 @@ impl ApiServer {
         self.controllers.service_selectors.clear();
         self.controllers.workload_selectors.clear();
         self.controllers.pods.clear();
-        for rt in crate::resource::RESOURCES {
-            if rt.id == ResourceId::Events {
-                continue;
-            }
+        let mut resources: Vec<ResourceId> = crate::resource::RESOURCES
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| *id != ResourceId::Events)
+            .collect();
+        resources.extend(self.custom_ids());
+        for resource in resources {
             let objects: Vec<(ObjectKey, Value)> = self
                 .store
-                .range(rt.id, None, None)
+                .range(resource, None, None)
                 .filter_map(|(k, o)| Some((k.clone(), serde_json::from_slice(&o.json).ok()?)))
                 .collect();
             for (key, obj) in objects {
                 self.observe_object(&key, &obj, false);
                 let queue = match key.resource {
+                    ResourceId::CustomResourceDefinitions => Queue::Crd,
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
                     ResourceId::Services => Queue::Service,

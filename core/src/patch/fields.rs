@@ -410,6 +410,21 @@ fn zero_object(resource: ResourceId) -> Value {
         R::ReplicaSets => json!({"metadata": meta, "spec": {"selector": null,
             "template": {"metadata": meta, "spec": pod_spec}}, "status": {}}),
         R::Endpoints | R::ConfigMaps | R::Secrets | R::ServiceAccounts => json!({"metadata": meta}),
+        R::CustomResourceDefinitions => json!({"metadata": meta,
+            "spec": {"group": "", "names": {"plural": "", "kind": ""}, "scope": "", "versions": null},
+            "status": {"conditions": null, "acceptedNames": {"plural": "", "kind": ""},
+                "storedVersions": null}}),
+        // Unstructured: no Go zero value beyond an empty object.
+        R::Custom(_) => json!({}),
+    }
+}
+
+/// The `apiVersion` a managedFields entry records: the kind's, or for a custom resource (whose
+/// versions share one store) the version the object is written in.
+fn api_version_of(resource: ResourceId, obj: &Value) -> String {
+    match resource {
+        ResourceId::Custom(_) => text(obj, "apiVersion"),
+        builtin => String::from(builtin.info().api_version()),
     }
 }
 
@@ -658,7 +673,7 @@ pub(crate) fn record_update(
     }
     let sub = subresource.unwrap_or_default();
     if !mine.is_empty() {
-        let api_version = resource.info().api_version();
+        let api_version = api_version_of(resource, new);
         match entries
             .iter_mut()
             .find(|e| e.same_manager(manager, "Update", sub) && e.api_version == api_version)
@@ -670,7 +685,7 @@ pub(crate) fn record_update(
             None => entries.push(Entry {
                 manager: manager.into(),
                 operation: "Update".into(),
-                api_version: api_version.into(),
+                api_version: api_version.clone(),
                 time: Some(now.rfc3339()),
                 subresource: sub.into(),
                 set: mine,
@@ -766,7 +781,7 @@ pub(crate) fn apply(
             )
         });
     }
-    let api_version = resource.info().api_version();
+    let api_version = api_version_of(resource, applied);
     let tracked_config = tracked(&Value::Object(config.clone()), resource, None);
     let new_set = match tracked_config.as_object() {
         Some(m) => config_set(m, Ctx::Root(resource))?,
@@ -775,7 +790,7 @@ pub(crate) fn apply(
     let mine = |set: FieldSet| Entry {
         manager: manager.into(),
         operation: "Apply".into(),
-        api_version: api_version.into(),
+        api_version: api_version.clone(),
         time: Some(now.rfc3339()),
         subresource: String::new(),
         set,
