@@ -142,6 +142,9 @@ pub enum Error {
     Unavailable(String),
     /// 500: an invariant failed; the request changed nothing.
     Internal(String),
+    /// 500 without a reason: an error kube-apiserver passes through unclassified (its
+    /// `ErrorToAPIStatus` default), e.g. an applied configuration that does not fit its type.
+    Unclassified(String),
 }
 
 impl Error {
@@ -160,7 +163,7 @@ impl Error {
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Unclassified(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
         }
@@ -185,6 +188,7 @@ impl Error {
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
+            Self::Unclassified(_) => "",
         }
     }
 
@@ -201,7 +205,8 @@ impl Error {
             | Self::TooManyRequests(m)
             | Self::InsufficientStorage(m)
             | Self::Unavailable(m)
-            | Self::Internal(m) => m.clone(),
+            | Self::Internal(m)
+            | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
             Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
                 message.clone()
@@ -293,6 +298,11 @@ impl Error {
             && let Some(obj) = status.as_object_mut()
         {
             obj.insert("details".into(), Value::Object(details));
+        }
+        if self.reason().is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.remove("reason");
         }
         status
     }

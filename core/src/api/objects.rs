@@ -929,6 +929,32 @@ impl ApiServer {
                 map.entry("kind").or_insert_with(|| Value::from(rt.kind));
             }
             check_path_identity(&mut applied, rt, namespace, Some(name))?;
+            if let Some(served) = rt.custom {
+                // Applied configurations are typed against the schema before anything else;
+                // a field it does not declare fails the conversion (kube's 500, whatever the
+                // field validation).
+                let unknown = served.version().schema.prune(&mut applied.clone());
+                if !unknown.is_empty() {
+                    let at: Vec<String> = unknown.iter().map(|p| alloc::format!(".{p}")).collect();
+                    let detail = match at.as_slice() {
+                        [one] => alloc::format!("{one}: field not declared in schema"),
+                        many => {
+                            let mut text = String::from("errors:");
+                            for p in many {
+                                text.push_str("\n  ");
+                                text.push_str(p);
+                                text.push_str(": field not declared in schema");
+                            }
+                            text
+                        }
+                    };
+                    return Err(Error::Unclassified(alloc::format!(
+                        "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {detail}",
+                        rt.api_version(),
+                        rt.kind
+                    )));
+                }
+            }
             let warnings = Self::check_fields(rt, &mut applied, mode)?;
             let force = query.flag("force")?;
             let merged =

@@ -219,7 +219,6 @@ fn meta_ref(form: Form, name: &str, description: &str) -> Value {
         Form::V2 => json!({"$ref": form.reference(name), "description": description}),
         Form::V3 => json!({
             "allOf": [{"$ref": form.reference(name)}],
-            "default": {},
             "description": description,
         }),
     }
@@ -312,25 +311,28 @@ pub fn kind_schema(d: &Definition, version: &Version, form: Form) -> Value {
             "x-kubernetes-group-version-kind".into(),
             gvk(&d.group, &version.name, &d.kind),
         );
-        if !version.selectable_fields.is_empty() {
-            let fields: Vec<Value> = version
-                .selectable_fields
-                .iter()
-                .map(|f| json!({"fieldPath": f}))
-                .collect();
-            map.insert(
-                "x-kubernetes-selectable-fields".into(),
-                Value::Array(fields),
-            );
-        }
+        map.insert(
+            "x-kubernetes-selectable-fields".into(),
+            selectable_fields(version),
+        );
     }
     schema
+}
+
+fn selectable_fields(version: &Version) -> Value {
+    Value::Array(
+        version
+            .selectable_fields
+            .iter()
+            .map(|f| json!({"fieldPath": f}))
+            .collect(),
+    )
 }
 
 /// The list kind's published schema (`buildListSchema`).
 pub fn list_schema(d: &Definition, version: &Version, form: Form) -> Value {
     let item = definition_name(&d.group, &version.name, &d.kind);
-    let mut schema = json!({
+    let schema = json!({
         "description": format!("{} is a list of {}", d.list_kind, d.kind),
         "type": "object",
         "required": ["items"],
@@ -345,12 +347,8 @@ pub fn list_schema(d: &Definition, version: &Version, form: Form) -> Value {
             "metadata": meta_ref(form, LIST_META, LIST_METADATA),
         },
         "x-kubernetes-group-version-kind": gvk(&d.group, &version.name, &d.list_kind),
+        "x-kubernetes-selectable-fields": selectable_fields(version),
     });
-    if form == Form::V3
-        && let Some(items) = schema.pointer_mut("/properties/items/items")
-    {
-        *items = json!({"allOf": [{"$ref": form.reference(&item)}], "default": {}});
-    }
     schema
 }
 
