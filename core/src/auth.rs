@@ -23,6 +23,42 @@ pub enum Identity {
     User(alloc::boxed::Box<CertUser>),
 }
 
+/// The user name the admin token authenticates as. It is in `system:masters`, the group
+/// kube-apiserver lets do everything, so reviews and `kubectl auth whoami` show what a
+/// kube administrator would see.
+pub const ADMIN_USER: &str = "nautilus:admin";
+/// The user name of the Sui event relay's credential.
+pub const RELAY_USER: &str = "nautilus:sui-relay";
+
+impl Identity {
+    /// The user name kube-apiserver would give this caller (`system:node:<name>` for a node, the
+    /// certificate's CN for a user, `system:anonymous` without credentials).
+    pub fn username(&self) -> alloc::string::String {
+        match self {
+            Self::Anonymous => "system:anonymous".into(),
+            Self::Admin => ADMIN_USER.into(),
+            Self::Relay => RELAY_USER.into(),
+            Self::Node(node) => alloc::format!("system:node:{}", node.node_id),
+            Self::User(user) => user.name.clone(),
+        }
+    }
+
+    /// The caller's groups, with kube's `system:authenticated` for every authenticated caller.
+    pub fn groups(&self) -> alloc::vec::Vec<alloc::string::String> {
+        let mut groups: alloc::vec::Vec<alloc::string::String> = match self {
+            Self::Anonymous => return alloc::vec!["system:unauthenticated".into()],
+            Self::Admin => alloc::vec!["system:masters".into()],
+            Self::Relay => alloc::vec::Vec::new(),
+            Self::Node(_) => alloc::vec!["system:nodes".into()],
+            Self::User(user) => user.groups.clone(),
+        };
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".into());
+        }
+        groups
+    }
+}
+
 /// The identity of a client certificate the proxy verified and the runtime chose to trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertUser {

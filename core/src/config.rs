@@ -22,9 +22,28 @@ pub struct Config {
     /// Seconds without a heartbeat before a node turns `Ready=Unknown` and is tainted
     /// unreachable. Default 40 (kube-controller-manager's node-monitor-grace-period).
     pub node_grace_secs: u64,
-    /// Seconds an Event lives after its last update. Default 3,600 (kube-apiserver's
-    /// `--event-ttl`).
+    /// Seconds an Event lives after its last write (create or update), whatever its
+    /// timestamps say. Default 3,600 (kube-apiserver's `--event-ttl`, an etcd lease per write).
     pub event_ttl_secs: u64,
+    /// Most Events the store holds (the expiry index's budget); a create beyond it is 507.
+    /// Default 100,000.
+    pub max_events: usize,
+    /// Event writes (create, update, patch) each node identity may make per second, refilled
+    /// continuously (kube's EventRateLimit admission, limit type `User`). Default 50, kubelet's
+    /// own `eventRecordQPS`.
+    pub event_qps: u32,
+    /// Event writes a node identity may make at once before `event_qps` applies. Default 100,
+    /// kubelet's `eventBurst`.
+    pub event_burst: u32,
+    /// Node identities whose token buckets are kept; the least recently used is forgotten (and
+    /// starts full again) when more write events, as kube's LRU cache does. Default 4,096.
+    pub event_rate_identities: usize,
+    /// Percent of the store's object and byte budgets that one node identity's Events may
+    /// hold; beyond it that node's Event writes get 429 until its Events expire. Default 1.
+    pub node_event_share_percent: u8,
+    /// Percent of the store's object and byte budgets that all node identities' Events together
+    /// may hold. Default 25.
+    pub node_events_total_percent: u8,
     /// SHA-256 of the Sui event relay's bearer token; `None`: only the admin may push events.
     pub relay_token_sha256: Option<[u8; 32]>,
     /// The Move package whose staking events build the stake registry; `None` refuses pushes.
@@ -36,6 +55,12 @@ pub struct Config {
     /// How far a worker registration's `timestamp` may be from now before it is taken as a
     /// replay. Default 300 s.
     pub registration_skew_secs: u64,
+    /// The IPv4 range Service cluster IPs come from (`--service-cidr`). Default 10.43.0.0/16, as
+    /// k3s; its first address is the `kubernetes` Service's.
+    pub service_cidr: crate::api::services::ServiceCidr,
+    /// The range Service node ports come from (`--service-node-port-range`). Default
+    /// 30000-32767, as kube-apiserver.
+    pub node_port_range: crate::api::services::PortRange,
     /// Most stakes the registry holds. Default 100,000.
     pub max_stakes: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
@@ -81,6 +106,11 @@ pub struct Config {
     /// Most bytes of compiled CRD schemas (and their published forms), all definitions
     /// together; a CRD write beyond it is refused with 507. Default 64 MiB.
     pub max_crd_schema_bytes: usize,
+    /// Seconds between compactions of LIST snapshots (kube-apiserver's
+    /// `--etcd-compaction-interval`): a `continue` token expires one to two intervals after its
+    /// first page, with 410 and a token that continues inconsistently. 0 never expires them
+    /// by time. Default 300.
+    pub compaction_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -97,11 +127,19 @@ impl Default for Config {
             max_list_page: 500_000,
             node_grace_secs: 40,
             event_ttl_secs: 3600,
+            max_events: 100_000,
+            event_qps: 50,
+            event_burst: 100,
+            event_rate_identities: 4096,
+            node_event_share_percent: 1,
+            node_events_total_percent: 25,
             relay_token_sha256: None,
             sui_package: None,
             min_stake: 1_000_000_000,
             token_max_lifetime_secs: 86_400,
             registration_skew_secs: 300,
+            service_cidr: crate::api::services::ServiceCidr::K3S,
+            node_port_range: crate::api::services::PortRange::DEFAULT,
             max_stakes: 100_000,
             scheduler_queue_capacity: 50_000,
             scheduler_batch: 1_000,
@@ -117,6 +155,7 @@ impl Default for Config {
             max_pod_references: 1_000_000,
             max_crds: 1_000,
             max_crd_schema_bytes: 64 << 20,
+            compaction_interval_secs: 300,
         }
     }
 }

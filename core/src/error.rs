@@ -121,6 +121,12 @@ pub enum Error {
     Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
+    /// 410 Expired for a `continue` token whose snapshot is gone, carrying in the Status's
+    /// `metadata.continue` a token that continues from the same key at the latest revision.
+    ContinueExpired {
+        /// The inconsistent-continuation token.
+        continue_token: String,
+    },
     /// 413: body above the configured limit.
     TooLarge(String),
     /// 415: the body's media type is not one this verb accepts.
@@ -136,6 +142,16 @@ pub enum Error {
     },
     /// 429: a budget that frees itself over time (e.g. watch count) is full.
     TooManyRequests(String),
+    /// 504 Timeout: a read asked for a revision the store has not reached (kube's
+    /// `NewTooLargeResourceVersionError`, with the `ResourceVersionTooLarge` cause).
+    ResourceVersionTooLarge {
+        /// The revision asked for.
+        requested: u64,
+        /// The store's revision.
+        current: u64,
+        /// `details.retryAfterSeconds`; 0 leaves it out.
+        retry_after_secs: u32,
+    },
     /// 507: the store's byte or object budget is full.
     InsufficientStorage(String),
     /// 503: a dependency (e.g. Sui) is unavailable.
@@ -158,11 +174,12 @@ impl Error {
             Self::MethodNotAllowed(_) => 405,
             Self::NotAcceptable(_) => 406,
             Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
-            Self::Expired(_) => 410,
+            Self::Expired(_) | Self::ContinueExpired { .. } => 410,
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
+            Self::ResourceVersionTooLarge { .. } => 504,
             Self::Internal(_) | Self::Unclassified(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
@@ -180,11 +197,12 @@ impl Error {
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::AlreadyExists { .. } => "AlreadyExists",
             Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
-            Self::Expired(_) => "Expired",
+            Self::Expired(_) | Self::ContinueExpired { .. } => "Expired",
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
             Self::TooManyRequests(_) => "TooManyRequests",
+            Self::ResourceVersionTooLarge { .. } => "Timeout",
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
@@ -208,12 +226,18 @@ impl Error {
             | Self::Internal(m)
             | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
+            Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
             Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
                 message.clone()
             }
             Self::Unprocessable(_) => {
                 "the server rejected our request due to an error in our request".to_string()
             }
+            Self::ResourceVersionTooLarge {
+                requested, current, ..
+            } => alloc::format!(
+                "Timeout: Too large resource version: {requested}, current: {current}"
+            ),
             Self::NotFound { resource, name } => alloc::format!("{resource} \"{name}\" not found"),
             Self::AlreadyExists { resource, name } => {
                 alloc::format!("{resource} \"{name}\" already exists")
@@ -273,9 +297,18 @@ impl Error {
         if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
             && !causes.is_empty()
         {
+            // kube's StatusCause fields are `omitempty`.
             let list = causes
                 .iter()
-                .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                .map(|c| {
+                    let mut cause = json!({"reason": c.reason, "message": c.message});
+                    if !c.field.is_empty()
+                        && let Some(map) = cause.as_object_mut()
+                    {
+                        map.insert("field".into(), Value::from(c.field.as_str()));
+                    }
+                    cause
+                })
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
@@ -284,6 +317,18 @@ impl Error {
         }
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
+        }
+        if let Self::ResourceVersionTooLarge {
+            retry_after_secs, ..
+        } = self
+        {
+            details.insert(
+                "causes".into(),
+                json!([{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]),
+            );
+            if *retry_after_secs > 0 {
+                details.insert("retryAfterSeconds".into(), Value::from(*retry_after_secs));
+            }
         }
         let mut status = json!({
             "kind": "Status",
@@ -303,6 +348,11 @@ impl Error {
             && let Some(obj) = status.as_object_mut()
         {
             obj.remove("reason");
+        }
+        if let (Self::ContinueExpired { continue_token }, Some(obj)) =
+            (self, status.as_object_mut())
+        {
+            obj.insert("metadata".into(), json!({ "continue": continue_token }));
         }
         status
     }

@@ -57,6 +57,136 @@ pub fn parse_body(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Va
     })
 }
 
+/// Paths of the keys that appear twice in one object of `bytes` (valid JSON, depth already
+/// bounded by [`check_depth`]), worded like kube's strict decoder (`metadata.labels.a`,
+/// `spec.containers[0].name`); at most `max`. A tree keeps only the last value of a repeated
+/// key, so this reads the raw bytes. Linear; one key set per open object.
+pub fn duplicate_keys(bytes: &[u8], max: usize) -> Vec<String> {
+    let mut scan = DupScan {
+        bytes,
+        at: 0,
+        found: Vec::new(),
+        max,
+    };
+    let mut path = String::new();
+    let _ = scan.value(&mut path);
+    scan.found
+}
+
+struct DupScan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    found: Vec<String>,
+    max: usize,
+}
+
+impl<'a> DupScan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    /// The raw inside of the string starting at `at` (which is a quote).
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let start = self.at + 1;
+        let mut end = start;
+        loop {
+            match self.bytes.get(end)? {
+                b'\\' => end += 2,
+                b'"' => break,
+                _ => end += 1,
+            }
+        }
+        self.at = end + 1;
+        self.bytes.get(start..end)
+    }
+
+    fn value(&mut self, path: &mut String) -> Option<()> {
+        self.skip_ws();
+        match self.peek()? {
+            b'{' => {
+                self.at += 1;
+                let mut seen: alloc::collections::BTreeSet<alloc::borrow::Cow<'a, str>> =
+                    alloc::collections::BTreeSet::new();
+                loop {
+                    self.skip_ws();
+                    match self.peek()? {
+                        b'}' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        b',' => {
+                            self.at += 1;
+                            self.skip_ws();
+                        }
+                        _ => {}
+                    }
+                    let raw = self.string()?;
+                    let key: alloc::borrow::Cow<'a, str> = if raw.contains(&b'\\') {
+                        let mut quoted = Vec::with_capacity(raw.len() + 2);
+                        quoted.push(b'"');
+                        quoted.extend_from_slice(raw);
+                        quoted.push(b'"');
+                        alloc::borrow::Cow::Owned(serde_json::from_slice(&quoted).ok()?)
+                    } else {
+                        alloc::borrow::Cow::Borrowed(core::str::from_utf8(raw).ok()?)
+                    };
+                    self.skip_ws();
+                    if self.peek()? != b':' {
+                        return None;
+                    }
+                    self.at += 1;
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&key);
+                    if !seen.insert(key) && self.found.len() < self.max {
+                        self.found.push(path.clone());
+                    }
+                    self.value(path)?;
+                    path.truncate(len);
+                }
+            }
+            b'[' => {
+                self.at += 1;
+                let mut index = 0usize;
+                loop {
+                    self.skip_ws();
+                    match self.peek()? {
+                        b']' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        b',' => self.at += 1,
+                        _ => {}
+                    }
+                    let len = path.len();
+                    let _ = core::fmt::Write::write_fmt(path, format_args!("[{index}]"));
+                    self.value(path)?;
+                    path.truncate(len);
+                    index += 1;
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            _ => {
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                ) {
+                    self.at += 1;
+                }
+                Some(())
+            }
+        }
+    }
+}
+
 /// Compact JSON bytes of a tree. Serializing a `Value` cannot fail; an empty vector would only
 /// come from an allocator failure, which aborts anyway.
 pub fn to_vec(value: &Value) -> Vec<u8> {
@@ -92,5 +222,22 @@ mod tests {
             parse_body(b"{\"a\":", 100, 64),
             Err(Error::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn repeated_keys_are_named_by_path() {
+        let body = br#"{"metadata":{"name":"a","labels":{"x":"1","x":"2"},"name":"b"},
+            "spec":{"containers":[{"name":"c"},{"name":"d","image":"i","name":"e"}]},"k":[1,"}",{"\u0061":1,"a":2}]}"#;
+        assert_eq!(
+            duplicate_keys(body, 10),
+            [
+                "metadata.labels.x",
+                "metadata.name",
+                "spec.containers[1].name",
+                "k[2].a"
+            ]
+        );
+        assert_eq!(duplicate_keys(body, 1).len(), 1);
+        assert!(duplicate_keys(br#"{"a":{"b":1},"c":{"b":2}}"#, 10).is_empty());
     }
 }

@@ -1,7 +1,9 @@
 //! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`, what kubectl's typed
 //! commands and client-go clientsets send) decoded into the JSON object kube-apiserver would have
-//! decoded, so the JSON-only handlers serve them unchanged. Bounded, linear, panic-free: malformed
-//! input is a 400, data we have no table for is a 415 asking for JSON, never silently dropped.
+//! decoded, so the JSON-only handlers serve them unchanged; [`encode`] writes the answers that
+//! clients ask for in protobuf (metadata-only reads) from the same tables. Bounded, linear,
+//! panic-free: malformed input is a 400, data we have no table for is a 415 asking for JSON,
+//! never silently dropped.
 //!
 //! The wire form is the magic `k8s\0` then a `runtime.Unknown` message (typeMeta=1, raw=2,
 //! contentEncoding=3, contentType=4) whose `raw` is the typed object. Field tables live in
@@ -14,6 +16,7 @@
 // Generated, one row per line; rustfmt would spread long rows over five lines each.
 #[rustfmt::skip]
 mod tables;
+pub mod encode;
 
 use alloc::format;
 use alloc::string::String;
@@ -73,6 +76,8 @@ enum Kind {
     IntOrString,
     /// `runtime.RawExtension` / `meta/v1.FieldsV1` (`raw=1` JSON bytes), shown as embedded JSON.
     RawJson,
+    /// A named `[]string` (`ExtraValue{items=1}`), shown as the bare list.
+    StrList,
 }
 
 /// The field is `repeated`.
@@ -110,10 +115,43 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("v1", "ServiceAccount", &tables::SERVICE_ACCOUNT),
     ("v1", "Event", &tables::EVENT),
     ("v1", "Binding", &tables::BINDING),
+    ("v1", "PodTemplate", &tables::POD_TEMPLATE),
+    (
+        "v1",
+        "ReplicationController",
+        &tables::REPLICATION_CONTROLLER,
+    ),
+    ("batch/v1", "Job", &tables::JOB),
+    ("batch/v1", "CronJob", &tables::CRON_JOB),
     ("coordination.k8s.io/v1", "Lease", &tables::COORD_LEASE),
     ("apps/v1", "Deployment", &tables::APPS_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &tables::APPS_REPLICA_SET),
     ("autoscaling/v1", "Scale", &tables::AUTOSCALING_SCALE),
+    (
+        "meta.k8s.io/v1",
+        "PartialObjectMetadata",
+        &tables::META_PARTIAL_OBJECT_METADATA,
+    ),
+    (
+        "meta.k8s.io/v1",
+        "PartialObjectMetadataList",
+        &tables::META_PARTIAL_OBJECT_METADATA_LIST,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &tables::AUTHZ_SELF_SUBJECT_ACCESS_REVIEW,
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectRulesReview",
+        &tables::AUTHZ_SELF_SUBJECT_RULES_REVIEW,
+    ),
+    (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &tables::AUTHN_SELF_SUBJECT_REVIEW,
+    ),
 ];
 
 /// Decodes a protobuf request body of `resource` into its JSON object form.
@@ -123,11 +161,20 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
 /// decodes (e.g. `Binding`, `Scale` for subresources); the caller checks that the kind fits the
 /// path, as it does for JSON.
 pub fn decode(resource: ResourceId, body: &[u8]) -> Result<Value, Error> {
-    let envelope = Envelope::parse(body)?;
     let info = resource.info();
-    let own_version = info.api_version();
+    decode_as(&info.api_version(), info.kind, body)
+}
+
+/// Decodes a protobuf body whose kind is `kind` of `api_version` unless its envelope says
+/// otherwise (e.g. the access reviews, which are no stored resource).
+pub fn decode_as(
+    default_api_version: &str,
+    default_kind: &str,
+    body: &[u8],
+) -> Result<Value, Error> {
+    let envelope = Envelope::parse(body)?;
     let (api_version, kind) = if envelope.kind.is_empty() {
-        (&*own_version, info.kind)
+        (default_api_version, default_kind)
     } else {
         (envelope.api_version, envelope.kind)
     };
@@ -140,6 +187,73 @@ pub fn decode(resource: ResourceId, body: &[u8]) -> Result<Value, Error> {
         )));
     };
     typed(desc, api_version, kind, envelope.raw, body.len())
+}
+
+/// Calls `visit` on every `metav1.Time` / `MicroTime` field present in `obj`, a JSON object of
+/// `resource`, in the tables' field order: the tables are the served types' schema, so a time is found
+/// wherever kube's typed decoder would parse one (conditions, container states, taints,
+/// managedFields, pod templates...). Fields whose JSON value has the wrong shape (a string
+/// where an object is due) are left for the decoder's other checks.
+pub(crate) fn visit_times(
+    resource: ResourceId,
+    obj: &mut Value,
+    visit: &mut dyn FnMut(crate::metatime::Precision, &mut Value),
+) {
+    let info = resource.info();
+    let api_version = info.api_version();
+    if let Some(&(_, _, desc)) = TOP_LEVEL
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == info.kind)
+    {
+        visit_message(desc, obj, visit, 0);
+    }
+}
+
+fn visit_message(
+    desc: &'static Msg,
+    obj: &mut Value,
+    visit: &mut dyn FnMut(crate::metatime::Precision, &mut Value),
+    depth: usize,
+) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    if depth > MAX_DEPTH {
+        return;
+    }
+    for field in desc.fields {
+        if field.flags & INLINE != 0 {
+            if let Kind::Message(inner) = field.kind {
+                // The embedded struct's fields live in this same object.
+                let mut whole = Value::Object(core::mem::take(map));
+                visit_message(inner, &mut whole, visit, depth + 1);
+                if let Value::Object(back) = whole {
+                    *map = back;
+                }
+            }
+            continue;
+        }
+        let Some(value) = map.get_mut(field.json) else {
+            continue;
+        };
+        let mut each = |v: &mut Value| match field.kind {
+            Kind::Time => visit(crate::metatime::Precision::Seconds, v),
+            Kind::MicroTime => visit(crate::metatime::Precision::Micros, v),
+            Kind::Message(inner) => visit_message(inner, v, visit, depth + 1),
+            _ => {}
+        };
+        if field.flags & REP != 0 {
+            if let Some(items) = value.as_array_mut() {
+                items.iter_mut().for_each(&mut each);
+            }
+        } else if field.flags & MAP != 0 {
+            if let Some(entries) = value.as_object_mut() {
+                entries.values_mut().for_each(&mut each);
+            }
+        } else {
+            each(value);
+        }
+    }
 }
 
 /// Decodes a protobuf `DeleteOptions` body (DELETE requests) into its JSON form.
@@ -474,6 +588,7 @@ fn zero(kind: Kind, depth: usize, budget: &mut Budget) -> Result<Value, Error> {
         Kind::Bool => Value::Bool(false),
         Kind::I32 | Kind::I64 | Kind::IntOrString => Value::from(0),
         Kind::Quantity => Value::from("0"),
+        Kind::StrList => Value::Array(Vec::new()),
         Kind::Message(desc) => Value::Object(message(desc, &[], depth + 1, budget)?),
     })
 }
@@ -527,6 +642,17 @@ fn typed_value(
         Kind::Quantity => quantity(bytes)?,
         Kind::IntOrString => int_or_string(bytes)?,
         Kind::RawJson => raw_json(bytes, depth)?,
+        Kind::StrList => {
+            let mut items = Vec::new();
+            let mut r = Reader { buf: bytes };
+            while !r.is_empty() {
+                let (num, wire) = r.tag()?;
+                expect_wire(desc.name, num, wire, 2)?;
+                budget.spend()?;
+                items.push(Value::from(utf8(desc.name, num, r.bytes()?)?));
+            }
+            Value::Array(items)
+        }
     })
 }
 

@@ -114,7 +114,8 @@ pub struct StoredObject {
 /// Fixed bookkeeping cost charged per object on top of its bytes (tree node, key, handles).
 const ENTRY_OVERHEAD: usize = 160;
 
-fn entry_bytes(key: &ObjectKey, json_len: usize, index: &ObjectIndex) -> usize {
+/// Bytes one stored version costs against the byte budget.
+pub(crate) fn entry_bytes(key: &ObjectKey, json_len: usize, index: &ObjectIndex) -> usize {
     json_len
         .saturating_add(key.namespace.len())
         .saturating_add(key.name.len())
@@ -142,15 +143,21 @@ pub struct Store {
 impl Store {
     /// An empty store at revision 0 with the budgets of `config`.
     pub fn new(config: &Config) -> Self {
+        Self::starting_at(config, 0)
+    }
+
+    /// An empty store at `revision`: its first write is `revision + 1`, and the watch ring
+    /// answers revisions before `revision` with 410 Expired.
+    pub fn starting_at(config: &Config, revision: u64) -> Self {
         Self {
             objects: BTreeMap::new(),
-            revision: 0,
+            revision,
             used_bytes: 0,
             max_objects: config.max_objects,
             max_bytes: config.max_store_bytes,
             per_resource: [0; crate::resource::RESOURCES.len()],
             per_custom: BTreeMap::new(),
-            ring: Arc::new(WatchRing::new(config.watch_ring_capacity)),
+            ring: Arc::new(WatchRing::starting_at(config.watch_ring_capacity, revision)),
             reads: core::cell::Cell::new(0),
         }
     }

@@ -12,6 +12,9 @@ use crate::error::Cause;
 use crate::resource::ResourceId;
 use crate::selector::{LabelSelector, quote};
 
+mod workloads;
+pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
+
 const QNAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QNAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -500,6 +503,12 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
             e.causes.extend(crate::crd::validation::validate(obj, old));
         }
         ResourceId::Namespaces | ResourceId::ServiceAccounts | ResourceId::Custom(_) => {}
+        ResourceId::PodTemplates => workloads::validate_pod_template(&mut e, obj),
+        ResourceId::ReplicationControllers => {
+            workloads::validate_replication_controller(&mut e, obj);
+        }
+        ResourceId::Jobs => workloads::validate_job(&mut e, obj, old),
+        ResourceId::CronJobs => workloads::validate_cron_job(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());
@@ -1077,6 +1086,7 @@ fn validate_service(e: &mut Errs, obj: &Value, old: Option<&Value>) {
     }
     let ty = ty.unwrap_or("ClusterIP");
     let headless = s(spec, "clusterIP") == "None";
+    validate_cluster_ips(e, spec, ty);
     let ports = arr(spec, "ports");
     if ports.is_empty() && !headless && ty != "ExternalName" {
         e.required("spec.ports", "");
@@ -1101,6 +1111,7 @@ fn validate_service(e: &mut Errs, obj: &Value, old: Option<&Value>) {
     }
     let require_name = ports.len() > 1;
     let mut names: Vec<&str> = Vec::new();
+    let mut node_ports: Vec<(&str, i64)> = Vec::new();
     for (i, p) in ports.iter().enumerate() {
         let pp = format!("spec.ports[{i}]");
         let name = s(p, "name");
@@ -1145,6 +1156,13 @@ fn validate_service(e: &mut Errs, obj: &Value, old: Option<&Value>) {
             } else {
                 e.port_num(&format!("{pp}.nodePort"), n);
             }
+            // One node port per protocol within a Service.
+            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            if node_ports.contains(&(protocol, n)) {
+                e.duplicate(&format!("{pp}.nodePort"), Bad::Int(n));
+            } else {
+                node_ports.push((protocol, n));
+            }
         }
     }
     validate_labels(e, spec.get("selector"), "spec.selector");
@@ -1171,6 +1189,71 @@ fn validate_service(e: &mut Errs, obj: &Value, old: Option<&Value>) {
                 "may not change once set",
             );
         }
+    }
+}
+
+/// kube's `ValidateServiceClusterIPsRelatedFields` for a single-stack IPv4 cluster: `clusterIP`
+/// and `clusterIPs` agree, each is an IP (or `None` alone), and the type allows them.
+fn validate_cluster_ips(e: &mut Errs, spec: &Value, ty: &str) {
+    let ip = s(spec, "clusterIP");
+    let ips: Vec<&str> = arr(spec, "clusterIPs")
+        .iter()
+        .map(|v| v.as_str().unwrap_or(""))
+        .collect();
+    let shown = || Bad::Raw(crate::api::services::go_strings(&ips));
+    if ty == "ExternalName" {
+        if !ip.is_empty() || !ips.is_empty() {
+            e.forbidden(
+                "spec.clusterIPs",
+                "may not be set for ExternalName services",
+            );
+        }
+        return;
+    }
+    if !ip.is_empty() {
+        match ips.first() {
+            None => e.required("spec.clusterIPs", ""),
+            Some(first) if *first != ip => {
+                e.invalid(
+                    "spec.clusterIPs",
+                    shown(),
+                    "first value must match `clusterIP`",
+                );
+            }
+            Some(_) => {}
+        }
+    } else if !ips.is_empty() {
+        e.invalid(
+            "spec.clusterIPs",
+            shown(),
+            "must be empty when `clusterIP` is not specified",
+        );
+    }
+    for (i, value) in ips.iter().enumerate() {
+        if i == 0 && *value == "None" {
+            if ips.len() > 1 {
+                e.invalid(
+                    "spec.clusterIPs",
+                    shown(),
+                    "'None' must be the first and only value",
+                );
+            }
+            continue;
+        }
+        if !crate::api::services::is_ip(value) {
+            e.invalid(
+                &format!("spec.clusterIPs[{i}]"),
+                Bad::Str(value),
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            );
+        }
+    }
+    if ip == "None" && matches!(ty, "NodePort" | "LoadBalancer") {
+        e.invalid(
+            "spec.clusterIPs[0]",
+            Bad::Str("None"),
+            &format!("may not be set to 'None' for {ty} services"),
+        );
     }
 }
 
@@ -1802,10 +1885,10 @@ mod tests {
     #[test]
     fn service_rules() {
         let svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort",
-            "selector": {"app": "web"}, "clusterIP": "10.0.0.5",
+            "selector": {"app": "web"}, "clusterIP": "10.0.0.5", "clusterIPs": ["10.0.0.5"],
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080, "protocol": "TCP"}]}});
         assert_eq!(causes(ResourceId::Services, &svc, None), alloc::vec![]);
-        let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None"}});
+        let headless = json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
         assert_eq!(causes(ResourceId::Services, &headless, None), alloc::vec![]);
         let bad = json!({"metadata": {"name": "1web"}, "spec": {"type": "Magic",
             "ports": [{"port": 0}, {"name": "a", "port": 80}, {"name": "a", "port": 81, "targetPort": 0}]}});
@@ -1835,6 +1918,7 @@ mod tests {
         );
         let mut moved = svc.clone();
         moved["spec"]["clusterIP"] = json!("10.0.0.6");
+        moved["spec"]["clusterIPs"] = json!(["10.0.0.6"]);
         assert_eq!(
             causes(ResourceId::Services, &moved, Some(&svc)),
             alloc::vec![(
@@ -1844,6 +1928,10 @@ mod tests {
         );
         let mut omitted = svc.clone();
         omitted["spec"].as_object_mut().unwrap().remove("clusterIP");
+        omitted["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("clusterIPs");
         assert_eq!(
             causes(ResourceId::Services, &omitted, Some(&svc)),
             alloc::vec![]

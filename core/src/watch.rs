@@ -84,13 +84,19 @@ pub struct WatchRing {
 impl WatchRing {
     /// An empty ring holding at most `capacity` events (at least one).
     pub fn new(capacity: usize) -> Self {
+        Self::starting_at(capacity, 0)
+    }
+
+    /// An empty ring whose first event will be revision `revision + 1`: readers positioned
+    /// before `revision` (a previous run's revisions) get [`Expired`].
+    pub fn starting_at(capacity: usize, revision: u64) -> Self {
         let capacity = capacity.max(1);
         Self {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(capacity.min(1 << 16)),
                 capacity,
-                oldest: 0,
-                newest: 0,
+                oldest: revision,
+                newest: revision,
                 evicted: 0,
             }),
         }
@@ -211,6 +217,23 @@ mod tests {
         assert_eq!(ring.read_after(5, 10, &mut out), Ok(0));
         assert_eq!(ring.read_after(4, 1, &mut out), Ok(1));
         assert_eq!(ring.stats(), (3, 3, 2));
+    }
+
+    #[test]
+    fn a_ring_started_at_a_revision_expires_earlier_ones() {
+        let ring = WatchRing::starting_at(4, 1_000);
+        let mut out = Vec::new();
+        assert_eq!(ring.read_after(1_000, 10, &mut out), Ok(0));
+        assert_eq!(
+            ring.read_after(999, 10, &mut out),
+            Err(Expired {
+                requested: 999,
+                oldest: 1_000
+            })
+        );
+        ring.push(event(1_001));
+        assert_eq!(ring.read_after(1_000, 10, &mut out), Ok(1));
+        assert!(ring.read_after(5, 10, &mut out).is_err());
     }
 
     #[test]

@@ -43,6 +43,45 @@ fn parse_object_id(text: &str) -> Result<[u8; 32], String> {
     parse_sha256_hex(hex_digits).map_err(|_| "expected 0x followed by 64 hex digits".to_string())
 }
 
+/// A Go duration of hours, minutes and seconds (`1h`, `1h30m`, `90s`, `1h0m0s`) or whole
+/// seconds, as a number of seconds (at least 1).
+fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    let bad =
+        || format!("expected a duration such as 1h, 30m or 90s (or whole seconds), got {text:?}");
+    let secs = if text.bytes().all(|b| b.is_ascii_digit()) && !text.is_empty() {
+        text.parse::<u64>().map_err(|_| bad())?
+    } else {
+        let mut total: u64 = 0;
+        let mut digits = String::new();
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            let unit = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => return Err(bad()),
+            };
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            digits.clear();
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+        }
+        if !digits.is_empty() || text.is_empty() {
+            return Err(bad());
+        }
+        total
+    };
+    if secs == 0 {
+        return Err("the duration must be at least 1 s".into());
+    }
+    Ok(secs)
+}
+
 /// Trust levels of stake facts (ARCHITECTURE.md §4), lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TrustArg {
@@ -135,6 +174,40 @@ pub struct Cli {
     /// Seconds without a heartbeat before a node turns Ready=Unknown.
     #[arg(long, env = "NAUTILUS_NODE_GRACE_SECS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub node_grace_secs: u64,
+
+    /// How long an Event lives after its last write, as kube-apiserver's `--event-ttl`: a Go
+    /// duration (`1h`, `90s`, `1h30m`) or whole seconds.
+    #[arg(long, env = "NAUTILUS_EVENT_TTL", default_value = "1h", value_parser = parse_duration_secs)]
+    pub event_ttl: u64,
+
+    /// Most Events the store holds; creating more is refused with 507 until some expire.
+    #[arg(long, env = "NAUTILUS_MAX_EVENTS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_events: u64,
+
+    /// Event writes per second each node identity may make (kube's EventRateLimit, type User).
+    #[arg(long, env = "NAUTILUS_EVENT_QPS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_qps: u32,
+
+    /// Event writes a node identity may make at once before `--event-qps` applies.
+    #[arg(long, env = "NAUTILUS_EVENT_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_burst: u32,
+
+    /// Percent of the store's object and byte budgets one node identity's Events may hold.
+    #[arg(long, env = "NAUTILUS_NODE_EVENT_SHARE_PERCENT", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub node_event_share_percent: u8,
+
+    /// Percent of the store's object and byte budgets all node identities' Events may hold.
+    #[arg(long, env = "NAUTILUS_NODE_EVENTS_TOTAL_PERCENT", default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub node_events_total_percent: u8,
+
+    /// The IPv4 range Service cluster IPs come from (k3s' `--service-cidr`); its first address is
+    /// the `kubernetes` Service's.
+    #[arg(long, env = "NAUTILUS_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = nautilus_core::api::services::ServiceCidr::parse)]
+    pub service_cidr: nautilus_core::api::services::ServiceCidr,
+
+    /// The range Service node ports come from (`--service-node-port-range`).
+    #[arg(long, env = "NAUTILUS_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = nautilus_core::api::services::PortRange::parse)]
+    pub service_node_port_range: nautilus_core::api::services::PortRange,
 
     /// Where TLS ends: `proxy` (the host proxy terminates it and sends plaintext) or `enclave`
     /// (the enclave makes its own key and certificate and terminates TLS 1.3 itself; run the
@@ -264,6 +337,23 @@ impl Cli {
             ("token_max_lifetime", self.token_max_lifetime.to_string()),
             ("relay_token_sha256", hex_opt(&self.relay_token_sha256)),
             ("node_grace_secs", self.node_grace_secs.to_string()),
+            ("event_ttl", self.event_ttl.to_string()),
+            ("service_cidr", toml_string(&self.service_cidr.to_string())),
+            (
+                "service_node_port_range",
+                toml_string(&self.service_node_port_range.to_string()),
+            ),
+            ("max_events", self.max_events.to_string()),
+            ("event_qps", self.event_qps.to_string()),
+            ("event_burst", self.event_burst.to_string()),
+            (
+                "node_event_share_percent",
+                self.node_event_share_percent.to_string(),
+            ),
+            (
+                "node_events_total_percent",
+                self.node_events_total_percent.to_string(),
+            ),
             ("log_level", toml_string(&self.log_level)),
             (
                 "log_sink",
@@ -407,5 +497,17 @@ mod tests {
             "the same options, the same bytes"
         );
         assert_eq!(toml_string("a\u{1}\n"), "\"a\\u0001\\n\"");
+    }
+
+    #[test]
+    fn durations_read_like_kube_flags() {
+        assert_eq!(parse_duration_secs("1h"), Ok(3600));
+        assert_eq!(parse_duration_secs("1h0m0s"), Ok(3600));
+        assert_eq!(parse_duration_secs("1h30m"), Ok(5400));
+        assert_eq!(parse_duration_secs("90s"), Ok(90));
+        assert_eq!(parse_duration_secs("45"), Ok(45));
+        for bad in ["", "0", "0s", "1d", "h", "1h5", "-1s", "1.5h"] {
+            assert!(parse_duration_secs(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -50,6 +50,11 @@ impl Body for ResponseBody {
 
 /// The hyper response for a core response.
 pub(crate) fn to_hyper(response: ApiResponse) -> hyper::Response<ResponseBody> {
+    let retry = if matches!(response.status, 429 | 503 | 504) {
+        retry_after(&response.body)
+    } else {
+        None
+    };
     let mut out = hyper::Response::new(ResponseBody::Full(Some(Bytes::from(response.body))));
     *out.status_mut() = hyper::StatusCode::from_u16(response.status)
         .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
@@ -63,6 +68,9 @@ pub(crate) fn to_hyper(response: ApiResponse) -> hyper::Response<ResponseBody> {
         HeaderValue::from_static("no-cache, private"),
     );
     add_warnings(headers, &response.warnings);
+    if let Some(secs) = retry {
+        headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     out
 }
 
@@ -103,6 +111,15 @@ pub(crate) fn openapi_to_hyper(
         }
     }
     out
+}
+
+/// A Status's `details.retryAfterSeconds`, which kube-apiserver also sends as `Retry-After`.
+fn retry_after(body: &[u8]) -> Option<u64> {
+    let status: serde_json::Value = serde_json::from_slice(body).ok()?;
+    status
+        .pointer("/details/retryAfterSeconds")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|s| *s > 0)
 }
 
 fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {

@@ -144,6 +144,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         token_max_lifetime_secs: cli.token_max_lifetime,
         relay_token_sha256: cli.relay_token_sha256,
         node_grace_secs: cli.node_grace_secs,
+        event_ttl_secs: cli.event_ttl,
+        service_cidr: cli.service_cidr,
+        node_port_range: cli.service_node_port_range,
+        max_events: usize_of(cli.max_events),
+        event_qps: cli.event_qps,
+        event_burst: cli.event_burst,
+        node_event_share_percent: cli.node_event_share_percent,
+        node_events_total_percent: cli.node_events_total_percent,
         min_trust_level: cli.min_trust_level().level(),
         sui_stale_after_secs: cli.sui_stale_after,
         sui_max_stale_secs: cli.sui_max_stale,
@@ -395,6 +403,31 @@ fn log_security_event(method: &str, path: &str, response: &ApiResponse) {
     );
 }
 
+/// Runs one request through core under the store lock. A read that needs a revision the store
+/// has not reached (`Outcome::Pending`) is asked again, with the time core first saw it, when the
+/// store's revision gets there or at core's deadline; core then serves it or answers 504.
+async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> (Outcome, u64, bool) {
+    loop {
+        let at = now();
+        let (outcome, revision, timers_due) = {
+            let mut core = shared.lock();
+            let outcome = core.handle_request(at, &request);
+            (outcome, core.store().revision(), core.has_immediate_work())
+        };
+        let Outcome::Pending {
+            revision: wanted,
+            deadline,
+        } = outcome
+        else {
+            return (outcome, revision, timers_due);
+        };
+        request.waiting_since.get_or_insert(at);
+        let wait = Duration::from_nanos(deadline.nanos.saturating_sub(now().nanos));
+        let mut changes = shared.revision.subscribe();
+        let _ = tokio::time::timeout(wait, changes.wait_for(|r| *r >= wanted)).await;
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
@@ -437,13 +470,9 @@ async fn handle(
         body: &body,
         body_too_large,
         client_cert: parts.extensions.get::<Arc<CertUser>>().map(|u| &**u),
+        waiting_since: None,
     };
-    let now = now();
-    let (outcome, revision, timers_due) = {
-        let mut core = shared.lock();
-        let outcome = core.handle_request(now, &request);
-        (outcome, core.store().revision(), core.has_immediate_work())
-    };
+    let (outcome, revision, timers_due) = call_core(&shared, request).await;
     shared
         .revision
         .send_if_modified(|r| std::mem::replace(r, revision) != revision);
@@ -477,6 +506,11 @@ async fn handle(
         Outcome::OpenApi(served) => {
             tracing::debug!(method = %parts.method, path, code = served.status, micros = started.elapsed().as_micros() as u64, "request");
             http::openapi_to_hyper(served, http::header(&parts.headers, "if-none-match"))
+        }
+        Outcome::Pending { .. } => {
+            // `call_core` waits pending reads out; this arm is not reached.
+            let error = Error::Internal("a read was left waiting".into());
+            http::to_hyper(ApiResponse::error(&error))
         }
         Outcome::Watch(watcher) => {
             if shared.watches.fetch_add(1, Ordering::Relaxed) >= shared.max_watches {

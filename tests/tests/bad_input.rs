@@ -180,17 +180,29 @@ fn malformed_and_truncated_json_is_400() {
 }
 
 #[test]
-fn yaml_body_is_415_unsupported_media_type() {
-    // kube-apiserver decodes application/yaml; Nautilus serves JSON only and says so with a
-    // Status (reported as a difference).
+fn malformed_yaml_is_400_and_other_media_types_are_415() {
+    // kube-apiserver decodes application/yaml (so does Nautilus now); a body that is not YAML
+    // is its decoder's 400, a media type it has no decoder for its 415.
     let f = Fixture::new("bad-yaml");
     let before = f.revision();
+    let reply = f.req(
+        "POST",
+        &f.path("configmaps"),
+        Some(b"apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n"),
+        &[("content-type", "application/yaml")],
+    );
+    assert_status(
+        &reply,
+        400,
+        "BadRequest",
+        "the object provided is unrecognized (must be of type ConfigMap): yaml: line",
+    );
     let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  k: v\n";
     let reply = f.req(
         "POST",
         &f.path("configmaps"),
         Some(yaml),
-        &[("content-type", "application/yaml")],
+        &[("content-type", "text/yaml")],
     );
     assert_status(&reply, 415, "UnsupportedMediaType", "application/yaml");
     f.assert_absent(&format!("{}/y", f.path("configmaps")));

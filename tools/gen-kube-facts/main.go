@@ -105,7 +105,7 @@ func generate(root string, overrides modDirs) (map[string][]byte, error) {
 		return nil, err
 	}
 	files := map[string][]byte{}
-	tables, err := protoTables(mods, requestBodies(docs))
+	tables, err := protoTables(mods, append(requestBodies(docs), protoExtraRoots...))
 	if err != nil {
 		return nil, err
 	}

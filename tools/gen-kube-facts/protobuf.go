@@ -25,6 +25,18 @@ import (
 	"unicode"
 )
 
+// Roots beyond the served request bodies: what core writes as protobuf answers (metadata-only
+// reads and their watch events, an error event's Status) and the access reviews kubectl posts
+// as protobuf, which are no stored resource of the OpenAPI documents.
+var protoExtraRoots = []string{
+	"io.k8s.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList",
+	"io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent",
+	"io.k8s.apimachinery.pkg.apis.meta.v1.Status",
+	"io.k8s.api.authorization.v1.SelfSubjectAccessReview",
+	"io.k8s.api.authorization.v1.SelfSubjectRulesReview",
+	"io.k8s.api.authentication.v1.SelfSubjectReview",
+}
+
 // Messages with a JSON form of their own (custom MarshalJSON upstream).
 var specialProto = map[string]string{
 	"k8s.io.apimachinery.pkg.apis.meta.v1.Time":       "Time",
@@ -34,6 +46,9 @@ var specialProto = map[string]string{
 	"k8s.io.apimachinery.pkg.runtime.RawExtension":    "RawJson",
 	"k8s.io.apimachinery.pkg.api.resource.Quantity":   "Quantity",
 	"k8s.io.apimachinery.pkg.util.intstr.IntOrString": "IntOrString",
+	// `type ExtraValue []string`: a message of one repeated string, shown as the bare list.
+	"k8s.io.api.authentication.v1.ExtraValue": "StrList",
+	"k8s.io.api.authorization.v1.ExtraValue":  "StrList",
 }
 
 var protoScalars = map[string]string{"string": "Str", "bytes": "Bytes", "bool": "Bool",
@@ -43,6 +58,7 @@ var protoScalars = map[string]string{"string": "Str", "bytes": "Bytes", "bool": 
 var protoPrefix = map[string]string{
 	"k8s.io.api.apps.v1": "APPS_", "k8s.io.api.coordination.v1": "COORD_",
 	"k8s.io.api.autoscaling.v1": "AUTOSCALING_", "k8s.io.apimachinery.pkg.apis.meta.v1": "META_",
+	"k8s.io.api.authentication.v1": "AUTHN_", "k8s.io.api.authorization.v1": "AUTHZ_",
 }
 
 type protoField struct {

@@ -1,6 +1,6 @@
 //! Defaults and admission that kube-apiserver applies before storing: pod and template defaults,
-//! DefaultTolerationSeconds, service cluster IPs and node ports, namespace finalizers, Secret
-//! `stringData`.
+//! DefaultTolerationSeconds, Service defaults (allocation is `services.rs`), namespace
+//! finalizers, Secret `stringData`.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -8,16 +8,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::ApiServer;
 use crate::resource::ResourceId;
 use crate::{Error, UnixTime};
 
-/// First address of the service range 10.43.0.0/16 (k3s' default), as a u32.
-const SERVICE_NET: u32 = 0x0a2b_0000;
-/// Addresses in the service range.
-const SERVICE_NET_SIZE: u32 = 1 << 16;
-/// NodePort range, as kube-apiserver's default.
-const NODE_PORTS: core::ops::RangeInclusive<u16> = 30000..=32767;
+mod workloads;
 
 fn entry<'a>(map: &'a mut Map<String, Value>, key: &str, default: Value) -> &'a mut Value {
     map.entry(key).or_insert(default)
@@ -31,7 +25,6 @@ fn set_default(map: &mut Map<String, Value>, key: &str, default: Value) {
 
 /// Applies defaults to `obj` of `resource` (`old` is the stored version on update).
 pub(crate) fn apply(
-    server: &mut ApiServer,
     resource: ResourceId,
     obj: &mut Value,
     old: Option<&Value>,
@@ -116,8 +109,20 @@ pub(crate) fn apply(
                 map.insert("status".into(), json!({}));
             }
         }
-        ResourceId::Services => service(server, map, old)?,
+        ResourceId::Services => service(map, old),
         ResourceId::CustomResourceDefinitions => crate::crd::validation::default(obj, old),
+        ResourceId::PodTemplates => workloads::pod_template(map),
+        ResourceId::ReplicationControllers => workloads::replication_controller(map, old.is_none()),
+        ResourceId::Jobs => {
+            // On create the uid is already there, as kube fills it before the strategy.
+            let uid = map
+                .get("metadata")
+                .and_then(|m| m.get("uid"))
+                .and_then(Value::as_str)
+                .map(String::from);
+            workloads::job(map, uid.as_deref().filter(|_| old.is_none()));
+        }
+        ResourceId::CronJobs => workloads::cron_job(map, old.is_none()),
         ResourceId::Secrets => {
             set_default(map, "type", Value::from("Opaque"));
             if let Some(Value::Object(string_data)) = map.remove("stringData") {
@@ -236,172 +241,39 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
     }
 }
 
-fn service(
-    server: &mut ApiServer,
-    map: &mut Map<String, Value>,
-    old: Option<&Value>,
-) -> Result<(), Error> {
-    let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) else {
-        return Ok(());
-    };
-    set_default(spec, "type", Value::from("ClusterIP"));
-    let kind = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP")
-        .to_string();
-    set_default(spec, "sessionAffinity", Value::from("None"));
-    if kind != "ExternalName" {
-        set_default(spec, "internalTrafficPolicy", Value::from("Cluster"));
-    }
-    if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
-        set_default(spec, "externalTrafficPolicy", Value::from("Cluster"));
-    }
-    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-            set_default(port, "protocol", Value::from("TCP"));
-            if let Some(p) = port.get("port").cloned() {
-                set_default(port, "targetPort", p);
-            }
-            if matches!(kind.as_str(), "NodePort" | "LoadBalancer")
-                && port.get("nodePort").is_none()
-            {
-                let old_port = old
-                    .and_then(|o| o.pointer("/spec/ports"))
-                    .and_then(Value::as_array)
-                    .and_then(|ports| {
-                        ports
-                            .iter()
-                            .find(|p| {
-                                p.get("port") == port.get("port")
-                                    && p.get("protocol") == port.get("protocol")
-                            })
-                            .and_then(|p| p.get("nodePort"))
-                            .cloned()
-                    });
-                let node_port = match old_port {
-                    Some(p) => p,
-                    None => Value::from(allocate_node_port(server)?),
-                };
-                port.insert("nodePort".into(), node_port);
+fn service(map: &mut Map<String, Value>, old: Option<&Value>) {
+    if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+        set_default(spec, "type", Value::from("ClusterIP"));
+        let kind = spec
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        set_default(spec, "sessionAffinity", Value::from("None"));
+        if kind != "ExternalName" {
+            set_default(spec, "internalTrafficPolicy", Value::from("Cluster"));
+        }
+        if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+            set_default(spec, "externalTrafficPolicy", Value::from("Cluster"));
+        }
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                set_default(port, "protocol", Value::from("TCP"));
+                if let Some(p) = port.get("port").cloned() {
+                    set_default(port, "targetPort", p);
+                }
             }
         }
-    }
-    if kind != "ExternalName" {
-        let previous = old.and_then(|o| o.pointer("/spec/clusterIP")).cloned();
-        let ip = match (spec.get("clusterIP").and_then(Value::as_str), previous) {
-            (Some(ip), _) if !ip.is_empty() => Value::from(ip),
-            (_, Some(prev)) => prev,
-            _ => Value::from(format_ip(allocate_cluster_ip(server)?)),
-        };
-        spec.insert("clusterIP".into(), ip.clone());
-        set_default(spec, "clusterIPs", json!([ip]));
-        set_default(spec, "ipFamilies", json!(["IPv4"]));
-        set_default(spec, "ipFamilyPolicy", Value::from("SingleStack"));
     }
     if old.is_none() {
         map.insert("status".into(), json!({"loadBalancer": {}}));
     }
-    Ok(())
-}
-
-fn allocate_cluster_ip(server: &ApiServer) -> Result<u32, Error> {
-    // .0 is the network, .1 is the `kubernetes` service's (given to the first caller).
-    (1..SERVICE_NET_SIZE - 1)
-        .find(|offset| !server.cluster_ips.contains(offset))
-        .ok_or_else(|| {
-            Error::InsufficientStorage(
-                "no cluster IP is free in the service range 10.43.0.0/16".into(),
-            )
-        })
-}
-
-fn allocate_node_port(server: &ApiServer) -> Result<u16, Error> {
-    NODE_PORTS
-        .clone()
-        .find(|p| !server.node_ports.contains(p))
-        .ok_or_else(|| {
-            Error::InsufficientStorage("no node port is free in the range 30000-32767".into())
-        })
-}
-
-fn format_ip(offset: u32) -> String {
-    let ip = SERVICE_NET.wrapping_add(offset);
-    alloc::format!(
-        "{}.{}.{}.{}",
-        ip >> 24,
-        (ip >> 16) & 0xff,
-        (ip >> 8) & 0xff,
-        ip & 0xff
-    )
-}
-
-fn parse_service_ip(text: &str) -> Option<u32> {
-    let mut octets = text.split('.').map(|o| o.parse::<u8>().ok());
-    let (a, b, c, d) = (
-        octets.next()??,
-        octets.next()??,
-        octets.next()??,
-        octets.next()??,
-    );
-    let ip = u32::from_be_bytes([a, b, c, d]);
-    ip.checked_sub(SERVICE_NET)
-        .filter(|off| *off < SERVICE_NET_SIZE)
-}
-
-/// Records what a stored object holds (cluster IPs, node ports) once it is committed.
-pub(crate) fn committed(server: &mut ApiServer, resource: ResourceId, obj: &Value) {
-    if resource != ResourceId::Services {
-        return;
-    }
-    if let Some(offset) = obj
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .and_then(parse_service_ip)
-    {
-        server.cluster_ips.insert(offset);
-    }
-    for port in obj
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(p) = port
-            .get("nodePort")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-        {
-            server.node_ports.insert(p);
-        }
-    }
-}
-
-/// Frees what a deleted object held.
-pub(crate) fn released(server: &mut ApiServer, resource: ResourceId, obj: &Value) {
-    if resource != ResourceId::Services {
-        return;
-    }
-    if let Some(offset) = obj
-        .pointer("/spec/clusterIP")
-        .and_then(Value::as_str)
-        .and_then(parse_service_ip)
-    {
-        server.cluster_ips.remove(&offset);
-    }
-    for port in obj
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(p) = port
-            .get("nodePort")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-        {
-            server.node_ports.remove(&p);
-        }
+    // Cluster IPs and node ports are allocated after validation (`services.rs`); what an update
+    // leaves out of them is carried over here, before validation, as kube's PrepareForUpdate does.
+    let mut whole = Value::Object(core::mem::take(map));
+    super::services::prepare(&mut whole, old);
+    if let Value::Object(back) = whole {
+        *map = back;
     }
 }
 
@@ -416,13 +288,6 @@ mod tests {
         assert!(!image_is_latest("nginx:1.25"));
         assert!(!image_is_latest("registry:5000/nginx@sha256:abc"));
         assert!(image_is_latest("registry:5000/nginx"));
-    }
-
-    #[test]
-    fn service_ips_round_trip() {
-        assert_eq!(format_ip(1), "10.43.0.1");
-        assert_eq!(parse_service_ip("10.43.1.2"), Some(258));
-        assert_eq!(parse_service_ip("10.44.0.1"), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! and the aggregated `APIGroupDiscoveryList` form that saves kubectl every further call.
 //!
 //! Everything is derived from [`crate::resource::RESOURCES`], [`crate::resource::GROUPS`] and
-//! the CRD registry's established definitions, so discovery cannot disagree with routing.
+//! the access reviews of [`super::access::REVIEWS`] and the CRD registry's established
+//! definitions, so discovery cannot disagree with routing.
 
 use alloc::string::String;
 use alloc::vec;
@@ -11,8 +12,27 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::access::{REVIEWS, Review};
 use crate::crd::{Registry, Served};
 use crate::resource::{GROUPS, RESOURCES, ResourceType, VERBS};
+
+/// Every built-in API group (resources' and reviews'), sorted by name as kube lists them.
+fn groups() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = GROUPS.to_vec();
+    for r in REVIEWS {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn reviews_of(group: &str, version: &str) -> impl Iterator<Item = &'static Review> {
+    REVIEWS
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
 
 /// The Kubernetes version this server reports; kubectl dispatchers pick their client by `minor`.
 pub const GIT_VERSION: &str = "v1.32.0-nautilus";
@@ -56,14 +76,15 @@ fn group_entry(group: &str, versions: &[String]) -> Value {
 /// Every served group besides the core group with its versions (preferred first): the
 /// built-in groups, then the custom resources' groups by name.
 fn all_groups(crds: &Registry) -> Vec<(String, Vec<String>)> {
-    let mut out: Vec<(String, Vec<String>)> = GROUPS
+    let builtin = groups();
+    let mut out: Vec<(String, Vec<String>)> = builtin
         .iter()
         .map(|(g, v)| (String::from(*g), vec![String::from(*v)]))
         .collect();
     out.extend(
         crds.groups()
             .into_iter()
-            .filter(|(g, _)| !GROUPS.iter().any(|(b, _)| b == g)),
+            .filter(|(g, _)| !builtin.iter().any(|(b, _)| b == g)),
     );
     out
 }
@@ -204,7 +225,7 @@ fn entries<'a>(group: &str, version: &str, custom: &'a [Served]) -> Option<Vec<E
     let builtin = if group.is_empty() {
         version == "v1"
     } else {
-        GROUPS.iter().any(|(g, v)| *g == group && *v == version)
+        groups().iter().any(|(g, v)| *g == group && *v == version)
     };
     if !builtin && custom.is_empty() {
         return None;
@@ -258,6 +279,16 @@ pub fn api_resource_list(group: &str, version: &str, crds: &Registry) -> Option<
             entries_list.push((name, Value::Object(e)));
         }
     }
+    for review in reviews_of(group, version) {
+        let entry = json!({
+            "name": review.plural,
+            "singularName": review.singular,
+            "namespaced": false,
+            "kind": review.kind,
+            "verbs": ["create"],
+        });
+        entries_list.push((review.plural.into(), entry));
+    }
     entries_list.sort_by(|a, b| a.0.cmp(&b.0));
     let resources: Vec<Value> = entries_list.into_iter().map(|(_, e)| e).collect();
     let group_version = if group.is_empty() {
@@ -281,6 +312,15 @@ fn response_kind(group: &str, version: &str, kind: &str) -> Value {
 }
 
 fn discovery_version(group: &str, version: &str, crds: &Registry) -> Value {
+    let reviews = reviews_of(group, version).map(|r| {
+        json!({
+            "resource": r.plural,
+            "responseKind": response_kind(r.group, r.version, r.kind),
+            "scope": "Cluster",
+            "singularResource": r.singular,
+            "verbs": ["create"],
+        })
+    });
     let custom = crds.served_in(group, version);
     let resources: Vec<Value> = entries(group, version, &custom)
         .unwrap_or_default()
@@ -327,6 +367,7 @@ fn discovery_version(group: &str, version: &str, crds: &Registry) -> Value {
             }
             Value::Object(e)
         })
+        .chain(reviews)
         .collect();
     json!({"version": version, "resources": resources, "freshness": "Current"})
 }
@@ -429,7 +470,11 @@ mod tests {
         let g = api_group("coordination.k8s.io").unwrap();
         assert_eq!(g["kind"], "APIGroup");
         assert_eq!(g["versions"][0]["groupVersion"], "coordination.k8s.io/v1");
-        assert!(api_group("batch").is_none());
+        assert_eq!(
+            api_group("batch").unwrap()["versions"][0]["groupVersion"],
+            "batch/v1"
+        );
+        assert!(api_group("policy").is_none());
         assert_eq!(core_api_versions()["versions"], json!(["v1"]));
     }
 
@@ -533,10 +578,39 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["apps", "coordination.k8s.io", "apiextensions.k8s.io"]
+            [
+                "apiextensions.k8s.io",
+                "apps",
+                "authentication.k8s.io",
+                "authorization.k8s.io",
+                "batch",
+                "coordination.k8s.io"
+            ]
+        );
+        let reviews = &items[3]["versions"][0]["resources"];
+        let sar = find(reviews, "resource", "selfsubjectaccessreviews");
+        assert_eq!(
+            sar["responseKind"],
+            json!({"group": "authorization.k8s.io", "version": "v1", "kind": "SelfSubjectAccessReview"})
+        );
+        assert_eq!(sar["verbs"], json!(["create"]));
+        assert_eq!(sar["scope"], "Cluster");
+        find(reviews, "resource", "selfsubjectrulesreviews");
+        find(
+            &items[2]["versions"][0]["resources"],
+            "resource",
+            "selfsubjectreviews",
+        );
+        let list = api_resource_list("authorization.k8s.io", "v1").unwrap();
+        let rules = find(&list["resources"], "name", "selfsubjectrulesreviews");
+        assert_eq!(rules["kind"], "SelfSubjectRulesReview");
+        assert_eq!(rules["namespaced"], false);
+        assert_eq!(
+            api_group("authentication.k8s.io").unwrap()["preferredVersion"]["groupVersion"],
+            "authentication.k8s.io/v1"
         );
         let deploy = find(
-            &items[0]["versions"][0]["resources"],
+            &items[1]["versions"][0]["resources"],
             "resource",
             "deployments",
         );

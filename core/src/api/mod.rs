@@ -5,14 +5,18 @@
 //! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
 mod custom;
+pub mod access;
 pub mod defaults;
 pub mod discovery;
+mod metadata;
 #[cfg(test)]
 mod node_restriction_tests;
 mod objects;
 pub mod openapi;
 pub mod render;
 pub mod request;
+mod revision;
+pub mod services;
 pub mod table;
 pub mod watch;
 mod workers;
@@ -20,7 +24,23 @@ mod workers;
 mod workers_tests;
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
+mod decode_tests;
+#[cfg(test)]
+mod dry_run_tests;
+#[cfg(test)]
+mod event_tests;
+#[cfg(test)]
+mod metadata_tests;
+#[cfg(test)]
+mod revision_tests;
+#[cfg(test)]
+mod service_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod yaml_body_tests;
 
 use alloc::collections::BTreeSet;
 use alloc::string::String;
@@ -51,10 +71,20 @@ pub enum Outcome {
     /// bytes without copying them, or 304 when `If-None-Match` names them
     /// ([`openapi::Served::not_modified`]).
     OpenApi(openapi::Served),
+    /// The read needs `revision`, which the store has not reached yet. The runtime calls again
+    /// with the same request, its `waiting_since` set to this call's `now`, once the store's
+    /// revision reaches `revision` or at `deadline`, whichever comes first; core then serves it
+    /// or answers kube's 504 `ResourceVersionTooLarge`.
+    Pending {
+        /// The revision the read needs.
+        revision: u64,
+        /// When core stops waiting.
+        deadline: UnixTime,
+    },
 }
 
 impl Outcome {
-    /// The complete response, encoding a captured LIST; `None` for a watch.
+    /// The complete response, encoding a captured LIST; `None` for a watch or a pending read.
     pub fn into_response(self) -> Option<ApiResponse> {
         match self {
             Self::Response(response) => Some(response),
@@ -65,7 +95,7 @@ impl Outcome {
                 body: served.body.into_owned(),
                 warnings: Vec::new(),
             }),
-            Self::Watch(_) => None,
+            Self::Watch(_) | Self::Pending { .. } => None,
         }
     }
 }
@@ -133,6 +163,15 @@ fn hex_digit(n: u8) -> char {
     char::from_digit(u32::from(n), 16).unwrap_or('0')
 }
 
+/// What the write path's bookkeeping needs from the entry point that runs: its time, and the
+/// node identity it acts for (`None` for the admin and for the server's own work). Set at each
+/// entry point, so every write is stamped without threading both through every helper.
+#[derive(Debug, Default)]
+pub(crate) struct Call {
+    pub(crate) now: UnixTime,
+    pub(crate) node: Option<String>,
+}
+
 /// The API server state machine.
 #[derive(Debug)]
 pub struct ApiServer {
@@ -141,14 +180,18 @@ pub struct ApiServer {
     pub(crate) ids: IdSource,
     /// Namespaces being deleted, finished by `handle_timeout`.
     pub(crate) terminating: BTreeSet<String>,
-    /// Cluster IPs in use (offsets in the service range).
-    pub(crate) cluster_ips: BTreeSet<u32>,
-    /// Node ports in use.
-    pub(crate) node_ports: BTreeSet<u16>,
+    /// Cluster IPs and node ports held by the stored Services.
+    pub(crate) services: services::Allocations,
     /// Heartbeat tracking for the node lifecycle controller.
     pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
-    /// Expiry queue of events.
+    /// Expiry and share ledger of events.
     pub(crate) event_ttl: crate::controllers::event_ttl::EventTtl,
+    /// Event writes per node identity (kube's EventRateLimit, limit type `User`).
+    pub(crate) event_rate: crate::ratelimit::RateLimiter,
+    /// The current entry point's time and acting node, read by the write path's bookkeeping.
+    pub(crate) call: Call,
+    /// This run's key for continue tokens.
+    pub(crate) continue_key: [u8; 32],
     /// Stakes learned from Sui events.
     pub(crate) stakes: crate::stake::StakeRegistry,
     /// Seal-token validation with its signature cache.
@@ -165,13 +208,22 @@ pub struct ApiServer {
     pub(crate) crds: crate::crd::Registry,
     /// The OpenAPI documents of custom resources, built when first asked for after a change.
     pub(crate) custom_openapi: openapi::CustomCache,
+    /// When LIST snapshots (continue tokens) expire.
+    pub(crate) compactor: crate::compaction::Compactor,
 }
 
 impl ApiServer {
     /// A server with the bootstrap namespaces and the `kubernetes` service, created at `now`.
-    /// `seed` is fresh randomness from the runtime (uids, generated names).
+    /// `seed` is fresh secret randomness from the runtime (uids, generated names, the key of
+    /// continue tokens).
+    ///
+    /// Until state is persisted, revisions start at `now` in microseconds: a run hands out one
+    /// revision per write, and no run writes a million times a second for long, so every
+    /// revision an earlier run handed out is below this run's start and is answered 410 Expired
+    /// (clients re-list) instead of being served as if it were current. Microseconds since 1970
+    /// stay below 2^53 (JavaScript's exact integers) until the year 2255.
     pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
-        let store = Store::new(&config);
+        let store = Store::starting_at(&config, start_revision(now));
         let stakes = crate::stake::StakeRegistry::new(crate::stake::StakeLimits {
             max_stakes: config.max_stakes,
             min_stake: config.min_stake,
@@ -184,15 +236,23 @@ impl ApiServer {
         let scheduler = crate::scheduler::Scheduler::new(&config);
         let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
         let crds = crate::crd::Registry::new(&config);
+        let event_rate = crate::ratelimit::RateLimiter::new(
+            config.event_qps,
+            config.event_burst,
+            config.event_rate_identities,
+        );
+        let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
         let mut server = Self {
             config,
             store,
             ids: IdSource { seed, counter: 0 },
             terminating: BTreeSet::new(),
-            cluster_ips: BTreeSet::new(),
-            node_ports: BTreeSet::new(),
+            services: Default::default(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
+            event_rate,
+            call: Call { now, node: None },
+            continue_key: Self::continue_key(&seed),
             stakes,
             tokens,
             registrations: Default::default(),
@@ -201,6 +261,7 @@ impl ApiServer {
             references,
             crds,
             custom_openapi: Default::default(),
+            compactor,
         };
         server.bootstrap(now);
         server
@@ -229,6 +290,7 @@ impl ApiServer {
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
         self.scheduler.clock = now;
+        self.call = Call { now, node: None };
         match self.dispatch(now, req) {
             Ok(outcome) => outcome,
             Err(error) => Outcome::Response(ApiResponse::error(&error)),
@@ -252,6 +314,11 @@ impl ApiServer {
         if route == Route::Version {
             return Ok(json_response(&discovery::version()).into());
         }
+        if let Route::Review(review) = route {
+            return self
+                .handle_review(now, req, &identity, review)
+                .map(Into::into);
+        }
         self.require_user(&identity)?;
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
@@ -268,6 +335,11 @@ impl ApiServer {
                 &self.store,
                 &self.references,
             )?;
+            if let Identity::Node(node) = &identity {
+                let query = request::Query::parse(req.query)?;
+                self.limit_node_events(now, node, req.method, path, &query)?;
+                self.call.node = Some(node.node_id.clone());
+            }
         }
         let read_only = matches!(req.method, Method::Get | Method::Head);
         match route {
@@ -304,7 +376,9 @@ impl ApiServer {
                 .openapi_v3_document(now, doc, req.query, req.accept)
                 .map(Outcome::OpenApi),
             Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
-            Route::Health(_) | Route::Version => Err(Error::PathNotFound(req.path.into())),
+            Route::Health(_) | Route::Version | Route::Review(_) => {
+                Err(Error::PathNotFound(req.path.into()))
+            }
         }
     }
 
@@ -329,6 +403,7 @@ impl ApiServer {
             self.event_ttl.due(),
             self.scheduler.due(),
             controllers,
+            self.compactor.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -350,13 +425,41 @@ impl ApiServer {
     /// changes (a namespace held by a finalizer), which the runtime retries at a gentle pace.
     /// O(1).
     pub fn has_backlog(&self) -> bool {
-        self.has_scheduling_backlog() || self.controllers_pending()
+        self.has_scheduling_backlog() || self.controllers_pending() || self.event_ttl.backlog
+    }
+
+    /// kube's EventRateLimit admission for a node identity's event writes (dry runs are not
+    /// counted, as in kube): 429 once its token bucket is empty.
+    fn limit_node_events(
+        &mut self,
+        now: UnixTime,
+        node: &crate::token::NodeIdentity,
+        method: Method,
+        path: &request::ResourcePath<'_>,
+        query: &request::Query,
+    ) -> Result<(), Error> {
+        let writes = matches!(method, Method::Post | Method::Put | Method::Patch);
+        if path.resource.rt().id != crate::resource::ResourceId::Events
+            || !writes
+            || query.get("dryRun") == Some("All")
+        {
+            return Ok(());
+        }
+        if self.event_rate.try_accept(&node.node_id, now) {
+            return Ok(());
+        }
+        Err(Error::TooManyRequests(alloc::format!(
+            "Too many requests: limit reached on type User for key system:node:{}",
+            node.node_id
+        )))
     }
 
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
+        self.call = Call { now, node: None };
+        self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);
         let pending: Vec<String> = self.terminating.iter().cloned().collect();
@@ -369,6 +472,11 @@ impl ApiServer {
         // Last, so that pods the controllers just made are bound in the same call.
         self.run_scheduler(now);
     }
+}
+
+/// The revision a run starting at `now` starts from (see [`ApiServer::new`]).
+pub fn start_revision(now: UnixTime) -> u64 {
+    now.nanos / 1_000
 }
 
 fn json_response(value: &serde_json::Value) -> ApiResponse {

@@ -5,13 +5,12 @@ use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::custom;
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
+use super::revision::{self, ReadAt};
 use super::table::{self, IncludeObject};
 use super::watch::{WatchFormat, Watcher};
 use super::{ApiServer, Outcome, defaults};
@@ -28,6 +27,14 @@ enum FieldValidation {
     Ignore,
     Warn,
     Strict,
+}
+
+/// Longest `fieldManager` kube accepts (`FieldManagerMaxLength`), in bytes.
+const MAX_FIELD_MANAGER: usize = 128;
+
+fn is_protobuf(req: &ApiRequest<'_>) -> bool {
+    req.content_type
+        .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
 }
 
 /// Group-qualified plural for messages (`pods`, `deployments.apps`).
@@ -124,6 +131,15 @@ impl ApiServer {
                 "create not allowed while custom resource definition is terminating".into(),
             ));
         }
+        match req.method {
+            Method::Post => Self::check_field_manager(&query, "CreateOptions")?,
+            Method::Put => Self::check_field_manager(&query, "UpdateOptions")?,
+            Method::Patch => Self::check_field_manager(&query, "PatchOptions")?,
+            _ => {}
+        }
+        if let Some(options) = write_options_kind(req.method) {
+            query.dry_run(options)?;
+        }
         match (req.method, path.name, path.subresource) {
             (Method::Get | Method::Head, None, None) if watch => {
                 self.start_watch(now, req, rt, path.namespace, None, &query)
@@ -146,7 +162,7 @@ impl ApiServer {
                 .patch_scale(now, req, identity, rt, namespace, name, &query)
                 .map(Into::into),
             (Method::Get | Method::Head, Some(name), None | Some("status")) => {
-                self.get(now, req, rt, namespace, name).map(Into::into)
+                self.get(now, req, rt, namespace, name, &query)
             }
             (Method::Post, None, None) => {
                 let body = self.body(req, rt, namespace, None)?;
@@ -155,7 +171,8 @@ impl ApiServer {
             }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
-                self.bind(now, namespace, name, &body).map(Into::into)
+                self.bind(now, namespace, name, &body, dry_run_requested(req))
+                    .map(Into::into)
             }
             (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
                 let body = self.body(req, rt, namespace, Some(name))?;
@@ -180,6 +197,60 @@ impl ApiServer {
         }
     }
 
+    /// Decodes a request body of `kind` in `api_version` that is no stored resource (the access
+    /// reviews): JSON or protobuf.
+    pub(super) fn decode_body(
+        &self,
+        req: &ApiRequest<'_>,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Value, Error> {
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is larger than the limit of {} bytes",
+                self.config.max_body_bytes
+            )));
+        }
+        let media = req.content_type.unwrap_or("application/json");
+        match media.split(';').next().unwrap_or("").trim() {
+            crate::protobuf::MEDIA_TYPE => crate::protobuf::decode_as(api_version, kind, req.body),
+            "application/json" | "" | "*/*" => self.parse(req),
+            "application/yaml" => self.parse_yaml(req, Some(kind)),
+            media => Err(Error::UnsupportedMediaType(alloc::format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media})"
+            ))),
+        }
+    }
+
+    /// A YAML body as the JSON tree the JSON path takes, within the same size and depth bounds
+    /// (and an alias-expansion budget). Errors are worded as kube-apiserver words them: for a
+    /// typed object (`kind`) the decoder's, for an apply patch the field manager's.
+    fn parse_yaml(&self, req: &ApiRequest<'_>, kind: Option<&str>) -> Result<Value, Error> {
+        if req.body.len() > self.config.max_body_bytes {
+            return Err(Error::TooLarge(alloc::format!(
+                "the request body is {} bytes, above the limit of {}",
+                req.body.len(),
+                self.config.max_body_bytes
+            )));
+        }
+        crate::yaml::to_json(
+            req.body,
+            self.config.max_body_bytes,
+            self.config.max_json_depth,
+        )
+        .map_err(|e| {
+            Error::BadRequest(match kind {
+                _ if e.too_deep => e.message,
+                Some(kind) => alloc::format!(
+                    "the object provided is unrecognized (must be of type {kind}): {} ({})",
+                    e.message,
+                    summarize(req.body)
+                ),
+                None => alloc::format!("error decoding YAML: {}", e.message),
+            })
+        })
+    }
+
     fn parse(&self, req: &ApiRequest<'_>) -> Result<Value, Error> {
         j::parse_body(
             req.body,
@@ -200,6 +271,7 @@ impl ApiServer {
         let media = media.split(';').next().unwrap_or("").trim();
         let mut value = match media {
             "application/json" | "" | "*/*" => self.parse(req)?,
+            "application/yaml" => self.parse_yaml(req, Some(rt.kind))?,
             crate::protobuf::MEDIA_TYPE if rt.custom.is_none() => {
                 if req.body.len() > self.config.max_body_bytes {
                     return Err(Error::TooLarge(alloc::format!(
@@ -216,7 +288,7 @@ impl ApiServer {
             }
             _ => {
                 return Err(Error::UnsupportedMediaType(alloc::format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {media})"
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media})"
                 )));
             }
         };
@@ -254,6 +326,14 @@ impl ApiServer {
         if map.get("metadata").is_some_and(|m| !m.is_object()) {
             return Err(Error::BadRequest("metadata must be an object".into()));
         }
+        // Typed decoding parses every timestamp; a bad one fails the whole body, as in kube.
+        crate::metatime::normalize(rt.id, &mut value).map_err(|e| {
+            Error::BadRequest(alloc::format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                kind = rt.kind,
+                version = rt.version,
+            ))
+        })?;
         check_path_identity(&mut value, rt, namespace, name)?;
         Ok(Body { value })
     }
@@ -269,10 +349,13 @@ impl ApiServer {
         }
     }
 
-    /// Unknown fields: an error under Strict; otherwise they are dropped, as decoding into the
-    /// typed object drops them in kube-apiserver, with a warning each under Warn.
+    /// Unknown and repeated fields: an error under Strict; otherwise unknown fields are dropped,
+    /// as decoding into the typed object drops them in kube-apiserver, and a repeated key keeps
+    /// its last value, with a warning each under Warn. `req`'s body is read for repeated keys
+    /// (a parsed tree has lost them) when it is JSON.
     fn check_fields(
         rt: &ResourceType<'_>,
+        req: &ApiRequest<'_>,
         obj: &mut Value,
         mode: FieldValidation,
     ) -> Result<Vec<String>, Error> {
@@ -282,7 +365,12 @@ impl ApiServer {
             Some(served) => served.version().schema.prune(obj),
             None => schema::unknown_fields(rt.id, obj),
         };
-        if unknown.is_empty() {
+        let repeated = if mode == FieldValidation::Ignore || is_protobuf(req) {
+            Vec::new()
+        } else {
+            j::duplicate_keys(req.body, schema::MAX_UNKNOWN_FIELDS)
+        };
+        if unknown.is_empty() && repeated.is_empty() {
             return Ok(Vec::new());
         }
         if mode != FieldValidation::Strict && rt.custom.is_none() {
@@ -296,6 +384,11 @@ impl ApiServer {
         let messages: Vec<String> = unknown
             .iter()
             .map(|f| alloc::format!("unknown field \"{f}\""))
+            .chain(
+                repeated
+                    .iter()
+                    .map(|f| alloc::format!("duplicate field \"{f}\"")),
+            )
             .collect();
         if mode == FieldValidation::Strict {
             return Err(Error::BadRequest(alloc::format!(
@@ -348,6 +441,43 @@ impl ApiServer {
         Ok(())
     }
 
+    /// `ValidateFieldManager` of the verb's options (`CreateOptions`, `UpdateOptions`,
+    /// `PatchOptions`): at most 128 bytes, printable characters only.
+    fn check_field_manager(query: &Query, options: &str) -> Result<(), Error> {
+        let Some(manager) = query.get("fieldManager") else {
+            return Ok(());
+        };
+        let mut causes = Vec::new();
+        if manager.len() > MAX_FIELD_MANAGER {
+            causes.push(crate::error::Cause {
+                reason: "FieldValueTooLong",
+                message: alloc::format!("Too long: may not be more than {MAX_FIELD_MANAGER} bytes"),
+                field: "fieldManager".into(),
+            });
+        }
+        for (at, c) in manager.char_indices() {
+            if c != ' ' && (c.is_control() || c.is_whitespace()) {
+                causes.push(crate::error::Cause {
+                    reason: "FieldValueInvalid",
+                    message: alloc::format!(
+                        "Invalid value: {}: invalid character U+{:04X} (at position {at})",
+                        crate::selector::quote(manager),
+                        u32::from(c)
+                    ),
+                    field: "fieldManager".into(),
+                });
+            }
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Invalid {
+            kind: alloc::format!("{options}.meta.k8s.io"),
+            name: String::new(),
+            causes,
+        })
+    }
+
     fn manager(req: &ApiRequest<'_>, query: &Query) -> String {
         if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
             return m.chars().take(128).collect();
@@ -370,8 +500,15 @@ impl ApiServer {
         rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
-    ) -> Result<ApiResponse, Error> {
+        query: &Query,
+    ) -> Result<Outcome, Error> {
         let representation = request::negotiate(req.accept)?;
+        // A non-zero resourceVersion asks for a state at least that new (kube's watch cache).
+        if let ReadAt::NotOlderThan(wanted) = revision::get_read(query)?
+            && let Some(pending) = self.await_revision(now, req, wanted)?
+        {
+            return Ok(pending);
+        }
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         match (representation, rt.custom) {
@@ -392,13 +529,17 @@ impl ApiServer {
                         table::table(rt.id, alloc::vec![row], &rv, None, None, true)
                     }
                 };
-                Ok(table_response(&table))
+                Ok(table_response(&table).into())
+            }
+            (Representation::Metadata(view), _) => {
+                super::metadata::object_response(rt, view, &object.json).map(Outcome::from)
             }
             (_, Some(served)) => Ok(ApiResponse::json(
                 200,
                 custom::view_bytes(served, object).into_owned(),
-            )),
-            (_, None) => Ok(ApiResponse::json(200, object.json.to_vec())),
+            )
+            .into()),
+            (_, None) => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
         }
     }
 
@@ -424,8 +565,11 @@ impl ApiServer {
                         .min(self.config.max_list_page)
                 }
             });
+        let paged = query.number("limit")?.is_some_and(|l| l > 0);
+        let read = revision::list_read(query, paged)?;
         let continue_token = query.get("continue").filter(|c| !c.is_empty());
-        let (snapshot, start) = match continue_token {
+        let current = self.store.revision();
+        let (snapshot, start, too_old) = match continue_token {
             Some(token) => {
                 if query
                     .get("resourceVersion")
@@ -435,26 +579,76 @@ impl ApiServer {
                         "specifying resource version is not allowed when using continue".into(),
                     ));
                 }
-                let (rv, ns, name) = decode_continue(token)?;
-                (rv, Some((ns, name)))
+                let (rv, ns, name) = revision::decode_continue(&self.continue_key, rt.id, token)?;
+                // A token handed out with an expired snapshot's 410 continues at the latest
+                // revision.
+                (
+                    rv.unwrap_or(current),
+                    Some((ns, name)),
+                    revision::CONTINUE_EXPIRED,
+                )
             }
-            None => (self.store.revision(), None),
+            None => match read {
+                ReadAt::Latest | ReadAt::Any => (current, None, revision::LIST_EXPIRED),
+                ReadAt::NotOlderThan(wanted) => {
+                    if let Some(pending) = self.await_revision(now, req, wanted)? {
+                        return Ok(pending);
+                    }
+                    (current, None, revision::LIST_EXPIRED)
+                }
+                // A state in the future cannot be served exactly (etcd's ErrFutureRev: no wait).
+                ReadAt::Exact(wanted) if wanted > current => {
+                    return Err(Error::ResourceVersionTooLarge {
+                        requested: wanted,
+                        current,
+                        retry_after_secs: 0,
+                    });
+                }
+                ReadAt::Exact(wanted) => (wanted, None, revision::LIST_EXPIRED),
+            },
         };
-        let page = self.snapshot_page(
-            rt.id,
-            namespace,
-            snapshot,
-            start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-            limit,
-            &labels,
-            &fields,
-        )?;
-        let continue_token = page
-            .next
-            .as_ref()
-            .map(|(ns, name)| encode_continue(snapshot, ns, name));
+        let expired = |start: &Option<(String, String)>| {
+            let (ns, name) = start.clone().unwrap_or_default();
+            Error::ContinueExpired {
+                continue_token: revision::encode_continue_latest(
+                    &self.continue_key,
+                    rt.id,
+                    &ns,
+                    &name,
+                ),
+            }
+        };
+        // Compacted away (kube's etcd compactor): a continue token gets a way to go on at the
+        // latest revision; an exact read is simply too old.
+        if snapshot < self.compactor.compacted() {
+            return Err(if start.is_some() {
+                expired(&start)
+            } else {
+                Error::Expired(too_old.into())
+            });
+        }
+        let page = self
+            .snapshot_page(
+                rt.id,
+                namespace,
+                snapshot,
+                start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                limit,
+                &labels,
+                &fields,
+                too_old,
+            )
+            .map_err(|e| match e {
+                Error::Expired(_) if start.is_some() => expired(&start),
+                other => other,
+            })?;
+        let continue_token = page.next.as_ref().map(|(ns, name)| {
+            revision::encode_continue(&self.continue_key, rt.id, snapshot, ns, name)
+        });
         let format = match representation {
             Representation::Table => ListFormat::Table(include_object(query)),
+            Representation::Metadata(view) if view.list => ListFormat::Metadata(view),
+            Representation::Metadata(_) => return Err(super::metadata::not_an_object(rt)),
             _ => ListFormat::Json,
         };
         Ok(Outcome::List(alloc::boxed::Box::new(ListRender {
@@ -473,7 +667,8 @@ impl ApiServer {
     ///
     /// Objects changed since `snapshot` are rebuilt from the watch ring's `previous` versions, so
     /// every page of a paginated list shows one consistent revision, like etcd's MVCC; once the
-    /// ring no longer covers `snapshot` the continue token has expired (410).
+    /// ring no longer covers `snapshot` (it left the ring, or an earlier run made it) the answer
+    /// is 410 Expired with `too_old`.
     #[allow(clippy::too_many_arguments)]
     fn snapshot_page(
         &self,
@@ -484,6 +679,7 @@ impl ApiServer {
         limit: usize,
         labels: &LabelSelector,
         fields: &FieldSelector,
+        too_old: &str,
     ) -> Result<Page, Error> {
         let in_scope = |key: &ObjectKey| {
             key.resource == resource
@@ -494,11 +690,10 @@ impl ApiServer {
         let mut then: BTreeMap<ObjectKey, Option<StoredObject>> = BTreeMap::new();
         if snapshot < self.store.revision() {
             let mut events = Vec::new();
-            self.store.ring().read_after(snapshot, usize::MAX, &mut events).map_err(|_| {
-                Error::Expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into(),
-                )
-            })?;
+            self.store
+                .ring()
+                .read_after(snapshot, usize::MAX, &mut events)
+                .map_err(|_| Error::Expired(too_old.into()))?;
             for event in events {
                 if in_scope(&event.key) && !then.contains_key(&event.key) {
                     then.insert(event.key.clone(), event.previous.clone());
@@ -558,7 +753,7 @@ impl ApiServer {
         query: &Query,
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
-        let warnings = Self::check_fields(rt, &mut obj, mode)?;
+        let warnings = Self::check_fields(rt, req, &mut obj, mode)?;
         // generateName
         if j::str_at(&obj, "/metadata/name").is_empty() {
             let prefix = j::string_at(&obj, "/metadata/generateName");
@@ -580,7 +775,10 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        defaults::apply(self, rt.id, &mut obj, None, now)?;
+        // Before defaults, as kube fills system metadata before the strategy runs: a Job's
+        // generated selector names its uid.
+        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
+        defaults::apply(rt.id, &mut obj, None, now)?;
         if let Some(served) = rt.custom {
             served.version().schema.default(&mut obj);
         }
@@ -593,14 +791,9 @@ impl ApiServer {
                 name,
             });
         }
-        let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
-        if dry_run {
-            return Ok(ApiResponse {
-                warnings,
-                ..ApiResponse::json(201, j::to_vec(&obj))
-            });
+        if rt.id == ResourceId::Services {
+            self.allocate_service(&key, &mut obj, None)?;
         }
-        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
@@ -609,9 +802,15 @@ impl ApiServer {
         if let Some(served) = rt.custom {
             custom::to_storage(served, &mut obj);
         }
-        let json = self.write_new(key.clone(), &mut obj)?;
-        self.note_event_created(now, key);
-        defaults::committed(self, rt.id, &obj);
+        if dry_run_requested(req) {
+            // What the write would store, without a resourceVersion (kube's storage answers a
+            // dry-run create with revision 0); nothing is kept, allocated or announced.
+            return Ok(ApiResponse {
+                warnings,
+                ..ApiResponse::json(201, answer(rt, j::to_vec(&obj)))
+            });
+        }
+        let json = self.write_new(key, &mut obj)?;
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         let json = match rt.custom {
             Some(served) => custom::answer(served, json),
@@ -627,11 +826,13 @@ impl ApiServer {
     pub(crate) fn write_new(&mut self, key: ObjectKey, obj: &mut Value) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
+        let cost = crate::store::entry_bytes(&key, json.len(), &index);
+        self.admit_event(&key, cost)?;
         let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
         let references = self.reference_change(&key, Some(obj))?;
         let definition = self.prepare_crd(&key, obj)?;
         self.store
-            .create(key, json.clone(), index)
+            .create(key.clone(), json.clone(), index)
             .map_err(|e| match e {
                 Error::AlreadyExists { name, .. } => {
                     Error::Internal(alloc::format!("{name} appeared during create"))
@@ -644,6 +845,8 @@ impl ApiServer {
         if let Some(definition) = definition {
             self.crds.install(definition);
         }
+        self.event_written(&key, cost);
+        self.service_committed(&key, Some(obj));
         if let Some(key) = observed {
             self.scheduler_observe(&key, Some(obj));
         }
@@ -683,6 +886,8 @@ impl ApiServer {
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
+        let cost = crate::store::entry_bytes(key, json.len(), &index);
+        self.admit_event(key, cost)?;
         let references = self.reference_change(key, Some(obj))?;
         let definition = self.prepare_crd(key, obj)?;
         self.store.update(key, json.clone(), index)?;
@@ -692,6 +897,8 @@ impl ApiServer {
         if let Some(definition) = definition {
             self.crds.install(definition);
         }
+        self.event_written(key, cost);
+        self.service_committed(key, Some(obj));
         self.scheduler_observe(key, Some(obj));
         Ok(json)
     }
@@ -708,8 +915,11 @@ impl ApiServer {
         if let Some(change) = references {
             self.references.apply(change);
         }
+        if key.resource == ResourceId::Events {
+            self.event_ttl.removed(key);
+        }
         self.scheduler_observe(key, None);
-        defaults::released(self, key.resource, obj);
+        self.service_committed(key, None);
         if key.resource == ResourceId::Nodes {
             self.forget_node(&key.name);
         }
@@ -733,7 +943,7 @@ impl ApiServer {
         query: &Query,
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
-        let warnings = Self::check_fields(rt, &mut obj, mode)?;
+        let warnings = Self::check_fields(rt, req, &mut obj, mode)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let Some(current) = self.store.get(&key) else {
             if sub.is_none() && creates_on_update(rt.id) {
@@ -814,14 +1024,20 @@ impl ApiServer {
             }
         }
         scope_to_subresource(rt, sub, old, &mut obj);
-        defaults::apply(self, rt.id, &mut obj, Some(old), now)?;
+        defaults::apply(rt.id, &mut obj, Some(old), now)?;
         if let Some(served) = rt.custom {
             served.version().schema.default(&mut obj);
         }
         validate_object(rt, &obj, Some(old))?;
+        if rt.id == ResourceId::Services {
+            self.allocate_service(key, &mut obj, Some(old))?;
+        }
         let changed = match rt.custom {
             Some(served) => custom::spec_changed(served, old, &obj),
-            None => old.get("spec") != obj.get("spec"),
+            None => {
+                let desired = desired_state_field(rt.id);
+                old.get(desired) != obj.get(desired)
+            }
         };
         if has_generation(rt.id) && changed {
             let generation = old
@@ -848,7 +1064,8 @@ impl ApiServer {
             // A no-op write keeps the revision, as kube-apiserver does.
             return Ok((200, j::to_vec(old)));
         }
-        if query.get("dryRun").is_some_and(|d| d == "All") {
+        if dry_run_requested(req) {
+            // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
         if let Some(served) = rt.custom {
@@ -903,7 +1120,13 @@ impl ApiServer {
                 )));
             }
         };
-        let body = self.parse(req)?;
+        // An apply patch may be YAML; JSON (which is YAML) stays on the JSON parser.
+        let body = match self.parse(req) {
+            Err(Error::BadRequest(_)) if media == "application/apply-patch+yaml" => {
+                self.parse_yaml(req, None)?
+            }
+            parsed => parsed?,
+        };
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = match (self.store.get(&key), rt.custom) {
@@ -955,9 +1178,9 @@ impl ApiServer {
                     )));
                 }
             }
-            let warnings = Self::check_fields(rt, &mut applied, mode)?;
+            let warnings = Self::check_fields(rt, req, &mut applied, mode)?;
             let force = query.flag("force")?;
-            let merged =
+            let mut merged =
                 patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)
                     .map_err(|e| match e {
                     Error::ApplyConflict { name, message, .. } if rt.custom.is_some() => {
@@ -969,6 +1192,9 @@ impl ApiServer {
                     }
                     other => other,
                 })?;
+            if let Err(e) = crate::metatime::normalize(rt.id, &mut merged) {
+                return Err(patch_invalid(&go_print(&body), &e));
+            }
             return match current {
                 None => {
                     let mut response = self.create(
@@ -1030,13 +1256,22 @@ impl ApiServer {
                 "a patch may not change apiVersion or kind".into(),
             ));
         }
+        // The patched object is decoded as a typed one: a bad timestamp fails the patch (422).
+        if let Err(e) = crate::metatime::normalize(rt.id, &mut patched) {
+            let shown = match kind {
+                PatchKind::Strategic => go_print(&body),
+                _ => String::from_utf8_lossy(&j::to_vec(&patched)).into_owned(),
+            };
+            return Err(patch_invalid(&shown, &e));
+        }
+        match_request_namespace(rt, namespace, &mut patched)?;
         if j::str_at(&patched, "/metadata/name") != name {
             return Err(Error::BadRequest(alloc::format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
                 j::str_at(&patched, "/metadata/name")
             )));
         }
-        let warnings = Self::check_fields(rt, &mut patched, mode)?;
+        let warnings = Self::check_fields(rt, req, &mut patched, mode)?;
         // A resourceVersion in the patch is a precondition; otherwise patches apply to the latest.
         let patch_rv = body
             .pointer("/metadata/resourceVersion")
@@ -1109,12 +1344,15 @@ impl ApiServer {
             }
         }
         let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
-        if query.get("dryRun").is_some_and(|d| d == "All") || options.pointer("/dryRun/0").is_some()
-        {
-            return Ok(ApiResponse::json(200, j::to_vec(&obj)));
-        }
+        let body_dry_run = options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
+            .unwrap_or_else(Vec::new);
+        let dry_run =
+            request::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || dry_run_requested(req);
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj);
+            return self.begin_namespace_deletion(now, &key, obj, dry_run);
         }
         if rt.id == ResourceId::CustomResourceDefinitions {
             let (status, json) = self.begin_crd_deletion(now, &key, obj)?;
@@ -1126,7 +1364,13 @@ impl ApiServer {
         }
         // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
         // it is marked and the garbage collector or the finalizers' owners finish it.
-        let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
+        let policy = policy.unwrap_or_else(|| crate::controllers::gc::default_propagation(rt.id));
+        if dry_run {
+            // The answer the deletion would give, from the stored revision; nothing changes.
+            let mut obj = obj;
+            let status = crate::controllers::gc::plan_deletion(now, &mut obj, policy).status();
+            return Ok(ApiResponse::json(status, j::to_vec(&obj)));
+        }
         let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
         Ok(ApiResponse::json(status, answer(rt, json)))
     }
@@ -1190,6 +1434,7 @@ impl ApiServer {
         namespace: &str,
         name: &str,
         body: &Value,
+        dry_run: bool,
     ) -> Result<ApiResponse, Error> {
         let rt = ResourceId::Pods.info();
         let target = body
@@ -1206,7 +1451,11 @@ impl ApiServer {
         let key = ObjectKey::new(ResourceId::Pods, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
         let mut pod = parse_stored(current)?;
-        self.bind_pod(now, &key, &mut pod, target)?;
+        if dry_run {
+            already_bound(&pod, name)?;
+        } else {
+            self.bind_pod(now, &key, &mut pod, target)?;
+        }
         Ok(ApiResponse::json(
             201,
             j::to_vec(
@@ -1224,17 +1473,7 @@ impl ApiServer {
         pod: &mut Value,
         target: &str,
     ) -> Result<(), Error> {
-        let name = &*key.name;
-        if !j::str_at(pod, "/spec/nodeName").is_empty() {
-            return Err(Error::Conflict {
-                resource: "pods".into(),
-                name: name.into(),
-                detail: alloc::format!(
-                    "pod {name} is already assigned to node \"{}\"",
-                    j::str_at(pod, "/spec/nodeName")
-                ),
-            });
-        }
+        already_bound(pod, &key.name)?;
         if let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), Value::from(target));
         }
@@ -1261,6 +1500,8 @@ impl ApiServer {
                 include: include_object(query),
                 columns_sent: false,
             },
+            // A list form on a watch is not transformed (kube sends the objects whole).
+            Representation::Metadata(view) if !view.list => WatchFormat::Metadata(view),
             _ => WatchFormat::Json,
         };
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
@@ -1271,32 +1512,34 @@ impl ApiServer {
         if send_initial {
             if query.get("resourceVersionMatch") != Some("NotOlderThan") {
                 return Err(Error::Invalid {
-                    kind: "ListOptions".into(),
+                    kind: "ListOptions.meta.k8s.io".into(),
                     name: String::new(),
                     causes: alloc::vec![crate::error::Cause::forbidden(
                         "resourceVersionMatch",
-                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
                     )],
                 });
             }
             if !bookmarks {
                 return Err(Error::Invalid {
-                    kind: "ListOptions".into(),
+                    kind: "ListOptions.meta.k8s.io".into(),
                     name: String::new(),
                     causes: alloc::vec![crate::error::Cause::forbidden(
                         "allowWatchBookmarks",
-                        "sendInitialEvents requires setting allowWatchBookmarks to true"
+                        "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true"
                     )],
                 });
             }
         }
-        let requested: Option<u64> = match rv_text {
-            "" | "0" => None,
-            text => Some(text.parse().map_err(|_| {
-                Error::BadRequest(alloc::format!("invalid resourceVersion {text:?}"))
-            })?),
-        };
+        let requested = Some(revision::parse_resource_version(rv_text)?).filter(|rv| *rv > 0);
         let timeout = query.number("timeoutSeconds")?;
+        // A revision the store has not reached: wait for it, then kube's 504 as the stream's
+        // ERROR event (after the revision parsed, watch errors travel in the stream).
+        let failed = match requested.map(|rv| self.await_revision(now, req, rv)) {
+            Some(Ok(Some(pending))) => return Ok(pending),
+            Some(Err(error)) => Some(error),
+            _ => None,
+        };
         let revision = self.store.revision();
         let mut watcher = Watcher::new(
             rt.id,
@@ -1309,6 +1552,10 @@ impl ApiServer {
             bookmarks,
         );
         watcher.deadline = timeout.map(|t| now.plus_secs(t));
+        if let Some(error) = failed {
+            watcher.fail(error);
+            return Ok(Outcome::Watch(alloc::boxed::Box::new(watcher)));
+        }
         match requested {
             Some(rv) if !send_initial => watcher.cursor = rv,
             _ => {
@@ -1330,6 +1577,7 @@ impl ApiServer {
         now: UnixTime,
         key: &ObjectKey,
         mut obj: Value,
+        dry_run: bool,
     ) -> Result<ApiResponse, Error> {
         if matches!(&*key.name, "default" | "kube-system" | "kube-public") {
             return Err(Error::Forbidden {
@@ -1347,11 +1595,16 @@ impl ApiServer {
             if let Some(map) = obj.as_object_mut() {
                 map.insert("status".into(), json!({"phase": "Terminating"}));
             }
+            if dry_run {
+                return Ok(ApiResponse::json(200, j::to_vec(&obj)));
+            }
             let json = self.write_existing(key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
-        self.terminating.insert(key.name.to_string());
+        if !dry_run {
+            self.terminating.insert(key.name.to_string());
+        }
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
@@ -1409,7 +1662,9 @@ impl ApiServer {
         let mut service = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
+            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                // The range's first address, as kube's bootstrap controller gives it.
+                "clusterIP": alloc::format!("{}", services_first_ip(self.config.service_cidr))}
         });
         let _ = self.create_internal(now, ResourceId::Services, "default", &mut service);
     }
@@ -1422,19 +1677,24 @@ impl ApiServer {
         namespace: &str,
         obj: &mut Value,
     ) -> Result<Vec<u8>, Error> {
-        defaults::apply(self, resource, obj, None, now)?;
+        set_meta(obj, "uid", Value::from(self.ids.uuid()));
+        defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
         let name = j::string_at(obj, "/metadata/name");
-        set_meta(obj, "uid", Value::from(self.ids.uuid()));
+        if resource == ResourceId::Services {
+            let key = ObjectKey::new(resource, namespace, &name);
+            self.allocate_service(&key, obj, None)?;
+        }
         set_meta(obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
         }
         let key = ObjectKey::new(resource, namespace, &name);
-        let json = self.write_new(key.clone(), obj)?;
-        self.note_event_created(now, key);
-        defaults::committed(self, resource, obj);
-        Ok(json)
+        // The server's own objects are nobody's share, whoever's request caused them.
+        let acting = self.call.node.take();
+        let written = self.write_new(key, obj);
+        self.call.node = acting;
+        written
     }
 }
 
@@ -1570,6 +1830,51 @@ impl ApiServer {
     }
 }
 
+/// kube's short form of a body in decode errors: the first 30 bytes.
+fn summarize(body: &[u8]) -> String {
+    match body {
+        [] => "<empty>".into(),
+        [0, ..] => alloc::format!("<binary> len {}", body.len()),
+        _ if body.len() > 30 => alloc::format!(
+            "{} ...",
+            String::from_utf8_lossy(body.get(..30).unwrap_or(body))
+        ),
+        _ => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// A pod may be bound once: a second binding is kube's 409.
+fn already_bound(pod: &Value, name: &str) -> Result<(), Error> {
+    let node = j::str_at(pod, "/spec/nodeName");
+    if node.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Conflict {
+        resource: "pods".into(),
+        name: name.into(),
+        detail: alloc::format!("pod {name} is already assigned to node \"{node}\""),
+    })
+}
+
+/// Whether the request is a dry run (`dryRun=All`, checked when the request was routed). Read
+/// from the request itself, so a write that runs another verb's path (apply creating the object)
+/// keeps it.
+fn dry_run_requested(req: &ApiRequest<'_>) -> bool {
+    Query::parse(req.query).is_ok_and(|q| q.all("dryRun").any(|v| v == "All"))
+}
+
+/// The options type a write verb's query parameters decode into (named in kube's errors).
+fn write_options_kind(method: Method) -> Option<&'static str> {
+    match method {
+        Method::Post => Some("CreateOptions"),
+        Method::Put => Some("UpdateOptions"),
+        Method::Patch => Some("PatchOptions"),
+        Method::Delete => Some("DeleteOptions"),
+        _ => None,
+    }
+}
+
+
 /// Where the replicas live: `(spec path, status path, selector path)` as JSON field names
 /// (`spec.replicas` for the built-in kinds, the definition's paths for a custom resource).
 fn scale_paths(rt: &ResourceType<'_>) -> (Vec<String>, Vec<String>, Option<Vec<String>>) {
@@ -1613,7 +1918,8 @@ fn set_path(obj: &mut Value, path: &[String], value: Value) {
     }
 }
 
-/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet or scalable custom resource.
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet, ReplicationController or scalable
+/// custom resource.
 fn scale_of(rt: &ResourceType<'_>, obj: &Value) -> Value {
     if rt.custom.is_some() {
         let (spec, status, selector) = scale_paths(rt);
@@ -1666,9 +1972,21 @@ fn scale_of(rt: &ResourceType<'_>, obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_string(obj.pointer("/spec/selector").unwrap_or(&Value::Null)),
+            "selector": selector_string(&scale_selector(obj)),
         },
     })
+}
+
+/// The selector a Scale reports: a ReplicationController's is a plain label map.
+fn scale_selector(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if j::str_at(obj, "/kind") == "ReplicationController" {
+        return json!({ "matchLabels": selector });
+    }
+    selector
 }
 
 /// A `metav1.LabelSelector` in the query-string form (`app=web,tier in (a,b)`).
@@ -1768,31 +2086,80 @@ fn table_response(value: &Value) -> ApiResponse {
     }
 }
 
-fn encode_continue(revision: u64, namespace: &str, name: &str) -> String {
-    let token = json!({"v": "nautilus.continue/v1", "rv": revision, "ns": namespace, "name": name});
-    URL_SAFE_NO_PAD.encode(j::to_vec(&token))
+/// kube's `EnsureObjectNamespaceMatchesRequestNamespace` for a patched object: an unset
+/// namespace takes the request's, a cluster-scoped object has none, any other is a 400.
+fn match_request_namespace(
+    rt: &ResourceType,
+    namespace: &str,
+    obj: &mut Value,
+) -> Result<(), Error> {
+    let found = j::str_at(obj, "/metadata/namespace");
+    if !rt.namespaced {
+        remove_meta(obj, "namespace");
+    } else if found.is_empty() {
+        set_meta(obj, "namespace", Value::from(namespace));
+    } else if found != namespace {
+        return Err(Error::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
-fn decode_continue(token: &str) -> Result<(u64, String, String), Error> {
-    let invalid = || Error::BadRequest(alloc::format!("invalid continue token {token:?}"));
-    if token.len() > 2048 {
-        return Err(invalid());
+/// kube's answer to a patch whose result does not decode: 422 with one `patch` cause.
+fn patch_invalid(shown: &str, detail: &str) -> Error {
+    Error::Invalid {
+        kind: String::new(),
+        name: String::new(),
+        causes: alloc::vec![crate::error::Cause {
+            reason: "FieldValueInvalid",
+            message: alloc::format!("Invalid value: {}: {detail}", crate::selector::quote(shown)),
+            field: "patch".into(),
+        }],
     }
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let rv = value
-        .get("rv")
-        .and_then(Value::as_u64)
-        .ok_or_else(invalid)?;
-    let ns = value
-        .get("ns")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?;
-    let name = value
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?;
-    Ok((rv, ns.into(), name.into()))
+}
+
+/// Go's `fmt.Sprintf("%+v", v)` of a decoded JSON value (`map[k:v]`, `[a b]`, `<nil>`), as kube
+/// shows a strategic merge patch in its errors.
+fn go_print(value: &Value) -> String {
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::Null => out.push_str("<nil>"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => out.push_str(s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    walk(item, out);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                out.push_str("map[");
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(key);
+                    out.push(':');
+                    if let Some(v) = map.get(key) {
+                        walk(v, out);
+                    }
+                }
+                out.push(']');
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
 }
 
 /// Checks and fills namespace and name against the request path.
@@ -1916,6 +2283,10 @@ fn has_generation(resource: ResourceId) -> bool {
         resource,
         ResourceId::Deployments
             | ResourceId::ReplicaSets
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs
+            | ResourceId::CronJobs
+            | ResourceId::PodTemplates
             | ResourceId::CustomResourceDefinitions
             | ResourceId::Custom(_)
     )
@@ -1939,6 +2310,15 @@ fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> R
             validation::validate_custom(rt.kind, obj, old, causes)
         }
         None => validation::validate(rt.id, obj, old),
+    }
+}
+
+/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`).
+pub(crate) fn desired_state_field(resource: ResourceId) -> &'static str {
+    if resource == ResourceId::PodTemplates {
+        "template"
+    } else {
+        "spec"
     }
 }
 
@@ -1966,4 +2346,10 @@ fn same_ignoring_managed_time(old: &Value, new: &Value) -> bool {
         v
     };
     old == new || strip(old) == strip(new)
+}
+
+/// The `kubernetes` Service's address: the service range's first.
+fn services_first_ip(cidr: super::services::ServiceCidr) -> String {
+    let [a, b, c, d] = cidr.first().to_be_bytes();
+    alloc::format!("{a}.{b}.{c}.{d}")
 }

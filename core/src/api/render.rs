@@ -7,7 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::request::{self, ApiResponse};
+use super::request::{self, ApiResponse, MetadataView};
 use super::table::{self, IncludeObject};
 use crate::UnixTime;
 use crate::resource::ResourceId;
@@ -20,6 +20,8 @@ pub enum ListFormat {
     Json,
     /// A `meta.k8s.io/v1` Table.
     Table(IncludeObject),
+    /// A `PartialObjectMetadataList` (only each object's metadata).
+    Metadata(MetadataView),
 }
 
 /// One captured LIST page, ready to encode.
@@ -55,6 +57,25 @@ impl ListRender {
                 content_type: request::TABLE,
                 ..ApiResponse::json(200, self.table(include))
             },
+            ListFormat::Metadata(view) => {
+                let mut metadata = serde_json::Map::new();
+                metadata.insert("resourceVersion".into(), self.revision.to_string().into());
+                if let Some(token) = &self.continue_token {
+                    metadata.insert("continue".into(), token.as_str().into());
+                }
+                if let Some(remaining) = self.remaining {
+                    metadata.insert("remainingItemCount".into(), remaining.into());
+                }
+                let body = super::metadata::list_body(
+                    view,
+                    &Value::Object(metadata),
+                    self.items.iter().map(|o| &*o.json),
+                );
+                ApiResponse {
+                    content_type: view.content_type(),
+                    ..ApiResponse::json(200, body)
+                }
+            }
         }
     }
 

@@ -63,6 +63,9 @@ pub struct ApiRequest<'a> {
     /// The connection's client-certificate identity, set by the runtime only when it trusts the
     /// proxy that verified it; used when no `Authorization` header is present.
     pub client_cert: Option<&'a crate::auth::CertUser>,
+    /// When core first saw this request, set by the runtime when it calls again after an
+    /// [`Outcome::Pending`](super::Outcome::Pending) answer; `None`: now.
+    pub waiting_since: Option<crate::UnixTime>,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -83,6 +86,7 @@ impl<'a> ApiRequest<'a> {
             body: &[],
             body_too_large: false,
             client_cert: None,
+            waiting_since: None,
         }
     }
 }
@@ -146,9 +150,35 @@ pub enum Representation {
     Table,
     /// Aggregated discovery (only meaningful on `/api` and `/apis`).
     AggregatedDiscovery,
+    /// `meta.k8s.io` `PartialObjectMetadata` or `PartialObjectMetadataList`: only `metadata`.
+    Metadata(MetadataView),
 }
 
-/// Picks the first representation in `Accept` that core can produce.
+/// A metadata-only read's form: which kind was asked for, in which version and encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataView {
+    /// `PartialObjectMetadataList` was asked for (a LIST), not `PartialObjectMetadata`.
+    pub list: bool,
+    /// `meta.k8s.io/v1` or `meta.k8s.io/v1beta1`.
+    pub api_version: &'static str,
+    /// Kubernetes protobuf rather than JSON.
+    pub protobuf: bool,
+}
+
+impl MetadataView {
+    /// `Content-Type` of a whole answer in this form.
+    pub fn content_type(&self) -> &'static str {
+        if self.protobuf {
+            crate::protobuf::MEDIA_TYPE
+        } else {
+            JSON
+        }
+    }
+}
+
+/// Picks the first representation in `Accept` that core can produce, as kube-apiserver's
+/// negotiation does: JSON objects, and the `meta.k8s.io` transforms (`as=Table` in JSON,
+/// `as=PartialObjectMetadata[List]` in JSON or protobuf, versions `v1` and `v1beta1`).
 pub fn negotiate(accept: Option<&str>) -> Result<Representation, Error> {
     let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
         return Ok(Representation::Json);
@@ -161,28 +191,42 @@ pub fn negotiate(accept: Option<&str>) -> Result<Representation, Error> {
             .map(|(k, v)| (k.trim(), v.trim()))
             .collect();
         let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        match media {
-            "application/json" | "application/*" | "*/*" => match param("as") {
-                None => return Ok(Representation::Json),
-                Some("Table")
-                    if param("g") == Some("meta.k8s.io")
-                        && matches!(param("v"), Some("v1" | "v1beta1")) =>
-                {
-                    return Ok(Representation::Table);
-                }
-                Some("APIGroupDiscoveryList")
-                    if param("g") == Some("apidiscovery.k8s.io") && param("v") == Some("v2") =>
-                {
-                    return Ok(Representation::AggregatedDiscovery);
-                }
-                Some(_) => {}
-            },
+        // `*/*` and `application/*` stand for the first serializer, JSON.
+        let protobuf = match media {
+            "application/json" | "application/*" | "*/*" => false,
+            crate::protobuf::MEDIA_TYPE => true,
+            _ => continue,
+        };
+        let meta_version = match (param("g"), param("v")) {
+            (Some("meta.k8s.io"), Some("v1")) => Some("meta.k8s.io/v1"),
+            (Some("meta.k8s.io"), Some("v1beta1")) => Some("meta.k8s.io/v1beta1"),
+            _ => None,
+        };
+        match (param("as"), meta_version) {
+            // Whole objects are served as JSON only.
+            (None, _) if !protobuf => return Ok(Representation::Json),
+            (Some("Table"), Some(_)) if !protobuf => return Ok(Representation::Table),
+            (Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList")), Some(v)) => {
+                return Ok(Representation::Metadata(MetadataView {
+                    list: kind == "PartialObjectMetadataList",
+                    api_version: v,
+                    protobuf,
+                }));
+            }
+            (Some("APIGroupDiscoveryList"), _)
+                if !protobuf
+                    && param("g") == Some("apidiscovery.k8s.io")
+                    && param("v") == Some("v2") =>
+            {
+                return Ok(Representation::AggregatedDiscovery);
+            }
             _ => {}
         }
     }
-    Err(Error::NotAcceptable(alloc::format!(
-        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (asked for {accept})"
-    )))
+    Err(Error::NotAcceptable(
+        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+            .into(),
+    ))
 }
 
 /// The query parameters of a request, percent-decoded.
@@ -218,6 +262,21 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of `name`, in order (`dryRun=All&dryRun=All`).
+    pub fn all<'q>(&'q self, name: &'q str) -> impl Iterator<Item = &'q str> + 'q {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a write asks for a dry run (`dryRun=All`). `options_kind` is the options type kube
+    /// names in its 422 for any other value (`CreateOptions`, `UpdateOptions`, `PatchOptions`,
+    /// `DeleteOptions`).
+    pub fn dry_run(&self, options_kind: &str) -> Result<bool, Error> {
+        dry_run(self.all("dryRun"), options_kind)
+    }
+
     /// A boolean parameter (`true`/`1`); absent is false, anything else is 400.
     pub fn flag(&self, name: &str) -> Result<bool, Error> {
         match self.get(name) {
@@ -240,6 +299,31 @@ impl Query {
             }),
         }
     }
+}
+
+/// Checks `dryRun` values as kube's `ValidateDryRun` does: `All` is the only one, and any other
+/// is a 422 naming the request's options type. True when a dry run was asked for.
+pub fn dry_run<'v>(
+    values: impl Iterator<Item = &'v str>,
+    options_kind: &str,
+) -> Result<bool, Error> {
+    let values: Vec<&str> = values.collect();
+    if values.iter().all(|v| *v == "All") {
+        return Ok(!values.is_empty());
+    }
+    // Go's field error shows a list value as its JSON.
+    let shown = crate::json::to_vec(&serde_json::Value::from(values));
+    Err(Error::Invalid {
+        kind: alloc::format!("{options_kind}.meta.k8s.io"),
+        name: String::new(),
+        causes: alloc::vec![crate::error::Cause::not_supported(
+            "dryRun",
+            alloc::format!(
+                "Unsupported value: {}: supported values: \"All\"",
+                String::from_utf8_lossy(&shown)
+            ),
+        )],
+    })
 }
 
 fn decode(text: &str) -> Result<String, Error> {
@@ -294,6 +378,9 @@ pub enum Route<'a> {
     Resource(ResourcePath<'a>),
     /// A seed worker endpoint under `/api/v1/` (`register-worker`, `heartbeat`, `sui-events`).
     Worker(&'a str),
+    /// An access review (`selfsubjectaccessreviews`, `selfsubjectrulesreviews`,
+    /// `selfsubjectreviews`).
+    Review(&'static super::access::Review),
 }
 
 /// A path naming a served resource.
@@ -370,6 +457,9 @@ pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     if rest.is_empty() {
         return Some(Route::ResourceList(group, version));
+    }
+    if let Some(review) = super::access::lookup(group, version, rest) {
+        return Some(Route::Review(review));
     }
     let mut segments: Vec<&str> = rest.split('/').collect();
     if segments.len() > 6 || segments.iter().any(|s| s.is_empty()) {
@@ -540,6 +630,18 @@ mod tests {
         assert_eq!(route("/api/v1/heartbeat"), Some(Route::Worker("heartbeat")));
         assert_eq!(route("/readyz/ping"), Some(Route::Health("/readyz/ping")));
         assert_eq!(route("/nope"), None);
+        assert!(matches!(
+            route("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+            Some(Route::Review(r)) if r.kind == "SelfSubjectAccessReview"
+        ));
+        assert!(matches!(
+            route("/apis/authentication.k8s.io/v1/selfsubjectreviews"),
+            Some(Route::Review(r)) if r.kind == "SelfSubjectReview"
+        ));
+        assert_eq!(
+            route("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/x"),
+            None
+        );
         assert_eq!(route("/api/v1beta1/pods"), None);
     }
 
@@ -551,6 +653,38 @@ mod tests {
         assert_eq!(q.number("limit").unwrap(), Some(5));
         assert!(Query::parse("a=%zz").is_err());
         assert!(Query::parse("limit=-1").unwrap().number("limit").is_err());
+    }
+
+    #[test]
+    fn dry_run_accepts_only_all() {
+        let q = Query::parse("dryRun=All&dryRun=All").unwrap();
+        assert_eq!(q.dry_run("CreateOptions"), Ok(true));
+        assert_eq!(
+            Query::parse("").unwrap().dry_run("CreateOptions"),
+            Ok(false)
+        );
+        let error = Query::parse("dryRun=All&dryRun=true")
+            .unwrap()
+            .dry_run("PatchOptions")
+            .unwrap_err();
+        assert_eq!(error.code(), 422);
+        assert_eq!(
+            error.message(),
+            "PatchOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"All\",\"true\"]: supported values: \"All\""
+        );
+        let status = error.to_status();
+        assert_eq!(status["details"]["group"], "meta.k8s.io");
+        assert_eq!(status["details"]["kind"], "PatchOptions");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldValueNotSupported"
+        );
+        assert!(
+            Query::parse("dryRun=")
+                .unwrap()
+                .dry_run("DeleteOptions")
+                .is_err()
+        );
     }
 
     #[test]
@@ -574,5 +708,41 @@ mod tests {
             negotiate(Some(AGGREGATED_DISCOVERY)),
             Ok(Representation::AggregatedDiscovery)
         );
+        // What client-go's metadata client sends, protobuf first.
+        let metadata = |list, api_version, protobuf| {
+            Ok(Representation::Metadata(MetadataView {
+                list,
+                api_version,
+                protobuf,
+            }))
+        };
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+            )),
+            metadata(true, "meta.k8s.io/v1", true)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"
+            )),
+            metadata(false, "meta.k8s.io/v1beta1", false)
+        );
+        // Not served: another version, a protobuf Table; the next clause is taken.
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2,application/json"
+            )),
+            Ok(Representation::Json)
+        );
+        let refused = negotiate(Some(
+            "application/vnd.kubernetes.protobuf;as=Table;g=meta.k8s.io;v=v1",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            refused.message(),
+            "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+        );
+        assert_eq!(refused.code(), 406);
     }
 }

@@ -40,6 +40,8 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
     }
 }
 
+mod workloads;
+
 /// What each row's `object` carries (`?includeObject=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncludeObject {
@@ -380,6 +382,10 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::Leases => LEASE,
         ResourceId::Deployments => DEPLOYMENT,
         ResourceId::ReplicaSets => REPLICA_SET,
+        ResourceId::PodTemplates => workloads::POD_TEMPLATE,
+        ResourceId::ReplicationControllers => workloads::REPLICATION_CONTROLLER,
+        ResourceId::Jobs => workloads::JOB,
+        ResourceId::CronJobs => workloads::CRON_JOB,
     }
 }
 
@@ -670,6 +676,12 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
                 format_label_selector(obj.pointer("/spec/selector")).into(),
             ]
         }
+        ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
+        ResourceId::ReplicationControllers => {
+            workloads::replication_controller_cells(obj, name, created)
+        }
+        ResourceId::Jobs => workloads::job_cells(obj, name, created, now),
+        ResourceId::CronJobs => workloads::cron_job_cells(obj, name, created, now),
     };
     (cells, None)
 }

@@ -8,6 +8,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
+use super::request::MetadataView;
 use super::table::{self, IncludeObject};
 use crate::resource::ResourceId;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -28,6 +29,8 @@ pub enum WatchFormat {
         /// Whether the column definitions went out already.
         columns_sent: bool,
     },
+    /// `PartialObjectMetadata` objects, as JSON lines or protobuf frames.
+    Metadata(MetadataView),
 }
 
 /// What a poll produced.
@@ -60,6 +63,8 @@ pub struct Watcher {
     initial: VecDeque<StoredObject>,
     initial_end_bookmark: bool,
     closed: bool,
+    /// An error the stream reports as its only event (`ERROR`), then closes.
+    failure: Option<Error>,
     scratch: Vec<Arc<WatchEvent>>,
 }
 
@@ -89,6 +94,7 @@ impl Watcher {
             initial: VecDeque::new(),
             initial_end_bookmark: false,
             closed: false,
+            failure: None,
             scratch: Vec::new(),
         }
     }
@@ -109,6 +115,13 @@ impl Watcher {
         self.initial_end_bookmark = end_bookmark;
     }
 
+    /// Makes the stream one `ERROR` event carrying `error`'s Status, as kube-apiserver's error
+    /// watcher does for errors found after the request was accepted.
+    pub(crate) fn fail(&mut self, error: Error) {
+        self.initial.clear();
+        self.failure = Some(error);
+    }
+
     /// The revision up to which this stream has sent everything.
     pub fn cursor(&self) -> u64 {
         self.cursor
@@ -124,12 +137,36 @@ impl Watcher {
         match self.format {
             WatchFormat::Json => super::request::JSON,
             WatchFormat::Table { .. } => super::request::TABLE,
+            WatchFormat::Metadata(view) if view.protobuf => {
+                crate::protobuf::encode::WATCH_MEDIA_TYPE
+            }
+            WatchFormat::Metadata(_) => super::request::JSON,
         }
     }
 
     /// Whether the client asked for BOOKMARK events.
     pub fn wants_bookmarks(&self) -> bool {
-        self.bookmarks && self.format == WatchFormat::Json
+        self.bookmarks && !matches!(self.format, WatchFormat::Table { .. })
+    }
+
+    /// The protobuf form, when the stream is one.
+    /// An `ERROR` event carrying `error`'s Status, framed as this watch's events are.
+    fn write_error(&self, error: &Error, out: &mut Vec<u8>) {
+        if self.protobuf().is_some() {
+            let status = crate::protobuf::encode::status(&error.to_status());
+            crate::protobuf::encode::watch_frame("ERROR", &status, out);
+        } else {
+            out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
+            out.extend_from_slice(&crate::json::to_vec(&error.to_status()));
+            out.extend_from_slice(b"}\n");
+        }
+    }
+
+    fn protobuf(&self) -> Option<MetadataView> {
+        match self.format {
+            WatchFormat::Metadata(view) if view.protobuf => Some(view),
+            _ => None,
+        }
     }
 
     fn selects(&self, key: &ObjectKey, index: &ObjectIndex) -> bool {
@@ -157,6 +194,11 @@ impl Watcher {
         max_events: usize,
     ) -> WatchPoll {
         if self.closed {
+            return WatchPoll::Closed;
+        }
+        if let Some(error) = self.failure.take() {
+            self.write_error(&error, out);
+            self.closed = true;
             return WatchPoll::Closed;
         }
         if self.deadline.is_some_and(|d| now >= d) {
@@ -192,9 +234,7 @@ impl Watcher {
                     expired.requested,
                     expired.oldest.saturating_add(1)
                 ));
-                out.extend_from_slice(b"{\"type\":\"ERROR\",\"object\":");
-                out.extend_from_slice(&crate::json::to_vec(&error.to_status()));
-                out.extend_from_slice(b"}\n");
+                self.write_error(&error, out);
                 self.closed = true;
                 self.scratch = events;
                 return WatchPoll::Closed;
@@ -249,19 +289,42 @@ impl Watcher {
                 json!({"k8s.io/initial-events-end": "true"}),
             );
         }
-        let object = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
+        let object = match self.format {
+            WatchFormat::Metadata(view) => super::metadata::partial_of(view.api_version, metadata),
+            _ => json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
+        };
+        if let Some(view) = self.protobuf() {
+            let body = crate::protobuf::encode::partial_object_metadata(view.api_version, &object);
+            crate::protobuf::encode::watch_frame("BOOKMARK", &body, out);
+            return;
+        }
         out.extend_from_slice(b"{\"type\":\"BOOKMARK\",\"object\":");
         out.extend_from_slice(&crate::json::to_vec(&object));
         out.extend_from_slice(b"}\n");
     }
 
     fn write_event(&mut self, kind: &str, object: &StoredObject, now: UnixTime, out: &mut Vec<u8>) {
+        if let WatchFormat::Metadata(view) = self.format {
+            let partial = super::metadata::partial(view.api_version, &object.json);
+            if view.protobuf {
+                let body =
+                    crate::protobuf::encode::partial_object_metadata(view.api_version, &partial);
+                crate::protobuf::encode::watch_frame(kind, &body, out);
+            } else {
+                out.extend_from_slice(b"{\"type\":\"");
+                out.extend_from_slice(kind.as_bytes());
+                out.extend_from_slice(b"\",\"object\":");
+                out.extend_from_slice(&crate::json::to_vec(&partial));
+                out.extend_from_slice(b"}\n");
+            }
+            return;
+        }
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match (&mut self.format, &self.custom) {
-            (WatchFormat::Json, None) => out.extend_from_slice(&object.json),
-            (WatchFormat::Json, Some(served)) => {
+            (WatchFormat::Json | WatchFormat::Metadata(_), None) => out.extend_from_slice(&object.json),
+            (WatchFormat::Json | WatchFormat::Metadata(_), Some(served)) => {
                 out.extend_from_slice(&super::custom::view_bytes(served, object));
             }
             (

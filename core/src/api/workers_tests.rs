@@ -9,24 +9,24 @@ use super::{ApiRequest, ApiServer, Method};
 use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
 use crate::{Config, UnixTime};
 
-const ADMIN: &str = "admin";
-const PACKAGE: [u8; 32] = [0xab; 32];
-const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
+pub(super) const ADMIN: &str = "admin";
+pub(super) const PACKAGE: [u8; 32] = [0xab; 32];
+pub(super) const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
 
-struct Staker {
+pub(super) struct Staker {
     secret: [u8; 32],
     stake: [u8; 32],
 }
 
 impl Staker {
-    fn new(seed: u8) -> Self {
+    pub(super) fn new(seed: u8) -> Self {
         Self {
             secret: [seed; 32],
             stake: [seed.wrapping_add(100); 32],
         }
     }
 
-    fn token(&self, node: &str, iat: u64, exp: u64) -> String {
+    pub(super) fn token(&self, node: &str, iat: u64, exp: u64) -> String {
         mint_ed25519(
             &self.secret,
             &SealClaims {
@@ -43,7 +43,7 @@ impl Staker {
     }
 }
 
-fn server() -> ApiServer {
+pub(super) fn server() -> ApiServer {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         sui_package: Some(PACKAGE),
@@ -52,7 +52,7 @@ fn server() -> ApiServer {
     ApiServer::new(config, [3; 32], NOW)
 }
 
-fn call(
+pub(super) fn call(
     s: &mut ApiServer,
     method: Method,
     path: &str,
@@ -86,7 +86,12 @@ fn event(kind: &str, digest: &str, parsed: Value) -> Value {
         "sender": "0x00", "type": alloc::format!("{pkg}::staking::{kind}"), "parsedJson": parsed, "timestampMs": "1"})
 }
 
-fn deposit(s: &mut ApiServer, staker: &Staker, checkpoint: u64, digest: &str) -> (u16, Value) {
+pub(super) fn deposit(
+    s: &mut ApiServer,
+    staker: &Staker,
+    checkpoint: u64,
+    digest: &str,
+) -> (u16, Value) {
     let body = json!({"checkpoint": checkpoint, "events": [event("StakeDeposited", digest,
         json!({"stake_id": hex32(&staker.stake), "owner": staker.owner(), "amount": "2000000000"}))]});
     call(
@@ -99,7 +104,7 @@ fn deposit(s: &mut ApiServer, staker: &Staker, checkpoint: u64, digest: &str) ->
     )
 }
 
-fn seed(
+pub(super) fn seed(
     s: &mut ApiServer,
     endpoint: &str,
     node: &str,
@@ -118,8 +123,8 @@ fn seed(
     )
 }
 
-const D1: &str = "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
-const D2: &str = "5vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+pub(super) const D1: &str = "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+pub(super) const D2: &str = "5vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
 const D3: &str = "6vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
 
 #[test]

@@ -76,6 +76,17 @@ pub(crate) fn propagation(
     }
 }
 
+/// The propagation a delete without options gets: kube keeps `OrphanDependents` as the
+/// default for `v1` ReplicationControllers and `batch/v1` Jobs (their registries'
+/// `DefaultGarbageCollectionPolicy`, for backward compatibility); everything else is Background.
+pub(crate) fn default_propagation(resource: crate::resource::ResourceId) -> Propagation {
+    use crate::resource::ResourceId;
+    match resource {
+        ResourceId::ReplicationControllers | ResourceId::Jobs => Propagation::Orphan,
+        _ => Propagation::Background,
+    }
+}
+
 /// How a dependent's owner stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OwnerState {
@@ -98,6 +109,60 @@ fn set_finalizers(obj: &mut Value, list: &[String]) {
     }
 }
 
+/// What deleting one object with a propagation policy does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deletion {
+    /// Nothing holds it: it goes now.
+    Remove,
+    /// Finalizers hold it: it is stored again marked for deletion; answered with this status.
+    Mark(u16),
+    /// Already marked as asked: nothing to write; answered with this status.
+    Unchanged(u16),
+}
+
+impl Deletion {
+    /// The HTTP status the delete answers with.
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            Self::Remove => 200,
+            Self::Mark(status) | Self::Unchanged(status) => status,
+        }
+    }
+}
+
+/// Decides the deletion of `obj` (its stored state) with `policy` and puts into it the state it
+/// would be written with (the policy's finalizer, `deletionTimestamp`), without writing anything,
+/// so a dry run answers exactly what the deletion would.
+pub(crate) fn plan_deletion(now: UnixTime, obj: &mut Value, policy: Propagation) -> Deletion {
+    let finalizer = match policy {
+        Propagation::Orphan => Some(ORPHAN),
+        Propagation::Foreground => Some(FOREGROUND),
+        Propagation::Background => None,
+    };
+    let mut list = finalizers(obj);
+    if let Some(f) = finalizer {
+        if deleting(obj) && list.iter().any(|x| x == f) {
+            return Deletion::Unchanged(200);
+        }
+        // The two policies exclude each other; the latest request wins, as in kube.
+        list.retain(|x| x != ORPHAN && x != FOREGROUND);
+        list.push(f.into());
+        set_finalizers(obj, &list);
+    }
+    if list.is_empty() {
+        return Deletion::Remove;
+    }
+    if !deleting(obj) || finalizer.is_some() {
+        if let Some(meta) = meta_mut(obj) {
+            meta.entry("deletionTimestamp")
+                .or_insert_with(|| Value::from(now.rfc3339()));
+            meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+        }
+        return Deletion::Mark(if finalizer.is_some() { 200 } else { 202 });
+    }
+    Deletion::Unchanged(202)
+}
+
 impl ApiServer {
     /// Deletes the object at `key` (its stored state `obj`) with `policy`: Orphan and Foreground
     /// mark it with their finalizer and leave the rest to the collector; Background deletes it
@@ -109,35 +174,11 @@ impl ApiServer {
         mut obj: Value,
         policy: Propagation,
     ) -> Result<(u16, Vec<u8>), Error> {
-        let finalizer = match policy {
-            Propagation::Orphan => Some(ORPHAN),
-            Propagation::Foreground => Some(FOREGROUND),
-            Propagation::Background => None,
-        };
-        let mut list = finalizers(&obj);
-        if let Some(f) = finalizer {
-            if deleting(&obj) && list.iter().any(|x| x == f) {
-                return Ok((200, j::to_vec(&obj)));
-            }
-            // The two policies exclude each other; the latest request wins, as in kube.
-            list.retain(|x| x != ORPHAN && x != FOREGROUND);
-            list.push(f.into());
-            set_finalizers(&mut obj, &list);
+        match plan_deletion(now, &mut obj, policy) {
+            Deletion::Remove => Ok((200, self.write_delete(key, &mut obj)?)),
+            Deletion::Mark(status) => Ok((status, self.write_existing(key, &mut obj)?)),
+            Deletion::Unchanged(status) => Ok((status, j::to_vec(&obj))),
         }
-        if list.is_empty() {
-            let json = self.write_delete(key, &mut obj)?;
-            return Ok((200, json));
-        }
-        if !deleting(&obj) || finalizer.is_some() {
-            if let Some(meta) = meta_mut(&mut obj) {
-                meta.entry("deletionTimestamp")
-                    .or_insert_with(|| Value::from(now.rfc3339()));
-                meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
-            }
-            let json = self.write_existing(key, &mut obj)?;
-            return Ok((if finalizer.is_some() { 200 } else { 202 }, json));
-        }
-        Ok((202, j::to_vec(&obj)))
     }
 
     fn owner_state(&self, r: &OwnerRef, namespace: &str) -> OwnerState {

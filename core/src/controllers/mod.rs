@@ -8,14 +8,18 @@
 //! store instead.
 
 pub(crate) mod crd;
+pub(crate) mod cronjob;
 pub(crate) mod deployment;
 pub(crate) mod endpoints;
 pub(crate) mod event_ttl;
 pub(crate) mod events;
 pub(crate) mod gc;
+pub(crate) mod job;
 pub(crate) mod node_lifecycle;
 pub(crate) mod replicaset;
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -32,6 +36,7 @@ use crate::selector::LabelSelector;
 use crate::store::ObjectKey;
 use crate::watch::{EventType, WatchEvent};
 use crate::{Error, UnixTime, json as j};
+use replicaset::ReplicaKind;
 
 /// A namespaced object's (namespace, name).
 pub(crate) type NsName = (String, String);
@@ -191,6 +196,9 @@ pub(crate) fn workload_selector(obj: &Value) -> Option<LabelSelector> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Queue {
     ReplicaSet,
+    ReplicationController,
+    Job,
+    CronJob,
     Deployment,
     Service,
     /// Pods bound to a node that was deleted (kube's PodGC "orphaned pods"); the key's name is
@@ -346,8 +354,13 @@ impl ApiServer {
                         self.sync_deployment(now, &ns, &name);
                     }
                     Work::Sync(Queue::ReplicaSet, ns, name) => {
-                        self.sync_replicaset(now, &ns, &name);
+                        self.sync_replicas(now, ReplicaKind::ReplicaSet, &ns, &name);
                     }
+                    Work::Sync(Queue::ReplicationController, ns, name) => {
+                        self.sync_replicas(now, ReplicaKind::ReplicationController, &ns, &name);
+                    }
+                    Work::Sync(Queue::Job, ns, name) => self.sync_job(now, &ns, &name),
+                    Work::Sync(Queue::CronJob, ns, name) => self.sync_cronjob(now, &ns, &name),
                     Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
                     Work::Sync(Queue::OrphanPods, _, node) => self.delete_orphaned_pods(&node),
                     Work::Sync(Queue::Crd, _, name) => self.sync_crd(now, &name),
@@ -430,12 +443,21 @@ impl ApiServer {
                     .collect();
                 owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
                 for (kind, owner) in &owners {
-                    if kind == "ReplicaSet" {
-                        self.controllers.enqueue(Queue::ReplicaSet, ns, owner);
+                    match kind.as_str() {
+                        "ReplicaSet" => self.controllers.enqueue(Queue::ReplicaSet, ns, owner),
+                        "ReplicationController" => {
+                            self.controllers
+                                .enqueue(Queue::ReplicationController, ns, owner);
+                        }
+                        "Job" => self.controllers.enqueue(Queue::Job, ns, owner),
+                        _ => {}
                     }
                 }
                 if owners.is_empty() && !deleted {
-                    self.enqueue_adopters(ResourceId::ReplicaSets, ns, &event.object.index.labels);
+                    let labels = &event.object.index.labels;
+                    self.enqueue_adopters(ResourceId::ReplicaSets, ns, labels);
+                    self.enqueue_adopters(ResourceId::ReplicationControllers, ns, labels);
+                    self.enqueue_adopters(ResourceId::Jobs, ns, labels);
                 }
                 let mut label_sets = alloc::vec![event.object.index.labels.clone()];
                 if let Some(prev) = &event.previous {
@@ -495,6 +517,24 @@ impl ApiServer {
                     self.controllers.enqueue(Queue::Crd, "", &crd);
                 }
             }
+            ResourceId::ReplicationControllers => {
+                self.controllers
+                    .enqueue(Queue::ReplicationController, ns, name);
+            }
+            ResourceId::Jobs => {
+                self.controllers.enqueue(Queue::Job, ns, name);
+                let mut owners: Vec<(String, String)> = controller_ref(&obj)
+                    .map(|r| (r.kind, r.name))
+                    .into_iter()
+                    .collect();
+                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                for (kind, owner) in &owners {
+                    if kind == "CronJob" {
+                        self.controllers.enqueue(Queue::CronJob, ns, owner);
+                    }
+                }
+            }
+            ResourceId::CronJobs => self.controllers.enqueue(Queue::CronJob, ns, name),
             ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
             ResourceId::Nodes if deleted => self.controllers.enqueue(Queue::OrphanPods, "", name),
             _ => {}
@@ -570,8 +610,16 @@ impl ApiServer {
                     self.controllers.service_selectors.insert(k, selector);
                 }
             }
-            ResourceId::ReplicaSets | ResourceId::Deployments => {
-                match workload_selector(obj).filter(|s| !s.is_empty() && !deleted) {
+            ResourceId::ReplicaSets
+            | ResourceId::Deployments
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs => {
+                let selector = if key.resource == ResourceId::ReplicationControllers {
+                    ReplicaKind::ReplicationController.selector(obj)
+                } else {
+                    workload_selector(obj)
+                };
+                match selector.filter(|s| !s.is_empty() && !deleted) {
                     Some(sel) => {
                         self.controllers.workload_selectors.insert(key.clone(), sel);
                     }
@@ -607,10 +655,11 @@ impl ApiServer {
             .filter(|(_, sel)| sel.matches(labels))
             .map(|(k, _)| String::from(&*k.name))
             .collect();
-        let queue = if resource == ResourceId::Deployments {
-            Queue::Deployment
-        } else {
-            Queue::ReplicaSet
+        let queue = match resource {
+            ResourceId::Deployments => Queue::Deployment,
+            ResourceId::ReplicationControllers => Queue::ReplicationController,
+            ResourceId::Jobs => Queue::Job,
+            _ => Queue::ReplicaSet,
         };
         for name in names {
             self.controllers.enqueue(queue, ns, &name);
@@ -644,6 +693,9 @@ impl ApiServer {
                     ResourceId::CustomResourceDefinitions => Queue::Crd,
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
+                    ResourceId::ReplicationControllers => Queue::ReplicationController,
+                    ResourceId::Jobs => Queue::Job,
+                    ResourceId::CronJobs => Queue::CronJob,
                     ResourceId::Services => Queue::Service,
                     ResourceId::Pods => {
                         // A pod bound to a node that no longer exists (its deletion left the

@@ -414,6 +414,17 @@ fn zero_object(resource: ResourceId) -> Value {
             "spec": {"group": "", "names": {"plural": "", "kind": ""}, "scope": "", "versions": null},
             "status": {"conditions": null, "acceptedNames": {"plural": "", "kind": ""},
                 "storedVersions": null}}),
+        R::PodTemplates => {
+            json!({"metadata": meta, "template": {"metadata": meta, "spec": pod_spec}})
+        }
+        R::ReplicationControllers => {
+            json!({"metadata": meta, "spec": {}, "status": {"replicas": 0}})
+        }
+        R::Jobs => json!({"metadata": meta, "spec": {"template": {"metadata": meta,
+            "spec": pod_spec}}, "status": {}}),
+        R::CronJobs => json!({"metadata": meta, "spec": {"schedule": "", "jobTemplate": {
+            "metadata": meta, "spec": {"template": {"metadata": meta, "spec": pod_spec}}}},
+            "status": {}}),
         // Unstructured: no Go zero value beyond an empty object.
         R::Custom(_) => json!({}),
     }

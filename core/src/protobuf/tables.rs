@@ -124,6 +124,126 @@ pub(super) static ATTACHED_VOLUME: Msg = Msg {
         f(2, "devicePath", Str, 0),
     ],
 };
+pub(super) static AUTHN_SELF_SUBJECT_REVIEW: Msg = Msg {
+    name: "SelfSubjectReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "status", Message(&AUTHN_SELF_SUBJECT_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_SELF_SUBJECT_REVIEW_STATUS: Msg = Msg {
+    name: "SelfSubjectReviewStatus",
+    fields: &[
+        f(1, "userInfo", Message(&AUTHN_USER_INFO), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_USER_INFO: Msg = Msg {
+    name: "UserInfo",
+    fields: &[
+        f(1, "username", Str, OMITEMPTY),
+        f(2, "uid", Str, OMITEMPTY),
+        f(3, "groups", Str, REP | OMITEMPTY),
+        f(4, "extra", StrList, MAP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_FIELD_SELECTOR_ATTRIBUTES: Msg = Msg {
+    name: "FieldSelectorAttributes",
+    fields: &[
+        f(1, "rawSelector", Str, OMITEMPTY),
+        f(2, "requirements", Message(&META_FIELD_SELECTOR_REQUIREMENT), REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_LABEL_SELECTOR_ATTRIBUTES: Msg = Msg {
+    name: "LabelSelectorAttributes",
+    fields: &[
+        f(1, "rawSelector", Str, OMITEMPTY),
+        f(2, "requirements", Message(&META_LABEL_SELECTOR_REQUIREMENT), REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_NON_RESOURCE_ATTRIBUTES: Msg = Msg {
+    name: "NonResourceAttributes",
+    fields: &[
+        f(1, "path", Str, OMITEMPTY),
+        f(2, "verb", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_NON_RESOURCE_RULE: Msg = Msg {
+    name: "NonResourceRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(2, "nonResourceURLs", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_RESOURCE_ATTRIBUTES: Msg = Msg {
+    name: "ResourceAttributes",
+    fields: &[
+        f(1, "namespace", Str, OMITEMPTY),
+        f(2, "verb", Str, OMITEMPTY),
+        f(3, "group", Str, OMITEMPTY),
+        f(4, "version", Str, OMITEMPTY),
+        f(5, "resource", Str, OMITEMPTY),
+        f(6, "subresource", Str, OMITEMPTY),
+        f(7, "name", Str, OMITEMPTY),
+        f(8, "fieldSelector", Message(&AUTHZ_FIELD_SELECTOR_ATTRIBUTES), PTR | OMITEMPTY),
+        f(9, "labelSelector", Message(&AUTHZ_LABEL_SELECTOR_ATTRIBUTES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_RESOURCE_RULE: Msg = Msg {
+    name: "ResourceRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(2, "apiGroups", Str, REP | OMITEMPTY),
+        f(3, "resources", Str, REP | OMITEMPTY),
+        f(4, "resourceNames", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_ACCESS_REVIEW: Msg = Msg {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTHZ_SELF_SUBJECT_ACCESS_REVIEW_SPEC), 0),
+        f(3, "status", Message(&AUTHZ_SUBJECT_ACCESS_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Msg = Msg {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        f(1, "resourceAttributes", Message(&AUTHZ_RESOURCE_ATTRIBUTES), PTR | OMITEMPTY),
+        f(2, "nonResourceAttributes", Message(&AUTHZ_NON_RESOURCE_ATTRIBUTES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_RULES_REVIEW: Msg = Msg {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTHZ_SELF_SUBJECT_RULES_REVIEW_SPEC), 0),
+        f(3, "status", Message(&AUTHZ_SUBJECT_RULES_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SELF_SUBJECT_RULES_REVIEW_SPEC: Msg = Msg {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[
+        f(1, "namespace", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SUBJECT_ACCESS_REVIEW_STATUS: Msg = Msg {
+    name: "SubjectAccessReviewStatus",
+    fields: &[
+        f(1, "allowed", Bool, 0),
+        f(2, "reason", Str, OMITEMPTY),
+        f(3, "evaluationError", Str, OMITEMPTY),
+        f(4, "denied", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static AUTHZ_SUBJECT_RULES_REVIEW_STATUS: Msg = Msg {
+    name: "SubjectRulesReviewStatus",
+    fields: &[
+        f(1, "resourceRules", Message(&AUTHZ_RESOURCE_RULE), REP),
+        f(2, "nonResourceRules", Message(&AUTHZ_NON_RESOURCE_RULE), REP),
+        f(3, "incomplete", Bool, 0),
+        f(4, "evaluationError", Str, OMITEMPTY),
+    ],
+};
 pub(super) static AUTOSCALING_SCALE: Msg = Msg {
     name: "Scale",
     fields: &[
@@ -402,6 +522,35 @@ pub(super) static COORD_LEASE_SPEC: Msg = Msg {
         f(5, "leaseTransitions", I32, PTR | OMITEMPTY),
         f(6, "strategy", Str, PTR | OMITEMPTY),
         f(7, "preferredHolder", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static CRON_JOB: Msg = Msg {
+    name: "CronJob",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&CRON_JOB_SPEC), OMITEMPTY),
+        f(3, "status", Message(&CRON_JOB_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static CRON_JOB_SPEC: Msg = Msg {
+    name: "CronJobSpec",
+    fields: &[
+        f(1, "schedule", Str, 0),
+        f(2, "startingDeadlineSeconds", I64, PTR | OMITEMPTY),
+        f(3, "concurrencyPolicy", Str, OMITEMPTY),
+        f(4, "suspend", Bool, PTR | OMITEMPTY),
+        f(5, "jobTemplate", Message(&JOB_TEMPLATE_SPEC), 0),
+        f(6, "successfulJobsHistoryLimit", I32, PTR | OMITEMPTY),
+        f(7, "failedJobsHistoryLimit", I32, PTR | OMITEMPTY),
+        f(8, "timeZone", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static CRON_JOB_STATUS: Msg = Msg {
+    name: "CronJobStatus",
+    fields: &[
+        f(1, "active", Message(&OBJECT_REFERENCE), REP | OMITEMPTY),
+        f(4, "lastScheduleTime", Time, PTR | OMITEMPTY),
+        f(5, "lastSuccessfulTime", Time, PTR | OMITEMPTY),
     ],
 };
 pub(super) static CSI_VOLUME_SOURCE: Msg = Msg {
@@ -708,6 +857,69 @@ pub(super) static ISCSI_VOLUME_SOURCE: Msg = Msg {
         f(12, "initiatorName", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static JOB: Msg = Msg {
+    name: "Job",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&JOB_SPEC), OMITEMPTY),
+        f(3, "status", Message(&JOB_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static JOB_CONDITION: Msg = Msg {
+    name: "JobCondition",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+        f(3, "lastProbeTime", Time, OMITEMPTY),
+        f(4, "lastTransitionTime", Time, OMITEMPTY),
+        f(5, "reason", Str, OMITEMPTY),
+        f(6, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static JOB_SPEC: Msg = Msg {
+    name: "JobSpec",
+    fields: &[
+        f(1, "parallelism", I32, PTR | OMITEMPTY),
+        f(2, "completions", I32, PTR | OMITEMPTY),
+        f(3, "activeDeadlineSeconds", I64, PTR | OMITEMPTY),
+        f(4, "selector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(5, "manualSelector", Bool, PTR | OMITEMPTY),
+        f(6, "template", Message(&POD_TEMPLATE_SPEC), 0),
+        f(7, "backoffLimit", I32, PTR | OMITEMPTY),
+        f(8, "ttlSecondsAfterFinished", I32, PTR | OMITEMPTY),
+        f(9, "completionMode", Str, PTR | OMITEMPTY),
+        f(10, "suspend", Bool, PTR | OMITEMPTY),
+        f(11, "podFailurePolicy", Message(&POD_FAILURE_POLICY), PTR | OMITEMPTY),
+        f(12, "backoffLimitPerIndex", I32, PTR | OMITEMPTY),
+        f(13, "maxFailedIndexes", I32, PTR | OMITEMPTY),
+        f(14, "podReplacementPolicy", Str, PTR | OMITEMPTY),
+        f(15, "managedBy", Str, PTR | OMITEMPTY),
+        f(16, "successPolicy", Message(&SUCCESS_POLICY), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static JOB_STATUS: Msg = Msg {
+    name: "JobStatus",
+    fields: &[
+        f(1, "conditions", Message(&JOB_CONDITION), REP | OMITEMPTY),
+        f(2, "startTime", Time, PTR | OMITEMPTY),
+        f(3, "completionTime", Time, PTR | OMITEMPTY),
+        f(4, "active", I32, OMITEMPTY),
+        f(5, "succeeded", I32, OMITEMPTY),
+        f(6, "failed", I32, OMITEMPTY),
+        f(7, "completedIndexes", Str, OMITEMPTY),
+        f(8, "uncountedTerminatedPods", Message(&UNCOUNTED_TERMINATED_PODS), PTR | OMITEMPTY),
+        f(9, "ready", I32, PTR | OMITEMPTY),
+        f(10, "failedIndexes", Str, PTR | OMITEMPTY),
+        f(11, "terminating", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static JOB_TEMPLATE_SPEC: Msg = Msg {
+    name: "JobTemplateSpec",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&JOB_SPEC), OMITEMPTY),
+    ],
+};
 pub(super) static KEY_TO_PATH: Msg = Msg {
     name: "KeyToPath",
     fields: &[
@@ -783,6 +995,14 @@ pub(super) static META_DELETE_OPTIONS: Msg = Msg {
         f(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool, PTR | OMITEMPTY),
     ],
 };
+pub(super) static META_FIELD_SELECTOR_REQUIREMENT: Msg = Msg {
+    name: "FieldSelectorRequirement",
+    fields: &[
+        f(1, "key", Str, 0),
+        f(2, "operator", Str, 0),
+        f(3, "values", Str, REP | OMITEMPTY),
+    ],
+};
 pub(super) static META_LABEL_SELECTOR: Msg = Msg {
     name: "LabelSelector",
     fields: &[
@@ -796,6 +1016,15 @@ pub(super) static META_LABEL_SELECTOR_REQUIREMENT: Msg = Msg {
         f(1, "key", Str, 0),
         f(2, "operator", Str, 0),
         f(3, "values", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static META_LIST_META: Msg = Msg {
+    name: "ListMeta",
+    fields: &[
+        f(1, "selfLink", Str, OMITEMPTY),
+        f(2, "resourceVersion", Str, OMITEMPTY),
+        f(3, "continue", Str, OMITEMPTY),
+        f(4, "remainingItemCount", I64, PTR | OMITEMPTY),
     ],
 };
 pub(super) static META_MANAGED_FIELDS_ENTRY: Msg = Msg {
@@ -841,11 +1070,61 @@ pub(super) static META_OWNER_REFERENCE: Msg = Msg {
         f(7, "blockOwnerDeletion", Bool, PTR | OMITEMPTY),
     ],
 };
+pub(super) static META_PARTIAL_OBJECT_METADATA: Msg = Msg {
+    name: "PartialObjectMetadata",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+    ],
+};
+pub(super) static META_PARTIAL_OBJECT_METADATA_LIST: Msg = Msg {
+    name: "PartialObjectMetadataList",
+    fields: &[
+        f(1, "metadata", Message(&META_LIST_META), OMITEMPTY),
+        f(2, "items", Message(&META_PARTIAL_OBJECT_METADATA), REP),
+    ],
+};
 pub(super) static META_PRECONDITIONS: Msg = Msg {
     name: "Preconditions",
     fields: &[
         f(1, "uid", Str, PTR | OMITEMPTY),
         f(2, "resourceVersion", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static META_STATUS: Msg = Msg {
+    name: "Status",
+    fields: &[
+        f(1, "metadata", Message(&META_LIST_META), OMITEMPTY),
+        f(2, "status", Str, OMITEMPTY),
+        f(3, "message", Str, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "details", Message(&META_STATUS_DETAILS), PTR | OMITEMPTY),
+        f(6, "code", I32, OMITEMPTY),
+    ],
+};
+pub(super) static META_STATUS_CAUSE: Msg = Msg {
+    name: "StatusCause",
+    fields: &[
+        f(1, "reason", Str, OMITEMPTY),
+        f(2, "message", Str, OMITEMPTY),
+        f(3, "field", Str, OMITEMPTY),
+    ],
+};
+pub(super) static META_STATUS_DETAILS: Msg = Msg {
+    name: "StatusDetails",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "group", Str, OMITEMPTY),
+        f(3, "kind", Str, OMITEMPTY),
+        f(4, "causes", Message(&META_STATUS_CAUSE), REP | OMITEMPTY),
+        f(5, "retryAfterSeconds", I32, OMITEMPTY),
+        f(6, "uid", Str, OMITEMPTY),
+    ],
+};
+pub(super) static META_WATCH_EVENT: Msg = Msg {
+    name: "WatchEvent",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "object", RawJson, 0),
     ],
 };
 pub(super) static NAMESPACE: Msg = Msg {
@@ -1140,6 +1419,35 @@ pub(super) static POD_DNS_CONFIG_OPTION: Msg = Msg {
         f(2, "value", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static POD_FAILURE_POLICY: Msg = Msg {
+    name: "PodFailurePolicy",
+    fields: &[
+        f(1, "rules", Message(&POD_FAILURE_POLICY_RULE), REP),
+    ],
+};
+pub(super) static POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Msg = Msg {
+    name: "PodFailurePolicyOnExitCodesRequirement",
+    fields: &[
+        f(1, "containerName", Str, PTR | OMITEMPTY),
+        f(2, "operator", Str, 0),
+        f(3, "values", I32, REP),
+    ],
+};
+pub(super) static POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Msg = Msg {
+    name: "PodFailurePolicyOnPodConditionsPattern",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+    ],
+};
+pub(super) static POD_FAILURE_POLICY_RULE: Msg = Msg {
+    name: "PodFailurePolicyRule",
+    fields: &[
+        f(1, "action", Str, 0),
+        f(2, "onExitCodes", Message(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT), PTR | OMITEMPTY),
+        f(3, "onPodConditions", Message(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN), REP | OMITEMPTY),
+    ],
+};
 pub(super) static POD_IP: Msg = Msg {
     name: "PodIP",
     fields: &[
@@ -1263,6 +1571,13 @@ pub(super) static POD_STATUS: Msg = Msg {
         f(16, "hostIPs", Message(&HOST_IP), REP | OMITEMPTY),
     ],
 };
+pub(super) static POD_TEMPLATE: Msg = Msg {
+    name: "PodTemplate",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "template", Message(&POD_TEMPLATE_SPEC), OMITEMPTY),
+    ],
+};
 pub(super) static POD_TEMPLATE_SPEC: Msg = Msg {
     name: "PodTemplateSpec",
     fields: &[
@@ -1343,6 +1658,44 @@ pub(super) static RBD_VOLUME_SOURCE: Msg = Msg {
         f(6, "keyring", Str, OMITEMPTY),
         f(7, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
         f(8, "readOnly", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER: Msg = Msg {
+    name: "ReplicationController",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&REPLICATION_CONTROLLER_SPEC), OMITEMPTY),
+        f(3, "status", Message(&REPLICATION_CONTROLLER_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER_CONDITION: Msg = Msg {
+    name: "ReplicationControllerCondition",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+        f(3, "lastTransitionTime", Time, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER_SPEC: Msg = Msg {
+    name: "ReplicationControllerSpec",
+    fields: &[
+        f(1, "replicas", I32, PTR | OMITEMPTY),
+        f(2, "selector", Str, MAP | OMITEMPTY),
+        f(3, "template", Message(&POD_TEMPLATE_SPEC), PTR | OMITEMPTY),
+        f(4, "minReadySeconds", I32, OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER_STATUS: Msg = Msg {
+    name: "ReplicationControllerStatus",
+    fields: &[
+        f(1, "replicas", I32, 0),
+        f(2, "fullyLabeledReplicas", I32, OMITEMPTY),
+        f(3, "observedGeneration", I64, OMITEMPTY),
+        f(4, "readyReplicas", I32, OMITEMPTY),
+        f(5, "availableReplicas", I32, OMITEMPTY),
+        f(6, "conditions", Message(&REPLICATION_CONTROLLER_CONDITION), REP | OMITEMPTY),
     ],
 };
 pub(super) static RESOURCE_CLAIM: Msg = Msg {
@@ -1562,6 +1915,19 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
     ],
 };
+pub(super) static SUCCESS_POLICY: Msg = Msg {
+    name: "SuccessPolicy",
+    fields: &[
+        f(1, "rules", Message(&SUCCESS_POLICY_RULE), REP),
+    ],
+};
+pub(super) static SUCCESS_POLICY_RULE: Msg = Msg {
+    name: "SuccessPolicyRule",
+    fields: &[
+        f(1, "succeededIndexes", Str, PTR | OMITEMPTY),
+        f(2, "succeededCount", I32, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static SYSCTL: Msg = Msg {
     name: "Sysctl",
     fields: &[
@@ -1623,6 +1989,13 @@ pub(super) static TYPED_OBJECT_REFERENCE: Msg = Msg {
         f(2, "kind", Str, 0),
         f(3, "name", Str, 0),
         f(4, "namespace", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static UNCOUNTED_TERMINATED_PODS: Msg = Msg {
+    name: "UncountedTerminatedPods",
+    fields: &[
+        f(1, "succeeded", Str, REP | OMITEMPTY),
+        f(2, "failed", Str, REP | OMITEMPTY),
     ],
 };
 pub(super) static VOLUME: Msg = Msg {

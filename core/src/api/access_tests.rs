@@ -1,0 +1,537 @@
+//! Access reviews against the core alone: each verdict is checked against what the same caller
+//! then gets when it makes the request for real.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiRequest, ApiServer, Method};
+use crate::auth::CertUser;
+use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
+use crate::{Config, UnixTime};
+
+const ADMIN: &str = "admin";
+const PACKAGE: [u8; 32] = [0xab; 32];
+const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
+const SAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+const SRR: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+fn server() -> ApiServer {
+    let config = Config {
+        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
+        sui_package: Some(PACKAGE),
+        ..Config::default()
+    };
+    ApiServer::new(config, [3; 32], NOW)
+}
+
+fn call_as(
+    s: &mut ApiServer,
+    method: Method,
+    path: &str,
+    body: &Value,
+    bearer: Option<&str>,
+    cert: Option<&CertUser>,
+) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let auth = bearer.map(|b| alloc::format!("Bearer {b}"));
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = auth.as_deref();
+    req.client_cert = cert;
+    req.content_type = Some(if method == Method::Patch {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    });
+    if !body.is_null() {
+        req.body = &bytes;
+    }
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+fn call(
+    s: &mut ApiServer,
+    method: Method,
+    path: &str,
+    body: &Value,
+    bearer: Option<&str>,
+) -> (u16, Value) {
+    call_as(s, method, path, body, bearer, None)
+}
+
+/// A cluster with node `node-a` registered (its Seal token returned) and two pods, one bound to
+/// it and one bound elsewhere.
+fn cluster() -> (ApiServer, String) {
+    let mut s = server();
+    let secret = [1u8; 32];
+    let stake = [101u8; 32];
+    let pkg = hex32(&PACKAGE);
+    let deposit = json!({"checkpoint": 1, "events": [{
+        "id": {"txDigest": "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi", "eventSeq": "0"},
+        "packageId": pkg, "transactionModule": "staking", "sender": "0x00",
+        "type": alloc::format!("{pkg}::staking::StakeDeposited"),
+        "parsedJson": {"stake_id": hex32(&stake), "owner": ed25519_address(&secret).to_hex(),
+            "amount": "2000000000"},
+        "timestampMs": "1"}]});
+    let (code, body) = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/sui-events",
+        &deposit,
+        Some(ADMIN),
+    );
+    assert_eq!(code, 200, "{body}");
+    let token = mint_ed25519(
+        &secret,
+        &SealClaims {
+            node_id: "node-a".into(),
+            stake_id: stake,
+            iat: NOW.secs(),
+            exp: NOW.secs() + 3600,
+        },
+    );
+    let body = serde_json::to_vec(
+        &json!({"node_id": "node-a", "seal_token": token, "timestamp": NOW.secs()}),
+    )
+    .unwrap();
+    let mut req = ApiRequest::new(Method::Post, "/api/v1/register-worker");
+    req.seal_token = Some(&token);
+    req.content_type = Some("application/json");
+    req.body = &body;
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    for (name, node) in [("mine", "node-a"), ("theirs", "node-b")] {
+        let pod = json!({"metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx"}]}});
+        let (code, body) = call(
+            &mut s,
+            Method::Post,
+            "/api/v1/namespaces/default/pods",
+            &pod,
+            Some(ADMIN),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    (s, token)
+}
+
+fn access(
+    s: &mut ApiServer,
+    bearer: Option<&str>,
+    attributes: &Value,
+    non_resource: bool,
+) -> (bool, Value) {
+    let key = if non_resource {
+        "nonResourceAttributes"
+    } else {
+        "resourceAttributes"
+    };
+    let review = json!({"kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "spec": {key: attributes}});
+    let (code, body) = call(s, Method::Post, SAR, &review, bearer);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["kind"], "SelfSubjectAccessReview");
+    assert_eq!(body["spec"][key], *attributes);
+    (body["status"]["allowed"].as_bool().unwrap(), body)
+}
+
+#[test]
+fn whoami_names_each_kind_of_caller_as_kube_would() {
+    let (mut s, token) = cluster();
+    let alice = CertUser {
+        name: "alice".into(),
+        groups: alloc::vec!["dev".into()],
+    };
+    let review = json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"});
+    let cases: [(Option<&str>, Option<&CertUser>, &str, Value); 4] = [
+        (
+            Some(ADMIN),
+            None,
+            "nautilus:admin",
+            json!(["system:masters", "system:authenticated"]),
+        ),
+        (
+            Some(&token),
+            None,
+            "system:node:node-a",
+            json!(["system:nodes", "system:authenticated"]),
+        ),
+        (
+            None,
+            Some(&alice),
+            "alice",
+            json!(["dev", "system:authenticated"]),
+        ),
+        (
+            None,
+            None,
+            "system:anonymous",
+            json!(["system:unauthenticated"]),
+        ),
+    ];
+    for (bearer, cert, user, groups) in cases {
+        let (code, body) = call_as(&mut s, Method::Post, WHOAMI, &review, bearer, cert);
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["apiVersion"], "authentication.k8s.io/v1");
+        assert_eq!(body["metadata"]["creationTimestamp"], NOW.rfc3339());
+        assert_eq!(body["status"]["userInfo"]["username"], user);
+        assert_eq!(body["status"]["userInfo"]["groups"], groups);
+    }
+    let (code, _) = call(&mut s, Method::Get, WHOAMI, &Value::Null, Some(ADMIN));
+    assert_eq!(code, 405);
+}
+
+/// A node's review verdict is exactly what the real request gets: 403 or not.
+#[test]
+fn a_nodes_access_reviews_agree_with_what_its_requests_get() {
+    let (mut s, token) = cluster();
+    let cases: &[(&str, &str, &str, Value)] = &[
+        (
+            "get",
+            "/api/v1/nodes/node-a",
+            "",
+            json!({"verb": "get", "resource": "nodes", "name": "node-a"}),
+        ),
+        (
+            "get",
+            "/api/v1/nodes/node-b",
+            "",
+            json!({"verb": "get", "resource": "nodes", "name": "node-b"}),
+        ),
+        (
+            "list",
+            "/api/v1/nodes",
+            "",
+            json!({"verb": "list", "resource": "nodes"}),
+        ),
+        (
+            "get",
+            "/api/v1/namespaces/default/pods/mine",
+            "",
+            json!({"verb": "get", "resource": "pods", "namespace": "default", "name": "mine"}),
+        ),
+        (
+            "get",
+            "/api/v1/namespaces/default/pods/theirs",
+            "",
+            json!({"verb": "get", "resource": "pods", "namespace": "default", "name": "theirs"}),
+        ),
+        (
+            "list",
+            "/api/v1/pods",
+            "",
+            json!({"verb": "list", "resource": "pods"}),
+        ),
+        (
+            "list",
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a",
+            "",
+            json!({"verb": "list", "resource": "pods", "fieldSelector": {"rawSelector": "spec.nodeName=node-a"}}),
+        ),
+        (
+            "list",
+            "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a",
+            "",
+            json!({"verb": "list", "resource": "pods", "fieldSelector": {"requirements": [{"key": "spec.nodeName", "operator": "In", "values": ["node-a"]}]}}),
+        ),
+        (
+            "list",
+            "/api/v1/secrets",
+            "",
+            json!({"verb": "list", "resource": "secrets", "version": "v1"}),
+        ),
+        (
+            "get",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-a",
+            "",
+            json!({"verb": "get", "group": "coordination.k8s.io", "resource": "leases", "namespace": "kube-node-lease", "name": "node-a"}),
+        ),
+        (
+            "get",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-b",
+            "",
+            json!({"verb": "get", "group": "coordination.k8s.io", "resource": "leases", "namespace": "kube-node-lease", "name": "node-b"}),
+        ),
+        (
+            "patch",
+            "/api/v1/namespaces/default/pods/mine/status",
+            "{\"status\":{\"phase\":\"Running\"}}",
+            json!({"verb": "patch", "resource": "pods", "subresource": "status", "namespace": "default", "name": "mine"}),
+        ),
+        (
+            "patch",
+            "/api/v1/namespaces/default/pods/mine",
+            "{\"metadata\":{\"labels\":{\"x\":\"y\"}}}",
+            json!({"verb": "patch", "resource": "pods", "namespace": "default", "name": "mine"}),
+        ),
+        (
+            "create",
+            "/api/v1/namespaces/default/configmaps",
+            "{\"metadata\":{\"name\":\"c\"}}",
+            json!({"verb": "create", "resource": "configmaps", "namespace": "default"}),
+        ),
+        (
+            "delete",
+            "/api/v1/namespaces/default/pods/theirs",
+            "",
+            json!({"verb": "delete", "resource": "pods", "namespace": "default", "name": "theirs"}),
+        ),
+    ];
+    let mut allowed = 0;
+    for (verb, path, body, attributes) in cases {
+        let (verdict, review) = access(&mut s, Some(&token), attributes, false);
+        let method = match *verb {
+            "patch" => Method::Patch,
+            "create" => Method::Post,
+            "delete" => Method::Delete,
+            _ => Method::Get,
+        };
+        let body: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap()
+        };
+        let (code, answer) = call(&mut s, method, path, &body, Some(&token));
+        // A review answers for the authorizer, as kube's does; admission (NodeRestriction) may
+        // still refuse an authorized request, with its own wording.
+        let authorized = code != 403
+            || !answer["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("User \"system:node:");
+        assert_eq!(
+            verdict, authorized,
+            "{attributes}: review {review}, request {code} {answer}"
+        );
+        if verdict {
+            allowed += 1;
+            assert!(review["status"].get("reason").is_none());
+        } else {
+            assert_eq!(
+                review["status"]["reason"], answer["message"],
+                "{attributes}"
+            );
+        }
+    }
+    assert_eq!(allowed, 7, "both verdicts are exercised");
+    let (verdict, review) = access(
+        &mut s,
+        Some(&token),
+        &json!({"verb": "escalate", "resource": "pods", "namespace": "default"}),
+        false,
+    );
+    assert!(!verdict);
+    assert!(
+        review["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("escalate")
+    );
+}
+
+#[test]
+fn the_admin_and_certificate_users_may_do_everything_anonymous_callers_the_public_paths() {
+    let (mut s, token) = cluster();
+    let anything = json!({"verb": "*", "group": "*", "resource": "*"});
+    assert!(access(&mut s, Some(ADMIN), &anything, false).0);
+    let alice = CertUser {
+        name: "alice".into(),
+        groups: Vec::new(),
+    };
+    let review = json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}});
+    let (code, body) = call_as(&mut s, Method::Post, SAR, &review, None, Some(&alice));
+    assert_eq!((code, &body["status"]["allowed"]), (201, &json!(true)));
+    for (path, public) in [
+        ("/healthz", true),
+        ("/readyz/ping", true),
+        ("/livez", true),
+        ("/version", true),
+        ("/api", false),
+        ("/apis/apps/v1", false),
+        ("/openapi/v3", false),
+        ("/metrics", false),
+    ] {
+        let attributes = json!({"verb": "get", "path": path});
+        let (anonymous, _) = access(&mut s, None, &attributes, true);
+        let (node, _) = access(&mut s, Some(&token), &attributes, true);
+        assert_eq!(anonymous, public, "{path}");
+        let (code, _) = call(&mut s, Method::Get, path, &Value::Null, None);
+        if path != "/metrics" {
+            // /metrics is the runtime's (admin only), not core's.
+            assert_eq!(code != 401, public, "{path}: anonymous GET answered {code}");
+            let (code, _) = call(&mut s, Method::Get, path, &Value::Null, Some(&token));
+            assert_eq!(node, code == 200, "{path}: node GET answered {code}");
+        }
+    }
+    assert!(
+        access(
+            &mut s,
+            None,
+            &json!({"verb": "get", "path": "/attestation"}),
+            true
+        )
+        .0
+    );
+    assert!(
+        !access(
+            &mut s,
+            None,
+            &json!({"verb": "post", "path": "/healthz"}),
+            true
+        )
+        .0
+    );
+    assert!(
+        !access(
+            &mut s,
+            None,
+            &json!({"verb": "get", "resource": "pods"}),
+            false
+        )
+        .0
+    );
+}
+
+#[test]
+fn malformed_reviews_get_kubes_errors() {
+    let mut s = server();
+    let (code, body) = call(&mut s, Method::Post, SAR, &json!({"spec": {}}), Some(ADMIN));
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified"
+    );
+    assert_eq!(body["details"]["group"], "authorization.k8s.io");
+    let both = json!({"spec": {"resourceAttributes": {"verb": "get"},
+        "nonResourceAttributes": {"verb": "get", "path": "/api"}}});
+    let (code, body) = call(&mut s, Method::Post, SAR, &both, Some(ADMIN));
+    assert_eq!(code, 422);
+    assert_eq!(
+        body["details"]["causes"][0]["field"],
+        "spec.nonResourceAttributes"
+    );
+    let named = json!({"metadata": {"name": "x"}, "spec": {"resourceAttributes": {"verb": "get"}}});
+    let (code, body) = call(&mut s, Method::Post, SAR, &named, Some(ADMIN));
+    assert_eq!(
+        (code, &body["details"]["causes"][0]["field"]),
+        (422, &json!("metadata"))
+    );
+    let wrong = json!({"kind": "SelfSubjectRulesReview", "spec": {}});
+    assert_eq!(call(&mut s, Method::Post, SAR, &wrong, Some(ADMIN)).0, 400);
+    let (code, body) = call(&mut s, Method::Post, SRR, &json!({"spec": {}}), Some(ADMIN));
+    assert_eq!(
+        (code, &body["message"]),
+        (400, &json!("no namespace on request"))
+    );
+}
+
+#[test]
+fn a_rules_review_lists_what_the_authorizer_allows() {
+    let (mut s, token) = cluster();
+    let review = json!({"kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+        "spec": {"namespace": "default"}});
+    let (code, admin) = call(&mut s, Method::Post, SRR, &review, Some(ADMIN));
+    assert_eq!(code, 201, "{admin}");
+    assert_eq!(
+        admin["status"]["resourceRules"],
+        json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}])
+    );
+    assert_eq!(admin["status"]["incomplete"], false);
+
+    let (code, node) = call(&mut s, Method::Post, SRR, &review, Some(&token));
+    assert_eq!(code, 201, "{node}");
+    let rules = node["status"]["resourceRules"].as_array().unwrap();
+    let rule = |resource: &str, name: Option<&str>| {
+        rules
+            .iter()
+            .find(|r| {
+                r["resources"][0] == resource
+                    && r.get("resourceNames").map(|n| &n[0]) == name.map(|n| json!(n)).as_ref()
+            })
+            .map(|r| r["verbs"].clone())
+    };
+    assert_eq!(
+        rule("nodes", Some("node-a")),
+        Some(json!(["get", "patch", "update", "watch"]))
+    );
+    assert_eq!(rule("events", None), Some(json!(["create"])));
+    assert_eq!(
+        rule("pods", Some("mine")),
+        Some(json!(["delete", "get", "watch"]))
+    );
+    let status = rule("pods/status", Some("mine")).unwrap();
+    for verb in ["patch", "update"] {
+        assert!(
+            status.as_array().unwrap().contains(&json!(verb)),
+            "{status}"
+        );
+    }
+    assert_eq!(rule("pods", Some("theirs")), None);
+    assert_eq!(rule("secrets", None), None);
+    // Leases live in kube-node-lease: not in this namespace's rules.
+    assert_eq!(rule("leases", Some("node-a")), None);
+    assert_eq!(
+        node["status"]["incomplete"], true,
+        "pod lists need a field selector"
+    );
+    let urls = &node["status"]["nonResourceRules"][0]["nonResourceURLs"];
+    assert!(urls.as_array().unwrap().contains(&json!("/apis/*")));
+
+    let (_, anonymous) = call(&mut s, Method::Post, SRR, &review, None);
+    assert_eq!(anonymous["status"]["resourceRules"], json!([]));
+    let urls = anonymous["status"]["nonResourceRules"][0]["nonResourceURLs"].clone();
+    assert!(urls.as_array().unwrap().contains(&json!("/healthz")));
+    assert!(!urls.as_array().unwrap().contains(&json!("/api")));
+}
+
+/// kubectl sends its reviews as protobuf.
+#[test]
+fn protobuf_reviews_are_answered() {
+    let (mut s, token) = cluster();
+    let review = json!({"metadata": {}, "spec": {"resourceAttributes":
+        {"namespace": "default", "verb": "get", "resource": "nodes", "name": "node-a"}}});
+    let body = crate::protobuf::encode::object(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &review,
+    )
+    .unwrap();
+    let auth = alloc::format!("Bearer {token}");
+    let mut req = ApiRequest::new(Method::Post, SAR);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/vnd.kubernetes.protobuf");
+    req.body = &body;
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (r.status, &answer["status"]["allowed"]),
+        (201, &json!(true)),
+        "{answer}"
+    );
+    assert_eq!(answer["spec"]["resourceAttributes"]["name"], "node-a");
+
+    let whoami = crate::protobuf::encode::object(
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        &json!({"metadata": {}}),
+    )
+    .unwrap();
+    let mut req = ApiRequest::new(Method::Post, WHOAMI);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/vnd.kubernetes.protobuf");
+    req.body = &whoami;
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        answer["status"]["userInfo"]["username"], "system:node:node-a",
+        "{answer}"
+    );
+}
