@@ -4,8 +4,8 @@
 //! and land in the watch ring. [`ApiServer::handle_timeout`] advances background work (namespace
 //! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
-mod custom;
 pub mod access;
+mod custom;
 pub mod defaults;
 pub mod discovery;
 mod metadata;

@@ -534,11 +534,9 @@ impl ApiServer {
             (Representation::Metadata(view), _) => {
                 super::metadata::object_response(rt, view, &object.json).map(Outcome::from)
             }
-            (_, Some(served)) => Ok(ApiResponse::json(
-                200,
-                custom::view_bytes(served, object).into_owned(),
-            )
-            .into()),
+            (_, Some(served)) => {
+                Ok(ApiResponse::json(200, custom::view_bytes(served, object).into_owned()).into())
+            }
             (_, None) => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
         }
     }
@@ -1873,7 +1871,6 @@ fn write_options_kind(method: Method) -> Option<&'static str> {
         _ => None,
     }
 }
-
 
 /// Where the replicas live: `(spec path, status path, selector path)` as JSON field names
 /// (`spec.replicas` for the built-in kinds, the definition's paths for a custom resource).

@@ -366,8 +366,7 @@ impl ApiServer {
     fn build_custom_openapi(&mut self, templates: &mut Templates, generation: u64) {
         let mut v2_defs = Vec::new();
         let mut v2_paths = Vec::new();
-        let mut v3_docs: BTreeMap<String, PathsAndSchemas> =
-            BTreeMap::new();
+        let mut v3_docs: BTreeMap<String, PathsAndSchemas> = BTreeMap::new();
         for d in self.crds.definitions().filter(|d| d.established) {
             for version in d.versions.iter().filter(|v| v.served) {
                 v2_defs.extend(crd_openapi::definitions(d, version, Form::V2));

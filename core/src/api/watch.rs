@@ -323,7 +323,9 @@ impl Watcher {
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match (&mut self.format, &self.custom) {
-            (WatchFormat::Json | WatchFormat::Metadata(_), None) => out.extend_from_slice(&object.json),
+            (WatchFormat::Json | WatchFormat::Metadata(_), None) => {
+                out.extend_from_slice(&object.json)
+            }
             (WatchFormat::Json | WatchFormat::Metadata(_), Some(served)) => {
                 out.extend_from_slice(&super::custom::view_bytes(served, object));
             }
