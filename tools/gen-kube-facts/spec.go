@@ -240,13 +240,7 @@ func requestBodies(docs map[string]obj) []string {
 	}
 	var out []string
 	for _, ref := range sortedKeys(seen) {
-		name := strings.TrimPrefix(ref, "#/components/schemas/")
-		// CustomResourceDefinitions take JSON bodies only (their JSONSchemaProps have JSON
-		// forms of their own that the protobuf tables do not model).
-		if strings.HasPrefix(name, "io.k8s.apiextensions-apiserver.") {
-			continue
-		}
-		out = append(out, name)
+		out = append(out, strings.TrimPrefix(ref, "#/components/schemas/"))
 	}
 	return out
 }

@@ -226,6 +226,16 @@ impl ApiServer {
     /// (and an alias-expansion budget). Errors are worded as kube-apiserver words them: for a
     /// typed object (`kind`) the decoder's, for an apply patch the field manager's.
     fn parse_yaml(&self, req: &ApiRequest<'_>, kind: Option<&str>) -> Result<Value, Error> {
+        self.parse_yaml_strict(req, kind).map(|(value, _)| value)
+    }
+
+    /// [`Self::parse_yaml`], and the keys the body sets twice in one mapping (go-yaml's strict
+    /// decoder's `line N: key "k" already set in map`).
+    fn parse_yaml_strict(
+        &self,
+        req: &ApiRequest<'_>,
+        kind: Option<&str>,
+    ) -> Result<(Value, Vec<String>), Error> {
         if req.body.len() > self.config.max_body_bytes {
             return Err(Error::TooLarge(alloc::format!(
                 "the request body is {} bytes, above the limit of {}",
@@ -233,7 +243,7 @@ impl ApiServer {
                 self.config.max_body_bytes
             )));
         }
-        crate::yaml::to_json(
+        crate::yaml::to_json_strict(
             req.body,
             self.config.max_body_bytes,
             self.config.max_json_depth,
@@ -1119,11 +1129,11 @@ impl ApiServer {
             }
         };
         // An apply patch may be YAML; JSON (which is YAML) stays on the JSON parser.
-        let body = match self.parse(req) {
+        let (body, yaml_duplicates) = match self.parse(req) {
             Err(Error::BadRequest(_)) if media == "application/apply-patch+yaml" => {
-                self.parse_yaml(req, None)?
+                self.parse_yaml_strict(req, None)?
             }
-            parsed => parsed?,
+            parsed => (parsed?, Vec::new()),
         };
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
@@ -1192,6 +1202,21 @@ impl ApiServer {
                 })?;
             if let Err(e) = crate::metatime::normalize(rt.id, &mut merged) {
                 return Err(patch_invalid(&go_print(&body), &e));
+            }
+            // After the merge, as kube's apply patcher: the body read again strictly.
+            let mut warnings = warnings;
+            if !yaml_duplicates.is_empty() && mode != FieldValidation::Ignore {
+                let error = alloc::format!(
+                    "error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+                    yaml_duplicates.join("\n  ")
+                );
+                if mode == FieldValidation::Strict {
+                    return Err(Error::BadRequest(alloc::format!(
+                        "error strict decoding YAML: {error}"
+                    )));
+                }
+                // A header carries it: Go's HTTP server writes its newlines as spaces.
+                warnings.push(error.replace('\n', " "));
             }
             return match current {
                 None => {
