@@ -107,17 +107,17 @@ pub enum Error {
         detail: String,
     },
     /// 409 Conflict from server-side apply: the message is kube's `Apply failed with N
-    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix.
+    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix, and the
+    /// details carry only one `FieldManagerConflict` cause per field (`NewApplyConflict`).
     ApplyConflict {
-        /// Group-qualified plural.
-        resource: String,
-        /// Object name.
-        name: String,
         /// The whole message.
         message: String,
+        /// One cause per conflicting field.
+        causes: Vec<Cause>,
     },
-    /// 422 for a patch that cannot be applied (kube's generic "rejected our request" answer);
-    /// the detail becomes the single cause.
+    /// 422 for a patch that cannot be applied: kube's `NewGenericServerResponse(422, ...)`,
+    /// "the server rejected our request", whose `details` are empty. The detail (the JSON
+    /// patch library's error) stays here for logs and tests; kube-apiserver does not send it.
     Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
@@ -279,7 +279,6 @@ impl Error {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
-            | Self::ApplyConflict { resource, name, .. }
             | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
             _ => ("", ""),
@@ -294,7 +293,9 @@ impl Error {
             }
             details.insert("kind".into(), Value::String(plural.into()));
         }
-        if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
+        if let Self::Invalid { causes, .. }
+        | Self::Forbidden { causes, .. }
+        | Self::ApplyConflict { causes, .. } = self
             && !causes.is_empty()
         {
             // kube's StatusCause fields are `omitempty`.
@@ -312,9 +313,7 @@ impl Error {
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
-        if let Self::Unprocessable(detail) = self {
-            details.insert("causes".into(), json!([{"message": detail}]));
-        }
+
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
         }
@@ -339,7 +338,13 @@ impl Error {
             "reason": self.reason(),
             "code": self.code(),
         });
-        if !details.is_empty()
+        if self.reason().is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.remove("reason");
+        }
+        // kube's generic 422 carries an empty (but present) `details`.
+        if (!details.is_empty() || matches!(self, Self::Unprocessable(_)))
             && let Some(obj) = status.as_object_mut()
         {
             obj.insert("details".into(), Value::Object(details));

@@ -7,6 +7,9 @@
 pub mod access;
 mod custom;
 pub mod defaults;
+pub(crate) mod deletion;
+#[cfg(test)]
+mod deletion_tests;
 pub mod discovery;
 mod metadata;
 #[cfg(test)]
@@ -180,6 +183,10 @@ pub struct ApiServer {
     pub(crate) ids: IdSource,
     /// Namespaces being deleted, finished by `handle_timeout`.
     pub(crate) terminating: BTreeSet<String>,
+    /// Terminating namespaces to look at again: new ones, and those where something changed
+    /// since a pass found their contents held (by a grace period or a finalizer), so that a
+    /// namespace waiting on kubelets costs nothing until one of its objects changes.
+    pub(crate) namespaces_due: BTreeSet<String>,
     /// Cluster IPs and node ports held by the stored Services.
     pub(crate) services: services::Allocations,
     /// Heartbeat tracking for the node lifecycle controller.
@@ -247,6 +254,7 @@ impl ApiServer {
             store,
             ids: IdSource { seed, counter: 0 },
             terminating: BTreeSet::new(),
+            namespaces_due: BTreeSet::new(),
             services: Default::default(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
@@ -391,7 +399,7 @@ impl ApiServer {
 
     /// When [`ApiServer::handle_timeout`] next has work, if ever.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
+        let namespaces = (!self.namespaces_due.is_empty()).then_some(UnixTime::default());
         let nodes = self.lifecycle.due();
         let controllers = self
             .controllers_pending()
@@ -414,7 +422,7 @@ impl ApiServer {
     /// changes the controllers have not processed, or queued controller work), as
     /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
     pub fn has_immediate_work(&self) -> bool {
-        !self.terminating.is_empty()
+        !self.namespaces_due.is_empty()
             || self.scheduler.has_immediate_work()
             || self.controllers_pending()
     }
@@ -422,7 +430,8 @@ impl ApiServer {
     /// Whether [`ApiServer::handle_timeout`] has work that shrinks with every call and should
     /// be drained at once (pods beyond one scheduling batch, a ReplicaSet's next burst, the
     /// changes the last call wrote), as opposed to work that stays due until something else
-    /// changes (a namespace held by a finalizer), which the runtime retries at a gentle pace.
+    /// changes (a namespace whose deletion a write refused), which the runtime retries at a
+    /// gentle pace.
     /// O(1).
     pub fn has_backlog(&self) -> bool {
         self.has_scheduling_backlog() || self.controllers_pending() || self.event_ttl.backlog
@@ -462,10 +471,15 @@ impl ApiServer {
         self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);
-        let pending: Vec<String> = self.terminating.iter().cloned().collect();
-        for namespace in pending {
-            if self.finish_namespace_deletion(now, &namespace) {
-                self.terminating.remove(&namespace);
+        for namespace in core::mem::take(&mut self.namespaces_due) {
+            match self.finish_namespace_deletion(now, &namespace) {
+                objects::NamespacePass::Done => {
+                    self.terminating.remove(&namespace);
+                }
+                objects::NamespacePass::Held => {}
+                objects::NamespacePass::Retry => {
+                    self.namespaces_due.insert(namespace);
+                }
             }
         }
         self.run_controllers(now);

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::gc::Propagation;
 use super::{deleting, finalizers, set_condition};
 use crate::api::ApiServer;
+use crate::api::deletion::DeleteOptions;
 use crate::crd::CLEANUP_FINALIZER;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -239,8 +240,9 @@ impl ApiServer {
                     continue;
                 };
                 let marked = deleting(&obj);
-                match self.delete_with_propagation(now, &object_key, obj, Propagation::Background) {
-                    Ok(_) if self.store.get(&object_key).is_some() => remaining += 1,
+                let background = DeleteOptions::with_propagation(Propagation::Background);
+                match self.delete_object(now, &object_key, obj, &background) {
+                    Ok(d) if !d.gone => remaining += 1,
                     Ok(_) => {}
                     Err(_) if marked => remaining += 1,
                     Err(_) => remaining += 1,

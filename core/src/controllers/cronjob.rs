@@ -15,6 +15,7 @@ use super::gc::Propagation;
 use super::job::{condition_true, finished};
 use super::{Queue, controller_ref, controller_ref_to, deleting};
 use crate::api::ApiServer;
+use crate::api::deletion::DeleteOptions;
 use crate::cron::{self, Schedule};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -539,7 +540,8 @@ impl ApiServer {
         job: Value,
     ) -> bool {
         let involved = Involved::of(cj);
-        match self.delete_with_propagation(now, key, job, Propagation::Background) {
+        let background = DeleteOptions::with_propagation(Propagation::Background);
+        match self.delete_object(now, key, job, &background) {
             Ok(_) => {
                 self.record_event(
                     now,

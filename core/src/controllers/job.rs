@@ -21,6 +21,7 @@ use super::gc::Propagation;
 use super::replicaset::{PodView, ReplicaKind};
 use super::{Queue, controller_of, deleting, finalizers, int_at, meta_mut};
 use crate::api::ApiServer;
+use crate::api::deletion::{DeleteOptions, completes_deletion};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -372,7 +373,8 @@ impl ApiServer {
             let Some(obj) = self.load(&key) else {
                 continue;
             };
-            match self.delete_with_propagation(now, &key, obj, Propagation::Background) {
+            // kube's job controller deletes its pods with default options: gracefully.
+            match self.delete_object(now, &key, obj, &DeleteOptions::default()) {
                 Ok(_) => self.record_event(
                     now,
                     &Involved::of(job),
@@ -393,6 +395,7 @@ impl ApiServer {
         let Some(mut pod) = self.load(&key) else {
             return false;
         };
+        let before = pod.clone();
         let list: Vec<String> = finalizers(&pod)
             .into_iter()
             .filter(|f| f != TRACKING_FINALIZER)
@@ -404,7 +407,8 @@ impl ApiServer {
                 meta.insert("finalizers".into(), json!(list));
             }
         }
-        if deleting(&pod) && list.is_empty() {
+        // kube's ShouldDeleteDuringUpdate: a pod still in its grace period stays for its kubelet.
+        if completes_deletion(&before, &pod) {
             return self.write_delete(&key, &mut pod).is_ok();
         }
         self.controller_update(&key, &mut pod).is_ok()
@@ -455,6 +459,11 @@ impl ApiServer {
                 .requeue_at(at, Queue::Job, &key.namespace, &key.name);
             return;
         }
-        let _ = self.delete_with_propagation(now, key, job.clone(), Propagation::Foreground);
+        // kube's TTL-after-finished controller: Foreground, on the uid it looked at.
+        let options = DeleteOptions {
+            uid: Some(j::string_at(job, "/metadata/uid")),
+            ..DeleteOptions::with_propagation(Propagation::Foreground)
+        };
+        let _ = self.delete_object(now, key, job.clone(), &options);
     }
 }

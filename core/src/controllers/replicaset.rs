@@ -15,11 +15,11 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::events::Involved;
-use super::gc::Propagation;
 use super::{
     Queue, controller_ref, controller_ref_to, deleting, int_at, meta_mut, workload_selector,
 };
 use crate::api::ApiServer;
+use crate::api::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
@@ -330,7 +330,9 @@ impl ApiServer {
                 let Some(obj) = self.load(&pod_key) else {
                     continue;
                 };
-                match self.delete_with_propagation(now, &pod_key, obj, Propagation::Background) {
+                // kube's ReplicaSet controller deletes with empty options: a pod bound to a node
+                // terminates gracefully, and, no longer active, is not deleted again.
+                match self.delete_object(now, &pod_key, obj, &DeleteOptions::default()) {
                     Ok(_) => self.record_event(
                         now,
                         &Involved::of(&rs),
