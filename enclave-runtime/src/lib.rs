@@ -3,6 +3,7 @@
 //! host proxy opens (vsock in production, a Unix socket in development).
 
 mod attestation;
+mod budget;
 mod cli;
 mod config_file;
 mod http;

@@ -188,6 +188,18 @@ impl ApiServer {
                 )
                 .map(Into::into)
             }
+            (Method::Post, Some(name), Some("eviction")) if rt.id == ResourceId::Pods => {
+                let body = if req
+                    .content_type
+                    .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
+                {
+                    crate::protobuf::decode(rt.id, req.body)?
+                } else {
+                    self.parse(req)?
+                };
+                let status = self.evict(now, namespace, name, &body, dry_run_requested(req))?;
+                Ok(ApiResponse::json(201, j::to_vec(&status)).into())
+            }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
                 self.bind(now, namespace, name, &body, dry_run_requested(req))
@@ -833,6 +845,9 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        if rt.id == ResourceId::Pods {
+            admission::runtime_class::admit(&self.store, &mut obj)?;
+        }
         // Before defaults, as kube fills system metadata before the strategy runs: a Job's
         // generated selector names its uid.
         set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
@@ -842,6 +857,17 @@ impl ApiServer {
         }
         validate_object(rt, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
+        self.admit_policies(
+            identity,
+            &Attempt {
+                resource: rt,
+                subresource: None,
+                namespace,
+                name: &name,
+                operation: Operation::Create(&obj),
+            },
+            dry_run_requested(req),
+        )?;
         let key = ObjectKey::new(rt.id, namespace, &name);
         if self.store.get(&key).is_some() {
             return Err(Error::AlreadyExists {
@@ -849,6 +875,7 @@ impl ApiServer {
                 name,
             });
         }
+        let charges = self.admit_quota(now, rt.id, namespace, &name, &obj, None)?;
         if rt.id == ResourceId::Services {
             self.allocate_service(&key, &mut obj, None)?;
         }
@@ -871,6 +898,7 @@ impl ApiServer {
             });
         }
         let json = self.write_new(key, &mut obj)?;
+        self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         let json = match rt.custom {
             Some(served) => custom::answer(served, json),
@@ -880,6 +908,25 @@ impl ApiServer {
             warnings,
             ..ApiResponse::json(201, json)
         })
+    }
+
+    /// The ValidatingAdmissionPolicies bound to `attempt` (on the object as it would be
+    /// stored); a `Warn` binding's failures join the response's warnings.
+    fn admit_policies(
+        &mut self,
+        identity: &Identity,
+        attempt: &Attempt<'_>,
+        dry_run: bool,
+    ) -> Result<(), Error> {
+        let outcome = admission::policy::validate(
+            &self.store,
+            identity,
+            attempt,
+            dry_run,
+            self.config.admission_policy_cost_budget,
+        )?;
+        self.call.warnings.extend(outcome.warnings);
+        Ok(())
     }
 
     /// Stores `obj` as a new object, writing the revision into it first.
@@ -1092,6 +1139,17 @@ impl ApiServer {
             served.version().schema.default(&mut obj);
         }
         validate_object(rt, &obj, Some(old))?;
+        self.admit_policies(
+            identity,
+            &Attempt {
+                resource: rt,
+                subresource: sub,
+                namespace: &key.namespace,
+                name: &key.name,
+                operation: Operation::Update { old, new: &obj },
+            },
+            dry_run_requested(req),
+        )?;
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
@@ -1122,6 +1180,11 @@ impl ApiServer {
             // A no-op write keeps the revision, as kube-apiserver does.
             return Ok((200, j::to_vec(old)));
         }
+        let charges = if rt.id == ResourceId::Services && sub.is_none() {
+            self.admit_quota(now, rt.id, &key.namespace, &key.name, &obj, Some(old))?
+        } else {
+            Vec::new()
+        };
         if dry_run_requested(req) {
             // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
@@ -1136,6 +1199,7 @@ impl ApiServer {
             return Ok((200, answer(rt, json)));
         }
         let json = self.write_existing(key, &mut obj)?;
+        self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
         Ok((200, answer(rt, json)))
     }
@@ -1394,6 +1458,7 @@ impl ApiServer {
         admission::admit(identity, &attempt, &self.store)?;
         let options = DeleteOptions::of_request(&options, query)?;
         deletion::check_preconditions(&key, &obj, &options)?;
+        self.admit_policies(identity, &attempt, options.dry_run)?;
         if rt.id == ResourceId::Namespaces {
             return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
         }
@@ -1716,6 +1781,7 @@ impl ApiServer {
             &mut service,
             APISERVER,
         );
+        self.ensure_apf_configuration(now, false);
     }
 
     /// Creates an object on the server's own behalf (bootstrap, controllers), owned by
@@ -2340,6 +2406,13 @@ fn has_generation(resource: ResourceId) -> bool {
         resource,
         ResourceId::Deployments
             | ResourceId::ReplicaSets
+            | ResourceId::PodDisruptionBudgets
+            | ResourceId::FlowSchemas
+            | ResourceId::PriorityLevelConfigurations
+            | ResourceId::ValidatingWebhookConfigurations
+            | ResourceId::MutatingWebhookConfigurations
+            | ResourceId::ValidatingAdmissionPolicies
+            | ResourceId::ValidatingAdmissionPolicyBindings
             | ResourceId::ReplicationControllers
             | ResourceId::Jobs
             | ResourceId::CronJobs
@@ -2370,12 +2443,15 @@ fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> R
     }
 }
 
-/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`).
+/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`, the webhook
+/// configurations neither: their `webhooks` are their desired state).
 pub(crate) fn desired_state_field(resource: ResourceId) -> &'static str {
-    if resource == ResourceId::PodTemplates {
-        "template"
-    } else {
-        "spec"
+    match resource {
+        ResourceId::PodTemplates => "template",
+        ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
+            "webhooks"
+        }
+        _ => "spec",
     }
 }
 
