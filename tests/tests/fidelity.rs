@@ -325,7 +325,7 @@ fn metadata_only_reads_of_every_resource_in_json_and_protobuf() {
     // A metadata watch, protobuf frames as client-go's metadata informer asks for them.
     let watch = read(
         &c,
-        "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+        "/api/v1/namespaces/default/configmaps?watch=1&fieldSelector=metadata.name%3Dmeta&timeoutSeconds=1",
         CLIENT_GO_WATCH,
     );
     assert_eq!(
@@ -349,7 +349,7 @@ fn metadata_only_reads_of_every_resource_in_json_and_protobuf() {
     assert_eq!(object["metadata"], full["metadata"]);
     let watch = read(
         &c,
-        "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1",
+        "/api/v1/namespaces/default/configmaps?watch=1&fieldSelector=metadata.name%3Dmeta&timeoutSeconds=1",
         META,
     );
     let first: Value =
