@@ -6,6 +6,7 @@ mod attestation;
 mod budget;
 mod cli;
 mod config_file;
+mod heap;
 mod http;
 mod log_sink;
 mod metrics;

@@ -253,6 +253,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");
     tokio::spawn(run_timers(shared.clone()));
+    crate::heap::spawn_trimmer();
     if let Some(options) = sui_reader_options(&cli, &config)? {
         tracing::info!(nodes = %options.nodes.join(","), "sui reader: reading stake events from full nodes (node-read)");
         crate::sui::spawn(shared.clone(), options);
