@@ -105,6 +105,12 @@ pub struct Config {
     /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
     /// Default 1,000,000 (a pod typically names 1 to 5).
     pub max_pod_references: usize,
+    /// Most CustomResourceDefinitions installed at once; a create beyond it is refused with
+    /// 507. Default 1,000.
+    pub max_crds: usize,
+    /// Most bytes of compiled CRD schemas (and their published forms), all definitions
+    /// together; a CRD write beyond it is refused with 507. Default 64 MiB.
+    pub max_crd_schema_bytes: usize,
     /// PEM certificate(s) a pod needs to verify the API server, published as `ca.crt` in every
     /// namespace's `kube-root-ca.crt` ConfigMap (kube-controller-manager's root-CA publisher).
     /// `None` publishes nothing. Default `None`.
@@ -163,6 +169,8 @@ impl Default for Config {
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
             max_pod_references: 1_000_000,
+            max_crds: 1_000,
+            max_crd_schema_bytes: 64 << 20,
             root_ca_pem: None,
             compaction_interval_secs: 300,
             admission_policy_cost_budget: 1_000_000,

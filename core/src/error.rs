@@ -396,6 +396,11 @@ impl Error {
         {
             obj.insert("details".into(), Value::Object(details));
         }
+        if self.reason().is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.remove("reason");
+        }
         if let (Self::ContinueExpired { continue_token }, Some(obj)) =
             (self, status.as_object_mut())
         {

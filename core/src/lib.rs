@@ -27,6 +27,7 @@ pub(crate) mod cel;
 pub mod compaction;
 pub mod config;
 pub(crate) mod controllers;
+pub mod crd;
 pub mod cron;
 pub mod error;
 pub mod json;

@@ -63,6 +63,8 @@ enum Kind {
     I32,
     /// `int64` varint.
     I64,
+    /// `double` (fixed 64 bits), shown as Go's `encoding/json` writes a `float64`.
+    F64,
     /// A nested message, shown as an object.
     Message(&'static Msg),
     /// `meta/v1.Time` (`Timestamp{seconds=1, nanos=2}`), RFC 3339 in seconds, zero → `null`.
@@ -77,6 +79,13 @@ enum Kind {
     RawJson,
     /// A named `[]string` (`ExtraValue{items=1}`), shown as the bare list.
     StrList,
+    /// `JSONSchemaPropsOrArray{schema=1, jSONSchemas=2}`: the schema when set, else the list.
+    SchemaOrArray(&'static Msg),
+    /// `JSONSchemaPropsOrBool{allows=1, schema=2}`: the schema when set, else the boolean.
+    SchemaOrBool(&'static Msg),
+    /// `JSONSchemaPropsOrStringArray{schema=1, property=2}`: the schema when set, else the
+    /// strings.
+    SchemaOrStrings(&'static Msg),
 }
 
 /// The field is `repeated`.
@@ -125,6 +134,11 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("coordination.k8s.io/v1", "Lease", &tables::COORD_LEASE),
     ("apps/v1", "Deployment", &tables::APPS_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &tables::APPS_REPLICA_SET),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &tables::APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION,
+    ),
     ("autoscaling/v1", "Scale", &tables::AUTOSCALING_SCALE),
     ("v1", "ResourceQuota", &tables::RESOURCE_QUOTA),
     (
@@ -199,7 +213,7 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
 /// path, as it does for JSON.
 pub fn decode(resource: ResourceId, body: &[u8]) -> Result<Value, Error> {
     let info = resource.info();
-    decode_as(info.api_version(), info.kind, body)
+    decode_as(&info.api_version(), info.kind, body)
 }
 
 /// Decodes a protobuf body whose kind is `kind` of `api_version` unless its envelope says
@@ -454,6 +468,15 @@ impl<'a> Reader<'a> {
         Ok((num, (key & 7) as u8))
     }
 
+    fn fixed64(&mut self) -> Result<u64, Error> {
+        let (head, rest) = self
+            .buf
+            .split_first_chunk::<8>()
+            .ok_or_else(|| malformed("a fixed64 is truncated"))?;
+        self.buf = rest;
+        Ok(u64::from_le_bytes(*head))
+    }
+
     fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let len = self.varint()?;
         let len = usize::try_from(len)
@@ -499,6 +522,7 @@ impl Kind {
     fn wire(self) -> u8 {
         match self {
             Self::Bool | Self::I32 | Self::I64 => 0,
+            Self::F64 => 1,
             _ => 2,
         }
     }
@@ -613,6 +637,7 @@ fn omitted(field: &Field, value: &Value) -> bool {
         Kind::Str | Kind::Bytes => value.as_str().is_none_or(str::is_empty),
         Kind::Bool => value.as_bool() == Some(false),
         Kind::I32 | Kind::I64 => value.as_i64() == Some(0),
+        Kind::F64 => value.as_f64() == Some(0.0),
         _ => false,
     }
 }
@@ -623,7 +648,8 @@ fn zero(kind: Kind, depth: usize, budget: &mut Budget) -> Result<Value, Error> {
         Kind::Str => Value::from(""),
         Kind::Bytes | Kind::Time | Kind::MicroTime | Kind::RawJson => Value::Null,
         Kind::Bool => Value::Bool(false),
-        Kind::I32 | Kind::I64 | Kind::IntOrString => Value::from(0),
+        Kind::I32 | Kind::I64 | Kind::F64 | Kind::IntOrString => Value::from(0),
+        Kind::SchemaOrArray(_) | Kind::SchemaOrBool(_) | Kind::SchemaOrStrings(_) => Value::Null,
         Kind::Quantity => Value::from("0"),
         Kind::StrList => Value::Array(Vec::new()),
         Kind::Message(desc) => Value::Object(message(desc, &[], depth + 1, budget)?),
@@ -648,8 +674,10 @@ fn value(
     depth: usize,
     budget: &mut Budget,
 ) -> Result<Value, Error> {
-    if field.kind.wire() == 0 {
-        return Ok(varint_value(field.kind, r.varint()?));
+    match field.kind.wire() {
+        0 => return Ok(varint_value(field.kind, r.varint()?)),
+        1 => return Ok(float_value(r.fixed64()?)),
+        _ => {}
     }
     let bytes = r.bytes()?;
     typed_value(desc, field.num, field.kind, bytes, depth, budget)
@@ -667,11 +695,16 @@ fn typed_value(
     Ok(match kind {
         Kind::Str => Value::from(utf8(desc.name, num, bytes)?),
         Kind::Bytes => Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Kind::Bool | Kind::I32 | Kind::I64 => {
+        Kind::Bool | Kind::I32 | Kind::I64 | Kind::F64 => {
             return Err(malformed(&format!(
-                "field {num} of {} is not a varint",
+                "field {num} of {} is not length-delimited",
                 desc.name
             )));
+        }
+        Kind::SchemaOrArray(schema)
+        | Kind::SchemaOrBool(schema)
+        | Kind::SchemaOrStrings(schema) => {
+            schema_or(desc, num, kind, schema, bytes, depth, budget)?
         }
         Kind::Message(inner) => Value::Object(message(inner, bytes, depth + 1, budget)?),
         Kind::Time => timestamp(bytes, false)?,
@@ -690,6 +723,79 @@ fn typed_value(
             }
             Value::Array(items)
         }
+    })
+}
+
+/// A `float64` as Go's `encoding/json` writes it: whole numbers without a fraction.
+fn float_value(bits: u64) -> Value {
+    let f = f64::from_bits(bits);
+    // Below 2^53 every whole float64 is an exact i64.
+    let whole = f as i64;
+    if whole as f64 == f && f.abs() < 9_007_199_254_740_992.0 {
+        return Value::from(whole);
+    }
+    // NaN and infinities have no JSON form (Go refuses to marshal them): null.
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// Decodes a `JSONSchemaPropsOr*` union as its custom `MarshalJSON` shows it: the schema
+/// (field `schema`) when present, else the other arm.
+fn schema_or(
+    desc: &'static Msg,
+    num: u32,
+    kind: Kind,
+    schema_desc: &'static Msg,
+    bytes: &[u8],
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Value, Error> {
+    // Field numbers of the schema and of the other arm.
+    let (schema_num, other_num) = match kind {
+        Kind::SchemaOrBool(_) => (2, 1),
+        _ => (1, 2),
+    };
+    let mut schema = None;
+    let mut items = Vec::new();
+    let mut allows = false;
+    let mut r = Reader { buf: bytes };
+    while !r.is_empty() {
+        let (field, wire) = r.tag()?;
+        if field == schema_num {
+            expect_wire(desc.name, num, wire, 2)?;
+            if schema.is_some() {
+                return Err(unsupported(desc.name, num));
+            }
+            schema = Some(Value::Object(message(
+                schema_desc,
+                r.bytes()?,
+                depth + 1,
+                budget,
+            )?));
+        } else if field == other_num {
+            budget.spend()?;
+            match kind {
+                Kind::SchemaOrBool(_) => {
+                    expect_wire(desc.name, num, wire, 0)?;
+                    allows = r.varint()? != 0;
+                }
+                Kind::SchemaOrArray(_) => {
+                    expect_wire(desc.name, num, wire, 2)?;
+                    let item = message(schema_desc, r.bytes()?, depth + 2, budget)?;
+                    items.push(Value::Object(item));
+                }
+                _ => {
+                    expect_wire(desc.name, num, wire, 2)?;
+                    items.push(Value::from(utf8(desc.name, num, r.bytes()?)?));
+                }
+            }
+        } else {
+            return Err(unsupported(desc.name, num));
+        }
+    }
+    Ok(match (schema, kind) {
+        (Some(schema), _) => schema,
+        (None, Kind::SchemaOrBool(_)) => Value::Bool(allows),
+        (None, _) => Value::Array(items),
     })
 }
 
@@ -713,10 +819,10 @@ fn map_entry(
             }
             2 => {
                 expect_wire(desc.name, field.num, wire, field.kind.wire())?;
-                value = Some(if field.kind.wire() == 0 {
-                    varint_value(field.kind, r.varint()?)
-                } else {
-                    typed_value(desc, field.num, field.kind, r.bytes()?, depth + 1, budget)?
+                value = Some(match field.kind.wire() {
+                    0 => varint_value(field.kind, r.varint()?),
+                    1 => float_value(r.fixed64()?),
+                    _ => typed_value(desc, field.num, field.kind, r.bytes()?, depth + 1, budget)?,
                 });
             }
             _ => {

@@ -1,37 +1,45 @@
-//! The resources this API server serves: one static table that routing, discovery, OpenAPI,
-//! Table printing, validation and the store all read, so they cannot disagree.
+//! The resources this API server serves: one static table of the built-in kinds that routing,
+//! discovery, OpenAPI, Table printing, validation and the store all read, so they cannot
+//! disagree, and the custom resources CustomResourceDefinitions add at run time
+//! ([`crate::crd`]), described by the same [`ResourceType`] borrowed from their definition.
 
-/// One served resource type (a group/version/plural with its kind).
+/// One served resource type (a group/version/plural with its kind). Built-in kinds are
+/// `ResourceType<'static>` rows of [`RESOURCES`]; a custom resource's borrows its names from
+/// the installed definition it comes from ([`crate::crd::Served::resource_type`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResourceType {
-    /// Stable index into [`RESOURCES`]; also the store's key prefix.
+pub struct ResourceType<'a> {
+    /// Stable index into [`RESOURCES`] (or a custom resource's id); also the store's key
+    /// prefix.
     pub id: ResourceId,
     /// API group; empty for the core group.
-    pub group: &'static str,
+    pub group: &'a str,
     /// API version within the group.
-    pub version: &'static str,
+    pub version: &'a str,
     /// Lower-case plural used in paths, e.g. `pods`.
-    pub plural: &'static str,
+    pub plural: &'a str,
     /// Lower-case singular, e.g. `pod`.
-    pub singular: &'static str,
+    pub singular: &'a str,
     /// `kind` of one object, e.g. `Pod`.
-    pub kind: &'static str,
+    pub kind: &'a str,
     /// Whether objects live in a namespace.
     pub namespaced: bool,
-    /// Short names kubectl accepts (`po`, `svc`, ...).
-    pub short_names: &'static [&'static str],
-    /// Discovery categories (`all` makes `kubectl get all` include it).
-    pub categories: &'static [&'static str],
+    /// Short names kubectl accepts (`po`, `svc`, ...); a custom resource's are in its
+    /// definition (discovery reads them there).
+    pub short_names: &'a [&'a str],
+    /// Discovery categories (`all` makes `kubectl get all` include it); a custom resource's
+    /// are in its definition.
+    pub categories: &'a [&'a str],
     /// Subresources served under `/{name}/{sub}`.
-    pub subresources: &'static [&'static str],
+    pub subresources: &'a [&'a str],
+    /// The definition serving a custom resource in this version; `None` for built-in kinds.
+    pub custom: Option<&'a crate::crd::Served>,
 }
 
-/// Index of a resource type in [`RESOURCES`].
+/// Index of a built-in resource type in [`RESOURCES`], or the id of a custom resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
 #[allow(missing_docs)]
 pub enum ResourceId {
-    Namespaces = 0,
+    Namespaces,
     Pods,
     Nodes,
     Services,
@@ -47,6 +55,7 @@ pub enum ResourceId {
     ReplicationControllers,
     Jobs,
     CronJobs,
+    CustomResourceDefinitions,
     ResourceQuotas,
     PodDisruptionBudgets,
     RuntimeClasses,
@@ -56,6 +65,9 @@ pub enum ResourceId {
     MutatingWebhookConfigurations,
     ValidatingAdmissionPolicies,
     ValidatingAdmissionPolicyBindings,
+    /// The objects of one CustomResourceDefinition (all its versions share one storage), by
+    /// the id the CRD registry gave the definition when it was installed; never reused.
+    Custom(u32),
 }
 
 /// Every verb a served resource supports, in discovery order.
@@ -80,7 +92,7 @@ const fn core_v1(
     short_names: &'static [&'static str],
     categories: &'static [&'static str],
     subresources: &'static [&'static str],
-) -> ResourceType {
+) -> ResourceType<'static> {
     ResourceType {
         id,
         group: "",
@@ -92,10 +104,11 @@ const fn core_v1(
         short_names,
         categories,
         subresources,
+        custom: None,
     }
 }
 
-const NAMESPACES: ResourceType = core_v1(
+const NAMESPACES: ResourceType<'static> = core_v1(
     ResourceId::Namespaces,
     "namespaces",
     "namespace",
@@ -106,8 +119,8 @@ const NAMESPACES: ResourceType = core_v1(
     &["status", "finalize"],
 );
 
-/// All served resource types; `RESOURCES[id as usize].id == id`.
-pub const RESOURCES: &[ResourceType] = &[
+/// The built-in resource types, in [`ResourceId`] order (`RESOURCES[i].id.index() == Some(i)`).
+pub const RESOURCES: &[ResourceType<'static>] = &[
     NAMESPACES,
     core_v1(
         ResourceId::Pods,
@@ -200,6 +213,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &[],
         subresources: &[],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::Deployments,
@@ -212,6 +226,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &["deploy"],
         categories: &["all"],
         subresources: &["status", "scale"],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::ReplicaSets,
@@ -224,6 +239,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &["rs"],
         categories: &["all"],
         subresources: &["status", "scale"],
+        custom: None,
     },
     core_v1(
         ResourceId::PodTemplates,
@@ -256,6 +272,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &["all"],
         subresources: &["status"],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::CronJobs,
@@ -268,6 +285,20 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &["cj"],
         categories: &["all"],
         subresources: &["status"],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::CustomResourceDefinitions,
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        kind: "CustomResourceDefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        subresources: &["status"],
+        custom: None,
     },
     core_v1(
         ResourceId::ResourceQuotas,
@@ -290,6 +321,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &["pdb"],
         categories: &[],
         subresources: &["status"],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::RuntimeClasses,
@@ -302,6 +334,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &[],
         subresources: &[],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::FlowSchemas,
@@ -314,6 +347,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &[],
         subresources: &["status"],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::PriorityLevelConfigurations,
@@ -326,6 +360,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &[],
         subresources: &["status"],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::ValidatingWebhookConfigurations,
@@ -338,6 +373,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &["api-extensions"],
         subresources: &[],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::MutatingWebhookConfigurations,
@@ -350,6 +386,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &["api-extensions"],
         subresources: &[],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::ValidatingAdmissionPolicies,
@@ -362,6 +399,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &["api-extensions"],
         subresources: &["status"],
+        custom: None,
     },
     ResourceType {
         id: ResourceId::ValidatingAdmissionPolicyBindings,
@@ -374,6 +412,7 @@ pub const RESOURCES: &[ResourceType] = &[
         short_names: &[],
         categories: &["api-extensions"],
         subresources: &[],
+        custom: None,
     },
 ];
 
@@ -382,37 +421,69 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
     ("batch", "v1"),
     ("coordination.k8s.io", "v1"),
+    ("apiextensions.k8s.io", "v1"),
     ("policy", "v1"),
     ("node.k8s.io", "v1"),
     ("flowcontrol.apiserver.k8s.io", "v1"),
     ("admissionregistration.k8s.io", "v1"),
 ];
 
+/// What [`ResourceId::info`] answers for a custom resource, whose names live in its
+/// definition: no names, no subresources. Callers that can meet custom resources take the type
+/// from the request ([`crate::api::request::ResourcePath`]) instead.
+const UNNAMED_CUSTOM: ResourceType<'static> = ResourceType {
+    id: ResourceId::Custom(u32::MAX),
+    group: "",
+    version: "",
+    plural: "",
+    singular: "",
+    kind: "",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    subresources: &[],
+    custom: None,
+};
+
 impl ResourceId {
-    /// The static description of this resource type.
-    pub fn info(self) -> &'static ResourceType {
-        // `RESOURCES` is ordered by `ResourceId` (a unit test checks it); `get` keeps this
-        // panic-free regardless.
-        match RESOURCES.get(self as usize) {
+    /// The position of a built-in type in [`RESOURCES`]; `None` for a custom resource.
+    pub fn index(self) -> Option<usize> {
+        if let ResourceId::Custom(_) = self {
+            return None;
+        }
+        RESOURCES.iter().position(|r| r.id == self)
+    }
+
+    /// Whether this is a custom resource (a CustomResourceDefinition's).
+    pub fn is_custom(self) -> bool {
+        matches!(self, ResourceId::Custom(_))
+    }
+
+    /// The static description of a built-in resource type; for a custom resource, a
+    /// placeholder without names ([`UNNAMED_CUSTOM`]).
+    pub fn info(self) -> &'static ResourceType<'static> {
+        match self.index().and_then(|i| RESOURCES.get(i)) {
             Some(info) => info,
-            None => &NAMESPACES,
+            None => &UNNAMED_CUSTOM,
         }
     }
 }
 
-impl ResourceType {
-    /// `apiVersion` of objects of this type (`v1`, `apps/v1`).
-    pub fn api_version(&self) -> &'static str {
+impl ResourceType<'_> {
+    /// `apiVersion` of objects of this type (`v1`, `apps/v1`, `stable.example.com/v1`).
+    pub fn api_version(&self) -> alloc::borrow::Cow<'static, str> {
+        use alloc::borrow::Cow;
         match self.group {
-            "" => "v1",
-            "apps" => "apps/v1",
-            "batch" => "batch/v1",
-            "coordination.k8s.io" => "coordination.k8s.io/v1",
-            "policy" => "policy/v1",
-            "node.k8s.io" => "node.k8s.io/v1",
-            "flowcontrol.apiserver.k8s.io" => "flowcontrol.apiserver.k8s.io/v1",
-            "admissionregistration.k8s.io" => "admissionregistration.k8s.io/v1",
-            _ => self.version,
+            "" => Cow::Borrowed("v1"),
+            "apps" => Cow::Borrowed("apps/v1"),
+            "batch" => Cow::Borrowed("batch/v1"),
+            "coordination.k8s.io" => Cow::Borrowed("coordination.k8s.io/v1"),
+            "apiextensions.k8s.io" => Cow::Borrowed("apiextensions.k8s.io/v1"),
+            "policy" => Cow::Borrowed("policy/v1"),
+            "node.k8s.io" => Cow::Borrowed("node.k8s.io/v1"),
+            "flowcontrol.apiserver.k8s.io" => Cow::Borrowed("flowcontrol.apiserver.k8s.io/v1"),
+            "admissionregistration.k8s.io" => Cow::Borrowed("admissionregistration.k8s.io/v1"),
+            group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }
 
@@ -422,15 +493,43 @@ impl ResourceType {
     }
 }
 
-/// Finds a resource by group, version and plural as it appears in a request path.
-pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+/// What a request path names: a built-in kind, or a custom resource in one served version.
+#[derive(Debug, Clone)]
+pub enum Resource {
+    /// A row of [`RESOURCES`].
+    Builtin(&'static ResourceType<'static>),
+    /// A served version of an installed CustomResourceDefinition.
+    Custom(crate::crd::Served),
+}
+
+impl Resource {
+    /// The resource type (a custom one borrows its names from the definition held here).
+    pub fn rt(&self) -> ResourceType<'_> {
+        match self {
+            Resource::Builtin(rt) => **rt,
+            Resource::Custom(served) => served.resource_type(),
+        }
+    }
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.rt(), other.rt());
+        a.id == b.id && a.version == b.version
+    }
+}
+
+impl Eq for Resource {}
+
+/// Finds a built-in resource by group, version and plural as it appears in a request path.
+pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType<'static>> {
     RESOURCES
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// Finds a resource by its `apiVersion` and `kind`.
-pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
+/// Finds a built-in resource by its `apiVersion` and `kind`.
+pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType<'static>> {
     RESOURCES
         .iter()
         .find(|r| r.api_version() == api_version && r.kind == kind)
@@ -443,7 +542,7 @@ mod tests {
     #[test]
     fn table_is_indexed_by_id() {
         for (index, r) in RESOURCES.iter().enumerate() {
-            assert_eq!(r.id as usize, index, "{}", r.plural);
+            assert_eq!(r.id.index(), Some(index), "{}", r.plural);
             assert_eq!(r.id.info().plural, r.plural);
         }
         assert_eq!(
@@ -455,5 +554,7 @@ mod tests {
             Some("leases")
         );
         assert!(lookup("", "v1", "widgets").is_none());
+        assert_eq!(ResourceId::Custom(7).index(), None);
+        assert_eq!(ResourceId::Custom(7).info().plural, "");
     }
 }

@@ -132,6 +132,8 @@ pub struct Store {
     max_objects: usize,
     max_bytes: usize,
     per_resource: [usize; crate::resource::RESOURCES.len()],
+    /// Objects per custom resource (store id), entries dropped at zero.
+    per_custom: BTreeMap<u32, usize>,
     ring: Arc<WatchRing>,
     /// Objects looked up or visited by reads since start: a count of work (not time), so
     /// tests can show that a cost does not grow with the size of the cluster.
@@ -154,6 +156,7 @@ impl Store {
             max_objects: config.max_objects,
             max_bytes: config.max_store_bytes,
             per_resource: [0; crate::resource::RESOURCES.len()],
+            per_custom: BTreeMap::new(),
             ring: Arc::new(WatchRing::starting_at(
                 config.watch_ring_capacity,
                 config.watch_ring_bytes,
@@ -195,10 +198,33 @@ impl Store {
 
     /// Objects stored of one resource type.
     pub fn count(&self, resource: ResourceId) -> usize {
-        self.per_resource
-            .get(resource as usize)
-            .copied()
-            .unwrap_or(0)
+        match resource {
+            ResourceId::Custom(id) => self.per_custom.get(&id).copied().unwrap_or(0),
+            builtin => builtin
+                .index()
+                .and_then(|i| self.per_resource.get(i))
+                .copied()
+                .unwrap_or(0),
+        }
+    }
+
+    fn count_change(&mut self, resource: ResourceId, added: bool) {
+        let slot = match resource {
+            ResourceId::Custom(id) => Some(self.per_custom.entry(id).or_insert(0)),
+            builtin => builtin.index().and_then(|i| self.per_resource.get_mut(i)),
+        };
+        if let Some(n) = slot {
+            *n = if added {
+                n.saturating_add(1)
+            } else {
+                n.saturating_sub(1)
+            };
+        }
+        if let ResourceId::Custom(id) = resource
+            && self.per_custom.get(&id) == Some(&0)
+        {
+            self.per_custom.remove(&id);
+        }
     }
 
     /// The current version of `key`.
@@ -273,9 +299,7 @@ impl Store {
             index: StdArc::new(index),
         };
         self.used_bytes = used;
-        if let Some(n) = self.per_resource.get_mut(key.resource as usize) {
-            *n += 1;
-        }
+        self.count_change(key.resource, true);
         self.objects.insert(key.clone(), object.clone());
         self.commit(EventType::Added, key, object, None);
         Ok(revision)
@@ -321,9 +345,7 @@ impl Store {
         self.used_bytes =
             self.used_bytes
                 .saturating_sub(entry_bytes(key, old.json.len(), &old.index));
-        if let Some(n) = self.per_resource.get_mut(key.resource as usize) {
-            *n = n.saturating_sub(1);
-        }
+        self.count_change(key.resource, false);
         let revision = self.next_revision();
         let object = StoredObject {
             json: final_json.into(),

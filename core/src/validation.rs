@@ -448,6 +448,32 @@ fn obj_at<'a>(v: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
     v.get(key).and_then(Value::as_object)
 }
 
+/// Validates a custom resource of kind `kind` (with `old` on update): its metadata as every
+/// object's, then the causes its schema gave (`schema`); errors are 422 Invalid with causes.
+pub fn validate_custom(
+    kind: &str,
+    obj: &Value,
+    old: Option<&Value>,
+    schema: Vec<Cause>,
+) -> Result<(), Error> {
+    let mut e = Errs::default();
+    let empty = Value::Null;
+    let meta = obj.get("metadata").unwrap_or(&empty);
+    validate_meta(&mut e, ResourceId::Custom(0), meta);
+    if let Some(old) = old {
+        validate_meta_update(&mut e, meta, old.get("metadata").unwrap_or(&empty));
+    }
+    e.causes.extend(schema);
+    if e.causes.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        kind: kind.to_string(),
+        name: s(meta, "name").to_string(),
+        causes: e.causes,
+    })
+}
+
 /// Validates `obj` (with `old` on update); errors are 422 Invalid with causes.
 pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Result<(), Error> {
     let mut e = Errs::default();
@@ -489,7 +515,10 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::ValidatingAdmissionPolicyBindings => {
             policy::validate_admission_policy_binding(&mut e, obj);
         }
-        ResourceId::Namespaces | ResourceId::ServiceAccounts => {}
+        ResourceId::CustomResourceDefinitions => {
+            e.causes.extend(crate::crd::validation::validate(obj, old));
+        }
+        ResourceId::Namespaces | ResourceId::ServiceAccounts | ResourceId::Custom(_) => {}
         ResourceId::PodTemplates => workloads::validate_pod_template(&mut e, obj),
         ResourceId::ReplicationControllers => {
             workloads::validate_replication_controller(&mut e, obj);

@@ -63,6 +63,8 @@ enum Frame {
     Map {
         map: Map<String, Value>,
         key: Option<String>,
+        /// The line of `key` and whether it was a string (for go-yaml's duplicate message).
+        key_at: (usize, bool),
         /// Mappings merged in with `<<`, applied at the end (explicit keys win).
         merges: Vec<Map<String, Value>>,
         /// The next value is the `<<` merge source.
@@ -81,7 +83,14 @@ struct Builder {
     bytes: u64,
     max_bytes: u64,
     max_depth: usize,
+    /// The line of the event being added.
+    line: usize,
+    /// Keys set twice in one mapping, as go-yaml's strict decoder reports them.
+    duplicates: Vec<String>,
 }
+
+/// Most duplicate keys reported for one body.
+const MAX_DUPLICATES: usize = 100;
 
 impl Builder {
     fn charge(&mut self, weight: Weight, aliased: bool) -> Result<(), YamlError> {
@@ -140,6 +149,7 @@ impl Builder {
             Frame::Map {
                 map,
                 key,
+                key_at,
                 merges,
                 merging,
                 weight: w,
@@ -167,10 +177,22 @@ impl Builder {
                         }
                     }
                 } else if let Some(k) = key.take() {
+                    if map.contains_key(&k) && self.duplicates.len() < MAX_DUPLICATES {
+                        let (line, quoted) = *key_at;
+                        let shown = if quoted {
+                            serde_json::to_string(&k).unwrap_or_default()
+                        } else {
+                            k.clone()
+                        };
+                        self.duplicates.push(alloc::format!(
+                            "line {line}: key {shown} already set in map"
+                        ));
+                    }
                     map.insert(k, value);
                 } else if key_text == Some("<<") {
                     *merging = true;
                 } else {
+                    *key_at = (self.line, value.is_string());
                     *key = Some(key_string(&value)?);
                 }
             }
@@ -202,6 +224,17 @@ fn key_string(key: &Value) -> Result<String, YamlError> {
 /// Converts the first YAML document of `bytes` into JSON, within `max_bytes` of JSON and
 /// `max_depth` levels of nesting.
 pub fn to_json(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Value, YamlError> {
+    to_json_strict(bytes, max_bytes, max_depth).map(|(value, _)| value)
+}
+
+/// [`to_json`], and the keys set twice in a mapping as go-yaml's strict decoder words them
+/// (`line 9: key "foo" already set in map`; the later value wins in the tree, as in the
+/// non-strict decoder). kube-apiserver's apply refuses them under `fieldValidation=Strict`.
+pub fn to_json_strict(
+    bytes: &[u8],
+    max_bytes: usize,
+    max_depth: usize,
+) -> Result<(Value, Vec<String>), YamlError> {
     let text = core::str::from_utf8(bytes)
         .map_err(|_| YamlError::new("yaml: invalid UTF-8 in the document"))?;
     let mut builder = Builder {
@@ -213,10 +246,12 @@ pub fn to_json(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Value
         bytes: 0,
         max_bytes: u64::try_from(max_bytes).unwrap_or(u64::MAX),
         max_depth,
+        line: 0,
+        duplicates: Vec::new(),
     };
     let mut parser = Parser::new_from_str(text);
     while let Some(event) = parser.next_event() {
-        let (event, _) = event.map_err(|e| {
+        let (event, span) = event.map_err(|e| {
             if e.info() == "recursion limit exceeded" {
                 // The parser's own bound on flow nesting, below ours for JSON-like input.
                 return YamlError {
@@ -232,6 +267,7 @@ pub fn to_json(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Value
                 e.info()
             ))
         })?;
+        builder.line = span.start.line();
         match event {
             Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => {}
             Event::DocumentEnd | Event::StreamEnd => {
@@ -272,6 +308,7 @@ pub fn to_json(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Value
                 builder.open(Frame::Map {
                     map: Map::new(),
                     key: None,
+                    key_at: (0, false),
                     merges: Vec::new(),
                     merging: false,
                     anchor,
@@ -316,7 +353,7 @@ pub fn to_json(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Value
             break;
         }
     }
-    Ok(builder.root.unwrap_or(Value::Null))
+    Ok((builder.root.unwrap_or(Value::Null), builder.duplicates))
 }
 
 /// The JSON value of one scalar, by go-yaml v2's resolution for plain scalars and explicit
@@ -464,6 +501,26 @@ mod tests {
 
     fn read(text: &str) -> Value {
         to_json(text.as_bytes(), 1 << 20, 64).unwrap()
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_as_go_yaml_strict_words_them() {
+        let body = b"\napiVersion: v1\nkind: X\nspec:\n  foo: foo1\n  foo: foo2\n  1: a\n  1: b\n";
+        let (value, duplicates) = to_json_strict(body, 1 << 20, 64).unwrap();
+        assert_eq!(value["spec"]["foo"], "foo2");
+        assert_eq!(
+            duplicates,
+            [
+                "line 6: key \"foo\" already set in map",
+                "line 8: key 1 already set in map"
+            ]
+        );
+        assert!(
+            to_json_strict(b"a: 1\nb: 2\n", 1 << 20, 64)
+                .unwrap()
+                .1
+                .is_empty()
+        );
     }
 
     #[test]

@@ -123,6 +123,56 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             "cronjobs.spec.jobTemplate.spec.template",
             &["metadata", "spec"],
         ),
+        (
+            "customresourcedefinitions",
+            "customresourcedefinitions.spec.versions.additionalPrinterColumns",
+            &["jsonPath", "name", "type"],
+        ),
+        (
+            "resourcequotas",
+            "resourcequotas.spec.scopeSelector.matchExpressions",
+            &["operator", "scopeName", "values"],
+        ),
+        (
+            "poddisruptionbudgets",
+            "poddisruptionbudgets.spec.selector.matchExpressions",
+            &["key", "operator", "values"],
+        ),
+        (
+            "runtimeclasses",
+            "runtimeclasses.scheduling.tolerations",
+            &["effect", "key", "tolerationSeconds"],
+        ),
+        (
+            "flowschemas",
+            "flowschemas.spec.rules.subjects.serviceAccount",
+            &["name", "namespace"],
+        ),
+        (
+            "prioritylevelconfigurations",
+            "prioritylevelconfigurations.spec.limited.limitResponse.queuing",
+            &["handSize", "queueLengthLimit", "queues"],
+        ),
+        (
+            "validatingwebhookconfigurations",
+            "validatingwebhookconfigurations.webhooks.clientConfig.service",
+            &["name", "namespace", "path", "port"],
+        ),
+        (
+            "mutatingwebhookconfigurations",
+            "mutatingwebhookconfigurations.webhooks.rules",
+            &["apiGroups", "operations", "scope"],
+        ),
+        (
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicies.spec.matchConstraints.resourceRules",
+            &["operations", "resourceNames"],
+        ),
+        (
+            "validatingadmissionpolicybindings",
+            "validatingadmissionpolicybindings.spec.paramRef",
+            &["name", "parameterNotFoundAction", "selector"],
+        ),
     ];
     for r in RESOURCES {
         assert!(

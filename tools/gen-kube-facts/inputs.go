@@ -22,6 +22,8 @@ type pin struct {
 var pins = []pin{
 	{"k8s.io/api", "v0.32.13", "h1:CAtHUTtSau6UhSGcrypjKXc2365TncaxUtrIfnjUPGE="},
 	{"k8s.io/apimachinery", "v0.32.13", "h1:OQ1djPkMwU8F9BQwZUW314DdYsalB8hRvBgLRqimJdo="},
+	// Only its apiextensions/v1 package is read: the protobuf form of CustomResourceDefinitions.
+	{"k8s.io/apiextensions-apiserver", "v0.32.13", "h1:3M8y1UNKgAp/I+T4TDEeqXiR1wj8nrqzTqgMHRKsO8A="},
 	// Only its api/openapi-spec folder is read: the OpenAPI documents kube-apiserver serves.
 	{"k8s.io/kubernetes", "v1.32.13", "h1:5TGYdZ6YZqdp6h/Rp1vX/4TIoybMPdgv97LCZCtPuNQ="},
 }

@@ -71,7 +71,11 @@ func readServed(root string) (*served, error) {
 			continue
 		}
 		name, _, _ := strings.Cut(v, "=")
-		ids = append(ids, strings.TrimSpace(name))
+		name = strings.TrimSpace(name)
+		if strings.Contains(name, "(") {
+			continue // Custom(u32): the CRD registry's resources, not table rows
+		}
+		ids = append(ids, name)
 	}
 	byID := map[string]resource{}
 	add := func(r resource) error {
@@ -111,6 +115,9 @@ func readServed(root string) (*served, error) {
 			if ok {
 				fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
 			}
+		}
+		if strings.Contains(fields["id"], "(") {
+			continue // the placeholder that stands for custom resources
 		}
 		r := resource{id: strings.TrimPrefix(fields["id"], "ResourceId::"), group: unquote(fields["group"]),
 			version: unquote(fields["version"]), plural: unquote(fields["plural"]), kind: unquote(fields["kind"]),

@@ -63,6 +63,8 @@ func rustIdent(def string) (string, error) {
 		prefix = strings.ToUpper(parts[3]) + "_"
 	case strings.HasPrefix(def, "io.k8s.apimachinery.pkg.apis.meta.v1."):
 		prefix = "META_"
+	case strings.HasPrefix(def, "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."):
+		prefix = "APIEXTENSIONS_"
 	default:
 		return "", fmt.Errorf("no identifier rule for %s", def)
 	}
@@ -340,7 +342,15 @@ func schemaTypes(mods map[string]module, s *served, docs map[string]obj) ([]byte
 	for i, r := range s.resources {
 		fmt.Fprintf(&b, "        ResourceId::%s => &%s,\n", r.id, g.idents[roots[i]])
 	}
+	b.WriteString("        ResourceId::Custom(_) => &CUSTOM_RESOURCE,\n")
 	b.WriteString("    }\n}\n\n")
+	objectMeta, ok := g.idents["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]
+	if !ok {
+		return nil, fmt.Errorf("no ObjectMeta among the served types")
+	}
+	b.WriteString("/// A custom resource as these tables see it: typed metadata, the rest free-form (its\n")
+	b.WriteString("/// schema is its CustomResourceDefinition's, in `crate::crd`).\n")
+	fmt.Fprintf(&b, "pub(super) static CUSTOM_RESOURCE: Type = Type {\n    name: \"custom resource\",\n    fields: &[\n        f(\"apiVersion\", Any),\n        f(\"kind\", Any),\n        f(\"metadata\", Object(&%s)),\n    ],\n};\n\n", objectMeta)
 	b.WriteString("/// String defaults of associative-list key fields (the same for that key in every list).\n")
 	b.WriteString("pub(super) static KEY_DEFAULTS: &[(&str, &str)] = &[\n")
 	for _, key := range sortedKeys(g.keyDefs) {

@@ -37,7 +37,7 @@ pub(crate) enum Operation<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Attempt<'a> {
     /// The resource of the path.
-    pub(crate) resource: &'static ResourceType,
+    pub(crate) resource: &'a ResourceType<'a>,
     /// The subresource of the path (`status`), if any.
     pub(crate) subresource: Option<&'a str>,
     /// The namespace (empty for cluster-scoped objects).

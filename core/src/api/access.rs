@@ -92,7 +92,12 @@ const NON_RESOURCE_URLS: &[(&str, &str)] = &[
 
 /// Whether `identity` may `verb` the non-resource `path`: what dispatch (and, for
 /// `/attestation`, the runtime) lets each caller read.
-pub(crate) fn non_resource_allowed(identity: &Identity, verb: &str, path: &str) -> bool {
+pub(crate) fn non_resource_allowed(
+    identity: &Identity,
+    verb: &str,
+    path: &str,
+    crds: &crate::crd::Registry,
+) -> bool {
     if matches!(identity, Identity::Admin | Identity::User(_)) {
         return true;
     }
@@ -100,7 +105,7 @@ pub(crate) fn non_resource_allowed(identity: &Identity, verb: &str, path: &str) 
         return false;
     }
     let attestation = path == "/attestation" || path.starts_with("/attestation/");
-    match request::route(path) {
+    match request::route(path, crds) {
         Some(Route::Health(_) | Route::Version) => true,
         _ if attestation => true,
         _ if *identity == Identity::Anonymous => false,
@@ -186,7 +191,11 @@ fn field_selector(value: &Value) -> Option<String> {
 
 /// Served resource types matching an access review's group, version (any when empty) and
 /// resource.
-fn resource_type(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
+fn resource_type(
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<&'static ResourceType<'static>> {
     if version.is_empty() {
         RESOURCES
             .iter()
@@ -299,7 +308,7 @@ impl ApiServer {
             }
             (None, Some(attributes)) => {
                 let text = |key: &str| attributes.get(key).and_then(Value::as_str).unwrap_or("");
-                if non_resource_allowed(identity, text("verb"), text("path")) {
+                if non_resource_allowed(identity, text("verb"), text("path"), &self.crds) {
                     Ok(())
                 } else {
                     Err(String::new())
@@ -361,7 +370,7 @@ impl ApiServer {
             "get" | "watch" | "update" | "patch" | "delete"
         );
         let path = ResourcePath {
-            resource: rt,
+            resource: resource::Resource::Builtin(rt),
             namespace: Some(attributes.namespace).filter(|ns| rt.namespaced && !ns.is_empty()),
             name: Some(attributes.name).filter(|n| named && !n.is_empty()),
             subresource: Some(attributes.subresource).filter(|s| !s.is_empty()),
@@ -419,7 +428,7 @@ impl ApiServer {
         } else {
             let urls: Vec<&str> = NON_RESOURCE_URLS
                 .iter()
-                .filter(|(_, sample)| non_resource_allowed(identity, "get", sample))
+                .filter(|(_, sample)| non_resource_allowed(identity, "get", sample, &self.crds))
                 .map(|(url, _)| *url)
                 .collect();
             alloc::vec![json!({"verbs": ["get"], "nonResourceURLs": urls})]
@@ -477,7 +486,7 @@ impl ApiServer {
                     None => rt.plural.to_string(),
                 };
                 let path = |name: Option<&'static str>| ResourcePath {
-                    resource: rt,
+                    resource: resource::Resource::Builtin(rt),
                     namespace: ns,
                     name,
                     subresource: sub,

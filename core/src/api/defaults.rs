@@ -111,6 +111,7 @@ pub(crate) fn apply(
             }
         }
         ResourceId::Services => service(map, old),
+        ResourceId::CustomResourceDefinitions => crate::crd::validation::default(obj, old),
         ResourceId::PodTemplates => workloads::pod_template(map),
         ResourceId::ReplicationControllers => workloads::replication_controller(map, old.is_none()),
         ResourceId::Jobs => {

@@ -2,7 +2,8 @@
 //! and the aggregated `APIGroupDiscoveryList` form that saves kubectl every further call.
 //!
 //! Everything is derived from [`crate::resource::RESOURCES`], [`crate::resource::GROUPS`] and
-//! the access reviews of [`super::access::REVIEWS`], so discovery cannot disagree with routing.
+//! the access reviews of [`super::access::REVIEWS`] and the CRD registry's established
+//! definitions, so discovery cannot disagree with routing.
 
 use alloc::string::String;
 use alloc::vec;
@@ -12,9 +13,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::access::{REVIEWS, Review};
+use crate::crd::{Registry, Served};
 use crate::resource::{GROUPS, RESOURCES, ResourceType, VERBS};
 
-/// Every served API group (resources' and reviews'), sorted by name as kube lists them.
+/// Every built-in API group (resources' and reviews'), sorted by name as kube lists them.
 fn groups() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = GROUPS.to_vec();
     for r in REVIEWS {
@@ -59,24 +61,47 @@ fn group_version(group: &str, version: &str) -> Value {
     json!({"groupVersion": alloc::format!("{group}/{version}"), "version": version})
 }
 
-fn group_entry(group: &str, version: &str) -> Value {
+fn group_entry(group: &str, versions: &[String]) -> Value {
+    let listed: Vec<Value> = versions.iter().map(|v| group_version(group, v)).collect();
+    let preferred = versions
+        .first()
+        .map_or(Value::Null, |v| group_version(group, v));
     json!({
         "name": group,
-        "versions": [group_version(group, version)],
-        "preferredVersion": group_version(group, version),
+        "versions": listed,
+        "preferredVersion": preferred,
     })
 }
 
+/// Every served group besides the core group with its versions (preferred first): the
+/// built-in groups, then the custom resources' groups by name.
+fn all_groups(crds: &Registry) -> Vec<(String, Vec<String>)> {
+    let builtin = groups();
+    let mut out: Vec<(String, Vec<String>)> = builtin
+        .iter()
+        .map(|(g, v)| (String::from(*g), vec![String::from(*v)]))
+        .collect();
+    out.extend(
+        crds.groups()
+            .into_iter()
+            .filter(|(g, _)| !builtin.iter().any(|(b, _)| b == g)),
+    );
+    out
+}
+
 /// `GET /apis` (`APIGroupList`).
-pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = groups().iter().map(|(g, v)| group_entry(g, v)).collect();
+pub fn api_group_list(crds: &Registry) -> Value {
+    let groups: Vec<Value> = all_groups(crds)
+        .iter()
+        .map(|(g, v)| group_entry(g, v))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}` (`APIGroup`).
-pub fn api_group(group: &str) -> Option<Value> {
-    let (name, version) = groups().into_iter().find(|(g, _)| *g == group)?;
-    let mut entry = group_entry(name, version);
+pub fn api_group(group: &str, crds: &Registry) -> Option<Value> {
+    let (name, versions) = all_groups(crds).into_iter().find(|(g, _)| g == group)?;
+    let mut entry = group_entry(&name, &versions);
     let obj = entry.as_object_mut()?;
     obj.insert("kind".into(), "APIGroup".into());
     obj.insert("apiVersion".into(), "v1".into());
@@ -84,66 +109,135 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 /// One served subresource as discovery describes it.
-struct Sub {
+struct Sub<'a> {
     name: &'static str,
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
+    group: &'a str,
+    version: &'a str,
+    kind: &'a str,
     verbs: &'static [&'static str],
 }
 
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
-/// The kind and verbs of `r`'s subresource `sub`, as kube-apiserver registers them.
-fn subresource(r: &ResourceType, sub: &'static str) -> Sub {
-    let own = |verbs| Sub {
-        name: sub,
-        group: r.group,
-        version: r.version,
-        kind: r.kind,
-        verbs,
-    };
-    match sub {
-        "binding" => Sub {
+/// One served resource as discovery describes it: a built-in kind or a custom resource.
+struct Entry<'a> {
+    group: &'a str,
+    version: &'a str,
+    plural: &'a str,
+    singular: &'a str,
+    kind: &'a str,
+    namespaced: bool,
+    short_names: Vec<&'a str>,
+    categories: Vec<&'a str>,
+    subresources: Vec<&'static str>,
+    /// The version objects are stored in (for `storageVersionHash`).
+    storage_version: &'a str,
+}
+
+impl<'a> Entry<'a> {
+    fn builtin(r: &'a ResourceType<'static>) -> Self {
+        Self {
+            group: r.group,
+            version: r.version,
+            plural: r.plural,
+            singular: r.singular,
+            kind: r.kind,
+            namespaced: r.namespaced,
+            short_names: r.short_names.to_vec(),
+            categories: r.categories.to_vec(),
+            subresources: r.subresources.to_vec(),
+            storage_version: r.version,
+        }
+    }
+
+    fn custom(served: &'a Served) -> Self {
+        let d = &served.definition;
+        let v = served.version();
+        let mut subresources = Vec::new();
+        if v.status {
+            subresources.push("status");
+        }
+        if v.scale.is_some() {
+            subresources.push("scale");
+        }
+        Self {
+            group: &d.group,
+            version: &v.name,
+            plural: &d.plural,
+            singular: &d.singular,
+            kind: &d.kind,
+            namespaced: d.namespaced,
+            short_names: d.short_names.iter().map(String::as_str).collect(),
+            categories: d.categories.iter().map(String::as_str).collect(),
+            subresources,
+            storage_version: d
+                .storage_version()
+                .map_or(v.name.as_str(), |s| s.name.as_str()),
+        }
+    }
+
+    /// The kind and verbs of subresource `sub`, as kube-apiserver registers them.
+    fn subresource(&self, sub: &'static str) -> Sub<'a> {
+        let own = |verbs| Sub {
             name: sub,
-            group: "",
-            version: "v1",
-            kind: "Binding",
-            verbs: &["create"],
-        },
-        "scale" => Sub {
-            name: sub,
-            group: "autoscaling",
-            version: "v1",
-            kind: "Scale",
-            verbs: STATUS_VERBS,
-        },
-        "finalize" => own(&["update"]),
-        _ => own(STATUS_VERBS),
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            verbs,
+        };
+        match sub {
+            "binding" => Sub {
+                name: sub,
+                group: "",
+                version: "v1",
+                kind: "Binding",
+                verbs: &["create"],
+            },
+            "scale" => Sub {
+                name: sub,
+                group: "autoscaling",
+                version: "v1",
+                kind: "Scale",
+                verbs: STATUS_VERBS,
+            },
+            "finalize" => own(&["update"]),
+            _ => own(STATUS_VERBS),
+        }
+    }
+
+    /// `storageVersionHash`: base64 of the first 8 bytes of SHA-256 of `group/version/kind`
+    /// (k8s.io/apiserver `discovery.StorageVersionHash`; `/v1/Pod` gives `xPOwRZ+Yhw8=`).
+    fn storage_version_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.group.as_bytes());
+        hasher.update(b"/");
+        hasher.update(self.storage_version.as_bytes());
+        hasher.update(b"/");
+        hasher.update(self.kind.as_bytes());
+        let digest = hasher.finalize();
+        base64::engine::general_purpose::STANDARD.encode(digest.get(..8).unwrap_or_default())
     }
 }
 
-/// `storageVersionHash`: base64 of the first 8 bytes of SHA-256 of `group/version/kind`
-/// (k8s.io/apiserver `discovery.StorageVersionHash`; `/v1/Pod` gives `xPOwRZ+Yhw8=`).
-fn storage_version_hash(r: &ResourceType) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(r.group.as_bytes());
-    hasher.update(b"/");
-    hasher.update(r.version.as_bytes());
-    hasher.update(b"/");
-    hasher.update(r.kind.as_bytes());
-    let digest = hasher.finalize();
-    base64::engine::general_purpose::STANDARD.encode(digest.get(..8).unwrap_or_default())
-}
-
-fn resources_of(group: &str, version: &str) -> Vec<&'static ResourceType> {
-    let mut out: Vec<&'static ResourceType> = RESOURCES
+/// The resources served in `group`/`version`, sorted by plural (as kube-apiserver lists them);
+/// `None` when that group version is not served.
+fn entries<'a>(group: &str, version: &str, custom: &'a [Served]) -> Option<Vec<Entry<'a>>> {
+    let builtin = if group.is_empty() {
+        version == "v1"
+    } else {
+        groups().iter().any(|(g, v)| *g == group && *v == version)
+    };
+    if !builtin && custom.is_empty() {
+        return None;
+    }
+    let mut out: Vec<Entry<'a>> = RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
+        .map(Entry::builtin)
         .collect();
-    // kube-apiserver lists resources sorted by name.
-    out.sort_by_key(|r| r.plural);
-    out
+    out.extend(custom.iter().map(Entry::custom));
+    out.sort_by(|a, b| a.plural.cmp(b.plural));
+    Some(out)
 }
 
 fn strings(items: &[&str]) -> Value {
@@ -151,17 +245,10 @@ fn strings(items: &[&str]) -> Value {
 }
 
 /// `GET /api/v1` or `/apis/{group}/{version}` (`APIResourceList`).
-pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    let served = if group.is_empty() {
-        version == "v1"
-    } else {
-        groups().iter().any(|(g, v)| *g == group && *v == version)
-    };
-    if !served {
-        return None;
-    }
-    let mut entries: Vec<(String, Value)> = Vec::new();
-    for r in resources_of(group, version) {
+pub fn api_resource_list(group: &str, version: &str, crds: &Registry) -> Option<Value> {
+    let custom = crds.served_in(group, version);
+    let mut entries_list: Vec<(String, Value)> = Vec::new();
+    for r in entries(group, version, &custom)? {
         let mut e = Map::new();
         e.insert("name".into(), r.plural.into());
         e.insert("singularName".into(), r.singular.into());
@@ -169,15 +256,15 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
         e.insert("kind".into(), r.kind.into());
         e.insert("verbs".into(), strings(VERBS));
         if !r.short_names.is_empty() {
-            e.insert("shortNames".into(), strings(r.short_names));
+            e.insert("shortNames".into(), strings(&r.short_names));
         }
         if !r.categories.is_empty() {
-            e.insert("categories".into(), strings(r.categories));
+            e.insert("categories".into(), strings(&r.categories));
         }
-        e.insert("storageVersionHash".into(), storage_version_hash(r).into());
-        entries.push((r.plural.into(), Value::Object(e)));
-        for sub in r.subresources {
-            let s = subresource(r, sub);
+        e.insert("storageVersionHash".into(), r.storage_version_hash().into());
+        entries_list.push((r.plural.into(), Value::Object(e)));
+        for sub in &r.subresources {
+            let s = r.subresource(sub);
             let name = alloc::format!("{}/{}", r.plural, s.name);
             let mut e = Map::new();
             e.insert("name".into(), name.clone().into());
@@ -189,7 +276,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             }
             e.insert("kind".into(), s.kind.into());
             e.insert("verbs".into(), strings(s.verbs));
-            entries.push((name, Value::Object(e)));
+            entries_list.push((name, Value::Object(e)));
         }
     }
     for review in reviews_of(group, version) {
@@ -200,10 +287,10 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": review.kind,
             "verbs": ["create"],
         });
-        entries.push((review.plural.into(), entry));
+        entries_list.push((review.plural.into(), entry));
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let resources: Vec<Value> = entries.into_iter().map(|(_, e)| e).collect();
+    entries_list.sort_by(|a, b| a.0.cmp(&b.0));
+    let resources: Vec<Value> = entries_list.into_iter().map(|(_, e)| e).collect();
     let group_version = if group.is_empty() {
         String::from(version)
     } else {
@@ -224,7 +311,7 @@ fn response_kind(group: &str, version: &str, kind: &str) -> Value {
     json!({"group": group, "version": version, "kind": kind})
 }
 
-fn discovery_version(group: &str, version: &str) -> Value {
+fn discovery_version(group: &str, version: &str, crds: &Registry) -> Value {
     let reviews = reviews_of(group, version).map(|r| {
         json!({
             "resource": r.plural,
@@ -234,7 +321,9 @@ fn discovery_version(group: &str, version: &str) -> Value {
             "verbs": ["create"],
         })
     });
-    let resources: Vec<Value> = resources_of(group, version)
+    let custom = crds.served_in(group, version);
+    let resources: Vec<Value> = entries(group, version, &custom)
+        .unwrap_or_default()
         .into_iter()
         .map(|r| {
             let mut e = Map::new();
@@ -255,17 +344,17 @@ fn discovery_version(group: &str, version: &str) -> Value {
             e.insert("singularResource".into(), r.singular.into());
             e.insert("verbs".into(), strings(VERBS));
             if !r.short_names.is_empty() {
-                e.insert("shortNames".into(), strings(r.short_names));
+                e.insert("shortNames".into(), strings(&r.short_names));
             }
             if !r.categories.is_empty() {
-                e.insert("categories".into(), strings(r.categories));
+                e.insert("categories".into(), strings(&r.categories));
             }
-            let mut subs: Vec<&&str> = r.subresources.iter().collect();
-            subs.sort();
+            let mut subs = r.subresources.clone();
+            subs.sort_unstable();
             let subs: Vec<Value> = subs
                 .into_iter()
                 .map(|sub| {
-                    let s = subresource(r, sub);
+                    let s = r.subresource(sub);
                     json!({
                         "subresource": s.name,
                         "responseKind": response_kind(s.group, s.version, s.kind),
@@ -287,20 +376,25 @@ fn discovery_version(group: &str, version: &str) -> Value {
 ///
 /// Served with Content-Type `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`.
 /// The core group's entry has no name, as kube-apiserver's does (ObjectMeta with only the
-/// zero `creationTimestamp` it serialises as `null` in 1.32).
-pub fn aggregated(core_group: bool) -> Value {
+/// zero `creationTimestamp` it serialises as `null` in 1.32). A custom group lists its versions
+/// preferred first.
+pub fn aggregated(core_group: bool, crds: &Registry) -> Value {
     let items: Vec<Value> = if core_group {
         vec![json!({
             "metadata": {"creationTimestamp": null},
-            "versions": [discovery_version("", "v1")],
+            "versions": [discovery_version("", "v1", crds)],
         })]
     } else {
-        groups()
+        all_groups(crds)
             .iter()
-            .map(|(g, v)| {
+            .map(|(g, versions)| {
+                let versions: Vec<Value> = versions
+                    .iter()
+                    .map(|v| discovery_version(g, v, crds))
+                    .collect();
                 json!({
                     "metadata": {"name": g, "creationTimestamp": null},
-                    "versions": [discovery_version(g, v)],
+                    "versions": versions,
                 })
             })
             .collect()
@@ -316,6 +410,26 @@ pub fn aggregated(core_group: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn none() -> Registry {
+        Registry::new(&crate::Config::default())
+    }
+
+    fn api_group_list() -> Value {
+        super::api_group_list(&none())
+    }
+
+    fn api_group(group: &str) -> Option<Value> {
+        super::api_group(group, &none())
+    }
+
+    fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+        super::api_resource_list(group, version, &none())
+    }
+
+    fn aggregated(core: bool) -> Value {
+        super::aggregated(core, &none())
+    }
 
     fn find<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
         list.as_array()
@@ -466,6 +580,7 @@ mod tests {
             names,
             [
                 "admissionregistration.k8s.io",
+                "apiextensions.k8s.io",
                 "apps",
                 "authentication.k8s.io",
                 "authorization.k8s.io",
@@ -476,7 +591,7 @@ mod tests {
                 "policy"
             ]
         );
-        let reviews = &items[3]["versions"][0]["resources"];
+        let reviews = &items[4]["versions"][0]["resources"];
         let sar = find(reviews, "resource", "selfsubjectaccessreviews");
         assert_eq!(
             sar["responseKind"],
@@ -486,7 +601,7 @@ mod tests {
         assert_eq!(sar["scope"], "Cluster");
         find(reviews, "resource", "selfsubjectrulesreviews");
         find(
-            &items[2]["versions"][0]["resources"],
+            &items[3]["versions"][0]["resources"],
             "resource",
             "selfsubjectreviews",
         );
@@ -499,7 +614,7 @@ mod tests {
             "authentication.k8s.io/v1"
         );
         let deploy = find(
-            &items[1]["versions"][0]["resources"],
+            &items[2]["versions"][0]["resources"],
             "resource",
             "deployments",
         );

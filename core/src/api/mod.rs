@@ -7,6 +7,7 @@
 pub mod access;
 #[cfg(test)]
 mod admission_tests;
+mod custom;
 pub mod defaults;
 pub(crate) mod deletion;
 #[cfg(test)]
@@ -217,6 +218,10 @@ pub struct ApiServer {
     pub(crate) controllers: crate::controllers::Controllers,
     /// What the pods bound to each node use, for the node authorizer.
     pub(crate) references: crate::authz::references::ReferenceIndex,
+    /// The installed CustomResourceDefinitions: the resource table's dynamic part.
+    pub(crate) crds: crate::crd::Registry,
+    /// The OpenAPI documents of custom resources, built when first asked for after a change.
+    pub(crate) custom_openapi: openapi::CustomCache,
     /// When LIST snapshots (continue tokens) expire.
     pub(crate) compactor: crate::compaction::Compactor,
 }
@@ -244,6 +249,7 @@ impl ApiServer {
         });
         let scheduler = crate::scheduler::Scheduler::new(&config);
         let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
+        let crds = crate::crd::Registry::new(&config);
         let event_rate = crate::ratelimit::RateLimiter::new(
             config.event_qps,
             config.event_burst,
@@ -272,6 +278,8 @@ impl ApiServer {
             scheduler,
             controllers: Default::default(),
             references,
+            crds,
+            custom_openapi: Default::default(),
             compactor,
         };
         server.bootstrap(now);
@@ -291,6 +299,11 @@ impl ApiServer {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The installed CustomResourceDefinitions.
+    pub fn crds(&self) -> &crate::crd::Registry {
+        &self.crds
     }
 
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
@@ -318,7 +331,7 @@ impl ApiServer {
     /// request would get when it is not. The runtime calls this before it reads a body, so no
     /// byte of an unauthorized request is held; [`ApiServer::handle_request`] repeats the checks.
     pub fn admit_head(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<(), ApiResponse> {
-        let route = request::route(req.path);
+        let route = request::route(req.path, &self.crds);
         if let Some(Route::Worker(endpoint)) = route {
             return self
                 .admit_worker_head(now, req, endpoint)
@@ -401,7 +414,7 @@ impl ApiServer {
     }
 
     fn dispatch(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<Outcome, Error> {
-        let route = request::route(req.path);
+        let route = request::route(req.path, &self.crds);
         // The seed's worker endpoints authenticate by X-Seal-Token (or the relay credential).
         if let Some(Route::Worker(endpoint)) = route {
             return Ok(self.handle_worker(now, req, endpoint));
@@ -447,25 +460,27 @@ impl ApiServer {
                     request::Representation::AggregatedDiscovery => Ok(ApiResponse {
                         status: 200,
                         content_type: request::AGGREGATED_DISCOVERY,
-                        body: crate::json::to_vec(&discovery::aggregated(core_group)),
+                        body: crate::json::to_vec(&discovery::aggregated(core_group, &self.crds)),
                         warnings: Vec::new(),
                     }
                     .into()),
                     _ if core_group => Ok(json_response(&discovery::core_api_versions()).into()),
-                    _ => Ok(json_response(&discovery::api_group_list()).into()),
+                    _ => Ok(json_response(&discovery::api_group_list(&self.crds)).into()),
                 }
             }
-            Route::ApiGroup(group) => discovery::api_group(group)
+            Route::ApiGroup(group) => discovery::api_group(group, &self.crds)
                 .map(|v| json_response(&v).into())
                 .ok_or_else(|| Error::PathNotFound(req.path.into())),
-            Route::ResourceList(group, version) => discovery::api_resource_list(group, version)
-                .map(|v| json_response(&v).into())
-                .ok_or_else(|| Error::PathNotFound(req.path.into())),
-            Route::OpenApiV3Index => Ok(Outcome::OpenApi(openapi::v3_index())),
-            Route::OpenApiV3(doc) => {
-                openapi::v3_document(now, doc, req.query, req.accept).map(Outcome::OpenApi)
+            Route::ResourceList(group, version) => {
+                discovery::api_resource_list(group, version, &self.crds)
+                    .map(|v| json_response(&v).into())
+                    .ok_or_else(|| Error::PathNotFound(req.path.into()))
             }
-            Route::OpenApiV2 => openapi::v2(req.accept).map(Outcome::OpenApi),
+            Route::OpenApiV3Index => Ok(Outcome::OpenApi(self.openapi_v3_index())),
+            Route::OpenApiV3(doc) => self
+                .openapi_v3_document(now, doc, req.query, req.accept)
+                .map(Outcome::OpenApi),
+            Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
             Route::Health(_) | Route::Version | Route::Review(_) => {
                 Err(Error::PathNotFound(req.path.into()))
             }
@@ -530,7 +545,7 @@ impl ApiServer {
         query: &request::Query,
     ) -> Result<(), Error> {
         let writes = matches!(method, Method::Post | Method::Put | Method::Patch);
-        if path.resource.id != crate::resource::ResourceId::Events
+        if path.resource.rt().id != crate::resource::ResourceId::Events
             || !writes
             || query.get("dryRun") == Some("All")
         {

@@ -7,6 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
+use super::custom;
 use super::deletion::{self, DeleteOptions};
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
@@ -52,7 +53,7 @@ fn is_protobuf(req: &ApiRequest<'_>) -> bool {
 }
 
 /// Group-qualified plural for messages (`pods`, `deployments.apps`).
-pub(crate) fn qualified(rt: &ResourceType) -> String {
+pub(crate) fn qualified(rt: &ResourceType<'_>) -> String {
     if rt.group.is_empty() {
         rt.plural.to_string()
     } else {
@@ -60,7 +61,7 @@ pub(crate) fn qualified(rt: &ResourceType) -> String {
     }
 }
 
-fn not_found(rt: &ResourceType, name: &str) -> Error {
+fn not_found(rt: &ResourceType<'_>, name: &str) -> Error {
     Error::NotFound {
         resource: qualified(rt),
         name: name.into(),
@@ -121,7 +122,7 @@ impl ApiServer {
         identity: &Identity,
     ) -> Result<Outcome, Error> {
         let query = Query::parse(req.query)?;
-        let rt = path.resource;
+        let rt = &path.resource.rt();
         if let Some(sub) = path.subresource
             && !rt.has_subresource(sub)
         {
@@ -137,6 +138,14 @@ impl ApiServer {
         }
         let namespace = path.namespace.unwrap_or("");
         let watch = path.watch_prefix || query.flag("watch")?;
+        if let Some(served) = rt.custom
+            && served.definition.terminating
+            && req.method == Method::Post
+        {
+            return Err(Error::MethodNotAllowed(
+                "create not allowed while custom resource definition is terminating".into(),
+            ));
+        }
         match req.method {
             Method::Post => Self::check_field_manager(&query, "CreateOptions")?,
             Method::Put => Self::check_field_manager(&query, "UpdateOptions")?,
@@ -248,6 +257,16 @@ impl ApiServer {
     /// (and an alias-expansion budget). Errors are worded as kube-apiserver words them: for a
     /// typed object (`kind`) the decoder's, for an apply patch the field manager's.
     fn parse_yaml(&self, req: &ApiRequest<'_>, kind: Option<&str>) -> Result<Value, Error> {
+        self.parse_yaml_strict(req, kind).map(|(value, _)| value)
+    }
+
+    /// [`Self::parse_yaml`], and the keys the body sets twice in one mapping (go-yaml's strict
+    /// decoder's `line N: key "k" already set in map`).
+    fn parse_yaml_strict(
+        &self,
+        req: &ApiRequest<'_>,
+        kind: Option<&str>,
+    ) -> Result<(Value, Vec<String>), Error> {
         if req.body.len() > self.config.max_body_bytes {
             return Err(Error::TooLarge(alloc::format!(
                 "the request body is {} bytes, above the limit of {}",
@@ -255,7 +274,7 @@ impl ApiServer {
                 self.config.max_body_bytes
             )));
         }
-        crate::yaml::to_json(
+        crate::yaml::to_json_strict(
             req.body,
             self.config.max_body_bytes,
             self.config.max_json_depth,
@@ -285,7 +304,7 @@ impl ApiServer {
     fn body(
         &self,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: Option<&str>,
     ) -> Result<Body, Error> {
@@ -294,7 +313,7 @@ impl ApiServer {
         let mut value = match media {
             "application/json" | "" | "*/*" => self.parse(req)?,
             "application/yaml" => self.parse_yaml(req, Some(rt.kind))?,
-            crate::protobuf::MEDIA_TYPE => {
+            crate::protobuf::MEDIA_TYPE if rt.custom.is_none() => {
                 if req.body.len() > self.config.max_body_bytes {
                     return Err(Error::TooLarge(alloc::format!(
                         "the request body is larger than the limit of {} bytes",
@@ -302,6 +321,11 @@ impl ApiServer {
                     )));
                 }
                 crate::protobuf::decode(rt.id, req.body)?
+            }
+            _ if rt.custom.is_some() => {
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {media})"
+                )));
             }
             _ => {
                 return Err(Error::UnsupportedMediaType(alloc::format!(
@@ -371,12 +395,17 @@ impl ApiServer {
     /// its last value, with a warning each under Warn. `req`'s body is read for repeated keys
     /// (a parsed tree has lost them) when it is JSON.
     fn check_fields(
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         req: &ApiRequest<'_>,
         obj: &mut Value,
         mode: FieldValidation,
     ) -> Result<Vec<String>, Error> {
-        let unknown = schema::unknown_fields(rt.id, obj);
+        let unknown = match rt.custom {
+            // A custom resource is pruned by its schema whatever the mode, as kube's CR
+            // decoder prunes; the pruned paths are the unknown fields.
+            Some(served) => served.version().schema.prune(obj),
+            None => schema::unknown_fields(rt.id, obj),
+        };
         let repeated = if mode == FieldValidation::Ignore || is_protobuf(req) {
             Vec::new()
         } else {
@@ -385,7 +414,7 @@ impl ApiServer {
         if unknown.is_empty() && repeated.is_empty() {
             return Ok(Vec::new());
         }
-        if mode != FieldValidation::Strict {
+        if mode != FieldValidation::Strict && rt.custom.is_none() {
             for path in &unknown {
                 prune(obj, path);
             }
@@ -415,7 +444,7 @@ impl ApiServer {
 
     fn namespace_must_accept(
         &self,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
     ) -> Result<(), Error> {
@@ -539,7 +568,7 @@ impl ApiServer {
         &self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -553,25 +582,33 @@ impl ApiServer {
         }
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        match representation {
-            Representation::Table => {
-                let value = parse_stored(object)?;
-                let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+        match (representation, rt.custom) {
+            (Representation::Table, custom) => {
+                let value = match custom {
+                    Some(served) => custom::view(served, object)?,
+                    None => parse_stored(object)?,
+                };
                 let rv = object.revision.to_string();
-                Ok(table_response(&table::table(
-                    rt.id,
-                    alloc::vec![row],
-                    &rv,
-                    None,
-                    None,
-                    true,
-                ))
-                .into())
+                let table = match custom {
+                    Some(served) => {
+                        let row =
+                            table::row(served.version(), &value, now, IncludeObject::Metadata);
+                        table::table(served.version(), alloc::vec![row], &rv, None, None, true)
+                    }
+                    None => {
+                        let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+                        table::table(rt.id, alloc::vec![row], &rv, None, None, true)
+                    }
+                };
+                Ok(table_response(&table).into())
             }
-            Representation::Metadata(view) => {
+            (Representation::Metadata(view), _) => {
                 super::metadata::object_response(rt, view, &object.json).map(Outcome::from)
             }
-            _ => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
+            (_, Some(served)) => {
+                Ok(ApiResponse::json(200, custom::view_bytes(served, object).into_owned()).into())
+            }
+            (_, None) => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
         }
     }
 
@@ -579,7 +616,7 @@ impl ApiServer {
         &self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<Outcome, Error> {
@@ -685,6 +722,7 @@ impl ApiServer {
         };
         Ok(Outcome::List(alloc::boxed::Box::new(ListRender {
             resource: rt.id,
+            custom: rt.custom.cloned(),
             format,
             items: page.items,
             revision: snapshot,
@@ -779,7 +817,7 @@ impl ApiServer {
         req: &ApiRequest<'_>,
         identity: &Identity,
         ownership: Ownership<'_>,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         mut obj: Value,
         query: &Query,
@@ -814,7 +852,10 @@ impl ApiServer {
         // generated selector names its uid.
         set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(rt.id, &mut obj, None, now)?;
-        validation::validate(rt.id, &obj, None)?;
+        if let Some(served) = rt.custom {
+            served.version().schema.default(&mut obj);
+        }
+        validate_object(rt, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
         self.admit_policies(
             identity,
@@ -845,17 +886,24 @@ impl ApiServer {
         if let Ownership::Update(manager) = ownership {
             patch::record_update(rt.id, None, &mut obj, manager, None, now);
         }
+        if let Some(served) = rt.custom {
+            custom::to_storage(served, &mut obj);
+        }
         if dry_run_requested(req) {
             // What the write would store, without a resourceVersion (kube's storage answers a
             // dry-run create with revision 0); nothing is kept, allocated or announced.
             return Ok(ApiResponse {
                 warnings,
-                ..ApiResponse::json(201, j::to_vec(&obj))
+                ..ApiResponse::json(201, answer(rt, j::to_vec(&obj)))
             });
         }
         let json = self.write_new(key, &mut obj)?;
         self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
+        let json = match rt.custom {
+            Some(served) => custom::answer(served, json),
+            None => json,
+        };
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(201, json)
@@ -889,6 +937,7 @@ impl ApiServer {
         self.admit_event(&key, cost)?;
         let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
         let references = self.reference_change(&key, Some(obj))?;
+        let definition = self.prepare_crd(&key, obj)?;
         self.store
             .create(key.clone(), json.clone(), index)
             .map_err(|e| match e {
@@ -899,6 +948,9 @@ impl ApiServer {
             })?;
         if let Some(change) = references {
             self.references.apply(change);
+        }
+        if let Some(definition) = definition {
+            self.crds.install(definition);
         }
         self.event_written(&key, cost);
         self.service_committed(&key, Some(obj));
@@ -944,9 +996,13 @@ impl ApiServer {
         let cost = crate::store::entry_bytes(key, json.len(), &index);
         self.admit_event(key, cost)?;
         let references = self.reference_change(key, Some(obj))?;
+        let definition = self.prepare_crd(key, obj)?;
         self.store.update(key, json.clone(), index)?;
         if let Some(change) = references {
             self.references.apply(change);
+        }
+        if let Some(definition) = definition {
+            self.crds.install(definition);
         }
         self.event_written(key, cost);
         self.service_committed(key, Some(obj));
@@ -974,6 +1030,9 @@ impl ApiServer {
         if key.resource == ResourceId::Nodes {
             self.forget_node(&key.name);
         }
+        if key.resource == ResourceId::CustomResourceDefinitions {
+            self.crds.remove(&key.name);
+        }
         Ok(json)
     }
 
@@ -983,7 +1042,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         sub: Option<&str>,
@@ -1001,7 +1060,10 @@ impl ApiServer {
             }
             return Err(not_found(rt, name));
         };
-        let old = parse_stored(current)?;
+        let old = match rt.custom {
+            Some(served) => custom::view(served, current)?,
+            None => parse_stored(current)?,
+        };
         let (status, json) = self.write_update(
             now, req, identity, ownership, rt, &key, &old, obj, sub, mode,
         )?;
@@ -1020,7 +1082,7 @@ impl ApiServer {
         req: &ApiRequest<'_>,
         identity: &Identity,
         ownership: Ownership<'_>,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         key: &ObjectKey,
         old: &Value,
         mut obj: Value,
@@ -1073,7 +1135,10 @@ impl ApiServer {
         }
         scope_to_subresource(rt, sub, old, &mut obj);
         defaults::apply(rt.id, &mut obj, Some(old), now)?;
-        validation::validate(rt.id, &obj, Some(old))?;
+        if let Some(served) = rt.custom {
+            served.version().schema.default(&mut obj);
+        }
+        validate_object(rt, &obj, Some(old))?;
         self.admit_policies(
             identity,
             &Attempt {
@@ -1088,8 +1153,14 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
-        let desired = desired_state_field(rt.id);
-        if has_generation(rt.id) && old.get(desired) != obj.get(desired) {
+        let changed = match rt.custom {
+            Some(served) => custom::spec_changed(served, old, &obj),
+            None => {
+                let desired = desired_state_field(rt.id);
+                old.get(desired) != obj.get(desired)
+            }
+        };
+        if has_generation(rt.id) && changed {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_u64)
@@ -1118,16 +1189,19 @@ impl ApiServer {
             // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
+        if let Some(served) = rt.custom {
+            custom::to_storage(served, &mut obj);
+        }
         // Removing the last finalizer of an object being deleted with no grace left completes
         // the deletion.
         if rt.id != ResourceId::Namespaces && deletion::completes_deletion(old, &obj) {
             let json = self.write_delete(key, &mut obj)?;
-            return Ok((200, json));
+            return Ok((200, answer(rt, json)));
         }
         let json = self.write_existing(key, &mut obj)?;
         self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
-        Ok((200, json))
+        Ok((200, answer(rt, json)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1136,7 +1210,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         sub: Option<&str>,
@@ -1151,6 +1225,12 @@ impl ApiServer {
             .trim();
         let kind = match media {
             "application/merge-patch+json" => PatchKind::Merge,
+            "application/strategic-merge-patch+json" if rt.custom.is_some() => {
+                // kube has no strategic merge patch for custom resources.
+                return Err(Error::UnsupportedMediaType(alloc::format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {media:?})"
+                )));
+            }
             "application/strategic-merge-patch+json" => PatchKind::Strategic,
             "application/json-patch+json" => PatchKind::Json,
             "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
@@ -1161,15 +1241,18 @@ impl ApiServer {
             }
         };
         // An apply patch may be YAML; JSON (which is YAML) stays on the JSON parser.
-        let body = match self.parse(req) {
+        let (body, yaml_duplicates) = match self.parse(req) {
             Err(Error::BadRequest(_)) if media == "application/apply-patch+yaml" => {
-                self.parse_yaml(req, None)?
+                self.parse_yaml_strict(req, None)?
             }
-            parsed => parsed?,
+            parsed => (parsed?, Vec::new()),
         };
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
-        let current = self.store.get(&key).map(parse_stored).transpose()?;
+        let current = match (self.store.get(&key), rt.custom) {
+            (Some(stored), Some(served)) => Some(custom::view(served, stored)?),
+            (stored, _) => stored.map(parse_stored).transpose()?,
+        };
         Self::check_patch_options(query, kind == PatchKind::Apply)?;
         let manager = Self::manager(req, query);
         if kind == PatchKind::Apply {
@@ -1180,6 +1263,32 @@ impl ApiServer {
             }
             let mut applied = body.clone();
             check_path_identity(&mut applied, rt, namespace, Some(name))?;
+            if let Some(served) = rt.custom {
+                // Applied configurations are typed against the schema before anything else;
+                // a field it does not declare fails the conversion (kube's 500, whatever the
+                // field validation).
+                let unknown = served.version().schema.prune(&mut applied.clone());
+                if !unknown.is_empty() {
+                    let at: Vec<String> = unknown.iter().map(|p| alloc::format!(".{p}")).collect();
+                    let detail = match at.as_slice() {
+                        [one] => alloc::format!("{one}: field not declared in schema"),
+                        many => {
+                            let mut text = String::from("errors:");
+                            for p in many {
+                                text.push_str("\n  ");
+                                text.push_str(p);
+                                text.push_str(": field not declared in schema");
+                            }
+                            text
+                        }
+                    };
+                    return Err(Error::Unclassified(alloc::format!(
+                        "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {detail}",
+                        rt.api_version(),
+                        rt.kind
+                    )));
+                }
+            }
             let warnings = Self::check_fields(rt, req, &mut applied, mode)?;
             let force = query.flag("force")?;
             if sub.is_some() && current.is_none() {
@@ -1197,6 +1306,21 @@ impl ApiServer {
             )?;
             if let Err(e) = crate::metatime::normalize(rt.id, &mut merged) {
                 return Err(patch_invalid(&go_print(&body), &e));
+            }
+            // After the merge, as kube's apply patcher: the body read again strictly.
+            let mut warnings = warnings;
+            if !yaml_duplicates.is_empty() && mode != FieldValidation::Ignore {
+                let error = alloc::format!(
+                    "error converting YAML to JSON: yaml: unmarshal errors:\n  {}",
+                    yaml_duplicates.join("\n  ")
+                );
+                if mode == FieldValidation::Strict {
+                    return Err(Error::BadRequest(alloc::format!(
+                        "error strict decoding YAML: {error}"
+                    )));
+                }
+                // A header carries it: Go's HTTP server writes its newlines as spaces.
+                warnings.push(error.replace('\n', " "));
             }
             // The apply wrote managedFields; the write records nothing more.
             let ownership = Ownership::Applied;
@@ -1303,7 +1427,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -1320,7 +1444,10 @@ impl ApiServer {
         };
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let obj = parse_stored(current)?;
+        let obj = match rt.custom {
+            Some(served) => custom::view(served, current)?,
+            None => parse_stored(current)?,
+        };
         let attempt = Attempt {
             resource: rt,
             subresource: None,
@@ -1335,8 +1462,20 @@ impl ApiServer {
         if rt.id == ResourceId::Namespaces {
             return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
         }
+        if rt.id == ResourceId::CustomResourceDefinitions && !options.dry_run {
+            // The definition is marked; the CRD controller deletes its objects, then it.
+            let (status, json) = self.begin_crd_deletion(now, &key, obj)?;
+            return Ok(ApiResponse::json(status, json));
+        }
+        let mut obj = obj;
+        if let Some(served) = rt.custom {
+            custom::to_storage(served, &mut obj);
+        }
         let deletion = self.delete_object(now, &key, obj, &options)?;
-        Ok(ApiResponse::json(deletion.status, deletion.body))
+        Ok(ApiResponse::json(
+            deletion.status,
+            answer(rt, deletion.body),
+        ))
     }
 
     fn delete_collection(
@@ -1344,7 +1483,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: Option<&str>,
         query: &Query,
     ) -> Result<ApiResponse, Error> {
@@ -1370,9 +1509,12 @@ impl ApiServer {
             let response = self.delete(now, req, identity, rt, &ns, &name, query)?;
             items.push(response.body);
         }
+        let list_kind = match rt.custom {
+            Some(served) => served.definition.list_kind.clone(),
+            None => alloc::format!("{}List", rt.kind),
+        };
         let mut body = alloc::format!(
-            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
-            rt.kind,
+            "{{\"kind\":\"{list_kind}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
             rt.api_version(),
             self.store.revision()
         )
@@ -1451,7 +1593,7 @@ impl ApiServer {
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: Option<&str>,
         name: Option<&str>,
         query: &Query,
@@ -1504,6 +1646,7 @@ impl ApiServer {
         let revision = self.store.revision();
         let mut watcher = Watcher::new(
             rt.id,
+            rt.custom.cloned(),
             namespace.map(Into::into),
             name.map(Into::into),
             labels,
@@ -1570,17 +1713,24 @@ impl ApiServer {
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
-    /// Deletes what is left in a terminating namespace, then the namespace.
+    /// Deletes what is left in a terminating namespace (custom resources included), then the
+    /// namespace.
     pub(super) fn finish_namespace_deletion(
         &mut self,
         now: UnixTime,
         namespace: &str,
     ) -> NamespacePass {
         let mut pass = NamespacePass::Done;
-        for rt in crate::resource::RESOURCES.iter().filter(|r| r.namespaced) {
+        let mut resources: Vec<ResourceId> = crate::resource::RESOURCES
+            .iter()
+            .filter(|r| r.namespaced)
+            .map(|r| r.id)
+            .collect();
+        resources.extend(self.namespaced_custom_ids());
+        for resource in resources {
             let keys: Vec<ObjectKey> = self
                 .store
-                .range(rt.id, Some(namespace), None)
+                .range(resource, Some(namespace), None)
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
@@ -1671,14 +1821,17 @@ impl ApiServer {
     /// `GET .../{name}/scale`: the autoscaling/v1 Scale of a Deployment or ReplicaSet.
     fn get_scale(
         &self,
-        rt: &ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
     ) -> Result<ApiResponse, Error> {
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let obj = parse_stored(object)?;
-        Ok(ApiResponse::json(200, j::to_vec(&scale_of(&obj))))
+        let obj = match rt.custom {
+            Some(served) => custom::view(served, object)?,
+            None => parse_stored(object)?,
+        };
+        Ok(ApiResponse::json(200, j::to_vec(&scale_of(rt, &obj))))
     }
 
     /// `PUT .../{name}/scale`: sets `spec.replicas` from a Scale (its resourceVersion, if
@@ -1689,7 +1842,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         scale: Value,
@@ -1697,7 +1850,10 @@ impl ApiServer {
     ) -> Result<ApiResponse, Error> {
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let old = parse_stored(object)?;
+        let old = match rt.custom {
+            Some(served) => custom::view(served, object)?,
+            None => parse_stored(object)?,
+        };
         let replicas = match scale.pointer("/spec/replicas") {
             None | Some(Value::Null) => 0,
             Some(v) => v
@@ -1724,9 +1880,7 @@ impl ApiServer {
                 rv
             }),
         );
-        if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("replicas".into(), Value::from(replicas));
-        }
+        set_path(&mut next, &scale_paths(rt).0, Value::from(replicas));
         let manager = Self::manager(req, query);
         let (status, json) = self.write_update(
             now,
@@ -1742,7 +1896,7 @@ impl ApiServer {
         )?;
         let stored: Value = serde_json::from_slice(&json)
             .map_err(|e| Error::Internal(alloc::format!("stored object is not JSON: {e}")))?;
-        Ok(ApiResponse::json(status, j::to_vec(&scale_of(&stored))))
+        Ok(ApiResponse::json(status, j::to_vec(&scale_of(rt, &stored))))
     }
 
     /// `PATCH .../{name}/scale` (merge, strategic or JSON patch of the Scale), as `kubectl
@@ -1753,7 +1907,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        rt: &'static ResourceType,
+        rt: &ResourceType<'_>,
         namespace: &str,
         name: &str,
         query: &Query,
@@ -1768,7 +1922,11 @@ impl ApiServer {
         let body = self.parse(req)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
-        let mut scale = scale_of(&parse_stored(object)?);
+        let current = match rt.custom {
+            Some(served) => custom::view(served, object)?,
+            None => parse_stored(object)?,
+        };
+        let mut scale = scale_of(rt, &current);
         match media {
             "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
                 if !body.is_object() {
@@ -1836,8 +1994,84 @@ fn write_options_kind(method: Method) -> Option<&'static str> {
     }
 }
 
-/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet or ReplicationController.
-fn scale_of(obj: &Value) -> Value {
+/// Where the replicas live: `(spec path, status path, selector path)` as JSON field names
+/// (`spec.replicas` for the built-in kinds, the definition's paths for a custom resource).
+fn scale_paths(rt: &ResourceType<'_>) -> (Vec<String>, Vec<String>, Option<Vec<String>>) {
+    let split = |path: &str| -> Vec<String> {
+        path.trim_start_matches('.')
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    match rt.custom.and_then(|s| s.version().scale.as_ref()) {
+        Some(scale) => (
+            split(&scale.spec_replicas_path),
+            split(&scale.status_replicas_path),
+            scale.label_selector_path.as_deref().map(split),
+        ),
+        None => (split("spec.replicas"), split("status.replicas"), None),
+    }
+}
+
+fn value_at<'v>(obj: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(obj, |v, step| v.get(step.as_str()))
+}
+
+/// Sets the value at `path`, creating the objects on the way.
+fn set_path(obj: &mut Value, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = obj;
+    for step in parents {
+        let Some(map) = node.as_object_mut() else {
+            return;
+        };
+        node = map
+            .entry(step.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if let Some(map) = node.as_object_mut() {
+        map.insert(last.clone(), value);
+    }
+}
+
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet, ReplicationController or scalable
+/// custom resource.
+fn scale_of(rt: &ResourceType<'_>, obj: &Value) -> Value {
+    if rt.custom.is_some() {
+        let (spec, status, selector) = scale_paths(rt);
+        let mut metadata = Map::new();
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+        ] {
+            if let Some(v) = obj.pointer(&alloc::format!("/metadata/{field}")) {
+                metadata.insert(field.into(), v.clone());
+            }
+        }
+        let int = |path: &[String]| value_at(obj, path).and_then(Value::as_i64).unwrap_or(0);
+        let mut status_map = Map::new();
+        status_map.insert("replicas".into(), Value::from(int(&status)));
+        if let Some(selector) = selector
+            .as_deref()
+            .and_then(|p| value_at(obj, p))
+            .and_then(Value::as_str)
+        {
+            status_map.insert("selector".into(), Value::from(selector));
+        }
+        return json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": metadata,
+            "spec": {"replicas": int(&spec)},
+            "status": status_map,
+        });
+    }
     let mut metadata = Map::new();
     for field in [
         "name",
@@ -2061,7 +2295,7 @@ fn go_print(value: &Value) -> String {
 /// Checks and fills namespace and name against the request path.
 fn check_path_identity(
     value: &mut Value,
-    rt: &ResourceType,
+    rt: &ResourceType<'_>,
     namespace: &str,
     name: Option<&str>,
 ) -> Result<(), Error> {
@@ -2133,7 +2367,7 @@ fn strip_server_fields(obj: &mut Value) {
 }
 
 /// On the main resource, status is kept from the stored object; on `/status`, only status changes.
-fn scope_to_subresource(rt: &ResourceType, sub: Option<&str>, old: &Value, obj: &mut Value) {
+fn scope_to_subresource(rt: &ResourceType<'_>, sub: Option<&str>, old: &Value, obj: &mut Value) {
     let has_status = rt.has_subresource("status");
     match sub {
         None if has_status && rt.id != ResourceId::Namespaces => {
@@ -2183,7 +2417,30 @@ fn has_generation(resource: ResourceId) -> bool {
             | ResourceId::Jobs
             | ResourceId::CronJobs
             | ResourceId::PodTemplates
+            | ResourceId::CustomResourceDefinitions
+            | ResourceId::Custom(_)
     )
+}
+
+/// Stored bytes as the request's version answers them (a custom resource's are stored in its
+/// storage version).
+fn answer(rt: &ResourceType<'_>, json: Vec<u8>) -> Vec<u8> {
+    match rt.custom {
+        Some(served) => custom::answer(served, json),
+        None => json,
+    }
+}
+
+/// Validates an object about to be written: a built-in kind's rules, or a custom resource's
+/// metadata and schema.
+fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> Result<(), Error> {
+    match rt.custom {
+        Some(served) => {
+            let causes = served.version().schema.validate(obj);
+            validation::validate_custom(rt.kind, obj, old, causes)
+        }
+        None => validation::validate(rt.id, obj, old),
+    }
 }
 
 /// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`, the webhook

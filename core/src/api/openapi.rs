@@ -17,11 +17,16 @@
 mod documents;
 
 use alloc::borrow::Cow;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha512};
 
+use super::ApiServer;
 use super::request::Query;
+use crate::crd::openapi::{self as crd_openapi, Form, PathTemplate};
 use crate::{Error, UnixTime};
 
 /// One embedded document and its ETag.
@@ -46,7 +51,7 @@ pub struct Served {
     /// The document (static), or the redirect's note.
     pub body: Cow<'static, [u8]>,
     /// The document's ETag, unquoted.
-    pub etag: &'static str,
+    pub etag: Cow<'static, str>,
     /// Add `Vary: Accept` (the answer depends on `Accept`).
     pub vary_accept: bool,
     /// The request named the current hash: `Cache-Control: public, immutable` and this
@@ -62,7 +67,7 @@ impl Served {
             status: 200,
             content_type,
             body: Cow::Borrowed(body),
-            etag: doc.etag,
+            etag: Cow::Borrowed(doc.etag),
             vary_accept: true,
             expires: None,
             location: None,
@@ -98,7 +103,7 @@ impl Served {
                         .unwrap_or(tag)
                         .strip_prefix('"')
                         .and_then(|t| t.strip_suffix('"'))
-                        == Some(self.etag)
+                        == Some(&*self.etag)
             })
     }
 }
@@ -166,7 +171,8 @@ fn not_acceptable(offered: &str) -> Error {
     ))
 }
 
-/// `GET /openapi/v3`: the index of the documents, each URL with its document's hash.
+/// `GET /openapi/v3` for the built-in documents alone: the index of the documents, each URL
+/// with its document's hash.
 pub fn v3_index() -> Served {
     let doc = &documents::V3_INDEX;
     Served {
@@ -175,9 +181,9 @@ pub fn v3_index() -> Served {
     }
 }
 
-/// `GET /openapi/v3/{key}` (`api/v1`, `apis/apps/v1`, `apis`, `version`, ...). With
-/// `?hash=` of the current document the answer may be cached for good; with a stale one it is a
-/// 301 to the current URL.
+/// `GET /openapi/v3/{key}` (`api/v1`, `apis/apps/v1`, `apis`, `version`, ...) of a built-in
+/// document. With `?hash=` of the current document the answer may be cached for good; with a
+/// stale one it is a 301 to the current URL.
 pub fn v3_document(
     now: UnixTime,
     key: &str,
@@ -190,12 +196,18 @@ pub fn v3_document(
     if negotiate(accept, &[("application", "json", ())]).is_none() {
         return Err(not_acceptable(JSON));
     }
-    let mut served = Served::document(doc, JSON, doc.json);
+    let served = Served::document(doc, JSON, doc.json);
+    with_hash(served, now, key, query)
+}
+
+/// The `?hash=` handling of a v3 document: cacheable for a year when it names the current
+/// document, a 301 to the current URL when stale.
+fn with_hash(mut served: Served, now: UnixTime, key: &str, query: &str) -> Result<Served, Error> {
     if let Some(hash) = Query::parse(query)?.get("hash").filter(|h| !h.is_empty()) {
-        if hash == doc.etag {
+        if hash == served.etag {
             served.expires = Some(now.plus_one_year().http_date());
         } else {
-            let url = format!("/openapi/v3/{key}?hash={}", doc.etag);
+            let url = format!("/openapi/v3/{key}?hash={}", served.etag);
             served.status = 301;
             served.content_type = "text/html; charset=utf-8";
             served.body =
@@ -206,7 +218,8 @@ pub fn v3_document(
     Ok(served)
 }
 
-/// `GET /openapi/v2`: one document for everything served, as JSON or as gnostic's protobuf.
+/// `GET /openapi/v2` of the built-in kinds: one document for everything served, as JSON or as
+/// gnostic's protobuf.
 pub fn v2(accept: Option<&str>) -> Result<Served, Error> {
     let doc = &documents::V2;
     let offered = [
@@ -226,6 +239,244 @@ pub fn v2(accept: Option<&str>) -> Result<Served, Error> {
         Some(false) => Ok(Served::document(doc, JSON, doc.json)),
         Some(true) => Ok(Served::document(doc, V2_PROTOBUF, documents::V2_PROTOBUF)),
         None => Err(not_acceptable(&format!("{JSON}, {V2_PROTOBUF}"))),
+    }
+}
+
+/// Upper-case hex SHA-512, kube-openapi's ETag.
+fn etag_of(bytes: &[u8]) -> String {
+    use core::fmt::Write as _;
+    let mut out = String::with_capacity(128);
+    for b in Sha512::digest(bytes) {
+        let _ = write!(out, "{b:02X}");
+    }
+    out
+}
+
+/// One document built at run time, with its ETag.
+#[derive(Debug, Clone)]
+struct Built {
+    json: Vec<u8>,
+    etag: String,
+}
+
+impl Built {
+    fn new(json: Vec<u8>) -> Self {
+        let etag = etag_of(&json);
+        Self { json, etag }
+    }
+
+    fn served(&self, content_type: &'static str) -> Served {
+        Served {
+            status: 200,
+            content_type,
+            body: Cow::Owned(self.json.clone()),
+            etag: Cow::Owned(self.etag.clone()),
+            vary_accept: true,
+            expires: None,
+            location: None,
+        }
+    }
+}
+
+/// The documents that include custom resources, rebuilt when the installed definitions
+/// change (the registry's generation), and the templates their paths are made from (parsed
+/// once from the embedded documents). Bounded by the definitions' budget.
+#[derive(Debug, Default)]
+pub(crate) struct CustomCache {
+    generation: Option<u64>,
+    v2: Option<Built>,
+    index: Option<Built>,
+    v3: BTreeMap<String, Built>,
+    templates: Option<Templates>,
+}
+
+#[derive(Debug)]
+struct Templates {
+    v2_paths: PathTemplate,
+    v3_paths: PathTemplate,
+    /// `components.schemas` of the `apps/v1` document: the shared schemas custom resources'
+    /// documents reference.
+    v3_schemas: Map<String, Value>,
+}
+
+fn parse_document(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+impl Templates {
+    fn load() -> Self {
+        let apps = documents::V3
+            .iter()
+            .find(|(k, _)| *k == "apis/apps/v1")
+            .map_or(Value::Null, |(_, d)| parse_document(d.json));
+        let v2 = parse_document(documents::V2.json);
+        Self {
+            v2_paths: PathTemplate::from_document(&v2),
+            v3_paths: PathTemplate::from_document(&apps),
+            v3_schemas: apps
+                .pointer("/components/schemas")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A document's `paths` and `components.schemas` being assembled.
+type PathsAndSchemas = (Map<String, Value>, Map<String, Value>);
+
+/// Inserts `entries` (serialized `"key":value` pairs) at the start of the object that begins
+/// at `at` (just after its `{`).
+fn splice(doc: &mut Vec<u8>, at: usize, entries: &[(String, Value)]) {
+    if entries.is_empty() {
+        return;
+    }
+    let mut text = Vec::new();
+    for (key, value) in entries {
+        text.extend_from_slice(&crate::json::to_vec(&Value::from(key.as_str())));
+        text.push(b':');
+        text.extend_from_slice(&crate::json::to_vec(value));
+        text.push(b',');
+    }
+    let tail = doc.split_off(at);
+    doc.extend_from_slice(&text);
+    doc.extend_from_slice(&tail);
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+impl ApiServer {
+    /// Brings the custom documents up to the installed definitions.
+    fn refresh_custom_openapi(&mut self) {
+        let generation = self.crds.generation();
+        if self.custom_openapi.generation == Some(generation) {
+            return;
+        }
+        let mut templates = self
+            .custom_openapi
+            .templates
+            .take()
+            .unwrap_or_else(Templates::load);
+        self.build_custom_openapi(&mut templates, generation);
+        self.custom_openapi.templates = Some(templates);
+    }
+
+    fn build_custom_openapi(&mut self, templates: &mut Templates, generation: u64) {
+        let mut v2_defs = Vec::new();
+        let mut v2_paths = Vec::new();
+        let mut v3_docs: BTreeMap<String, PathsAndSchemas> = BTreeMap::new();
+        for d in self.crds.definitions().filter(|d| d.established) {
+            for version in d.versions.iter().filter(|v| v.served) {
+                v2_defs.extend(crd_openapi::definitions(d, version, Form::V2));
+                v2_paths.extend(templates.v2_paths.paths(d, version, Form::V2));
+                let key = format!("apis/{}/{}", d.group, version.name);
+                let (paths, schemas) = v3_docs.entry(key).or_default();
+                for (name, schema) in crd_openapi::definitions(d, version, Form::V3) {
+                    schemas.insert(name, schema);
+                }
+                for (path, item) in templates.v3_paths.paths(d, version, Form::V3) {
+                    paths.insert(path, item);
+                }
+            }
+        }
+        let cache = &mut self.custom_openapi;
+        cache.generation = Some(generation);
+        cache.v3.clear();
+        if v2_defs.is_empty() {
+            cache.v2 = None;
+            cache.index = None;
+            return;
+        }
+        let mut v2 = documents::V2.json.to_vec();
+        let prefix = b"{\"definitions\":{";
+        if v2.starts_with(prefix) {
+            splice(&mut v2, prefix.len(), &v2_defs);
+        }
+        if let Some(at) = rfind(&v2, b",\"paths\":{") {
+            splice(&mut v2, at + b",\"paths\":{".len(), &v2_paths);
+        }
+        cache.v2 = Some(Built::new(v2));
+        for (key, (paths, mut schemas)) in v3_docs {
+            let mut wanted = Vec::new();
+            let path_value = Value::Object(paths);
+            crd_openapi::refs(&path_value, "#/components/schemas/", &mut wanted);
+            crd_openapi::refs(
+                &Value::Object(schemas.clone()),
+                "#/components/schemas/",
+                &mut wanted,
+            );
+            let mut i = 0;
+            while let Some(name) = wanted.get(i).cloned() {
+                i += 1;
+                if schemas.contains_key(&name) {
+                    continue;
+                }
+                if let Some(shared) = templates.v3_schemas.get(&name) {
+                    crd_openapi::refs(shared, "#/components/schemas/", &mut wanted);
+                    schemas.insert(name, shared.clone());
+                }
+            }
+            let doc = json!({
+                "openapi": "3.0.0",
+                "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+                "paths": path_value,
+                "components": {"schemas": schemas},
+            });
+            cache.v3.insert(key, Built::new(crate::json::to_vec(&doc)));
+        }
+        let mut index = parse_document(documents::V3_INDEX.json);
+        if let Some(paths) = index.get_mut("paths").and_then(Value::as_object_mut) {
+            for (key, built) in &cache.v3 {
+                paths.insert(
+                    key.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={}", built.etag)}),
+                );
+            }
+        }
+        cache.index = Some(Built::new(crate::json::to_vec(&index)));
+    }
+
+    /// `GET /openapi/v3`, with the custom resources' documents.
+    pub(super) fn openapi_v3_index(&mut self) -> Served {
+        self.refresh_custom_openapi();
+        match &self.custom_openapi.index {
+            Some(index) => Served {
+                vary_accept: false,
+                ..index.served(JSON)
+            },
+            None => v3_index(),
+        }
+    }
+
+    /// `GET /openapi/v3/{key}`, built-in or custom.
+    pub(super) fn openapi_v3_document(
+        &mut self,
+        now: UnixTime,
+        key: &str,
+        query: &str,
+        accept: Option<&str>,
+    ) -> Result<Served, Error> {
+        self.refresh_custom_openapi();
+        let Some(built) = self.custom_openapi.v3.get(key) else {
+            return v3_document(now, key, query, accept);
+        };
+        if negotiate(accept, &[("application", "json", ())]).is_none() {
+            return Err(not_acceptable(JSON));
+        }
+        with_hash(built.served(JSON), now, key, query)
+    }
+
+    /// `GET /openapi/v2`, with the custom resources' definitions and paths. The protobuf form
+    /// is the built-in document's: custom resources are published in JSON only.
+    pub(super) fn openapi_v2(&mut self, accept: Option<&str>) -> Result<Served, Error> {
+        self.refresh_custom_openapi();
+        let served = v2(accept)?;
+        match &self.custom_openapi.v2 {
+            Some(built) if served.content_type == JSON => Ok(built.served(JSON)),
+            _ => Ok(served),
+        }
     }
 }
 
@@ -425,7 +676,7 @@ mod tests {
         assert!(served.not_modified(&format!("\"x\", W/{tag}")));
         assert!(served.not_modified("*"));
         assert!(!served.not_modified("\"x\""));
-        assert!(!served.not_modified(served.etag));
+        assert!(!served.not_modified(&served.etag));
     }
 
     #[test]

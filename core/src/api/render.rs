@@ -28,6 +28,8 @@ pub enum ListFormat {
 #[derive(Debug)]
 pub struct ListRender {
     pub(crate) resource: ResourceId,
+    /// The served version of a custom resource: its objects are rewritten to it.
+    pub(crate) custom: Option<crate::crd::Served>,
     pub(crate) format: ListFormat,
     pub(crate) items: Vec<StoredObject>,
     pub(crate) revision: u64,
@@ -93,13 +95,22 @@ impl ListRender {
     }
 
     fn json(&self) -> Vec<u8> {
-        let info = self.resource.info();
+        let (list_kind, api_version) = match &self.custom {
+            Some(served) => (served.definition.list_kind.clone(), served.api_version()),
+            None => {
+                let info = self.resource.info();
+                (
+                    alloc::format!("{}List", info.kind),
+                    String::from(info.api_version()),
+                )
+            }
+        };
         let mut body =
             Vec::with_capacity(self.items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
         body.extend_from_slice(b"{\"kind\":\"");
-        body.extend_from_slice(info.kind.as_bytes());
-        body.extend_from_slice(b"List\",\"apiVersion\":\"");
-        body.extend_from_slice(info.api_version().as_bytes());
+        body.extend_from_slice(list_kind.as_bytes());
+        body.extend_from_slice(b"\",\"apiVersion\":\"");
+        body.extend_from_slice(api_version.as_bytes());
         body.extend_from_slice(b"\",\"metadata\":");
         self.metadata(&mut body);
         body.extend_from_slice(b",\"items\":[");
@@ -107,7 +118,10 @@ impl ListRender {
             if i > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&object.json);
+            match &self.custom {
+                Some(served) => body.extend_from_slice(&super::custom::view_bytes(served, object)),
+                None => body.extend_from_slice(&object.json),
+            }
         }
         body.extend_from_slice(b"]}");
         body
@@ -120,20 +134,30 @@ impl ListRender {
         );
         self.metadata(&mut body);
         body.extend_from_slice(b",\"columnDefinitions\":");
-        body.extend_from_slice(&crate::json::to_vec(&table::column_definitions(
-            self.resource,
-        )));
+        let columns = match &self.custom {
+            Some(served) => table::column_definitions(served.version()),
+            None => table::column_definitions(self.resource),
+        };
+        body.extend_from_slice(&crate::json::to_vec(&columns));
         body.extend_from_slice(b",\"rows\":[");
         let mut first = true;
         for object in &self.items {
-            let Ok(value) = serde_json::from_slice::<Value>(&object.json) else {
+            let value = match &self.custom {
+                Some(served) => super::custom::view(served, object),
+                None => serde_json::from_slice::<Value>(&object.json)
+                    .map_err(|_| crate::Error::Internal(String::new())),
+            };
+            let Ok(value) = value else {
                 continue;
             };
             if !first {
                 body.push(b',');
             }
             first = false;
-            let row = table::row(self.resource, &value, self.now, include);
+            let row = match &self.custom {
+                Some(served) => table::row(served.version(), &value, self.now, include),
+                None => table::row(self.resource, &value, self.now, include),
+            };
             body.extend_from_slice(&crate::json::to_vec(&row));
         }
         body.extend_from_slice(b"]}");

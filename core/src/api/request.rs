@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::Error;
-use crate::resource::{self, ResourceType};
+use crate::resource::{self, Resource};
 
 /// HTTP method of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,7 +387,7 @@ pub enum Route<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourcePath<'a> {
     /// The resource type.
-    pub resource: &'static ResourceType,
+    pub resource: Resource,
     /// Namespace from the path, if any.
     pub namespace: Option<&'a str>,
     /// Object name, if any.
@@ -398,8 +398,23 @@ pub struct ResourcePath<'a> {
     pub watch_prefix: bool,
 }
 
-/// Parses a request path; `None` when it names nothing served (404).
-pub fn route<'a>(path: &'a str) -> Option<Route<'a>> {
+/// The served resource `group`/`version`/`plural`: a built-in one, or a custom resource that
+/// `crds` serves.
+fn resolve(
+    crds: &crate::crd::Registry,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<Resource> {
+    if let Some(rt) = resource::lookup(group, version, plural) {
+        return Some(Resource::Builtin(rt));
+    }
+    crds.lookup(group, version, plural).map(Resource::Custom)
+}
+
+/// Parses a request path, resolving custom resources in `crds`; `None` when it names nothing
+/// served (404).
+pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>> {
     let trimmed = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
@@ -465,9 +480,9 @@ pub fn route<'a>(path: &'a str) -> Option<Route<'a>> {
         // namespaces/{ns}/{plural}[/{name}[/{sub}]]
         let (&ns, rest) = seg.get(1).zip(seg.get(2..))?;
         let (&plural, rest) = rest.split_first()?;
-        let rt = resource::lookup(group, version, plural).filter(|r| r.namespaced)?;
+        let resource = resolve(crds, group, version, plural).filter(|r| r.rt().namespaced)?;
         Some(ResourcePath {
-            resource: rt,
+            resource,
             namespace: Some(ns),
             name: rest.first().copied(),
             subresource: rest.get(1).copied(),
@@ -477,12 +492,12 @@ pub fn route<'a>(path: &'a str) -> Option<Route<'a>> {
     };
     let plain_form = |seg: &[&'a str]| -> Option<ResourcePath<'a>> {
         let (&plural, rest) = seg.split_first()?;
-        let rt = resource::lookup(group, version, plural)?;
-        if rt.namespaced && !rest.is_empty() {
+        let resource = resolve(crds, group, version, plural)?;
+        if resource.rt().namespaced && !rest.is_empty() {
             return None;
         }
         Some(ResourcePath {
-            resource: rt,
+            resource,
             namespace: None,
             name: rest.first().copied(),
             subresource: rest.get(1).copied(),
@@ -510,10 +525,14 @@ mod tests {
     use super::*;
     use crate::resource::ResourceId;
 
+    fn route(path: &str) -> Option<Route<'_>> {
+        super::route(path, &crate::crd::Registry::new(&crate::Config::default()))
+    }
+
     fn resource_route(path: &str) -> (ResourceId, Option<&str>, Option<&str>, Option<&str>, bool) {
         match route(path) {
             Some(Route::Resource(p)) => (
-                p.resource.id,
+                p.resource.rt().id,
                 p.namespace,
                 p.name,
                 p.subresource,

@@ -15,7 +15,30 @@ use core::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use crate::UnixTime;
+use crate::crd;
 use crate::resource::ResourceId;
+
+/// Whose columns a Table has: a built-in kind's, or a custom resource version's
+/// `additionalPrinterColumns` (kube's CR table convertor: `Name`, then those columns).
+#[derive(Debug, Clone, Copy)]
+pub enum Printer<'a> {
+    /// A built-in kind.
+    Builtin(ResourceId),
+    /// A served version of a custom resource.
+    Custom(&'a crd::Version),
+}
+
+impl From<ResourceId> for Printer<'_> {
+    fn from(resource: ResourceId) -> Self {
+        Printer::Builtin(resource)
+    }
+}
+
+impl<'a> From<&'a crd::Version> for Printer<'a> {
+    fn from(version: &'a crd::Version) -> Self {
+        Printer::Custom(version)
+    }
+}
 
 mod policy;
 mod workloads;
@@ -333,8 +356,21 @@ const REPLICA_SET: &[Column] = &[
     ),
 ];
 
+/// The default table convertor's columns, which CustomResourceDefinitions get.
+const DEFAULT: &[Column] = &[
+    NAME,
+    Column {
+        name: "Created At",
+        ty: "date",
+        format: "",
+        description: AGE_DESC,
+        priority: 0,
+    },
+];
+
 fn columns(resource: ResourceId) -> &'static [Column] {
     match resource {
+        ResourceId::CustomResourceDefinitions | ResourceId::Custom(_) => DEFAULT,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
         ResourceId::Nodes => NODE,
@@ -364,27 +400,57 @@ fn columns(resource: ResourceId) -> &'static [Column] {
     }
 }
 
-/// The `columnDefinitions` array for `resource`.
-pub fn column_definitions(resource: ResourceId) -> Value {
-    Value::Array(
-        columns(resource)
-            .iter()
-            .map(|c| {
-                json!({
-                    "name": c.name,
-                    "type": c.ty,
-                    "format": c.format,
-                    "description": c.description,
-                    "priority": c.priority,
-                })
-            })
-            .collect(),
-    )
+/// The `columnDefinitions` array for `printer`.
+pub fn column_definitions<'a>(printer: impl Into<Printer<'a>>) -> Value {
+    let column = |name: &str, ty: &str, format: &str, description: &str, priority: i64| {
+        json!({
+            "name": name,
+            "type": ty,
+            "format": format,
+            "description": description,
+            "priority": priority,
+        })
+    };
+    match printer.into() {
+        Printer::Builtin(resource) => Value::Array(
+            columns(resource)
+                .iter()
+                .map(|c| column(c.name, c.ty, c.format, c.description, i64::from(c.priority)))
+                .collect(),
+        ),
+        Printer::Custom(version) => {
+            let mut out = vec![column(NAME.name, NAME.ty, NAME.format, NAME.description, 0)];
+            out.extend(
+                version
+                    .columns
+                    .iter()
+                    .map(|c| column(&c.name, &c.type_, &c.format, &c.description, c.priority)),
+            );
+            Value::Array(out)
+        }
+    }
 }
 
 /// One row for `obj`.
-pub fn row(resource: ResourceId, obj: &Value, now: UnixTime, include: IncludeObject) -> Value {
-    let (cells, conditions) = cells(resource, obj, now);
+pub fn row<'a>(
+    printer: impl Into<Printer<'a>>,
+    obj: &Value,
+    now: UnixTime,
+    include: IncludeObject,
+) -> Value {
+    let (cells, conditions) = match printer.into() {
+        Printer::Builtin(resource) => cells(resource, obj, now),
+        Printer::Custom(version) => {
+            let mut cells = vec![Value::from(text(obj, "/metadata/name"))];
+            cells.extend(
+                version
+                    .columns
+                    .iter()
+                    .map(|c| crd::columns::cell(&c.type_, &c.path, obj, now)),
+            );
+            (cells, None)
+        }
+    };
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Metadata => json!({
@@ -407,8 +473,8 @@ pub fn row(resource: ResourceId, obj: &Value, now: UnixTime, include: IncludeObj
 ///
 /// kube-apiserver sets `NoHeaders` after the first watch event; `Table.columnDefinitions` has no
 /// `omitempty`, so it is then sent as `null`, which is what this writes.
-pub fn table(
-    resource: ResourceId,
+pub fn table<'a>(
+    printer: impl Into<Printer<'a>>,
     rows: Vec<Value>,
     resource_version: &str,
     continue_token: Option<&str>,
@@ -429,7 +495,7 @@ pub fn table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": if columns { column_definitions(resource) } else { Value::Null },
+        "columnDefinitions": if columns { column_definitions(printer) } else { Value::Null },
         "rows": rows,
     })
 }
@@ -545,6 +611,12 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
     let name = Value::from(text(obj, "/metadata/name"));
     let created = age(obj.pointer("/metadata/creationTimestamp"), now);
     let cells = match resource {
+        ResourceId::CustomResourceDefinitions | ResourceId::Custom(_) => vec![
+            name,
+            obj.pointer("/metadata/creationTimestamp")
+                .cloned()
+                .unwrap_or(Value::Null),
+        ],
         ResourceId::Pods => return pod_cells(obj, now),
         ResourceId::Nodes => node_cells(obj, name, created),
         ResourceId::Namespaces => {

@@ -48,6 +48,8 @@ pub enum WatchPoll {
 #[derive(Debug)]
 pub struct Watcher {
     resource: ResourceId,
+    /// The served version of a custom resource: its objects are rewritten to it.
+    custom: Option<crate::crd::Served>,
     namespace: Option<String>,
     name: Option<String>,
     labels: LabelSelector,
@@ -67,8 +69,10 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         resource: ResourceId,
+        custom: Option<crate::crd::Served>,
         namespace: Option<String>,
         name: Option<String>,
         labels: LabelSelector,
@@ -78,6 +82,7 @@ impl Watcher {
     ) -> Self {
         Self {
             resource,
+            custom,
             namespace,
             name,
             labels,
@@ -302,7 +307,13 @@ impl Watcher {
     }
 
     fn write_bookmark_with(&mut self, out: &mut Vec<u8>, initial_end: bool) {
-        let info = self.resource.info();
+        let (kind, api_version) = match &self.custom {
+            Some(served) => (served.definition.kind.clone(), served.api_version()),
+            None => {
+                let info = self.resource.info();
+                (String::from(info.kind), String::from(info.api_version()))
+            }
+        };
         let mut metadata = json!({"resourceVersion": self.cursor.to_string()});
         if initial_end && let Some(meta) = metadata.as_object_mut() {
             meta.insert(
@@ -312,7 +323,7 @@ impl Watcher {
         }
         let object = match self.format {
             WatchFormat::Metadata(view) => super::metadata::partial_of(view.api_version, metadata),
-            _ => json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": metadata}),
+            _ => json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
         };
         if let Some(view) = self.protobuf() {
             let body = crate::protobuf::encode::partial_object_metadata(view.api_version, &object);
@@ -343,23 +354,48 @@ impl Watcher {
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
-        match &mut self.format {
-            WatchFormat::Json | WatchFormat::Metadata(_) => out.extend_from_slice(&object.json),
-            WatchFormat::Table {
-                include,
-                columns_sent,
-            } => {
-                let value: Value = serde_json::from_slice(&object.json).unwrap_or(Value::Null);
-                let row = table::row(self.resource, &value, now, *include);
+        match (&mut self.format, &self.custom) {
+            (WatchFormat::Json | WatchFormat::Metadata(_), None) => {
+                out.extend_from_slice(&object.json)
+            }
+            (WatchFormat::Json | WatchFormat::Metadata(_), Some(served)) => {
+                out.extend_from_slice(&super::custom::view_bytes(served, object));
+            }
+            (
+                WatchFormat::Table {
+                    include,
+                    columns_sent,
+                },
+                custom,
+            ) => {
                 let rv = object.revision.to_string();
-                let t = table::table(
-                    self.resource,
-                    alloc::vec![row],
-                    &rv,
-                    None,
-                    None,
-                    !*columns_sent,
-                );
+                let t = match custom {
+                    Some(served) => {
+                        let value = super::custom::view(served, object).unwrap_or(Value::Null);
+                        let row = table::row(served.version(), &value, now, *include);
+                        table::table(
+                            served.version(),
+                            alloc::vec![row],
+                            &rv,
+                            None,
+                            None,
+                            !*columns_sent,
+                        )
+                    }
+                    None => {
+                        let value: Value =
+                            serde_json::from_slice(&object.json).unwrap_or(Value::Null);
+                        let row = table::row(self.resource, &value, now, *include);
+                        table::table(
+                            self.resource,
+                            alloc::vec![row],
+                            &rv,
+                            None,
+                            None,
+                            !*columns_sent,
+                        )
+                    }
+                };
                 *columns_sent = true;
                 out.extend_from_slice(&crate::json::to_vec(&t));
             }

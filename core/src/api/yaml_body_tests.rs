@@ -213,3 +213,48 @@ fn yaml_errors_and_bombs_are_refused_with_kubes_wording_and_change_nothing() {
     assert_eq!(status, 400);
     assert_eq!(s.store().revision(), before);
 }
+
+#[test]
+fn a_yaml_apply_with_a_duplicate_key_is_refused_under_strict_only() {
+    let mut s = server();
+    let apply = "
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: twice
+data:
+  foo: foo1
+  foo: foo2
+";
+    let path = "/api/v1/namespaces/default/configmaps/twice?fieldManager=m";
+    let (status, body) = send(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{path}&fieldValidation=Strict"),
+        apply.as_bytes(),
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:\n  line 8: key \"foo\" already set in map"
+    );
+    let (status, _) = send(
+        &mut s,
+        Method::Get,
+        "/api/v1/namespaces/default/configmaps/twice",
+        b"",
+        "application/json",
+    );
+    assert_eq!(status, 404, "a refused apply created the object");
+    // Warn (the default) applies it, the later value winning.
+    let (status, body) = send(
+        &mut s,
+        Method::Patch,
+        path,
+        apply.as_bytes(),
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["foo"], "foo2");
+}

@@ -26,7 +26,7 @@ pub(crate) struct Attributes<'a> {
     /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete` or `deletecollection`.
     pub(crate) verb: &'static str,
     /// The resource type of the path.
-    pub(crate) resource: &'static ResourceType,
+    pub(crate) resource: ResourceType<'a>,
     /// The subresource of the path, if any.
     pub(crate) subresource: Option<&'a str>,
     /// The namespace of the path, if any.
@@ -42,7 +42,7 @@ impl<'a> Attributes<'a> {
     /// The attributes of `method` on `path`; `watch` and `field_selector` come from the query.
     pub(crate) fn of(
         method: Method,
-        path: &ResourcePath<'a>,
+        path: &'a ResourcePath<'a>,
         watch: bool,
         field_selector: Option<&str>,
     ) -> Self {
@@ -57,14 +57,13 @@ impl<'a> Attributes<'a> {
             _ => "deletecollection",
         };
         let fields = match verb {
-            "list" | "watch" => {
-                field_selector.and_then(|text| FieldSelector::parse(path.resource.id, text).ok())
-            }
+            "list" | "watch" => field_selector
+                .and_then(|text| FieldSelector::parse(path.resource.rt().id, text).ok()),
             _ => None,
         };
         Self {
             verb,
-            resource: path.resource,
+            resource: path.resource.rt(),
             subresource: path.subresource,
             namespace: path.namespace,
             path_name: path.name,
@@ -127,7 +126,7 @@ pub(crate) fn authorize(
 pub(crate) fn forbidden(user: &str, attrs: &Attributes<'_>, reason: &str) -> Error {
     let rt = attrs.resource;
     let name = attrs.name().unwrap_or("");
-    let plural = crate::api::qualified(rt);
+    let plural = crate::api::qualified(&rt);
     let resource = match attrs.subresource {
         Some(sub) => alloc::format!("{}/{sub}", rt.plural),
         None => rt.plural.to_string(),

@@ -90,7 +90,7 @@ impl ApiServer {
                 unmanaged += 1;
                 continue;
             };
-            let Some(key) = owner.key(ns) else {
+            let Some(key) = self.owner_key(&owner, ns) else {
                 continue;
             };
             let Some(mut obj) = self.load(&key) else {
@@ -100,7 +100,7 @@ impl ApiServer {
             if owner.kind == "ReplicaSet"
                 && let Some(deployment) =
                     super::controller_ref(&obj).filter(|d| d.kind == "Deployment")
-                && let Some(dkey) = deployment.key(ns)
+                && let Some(dkey) = self.owner_key(&deployment, ns)
                 && let Some(d) = self.load(&dkey)
             {
                 id = (deployment.kind, deployment.name);

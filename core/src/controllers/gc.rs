@@ -99,7 +99,7 @@ enum OwnerState {
 
 impl ApiServer {
     fn owner_state(&self, r: &OwnerRef, namespace: &str) -> OwnerState {
-        let Some(key) = r.key(namespace) else {
+        let Some(key) = self.owner_key(r, namespace) else {
             return OwnerState::Solid;
         };
         match self.load(&key) {

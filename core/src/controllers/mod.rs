@@ -8,6 +8,7 @@
 //! store instead.
 
 pub(crate) mod apf;
+pub(crate) mod crd;
 pub(crate) mod cronjob;
 pub(crate) mod deployment;
 pub(crate) mod disruption;
@@ -64,12 +65,22 @@ pub(crate) struct OwnerRef {
     pub(crate) block: bool,
 }
 
-impl OwnerRef {
-    /// Where the owner is stored, for a dependent in `namespace`; `None` for a kind not served.
-    pub(crate) fn key(&self, namespace: &str) -> Option<ObjectKey> {
-        let rt = crate::resource::lookup_kind(&self.api_version, &self.kind)?;
-        let ns = if rt.namespaced { namespace } else { "" };
-        Some(ObjectKey::new(rt.id, ns, &self.name))
+impl ApiServer {
+    /// Where the owner `r` is stored, for a dependent in `namespace` (a built-in kind or a
+    /// served custom resource); `None` for a kind not served.
+    pub(crate) fn owner_key(&self, r: &OwnerRef, namespace: &str) -> Option<ObjectKey> {
+        let (id, namespaced) = match crate::resource::lookup_kind(&r.api_version, &r.kind) {
+            Some(rt) => (rt.id, rt.namespaced),
+            None => {
+                let served = self.crds.lookup_kind(&r.api_version, &r.kind)?;
+                (
+                    ResourceId::Custom(served.definition.id),
+                    served.definition.namespaced,
+                )
+            }
+        };
+        let ns = if namespaced { namespace } else { "" };
+        Some(ObjectKey::new(id, ns, &r.name))
     }
 }
 
@@ -204,6 +215,8 @@ pub(crate) enum Queue {
     PodGc,
     /// PodGC's look at one terminating pod that has no node.
     UnscheduledPod,
+    /// CustomResourceDefinitions: names, conditions, and the deletion of their objects.
+    Crd,
     /// A namespace's `default` ServiceAccount and root-CA ConfigMap; the key's name is the
     /// namespace's.
     NamespaceDefaults,
@@ -378,6 +391,7 @@ impl ApiServer {
                         let key = ObjectKey::new(ResourceId::Pods, &ns, &name);
                         self.gc_unscheduled_terminating(now, &key);
                     }
+                    Work::Sync(Queue::Crd, _, name) => self.sync_crd(now, &name),
                     Work::Sync(Queue::NamespaceDefaults, _, ns) => {
                         self.sync_namespace_defaults(now, &ns);
                     }
@@ -578,6 +592,31 @@ impl ApiServer {
                 }
             }
             ResourceId::Deployments => self.controllers.enqueue(Queue::Deployment, ns, name),
+            ResourceId::CustomResourceDefinitions => {
+                self.controllers.enqueue(Queue::Crd, "", name);
+                // A definition that goes (or changes its names) may free names others wait for.
+                let group = j::str_at(&obj, "/spec/group");
+                let others: Vec<String> = self
+                    .crds
+                    .definitions()
+                    .filter(|d| d.group == group && d.name != name && !d.names_accepted)
+                    .map(|d| d.name.clone())
+                    .collect();
+                for other in others {
+                    self.controllers.enqueue(Queue::Crd, "", &other);
+                }
+            }
+            ResourceId::Custom(id) if deleted => {
+                // The last objects of a definition being deleted let its finalizer go.
+                let terminating = self
+                    .crds
+                    .by_id(id)
+                    .filter(|d| d.terminating)
+                    .map(|d| d.name.clone());
+                if let Some(crd) = terminating {
+                    self.controllers.enqueue(Queue::Crd, "", &crd);
+                }
+            }
             ResourceId::ReplicationControllers => {
                 self.controllers
                     .enqueue(Queue::ReplicationController, ns, name);
@@ -681,7 +720,7 @@ impl ApiServer {
 
     /// Whether the owner `r` names exists with that uid.
     pub(crate) fn owner_present(&self, r: &OwnerRef, namespace: &str) -> bool {
-        let Some(key) = r.key(namespace) else {
+        let Some(key) = self.owner_key(r, namespace) else {
             // A kind this server does not serve cannot be checked; kube leaves such
             // dependents alone rather than collect them on a lookup failure.
             return true;
@@ -724,18 +763,22 @@ impl ApiServer {
         self.controllers.pods.clear();
         self.controllers.out_of_service.clear();
         self.namespaces_due.extend(self.terminating.iter().cloned());
-        for rt in crate::resource::RESOURCES {
-            if rt.id == ResourceId::Events {
-                continue;
-            }
+        let mut resources: Vec<ResourceId> = crate::resource::RESOURCES
+            .iter()
+            .map(|r| r.id)
+            .filter(|id| *id != ResourceId::Events)
+            .collect();
+        resources.extend(self.custom_ids());
+        for resource in resources {
             let objects: Vec<(ObjectKey, Value)> = self
                 .store
-                .range(rt.id, None, None)
+                .range(resource, None, None)
                 .filter_map(|(k, o)| Some((k.clone(), serde_json::from_slice(&o.json).ok()?)))
                 .collect();
             for (key, obj) in objects {
                 self.observe_object(&key, &obj, false);
                 let queue = match key.resource {
+                    ResourceId::CustomResourceDefinitions => Queue::Crd,
                     ResourceId::Namespaces => {
                         self.controllers
                             .enqueue(Queue::NamespaceDefaults, "", &key.name);

@@ -43,7 +43,11 @@ impl ReplicaKind {
     }
 
     fn api_version(self) -> &'static str {
-        self.resource().info().api_version()
+        match self {
+            Self::ReplicaSet => "apps/v1",
+            Self::ReplicationController => "v1",
+            Self::Job => "batch/v1",
+        }
     }
 
     fn kind(self) -> &'static str {

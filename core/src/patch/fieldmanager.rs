@@ -113,6 +113,16 @@ fn strip_meta(set: &FieldSet) -> FieldSet {
     set.difference(&strip)
 }
 
+/// The `apiVersion` a managedFields entry records: the kind's, or for a custom resource (whose
+/// versions share one store) the version the object is written in.
+/// `written` is the object's own `apiVersion`.
+fn api_version_of(resource: ResourceId, written: Option<&Value>) -> String {
+    match resource {
+        ResourceId::Custom(_) => written.and_then(Value::as_str).unwrap_or_default().into(),
+        builtin => builtin.info().api_version().into_owned(),
+    }
+}
+
 /// The object as the Go zero value of its type serializes (the fields without `omitempty`):
 /// what a create is compared against, so `f:spec` of a pod has no `.`.
 fn zero_object(resource: ResourceId) -> Map<String, Value> {
@@ -161,6 +171,12 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
         R::PriorityLevelConfigurations => {
             serde_json::json!({"metadata": meta, "spec": {"type": ""}, "status": {}})
         }
+        R::CustomResourceDefinitions => serde_json::json!({"metadata": meta,
+            "spec": {"group": "", "names": {"plural": "", "kind": ""}, "scope": "",
+            "versions": null}, "status": {"conditions": null,
+            "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": null}}),
+        // Unstructured: no Go zero value beyond an empty object.
+        R::Custom(_) => serde_json::json!({}),
     };
     zero.as_object().cloned().unwrap_or_default()
 }
@@ -238,7 +254,8 @@ pub(crate) fn record_update(
         return;
     }
     let subresource = subresource.unwrap_or_default();
-    let api_version = resource.info().api_version();
+    let api_version = api_version_of(resource, new.get("apiVersion"));
+    let api_version = api_version.as_str();
     let stored = old.and_then(managed::raw);
     let live_entries = || managed::decode(stored).unwrap_or_default();
     // decodeLiveOrNew: a subresource never sets ownership; `[]` or `[{}]` clears it; a list
@@ -301,7 +318,8 @@ pub(crate) fn record_update(
 /// `spec.replicas`, the writer's `scale` entry owns them (kube writes it without a time) and
 /// every other entry loses them; an object where nobody owns `spec.replicas` stays untracked.
 fn record_scale(resource: ResourceId, old: Option<&Value>, new: &mut Value, manager: &str) {
-    let api_version = resource.info().api_version();
+    let api_version = api_version_of(resource, new.get("apiVersion"));
+    let api_version = api_version.as_str();
     let replicas = [PathElement::field("spec"), PathElement::field("replicas")];
     let mut entries = managed::decode(old.and_then(managed::raw)).unwrap_or_default();
     let owned = entries.iter().any(|e| e.set.has(&replicas));
@@ -357,7 +375,10 @@ pub(crate) fn apply(
         ));
     };
     let text = |key: &str| config.get(key).and_then(Value::as_str).unwrap_or_default();
-    if text("apiVersion") != info.api_version() || text("kind") != info.kind {
+    // A custom resource's path already matched its body's apiVersion and kind.
+    if !resource.is_custom()
+        && (text("apiVersion") != info.api_version() || text("kind") != info.kind)
+    {
         let (group, version) = match text("apiVersion").split_once('/') {
             Some((g, v)) => (g, v),
             None => ("", text("apiVersion")),
@@ -402,7 +423,7 @@ pub(crate) fn apply(
             let mut first = Entry::new(
                 BEFORE_FIRST_APPLY,
                 Operation::Update,
-                info.api_version(),
+                &api_version_of(resource, config.get("apiVersion")),
                 subresource,
                 set,
             );
@@ -410,7 +431,10 @@ pub(crate) fn apply(
             entries.push(first);
         }
     }
-    managed::keep_version(&mut entries, info.api_version());
+    managed::keep_version(
+        &mut entries,
+        &api_version_of(resource, config.get("apiVersion")),
+    );
     let target = Target {
         resource,
         subresource,
@@ -511,7 +535,8 @@ fn merge_and_own(
         subresource,
     } = target;
     let ctx = Ctx::Root(resource);
-    let api_version = resource.info().api_version();
+    let api_version = api_version_of(resource, config.get("apiVersion"));
+    let api_version = api_version.as_str();
     let mut config = config.clone();
     if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
         // Values the server decides; kube takes them from the live object.
@@ -641,7 +666,9 @@ fn allowed_by_last_applied(resource: ResourceId, live: &Map<String, Value>) -> O
         .filter(|t| !t.is_empty())?;
     let last: Value = serde_json::from_str(text).ok()?;
     let last = last.as_object()?;
-    if last.get("apiVersion").and_then(Value::as_str) != Some(resource.info().api_version()) {
+    if last.get("apiVersion").and_then(Value::as_str)
+        != Some(api_version_of(resource, live.get("apiVersion")).as_str())
+    {
         return None;
     }
     let ctx = Ctx::Root(resource);

@@ -229,6 +229,39 @@ fn value_field(num: u32, kind: Kind, value: &Value, out: &mut Vec<u8>) {
             }
             bytes_field(num, &nested, out);
         }
+        Kind::F64 => {
+            tag(num, 1, out);
+            out.extend_from_slice(&value.as_f64().unwrap_or(0.0).to_bits().to_le_bytes());
+        }
+        Kind::SchemaOrArray(schema)
+        | Kind::SchemaOrBool(schema)
+        | Kind::SchemaOrStrings(schema) => {
+            let mut nested = Vec::new();
+            match (kind, value) {
+                (_, Value::Object(_)) => {
+                    let field = if matches!(kind, Kind::SchemaOrBool(_)) {
+                        2
+                    } else {
+                        1
+                    };
+                    value_field(field, Kind::Message(schema), value, &mut nested);
+                }
+                (Kind::SchemaOrBool(_), other) => {
+                    value_field(1, Kind::Bool, other, &mut nested);
+                }
+                (Kind::SchemaOrArray(_), other) => {
+                    for item in other.as_array().into_iter().flatten() {
+                        value_field(2, Kind::Message(schema), item, &mut nested);
+                    }
+                }
+                (_, other) => {
+                    for item in other.as_array().into_iter().flatten() {
+                        value_field(2, Kind::Str, item, &mut nested);
+                    }
+                }
+            }
+            bytes_field(num, &nested, out);
+        }
         Kind::RawJson => {
             let mut nested = Vec::new();
             if !value.is_null() {

@@ -841,3 +841,31 @@ fn every_table_is_sorted_and_unique() {
     walk(&tables::META_DELETE_OPTIONS, &mut seen);
     assert!(seen.len() > 150, "{}", seen.len());
 }
+
+#[test]
+fn a_crd_decodes_as_apiextensions_marshals_it() {
+    // fixtures/crd.bin is `CustomResourceDefinition.Marshal()` of apiextensions-apiserver
+    // v0.32.13 and fixtures/crd.json `json.Marshal` of the same Go value (a throw-away
+    // program made both): doubles, embedded JSON defaults and enums, and each
+    // `JSONSchemaPropsOr*` union in its schema and its other form.
+    let body = envelope(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &[include_bytes!("fixtures/crd.bin").to_vec()],
+    );
+    let mut expected: Value = serde_json::from_str(include_str!("fixtures/crd.json")).unwrap();
+    expected["apiVersion"] = json!("apiextensions.k8s.io/v1");
+    expected["kind"] = json!("CustomResourceDefinition");
+    let got = decode(ResourceId::CustomResourceDefinitions, &body).unwrap();
+    assert_eq!(got, expected);
+    let size = &got["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["size"];
+    // A whole float64 is written without a fraction, as Go does.
+    assert_eq!(serde_json::to_string(&size["maximum"]).unwrap(), "10");
+    // And the encoder writes it back to the same bytes.
+    let again =
+        super::encode::object("apiextensions.k8s.io/v1", "CustomResourceDefinition", &got).unwrap();
+    assert_eq!(
+        decode(ResourceId::CustomResourceDefinitions, &again).unwrap(),
+        got
+    );
+}

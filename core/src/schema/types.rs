@@ -24,6 +24,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::ReplicationControllers => &REPLICATION_CONTROLLER,
         ResourceId::Jobs => &BATCH_JOB,
         ResourceId::CronJobs => &BATCH_CRON_JOB,
+        ResourceId::CustomResourceDefinitions => &APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION,
         ResourceId::ResourceQuotas => &RESOURCE_QUOTA,
         ResourceId::PodDisruptionBudgets => &POLICY_POD_DISRUPTION_BUDGET,
         ResourceId::RuntimeClasses => &NODE_RUNTIME_CLASS,
@@ -33,8 +34,20 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::MutatingWebhookConfigurations => &ADMISSIONREGISTRATION_MUTATING_WEBHOOK_CONFIGURATION,
         ResourceId::ValidatingAdmissionPolicies => &ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY,
         ResourceId::ValidatingAdmissionPolicyBindings => &ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING,
+        ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
+
+/// A custom resource as these tables see it: typed metadata, the rest free-form (its
+/// schema is its CustomResourceDefinition's, in `crate::crd`).
+pub(super) static CUSTOM_RESOURCE: Type = Type {
+    name: "custom resource",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+    ],
+};
 
 /// String defaults of associative-list key fields (the same for that key in every list).
 pub(super) static KEY_DEFAULTS: &[(&str, &str)] = &[
@@ -43,6 +56,7 @@ pub(super) static KEY_DEFAULTS: &[(&str, &str)] = &[
     ("mountPath", ""),
     ("protocol", "TCP"),
     ("resourceID", ""),
+    ("rule", ""),
     ("topologyKey", ""),
     ("uid", ""),
     ("whenUnsatisfiable", ""),
@@ -282,6 +296,224 @@ pub(super) static AFFINITY: Type = Type {
         f("nodeAffinity", Object(&NODE_AFFINITY)),
         f("podAffinity", Object(&POD_AFFINITY)),
         f("podAntiAffinity", Object(&POD_ANTI_AFFINITY)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_COLUMN_DEFINITION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
+    fields: &[
+        f("description", Any),
+        f("format", Any),
+        f("jsonPath", Any),
+        f("name", Any),
+        f("priority", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_CONVERSION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
+    fields: &[
+        f("strategy", Any),
+        f("webhook", Object(&APIEXTENSIONS_WEBHOOK_CONVERSION)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_SPEC)),
+        f("status", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_STATUS)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_CONDITION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
+    fields: &[
+        f("lastTransitionTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_NAMES: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
+    fields: &[
+        f("categories", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("kind", Any),
+        f("listKind", Any),
+        f("plural", Any),
+        f("shortNames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("singular", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_SPEC: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
+    fields: &[
+        f("conversion", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_CONVERSION)),
+        f("group", Any),
+        f("names", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_NAMES)),
+        f("preserveUnknownFields", Any),
+        f("scope", Any),
+        f("versions", List(Item::Of(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_VERSION), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_STATUS: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
+    fields: &[
+        f("acceptedNames", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_NAMES)),
+        f("conditions", List(Item::Of(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::Replace)),
+        f("storedVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_VERSION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
+    fields: &[
+        f("additionalPrinterColumns", List(Item::Of(&APIEXTENSIONS_CUSTOM_RESOURCE_COLUMN_DEFINITION), ListKind::Atomic, MergeKind::Replace)),
+        f("deprecated", Any),
+        f("deprecationWarning", Any),
+        f("name", Any),
+        f("schema", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_VALIDATION)),
+        f("selectableFields", List(Item::Of(&APIEXTENSIONS_SELECTABLE_FIELD), ListKind::Atomic, MergeKind::Replace)),
+        f("served", Any),
+        f("storage", Any),
+        f("subresources", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCES)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCES: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
+    fields: &[
+        f("scale", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCE_SCALE)),
+        f("status", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCE_SCALE: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
+    fields: &[
+        f("labelSelectorPath", Any),
+        f("specReplicasPath", Any),
+        f("statusReplicasPath", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_VALIDATION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
+    fields: &[
+        f("openAPIV3Schema", Object(&APIEXTENSIONS_JSON_SCHEMA_PROPS)),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_EXTERNAL_DOCUMENTATION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
+    fields: &[
+        f("description", Any),
+        f("url", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_JSON_SCHEMA_PROPS: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
+    fields: &[
+        f("$ref", Any),
+        f("$schema", Any),
+        f("additionalItems", Any),
+        f("additionalProperties", Any),
+        f("allOf", List(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS), ListKind::Atomic, MergeKind::Replace)),
+        f("anyOf", List(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS), ListKind::Atomic, MergeKind::Replace)),
+        f("default", Any),
+        f("definitions", Map(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS))),
+        f("dependencies", Map(Item::Any)),
+        f("description", Any),
+        f("enum", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("example", Any),
+        f("exclusiveMaximum", Any),
+        f("exclusiveMinimum", Any),
+        f("externalDocs", Object(&APIEXTENSIONS_EXTERNAL_DOCUMENTATION)),
+        f("format", Any),
+        f("id", Any),
+        f("items", Any),
+        f("maxItems", Any),
+        f("maxLength", Any),
+        f("maxProperties", Any),
+        f("maximum", Any),
+        f("minItems", Any),
+        f("minLength", Any),
+        f("minProperties", Any),
+        f("minimum", Any),
+        f("multipleOf", Any),
+        f("not", Object(&APIEXTENSIONS_JSON_SCHEMA_PROPS)),
+        f("nullable", Any),
+        f("oneOf", List(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS), ListKind::Atomic, MergeKind::Replace)),
+        f("pattern", Any),
+        f("patternProperties", Map(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS))),
+        f("properties", Map(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS))),
+        f("required", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("title", Any),
+        f("type", Any),
+        f("uniqueItems", Any),
+        f("x-kubernetes-embedded-resource", Any),
+        f("x-kubernetes-int-or-string", Any),
+        f("x-kubernetes-list-map-keys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("x-kubernetes-list-type", Any),
+        f("x-kubernetes-map-type", Any),
+        f("x-kubernetes-preserve-unknown-fields", Any),
+        f("x-kubernetes-validations", List(Item::Of(&APIEXTENSIONS_VALIDATION_RULE), ListKind::Map { keys: &["rule"] }, MergeKind::ByKey("rule"))),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_SELECTABLE_FIELD: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.SelectableField",
+    fields: &[
+        f("jsonPath", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_SERVICE_REFERENCE: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference",
+    fields: &[
+        f("name", Any),
+        f("namespace", Any),
+        f("path", Any),
+        f("port", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_VALIDATION_RULE: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ValidationRule",
+    fields: &[
+        f("fieldPath", Any),
+        f("message", Any),
+        f("messageExpression", Any),
+        f("optionalOldSelf", Any),
+        f("reason", Any),
+        f("rule", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_WEBHOOK_CLIENT_CONFIG: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
+    fields: &[
+        f("caBundle", Any),
+        f("service", Object(&APIEXTENSIONS_SERVICE_REFERENCE)),
+        f("url", Any),
+    ],
+};
+
+pub(super) static APIEXTENSIONS_WEBHOOK_CONVERSION: Type = Type {
+    name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
+    fields: &[
+        f("clientConfig", Object(&APIEXTENSIONS_WEBHOOK_CLIENT_CONFIG)),
+        f("conversionReviewVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
