@@ -12,6 +12,7 @@ mod log_sink;
 mod metrics;
 mod relay;
 mod serve;
+mod storage;
 // `serve` builds its configuration in tls_reload; the fixed one here is dev's.
 #[cfg_attr(not(feature = "dev"), allow(dead_code))]
 mod tls;
@@ -204,6 +205,23 @@ struct ServeCli {
     /// printed on this process's stderr marked as the enclave's (default: off).
     #[arg(long, env = "NAUTILUS_PROXY_ENCLAVE_LOGS", value_name = "ADDR")]
     enclave_logs: Option<log_sink::SinkListen>,
+    /// Where the enclave's storage channel connects: `unix:PATH` or `vsock:PORT` (the enclave's
+    /// `--storage vsock:3:PORT`); needs `--storage-dir`. Default: off (nothing persisted).
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_STORAGE_LISTEN",
+        value_name = "ADDR",
+        requires = "storage_dir"
+    )]
+    storage_listen: Option<storage::StorageListen>,
+    /// Directory of the enclave's sealed log, snapshots and key blob (created with mode 0700).
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_STORAGE_DIR",
+        value_name = "DIR",
+        requires = "storage_listen"
+    )]
+    storage_dir: Option<PathBuf>,
     #[command(flatten)]
     relay: RelayCli,
     #[command(flatten)]
@@ -246,6 +264,10 @@ struct DevCli {
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
+    /// TESTS ONLY: inject storage faults named in `DATA_DIR/storage-faults` (`fsync-eio`,
+    /// `short-write`, `disk-full`, one per line) while that file exists.
+    #[arg(long, hide = true)]
+    storage_faults: bool,
     #[command(flatten)]
     relay: RelayCli,
     #[command(flatten)]
@@ -352,6 +374,12 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         eprintln!("{message}");
         return ExitCode::from(EXIT_CANNOT_LISTEN);
     }
+    if let (Some(listen), Some(dir)) = (args.storage_listen.clone(), args.storage_dir.as_deref()) {
+        if let Err(message) = start_storage(listen, dir, storage::faults::Faults::none()).await {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
+    }
     let options = args.tuning.options(args.enclave);
     serve::serve(listener, tls, options, serve::shutdown_signal()).await;
     ExitCode::SUCCESS
@@ -406,6 +434,36 @@ async fn run_dev(args: DevCli) -> ExitCode {
             enclave_args.push(OsString::from(format!("--sui-node={node}")));
         }
     }
+    // The enclave's sealed log and snapshots live in the data directory.
+    let data_dir = match dev::create_data_dir(&args.data_dir) {
+        Ok(dir) => dir,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let storage_socket = data_dir.join("storage.sock");
+    let faults = if args.storage_faults {
+        tracing::warn!(
+            "TESTS ONLY: storage faults are read from storage-faults in the data directory"
+        );
+        storage::faults::Faults::from_control_file(data_dir.join("storage-faults"))
+    } else {
+        storage::faults::Faults::none()
+    };
+    if let Err(message) = start_storage(
+        storage::StorageListen::Unix(storage_socket.clone()),
+        &data_dir.join("storage"),
+        faults,
+    )
+    .await
+    {
+        eprintln!("error: {message}");
+        return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
+    let mut storage_arg = OsString::from("--storage=unix:");
+    storage_arg.push(&storage_socket);
+    enclave_args.insert(0, storage_arg);
     let settings = dev::DevSettings {
         data_dir: args.data_dir,
         enclave_args,
@@ -420,6 +478,26 @@ async fn run_dev(args: DevCli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the store under `dir` (mode 0700) and serves the enclave's storage channel on
+/// `listen`.
+async fn start_storage(
+    listen: storage::StorageListen,
+    dir: &std::path::Path,
+    faults: storage::faults::Faults,
+) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| format!("cannot create the storage directory {}: {e}", dir.display()))?;
+    let mut store = storage::Store::open(dir, faults)
+        .map_err(|e| format!("cannot open the storage directory {}: {e}", dir.display()))?;
+    store.set_credentials(std::sync::Arc::new(storage::credentials_from_env));
+    storage::run(listen, store).await
 }
 
 #[cfg(test)]
