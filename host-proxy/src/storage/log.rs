@@ -214,8 +214,7 @@ impl SegmentLog {
         };
         let mut buf = Vec::with_capacity(records.iter().map(|r| r.len() + 12).sum());
         let mut offsets = Vec::with_capacity(records.len());
-        let mut position = first;
-        for record in records {
+        for (position, record) in (first..).zip(records.iter()) {
             offsets.push((position, segment.len + buf.len() as u64));
             buf.extend_from_slice(
                 &u32::try_from(record.len())
@@ -224,7 +223,6 @@ impl SegmentLog {
             );
             buf.extend_from_slice(&position.to_be_bytes());
             buf.extend_from_slice(record);
-            position += 1;
         }
         let Some(file) = self.file.as_mut() else {
             return Err((ErrorKind::Io, "the segment is not open".into()));

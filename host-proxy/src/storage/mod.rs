@@ -476,7 +476,7 @@ mod tests {
         );
 
         fs::write(&control, "fsync-eio\n").unwrap();
-        let mut send = |request: Request, id: u64| request.encode(id);
+        let send = |request: Request, id: u64| request.encode(id);
         let frame = send(
             Request::Append {
                 first: appends + 1,
