@@ -4,6 +4,8 @@
 //! ([`sigv4`]) and the answer's envelope ([`cms`]). The simulated KMS of `nautilus-proxy dev`
 //! and the tests' stand-in answer the same shapes.
 
+pub use rsa;
+
 pub mod cms;
 pub mod sigv4;
 
