@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: formatting and lints, the no_std build of core, the loom
 # models, and `cargo test` (unit tests, the proxy's socket tests, and the end-to-end suites that
-# start the real binaries and drive them with the real kubectl and the Python client).
+# start the real binaries and drive them with the real kubectl and the Python client). First it
+# installs what the tests need and is missing (tests/install-deps.sh), so a fresh machine with
+# Rust needs nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== test dependencies"
+tests/install-deps.sh
+# What install-deps.sh keeps under target/tools (kubectl 1.32, Go, a Python virtualenv) comes
+# first.
+export PATH="$PWD/target/tools/bin:$PWD/target/tools/go/bin:$PATH"
+if [ -d target/tools/venv ]; then
+  export PATH="$PWD/target/tools/venv/bin:$PATH"
+fi
 
 echo "== fmt and clippy"
 cargo fmt --all -- --check

@@ -13,6 +13,11 @@ pub struct Config {
     pub max_json_depth: usize,
     /// Events kept in the watch ring; older revisions answer 410 Expired. Default 10,000.
     pub watch_ring_capacity: usize,
+    /// Bytes of object versions the watch ring may hold (each event counts its object and its
+    /// previous version); past it the oldest events go, as past the count. Without it, 10,000
+    /// events of 1.5 MB objects would pin 30 GB. Default 64 MiB: the whole count of ~2 KB
+    /// objects.
+    pub watch_ring_bytes: usize,
     /// Most concurrent watches. Default 10,000.
     pub max_watches: usize,
     /// SHA-256 of the admin bearer token; `None` disables admin access.
@@ -100,6 +105,11 @@ pub struct Config {
     /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
     /// Default 1,000,000 (a pod typically names 1 to 5).
     pub max_pod_references: usize,
+    /// Seconds between compactions of LIST snapshots (kube-apiserver's
+    /// `--etcd-compaction-interval`): a `continue` token expires one to two intervals after its
+    /// first page, with 410 and a token that continues inconsistently. 0 never expires them
+    /// by time. Default 300.
+    pub compaction_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -110,6 +120,7 @@ impl Default for Config {
             max_body_bytes: 3 << 20,
             max_json_depth: 64,
             watch_ring_capacity: 10_000,
+            watch_ring_bytes: 64 << 20,
             max_watches: 10_000,
             admin_token_sha256: None,
             bookmark_interval_secs: 60,
@@ -142,6 +153,7 @@ impl Default for Config {
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
             max_pod_references: 1_000_000,
+            compaction_interval_secs: 300,
         }
     }
 }

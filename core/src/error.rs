@@ -107,20 +107,26 @@ pub enum Error {
         detail: String,
     },
     /// 409 Conflict from server-side apply: the message is kube's `Apply failed with N
-    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix.
+    /// conflict(s): ...` text, without the "Operation cannot be fulfilled" prefix, and the
+    /// details carry only one `FieldManagerConflict` cause per field (`NewApplyConflict`).
     ApplyConflict {
-        /// Group-qualified plural.
-        resource: String,
-        /// Object name.
-        name: String,
         /// The whole message.
         message: String,
+        /// One cause per conflicting field.
+        causes: Vec<Cause>,
     },
-    /// 422 for a patch that cannot be applied (kube's generic "rejected our request" answer);
-    /// the detail becomes the single cause.
+    /// 422 for a patch that cannot be applied: kube's `NewGenericServerResponse(422, ...)`,
+    /// "the server rejected our request", whose `details` are empty. The detail (the JSON
+    /// patch library's error) stays here for logs and tests; kube-apiserver does not send it.
     Unprocessable(String),
     /// 410 Expired: the requested revision left the watch ring, or a continue token expired.
     Expired(String),
+    /// 410 Expired for a `continue` token whose snapshot is gone, carrying in the Status's
+    /// `metadata.continue` a token that continues from the same key at the latest revision.
+    ContinueExpired {
+        /// The inconsistent-continuation token.
+        continue_token: String,
+    },
     /// 413: body above the configured limit.
     TooLarge(String),
     /// 415: the body's media type is not one this verb accepts.
@@ -152,6 +158,9 @@ pub enum Error {
     Unavailable(String),
     /// 500: an invariant failed; the request changed nothing.
     Internal(String),
+    /// 500 without a reason: an error kube-apiserver passes through unclassified (its
+    /// `ErrorToAPIStatus` default), e.g. an applied configuration that does not fit its type.
+    Unclassified(String),
 }
 
 impl Error {
@@ -165,13 +174,13 @@ impl Error {
             Self::MethodNotAllowed(_) => 405,
             Self::NotAcceptable(_) => 406,
             Self::AlreadyExists { .. } | Self::Conflict { .. } | Self::ApplyConflict { .. } => 409,
-            Self::Expired(_) => 410,
+            Self::Expired(_) | Self::ContinueExpired { .. } => 410,
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
             Self::TooManyRequests(_) => 429,
             Self::ResourceVersionTooLarge { .. } => 504,
-            Self::Internal(_) => 500,
+            Self::Internal(_) | Self::Unclassified(_) => 500,
             Self::Unavailable(_) => 503,
             Self::InsufficientStorage(_) => 507,
         }
@@ -188,7 +197,7 @@ impl Error {
             Self::NotAcceptable(_) => "NotAcceptable",
             Self::AlreadyExists { .. } => "AlreadyExists",
             Self::Conflict { .. } | Self::ApplyConflict { .. } => "Conflict",
-            Self::Expired(_) => "Expired",
+            Self::Expired(_) | Self::ContinueExpired { .. } => "Expired",
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
@@ -197,6 +206,7 @@ impl Error {
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
+            Self::Unclassified(_) => "",
         }
     }
 
@@ -213,8 +223,10 @@ impl Error {
             | Self::TooManyRequests(m)
             | Self::InsufficientStorage(m)
             | Self::Unavailable(m)
-            | Self::Internal(m) => m.clone(),
+            | Self::Internal(m)
+            | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
+            Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
             Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
                 message.clone()
             }
@@ -267,7 +279,6 @@ impl Error {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
-            | Self::ApplyConflict { resource, name, .. }
             | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
             _ => ("", ""),
@@ -282,7 +293,9 @@ impl Error {
             }
             details.insert("kind".into(), Value::String(plural.into()));
         }
-        if let Self::Invalid { causes, .. } | Self::Forbidden { causes, .. } = self
+        if let Self::Invalid { causes, .. }
+        | Self::Forbidden { causes, .. }
+        | Self::ApplyConflict { causes, .. } = self
             && !causes.is_empty()
         {
             // kube's StatusCause fields are `omitempty`.
@@ -300,9 +313,7 @@ impl Error {
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
-        if let Self::Unprocessable(detail) = self {
-            details.insert("causes".into(), json!([{"message": detail}]));
-        }
+
         if let Self::TooManyRequests(_) = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
         }
@@ -327,10 +338,21 @@ impl Error {
             "reason": self.reason(),
             "code": self.code(),
         });
-        if !details.is_empty()
+        if self.reason().is_empty()
+            && let Some(obj) = status.as_object_mut()
+        {
+            obj.remove("reason");
+        }
+        // kube's generic 422 carries an empty (but present) `details`.
+        if (!details.is_empty() || matches!(self, Self::Unprocessable(_)))
             && let Some(obj) = status.as_object_mut()
         {
             obj.insert("details".into(), Value::Object(details));
+        }
+        if let (Self::ContinueExpired { continue_token }, Some(obj)) =
+            (self, status.as_object_mut())
+        {
+            obj.insert("metadata".into(), json!({ "continue": continue_token }));
         }
         status
     }

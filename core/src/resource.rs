@@ -43,6 +43,10 @@ pub enum ResourceId {
     Leases,
     Deployments,
     ReplicaSets,
+    PodTemplates,
+    ReplicationControllers,
+    Jobs,
+    CronJobs,
 }
 
 /// Every verb a served resource supports, in discovery order.
@@ -212,10 +216,58 @@ pub const RESOURCES: &[ResourceType] = &[
         categories: &["all"],
         subresources: &["status", "scale"],
     },
+    core_v1(
+        ResourceId::PodTemplates,
+        "podtemplates",
+        "podtemplate",
+        "PodTemplate",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
+    core_v1(
+        ResourceId::ReplicationControllers,
+        "replicationcontrollers",
+        "replicationcontroller",
+        "ReplicationController",
+        true,
+        &["rc"],
+        &["all"],
+        &["status", "scale"],
+    ),
+    ResourceType {
+        id: ResourceId::Jobs,
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        categories: &["all"],
+        subresources: &["status"],
+    },
+    ResourceType {
+        id: ResourceId::CronJobs,
+        group: "batch",
+        version: "v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        kind: "CronJob",
+        namespaced: true,
+        short_names: &["cj"],
+        categories: &["all"],
+        subresources: &["status"],
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
-pub const GROUPS: &[(&str, &str)] = &[("apps", "v1"), ("coordination.k8s.io", "v1")];
+pub const GROUPS: &[(&str, &str)] = &[
+    ("apps", "v1"),
+    ("batch", "v1"),
+    ("coordination.k8s.io", "v1"),
+];
 
 impl ResourceId {
     /// The static description of this resource type.
@@ -235,6 +287,7 @@ impl ResourceType {
         match self.group {
             "" => "v1",
             "apps" => "apps/v1",
+            "batch" => "batch/v1",
             "coordination.k8s.io" => "coordination.k8s.io/v1",
             _ => self.version,
         }

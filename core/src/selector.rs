@@ -623,6 +623,7 @@ const EVENT_FIELDS: &[&str] = &[
 ];
 const SECRET_FIELDS: &[&str] = &["type", "metadata.namespace", "metadata.name"];
 const REPLICASET_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "status.replicas"];
+const JOB_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "status.successful"];
 
 /// The field labels kube-apiserver accepts for `resource` (its registered field-label
 /// conversion, or the default `metadata.name`/`metadata.namespace`).
@@ -634,7 +635,8 @@ pub fn supported_fields(resource: ResourceId) -> &'static [&'static str] {
         ResourceId::Services => SERVICE_FIELDS,
         ResourceId::Events => EVENT_FIELDS,
         ResourceId::Secrets => SECRET_FIELDS,
-        ResourceId::ReplicaSets => REPLICASET_FIELDS,
+        ResourceId::ReplicaSets | ResourceId::ReplicationControllers => REPLICASET_FIELDS,
+        ResourceId::Jobs => JOB_FIELDS,
         _ => META_FIELDS,
     }
 }
@@ -651,6 +653,8 @@ fn has_conversion_func(resource: ResourceId) -> bool {
             | ResourceId::Events
             | ResourceId::Secrets
             | ResourceId::ReplicaSets
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs
     )
 }
 
@@ -902,7 +906,14 @@ pub fn selectable_fields(resource: ResourceId, obj: &Value) -> Vec<(&'static str
         ResourceId::Secrets => {
             out.push(("type", str_at(obj, "/type")));
         }
-        ResourceId::ReplicaSets => {
+        ResourceId::Jobs => {
+            let n = obj
+                .pointer("/status/succeeded")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            out.push(("status.successful", n.to_string()));
+        }
+        ResourceId::ReplicaSets | ResourceId::ReplicationControllers => {
             let n = obj
                 .pointer("/status/replicas")
                 .and_then(Value::as_i64)

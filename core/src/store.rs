@@ -154,7 +154,11 @@ impl Store {
             max_objects: config.max_objects,
             max_bytes: config.max_store_bytes,
             per_resource: [0; crate::resource::RESOURCES.len()],
-            ring: Arc::new(WatchRing::starting_at(config.watch_ring_capacity, revision)),
+            ring: Arc::new(WatchRing::starting_at(
+                config.watch_ring_capacity,
+                config.watch_ring_bytes,
+                revision,
+            )),
             reads: core::cell::Cell::new(0),
         }
     }

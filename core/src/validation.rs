@@ -12,6 +12,9 @@ use crate::error::Cause;
 use crate::resource::ResourceId;
 use crate::selector::{LabelSelector, quote};
 
+mod workloads;
+pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
+
 const QNAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QNAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -471,6 +474,12 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::Events => validate_event(&mut e, obj),
         ResourceId::Endpoints => validate_endpoints(&mut e, obj),
         ResourceId::Namespaces | ResourceId::ServiceAccounts => {}
+        ResourceId::PodTemplates => workloads::validate_pod_template(&mut e, obj),
+        ResourceId::ReplicationControllers => {
+            workloads::validate_replication_controller(&mut e, obj);
+        }
+        ResourceId::Jobs => workloads::validate_job(&mut e, obj, old),
+        ResourceId::CronJobs => workloads::validate_cron_job(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());

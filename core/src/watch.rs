@@ -52,6 +52,14 @@ impl WatchEvent {
     pub fn revision(&self) -> u64 {
         self.object.revision
     }
+
+    /// What the event counts against the ring's byte budget: the object versions it holds.
+    fn bytes(&self) -> usize {
+        self.object
+            .json
+            .len()
+            .saturating_add(self.previous.as_ref().map_or(0, |p| p.json.len()))
+    }
 }
 
 /// A reader asked for changes after a revision that has left the ring.
@@ -67,6 +75,9 @@ pub struct Expired {
 struct Ring {
     events: VecDeque<crate::sync::Arc<WatchEvent>>,
     capacity: usize,
+    /// Object bytes the events hold, and the most they may.
+    bytes: usize,
+    max_bytes: usize,
     /// Readers positioned at or after this revision see every later change.
     oldest: u64,
     /// Revision of the newest event.
@@ -82,19 +93,23 @@ pub struct WatchRing {
 }
 
 impl WatchRing {
-    /// An empty ring holding at most `capacity` events (at least one).
+    /// An empty ring holding at most `capacity` events (at least one), without a byte budget.
     pub fn new(capacity: usize) -> Self {
-        Self::starting_at(capacity, 0)
+        Self::starting_at(capacity, usize::MAX, 0)
     }
 
-    /// An empty ring whose first event will be revision `revision + 1`: readers positioned
-    /// before `revision` (a previous run's revisions) get [`Expired`].
-    pub fn starting_at(capacity: usize, revision: u64) -> Self {
+    /// An empty ring holding at most `capacity` events and `max_bytes` of their objects (the
+    /// newest event is kept whatever its size), whose first event will be revision
+    /// `revision + 1`: readers positioned before `revision` (a previous run's revisions) get
+    /// [`Expired`].
+    pub fn starting_at(capacity: usize, max_bytes: usize, revision: u64) -> Self {
         let capacity = capacity.max(1);
         Self {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(capacity.min(1 << 16)),
                 capacity,
+                bytes: 0,
+                max_bytes,
                 oldest: revision,
                 newest: revision,
                 evicted: 0,
@@ -102,17 +117,22 @@ impl WatchRing {
         }
     }
 
-    /// Appends the event of the newest revision, evicting the oldest when full. Never waits on a
-    /// reader: readers hold the lock only to clone handles.
+    /// Appends the event of the newest revision, evicting the oldest while the count or the
+    /// bytes are over budget. Never waits on a reader: readers hold the lock only to clone
+    /// handles.
     pub fn push(&self, event: WatchEvent) {
         let revision = event.revision();
+        let size = event.bytes();
         let mut ring = self.ring.lock();
-        if ring.events.len() >= ring.capacity
+        while (ring.events.len() >= ring.capacity
+            || ring.bytes.saturating_add(size) > ring.max_bytes)
             && let Some(front) = ring.events.pop_front()
         {
             ring.oldest = front.revision();
             ring.evicted = ring.evicted.saturating_add(1);
+            ring.bytes = ring.bytes.saturating_sub(front.bytes());
         }
+        ring.bytes = ring.bytes.saturating_add(size);
         if ring.events.is_empty() && ring.newest == 0 {
             ring.oldest = revision.saturating_sub(1);
         }
@@ -174,16 +194,47 @@ mod tests {
     use alloc::sync::Arc;
 
     fn event(revision: u64) -> WatchEvent {
+        sized(revision, 2, 0)
+    }
+
+    /// A MODIFIED event whose object has `bytes` bytes and whose previous version `previous`.
+    fn sized(revision: u64, bytes: usize, previous: usize) -> WatchEvent {
+        let version = |len: usize, revision| StoredObject {
+            json: Arc::from(alloc::vec![b' '; len]),
+            revision,
+            index: Arc::new(ObjectIndex::default()),
+        };
         WatchEvent {
-            kind: EventType::Added,
+            kind: EventType::Modified,
             key: ObjectKey::new(ResourceId::Pods, "default", "p"),
-            object: StoredObject {
-                json: Arc::from(&b"{}"[..]),
-                revision,
-                index: Arc::new(ObjectIndex::default()),
-            },
-            previous: None,
+            object: version(bytes, revision),
+            previous: (previous > 0).then(|| version(previous, revision.saturating_sub(1))),
         }
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest_and_keeps_the_newest() {
+        let ring = WatchRing::starting_at(100, 1_000, 0);
+        for rev in 1..=4 {
+            ring.push(sized(rev, 100, 100));
+        }
+        assert_eq!(ring.stats(), (4, 100, 0));
+        // Each holds 200 bytes: a sixth would exceed 1,000, so the first goes.
+        ring.push(sized(5, 100, 100));
+        ring.push(sized(6, 100, 100));
+        assert_eq!(ring.stats(), (5, 100, 1));
+        let mut out = Vec::new();
+        assert!(ring.read_after(0, 10, &mut out).is_err());
+        assert_eq!(ring.read_after(1, 10, &mut out), Ok(5));
+        // One event over the whole budget evicts everything else but is kept itself.
+        ring.push(sized(7, 5_000, 0));
+        assert_eq!(ring.stats(), (1, 100, 6));
+        out.clear();
+        assert_eq!(ring.read_after(6, 10, &mut out), Ok(1));
+        assert!(ring.read_after(5, 10, &mut out).is_err());
+        // And the next small one pushes it out.
+        ring.push(sized(8, 100, 0));
+        assert_eq!(ring.stats(), (1, 100, 7));
     }
 
     #[test]
@@ -221,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_ring_started_at_a_revision_expires_earlier_ones() {
-        let ring = WatchRing::starting_at(4, 1_000);
+        let ring = WatchRing::starting_at(4, usize::MAX, 1_000);
         let mut out = Vec::new();
         assert_eq!(ring.read_after(1_000, 10, &mut out), Ok(0));
         assert_eq!(

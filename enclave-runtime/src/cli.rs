@@ -161,6 +161,11 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_WATCH_RING", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub watch_ring: u64,
 
+    /// Bytes of object versions the watch ring may hold (each event counts its object and its
+    /// previous version); past it the oldest events go, as past --watch-ring.
+    #[arg(long, env = "NAUTILUS_WATCH_RING_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range((1 << 20)..=(1 << 36)))]
+    pub watch_ring_bytes: u64,
+
     /// Most concurrent watch streams.
     #[arg(long, env = "NAUTILUS_MAX_WATCHES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_watches: u64,
@@ -402,6 +407,7 @@ impl Cli {
             ("max_store_bytes", self.max_store_bytes.to_string()),
             ("max_body_bytes", self.max_body_bytes.to_string()),
             ("watch_ring", self.watch_ring.to_string()),
+            ("watch_ring_bytes", self.watch_ring_bytes.to_string()),
             ("max_watches", self.max_watches.to_string()),
             ("bookmark_secs", self.bookmark_secs.to_string()),
             ("sui_package", toml_string(&package)),

@@ -197,6 +197,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         max_store_bytes: usize_of(cli.max_store_bytes),
         max_body_bytes: usize_of(cli.max_body_bytes),
         watch_ring_capacity: usize_of(cli.watch_ring),
+        watch_ring_bytes: usize_of(cli.watch_ring_bytes),
         max_watches: usize_of(cli.max_watches),
         admin_token_sha256: cli.admin_token_sha256,
         bookmark_interval_secs: cli.bookmark_secs,

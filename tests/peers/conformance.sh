@@ -4,8 +4,11 @@
 # plane (etcd + kube-apiserver + kube-controller-manager + kube-scheduler, no nodes) to check
 # the harness itself, and writes the JUnit report and a summary. Slow: not part of run-all.sh.
 #
-#   tests/peers/conformance.sh [--against dev|kube] [--set NAME] [--procs N] [--out DIR]
-#                              [-- more e2e.test flags]
+#   tests/peers/conformance.sh [--against dev|kube] [--set NAME] [--focus REGEX] [--procs N]
+#                              [--out DIR] [-- more e2e.test flags]
+#
+# --focus runs the [Conformance] tests whose names match REGEX instead of a set (e.g.
+# --focus 'PodTemplates|CronJob'); the report lands in DIR (default target/conformance/<against>-focus/).
 #
 # Sets:
 #   api-machinery  every [sig-api-machinery] [Conformance] test (the default)
@@ -30,6 +33,7 @@ peers=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$peers/../.." && pwd)
 against=dev
 set_name=api-machinery
+focus_only=
 procs=8
 out=
 
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --against) against=$2; shift 2 ;;
     --set) set_name=$2; shift 2 ;;
+    --focus) focus_only=$2; shift 2 ;;
     --procs) procs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --) shift; break ;;
@@ -57,6 +62,10 @@ case "$set_name" in
     ;;
   *) echo "conformance.sh: unknown set '$set_name'" >&2; exit 2 ;;
 esac
+if [ -n "$focus_only" ]; then
+  focus="(${focus_only}).*\[Conformance\]"
+  set_name=focus
+fi
 case "$against" in
   dev | kube) ;;
   *) echo "conformance.sh: --against is dev or kube" >&2; exit 2 ;;

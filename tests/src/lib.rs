@@ -7,6 +7,7 @@ pub mod client;
 pub mod peers;
 pub mod simulator;
 pub mod tamper;
+pub mod workload;
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};

@@ -365,6 +365,11 @@ impl KubeScheduler {
     /// authentication of its own endpoints) and waits until its `/readyz` answers 200, which
     /// is after its informers have synced.
     pub fn start(kubeconfig: &Path) -> Result<Self, PeerError> {
+        Self::start_with(kubeconfig, &[])
+    }
+
+    /// [`Self::start`] with more command-line flags (a benchmark raises `--kube-api-qps`).
+    pub fn start_with(kubeconfig: &Path, extra: &[&str]) -> Result<Self, PeerError> {
         let start_err = |detail: String| PeerError::Start {
             name: "kube-scheduler",
             detail,
@@ -373,18 +378,18 @@ impl KubeScheduler {
         let dir = tempfile::tempdir().map_err(|e| start_err(format!("temp dir: {e}")))?;
         let port = free_port();
         let kubeconfig = kubeconfig.display().to_string();
-        let mut proc = Proc::spawn(
-            &program,
-            &[
-                &format!("--kubeconfig={kubeconfig}"),
-                &format!("--authentication-kubeconfig={kubeconfig}"),
-                &format!("--authorization-kubeconfig={kubeconfig}"),
-                "--bind-address=127.0.0.1",
-                &format!("--secure-port={port}"),
-                &format!("--cert-dir={}", dir.path().display()),
-                "--leader-elect=false",
-            ],
-        );
+        let mut args = vec![
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--authentication-kubeconfig={kubeconfig}"),
+            format!("--authorization-kubeconfig={kubeconfig}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", dir.path().display()),
+            "--leader-elect=false".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut proc = Proc::spawn(&program, &args);
         let cert = dir.path().join("kube-scheduler.crt");
         wait_ready(&mut proc, "kube-scheduler", || {
             self_signed_ready(port, &cert, "/readyz")

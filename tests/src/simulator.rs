@@ -2,8 +2,9 @@
 //! Ed25519 key, stake (learned by the enclave from pushed Sui events) and Seal token. Each
 //! registers through the seed's `POST /api/v1/register-worker`, heartbeats on an interval over a
 //! bounded pool of keep-alive HTTPS connections (the seed way or by renewing its Lease), and
-//! optionally watches the pods bound to it and reports them Running and Ready through the status
-//! subresource, as a kubelet does.
+//! optionally watches the pods bound to it as a kubelet does: reports them Running and Ready
+//! through the status subresource, and confirms the deletion of terminating ones (grace 0, uid
+//! precondition) at once, as a kubelet whose containers stop promptly.
 //!
 //! The simulator owns its tokio runtime; its methods are synchronous so plain `#[test]`s and the
 //! benchmark binary drive it alike.
@@ -679,12 +680,14 @@ impl Simulator {
         }
     }
 
-    /// Stops worker `i`'s heartbeats (a killed worker) until [`resume`](Self::resume).
+    /// Stops worker `i` (a killed machine) until [`resume`](Self::resume): no heartbeats, and
+    /// its kubelet neither reports pods nor confirms their deletion.
     pub fn pause(&self, i: usize) {
         self.worker(i).paused.store(true, Ordering::Relaxed);
     }
 
-    /// Resumes worker `i`'s heartbeats and sends one at once.
+    /// Resumes worker `i`: a heartbeat at once, and its kubelet lists its pods again and acts
+    /// on them (running the new ones, confirming the deletion of terminating ones).
     pub fn resume(&self, i: usize) -> Result<Reply, String> {
         self.worker(i).paused.store(false, Ordering::Relaxed);
         self.heartbeat_once(i)
@@ -958,6 +961,13 @@ async fn watch_loop(shared: Arc<Shared>, w: Arc<Worker>) {
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut rv: Option<String> = None;
     while !shared.shutdown.load(Ordering::Relaxed) {
+        if w.is_paused() {
+            // A dead machine's kubelet does nothing; back, it lists its pods afresh.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            rv = None;
+            done.clear();
+            continue;
+        }
         let token = w.fresh_token(shared.config.token_lifetime_secs);
         let auth = vec![("authorization".to_string(), format!("Bearer {token}"))];
         if actions.is_none() {
@@ -1034,10 +1044,16 @@ async fn watch_loop(shared: Arc<Shared>, w: Arc<Worker>) {
             }
         };
         loop {
-            let event = match stream.next_event().await {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => {
+            // Wakes now and then to notice a pause (reading the next event is cancel-safe).
+            let next = tokio::time::timeout(Duration::from_millis(250), stream.next_event()).await;
+            if w.is_paused() {
+                break;
+            }
+            let event = match next {
+                Err(_) => continue,
+                Ok(Ok(Some(e))) => e,
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => {
                     watch_failed(&shared, format!("watch pods of {}: {e}", w.node)).await;
                     break;
                 }
@@ -1285,7 +1301,8 @@ impl WatchStream {
         })
     }
 
-    /// The next event, `None` when the server ended the watch.
+    /// The next event, `None` when the server ended the watch. Cancel-safe: a partly read
+    /// event stays buffered for the next call.
     pub async fn next_event(&mut self) -> Result<Option<Value>, String> {
         loop {
             if let Some(pos) = self.buffer.iter().position(|&b| b == b'\n') {

@@ -1,7 +1,8 @@
 //! The workload controllers end to end with the real `kubectl`: Deployments, ReplicaSets, pods,
 //! rollouts, scaling, garbage collection and Endpoints. Without a scheduler or workers here, the
-//! test plays the kubelet: it binds pods (`pods/NAME/binding`) and reports them Running and
-//! Ready through the status subresource.
+//! test plays the kubelet: it binds pods (`pods/NAME/binding`), reports them Running and Ready
+//! through the status subresource, and confirms the deletion of terminating ones (grace 0), as
+//! bound pods are deleted gracefully.
 
 use std::time::{Duration, Instant};
 
@@ -37,11 +38,24 @@ fn wait_for(c: &DevCluster, what: &str, mut check: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}\n{}", c.logs());
 }
 
-/// Binds every unbound pod to `n1` and reports every pod Running and Ready, as a kubelet would.
+/// Binds every unbound pod to `n1`, reports every pod Running and Ready, and confirms the
+/// deletion of terminating ones with grace 0, as a kubelet would.
 fn kubelet(c: &DevCluster) {
     for (i, pod) in items(c, &["pods"]).iter().enumerate() {
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
         let base = format!("/api/v1/namespaces/default/pods/{name}");
+        if pod["metadata"]["deletionTimestamp"].is_string() {
+            let options =
+                json!({"gracePeriodSeconds": 0, "preconditions": {"uid": pod["metadata"]["uid"]}});
+            let body = serde_json::to_vec(&options).unwrap();
+            let reply = c.request("DELETE", &base, Some(&body), &[]).unwrap();
+            assert!(
+                reply.status == 200 || reply.status == 404,
+                "confirm {name}: {}",
+                reply.status
+            );
+            continue;
+        }
         if pod["spec"]["nodeName"].is_null() {
             let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}});
@@ -97,6 +111,9 @@ fn roll_until_complete(c: &DevCluster, name: &str, replicas: i64) {
             && s["updatedReplicas"] == replicas
             && s["replicas"] == replicas
             && s["availableReplicas"] == replicas
+            && pods_of(c, &format!("app={name}"))
+                .iter()
+                .all(|p| p["metadata"]["deletionTimestamp"].is_null())
     });
 }
 
@@ -183,6 +200,7 @@ fn deployment_create_scale_roll_undo_and_delete() {
     // kubectl's default cascade is Background: the deployment, then its sets and pods.
     c.kubectl_ok(&["delete", "deployment", "web"]);
     wait_for(&c, "the ReplicaSets and pods to go", || {
+        kubelet(&c);
         items(&c, &["rs"]).is_empty() && pods_of(&c, "app=web").is_empty()
     });
 }

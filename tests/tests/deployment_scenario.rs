@@ -1,6 +1,8 @@
 //! Issue 4's scenario end to end, with the real kubectl and six simulated workers: a deployment's
 //! pods are scheduled, spread and run; a rollout completes; two workers die and their pods are
-//! evicted and recreated on the others; deleting the deployment removes its ReplicaSets and pods.
+//! evicted (terminating, with no kubelet to confirm) and recreated on the others; one dead node
+//! is deleted (PodGC force-deletes its pods) and the other comes back (its kubelet confirms);
+//! deleting the deployment removes its ReplicaSets and pods.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -35,8 +37,13 @@ fn pods(c: &DevCluster) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+fn terminating(pod: &Value) -> bool {
+    pod["metadata"]["deletionTimestamp"].is_string()
+}
+
 fn is_running_ready(pod: &Value) -> bool {
-    pod["status"]["phase"] == "Running"
+    !terminating(pod)
+        && pod["status"]["phase"] == "Running"
         && pod["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
@@ -133,8 +140,9 @@ fn a_deployment_runs_rolls_survives_dead_workers_and_is_deleted() {
         },
     );
 
-    // Two workers stop heartbeating: after the grace period and the toleration, their pods are
-    // evicted and recreated on the four that live.
+    // Two workers die: after the grace period and the toleration, their pods are evicted and
+    // recreated on the four that live. Deleted gracefully, the evicted pods terminate on the
+    // dead nodes, where no kubelet confirms, as in kube.
     let dead: BTreeSet<String> = [sim.worker(0).node.clone(), sim.worker(1).node.clone()].into();
     sim.pause(0);
     sim.pause(1);
@@ -144,11 +152,30 @@ fn a_deployment_runs_rolls_survives_dead_workers_and_is_deleted() {
         || {
             let all = pods(&c);
             let (by_node, _) = running(&c);
-            all.len() == 6
+            all.iter().filter(|p| !terminating(p)).count() == 6
                 && by_node.values().sum::<usize>() == 6
                 && by_node.keys().all(|n| !dead.contains(n))
         },
     );
+    let left: Vec<Value> = pods(&c).into_iter().filter(terminating).collect();
+    assert_eq!(left.len(), 2, "the evicted pods terminate: {left:?}");
+    assert!(
+        left.iter()
+            .all(|p| dead.contains(p["spec"]["nodeName"].as_str().unwrap_or(""))),
+        "{left:?}"
+    );
+    let listed = c.kubectl_ok(&["get", "pods", "-l", "app=web", "--no-headers"]);
+    assert_eq!(listed.matches("Terminating").count(), 2, "{listed}");
+    let rs = c.kubectl_ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[?(@.spec.replicas>0)]}{.status.replicas}{end}",
+    ]);
+    assert_eq!(rs, "6", "terminating pods are not counted");
+
     let (by_node, _) = running(&c);
     assert_eq!(
         by_node.len(),
@@ -161,6 +188,14 @@ fn a_deployment_runs_rolls_survives_dead_workers_and_is_deleted() {
         "{events}"
     );
 
+    // One dead machine is removed for good: PodGC force-deletes its pod. The other comes back:
+    // its kubelet confirms the deletion of its terminating pod.
+    c.kubectl_ok(&["delete", "node", &sim.worker(0).node]);
+    sim.resume(1).unwrap();
+    wait_for(Duration::from_secs(20), "the terminating pods gone", || {
+        let all = pods(&c);
+        all.len() == 6 && !all.iter().any(terminating)
+    });
     // Deleting the deployment removes its ReplicaSets and pods.
     c.kubectl_ok(&["delete", "deployment", "web"]);
     wait_for(Duration::from_secs(30), "ReplicaSets and pods gone", || {

@@ -676,14 +676,40 @@ fn a_worker_reads_the_secrets_and_configmaps_its_pods_use_and_no_others() {
         &denied(&other, "secrets", "db"),
     );
 
-    // The pod gone, so is the access.
+    // Deleted, the pod terminates on its node: its kubelet still reads what it uses, and only
+    // that node's kubelet may confirm the deletion (grace 0), as kube's NodeRestriction says.
     c.kubectl_ok(&["delete", "pod", "app", "--wait=false"]);
-    wait_for(Duration::from_secs(10), "app deleted", || {
-        c.request("GET", "/api/v1/namespaces/default/pods/app", None, &[])
-            .unwrap()
-            .status
-            == 404
-    });
+    let path = "/api/v1/namespaces/default/pods/app";
+    let terminating = get_json(&c, path);
+    assert_eq!(terminating["metadata"]["deletionGracePeriodSeconds"], 30);
+    allowed(&c, &token, &["get", "secret", "db", "-o", "name"]);
+    let confirm = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+        "preconditions": {"uid": terminating["metadata"]["uid"]}})
+    .to_string();
+    refused_raw(
+        &sim,
+        1,
+        "DELETE",
+        path,
+        "application/json",
+        &confirm,
+        &format!(
+            r#"pods "app" is forbidden: node "{other}" can only delete pods with spec.nodeName set to itself"#
+        ),
+    );
+    let reply = sim
+        .request_as(
+            0,
+            "DELETE",
+            path,
+            Some(confirm.as_bytes()),
+            &[("content-type", "application/json")],
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", text(&reply));
+
+    // The pod gone, so is the access.
+    assert_eq!(c.request("GET", path, None, &[]).unwrap().status, 404);
     refused(
         &c,
         &token,

@@ -103,6 +103,26 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             "replicasets.spec.selector.matchExpressions",
             &["key", "operator", "values"],
         ),
+        (
+            "podtemplates",
+            "podtemplates.template.spec.containers.resources",
+            &["limits", "requests"],
+        ),
+        (
+            "replicationcontrollers",
+            "replicationcontrollers.spec.template.metadata",
+            &["labels", "name"],
+        ),
+        (
+            "jobs",
+            "jobs.spec.podFailurePolicy.rules",
+            &["action", "onExitCodes"],
+        ),
+        (
+            "cronjobs",
+            "cronjobs.spec.jobTemplate.spec.template",
+            &["metadata", "spec"],
+        ),
     ];
     for r in RESOURCES {
         assert!(
@@ -226,7 +246,7 @@ fn documents_are_cached_by_hash_and_etag() {
         .unwrap();
     assert_eq!(refused.status, 406);
     let missing = c
-        .request("GET", "/openapi/v3/apis/batch/v1", None, &[])
+        .request("GET", "/openapi/v3/apis/example.com/v1", None, &[])
         .unwrap();
     assert_eq!(missing.status, 404);
 }

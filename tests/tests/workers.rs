@@ -239,7 +239,11 @@ fn seed_heartbeats_and_lease_renewals_both_keep_a_node_ready() {
 fn a_killed_worker_turns_unknown_within_grace_and_comes_back() {
     let grace = 3;
     let c = cluster(grace);
-    let sim = Simulator::start(&c, config(2, 500)).unwrap();
+    let cfg = SimConfig {
+        watch_pods: true,
+        ..config(2, 500)
+    };
+    let sim = Simulator::start(&c, cfg).unwrap();
     wait_for(Duration::from_secs(5), "first heartbeats", || {
         sim.worker(0).ok_heartbeats() > 0 && sim.worker(1).ok_heartbeats() > 0
     });
@@ -288,23 +292,36 @@ fn a_killed_worker_turns_unknown_within_grace_and_comes_back() {
             "{t:?}"
         );
     }
-    // The pod tolerating 1 s is evicted a second later; the one tolerating 300 s stays.
+    // The pod tolerating 1 s is evicted a second later: deleted gracefully, it terminates and
+    // stays, for no kubelet is there to confirm. The one tolerating 300 s is untouched.
     let evicted = wait_for(Duration::from_secs(4), "quick evicted", || {
-        c.request("GET", "/api/v1/namespaces/default/pods/quick", None, &[])
-            .unwrap()
-            .status
-            == 404
+        get_json(&c, "/api/v1/namespaces/default/pods/quick")["metadata"]["deletionTimestamp"]
+            .is_string()
     });
+    let quick = get_json(&c, "/api/v1/namespaces/default/pods/quick");
+    assert_eq!(
+        quick["metadata"]["deletionGracePeriodSeconds"], 30,
+        "{quick}"
+    );
+    assert!(
+        quick["status"]["conditions"].as_array().is_some_and(|cs| cs
+            .iter()
+            .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "DeletionByTaintManager")),
+        "{quick}"
+    );
     assert!(
         evicted - went <= Duration::from_millis(2_500),
         "{:?}",
         evicted - went
     );
-    assert_eq!(
-        c.request("GET", "/api/v1/namespaces/default/pods/web", None, &[])
-            .unwrap()
-            .status,
-        200
+    let web = get_json(&c, "/api/v1/namespaces/default/pods/web");
+    assert!(web["metadata"]["deletionTimestamp"].is_null(), "{web}");
+    let listed = c.kubectl_ok(&["get", "pods", "--no-headers"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("quick ") && l.contains("Terminating")),
+        "{listed}"
     );
     // The other worker is unaffected.
     assert_eq!(ready(&node(&c, "sim-00001")), "True");
@@ -323,6 +340,17 @@ fn a_killed_worker_turns_unknown_within_grace_and_comes_back() {
         let n = node(&c, "sim-00000");
         ready(&n) == "True" && taints(&n).is_empty()
     });
+    // Back, its kubelet confirms the eviction: the terminating pod goes, the other stays.
+    wait_for(Duration::from_secs(5), "quick gone", || {
+        c.request("GET", "/api/v1/namespaces/default/pods/quick", None, &[])
+            .unwrap()
+            .status
+            == 404
+    });
+    assert_eq!(
+        get_json(&c, "/api/v1/namespaces/default/pods/web")["status"]["phase"],
+        "Running"
+    );
 }
 
 const POD: &str = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"default"},
@@ -660,15 +688,22 @@ fn a_withdrawn_or_slashed_stake_loses_its_node() {
         "{n}"
     );
     assert_eq!(n["spec"]["unschedulable"], true, "{n}");
+    // Evicted gracefully: it terminates, and with its node's token refused no kubelet of that
+    // node can confirm; an operator's force delete (or the node's deletion) ends it.
     wait_for(
         Duration::from_secs(5),
         "the pod on the revoked node evicted",
         || {
-            c.request("GET", "/api/v1/namespaces/default/pods/web", None, &[])
-                .unwrap()
-                .status
-                == 404
+            get_json(&c, "/api/v1/namespaces/default/pods/web")["metadata"]["deletionTimestamp"]
+                .is_string()
         },
+    );
+    c.kubectl_ok(&["delete", "pod", "web", "--grace-period=0", "--force"]);
+    assert_eq!(
+        c.request("GET", "/api/v1/namespaces/default/pods/web", None, &[])
+            .unwrap()
+            .status,
+        404
     );
     let out = c.kubectl_ok(&["get", "node", "sim-00000"]);
     assert!(out.contains("SchedulingDisabled"), "{out}");

@@ -11,6 +11,8 @@ use serde_json::{Map, Value, json};
 use crate::resource::ResourceId;
 use crate::{Error, UnixTime};
 
+mod workloads;
+
 fn entry<'a>(map: &'a mut Map<String, Value>, key: &str, default: Value) -> &'a mut Value {
     map.entry(key).or_insert(default)
 }
@@ -108,6 +110,18 @@ pub(crate) fn apply(
             }
         }
         ResourceId::Services => service(map, old),
+        ResourceId::PodTemplates => workloads::pod_template(map),
+        ResourceId::ReplicationControllers => workloads::replication_controller(map, old.is_none()),
+        ResourceId::Jobs => {
+            // On create the uid is already there, as kube fills it before the strategy.
+            let uid = map
+                .get("metadata")
+                .and_then(|m| m.get("uid"))
+                .and_then(Value::as_str)
+                .map(String::from);
+            workloads::job(map, uid.as_deref().filter(|_| old.is_none()));
+        }
+        ResourceId::CronJobs => workloads::cron_job(map, old.is_none()),
         ResourceId::Secrets => {
             set_default(map, "type", Value::from("Opaque"));
             if let Some(Value::Object(string_data)) = map.remove("stringData") {

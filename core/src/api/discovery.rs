@@ -356,7 +356,11 @@ mod tests {
         let g = api_group("coordination.k8s.io").unwrap();
         assert_eq!(g["kind"], "APIGroup");
         assert_eq!(g["versions"][0]["groupVersion"], "coordination.k8s.io/v1");
-        assert!(api_group("batch").is_none());
+        assert_eq!(
+            api_group("batch").unwrap()["versions"][0]["groupVersion"],
+            "batch/v1"
+        );
+        assert!(api_group("policy").is_none());
         assert_eq!(core_api_versions()["versions"], json!(["v1"]));
     }
 
@@ -464,6 +468,7 @@ mod tests {
                 "apps",
                 "authentication.k8s.io",
                 "authorization.k8s.io",
+                "batch",
                 "coordination.k8s.io"
             ]
         );

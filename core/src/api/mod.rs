@@ -6,6 +6,9 @@
 
 pub mod access;
 pub mod defaults;
+pub(crate) mod deletion;
+#[cfg(test)]
+mod deletion_tests;
 pub mod discovery;
 mod metadata;
 #[cfg(test)]
@@ -179,6 +182,10 @@ pub struct ApiServer {
     pub(crate) ids: IdSource,
     /// Namespaces being deleted, finished by `handle_timeout`.
     pub(crate) terminating: BTreeSet<String>,
+    /// Terminating namespaces to look at again: new ones, and those where something changed
+    /// since a pass found their contents held (by a grace period or a finalizer), so that a
+    /// namespace waiting on kubelets costs nothing until one of its objects changes.
+    pub(crate) namespaces_due: BTreeSet<String>,
     /// Cluster IPs and node ports held by the stored Services.
     pub(crate) services: services::Allocations,
     /// Heartbeat tracking for the node lifecycle controller.
@@ -203,6 +210,8 @@ pub struct ApiServer {
     pub(crate) controllers: crate::controllers::Controllers,
     /// What the pods bound to each node use, for the node authorizer.
     pub(crate) references: crate::authz::references::ReferenceIndex,
+    /// When LIST snapshots (continue tokens) expire.
+    pub(crate) compactor: crate::compaction::Compactor,
 }
 
 impl ApiServer {
@@ -233,11 +242,13 @@ impl ApiServer {
             config.event_burst,
             config.event_rate_identities,
         );
+        let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
         let mut server = Self {
             config,
             store,
             ids: IdSource { seed, counter: 0 },
             terminating: BTreeSet::new(),
+            namespaces_due: BTreeSet::new(),
             services: Default::default(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
@@ -250,6 +261,7 @@ impl ApiServer {
             scheduler,
             controllers: Default::default(),
             references,
+            compactor,
         };
         server.bootstrap(now);
         server
@@ -372,7 +384,7 @@ impl ApiServer {
 
     /// When [`ApiServer::handle_timeout`] next has work, if ever.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        let namespaces = (!self.terminating.is_empty()).then_some(UnixTime::default());
+        let namespaces = (!self.namespaces_due.is_empty()).then_some(UnixTime::default());
         let nodes = self.lifecycle.due();
         let controllers = self
             .controllers_pending()
@@ -384,6 +396,7 @@ impl ApiServer {
             self.event_ttl.due(),
             self.scheduler.due(),
             controllers,
+            self.compactor.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -394,7 +407,7 @@ impl ApiServer {
     /// changes the controllers have not processed, or queued controller work), as
     /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
     pub fn has_immediate_work(&self) -> bool {
-        !self.terminating.is_empty()
+        !self.namespaces_due.is_empty()
             || self.scheduler.has_immediate_work()
             || self.controllers_pending()
     }
@@ -402,7 +415,8 @@ impl ApiServer {
     /// Whether [`ApiServer::handle_timeout`] has work that shrinks with every call and should
     /// be drained at once (pods beyond one scheduling batch, a ReplicaSet's next burst, the
     /// changes the last call wrote), as opposed to work that stays due until something else
-    /// changes (a namespace held by a finalizer), which the runtime retries at a gentle pace.
+    /// changes (a namespace whose deletion a write refused), which the runtime retries at a
+    /// gentle pace.
     /// O(1).
     pub fn has_backlog(&self) -> bool {
         self.has_scheduling_backlog() || self.controllers_pending() || self.event_ttl.backlog
@@ -439,12 +453,18 @@ impl ApiServer {
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
         self.call = Call { now, node: None };
+        self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);
-        let pending: Vec<String> = self.terminating.iter().cloned().collect();
-        for namespace in pending {
-            if self.finish_namespace_deletion(now, &namespace) {
-                self.terminating.remove(&namespace);
+        for namespace in core::mem::take(&mut self.namespaces_due) {
+            match self.finish_namespace_deletion(now, &namespace) {
+                objects::NamespacePass::Done => {
+                    self.terminating.remove(&namespace);
+                }
+                objects::NamespacePass::Held => {}
+                objects::NamespacePass::Retry => {
+                    self.namespaces_due.insert(namespace);
+                }
             }
         }
         self.run_controllers(now);

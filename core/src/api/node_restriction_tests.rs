@@ -1056,14 +1056,39 @@ fn a_node_reads_exactly_the_secrets_and_configmaps_its_pods_use() {
         assert_eq!(status["message"], *message, "{path}");
     }
 
-    // Moved to node-b (deleted and recreated there): the access moves with it.
-    let (code, _) = admin(
-        &mut c,
-        Method::Delete,
-        "/api/v1/namespaces/default/pods/web",
-        None,
-    );
+    // Moved to node-b (deleted and recreated there): the access moves with it. While the pod
+    // terminates its kubelet still reads what it uses; the kubelet's own grace-0 delete ends it.
+    let web = "/api/v1/namespaces/default/pods/web";
+    let (code, terminating) = admin(&mut c, Method::Delete, web, None);
     assert_eq!(code, 200);
+    assert_eq!(terminating["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(
+        read(&mut c, &a, db).0,
+        200,
+        "the pod still terminates on node-a"
+    );
+    let confirm = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+        "preconditions": {"uid": terminating["metadata"]["uid"]}});
+    let b = c.b.clone();
+    let (code, status) = send(
+        &mut c.s,
+        Method::Delete,
+        web,
+        "application/json",
+        Some(&confirm),
+        &b,
+    );
+    assert_eq!(code, 403, "{status}");
+    let a_token = c.a.clone();
+    let (code, gone) = send(
+        &mut c.s,
+        Method::Delete,
+        web,
+        "application/json",
+        Some(&confirm),
+        &a_token,
+    );
+    assert_eq!(code, 200, "{gone}");
     assert_eq!(read(&mut c, &a, db).0, 403, "the pod is gone");
     let mut on_b = pod.clone();
     on_b["spec"]["nodeName"] = json!("node-b");
@@ -1134,7 +1159,7 @@ fn a_full_reference_index_refuses_the_pod_and_stores_nothing() {
             &mut c,
             Method::Delete,
             "/api/v1/namespaces/default/pods/one",
-            None
+            Some(&json!({"gracePeriodSeconds": 0}))
         )
         .0,
         200

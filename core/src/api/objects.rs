@@ -7,6 +7,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
+use super::deletion::{self, DeleteOptions};
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
 use super::revision::{self, ReadAt};
@@ -15,6 +16,7 @@ use super::watch::{WatchFormat, Watcher};
 use super::{ApiServer, Outcome, defaults};
 use crate::admission::{self, Attempt, Operation};
 use crate::auth::Identity;
+use crate::controllers::gc::Propagation;
 use crate::resource::{ResourceId, ResourceType};
 use crate::selector::{self, FieldSelector, LabelSelector};
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
@@ -30,6 +32,19 @@ enum FieldValidation {
 
 /// Longest `fieldManager` kube accepts (`FieldManagerMaxLength`), in bytes.
 const MAX_FIELD_MANAGER: usize = 128;
+
+/// The field manager of what kube-apiserver creates itself (default namespaces, the
+/// `kubernetes` service).
+const APISERVER: &str = "kube-apiserver";
+
+/// How a write records field ownership in `managedFields`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ownership<'a> {
+    /// A non-apply write by this field manager: it owns what it added or changed.
+    Update(&'a str),
+    /// Server-side apply, which has already written the object's `managedFields`.
+    Applied,
+}
 
 fn is_protobuf(req: &ApiRequest<'_>) -> bool {
     req.content_type
@@ -157,8 +172,12 @@ impl ApiServer {
             }
             (Method::Post, None, None) => {
                 let body = self.body(req, rt, namespace, None)?;
-                self.create(now, req, identity, rt, namespace, body.value, &query)
-                    .map(Into::into)
+                let manager = Self::manager(req, &query);
+                let ownership = Ownership::Update(&manager);
+                self.create(
+                    now, req, identity, ownership, rt, namespace, body.value, &query,
+                )
+                .map(Into::into)
             }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
@@ -459,19 +478,49 @@ impl ApiServer {
         })
     }
 
+    /// The write's field manager (`managerOrUserAgent`): `fieldManager`, else the User-Agent
+    /// up to its first `/`, printable characters only, at most 128 bytes (kube's
+    /// `prefixFromUserAgent`; an empty one is recorded as `unknown`).
     fn manager(req: &ApiRequest<'_>, query: &Query) -> String {
         if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
-            return m.chars().take(128).collect();
+            return m.into();
         }
-        // kube-apiserver's default: the user agent up to the first '/'.
-        let agent = req.user_agent.unwrap_or("unknown");
-        agent
-            .split('/')
-            .next()
-            .unwrap_or("unknown")
-            .chars()
-            .take(128)
-            .collect()
+        let mut manager = String::new();
+        let agent = req.user_agent.unwrap_or("");
+        for c in agent.split('/').next().unwrap_or("").chars() {
+            if !patch::is_printable(c) {
+                continue;
+            }
+            if manager.len() + c.len_utf8() > MAX_FIELD_MANAGER {
+                break;
+            }
+            manager.push(c);
+        }
+        manager
+    }
+
+    /// The rest of `ValidatePatchOptions` (422 on `PatchOptions.meta.k8s.io`): apply requires
+    /// `fieldManager`; `force` is for apply only.
+    fn check_patch_options(query: &Query, apply: bool) -> Result<(), Error> {
+        let cause = if apply && query.get("fieldManager").is_none_or(str::is_empty) {
+            crate::error::Cause {
+                reason: "FieldValueRequired",
+                message: "Required value: is required for apply patch".into(),
+                field: "fieldManager".into(),
+            }
+        } else if !apply && query.get("force").is_some() {
+            crate::error::Cause::forbidden(
+                "force",
+                "Forbidden: may not be specified for non-apply patch",
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::Invalid {
+            kind: "PatchOptions.meta.k8s.io".into(),
+            name: String::new(),
+            causes: alloc::vec![cause],
+        })
     }
 
     fn get(
@@ -551,7 +600,13 @@ impl ApiServer {
                     ));
                 }
                 let (rv, ns, name) = revision::decode_continue(&self.continue_key, rt.id, token)?;
-                (rv, Some((ns, name)), revision::CONTINUE_EXPIRED)
+                // A token handed out with an expired snapshot's 410 continues at the latest
+                // revision.
+                (
+                    rv.unwrap_or(current),
+                    Some((ns, name)),
+                    revision::CONTINUE_EXPIRED,
+                )
             }
             None => match read {
                 ReadAt::Latest | ReadAt::Any => (current, None, revision::LIST_EXPIRED),
@@ -572,16 +627,41 @@ impl ApiServer {
                 ReadAt::Exact(wanted) => (wanted, None, revision::LIST_EXPIRED),
             },
         };
-        let page = self.snapshot_page(
-            rt.id,
-            namespace,
-            snapshot,
-            start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-            limit,
-            &labels,
-            &fields,
-            too_old,
-        )?;
+        let expired = |start: &Option<(String, String)>| {
+            let (ns, name) = start.clone().unwrap_or_default();
+            Error::ContinueExpired {
+                continue_token: revision::encode_continue_latest(
+                    &self.continue_key,
+                    rt.id,
+                    &ns,
+                    &name,
+                ),
+            }
+        };
+        // Compacted away (kube's etcd compactor): a continue token gets a way to go on at the
+        // latest revision; an exact read is simply too old.
+        if snapshot < self.compactor.compacted() {
+            return Err(if start.is_some() {
+                expired(&start)
+            } else {
+                Error::Expired(too_old.into())
+            });
+        }
+        let page = self
+            .snapshot_page(
+                rt.id,
+                namespace,
+                snapshot,
+                start.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                limit,
+                &labels,
+                &fields,
+                too_old,
+            )
+            .map_err(|e| match e {
+                Error::Expired(_) if start.is_some() => expired(&start),
+                other => other,
+            })?;
         let continue_token = page.next.as_ref().map(|(ns, name)| {
             revision::encode_continue(&self.continue_key, rt.id, snapshot, ns, name)
         });
@@ -686,6 +766,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
+        ownership: Ownership<'_>,
         rt: &'static ResourceType,
         namespace: &str,
         mut obj: Value,
@@ -714,6 +795,9 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        // Before defaults, as kube fills system metadata before the strategy runs: a Job's
+        // generated selector names its uid.
+        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
@@ -727,12 +811,13 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(&key, &mut obj, None)?;
         }
-        set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         set_meta(&mut obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(rt.id) {
             set_meta(&mut obj, "generation", Value::from(1));
         }
-        patch::record_update(rt.id, None, &mut obj, &Self::manager(req, query), None, now);
+        if let Ownership::Update(manager) = ownership {
+            patch::record_update(rt.id, None, &mut obj, manager, None, now);
+        }
         if dry_run_requested(req) {
             // What the write would store, without a resourceVersion (kube's storage answers a
             // dry-run create with revision 0); nothing is kept, allocated or announced.
@@ -860,16 +945,19 @@ impl ApiServer {
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
         let warnings = Self::check_fields(rt, req, &mut obj, mode)?;
+        let manager = Self::manager(req, query);
+        let ownership = Ownership::Update(&manager);
         let key = ObjectKey::new(rt.id, namespace, name);
         let Some(current) = self.store.get(&key) else {
             if sub.is_none() && creates_on_update(rt.id) {
-                return self.create(now, req, identity, rt, namespace, obj, query);
+                return self.create(now, req, identity, ownership, rt, namespace, obj, query);
             }
             return Err(not_found(rt, name));
         };
         let old = parse_stored(current)?;
-        let (status, json) =
-            self.write_update(now, req, identity, query, rt, &key, &old, obj, sub, mode)?;
+        let (status, json) = self.write_update(
+            now, req, identity, ownership, rt, &key, &old, obj, sub, mode,
+        )?;
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(status, json)
@@ -884,7 +972,7 @@ impl ApiServer {
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
-        query: &Query,
+        ownership: Ownership<'_>,
         rt: &'static ResourceType,
         key: &ObjectKey,
         old: &Value,
@@ -942,7 +1030,8 @@ impl ApiServer {
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
-        if has_generation(rt.id) && old.get("spec") != obj.get("spec") {
+        let desired = desired_state_field(rt.id);
+        if has_generation(rt.id) && old.get(desired) != obj.get(desired) {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_u64)
@@ -950,14 +1039,9 @@ impl ApiServer {
                 .saturating_add(1);
             set_meta(&mut obj, "generation", Value::from(generation));
         }
-        patch::record_update(
-            rt.id,
-            Some(old),
-            &mut obj,
-            &Self::manager(req, query),
-            sub,
-            now,
-        );
+        if let Ownership::Update(manager) = ownership {
+            patch::record_update(rt.id, Some(old), &mut obj, manager, sub, now);
+        }
         set_meta(
             &mut obj,
             "resourceVersion",
@@ -971,11 +1055,9 @@ impl ApiServer {
             // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
         }
-        // Removing the last finalizer of an object being deleted completes the deletion.
-        if old.pointer("/metadata/deletionTimestamp").is_some()
-            && finalizers(&obj).is_empty()
-            && rt.id != ResourceId::Namespaces
-        {
+        // Removing the last finalizer of an object being deleted with no grace left completes
+        // the deletion.
+        if rt.id != ResourceId::Namespaces && deletion::completes_deletion(old, &obj) {
             let json = self.write_delete(key, &mut obj)?;
             return Ok((200, json));
         }
@@ -1024,56 +1106,56 @@ impl ApiServer {
         let mode = Self::field_validation(query)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let current = self.store.get(&key).map(parse_stored).transpose()?;
+        Self::check_patch_options(query, kind == PatchKind::Apply)?;
         let manager = Self::manager(req, query);
         if kind == PatchKind::Apply {
-            if query.get("fieldManager").is_none_or(str::is_empty) {
-                return Err(Error::BadRequest(
-                    "PATCH with application/apply-patch+yaml requires the fieldManager query parameter".into(),
-                ));
-            }
             if !body.is_object() {
                 return Err(Error::BadRequest(
                     "an apply patch must be a JSON or YAML object".into(),
                 ));
             }
             let mut applied = body.clone();
-            if let Some(map) = applied.as_object_mut() {
-                map.entry("apiVersion")
-                    .or_insert_with(|| Value::from(rt.api_version()));
-                map.entry("kind").or_insert_with(|| Value::from(rt.kind));
-            }
             check_path_identity(&mut applied, rt, namespace, Some(name))?;
             let warnings = Self::check_fields(rt, req, &mut applied, mode)?;
             let force = query.flag("force")?;
-            let mut merged =
-                patch::server_side_apply(rt.id, current.as_ref(), &applied, &manager, force, now)?;
+            if sub.is_some() && current.is_none() {
+                // A subresource never creates its object.
+                return Err(not_found(rt, name));
+            }
+            let mut merged = patch::server_side_apply(
+                rt.id,
+                sub,
+                current.as_ref(),
+                &applied,
+                &manager,
+                force,
+                now,
+            )?;
             if let Err(e) = crate::metatime::normalize(rt.id, &mut merged) {
                 return Err(patch_invalid(&go_print(&body), &e));
             }
-            return match current {
-                None => {
-                    let mut response = self.create(
-                        now,
-                        req,
-                        identity,
-                        rt,
-                        namespace,
-                        merged,
-                        &Query::parse("fieldValidation=Ignore")?,
-                    )?;
-                    response.warnings = warnings;
-                    Ok(response)
-                }
+            // The apply wrote managedFields; the write records nothing more.
+            let ownership = Ownership::Applied;
+            let mut response = match current {
+                None => self.create(
+                    now,
+                    req,
+                    identity,
+                    ownership,
+                    rt,
+                    namespace,
+                    merged,
+                    &Query::parse("fieldValidation=Ignore")?,
+                )?,
                 Some(old) => {
                     let (status, json) = self.write_update(
-                        now, req, identity, query, rt, &key, &old, merged, sub, mode,
+                        now, req, identity, ownership, rt, &key, &old, merged, sub, mode,
                     )?;
-                    Ok(ApiResponse {
-                        warnings,
-                        ..ApiResponse::json(status, json)
-                    })
+                    ApiResponse::json(status, json)
                 }
             };
+            response.warnings = warnings;
+            return Ok(response);
         }
         let Some(old) = current else {
             return Err(not_found(rt, name));
@@ -1141,8 +1223,9 @@ impl ApiServer {
                     .unwrap_or(Value::Null),
             );
         }
+        let ownership = Ownership::Update(&manager);
         let (status, json) = self.write_update(
-            now, req, identity, query, rt, &key, &old, patched, sub, mode,
+            now, req, identity, ownership, rt, &key, &old, patched, sub, mode,
         )?;
         Ok(ApiResponse {
             warnings,
@@ -1182,41 +1265,13 @@ impl ApiServer {
             operation: Operation::Delete(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        if let Some(pre) = options.get("preconditions") {
-            let uid = pre.get("uid").and_then(Value::as_str);
-            let rv = pre.get("resourceVersion").and_then(Value::as_str);
-            if uid.is_some_and(|u| u != j::str_at(&obj, "/metadata/uid"))
-                || rv.is_some_and(|r| r != j::str_at(&obj, "/metadata/resourceVersion"))
-            {
-                return Err(Error::Conflict {
-                    resource: qualified(rt),
-                    name: name.into(),
-                    detail: "Precondition failed: the object's uid or resourceVersion does not match the delete preconditions".into(),
-                });
-            }
-        }
-        let policy = crate::controllers::gc::propagation(&options, query.get("propagationPolicy"))?;
-        let body_dry_run = options
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
-            .unwrap_or_else(Vec::new);
-        let dry_run =
-            request::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || dry_run_requested(req);
+        let options = DeleteOptions::of_request(&options, query)?;
+        deletion::check_preconditions(&key, &obj, &options)?;
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj, dry_run);
+            return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
         }
-        // Finalizers (and Orphan/Foreground propagation, which add theirs) hold the object:
-        // it is marked and the garbage collector or the finalizers' owners finish it.
-        let policy = policy.unwrap_or(crate::controllers::gc::Propagation::Background);
-        if dry_run {
-            // The answer the deletion would give, from the stored revision; nothing changes.
-            let mut obj = obj;
-            let status = crate::controllers::gc::plan_deletion(now, &mut obj, policy).status();
-            return Ok(ApiResponse::json(status, j::to_vec(&obj)));
-        }
-        let (status, json) = self.delete_with_propagation(now, &key, obj, policy)?;
-        Ok(ApiResponse::json(status, json))
+        let deletion = self.delete_object(now, &key, obj, &options)?;
+        Ok(ApiResponse::json(deletion.status, deletion.body))
     }
 
     fn delete_collection(
@@ -1440,17 +1495,23 @@ impl ApiServer {
             }
             let json = self.write_existing(key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
+            self.namespaces_due.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
         }
         if !dry_run {
             self.terminating.insert(key.name.to_string());
+            self.namespaces_due.insert(key.name.to_string());
         }
         Ok(ApiResponse::json(200, j::to_vec(&obj)))
     }
 
-    /// Deletes what is left in a terminating namespace, then the namespace; true when done.
-    pub(super) fn finish_namespace_deletion(&mut self, now: UnixTime, namespace: &str) -> bool {
-        let mut blocked = false;
+    /// Deletes what is left in a terminating namespace, then the namespace.
+    pub(super) fn finish_namespace_deletion(
+        &mut self,
+        now: UnixTime,
+        namespace: &str,
+    ) -> NamespacePass {
+        let mut pass = NamespacePass::Done;
         for rt in crate::resource::RESOURCES.iter().filter(|r| r.namespaced) {
             let keys: Vec<ObjectKey> = self
                 .store
@@ -1458,25 +1519,23 @@ impl ApiServer {
                 .map(|(k, _)| k.clone())
                 .collect();
             for key in keys {
-                let Some(object) = self.store.get(&key) else {
+                let Some(obj) = self.load(&key) else {
                     continue;
                 };
-                let Ok(mut obj) = parse_stored(object) else {
-                    continue;
-                };
-                if !finalizers(&obj).is_empty() {
-                    blocked = true;
-                    if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                        set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
-                        let _ = self.write_existing(&key, &mut obj);
-                    }
-                    continue;
+                // kube's namespace controller deletes each resource with Background
+                // propagation: pods gracefully, and whatever a grace period or a finalizer
+                // holds keeps the namespace until it goes.
+                let background = DeleteOptions::with_propagation(Propagation::Background);
+                match self.delete_object(now, &key, obj, &background) {
+                    Ok(d) if d.gone => {}
+                    Ok(_) if pass == NamespacePass::Done => pass = NamespacePass::Held,
+                    Ok(_) => {}
+                    Err(_) => pass = NamespacePass::Retry,
                 }
-                let _ = self.write_delete(&key, &mut obj);
             }
         }
-        if blocked {
-            return false;
+        if pass != NamespacePass::Done {
+            return pass;
         }
         let key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
         if let Some(object) = self.store.get(&key)
@@ -1484,14 +1543,14 @@ impl ApiServer {
         {
             let _ = self.write_delete(&key, &mut obj);
         }
-        true
+        NamespacePass::Done
     }
 
     pub(super) fn bootstrap(&mut self, now: UnixTime) {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            let _ = self.create_internal(now, ResourceId::Namespaces, "", &mut obj);
+            let _ = self.create_internal(now, ResourceId::Namespaces, "", &mut obj, APISERVER);
         }
         let mut service = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -1500,17 +1559,27 @@ impl ApiServer {
                 // The range's first address, as kube's bootstrap controller gives it.
                 "clusterIP": alloc::format!("{}", services_first_ip(self.config.service_cidr))}
         });
-        let _ = self.create_internal(now, ResourceId::Services, "default", &mut service);
+        let _ = self.create_internal(
+            now,
+            ResourceId::Services,
+            "default",
+            &mut service,
+            APISERVER,
+        );
     }
 
-    /// Creates an object on the server's own behalf (bootstrap, controllers).
+    /// Creates an object on the server's own behalf (bootstrap, controllers), owned by
+    /// `manager`, the component kube would create it from (`kube-controller-manager`,
+    /// `kubelet`, ...), so that later writes keep tracking its fields.
     pub(crate) fn create_internal(
         &mut self,
         now: UnixTime,
         resource: ResourceId,
         namespace: &str,
         obj: &mut Value,
+        manager: &str,
     ) -> Result<Vec<u8>, Error> {
+        set_meta(obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
         let name = j::string_at(obj, "/metadata/name");
@@ -1518,11 +1587,11 @@ impl ApiServer {
             let key = ObjectKey::new(resource, namespace, &name);
             self.allocate_service(&key, obj, None)?;
         }
-        set_meta(obj, "uid", Value::from(self.ids.uuid()));
         set_meta(obj, "creationTimestamp", Value::from(now.rfc3339()));
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
         }
+        patch::record_update(resource, None, obj, manager, None, now);
         let key = ObjectKey::new(resource, namespace, &name);
         // The server's own objects are nobody's share, whoever's request caused them.
         let acting = self.call.node.take();
@@ -1592,16 +1661,17 @@ impl ApiServer {
         if let Some(spec) = next.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("replicas".into(), Value::from(replicas));
         }
+        let manager = Self::manager(req, query);
         let (status, json) = self.write_update(
             now,
             req,
             identity,
-            query,
+            Ownership::Update(&manager),
             rt,
             &key,
             &old,
             next,
-            None,
+            Some("scale"),
             FieldValidation::Ignore,
         )?;
         let stored: Value = serde_json::from_slice(&json)
@@ -1700,7 +1770,7 @@ fn write_options_kind(method: Method) -> Option<&'static str> {
     }
 }
 
-/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet or ReplicationController.
 fn scale_of(obj: &Value) -> Value {
     let mut metadata = Map::new();
     for field in [
@@ -1721,9 +1791,21 @@ fn scale_of(obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_string(obj.pointer("/spec/selector").unwrap_or(&Value::Null)),
+            "selector": selector_string(&scale_selector(obj)),
         },
     })
+}
+
+/// The selector a Scale reports: a ReplicationController's is a plain label map.
+fn scale_selector(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if j::str_at(obj, "/kind") == "ReplicationController" {
+        return json!({ "matchLabels": selector });
+    }
+    selector
 }
 
 /// A `metav1.LabelSelector` in the query-string form (`app=web,tier in (a,b)`).
@@ -1764,6 +1846,17 @@ fn selector_string(selector: &Value) -> String {
         .map(|(_, t)| t)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// How one pass over a terminating namespace ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NamespacePass {
+    /// Its contents and the namespace are gone.
+    Done,
+    /// A grace period or a finalizer holds some of its contents: look again when one changes.
+    Held,
+    /// A write was refused: try again soon.
+    Retry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2008,15 +2101,25 @@ fn scope_to_subresource(rt: &ResourceType, sub: Option<&str>, old: &Value, obj: 
     }
 }
 
-fn finalizers(obj: &Value) -> Vec<&str> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+fn has_generation(resource: ResourceId) -> bool {
+    matches!(
+        resource,
+        ResourceId::Deployments
+            | ResourceId::ReplicaSets
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs
+            | ResourceId::CronJobs
+            | ResourceId::PodTemplates
+    )
 }
 
-fn has_generation(resource: ResourceId) -> bool {
-    matches!(resource, ResourceId::Deployments | ResourceId::ReplicaSets)
+/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`).
+pub(crate) fn desired_state_field(resource: ResourceId) -> &'static str {
+    if resource == ResourceId::PodTemplates {
+        "template"
+    } else {
+        "spec"
+    }
 }
 
 fn creates_on_update(resource: ResourceId) -> bool {

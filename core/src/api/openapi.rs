@@ -293,7 +293,7 @@ mod tests {
             assert_eq!(hash, served.etag);
             assert_eq!(hash, hex_sha512(&served.body));
         }
-        for missing in ["apis/apps/v2", "apis/batch/v1", "api/v2", "logs", ""] {
+        for missing in ["apis/apps/v2", "apis/batch/v2", "api/v2", "logs", ""] {
             assert!(matches!(
                 v3_document(UnixTime::default(), missing, "", None),
                 Err(Error::PathNotFound(_))
@@ -379,7 +379,7 @@ mod tests {
             "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
             "/api/v1/namespaces/{namespace}/bindings",
             "/api/v1/nodes/{name}/proxy",
-            "/api/v1/namespaces/{namespace}/podtemplates",
+            "/api/v1/namespaces/{namespace}/limitranges",
             "/api/v1/componentstatuses",
         ] {
             assert!(!paths.contains_key(dropped), "{dropped}");
@@ -388,7 +388,8 @@ mod tests {
         assert_eq!(ops, ["delete", "get", "parameters", "patch", "put"]);
         let schemas = core["components"]["schemas"].as_object().unwrap();
         assert!(schemas.contains_key("io.k8s.api.core.v1.Binding"));
-        assert!(!schemas.contains_key("io.k8s.api.core.v1.PodTemplate"));
+        assert!(schemas.contains_key("io.k8s.api.core.v1.PodTemplate"));
+        assert!(!schemas.contains_key("io.k8s.api.core.v1.LimitRange"));
         assert!(!schemas.contains_key("io.k8s.api.policy.v1.Eviction"));
     }
 

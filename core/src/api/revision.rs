@@ -182,17 +182,19 @@ impl ApiServer {
 fn continue_mac(
     key: &[u8; 32],
     resource: ResourceId,
-    rv: u64,
+    rv: Option<u64>,
     ns: &str,
     name: &str,
 ) -> hmac::Hmac<Sha256> {
+    // `None` (the latest revision) is kube's `-1`.
+    let rv = rv.map_or_else(|| String::from("-1"), |rv| rv.to_string());
     // HMAC takes a key of any length, so the fallback is never taken.
     let mut mac = <hmac::Hmac<Sha256>>::new_from_slice(key)
         .unwrap_or_else(|_| <hmac::Hmac<Sha256>>::new(&Default::default()));
     for part in [
         CONTINUE_VERSION.as_bytes(),
         resource.info().plural.as_bytes(),
-        rv.to_string().as_bytes(),
+        rv.as_bytes(),
         ns.as_bytes(),
         name.as_bytes(),
     ] {
@@ -211,7 +213,7 @@ pub(crate) fn encode_continue(
     ns: &str,
     name: &str,
 ) -> String {
-    let mac = continue_mac(key, resource, rv, ns, name)
+    let mac = continue_mac(key, resource, Some(rv), ns, name)
         .finalize()
         .into_bytes();
     let token = json!({"v": CONTINUE_VERSION, "rv": rv, "ns": ns, "name": name,
@@ -219,14 +221,31 @@ pub(crate) fn encode_continue(
     URL_SAFE_NO_PAD.encode(j::to_vec(&token))
 }
 
-/// The revision and position of a continue token this run issued for `resource`: 400 for one
-/// that does not decode (kube's wording), 410 Expired for one whose signature does not hold (a
-/// forgery, another resource's, or an earlier run's: either way the client must start over).
+/// A token that goes on after (`ns`, `name`) at whatever revision is latest then (kube's
+/// `ResourceVersion: -1` token, handed out in the 410 for a compacted snapshot).
+pub(crate) fn encode_continue_latest(
+    key: &[u8; 32],
+    resource: ResourceId,
+    ns: &str,
+    name: &str,
+) -> String {
+    let mac = continue_mac(key, resource, None, ns, name)
+        .finalize()
+        .into_bytes();
+    let token = json!({"v": CONTINUE_VERSION, "rv": -1, "ns": ns, "name": name,
+        "mac": URL_SAFE_NO_PAD.encode(mac)});
+    URL_SAFE_NO_PAD.encode(j::to_vec(&token))
+}
+
+/// The revision (`None`: the latest) and position of a continue token this run issued for
+/// `resource`: 400 for one that does not decode (kube's wording), 410 Expired for one whose
+/// signature does not hold (a forgery, another resource's, or an earlier run's: either way the
+/// client must start over).
 pub(crate) fn decode_continue(
     key: &[u8; 32],
     resource: ResourceId,
     token: &str,
-) -> Result<(u64, String, String), Error> {
+) -> Result<(Option<u64>, String, String), Error> {
     let invalid = |detail: &str| {
         Error::BadRequest(alloc::format!(
             "invalid continue token: continue key is not valid: {detail}"
@@ -245,11 +264,16 @@ pub(crate) fn decode_continue(
             "server does not recognize this encoded version {version}"
         )));
     }
-    let rv = value
-        .get("rv")
-        .and_then(Value::as_u64)
-        .filter(|rv| *rv > 0)
-        .ok_or_else(|| invalid("incorrect encoded start resourceVersion"))?;
+    let rv = match value.get("rv").and_then(Value::as_i64) {
+        Some(-1) => None,
+        _ => Some(
+            value
+                .get("rv")
+                .and_then(Value::as_u64)
+                .filter(|rv| *rv > 0)
+                .ok_or_else(|| invalid("incorrect encoded start resourceVersion"))?,
+        ),
+    };
     let (Some(ns), Some(name), Some(mac)) = (
         value.get("ns").and_then(Value::as_str),
         value.get("name").and_then(Value::as_str),
@@ -303,14 +327,27 @@ mod tests {
         }
     }
 
+    fn other_run_key() -> [u8; 32] {
+        ApiServer::continue_key(&[2; 32])
+    }
+
     #[test]
     fn continue_tokens_hold_only_with_this_run_s_key() {
         let key = ApiServer::continue_key(&[1; 32]);
         let token = encode_continue(&key, ResourceId::Pods, 77, "ns", "b");
         assert_eq!(
             decode_continue(&key, ResourceId::Pods, &token),
-            Ok((77, "ns".into(), "b".into()))
+            Ok((Some(77), "ns".into(), "b".into()))
         );
+        let latest = encode_continue_latest(&key, ResourceId::Pods, "ns", "b");
+        assert_eq!(
+            decode_continue(&key, ResourceId::Pods, &latest),
+            Ok((None, "ns".into(), "b".into()))
+        );
+        assert!(matches!(
+            decode_continue(&other_run_key(), ResourceId::Pods, &latest),
+            Err(Error::Expired(_))
+        ));
         let other_run = ApiServer::continue_key(&[2; 32]);
         assert!(matches!(
             decode_continue(&other_run, ResourceId::Pods, &token),

@@ -17,6 +17,8 @@ use serde_json::{Map, Value, json};
 use crate::UnixTime;
 use crate::resource::ResourceId;
 
+mod workloads;
+
 /// What each row's `object` carries (`?includeObject=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncludeObject {
@@ -344,6 +346,10 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::Leases => LEASE,
         ResourceId::Deployments => DEPLOYMENT,
         ResourceId::ReplicaSets => REPLICA_SET,
+        ResourceId::PodTemplates => workloads::POD_TEMPLATE,
+        ResourceId::ReplicationControllers => workloads::REPLICATION_CONTROLLER,
+        ResourceId::Jobs => workloads::JOB,
+        ResourceId::CronJobs => workloads::CRON_JOB,
     }
 }
 
@@ -598,6 +604,12 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
                 format_label_selector(obj.pointer("/spec/selector")).into(),
             ]
         }
+        ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
+        ResourceId::ReplicationControllers => {
+            workloads::replication_controller_cells(obj, name, created)
+        }
+        ResourceId::Jobs => workloads::job_cells(obj, name, created, now),
+        ResourceId::CronJobs => workloads::cron_job_cells(obj, name, created, now),
     };
     (cells, None)
 }

@@ -563,7 +563,8 @@ fn deleting_a_namespace_terminates_it_then_removes_everything() {
         call(&mut s, Method::Get, "/api/v1/namespaces/tmp", None).status,
         404
     );
-    assert!(s.poll_timeout().is_none());
+    // Only the compaction clock is left ticking.
+    assert_eq!(s.poll_timeout(), s.compactor.poll_timeout());
 }
 
 #[test]
@@ -588,4 +589,245 @@ fn unauthenticated_callers_reach_only_public_paths() {
         panic!()
     };
     assert_eq!(r.status, 401);
+}
+
+/// A request from kubectl 1.32 (its User-Agent) with an optional content type.
+fn kubectl(
+    s: &mut ApiServer,
+    method: Method,
+    path: &str,
+    body: Value,
+    content_type: &str,
+) -> Reply {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = Some(&auth);
+    req.user_agent = Some("kubectl/v1.32.4 (linux/amd64) kubernetes/59526cd");
+    req.content_type = Some(content_type);
+    req.body = &bytes;
+    let r = s
+        .handle_request(T0, &req)
+        .into_response()
+        .expect("not a watch");
+    Reply {
+        status: r.status,
+        body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    }
+}
+
+const APPLY: &str = "application/apply-patch+yaml";
+
+fn managers(obj: &Value) -> Vec<(String, String)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().to_string(),
+                e["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn server_side_apply_records_the_applier_not_the_user_agent() {
+    let mut s = server(Config::default());
+    let path = "/api/v1/namespaces/default/configmaps/cm";
+    let cfg = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": data});
+    // Issue 14's report: the applied fields went to "kubectl" (the User-Agent) as Update.
+    let created = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{path}?fieldManager=mgr-a"),
+        cfg(json!({"key": "1", "other": "1"})),
+        APPLY,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.body["metadata"]["managedFields"],
+        json!([{"manager": "mgr-a", "operation": "Apply", "apiVersion": "v1",
+            "time": "2025-06-15T15:06:40Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:data": {"f:key": {}, "f:other": {}}}}])
+    );
+    // A second applier changing mgr-a's field: 409 naming mgr-a, one cause per field.
+    let refused = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{path}?fieldManager=mgr-b"),
+        cfg(json!({"key": "2"})),
+        APPLY,
+    );
+    assert_eq!(refused.status, 409);
+    assert_eq!(
+        refused.body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Apply failed with 1 conflict: conflict with \"mgr-a\": .data.key",
+            "reason": "Conflict",
+            "details": {"causes": [{"reason": "FieldManagerConflict",
+                "message": "conflict with \"mgr-a\"", "field": ".data.key"}]},
+            "code": 409})
+    );
+    // Forced, the field moves to mgr-b's Apply entry.
+    let forced = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{path}?fieldManager=mgr-b&force=true"),
+        cfg(json!({"key": "2"})),
+        APPLY,
+    );
+    assert_eq!(forced.status, 200, "{}", forced.body);
+    assert_eq!(
+        managers(&forced.body),
+        alloc::vec![
+            ("mgr-a".into(), "Apply".into()),
+            ("mgr-b".into(), "Apply".into())
+        ]
+    );
+    // mgr-a stops applying `other`, which only it owned: gone.
+    let pruned = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{path}?fieldManager=mgr-a"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}),
+        APPLY,
+    );
+    assert_eq!(pruned.status, 200, "{}", pruned.body);
+    assert_eq!(pruned.body["data"], json!({"key": "2"}));
+    assert_eq!(
+        managers(&pruned.body),
+        alloc::vec![("mgr-b".into(), "Apply".into())]
+    );
+    // A merge patch without fieldManager is managed by the User-Agent's product name.
+    let labelled = kubectl(
+        &mut s,
+        Method::Patch,
+        path,
+        json!({"metadata": {"labels": {"a": "b"}}}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(
+        managers(&labelled.body),
+        alloc::vec![
+            ("mgr-b".into(), "Apply".into()),
+            ("kubectl".into(), "Update".into())
+        ]
+    );
+}
+
+#[test]
+fn field_manager_options_are_checked_as_kube_checks_them() {
+    let mut s = server(Config::default());
+    let path = "/api/v1/namespaces/default/configmaps/cm";
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}});
+    let missing = kubectl(&mut s, Method::Patch, path, body.clone(), APPLY);
+    assert_eq!(
+        missing.body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            "reason": "Invalid",
+            "details": {"group": "meta.k8s.io", "kind": "PatchOptions",
+                "causes": [{"reason": "FieldValueRequired",
+                    "message": "Required value: is required for apply patch", "field": "fieldManager"}]},
+            "code": 422})
+    );
+    let long = "m".repeat(129);
+    let too_long = kubectl(
+        &mut s,
+        Method::Post,
+        &alloc::format!("/api/v1/namespaces/default/configmaps?fieldManager={long}"),
+        body.clone(),
+        "application/json",
+    );
+    assert_eq!(too_long.status, 422);
+    assert_eq!(
+        too_long.body["message"],
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldManager: Too long: may not be more than 128 bytes"
+    );
+    let forced = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{path}?force=true"),
+        json!({}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(
+        forced.body["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch"
+    );
+    // Applying to the status of a Deployment owns status only; its spec stays as stored.
+    let dep = "/apis/apps/v1/namespaces/default/deployments/web";
+    let spec = json!({"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}});
+    let created = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{dep}?fieldManager=owner"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": spec}),
+        APPLY,
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let status = kubectl(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{dep}/status?fieldManager=reporter"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 9}, "status": {"observedGeneration": 7}}),
+        APPLY,
+    );
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(status.body["spec"]["replicas"], 1);
+    assert_eq!(status.body["status"]["observedGeneration"], 7);
+    let reporter = status.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "reporter")
+        .cloned()
+        .unwrap();
+    assert_eq!(reporter["subresource"], "status");
+    assert_eq!(
+        reporter["fieldsV1"],
+        json!({"f:status": {"f:observedGeneration": {}}})
+    );
+    // Applying to a subresource of a missing object does not create it.
+    let status = kubectl(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/default/pods/nope/status?fieldManager=m",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nope"}}),
+        APPLY,
+    );
+    assert_eq!(status.status, 404);
+}
+
+#[test]
+fn objects_the_server_creates_stay_tracked() {
+    // kube's skipNonApplied keeps an object without managedFields untracked; what the server
+    // creates itself is owned by its component, so later writes are recorded.
+    let mut s = server(Config::default());
+    let ns = call(&mut s, Method::Get, "/api/v1/namespaces/default", None);
+    assert_eq!(
+        managers(&ns.body),
+        alloc::vec![("kube-apiserver".into(), "Update".into())]
+    );
+    let labelled = kubectl(
+        &mut s,
+        Method::Patch,
+        "/api/v1/namespaces/default",
+        json!({"metadata": {"labels": {"team": "a"}}}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(
+        managers(&labelled.body),
+        alloc::vec![
+            ("kube-apiserver".into(), "Update".into()),
+            ("kubectl".into(), "Update".into())
+        ]
+    );
 }

@@ -242,7 +242,7 @@ impl ApiServer {
             );
         }
         if is_new {
-            self.create_internal(now, ResourceId::Nodes, "", &mut node)?;
+            self.create_internal(now, ResourceId::Nodes, "", &mut node, "kubelet")?;
         } else {
             self.write_existing(&key, &mut node)?;
         }
@@ -327,7 +327,13 @@ impl ApiServer {
                 let mut lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": node, "namespace": "kube-node-lease"},
                     "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew}});
-                self.create_internal(now, ResourceId::Leases, "kube-node-lease", &mut lease)?;
+                self.create_internal(
+                    now,
+                    ResourceId::Leases,
+                    "kube-node-lease",
+                    &mut lease,
+                    "kubelet",
+                )?;
                 self.observe_for_lifecycle(now, ResourceId::Leases, &lease, None);
             }
             Some(stored) => {

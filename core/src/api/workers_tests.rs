@@ -334,7 +334,7 @@ fn a_staker_registers_heartbeats_and_is_restricted_to_its_own_node() {
     );
 
     // A withdrawn stake: the next call is 401 with the reason; the node is cordoned, tainted,
-    // and the pod that did not tolerate the taint is gone.
+    // and the pod that did not tolerate the taint is evicted.
     let body = json!({"checkpoint": 3, "events": [event("StakeWithdrawn", D3, json!({"stake_id": hex32(&a.stake)}))]});
     assert_eq!(
         call(
@@ -367,18 +367,18 @@ fn a_staker_registers_heartbeats_and_is_restricted_to_its_own_node() {
         node["spec"]["taints"][0]["key"],
         "nautilus.io/stake-revoked"
     );
-    assert_eq!(
-        call(
-            &mut s,
-            Method::Get,
-            "/api/v1/namespaces/default/pods/p",
-            &Value::Null,
-            Some(ADMIN),
-            None
-        )
-        .0,
-        404
+    // Evicted: terminating gracefully, for node-a's kubelet (whose token no longer works) or
+    // an operator to finish.
+    let (code, p) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/namespaces/default/pods/p",
+        &Value::Null,
+        Some(ADMIN),
+        None,
     );
+    assert_eq!(code, 200, "{p}");
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 30, "{p}");
     assert_eq!(
         seed(&mut s, "heartbeat", "node-b", &tb, NOW.secs()).0,
         200,

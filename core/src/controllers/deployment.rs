@@ -19,6 +19,7 @@ use super::{
     workload_selector,
 };
 use crate::api::ApiServer;
+use crate::api::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
@@ -748,14 +749,20 @@ impl ApiServer {
             }
             return Ok(None);
         }
-        let old_pods_remain = sets.old().any(|(_, rs)| {
-            let uid = j::str_at(rs, "/metadata/uid");
-            self.controllers
-                .graph
-                .dependents_of(uid)
-                .iter()
-                .any(|k| k.resource == ResourceId::Pods && self.store.get(k).is_some())
-        });
+        // kube's `oldPodsRunning`: a pod of an old set that is not Succeeded or Failed still
+        // runs, terminating or not.
+        let old_pods: Vec<ObjectKey> = sets
+            .old()
+            .flat_map(|(_, rs)| {
+                self.controllers
+                    .graph
+                    .dependents_of(j::str_at(rs, "/metadata/uid"))
+            })
+            .filter(|k| k.resource == ResourceId::Pods)
+            .collect();
+        let old_pods_remain = old_pods
+            .iter()
+            .any(|k| self.pod_view(k).is_some_and(|p| !p.terminal));
         if old_pods_remain {
             return Ok(None);
         }
@@ -794,7 +801,8 @@ impl ApiServer {
         empty.sort();
         for (_, key) in empty.into_iter().take(excess) {
             if let Some(obj) = self.load(&key) {
-                let _ = self.delete_with_propagation(now, &key, obj, Propagation::Background);
+                let background = DeleteOptions::with_propagation(Propagation::Background);
+                let _ = self.delete_object(now, &key, obj, &background);
             }
         }
     }

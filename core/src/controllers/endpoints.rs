@@ -1,8 +1,10 @@
 //! The Endpoints controller, as kube-controller-manager's: for each Service with a selector, an
-//! Endpoints object of the same name lists the selected pods that have an IP — Ready ones under
-//! `addresses`, the others under `notReadyAddresses` — with each service port resolved against
-//! the pod (`targetPort` a number, or the name of a container port). Pods that resolve to the
-//! same ports share a subset. The Endpoints of a deleted Service goes with it.
+//! Endpoints object of the same name lists the selected pods that have an IP and are neither
+//! terminal nor terminating — Ready ones under `addresses`, the others under
+//! `notReadyAddresses`; with `publishNotReadyAddresses`, terminating and unready pods too, all
+//! under `addresses` — with each service port resolved against the pod (`targetPort` a number,
+//! or the name of a container port). Pods that resolve to the same ports share a subset. The
+//! Endpoints of a deleted Service goes with it.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -58,6 +60,10 @@ impl ApiServer {
             // A Service without a selector has hand-made Endpoints, if any.
             return;
         }
+        let publish_not_ready = service
+            .pointer("/spec/publishNotReadyAddresses")
+            .and_then(Value::as_bool)
+            == Some(true);
         let ports: Vec<Value> = service
             .pointer("/spec/ports")
             .and_then(Value::as_array)
@@ -75,7 +81,9 @@ impl ApiServer {
             let Some(pod) = self.pod_view(&key) else {
                 continue;
             };
-            if pod.ip.is_empty() || pod.deleting || pod.terminal {
+            // kube's `ShouldPodBeInEndpoints`: terminal pods and pods without an IP never;
+            // terminating pods only when the Service publishes not-ready addresses.
+            if pod.ip.is_empty() || pod.terminal || (pod.deleting && !publish_not_ready) {
                 continue;
             }
             let resolved: Option<Vec<ResolvedPort>> = ports
@@ -107,7 +115,7 @@ impl ApiServer {
                 map.insert("nodeName".into(), Value::from(pod.node.as_str()));
             }
             let entry = subsets.entry(resolved).or_default();
-            if pod.facts.ready {
+            if publish_not_ready || pod.facts.ready {
                 entry.0.push(address);
             } else {
                 entry.1.push(address);

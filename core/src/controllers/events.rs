@@ -74,6 +74,12 @@ impl ApiServer {
         {
             obj.insert("namespace".into(), Value::from(involved.namespace));
         }
-        let _ = self.create_internal(now, ResourceId::Events, namespace, &mut event);
+        // The component's process records the event under its own field manager.
+        let manager = match component {
+            "default-scheduler" => "kube-scheduler",
+            c if c.ends_with("-controller") => "kube-controller-manager",
+            other => other,
+        };
+        let _ = self.create_internal(now, ResourceId::Events, namespace, &mut event, manager);
     }
 }

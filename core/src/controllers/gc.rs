@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::{OwnerRef, deleting, finalizers, meta_mut, owner_refs};
 use crate::api::ApiServer;
+use crate::api::deletion::{DeleteOptions, completes_deletion, set_finalizers};
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
 
@@ -35,8 +36,8 @@ pub(crate) enum Propagation {
 }
 
 /// The propagation a delete asks for: the body's `propagationPolicy` or deprecated
-/// `orphanDependents`, or the query parameter; `None` when not given (Background, the default
-/// for every resource served here).
+/// `orphanDependents`, or the query parameter; `None` when not given (then the object's
+/// finalizers decide, else [`default_propagation`]).
 pub(crate) fn propagation(
     options: &Value,
     query: Option<&str>,
@@ -76,6 +77,17 @@ pub(crate) fn propagation(
     }
 }
 
+/// The propagation a delete without options gets: kube keeps `OrphanDependents` as the
+/// default for `v1` ReplicationControllers and `batch/v1` Jobs (their registries'
+/// `DefaultGarbageCollectionPolicy`, for backward compatibility); everything else is Background.
+pub(crate) fn default_propagation(resource: crate::resource::ResourceId) -> Propagation {
+    use crate::resource::ResourceId;
+    match resource {
+        ResourceId::ReplicationControllers | ResourceId::Jobs => Propagation::Orphan,
+        _ => Propagation::Background,
+    }
+}
+
 /// How a dependent's owner stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OwnerState {
@@ -85,91 +97,7 @@ enum OwnerState {
     Waiting,
 }
 
-fn set_finalizers(obj: &mut Value, list: &[String]) {
-    if let Some(meta) = meta_mut(obj) {
-        if list.is_empty() {
-            meta.remove("finalizers");
-        } else {
-            meta.insert(
-                "finalizers".into(),
-                Value::Array(list.iter().map(|f| Value::from(f.as_str())).collect()),
-            );
-        }
-    }
-}
-
-/// What deleting one object with a propagation policy does to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Deletion {
-    /// Nothing holds it: it goes now.
-    Remove,
-    /// Finalizers hold it: it is stored again marked for deletion; answered with this status.
-    Mark(u16),
-    /// Already marked as asked: nothing to write; answered with this status.
-    Unchanged(u16),
-}
-
-impl Deletion {
-    /// The HTTP status the delete answers with.
-    pub(crate) fn status(self) -> u16 {
-        match self {
-            Self::Remove => 200,
-            Self::Mark(status) | Self::Unchanged(status) => status,
-        }
-    }
-}
-
-/// Decides the deletion of `obj` (its stored state) with `policy` and puts into it the state it
-/// would be written with (the policy's finalizer, `deletionTimestamp`), without writing anything,
-/// so a dry run answers exactly what the deletion would.
-pub(crate) fn plan_deletion(now: UnixTime, obj: &mut Value, policy: Propagation) -> Deletion {
-    let finalizer = match policy {
-        Propagation::Orphan => Some(ORPHAN),
-        Propagation::Foreground => Some(FOREGROUND),
-        Propagation::Background => None,
-    };
-    let mut list = finalizers(obj);
-    if let Some(f) = finalizer {
-        if deleting(obj) && list.iter().any(|x| x == f) {
-            return Deletion::Unchanged(200);
-        }
-        // The two policies exclude each other; the latest request wins, as in kube.
-        list.retain(|x| x != ORPHAN && x != FOREGROUND);
-        list.push(f.into());
-        set_finalizers(obj, &list);
-    }
-    if list.is_empty() {
-        return Deletion::Remove;
-    }
-    if !deleting(obj) || finalizer.is_some() {
-        if let Some(meta) = meta_mut(obj) {
-            meta.entry("deletionTimestamp")
-                .or_insert_with(|| Value::from(now.rfc3339()));
-            meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
-        }
-        return Deletion::Mark(if finalizer.is_some() { 200 } else { 202 });
-    }
-    Deletion::Unchanged(202)
-}
-
 impl ApiServer {
-    /// Deletes the object at `key` (its stored state `obj`) with `policy`: Orphan and Foreground
-    /// mark it with their finalizer and leave the rest to the collector; Background deletes it
-    /// now unless other finalizers hold it. Returns the HTTP status and the body.
-    pub(crate) fn delete_with_propagation(
-        &mut self,
-        now: UnixTime,
-        key: &ObjectKey,
-        mut obj: Value,
-        policy: Propagation,
-    ) -> Result<(u16, Vec<u8>), Error> {
-        match plan_deletion(now, &mut obj, policy) {
-            Deletion::Remove => Ok((200, self.write_delete(key, &mut obj)?)),
-            Deletion::Mark(status) => Ok((status, self.write_existing(key, &mut obj)?)),
-            Deletion::Unchanged(status) => Ok((status, j::to_vec(&obj))),
-        }
-    }
-
     fn owner_state(&self, r: &OwnerRef, namespace: &str) -> OwnerState {
         let Some(key) = r.key(namespace) else {
             return OwnerState::Solid;
@@ -227,7 +155,7 @@ impl ApiServer {
         } else {
             Propagation::Background
         };
-        let _ = self.delete_with_propagation(now, key, obj, policy);
+        let _ = self.delete_object(now, key, obj, &dependent_options(&uid, policy));
     }
 
     /// Advances an owner being deleted with the `orphan` or `foregroundDeletion` finalizer.
@@ -274,7 +202,8 @@ impl ApiServer {
                 } else {
                     Propagation::Foreground
                 };
-                let _ = self.delete_with_propagation(now, &dependent, dep, policy);
+                let _ =
+                    self.delete_object(now, &dependent, dep, &dependent_options(&dep_uid, policy));
             }
             if blocks
                 && let Some(still) = self.load(&dependent)
@@ -321,12 +250,22 @@ impl ApiServer {
 
     /// Writes an owner's remaining finalizers, deleting it when none are left.
     fn finish_owner(&mut self, key: &ObjectKey, mut obj: Value, list: &[String]) {
+        let before = obj.clone();
         set_finalizers(&mut obj, list);
-        if list.is_empty() {
+        if completes_deletion(&before, &obj) {
             let _ = self.write_delete(key, &mut obj);
         } else {
             let _ = self.write_existing(key, &mut obj);
         }
+    }
+}
+
+/// What the collector deletes a dependent with: its policy and a uid precondition, as kube's
+/// garbage collector sends them (a pod among them is deleted gracefully).
+fn dependent_options(uid: &str, policy: Propagation) -> DeleteOptions {
+    DeleteOptions {
+        uid: Some(uid.into()),
+        ..DeleteOptions::with_propagation(policy)
     }
 }
 

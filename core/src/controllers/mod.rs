@@ -7,14 +7,21 @@
 //! ring has moved past that revision (410 Expired for a watcher) the feed resyncs by scanning the
 //! store instead.
 
+pub(crate) mod cronjob;
 pub(crate) mod deployment;
 pub(crate) mod endpoints;
 pub(crate) mod event_ttl;
 pub(crate) mod events;
 pub(crate) mod gc;
+pub(crate) mod job;
 pub(crate) mod node_lifecycle;
+pub(crate) mod pod_gc;
 pub(crate) mod replicaset;
 
+#[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
+mod graceful_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -31,6 +38,7 @@ use crate::selector::LabelSelector;
 use crate::store::ObjectKey;
 use crate::watch::{EventType, WatchEvent};
 use crate::{Error, UnixTime, json as j};
+use replicaset::ReplicaKind;
 
 /// A namespaced object's (namespace, name).
 pub(crate) type NsName = (String, String);
@@ -180,11 +188,16 @@ pub(crate) fn workload_selector(obj: &Value) -> Option<LabelSelector> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Queue {
     ReplicaSet,
+    ReplicationController,
+    Job,
+    CronJob,
     Deployment,
     Service,
-    /// Pods bound to a node that was deleted (kube's PodGC "orphaned pods"); the key's name is
-    /// the node's.
-    OrphanPods,
+    /// PodGC's pass over the pods of one node (gone, or out of service); the key's name is the
+    /// node's.
+    PodGc,
+    /// PodGC's look at one terminating pod that has no node.
+    UnscheduledPod,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -258,6 +271,8 @@ pub(crate) struct Controllers {
     /// ReplicaSet or Service sync reads its pods without parsing them again. Bounded by the
     /// pods in the store (entries go with their pods).
     pub(crate) pods: BTreeMap<ObjectKey, (u64, alloc::sync::Arc<replicaset::PodView>)>,
+    /// Nodes PodGC sees out of service (not Ready, `node.kubernetes.io/out-of-service`).
+    pub(crate) out_of_service: BTreeSet<String>,
 }
 
 impl Controllers {
@@ -314,7 +329,7 @@ impl ApiServer {
         }
         let mut syncs = self.config.controller_syncs_per_run;
         for _ in 0..MAX_PASSES {
-            self.read_feed();
+            self.read_feed(now);
             if self.controllers.queued() == 0 {
                 if self.store.revision() == self.controllers.processed {
                     break;
@@ -333,10 +348,19 @@ impl ApiServer {
                         self.sync_deployment(now, &ns, &name);
                     }
                     Work::Sync(Queue::ReplicaSet, ns, name) => {
-                        self.sync_replicaset(now, &ns, &name);
+                        self.sync_replicas(now, ReplicaKind::ReplicaSet, &ns, &name);
                     }
+                    Work::Sync(Queue::ReplicationController, ns, name) => {
+                        self.sync_replicas(now, ReplicaKind::ReplicationController, &ns, &name);
+                    }
+                    Work::Sync(Queue::Job, ns, name) => self.sync_job(now, &ns, &name),
+                    Work::Sync(Queue::CronJob, ns, name) => self.sync_cronjob(now, &ns, &name),
                     Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
-                    Work::Sync(Queue::OrphanPods, _, node) => self.delete_orphaned_pods(&node),
+                    Work::Sync(Queue::PodGc, _, node) => self.sync_pod_gc(now, &node),
+                    Work::Sync(Queue::UnscheduledPod, ns, name) => {
+                        let key = ObjectKey::new(ResourceId::Pods, &ns, &name);
+                        self.gc_unscheduled_terminating(now, &key);
+                    }
                 }
             }
             if syncs == 0 {
@@ -359,7 +383,7 @@ impl ApiServer {
     }
 
     /// Dispatches the ring's events after the processed revision, within the queue budget.
-    fn read_feed(&mut self) {
+    fn read_feed(&mut self, now: UnixTime) {
         let ring = self.store.ring().clone();
         let mut events = Vec::new();
         let budget = self.config.controller_queue_limit;
@@ -372,12 +396,12 @@ impl ApiServer {
             let batch = self.config.controller_events_per_run.min(room);
             match ring.read_after(self.controllers.processed, batch.max(1), &mut events) {
                 Err(_) => {
-                    self.resync();
+                    self.resync(now);
                     return;
                 }
                 Ok(0) => {
                     // The ring holds nothing newer (it is empty after a restart): resync.
-                    self.resync();
+                    self.resync(now);
                     return;
                 }
                 Ok(_) => {}
@@ -386,14 +410,14 @@ impl ApiServer {
                 if self.controllers.queued().saturating_add(16) > budget {
                     return;
                 }
-                self.dispatch_event(event);
+                self.dispatch_event(now, event);
                 self.controllers.processed = event.revision();
             }
         }
     }
 
     /// Routes one change to the controllers that care and updates the caches.
-    fn dispatch_event(&mut self, event: &WatchEvent) {
+    fn dispatch_event(&mut self, now: UnixTime, event: &WatchEvent) {
         let resource = event.key.resource;
         if resource == ResourceId::Events {
             return;
@@ -408,6 +432,10 @@ impl ApiServer {
         self.observe_object(&event.key, &obj, deleted);
         let ns = &*event.key.namespace;
         let name = &*event.key.name;
+        if !ns.is_empty() && self.terminating.contains(ns) {
+            // Something changed in a namespace being deleted: its deletion may go on.
+            self.namespaces_due.insert(String::from(ns));
+        }
         match resource {
             ResourceId::Pods => {
                 let mut owners: Vec<(String, String)> = controller_ref(&obj)
@@ -415,13 +443,34 @@ impl ApiServer {
                     .into_iter()
                     .collect();
                 owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                let gone =
+                    deleted || matches!(j::str_at(&obj, "/status/phase"), "Succeeded" | "Failed");
                 for (kind, owner) in &owners {
-                    if kind == "ReplicaSet" {
-                        self.controllers.enqueue(Queue::ReplicaSet, ns, owner);
+                    match kind.as_str() {
+                        "ReplicaSet" => {
+                            self.controllers.enqueue(Queue::ReplicaSet, ns, owner);
+                            if gone {
+                                // kube's deployment controller looks again when a pod stops
+                                // (a Recreate rollout waits for the old ones).
+                                self.enqueue_deployment_of(ns, owner);
+                            }
+                        }
+                        "ReplicationController" => {
+                            self.controllers
+                                .enqueue(Queue::ReplicationController, ns, owner);
+                        }
+                        "Job" => self.controllers.enqueue(Queue::Job, ns, owner),
+                        _ => {}
                     }
                 }
+                if !deleted {
+                    self.pod_gc_observe(now, &event.key, &obj);
+                }
                 if owners.is_empty() && !deleted {
-                    self.enqueue_adopters(ResourceId::ReplicaSets, ns, &event.object.index.labels);
+                    let labels = &event.object.index.labels;
+                    self.enqueue_adopters(ResourceId::ReplicaSets, ns, labels);
+                    self.enqueue_adopters(ResourceId::ReplicationControllers, ns, labels);
+                    self.enqueue_adopters(ResourceId::Jobs, ns, labels);
                 }
                 let mut label_sets = alloc::vec![event.object.index.labels.clone()];
                 if let Some(prev) = &event.previous {
@@ -456,33 +505,37 @@ impl ApiServer {
                 }
             }
             ResourceId::Deployments => self.controllers.enqueue(Queue::Deployment, ns, name),
+            ResourceId::ReplicationControllers => {
+                self.controllers
+                    .enqueue(Queue::ReplicationController, ns, name);
+            }
+            ResourceId::Jobs => {
+                self.controllers.enqueue(Queue::Job, ns, name);
+                let mut owners: Vec<(String, String)> = controller_ref(&obj)
+                    .map(|r| (r.kind, r.name))
+                    .into_iter()
+                    .collect();
+                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                for (kind, owner) in &owners {
+                    if kind == "CronJob" {
+                        self.controllers.enqueue(Queue::CronJob, ns, owner);
+                    }
+                }
+            }
+            ResourceId::CronJobs => self.controllers.enqueue(Queue::CronJob, ns, name),
             ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
-            ResourceId::Nodes if deleted => self.controllers.enqueue(Queue::OrphanPods, "", name),
+            ResourceId::Nodes => self.pod_gc_observe_node(name, (!deleted).then_some(&obj)),
             _ => {}
         }
     }
 
-    /// Deletes the pods still bound to `node` once the Node is gone, as kube's pod garbage
-    /// collector does for orphaned pods, so their controllers replace them on live nodes. A
-    /// node that came back keeps its pods.
-    fn delete_orphaned_pods(&mut self, node: &str) {
-        if self
-            .store
-            .get(&ObjectKey::new(ResourceId::Nodes, "", node))
-            .is_some()
+    /// Queues the Deployment that controls ReplicaSet `rs` in `ns`, if any.
+    fn enqueue_deployment_of(&mut self, ns: &str, rs: &str) {
+        let key = ObjectKey::new(ResourceId::ReplicaSets, ns, rs);
+        if let Some((kind, name)) = self.store.get(&key).and_then(|o| controller_of(&o.json))
+            && kind == "Deployment"
         {
-            return;
-        }
-        let orphans: Vec<ObjectKey> = self
-            .store
-            .pods_on(node)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in orphans {
-            if let Some(mut pod) = self.load(&key) {
-                // A failed delete (the store refuses) is retried by the next resync.
-                let _ = self.write_delete(&key, &mut pod);
-            }
+            self.controllers.enqueue(Queue::Deployment, ns, &name);
         }
     }
 
@@ -531,8 +584,16 @@ impl ApiServer {
                     self.controllers.service_selectors.insert(k, selector);
                 }
             }
-            ResourceId::ReplicaSets | ResourceId::Deployments => {
-                match workload_selector(obj).filter(|s| !s.is_empty() && !deleted) {
+            ResourceId::ReplicaSets
+            | ResourceId::Deployments
+            | ResourceId::ReplicationControllers
+            | ResourceId::Jobs => {
+                let selector = if key.resource == ResourceId::ReplicationControllers {
+                    ReplicaKind::ReplicationController.selector(obj)
+                } else {
+                    workload_selector(obj)
+                };
+                match selector.filter(|s| !s.is_empty() && !deleted) {
                     Some(sel) => {
                         self.controllers.workload_selectors.insert(key.clone(), sel);
                     }
@@ -568,10 +629,11 @@ impl ApiServer {
             .filter(|(_, sel)| sel.matches(labels))
             .map(|(k, _)| String::from(&*k.name))
             .collect();
-        let queue = if resource == ResourceId::Deployments {
-            Queue::Deployment
-        } else {
-            Queue::ReplicaSet
+        let queue = match resource {
+            ResourceId::Deployments => Queue::Deployment,
+            ResourceId::ReplicationControllers => Queue::ReplicationController,
+            ResourceId::Jobs => Queue::Job,
+            _ => Queue::ReplicaSet,
         };
         for name in names {
             self.controllers.enqueue(queue, ns, &name);
@@ -581,12 +643,14 @@ impl ApiServer {
     /// Rebuilds the graph and caches from the store and queues every workload: the feed's
     /// position left the ring. Each object is queued at most once, so this is bounded by the
     /// store's object budget.
-    fn resync(&mut self) {
+    fn resync(&mut self, now: UnixTime) {
         self.controllers.processed = self.store.revision();
         self.controllers.graph = OwnerGraph::default();
         self.controllers.service_selectors.clear();
         self.controllers.workload_selectors.clear();
         self.controllers.pods.clear();
+        self.controllers.out_of_service.clear();
+        self.namespaces_due.extend(self.terminating.iter().cloned());
         for rt in crate::resource::RESOURCES {
             if rt.id == ResourceId::Events {
                 continue;
@@ -601,18 +665,18 @@ impl ApiServer {
                 let queue = match key.resource {
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
+                    ResourceId::ReplicationControllers => Queue::ReplicationController,
+                    ResourceId::Jobs => Queue::Job,
+                    ResourceId::CronJobs => Queue::CronJob,
                     ResourceId::Services => Queue::Service,
                     ResourceId::Pods => {
-                        // A pod bound to a node that no longer exists (its deletion left the
-                        // ring before the feed saw it).
-                        if let Some(node) = obj.pointer("/spec/nodeName").and_then(Value::as_str)
-                            && self
-                                .store
-                                .get(&ObjectKey::new(ResourceId::Nodes, "", node))
-                                .is_none()
-                        {
-                            self.controllers.enqueue(Queue::OrphanPods, "", node);
-                        }
+                        // A pod whose node is gone (its deletion may have left the ring before
+                        // the feed saw it) or out of service.
+                        self.pod_gc_observe(now, &key, &obj);
+                        continue;
+                    }
+                    ResourceId::Nodes => {
+                        self.pod_gc_observe_node(&key.name, Some(&obj));
                         continue;
                     }
                     _ => continue,
@@ -657,7 +721,7 @@ impl ApiServer {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("namespace".into(), Value::from(namespace));
         }
-        self.create_internal(now, resource, namespace, obj)
+        self.create_internal(now, resource, namespace, obj, "kube-controller-manager")
             .map(|_| ())
     }
 
@@ -751,4 +815,44 @@ pub(crate) fn remove_condition(conditions: &mut Vec<Value>, type_: &str) -> bool
     let before = conditions.len();
     conditions.retain(|c| j::str_at(c, "/type") != type_);
     before != conditions.len()
+}
+
+/// kube's `UpdatePodCondition` on a pod's status map: sets the condition of its type, keeping
+/// `lastTransitionTime` when its status is unchanged; whether anything changed.
+pub(crate) fn update_pod_condition(
+    status: &mut serde_json::Map<String, Value>,
+    now: UnixTime,
+    mut condition: Value,
+) -> bool {
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    let Some(list) = conditions.as_array_mut() else {
+        return false;
+    };
+    let type_ = String::from(j::str_at(&condition, "/type"));
+    let existing = list.iter().position(|c| j::str_at(c, "/type") == type_);
+    let transition = match existing.and_then(|i| list.get(i)) {
+        Some(old) if j::str_at(old, "/status") == j::str_at(&condition, "/status") => old
+            .get("lastTransitionTime")
+            .cloned()
+            .unwrap_or_else(|| Value::from(now.rfc3339())),
+        _ => Value::from(now.rfc3339()),
+    };
+    if let Some(map) = condition.as_object_mut() {
+        map.insert("lastTransitionTime".into(), transition);
+        map.entry("lastProbeTime").or_insert(Value::Null);
+    }
+    match existing.and_then(|i| list.get_mut(i)) {
+        Some(old) if *old == condition => false,
+        Some(old) => {
+            *old = condition;
+            true
+        }
+        None => {
+            list.push(condition);
+            true
+        }
+    }
 }

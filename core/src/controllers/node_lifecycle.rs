@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::events::Involved;
 use crate::api::ApiServer;
+use crate::api::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -383,25 +384,40 @@ impl ApiServer {
 }
 
 impl ApiServer {
-    /// Deletes a pod for a NoExecute taint, with the event the taint manager records.
+    /// Evicts a pod for a NoExecute taint as kube's taint-eviction controller does: the event,
+    /// the `DisruptionTarget` condition (reason `DeletionByTaintManager`), then a delete with
+    /// empty options, so a pod bound to a node terminates gracefully. A pod already being
+    /// deleted is left alone.
     pub(crate) fn evict_pod(&mut self, now: UnixTime, key: &ObjectKey) {
-        let Some(object) = self.store.get(key) else {
+        let Some(mut pod) = self.load(key) else {
             return;
         };
-        let Ok(mut pod) = serde_json::from_slice::<Value>(&object.json) else {
+        if super::deleting(&pod) {
             return;
-        };
-        if self.write_delete(key, &mut pod).is_ok() {
-            let message = alloc::format!("Marking for deletion Pod {}/{}", key.namespace, key.name);
-            self.record_event(
-                now,
-                &Involved::of(&pod),
-                "Normal",
-                "TaintManagerEviction",
-                &message,
-                "taint-eviction-controller",
-            );
         }
+        let message = alloc::format!("Marking for deletion Pod {}/{}", key.namespace, key.name);
+        self.record_event(
+            now,
+            &Involved::of(&pod),
+            "Normal",
+            "TaintManagerEviction",
+            &message,
+            "taint-eviction-controller",
+        );
+        let condition = json!({"type": "DisruptionTarget", "status": "True",
+            "reason": "DeletionByTaintManager",
+            "message": "Taint manager: deleting due to NoExecute taint"});
+        let changed = pod
+            .as_object_mut()
+            .and_then(|map| {
+                let status = map.entry("status").or_insert_with(|| json!({}));
+                status.as_object_mut()
+            })
+            .is_some_and(|status| super::update_pod_condition(status, now, condition));
+        if changed && self.write_existing(key, &mut pod).is_err() {
+            return;
+        }
+        let _ = self.delete_object(now, key, pod, &DeleteOptions::default());
     }
 }
 

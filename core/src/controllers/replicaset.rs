@@ -4,6 +4,10 @@
 //! longer matches, and reports replicas, fullyLabeled, ready and available counts. Creations come
 //! in slow-start batches (1, 2, 4, ...) up to `Config::controller_burst` per sync and stop at the
 //! first failure, which becomes a `ReplicaFailure` condition (reason `FailedCreate`).
+//!
+//! ReplicationControllers run through the same code, as kube-controller-manager runs them
+//! through its ReplicaSet controller: only the owner kind, the event source and the selector
+//! (a plain label map) differ ([`ReplicaKind`]).
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -11,16 +15,69 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::events::Involved;
-use super::gc::Propagation;
 use super::{
     Queue, controller_ref, controller_ref_to, deleting, int_at, meta_mut, workload_selector,
 };
 use crate::api::ApiServer;
+use crate::api::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
 
-const COMPONENT: &str = "replicaset-controller";
+/// Which kind of pod owner a sync is for: the two replica-keeping kinds, and Jobs, which claim
+/// their pods the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplicaKind {
+    ReplicaSet,
+    ReplicationController,
+    Job,
+}
+
+impl ReplicaKind {
+    fn resource(self) -> ResourceId {
+        match self {
+            Self::ReplicaSet => ResourceId::ReplicaSets,
+            Self::ReplicationController => ResourceId::ReplicationControllers,
+            Self::Job => ResourceId::Jobs,
+        }
+    }
+
+    fn api_version(self) -> &'static str {
+        self.resource().info().api_version()
+    }
+
+    fn kind(self) -> &'static str {
+        self.resource().info().kind
+    }
+
+    pub(crate) fn queue(self) -> Queue {
+        match self {
+            Self::ReplicaSet => Queue::ReplicaSet,
+            Self::ReplicationController => Queue::ReplicationController,
+            Self::Job => Queue::Job,
+        }
+    }
+
+    /// The event source kube's controller manager gives each.
+    pub(crate) fn component(self) -> &'static str {
+        match self {
+            Self::ReplicaSet => "replicaset-controller",
+            Self::ReplicationController => "replication-controller",
+            Self::Job => "job-controller",
+        }
+    }
+
+    /// The owner's selector: a `LabelSelector` for a ReplicaSet, a label map for an RC.
+    pub(crate) fn selector(self, owner: &Value) -> Option<crate::selector::LabelSelector> {
+        match self {
+            Self::ReplicaSet | Self::Job => workload_selector(owner),
+            Self::ReplicationController => {
+                let map = owner.pointer("/spec/selector")?.as_object()?;
+                crate::selector::LabelSelector::from_json(&json!({ "matchLabels": map })).ok()
+            }
+        }
+    }
+}
 /// Seconds before a ReplicaSet whose pods could not all be created tries again.
 const RETRY_SECS: u64 = 5;
 
@@ -90,6 +147,10 @@ pub(crate) struct PodView {
     pub(crate) deleting: bool,
     /// Succeeded or Failed.
     pub(crate) terminal: bool,
+    /// Phase Succeeded.
+    pub(crate) succeeded: bool,
+    /// Still holds the Job controller's tracking finalizer (not yet counted).
+    pub(crate) tracked: bool,
     pub(crate) ip: String,
     pub(crate) node: String,
     /// Named container ports, for named `targetPort`s.
@@ -117,6 +178,10 @@ impl PodView {
             active: is_active(pod),
             deleting: deleting(pod),
             terminal: matches!(j::str_at(pod, "/status/phase"), "Succeeded" | "Failed"),
+            succeeded: j::str_at(pod, "/status/phase") == "Succeeded",
+            tracked: super::finalizers(pod)
+                .iter()
+                .any(|f| f == super::job::TRACKING_FINALIZER),
             ip: j::string_at(pod, "/status/podIP"),
             node: j::string_at(pod, "/spec/nodeName"),
             ports,
@@ -162,8 +227,9 @@ impl ApiServer {
 
     /// The pods `rs` owns or its selector matches in `ns`, after adopting matching orphans and
     /// releasing owned pods it no longer matches. `manage` false: neither.
-    fn claim_pods(
+    pub(crate) fn claim_pods(
         &mut self,
+        kind: ReplicaKind,
         rs: &Value,
         ns: &str,
         selector: &crate::selector::LabelSelector,
@@ -210,7 +276,7 @@ impl ApiServer {
                     if let Some(meta) = meta_mut(&mut pod) {
                         let refs = meta.entry("ownerReferences").or_insert_with(|| json!([]));
                         if let Some(list) = refs.as_array_mut() {
-                            list.push(controller_ref_to(rs, "apps/v1", "ReplicaSet"));
+                            list.push(controller_ref_to(rs, kind.api_version(), kind.kind()));
                         }
                     }
                     if self.controller_update(&key, &mut pod).is_ok()
@@ -225,30 +291,31 @@ impl ApiServer {
         owned
     }
 
-    /// Brings one ReplicaSet's pods to its spec and writes its status.
-    pub(crate) fn sync_replicaset(&mut self, now: UnixTime, ns: &str, name: &str) {
-        let key = ObjectKey::new(ResourceId::ReplicaSets, ns, name);
+    /// Brings one ReplicaSet's (or ReplicationController's) pods to its spec and writes its
+    /// status.
+    pub(crate) fn sync_replicas(&mut self, now: UnixTime, kind: ReplicaKind, ns: &str, name: &str) {
+        let key = ObjectKey::new(kind.resource(), ns, name);
         let Some(rs) = self.load(&key) else {
             return;
         };
         // kube: an empty or malformed selector selects nothing for a ReplicaSet.
-        let Some(selector) = workload_selector(&rs).filter(|s| !s.is_empty()) else {
+        let Some(selector) = kind.selector(&rs).filter(|s| !s.is_empty()) else {
             return;
         };
         let manage = !deleting(&rs);
-        let pods = self.claim_pods(&rs, ns, &selector, manage);
+        let pods = self.claim_pods(kind, &rs, ns, &selector, manage);
         let mut active: Vec<Arc<PodView>> = pods.into_iter().filter(|p| p.active).collect();
         let want = usize::try_from(int_at(&rs, "/spec/replicas").max(0)).unwrap_or(usize::MAX);
         let mut failure: Option<(&str, String)> = None;
         if manage && active.len() < want {
             let missing = (want - active.len()).min(self.config.controller_burst);
-            let (created, error) = self.create_pods(now, &rs, missing);
+            let (created, error) = self.create_pods(now, kind, &rs, missing);
             active.extend(created);
             if let Some(e) = error {
                 failure = Some(("FailedCreate", e.message()));
                 // kube requeues a failed sync with backoff; room may free up meanwhile.
                 self.controllers
-                    .requeue_at(now.plus_secs(RETRY_SECS), Queue::ReplicaSet, ns, name);
+                    .requeue_at(now.plus_secs(RETRY_SECS), kind.queue(), ns, name);
             }
         } else if manage && active.len() > want {
             let surplus = (active.len() - want).min(self.config.controller_burst);
@@ -259,14 +326,16 @@ impl ApiServer {
                 let Some(obj) = self.load(&pod_key) else {
                     continue;
                 };
-                match self.delete_with_propagation(now, &pod_key, obj, Propagation::Background) {
+                // kube's ReplicaSet controller deletes with empty options: a pod bound to a node
+                // terminates gracefully, and, no longer active, is not deleted again.
+                match self.delete_object(now, &pod_key, obj, &DeleteOptions::default()) {
                     Ok(_) => self.record_event(
                         now,
                         &Involved::of(&rs),
                         "Normal",
                         "SuccessfulDelete",
                         &alloc::format!("Deleted pod: {}", pod.facts.name),
-                        COMPONENT,
+                        kind.component(),
                     ),
                     Err(e) => {
                         active.push(pod);
@@ -275,14 +344,15 @@ impl ApiServer {
                 }
             }
         }
-        self.write_replicaset_status(now, &key, &rs, &active, failure);
+        self.write_replicaset_status(now, kind, &key, &rs, &active, failure);
     }
 
     /// Creates up to `count` pods from the template in slow-start batches; returns the created
     /// pods and the error that stopped creation, if any.
-    fn create_pods(
+    pub(crate) fn create_pods(
         &mut self,
         now: UnixTime,
+        kind: ReplicaKind,
         rs: &Value,
         count: usize,
     ) -> (Vec<Arc<PodView>>, Option<Error>) {
@@ -291,7 +361,7 @@ impl ApiServer {
         while created.len() < count {
             let this_batch = batch.min(count - created.len());
             for _ in 0..this_batch {
-                match self.create_pod(now, rs) {
+                match self.create_pod(now, kind, rs) {
                     Ok(pod) => created.push(pod),
                     Err(e) => {
                         self.record_event(
@@ -300,7 +370,7 @@ impl ApiServer {
                             "Warning",
                             "FailedCreate",
                             &alloc::format!("Error creating: {}", e.message()),
-                            COMPONENT,
+                            kind.component(),
                         );
                         return (created, Some(e));
                     }
@@ -311,7 +381,12 @@ impl ApiServer {
         (created, None)
     }
 
-    fn create_pod(&mut self, now: UnixTime, rs: &Value) -> Result<Arc<PodView>, Error> {
+    fn create_pod(
+        &mut self,
+        now: UnixTime,
+        kind: ReplicaKind,
+        rs: &Value,
+    ) -> Result<Arc<PodView>, Error> {
         let rs_name = j::str_at(rs, "/metadata/name");
         let ns = j::str_at(rs, "/metadata/namespace");
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
@@ -325,8 +400,14 @@ impl ApiServer {
         let mut metadata = json!({
             "generateName": alloc::format!("{rs_name}-"),
             "labels": labels,
-            "ownerReferences": [controller_ref_to(rs, "apps/v1", "ReplicaSet")],
+            "ownerReferences": [controller_ref_to(rs, kind.api_version(), kind.kind())],
         });
+        if kind == ReplicaKind::Job
+            && let Some(map) = metadata.as_object_mut()
+        {
+            // The Job controller counts a pod once it finishes, then lets it go.
+            map.insert("finalizers".into(), json!([super::job::TRACKING_FINALIZER]));
+        }
         if let (Some(annotations), Some(map)) = (
             template
                 .pointer("/metadata/annotations")
@@ -356,7 +437,7 @@ impl ApiServer {
                         "Normal",
                         "SuccessfulCreate",
                         &alloc::format!("Created pod: {pod_name}"),
-                        COMPONENT,
+                        kind.component(),
                     );
                     return Ok(Arc::new(PodView::of(&pod)));
                 }
@@ -375,6 +456,7 @@ impl ApiServer {
     fn write_replicaset_status(
         &mut self,
         now: UnixTime,
+        kind: ReplicaKind,
         key: &ObjectKey,
         rs: &Value,
         active: &[Arc<PodView>],
@@ -400,7 +482,7 @@ impl ApiServer {
             .min()
         {
             self.controllers
-                .requeue_at(at, Queue::ReplicaSet, &key.namespace, &key.name);
+                .requeue_at(at, kind.queue(), &key.namespace, &key.name);
         }
         let mut conditions: Vec<Value> = rs
             .pointer("/status/conditions")

@@ -80,14 +80,79 @@ fn apply_one(doc: &mut Value, op: &Value, copy_budget: &mut usize) -> Result<(),
             add(doc, &path, value)
         }
         "test" => {
-            let value = value_of(op)?;
-            match get(doc, &path) {
-                Some(found) if found == value => Ok(()),
-                _ => Err("testing value failed".into()),
-            }
+            let text = op.get("path").and_then(Value::as_str).unwrap_or_default();
+            test(doc, &path, text, op.get("value"))
         }
         other => Err(alloc::format!("Unexpected kind: {other}")),
     }
+}
+
+/// `test` as evanphx/json-patch v4 (kube-apiserver's JSON patch library) runs it: a key that is
+/// missing or `null` equals a `null` or absent value, so `{"op":"test","path":"/metadata/
+/// finalizers","value":null}` passes on an object without finalizers; a missing parent fails.
+/// An absent value at a missing key passes too, as v4.13 has it: v4.12, in kube-apiserver
+/// 1.32, dereferences nil there and the server drops the connection without an answer.
+fn test(doc: &Value, path: &[String], text: &str, expected: Option<&Value>) -> Result<(), String> {
+    let failed = || alloc::format!("testing value {text} failed: test failed");
+    let Some((last, parents)) = path.split_last() else {
+        return match expected {
+            Some(v) if v == doc => Ok(()),
+            _ => Err(failed()),
+        };
+    };
+    let mut parent = doc;
+    for token in parents {
+        let next = match parent {
+            Value::Object(map) => map.get(token),
+            Value::Array(items) => go_index(token, items.len()).ok().and_then(|i| items.get(i)),
+            _ => None,
+        };
+        parent = match next {
+            Some(v @ (Value::Object(_) | Value::Array(_))) => v,
+            _ => {
+                return Err(alloc::format!(
+                    "test operation does not apply: is missing path: {text}: missing value"
+                ));
+            }
+        };
+    }
+    let found = match parent {
+        Value::Object(map) => map.get(last),
+        Value::Array(items) => {
+            let i = go_index(last, items.len())
+                .map_err(|e| alloc::format!("error in test for path: '{text}': {e}"))?;
+            items.get(i)
+        }
+        _ => None,
+    };
+    match (found.filter(|v| !v.is_null()), expected) {
+        (None, None | Some(Value::Null)) => Ok(()),
+        (Some(found), Some(expected)) if found == expected => Ok(()),
+        _ => Err(failed()),
+    }
+}
+
+/// An array index as the library reads one (`strconv.Atoi`, negative counting from the end).
+fn go_index(token: &str, len: usize) -> Result<usize, String> {
+    let digits = token.strip_prefix(['+', '-']).unwrap_or(token);
+    let parsed: Option<i64> = if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        None
+    } else {
+        token.parse().ok()
+    };
+    let Some(idx) = parsed else {
+        return Err(alloc::format!(
+            "strconv.Atoi: parsing {token:?}: invalid syntax"
+        ));
+    };
+    let len_i = i64::try_from(len).unwrap_or(i64::MAX);
+    let resolved = if idx < 0 { idx + len_i } else { idx };
+    if idx < -len_i || resolved >= len_i {
+        return Err(alloc::format!(
+            "Unable to access invalid index: {idx}: invalid index referenced"
+        ));
+    }
+    usize::try_from(resolved).map_err(|_| alloc::format!("invalid index {idx}"))
 }
 
 fn value_of(op: &Value) -> Result<&Value, String> {

@@ -2,15 +2,17 @@
 //! merge, and server-side apply with `managedFields`. Every function is atomic (on error the
 //! target is unchanged), bounded by its input, and panic-free.
 //!
-//! Limitations (kube-apiserver does more): list semantics come from a static table of the served
-//! types (`schema`), not from OpenAPI; apply knows one API version per type, so no conversion of
-//! managed fields; no `before-first-apply` manager for objects that never had managedFields; no
-//! migration of `kubectl-client-side-apply` ownership on the first server-side apply.
+//! Limitations (kube-apiserver does more): list and map semantics come from a static table of
+//! the served types (`schema`), not from OpenAPI, and every served type has one API version, so
+//! managed fields of other versions are dropped rather than converted.
 
-mod fields;
+mod fieldmanager;
+mod fieldpath;
 mod json_patch;
+mod managed;
 mod schema;
 mod strategic;
+mod typed;
 
 use alloc::string::String;
 use serde_json::{Map, Value};
@@ -21,8 +23,7 @@ use crate::{Error, UnixTime};
 pub use json_patch::{MAX_COPIED_BYTES, MAX_DEPTH, MAX_OPERATIONS};
 
 /// kube-apiserver answers every failed JSON-patch operation (and the 422 strategic-merge errors)
-/// with `NewGenericServerResponse(422, ...)`, whose message drops the detail. `Error` has no
-/// variant with a free message and code 422, so the detail travels as one cause of `Invalid`.
+/// with `NewGenericServerResponse(422, ...)`, which drops the detail from the answer.
 pub(crate) fn unprocessable(detail: String) -> Error {
     Error::Unprocessable(detail)
 }
@@ -93,26 +94,35 @@ pub fn strategic_merge(
 
 /// Server-side apply: merges `applied` into `live` (or creates from it) as `manager`.
 ///
-/// Returns the new object with `metadata.managedFields` updated: `manager`'s `Apply` entry owns
-/// exactly the fields `applied` names; fields it applied before and omits now are removed unless
-/// another manager owns them. Changing a field another manager owns is 409 Conflict (message in
-/// `detail`, worded as kube-apiserver words it) unless `force`, which takes the ownership over.
+/// Returns the new object with `metadata.managedFields` updated as kube-apiserver 1.32 does:
+/// `manager`'s `Apply` entry owns exactly the fields `applied` names; fields it applied before,
+/// omits now and nobody else owns are removed; changing a field another manager owns is 409
+/// Conflict with kube's message and one `FieldManagerConflict` cause per field, unless `force`,
+/// which takes the fields over. A configuration of another kind is 400, one that does not fit
+/// its type (a keyed item without its key, a repeated key) kube's unclassified 500.
 pub fn server_side_apply(
     resource: ResourceId,
+    subresource: Option<&str>,
     live: Option<&Value>,
     applied: &Value,
     manager: &str,
     force: bool,
     now: UnixTime,
 ) -> Result<Value, Error> {
-    fields::apply(resource, live, applied, manager, force, now)
+    fieldmanager::apply(resource, subresource, live, applied, manager, force, now)
 }
 
-/// Records a non-apply write by `manager` in `new`'s `managedFields`.
+pub(crate) use fieldpath::is_printable;
+
+/// Records a non-apply write by `manager` (create when `old` is `None`) in `new`'s
+/// `managedFields`, as kube-apiserver's field manager does.
 ///
-/// The fields that differ from `old` (all of them on create) become owned by
-/// (`manager`, `Update`, `subresource`) and leave every other entry; entries left empty are
-/// dropped; at most ten `Update` entries are kept (older ones merge into `ancient-changes`).
+/// The fields the write added or changed become owned by (`manager`, `Update`, `subresource`)
+/// and leave every other entry, as do the fields it removed; entries left empty go; at most ten
+/// `Update` entries are kept (the oldest merge into `ancient-changes`). A client may replace the
+/// list by sending one, clear it with `[]` or `[{}]`; an object without ownership is not tracked
+/// again until it is applied to. On the `scale` subresource, a changed `spec.replicas` moves to
+/// the writer's `scale` entry.
 pub fn record_update(
     resource: ResourceId,
     old: Option<&Value>,
@@ -121,8 +131,10 @@ pub fn record_update(
     subresource: Option<&str>,
     now: UnixTime,
 ) {
-    fields::record_update(resource, old, new, manager, subresource, now);
+    fieldmanager::record_update(resource, old, new, manager, subresource, now);
 }
 
+#[cfg(test)]
+mod fieldmanager_tests;
 #[cfg(test)]
 mod tests;

@@ -66,6 +66,22 @@ impl Ctx {
             .and_then(|t| t.field(key))
             .is_some_and(|f| f.atomic)
     }
+
+    /// Whether an object of this context is replaced and owned whole where nothing names it
+    /// atomic but its type: the items of a keyed list whose type is `x-kubernetes-map-type:
+    /// atomic`. The generated table records atomicity on properties; the atomic types that
+    /// the served kinds hold in keyed lists are these references (`ownerReferences`,
+    /// `imagePullSecrets`, a ServiceAccount's `secrets`).
+    pub(crate) fn is_atomic_object(self) -> bool {
+        self.object().is_some_and(|t| {
+            matches!(
+                t.name,
+                "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference"
+                    | "io.k8s.api.core.v1.ObjectReference"
+                    | "io.k8s.api.core.v1.LocalObjectReference"
+            )
+        })
+    }
 }
 
 /// Whether `resource` has a `status` subresource, so that writes to the main resource neither
@@ -230,6 +246,21 @@ mod tests {
         assert!(Ctx::Root(ResourceId::Events).is_atomic("involvedObject"));
         assert!(!Ctx::Root(ResourceId::Pods).is_atomic("metadata"));
         assert!(!pod.child("bogus").is_atomic("x"));
+    }
+
+    #[test]
+    fn items_of_atomic_reference_types_are_atomic() {
+        let meta = Ctx::Root(ResourceId::Pods).child("metadata");
+        assert!(meta.list("ownerReferences").1.is_atomic_object());
+        let spec = Ctx::Root(ResourceId::Pods).child("spec");
+        assert!(spec.list("imagePullSecrets").1.is_atomic_object());
+        assert!(!spec.list("containers").1.is_atomic_object());
+        assert!(
+            Ctx::Root(ResourceId::ServiceAccounts)
+                .list("secrets")
+                .1
+                .is_atomic_object()
+        );
     }
 
     #[test]

@@ -7,9 +7,6 @@ use serde_json::{Value, json};
 use super::*;
 use crate::resource::ResourceId as R;
 
-const NOW: UnixTime = UnixTime::from_secs(1_731_627_989); // 2024-11-14T23:46:29Z
-const LATER: UnixTime = UnixTime::from_secs(1_731_628_989); // 2024-11-15T00:03:09Z
-
 #[test]
 fn merge_patch_cases() {
     let cases: &[(Value, Value, Value)] = &[
@@ -183,7 +180,7 @@ fn json_patch_bounds_copy_growth_and_depth() {
     );
 }
 
-fn deployment() -> Value {
+pub(super) fn deployment() -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"},
@@ -373,449 +370,83 @@ fn strategic_merge_errors_leave_target_unchanged() {
     }
 }
 
-fn managed(obj: &Value) -> Vec<Value> {
-    obj["metadata"]["managedFields"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn entry<'a>(obj: &'a Value, manager: &str) -> &'a Value {
-    obj["metadata"]["managedFields"]
-        .as_array()
-        .and_then(|l| l.iter().find(|e| e["manager"] == manager))
-        .unwrap_or(&Value::Null)
-}
-
 #[test]
-fn record_update_on_create_matches_kube_fieldsv1() {
-    // kubectl create configmap cm --from-literal=key=v (fieldManager=kubectl-create).
-    let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "cm", "namespace": "default", "labels": {"app": "x"}},
-        "data": {"key": "v"}});
-    record_update(R::ConfigMaps, None, &mut cm, "kubectl-create", None, NOW);
-    assert_eq!(
-        managed(&cm),
-        alloc::vec![
-            json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
-            "time": "2024-11-14T23:46:29Z", "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:data": {".": {}, "f:key": {}},
-                         "f:metadata": {"f:labels": {".": {}, "f:app": {}}}}})
-        ]
-    );
-    // A pod: f:spec has no "." (a Go struct is never absent); containers items do.
-    let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}]},
-        "status": {"phase": "Pending"}});
-    record_update(R::Pods, None, &mut pod, "kubectl-run", None, NOW);
-    assert_eq!(
-        entry(&pod, "kubectl-run")["fieldsV1"],
-        json!({"f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
-            ".": {}, "f:image": {}, "f:name": {}, "f:resources": {}}}}})
-    );
-}
-
-#[test]
-fn record_update_moves_ownership_and_merges_entries() {
-    let old = {
-        let mut d = deployment();
-        record_update(R::Deployments, None, &mut d, "kubectl-create", None, NOW);
-        d
-    };
-    // kubectl edit changes the image: the field moves from kubectl-create to kubectl-edit.
-    let mut new = old.clone();
-    new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.16");
-    record_update(
-        R::Deployments,
-        Some(&old),
-        &mut new,
-        "kubectl-edit",
-        None,
-        LATER,
-    );
-    let image = "k:{\"name\":\"nginx\"}";
-    assert_eq!(
-        entry(&new, "kubectl-edit")["fieldsV1"],
-        json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {image: {"f:image": {}}}}}}})
-    );
-    assert_eq!(entry(&new, "kubectl-edit")["time"], "2024-11-15T00:03:09Z");
-    let create = &entry(&new, "kubectl-create")["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
-        [image];
-    assert!(create.get("f:image").is_none());
-    assert!(create.get("f:name").is_some());
-
-    // The same manager again: one entry, union of both writes.
-    let old2 = new.clone();
-    new["spec"]["replicas"] = json!(3);
-    record_update(
-        R::Deployments,
-        Some(&old2),
-        &mut new,
-        "kubectl-edit",
-        None,
-        LATER,
-    );
-    let edits: Vec<_> = managed(&new)
-        .into_iter()
-        .filter(|e| e["manager"] == "kubectl-edit")
-        .collect();
-    assert_eq!(edits.len(), 1);
-    assert!(edits[0]["fieldsV1"]["f:spec"]["f:replicas"].is_object());
-
-    // A write that changes nothing adds no entry.
-    let before = new.clone();
-    record_update(R::Deployments, Some(&before), &mut new, "noop", None, LATER);
-    assert_eq!(new, before);
-
-    // Status subresource: only status counts, under its own entry.
-    let old3 = new.clone();
-    new["status"] = json!({"replicas": 3});
-    new["spec"]["replicas"] = json!(9);
-    record_update(
-        R::Deployments,
-        Some(&old3),
-        &mut new,
-        "kube-controller-manager",
-        Some("status"),
-        LATER,
-    );
-    let e = entry(&new, "kube-controller-manager");
-    assert_eq!(e["subresource"], "status");
-    assert_eq!(
-        e["fieldsV1"],
-        json!({"f:status": {".": {}, "f:replicas": {}}})
-    );
-
-    // Removing a field drops it from its owner.
-    let old4 = new.clone();
-    new["metadata"]["labels"] = json!(null);
-    new["metadata"].as_object_mut().unwrap().remove("labels");
-    record_update(
-        R::Deployments,
-        Some(&old4),
-        &mut new,
-        "kubectl-edit",
-        None,
-        LATER,
-    );
-    assert!(
-        entry(&new, "kubectl-create")["fieldsV1"]["f:metadata"]
-            .get("f:labels")
-            .is_none()
-    );
-}
-
-#[test]
-fn record_update_caps_update_managers() {
-    let mut obj = json!({"metadata": {"name": "cm"}, "data": {}});
-    for i in 0..12u64 {
-        let old = obj.clone();
-        obj["data"][alloc::format!("k{i}")] = json!("v");
-        record_update(
-            R::ConfigMaps,
-            Some(&old),
-            &mut obj,
-            &alloc::format!("m{i:02}"),
-            None,
-            NOW.plus_secs(i),
-        );
+fn json_patch_test_treats_a_missing_key_as_null() {
+    // evanphx/json-patch v4 as kube-apiserver runs it.
+    let doc = json!({"metadata": {"name": "x", "labels": null, "finalizers": ["a"]},
+                     "spec": {"list": [1, null]}});
+    let passes = [
+        json!({"op": "test", "path": "/metadata/annotations", "value": null}),
+        json!({"op": "test", "path": "/metadata/annotations"}),
+        json!({"op": "test", "path": "/metadata/labels", "value": null}),
+        json!({"op": "test", "path": "/spec/list/1", "value": null}),
+        json!({"op": "test", "path": "/spec/list/-1", "value": null}),
+        json!({"op": "test", "path": "/spec/list/0", "value": 1}),
+        json!({"op": "test", "path": "/metadata/finalizers", "value": ["a"]}),
+        json!({"op": "test", "path": "", "value": doc.clone()}),
+    ];
+    for op in passes {
+        let mut got = doc.clone();
+        json_patch(&mut got, &json!([op])).unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert_eq!(got, doc);
     }
-    let list = managed(&obj);
-    assert_eq!(list.len(), 10);
-    let ancient = entry(&obj, "ancient-changes");
-    assert!(ancient["fieldsV1"]["f:data"]["f:k0"].is_object());
-    assert!(ancient["fieldsV1"]["f:data"]["f:k2"].is_object());
-}
-
-fn applied_deployment(replicas: u64, image: &str) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "nginx", "image": image}]}}}})
-}
-
-#[test]
-fn server_side_apply_create_sets_apply_entry() {
-    // kubectl apply --server-side (fieldManager=kubectl) on a missing object.
-    let created = server_side_apply(
-        R::Deployments,
-        None,
-        &applied_deployment(2, "nginx"),
-        "kubectl",
-        false,
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(created["spec"]["replicas"], 2);
-    assert_eq!(
-        managed(&created),
-        alloc::vec![
-            json!({"manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1",
-            "time": "2024-11-14T23:46:29Z", "fieldsType": "FieldsV1",
-            "fieldsV1": {
-                "f:metadata": {"f:labels": {"f:app": {}}},
-                "f:spec": {"f:replicas": {}, "f:selector": {},
-                    "f:template": {"f:metadata": {"f:labels": {"f:app": {}}},
-                        "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
-                            ".": {}, "f:image": {}, "f:name": {}}}}}}}})
-        ]
-    );
-    // managedFields in the body is refused.
-    let mut bad = applied_deployment(2, "nginx");
-    bad["metadata"]["managedFields"] = json!([]);
-    assert_eq!(
-        server_side_apply(R::Deployments, None, &bad, "kubectl", false, NOW)
-            .unwrap_err()
-            .code(),
-        400
-    );
-}
-
-#[test]
-fn server_side_apply_update_prunes_what_the_manager_dropped() {
-    let mut config = applied_deployment(2, "nginx");
-    config["metadata"]["labels"]["tier"] = json!("fe");
-    config["spec"]["template"]["spec"]["containers"] =
-        json!([{"name": "nginx", "image": "nginx"}, {"name": "sidecar", "image": "busybox"}]);
-    let live = server_side_apply(R::Deployments, None, &config, "kubectl", false, NOW).unwrap();
-    // Re-apply without the tier label and the sidecar: both go.
-    let next = server_side_apply(
-        R::Deployments,
-        Some(&live),
-        &applied_deployment(2, "nginx:2"),
-        "kubectl",
-        false,
-        LATER,
-    )
-    .unwrap();
-    assert_eq!(next["metadata"]["labels"], json!({"app": "web"}));
-    assert_eq!(
-        next["spec"]["template"]["spec"]["containers"],
-        json!([{"name": "nginx", "image": "nginx:2"}])
-    );
-    assert_eq!(managed(&next).len(), 1);
-    assert_eq!(entry(&next, "kubectl")["time"], "2024-11-15T00:03:09Z");
-}
-
-#[test]
-fn server_side_apply_conflicts_and_force() {
-    // Created by client-side apply (kubectl-client-side-apply owns spec.replicas).
-    let mut live = applied_deployment(1, "nginx");
-    record_update(
-        R::Deployments,
-        None,
-        &mut live,
-        "kubectl-client-side-apply",
-        None,
-        NOW,
-    );
-
-    // Same value: no conflict, shared ownership.
-    let shared = server_side_apply(
-        R::Deployments,
-        Some(&live),
-        &applied_deployment(1, "nginx"),
-        "kubectl",
-        false,
-        LATER,
-    )
-    .unwrap();
-    assert!(
-        entry(&shared, "kubectl-client-side-apply")["fieldsV1"]["f:spec"]["f:replicas"].is_object()
-    );
-    assert!(entry(&shared, "kubectl")["fieldsV1"]["f:spec"]["f:replicas"].is_object());
-
-    // Different value: 409 with kube's wording.
-    let err = server_side_apply(
-        R::Deployments,
-        Some(&live),
-        &applied_deployment(3, "nginx"),
-        "kubectl",
-        false,
-        LATER,
-    )
-    .unwrap_err();
-    assert_eq!(err.code(), 409);
-    let Error::ApplyConflict {
-        resource,
-        name,
-        message: detail,
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert_eq!(
-        (resource.as_str(), name.as_str()),
-        ("deployments.apps", "web")
-    );
-    assert_eq!(
-        detail,
-        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
-    );
-
-    // Two conflicting fields are listed per manager.
-    let err = server_side_apply(
-        R::Deployments,
-        Some(&live),
-        &applied_deployment(3, "nginx:2"),
-        "kubectl",
-        false,
-        LATER,
-    )
-    .unwrap_err();
-    let Error::ApplyConflict {
-        message: detail, ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
-    assert_eq!(
-        detail,
-        "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n\
-         - .spec.replicas\n- .spec.template.spec.containers[name=\"nginx\"].image"
-    );
-
-    // --force-conflicts: the value changes and ownership moves.
-    let forced = server_side_apply(
-        R::Deployments,
-        Some(&live),
-        &applied_deployment(3, "nginx"),
-        "kubectl",
-        true,
-        LATER,
-    )
-    .unwrap();
-    assert_eq!(forced["spec"]["replicas"], 3);
-    assert!(
-        entry(&forced, "kubectl-client-side-apply")["fieldsV1"]["f:spec"]
-            .get("f:replicas")
-            .is_none()
-    );
-    assert!(entry(&forced, "kubectl")["fieldsV1"]["f:spec"]["f:replicas"].is_object());
-    // Apply entries sort before Update entries.
-    assert_eq!(managed(&forced)[0]["operation"], "Apply");
-}
-
-#[test]
-fn server_side_apply_two_appliers_share_and_keep_fields() {
-    let cm = |labels: Value, data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "labels": labels}, "data": data});
-    let live = server_side_apply(
-        R::ConfigMaps,
-        None,
-        &cm(json!({"a": "1"}), json!({"x": "1"})),
-        "alice",
-        false,
-        NOW,
-    )
-    .unwrap();
-    let live = server_side_apply(
-        R::ConfigMaps,
-        Some(&live),
-        &cm(json!({"a": "1", "b": "2"}), json!({})),
-        "bob",
-        false,
-        NOW,
-    )
-    .unwrap();
-    assert_eq!(live["metadata"]["labels"], json!({"a": "1", "b": "2"}));
-    // Alice drops label a: bob still owns it, so it stays; her data.x goes.
-    let live = server_side_apply(
-        R::ConfigMaps,
-        Some(&live),
-        &cm(json!({}), json!({"y": "2"})),
-        "alice",
-        false,
-        LATER,
-    )
-    .unwrap();
-    assert_eq!(live["metadata"]["labels"], json!({"a": "1", "b": "2"}));
-    assert_eq!(live["data"], json!({"y": "2"}));
-    // Bob changing data.y (alice's) conflicts with an Apply manager: no "using".
-    let err = server_side_apply(
-        R::ConfigMaps,
-        Some(&live),
-        &cm(json!({}), json!({"y": "3"})),
-        "bob",
-        false,
-        LATER,
-    )
-    .unwrap_err();
-    let Error::ApplyConflict {
-        message: detail, ..
-    } = err
-    else {
-        panic!()
-    };
-    assert_eq!(
-        detail,
-        "Apply failed with 1 conflict: conflict with \"alice\": .data.y"
-    );
-}
-
-#[test]
-fn server_side_apply_merges_associative_lists_and_keeps_status() {
-    let mut live = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "a", "image": "x"}], "tolerations": [{"key": "t"}]},
-        "status": {"phase": "Running"}});
-    record_update(R::Pods, None, &mut live, "kubectl-create", None, NOW);
-    let applied = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "b", "image": "y", "ports": [{"containerPort": 80}]}],
-                 "tolerations": [{"key": "u"}]},
-        "status": {"phase": "Failed"}});
-    let out = server_side_apply(R::Pods, Some(&live), &applied, "mgr", true, LATER).unwrap();
-    assert_eq!(
-        out["spec"]["containers"],
-        json!([{"name": "a", "image": "x"},
-        {"name": "b", "image": "y", "ports": [{"containerPort": 80}]}])
-    );
-    assert_eq!(out["spec"]["tolerations"], json!([{"key": "u"}]));
-    assert_eq!(out["status"], json!({"phase": "Running"}));
-    let fields = &entry(&out, "mgr")["fieldsV1"];
-    assert!(fields["f:spec"]["f:containers"]["k:{\"name\":\"b\"}"]["f:ports"]
-        ["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"].is_object());
-    assert!(fields.get("f:status").is_none());
-    assert!(fields["f:spec"]["f:tolerations"].is_object());
-}
-
-#[test]
-fn large_keyed_lists_stay_fast() {
-    // ~50k items fit in a 3 MiB body; lookups by key must not be quadratic.
-    let env: Vec<Value> = (0..50_000)
-        .map(|i| json!({"name": alloc::format!("V{i}"), "value": "x"}))
-        .collect();
-    let pod = |env: &[Value]| {
-        json!({"metadata": {"name": "p"},
-               "spec": {"containers": [{"name": "c", "image": "i", "env": env}]}})
-    };
-    let mut live = pod(&env);
-    let mut patched_env = env.clone();
-    patched_env.reverse();
-    let patch = json!({"spec": {"containers": [{"name": "c", "env": patched_env}]}});
-    strategic_merge(R::Pods, &mut live, &patch).unwrap();
-    assert_eq!(
-        live["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .len(),
-        50_000
-    );
-    let mut created = pod(&env);
-    record_update(R::Pods, None, &mut created, "kubectl-create", None, NOW);
-    let applied = server_side_apply(
-        R::Pods,
-        Some(&created),
-        &pod(&patched_env),
-        "kubectl",
-        true,
-        LATER,
-    )
-    .unwrap();
-    assert_eq!(
-        applied["spec"]["containers"][0]["env"]
-            .as_array()
-            .unwrap()
-            .len(),
-        50_000
-    );
+    let fails = [
+        (
+            json!({"op": "test", "path": "/metadata/annotations", "value": "x"}),
+            "testing value /metadata/annotations failed: test failed",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/name"}),
+            "testing value /metadata/name failed: test failed",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/name", "value": null}),
+            "testing value /metadata/name failed: test failed",
+        ),
+        (
+            json!({"op": "test", "path": "/nope/deeper", "value": null}),
+            "test operation does not apply: is missing path: /nope/deeper: missing value",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/labels/x", "value": null}),
+            "test operation does not apply: is missing path: /metadata/labels/x: missing value",
+        ),
+        (
+            json!({"op": "test", "path": "/metadata/name/x", "value": null}),
+            "test operation does not apply: is missing path: /metadata/name/x: missing value",
+        ),
+        (
+            json!({"op": "test", "path": "/spec/list/2", "value": null}),
+            "error in test for path: '/spec/list/2': Unable to access invalid index: 2: invalid index referenced",
+        ),
+    ];
+    for (op, cause) in fails {
+        let mut got = doc.clone();
+        let err = json_patch(&mut got, &json!([op])).unwrap_err();
+        assert_eq!(err, Error::Unprocessable(cause.into()), "{op}");
+        // On the wire kube keeps only its generic message, with empty details.
+        let status = err.to_status();
+        assert_eq!(
+            (
+                status["code"].clone(),
+                status["reason"].clone(),
+                status["details"].clone()
+            ),
+            (json!(422), json!("Invalid"), json!({}))
+        );
+        assert_eq!(
+            status["message"],
+            "the server rejected our request due to an error in our request"
+        );
+        assert_eq!(got, doc);
+    }
+    // The finalizer helper of controller-runtime-style operators: add the list only if absent.
+    let mut obj = json!({"metadata": {"name": "x"}});
+    let add_first = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                           {"op": "add", "path": "/metadata/finalizers", "value": ["x"]}]);
+    json_patch(&mut obj, &add_first).unwrap();
+    assert_eq!(obj["metadata"]["finalizers"], json!(["x"]));
+    // Once present, the same patch is refused and changes nothing.
+    assert_eq!(json_patch(&mut obj, &add_first).unwrap_err().code(), 422);
+    assert_eq!(obj["metadata"]["finalizers"], json!(["x"]));
 }

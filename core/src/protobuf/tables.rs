@@ -524,6 +524,35 @@ pub(super) static COORD_LEASE_SPEC: Msg = Msg {
         f(7, "preferredHolder", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static CRON_JOB: Msg = Msg {
+    name: "CronJob",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&CRON_JOB_SPEC), OMITEMPTY),
+        f(3, "status", Message(&CRON_JOB_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static CRON_JOB_SPEC: Msg = Msg {
+    name: "CronJobSpec",
+    fields: &[
+        f(1, "schedule", Str, 0),
+        f(2, "startingDeadlineSeconds", I64, PTR | OMITEMPTY),
+        f(3, "concurrencyPolicy", Str, OMITEMPTY),
+        f(4, "suspend", Bool, PTR | OMITEMPTY),
+        f(5, "jobTemplate", Message(&JOB_TEMPLATE_SPEC), 0),
+        f(6, "successfulJobsHistoryLimit", I32, PTR | OMITEMPTY),
+        f(7, "failedJobsHistoryLimit", I32, PTR | OMITEMPTY),
+        f(8, "timeZone", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static CRON_JOB_STATUS: Msg = Msg {
+    name: "CronJobStatus",
+    fields: &[
+        f(1, "active", Message(&OBJECT_REFERENCE), REP | OMITEMPTY),
+        f(4, "lastScheduleTime", Time, PTR | OMITEMPTY),
+        f(5, "lastSuccessfulTime", Time, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static CSI_VOLUME_SOURCE: Msg = Msg {
     name: "CSIVolumeSource",
     fields: &[
@@ -826,6 +855,69 @@ pub(super) static ISCSI_VOLUME_SOURCE: Msg = Msg {
         f(10, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
         f(11, "chapAuthSession", Bool, OMITEMPTY),
         f(12, "initiatorName", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static JOB: Msg = Msg {
+    name: "Job",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&JOB_SPEC), OMITEMPTY),
+        f(3, "status", Message(&JOB_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static JOB_CONDITION: Msg = Msg {
+    name: "JobCondition",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+        f(3, "lastProbeTime", Time, OMITEMPTY),
+        f(4, "lastTransitionTime", Time, OMITEMPTY),
+        f(5, "reason", Str, OMITEMPTY),
+        f(6, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static JOB_SPEC: Msg = Msg {
+    name: "JobSpec",
+    fields: &[
+        f(1, "parallelism", I32, PTR | OMITEMPTY),
+        f(2, "completions", I32, PTR | OMITEMPTY),
+        f(3, "activeDeadlineSeconds", I64, PTR | OMITEMPTY),
+        f(4, "selector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(5, "manualSelector", Bool, PTR | OMITEMPTY),
+        f(6, "template", Message(&POD_TEMPLATE_SPEC), 0),
+        f(7, "backoffLimit", I32, PTR | OMITEMPTY),
+        f(8, "ttlSecondsAfterFinished", I32, PTR | OMITEMPTY),
+        f(9, "completionMode", Str, PTR | OMITEMPTY),
+        f(10, "suspend", Bool, PTR | OMITEMPTY),
+        f(11, "podFailurePolicy", Message(&POD_FAILURE_POLICY), PTR | OMITEMPTY),
+        f(12, "backoffLimitPerIndex", I32, PTR | OMITEMPTY),
+        f(13, "maxFailedIndexes", I32, PTR | OMITEMPTY),
+        f(14, "podReplacementPolicy", Str, PTR | OMITEMPTY),
+        f(15, "managedBy", Str, PTR | OMITEMPTY),
+        f(16, "successPolicy", Message(&SUCCESS_POLICY), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static JOB_STATUS: Msg = Msg {
+    name: "JobStatus",
+    fields: &[
+        f(1, "conditions", Message(&JOB_CONDITION), REP | OMITEMPTY),
+        f(2, "startTime", Time, PTR | OMITEMPTY),
+        f(3, "completionTime", Time, PTR | OMITEMPTY),
+        f(4, "active", I32, OMITEMPTY),
+        f(5, "succeeded", I32, OMITEMPTY),
+        f(6, "failed", I32, OMITEMPTY),
+        f(7, "completedIndexes", Str, OMITEMPTY),
+        f(8, "uncountedTerminatedPods", Message(&UNCOUNTED_TERMINATED_PODS), PTR | OMITEMPTY),
+        f(9, "ready", I32, PTR | OMITEMPTY),
+        f(10, "failedIndexes", Str, PTR | OMITEMPTY),
+        f(11, "terminating", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static JOB_TEMPLATE_SPEC: Msg = Msg {
+    name: "JobTemplateSpec",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&JOB_SPEC), OMITEMPTY),
     ],
 };
 pub(super) static KEY_TO_PATH: Msg = Msg {
@@ -1327,6 +1419,35 @@ pub(super) static POD_DNS_CONFIG_OPTION: Msg = Msg {
         f(2, "value", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static POD_FAILURE_POLICY: Msg = Msg {
+    name: "PodFailurePolicy",
+    fields: &[
+        f(1, "rules", Message(&POD_FAILURE_POLICY_RULE), REP),
+    ],
+};
+pub(super) static POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Msg = Msg {
+    name: "PodFailurePolicyOnExitCodesRequirement",
+    fields: &[
+        f(1, "containerName", Str, PTR | OMITEMPTY),
+        f(2, "operator", Str, 0),
+        f(3, "values", I32, REP),
+    ],
+};
+pub(super) static POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Msg = Msg {
+    name: "PodFailurePolicyOnPodConditionsPattern",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+    ],
+};
+pub(super) static POD_FAILURE_POLICY_RULE: Msg = Msg {
+    name: "PodFailurePolicyRule",
+    fields: &[
+        f(1, "action", Str, 0),
+        f(2, "onExitCodes", Message(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT), PTR | OMITEMPTY),
+        f(3, "onPodConditions", Message(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN), REP | OMITEMPTY),
+    ],
+};
 pub(super) static POD_IP: Msg = Msg {
     name: "PodIP",
     fields: &[
@@ -1450,6 +1571,13 @@ pub(super) static POD_STATUS: Msg = Msg {
         f(16, "hostIPs", Message(&HOST_IP), REP | OMITEMPTY),
     ],
 };
+pub(super) static POD_TEMPLATE: Msg = Msg {
+    name: "PodTemplate",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "template", Message(&POD_TEMPLATE_SPEC), OMITEMPTY),
+    ],
+};
 pub(super) static POD_TEMPLATE_SPEC: Msg = Msg {
     name: "PodTemplateSpec",
     fields: &[
@@ -1530,6 +1658,44 @@ pub(super) static RBD_VOLUME_SOURCE: Msg = Msg {
         f(6, "keyring", Str, OMITEMPTY),
         f(7, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
         f(8, "readOnly", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER: Msg = Msg {
+    name: "ReplicationController",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&REPLICATION_CONTROLLER_SPEC), OMITEMPTY),
+        f(3, "status", Message(&REPLICATION_CONTROLLER_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER_CONDITION: Msg = Msg {
+    name: "ReplicationControllerCondition",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+        f(3, "lastTransitionTime", Time, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER_SPEC: Msg = Msg {
+    name: "ReplicationControllerSpec",
+    fields: &[
+        f(1, "replicas", I32, PTR | OMITEMPTY),
+        f(2, "selector", Str, MAP | OMITEMPTY),
+        f(3, "template", Message(&POD_TEMPLATE_SPEC), PTR | OMITEMPTY),
+        f(4, "minReadySeconds", I32, OMITEMPTY),
+    ],
+};
+pub(super) static REPLICATION_CONTROLLER_STATUS: Msg = Msg {
+    name: "ReplicationControllerStatus",
+    fields: &[
+        f(1, "replicas", I32, 0),
+        f(2, "fullyLabeledReplicas", I32, OMITEMPTY),
+        f(3, "observedGeneration", I64, OMITEMPTY),
+        f(4, "readyReplicas", I32, OMITEMPTY),
+        f(5, "availableReplicas", I32, OMITEMPTY),
+        f(6, "conditions", Message(&REPLICATION_CONTROLLER_CONDITION), REP | OMITEMPTY),
     ],
 };
 pub(super) static RESOURCE_CLAIM: Msg = Msg {
@@ -1749,6 +1915,19 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
     ],
 };
+pub(super) static SUCCESS_POLICY: Msg = Msg {
+    name: "SuccessPolicy",
+    fields: &[
+        f(1, "rules", Message(&SUCCESS_POLICY_RULE), REP),
+    ],
+};
+pub(super) static SUCCESS_POLICY_RULE: Msg = Msg {
+    name: "SuccessPolicyRule",
+    fields: &[
+        f(1, "succeededIndexes", Str, PTR | OMITEMPTY),
+        f(2, "succeededCount", I32, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static SYSCTL: Msg = Msg {
     name: "Sysctl",
     fields: &[
@@ -1810,6 +1989,13 @@ pub(super) static TYPED_OBJECT_REFERENCE: Msg = Msg {
         f(2, "kind", Str, 0),
         f(3, "name", Str, 0),
         f(4, "namespace", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static UNCOUNTED_TERMINATED_PODS: Msg = Msg {
+    name: "UncountedTerminatedPods",
+    fields: &[
+        f(1, "succeeded", Str, REP | OMITEMPTY),
+        f(2, "failed", Str, REP | OMITEMPTY),
     ],
 };
 pub(super) static VOLUME: Msg = Msg {

@@ -692,7 +692,7 @@ fn delete_options_and_envelope_fallbacks() {
         3
     );
     // A kind we have no table for, or a compressed envelope: 415, the client should send JSON.
-    let job = envelope("batch/v1", "Job", &[meta("j")]);
+    let job = envelope("policy/v1", "PodDisruptionBudget", &[meta("j")]);
     assert!(matches!(
         decode(ResourceId::Pods, &job),
         Err(Error::UnsupportedMediaType(_))

@@ -247,11 +247,21 @@ fn resources_are_accounted_and_freed() {
             .unwrap()
             .contains("1 Insufficient memory")
     );
-    // Deleting the bound pod frees its cpu: the parked pod is retried and fits.
+    // Deleting the bound pod starts its grace period: its cpu stays taken while it terminates,
+    // as kube-scheduler keeps an assigned pod until it is gone.
     let (code, _) = c.call(
         Method::Delete,
         "/api/v1/namespaces/default/pods/one",
         Value::Null,
+    );
+    assert_eq!(code, 200);
+    c.settle();
+    assert_eq!(c.node_of("two"), "", "one still holds its cpu");
+    // The kubelet's grace-0 delete frees it: the parked pod is retried and fits.
+    let (code, _) = c.call(
+        Method::Delete,
+        "/api/v1/namespaces/default/pods/one",
+        json!({"gracePeriodSeconds": 0}),
     );
     assert_eq!(code, 200);
     assert!(c.server.has_immediate_work());
@@ -416,7 +426,7 @@ fn deleting_a_node_with_bound_pods_keeps_the_books_straight() {
     c.call(
         Method::Delete,
         "/api/v1/namespaces/default/pods/a",
-        Value::Null,
+        json!({"gracePeriodSeconds": 0}),
     );
     c.settle();
     assert_eq!(c.node_of("c"), "n");

@@ -20,6 +20,10 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::Leases => &COORDINATION_LEASE,
         ResourceId::Deployments => &APPS_DEPLOYMENT,
         ResourceId::ReplicaSets => &APPS_REPLICA_SET,
+        ResourceId::PodTemplates => &POD_TEMPLATE,
+        ResourceId::ReplicationControllers => &REPLICATION_CONTROLLER,
+        ResourceId::Jobs => &BATCH_JOB,
+        ResourceId::CronJobs => &BATCH_CRON_JOB,
     }
 }
 
@@ -200,6 +204,166 @@ pub(super) static AZURE_FILE_VOLUME_SOURCE: Type = Type {
         f("readOnly", Any),
         f("secretName", Any),
         f("shareName", Any),
+    ],
+};
+
+pub(super) static BATCH_CRON_JOB: Type = Type {
+    name: "io.k8s.api.batch.v1.CronJob",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&BATCH_CRON_JOB_SPEC)),
+        f("status", Object(&BATCH_CRON_JOB_STATUS)),
+    ],
+};
+
+pub(super) static BATCH_CRON_JOB_SPEC: Type = Type {
+    name: "io.k8s.api.batch.v1.CronJobSpec",
+    fields: &[
+        f("concurrencyPolicy", Any),
+        f("failedJobsHistoryLimit", Any),
+        f("jobTemplate", Object(&BATCH_JOB_TEMPLATE_SPEC)),
+        f("schedule", Any),
+        f("startingDeadlineSeconds", Any),
+        f("successfulJobsHistoryLimit", Any),
+        f("suspend", Any),
+        f("timeZone", Any),
+    ],
+};
+
+pub(super) static BATCH_CRON_JOB_STATUS: Type = Type {
+    name: "io.k8s.api.batch.v1.CronJobStatus",
+    fields: &[
+        f("active", List(Item::Of(&OBJECT_REFERENCE), ListKind::Atomic, MergeKind::Replace)),
+        f("lastScheduleTime", Any),
+        f("lastSuccessfulTime", Any),
+    ],
+};
+
+pub(super) static BATCH_JOB: Type = Type {
+    name: "io.k8s.api.batch.v1.Job",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&BATCH_JOB_SPEC)),
+        f("status", Object(&BATCH_JOB_STATUS)),
+    ],
+};
+
+pub(super) static BATCH_JOB_CONDITION: Type = Type {
+    name: "io.k8s.api.batch.v1.JobCondition",
+    fields: &[
+        f("lastProbeTime", Any),
+        f("lastTransitionTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static BATCH_JOB_SPEC: Type = Type {
+    name: "io.k8s.api.batch.v1.JobSpec",
+    fields: &[
+        f("activeDeadlineSeconds", Any),
+        f("backoffLimit", Any),
+        f("backoffLimitPerIndex", Any),
+        f("completionMode", Any),
+        f("completions", Any),
+        f("managedBy", Any),
+        f("manualSelector", Any),
+        f("maxFailedIndexes", Any),
+        f("parallelism", Any),
+        f("podFailurePolicy", Object(&BATCH_POD_FAILURE_POLICY)),
+        f("podReplacementPolicy", Any),
+        atomic("selector", Object(&META_LABEL_SELECTOR)),
+        f("successPolicy", Object(&BATCH_SUCCESS_POLICY)),
+        f("suspend", Any),
+        f("template", Object(&POD_TEMPLATE_SPEC)),
+        f("ttlSecondsAfterFinished", Any),
+    ],
+};
+
+pub(super) static BATCH_JOB_STATUS: Type = Type {
+    name: "io.k8s.api.batch.v1.JobStatus",
+    fields: &[
+        f("active", Any),
+        f("completedIndexes", Any),
+        f("completionTime", Any),
+        f("conditions", List(Item::Of(&BATCH_JOB_CONDITION), ListKind::Atomic, MergeKind::ByKey("type"))),
+        f("failed", Any),
+        f("failedIndexes", Any),
+        f("ready", Any),
+        f("startTime", Any),
+        f("succeeded", Any),
+        f("terminating", Any),
+        f("uncountedTerminatedPods", Object(&BATCH_UNCOUNTED_TERMINATED_PODS)),
+    ],
+};
+
+pub(super) static BATCH_JOB_TEMPLATE_SPEC: Type = Type {
+    name: "io.k8s.api.batch.v1.JobTemplateSpec",
+    fields: &[
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&BATCH_JOB_SPEC)),
+    ],
+};
+
+pub(super) static BATCH_POD_FAILURE_POLICY: Type = Type {
+    name: "io.k8s.api.batch.v1.PodFailurePolicy",
+    fields: &[
+        f("rules", List(Item::Of(&BATCH_POD_FAILURE_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static BATCH_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Type = Type {
+    name: "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
+    fields: &[
+        f("containerName", Any),
+        f("operator", Any),
+        f("values", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static BATCH_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Type = Type {
+    name: "io.k8s.api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
+    fields: &[
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static BATCH_POD_FAILURE_POLICY_RULE: Type = Type {
+    name: "io.k8s.api.batch.v1.PodFailurePolicyRule",
+    fields: &[
+        f("action", Any),
+        f("onExitCodes", Object(&BATCH_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT)),
+        f("onPodConditions", List(Item::Of(&BATCH_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static BATCH_SUCCESS_POLICY: Type = Type {
+    name: "io.k8s.api.batch.v1.SuccessPolicy",
+    fields: &[
+        f("rules", List(Item::Of(&BATCH_SUCCESS_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static BATCH_SUCCESS_POLICY_RULE: Type = Type {
+    name: "io.k8s.api.batch.v1.SuccessPolicyRule",
+    fields: &[
+        f("succeededCount", Any),
+        f("succeededIndexes", Any),
+    ],
+};
+
+pub(super) static BATCH_UNCOUNTED_TERMINATED_PODS: Type = Type {
+    name: "io.k8s.api.batch.v1.UncountedTerminatedPods",
+    fields: &[
+        f("failed", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("succeeded", List(Item::Any, ListKind::Set, MergeKind::Replace)),
     ],
 };
 
@@ -1388,6 +1552,16 @@ pub(super) static POD_STATUS: Type = Type {
     ],
 };
 
+pub(super) static POD_TEMPLATE: Type = Type {
+    name: "io.k8s.api.core.v1.PodTemplate",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("template", Object(&POD_TEMPLATE_SPEC)),
+    ],
+};
+
 pub(super) static POD_TEMPLATE_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.PodTemplateSpec",
     fields: &[
@@ -1469,6 +1643,50 @@ pub(super) static RBD_VOLUME_SOURCE: Type = Type {
         f("readOnly", Any),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
         f("user", Any),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER: Type = Type {
+    name: "io.k8s.api.core.v1.ReplicationController",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&REPLICATION_CONTROLLER_SPEC)),
+        f("status", Object(&REPLICATION_CONTROLLER_STATUS)),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER_CONDITION: Type = Type {
+    name: "io.k8s.api.core.v1.ReplicationControllerCondition",
+    fields: &[
+        f("lastTransitionTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER_SPEC: Type = Type {
+    name: "io.k8s.api.core.v1.ReplicationControllerSpec",
+    fields: &[
+        f("minReadySeconds", Any),
+        f("replicas", Any),
+        atomic("selector", Map(Item::Any)),
+        f("template", Object(&POD_TEMPLATE_SPEC)),
+    ],
+};
+
+pub(super) static REPLICATION_CONTROLLER_STATUS: Type = Type {
+    name: "io.k8s.api.core.v1.ReplicationControllerStatus",
+    fields: &[
+        f("availableReplicas", Any),
+        f("conditions", List(Item::Of(&REPLICATION_CONTROLLER_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
+        f("fullyLabeledReplicas", Any),
+        f("observedGeneration", Any),
+        f("readyReplicas", Any),
+        f("replicas", Any),
     ],
 };
 

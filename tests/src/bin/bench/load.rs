@@ -104,13 +104,13 @@ pub(crate) async fn closed_loop_get(
     Ok(all)
 }
 
-/// A pod body template with `__NAME__` and `__SEQ__` to fill in; the namespace comes from the
-/// URL, so one template serves every namespace.
-pub(crate) struct PodTemplate {
+/// A request body template (a pod or a ConfigMap) with `__NAME__` and `__SEQ__` to fill in;
+/// the namespace comes from the URL, so one template serves every namespace.
+pub(crate) struct BodyTemplate {
     text: String,
 }
 
-impl PodTemplate {
+impl BodyTemplate {
     /// A small pod shaped like a Deployment's (labels, an env var, a port, resources) with
     /// `padding` bytes in one annotation. Stored, it gains kube's defaults, `status` and
     /// `managedFields`, so its served size is larger than its body: see [`Self::calibrated`].
@@ -188,7 +188,20 @@ impl PodTemplate {
         let body_len = template.body(&name, 100_000).len();
         Ok((template, body_len, base))
     }
-    /// The body for pod `name` with label `bench-seq=seq`.
+    /// A ConfigMap with `data_bytes` bytes of data (the create figure's "~1 KB ConfigMaps").
+    pub(crate) fn config_map(data_bytes: usize) -> Self {
+        let map = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "__NAME__", "labels": {"bench-seq": "__SEQ__"}},
+            "data": {"payload": "x".repeat(data_bytes)}
+        });
+        Self {
+            text: map.to_string(),
+        }
+    }
+
+    /// The body for object `name` with label `bench-seq=seq`.
     pub(crate) fn body(&self, name: &str, seq: usize) -> Vec<u8> {
         self.text
             .replacen("__NAME__", name, 1)
@@ -212,16 +225,39 @@ pub(crate) struct Created {
     pub(crate) stopped_by: Option<Reply>,
 }
 
-/// Creates pods `prefix-<first..first+count>` in `namespace` over `conns` connections. With
-/// `until_refused`, a non-201 answer stops the run quietly (it is returned in `stopped_by`);
-/// otherwise it is an error.
+/// The pods collection of `namespace`.
+pub(crate) fn pods_of(namespace: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods")
+}
+
+/// Makes the request body of object `(name, seq)`.
+pub(crate) trait MakeBody: Send + Sync {
+    fn make(&self, name: &str, seq: usize) -> Vec<u8>;
+}
+
+impl MakeBody for BodyTemplate {
+    fn make(&self, name: &str, seq: usize) -> Vec<u8> {
+        self.body(name, seq)
+    }
+}
+
+/// Ready-made bodies, one per sequence number (the name is already in each).
+impl MakeBody for Vec<Vec<u8>> {
+    fn make(&self, _name: &str, seq: usize) -> Vec<u8> {
+        self.get(seq).cloned().unwrap_or_default()
+    }
+}
+
+/// Creates objects `prefix-<first..first+count>` from `template` by POSTing to `collection`
+/// over `conns` connections. With `until_refused`, a non-201 answer stops the run quietly (it
+/// is returned in `stopped_by`); otherwise it is an error.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn create_pods(
+pub(crate) async fn create_objects(
     port: u16,
     tls: Arc<rustls::ClientConfig>,
     token: &str,
-    namespace: &str,
-    template: Arc<PodTemplate>,
+    collection: &str,
+    template: Arc<dyn MakeBody>,
     prefix: &str,
     first: usize,
     count: usize,
@@ -236,7 +272,7 @@ pub(crate) async fn create_pods(
     let ok = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let headers = Arc::new(auth(token));
-    let path = Arc::new(format!("/api/v1/namespaces/{namespace}/pods"));
+    let path = Arc::new(collection.to_string());
     let prefix = Arc::new(prefix.to_string());
     let end = first + count;
     let start = Instant::now();
@@ -255,7 +291,7 @@ pub(crate) async fn create_pods(
                 if i >= end {
                     break;
                 }
-                let body = template.body(&pod_name(&prefix, i), i);
+                let body = template.make(&pod_name(&prefix, i), i);
                 let reply = conn.send("POST", &path, Some(&body), &headers).await?;
                 if reply.status == 201 {
                     ok.fetch_add(1, Ordering::Relaxed);

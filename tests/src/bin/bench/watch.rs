@@ -2,12 +2,15 @@
 //! line by line, and the arrival time of each event that carries a `bench-seq` label.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
+use nautilus_tests::client::Connection;
 use rustls::pki_types::ServerName;
+
+use crate::load::{BodyTemplate, auth};
 
 /// An open watch: the response body still streaming.
 pub(crate) struct WatchStream {
@@ -93,6 +96,43 @@ impl WatchStream {
     }
 }
 
+impl WatchStream {
+    /// Reads until `want` distinct objects were seen bound to a node (an event line with a
+    /// `nodeName` and a `bench-seq` label) or nothing new arrived for `idle`; returns each
+    /// object's `(seq, first time seen bound)`.
+    pub(crate) async fn collect_bound(
+        mut self,
+        want: usize,
+        idle: Duration,
+    ) -> Vec<(usize, Instant)> {
+        const BOUND: &[u8] = b"\"nodeName\":\"";
+        let mut seen = std::collections::HashSet::with_capacity(want);
+        let mut bound = Vec::with_capacity(want);
+        while bound.len() < want {
+            let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, self.body.frame()).await else {
+                break;
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            self.buf.extend_from_slice(&data);
+            while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let at = Instant::now();
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                if !line.windows(BOUND.len()).any(|w| w == BOUND) {
+                    continue;
+                }
+                if let Some(seq) = seq_of(&line)
+                    && seen.insert(seq)
+                {
+                    bound.push((seq, at));
+                }
+            }
+        }
+        bound
+    }
+}
+
 /// The value of the `bench-seq` label in an event line (`"bench-seq":"123"`).
 fn seq_of(line: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b"\"bench-seq\":\"";
@@ -100,4 +140,110 @@ fn seq_of(line: &[u8]) -> Option<usize> {
     let digits = line.get(start..)?;
     let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(digits.get(..len)?).ok()?.parse().ok()
+}
+
+/// What one fan-out run measured.
+pub(crate) struct FanOut {
+    /// Time to open every watch (64 at a time).
+    pub(crate) open_time: Duration,
+    /// Every delivery's latency (creation sent → event line read), sorted.
+    pub(crate) latencies: Vec<Duration>,
+    /// Watchers that saw every change.
+    pub(crate) complete: usize,
+    /// The writer's create latencies, sorted.
+    pub(crate) write_latency: Vec<Duration>,
+    /// Per change, the time until the last watcher saw it, sorted.
+    pub(crate) last_per_change: Vec<Duration>,
+}
+
+/// Opens `watchers` watches of `watch_path` (one TLS connection each), then creates `changes`
+/// pods from `template` in namespace `bench`, `gap` apart, and times every delivery. The same
+/// client code runs against any server (ours or kube-apiserver).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fan_out(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: String,
+    watch_path: String,
+    template: Arc<BodyTemplate>,
+    watchers: usize,
+    changes: usize,
+    gap: Duration,
+) -> Result<FanOut, String> {
+    let opening = Instant::now();
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut opens = Vec::with_capacity(watchers);
+    for _ in 0..watchers {
+        let (gate, tls, token, path) =
+            (gate.clone(), tls.clone(), token.clone(), watch_path.clone());
+        opens.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+            open(port, tls, &token, &path).await
+        }));
+    }
+    let mut streams = Vec::with_capacity(watchers);
+    for opened in opens {
+        streams.push(opened.await.map_err(|e| e.to_string())??);
+    }
+    let open_time = opening.elapsed();
+    let deadline =
+        Instant::now() + gap * u32::try_from(changes).unwrap_or(u32::MAX) + Duration::from_secs(15);
+    let collectors: Vec<_> = streams
+        .into_iter()
+        .map(|s| {
+            tokio::spawn(async move {
+                tokio::time::timeout_at(deadline.into(), s.collect(changes))
+                    .await
+                    .unwrap_or_default()
+            })
+        })
+        .collect();
+    let mut writer = Connection::open(port, tls.clone()).await?;
+    let headers = auth(&token);
+    let mut sent = Vec::with_capacity(changes);
+    let mut write_latency = Vec::with_capacity(changes);
+    for seq in 0..changes {
+        let body = template.body(&format!("w-{seq:06}"), seq);
+        let t = Instant::now();
+        let reply = writer
+            .send(
+                "POST",
+                "/api/v1/namespaces/bench/pods",
+                Some(&body),
+                &headers,
+            )
+            .await?;
+        write_latency.push(t.elapsed());
+        if reply.status != 201 {
+            return Err(format!("create w-{seq}: {}", reply.status));
+        }
+        sent.push(t);
+        tokio::time::sleep(gap).await;
+    }
+    let mut latencies = Vec::with_capacity(watchers * changes);
+    let mut last_per_change = vec![Duration::ZERO; changes];
+    let mut complete = 0usize;
+    for c in collectors {
+        let seen = c.await.map_err(|e| e.to_string())?;
+        if seen.len() >= changes {
+            complete += 1;
+        }
+        for (seq, at) in seen {
+            if let (Some(t), Some(last)) = (sent.get(seq), last_per_change.get_mut(seq)) {
+                let took = at.saturating_duration_since(*t);
+                *last = (*last).max(took);
+                latencies.push(took);
+            }
+        }
+    }
+    write_latency.sort_unstable();
+    latencies.sort_unstable();
+    last_per_change.sort_unstable();
+    Ok(FanOut {
+        open_time,
+        latencies,
+        complete,
+        write_latency,
+        last_per_change,
+    })
 }

@@ -1,0 +1,716 @@
+//! kube-apiserver's field manager (k8s.io/apimachinery `managedfields` over
+//! structured-merge-diff's `merge.Updater`): how a write changes `metadata.managedFields`.
+//!
+//! - Non-apply writes (create, update, every patch type, subresources) record an `Update` entry
+//!   for their manager owning the fields they added or changed, and take those fields (and the
+//!   ones they removed) from every other entry.
+//! - Apply merges the configuration into the object; the applier's `Apply` entry owns exactly
+//!   the configuration's fields; fields it applied before, no longer applies and nobody else
+//!   owns are removed; changing a field another manager owns is a conflict unless forced.
+//!
+//! The steps keep kube's order (`NewDefaultFieldManager`): the version check, the
+//! `kubectl.kubernetes.io/last-applied-configuration` bridge for the `kubectl` manager, the
+//! `before-first-apply` manager for objects without ownership, the cap on `Update` entries,
+//! manager identities, timestamps, and the server metadata no manager owns.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Map, Value};
+
+use super::fieldpath::{FieldSet, Path, PathElement, describe_path, go_json};
+use super::managed::{self, Entry, Operation};
+use super::schema::{Ctx, has_status_subresource};
+use super::typed;
+use crate::error::Cause;
+use crate::resource::ResourceId;
+use crate::{Error, UnixTime};
+
+/// The manager kube records an object's existing fields under when it is first applied to.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+/// Client-side apply's annotation, bridged for the `kubectl` manager.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The one manager name kube bridges client-side apply for.
+const KUBECTL: &str = "kubectl";
+
+/// Metadata the server sets: never owned (kube's `stripMeta`, plus the deletion fields only the
+/// delete path writes).
+const SERVER_META: &[&str] = &[
+    "name",
+    "namespace",
+    "creationTimestamp",
+    "selfLink",
+    "uid",
+    "clusterName",
+    "generation",
+    "managedFields",
+    "resourceVersion",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// The top-level fields a write to `subresource` may own: not `apiVersion` or `kind`; not
+/// `status` on a main resource that has a `status` subresource; only `status` and metadata on
+/// the `status` subresource (kube's reset fields, which the write's strategy puts back).
+fn owns_root(resource: ResourceId, subresource: &str, key: &str) -> bool {
+    match (subresource, key) {
+        (_, "apiVersion" | "kind") => false,
+        ("status", key) => matches!(key, "status" | "metadata"),
+        ("", "status") => !has_status_subresource(resource),
+        _ => true,
+    }
+}
+
+/// The metadata fields any write may own: not what the server sets.
+fn owns_meta(key: &str) -> bool {
+    !SERVER_META.contains(&key)
+}
+
+/// What changed in the part of an object a write to `subresource` may own ([`owns_root`],
+/// [`owns_meta`]). A field the type's Go zero value always has reads as that value where
+/// absent.
+fn compare_owned(
+    live: &Map<String, Value>,
+    next: &Map<String, Value>,
+    resource: ResourceId,
+    subresource: &str,
+) -> typed::Comparison {
+    let root = |key: &str| owns_root(resource, subresource, key);
+    let zero = zero_object(resource);
+    let view = typed::View {
+        root: &root,
+        meta: &owns_meta,
+        zero: &zero,
+    };
+    typed::compare_view(live, next, Ctx::Root(resource), &view)
+}
+
+/// `set` without the fields a write to `subresource` resets (kube's ignore filter): status on a
+/// main resource with a status subresource, all but status and metadata on the subresource.
+/// `apiVersion`, `kind` and server metadata stay until `stripMeta`: while apply prunes, the
+/// applier's `metadata.name` is what keeps `metadata` from being pruned whole.
+fn owned_set(set: &FieldSet, resource: ResourceId, subresource: &str) -> FieldSet {
+    let mut out = set.clone();
+    out.retain(|pe| match pe {
+        PathElement::Field(key) => match key.as_str() {
+            "apiVersion" | "kind" | "metadata" => true,
+            key => owns_root(resource, subresource, key),
+        },
+        _ => true,
+    });
+    out
+}
+
+/// The paths kube's `stripMeta` takes from the set of the manager that just wrote.
+fn strip_meta(set: &FieldSet) -> FieldSet {
+    let mut strip = FieldSet::default();
+    strip.insert(&[PathElement::field("apiVersion")]);
+    strip.insert(&[PathElement::field("kind")]);
+    strip.insert(&[PathElement::field("metadata")]);
+    for field in SERVER_META {
+        strip.insert(&[PathElement::field("metadata"), PathElement::field(field)]);
+    }
+    set.difference(&strip)
+}
+
+/// The object as the Go zero value of its type serializes (the fields without `omitempty`):
+/// what a create is compared against, so `f:spec` of a pod has no `.`.
+fn zero_object(resource: ResourceId) -> Map<String, Value> {
+    use ResourceId as R;
+    let meta = serde_json::json!({"creationTimestamp": null});
+    let pod_spec = serde_json::json!({"containers": null});
+    let zero = match resource {
+        R::Pods => serde_json::json!({"metadata": meta, "spec": pod_spec, "status": {}}),
+        R::Nodes | R::Namespaces => serde_json::json!({"metadata": meta, "spec": {}, "status": {}}),
+        R::Services => {
+            serde_json::json!({"metadata": meta, "spec": {}, "status": {"loadBalancer": {}}})
+        }
+        R::Leases => serde_json::json!({"metadata": meta, "spec": {}}),
+        R::Events => serde_json::json!({"metadata": meta, "involvedObject": {}, "source": {}}),
+        R::Deployments => serde_json::json!({"metadata": meta, "spec": {"selector": null,
+            "strategy": {}, "template": {"metadata": meta, "spec": pod_spec}}, "status": {}}),
+        R::ReplicaSets => serde_json::json!({"metadata": meta, "spec": {"selector": null,
+            "template": {"metadata": meta, "spec": pod_spec}}, "status": {}}),
+        R::Endpoints | R::ConfigMaps | R::Secrets | R::ServiceAccounts => {
+            serde_json::json!({"metadata": meta})
+        }
+        R::PodTemplates => {
+            serde_json::json!({"metadata": meta, "template": {"metadata": meta, "spec": pod_spec}})
+        }
+        R::ReplicationControllers => {
+            serde_json::json!({"metadata": meta, "spec": {}, "status": {"replicas": 0}})
+        }
+        R::Jobs => serde_json::json!({"metadata": meta, "spec": {"template": {"metadata": meta,
+            "spec": pod_spec}}, "status": {}}),
+        R::CronJobs => serde_json::json!({"metadata": meta, "spec": {"schedule": "",
+            "jobTemplate": {"metadata": meta, "spec": {"template": {"metadata": meta,
+            "spec": pod_spec}}}}, "status": {}}),
+    };
+    zero.as_object().cloned().unwrap_or_default()
+}
+
+/// Adds what `zero` has and `obj` lacks, recursively through objects.
+fn fill_zero(obj: &mut Map<String, Value>, zero: &Map<String, Value>) {
+    for (k, z) in zero {
+        match (obj.get_mut(k), z) {
+            (None, _) => {
+                obj.insert(k.clone(), z.clone());
+            }
+            (Some(Value::Object(o)), Value::Object(z)) => fill_zero(o, z),
+            _ => {}
+        }
+    }
+}
+
+fn without_managed_fields(obj: &Value) -> Map<String, Value> {
+    let mut map = obj.as_object().cloned().unwrap_or_default();
+    if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    map
+}
+
+/// `namespace/name; group/version, Kind=kind`, as kube names an object in these errors.
+fn describe_object(obj: &Value) -> String {
+    let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let (group, version) = match text("/apiVersion").split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", text("/apiVersion")),
+    };
+    alloc::format!(
+        "{}/{}; {group}/{version}, Kind={}",
+        text("/metadata/namespace"),
+        text("/metadata/name"),
+        text("/kind")
+    )
+}
+
+/// The other managers' sets lose the fields a write changed (an update always wins) and the
+/// ones it removed; `Err` with the clashes when the write is an unforced apply.
+fn take_fields(
+    entries: &mut Vec<Entry>,
+    changes: &typed::Comparison,
+    force: bool,
+) -> Result<(), Vec<(Entry, FieldSet)>> {
+    let changed = changes.modified.union(&changes.added);
+    let conflicts: Vec<(Entry, FieldSet)> = entries
+        .iter()
+        .map(|e| (e.clone(), e.set.intersection(&changed)))
+        .filter(|(_, clash)| !clash.is_empty())
+        .collect();
+    if !force && !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    for e in entries.iter_mut() {
+        e.set = e.set.difference(&changed).difference(&changes.removed);
+    }
+    entries.retain(|e| !e.set.is_empty());
+    Ok(())
+}
+
+/// Records a non-apply write (see [`super::record_update`]).
+pub(crate) fn record_update(
+    resource: ResourceId,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    now: UnixTime,
+) {
+    if subresource == Some("scale") {
+        record_scale(resource, old, new, manager);
+        return;
+    }
+    let subresource = subresource.unwrap_or_default();
+    let api_version = resource.info().api_version();
+    let stored = old.and_then(managed::raw);
+    let live_entries = || managed::decode(stored).unwrap_or_default();
+    // decodeLiveOrNew: a subresource never sets ownership; `[]` or `[{}]` clears it; a list
+    // that is absent, empty or unreadable keeps the stored one.
+    let sent = managed::raw(new);
+    let mut entries = if !subresource.is_empty() || sent.is_none() || sent == stored {
+        live_entries()
+    } else if managed::is_reset(sent) {
+        Vec::new()
+    } else {
+        match managed::decode(sent) {
+            Ok(entries) if !entries.is_empty() => entries,
+            _ => live_entries(),
+        }
+    };
+    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    // skipNonApplied: an object that has no ownership is tracked again only from its next
+    // apply; a create starts tracking.
+    if entries.is_empty() && old.is_some() {
+        return;
+    }
+    managed::keep_version(&mut entries, api_version);
+    let ctx = Ctx::Root(resource);
+    let zero = Value::Object(zero_object(resource));
+    let (Some(live), Some(next)) = (old.unwrap_or(&zero).as_object(), new.as_object()) else {
+        return;
+    };
+    if !typed::check(live, ctx, true).is_empty() || !typed::check(next, ctx, true).is_empty() {
+        // kube's UpdateNoErrors: the object is written without managedFields.
+        return;
+    }
+    let changes = compare_owned(live, next, resource, subresource);
+    let _ = take_fields(&mut entries, &changes, true);
+    let mine = strip_meta(&changes.modified.union(&changes.added));
+    if !mine.is_empty() {
+        let manager = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
+        let me = Entry::new(manager, Operation::Update, api_version, subresource, mine);
+        match entries.iter_mut().find(|e| e.same_manager(&me)) {
+            Some(e) => {
+                e.set.union_with(&me.set);
+                e.time = Some(now);
+            }
+            None => entries.push(Entry {
+                time: Some(now),
+                ..me
+            }),
+        }
+    }
+    managed::cap_updates(&mut entries);
+    managed::encode(new, entries);
+}
+
+/// A write through the `scale` subresource (kube's `ScaleHandler`): when it changes
+/// `spec.replicas`, the writer's `scale` entry owns them (kube writes it without a time) and
+/// every other entry loses them; an object where nobody owns `spec.replicas` stays untracked.
+fn record_scale(resource: ResourceId, old: Option<&Value>, new: &mut Value, manager: &str) {
+    let api_version = resource.info().api_version();
+    let replicas = [PathElement::field("spec"), PathElement::field("replicas")];
+    let mut entries = managed::decode(old.and_then(managed::raw)).unwrap_or_default();
+    let owned = entries.iter().any(|e| e.set.has(&replicas));
+    let changed = old.and_then(|o| o.pointer("/spec/replicas")) != new.pointer("/spec/replicas");
+    if owned && changed {
+        managed::keep_version(&mut entries, api_version);
+        let mut only = FieldSet::default();
+        only.insert(&replicas);
+        for e in &mut entries {
+            e.set = e.set.difference(&only);
+        }
+        entries.retain(|e| !e.set.is_empty());
+        let manager = if manager.is_empty() {
+            "unknown"
+        } else {
+            manager
+        };
+        let me = Entry::new(manager, Operation::Update, api_version, "scale", only);
+        entries.retain(|e| !e.same_manager(&me));
+        entries.push(me);
+    }
+    match old.and_then(managed::raw) {
+        Some(_) if !entries.is_empty() => managed::encode(new, entries),
+        _ => {
+            if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("managedFields");
+            }
+        }
+    }
+}
+
+/// What an apply produced.
+struct Applied {
+    object: Map<String, Value>,
+    entries: Vec<Entry>,
+}
+
+/// Server-side apply (see [`super::server_side_apply`]).
+pub(crate) fn apply(
+    resource: ResourceId,
+    subresource: Option<&str>,
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    now: UnixTime,
+) -> Result<Value, Error> {
+    let info = resource.info();
+    let subresource = subresource.unwrap_or_default();
+    let Some(config) = applied.as_object() else {
+        return Err(Error::BadRequest(
+            "error decoding YAML: the applied configuration must be an object".into(),
+        ));
+    };
+    let text = |key: &str| config.get(key).and_then(Value::as_str).unwrap_or_default();
+    if text("apiVersion") != info.api_version() || text("kind") != info.kind {
+        let (group, version) = match text("apiVersion").split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", text("apiVersion")),
+        };
+        return Err(Error::BadRequest(alloc::format!(
+            "invalid object type: {group}/{version}, Kind={}",
+            text("kind")
+        )));
+    }
+    if managed::raw(applied).is_some() {
+        return Err(Error::BadRequest(
+            "metadata.managedFields must be nil".into(),
+        ));
+    }
+    let ctx = Ctx::Root(resource);
+    let errors = typed::check(config, ctx, false);
+    if !errors.is_empty() {
+        return Err(Error::Unclassified(alloc::format!(
+            "failed to create typed patch object ({}): {}",
+            describe_object(applied),
+            join_errors(&errors)
+        )));
+    }
+    let live_obj = live.map(without_managed_fields).unwrap_or_default();
+    if let Some(live) = live {
+        let errors = typed::check(&live_obj, ctx, true);
+        if !errors.is_empty() {
+            return Err(Error::Unclassified(alloc::format!(
+                "failed to create typed live object ({}): {}",
+                describe_object(live),
+                join_errors(&errors)
+            )));
+        }
+    }
+    let mut entries = managed::decode(live.and_then(managed::raw))
+        .map_err(|e| Error::Unclassified(alloc::format!("failed to decode managed fields: {e}")))?;
+    if entries.is_empty() && live.is_some() {
+        // skipNonApplied: the fields that exist before the first apply get an owner.
+        let changes = compare_owned(&zero_object(resource), &live_obj, resource, subresource);
+        let set = strip_meta(&changes.modified.union(&changes.added));
+        if !set.is_empty() {
+            let mut first = Entry::new(
+                BEFORE_FIRST_APPLY,
+                Operation::Update,
+                info.api_version(),
+                subresource,
+                set,
+            );
+            first.time = Some(now);
+            entries.push(first);
+        }
+    }
+    managed::keep_version(&mut entries, info.api_version());
+    let target = Target {
+        resource,
+        subresource,
+    };
+    let attempt = |force: bool| {
+        merge_and_own(
+            target,
+            &live_obj,
+            config,
+            entries.clone(),
+            manager,
+            force,
+            now,
+        )
+    };
+    let outcome = match attempt(force) {
+        Err(conflicts) if manager == KUBECTL => {
+            // lastAppliedManager: fields client-side apply set, and still as it set them, may
+            // move to kubectl's server-side apply without a conflict.
+            match allowed_by_last_applied(resource, &live_obj) {
+                Some(allowed) => {
+                    let left: Vec<(Entry, FieldSet)> = conflicts
+                        .into_iter()
+                        .map(|(e, set)| {
+                            let kept = filter_paths(&set, |p| !allowed.has(p));
+                            (e, kept)
+                        })
+                        .filter(|(_, set)| !set.is_empty())
+                        .collect();
+                    if left.is_empty() {
+                        attempt(true)
+                    } else {
+                        Err(left)
+                    }
+                }
+                None => Err(conflicts),
+            }
+        }
+        other => other,
+    };
+    let Applied {
+        mut object,
+        entries,
+    } = outcome.map_err(|conflicts| conflict_error(&conflicts))?;
+    if manager == KUBECTL {
+        sync_last_applied(&mut object, config);
+    }
+    let mut object = Value::Object(object);
+    managed::encode(&mut object, entries);
+    Ok(object)
+}
+
+fn join_errors(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        many => {
+            let mut out = String::from("errors:");
+            for e in many {
+                out.push_str("\n  ");
+                out.push_str(e);
+            }
+            out
+        }
+    }
+}
+
+/// The subset of `set` whose member paths pass `keep`.
+fn filter_paths(set: &FieldSet, keep: impl Fn(&[PathElement]) -> bool) -> FieldSet {
+    let mut out = FieldSet::default();
+    for path in set.paths() {
+        if keep(&path) {
+            out.insert(&path);
+        }
+    }
+    out
+}
+
+/// What an apply writes to: the resource, and the subresource (empty for the main resource).
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    resource: ResourceId,
+    subresource: &'a str,
+}
+
+/// structured-merge-diff's `Updater.Apply` with the layers kube wraps around it: merge, own,
+/// prune, take over or refuse, strip server metadata, stamp the time if the object changed.
+fn merge_and_own(
+    target: Target<'_>,
+    live: &Map<String, Value>,
+    config: &Map<String, Value>,
+    mut entries: Vec<Entry>,
+    manager: &str,
+    force: bool,
+    now: UnixTime,
+) -> Result<Applied, Vec<(Entry, FieldSet)>> {
+    let Target {
+        resource,
+        subresource,
+    } = target;
+    let ctx = Ctx::Root(resource);
+    let api_version = resource.info().api_version();
+    let mut config = config.clone();
+    if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+        // Values the server decides; kube takes them from the live object.
+        for field in [
+            "creationTimestamp",
+            "generation",
+            "uid",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            meta.remove(field);
+        }
+    }
+    // What the (sub)resource's writes reset is merged (admission sees it, the strategy then
+    // puts it back) but never owned.
+    let merged = typed::merge(live, &config, ctx);
+    let me = Entry::new(
+        manager,
+        Operation::Apply,
+        api_version,
+        subresource,
+        FieldSet::default(),
+    );
+    let previous = entries
+        .iter()
+        .position(|e| e.same_manager(&me))
+        .map(|i| entries.remove(i));
+    let applied_set = owned_set(&typed::field_set(&config, ctx), resource, subresource);
+    let merged = match previous.as_ref() {
+        // Nothing applied last time is missing now: pruning would keep everything.
+        Some(last) if !last.set.difference(&applied_set).is_empty() => {
+            prune(&merged, &entries, &applied_set, &last.set, ctx)
+        }
+        _ => merged,
+    };
+    let changes = compare_owned(live, &merged, resource, subresource);
+    take_fields(&mut entries, &changes, force)?;
+    let changed = !typed::equal(&Value::Object(live.clone()), &Value::Object(merged.clone()));
+    let mine = strip_meta(&applied_set);
+    if !mine.is_empty() {
+        let time = if changed {
+            Some(now)
+        } else {
+            previous.and_then(|p| p.time)
+        };
+        entries.push(Entry {
+            time,
+            set: mine,
+            ..me
+        });
+    }
+    let object = if changed {
+        drop_new_nulls(merged, live)
+    } else {
+        live.clone()
+    };
+    Ok(Applied { object, entries })
+}
+
+/// Removes what the applier applied last time, no longer applies, and no manager owns, keeping
+/// everything else (`Updater.prune` with `addBackOwnedItems` and `addBackDanglingItems`).
+fn prune(
+    merged: &Map<String, Value>,
+    others: &[Entry],
+    applied: &FieldSet,
+    last: &FieldSet,
+    ctx: Ctx,
+) -> Map<String, Value> {
+    let last = last.with_named_fields();
+    let pruned = typed::remove(merged, &last, ctx);
+    let mut owned = applied.clone();
+    for e in others {
+        owned.union_with(&e.set);
+    }
+    let owned = owned.with_named_fields();
+    let merged_set = typed::field_set(merged, ctx).with_named_fields();
+    let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
+    let unowned_removed = merged_set.difference(&pruned_set.union(&owned));
+    let pruned = typed::remove(merged, &unowned_removed, ctx);
+    let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
+    let dangling = merged_set.difference(&pruned_set).intersection(&last);
+    typed::remove(merged, &dangling, ctx)
+}
+
+/// The object kube stores from the merged value: a `null` that apply produced (a null the
+/// configuration applied, a map or list pruning emptied) leaves the field out, as decoding
+/// into the Go type does; nulls the live object already had stay. The comparisons before this
+/// see the nulls, as kube's do.
+fn drop_new_nulls(merged: Map<String, Value>, live: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (k, v) in merged {
+        let before = live.get(&k);
+        let kept = match v {
+            Value::Null if before != Some(&Value::Null) => continue,
+            Value::Object(m) => {
+                let empty = Map::new();
+                let inner = before.and_then(Value::as_object).unwrap_or(&empty);
+                Value::Object(drop_new_nulls(m, inner))
+            }
+            Value::Array(items) if items.iter().any(Value::is_null) => {
+                let had_nulls = before
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| l.iter().any(Value::is_null));
+                Value::Array(
+                    items
+                        .into_iter()
+                        .filter(|i| had_nulls || !i.is_null())
+                        .collect(),
+                )
+            }
+            other => other,
+        };
+        out.insert(k, kept);
+    }
+    out
+}
+
+/// The fields the `kubectl.kubernetes.io/last-applied-configuration` annotation names and the
+/// live object still has as it says (`allowedConflictsFromLastApplied`).
+fn allowed_by_last_applied(resource: ResourceId, live: &Map<String, Value>) -> Option<FieldSet> {
+    let text = live
+        .get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED)?
+        .as_str()
+        .filter(|t| !t.is_empty())?;
+    let last: Value = serde_json::from_str(text).ok()?;
+    let last = last.as_object()?;
+    if last.get("apiVersion").and_then(Value::as_str) != Some(resource.info().api_version()) {
+        return None;
+    }
+    let ctx = Ctx::Root(resource);
+    if !typed::check(last, ctx, false).is_empty() {
+        return None;
+    }
+    let mut live = live.clone();
+    fill_zero(&mut live, &zero_object(resource));
+    let changes = typed::compare(last, &live, ctx);
+    Some(
+        typed::field_set(last, ctx)
+            .difference(&changes.modified)
+            .difference(&changes.added)
+            .difference(&changes.removed),
+    )
+}
+
+/// lastAppliedUpdater: kubectl's server-side apply keeps an existing client-side apply
+/// annotation equal to what it applied, so a later client-side apply starts from it.
+fn sync_last_applied(object: &mut Map<String, Value>, config: &Map<String, Value>) {
+    let Some(annotations) = object
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if annotations
+        .get(LAST_APPLIED)
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return;
+    }
+    let mut config = config.clone();
+    if let Some(own) = config
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    {
+        own.remove(LAST_APPLIED);
+    }
+    let mut text = String::new();
+    go_json(&Value::Object(config), &mut text);
+    text.push('\n');
+    annotations.insert(LAST_APPLIED.into(), Value::String(text));
+}
+
+/// kube's 409 for apply conflicts (`NewConflictError`): the message groups the fields by
+/// manager, sorted by manager identity; one `FieldManagerConflict` cause per field.
+fn conflict_error(conflicts: &[(Entry, FieldSet)]) -> Error {
+    let mut by_manager: BTreeMap<String, (&Entry, Vec<Path>)> = BTreeMap::new();
+    for (entry, set) in conflicts {
+        by_manager
+            .entry(entry.identifier())
+            .or_insert_with(|| (entry, Vec::new()))
+            .1
+            .extend(set.paths());
+    }
+    let mut causes = Vec::new();
+    let mut lines = Vec::new();
+    for (entry, paths) in by_manager.values() {
+        let who = entry.describe();
+        lines.push(alloc::format!("conflicts with {who}:"));
+        for path in paths {
+            let field = describe_path(path);
+            lines.push(alloc::format!("- {field}"));
+            causes.push(Cause {
+                reason: "FieldManagerConflict",
+                message: alloc::format!("conflict with {who}"),
+                field,
+            });
+        }
+    }
+    let message = match (causes.as_slice(), by_manager.values().next()) {
+        ([one], Some((entry, _))) => alloc::format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            entry.describe(),
+            one.field
+        ),
+        _ => alloc::format!(
+            "Apply failed with {} conflicts: {}",
+            causes.len(),
+            lines.join("\n")
+        ),
+    };
+    Error::ApplyConflict { message, causes }
+}
