@@ -19,17 +19,19 @@ struct Dev {
     child: Child,
     data: PathBuf,
     log: PathBuf,
+    port: u16,
 }
 
 impl Dev {
     fn start(data: &Path, logs: &Path, run: u32, extra: &[&str]) -> Self {
         let log = logs.join(format!("dev-{run}.log"));
         let file = std::fs::File::create(&log).expect("log file");
+        let port = free_port();
         let mut cmd = Command::new(binary("nautilus-proxy"));
         cmd.arg("dev")
             .arg("--durable-log")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(data)
             .arg(format!(
@@ -45,6 +47,50 @@ impl Dev {
             child,
             data: data.to_path_buf(),
             log,
+            port,
+        }
+    }
+
+    /// `GET /readyz?verbose` through the proxy, with the kubeconfig's CA and admin token.
+    fn readyz_verbose(&self) -> String {
+        use base64::Engine as _;
+        let text = std::fs::read_to_string(self.data.join("kubeconfig")).expect("kubeconfig");
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix(name)
+                        .map(|v| v.trim().trim_matches('"').to_string())
+                })
+                .unwrap_or_else(|| panic!("kubeconfig has no {name}"))
+        };
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(field("certificate-authority-data:"))
+            .expect("CA data is base64");
+        let headers = [(
+            "authorization".to_string(),
+            format!("Bearer {}", field("token:")),
+        )];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match nautilus_tests::client::blocking_request(
+                self.port,
+                &ca,
+                "GET",
+                "/readyz?verbose",
+                None,
+                &headers,
+            ) {
+                Ok(reply) if reply.status == 200 => {
+                    return String::from_utf8_lossy(&reply.body).into_owned();
+                }
+                other => assert!(
+                    Instant::now() < deadline,
+                    "never ready: {other:?}\n{}",
+                    self.output()
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -241,6 +287,12 @@ fn acknowledged_records_survive_kill_9_and_tampering_stops_the_start() {
     want.sort();
     assert_eq!(found, want);
     assert_eq!(append(&dev, 1000, "after-restart"), 81);
+    let health = dev.readyz_verbose();
+    assert!(
+        health.contains("[+]durable-log ok: durable position 81")
+            && health.contains("freshness: unverified"),
+        "{health}"
+    );
     dev.kill_9();
 
     // A flipped byte in the last record's tag: the enclave refuses to start, exit code 3,
