@@ -105,11 +105,21 @@ pub struct Config {
     /// authorizer's index holds, all pods together; a pod write beyond it is refused with 507.
     /// Default 1,000,000 (a pod typically names 1 to 5).
     pub max_pod_references: usize,
+    /// PEM certificate(s) a pod needs to verify the API server, published as `ca.crt` in every
+    /// namespace's `kube-root-ca.crt` ConfigMap (kube-controller-manager's root-CA publisher).
+    /// `None` publishes nothing. Default `None`.
+    pub root_ca_pem: Option<alloc::string::String>,
     /// Seconds between compactions of LIST snapshots (kube-apiserver's
     /// `--etcd-compaction-interval`): a `continue` token expires one to two intervals after its
     /// first page, with 410 and a token that continues inconsistently. 0 never expires them
     /// by time. Default 300.
     pub compaction_interval_secs: u64,
+    /// CEL cost units one ValidatingAdmissionPolicy evaluation (one binding and one param: its
+    /// variables, match conditions, validations and messages together) may spend before it
+    /// fails with kube's `operation cancelled: actual cost limit exceeded`. A unit is one
+    /// evaluation step or one element a function walks. Default 1,000,000 (kube's per-expression
+    /// limit).
+    pub admission_policy_cost_budget: u64,
 }
 
 impl Default for Config {
@@ -153,7 +163,9 @@ impl Default for Config {
             sui_stale_after_secs: 600,
             sui_max_stale_secs: 3600,
             max_pod_references: 1_000_000,
+            root_ca_pem: None,
             compaction_interval_secs: 300,
+            admission_policy_cost_budget: 1_000_000,
         }
     }
 }

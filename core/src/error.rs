@@ -142,6 +142,22 @@ pub enum Error {
     },
     /// 429: a budget that frees itself over time (e.g. watch count) is full.
     TooManyRequests(String),
+    /// 429 from the eviction subresource: the pod's disruption budget allows no disruption;
+    /// the detail becomes the `DisruptionBudget` cause.
+    DisruptionBudget(String),
+    /// An admission policy's denial: `{resource} "{name}" is forbidden: {message}` with the
+    /// policy's reason (`Invalid` 422, `Forbidden` 403, ...), as kube words it; `message` is
+    /// also the one cause.
+    PolicyDenied {
+        /// Group-qualified plural.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// The policy's message (`ValidatingAdmissionPolicy '...' denied request: ...`).
+        message: String,
+        /// The `StatusReason`.
+        reason: &'static str,
+    },
     /// 504 Timeout: a read asked for a revision the store has not reached (kube's
     /// `NewTooLargeResourceVersionError`, with the `ResourceVersionTooLarge` cause).
     ResourceVersionTooLarge {
@@ -178,7 +194,13 @@ impl Error {
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
-            Self::TooManyRequests(_) => 429,
+            Self::TooManyRequests(_) | Self::DisruptionBudget(_) => 429,
+            Self::PolicyDenied { reason, .. } => match *reason {
+                "Forbidden" => 403,
+                "Unauthorized" => 401,
+                "RequestEntityTooLarge" => 413,
+                _ => 422,
+            },
             Self::ResourceVersionTooLarge { .. } => 504,
             Self::Internal(_) | Self::Unclassified(_) => 500,
             Self::Unavailable(_) => 503,
@@ -201,7 +223,8 @@ impl Error {
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
-            Self::TooManyRequests(_) => "TooManyRequests",
+            Self::TooManyRequests(_) | Self::DisruptionBudget(_) => "TooManyRequests",
+            Self::PolicyDenied { reason, .. } => reason,
             Self::ResourceVersionTooLarge { .. } => "Timeout",
             Self::InsufficientStorage(_) => "InsufficientStorage",
             Self::Unavailable(_) => "ServiceUnavailable",
@@ -227,8 +250,22 @@ impl Error {
             | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
             Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
-            Self::Forbidden { message, .. } | Self::ApplyConflict { message, .. } => {
-                message.clone()
+            Self::Forbidden { message, .. }
+            | Self::ApplyConflict { message, .. } => message.clone(),
+            Self::PolicyDenied {
+                resource,
+                name,
+                message,
+                ..
+            } if name.is_empty() => alloc::format!("{resource} is forbidden: {message}"),
+            Self::PolicyDenied {
+                resource,
+                name,
+                message,
+                ..
+            } => alloc::format!("{resource} \"{name}\" is forbidden: {message}"),
+            Self::DisruptionBudget(_) => {
+                "Cannot evict pod as it would violate the pod's disruption budget.".to_string()
             }
             Self::Unprocessable(_) => {
                 "the server rejected our request due to an error in our request".to_string()
@@ -279,7 +316,8 @@ impl Error {
             Self::NotFound { resource, name }
             | Self::AlreadyExists { resource, name }
             | Self::Conflict { resource, name, .. }
-            | Self::Forbidden { resource, name, .. } => (resource.as_str(), name.as_str()),
+            | Self::Forbidden { resource, name, .. }
+            | Self::PolicyDenied { resource, name, .. } => (resource.as_str(), name.as_str()),
             Self::Invalid { kind, name, .. } => (kind.as_str(), name.as_str()),
             _ => ("", ""),
         };
@@ -312,6 +350,15 @@ impl Error {
                 })
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
+        }
+        if let Self::DisruptionBudget(detail) = self {
+            details.insert(
+                "causes".into(),
+                json!([{"reason": "DisruptionBudget", "message": detail}]),
+            );
+        }
+        if let Self::PolicyDenied { message, .. } = self {
+            details.insert("causes".into(), json!([{"message": message}]));
         }
 
         if let Self::TooManyRequests(_) = self {

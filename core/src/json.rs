@@ -198,6 +198,14 @@ pub fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The array at `pointer`, or an empty slice.
+pub fn array_at<'a>(value: &'a Value, pointer: &str) -> &'a [Value] {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
 /// Owned copy of the string at `pointer`, or an empty string.
 pub fn string_at(value: &Value, pointer: &str) -> String {
     String::from(str_at(value, pointer))

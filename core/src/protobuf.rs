@@ -25,7 +25,6 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::Error;
-use crate::UnixTime;
 use crate::resource::ResourceId;
 
 /// Media type of Kubernetes protobuf.
@@ -127,6 +126,44 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("apps/v1", "Deployment", &tables::APPS_DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &tables::APPS_REPLICA_SET),
     ("autoscaling/v1", "Scale", &tables::AUTOSCALING_SCALE),
+    ("v1", "ResourceQuota", &tables::RESOURCE_QUOTA),
+    (
+        "policy/v1",
+        "PodDisruptionBudget",
+        &tables::POD_DISRUPTION_BUDGET,
+    ),
+    ("policy/v1", "Eviction", &tables::EVICTION),
+    ("node.k8s.io/v1", "RuntimeClass", &tables::RUNTIME_CLASS),
+    (
+        "flowcontrol.apiserver.k8s.io/v1",
+        "FlowSchema",
+        &tables::FLOW_SCHEMA,
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io/v1",
+        "PriorityLevelConfiguration",
+        &tables::PRIORITY_LEVEL_CONFIGURATION,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+        &tables::VALIDATING_WEBHOOK_CONFIGURATION,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "MutatingWebhookConfiguration",
+        &tables::MUTATING_WEBHOOK_CONFIGURATION,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        &tables::VALIDATING_ADMISSION_POLICY,
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        &tables::VALIDATING_ADMISSION_POLICY_BINDING,
+    ),
     (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",
@@ -724,22 +761,10 @@ fn timestamp(bytes: &[u8], micro: bool) -> Result<Value, Error> {
     if !(0..1_000_000_000).contains(&nanos) {
         return Err(malformed("a timestamp's nanos are out of range"));
     }
-    let nanos = if micro { nanos - nanos % 1_000 } else { 0 };
-    let at = u64::try_from(seconds)
-        .ok()
-        .and_then(|s| s.checked_mul(1_000_000_000))
-        .and_then(|n| n.checked_add(nanos.unsigned_abs()))
-        .ok_or_else(|| {
-            Error::UnsupportedMediaType(format!(
-                "protobuf timestamps outside 1970..2554 (seconds {seconds}) are not supported; send JSON"
-            ))
-        })?;
-    let at = UnixTime { nanos: at };
-    Ok(Value::from(if micro {
-        at.rfc3339_micros()
-    } else {
-        at.rfc3339()
-    }))
+    let nanos = u32::try_from(nanos).unwrap_or(0);
+    crate::time::rfc3339_signed(seconds, nanos, micro)
+        .map(Value::from)
+        .ok_or_else(|| malformed("a timestamp is outside the years 0001 to 9999"))
 }
 
 /// `Quantity{string=1}` as its string.

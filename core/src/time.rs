@@ -176,10 +176,37 @@ fn days_from_civil(y: i64, m: u64, d: u64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// RFC 3339 (UTC) of a protobuf `Timestamp` at any instant from year 1 to 9999, as Go formats
+/// `metav1.Time` (`micro` false: whole seconds) and `metav1.MicroTime` (microseconds); `None`
+/// outside that range.
+pub fn rfc3339_signed(seconds: i64, nanos: u32, micro: bool) -> Option<String> {
+    // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+    if !(-62_135_596_800..=253_402_300_799).contains(&seconds) {
+        return None;
+    }
+    let days = seconds.div_euclid(86_400);
+    let rem = u64::try_from(seconds.rem_euclid(86_400)).ok()?;
+    let shifted = u64::try_from(days.checked_add(719_468)?).ok()?;
+    let (y, mo, d, h, mi, s) = civil_days(shifted, rem);
+    let mut out = String::with_capacity(27);
+    if micro {
+        let _ = write!(
+            out,
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
+            nanos / 1_000
+        );
+    } else {
+        let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+    }
+    Some(out)
+}
+
 fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
+    civil_days(secs / 86_400 + 719_468, secs % 86_400)
+}
+
+/// Civil date of `z` days since 0000-03-01 and `rem` seconds into that day.
+fn civil_days(z: u64, rem: u64) -> (u64, u64, u64, u64, u64, u64) {
     let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -195,6 +222,23 @@ fn civil(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_timestamps_reach_year_one() {
+        assert_eq!(
+            rfc3339_signed(-62_135_596_798, 0, true).as_deref(),
+            Some("0001-01-01T00:00:02.000000Z")
+        );
+        assert_eq!(
+            rfc3339_signed(-1, 500_000_000, false).as_deref(),
+            Some("1969-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            rfc3339_signed(784_111_777, 123_456_789, true).as_deref(),
+            Some("1994-11-06T08:49:37.123456Z")
+        );
+        assert!(rfc3339_signed(-62_135_596_801, 0, false).is_none());
+    }
 
     #[test]
     fn http_dates_and_years() {

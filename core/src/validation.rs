@@ -12,6 +12,7 @@ use crate::error::Cause;
 use crate::resource::ResourceId;
 use crate::selector::{LabelSelector, quote};
 
+mod policy;
 mod workloads;
 pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
 
@@ -473,6 +474,21 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::Leases => validate_lease(&mut e, obj),
         ResourceId::Events => validate_event(&mut e, obj),
         ResourceId::Endpoints => validate_endpoints(&mut e, obj),
+        ResourceId::ResourceQuotas => policy::validate_resource_quota(&mut e, obj),
+        ResourceId::PodDisruptionBudgets => policy::validate_pdb(&mut e, obj),
+        ResourceId::RuntimeClasses => policy::validate_runtime_class(&mut e, obj, old),
+        ResourceId::FlowSchemas => policy::validate_flow_schema(&mut e, obj),
+        ResourceId::PriorityLevelConfigurations => policy::validate_priority_level(&mut e, obj),
+        ResourceId::ValidatingWebhookConfigurations => {
+            policy::validate_webhook_configuration(&mut e, obj, false);
+        }
+        ResourceId::MutatingWebhookConfigurations => {
+            policy::validate_webhook_configuration(&mut e, obj, true);
+        }
+        ResourceId::ValidatingAdmissionPolicies => policy::validate_admission_policy(&mut e, obj),
+        ResourceId::ValidatingAdmissionPolicyBindings => {
+            policy::validate_admission_policy_binding(&mut e, obj);
+        }
         ResourceId::Namespaces | ResourceId::ServiceAccounts => {}
         ResourceId::PodTemplates => workloads::validate_pod_template(&mut e, obj),
         ResourceId::ReplicationControllers => {
@@ -778,6 +794,7 @@ fn validate_pod_spec(e: &mut Errs, spec: &Value, path: &str, is_pod: bool) {
     if let Some(na) = spec.pointer("/affinity/nodeAffinity") {
         validate_node_affinity(e, na, &format!("{path}.affinity.nodeAffinity"));
     }
+    policy::validate_sysctls(e, spec, path);
 }
 
 /// `validateNodeAffinity`: required terms (at least one) and preferred terms (weight 1-100).

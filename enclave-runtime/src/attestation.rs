@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use nautilus_core::Error;
@@ -160,7 +159,7 @@ fn with_body(
     body: Vec<u8>,
     digest: &HeaderValue,
 ) -> hyper::Response<ResponseBody> {
-    let mut response = hyper::Response::new(ResponseBody::Full(Some(Bytes::from(body))));
+    let mut response = hyper::Response::new(ResponseBody::full(body));
     let headers = response.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
@@ -270,7 +269,7 @@ fn verbose_health(
     let text = format!(
         "[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{sui_line}{durable_line}{endpoint} check {verdict}\n"
     );
-    let mut response = hyper::Response::new(ResponseBody::Full(Some(Bytes::from(text))));
+    let mut response = hyper::Response::new(ResponseBody::full(text));
     if !ready {
         *response.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
     }

@@ -170,6 +170,17 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_MAX_WATCHES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_watches: u64,
 
+    /// Bytes held in flight for clients, all together: request bodies being read, responses
+    /// being written, watch chunks not yet sent. A request that does not fit gets 429 with
+    /// `Retry-After`.
+    #[arg(long, env = "NAUTILUS_INFLIGHT_BYTES", default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range((1u64 << 20)..=(1u64 << 40)))]
+    pub inflight_bytes: u64,
+
+    /// Bytes one watch stream may have queued but not yet written to its client; a stream whose
+    /// buffer stays full for 5 s is closed as unresponsive (its client re-lists).
+    #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 64 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
+    pub watch_buffer_bytes: u64,
+
     /// Seconds between BOOKMARK events on watches that ask for them.
     #[arg(long, env = "NAUTILUS_BOOKMARK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub bookmark_secs: u64,
@@ -262,6 +273,12 @@ pub struct Cli {
     /// PEM file of the CA that signs the full nodes' certificates (default: the WebPKI roots).
     #[arg(long, env = "NAUTILUS_SUI_CA_FILE")]
     pub sui_ca_file: Option<PathBuf>,
+
+    /// PEM of the CA that signs the certificate clients verify at the API port when the proxy
+    /// terminates TLS; published in every namespace's `kube-root-ca.crt` ConfigMap so pods can
+    /// verify the API server. In enclave TLS mode the enclave's own certificate is published.
+    #[arg(long, env = "NAUTILUS_CLUSTER_CA_FILE")]
+    pub cluster_ca_file: Option<PathBuf>,
 
     /// Checkpoint to start reading from when the registry has applied none.
     #[arg(long, env = "NAUTILUS_SUI_START_CHECKPOINT", default_value_t = 0)]
@@ -408,6 +425,8 @@ impl Cli {
             ("max_body_bytes", self.max_body_bytes.to_string()),
             ("watch_ring", self.watch_ring.to_string()),
             ("watch_ring_bytes", self.watch_ring_bytes.to_string()),
+            ("inflight_bytes", self.inflight_bytes.to_string()),
+            ("watch_buffer_bytes", self.watch_buffer_bytes.to_string()),
             ("max_watches", self.max_watches.to_string()),
             ("bookmark_secs", self.bookmark_secs.to_string()),
             ("sui_package", toml_string(&package)),
@@ -453,6 +472,16 @@ impl Cli {
                 toml_string(
                     &self
                         .sui_ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "cluster_ca_file",
+                toml_string(
+                    &self
+                        .cluster_ca_file
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_default(),

@@ -11,27 +11,37 @@ use hyper::header::{HeaderMap, HeaderValue};
 use nautilus_core::api::{ApiResponse, openapi};
 use tokio::sync::mpsc;
 
-/// A response body: complete bytes, or a watch stream's chunks.
+use crate::budget::{Chunk, Held};
+
+/// A response body: complete bytes, or a watch stream's chunks, each holding its share of the
+/// in-flight budget until hyper has written it.
 pub(crate) enum ResponseBody {
     /// The whole body.
-    Full(Option<Bytes>),
+    Full(Option<Chunk>),
     /// Chunks as the watch task produces them; ends when the task drops its sender.
-    Stream(mpsc::Receiver<Bytes>),
+    Stream(mpsc::Receiver<Chunk>),
+}
+
+impl ResponseBody {
+    /// A whole body that holds no budget (small answers the runtime makes itself).
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        Self::Full(Some(Chunk::from(bytes.into())))
+    }
 }
 
 impl Body for ResponseBody {
-    type Data = Bytes;
+    type Data = Chunk;
     type Error = Infallible;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Chunk>, Infallible>>> {
         match self.get_mut() {
-            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Full(chunk) => Poll::Ready(chunk.take().map(|c| Ok(Frame::data(c)))),
             Self::Stream(rx) => rx
                 .poll_recv(cx)
-                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+                .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
         }
     }
 
@@ -41,7 +51,7 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Self::Full(Some(c)) => SizeHint::with_exact(c.bytes().len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
             Self::Stream(_) => SizeHint::default(),
         }
@@ -50,27 +60,66 @@ impl Body for ResponseBody {
 
 /// The hyper response for a core response.
 pub(crate) fn to_hyper(response: ApiResponse) -> hyper::Response<ResponseBody> {
-    let retry = if matches!(response.status, 429 | 503 | 504) {
-        retry_after(&response.body)
+    to_hyper_held(response, Held::default())
+}
+
+/// The hyper response for a core response whose body holds `held` of the in-flight budget.
+pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Response<ResponseBody> {
+    let ApiResponse {
+        status,
+        content_type,
+        body,
+        warnings,
+    } = response;
+    let retry = if matches!(status, 429 | 503 | 504) {
+        retry_after(&body)
     } else {
         None
     };
-    let mut out = hyper::Response::new(ResponseBody::Full(Some(Bytes::from(response.body))));
-    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = with_body(
+        status,
+        content_type,
+        &warnings,
+        Chunk::new(Bytes::from(body), held),
+    );
+    // kube-apiserver sends `Retry-After` with every 429, as the Status's
+    // `details.retryAfterSeconds` says (1 s when it says nothing).
+    let retry = retry.or((status == 429).then_some(1));
+    if let Some(secs) = retry {
+        out.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    out
+}
+
+/// The answer to a request whose body is not read (refused on its head): the connection ends
+/// after it (`Connection: close`).
+pub(crate) fn to_hyper_closing(response: ApiResponse) -> hyper::Response<ResponseBody> {
+    let mut out = to_hyper(response);
+    out.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    out
+}
+
+fn with_body(
+    status: u16,
+    content_type: &'static str,
+    warnings: &[String],
+    body: Chunk,
+) -> hyper::Response<ResponseBody> {
+    let mut out = hyper::Response::new(ResponseBody::Full(Some(body)));
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
-        HeaderValue::from_static(response.content_type),
+        HeaderValue::from_static(content_type),
     );
     headers.insert(
         hyper::header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
-    add_warnings(headers, &response.warnings);
-    if let Some(secs) = retry {
-        headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
-    }
+    add_warnings(headers, warnings);
     out
 }
 
@@ -90,7 +139,7 @@ pub(crate) fn openapi_to_hyper(
             Cow::Owned(bytes) => Bytes::from(bytes),
         }
     };
-    let mut out = hyper::Response::new(ResponseBody::Full(Some(body)));
+    let mut out = hyper::Response::new(ResponseBody::full(body));
     let status = if not_modified { 304 } else { served.status };
     *out.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);

@@ -3,9 +3,11 @@
 //! host proxy opens (vsock in production, a Unix socket in development).
 
 mod attestation;
+mod budget;
 mod cli;
 mod config_file;
 mod durable;
+mod heap;
 mod http;
 mod kms;
 mod log_sink;

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use nautilus_core::Error;
-use nautilus_core::api::{ApiResponse, WatchPoll};
-use nautilus_core::auth::{Identity, authenticate};
+use nautilus_core::api::{ApiRequest, ApiResponse, Method, WatchPoll};
+use nautilus_core::auth::CertUser;
 use nautilus_core::resource::{RESOURCES, ResourceId};
 use nautilus_core::scheduler::{LATENCY_BUCKETS_MICROS, LatencyHistogram, SchedulerStats};
 use prometheus_client::encoding::{
@@ -255,6 +255,8 @@ struct Metrics {
     watch_expired: Counter,
     sui_verified_events: Counter,
     sui_refusals: Counter,
+    budget_refusals: Counter,
+    terminated_watchers: Family<[(&'static str, String); 1], Counter>,
 }
 
 fn new_histogram() -> Histogram {
@@ -276,6 +278,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         watch_expired: Counter::default(),
         sui_verified_events: Counter::default(),
         sui_refusals: Counter::default(),
+        budget_refusals: Counter::default(),
+        terminated_watchers: Family::default(),
     }
 });
 
@@ -481,6 +485,20 @@ pub(crate) fn watch_polled(poll: &WatchPoll, written: usize) {
     }
 }
 
+/// A request refused with 429 because the in-flight byte budget was full.
+pub(crate) fn budget_refused() {
+    METRICS.budget_refusals.inc();
+}
+
+/// A watch of `resource` closed because its client stopped reading (kube's
+/// `apiserver_terminated_watchers_total`; label values are the served resources only).
+pub(crate) fn watcher_terminated(resource: &str) {
+    METRICS
+        .terminated_watchers
+        .get_or_create(&[("resource", resource.to_string())])
+        .inc();
+}
+
 /// The light client released `events` staking events of the package (verified).
 pub(crate) fn sui_light_client_events(events: usize) {
     METRICS
@@ -549,34 +567,17 @@ fn register_sui(registry: &mut Registry, sui: &nautilus_core::api::SuiStatus) {
     );
 }
 
-/// `Forbidden` for `/metrics`, worded like kube-apiserver's non-resource denial.
-fn forbidden() -> Error {
-    Error::Forbidden {
-        resource: String::new(),
-        name: String::new(),
-        message: format!(
-            "forbidden: only the cluster administrator may get path \"{METRICS_PATH}\""
-        ),
-        causes: Vec::new(),
-    }
-}
-
 fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<ResponseBody> {
-    let authorization = http::header(req.headers(), "authorization");
+    let head = ApiRequest {
+        authorization: http::header(req.headers(), "authorization"),
+        client_cert: req.extensions().get::<Arc<CertUser>>().map(|u| &**u),
+        ..ApiRequest::new(Method::parse(req.method().as_str()), METRICS_PATH)
+    };
     let snapshot = {
-        let core = shared.lock();
-        match authenticate(core.config(), authorization) {
-            Ok(Identity::Admin) => {}
-            // A Seal token names a node, which may not read metrics.
-            Ok(Identity::Anonymous) if req.headers().contains_key("x-seal-token") => {
-                return http::to_hyper(ApiResponse::error(&forbidden()));
-            }
-            Ok(Identity::Anonymous) => {
-                let error = Error::Unauthorized("Unauthorized".into());
-                return http::to_hyper(ApiResponse::error(&error));
-            }
-            Ok(_) => return http::to_hyper(ApiResponse::error(&forbidden())),
-            Err(error) => return http::to_hyper(ApiResponse::error(&error)),
+        let mut core = shared.lock();
+        // Core decides who may read: the administrator only (a node's Seal token is 403).
+        if let Err(refusal) = core.admit_admin_path(crate::server::now(), &head) {
+            return http::to_hyper(refusal);
         }
         let store = core.store();
         Snapshot {
@@ -610,7 +611,8 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
     }
     let ring = shared.ring.stats();
     let watches = shared.watches.load(Ordering::Relaxed);
-    match encode(&snapshot, ring, watches) {
+    let inflight = (shared.budget.in_use(), shared.budget.limit());
+    match encode(&snapshot, ring, watches, inflight) {
         Ok(text) => http::to_hyper(ApiResponse {
             status: 200,
             content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
@@ -628,6 +630,7 @@ fn encode(
     snapshot: &Snapshot,
     (ring_events, ring_capacity, ring_evicted): (usize, usize, u64),
     watches: usize,
+    inflight: (usize, usize),
 ) -> Result<String, std::fmt::Error> {
     let metrics = &*METRICS;
     let mut registry = Registry::default();
@@ -660,6 +663,26 @@ fn encode(
         "nautilus_watchers_expired",
         "Watch streams closed with 410 Expired because they fell behind the watch ring",
         metrics.watch_expired.clone(),
+    );
+    registry.register(
+        "apiserver_terminated_watchers",
+        "Counter of watchers closed due to unresponsiveness",
+        metrics.terminated_watchers.clone(),
+    );
+    registry.register(
+        "nautilus_inflight_bytes",
+        "Bytes held in flight for clients now: request bodies being read, responses and watch chunks not yet written",
+        ConstGauge::new(to_i64(inflight.0)),
+    );
+    registry.register(
+        "nautilus_inflight_bytes_budget",
+        "Most bytes held in flight for clients (--inflight-bytes)",
+        ConstGauge::new(to_i64(inflight.1)),
+    );
+    registry.register(
+        "nautilus_inflight_refusals",
+        "Requests answered 429 because the in-flight byte budget was full",
+        metrics.budget_refusals.clone(),
     );
     registry.register(
         "nautilus_sui_light_client_events",

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
-use hyper::body::Incoming;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nautilus_core::api::{ApiRequest, ApiResponse, ApiServer, Method, Outcome};
@@ -17,6 +17,7 @@ use nautilus_core::watch::WatchRing;
 use nautilus_core::{Config, Error, UnixTime};
 use tokio::sync::{Notify, watch};
 
+use crate::budget::{Budget, Held};
 use crate::cli::Cli;
 use crate::http::{self, ResponseBody};
 use crate::transport::Listener;
@@ -25,6 +26,20 @@ use crate::transport::Listener;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long an admitted client may take to send its whole request body (kube-apiserver's
+/// default request timeout), so that a stalled body does not hold its budget share forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the body of a refused request is read and thrown away, so that a client still
+/// sending it reads the answer instead of a reset (Go's server lingers likewise); a client that
+/// stalls, or sends more than twice the body limit, is cut off then.
+const DISCARD_LINGER: Duration = Duration::from_secs(5);
+/// Most bytes hyper buffers per connection, each way (its default is ~400 KB, to which its read
+/// buffer grows while a fast client streams a body): 600 clients pushing refused bodies held
+/// 320 MB in `bench --only hostile` with the default. A request head must fit (kube clients'
+/// heads are a few KB).
+const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+/// LIST pages with more items than this are encoded off the async workers.
+const BLOCKING_RENDER_ITEMS: usize = 256;
 
 /// State shared by every connection and task.
 pub(crate) struct Shared {
@@ -41,6 +56,10 @@ pub(crate) struct Shared {
     pub(crate) bookmark_secs: u64,
     max_watches: usize,
     max_body: usize,
+    /// Bytes held in flight for clients (`--inflight-bytes`).
+    pub(crate) budget: Budget,
+    /// Bytes one watch stream may have queued (`--watch-buffer-bytes`).
+    pub(crate) watch_buffer: usize,
     timers: Notify,
     connections: AtomicUsize,
     /// The attested identity: signs answers, answers `/attestation`.
@@ -240,6 +259,20 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.trust_proxy_client_cert && enclave_tls.is_some() {
         tracing::warn!("--trust-proxy-client-cert has no effect with --tls enclave");
     }
+    // What a pod needs to verify the API server: the certificate clients see. The enclave's own
+    // self-signed certificate when it terminates TLS; otherwise the CA the operator names (the
+    // proxy's certificate chains to it).
+    let config = Config {
+        root_ca_pem: match (&enclave_tls, &cli.cluster_ca_file) {
+            (Some(tls), _) => Some(crate::tls::certificate_pem(&tls.cert_der)),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--cluster-ca-file {}: {e}", path.display()))?,
+            ),
+            (None, None) => None,
+        },
+        ..config
+    };
     let core = ApiServer::new(
         config.clone(),
         crate::nsm::random_seed(nsm.as_ref())?,
@@ -265,6 +298,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         bookmark_secs: config.bookmark_interval_secs,
         max_watches: config.max_watches,
         max_body: config.max_body_bytes,
+        budget: Budget::new(usize_of(cli.inflight_bytes)),
+        watch_buffer: usize_of(cli.watch_buffer_bytes),
         timers: Notify::new(),
         connections: AtomicUsize::new(0),
         attestation,
@@ -283,6 +318,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");
     tokio::spawn(run_timers(shared.clone()));
+    crate::heap::spawn_trimmer();
     if let Some(options) = sui_reader_options(&cli, &config)? {
         tracing::info!(nodes = %options.nodes.join(","), "sui reader: reading stake events from full nodes (node-read)");
         crate::sui::spawn(shared.clone(), options);
@@ -412,19 +448,34 @@ async fn set_up_stream(
     }
 }
 
+/// Ends one connection at once (a watch whose client stopped reading): hyper's buffers and
+/// every budget share they hold go with it, and the proxy closes the client's side.
+#[derive(Clone, Default)]
+pub(crate) struct Abort(Arc<Notify>);
+
+impl Abort {
+    /// Closes the connection this handle belongs to.
+    pub(crate) fn connection(&self) {
+        self.0.notify_one();
+    }
+}
+
 async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport::Stream>) {
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let Some((identity, stream)) = set_up_stream(&shared, stream).await else {
         shared.connections.fetch_sub(1, Ordering::Relaxed);
         return;
     };
+    let abort = Abort::default();
     let service = {
         let shared = shared.clone();
+        let abort = abort.clone();
         service_fn(move |mut req: hyper::Request<Incoming>| {
             // The connection's client-certificate identity rides on each of its requests.
             if let Some(identity) = &identity {
                 req.extensions_mut().insert(identity.clone());
             }
+            req.extensions_mut().insert(abort.clone());
             crate::metrics::instrument(shared.clone(), req, handle)
         })
     };
@@ -432,6 +483,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
@@ -441,6 +493,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
             if let Err(e) = result {
                 tracing::debug!("connection ended: {e}");
             }
+        }
+        () = abort.0.notified() => {
+            tracing::debug!("connection closed: its watch client stopped reading");
         }
         _ = shutdown.changed() => {
             conn.as_mut().graceful_shutdown();
@@ -467,6 +522,127 @@ fn log_security_event(method: &str, path: &str, response: &ApiResponse) {
         reason = reason.as_deref().unwrap_or(""),
         "request refused"
     );
+}
+
+/// Why a request body was not read whole.
+enum BodyError {
+    /// Above `--max-body-bytes` (413 from core).
+    TooLarge,
+    /// The in-flight budget has no room (429).
+    Busy,
+    /// Broken or too slow (400).
+    Unreadable(String),
+}
+
+/// Whether the request carries a body (a `Content-Length` above zero, or chunked).
+fn has_body(body: &Incoming) -> bool {
+    !body.is_end_stream()
+}
+
+/// Reads an admitted request's body, taking its bytes from the in-flight budget before they are
+/// held: the whole declared `Content-Length` up front (refused at once when it is above the
+/// limit), or frame by frame when the body is chunked.
+async fn read_body(shared: &Shared, body: &mut Incoming) -> Result<(Bytes, Held), BodyError> {
+    let declared = body.size_hint().exact();
+    if declared.is_some_and(|n| n > shared.max_body as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let declared = declared.map_or(0, usize_of);
+    let mut held = shared.budget.try_take(declared).ok_or(BodyError::Busy)?;
+    let read = async {
+        let mut bytes = BytesMut::with_capacity(declared);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Unreadable(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let total = bytes.len().saturating_add(data.len());
+            if total > shared.max_body {
+                return Err(BodyError::TooLarge);
+            }
+            if total > declared && !held.try_grow(&shared.budget, data.len()) {
+                return Err(BodyError::Busy);
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok(bytes.freeze())
+    };
+    match tokio::time::timeout(BODY_READ_TIMEOUT, read).await {
+        Ok(Ok(bytes)) => Ok((bytes, held)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(BodyError::Unreadable(format!(
+            "the body did not arrive within {} s",
+            BODY_READ_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The 429 a request gets when the in-flight budget is full (kube-apiserver's max-in-flight
+/// answer: `Retry-After: 1` and `details.retryAfterSeconds`).
+fn budget_full_response() -> ApiResponse {
+    crate::metrics::budget_refused();
+    ApiResponse::error(&Error::TooManyRequests(
+        "Too many requests, please try again later.".into(),
+    ))
+}
+
+fn budget_full() -> hyper::Response<ResponseBody> {
+    http::to_hyper(budget_full_response())
+}
+
+/// The answer to a request whose body is not (or no longer) read: `Connection: close`, and the
+/// rest of the body read and thrown away in the background for [`DISCARD_LINGER`] at most, up to
+/// twice the body limit; nothing of it is held.
+fn refuse_unread(
+    shared: &Shared,
+    mut body: Incoming,
+    response: ApiResponse,
+) -> hyper::Response<ResponseBody> {
+    let limit = shared.max_body.saturating_mul(2);
+    tokio::spawn(async move {
+        let discard = async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen = seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+                if seen > limit {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_LINGER, discard).await;
+    });
+    http::to_hyper_closing(response)
+}
+
+/// The hyper response for `response`, its body holding its share of the in-flight budget until
+/// it is written; 429 when the budget has no room for it.
+fn charged(shared: &Shared, response: ApiResponse) -> hyper::Response<ResponseBody> {
+    match shared.budget.try_take(response.body.len()) {
+        Some(held) => http::to_hyper_held(response, held),
+        None => budget_full(),
+    }
+}
+
+/// Core's view of a request: its head and `body`.
+fn api_request<'a>(
+    parts: &'a hyper::http::request::Parts,
+    body: &'a [u8],
+    body_too_large: bool,
+) -> ApiRequest<'a> {
+    ApiRequest {
+        method: Method::parse(parts.method.as_str()),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        accept: http::header(&parts.headers, "accept"),
+        content_type: http::header(&parts.headers, "content-type"),
+        authorization: http::header(&parts.headers, "authorization"),
+        user_agent: http::header(&parts.headers, "user-agent"),
+        seal_token: http::header(&parts.headers, "x-seal-token"),
+        body,
+        body_too_large,
+        client_cert: parts.extensions.get::<Arc<CertUser>>().map(|u| &**u),
+        waiting_since: None,
+    }
 }
 
 /// Runs one request through core under the store lock. A read that needs a revision the store
@@ -507,37 +683,38 @@ async fn handle(
         Err(response) => return Ok(*response),
     };
     let (parts, body) = req.into_parts();
-    let (body, body_too_large) = match Limited::new(body, shared.max_body).collect().await {
-        Ok(collected) => (collected.to_bytes(), false),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            (Bytes::new(), true)
-        }
-        Err(e) => {
-            tracing::debug!("request body unreadable: {e}");
-            let error = Error::BadRequest("the request body could not be read".into());
-            return Ok(http::to_hyper(ApiResponse::error(&error)));
-        }
-    };
-    let method = Method::parse(parts.method.as_str());
     let path = parts.uri.path();
-    let query = parts.uri.query().unwrap_or("");
-    let request = ApiRequest {
-        method,
-        path,
-        query,
-        accept: http::header(&parts.headers, "accept"),
-        content_type: http::header(&parts.headers, "content-type"),
-        authorization: http::header(&parts.headers, "authorization"),
-        user_agent: http::header(&parts.headers, "user-agent"),
-        seal_token: http::header(&parts.headers, "x-seal-token"),
-        body: &body,
-        body_too_large,
-        client_cert: parts.extensions.get::<Arc<CertUser>>().map(|u| &**u),
-        waiting_since: None,
+    // Nothing is read before core has authenticated and authorized the request on its head; a
+    // refused request's body is never kept: the connection ends after the answer.
+    let abort = parts.extensions.get::<Abort>().cloned().unwrap_or_default();
+    let mut incoming = body;
+    let (body, _body_held, body_too_large) = if has_body(&incoming) {
+        let admitted = shared
+            .lock()
+            .admit_head(now(), &api_request(&parts, &[], false));
+        if let Err(response) = admitted {
+            if matches!(response.status, 401 | 403) {
+                log_security_event(parts.method.as_str(), path, &response);
+            }
+            return Ok(refuse_unread(&shared, incoming, response));
+        }
+        match read_body(&shared, &mut incoming).await {
+            Ok((bytes, held)) => (bytes, held, false),
+            Err(BodyError::TooLarge) => (Bytes::new(), Held::default(), true),
+            Err(BodyError::Busy) => {
+                return Ok(refuse_unread(&shared, incoming, budget_full_response()));
+            }
+            Err(BodyError::Unreadable(reason)) => {
+                tracing::debug!("request body unreadable: {reason}");
+                let error =
+                    Error::BadRequest(format!("the request body could not be read: {reason}"));
+                return Ok(refuse_unread(&shared, incoming, ApiResponse::error(&error)));
+            }
+        }
+    } else {
+        (Bytes::new(), Held::default(), false)
     };
+    let request = api_request(&parts, &body, body_too_large);
     let (outcome, revision, timers_due) = call_core(&shared, request).await;
     shared
         .revision
@@ -548,7 +725,7 @@ async fn handle(
     let response = match outcome {
         Outcome::List(list) => {
             // Encoded outside the store lock; big pages off the async workers.
-            let response = if list.len() > 256 {
+            let response = if list.len() > BLOCKING_RENDER_ITEMS {
                 tokio::task::spawn_blocking(move || list.render())
                     .await
                     .unwrap_or_else(|e| {
@@ -560,14 +737,18 @@ async fn handle(
                 list.render()
             };
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
-            http::to_hyper(response)
+            charged(&shared, response)
         }
         Outcome::Response(response) => {
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
             if matches!(response.status, 401 | 403) {
                 log_security_event(parts.method.as_str(), path, &response);
             }
-            http::to_hyper(response)
+            if body_too_large {
+                // The body stays unread (413): end the connection after the answer.
+                return Ok(refuse_unread(&shared, incoming, response));
+            }
+            charged(&shared, response)
         }
         Outcome::OpenApi(served) => {
             tracing::debug!(method = %parts.method, path, code = served.status, micros = started.elapsed().as_micros() as u64, "request");
@@ -587,9 +768,15 @@ async fn handle(
                 ));
                 return Ok(http::to_hyper(ApiResponse::error(&error)));
             }
+            // The state a watch without a revision queues (one handle per object) is held for
+            // the stream's life.
+            let Some(queued) = shared.budget.try_take(watcher.queued_bytes()) else {
+                shared.watches.fetch_sub(1, Ordering::Relaxed);
+                return Ok(budget_full());
+            };
             tracing::debug!(method = %parts.method, path, "watch started");
             let content_type = watcher.content_type();
-            let rx = crate::watch_stream::spawn(shared.clone(), watcher);
+            let rx = crate::watch_stream::spawn(shared.clone(), watcher, queued, abort.clone());
             let mut response = hyper::Response::new(ResponseBody::Stream(rx));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,

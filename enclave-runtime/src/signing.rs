@@ -21,6 +21,7 @@ use nautilus_core::signed_answer::{
 };
 
 use crate::attestation::Attestation;
+use crate::budget::Chunk;
 use crate::http::{self, ResponseBody};
 
 /// A request that asked for a signed answer.
@@ -81,7 +82,7 @@ pub(crate) fn apply(
     let ResponseBody::Full(body) = response.body() else {
         return response;
     };
-    let response_body: &[u8] = body.as_deref().unwrap_or_default();
+    let response_body: &[u8] = body.as_ref().map(Chunk::bytes).unwrap_or_default();
     let path_and_query = parts
         .uri
         .path_and_query()
@@ -180,7 +181,7 @@ mod tests {
             .unwrap()
             .into_parts();
         let mut response =
-            hyper::Response::new(ResponseBody::Full(Some(Bytes::from_static(b"{\"a\":1}"))));
+            hyper::Response::new(ResponseBody::full(Bytes::from_static(b"{\"a\":1}")));
         *response.status_mut() = hyper::StatusCode::CREATED;
         let sign = SignRequest { nonce: vec![9, 9] };
         let signed = apply(&attestation, Some(&sign), &parts, b"req", 17, response);

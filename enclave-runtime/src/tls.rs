@@ -44,12 +44,24 @@ impl TlsMode {
 /// The enclave's TLS identity: certificate, key and the hash the attestation binds.
 pub(crate) struct EnclaveTls {
     /// The self-signed certificate (DER); clients get it from the handshake.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) cert_der: CertificateDer<'static>,
     /// SHA-256 of the certificate's SubjectPublicKeyInfo DER.
     pub(crate) spki_sha256: [u8; 32],
     /// TLS 1.3 server configuration with ALPN `http/1.1`.
     pub(crate) config: Arc<ServerConfig>,
+}
+
+/// `cert` as one PEM `CERTIFICATE` block (64-column base64), as `ca.crt` files carry it.
+pub(crate) fn certificate_pem(cert: &CertificateDer<'_>) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// Makes the TLS key from `random` (filled with fresh random bytes on each call) and a

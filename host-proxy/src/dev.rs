@@ -94,6 +94,11 @@ pub(crate) async fn run(
     let mut enclave_args = settings.enclave_args.clone();
     if settings.enclave_tls {
         enclave_args.extend(["--tls".into(), "enclave".into()]);
+    } else {
+        // Pods verify the API server with the CA that signs the proxy's certificate.
+        let mut arg = OsString::from("--cluster-ca-file=");
+        arg.push(data_dir.join("ca.crt").as_os_str());
+        enclave_args.push(arg);
     }
     let token = new_admin_token().map_err(|e| format!("cannot read OS randomness: {e}"))?;
 

@@ -14,6 +14,7 @@ mod relay;
 mod serve;
 #[cfg(feature = "dev")]
 mod simulated_kms;
+mod slots;
 mod storage;
 // `serve` builds its configuration in tls_reload; the fixed one here is dev's.
 #[cfg_attr(not(feature = "dev"), allow(dead_code))]
@@ -86,16 +87,22 @@ struct LogCli {
     /// Log output format (logs go to stderr).
     #[arg(long, env = "NAUTILUS_PROXY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Log filter, e.g. `info` or `nautilus_proxy=debug`.
+    /// Log filter, e.g. `info` or `nautilus_proxy=debug` (`dev` hands it to the enclave too,
+    /// unless `--enclave-arg=--log-level=...` is given).
     #[arg(long, env = "NAUTILUS_PROXY_LOG_LEVEL", default_value = "info", value_parser = config::parse_log_filter)]
     log_level: String,
 }
 
 #[derive(Args, Debug, Clone)]
 struct TuningCli {
-    /// Maximum concurrent client connections; excess connections are closed at once.
+    /// Maximum concurrent client connections. When all are taken, a new connection gets the
+    /// slot of the oldest waiting (or idle) connection of the source address holding the most,
+    /// if that source holds more than the newcomer's; otherwise it is closed at once.
     #[arg(long, env = "NAUTILUS_PROXY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     max_connections: usize,
+    /// Maximum concurrent connections from one source IP address; more are closed at once.
+    #[arg(long, env = "NAUTILUS_PROXY_MAX_CONNECTIONS_PER_SOURCE", default_value_t = 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_connections_per_source: usize,
     /// Seconds a client may take to complete the TLS handshake.
     #[arg(
         long,
@@ -104,6 +111,15 @@ struct TuningCli {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     handshake_timeout_secs: u64,
+    /// Seconds a connection may stay silent after its TLS handshake (passthrough: after the
+    /// accept) before its first request bytes; no enclave stream is opened until they arrive.
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_FIRST_REQUEST_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    first_request_timeout_secs: u64,
     /// Seconds without a byte in either direction before a connection is closed.
     #[arg(long, env = "NAUTILUS_PROXY_IDLE_TIMEOUT_SECS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     idle_timeout_secs: u64,
@@ -120,7 +136,9 @@ impl TuningCli {
         ServeOptions {
             enclave,
             max_connections: self.max_connections.max(1),
+            max_connections_per_source: self.max_connections_per_source.max(1),
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+            first_request_timeout: Duration::from_secs(self.first_request_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             enclave_connect_timeout: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
@@ -435,6 +453,16 @@ async fn run_dev(args: DevCli) -> ExitCode {
         return ExitCode::from(EXIT_CANNOT_LISTEN);
     }
     let mut enclave_args = args.enclave_args;
+    // One --log-level for both processes, unless the enclave is given its own.
+    if !enclave_args
+        .iter()
+        .any(|a| a.to_string_lossy().starts_with("--log-level"))
+    {
+        enclave_args.push(OsString::from(format!(
+            "--log-level={}",
+            args.log.log_level
+        )));
+    }
     for (flag, value) in [
         ("--sui-package", args.sui_package.clone()),
         ("--min-stake", args.min_stake.map(|v| v.to_string())),

@@ -35,6 +35,9 @@ struct Metrics {
     reconnects: Counter,
     log_streams: Counter,
     log_lines: Counter,
+    refused_limit: Counter,
+    refused_source_limit: Counter,
+    evicted: Counter,
 }
 
 /// Set by a failed enclave connect, cleared (and counted as a reconnect) by the next success.
@@ -94,8 +97,25 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Enclave log lines relayed to the proxy's stderr",
         log_lines.clone(),
     );
+    let refused = Family::<Labels, Counter>::default();
+    let refused_limit = refused.get_or_create_owned(&[("reason", "limit")]);
+    let refused_source_limit = refused.get_or_create_owned(&[("reason", "source_limit")]);
+    registry.register(
+        "nautilus_proxy_connections_refused",
+        "Connections closed at accept: every slot taken (limit) or their source at --max-connections-per-source (source_limit)",
+        refused,
+    );
+    let evicted = Counter::default();
+    registry.register(
+        "nautilus_proxy_connections_evicted",
+        "Waiting or idle connections of the source holding the most, closed to give a slot to another source",
+        evicted.clone(),
+    );
     Metrics {
         registry,
+        refused_limit,
+        refused_source_limit,
+        evicted,
         stream_errors,
         reconnects,
         log_streams,
@@ -132,6 +152,20 @@ pub(crate) fn relayed(from_client: bool, bytes: usize) {
         &METRICS.enclave_to_client
     };
     counter.inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+}
+
+/// Counts one connection closed at accept (`limit` or `source_limit`).
+pub(crate) fn connection_refused(reason: &str) {
+    if reason == "source_limit" {
+        METRICS.refused_source_limit.inc();
+    } else {
+        METRICS.refused_limit.inc();
+    }
+}
+
+/// Counts one connection evicted to make room for another source.
+pub(crate) fn connection_evicted() {
+    METRICS.evicted.inc();
 }
 
 /// Counts one finished TLS handshake.

@@ -3,14 +3,16 @@
 //! naming the verified client certificate, if any (or answers with the fallback when the
 //! enclave is unreachable). In passthrough mode (enclave TLS) it holds no key and splices the
 //! client's TCP bytes untouched; an unreachable enclave then closes the connection, since no
-//! answer (not even `/readyz`) can be given without the enclave's key. Bounded by a connection
-//! limit, a handshake timeout and an idle timeout; never looks at or logs the bytes it carries.
+//! answer (not even `/readyz`) can be given without the enclave's key. Bounded by connection
+//! slots (a total, a per-source limit, eviction for new sources: `slots`), a handshake deadline,
+//! a deadline for the first request bytes (no enclave stream is opened before they arrive) and
+//! an idle timeout; never looks at or logs the bytes it carries.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -18,13 +20,13 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::enclave_stream::EnclaveConnector;
 use crate::fallback;
+use crate::slots::{Slot, Slots, Stage, Traffic};
 
 /// Copy buffer per direction; large enough for a LIST page chunk, small enough for 4096 conns.
 const SPLICE_BUF: usize = 16 * 1024;
@@ -34,10 +36,16 @@ const SPLICE_BUF: usize = 16 * 1024;
 pub(crate) struct ServeOptions {
     /// Where to open the per-connection enclave stream.
     pub(crate) enclave: EnclaveConnector,
-    /// Connections beyond this are closed as soon as they are accepted.
+    /// Connections beyond this are closed as soon as they are accepted, unless a source
+    /// holding more connections gives one up (see `slots`).
     pub(crate) max_connections: usize,
+    /// Connections one source address may hold.
+    pub(crate) max_connections_per_source: usize,
     /// Deadline for the TLS handshake (closes slowloris clients).
     pub(crate) handshake_timeout: Duration,
+    /// Deadline for the first request bytes once the connection is up (after the handshake; in
+    /// passthrough mode from the accept).
+    pub(crate) first_request_timeout: Duration,
     /// A connection with no byte in either direction for this long is closed.
     pub(crate) idle_timeout: Duration,
     /// Deadline for opening the enclave stream before the fallback answers.
@@ -142,6 +150,7 @@ pub(crate) async fn serve(
         Err(err) => tracing::warn!(error = %err, "listening on an unknown address"),
     }
     let max = options.max_connections;
+    let per_source = options.max_connections_per_source;
     let grace = options.shutdown_grace;
     let shared = Arc::new(Shared {
         acceptor: tls.map(TlsAcceptor::from),
@@ -149,7 +158,7 @@ pub(crate) async fn serve(
         active: AtomicUsize::new(0),
         unreachable: Mutex::new(RateLimit::new(Duration::from_secs(10))),
     });
-    let permits = Arc::new(Semaphore::new(max));
+    let slots = Slots::new(max, per_source);
     let mut tasks = JoinSet::new();
     let mut over_limit = RateLimit::new(Duration::from_secs(10));
     let mut accept_errors = RateLimit::new(Duration::from_secs(10));
@@ -160,18 +169,19 @@ pub(crate) async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        drop(tcp);
-                        if let Some(closed) = over_limit.hit() {
-                            tracing::warn!(max_connections = max, closed, "connection limit reached; closing new connections");
+                    let slot = match slots.admit(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            drop(tcp);
+                            crate::metrics::connection_refused(refusal.as_str());
+                            if let Some(closed) = over_limit.hit() {
+                                tracing::warn!(max_connections = max, max_connections_per_source = per_source, closed, source = %peer.ip(), reason = refusal.as_str(), "connection limit reached; closing new connections");
+                            }
+                            continue;
                         }
-                        continue;
                     };
                     let shared = Arc::clone(&shared);
-                    tasks.spawn(async move {
-                        connection(shared, tcp, peer).await;
-                        drop(permit);
-                    });
+                    tasks.spawn(connection(shared, tcp, peer, slot));
                 }
                 Err(err) => {
                     // EMFILE and friends: pause so the loop does not spin.
@@ -200,40 +210,6 @@ pub(crate) async fn serve(
         tasks.shutdown().await;
     }
     tracing::info!("stopped");
-}
-
-/// Byte counts and last activity of one connection.
-struct Traffic {
-    epoch: Instant,
-    last_ms: AtomicU64,
-    from_client: AtomicU64,
-    from_enclave: AtomicU64,
-}
-
-impl Traffic {
-    fn new() -> Self {
-        Traffic {
-            epoch: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            from_client: AtomicU64::new(0),
-            from_enclave: AtomicU64::new(0),
-        }
-    }
-
-    fn record(&self, side: Side, bytes: usize) {
-        let counter = match side {
-            Side::Client => &self.from_client,
-            Side::Enclave => &self.from_enclave,
-        };
-        counter.fetch_add(bytes as u64, Ordering::Relaxed);
-        crate::metrics::relayed(matches!(side, Side::Client), bytes);
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
-    }
-
-    fn last_activity(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
-    }
 }
 
 /// Completes once no byte moved for `limit`.
@@ -270,7 +246,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let read = buf.filled().len().saturating_sub(before);
         if read > 0 {
-            self.traffic.record(self.side, read);
+            self.traffic.record(matches!(self.side, Side::Client), read);
         }
         Poll::Ready(Ok(()))
     }
@@ -320,15 +296,53 @@ impl Drop for ConnectionLog<'_> {
     }
 }
 
-async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+/// Serves one accepted connection in its slot until it ends or the slot table evicts it.
+async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
+    let state = Arc::clone(&slot.state);
+    tokio::select! {
+        () = serve_client(&shared, tcp, peer, &state) => {}
+        () = state.evicted() => {
+            tracing::debug!(%peer, "connection evicted to make room for another source");
+        }
+    }
+    drop(slot);
+}
+
+/// Reads the client's first bytes without consuming them, under the first-request deadline (or
+/// the idle timeout, if shorter); the outcome to log when none came.
+async fn first_bytes<S: AsyncRead + Unpin>(
+    client: &mut BufReader<S>,
+    options: &ServeOptions,
+) -> Result<(), &'static str> {
+    use tokio::io::AsyncBufReadExt as _;
+    let (deadline, late) = if options.idle_timeout < options.first_request_timeout {
+        (options.idle_timeout, "idle timeout")
+    } else {
+        (options.first_request_timeout, "no request in time")
+    };
+    match tokio::time::timeout(deadline, client.fill_buf()).await {
+        Ok(Ok([])) => Err("closed before a request"),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) if client_went_away(&err) => Err("closed before a request"),
+        Ok(Err(_)) => Err("client error before a request"),
+        Err(_) => Err(late),
+    }
+}
+
+async fn serve_client(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    state: &crate::slots::SlotState,
+) {
     let _open = crate::metrics::connection_opened();
     let active = shared
         .active
         .fetch_add(1, Ordering::AcqRel)
         .saturating_add(1);
-    let traffic = Arc::new(Traffic::new());
+    let traffic = Arc::clone(&state.traffic);
     let mut log = ConnectionLog {
-        shared: &shared,
+        shared,
         peer,
         traffic: &traffic,
         outcome: "aborted",
@@ -338,7 +352,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     let options = &shared.options;
 
     let Some(acceptor) = &shared.acceptor else {
-        log.outcome = passthrough(&shared, tcp, &traffic).await;
+        log.outcome = passthrough(shared, tcp, &traffic, state).await;
         return;
     };
     let tls = match tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp)).await {
@@ -357,6 +371,7 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         }
     };
     crate::metrics::handshake(true);
+    state.enter(Stage::AwaitingRequest);
     // rustls verified any certificate the client showed against --client-ca.
     let identity = tls
         .get_ref()
@@ -364,11 +379,20 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(|leaf| crate::tls_reload::client_identity(leaf));
-    let client = Metered {
-        inner: tls,
-        traffic: Arc::clone(&traffic),
-        side: Side::Client,
-    };
+    let mut client = BufReader::with_capacity(
+        FIRST_READ,
+        Metered {
+            inner: tls,
+            traffic: Arc::clone(&traffic),
+            side: Side::Client,
+        },
+    );
+    // No enclave stream for a connection that sends nothing.
+    if let Err(outcome) = first_bytes(&mut client, options).await {
+        log.outcome = outcome;
+        return;
+    }
+    state.enter(Stage::Spliced);
 
     let enclave = match tokio::time::timeout(
         options.enclave_connect_timeout,
@@ -381,13 +405,13 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             stream
         }
         Ok(Err(err)) => {
-            warn_unreachable(&shared, &err.to_string());
+            warn_unreachable(shared, &err.to_string());
             fallback::serve(client, options.idle_timeout).await;
             log.outcome = "fallback";
             return;
         }
         Err(_) => {
-            warn_unreachable(&shared, "connect timed out");
+            warn_unreachable(shared, "connect timed out");
             fallback::serve(client, options.idle_timeout).await;
             log.outcome = "fallback";
             return;
@@ -409,10 +433,31 @@ async fn connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
     crate::metrics::connection_ended(log.outcome);
 }
 
-/// Passthrough: the client's TCP bytes go to the enclave untouched and back. With the enclave
-/// unreachable the connection is closed at once: the proxy has no key to answer with.
-async fn passthrough(shared: &Shared, tcp: TcpStream, traffic: &Arc<Traffic>) -> &'static str {
+/// Bytes read ahead to see a connection's first request before opening its enclave stream.
+const FIRST_READ: usize = 2048;
+
+/// Passthrough: the client's TCP bytes go to the enclave untouched and back, once its first
+/// bytes (the TLS ClientHello) arrived in time. With the enclave unreachable the connection is
+/// closed at once: the proxy has no key to answer with.
+async fn passthrough(
+    shared: &Shared,
+    tcp: TcpStream,
+    traffic: &Arc<Traffic>,
+    state: &crate::slots::SlotState,
+) -> &'static str {
     let options = &shared.options;
+    let mut client = BufReader::with_capacity(
+        FIRST_READ,
+        Metered {
+            inner: tcp,
+            traffic: Arc::clone(traffic),
+            side: Side::Client,
+        },
+    );
+    if let Err(outcome) = first_bytes(&mut client, options).await {
+        return outcome;
+    }
+    state.enter(Stage::Spliced);
     let enclave = match tokio::time::timeout(
         options.enclave_connect_timeout,
         options.enclave.connect(),
@@ -428,11 +473,6 @@ async fn passthrough(shared: &Shared, tcp: TcpStream, traffic: &Arc<Traffic>) ->
             warn_unreachable(shared, "connect timed out");
             return "enclave unreachable; closed";
         }
-    };
-    let client = Metered {
-        inner: tcp,
-        traffic: Arc::clone(traffic),
-        side: Side::Client,
     };
     let enclave = Metered {
         inner: enclave,
@@ -470,6 +510,15 @@ fn tune_socket(tcp: &TcpStream) {
     }
 }
 
+/// How ordinary clients end a connection: closing TCP without a TLS close_notify (Go's and
+/// Python's clients do), or resetting it. Not a client error.
+fn client_went_away(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
 /// Copies both ways. The client may half-close (its EOF is passed on as a write shutdown and
 /// the enclave's answer still flows back); the connection ends when the enclave side ends, when
 /// either side fails, or when nothing moves for `idle_timeout`.
@@ -505,6 +554,7 @@ where
         tokio::select! {
             result = &mut upstream, if !client_done => match result {
                 Ok(_) => client_done = true,
+                Err(err) if client_went_away(&err) => return "closed",
                 Err(_) => return "client error",
             },
             result = &mut downstream => {
@@ -537,7 +587,7 @@ mod tests {
         let traffic = Traffic::new();
         let started = Instant::now();
         tokio::time::advance(Duration::from_secs(5)).await;
-        traffic.record(Side::Client, 1);
+        traffic.record(true, 1);
         idle(&traffic, Duration::from_secs(10)).await;
         // Activity at t=5 s pushes the deadline to t=15 s.
         assert_eq!(started.elapsed(), Duration::from_secs(15));
@@ -586,6 +636,54 @@ mod tests {
         assert_eq!(answer, b"answer");
         assert_eq!(traffic.from_client.load(Ordering::Relaxed), 7);
         assert_eq!(traffic.from_enclave.load(Ordering::Relaxed), 6);
+    }
+
+    /// A client that reads as a TLS stream does when its peer closes TCP without close_notify.
+    struct EndsWithoutCloseNotify;
+
+    impl AsyncRead for EndsWithoutCloseNotify {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            _buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed connection without sending TLS close_notify",
+            )))
+        }
+    }
+
+    impl AsyncWrite for EndsWithoutCloseNotify {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_closing_without_close_notify_is_a_normal_close() {
+        let (enclave, _enclave_peer) = tokio::io::duplex(64);
+        let traffic = Traffic::new();
+        let outcome = splice(
+            EndsWithoutCloseNotify,
+            enclave,
+            &traffic,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(outcome, "closed");
     }
 
     #[tokio::test(start_paused = true)]

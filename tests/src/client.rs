@@ -59,19 +59,55 @@ pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
 }
 
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `source` (e.g. 127.0.0.2,
+/// to stand for a second client machine), or from the default address.
+pub async fn tcp_from(
+    source: Option<std::net::Ipv4Addr>,
+    port: u16,
+) -> Result<tokio::net::TcpStream, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    if let Some(ip) = source {
+        socket
+            .bind((ip, 0).into())
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    let tcp = socket
+        .connect((std::net::Ipv4Addr::LOCALHOST, port).into())
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(tcp)
+}
+
+/// A TLS stream to 127.0.0.1:`port` (from `source`, see [`tcp_from`]), for tests that write
+/// raw HTTP: stalled bodies, watches that are never read.
+pub async fn tls_from(
+    source: Option<std::net::Ipv4Addr>,
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let tcp = tcp_from(source, port).await?;
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))
+}
+
 impl Connection {
     /// Connects to 127.0.0.1:`port` and completes the TLS handshake.
     pub async fn open(port: u16, tls: Arc<rustls::ClientConfig>) -> Result<Self, String> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let connector = tokio_rustls::TlsConnector::from(tls);
-        let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
-        let stream = connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
+        Self::open_from(None, port, tls).await
+    }
+
+    /// Like [`Connection::open`], from the loopback address `source`.
+    pub async fn open_from(
+        source: Option<std::net::Ipv4Addr>,
+        port: u16,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Self, String> {
+        let stream = tls_from(source, port, tls).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP: {e}"))?;

@@ -314,8 +314,9 @@ fn enclave_metrics_follow_kubectl_traffic_for_the_admin_only() {
     );
     promtool_check("enclave", &after);
 
-    // The admin only: no credential is 401, a wrong token is 401, a node's Seal token is 403,
-    // each a Status like every other refusal.
+    // The admin only: no credential is 401, a wrong token is 401, an `X-Seal-Token` header is no
+    // credential here (only the seed's endpoints read it) so 401 too, each a Status like every
+    // other refusal; a worker's valid Seal token as bearer is 403 (tests/hostile.rs).
     let anonymous = cluster.anonymous("GET", "/metrics").unwrap();
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.json()["kind"], "Status");
@@ -339,8 +340,8 @@ fn enclave_metrics_follow_kubectl_traffic_for_the_admin_only() {
         &[("x-seal-token".into(), "some-node-token".into())],
     )
     .unwrap();
-    assert_eq!(node.status, 403, "{}", String::from_utf8_lossy(&node.body));
-    assert_eq!(node.json()["reason"], "Forbidden");
+    assert_eq!(node.status, 401, "{}", String::from_utf8_lossy(&node.body));
+    assert_eq!(node.json()["reason"], "Unauthorized");
     // Refusals are counted too.
     let refused = scrape_enclave(&cluster);
     assert!(

@@ -7,7 +7,10 @@
 //     keys, map types, patch strategies and merge keys) from the OpenAPI v3 definitions, read
 //     by the strict-field check and by strategic merge patch and server-side apply;
 //   - core/src/api/openapi/: the /openapi/v3 and /openapi/v2 documents (kube-apiserver 1.32's,
-//     cut down to the served paths and verbs) and documents.rs, which embeds them.
+//     cut down to the served paths and verbs) and documents.rs, which embeds them;
+//   - core/src/controllers/apf_bootstrap.json: the API priority and fairness configuration
+//     kube-apiserver creates at start (imported from k8s.io/apiserver's bootstrap package,
+//     pinned in go.mod at the same release).
 //
 // Every run writes byte-identical files:
 //
@@ -118,6 +121,11 @@ func generate(root string, overrides modDirs) (map[string][]byte, error) {
 	if err := openapiFiles(mods, s, docs, files); err != nil {
 		return nil, err
 	}
+	apf, err := apfBootstrap()
+	if err != nil {
+		return nil, err
+	}
+	files["core/src/controllers/apf_bootstrap.json"] = apf
 	return files, nil
 }
 

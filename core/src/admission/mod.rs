@@ -7,6 +7,8 @@
 //! the admin and the controllers' own writes pass unchanged.
 
 pub(crate) mod node_restriction;
+pub(crate) mod policy;
+pub(crate) mod runtime_class;
 
 use serde_json::Value;
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::resource::ResourceId;
 use crate::{Error, UnixTime};
 
+mod policy;
 mod workloads;
 
 fn entry<'a>(map: &'a mut Map<String, Value>, key: &str, default: Value) -> &'a mut Value {
@@ -134,7 +135,19 @@ pub(crate) fn apply(
                 }
             }
         }
-        _ => {}
+        ResourceId::ResourceQuotas
+        | ResourceId::PodDisruptionBudgets
+        | ResourceId::FlowSchemas
+        | ResourceId::PriorityLevelConfigurations
+        | ResourceId::ValidatingAdmissionPolicies
+            if old.is_none() =>
+        {
+            // Status belongs to the controllers; a create starts without one, as kube's
+            // strategies' PrepareForCreate clears it.
+            map.remove("status");
+            policy::apply(resource, map);
+        }
+        _ => policy::apply(resource, map),
     }
     Ok(())
 }

@@ -360,7 +360,7 @@ mod tests {
             api_group("batch").unwrap()["versions"][0]["groupVersion"],
             "batch/v1"
         );
-        assert!(api_group("policy").is_none());
+        assert!(api_group("storage.k8s.io").is_none());
         assert_eq!(core_api_versions()["versions"], json!(["v1"]));
     }
 
@@ -465,14 +465,18 @@ mod tests {
         assert_eq!(
             names,
             [
+                "admissionregistration.k8s.io",
                 "apps",
                 "authentication.k8s.io",
                 "authorization.k8s.io",
                 "batch",
-                "coordination.k8s.io"
+                "coordination.k8s.io",
+                "flowcontrol.apiserver.k8s.io",
+                "node.k8s.io",
+                "policy"
             ]
         );
-        let reviews = &items[2]["versions"][0]["resources"];
+        let reviews = &items[3]["versions"][0]["resources"];
         let sar = find(reviews, "resource", "selfsubjectaccessreviews");
         assert_eq!(
             sar["responseKind"],
@@ -482,7 +486,7 @@ mod tests {
         assert_eq!(sar["scope"], "Cluster");
         find(reviews, "resource", "selfsubjectrulesreviews");
         find(
-            &items[1]["versions"][0]["resources"],
+            &items[2]["versions"][0]["resources"],
             "resource",
             "selfsubjectreviews",
         );
@@ -495,7 +499,7 @@ mod tests {
             "authentication.k8s.io/v1"
         );
         let deploy = find(
-            &items[0]["versions"][0]["resources"],
+            &items[1]["versions"][0]["resources"],
             "resource",
             "deployments",
         );

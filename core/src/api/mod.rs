@@ -5,6 +5,8 @@
 //! deletion, node lifecycle) and [`ApiServer::poll_timeout`] says when it is next due.
 
 pub mod access;
+#[cfg(test)]
+mod admission_tests;
 pub mod defaults;
 pub(crate) mod deletion;
 #[cfg(test)]
@@ -27,6 +29,8 @@ mod workers_tests;
 
 #[cfg(test)]
 mod access_tests;
+#[cfg(test)]
+mod admission_policy_tests;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
@@ -172,6 +176,9 @@ fn hex_digit(n: u8) -> char {
 pub(crate) struct Call {
     pub(crate) now: UnixTime,
     pub(crate) node: Option<String>,
+    /// Warnings raised below the handler (a `Warn` admission policy binding), added to the
+    /// response's own.
+    pub(crate) warnings: Vec<String>,
 }
 
 /// The API server state machine.
@@ -253,7 +260,11 @@ impl ApiServer {
             lifecycle: Default::default(),
             event_ttl: Default::default(),
             event_rate,
-            call: Call { now, node: None },
+            call: Call {
+                now,
+                node: None,
+                warnings: Vec::new(),
+            },
             continue_key: Self::continue_key(&seed),
             stakes,
             tokens,
@@ -285,11 +296,108 @@ impl ApiServer {
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
         self.scheduler.clock = now;
-        self.call = Call { now, node: None };
+        self.call = Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         match self.dispatch(now, req) {
+            Ok(Outcome::Response(mut response)) if !self.call.warnings.is_empty() => {
+                let mut warnings = core::mem::take(&mut self.call.warnings);
+                warnings.append(&mut response.warnings);
+                response.warnings = warnings;
+                Outcome::Response(response)
+            }
             Ok(outcome) => outcome,
             Err(error) => Outcome::Response(ApiResponse::error(&error)),
         }
+    }
+
+    /// Decides a request on its head alone (method, path, query and headers, no body): the
+    /// caller is authenticated and authorized for the verb on the path, with the answer the whole
+    /// request would get when it is not. The runtime calls this before it reads a body, so no
+    /// byte of an unauthorized request is held; [`ApiServer::handle_request`] repeats the checks.
+    pub fn admit_head(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<(), ApiResponse> {
+        let route = request::route(req.path);
+        if let Some(Route::Worker(endpoint)) = route {
+            return self
+                .admit_worker_head(now, req, endpoint)
+                .map_err(|e| workers::seed_error(&e));
+        }
+        self.admit(now, req, route.as_ref())
+            .map(drop)
+            .map_err(|e| ApiResponse::error(&e))
+    }
+
+    /// Admits a request for a path the runtime answers itself and only the administrator may
+    /// read (`/metrics`): 401 without a valid credential, 403 for any other caller, worded like
+    /// kube-apiserver's denial of a non-resource path.
+    pub fn admit_admin_path(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<(), ApiResponse> {
+        let identity = self
+            .identify(now, req)
+            .map_err(|e| ApiResponse::error(&e))?;
+        let user = match &identity {
+            Identity::Admin | Identity::User(_) => return Ok(()),
+            Identity::Anonymous => {
+                return Err(ApiResponse::error(&Error::Unauthorized(
+                    "Unauthorized".into(),
+                )));
+            }
+            Identity::Node(node) => alloc::format!("system:node:{}", node.node_id),
+            _ => "system:nautilus:relay".into(),
+        };
+        let verb = match req.method {
+            Method::Get | Method::Head => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+            Method::Options | Method::Other => "use",
+        };
+        Err(ApiResponse::error(&Error::Forbidden {
+            resource: String::new(),
+            name: String::new(),
+            message: alloc::format!(
+                "forbidden: User \"{user}\" cannot {verb} path \"{}\"",
+                req.path
+            ),
+            causes: Vec::new(),
+        }))
+    }
+
+    /// Who is calling and whether they may use this method on this path: everything a request's
+    /// head decides, shared by [`ApiServer::admit_head`] and `dispatch`. Health and version
+    /// paths are open to anonymous callers (a credential that is present must still be valid).
+    fn admit(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        route: Option<&Route<'_>>,
+    ) -> Result<Identity, Error> {
+        let identity = self.identify(now, req)?;
+        // Any caller may ask an access review about itself, anonymous ones included.
+        if matches!(
+            route,
+            Some(Route::Health(_) | Route::Version | Route::Review(_))
+        ) {
+            return Ok(identity);
+        }
+        self.require_user(&identity)?;
+        if let Some(Route::Resource(path)) = route {
+            crate::authz::authorize(
+                &identity,
+                req.method,
+                path,
+                req.query,
+                &self.store,
+                &self.references,
+            )?;
+        }
+        Ok(identity)
     }
 
     fn dispatch(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<Outcome, Error> {
@@ -298,9 +406,8 @@ impl ApiServer {
         if let Some(Route::Worker(endpoint)) = route {
             return Ok(self.handle_worker(now, req, endpoint));
         }
-        let identity = self.identify(now, req)?;
+        let identity = self.admit(now, req, route.as_ref())?;
         let Some(route) = route else {
-            self.require_user(&identity)?;
             return Err(Error::PathNotFound(req.path.into()));
         };
         if let Route::Health(path) = route {
@@ -314,27 +421,17 @@ impl ApiServer {
                 .handle_review(now, req, &identity, review)
                 .map(Into::into);
         }
-        self.require_user(&identity)?;
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
                 "the request body is larger than the limit of {} bytes",
                 self.config.max_body_bytes
             )));
         }
-        if let Route::Resource(path) = &route {
-            crate::authz::authorize(
-                &identity,
-                req.method,
-                path,
-                req.query,
-                &self.store,
-                &self.references,
-            )?;
-            if let Identity::Node(node) = &identity {
-                let query = request::Query::parse(req.query)?;
-                self.limit_node_events(now, node, req.method, path, &query)?;
-                self.call.node = Some(node.node_id.clone());
-            }
+        // After admission, not in it: the runtime's head check must not spend a token.
+        if let (Route::Resource(path), Identity::Node(node)) = (&route, &identity) {
+            let query = request::Query::parse(req.query)?;
+            self.limit_node_events(now, node, req.method, path, &query)?;
+            self.call.node = Some(node.node_id.clone());
         }
         let read_only = matches!(req.method, Method::Get | Method::Head);
         match route {
@@ -452,7 +549,11 @@ impl ApiServer {
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.call = Call { now, node: None };
+        self.call = Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);

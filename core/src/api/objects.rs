@@ -179,6 +179,18 @@ impl ApiServer {
                 )
                 .map(Into::into)
             }
+            (Method::Post, Some(name), Some("eviction")) if rt.id == ResourceId::Pods => {
+                let body = if req
+                    .content_type
+                    .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
+                {
+                    crate::protobuf::decode(rt.id, req.body)?
+                } else {
+                    self.parse(req)?
+                };
+                let status = self.evict(now, namespace, name, &body, dry_run_requested(req))?;
+                Ok(ApiResponse::json(201, j::to_vec(&status)).into())
+            }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
                 self.bind(now, namespace, name, &body, dry_run_requested(req))
@@ -795,12 +807,26 @@ impl ApiServer {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        if rt.id == ResourceId::Pods {
+            admission::runtime_class::admit(&self.store, &mut obj)?;
+        }
         // Before defaults, as kube fills system metadata before the strategy runs: a Job's
         // generated selector names its uid.
         set_meta(&mut obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(rt.id, &mut obj, None, now)?;
         validation::validate(rt.id, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
+        self.admit_policies(
+            identity,
+            &Attempt {
+                resource: rt,
+                subresource: None,
+                namespace,
+                name: &name,
+                operation: Operation::Create(&obj),
+            },
+            dry_run_requested(req),
+        )?;
         let key = ObjectKey::new(rt.id, namespace, &name);
         if self.store.get(&key).is_some() {
             return Err(Error::AlreadyExists {
@@ -808,6 +834,7 @@ impl ApiServer {
                 name,
             });
         }
+        let charges = self.admit_quota(now, rt.id, namespace, &name, &obj, None)?;
         if rt.id == ResourceId::Services {
             self.allocate_service(&key, &mut obj, None)?;
         }
@@ -827,11 +854,31 @@ impl ApiServer {
             });
         }
         let json = self.write_new(key, &mut obj)?;
+        self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, None);
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(201, json)
         })
+    }
+
+    /// The ValidatingAdmissionPolicies bound to `attempt` (on the object as it would be
+    /// stored); a `Warn` binding's failures join the response's warnings.
+    fn admit_policies(
+        &mut self,
+        identity: &Identity,
+        attempt: &Attempt<'_>,
+        dry_run: bool,
+    ) -> Result<(), Error> {
+        let outcome = admission::policy::validate(
+            &self.store,
+            identity,
+            attempt,
+            dry_run,
+            self.config.admission_policy_cost_budget,
+        )?;
+        self.call.warnings.extend(outcome.warnings);
+        Ok(())
     }
 
     /// Stores `obj` as a new object, writing the revision into it first.
@@ -1027,6 +1074,17 @@ impl ApiServer {
         scope_to_subresource(rt, sub, old, &mut obj);
         defaults::apply(rt.id, &mut obj, Some(old), now)?;
         validation::validate(rt.id, &obj, Some(old))?;
+        self.admit_policies(
+            identity,
+            &Attempt {
+                resource: rt,
+                subresource: sub,
+                namespace: &key.namespace,
+                name: &key.name,
+                operation: Operation::Update { old, new: &obj },
+            },
+            dry_run_requested(req),
+        )?;
         if rt.id == ResourceId::Services {
             self.allocate_service(key, &mut obj, Some(old))?;
         }
@@ -1051,6 +1109,11 @@ impl ApiServer {
             // A no-op write keeps the revision, as kube-apiserver does.
             return Ok((200, j::to_vec(old)));
         }
+        let charges = if rt.id == ResourceId::Services && sub.is_none() {
+            self.admit_quota(now, rt.id, &key.namespace, &key.name, &obj, Some(old))?
+        } else {
+            Vec::new()
+        };
         if dry_run_requested(req) {
             // kube's storage answers a dry-run update with the stored revision.
             return Ok((200, j::to_vec(&obj)));
@@ -1062,6 +1125,7 @@ impl ApiServer {
             return Ok((200, json));
         }
         let json = self.write_existing(key, &mut obj)?;
+        self.charge_quotas(charges);
         self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
         Ok((200, json))
     }
@@ -1267,6 +1331,7 @@ impl ApiServer {
         admission::admit(identity, &attempt, &self.store)?;
         let options = DeleteOptions::of_request(&options, query)?;
         deletion::check_preconditions(&key, &obj, &options)?;
+        self.admit_policies(identity, &attempt, options.dry_run)?;
         if rt.id == ResourceId::Namespaces {
             return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
         }
@@ -1566,6 +1631,7 @@ impl ApiServer {
             &mut service,
             APISERVER,
         );
+        self.ensure_apf_configuration(now, false);
     }
 
     /// Creates an object on the server's own behalf (bootstrap, controllers), owned by
@@ -2106,6 +2172,13 @@ fn has_generation(resource: ResourceId) -> bool {
         resource,
         ResourceId::Deployments
             | ResourceId::ReplicaSets
+            | ResourceId::PodDisruptionBudgets
+            | ResourceId::FlowSchemas
+            | ResourceId::PriorityLevelConfigurations
+            | ResourceId::ValidatingWebhookConfigurations
+            | ResourceId::MutatingWebhookConfigurations
+            | ResourceId::ValidatingAdmissionPolicies
+            | ResourceId::ValidatingAdmissionPolicyBindings
             | ResourceId::ReplicationControllers
             | ResourceId::Jobs
             | ResourceId::CronJobs
@@ -2113,12 +2186,15 @@ fn has_generation(resource: ResourceId) -> bool {
     )
 }
 
-/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`).
+/// The field whose change bumps `metadata.generation` (a PodTemplate has no `spec`, the webhook
+/// configurations neither: their `webhooks` are their desired state).
 pub(crate) fn desired_state_field(resource: ResourceId) -> &'static str {
-    if resource == ResourceId::PodTemplates {
-        "template"
-    } else {
-        "spec"
+    match resource {
+        ResourceId::PodTemplates => "template",
+        ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
+            "webhooks"
+        }
+        _ => "spec",
     }
 }
 

@@ -370,13 +370,13 @@ mod tests {
             "/api/v1/namespaces/{name}/finalize",
             "/api/v1/watch/namespaces/{namespace}/pods",
             "/api/v1/nodes/{name}",
+            "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
         ] {
             assert!(paths.contains_key(kept), "{kept}");
         }
         for dropped in [
             "/api/v1/namespaces/{namespace}/pods/{name}/exec",
             "/api/v1/namespaces/{namespace}/pods/{name}/log",
-            "/api/v1/namespaces/{namespace}/pods/{name}/eviction",
             "/api/v1/namespaces/{namespace}/bindings",
             "/api/v1/nodes/{name}/proxy",
             "/api/v1/namespaces/{namespace}/limitranges",
@@ -390,7 +390,7 @@ mod tests {
         assert!(schemas.contains_key("io.k8s.api.core.v1.Binding"));
         assert!(schemas.contains_key("io.k8s.api.core.v1.PodTemplate"));
         assert!(!schemas.contains_key("io.k8s.api.core.v1.LimitRange"));
-        assert!(!schemas.contains_key("io.k8s.api.policy.v1.Eviction"));
+        assert!(schemas.contains_key("io.k8s.api.policy.v1.Eviction"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::UnixTime;
 use crate::resource::ResourceId;
 
+mod policy;
 mod workloads;
 
 /// What each row's `object` carries (`?includeObject=`).
@@ -346,6 +347,16 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::Leases => LEASE,
         ResourceId::Deployments => DEPLOYMENT,
         ResourceId::ReplicaSets => REPLICA_SET,
+        ResourceId::ResourceQuotas => policy::RESOURCE_QUOTA,
+        ResourceId::PodDisruptionBudgets => policy::POD_DISRUPTION_BUDGET,
+        ResourceId::RuntimeClasses => policy::RUNTIME_CLASS,
+        ResourceId::FlowSchemas => policy::FLOW_SCHEMA,
+        ResourceId::PriorityLevelConfigurations => policy::PRIORITY_LEVEL,
+        ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
+            policy::WEBHOOK_CONFIGURATION
+        }
+        ResourceId::ValidatingAdmissionPolicies => policy::ADMISSION_POLICY,
+        ResourceId::ValidatingAdmissionPolicyBindings => policy::ADMISSION_POLICY_BINDING,
         ResourceId::PodTemplates => workloads::POD_TEMPLATE,
         ResourceId::ReplicationControllers => workloads::REPLICATION_CONTROLLER,
         ResourceId::Jobs => workloads::JOB,
@@ -603,6 +614,17 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
                 images.into(),
                 format_label_selector(obj.pointer("/spec/selector")).into(),
             ]
+        }
+        ResourceId::ResourceQuotas
+        | ResourceId::PodDisruptionBudgets
+        | ResourceId::RuntimeClasses
+        | ResourceId::FlowSchemas
+        | ResourceId::PriorityLevelConfigurations
+        | ResourceId::ValidatingWebhookConfigurations
+        | ResourceId::MutatingWebhookConfigurations
+        | ResourceId::ValidatingAdmissionPolicies
+        | ResourceId::ValidatingAdmissionPolicyBindings => {
+            policy::cells(resource, obj, name, created)
         }
         ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
         ResourceId::ReplicationControllers => {

@@ -122,6 +122,19 @@ impl Watcher {
         self.cursor
     }
 
+    /// Bytes this watcher holds beyond itself: the current state queued for a watch without a
+    /// revision (one handle per object; the objects themselves are shared with the store).
+    pub fn queued_bytes(&self) -> usize {
+        self.initial
+            .len()
+            .saturating_mul(core::mem::size_of::<StoredObject>())
+    }
+
+    /// The resource watched, group-qualified (`pods`, `deployments.apps`), for metrics labels.
+    pub fn resource_name(&self) -> String {
+        super::objects::qualified(self.resource.info())
+    }
+
     /// When the stream should end, if the client set `timeoutSeconds`.
     pub fn deadline(&self) -> Option<UnixTime> {
         self.deadline
@@ -188,6 +201,21 @@ impl Watcher {
         out: &mut Vec<u8>,
         max_events: usize,
     ) -> WatchPoll {
+        self.poll_limited(ring, now, out, max_events, usize::MAX)
+    }
+
+    /// Like [`Watcher::poll`], and stops adding events once `out` holds `max_bytes` (after at
+    /// least one event, so one event larger than the limit still goes out whole): the runtime
+    /// sizes each chunk to what the stream's buffer may hold. `Wrote` (possibly of zero events,
+    /// when a full batch was all outside the watch's scope) means there may be more: poll again.
+    pub fn poll_limited(
+        &mut self,
+        ring: &WatchRing,
+        now: UnixTime,
+        out: &mut Vec<u8>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> WatchPoll {
         if self.closed {
             return WatchPoll::Closed;
         }
@@ -201,7 +229,7 @@ impl Watcher {
             return WatchPoll::Closed;
         }
         let mut wrote = 0;
-        while wrote < max_events {
+        while wrote < max_events && out.len() < max_bytes {
             let Some(object) = self.initial.pop_front() else {
                 break;
             };
@@ -218,11 +246,8 @@ impl Watcher {
         }
         let mut events = core::mem::take(&mut self.scratch);
         events.clear();
-        if let Err(expired) = ring.read_after(
-            self.cursor,
-            max_events.saturating_sub(wrote).max(1),
-            &mut events,
-        ) {
+        let batch = max_events.saturating_sub(wrote).max(1);
+        if let Err(expired) = ring.read_after(self.cursor, batch, &mut events) {
             {
                 let error = Error::Expired(alloc::format!(
                     "too old resource version: {} ({})",
@@ -235,7 +260,13 @@ impl Watcher {
                 return WatchPoll::Closed;
             }
         }
+        // A full batch, or a chunk that reached `max_bytes`, may leave events behind.
+        let mut more = events.len() >= batch;
         for event in &events {
+            if out.len() >= max_bytes && wrote > 0 {
+                more = true;
+                break;
+            }
             self.cursor = event.revision();
             if !self.in_scope(&event.key) {
                 continue;
@@ -256,8 +287,9 @@ impl Watcher {
             self.write_event(kind.as_str(), &event.object, now, out);
             wrote += 1;
         }
+        events.clear();
         self.scratch = events;
-        if wrote == 0 {
+        if wrote == 0 && !more {
             WatchPoll::Idle
         } else {
             WatchPoll::Wrote(wrote)

@@ -56,9 +56,13 @@ impl Registrations {
 }
 
 /// An error on a seed endpoint, in the seed's JSON shape rather than a Kubernetes `Status`.
-fn seed_error(error: &Error) -> ApiResponse {
+pub(super) fn seed_error(error: &Error) -> ApiResponse {
     let body = json!({"status": "error", "code": error.code(), "reason": error.reason(), "message": error.message()});
     ApiResponse::json(error.code(), j::to_vec(&body))
+}
+
+fn worker_method_not_allowed(endpoint: &str) -> Error {
+    Error::MethodNotAllowed(alloc::format!("only POST is served on /api/v1/{endpoint}"))
 }
 
 impl ApiServer {
@@ -84,16 +88,44 @@ impl ApiServer {
         req: &ApiRequest<'_>,
         endpoint: &str,
     ) -> Outcome {
+        if req.body_too_large {
+            return Outcome::Response(seed_error(&Error::TooLarge(alloc::format!(
+                "the request body is larger than the limit of {} bytes",
+                self.config.max_body_bytes
+            ))));
+        }
         let result = match (req.method, endpoint) {
             (Method::Post, "register-worker") => self.register_worker(now, req),
             (Method::Post, "heartbeat") => self.heartbeat(now, req),
             (Method::Post, "sui-events") => self.push_sui_events(now, req),
             (Method::Get, "sui-events") => self.sui_events_position(now, req),
-            _ => Err(Error::MethodNotAllowed(alloc::format!(
-                "only POST is served on /api/v1/{endpoint}"
-            ))),
+            _ => Err(worker_method_not_allowed(endpoint)),
         };
         Outcome::Response(result.unwrap_or_else(|e| seed_error(&e)))
+    }
+
+    /// What a seed endpoint decides before its body is read: the method, and a credential that
+    /// authenticates (the Seal token of `X-Seal-Token` for registration and heartbeats, for any
+    /// node: the body names the node and is checked with it; the relay's bearer for Sui events).
+    pub(super) fn admit_worker_head(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        endpoint: &str,
+    ) -> Result<(), Error> {
+        match (req.method, endpoint) {
+            (Method::Post, "register-worker" | "heartbeat") => {
+                let token = req.seal_token.ok_or_else(|| {
+                    Error::Unauthorized("the X-Seal-Token header is missing".into())
+                })?;
+                self.tokens
+                    .validate(token.trim(), now, None, &self.stakes)
+                    .map(drop)
+                    .map_err(Error::from)
+            }
+            (Method::Post | Method::Get, "sui-events") => self.require_relay(now, req),
+            _ => Err(worker_method_not_allowed(endpoint)),
+        }
     }
 
     /// Parses and authenticates a seed message: header and body tokens agree, the timestamp is
@@ -385,7 +417,11 @@ impl ApiServer {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
-        self.call = super::Call { now, node: None };
+        self.call = super::Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
         for revocation in &outcome.revoked {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);

@@ -7,8 +7,10 @@
 //! ring has moved past that revision (410 Expired for a watcher) the feed resyncs by scanning the
 //! store instead.
 
+pub(crate) mod apf;
 pub(crate) mod cronjob;
 pub(crate) mod deployment;
+pub(crate) mod disruption;
 pub(crate) mod endpoints;
 pub(crate) mod event_ttl;
 pub(crate) mod events;
@@ -17,9 +19,13 @@ pub(crate) mod job;
 pub(crate) mod node_lifecycle;
 pub(crate) mod pod_gc;
 pub(crate) mod replicaset;
+pub(crate) mod resourcequota;
+pub(crate) mod serviceaccount;
 
 #[cfg(test)]
 mod batch_tests;
+#[cfg(test)]
+mod disruption_tests;
 #[cfg(test)]
 mod graceful_tests;
 #[cfg(test)]
@@ -198,6 +204,17 @@ pub(crate) enum Queue {
     PodGc,
     /// PodGC's look at one terminating pod that has no node.
     UnscheduledPod,
+    /// A namespace's `default` ServiceAccount and root-CA ConfigMap; the key's name is the
+    /// namespace's.
+    NamespaceDefaults,
+    /// Every ResourceQuota of the key's namespace (the name is empty).
+    Quota,
+    /// One PodDisruptionBudget.
+    Disruption,
+    /// One FlowSchema's `Dangling` condition.
+    FlowSchemaStatus,
+    /// The mandatory API priority and fairness objects (one was deleted).
+    ApfMandatory,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -361,6 +378,19 @@ impl ApiServer {
                         let key = ObjectKey::new(ResourceId::Pods, &ns, &name);
                         self.gc_unscheduled_terminating(now, &key);
                     }
+                    Work::Sync(Queue::NamespaceDefaults, _, ns) => {
+                        self.sync_namespace_defaults(now, &ns);
+                    }
+                    Work::Sync(Queue::Quota, ns, _) => self.sync_quotas(now, &ns),
+                    Work::Sync(Queue::Disruption, ns, name) => {
+                        self.sync_disruption_budget(now, &ns, &name);
+                    }
+                    Work::Sync(Queue::FlowSchemaStatus, _, name) => {
+                        self.sync_flow_schema_status(now, &name);
+                    }
+                    Work::Sync(Queue::ApfMandatory, ..) => {
+                        self.ensure_apf_configuration(now, true);
+                    }
                 }
             }
             if syncs == 0 {
@@ -432,6 +462,49 @@ impl ApiServer {
         self.observe_object(&event.key, &obj, deleted);
         let ns = &*event.key.namespace;
         let name = &*event.key.name;
+        if let Some(quota_ns) = self.quota_namespace(&event.key) {
+            self.controllers.enqueue(Queue::Quota, &quota_ns, "");
+        }
+        match resource {
+            ResourceId::Namespaces if !deleted => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", name);
+            }
+            ResourceId::ServiceAccounts if deleted && name == "default" => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", ns);
+            }
+            ResourceId::ConfigMaps if name == serviceaccount::ROOT_CA_CONFIGMAP => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", ns);
+            }
+            ResourceId::PodDisruptionBudgets => {
+                self.controllers.enqueue(Queue::Disruption, ns, name);
+            }
+            ResourceId::FlowSchemas | ResourceId::PriorityLevelConfigurations
+                if deleted && Self::is_mandatory_apf(resource, name) =>
+            {
+                self.controllers.enqueue(Queue::ApfMandatory, "", "");
+            }
+            _ => {}
+        }
+        match resource {
+            ResourceId::FlowSchemas if !deleted => {
+                self.controllers.enqueue(Queue::FlowSchemaStatus, "", name);
+            }
+            ResourceId::PriorityLevelConfigurations => {
+                for fs in self.flow_schemas_of(name) {
+                    self.controllers.enqueue(Queue::FlowSchemaStatus, "", &fs);
+                }
+            }
+            _ => {}
+        }
+        if resource == ResourceId::Pods {
+            let mut budgets = self.pdbs_for(ns, &event.object.index.labels);
+            if let Some(prev) = &event.previous {
+                budgets.extend(self.pdbs_for(ns, &prev.index.labels));
+            }
+            for budget in budgets {
+                self.controllers.enqueue(Queue::Disruption, ns, &budget);
+            }
+        }
         if !ns.is_empty() && self.terminating.contains(ns) {
             // Something changed in a namespace being deleted: its deletion may go on.
             self.namespaces_due.insert(String::from(ns));
@@ -663,6 +736,17 @@ impl ApiServer {
             for (key, obj) in objects {
                 self.observe_object(&key, &obj, false);
                 let queue = match key.resource {
+                    ResourceId::Namespaces => {
+                        self.controllers
+                            .enqueue(Queue::NamespaceDefaults, "", &key.name);
+                        continue;
+                    }
+                    ResourceId::ResourceQuotas => {
+                        self.controllers.enqueue(Queue::Quota, &key.namespace, "");
+                        continue;
+                    }
+                    ResourceId::PodDisruptionBudgets => Queue::Disruption,
+                    ResourceId::FlowSchemas => Queue::FlowSchemaStatus,
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
                     ResourceId::ReplicationControllers => Queue::ReplicationController,

@@ -145,6 +145,22 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
         R::CronJobs => serde_json::json!({"metadata": meta, "spec": {"schedule": "",
             "jobTemplate": {"metadata": meta, "spec": {"template": {"metadata": meta,
             "spec": pod_spec}}}}, "status": {}}),
+        R::ValidatingWebhookConfigurations | R::MutatingWebhookConfigurations => {
+            serde_json::json!({"metadata": meta})
+        }
+        R::ResourceQuotas | R::ValidatingAdmissionPolicies => {
+            serde_json::json!({"metadata": meta, "spec": {}, "status": {}})
+        }
+        R::ValidatingAdmissionPolicyBindings => serde_json::json!({"metadata": meta, "spec": {}}),
+        R::PodDisruptionBudgets => serde_json::json!({"metadata": meta, "spec": {},
+            "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                "expectedPods": 0}}),
+        R::RuntimeClasses => serde_json::json!({"metadata": meta, "handler": ""}),
+        R::FlowSchemas => serde_json::json!({"metadata": meta,
+            "spec": {"priorityLevelConfiguration": {"name": ""}}, "status": {}}),
+        R::PriorityLevelConfigurations => {
+            serde_json::json!({"metadata": meta, "spec": {"type": ""}, "status": {}})
+        }
     };
     zero.as_object().cloned().unwrap_or_default()
 }

@@ -124,6 +124,13 @@ pub(super) static ATTACHED_VOLUME: Msg = Msg {
         f(2, "devicePath", Str, 0),
     ],
 };
+pub(super) static AUDIT_ANNOTATION: Msg = Msg {
+    name: "AuditAnnotation",
+    fields: &[
+        f(1, "key", Str, 0),
+        f(2, "valueExpression", Str, 0),
+    ],
+};
 pub(super) static AUTHN_SELF_SUBJECT_REVIEW: Msg = Msg {
     name: "SelfSubjectReview",
     fields: &[
@@ -732,10 +739,31 @@ pub(super) static EVENT_SOURCE: Msg = Msg {
         f(2, "host", Str, OMITEMPTY),
     ],
 };
+pub(super) static EVICTION: Msg = Msg {
+    name: "Eviction",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "deleteOptions", Message(&META_DELETE_OPTIONS), PTR | OMITEMPTY),
+    ],
+};
 pub(super) static EXEC_ACTION: Msg = Msg {
     name: "ExecAction",
     fields: &[
         f(1, "command", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static EXEMPT_PRIORITY_LEVEL_CONFIGURATION: Msg = Msg {
+    name: "ExemptPriorityLevelConfiguration",
+    fields: &[
+        f(1, "nominalConcurrencyShares", I32, PTR | OMITEMPTY),
+        f(2, "lendablePercent", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static EXPRESSION_WARNING: Msg = Msg {
+    name: "ExpressionWarning",
+    fields: &[
+        f(2, "fieldRef", Str, 0),
+        f(3, "warning", Str, 0),
     ],
 };
 pub(super) static FC_VOLUME_SOURCE: Msg = Msg {
@@ -765,6 +793,45 @@ pub(super) static FLOCKER_VOLUME_SOURCE: Msg = Msg {
         f(2, "datasetUUID", Str, OMITEMPTY),
     ],
 };
+pub(super) static FLOW_DISTINGUISHER_METHOD: Msg = Msg {
+    name: "FlowDistinguisherMethod",
+    fields: &[
+        f(1, "type", Str, 0),
+    ],
+};
+pub(super) static FLOW_SCHEMA: Msg = Msg {
+    name: "FlowSchema",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&FLOW_SCHEMA_SPEC), OMITEMPTY),
+        f(3, "status", Message(&FLOW_SCHEMA_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static FLOW_SCHEMA_CONDITION: Msg = Msg {
+    name: "FlowSchemaCondition",
+    fields: &[
+        f(1, "type", Str, OMITEMPTY),
+        f(2, "status", Str, OMITEMPTY),
+        f(3, "lastTransitionTime", Time, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static FLOW_SCHEMA_SPEC: Msg = Msg {
+    name: "FlowSchemaSpec",
+    fields: &[
+        f(1, "priorityLevelConfiguration", Message(&PRIORITY_LEVEL_CONFIGURATION_REFERENCE), 0),
+        f(2, "matchingPrecedence", I32, 0),
+        f(3, "distinguisherMethod", Message(&FLOW_DISTINGUISHER_METHOD), PTR | OMITEMPTY),
+        f(4, "rules", Message(&POLICY_RULES_WITH_SUBJECTS), REP | OMITEMPTY),
+    ],
+};
+pub(super) static FLOW_SCHEMA_STATUS: Msg = Msg {
+    name: "FlowSchemaStatus",
+    fields: &[
+        f(1, "conditions", Message(&FLOW_SCHEMA_CONDITION), REP | OMITEMPTY),
+    ],
+};
 pub(super) static GCE_PERSISTENT_DISK_VOLUME_SOURCE: Msg = Msg {
     name: "GCEPersistentDiskVolumeSource",
     fields: &[
@@ -788,6 +855,12 @@ pub(super) static GLUSTERFS_VOLUME_SOURCE: Msg = Msg {
         f(1, "endpoints", Str, 0),
         f(2, "path", Str, 0),
         f(3, "readOnly", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static GROUP_SUBJECT: Msg = Msg {
+    name: "GroupSubject",
+    fields: &[
+        f(1, "name", Str, 0),
     ],
 };
 pub(super) static GRPC_ACTION: Msg = Msg {
@@ -944,6 +1017,22 @@ pub(super) static LIFECYCLE_HANDLER: Msg = Msg {
         f(4, "sleep", Message(&SLEEP_ACTION), PTR | OMITEMPTY),
     ],
 };
+pub(super) static LIMITED_PRIORITY_LEVEL_CONFIGURATION: Msg = Msg {
+    name: "LimitedPriorityLevelConfiguration",
+    fields: &[
+        f(1, "nominalConcurrencyShares", I32, PTR),
+        f(2, "limitResponse", Message(&LIMIT_RESPONSE), OMITEMPTY),
+        f(3, "lendablePercent", I32, PTR | OMITEMPTY),
+        f(4, "borrowingLimitPercent", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static LIMIT_RESPONSE: Msg = Msg {
+    name: "LimitResponse",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "queuing", Message(&QUEUING_CONFIGURATION), PTR | OMITEMPTY),
+    ],
+};
 pub(super) static LINUX_CONTAINER_USER: Msg = Msg {
     name: "LinuxContainerUser",
     fields: &[
@@ -971,6 +1060,23 @@ pub(super) static LOCAL_OBJECT_REFERENCE: Msg = Msg {
     name: "LocalObjectReference",
     fields: &[
         f(1, "name", Str, OMITEMPTY),
+    ],
+};
+pub(super) static MATCH_CONDITION: Msg = Msg {
+    name: "MatchCondition",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "expression", Str, 0),
+    ],
+};
+pub(super) static MATCH_RESOURCES: Msg = Msg {
+    name: "MatchResources",
+    fields: &[
+        f(1, "namespaceSelector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(2, "objectSelector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(3, "resourceRules", Message(&NAMED_RULE_WITH_OPERATIONS), REP | OMITEMPTY),
+        f(4, "excludeResourceRules", Message(&NAMED_RULE_WITH_OPERATIONS), REP | OMITEMPTY),
+        f(7, "matchPolicy", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static META_CONDITION: Msg = Msg {
@@ -1125,6 +1231,37 @@ pub(super) static META_WATCH_EVENT: Msg = Msg {
     fields: &[
         f(1, "type", Str, 0),
         f(2, "object", RawJson, 0),
+    ],
+};
+pub(super) static MUTATING_WEBHOOK: Msg = Msg {
+    name: "MutatingWebhook",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "clientConfig", Message(&WEBHOOK_CLIENT_CONFIG), 0),
+        f(3, "rules", Message(&RULE_WITH_OPERATIONS), REP | OMITEMPTY),
+        f(4, "failurePolicy", Str, PTR | OMITEMPTY),
+        f(5, "namespaceSelector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(6, "sideEffects", Str, PTR),
+        f(7, "timeoutSeconds", I32, PTR | OMITEMPTY),
+        f(8, "admissionReviewVersions", Str, REP),
+        f(9, "matchPolicy", Str, PTR | OMITEMPTY),
+        f(10, "reinvocationPolicy", Str, PTR | OMITEMPTY),
+        f(11, "objectSelector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(12, "matchConditions", Message(&MATCH_CONDITION), REP | OMITEMPTY),
+    ],
+};
+pub(super) static MUTATING_WEBHOOK_CONFIGURATION: Msg = Msg {
+    name: "MutatingWebhookConfiguration",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "webhooks", Message(&MUTATING_WEBHOOK), REP | OMITEMPTY),
+    ],
+};
+pub(super) static NAMED_RULE_WITH_OPERATIONS: Msg = Msg {
+    name: "NamedRuleWithOperations",
+    fields: &[
+        f(1, "resourceNames", Str, REP | OMITEMPTY),
+        f(2, "", Message(&RULE_WITH_OPERATIONS), INLINE),
     ],
 };
 pub(super) static NAMESPACE: Msg = Msg {
@@ -1306,6 +1443,13 @@ pub(super) static NODE_SYSTEM_INFO: Msg = Msg {
         f(10, "architecture", Str, 0),
     ],
 };
+pub(super) static NON_RESOURCE_POLICY_RULE: Msg = Msg {
+    name: "NonResourcePolicyRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(6, "nonResourceURLs", Str, REP),
+    ],
+};
 pub(super) static OBJECT_FIELD_SELECTOR: Msg = Msg {
     name: "ObjectFieldSelector",
     fields: &[
@@ -1323,6 +1467,28 @@ pub(super) static OBJECT_REFERENCE: Msg = Msg {
         f(5, "apiVersion", Str, OMITEMPTY),
         f(6, "resourceVersion", Str, OMITEMPTY),
         f(7, "fieldPath", Str, OMITEMPTY),
+    ],
+};
+pub(super) static OVERHEAD: Msg = Msg {
+    name: "Overhead",
+    fields: &[
+        f(1, "podFixed", Quantity, MAP | OMITEMPTY),
+    ],
+};
+pub(super) static PARAM_KIND: Msg = Msg {
+    name: "ParamKind",
+    fields: &[
+        f(1, "apiVersion", Str, OMITEMPTY),
+        f(2, "kind", Str, OMITEMPTY),
+    ],
+};
+pub(super) static PARAM_REF: Msg = Msg {
+    name: "ParamRef",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "namespace", Str, OMITEMPTY),
+        f(3, "selector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(4, "parameterNotFoundAction", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static PERSISTENT_VOLUME_CLAIM_SPEC: Msg = Msg {
@@ -1402,6 +1568,35 @@ pub(super) static POD_CONDITION: Msg = Msg {
         f(4, "lastTransitionTime", Time, OMITEMPTY),
         f(5, "reason", Str, OMITEMPTY),
         f(6, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static POD_DISRUPTION_BUDGET: Msg = Msg {
+    name: "PodDisruptionBudget",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&POD_DISRUPTION_BUDGET_SPEC), OMITEMPTY),
+        f(3, "status", Message(&POD_DISRUPTION_BUDGET_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static POD_DISRUPTION_BUDGET_SPEC: Msg = Msg {
+    name: "PodDisruptionBudgetSpec",
+    fields: &[
+        f(1, "minAvailable", IntOrString, PTR | OMITEMPTY),
+        f(2, "selector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(3, "maxUnavailable", IntOrString, PTR | OMITEMPTY),
+        f(4, "unhealthyPodEvictionPolicy", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static POD_DISRUPTION_BUDGET_STATUS: Msg = Msg {
+    name: "PodDisruptionBudgetStatus",
+    fields: &[
+        f(1, "observedGeneration", I64, OMITEMPTY),
+        f(2, "disruptedPods", Time, MAP | OMITEMPTY),
+        f(3, "disruptionsAllowed", I32, 0),
+        f(4, "currentHealthy", I32, 0),
+        f(5, "desiredHealthy", I32, 0),
+        f(6, "expectedPods", I32, 0),
+        f(7, "conditions", Message(&META_CONDITION), REP | OMITEMPTY),
     ],
 };
 pub(super) static POD_DNS_CONFIG: Msg = Msg {
@@ -1585,6 +1780,14 @@ pub(super) static POD_TEMPLATE_SPEC: Msg = Msg {
         f(2, "spec", Message(&POD_SPEC), OMITEMPTY),
     ],
 };
+pub(super) static POLICY_RULES_WITH_SUBJECTS: Msg = Msg {
+    name: "PolicyRulesWithSubjects",
+    fields: &[
+        f(1, "subjects", Message(&SUBJECT), REP),
+        f(2, "resourceRules", Message(&RESOURCE_POLICY_RULE), REP | OMITEMPTY),
+        f(3, "nonResourceRules", Message(&NON_RESOURCE_POLICY_RULE), REP | OMITEMPTY),
+    ],
+};
 pub(super) static PORTWORX_VOLUME_SOURCE: Msg = Msg {
     name: "PortworxVolumeSource",
     fields: &[
@@ -1606,6 +1809,44 @@ pub(super) static PREFERRED_SCHEDULING_TERM: Msg = Msg {
     fields: &[
         f(1, "weight", I32, 0),
         f(2, "preference", Message(&NODE_SELECTOR_TERM), 0),
+    ],
+};
+pub(super) static PRIORITY_LEVEL_CONFIGURATION: Msg = Msg {
+    name: "PriorityLevelConfiguration",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&PRIORITY_LEVEL_CONFIGURATION_SPEC), OMITEMPTY),
+        f(3, "status", Message(&PRIORITY_LEVEL_CONFIGURATION_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static PRIORITY_LEVEL_CONFIGURATION_CONDITION: Msg = Msg {
+    name: "PriorityLevelConfigurationCondition",
+    fields: &[
+        f(1, "type", Str, OMITEMPTY),
+        f(2, "status", Str, OMITEMPTY),
+        f(3, "lastTransitionTime", Time, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static PRIORITY_LEVEL_CONFIGURATION_REFERENCE: Msg = Msg {
+    name: "PriorityLevelConfigurationReference",
+    fields: &[
+        f(1, "name", Str, 0),
+    ],
+};
+pub(super) static PRIORITY_LEVEL_CONFIGURATION_SPEC: Msg = Msg {
+    name: "PriorityLevelConfigurationSpec",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "limited", Message(&LIMITED_PRIORITY_LEVEL_CONFIGURATION), PTR | OMITEMPTY),
+        f(3, "exempt", Message(&EXEMPT_PRIORITY_LEVEL_CONFIGURATION), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static PRIORITY_LEVEL_CONFIGURATION_STATUS: Msg = Msg {
+    name: "PriorityLevelConfigurationStatus",
+    fields: &[
+        f(1, "conditions", Message(&PRIORITY_LEVEL_CONFIGURATION_CONDITION), REP | OMITEMPTY),
     ],
 };
 pub(super) static PROBE: Msg = Msg {
@@ -1634,6 +1875,14 @@ pub(super) static PROJECTED_VOLUME_SOURCE: Msg = Msg {
     fields: &[
         f(1, "sources", Message(&VOLUME_PROJECTION), REP),
         f(2, "defaultMode", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static QUEUING_CONFIGURATION: Msg = Msg {
+    name: "QueuingConfiguration",
+    fields: &[
+        f(1, "queues", I32, 0),
+        f(2, "handSize", I32, 0),
+        f(3, "queueLengthLimit", I32, 0),
     ],
 };
 pub(super) static QUOBYTE_VOLUME_SOURCE: Msg = Msg {
@@ -1720,6 +1969,39 @@ pub(super) static RESOURCE_HEALTH: Msg = Msg {
         f(2, "health", Str, OMITEMPTY),
     ],
 };
+pub(super) static RESOURCE_POLICY_RULE: Msg = Msg {
+    name: "ResourcePolicyRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(2, "apiGroups", Str, REP),
+        f(3, "resources", Str, REP),
+        f(4, "clusterScope", Bool, OMITEMPTY),
+        f(5, "namespaces", Str, REP),
+    ],
+};
+pub(super) static RESOURCE_QUOTA: Msg = Msg {
+    name: "ResourceQuota",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&RESOURCE_QUOTA_SPEC), OMITEMPTY),
+        f(3, "status", Message(&RESOURCE_QUOTA_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static RESOURCE_QUOTA_SPEC: Msg = Msg {
+    name: "ResourceQuotaSpec",
+    fields: &[
+        f(1, "hard", Quantity, MAP | OMITEMPTY),
+        f(2, "scopes", Str, REP | OMITEMPTY),
+        f(3, "scopeSelector", Message(&SCOPE_SELECTOR), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static RESOURCE_QUOTA_STATUS: Msg = Msg {
+    name: "ResourceQuotaStatus",
+    fields: &[
+        f(1, "hard", Quantity, MAP | OMITEMPTY),
+        f(2, "used", Quantity, MAP | OMITEMPTY),
+    ],
+};
 pub(super) static RESOURCE_REQUIREMENTS: Msg = Msg {
     name: "ResourceRequirements",
     fields: &[
@@ -1735,6 +2017,31 @@ pub(super) static RESOURCE_STATUS: Msg = Msg {
         f(2, "resources", Message(&RESOURCE_HEALTH), REP | OMITEMPTY),
     ],
 };
+pub(super) static RULE: Msg = Msg {
+    name: "Rule",
+    fields: &[
+        f(1, "apiGroups", Str, REP | OMITEMPTY),
+        f(2, "apiVersions", Str, REP | OMITEMPTY),
+        f(3, "resources", Str, REP | OMITEMPTY),
+        f(4, "scope", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static RULE_WITH_OPERATIONS: Msg = Msg {
+    name: "RuleWithOperations",
+    fields: &[
+        f(1, "operations", Str, REP | OMITEMPTY),
+        f(2, "", Message(&RULE), INLINE),
+    ],
+};
+pub(super) static RUNTIME_CLASS: Msg = Msg {
+    name: "RuntimeClass",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "handler", Str, 0),
+        f(3, "overhead", Message(&OVERHEAD), PTR | OMITEMPTY),
+        f(4, "scheduling", Message(&SCHEDULING), PTR | OMITEMPTY),
+    ],
+};
 pub(super) static SCALE_IO_VOLUME_SOURCE: Msg = Msg {
     name: "ScaleIOVolumeSource",
     fields: &[
@@ -1748,6 +2055,27 @@ pub(super) static SCALE_IO_VOLUME_SOURCE: Msg = Msg {
         f(8, "volumeName", Str, OMITEMPTY),
         f(9, "fsType", Str, OMITEMPTY),
         f(10, "readOnly", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static SCHEDULING: Msg = Msg {
+    name: "Scheduling",
+    fields: &[
+        f(1, "nodeSelector", Str, MAP | OMITEMPTY),
+        f(2, "tolerations", Message(&TOLERATION), REP | OMITEMPTY),
+    ],
+};
+pub(super) static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Msg = Msg {
+    name: "ScopedResourceSelectorRequirement",
+    fields: &[
+        f(1, "scopeName", Str, 0),
+        f(2, "operator", Str, 0),
+        f(3, "values", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static SCOPE_SELECTOR: Msg = Msg {
+    name: "ScopeSelector",
+    fields: &[
+        f(1, "matchExpressions", Message(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT), REP | OMITEMPTY),
     ],
 };
 pub(super) static SECCOMP_PROFILE: Msg = Msg {
@@ -1833,6 +2161,13 @@ pub(super) static SERVICE_ACCOUNT: Msg = Msg {
         f(4, "automountServiceAccountToken", Bool, PTR | OMITEMPTY),
     ],
 };
+pub(super) static SERVICE_ACCOUNT_SUBJECT: Msg = Msg {
+    name: "ServiceAccountSubject",
+    fields: &[
+        f(1, "namespace", Str, 0),
+        f(2, "name", Str, 0),
+    ],
+};
 pub(super) static SERVICE_ACCOUNT_TOKEN_PROJECTION: Msg = Msg {
     name: "ServiceAccountTokenProjection",
     fields: &[
@@ -1850,6 +2185,15 @@ pub(super) static SERVICE_PORT: Msg = Msg {
         f(4, "targetPort", IntOrString, OMITEMPTY),
         f(5, "nodePort", I32, OMITEMPTY),
         f(6, "appProtocol", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static SERVICE_REFERENCE: Msg = Msg {
+    name: "ServiceReference",
+    fields: &[
+        f(1, "namespace", Str, 0),
+        f(2, "name", Str, 0),
+        f(3, "path", Str, PTR | OMITEMPTY),
+        f(4, "port", I32, PTR | OMITEMPTY),
     ],
 };
 pub(super) static SERVICE_SPEC: Msg = Msg {
@@ -1913,6 +2257,15 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
         f(3, "fsType", Str, OMITEMPTY),
         f(4, "readOnly", Bool, OMITEMPTY),
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static SUBJECT: Msg = Msg {
+    name: "Subject",
+    fields: &[
+        f(1, "kind", Str, 0),
+        f(2, "user", Message(&USER_SUBJECT), PTR | OMITEMPTY),
+        f(3, "group", Message(&GROUP_SUBJECT), PTR | OMITEMPTY),
+        f(4, "serviceAccount", Message(&SERVICE_ACCOUNT_SUBJECT), PTR | OMITEMPTY),
     ],
 };
 pub(super) static SUCCESS_POLICY: Msg = Msg {
@@ -1991,11 +2344,106 @@ pub(super) static TYPED_OBJECT_REFERENCE: Msg = Msg {
         f(4, "namespace", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static TYPE_CHECKING: Msg = Msg {
+    name: "TypeChecking",
+    fields: &[
+        f(1, "expressionWarnings", Message(&EXPRESSION_WARNING), REP | OMITEMPTY),
+    ],
+};
 pub(super) static UNCOUNTED_TERMINATED_PODS: Msg = Msg {
     name: "UncountedTerminatedPods",
     fields: &[
         f(1, "succeeded", Str, REP | OMITEMPTY),
         f(2, "failed", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static USER_SUBJECT: Msg = Msg {
+    name: "UserSubject",
+    fields: &[
+        f(1, "name", Str, 0),
+    ],
+};
+pub(super) static VALIDATING_ADMISSION_POLICY: Msg = Msg {
+    name: "ValidatingAdmissionPolicy",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&VALIDATING_ADMISSION_POLICY_SPEC), OMITEMPTY),
+        f(3, "status", Message(&VALIDATING_ADMISSION_POLICY_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATING_ADMISSION_POLICY_BINDING: Msg = Msg {
+    name: "ValidatingAdmissionPolicyBinding",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&VALIDATING_ADMISSION_POLICY_BINDING_SPEC), OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATING_ADMISSION_POLICY_BINDING_SPEC: Msg = Msg {
+    name: "ValidatingAdmissionPolicyBindingSpec",
+    fields: &[
+        f(1, "policyName", Str, OMITEMPTY),
+        f(2, "paramRef", Message(&PARAM_REF), PTR | OMITEMPTY),
+        f(3, "matchResources", Message(&MATCH_RESOURCES), PTR | OMITEMPTY),
+        f(4, "validationActions", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATING_ADMISSION_POLICY_SPEC: Msg = Msg {
+    name: "ValidatingAdmissionPolicySpec",
+    fields: &[
+        f(1, "paramKind", Message(&PARAM_KIND), PTR | OMITEMPTY),
+        f(2, "matchConstraints", Message(&MATCH_RESOURCES), PTR | OMITEMPTY),
+        f(3, "validations", Message(&VALIDATION), REP | OMITEMPTY),
+        f(4, "failurePolicy", Str, PTR | OMITEMPTY),
+        f(5, "auditAnnotations", Message(&AUDIT_ANNOTATION), REP | OMITEMPTY),
+        f(6, "matchConditions", Message(&MATCH_CONDITION), REP | OMITEMPTY),
+        f(7, "variables", Message(&VARIABLE), REP | OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATING_ADMISSION_POLICY_STATUS: Msg = Msg {
+    name: "ValidatingAdmissionPolicyStatus",
+    fields: &[
+        f(1, "observedGeneration", I64, OMITEMPTY),
+        f(2, "typeChecking", Message(&TYPE_CHECKING), PTR | OMITEMPTY),
+        f(3, "conditions", Message(&META_CONDITION), REP | OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATING_WEBHOOK: Msg = Msg {
+    name: "ValidatingWebhook",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "clientConfig", Message(&WEBHOOK_CLIENT_CONFIG), 0),
+        f(3, "rules", Message(&RULE_WITH_OPERATIONS), REP | OMITEMPTY),
+        f(4, "failurePolicy", Str, PTR | OMITEMPTY),
+        f(5, "namespaceSelector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(6, "sideEffects", Str, PTR),
+        f(7, "timeoutSeconds", I32, PTR | OMITEMPTY),
+        f(8, "admissionReviewVersions", Str, REP),
+        f(9, "matchPolicy", Str, PTR | OMITEMPTY),
+        f(10, "objectSelector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+        f(11, "matchConditions", Message(&MATCH_CONDITION), REP | OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATING_WEBHOOK_CONFIGURATION: Msg = Msg {
+    name: "ValidatingWebhookConfiguration",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "webhooks", Message(&VALIDATING_WEBHOOK), REP | OMITEMPTY),
+    ],
+};
+pub(super) static VALIDATION: Msg = Msg {
+    name: "Validation",
+    fields: &[
+        f(1, "expression", Str, 0),
+        f(2, "message", Str, OMITEMPTY),
+        f(3, "reason", Str, PTR | OMITEMPTY),
+        f(4, "messageExpression", Str, OMITEMPTY),
+    ],
+};
+pub(super) static VARIABLE: Msg = Msg {
+    name: "Variable",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "expression", Str, 0),
     ],
 };
 pub(super) static VOLUME: Msg = Msg {
@@ -2092,6 +2540,14 @@ pub(super) static VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE: Msg = Msg {
         f(2, "fsType", Str, OMITEMPTY),
         f(3, "storagePolicyName", Str, OMITEMPTY),
         f(4, "storagePolicyID", Str, OMITEMPTY),
+    ],
+};
+pub(super) static WEBHOOK_CLIENT_CONFIG: Msg = Msg {
+    name: "WebhookClientConfig",
+    fields: &[
+        f(1, "service", Message(&SERVICE_REFERENCE), PTR | OMITEMPTY),
+        f(2, "caBundle", Bytes, OMITEMPTY),
+        f(3, "url", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static WEIGHTED_POD_AFFINITY_TERM: Msg = Msg {

@@ -692,7 +692,7 @@ fn delete_options_and_envelope_fallbacks() {
         3
     );
     // A kind we have no table for, or a compressed envelope: 415, the client should send JSON.
-    let job = envelope("policy/v1", "PodDisruptionBudget", &[meta("j")]);
+    let job = envelope("storage.k8s.io/v1", "StorageClass", &[meta("j")]);
     assert!(matches!(
         decode(ResourceId::Pods, &job),
         Err(Error::UnsupportedMediaType(_))

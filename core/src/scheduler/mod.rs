@@ -349,7 +349,11 @@ impl ApiServer {
     /// Makes up to `budget` scheduling attempts at `now`; returns how many were made. Part of
     /// `handle_timeout`, public for benchmarks and tests that drive the scheduler alone.
     pub fn schedule_pending(&mut self, now: UnixTime, budget: usize) -> usize {
-        self.call = crate::api::Call { now, node: None };
+        self.call = crate::api::Call {
+            now,
+            node: None,
+            warnings: Vec::new(),
+        };
         let mut attempts = 0;
         while attempts < budget {
             let Some((key, ticket)) = self.scheduler.queue.pop() else {

@@ -24,6 +24,15 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::ReplicationControllers => &REPLICATION_CONTROLLER,
         ResourceId::Jobs => &BATCH_JOB,
         ResourceId::CronJobs => &BATCH_CRON_JOB,
+        ResourceId::ResourceQuotas => &RESOURCE_QUOTA,
+        ResourceId::PodDisruptionBudgets => &POLICY_POD_DISRUPTION_BUDGET,
+        ResourceId::RuntimeClasses => &NODE_RUNTIME_CLASS,
+        ResourceId::FlowSchemas => &FLOWCONTROL_FLOW_SCHEMA,
+        ResourceId::PriorityLevelConfigurations => &FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION,
+        ResourceId::ValidatingWebhookConfigurations => &ADMISSIONREGISTRATION_VALIDATING_WEBHOOK_CONFIGURATION,
+        ResourceId::MutatingWebhookConfigurations => &ADMISSIONREGISTRATION_MUTATING_WEBHOOK_CONFIGURATION,
+        ResourceId::ValidatingAdmissionPolicies => &ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY,
+        ResourceId::ValidatingAdmissionPolicyBindings => &ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING,
     }
 }
 
@@ -35,10 +44,237 @@ pub(super) static KEY_DEFAULTS: &[(&str, &str)] = &[
     ("protocol", "TCP"),
     ("resourceID", ""),
     ("topologyKey", ""),
-    ("type", ""),
     ("uid", ""),
     ("whenUnsatisfiable", ""),
 ];
+
+pub(super) static ADMISSIONREGISTRATION_AUDIT_ANNOTATION: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.AuditAnnotation",
+    fields: &[
+        f("key", Any),
+        f("valueExpression", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_EXPRESSION_WARNING: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ExpressionWarning",
+    fields: &[
+        f("fieldRef", Any),
+        f("warning", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_MATCH_CONDITION: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.MatchCondition",
+    fields: &[
+        f("expression", Any),
+        f("name", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_MATCH_RESOURCES: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.MatchResources",
+    fields: &[
+        f("excludeResourceRules", List(Item::Of(&ADMISSIONREGISTRATION_NAMED_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
+        f("matchPolicy", Any),
+        atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
+        atomic("objectSelector", Object(&META_LABEL_SELECTOR)),
+        f("resourceRules", List(Item::Of(&ADMISSIONREGISTRATION_NAMED_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_MUTATING_WEBHOOK: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.MutatingWebhook",
+    fields: &[
+        f("admissionReviewVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("clientConfig", Object(&ADMISSIONREGISTRATION_WEBHOOK_CLIENT_CONFIG)),
+        f("failurePolicy", Any),
+        f("matchConditions", List(Item::Of(&ADMISSIONREGISTRATION_MATCH_CONDITION), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+        f("matchPolicy", Any),
+        f("name", Any),
+        atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
+        atomic("objectSelector", Object(&META_LABEL_SELECTOR)),
+        f("reinvocationPolicy", Any),
+        f("rules", List(Item::Of(&ADMISSIONREGISTRATION_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
+        f("sideEffects", Any),
+        f("timeoutSeconds", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_MUTATING_WEBHOOK_CONFIGURATION: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("webhooks", List(Item::Of(&ADMISSIONREGISTRATION_MUTATING_WEBHOOK), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_NAMED_RULE_WITH_OPERATIONS: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.NamedRuleWithOperations",
+    fields: &[
+        f("apiGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("apiVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("operations", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("resourceNames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("resources", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("scope", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_PARAM_KIND: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ParamKind",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_PARAM_REF: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ParamRef",
+    fields: &[
+        f("name", Any),
+        f("namespace", Any),
+        f("parameterNotFoundAction", Any),
+        atomic("selector", Object(&META_LABEL_SELECTOR)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_RULE_WITH_OPERATIONS: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.RuleWithOperations",
+    fields: &[
+        f("apiGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("apiVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("operations", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("resources", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("scope", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_SERVICE_REFERENCE: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ServiceReference",
+    fields: &[
+        f("name", Any),
+        f("namespace", Any),
+        f("path", Any),
+        f("port", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_TYPE_CHECKING: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.TypeChecking",
+    fields: &[
+        f("expressionWarnings", List(Item::Of(&ADMISSIONREGISTRATION_EXPRESSION_WARNING), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_SPEC)),
+        f("status", Object(&ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_STATUS)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING_SPEC)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING_SPEC: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec",
+    fields: &[
+        atomic("matchResources", Object(&ADMISSIONREGISTRATION_MATCH_RESOURCES)),
+        atomic("paramRef", Object(&ADMISSIONREGISTRATION_PARAM_REF)),
+        f("policyName", Any),
+        f("validationActions", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_SPEC: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec",
+    fields: &[
+        f("auditAnnotations", List(Item::Of(&ADMISSIONREGISTRATION_AUDIT_ANNOTATION), ListKind::Atomic, MergeKind::Replace)),
+        f("failurePolicy", Any),
+        f("matchConditions", List(Item::Of(&ADMISSIONREGISTRATION_MATCH_CONDITION), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+        atomic("matchConstraints", Object(&ADMISSIONREGISTRATION_MATCH_RESOURCES)),
+        atomic("paramKind", Object(&ADMISSIONREGISTRATION_PARAM_KIND)),
+        f("validations", List(Item::Of(&ADMISSIONREGISTRATION_VALIDATION), ListKind::Atomic, MergeKind::Replace)),
+        f("variables", List(Item::Of(&ADMISSIONREGISTRATION_VARIABLE), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_STATUS: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyStatus",
+    fields: &[
+        f("conditions", List(Item::Of(&META_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::Replace)),
+        f("observedGeneration", Any),
+        f("typeChecking", Object(&ADMISSIONREGISTRATION_TYPE_CHECKING)),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_WEBHOOK: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
+    fields: &[
+        f("admissionReviewVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("clientConfig", Object(&ADMISSIONREGISTRATION_WEBHOOK_CLIENT_CONFIG)),
+        f("failurePolicy", Any),
+        f("matchConditions", List(Item::Of(&ADMISSIONREGISTRATION_MATCH_CONDITION), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+        f("matchPolicy", Any),
+        f("name", Any),
+        atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
+        atomic("objectSelector", Object(&META_LABEL_SELECTOR)),
+        f("rules", List(Item::Of(&ADMISSIONREGISTRATION_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
+        f("sideEffects", Any),
+        f("timeoutSeconds", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATING_WEBHOOK_CONFIGURATION: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("webhooks", List(Item::Of(&ADMISSIONREGISTRATION_VALIDATING_WEBHOOK), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VALIDATION: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.Validation",
+    fields: &[
+        f("expression", Any),
+        f("message", Any),
+        f("messageExpression", Any),
+        f("reason", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_VARIABLE: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.Variable",
+    fields: &[
+        f("expression", Any),
+        f("name", Any),
+    ],
+};
+
+pub(super) static ADMISSIONREGISTRATION_WEBHOOK_CLIENT_CONFIG: Type = Type {
+    name: "io.k8s.api.admissionregistration.v1.WebhookClientConfig",
+    fields: &[
+        f("caBundle", Any),
+        f("service", Object(&ADMISSIONREGISTRATION_SERVICE_REFERENCE)),
+        f("url", Any),
+    ],
+};
 
 pub(super) static AFFINITY: Type = Type {
     name: "io.k8s.api.core.v1.Affinity",
@@ -850,6 +1086,192 @@ pub(super) static FLOCKER_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static FLOWCONTROL_EXEMPT_PRIORITY_LEVEL_CONFIGURATION: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.ExemptPriorityLevelConfiguration",
+    fields: &[
+        f("lendablePercent", Any),
+        f("nominalConcurrencyShares", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_FLOW_DISTINGUISHER_METHOD: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.FlowDistinguisherMethod",
+    fields: &[
+        f("type", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_FLOW_SCHEMA: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.FlowSchema",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&FLOWCONTROL_FLOW_SCHEMA_SPEC)),
+        f("status", Object(&FLOWCONTROL_FLOW_SCHEMA_STATUS)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_FLOW_SCHEMA_CONDITION: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.FlowSchemaCondition",
+    fields: &[
+        f("lastTransitionTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_FLOW_SCHEMA_SPEC: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.FlowSchemaSpec",
+    fields: &[
+        f("distinguisherMethod", Object(&FLOWCONTROL_FLOW_DISTINGUISHER_METHOD)),
+        f("matchingPrecedence", Any),
+        f("priorityLevelConfiguration", Object(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_REFERENCE)),
+        f("rules", List(Item::Of(&FLOWCONTROL_POLICY_RULES_WITH_SUBJECTS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_FLOW_SCHEMA_STATUS: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.FlowSchemaStatus",
+    fields: &[
+        f("conditions", List(Item::Of(&FLOWCONTROL_FLOW_SCHEMA_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
+    ],
+};
+
+pub(super) static FLOWCONTROL_GROUP_SUBJECT: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.GroupSubject",
+    fields: &[
+        f("name", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_LIMITED_PRIORITY_LEVEL_CONFIGURATION: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.LimitedPriorityLevelConfiguration",
+    fields: &[
+        f("borrowingLimitPercent", Any),
+        f("lendablePercent", Any),
+        f("limitResponse", Object(&FLOWCONTROL_LIMIT_RESPONSE)),
+        f("nominalConcurrencyShares", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_LIMIT_RESPONSE: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.LimitResponse",
+    fields: &[
+        f("queuing", Object(&FLOWCONTROL_QUEUING_CONFIGURATION)),
+        f("type", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_NON_RESOURCE_POLICY_RULE: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.NonResourcePolicyRule",
+    fields: &[
+        f("nonResourceURLs", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("verbs", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_POLICY_RULES_WITH_SUBJECTS: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.PolicyRulesWithSubjects",
+    fields: &[
+        f("nonResourceRules", List(Item::Of(&FLOWCONTROL_NON_RESOURCE_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
+        f("resourceRules", List(Item::Of(&FLOWCONTROL_RESOURCE_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
+        f("subjects", List(Item::Of(&FLOWCONTROL_SUBJECT), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfiguration",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_SPEC)),
+        f("status", Object(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_STATUS)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_CONDITION: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfigurationCondition",
+    fields: &[
+        f("lastTransitionTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_REFERENCE: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfigurationReference",
+    fields: &[
+        f("name", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_SPEC: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfigurationSpec",
+    fields: &[
+        f("exempt", Object(&FLOWCONTROL_EXEMPT_PRIORITY_LEVEL_CONFIGURATION)),
+        f("limited", Object(&FLOWCONTROL_LIMITED_PRIORITY_LEVEL_CONFIGURATION)),
+        f("type", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_STATUS: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfigurationStatus",
+    fields: &[
+        f("conditions", List(Item::Of(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
+    ],
+};
+
+pub(super) static FLOWCONTROL_QUEUING_CONFIGURATION: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.QueuingConfiguration",
+    fields: &[
+        f("handSize", Any),
+        f("queueLengthLimit", Any),
+        f("queues", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_RESOURCE_POLICY_RULE: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.ResourcePolicyRule",
+    fields: &[
+        f("apiGroups", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("clusterScope", Any),
+        f("namespaces", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("resources", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("verbs", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_SERVICE_ACCOUNT_SUBJECT: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.ServiceAccountSubject",
+    fields: &[
+        f("name", Any),
+        f("namespace", Any),
+    ],
+};
+
+pub(super) static FLOWCONTROL_SUBJECT: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.Subject",
+    fields: &[
+        f("group", Object(&FLOWCONTROL_GROUP_SUBJECT)),
+        f("kind", Any),
+        f("serviceAccount", Object(&FLOWCONTROL_SERVICE_ACCOUNT_SUBJECT)),
+        f("user", Object(&FLOWCONTROL_USER_SUBJECT)),
+    ],
+};
+
+pub(super) static FLOWCONTROL_USER_SUBJECT: Type = Type {
+    name: "io.k8s.api.flowcontrol.v1.UserSubject",
+    fields: &[
+        f("name", Any),
+    ],
+};
+
 pub(super) static GCE_PERSISTENT_DISK_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GCEPersistentDiskVolumeSource",
     fields: &[
@@ -1204,6 +1626,25 @@ pub(super) static NODE_FEATURES: Type = Type {
     ],
 };
 
+pub(super) static NODE_OVERHEAD: Type = Type {
+    name: "io.k8s.api.node.v1.Overhead",
+    fields: &[
+        f("podFixed", Map(Item::Any)),
+    ],
+};
+
+pub(super) static NODE_RUNTIME_CLASS: Type = Type {
+    name: "io.k8s.api.node.v1.RuntimeClass",
+    fields: &[
+        f("apiVersion", Any),
+        f("handler", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("overhead", Object(&NODE_OVERHEAD)),
+        f("scheduling", Object(&NODE_SCHEDULING)),
+    ],
+};
+
 pub(super) static NODE_RUNTIME_HANDLER: Type = Type {
     name: "io.k8s.api.core.v1.NodeRuntimeHandler",
     fields: &[
@@ -1217,6 +1658,14 @@ pub(super) static NODE_RUNTIME_HANDLER_FEATURES: Type = Type {
     fields: &[
         f("recursiveReadOnlyMounts", Any),
         f("userNamespaces", Any),
+    ],
+};
+
+pub(super) static NODE_SCHEDULING: Type = Type {
+    name: "io.k8s.api.node.v1.Scheduling",
+    fields: &[
+        atomic("nodeSelector", Map(Item::Any)),
+        f("tolerations", List(Item::Of(&TOLERATION), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -1570,6 +2019,40 @@ pub(super) static POD_TEMPLATE_SPEC: Type = Type {
     ],
 };
 
+pub(super) static POLICY_POD_DISRUPTION_BUDGET: Type = Type {
+    name: "io.k8s.api.policy.v1.PodDisruptionBudget",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&POLICY_POD_DISRUPTION_BUDGET_SPEC)),
+        f("status", Object(&POLICY_POD_DISRUPTION_BUDGET_STATUS)),
+    ],
+};
+
+pub(super) static POLICY_POD_DISRUPTION_BUDGET_SPEC: Type = Type {
+    name: "io.k8s.api.policy.v1.PodDisruptionBudgetSpec",
+    fields: &[
+        f("maxUnavailable", Any),
+        f("minAvailable", Any),
+        atomic("selector", Object(&META_LABEL_SELECTOR)),
+        f("unhealthyPodEvictionPolicy", Any),
+    ],
+};
+
+pub(super) static POLICY_POD_DISRUPTION_BUDGET_STATUS: Type = Type {
+    name: "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
+    fields: &[
+        f("conditions", List(Item::Of(&META_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
+        f("currentHealthy", Any),
+        f("desiredHealthy", Any),
+        f("disruptedPods", Map(Item::Any)),
+        f("disruptionsAllowed", Any),
+        f("expectedPods", Any),
+        f("observedGeneration", Any),
+    ],
+};
+
 pub(super) static PORTWORX_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.PortworxVolumeSource",
     fields: &[
@@ -1715,6 +2198,34 @@ pub(super) static RESOURCE_HEALTH: Type = Type {
     ],
 };
 
+pub(super) static RESOURCE_QUOTA: Type = Type {
+    name: "io.k8s.api.core.v1.ResourceQuota",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&RESOURCE_QUOTA_SPEC)),
+        f("status", Object(&RESOURCE_QUOTA_STATUS)),
+    ],
+};
+
+pub(super) static RESOURCE_QUOTA_SPEC: Type = Type {
+    name: "io.k8s.api.core.v1.ResourceQuotaSpec",
+    fields: &[
+        f("hard", Map(Item::Any)),
+        atomic("scopeSelector", Object(&SCOPE_SELECTOR)),
+        f("scopes", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RESOURCE_QUOTA_STATUS: Type = Type {
+    name: "io.k8s.api.core.v1.ResourceQuotaStatus",
+    fields: &[
+        f("hard", Map(Item::Any)),
+        f("used", Map(Item::Any)),
+    ],
+};
+
 pub(super) static RESOURCE_REQUIREMENTS: Type = Type {
     name: "io.k8s.api.core.v1.ResourceRequirements",
     fields: &[
@@ -1745,6 +2256,22 @@ pub(super) static SCALE_IO_VOLUME_SOURCE: Type = Type {
         f("storagePool", Any),
         f("system", Any),
         f("volumeName", Any),
+    ],
+};
+
+pub(super) static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Type = Type {
+    name: "io.k8s.api.core.v1.ScopedResourceSelectorRequirement",
+    fields: &[
+        f("operator", Any),
+        f("scopeName", Any),
+        f("values", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static SCOPE_SELECTOR: Type = Type {
+    name: "io.k8s.api.core.v1.ScopeSelector",
+    fields: &[
+        f("matchExpressions", List(Item::Of(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 

@@ -5,8 +5,9 @@
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--full] [--only NAME[,NAME]]` (the
 //! default run uses small sizes and takes about two minutes; `--full` uses the goals' sizes)
-//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, peer (`peer`: the same
-//! clients against kube-apiserver + etcd built into `target/peers/`, side by side with ratios;
+//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, peer, hostile (`peer`:
+//! the same clients against kube-apiserver + etcd built into `target/peers/`, side by side with
+//! ratios; `hostile`: issue 13's four attacks, each for 30 s beside a legitimate admin client;
 //! `metrics`: GET req/s
 //! with the enclave's request metrics on and `--metrics=false`, two clusters side by side;
 //! `--sign` = `--only sign`: the
@@ -14,6 +15,8 @@
 //! vs enclave TLS through `--passthrough`, side by side in one run). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
 
+#[path = "bench/hostile.rs"]
+mod hostile;
 #[path = "bench/load.rs"]
 mod load;
 #[path = "bench/peer.rs"]
@@ -33,8 +36,8 @@ use load::{
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 9] = [
-    "get", "sign", "metrics", "watch", "list", "memory", "budget", "tls", "peer",
+const SECTIONS: [&str; 10] = [
+    "get", "sign", "metrics", "watch", "list", "memory", "budget", "tls", "peer", "hostile",
 ];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
@@ -373,6 +376,9 @@ fn main() {
     }
     if wanted("peer") {
         run("peer", &section_peer);
+    }
+    if wanted("hostile") {
+        run("hostile", &hostile::section);
     }
 
     println!(

@@ -1,0 +1,255 @@
+//! One byte budget for what the enclave holds in flight for clients: request bodies being read,
+//! responses being written and watch chunks not yet on the wire (`--inflight-bytes`). Bytes are
+//! taken before they are held and given back when their last holder drops them: a [`Chunk`]
+//! carries its share into hyper's write queue and returns it once written, so a client that
+//! stops reading keeps only what it was granted. A request that finds the budget full gets 429
+//! with `Retry-After` (kube's wording); a watch waits for room instead (it holds no bytes while
+//! it waits: its events stay in the ring).
+//!
+//! Each watch stream also has its own smaller buffer (`--watch-buffer-bytes`): a stream whose
+//! buffer stays full for [`SLOW_WATCHER_GRACE`] is a client that stopped reading, and is closed
+//! like kube-apiserver closes unresponsive watchers, so that the client re-lists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a watch stream's buffer may stay full before the stream is closed as unresponsive.
+pub(crate) const SLOW_WATCHER_GRACE: Duration = Duration::from_secs(5);
+
+/// Bytes held in flight, all clients together.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        let limit = limit.min(Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// The configured limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes held now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.limit.saturating_sub(self.permits.available_permits())
+    }
+
+    /// Takes `bytes` now, or `None` when they do not fit (the caller answers 429).
+    pub(crate) fn try_take(&self, bytes: usize) -> Option<Held> {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(permits(bytes, self.limit))
+            .ok()?;
+        Some(Held {
+            budget: Some(permit),
+            stream: None,
+        })
+    }
+
+    /// Takes `bytes`, waiting for room (watch chunks: nothing is held while waiting).
+    pub(crate) async fn take(&self, bytes: usize) -> Held {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(permits(bytes, self.limit))
+            .await
+            .ok();
+        Held {
+            budget: permit,
+            stream: None,
+        }
+    }
+}
+
+/// The permits for `bytes`: at most the whole budget (one thing larger than the budget still
+/// fits once the budget is empty), and at most what a semaphore call takes.
+fn permits(bytes: usize, limit: usize) -> u32 {
+    u32::try_from(bytes.min(limit)).unwrap_or(u32::MAX)
+}
+
+/// A share of the budget (and of a watch stream's buffer), given back when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    budget: Option<OwnedSemaphorePermit>,
+    stream: Option<OwnedSemaphorePermit>,
+}
+
+impl Held {
+    /// Takes `more` bytes on top of this share now, or `false` when they do not fit.
+    pub(crate) fn try_grow(&mut self, budget: &Budget, more: usize) -> bool {
+        let Some(extra) = budget.try_take(more).and_then(|h| h.budget) else {
+            return false;
+        };
+        match &mut self.budget {
+            Some(permit) => permit.merge(extra),
+            None => self.budget = Some(extra),
+        }
+        true
+    }
+
+    /// Adds a share of a watch stream's own buffer.
+    pub(crate) fn with_stream(mut self, permit: OwnedSemaphorePermit) -> Self {
+        self.stream = Some(permit);
+        self
+    }
+
+    /// Bytes of the budget this share holds.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.budget
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+}
+
+/// Bytes on their way to a client with the budget share they hold; hyper keeps a chunk in its
+/// write queue until the bytes are written, then drops it, which gives the share back.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    bytes: Bytes,
+    _held: Held,
+}
+
+impl Chunk {
+    /// `bytes` holding `held`.
+    pub(crate) fn new(bytes: Bytes, held: Held) -> Self {
+        Self { bytes, _held: held }
+    }
+
+    /// The bytes not yet written.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<Bytes> for Chunk {
+    fn from(bytes: Bytes) -> Self {
+        Self::new(bytes, Held::default())
+    }
+}
+
+impl Buf for Chunk {
+    fn remaining(&self) -> usize {
+        self.bytes.remaining()
+    }
+
+    fn chunk(&self) -> &[u8] {
+        self.bytes.chunk()
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        self.bytes.advance(cnt);
+    }
+}
+
+/// A watch stream's own buffer: what it has queued and hyper has not yet written.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamBuffer {
+    permits: Arc<Semaphore>,
+    size: usize,
+}
+
+impl StreamBuffer {
+    /// A buffer of `size` bytes.
+    pub(crate) fn new(size: usize) -> Self {
+        let size = size.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// Room for `bytes` (at most the whole buffer), waiting up to [`SLOW_WATCHER_GRACE`] for the
+    /// client to read; `None` when the client did not: it is unresponsive.
+    pub(crate) async fn room(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let wanted = permits(bytes, self.size);
+        if let Ok(permit) = self.permits.clone().try_acquire_many_owned(wanted) {
+            return Some(permit);
+        }
+        tokio::time::timeout(
+            SLOW_WATCHER_GRACE,
+            self.permits.clone().acquire_many_owned(wanted),
+        )
+        .await
+        .ok()?
+        .ok()
+    }
+
+    /// Room for `more` bytes on top of `permit`, under the same rule as [`StreamBuffer::room`].
+    pub(crate) async fn grow(&self, permit: &mut OwnedSemaphorePermit, total: usize) -> bool {
+        let have = permit.num_permits();
+        let wanted = total.min(self.size);
+        if wanted <= have {
+            return true;
+        }
+        match self.room(wanted - have).await {
+            Some(extra) => {
+                permit.merge(extra);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The buffer's size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_come_back_when_their_chunk_is_dropped() {
+        let budget = Budget::new(100);
+        let a = budget.try_take(60).unwrap();
+        assert_eq!((a.bytes(), budget.in_use()), (60, 60));
+        assert!(budget.try_take(41).is_none(), "over the limit");
+        let mut b = budget.try_take(40).unwrap();
+        assert!(!b.try_grow(&budget, 1));
+        let chunk = Chunk::new(Bytes::from_static(b"abc"), a);
+        assert_eq!(budget.in_use(), 100);
+        drop(chunk);
+        assert_eq!(budget.in_use(), 40);
+        assert!(b.try_grow(&budget, 60));
+        assert_eq!((b.bytes(), budget.in_use()), (100, 100));
+        drop(b);
+        assert_eq!(budget.in_use(), 0);
+        // Something larger than the whole budget takes all of it, once.
+        let all = budget.try_take(1_000).unwrap();
+        assert_eq!(all.bytes(), 100);
+        assert!(budget.try_take(1).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_buffer_left_full_is_unresponsive_after_the_grace() {
+        let buffer = StreamBuffer::new(10);
+        let held = buffer.room(8).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(buffer.room(5).await.is_none());
+        assert_eq!(started.elapsed(), SLOW_WATCHER_GRACE);
+        // A client that reads within the grace frees room.
+        let waiter = {
+            let buffer = buffer.clone();
+            tokio::spawn(async move { buffer.room(5).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(held);
+        assert!(waiter.await.unwrap());
+    }
+}
