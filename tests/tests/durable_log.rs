@@ -29,6 +29,7 @@ impl Dev {
         let port = free_port();
         let mut cmd = Command::new(binary("nautilus-proxy"));
         cmd.arg("dev")
+            .arg("--exit-with-parent")
             .arg("--durable-log")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
@@ -54,25 +55,27 @@ impl Dev {
     /// `GET /readyz?verbose` through the proxy, with the kubeconfig's CA and admin token.
     fn readyz_verbose(&self) -> String {
         use base64::Engine as _;
-        let text = std::fs::read_to_string(self.data.join("kubeconfig")).expect("kubeconfig");
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| {
-                    l.trim()
-                        .strip_prefix(name)
-                        .map(|v| v.trim().trim_matches('"').to_string())
-                })
-                .unwrap_or_else(|| panic!("kubeconfig has no {name}"))
-        };
-        let ca = base64::engine::general_purpose::STANDARD
-            .decode(field("certificate-authority-data:"))
-            .expect("CA data is base64");
-        let headers = [(
-            "authorization".to_string(),
-            format!("Bearer {}", field("token:")),
-        )];
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            // Read each time: dev rewrites the kubeconfig (new CA, new token) once its enclave
+            // is up, which may be after the test stream answers.
+            let text = std::fs::read_to_string(self.data.join("kubeconfig")).unwrap_or_default();
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| {
+                        l.trim()
+                            .strip_prefix(name)
+                            .map(|v| v.trim().trim_matches('"').to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let ca = base64::engine::general_purpose::STANDARD
+                .decode(field("certificate-authority-data:"))
+                .unwrap_or_default();
+            let headers = [(
+                "authorization".to_string(),
+                format!("Bearer {}", field("token:")),
+            )];
             match nautilus_tests::client::blocking_request(
                 self.port,
                 &ca,
@@ -162,6 +165,14 @@ impl Dev {
             assert!(Instant::now() < deadline, "the enclave outlived kill -9");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A failed assertion must not leave a cluster running (its enclave follows the proxy).
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
