@@ -259,9 +259,15 @@ fn verbose_health(
         Some(Ok(detail)) => (format!("[+]sui-stake-registry ok: {detail}\n"), true),
         Some(Err(detail)) => (format!("[-]sui-stake-registry failed: {detail}\n"), false),
     };
+    // A failing durable log refuses writes, not reads: readiness (traffic) stays, the line says
+    // why. Absent without `--storage`.
+    let durable_line = shared.durable.as_ref().map_or_else(String::new, |log| {
+        let (line, _ok) = crate::durable::Durability::status(log).check_line();
+        format!("{line}\n")
+    });
     let verdict = if ready { "passed" } else { "failed" };
     let text = format!(
-        "[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{sui_line}{endpoint} check {verdict}\n"
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{sui_line}{durable_line}{endpoint} check {verdict}\n"
     );
     let mut response = hyper::Response::new(ResponseBody::full(text));
     if !ready {

@@ -82,6 +82,20 @@ fn parse_duration_secs(text: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// A cluster id: 1 to 63 bytes of `[a-z0-9-]` (it names the cluster in the KMS encryption
+/// context and in every sealed record).
+fn parse_cluster_id(text: &str) -> Result<String, String> {
+    if (1..=63).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(text.to_string())
+    } else {
+        Err("expected 1 to 63 characters of a-z, 0-9 and -".into())
+    }
+}
+
 /// Trust levels of stake facts (ARCHITECTURE.md §4), lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TrustArg {
@@ -311,6 +325,52 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_LOG_SINK", value_parser = crate::log_sink::parse_addr)]
     pub log_sink: Option<crate::log_sink::SinkAddr>,
 
+    /// The proxy's storage channel (`unix:PATH` or `vsock:CID:PORT`, the host is CID 3): the
+    /// sealed log and snapshots live there. Needs `--kms-key-id`. Default: nothing persisted.
+    #[arg(long, env = "NAUTILUS_STORAGE", value_parser = crate::log_sink::parse_addr, requires = "kms_key_id")]
+    pub storage: Option<crate::log_sink::SinkAddr>,
+
+    /// This cluster's name: bound into every sealed record and into the KMS encryption context,
+    /// so one cluster's data never opens as another's. Give each cluster its own.
+    #[arg(long, env = "NAUTILUS_CLUSTER_ID", default_value = "nautilus", value_parser = parse_cluster_id)]
+    pub cluster_id: String,
+
+    /// When the host's sealed log does not verify, cut it after the last valid record (and drop
+    /// a bad snapshot) instead of refusing to start (exit code 3); what is dropped is logged.
+    #[arg(long, env = "NAUTILUS_RECOVER_TO_LAST_VALID")]
+    pub recover_to_last_valid: bool,
+
+    /// The KMS key (id, ARN or alias) that wraps the cluster data key; its key policy should
+    /// require this enclave's measurements (`kms:RecipientAttestation:PCR0` ...).
+    #[arg(long, env = "NAUTILUS_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+
+    /// AWS region of the KMS key.
+    #[arg(long, env = "NAUTILUS_KMS_REGION", default_value = "us-east-1")]
+    pub kms_region: String,
+
+    /// KMS endpoint `HOST:PORT` (default `kms.<region>.amazonaws.com:443`), reached through
+    /// the proxy's relay, which must allow it.
+    #[arg(long, env = "NAUTILUS_KMS_ENDPOINT")]
+    pub kms_endpoint: Option<String>,
+
+    /// The proxy's byte relay for KMS: `unix:PATH` or `vsock:CID:PORT` (default: `--sui-relay`).
+    #[arg(long, env = "NAUTILUS_KMS_RELAY")]
+    pub kms_relay: Option<String>,
+
+    /// PEM file of the CA that signs the KMS endpoint's certificate (default: the WebPKI roots).
+    #[arg(long, env = "NAUTILUS_KMS_CA_FILE")]
+    pub kms_ca_file: Option<PathBuf>,
+
+    /// TESTS ONLY: accept a KMS answer with `Plaintext` instead of `CiphertextForRecipient`
+    /// (moto ignores `Recipient`).
+    #[arg(long, hide = true)]
+    pub kms_accept_plaintext: bool,
+
+    /// TESTS ONLY: serve the durable log's test record stream on this Unix socket.
+    #[arg(long, hide = true)]
+    pub durable_test_listen: Option<PathBuf>,
+
     /// Request metrics (counter, duration histogram, in-flight gauge) on the hot path;
     /// `--metrics=false` turns them off (store, watch, token and node figures remain).
     #[arg(long, env = "NAUTILUS_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -326,6 +386,18 @@ impl Cli {
         } else {
             TrustArg::LightClient
         })
+    }
+
+    /// The KMS endpoint: the flag, or the region's public one.
+    pub(crate) fn kms_endpoint(&self) -> String {
+        self.kms_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("kms.{}.amazonaws.com:443", self.kms_region))
+    }
+
+    /// The relay KMS is reached through: the flag, or the Sui relay.
+    pub(crate) fn kms_relay(&self) -> Option<&str> {
+        self.kms_relay.as_deref().or(self.sui_relay.as_deref())
     }
 
     /// The effective options as canonical TOML: what `--print-config` prints and
@@ -438,6 +510,41 @@ impl Cli {
             (
                 "trust_proxy_client_cert",
                 self.trust_proxy_client_cert.to_string(),
+            ),
+            (
+                "storage",
+                toml_string(
+                    &self
+                        .storage
+                        .as_ref()
+                        .map_or_else(String::new, ToString::to_string),
+                ),
+            ),
+            ("cluster_id", toml_string(&self.cluster_id)),
+            (
+                "recover_to_last_valid",
+                self.recover_to_last_valid.to_string(),
+            ),
+            (
+                "kms_key_id",
+                toml_string(self.kms_key_id.as_deref().unwrap_or("")),
+            ),
+            ("kms_region", toml_string(&self.kms_region)),
+            ("kms_endpoint", toml_string(&self.kms_endpoint())),
+            ("kms_relay", toml_string(self.kms_relay().unwrap_or(""))),
+            (
+                "kms_ca_file",
+                toml_string(
+                    &self
+                        .kms_ca_file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                ),
+            ),
+            (
+                "kms_accept_plaintext",
+                self.kms_accept_plaintext.to_string(),
             ),
         ];
         entries.sort_by(|a, b| a.0.cmp(b.0));

@@ -6,8 +6,10 @@ mod attestation;
 mod budget;
 mod cli;
 mod config_file;
+mod durable;
 mod heap;
 mod http;
+mod kms;
 mod log_sink;
 mod metrics;
 mod nsm;
@@ -81,7 +83,16 @@ pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            // The host's sealed state does not verify: a distinct code, so an operator (or a
+            // supervisor) knows not to simply restart.
+            if matches!(
+                e.downcast_ref::<durable::DurableError>(),
+                Some(durable::DurableError::Tampered { .. })
+            ) {
+                ExitCode::from(durable::EXIT_TAMPERED)
+            } else {
+                ExitCode::from(2)
+            }
         }
     };
     // The last lines (the drain, "stopped") still reach the proxy.

@@ -69,6 +69,9 @@ pub(crate) struct Shared {
     pub(crate) tls_spki_sha256: Option<[u8; 32]>,
     /// How each stream starts: the preamble rule and, in enclave TLS mode, the TLS acceptor.
     stream_setup: StreamSetup,
+    /// The durable log, when `--storage` is given (issue 16); core's change records are routed
+    /// into it through `crate::durable::Durability`.
+    pub(crate) durable: Option<crate::durable::DurableLog>,
 }
 
 /// Per-stream start-up before hyper: the proxy's preamble, then TLS in enclave TLS mode.
@@ -122,6 +125,64 @@ fn sui_reader_options(
         start: cli.sui_start_checkpoint,
         anchor: cli.sui_trust_anchor.as_ref().map(|a| a.committee.clone()),
     }))
+}
+
+/// With `--storage`: the cluster data key from KMS, then the host's sealed log and snapshots,
+/// verified. A copy that does not verify stops the start (exit code 3) unless
+/// `--recover-to-last-valid`.
+async fn open_durable(
+    cli: &Cli,
+    nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
+) -> anyhow::Result<Option<crate::durable::DurableLog>> {
+    let Some(store) = &cli.storage else {
+        return Ok(None);
+    };
+    let key_id = cli
+        .kms_key_id
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--storage needs --kms-key-id"))?;
+    let relay = cli
+        .kms_relay()
+        .ok_or_else(|| anyhow::anyhow!("--storage needs --kms-relay (or --sui-relay): KMS is reached through the proxy's relay"))?
+        .parse::<crate::sui::RelayAddr>()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let ca_pem = match &cli.kms_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("--kms-ca-file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let options = crate::kms::KmsOptions {
+        key_id,
+        region: cli.kms_region.clone(),
+        endpoint: cli.kms_endpoint(),
+        relay,
+        ca_pem,
+        accept_plaintext: cli.kms_accept_plaintext,
+    };
+    let data_key = crate::kms::data_key(&options, &cli.cluster_id, nsm, store).await?;
+    tracing::info!(
+        cluster_id = %cli.cluster_id,
+        kms_endpoint = %options.endpoint,
+        generated = data_key.generated,
+        "cluster data key from KMS (CiphertextForRecipient)"
+    );
+    let keys = crate::kms::keys(&data_key, &cli.cluster_id);
+    let (log, recovered) =
+        crate::durable::DurableLog::open(store.clone(), keys, cli.recover_to_last_valid).await?;
+    if let Some(dropped) = &recovered.dropped {
+        tracing::error!(%dropped, "recover-to-last-valid dropped what did not verify");
+    }
+    tracing::info!(
+        snapshot = ?recovered.snapshot.as_ref().map(|s| (s.id, s.revision, s.position)),
+        records = recovered.records.len(),
+        "durable log verified (freshness unverified: a rolled-back host copy cannot be detected by one enclave)"
+    );
+    if let Some(path) = &cli.durable_test_listen {
+        crate::durable::debug::spawn(path.clone(), log.clone(), &recovered)?;
+    }
+    Ok(Some(log))
 }
 
 /// Wall-clock time for core.
@@ -180,6 +241,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     if config.admin_token_sha256.is_none() {
         tracing::warn!("no --admin-token-sha256 given: no caller can act as admin");
     }
+    // Before the listener: a host copy that does not verify stops the start (exit code 3)
+    // before anything can connect.
+    let durable = open_durable(&cli, nsm.clone()).await?;
     let listener = Listener::bind(&cli.listen)?;
     let enclave_tls = match cli.tls {
         crate::tls::TlsMode::Proxy => None,
@@ -244,6 +308,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             trust_preamble: cli.trust_proxy_client_cert && enclave_tls.is_none(),
             tls: enclave_tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config)),
         },
+        durable,
     });
     if let Some(spki) = shared.tls_spki_sha256 {
         tracing::info!(

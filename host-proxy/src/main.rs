@@ -12,7 +12,10 @@ mod log_sink;
 mod metrics;
 mod relay;
 mod serve;
+#[cfg(feature = "dev")]
+mod simulated_kms;
 mod slots;
+mod storage;
 // `serve` builds its configuration in tls_reload; the fixed one here is dev's.
 #[cfg_attr(not(feature = "dev"), allow(dead_code))]
 mod tls;
@@ -159,24 +162,38 @@ struct RelayCli {
     /// data directory).
     #[arg(long, env = "NAUTILUS_PROXY_SUI_RELAY_LISTEN", value_name = "ADDR")]
     sui_relay_listen: Option<relay::RelayListen>,
+    /// The AWS KMS endpoint the enclave may reach through the same relay (`HOST:PORT`, e.g.
+    /// `kms.us-east-1.amazonaws.com:443`); repeatable. TLS to it ends in the enclave.
+    #[arg(
+        long = "kms-endpoint",
+        env = "NAUTILUS_PROXY_KMS_ENDPOINTS",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    kms_endpoints: Vec<relay::NodeAddr>,
 }
 
 impl RelayCli {
-    /// Binds and starts the relay when nodes are configured.
-    fn start(&self, default_listen: Option<relay::RelayListen>) -> Result<(), String> {
-        if self.sui_nodes.is_empty() {
+    /// Binds and starts the relay when nodes or KMS endpoints (plus `extra`) are allowed.
+    fn start(
+        &self,
+        default_listen: Option<relay::RelayListen>,
+        extra: &[relay::NodeAddr],
+    ) -> Result<(), String> {
+        let mut allow = self.sui_nodes.clone();
+        allow.extend(self.kms_endpoints.iter().cloned());
+        allow.extend(extra.iter().cloned());
+        if allow.is_empty() {
             return Ok(());
         }
         let Some(listen) = self.sui_relay_listen.clone().or(default_listen) else {
             return Err(
-                "error: --sui-node needs --sui-relay-listen (unix:/path or vsock:PORT)".into(),
+                "error: --sui-node and --kms-endpoint need --sui-relay-listen (unix:/path or vsock:PORT)"
+                    .into(),
             );
         };
-        let relay = relay::Relay::bind(&relay::RelayOptions {
-            listen,
-            allow: self.sui_nodes.clone(),
-        })
-        .map_err(|e| format!("error: {e}"))?;
+        let relay = relay::Relay::bind(&relay::RelayOptions { listen, allow })
+            .map_err(|e| format!("error: {e}"))?;
         metrics::set_relay(relay.counters());
         tokio::spawn(relay.run(std::future::pending()));
         Ok(())
@@ -222,6 +239,23 @@ struct ServeCli {
     /// printed on this process's stderr marked as the enclave's (default: off).
     #[arg(long, env = "NAUTILUS_PROXY_ENCLAVE_LOGS", value_name = "ADDR")]
     enclave_logs: Option<log_sink::SinkListen>,
+    /// Where the enclave's storage channel connects: `unix:PATH` or `vsock:PORT` (the enclave's
+    /// `--storage vsock:3:PORT`); needs `--storage-dir`. Default: off (nothing persisted).
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_STORAGE_LISTEN",
+        value_name = "ADDR",
+        requires = "storage_dir"
+    )]
+    storage_listen: Option<storage::StorageListen>,
+    /// Directory of the enclave's sealed log, snapshots and key blob (created with mode 0700).
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_STORAGE_DIR",
+        value_name = "DIR",
+        requires = "storage_listen"
+    )]
+    storage_dir: Option<PathBuf>,
     #[command(flatten)]
     relay: RelayCli,
     #[command(flatten)]
@@ -264,12 +298,33 @@ struct DevCli {
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
+    /// PREVIEW (issue 16), off by default: keep a sealed durable log in `DATA_DIR/storage`, with
+    /// the cluster data key from a SIMULATED KMS in this process. Core's change records are not
+    /// routed into it yet; the enclave only opens and verifies it (`/readyz?verbose`).
+    #[arg(long, hide = true)]
+    durable_log: bool,
+    /// TESTS ONLY: inject storage faults named in `DATA_DIR/storage-faults` (`fsync-eio`,
+    /// `short-write`, `disk-full`, one per line) while that file exists.
+    #[arg(long, hide = true, requires = "durable_log")]
+    storage_faults: bool,
+    /// TESTS ONLY: a PCR the simulated KMS's key policy requires, `INDEX=HEX` (repeatable);
+    /// the simulated NSM's PCRs are zero, so any other value makes KMS refuse the enclave.
+    #[arg(long = "simulated-kms-pcr", hide = true, requires = "durable_log", value_parser = parse_pcr)]
+    simulated_kms_pcrs: Vec<(u8, Vec<u8>)>,
     #[command(flatten)]
     relay: RelayCli,
     #[command(flatten)]
     tuning: TuningCli,
     #[command(flatten)]
     log: LogCli,
+}
+
+#[cfg(feature = "dev")]
+fn parse_pcr(text: &str) -> Result<(u8, Vec<u8>), String> {
+    let (index, value) = text.split_once('=').ok_or("expected INDEX=HEX")?;
+    let index = index.parse().map_err(|_| "bad PCR index")?;
+    let value = hex::decode(value).map_err(|_| "bad PCR hex")?;
+    Ok((index, value))
 }
 
 fn main() -> ExitCode {
@@ -366,9 +421,18 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         }
         _ => None,
     };
-    if let Err(message) = args.relay.start(None) {
+    if let Err(message) = args.relay.start(None, &[]) {
         eprintln!("{message}");
         return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
+    if let (Some(listen), Some(dir)) = (args.storage_listen.clone(), args.storage_dir.as_deref()) {
+        let credentials = std::sync::Arc::new(storage::credentials_from_env);
+        if let Err(message) =
+            start_storage(listen, dir, storage::faults::Faults::none(), credentials).await
+        {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
     }
     let options = args.tuning.options(args.enclave);
     serve::serve(listener, tls, options, serve::shutdown_signal()).await;
@@ -411,27 +475,93 @@ async fn run_dev(args: DevCli) -> ExitCode {
             enclave_args.push(OsString::from(format!("{flag}={value}")));
         }
     }
-    if !args.relay.sui_nodes.is_empty() {
-        // The enclave reads Sui through the relay; it is told the same node list.
-        let socket = match dev::create_data_dir(&args.data_dir) {
-            Ok(dir) => dir.join("sui-relay.sock"),
+    // The data directory holds the relay socket and, with `--durable-log`, the store and the
+    // simulated KMS's key (dev::run creates it too; doing it here first changes nothing).
+    let data_dir = match dev::create_data_dir(&args.data_dir) {
+        Ok(dir) => dir,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // With `--durable-log`, the cluster data key comes from the SIMULATED KMS, reached through
+    // the relay as in production.
+    let kms = if args.durable_log {
+        match start_simulated_kms(&data_dir, args.simulated_kms_pcrs.clone()).await {
+            Ok(kms) => Some(kms),
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::FAILURE;
             }
-        };
-        if let Err(message) = args
-            .relay
-            .start(Some(relay::RelayListen::Unix(socket.clone())))
-        {
-            eprintln!("{message}");
-            return ExitCode::from(EXIT_CANNOT_LISTEN);
         }
-        let mut listen = OsString::from("--sui-relay=unix:");
-        listen.push(&socket);
+    } else {
+        None
+    };
+    // The enclave's way out (Sui full nodes, KMS): one relay socket in the data directory,
+    // started only when something is allowed through it.
+    let socket = data_dir.join("sui-relay.sock");
+    let kms_endpoints: Vec<relay::NodeAddr> =
+        kms.iter().map(|(endpoint, _)| endpoint.clone()).collect();
+    if let Err(message) = args.relay.start(
+        Some(relay::RelayListen::Unix(socket.clone())),
+        &kms_endpoints,
+    ) {
+        eprintln!("{message}");
+        return ExitCode::from(EXIT_CANNOT_LISTEN);
+    }
+    let mut relay_arg = OsString::from("unix:");
+    relay_arg.push(&socket);
+    if !args.relay.sui_nodes.is_empty() {
+        // The enclave reads Sui through the relay; it is told the same node list.
+        let mut listen = OsString::from("--sui-relay=");
+        listen.push(&relay_arg);
         enclave_args.push(listen);
         for node in &args.relay.sui_nodes {
             enclave_args.push(OsString::from(format!("--sui-node={node}")));
+        }
+    }
+    if let Some((kms_endpoint, kms_ca)) = kms {
+        // The enclave's sealed log and snapshots live in DATA_DIR/storage.
+        let storage_socket = data_dir.join("storage.sock");
+        let faults = if args.storage_faults {
+            tracing::warn!(
+                "TESTS ONLY: storage faults are read from storage-faults in the data directory"
+            );
+            storage::faults::Faults::from_control_file(data_dir.join("storage-faults"))
+        } else {
+            storage::faults::Faults::none()
+        };
+        let credentials: std::sync::Arc<dyn Fn() -> Result<String, String> + Send + Sync> =
+            std::sync::Arc::new(|| Ok(simulated_kms::credentials_json()));
+        if let Err(message) = start_storage(
+            storage::StorageListen::Unix(storage_socket.clone()),
+            &data_dir.join("storage"),
+            faults,
+            credentials,
+        )
+        .await
+        {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
+        let mut storage_arg = OsString::from("--storage=unix:");
+        storage_arg.push(&storage_socket);
+        let mut kms_relay = OsString::from("--kms-relay=");
+        kms_relay.push(&relay_arg);
+        let mut kms_ca_arg = OsString::from("--kms-ca-file=");
+        kms_ca_arg.push(&kms_ca);
+        let durable_args = [
+            storage_arg,
+            OsString::from(format!("--kms-key-id={}", simulated_kms::KEY_ID)),
+            OsString::from(format!("--kms-region={}", simulated_kms::REGION)),
+            OsString::from(format!("--kms-endpoint={kms_endpoint}")),
+            kms_relay,
+            kms_ca_arg,
+            OsString::from("--cluster-id=dev"),
+        ];
+        // First, so that `--enclave-arg` given by the caller can override them.
+        for (i, arg) in durable_args.into_iter().enumerate() {
+            enclave_args.insert(i, arg);
         }
     }
     let settings = dev::DevSettings {
@@ -448,6 +578,44 @@ async fn run_dev(args: DevCli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts dev's SIMULATED KMS and writes its CA for the enclave: `(endpoint, CA file)`.
+#[cfg(feature = "dev")]
+async fn start_simulated_kms(
+    data_dir: &std::path::Path,
+    pcrs: Vec<(u8, Vec<u8>)>,
+) -> Result<(relay::NodeAddr, PathBuf), String> {
+    let kms = simulated_kms::start(data_dir, pcrs).await?;
+    let kms_ca = data_dir.join("simulated-kms-ca.crt");
+    std::fs::write(&kms_ca, &kms.ca_pem)
+        .map_err(|e| format!("cannot write {}: {e}", kms_ca.display()))?;
+    let endpoint = relay::NodeAddr {
+        host: kms.addr.ip().to_string(),
+        port: kms.addr.port(),
+    };
+    Ok((endpoint, kms_ca))
+}
+
+/// Opens the store under `dir` (mode 0700) and serves the enclave's storage channel on
+/// `listen`.
+async fn start_storage(
+    listen: storage::StorageListen,
+    dir: &std::path::Path,
+    faults: storage::faults::Faults,
+    credentials: std::sync::Arc<dyn Fn() -> Result<String, String> + Send + Sync>,
+) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| format!("cannot create the storage directory {}: {e}", dir.display()))?;
+    let mut store = storage::Store::open(dir, faults)
+        .map_err(|e| format!("cannot open the storage directory {}: {e}", dir.display()))?;
+    store.set_credentials(credentials);
+    storage::run(listen, store).await
 }
 
 #[cfg(test)]

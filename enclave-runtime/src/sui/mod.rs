@@ -9,4 +9,4 @@ mod relay;
 
 pub(crate) use light::{TrustAnchor, parse_trust_anchor};
 pub(crate) use reader::{ReaderOptions, spawn};
-pub(crate) use relay::RelayAddr;
+pub(crate) use relay::{RelayAddr, open as open_relay};

@@ -1,0 +1,209 @@
+//! Durable state (issue 16): the enclave has no disk, so it seals what must survive and the
+//! host stores the ciphertext. [`seal`] is the format (XChaCha20-Poly1305, a hash chain of
+//! records, chunked snapshots under a sealed manifest), [`channel`] the storage channel to the
+//! proxy, [`log`] the durable log that verifies the host's copy at start and appends with
+//! group commit afterwards.
+//!
+//! Records and snapshots are opaque bytes here; core's change records (issue 15) are what the
+//! serving code will append through the one small [`Durability`] trait. Freshness is not
+//! verified: a host that serves an older but valid copy (a rollback) cannot be caught by one
+//! enclave alone; `/readyz?verbose` says `freshness: unverified` until a quorum of replicas
+//! (issue 17) closes it.
+
+mod channel;
+pub(crate) mod debug;
+mod log;
+pub(crate) mod seal;
+
+use nautilus_wire::storage::ErrorKind;
+
+pub(crate) use log::DurableLog;
+
+/// A connection to the store for start-up requests (the KMS blob, the credentials).
+pub(crate) async fn connect_for_blobs(
+    addr: &crate::log_sink::SinkAddr,
+) -> anyhow::Result<channel::Conn> {
+    let stream = channel::connect(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the store at {addr}: {e}"))?;
+    Ok(channel::Conn::new(stream))
+}
+
+/// Exit code when the host's copy does not verify (tampering, or another cluster's data).
+pub(crate) const EXIT_TAMPERED: u8 = 3;
+
+/// What the durable log reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DurableError {
+    /// The host's copy does not verify: `file` and `position` say where.
+    Tampered {
+        /// The file on the host (relative to the storage directory).
+        file: String,
+        /// The log position (or snapshot id) that failed.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The host's disk is full: writes are refused, reads go on.
+    DiskFull(String),
+    /// The host could not write or sync (EIO): writes are refused until it recovers.
+    Io(String),
+    /// The store is unreachable, or answered out of protocol.
+    Unavailable(String),
+    /// A record over [`log::MAX_RECORD`] bytes.
+    TooLarge(usize),
+}
+
+impl DurableError {
+    fn tampered(file: &str, position: u64, reason: String) -> Self {
+        Self::Tampered {
+            file: file.to_string(),
+            position,
+            reason,
+        }
+    }
+
+    fn from_host(kind: ErrorKind, message: String) -> Self {
+        match kind {
+            ErrorKind::DiskFull => Self::DiskFull(message),
+            ErrorKind::Io | ErrorKind::Fenced => Self::Io(message),
+            _ => Self::Unavailable(format!("{kind}: {message}")),
+        }
+    }
+
+    /// The HTTP status a write that hit this error gets: 507 for a full disk (kube's
+    /// Insufficient Storage), 503 while the host cannot write, 413 for an oversized record.
+    pub(crate) fn http_status(&self) -> u16 {
+        match self {
+            Self::DiskFull(_) => 507,
+            Self::TooLarge(_) => 413,
+            Self::Tampered { .. } | Self::Io(_) | Self::Unavailable(_) => 503,
+        }
+    }
+}
+
+impl std::fmt::Display for DurableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tampered {
+                file,
+                position,
+                reason,
+            } => write!(
+                f,
+                "the host's sealed state does not verify: {file} at position {position}: {reason}"
+            ),
+            Self::DiskFull(m) => write!(f, "the host's disk is full: {m}"),
+            Self::Io(m) => write!(f, "the host could not write durably: {m}"),
+            Self::Unavailable(m) => write!(f, "durable storage unavailable: {m}"),
+            Self::TooLarge(n) => write!(f, "a record of {n} bytes is over {}", log::MAX_RECORD),
+        }
+    }
+}
+
+impl std::error::Error for DurableError {}
+
+/// A verified snapshot read at start.
+#[derive(Debug, Clone)]
+pub(crate) struct RecoveredSnapshot {
+    /// Its id on the host.
+    pub(crate) id: u64,
+    /// The state's revision.
+    pub(crate) revision: u64,
+    /// The last log position it covers.
+    pub(crate) position: u64,
+    tag: [u8; seal::TAG],
+    /// The chunks, in order, opened.
+    pub(crate) chunks: Vec<Vec<u8>>,
+}
+
+/// A verified record read at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecoveredRecord {
+    /// Log position.
+    pub(crate) position: u64,
+    /// The revision the caller gave with it.
+    pub(crate) revision: u64,
+    /// The record, opened.
+    pub(crate) payload: Vec<u8>,
+}
+
+/// What [`DurableLog::open`] found: the newest snapshot and every record after it.
+#[derive(Debug, Clone)]
+pub(crate) struct Recovered {
+    /// The snapshot the state starts from, if any.
+    pub(crate) snapshot: Option<RecoveredSnapshot>,
+    /// The records after it, in order.
+    pub(crate) records: Vec<RecoveredRecord>,
+    /// The last verified position and its tag (where appends continue).
+    tail: (u64, [u8; seal::TAG]),
+    /// What `--recover-to-last-valid` dropped, if anything.
+    pub(crate) dropped: Option<String>,
+}
+
+/// The log's state, for `/readyz?verbose` and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Status {
+    /// The storage channel is up.
+    pub(crate) connected: bool,
+    /// Last position the host synced.
+    pub(crate) durable: u64,
+    /// Last position sealed (sent or about to be).
+    pub(crate) sealed: u64,
+    /// The newest snapshot's revision and position.
+    pub(crate) snapshot: Option<(u64, u64)>,
+    /// Records verified at start.
+    pub(crate) records_recovered: u64,
+    /// What `--recover-to-last-valid` dropped at start.
+    pub(crate) dropped: Option<String>,
+    /// Appends the host refused since start.
+    pub(crate) failed_appends: u64,
+    /// The last refusal, until an append succeeds again.
+    pub(crate) last_error: Option<String>,
+    /// Reconnections of the storage channel.
+    pub(crate) reconnects: u64,
+}
+
+impl Status {
+    /// `/readyz?verbose`'s line. Freshness is always `unverified`: one enclave cannot tell a
+    /// rolled-back (older but valid) host copy from the latest.
+    pub(crate) fn check_line(&self) -> (String, bool) {
+        let snapshot = self.snapshot.map_or_else(
+            || "none".to_string(),
+            |(revision, position)| format!("revision {revision} at position {position}"),
+        );
+        let detail = format!(
+            "durable position {}, snapshot {snapshot}, freshness: unverified (a rolled-back host copy \
+             cannot be detected by one enclave)",
+            self.durable
+        );
+        match (&self.last_error, self.connected) {
+            (Some(error), _) => (
+                format!("[-]durable-log failed: {detail}; writes refused: {error}"),
+                false,
+            ),
+            (None, false) => (
+                format!("[-]durable-log failed: {detail}; storage channel down"),
+                false,
+            ),
+            (None, true) => (format!("[+]durable-log ok: {detail}"), true),
+        }
+    }
+}
+
+/// What the serving code needs from durable storage: append a change record and learn when it
+/// is on disk. Core's records (issue 15) are routed here; openraft's log (issue 17) will sit
+/// behind the same calls.
+pub(crate) trait Durability: Send + Sync + 'static {
+    /// Appends `record` (the change at `revision`) at the next log position; resolves with that
+    /// position once the host has synced it. An error means it is not durable and nothing after
+    /// it was acknowledged; [`DurableError::http_status`] is the answer a client gets.
+    fn append(
+        &self,
+        revision: u64,
+        record: Vec<u8>,
+    ) -> impl Future<Output = Result<u64, DurableError>> + Send;
+
+    /// The log's state.
+    fn status(&self) -> Status;
+}
