@@ -178,7 +178,7 @@ pub struct Cli {
 
     /// Bytes one watch stream may have queued but not yet written to its client; a stream whose
     /// buffer stays full for 5 s is closed as unresponsive (its client re-lists).
-    #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 64 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
+    #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 32 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
     pub watch_buffer_bytes: u64,
 
     /// Seconds between BOOKMARK events on watches that ask for them.
