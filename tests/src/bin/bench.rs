@@ -1610,8 +1610,22 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
         &["--kube-api-qps=100000", "--kube-api-burst=100000"],
     )
     .map_err(|e| e.to_string())?;
+    // A fresh cluster whose watch history is as deep as kube-apiserver's watch cache for pods
+    // (which grows to 100k+ events): the progress watch follows 20,000 writes (creates and
+    // bindings) and would otherwise fall out of the default 10,000-event ring.
+    let sched_cluster = start_cluster(
+        scale,
+        &["--watch-ring=200000", "--watch-ring-bytes=1073741824"],
+    );
+    let ours_sched = peer::Server::new(
+        "nautilus",
+        sched_cluster.port,
+        &sched_cluster.ca_pem,
+        &sched_cluster.token,
+        sched_cluster.enclave_pid().into_iter().collect(),
+    );
     let mut placed = Vec::new();
-    for server in both {
+    for server in [&ours_sched, &theirs] {
         placed.push(rt.block_on(peer::schedule(server, nodes, sched_pods))?);
     }
     drop(scheduler);
