@@ -3,7 +3,7 @@
 # Go 1.24 or later (the generated-files check and the real Kubernetes peers are built from
 # pinned Go modules), the Python `kubernetes` client, Node.js (18 or later) with npm and the Sui
 # TypeScript SDK (tests/sui), promtool, and the small tools the tests call (file, openssl,
-# pgrep). With everything present it only checks, in about a second. tests/run-all.sh runs it
+# pgrep), and cargo-fuzz when a nightly toolchain is there. With everything present it only checks, in about a second. tests/run-all.sh runs it
 # first (and .ci/run runs that).
 #
 # System packages come from apt-get (as root, or through sudo). kubectl, Go and, when the system
@@ -166,6 +166,17 @@ if have node; then
   fi
 elif [ "$dry_run" = 1 ]; then
   plan "npm ci --prefix tests/sui"
+fi
+
+# cargo-fuzz for the short fuzz run (core/fuzz/run.sh), only where a nightly toolchain is
+# installed: libFuzzer's instrumentation needs nightly, and without it run-all.sh skips the run.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo fuzz --version >/dev/null 2>&1; then
+  if [ "$dry_run" = 1 ]; then
+    plan "cargo install --locked cargo-fuzz"
+  else
+    note "cargo install --locked cargo-fuzz"
+    cargo install --locked cargo-fuzz
+  fi
 fi
 
 if [ "$dry_run" = 0 ]; then

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: formatting and lints, the no_std build of core, the loom
-# models, and `cargo test` (unit tests, the proxy's socket tests, and the end-to-end suites that
-# start the real binaries and drive them with the real kubectl and the Python client). First it
-# installs what the tests need and is missing (tests/install-deps.sh), so a fresh machine with
-# Rust needs nothing else.
+# models, `cargo test` (unit tests, the proxy's socket tests, and the end-to-end suites that
+# start the real binaries and drive them with the real kubectl and the Python client), then a
+# short run of every fuzz target (core/fuzz/run.sh, when nightly and cargo-fuzz are installed).
+# First it installs what the tests need and is missing (tests/install-deps.sh), so a fresh
+# machine with Rust needs nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,10 @@ RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 CARGO_TARGET_DIR=target/loom \
 
 echo "== cargo test"
 cargo test --workspace
+
+echo "== fuzz targets, 20 s each"
+if cargo +nightly --version >/dev/null 2>&1 && cargo fuzz --version >/dev/null 2>&1; then
+  core/fuzz/run.sh 20
+else
+  echo "(skipped: the fuzz run needs a nightly toolchain and cargo-fuzz; install nightly with rustup, and tests/install-deps.sh adds cargo-fuzz)"
+fi

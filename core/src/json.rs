@@ -58,9 +58,10 @@ pub fn parse_body(bytes: &[u8], max_bytes: usize, max_depth: usize) -> Result<Va
 }
 
 /// Paths of the keys that appear twice in one object of `bytes` (valid JSON, depth already
-/// bounded by [`check_depth`]), worded like kube's strict decoder (`metadata.labels.a`,
-/// `spec.containers[0].name`); at most `max`. A tree keeps only the last value of a repeated
-/// key, so this reads the raw bytes. Linear; one key set per open object.
+/// bounded by [`check_depth`]; anything else ends the scan early), worded like kube's strict
+/// decoder (`metadata.labels.a`, `spec.containers[0].name`); at most `max`. A tree keeps only
+/// the last value of a repeated key, so this reads the raw bytes. Linear; one key set per open
+/// object.
 pub fn duplicate_keys(bytes: &[u8], max: usize) -> Vec<String> {
     let mut scan = DupScan {
         bytes,
@@ -175,13 +176,17 @@ impl<'a> DupScan<'a> {
             }
             b'"' => self.string().map(|_| ()),
             _ => {
+                let start = self.at;
                 while !matches!(
                     self.peek(),
                     None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
                 ) {
                     self.at += 1;
                 }
-                Some(())
+                // A `}` or `]` where a value belongs (a YAML flow body is scanned too, and its
+                // `'}'` reads as one) ends the scan: the loops above would call back here
+                // without ever moving.
+                (self.at > start).then_some(())
             }
         }
     }
@@ -247,5 +252,15 @@ mod tests {
         );
         assert_eq!(duplicate_keys(body, 1).len(), 1);
         assert!(duplicate_keys(br#"{"a":{"b":1},"c":{"b":2}}"#, 10).is_empty());
+    }
+
+    /// A byte no JSON value starts with (a YAML flow body's `'}'`, a stray `}` in a sequence)
+    /// ends the scan instead of looping on it forever (found by the `body_decode` fuzz target).
+    #[test]
+    fn a_byte_that_starts_no_value_ends_the_scan() {
+        assert!(duplicate_keys(b"['}']", 10).is_empty());
+        assert!(duplicate_keys(b"[1, # }\n 2]", 10).is_empty());
+        assert!(duplicate_keys(b"{\"a\": [}], \"a\": 1}", 10).is_empty());
+        assert_eq!(duplicate_keys(br#"{"a": 1, "a": ['}']}"#, 10), ["a"]);
     }
 }

@@ -51,6 +51,12 @@ pub mod validation;
 pub mod watch;
 pub mod yaml;
 
+/// Entry points for the fuzz targets (`core/fuzz/`) into parsers that are not public API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cel::evaluate_for_fuzzing as cel_evaluate;
+}
+
 pub use config::Config;
 pub use error::Error;
 pub use time::UnixTime;

@@ -90,6 +90,31 @@ pub(crate) fn compile_variables(variables: &[Value]) -> Vec<(String, Expr)> {
         .collect()
 }
 
+/// Parses and evaluates `src` against `object` (bound as `object`, `oldObject` as `old`) with
+/// `variables` (`spec.variables` entries) and `budget` cost units, the way an admission policy
+/// runs it; the value as CEL displays it, or the parse or runtime error. For the fuzz targets,
+/// which need the parser and evaluator without a policy around them.
+#[doc(hidden)]
+pub fn evaluate_for_fuzzing(
+    src: &str,
+    object: &Value,
+    old: &Value,
+    variables: &[Value],
+    budget: u64,
+) -> Result<String, String> {
+    let compiled = compile_variables(variables);
+    let bindings = Bindings {
+        vars: [("object", object), ("oldObject", old)]
+            .into_iter()
+            .collect(),
+        variables: &compiled,
+    };
+    let env = Environment::new(&bindings);
+    let mut session = env.session(budget);
+    let expr = parse(src)?;
+    session.eval(&expr).map(|v| eval::display(&v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
