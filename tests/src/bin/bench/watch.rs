@@ -72,31 +72,38 @@ pub(crate) async fn open(
 }
 
 impl WatchStream {
-    /// Reads until `want` distinct `bench-seq` values were seen or the stream ends; returns
+    /// The next event line and when it was read; `None` when the stream ends or, with `idle`,
+    /// when nothing arrived for that long.
+    async fn next_line(&mut self, idle: Option<Duration>) -> Option<(Vec<u8>, Instant)> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                return Some((self.buf.drain(..=end).collect(), Instant::now()));
+            }
+            let frame = match idle {
+                Some(idle) => tokio::time::timeout(idle, self.body.frame()).await.ok()?,
+                None => self.body.frame().await,
+            };
+            if let Ok(data) = frame?.ok()?.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
+        }
+    }
+
+    /// Reads until `want` `bench-seq` values were seen or the stream ends; returns
     /// `(seq, arrival)` for each event line that carries one.
     pub(crate) async fn collect(mut self, want: usize) -> Vec<(usize, Instant)> {
         let mut seen = Vec::with_capacity(want);
         while seen.len() < want {
-            let Some(Ok(frame)) = self.body.frame().await else {
+            let Some((line, at)) = self.next_line(None).await else {
                 break;
             };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            self.buf.extend_from_slice(&data);
-            while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-                let at = Instant::now();
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                if let Some(seq) = seq_of(&line) {
-                    seen.push((seq, at));
-                }
+            if let Some(seq) = seq_of(&line) {
+                seen.push((seq, at));
             }
         }
         seen
     }
-}
 
-impl WatchStream {
     /// Reads until `want` distinct objects were seen bound to a node (an event line with a
     /// `nodeName` and a `bench-seq` label) or nothing new arrived for `idle`; returns each
     /// object's `(seq, first time seen bound)`.
@@ -109,24 +116,14 @@ impl WatchStream {
         let mut seen = std::collections::HashSet::with_capacity(want);
         let mut bound = Vec::with_capacity(want);
         while bound.len() < want {
-            let Ok(Some(Ok(frame))) = tokio::time::timeout(idle, self.body.frame()).await else {
+            let Some((line, at)) = self.next_line(Some(idle)).await else {
                 break;
             };
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            self.buf.extend_from_slice(&data);
-            while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-                let at = Instant::now();
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                if !line.windows(BOUND.len()).any(|w| w == BOUND) {
-                    continue;
-                }
-                if let Some(seq) = seq_of(&line)
-                    && seen.insert(seq)
-                {
-                    bound.push((seq, at));
-                }
+            if line.windows(BOUND.len()).any(|w| w == BOUND)
+                && let Some(seq) = seq_of(&line)
+                && seen.insert(seq)
+            {
+                bound.push((seq, at));
             }
         }
         bound
