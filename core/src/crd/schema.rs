@@ -573,6 +573,38 @@ fn fail(out: &mut Vec<Failure>, path: &str, value: &Value, kind: Kind, message: 
     });
 }
 
+/// An array's or object's size against `maxItems`/`minItems` or `maxProperties`/`minProperties`:
+/// the same two rules with kube's wording for each noun.
+struct Size {
+    len: usize,
+    max: Option<u64>,
+    min: Option<u64>,
+    noun: &'static str,
+}
+
+impl Size {
+    fn check(&self, out: &mut Vec<Failure>, path: &str, value: &Value, name: &str) {
+        if let Some(max) = self.max
+            && self.len as u64 > max
+        {
+            let actual = self.len;
+            fail(
+                out,
+                path,
+                value,
+                Kind::TooMany { actual, max },
+                String::new(),
+            );
+        }
+        if let Some(min) = self.min
+            && (self.len as u64) < min
+        {
+            let message = format!("{name} in body should have at least {min} {}", self.noun);
+            fail(out, path, value, Kind::Invalid, message);
+        }
+    }
+}
+
 /// Whether `value` matches `type_` (integral floats count as integers, integers as numbers).
 fn type_matches(type_: Type, value: &Value) -> bool {
     match (type_, value) {
@@ -793,31 +825,13 @@ fn check_values(checks: &Checks, value: &Value, path: &str, out: &mut Vec<Failur
             }
         }
         Value::Array(items) => {
-            if let Some(max) = checks.max_items
-                && items.len() as u64 > max
-            {
-                fail(
-                    out,
-                    path,
-                    value,
-                    Kind::TooMany {
-                        actual: items.len(),
-                        max,
-                    },
-                    String::new(),
-                );
-            }
-            if let Some(min) = checks.min_items
-                && (items.len() as u64) < min
-            {
-                fail(
-                    out,
-                    path,
-                    value,
-                    Kind::Invalid,
-                    format!("{name} in body should have at least {min} items"),
-                );
-            }
+            let size = Size {
+                len: items.len(),
+                max: checks.max_items,
+                min: checks.min_items,
+                noun: "items",
+            };
+            size.check(out, path, value, name);
             if checks.unique_items && has_duplicates(items) {
                 fail(
                     out,
@@ -829,31 +843,13 @@ fn check_values(checks: &Checks, value: &Value, path: &str, out: &mut Vec<Failur
             }
         }
         Value::Object(map) => {
-            if let Some(max) = checks.max_properties
-                && map.len() as u64 > max
-            {
-                fail(
-                    out,
-                    path,
-                    value,
-                    Kind::TooMany {
-                        actual: map.len(),
-                        max,
-                    },
-                    String::new(),
-                );
-            }
-            if let Some(min) = checks.min_properties
-                && (map.len() as u64) < min
-            {
-                fail(
-                    out,
-                    path,
-                    value,
-                    Kind::Invalid,
-                    format!("{name} in body should have at least {min} properties"),
-                );
-            }
+            let size = Size {
+                len: map.len(),
+                max: checks.max_properties,
+                min: checks.min_properties,
+                noun: "properties",
+            };
+            size.check(out, path, value, name);
             for key in &checks.required {
                 if !map.contains_key(key) {
                     out.push(Failure {
