@@ -20,6 +20,10 @@ pub struct Config {
     pub watch_ring_bytes: usize,
     /// Most concurrent watches. Default 10,000.
     pub max_watches: usize,
+    /// Most change records kept for the runtime while it records them
+    /// (`ApiServer::record_changes`) and has not taken them yet; past it a write is refused
+    /// with 429. The records share their bytes with the store. Default 100,000.
+    pub max_pending_changes: usize,
     /// SHA-256 of the admin bearer token; `None` disables admin access.
     pub admin_token_sha256: Option<[u8; 32]>,
     /// Seconds between BOOKMARK events on watches that ask for them. Default 60.
@@ -138,6 +142,7 @@ impl Default for Config {
             watch_ring_capacity: 10_000,
             watch_ring_bytes: 64 << 20,
             max_watches: 10_000,
+            max_pending_changes: 100_000,
             admin_token_sha256: None,
             bookmark_interval_secs: 60,
             max_list_page: 500_000,

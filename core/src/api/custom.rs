@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::ApiServer;
 use crate::crd::{self, Served};
 use crate::store::{ObjectKey, StoredObject};
-use crate::{Error, UnixTime, json as j};
+use crate::{Error, json as j};
 
 /// Whether `stored` (an object of `served`'s definition) must be rewritten to be served in
 /// `served`'s version: it predates the definition's current form (so it may hold fields now
@@ -128,10 +128,11 @@ impl ApiServer {
     /// and then the finalizer (kube's CRD REST `Delete`).
     pub(super) fn begin_crd_deletion(
         &mut self,
-        now: UnixTime,
+        ctx: &crate::cluster::WriteContext,
         key: &ObjectKey,
         mut obj: Value,
     ) -> Result<(u16, Vec<u8>), Error> {
+        let now = ctx.at;
         if obj
             .pointer("/metadata/deletionTimestamp")
             .is_some_and(|t| !t.is_null())
@@ -176,7 +177,7 @@ impl ApiServer {
                 );
             }
         }
-        let json = self.write_existing(key, &mut obj)?;
+        let json = self.write_existing(ctx, key, &mut obj)?;
         Ok((200, json))
     }
 

@@ -8,6 +8,7 @@
 //! marks them, as kube writes it). Finalizers hold any object whatever its grace; the `orphan`
 //! and `foregroundDeletion` finalizers follow the propagation policy.
 
+use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
@@ -332,11 +333,12 @@ impl ApiServer {
     /// unless a grace period or a finalizer holds it.
     pub(crate) fn delete_object(
         &mut self,
-        now: UnixTime,
+        ctx: &WriteContext,
         key: &ObjectKey,
         obj: Value,
         options: &DeleteOptions,
     ) -> Result<Deletion, Error> {
+        let now = ctx.at;
         check_preconditions(key, &obj, options)?;
         let grace = before_delete(key.resource, &obj, options, now);
         let pending = |body: Vec<u8>| Deletion {
@@ -375,11 +377,11 @@ impl ApiServer {
                         gone: goes,
                     });
                 }
-                let marked = self.write_existing(key, &mut next)?;
+                let marked = self.write_existing(ctx, key, &mut next)?;
                 if !goes {
                     return Ok(pending(marked));
                 }
-                let body = self.write_delete(key, &mut next)?;
+                let body = self.write_delete(ctx, key, &mut next)?;
                 Ok(Deletion {
                     status: 200,
                     body,
@@ -391,7 +393,7 @@ impl ApiServer {
                 if options.dry_run || next == obj {
                     return Ok(pending(j::to_vec(&next)));
                 }
-                let body = self.write_existing(key, &mut next)?;
+                let body = self.write_existing(ctx, key, &mut next)?;
                 Ok(pending(body))
             }
             Grace::None | Grace::Pending => {
@@ -399,7 +401,7 @@ impl ApiServer {
                 let body = if options.dry_run {
                     j::to_vec(&last)
                 } else {
-                    self.write_delete(key, &mut last)?
+                    self.write_delete(ctx, key, &mut last)?
                 };
                 Ok(Deletion {
                     status: 200,

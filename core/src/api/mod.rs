@@ -54,7 +54,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sha2::{Digest, Sha256};
 
-pub(crate) use objects::qualified;
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
 pub use workers::SuiStatus;
@@ -170,15 +169,10 @@ fn hex_digit(n: u8) -> char {
     char::from_digit(u32::from(n), 16).unwrap_or('0')
 }
 
-/// What the write path's bookkeeping needs from the entry point that runs: its time, and the
-/// node identity it acts for (`None` for the admin and for the server's own work). Set at each
-/// entry point, so every write is stamped without threading both through every helper.
+/// What one request gathers below its handler: warnings raised by a `Warn` admission policy
+/// binding, added to the response's own.
 #[derive(Debug, Default)]
 pub(crate) struct Call {
-    pub(crate) now: UnixTime,
-    pub(crate) node: Option<String>,
-    /// Warnings raised below the handler (a `Warn` admission policy binding), added to the
-    /// response's own.
     pub(crate) warnings: Vec<String>,
 }
 
@@ -202,7 +196,7 @@ pub struct ApiServer {
     pub(crate) event_ttl: crate::controllers::event_ttl::EventTtl,
     /// Event writes per node identity (kube's EventRateLimit, limit type `User`).
     pub(crate) event_rate: crate::ratelimit::RateLimiter,
-    /// The current entry point's time and acting node, read by the write path's bookkeeping.
+    /// What the current request gathers below its handler (admission warnings).
     pub(crate) call: Call,
     /// This run's key for continue tokens.
     pub(crate) continue_key: [u8; 32],
@@ -224,6 +218,8 @@ pub struct ApiServer {
     pub(crate) custom_openapi: openapi::CustomCache,
     /// When LIST snapshots (continue tokens) expire.
     pub(crate) compactor: crate::compaction::Compactor,
+    /// Change records kept for the runtime.
+    pub(crate) journal: crate::cluster::writer::Journal,
 }
 
 impl ApiServer {
@@ -266,11 +262,7 @@ impl ApiServer {
             lifecycle: Default::default(),
             event_ttl: Default::default(),
             event_rate,
-            call: Call {
-                now,
-                node: None,
-                warnings: Vec::new(),
-            },
+            call: Call::default(),
             continue_key: Self::continue_key(&seed),
             stakes,
             tokens,
@@ -281,6 +273,7 @@ impl ApiServer {
             crds,
             custom_openapi: Default::default(),
             compactor,
+            journal: Default::default(),
         };
         server.bootstrap(now);
         server
@@ -308,12 +301,7 @@ impl ApiServer {
 
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
     pub fn handle_request(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
-        self.scheduler.clock = now;
-        self.call = Call {
-            now,
-            node: None,
-            warnings: Vec::new(),
-        };
+        self.call = Call::default();
         match self.dispatch(now, req) {
             Ok(Outcome::Response(mut response)) if !self.call.warnings.is_empty() => {
                 let mut warnings = core::mem::take(&mut self.call.warnings);
@@ -444,7 +432,6 @@ impl ApiServer {
         if let (Route::Resource(path), Identity::Node(node)) = (&route, &identity) {
             let query = request::Query::parse(req.query)?;
             self.limit_node_events(now, node, req.method, path, &query)?;
-            self.call.node = Some(node.node_id.clone());
         }
         let read_only = matches!(req.method, Method::Get | Method::Head);
         match route {
@@ -564,11 +551,6 @@ impl ApiServer {
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.call = Call {
-            now,
-            node: None,
-            warnings: Vec::new(),
-        };
         self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);

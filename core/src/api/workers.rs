@@ -2,6 +2,7 @@
 //! `sui-events`, with their exact wire formats), Seal-token identities on the Kubernetes API
 //! restricted like kube-apiserver's NodeRestriction, and what a revoked stake does to its node.
 
+use crate::cluster::WriteContext;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
@@ -273,12 +274,12 @@ impl ApiServer {
                 }),
             );
         }
+        let request = WriteContext::request(now, None);
         if is_new {
-            self.create_internal(now, ResourceId::Nodes, "", &mut node, "kubelet")?;
+            self.create_internal(&request, ResourceId::Nodes, "", &mut node, "kubelet")?;
         } else {
-            self.write_existing(&key, &mut node)?;
+            self.write_existing(&request, &key, &mut node)?;
         }
-        self.observe_for_lifecycle(now, ResourceId::Nodes, &node, None);
         self.renew_lease(now, &node_name)?;
         self.registrations
             .by_stake
@@ -329,7 +330,6 @@ impl ApiServer {
             .and_then(Value::as_str)
             == Some("True");
         if !ready {
-            let old = node.clone();
             let mut node = node;
             let stamp = now.rfc3339();
             if let Some(conditions) = node
@@ -340,8 +340,7 @@ impl ApiServer {
                 conditions.push(json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
                     "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}));
             }
-            self.write_existing(&key, &mut node)?;
-            self.observe_for_lifecycle(now, ResourceId::Nodes, &node, Some(&old));
+            self.write_existing(&WriteContext::request(now, None), &key, &mut node)?;
         }
         self.renew_lease(now, &node_name)?;
         Ok(ApiResponse::json(
@@ -352,6 +351,7 @@ impl ApiServer {
 
     /// Creates or renews `kube-node-lease/<node>` (a heartbeat for the lifecycle controller).
     fn renew_lease(&mut self, now: UnixTime, node: &str) -> Result<(), Error> {
+        let request = WriteContext::request(now, None);
         let key = ObjectKey::new(ResourceId::Leases, "kube-node-lease", node);
         let renew = now.rfc3339_micros();
         match self.store.get(&key) {
@@ -360,13 +360,12 @@ impl ApiServer {
                     "metadata": {"name": node, "namespace": "kube-node-lease"},
                     "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew}});
                 self.create_internal(
-                    now,
+                    &request,
                     ResourceId::Leases,
                     "kube-node-lease",
                     &mut lease,
                     "kubelet",
                 )?;
-                self.observe_for_lifecycle(now, ResourceId::Leases, &lease, None);
             }
             Some(stored) => {
                 let old: Value = serde_json::from_slice(&stored.json)
@@ -376,8 +375,7 @@ impl ApiServer {
                     spec.insert("renewTime".into(), Value::from(renew));
                     spec.insert("holderIdentity".into(), Value::from(node));
                 }
-                self.write_existing(&key, &mut lease)?;
-                self.observe_for_lifecycle(now, ResourceId::Leases, &lease, Some(&old));
+                self.write_existing(&request, &key, &mut lease)?;
             }
         }
         Ok(())
@@ -417,11 +415,6 @@ impl ApiServer {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
-        self.call = super::Call {
-            now,
-            node: None,
-            warnings: Vec::new(),
-        };
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
         for revocation in &outcome.revoked {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);
@@ -609,7 +602,10 @@ impl ApiServer {
                     }
                 }
             }
-            if self.write_existing(&key, &mut node).is_err() {
+            if self
+                .write_existing(&WriteContext::server(now), &key, &mut node)
+                .is_err()
+            {
                 continue;
             }
             let message = alloc::format!(

@@ -4,6 +4,7 @@
 //! priority level it names exists. Requests are not queued by priority: this server applies no
 //! flow control, the objects are served so clients and the conformance suite find them.
 
+use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -45,7 +46,13 @@ impl ApiServer {
             let key = ObjectKey::new(resource, "", j::str_at(&obj, "/metadata/name"));
             if self.store.get(&key).is_none() {
                 // A refused create (store full) is retried when the next one is deleted.
-                let _ = self.create_internal(now, resource, "", &mut obj, "kube-apiserver");
+                let _ = self.create_internal(
+                    &WriteContext::server(now),
+                    resource,
+                    "",
+                    &mut obj,
+                    "kube-apiserver",
+                );
             }
         }
     }
@@ -124,7 +131,7 @@ impl ApiServer {
                 status.insert("conditions".into(), Value::Array(conditions));
             }
         }
-        let _ = self.controller_update(&key, &mut fs);
+        let _ = self.controller_update(now, &key, &mut fs);
     }
 }
 

@@ -6,6 +6,7 @@
 //! missed. Its next run is a timer at the next scheduled time (`Controllers::requeue_at`), never
 //! a scan.
 
+use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -284,7 +285,7 @@ impl ApiServer {
         if let Some(map) = current.as_object_mut() {
             map.insert("status".into(), status);
         }
-        let _ = self.controller_update(&key, &mut current);
+        let _ = self.controller_update(now, &key, &mut current);
     }
 
     /// The scheduling half of a sync: creates the Job due now, if any, and sets the timer for
@@ -541,7 +542,7 @@ impl ApiServer {
     ) -> bool {
         let involved = Involved::of(cj);
         let background = DeleteOptions::with_propagation(Propagation::Background);
-        match self.delete_object(now, key, job, &background) {
+        match self.delete_object(&WriteContext::server(now), key, job, &background) {
             Ok(_) => {
                 self.record_event(
                     now,

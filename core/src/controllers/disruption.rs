@@ -3,6 +3,7 @@
 //! `disruptionsAllowed`, the `DisruptionAllowed` condition, `observedGeneration`), and the
 //! `pods/eviction` subresource that honours it.
 
+use crate::cluster::WriteContext;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -241,7 +242,7 @@ impl ApiServer {
         if let Some(map) = pdb.as_object_mut() {
             map.insert("status".into(), next);
         }
-        let _ = self.controller_update(&key, &mut pdb);
+        let _ = self.controller_update(now, &key, &mut pdb);
     }
 
     /// `POST pods/{name}/eviction` (`EvictionREST.Create`): deletes the pod unless its one
@@ -302,7 +303,7 @@ impl ApiServer {
             &options,
             &crate::api::request::Query::default(),
         )?;
-        self.delete_object(now, &key, pod, &delete)?;
+        self.delete_object(&WriteContext::server(now), &key, pod, &delete)?;
         Ok(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         )
@@ -385,6 +386,6 @@ impl ApiServer {
                 );
             }
         }
-        self.controller_update(&key, &mut pdb)
+        self.controller_update(now, &key, &mut pdb)
     }
 }

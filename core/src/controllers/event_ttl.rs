@@ -7,12 +7,11 @@
 //! Every write and every expiry is O(log n) in the number of events: an index by expiry time
 //! and one by key, both bounded by `max_events`.
 
+use crate::cluster::WriteContext;
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::sync::Arc;
 
 use crate::api::ApiServer;
-use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Config, Error, UnixTime};
 
@@ -227,7 +226,10 @@ impl ApiServer {
             let deleted = match self.store.get(&key) {
                 Some(object) => serde_json::from_slice::<serde_json::Value>(&object.json)
                     .ok()
-                    .and_then(|mut event| self.write_delete(&key, &mut event).ok())
+                    .and_then(|mut event| {
+                        self.write_delete(&WriteContext::server(now), &key, &mut event)
+                            .ok()
+                    })
                     .is_some(),
                 None => false,
             };
@@ -238,36 +240,12 @@ impl ApiServer {
         }
         self.event_ttl.backlog = self.event_ttl.next_due(now).is_some();
     }
-
-    /// Before an event write: the budget and the acting node's share.
-    pub(crate) fn admit_event(&mut self, key: &ObjectKey, bytes: usize) -> Result<(), Error> {
-        if key.resource != ResourceId::Events {
-            return Ok(());
-        }
-        let writer = self.call.node.clone();
-        self.event_ttl
-            .admit(&self.config, key, bytes, writer.as_deref())
-    }
-
-    /// After an event write committed: (re)schedule its expiry and charge it.
-    pub(crate) fn event_written(&mut self, key: &ObjectKey, bytes: usize) {
-        if key.resource != ResourceId::Events {
-            return;
-        }
-        let writer: Option<String> = self.call.node.as_deref().map(String::from);
-        self.event_ttl.written(
-            key,
-            self.call.now,
-            self.config.event_ttl_secs,
-            bytes,
-            writer.as_deref(),
-        );
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::ResourceId;
 
     fn key(i: usize) -> ObjectKey {
         ObjectKey::new(ResourceId::Events, "default", &alloc::format!("e{i}"))

@@ -1,6 +1,7 @@
 //! Recording core/v1 `Event` objects for what controllers do, so `kubectl describe` shows it.
 //! Events are best-effort: a full store drops them rather than failing the action they describe.
 
+use crate::cluster::WriteContext;
 use serde_json::{Value, json};
 
 use crate::api::ApiServer;
@@ -80,6 +81,12 @@ impl ApiServer {
             c if c.ends_with("-controller") => "kube-controller-manager",
             other => other,
         };
-        let _ = self.create_internal(now, ResourceId::Events, namespace, &mut event, manager);
+        let _ = self.create_internal(
+            &WriteContext::server(now),
+            ResourceId::Events,
+            namespace,
+            &mut event,
+            manager,
+        );
     }
 }

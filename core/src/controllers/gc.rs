@@ -5,6 +5,7 @@
 //! reference to it before the `orphan` finalizer is lifted. Ownership cycles end: a dependent
 //! that is itself waiting on the owner does not block it.
 
+use crate::cluster::WriteContext;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -144,7 +145,7 @@ impl ApiServer {
                 .collect();
             let gone: Vec<String> = gone.into_iter().map(String::from).collect();
             remove_owner_refs(&mut obj, &gone);
-            let _ = self.controller_update(key, &mut obj);
+            let _ = self.controller_update(now, key, &mut obj);
             return;
         }
         let uid = j::string_at(&obj, "/metadata/uid");
@@ -155,7 +156,12 @@ impl ApiServer {
         } else {
             Propagation::Background
         };
-        let _ = self.delete_object(now, key, obj, &dependent_options(&uid, policy));
+        let _ = self.delete_object(
+            &WriteContext::server(now),
+            key,
+            obj,
+            &dependent_options(&uid, policy),
+        );
     }
 
     /// Advances an owner being deleted with the `orphan` or `foregroundDeletion` finalizer.
@@ -174,11 +180,11 @@ impl ApiServer {
             for dependent in dependents {
                 if let Some(mut dep) = self.load(&dependent) {
                     remove_owner_refs(&mut dep, &uids);
-                    let _ = self.controller_update(&dependent, &mut dep);
+                    let _ = self.controller_update(now, &dependent, &mut dep);
                 }
             }
             list.retain(|f| f != ORPHAN);
-            self.finish_owner(key, obj, &list);
+            self.finish_owner(now, key, obj, &list);
             return;
         }
         if !list.iter().any(|f| f == FOREGROUND) {
@@ -202,8 +208,12 @@ impl ApiServer {
                 } else {
                     Propagation::Foreground
                 };
-                let _ =
-                    self.delete_object(now, &dependent, dep, &dependent_options(&dep_uid, policy));
+                let _ = self.delete_object(
+                    &WriteContext::server(now),
+                    &dependent,
+                    dep,
+                    &dependent_options(&dep_uid, policy),
+                );
             }
             if blocks
                 && let Some(still) = self.load(&dependent)
@@ -215,7 +225,7 @@ impl ApiServer {
         if !blocking {
             self.controllers.waiting.remove(&uid);
             list.retain(|f| f != FOREGROUND);
-            self.finish_owner(key, obj, &list);
+            self.finish_owner(now, key, obj, &list);
         }
     }
 
@@ -249,13 +259,13 @@ impl ApiServer {
     }
 
     /// Writes an owner's remaining finalizers, deleting it when none are left.
-    fn finish_owner(&mut self, key: &ObjectKey, mut obj: Value, list: &[String]) {
+    fn finish_owner(&mut self, now: UnixTime, key: &ObjectKey, mut obj: Value, list: &[String]) {
         let before = obj.clone();
         set_finalizers(&mut obj, list);
         if completes_deletion(&before, &obj) {
-            let _ = self.write_delete(key, &mut obj);
+            let _ = self.write_delete(&WriteContext::server(now), key, &mut obj);
         } else {
-            let _ = self.write_existing(key, &mut obj);
+            let _ = self.write_existing(&WriteContext::server(now), key, &mut obj);
         }
     }
 }

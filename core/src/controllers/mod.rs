@@ -34,6 +34,7 @@ mod tests;
 #[cfg(test)]
 mod workload_tests;
 
+use crate::cluster::WriteContext;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -848,13 +849,20 @@ impl ApiServer {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("namespace".into(), Value::from(namespace));
         }
-        self.create_internal(now, resource, namespace, obj, "kube-controller-manager")
-            .map(|_| ())
+        self.create_internal(
+            &WriteContext::server(now),
+            resource,
+            namespace,
+            obj,
+            "kube-controller-manager",
+        )
+        .map(|_| ())
     }
 
     /// Replaces a stored object on a controller's behalf; a changed `spec` bumps `generation`.
     pub(crate) fn controller_update(
         &mut self,
+        now: UnixTime,
         key: &ObjectKey,
         obj: &mut Value,
     ) -> Result<(), Error> {
@@ -875,7 +883,8 @@ impl ApiServer {
                 meta.insert("generation".into(), Value::from(generation));
             }
         }
-        self.write_existing(key, obj).map(|_| ())
+        self.write_existing(&WriteContext::server(now), key, obj)
+            .map(|_| ())
     }
 }
 

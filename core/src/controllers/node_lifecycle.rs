@@ -5,6 +5,7 @@
 //! they have none); a heartbeat brings the node back and lifts the taints. Heartbeats are timed
 //! by the server's clock when it sees them, never by the worker's.
 
+use crate::cluster::WriteContext;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -268,6 +269,7 @@ impl ApiServer {
 
     fn update_node(
         &mut self,
+        now: UnixTime,
         name: &str,
         change: impl FnOnce(&mut Value) -> bool,
     ) -> Option<Value> {
@@ -276,13 +278,14 @@ impl ApiServer {
         if !change(&mut node) {
             return Some(node);
         }
-        self.write_existing(&key, &mut node).ok()?;
+        self.write_existing(&WriteContext::server(now), &key, &mut node)
+            .ok()?;
         Some(node)
     }
 
     fn set_unreachable(&mut self, now: UnixTime, name: &str) {
         let stamp = now.rfc3339();
-        let node = self.update_node(name, |node| {
+        let node = self.update_node(now, name, |node| {
             let Some(map) = node.as_object_mut() else {
                 return false;
             };
@@ -327,7 +330,7 @@ impl ApiServer {
     }
 
     fn set_reachable(&mut self, now: UnixTime, name: &str) {
-        let node = self.update_node(name, |node| {
+        let node = self.update_node(now, name, |node| {
             let Some(list) = node
                 .pointer_mut("/spec/taints")
                 .and_then(Value::as_array_mut)
@@ -414,10 +417,19 @@ impl ApiServer {
                 status.as_object_mut()
             })
             .is_some_and(|status| super::update_pod_condition(status, now, condition));
-        if changed && self.write_existing(key, &mut pod).is_err() {
+        if changed
+            && self
+                .write_existing(&WriteContext::server(now), key, &mut pod)
+                .is_err()
+        {
             return;
         }
-        let _ = self.delete_object(now, key, pod, &DeleteOptions::default());
+        let _ = self.delete_object(
+            &WriteContext::server(now),
+            key,
+            pod,
+            &DeleteOptions::default(),
+        );
     }
 }
 

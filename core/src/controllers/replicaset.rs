@@ -9,6 +9,7 @@
 //! through its ReplicaSet controller: only the owner kind, the event source and the selector
 //! (a plain label map) differ ([`ReplicaKind`]).
 
+use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -233,6 +234,7 @@ impl ApiServer {
     /// releasing owned pods it no longer matches. `manage` false: neither.
     pub(crate) fn claim_pods(
         &mut self,
+        now: UnixTime,
         kind: ReplicaKind,
         rs: &Value,
         ns: &str,
@@ -268,7 +270,7 @@ impl ApiServer {
                         owned.push(view);
                     } else if manage && let Some(mut pod) = self.load(&key()) {
                         super::gc::remove_owner_refs(&mut pod, core::slice::from_ref(&uid));
-                        let _ = self.controller_update(&key(), &mut pod);
+                        let _ = self.controller_update(now, &key(), &mut pod);
                     }
                 }
                 Some(_) => {}
@@ -283,7 +285,7 @@ impl ApiServer {
                             list.push(controller_ref_to(rs, kind.api_version(), kind.kind()));
                         }
                     }
-                    if self.controller_update(&key, &mut pod).is_ok()
+                    if self.controller_update(now, &key, &mut pod).is_ok()
                         && let Some(view) = self.pod_view(&key)
                     {
                         owned.push(view);
@@ -307,7 +309,7 @@ impl ApiServer {
             return;
         };
         let manage = !deleting(&rs);
-        let pods = self.claim_pods(kind, &rs, ns, &selector, manage);
+        let pods = self.claim_pods(now, kind, &rs, ns, &selector, manage);
         let mut active: Vec<Arc<PodView>> = pods.into_iter().filter(|p| p.active).collect();
         let want = usize::try_from(int_at(&rs, "/spec/replicas").max(0)).unwrap_or(usize::MAX);
         let mut failure: Option<(&str, String)> = None;
@@ -332,7 +334,12 @@ impl ApiServer {
                 };
                 // kube's ReplicaSet controller deletes with empty options: a pod bound to a node
                 // terminates gracefully, and, no longer active, is not deleted again.
-                match self.delete_object(now, &pod_key, obj, &DeleteOptions::default()) {
+                match self.delete_object(
+                    &WriteContext::server(now),
+                    &pod_key,
+                    obj,
+                    &DeleteOptions::default(),
+                ) {
                     Ok(_) => self.record_event(
                         now,
                         &Involved::of(&rs),
@@ -536,6 +543,6 @@ impl ApiServer {
         if let Some(map) = current.as_object_mut() {
             map.insert("status".into(), status);
         }
-        let _ = self.controller_update(key, &mut current);
+        let _ = self.controller_update(now, key, &mut current);
     }
 }

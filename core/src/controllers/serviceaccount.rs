@@ -65,7 +65,7 @@ impl ApiServer {
                         a.insert("kubernetes.io/description".into(), Value::from(DESCRIPTION));
                     }
                 }
-                let _ = self.controller_update(&cm_key, &mut cm);
+                let _ = self.controller_update(now, &cm_key, &mut cm);
             }
         }
     }
