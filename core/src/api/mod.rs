@@ -233,6 +233,15 @@ impl ApiServer {
     /// (clients re-list) instead of being served as if it were current. Microseconds since 1970
     /// stay below 2^53 (JavaScript's exact integers) until the year 2255.
     pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
+        let mut server = Self::empty(config, seed, now);
+        server.bootstrap(now);
+        server
+    }
+
+    /// A cluster with nothing stored, at the revision a run starting at `now` starts from:
+    /// what recorded changes are replayed into ([`ApiServer::replay`]). `seed` as for
+    /// [`ApiServer::new`].
+    pub fn empty(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
         let store = Store::starting_at(&config, start_revision(now));
         let stakes = crate::stake::StakeRegistry::new(crate::stake::StakeLimits {
             max_stakes: config.max_stakes,
@@ -252,7 +261,7 @@ impl ApiServer {
             config.event_rate_identities,
         );
         let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
-        let mut server = Self {
+        Self {
             config,
             store,
             ids: IdSource { seed, counter: 0 },
@@ -274,9 +283,7 @@ impl ApiServer {
             custom_openapi: Default::default(),
             compactor,
             journal: Default::default(),
-        };
-        server.bootstrap(now);
-        server
+        }
     }
 
     /// The ring that watch streams read.

@@ -1614,7 +1614,9 @@ impl ApiServer {
         NamespacePass::Done
     }
 
-    pub(super) fn bootstrap(&mut self, now: UnixTime) {
+    /// What kube-apiserver creates at start: the default namespaces, the `kubernetes`
+    /// Service and the mandatory flow-control objects.
+    pub(crate) fn bootstrap(&mut self, now: UnixTime) {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});

@@ -7,3 +7,6 @@ pub(crate) mod writer;
 
 pub use change::{Change, ChangeKind, Origin};
 pub(crate) use writer::WriteContext;
+
+#[cfg(test)]
+mod replay_tests;

@@ -279,6 +279,21 @@ impl ApiServer {
         })
     }
 
+    /// A namespace marked for deletion is finished by `handle_timeout`; a deleted one is done.
+    fn observe_namespace(&mut self, name: &str, namespace: Option<&Value>) {
+        let marked = namespace.is_some_and(|ns| {
+            ns.pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null())
+        });
+        if marked {
+            if self.terminating.insert(name.into()) {
+                self.namespaces_due.insert(name.into());
+            }
+        } else {
+            self.terminating.remove(name);
+        }
+    }
+
     /// The one feed: every subsystem that keeps derived state learns about a committed change
     /// here, from the change alone (`obj` is its object, already parsed; `previous` the version
     /// it replaced).
@@ -314,6 +329,9 @@ impl ApiServer {
                     change.origin.node(),
                 );
             }
+        }
+        if key.resource == ResourceId::Namespaces {
+            self.observe_namespace(&key.name, current);
         }
         self.service_committed(key, current);
         if crate::scheduler::observes(key.resource) {

@@ -75,6 +75,12 @@ impl EventTtl {
         self.entries.len()
     }
 
+    /// The ledger without its work counters, to compare two clusters.
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> alloc::string::String {
+        alloc::format!("{:?} {:?} {:?}", self.entries, self.owners, self.nodes)
+    }
+
     /// What node identity `node`'s events hold.
     pub(crate) fn usage_of(&self, node: &str) -> Usage {
         self.owners.get(node).copied().unwrap_or_default()

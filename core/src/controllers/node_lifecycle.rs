@@ -107,6 +107,15 @@ impl NodeLifecycle {
     }
 
     /// Nodes looked at by runs since start.
+    /// Each node's last heartbeat.
+    #[cfg(test)]
+    pub(crate) fn heartbeats(&self) -> Vec<(String, UnixTime)> {
+        self.nodes
+            .iter()
+            .map(|(name, h)| (name.clone(), h.last_heartbeat))
+            .collect()
+    }
+
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits

@@ -152,6 +152,13 @@ impl Scheduler {
             .min()
     }
 
+    /// The node cache and the set of pending pods: what the scheduler derives from the
+    /// records (its backoff timers are its own, like kube-scheduler's after a restart).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> alloc::string::String {
+        alloc::format!("{:?} {:?}", self.nodes, self.queue.pending())
+    }
+
     fn refused(&mut self) {
         if self.next_scan.is_none() {
             self.next_scan = Some(UnixTime::default());
