@@ -45,14 +45,15 @@ impl ApiServer {
             let resource = resource_of(&obj);
             let key = ObjectKey::new(resource, "", j::str_at(&obj, "/metadata/name"));
             if self.store.get(&key).is_none() {
-                // A refused create (store full) is retried when the next one is deleted.
-                let _ = self.create_internal(
+                // A refused create (store full) is retried with backoff.
+                let created = self.create_internal(
                     &WriteContext::server(now),
                     resource,
                     "",
                     &mut obj,
                     "kube-apiserver",
                 );
+                let _ = self.controllers.note(created);
             }
         }
     }

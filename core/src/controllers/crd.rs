@@ -9,7 +9,6 @@
 //!   objects are deleted as a `DELETE` would (their own finalizers hold them), and once none is
 //!   left the finalizer goes and so does the CRD, with `Terminating` telling each step.
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -67,7 +66,7 @@ impl ApiServer {
         self.accept_names(now, &mut crd);
         if crd != before {
             // A failed write (the store refuses) is retried on the next change.
-            let _ = self.write_existing(&WriteContext::server(now), &key, &mut crd);
+            let _ = self.controller_write(now, &key, &mut crd);
         }
     }
 
@@ -242,8 +241,7 @@ impl ApiServer {
                 };
                 let marked = deleting(&obj);
                 let background = DeleteOptions::with_propagation(Propagation::Background);
-                match self.delete_object(&WriteContext::server(now), &object_key, obj, &background)
-                {
+                match self.controller_delete(now, &object_key, obj, &background) {
                     Ok(d) if !d.gone => remaining += 1,
                     Ok(_) => {}
                     Err(_) if marked => remaining += 1,
@@ -260,7 +258,7 @@ impl ApiServer {
                 "CustomResource deletion is in progress",
             );
             if crd != before {
-                let _ = self.write_existing(&WriteContext::server(now), key, &mut crd);
+                let _ = self.controller_write(now, key, &mut crd);
             }
             return;
         }
@@ -287,9 +285,9 @@ impl ApiServer {
         }
         let done = finalizers(&crd).is_empty();
         let _ = if done {
-            self.write_delete(&WriteContext::server(now), key, &mut crd)
+            self.controller_remove(now, key, &mut crd)
         } else {
-            self.write_existing(&WriteContext::server(now), key, &mut crd)
+            self.controller_write(now, key, &mut crd)
         };
     }
 }

@@ -6,7 +6,6 @@
 //! missed. Its next run is a timer at the next scheduled time (`Controllers::requeue_at`), never
 //! a scan.
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -542,7 +541,7 @@ impl ApiServer {
     ) -> bool {
         let involved = Involved::of(cj);
         let background = DeleteOptions::with_propagation(Propagation::Background);
-        match self.delete_object(&WriteContext::server(now), key, job, &background) {
+        match self.controller_delete(now, key, job, &background) {
             Ok(_) => {
                 self.record_event(
                     now,

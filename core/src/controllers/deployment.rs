@@ -7,7 +7,6 @@
 //! undo` does, bumps it and records `revision-history`); old ReplicaSets beyond
 //! `revisionHistoryLimit` are deleted; `spec.paused` stops rollouts but not scaling.
 
-use crate::cluster::WriteContext;
 use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -804,7 +803,7 @@ impl ApiServer {
         for (_, key) in empty.into_iter().take(excess) {
             if let Some(obj) = self.load(&key) {
                 let background = DeleteOptions::with_propagation(Propagation::Background);
-                let _ = self.delete_object(&WriteContext::server(now), &key, obj, &background);
+                let _ = self.controller_delete(now, &key, obj, &background);
             }
         }
     }

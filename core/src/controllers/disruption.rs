@@ -3,7 +3,6 @@
 //! `disruptionsAllowed`, the `DisruptionAllowed` condition, `observedGeneration`), and the
 //! `pods/eviction` subresource that honours it.
 
-use crate::cluster::WriteContext;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -303,7 +302,7 @@ impl ApiServer {
             &options,
             &crate::api::request::Query::default(),
         )?;
-        self.delete_object(&WriteContext::server(now), &key, pod, &delete)?;
+        self.controller_delete(now, &key, pod, &delete)?;
         Ok(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         )

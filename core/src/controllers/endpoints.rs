@@ -6,7 +6,6 @@
 //! or the name of a container port). Pods that resolve to the same ports share a subset. The
 //! Endpoints of a deleted Service goes with it.
 
-use crate::cluster::WriteContext;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -44,7 +43,7 @@ impl ApiServer {
         let Some(service) = self.load(&ObjectKey::new(ResourceId::Services, ns, name)) else {
             // kube deletes the Endpoints of a deleted Service.
             if let Some(mut ep) = existing {
-                let _ = self.write_delete(&WriteContext::server(now), &ep_key, &mut ep);
+                let _ = self.controller_remove(now, &ep_key, &mut ep);
             }
             return;
         };
@@ -171,7 +170,7 @@ impl ApiServer {
                 if let Some(meta) = super::meta_mut(&mut ep) {
                     meta.insert("labels".into(), labels);
                 }
-                let _ = self.write_existing(&WriteContext::server(now), &ep_key, &mut ep);
+                let _ = self.controller_write(now, &ep_key, &mut ep);
             }
             None => {
                 let mut ep = json!({

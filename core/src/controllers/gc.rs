@@ -5,7 +5,6 @@
 //! reference to it before the `orphan` finalizer is lifted. Ownership cycles end: a dependent
 //! that is itself waiting on the owner does not block it.
 
-use crate::cluster::WriteContext;
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -156,12 +155,7 @@ impl ApiServer {
         } else {
             Propagation::Background
         };
-        let _ = self.delete_object(
-            &WriteContext::server(now),
-            key,
-            obj,
-            &dependent_options(&uid, policy),
-        );
+        let _ = self.controller_delete(now, key, obj, &dependent_options(&uid, policy));
     }
 
     /// Advances an owner being deleted with the `orphan` or `foregroundDeletion` finalizer.
@@ -208,8 +202,8 @@ impl ApiServer {
                 } else {
                     Propagation::Foreground
                 };
-                let _ = self.delete_object(
-                    &WriteContext::server(now),
+                let _ = self.controller_delete(
+                    now,
                     &dependent,
                     dep,
                     &dependent_options(&dep_uid, policy),
@@ -263,9 +257,9 @@ impl ApiServer {
         let before = obj.clone();
         set_finalizers(&mut obj, list);
         if completes_deletion(&before, &obj) {
-            let _ = self.write_delete(&WriteContext::server(now), key, &mut obj);
+            let _ = self.controller_remove(now, key, &mut obj);
         } else {
-            let _ = self.write_existing(&WriteContext::server(now), key, &mut obj);
+            let _ = self.controller_write(now, key, &mut obj);
         }
     }
 }

@@ -11,7 +11,6 @@
 //! Not done: Indexed completion (pods are made as for NonIndexed), pod failure and success
 //! policies, backoff delays between pod re-creations.
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -346,16 +345,9 @@ impl ApiServer {
         let want = usize::try_from(want).unwrap_or(0);
         if active.len() < want {
             let missing = (want - active.len()).min(self.config.controller_burst);
-            let (created, error) = self.create_pods(now, ReplicaKind::Job, job, missing);
+            // A refused create was noted: the sync is retried with backoff.
+            let (created, _) = self.create_pods(now, ReplicaKind::Job, job, missing);
             active.extend(created);
-            if error.is_some() {
-                self.controllers.requeue_at(
-                    now.plus_secs(5),
-                    Queue::Job,
-                    j::str_at(job, "/metadata/namespace"),
-                    j::str_at(job, "/metadata/name"),
-                );
-            }
         } else if active.len() > want {
             active.sort_by(|a, b| super::replicaset::deletion_order(&a.facts, &b.facts));
             let mut surplus: Vec<Arc<PodView>> = active.drain(..active.len() - want).collect();
@@ -375,12 +367,7 @@ impl ApiServer {
                 continue;
             };
             // kube's job controller deletes its pods with default options: gracefully.
-            match self.delete_object(
-                &WriteContext::server(now),
-                &key,
-                obj,
-                &DeleteOptions::default(),
-            ) {
+            match self.controller_delete(now, &key, obj, &DeleteOptions::default()) {
                 Ok(_) => self.record_event(
                     now,
                     &Involved::of(job),
@@ -415,9 +402,7 @@ impl ApiServer {
         }
         // kube's ShouldDeleteDuringUpdate: a pod still in its grace period stays for its kubelet.
         if completes_deletion(&before, &pod) {
-            return self
-                .write_delete(&WriteContext::server(now), &key, &mut pod)
-                .is_ok();
+            return self.controller_remove(now, &key, &mut pod).is_ok();
         }
         self.controller_update(now, &key, &mut pod).is_ok()
     }
@@ -472,6 +457,6 @@ impl ApiServer {
             uid: Some(j::string_at(job, "/metadata/uid")),
             ..DeleteOptions::with_propagation(Propagation::Foreground)
         };
-        let _ = self.delete_object(&WriteContext::server(now), key, job.clone(), &options);
+        let _ = self.controller_delete(now, key, job.clone(), &options);
     }
 }

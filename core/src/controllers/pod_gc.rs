@@ -11,7 +11,6 @@
 //! Like kube's, it leaves terminating pods on a node that is merely NotReady or unreachable: they
 //! wait for that node's kubelet, its deletion, or the out-of-service taint.
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -100,20 +99,11 @@ impl ApiServer {
     ) {
         if !matches!(j::str_at(&pod, "/status/phase"), "Succeeded" | "Failed") {
             let changed = set_status(&mut pod, now, "Failed", condition);
-            if changed
-                && self
-                    .write_existing(&WriteContext::server(now), key, &mut pod)
-                    .is_err()
-            {
+            if changed && self.controller_write(now, key, &mut pod).is_err() {
                 return;
             }
         }
-        let _ = self.delete_object(
-            &WriteContext::server(now),
-            key,
-            pod,
-            &DeleteOptions::force(),
-        );
+        let _ = self.controller_delete(now, key, pod, &DeleteOptions::force());
     }
 
     /// Routes one pod change to PodGC: its node unknown (checked again after the quarantine),

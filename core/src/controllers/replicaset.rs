@@ -9,7 +9,6 @@
 //! through its ReplicaSet controller: only the owner kind, the event source and the selector
 //! (a plain label map) differ ([`ReplicaKind`]).
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -83,9 +82,6 @@ impl ReplicaKind {
         }
     }
 }
-/// Seconds before a ReplicaSet whose pods could not all be created tries again.
-const RETRY_SECS: u64 = 5;
-
 /// What the controller needs of one pod.
 #[derive(Debug, Clone)]
 pub(crate) struct PodFacts {
@@ -317,11 +313,10 @@ impl ApiServer {
             let missing = (want - active.len()).min(self.config.controller_burst);
             let (created, error) = self.create_pods(now, kind, &rs, missing);
             active.extend(created);
+            // A refused create was noted: the sync is retried with backoff (room may free up
+            // meanwhile), as kube requeues a failed sync.
             if let Some(e) = error {
                 failure = Some(("FailedCreate", e.message()));
-                // kube requeues a failed sync with backoff; room may free up meanwhile.
-                self.controllers
-                    .requeue_at(now.plus_secs(RETRY_SECS), kind.queue(), ns, name);
             }
         } else if manage && active.len() > want {
             let surplus = (active.len() - want).min(self.config.controller_burst);
@@ -334,12 +329,7 @@ impl ApiServer {
                 };
                 // kube's ReplicaSet controller deletes with empty options: a pod bound to a node
                 // terminates gracefully, and, no longer active, is not deleted again.
-                match self.delete_object(
-                    &WriteContext::server(now),
-                    &pod_key,
-                    obj,
-                    &DeleteOptions::default(),
-                ) {
+                match self.controller_delete(now, &pod_key, obj, &DeleteOptions::default()) {
                     Ok(_) => self.record_event(
                         now,
                         &Involved::of(&rs),

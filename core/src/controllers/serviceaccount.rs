@@ -32,7 +32,7 @@ impl ApiServer {
         if self.store.get(&sa_key).is_none() {
             let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": "default"}});
-            // A refused create (store full) is retried by the next change or resync.
+            // A refused create (store full) is retried with backoff.
             let _ = self.controller_create(now, ResourceId::ServiceAccounts, ns, &mut sa);
         }
         let Some(pem) = self.config.root_ca_pem.clone() else {
