@@ -21,7 +21,7 @@ pub struct Config {
     /// Most concurrent watches. Default 10,000.
     pub max_watches: usize,
     /// Most change records kept for the runtime while it records them
-    /// (`ApiServer::record_changes`) and has not taken them yet; past it a write is refused
+    /// (`Cluster::record_changes`) and has not taken them yet; past it a write is refused
     /// with 429. The records share their bytes with the store. Default 100,000.
     pub max_pending_changes: usize,
     /// SHA-256 of the admin bearer token; `None` disables admin access.

@@ -11,8 +11,9 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use nautilus_core::api::{ApiRequest, ApiResponse, ApiServer, Method, Outcome};
+use nautilus_core::api::{ApiRequest, ApiResponse, Method, Outcome};
 use nautilus_core::auth::CertUser;
+use nautilus_core::cluster::Cluster;
 use nautilus_core::watch::WatchRing;
 use nautilus_core::{Config, Error, UnixTime};
 use tokio::sync::{Notify, watch};
@@ -43,7 +44,7 @@ const BLOCKING_RENDER_ITEMS: usize = 256;
 
 /// State shared by every connection and task.
 pub(crate) struct Shared {
-    core: Mutex<ApiServer>,
+    core: Mutex<Cluster>,
     /// The core's watch ring, read by watch tasks without the core lock.
     pub(crate) ring: Arc<WatchRing>,
     /// The store revision after the latest write; watch tasks wake on change.
@@ -84,7 +85,7 @@ struct StreamSetup {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ApiServer> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cluster> {
         // A panic cannot leave the core half-written: core is panic-free and every write is atomic.
         self.core
             .lock()
@@ -273,7 +274,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         ..config
     };
-    let core = ApiServer::new(
+    let core = Cluster::new(
         config.clone(),
         crate::nsm::random_seed(nsm.as_ref())?,
         now(),

@@ -8,7 +8,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use super::ApiServer;
+use super::Cluster;
 use crate::crd::{self, Served};
 use crate::store::{ObjectKey, StoredObject};
 use crate::{Error, json as j};
@@ -109,7 +109,7 @@ pub(crate) fn spec_changed(served: &Served, old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
-impl ApiServer {
+impl Cluster {
     /// Before a CRD object is stored: what installing it will be (refused when a budget is
     /// full, so the write changes nothing).
     pub(crate) fn prepare_crd(

@@ -8,16 +8,16 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
 use super::custom;
-use super::deletion::{self, DeleteOptions};
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
 use super::revision::{self, ReadAt};
 use super::table::{self, IncludeObject};
 use super::watch::{WatchFormat, Watcher};
-use super::{ApiServer, Outcome, defaults};
+use super::{Cluster, Outcome, defaults};
 use crate::admission::{self, Attempt, Operation};
 use crate::auth::Identity;
 use crate::cluster::WriteContext;
+use crate::cluster::deletion::{self, DeleteOptions, DeleteQuery};
 use crate::cluster::object::qualified;
 use crate::cluster::object::{parse_stored, remove_meta, set_meta};
 use crate::controllers::gc::Propagation;
@@ -67,7 +67,7 @@ struct Body {
     value: Value,
 }
 
-impl ApiServer {
+impl Cluster {
     pub(super) fn handle_resource(
         &mut self,
         now: UnixTime,
@@ -1308,7 +1308,14 @@ impl ApiServer {
             operation: Operation::Delete(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        let options = DeleteOptions::of_request(&options, query)?;
+        let options = DeleteOptions::of_body(
+            &options,
+            &DeleteQuery {
+                propagation: query.get("propagationPolicy"),
+                grace_period: query.get("gracePeriodSeconds"),
+                dry_run: query.all("dryRun").any(|v| v == "All"),
+            },
+        )?;
         deletion::check_preconditions(&key, &obj, &options)?;
         self.admit_policies(identity, &attempt, options.dry_run)?;
         let ctx = WriteContext::for_identity(now, identity);
@@ -1568,7 +1575,7 @@ impl ApiServer {
 
     /// Deletes what is left in a terminating namespace (custom resources included), then the
     /// namespace.
-    pub(super) fn finish_namespace_deletion(
+    pub(crate) fn finish_namespace_deletion(
         &mut self,
         now: UnixTime,
         namespace: &str,
@@ -1675,7 +1682,7 @@ impl ApiServer {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// `GET .../{name}/scale`: the autoscaling/v1 Scale of a Deployment or ReplicaSet.
     fn get_scale(
         &self,
@@ -2008,7 +2015,7 @@ fn selector_string(selector: &Value) -> String {
 
 /// How one pass over a terminating namespace ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NamespacePass {
+pub(crate) enum NamespacePass {
     /// Its contents and the namespace are gone.
     Done,
     /// A grace period or a finalizer holds some of its contents: look again when one changes.

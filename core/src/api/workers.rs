@@ -2,7 +2,6 @@
 //! `sui-events`, with their exact wire formats), Seal-token identities on the Kubernetes API
 //! restricted like kube-apiserver's NodeRestriction, and what a revoked stake does to its node.
 
-use crate::cluster::WriteContext;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
@@ -11,8 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::request::{ApiRequest, ApiResponse, Method};
-use super::{ApiServer, Outcome};
+use super::{Cluster, Outcome};
 use crate::auth::Identity;
+use crate::cluster::WriteContext;
 use crate::controllers::events::Involved;
 use crate::controllers::node_lifecycle::{Toleration, toleration_seconds};
 use crate::resource::ResourceId;
@@ -66,7 +66,7 @@ fn worker_method_not_allowed(endpoint: &str) -> Error {
     Error::MethodNotAllowed(alloc::format!("only POST is served on /api/v1/{endpoint}"))
 }
 
-impl ApiServer {
+impl Cluster {
     /// Resolves the caller: Seal tokens through the validator, other tokens in `auth`.
     pub(crate) fn identify(
         &mut self,
@@ -655,7 +655,7 @@ mod tests {
     const SECRET: [u8; 32] = [7; 32];
     const STAKE: [u8; 32] = [9; 32];
 
-    fn server(min: TrustLevel) -> ApiServer {
+    fn server(min: TrustLevel) -> Cluster {
         let config = Config {
             sui_package: Some([0xab; 32]),
             min_trust_level: min,
@@ -663,7 +663,7 @@ mod tests {
             sui_max_stale_secs: 300,
             ..Config::default()
         };
-        ApiServer::new(config, [1; 32], T0)
+        Cluster::new(config, [1; 32], T0)
     }
 
     fn deposit(checkpoint: u64, digest: char) -> EventBatch {
@@ -684,7 +684,7 @@ mod tests {
         }
     }
 
-    fn register(s: &mut ApiServer, now: UnixTime) -> (u16, Value) {
+    fn register(s: &mut Cluster, now: UnixTime) -> (u16, Value) {
         let token = mint_ed25519(
             &SECRET,
             &SealClaims {

@@ -5,7 +5,7 @@ use alloc::string::String;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
 use crate::{Config, UnixTime};
 
@@ -43,17 +43,17 @@ impl Staker {
     }
 }
 
-pub(super) fn server() -> ApiServer {
+pub(super) fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         sui_package: Some(PACKAGE),
         ..Config::default()
     };
-    ApiServer::new(config, [3; 32], NOW)
+    Cluster::new(config, [3; 32], NOW)
 }
 
 pub(super) fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: &Value,
@@ -87,7 +87,7 @@ fn event(kind: &str, digest: &str, parsed: Value) -> Value {
 }
 
 pub(super) fn deposit(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     staker: &Staker,
     checkpoint: u64,
     digest: &str,
@@ -105,7 +105,7 @@ pub(super) fn deposit(
 }
 
 pub(super) fn seed(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     endpoint: &str,
     node: &str,
     token: &str,
@@ -533,7 +533,7 @@ fn seed_endpoints_refuse_every_forgery_and_store_nothing() {
 /// One staker with `nodes` registered workers, driven the way the runtime drives core: after
 /// each request, `handle_timeout` runs whenever core says work is due.
 struct Fleet {
-    server: ApiServer,
+    server: Cluster,
     staker: Staker,
     tokens: alloc::vec::Vec<(String, String)>,
     now: UnixTime,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::change::Change;
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster, Method};
 use crate::resource::{RESOURCES, ResourceId};
 use crate::{Config, UnixTime};
 
@@ -47,7 +47,7 @@ fn config() -> Config {
 }
 
 struct Live {
-    server: ApiServer,
+    server: Cluster,
     now: UnixTime,
     rng: Rng,
     /// Successful requests per resource (plural), to show every kind was exercised.
@@ -560,7 +560,7 @@ impl Live {
 }
 
 /// Every stored object, with its revision and bytes.
-fn objects(server: &ApiServer) -> Vec<(String, u64, Vec<u8>)> {
+fn objects(server: &Cluster) -> Vec<(String, u64, Vec<u8>)> {
     let mut ids: Vec<ResourceId> = RESOURCES.iter().map(|r| r.id).collect();
     ids.extend((0..64).map(ResourceId::Custom));
     ids.into_iter()
@@ -581,7 +581,7 @@ fn objects(server: &ApiServer) -> Vec<(String, u64, Vec<u8>)> {
 }
 
 /// The derived state a replay must reproduce.
-fn derived(server: &ApiServer) -> Vec<(&'static str, String)> {
+fn derived(server: &Cluster) -> Vec<(&'static str, String)> {
     alloc::vec![
         (
             "service allocations",
@@ -617,7 +617,7 @@ fn derived(server: &ApiServer) -> Vec<(&'static str, String)> {
 #[test]
 fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
     let mut live = Live {
-        server: ApiServer::empty(config(), [7; 32], T0),
+        server: Cluster::empty(config(), [7; 32], T0),
         now: T0,
         rng: Rng(0x5eed_0f15),
         written: BTreeMap::new(),
@@ -660,7 +660,7 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
     assert!(live.written.get("widgets").copied().unwrap_or(0) > 0);
 
     // A different seed: whatever was random must come from the records.
-    let mut replica = ApiServer::empty(config(), [9; 32], T0);
+    let mut replica = Cluster::empty(config(), [9; 32], T0);
     for record in &records {
         let change = Change::decode(record).unwrap();
         replica.replay(&change).unwrap();

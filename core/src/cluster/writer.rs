@@ -1,7 +1,7 @@
 //! The one write path. A write is stamped (its revision written into the object), prepared
 //! (every budget that could refuse it is checked here, so a refused write changes nothing),
-//! committed to the store, and turned into one [`Change`]; [`ApiServer::apply`] then feeds that
-//! change to every subsystem that keeps derived state. [`ApiServer::replay`] runs the same
+//! committed to the store, and turned into one [`Change`]; [`Cluster::apply`] then feeds that
+//! change to every subsystem that keeps derived state. [`Cluster::replay`] runs the same
 //! prepare, commit and apply for a recorded change, so derived state is a function of the
 //! records: live and on replay alike.
 //!
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::change::{Change, ChangeKind, Origin};
 use super::object::{index_of, parse_json, set_meta};
-use crate::api::ApiServer;
+use crate::api::Cluster;
 use crate::resource::ResourceId;
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
 use crate::{Error, UnixTime, json as j};
@@ -92,7 +92,7 @@ pub(crate) struct Journal {
     pub(crate) changes: Vec<Change>,
 }
 
-impl ApiServer {
+impl Cluster {
     /// Stores `obj` as a new object, writing the revision into it first.
     pub(crate) fn write_new(
         &mut self,
@@ -176,7 +176,7 @@ impl ApiServer {
         .map(drop)
     }
 
-    /// Keeps every change from now on for [`ApiServer::take_changes`] (`false`: stops, and
+    /// Keeps every change from now on for [`Cluster::take_changes`] (`false`: stops, and
     /// drops what was kept). The runtime that persists changes takes them after each call;
     /// while on, a write is refused (429) once `Config::max_pending_changes` wait.
     pub fn record_changes(&mut self, on: bool) {
@@ -187,7 +187,7 @@ impl ApiServer {
     }
 
     /// The changes committed since the last call, in revision order (empty unless
-    /// [`ApiServer::record_changes`] is on).
+    /// [`Cluster::record_changes`] is on).
     pub fn take_changes(&mut self) -> Vec<Change> {
         core::mem::take(&mut self.journal.changes)
     }

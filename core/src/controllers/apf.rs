@@ -4,12 +4,12 @@
 //! priority level it names exists. Requests are not queued by priority: this server applies no
 //! flow control, the objects are served so clients and the conformance suite find them.
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -33,7 +33,7 @@ fn resource_of(obj: &Value) -> ResourceId {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Creates the bootstrap configuration objects that are missing (all at start; the
     /// mandatory ones again whenever one is deleted).
     pub(crate) fn ensure_apf_configuration(&mut self, now: UnixTime, mandatory_only: bool) {
@@ -165,11 +165,11 @@ mod tests {
                 .iter()
                 .any(|o| j::str_at(o, "/metadata/name") == "global-default")
         );
-        assert!(ApiServer::is_mandatory_apf(
+        assert!(Cluster::is_mandatory_apf(
             ResourceId::FlowSchemas,
             "catch-all"
         ));
-        assert!(!ApiServer::is_mandatory_apf(
+        assert!(!Cluster::is_mandatory_apf(
             ResourceId::FlowSchemas,
             "global-default"
         ));

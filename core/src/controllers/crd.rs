@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::gc::Propagation;
 use super::{deleting, finalizers, set_condition};
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::crd::CLEANUP_FINALIZER;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -24,7 +24,7 @@ use crate::{UnixTime, json as j};
 
 /// The names other definitions of `group` hold: (plural, singular and short names; kinds and
 /// list kinds).
-fn names_in_use(server: &ApiServer, group: &str, except: &str) -> (Vec<String>, Vec<String>) {
+fn names_in_use(server: &Cluster, group: &str, except: &str) -> (Vec<String>, Vec<String>) {
     let mut resources = Vec::new();
     let mut kinds = Vec::new();
     for d in server.crds.definitions() {
@@ -49,7 +49,7 @@ fn fresh(requested: &str, accepted: &str, used: &[String]) -> Result<(), String>
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Brings the CRD `name` up to date: its names and conditions, or its deletion.
     pub(crate) fn sync_crd(&mut self, now: UnixTime, name: &str) {
         let key = ObjectKey::new(ResourceId::CustomResourceDefinitions, "", name);

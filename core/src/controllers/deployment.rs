@@ -18,8 +18,8 @@ use super::{
     controller_ref, controller_ref_to, deleting, int_at, meta_mut, remove_condition, set_condition,
     workload_selector,
 };
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
@@ -242,7 +242,7 @@ impl Sets {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// The ReplicaSets a Deployment owns, after adopting orphans it selects and releasing owned
     /// ones it no longer selects.
     fn claim_replicasets(

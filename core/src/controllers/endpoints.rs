@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::{deleting, map_matches};
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -35,7 +35,7 @@ pub(crate) fn resolve_target_port(service_port: &Value, named: &[(String, i64)])
 /// (name, port, protocol) of one endpoint port.
 type ResolvedPort = (String, i64, String);
 
-impl ApiServer {
+impl Cluster {
     /// Writes the Endpoints of one Service (or removes it with the Service).
     pub(crate) fn sync_endpoints(&mut self, now: UnixTime, ns: &str, name: &str) {
         let ep_key = ObjectKey::new(ResourceId::Endpoints, ns, name);

@@ -7,11 +7,11 @@
 //! Every write and every expiry is O(log n) in the number of events: an index by expiry time
 //! and one by key, both bounded by `max_events`.
 
-use crate::cluster::WriteContext;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::store::ObjectKey;
 use crate::{Config, Error, UnixTime};
 
@@ -219,7 +219,7 @@ impl EventTtl {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Deletes the events whose time has come, at most [`EXPIRE_BATCH`] per call (the rest is
     /// reported as backlog).
     pub(crate) fn expire_events(&mut self, now: UnixTime) {

@@ -1,10 +1,10 @@
 //! Recording core/v1 `Event` objects for what controllers do, so `kubectl describe` shows it.
 //! Events are best-effort: a full store drops them rather than failing the action they describe.
 
-use crate::cluster::WriteContext;
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::resource::ResourceId;
 use crate::{UnixTime, json as j};
 
@@ -30,7 +30,7 @@ impl<'a> Involved<'a> {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Records an event from `component` about `involved`.
     pub(crate) fn record_event(
         &mut self,

@@ -11,8 +11,8 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use super::{OwnerRef, deleting, finalizers, meta_mut, owner_refs};
-use crate::api::ApiServer;
-use crate::api::deletion::{DeleteOptions, completes_deletion, set_finalizers};
+use crate::cluster::Cluster;
+use crate::cluster::deletion::{DeleteOptions, completes_deletion, set_finalizers};
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
 
@@ -97,7 +97,7 @@ enum OwnerState {
     Waiting,
 }
 
-impl ApiServer {
+impl Cluster {
     fn owner_state(&self, r: &OwnerRef, namespace: &str) -> OwnerState {
         let Some(key) = self.owner_key(r, namespace) else {
             return OwnerState::Solid;

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::resource::ResourceId;
 use crate::watch::EventType;
 use crate::{Config, UnixTime};
@@ -21,7 +21,7 @@ const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
 const MERGE: &str = "application/merge-patch+json";
 
 struct Cluster {
-    server: ApiServer,
+    server: Core,
     now: UnixTime,
     /// Nodes whose kubelet has stopped (it neither runs nor confirms deletions).
     dead: Vec<String>,
@@ -36,7 +36,7 @@ impl Cluster {
             ..Config::default()
         };
         let mut c = Self {
-            server: ApiServer::new(config, [9; 32], now),
+            server: Core::new(config, [9; 32], now),
             now,
             dead: Vec::new(),
         };

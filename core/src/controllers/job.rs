@@ -20,8 +20,8 @@ use super::events::Involved;
 use super::gc::Propagation;
 use super::replicaset::{PodView, ReplicaKind};
 use super::{Queue, controller_of, deleting, finalizers, int_at, meta_mut};
-use crate::api::ApiServer;
-use crate::api::deletion::{DeleteOptions, completes_deletion};
+use crate::cluster::Cluster;
+use crate::cluster::deletion::{DeleteOptions, completes_deletion};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -97,7 +97,7 @@ fn find_condition<'a>(conditions: &'a [Value], ty: &str) -> Option<&'a Value> {
         .find(|c| j::str_at(c, "/type") == ty && j::str_at(c, "/status") == "True")
 }
 
-impl ApiServer {
+impl Cluster {
     /// Brings one Job's pods to its spec and writes its status.
     pub(crate) fn sync_job(&mut self, now: UnixTime, ns: &str, name: &str) {
         let key = ObjectKey::new(ResourceId::Jobs, ns, name);

@@ -1,4 +1,4 @@
-//! Controllers that run inside core on the runtime's timers (`ApiServer::handle_timeout`): they
+//! Controllers that run inside core on the runtime's timers (`Cluster::handle_timeout`): they
 //! read and write through the same store paths as requests and do no I/O of their own.
 //!
 //! The workload controllers (ReplicaSet, Deployment, Endpoints, garbage collector) follow a change
@@ -35,13 +35,13 @@ mod tests;
 #[cfg(test)]
 mod workload_tests;
 
-use crate::cluster::WriteContext;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 use crate::store::ObjectKey;
@@ -67,7 +67,7 @@ pub(crate) struct OwnerRef {
     pub(crate) block: bool,
 }
 
-impl ApiServer {
+impl Cluster {
     /// Where the owner `r` is stored, for a dependent in `namespace` (a built-in kind or a
     /// served custom resource); `None` for a kind not served.
     pub(crate) fn owner_key(&self, r: &OwnerRef, namespace: &str) -> Option<ObjectKey> {
@@ -424,7 +424,7 @@ impl Controllers {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Whether the workload controllers have unprocessed changes or queued keys. O(1).
     pub(crate) fn controllers_pending(&self) -> bool {
         self.store.revision() > self.controllers.processed || self.controllers.queued() > 0
@@ -1004,8 +1004,8 @@ impl ApiServer {
         now: UnixTime,
         key: &ObjectKey,
         obj: Value,
-        options: &crate::api::deletion::DeleteOptions,
-    ) -> Result<crate::api::deletion::Deletion, Error> {
+        options: &crate::cluster::deletion::DeleteOptions,
+    ) -> Result<crate::cluster::deletion::Deletion, Error> {
         let deleted = self.delete_object(&WriteContext::server(now), key, obj, options);
         self.controllers.note(deleted)
     }

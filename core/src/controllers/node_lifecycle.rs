@@ -5,15 +5,15 @@
 //! they have none); a heartbeat brings the node back and lifts the taints. Heartbeats are timed
 //! by the server's clock when it sees them, never by the worker's.
 
-use crate::cluster::WriteContext;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::events::Involved;
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -141,7 +141,7 @@ impl NodeReadiness {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Node counts by readiness: one pass over the heartbeat table (no store scan), taken at
     /// scrape time.
     pub fn node_readiness(&self) -> NodeReadiness {
@@ -177,7 +177,7 @@ fn ready_condition(node: &Value) -> Option<&Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
 }
 
-impl ApiServer {
+impl Cluster {
     /// Notes a request-driven write of `obj` (`old` before it) for heartbeat tracking.
     pub(crate) fn observe_for_lifecycle(
         &mut self,
@@ -395,7 +395,7 @@ impl ApiServer {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Evicts a pod for a NoExecute taint as kube's taint-eviction controller does: the event,
     /// the `DisruptionTarget` condition (reason `DeletionByTaintManager`), then a delete with
     /// empty options, so a pod bound to a node terminates gracefully. A pod already being
@@ -527,7 +527,7 @@ mod readiness_tests {
     use crate::api::{ApiRequest, Method};
     use sha2::{Digest as _, Sha256};
 
-    fn post_node(server: &mut ApiServer, now: UnixTime, name: &str, ready: Option<&str>) {
+    fn post_node(server: &mut Cluster, now: UnixTime, name: &str, ready: Option<&str>) {
         let mut node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
         if let Some(status) = ready {
             node["status"] = json!({"conditions": [{"type": "Ready", "status": status,
@@ -550,7 +550,7 @@ mod readiness_tests {
             node_grace_secs: 40,
             ..Config::default()
         };
-        let mut server = ApiServer::new(config, [1; 32], now);
+        let mut server = Cluster::new(config, [1; 32], now);
         assert_eq!(server.node_readiness(), NodeReadiness::default());
         post_node(&mut server, now, "w1", Some("True"));
         post_node(&mut server, now, "w2", Some("True"));

@@ -18,8 +18,8 @@ use super::events::Involved;
 use super::{
     Queue, controller_ref, controller_ref_to, deleting, int_at, meta_mut, workload_selector,
 };
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
@@ -208,7 +208,7 @@ pub(crate) fn deletion_order(a: &PodFacts, b: &PodFacts) -> core::cmp::Ordering 
         .then(b.created.cmp(&a.created))
 }
 
-impl ApiServer {
+impl Cluster {
     /// The pod at `key` as the controllers see it, parsed once per stored revision.
     pub(crate) fn pod_view(&mut self, key: &ObjectKey) -> Option<Arc<PodView>> {
         let stored = self.store.get(key)?;

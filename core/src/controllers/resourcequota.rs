@@ -7,12 +7,12 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::UnixTime;
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
 use crate::quota::{self, ResourceList};
 use crate::resource::{RESOURCES, ResourceId};
 use crate::store::ObjectKey;
 
-impl ApiServer {
+impl Cluster {
     /// Whether namespace `ns` holds any ResourceQuota. O(log n).
     pub(crate) fn has_quotas(&self, ns: &str) -> bool {
         self.store

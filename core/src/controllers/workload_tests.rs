@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin";
@@ -15,7 +15,7 @@ const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 pub(super) struct Cluster {
-    pub(super) server: ApiServer,
+    pub(super) server: Core,
     pub(super) now: UnixTime,
 }
 
@@ -31,7 +31,7 @@ impl Cluster {
             ..config
         };
         let mut c = Self {
-            server: ApiServer::new(config, [7; 32], now),
+            server: Core::new(config, [7; 32], now),
             now,
         };
         c.settle();

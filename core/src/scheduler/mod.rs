@@ -5,8 +5,8 @@
 //! waits until a node or a bound pod changes (then out its kube-like backoff, 1-10 s), or the
 //! periodic retry (`Config::scheduler_retry_secs`).
 //!
-//! Driving: store writes of pods and nodes feed it (`ApiServer::scheduler_observe`, called by
-//! the write path's one feed with each change's time and origin); `ApiServer::handle_timeout` runs at most `Config::scheduler_batch` attempts
+//! Driving: store writes of pods and nodes feed it (`Cluster::scheduler_observe`, called by
+//! the write path's one feed with each change's time and origin); `Cluster::handle_timeout` runs at most `Config::scheduler_batch` attempts
 //! per call; `has_immediate_work` is true while the active queue holds pods, and `poll_timeout`
 //! includes the retry and rescan deadlines. Node bookkeeping (requested resources, host ports,
 //! pods per owner per node) is incremental.
@@ -24,7 +24,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
 use crate::cluster::{Origin, WriteContext};
 use crate::controllers::events::Involved;
 use crate::resource::ResourceId;
@@ -97,7 +97,7 @@ pub struct SchedulerStats {
     pub latency: LatencyHistogram,
 }
 
-/// The scheduler's state inside [`ApiServer`].
+/// The scheduler's state inside [`Cluster`].
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     nodes: NodeCache,
@@ -207,7 +207,7 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-impl ApiServer {
+impl Cluster {
     /// Notes a committed write of a pod or node (`None`: deleted), made at `at` by `origin`,
     /// for the scheduler: queues pending pods (entering the queue at `at`), accounts bound
     /// ones, and retries parked pods when a node or a bound pod changed in a way that could

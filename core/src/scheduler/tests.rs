@@ -6,13 +6,13 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin";
 
 struct Cluster {
-    server: ApiServer,
+    server: Core,
     now: UnixTime,
 }
 
@@ -28,7 +28,7 @@ impl Cluster {
             ..config
         };
         Self {
-            server: ApiServer::new(config, [3; 32], now),
+            server: Core::new(config, [3; 32], now),
             now,
         }
     }

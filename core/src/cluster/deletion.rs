@@ -8,13 +8,11 @@
 //! marks them, as kube writes it). Finalizers hold any object whatever its grace; the `orphan`
 //! and `foregroundDeletion` finalizers follow the propagation policy.
 
-use crate::cluster::WriteContext;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::ApiServer;
-use super::request::Query;
+use super::{Cluster, WriteContext};
 use crate::controllers::gc::{FOREGROUND, ORPHAN, Propagation, default_propagation, propagation};
 use crate::controllers::{deleting, finalizers, meta_mut};
 use crate::resource::ResourceId;
@@ -57,11 +55,11 @@ impl DeleteOptions {
         }
     }
 
-    /// The options of a DELETE request: its body (`DeleteOptions`, already decoded; `Null` when
-    /// empty), or its query parameters when the body is empty, as kube's handler reads them.
-    pub(crate) fn of_request(body: &Value, query: &Query) -> Result<Self, Error> {
-        let policy_query = query.get("propagationPolicy");
-        let propagation = propagation(body, policy_query)?;
+    /// The options a `DeleteOptions` body gives (`Null` when there is none), the query's
+    /// values standing in where the body is empty, as kube's handler reads them. The body's
+    /// `dryRun` values are checked here; `query.dry_run` was checked with the request.
+    pub(crate) fn of_body(body: &Value, query: &DeleteQuery<'_>) -> Result<Self, Error> {
+        let propagation = propagation(body, query.propagation)?;
         let grace_period = match body.get("gracePeriodSeconds") {
             Some(Value::Null) => None,
             Some(value) => Some(value.as_i64().ok_or_else(|| {
@@ -69,7 +67,7 @@ impl DeleteOptions {
                     "DeleteOptions.gracePeriodSeconds must be an integer, not {value}"
                 ))
             })?),
-            None if body.is_null() => match query.get("gracePeriodSeconds") {
+            None if body.is_null() => match query.grace_period {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<i64>().map_err(|_| {
                     Error::BadRequest(alloc::format!(
@@ -79,14 +77,14 @@ impl DeleteOptions {
             },
             None => None,
         };
-        // kube's ValidateDryRun on the body's values; the query's were checked with the request.
+        // kube's ValidateDryRun on the body's values.
         let body_dry_run: Vec<&str> = body
             .get("dryRun")
             .and_then(Value::as_array)
             .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
             .unwrap_or_default();
-        let dry_run = super::request::dry_run(body_dry_run.into_iter(), "DeleteOptions")?
-            || query.all("dryRun").any(|v| v == "All");
+        let dry_run =
+            super::object::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || query.dry_run;
         let text = |pointer: &str| {
             body.pointer(pointer)
                 .and_then(Value::as_str)
@@ -101,6 +99,15 @@ impl DeleteOptions {
             dry_run,
         })
     }
+}
+
+/// What a DELETE request's query says about the deletion (`?propagationPolicy=`,
+/// `?gracePeriodSeconds=`, `?dryRun=All`); none of it for a deletion the server decides.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DeleteQuery<'a> {
+    pub(crate) propagation: Option<&'a str>,
+    pub(crate) grace_period: Option<&'a str>,
+    pub(crate) dry_run: bool,
 }
 
 /// What one delete did.
@@ -326,7 +333,7 @@ pub(crate) fn check_preconditions(
     Ok(())
 }
 
-impl ApiServer {
+impl Cluster {
     /// Deletes the object stored at `key` (its current state `obj`) with `options`, as
     /// kube-apiserver's registry does: checks the preconditions, starts or shortens a pod's
     /// graceful deletion, updates the garbage-collection finalizers, and removes the object
