@@ -2,7 +2,6 @@
 //! `sui-events`, with their exact wire formats), Seal-token identities on the Kubernetes API
 //! restricted like kube-apiserver's NodeRestriction, and what a revoked stake does to its node.
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -67,21 +66,6 @@ fn worker_method_not_allowed(endpoint: &str) -> Error {
 }
 
 impl Cluster {
-    /// Resolves the caller: Seal tokens through the validator, other tokens in `auth`.
-    pub(crate) fn identify(
-        &mut self,
-        now: UnixTime,
-        req: &ApiRequest<'_>,
-    ) -> Result<Identity, Error> {
-        if let Some(token) = req.authorization.and_then(crate::auth::bearer)
-            && token.starts_with(crate::token::TOKEN_PREFIX)
-        {
-            let node = self.tokens.validate(token, now, None, &self.stakes)?;
-            return Ok(Identity::Node(Box::new(node)));
-        }
-        crate::auth::authenticate_with_cert(&self.config, req.authorization, req.client_cert)
-    }
-
     /// `POST /api/v1/{register-worker|heartbeat|sui-events}`.
     pub(super) fn handle_worker(
         &mut self,
