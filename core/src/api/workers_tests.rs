@@ -646,3 +646,49 @@ fn a_heartbeat_costs_the_same_work_at_1000_and_10000_nodes() {
     );
     assert!(small > 0.0, "the work count sees the heartbeats");
 }
+
+/// The stake-event budgets come from `Config`: a push over `max_stake_events_per_push` is
+/// refused whole (413) and changes nothing; the same events one by one are applied.
+#[test]
+fn the_configured_stake_event_limit_refuses_a_larger_push_whole() {
+    let config = Config {
+        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
+        sui_package: Some(PACKAGE),
+        max_stake_events_per_push: 1,
+        ..Config::default()
+    };
+    let mut s = Cluster::new(config, [3; 32], NOW);
+    let (a, b) = (Staker::new(1), Staker::new(2));
+    let deposit_of = |staker: &Staker, digest: &str| {
+        event(
+            "StakeDeposited",
+            digest,
+            json!({"stake_id": hex32(&staker.stake), "owner": staker.owner(), "amount": "2000000000"}),
+        )
+    };
+    let both = json!({"checkpoint": 1, "events": [deposit_of(&a, D1), deposit_of(&b, D2)]});
+    let (code, status) = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/sui-events",
+        &both,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(code, 413, "{status}");
+    let (_, position) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/sui-events",
+        &Value::Null,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        position["checkpoint"],
+        Value::Null,
+        "nothing was applied: {position}"
+    );
+    assert_eq!(deposit(&mut s, &a, 1, D1).1["applied"], 1);
+    assert_eq!(deposit(&mut s, &b, 2, D2).1["applied"], 1);
+}

@@ -161,10 +161,13 @@ impl Cluster {
         let stakes = crate::stake::StakeRegistry::new(crate::stake::StakeLimits {
             max_stakes: config.max_stakes,
             min_stake: config.min_stake,
-            ..Default::default()
+            max_events_per_push: config.max_stake_events_per_push,
+            max_event_bytes: config.max_stake_event_bytes,
+            max_seen_events: config.max_seen_stake_events,
         });
         let tokens = crate::token::TokenValidator::new(crate::token::TokenPolicy {
             max_lifetime_secs: config.token_max_lifetime_secs,
+            cache_entries: config.token_cache_entries,
             ..Default::default()
         });
         let scheduler = crate::scheduler::Scheduler::new(&config);
