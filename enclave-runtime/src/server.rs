@@ -369,7 +369,7 @@ async fn shutdown_signal() {
     }
 }
 
-/// Pause between two `handle_timeout` calls while core reports a backlog.
+/// Pause between two `handle_timeout` calls while core has work due at once.
 const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
 
 /// Runs core's background work when it is due (after writes, and every second).
@@ -381,23 +381,21 @@ async fn run_timers(shared: Arc<Shared>) {
             () = shared.timers.notified() => {},
             () = tokio::time::sleep(wait) => {},
         }
-        let (revision, next, backlog) = {
+        let (revision, next) = {
             let mut core = shared.lock();
             let at = now();
             if core.poll_timeout().is_some_and(|due| due <= at) {
                 core.handle_timeout(at);
             }
-            let backlog = core.has_backlog();
-            (core.store().revision(), core.poll_timeout(), backlog)
+            (core.store().revision(), core.poll_timeout())
         };
-        // A backlog (`has_backlog`) is drained at once, with a millisecond between calls to let
-        // requests take the lock; other work still due is retried at a gentle pace.
+        // Work still due (it shrinks with every call) is drained at once, with a millisecond
+        // between calls to let requests take the lock.
         wait = next.map_or(Duration::from_secs(1), |due| {
             match due.nanos.checked_sub(now().nanos) {
                 Some(ahead) if ahead > 0 => Duration::from_nanos(ahead)
                     .clamp(Duration::from_millis(1), Duration::from_secs(1)),
-                _ if backlog => BACKLOG_PAUSE,
-                _ => Duration::from_millis(200),
+                _ => BACKLOG_PAUSE,
             }
         });
         shared
@@ -655,7 +653,8 @@ async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> (Outcome, u6
         let (outcome, revision, timers_due) = {
             let mut core = shared.lock();
             let outcome = core.handle_request(at, &request);
-            (outcome, core.store().revision(), core.has_immediate_work())
+            let due = core.poll_timeout().is_some_and(|due| due <= at);
+            (outcome, core.store().revision(), due)
         };
         let Outcome::Pending {
             revision: wanted,

@@ -587,9 +587,7 @@ impl Fleet {
 
     /// What the runtime's timer task does after a request.
     fn run_due(&mut self) {
-        if self.server.has_immediate_work()
-            || self.server.poll_timeout().is_some_and(|t| t <= self.now)
-        {
+        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
             self.server.handle_timeout(self.now);
         }
     }

@@ -8,8 +8,8 @@
 //! 1. [`Cluster::handle_request`] for each API request (with `now`): an answer, a watch, or a
 //!    read to retry once the store reaches a revision;
 //! 2. `Cluster::apply_sui_batch` for each checkpoint-ordered batch of stake events;
-//! 3. [`Cluster::handle_timeout`] whenever [`Cluster::poll_timeout`] has come (at once while
-//!    [`Cluster::has_immediate_work`] says so, and again soon while [`Cluster::has_backlog`]);
+//! 3. [`Cluster::handle_timeout`] whenever [`Cluster::poll_timeout`] has come (asked after
+//!    every call; a time not after `now` means at once);
 //! 4. [`Cluster::take_changes`] after any of these when it persists records, and the watch
 //!    ring ([`Cluster::watch_ring`]) to stream watches outside the lock.
 //!
@@ -103,6 +103,10 @@ pub struct Cluster {
     /// since a pass found their contents held (by a grace period or a finalizer), so that a
     /// namespace waiting on kubelets costs nothing until one of its objects changes.
     pub(crate) namespaces_due: BTreeSet<String>,
+    /// Terminating namespaces whose last pass had a write refused, looked at again at
+    /// `namespaces_retry`.
+    pub(crate) namespaces_later: BTreeSet<String>,
+    pub(crate) namespaces_retry: Option<UnixTime>,
     /// Cluster IPs and node ports held by the stored Services.
     pub(crate) services: crate::api::services::Allocations,
     /// Heartbeat tracking for the node lifecycle controller.
@@ -185,6 +189,8 @@ impl Cluster {
             ids: IdSource { seed, counter: 0 },
             terminating: BTreeSet::new(),
             namespaces_due: BTreeSet::new(),
+            namespaces_later: BTreeSet::new(),
+            namespaces_retry: None,
             services: Default::default(),
             lifecycle: Default::default(),
             event_ttl: Default::default(),
@@ -224,9 +230,16 @@ impl Cluster {
         &self.crds
     }
 
-    /// When [`Cluster::handle_timeout`] next has work, if ever.
+    /// When [`Cluster::handle_timeout`] next has work, if ever: the one question the runtime
+    /// asks. A time at or before `now` means work due at once that shrinks with every call
+    /// (pods beyond one scheduling batch, a ReplicaSet's next burst, the changes the last call
+    /// wrote, events past their expiry): call again right away, letting requests in between. A
+    /// later time is a deadline (heartbeats, expiries, retries, backoffs). O(1) apart from a few
+    /// ordered-set minimums: asked after every request.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        let namespaces = (!self.namespaces_due.is_empty()).then_some(UnixTime::default());
+        let namespaces = (!self.namespaces_due.is_empty())
+            .then_some(UnixTime::default())
+            .or(self.namespaces_retry);
         let nodes = self.lifecycle.due();
         let controllers = self
             .controllers_pending()
@@ -245,25 +258,6 @@ impl Cluster {
         .min()
     }
 
-    /// Whether [`Cluster::handle_timeout`] has work due at once (a namespace to finish, store
-    /// changes the controllers have not processed, or queued controller work), as
-    /// opposed to deadlines the runtime's timer reaches anyway. O(1): asked after every request.
-    pub fn has_immediate_work(&self) -> bool {
-        !self.namespaces_due.is_empty()
-            || self.scheduler.has_immediate_work()
-            || self.controllers_pending()
-    }
-
-    /// Whether [`Cluster::handle_timeout`] has work that shrinks with every call and should
-    /// be drained at once (pods beyond one scheduling batch, a ReplicaSet's next burst, the
-    /// changes the last call wrote), as opposed to work that stays due until something else
-    /// changes (a namespace whose deletion a write refused), which the runtime retries at a
-    /// gentle pace.
-    /// O(1).
-    pub fn has_backlog(&self) -> bool {
-        self.has_scheduling_backlog() || self.controllers_pending() || self.event_ttl.backlog
-    }
-
     /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
@@ -271,6 +265,11 @@ impl Cluster {
         self.compactor.handle_timeout(now, self.store.revision());
         self.run_node_lifecycle(now);
         self.expire_events(now);
+        if self.namespaces_retry.is_some_and(|at| at <= now) {
+            self.namespaces_retry = None;
+            let later = core::mem::take(&mut self.namespaces_later);
+            self.namespaces_due.extend(later);
+        }
         for namespace in core::mem::take(&mut self.namespaces_due) {
             match self.finish_namespace_deletion(now, &namespace) {
                 crate::api::NamespacePass::Done => {
@@ -278,7 +277,12 @@ impl Cluster {
                 }
                 crate::api::NamespacePass::Held => {}
                 crate::api::NamespacePass::Retry => {
-                    self.namespaces_due.insert(namespace);
+                    // A write was refused: look again shortly, not in a busy loop.
+                    self.namespaces_later.insert(namespace);
+                    let at = UnixTime {
+                        nanos: now.nanos.saturating_add(NAMESPACE_RETRY_NANOS),
+                    };
+                    self.namespaces_retry = Some(self.namespaces_retry.map_or(at, |t| t.min(at)));
                 }
             }
         }
@@ -287,6 +291,10 @@ impl Cluster {
         self.run_scheduler(now);
     }
 }
+
+/// How long a terminating namespace whose deletion had a write refused waits before the next
+/// pass (what the runtime's timer used to wait for work that stays due).
+const NAMESPACE_RETRY_NANOS: u64 = 200_000_000;
 
 /// The revision a run starting at `now` starts from (see [`Cluster::new`]).
 pub fn start_revision(now: UnixTime) -> u64 {

@@ -97,8 +97,7 @@ impl Live {
     /// Runs whatever the timers have due now, as the runtime would.
     fn run_timers(&mut self) {
         for _ in 0..20 {
-            let due = self.server.has_immediate_work()
-                || self.server.poll_timeout().is_some_and(|t| t <= self.now);
+            let due = self.server.poll_timeout().is_some_and(|t| t <= self.now);
             if !due {
                 return;
             }

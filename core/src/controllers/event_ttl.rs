@@ -56,8 +56,6 @@ pub(crate) struct EventTtl {
     /// All node identities' events together.
     nodes: Usage,
     seq: u64,
-    /// The last expiry stopped at its batch limit with events still due.
-    pub(crate) backlog: bool,
     /// Index entries inserted, removed or looked up: what a write or an expiry costs, counted so
     /// a test can hold it constant as the number of events grows.
     pub(crate) work: u64,
@@ -220,10 +218,9 @@ impl EventTtl {
 }
 
 impl Cluster {
-    /// Deletes the events whose time has come, at most [`EXPIRE_BATCH`] per call (the rest is
-    /// reported as backlog).
+    /// Deletes the events whose time has come, at most [`EXPIRE_BATCH`] per call (the rest
+    /// stays due, so `poll_timeout` asks for the next call at once).
     pub(crate) fn expire_events(&mut self, now: UnixTime) {
-        self.event_ttl.backlog = false;
         for _ in 0..EXPIRE_BATCH {
             let Some(key) = self.event_ttl.next_due(now) else {
                 return;
@@ -244,7 +241,6 @@ impl Cluster {
                 self.event_ttl.removed(&key);
             }
         }
-        self.event_ttl.backlog = self.event_ttl.next_due(now).is_some();
     }
 }
 

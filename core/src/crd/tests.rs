@@ -428,7 +428,7 @@ fn get(s: &mut Cluster, path: &str) -> Reply {
 fn settle(s: &mut Cluster) {
     for _ in 0..10 {
         s.handle_timeout(T0);
-        if !s.has_immediate_work() {
+        if s.poll_timeout().is_none_or(|t| t > T0) {
             break;
         }
     }

@@ -6,9 +6,9 @@
 //! periodic retry (`Config::scheduler_retry_secs`).
 //!
 //! Driving: store writes of pods and nodes feed it (`Cluster::scheduler_observe`, called by
-//! the write path's one feed with each change's time and origin); `Cluster::handle_timeout` runs at most `Config::scheduler_batch` attempts
-//! per call; `has_immediate_work` is true while the active queue holds pods, and `poll_timeout`
-//! includes the retry and rescan deadlines. Node bookkeeping (requested resources, host ports,
+//! the write path's one feed with each change's time and origin); `Cluster::handle_timeout`
+//! runs at most `Config::scheduler_batch` attempts per call; `poll_timeout` is due at once while
+//! the active queue holds pods, and includes the retry and rescan deadlines. Node bookkeeping (requested resources, host ports,
 //! pods per owner per node) is incremental.
 
 mod filters;
@@ -277,8 +277,8 @@ impl Cluster {
         }
     }
 
-    /// Whether pods wait in the scheduler's active queue (a backlog beyond one
-    /// `scheduler_batch`), unlike parked pods. O(1).
+    /// Whether pods wait in the scheduler's active queue, unlike parked pods.
+    #[cfg(test)]
     pub(crate) fn has_scheduling_backlog(&self) -> bool {
         self.scheduler.queue.active_len() > 0
     }
