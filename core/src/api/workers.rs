@@ -37,21 +37,46 @@ struct SeedMessage<'a> {
     timestamp: u64,
 }
 
-/// Which nodes each stake registered, so a revocation reaches them.
+/// Which nodes each stake registered, so a revocation reaches them: learned from the nodes'
+/// `nautilus.io/stake-id` annotation as node writes go by (which a node cannot change itself).
 #[derive(Debug, Default)]
 pub(crate) struct Registrations {
     by_stake: BTreeMap<[u8; 32], BTreeSet<String>>,
+    by_node: BTreeMap<String, [u8; 32]>,
     /// When the runtime's own Sui reader started (`None`: push only).
     sui_reader_since: Option<UnixTime>,
 }
 
 impl Registrations {
-    /// Drops a deleted node from its stake's set.
-    pub(crate) fn forget(&mut self, node: &str) {
-        self.by_stake.retain(|_, nodes| {
-            nodes.remove(node);
-            !nodes.is_empty()
-        });
+    /// Notes node `name` as written (`None`: deleted), registered to the stake its annotation
+    /// names, if any. O(log n).
+    pub(crate) fn observe(&mut self, name: &str, node: Option<&Value>) {
+        let stake = node
+            .and_then(|n| n.pointer("/metadata/annotations"))
+            .and_then(|a| a.get(ANNOTATION_STAKE))
+            .and_then(Value::as_str)
+            .and_then(crate::token::parse_hex32);
+        if self.by_node.get(name) == stake.as_ref() {
+            return;
+        }
+        if let Some(old) = self.by_node.remove(name)
+            && let Some(nodes) = self.by_stake.get_mut(&old)
+        {
+            nodes.remove(name);
+            if nodes.is_empty() {
+                self.by_stake.remove(&old);
+            }
+        }
+        if let Some(stake) = stake {
+            self.by_node.insert(name.into(), stake);
+            self.by_stake.entry(stake).or_default().insert(name.into());
+        }
+    }
+
+    /// The stake of every registered node, to compare two clusters.
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> alloc::string::String {
+        alloc::format!("{:?} {:?}", self.by_stake, self.by_node)
     }
 }
 
@@ -265,11 +290,6 @@ impl Cluster {
             self.write_existing(&request, &key, &mut node)?;
         }
         self.renew_lease(now, &node_name)?;
-        self.registrations
-            .by_stake
-            .entry(identity.stake_id)
-            .or_default()
-            .insert(node_name.clone());
         let involved = Involved::of(&node);
         let message = alloc::format!(
             "Node {node_name} registered by staker {}",

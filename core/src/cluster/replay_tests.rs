@@ -119,11 +119,14 @@ impl Live {
         match pick {
             0 => {
                 let name = self.name("node");
+                // Registered to a stake, as the seed endpoint annotates a worker's node.
+                let stake = alloc::format!("0x{:064x}", self.rng.below(3));
                 self.send(
                     "nodes",
                     Method::Post,
                     "/api/v1/nodes",
-                    json!({"metadata": {"name": name, "labels": {"zone": app}}}),
+                    json!({"metadata": {"name": name, "labels": {"zone": app},
+                        "annotations": {"nautilus.io/stake-id": stake}}}),
                 );
                 let status = json!({"status": {
                     "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
@@ -601,6 +604,7 @@ fn derived(server: &Cluster) -> Vec<(&'static str, String)> {
             "terminating namespaces",
             alloc::format!("{:?}", server.terminating)
         ),
+        ("stake registrations", server.registrations.fingerprint()),
         (
             "store usage",
             alloc::format!(
@@ -657,6 +661,10 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         );
     }
     assert!(live.written.get("widgets").copied().unwrap_or(0) > 0);
+    assert!(
+        !live.server.registrations.fingerprint().starts_with("{}"),
+        "nodes were registered to stakes"
+    );
 
     // A different seed: whatever was random must come from the records.
     let mut replica = Cluster::empty(config(), [9; 32], T0);

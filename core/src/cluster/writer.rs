@@ -7,16 +7,17 @@
 //!
 //! What learns from the feed: the node authorizer's reference index, the CRD registry, the
 //! event-expiry ledger, the Service IP and port tables, the scheduler's queue and node cache,
-//! node heartbeats, the node registrations, and (through the watch ring the store fills with
-//! the same change) the controllers' work queues and every watcher.
+//! node heartbeats, the nodes each stake registered, the terminating namespaces, and (through
+//! the watch ring the store fills with the same change) the controllers' work queues and every
+//! watcher.
 
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use serde_json::Value;
 
+use super::Cluster;
 use super::change::{Change, ChangeKind, Origin};
 use super::object::{index_of, parse_json, set_meta};
-use crate::api::Cluster;
 use crate::resource::ResourceId;
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
 use crate::{Error, UnixTime, json as j};
@@ -332,6 +333,9 @@ impl Cluster {
         }
         if key.resource == ResourceId::Namespaces {
             self.observe_namespace(&key.name, current);
+        }
+        if key.resource == ResourceId::Nodes && !deleted {
+            self.registrations.observe(&key.name, current);
         }
         self.service_committed(key, current);
         if crate::scheduler::observes(key.resource) {

@@ -230,7 +230,7 @@ impl Cluster {
     /// Forgets a deleted node.
     pub(crate) fn forget_node(&mut self, name: &str) {
         self.lifecycle.forget(name);
-        self.registrations.forget(name);
+        self.registrations.observe(name, None);
     }
 
     /// Runs the node lifecycle at `now` for the nodes whose deadline has come: marks nodes
