@@ -18,7 +18,7 @@ use super::load::{auth, quantile};
 use super::{Report, Scale, Verdict, client_runtime, mb, ms, proc_status_kb, start_cluster};
 
 /// Sizes of the hostile section.
-struct Sizes {
+pub(crate) struct Sizes {
     attack: Duration,
     stalled: usize,
     watchers: usize,
@@ -27,7 +27,7 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn of(scale: &Scale) -> Self {
+    pub(crate) fn of(scale: &Scale) -> Self {
         if scale.quick {
             Self {
                 attack: Duration::from_secs(5),
@@ -102,6 +102,36 @@ struct Legit {
     creates_ok: usize,
     creates_failed: usize,
     first_create_failure: Option<String>,
+}
+
+/// The legitimate admin on its own thread and runtime, so that the attack's client tasks (in
+/// the same bench process) do not delay it: what it measures is the server's answer.
+struct LegitThread(std::thread::JoinHandle<Legit>);
+
+fn spawn_legit(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: String,
+    stop: Arc<AtomicBool>,
+) -> LegitThread {
+    LegitThread(std::thread::spawn(
+        move || match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(legit_client(port, tls, token, stop)),
+            Err(_) => Legit::default(),
+        },
+    ))
+}
+
+impl LegitThread {
+    /// Its figures once `stop` is set.
+    async fn finish(self) -> Legit {
+        tokio::task::spawn_blocking(move || self.0.join().unwrap_or_default())
+            .await
+            .unwrap_or_default()
+    }
 }
 
 /// The legitimate admin: a GET of one ConfigMap every 10 ms and a ConfigMap create every 100 ms,
@@ -254,14 +284,16 @@ fn truncate(text: &str) -> String {
 }
 
 /// Runs the four attacks.
-pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> {
-    let sizes = Sizes::of(scale);
-    stalled_bodies(scale, &sizes, report)?;
-    slow_watchers(scale, &sizes, report)?;
-    silent_connects(scale, &sizes, report)?;
-    event_flood(scale, &sizes, report)?;
-    Ok(())
-}
+/// One attack: its scale, its sizes, the report it adds rows to.
+pub(crate) type Attack = fn(&Scale, &Sizes, &mut Report) -> Result<(), String>;
+
+/// The attacks of `--only hostile`, each also selectable on its own by its name.
+pub(crate) const ATTACKS: [(&str, Attack); 4] = [
+    ("hostile-bodies", stalled_bodies),
+    ("hostile-watchers", slow_watchers),
+    ("hostile-connects", silent_connects),
+    ("hostile-events", event_flood),
+];
 
 /// Attack 1: anonymous connections each declaring a 3 MiB body, sending what the server takes
 /// and stalling; when the server closes one, it comes back a second later.
@@ -280,12 +312,7 @@ fn stalled_bodies(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(
     let refused = Arc::new(AtomicUsize::new(0));
     let pushed = Arc::new(AtomicU64::new(0));
     let legit = rt.block_on(async {
-        let legit = tokio::spawn(legit_client(
-            port,
-            tls.clone(),
-            cluster.token.clone(),
-            stop.clone(),
-        ));
+        let legit = spawn_legit(port, tls.clone(), cluster.token.clone(), stop.clone());
         let head = format!(
             "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {BODY}\r\n\r\n"
         );
@@ -344,7 +371,7 @@ fn stalled_bodies(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(
         for a in attackers {
             let _ = a.await;
         }
-        legit.await.unwrap_or_default()
+        legit.finish().await
     });
     let peak = sampler.finish();
     report.header(&format!(
@@ -372,7 +399,8 @@ fn stalled_bodies(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(
     Ok(())
 }
 
-/// Attack 2: non-reading watchers on ConfigMaps while every ConfigMap is patched over and over.
+/// Attack 2: non-reading watchers on ConfigMaps while every ConfigMap is patched once (the
+/// issue's 20,000 updates), the patches spread over the attack.
 /// Watchers come from four loopback addresses (one source may hold 1,024 proxy connections).
 fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), String> {
     let cluster = start_cluster(scale, &[]);
@@ -416,6 +444,27 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         }
         Ok::<(), String>(())
     })?;
+    // One patch of every ConfigMap before idle is read, so that the watch history (the ring
+    // holds the last updates' superseded versions, which creates do not have) is as full at idle
+    // as after the attack: the after-close figure then measures what the watchers left behind.
+    let warmed = Arc::new(AtomicU64::new(0));
+    rt.block_on(patch_configmaps(
+        port,
+        tls.clone(),
+        token.clone(),
+        configmaps,
+        configmaps as u64,
+        Duration::ZERO,
+        Arc::new(AtomicBool::new(false)),
+        warmed.clone(),
+        "warm-up",
+    ));
+    if warmed.load(Ordering::Relaxed) < configmaps as u64 {
+        return Err(format!(
+            "warm-up patched {} of {configmaps} ConfigMaps",
+            warmed.load(Ordering::Relaxed)
+        ));
+    }
     let listed = cluster.request(
         "GET",
         "/api/v1/namespaces/default/configmaps?limit=1",
@@ -435,15 +484,18 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
     let open = Arc::new(AtomicUsize::new(0));
     let updates = Arc::new(AtomicU64::new(0));
     let opening = Instant::now();
+    // The watchers wait on this instead of polling `stop` (3,000 tasks waking every 100 ms
+    // loaded the bench's own runtime).
+    let (ended_tx, ended) = tokio::sync::watch::channel(false);
     let (legit, opened_in, watchers_gone) = rt.block_on(async {
         let gate = Arc::new(tokio::sync::Semaphore::new(64));
         let mut watchers = Vec::new();
         for w in 0..sizes.watchers {
             let source = Ipv4Addr::new(127, 0, 0, 10 + (w % 4) as u8);
-            let (tls, token, stop, open, gate, revision) = (
+            let (tls, token, mut ended, open, gate, revision) = (
                 tls.clone(),
                 token.clone(),
-                stop.clone(),
+                ended.clone(),
                 open.clone(),
                 gate.clone(),
                 revision.clone(),
@@ -463,9 +515,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
                 }
                 open.fetch_add(1, Ordering::Relaxed);
                 // Never read again, until the attack ends.
-                while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                let _ = ended.wait_for(|ended| *ended).await;
                 Some(stream)
             }));
         }
@@ -473,51 +523,24 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let opened_in = opening.elapsed();
-        let legit = tokio::spawn(legit_client(
+        let legit = spawn_legit(port, tls.clone(), token.clone(), stop.clone());
+        // The issue's 20,000 updates (one per ConfigMap), spread over the attack.
+        let writers = tokio::spawn(patch_configmaps(
             port,
             tls.clone(),
             token.clone(),
+            configmaps,
+            configmaps as u64,
+            sizes.attack,
             stop.clone(),
+            updates.clone(),
+            "attack",
         ));
-        let mut writers = Vec::new();
-        for c in 0..4 {
-            let (tls, token, stop, updates) =
-                (tls.clone(), token.clone(), stop.clone(), updates.clone());
-            writers.push(tokio::spawn(async move {
-                let Ok(mut conn) = Connection::open(port, tls).await else {
-                    return;
-                };
-                let mut headers = auth(&token);
-                headers.push((
-                    "content-type".into(),
-                    "application/merge-patch+json".into(),
-                ));
-                let mut round = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    round += 1;
-                    for i in (c..configmaps).step_by(4) {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let body = format!(r#"{{"data":{{"round":"{round}"}}}}"#);
-                        let path = format!("/api/v1/namespaces/default/configmaps/cm-{i}");
-                        if conn
-                            .send("PATCH", &path, Some(body.as_bytes()), &headers)
-                            .await
-                            .is_ok_and(|r| r.status == 200)
-                        {
-                            updates.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }));
-        }
         tokio::time::sleep(sizes.attack).await;
         stop.store(true, Ordering::Relaxed);
-        for w in writers {
-            let _ = w.await;
-        }
-        let legit = legit.await.unwrap_or_default();
+        let _ = ended_tx.send(true);
+        let _ = writers.await;
+        let legit = legit.finish().await;
         // Close every watcher at once and let the enclave settle.
         let mut streams = Vec::new();
         for w in watchers {
@@ -539,7 +562,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum();
     report.header(&format!(
-        "hostile 2: {} watchers on ConfigMaps that never read (4 source addresses), {} ConfigMaps of 1 KB patched over and over for {} s",
+        "hostile 2: {} watchers on ConfigMaps that never read (4 source addresses), {} ConfigMaps of 1 KB updated once each over {} s",
         sizes.watchers,
         sizes.configmaps,
         sizes.attack.as_secs()
@@ -576,6 +599,59 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         sizes.verdict(scale, settled < 20_000),
     );
     Ok(())
+}
+
+/// Merge-patches ConfigMaps `cm-0`.. over 4 connections until `total` patches are done (or
+/// `stop`), spread evenly over `spread` (at once when zero), counting successes in `done`;
+/// `pass` makes every patch a change (a repeated value would be a no-op, with no new revision).
+#[allow(clippy::too_many_arguments)]
+async fn patch_configmaps(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: String,
+    configmaps: usize,
+    total: u64,
+    spread: Duration,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    pass: &'static str,
+) {
+    const WRITERS: u64 = 4;
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for c in 0..WRITERS {
+        let (tls, token, stop, done) = (tls.clone(), token.clone(), stop.clone(), done.clone());
+        writers.push(tokio::spawn(async move {
+            let Ok(mut conn) = Connection::open(port, tls).await else {
+                return;
+            };
+            let mut headers = auth(&token);
+            headers.push(("content-type".into(), "application/merge-patch+json".into()));
+            // This writer's share: patches c, c + 4, c + 8, ... of the whole sequence.
+            let mut n = c;
+            while n < total && !stop.load(Ordering::Relaxed) {
+                let due = spread.mul_f64(n as f64 / total as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+                let i = n as usize % configmaps.max(1);
+                let round = n / configmaps.max(1) as u64;
+                let body = format!(r#"{{"data":{{"round":"{pass}-{round}"}}}}"#);
+                let path = format!("/api/v1/namespaces/default/configmaps/cm-{i}");
+                if conn
+                    .send("PATCH", &path, Some(body.as_bytes()), &headers)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                n += WRITERS;
+            }
+        }));
+    }
+    for w in writers {
+        let _ = w.await;
+    }
 }
 
 /// Attack 3: silent TCP connects from 127.0.0.1 (never a ClientHello), each re-opened 100 ms
@@ -715,12 +791,7 @@ fn event_flood(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), 
         std::collections::BTreeMap::<u16, u64>::new(),
     ));
     let legit = rt.block_on(async {
-        let legit = tokio::spawn(legit_client(
-            port,
-            tls.clone(),
-            cluster.token.clone(),
-            stop.clone(),
-        ));
+        let legit = spawn_legit(port, tls.clone(), cluster.token.clone(), stop.clone());
         let mut flood = Vec::new();
         for c in 0..4 {
             let (tls, token, stop, codes, node) = (
@@ -771,7 +842,7 @@ fn event_flood(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), 
         for f in flood {
             let _ = f.await;
         }
-        legit.await.unwrap_or_default()
+        legit.finish().await
     });
     report.header(&format!(
         "hostile 4: one worker creating 8 KB Events over 4 connections for {} s (store: 20 MB)",
