@@ -281,6 +281,63 @@ except ApiException as e:
     assert!(!c.kubectl(&["get", "pod", "web-1"]).status.success());
 }
 
+/// `kubectl drain` evicts through `pods/eviction` (it looks the subresource up in discovery and
+/// deletes pods outright when it is not policy/v1 Eviction): a budget that allows no disruption
+/// holds the drained node's pod, and drain says why.
+#[test]
+fn kubectl_drain_respects_disruption_budgets() {
+    let c = DevCluster::start();
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}}),
+    );
+    c.kubectl_ok(&[
+        "create",
+        "pdb",
+        "db",
+        "--selector=app=db",
+        "--min-available=1",
+    ]);
+    apply(
+        &c,
+        &json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-1", "labels": {"app": "db"}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "postgres"}]}}),
+    );
+    c.kubectl_ok(&[
+        "patch",
+        "pod",
+        "db-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    wait_for(&c, "the budget's status", || {
+        get_json(&c, &["pdb", "db"])["status"]["currentHealthy"] == 1
+    });
+    let out = c.kubectl(&[
+        "drain",
+        "node-a",
+        "--force",
+        "--ignore-daemonsets",
+        "--timeout=6s",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "drain got past the budget: {stderr}");
+    assert!(
+        stderr.contains("Cannot evict pod as it would violate the pod's disruption budget"),
+        "{stderr}"
+    );
+    let pod = get_json(&c, &["pod", "db-1"]);
+    assert!(pod["metadata"].get("deletionTimestamp").is_none(), "{pod}");
+    assert_eq!(
+        get_json(&c, &["node", "node-a"])["spec"]["unschedulable"],
+        true,
+        "drain cordons first"
+    );
+}
+
 #[test]
 fn runtime_classes_priority_levels_and_admission_configuration() {
     let c = DevCluster::start();

@@ -58,6 +58,9 @@ pub(crate) fn apply(
         ResourceId::Pods => {
             if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
                 pod_spec(spec);
+                // SetDefaults_Pod (not a template's spec): a kubelet refuses to start containers
+                // without it ("nil pod.spec.enableServiceLinks encountered").
+                set_default(spec, "enableServiceLinks", Value::from(true));
                 if old.is_none() {
                     set_default(spec, "serviceAccountName", Value::from("default"));
                     let sa = spec
@@ -293,6 +296,33 @@ fn service(map: &mut Map<String, Value>, old: Option<&Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// kube's SetDefaults_Pod turns service links on for a pod (a kubelet refuses a nil one),
+    /// keeps an explicit false, and leaves templates alone (their pods get it when created).
+    #[test]
+    fn a_pod_gets_service_links_and_a_template_does_not() {
+        let pod = |spec: Value| json!({"metadata": {"name": "p"}, "spec": spec});
+        let mut plain = pod(json!({"containers": [{"name": "c", "image": "i:1"}]}));
+        apply(ResourceId::Pods, &mut plain, None, UnixTime::default()).unwrap();
+        assert_eq!(plain["spec"]["enableServiceLinks"], true);
+        let mut off = pod(json!({"enableServiceLinks": false, "containers": [{"name": "c"}]}));
+        apply(ResourceId::Pods, &mut off, None, UnixTime::default()).unwrap();
+        assert_eq!(off["spec"]["enableServiceLinks"], false);
+        let mut template = json!({"metadata": {"name": "t"},
+            "template": {"spec": {"containers": [{"name": "c"}]}}});
+        apply(
+            ResourceId::PodTemplates,
+            &mut template,
+            None,
+            UnixTime::default(),
+        )
+        .unwrap();
+        assert!(
+            template["template"]["spec"]
+                .get("enableServiceLinks")
+                .is_none()
+        );
+    }
 
     #[test]
     fn image_pull_policy_follows_the_tag() {

@@ -193,6 +193,15 @@ impl<'a> Entry<'a> {
                 kind: "Binding",
                 verbs: &["create"],
             },
+            // kube registers pods/eviction as policy/v1 Eviction, create only; kubectl drain
+            // looks for exactly that and otherwise deletes pods, ignoring their budgets.
+            "eviction" => Sub {
+                name: sub,
+                group: "policy",
+                version: "v1",
+                kind: "Eviction",
+                verbs: &["create"],
+            },
             "scale" => Sub {
                 name: sub,
                 group: "autoscaling",
@@ -495,6 +504,13 @@ mod tests {
         let binding = find(res, "name", "pods/binding");
         assert_eq!(binding["kind"], "Binding");
         assert_eq!(binding["verbs"], json!(["create"]));
+        // What kubectl drain's CheckEvictionSupport looks for (else it deletes, past budgets).
+        let eviction = find(res, "name", "pods/eviction");
+        assert_eq!(
+            (&eviction["group"], &eviction["version"], &eviction["kind"]),
+            (&json!("policy"), &json!("v1"), &json!("Eviction"))
+        );
+        assert_eq!(eviction["verbs"], json!(["create"]));
         let status = find(res, "name", "pods/status");
         assert_eq!(status["verbs"], json!(["get", "patch", "update"]));
         assert_eq!(status["singularName"], "");
@@ -560,6 +576,12 @@ mod tests {
         let binding = find(&pods["subresources"], "subresource", "binding");
         assert_eq!(binding["responseKind"]["kind"], "Binding");
         assert_eq!(binding["verbs"], json!(["create"]));
+        let eviction = find(&pods["subresources"], "subresource", "eviction");
+        assert_eq!(
+            eviction["responseKind"],
+            json!({"group": "policy", "version": "v1", "kind": "Eviction"})
+        );
+        assert_eq!(eviction["verbs"], json!(["create"]));
         assert_eq!(
             find(&v1["resources"], "resource", "nodes")["scope"],
             "Cluster"
