@@ -605,6 +605,15 @@ fn a_node_reaches_only_its_own_nodes_and_leases() {
             None,
             "endpoints is forbidden: User \"system:node:node-a\" cannot list resource \"endpoints\" in API group \"\" in the namespace \"default\"",
         ),
+        (
+            Method::Post,
+            "/apis/node.k8s.io/v1/runtimeclasses",
+            Some(
+                json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "fast"},
+                "handler": "fast"}),
+            ),
+            "runtimeclasses.node.k8s.io is forbidden: User \"system:node:node-a\" cannot create resource \"runtimeclasses\" in API group \"node.k8s.io\" at the cluster scope",
+        ),
     ];
     for (method, path, body, message) in cases {
         let ct = if *method == Method::Patch {
@@ -646,6 +655,12 @@ fn a_node_reaches_only_its_own_nodes_and_leases() {
         (
             Method::Get,
             "/api/v1/namespaces/default/services",
+            None,
+            200,
+        ),
+        (
+            Method::Get,
+            "/apis/node.k8s.io/v1/runtimeclasses?watch=1",
             None,
             200,
         ),

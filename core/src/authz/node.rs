@@ -30,6 +30,8 @@ pub(crate) fn authorize(
         ResourceId::Pods => pod(node, attrs, store),
         // Not subdivided: the static `system:node` rules.
         ResourceId::Services => rule(attrs, &["get", "list", "watch"]),
+        // The kubelet's RuntimeClass informer (NodeRules: node.k8s.io runtimeclasses).
+        ResourceId::RuntimeClasses => rule(attrs, &["get", "list", "watch"]),
         ResourceId::Endpoints => rule(attrs, &["get"]),
         ResourceId::Events => rule(attrs, &["create", "update", "patch"]),
         _ => Err(Denied::Because("")),
