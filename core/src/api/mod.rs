@@ -7,6 +7,7 @@
 pub mod access;
 #[cfg(test)]
 mod admission_tests;
+pub mod apiservices;
 mod custom;
 pub mod defaults;
 pub(crate) mod deletion;
@@ -32,6 +33,8 @@ mod workers_tests;
 mod access_tests;
 #[cfg(test)]
 mod admission_policy_tests;
+#[cfg(test)]
+mod apiservices_tests;
 #[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
@@ -434,6 +437,11 @@ impl ApiServer {
                 .handle_review(now, req, &identity, review)
                 .map(Into::into);
         }
+        if let Route::ApiServices(name) = route {
+            return self
+                .handle_api_services(now, req, &identity, name)
+                .map(Into::into);
+        }
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
                 "the request body is larger than the limit of {} bytes",
@@ -481,7 +489,7 @@ impl ApiServer {
                 .openapi_v3_document(now, doc, req.query, req.accept)
                 .map(Outcome::OpenApi),
             Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
-            Route::Health(_) | Route::Version | Route::Review(_) => {
+            Route::Health(_) | Route::Version | Route::Review(_) | Route::ApiServices(_) => {
                 Err(Error::PathNotFound(req.path.into()))
             }
         }
