@@ -853,6 +853,9 @@ impl ApiServer {
     }
 
     /// Replaces a stored object on a controller's behalf; a changed `spec` bumps `generation`.
+    /// The write is recorded in managedFields as kube's controllers' are: an `Update` entry of
+    /// the component that runs the controller, on the `status` subresource when only the
+    /// status changed.
     pub(crate) fn controller_update(
         &mut self,
         key: &ObjectKey,
@@ -875,8 +878,43 @@ impl ApiServer {
                 meta.insert("generation".into(), Value::from(generation));
             }
         }
+        let subresource = only_status_changed(&old, obj).then_some("status");
+        let manager = controller_manager(key.resource);
+        crate::patch::record_update(
+            key.resource,
+            Some(&old),
+            obj,
+            manager,
+            subresource,
+            self.call.now,
+        );
         self.write_existing(key, obj).map(|_| ())
     }
+}
+
+/// The field manager kube's writes of `resource`'s controller carry: the component's name
+/// (its user agent), as a managedFields entry of operation `Update`.
+fn controller_manager(resource: ResourceId) -> &'static str {
+    match resource {
+        ResourceId::FlowSchemas | ResourceId::PriorityLevelConfigurations => {
+            "api-priority-and-fairness-config-consumer-v1"
+        }
+        ResourceId::CustomResourceDefinitions => "kube-apiserver",
+        _ => "kube-controller-manager",
+    }
+}
+
+/// Whether `new` differs from `old` in `status` alone (a controller's status update).
+fn only_status_changed(old: &Value, new: &Value) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    old.get("status") != new.get("status")
+        && old
+            .iter()
+            .filter(|(k, _)| *k != "status")
+            .all(|(k, v)| new.get(k) == Some(v))
+        && new.keys().all(|k| k == "status" || old.contains_key(k))
 }
 
 enum Work {

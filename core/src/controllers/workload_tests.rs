@@ -1039,3 +1039,43 @@ fn pods_of_a_deleted_node_are_collected_and_replaced() {
     let (_, kept) = c.get(&alloc::format!("{PODS}/{}", pods[1]));
     assert_eq!(kept["spec"]["nodeName"], "kept");
 }
+
+/// A controller's writes are recorded as kube's are: `kube-controller-manager` `Update` entries,
+/// one for what it sets in metadata and one on the `status` subresource for the status.
+#[test]
+fn controller_writes_are_recorded_in_managed_fields() {
+    let mut c = Cluster::new();
+    let (code, body) = c.post(
+        &alloc::format!("{DEPLOYMENTS}?fieldManager=creator"),
+        deployment("web", 2, "nginx"),
+    );
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    c.make_pods_ready();
+    let d = c.deployment("web");
+    let entries = d["metadata"]["managedFields"].as_array().unwrap();
+    let entry = |manager: &str, subresource: Option<&str>| {
+        entries
+            .iter()
+            .find(|e| e["manager"] == manager && e["subresource"].as_str() == subresource)
+            .unwrap_or_else(|| panic!("no {manager} {subresource:?} entry in {entries:?}"))
+    };
+    let creator = entry("creator", None);
+    assert_eq!(creator["operation"], "Update");
+    assert!(creator["fieldsV1"]["f:spec"].is_object(), "{creator}");
+    let status = entry("kube-controller-manager", Some("status"));
+    assert_eq!(status["operation"], "Update");
+    assert!(
+        status["fieldsV1"]["f:status"]["f:availableReplicas"].is_object(),
+        "{status}"
+    );
+    assert!(status["fieldsV1"].get("f:spec").is_none(), "{status}");
+    let meta = entry("kube-controller-manager", None);
+    assert_eq!(meta["operation"], "Update");
+    assert!(
+        meta["fieldsV1"]["f:metadata"]["f:annotations"]["f:deployment.kubernetes.io/revision"]
+            .is_object(),
+        "{meta}"
+    );
+    assert_eq!(entries.len(), 3, "{entries:?}");
+}
