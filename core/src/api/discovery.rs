@@ -619,7 +619,8 @@ mod tests {
                 "coordination.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
                 "node.k8s.io",
-                "policy"
+                "policy",
+                "rbac.authorization.k8s.io"
             ]
         );
         let reviews = &items[5]["versions"][0]["resources"];

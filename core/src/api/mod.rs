@@ -44,6 +44,8 @@ mod event_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]
+mod rbac_tests;
+#[cfg(test)]
 mod revision_tests;
 #[cfg(test)]
 mod service_tests;
