@@ -198,6 +198,12 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// Appends the compact JSON of a tree to `out` (serde_json's writer API needs std; its bytes go
+/// through one scratch vector).
+pub fn write_to(value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(&to_vec(value));
+}
+
 /// The string at `pointer` (RFC 6901) or `""`.
 pub fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value.pointer(pointer).and_then(Value::as_str).unwrap_or("")

@@ -177,8 +177,10 @@ pub struct Cli {
     pub inflight_bytes: u64,
 
     /// Bytes one watch stream may have queued but not yet written to its client; a stream whose
-    /// buffer stays full for 5 s is closed as unresponsive (its client re-lists).
-    #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 32 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
+    /// buffer stays full for 5 s is closed as unresponsive (its client re-lists). 16 KiB is about
+    /// kube's 10-event watch channel, on top of what the connection and the kernel buffer; 3,000
+    /// non-reading watchers then hold ~130 MB (`bench --only hostile-watchers`).
+    #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 16 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
     pub watch_buffer_bytes: u64,
 
     /// Seconds between BOOKMARK events on watches that ask for them.

@@ -31,13 +31,19 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the body of a refused request is read and thrown away, so that a client still
 /// sending it reads the answer instead of a reset (Go's server lingers likewise); a client that
-/// stalls, or sends more than twice the body limit, is cut off then.
+/// stalls, or sends more than [`DISCARD_LIMIT`], is cut off then.
 const DISCARD_LINGER: Duration = Duration::from_secs(5);
+/// Most bytes of a refused request's body read and thrown away: Go's `maxPostHandlerReadBytes`,
+/// so a client gets what it gets from kube-apiserver. Reading more would let anonymous clients
+/// make the enclave decrypt bodies for nothing: with twice the body limit (6 MiB each), 600 of
+/// them pushed 9 GB through TLS in 30 s in `bench --only hostile-bodies`.
+const DISCARD_LIMIT: usize = 256 << 10;
 /// Most bytes hyper buffers per connection, each way (its default is ~400 KB, to which its read
 /// buffer grows while a fast client streams a body): 600 clients pushing refused bodies held
-/// 320 MB in `bench --only hostile` with the default. A request head must fit (kube clients'
-/// heads are a few KB).
-const CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+/// 320 MB in `bench --only hostile` with the default. A watch stream's chunks wait here too
+/// (beside its own `--watch-buffer-bytes`) when its client stops reading, so this is most of what
+/// 3,000 such watchers hold. A request head must fit (kube clients' heads are a few KB).
+const CONNECTION_BUFFER_BYTES: usize = 32 * 1024;
 /// LIST pages with more items than this are encoded off the async workers.
 const BLOCKING_RENDER_ITEMS: usize = 256;
 
@@ -592,13 +598,10 @@ fn budget_full() -> hyper::Response<ResponseBody> {
 
 /// The answer to a request whose body is not (or no longer) read: `Connection: close`, and the
 /// rest of the body read and thrown away in the background for [`DISCARD_LINGER`] at most, up to
-/// twice the body limit; nothing of it is held.
-fn refuse_unread(
-    shared: &Shared,
-    mut body: Incoming,
-    response: ApiResponse,
-) -> hyper::Response<ResponseBody> {
-    let limit = shared.max_body.saturating_mul(2);
+/// [`DISCARD_LIMIT`]; nothing of it is held.
+fn refuse_unread(body: Incoming, response: ApiResponse) -> hyper::Response<ResponseBody> {
+    let mut body = body;
+    let limit = DISCARD_LIMIT;
     tokio::spawn(async move {
         let discard = async {
             let mut seen = 0usize;
@@ -696,19 +699,19 @@ async fn handle(
             if matches!(response.status, 401 | 403) {
                 log_security_event(parts.method.as_str(), path, &response);
             }
-            return Ok(refuse_unread(&shared, incoming, response));
+            return Ok(refuse_unread(incoming, response));
         }
         match read_body(&shared, &mut incoming).await {
             Ok((bytes, held)) => (bytes, held, false),
             Err(BodyError::TooLarge) => (Bytes::new(), Held::default(), true),
             Err(BodyError::Busy) => {
-                return Ok(refuse_unread(&shared, incoming, budget_full_response()));
+                return Ok(refuse_unread(incoming, budget_full_response()));
             }
             Err(BodyError::Unreadable(reason)) => {
                 tracing::debug!("request body unreadable: {reason}");
                 let error =
                     Error::BadRequest(format!("the request body could not be read: {reason}"));
-                return Ok(refuse_unread(&shared, incoming, ApiResponse::error(&error)));
+                return Ok(refuse_unread(incoming, ApiResponse::error(&error)));
             }
         }
     } else {
@@ -746,7 +749,7 @@ async fn handle(
             }
             if body_too_large {
                 // The body stays unread (413): end the connection after the answer.
-                return Ok(refuse_unread(&shared, incoming, response));
+                return Ok(refuse_unread(incoming, response));
             }
             charged(&shared, response)
         }

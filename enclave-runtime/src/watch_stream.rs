@@ -97,22 +97,29 @@ async fn run(shared: &Shared, mut watcher: Box<Watcher>, tx: &mpsc::Sender<Chunk
                 Bytes::from(std::mem::take(&mut buf)),
                 held.with_stream(room),
             );
-            match tokio::time::timeout(SLOW_WATCHER_GRACE, tx.send(chunk)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return End::Done,
-                // Many small chunks unread: as unresponsive as a full buffer.
-                Err(_) => return End::Unresponsive,
+            // Most sends find room; only a full channel arms the grace timer.
+            match tx.try_send(chunk) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => return End::Done,
+                Err(mpsc::error::TrySendError::Full(chunk)) => {
+                    match tokio::time::timeout(SLOW_WATCHER_GRACE, tx.send(chunk)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return End::Done,
+                        // Many small chunks unread: as unresponsive as a full buffer.
+                        Err(_) => return End::Unresponsive,
+                    }
+                }
             }
         } else {
             drop(room);
         }
         match poll {
             WatchPoll::Closed => return End::Done,
-            WatchPoll::Wrote(_) => {
+            WatchPoll::Wrote(_) if !watcher.caught_up(&ring) => {
                 tokio::task::yield_now().await;
                 continue;
             }
-            WatchPoll::Idle => {}
+            WatchPoll::Wrote(_) | WatchPoll::Idle => {}
         }
         let deadline_sleep = async {
             match deadline {

@@ -10,6 +10,7 @@ mod enclave_stream;
 mod fallback;
 mod log_sink;
 mod metrics;
+mod penalty;
 mod relay;
 mod serve;
 #[cfg(feature = "dev")]

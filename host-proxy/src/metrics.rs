@@ -102,7 +102,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let refused_source_limit = refused.get_or_create_owned(&[("reason", "source_limit")]);
     registry.register(
         "nautilus_proxy_connections_refused",
-        "Connections closed at accept: every slot taken (limit) or their source at --max-connections-per-source (source_limit)",
+        "Connections refused at accept (held unread for 10 s, then closed): every slot taken (limit) or their source at --max-connections-per-source (source_limit)",
         refused,
     );
     let evicted = Counter::default();

@@ -55,8 +55,23 @@ pub(crate) struct ServeOptions {
 }
 
 /// Binds the TCP listener; the error is the one-line message the operator sees.
+///
+/// The accept queue is as long as the kernel allows (`net.core.somaxconn`), as Go's listeners
+/// (kube-apiserver's) make it: with tokio's fixed 1,024, a flood of connects from one source
+/// filled the queue faster than the slots could refuse them, and other sources' SYNs were
+/// dropped and retried a second later.
 pub(crate) async fn bind(addr: SocketAddr, who: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|err| {
+    let listen = || -> io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(accept_backlog())
+    };
+    listen().map_err(|err| {
         let reason = if err.kind() == io::ErrorKind::AddrInUse {
             format!("address already in use (is another {who} running?)")
         } else {
@@ -64,6 +79,23 @@ pub(crate) async fn bind(addr: SocketAddr, who: &str) -> Result<TcpListener, Str
         };
         format!("error: cannot listen on {addr}: {reason}")
     })
+}
+
+/// Completes at `deadline`; never without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `net.core.somaxconn` (the kernel caps any backlog there), 4,096 when it can't be read.
+fn accept_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
 }
 
 /// Completes when SIGTERM or Ctrl-C arrives.
@@ -160,6 +192,7 @@ pub(crate) async fn serve(
     });
     let slots = Slots::new(max, per_source);
     let mut tasks = JoinSet::new();
+    let mut penalty = crate::penalty::PenaltyBox::new(crate::penalty::capacity());
     let mut over_limit = RateLimit::new(Duration::from_secs(10));
     let mut accept_errors = RateLimit::new(Duration::from_secs(10));
     tokio::pin!(shutdown);
@@ -167,15 +200,21 @@ pub(crate) async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = sleep_until_some(penalty.next_release()) => {
+                penalty.release_due(tokio::time::Instant::now());
+            }
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let slot = match slots.admit(peer.ip()) {
                         Ok(slot) => slot,
                         Err(refusal) => {
-                            drop(tcp);
+                            // Held, not closed: a flood reconnects once per hold, not at once.
+                            if let Ok(tcp) = tcp.into_std() {
+                                penalty.hold(tokio::time::Instant::now(), tcp);
+                            }
                             crate::metrics::connection_refused(refusal.as_str());
                             if let Some(closed) = over_limit.hit() {
-                                tracing::warn!(max_connections = max, max_connections_per_source = per_source, closed, source = %peer.ip(), reason = refusal.as_str(), "connection limit reached; closing new connections");
+                                tracing::warn!(max_connections = max, max_connections_per_source = per_source, closed, held = penalty.len(), source = %peer.ip(), reason = refusal.as_str(), "connection limit reached; holding new connections unread, then closing them");
                             }
                             continue;
                         }

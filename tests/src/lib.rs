@@ -15,7 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary, built once per test process with the profile of the tests.
+/// Path of a workspace binary, built once per test process with the profile of the tests
+/// (not built when `NAUTILUS_PREBUILT` is set: the caller built them already).
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let target = target_dir();
@@ -25,6 +26,11 @@ pub fn binary(name: &str) -> PathBuf {
         "release"
     };
     BUILT.get_or_init(|| {
+        // Benchmarks run from a release build of the binaries alone (`cargo build --release
+        // --workspace --bins`) say so, instead of building every test target in release too.
+        if std::env::var_os("NAUTILUS_PREBUILT").is_some() {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         // The same package and target set as `cargo test --workspace` (the README's test

@@ -465,6 +465,15 @@ fn floods_of_silent_connections_do_not_lock_out_another_source() {
                 held.push(tcp_from(Some(source), port).await.unwrap());
             }
         }
+        // A connection over its source's limit is held unread, not closed at once (closed at
+        // once, a flood reconnects at once): it sees no EOF for a while.
+        let mut refused = held.pop().unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), refused.read(&mut byte)).await;
+        assert!(
+            read.is_err(),
+            "a connection over the per-source limit was closed at once: {read:?}"
+        );
         let mut conn = tokio::time::timeout(
             PATIENCE,
             Connection::open_from(Some(third), port, tls.clone()),

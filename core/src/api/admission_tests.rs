@@ -261,11 +261,29 @@ fn a_watch_chunk_stops_at_its_byte_limit_and_loses_nothing() {
     create(&mut s, "default", "late-1");
     create(&mut s, "default", "late-2");
     let mut out = alloc::vec::Vec::new();
+    assert!(!watcher.caught_up(&ring));
     assert_eq!(
         watcher.poll_limited(&ring, NOW, &mut out, 100, 10),
         WatchPoll::Wrote(1)
     );
     assert!(String::from_utf8(out).unwrap().contains("late-1"));
+    // late-2 is still to come; once written, the stream has caught up with the ring, also when
+    // the newest events are outside its scope.
+    assert!(!watcher.caught_up(&ring));
+    let mut out = alloc::vec::Vec::new();
+    assert_eq!(
+        watcher.poll_limited(&ring, NOW, &mut out, 100, 10),
+        WatchPoll::Wrote(1)
+    );
+    assert!(watcher.caught_up(&ring));
+    create(&mut s, "kube-system", "elsewhere");
+    assert!(!watcher.caught_up(&ring));
+    let mut out = alloc::vec::Vec::new();
+    assert_eq!(
+        watcher.poll_limited(&ring, NOW, &mut out, 100, 10),
+        WatchPoll::Idle
+    );
+    assert!(watcher.caught_up(&ring));
 }
 
 /// The runtime asks `admit_head` and then `handle_request` for one request: only the second may

@@ -154,11 +154,15 @@ impl ListRender {
                 body.push(b',');
             }
             first = false;
-            let row = match &self.custom {
-                Some(served) => table::row(served.version(), &value, self.now, include),
-                None => table::row(self.resource, &value, self.now, include),
-            };
-            body.extend_from_slice(&crate::json::to_vec(&row));
+            match &self.custom {
+                Some(served) => {
+                    table::write_row(served.version(), &value, None, self.now, include, &mut body);
+                }
+                None => {
+                    let raw = Some(&object.json[..]);
+                    table::write_row(self.resource, &value, raw, self.now, include, &mut body);
+                }
+            }
         }
         body.extend_from_slice(b"]}");
         body

@@ -444,19 +444,7 @@ pub fn row<'a>(
     now: UnixTime,
     include: IncludeObject,
 ) -> Value {
-    let (cells, conditions) = match printer.into() {
-        Printer::Builtin(resource) => cells(resource, obj, now),
-        Printer::Custom(version) => {
-            let mut cells = vec![Value::from(text(obj, "/metadata/name"))];
-            cells.extend(
-                version
-                    .columns
-                    .iter()
-                    .map(|c| crd::columns::cell(&c.type_, &c.path, obj, now)),
-            );
-            (cells, None)
-        }
-    };
+    let (cells, conditions) = row_cells(printer.into(), obj, now);
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Metadata => json!({
@@ -473,6 +461,63 @@ pub fn row<'a>(
     }
     out.insert("object".into(), object);
     Value::Object(out)
+}
+
+/// Appends the encoding of [`row`] for `obj` to `out` without building the row: a LIST writes
+/// 10,000 of them, and copying each object's metadata into a row value before encoding it was
+/// a third of the work. `raw` is `obj`'s own encoding when the caller has it (written as is for
+/// [`IncludeObject::Object`]).
+pub fn write_row<'a>(
+    printer: impl Into<Printer<'a>>,
+    obj: &Value,
+    raw: Option<&[u8]>,
+    now: UnixTime,
+    include: IncludeObject,
+    out: &mut Vec<u8>,
+) {
+    let (cells, conditions) = row_cells(printer.into(), obj, now);
+    out.extend_from_slice(b"{\"cells\":");
+    crate::json::write_to(&Value::Array(cells), out);
+    if let Some(conditions) = conditions {
+        out.extend_from_slice(b",\"conditions\":");
+        crate::json::write_to(&conditions, out);
+    }
+    out.extend_from_slice(b",\"object\":");
+    match include {
+        IncludeObject::None => out.extend_from_slice(b"null"),
+        IncludeObject::Metadata => {
+            out.extend_from_slice(
+                b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+            );
+            match obj.get("metadata") {
+                Some(metadata) => crate::json::write_to(metadata, out),
+                None => out.extend_from_slice(b"{}"),
+            }
+            out.push(b'}');
+        }
+        IncludeObject::Object => match raw {
+            Some(raw) => out.extend_from_slice(raw),
+            None => crate::json::write_to(obj, out),
+        },
+    }
+    out.push(b'}');
+}
+
+/// The cells of `obj`'s row, and its conditions when the printer has them.
+fn row_cells(printer: Printer<'_>, obj: &Value, now: UnixTime) -> (Vec<Value>, Option<Value>) {
+    match printer {
+        Printer::Builtin(resource) => cells(resource, obj, now),
+        Printer::Custom(version) => {
+            let mut cells = vec![Value::from(text(obj, "/metadata/name"))];
+            cells.extend(
+                version
+                    .columns
+                    .iter()
+                    .map(|c| crd::columns::cell(&c.type_, &c.path, obj, now)),
+            );
+            (cells, None)
+        }
+    }
 }
 
 /// A whole `Table`; `columns` false omits `columnDefinitions` (watch events after the first).
@@ -1731,6 +1776,47 @@ mod tests {
         assert!(later["columnDefinitions"].is_null());
         assert_eq!(later["rows"], json!([]));
         assert_eq!(later["metadata"], json!({"resourceVersion": "43"}));
+    }
+
+    /// The LIST's direct writer encodes exactly the row `row` builds, for every kind with its
+    /// own printer (conditions included) and every `includeObject`, with and without the raw
+    /// encoding.
+    #[test]
+    fn written_rows_are_the_built_rows() {
+        let pod = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "namespace": "ns", "creationTimestamp": "2024-01-01T00:00:00Z",
+                "managedFields": [{"manager": "m", "operation": "Update"}]},
+            "spec": {"containers": [{"name": "a"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                "containerStatuses": [{"name": "a", "ready": true, "restartCount": 2}]}});
+        let node = json!({"kind": "Node", "apiVersion": "v1", "metadata": {"name": "n1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let no_metadata = json!({"kind": "ConfigMap", "apiVersion": "v1"});
+        for (resource, obj) in [
+            (ResourceId::Pods, &pod),
+            (ResourceId::Nodes, &node),
+            (ResourceId::ConfigMaps, &no_metadata),
+        ] {
+            let raw = crate::json::to_vec(obj);
+            for include in [
+                IncludeObject::None,
+                IncludeObject::Metadata,
+                IncludeObject::Object,
+            ] {
+                let built = row(resource, obj, now(), include);
+                for raw in [None, Some(&raw[..])] {
+                    let mut out = Vec::new();
+                    write_row(resource, obj, raw, now(), include, &mut out);
+                    let written: Value = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(
+                        written,
+                        built,
+                        "{resource:?} {include:?} raw={}",
+                        raw.is_some()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -127,6 +127,16 @@ impl Watcher {
         self.cursor
     }
 
+    /// Whether the stream has written everything there is to write: its initial state, and the
+    /// ring up to its newest event. The runtime then waits for the next write instead of polling
+    /// again at once (with 3,000 watchers, that second poll per event was a third of the work).
+    pub fn caught_up(&self, ring: &WatchRing) -> bool {
+        self.initial.is_empty()
+            && !self.initial_end_bookmark
+            && self.failure.is_none()
+            && self.cursor >= ring.newest()
+    }
+
     /// Bytes this watcher holds beyond itself: the current state queued for a watch without a
     /// revision (one handle per object; the objects themselves are shared with the store).
     pub fn queued_bytes(&self) -> usize {

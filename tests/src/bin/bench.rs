@@ -36,8 +36,22 @@ use load::{
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 10] = [
-    "get", "sign", "metrics", "watch", "list", "memory", "budget", "tls", "peer", "hostile",
+const SECTIONS: [&str; 14] = [
+    "get",
+    "sign",
+    "metrics",
+    "watch",
+    "list",
+    "memory",
+    "budget",
+    "tls",
+    "peer",
+    "hostile",
+    // The four attacks of `hostile`, one at a time.
+    "hostile-bodies",
+    "hostile-watchers",
+    "hostile-connects",
+    "hostile-events",
 ];
 /// What kubectl sends for `kubectl get pods`.
 const KUBECTL_TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
@@ -377,8 +391,10 @@ fn main() {
     if wanted("peer") {
         run("peer", &section_peer);
     }
-    if wanted("hostile") {
-        run("hostile", &hostile::section);
+    for (name, attack) in hostile::ATTACKS {
+        if wanted("hostile") || wanted(name) {
+            run(name, &|s, r| attack(s, &hostile::Sizes::of(s), r));
+        }
     }
 
     println!(

@@ -18,7 +18,7 @@ use super::load::{auth, quantile};
 use super::{Report, Scale, Verdict, client_runtime, mb, ms, proc_status_kb, start_cluster};
 
 /// Sizes of the hostile section.
-struct Sizes {
+pub(crate) struct Sizes {
     attack: Duration,
     stalled: usize,
     watchers: usize,
@@ -27,7 +27,7 @@ struct Sizes {
 }
 
 impl Sizes {
-    fn of(scale: &Scale) -> Self {
+    pub(crate) fn of(scale: &Scale) -> Self {
         if scale.quick {
             Self {
                 attack: Duration::from_secs(5),
@@ -254,14 +254,16 @@ fn truncate(text: &str) -> String {
 }
 
 /// Runs the four attacks.
-pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> {
-    let sizes = Sizes::of(scale);
-    stalled_bodies(scale, &sizes, report)?;
-    slow_watchers(scale, &sizes, report)?;
-    silent_connects(scale, &sizes, report)?;
-    event_flood(scale, &sizes, report)?;
-    Ok(())
-}
+/// One attack: its scale, its sizes, the report it adds rows to.
+pub(crate) type Attack = fn(&Scale, &Sizes, &mut Report) -> Result<(), String>;
+
+/// The attacks of `--only hostile`, each also selectable on its own by its name.
+pub(crate) const ATTACKS: [(&str, Attack); 4] = [
+    ("hostile-bodies", stalled_bodies),
+    ("hostile-watchers", slow_watchers),
+    ("hostile-connects", silent_connects),
+    ("hostile-events", event_flood),
+];
 
 /// Attack 1: anonymous connections each declaring a 3 MiB body, sending what the server takes
 /// and stalling; when the server closes one, it comes back a second later.
@@ -372,7 +374,8 @@ fn stalled_bodies(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(
     Ok(())
 }
 
-/// Attack 2: non-reading watchers on ConfigMaps while every ConfigMap is patched over and over.
+/// Attack 2: non-reading watchers on ConfigMaps while every ConfigMap is patched once (the
+/// issue's 20,000 updates), the patches spread over the attack.
 /// Watchers come from four loopback addresses (one source may hold 1,024 proxy connections).
 fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), String> {
     let cluster = start_cluster(scale, &[]);
@@ -416,6 +419,27 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         }
         Ok::<(), String>(())
     })?;
+    // One patch of every ConfigMap before idle is read, so that the watch history (the ring
+    // holds the last updates' superseded versions, which creates do not have) is as full at idle
+    // as after the attack: the after-close figure then measures what the watchers left behind.
+    let warmed = Arc::new(AtomicU64::new(0));
+    rt.block_on(patch_configmaps(
+        port,
+        tls.clone(),
+        token.clone(),
+        configmaps,
+        configmaps as u64,
+        Duration::ZERO,
+        Arc::new(AtomicBool::new(false)),
+        warmed.clone(),
+        "warm-up",
+    ));
+    if warmed.load(Ordering::Relaxed) < configmaps as u64 {
+        return Err(format!(
+            "warm-up patched {} of {configmaps} ConfigMaps",
+            warmed.load(Ordering::Relaxed)
+        ));
+    }
     let listed = cluster.request(
         "GET",
         "/api/v1/namespaces/default/configmaps?limit=1",
@@ -479,44 +503,21 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
             token.clone(),
             stop.clone(),
         ));
-        let mut writers = Vec::new();
-        for c in 0..4 {
-            let (tls, token, stop, updates) =
-                (tls.clone(), token.clone(), stop.clone(), updates.clone());
-            writers.push(tokio::spawn(async move {
-                let Ok(mut conn) = Connection::open(port, tls).await else {
-                    return;
-                };
-                let mut headers = auth(&token);
-                headers.push((
-                    "content-type".into(),
-                    "application/merge-patch+json".into(),
-                ));
-                let mut round = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    round += 1;
-                    for i in (c..configmaps).step_by(4) {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let body = format!(r#"{{"data":{{"round":"{round}"}}}}"#);
-                        let path = format!("/api/v1/namespaces/default/configmaps/cm-{i}");
-                        if conn
-                            .send("PATCH", &path, Some(body.as_bytes()), &headers)
-                            .await
-                            .is_ok_and(|r| r.status == 200)
-                        {
-                            updates.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }));
-        }
+        // The issue's 20,000 updates (one per ConfigMap), spread over the attack.
+        let writers = tokio::spawn(patch_configmaps(
+            port,
+            tls.clone(),
+            token.clone(),
+            configmaps,
+            configmaps as u64,
+            sizes.attack,
+            stop.clone(),
+            updates.clone(),
+            "attack",
+        ));
         tokio::time::sleep(sizes.attack).await;
         stop.store(true, Ordering::Relaxed);
-        for w in writers {
-            let _ = w.await;
-        }
+        let _ = writers.await;
         let legit = legit.await.unwrap_or_default();
         // Close every watcher at once and let the enclave settle.
         let mut streams = Vec::new();
@@ -539,7 +540,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum();
     report.header(&format!(
-        "hostile 2: {} watchers on ConfigMaps that never read (4 source addresses), {} ConfigMaps of 1 KB patched over and over for {} s",
+        "hostile 2: {} watchers on ConfigMaps that never read (4 source addresses), {} ConfigMaps of 1 KB updated once each over {} s",
         sizes.watchers,
         sizes.configmaps,
         sizes.attack.as_secs()
@@ -576,6 +577,59 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         sizes.verdict(scale, settled < 20_000),
     );
     Ok(())
+}
+
+/// Merge-patches ConfigMaps `cm-0`.. over 4 connections until `total` patches are done (or
+/// `stop`), spread evenly over `spread` (at once when zero), counting successes in `done`;
+/// `pass` makes every patch a change (a repeated value would be a no-op, with no new revision).
+#[allow(clippy::too_many_arguments)]
+async fn patch_configmaps(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: String,
+    configmaps: usize,
+    total: u64,
+    spread: Duration,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    pass: &'static str,
+) {
+    const WRITERS: u64 = 4;
+    let started = Instant::now();
+    let mut writers = Vec::new();
+    for c in 0..WRITERS {
+        let (tls, token, stop, done) = (tls.clone(), token.clone(), stop.clone(), done.clone());
+        writers.push(tokio::spawn(async move {
+            let Ok(mut conn) = Connection::open(port, tls).await else {
+                return;
+            };
+            let mut headers = auth(&token);
+            headers.push(("content-type".into(), "application/merge-patch+json".into()));
+            // This writer's share: patches c, c + 4, c + 8, ... of the whole sequence.
+            let mut n = c;
+            while n < total && !stop.load(Ordering::Relaxed) {
+                let due = spread.mul_f64(n as f64 / total as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+                let i = n as usize % configmaps.max(1);
+                let round = n / configmaps.max(1) as u64;
+                let body = format!(r#"{{"data":{{"round":"{pass}-{round}"}}}}"#);
+                let path = format!("/api/v1/namespaces/default/configmaps/cm-{i}");
+                if conn
+                    .send("PATCH", &path, Some(body.as_bytes()), &headers)
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                n += WRITERS;
+            }
+        }));
+    }
+    for w in writers {
+        let _ = w.await;
+    }
 }
 
 /// Attack 3: silent TCP connects from 127.0.0.1 (never a ClientHello), each re-opened 100 ms
