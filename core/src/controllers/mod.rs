@@ -848,8 +848,18 @@ impl ApiServer {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("namespace".into(), Value::from(namespace));
         }
-        self.create_internal(now, resource, namespace, obj, "kube-controller-manager")
-            .map(|_| ())
+        // Quota admission judges a controller's creates as any client's: a ReplicaSet over its
+        // namespace's pod quota gets kube's `exceeded quota` refusal (and its ReplicaFailure).
+        // kube's controllers send only a generateName, which admission's errors name (`pods
+        // "web-" is forbidden`): the name is generated after admission.
+        let mut name = j::string_at(obj, "/metadata/generateName");
+        if name.is_empty() {
+            name = j::string_at(obj, "/metadata/name");
+        }
+        let charges = self.admit_quota(now, resource, namespace, &name, obj, None)?;
+        self.create_internal(now, resource, namespace, obj, "kube-controller-manager")?;
+        self.charge_quotas(charges);
+        Ok(())
     }
 
     /// Replaces a stored object on a controller's behalf; a changed `spec` bumps `generation`.

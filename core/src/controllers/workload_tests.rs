@@ -1079,3 +1079,71 @@ fn controller_writes_are_recorded_in_managed_fields() {
     );
     assert_eq!(entries.len(), 3, "{entries:?}");
 }
+
+/// Quota admission judges the ReplicaSet controller's pod creates: the ReplicaSet stops at the
+/// quota and says why in a `ReplicaFailure` condition, which goes once it fits again.
+#[test]
+fn a_replica_set_over_its_pod_quota_reports_replica_failure() {
+    let mut c = Cluster::new();
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "two-pods"},
+        "spec": {"hard": {"pods": "2"}}});
+    let (code, body) = c.post("/api/v1/namespaces/default/resourcequotas", quota);
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}});
+    let (code, body) = c.post(REPLICASETS, rs);
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    assert_eq!(c.items(PODS).len(), 2);
+    let (_, rs) = c.get(&alloc::format!("{REPLICASETS}/web"));
+    let (status, reason, message) =
+        Cluster::condition(&rs, "ReplicaFailure").expect("ReplicaFailure");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "FailedCreate"));
+    assert!(
+        message.contains(
+            "pods \"web-\" is forbidden: exceeded quota: two-pods, requested: pods=1, used: pods=2, limited: pods=2"
+        ),
+        "{message}"
+    );
+    let (code, body) = c.patch(
+        &alloc::format!("{REPLICASETS}/web"),
+        json!({"spec": {"replicas": 2}}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{body}");
+    c.settle();
+    let (_, rs) = c.get(&alloc::format!("{REPLICASETS}/web"));
+    assert!(Cluster::condition(&rs, "ReplicaFailure").is_none(), "{rs}");
+}
+
+/// client-go speaking protobuf sends a Scale in protobuf to the scale subresource.
+#[test]
+fn scale_subresource_takes_a_protobuf_scale() {
+    let mut c = Cluster::new();
+    let (code, body) = c.post(DEPLOYMENTS, deployment("web", 1, "nginx"));
+    assert_eq!(code, 201, "{body}");
+    let scale = crate::protobuf::encode::object(
+        "autoscaling/v1",
+        "Scale",
+        &json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 4}}),
+    )
+    .unwrap();
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let path = alloc::format!("{DEPLOYMENTS}/web/scale");
+    let mut req = ApiRequest::new(Method::Put, &path);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/vnd.kubernetes.protobuf");
+    req.body = &scale;
+    let r = c
+        .server
+        .handle_request(c.now, &req)
+        .into_response()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r.status, 200, "{answer}");
+    assert_eq!(answer["spec"]["replicas"], 4);
+    assert_eq!(c.deployment("web")["spec"]["replicas"], 4);
+}
