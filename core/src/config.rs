@@ -20,6 +20,10 @@ pub struct Config {
     pub watch_ring_bytes: usize,
     /// Most concurrent watches. Default 10,000.
     pub max_watches: usize,
+    /// Most change records kept for the runtime while it records them
+    /// (`Cluster::record_changes`) and has not taken them yet; past it a write is refused
+    /// with 429. The records share their bytes with the store. Default 100,000.
+    pub max_pending_changes: usize,
     /// SHA-256 of the admin bearer token; `None` disables admin access.
     pub admin_token_sha256: Option<[u8; 32]>,
     /// Seconds between BOOKMARK events on watches that ask for them. Default 60.
@@ -57,6 +61,9 @@ pub struct Config {
     pub min_stake: u64,
     /// Longest Seal token lifetime (`exp - iat`) accepted. Default 86,400 s.
     pub token_max_lifetime_secs: u64,
+    /// Verified Seal tokens remembered so repeated calls skip the signature check (oldest
+    /// forgotten first). Default 16,384 (under 7 MiB at the 2 KiB token limit); 0 disables it.
+    pub token_cache_entries: usize,
     /// How far a worker registration's `timestamp` may be from now before it is taken as a
     /// replay. Default 300 s.
     pub registration_skew_secs: u64,
@@ -68,6 +75,14 @@ pub struct Config {
     pub node_port_range: crate::api::services::PortRange,
     /// Most stakes the registry holds. Default 100,000.
     pub max_stakes: usize,
+    /// Most Sui events in one push or batch; a larger one is refused whole. Default 10,000.
+    pub max_stake_events_per_push: usize,
+    /// Largest single Sui event (its estimated JSON size). Default 16 KiB: a staking event is a
+    /// few hundred bytes.
+    pub max_stake_event_bytes: usize,
+    /// Most `(txDigest, eventSeq)` pairs remembered for the last applied checkpoint (what makes
+    /// a re-sent event count once). Default 100,000.
+    pub max_seen_stake_events: usize,
     /// Largest page a LIST returns when the client asks for more (or none). Default 500,000.
     pub max_list_page: usize,
     /// Most pending pods the scheduler queues (active and unschedulable together). Pods beyond
@@ -138,6 +153,7 @@ impl Default for Config {
             watch_ring_capacity: 10_000,
             watch_ring_bytes: 64 << 20,
             max_watches: 10_000,
+            max_pending_changes: 100_000,
             admin_token_sha256: None,
             bookmark_interval_secs: 60,
             max_list_page: 500_000,
@@ -153,10 +169,14 @@ impl Default for Config {
             sui_package: None,
             min_stake: 1_000_000_000,
             token_max_lifetime_secs: 86_400,
+            token_cache_entries: 16_384,
             registration_skew_secs: 300,
             service_cidr: crate::api::services::ServiceCidr::K3S,
             node_port_range: crate::api::services::PortRange::DEFAULT,
             max_stakes: 100_000,
+            max_stake_events_per_push: 10_000,
+            max_stake_event_bytes: 16 << 10,
+            max_seen_stake_events: 100_000,
             scheduler_queue_capacity: 50_000,
             scheduler_batch: 1_000,
             scheduler_retry_secs: 60,

@@ -24,6 +24,7 @@ pub mod attestation;
 pub mod auth;
 pub(crate) mod authz;
 pub(crate) mod cel;
+pub mod cluster;
 pub mod compaction;
 pub mod config;
 pub(crate) mod controllers;

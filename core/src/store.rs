@@ -272,12 +272,13 @@ impl Store {
     }
 
     /// Stores a new object at [`Store::next_revision`]. `json` must already carry that revision.
+    /// Returns the stored version (sharing its bytes).
     pub fn create(
         &mut self,
         key: ObjectKey,
         json: Vec<u8>,
         index: ObjectIndex,
-    ) -> Result<u64, Error> {
+    ) -> Result<StoredObject, Error> {
         if self.objects.contains_key(&key) {
             return Err(Error::AlreadyExists {
                 resource: String::new(),
@@ -301,17 +302,18 @@ impl Store {
         self.used_bytes = used;
         self.count_change(key.resource, true);
         self.objects.insert(key.clone(), object.clone());
-        self.commit(EventType::Added, key, object, None);
-        Ok(revision)
+        self.commit(EventType::Added, key, object.clone(), None);
+        Ok(object)
     }
 
-    /// Replaces the current version of `key` at [`Store::next_revision`].
+    /// Replaces the current version of `key` at [`Store::next_revision`]. Returns the new
+    /// version and the one it replaced (sharing their bytes).
     pub fn update(
         &mut self,
         key: &ObjectKey,
         json: Vec<u8>,
         index: ObjectIndex,
-    ) -> Result<u64, Error> {
+    ) -> Result<(StoredObject, StoredObject), Error> {
         let Some(old) = self.objects.get(key) else {
             return Err(Error::NotFound {
                 resource: String::new(),
@@ -328,14 +330,21 @@ impl Store {
             index: StdArc::new(index),
         };
         self.used_bytes = used;
-        let previous = self.objects.insert(key.clone(), object.clone());
-        self.commit(EventType::Modified, key.clone(), object, previous);
-        Ok(revision)
+        let Some(previous) = self.objects.insert(key.clone(), object.clone()) else {
+            return Err(Error::Internal("the replaced version vanished".into()));
+        };
+        self.commit(
+            EventType::Modified,
+            key.clone(),
+            object.clone(),
+            Some(previous.clone()),
+        );
+        Ok((object, previous))
     }
 
     /// Removes `key` at [`Store::next_revision`]; `final_json` is the object as the DELETED event
-    /// shows it (carrying the deletion's revision).
-    pub fn delete(&mut self, key: &ObjectKey, final_json: Vec<u8>) -> Result<u64, Error> {
+    /// shows it (carrying the deletion's revision). Returns that last state.
+    pub fn delete(&mut self, key: &ObjectKey, final_json: Vec<u8>) -> Result<StoredObject, Error> {
         let Some(old) = self.objects.remove(key) else {
             return Err(Error::NotFound {
                 resource: String::new(),
@@ -352,8 +361,8 @@ impl Store {
             revision,
             index: old.index.clone(),
         };
-        self.commit(EventType::Deleted, key.clone(), object, Some(old));
-        Ok(revision)
+        self.commit(EventType::Deleted, key.clone(), object.clone(), Some(old));
+        Ok(object)
     }
 
     /// The used-bytes total after replacing `freed` bytes by `cost`, or 507 when over budget.
@@ -403,7 +412,9 @@ mod tests {
         let mut store = Store::new(&config(2, 10_000));
         let a = ObjectKey::new(ResourceId::Pods, "default", "a");
         assert_eq!(
-            store.create(a.clone(), b"{}".to_vec(), ObjectIndex::default()),
+            store
+                .create(a.clone(), b"{}".to_vec(), ObjectIndex::default())
+                .map(|o| o.revision),
             Ok(1)
         );
         assert!(matches!(
@@ -411,8 +422,10 @@ mod tests {
             Err(Error::AlreadyExists { .. })
         ));
         assert_eq!(
-            store.update(&a, b"{\"x\":1}".to_vec(), ObjectIndex::default()),
-            Ok(2)
+            store
+                .update(&a, b"{\"x\":1}".to_vec(), ObjectIndex::default())
+                .map(|(new, old)| (new.revision, old.revision)),
+            Ok((2, 1))
         );
         store
             .create(
@@ -433,7 +446,7 @@ mod tests {
             before,
             "a refused write changes nothing"
         );
-        assert_eq!(store.delete(&a, b"{}".to_vec()), Ok(4));
+        assert_eq!(store.delete(&a, b"{}".to_vec()).map(|o| o.revision), Ok(4));
         assert_eq!(store.count(ResourceId::Pods), 1);
     }
 

@@ -11,8 +11,9 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use nautilus_core::api::{ApiRequest, ApiResponse, ApiServer, Method, Outcome};
+use nautilus_core::api::{ApiRequest, ApiResponse, Method, Outcome};
 use nautilus_core::auth::CertUser;
+use nautilus_core::cluster::Cluster;
 use nautilus_core::watch::WatchRing;
 use nautilus_core::{Config, Error, UnixTime};
 use tokio::sync::{Notify, watch};
@@ -49,7 +50,7 @@ const BLOCKING_RENDER_ITEMS: usize = 256;
 
 /// State shared by every connection and task.
 pub(crate) struct Shared {
-    core: Mutex<ApiServer>,
+    core: Mutex<Cluster>,
     /// The core's watch ring, read by watch tasks without the core lock.
     pub(crate) ring: Arc<WatchRing>,
     /// The store revision after the latest write; watch tasks wake on change.
@@ -90,7 +91,7 @@ struct StreamSetup {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ApiServer> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cluster> {
         // A panic cannot leave the core half-written: core is panic-free and every write is atomic.
         self.core
             .lock()
@@ -279,7 +280,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         ..config
     };
-    let core = ApiServer::new(
+    let core = Cluster::new(
         config.clone(),
         crate::nsm::random_seed(nsm.as_ref())?,
         now(),
@@ -374,7 +375,7 @@ async fn shutdown_signal() {
     }
 }
 
-/// Pause between two `handle_timeout` calls while core reports a backlog.
+/// Pause between two `handle_timeout` calls while core has work due at once.
 const BACKLOG_PAUSE: Duration = Duration::from_millis(1);
 
 /// Runs core's background work when it is due (after writes, and every second).
@@ -386,23 +387,21 @@ async fn run_timers(shared: Arc<Shared>) {
             () = shared.timers.notified() => {},
             () = tokio::time::sleep(wait) => {},
         }
-        let (revision, next, backlog) = {
+        let (revision, next) = {
             let mut core = shared.lock();
             let at = now();
             if core.poll_timeout().is_some_and(|due| due <= at) {
                 core.handle_timeout(at);
             }
-            let backlog = core.has_backlog();
-            (core.store().revision(), core.poll_timeout(), backlog)
+            (core.store().revision(), core.poll_timeout())
         };
-        // A backlog (`has_backlog`) is drained at once, with a millisecond between calls to let
-        // requests take the lock; other work still due is retried at a gentle pace.
+        // Work still due (it shrinks with every call) is drained at once, with a millisecond
+        // between calls to let requests take the lock.
         wait = next.map_or(Duration::from_secs(1), |due| {
             match due.nanos.checked_sub(now().nanos) {
                 Some(ahead) if ahead > 0 => Duration::from_nanos(ahead)
                     .clamp(Duration::from_millis(1), Duration::from_secs(1)),
-                _ if backlog => BACKLOG_PAUSE,
-                _ => Duration::from_millis(200),
+                _ => BACKLOG_PAUSE,
             }
         });
         shared
@@ -657,7 +656,8 @@ async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> (Outcome, u6
         let (outcome, revision, timers_due) = {
             let mut core = shared.lock();
             let outcome = core.handle_request(at, &request);
-            (outcome, core.store().revision(), core.has_immediate_work())
+            let due = core.poll_timeout().is_some_and(|due| due <= at);
+            (outcome, core.store().revision(), due)
         };
         let Outcome::Pending {
             revision: wanted,

@@ -1,4 +1,4 @@
-//! `ApiServer::handle_request` with arbitrary method, path, query, content type, accept and body,
+//! `Cluster::handle_request` with arbitrary method, path, query, content type, accept and body,
 //! up to four requests in a row against a server holding a few objects, then (when the first
 //! byte's high bit is set) the controllers' timeout pass: bodies of every served type in JSON, YAML and protobuf, every patch format,
 //! selectors, continue tokens, resource versions, dryRun and fieldValidation.

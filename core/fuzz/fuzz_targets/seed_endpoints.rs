@@ -13,13 +13,14 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use nautilus_core::api::{ApiRequest, ApiServer, Method};
+use nautilus_core::api::{ApiRequest, Method};
+use nautilus_core::cluster::Cluster;
 use nautilus_core::token::{self, SealClaims, ed25519_address, hex32, mint_ed25519};
 
 const SECRET: [u8; 32] = [1; 32];
 const STAKE: [u8; 32] = [101; 32];
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let mut s = common::bare_server();
     let pkg = hex32(&common::PACKAGE);
     let event = serde_json::json!({"checkpoint": 1, "events": [{

@@ -65,7 +65,7 @@ pub(crate) fn admit(node: &str, attempt: &Attempt<'_>, store: &Store) -> Result<
     };
     verdict.map_err(|message| {
         crate::authz::forbidden_error(
-            &crate::api::qualified(attempt.resource),
+            &crate::cluster::object::qualified(attempt.resource),
             attempt.name,
             &message,
         )

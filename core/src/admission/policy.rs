@@ -77,7 +77,7 @@ pub(crate) fn validate(
             && has("Deny")
         {
             return Err(Error::PolicyDenied {
-                resource: crate::api::qualified(attempt.resource),
+                resource: crate::cluster::object::qualified(attempt.resource),
                 name: attempt.name.to_owned(),
                 message: format!(
                     "ValidatingAdmissionPolicy '{}' with binding '{binding_name}' denied request: {}",

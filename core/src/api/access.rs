@@ -10,7 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
-use super::ApiServer;
+use super::Cluster;
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, ResourcePath, Route};
 use crate::auth::Identity;
 use crate::error::Cause;
@@ -205,7 +205,7 @@ fn resource_type(
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// `POST` of a review: the answer carries the caller's user or its verdict; nothing is kept.
     /// Any caller may ask, anonymous ones included, as each is told only about itself.
     pub(super) fn handle_review(

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::auth::CertUser;
 use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
 use crate::{Config, UnixTime};
@@ -18,17 +18,17 @@ const SAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 const SRR: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
 const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         sui_package: Some(PACKAGE),
         ..Config::default()
     };
-    ApiServer::new(config, [3; 32], NOW)
+    Cluster::new(config, [3; 32], NOW)
 }
 
 fn call_as(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: &Value,
@@ -56,7 +56,7 @@ fn call_as(
 }
 
 fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: &Value,
@@ -67,7 +67,7 @@ fn call(
 
 /// A cluster with node `node-a` registered (its Seal token returned) and two pods, one bound to
 /// it and one bound elsewhere.
-fn cluster() -> (ApiServer, String) {
+fn cluster() -> (Cluster, String) {
     let mut s = server();
     let secret = [1u8; 32];
     let stake = [101u8; 32];
@@ -122,7 +122,7 @@ fn cluster() -> (ApiServer, String) {
 }
 
 fn access(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     bearer: Option<&str>,
     attributes: &Value,
     non_resource: bool,
@@ -547,7 +547,7 @@ fn review_asked_for_as_a_table_is_406() {
         "spec": {"nonResourceAttributes": {"path": "/", "verb": "get"}}
     }))
     .unwrap();
-    let ask = |s: &mut ApiServer, accept: &str| {
+    let ask = |s: &mut Cluster, accept: &str| {
         let mut req = ApiRequest::new(Method::Post, SAR);
         req.authorization = Some(&auth);
         req.content_type = Some("application/json");

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin-secret";
@@ -18,12 +18,12 @@ const POLICIES: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissio
 const BINDINGS: &str = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/vap/deployments";
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         ..Config::default()
     };
-    let mut s = ApiServer::new(config, [7; 32], T0);
+    let mut s = Cluster::new(config, [7; 32], T0);
     for (ns, labels) in [("vap", json!({"vap-test": "true"})), ("other", json!({}))] {
         let (code, body) = send(
             &mut s,
@@ -37,7 +37,7 @@ fn server() -> ApiServer {
 }
 
 /// Status, body and warnings of one request.
-fn call(s: &mut ApiServer, method: Method, path: &str, body: &Value) -> (u16, Value, Vec<String>) {
+fn call(s: &mut Cluster, method: Method, path: &str, body: &Value) -> (u16, Value, Vec<String>) {
     let bytes = serde_json::to_vec(body).unwrap();
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(method, path);
@@ -57,7 +57,7 @@ fn call(s: &mut ApiServer, method: Method, path: &str, body: &Value) -> (u16, Va
     )
 }
 
-fn send(s: &mut ApiServer, method: Method, path: &str, body: &Value) -> (u16, Value) {
+fn send(s: &mut Cluster, method: Method, path: &str, body: &Value) -> (u16, Value) {
     let (code, body, _) = call(s, method, path, body);
     (code, body)
 }
@@ -79,7 +79,7 @@ fn policy(name: &str, spec: Value) -> Value {
     json!({"metadata": {"name": name}, "spec": spec})
 }
 
-fn bind(s: &mut ApiServer, policy: &str, actions: &[&str], extra: Value) {
+fn bind(s: &mut Cluster, policy: &str, actions: &[&str], extra: Value) {
     let mut spec = json!({"policyName": policy, "validationActions": actions,
         "matchResources": {"namespaceSelector": {"matchLabels": {"vap-test": "true"}}}});
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
@@ -90,7 +90,7 @@ fn bind(s: &mut ApiServer, policy: &str, actions: &[&str], extra: Value) {
     assert_eq!(code, 201, "{body}");
 }
 
-fn create_policy(s: &mut ApiServer, policy: &Value) {
+fn create_policy(s: &mut Cluster, policy: &Value) {
     let (code, body) = send(s, Method::Post, POLICIES, policy);
     assert_eq!(code, 201, "{body}");
 }

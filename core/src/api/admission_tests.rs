@@ -7,10 +7,10 @@ use alloc::string::{String, ToString};
 use serde_json::Value;
 
 use super::workers_tests::{ADMIN, D1, NOW, Staker, call, deposit, seed, server};
-use super::{ApiRequest, ApiResponse, ApiServer, Method};
+use super::{ApiRequest, ApiResponse, Cluster, Method};
 
 fn head(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     bearer: Option<&str>,
@@ -23,7 +23,7 @@ fn head(
     s.admit_head(NOW, &req).map_err(decode)
 }
 
-fn admin_path(s: &mut ApiServer, bearer: Option<&str>) -> Result<(), (u16, Value)> {
+fn admin_path(s: &mut Cluster, bearer: Option<&str>) -> Result<(), (u16, Value)> {
     let auth = bearer.map(|b| alloc::format!("Bearer {b}"));
     let mut req = ApiRequest::new(Method::Get, "/metrics");
     req.authorization = auth.as_deref();
@@ -35,7 +35,7 @@ fn decode(r: ApiResponse) -> (u16, Value) {
 }
 
 /// A server with one funded staker and its token for `node-a`.
-fn with_worker() -> (ApiServer, String) {
+fn with_worker() -> (Cluster, String) {
     let mut s = server();
     let a = Staker::new(1);
     assert_eq!(deposit(&mut s, &a, 1, D1).1["applied"], 1);
@@ -204,7 +204,7 @@ fn a_watch_chunk_stops_at_its_byte_limit_and_loses_nothing() {
     let Outcome::Watch(mut watcher) = s.handle_request(NOW, &req) else {
         panic!("not a watch")
     };
-    let create = |s: &mut ApiServer, ns: &str, name: &str| {
+    let create = |s: &mut Cluster, ns: &str, name: &str| {
         let body = serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name}, "data": {"k": "x".repeat(500)}}))
         .unwrap();

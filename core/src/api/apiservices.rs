@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::ApiServer;
+use super::Cluster;
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation};
 use crate::auth::Identity;
 use crate::resource::ResourceId;
@@ -86,7 +86,7 @@ fn uid_of(cluster: &str, name: &str) -> String {
     )
 }
 
-impl ApiServer {
+impl Cluster {
     /// Every APIService, sorted by name. Each carries the bootstrap `default` Namespace's
     /// creation time and resourceVersion: they are registered when the server starts (the
     /// custom resources' ones when their definition is established, which the registry does not

@@ -6,23 +6,23 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::{Config, UnixTime};
 
 const ADMIN: &str = "admin";
 const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
 const APISERVICES: &str = "/apis/apiregistration.k8s.io/v1/apiservices";
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         ..Config::default()
     };
-    ApiServer::new(config, [3; 32], NOW)
+    Cluster::new(config, [3; 32], NOW)
 }
 
 fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     accept: Option<&str>,

@@ -8,10 +8,10 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use super::ApiServer;
+use super::Cluster;
 use crate::crd::{self, Served};
 use crate::store::{ObjectKey, StoredObject};
-use crate::{Error, UnixTime, json as j};
+use crate::{Error, json as j};
 
 /// Whether `stored` (an object of `served`'s definition) must be rewritten to be served in
 /// `served`'s version: it predates the definition's current form (so it may hold fields now
@@ -109,7 +109,7 @@ pub(crate) fn spec_changed(served: &Served, old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
-impl ApiServer {
+impl Cluster {
     /// Before a CRD object is stored: what installing it will be (refused when a budget is
     /// full, so the write changes nothing).
     pub(crate) fn prepare_crd(
@@ -128,10 +128,11 @@ impl ApiServer {
     /// and then the finalizer (kube's CRD REST `Delete`).
     pub(super) fn begin_crd_deletion(
         &mut self,
-        now: UnixTime,
+        ctx: &crate::cluster::WriteContext,
         key: &ObjectKey,
         mut obj: Value,
     ) -> Result<(u16, Vec<u8>), Error> {
+        let now = ctx.at;
         if obj
             .pointer("/metadata/deletionTimestamp")
             .is_some_and(|t| !t.is_null())
@@ -176,7 +177,7 @@ impl ApiServer {
                 );
             }
         }
-        let json = self.write_existing(key, &mut obj)?;
+        let json = self.write_existing(ctx, key, &mut obj)?;
         Ok((200, json))
     }
 

@@ -7,12 +7,12 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::tests::{T0, TOKEN, call, call_with, cm, server};
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::Config;
 
 /// A request with a raw body; returns (status, body, warnings).
 fn raw(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: &[u8],

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster as Core, Method};
 use crate::watch::EventType;
 use crate::{Config, UnixTime};
 
@@ -16,7 +16,7 @@ const TOKEN: &str = "admin";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 struct Cluster {
-    server: ApiServer,
+    server: Core,
     now: UnixTime,
 }
 
@@ -29,7 +29,7 @@ impl Cluster {
             ..Config::default()
         };
         let mut c = Self {
-            server: ApiServer::new(config, [5; 32], now),
+            server: Core::new(config, [5; 32], now),
             now,
         };
         let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},

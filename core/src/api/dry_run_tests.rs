@@ -6,22 +6,22 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method, Outcome, WatchPoll};
+use super::{ApiRequest, Cluster, Method, Outcome, WatchPoll};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin-secret";
 const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         ..Config::default()
     };
-    ApiServer::new(config, [7; 32], T0)
+    Cluster::new(config, [7; 32], T0)
 }
 
 fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: Option<&Value>,
@@ -49,13 +49,13 @@ fn call(
 const JSON: &str = "application/json";
 const MERGE: &str = "application/merge-patch+json";
 
-fn get(s: &mut ApiServer, path: &str) -> (u16, Value) {
+fn get(s: &mut Cluster, path: &str) -> (u16, Value) {
     call(s, Method::Get, path, None, JSON)
 }
 
 /// Everything a write can leave behind: the revision, the number of objects, the allocations
 /// and the bytes a watch from the start would stream.
-fn footprint(s: &mut ApiServer) -> (u64, usize, usize, usize, Vec<u8>) {
+fn footprint(s: &mut Cluster) -> (u64, usize, usize, usize, Vec<u8>) {
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(Method::Get, "/api/v1/configmaps?watch=1&resourceVersion=1");
     req.authorization = Some(&auth);
@@ -412,7 +412,7 @@ fn dry_run_subresources_and_controllers_see_nothing() {
         JSON,
     );
     let before = footprint(&mut s);
-    let stored = |s: &mut ApiServer, path: &str| get(s, path).1;
+    let stored = |s: &mut Cluster, path: &str| get(s, path).1;
     let pod_before = stored(&mut s, "/api/v1/namespaces/default/pods/p");
     let deployment_before = stored(&mut s, "/apis/apps/v1/namespaces/default/deployments/web");
     let (status, body) = call(

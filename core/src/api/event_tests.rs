@@ -6,20 +6,20 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::workers_tests::{ADMIN, D1, NOW, PACKAGE, Staker, deposit, seed};
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::{Config, UnixTime};
 
-fn server(config: Config) -> ApiServer {
+fn server(config: Config) -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         sui_package: Some(PACKAGE),
         ..config
     };
-    ApiServer::new(config, [3; 32], NOW)
+    Cluster::new(config, [3; 32], NOW)
 }
 
 fn at(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     now: UnixTime,
     method: Method,
     path: &str,
@@ -55,7 +55,7 @@ fn event(name: &str, last: &str, message: &str) -> Value {
 
 const EVENTS: &str = "/api/v1/namespaces/default/events";
 
-fn exists(s: &mut ApiServer, name: &str) -> bool {
+fn exists(s: &mut Cluster, name: &str) -> bool {
     at(
         s,
         NOW,
@@ -144,7 +144,7 @@ fn an_event_from_the_far_future_does_not_hold_back_expiry() {
 }
 
 /// A server with node-a registered; returns its Seal token.
-fn with_node(config: Config) -> (ApiServer, alloc::string::String) {
+fn with_node(config: Config) -> (Cluster, alloc::string::String) {
     let mut s = server(config);
     let staker = Staker::new(1);
     assert_eq!(deposit(&mut s, &staker, 1, D1).1["applied"], 1);

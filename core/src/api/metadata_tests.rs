@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method, Outcome, WatchPoll};
+use super::{ApiRequest, Cluster, Method, Outcome, WatchPoll};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin-secret";
@@ -17,12 +17,12 @@ const PROTO_OBJECT: &str =
 const PROTO_LIST: &str =
     "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         ..Config::default()
     };
-    let mut s = ApiServer::new(config, [7; 32], T0);
+    let mut s = Cluster::new(config, [7; 32], T0);
     for (name, owner) in [("a", true), ("b", false), ("c", false)] {
         let mut cm = json!({"metadata": {"name": name, "labels": {"app": "web"},
             "annotations": {"note": name}, "finalizers": ["example.com/keep"]},
@@ -52,7 +52,7 @@ fn request<'a>(method: Method, path: &'a str, auth: &'a str) -> ApiRequest<'a> {
 }
 
 fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     accept: Option<&str>,
@@ -63,7 +63,7 @@ fn call(
 }
 
 fn call_typed(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     accept: Option<&str>,
@@ -195,7 +195,7 @@ fn a_list_answers_a_partial_object_metadata_list_in_pages() {
     assert_eq!(empty["items"], json!([]));
 }
 
-fn watch(s: &mut ApiServer, path: &str, accept: &str) -> super::Watcher {
+fn watch(s: &mut Cluster, path: &str, accept: &str) -> super::Watcher {
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = request(Method::Get, path, &auth);
     req.accept = Some(accept);
@@ -205,7 +205,7 @@ fn watch(s: &mut ApiServer, path: &str, accept: &str) -> super::Watcher {
     }
 }
 
-fn drain(s: &ApiServer, w: &mut super::Watcher) -> Vec<u8> {
+fn drain(s: &Cluster, w: &mut super::Watcher) -> Vec<u8> {
     let mut out = Vec::new();
     let ring = s.watch_ring();
     while let WatchPoll::Wrote(_) = w.poll(&ring, T0, &mut out, 1000) {}

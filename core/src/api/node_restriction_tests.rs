@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method, Outcome};
+use super::{ApiRequest, Cluster as Core, Method, Outcome};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
@@ -22,7 +22,7 @@ const STRATEGIC: &str = "application/strategic-merge-patch+json";
 const APPLY: &str = "application/apply-patch+yaml";
 
 struct Cluster {
-    s: ApiServer,
+    s: Core,
     /// Seal tokens of node-a and node-b.
     a: String,
     b: String,
@@ -41,7 +41,7 @@ fn token(seed: u8, node: &str) -> String {
 }
 
 fn send(
-    s: &mut ApiServer,
+    s: &mut Core,
     method: Method,
     path: &str,
     content_type: &str,
@@ -77,7 +77,7 @@ fn admin(c: &mut Cluster, method: Method, path: &str, body: Option<&Value>) -> (
     send(&mut c.s, method, path, ct, body, ADMIN)
 }
 
-fn register(s: &mut ApiServer, seed: u8, node: &str, labels: Value) -> (u16, Value) {
+fn register(s: &mut Core, seed: u8, node: &str, labels: Value) -> (u16, Value) {
     let token = token(seed, node);
     let body = serde_json::to_vec(&json!({"node_id": node, "seal_token": token,
         "timestamp": NOW.secs(), "labels": labels}))
@@ -97,7 +97,7 @@ fn cluster(config: Config) -> Cluster {
         sui_package: Some(PACKAGE),
         ..config
     };
-    let mut s = ApiServer::new(config, [3; 32], NOW);
+    let mut s = Core::new(config, [3; 32], NOW);
     for (seed, digest) in [(1u8, 'A'), (2, 'B'), (3, 'C')] {
         let pkg = hex32(&PACKAGE);
         let event = json!({"id": {"txDigest": core::iter::repeat_n(digest, 44).collect::<String>(), "eventSeq": "0"},

@@ -8,19 +8,22 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
 use super::custom;
-use super::deletion::{self, DeleteOptions};
 use super::render::{ListFormat, ListRender};
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, Representation, ResourcePath};
 use super::revision::{self, ReadAt};
 use super::table::{self, IncludeObject};
 use super::watch::{WatchFormat, Watcher};
-use super::{ApiServer, Outcome, defaults};
+use super::{Cluster, Outcome, defaults};
 use crate::admission::{self, Attempt, Operation};
 use crate::auth::Identity;
+use crate::cluster::WriteContext;
+use crate::cluster::deletion::{self, DeleteOptions, DeleteQuery};
+use crate::cluster::object::qualified;
+use crate::cluster::object::{parse_stored, remove_meta, set_meta};
 use crate::controllers::gc::Propagation;
 use crate::resource::{ResourceId, ResourceType};
-use crate::selector::{self, FieldSelector, LabelSelector};
-use crate::store::{ObjectIndex, ObjectKey, StoredObject};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{ObjectKey, StoredObject};
 use crate::{Error, UnixTime, json as j, patch, schema, validation};
 
 /// How to treat unknown fields (`?fieldValidation=`).
@@ -52,15 +55,6 @@ fn is_protobuf(req: &ApiRequest<'_>) -> bool {
         .is_some_and(|t| t.starts_with(crate::protobuf::MEDIA_TYPE))
 }
 
-/// Group-qualified plural for messages (`pods`, `deployments.apps`).
-pub(crate) fn qualified(rt: &ResourceType<'_>) -> String {
-    if rt.group.is_empty() {
-        rt.plural.to_string()
-    } else {
-        alloc::format!("{}.{}", rt.plural, rt.group)
-    }
-}
-
 fn not_found(rt: &ResourceType<'_>, name: &str) -> Error {
     Error::NotFound {
         resource: qualified(rt),
@@ -68,52 +62,12 @@ fn not_found(rt: &ResourceType<'_>, name: &str) -> Error {
     }
 }
 
-/// The index of one object version. Empty field values are left out (a selector reads an
-/// absent field as empty) and the vectors are exact-sized: at 100,000 pods every byte here counts.
-pub(crate) fn index_of(resource: ResourceId, obj: &Value) -> ObjectIndex {
-    let mut labels = selector::labels_of(obj);
-    labels.shrink_to_fit();
-    let mut fields: Vec<(&'static str, crate::store::FieldValue)> =
-        selector::selectable_fields(resource, obj)
-            .into_iter()
-            .filter(|(f, v)| !v.is_empty() && *f != "metadata.name" && *f != "metadata.namespace")
-            .map(|(f, v)| (f, crate::store::field_value(v)))
-            .collect();
-    fields.shrink_to_fit();
-    ObjectIndex { labels, fields }
-}
-
-fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
-    let map = obj.as_object_mut()?;
-    if !map.get("metadata").is_some_and(Value::is_object) {
-        map.insert("metadata".into(), Value::Object(Map::new()));
-    }
-    map.get_mut("metadata").and_then(Value::as_object_mut)
-}
-
-fn set_meta(obj: &mut Value, key: &str, value: Value) {
-    if let Some(meta) = metadata_mut(obj) {
-        meta.insert(key.into(), value);
-    }
-}
-
-fn remove_meta(obj: &mut Value, key: &str) {
-    if let Some(meta) = metadata_mut(obj) {
-        meta.remove(key);
-    }
-}
-
-fn parse_stored(object: &StoredObject) -> Result<Value, Error> {
-    serde_json::from_slice(&object.json)
-        .map_err(|e| Error::Internal(alloc::format!("stored object is not JSON: {e}")))
-}
-
 /// A body that must be an object of the path's kind.
 struct Body {
     value: Value,
 }
 
-impl ApiServer {
+impl Cluster {
     pub(super) fn handle_resource(
         &mut self,
         now: UnixTime,
@@ -203,8 +157,14 @@ impl ApiServer {
             }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
-                self.bind(now, namespace, name, &body, dry_run_requested(req))
-                    .map(Into::into)
+                self.bind(
+                    &WriteContext::for_identity(now, identity),
+                    namespace,
+                    name,
+                    &body,
+                    dry_run_requested(req),
+                )
+                .map(Into::into)
             }
             (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
                 let body = self.body(req, rt, namespace, Some(name))?;
@@ -898,9 +858,8 @@ impl ApiServer {
                 ..ApiResponse::json(201, answer(rt, j::to_vec(&obj)))
             });
         }
-        let json = self.write_new(key, &mut obj)?;
-        self.charge_quotas(charges);
-        self.observe_for_lifecycle(now, rt.id, &obj, None);
+        let json = self.write_new(&WriteContext::for_identity(now, identity), key, &mut obj)?;
+        self.charge_quotas(now, charges);
         let json = match rt.custom {
             Some(served) => custom::answer(served, json),
             None => json,
@@ -928,113 +887,6 @@ impl ApiServer {
         )?;
         self.call.warnings.extend(outcome.warnings);
         Ok(())
-    }
-
-    /// Stores `obj` as a new object, writing the revision into it first.
-    pub(crate) fn write_new(&mut self, key: ObjectKey, obj: &mut Value) -> Result<Vec<u8>, Error> {
-        let json = self.stamp(obj);
-        let index = index_of(key.resource, obj);
-        let cost = crate::store::entry_bytes(&key, json.len(), &index);
-        self.admit_event(&key, cost)?;
-        let observed = crate::scheduler::observes(key.resource).then(|| key.clone());
-        let references = self.reference_change(&key, Some(obj))?;
-        let definition = self.prepare_crd(&key, obj)?;
-        self.store
-            .create(key.clone(), json.clone(), index)
-            .map_err(|e| match e {
-                Error::AlreadyExists { name, .. } => {
-                    Error::Internal(alloc::format!("{name} appeared during create"))
-                }
-                other => other,
-            })?;
-        if let Some(change) = references {
-            self.references.apply(change);
-        }
-        if let Some(definition) = definition {
-            self.crds.install(definition);
-        }
-        self.event_written(&key, cost);
-        self.service_committed(&key, Some(obj));
-        if let Some(key) = observed {
-            self.scheduler_observe(&key, Some(obj));
-        }
-        Ok(json)
-    }
-
-    /// What writing `obj` (or deleting, with `None`) under `key` does to the node authorizer's
-    /// reference index; `None` for anything but a pod. Refused when the index is full.
-    fn reference_change(
-        &self,
-        key: &ObjectKey,
-        obj: Option<&Value>,
-    ) -> Result<Option<crate::authz::references::PodChange>, Error> {
-        if key.resource != ResourceId::Pods {
-            return Ok(None);
-        }
-        self.references
-            .prepare(&key.namespace, &key.name, obj)
-            .map(Some)
-    }
-
-    /// Writes the revision of the coming write into `obj` and encodes it.
-    fn stamp(&self, obj: &mut Value) -> Vec<u8> {
-        set_meta(
-            obj,
-            "resourceVersion",
-            Value::from(self.store.next_revision().to_string()),
-        );
-        j::to_vec(obj)
-    }
-
-    /// Replaces the stored object with `obj`, writing the revision into it first.
-    pub(crate) fn write_existing(
-        &mut self,
-        key: &ObjectKey,
-        obj: &mut Value,
-    ) -> Result<Vec<u8>, Error> {
-        let json = self.stamp(obj);
-        let index = index_of(key.resource, obj);
-        let cost = crate::store::entry_bytes(key, json.len(), &index);
-        self.admit_event(key, cost)?;
-        let references = self.reference_change(key, Some(obj))?;
-        let definition = self.prepare_crd(key, obj)?;
-        self.store.update(key, json.clone(), index)?;
-        if let Some(change) = references {
-            self.references.apply(change);
-        }
-        if let Some(definition) = definition {
-            self.crds.install(definition);
-        }
-        self.event_written(key, cost);
-        self.service_committed(key, Some(obj));
-        self.scheduler_observe(key, Some(obj));
-        Ok(json)
-    }
-
-    /// Removes the object, with `obj` (its last state) carrying the deletion's revision.
-    pub(crate) fn write_delete(
-        &mut self,
-        key: &ObjectKey,
-        obj: &mut Value,
-    ) -> Result<Vec<u8>, Error> {
-        let json = self.stamp(obj);
-        let references = self.reference_change(key, None)?;
-        self.store.delete(key, json.clone())?;
-        if let Some(change) = references {
-            self.references.apply(change);
-        }
-        if key.resource == ResourceId::Events {
-            self.event_ttl.removed(key);
-        }
-        self.scheduler_observe(key, None);
-        self.service_committed(key, None);
-        if key.resource == ResourceId::Nodes {
-            self.forget_node(&key.name);
-        }
-        if key.resource == ResourceId::CustomResourceDefinitions {
-            self.crds.remove(&key.name);
-        }
-        Ok(json)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1195,13 +1047,13 @@ impl ApiServer {
         }
         // Removing the last finalizer of an object being deleted with no grace left completes
         // the deletion.
+        let ctx = WriteContext::for_identity(now, identity);
         if rt.id != ResourceId::Namespaces && deletion::completes_deletion(old, &obj) {
-            let json = self.write_delete(key, &mut obj)?;
+            let json = self.write_delete(&ctx, key, &mut obj)?;
             return Ok((200, answer(rt, json)));
         }
-        let json = self.write_existing(key, &mut obj)?;
-        self.charge_quotas(charges);
-        self.observe_for_lifecycle(now, rt.id, &obj, Some(old));
+        let json = self.write_existing(&ctx, key, &mut obj)?;
+        self.charge_quotas(now, charges);
         Ok((200, answer(rt, json)))
     }
 
@@ -1457,22 +1309,30 @@ impl ApiServer {
             operation: Operation::Delete(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
-        let options = DeleteOptions::of_request(&options, query)?;
+        let options = DeleteOptions::of_body(
+            &options,
+            &DeleteQuery {
+                propagation: query.get("propagationPolicy"),
+                grace_period: query.get("gracePeriodSeconds"),
+                dry_run: query.all("dryRun").any(|v| v == "All"),
+            },
+        )?;
         deletion::check_preconditions(&key, &obj, &options)?;
         self.admit_policies(identity, &attempt, options.dry_run)?;
+        let ctx = WriteContext::for_identity(now, identity);
         if rt.id == ResourceId::Namespaces {
-            return self.begin_namespace_deletion(now, &key, obj, options.dry_run);
+            return self.begin_namespace_deletion(&ctx, &key, obj, options.dry_run);
         }
         if rt.id == ResourceId::CustomResourceDefinitions && !options.dry_run {
             // The definition is marked; the CRD controller deletes its objects, then it.
-            let (status, json) = self.begin_crd_deletion(now, &key, obj)?;
+            let (status, json) = self.begin_crd_deletion(&ctx, &key, obj)?;
             return Ok(ApiResponse::json(status, json));
         }
         let mut obj = obj;
         if let Some(served) = rt.custom {
             custom::to_storage(served, &mut obj);
         }
-        let deletion = self.delete_object(now, &key, obj, &options)?;
+        let deletion = self.delete_object(&ctx, &key, obj, &options)?;
         Ok(ApiResponse::json(
             deletion.status,
             answer(rt, deletion.body),
@@ -1534,7 +1394,7 @@ impl ApiServer {
     /// kube-apiserver's binding does; the scheduler binds through here too.
     pub(crate) fn bind(
         &mut self,
-        now: UnixTime,
+        ctx: &WriteContext,
         namespace: &str,
         name: &str,
         body: &Value,
@@ -1558,7 +1418,7 @@ impl ApiServer {
         if dry_run {
             already_bound(&pod, name)?;
         } else {
-            self.bind_pod(now, &key, &mut pod, target)?;
+            self.bind_pod(ctx, &key, &mut pod, target)?;
         }
         Ok(ApiResponse::json(
             201,
@@ -1572,7 +1432,7 @@ impl ApiServer {
     /// version it just read rather than parsing it again).
     pub(crate) fn bind_pod(
         &mut self,
-        now: UnixTime,
+        ctx: &WriteContext,
         key: &ObjectKey,
         pod: &mut Value,
         target: &str,
@@ -1584,9 +1444,9 @@ impl ApiServer {
         crate::scheduler::set_condition(
             pod,
             json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
-                "lastTransitionTime": now.rfc3339()}),
+                "lastTransitionTime": ctx.at.rfc3339()}),
         );
-        self.write_existing(key, pod)?;
+        self.write_existing(ctx, key, pod)?;
         Ok(())
     }
 
@@ -1678,7 +1538,7 @@ impl ApiServer {
 
     fn begin_namespace_deletion(
         &mut self,
-        now: UnixTime,
+        ctx: &WriteContext,
         key: &ObjectKey,
         mut obj: Value,
         dry_run: bool,
@@ -1695,14 +1555,14 @@ impl ApiServer {
             });
         }
         if obj.pointer("/metadata/deletionTimestamp").is_none() {
-            set_meta(&mut obj, "deletionTimestamp", Value::from(now.rfc3339()));
+            set_meta(&mut obj, "deletionTimestamp", Value::from(ctx.at.rfc3339()));
             if let Some(map) = obj.as_object_mut() {
                 map.insert("status".into(), json!({"phase": "Terminating"}));
             }
             if dry_run {
                 return Ok(ApiResponse::json(200, j::to_vec(&obj)));
             }
-            let json = self.write_existing(key, &mut obj)?;
+            let json = self.write_existing(ctx, key, &mut obj)?;
             self.terminating.insert(key.name.to_string());
             self.namespaces_due.insert(key.name.to_string());
             return Ok(ApiResponse::json(200, json));
@@ -1716,7 +1576,7 @@ impl ApiServer {
 
     /// Deletes what is left in a terminating namespace (custom resources included), then the
     /// namespace.
-    pub(super) fn finish_namespace_deletion(
+    pub(crate) fn finish_namespace_deletion(
         &mut self,
         now: UnixTime,
         namespace: &str,
@@ -1742,7 +1602,7 @@ impl ApiServer {
                 // propagation: pods gracefully, and whatever a grace period or a finalizer
                 // holds keeps the namespace until it goes.
                 let background = DeleteOptions::with_propagation(Propagation::Background);
-                match self.delete_object(now, &key, obj, &background) {
+                match self.delete_object(&WriteContext::server(now), &key, obj, &background) {
                     Ok(d) if d.gone => {}
                     Ok(_) if pass == NamespacePass::Done => pass = NamespacePass::Held,
                     Ok(_) => {}
@@ -1757,16 +1617,24 @@ impl ApiServer {
         if let Some(object) = self.store.get(&key)
             && let Ok(mut obj) = parse_stored(object)
         {
-            let _ = self.write_delete(&key, &mut obj);
+            let _ = self.write_delete(&WriteContext::server(now), &key, &mut obj);
         }
         NamespacePass::Done
     }
 
-    pub(super) fn bootstrap(&mut self, now: UnixTime) {
+    /// What kube-apiserver creates at start: the default namespaces, the `kubernetes`
+    /// Service and the mandatory flow-control objects.
+    pub(crate) fn bootstrap(&mut self, now: UnixTime) {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let mut obj =
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            let _ = self.create_internal(now, ResourceId::Namespaces, "", &mut obj, APISERVER);
+            let _ = self.create_internal(
+                &WriteContext::server(now),
+                ResourceId::Namespaces,
+                "",
+                &mut obj,
+                APISERVER,
+            );
         }
         let mut service = json!({
             "apiVersion": "v1", "kind": "Service",
@@ -1776,7 +1644,7 @@ impl ApiServer {
                 "clusterIP": alloc::format!("{}", services_first_ip(self.config.service_cidr))}
         });
         let _ = self.create_internal(
-            now,
+            &WriteContext::server(now),
             ResourceId::Services,
             "default",
             &mut service,
@@ -1790,12 +1658,13 @@ impl ApiServer {
     /// `kubelet`, ...), so that later writes keep tracking its fields.
     pub(crate) fn create_internal(
         &mut self,
-        now: UnixTime,
+        ctx: &WriteContext,
         resource: ResourceId,
         namespace: &str,
         obj: &mut Value,
         manager: &str,
     ) -> Result<Vec<u8>, Error> {
+        let now = ctx.at;
         set_meta(obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
@@ -1810,15 +1679,11 @@ impl ApiServer {
         }
         patch::record_update(resource, None, obj, manager, None, now);
         let key = ObjectKey::new(resource, namespace, &name);
-        // The server's own objects are nobody's share, whoever's request caused them.
-        let acting = self.call.node.take();
-        let written = self.write_new(key, obj);
-        self.call.node = acting;
-        written
+        self.write_new(&ctx.as_server_share(), key, obj)
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// `GET .../{name}/scale`: the autoscaling/v1 Scale of a Deployment or ReplicaSet.
     fn get_scale(
         &self,
@@ -2151,7 +2016,7 @@ fn selector_string(selector: &Value) -> String {
 
 /// How one pass over a terminating namespace ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum NamespacePass {
+pub(crate) enum NamespacePass {
     /// Its contents and the namespace are gone.
     Done,
     /// A grace period or a finalizer holds some of its contents: look again when one changes.

@@ -24,7 +24,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha512};
 
-use super::ApiServer;
+use super::Cluster;
 use super::request::Query;
 use crate::crd::openapi::{self as crd_openapi, Form, PathTemplate};
 use crate::{Error, UnixTime};
@@ -347,7 +347,7 @@ fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
-impl ApiServer {
+impl Cluster {
     /// Brings the custom documents up to the installed definitions.
     fn refresh_custom_openapi(&mut self) {
         let generation = self.crds.generation();

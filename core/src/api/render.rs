@@ -142,27 +142,33 @@ impl ListRender {
         body.extend_from_slice(b",\"rows\":[");
         let mut first = true;
         for object in &self.items {
-            let value = match &self.custom {
-                Some(served) => super::custom::view(served, object),
-                None => serde_json::from_slice::<Value>(&object.json)
-                    .map_err(|_| crate::Error::Internal(String::new())),
-            };
-            let Ok(value) = value else {
-                continue;
-            };
-            if !first {
-                body.push(b',');
-            }
-            first = false;
             match &self.custom {
                 Some(served) => {
-                    table::write_row(served.version(), &value, None, self.now, include, &mut body);
+                    let Ok(value) = super::custom::view(served, object) else {
+                        continue;
+                    };
+                    if !first {
+                        body.push(b',');
+                    }
+                    let raw = table::RowBytes::default();
+                    table::write_row(served.version(), &value, raw, self.now, include, &mut body);
                 }
                 None => {
-                    let raw = Some(&object.json[..]);
-                    table::write_row(self.resource, &value, raw, self.now, include, &mut body);
+                    let Some(source) = table::source::read(&object.json) else {
+                        continue;
+                    };
+                    if !first {
+                        body.push(b',');
+                    }
+                    let raw = table::RowBytes {
+                        object: Some(&object.json),
+                        metadata: source.metadata,
+                    };
+                    let value = &source.object;
+                    table::write_row(self.resource, value, raw, self.now, include, &mut body);
                 }
             }
+            first = false;
         }
         body.extend_from_slice(b"]}");
         body

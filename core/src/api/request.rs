@@ -301,30 +301,7 @@ impl Query {
     }
 }
 
-/// Checks `dryRun` values as kube's `ValidateDryRun` does: `All` is the only one, and any other
-/// is a 422 naming the request's options type. True when a dry run was asked for.
-pub fn dry_run<'v>(
-    values: impl Iterator<Item = &'v str>,
-    options_kind: &str,
-) -> Result<bool, Error> {
-    let values: Vec<&str> = values.collect();
-    if values.iter().all(|v| *v == "All") {
-        return Ok(!values.is_empty());
-    }
-    // Go's field error shows a list value as its JSON.
-    let shown = crate::json::to_vec(&serde_json::Value::from(values));
-    Err(Error::Invalid {
-        kind: alloc::format!("{options_kind}.meta.k8s.io"),
-        name: String::new(),
-        causes: alloc::vec![crate::error::Cause::not_supported(
-            "dryRun",
-            alloc::format!(
-                "Unsupported value: {}: supported values: \"All\"",
-                String::from_utf8_lossy(&shown)
-            ),
-        )],
-    })
-}
+pub use crate::cluster::object::dry_run;
 
 fn decode(text: &str) -> Result<String, Error> {
     let bytes = text.as_bytes();

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::request::{ApiRequest, Query};
-use super::{ApiServer, Outcome};
+use super::{Cluster, Outcome};
 use crate::error::Cause;
 use crate::resource::ResourceId;
 use crate::{Error, UnixTime, json as j};
@@ -137,7 +137,7 @@ pub(crate) fn get_read(query: &Query) -> Result<ReadAt, Error> {
     })
 }
 
-impl ApiServer {
+impl Cluster {
     /// Whether the store has reached `wanted` for a read arriving at `now`: `Ok(None)` when it
     /// has, `Ok(Some(Pending))` while the read may still wait, 504 once it has waited
     /// [`BLOCK_TIMEOUT_SECS`].
@@ -328,12 +328,12 @@ mod tests {
     }
 
     fn other_run_key() -> [u8; 32] {
-        ApiServer::continue_key(&[2; 32])
+        Cluster::continue_key(&[2; 32])
     }
 
     #[test]
     fn continue_tokens_hold_only_with_this_run_s_key() {
-        let key = ApiServer::continue_key(&[1; 32]);
+        let key = Cluster::continue_key(&[1; 32]);
         let token = encode_continue(&key, ResourceId::Pods, 77, "ns", "b");
         assert_eq!(
             decode_continue(&key, ResourceId::Pods, &token),
@@ -348,7 +348,7 @@ mod tests {
             decode_continue(&other_run_key(), ResourceId::Pods, &latest),
             Err(Error::Expired(_))
         ));
-        let other_run = ApiServer::continue_key(&[2; 32]);
+        let other_run = Cluster::continue_key(&[2; 32]);
         assert!(matches!(
             decode_continue(&other_run, ResourceId::Pods, &token),
             Err(Error::Expired(_))

@@ -9,13 +9,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::tests::{T0, TOKEN, call, cm, server};
-use super::{ApiRequest, ApiServer, Method, Outcome, WatchPoll};
+use super::{ApiRequest, Cluster, Method, Outcome, WatchPoll};
 use crate::{Config, UnixTime};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
 /// One GET at `now`, optionally as a retry of a request first seen at `since`.
-fn get_at(s: &mut ApiServer, path: &str, now: UnixTime, since: Option<UnixTime>) -> Outcome {
+fn get_at(s: &mut Cluster, path: &str, now: UnixTime, since: Option<UnixTime>) -> Outcome {
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(Method::Get, path);
     req.authorization = Some(&auth);
@@ -224,11 +224,11 @@ fn garbage_revisions_and_bad_matches_are_refused() {
     }
 }
 
-fn watch_outcome(s: &mut ApiServer, path: &str, now: UnixTime, since: Option<UnixTime>) -> Outcome {
+fn watch_outcome(s: &mut Cluster, path: &str, now: UnixTime, since: Option<UnixTime>) -> Outcome {
     get_at(s, path, now, since)
 }
 
-fn drain(s: &ApiServer, outcome: Outcome) -> Vec<Value> {
+fn drain(s: &Cluster, outcome: Outcome) -> Vec<Value> {
     let Outcome::Watch(mut watcher) = outcome else {
         panic!("not a watch: {:?}", outcome.into_response());
     };
@@ -286,7 +286,7 @@ fn a_restarted_server_answers_the_earlier_run_s_revisions_with_410() {
     let token = String::from(page["metadata"]["continue"].as_str().unwrap());
     // A second run, a second later, with fresh randomness and an empty store.
     let restarted = T0.plus_secs(1);
-    let mut second = ApiServer::new(first.config().clone(), [9; 32], restarted);
+    let mut second = Cluster::new(first.config().clone(), [9; 32], restarted);
     assert!(
         second.store().revision() > seen,
         "the new run starts above every revision the first one handed out"

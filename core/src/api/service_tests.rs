@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::services::{Allocations, PortRange, ServiceCidr};
 use super::tests::{call, call_with, server};
-use super::{ApiServer, Method};
+use super::{Cluster, Method};
 use crate::Config;
 
 const SVCS: &str = "/api/v1/namespaces/default/services";
@@ -41,7 +41,7 @@ fn svc(name: &str, ty: &str, ip: Option<&str>, node_ports: &[u64]) -> Value {
     json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})
 }
 
-fn create(s: &mut ApiServer, body: Value) -> (u16, Value) {
+fn create(s: &mut Cluster, body: Value) -> (u16, Value) {
     let r = call(s, Method::Post, SVCS, Some(body));
     (r.status, r.body)
 }
@@ -200,7 +200,7 @@ fn every_path_allocates_and_releases() {
 
 /// The live tables equal the ones the stored Services define, and no two Services share a value.
 #[track_caller]
-fn assert_invariant(s: &ApiServer) {
+fn assert_invariant(s: &Cluster) {
     let (cidr, range) = (s.config().service_cidr, s.config().node_port_range);
     assert_eq!(s.services, Allocations::rebuild(cidr, range, s.store()));
     let mut ips: BTreeMap<String, String> = BTreeMap::new();

@@ -4,7 +4,7 @@
 //! every other Service (kube's 422 wording), new values taken from the dynamic band first so they
 //! rarely collide with explicit ones.
 //!
-//! The bookkeeping is derived from what is stored: before a write, [`ApiServer::allocate_service`]
+//! The bookkeeping is derived from what is stored: before a write, [`Cluster::allocate_service`]
 //! fills and checks the Service without changing anything; after the write commits,
 //! [`Allocations::commit`] replaces what the Service held by what it holds now (on every path:
 //! create, update, patch, apply, type change, delete), so the tables always equal the union of
@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde_json::{Map, Value};
 
-use super::ApiServer;
+use super::Cluster;
 use crate::error::Cause;
 use crate::store::ObjectKey;
 use crate::{Error, json as j};
@@ -518,7 +518,7 @@ pub(crate) fn prepare(svc: &mut Value, old: Option<&Value>) {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Fills and checks the cluster IP and node ports of Service `key` about to be written
     /// (`old`: its stored version on update), after validation, changing nothing: the tables
     /// follow at commit. Errors are kube's: 422 for an explicit value out of range or held by

@@ -42,6 +42,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
 
 mod policy;
 mod rbac;
+pub(crate) mod source;
 mod workloads;
 
 /// What each row's `object` carries (`?includeObject=`).
@@ -463,14 +464,23 @@ pub fn row<'a>(
     Value::Object(out)
 }
 
+/// The stored bytes a row may copy instead of encoding `obj`'s tree again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RowBytes<'a> {
+    /// The whole object, written as is for [`IncludeObject::Object`].
+    pub object: Option<&'a [u8]>,
+    /// Its metadata, written as is for [`IncludeObject::Metadata`] (required when the tree was
+    /// read without managedFields, [`source::read`]).
+    pub metadata: Option<&'a [u8]>,
+}
+
 /// Appends the encoding of [`row`] for `obj` to `out` without building the row: a LIST writes
 /// 10,000 of them, and copying each object's metadata into a row value before encoding it was
-/// a third of the work. `raw` is `obj`'s own encoding when the caller has it (written as is for
-/// [`IncludeObject::Object`]).
+/// a third of the work.
 pub fn write_row<'a>(
     printer: impl Into<Printer<'a>>,
     obj: &Value,
-    raw: Option<&[u8]>,
+    raw: RowBytes<'_>,
     now: UnixTime,
     include: IncludeObject,
     out: &mut Vec<u8>,
@@ -489,13 +499,14 @@ pub fn write_row<'a>(
             out.extend_from_slice(
                 b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
             );
-            match obj.get("metadata") {
-                Some(metadata) => crate::json::write_to(metadata, out),
-                None => out.extend_from_slice(b"{}"),
+            match (raw.metadata, obj.get("metadata")) {
+                (Some(bytes), _) => out.extend_from_slice(bytes),
+                (None, Some(metadata)) => crate::json::write_to(metadata, out),
+                (None, None) => out.extend_from_slice(b"{}"),
             }
             out.push(b'}');
         }
-        IncludeObject::Object => match raw {
+        IncludeObject::Object => match raw.object {
             Some(raw) => out.extend_from_slice(raw),
             None => crate::json::write_to(obj, out),
         },
@@ -1798,22 +1809,36 @@ mod tests {
             (ResourceId::ConfigMaps, &no_metadata),
         ] {
             let raw = crate::json::to_vec(obj);
+            let source = source::read(&raw).unwrap();
             for include in [
                 IncludeObject::None,
                 IncludeObject::Metadata,
                 IncludeObject::Object,
             ] {
                 let built = row(resource, obj, now(), include);
-                for raw in [None, Some(&raw[..])] {
+                let ways = [
+                    (obj, RowBytes::default()),
+                    (
+                        obj,
+                        RowBytes {
+                            object: Some(&raw),
+                            metadata: None,
+                        },
+                    ),
+                    // What a LIST does: the tree without managedFields, the bytes as stored.
+                    (
+                        &source.object,
+                        RowBytes {
+                            object: Some(&raw),
+                            metadata: source.metadata,
+                        },
+                    ),
+                ];
+                for (i, (tree, bytes)) in ways.into_iter().enumerate() {
                     let mut out = Vec::new();
-                    write_row(resource, obj, raw, now(), include, &mut out);
+                    write_row(resource, tree, bytes, now(), include, &mut out);
                     let written: Value = serde_json::from_slice(&out).unwrap();
-                    assert_eq!(
-                        written,
-                        built,
-                        "{resource:?} {include:?} raw={}",
-                        raw.is_some()
-                    );
+                    assert_eq!(written, built, "{resource:?} {include:?} way {i}");
                 }
             }
         }

@@ -5,18 +5,18 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method, Outcome, WatchPoll, Watcher};
+use super::{ApiRequest, Cluster, Method, Outcome, WatchPoll, Watcher};
 use crate::{Config, UnixTime};
 
 pub(super) const TOKEN: &str = "admin-secret";
 pub(super) const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
 
-pub(super) fn server(config: Config) -> ApiServer {
+pub(super) fn server(config: Config) -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         ..config
     };
-    ApiServer::new(config, [7; 32], T0)
+    Cluster::new(config, [7; 32], T0)
 }
 
 pub(super) struct Reply {
@@ -24,12 +24,12 @@ pub(super) struct Reply {
     pub(super) body: Value,
 }
 
-pub(super) fn call(s: &mut ApiServer, method: Method, path: &str, body: Option<Value>) -> Reply {
+pub(super) fn call(s: &mut Cluster, method: Method, path: &str, body: Option<Value>) -> Reply {
     call_with(s, method, path, body, None)
 }
 
 pub(super) fn call_with(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: Option<Value>,
@@ -58,7 +58,7 @@ pub(super) fn call_with(
     }
 }
 
-pub(super) fn watch(s: &mut ApiServer, path: &str) -> Watcher {
+pub(super) fn watch(s: &mut Cluster, path: &str) -> Watcher {
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(Method::Get, path);
     req.authorization = Some(&auth);
@@ -68,7 +68,7 @@ pub(super) fn watch(s: &mut ApiServer, path: &str) -> Watcher {
     }
 }
 
-pub(super) fn events(s: &ApiServer, w: &mut Watcher) -> Vec<(String, String, Value)> {
+pub(super) fn events(s: &Cluster, w: &mut Watcher) -> Vec<(String, String, Value)> {
     let mut out = Vec::new();
     let ring = s.watch_ring();
     while let WatchPoll::Wrote(_) = w.poll(&ring, T0, &mut out, 1000) {}
@@ -592,13 +592,7 @@ fn unauthenticated_callers_reach_only_public_paths() {
 }
 
 /// A request from kubectl 1.32 (its User-Agent) with an optional content type.
-fn kubectl(
-    s: &mut ApiServer,
-    method: Method,
-    path: &str,
-    body: Value,
-    content_type: &str,
-) -> Reply {
+fn kubectl(s: &mut Cluster, method: Method, path: &str, body: Value, content_type: &str) -> Reply {
     let bytes = serde_json::to_vec(&body).unwrap();
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(method, path);

@@ -147,7 +147,7 @@ impl Watcher {
 
     /// The resource watched, group-qualified (`pods`, `deployments.apps`), for metrics labels.
     pub fn resource_name(&self) -> String {
-        super::objects::qualified(self.resource.info())
+        crate::cluster::object::qualified(self.resource.info())
     }
 
     /// When the stream should end, if the client set `timeoutSeconds`.

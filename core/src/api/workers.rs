@@ -2,7 +2,6 @@
 //! `sui-events`, with their exact wire formats), Seal-token identities on the Kubernetes API
 //! restricted like kube-apiserver's NodeRestriction, and what a revoked stake does to its node.
 
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -10,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::request::{ApiRequest, ApiResponse, Method};
-use super::{ApiServer, Outcome};
+use super::{Cluster, Outcome};
 use crate::auth::Identity;
+use crate::cluster::WriteContext;
 use crate::controllers::events::Involved;
 use crate::controllers::node_lifecycle::{Toleration, toleration_seconds};
 use crate::resource::ResourceId;
@@ -37,21 +37,46 @@ struct SeedMessage<'a> {
     timestamp: u64,
 }
 
-/// Which nodes each stake registered, so a revocation reaches them.
+/// Which nodes each stake registered, so a revocation reaches them: learned from the nodes'
+/// `nautilus.io/stake-id` annotation as node writes go by (which a node cannot change itself).
 #[derive(Debug, Default)]
 pub(crate) struct Registrations {
     by_stake: BTreeMap<[u8; 32], BTreeSet<String>>,
+    by_node: BTreeMap<String, [u8; 32]>,
     /// When the runtime's own Sui reader started (`None`: push only).
     sui_reader_since: Option<UnixTime>,
 }
 
 impl Registrations {
-    /// Drops a deleted node from its stake's set.
-    pub(crate) fn forget(&mut self, node: &str) {
-        self.by_stake.retain(|_, nodes| {
-            nodes.remove(node);
-            !nodes.is_empty()
-        });
+    /// Notes node `name` as written (`None`: deleted), registered to the stake its annotation
+    /// names, if any. O(log n).
+    pub(crate) fn observe(&mut self, name: &str, node: Option<&Value>) {
+        let stake = node
+            .and_then(|n| n.pointer("/metadata/annotations"))
+            .and_then(|a| a.get(ANNOTATION_STAKE))
+            .and_then(Value::as_str)
+            .and_then(crate::token::parse_hex32);
+        if self.by_node.get(name) == stake.as_ref() {
+            return;
+        }
+        if let Some(old) = self.by_node.remove(name)
+            && let Some(nodes) = self.by_stake.get_mut(&old)
+        {
+            nodes.remove(name);
+            if nodes.is_empty() {
+                self.by_stake.remove(&old);
+            }
+        }
+        if let Some(stake) = stake {
+            self.by_node.insert(name.into(), stake);
+            self.by_stake.entry(stake).or_default().insert(name.into());
+        }
+    }
+
+    /// The stake of every registered node, to compare two clusters.
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> alloc::string::String {
+        alloc::format!("{:?} {:?}", self.by_stake, self.by_node)
     }
 }
 
@@ -65,22 +90,7 @@ fn worker_method_not_allowed(endpoint: &str) -> Error {
     Error::MethodNotAllowed(alloc::format!("only POST is served on /api/v1/{endpoint}"))
 }
 
-impl ApiServer {
-    /// Resolves the caller: Seal tokens through the validator, other tokens in `auth`.
-    pub(crate) fn identify(
-        &mut self,
-        now: UnixTime,
-        req: &ApiRequest<'_>,
-    ) -> Result<Identity, Error> {
-        if let Some(token) = req.authorization.and_then(crate::auth::bearer)
-            && token.starts_with(crate::token::TOKEN_PREFIX)
-        {
-            let node = self.tokens.validate(token, now, None, &self.stakes)?;
-            return Ok(Identity::Node(Box::new(node)));
-        }
-        crate::auth::authenticate_with_cert(&self.config, req.authorization, req.client_cert)
-    }
-
+impl Cluster {
     /// `POST /api/v1/{register-worker|heartbeat|sui-events}`.
     pub(super) fn handle_worker(
         &mut self,
@@ -273,18 +283,13 @@ impl ApiServer {
                 }),
             );
         }
+        let request = WriteContext::request(now, None);
         if is_new {
-            self.create_internal(now, ResourceId::Nodes, "", &mut node, "kubelet")?;
+            self.create_internal(&request, ResourceId::Nodes, "", &mut node, "kubelet")?;
         } else {
-            self.write_existing(&key, &mut node)?;
+            self.write_existing(&request, &key, &mut node)?;
         }
-        self.observe_for_lifecycle(now, ResourceId::Nodes, &node, None);
         self.renew_lease(now, &node_name)?;
-        self.registrations
-            .by_stake
-            .entry(identity.stake_id)
-            .or_default()
-            .insert(node_name.clone());
         let involved = Involved::of(&node);
         let message = alloc::format!(
             "Node {node_name} registered by staker {}",
@@ -329,7 +334,6 @@ impl ApiServer {
             .and_then(Value::as_str)
             == Some("True");
         if !ready {
-            let old = node.clone();
             let mut node = node;
             let stamp = now.rfc3339();
             if let Some(conditions) = node
@@ -340,8 +344,7 @@ impl ApiServer {
                 conditions.push(json!({"type": "Ready", "status": "True", "reason": "KubeletReady",
                     "message": "kubelet is posting ready status", "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}));
             }
-            self.write_existing(&key, &mut node)?;
-            self.observe_for_lifecycle(now, ResourceId::Nodes, &node, Some(&old));
+            self.write_existing(&WriteContext::request(now, None), &key, &mut node)?;
         }
         self.renew_lease(now, &node_name)?;
         Ok(ApiResponse::json(
@@ -352,6 +355,7 @@ impl ApiServer {
 
     /// Creates or renews `kube-node-lease/<node>` (a heartbeat for the lifecycle controller).
     fn renew_lease(&mut self, now: UnixTime, node: &str) -> Result<(), Error> {
+        let request = WriteContext::request(now, None);
         let key = ObjectKey::new(ResourceId::Leases, "kube-node-lease", node);
         let renew = now.rfc3339_micros();
         match self.store.get(&key) {
@@ -360,13 +364,12 @@ impl ApiServer {
                     "metadata": {"name": node, "namespace": "kube-node-lease"},
                     "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": renew}});
                 self.create_internal(
-                    now,
+                    &request,
                     ResourceId::Leases,
                     "kube-node-lease",
                     &mut lease,
                     "kubelet",
                 )?;
-                self.observe_for_lifecycle(now, ResourceId::Leases, &lease, None);
             }
             Some(stored) => {
                 let old: Value = serde_json::from_slice(&stored.json)
@@ -376,8 +379,7 @@ impl ApiServer {
                     spec.insert("renewTime".into(), Value::from(renew));
                     spec.insert("holderIdentity".into(), Value::from(node));
                 }
-                self.write_existing(&key, &mut lease)?;
-                self.observe_for_lifecycle(now, ResourceId::Leases, &lease, Some(&old));
+                self.write_existing(&request, &key, &mut lease)?;
             }
         }
         Ok(())
@@ -417,11 +419,6 @@ impl ApiServer {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
-        self.call = super::Call {
-            now,
-            node: None,
-            warnings: Vec::new(),
-        };
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
         for revocation in &outcome.revoked {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);
@@ -609,7 +606,10 @@ impl ApiServer {
                     }
                 }
             }
-            if self.write_existing(&key, &mut node).is_err() {
+            if self
+                .write_existing(&WriteContext::server(now), &key, &mut node)
+                .is_err()
+            {
                 continue;
             }
             let message = alloc::format!(
@@ -659,7 +659,7 @@ mod tests {
     const SECRET: [u8; 32] = [7; 32];
     const STAKE: [u8; 32] = [9; 32];
 
-    fn server(min: TrustLevel) -> ApiServer {
+    fn server(min: TrustLevel) -> Cluster {
         let config = Config {
             sui_package: Some([0xab; 32]),
             min_trust_level: min,
@@ -667,7 +667,7 @@ mod tests {
             sui_max_stale_secs: 300,
             ..Config::default()
         };
-        ApiServer::new(config, [1; 32], T0)
+        Cluster::new(config, [1; 32], T0)
     }
 
     fn deposit(checkpoint: u64, digest: char) -> EventBatch {
@@ -688,7 +688,7 @@ mod tests {
         }
     }
 
-    fn register(s: &mut ApiServer, now: UnixTime) -> (u16, Value) {
+    fn register(s: &mut Cluster, now: UnixTime) -> (u16, Value) {
         let token = mint_ed25519(
             &SECRET,
             &SealClaims {

@@ -5,7 +5,7 @@ use alloc::string::String;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
 use crate::{Config, UnixTime};
 
@@ -43,17 +43,17 @@ impl Staker {
     }
 }
 
-pub(super) fn server() -> ApiServer {
+pub(super) fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         sui_package: Some(PACKAGE),
         ..Config::default()
     };
-    ApiServer::new(config, [3; 32], NOW)
+    Cluster::new(config, [3; 32], NOW)
 }
 
 pub(super) fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: &Value,
@@ -87,7 +87,7 @@ fn event(kind: &str, digest: &str, parsed: Value) -> Value {
 }
 
 pub(super) fn deposit(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     staker: &Staker,
     checkpoint: u64,
     digest: &str,
@@ -105,7 +105,7 @@ pub(super) fn deposit(
 }
 
 pub(super) fn seed(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     endpoint: &str,
     node: &str,
     token: &str,
@@ -533,7 +533,7 @@ fn seed_endpoints_refuse_every_forgery_and_store_nothing() {
 /// One staker with `nodes` registered workers, driven the way the runtime drives core: after
 /// each request, `handle_timeout` runs whenever core says work is due.
 struct Fleet {
-    server: ApiServer,
+    server: Cluster,
     staker: Staker,
     tokens: alloc::vec::Vec<(String, String)>,
     now: UnixTime,
@@ -587,9 +587,7 @@ impl Fleet {
 
     /// What the runtime's timer task does after a request.
     fn run_due(&mut self) {
-        if self.server.has_immediate_work()
-            || self.server.poll_timeout().is_some_and(|t| t <= self.now)
-        {
+        if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
             self.server.handle_timeout(self.now);
         }
     }
@@ -645,4 +643,50 @@ fn a_heartbeat_costs_the_same_work_at_1000_and_10000_nodes() {
          {large:.1} at 10,000"
     );
     assert!(small > 0.0, "the work count sees the heartbeats");
+}
+
+/// The stake-event budgets come from `Config`: a push over `max_stake_events_per_push` is
+/// refused whole (413) and changes nothing; the same events one by one are applied.
+#[test]
+fn the_configured_stake_event_limit_refuses_a_larger_push_whole() {
+    let config = Config {
+        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
+        sui_package: Some(PACKAGE),
+        max_stake_events_per_push: 1,
+        ..Config::default()
+    };
+    let mut s = Cluster::new(config, [3; 32], NOW);
+    let (a, b) = (Staker::new(1), Staker::new(2));
+    let deposit_of = |staker: &Staker, digest: &str| {
+        event(
+            "StakeDeposited",
+            digest,
+            json!({"stake_id": hex32(&staker.stake), "owner": staker.owner(), "amount": "2000000000"}),
+        )
+    };
+    let both = json!({"checkpoint": 1, "events": [deposit_of(&a, D1), deposit_of(&b, D2)]});
+    let (code, status) = call(
+        &mut s,
+        Method::Post,
+        "/api/v1/sui-events",
+        &both,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(code, 413, "{status}");
+    let (_, position) = call(
+        &mut s,
+        Method::Get,
+        "/api/v1/sui-events",
+        &Value::Null,
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        position["checkpoint"],
+        Value::Null,
+        "nothing was applied: {position}"
+    );
+    assert_eq!(deposit(&mut s, &a, 1, D1).1["applied"], 1);
+    assert_eq!(deposit(&mut s, &b, 2, D2).1["applied"], 1);
 }

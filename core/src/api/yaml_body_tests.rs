@@ -4,22 +4,22 @@ use alloc::string::String;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, ApiServer, Method};
+use super::{ApiRequest, Cluster, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin-secret";
 const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
 
-fn server() -> ApiServer {
+fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         max_body_bytes: 64 * 1024,
         ..Config::default()
     };
-    ApiServer::new(config, [7; 32], T0)
+    Cluster::new(config, [7; 32], T0)
 }
 
-fn send(s: &mut ApiServer, method: Method, path: &str, body: &[u8], media: &str) -> (u16, Value) {
+fn send(s: &mut Cluster, method: Method, path: &str, body: &[u8], media: &str) -> (u16, Value) {
     let auth = alloc::format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(method, path);
     req.authorization = Some(&auth);

@@ -126,7 +126,7 @@ pub(crate) fn authorize(
 pub(crate) fn forbidden(user: &str, attrs: &Attributes<'_>, reason: &str) -> Error {
     let rt = attrs.resource;
     let name = attrs.name().unwrap_or("");
-    let plural = crate::api::qualified(&rt);
+    let plural = crate::cluster::object::qualified(&rt);
     let resource = match attrs.subresource {
         Some(sub) => alloc::format!("{}/{sub}", rt.plural),
         None => rt.plural.to_string(),

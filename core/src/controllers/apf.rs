@@ -8,7 +8,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -32,7 +33,7 @@ fn resource_of(obj: &Value) -> ResourceId {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Creates the bootstrap configuration objects that are missing (all at start; the
     /// mandatory ones again whenever one is deleted).
     pub(crate) fn ensure_apf_configuration(&mut self, now: UnixTime, mandatory_only: bool) {
@@ -44,8 +45,15 @@ impl ApiServer {
             let resource = resource_of(&obj);
             let key = ObjectKey::new(resource, "", j::str_at(&obj, "/metadata/name"));
             if self.store.get(&key).is_none() {
-                // A refused create (store full) is retried when the next one is deleted.
-                let _ = self.create_internal(now, resource, "", &mut obj, "kube-apiserver");
+                // A refused create (store full) is retried with backoff.
+                let created = self.create_internal(
+                    &WriteContext::server(now),
+                    resource,
+                    "",
+                    &mut obj,
+                    "kube-apiserver",
+                );
+                let _ = self.controllers.note(created);
             }
         }
     }
@@ -124,7 +132,7 @@ impl ApiServer {
                 status.insert("conditions".into(), Value::Array(conditions));
             }
         }
-        let _ = self.controller_update(&key, &mut fs);
+        let _ = self.controller_update(now, &key, &mut fs);
     }
 }
 
@@ -157,11 +165,11 @@ mod tests {
                 .iter()
                 .any(|o| j::str_at(o, "/metadata/name") == "global-default")
         );
-        assert!(ApiServer::is_mandatory_apf(
+        assert!(Cluster::is_mandatory_apf(
             ResourceId::FlowSchemas,
             "catch-all"
         ));
-        assert!(!ApiServer::is_mandatory_apf(
+        assert!(!Cluster::is_mandatory_apf(
             ResourceId::FlowSchemas,
             "global-default"
         ));

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use super::gc::Propagation;
 use super::{deleting, finalizers, set_condition};
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::crd::CLEANUP_FINALIZER;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -24,7 +24,7 @@ use crate::{UnixTime, json as j};
 
 /// The names other definitions of `group` hold: (plural, singular and short names; kinds and
 /// list kinds).
-fn names_in_use(server: &ApiServer, group: &str, except: &str) -> (Vec<String>, Vec<String>) {
+fn names_in_use(server: &Cluster, group: &str, except: &str) -> (Vec<String>, Vec<String>) {
     let mut resources = Vec::new();
     let mut kinds = Vec::new();
     for d in server.crds.definitions() {
@@ -49,7 +49,7 @@ fn fresh(requested: &str, accepted: &str, used: &[String]) -> Result<(), String>
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Brings the CRD `name` up to date: its names and conditions, or its deletion.
     pub(crate) fn sync_crd(&mut self, now: UnixTime, name: &str) {
         let key = ObjectKey::new(ResourceId::CustomResourceDefinitions, "", name);
@@ -66,7 +66,7 @@ impl ApiServer {
         self.accept_names(now, &mut crd);
         if crd != before {
             // A failed write (the store refuses) is retried on the next change.
-            let _ = self.write_existing(&key, &mut crd);
+            let _ = self.controller_write(now, &key, &mut crd);
         }
     }
 
@@ -241,7 +241,7 @@ impl ApiServer {
                 };
                 let marked = deleting(&obj);
                 let background = DeleteOptions::with_propagation(Propagation::Background);
-                match self.delete_object(now, &object_key, obj, &background) {
+                match self.controller_delete(now, &object_key, obj, &background) {
                     Ok(d) if !d.gone => remaining += 1,
                     Ok(_) => {}
                     Err(_) if marked => remaining += 1,
@@ -258,7 +258,7 @@ impl ApiServer {
                 "CustomResource deletion is in progress",
             );
             if crd != before {
-                let _ = self.write_existing(key, &mut crd);
+                let _ = self.controller_write(now, key, &mut crd);
             }
             return;
         }
@@ -285,9 +285,9 @@ impl ApiServer {
         }
         let done = finalizers(&crd).is_empty();
         let _ = if done {
-            self.write_delete(key, &mut crd)
+            self.controller_remove(now, key, &mut crd)
         } else {
-            self.write_existing(key, &mut crd)
+            self.controller_write(now, key, &mut crd)
         };
     }
 }

@@ -14,8 +14,8 @@ use super::events::Involved;
 use super::gc::Propagation;
 use super::job::{condition_true, finished};
 use super::{Queue, controller_ref, controller_ref_to, deleting};
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::cron::{self, Schedule};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -171,7 +171,7 @@ fn by_start_time(a: &Value, b: &Value) -> core::cmp::Ordering {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// One pass of the CronJob controller over the CronJob `ns/name` at `now`.
     pub(crate) fn sync_cronjob(&mut self, now: UnixTime, ns: &str, name: &str) {
         let key = ObjectKey::new(ResourceId::CronJobs, ns, name);
@@ -284,7 +284,7 @@ impl ApiServer {
         if let Some(map) = current.as_object_mut() {
             map.insert("status".into(), status);
         }
-        let _ = self.controller_update(&key, &mut current);
+        let _ = self.controller_update(now, &key, &mut current);
     }
 
     /// The scheduling half of a sync: creates the Job due now, if any, and sets the timer for
@@ -541,7 +541,7 @@ impl ApiServer {
     ) -> bool {
         let involved = Involved::of(cj);
         let background = DeleteOptions::with_propagation(Propagation::Background);
-        match self.delete_object(now, key, job, &background) {
+        match self.controller_delete(now, key, job, &background) {
             Ok(_) => {
                 self.record_event(
                     now,

@@ -18,8 +18,8 @@ use super::{
     controller_ref, controller_ref_to, deleting, int_at, meta_mut, remove_condition, set_condition,
     workload_selector,
 };
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
@@ -242,11 +242,12 @@ impl Sets {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// The ReplicaSets a Deployment owns, after adopting orphans it selects and releasing owned
     /// ones it no longer selects.
     fn claim_replicasets(
         &mut self,
+        now: UnixTime,
         d: &Value,
         ns: &str,
         selector: &crate::selector::LabelSelector,
@@ -278,7 +279,7 @@ impl ApiServer {
                         owned.push((key, rs));
                     } else if manage {
                         super::gc::remove_owner_refs(&mut rs, core::slice::from_ref(&uid));
-                        let _ = self.controller_update(&key, &mut rs);
+                        let _ = self.controller_update(now, &key, &mut rs);
                     }
                 }
                 None if matches && manage && !deleting(&rs) => {
@@ -288,7 +289,7 @@ impl ApiServer {
                             list.push(controller_ref_to(d, "apps/v1", "Deployment"));
                         }
                     }
-                    if self.controller_update(&key, &mut rs).is_ok() {
+                    if self.controller_update(now, &key, &mut rs).is_ok() {
                         owned.push((key, rs));
                     }
                 }
@@ -308,7 +309,7 @@ impl ApiServer {
             return;
         };
         let manage = !deleting(&d);
-        let all = self.claim_replicasets(&d, ns, &selector, manage);
+        let all = self.claim_replicasets(now, &d, ns, &selector, manage);
         let template = without_hash(d.pointer("/spec/template").unwrap_or(&Value::Null));
         let new = all.iter().position(|(_, rs)| {
             without_hash(rs.pointer("/spec/template").unwrap_or(&Value::Null)) == template
@@ -329,7 +330,7 @@ impl ApiServer {
                         Err(e) => failure = Some(e.message()),
                     }
                 } else if sets.new.is_some() {
-                    self.sync_new_rs_annotations(&d, &mut sets);
+                    self.sync_new_rs_annotations(now, &d, &mut sets);
                 }
                 if recreate {
                     match self.rollout_recreate(now, &d, &mut sets) {
@@ -346,7 +347,7 @@ impl ApiServer {
                 let revision = annotation(rs, REVISION).to_string();
                 if !revision.is_empty() && annotation(&d, REVISION) != revision {
                     set_annotation(&mut d, REVISION, &revision);
-                    let _ = self.controller_update(&key, &mut d);
+                    let _ = self.controller_update(now, &key, &mut d);
                 }
             }
         }
@@ -430,7 +431,7 @@ impl ApiServer {
                     if let Some(status) = status.as_object_mut() {
                         status.insert("collisionCount".into(), Value::from(collisions + 1));
                     }
-                    let _ = self.controller_update(&key, &mut current);
+                    let _ = self.controller_update(now, &key, &mut current);
                 }
                 return Err(Error::Conflict {
                     resource: "replicasets.apps".into(),
@@ -457,7 +458,7 @@ impl ApiServer {
     }
 
     /// Brings the new ReplicaSet's revision (and history) and copied annotations up to date.
-    fn sync_new_rs_annotations(&mut self, d: &Value, sets: &mut Sets) {
+    fn sync_new_rs_annotations(&mut self, now: UnixTime, d: &Value, sets: &mut Sets) {
         let Some(i) = sets.new else {
             return;
         };
@@ -483,7 +484,7 @@ impl ApiServer {
         }
         if next != *rs {
             let key = key.clone();
-            if self.controller_update(&key, &mut next).is_ok()
+            if self.controller_update(now, &key, &mut next).is_ok()
                 && let Some((_, rs)) = sets.all.get_mut(i)
             {
                 *rs = next;
@@ -513,7 +514,7 @@ impl ApiServer {
             return;
         }
         let key = key.clone();
-        if self.controller_update(&key, &mut next).is_err() {
+        if self.controller_update(now, &key, &mut next).is_err() {
             return;
         }
         if from != to {
@@ -770,7 +771,7 @@ impl ApiServer {
         if sets.new.is_none() {
             created = Some(self.create_new_rs(now, d, sets)?);
         } else {
-            self.sync_new_rs_annotations(d, sets);
+            self.sync_new_rs_annotations(now, d, sets);
         }
         if let Some(i) = sets.new {
             let want = int_at(d, "/spec/replicas");
@@ -802,7 +803,7 @@ impl ApiServer {
         for (_, key) in empty.into_iter().take(excess) {
             if let Some(obj) = self.load(&key) {
                 let background = DeleteOptions::with_propagation(Propagation::Background);
-                let _ = self.delete_object(now, &key, obj, &background);
+                let _ = self.controller_delete(now, &key, obj, &background);
             }
         }
     }
@@ -1054,7 +1055,7 @@ impl ApiServer {
         if let Some(map) = current.as_object_mut() {
             map.insert("status".into(), status);
         }
-        let _ = self.controller_update(key, &mut current);
+        let _ = self.controller_update(now, key, &mut current);
     }
 }
 

@@ -8,7 +8,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::{DeleteOptions, DeleteQuery};
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 use crate::store::ObjectKey;
@@ -53,7 +54,7 @@ fn scaled(v: &Value, total: i64, round_up: bool) -> Option<i64> {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// The PodDisruptionBudgets in `ns` whose selector matches `labels`.
     pub(crate) fn pdbs_for(&self, ns: &str, labels: &[(String, String)]) -> Vec<String> {
         self.store
@@ -241,7 +242,7 @@ impl ApiServer {
         if let Some(map) = pdb.as_object_mut() {
             map.insert("status".into(), next);
         }
-        let _ = self.controller_update(&key, &mut pdb);
+        let _ = self.controller_update(now, &key, &mut pdb);
     }
 
     /// `POST pods/{name}/eviction` (`EvictionREST.Create`): deletes the pod unless its one
@@ -298,11 +299,8 @@ impl ApiServer {
         }
         // The eviction's deleteOptions (grace period, preconditions, propagation) as a DELETE
         // of the pod would read them.
-        let delete = crate::api::deletion::DeleteOptions::of_request(
-            &options,
-            &crate::api::request::Query::default(),
-        )?;
-        self.delete_object(now, &key, pod, &delete)?;
+        let delete = DeleteOptions::of_body(&options, &DeleteQuery::default())?;
+        self.controller_delete(now, &key, pod, &delete)?;
         Ok(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         )
@@ -385,6 +383,6 @@ impl ApiServer {
                 );
             }
         }
-        self.controller_update(&key, &mut pdb)
+        self.controller_update(now, &key, &mut pdb)
     }
 }

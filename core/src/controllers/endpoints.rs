@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::{deleting, map_matches};
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -35,7 +35,7 @@ pub(crate) fn resolve_target_port(service_port: &Value, named: &[(String, i64)])
 /// (name, port, protocol) of one endpoint port.
 type ResolvedPort = (String, i64, String);
 
-impl ApiServer {
+impl Cluster {
     /// Writes the Endpoints of one Service (or removes it with the Service).
     pub(crate) fn sync_endpoints(&mut self, now: UnixTime, ns: &str, name: &str) {
         let ep_key = ObjectKey::new(ResourceId::Endpoints, ns, name);
@@ -43,7 +43,7 @@ impl ApiServer {
         let Some(service) = self.load(&ObjectKey::new(ResourceId::Services, ns, name)) else {
             // kube deletes the Endpoints of a deleted Service.
             if let Some(mut ep) = existing {
-                let _ = self.write_delete(&ep_key, &mut ep);
+                let _ = self.controller_remove(now, &ep_key, &mut ep);
             }
             return;
         };
@@ -170,7 +170,7 @@ impl ApiServer {
                 if let Some(meta) = super::meta_mut(&mut ep) {
                     meta.insert("labels".into(), labels);
                 }
-                let _ = self.write_existing(&ep_key, &mut ep);
+                let _ = self.controller_write(now, &ep_key, &mut ep);
             }
             None => {
                 let mut ep = json!({

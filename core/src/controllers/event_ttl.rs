@@ -8,11 +8,10 @@
 //! and one by key, both bounded by `max_events`.
 
 use alloc::collections::BTreeMap;
-use alloc::string::String;
 use alloc::sync::Arc;
 
-use crate::api::ApiServer;
-use crate::resource::ResourceId;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::store::ObjectKey;
 use crate::{Config, Error, UnixTime};
 
@@ -57,8 +56,6 @@ pub(crate) struct EventTtl {
     /// All node identities' events together.
     nodes: Usage,
     seq: u64,
-    /// The last expiry stopped at its batch limit with events still due.
-    pub(crate) backlog: bool,
     /// Index entries inserted, removed or looked up: what a write or an expiry costs, counted so
     /// a test can hold it constant as the number of events grows.
     pub(crate) work: u64,
@@ -74,6 +71,12 @@ impl EventTtl {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The ledger without its work counters, to compare two clusters.
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> alloc::string::String {
+        alloc::format!("{:?} {:?} {:?}", self.entries, self.owners, self.nodes)
     }
 
     /// What node identity `node`'s events hold.
@@ -214,11 +217,10 @@ impl EventTtl {
     }
 }
 
-impl ApiServer {
-    /// Deletes the events whose time has come, at most [`EXPIRE_BATCH`] per call (the rest is
-    /// reported as backlog).
+impl Cluster {
+    /// Deletes the events whose time has come, at most [`EXPIRE_BATCH`] per call (the rest
+    /// stays due, so `poll_timeout` asks for the next call at once).
     pub(crate) fn expire_events(&mut self, now: UnixTime) {
-        self.event_ttl.backlog = false;
         for _ in 0..EXPIRE_BATCH {
             let Some(key) = self.event_ttl.next_due(now) else {
                 return;
@@ -227,7 +229,10 @@ impl ApiServer {
             let deleted = match self.store.get(&key) {
                 Some(object) => serde_json::from_slice::<serde_json::Value>(&object.json)
                     .ok()
-                    .and_then(|mut event| self.write_delete(&key, &mut event).ok())
+                    .and_then(|mut event| {
+                        self.write_delete(&WriteContext::server(now), &key, &mut event)
+                            .ok()
+                    })
                     .is_some(),
                 None => false,
             };
@@ -236,38 +241,13 @@ impl ApiServer {
                 self.event_ttl.removed(&key);
             }
         }
-        self.event_ttl.backlog = self.event_ttl.next_due(now).is_some();
-    }
-
-    /// Before an event write: the budget and the acting node's share.
-    pub(crate) fn admit_event(&mut self, key: &ObjectKey, bytes: usize) -> Result<(), Error> {
-        if key.resource != ResourceId::Events {
-            return Ok(());
-        }
-        let writer = self.call.node.clone();
-        self.event_ttl
-            .admit(&self.config, key, bytes, writer.as_deref())
-    }
-
-    /// After an event write committed: (re)schedule its expiry and charge it.
-    pub(crate) fn event_written(&mut self, key: &ObjectKey, bytes: usize) {
-        if key.resource != ResourceId::Events {
-            return;
-        }
-        let writer: Option<String> = self.call.node.as_deref().map(String::from);
-        self.event_ttl.written(
-            key,
-            self.call.now,
-            self.config.event_ttl_secs,
-            bytes,
-            writer.as_deref(),
-        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::ResourceId;
 
     fn key(i: usize) -> ObjectKey {
         ObjectKey::new(ResourceId::Events, "default", &alloc::format!("e{i}"))

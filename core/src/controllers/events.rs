@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::resource::ResourceId;
 use crate::{UnixTime, json as j};
 
@@ -29,7 +30,7 @@ impl<'a> Involved<'a> {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Records an event from `component` about `involved`.
     pub(crate) fn record_event(
         &mut self,
@@ -80,6 +81,12 @@ impl ApiServer {
             c if c.ends_with("-controller") => "kube-controller-manager",
             other => other,
         };
-        let _ = self.create_internal(now, ResourceId::Events, namespace, &mut event, manager);
+        let _ = self.create_internal(
+            &WriteContext::server(now),
+            ResourceId::Events,
+            namespace,
+            &mut event,
+            manager,
+        );
     }
 }

@@ -11,8 +11,8 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use super::{OwnerRef, deleting, finalizers, meta_mut, owner_refs};
-use crate::api::ApiServer;
-use crate::api::deletion::{DeleteOptions, completes_deletion, set_finalizers};
+use crate::cluster::Cluster;
+use crate::cluster::deletion::{DeleteOptions, completes_deletion, set_finalizers};
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
 
@@ -97,7 +97,7 @@ enum OwnerState {
     Waiting,
 }
 
-impl ApiServer {
+impl Cluster {
     fn owner_state(&self, r: &OwnerRef, namespace: &str) -> OwnerState {
         let Some(key) = self.owner_key(r, namespace) else {
             return OwnerState::Solid;
@@ -144,7 +144,7 @@ impl ApiServer {
                 .collect();
             let gone: Vec<String> = gone.into_iter().map(String::from).collect();
             remove_owner_refs(&mut obj, &gone);
-            let _ = self.controller_update(key, &mut obj);
+            let _ = self.controller_update(now, key, &mut obj);
             return;
         }
         let uid = j::string_at(&obj, "/metadata/uid");
@@ -155,7 +155,7 @@ impl ApiServer {
         } else {
             Propagation::Background
         };
-        let _ = self.delete_object(now, key, obj, &dependent_options(&uid, policy));
+        let _ = self.controller_delete(now, key, obj, &dependent_options(&uid, policy));
     }
 
     /// Advances an owner being deleted with the `orphan` or `foregroundDeletion` finalizer.
@@ -174,11 +174,11 @@ impl ApiServer {
             for dependent in dependents {
                 if let Some(mut dep) = self.load(&dependent) {
                     remove_owner_refs(&mut dep, &uids);
-                    let _ = self.controller_update(&dependent, &mut dep);
+                    let _ = self.controller_update(now, &dependent, &mut dep);
                 }
             }
             list.retain(|f| f != ORPHAN);
-            self.finish_owner(key, obj, &list);
+            self.finish_owner(now, key, obj, &list);
             return;
         }
         if !list.iter().any(|f| f == FOREGROUND) {
@@ -202,8 +202,12 @@ impl ApiServer {
                 } else {
                     Propagation::Foreground
                 };
-                let _ =
-                    self.delete_object(now, &dependent, dep, &dependent_options(&dep_uid, policy));
+                let _ = self.controller_delete(
+                    now,
+                    &dependent,
+                    dep,
+                    &dependent_options(&dep_uid, policy),
+                );
             }
             if blocks
                 && let Some(still) = self.load(&dependent)
@@ -215,7 +219,7 @@ impl ApiServer {
         if !blocking {
             self.controllers.waiting.remove(&uid);
             list.retain(|f| f != FOREGROUND);
-            self.finish_owner(key, obj, &list);
+            self.finish_owner(now, key, obj, &list);
         }
     }
 
@@ -249,13 +253,13 @@ impl ApiServer {
     }
 
     /// Writes an owner's remaining finalizers, deleting it when none are left.
-    fn finish_owner(&mut self, key: &ObjectKey, mut obj: Value, list: &[String]) {
+    fn finish_owner(&mut self, now: UnixTime, key: &ObjectKey, mut obj: Value, list: &[String]) {
         let before = obj.clone();
         set_finalizers(&mut obj, list);
         if completes_deletion(&before, &obj) {
-            let _ = self.write_delete(key, &mut obj);
+            let _ = self.controller_remove(now, key, &mut obj);
         } else {
-            let _ = self.write_existing(key, &mut obj);
+            let _ = self.controller_write(now, key, &mut obj);
         }
     }
 }

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::resource::ResourceId;
 use crate::watch::EventType;
 use crate::{Config, UnixTime};
@@ -21,7 +21,7 @@ const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
 const MERGE: &str = "application/merge-patch+json";
 
 struct Cluster {
-    server: ApiServer,
+    server: Core,
     now: UnixTime,
     /// Nodes whose kubelet has stopped (it neither runs nor confirms deletions).
     dead: Vec<String>,
@@ -36,7 +36,7 @@ impl Cluster {
             ..Config::default()
         };
         let mut c = Self {
-            server: ApiServer::new(config, [9; 32], now),
+            server: Core::new(config, [9; 32], now),
             now,
             dead: Vec::new(),
         };
@@ -105,12 +105,12 @@ impl Cluster {
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Runs the controllers and the scheduler until they have no backlog (bounded); a
-    /// namespace waiting for its pods stays due, as the runtime's gentle retry sees it.
+    /// Runs the controllers and the scheduler until nothing is due at once (bounded); a
+    /// namespace waiting for its pods waits for a change.
     fn settle(&mut self) {
         for _ in 0..100 {
             self.server.handle_timeout(self.now);
-            if !self.server.has_backlog() {
+            if self.server.poll_timeout().is_none_or(|t| t > self.now) {
                 return;
             }
         }
@@ -368,7 +368,7 @@ fn a_namespace_waits_for_its_terminating_pods() {
         "a waiting namespace writes nothing"
     );
     assert!(
-        !c.server.has_immediate_work(),
+        c.server.poll_timeout().is_none_or(|t| t > c.now),
         "nor is it due again until something in it changes"
     );
     c.dead.clear();

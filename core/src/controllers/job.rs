@@ -20,8 +20,8 @@ use super::events::Involved;
 use super::gc::Propagation;
 use super::replicaset::{PodView, ReplicaKind};
 use super::{Queue, controller_of, deleting, finalizers, int_at, meta_mut};
-use crate::api::ApiServer;
-use crate::api::deletion::{DeleteOptions, completes_deletion};
+use crate::cluster::Cluster;
+use crate::cluster::deletion::{DeleteOptions, completes_deletion};
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -97,16 +97,16 @@ fn find_condition<'a>(conditions: &'a [Value], ty: &str) -> Option<&'a Value> {
         .find(|c| j::str_at(c, "/type") == ty && j::str_at(c, "/status") == "True")
 }
 
-impl ApiServer {
+impl Cluster {
     /// Brings one Job's pods to its spec and writes its status.
     pub(crate) fn sync_job(&mut self, now: UnixTime, ns: &str, name: &str) {
         let key = ObjectKey::new(ResourceId::Jobs, ns, name);
         let Some(job) = self.load(&key) else {
-            self.release_job_pods(ns, name, None);
+            self.release_job_pods(now, ns, name, None);
             return;
         };
         if finished(&job) {
-            self.release_job_pods(ns, name, Some(j::str_at(&job, "/metadata/uid")));
+            self.release_job_pods(now, ns, name, Some(j::str_at(&job, "/metadata/uid")));
             self.expire_finished_job(now, &key, &job);
             return;
         }
@@ -114,7 +114,7 @@ impl ApiServer {
             return;
         };
         let manage = !deleting(&job);
-        let pods = self.claim_pods(ReplicaKind::Job, &job, ns, &selector, manage);
+        let pods = self.claim_pods(now, ReplicaKind::Job, &job, ns, &selector, manage);
         let spec = job.get("spec").cloned().unwrap_or(Value::Null);
         let suspended = spec.get("suspend").and_then(Value::as_bool) == Some(true);
         let mut status = job.get("status").cloned().unwrap_or_else(|| json!({}));
@@ -129,7 +129,7 @@ impl ApiServer {
         let mut failed = int_at(&job, "/status/failed");
         for pod in pods.iter().filter(|p| p.tracked) {
             let done = pod.succeeded || pod.terminal || pod.deleting;
-            if !done || !self.remove_tracking_finalizer(ns, &pod.facts.name) {
+            if !done || !self.remove_tracking_finalizer(now, ns, &pod.facts.name) {
                 continue;
             }
             if pod.succeeded {
@@ -313,7 +313,7 @@ impl ApiServer {
         if let Some(map) = current.as_object_mut() {
             map.insert("status".into(), status);
         }
-        if self.controller_update(&key, &mut current).is_ok() && finished(&current) {
+        if self.controller_update(now, &key, &mut current).is_ok() && finished(&current) {
             // A finished Job may have a TTL; and its pods' finalizers are gone already.
             self.expire_finished_job(now, &key, &current);
         }
@@ -345,16 +345,9 @@ impl ApiServer {
         let want = usize::try_from(want).unwrap_or(0);
         if active.len() < want {
             let missing = (want - active.len()).min(self.config.controller_burst);
-            let (created, error) = self.create_pods(now, ReplicaKind::Job, job, missing);
+            // A refused create was noted: the sync is retried with backoff.
+            let (created, _) = self.create_pods(now, ReplicaKind::Job, job, missing);
             active.extend(created);
-            if error.is_some() {
-                self.controllers.requeue_at(
-                    now.plus_secs(5),
-                    Queue::Job,
-                    j::str_at(job, "/metadata/namespace"),
-                    j::str_at(job, "/metadata/name"),
-                );
-            }
         } else if active.len() > want {
             active.sort_by(|a, b| super::replicaset::deletion_order(&a.facts, &b.facts));
             let mut surplus: Vec<Arc<PodView>> = active.drain(..active.len() - want).collect();
@@ -374,7 +367,7 @@ impl ApiServer {
                 continue;
             };
             // kube's job controller deletes its pods with default options: gracefully.
-            match self.delete_object(now, &key, obj, &DeleteOptions::default()) {
+            match self.controller_delete(now, &key, obj, &DeleteOptions::default()) {
                 Ok(_) => self.record_event(
                     now,
                     &Involved::of(job),
@@ -390,7 +383,7 @@ impl ApiServer {
     }
 
     /// Removes the tracking finalizer from pod `name`; true when it is gone.
-    fn remove_tracking_finalizer(&mut self, ns: &str, name: &str) -> bool {
+    fn remove_tracking_finalizer(&mut self, now: UnixTime, ns: &str, name: &str) -> bool {
         let key = ObjectKey::new(ResourceId::Pods, ns, name);
         let Some(mut pod) = self.load(&key) else {
             return false;
@@ -409,14 +402,14 @@ impl ApiServer {
         }
         // kube's ShouldDeleteDuringUpdate: a pod still in its grace period stays for its kubelet.
         if completes_deletion(&before, &pod) {
-            return self.write_delete(&key, &mut pod).is_ok();
+            return self.controller_remove(now, &key, &mut pod).is_ok();
         }
-        self.controller_update(&key, &mut pod).is_ok()
+        self.controller_update(now, &key, &mut pod).is_ok()
     }
 
     /// Lets go of the pods a Job named `name` made: when the Job is gone (`uid` None) or has
     /// finished, nothing will count them any more (kube's orphan-pod cleanup).
-    fn release_job_pods(&mut self, ns: &str, name: &str, uid: Option<&str>) {
+    fn release_job_pods(&mut self, now: UnixTime, ns: &str, name: &str, uid: Option<&str>) {
         let held: Vec<String> = self
             .store
             .range(ResourceId::Pods, Some(ns), None)
@@ -434,7 +427,7 @@ impl ApiServer {
             })
             .collect();
         for pod in held {
-            self.remove_tracking_finalizer(ns, &pod);
+            self.remove_tracking_finalizer(now, ns, &pod);
         }
     }
 
@@ -464,6 +457,6 @@ impl ApiServer {
             uid: Some(j::string_at(job, "/metadata/uid")),
             ..DeleteOptions::with_propagation(Propagation::Foreground)
         };
-        let _ = self.delete_object(now, key, job.clone(), &options);
+        let _ = self.controller_delete(now, key, job.clone(), &options);
     }
 }

@@ -1,11 +1,12 @@
-//! Controllers that run inside core on the runtime's timers (`ApiServer::handle_timeout`): they
+//! Controllers that run inside core on the runtime's timers (`Cluster::handle_timeout`): they
 //! read and write through the same store paths as requests and do no I/O of their own.
 //!
 //! The workload controllers (ReplicaSet, Deployment, Endpoints, garbage collector) follow a change
 //! feed: the watch ring's events after the last revision they processed are dispatched to bounded
 //! work queues of object keys, like kube-controller-manager's informers and work queues. When the
 //! ring has moved past that revision (410 Expired for a watcher) the feed resyncs by scanning the
-//! store instead.
+//! store instead. A sync whose write the store refuses (a full budget, say) runs again after
+//! kube's per-item backoff (5 ms doubling to 1000 s) instead of waiting for the next change.
 
 pub(crate) mod apf;
 pub(crate) mod crd;
@@ -39,7 +40,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 use crate::store::ObjectKey;
@@ -65,7 +67,7 @@ pub(crate) struct OwnerRef {
     pub(crate) block: bool,
 }
 
-impl ApiServer {
+impl Cluster {
     /// Where the owner `r` is stored, for a dependent in `namespace` (a built-in kind or a
     /// served custom resource); `None` for a kind not served.
     pub(crate) fn owner_key(&self, r: &OwnerRef, namespace: &str) -> Option<ObjectKey> {
@@ -303,6 +305,36 @@ pub(crate) struct Controllers {
     pub(crate) pods: BTreeMap<ObjectKey, (u64, alloc::sync::Arc<replicaset::PodView>)>,
     /// Nodes PodGC sees out of service (not Ready, `node.kubernetes.io/out-of-service`).
     pub(crate) out_of_service: BTreeSet<String>,
+    /// A write of the running sync was refused: the sync runs again after a backoff.
+    write_refused: bool,
+    /// Work to run again after a refused write, by time.
+    retries: BTreeSet<(UnixTime, Work)>,
+    /// Consecutive refused syncs per unit of work (reset when one completes).
+    failures: BTreeMap<Work, u32>,
+}
+
+/// The first retry after a refused write, doubling per failure up to [`RETRY_MAX_SECS`]: kube's
+/// default controller rate limiter (`ItemExponentialFailureRateLimiter(5ms, 1000s)`).
+const RETRY_BASE_MILLIS: u64 = 5;
+const RETRY_MAX_SECS: u64 = 1000;
+
+/// How long to wait before the `failures`th retry.
+fn retry_delay_nanos(failures: u32) -> u64 {
+    let base = RETRY_BASE_MILLIS * 1_000_000;
+    let max = RETRY_MAX_SECS * 1_000_000_000;
+    1u64.checked_shl(failures.saturating_sub(1))
+        .and_then(|factor| base.checked_mul(factor))
+        .map_or(max, |d| d.min(max))
+}
+
+/// Whether a refused write may pass later (a full budget, a rate limit, an internal error), as
+/// opposed to a final answer (the object is gone or exists already, the namespace is being
+/// deleted).
+fn retriable(error: &Error) -> bool {
+    !matches!(
+        error,
+        Error::NotFound { .. } | Error::AlreadyExists { .. } | Error::Forbidden { .. }
+    )
 }
 
 impl Controllers {
@@ -334,13 +366,65 @@ impl Controllers {
             .insert((at, queue, namespace.into(), name.into()));
     }
 
-    /// The earliest delayed sync.
+    /// The earliest delayed sync or retry.
     pub(crate) fn next_delayed(&self) -> Option<UnixTime> {
-        self.delayed.first().map(|(t, ..)| *t)
+        let delayed = self.delayed.first().map(|(t, ..)| *t);
+        let retry = self.retries.first().map(|(t, _)| *t);
+        delayed.into_iter().chain(retry).min()
+    }
+
+    /// Notes what a controller's write returned: a refusal that may pass makes the running
+    /// sync retry.
+    fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result
+            && retriable(e)
+        {
+            self.write_refused = true;
+        }
+        result
+    }
+
+    /// After one unit of work: retried with backoff if one of its writes was refused (at most
+    /// `limit` units wait; past that a refused one waits for its next change), else its
+    /// failure count is cleared.
+    fn settle(&mut self, now: UnixTime, work: Work, limit: usize) {
+        if !core::mem::take(&mut self.write_refused) {
+            self.failures.remove(&work);
+            return;
+        }
+        if !self.failures.contains_key(&work) && self.failures.len() >= limit {
+            return;
+        }
+        let failures = self.failures.entry(work.clone()).or_insert(0);
+        *failures = failures.saturating_add(1);
+        let at = UnixTime {
+            nanos: now.nanos.saturating_add(retry_delay_nanos(*failures)),
+        };
+        self.retries.insert((at, work));
+    }
+
+    /// Moves the retries due at `now` to their queues.
+    fn release_retries(&mut self, now: UnixTime) {
+        while self.retries.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, work)) = self.retries.pop_first() else {
+                break;
+            };
+            match work {
+                Work::Owner(key) => {
+                    self.gc_owners.insert(key);
+                }
+                Work::Dependent(key) => {
+                    self.gc_dependents.insert(key);
+                }
+                Work::Sync(queue, ns, name) => {
+                    self.queue.insert((queue, ns, name));
+                }
+            }
+        }
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Whether the workload controllers have unprocessed changes or queued keys. O(1).
     pub(crate) fn controllers_pending(&self) -> bool {
         self.store.revision() > self.controllers.processed || self.controllers.queued() > 0
@@ -357,6 +441,7 @@ impl ApiServer {
             };
             self.controllers.queue.insert((queue, ns, name));
         }
+        self.controllers.release_retries(now);
         let mut syncs = self.config.controller_syncs_per_run;
         for _ in 0..MAX_PASSES {
             self.read_feed(now);
@@ -371,6 +456,8 @@ impl ApiServer {
                     break;
                 };
                 syncs -= 1;
+                self.controllers.write_refused = false;
+                let unit = work.clone();
                 match work {
                     Work::Owner(key) => self.gc_process_owner(now, &key),
                     Work::Dependent(key) => self.gc_process_dependent(now, &key),
@@ -406,6 +493,8 @@ impl ApiServer {
                         self.ensure_apf_configuration(now, true);
                     }
                 }
+                let limit = self.config.controller_queue_limit;
+                self.controllers.settle(now, unit, limit);
             }
             if syncs == 0 {
                 break;
@@ -836,6 +925,7 @@ impl ApiServer {
                     .any(|(f, v)| *f == "status.phase" && v == "Terminating")
             });
         if terminating {
+            // Final: the namespace goes, and with it what would have been created.
             return Err(Error::Forbidden {
                 resource: String::from(resource.info().plural),
                 name: j::string_at(obj, "/metadata/name"),
@@ -857,8 +947,15 @@ impl ApiServer {
             name = j::string_at(obj, "/metadata/name");
         }
         let charges = self.admit_quota(now, resource, namespace, &name, obj, None)?;
-        self.create_internal(now, resource, namespace, obj, "kube-controller-manager")?;
-        self.charge_quotas(charges);
+        let created = self.create_internal(
+            &WriteContext::server(now),
+            resource,
+            namespace,
+            obj,
+            "kube-controller-manager",
+        );
+        self.controllers.note(created)?;
+        self.charge_quotas(now, charges);
         Ok(())
     }
 
@@ -868,6 +965,7 @@ impl ApiServer {
     /// status changed.
     pub(crate) fn controller_update(
         &mut self,
+        now: UnixTime,
         key: &ObjectKey,
         obj: &mut Value,
     ) -> Result<(), Error> {
@@ -890,15 +988,43 @@ impl ApiServer {
         }
         let subresource = only_status_changed(&old, obj).then_some("status");
         let manager = controller_manager(key.resource);
-        crate::patch::record_update(
-            key.resource,
-            Some(&old),
-            obj,
-            manager,
-            subresource,
-            self.call.now,
-        );
-        self.write_existing(key, obj).map(|_| ())
+        crate::patch::record_update(key.resource, Some(&old), obj, manager, subresource, now);
+        let written = self.write_existing(&WriteContext::server(now), key, obj);
+        self.controllers.note(written).map(|_| ())
+    }
+
+    /// Replaces a stored object on a controller's behalf, as it is (no generation bump).
+    pub(crate) fn controller_write(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        let written = self.write_existing(&WriteContext::server(now), key, obj);
+        self.controllers.note(written)
+    }
+
+    /// Removes a stored object on a controller's behalf, `obj` being its last state.
+    pub(crate) fn controller_remove(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        let removed = self.write_delete(&WriteContext::server(now), key, obj);
+        self.controllers.note(removed)
+    }
+
+    /// Deletes an object on a controller's behalf, as a DELETE with `options` would.
+    pub(crate) fn controller_delete(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        obj: Value,
+        options: &crate::cluster::deletion::DeleteOptions,
+    ) -> Result<crate::cluster::deletion::Deletion, Error> {
+        let deleted = self.delete_object(&WriteContext::server(now), key, obj, options);
+        self.controllers.note(deleted)
     }
 }
 
@@ -927,7 +1053,10 @@ fn only_status_changed(old: &Value, new: &Value) -> bool {
         && new.keys().all(|k| k == "status" || old.contains_key(k))
 }
 
-enum Work {
+/// One unit of controller work: a garbage-collection look at an owner or a dependent, or a
+/// sync of one key of one queue.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Work {
     Owner(ObjectKey),
     Dependent(ObjectKey),
     Sync(Queue, String, String),

@@ -11,8 +11,9 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::events::Involved;
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -106,6 +107,15 @@ impl NodeLifecycle {
     }
 
     /// Nodes looked at by runs since start.
+    /// Each node's last heartbeat.
+    #[cfg(test)]
+    pub(crate) fn heartbeats(&self) -> Vec<(String, UnixTime)> {
+        self.nodes
+            .iter()
+            .map(|(name, h)| (name.clone(), h.last_heartbeat))
+            .collect()
+    }
+
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits
@@ -131,7 +141,7 @@ impl NodeReadiness {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Node counts by readiness: one pass over the heartbeat table (no store scan), taken at
     /// scrape time.
     pub fn node_readiness(&self) -> NodeReadiness {
@@ -167,7 +177,7 @@ fn ready_condition(node: &Value) -> Option<&Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
 }
 
-impl ApiServer {
+impl Cluster {
     /// Notes a request-driven write of `obj` (`old` before it) for heartbeat tracking.
     pub(crate) fn observe_for_lifecycle(
         &mut self,
@@ -220,7 +230,7 @@ impl ApiServer {
     /// Forgets a deleted node.
     pub(crate) fn forget_node(&mut self, name: &str) {
         self.lifecycle.forget(name);
-        self.registrations.forget(name);
+        self.registrations.observe(name, None);
     }
 
     /// Runs the node lifecycle at `now` for the nodes whose deadline has come: marks nodes
@@ -268,6 +278,7 @@ impl ApiServer {
 
     fn update_node(
         &mut self,
+        now: UnixTime,
         name: &str,
         change: impl FnOnce(&mut Value) -> bool,
     ) -> Option<Value> {
@@ -276,13 +287,14 @@ impl ApiServer {
         if !change(&mut node) {
             return Some(node);
         }
-        self.write_existing(&key, &mut node).ok()?;
+        self.write_existing(&WriteContext::server(now), &key, &mut node)
+            .ok()?;
         Some(node)
     }
 
     fn set_unreachable(&mut self, now: UnixTime, name: &str) {
         let stamp = now.rfc3339();
-        let node = self.update_node(name, |node| {
+        let node = self.update_node(now, name, |node| {
             let Some(map) = node.as_object_mut() else {
                 return false;
             };
@@ -327,7 +339,7 @@ impl ApiServer {
     }
 
     fn set_reachable(&mut self, now: UnixTime, name: &str) {
-        let node = self.update_node(name, |node| {
+        let node = self.update_node(now, name, |node| {
             let Some(list) = node
                 .pointer_mut("/spec/taints")
                 .and_then(Value::as_array_mut)
@@ -383,7 +395,7 @@ impl ApiServer {
     }
 }
 
-impl ApiServer {
+impl Cluster {
     /// Evicts a pod for a NoExecute taint as kube's taint-eviction controller does: the event,
     /// the `DisruptionTarget` condition (reason `DeletionByTaintManager`), then a delete with
     /// empty options, so a pod bound to a node terminates gracefully. A pod already being
@@ -414,10 +426,19 @@ impl ApiServer {
                 status.as_object_mut()
             })
             .is_some_and(|status| super::update_pod_condition(status, now, condition));
-        if changed && self.write_existing(key, &mut pod).is_err() {
+        if changed
+            && self
+                .write_existing(&WriteContext::server(now), key, &mut pod)
+                .is_err()
+        {
             return;
         }
-        let _ = self.delete_object(now, key, pod, &DeleteOptions::default());
+        let _ = self.delete_object(
+            &WriteContext::server(now),
+            key,
+            pod,
+            &DeleteOptions::default(),
+        );
     }
 }
 
@@ -506,7 +527,7 @@ mod readiness_tests {
     use crate::api::{ApiRequest, Method};
     use sha2::{Digest as _, Sha256};
 
-    fn post_node(server: &mut ApiServer, now: UnixTime, name: &str, ready: Option<&str>) {
+    fn post_node(server: &mut Cluster, now: UnixTime, name: &str, ready: Option<&str>) {
         let mut node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
         if let Some(status) = ready {
             node["status"] = json!({"conditions": [{"type": "Ready", "status": status,
@@ -529,7 +550,7 @@ mod readiness_tests {
             node_grace_secs: 40,
             ..Config::default()
         };
-        let mut server = ApiServer::new(config, [1; 32], now);
+        let mut server = Cluster::new(config, [1; 32], now);
         assert_eq!(server.node_readiness(), NodeReadiness::default());
         post_node(&mut server, now, "w1", Some("True"));
         post_node(&mut server, now, "w2", Some("True"));

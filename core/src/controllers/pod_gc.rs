@@ -16,8 +16,8 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::{Queue, deleting, update_pod_condition};
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -46,7 +46,7 @@ pub(crate) fn out_of_service(node: &Value) -> bool {
     !ready && tainted
 }
 
-impl ApiServer {
+impl Cluster {
     /// PodGC's pass over the pods bound to `node`.
     pub(crate) fn sync_pod_gc(&mut self, now: UnixTime, node: &str) {
         let node_key = ObjectKey::new(ResourceId::Nodes, "", node);
@@ -99,11 +99,11 @@ impl ApiServer {
     ) {
         if !matches!(j::str_at(&pod, "/status/phase"), "Succeeded" | "Failed") {
             let changed = set_status(&mut pod, now, "Failed", condition);
-            if changed && self.write_existing(key, &mut pod).is_err() {
+            if changed && self.controller_write(now, key, &mut pod).is_err() {
                 return;
             }
         }
-        let _ = self.delete_object(now, key, pod, &DeleteOptions::force());
+        let _ = self.controller_delete(now, key, pod, &DeleteOptions::force());
     }
 
     /// Routes one pod change to PodGC: its node unknown (checked again after the quarantine),

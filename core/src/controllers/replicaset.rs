@@ -18,8 +18,8 @@ use super::events::Involved;
 use super::{
     Queue, controller_ref, controller_ref_to, deleting, int_at, meta_mut, workload_selector,
 };
-use crate::api::ApiServer;
-use crate::api::deletion::DeleteOptions;
+use crate::cluster::Cluster;
+use crate::cluster::deletion::DeleteOptions;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j};
@@ -82,9 +82,6 @@ impl ReplicaKind {
         }
     }
 }
-/// Seconds before a ReplicaSet whose pods could not all be created tries again.
-const RETRY_SECS: u64 = 5;
-
 /// What the controller needs of one pod.
 #[derive(Debug, Clone)]
 pub(crate) struct PodFacts {
@@ -211,7 +208,7 @@ pub(crate) fn deletion_order(a: &PodFacts, b: &PodFacts) -> core::cmp::Ordering 
         .then(b.created.cmp(&a.created))
 }
 
-impl ApiServer {
+impl Cluster {
     /// The pod at `key` as the controllers see it, parsed once per stored revision.
     pub(crate) fn pod_view(&mut self, key: &ObjectKey) -> Option<Arc<PodView>> {
         let stored = self.store.get(key)?;
@@ -233,6 +230,7 @@ impl ApiServer {
     /// releasing owned pods it no longer matches. `manage` false: neither.
     pub(crate) fn claim_pods(
         &mut self,
+        now: UnixTime,
         kind: ReplicaKind,
         rs: &Value,
         ns: &str,
@@ -268,7 +266,7 @@ impl ApiServer {
                         owned.push(view);
                     } else if manage && let Some(mut pod) = self.load(&key()) {
                         super::gc::remove_owner_refs(&mut pod, core::slice::from_ref(&uid));
-                        let _ = self.controller_update(&key(), &mut pod);
+                        let _ = self.controller_update(now, &key(), &mut pod);
                     }
                 }
                 Some(_) => {}
@@ -283,7 +281,7 @@ impl ApiServer {
                             list.push(controller_ref_to(rs, kind.api_version(), kind.kind()));
                         }
                     }
-                    if self.controller_update(&key, &mut pod).is_ok()
+                    if self.controller_update(now, &key, &mut pod).is_ok()
                         && let Some(view) = self.pod_view(&key)
                     {
                         owned.push(view);
@@ -307,7 +305,7 @@ impl ApiServer {
             return;
         };
         let manage = !deleting(&rs);
-        let pods = self.claim_pods(kind, &rs, ns, &selector, manage);
+        let pods = self.claim_pods(now, kind, &rs, ns, &selector, manage);
         let mut active: Vec<Arc<PodView>> = pods.into_iter().filter(|p| p.active).collect();
         let want = usize::try_from(int_at(&rs, "/spec/replicas").max(0)).unwrap_or(usize::MAX);
         let mut failure: Option<(&str, String)> = None;
@@ -315,11 +313,10 @@ impl ApiServer {
             let missing = (want - active.len()).min(self.config.controller_burst);
             let (created, error) = self.create_pods(now, kind, &rs, missing);
             active.extend(created);
+            // A refused create was noted: the sync is retried with backoff (room may free up
+            // meanwhile), as kube requeues a failed sync.
             if let Some(e) = error {
                 failure = Some(("FailedCreate", e.message()));
-                // kube requeues a failed sync with backoff; room may free up meanwhile.
-                self.controllers
-                    .requeue_at(now.plus_secs(RETRY_SECS), kind.queue(), ns, name);
             }
         } else if manage && active.len() > want {
             let surplus = (active.len() - want).min(self.config.controller_burst);
@@ -332,7 +329,7 @@ impl ApiServer {
                 };
                 // kube's ReplicaSet controller deletes with empty options: a pod bound to a node
                 // terminates gracefully, and, no longer active, is not deleted again.
-                match self.delete_object(now, &pod_key, obj, &DeleteOptions::default()) {
+                match self.controller_delete(now, &pod_key, obj, &DeleteOptions::default()) {
                     Ok(_) => self.record_event(
                         now,
                         &Involved::of(&rs),
@@ -536,6 +533,6 @@ impl ApiServer {
         if let Some(map) = current.as_object_mut() {
             map.insert("status".into(), status);
         }
-        let _ = self.controller_update(key, &mut current);
+        let _ = self.controller_update(now, key, &mut current);
     }
 }

@@ -7,12 +7,12 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::UnixTime;
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
 use crate::quota::{self, ResourceList};
 use crate::resource::{RESOURCES, ResourceId};
 use crate::store::ObjectKey;
 
-impl ApiServer {
+impl Cluster {
     /// Whether namespace `ns` holds any ResourceQuota. O(log n).
     pub(crate) fn has_quotas(&self, ns: &str) -> bool {
         self.store
@@ -50,7 +50,7 @@ impl ApiServer {
                 map.insert("status".into(), status);
             }
             // A refused write (store full) is retried by the next change in the namespace.
-            let _ = self.controller_update(&key, &mut rq);
+            let _ = self.controller_update(now, &key, &mut rq);
         }
     }
 
@@ -134,7 +134,7 @@ impl ApiServer {
         }
         let forbidden = |detail: String| {
             let rt = resource.info();
-            let qualified = crate::api::qualified(rt);
+            let qualified = crate::cluster::object::qualified(rt);
             crate::Error::Forbidden {
                 message: alloc::format!("{qualified} \"{name}\" is forbidden: {detail}"),
                 resource: qualified,
@@ -213,7 +213,7 @@ impl ApiServer {
 
     /// Records admitted usage in the quotas' status, so the next request sees it before the
     /// controller recalculates.
-    pub(crate) fn charge_quotas(&mut self, charges: Vec<(ObjectKey, ResourceList)>) {
+    pub(crate) fn charge_quotas(&mut self, now: UnixTime, charges: Vec<(ObjectKey, ResourceList)>) {
         for (key, used) in charges {
             let Some(mut rq) = self.load(&key) else {
                 continue;
@@ -222,7 +222,7 @@ impl ApiServer {
                 continue;
             };
             status.insert("used".into(), quota::list_to_json(&used));
-            let _ = self.controller_update(&key, &mut rq);
+            let _ = self.controller_update(now, &key, &mut rq);
         }
     }
 

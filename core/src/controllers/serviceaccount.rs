@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
 use crate::{UnixTime, json as j};
@@ -16,7 +16,7 @@ pub(crate) const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// Its `kubernetes.io/description` annotation, as kube-controller-manager writes it.
 const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
-impl ApiServer {
+impl Cluster {
     /// Ensures namespace `ns` has its `default` ServiceAccount and root-CA ConfigMap. Nothing
     /// is created in a namespace that is gone or terminating.
     pub(crate) fn sync_namespace_defaults(&mut self, now: UnixTime, ns: &str) {
@@ -32,7 +32,7 @@ impl ApiServer {
         if self.store.get(&sa_key).is_none() {
             let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": "default"}});
-            // A refused create (store full) is retried by the next change or resync.
+            // A refused create (store full) is retried with backoff.
             let _ = self.controller_create(now, ResourceId::ServiceAccounts, ns, &mut sa);
         }
         let Some(pem) = self.config.root_ca_pem.clone() else {
@@ -65,7 +65,7 @@ impl ApiServer {
                         a.insert("kubernetes.io/description".into(), Value::from(DESCRIPTION));
                     }
                 }
-                let _ = self.controller_update(&cm_key, &mut cm);
+                let _ = self.controller_update(now, &cm_key, &mut cm);
             }
         }
     }

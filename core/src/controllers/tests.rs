@@ -5,13 +5,13 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin";
 
 struct Cluster {
-    server: ApiServer,
+    server: Core,
     now: UnixTime,
 }
 
@@ -23,7 +23,7 @@ impl Cluster {
             ..Config::default()
         };
         Self {
-            server: ApiServer::new(config, [1; 32], now),
+            server: Core::new(config, [1; 32], now),
             now,
         }
     }

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin";
@@ -15,7 +15,7 @@ const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
 pub(super) struct Cluster {
-    pub(super) server: ApiServer,
+    pub(super) server: Core,
     pub(super) now: UnixTime,
 }
 
@@ -31,7 +31,7 @@ impl Cluster {
             ..config
         };
         let mut c = Self {
-            server: ApiServer::new(config, [7; 32], now),
+            server: Core::new(config, [7; 32], now),
             now,
         };
         c.settle();
@@ -83,7 +83,7 @@ impl Cluster {
     /// Runs the controllers until they have nothing left to do (bounded).
     pub(super) fn settle(&mut self) {
         for _ in 0..50 {
-            if !self.server.has_immediate_work() {
+            if self.server.poll_timeout().is_none_or(|t| t > self.now) {
                 return;
             }
             self.server.handle_timeout(self.now);
@@ -175,11 +175,11 @@ fn a_deployment_gets_one_replicaset_and_its_pods() {
     let (code, body) = c.post(DEPLOYMENTS, deployment("web", 3, "nginx"));
     assert_eq!(code, 201, "{body}");
     assert!(
-        c.server.has_immediate_work(),
+        c.server.poll_timeout().is_some_and(|t| t <= c.now),
         "a write leaves work for the controllers"
     );
     c.settle();
-    assert!(!c.server.has_immediate_work());
+    assert!(c.server.poll_timeout().is_none_or(|t| t > c.now));
     let sets = c.items(REPLICASETS);
     assert_eq!(sets.len(), 1);
     let rs = &sets[0];
@@ -768,13 +768,15 @@ fn the_object_budget_bounds_a_huge_deployment_and_says_why() {
         "FailedCreate"
     );
     assert!(
-        !c.server.has_immediate_work(),
+        c.server.poll_timeout().is_none_or(|t| t > c.now),
         "a full store is not a busy loop"
     );
     assert_eq!(
         c.server.poll_timeout(),
-        Some(c.now.plus_secs(5)),
-        "but it is retried"
+        Some(UnixTime {
+            nanos: c.now.nanos + 5_000_000
+        }),
+        "but it is retried, with backoff"
     );
     // Still usable: reads work, and deleting the deployment frees the budget.
     assert_eq!(c.get("/api/v1/namespaces").0, 200);
@@ -1146,4 +1148,58 @@ fn scale_subresource_takes_a_protobuf_scale() {
     assert_eq!(r.status, 200, "{answer}");
     assert_eq!(answer["spec"]["replicas"], 4);
     assert_eq!(c.deployment("web")["spec"]["replicas"], 4);
+}
+
+/// A controller's write that the store refuses is not dropped: the sync runs again with
+/// kube's per-item backoff (5 ms doubling) until the write lands, with no other change to
+/// wake it.
+#[test]
+fn a_refused_controller_write_is_retried_until_it_lands() {
+    let base = Cluster::new().server.store().len();
+    // Room for a filler ConfigMap and a namespace, not for the namespace's ServiceAccount.
+    let mut c = Cluster::with(Config {
+        max_objects: base + 2,
+        ..Config::default()
+    });
+    let filler = "/api/v1/namespaces/default/configmaps/filler";
+    let (code, body) = c.post(
+        "/api/v1/namespaces/default/configmaps",
+        json!({"metadata": {"name": "filler"}}),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = c.post("/api/v1/namespaces", json!({"metadata": {"name": "late"}}));
+    assert_eq!(code, 201, "{body}");
+    let account = "/api/v1/namespaces/late/serviceaccounts/default";
+    let mut retries = Vec::new();
+    for _ in 0..6 {
+        c.settle();
+        assert_eq!(c.get(account).0, 404, "the store is full");
+        let next = c.server.poll_timeout().expect("a retry is scheduled");
+        assert!(next > c.now);
+        retries.push(next.nanos - c.now.nanos);
+        c.now = next;
+        c.server.handle_timeout(c.now);
+    }
+    assert_eq!(
+        retries,
+        [5, 10, 20, 40, 80, 160].map(|ms| ms * 1_000_000),
+        "each refusal doubles the wait"
+    );
+    let (code, body) = c.delete(filler, Value::Null);
+    assert_eq!(code, 200, "{body}");
+    c.settle();
+    let next = c
+        .server
+        .poll_timeout()
+        .expect("the retry is still scheduled");
+    c.now = next;
+    c.server.handle_timeout(c.now);
+    c.settle();
+    assert_eq!(c.get(account).0, 200, "the retried create landed");
+    assert!(
+        c.server
+            .poll_timeout()
+            .is_none_or(|t| t.nanos - c.now.nanos > 1_000_000_000),
+        "no retry is left once the sync succeeded"
+    );
 }

@@ -1,6 +1,6 @@
 //! CRDs against the core alone: schema validation, pruning and defaulting as kube's
 //! apiextensions-apiserver does them, CRD validation, and custom resources served end to end
-//! through `ApiServer` (routing, storage versions, discovery, watches, tables, deletion).
+//! through `Cluster` (routing, storage versions, discovery, watches, tables, deletion).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::schema::Schema;
-use crate::api::{ApiRequest, ApiServer, Method, Outcome, WatchPoll};
+use crate::api::{ApiRequest, Cluster, Method, Outcome, WatchPoll};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin-secret";
@@ -375,12 +375,12 @@ fn versions_sort_like_kube() {
 
 // --- through the API server ---
 
-fn server(config: Config) -> ApiServer {
+fn server(config: Config) -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         ..config
     };
-    ApiServer::new(config, [7; 32], T0)
+    Cluster::new(config, [7; 32], T0)
 }
 
 struct Reply {
@@ -390,7 +390,7 @@ struct Reply {
 }
 
 fn call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     body: Option<Value>,
@@ -421,20 +421,20 @@ fn call(
     }
 }
 
-fn get(s: &mut ApiServer, path: &str) -> Reply {
+fn get(s: &mut Cluster, path: &str) -> Reply {
     call(s, Method::Get, path, None, None, None)
 }
 
-fn settle(s: &mut ApiServer) {
+fn settle(s: &mut Cluster) {
     for _ in 0..10 {
         s.handle_timeout(T0);
-        if !s.has_immediate_work() {
+        if s.poll_timeout().is_none_or(|t| t > T0) {
             break;
         }
     }
 }
 
-fn install(s: &mut ApiServer, crd: Value) -> Reply {
+fn install(s: &mut Cluster, crd: Value) -> Reply {
     let r = call(
         s,
         Method::Post,

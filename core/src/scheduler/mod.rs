@@ -5,10 +5,10 @@
 //! waits until a node or a bound pod changes (then out its kube-like backoff, 1-10 s), or the
 //! periodic retry (`Config::scheduler_retry_secs`).
 //!
-//! Driving: store writes of pods and nodes feed it (`ApiServer::scheduler_observe`, called by
-//! the write path); `ApiServer::handle_timeout` runs at most `Config::scheduler_batch` attempts
-//! per call; `has_immediate_work` is true while the active queue holds pods, and `poll_timeout`
-//! includes the retry and rescan deadlines. Node bookkeeping (requested resources, host ports,
+//! Driving: store writes of pods and nodes feed it (`Cluster::scheduler_observe`, called by
+//! the write path's one feed with each change's time and origin); `Cluster::handle_timeout`
+//! runs at most `Config::scheduler_batch` attempts per call; `poll_timeout` is due at once while
+//! the active queue holds pods, and includes the retry and rescan deadlines. Node bookkeeping (requested resources, host ports,
 //! pods per owner per node) is incremental.
 
 mod filters;
@@ -24,7 +24,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use crate::api::ApiServer;
+use crate::cluster::Cluster;
+use crate::cluster::{Origin, WriteContext};
 use crate::controllers::events::Involved;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -96,17 +97,13 @@ pub struct SchedulerStats {
     pub latency: LatencyHistogram,
 }
 
-/// The scheduler's state inside [`ApiServer`].
+/// The scheduler's state inside [`Cluster`].
 #[derive(Debug)]
 pub(crate) struct Scheduler {
     nodes: NodeCache,
     queue: Queue,
     /// kube's `nextStartNodeIndex`: where the next attempt starts looking.
     next_start: usize,
-    /// Set while the scheduler writes a pod's status, so the write does not requeue the pod.
-    own_write: bool,
-    /// Time of the latest request or timer call: when a pod written now entered the queue.
-    pub(crate) clock: UnixTime,
     /// When parked pods are next retried regardless of events.
     next_flush: Option<UnixTime>,
     /// When the store is next scanned for pods a full queue refused; `Some(0)` = at once.
@@ -127,8 +124,6 @@ impl Scheduler {
             nodes: NodeCache::default(),
             queue: Queue::new(config.scheduler_queue_capacity),
             next_start: 0,
-            own_write: false,
-            clock: UnixTime::default(),
             next_flush: None,
             next_scan: None,
             wake_requested: false,
@@ -155,6 +150,13 @@ impl Scheduler {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// The node cache and the set of pending pods: what the scheduler derives from the
+    /// records (its backoff timers are its own, like kube-scheduler's after a restart).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> alloc::string::String {
+        alloc::format!("{:?} {:?}", self.nodes, self.queue.pending())
     }
 
     fn refused(&mut self) {
@@ -205,11 +207,18 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
-impl ApiServer {
-    /// Notes a committed write of a pod or node (`None`: deleted) for the scheduler: queues
-    /// pending pods, accounts bound ones, and retries parked pods when a node or a bound pod
-    /// changed in a way that could let them fit.
-    pub(crate) fn scheduler_observe(&mut self, key: &ObjectKey, obj: Option<&Value>) {
+impl Cluster {
+    /// Notes a committed write of a pod or node (`None`: deleted), made at `at` by `origin`,
+    /// for the scheduler: queues pending pods (entering the queue at `at`), accounts bound
+    /// ones, and retries parked pods when a node or a bound pod changed in a way that could
+    /// let them fit. The scheduler's own status writes do not requeue the pod.
+    pub(crate) fn scheduler_observe(
+        &mut self,
+        key: &ObjectKey,
+        obj: Option<&Value>,
+        at: UnixTime,
+        origin: &Origin,
+    ) {
         match (key.resource, obj) {
             (ResourceId::Nodes, Some(node))
                 if self.scheduler.nodes.upsert_node(NodeInfo::of(node)) =>
@@ -224,12 +233,14 @@ impl ApiServer {
                     self.wake_parked();
                 }
             }
-            (ResourceId::Pods, Some(pod)) => self.observe_pod(key, pod),
+            (ResourceId::Pods, Some(pod)) => {
+                self.observe_pod(key, pod, at, *origin == Origin::Scheduler);
+            }
             _ => {}
         }
     }
 
-    fn observe_pod(&mut self, key: &ObjectKey, pod: &Value) {
+    fn observe_pod(&mut self, key: &ObjectKey, pod: &Value, at: UnixTime, own_write: bool) {
         let sched = &mut self.scheduler;
         let node = j::str_at(pod, "/spec/nodeName");
         if !node.is_empty() {
@@ -244,7 +255,7 @@ impl ApiServer {
             }
             return;
         }
-        if sched.own_write {
+        if own_write {
             return;
         }
         if !wants_scheduling(pod) {
@@ -253,7 +264,7 @@ impl ApiServer {
         } else if sched.queue.is_unschedulable(key) {
             // Its spec or labels may have changed (tolerations added, say): try again.
             sched.queue.activate(key);
-        } else if !sched.queue.push(key.clone(), sched.clock) {
+        } else if !sched.queue.push(key.clone(), at) {
             sched.refused();
         }
     }
@@ -266,8 +277,8 @@ impl ApiServer {
         }
     }
 
-    /// Whether pods wait in the scheduler's active queue (a backlog beyond one
-    /// `scheduler_batch`), unlike parked pods. O(1).
+    /// Whether pods wait in the scheduler's active queue, unlike parked pods.
+    #[cfg(test)]
     pub(crate) fn has_scheduling_backlog(&self) -> bool {
         self.scheduler.queue.active_len() > 0
     }
@@ -286,7 +297,6 @@ impl ApiServer {
     /// The scheduler's share of `handle_timeout`: retries parked pods when their time has come,
     /// rescans the store when the queue overflowed, then makes up to `scheduler_batch` attempts.
     pub(crate) fn run_scheduler(&mut self, now: UnixTime) {
-        self.scheduler.clock = now;
         if let Some(due) = self.scheduler.next_flush
             && now >= due
         {
@@ -349,11 +359,6 @@ impl ApiServer {
     /// Makes up to `budget` scheduling attempts at `now`; returns how many were made. Part of
     /// `handle_timeout`, public for benchmarks and tests that drive the scheduler alone.
     pub fn schedule_pending(&mut self, now: UnixTime, budget: usize) -> usize {
-        self.call = crate::api::Call {
-            now,
-            node: None,
-            warnings: Vec::new(),
-        };
         let mut attempts = 0;
         while attempts < budget {
             let Some((key, ticket)) = self.scheduler.queue.pop() else {
@@ -429,7 +434,10 @@ impl ApiServer {
         node: &str,
         ticket: Ticket,
     ) {
-        if self.bind_pod(now, key, &mut pod, node).is_err() {
+        if self
+            .bind_pod(&WriteContext::scheduler(now), key, &mut pod, node)
+            .is_err()
+        {
             // A refused write (a full store, say): park the pod for the periodic retry rather
             // than drop it. One bound meanwhile by someone else is dropped at that retry.
             self.scheduler.stats.attempts_error += 1;
@@ -487,9 +495,7 @@ impl ApiServer {
                 "lastTransitionTime": transition, "reason": "Unschedulable", "message": message,
             });
             set_condition(&mut pod, condition);
-            self.scheduler.own_write = true;
-            let _ = self.write_existing(&key, &mut pod);
-            self.scheduler.own_write = false;
+            let _ = self.write_existing(&WriteContext::scheduler(now), &key, &mut pod);
         }
         // One event per distinct message, or per retry period while it stays the same, so a
         // busy cluster does not fill the store with identical events.

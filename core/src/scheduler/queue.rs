@@ -65,6 +65,16 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
+    /// Every pod waiting, active or parked.
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> alloc::collections::BTreeSet<ObjectKey> {
+        self.active
+            .keys()
+            .chain(self.unschedulable.keys())
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             capacity,

@@ -6,13 +6,13 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, ApiServer, Method};
+use crate::api::{ApiRequest, Cluster as Core, Method};
 use crate::{Config, UnixTime};
 
 const TOKEN: &str = "admin";
 
 struct Cluster {
-    server: ApiServer,
+    server: Core,
     now: UnixTime,
 }
 
@@ -28,7 +28,7 @@ impl Cluster {
             ..config
         };
         Self {
-            server: ApiServer::new(config, [3; 32], now),
+            server: Core::new(config, [3; 32], now),
             now,
         }
     }
@@ -76,7 +76,7 @@ impl Cluster {
 
     fn run(&mut self) {
         for _ in 0..100 {
-            if !self.server.has_immediate_work() {
+            if self.server.poll_timeout().is_none_or(|t| t > self.now) {
                 return;
             }
             self.server.handle_timeout(self.now);
@@ -158,7 +158,7 @@ fn pods_land_on_ready_uncordoned_nodes_with_events() {
     );
     assert_eq!(c.pod("web", json!({})).0, 201);
     assert!(
-        c.server.has_immediate_work(),
+        c.server.poll_timeout().is_some_and(|t| t <= c.now),
         "a pending pod is work due at once"
     );
     assert_eq!(c.server.poll_timeout(), Some(UnixTime::default()));
@@ -177,7 +177,7 @@ fn pods_land_on_ready_uncordoned_nodes_with_events() {
     assert_eq!(stats.attempts_scheduled, 1);
     assert_eq!(stats.pending_active, 0);
     assert_eq!(stats.latency.count, 1);
-    assert!(!c.server.has_immediate_work());
+    assert!(c.server.poll_timeout().is_none_or(|t| t > c.now));
     // A pod naming another scheduler is left alone.
     c.pod("other", json!({"schedulerName": "someone-else"}));
     c.run();
@@ -218,7 +218,10 @@ fn unschedulable_pod_gets_kube_message_and_is_retried_when_a_node_changes() {
         "/api/v1/nodes/c",
         json!({"metadata": {"labels": {"disk": "ssd"}}}),
     );
-    assert!(c.server.has_immediate_work(), "a label change retries it");
+    assert!(
+        c.server.poll_timeout().is_some_and(|t| t <= c.now),
+        "a label change retries it"
+    );
     c.settle();
     assert_eq!(c.node_of("picky"), "c");
     assert_eq!(c.condition("picky")["status"], "True");
@@ -264,7 +267,7 @@ fn resources_are_accounted_and_freed() {
         json!({"gracePeriodSeconds": 0}),
     );
     assert_eq!(code, 200);
-    assert!(c.server.has_immediate_work());
+    assert!(c.server.poll_timeout().is_some_and(|t| t <= c.now));
     c.settle();
     assert_eq!(c.node_of("two"), "small");
     // A terminal pod frees its resources too.

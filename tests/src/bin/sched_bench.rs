@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use nautilus_core::api::{ApiRequest, ApiServer, Method};
+use nautilus_core::api::{ApiRequest, Method};
+use nautilus_core::cluster::Cluster;
 use nautilus_core::{Config, UnixTime};
 use nautilus_tests::simulator::percentile;
 use nautilus_tests::workload::{Rng, node, pod};
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "bench-admin";
 
-fn call(server: &mut ApiServer, now: UnixTime, method: Method, path: &str, body: &Value) -> u16 {
+fn call(server: &mut Cluster, now: UnixTime, method: Method, path: &str, body: &Value) -> u16 {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let auth = format!("Bearer {TOKEN}");
     let mut req = ApiRequest::new(method, path);
@@ -64,7 +65,7 @@ fn run(nodes: usize, pods: usize) -> Run {
         scheduler_queue_capacity: pods.max(1),
         ..Config::default()
     };
-    let mut server = ApiServer::new(config, [9; 32], now);
+    let mut server = Cluster::new(config, [9; 32], now);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let setup = Instant::now();
     for i in 0..nodes {

@@ -4,7 +4,8 @@
 //! a real request body or header written verbatim, and the fuzzer mutates the parts it finds.
 #![allow(dead_code)]
 
-use nautilus_core::api::{ApiRequest, ApiServer, Method};
+use nautilus_core::api::{ApiRequest, Method};
+use nautilus_core::cluster::Cluster;
 use nautilus_core::{Config, UnixTime};
 use sha2::{Digest, Sha256};
 
@@ -39,19 +40,19 @@ pub fn text(parts: &[&[u8]], i: usize) -> String {
 }
 
 /// A server whose admin and relay tokens are known, following [`PACKAGE`].
-pub fn bare_server() -> ApiServer {
+pub fn bare_server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         relay_token_sha256: Some(Sha256::digest(RELAY.as_bytes()).into()),
         sui_package: Some(PACKAGE),
         ..Config::default()
     };
-    ApiServer::new(config, [7; 32], NOW)
+    Cluster::new(config, [7; 32], NOW)
 }
 
 /// Sends `body` to `path` as the admin; the status.
 pub fn admin_call(
-    s: &mut ApiServer,
+    s: &mut Cluster,
     method: Method,
     path: &str,
     content_type: &str,
@@ -69,7 +70,7 @@ pub fn admin_call(
 
 /// A server holding a few objects of the commonly served kinds, so reads, patches, deletes and
 /// selectors find something.
-pub fn populated_server() -> ApiServer {
+pub fn populated_server() -> Cluster {
     let mut s = bare_server();
     let objects: &[(&str, &str)] = &[
         (

@@ -104,6 +104,36 @@ struct Legit {
     first_create_failure: Option<String>,
 }
 
+/// The legitimate admin on its own thread and runtime, so that the attack's client tasks (in
+/// the same bench process) do not delay it: what it measures is the server's answer.
+struct LegitThread(std::thread::JoinHandle<Legit>);
+
+fn spawn_legit(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: String,
+    stop: Arc<AtomicBool>,
+) -> LegitThread {
+    LegitThread(std::thread::spawn(
+        move || match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(legit_client(port, tls, token, stop)),
+            Err(_) => Legit::default(),
+        },
+    ))
+}
+
+impl LegitThread {
+    /// Its figures once `stop` is set.
+    async fn finish(self) -> Legit {
+        tokio::task::spawn_blocking(move || self.0.join().unwrap_or_default())
+            .await
+            .unwrap_or_default()
+    }
+}
+
 /// The legitimate admin: a GET of one ConfigMap every 10 ms and a ConfigMap create every 100 ms,
 /// each on its own keep-alive connection (re-opened after an error), until `stop`.
 async fn legit_client(
@@ -282,12 +312,7 @@ fn stalled_bodies(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(
     let refused = Arc::new(AtomicUsize::new(0));
     let pushed = Arc::new(AtomicU64::new(0));
     let legit = rt.block_on(async {
-        let legit = tokio::spawn(legit_client(
-            port,
-            tls.clone(),
-            cluster.token.clone(),
-            stop.clone(),
-        ));
+        let legit = spawn_legit(port, tls.clone(), cluster.token.clone(), stop.clone());
         let head = format!(
             "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {BODY}\r\n\r\n"
         );
@@ -346,7 +371,7 @@ fn stalled_bodies(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(
         for a in attackers {
             let _ = a.await;
         }
-        legit.await.unwrap_or_default()
+        legit.finish().await
     });
     let peak = sampler.finish();
     report.header(&format!(
@@ -459,15 +484,18 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
     let open = Arc::new(AtomicUsize::new(0));
     let updates = Arc::new(AtomicU64::new(0));
     let opening = Instant::now();
+    // The watchers wait on this instead of polling `stop` (3,000 tasks waking every 100 ms
+    // loaded the bench's own runtime).
+    let (ended_tx, ended) = tokio::sync::watch::channel(false);
     let (legit, opened_in, watchers_gone) = rt.block_on(async {
         let gate = Arc::new(tokio::sync::Semaphore::new(64));
         let mut watchers = Vec::new();
         for w in 0..sizes.watchers {
             let source = Ipv4Addr::new(127, 0, 0, 10 + (w % 4) as u8);
-            let (tls, token, stop, open, gate, revision) = (
+            let (tls, token, mut ended, open, gate, revision) = (
                 tls.clone(),
                 token.clone(),
-                stop.clone(),
+                ended.clone(),
                 open.clone(),
                 gate.clone(),
                 revision.clone(),
@@ -487,9 +515,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
                 }
                 open.fetch_add(1, Ordering::Relaxed);
                 // Never read again, until the attack ends.
-                while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                let _ = ended.wait_for(|ended| *ended).await;
                 Some(stream)
             }));
         }
@@ -497,12 +523,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let opened_in = opening.elapsed();
-        let legit = tokio::spawn(legit_client(
-            port,
-            tls.clone(),
-            token.clone(),
-            stop.clone(),
-        ));
+        let legit = spawn_legit(port, tls.clone(), token.clone(), stop.clone());
         // The 20,000 updates (one per ConfigMap), spread over the attack.
         let writers = tokio::spawn(patch_configmaps(
             port,
@@ -517,8 +538,9 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
         ));
         tokio::time::sleep(sizes.attack).await;
         stop.store(true, Ordering::Relaxed);
+        let _ = ended_tx.send(true);
         let _ = writers.await;
-        let legit = legit.await.unwrap_or_default();
+        let legit = legit.finish().await;
         // Close every watcher at once and let the enclave settle.
         let mut streams = Vec::new();
         for w in watchers {
@@ -769,12 +791,7 @@ fn event_flood(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), 
         std::collections::BTreeMap::<u16, u64>::new(),
     ));
     let legit = rt.block_on(async {
-        let legit = tokio::spawn(legit_client(
-            port,
-            tls.clone(),
-            cluster.token.clone(),
-            stop.clone(),
-        ));
+        let legit = spawn_legit(port, tls.clone(), cluster.token.clone(), stop.clone());
         let mut flood = Vec::new();
         for c in 0..4 {
             let (tls, token, stop, codes, node) = (
@@ -825,7 +842,7 @@ fn event_flood(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<(), 
         for f in flood {
             let _ = f.await;
         }
-        legit.await.unwrap_or_default()
+        legit.finish().await
     });
     report.header(&format!(
         "hostile 4: one worker creating 8 KB Events over 4 connections for {} s (store: 20 MB)",

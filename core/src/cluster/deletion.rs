@@ -12,8 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::ApiServer;
-use super::request::Query;
+use super::{Cluster, WriteContext};
 use crate::controllers::gc::{FOREGROUND, ORPHAN, Propagation, default_propagation, propagation};
 use crate::controllers::{deleting, finalizers, meta_mut};
 use crate::resource::ResourceId;
@@ -56,11 +55,11 @@ impl DeleteOptions {
         }
     }
 
-    /// The options of a DELETE request: its body (`DeleteOptions`, already decoded; `Null` when
-    /// empty), or its query parameters when the body is empty, as kube's handler reads them.
-    pub(crate) fn of_request(body: &Value, query: &Query) -> Result<Self, Error> {
-        let policy_query = query.get("propagationPolicy");
-        let propagation = propagation(body, policy_query)?;
+    /// The options a `DeleteOptions` body gives (`Null` when there is none), the query's
+    /// values standing in where the body is empty, as kube's handler reads them. The body's
+    /// `dryRun` values are checked here; `query.dry_run` was checked with the request.
+    pub(crate) fn of_body(body: &Value, query: &DeleteQuery<'_>) -> Result<Self, Error> {
+        let propagation = propagation(body, query.propagation)?;
         let grace_period = match body.get("gracePeriodSeconds") {
             Some(Value::Null) => None,
             Some(value) => Some(value.as_i64().ok_or_else(|| {
@@ -68,7 +67,7 @@ impl DeleteOptions {
                     "DeleteOptions.gracePeriodSeconds must be an integer, not {value}"
                 ))
             })?),
-            None if body.is_null() => match query.get("gracePeriodSeconds") {
+            None if body.is_null() => match query.grace_period {
                 None | Some("") => None,
                 Some(text) => Some(text.parse::<i64>().map_err(|_| {
                     Error::BadRequest(alloc::format!(
@@ -78,14 +77,14 @@ impl DeleteOptions {
             },
             None => None,
         };
-        // kube's ValidateDryRun on the body's values; the query's were checked with the request.
+        // kube's ValidateDryRun on the body's values.
         let body_dry_run: Vec<&str> = body
             .get("dryRun")
             .and_then(Value::as_array)
             .map(|values| values.iter().map(|v| v.as_str().unwrap_or("")).collect())
             .unwrap_or_default();
-        let dry_run = super::request::dry_run(body_dry_run.into_iter(), "DeleteOptions")?
-            || query.all("dryRun").any(|v| v == "All");
+        let dry_run =
+            super::object::dry_run(body_dry_run.into_iter(), "DeleteOptions")? || query.dry_run;
         let text = |pointer: &str| {
             body.pointer(pointer)
                 .and_then(Value::as_str)
@@ -100,6 +99,15 @@ impl DeleteOptions {
             dry_run,
         })
     }
+}
+
+/// What a DELETE request's query says about the deletion (`?propagationPolicy=`,
+/// `?gracePeriodSeconds=`, `?dryRun=All`); none of it for a deletion the server decides.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DeleteQuery<'a> {
+    pub(crate) propagation: Option<&'a str>,
+    pub(crate) grace_period: Option<&'a str>,
+    pub(crate) dry_run: bool,
 }
 
 /// What one delete did.
@@ -325,18 +333,19 @@ pub(crate) fn check_preconditions(
     Ok(())
 }
 
-impl ApiServer {
+impl Cluster {
     /// Deletes the object stored at `key` (its current state `obj`) with `options`, as
     /// kube-apiserver's registry does: checks the preconditions, starts or shortens a pod's
     /// graceful deletion, updates the garbage-collection finalizers, and removes the object
     /// unless a grace period or a finalizer holds it.
     pub(crate) fn delete_object(
         &mut self,
-        now: UnixTime,
+        ctx: &WriteContext,
         key: &ObjectKey,
         obj: Value,
         options: &DeleteOptions,
     ) -> Result<Deletion, Error> {
+        let now = ctx.at;
         check_preconditions(key, &obj, options)?;
         let grace = before_delete(key.resource, &obj, options, now);
         let pending = |body: Vec<u8>| Deletion {
@@ -375,11 +384,11 @@ impl ApiServer {
                         gone: goes,
                     });
                 }
-                let marked = self.write_existing(key, &mut next)?;
+                let marked = self.write_existing(ctx, key, &mut next)?;
                 if !goes {
                     return Ok(pending(marked));
                 }
-                let body = self.write_delete(key, &mut next)?;
+                let body = self.write_delete(ctx, key, &mut next)?;
                 Ok(Deletion {
                     status: 200,
                     body,
@@ -391,7 +400,7 @@ impl ApiServer {
                 if options.dry_run || next == obj {
                     return Ok(pending(j::to_vec(&next)));
                 }
-                let body = self.write_existing(key, &mut next)?;
+                let body = self.write_existing(ctx, key, &mut next)?;
                 Ok(pending(body))
             }
             Grace::None | Grace::Pending => {
@@ -399,7 +408,7 @@ impl ApiServer {
                 let body = if options.dry_run {
                     j::to_vec(&last)
                 } else {
-                    self.write_delete(key, &mut last)?
+                    self.write_delete(ctx, key, &mut last)?
                 };
                 Ok(Deletion {
                     status: 200,

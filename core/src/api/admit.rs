@@ -1,0 +1,150 @@
+//! Who is calling and what they may do: authentication (admin and user credentials, client
+//! certificates, Seal tokens of nodes) and authorization (the node authorizer, kube's
+//! EventRateLimit for nodes) of a request, decided on its head before any body is read.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::request::{self, ApiRequest, ApiResponse, Method, Route};
+use super::workers;
+use crate::auth::Identity;
+use crate::cluster::Cluster;
+use crate::{Error, UnixTime};
+
+impl Cluster {
+    /// Resolves the caller: Seal tokens through the validator, other tokens in `auth`.
+    pub(crate) fn identify(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<Identity, Error> {
+        if let Some(token) = req.authorization.and_then(crate::auth::bearer)
+            && token.starts_with(crate::token::TOKEN_PREFIX)
+        {
+            let node = self.tokens.validate(token, now, None, &self.stakes)?;
+            return Ok(Identity::Node(Box::new(node)));
+        }
+        crate::auth::authenticate_with_cert(&self.config, req.authorization, req.client_cert)
+    }
+
+    /// Decides a request on its head alone (method, path, query and headers, no body): the
+    /// caller is authenticated and authorized for the verb on the path, with the answer the whole
+    /// request would get when it is not. The runtime calls this before it reads a body, so no
+    /// byte of an unauthorized request is held; [`Cluster::handle_request`] repeats the checks.
+    pub fn admit_head(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<(), ApiResponse> {
+        let route = request::route(req.path, &self.crds);
+        if let Some(Route::Worker(endpoint)) = route {
+            return self
+                .admit_worker_head(now, req, endpoint)
+                .map_err(|e| workers::seed_error(&e));
+        }
+        self.admit(now, req, route.as_ref())
+            .map(drop)
+            .map_err(|e| ApiResponse::error(&e))
+    }
+
+    /// Admits a request for a path the runtime answers itself and only the administrator may
+    /// read (`/metrics`): 401 without a valid credential, 403 for any other caller, worded like
+    /// kube-apiserver's denial of a non-resource path.
+    pub fn admit_admin_path(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+    ) -> Result<(), ApiResponse> {
+        let identity = self
+            .identify(now, req)
+            .map_err(|e| ApiResponse::error(&e))?;
+        let user = match &identity {
+            Identity::Admin | Identity::User(_) => return Ok(()),
+            Identity::Anonymous => {
+                return Err(ApiResponse::error(&Error::Unauthorized(
+                    "Unauthorized".into(),
+                )));
+            }
+            Identity::Node(node) => alloc::format!("system:node:{}", node.node_id),
+            _ => "system:nautilus:relay".into(),
+        };
+        let verb = match req.method {
+            Method::Get | Method::Head => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+            Method::Options | Method::Other => "use",
+        };
+        Err(ApiResponse::error(&Error::Forbidden {
+            resource: String::new(),
+            name: String::new(),
+            message: alloc::format!(
+                "forbidden: User \"{user}\" cannot {verb} path \"{}\"",
+                req.path
+            ),
+            causes: Vec::new(),
+        }))
+    }
+
+    /// Who is calling and whether they may use this method on this path: everything a request's
+    /// head decides, shared by [`Cluster::admit_head`] and `dispatch`. Health and version
+    /// paths are open to anonymous callers (a credential that is present must still be valid).
+    pub(super) fn admit(
+        &mut self,
+        now: UnixTime,
+        req: &ApiRequest<'_>,
+        route: Option<&Route<'_>>,
+    ) -> Result<Identity, Error> {
+        let identity = self.identify(now, req)?;
+        // Any caller may ask an access review about itself, anonymous ones included.
+        if matches!(
+            route,
+            Some(Route::Health(_) | Route::Version | Route::Review(_))
+        ) {
+            return Ok(identity);
+        }
+        self.require_user(&identity)?;
+        if let Some(Route::Resource(path)) = route {
+            crate::authz::authorize(
+                &identity,
+                req.method,
+                path,
+                req.query,
+                &self.store,
+                &self.references,
+            )?;
+        }
+        Ok(identity)
+    }
+
+    fn require_user(&self, identity: &Identity) -> Result<(), Error> {
+        match identity {
+            Identity::Anonymous => Err(Error::Unauthorized("Unauthorized".into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// kube's EventRateLimit admission for a node identity's event writes (dry runs are not
+    /// counted, as in kube): 429 once its token bucket is empty.
+    pub(super) fn limit_node_events(
+        &mut self,
+        now: UnixTime,
+        node: &crate::token::NodeIdentity,
+        method: Method,
+        path: &request::ResourcePath<'_>,
+        query: &request::Query,
+    ) -> Result<(), Error> {
+        let writes = matches!(method, Method::Post | Method::Put | Method::Patch);
+        if path.resource.rt().id != crate::resource::ResourceId::Events
+            || !writes
+            || query.get("dryRun") == Some("All")
+        {
+            return Ok(());
+        }
+        if self.event_rate.try_accept(&node.node_id, now) {
+            return Ok(());
+        }
+        Err(Error::TooManyRequests(alloc::format!(
+            "Too many requests: limit reached on type User for key system:node:{}",
+            node.node_id
+        )))
+    }
+}

@@ -1,0 +1,305 @@
+//! The cluster: one sans-I/O state machine ([`Cluster`]) whose every change of state is one
+//! [`Change`] record produced by the [`writer`], applied by one function, live and on replay.
+//!
+//! # Driving it
+//!
+//! The runtime owns the clock, the randomness and every socket, and calls, under one lock:
+//!
+//! 1. [`Cluster::handle_request`] for each API request (with `now`): an answer, a watch, or a
+//!    read to retry once the store reaches a revision;
+//! 2. `Cluster::apply_sui_batch` for each checkpoint-ordered batch of stake events;
+//! 3. [`Cluster::handle_timeout`] whenever [`Cluster::poll_timeout`] has come (asked after
+//!    every call; a time not after `now` means at once);
+//! 4. [`Cluster::take_changes`] after any of these when it persists records, and the watch
+//!    ring ([`Cluster::watch_ring`]) to stream watches outside the lock.
+//!
+//! A replica (or a restart from the durable log) instead calls [`Cluster::replay`] for each
+//! record, in revision order, on [`Cluster::empty`].
+
+pub mod change;
+pub(crate) mod deletion;
+pub(crate) mod object;
+pub(crate) mod writer;
+
+pub use change::{Change, ChangeKind, Origin};
+pub(crate) use writer::WriteContext;
+
+use alloc::collections::BTreeSet;
+use alloc::string::String;
+use sha2::{Digest, Sha256};
+
+use crate::store::Store;
+use crate::sync::Arc;
+use crate::watch::WatchRing;
+use crate::{Config, UnixTime};
+
+/// Unique ids and random names from a seed the runtime passes in (core has no RNG).
+#[derive(Debug)]
+pub(crate) struct IdSource {
+    seed: [u8; 32],
+    counter: u64,
+}
+
+impl IdSource {
+    fn next_block(&mut self) -> [u8; 32] {
+        self.counter = self.counter.wrapping_add(1);
+        let mut hasher = Sha256::new();
+        hasher.update(self.seed);
+        hasher.update(self.counter.to_le_bytes());
+        hasher.finalize().into()
+    }
+
+    /// An RFC 4122 version-4 UUID string.
+    pub(crate) fn uuid(&mut self) -> String {
+        let mut b = self.next_block();
+        if let Some(x) = b.get_mut(6) {
+            *x = (*x & 0x0f) | 0x40;
+        }
+        if let Some(x) = b.get_mut(8) {
+            *x = (*x & 0x3f) | 0x80;
+        }
+        let mut out = String::with_capacity(36);
+        for (i, byte) in b.iter().take(16).enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                out.push('-');
+            }
+            out.push(hex_digit(byte >> 4));
+            out.push(hex_digit(byte & 0x0f));
+        }
+        out
+    }
+
+    /// Five characters from kube's `generateName` alphabet.
+    pub(crate) fn name_suffix(&mut self) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        self.next_block()
+            .iter()
+            .take(5)
+            .map(|b| {
+                char::from(
+                    *ALPHABET
+                        .get(usize::from(*b) % ALPHABET.len())
+                        .unwrap_or(&b'x'),
+                )
+            })
+            .collect()
+    }
+}
+
+fn hex_digit(n: u8) -> char {
+    char::from_digit(u32::from(n), 16).unwrap_or('0')
+}
+
+/// The cluster state machine: the store and everything derived from it, driven only through
+/// its `handle_*` entry points (see the module documentation for the call order).
+#[derive(Debug)]
+pub struct Cluster {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) ids: IdSource,
+    /// Namespaces being deleted, finished by `handle_timeout`.
+    pub(crate) terminating: BTreeSet<String>,
+    /// Terminating namespaces to look at again: new ones, and those where something changed
+    /// since a pass found their contents held (by a grace period or a finalizer), so that a
+    /// namespace waiting on kubelets costs nothing until one of its objects changes.
+    pub(crate) namespaces_due: BTreeSet<String>,
+    /// Terminating namespaces whose last pass had a write refused, looked at again at
+    /// `namespaces_retry`.
+    pub(crate) namespaces_later: BTreeSet<String>,
+    pub(crate) namespaces_retry: Option<UnixTime>,
+    /// Cluster IPs and node ports held by the stored Services.
+    pub(crate) services: crate::api::services::Allocations,
+    /// Heartbeat tracking for the node lifecycle controller.
+    pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
+    /// Expiry and share ledger of events.
+    pub(crate) event_ttl: crate::controllers::event_ttl::EventTtl,
+    /// Event writes per node identity (kube's EventRateLimit, limit type `User`).
+    pub(crate) event_rate: crate::ratelimit::RateLimiter,
+    /// What the current request gathers below its handler (admission warnings).
+    pub(crate) call: crate::api::Call,
+    /// This run's key for continue tokens.
+    pub(crate) continue_key: [u8; 32],
+    /// Stakes learned from Sui events.
+    pub(crate) stakes: crate::stake::StakeRegistry,
+    /// Seal-token validation with its signature cache.
+    pub(crate) tokens: crate::token::TokenValidator,
+    /// Nodes registered per stake.
+    pub(crate) registrations: crate::api::Registrations,
+    /// The pod scheduler's queue and node cache.
+    pub(crate) scheduler: crate::scheduler::Scheduler,
+    /// Workload controllers' change feed, work queues and ownership graph.
+    pub(crate) controllers: crate::controllers::Controllers,
+    /// What the pods bound to each node use, for the node authorizer.
+    pub(crate) references: crate::authz::references::ReferenceIndex,
+    /// The installed CustomResourceDefinitions: the resource table's dynamic part.
+    pub(crate) crds: crate::crd::Registry,
+    /// The OpenAPI documents of custom resources, built when first asked for after a change.
+    pub(crate) custom_openapi: crate::api::openapi::CustomCache,
+    /// When LIST snapshots (continue tokens) expire.
+    pub(crate) compactor: crate::compaction::Compactor,
+    /// Change records kept for the runtime.
+    pub(crate) journal: crate::cluster::writer::Journal,
+}
+
+impl Cluster {
+    /// A server with the bootstrap namespaces and the `kubernetes` service, created at `now`.
+    /// `seed` is fresh secret randomness from the runtime (uids, generated names, the key of
+    /// continue tokens).
+    ///
+    /// Until state is persisted, revisions start at `now` in microseconds: a run hands out one
+    /// revision per write, and no run writes a million times a second for long, so every
+    /// revision an earlier run handed out is below this run's start and is answered 410 Expired
+    /// (clients re-list) instead of being served as if it were current. Microseconds since 1970
+    /// stay below 2^53 (JavaScript's exact integers) until the year 2255.
+    pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
+        let mut server = Self::empty(config, seed, now);
+        server.bootstrap(now);
+        server
+    }
+
+    /// A cluster with nothing stored, at the revision a run starting at `now` starts from:
+    /// what recorded changes are replayed into ([`Cluster::replay`]). `seed` as for
+    /// [`Cluster::new`].
+    pub fn empty(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
+        let store = Store::starting_at(&config, start_revision(now));
+        let stakes = crate::stake::StakeRegistry::new(crate::stake::StakeLimits {
+            max_stakes: config.max_stakes,
+            min_stake: config.min_stake,
+            max_events_per_push: config.max_stake_events_per_push,
+            max_event_bytes: config.max_stake_event_bytes,
+            max_seen_events: config.max_seen_stake_events,
+        });
+        let tokens = crate::token::TokenValidator::new(crate::token::TokenPolicy {
+            max_lifetime_secs: config.token_max_lifetime_secs,
+            cache_entries: config.token_cache_entries,
+            ..Default::default()
+        });
+        let scheduler = crate::scheduler::Scheduler::new(&config);
+        let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
+        let crds = crate::crd::Registry::new(&config);
+        let event_rate = crate::ratelimit::RateLimiter::new(
+            config.event_qps,
+            config.event_burst,
+            config.event_rate_identities,
+        );
+        let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
+        Self {
+            config,
+            store,
+            ids: IdSource { seed, counter: 0 },
+            terminating: BTreeSet::new(),
+            namespaces_due: BTreeSet::new(),
+            namespaces_later: BTreeSet::new(),
+            namespaces_retry: None,
+            services: Default::default(),
+            lifecycle: Default::default(),
+            event_ttl: Default::default(),
+            event_rate,
+            call: crate::api::Call::default(),
+            continue_key: Self::continue_key(&seed),
+            stakes,
+            tokens,
+            registrations: Default::default(),
+            scheduler,
+            controllers: Default::default(),
+            references,
+            crds,
+            custom_openapi: Default::default(),
+            compactor,
+            journal: Default::default(),
+        }
+    }
+
+    /// The ring that watch streams read.
+    pub fn watch_ring(&self) -> Arc<WatchRing> {
+        self.store.ring().clone()
+    }
+
+    /// The store (read-only), for metrics and tests.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The installed CustomResourceDefinitions.
+    pub fn crds(&self) -> &crate::crd::Registry {
+        &self.crds
+    }
+
+    /// When [`Cluster::handle_timeout`] next has work, if ever: the one question the runtime
+    /// asks. A time at or before `now` means work due at once that shrinks with every call
+    /// (pods beyond one scheduling batch, a ReplicaSet's next burst, the changes the last call
+    /// wrote, events past their expiry): call again right away, letting requests in between. A
+    /// later time is a deadline (heartbeats, expiries, retries, backoffs). O(1) apart from a few
+    /// ordered-set minimums: asked after every request.
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        let namespaces = (!self.namespaces_due.is_empty())
+            .then_some(UnixTime::default())
+            .or(self.namespaces_retry);
+        let nodes = self.lifecycle.due();
+        let controllers = self
+            .controllers_pending()
+            .then_some(UnixTime::default())
+            .or(self.controllers.next_delayed());
+        [
+            namespaces,
+            nodes,
+            self.event_ttl.due(),
+            self.scheduler.due(),
+            controllers,
+            self.compactor.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Advances background work due at `now`: the node lifecycle (unreachable nodes, evictions),
+    /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
+    /// Deployment, Endpoints, garbage collection).
+    pub fn handle_timeout(&mut self, now: UnixTime) {
+        self.compactor.handle_timeout(now, self.store.revision());
+        self.run_node_lifecycle(now);
+        self.expire_events(now);
+        if self.namespaces_retry.is_some_and(|at| at <= now) {
+            self.namespaces_retry = None;
+            let later = core::mem::take(&mut self.namespaces_later);
+            self.namespaces_due.extend(later);
+        }
+        for namespace in core::mem::take(&mut self.namespaces_due) {
+            match self.finish_namespace_deletion(now, &namespace) {
+                crate::api::NamespacePass::Done => {
+                    self.terminating.remove(&namespace);
+                }
+                crate::api::NamespacePass::Held => {}
+                crate::api::NamespacePass::Retry => {
+                    // A write was refused: look again shortly, not in a busy loop.
+                    self.namespaces_later.insert(namespace);
+                    let at = UnixTime {
+                        nanos: now.nanos.saturating_add(NAMESPACE_RETRY_NANOS),
+                    };
+                    self.namespaces_retry = Some(self.namespaces_retry.map_or(at, |t| t.min(at)));
+                }
+            }
+        }
+        self.run_controllers(now);
+        // Last, so that pods the controllers just made are bound in the same call.
+        self.run_scheduler(now);
+    }
+}
+
+/// How long a terminating namespace whose deletion had a write refused waits before the next
+/// pass (what the runtime's timer used to wait for work that stays due).
+const NAMESPACE_RETRY_NANOS: u64 = 200_000_000;
+
+/// The revision a run starting at `now` starts from (see [`Cluster::new`]).
+pub fn start_revision(now: UnixTime) -> u64 {
+    now.nanos / 1_000
+}
+
+#[cfg(test)]
+mod replay_tests;

@@ -1,0 +1,737 @@
+//! Determinism: a seeded random workload over every resource kind, with the controllers, the
+//! scheduler and every timer running in virtual time, records its changes; replaying the
+//! encoded records into an empty cluster (with another seed) gives the same store byte for
+//! byte, the same revision, and the same derived state.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::change::Change;
+use crate::api::{ApiRequest, Cluster, Method};
+use crate::resource::{RESOURCES, ResourceId};
+use crate::{Config, UnixTime};
+
+const TOKEN: &str = "admin";
+const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
+const NAMESPACES: [&str; 3] = ["team-a", "team-b", "team-c"];
+const APPS: [&str; 3] = ["web", "api", "db"];
+
+/// xorshift64*: a small deterministic generator for the workload.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        usize::try_from(self.next() % n as u64).unwrap()
+    }
+
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+fn config() -> Config {
+    Config {
+        admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
+        ..Config::default()
+    }
+}
+
+struct Live {
+    server: Cluster,
+    now: UnixTime,
+    rng: Rng,
+    /// Successful requests per resource (plural), to show every kind was exercised.
+    written: BTreeMap<&'static str, usize>,
+    serial: usize,
+}
+
+impl Live {
+    fn call(&mut self, method: Method, path: &str, body: &Value, content_type: &str) -> u16 {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let auth = alloc::format!("Bearer {TOKEN}");
+        let mut req = ApiRequest::new(method, path);
+        req.authorization = Some(&auth);
+        req.content_type = Some(content_type);
+        if !body.is_null() {
+            req.body = &bytes;
+        }
+        self.server
+            .handle_request(self.now, &req)
+            .into_response()
+            .expect("not a watch")
+            .status
+    }
+
+    fn send(&mut self, kind: &'static str, method: Method, path: &str, body: Value) {
+        let content_type = if method == Method::Patch {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        let status = self.call(method, path, &body, content_type);
+        if (200..300).contains(&status) {
+            *self.written.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn name(&mut self, prefix: &str) -> String {
+        // A small name space, so that later steps update and delete what earlier ones made.
+        alloc::format!("{prefix}-{}", self.rng.below(6))
+    }
+
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.serial += 1;
+        alloc::format!("{prefix}-{}", self.serial)
+    }
+
+    /// Runs whatever the timers have due now, as the runtime would.
+    fn run_timers(&mut self) {
+        for _ in 0..20 {
+            let due = self.server.poll_timeout().is_some_and(|t| t <= self.now);
+            if !due {
+                return;
+            }
+            self.server.handle_timeout(self.now);
+        }
+    }
+
+    /// One random request.
+    #[allow(clippy::too_many_lines)]
+    fn step(&mut self) {
+        let ns = self.rng.pick(&NAMESPACES);
+        let app = self.rng.pick(&APPS);
+        let container = json!([{"name": "c", "image": alloc::format!("nginx:1.{}", self.rng.below(3)),
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]);
+        let template =
+            json!({"metadata": {"labels": {"app": app}}, "spec": {"containers": container}});
+        let small = self.rng.below(3);
+        let pick = self.rng.below(34);
+        match pick {
+            0 => {
+                let name = self.name("node");
+                // Registered to a stake, as the seed endpoint annotates a worker's node.
+                let stake = alloc::format!("0x{:064x}", self.rng.below(3));
+                self.send(
+                    "nodes",
+                    Method::Post,
+                    "/api/v1/nodes",
+                    json!({"metadata": {"name": name, "labels": {"zone": app},
+                        "annotations": {"nautilus.io/stake-id": stake}}}),
+                );
+                let status = json!({"status": {
+                    "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                    "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "lastHeartbeatTime": self.now.rfc3339(), "lastTransitionTime": self.now.rfc3339()}]}});
+                self.send(
+                    "nodes",
+                    Method::Patch,
+                    &alloc::format!("/api/v1/nodes/{name}/status"),
+                    status,
+                );
+            }
+            1 => {
+                let name = self.name("node");
+                let renew = self.now.rfc3339_micros();
+                let path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases";
+                self.send(
+                    "leases",
+                    Method::Post,
+                    path,
+                    json!({"metadata": {"name": name}, "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renew}}),
+                );
+                self.send(
+                    "leases",
+                    Method::Patch,
+                    &alloc::format!("{path}/{name}"),
+                    json!({"spec": {"renewTime": renew}}),
+                );
+            }
+            2 => {
+                let name = self.name("node");
+                self.send(
+                    "nodes",
+                    Method::Delete,
+                    &alloc::format!("/api/v1/nodes/{name}"),
+                    Value::Null,
+                );
+            }
+            3..=5 => {
+                let name = self.fresh("pod");
+                let mut pod = json!({"metadata": {"name": name, "labels": {"app": app}},
+                    "spec": {"containers": container}});
+                if self.rng.below(8) == 0 {
+                    // Fits nowhere: parked by the scheduler.
+                    pod["spec"]["nodeSelector"] = json!({"zone": "nowhere"});
+                }
+                self.send(
+                    "pods",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/pods"),
+                    pod,
+                );
+            }
+            6 => self.pod_status(ns),
+            7 => {
+                let pod = self.any_name(ResourceId::Pods, ns);
+                if let Some(pod) = pod {
+                    let grace = if self.rng.below(2) == 0 { 0 } else { 30 };
+                    self.send(
+                        "pods",
+                        Method::Delete,
+                        &alloc::format!("/api/v1/namespaces/{ns}/pods/{pod}"),
+                        json!({"gracePeriodSeconds": grace}),
+                    );
+                }
+            }
+            8 | 9 => {
+                let name = self.name("deploy");
+                let path = alloc::format!("/apis/apps/v1/namespaces/{ns}/deployments");
+                self.send(
+                    "deployments",
+                    Method::Post,
+                    &path,
+                    json!({"metadata": {"name": name}, "spec": {"replicas": 1 + small,
+                        "selector": {"matchLabels": {"app": app}}, "template": template}}),
+                );
+                let patch = json!({"spec": {"replicas": self.rng.below(4),
+                    "template": {"spec": {"containers": container}}}});
+                self.send(
+                    "deployments",
+                    Method::Patch,
+                    &alloc::format!("{path}/{name}"),
+                    patch,
+                );
+            }
+            10 => {
+                let name = self.name("deploy");
+                self.send(
+                    "deployments",
+                    Method::Delete,
+                    &alloc::format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+                    Value::Null,
+                );
+            }
+            11 => {
+                let name = self.name("rs");
+                self.send(
+                    "replicasets",
+                    Method::Post,
+                    &alloc::format!("/apis/apps/v1/namespaces/{ns}/replicasets"),
+                    json!({"metadata": {"name": name}, "spec": {"replicas": small,
+                        "selector": {"matchLabels": {"app": app}}, "template": template}}),
+                );
+            }
+            12 => {
+                let name = self.name("rc");
+                self.send(
+                    "replicationcontrollers",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/replicationcontrollers"),
+                    json!({"metadata": {"name": name}, "spec": {"replicas": 1,
+                        "selector": {"rc": name},
+                        "template": {"metadata": {"labels": {"rc": name}}, "spec": {"containers": container}}}}),
+                );
+            }
+            13 => {
+                let name = self.fresh("job");
+                self.send(
+                    "jobs",
+                    Method::Post,
+                    &alloc::format!("/apis/batch/v1/namespaces/{ns}/jobs"),
+                    json!({"metadata": {"name": name}, "spec": {"completions": 1,
+                        "template": {"spec": {"restartPolicy": "Never", "containers": container}}}}),
+                );
+            }
+            14 => {
+                let name = self.name("cron");
+                self.send(
+                    "cronjobs",
+                    Method::Post,
+                    &alloc::format!("/apis/batch/v1/namespaces/{ns}/cronjobs"),
+                    json!({"metadata": {"name": name}, "spec": {"schedule": "*/1 * * * *",
+                        "successfulJobsHistoryLimit": 1,
+                        "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": container}}}}}}),
+                );
+            }
+            15 | 16 => {
+                let name = self.name("svc");
+                let path = alloc::format!("/api/v1/namespaces/{ns}/services");
+                let kind = if self.rng.below(2) == 0 {
+                    "NodePort"
+                } else {
+                    "ClusterIP"
+                };
+                self.send(
+                    "services",
+                    Method::Post,
+                    &path,
+                    json!({"metadata": {"name": name}, "spec": {"type": kind, "selector": {"app": app},
+                        "ports": [{"port": 80, "targetPort": 8080}]}}),
+                );
+                // Changing the type allocates (NodePort) or releases node ports on update.
+                let other = if kind == "NodePort" {
+                    "ClusterIP"
+                } else {
+                    "NodePort"
+                };
+                self.send(
+                    "services",
+                    Method::Patch,
+                    &alloc::format!("{path}/{name}"),
+                    json!({"spec": {"type": other}}),
+                );
+            }
+            17 => {
+                let name = self.name("svc");
+                self.send(
+                    "services",
+                    Method::Delete,
+                    &alloc::format!("/api/v1/namespaces/{ns}/services/{name}"),
+                    Value::Null,
+                );
+            }
+            18 => {
+                let name = self.name("ext");
+                self.send(
+                    "endpoints",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/endpoints"),
+                    json!({"metadata": {"name": name}, "subsets": [{"addresses": [{"ip": "10.9.0.1"}], "ports": [{"port": 80}]}]}),
+                );
+            }
+            19 => {
+                let name = self.name("cm");
+                let path = alloc::format!("/api/v1/namespaces/{ns}/configmaps");
+                self.send(
+                    "configmaps",
+                    Method::Post,
+                    &path,
+                    json!({"metadata": {"name": name}, "data": {"k": "v"}}),
+                );
+                let value = alloc::format!("{}", self.rng.next());
+                self.send(
+                    "configmaps",
+                    Method::Patch,
+                    &alloc::format!("{path}/{name}"),
+                    json!({"data": {"k": value}}),
+                );
+            }
+            20 => {
+                let name = self.name("cm");
+                self.send(
+                    "configmaps",
+                    Method::Delete,
+                    &alloc::format!("/api/v1/namespaces/{ns}/configmaps/{name}"),
+                    Value::Null,
+                );
+            }
+            21 => {
+                let name = self.name("secret");
+                self.send(
+                    "secrets",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/secrets"),
+                    json!({"metadata": {"name": name}, "stringData": {"password": "hunter2"}}),
+                );
+            }
+            22 => {
+                let name = self.name("sa");
+                self.send(
+                    "serviceaccounts",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/serviceaccounts"),
+                    json!({"metadata": {"name": name}}),
+                );
+            }
+            23 => {
+                let name = self.fresh("event");
+                self.send(
+                    "events",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/events"),
+                    json!({"metadata": {"name": name},
+                        "involvedObject": {"kind": "Pod", "namespace": ns, "name": "p"},
+                        "reason": "Tested", "message": "a test event", "type": "Normal"}),
+                );
+            }
+            24 => {
+                let name = self.name("tpl");
+                self.send(
+                    "podtemplates",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/podtemplates"),
+                    json!({"metadata": {"name": name}, "template": template}),
+                );
+            }
+            25 => {
+                let name = self.name("quota");
+                self.send(
+                    "resourcequotas",
+                    Method::Post,
+                    &alloc::format!("/api/v1/namespaces/{ns}/resourcequotas"),
+                    json!({"metadata": {"name": name}, "spec": {"hard": {"pods": "1000", "services": "1000"}}}),
+                );
+            }
+            26 => {
+                let name = self.name("pdb");
+                self.send(
+                    "poddisruptionbudgets",
+                    Method::Post,
+                    &alloc::format!("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"),
+                    json!({"metadata": {"name": name}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": app}}}}),
+                );
+            }
+            27 => {
+                let name = self.name("rtc");
+                self.send(
+                    "runtimeclasses",
+                    Method::Post,
+                    "/apis/node.k8s.io/v1/runtimeclasses",
+                    json!({"metadata": {"name": name}, "handler": "runc"}),
+                );
+                let rbac = "/apis/rbac.authorization.k8s.io/v1";
+                let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
+                self.send(
+                    "roles",
+                    Method::Post,
+                    &alloc::format!("{rbac}/namespaces/{ns}/roles"),
+                    json!({"metadata": {"name": name}, "rules": rules}),
+                );
+                self.send(
+                    "rolebindings",
+                    Method::Post,
+                    &alloc::format!("{rbac}/namespaces/{ns}/rolebindings"),
+                    json!({"metadata": {"name": name}, "roleRef": {"kind": "Role", "name": name},
+                        "subjects": [{"kind": "User", "name": "jane"}]}),
+                );
+                self.send(
+                    "clusterroles",
+                    Method::Post,
+                    &alloc::format!("{rbac}/clusterroles"),
+                    json!({"metadata": {"name": name}, "rules": rules}),
+                );
+                self.send(
+                    "clusterrolebindings",
+                    Method::Post,
+                    &alloc::format!("{rbac}/clusterrolebindings"),
+                    json!({"metadata": {"name": name}, "roleRef": {"kind": "ClusterRole", "name": name},
+                        "subjects": [{"kind": "Group", "name": "devs"}]}),
+                );
+            }
+            28 => {
+                let plc = self.name("plc");
+                let base = "/apis/flowcontrol.apiserver.k8s.io/v1";
+                self.send(
+                    "prioritylevelconfigurations",
+                    Method::Post,
+                    &alloc::format!("{base}/prioritylevelconfigurations"),
+                    json!({"metadata": {"name": plc}, "spec": {"type": "Limited",
+                        "limited": {"nominalConcurrencyShares": 5, "limitResponse": {"type": "Reject"}}}}),
+                );
+                let fs = self.name("fs");
+                self.send(
+                    "flowschemas",
+                    Method::Post,
+                    &alloc::format!("{base}/flowschemas"),
+                    json!({"metadata": {"name": fs}, "spec": {"priorityLevelConfiguration": {"name": plc},
+                        "matchingPrecedence": 500,
+                        "rules": [{"subjects": [{"kind": "Group", "group": {"name": "system:authenticated"}}],
+                            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "namespaces": ["*"]}]}]}}),
+                );
+            }
+            29 => {
+                let name = self.name("hook");
+                let base = "/apis/admissionregistration.k8s.io/v1";
+                self.send(
+                    "validatingwebhookconfigurations",
+                    Method::Post,
+                    &alloc::format!("{base}/validatingwebhookconfigurations"),
+                    json!({"metadata": {"name": name}, "webhooks": []}),
+                );
+                self.send(
+                    "mutatingwebhookconfigurations",
+                    Method::Post,
+                    &alloc::format!("{base}/mutatingwebhookconfigurations"),
+                    json!({"metadata": {"name": name}, "webhooks": []}),
+                );
+            }
+            30 => {
+                let name = self.name("policy");
+                let base = "/apis/admissionregistration.k8s.io/v1";
+                self.send(
+                    "validatingadmissionpolicies",
+                    Method::Post,
+                    &alloc::format!("{base}/validatingadmissionpolicies"),
+                    json!({"metadata": {"name": name}, "spec": {
+                        "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], "apiGroups": [""],
+                            "apiVersions": ["v1"], "resources": ["secrets"]}]},
+                        "validations": [{"expression": "true"}]}}),
+                );
+                self.send(
+                    "validatingadmissionpolicybindings",
+                    Method::Post,
+                    &alloc::format!("{base}/validatingadmissionpolicybindings"),
+                    json!({"metadata": {"name": name}, "spec": {"policyName": name, "validationActions": ["Deny"]}}),
+                );
+            }
+            31 => {
+                let group = alloc::format!("g{}.example.com", self.rng.below(3));
+                self.send(
+                    "customresourcedefinitions",
+                    Method::Post,
+                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                    json!({"metadata": {"name": alloc::format!("widgets.{group}")},
+                        "spec": {"group": group, "scope": "Namespaced",
+                            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                            "versions": [{"name": "v1", "served": true, "storage": true,
+                                "schema": {"openAPIV3Schema": {"type": "object",
+                                    "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}}),
+                );
+                let name = self.name("widget");
+                self.send(
+                    "widgets",
+                    Method::Post,
+                    &alloc::format!("/apis/{group}/v1/namespaces/{ns}/widgets"),
+                    json!({"apiVersion": alloc::format!("{group}/v1"), "kind": "Widget",
+                        "metadata": {"name": name}, "spec": {"size": small}}),
+                );
+            }
+            32 => {
+                let group = alloc::format!("g{}.example.com", self.rng.below(3));
+                if self.rng.below(4) == 0 {
+                    self.send(
+                        "customresourcedefinitions",
+                        Method::Delete,
+                        &alloc::format!(
+                            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.{group}"
+                        ),
+                        Value::Null,
+                    );
+                } else {
+                    let name = self.name("widget");
+                    self.send(
+                        "widgets",
+                        Method::Delete,
+                        &alloc::format!("/apis/{group}/v1/namespaces/{ns}/widgets/{name}"),
+                        Value::Null,
+                    );
+                }
+            }
+            _ => {
+                let name = self.name("extra");
+                if self.rng.below(3) == 0 {
+                    self.send(
+                        "namespaces",
+                        Method::Delete,
+                        &alloc::format!("/api/v1/namespaces/{name}"),
+                        Value::Null,
+                    );
+                } else {
+                    self.send(
+                        "namespaces",
+                        Method::Post,
+                        "/api/v1/namespaces",
+                        json!({"metadata": {"name": name}}),
+                    );
+                    self.send(
+                        "configmaps",
+                        Method::Post,
+                        &alloc::format!("/api/v1/namespaces/{name}/configmaps"),
+                        json!({"metadata": {"name": "inside"}}),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A stored object's name of `resource` in `ns`, at random.
+    fn any_name(&mut self, resource: ResourceId, ns: &str) -> Option<String> {
+        let names: Vec<String> = self
+            .server
+            .store()
+            .range(resource, Some(ns), None)
+            .map(|(k, _)| String::from(&*k.name))
+            .collect();
+        (!names.is_empty()).then(|| names[self.rng.below(names.len())].clone())
+    }
+
+    /// What a kubelet reports for a bound pod: running and ready, or finished.
+    fn pod_status(&mut self, ns: &str) {
+        let Some(pod) = self.any_name(ResourceId::Pods, ns) else {
+            return;
+        };
+        let phase = if self.rng.below(3) == 0 {
+            "Succeeded"
+        } else {
+            "Running"
+        };
+        let ip = alloc::format!("10.1.{}.{}", self.rng.below(250), self.rng.below(250));
+        let status = json!({"status": {"phase": phase, "podIP": ip,
+            "conditions": [{"type": "Ready", "status": if phase == "Running" { "True" } else { "False" },
+                "lastTransitionTime": self.now.rfc3339()}]}});
+        self.send(
+            "pods",
+            Method::Patch,
+            &alloc::format!("/api/v1/namespaces/{ns}/pods/{pod}/status"),
+            status,
+        );
+    }
+}
+
+/// Every stored object, with its revision and bytes.
+fn objects(server: &Cluster) -> Vec<(String, u64, Vec<u8>)> {
+    let mut ids: Vec<ResourceId> = RESOURCES.iter().map(|r| r.id).collect();
+    ids.extend((0..64).map(ResourceId::Custom));
+    ids.into_iter()
+        .flat_map(|id| {
+            server
+                .store()
+                .range(id, None, None)
+                .map(|(k, o)| {
+                    (
+                        alloc::format!("{:?}/{}/{}", k.resource, k.namespace, k.name),
+                        o.revision,
+                        o.json.to_vec(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The derived state a replay must reproduce.
+fn derived(server: &Cluster) -> Vec<(&'static str, String)> {
+    alloc::vec![
+        (
+            "service allocations",
+            alloc::format!("{:?}", server.services)
+        ),
+        (
+            "node authorizer index",
+            alloc::format!("{:?}", server.references)
+        ),
+        ("crd registry", alloc::format!("{:?}", server.crds)),
+        ("event ledger", server.event_ttl.fingerprint()),
+        ("scheduler", server.scheduler.fingerprint()),
+        (
+            "node heartbeats",
+            alloc::format!("{:?}", server.lifecycle.heartbeats())
+        ),
+        (
+            "terminating namespaces",
+            alloc::format!("{:?}", server.terminating)
+        ),
+        ("stake registrations", server.registrations.fingerprint()),
+        (
+            "store usage",
+            alloc::format!(
+                "{} {} {}",
+                server.store().revision(),
+                server.store().len(),
+                server.store().used_bytes()
+            )
+        ),
+    ]
+}
+
+#[test]
+fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
+    let mut live = Live {
+        server: Cluster::empty(config(), [7; 32], T0),
+        now: T0,
+        rng: Rng(0x5eed_0f15),
+        written: BTreeMap::new(),
+        serial: 0,
+    };
+    live.server.record_changes(true);
+    live.server.bootstrap(T0);
+    for ns in NAMESPACES {
+        live.send(
+            "namespaces",
+            Method::Post,
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": ns}}),
+        );
+    }
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    let mut steps = 0;
+    while records.len() < 10_000 {
+        steps += 1;
+        assert!(steps < 40_000, "the workload stopped writing");
+        live.step();
+        if live.rng.below(3) == 0 {
+            let millis = live.rng.below(4_000) as u64;
+            live.now = UnixTime {
+                nanos: live.now.nanos + millis * 1_000_000,
+            };
+        }
+        live.run_timers();
+        records.extend(live.server.take_changes().iter().map(Change::encode));
+    }
+    // Every built-in kind and a custom resource were written by a request.
+    for rt in RESOURCES {
+        assert!(
+            live.written.get(rt.plural).copied().unwrap_or(0) > 0,
+            "no {} was written: {:?}",
+            rt.plural,
+            live.written
+        );
+    }
+    assert!(live.written.get("widgets").copied().unwrap_or(0) > 0);
+    assert!(
+        !live.server.registrations.fingerprint().starts_with("{}"),
+        "nodes were registered to stakes"
+    );
+
+    // A different seed: whatever was random must come from the records.
+    let mut replica = Cluster::empty(config(), [9; 32], T0);
+    for record in &records {
+        let change = Change::decode(record).unwrap();
+        replica.replay(&change).unwrap();
+    }
+    assert_eq!(replica.store().revision(), live.server.store().revision());
+    let (a, b) = (objects(&live.server), objects(&replica));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x,
+            y,
+            "{} differs after replay:\nlive   {}\nreplay {}",
+            x.0,
+            String::from_utf8_lossy(&x.2),
+            String::from_utf8_lossy(&y.2)
+        );
+    }
+    for ((what, x), (_, y)) in derived(&live.server).into_iter().zip(derived(&replica)) {
+        assert!(
+            x == y,
+            "{what} differs after replay: {}",
+            first_difference(&x, &y)
+        );
+    }
+}
+
+/// Where two descriptions first differ, with a little context.
+fn first_difference(x: &str, y: &str) -> String {
+    let at = x
+        .bytes()
+        .zip(y.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(x.len().min(y.len()));
+    let start = at.saturating_sub(200);
+    let window = |s: &str| {
+        String::from_utf8_lossy(&s.as_bytes()[start..(at + 200).min(s.len())]).into_owned()
+    };
+    alloc::format!("\nlive   …{}\nreplay …{}", window(x), window(y))
+}

@@ -1,0 +1,358 @@
+//! The one write path. A write is stamped (its revision written into the object), prepared
+//! (every budget that could refuse it is checked here, so a refused write changes nothing),
+//! committed to the store, and turned into one [`Change`]; [`Cluster::apply`] then feeds that
+//! change to every subsystem that keeps derived state. [`Cluster::replay`] runs the same
+//! prepare, commit and apply for a recorded change, so derived state is a function of the
+//! records: live and on replay alike.
+//!
+//! What learns from the feed: the node authorizer's reference index, the CRD registry, the
+//! event-expiry ledger, the Service IP and port tables, the scheduler's queue and node cache,
+//! node heartbeats, the nodes each stake registered, the terminating namespaces, and (through
+//! the watch ring the store fills with the same change) the controllers' work queues and every
+//! watcher.
+
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use serde_json::Value;
+
+use super::Cluster;
+use super::change::{Change, ChangeKind, Origin};
+use super::object::{index_of, parse_json, set_meta};
+use crate::resource::ResourceId;
+use crate::store::{ObjectIndex, ObjectKey, StoredObject};
+use crate::{Error, UnixTime, json as j};
+
+/// Who writes and when: what a writer decides before the record and carries in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WriteContext {
+    /// The time of the call that writes.
+    pub(crate) at: UnixTime,
+    /// Who decided the write.
+    pub(crate) origin: Origin,
+}
+
+impl WriteContext {
+    /// The server's own work (bootstrap, controllers, timers) at `at`.
+    pub(crate) fn server(at: UnixTime) -> Self {
+        Self {
+            at,
+            origin: Origin::Server,
+        }
+    }
+
+    /// The scheduler's own write at `at`.
+    pub(crate) fn scheduler(at: UnixTime) -> Self {
+        Self {
+            at,
+            origin: Origin::Scheduler,
+        }
+    }
+
+    /// A client's request at `at`, by node `node` when a node identity made it.
+    pub(crate) fn request(at: UnixTime, node: Option<&str>) -> Self {
+        Self {
+            at,
+            origin: node.map_or(Origin::Request, |n| Origin::Node(n.into())),
+        }
+    }
+
+    /// A request by `identity` at `at`.
+    pub(crate) fn for_identity(at: UnixTime, identity: &crate::auth::Identity) -> Self {
+        match identity {
+            crate::auth::Identity::Node(node) => Self::request(at, Some(&node.node_id)),
+            _ => Self::request(at, None),
+        }
+    }
+
+    /// The same call, on the server's behalf: what the server creates is nobody's share,
+    /// whoever's request caused it.
+    pub(crate) fn as_server_share(&self) -> Self {
+        Self {
+            at: self.at,
+            origin: match self.origin {
+                Origin::Node(_) => Origin::Request,
+                ref other => other.clone(),
+            },
+        }
+    }
+}
+
+/// What a write does to derived state that could refuse it, decided before the store commits.
+struct Prepared {
+    /// What the object costs against the store's (and the event ledger's) byte budget.
+    cost: usize,
+    references: Option<crate::authz::references::PodChange>,
+    definition: Option<crate::crd::Definition>,
+}
+
+/// The changes a run produced, kept for the runtime (the durable log) until it takes them.
+#[derive(Debug, Default)]
+pub(crate) struct Journal {
+    /// Whether changes are kept at all (off unless the runtime asks).
+    pub(crate) on: bool,
+    pub(crate) changes: Vec<Change>,
+}
+
+impl Cluster {
+    /// Stores `obj` as a new object, writing the revision into it first.
+    pub(crate) fn write_new(
+        &mut self,
+        ctx: &WriteContext,
+        key: ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        let json = self.stamp(obj);
+        let index = index_of(key.resource, obj);
+        self.commit(ctx, ChangeKind::Created, key, json, index, obj)
+    }
+
+    /// Replaces the stored object with `obj`, writing the revision into it first.
+    pub(crate) fn write_existing(
+        &mut self,
+        ctx: &WriteContext,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        let json = self.stamp(obj);
+        let index = index_of(key.resource, obj);
+        self.commit(ctx, ChangeKind::Updated, key.clone(), json, index, obj)
+    }
+
+    /// Removes the object, with `obj` (its last state) carrying the deletion's revision.
+    pub(crate) fn write_delete(
+        &mut self,
+        ctx: &WriteContext,
+        key: &ObjectKey,
+        obj: &mut Value,
+    ) -> Result<Vec<u8>, Error> {
+        let json = self.stamp(obj);
+        self.commit(
+            ctx,
+            ChangeKind::Deleted,
+            key.clone(),
+            json,
+            ObjectIndex::default(),
+            obj,
+        )
+    }
+
+    /// Writes the revision of the coming write into `obj` and encodes it.
+    fn stamp(&self, obj: &mut Value) -> Vec<u8> {
+        set_meta(
+            obj,
+            "resourceVersion",
+            Value::from(self.store.next_revision().to_string()),
+        );
+        j::to_vec(obj)
+    }
+
+    /// Applies a recorded change to this cluster: the store and every subsystem's derived
+    /// state end as they were after the live write. Records must come in revision order,
+    /// starting from the revision this cluster is at.
+    pub fn replay(&mut self, change: &Change) -> Result<(), Error> {
+        if change.revision() != self.store.next_revision() {
+            return Err(Error::Internal(alloc::format!(
+                "change record {} does not follow revision {}",
+                change.revision(),
+                self.store.revision()
+            )));
+        }
+        let obj = parse_json(change.json())?;
+        let index = match change.kind {
+            ChangeKind::Deleted => ObjectIndex::default(),
+            _ => index_of(change.key.resource, &obj),
+        };
+        let ctx = WriteContext {
+            at: change.at,
+            origin: change.origin.clone(),
+        };
+        self.commit(
+            &ctx,
+            change.kind,
+            change.key.clone(),
+            change.json().to_vec(),
+            index,
+            &obj,
+        )
+        .map(drop)
+    }
+
+    /// Keeps every change from now on for [`Cluster::take_changes`] (`false`: stops, and
+    /// drops what was kept). The runtime that persists changes takes them after each call;
+    /// while on, a write is refused (429) once `Config::max_pending_changes` wait.
+    pub fn record_changes(&mut self, on: bool) {
+        self.journal.on = on;
+        if !on {
+            self.journal.changes = Vec::new();
+        }
+    }
+
+    /// The changes committed since the last call, in revision order (empty unless
+    /// [`Cluster::record_changes`] is on).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        core::mem::take(&mut self.journal.changes)
+    }
+
+    /// The shared tail of a live write and a replay: prepare (refusals), commit, apply.
+    fn commit(
+        &mut self,
+        ctx: &WriteContext,
+        kind: ChangeKind,
+        key: ObjectKey,
+        json: Vec<u8>,
+        index: ObjectIndex,
+        obj: &Value,
+    ) -> Result<Vec<u8>, Error> {
+        if self.journal.on && self.journal.changes.len() >= self.config.max_pending_changes {
+            return Err(Error::TooManyRequests(alloc::format!(
+                "{} changes wait to be persisted; try again later",
+                self.journal.changes.len()
+            )));
+        }
+        let prepared = self.prepare(ctx, kind, &key, json.len(), &index, obj)?;
+        let (object, previous) = match kind {
+            ChangeKind::Created => {
+                let object = self
+                    .store
+                    .create(key.clone(), json.clone(), index)
+                    .map_err(|e| match e {
+                        Error::AlreadyExists { name, .. } => {
+                            Error::Internal(alloc::format!("{name} appeared during create"))
+                        }
+                        other => other,
+                    })?;
+                (object, None)
+            }
+            ChangeKind::Updated => {
+                let (object, previous) = self.store.update(&key, json.clone(), index)?;
+                (object, Some(previous))
+            }
+            ChangeKind::Deleted => (self.store.delete(&key, json.clone())?, None),
+        };
+        let change = Change {
+            kind,
+            at: ctx.at,
+            origin: ctx.origin.clone(),
+            key,
+            object,
+        };
+        self.apply(&change, prepared, obj, previous.as_ref());
+        if self.journal.on {
+            self.journal.changes.push(change);
+        }
+        Ok(json)
+    }
+
+    /// Everything that could refuse the write besides the store's own budgets, checked before
+    /// anything changes.
+    fn prepare(
+        &mut self,
+        ctx: &WriteContext,
+        kind: ChangeKind,
+        key: &ObjectKey,
+        json_len: usize,
+        index: &ObjectIndex,
+        obj: &Value,
+    ) -> Result<Prepared, Error> {
+        let deleted = kind == ChangeKind::Deleted;
+        let cost = crate::store::entry_bytes(key, json_len, index);
+        if !deleted && key.resource == ResourceId::Events {
+            self.event_ttl
+                .admit(&self.config, key, cost, ctx.origin.node())?;
+        }
+        let references = match key.resource {
+            ResourceId::Pods => Some(self.references.prepare(
+                &key.namespace,
+                &key.name,
+                (!deleted).then_some(obj),
+            )?),
+            _ => None,
+        };
+        let definition = if deleted {
+            None
+        } else {
+            self.prepare_crd(key, obj)?
+        };
+        Ok(Prepared {
+            cost,
+            references,
+            definition,
+        })
+    }
+
+    /// A namespace marked for deletion is finished by `handle_timeout`; a deleted one is done.
+    fn observe_namespace(&mut self, name: &str, namespace: Option<&Value>) {
+        let marked = namespace.is_some_and(|ns| {
+            ns.pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null())
+        });
+        if marked {
+            if self.terminating.insert(name.into()) {
+                self.namespaces_due.insert(name.into());
+            }
+        } else {
+            self.terminating.remove(name);
+        }
+    }
+
+    /// The one feed: every subsystem that keeps derived state learns about a committed change
+    /// here, from the change alone (`obj` is its object, already parsed; `previous` the version
+    /// it replaced).
+    fn apply(
+        &mut self,
+        change: &Change,
+        prepared: Prepared,
+        obj: &Value,
+        previous: Option<&StoredObject>,
+    ) {
+        let key = &change.key;
+        let deleted = change.kind == ChangeKind::Deleted;
+        let current = (!deleted).then_some(obj);
+        if let Some(references) = prepared.references {
+            self.references.apply(references);
+        }
+        match (key.resource, prepared.definition) {
+            (ResourceId::CustomResourceDefinitions, _) if deleted => {
+                self.crds.remove(&key.name);
+            }
+            (_, Some(definition)) => self.crds.install(definition),
+            _ => {}
+        }
+        if key.resource == ResourceId::Events {
+            if deleted {
+                self.event_ttl.removed(key);
+            } else {
+                self.event_ttl.written(
+                    key,
+                    change.at,
+                    self.config.event_ttl_secs,
+                    prepared.cost,
+                    change.origin.node(),
+                );
+            }
+        }
+        if key.resource == ResourceId::Namespaces {
+            self.observe_namespace(&key.name, current);
+        }
+        if key.resource == ResourceId::Nodes && !deleted {
+            self.registrations.observe(&key.name, current);
+        }
+        self.service_committed(key, current);
+        if crate::scheduler::observes(key.resource) {
+            self.scheduler_observe(key, current, change.at, &change.origin);
+        }
+        if deleted {
+            if key.resource == ResourceId::Nodes {
+                self.forget_node(&key.name);
+            }
+        } else if change.origin.is_request() {
+            let old = match key.resource {
+                ResourceId::Nodes | ResourceId::Leases => {
+                    previous.and_then(|p| serde_json::from_slice::<Value>(&p.json).ok())
+                }
+                _ => None,
+            };
+            self.observe_for_lifecycle(change.at, key.resource, obj, old.as_ref());
+        }
+    }
+}
