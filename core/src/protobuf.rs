@@ -178,6 +178,22 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         "ValidatingAdmissionPolicyBinding",
         &tables::VALIDATING_ADMISSION_POLICY_BINDING,
     ),
+    ("rbac.authorization.k8s.io/v1", "Role", &tables::RBAC_ROLE),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        &tables::RBAC_CLUSTER_ROLE,
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        &tables::RBAC_ROLE_BINDING,
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        &tables::RBAC_CLUSTER_ROLE_BINDING,
+    ),
     (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",

@@ -65,6 +65,10 @@ pub enum ResourceId {
     MutatingWebhookConfigurations,
     ValidatingAdmissionPolicies,
     ValidatingAdmissionPolicyBindings,
+    Roles,
+    ClusterRoles,
+    RoleBindings,
+    ClusterRoleBindings,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -414,6 +418,58 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         subresources: &[],
         custom: None,
     },
+    ResourceType {
+        id: ResourceId::Roles,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "roles",
+        singular: "role",
+        kind: "Role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::ClusterRoles,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        kind: "ClusterRole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::RoleBindings,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        kind: "RoleBinding",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::ClusterRoleBindings,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        kind: "ClusterRoleBinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
@@ -426,6 +482,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("node.k8s.io", "v1"),
     ("flowcontrol.apiserver.k8s.io", "v1"),
     ("admissionregistration.k8s.io", "v1"),
+    ("rbac.authorization.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -483,6 +540,7 @@ impl ResourceType<'_> {
             "node.k8s.io" => Cow::Borrowed("node.k8s.io/v1"),
             "flowcontrol.apiserver.k8s.io" => Cow::Borrowed("flowcontrol.apiserver.k8s.io/v1"),
             "admissionregistration.k8s.io" => Cow::Borrowed("admissionregistration.k8s.io/v1"),
+            "rbac.authorization.k8s.io" => Cow::Borrowed("rbac.authorization.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }

@@ -13,6 +13,7 @@ use crate::resource::ResourceId;
 use crate::selector::{LabelSelector, quote};
 
 mod policy;
+mod rbac;
 mod workloads;
 pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
 
@@ -302,6 +303,10 @@ fn name_errors(resource: ResourceId, name: &str, prefix: bool) -> Vec<String> {
     match resource {
         ResourceId::Namespaces => dns1123_label_errors(name),
         ResourceId::Services => dns1035_label_errors(name),
+        ResourceId::Roles
+        | ResourceId::ClusterRoles
+        | ResourceId::RoleBindings
+        | ResourceId::ClusterRoleBindings => rbac::path_segment_errors(name),
         _ => dns1123_subdomain_errors(name),
     }
 }
@@ -525,6 +530,10 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         }
         ResourceId::Jobs => workloads::validate_job(&mut e, obj, old),
         ResourceId::CronJobs => workloads::validate_cron_job(&mut e, obj, old),
+        ResourceId::Roles => rbac::validate_role(&mut e, obj, true),
+        ResourceId::ClusterRoles => rbac::validate_role(&mut e, obj, false),
+        ResourceId::RoleBindings => rbac::validate_binding(&mut e, obj, old, true),
+        ResourceId::ClusterRoleBindings => rbac::validate_binding(&mut e, obj, old, false),
     }
     if e.causes.is_empty() {
         return Ok(());

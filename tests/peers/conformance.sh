@@ -24,6 +24,9 @@
 # the cluster's log, and summary.txt (one line per test: PASS/FAIL/SKIP and its name, then the
 # counts).
 #
+# NAUTILUS_PROFILE=debug runs the debug build of nautilus-proxy (no release build; slower per
+# request, enough for these tests) instead of the release one.
+#
 # e2e's BeforeEach waits for the test namespace's `default` ServiceAccount (created by
 # kube-controller-manager in kube). Pass `-- --e2e-verify-service-account=false` to run the
 # tests on a server that does not create it.
@@ -96,9 +99,15 @@ trap cleanup EXIT
 
 cd "$repo"
 if [ "$against" = dev ]; then
-  cargo build --release -p nautilus-proxy
+  profile=${NAUTILUS_PROFILE:-release}
+  case "$profile" in
+    release) cargo build --release -p nautilus-proxy ;;
+    # The test harness's build (tests/src/lib.rs): the same features, so nothing is rebuilt.
+    debug) cargo build --workspace --tests --bins ;;
+    *) echo "conformance.sh: NAUTILUS_PROFILE is release or debug" >&2; exit 2 ;;
+  esac
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  target/release/nautilus-proxy dev --data-dir "$data" --listen "127.0.0.1:$port" \
+  "target/$profile/nautilus-proxy" dev --data-dir "$data" --listen "127.0.0.1:$port" \
     >"$out/cluster.log" 2>&1 &
   cluster_pid=$!
   kubeconfig=$data/kubeconfig

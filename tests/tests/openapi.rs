@@ -173,6 +173,22 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             "validatingadmissionpolicybindings.spec.paramRef",
             &["name", "parameterNotFoundAction", "selector"],
         ),
+        ("roles", "roles.rules", &["apiGroups", "resources", "verbs"]),
+        (
+            "clusterroles",
+            "clusterroles.aggregationRule",
+            &["clusterRoleSelectors"],
+        ),
+        (
+            "rolebindings",
+            "rolebindings.roleRef",
+            &["apiGroup", "kind", "name"],
+        ),
+        (
+            "clusterrolebindings",
+            "clusterrolebindings.subjects",
+            &["apiGroup", "kind", "name", "namespace"],
+        ),
     ];
     for r in RESOURCES {
         assert!(

@@ -71,7 +71,7 @@ var protoPrefix = map[string]string{
 	"k8s.io.api.apps.v1": "APPS_", "k8s.io.api.coordination.v1": "COORD_",
 	"k8s.io.api.autoscaling.v1": "AUTOSCALING_", "k8s.io.apimachinery.pkg.apis.meta.v1": "META_",
 	"k8s.io.api.authentication.v1": "AUTHN_", "k8s.io.api.authorization.v1": "AUTHZ_",
-	apiextensionsProto: "APIEXTENSIONS_",
+	"k8s.io.api.rbac.v1": "RBAC_", apiextensionsProto: "APIEXTENSIONS_",
 }
 
 type protoField struct {

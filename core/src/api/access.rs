@@ -221,6 +221,16 @@ impl Cluster {
                 req.path
             )));
         }
+        // A review has no Table conversion: kube's output negotiation refuses `as=Table` before
+        // the body is read (other Accept values are answered with JSON, as before).
+        if matches!(
+            request::negotiate(req.accept),
+            Ok(request::Representation::Table)
+        ) {
+            return Err(Error::NotAcceptable(
+                "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf".into(),
+            ));
+        }
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
                 "the request body is larger than the limit of {} bytes",

@@ -535,3 +535,35 @@ fn protobuf_reviews_are_answered() {
         "{answer}"
     );
 }
+
+/// The conformance suite's "return a 406 for a backend which does not implement metadata": a
+/// review asked for as a Table is kube's 406, and with JSON the same review is answered.
+#[test]
+fn review_asked_for_as_a_table_is_406() {
+    let mut s = server();
+    let auth = alloc::format!("Bearer {ADMIN}");
+    let body = serde_json::to_vec(&json!({
+        "kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+        "spec": {"nonResourceAttributes": {"path": "/", "verb": "get"}}
+    }))
+    .unwrap();
+    let ask = |s: &mut Cluster, accept: &str| {
+        let mut req = ApiRequest::new(Method::Post, SAR);
+        req.authorization = Some(&auth);
+        req.content_type = Some("application/json");
+        req.accept = Some(accept);
+        req.body = &body;
+        let r = s.handle_request(NOW, &req).into_response().unwrap();
+        (r.status, serde_json::from_slice::<Value>(&r.body).unwrap())
+    };
+    let (status, answer) = ask(&mut s, "application/json;as=Table;v=v1;g=meta.k8s.io");
+    assert_eq!(status, 406, "{answer}");
+    assert_eq!(answer["reason"], "NotAcceptable", "{answer}");
+    assert_eq!(answer["code"], 406, "{answer}");
+    let (status, answer) = ask(&mut s, "application/json");
+    assert_eq!(
+        (status, &answer["status"]["allowed"]),
+        (201, &json!(true)),
+        "{answer}"
+    );
+}

@@ -151,9 +151,40 @@ pub(crate) fn apply(
             map.remove("status");
             policy::apply(resource, map);
         }
+        ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
         _ => policy::apply(resource, map),
     }
     Ok(())
+}
+
+/// kube's RBAC defaults: an empty `roleRef.apiGroup`, and a User's or Group's subject
+/// `apiGroup`, is `rbac.authorization.k8s.io`.
+fn rbac_binding(map: &mut Map<String, Value>) {
+    const GROUP: &str = "rbac.authorization.k8s.io";
+    let empty = |m: &Map<String, Value>| {
+        m.get("apiGroup")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    };
+    if let Some(role_ref) = map.get_mut("roleRef").and_then(Value::as_object_mut)
+        && empty(role_ref)
+    {
+        role_ref.insert("apiGroup".into(), Value::from(GROUP));
+    }
+    let subjects = map.get_mut("subjects").and_then(Value::as_array_mut);
+    for subject in subjects
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        let user_or_group = matches!(
+            subject.get("kind").and_then(Value::as_str),
+            Some("User" | "Group")
+        );
+        if user_or_group && empty(subject) {
+            subject.insert("apiGroup".into(), Value::from(GROUP));
+        }
+    }
 }
 
 /// PodSpec defaults shared by pods and pod templates.

@@ -1,9 +1,9 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, per-group and per-version resource lists,
 //! and the aggregated `APIGroupDiscoveryList` form that saves kubectl every further call.
 //!
-//! Everything is derived from [`crate::resource::RESOURCES`], [`crate::resource::GROUPS`] and
-//! the access reviews of [`super::access::REVIEWS`] and the CRD registry's established
-//! definitions, so discovery cannot disagree with routing.
+//! Everything is derived from [`crate::resource::RESOURCES`], [`crate::resource::GROUPS`],
+//! the access reviews of [`super::access::REVIEWS`], the APIServices ([`super::apiservices`])
+//! and the CRD registry's established definitions, so discovery cannot disagree with routing.
 
 use alloc::string::String;
 use alloc::vec;
@@ -13,13 +13,45 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::access::{REVIEWS, Review};
+use super::apiservices;
 use crate::crd::{Registry, Served};
 use crate::resource::{GROUPS, RESOURCES, ResourceType, VERBS};
 
-/// Every built-in API group (resources' and reviews'), sorted by name as kube lists them.
+/// A resource served without storage: an access review (create only) or the APIServices
+/// (read-only, derived from what is served).
+struct Unstored {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+}
+
+fn unstored() -> impl Iterator<Item = Unstored> {
+    let reviews = REVIEWS.iter().map(|r: &'static Review| Unstored {
+        group: r.group,
+        version: r.version,
+        plural: r.plural,
+        singular: r.singular,
+        kind: r.kind,
+        verbs: &["create"],
+    });
+    reviews.chain(core::iter::once(Unstored {
+        group: apiservices::GROUP,
+        version: apiservices::VERSION,
+        plural: apiservices::PLURAL,
+        singular: apiservices::SINGULAR,
+        kind: apiservices::KIND,
+        verbs: apiservices::VERBS,
+    }))
+}
+
+/// Every built-in API group (resources', reviews' and APIServices'), sorted by name as kube
+/// lists them.
 fn groups() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = GROUPS.to_vec();
-    for r in REVIEWS {
+    for r in unstored() {
         if !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
         }
@@ -28,10 +60,8 @@ fn groups() -> Vec<(&'static str, &'static str)> {
     out
 }
 
-fn reviews_of(group: &str, version: &str) -> impl Iterator<Item = &'static Review> {
-    REVIEWS
-        .iter()
-        .filter(move |r| r.group == group && r.version == version)
+fn unstored_of(group: &str, version: &str) -> impl Iterator<Item = Unstored> {
+    unstored().filter(move |r| r.group == group && r.version == version)
 }
 
 /// The Kubernetes version this server reports; kubectl dispatchers pick their client by `minor`.
@@ -75,7 +105,7 @@ fn group_entry(group: &str, versions: &[String]) -> Value {
 
 /// Every served group besides the core group with its versions (preferred first): the
 /// built-in groups, then the custom resources' groups by name.
-fn all_groups(crds: &Registry) -> Vec<(String, Vec<String>)> {
+pub(super) fn all_groups(crds: &Registry) -> Vec<(String, Vec<String>)> {
     let builtin = groups();
     let mut out: Vec<(String, Vec<String>)> = builtin
         .iter()
@@ -288,15 +318,15 @@ pub fn api_resource_list(group: &str, version: &str, crds: &Registry) -> Option<
             entries_list.push((name, Value::Object(e)));
         }
     }
-    for review in reviews_of(group, version) {
+    for unstored in unstored_of(group, version) {
         let entry = json!({
-            "name": review.plural,
-            "singularName": review.singular,
+            "name": unstored.plural,
+            "singularName": unstored.singular,
             "namespaced": false,
-            "kind": review.kind,
-            "verbs": ["create"],
+            "kind": unstored.kind,
+            "verbs": strings(unstored.verbs),
         });
-        entries_list.push((review.plural.into(), entry));
+        entries_list.push((unstored.plural.into(), entry));
     }
     entries_list.sort_by(|a, b| a.0.cmp(&b.0));
     let resources: Vec<Value> = entries_list.into_iter().map(|(_, e)| e).collect();
@@ -321,13 +351,13 @@ fn response_kind(group: &str, version: &str, kind: &str) -> Value {
 }
 
 fn discovery_version(group: &str, version: &str, crds: &Registry) -> Value {
-    let reviews = reviews_of(group, version).map(|r| {
+    let unstored = unstored_of(group, version).map(|r| {
         json!({
             "resource": r.plural,
             "responseKind": response_kind(r.group, r.version, r.kind),
             "scope": "Cluster",
             "singularResource": r.singular,
-            "verbs": ["create"],
+            "verbs": strings(r.verbs),
         })
     });
     let custom = crds.served_in(group, version);
@@ -376,7 +406,7 @@ fn discovery_version(group: &str, version: &str, crds: &Registry) -> Value {
             }
             Value::Object(e)
         })
-        .chain(reviews)
+        .chain(unstored)
         .collect();
     json!({"version": version, "resources": resources, "freshness": "Current"})
 }
@@ -603,6 +633,7 @@ mod tests {
             [
                 "admissionregistration.k8s.io",
                 "apiextensions.k8s.io",
+                "apiregistration.k8s.io",
                 "apps",
                 "authentication.k8s.io",
                 "authorization.k8s.io",
@@ -610,10 +641,11 @@ mod tests {
                 "coordination.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
                 "node.k8s.io",
-                "policy"
+                "policy",
+                "rbac.authorization.k8s.io"
             ]
         );
-        let reviews = &items[4]["versions"][0]["resources"];
+        let reviews = &items[5]["versions"][0]["resources"];
         let sar = find(reviews, "resource", "selfsubjectaccessreviews");
         assert_eq!(
             sar["responseKind"],
@@ -623,7 +655,7 @@ mod tests {
         assert_eq!(sar["scope"], "Cluster");
         find(reviews, "resource", "selfsubjectrulesreviews");
         find(
-            &items[3]["versions"][0]["resources"],
+            &items[4]["versions"][0]["resources"],
             "resource",
             "selfsubjectreviews",
         );
@@ -636,7 +668,7 @@ mod tests {
             "authentication.k8s.io/v1"
         );
         let deploy = find(
-            &items[2]["versions"][0]["resources"],
+            &items[3]["versions"][0]["resources"],
             "resource",
             "deployments",
         );

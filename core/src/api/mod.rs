@@ -8,6 +8,7 @@ pub mod access;
 #[cfg(test)]
 mod admission_tests;
 mod admit;
+pub mod apiservices;
 mod custom;
 pub mod defaults;
 #[cfg(test)]
@@ -33,6 +34,8 @@ mod access_tests;
 #[cfg(test)]
 mod admission_policy_tests;
 #[cfg(test)]
+mod apiservices_tests;
+#[cfg(test)]
 mod decode_tests;
 #[cfg(test)]
 mod dry_run_tests;
@@ -40,6 +43,8 @@ mod dry_run_tests;
 mod event_tests;
 #[cfg(test)]
 mod metadata_tests;
+#[cfg(test)]
+mod rbac_tests;
 #[cfg(test)]
 mod revision_tests;
 #[cfg(test)]
@@ -154,6 +159,11 @@ impl Cluster {
                 .handle_review(now, req, &identity, review)
                 .map(Into::into);
         }
+        if let Route::ApiServices(name) = route {
+            return self
+                .handle_api_services(now, req, &identity, name)
+                .map(Into::into);
+        }
         if req.body_too_large {
             return Err(Error::TooLarge(alloc::format!(
                 "the request body is larger than the limit of {} bytes",
@@ -200,7 +210,7 @@ impl Cluster {
                 .openapi_v3_document(now, doc, req.query, req.accept)
                 .map(Outcome::OpenApi),
             Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
-            Route::Health(_) | Route::Version | Route::Review(_) => {
+            Route::Health(_) | Route::Version | Route::Review(_) | Route::ApiServices(_) => {
                 Err(Error::PathNotFound(req.path.into()))
             }
         }

@@ -123,7 +123,8 @@ impl Cluster {
                 self.get_scale(rt, namespace, name).map(Into::into)
             }
             (Method::Put, Some(name), Some("scale")) => {
-                let body = self.parse(req)?;
+                // client-go sends the Scale in protobuf when it speaks protobuf.
+                let body = self.decode_body(req, "autoscaling/v1", "Scale")?;
                 self.put_scale(now, req, identity, rt, namespace, name, body, &query)
                     .map(Into::into)
             }

@@ -358,6 +358,8 @@ pub enum Route<'a> {
     /// An access review (`selfsubjectaccessreviews`, `selfsubjectrulesreviews`,
     /// `selfsubjectreviews`).
     Review(&'static super::access::Review),
+    /// `apiregistration.k8s.io/v1` `apiservices`, the list or one by name.
+    ApiServices(Option<&'a str>),
 }
 
 /// A path naming a served resource.
@@ -437,6 +439,15 @@ pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>
     }
     if let Some(review) = super::access::lookup(group, version, rest) {
         return Some(Route::Review(review));
+    }
+    if (group, version) == (super::apiservices::GROUP, super::apiservices::VERSION) {
+        return match rest.split_once('/') {
+            None if rest == super::apiservices::PLURAL => Some(Route::ApiServices(None)),
+            Some((super::apiservices::PLURAL, name)) if !name.is_empty() && !name.contains('/') => {
+                Some(Route::ApiServices(Some(name)))
+            }
+            _ => None,
+        };
     }
     let mut segments: Vec<&str> = rest.split('/').collect();
     if segments.len() > 6 || segments.iter().any(|s| s.is_empty()) {

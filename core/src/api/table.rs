@@ -41,6 +41,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
 }
 
 mod policy;
+mod rbac;
 pub(crate) mod source;
 mod workloads;
 
@@ -371,7 +372,12 @@ const DEFAULT: &[Column] = &[
 
 fn columns(resource: ResourceId) -> &'static [Column] {
     match resource {
-        ResourceId::CustomResourceDefinitions | ResourceId::Custom(_) => DEFAULT,
+        ResourceId::CustomResourceDefinitions
+        | ResourceId::Roles
+        | ResourceId::ClusterRoles
+        | ResourceId::Custom(_) => DEFAULT,
+        ResourceId::RoleBindings => rbac::ROLE_BINDING,
+        ResourceId::ClusterRoleBindings => rbac::CLUSTER_ROLE_BINDING,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
         ResourceId::Nodes => NODE,
@@ -667,7 +673,10 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
     let name = Value::from(text(obj, "/metadata/name"));
     let created = age(obj.pointer("/metadata/creationTimestamp"), now);
     let cells = match resource {
-        ResourceId::CustomResourceDefinitions | ResourceId::Custom(_) => vec![
+        ResourceId::CustomResourceDefinitions
+        | ResourceId::Roles
+        | ResourceId::ClusterRoles
+        | ResourceId::Custom(_) => vec![
             name,
             obj.pointer("/metadata/creationTimestamp")
                 .cloned()
@@ -753,6 +762,9 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         | ResourceId::ValidatingAdmissionPolicies
         | ResourceId::ValidatingAdmissionPolicyBindings => {
             policy::cells(resource, obj, name, created)
+        }
+        ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => {
+            rbac::binding_cells(obj, name, created)
         }
         ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
         ResourceId::ReplicationControllers => {

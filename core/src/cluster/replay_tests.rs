@@ -400,6 +400,34 @@ impl Live {
                     "/apis/node.k8s.io/v1/runtimeclasses",
                     json!({"metadata": {"name": name}, "handler": "runc"}),
                 );
+                let rbac = "/apis/rbac.authorization.k8s.io/v1";
+                let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
+                self.send(
+                    "roles",
+                    Method::Post,
+                    &alloc::format!("{rbac}/namespaces/{ns}/roles"),
+                    json!({"metadata": {"name": name}, "rules": rules}),
+                );
+                self.send(
+                    "rolebindings",
+                    Method::Post,
+                    &alloc::format!("{rbac}/namespaces/{ns}/rolebindings"),
+                    json!({"metadata": {"name": name}, "roleRef": {"kind": "Role", "name": name},
+                        "subjects": [{"kind": "User", "name": "jane"}]}),
+                );
+                self.send(
+                    "clusterroles",
+                    Method::Post,
+                    &alloc::format!("{rbac}/clusterroles"),
+                    json!({"metadata": {"name": name}, "rules": rules}),
+                );
+                self.send(
+                    "clusterrolebindings",
+                    Method::Post,
+                    &alloc::format!("{rbac}/clusterrolebindings"),
+                    json!({"metadata": {"name": name}, "roleRef": {"kind": "ClusterRole", "name": name},
+                        "subjects": [{"kind": "Group", "name": "devs"}]}),
+                );
             }
             28 => {
                 let plc = self.name("plc");

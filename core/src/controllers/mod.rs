@@ -938,6 +938,15 @@ impl Cluster {
         if let Some(meta) = meta_mut(obj) {
             meta.insert("namespace".into(), Value::from(namespace));
         }
+        // Quota admission judges a controller's creates as any client's: a ReplicaSet over its
+        // namespace's pod quota gets kube's `exceeded quota` refusal (and its ReplicaFailure).
+        // kube's controllers send only a generateName, which admission's errors name (`pods
+        // "web-" is forbidden`): the name is generated after admission.
+        let mut name = j::string_at(obj, "/metadata/generateName");
+        if name.is_empty() {
+            name = j::string_at(obj, "/metadata/name");
+        }
+        let charges = self.admit_quota(now, resource, namespace, &name, obj, None)?;
         let created = self.create_internal(
             &WriteContext::server(now),
             resource,
@@ -945,10 +954,15 @@ impl Cluster {
             obj,
             "kube-controller-manager",
         );
-        self.controllers.note(created).map(|_| ())
+        self.controllers.note(created)?;
+        self.charge_quotas(now, charges);
+        Ok(())
     }
 
     /// Replaces a stored object on a controller's behalf; a changed `spec` bumps `generation`.
+    /// The write is recorded in managedFields as kube's controllers' are: an `Update` entry of
+    /// the component that runs the controller, on the `status` subresource when only the
+    /// status changed.
     pub(crate) fn controller_update(
         &mut self,
         now: UnixTime,
@@ -972,6 +986,9 @@ impl Cluster {
                 meta.insert("generation".into(), Value::from(generation));
             }
         }
+        let subresource = only_status_changed(&old, obj).then_some("status");
+        let manager = controller_manager(key.resource);
+        crate::patch::record_update(key.resource, Some(&old), obj, manager, subresource, now);
         let written = self.write_existing(&WriteContext::server(now), key, obj);
         self.controllers.note(written).map(|_| ())
     }
@@ -1009,6 +1026,31 @@ impl Cluster {
         let deleted = self.delete_object(&WriteContext::server(now), key, obj, options);
         self.controllers.note(deleted)
     }
+}
+
+/// The field manager kube's writes of `resource`'s controller carry: the component's name
+/// (its user agent), as a managedFields entry of operation `Update`.
+fn controller_manager(resource: ResourceId) -> &'static str {
+    match resource {
+        ResourceId::FlowSchemas | ResourceId::PriorityLevelConfigurations => {
+            "api-priority-and-fairness-config-consumer-v1"
+        }
+        ResourceId::CustomResourceDefinitions => "kube-apiserver",
+        _ => "kube-controller-manager",
+    }
+}
+
+/// Whether `new` differs from `old` in `status` alone (a controller's status update).
+fn only_status_changed(old: &Value, new: &Value) -> bool {
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return false;
+    };
+    old.get("status") != new.get("status")
+        && old
+            .iter()
+            .filter(|(k, _)| *k != "status")
+            .all(|(k, v)| new.get(k) == Some(v))
+        && new.keys().all(|k| k == "status" || old.contains_key(k))
 }
 
 /// One unit of controller work: a garbage-collection look at an owner or a dependent, or a

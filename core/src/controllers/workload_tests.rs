@@ -1042,6 +1042,114 @@ fn pods_of_a_deleted_node_are_collected_and_replaced() {
     assert_eq!(kept["spec"]["nodeName"], "kept");
 }
 
+/// A controller's writes are recorded as kube's are: `kube-controller-manager` `Update` entries,
+/// one for what it sets in metadata and one on the `status` subresource for the status.
+#[test]
+fn controller_writes_are_recorded_in_managed_fields() {
+    let mut c = Cluster::new();
+    let (code, body) = c.post(
+        &alloc::format!("{DEPLOYMENTS}?fieldManager=creator"),
+        deployment("web", 2, "nginx"),
+    );
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    c.make_pods_ready();
+    let d = c.deployment("web");
+    let entries = d["metadata"]["managedFields"].as_array().unwrap();
+    let entry = |manager: &str, subresource: Option<&str>| {
+        entries
+            .iter()
+            .find(|e| e["manager"] == manager && e["subresource"].as_str() == subresource)
+            .unwrap_or_else(|| panic!("no {manager} {subresource:?} entry in {entries:?}"))
+    };
+    let creator = entry("creator", None);
+    assert_eq!(creator["operation"], "Update");
+    assert!(creator["fieldsV1"]["f:spec"].is_object(), "{creator}");
+    let status = entry("kube-controller-manager", Some("status"));
+    assert_eq!(status["operation"], "Update");
+    assert!(
+        status["fieldsV1"]["f:status"]["f:availableReplicas"].is_object(),
+        "{status}"
+    );
+    assert!(status["fieldsV1"].get("f:spec").is_none(), "{status}");
+    let meta = entry("kube-controller-manager", None);
+    assert_eq!(meta["operation"], "Update");
+    assert!(
+        meta["fieldsV1"]["f:metadata"]["f:annotations"]["f:deployment.kubernetes.io/revision"]
+            .is_object(),
+        "{meta}"
+    );
+    assert_eq!(entries.len(), 3, "{entries:?}");
+}
+
+/// Quota admission judges the ReplicaSet controller's pod creates: the ReplicaSet stops at the
+/// quota and says why in a `ReplicaFailure` condition, which goes once it fits again.
+#[test]
+fn a_replica_set_over_its_pod_quota_reports_replica_failure() {
+    let mut c = Cluster::new();
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "two-pods"},
+        "spec": {"hard": {"pods": "2"}}});
+    let (code, body) = c.post("/api/v1/namespaces/default/resourcequotas", quota);
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}}});
+    let (code, body) = c.post(REPLICASETS, rs);
+    assert_eq!(code, 201, "{body}");
+    c.settle();
+    assert_eq!(c.items(PODS).len(), 2);
+    let (_, rs) = c.get(&alloc::format!("{REPLICASETS}/web"));
+    let (status, reason, message) =
+        Cluster::condition(&rs, "ReplicaFailure").expect("ReplicaFailure");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "FailedCreate"));
+    assert!(
+        message.contains(
+            "pods \"web-\" is forbidden: exceeded quota: two-pods, requested: pods=1, used: pods=2, limited: pods=2"
+        ),
+        "{message}"
+    );
+    let (code, body) = c.patch(
+        &alloc::format!("{REPLICASETS}/web"),
+        json!({"spec": {"replicas": 2}}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{body}");
+    c.settle();
+    let (_, rs) = c.get(&alloc::format!("{REPLICASETS}/web"));
+    assert!(Cluster::condition(&rs, "ReplicaFailure").is_none(), "{rs}");
+}
+
+/// client-go speaking protobuf sends a Scale in protobuf to the scale subresource.
+#[test]
+fn scale_subresource_takes_a_protobuf_scale() {
+    let mut c = Cluster::new();
+    let (code, body) = c.post(DEPLOYMENTS, deployment("web", 1, "nginx"));
+    assert_eq!(code, 201, "{body}");
+    let scale = crate::protobuf::encode::object(
+        "autoscaling/v1",
+        "Scale",
+        &json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 4}}),
+    )
+    .unwrap();
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let path = alloc::format!("{DEPLOYMENTS}/web/scale");
+    let mut req = ApiRequest::new(Method::Put, &path);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/vnd.kubernetes.protobuf");
+    req.body = &scale;
+    let r = c
+        .server
+        .handle_request(c.now, &req)
+        .into_response()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(r.status, 200, "{answer}");
+    assert_eq!(answer["spec"]["replicas"], 4);
+    assert_eq!(c.deployment("web")["spec"]["replicas"], 4);
+}
+
 /// A controller's write that the store refuses is not dropped: the sync runs again with
 /// kube's per-item backoff (5 ms doubling) until the write lands, with no other change to
 /// wake it.

@@ -166,6 +166,9 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
             "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
                 "expectedPods": 0}}),
         R::RuntimeClasses => serde_json::json!({"metadata": meta, "handler": ""}),
+        R::Roles | R::ClusterRoles => serde_json::json!({"metadata": meta, "rules": null}),
+        R::RoleBindings | R::ClusterRoleBindings => serde_json::json!({"metadata": meta,
+            "roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
         R::FlowSchemas => serde_json::json!({"metadata": meta,
             "spec": {"priorityLevelConfiguration": {"name": ""}}, "status": {}}),
         R::PriorityLevelConfigurations => {

@@ -2100,6 +2100,70 @@ pub(super) static QUOBYTE_VOLUME_SOURCE: Msg = Msg {
         f(6, "tenant", Str, OMITEMPTY),
     ],
 };
+pub(super) static RBAC_AGGREGATION_RULE: Msg = Msg {
+    name: "AggregationRule",
+    fields: &[
+        f(1, "clusterRoleSelectors", Message(&META_LABEL_SELECTOR), REP | OMITEMPTY),
+    ],
+};
+pub(super) static RBAC_CLUSTER_ROLE: Msg = Msg {
+    name: "ClusterRole",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "rules", Message(&RBAC_POLICY_RULE), REP),
+        f(3, "aggregationRule", Message(&RBAC_AGGREGATION_RULE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static RBAC_CLUSTER_ROLE_BINDING: Msg = Msg {
+    name: "ClusterRoleBinding",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "subjects", Message(&RBAC_SUBJECT), REP | OMITEMPTY),
+        f(3, "roleRef", Message(&RBAC_ROLE_REF), 0),
+    ],
+};
+pub(super) static RBAC_POLICY_RULE: Msg = Msg {
+    name: "PolicyRule",
+    fields: &[
+        f(1, "verbs", Str, REP),
+        f(2, "apiGroups", Str, REP | OMITEMPTY),
+        f(3, "resources", Str, REP | OMITEMPTY),
+        f(4, "resourceNames", Str, REP | OMITEMPTY),
+        f(5, "nonResourceURLs", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static RBAC_ROLE: Msg = Msg {
+    name: "Role",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "rules", Message(&RBAC_POLICY_RULE), REP),
+    ],
+};
+pub(super) static RBAC_ROLE_BINDING: Msg = Msg {
+    name: "RoleBinding",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "subjects", Message(&RBAC_SUBJECT), REP | OMITEMPTY),
+        f(3, "roleRef", Message(&RBAC_ROLE_REF), 0),
+    ],
+};
+pub(super) static RBAC_ROLE_REF: Msg = Msg {
+    name: "RoleRef",
+    fields: &[
+        f(1, "apiGroup", Str, 0),
+        f(2, "kind", Str, 0),
+        f(3, "name", Str, 0),
+    ],
+};
+pub(super) static RBAC_SUBJECT: Msg = Msg {
+    name: "Subject",
+    fields: &[
+        f(1, "kind", Str, 0),
+        f(2, "apiGroup", Str, OMITEMPTY),
+        f(3, "name", Str, 0),
+        f(4, "namespace", Str, OMITEMPTY),
+    ],
+};
 pub(super) static RBD_VOLUME_SOURCE: Msg = Msg {
     name: "RBDVolumeSource",
     fields: &[

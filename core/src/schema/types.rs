@@ -34,6 +34,10 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::MutatingWebhookConfigurations => &ADMISSIONREGISTRATION_MUTATING_WEBHOOK_CONFIGURATION,
         ResourceId::ValidatingAdmissionPolicies => &ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY,
         ResourceId::ValidatingAdmissionPolicyBindings => &ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING,
+        ResourceId::Roles => &RBAC_ROLE,
+        ResourceId::ClusterRoles => &RBAC_CLUSTER_ROLE,
+        ResourceId::RoleBindings => &RBAC_ROLE_BINDING,
+        ResourceId::ClusterRoleBindings => &RBAC_CLUSTER_ROLE_BINDING,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -2344,6 +2348,86 @@ pub(super) static QUOBYTE_VOLUME_SOURCE: Type = Type {
         f("tenant", Any),
         f("user", Any),
         f("volume", Any),
+    ],
+};
+
+pub(super) static RBAC_AGGREGATION_RULE: Type = Type {
+    name: "io.k8s.api.rbac.v1.AggregationRule",
+    fields: &[
+        f("clusterRoleSelectors", List(Item::Of(&META_LABEL_SELECTOR), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RBAC_CLUSTER_ROLE: Type = Type {
+    name: "io.k8s.api.rbac.v1.ClusterRole",
+    fields: &[
+        f("aggregationRule", Object(&RBAC_AGGREGATION_RULE)),
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("rules", List(Item::Of(&RBAC_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RBAC_CLUSTER_ROLE_BINDING: Type = Type {
+    name: "io.k8s.api.rbac.v1.ClusterRoleBinding",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        atomic("roleRef", Object(&RBAC_ROLE_REF)),
+        f("subjects", List(Item::Of(&RBAC_SUBJECT), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RBAC_POLICY_RULE: Type = Type {
+    name: "io.k8s.api.rbac.v1.PolicyRule",
+    fields: &[
+        f("apiGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("nonResourceURLs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("resourceNames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("resources", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("verbs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RBAC_ROLE: Type = Type {
+    name: "io.k8s.api.rbac.v1.Role",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("rules", List(Item::Of(&RBAC_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RBAC_ROLE_BINDING: Type = Type {
+    name: "io.k8s.api.rbac.v1.RoleBinding",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        atomic("roleRef", Object(&RBAC_ROLE_REF)),
+        f("subjects", List(Item::Of(&RBAC_SUBJECT), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static RBAC_ROLE_REF: Type = Type {
+    name: "io.k8s.api.rbac.v1.RoleRef",
+    fields: &[
+        f("apiGroup", Any),
+        f("kind", Any),
+        f("name", Any),
+    ],
+};
+
+pub(super) static RBAC_SUBJECT: Type = Type {
+    name: "io.k8s.api.rbac.v1.Subject",
+    fields: &[
+        f("apiGroup", Any),
+        f("kind", Any),
+        f("name", Any),
+        f("namespace", Any),
     ],
 };
 

@@ -1,0 +1,284 @@
+//! RBAC kinds against the core alone: stored, defaulted and validated as kube does, printed
+//! with kube's columns, and in discovery.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{ApiRequest, Cluster, Method};
+use crate::{Config, UnixTime};
+
+const ADMIN: &str = "admin";
+const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
+const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
+
+fn server() -> Cluster {
+    let config = Config {
+        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
+        ..Config::default()
+    };
+    Cluster::new(config, [3; 32], NOW)
+}
+
+fn call(
+    s: &mut Cluster,
+    method: Method,
+    path: &str,
+    accept: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let auth = alloc::format!("Bearer {ADMIN}");
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = Some(&auth);
+    req.accept = accept;
+    req.content_type = Some(if method == Method::Patch {
+        "application/merge-patch+json"
+    } else {
+        "application/json"
+    });
+    if !body.is_null() {
+        req.body = &bytes;
+    }
+    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+fn causes(answer: &Value) -> Vec<(String, String)> {
+    answer["details"]["causes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| {
+                    (
+                        String::from(c["field"].as_str().unwrap_or("")),
+                        String::from(c["message"].as_str().unwrap_or("")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn roles_and_bindings_are_stored_defaulted_and_printed() {
+    let mut s = server();
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "system:reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]});
+    let (status, created) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/namespaces/default/roles"),
+        None,
+        &role,
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["rules"][0]["verbs"], json!(["get", "list"]));
+    assert!(created["metadata"].get("generation").is_none(), "{created}");
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "read-pods"},
+        "roleRef": {"kind": "Role", "name": "system:reader"},
+        "subjects": [{"kind": "User", "name": "jane"}, {"kind": "Group", "name": "devs"},
+            {"kind": "ServiceAccount", "name": "bot", "namespace": "default"}]});
+    let (status, created) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/namespaces/default/rolebindings"),
+        None,
+        &binding,
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["roleRef"]["apiGroup"], "rbac.authorization.k8s.io");
+    assert_eq!(
+        created["subjects"][0]["apiGroup"],
+        "rbac.authorization.k8s.io"
+    );
+    assert_eq!(
+        created["subjects"][1]["apiGroup"],
+        "rbac.authorization.k8s.io"
+    );
+    assert!(
+        created["subjects"][2].get("apiGroup").is_none(),
+        "{created}"
+    );
+
+    let (status, table) = call(
+        &mut s,
+        Method::Get,
+        &alloc::format!("{RBAC}/namespaces/default/rolebindings"),
+        Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+        &Value::Null,
+    );
+    assert_eq!(status, 200, "{table}");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
+    );
+    assert_eq!(
+        table["rows"][0]["cells"],
+        json!([
+            "read-pods",
+            "Role/system:reader",
+            "0s",
+            "jane",
+            "devs",
+            "default/bot"
+        ])
+    );
+    let (_, roles) = call(
+        &mut s,
+        Method::Get,
+        &alloc::format!("{RBAC}/namespaces/default/roles"),
+        Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+        &Value::Null,
+    );
+    assert_eq!(roles["columnDefinitions"][1]["name"], "Created At");
+    assert_eq!(roles["rows"][0]["cells"][0], "system:reader");
+
+    let (status, list) = call(&mut s, Method::Get, RBAC, None, &Value::Null);
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "clusterrolebindings",
+            "clusterroles",
+            "rolebindings",
+            "roles"
+        ]
+    );
+}
+
+#[test]
+fn bad_rbac_objects_are_refused_with_kubes_wording() {
+    let mut s = server();
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"},
+        "rules": [{"resources": ["pods"]}, {"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]});
+    let (status, answer) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/namespaces/default/roles"),
+        None,
+        &role,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        causes(&answer),
+        [
+            (
+                String::from("rules[0].verbs"),
+                String::from("Required value: verbs must contain at least one value")
+            ),
+            (
+                String::from("rules[0].apiGroups"),
+                String::from("Required value: resource rules must supply at least one api group")
+            ),
+            (
+                String::from("rules[1].nonResourceURLs"),
+                String::from(
+                    "Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs"
+                )
+            ),
+        ]
+    );
+    let cluster_role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "health"},
+        "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]});
+    let (status, answer) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/clusterroles"),
+        None,
+        &cluster_role,
+    );
+    assert_eq!(status, 201, "{answer}");
+
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "x"},
+        "subjects": [{"kind": "ServiceAccount", "name": "bot"}, {"kind": "Robot", "name": "r2"}]});
+    let (status, answer) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/clusterrolebindings"),
+        None,
+        &binding,
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        causes(&answer),
+        [
+            (
+                String::from("roleRef.kind"),
+                String::from("Unsupported value: \"Role\": supported values: \"ClusterRole\"")
+            ),
+            (
+                String::from("subjects[0].namespace"),
+                String::from("Required value")
+            ),
+            (
+                String::from("subjects[1].kind"),
+                String::from(
+                    "Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\""
+                )
+            ),
+        ]
+    );
+
+    let good = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+        "roleRef": {"kind": "ClusterRole", "name": "health"}, "subjects": [{"kind": "Group", "name": "system:authenticated"}]});
+    let (status, answer) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/clusterrolebindings"),
+        None,
+        &good,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = call(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{RBAC}/clusterrolebindings/b"),
+        None,
+        &json!({"roleRef": {"name": "other"}}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        causes(&answer),
+        [(
+            String::from("roleRef"),
+            String::from(
+                "Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"other\"}: cannot change roleRef"
+            )
+        )]
+    );
+    let (status, answer) = call(
+        &mut s,
+        Method::Post,
+        &alloc::format!("{RBAC}/clusterroles"),
+        None,
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "a/b"}}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        causes(&answer),
+        [(
+            String::from("metadata.name"),
+            String::from("Invalid value: \"a/b\": may not contain '/'")
+        )]
+    );
+}
