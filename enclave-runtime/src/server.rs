@@ -32,13 +32,15 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the body of a refused request is read and thrown away, so that a client still
 /// sending it reads the answer instead of a reset (Go's server lingers likewise); a client that
-/// stalls, or sends more than [`DISCARD_LIMIT`], is cut off then.
+/// stalls, or sends more than its discard limit, is cut off then.
 const DISCARD_LINGER: Duration = Duration::from_secs(5);
-/// Most bytes of a refused request's body read and thrown away: Go's `maxPostHandlerReadBytes`,
-/// so a client gets what it gets from kube-apiserver. Reading more would let anonymous clients
-/// make the enclave decrypt bodies for nothing: with twice the body limit (6 MiB each), 600 of
-/// them pushed 9 GB through TLS in 30 s in `bench --only hostile-bodies`.
-const DISCARD_LIMIT: usize = 256 << 10;
+/// Most bytes of an unauthenticated or unauthorized request's body read and thrown away: Go's
+/// `maxPostHandlerReadBytes`. Reading more would let anonymous clients make the enclave decrypt
+/// bodies for nothing: with twice the body limit (6 MiB each), 600 of them pushed 9 GB through
+/// TLS in 30 s in `bench --only hostile-bodies`. An admitted caller's refused body (413, 429) is
+/// read up to twice the body limit, so that a client that sends its whole body before reading
+/// (Go's client reads the answer while it sends; others do not) still gets the answer.
+const DISCARD_LIMIT_UNADMITTED: usize = 256 << 10;
 /// Most bytes hyper buffers per connection, each way (its default is ~400 KB, to which its read
 /// buffer grows while a fast client streams a body): 600 clients pushing refused bodies held
 /// 320 MB in `bench --only hostile` with the default. A watch stream's chunks wait here too
@@ -597,10 +599,13 @@ fn budget_full() -> hyper::Response<ResponseBody> {
 
 /// The answer to a request whose body is not (or no longer) read: `Connection: close`, and the
 /// rest of the body read and thrown away in the background for [`DISCARD_LINGER`] at most, up to
-/// [`DISCARD_LIMIT`]; nothing of it is held.
-fn refuse_unread(body: Incoming, response: ApiResponse) -> hyper::Response<ResponseBody> {
+/// `limit` bytes; nothing of it is held.
+fn refuse_unread(
+    body: Incoming,
+    response: ApiResponse,
+    limit: usize,
+) -> hyper::Response<ResponseBody> {
     let mut body = body;
-    let limit = DISCARD_LIMIT;
     tokio::spawn(async move {
         let discard = async {
             let mut seen = 0usize;
@@ -699,19 +704,29 @@ async fn handle(
             if matches!(response.status, 401 | 403) {
                 log_security_event(parts.method.as_str(), path, &response);
             }
-            return Ok(refuse_unread(incoming, response));
+            return Ok(refuse_unread(incoming, response, DISCARD_LIMIT_UNADMITTED));
         }
+        // Admitted: its refused body may be read to the end (twice the limit at most).
+        let admitted_limit = shared.max_body.saturating_mul(2);
         match read_body(&shared, &mut incoming).await {
             Ok((bytes, held)) => (bytes, held, false),
             Err(BodyError::TooLarge) => (Bytes::new(), Held::default(), true),
             Err(BodyError::Busy) => {
-                return Ok(refuse_unread(incoming, budget_full_response()));
+                return Ok(refuse_unread(
+                    incoming,
+                    budget_full_response(),
+                    admitted_limit,
+                ));
             }
             Err(BodyError::Unreadable(reason)) => {
                 tracing::debug!("request body unreadable: {reason}");
                 let error =
                     Error::BadRequest(format!("the request body could not be read: {reason}"));
-                return Ok(refuse_unread(incoming, ApiResponse::error(&error)));
+                return Ok(refuse_unread(
+                    incoming,
+                    ApiResponse::error(&error),
+                    admitted_limit,
+                ));
             }
         }
     } else {
@@ -749,7 +764,8 @@ async fn handle(
             }
             if body_too_large {
                 // The body stays unread (413): end the connection after the answer.
-                return Ok(refuse_unread(incoming, response));
+                let limit = shared.max_body.saturating_mul(2);
+                return Ok(refuse_unread(incoming, response, limit));
             }
             charged(&shared, response)
         }
