@@ -3,20 +3,21 @@
 //! commits, and yields one [`Change`]; a replay applies the same records and reaches the same
 //! store and the same derived state. It is what the durable log persists and a replica applies.
 //!
-//! # Encoding (format version 1)
+//! # Encoding (format version 2)
 //!
 //! All integers little-endian; lengths count bytes.
 //!
 //! | bytes | field |
 //! |-------|-------|
-//! | 1     | format version, `1` |
+//! | 1     | format version, `2` |
 //! | 1     | kind: `0` created, `1` updated, `2` deleted |
 //! | 8     | revision (`u64`): the store's revision after this change |
 //! | 8     | `at`: nanoseconds since 1970 (`u64`), the time the writer decided the change |
 //! | 1     | origin: `0` the server's own work, `1` the scheduler, `2` a request, `3` a node's request |
 //! | 2 + n | origin `3` only: the node's name (`u16` length, UTF-8) |
-//! | 1     | resource: `0` built-in (index in the resource table), `1` custom (registry id) |
-//! | 4     | the index or id (`u32`) |
+//! | 1     | resource: `0` built-in, `1` custom |
+//! | built-in: 2 + n, 2 + n | its API group and plural (`u16` length, UTF-8 each): names, not the resource table's order, so that a log outlives a release that adds a kind |
+//! | custom: 4 | the registry id (`u32`) |
 //! | 2 + n | namespace (`u16` length, UTF-8; empty for cluster-scoped) |
 //! | 2 + n | name (`u16` length, UTF-8) |
 //! | 4 + n | object: compact JSON (`u32` length), `metadata.resourceVersion` = revision; for a delete, its last state at the deletion's revision |
@@ -35,7 +36,7 @@ use crate::watch::EventType;
 use crate::{Error, UnixTime};
 
 /// The format version [`Change::encode`] writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 
 /// What happened to the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,18 +142,18 @@ impl Change {
                 put_short(&mut out, node.as_bytes());
             }
         }
-        let (tag, number) = match self.key.resource {
-            ResourceId::Custom(id) => (1u8, id),
-            builtin => (
-                0,
-                builtin
-                    .index()
-                    .and_then(|i| u32::try_from(i).ok())
-                    .unwrap_or(u32::MAX),
-            ),
-        };
-        out.push(tag);
-        out.extend_from_slice(&number.to_le_bytes());
+        match self.key.resource {
+            ResourceId::Custom(id) => {
+                out.push(1);
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+            builtin => {
+                let rt = RESOURCES.iter().find(|rt| rt.id == builtin);
+                out.push(0);
+                put_short(&mut out, rt.map_or("", |rt| rt.group).as_bytes());
+                put_short(&mut out, rt.map_or("", |rt| rt.plural).as_bytes());
+            }
+        }
         put_short(&mut out, self.key.namespace.as_bytes());
         put_short(&mut out, self.key.name.as_bytes());
         let len = u32::try_from(self.object.json.len()).unwrap_or(u32::MAX);
@@ -184,13 +185,16 @@ impl Change {
             3 => Origin::Node(r.text()?.into()),
             _ => return Err(malformed("unknown origin")),
         };
-        let resource = match (r.u8()?, r.u32()?) {
-            (0, index) => usize::try_from(index)
-                .ok()
-                .and_then(|i| RESOURCES.get(i))
-                .map(|rt| rt.id)
-                .ok_or_else(|| malformed("unknown built-in resource"))?,
-            (1, id) => ResourceId::Custom(id),
+        let resource = match r.u8()? {
+            0 => {
+                let (group, plural) = (r.text()?, r.text()?);
+                RESOURCES
+                    .iter()
+                    .find(|rt| rt.group == group && rt.plural == plural)
+                    .map(|rt| rt.id)
+                    .ok_or_else(|| malformed("unknown built-in resource"))?
+            }
+            1 => ResourceId::Custom(r.u32()?),
             _ => return Err(malformed("unknown resource tag")),
         };
         let namespace = r.text()?;
@@ -289,7 +293,11 @@ mod tests {
             Origin::Request,
             Origin::Node("worker-1".into()),
         ] {
-            for resource in [ResourceId::Pods, ResourceId::Custom(7)] {
+            for resource in [
+                ResourceId::Pods,
+                ResourceId::Deployments,
+                ResourceId::Custom(7),
+            ] {
                 let c = change(origin.clone(), resource);
                 let back = Change::decode(&c.encode()).unwrap();
                 assert_eq!(back.kind, c.kind);
@@ -314,5 +322,20 @@ mod tests {
         let mut version = bytes;
         version[0] = 9;
         assert!(Change::decode(&version).is_err());
+    }
+
+    /// A built-in resource is named by group and plural, not by its place in the table.
+    #[test]
+    fn built_in_resources_are_named() {
+        let bytes = change(Origin::Server, ResourceId::Deployments).encode();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.contains("apps") && text.contains("deployments"),
+            "{text}"
+        );
+        let mut unknown = change(Origin::Server, ResourceId::Pods).encode();
+        let at = unknown.windows(4).position(|w| w == b"pods").unwrap();
+        unknown[at..at + 4].copy_from_slice(b"podz");
+        assert!(Change::decode(&unknown).is_err());
     }
 }
