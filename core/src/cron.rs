@@ -5,6 +5,7 @@
 //! puts in its `Invalid value` message. Times are computed in the schedule's IANA time zone
 //! (bundled database); a schedule without one runs in UTC, the enclave's only zone.
 
+use crate::gostr::quote as go_quote;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -191,10 +192,6 @@ fn descriptor(text: &str) -> Result<Kind, String> {
             None => Err(format!("unrecognized descriptor: {text}")),
         },
     }
-}
-
-fn go_quote(s: &str) -> String {
-    format!("\"{s}\"")
 }
 
 /// Go's `time.ParseDuration`, in nanoseconds; errors say `invalid duration` or `unknown unit`

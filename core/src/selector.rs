@@ -2,6 +2,7 @@
 //! field index they are matched against. Parsing and error texts follow
 //! `k8s.io/apimachinery/pkg/labels` and `pkg/fields` (v0.32); every structure is bounded.
 
+use crate::gostr::quote;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -183,28 +184,6 @@ impl LabelSelector {
     pub fn requirements(&self) -> &[LabelRequirement] {
         &self.requirements
     }
-}
-
-/// Go's `%q` for the ASCII-printable strings that appear in these messages; other characters
-/// are escaped the way Go escapes them.
-pub(crate) fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().saturating_add(2));
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `labels.NewRequirement`'s checks, with its error wording (paths relative to a nil root).

@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::error::Cause;
+use crate::gostr::quote;
 use crate::resource::ResourceId;
-use crate::selector::{LabelSelector, quote};
+use crate::selector::LabelSelector;
 
 mod policy;
 mod rbac;

@@ -39,7 +39,7 @@ pub(crate) fn admit(store: &Store, pod: &mut Value) -> Result<(), Error> {
                 &name,
                 &format!(
                     "pod rejected: RuntimeClass {} not found",
-                    crate::selector::quote(&class_name)
+                    crate::gostr::quote(&class_name)
                 ),
             )
         })?;

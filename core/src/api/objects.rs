@@ -463,7 +463,7 @@ impl Cluster {
                     reason: "FieldValueInvalid",
                     message: alloc::format!(
                         "Invalid value: {}: invalid character U+{:04X} (at position {at})",
-                        crate::selector::quote(manager),
+                        crate::gostr::quote(manager),
                         u32::from(c)
                     ),
                     field: "fieldManager".into(),
@@ -2110,7 +2110,7 @@ fn patch_invalid(shown: &str, detail: &str) -> Error {
         name: String::new(),
         causes: alloc::vec![crate::error::Cause {
             reason: "FieldValueInvalid",
-            message: alloc::format!("Invalid value: {}: {detail}", crate::selector::quote(shown)),
+            message: alloc::format!("Invalid value: {}: {detail}", crate::gostr::quote(shown)),
             field: "patch".into(),
         }],
     }

@@ -56,7 +56,7 @@ pub(crate) fn parse_resource_version(text: &str) -> Result<u64, Error> {
         _ if syntax => "invalid syntax",
         _ => "value out of range",
     };
-    let quoted = crate::selector::quote(text);
+    let quoted = crate::gostr::quote(text);
     Err(Error::BadRequest(alloc::format!(
         "invalid resource version: resourceVersion: Invalid value: {quoted}: strconv.ParseUint: parsing {quoted}: {reason}"
     )))
@@ -96,7 +96,7 @@ pub(crate) fn list_read(query: &Query, paged: bool) -> Result<ReadAt, Error> {
                 "resourceVersionMatch",
                 alloc::format!(
                     "Unsupported value: {}: supported values: \"Exact\", \"NotOlderThan\", \"\"",
-                    crate::selector::quote(matching)
+                    crate::gostr::quote(matching)
                 ),
             ));
         }

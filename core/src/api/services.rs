@@ -244,7 +244,7 @@ fn spec_mut(svc: &mut Value) -> Option<&mut Map<String, Value>> {
 
 /// Go's `%#v` of a `[]string`, as kube's field errors show `spec.clusterIPs`.
 pub(crate) fn go_strings(items: &[&str]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| crate::selector::quote(s)).collect();
+    let quoted: Vec<String> = items.iter().map(|s| crate::gostr::quote(s)).collect();
     alloc::format!("[]string{{{}}}", quoted.join(", "))
 }
 

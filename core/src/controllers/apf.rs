@@ -98,7 +98,7 @@ impl Cluster {
                 "Found",
                 alloc::format!(
                     "This FlowSchema references the PriorityLevelConfiguration object named {} and it exists",
-                    crate::selector::quote(&level)
+                    crate::gostr::quote(&level)
                 ),
             )
         } else {
@@ -107,7 +107,7 @@ impl Cluster {
                 "NotFound",
                 alloc::format!(
                     "This FlowSchema references the PriorityLevelConfiguration object named {} but there is no such object",
-                    crate::selector::quote(&level)
+                    crate::gostr::quote(&level)
                 ),
             )
         };

@@ -18,6 +18,7 @@
 //! limit applied to bodies and schemas before they get here. `x-kubernetes-validations` (CEL)
 //! rules are kept in the published schema but not evaluated.
 
+use crate::gostr::quote as go_quote;
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -486,27 +487,6 @@ impl Failure {
             },
         }
     }
-}
-
-/// Go's `strconv.Quote` of `s`, as field errors print string values.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn json_text(v: &Value) -> String {

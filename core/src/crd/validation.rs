@@ -15,8 +15,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
-use super::schema::{Schema, go_quote};
+use super::schema::Schema;
 use crate::error::Cause;
+use crate::gostr::quote as go_quote;
 use crate::json as j;
 use crate::validation as v;
 

@@ -6,8 +6,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use super::fieldpath::{FieldSet, go_json_string, go_quote};
+use super::fieldpath::{FieldSet, go_json_string};
 use crate::UnixTime;
+use crate::gostr::go_quote;
 
 /// kube-apiserver keeps at most this many `Update` entries (`DefaultMaxUpdateManagers`).
 const MAX_UPDATE_MANAGERS: usize = 10;

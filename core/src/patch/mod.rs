@@ -112,7 +112,7 @@ pub fn server_side_apply(
     fieldmanager::apply(resource, subresource, live, applied, manager, force, now)
 }
 
-pub(crate) use fieldpath::is_printable;
+pub(crate) use crate::gostr::is_printable;
 
 /// Records a non-apply write by `manager` (create when `old` is `None`) in `new`'s
 /// `managedFields`, as kube-apiserver's field manager does.

@@ -8,8 +8,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use super::fieldpath::{FieldSet, PathElement, compare_values, go_quote};
+use super::fieldpath::{FieldSet, PathElement, compare_values};
 use super::schema::{Ctx, ListKind, key_default};
+use crate::gostr::go_quote;
 
 /// How a field is treated, from the schema and the shape of its values.
 #[derive(Clone, Copy)]

@@ -155,7 +155,7 @@ pub(super) fn validate_resource_quota(e: &mut Errs, obj: &Value) {
             "[]core.ResourceQuotaScope{{{}}}",
             scopes
                 .iter()
-                .map(|s| crate::selector::quote(s))
+                .map(|s| crate::gostr::quote(s))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))

@@ -27,7 +27,7 @@ pub(super) fn path_segment_errors(name: &str) -> Vec<String> {
 fn go_strings(values: &[Value]) -> String {
     let items: Vec<String> = values
         .iter()
-        .map(|v| crate::selector::quote(v.as_str().unwrap_or("")))
+        .map(|v| crate::gostr::quote(v.as_str().unwrap_or("")))
         .collect();
     format!("[]string{{{}}}", items.join(", "))
 }
@@ -129,9 +129,9 @@ pub(super) fn validate_binding(e: &mut Errs, obj: &Value, old: Option<&Value>, n
         {
             let shown = format!(
                 "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
-                crate::selector::quote(api_group),
-                crate::selector::quote(kind),
-                crate::selector::quote(name)
+                crate::gostr::quote(api_group),
+                crate::gostr::quote(kind),
+                crate::gostr::quote(name)
             );
             e.invalid("roleRef", Bad::Raw(shown), "cannot change roleRef");
         }
