@@ -61,6 +61,34 @@ fn target_dir() -> PathBuf {
         .map_or_else(|| workspace_dir().join("target"), PathBuf::from)
 }
 
+/// Runs an external client program (a real client library's own build, e.g. `tests/clientgo`,
+/// `tests/kubers`) against a fresh dev cluster, its kubeconfig as the only argument: it must
+/// exit 0 and print `done_marker` on its last step. `name` labels the messages.
+pub fn run_client_program(name: &str, program: &Path, done_marker: &str) {
+    let cluster = DevCluster::start();
+    let start = Instant::now();
+    let out = Command::new(program)
+        .arg(&cluster.kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("run the {name} program: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the {name} program failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ncluster logs:\n{}",
+        out.status,
+        cluster.logs()
+    );
+    assert!(
+        stdout.contains(done_marker),
+        "the {name} program did not finish:\n{stdout}\n{stderr}"
+    );
+    println!(
+        "{name}: ran in {:.1}s:\n{stdout}",
+        start.elapsed().as_secs_f64()
+    );
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

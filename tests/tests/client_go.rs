@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use nautilus_tests::{DevCluster, workspace_dir};
+use nautilus_tests::workspace_dir;
 
 /// Whether `go` runs at all: without it the test is skipped (said on stdout), never passed
 /// silently; with it every failure fails the test.
@@ -63,26 +63,5 @@ fn client_go_operator_ssa_finalizers_metadata_informer_and_dry_run() {
         return;
     }
     let program = build_program();
-    let cluster = DevCluster::start();
-    let start = Instant::now();
-    let out = Command::new(&program)
-        .arg(&cluster.kubeconfig)
-        .output()
-        .expect("run the client-go program");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the client-go program failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ncluster logs:\n{}",
-        out.status,
-        cluster.logs()
-    );
-    assert!(
-        stdout.contains("clientgo: OK"),
-        "the client-go program did not finish:\n{stdout}\n{stderr}"
-    );
-    println!(
-        "client_go: ran in {:.1}s:\n{stdout}",
-        start.elapsed().as_secs_f64()
-    );
+    nautilus_tests::run_client_program("client-go", &program, "clientgo: OK");
 }

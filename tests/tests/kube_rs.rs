@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use nautilus_tests::{DevCluster, workspace_dir};
+use nautilus_tests::workspace_dir;
 
 /// Builds `tests/kubers` into `target/kubers/debug/kubers` and returns its path.
 fn build_program() -> PathBuf {
@@ -43,26 +43,5 @@ fn build_program() -> PathBuf {
 #[test]
 fn kube_rs_operator_ssa_finalizer_metadata_watcher_dry_run_and_controller() {
     let program = build_program();
-    let cluster = DevCluster::start();
-    let start = Instant::now();
-    let out = Command::new(&program)
-        .arg(&cluster.kubeconfig)
-        .output()
-        .expect("run the kube-rs program");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the kube-rs program failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ncluster logs:\n{}",
-        out.status,
-        cluster.logs()
-    );
-    assert!(
-        stdout.contains("kubers: OK"),
-        "the kube-rs program did not finish:\n{stdout}\n{stderr}"
-    );
-    println!(
-        "kube_rs: ran in {:.1}s:\n{stdout}",
-        start.elapsed().as_secs_f64()
-    );
+    nautilus_tests::run_client_program("kube-rs", &program, "kubers: OK");
 }
