@@ -49,31 +49,8 @@ impl std::fmt::Display for PreambleError {
     }
 }
 
-/// Percent-encodes `value` for a preamble field (the proxy's side of the contract, mirrored in
-/// `nautilus-proxy`; here for the tests).
 #[cfg(test)]
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// The preamble line for `cn` and `groups` (empty `cn`: no client certificate).
-#[cfg(test)]
-fn line(cn: &str, groups: &[String]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| encode(g)).collect();
-    format!(
-        "NAUTILUS/1 client-cert-cn={} groups={}\n",
-        encode(cn),
-        groups.join(",")
-    )
-}
+use nautilus_wire::preamble::{line, percent_encode as encode};
 
 fn decode(text: &str) -> Result<String, PreambleError> {
     let bytes = text.as_bytes();

@@ -52,29 +52,11 @@ impl EnclaveConnector {
 /// `A-Z a-z 0-9 - . _ ~` percent-encoded, empty values when the client showed no certificate.
 /// Sent always, so the client's own first line can never be taken for one.
 pub(crate) fn preamble(identity: Option<&(String, Vec<String>)>) -> Vec<u8> {
-    let (cn, groups) = match identity {
-        Some((cn, groups)) => (cn.as_str(), groups.as_slice()),
-        None => ("", &[][..]),
-    };
-    let groups: Vec<String> = groups.iter().map(|g| percent_encode(g)).collect();
-    format!(
-        "NAUTILUS/1 client-cert-cn={} groups={}\n",
-        percent_encode(cn),
-        groups.join(",")
-    )
-    .into_bytes()
-}
-
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
+    match identity {
+        Some((cn, groups)) => nautilus_wire::preamble::line(cn, groups),
+        None => nautilus_wire::preamble::line("", &[]),
     }
-    out
+    .into_bytes()
 }
 
 impl fmt::Display for EnclaveConnector {

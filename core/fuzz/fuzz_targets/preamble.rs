@@ -11,21 +11,12 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code, unreachable_pub)]
 mod preamble;
 
+// The proxy's writer, from the shared protocol crate.
+#[path = "../../../enclave-runtime/wire/src/preamble.rs"]
+mod wire_preamble;
+
 fn parse(line: &[u8]) -> Result<Option<nautilus_core::auth::CertUser>, String> {
     preamble::parse(line).map_err(|e| e.to_string())
-}
-
-/// The proxy's encoding of a preamble field.
-fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -33,13 +24,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(!user.name.is_empty(), "a preamble identity without a name");
-    let groups: Vec<String> = user.groups.iter().map(|g| encode(g)).collect();
-    let line = format!(
-        "NAUTILUS/1 client-cert-cn={} groups={}",
-        encode(&user.name),
-        groups.join(",")
-    );
-    let again = parse(line.as_bytes());
+    let line = wire_preamble::line(&user.name, &user.groups);
+    let again = parse(line.trim_end_matches('\n').as_bytes());
     assert_eq!(
         again,
         Ok(Some(user)),

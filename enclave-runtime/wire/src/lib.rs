@@ -1,8 +1,10 @@
 //! What the enclave runtime and the untrusted host proxy both speak, written once so the two
-//! sides cannot drift: the storage channel's frames ([`storage`]) and, with the `kms` feature,
+//! sides cannot drift: the stream preamble ([`preamble`]), the storage channel's frames
+//! ([`storage`]) and, with the `kms` feature,
 //! KMS's `Recipient` envelope, SigV4 and request shapes ([`kms`]), which the enclave's client and
 //! the simulated KMS of `nautilus-proxy dev` share.
 
 #[cfg(feature = "kms")]
 pub mod kms;
+pub mod preamble;
 pub mod storage;
