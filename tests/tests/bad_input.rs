@@ -46,6 +46,19 @@ impl Fixture {
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         );
         assert_eq!(reply.status, 201, "create namespace: {}", text(&reply));
+        // The namespace's own objects (its `default` ServiceAccount and `kube-root-ca.crt`) are
+        // written by controllers after the create: wait for both, so that the tests' "nothing
+        // was written" revision checks start after them.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for own in [
+            format!("/api/v1/namespaces/{ns}/serviceaccounts/default"),
+            format!("/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"),
+        ] {
+            while fixture.get(&own).status != 200 {
+                assert!(Instant::now() < deadline, "{own} never appeared");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         fixture
     }
 
