@@ -891,7 +891,7 @@ impl Checker {
         client: &mut Client,
         writers: &[Writer],
         readyz: &str,
-        kill: usize,
+        label: &str,
     ) -> Vec<String> {
         let mut wrong: Vec<String> =
             std::mem::take(&mut *client.shared.violations.lock().expect("violations"));
@@ -1095,8 +1095,8 @@ impl Checker {
                 ));
             }
         }
-        let name = format!("probe-{kill}");
-        let body = json!({"metadata": {"name": name}, "data": {"after-kill": kill.to_string()}});
+        let name = format!("probe-{label}");
+        let body = json!({"metadata": {"name": name}, "data": {"after": label}});
         match client.call(
             "POST",
             &Kind::ConfigMap.collection(),
@@ -1107,7 +1107,7 @@ impl Checker {
                 let probe = Present::from(Kind::ConfigMap, &reply.json());
                 if probe.rv <= max_seen {
                     wrong.push(format!(
-                        "the first write after restart {kill} got revision {}, not above {max_seen} \
+                        "the first write after restart {label} got revision {}, not above {max_seen} \
                          that a client saw before",
                         probe.rv
                     ));
@@ -1115,11 +1115,11 @@ impl Checker {
                 self.probes.push((name, probe));
             }
             Ok(reply) => wrong.push(format!(
-                "the probe write after restart {kill} answered {}: {}",
+                "the probe write after restart {label} answered {}: {}",
                 reply.status,
                 String::from_utf8_lossy(&reply.body)
             )),
-            Err(e) => wrong.push(format!("the probe write after restart {kill} failed: {e}")),
+            Err(e) => wrong.push(format!("the probe write after restart {label} failed: {e}")),
         }
         wrong
     }
@@ -1144,8 +1144,8 @@ enum Target {
 
 /// How to replay a run, and where it keeps its data directory and logs.
 struct Replay {
-    seed: u64,
-    kills: usize,
+    /// The environment that replays it (empty when there is nothing random to replay).
+    how: String,
     base: PathBuf,
 }
 
@@ -1153,10 +1153,8 @@ impl Replay {
     /// Fails the run, saying how to replay it and where its data directory and logs are kept.
     fn fail(&self, what: String) -> ! {
         panic!(
-            "{what}\nreplay with NAUTILUS_CRASH_SEED={} NAUTILUS_CRASH_KILLS={}\n\
-             data directory and logs kept in {}",
-            self.seed,
-            self.kills,
+            "{what}\n{}data directory and logs kept in {}",
+            self.how,
             self.base.display()
         )
     }
@@ -1200,8 +1198,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
     let mut run = 1;
     let mut dev = Dev::start(&base, run, port, &[]);
     let this = Replay {
-        seed,
-        kills,
+        how: format!("replay with NAUTILUS_CRASH_SEED={seed} NAUTILUS_CRASH_KILLS={kills}\n"),
         base: base.clone(),
     };
     let (_, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
@@ -1221,6 +1218,13 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         Some(&json!({"metadata": {"name": NAMESPACE}})),
     );
     let informer = Informer::start(&base, &kubeconfig);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while informer.state()["lists"].as_u64().unwrap_or(0) == 0 {
+        if Instant::now() > deadline {
+            this.fail("the informer never listed".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let writers: Vec<Writer> = (0..WRITERS).map(Writer::new).collect();
     let mut checker = Checker {
         list_rv: 0,
@@ -1242,6 +1246,17 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
             }
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // A check before any kill: the oracle finds nothing wrong with a cluster that did
+            // not restart (no false alarms), and the informer has something to follow.
+            shared.paused.store(false, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1500));
+            pause(&shared);
+            let (readyz, _) = wait_ready(&kubeconfig, port, Duration::from_secs(60))
+                .unwrap_or_else(|e| this.fail(format!("not ready before any kill: {e}")));
+            let wrong = checker.check(&mut control, &writers, &readyz, "baseline");
+            if !wrong.is_empty() {
+                this.fail(format!("before any kill:\n{}", wrong.join("\n")));
+            }
             for (kill, target) in targets.iter().enumerate() {
                 shared.paused.store(false, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(200 + rng.below(2300)));
@@ -1288,7 +1303,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
                     *now = (now.0 + 1, Arc::new(endpoint));
                 }
                 pause(&shared);
-                let wrong = checker.check(&mut control, &writers, &readyz, kill);
+                let wrong = checker.check(&mut control, &writers, &readyz, &kill.to_string());
                 println!(
                     "kill {kill} ({target:?}): ready in {:.1}s, LIST revision {}, {} violation(s)",
                     killed_at.elapsed().as_secs_f64(),
@@ -1417,6 +1432,161 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         println!("first refusals: {:#?}", totals.rejections);
     }
     drop(informer);
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Host store faults (`dev --storage-faults`: the store reads `DATA_DIR/storage-faults` before
+/// every write and sync): while fsync fails with EIO, the disk is full or writes stop halfway,
+/// writes get a 503/507 `Status`, reads keep working; once the fault clears writes resume; after
+/// a `kill -9` of the enclave every acknowledged write is back and each refused one is whole or
+/// absent.
+#[test]
+fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
+    let base = std::env::temp_dir().join(format!("nautilus-faults-{}", std::process::id()));
+    std::fs::create_dir_all(base.join("data")).expect("data dir");
+    let this = Replay {
+        how: String::new(),
+        base: base.clone(),
+    };
+    let kubeconfig = base.join("data/kubeconfig");
+    let control_file = base.join("data/storage-faults");
+    let port = free_port();
+    let dev = Dev::start(&base, 1, port, &["--storage-faults"]);
+    let (_, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
+        .unwrap_or_else(|e| this.fail(format!("dev never became ready: {e}")));
+    let shared = Arc::new(Shared {
+        endpoint: RwLock::new((0, Arc::new(endpoint))),
+        paused: AtomicBool::new(true),
+        busy: Vec::new(),
+        stop: AtomicBool::new(false),
+        max_seen: AtomicU64::new(0),
+        violations: Mutex::new(Vec::new()),
+    });
+    let mut client = Client::new(shared.clone());
+    client.must(
+        "POST",
+        "/api/v1/namespaces",
+        Some(&json!({"metadata": {"name": NAMESPACE}})),
+    );
+    let configmaps = Kind::ConfigMap.collection();
+    let configmap = |name: &str| json!({"metadata": {"name": name}, "data": {"v": name}});
+    let mut acked = vec![Present::from(
+        Kind::ConfigMap,
+        &client.must("POST", &configmaps, Some(&configmap("before"))),
+    )];
+    let mut refused = Vec::new();
+    for fault in ["fsync-eio", "disk-full", "short-write"] {
+        std::fs::write(&control_file, format!("{fault}\n")).expect("write the fault file");
+        let name = format!("during-{fault}");
+        let reply = client
+            .call(
+                "POST",
+                &configmaps,
+                Some(&configmap(&name)),
+                "application/json",
+            )
+            .unwrap_or_else(|e| this.fail(format!("no answer to a write during {fault}: {e}")));
+        let status: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        if !matches!(reply.status, 503 | 507)
+            || status["kind"] != "Status"
+            || status["code"] != reply.status
+        {
+            this.fail(format!(
+                "a write during {fault} answered {}: {status}",
+                reply.status
+            ));
+        }
+        refused.push(name);
+        // Reads keep working: a GET and a LIST.
+        for path in [format!("{configmaps}/before"), configmaps.clone()] {
+            let reply = client
+                .call("GET", &path, None, "application/json")
+                .unwrap_or_else(|e| this.fail(format!("GET {path} during {fault}: {e}")));
+            if reply.status != 200 {
+                this.fail(format!(
+                    "GET {path} during {fault} answered {}: {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ));
+            }
+        }
+        std::fs::remove_file(&control_file).expect("clear the fault");
+        // Writes resume (each attempt under its own name: a refused one may still be applied).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for attempt in 0.. {
+            let name = format!("after-{fault}-{attempt}");
+            match client.call(
+                "POST",
+                &configmaps,
+                Some(&configmap(&name)),
+                "application/json",
+            ) {
+                Ok(reply) if reply.status == 201 => {
+                    acked.push(Present::from(Kind::ConfigMap, &reply.json()));
+                    break;
+                }
+                other => {
+                    refused.push(name);
+                    if Instant::now() > deadline {
+                        this.fail(format!("writes did not resume after {fault}: {other:?}"));
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // kill -9 the enclave: what was acknowledged comes back, what was refused is whole or gone.
+    let before = dev.enclaves();
+    for pid in &before {
+        signal(*pid, 9);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dev.enclaves().iter().all(|p| before.contains(p)) {
+        if Instant::now() > deadline {
+            this.fail("dev never restarted the enclave".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
+        .unwrap_or_else(|e| this.fail(format!("not ready after the kill: {e}")));
+    *shared.endpoint.write().expect("endpoint lock") = (1, Arc::new(endpoint));
+    let (items, _) = Checker::list(&mut client, &configmaps);
+    let mut wrong = Vec::new();
+    for want in &acked {
+        let name = want.object["metadata"]["name"].as_str().unwrap_or_default();
+        let found = items.get(name).map(|o| Present::from(Kind::ConfigMap, o));
+        if found
+            .as_ref()
+            .is_none_or(|f| f.uid != want.uid || f.rv != want.rv)
+        {
+            wrong.push(format!(
+                "{name}: acknowledged uid {} rv {} but found {}",
+                want.uid,
+                want.rv,
+                describe(&found)
+            ));
+        }
+    }
+    for name in &refused {
+        if let Some(found) = items.get(name)
+            && found["data"] != json!({"v": name})
+        {
+            wrong.push(format!(
+                "{name} was refused and came back half-applied: {found}"
+            ));
+        }
+    }
+    if !wrong.is_empty() {
+        this.fail(wrong.join("\n"));
+    }
+    println!(
+        "storage faults: {} writes acknowledged around the faults, {} refused ({} of them \
+         applied after the restart)",
+        acked.len(),
+        refused.len(),
+        refused.iter().filter(|n| items.contains_key(*n)).count()
+    );
     drop(dev);
     let _ = std::fs::remove_dir_all(&base);
 }
