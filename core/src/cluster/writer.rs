@@ -92,6 +92,8 @@ pub(crate) struct Journal {
     /// Whether changes are kept at all (off unless the runtime asks).
     pub(crate) on: bool,
     pub(crate) records: Vec<Record>,
+    /// Entries journaled since start: what a caller waits to see persisted after its call.
+    pub(crate) total: u64,
 }
 
 impl Cluster {
@@ -212,6 +214,12 @@ impl Cluster {
         !self.journal.records.is_empty()
     }
 
+    /// How many entries have been journaled since start: once that many are persisted,
+    /// everything a caller's call changed is.
+    pub fn journaled(&self) -> u64 {
+        self.journal.total
+    }
+
     /// Journals a stake batch the registry applied, before the writes its revocations make.
     pub(crate) fn journal_stakes(
         &mut self,
@@ -225,6 +233,7 @@ impl Cluster {
                 trust,
                 batch: batch.clone(),
             }));
+            self.journal.total = self.journal.total.saturating_add(1);
         }
     }
 
@@ -274,6 +283,7 @@ impl Cluster {
         self.apply(&change, prepared, obj, previous.as_ref());
         if self.journal.on {
             self.journal.records.push(Record::Change(change));
+            self.journal.total = self.journal.total.saturating_add(1);
         }
         Ok(json)
     }
