@@ -355,6 +355,12 @@ impl StakeRegistry {
         self.apply_push_with(body, package, &mut TrustTheRelay, now)
     }
 
+    /// Parses a `POST /api/v1/sui-events` body into the batch [`Self::apply_push`] would
+    /// apply (the same checks, nothing applied).
+    pub fn parse_push(&self, body: &[u8], package: &[u8; 32]) -> Result<EventBatch, Error> {
+        parse_push(body, package, &self.limits)
+    }
+
     /// As [`Self::apply_push`], with the given verifier.
     pub fn apply_push_with(
         &mut self,

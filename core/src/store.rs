@@ -166,6 +166,16 @@ impl Store {
         }
     }
 
+    /// Continues at `revision` when it is ahead: a recovered run skips the revisions an
+    /// earlier run may have handed out without making them durable. Readers positioned in
+    /// between get 410 Expired from the ring and re-list.
+    pub(crate) fn skip_to(&mut self, revision: u64) {
+        if revision > self.revision {
+            self.ring.skip(self.revision, revision);
+            self.revision = revision;
+        }
+    }
+
     /// The revision of the latest write.
     pub fn revision(&self) -> u64 {
         self.revision

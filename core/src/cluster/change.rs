@@ -10,7 +10,7 @@
 //! | bytes | field |
 //! |-------|-------|
 //! | 1     | format version, `2` |
-//! | 1     | kind: `0` created, `1` updated, `2` deleted |
+//! | 1     | kind: `0` created, `1` updated, `2` deleted (`3` is a stake batch: see [`super::record`]) |
 //! | 8     | revision (`u64`): the store's revision after this change |
 //! | 8     | `at`: nanoseconds since 1970 (`u64`), the time the writer decided the change |
 //! | 1     | origin: `0` the server's own work, `1` the scheduler, `2` a request, `3` a node's request |
@@ -218,22 +218,22 @@ impl Change {
     }
 }
 
-fn put_short(out: &mut Vec<u8>, text: &[u8]) {
+pub(super) fn put_short(out: &mut Vec<u8>, text: &[u8]) {
     let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(text.get(..usize::from(len)).unwrap_or(text));
 }
 
-fn malformed(what: &str) -> Error {
+pub(super) fn malformed(what: &str) -> Error {
     Error::Internal(alloc::format!("malformed change record: {what}"))
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         if self.bytes.len() < n {
             return Err(malformed("truncated"));
         }
@@ -242,23 +242,23 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
         self.take(N)?.try_into().map_err(|_| malformed("truncated"))
     }
 
-    fn u8(&mut self) -> Result<u8, Error> {
+    pub(super) fn u8(&mut self) -> Result<u8, Error> {
         Ok(u8::from_le_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32, Error> {
+    pub(super) fn u32(&mut self) -> Result<u32, Error> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, Error> {
+    pub(super) fn u64(&mut self) -> Result<u64, Error> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    fn text(&mut self) -> Result<String, Error> {
+    pub(super) fn text(&mut self) -> Result<String, Error> {
         let len = u16::from_le_bytes(self.array()?);
         let bytes = self.take(usize::from(len))?;
         core::str::from_utf8(bytes)

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::change::Change;
+use super::record::Record;
 use crate::api::{ApiRequest, Cluster, Method};
 use crate::resource::{RESOURCES, ResourceId};
 use crate::{Config, UnixTime};
@@ -92,6 +92,39 @@ impl Live {
     fn fresh(&mut self, prefix: &str) -> String {
         self.serial += 1;
         alloc::format!("{prefix}-{}", self.serial)
+    }
+
+    /// A checkpoint of stake events for one of the stakes nodes register to: deposits, a
+    /// slash, or a withdrawal (whose revocation cordons and evicts through writes of its own).
+    fn stake_batch(&mut self) {
+        use crate::stake::{EventBatch, EventId, StakeEvent, StakeEventKind, TrustTheRelay};
+        self.serial += 1;
+        let mut stake_id = [0u8; 32];
+        stake_id[31] = self.rng.below(3) as u8;
+        let kind = match self.rng.below(4) {
+            0 => StakeEventKind::Withdrawn,
+            1 => StakeEventKind::Slashed { amount: 1_000 },
+            _ => StakeEventKind::Deposited {
+                owner: crate::token::SuiAddress([5; 32]),
+                amount: 2_000_000_000,
+            },
+        };
+        let batch = EventBatch {
+            checkpoint: self.serial as u64,
+            foreign: 0,
+            events: alloc::vec![StakeEvent {
+                id: EventId {
+                    tx_digest: alloc::format!("tx{}", self.serial),
+                    event_seq: 0,
+                },
+                stake_id,
+                kind,
+            }],
+        };
+        self.server
+            .apply_sui_batch(self.now, &batch, &mut TrustTheRelay)
+            .expect("a valid batch");
+        *self.written.entry("stake batches").or_default() += 1;
     }
 
     /// Runs whatever the timers have due now, as the runtime would.
@@ -634,6 +667,14 @@ fn derived(server: &Cluster) -> Vec<(&'static str, String)> {
         ),
         ("stake registrations", server.registrations.fingerprint()),
         (
+            "stake registry",
+            {
+                let mut stakes = server.stakes().iter().collect::<Vec<_>>();
+                stakes.sort_by_key(|(id, _)| **id);
+                alloc::format!("{:?} {stakes:?}", server.stakes().last_checkpoint())
+            }
+        ),
+        (
             "store usage",
             alloc::format!(
                 "{} {} {}",
@@ -670,6 +711,9 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         steps += 1;
         assert!(steps < 40_000, "the workload stopped writing");
         live.step();
+        if live.rng.below(40) == 0 {
+            live.stake_batch();
+        }
         if live.rng.below(3) == 0 {
             let millis = live.rng.below(4_000) as u64;
             live.now = UnixTime {
@@ -677,7 +721,7 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
             };
         }
         live.run_timers();
-        records.extend(live.server.take_changes().iter().map(Change::encode));
+        records.extend(live.server.take_records().iter().map(Record::encode));
     }
     // Every built-in kind and a custom resource were written by a request.
     for rt in RESOURCES {
@@ -697,8 +741,9 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
     // A different seed: whatever was random must come from the records.
     let mut replica = Cluster::empty(config(), [9; 32], T0);
     for record in &records {
-        let change = Change::decode(record).unwrap();
-        replica.replay(&change).unwrap();
+        replica
+            .replay_record(&Record::decode(record).unwrap())
+            .unwrap();
     }
     assert_eq!(replica.store().revision(), live.server.store().revision());
     let (a, b) = (objects(&live.server), objects(&replica));
@@ -720,6 +765,45 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
             first_difference(&x, &y)
         );
     }
+
+    // A restart from the same records, later and with another seed: the same objects, and
+    // revisions continue past whatever the earlier run may have shown without persisting it.
+    let later = UnixTime {
+        nanos: live.now.nanos + 3_600_000_000_000,
+    };
+    let last = live.server.store().revision();
+    let mut recovered = Cluster::recover(config(), [11; 32], later, &records).unwrap();
+    assert_eq!(objects(&recovered), a, "recovered objects differ");
+    let skip = config().max_pending_changes as u64;
+    assert_eq!(recovered.store().revision(), last + skip + 1);
+    let ring = recovered.watch_ring();
+    let mut events = Vec::new();
+    assert!(
+        ring.read_visible_after(last - 5, 100, &mut events).is_ok() && events.len() == 5,
+        "a watch from a revision the records hold continues"
+    );
+    for phantom in [last + 1, last + skip] {
+        assert!(
+            ring.read_visible_after(phantom, 100, &mut events).is_err(),
+            "a watch from {phantom}, which no record holds, gets 410"
+        );
+    }
+    assert!(ring.read_visible_after(last + skip + 1, 100, &mut Vec::new()) == Ok(0));
+    // New writes are journaled and continue upward.
+    recovered.take_records();
+    let status = {
+        let auth = alloc::format!("Bearer {TOKEN}");
+        let mut req = ApiRequest::new(Method::Post, "/api/v1/namespaces");
+        req.authorization = Some(&auth);
+        req.content_type = Some("application/json");
+        let body = br#"{"metadata":{"name":"after-restart"}}"#;
+        req.body = body;
+        recovered.handle_request(later, &req).into_response().unwrap().status
+    };
+    assert_eq!(status, 201);
+    let journal = recovered.take_records();
+    assert_eq!(journal.len(), 1);
+    assert_eq!(journal[0].revision(), Some(last + skip + 2));
 }
 
 /// Where two descriptions first differ, with a little context.

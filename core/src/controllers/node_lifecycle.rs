@@ -86,6 +86,24 @@ impl NodeLifecycle {
         self.reschedule(node, Some(due));
     }
 
+    /// A restarted server has heard from nobody yet: every reachable node gets a full grace
+    /// period from `now`, as kube's node lifecycle controller gives the nodes it first sees,
+    /// instead of being found late by the downtime.
+    pub(crate) fn restarted(&mut self, now: UnixTime, grace_secs: u64) {
+        let reachable: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, h)| h.unreachable_since.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in reachable {
+            if let Some(health) = self.nodes.get_mut(&name) {
+                health.last_heartbeat = health.last_heartbeat.max(now);
+            }
+            self.reschedule(&name, Some(now.plus_secs(grace_secs)));
+        }
+    }
+
     fn forget(&mut self, node: &str) {
         if let Some(health) = self.nodes.remove(node)
             && let Some(due) = health.due
