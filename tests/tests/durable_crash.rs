@@ -1022,6 +1022,43 @@ impl Checker {
                 }
             }
         }
+        // The Deployment controller's ReplicaSets came back owned by the acknowledged
+        // Deployment (a lost or replaced uid would orphan them).
+        let deployments: Vec<(String, String)> = writers
+            .iter()
+            .flat_map(|w| {
+                w.objects
+                    .lock()
+                    .expect("objects")
+                    .iter()
+                    .filter(|o| o.kind == Kind::Deployment)
+                    .filter_map(|o| o.acked.as_ref().map(|p| (o.name.clone(), p.uid.clone())))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let replicasets = client.must(
+            "GET",
+            &format!("/apis/apps/v1/namespaces/{NAMESPACE}/replicasets"),
+            None,
+        );
+        for rs in replicasets["items"].as_array().into_iter().flatten() {
+            for owner in rs["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let name = owner["name"].as_str().unwrap_or_default();
+                let uid = owner["uid"].as_str().unwrap_or_default();
+                if let Some((_, want)) = deployments.iter().find(|(n, _)| n == name)
+                    && want != uid
+                {
+                    wrong.push(format!(
+                        "replicaset {} is owned by deployment {name} uid {uid}, not {want}",
+                        rs["metadata"]["name"]
+                    ));
+                }
+            }
+        }
         // Nothing the load did not write (a write refused with a 4xx that was applied anyway).
         for kind in kinds {
             for name in lists[&kind]
@@ -1140,6 +1177,8 @@ enum Target {
     Proxy,
     /// The proxy and the enclave together.
     Both,
+    /// Not a kill: SIGTERM to the proxy, which stops its enclave in order (longer runs only).
+    Stop,
 }
 
 /// How to replay a run, and where it keeps its data directory and logs.
@@ -1178,11 +1217,13 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
     let kills = env_u64("NAUTILUS_CRASH_KILLS").unwrap_or(6) as usize;
     println!("durable crash test: NAUTILUS_CRASH_SEED={seed} NAUTILUS_CRASH_KILLS={kills}");
     let mut rng = Rng(seed);
-    // A third of the kills hit the proxy (alone or with the enclave), the rest the enclave.
+    // A third of the kills hit the proxy (alone, with the enclave, or a SIGTERM from the
+    // seventh on), the rest the enclave.
     let mut targets: Vec<Target> = (0..kills)
-        .map(|i| match i % 3 {
-            2 if i % 6 == 2 => Target::Proxy,
-            2 => Target::Both,
+        .map(|i| match (i % 3, i / 3 % 3) {
+            (2, 0) => Target::Proxy,
+            (2, 1) => Target::Both,
+            (2, _) => Target::Stop,
             _ => Target::Enclave,
         })
         .collect();
@@ -1232,6 +1273,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         probes: Vec::new(),
     };
     let mut ready_times = Vec::new();
+    let mut replay_times = Vec::new();
     let mut orphan_stops = Vec::new();
 
     std::thread::scope(|s| {
@@ -1278,26 +1320,41 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
                             std::thread::sleep(Duration::from_millis(20));
                         }
                     }
-                    Target::Proxy | Target::Both => {
+                    Target::Proxy | Target::Both | Target::Stop => {
                         let pids = dev.enclaves();
                         if *target == Target::Both {
                             for pid in &pids {
                                 signal(*pid, 9);
                             }
                         }
-                        let _ = dev.child.kill();
-                        let _ = dev.child.wait();
-                        // The orphaned enclave gets SIGTERM from the kernel (parent death).
+                        if *target == Target::Stop {
+                            signal(dev.child.id(), 15);
+                            let deadline = Instant::now() + Duration::from_secs(30);
+                            while dev.child.try_wait().ok().flatten().is_none() {
+                                if Instant::now() > deadline {
+                                    this.fail(format!("dev ignored SIGTERM (kill {kill})"));
+                                }
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        } else {
+                            let _ = dev.child.kill();
+                            let _ = dev.child.wait();
+                        }
+                        // An orphaned enclave gets SIGTERM from the kernel (parent death).
                         orphan_stops.push(wait_no_enclave(&dev.data, Duration::from_secs(30)));
                         run += 1;
                         dev = Dev::start(&base, run, port, &[]);
                     }
                 }
+                // From the new enclave's start: the cost of replaying the log, without dev's
+                // restart backoff.
+                let respawned_at = Instant::now();
                 let (readyz, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
                     .unwrap_or_else(|e| {
                         this.fail(format!("not ready after kill {kill} ({target:?}): {e}"))
                     });
                 ready_times.push(killed_at.elapsed());
+                replay_times.push(respawned_at.elapsed());
                 {
                     let mut now = shared.endpoint.write().expect("endpoint lock");
                     *now = (now.0 + 1, Arc::new(endpoint));
@@ -1402,17 +1459,21 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         }
     }
     ready_times.sort();
+    replay_times.sort();
     orphan_stops.sort();
     let secs = |d: Duration| format!("{:.1}s", d.as_secs_f64());
     println!(
-        "durable crash summary (seed {seed}): {kills} kills ({} enclave, {} proxy, {} both); \
+        "durable crash summary (seed {seed}): {kills} kills ({} enclave, {} proxy, {} both, {} \
+         SIGTERM of the proxy); \
          {} writes acknowledged, {} refused, {} unknown ({} found applied, {} not applied); \
-         writes by op {:?}; restart to ready min {} median {} max {}; orphaned enclave stopped \
-         within max {}; informer: {} lists, {} resumes, {} expired (410), {} events; \
+         writes by op {:?}; kill to ready (with dev's restart backoff) min {} median {} max {}; \
+         new enclave process to ready min {} median {} max {}; orphaned enclave stopped within \
+         max {}; informer: {} lists, {} resumes, {} expired (410), {} events; \
          final LIST revision {list_rv}",
         targets.iter().filter(|t| **t == Target::Enclave).count(),
         targets.iter().filter(|t| **t == Target::Proxy).count(),
         targets.iter().filter(|t| **t == Target::Both).count(),
+        targets.iter().filter(|t| **t == Target::Stop).count(),
         totals.acked,
         totals.rejected,
         totals.unknown,
@@ -1422,6 +1483,9 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         secs(ready_times.first().copied().unwrap_or_default()),
         secs(median(&ready_times)),
         secs(ready_times.last().copied().unwrap_or_default()),
+        secs(replay_times.first().copied().unwrap_or_default()),
+        secs(median(&replay_times)),
+        secs(replay_times.last().copied().unwrap_or_default()),
         secs(orphan_stops.last().copied().unwrap_or_default()),
         informed["lists"],
         informed["resumes"],
@@ -1476,6 +1540,7 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
         &client.must("POST", &configmaps, Some(&configmap("before"))),
     )];
     let mut refused = Vec::new();
+    let mut refusals = Vec::new();
     for fault in ["fsync-eio", "disk-full", "short-write"] {
         std::fs::write(&control_file, format!("{fault}\n")).expect("write the fault file");
         let name = format!("during-{fault}");
@@ -1488,6 +1553,12 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
             )
             .unwrap_or_else(|e| this.fail(format!("no answer to a write during {fault}: {e}")));
         let status: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        refusals.push(format!(
+            "{fault}: {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        ));
+        let said = status["message"].as_str().unwrap_or_default().to_string();
         if !matches!(reply.status, 503 | 507)
             || status["kind"] != "Status"
             || status["code"] != reply.status
@@ -1497,7 +1568,7 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
                 reply.status
             ));
         }
-        refused.push(name);
+        refused.push((name, said));
         // Reads keep working: a GET and a LIST.
         for path in [format!("{configmaps}/before"), configmaps.clone()] {
             let reply = client
@@ -1527,7 +1598,20 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
                     break;
                 }
                 other => {
-                    refused.push(name);
+                    let mut said = String::new();
+                    if let Ok(reply) = &other {
+                        refusals.push(format!(
+                            "after {fault}: {} {}",
+                            reply.status,
+                            String::from_utf8_lossy(&reply.body)
+                        ));
+                        said = serde_json::from_slice::<Value>(&reply.body).unwrap_or_default()
+                            ["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                    }
+                    refused.push((name, said));
                     if Instant::now() > deadline {
                         this.fail(format!("writes did not resume after {fault}: {other:?}"));
                     }
@@ -1568,24 +1652,44 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
             ));
         }
     }
-    for name in &refused {
-        if let Some(found) = items.get(name)
-            && found["data"] != json!({"v": name})
-        {
-            wrong.push(format!(
-                "{name} was refused and came back half-applied: {found}"
-            ));
+    // A refusal that says the write was applied and is persisted once the host recovers must
+    // hold that promise (a later write was acknowledged, and the log is in order); any other
+    // refusal changed nothing.
+    for (name, said) in &refused {
+        let promised = said.contains("was applied");
+        match items.get(name) {
+            Some(found) if found["data"] != json!({"v": name}) => {
+                wrong.push(format!(
+                    "{name} was refused and came back half-applied: {found}"
+                ));
+            }
+            Some(_) if !promised => {
+                wrong.push(format!(
+                    "{name} was refused ({said}) but came back after the restart"
+                ));
+            }
+            None if promised => {
+                wrong.push(format!(
+                    "{name} was answered \"{said}\" but is gone after the restart"
+                ));
+            }
+            _ => {}
         }
     }
     if !wrong.is_empty() {
         this.fail(wrong.join("\n"));
     }
     println!(
-        "storage faults: {} writes acknowledged around the faults, {} refused ({} of them \
-         applied after the restart)",
+        "storage faults: {} writes acknowledged around the faults, {} refused; applied after \
+         all (found after the restart): {:?}; the refusals: {:#?}",
         acked.len(),
         refused.len(),
-        refused.iter().filter(|n| items.contains_key(*n)).count()
+        refused
+            .iter()
+            .filter(|(n, _)| items.contains_key(n))
+            .map(|(n, _)| n)
+            .collect::<Vec<_>>(),
+        refusals
     );
     drop(dev);
     let _ = std::fs::remove_dir_all(&base);
