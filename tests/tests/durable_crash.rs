@@ -2,7 +2,8 @@
 //! (creates, PUTs with resourceVersion, merge and JSON patches, deletes across ConfigMaps,
 //! Secrets, Services, namespaces and a Deployment whose controller writes ReplicaSets) runs
 //! against `nautilus-proxy dev --durable-log` while the test `kill -9`s the enclave, the proxy,
-//! or both, at seeded random moments, and starts the proxy again on the same data directory.
+//! or both, at seeded random moments (and, in longer runs, stops the proxy with SIGTERM), and
+//! starts the proxy again on the same data directory.
 //!
 //! An acknowledged-write oracle records every 2xx answer (uid, resourceVersion, the fields the
 //! write set). A request that failed or whose connection broke is "unknown": after the restart
@@ -11,10 +12,12 @@
 //! get revisions above every revision a client saw, that Services' clusterIPs and nodePorts are
 //! unique, and that `/readyz?verbose` shows the durable log. An informer (the Python client's
 //! watch, `tests/python/informer.py`) runs across every restart and must end equal to a LIST.
+//! A second test injects host store faults (`dev --storage-faults`).
 //!
-//! `NAUTILUS_CRASH_SEED` replays a run (the seed is printed), `NAUTILUS_CRASH_KILLS` sets the
-//! number of kills (default 6: 4 of the enclave, 2 of the proxy). A failing run keeps its data
-//! directory and logs and prints where they are.
+//! `NAUTILUS_CRASH_SEED` replays a run's kill schedule and write choices (the seed is printed;
+//! thread timing is not replayed), `NAUTILUS_CRASH_KILLS` sets the number of kills (default 6:
+//! 4 of the enclave, 2 of the proxy, one of them with its enclave). A failing run keeps its
+//! data directory and logs and prints where they are.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -398,6 +401,21 @@ struct Counts {
     by_op: BTreeMap<&'static str, u64>,
 }
 
+/// One write chosen by a writer, with what the oracle expects of it.
+struct Planned {
+    /// The object, in its writer's list.
+    index: usize,
+    op: Op,
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    content_type: &'static str,
+    /// The object's surface if the write applies (`None`: deleted).
+    if_applied: Option<Surface>,
+    /// The acknowledged uid and revision the write starts from.
+    base: Option<(String, u64)>,
+}
+
 /// A writer thread: owns its objects and writes to them while not paused.
 struct Writer {
     index: usize,
@@ -462,162 +480,163 @@ impl Writer {
         }
     }
 
-    /// Picks an object that is not in doubt and writes it; `false` when the write got no
-    /// acknowledgement.
+    /// Picks an object that is not in doubt, writes it and records the outcome; `false` when
+    /// the write got no acknowledgement.
     fn one_write(&self, client: &mut Client, rng: &mut Rng) -> bool {
-        let (index, kind, name, op, body, content_type, path, method, if_applied, base) = {
-            let mut objects = self.objects.lock().expect("objects");
-            let free: Vec<usize> = (0..objects.len())
-                .filter(|&i| objects[i].doubt.is_none())
-                .collect();
-            if free.is_empty() {
-                return false;
-            }
-            let index = free[rng.below(free.len() as u64) as usize];
-            let object = &mut objects[index];
-            object.step += 1;
-            let step = object.step;
-            let kind = object.kind;
-            let value = |k: &str| {
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}-{step}-{k}", object.name))
-            };
-            let op = match (&object.acked, kind, rng.below(10)) {
-                (None, _, _) => Op::Create,
-                // Namespaces and the Deployment stay (a controller handles their deletion).
-                (Some(_), Kind::Deployment, _) => Op::MergePatch,
-                (Some(_), Kind::Namespace, 0..=4) => Op::MergePatch,
-                (Some(_), Kind::Namespace, _) => Op::Put,
-                (Some(_), _, 0..=2) => Op::Put,
-                (Some(_), _, 3..=5) => Op::MergePatch,
-                (Some(_), _, 6..=8) => Op::JsonPatch,
-                (Some(_), _, _) => Op::Delete,
-            };
-            let collection = kind.collection();
-            let item = format!("{collection}/{}", object.name);
-            let previous = object
-                .acked
-                .as_ref()
-                .map(|p| p.surface.clone())
-                .unwrap_or_default();
-            let mut surface = previous.clone();
-            let (method, path, body, content_type, if_applied) = match op {
-                Op::Create => {
-                    let surface = Surface::from([
-                        (kind.key("step"), value("step")),
-                        (kind.key("a"), value("a")),
-                    ]);
-                    let body = kind.object(&object.name, &surface);
-                    (
-                        "POST",
-                        collection,
-                        Some(body),
-                        "application/json",
-                        Some(surface),
-                    )
-                }
-                Op::Put => {
-                    let surface = Surface::from([
-                        (kind.key("step"), value("step")),
-                        (kind.key("b"), value("b")),
-                    ]);
-                    let mut body = object
-                        .acked
-                        .as_ref()
-                        .map(|p| p.object.clone())
-                        .unwrap_or_default();
-                    set_surface(kind, &mut body, &surface);
-                    ("PUT", item, Some(body), "application/json", Some(surface))
-                }
-                Op::MergePatch => {
-                    surface.insert(kind.key("step"), value("step"));
-                    surface.insert(kind.key("c"), value("c"));
-                    let set = json!({kind.key("step"): value("step"), kind.key("c"): value("c")});
-                    let body = if kind.in_data() {
-                        json!({"data": set})
-                    } else if kind == Kind::Deployment {
-                        // The replica count and the annotation saying it go in one write.
-                        let replicas = 1 + step % 3;
-                        surface.insert(kind.key("replicas"), replicas.to_string());
-                        let mut set = set;
-                        set[kind.key("replicas")] = json!(replicas.to_string());
-                        json!({"metadata": {"annotations": set}, "spec": {"replicas": replicas}})
-                    } else {
-                        json!({"metadata": {"annotations": set}})
-                    };
-                    (
-                        "PATCH",
-                        item,
-                        Some(body),
-                        "application/merge-patch+json",
-                        Some(surface),
-                    )
-                }
-                Op::JsonPatch => {
-                    surface.insert(kind.key("step"), value("step"));
-                    surface.insert(kind.key("d"), value("d"));
-                    let body = json!([
-                        {"op": "test", "path": kind.pointer("step"), "value": previous.get(&kind.key("step"))},
-                        {"op": "replace", "path": kind.pointer("step"), "value": value("step")},
-                        {"op": "add", "path": kind.pointer("d"), "value": value("d")},
-                    ]);
-                    (
-                        "PATCH",
-                        item,
-                        Some(body),
-                        "application/json-patch+json",
-                        Some(surface),
-                    )
-                }
-                Op::Delete => ("DELETE", item, None, "application/json", None),
-            };
-            let base = object.acked.as_ref().map(|p| (p.uid.clone(), p.rv));
-            (
-                index,
-                kind,
-                object.name.clone(),
-                op,
-                body,
-                content_type,
-                path,
-                method,
-                if_applied,
-                base,
-            )
+        let Some(write) = self.plan(rng) else {
+            return false;
         };
-        let answer = client.call(method, &path, body.as_ref(), content_type);
+        let answer = client.call(
+            write.method,
+            &write.path,
+            write.body.as_ref(),
+            write.content_type,
+        );
+        self.record(&write, answer, &client.shared)
+    }
+
+    /// The next write: its object, request and expected outcome.
+    fn plan(&self, rng: &mut Rng) -> Option<Planned> {
         let mut objects = self.objects.lock().expect("objects");
+        let free: Vec<usize> = (0..objects.len())
+            .filter(|&i| objects[i].doubt.is_none())
+            .collect();
+        if free.is_empty() {
+            return None;
+        }
+        let index = free[rng.below(free.len() as u64) as usize];
         let object = &mut objects[index];
+        object.step += 1;
+        let step = object.step;
+        let kind = object.kind;
+        let value = |k: &str| {
+            base64::engine::general_purpose::STANDARD.encode(format!("{}-{step}-{k}", object.name))
+        };
+        let op = match (&object.acked, kind, rng.below(10)) {
+            (None, _, _) => Op::Create,
+            // Namespaces and the Deployment stay (a controller handles their deletion).
+            (Some(_), Kind::Deployment, _) => Op::MergePatch,
+            (Some(_), Kind::Namespace, 0..=4) => Op::MergePatch,
+            (Some(_), Kind::Namespace, _) => Op::Put,
+            (Some(_), _, 0..=2) => Op::Put,
+            (Some(_), _, 3..=5) => Op::MergePatch,
+            (Some(_), _, 6..=8) => Op::JsonPatch,
+            (Some(_), _, _) => Op::Delete,
+        };
+        let collection = kind.collection();
+        let item = format!("{collection}/{}", object.name);
+        let previous = object
+            .acked
+            .as_ref()
+            .map(|p| p.surface.clone())
+            .unwrap_or_default();
+        let mut surface = previous.clone();
+        let (method, path, body, content_type, if_applied) = match op {
+            Op::Create => {
+                let surface = Surface::from([
+                    (kind.key("step"), value("step")),
+                    (kind.key("a"), value("a")),
+                ]);
+                let body = kind.object(&object.name, &surface);
+                let json = "application/json";
+                ("POST", collection, Some(body), json, Some(surface))
+            }
+            Op::Put => {
+                // The last acknowledged object with a new surface: its resourceVersion makes
+                // the write conditional, as kubectl replace does.
+                let surface = Surface::from([
+                    (kind.key("step"), value("step")),
+                    (kind.key("b"), value("b")),
+                ]);
+                let mut body = object
+                    .acked
+                    .as_ref()
+                    .map(|p| p.object.clone())
+                    .unwrap_or_default();
+                set_surface(kind, &mut body, &surface);
+                ("PUT", item, Some(body), "application/json", Some(surface))
+            }
+            Op::MergePatch => {
+                surface.insert(kind.key("step"), value("step"));
+                surface.insert(kind.key("c"), value("c"));
+                let set = json!({kind.key("step"): value("step"), kind.key("c"): value("c")});
+                let body = if kind.in_data() {
+                    json!({"data": set})
+                } else if kind == Kind::Deployment {
+                    // The replica count and the annotation saying it go in one write.
+                    let replicas = 1 + step % 3;
+                    surface.insert(kind.key("replicas"), replicas.to_string());
+                    let mut set = set;
+                    set[kind.key("replicas")] = json!(replicas.to_string());
+                    json!({"metadata": {"annotations": set}, "spec": {"replicas": replicas}})
+                } else {
+                    json!({"metadata": {"annotations": set}})
+                };
+                let merge = "application/merge-patch+json";
+                ("PATCH", item, Some(body), merge, Some(surface))
+            }
+            Op::JsonPatch => {
+                surface.insert(kind.key("step"), value("step"));
+                surface.insert(kind.key("d"), value("d"));
+                // `test` first: the patch applies only to the state the oracle knows.
+                let body = json!([
+                    {"op": "test", "path": kind.pointer("step"), "value": previous.get(&kind.key("step"))},
+                    {"op": "replace", "path": kind.pointer("step"), "value": value("step")},
+                    {"op": "add", "path": kind.pointer("d"), "value": value("d")},
+                ]);
+                let patch = "application/json-patch+json";
+                ("PATCH", item, Some(body), patch, Some(surface))
+            }
+            Op::Delete => ("DELETE", item, None, "application/json", None),
+        };
+        Some(Planned {
+            index,
+            op,
+            method,
+            path,
+            body,
+            content_type,
+            if_applied,
+            base: object.acked.as_ref().map(|p| (p.uid.clone(), p.rv)),
+        })
+    }
+
+    /// Records the outcome of `write`: acknowledged, refused, or unknown (the object is then
+    /// in doubt until the next check); `true` when acknowledged.
+    fn record(&self, write: &Planned, answer: Result<Reply, String>, shared: &Shared) -> bool {
+        let mut objects = self.objects.lock().expect("objects");
+        let object = &mut objects[write.index];
+        let (kind, method, name) = (object.kind, write.method, object.name.clone());
         let mut counts = self.counts.lock().expect("counts");
-        *counts.by_op.entry(op_name(op)).or_default() += 1;
+        *counts.by_op.entry(op_name(write.op)).or_default() += 1;
         match answer {
             Ok(reply) if (200..300).contains(&reply.status) => {
                 counts.acked += 1;
                 let answer: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
-                if if_applied.is_none() {
+                if write.if_applied.is_none() {
                     object.acked = None;
                     object.allocation = None;
-                } else {
-                    let present = Present::from(kind, &answer);
-                    // The answer itself must hold exactly what was written, on the same object.
-                    if Some(&present.surface) != if_applied.as_ref() {
-                        client.shared.violation(format!(
-                            "{method} {name} was acknowledged with other contents: {answer}"
-                        ));
-                    }
-                    if let Some((uid, rv)) = &base
-                        && (&present.uid != uid || present.rv <= *rv)
-                    {
-                        client.shared.violation(format!(
-                            "{method} {name} was acknowledged as uid {} rv {} on uid {uid} rv {rv}",
-                            present.uid, present.rv
-                        ));
-                    }
-                    if kind == Kind::Service && matches!(op, Op::Create) {
-                        object.allocation = Some(allocation(&answer));
-                    }
-                    object.acked = Some(present);
+                    return true;
                 }
+                let present = Present::from(kind, &answer);
+                // The answer itself must hold exactly what was written, on the same object.
+                if Some(&present.surface) != write.if_applied.as_ref() {
+                    shared.violation(format!(
+                        "{method} {name} was acknowledged with other contents: {answer}"
+                    ));
+                }
+                if let Some((uid, rv)) = &write.base
+                    && (&present.uid != uid || present.rv <= *rv)
+                {
+                    shared.violation(format!(
+                        "{method} {name} was acknowledged as uid {} rv {} on uid {uid} rv {rv}",
+                        present.uid, present.rv
+                    ));
+                }
+                if kind == Kind::Service && matches!(write.op, Op::Create) {
+                    object.allocation = Some(allocation(&answer));
+                }
+                object.acked = Some(present);
                 true
             }
             // Refused before anything was written (bad request, conflict, credentials of a
@@ -626,7 +645,8 @@ impl Writer {
                 counts.rejected += 1;
                 if counts.rejections.len() < 20 {
                     counts.rejections.push(format!(
-                        "{method} {path}: {} {}",
+                        "{method} {}: {} {}",
+                        write.path,
                         reply.status,
                         String::from_utf8_lossy(&reply.body)
                             .chars()
@@ -643,8 +663,8 @@ impl Writer {
                     Err(e) => e.clone(),
                 };
                 object.doubt = Some(Doubt {
-                    what: format!("{method} {path} ({why})"),
-                    if_applied,
+                    what: format!("{method} {} ({why})", write.path),
+                    if_applied: write.if_applied.clone(),
                 });
                 false
             }
