@@ -32,7 +32,14 @@ fn json(c: &DevCluster, args: &[&str]) -> Value {
 /// The objects a test compares across restarts, whole.
 fn snapshot(c: &DevCluster) -> Vec<Value> {
     let mut items = Vec::new();
-    for kind in ["configmaps", "secrets", "services", "deployments", "pods", "nodes"] {
+    for kind in [
+        "configmaps",
+        "secrets",
+        "services",
+        "deployments",
+        "pods",
+        "nodes",
+    ] {
         let list = json(c, &[kind, "-A"]);
         items.extend(list["items"].as_array().cloned().unwrap_or_default());
     }
@@ -104,13 +111,7 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
         "kept",
         "--from-literal=password=DURABLE-SECRET-MARKER",
     ]);
-    c.kubectl_ok(&[
-        "create",
-        "service",
-        "nodeport",
-        "kept",
-        "--tcp=80:8080",
-    ]);
+    c.kubectl_ok(&["create", "service", "nodeport", "kept", "--tcp=80:8080"]);
     c.kubectl_ok(&[
         "create",
         "deployment",
@@ -147,7 +148,10 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
         };
         if kind == "Node" || kind == "Pod" {
             // Workers heartbeat meanwhile: their node and pods may have moved on, never back.
-            assert_eq!(found["metadata"]["uid"], object["metadata"]["uid"], "{kind} {name}");
+            assert_eq!(
+                found["metadata"]["uid"], object["metadata"]["uid"],
+                "{kind} {name}"
+            );
             let rv = |o: &Value| {
                 o["metadata"]["resourceVersion"]
                     .as_str()
@@ -155,15 +159,18 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
             };
             assert!(rv(found) >= rv(object), "{kind} {name} went back");
         } else {
-            assert_eq!(found, object, "{kind} {ns}/{name} changed across the restart");
+            assert_eq!(
+                found, object,
+                "{kind} {ns}/{name} changed across the restart"
+            );
         }
     }
     // Revisions continue upward.
-    let created = json(
-        &c,
-        &["configmap", "kept"],
+    let created = json(&c, &["configmap", "kept"]);
+    assert_eq!(
+        created["metadata"]["uid"],
+        before_uid(&before, "ConfigMap", "kept")
     );
-    assert_eq!(created["metadata"]["uid"], before_uid(&before, "ConfigMap", "kept"));
     c.kubectl_ok(&["create", "configmap", "after", "--from-literal=k=v"]);
     let after_rv: u64 = json(&c, &["configmap", "after"])["metadata"]["resourceVersion"]
         .as_str()
@@ -182,7 +189,9 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
     // A revision past what the log held was never durable: 410, so an informer re-lists.
     let phantom = watch_from(&c, revision + 1);
     assert!(
-        phantom.first().is_some_and(|e| e["type"] == "ERROR" && e["object"]["code"] == 410),
+        phantom
+            .first()
+            .is_some_and(|e| e["type"] == "ERROR" && e["object"]["code"] == 410),
         "{phantom:?}"
     );
     // A new Service does not get the kept one's clusterIP or nodePort.
@@ -195,12 +204,16 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
         fresh["spec"]["ports"][0]["nodePort"]
     );
     // The stakes came back: the workers' Seal tokens still admit their heartbeats.
-    wait_for(Duration::from_secs(30), "heartbeats after the restart", || {
-        sim.workers()
-            .iter()
-            .zip(&heartbeats)
-            .all(|(w, before)| w.ok_heartbeats() > *before + 2 && w.last_status() == 200)
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "heartbeats after the restart",
+        || {
+            sim.workers()
+                .iter()
+                .zip(&heartbeats)
+                .all(|(w, before)| w.ok_heartbeats() > *before + 2 && w.last_status() == 200)
+        },
+    );
     // Nothing reached the host's disk in clear: not a value, not a Secret's (base64) data.
     use base64::Engine as _;
     let secret = base64::engine::general_purpose::STANDARD.encode("DURABLE-SECRET-MARKER");

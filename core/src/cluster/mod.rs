@@ -241,7 +241,9 @@ impl Cluster {
         if replayed > 0 {
             let skip = u64::try_from(cluster.config.max_pending_changes).unwrap_or(u64::MAX);
             let last = cluster.store.revision();
-            cluster.store.skip_to(last.saturating_add(skip).saturating_add(1));
+            cluster
+                .store
+                .skip_to(last.saturating_add(skip).saturating_add(1));
             cluster
                 .lifecycle
                 .restarted(now, cluster.config.node_grace_secs);

@@ -666,14 +666,11 @@ fn derived(server: &Cluster) -> Vec<(&'static str, String)> {
             alloc::format!("{:?}", server.terminating)
         ),
         ("stake registrations", server.registrations.fingerprint()),
-        (
-            "stake registry",
-            {
-                let mut stakes = server.stakes().iter().collect::<Vec<_>>();
-                stakes.sort_by_key(|(id, _)| **id);
-                alloc::format!("{:?} {stakes:?}", server.stakes().last_checkpoint())
-            }
-        ),
+        ("stake registry", {
+            let mut stakes = server.stakes().iter().collect::<Vec<_>>();
+            stakes.sort_by_key(|(id, _)| **id);
+            alloc::format!("{:?} {stakes:?}", server.stakes().last_checkpoint())
+        }),
         (
             "store usage",
             alloc::format!(
@@ -798,7 +795,11 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         req.content_type = Some("application/json");
         let body = br#"{"metadata":{"name":"after-restart"}}"#;
         req.body = body;
-        recovered.handle_request(later, &req).into_response().unwrap().status
+        recovered
+            .handle_request(later, &req)
+            .into_response()
+            .unwrap()
+            .status
     };
     assert_eq!(status, 201);
     let journal = recovered.take_records();

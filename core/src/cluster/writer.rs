@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::Cluster;
 use super::change::{Change, ChangeKind, Origin};
-use super::record::{Record, Recorded, StakeRecord};
 use super::object::{index_of, parse_json, set_meta};
+use super::record::{Record, Recorded, StakeRecord};
 use crate::resource::ResourceId;
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
 use crate::{Error, UnixTime, json as j};

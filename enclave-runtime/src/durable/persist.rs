@@ -214,9 +214,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
             for entry in &mut unacked {
                 entry.durable = None;
             }
-            persistence
-                .state
-                .send_modify(|p| p.failure = Some(refused));
+            persistence.state.send_modify(|p| p.failure = Some(refused));
             resend = true;
         }
     }
