@@ -193,6 +193,44 @@ impl Cluster {
         }
     }
 
+    /// Puts back an object a snapshot held, at its own revision, and feeds it to every
+    /// subsystem that keeps derived state as the server's own creation at `at`. A
+    /// CustomResourceDefinition's definition gets `definition_revision`, the revision its
+    /// storage form dates from (recorded in the snapshot).
+    pub(super) fn restore_object(
+        &mut self,
+        at: UnixTime,
+        key: ObjectKey,
+        mut object: StoredObject,
+        definition_revision: Option<u64>,
+    ) -> Result<(), Error> {
+        let obj = parse_json(&object.json)?;
+        let index = index_of(key.resource, &obj);
+        let ctx = WriteContext::server(at);
+        let mut prepared = self.prepare(
+            &ctx,
+            ChangeKind::Created,
+            &key,
+            object.json.len(),
+            &index,
+            &obj,
+        )?;
+        if let (Some(revision), Some(_)) = (definition_revision, &prepared.definition) {
+            prepared.definition = Some(self.crds.prepare(&obj, revision)?);
+        }
+        object.index = alloc::sync::Arc::new(index);
+        self.store.restore(key.clone(), object.clone())?;
+        let change = Change {
+            kind: ChangeKind::Created,
+            at,
+            origin: Origin::Server,
+            key,
+            object,
+        };
+        self.apply(&change, prepared, &obj, None);
+        Ok(())
+    }
+
     /// Keeps every journal entry from now on for [`Cluster::take_records`] (`false`: stops,
     /// and drops what was kept). The runtime that persists them takes them after each call;
     /// while on, a write is refused (429) once `Config::max_pending_changes` wait.
