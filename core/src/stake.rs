@@ -256,12 +256,12 @@ impl PushOutcome {
 #[derive(Debug)]
 pub struct StakeRegistry {
     limits: StakeLimits,
-    stakes: HashMap<[u8; 32], Stake>,
-    last_checkpoint: Option<u64>,
+    pub(crate) stakes: HashMap<[u8; 32], Stake>,
+    pub(crate) last_checkpoint: Option<u64>,
     /// Event ids applied (or seen) at `last_checkpoint`.
-    seen: HashSet<EventId>,
-    generation: u64,
-    last_update: Option<UnixTime>,
+    pub(crate) seen: HashSet<EventId>,
+    pub(crate) generation: u64,
+    pub(crate) last_update: Option<UnixTime>,
 }
 
 impl StakeRegistry {

@@ -219,20 +219,21 @@ fn start_cluster(
     let Some(recovered) = recovered else {
         return Ok(Cluster::new(config.clone(), seed, now()));
     };
-    if recovered.snapshot.is_some() {
-        anyhow::bail!(
-            "the durable log starts from a snapshot, which this build cannot restore yet"
-        );
-    }
     let started = std::time::Instant::now();
+    let no_snapshot: &[Vec<u8>] = &[];
     let core = Cluster::recover(
         config.clone(),
         seed,
         now(),
+        recovered
+            .snapshot
+            .as_ref()
+            .map_or(no_snapshot, |s| s.chunks.as_slice()),
         recovered.records.iter().map(|r| r.payload.as_slice()),
     )
     .map_err(|e| anyhow::anyhow!("replaying the durable log failed: {}", e.message()))?;
     tracing::info!(
+        snapshot_revision = recovered.snapshot.as_ref().map(|s| s.revision),
         records = recovered.records.len(),
         objects = core.store().len(),
         revision = core.store().revision(),
@@ -351,7 +352,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let persistence = durable
         .clone()
         .filter(|_| persists)
-        .map(|log| crate::durable::Persistence::new(log, visible));
+        .map(|log| crate::durable::Persistence::new(log, visible, cli.snapshot_every));
     // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
     let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
     let attestation =

@@ -404,8 +404,7 @@ impl Cluster {
         }
         crate::json::check_depth(req.body, self.config.max_json_depth)?;
         let batch = self.stakes.parse_push(req.body, &package)?;
-        let outcome =
-            self.apply_stake_batch(now, &batch, &mut crate::stake::TrustTheRelay)?;
+        let outcome = self.apply_stake_batch(now, &batch, &mut crate::stake::TrustTheRelay)?;
         Ok(ApiResponse::json(200, j::to_vec(&outcome.to_json())))
     }
 

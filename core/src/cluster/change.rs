@@ -142,18 +142,7 @@ impl Change {
                 put_short(&mut out, node.as_bytes());
             }
         }
-        match self.key.resource {
-            ResourceId::Custom(id) => {
-                out.push(1);
-                out.extend_from_slice(&id.to_le_bytes());
-            }
-            builtin => {
-                let rt = RESOURCES.iter().find(|rt| rt.id == builtin);
-                out.push(0);
-                put_short(&mut out, rt.map_or("", |rt| rt.group).as_bytes());
-                put_short(&mut out, rt.map_or("", |rt| rt.plural).as_bytes());
-            }
-        }
+        put_resource(&mut out, self.key.resource);
         put_short(&mut out, self.key.namespace.as_bytes());
         put_short(&mut out, self.key.name.as_bytes());
         let len = u32::try_from(self.object.json.len()).unwrap_or(u32::MAX);
@@ -185,18 +174,7 @@ impl Change {
             3 => Origin::Node(r.text()?.into()),
             _ => return Err(malformed("unknown origin")),
         };
-        let resource = match r.u8()? {
-            0 => {
-                let (group, plural) = (r.text()?, r.text()?);
-                RESOURCES
-                    .iter()
-                    .find(|rt| rt.group == group && rt.plural == plural)
-                    .map(|rt| rt.id)
-                    .ok_or_else(|| malformed("unknown built-in resource"))?
-            }
-            1 => ResourceId::Custom(r.u32()?),
-            _ => return Err(malformed("unknown resource tag")),
-        };
+        let resource = read_resource(&mut r)?;
         let namespace = r.text()?;
         let name = r.text()?;
         let len = usize::try_from(r.u32()?).map_err(|_| malformed("object too long"))?;
@@ -215,6 +193,38 @@ impl Change {
                 index: Arc::default(),
             },
         })
+    }
+}
+
+/// A resource as records name it: a built-in by group and plural, a custom one by its id.
+pub(super) fn put_resource(out: &mut Vec<u8>, resource: ResourceId) {
+    match resource {
+        ResourceId::Custom(id) => {
+            out.push(1);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        builtin => {
+            let rt = RESOURCES.iter().find(|rt| rt.id == builtin);
+            out.push(0);
+            put_short(out, rt.map_or("", |rt| rt.group).as_bytes());
+            put_short(out, rt.map_or("", |rt| rt.plural).as_bytes());
+        }
+    }
+}
+
+/// Reads what [`put_resource`] wrote.
+pub(super) fn read_resource(r: &mut Reader<'_>) -> Result<ResourceId, Error> {
+    match r.u8()? {
+        0 => {
+            let (group, plural) = (r.text()?, r.text()?);
+            RESOURCES
+                .iter()
+                .find(|rt| rt.group == group && rt.plural == plural)
+                .map(|rt| rt.id)
+                .ok_or_else(|| malformed("unknown built-in resource"))
+        }
+        1 => Ok(ResourceId::Custom(r.u32()?)),
+        _ => Err(malformed("unknown resource tag")),
     }
 }
 

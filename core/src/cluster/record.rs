@@ -84,7 +84,7 @@ impl Record {
     }
 }
 
-fn trust_tag(trust: TrustLevel) -> u8 {
+pub(super) fn trust_tag(trust: TrustLevel) -> u8 {
     match trust {
         TrustLevel::RelayPushed => 0,
         TrustLevel::NodeRead => 1,

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::Cluster;
 use super::change::{Change, ChangeKind, Origin};
-use super::record::{Record, Recorded, StakeRecord};
 use super::object::{index_of, parse_json, set_meta};
+use super::record::{Record, Recorded, StakeRecord};
 use crate::resource::ResourceId;
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
 use crate::{Error, UnixTime, json as j};
@@ -191,6 +191,44 @@ impl Cluster {
                 .apply_batch(&stakes.batch, &mut Recorded(stakes.trust), stakes.at)
                 .map(drop),
         }
+    }
+
+    /// Puts back an object a snapshot held, at its own revision, and feeds it to every
+    /// subsystem that keeps derived state as the server's own creation at `at`. A
+    /// CustomResourceDefinition's definition gets `definition_revision`, the revision its
+    /// storage form dates from (recorded in the snapshot).
+    pub(super) fn restore_object(
+        &mut self,
+        at: UnixTime,
+        key: ObjectKey,
+        mut object: StoredObject,
+        definition_revision: Option<u64>,
+    ) -> Result<(), Error> {
+        let obj = parse_json(&object.json)?;
+        let index = index_of(key.resource, &obj);
+        let ctx = WriteContext::server(at);
+        let mut prepared = self.prepare(
+            &ctx,
+            ChangeKind::Created,
+            &key,
+            object.json.len(),
+            &index,
+            &obj,
+        )?;
+        if let (Some(revision), Some(_)) = (definition_revision, &prepared.definition) {
+            prepared.definition = Some(self.crds.prepare(&obj, revision)?);
+        }
+        object.index = alloc::sync::Arc::new(index);
+        self.store.restore(key.clone(), object.clone())?;
+        let change = Change {
+            kind: ChangeKind::Created,
+            at,
+            origin: Origin::Server,
+            key,
+            object,
+        };
+        self.apply(&change, prepared, &obj, None);
+        Ok(())
     }
 
     /// Keeps every journal entry from now on for [`Cluster::take_records`] (`false`: stops,

@@ -46,14 +46,17 @@ pub(crate) struct Persistence {
     log: DurableLog,
     wake: Notify,
     state: watch::Sender<Persisted>,
+    /// Journal entries between two snapshots (0: none).
+    snapshot_every: u64,
 }
 
 impl Persistence {
     /// A handle for `log`, with everything up to `revision` already durable (what was
     /// replayed at start).
-    pub(crate) fn new(log: DurableLog, revision: u64) -> Arc<Self> {
+    pub(crate) fn new(log: DurableLog, revision: u64, snapshot_every: u64) -> Arc<Self> {
         Arc::new(Self {
             log,
+            snapshot_every,
             wake: Notify::new(),
             state: watch::channel(Persisted {
                 revision,
@@ -112,6 +115,8 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
         (state.entries, state.revision)
     };
     let mut initial = Some(initial);
+    let mut since_snapshot: u64 = 0;
+    let snapshotting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut unacked: VecDeque<Unacked> = VecDeque::new();
     let mut retry = RETRY_FIRST;
     // Set by a refusal: everything in flight failed with it and is sent again, in order.
@@ -136,10 +141,20 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
             }
             resend = false;
         } else if unacked.len() < MAX_UNACKED && persistence.failure().is_none() {
-            let records = match initial.take() {
-                Some(records) => records,
-                None => shared.lock().take_records(),
+            let due = persistence.snapshot_every > 0
+                && since_snapshot >= persistence.snapshot_every
+                && !snapshotting.load(std::sync::atomic::Ordering::Relaxed);
+            let (records, snapshot) = match initial.take() {
+                Some(records) => (records, None),
+                None => {
+                    let mut core = shared.lock();
+                    let records = core.take_records();
+                    // Taken with the entries, under the same lock: it covers exactly them.
+                    let snapshot = due.then(|| core.snapshot(crate::server::now()));
+                    (records, snapshot)
+                }
             };
+            since_snapshot = since_snapshot.saturating_add(records.len() as u64);
             for record in records {
                 taken = taken.saturating_add(1);
                 last_revision = record.revision().unwrap_or(last_revision);
@@ -157,6 +172,23 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                         persistence.state.send_modify(|p| p.failure = Some(e));
                         return;
                     }
+                }
+            }
+            if let Some(snapshot) = snapshot {
+                // The log's tail now is the last entry the snapshot covers: this task is its
+                // only writer.
+                match persistence.log.snapshot_point().await {
+                    Ok(point) => {
+                        since_snapshot = 0;
+                        snapshotting.store(true, std::sync::atomic::Ordering::Relaxed);
+                        tokio::spawn(write_snapshot(
+                            persistence.log.clone(),
+                            point,
+                            snapshot,
+                            snapshotting.clone(),
+                        ));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no snapshot: the log's tail is unknown"),
                 }
             }
         }
@@ -214,10 +246,43 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
             for entry in &mut unacked {
                 entry.durable = None;
             }
-            persistence
-                .state
-                .send_modify(|p| p.failure = Some(refused));
+            persistence.state.send_modify(|p| p.failure = Some(refused));
             resend = true;
         }
     }
+}
+
+/// Chunks a snapshot may hold: well under the log's largest item.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Encodes `snapshot` off the async workers and writes it at `point` while appends go on; the
+/// log then drops the segments it covers.
+async fn write_snapshot(
+    log: DurableLog,
+    point: super::log::SnapshotPoint,
+    snapshot: nautilus_core::cluster::Snapshot,
+    snapshotting: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let started = std::time::Instant::now();
+    let (revision, objects) = (snapshot.revision, snapshot.len());
+    let chunks =
+        tokio::task::spawn_blocking(move || snapshot.encode_chunks(SNAPSHOT_CHUNK_BYTES)).await;
+    let outcome = match chunks {
+        Ok(chunks) => log.write_snapshot(point, revision, chunks).await,
+        Err(e) => Err(DurableError::Unavailable(format!(
+            "encoding the snapshot: {e}"
+        ))),
+    };
+    match outcome {
+        Ok(()) => tracing::info!(
+            revision,
+            objects,
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot written; the log before it is dropped"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, revision, "the snapshot failed; the log is kept whole")
+        }
+    }
+    snapshotting.store(false, std::sync::atomic::Ordering::Relaxed);
 }
