@@ -35,6 +35,9 @@ use serde_json::{Value, json};
 const NAMESPACE: &str = "crash";
 /// Client threads writing at once.
 const WRITERS: usize = 3;
+/// Journal entries between two snapshots: small, so that kills land before, during and after
+/// snapshots and restarts replay a snapshot plus the log after it.
+const SNAPSHOT_EVERY: &str = "--enclave-arg=--snapshot-every=1500";
 
 /// A small deterministic generator (splitmix64): the seed replays the kill schedule.
 struct Rng(u64);
@@ -1257,7 +1260,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
     let kubeconfig = base.join("data/kubeconfig");
     let port = free_port();
     let mut run = 1;
-    let mut dev = Dev::start(&base, run, port, &[]);
+    let mut dev = Dev::start(&base, run, port, &[SNAPSHOT_EVERY]);
     let this = Replay {
         how: format!("replay with NAUTILUS_CRASH_SEED={seed} NAUTILUS_CRASH_KILLS={kills}\n"),
         base: base.clone(),
@@ -1294,6 +1297,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
     };
     let mut ready_times = Vec::new();
     let mut replay_times = Vec::new();
+    let mut durable_line = String::new();
     let mut orphan_stops = Vec::new();
 
     std::thread::scope(|s| {
@@ -1363,7 +1367,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
                         // An orphaned enclave gets SIGTERM from the kernel (parent death).
                         orphan_stops.push(wait_no_enclave(&dev.data, Duration::from_secs(30)));
                         run += 1;
-                        dev = Dev::start(&base, run, port, &[]);
+                        dev = Dev::start(&base, run, port, &[SNAPSHOT_EVERY]);
                     }
                 }
                 // From the new enclave's start: the cost of replaying the log, without dev's
@@ -1375,6 +1379,11 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
                     });
                 ready_times.push(killed_at.elapsed());
                 replay_times.push(respawned_at.elapsed());
+                durable_line = readyz
+                    .lines()
+                    .find(|l| l.contains("durable-log"))
+                    .unwrap_or_default()
+                    .to_string();
                 {
                     let mut now = shared.endpoint.write().expect("endpoint lock");
                     *now = (now.0 + 1, Arc::new(endpoint));
@@ -1489,7 +1498,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
          writes by op {:?}; kill to ready (with dev's restart backoff) min {} median {} max {}; \
          new enclave process to ready min {} median {} max {}; orphaned enclave stopped within \
          max {}; informer: {} lists, {} resumes, {} expired (410), {} events; \
-         final LIST revision {list_rv}",
+         final LIST revision {list_rv}; last restart's {durable_line}; snapshots kept: {}",
         targets.iter().filter(|t| **t == Target::Enclave).count(),
         targets.iter().filter(|t| **t == Target::Proxy).count(),
         targets.iter().filter(|t| **t == Target::Both).count(),
@@ -1511,6 +1520,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         informed["resumes"],
         informed["expired"],
         informed["events"],
+        std::fs::read_dir(base.join("data/storage/snapshots")).map_or(0, |d| d.count()),
     );
     if !totals.rejections.is_empty() {
         println!("first refusals: {:#?}", totals.rejections);
