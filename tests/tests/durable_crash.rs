@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use nautilus_tests::client::{Connection, Reply, tls_config};
-use nautilus_tests::{binary, free_port, signal, workspace_dir};
+use nautilus_tests::{Kubectl, binary, free_port, signal, workspace_dir};
 use serde_json::{Value, json};
 
 /// The namespace every namespaced object of the load lives in.
@@ -828,13 +828,9 @@ impl Drop for Informer {
     }
 }
 
-/// Waits until `/readyz?verbose` answers 200 with the kubeconfig as it is now; returns the
-/// body and the endpoint it worked with.
-fn wait_ready(
-    kubeconfig: &Path,
-    port: u16,
-    deadline: Duration,
-) -> Result<(String, Endpoint), String> {
+/// Waits until `/readyz` answers 200 with the kubeconfig as it is now; returns the endpoint
+/// it worked with.
+fn wait_ready(kubeconfig: &Path, port: u16, deadline: Duration) -> Result<Endpoint, String> {
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < deadline {
@@ -856,14 +852,14 @@ fn wait_ready(
                 .map_err(|_| "connect timed out".to_string())??;
                 tokio::time::timeout(
                     Duration::from_secs(10),
-                    c.send("GET", "/readyz?verbose", None, &headers),
+                    c.send("GET", "/readyz", None, &headers),
                 )
                 .await
                 .map_err(|_| "timed out".to_string())?
             });
             match answer {
                 Ok(reply) if reply.status == 200 => {
-                    return Ok((String::from_utf8_lossy(&reply.body).into_owned(), endpoint));
+                    return Ok(endpoint);
                 }
                 Ok(reply) => {
                     last = format!("{} {}", reply.status, String::from_utf8_lossy(&reply.body));
@@ -874,6 +870,17 @@ fn wait_ready(
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(last)
+}
+
+/// `kubectl get --raw /readyz?verbose` (the real kubectl reads the kubeconfig dev rewrote);
+/// what it printed, or why it failed.
+fn kubectl_readyz(kubectl: &Kubectl) -> String {
+    let out = kubectl.run(&["get", "--raw", "/readyz?verbose"], None);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The checks after a restart, with the writers paused.
@@ -920,7 +927,7 @@ impl Checker {
             std::mem::take(&mut *client.shared.violations.lock().expect("violations"));
         if !readyz.contains("[+]durable-log ok") {
             wrong.push(format!(
-                "/readyz?verbose has no durable-log line:\n{readyz}"
+                "kubectl get --raw /readyz?verbose has no durable-log line:\n{readyz}"
             ));
         }
         let max_seen = client.shared.max_seen.load(Ordering::SeqCst);
@@ -1265,7 +1272,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
         how: format!("replay with NAUTILUS_CRASH_SEED={seed} NAUTILUS_CRASH_KILLS={kills}\n"),
         base: base.clone(),
     };
-    let (_, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
+    let endpoint = wait_ready(&kubeconfig, port, Duration::from_secs(120))
         .unwrap_or_else(|e| this.fail(format!("dev never became ready: {e}")));
     let shared = Arc::new(Shared {
         endpoint: RwLock::new((0, Arc::new(endpoint))),
@@ -1298,6 +1305,7 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
     let mut ready_times = Vec::new();
     let mut replay_times = Vec::new();
     let mut durable_line = String::new();
+    let kubectl = Kubectl::new(&kubeconfig);
     let mut orphan_stops = Vec::new();
 
     std::thread::scope(|s| {
@@ -1317,8 +1325,9 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
             shared.paused.store(false, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(1500));
             pause(&shared);
-            let (readyz, _) = wait_ready(&kubeconfig, port, Duration::from_secs(60))
+            wait_ready(&kubeconfig, port, Duration::from_secs(60))
                 .unwrap_or_else(|e| this.fail(format!("not ready before any kill: {e}")));
+            let readyz = kubectl_readyz(&kubectl);
             let wrong = checker.check(&mut control, &writers, &readyz, "baseline");
             if !wrong.is_empty() {
                 this.fail(format!("before any kill:\n{}", wrong.join("\n")));
@@ -1373,12 +1382,13 @@ fn acknowledged_writes_survive_random_kill_9s_of_enclave_and_proxy() {
                 // From the new enclave's start: the cost of replaying the log, without dev's
                 // restart backoff.
                 let respawned_at = Instant::now();
-                let (readyz, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
+                let endpoint = wait_ready(&kubeconfig, port, Duration::from_secs(120))
                     .unwrap_or_else(|e| {
                         this.fail(format!("not ready after kill {kill} ({target:?}): {e}"))
                     });
                 ready_times.push(killed_at.elapsed());
                 replay_times.push(respawned_at.elapsed());
+                let readyz = kubectl_readyz(&kubectl);
                 durable_line = readyz
                     .lines()
                     .find(|l| l.contains("durable-log"))
@@ -1547,7 +1557,7 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
     let control_file = base.join("data/storage-faults");
     let port = free_port();
     let dev = Dev::start(&base, 1, port, &["--storage-faults"]);
-    let (_, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
+    let endpoint = wait_ready(&kubeconfig, port, Duration::from_secs(120))
         .unwrap_or_else(|e| this.fail(format!("dev never became ready: {e}")));
     let shared = Arc::new(Shared {
         endpoint: RwLock::new((0, Arc::new(endpoint))),
@@ -1662,7 +1672,7 @@ fn storage_faults_refuse_writes_keep_reads_and_lose_nothing() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (_, endpoint) = wait_ready(&kubeconfig, port, Duration::from_secs(120))
+    let endpoint = wait_ready(&kubeconfig, port, Duration::from_secs(120))
         .unwrap_or_else(|e| this.fail(format!("not ready after the kill: {e}")));
     *shared.endpoint.write().expect("endpoint lock") = (1, Arc::new(endpoint));
     let (items, _) = Checker::list(&mut client, &configmaps);
