@@ -80,8 +80,8 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
         report.row(
             &format!("create {total} ~1 KB ConfigMaps, 32 clients: /s (etcd: puts)"),
             format!(
-                "{} vs etcd puts {:.0} ({}); kube-apiserver {:.0}",
-                format!("{:.0}", rates[0]),
+                "{:.0} vs etcd puts {:.0} ({}); kube-apiserver {:.0}",
+                rates[0],
                 put_rate,
                 peer::ratio(rates[0], put_rate),
                 rates[1]
