@@ -11,7 +11,9 @@
 //! polled for [`SLOW_WATCHER_GRACE`] is a client that stopped reading, and is closed like
 //! kube-apiserver closes unresponsive watchers, so that the client re-lists.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -57,6 +59,7 @@ impl Budget {
             .ok()?;
         Some(Held {
             budget: Some(permit),
+            stream: None,
         })
     }
 }
@@ -67,10 +70,12 @@ fn permits(bytes: usize, limit: usize) -> u32 {
     u32::try_from(bytes.min(limit)).unwrap_or(u32::MAX)
 }
 
-/// A share of the budget, given back when dropped.
+/// A share of the budget (and of a watch stream's bytes in hyper's hands), given back when
+/// dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
     budget: Option<OwnedSemaphorePermit>,
+    stream: Option<StreamShare>,
 }
 
 impl Held {
@@ -86,12 +91,63 @@ impl Held {
         true
     }
 
+    /// Adds `bytes` of a watch stream's bytes in flight, given back with this share.
+    pub(crate) fn with_stream(mut self, stream: &Arc<StreamBytes>, bytes: usize) -> Self {
+        stream.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.stream = Some(StreamShare {
+            stream: stream.clone(),
+            bytes,
+        });
+        self
+    }
+
     /// Bytes of the budget this share holds.
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.budget
             .as_ref()
             .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+}
+
+/// A watch stream's bytes handed to hyper and not yet written (at most `--watch-buffer-bytes`,
+/// one chunk past it): the stream stops producing at the limit and is woken when hyper has
+/// written some, so a client that stops reading holds no more than that.
+#[derive(Debug, Default)]
+pub(crate) struct StreamBytes {
+    bytes: AtomicUsize,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl StreamBytes {
+    /// Whether the stream has `limit` bytes or more in flight; if so, `waker` is woken when
+    /// some are written.
+    pub(crate) fn full(&self, limit: usize, waker: &Waker) -> bool {
+        if self.bytes.load(Ordering::Relaxed) < limit {
+            return false;
+        }
+        if let Ok(mut slot) = self.waker.lock() {
+            *slot = Some(waker.clone());
+        }
+        // Written meanwhile: go on.
+        self.bytes.load(Ordering::Relaxed) >= limit
+    }
+}
+
+/// A chunk's part of its stream's bytes in flight.
+#[derive(Debug)]
+struct StreamShare {
+    stream: Arc<StreamBytes>,
+    bytes: usize,
+}
+
+impl Drop for StreamShare {
+    fn drop(&mut self) {
+        self.stream.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        let waker = self.stream.waker.lock().ok().and_then(|mut w| w.take());
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_util::sync::ReusableBoxFuture;
 
-use crate::budget::{Chunk, Held, SLOW_WATCHER_GRACE};
+use crate::budget::{Chunk, Held, SLOW_WATCHER_GRACE, StreamBytes};
 use crate::server::{Abort, Shared, now};
 
 /// Events written per poll, so one busy watcher yields to others.
@@ -73,6 +73,8 @@ pub(crate) struct WatchBody {
     bookmark_every: Duration,
     retry: Option<Pin<Box<Sleep>>>,
     progress: Arc<Progress>,
+    /// Bytes handed to hyper and not yet written, at most `--watch-buffer-bytes`.
+    in_flight: Arc<StreamBytes>,
     done: bool,
     buf: Vec<u8>,
 }
@@ -120,6 +122,7 @@ impl WatchBody {
             bookmark_every,
             retry: None,
             progress,
+            in_flight: Arc::default(),
             done: false,
             buf: Vec::new(),
         }
@@ -131,7 +134,12 @@ impl WatchBody {
         &self,
         bytes: Vec<u8>,
     ) -> Poll<Option<Result<Frame<Chunk>, std::convert::Infallible>>> {
-        let held = self.shared.budget.try_take(bytes.len()).unwrap_or_default();
+        let held = self
+            .shared
+            .budget
+            .try_take(bytes.len())
+            .unwrap_or_default()
+            .with_stream(&self.in_flight, bytes.len());
         Poll::Ready(Some(Ok(Frame::data(Chunk::new(Bytes::from(bytes), held)))))
     }
 
@@ -177,6 +185,10 @@ impl WatchBody {
                     return Poll::Pending;
                 }
                 self.retry = None;
+            }
+            if self.in_flight.full(self.shared.watch_buffer, cx.waker()) {
+                // Hyper holds the stream's share: woken when it has written some.
+                return Poll::Pending;
             }
             let budget = &self.shared.budget;
             if budget.in_use().saturating_add(self.chunk_bytes) > budget.limit() {
