@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test run needs besides Rust, only what is missing: a C linker, kubectl 1.32,
 # Go 1.24 or later (the generated-files check and the real Kubernetes peers are built from
-# pinned Go modules), the Python `kubernetes` client, Node.js (18 or later) with npm and the Sui
+# pinned Go modules), the Python `kubernetes` client and `moto[server]` (a local AWS KMS API), Node.js (18 or later) with npm and the Sui
 # TypeScript SDK (tests/sui), promtool, and the small tools the tests call (file, openssl,
 # pgrep), and cargo-fuzz when a nightly toolchain is there. With everything present it only checks, in about a second. tests/run-all.sh runs it
 # first (and .ci/run runs that).
@@ -143,6 +143,20 @@ if ! client_ok; then
     [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv" \
       || fail "python3 -m venv failed: install python3-venv"
     "$tools/venv/bin/pip" install --quiet kubernetes
+  fi
+fi
+
+# moto (its KMS API server, `moto_server`) for the enclave's KMS client test, beside the client.
+if ! python3 -c 'import moto.kms, boto3' 2>/dev/null && ! { [ -x "$tools/venv/bin/moto_server" ]; }; then
+  if [ "$dry_run" = 1 ]; then
+    plan "pip install 'moto[server]'"
+  elif [ ! -x "$tools/venv/bin/pip" ] && system_pip_ok && python3 -m pip install --quiet 'moto[server]'; then
+    :
+  else
+    note "pip install 'moto[server]' into $tools/venv"
+    [ -x "$tools/venv/bin/pip" ] || python3 -m venv "$tools/venv" \
+      || fail "python3 -m venv failed: install python3-venv"
+    "$tools/venv/bin/pip" install --quiet 'moto[server]'
   fi
 fi
 

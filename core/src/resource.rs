@@ -616,3 +616,13 @@ mod tests {
         assert_eq!(ResourceId::Custom(7).info().plural, "");
     }
 }
+
+/// The kind as kube's errors name it (`GroupKind.String()`): `Deployment.apps`, `Pod` for the
+/// core group.
+pub fn group_kind(rt: &ResourceType<'_>) -> alloc::string::String {
+    if rt.group.is_empty() {
+        alloc::string::String::from(rt.kind)
+    } else {
+        alloc::format!("{}.{}", rt.kind, rt.group)
+    }
+}

@@ -540,7 +540,7 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         return Ok(());
     }
     Err(Error::Invalid {
-        kind: resource.info().kind.to_string(),
+        kind: crate::resource::group_kind(resource.info()),
         name: s(meta, "name").to_string(),
         causes: e.causes,
     })

@@ -316,6 +316,16 @@ struct DevCli {
     /// the simulated NSM's PCRs are zero, so any other value makes KMS refuse the enclave.
     #[arg(long = "simulated-kms-pcr", hide = true, conflicts_with = "in_memory", value_parser = parse_pcr)]
     simulated_kms_pcrs: Vec<(u8, Vec<u8>)>,
+    /// With `--kms-endpoint` (then used instead of the simulated KMS, e.g. a real KMS or moto):
+    /// the PEM CA its certificate chains to (default: the WebPKI roots).
+    #[arg(long, hide = true, requires = "kms_key_id")]
+    kms_ca_file: Option<PathBuf>,
+    /// With `--kms-endpoint`: the KMS key (id, ARN or alias).
+    #[arg(long, hide = true)]
+    kms_key_id: Option<String>,
+    /// With `--kms-endpoint`: the key's region.
+    #[arg(long, hide = true, default_value = "us-east-1")]
+    kms_region: String,
     #[command(flatten)]
     relay: RelayCli,
     #[command(flatten)]
@@ -491,22 +501,40 @@ async fn run_dev(args: DevCli) -> ExitCode {
     };
     // Unless `--in-memory`, the cluster data key comes from the SIMULATED KMS, reached through
     // the relay as in production.
-    let kms = if !args.in_memory {
-        match start_simulated_kms(&data_dir, args.simulated_kms_pcrs.clone()).await {
-            Ok(kms) => Some(kms),
-            Err(message) => {
-                eprintln!("error: {message}");
+    // A `--kms-endpoint` given to dev is used instead (a real KMS, or a test's moto).
+    let kms = match (args.in_memory, args.relay.kms_endpoints.first()) {
+        (true, _) => None,
+        (false, Some(endpoint)) => {
+            let Some(key_id) = args.kms_key_id.clone() else {
+                eprintln!("error: dev --kms-endpoint needs --kms-key-id");
                 return ExitCode::FAILURE;
+            };
+            Some(DevKms {
+                endpoint: endpoint.clone(),
+                ca: args.kms_ca_file.clone(),
+                key_id,
+                region: args.kms_region.clone(),
+            })
+        }
+        (false, None) => {
+            match start_simulated_kms(&data_dir, args.simulated_kms_pcrs.clone()).await {
+                Ok((endpoint, ca)) => Some(DevKms {
+                    endpoint,
+                    ca: Some(ca),
+                    key_id: simulated_kms::KEY_ID.to_string(),
+                    region: simulated_kms::REGION.to_string(),
+                }),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
-    } else {
-        None
     };
     // The enclave's way out (Sui full nodes, KMS): one relay socket in the data directory,
     // started only when something is allowed through it.
     let socket = data_dir.join("sui-relay.sock");
-    let kms_endpoints: Vec<relay::NodeAddr> =
-        kms.iter().map(|(endpoint, _)| endpoint.clone()).collect();
+    let kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
     if let Err(message) = args.relay.start(
         Some(relay::RelayListen::Unix(socket.clone())),
         &kms_endpoints,
@@ -525,7 +553,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
             enclave_args.push(OsString::from(format!("--sui-node={node}")));
         }
     }
-    if let Some((kms_endpoint, kms_ca)) = kms {
+    if let Some(kms) = kms {
         // The enclave's sealed log and snapshots live in DATA_DIR/storage.
         let storage_socket = data_dir.join("storage.sock");
         let faults = if args.storage_faults {
@@ -553,17 +581,19 @@ async fn run_dev(args: DevCli) -> ExitCode {
         storage_arg.push(&storage_socket);
         let mut kms_relay = OsString::from("--kms-relay=");
         kms_relay.push(&relay_arg);
-        let mut kms_ca_arg = OsString::from("--kms-ca-file=");
-        kms_ca_arg.push(&kms_ca);
-        let durable_args = [
+        let mut durable_args = vec![
             storage_arg,
-            OsString::from(format!("--kms-key-id={}", simulated_kms::KEY_ID)),
-            OsString::from(format!("--kms-region={}", simulated_kms::REGION)),
-            OsString::from(format!("--kms-endpoint={kms_endpoint}")),
+            OsString::from(format!("--kms-key-id={}", kms.key_id)),
+            OsString::from(format!("--kms-region={}", kms.region)),
+            OsString::from(format!("--kms-endpoint={}", kms.endpoint)),
             kms_relay,
-            kms_ca_arg,
             OsString::from("--cluster-id=dev"),
         ];
+        if let Some(ca) = &kms.ca {
+            let mut kms_ca_arg = OsString::from("--kms-ca-file=");
+            kms_ca_arg.push(ca);
+            durable_args.push(kms_ca_arg);
+        }
         // First, so that `--enclave-arg` given by the caller can override them.
         for (i, arg) in durable_args.into_iter().enumerate() {
             enclave_args.insert(i, arg);
@@ -583,6 +613,16 @@ async fn run_dev(args: DevCli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The KMS dev's enclave gets its cluster data key from.
+#[cfg(feature = "dev")]
+struct DevKms {
+    endpoint: relay::NodeAddr,
+    /// The CA its certificate chains to (none: the WebPKI roots).
+    ca: Option<PathBuf>,
+    key_id: String,
+    region: String,
 }
 
 /// Starts dev's SIMULATED KMS and writes its CA for the enclave: `(endpoint, CA file)`.

@@ -5,6 +5,7 @@
 pub mod capture;
 pub mod client;
 pub mod peers;
+pub mod pki;
 pub mod simulator;
 pub mod tamper;
 pub mod workload;

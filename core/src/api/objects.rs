@@ -1726,7 +1726,7 @@ impl Cluster {
                 .as_i64()
                 .filter(|r| *r >= 0 && *r <= i64::from(i32::MAX))
                 .ok_or_else(|| Error::Invalid {
-                    kind: "Scale".into(),
+                    kind: "Scale.autoscaling".into(),
                     name: name.into(),
                     causes: alloc::vec![crate::error::Cause::invalid(
                         "spec.replicas",
@@ -2303,7 +2303,7 @@ fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> R
     match rt.custom {
         Some(served) => {
             let causes = served.version().schema.validate(obj);
-            validation::validate_custom(rt.kind, obj, old, causes)
+            validation::validate_custom(&crate::resource::group_kind(rt), obj, old, causes)
         }
         None => validation::validate(rt.id, obj, old),
     }

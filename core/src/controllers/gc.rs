@@ -51,7 +51,7 @@ pub(crate) fn propagation(
     if policy.is_some() && orphan.is_some() {
         // kube-apiserver's ValidateDeleteOptions.
         return Err(Error::Invalid {
-            kind: "DeleteOptions".into(),
+            kind: "DeleteOptions.meta.k8s.io".into(),
             name: String::new(),
             causes: alloc::vec![crate::error::Cause::forbidden(
                 "propagationPolicy",
@@ -64,7 +64,7 @@ pub(crate) fn propagation(
         (Some("Background"), _) | (None, Some(false)) => Ok(Some(Propagation::Background)),
         (Some("Foreground"), _) => Ok(Some(Propagation::Foreground)),
         (Some(other), _) => Err(Error::Invalid {
-            kind: "DeleteOptions".into(),
+            kind: "DeleteOptions.meta.k8s.io".into(),
             name: String::new(),
             causes: alloc::vec![crate::error::Cause::not_supported(
                 "propagationPolicy",

@@ -584,7 +584,7 @@ fn a_crd_is_established_and_its_objects_are_served() {
     assert_eq!(bad.status, 422);
     assert_eq!(
         bad.body["message"],
-        "Widget \"w3\" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+        "Widget.example.com \"w3\" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
     );
 
     // Strategic merge patch is refused; merge patch works; status is a subresource.

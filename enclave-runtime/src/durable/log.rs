@@ -119,19 +119,8 @@ impl DurableLog {
     /// Appends `record` (with its `revision`) at the next position; resolves with that
     /// position once the host has synced it.
     pub(crate) async fn append(&self, revision: u64, record: Vec<u8>) -> Result<u64, DurableError> {
-        if record.len() > MAX_RECORD {
-            return Err(DurableError::TooLarge(record.len()));
-        }
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Command::Append {
-                revision,
-                record,
-                reply,
-            })
-            .await
-            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
-        answer
+        self.submit(revision, record)
+            .await?
             .await
             .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
     }

@@ -1411,20 +1411,8 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
     let etcd_dir = peers::tmpfs_dir().map_err(|e| format!("tmpfs: {e}"))?;
     let etcd = Etcd::start(etcd_dir.path()).map_err(|e| e.to_string())?;
     let kube = KubeApiServer::start(&etcd, "bench-peer-admin").map_err(|e| e.to_string())?;
-    let ours = peer::Server::new(
-        "nautilus",
-        cluster.port,
-        &cluster.ca_pem,
-        &cluster.token,
-        cluster.enclave_pid().into_iter().collect(),
-    );
-    let theirs = peer::Server::new(
-        "kube-apiserver",
-        kube.port,
-        &kube.ca_pem,
-        &kube.token,
-        vec![kube.pid(), etcd.pid()],
-    );
+    let ours = peer::Server::nautilus("nautilus", &cluster);
+    let theirs = peer::Server::kube(&kube, &etcd);
     let both = [&ours, &theirs];
     let full = !scale.quick;
     let pods = scale.list_pods;
@@ -1641,13 +1629,7 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
         scale,
         &["--watch-ring=200000", "--watch-ring-bytes=1073741824"],
     );
-    let ours_sched = peer::Server::new(
-        "nautilus",
-        sched_cluster.port,
-        &sched_cluster.ca_pem,
-        &sched_cluster.token,
-        sched_cluster.enclave_pid().into_iter().collect(),
-    );
+    let ours_sched = peer::Server::nautilus("nautilus", &sched_cluster);
     let mut placed = Vec::new();
     for server in [&ours_sched, &theirs] {
         placed.push(rt.block_on(peer::schedule(server, nodes, sched_pods))?);

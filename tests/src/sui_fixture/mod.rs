@@ -17,6 +17,8 @@ use sui_rpc::proto::sui::rpc::v2::{
 };
 use tonic::{Request, Response, Status};
 
+pub(crate) use nautilus_tests::pki::{Pki, pki};
+
 /// One event in a scripted transaction.
 #[derive(Clone, Debug)]
 pub enum ChainEvent {
@@ -367,33 +369,5 @@ fn serve(
         chain,
         pki,
         stop: Some(stop),
-    }
-}
-
-/// A test CA (PEM) and a server certificate and key it signed.
-#[derive(Clone, Debug)]
-pub(crate) struct Pki {
-    pub(crate) ca_pem: String,
-    pub(crate) cert_pem: String,
-    pub(crate) key_pem: String,
-}
-
-/// A test CA and a server certificate for 127.0.0.1 and localhost signed by it.
-pub(crate) fn pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).expect("ca cert");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .expect("server params");
-    let cert = params
-        .signed_by(&key, &ca_cert, &ca_key)
-        .expect("server cert");
-    Pki {
-        ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
     }
 }

@@ -39,20 +39,8 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
     let etcd_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let etcd = Etcd::start(etcd_dir.path()).map_err(|e| e.to_string())?;
     let kube = KubeApiServer::start(&etcd, "bench-durable-admin").map_err(|e| e.to_string())?;
-    let ours = peer::Server::new(
-        "nautilus",
-        cluster.port,
-        &cluster.ca_pem,
-        &cluster.token,
-        cluster.enclave_pid().into_iter().collect(),
-    );
-    let theirs = peer::Server::new(
-        "kube-apiserver",
-        kube.port,
-        &kube.ca_pem,
-        &kube.token,
-        vec![kube.pid(), etcd.pid()],
-    );
+    let ours = peer::Server::nautilus("nautilus", &cluster);
+    let theirs = peer::Server::kube(&kube, &etcd);
     let both = [&ours, &theirs];
     report.header(&format!(
         "durable: Nautilus (sealed log, fsync by the proxy) vs etcd 3.5 (default fsync) and kube-apiserver on it; both on {} (not tmpfs)",
@@ -80,8 +68,8 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
         report.row(
             &format!("create {total} ~1 KB ConfigMaps, 32 clients: /s (etcd: puts)"),
             format!(
-                "{} vs etcd puts {:.0} ({}); kube-apiserver {:.0}",
-                format!("{:.0}", rates[0]),
+                "{:.0} vs etcd puts {:.0} ({}); kube-apiserver {:.0}",
+                rates[0],
                 put_rate,
                 peer::ratio(rates[0], put_rate),
                 rates[1]
@@ -151,13 +139,7 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
             .map(String::as_str)
             .collect::<Vec<_>>(),
     );
-    let bare = peer::Server::new(
-        "nautilus --in-memory",
-        in_memory.port,
-        &in_memory.ca_pem,
-        &in_memory.token,
-        in_memory.enclave_pid().into_iter().collect(),
-    );
+    let bare = peer::Server::nautilus("nautilus --in-memory", &in_memory);
     rt.block_on(async {
         bare.prepare("bench").await?;
         let cm = Arc::new(BodyTemplate::config_map(1_000));

@@ -36,6 +36,31 @@ impl Server {
         }
     }
 
+    /// A dev cluster's side: its port, CA and admin token; the enclave's pid for memory.
+    pub(crate) fn nautilus(name: &'static str, cluster: &nautilus_tests::DevCluster) -> Self {
+        Self::new(
+            name,
+            cluster.port,
+            &cluster.ca_pem,
+            &cluster.token,
+            cluster.enclave_pid().into_iter().collect(),
+        )
+    }
+
+    /// kube-apiserver's side, on `etcd`: memory counts both processes.
+    pub(crate) fn kube(
+        kube: &nautilus_tests::peers::KubeApiServer,
+        etcd: &nautilus_tests::peers::Etcd,
+    ) -> Self {
+        Self::new(
+            "kube-apiserver",
+            kube.port,
+            &kube.ca_pem,
+            &kube.token,
+            vec![kube.pid(), etcd.pid()],
+        )
+    }
+
     /// Resident memory of all its processes together, in kB.
     pub(crate) fn rss_kb(&self) -> u64 {
         self.pids
