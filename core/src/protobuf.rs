@@ -194,6 +194,12 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         "ClusterRoleBinding",
         &tables::RBAC_CLUSTER_ROLE_BINDING,
     ),
+    ("storage.k8s.io/v1", "CSINode", &tables::STORAGE_CSI_NODE),
+    (
+        "storage.k8s.io/v1",
+        "CSIDriver",
+        &tables::STORAGE_CSI_DRIVER,
+    ),
     (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",

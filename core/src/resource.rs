@@ -69,6 +69,8 @@ pub enum ResourceId {
     ClusterRoles,
     RoleBindings,
     ClusterRoleBindings,
+    CSINodes,
+    CSIDrivers,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -470,6 +472,32 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         subresources: &[],
         custom: None,
     },
+    ResourceType {
+        id: ResourceId::CSINodes,
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "csinodes",
+        singular: "csinode",
+        kind: "CSINode",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::CSIDrivers,
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "csidrivers",
+        singular: "csidriver",
+        kind: "CSIDriver",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
@@ -483,6 +511,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("flowcontrol.apiserver.k8s.io", "v1"),
     ("admissionregistration.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
+    ("storage.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -541,6 +570,7 @@ impl ResourceType<'_> {
             "flowcontrol.apiserver.k8s.io" => Cow::Borrowed("flowcontrol.apiserver.k8s.io/v1"),
             "admissionregistration.k8s.io" => Cow::Borrowed("admissionregistration.k8s.io/v1"),
             "rbac.authorization.k8s.io" => Cow::Borrowed("rbac.authorization.k8s.io/v1"),
+            "storage.k8s.io" => Cow::Borrowed("storage.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }

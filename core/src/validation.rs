@@ -15,6 +15,7 @@ use crate::selector::LabelSelector;
 
 mod policy;
 mod rbac;
+mod storage;
 mod workloads;
 pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
 
@@ -535,12 +536,21 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::ClusterRoles => rbac::validate_role(&mut e, obj, false),
         ResourceId::RoleBindings => rbac::validate_binding(&mut e, obj, old, true),
         ResourceId::ClusterRoleBindings => rbac::validate_binding(&mut e, obj, old, false),
+        ResourceId::CSINodes => storage::validate_csi_node(&mut e, obj, old),
+        ResourceId::CSIDrivers => storage::validate_csi_driver(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());
     }
+    // kube's `NewInvalid` names the group kind: `Deployment.apps "web" is invalid`.
+    let rt = resource.info();
+    let kind = if rt.group.is_empty() {
+        rt.kind.to_string()
+    } else {
+        format!("{}.{}", rt.kind, rt.group)
+    };
     Err(Error::Invalid {
-        kind: resource.info().kind.to_string(),
+        kind,
         name: s(meta, "name").to_string(),
         causes: e.causes,
     })

@@ -152,9 +152,34 @@ pub(crate) fn apply(
             policy::apply(resource, map);
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
+        ResourceId::CSIDrivers => csi_driver(map),
         _ => policy::apply(resource, map),
     }
     Ok(())
+}
+
+/// `SetDefaults_CSIDriver` (with SELinuxMountReadWriteOncePod on, as in 1.32).
+fn csi_driver(map: &mut Map<String, Value>) {
+    let Some(spec) = entry(map, "spec", json!({})).as_object_mut() else {
+        return;
+    };
+    set_default(spec, "attachRequired", Value::from(true));
+    set_default(spec, "podInfoOnMount", Value::from(false));
+    set_default(spec, "storageCapacity", Value::from(false));
+    set_default(
+        spec,
+        "fsGroupPolicy",
+        Value::from("ReadWriteOnceWithFSType"),
+    );
+    if spec
+        .get("volumeLifecycleModes")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+    }
+    set_default(spec, "requiresRepublish", Value::from(false));
+    set_default(spec, "seLinuxMount", Value::from(false));
 }
 
 /// kube's RBAC defaults: an empty `roleRef.apiGroup`, and a User's or Group's subject

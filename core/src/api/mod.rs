@@ -50,6 +50,8 @@ mod revision_tests;
 #[cfg(test)]
 mod service_tests;
 #[cfg(test)]
+mod storage_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod yaml_body_tests;

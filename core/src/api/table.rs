@@ -43,6 +43,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
 mod policy;
 mod rbac;
 pub(crate) mod source;
+mod storage;
 mod workloads;
 
 /// What each row's `object` carries (`?includeObject=`).
@@ -378,6 +379,8 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         | ResourceId::Custom(_) => DEFAULT,
         ResourceId::RoleBindings => rbac::ROLE_BINDING,
         ResourceId::ClusterRoleBindings => rbac::CLUSTER_ROLE_BINDING,
+        ResourceId::CSINodes => storage::CSI_NODE,
+        ResourceId::CSIDrivers => storage::CSI_DRIVER,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
         ResourceId::Nodes => NODE,
@@ -765,6 +768,9 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => {
             rbac::binding_cells(obj, name, created)
+        }
+        ResourceId::CSINodes | ResourceId::CSIDrivers => {
+            storage::cells(resource, obj, name, created)
         }
         ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
         ResourceId::ReplicationControllers => {

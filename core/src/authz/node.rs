@@ -32,6 +32,9 @@ pub(crate) fn authorize(
         ResourceId::Services => rule(attrs, &["get", "list", "watch"]),
         // The kubelet's RuntimeClass informer (NodeRules: node.k8s.io runtimeclasses).
         ResourceId::RuntimeClasses => rule(attrs, &["get", "list", "watch"]),
+        ResourceId::CSINodes => csi_node(node, attrs),
+        // The kubelet's CSIDriver informer (NodeRules: storage.k8s.io csidrivers).
+        ResourceId::CSIDrivers => rule(attrs, &["get", "list", "watch"]),
         ResourceId::Endpoints => rule(attrs, &["get"]),
         ResourceId::Events => rule(attrs, &["create", "update", "patch"]),
         _ => Err(Denied::Because("")),
@@ -160,6 +163,24 @@ fn lease(node: &str, attrs: &Attributes<'_>) -> Decision<'static> {
     if attrs.verb != "create" && attrs.name() != Some(node) {
         return Err(Denied::Because(
             "can only access node lease with the same name as the requesting node",
+        ));
+    }
+    Ok(())
+}
+
+/// `authorizeCSINode`: its own CSINode (create is checked by admission, which sees the name).
+fn csi_node(node: &str, attrs: &Attributes<'_>) -> Decision<'static> {
+    if !matches!(attrs.verb, "get" | "create" | "update" | "patch" | "delete") {
+        return Err(Denied::Because(
+            "can only get, create, update, patch, or delete a CSINode",
+        ));
+    }
+    if attrs.subresource.is_some() {
+        return Err(Denied::Because("cannot authorize CSINode subresources"));
+    }
+    if attrs.verb != "create" && attrs.name() != Some(node) {
+        return Err(Denied::Because(
+            "can only access CSINode with the same name as the requesting node",
         ));
     }
     Ok(())

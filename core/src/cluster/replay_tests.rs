@@ -400,6 +400,21 @@ impl Live {
                     "/apis/node.k8s.io/v1/runtimeclasses",
                     json!({"metadata": {"name": name}, "handler": "runc"}),
                 );
+                let storage = "/apis/storage.k8s.io/v1";
+                let csi = json!({"metadata": {"name": name}, "spec": {"drivers": []}});
+                self.send(
+                    "csinodes",
+                    Method::Post,
+                    &alloc::format!("{storage}/csinodes"),
+                    csi,
+                );
+                let csi = json!({"metadata": {"name": name}, "spec": {}});
+                self.send(
+                    "csidrivers",
+                    Method::Post,
+                    &alloc::format!("{storage}/csidrivers"),
+                    csi,
+                );
                 let rbac = "/apis/rbac.authorization.k8s.io/v1";
                 let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
                 self.send(

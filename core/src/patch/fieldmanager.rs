@@ -169,6 +169,8 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
         R::Roles | R::ClusterRoles => serde_json::json!({"metadata": meta, "rules": null}),
         R::RoleBindings | R::ClusterRoleBindings => serde_json::json!({"metadata": meta,
             "roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
+        R::CSINodes => serde_json::json!({"metadata": meta, "spec": {"drivers": null}}),
+        R::CSIDrivers => serde_json::json!({"metadata": meta, "spec": {}}),
         R::FlowSchemas => serde_json::json!({"metadata": meta,
             "spec": {"priorityLevelConfiguration": {"name": ""}}, "status": {}}),
         R::PriorityLevelConfigurations => {

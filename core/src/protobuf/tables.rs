@@ -2517,6 +2517,48 @@ pub(super) static SLEEP_ACTION: Msg = Msg {
         f(1, "seconds", I64, 0),
     ],
 };
+pub(super) static STORAGE_CSI_DRIVER: Msg = Msg {
+    name: "CSIDriver",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&STORAGE_CSI_DRIVER_SPEC), 0),
+    ],
+};
+pub(super) static STORAGE_CSI_DRIVER_SPEC: Msg = Msg {
+    name: "CSIDriverSpec",
+    fields: &[
+        f(1, "attachRequired", Bool, PTR | OMITEMPTY),
+        f(2, "podInfoOnMount", Bool, PTR | OMITEMPTY),
+        f(3, "volumeLifecycleModes", Str, REP | OMITEMPTY),
+        f(4, "storageCapacity", Bool, PTR | OMITEMPTY),
+        f(5, "fsGroupPolicy", Str, PTR | OMITEMPTY),
+        f(6, "tokenRequests", Message(&STORAGE_TOKEN_REQUEST), REP | OMITEMPTY),
+        f(7, "requiresRepublish", Bool, PTR | OMITEMPTY),
+        f(8, "seLinuxMount", Bool, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_CSI_NODE: Msg = Msg {
+    name: "CSINode",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&STORAGE_CSI_NODE_SPEC), 0),
+    ],
+};
+pub(super) static STORAGE_CSI_NODE_DRIVER: Msg = Msg {
+    name: "CSINodeDriver",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "nodeID", Str, 0),
+        f(3, "topologyKeys", Str, REP),
+        f(4, "allocatable", Message(&STORAGE_VOLUME_NODE_RESOURCES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_CSI_NODE_SPEC: Msg = Msg {
+    name: "CSINodeSpec",
+    fields: &[
+        f(1, "drivers", Message(&STORAGE_CSI_NODE_DRIVER), REP),
+    ],
+};
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
     name: "StorageOSVolumeSource",
     fields: &[
@@ -2525,6 +2567,19 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
         f(3, "fsType", Str, OMITEMPTY),
         f(4, "readOnly", Bool, OMITEMPTY),
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_TOKEN_REQUEST: Msg = Msg {
+    name: "TokenRequest",
+    fields: &[
+        f(1, "audience", Str, 0),
+        f(2, "expirationSeconds", I64, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_NODE_RESOURCES: Msg = Msg {
+    name: "VolumeNodeResources",
+    fields: &[
+        f(1, "count", I32, PTR | OMITEMPTY),
     ],
 };
 pub(super) static SUBJECT: Msg = Msg {

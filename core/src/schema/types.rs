@@ -38,6 +38,8 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::ClusterRoles => &RBAC_CLUSTER_ROLE,
         ResourceId::RoleBindings => &RBAC_ROLE_BINDING,
         ResourceId::ClusterRoleBindings => &RBAC_CLUSTER_ROLE_BINDING,
+        ResourceId::CSINodes => &STORAGE_CSI_NODE,
+        ResourceId::CSIDrivers => &STORAGE_CSI_DRIVER,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -2768,6 +2770,57 @@ pub(super) static SLEEP_ACTION: Type = Type {
     ],
 };
 
+pub(super) static STORAGE_CSI_DRIVER: Type = Type {
+    name: "io.k8s.api.storage.v1.CSIDriver",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&STORAGE_CSI_DRIVER_SPEC)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_DRIVER_SPEC: Type = Type {
+    name: "io.k8s.api.storage.v1.CSIDriverSpec",
+    fields: &[
+        f("attachRequired", Any),
+        f("fsGroupPolicy", Any),
+        f("podInfoOnMount", Any),
+        f("requiresRepublish", Any),
+        f("seLinuxMount", Any),
+        f("storageCapacity", Any),
+        f("tokenRequests", List(Item::Of(&STORAGE_TOKEN_REQUEST), ListKind::Atomic, MergeKind::Replace)),
+        f("volumeLifecycleModes", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_NODE: Type = Type {
+    name: "io.k8s.api.storage.v1.CSINode",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&STORAGE_CSI_NODE_SPEC)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_NODE_DRIVER: Type = Type {
+    name: "io.k8s.api.storage.v1.CSINodeDriver",
+    fields: &[
+        f("allocatable", Object(&STORAGE_VOLUME_NODE_RESOURCES)),
+        f("name", Any),
+        f("nodeID", Any),
+        f("topologyKeys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_NODE_SPEC: Type = Type {
+    name: "io.k8s.api.storage.v1.CSINodeSpec",
+    fields: &[
+        f("drivers", List(Item::Of(&STORAGE_CSI_NODE_DRIVER), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+    ],
+};
+
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.StorageOSVolumeSource",
     fields: &[
@@ -2776,6 +2829,21 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Type = Type {
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
         f("volumeName", Any),
         f("volumeNamespace", Any),
+    ],
+};
+
+pub(super) static STORAGE_TOKEN_REQUEST: Type = Type {
+    name: "io.k8s.api.storage.v1.TokenRequest",
+    fields: &[
+        f("audience", Any),
+        f("expirationSeconds", Any),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_NODE_RESOURCES: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeNodeResources",
+    fields: &[
+        f("count", Any),
     ],
 };
 
