@@ -201,6 +201,11 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         &tables::STORAGE_CSI_DRIVER,
     ),
     (
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        &tables::DISCOVERY_ENDPOINT_SLICE,
+    ),
+    (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",
         &tables::META_PARTIAL_OBJECT_METADATA,

@@ -71,6 +71,7 @@ pub enum ResourceId {
     ClusterRoleBindings,
     CSINodes,
     CSIDrivers,
+    EndpointSlices,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -498,6 +499,19 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         subresources: &[],
         custom: None,
     },
+    ResourceType {
+        id: ResourceId::EndpointSlices,
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        kind: "EndpointSlice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
@@ -512,6 +526,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("admissionregistration.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
     ("storage.k8s.io", "v1"),
+    ("discovery.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -571,6 +586,7 @@ impl ResourceType<'_> {
             "admissionregistration.k8s.io" => Cow::Borrowed("admissionregistration.k8s.io/v1"),
             "rbac.authorization.k8s.io" => Cow::Borrowed("rbac.authorization.k8s.io/v1"),
             "storage.k8s.io" => Cow::Borrowed("storage.k8s.io/v1"),
+            "discovery.k8s.io" => Cow::Borrowed("discovery.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }

@@ -13,10 +13,12 @@ use crate::gostr::quote;
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 
+mod discovery;
 mod policy;
 mod rbac;
 mod storage;
 mod workloads;
+pub(crate) use discovery::endpoint_slice_changed;
 pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
 
 const QNAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
@@ -538,6 +540,7 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::ClusterRoleBindings => rbac::validate_binding(&mut e, obj, old, false),
         ResourceId::CSINodes => storage::validate_csi_node(&mut e, obj, old),
         ResourceId::CSIDrivers => storage::validate_csi_driver(&mut e, obj, old),
+        ResourceId::EndpointSlices => discovery::validate_endpoint_slice(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());

@@ -50,6 +50,7 @@ fn builtin_priority(group: &str, version: &str) -> Option<(i64, i64)> {
         ("apiextensions.k8s.io" | "admissionregistration.k8s.io", "v1") => (16700, 15),
         ("coordination.k8s.io", "v1") => (16500, 15),
         ("node.k8s.io", "v1") => (16300, 15),
+        ("discovery.k8s.io", "v1") => (16200, 15),
         ("flowcontrol.apiserver.k8s.io", "v1") => (16100, 21),
         _ => return None,
     };

@@ -153,6 +153,14 @@ pub(crate) fn apply(
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
         ResourceId::CSIDrivers => csi_driver(map),
+        ResourceId::EndpointSlices => {
+            // `SetDefaults_EndpointPort`: a port has a name (maybe empty) and a protocol.
+            let ports = map.get_mut("ports").and_then(Value::as_array_mut);
+            for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+                set_default(port, "name", Value::from(""));
+                set_default(port, "protocol", Value::from("TCP"));
+            }
+        }
         _ => policy::apply(resource, map),
     }
     Ok(())

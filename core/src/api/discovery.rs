@@ -640,6 +640,7 @@ mod tests {
                 "authorization.k8s.io",
                 "batch",
                 "coordination.k8s.io",
+                "discovery.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
                 "node.k8s.io",
                 "policy",

@@ -40,6 +40,8 @@ mod decode_tests;
 #[cfg(test)]
 mod dry_run_tests;
 #[cfg(test)]
+mod endpointslice_tests;
+#[cfg(test)]
 mod event_tests;
 #[cfg(test)]
 mod metadata_tests;

@@ -1008,6 +1008,9 @@ impl Cluster {
         }
         let changed = match rt.custom {
             Some(served) => custom::spec_changed(served, old, &obj),
+            None if rt.id == ResourceId::EndpointSlices => {
+                validation::endpoint_slice_changed(old, &obj)
+            }
             None => {
                 let desired = desired_state_field(rt.id);
                 old.get(desired) != obj.get(desired)
@@ -1650,6 +1653,7 @@ impl Cluster {
             &mut service,
             APISERVER,
         );
+        self.reconcile_apiserver_endpoints(now);
         self.ensure_apf_configuration(now, false);
     }
 
@@ -2284,6 +2288,7 @@ fn has_generation(resource: ResourceId) -> bool {
             | ResourceId::CronJobs
             | ResourceId::PodTemplates
             | ResourceId::CustomResourceDefinitions
+            | ResourceId::EndpointSlices
             | ResourceId::Custom(_)
     )
 }

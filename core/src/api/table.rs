@@ -40,6 +40,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
     }
 }
 
+mod discovery;
 mod policy;
 mod rbac;
 pub(crate) mod source;
@@ -381,6 +382,7 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::ClusterRoleBindings => rbac::CLUSTER_ROLE_BINDING,
         ResourceId::CSINodes => storage::CSI_NODE,
         ResourceId::CSIDrivers => storage::CSI_DRIVER,
+        ResourceId::EndpointSlices => discovery::ENDPOINT_SLICE,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
         ResourceId::Nodes => NODE,
@@ -772,6 +774,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         ResourceId::CSINodes | ResourceId::CSIDrivers => {
             storage::cells(resource, obj, name, created)
         }
+        ResourceId::EndpointSlices => discovery::cells(obj, name, created),
         ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
         ResourceId::ReplicationControllers => {
             workloads::replication_controller_cells(obj, name, created)

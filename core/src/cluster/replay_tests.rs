@@ -415,6 +415,11 @@ impl Live {
                     &alloc::format!("{storage}/csidrivers"),
                     csi,
                 );
+                let slice = json!({"metadata": {"name": name}, "addressType": "IPv4",
+                    "endpoints": [{"addresses": ["10.9.0.2"]}], "ports": [{"port": 80}]});
+                let slices =
+                    alloc::format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices");
+                self.send("endpointslices", Method::Post, &slices, slice);
                 let rbac = "/apis/rbac.authorization.k8s.io/v1";
                 let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
                 self.send(

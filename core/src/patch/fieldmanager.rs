@@ -171,6 +171,8 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
             "roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
         R::CSINodes => serde_json::json!({"metadata": meta, "spec": {"drivers": null}}),
         R::CSIDrivers => serde_json::json!({"metadata": meta, "spec": {}}),
+        R::EndpointSlices => serde_json::json!({"metadata": meta, "addressType": "",
+            "endpoints": null, "ports": null}),
         R::FlowSchemas => serde_json::json!({"metadata": meta,
             "spec": {"priorityLevelConfiguration": {"name": ""}}, "status": {}}),
         R::PriorityLevelConfigurations => {

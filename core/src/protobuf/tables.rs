@@ -780,6 +780,57 @@ pub(super) static DAEMON_ENDPOINT: Msg = Msg {
         f(1, "Port", I32, 0),
     ],
 };
+pub(super) static DISCOVERY_ENDPOINT: Msg = Msg {
+    name: "Endpoint",
+    fields: &[
+        f(1, "addresses", Str, REP),
+        f(2, "conditions", Message(&DISCOVERY_ENDPOINT_CONDITIONS), OMITEMPTY),
+        f(3, "hostname", Str, PTR | OMITEMPTY),
+        f(4, "targetRef", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(5, "deprecatedTopology", Str, MAP | OMITEMPTY),
+        f(6, "nodeName", Str, PTR | OMITEMPTY),
+        f(7, "zone", Str, PTR | OMITEMPTY),
+        f(8, "hints", Message(&DISCOVERY_ENDPOINT_HINTS), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_CONDITIONS: Msg = Msg {
+    name: "EndpointConditions",
+    fields: &[
+        f(1, "ready", Bool, PTR | OMITEMPTY),
+        f(2, "serving", Bool, PTR | OMITEMPTY),
+        f(3, "terminating", Bool, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_HINTS: Msg = Msg {
+    name: "EndpointHints",
+    fields: &[
+        f(1, "forZones", Message(&DISCOVERY_FOR_ZONE), REP | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_PORT: Msg = Msg {
+    name: "EndpointPort",
+    fields: &[
+        f(1, "name", Str, PTR | OMITEMPTY),
+        f(2, "protocol", Str, PTR | OMITEMPTY),
+        f(3, "port", I32, PTR | OMITEMPTY),
+        f(4, "appProtocol", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_SLICE: Msg = Msg {
+    name: "EndpointSlice",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "endpoints", Message(&DISCOVERY_ENDPOINT), REP),
+        f(3, "ports", Message(&DISCOVERY_ENDPOINT_PORT), REP),
+        f(4, "addressType", Str, 0),
+    ],
+};
+pub(super) static DISCOVERY_FOR_ZONE: Msg = Msg {
+    name: "ForZone",
+    fields: &[
+        f(1, "name", Str, 0),
+    ],
+};
 pub(super) static DOWNWARD_API_PROJECTION: Msg = Msg {
     name: "DownwardAPIProjection",
     fields: &[

@@ -40,6 +40,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::ClusterRoleBindings => &RBAC_CLUSTER_ROLE_BINDING,
         ResourceId::CSINodes => &STORAGE_CSI_NODE,
         ResourceId::CSIDrivers => &STORAGE_CSI_DRIVER,
+        ResourceId::EndpointSlices => &DISCOVERY_ENDPOINT_SLICE,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -1107,6 +1108,65 @@ pub(super) static DAEMON_ENDPOINT: Type = Type {
     name: "io.k8s.api.core.v1.DaemonEndpoint",
     fields: &[
         f("Port", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT: Type = Type {
+    name: "io.k8s.api.discovery.v1.Endpoint",
+    fields: &[
+        f("addresses", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("conditions", Object(&DISCOVERY_ENDPOINT_CONDITIONS)),
+        f("deprecatedTopology", Map(Item::Any)),
+        f("hints", Object(&DISCOVERY_ENDPOINT_HINTS)),
+        f("hostname", Any),
+        f("nodeName", Any),
+        atomic("targetRef", Object(&OBJECT_REFERENCE)),
+        f("zone", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_CONDITIONS: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointConditions",
+    fields: &[
+        f("ready", Any),
+        f("serving", Any),
+        f("terminating", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_HINTS: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointHints",
+    fields: &[
+        f("forZones", List(Item::Of(&DISCOVERY_FOR_ZONE), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_PORT: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointPort",
+    fields: &[
+        f("appProtocol", Any),
+        f("name", Any),
+        f("port", Any),
+        f("protocol", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_SLICE: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointSlice",
+    fields: &[
+        f("addressType", Any),
+        f("apiVersion", Any),
+        f("endpoints", List(Item::Of(&DISCOVERY_ENDPOINT), ListKind::Atomic, MergeKind::Replace)),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("ports", List(Item::Of(&DISCOVERY_ENDPOINT_PORT), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static DISCOVERY_FOR_ZONE: Type = Type {
+    name: "io.k8s.api.discovery.v1.ForZone",
+    fields: &[
+        f("name", Any),
     ],
 };
 

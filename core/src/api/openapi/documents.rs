@@ -5,7 +5,7 @@
 use super::Document;
 
 /// `GET /openapi/v3`.
-pub(super) static V3_INDEX: Document = Document { json: include_bytes!("v3/index.json"), etag: "2081F1E68CC6CD2D112A1466640B3D46FA0B52CD5972BEF9048BE326018ADC45D68077B138AB810063CF88E07B6ED528BE9D879F613C63AC53A56A87F1843A29" };
+pub(super) static V3_INDEX: Document = Document { json: include_bytes!("v3/index.json"), etag: "C8931B9EAC98C8B974900D04A2D777BDCA5DC53A577E442E022A6273F2B6ACAA5A639E2699221D20D134AB66CD5E6FAC480DD8D2D1941C2AC7EC9F61978DD4D1" };
 
 /// `GET /openapi/v3/{key}`, sorted by key.
 pub(super) static V3: &[(&str, Document)] = &[
@@ -22,6 +22,8 @@ pub(super) static V3: &[(&str, Document)] = &[
     ("apis/batch/v1", Document { json: include_bytes!("v3/apis__batch__v1.json"), etag: "8275FE93369FF46437E63C45C2EF0B1F072E66A97D43C8C9A6BF6645135194050396645CD573F3D8C9DA82D977B0359DEA6209EBA99B6E48786C71D5614FDE40" }),
     ("apis/coordination.k8s.io", Document { json: include_bytes!("v3/apis__coordination.k8s.io.json"), etag: "41CEEFAA21E8805ECD8B26D518778A0205CF92B6BC9E20122FCFD82CA39A1C4485ACB0F45705FC55C40A4C67A77C1B55C01CE0EB4B2DAC98166306EC7AD71B96" }),
     ("apis/coordination.k8s.io/v1", Document { json: include_bytes!("v3/apis__coordination.k8s.io__v1.json"), etag: "D5C4920D40A59FFB2CC456BB383356AC4721E31C5D03801FA7A211CDA499E57C5356BAECC2450FF44D6D0E23303DA61941705F338C4AB710716ED51C54E1FA99" }),
+    ("apis/discovery.k8s.io", Document { json: include_bytes!("v3/apis__discovery.k8s.io.json"), etag: "D1C15ECAFDE16747B9E239EDAAF2208EFAB574AD1C4B130EF82F3026CEB5E1B18D3A9DBEFB86D873C355430DE96C0F26F7CEB177EE226F925EF6C423952DE999" }),
+    ("apis/discovery.k8s.io/v1", Document { json: include_bytes!("v3/apis__discovery.k8s.io__v1.json"), etag: "6023BE69DD24C1DFB01361EFD0302F58C5F9A9DBF0D418310C61772D7B06DB4752BEF9E3B9880364038867AE2EB66DDEFB6B1A23C79941A51014ED100FD60C5B" }),
     ("apis/flowcontrol.apiserver.k8s.io", Document { json: include_bytes!("v3/apis__flowcontrol.apiserver.k8s.io.json"), etag: "811A38383C656C161778DAC56BFDE28DACAE4AC8E9718A79BE97414F2F4E0328B90F3E20C8DF01D4685F419E94B68BD901E97EBF1A156633491F281F04FA8A09" }),
     ("apis/flowcontrol.apiserver.k8s.io/v1", Document { json: include_bytes!("v3/apis__flowcontrol.apiserver.k8s.io__v1.json"), etag: "C76362830CFA6A070D7002873D768D2F5B71DC20E675C181AA7D848A651E9FEA73EE73FABA9E1BAC1B7F8254FC6661831E3766F20B103AF4CA05F919BBC49CB8" }),
     ("apis/node.k8s.io", Document { json: include_bytes!("v3/apis__node.k8s.io.json"), etag: "52ABB50747070DB93ADA3A29B4CA4B53551025C1BDB67F6E6F12F36FAF540E983A3CFDFE7DB14030F0CEF56A01A83AD4EC0D0CD01408285AA9A64C5BAFAE620D" }),
@@ -36,7 +38,7 @@ pub(super) static V3: &[(&str, Document)] = &[
 ];
 
 /// `GET /openapi/v2` as JSON.
-pub(super) static V2: Document = Document { json: include_bytes!("v2.json"), etag: "F0F783FC51CE3A7FB27E9D05985011171BC5F17FD1298248FF3B4420DEE69DC794944B8D14F8CFBCCFB4327815DB1322A135B27EF26C494B0E6B6C7196BBE415" };
+pub(super) static V2: Document = Document { json: include_bytes!("v2.json"), etag: "FE9868C07209A07F04019C08D938795021FFD4406ED9287AE212888556D75901CA8AA61C6F6C59064AF2CC4C06C8CCF6391FD10325E40CB813D8448D4DD09542" };
 
 /// `GET /openapi/v2` as protobuf (gnostic's `openapi.v2.Document`); its ETag is the JSON's.
 pub(super) static V2_PROTOBUF: &[u8] = include_bytes!("v2.pb");
