@@ -206,6 +206,11 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         &tables::DISCOVERY_ENDPOINT_SLICE,
     ),
     (
+        "scheduling.k8s.io/v1",
+        "PriorityClass",
+        &tables::PRIORITY_CLASS,
+    ),
+    (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",
         &tables::META_PARTIAL_OBJECT_METADATA,

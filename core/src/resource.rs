@@ -72,6 +72,7 @@ pub enum ResourceId {
     CSINodes,
     CSIDrivers,
     EndpointSlices,
+    PriorityClasses,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -512,6 +513,19 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         subresources: &[],
         custom: None,
     },
+    ResourceType {
+        id: ResourceId::PriorityClasses,
+        group: "scheduling.k8s.io",
+        version: "v1",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        kind: "PriorityClass",
+        namespaced: false,
+        short_names: &["pc"],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
@@ -527,6 +541,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("rbac.authorization.k8s.io", "v1"),
     ("storage.k8s.io", "v1"),
     ("discovery.k8s.io", "v1"),
+    ("scheduling.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -587,6 +602,7 @@ impl ResourceType<'_> {
             "rbac.authorization.k8s.io" => Cow::Borrowed("rbac.authorization.k8s.io/v1"),
             "storage.k8s.io" => Cow::Borrowed("storage.k8s.io/v1"),
             "discovery.k8s.io" => Cow::Borrowed("discovery.k8s.io/v1"),
+            "scheduling.k8s.io" => Cow::Borrowed("scheduling.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }

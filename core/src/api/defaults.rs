@@ -153,6 +153,10 @@ pub(crate) fn apply(
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
         ResourceId::CSIDrivers => csi_driver(map),
+        // `SetDefaults_PriorityClass`.
+        ResourceId::PriorityClasses => {
+            set_default(map, "preemptionPolicy", Value::from("PreemptLowerPriority"));
+        }
         ResourceId::EndpointSlices => {
             // `SetDefaults_EndpointPort`: a port has a name (maybe empty) and a protocol.
             let ports = map.get_mut("ports").and_then(Value::as_array_mut);

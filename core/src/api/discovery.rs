@@ -645,6 +645,7 @@ mod tests {
                 "node.k8s.io",
                 "policy",
                 "rbac.authorization.k8s.io",
+                "scheduling.k8s.io",
                 "storage.k8s.io"
             ]
         );

@@ -398,6 +398,7 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::ResourceQuotas => policy::RESOURCE_QUOTA,
         ResourceId::PodDisruptionBudgets => policy::POD_DISRUPTION_BUDGET,
         ResourceId::RuntimeClasses => policy::RUNTIME_CLASS,
+        ResourceId::PriorityClasses => policy::PRIORITY_CLASS,
         ResourceId::FlowSchemas => policy::FLOW_SCHEMA,
         ResourceId::PriorityLevelConfigurations => policy::PRIORITY_LEVEL,
         ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
@@ -760,6 +761,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         ResourceId::ResourceQuotas
         | ResourceId::PodDisruptionBudgets
         | ResourceId::RuntimeClasses
+        | ResourceId::PriorityClasses
         | ResourceId::FlowSchemas
         | ResourceId::PriorityLevelConfigurations
         | ResourceId::ValidatingWebhookConfigurations

@@ -420,6 +420,13 @@ impl Live {
                 let slices =
                     alloc::format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices");
                 self.send("endpointslices", Method::Post, &slices, slice);
+                let pc = json!({"metadata": {"name": name}, "value": 100});
+                self.send(
+                    "priorityclasses",
+                    Method::Post,
+                    "/apis/scheduling.k8s.io/v1/priorityclasses",
+                    pc,
+                );
                 let rbac = "/apis/rbac.authorization.k8s.io/v1";
                 let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
                 self.send(

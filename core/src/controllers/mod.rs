@@ -37,7 +37,7 @@ mod graceful_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod workload_tests;
+pub(crate) mod workload_tests;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;

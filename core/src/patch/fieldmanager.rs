@@ -171,6 +171,7 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
             "roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
         R::CSINodes => serde_json::json!({"metadata": meta, "spec": {"drivers": null}}),
         R::CSIDrivers => serde_json::json!({"metadata": meta, "spec": {}}),
+        R::PriorityClasses => serde_json::json!({"metadata": meta, "value": 0}),
         R::EndpointSlices => serde_json::json!({"metadata": meta, "addressType": "",
             "endpoints": null, "ports": null}),
         R::FlowSchemas => serde_json::json!({"metadata": meta,

@@ -2066,6 +2066,16 @@ pub(super) static PREFERRED_SCHEDULING_TERM: Msg = Msg {
         f(2, "preference", Message(&NODE_SELECTOR_TERM), 0),
     ],
 };
+pub(super) static PRIORITY_CLASS: Msg = Msg {
+    name: "PriorityClass",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "value", I32, 0),
+        f(3, "globalDefault", Bool, OMITEMPTY),
+        f(4, "description", Str, OMITEMPTY),
+        f(5, "preemptionPolicy", Str, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static PRIORITY_LEVEL_CONFIGURATION: Msg = Msg {
     name: "PriorityLevelConfiguration",
     fields: &[

@@ -41,6 +41,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::CSINodes => &STORAGE_CSI_NODE,
         ResourceId::CSIDrivers => &STORAGE_CSI_DRIVER,
         ResourceId::EndpointSlices => &DISCOVERY_ENDPOINT_SLICE,
+        ResourceId::PriorityClasses => &SCHEDULING_PRIORITY_CLASS,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -2634,6 +2635,19 @@ pub(super) static SCALE_IO_VOLUME_SOURCE: Type = Type {
         f("storagePool", Any),
         f("system", Any),
         f("volumeName", Any),
+    ],
+};
+
+pub(super) static SCHEDULING_PRIORITY_CLASS: Type = Type {
+    name: "io.k8s.api.scheduling.v1.PriorityClass",
+    fields: &[
+        f("apiVersion", Any),
+        f("description", Any),
+        f("globalDefault", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("preemptionPolicy", Any),
+        f("value", Any),
     ],
 };
 
