@@ -210,6 +210,12 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         "PriorityClass",
         &tables::PRIORITY_CLASS,
     ),
+    ("networking.k8s.io/v1", "Ingress", &tables::INGRESS),
+    (
+        "networking.k8s.io/v1",
+        "IngressClass",
+        &tables::INGRESS_CLASS,
+    ),
     (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",

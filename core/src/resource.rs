@@ -73,6 +73,8 @@ pub enum ResourceId {
     CSIDrivers,
     EndpointSlices,
     PriorityClasses,
+    Ingresses,
+    IngressClasses,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -526,6 +528,32 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         subresources: &[],
         custom: None,
     },
+    ResourceType {
+        id: ResourceId::Ingresses,
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        categories: &[],
+        subresources: &["status"],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::IngressClasses,
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingressclasses",
+        singular: "ingressclass",
+        kind: "IngressClass",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
@@ -542,6 +570,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("storage.k8s.io", "v1"),
     ("discovery.k8s.io", "v1"),
     ("scheduling.k8s.io", "v1"),
+    ("networking.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -603,6 +632,7 @@ impl ResourceType<'_> {
             "storage.k8s.io" => Cow::Borrowed("storage.k8s.io/v1"),
             "discovery.k8s.io" => Cow::Borrowed("discovery.k8s.io/v1"),
             "scheduling.k8s.io" => Cow::Borrowed("scheduling.k8s.io/v1"),
+            "networking.k8s.io" => Cow::Borrowed("networking.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }

@@ -14,6 +14,7 @@ use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 
 mod discovery;
+mod networking;
 mod policy;
 mod rbac;
 mod storage;
@@ -542,6 +543,8 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::CSIDrivers => storage::validate_csi_driver(&mut e, obj, old),
         ResourceId::EndpointSlices => discovery::validate_endpoint_slice(&mut e, obj, old),
         ResourceId::PriorityClasses => validate_priority_class(&mut e, obj, old),
+        ResourceId::Ingresses => networking::validate_ingress(&mut e, obj),
+        ResourceId::IngressClasses => networking::validate_ingress_class(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());

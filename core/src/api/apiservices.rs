@@ -44,6 +44,7 @@ fn builtin_priority(group: &str, version: &str) -> Option<(i64, i64)> {
         ("authentication.k8s.io", "v1") => (17700, 15),
         ("authorization.k8s.io", "v1") => (17600, 15),
         ("batch", "v1") => (17400, 15),
+        ("networking.k8s.io", "v1") => (17200, 15),
         ("policy", "v1") => (17100, 15),
         ("rbac.authorization.k8s.io", "v1") => (17000, 15),
         ("storage.k8s.io", "v1") => (16800, 15),

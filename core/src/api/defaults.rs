@@ -153,6 +153,20 @@ pub(crate) fn apply(
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
         ResourceId::CSIDrivers => csi_driver(map),
+        // The Ingress strategy's PrepareForCreate: status is the controller's.
+        ResourceId::Ingresses if old.is_none() => {
+            map.remove("status");
+        }
+        // `SetDefaults_IngressClass`: parameters are cluster-scoped unless said otherwise.
+        ResourceId::IngressClasses => {
+            let parameters = map
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("parameters"))
+                .and_then(Value::as_object_mut);
+            if let Some(parameters) = parameters {
+                set_default(parameters, "scope", Value::from("Cluster"));
+            }
+        }
         // `SetDefaults_PriorityClass`.
         ResourceId::PriorityClasses => {
             set_default(map, "preemptionPolicy", Value::from("PreemptLowerPriority"));

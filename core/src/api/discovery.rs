@@ -642,6 +642,7 @@ mod tests {
                 "coordination.k8s.io",
                 "discovery.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
+                "networking.k8s.io",
                 "node.k8s.io",
                 "policy",
                 "rbac.authorization.k8s.io",

@@ -46,6 +46,8 @@ mod event_tests;
 #[cfg(test)]
 mod metadata_tests;
 #[cfg(test)]
+mod networking_tests;
+#[cfg(test)]
 mod priority_tests;
 #[cfg(test)]
 mod rbac_tests;

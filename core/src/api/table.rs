@@ -41,6 +41,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
 }
 
 mod discovery;
+mod networking;
 mod policy;
 mod rbac;
 pub(crate) mod source;
@@ -383,6 +384,8 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::CSINodes => storage::CSI_NODE,
         ResourceId::CSIDrivers => storage::CSI_DRIVER,
         ResourceId::EndpointSlices => discovery::ENDPOINT_SLICE,
+        ResourceId::Ingresses => networking::INGRESS,
+        ResourceId::IngressClasses => networking::INGRESS_CLASS,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
         ResourceId::Nodes => NODE,
@@ -777,6 +780,9 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
             storage::cells(resource, obj, name, created)
         }
         ResourceId::EndpointSlices => discovery::cells(obj, name, created),
+        ResourceId::Ingresses | ResourceId::IngressClasses => {
+            networking::cells(resource, obj, name, created)
+        }
         ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
         ResourceId::ReplicationControllers => {
             workloads::replication_controller_cells(obj, name, created)

@@ -400,33 +400,43 @@ impl Live {
                     "/apis/node.k8s.io/v1/runtimeclasses",
                     json!({"metadata": {"name": name}, "handler": "runc"}),
                 );
-                let storage = "/apis/storage.k8s.io/v1";
-                let csi = json!({"metadata": {"name": name}, "spec": {"drivers": []}});
-                self.send(
-                    "csinodes",
-                    Method::Post,
-                    &alloc::format!("{storage}/csinodes"),
-                    csi,
-                );
-                let csi = json!({"metadata": {"name": name}, "spec": {}});
-                self.send(
-                    "csidrivers",
-                    Method::Post,
-                    &alloc::format!("{storage}/csidrivers"),
-                    csi,
-                );
-                let slice = json!({"metadata": {"name": name}, "addressType": "IPv4",
-                    "endpoints": [{"addresses": ["10.9.0.2"]}], "ports": [{"port": 80}]});
-                let slices =
-                    alloc::format!("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices");
-                self.send("endpointslices", Method::Post, &slices, slice);
-                let pc = json!({"metadata": {"name": name}, "value": 100});
-                self.send(
-                    "priorityclasses",
-                    Method::Post,
-                    "/apis/scheduling.k8s.io/v1/priorityclasses",
-                    pc,
-                );
+                let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
+                let kinds = [
+                    (
+                        "csinodes",
+                        "storage.k8s.io/v1/csinodes",
+                        json!({"spec": {"drivers": []}}),
+                    ),
+                    (
+                        "csidrivers",
+                        "storage.k8s.io/v1/csidrivers",
+                        json!({"spec": {}}),
+                    ),
+                    (
+                        "priorityclasses",
+                        "scheduling.k8s.io/v1/priorityclasses",
+                        json!({"value": 100}),
+                    ),
+                    (
+                        "ingressclasses",
+                        "networking.k8s.io/v1/ingressclasses",
+                        json!({"spec": {"controller": "example.com/ingress"}}),
+                    ),
+                    (
+                        "endpointslices",
+                        &alloc::format!("discovery.k8s.io/v1/namespaces/{ns}/endpointslices"),
+                        json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.9.0.2"]}], "ports": [{"port": 80}]}),
+                    ),
+                    (
+                        "ingresses",
+                        &alloc::format!("networking.k8s.io/v1/namespaces/{ns}/ingresses"),
+                        json!({"spec": {"defaultBackend": backend}}),
+                    ),
+                ];
+                for (plural, path, mut body) in kinds {
+                    body["metadata"] = json!({"name": name});
+                    self.send(plural, Method::Post, &alloc::format!("/apis/{path}"), body);
+                }
                 let rbac = "/apis/rbac.authorization.k8s.io/v1";
                 let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
                 self.send(

@@ -1162,11 +1162,128 @@ pub(super) static HTTP_HEADER: Msg = Msg {
         f(2, "value", Str, 0),
     ],
 };
+pub(super) static HTTP_INGRESS_PATH: Msg = Msg {
+    name: "HTTPIngressPath",
+    fields: &[
+        f(1, "path", Str, OMITEMPTY),
+        f(2, "backend", Message(&INGRESS_BACKEND), 0),
+        f(3, "pathType", Str, PTR),
+    ],
+};
+pub(super) static HTTP_INGRESS_RULE_VALUE: Msg = Msg {
+    name: "HTTPIngressRuleValue",
+    fields: &[
+        f(1, "paths", Message(&HTTP_INGRESS_PATH), REP),
+    ],
+};
 pub(super) static IMAGE_VOLUME_SOURCE: Msg = Msg {
     name: "ImageVolumeSource",
     fields: &[
         f(1, "reference", Str, OMITEMPTY),
         f(2, "pullPolicy", Str, OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS: Msg = Msg {
+    name: "Ingress",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&INGRESS_SPEC), OMITEMPTY),
+        f(3, "status", Message(&INGRESS_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_BACKEND: Msg = Msg {
+    name: "IngressBackend",
+    fields: &[
+        f(3, "resource", Message(&TYPED_LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(4, "service", Message(&INGRESS_SERVICE_BACKEND), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_CLASS: Msg = Msg {
+    name: "IngressClass",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&INGRESS_CLASS_SPEC), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_CLASS_PARAMETERS_REFERENCE: Msg = Msg {
+    name: "IngressClassParametersReference",
+    fields: &[
+        f(1, "apiGroup", Str, PTR | OMITEMPTY),
+        f(2, "kind", Str, 0),
+        f(3, "name", Str, 0),
+        f(4, "scope", Str, PTR),
+        f(5, "namespace", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_CLASS_SPEC: Msg = Msg {
+    name: "IngressClassSpec",
+    fields: &[
+        f(1, "controller", Str, OMITEMPTY),
+        f(2, "parameters", Message(&INGRESS_CLASS_PARAMETERS_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_LOAD_BALANCER_INGRESS: Msg = Msg {
+    name: "IngressLoadBalancerIngress",
+    fields: &[
+        f(1, "ip", Str, OMITEMPTY),
+        f(2, "hostname", Str, OMITEMPTY),
+        f(4, "ports", Message(&INGRESS_PORT_STATUS), REP | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_LOAD_BALANCER_STATUS: Msg = Msg {
+    name: "IngressLoadBalancerStatus",
+    fields: &[
+        f(1, "ingress", Message(&INGRESS_LOAD_BALANCER_INGRESS), REP | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_PORT_STATUS: Msg = Msg {
+    name: "IngressPortStatus",
+    fields: &[
+        f(1, "port", I32, 0),
+        f(2, "protocol", Str, 0),
+        f(3, "error", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_RULE: Msg = Msg {
+    name: "IngressRule",
+    fields: &[
+        f(1, "host", Str, OMITEMPTY),
+        f(2, "", Message(&INGRESS_RULE_VALUE), INLINE),
+    ],
+};
+pub(super) static INGRESS_RULE_VALUE: Msg = Msg {
+    name: "IngressRuleValue",
+    fields: &[
+        f(1, "http", Message(&HTTP_INGRESS_RULE_VALUE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_SERVICE_BACKEND: Msg = Msg {
+    name: "IngressServiceBackend",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "port", Message(&SERVICE_BACKEND_PORT), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_SPEC: Msg = Msg {
+    name: "IngressSpec",
+    fields: &[
+        f(1, "defaultBackend", Message(&INGRESS_BACKEND), PTR | OMITEMPTY),
+        f(2, "tls", Message(&INGRESS_TLS), REP | OMITEMPTY),
+        f(3, "rules", Message(&INGRESS_RULE), REP | OMITEMPTY),
+        f(4, "ingressClassName", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_STATUS: Msg = Msg {
+    name: "IngressStatus",
+    fields: &[
+        f(1, "loadBalancer", Message(&INGRESS_LOAD_BALANCER_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_TLS: Msg = Msg {
+    name: "IngressTLS",
+    fields: &[
+        f(1, "hosts", Str, REP | OMITEMPTY),
+        f(2, "secretName", Str, OMITEMPTY),
     ],
 };
 pub(super) static ISCSI_VOLUME_SOURCE: Msg = Msg {
@@ -2503,6 +2620,13 @@ pub(super) static SERVICE_ACCOUNT_TOKEN_PROJECTION: Msg = Msg {
         f(1, "audience", Str, OMITEMPTY),
         f(2, "expirationSeconds", I64, PTR | OMITEMPTY),
         f(3, "path", Str, 0),
+    ],
+};
+pub(super) static SERVICE_BACKEND_PORT: Msg = Msg {
+    name: "ServiceBackendPort",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "number", I32, OMITEMPTY),
     ],
 };
 pub(super) static SERVICE_PORT: Msg = Msg {

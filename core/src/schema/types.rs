@@ -42,6 +42,8 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::CSIDrivers => &STORAGE_CSI_DRIVER,
         ResourceId::EndpointSlices => &DISCOVERY_ENDPOINT_SLICE,
         ResourceId::PriorityClasses => &SCHEDULING_PRIORITY_CLASS,
+        ResourceId::Ingresses => &NETWORKING_INGRESS,
+        ResourceId::IngressClasses => &NETWORKING_INGRESS_CLASS,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -1843,6 +1845,144 @@ pub(super) static NAMESPACE_STATUS: Type = Type {
     fields: &[
         f("conditions", List(Item::Of(&NAMESPACE_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
         f("phase", Any),
+    ],
+};
+
+pub(super) static NETWORKING_HTTP_INGRESS_PATH: Type = Type {
+    name: "io.k8s.api.networking.v1.HTTPIngressPath",
+    fields: &[
+        f("backend", Object(&NETWORKING_INGRESS_BACKEND)),
+        f("path", Any),
+        f("pathType", Any),
+    ],
+};
+
+pub(super) static NETWORKING_HTTP_INGRESS_RULE_VALUE: Type = Type {
+    name: "io.k8s.api.networking.v1.HTTPIngressRuleValue",
+    fields: &[
+        f("paths", List(Item::Of(&NETWORKING_HTTP_INGRESS_PATH), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS: Type = Type {
+    name: "io.k8s.api.networking.v1.Ingress",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&NETWORKING_INGRESS_SPEC)),
+        f("status", Object(&NETWORKING_INGRESS_STATUS)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_BACKEND: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressBackend",
+    fields: &[
+        atomic("resource", Object(&TYPED_LOCAL_OBJECT_REFERENCE)),
+        f("service", Object(&NETWORKING_INGRESS_SERVICE_BACKEND)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_CLASS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressClass",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&NETWORKING_INGRESS_CLASS_SPEC)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_CLASS_PARAMETERS_REFERENCE: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressClassParametersReference",
+    fields: &[
+        f("apiGroup", Any),
+        f("kind", Any),
+        f("name", Any),
+        f("namespace", Any),
+        f("scope", Any),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_CLASS_SPEC: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressClassSpec",
+    fields: &[
+        f("controller", Any),
+        f("parameters", Object(&NETWORKING_INGRESS_CLASS_PARAMETERS_REFERENCE)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_LOAD_BALANCER_INGRESS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressLoadBalancerIngress",
+    fields: &[
+        f("hostname", Any),
+        f("ip", Any),
+        f("ports", List(Item::Of(&NETWORKING_INGRESS_PORT_STATUS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_LOAD_BALANCER_STATUS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressLoadBalancerStatus",
+    fields: &[
+        f("ingress", List(Item::Of(&NETWORKING_INGRESS_LOAD_BALANCER_INGRESS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_PORT_STATUS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressPortStatus",
+    fields: &[
+        f("error", Any),
+        f("port", Any),
+        f("protocol", Any),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_RULE: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressRule",
+    fields: &[
+        f("host", Any),
+        f("http", Object(&NETWORKING_HTTP_INGRESS_RULE_VALUE)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_SERVICE_BACKEND: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressServiceBackend",
+    fields: &[
+        f("name", Any),
+        atomic("port", Object(&NETWORKING_SERVICE_BACKEND_PORT)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_SPEC: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressSpec",
+    fields: &[
+        f("defaultBackend", Object(&NETWORKING_INGRESS_BACKEND)),
+        f("ingressClassName", Any),
+        f("rules", List(Item::Of(&NETWORKING_INGRESS_RULE), ListKind::Atomic, MergeKind::Replace)),
+        f("tls", List(Item::Of(&NETWORKING_INGRESS_TLS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_STATUS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressStatus",
+    fields: &[
+        f("loadBalancer", Object(&NETWORKING_INGRESS_LOAD_BALANCER_STATUS)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_TLS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressTLS",
+    fields: &[
+        f("hosts", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("secretName", Any),
+    ],
+};
+
+pub(super) static NETWORKING_SERVICE_BACKEND_PORT: Type = Type {
+    name: "io.k8s.api.networking.v1.ServiceBackendPort",
+    fields: &[
+        f("name", Any),
+        f("number", Any),
     ],
 };
 
