@@ -256,12 +256,12 @@ impl PushOutcome {
 #[derive(Debug)]
 pub struct StakeRegistry {
     limits: StakeLimits,
-    stakes: HashMap<[u8; 32], Stake>,
-    last_checkpoint: Option<u64>,
+    pub(crate) stakes: HashMap<[u8; 32], Stake>,
+    pub(crate) last_checkpoint: Option<u64>,
     /// Event ids applied (or seen) at `last_checkpoint`.
-    seen: HashSet<EventId>,
-    generation: u64,
-    last_update: Option<UnixTime>,
+    pub(crate) seen: HashSet<EventId>,
+    pub(crate) generation: u64,
+    pub(crate) last_update: Option<UnixTime>,
 }
 
 impl StakeRegistry {
@@ -353,6 +353,12 @@ impl StakeRegistry {
         now: UnixTime,
     ) -> Result<PushOutcome, Error> {
         self.apply_push_with(body, package, &mut TrustTheRelay, now)
+    }
+
+    /// Parses a `POST /api/v1/sui-events` body into the batch [`Self::apply_push`] would
+    /// apply (the same checks, nothing applied).
+    pub fn parse_push(&self, body: &[u8], package: &[u8; 32]) -> Result<EventBatch, Error> {
+        parse_push(body, package, &self.limits)
     }
 
     /// As [`Self::apply_push`], with the given verifier.

@@ -166,6 +166,44 @@ impl Store {
         }
     }
 
+    /// Continues at `revision` when it is ahead: a recovered run skips the revisions an
+    /// earlier run may have handed out without making them durable. Readers positioned in
+    /// between get 410 Expired from the ring and re-list.
+    pub(crate) fn skip_to(&mut self, revision: u64) {
+        if revision > self.revision {
+            self.ring.skip(self.revision, revision);
+            self.revision = revision;
+        }
+    }
+
+    /// Every stored object, in key order: what a snapshot holds.
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &StoredObject)> {
+        self.objects.iter()
+    }
+
+    /// Puts back an object a snapshot held, at its own revision, within the budgets: no watch
+    /// event, and the store's revision stays the snapshot's.
+    pub(crate) fn restore(&mut self, key: ObjectKey, object: StoredObject) -> Result<(), Error> {
+        if self.objects.len() >= self.max_objects {
+            return Err(Error::InsufficientStorage(alloc::format!(
+                "the snapshot holds more than the configured maximum of {} objects",
+                self.max_objects
+            )));
+        }
+        let cost = entry_bytes(&key, object.json.len(), &object.index);
+        let used = self.charge(cost, 0)?;
+        self.used_bytes = used;
+        if let Some(old) = self.objects.insert(key.clone(), object) {
+            // A snapshot names each object once; a repeat replaces without counting twice.
+            self.used_bytes =
+                self.used_bytes
+                    .saturating_sub(entry_bytes(&key, old.json.len(), &old.index));
+        } else {
+            self.count_change(key.resource, true);
+        }
+        Ok(())
+    }
+
     /// The revision of the latest write.
     pub fn revision(&self) -> u64 {
         self.revision

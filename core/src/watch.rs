@@ -84,6 +84,12 @@ struct Ring {
     newest: u64,
     /// Events pushed out by newer ones.
     evicted: u64,
+    /// Watch streams see events up to this revision only: the durable revision when the runtime
+    /// persists changes (a client never sees a change a crash could take back), else all.
+    visible: u64,
+    /// Revisions strictly between these two never existed here (a recovered run skipped them):
+    /// a reader positioned inside gets [`Expired`] and re-lists.
+    skipped: (u64, u64),
 }
 
 /// The bounded event ring.
@@ -113,6 +119,8 @@ impl WatchRing {
                 oldest: revision,
                 newest: revision,
                 evicted: 0,
+                visible: u64::MAX,
+                skipped: (0, 0),
             }),
         }
     }
@@ -141,32 +149,80 @@ impl WatchRing {
     }
 
     /// Copies handles of up to `max` events after revision `after` into `out`; returns the number
-    /// copied, or [`Expired`] when some event after `after` has already been evicted.
+    /// copied, or [`Expired`] when some event after `after` has already been evicted (or `after`
+    /// lies in a skipped range).
     pub fn read_after(
         &self,
         after: u64,
         max: usize,
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
+        self.read_through(after, u64::MAX, max, out)
+    }
+
+    /// As [`WatchRing::read_after`], but only events a watch stream may see yet (see
+    /// [`WatchRing::set_visible`]).
+    pub fn read_visible_after(
+        &self,
+        after: u64,
+        max: usize,
+        out: &mut Vec<crate::sync::Arc<WatchEvent>>,
+    ) -> Result<usize, Expired> {
+        let visible = self.ring.lock().visible;
+        self.read_through(after, visible, max, out)
+    }
+
+    fn read_through(
+        &self,
+        after: u64,
+        through: u64,
+        max: usize,
+        out: &mut Vec<crate::sync::Arc<WatchEvent>>,
+    ) -> Result<usize, Expired> {
         let ring = self.ring.lock();
-        if after < ring.oldest {
+        let (skip_from, skip_to) = ring.skipped;
+        if after < ring.oldest || (skip_from < after && after < skip_to) {
             return Err(Expired {
                 requested: after,
-                oldest: ring.oldest,
+                oldest: if after < ring.oldest {
+                    ring.oldest
+                } else {
+                    skip_to
+                },
             });
         }
-        let Some(front) = ring.events.front() else {
-            return Ok(0);
-        };
-        // One event per revision, so the position of revision `after + 1` is a subtraction.
-        let skip = usize::try_from(after.saturating_add(1).saturating_sub(front.revision()))
-            .unwrap_or(usize::MAX);
+        // Revisions increase along the ring (with gaps only where a recovered run skipped).
+        let skip = ring.events.partition_point(|e| e.revision() <= after);
         let mut copied = 0;
-        for event in ring.events.iter().skip(skip).take(max) {
+        for event in ring
+            .events
+            .iter()
+            .skip(skip)
+            .take(max)
+            .take_while(|e| e.revision() <= through)
+        {
             out.push(event.clone());
             copied += 1;
         }
         Ok(copied)
+    }
+
+    /// Lets watch streams see events up to `revision` (the durable revision).
+    pub fn set_visible(&self, revision: u64) {
+        self.ring.lock().visible = revision;
+    }
+
+    /// Marks the revisions strictly between `from` and `to` as never having existed here.
+    pub(crate) fn skip(&self, from: u64, to: u64) {
+        let mut ring = self.ring.lock();
+        ring.skipped = (from, to);
+        ring.newest = ring.newest.max(to);
+    }
+
+    /// Revision of the newest event a watch stream may see.
+    pub fn newest_visible(&self) -> u64 {
+        let ring = self.ring.lock();
+        ring.newest.min(ring.visible)
     }
 
     /// Revision of the newest event (0 before the first write).

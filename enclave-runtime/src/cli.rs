@@ -183,6 +183,11 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 16 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
     pub watch_buffer_bytes: u64,
 
+    /// With `--storage`: journal entries between two snapshots of the cluster; a snapshot lets
+    /// the host drop the log before it, bounding its disk and the replay at restart (0: none).
+    #[arg(long, env = "NAUTILUS_SNAPSHOT_EVERY", default_value_t = 50_000)]
+    pub snapshot_every: u64,
+
     /// Seconds between BOOKMARK events on watches that ask for them.
     #[arg(long, env = "NAUTILUS_BOOKMARK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub bookmark_secs: u64,
@@ -435,6 +440,7 @@ impl Cli {
             ("watch_ring_bytes", self.watch_ring_bytes.to_string()),
             ("inflight_bytes", self.inflight_bytes.to_string()),
             ("watch_buffer_bytes", self.watch_buffer_bytes.to_string()),
+            ("snapshot_every", self.snapshot_every.to_string()),
             ("max_watches", self.max_watches.to_string()),
             ("bookmark_secs", self.bookmark_secs.to_string()),
             ("sui_package", toml_string(&package)),

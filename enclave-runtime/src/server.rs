@@ -81,6 +81,9 @@ pub(crate) struct Shared {
     /// The durable log, when `--storage` is given (issue 16); core's change records are routed
     /// into it through `crate::durable::Durability`.
     pub(crate) durable: Option<crate::durable::DurableLog>,
+    /// Routes core's journal into `durable` (absent without `--storage`, and while the hidden
+    /// test record stream owns the log).
+    pub(crate) persistence: Option<Arc<crate::durable::Persistence>>,
 }
 
 /// Per-stream start-up before hyper: the proxy's preamble, then TLS in enclave TLS mode.
@@ -93,6 +96,18 @@ struct StreamSetup {
 }
 
 impl Shared {
+    /// After a call into core that reached `revision`: with persistence, the persistence task
+    /// takes the journal and publishes the revision once durable; without, it is published now.
+    pub(crate) fn written(&self, revision: u64) {
+        match &self.persistence {
+            Some(persistence) => persistence.wake(),
+            None => {
+                self.revision
+                    .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+            }
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Cluster> {
         // A panic cannot leave the core half-written: core is panic-free and every write is atomic.
         self.core
@@ -142,7 +157,7 @@ fn sui_reader_options(
 async fn open_durable(
     cli: &Cli,
     nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
-) -> anyhow::Result<Option<crate::durable::DurableLog>> {
+) -> anyhow::Result<Option<(crate::durable::DurableLog, crate::durable::Recovered)>> {
     let Some(store) = &cli.storage else {
         return Ok(None);
     };
@@ -191,7 +206,41 @@ async fn open_durable(
     if let Some(path) = &cli.durable_test_listen {
         crate::durable::debug::spawn(path.clone(), log.clone(), &recovered)?;
     }
-    Ok(Some(log))
+    Ok(Some((log, recovered)))
+}
+
+/// The cluster at start: replayed from the durable log's records when the log persists the
+/// cluster (a new one when it holds none), else new.
+fn start_cluster(
+    config: &Config,
+    seed: [u8; 32],
+    recovered: Option<&crate::durable::Recovered>,
+) -> anyhow::Result<Cluster> {
+    let Some(recovered) = recovered else {
+        return Ok(Cluster::new(config.clone(), seed, now()));
+    };
+    let started = std::time::Instant::now();
+    let no_snapshot: &[Vec<u8>] = &[];
+    let core = Cluster::recover(
+        config.clone(),
+        seed,
+        now(),
+        recovered
+            .snapshot
+            .as_ref()
+            .map_or(no_snapshot, |s| s.chunks.as_slice()),
+        recovered.records.iter().map(|r| r.payload.as_slice()),
+    )
+    .map_err(|e| anyhow::anyhow!("replaying the durable log failed: {}", e.message()))?;
+    tracing::info!(
+        snapshot_revision = recovered.snapshot.as_ref().map(|s| s.revision),
+        records = recovered.records.len(),
+        objects = core.store().len(),
+        revision = core.store().revision(),
+        millis = started.elapsed().as_millis() as u64,
+        "cluster state replayed from the durable log"
+    );
+    Ok(core)
 }
 
 /// Wall-clock time for core.
@@ -253,7 +302,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // Before the listener: a host copy that does not verify stops the start (exit code 3)
     // before anything can connect.
-    let durable = open_durable(&cli, nsm.clone()).await?;
+    let opened = open_durable(&cli, nsm.clone()).await?;
+    // The hidden test record stream owns the log when it is open; otherwise core's journal.
+    let persists = opened.is_some() && cli.durable_test_listen.is_none();
     let listener = Listener::bind(&cli.listen)?;
     let enclave_tls = match cli.tls {
         crate::tls::TlsMode::Proxy => None,
@@ -283,11 +334,26 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         ..config
     };
-    let core = Cluster::new(
-        config.clone(),
+    let mut core = start_cluster(
+        &config,
         crate::nsm::random_seed(nsm.as_ref())?,
-        now(),
-    );
+        opened.as_ref().filter(|_| persists).map(|(_, r)| r),
+    )?;
+    let durable = opened.map(|(log, _)| log);
+    // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
+    let initial = if persists {
+        core.take_records()
+    } else {
+        Vec::new()
+    };
+    let visible = initial
+        .iter()
+        .find_map(nautilus_core::cluster::Record::revision)
+        .map_or(core.store().revision(), |first| first.saturating_sub(1));
+    let persistence = durable
+        .clone()
+        .filter(|_| persists)
+        .map(|log| crate::durable::Persistence::new(log, visible, cli.snapshot_every));
     // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
     let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
     let attestation =
@@ -298,7 +364,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         identity = %hex::encode(attestation.identity_public_sec1()),
         "enclave identity made; GET /attestation binds it"
     );
-    let revision = core.store().revision();
+    let revision = if persistence.is_some() {
+        visible
+    } else {
+        core.store().revision()
+    };
     let shared = Arc::new(Shared {
         ring: core.watch_ring(),
         core: Mutex::new(core),
@@ -319,7 +389,16 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             tls: enclave_tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config)),
         },
         durable,
+        persistence,
     });
+    if let Some(persistence) = shared.persistence.clone() {
+        shared.ring.set_visible(visible);
+        tokio::spawn(crate::durable::persist::run(
+            shared.clone(),
+            persistence,
+            initial,
+        ));
+    }
     if let Some(spki) = shared.tls_spki_sha256 {
         tracing::info!(
             spki_sha256 = %hex::encode(spki),
@@ -407,9 +486,7 @@ async fn run_timers(shared: Arc<Shared>) {
                 _ => BACKLOG_PAUSE,
             }
         });
-        shared
-            .revision
-            .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+        shared.written(revision);
     }
 }
 
@@ -585,6 +662,26 @@ async fn read_body(shared: &Shared, body: &mut Incoming) -> Result<(Bytes, Held)
     }
 }
 
+/// The answer to a write while the host cannot store writes: 507 when its disk is full, 503
+/// while it cannot write, as a kube `Status`. `applied`: the write reached the cluster before
+/// the host failed; it is kept and persisted once the host recovers (or lost if the enclave
+/// stops first), as a kube write that timed out on etcd may still happen.
+fn durability_refusal(failure: &crate::durable::DurableError, applied: bool) -> ApiResponse {
+    let message = if applied {
+        format!(
+            "the write was applied but is not durable yet, and is persisted once the host \
+             recovers: {failure}"
+        )
+    } else {
+        format!("writes are refused while the host cannot store them: {failure}")
+    };
+    ApiResponse::error(&match failure.http_status() {
+        507 => Error::InsufficientStorage(message),
+        413 => Error::TooLarge(message),
+        _ => Error::Unavailable(message),
+    })
+}
+
 /// The 429 a request gets when the in-flight budget is full (kube-apiserver's max-in-flight
 /// answer: `Retry-After: 1` and `details.retryAfterSeconds`).
 fn budget_full_response() -> ApiResponse {
@@ -653,24 +750,40 @@ fn api_request<'a>(
     }
 }
 
+/// What one call into core left.
+struct Called {
+    outcome: Outcome,
+    /// The store's revision after the call.
+    revision: u64,
+    /// Core's journal entries after the call: what must be durable before the answer.
+    journaled: u64,
+    /// Core has background work due.
+    timers_due: bool,
+}
+
 /// Runs one request through core under the store lock. A read that needs a revision the store
 /// has not reached (`Outcome::Pending`) is asked again, with the time core first saw it, when the
 /// store's revision gets there or at core's deadline; core then serves it or answers 504.
-async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> (Outcome, u64, bool) {
+async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> Called {
     loop {
         let at = now();
-        let (outcome, revision, timers_due) = {
+        let called = {
             let mut core = shared.lock();
             let outcome = core.handle_request(at, &request);
-            let due = core.poll_timeout().is_some_and(|due| due <= at);
-            (outcome, core.store().revision(), due)
+            let timers_due = core.poll_timeout().is_some_and(|due| due <= at);
+            Called {
+                outcome,
+                revision: core.store().revision(),
+                journaled: core.journaled(),
+                timers_due,
+            }
         };
         let Outcome::Pending {
             revision: wanted,
             deadline,
-        } = outcome
+        } = called.outcome
         else {
-            return (outcome, revision, timers_due);
+            return called;
         };
         request.waiting_since.get_or_insert(at);
         let wait = Duration::from_nanos(deadline.nanos.saturating_sub(now().nanos));
@@ -734,12 +847,29 @@ async fn handle(
         (Bytes::new(), Held::default(), false)
     };
     let request = api_request(&parts, &body, body_too_large);
-    let (outcome, revision, timers_due) = call_core(&shared, request).await;
-    shared
-        .revision
-        .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+    let writes = !matches!(request.method, Method::Get | Method::Head);
+    if writes && let Some(failure) = shared.persistence.as_ref().and_then(|p| p.failure()) {
+        // The host cannot store writes now: refused before core, so nothing changes.
+        return Ok(http::to_hyper(durability_refusal(&failure, false)));
+    }
+    let Called {
+        outcome,
+        revision,
+        journaled,
+        timers_due,
+    } = call_core(&shared, request).await;
+    shared.written(revision);
     if timers_due {
         shared.timers.notify_one();
+    }
+    if let Some(persistence) = &shared.persistence {
+        // Answered once everything the call wrote, or its answer shows, is durable. Reads go
+        // on while the host refuses appends; writes get its refusal.
+        if let Err(failure) = persistence.wait(journaled).await
+            && writes
+        {
+            return Ok(http::to_hyper(durability_refusal(&failure, true)));
+        }
     }
     let response = match outcome {
         Outcome::List(list) => {

@@ -299,18 +299,22 @@ struct DevCli {
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
     exit_with_parent: bool,
-    /// PREVIEW (issue 16), off by default: keep a sealed durable log in `DATA_DIR/storage`, with
-    /// the cluster data key from a SIMULATED KMS in this process. Core's change records are not
-    /// routed into it yet; the enclave only opens and verifies it (`/readyz?verbose`).
+    /// Keep the cluster only in the enclave's memory: a restart loses it. By default the
+    /// cluster is kept in a sealed durable log in `DATA_DIR/storage` (the host stores only
+    /// ciphertext), with the cluster data key from a SIMULATED KMS in this process, and comes
+    /// back after any restart of the enclave or of this process on the same data directory.
+    #[arg(long, conflicts_with = "durable_log")]
+    in_memory: bool,
+    /// The default (kept for scripts written when the durable log was a preview).
     #[arg(long, hide = true)]
     durable_log: bool,
     /// TESTS ONLY: inject storage faults named in `DATA_DIR/storage-faults` (`fsync-eio`,
     /// `short-write`, `disk-full`, one per line) while that file exists.
-    #[arg(long, hide = true, requires = "durable_log")]
+    #[arg(long, hide = true, conflicts_with = "in_memory")]
     storage_faults: bool,
     /// TESTS ONLY: a PCR the simulated KMS's key policy requires, `INDEX=HEX` (repeatable);
     /// the simulated NSM's PCRs are zero, so any other value makes KMS refuse the enclave.
-    #[arg(long = "simulated-kms-pcr", hide = true, requires = "durable_log", value_parser = parse_pcr)]
+    #[arg(long = "simulated-kms-pcr", hide = true, conflicts_with = "in_memory", value_parser = parse_pcr)]
     simulated_kms_pcrs: Vec<(u8, Vec<u8>)>,
     #[command(flatten)]
     relay: RelayCli,
@@ -476,7 +480,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
             enclave_args.push(OsString::from(format!("{flag}={value}")));
         }
     }
-    // The data directory holds the relay socket and, with `--durable-log`, the store and the
+    // The data directory holds the relay socket and, unless `--in-memory`, the store and the
     // simulated KMS's key (dev::run creates it too; doing it here first changes nothing).
     let data_dir = match dev::create_data_dir(&args.data_dir) {
         Ok(dir) => dir,
@@ -485,9 +489,9 @@ async fn run_dev(args: DevCli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // With `--durable-log`, the cluster data key comes from the SIMULATED KMS, reached through
+    // Unless `--in-memory`, the cluster data key comes from the SIMULATED KMS, reached through
     // the relay as in production.
-    let kms = if args.durable_log {
+    let kms = if !args.in_memory {
         match start_simulated_kms(&data_dir, args.simulated_kms_pcrs.clone()).await {
             Ok(kms) => Some(kms),
             Err(message) => {

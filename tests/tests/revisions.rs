@@ -1,7 +1,7 @@
 //! Revisions from the future and from the past, end to end (issue 13, item 6): a watch or a read
 //! from a revision the store has not reached waits and then gets kube's 504 instead of silence,
 //! `Exact` lists come from history, garbage revisions are 400, a forged continue token claims
-//! nothing, and an enclave restarted by `dev` answers the previous run's revisions with 410 so
+//! nothing, and an in-memory enclave restarted by `dev` answers the previous run's revisions with 410 so
 //! informers re-list.
 
 use std::time::{Duration, Instant};
@@ -204,15 +204,17 @@ fn exact_lists_come_from_history_and_forged_continue_tokens_claim_nothing() {
 }
 
 #[test]
-fn a_restarted_enclave_answers_the_previous_run_s_revisions_with_410() {
-    let c = DevCluster::start();
+fn an_in_memory_enclave_restarted_answers_the_previous_run_s_revisions_with_410() {
+    // Without the durable log (`--in-memory`) a restarted enclave starts empty; with it, see
+    // `durable_cluster.rs`.
+    let c = DevCluster::start_opts(&["--in-memory"], &[]);
     let created = create_cm(&c, "before-restart", "1");
     let seen = rv(&get(&c, CMS).json());
     let page = get(&c, "/api/v1/namespaces?limit=1").json();
     let token = page["metadata"]["continue"].as_str().unwrap().to_string();
     let old = c.enclave_pid().expect("the enclave runs");
     nautilus_tests::signal(old, libc::SIGKILL);
-    // dev restarts it (state is not persisted yet: the store starts empty).
+    // dev restarts it, empty.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let restarted = c.enclave_pid().is_some_and(|pid| pid != old);

@@ -134,7 +134,7 @@ impl Watcher {
         self.initial.is_empty()
             && !self.initial_end_bookmark
             && self.failure.is_none()
-            && self.cursor >= ring.newest()
+            && self.cursor >= ring.newest_visible()
     }
 
     /// Bytes this watcher holds beyond itself: the current state queued for a watch without a
@@ -262,7 +262,7 @@ impl Watcher {
         let mut events = core::mem::take(&mut self.scratch);
         events.clear();
         let batch = max_events.saturating_sub(wrote).max(1);
-        if let Err(expired) = ring.read_after(self.cursor, batch, &mut events) {
+        if let Err(expired) = ring.read_visible_after(self.cursor, batch, &mut events) {
             {
                 let error = Error::Expired(alloc::format!(
                     "too old resource version: {} ({})",

@@ -403,10 +403,8 @@ impl Cluster {
             )));
         }
         crate::json::check_depth(req.body, self.config.max_json_depth)?;
-        let outcome = self.stakes.apply_push(req.body, &package, now)?;
-        for revocation in &outcome.revoked {
-            self.revoke_stake(now, &revocation.stake_id, revocation.reason);
-        }
+        let batch = self.stakes.parse_push(req.body, &package)?;
+        let outcome = self.apply_stake_batch(now, &batch, &mut crate::stake::TrustTheRelay)?;
         Ok(ApiResponse::json(200, j::to_vec(&outcome.to_json())))
     }
 
@@ -419,7 +417,21 @@ impl Cluster {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
+        self.apply_stake_batch(now, batch, verifier)
+    }
+
+    /// Applies a batch to the registry, journals it (when it changed anything), then revokes
+    /// what it revoked: the revocations' writes follow the batch in the journal.
+    fn apply_stake_batch(
+        &mut self,
+        now: UnixTime,
+        batch: &crate::stake::EventBatch,
+        verifier: &mut dyn crate::stake::EventVerifier,
+    ) -> Result<crate::stake::PushOutcome, Error> {
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
+        if !outcome.stale {
+            self.journal_stakes(now, verifier.trust_level(), batch);
+        }
         for revocation in &outcome.revoked {
             self.revoke_stake(now, &revocation.stake_id, revocation.reason);
         }

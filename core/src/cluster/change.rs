@@ -10,7 +10,7 @@
 //! | bytes | field |
 //! |-------|-------|
 //! | 1     | format version, `2` |
-//! | 1     | kind: `0` created, `1` updated, `2` deleted |
+//! | 1     | kind: `0` created, `1` updated, `2` deleted (`3` is a stake batch: see [`super::record`]) |
 //! | 8     | revision (`u64`): the store's revision after this change |
 //! | 8     | `at`: nanoseconds since 1970 (`u64`), the time the writer decided the change |
 //! | 1     | origin: `0` the server's own work, `1` the scheduler, `2` a request, `3` a node's request |
@@ -142,18 +142,7 @@ impl Change {
                 put_short(&mut out, node.as_bytes());
             }
         }
-        match self.key.resource {
-            ResourceId::Custom(id) => {
-                out.push(1);
-                out.extend_from_slice(&id.to_le_bytes());
-            }
-            builtin => {
-                let rt = RESOURCES.iter().find(|rt| rt.id == builtin);
-                out.push(0);
-                put_short(&mut out, rt.map_or("", |rt| rt.group).as_bytes());
-                put_short(&mut out, rt.map_or("", |rt| rt.plural).as_bytes());
-            }
-        }
+        put_resource(&mut out, self.key.resource);
         put_short(&mut out, self.key.namespace.as_bytes());
         put_short(&mut out, self.key.name.as_bytes());
         let len = u32::try_from(self.object.json.len()).unwrap_or(u32::MAX);
@@ -185,18 +174,7 @@ impl Change {
             3 => Origin::Node(r.text()?.into()),
             _ => return Err(malformed("unknown origin")),
         };
-        let resource = match r.u8()? {
-            0 => {
-                let (group, plural) = (r.text()?, r.text()?);
-                RESOURCES
-                    .iter()
-                    .find(|rt| rt.group == group && rt.plural == plural)
-                    .map(|rt| rt.id)
-                    .ok_or_else(|| malformed("unknown built-in resource"))?
-            }
-            1 => ResourceId::Custom(r.u32()?),
-            _ => return Err(malformed("unknown resource tag")),
-        };
+        let resource = read_resource(&mut r)?;
         let namespace = r.text()?;
         let name = r.text()?;
         let len = usize::try_from(r.u32()?).map_err(|_| malformed("object too long"))?;
@@ -218,22 +196,54 @@ impl Change {
     }
 }
 
-fn put_short(out: &mut Vec<u8>, text: &[u8]) {
+/// A resource as records name it: a built-in by group and plural, a custom one by its id.
+pub(super) fn put_resource(out: &mut Vec<u8>, resource: ResourceId) {
+    match resource {
+        ResourceId::Custom(id) => {
+            out.push(1);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        builtin => {
+            let rt = RESOURCES.iter().find(|rt| rt.id == builtin);
+            out.push(0);
+            put_short(out, rt.map_or("", |rt| rt.group).as_bytes());
+            put_short(out, rt.map_or("", |rt| rt.plural).as_bytes());
+        }
+    }
+}
+
+/// Reads what [`put_resource`] wrote.
+pub(super) fn read_resource(r: &mut Reader<'_>) -> Result<ResourceId, Error> {
+    match r.u8()? {
+        0 => {
+            let (group, plural) = (r.text()?, r.text()?);
+            RESOURCES
+                .iter()
+                .find(|rt| rt.group == group && rt.plural == plural)
+                .map(|rt| rt.id)
+                .ok_or_else(|| malformed("unknown built-in resource"))
+        }
+        1 => Ok(ResourceId::Custom(r.u32()?)),
+        _ => Err(malformed("unknown resource tag")),
+    }
+}
+
+pub(super) fn put_short(out: &mut Vec<u8>, text: &[u8]) {
     let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(text.get(..usize::from(len)).unwrap_or(text));
 }
 
-fn malformed(what: &str) -> Error {
+pub(super) fn malformed(what: &str) -> Error {
     Error::Internal(alloc::format!("malformed change record: {what}"))
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         if self.bytes.len() < n {
             return Err(malformed("truncated"));
         }
@@ -242,23 +252,23 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
         self.take(N)?.try_into().map_err(|_| malformed("truncated"))
     }
 
-    fn u8(&mut self) -> Result<u8, Error> {
+    pub(super) fn u8(&mut self) -> Result<u8, Error> {
         Ok(u8::from_le_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32, Error> {
+    pub(super) fn u32(&mut self) -> Result<u32, Error> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, Error> {
+    pub(super) fn u64(&mut self) -> Result<u64, Error> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    fn text(&mut self) -> Result<String, Error> {
+    pub(super) fn text(&mut self) -> Result<String, Error> {
         let len = u16::from_le_bytes(self.array()?);
         let bytes = self.take(usize::from(len))?;
         core::str::from_utf8(bytes)

@@ -10,18 +10,22 @@
 //! 2. `Cluster::apply_sui_batch` for each checkpoint-ordered batch of stake events;
 //! 3. [`Cluster::handle_timeout`] whenever [`Cluster::poll_timeout`] has come (asked after
 //!    every call; a time not after `now` means at once);
-//! 4. [`Cluster::take_changes`] after any of these when it persists records, and the watch
+//! 4. [`Cluster::take_records`] after any of these when it persists records, and the watch
 //!    ring ([`Cluster::watch_ring`]) to stream watches outside the lock.
 //!
-//! A replica (or a restart from the durable log) instead calls [`Cluster::replay`] for each
-//! record, in revision order, on [`Cluster::empty`].
+//! A replica instead calls [`Cluster::replay_record`] for each record, in order, on
+//! [`Cluster::empty`]; a restart from the durable log calls [`Cluster::recover`].
 
 pub mod change;
 pub(crate) mod deletion;
 pub(crate) mod object;
+pub mod record;
+pub mod snapshot;
 pub(crate) mod writer;
 
 pub use change::{Change, ChangeKind, Origin};
+pub use record::{Record, StakeRecord};
+pub use snapshot::Snapshot;
 pub(crate) use writer::WriteContext;
 
 use alloc::collections::BTreeSet;
@@ -208,6 +212,78 @@ impl Cluster {
             compactor,
             journal: Default::default(),
         }
+    }
+
+    /// The cluster a durable log describes: its newest snapshot's chunks (none: the log starts
+    /// at the beginning) and the entries after it, replayed in order (as [`Record::encode`]
+    /// wrote them), journaling every change from here on; with neither, a new cluster as
+    /// [`Cluster::new`] makes. Afterwards revisions continue past the last one by more than a
+    /// run can have pending ([`Config::max_pending_changes`]): whatever an earlier run handed
+    /// out without making it durable is skipped, and a watch positioned there gets 410 Expired.
+    /// Every node gets a fresh grace period, and the bootstrap objects are ensured. `seed` as
+    /// for [`Cluster::new`].
+    pub fn recover<S: AsRef<[u8]>, R: AsRef<[u8]>>(
+        config: Config,
+        seed: [u8; 32],
+        now: UnixTime,
+        snapshot: &[S],
+        records: impl IntoIterator<Item = R>,
+    ) -> Result<Self, crate::Error> {
+        let mut cluster = Self::empty(config, seed, now);
+        let mut restored = false;
+        if !snapshot.is_empty() {
+            let stakes = crate::stake::StakeRegistry::new(cluster.stakes.limits().clone());
+            let snapshot = snapshot::Restored::decode(snapshot, stakes)?;
+            cluster.store = Store::starting_at(&cluster.config, snapshot.revision);
+            cluster.stakes = snapshot.stakes;
+            let mut objects = snapshot.objects;
+            // Definitions first, each under the id its objects were stored with.
+            objects.sort_by_key(|(key, _)| snapshot::restore_order(key));
+            for (key, object) in objects {
+                let mut definition_revision = None;
+                if key.resource == crate::resource::ResourceId::CustomResourceDefinitions {
+                    let recorded = snapshot.crds.iter().find(|(name, _, _)| *name == *key.name);
+                    if let Some((_, id, revision)) = recorded {
+                        cluster.crds.set_next_id(*id);
+                        definition_revision = Some(*revision);
+                    }
+                }
+                cluster.restore_object(snapshot.at, key, object, definition_revision)?;
+            }
+            cluster.crds.set_next_id(snapshot.next_crd_id);
+            restored = true;
+        }
+        let mut replayed = 0u64;
+        for bytes in records {
+            let record = Record::decode(bytes.as_ref())?;
+            if let Some(revision) = record.revision()
+                && replayed == 0
+                && !restored
+            {
+                // The log starts wherever its first run started.
+                cluster.store = Store::starting_at(&cluster.config, revision.saturating_sub(1));
+            }
+            cluster.replay_record(&record)?;
+            replayed = replayed.saturating_add(u64::from(record.revision().is_some()));
+        }
+        if replayed > 0 || restored {
+            let skip = u64::try_from(cluster.config.max_pending_changes).unwrap_or(u64::MAX);
+            let last = cluster.store.revision();
+            cluster
+                .store
+                .skip_to(last.saturating_add(skip).saturating_add(1));
+            let nodes: alloc::vec::Vec<String> = cluster
+                .store
+                .range(crate::resource::ResourceId::Nodes, None, None)
+                .map(|(key, _)| String::from(&*key.name))
+                .collect();
+            cluster
+                .lifecycle
+                .restarted(now, cluster.config.node_grace_secs, nodes);
+        }
+        cluster.record_changes(true);
+        cluster.bootstrap(now);
+        Ok(cluster)
     }
 
     /// The ring that watch streams read.

@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::Cluster;
 use super::change::{Change, ChangeKind, Origin};
 use super::object::{index_of, parse_json, set_meta};
+use super::record::{Record, Recorded, StakeRecord};
 use crate::resource::ResourceId;
 use crate::store::{ObjectIndex, ObjectKey, StoredObject};
 use crate::{Error, UnixTime, json as j};
@@ -90,7 +91,9 @@ struct Prepared {
 pub(crate) struct Journal {
     /// Whether changes are kept at all (off unless the runtime asks).
     pub(crate) on: bool,
-    pub(crate) changes: Vec<Change>,
+    pub(crate) records: Vec<Record>,
+    /// Entries journaled since start: what a caller waits to see persisted after its call.
+    pub(crate) total: u64,
 }
 
 impl Cluster {
@@ -177,20 +180,99 @@ impl Cluster {
         .map(drop)
     }
 
-    /// Keeps every change from now on for [`Cluster::take_changes`] (`false`: stops, and
-    /// drops what was kept). The runtime that persists changes takes them after each call;
+    /// Applies a journal entry (see [`Cluster::replay`] for a change): a stake batch is applied
+    /// to the registry at its recorded time and trust level, without the revocations' writes
+    /// (they follow in the journal as changes of their own).
+    pub fn replay_record(&mut self, record: &Record) -> Result<(), Error> {
+        match record {
+            Record::Change(change) => self.replay(change),
+            Record::Stakes(stakes) => self
+                .stakes
+                .apply_batch(&stakes.batch, &mut Recorded(stakes.trust), stakes.at)
+                .map(drop),
+        }
+    }
+
+    /// Puts back an object a snapshot held, at its own revision, and feeds it to every
+    /// subsystem that keeps derived state as the server's own creation at `at`. A
+    /// CustomResourceDefinition's definition gets `definition_revision`, the revision its
+    /// storage form dates from (recorded in the snapshot).
+    pub(super) fn restore_object(
+        &mut self,
+        at: UnixTime,
+        key: ObjectKey,
+        mut object: StoredObject,
+        definition_revision: Option<u64>,
+    ) -> Result<(), Error> {
+        let obj = parse_json(&object.json)?;
+        let index = index_of(key.resource, &obj);
+        let ctx = WriteContext::server(at);
+        let mut prepared = self.prepare(
+            &ctx,
+            ChangeKind::Created,
+            &key,
+            object.json.len(),
+            &index,
+            &obj,
+        )?;
+        if let (Some(revision), Some(_)) = (definition_revision, &prepared.definition) {
+            prepared.definition = Some(self.crds.prepare(&obj, revision)?);
+        }
+        object.index = alloc::sync::Arc::new(index);
+        self.store.restore(key.clone(), object.clone())?;
+        let change = Change {
+            kind: ChangeKind::Created,
+            at,
+            origin: Origin::Server,
+            key,
+            object,
+        };
+        self.apply(&change, prepared, &obj, None);
+        Ok(())
+    }
+
+    /// Keeps every journal entry from now on for [`Cluster::take_records`] (`false`: stops,
+    /// and drops what was kept). The runtime that persists them takes them after each call;
     /// while on, a write is refused (429) once `Config::max_pending_changes` wait.
     pub fn record_changes(&mut self, on: bool) {
         self.journal.on = on;
         if !on {
-            self.journal.changes = Vec::new();
+            self.journal.records = Vec::new();
         }
     }
 
-    /// The changes committed since the last call, in revision order (empty unless
+    /// The entries journaled since the last call, in the order they happened (empty unless
     /// [`Cluster::record_changes`] is on).
-    pub fn take_changes(&mut self) -> Vec<Change> {
-        core::mem::take(&mut self.journal.changes)
+    pub fn take_records(&mut self) -> Vec<Record> {
+        core::mem::take(&mut self.journal.records)
+    }
+
+    /// Whether entries wait in the journal.
+    pub fn has_records(&self) -> bool {
+        !self.journal.records.is_empty()
+    }
+
+    /// How many entries have been journaled since start: once that many are persisted,
+    /// everything a caller's call changed is.
+    pub fn journaled(&self) -> u64 {
+        self.journal.total
+    }
+
+    /// Journals a stake batch the registry applied, before the writes its revocations make.
+    pub(crate) fn journal_stakes(
+        &mut self,
+        at: UnixTime,
+        trust: crate::stake::TrustLevel,
+        batch: &crate::stake::EventBatch,
+    ) {
+        if self.journal.on {
+            self.journal.records.push(Record::Stakes(StakeRecord {
+                at,
+                trust,
+                batch: batch.clone(),
+            }));
+            self.journal.total = self.journal.total.saturating_add(1);
+        }
     }
 
     /// The shared tail of a live write and a replay: prepare (refusals), commit, apply.
@@ -203,10 +285,10 @@ impl Cluster {
         index: ObjectIndex,
         obj: &Value,
     ) -> Result<Vec<u8>, Error> {
-        if self.journal.on && self.journal.changes.len() >= self.config.max_pending_changes {
+        if self.journal.on && self.journal.records.len() >= self.config.max_pending_changes {
             return Err(Error::TooManyRequests(alloc::format!(
                 "{} changes wait to be persisted; try again later",
-                self.journal.changes.len()
+                self.journal.records.len()
             )));
         }
         let prepared = self.prepare(ctx, kind, &key, json.len(), &index, obj)?;
@@ -238,7 +320,8 @@ impl Cluster {
         };
         self.apply(&change, prepared, obj, previous.as_ref());
         if self.journal.on {
-            self.journal.changes.push(change);
+            self.journal.records.push(Record::Change(change));
+            self.journal.total = self.journal.total.saturating_add(1);
         }
         Ok(json)
     }

@@ -86,6 +86,25 @@ impl NodeLifecycle {
         self.reschedule(node, Some(due));
     }
 
+    /// A restarted server has heard from nobody yet: every reachable node (`nodes`, all the
+    /// store holds) gets a full grace period from `now`, as kube's node lifecycle controller
+    /// gives the nodes it first sees, instead of being found late by the downtime.
+    pub(crate) fn restarted(&mut self, now: UnixTime, grace_secs: u64, nodes: Vec<String>) {
+        for name in nodes {
+            let health = self.nodes.entry(name.clone()).or_insert(NodeHealth {
+                last_heartbeat: now,
+                unreachable_since: None,
+                recovered: false,
+                due: None,
+            });
+            if health.unreachable_since.is_some() {
+                continue;
+            }
+            health.last_heartbeat = health.last_heartbeat.max(now);
+            self.reschedule(&name, Some(now.plus_secs(grace_secs)));
+        }
+    }
+
     fn forget(&mut self, node: &str) {
         if let Some(health) = self.nodes.remove(node)
             && let Some(due) = health.due

@@ -342,6 +342,22 @@ impl Registry {
         })
     }
 
+    /// Every installed definition, by name.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Definition>> {
+        self.by_name.values()
+    }
+
+    /// The id the next new definition gets (a snapshot records it).
+    pub(crate) fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Sets the id the next new definition gets: a restore gives each definition the id its
+    /// objects were stored under, then the recorded next id.
+    pub(crate) fn set_next_id(&mut self, id: u32) {
+        self.next_id = id;
+    }
+
     /// Checks that `crd` (a CRD object about to be stored) fits the budgets and compiles;
     /// returns what installing it would be.
     pub fn prepare(&self, crd: &Value, revision: u64) -> Result<Definition, Error> {

@@ -136,6 +136,29 @@ impl DurableLog {
             .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
     }
 
+    /// Queues `record` (with its `revision`) for the next position and hands back what
+    /// resolves once it is durable: callers that submit in order are appended in that order,
+    /// and may have many in flight (group commit) before awaiting the first.
+    pub(crate) async fn submit(
+        &self,
+        revision: u64,
+        record: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<u64, DurableError>>, DurableError> {
+        if record.len() > MAX_RECORD {
+            return Err(DurableError::TooLarge(record.len()));
+        }
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Append {
+                revision,
+                record,
+                reply,
+            })
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
+        Ok(answer)
+    }
+
     /// Where a snapshot whose state is captured now stands: call it while the state cannot
     /// change (under the store lock), then [`DurableLog::write_snapshot`] outside it.
     pub(crate) async fn snapshot_point(&self) -> Result<SnapshotPoint, DurableError> {

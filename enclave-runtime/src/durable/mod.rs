@@ -13,11 +13,13 @@
 mod channel;
 pub(crate) mod debug;
 mod log;
+pub(crate) mod persist;
 pub(crate) mod seal;
 
 use nautilus_wire::storage::ErrorKind;
 
 pub(crate) use log::DurableLog;
+pub(crate) use persist::Persistence;
 
 /// A connection to the store for start-up requests (the KMS blob, the credentials).
 pub(crate) async fn connect_for_blobs(

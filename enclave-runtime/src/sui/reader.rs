@@ -100,9 +100,7 @@ pub(super) fn hand_to_core(
         let outcome = core.apply_sui_batch(now(), batch, verifier);
         (outcome, core.store().revision())
     };
-    shared
-        .revision
-        .send_if_modified(|r| std::mem::replace(r, revision) != revision);
+    shared.written(revision);
     let outcome =
         outcome.map_err(|e| format!("checkpoint {}: {}", batch.checkpoint, e.message()))?;
     if outcome.applied > 0 || !outcome.revoked.is_empty() {

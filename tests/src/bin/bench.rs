@@ -15,6 +15,8 @@
 //! vs enclave TLS through `--passthrough`, side by side in one run). Pods are padded so that they are *served*
 //! (with kube's defaults, `status` and `managedFields`) at about 2 KB, or `--pod-bytes N`.
 
+#[path = "bench/durable.rs"]
+mod durable;
 #[path = "bench/hostile.rs"]
 mod hostile;
 #[path = "bench/load.rs"]
@@ -36,7 +38,7 @@ use load::{
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "get",
     "sign",
     "metrics",
@@ -46,6 +48,7 @@ const SECTIONS: [&str; 14] = [
     "budget",
     "tls",
     "peer",
+    "durable",
     "hostile",
     // The four attacks of `hostile`, one at a time.
     "hostile-bodies",
@@ -252,11 +255,13 @@ fn pod_template(
     Ok((template, body_len))
 }
 
-/// A cluster with the section's enclave options followed by the command line's.
+/// A cluster with the section's enclave options followed by the command line's, in memory
+/// (`--in-memory`): these sections measure the API itself, beside kube-apiserver on an etcd in
+/// tmpfs; the `durable` section measures the durable log on a real disk.
 fn start_cluster(scale: &Scale, args: &[&str]) -> DevCluster {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(scale.enclave_args.iter().map(String::as_str));
-    DevCluster::start_with(&all)
+    DevCluster::start_opts(&["--in-memory"], &all)
 }
 
 fn client_runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -390,6 +395,9 @@ fn main() {
     }
     if wanted("peer") {
         run("peer", &section_peer);
+    }
+    if wanted("durable") {
+        run("durable", &durable::section);
     }
     for (name, attack) in hostile::ATTACKS {
         if wanted("hostile") || wanted(name) {

@@ -26,6 +26,8 @@ struct Options {
     grace: u64,
     warmup: Option<u64>,
     watch_pods: bool,
+    /// `dev --in-memory`: no durable log (each heartbeat then waits for no fsync).
+    in_memory: bool,
     enclave_args: Vec<String>,
 }
 
@@ -38,6 +40,7 @@ fn parse_args() -> Result<Options, String> {
         grace: 40,
         warmup: None,
         watch_pods: false,
+        in_memory: false,
         enclave_args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -61,11 +64,12 @@ fn parse_args() -> Result<Options, String> {
             "--grace" => o.grace = number(value()?)?,
             "--warmup" => o.warmup = Some(number(value()?)?),
             "--watch-pods" => o.watch_pods = true,
+            "--in-memory" => o.in_memory = true,
             "--enclave-arg" => o.enclave_args.push(value()?),
             "-h" | "--help" => {
                 println!(
                     "worker_sim [--workers N] [--interval S] [--duration S] [--connections N] \
-                     [--grace S] [--warmup S] [--watch-pods] [--enclave-arg ARG]..."
+                     [--grace S] [--warmup S] [--watch-pods] [--in-memory] [--enclave-arg ARG]..."
                 );
                 std::process::exit(0);
             }
@@ -251,7 +255,16 @@ fn main() {
         o.grace,
         if o.watch_pods { ", pod watchers" } else { "" }
     );
-    let cluster = DevCluster::start_with(&arg_refs);
+    println!(
+        "   cluster state: {}",
+        if o.in_memory {
+            "in memory (dev --in-memory)"
+        } else {
+            "durable log (every heartbeat's write fsync'd by the proxy before its answer)"
+        }
+    );
+    let proxy_args: &[&str] = if o.in_memory { &["--in-memory"] } else { &[] };
+    let cluster = DevCluster::start_opts(proxy_args, &arg_refs);
     let enclave = cluster.enclave_pid();
     let proxy = cluster.pid();
     let config = SimConfig {

@@ -1,0 +1,291 @@
+//! Snapshots: the whole cluster at one revision, so that the durable log can drop the records
+//! before it. Taking one ([`Cluster::snapshot`]) only clones handles under the store lock; the
+//! runtime encodes it ([`Snapshot::encode_chunks`]) outside the lock while writes go on.
+//! Restoring ([`Cluster::recover`]) puts every object back at its own revision and feeds each
+//! through the same derived-state feed as a write, so Service allocations, the node
+//! authorizer's index, the scheduler's cache, stake registrations, terminating namespaces and
+//! event expiry are rebuilt from the objects; the stake registry and the CustomResourceDefinition
+//! ids (which stored custom objects and later records name) are carried in the header.
+//!
+//! # Encoding (format version 1)
+//!
+//! A snapshot is a list of chunks; a chunk is a run of items, each a `u32` length and the item;
+//! an item never spans chunks. Integers little-endian; texts `u16` length + UTF-8.
+//!
+//! | item | fields |
+//! |------|--------|
+//! | header, first | `1`, format version `1`, revision `u64`, time `u64`, next CRD id `u32`, CRD count `u32` and each: name, id `u32`, definition revision `u64`; stake registry: last checkpoint (`u8` flag + `u64`), generation `u64`, last update (`u8` flag + `u64`), stake count `u32` and each: id (32), owner (32), amount, slashed `u64`, withdrawn `u8`, trust `u8`, generation, checkpoint `u64`; seen count `u32` and each: digest text, index `u64` |
+//! | object | `2`, resource (as in a change record), namespace, name, revision `u64`, JSON (`u32` + bytes) |
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::Cluster;
+use super::change::{Reader, malformed, put_resource, put_short, read_resource};
+use super::record::trust_tag;
+use crate::resource::ResourceId;
+use crate::stake::{EventId, Stake, TrustLevel};
+use crate::store::{ObjectKey, StoredObject};
+use crate::token::SuiAddress;
+use crate::{Error, UnixTime};
+use alloc::sync::Arc;
+
+const HEADER: u8 = 1;
+const OBJECT: u8 = 2;
+const FORMAT: u8 = 1;
+
+/// The cluster at one revision, sharing its objects' bytes with the store.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The store's revision.
+    pub revision: u64,
+    /// When it was taken.
+    pub at: UnixTime,
+    header: Vec<u8>,
+    objects: Vec<(ObjectKey, StoredObject)>,
+}
+
+impl Cluster {
+    /// The cluster as it stands: cheap (handles, not bytes), so the runtime takes it under the
+    /// store lock at the exact point of the journal it covers.
+    pub fn snapshot(&self, at: UnixTime) -> Snapshot {
+        let revision = self.store.revision();
+        let mut header = Vec::with_capacity(256);
+        header.push(HEADER);
+        header.push(FORMAT);
+        header.extend_from_slice(&revision.to_le_bytes());
+        header.extend_from_slice(&at.nanos.to_le_bytes());
+        header.extend_from_slice(&self.crds.next_id().to_le_bytes());
+        let definitions: Vec<_> = self.crds.iter().collect();
+        put_u32(&mut header, definitions.len());
+        for definition in definitions {
+            put_short(&mut header, definition.name.as_bytes());
+            header.extend_from_slice(&definition.id.to_le_bytes());
+            header.extend_from_slice(&definition.revision.to_le_bytes());
+        }
+        let stakes = &self.stakes;
+        put_option(&mut header, stakes.last_checkpoint);
+        header.extend_from_slice(&stakes.generation.to_le_bytes());
+        put_option(&mut header, stakes.last_update.map(|t| t.nanos));
+        let mut all: Vec<_> = stakes.stakes.iter().collect();
+        all.sort_by_key(|(id, _)| **id);
+        put_u32(&mut header, all.len());
+        for (id, stake) in all {
+            header.extend_from_slice(id);
+            header.extend_from_slice(&stake.owner.0);
+            header.extend_from_slice(&stake.amount.to_le_bytes());
+            header.extend_from_slice(&stake.slashed.to_le_bytes());
+            header.push(u8::from(stake.withdrawn));
+            header.push(trust_tag(stake.trust));
+            header.extend_from_slice(&stake.generation.to_le_bytes());
+            header.extend_from_slice(&stake.checkpoint.to_le_bytes());
+        }
+        let mut seen: Vec<_> = stakes.seen.iter().collect();
+        seen.sort();
+        put_u32(&mut header, seen.len());
+        for id in seen {
+            put_short(&mut header, id.tx_digest.as_bytes());
+            header.extend_from_slice(&id.event_seq.to_le_bytes());
+        }
+        Snapshot {
+            revision,
+            at,
+            header,
+            objects: self
+                .store
+                .iter()
+                .map(|(k, o)| (k.clone(), o.clone()))
+                .collect(),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Objects it holds.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether it holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// The snapshot's bytes, in chunks of about `chunk_bytes` (one item may make a chunk
+    /// larger).
+    pub fn encode_chunks(&self, chunk_bytes: usize) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        let mut chunk = Vec::with_capacity(chunk_bytes.min(1 << 20));
+        put_item(&mut chunk, &self.header);
+        let mut item = Vec::new();
+        for (key, object) in &self.objects {
+            item.clear();
+            item.push(OBJECT);
+            put_resource(&mut item, key.resource);
+            put_short(&mut item, key.namespace.as_bytes());
+            put_short(&mut item, key.name.as_bytes());
+            item.extend_from_slice(&object.revision.to_le_bytes());
+            put_u32(&mut item, object.json.len());
+            item.extend_from_slice(&object.json);
+            if !chunk.is_empty() && chunk.len().saturating_add(item.len() + 4) > chunk_bytes {
+                chunks.push(core::mem::take(&mut chunk));
+            }
+            put_item(&mut chunk, &item);
+        }
+        chunks.push(chunk);
+        chunks
+    }
+}
+
+/// A snapshot read back: its header and its objects (index left empty).
+pub(crate) struct Restored {
+    pub(crate) revision: u64,
+    pub(crate) at: UnixTime,
+    pub(crate) next_crd_id: u32,
+    /// CRD name → (id, definition revision).
+    pub(crate) crds: Vec<(String, u32, u64)>,
+    pub(crate) stakes: crate::stake::StakeRegistry,
+    pub(crate) objects: Vec<(ObjectKey, StoredObject)>,
+}
+
+impl Restored {
+    /// Reads the chunks [`Snapshot::encode_chunks`] wrote; `stakes` is the empty registry
+    /// (with the configured limits) to fill.
+    pub(crate) fn decode<C: AsRef<[u8]>>(
+        chunks: &[C],
+        mut stakes: crate::stake::StakeRegistry,
+    ) -> Result<Self, Error> {
+        let mut items = chunks.iter().flat_map(|c| Items {
+            bytes: c.as_ref(),
+            failed: false,
+        });
+        let header = items
+            .next()
+            .ok_or_else(|| malformed("a snapshot without a header"))??;
+        let mut r = Reader { bytes: header };
+        if r.u8()? != HEADER || r.u8()? != FORMAT {
+            return Err(malformed("not a snapshot header of format 1"));
+        }
+        let revision = r.u64()?;
+        let at = UnixTime { nanos: r.u64()? };
+        let next_crd_id = r.u32()?;
+        let count = r.u32()? as usize;
+        let mut crds = Vec::with_capacity(count.min(r.bytes.len() / 14));
+        for _ in 0..count {
+            crds.push((r.text()?, r.u32()?, r.u64()?));
+        }
+        stakes.last_checkpoint = read_option(&mut r)?;
+        stakes.generation = r.u64()?;
+        stakes.last_update = read_option(&mut r)?.map(|nanos| UnixTime { nanos });
+        let count = r.u32()? as usize;
+        for _ in 0..count {
+            let id = r.array::<32>()?;
+            let stake = Stake {
+                owner: SuiAddress(r.array::<32>()?),
+                amount: r.u64()?,
+                slashed: r.u64()?,
+                withdrawn: r.u8()? != 0,
+                trust: match r.u8()? {
+                    0 => TrustLevel::RelayPushed,
+                    1 => TrustLevel::NodeRead,
+                    2 => TrustLevel::LightClient,
+                    _ => return Err(malformed("unknown trust level")),
+                },
+                generation: r.u64()?,
+                checkpoint: r.u64()?,
+            };
+            stakes.stakes.insert(id, stake);
+        }
+        let count = r.u32()? as usize;
+        for _ in 0..count {
+            stakes.seen.insert(EventId {
+                tx_digest: r.text()?,
+                event_seq: r.u64()?,
+            });
+        }
+        if !r.bytes.is_empty() {
+            return Err(malformed("trailing bytes in the snapshot header"));
+        }
+        let mut objects = Vec::new();
+        for item in items {
+            let mut r = Reader { bytes: item? };
+            if r.u8()? != OBJECT {
+                return Err(malformed("not a snapshot object"));
+            }
+            let resource = read_resource(&mut r)?;
+            let namespace = r.text()?;
+            let name = r.text()?;
+            let object_revision = r.u64()?;
+            let len = r.u32()? as usize;
+            let json = r.take(len)?;
+            if !r.bytes.is_empty() || object_revision > revision {
+                return Err(malformed("a snapshot object out of shape"));
+            }
+            objects.push((
+                ObjectKey::new(resource, &namespace, &name),
+                StoredObject {
+                    json: Arc::from(json),
+                    revision: object_revision,
+                    index: Arc::default(),
+                },
+            ));
+        }
+        Ok(Self {
+            revision,
+            at,
+            next_crd_id,
+            crds,
+            stakes,
+            objects,
+        })
+    }
+}
+
+/// The items of one chunk; an item that runs past the chunk's end is an error.
+struct Items<'a> {
+    bytes: &'a [u8],
+    failed: bool,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Result<&'a [u8], Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.bytes.is_empty() || self.failed {
+            return None;
+        }
+        let mut r = Reader { bytes: self.bytes };
+        let item = r.u32().and_then(|len| r.take(len as usize));
+        self.bytes = r.bytes;
+        self.failed = item.is_err();
+        Some(item)
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+fn put_item(out: &mut Vec<u8>, item: &[u8]) {
+    put_u32(out, item.len());
+    out.extend_from_slice(item);
+}
+
+fn put_option(out: &mut Vec<u8>, value: Option<u64>) {
+    out.push(u8::from(value.is_some()));
+    out.extend_from_slice(&value.unwrap_or(0).to_le_bytes());
+}
+
+fn read_option(r: &mut Reader<'_>) -> Result<Option<u64>, Error> {
+    let present = r.u8()? != 0;
+    let value = r.u64()?;
+    Ok(present.then_some(value))
+}
+
+/// The resource a restored custom object's CRD id names, for ordering: definitions first.
+pub(crate) fn restore_order(key: &ObjectKey) -> u8 {
+    match key.resource {
+        ResourceId::CustomResourceDefinitions => 0,
+        _ => 1,
+    }
+}

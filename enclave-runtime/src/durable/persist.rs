@@ -1,0 +1,288 @@
+//! Routes core's journal into the durable log: one task takes the entries each call left in
+//! core's journal (in order, under the store lock), submits them to the log (which batches
+//! them into one sealed frame and one fsync: group commit), and publishes how far they are
+//! durable. What depends on that:
+//!
+//! - a request is answered only once every entry journaled up to the end of its call is
+//!   durable (its own write, and any state its answer shows), so an acknowledged write
+//!   survives `kill -9`;
+//! - watch streams see events up to the durable revision only, so no client sees a change a
+//!   crash could take back;
+//! - while the host refuses appends (disk full, `EIO`), writes are refused before core
+//!   (507/503), reads are served, and the entries taken are sent again, in order, until the
+//!   host takes them.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot, watch};
+
+use nautilus_core::cluster::Record;
+
+use super::{DurableError, DurableLog};
+use crate::server::Shared;
+
+/// Most entries taken from core and not yet durable. Beyond it, entries wait in core's
+/// journal, whose own budget (`max_pending_changes`) then refuses writes with 429.
+const MAX_UNACKED: usize = 16_384;
+/// First and longest pause before entries the host refused are sent again.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// How far the journal is durable.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Persisted {
+    /// Journal entries durable, counted since start as core's `journaled()` counts them.
+    pub(crate) entries: u64,
+    /// The store revision those entries reach.
+    pub(crate) revision: u64,
+    /// Set while the host refuses appends: what a write gets meanwhile.
+    pub(crate) failure: Option<DurableError>,
+}
+
+/// The persistence handle the serving code holds.
+pub(crate) struct Persistence {
+    log: DurableLog,
+    wake: Notify,
+    state: watch::Sender<Persisted>,
+    /// Journal entries between two snapshots (0: none).
+    snapshot_every: u64,
+}
+
+impl Persistence {
+    /// A handle for `log`, with everything up to `revision` already durable (what was
+    /// replayed at start).
+    pub(crate) fn new(log: DurableLog, revision: u64, snapshot_every: u64) -> Arc<Self> {
+        Arc::new(Self {
+            log,
+            snapshot_every,
+            wake: Notify::new(),
+            state: watch::channel(Persisted {
+                revision,
+                ..Persisted::default()
+            })
+            .0,
+        })
+    }
+
+    /// Tells the task that core's journal has new entries.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The host's refusal, while appends fail.
+    pub(crate) fn failure(&self) -> Option<DurableError> {
+        self.state.borrow().failure.clone()
+    }
+
+    /// Waits until the first `entries` journal entries are durable; the host's refusal when
+    /// appends fail before that.
+    pub(crate) async fn wait(&self, entries: u64) -> Result<(), DurableError> {
+        let mut state = self.state.subscribe();
+        let reached = state
+            .wait_for(|p| p.entries >= entries || p.failure.is_some())
+            .await
+            .map(|p| (p.entries >= entries, p.failure.clone()));
+        match reached {
+            Ok((true, _)) => Ok(()),
+            Ok((false, Some(failure))) => Err(failure),
+            _ => Err(DurableError::Unavailable(
+                "the durable log stopped".to_string(),
+            )),
+        }
+    }
+}
+
+/// One entry taken from core and not yet durable.
+struct Unacked {
+    /// Journal entries up to and including this one.
+    entries: u64,
+    /// The store revision after it.
+    revision: u64,
+    /// Its bytes, kept to send again after a refusal.
+    bytes: Vec<u8>,
+    /// Resolves once it is durable (or refused).
+    durable: Option<oneshot::Receiver<Result<u64, DurableError>>>,
+}
+
+/// Runs the persistence task until the log stops, starting with `initial`, the entries core
+/// journaled before serving (the bootstrap's).
+pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, initial: Vec<Record>) {
+    let ring = shared.ring.clone();
+    let (mut taken, mut last_revision) = {
+        let state = persistence.state.borrow();
+        (state.entries, state.revision)
+    };
+    let mut initial = Some(initial);
+    let mut since_snapshot: u64 = 0;
+    let snapshotting = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut unacked: VecDeque<Unacked> = VecDeque::new();
+    let mut retry = RETRY_FIRST;
+    // Set by a refusal: everything in flight failed with it and is sent again, in order.
+    let mut resend = false;
+    loop {
+        if resend {
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(RETRY_MAX);
+            for entry in &mut unacked {
+                match persistence
+                    .log
+                    .submit(entry.revision, entry.bytes.clone())
+                    .await
+                {
+                    Ok(durable) => entry.durable = Some(durable),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a journal entry cannot be persisted");
+                        persistence.state.send_modify(|p| p.failure = Some(e));
+                        return;
+                    }
+                }
+            }
+            resend = false;
+        } else if unacked.len() < MAX_UNACKED && persistence.failure().is_none() {
+            let due = persistence.snapshot_every > 0
+                && since_snapshot >= persistence.snapshot_every
+                && !snapshotting.load(std::sync::atomic::Ordering::Relaxed);
+            let (records, snapshot) = match initial.take() {
+                Some(records) => (records, None),
+                None => {
+                    let mut core = shared.lock();
+                    let records = core.take_records();
+                    // Taken with the entries, under the same lock: it covers exactly them.
+                    let snapshot = due.then(|| core.snapshot(crate::server::now()));
+                    (records, snapshot)
+                }
+            };
+            since_snapshot = since_snapshot.saturating_add(records.len() as u64);
+            for record in records {
+                taken = taken.saturating_add(1);
+                last_revision = record.revision().unwrap_or(last_revision);
+                let bytes = record.encode();
+                match persistence.log.submit(last_revision, bytes.clone()).await {
+                    Ok(durable) => unacked.push_back(Unacked {
+                        entries: taken,
+                        revision: last_revision,
+                        bytes,
+                        durable: Some(durable),
+                    }),
+                    Err(e) => {
+                        // Nothing after an entry that cannot be persisted can be, in order.
+                        tracing::error!(error = %e, "a journal entry cannot be persisted");
+                        persistence.state.send_modify(|p| p.failure = Some(e));
+                        return;
+                    }
+                }
+            }
+            if let Some(snapshot) = snapshot {
+                // The log's tail now is the last entry the snapshot covers: this task is its
+                // only writer.
+                match persistence.log.snapshot_point().await {
+                    Ok(point) => {
+                        since_snapshot = 0;
+                        snapshotting.store(true, std::sync::atomic::Ordering::Relaxed);
+                        tokio::spawn(write_snapshot(
+                            persistence.log.clone(),
+                            point,
+                            snapshot,
+                            snapshotting.clone(),
+                        ));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "no snapshot: the log's tail is unknown"),
+                }
+            }
+        }
+        // Wait for the oldest entry to be durable, or for new entries.
+        let outcome = match unacked.front_mut().and_then(|e| e.durable.as_mut()) {
+            Some(durable) => tokio::select! {
+                outcome = durable => Some(outcome),
+                () = persistence.wake.notified() => None,
+            },
+            None => {
+                persistence.wake.notified().await;
+                None
+            }
+        };
+        let refused = match outcome {
+            None => continue,
+            Some(Err(_)) => Some(DurableError::Unavailable(
+                "the durable log stopped".to_string(),
+            )),
+            Some(Ok(Err(refused))) => Some(refused),
+            Some(Ok(Ok(_position))) => {
+                // The oldest is durable; so is whatever after it resolved already.
+                let mut reached = unacked.pop_front();
+                let mut refused = None;
+                while let Some(next) = unacked.front_mut() {
+                    match next.durable.as_mut().map(oneshot::Receiver::try_recv) {
+                        Some(Ok(Ok(_))) => reached = unacked.pop_front(),
+                        Some(Ok(Err(e))) => {
+                            refused = Some(e);
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                if let Some(entry) = reached {
+                    retry = RETRY_FIRST;
+                    ring.set_visible(entry.revision);
+                    if persistence.failure().is_some() {
+                        tracing::info!("the host takes appends again; writes resume");
+                    }
+                    persistence.state.send_modify(|p| {
+                        p.entries = entry.entries;
+                        p.revision = entry.revision;
+                        p.failure = None;
+                    });
+                    shared.revision.send_if_modified(|r| {
+                        std::mem::replace(r, entry.revision) != entry.revision
+                    });
+                }
+                refused
+            }
+        };
+        if let Some(refused) = refused {
+            tracing::error!(error = %refused, waiting = unacked.len(), "the host refused appends; writes are refused until it takes them again");
+            for entry in &mut unacked {
+                entry.durable = None;
+            }
+            persistence.state.send_modify(|p| p.failure = Some(refused));
+            resend = true;
+        }
+    }
+}
+
+/// Chunks a snapshot may hold: well under the log's largest item.
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Encodes `snapshot` off the async workers and writes it at `point` while appends go on; the
+/// log then drops the segments it covers.
+async fn write_snapshot(
+    log: DurableLog,
+    point: super::log::SnapshotPoint,
+    snapshot: nautilus_core::cluster::Snapshot,
+    snapshotting: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let started = std::time::Instant::now();
+    let (revision, objects) = (snapshot.revision, snapshot.len());
+    let chunks =
+        tokio::task::spawn_blocking(move || snapshot.encode_chunks(SNAPSHOT_CHUNK_BYTES)).await;
+    let outcome = match chunks {
+        Ok(chunks) => log.write_snapshot(point, revision, chunks).await,
+        Err(e) => Err(DurableError::Unavailable(format!(
+            "encoding the snapshot: {e}"
+        ))),
+    };
+    match outcome {
+        Ok(()) => tracing::info!(
+            revision,
+            objects,
+            millis = started.elapsed().as_millis() as u64,
+            "snapshot written; the log before it is dropped"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, revision, "the snapshot failed; the log is kept whole")
+        }
+    }
+    snapshotting.store(false, std::sync::atomic::Ordering::Relaxed);
+}

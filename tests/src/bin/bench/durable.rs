@@ -1,0 +1,294 @@
+//! Issue 16's figures, side by side in one run on the same real disk (not tmpfs): Nautilus with
+//! its durable log (every acknowledged write sealed and fsync'd by the host proxy) beside etcd
+//! 3.5 with its default fsync — its own puts through its HTTP gateway, and kube-apiserver 1.32
+//! storing in it — then the enclave's restart to ready with everything written.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use http_body_util::{BodyExt as _, Full};
+use nautilus_tests::DevCluster;
+use nautilus_tests::peers::{self, Etcd, KubeApiServer};
+
+use nautilus_tests::client::Connection;
+
+use crate::load::{BodyTemplate, auth, quantile};
+use crate::peer;
+use crate::{Report, Scale, Verdict, ms};
+
+/// ConfigMap creates per server in the 32-client phase (two alternating rounds of half).
+fn creates(scale: &Scale) -> usize {
+    if scale.quick { 2_000 } else { 10_000 }
+}
+
+/// Objects in the cluster when the enclave is killed for the restart figure.
+fn restart_objects(scale: &Scale) -> usize {
+    if scale.quick { 10_000 } else { 100_000 }
+}
+
+pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    peers::build(&["kube-apiserver", "etcd"]).map_err(|e| e.to_string())?;
+    let cluster = DevCluster::start_with(
+        &scale
+            .enclave_args
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let etcd_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let etcd = Etcd::start(etcd_dir.path()).map_err(|e| e.to_string())?;
+    let kube = KubeApiServer::start(&etcd, "bench-durable-admin").map_err(|e| e.to_string())?;
+    let ours = peer::Server::new(
+        "nautilus",
+        cluster.port,
+        &cluster.ca_pem,
+        &cluster.token,
+        cluster.enclave_pid().into_iter().collect(),
+    );
+    let theirs = peer::Server::new(
+        "kube-apiserver",
+        kube.port,
+        &kube.ca_pem,
+        &kube.token,
+        vec![kube.pid(), etcd.pid()],
+    );
+    let both = [&ours, &theirs];
+    report.header(&format!(
+        "durable: Nautilus (sealed log, fsync by the proxy) vs etcd 3.5 (default fsync) and kube-apiserver on it; both on {} (not tmpfs)",
+        disk_of(etcd_dir.path())
+    ));
+    let rt = crate::client_runtime()?;
+    let side_by_side = |o: String, t: String, r: String| format!("{o} vs {t} ({r})");
+    let total = creates(scale);
+    rt.block_on(async {
+        for server in both {
+            server.prepare("bench").await?;
+        }
+        let cm = Arc::new(BodyTemplate::config_map(1_000));
+        let path = "/api/v1/namespaces/bench/configmaps";
+        let mut rates = [0.0f64; 2];
+        for round in ["a", "b"] {
+            for (server, rate) in both.iter().zip(rates.iter_mut()) {
+                *rate += server
+                    .creates(path, cm.clone(), &format!("cm-{round}"), total / 2, 32)
+                    .await?
+                    / 2.0;
+            }
+        }
+        let put_rate = etcd_puts(&etcd.url, total, 32).await?.0;
+        report.row(
+            &format!("create {total} ~1 KB ConfigMaps, 32 clients: /s (etcd: puts)"),
+            format!(
+                "{} vs etcd puts {:.0} ({}); kube-apiserver {:.0}",
+                format!("{:.0}", rates[0]),
+                put_rate,
+                peer::ratio(rates[0], put_rate),
+                rates[1]
+            ),
+            "≥ 1.5× etcd's puts",
+            Verdict::of(rates[0] >= 1.5 * put_rate),
+        );
+        report.info(
+            "the same creates beside kube-apiserver on that etcd",
+            side_by_side(
+                format!("{:.0}", rates[0]),
+                format!("{:.0}", rates[1]),
+                peer::ratio(rates[0], rates[1]),
+            ),
+        );
+        let one = if scale.quick { 300 } else { 1_000 };
+        let ours_p99 = one_client_creates(&ours, "one", one).await?;
+        let theirs_p99 = one_client_creates(&theirs, "one", one).await?;
+        let (_, put_p99) = etcd_puts(&etcd.url, one, 1).await?;
+        report.row(
+            "create p99, 1 client (etcd: put p99)",
+            format!(
+                "{} vs etcd put {} ({}); kube-apiserver {}",
+                ms(ours_p99),
+                ms(put_p99),
+                peer::ratio(ours_p99.as_secs_f64(), put_p99.as_secs_f64()),
+                ms(theirs_p99)
+            ),
+            "≤ etcd's put p99",
+            Verdict::of(ours_p99 <= put_p99),
+        );
+        // Fill the cluster for the restart figure.
+        let have = total + one;
+        let fill = restart_objects(scale).saturating_sub(have);
+        if fill > 0 {
+            ours.creates(path, cm.clone(), "fill", fill, 32).await?;
+        }
+        Ok::<_, String>(())
+    })?;
+    drop(kube);
+    drop(etcd);
+    let objects = restart_objects(scale);
+    let rss_before = cluster
+        .enclave_pid()
+        .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    let old = cluster.enclave_pid().ok_or("no enclave")?;
+    nautilus_tests::signal(old, libc::SIGKILL);
+    let killed = Instant::now();
+    let deadline = killed + Duration::from_secs(300);
+    // dev restarts the enclave after a 1 s backoff; ready once /readyz answers 200.
+    let ready = loop {
+        if Instant::now() > deadline {
+            return Err("the enclave did not come back within 300 s".into());
+        }
+        let restarted = cluster.enclave_pid().is_some_and(|pid| pid != old);
+        if restarted
+            && cluster
+                .request("GET", "/readyz", None, &[])
+                .map(|r| r.status)
+                == Ok(200)
+        {
+            break killed.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let replayed = cluster
+        .logs()
+        .lines()
+        .rev()
+        .find(|l| l.contains("cluster state replayed"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    let replay_millis = replayed
+        .split("millis=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    report.row(
+        &format!("restart to ready after kill -9, ~{objects} objects in the log"),
+        format!(
+            "{} (replay {replay_millis} ms; dev waits 1 s before restarting)",
+            ms(ready)
+        ),
+        "< 5 s at 100,000",
+        if scale.quick {
+            Verdict::Scaled
+        } else {
+            Verdict::of(ready < Duration::from_secs(5))
+        },
+    );
+    let rss_after = cluster
+        .enclave_pid()
+        .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    report.info(
+        "enclave RSS before the kill / after the replay",
+        format!(
+            "{} / {}",
+            rss_before.map_or("?".into(), crate::mb),
+            rss_after.map_or("?".into(), crate::mb)
+        ),
+    );
+    Ok(())
+}
+
+/// The p99 of `count` creates, one at a time on one connection.
+async fn one_client_creates(
+    server: &peer::Server,
+    prefix: &str,
+    count: usize,
+) -> Result<Duration, String> {
+    let cm = BodyTemplate::config_map(1_000);
+    let mut conn = Connection::open(server.port, server.tls.clone()).await?;
+    let headers = auth(&server.token);
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
+        let body = crate::load::MakeBody::make(&cm, &format!("{prefix}-{i}"), i);
+        let started = Instant::now();
+        let reply = conn
+            .send(
+                "POST",
+                "/api/v1/namespaces/bench/configmaps",
+                Some(&body),
+                &headers,
+            )
+            .await?;
+        times.push(started.elapsed());
+        if reply.status != 201 {
+            return Err(format!("{}: create answered {}", server.name, reply.status));
+        }
+    }
+    times.sort_unstable();
+    Ok(quantile(&times, 0.99))
+}
+
+/// `count` puts of 1 KB values through etcd's HTTP gateway over `clients` keep-alive
+/// connections: (puts per second, p99 latency).
+async fn etcd_puts(url: &str, count: usize, clients: usize) -> Result<(f64, Duration), String> {
+    let authority = url.trim_start_matches("http://").to_string();
+    let value = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 1_000]);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (authority, value, next) = (authority.clone(), value.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(&authority)
+                .await
+                .map_err(|e| format!("etcd: {e}"))?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| format!("etcd: {e}"))?;
+            tokio::spawn(conn);
+            let mut times = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let key = base64::engine::general_purpose::STANDARD.encode(format!("/bench/{i}"));
+                let body = format!(r#"{{"key":"{key}","value":"{value}"}}"#);
+                let request = hyper::Request::post("/v3/kv/put")
+                    .header("host", authority.as_str())
+                    .header("content-type", "application/json")
+                    .body(Full::new(bytes::Bytes::from(body)))
+                    .map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                let reply = send
+                    .send_request(request)
+                    .await
+                    .map_err(|e| format!("etcd put: {e}"))?;
+                let status = reply.status();
+                let _ = reply.into_body().collect().await;
+                if !status.is_success() {
+                    return Err(format!("etcd put answered {status}"));
+                }
+                times.push(t.elapsed());
+            }
+            Ok::<_, String>(times)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    Ok((
+        all.len() as f64 / elapsed.as_secs_f64(),
+        quantile(&all, 0.99),
+    ))
+}
+
+/// The filesystem type and device under `path`, from /proc/mounts (longest mount prefix).
+fn disk_of(path: &std::path::Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, mount, fs) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(mount)
+                .then(|| (mount.len(), format!("{fs} on {dev}")))
+        })
+        .max()
+        .map_or_else(|| "?".to_string(), |(_, d)| d)
+}
