@@ -201,6 +201,11 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         &tables::STORAGE_CSI_DRIVER,
     ),
     (
+        "storage.k8s.io/v1",
+        "VolumeAttachment",
+        &tables::STORAGE_VOLUME_ATTACHMENT,
+    ),
+    (
         "discovery.k8s.io/v1",
         "EndpointSlice",
         &tables::DISCOVERY_ENDPOINT_SLICE,

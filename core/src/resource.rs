@@ -75,6 +75,7 @@ pub enum ResourceId {
     PriorityClasses,
     Ingresses,
     IngressClasses,
+    VolumeAttachments,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -552,6 +553,19 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         short_names: &[],
         categories: &[],
         subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::VolumeAttachments,
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "volumeattachments",
+        singular: "volumeattachment",
+        kind: "VolumeAttachment",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &["status"],
         custom: None,
     },
 ];

@@ -541,6 +541,7 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::ClusterRoleBindings => rbac::validate_binding(&mut e, obj, old, false),
         ResourceId::CSINodes => storage::validate_csi_node(&mut e, obj, old),
         ResourceId::CSIDrivers => storage::validate_csi_driver(&mut e, obj, old),
+        ResourceId::VolumeAttachments => storage::validate_volume_attachment(&mut e, obj, old),
         ResourceId::EndpointSlices => discovery::validate_endpoint_slice(&mut e, obj, old),
         ResourceId::PriorityClasses => validate_priority_class(&mut e, obj, old),
         ResourceId::Ingresses => networking::validate_ingress(&mut e, obj),

@@ -211,6 +211,11 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             &["name", "number"],
         ),
         (
+            "volumeattachments",
+            "volumeattachments.spec.source",
+            &["inlineVolumeSpec", "persistentVolumeName"],
+        ),
+        (
             "ingressclasses",
             "ingressclasses.spec.parameters",
             &["apiGroup", "kind", "name", "namespace", "scope"],

@@ -153,8 +153,9 @@ pub(crate) fn apply(
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
         ResourceId::CSIDrivers => csi_driver(map),
-        // The Ingress strategy's PrepareForCreate: status is the controller's.
-        ResourceId::Ingresses if old.is_none() => {
+        // The Ingress and VolumeAttachment strategies' PrepareForCreate: status is the
+        // controller's.
+        ResourceId::Ingresses | ResourceId::VolumeAttachments if old.is_none() => {
             map.remove("status");
         }
         // `SetDefaults_IngressClass`: parameters are cluster-scoped unless said otherwise.

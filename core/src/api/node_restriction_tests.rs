@@ -947,6 +947,81 @@ fn a_node_writes_only_its_own_csinode() {
     );
 }
 
+/// kube's Node authorizer on VolumeAttachments: a node gets the ones attached to it, one by
+/// one, and nothing else.
+#[test]
+fn a_node_gets_only_the_volume_attachments_of_its_node() {
+    let mut c = cluster(Config::default());
+    let a = c.a.clone();
+    for (name, node) in [("va-a", "node-a"), ("va-b", "node-b")] {
+        let va = json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+            "metadata": {"name": name}, "spec": {"attacher": "csi.example.com", "nodeName": node,
+                "source": {"persistentVolumeName": "pv"}}});
+        let (code, body) = admin(
+            &mut c,
+            Method::Post,
+            "/apis/storage.k8s.io/v1/volumeattachments",
+            Some(&va),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let base = "/apis/storage.k8s.io/v1/volumeattachments";
+    let (code, got) = send(
+        &mut c.s,
+        Method::Get,
+        &alloc::format!("{base}/va-a"),
+        "",
+        None,
+        &a,
+    );
+    assert_eq!(code, 200, "{got}");
+    let forbidden = |verb: &str, name: Option<&str>, resource: &str, reason: &str| {
+        let object = name.map_or_else(String::new, |n| alloc::format!(" \"{n}\""));
+        alloc::format!(
+            "volumeattachments.storage.k8s.io{object} is forbidden: User \"system:node:node-a\" cannot {verb} resource \"{resource}\" in API group \"storage.k8s.io\" at the cluster scope: {reason}"
+        )
+    };
+    let none = "no relationship found between node 'node-a' and this object";
+    let only_get = "can only get individual resources of this type";
+    let cases = [
+        (
+            Method::Get,
+            alloc::format!("{base}/va-b"),
+            forbidden("get", Some("va-b"), "volumeattachments", none),
+        ),
+        (
+            Method::Get,
+            alloc::format!("{base}/va-c"),
+            forbidden("get", Some("va-c"), "volumeattachments", none),
+        ),
+        (
+            Method::Get,
+            String::from(base),
+            forbidden("list", None, "volumeattachments", only_get),
+        ),
+        (
+            Method::Delete,
+            alloc::format!("{base}/va-a"),
+            forbidden("delete", Some("va-a"), "volumeattachments", only_get),
+        ),
+        (
+            Method::Get,
+            alloc::format!("{base}/va-a/status"),
+            forbidden(
+                "get",
+                Some("va-a"),
+                "volumeattachments/status",
+                "cannot get subresource",
+            ),
+        ),
+    ];
+    for (method, path, message) in cases {
+        let (code, status) = send(&mut c.s, method, &path, "", None, &a);
+        assert_eq!(code, 403, "{method:?} {path}: {status}");
+        assert_eq!(status["message"], message.as_str(), "{method:?} {path}");
+    }
+}
+
 #[test]
 fn register_worker_labels_meet_the_kubelet_allowlist() {
     let mut s = cluster(Config::default()).s;

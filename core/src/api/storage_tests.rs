@@ -330,7 +330,9 @@ fn storage_group_is_discovered() {
         resources,
         [
             ("csidrivers", "CSIDriver", false),
-            ("csinodes", "CSINode", false)
+            ("csinodes", "CSINode", false),
+            ("volumeattachments", "VolumeAttachment", false),
+            ("volumeattachments/status", "VolumeAttachment", false)
         ]
     );
     let (status, group) = call(
@@ -385,4 +387,83 @@ fn csi_nodes_are_written_and_read_as_protobuf() {
     let read: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(read["spec"], node["spec"]);
     assert_eq!(read["metadata"]["uid"], created["metadata"]["uid"]);
+}
+
+#[test]
+fn volume_attachments_are_validated_and_printed() {
+    let mut s = server();
+    let va = json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+        "metadata": {"name": "csi-123"},
+        "spec": {"attacher": "csi.example.com", "nodeName": "node-a",
+            "source": {"persistentVolumeName": "pv-1"}},
+        "status": {"attached": true}});
+    let path = alloc::format!("{STORAGE}/volumeattachments");
+    let (status, created) = call(&mut s, Method::Post, &path, None, &va);
+    assert_eq!(status, 201, "{created}");
+    assert!(
+        created.get("status").is_none(),
+        "status is the attacher's: {created}"
+    );
+    let one = alloc::format!("{path}/csi-123");
+    let (status, attached) = call(
+        &mut s,
+        Method::Patch,
+        &alloc::format!("{one}/status"),
+        None,
+        &json!({"status": {"attached": true}}),
+    );
+    assert_eq!(status, 200, "{attached}");
+    let (_, table) = call(&mut s, Method::Get, &path, Some(TABLE), &Value::Null);
+    assert_eq!(
+        column_names(&table),
+        ["Name", "Attacher", "PV", "Node", "Attached", "Age"]
+    );
+    assert_eq!(
+        table["rows"][0]["cells"],
+        json!(["csi-123", "csi.example.com", "pv-1", "node-a", true, "0s"])
+    );
+    let (status, answer) = call(
+        &mut s,
+        Method::Patch,
+        &one,
+        None,
+        &json!({"spec": {"nodeName": "node-b"}}),
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        causes(&answer),
+        pairs(&[(
+            "spec",
+            "Invalid value: storage.VolumeAttachmentSpec{Attacher:\"csi.example.com\", Source:storage.VolumeAttachmentSource{PersistentVolumeName:(*string)(0xc000000000), InlineVolumeSpec:(*core.PersistentVolumeSpec)(nil)}, NodeName:\"node-b\"}: field is immutable"
+        )])
+    );
+    let bad = json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+        "metadata": {"name": "bad"},
+        "spec": {"attacher": "", "nodeName": "Node_A", "source": {}}});
+    let (status, answer) = call(&mut s, Method::Post, &path, None, &bad);
+    assert_eq!(status, 422, "{answer}");
+    let subdomain = |v: &str| {
+        alloc::format!(
+            "Invalid value: \"{v}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        )
+    };
+    let want: Vec<(String, String)> = alloc::vec![
+        (
+            String::from("spec.attacher"),
+            String::from("Required value")
+        ),
+        (
+            String::from("spec.source"),
+            String::from(
+                "Required value: must specify exactly one of inlineVolumeSpec and persistentVolumeName"
+            )
+        ),
+        (String::from("spec.nodeName"), subdomain("Node_A")),
+        (
+            String::from("spec.attacher"),
+            String::from("Required value")
+        ),
+        (String::from("spec.attacher"), subdomain("")),
+    ];
+    assert_eq!(causes(&answer), want);
 }

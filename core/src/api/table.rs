@@ -383,6 +383,7 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::ClusterRoleBindings => rbac::CLUSTER_ROLE_BINDING,
         ResourceId::CSINodes => storage::CSI_NODE,
         ResourceId::CSIDrivers => storage::CSI_DRIVER,
+        ResourceId::VolumeAttachments => storage::VOLUME_ATTACHMENT,
         ResourceId::EndpointSlices => discovery::ENDPOINT_SLICE,
         ResourceId::Ingresses => networking::INGRESS,
         ResourceId::IngressClasses => networking::INGRESS_CLASS,
@@ -776,7 +777,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => {
             rbac::binding_cells(obj, name, created)
         }
-        ResourceId::CSINodes | ResourceId::CSIDrivers => {
+        ResourceId::CSINodes | ResourceId::CSIDrivers | ResourceId::VolumeAttachments => {
             storage::cells(resource, obj, name, created)
         }
         ResourceId::EndpointSlices => discovery::cells(obj, name, created),

@@ -35,6 +35,7 @@ pub(crate) fn authorize(
         ResourceId::CSINodes => csi_node(node, attrs),
         // The kubelet's CSIDriver informer (NodeRules: storage.k8s.io csidrivers).
         ResourceId::CSIDrivers => rule(attrs, &["get", "list", "watch"]),
+        ResourceId::VolumeAttachments => volume_attachment(node, attrs, store),
         ResourceId::Endpoints => rule(attrs, &["get"]),
         ResourceId::Events => rule(attrs, &["create", "update", "patch"]),
         _ => Err(Denied::Because("")),
@@ -184,6 +185,31 @@ fn csi_node(node: &str, attrs: &Attributes<'_>) -> Decision<'static> {
         ));
     }
     Ok(())
+}
+
+/// `authorizeGet` of a VolumeAttachment: one attached to the node (`spec.nodeName`, the graph's
+/// edge from the attachment to its node).
+fn volume_attachment(node: &str, attrs: &Attributes<'_>, store: &Store) -> Decision<'static> {
+    if attrs.verb != "get" {
+        return Err(Denied::Because(
+            "can only get individual resources of this type",
+        ));
+    }
+    if attrs.subresource.is_some() {
+        return Err(Denied::Because("cannot get subresource"));
+    }
+    let Some(name) = attrs.name() else {
+        return Err(Denied::Because("No Object name found"));
+    };
+    let attached = store
+        .get(&ObjectKey::new(ResourceId::VolumeAttachments, "", name))
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.json).ok())
+        .is_some_and(|va| crate::json::str_at(&va, "/spec/nodeName") == node);
+    if attached {
+        Ok(())
+    } else {
+        Err(Denied::NoRelationship)
+    }
 }
 
 /// `authorizeNode`: reads of its own Node only; writes go on to admission.

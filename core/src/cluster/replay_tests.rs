@@ -451,6 +451,11 @@ impl Live {
                         json!({"value": 100}),
                     ),
                     (
+                        "volumeattachments",
+                        "storage.k8s.io/v1/volumeattachments",
+                        json!({"spec": {"attacher": "csi.example.com", "nodeName": "n1", "source": {"persistentVolumeName": "pv"}}}),
+                    ),
+                    (
                         "ingressclasses",
                         "networking.k8s.io/v1/ingressclasses",
                         json!({"spec": {"controller": "example.com/ingress"}}),

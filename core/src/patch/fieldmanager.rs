@@ -171,6 +171,8 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
             "roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
         R::CSINodes => serde_json::json!({"metadata": meta, "spec": {"drivers": null}}),
         R::CSIDrivers => serde_json::json!({"metadata": meta, "spec": {}}),
+        R::VolumeAttachments => serde_json::json!({"metadata": meta,
+            "spec": {"attacher": "", "source": {}, "nodeName": ""}, "status": {"attached": false}}),
         R::PriorityClasses => serde_json::json!({"metadata": meta, "value": 0}),
         R::Ingresses => serde_json::json!({"metadata": meta, "spec": {},
             "status": {"loadBalancer": {}}}),

@@ -496,6 +496,15 @@ pub(super) static AZURE_DISK_VOLUME_SOURCE: Msg = Msg {
         f(6, "kind", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static AZURE_FILE_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "AzureFilePersistentVolumeSource",
+    fields: &[
+        f(1, "secretName", Str, 0),
+        f(2, "shareName", Str, 0),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "secretNamespace", Str, PTR),
+    ],
+};
 pub(super) static AZURE_FILE_VOLUME_SOURCE: Msg = Msg {
     name: "AzureFileVolumeSource",
     fields: &[
@@ -518,6 +527,17 @@ pub(super) static CAPABILITIES: Msg = Msg {
         f(2, "drop", Str, REP | OMITEMPTY),
     ],
 };
+pub(super) static CEPH_FS_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "CephFSPersistentVolumeSource",
+    fields: &[
+        f(1, "monitors", Str, REP),
+        f(2, "path", Str, OMITEMPTY),
+        f(3, "user", Str, OMITEMPTY),
+        f(4, "secretFile", Str, OMITEMPTY),
+        f(5, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(6, "readOnly", Bool, OMITEMPTY),
+    ],
+};
 pub(super) static CEPH_FS_VOLUME_SOURCE: Msg = Msg {
     name: "CephFSVolumeSource",
     fields: &[
@@ -527,6 +547,15 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Msg = Msg {
         f(4, "secretFile", Str, OMITEMPTY),
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
         f(6, "readOnly", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static CINDER_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "CinderPersistentVolumeSource",
+    fields: &[
+        f(1, "volumeID", Str, 0),
+        f(2, "fsType", Str, OMITEMPTY),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
     ],
 };
 pub(super) static CINDER_VOLUME_SOURCE: Msg = Msg {
@@ -762,6 +791,21 @@ pub(super) static CRON_JOB_STATUS: Msg = Msg {
         f(1, "active", Message(&OBJECT_REFERENCE), REP | OMITEMPTY),
         f(4, "lastScheduleTime", Time, PTR | OMITEMPTY),
         f(5, "lastSuccessfulTime", Time, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static CSI_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "CSIPersistentVolumeSource",
+    fields: &[
+        f(1, "driver", Str, 0),
+        f(2, "volumeHandle", Str, 0),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "fsType", Str, OMITEMPTY),
+        f(5, "volumeAttributes", Str, MAP | OMITEMPTY),
+        f(6, "controllerPublishSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(7, "nodeStageSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(8, "nodePublishSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(9, "controllerExpandSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(10, "nodeExpandSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
     ],
 };
 pub(super) static CSI_VOLUME_SOURCE: Msg = Msg {
@@ -1031,6 +1075,16 @@ pub(super) static FC_VOLUME_SOURCE: Msg = Msg {
         f(5, "wwids", Str, REP | OMITEMPTY),
     ],
 };
+pub(super) static FLEX_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "FlexPersistentVolumeSource",
+    fields: &[
+        f(1, "driver", Str, 0),
+        f(2, "fsType", Str, OMITEMPTY),
+        f(3, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(4, "readOnly", Bool, OMITEMPTY),
+        f(5, "options", Str, MAP | OMITEMPTY),
+    ],
+};
 pub(super) static FLEX_VOLUME_SOURCE: Msg = Msg {
     name: "FlexVolumeSource",
     fields: &[
@@ -1102,6 +1156,15 @@ pub(super) static GIT_REPO_VOLUME_SOURCE: Msg = Msg {
         f(1, "repository", Str, 0),
         f(2, "revision", Str, OMITEMPTY),
         f(3, "directory", Str, OMITEMPTY),
+    ],
+};
+pub(super) static GLUSTERFS_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "GlusterfsPersistentVolumeSource",
+    fields: &[
+        f(1, "endpoints", Str, 0),
+        f(2, "path", Str, 0),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "endpointsNamespace", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static GLUSTERFS_VOLUME_SOURCE: Msg = Msg {
@@ -1286,6 +1349,22 @@ pub(super) static INGRESS_TLS: Msg = Msg {
         f(2, "secretName", Str, OMITEMPTY),
     ],
 };
+pub(super) static ISCSI_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "ISCSIPersistentVolumeSource",
+    fields: &[
+        f(1, "targetPortal", Str, 0),
+        f(2, "iqn", Str, 0),
+        f(3, "lun", I32, 0),
+        f(4, "iscsiInterface", Str, OMITEMPTY),
+        f(5, "fsType", Str, OMITEMPTY),
+        f(6, "readOnly", Bool, OMITEMPTY),
+        f(7, "portals", Str, REP | OMITEMPTY),
+        f(8, "chapAuthDiscovery", Bool, OMITEMPTY),
+        f(10, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(11, "chapAuthSession", Bool, OMITEMPTY),
+        f(12, "initiatorName", Str, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static ISCSI_VOLUME_SOURCE: Msg = Msg {
     name: "ISCSIVolumeSource",
     fields: &[
@@ -1432,6 +1511,13 @@ pub(super) static LOCAL_OBJECT_REFERENCE: Msg = Msg {
     name: "LocalObjectReference",
     fields: &[
         f(1, "name", Str, OMITEMPTY),
+    ],
+};
+pub(super) static LOCAL_VOLUME_SOURCE: Msg = Msg {
+    name: "LocalVolumeSource",
+    fields: &[
+        f(1, "path", Str, 0),
+        f(2, "fsType", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static MATCH_CONDITION: Msg = Msg {
@@ -1891,6 +1977,48 @@ pub(super) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Msg = Msg {
         f(2, "readOnly", Bool, OMITEMPTY),
     ],
 };
+pub(super) static PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "PersistentVolumeSource",
+    fields: &[
+        f(1, "gcePersistentDisk", Message(&GCE_PERSISTENT_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(2, "awsElasticBlockStore", Message(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(3, "hostPath", Message(&HOST_PATH_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(4, "glusterfs", Message(&GLUSTERFS_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(5, "nfs", Message(&NFS_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(6, "rbd", Message(&RBD_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(7, "iscsi", Message(&ISCSI_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(8, "cinder", Message(&CINDER_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(9, "cephfs", Message(&CEPH_FS_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(10, "fc", Message(&FC_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(11, "flocker", Message(&FLOCKER_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(12, "flexVolume", Message(&FLEX_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(13, "azureFile", Message(&AZURE_FILE_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(14, "vsphereVolume", Message(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(15, "quobyte", Message(&QUOBYTE_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(16, "azureDisk", Message(&AZURE_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(17, "photonPersistentDisk", Message(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(18, "portworxVolume", Message(&PORTWORX_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(19, "scaleIO", Message(&SCALE_IO_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(20, "local", Message(&LOCAL_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(21, "storageos", Message(&STORAGE_OS_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(22, "csi", Message(&CSI_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static PERSISTENT_VOLUME_SPEC: Msg = Msg {
+    name: "PersistentVolumeSpec",
+    fields: &[
+        f(1, "capacity", Quantity, MAP | OMITEMPTY),
+        f(2, "", Message(&PERSISTENT_VOLUME_SOURCE), INLINE),
+        f(3, "accessModes", Str, REP | OMITEMPTY),
+        f(4, "claimRef", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(5, "persistentVolumeReclaimPolicy", Str, OMITEMPTY),
+        f(6, "storageClassName", Str, OMITEMPTY),
+        f(7, "mountOptions", Str, REP | OMITEMPTY),
+        f(8, "volumeMode", Str, PTR | OMITEMPTY),
+        f(9, "nodeAffinity", Message(&VOLUME_NODE_AFFINITY), PTR | OMITEMPTY),
+        f(10, "volumeAttributesClassName", Str, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Msg = Msg {
     name: "PhotonPersistentDiskVolumeSource",
     fields: &[
@@ -2342,6 +2470,19 @@ pub(super) static RBAC_SUBJECT: Msg = Msg {
         f(4, "namespace", Str, OMITEMPTY),
     ],
 };
+pub(super) static RBD_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "RBDPersistentVolumeSource",
+    fields: &[
+        f(1, "monitors", Str, REP),
+        f(2, "image", Str, 0),
+        f(3, "fsType", Str, OMITEMPTY),
+        f(4, "pool", Str, OMITEMPTY),
+        f(5, "user", Str, OMITEMPTY),
+        f(6, "keyring", Str, OMITEMPTY),
+        f(7, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(8, "readOnly", Bool, OMITEMPTY),
+    ],
+};
 pub(super) static RBD_VOLUME_SOURCE: Msg = Msg {
     name: "RBDVolumeSource",
     fields: &[
@@ -2488,6 +2629,21 @@ pub(super) static RUNTIME_CLASS: Msg = Msg {
         f(4, "scheduling", Message(&SCHEDULING), PTR | OMITEMPTY),
     ],
 };
+pub(super) static SCALE_IO_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "ScaleIOPersistentVolumeSource",
+    fields: &[
+        f(1, "gateway", Str, 0),
+        f(2, "system", Str, 0),
+        f(3, "secretRef", Message(&SECRET_REFERENCE), PTR),
+        f(4, "sslEnabled", Bool, OMITEMPTY),
+        f(5, "protectionDomain", Str, OMITEMPTY),
+        f(6, "storagePool", Str, OMITEMPTY),
+        f(7, "storageMode", Str, OMITEMPTY),
+        f(8, "volumeName", Str, OMITEMPTY),
+        f(9, "fsType", Str, OMITEMPTY),
+        f(10, "readOnly", Bool, OMITEMPTY),
+    ],
+};
 pub(super) static SCALE_IO_VOLUME_SOURCE: Msg = Msg {
     name: "ScaleIOVolumeSource",
     fields: &[
@@ -2562,6 +2718,13 @@ pub(super) static SECRET_PROJECTION: Msg = Msg {
         f(1, "", Message(&LOCAL_OBJECT_REFERENCE), INLINE),
         f(2, "items", Message(&KEY_TO_PATH), REP | OMITEMPTY),
         f(4, "optional", Bool, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static SECRET_REFERENCE: Msg = Msg {
+    name: "SecretReference",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "namespace", Str, OMITEMPTY),
     ],
 };
 pub(super) static SECRET_VOLUME_SOURCE: Msg = Msg {
@@ -2744,6 +2907,16 @@ pub(super) static STORAGE_CSI_NODE_SPEC: Msg = Msg {
         f(1, "drivers", Message(&STORAGE_CSI_NODE_DRIVER), REP),
     ],
 };
+pub(super) static STORAGE_OS_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "StorageOSPersistentVolumeSource",
+    fields: &[
+        f(1, "volumeName", Str, OMITEMPTY),
+        f(2, "volumeNamespace", Str, OMITEMPTY),
+        f(3, "fsType", Str, OMITEMPTY),
+        f(4, "readOnly", Bool, OMITEMPTY),
+        f(5, "secretRef", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
     name: "StorageOSVolumeSource",
     fields: &[
@@ -2759,6 +2932,45 @@ pub(super) static STORAGE_TOKEN_REQUEST: Msg = Msg {
     fields: &[
         f(1, "audience", Str, 0),
         f(2, "expirationSeconds", I64, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT: Msg = Msg {
+    name: "VolumeAttachment",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&STORAGE_VOLUME_ATTACHMENT_SPEC), 0),
+        f(3, "status", Message(&STORAGE_VOLUME_ATTACHMENT_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SOURCE: Msg = Msg {
+    name: "VolumeAttachmentSource",
+    fields: &[
+        f(1, "persistentVolumeName", Str, PTR | OMITEMPTY),
+        f(2, "inlineVolumeSpec", Message(&PERSISTENT_VOLUME_SPEC), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SPEC: Msg = Msg {
+    name: "VolumeAttachmentSpec",
+    fields: &[
+        f(1, "attacher", Str, 0),
+        f(2, "source", Message(&STORAGE_VOLUME_ATTACHMENT_SOURCE), 0),
+        f(3, "nodeName", Str, 0),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT_STATUS: Msg = Msg {
+    name: "VolumeAttachmentStatus",
+    fields: &[
+        f(1, "attached", Bool, 0),
+        f(2, "attachmentMetadata", Str, MAP | OMITEMPTY),
+        f(3, "attachError", Message(&STORAGE_VOLUME_ERROR), PTR | OMITEMPTY),
+        f(4, "detachError", Message(&STORAGE_VOLUME_ERROR), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ERROR: Msg = Msg {
+    name: "VolumeError",
+    fields: &[
+        f(1, "time", Time, OMITEMPTY),
+        f(2, "message", Str, OMITEMPTY),
     ],
 };
 pub(super) static STORAGE_VOLUME_NODE_RESOURCES: Msg = Msg {
@@ -2987,6 +3199,12 @@ pub(super) static VOLUME_MOUNT_STATUS: Msg = Msg {
         f(2, "mountPath", Str, 0),
         f(3, "readOnly", Bool, OMITEMPTY),
         f(4, "recursiveReadOnly", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static VOLUME_NODE_AFFINITY: Msg = Msg {
+    name: "VolumeNodeAffinity",
+    fields: &[
+        f(1, "required", Message(&NODE_SELECTOR), PTR | OMITEMPTY),
     ],
 };
 pub(super) static VOLUME_PROJECTION: Msg = Msg {

@@ -44,6 +44,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::PriorityClasses => &SCHEDULING_PRIORITY_CLASS,
         ResourceId::Ingresses => &NETWORKING_INGRESS,
         ResourceId::IngressClasses => &NETWORKING_INGRESS_CLASS,
+        ResourceId::VolumeAttachments => &STORAGE_VOLUME_ATTACHMENT,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -676,6 +677,16 @@ pub(super) static AZURE_DISK_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static AZURE_FILE_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.AzureFilePersistentVolumeSource",
+    fields: &[
+        f("readOnly", Any),
+        f("secretName", Any),
+        f("secretNamespace", Any),
+        f("shareName", Any),
+    ],
+};
+
 pub(super) static AZURE_FILE_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.AzureFileVolumeSource",
     fields: &[
@@ -853,6 +864,18 @@ pub(super) static CAPABILITIES: Type = Type {
     ],
 };
 
+pub(super) static CEPH_FS_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.CephFSPersistentVolumeSource",
+    fields: &[
+        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("path", Any),
+        f("readOnly", Any),
+        f("secretFile", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("user", Any),
+    ],
+};
+
 pub(super) static CEPH_FS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CephFSVolumeSource",
     fields: &[
@@ -862,6 +885,16 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Type = Type {
         f("secretFile", Any),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
         f("user", Any),
+    ],
+};
+
+pub(super) static CINDER_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.CinderPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("volumeID", Any),
     ],
 };
 
@@ -1093,6 +1126,22 @@ pub(super) static COORDINATION_LEASE_SPEC: Type = Type {
         f("preferredHolder", Any),
         f("renewTime", Any),
         f("strategy", Any),
+    ],
+};
+
+pub(super) static CSI_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.CSIPersistentVolumeSource",
+    fields: &[
+        atomic("controllerExpandSecretRef", Object(&SECRET_REFERENCE)),
+        atomic("controllerPublishSecretRef", Object(&SECRET_REFERENCE)),
+        f("driver", Any),
+        f("fsType", Any),
+        atomic("nodeExpandSecretRef", Object(&SECRET_REFERENCE)),
+        atomic("nodePublishSecretRef", Object(&SECRET_REFERENCE)),
+        atomic("nodeStageSecretRef", Object(&SECRET_REFERENCE)),
+        f("readOnly", Any),
+        f("volumeAttributes", Map(Item::Any)),
+        f("volumeHandle", Any),
     ],
 };
 
@@ -1368,6 +1417,17 @@ pub(super) static FC_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static FLEX_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.FlexPersistentVolumeSource",
+    fields: &[
+        f("driver", Any),
+        f("fsType", Any),
+        f("options", Map(Item::Any)),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+    ],
+};
+
 pub(super) static FLEX_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.FlexVolumeSource",
     fields: &[
@@ -1592,6 +1652,16 @@ pub(super) static GIT_REPO_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static GLUSTERFS_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.GlusterfsPersistentVolumeSource",
+    fields: &[
+        f("endpoints", Any),
+        f("endpointsNamespace", Any),
+        f("path", Any),
+        f("readOnly", Any),
+    ],
+};
+
 pub(super) static GLUSTERFS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GlusterfsVolumeSource",
     fields: &[
@@ -1656,6 +1726,23 @@ pub(super) static IMAGE_VOLUME_SOURCE: Type = Type {
     fields: &[
         f("pullPolicy", Any),
         f("reference", Any),
+    ],
+};
+
+pub(super) static ISCSI_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.ISCSIPersistentVolumeSource",
+    fields: &[
+        f("chapAuthDiscovery", Any),
+        f("chapAuthSession", Any),
+        f("fsType", Any),
+        f("initiatorName", Any),
+        f("iqn", Any),
+        f("iscsiInterface", Any),
+        f("lun", Any),
+        f("portals", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("targetPortal", Any),
     ],
 };
 
@@ -1733,6 +1820,14 @@ pub(super) static LOCAL_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.LocalObjectReference",
     fields: &[
         f("name", Any),
+    ],
+};
+
+pub(super) static LOCAL_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.LocalVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("path", Any),
     ],
 };
 
@@ -2232,6 +2327,43 @@ pub(super) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static PERSISTENT_VOLUME_SPEC: Type = Type {
+    name: "io.k8s.api.core.v1.PersistentVolumeSpec",
+    fields: &[
+        f("accessModes", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("awsElasticBlockStore", Object(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE)),
+        f("azureDisk", Object(&AZURE_DISK_VOLUME_SOURCE)),
+        f("azureFile", Object(&AZURE_FILE_PERSISTENT_VOLUME_SOURCE)),
+        f("capacity", Map(Item::Any)),
+        f("cephfs", Object(&CEPH_FS_PERSISTENT_VOLUME_SOURCE)),
+        f("cinder", Object(&CINDER_PERSISTENT_VOLUME_SOURCE)),
+        f("claimRef", Object(&OBJECT_REFERENCE)),
+        f("csi", Object(&CSI_PERSISTENT_VOLUME_SOURCE)),
+        f("fc", Object(&FC_VOLUME_SOURCE)),
+        f("flexVolume", Object(&FLEX_PERSISTENT_VOLUME_SOURCE)),
+        f("flocker", Object(&FLOCKER_VOLUME_SOURCE)),
+        f("gcePersistentDisk", Object(&GCE_PERSISTENT_DISK_VOLUME_SOURCE)),
+        f("glusterfs", Object(&GLUSTERFS_PERSISTENT_VOLUME_SOURCE)),
+        f("hostPath", Object(&HOST_PATH_VOLUME_SOURCE)),
+        f("iscsi", Object(&ISCSI_PERSISTENT_VOLUME_SOURCE)),
+        f("local", Object(&LOCAL_VOLUME_SOURCE)),
+        f("mountOptions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("nfs", Object(&NFS_VOLUME_SOURCE)),
+        f("nodeAffinity", Object(&VOLUME_NODE_AFFINITY)),
+        f("persistentVolumeReclaimPolicy", Any),
+        f("photonPersistentDisk", Object(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
+        f("portworxVolume", Object(&PORTWORX_VOLUME_SOURCE)),
+        f("quobyte", Object(&QUOBYTE_VOLUME_SOURCE)),
+        f("rbd", Object(&RBD_PERSISTENT_VOLUME_SOURCE)),
+        f("scaleIO", Object(&SCALE_IO_PERSISTENT_VOLUME_SOURCE)),
+        f("storageClassName", Any),
+        f("storageos", Object(&STORAGE_OS_PERSISTENT_VOLUME_SOURCE)),
+        f("volumeAttributesClassName", Any),
+        f("volumeMode", Any),
+        f("vsphereVolume", Object(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE)),
+    ],
+};
+
 pub(super) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource",
     fields: &[
@@ -2634,6 +2766,20 @@ pub(super) static RBAC_SUBJECT: Type = Type {
     ],
 };
 
+pub(super) static RBD_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.RBDPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("image", Any),
+        f("keyring", Any),
+        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("pool", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("user", Any),
+    ],
+};
+
 pub(super) static RBD_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.RBDVolumeSource",
     fields: &[
@@ -2762,6 +2908,22 @@ pub(super) static RESOURCE_STATUS: Type = Type {
     ],
 };
 
+pub(super) static SCALE_IO_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.ScaleIOPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("gateway", Any),
+        f("protectionDomain", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("sslEnabled", Any),
+        f("storageMode", Any),
+        f("storagePool", Any),
+        f("system", Any),
+        f("volumeName", Any),
+    ],
+};
+
 pub(super) static SCALE_IO_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ScaleIOVolumeSource",
     fields: &[
@@ -2851,6 +3013,14 @@ pub(super) static SECRET_PROJECTION: Type = Type {
         f("items", List(Item::Of(&KEY_TO_PATH), ListKind::Atomic, MergeKind::Replace)),
         f("name", Any),
         f("optional", Any),
+    ],
+};
+
+pub(super) static SECRET_REFERENCE: Type = Type {
+    name: "io.k8s.api.core.v1.SecretReference",
+    fields: &[
+        f("name", Any),
+        f("namespace", Any),
     ],
 };
 
@@ -3035,6 +3205,17 @@ pub(super) static STORAGE_CSI_NODE_SPEC: Type = Type {
     ],
 };
 
+pub(super) static STORAGE_OS_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.StorageOSPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&OBJECT_REFERENCE)),
+        f("volumeName", Any),
+        f("volumeNamespace", Any),
+    ],
+};
+
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.StorageOSVolumeSource",
     fields: &[
@@ -3051,6 +3232,52 @@ pub(super) static STORAGE_TOKEN_REQUEST: Type = Type {
     fields: &[
         f("audience", Any),
         f("expirationSeconds", Any),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachment",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&STORAGE_VOLUME_ATTACHMENT_SPEC)),
+        f("status", Object(&STORAGE_VOLUME_ATTACHMENT_STATUS)),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SOURCE: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachmentSource",
+    fields: &[
+        f("inlineVolumeSpec", Object(&PERSISTENT_VOLUME_SPEC)),
+        f("persistentVolumeName", Any),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SPEC: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachmentSpec",
+    fields: &[
+        f("attacher", Any),
+        f("nodeName", Any),
+        f("source", Object(&STORAGE_VOLUME_ATTACHMENT_SOURCE)),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT_STATUS: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachmentStatus",
+    fields: &[
+        f("attachError", Object(&STORAGE_VOLUME_ERROR)),
+        f("attached", Any),
+        f("attachmentMetadata", Map(Item::Any)),
+        f("detachError", Object(&STORAGE_VOLUME_ERROR)),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ERROR: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeError",
+    fields: &[
+        f("message", Any),
+        f("time", Any),
     ],
 };
 
@@ -3196,6 +3423,13 @@ pub(super) static VOLUME_MOUNT_STATUS: Type = Type {
         f("name", Any),
         f("readOnly", Any),
         f("recursiveReadOnly", Any),
+    ],
+};
+
+pub(super) static VOLUME_NODE_AFFINITY: Type = Type {
+    name: "io.k8s.api.core.v1.VolumeNodeAffinity",
+    fields: &[
+        atomic("required", Object(&NODE_SELECTOR)),
     ],
 };
 

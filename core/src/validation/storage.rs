@@ -224,3 +224,90 @@ pub(super) fn validate_csi_driver(e: &mut Errs, obj: &Value, old: Option<&Value>
         );
     }
 }
+
+/// `maxAttachedVolumeMetadataSize`: 256 kB.
+const MAX_ATTACHMENT_METADATA: usize = 256 * 1024;
+/// `maxVolumeErrorMessageSize`.
+const MAX_VOLUME_ERROR_MESSAGE: usize = 1024;
+
+/// `ValidateVolumeAttachment` + `ValidateVolumeAttachmentV1` and, with `old`,
+/// `ValidateVolumeAttachmentUpdate` (an inline volume spec is checked for presence only, not as
+/// a PersistentVolume spec).
+pub(super) fn validate_volume_attachment(e: &mut Errs, obj: &Value, old: Option<&Value>) {
+    let empty = Value::Null;
+    let spec = obj.get("spec").unwrap_or(&empty);
+    let attacher = s(spec, "attacher");
+    if attacher.is_empty() {
+        e.required("spec.attacher", "");
+    }
+    let source = spec.get("source").unwrap_or(&empty);
+    let pv = source.get("persistentVolumeName").and_then(Value::as_str);
+    let inline = source.get("inlineVolumeSpec").filter(|v| !v.is_null());
+    const ONE_OF: &str = "must specify exactly one of inlineVolumeSpec and persistentVolumeName";
+    match (inline, pv) {
+        (None, None) => e.required("spec.source", ONE_OF),
+        (Some(_), Some(_)) => e.forbidden("spec.source", ONE_OF),
+        (None, Some("")) => e.required(
+            "spec.source.persistentVolumeName",
+            "must specify non empty persistentVolumeName",
+        ),
+        _ => {}
+    }
+    let node = s(spec, "nodeName");
+    e.invalid_each("spec.nodeName", node, dns1123_subdomain_errors(node));
+    let metadata = obj
+        .pointer("/status/attachmentMetadata")
+        .and_then(Value::as_object)
+        .map_or(0, |m| {
+            m.iter()
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                .sum::<usize>()
+        });
+    if metadata > MAX_ATTACHMENT_METADATA {
+        e.too_long("status.attachmentMetadata", MAX_ATTACHMENT_METADATA);
+    }
+    for error in ["attachError", "detachError"] {
+        let message = obj
+            .pointer(&format!("/status/{error}/message"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if message.len() > MAX_VOLUME_ERROR_MESSAGE {
+            // kube reports the metadata limit here (its own slip), so this does too.
+            e.too_long(&format!("status.{error}.message"), MAX_ATTACHMENT_METADATA);
+        }
+    }
+    // `ValidateVolumeAttachmentV1`: the attacher is a CSI driver name, the volume a PV name.
+    csi_driver_name(e, attacher, "spec.attacher");
+    if let Some(pv) = pv {
+        e.invalid_each(
+            "spec.source.persistentVolumeName",
+            pv,
+            dns1123_subdomain_errors(pv),
+        );
+    }
+    if let Some(old) = old
+        && old.get("spec") != obj.get("spec")
+    {
+        e.invalid("spec", Bad::Raw(go_attachment_spec(spec)), FIELD_IMMUTABLE);
+    }
+}
+
+/// Go's `%#v` of a `storage.VolumeAttachmentSpec` (set pointers print as a fixed address).
+fn go_attachment_spec(spec: &Value) -> String {
+    let source = spec.get("source").cloned().unwrap_or(Value::Null);
+    let pv = if source.get("persistentVolumeName").is_some() {
+        "(*string)(0xc000000000)"
+    } else {
+        "(*string)(nil)"
+    };
+    let inline = if source.get("inlineVolumeSpec").is_some_and(|v| !v.is_null()) {
+        "(*core.PersistentVolumeSpec)(0xc000000000)"
+    } else {
+        "(*core.PersistentVolumeSpec)(nil)"
+    };
+    format!(
+        "storage.VolumeAttachmentSpec{{Attacher:{}, Source:storage.VolumeAttachmentSource{{PersistentVolumeName:{pv}, InlineVolumeSpec:{inline}}}, NodeName:{}}}",
+        quote(s(spec, "attacher")),
+        quote(s(spec, "nodeName")),
+    )
+}

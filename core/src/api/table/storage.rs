@@ -53,7 +53,35 @@ pub(super) const CSI_DRIVER: &[Column] = &[
     AGE,
 ];
 
-/// The cells of one object (`printCSINode`, `printCSIDriver`).
+pub(super) const VOLUME_ATTACHMENT: &[Column] = &[
+    NAME,
+    Column {
+        format: "name",
+        ..col(
+            "Attacher",
+            "string",
+            "attacher indicates the name of the volume driver that MUST handle this request. This is the name returned by GetPluginName().",
+        )
+    },
+    col(
+        "PV",
+        "string",
+        "persistentVolumeName represents the name of the persistent volume to attach.",
+    ),
+    col(
+        "Node",
+        "string",
+        "nodeName represents the node that the volume should be attached to.",
+    ),
+    col(
+        "Attached",
+        "boolean",
+        "attached indicates the volume is successfully attached. This field must only be set by the entity completing the attach operation, i.e. the external-attacher.",
+    ),
+    AGE,
+];
+
+/// The cells of one object (`printCSINode`, `printCSIDriver`, `printVolumeAttachment`).
 pub(super) fn cells(resource: ResourceId, obj: &Value, name: Value, created: String) -> Vec<Value> {
     let flag = |key: &str, default: bool| {
         obj.pointer(&alloc::format!("/spec/{key}"))
@@ -61,6 +89,17 @@ pub(super) fn cells(resource: ResourceId, obj: &Value, name: Value, created: Str
             .unwrap_or(default)
     };
     match resource {
+        ResourceId::VolumeAttachments => {
+            let at = |pointer: &str| obj.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+            vec![
+                name,
+                at("/spec/attacher").into(),
+                at("/spec/source/persistentVolumeName").into(),
+                at("/spec/nodeName").into(),
+                (obj.pointer("/status/attached").and_then(Value::as_bool) == Some(true)).into(),
+                created.into(),
+            ]
+        }
         ResourceId::CSIDrivers => {
             let list = |key: &str, field: Option<&str>| -> Option<String> {
                 let items = obj
