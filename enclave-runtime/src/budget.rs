@@ -6,17 +6,21 @@
 //! with `Retry-After` (kube's wording); a watch waits for room instead (it holds no bytes while
 //! it waits: its events stay in the ring).
 //!
-//! Each watch stream also has its own smaller buffer (`--watch-buffer-bytes`): a stream whose
-//! buffer stays full for [`SLOW_WATCHER_GRACE`] is a client that stopped reading, and is closed
-//! like kube-apiserver closes unresponsive watchers, so that the client re-lists.
+//! A watch stream's chunks are a quarter of `--watch-buffer-bytes`, and hyper stops polling a
+//! stream once its connection buffer is full; a stream that had something to send but was not
+//! polled for [`SLOW_WATCHER_GRACE`] is a client that stopped reading, and is closed like
+//! kube-apiserver closes unresponsive watchers, so that the client re-lists.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a watch stream's buffer may stay full before the stream is closed as unresponsive.
+/// How long a watch stream may go unread with something to send before it is closed as
+/// unresponsive.
 pub(crate) const SLOW_WATCHER_GRACE: Duration = Duration::from_secs(5);
 
 /// Bytes held in flight, all clients together.
@@ -58,20 +62,6 @@ impl Budget {
             stream: None,
         })
     }
-
-    /// Takes `bytes`, waiting for room (watch chunks: nothing is held while waiting).
-    pub(crate) async fn take(&self, bytes: usize) -> Held {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_many_owned(permits(bytes, self.limit))
-            .await
-            .ok();
-        Held {
-            budget: permit,
-            stream: None,
-        }
-    }
 }
 
 /// The permits for `bytes`: at most the whole budget (one thing larger than the budget still
@@ -80,11 +70,12 @@ fn permits(bytes: usize, limit: usize) -> u32 {
     u32::try_from(bytes.min(limit)).unwrap_or(u32::MAX)
 }
 
-/// A share of the budget (and of a watch stream's buffer), given back when dropped.
+/// A share of the budget (and of a watch stream's bytes in hyper's hands), given back when
+/// dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
     budget: Option<OwnedSemaphorePermit>,
-    stream: Option<OwnedSemaphorePermit>,
+    stream: Option<StreamShare>,
 }
 
 impl Held {
@@ -100,9 +91,13 @@ impl Held {
         true
     }
 
-    /// Adds a share of a watch stream's own buffer.
-    pub(crate) fn with_stream(mut self, permit: OwnedSemaphorePermit) -> Self {
-        self.stream = Some(permit);
+    /// Adds `bytes` of a watch stream's bytes in flight, given back with this share.
+    pub(crate) fn with_stream(mut self, stream: &Arc<StreamBytes>, bytes: usize) -> Self {
+        stream.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.stream = Some(StreamShare {
+            stream: stream.clone(),
+            bytes,
+        });
         self
     }
 
@@ -112,6 +107,47 @@ impl Held {
         self.budget
             .as_ref()
             .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+}
+
+/// A watch stream's bytes handed to hyper and not yet written (at most `--watch-buffer-bytes`,
+/// one chunk past it): the stream stops producing at the limit and is woken when hyper has
+/// written some, so a client that stops reading holds no more than that.
+#[derive(Debug, Default)]
+pub(crate) struct StreamBytes {
+    bytes: AtomicUsize,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl StreamBytes {
+    /// Whether the stream has `limit` bytes or more in flight; if so, `waker` is woken when
+    /// some are written.
+    pub(crate) fn full(&self, limit: usize, waker: &Waker) -> bool {
+        if self.bytes.load(Ordering::Relaxed) < limit {
+            return false;
+        }
+        if let Ok(mut slot) = self.waker.lock() {
+            *slot = Some(waker.clone());
+        }
+        // Written meanwhile: go on.
+        self.bytes.load(Ordering::Relaxed) >= limit
+    }
+}
+
+/// A chunk's part of its stream's bytes in flight.
+#[derive(Debug)]
+struct StreamShare {
+    stream: Arc<StreamBytes>,
+    bytes: usize,
+}
+
+impl Drop for StreamShare {
+    fn drop(&mut self) {
+        self.stream.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+        let waker = self.stream.waker.lock().ok().and_then(|mut w| w.take());
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -155,61 +191,6 @@ impl Buf for Chunk {
     }
 }
 
-/// A watch stream's own buffer: what it has queued and hyper has not yet written.
-#[derive(Debug, Clone)]
-pub(crate) struct StreamBuffer {
-    permits: Arc<Semaphore>,
-    size: usize,
-}
-
-impl StreamBuffer {
-    /// A buffer of `size` bytes.
-    pub(crate) fn new(size: usize) -> Self {
-        let size = size.clamp(1, Semaphore::MAX_PERMITS);
-        Self {
-            permits: Arc::new(Semaphore::new(size)),
-            size,
-        }
-    }
-
-    /// Room for `bytes` (at most the whole buffer), waiting up to [`SLOW_WATCHER_GRACE`] for the
-    /// client to read; `None` when the client did not: it is unresponsive.
-    pub(crate) async fn room(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let wanted = permits(bytes, self.size);
-        if let Ok(permit) = self.permits.clone().try_acquire_many_owned(wanted) {
-            return Some(permit);
-        }
-        tokio::time::timeout(
-            SLOW_WATCHER_GRACE,
-            self.permits.clone().acquire_many_owned(wanted),
-        )
-        .await
-        .ok()?
-        .ok()
-    }
-
-    /// Room for `more` bytes on top of `permit`, under the same rule as [`StreamBuffer::room`].
-    pub(crate) async fn grow(&self, permit: &mut OwnedSemaphorePermit, total: usize) -> bool {
-        let have = permit.num_permits();
-        let wanted = total.min(self.size);
-        if wanted <= have {
-            return true;
-        }
-        match self.room(wanted - have).await {
-            Some(extra) => {
-                permit.merge(extra);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The buffer's size in bytes.
-    pub(crate) fn size(&self) -> usize {
-        self.size
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,22 +215,5 @@ mod tests {
         let all = budget.try_take(1_000).unwrap();
         assert_eq!(all.bytes(), 100);
         assert!(budget.try_take(1).is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stream_buffer_left_full_is_unresponsive_after_the_grace() {
-        let buffer = StreamBuffer::new(10);
-        let held = buffer.room(8).await.unwrap();
-        let started = tokio::time::Instant::now();
-        assert!(buffer.room(5).await.is_none());
-        assert_eq!(started.elapsed(), SLOW_WATCHER_GRACE);
-        // A client that reads within the grace frees room.
-        let waiter = {
-            let buffer = buffer.clone();
-            tokio::spawn(async move { buffer.room(5).await.is_some() })
-        };
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        drop(held);
-        assert!(waiter.await.unwrap());
     }
 }

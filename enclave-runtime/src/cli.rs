@@ -176,10 +176,10 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_INFLIGHT_BYTES", default_value_t = 256 << 20, value_parser = clap::value_parser!(u64).range((1u64 << 20)..=(1u64 << 40)))]
     pub inflight_bytes: u64,
 
-    /// Bytes one watch stream may have queued but not yet written to its client; a stream whose
-    /// buffer stays full for 5 s is closed as unresponsive (its client re-lists). 16 KiB is about
-    /// kube's 10-event watch channel, on top of what the connection and the kernel buffer; 3,000
-    /// non-reading watchers then hold ~130 MB (`bench --only hostile-watchers`).
+    /// A watch stream's share of bytes on their way to its client: it sends chunks of a quarter
+    /// of this, and hyper stops polling it once its connection buffer is full; a stream with
+    /// something to send that stays unpolled for 5 s is closed as unresponsive (its client
+    /// re-lists). 3,000 non-reading watchers hold ~130 MB (`bench --only hostile-watchers`).
     #[arg(long, env = "NAUTILUS_WATCH_BUFFER_BYTES", default_value_t = 16 << 10, value_parser = clap::value_parser!(u64).range(4096..=(64u64 << 20)))]
     pub watch_buffer_bytes: u64,
 

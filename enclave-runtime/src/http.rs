@@ -9,7 +9,6 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue};
 use nautilus_core::api::{ApiResponse, openapi};
-use tokio::sync::mpsc;
 
 use crate::budget::{Chunk, Held};
 
@@ -18,8 +17,8 @@ use crate::budget::{Chunk, Held};
 pub(crate) enum ResponseBody {
     /// The whole body.
     Full(Option<Chunk>),
-    /// Chunks as the watch task produces them; ends when the task drops its sender.
-    Stream(mpsc::Receiver<Chunk>),
+    /// A watch stream, polled by hyper.
+    Watch(Box<crate::watch_stream::WatchBody>),
 }
 
 impl ResponseBody {
@@ -39,9 +38,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Chunk>, Infallible>>> {
         match self.get_mut() {
             Self::Full(chunk) => Poll::Ready(chunk.take().map(|c| Ok(Frame::data(c)))),
-            Self::Stream(rx) => rx
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+            Self::Watch(body) => body.poll_frame(cx),
         }
     }
 
@@ -53,7 +50,7 @@ impl Body for ResponseBody {
         match self {
             Self::Full(Some(c)) => SizeHint::with_exact(c.bytes().len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
-            Self::Stream(_) => SizeHint::default(),
+            Self::Watch(_) => SizeHint::default(),
         }
     }
 }

@@ -926,8 +926,13 @@ async fn handle(
             };
             tracing::debug!(method = %parts.method, path, "watch started");
             let content_type = watcher.content_type();
-            let rx = crate::watch_stream::spawn(shared.clone(), watcher, queued, abort.clone());
-            let mut response = hyper::Response::new(ResponseBody::Stream(rx));
+            let body = crate::watch_stream::WatchBody::start(
+                shared.clone(),
+                watcher,
+                queued,
+                abort.clone(),
+            );
+            let mut response = hyper::Response::new(ResponseBody::Watch(Box::new(body)));
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static(content_type),
