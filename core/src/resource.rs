@@ -699,6 +699,16 @@ pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceTyp
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
+/// The kind as kube's errors name it (`GroupKind.String()`): `Deployment.apps`, `Pod` for the
+/// core group.
+pub fn group_kind(rt: &ResourceType<'_>) -> alloc::string::String {
+    if rt.group.is_empty() {
+        alloc::string::String::from(rt.kind)
+    } else {
+        alloc::format!("{}.{}", rt.kind, rt.group)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -720,15 +730,5 @@ mod tests {
         assert!(lookup("", "v1", "widgets").is_none());
         assert_eq!(ResourceId::Custom(7).index(), None);
         assert_eq!(ResourceId::Custom(7).info().plural, "");
-    }
-}
-
-/// The kind as kube's errors name it (`GroupKind.String()`): `Deployment.apps`, `Pod` for the
-/// core group.
-pub fn group_kind(rt: &ResourceType<'_>) -> alloc::string::String {
-    if rt.group.is_empty() {
-        alloc::string::String::from(rt.kind)
-    } else {
-        alloc::format!("{}.{}", rt.kind, rt.group)
     }
 }
