@@ -58,6 +58,8 @@ mod service_tests;
 #[cfg(test)]
 mod storage_tests;
 #[cfg(test)]
+mod test_harness;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod yaml_body_tests;
