@@ -130,6 +130,10 @@ pub struct Config {
     /// namespace's `kube-root-ca.crt` ConfigMap (kube-controller-manager's root-CA publisher).
     /// `None` publishes nothing. Default `None`.
     pub root_ca_pem: Option<alloc::string::String>,
+    /// Where pods reach the API server (kube-apiserver's `--advertise-address` and secure
+    /// port): the `kubernetes` Service's Endpoints and EndpointSlice list it, as kube's endpoint
+    /// reconciler writes them. `None` writes neither. Default `None`.
+    pub advertise_address: Option<core::net::SocketAddrV4>,
     /// Seconds between compactions of LIST snapshots (kube-apiserver's
     /// `--etcd-compaction-interval`): a `continue` token expires one to two intervals after its
     /// first page, with 410 and a token that continues inconsistently. 0 never expires them
@@ -192,6 +196,7 @@ impl Default for Config {
             max_crds: 1_000,
             max_crd_schema_bytes: 64 << 20,
             root_ca_pem: None,
+            advertise_address: None,
             compaction_interval_secs: 300,
             admission_policy_cost_budget: 1_000_000,
         }

@@ -194,6 +194,33 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         "ClusterRoleBinding",
         &tables::RBAC_CLUSTER_ROLE_BINDING,
     ),
+    ("storage.k8s.io/v1", "CSINode", &tables::STORAGE_CSI_NODE),
+    (
+        "storage.k8s.io/v1",
+        "CSIDriver",
+        &tables::STORAGE_CSI_DRIVER,
+    ),
+    (
+        "storage.k8s.io/v1",
+        "VolumeAttachment",
+        &tables::STORAGE_VOLUME_ATTACHMENT,
+    ),
+    (
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        &tables::DISCOVERY_ENDPOINT_SLICE,
+    ),
+    (
+        "scheduling.k8s.io/v1",
+        "PriorityClass",
+        &tables::PRIORITY_CLASS,
+    ),
+    ("networking.k8s.io/v1", "Ingress", &tables::INGRESS),
+    (
+        "networking.k8s.io/v1",
+        "IngressClass",
+        &tables::INGRESS_CLASS,
+    ),
     (
         "meta.k8s.io/v1",
         "PartialObjectMetadata",

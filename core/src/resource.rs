@@ -69,6 +69,13 @@ pub enum ResourceId {
     ClusterRoles,
     RoleBindings,
     ClusterRoleBindings,
+    CSINodes,
+    CSIDrivers,
+    EndpointSlices,
+    PriorityClasses,
+    Ingresses,
+    IngressClasses,
+    VolumeAttachments,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -470,6 +477,97 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         subresources: &[],
         custom: None,
     },
+    ResourceType {
+        id: ResourceId::CSINodes,
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "csinodes",
+        singular: "csinode",
+        kind: "CSINode",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::CSIDrivers,
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "csidrivers",
+        singular: "csidriver",
+        kind: "CSIDriver",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::EndpointSlices,
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        kind: "EndpointSlice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::PriorityClasses,
+        group: "scheduling.k8s.io",
+        version: "v1",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        kind: "PriorityClass",
+        namespaced: false,
+        short_names: &["pc"],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::Ingresses,
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        categories: &[],
+        subresources: &["status"],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::IngressClasses,
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingressclasses",
+        singular: "ingressclass",
+        kind: "IngressClass",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+    },
+    ResourceType {
+        id: ResourceId::VolumeAttachments,
+        group: "storage.k8s.io",
+        version: "v1",
+        plural: "volumeattachments",
+        singular: "volumeattachment",
+        kind: "VolumeAttachment",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &["status"],
+        custom: None,
+    },
 ];
 
 /// The API groups served besides the core group, in discovery order, each with one version.
@@ -483,6 +581,10 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("flowcontrol.apiserver.k8s.io", "v1"),
     ("admissionregistration.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
+    ("storage.k8s.io", "v1"),
+    ("discovery.k8s.io", "v1"),
+    ("scheduling.k8s.io", "v1"),
+    ("networking.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -541,6 +643,10 @@ impl ResourceType<'_> {
             "flowcontrol.apiserver.k8s.io" => Cow::Borrowed("flowcontrol.apiserver.k8s.io/v1"),
             "admissionregistration.k8s.io" => Cow::Borrowed("admissionregistration.k8s.io/v1"),
             "rbac.authorization.k8s.io" => Cow::Borrowed("rbac.authorization.k8s.io/v1"),
+            "storage.k8s.io" => Cow::Borrowed("storage.k8s.io/v1"),
+            "discovery.k8s.io" => Cow::Borrowed("discovery.k8s.io/v1"),
+            "scheduling.k8s.io" => Cow::Borrowed("scheduling.k8s.io/v1"),
+            "networking.k8s.io" => Cow::Borrowed("networking.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }
@@ -593,6 +699,16 @@ pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceTyp
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
+/// The kind as kube's errors name it (`GroupKind.String()`): `Deployment.apps`, `Pod` for the
+/// core group.
+pub fn group_kind(rt: &ResourceType<'_>) -> alloc::string::String {
+    if rt.group.is_empty() {
+        alloc::string::String::from(rt.kind)
+    } else {
+        alloc::format!("{}.{}", rt.kind, rt.group)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,15 +730,5 @@ mod tests {
         assert!(lookup("", "v1", "widgets").is_none());
         assert_eq!(ResourceId::Custom(7).index(), None);
         assert_eq!(ResourceId::Custom(7).info().plural, "");
-    }
-}
-
-/// The kind as kube's errors name it (`GroupKind.String()`): `Deployment.apps`, `Pod` for the
-/// core group.
-pub fn group_kind(rt: &ResourceType<'_>) -> alloc::string::String {
-    if rt.group.is_empty() {
-        alloc::string::String::from(rt.kind)
-    } else {
-        alloc::format!("{}.{}", rt.kind, rt.group)
     }
 }

@@ -13,9 +13,13 @@ use crate::gostr::quote;
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 
+mod discovery;
+mod networking;
 mod policy;
 mod rbac;
+mod storage;
 mod workloads;
+pub(crate) use discovery::endpoint_slice_changed;
 pub(crate) use workloads::{CONTROLLER_UID, JOB_NAME, LEGACY_CONTROLLER_UID, LEGACY_JOB_NAME};
 
 const QNAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
@@ -535,10 +539,18 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         ResourceId::ClusterRoles => rbac::validate_role(&mut e, obj, false),
         ResourceId::RoleBindings => rbac::validate_binding(&mut e, obj, old, true),
         ResourceId::ClusterRoleBindings => rbac::validate_binding(&mut e, obj, old, false),
+        ResourceId::CSINodes => storage::validate_csi_node(&mut e, obj, old),
+        ResourceId::CSIDrivers => storage::validate_csi_driver(&mut e, obj, old),
+        ResourceId::VolumeAttachments => storage::validate_volume_attachment(&mut e, obj, old),
+        ResourceId::EndpointSlices => discovery::validate_endpoint_slice(&mut e, obj, old),
+        ResourceId::PriorityClasses => validate_priority_class(&mut e, obj, old),
+        ResourceId::Ingresses => networking::validate_ingress(&mut e, obj),
+        ResourceId::IngressClasses => networking::validate_ingress_class(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());
     }
+    // kube's `NewInvalid` names the group kind: `Deployment.apps "web" is invalid`.
     Err(Error::Invalid {
         kind: crate::resource::group_kind(resource.info()),
         name: s(meta, "name").to_string(),
@@ -1697,6 +1709,55 @@ fn validate_event(e: &mut Errs, obj: &Value) {
                 e.required(f, "");
             }
         }
+    }
+}
+
+/// `ValidatePriorityClass` and, with `old`, `ValidatePriorityClassUpdate`.
+fn validate_priority_class(e: &mut Errs, obj: &Value, old: Option<&Value>) {
+    use crate::admission::priority::{HIGHEST_USER_DEFINABLE, SYSTEM_PREFIX, known_system_class};
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let value = obj.get("value").and_then(Value::as_i64).unwrap_or(0);
+    let global_default = obj.get("globalDefault").and_then(Value::as_bool) == Some(true);
+    if name.starts_with(SYSTEM_PREFIX) {
+        if let Err(error) = known_system_class(name, value, global_default) {
+            e.forbidden(
+                "metadata.name",
+                &format!(
+                    "priority class names with '{SYSTEM_PREFIX}' prefix are reserved for system use only. error: {error}"
+                ),
+            );
+        }
+    } else if value > HIGHEST_USER_DEFINABLE {
+        e.forbidden(
+            "value",
+            &format!(
+                "maximum allowed value of a user defined priority is {HIGHEST_USER_DEFINABLE}"
+            ),
+        );
+    }
+    let policy = obj.get("preemptionPolicy").and_then(Value::as_str);
+    match policy {
+        None | Some("PreemptLowerPriority" | "Never") => {}
+        Some("") => e.required("preemptionPolicy", ""),
+        Some(other) => e.not_supported(
+            "preemptionPolicy",
+            other,
+            &["PreemptLowerPriority", "Never"],
+        ),
+    }
+    let Some(old) = old else {
+        return;
+    };
+    if old.get("value").and_then(Value::as_i64).unwrap_or(0) != value {
+        e.forbidden("value", "may not be changed in an update.");
+    }
+    let old_policy = old.get("preemptionPolicy").and_then(Value::as_str);
+    if policy != old_policy {
+        let shown = policy.map_or_else(|| "null".to_string(), quote);
+        e.invalid("preemptionPolicy", Bad::Raw(shown), FIELD_IMMUTABLE);
     }
 }
 

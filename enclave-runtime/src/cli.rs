@@ -242,6 +242,12 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = nautilus_core::api::services::ServiceCidr::parse)]
     pub service_cidr: nautilus_core::api::services::ServiceCidr,
 
+    /// Where pods reach the API server, `IPv4:PORT` (kube-apiserver's `--advertise-address` and
+    /// secure port): the `kubernetes` Service's Endpoints and EndpointSlice list it. Unset, they
+    /// are not written.
+    #[arg(long, env = "NAUTILUS_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<std::net::SocketAddrV4>,
+
     /// The range Service node ports come from (`--service-node-port-range`).
     #[arg(long, env = "NAUTILUS_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = nautilus_core::api::services::PortRange::parse)]
     pub service_node_port_range: nautilus_core::api::services::PortRange,
@@ -444,6 +450,14 @@ impl Cli {
             ("node_grace_secs", self.node_grace_secs.to_string()),
             ("event_ttl", self.event_ttl.to_string()),
             ("service_cidr", toml_string(&self.service_cidr.to_string())),
+            (
+                "advertise_address",
+                toml_string(
+                    &self
+                        .advertise_address
+                        .map_or_else(String::new, |a| a.to_string()),
+                ),
+            ),
             (
                 "service_node_port_range",
                 toml_string(&self.service_node_port_range.to_string()),

@@ -285,6 +285,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         node_grace_secs: cli.node_grace_secs,
         event_ttl_secs: cli.event_ttl,
         service_cidr: cli.service_cidr,
+        advertise_address: cli.advertise_address,
         node_port_range: cli.service_node_port_range,
         max_events: usize_of(cli.max_events),
         event_qps: cli.event_qps,

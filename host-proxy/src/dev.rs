@@ -92,6 +92,19 @@ pub(crate) async fn run(
         Some(pki)
     };
     let mut enclave_args = settings.enclave_args.clone();
+    // Pods (and the `kubernetes` Service's endpoints) reach the API where the proxy listens,
+    // unless the operator says otherwise, or it listens on every address or on loopback (which
+    // kube's endpoint validation refuses, and no pod on another host could reach).
+    let named = enclave_args
+        .iter()
+        .any(|a| a.to_string_lossy().starts_with("--advertise-address"));
+    if let std::net::SocketAddr::V4(address) = local
+        && !named
+        && !address.ip().is_unspecified()
+        && !address.ip().is_loopback()
+    {
+        enclave_args.push(format!("--advertise-address={address}").into());
+    }
     if settings.enclave_tls {
         enclave_args.extend(["--tls".into(), "enclave".into()]);
     } else {

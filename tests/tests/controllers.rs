@@ -296,6 +296,132 @@ fn services_get_endpoints_of_ready_pods() {
     assert!(out.contains(":8080"), "{out}");
 }
 
+/// The addresses of the managed EndpointSlices of `service`, sorted, and each slice's ready
+/// conditions.
+fn slice_addresses(c: &DevCluster, service: &str) -> (Vec<String>, Vec<Value>) {
+    let label = format!("kubernetes.io/service-name={service}");
+    let slices = items(c, &["endpointslices", "-l", &label]);
+    let mut ips = Vec::new();
+    let mut conditions = Vec::new();
+    for slice in &slices {
+        assert_eq!(slice["addressType"], "IPv4", "{slice}");
+        assert_eq!(
+            slice["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+            "endpointslice-controller.k8s.io"
+        );
+        for e in slice["endpoints"].as_array().into_iter().flatten() {
+            ips.push(e["addresses"][0].as_str().unwrap().to_string());
+            conditions.push(e["conditions"].clone());
+        }
+    }
+    ips.sort();
+    (ips, conditions)
+}
+
+fn ready_pod_ips(c: &DevCluster, label: &str) -> Vec<String> {
+    let mut ips: Vec<String> = pods_of(c, label)
+        .iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// kube-proxy reads EndpointSlices: the slice of an exposed Deployment lists its ready pods'
+/// IPs with kube's conditions, and follows it as it scales up and down.
+#[test]
+fn services_get_endpoint_slices_that_follow_scale() {
+    // Where pods would reach the API (dev mode listens on loopback, which kube's endpoint
+    // validation refuses, so it advertises nothing by itself).
+    let c = DevCluster::start_with(&["--advertise-address=192.0.2.10:6443"]);
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+        "--port=8080",
+    ]);
+    c.kubectl_ok(&[
+        "expose",
+        "deployment",
+        "web",
+        "--port=80",
+        "--target-port=8080",
+    ]);
+    for replicas in [2usize, 5, 1] {
+        c.kubectl_ok(&[
+            "scale",
+            "deployment",
+            "web",
+            &format!("--replicas={replicas}"),
+        ]);
+        wait_for(&c, &format!("a slice of {replicas} ready pods"), || {
+            kubelet(&c);
+            let pods = ready_pod_ips(&c, "app=web");
+            let (ips, conditions) = slice_addresses(&c, "web");
+            pods.len() == replicas
+                && ips == pods
+                && conditions
+                    .iter()
+                    .all(|c| *c == json!({"ready": true, "serving": true, "terminating": false}))
+        });
+    }
+    let slice = &items(
+        &c,
+        &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+    )[0];
+    assert_eq!(
+        slice["ports"],
+        json!([{"name": "", "port": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert_eq!(slice["endpoints"][0]["targetRef"]["kind"], "Pod");
+    assert_eq!(slice["endpoints"][0]["nodeName"], "n1");
+    let table = c.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        (row[1], row[2], row[3]),
+        ("IPv4", "8080", ready_pod_ips(&c, "app=web")[0].as_str()),
+        "{table}"
+    );
+
+    // The `kubernetes` Service's own slice and Endpoints name the advertised API address.
+    let api = get_json(&c, &["endpointslice", "kubernetes"]);
+    assert_eq!(
+        (&api["endpoints"], &api["ports"]),
+        (
+            &json!([{"addresses": ["192.0.2.10"], "conditions": {"ready": true}}]),
+            &json!([{"name": "https", "port": 6443, "protocol": "TCP"}])
+        ),
+        "{api}"
+    );
+    let ep = get_json(&c, &["endpoints", "kubernetes"]);
+    assert_eq!(ep["subsets"][0]["addresses"][0]["ip"], "192.0.2.10", "{ep}");
+
+    // The Service goes, and its slices with it.
+    c.kubectl_ok(&["delete", "service", "web"]);
+    wait_for(&c, "the slices to go", || {
+        items(
+            &c,
+            &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+        )
+        .is_empty()
+    });
+}
+
 #[test]
 fn bad_deployments_and_the_object_budget() {
     let c = DevCluster::start_with(&["--max-objects=150"]);

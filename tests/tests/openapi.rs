@@ -189,6 +189,37 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             "clusterrolebindings.subjects",
             &["apiGroup", "kind", "name", "namespace"],
         ),
+        ("csinodes", "csinodes.spec.drivers.allocatable", &["count"]),
+        (
+            "csidrivers",
+            "csidrivers.spec.tokenRequests",
+            &["audience", "expirationSeconds"],
+        ),
+        (
+            "endpointslices",
+            "endpointslices.endpoints.conditions",
+            &["ready", "serving", "terminating"],
+        ),
+        (
+            "priorityclasses",
+            "priorityclasses.metadata.ownerReferences",
+            &["apiVersion", "kind", "name", "uid"],
+        ),
+        (
+            "ingresses",
+            "ingresses.spec.rules.http.paths.backend.service.port",
+            &["name", "number"],
+        ),
+        (
+            "volumeattachments",
+            "volumeattachments.spec.source",
+            &["inlineVolumeSpec", "persistentVolumeName"],
+        ),
+        (
+            "ingressclasses",
+            "ingressclasses.spec.parameters",
+            &["apiGroup", "kind", "name", "namespace", "scope"],
+        ),
     ];
     for r in RESOURCES {
         assert!(

@@ -3,11 +3,14 @@
 //! defaulting and validation), so every path to the same change (update, each patch format,
 //! apply, a status subresource) meets the same rule. A refused write stores nothing.
 //!
-//! Only node identities are restricted ([`node_restriction`], kube's NodeRestriction plugin);
-//! the admin and the controllers' own writes pass unchanged.
+//! Node identities are restricted ([`node_restriction`], kube's NodeRestriction plugin); every
+//! caller meets [`priority`]'s one-global-default rule for PriorityClasses. Pod creation also
+//! passes RuntimeClass and Priority admission ([`runtime_class`], [`priority`]), called where
+//! pods are created.
 
 pub(crate) mod node_restriction;
 pub(crate) mod policy;
+pub(crate) mod priority;
 pub(crate) mod runtime_class;
 
 use serde_json::Value;
@@ -54,8 +57,13 @@ pub(crate) fn admit(
     attempt: &Attempt<'_>,
     store: &Store,
 ) -> Result<(), Error> {
-    match identity {
-        Identity::Node(node) => node_restriction::admit(&node.node_id, attempt, store),
-        _ => Ok(()),
+    if let Identity::Node(node) = identity {
+        node_restriction::admit(&node.node_id, attempt, store)?;
     }
+    if attempt.resource.id == crate::resource::ResourceId::PriorityClasses
+        && attempt.subresource.is_none()
+    {
+        priority::validate_class(attempt, store)?;
+    }
+    Ok(())
 }

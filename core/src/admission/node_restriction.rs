@@ -61,6 +61,7 @@ pub(crate) fn admit(node: &str, attempt: &Attempt<'_>, store: &Store) -> Result<
         },
         ResourceId::Nodes => own_node(node, attempt, store),
         ResourceId::Leases => lease(node, attempt),
+        ResourceId::CSINodes => csi_node(node, attempt),
         _ => Ok(()),
     };
     verdict.map_err(|message| {
@@ -218,6 +219,18 @@ fn lease(node: &str, attempt: &Attempt<'_>) -> Result<(), String> {
     };
     if name != node {
         return Err("can only access node lease with the same name as the requesting node".into());
+    }
+    Ok(())
+}
+
+/// `admitCSINode`: only its own CSINode.
+fn csi_node(node: &str, attempt: &Attempt<'_>) -> Result<(), String> {
+    let name = match attempt.operation {
+        Operation::Create(new) => crate::json::str_at(new, "/metadata/name"),
+        _ => attempt.name,
+    };
+    if name != node {
+        return Err("can only access CSINode with the same name as the requesting node".into());
     }
     Ok(())
 }

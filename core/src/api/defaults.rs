@@ -152,9 +152,61 @@ pub(crate) fn apply(
             policy::apply(resource, map);
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
+        ResourceId::CSIDrivers => csi_driver(map),
+        // The Ingress and VolumeAttachment strategies' PrepareForCreate: status is the
+        // controller's.
+        ResourceId::Ingresses | ResourceId::VolumeAttachments if old.is_none() => {
+            map.remove("status");
+        }
+        // `SetDefaults_IngressClass`: parameters are cluster-scoped unless said otherwise.
+        ResourceId::IngressClasses => {
+            let parameters = map
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("parameters"))
+                .and_then(Value::as_object_mut);
+            if let Some(parameters) = parameters {
+                set_default(parameters, "scope", Value::from("Cluster"));
+            }
+        }
+        // `SetDefaults_PriorityClass`.
+        ResourceId::PriorityClasses => {
+            set_default(map, "preemptionPolicy", Value::from("PreemptLowerPriority"));
+        }
+        ResourceId::EndpointSlices => {
+            // `SetDefaults_EndpointPort`: a port has a name (maybe empty) and a protocol.
+            let ports = map.get_mut("ports").and_then(Value::as_array_mut);
+            for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+                set_default(port, "name", Value::from(""));
+                set_default(port, "protocol", Value::from("TCP"));
+            }
+        }
         _ => policy::apply(resource, map),
     }
     Ok(())
+}
+
+/// `SetDefaults_CSIDriver` (with SELinuxMountReadWriteOncePod on, as in 1.32).
+fn csi_driver(map: &mut Map<String, Value>) {
+    let Some(spec) = entry(map, "spec", json!({})).as_object_mut() else {
+        return;
+    };
+    set_default(spec, "attachRequired", Value::from(true));
+    set_default(spec, "podInfoOnMount", Value::from(false));
+    set_default(spec, "storageCapacity", Value::from(false));
+    set_default(
+        spec,
+        "fsGroupPolicy",
+        Value::from("ReadWriteOnceWithFSType"),
+    );
+    if spec
+        .get("volumeLifecycleModes")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+    }
+    set_default(spec, "requiresRepublish", Value::from(false));
+    set_default(spec, "seLinuxMount", Value::from(false));
 }
 
 /// kube's RBAC defaults: an empty `roleRef.apiGroup`, and a User's or Group's subject

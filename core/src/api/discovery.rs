@@ -513,7 +513,8 @@ mod tests {
             api_group("batch").unwrap()["versions"][0]["groupVersion"],
             "batch/v1"
         );
-        assert!(api_group("storage.k8s.io").is_none());
+        assert!(api_group("storage.k8s.io").is_some());
+        assert!(api_group("resource.k8s.io").is_none());
         assert_eq!(core_api_versions()["versions"], json!(["v1"]));
     }
 
@@ -639,10 +640,14 @@ mod tests {
                 "authorization.k8s.io",
                 "batch",
                 "coordination.k8s.io",
+                "discovery.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
+                "networking.k8s.io",
                 "node.k8s.io",
                 "policy",
-                "rbac.authorization.k8s.io"
+                "rbac.authorization.k8s.io",
+                "scheduling.k8s.io",
+                "storage.k8s.io"
             ]
         );
         let reviews = &items[5]["versions"][0]["resources"];

@@ -40,15 +40,25 @@ mod decode_tests;
 #[cfg(test)]
 mod dry_run_tests;
 #[cfg(test)]
+mod endpointslice_tests;
+#[cfg(test)]
 mod event_tests;
 #[cfg(test)]
 mod metadata_tests;
+#[cfg(test)]
+mod networking_tests;
+#[cfg(test)]
+mod priority_tests;
 #[cfg(test)]
 mod rbac_tests;
 #[cfg(test)]
 mod revision_tests;
 #[cfg(test)]
 mod service_tests;
+#[cfg(test)]
+mod storage_tests;
+#[cfg(test)]
+mod test_harness;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

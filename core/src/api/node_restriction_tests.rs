@@ -729,6 +729,299 @@ fn a_node_reaches_only_its_own_nodes_and_leases() {
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
 }
 
+const CSINODES: &str = "/apis/storage.k8s.io/v1/csinodes";
+
+fn csi_node(name: &str, node_uid: &str) -> Value {
+    json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+        "metadata": {"name": name, "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
+            "name": name, "uid": node_uid}]},
+        "spec": {"drivers": null}})
+}
+
+/// kube's Node authorizer and NodeRestriction on CSINodes: a node creates, reads and changes
+/// its own (with an ownerReference to its Node, as a kubelet writes it) and no other, by no
+/// verb or patch type; it reads CSIDrivers and writes none.
+#[test]
+fn a_node_writes_only_its_own_csinode() {
+    let mut c = cluster(Config::default());
+    let (a, b) = (c.a.clone(), c.b.clone());
+    let uid = |c: &Cluster, node: &str| {
+        stored(c, ResourceId::Nodes, "", node).unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (uid_a, uid_b) = (uid(&c, "node-a"), uid(&c, "node-b"));
+    let (code, reply) = send(
+        &mut c.s,
+        Method::Post,
+        CSINODES,
+        "application/json",
+        Some(&csi_node("node-b", &uid_b)),
+        &b,
+    );
+    assert_eq!(code, 201, "{reply}");
+    let revision = c.s.store().revision();
+    let own = |verb: &str| {
+        alloc::format!(
+            "csinodes.storage.k8s.io \"node-b\" is forbidden: User \"system:node:node-a\" cannot {verb} resource \"csinodes\" in API group \"storage.k8s.io\" at the cluster scope: can only access CSINode with the same name as the requesting node"
+        )
+    };
+    let verbs = |verb: &str| {
+        alloc::format!(
+            "csinodes.storage.k8s.io is forbidden: User \"system:node:node-a\" cannot {verb} resource \"csinodes\" in API group \"storage.k8s.io\" at the cluster scope: can only get, create, update, patch, or delete a CSINode"
+        )
+    };
+    let admitted = "csinodes.storage.k8s.io \"node-b\" is forbidden: can only access CSINode with the same name as the requesting node";
+    let other = alloc::format!("{CSINODES}/node-b");
+    let drivers = json!({"spec": {"drivers": [{"name": "csi.example.com", "nodeID": "x"}]}});
+    let cases: Vec<(Method, String, &str, Option<Value>, String)> = alloc::vec![
+        (
+            Method::Post,
+            CSINODES.into(),
+            "application/json",
+            Some(csi_node("node-b", &uid_a)),
+            admitted.into(),
+        ),
+        (Method::Get, other.clone(), "", None, own("get")),
+        (
+            Method::Put,
+            other.clone(),
+            "application/json",
+            Some(csi_node("node-b", &uid_b)),
+            own("update"),
+        ),
+        (Method::Patch, other.clone(), MERGE, Some(drivers.clone()), own("patch")),
+        (Method::Patch, other.clone(), STRATEGIC, Some(drivers.clone()), own("patch")),
+        (
+            Method::Patch,
+            other.clone(),
+            JSON_PATCH,
+            Some(json!([{"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}])),
+            own("patch"),
+        ),
+        (
+            Method::Patch,
+            alloc::format!("{other}?fieldManager=kubelet"),
+            APPLY,
+            Some(csi_node("node-b", &uid_a)),
+            own("patch"),
+        ),
+        // A create through apply or PUT of a name not yet taken is still another node's name.
+        (
+            Method::Patch,
+            alloc::format!("{CSINODES}/node-c?fieldManager=kubelet"),
+            APPLY,
+            Some(csi_node("node-c", &uid_a)),
+            own("patch").replace("node-b", "node-c"),
+        ),
+        (
+            Method::Put,
+            alloc::format!("{CSINODES}/node-c"),
+            "application/json",
+            Some(csi_node("node-c", &uid_a)),
+            own("update").replace("node-b", "node-c"),
+        ),
+        (Method::Delete, other.clone(), "", None, own("delete")),
+        (Method::Get, CSINODES.into(), "", None, verbs("list")),
+        (Method::Get, alloc::format!("{CSINODES}?watch=1"), "", None, verbs("watch")),
+        (Method::Delete, CSINODES.into(), "", None, verbs("deletecollection")),
+        (
+            Method::Get,
+            alloc::format!("{other}/status"),
+            "",
+            None,
+            own("get")
+                .replace("resource \"csinodes\"", "resource \"csinodes/status\"")
+                .replace(
+                    "can only access CSINode with the same name as the requesting node",
+                    "cannot authorize CSINode subresources",
+                ),
+        ),
+        (
+            Method::Post,
+            "/apis/storage.k8s.io/v1/csidrivers".into(),
+            "application/json",
+            Some(json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                "metadata": {"name": "csi.example.com"}, "spec": {}})),
+            "csidrivers.storage.k8s.io is forbidden: User \"system:node:node-a\" cannot create resource \"csidrivers\" in API group \"storage.k8s.io\" at the cluster scope".into(),
+        ),
+    ];
+    for (method, path, ct, body, message) in &cases {
+        let (code, status) = send(&mut c.s, *method, path, ct, body.as_ref(), &a);
+        assert_eq!(code, 403, "{method:?} {path}: {status}");
+        assert_eq!(status["message"], message.as_str(), "{method:?} {path}");
+    }
+    assert_eq!(c.s.store().revision(), revision, "nothing was stored");
+
+    // Its own, on every write path.
+    let own_path = alloc::format!("{CSINODES}/node-a");
+    let allowed: Vec<(Method, String, &str, Value, u16)> = alloc::vec![
+        (
+            Method::Post,
+            CSINODES.into(),
+            "application/json",
+            csi_node("node-a", &uid_a),
+            201,
+        ),
+        (Method::Get, own_path.clone(), "", Value::Null, 200),
+        (
+            Method::Patch,
+            own_path.clone(),
+            STRATEGIC,
+            drivers.clone(),
+            200
+        ),
+        (
+            Method::Patch,
+            own_path.clone(),
+            JSON_PATCH,
+            json!([{"op": "add", "path": "/metadata/labels", "value": {"x": "y"}}]),
+            200,
+        ),
+        (
+            Method::Patch,
+            own_path.clone(),
+            MERGE,
+            json!({"metadata": {"labels": {"x": "z"}}}),
+            200,
+        ),
+        (Method::Delete, own_path.clone(), "", Value::Null, 200),
+        (
+            Method::Patch,
+            alloc::format!("{own_path}?fieldManager=kubelet"),
+            APPLY,
+            csi_node("node-a", &uid_a),
+            201,
+        ),
+        (
+            Method::Get,
+            "/apis/storage.k8s.io/v1/csidrivers".into(),
+            "",
+            Value::Null,
+            200,
+        ),
+        (
+            Method::Get,
+            "/apis/storage.k8s.io/v1/csidrivers?watch=1".into(),
+            "",
+            Value::Null,
+            200,
+        ),
+        (
+            Method::Get,
+            "/apis/storage.k8s.io/v1/csidrivers/csi.example.com".into(),
+            "",
+            Value::Null,
+            404,
+        ),
+    ];
+    for (method, path, ct, body, want) in &allowed {
+        let body = (!body.is_null()).then_some(body);
+        let (code, reply) = send(&mut c.s, *method, path, ct, body, &a);
+        assert_eq!(code, *want, "{method:?} {path}: {reply}");
+    }
+    let mine = stored(&c, ResourceId::CSINodes, "", "node-a").unwrap();
+    assert_eq!(
+        mine["metadata"]["ownerReferences"][0]["uid"],
+        uid_a.as_str()
+    );
+    // The full update a kubelet sends after registering its drivers.
+    let mut update = mine.clone();
+    update["spec"] = json!({"drivers": [{"name": "csi.example.com", "nodeID": "node-a",
+        "topologyKeys": ["topology.example.com/zone"]}]});
+    let (code, reply) = send(
+        &mut c.s,
+        Method::Put,
+        &own_path,
+        "application/json",
+        Some(&update),
+        &a,
+    );
+    assert_eq!(code, 200, "{reply}");
+    let theirs = stored(&c, ResourceId::CSINodes, "", "node-b").unwrap();
+    assert_eq!(
+        theirs["spec"]["drivers"],
+        Value::Null,
+        "node-b's is untouched"
+    );
+}
+
+/// kube's Node authorizer on VolumeAttachments: a node gets the ones attached to it, one by
+/// one, and nothing else.
+#[test]
+fn a_node_gets_only_the_volume_attachments_of_its_node() {
+    let mut c = cluster(Config::default());
+    let a = c.a.clone();
+    for (name, node) in [("va-a", "node-a"), ("va-b", "node-b")] {
+        let va = json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+            "metadata": {"name": name}, "spec": {"attacher": "csi.example.com", "nodeName": node,
+                "source": {"persistentVolumeName": "pv"}}});
+        let (code, body) = admin(
+            &mut c,
+            Method::Post,
+            "/apis/storage.k8s.io/v1/volumeattachments",
+            Some(&va),
+        );
+        assert_eq!(code, 201, "{body}");
+    }
+    let base = "/apis/storage.k8s.io/v1/volumeattachments";
+    let (code, got) = send(
+        &mut c.s,
+        Method::Get,
+        &alloc::format!("{base}/va-a"),
+        "",
+        None,
+        &a,
+    );
+    assert_eq!(code, 200, "{got}");
+    let forbidden = |verb: &str, name: Option<&str>, resource: &str, reason: &str| {
+        let object = name.map_or_else(String::new, |n| alloc::format!(" \"{n}\""));
+        alloc::format!(
+            "volumeattachments.storage.k8s.io{object} is forbidden: User \"system:node:node-a\" cannot {verb} resource \"{resource}\" in API group \"storage.k8s.io\" at the cluster scope: {reason}"
+        )
+    };
+    let none = "no relationship found between node 'node-a' and this object";
+    let only_get = "can only get individual resources of this type";
+    let cases = [
+        (
+            Method::Get,
+            alloc::format!("{base}/va-b"),
+            forbidden("get", Some("va-b"), "volumeattachments", none),
+        ),
+        (
+            Method::Get,
+            alloc::format!("{base}/va-c"),
+            forbidden("get", Some("va-c"), "volumeattachments", none),
+        ),
+        (
+            Method::Get,
+            String::from(base),
+            forbidden("list", None, "volumeattachments", only_get),
+        ),
+        (
+            Method::Delete,
+            alloc::format!("{base}/va-a"),
+            forbidden("delete", Some("va-a"), "volumeattachments", only_get),
+        ),
+        (
+            Method::Get,
+            alloc::format!("{base}/va-a/status"),
+            forbidden(
+                "get",
+                Some("va-a"),
+                "volumeattachments/status",
+                "cannot get subresource",
+            ),
+        ),
+    ];
+    for (method, path, message) in cases {
+        let (code, status) = send(&mut c.s, method, &path, "", None, &a);
+        assert_eq!(code, 403, "{method:?} {path}: {status}");
+        assert_eq!(status["message"], message.as_str(), "{method:?} {path}");
+    }
+}
+
 #[test]
 fn register_worker_labels_meet_the_kubelet_allowlist() {
     let mut s = cluster(Config::default()).s;

@@ -808,6 +808,7 @@ impl Cluster {
         admission::admit(identity, &attempt, &self.store)?;
         if rt.id == ResourceId::Pods {
             admission::runtime_class::admit(&self.store, &mut obj)?;
+            admission::priority::admit_pod(&self.store, &mut obj)?;
         }
         // Before defaults, as kube fills system metadata before the strategy runs: a Job's
         // generated selector names its uid.
@@ -987,6 +988,9 @@ impl Cluster {
             }
         }
         scope_to_subresource(rt, sub, old, &mut obj);
+        if rt.id == ResourceId::Pods {
+            admission::priority::keep_pod_priority(&mut obj, old);
+        }
         defaults::apply(rt.id, &mut obj, Some(old), now)?;
         if let Some(served) = rt.custom {
             served.version().schema.default(&mut obj);
@@ -1008,6 +1012,9 @@ impl Cluster {
         }
         let changed = match rt.custom {
             Some(served) => custom::spec_changed(served, old, &obj),
+            None if rt.id == ResourceId::EndpointSlices => {
+                validation::endpoint_slice_changed(old, &obj)
+            }
             None => {
                 let desired = desired_state_field(rt.id);
                 old.get(desired) != obj.get(desired)
@@ -1650,6 +1657,17 @@ impl Cluster {
             &mut service,
             APISERVER,
         );
+        self.reconcile_apiserver_endpoints(now);
+        // The scheduling post-start hook's system PriorityClasses.
+        for mut class in admission::priority::system_classes() {
+            let _ = self.create_internal(
+                &WriteContext::server(now),
+                ResourceId::PriorityClasses,
+                "",
+                &mut class,
+                APISERVER,
+            );
+        }
         self.ensure_apf_configuration(now, false);
     }
 
@@ -1665,6 +1683,10 @@ impl Cluster {
         manager: &str,
     ) -> Result<Vec<u8>, Error> {
         let now = ctx.at;
+        if resource == ResourceId::Pods {
+            // Controllers' pods meet Priority admission as any client's.
+            admission::priority::admit_pod(&self.store, obj)?;
+        }
         set_meta(obj, "uid", Value::from(self.ids.uuid()));
         defaults::apply(resource, obj, None, now)?;
         validation::validate(resource, obj, None)?;
@@ -2284,6 +2306,7 @@ fn has_generation(resource: ResourceId) -> bool {
             | ResourceId::CronJobs
             | ResourceId::PodTemplates
             | ResourceId::CustomResourceDefinitions
+            | ResourceId::EndpointSlices
             | ResourceId::Custom(_)
     )
 }

@@ -4,65 +4,11 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, Cluster, Method};
-use crate::{Config, UnixTime};
+use super::Method;
+use super::test_harness::{call, causes, server};
 
-const ADMIN: &str = "admin";
-const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
-
-fn server() -> Cluster {
-    let config = Config {
-        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
-        ..Config::default()
-    };
-    Cluster::new(config, [3; 32], NOW)
-}
-
-fn call(
-    s: &mut Cluster,
-    method: Method,
-    path: &str,
-    accept: Option<&str>,
-    body: &Value,
-) -> (u16, Value) {
-    let auth = alloc::format!("Bearer {ADMIN}");
-    let bytes = serde_json::to_vec(body).unwrap();
-    let mut req = ApiRequest::new(method, path);
-    req.authorization = Some(&auth);
-    req.accept = accept;
-    req.content_type = Some(if method == Method::Patch {
-        "application/merge-patch+json"
-    } else {
-        "application/json"
-    });
-    if !body.is_null() {
-        req.body = &bytes;
-    }
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
-}
-
-fn causes(answer: &Value) -> Vec<(String, String)> {
-    answer["details"]["causes"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .map(|c| {
-                    (
-                        String::from(c["field"].as_str().unwrap_or("")),
-                        String::from(c["message"].as_str().unwrap_or("")),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn roles_and_bindings_are_stored_defaulted_and_printed() {

@@ -140,7 +140,7 @@ impl fmt::Display for Ipv4 {
 }
 
 /// kube's `ParseIPSloppy` for IPv4: four decimal fields, leading zeros allowed.
-fn parse_ipv4(text: &str) -> Option<u32> {
+pub(crate) fn parse_ipv4(text: &str) -> Option<u32> {
     let mut parts = text.split('.');
     let mut ip = 0u32;
     for _ in 0..4 {

@@ -40,9 +40,12 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
     }
 }
 
+mod discovery;
+mod networking;
 mod policy;
 mod rbac;
 pub(crate) mod source;
+mod storage;
 mod workloads;
 
 /// What each row's `object` carries (`?includeObject=`).
@@ -378,6 +381,12 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         | ResourceId::Custom(_) => DEFAULT,
         ResourceId::RoleBindings => rbac::ROLE_BINDING,
         ResourceId::ClusterRoleBindings => rbac::CLUSTER_ROLE_BINDING,
+        ResourceId::CSINodes => storage::CSI_NODE,
+        ResourceId::CSIDrivers => storage::CSI_DRIVER,
+        ResourceId::VolumeAttachments => storage::VOLUME_ATTACHMENT,
+        ResourceId::EndpointSlices => discovery::ENDPOINT_SLICE,
+        ResourceId::Ingresses => networking::INGRESS,
+        ResourceId::IngressClasses => networking::INGRESS_CLASS,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
         ResourceId::Nodes => NODE,
@@ -393,6 +402,7 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::ResourceQuotas => policy::RESOURCE_QUOTA,
         ResourceId::PodDisruptionBudgets => policy::POD_DISRUPTION_BUDGET,
         ResourceId::RuntimeClasses => policy::RUNTIME_CLASS,
+        ResourceId::PriorityClasses => policy::PRIORITY_CLASS,
         ResourceId::FlowSchemas => policy::FLOW_SCHEMA,
         ResourceId::PriorityLevelConfigurations => policy::PRIORITY_LEVEL,
         ResourceId::ValidatingWebhookConfigurations | ResourceId::MutatingWebhookConfigurations => {
@@ -755,6 +765,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         ResourceId::ResourceQuotas
         | ResourceId::PodDisruptionBudgets
         | ResourceId::RuntimeClasses
+        | ResourceId::PriorityClasses
         | ResourceId::FlowSchemas
         | ResourceId::PriorityLevelConfigurations
         | ResourceId::ValidatingWebhookConfigurations
@@ -765,6 +776,13 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => {
             rbac::binding_cells(obj, name, created)
+        }
+        ResourceId::CSINodes | ResourceId::CSIDrivers | ResourceId::VolumeAttachments => {
+            storage::cells(resource, obj, name, created)
+        }
+        ResourceId::EndpointSlices => discovery::cells(obj, name, created),
+        ResourceId::Ingresses | ResourceId::IngressClasses => {
+            networking::cells(resource, obj, name, created)
         }
         ResourceId::PodTemplates => workloads::pod_template_cells(obj, name),
         ResourceId::ReplicationControllers => {

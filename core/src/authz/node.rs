@@ -32,6 +32,10 @@ pub(crate) fn authorize(
         ResourceId::Services => rule(attrs, &["get", "list", "watch"]),
         // The kubelet's RuntimeClass informer (NodeRules: node.k8s.io runtimeclasses).
         ResourceId::RuntimeClasses => rule(attrs, &["get", "list", "watch"]),
+        ResourceId::CSINodes => csi_node(node, attrs),
+        // The kubelet's CSIDriver informer (NodeRules: storage.k8s.io csidrivers).
+        ResourceId::CSIDrivers => rule(attrs, &["get", "list", "watch"]),
+        ResourceId::VolumeAttachments => volume_attachment(node, attrs, store),
         ResourceId::Endpoints => rule(attrs, &["get"]),
         ResourceId::Events => rule(attrs, &["create", "update", "patch"]),
         _ => Err(Denied::Because("")),
@@ -163,6 +167,49 @@ fn lease(node: &str, attrs: &Attributes<'_>) -> Decision<'static> {
         ));
     }
     Ok(())
+}
+
+/// `authorizeCSINode`: its own CSINode (create is checked by admission, which sees the name).
+fn csi_node(node: &str, attrs: &Attributes<'_>) -> Decision<'static> {
+    if !matches!(attrs.verb, "get" | "create" | "update" | "patch" | "delete") {
+        return Err(Denied::Because(
+            "can only get, create, update, patch, or delete a CSINode",
+        ));
+    }
+    if attrs.subresource.is_some() {
+        return Err(Denied::Because("cannot authorize CSINode subresources"));
+    }
+    if attrs.verb != "create" && attrs.name() != Some(node) {
+        return Err(Denied::Because(
+            "can only access CSINode with the same name as the requesting node",
+        ));
+    }
+    Ok(())
+}
+
+/// `authorizeGet` of a VolumeAttachment: one attached to the node (`spec.nodeName`, the graph's
+/// edge from the attachment to its node).
+fn volume_attachment(node: &str, attrs: &Attributes<'_>, store: &Store) -> Decision<'static> {
+    if attrs.verb != "get" {
+        return Err(Denied::Because(
+            "can only get individual resources of this type",
+        ));
+    }
+    if attrs.subresource.is_some() {
+        return Err(Denied::Because("cannot get subresource"));
+    }
+    let Some(name) = attrs.name() else {
+        return Err(Denied::Because("No Object name found"));
+    };
+    let attached = store
+        .get(&ObjectKey::new(ResourceId::VolumeAttachments, "", name))
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.json).ok())
+        .is_some_and(|va| crate::json::str_at(&va, "/spec/nodeName") == node);
+    if attached {
+        Ok(())
+    } else {
+        Err(Denied::NoRelationship)
+    }
 }
 
 /// `authorizeNode`: reads of its own Node only; writes go on to admission.

@@ -433,6 +433,48 @@ impl Live {
                     "/apis/node.k8s.io/v1/runtimeclasses",
                     json!({"metadata": {"name": name}, "handler": "runc"}),
                 );
+                let backend = json!({"service": {"name": "web", "port": {"number": 80}}});
+                let kinds = [
+                    (
+                        "csinodes",
+                        "storage.k8s.io/v1/csinodes",
+                        json!({"spec": {"drivers": []}}),
+                    ),
+                    (
+                        "csidrivers",
+                        "storage.k8s.io/v1/csidrivers",
+                        json!({"spec": {}}),
+                    ),
+                    (
+                        "priorityclasses",
+                        "scheduling.k8s.io/v1/priorityclasses",
+                        json!({"value": 100}),
+                    ),
+                    (
+                        "volumeattachments",
+                        "storage.k8s.io/v1/volumeattachments",
+                        json!({"spec": {"attacher": "csi.example.com", "nodeName": "n1", "source": {"persistentVolumeName": "pv"}}}),
+                    ),
+                    (
+                        "ingressclasses",
+                        "networking.k8s.io/v1/ingressclasses",
+                        json!({"spec": {"controller": "example.com/ingress"}}),
+                    ),
+                    (
+                        "endpointslices",
+                        &alloc::format!("discovery.k8s.io/v1/namespaces/{ns}/endpointslices"),
+                        json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.9.0.2"]}], "ports": [{"port": 80}]}),
+                    ),
+                    (
+                        "ingresses",
+                        &alloc::format!("networking.k8s.io/v1/namespaces/{ns}/ingresses"),
+                        json!({"spec": {"defaultBackend": backend}}),
+                    ),
+                ];
+                for (plural, path, mut body) in kinds {
+                    body["metadata"] = json!({"name": name});
+                    self.send(plural, Method::Post, &alloc::format!("/apis/{path}"), body);
+                }
                 let rbac = "/apis/rbac.authorization.k8s.io/v1";
                 let rules = json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]);
                 self.send(

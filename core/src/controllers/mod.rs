@@ -9,11 +9,13 @@
 //! kube's per-item backoff (5 ms doubling to 1000 s) instead of waiting for the next change.
 
 pub(crate) mod apf;
+pub(crate) mod apiserver_endpoints;
 pub(crate) mod crd;
 pub(crate) mod cronjob;
 pub(crate) mod deployment;
 pub(crate) mod disruption;
 pub(crate) mod endpoints;
+pub(crate) mod endpointslice;
 pub(crate) mod event_ttl;
 pub(crate) mod events;
 pub(crate) mod gc;
@@ -29,11 +31,13 @@ mod batch_tests;
 #[cfg(test)]
 mod disruption_tests;
 #[cfg(test)]
+mod endpointslice_tests;
+#[cfg(test)]
 mod graceful_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod workload_tests;
+pub(crate) mod workload_tests;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
@@ -472,7 +476,15 @@ impl Cluster {
                     }
                     Work::Sync(Queue::Job, ns, name) => self.sync_job(now, &ns, &name),
                     Work::Sync(Queue::CronJob, ns, name) => self.sync_cronjob(now, &ns, &name),
-                    Work::Sync(Queue::Service, ns, name) => self.sync_endpoints(now, &ns, &name),
+                    Work::Sync(Queue::Service, ns, name) => {
+                        if (ns.as_str(), name.as_str())
+                            == ("default", apiserver_endpoints::KUBERNETES)
+                        {
+                            self.reconcile_apiserver_endpoints(now);
+                        }
+                        self.sync_endpoints(now, &ns, &name);
+                        self.sync_endpoint_slices(now, &ns, &name);
+                    }
                     Work::Sync(Queue::PodGc, _, node) => self.sync_pod_gc(now, &node),
                     Work::Sync(Queue::UnscheduledPod, ns, name) => {
                         let key = ObjectKey::new(ResourceId::Pods, &ns, &name);
@@ -725,6 +737,30 @@ impl Cluster {
             }
             ResourceId::CronJobs => self.controllers.enqueue(Queue::CronJob, ns, name),
             ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
+            // A managed slice changed or went by someone else's hand: the controller restores it.
+            ResourceId::EndpointSlices => {
+                let label = |key: &str| {
+                    event
+                        .object
+                        .index
+                        .labels
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.clone())
+                };
+                if label(endpointslice::MANAGED_BY_LABEL).as_deref()
+                    == Some(endpointslice::CONTROLLER_NAME)
+                    && let Some(service) = label(endpointslice::SERVICE_NAME_LABEL)
+                {
+                    self.controllers.enqueue(Queue::Service, ns, &service);
+                }
+                if (ns, name) == ("default", apiserver_endpoints::KUBERNETES) {
+                    self.controllers.enqueue(Queue::Service, ns, name);
+                }
+            }
+            ResourceId::Endpoints if (ns, name) == ("default", apiserver_endpoints::KUBERNETES) => {
+                self.controllers.enqueue(Queue::Service, ns, name);
+            }
             ResourceId::Nodes => self.pod_gc_observe_node(name, (!deleted).then_some(&obj)),
             _ => {}
         }
@@ -976,11 +1012,12 @@ impl Cluster {
         if old == *obj {
             return Ok(());
         }
-        if matches!(
-            key.resource,
-            ResourceId::Deployments | ResourceId::ReplicaSets
-        ) && old.get("spec") != obj.get("spec")
-        {
+        let changed = match key.resource {
+            ResourceId::Deployments | ResourceId::ReplicaSets => old.get("spec") != obj.get("spec"),
+            ResourceId::EndpointSlices => crate::validation::endpoint_slice_changed(&old, obj),
+            _ => false,
+        };
+        if changed {
             let generation = int_at(&old, "/metadata/generation").saturating_add(1);
             if let Some(meta) = meta_mut(obj) {
                 meta.insert("generation".into(), Value::from(generation));

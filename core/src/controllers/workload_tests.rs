@@ -14,17 +14,17 @@ const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
-pub(super) struct Cluster {
-    pub(super) server: Core,
-    pub(super) now: UnixTime,
+pub(crate) struct Cluster {
+    pub(crate) server: Core,
+    pub(crate) now: UnixTime,
 }
 
 impl Cluster {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with(Config::default())
     }
 
-    pub(super) fn with(config: Config) -> Self {
+    pub(crate) fn with(config: Config) -> Self {
         let now = UnixTime::from_secs(1_750_000_000);
         let config = Config {
             admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
@@ -38,7 +38,7 @@ impl Cluster {
         c
     }
 
-    pub(super) fn call(
+    pub(crate) fn call(
         &mut self,
         method: Method,
         path: &str,
@@ -64,24 +64,24 @@ impl Cluster {
         )
     }
 
-    pub(super) fn get(&mut self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&mut self, path: &str) -> (u16, Value) {
         self.call(Method::Get, path, Value::Null, "application/json")
     }
 
-    pub(super) fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
         self.call(Method::Post, path, body, "application/json")
     }
 
-    pub(super) fn patch(&mut self, path: &str, body: Value, kind: &str) -> (u16, Value) {
+    pub(crate) fn patch(&mut self, path: &str, body: Value, kind: &str) -> (u16, Value) {
         self.call(Method::Patch, path, body, kind)
     }
 
-    pub(super) fn delete(&mut self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) fn delete(&mut self, path: &str, body: Value) -> (u16, Value) {
         self.call(Method::Delete, path, body, "application/json")
     }
 
     /// Runs the controllers until they have nothing left to do (bounded).
-    pub(super) fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         for _ in 0..50 {
             if self.server.poll_timeout().is_none_or(|t| t > self.now) {
                 return;
@@ -91,13 +91,13 @@ impl Cluster {
         panic!("controllers did not settle");
     }
 
-    pub(super) fn items(&mut self, path: &str) -> Vec<Value> {
+    pub(crate) fn items(&mut self, path: &str) -> Vec<Value> {
         let (code, list) = self.get(path);
         assert_eq!(code, 200, "{list}");
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
-    pub(super) fn names(&mut self, path: &str) -> Vec<String> {
+    pub(crate) fn names(&mut self, path: &str) -> Vec<String> {
         self.items(path)
             .iter()
             .map(|o| o["metadata"]["name"].as_str().unwrap().into())
@@ -105,7 +105,7 @@ impl Cluster {
     }
 
     /// Reports every pod Running and Ready with an IP, as a kubelet would.
-    pub(super) fn make_pods_ready(&mut self) {
+    pub(crate) fn make_pods_ready(&mut self) {
         let now = self.now.rfc3339();
         for (i, pod) in self.items(PODS).into_iter().enumerate() {
             if pod["status"]["phase"] == "Running" {
@@ -124,11 +124,11 @@ impl Cluster {
         self.settle();
     }
 
-    pub(super) fn deployment(&mut self, name: &str) -> Value {
+    pub(crate) fn deployment(&mut self, name: &str) -> Value {
         self.get(&alloc::format!("{DEPLOYMENTS}/{name}")).1
     }
 
-    pub(super) fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
+    pub(crate) fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
         obj["status"]["conditions"]
             .as_array()?
             .iter()
@@ -142,7 +142,7 @@ impl Cluster {
             })
     }
 
-    pub(super) fn events(&mut self) -> Vec<(String, String)> {
+    pub(crate) fn events(&mut self) -> Vec<(String, String)> {
         self.items("/api/v1/namespaces/default/events")
             .iter()
             .map(|e| {

@@ -496,6 +496,15 @@ pub(super) static AZURE_DISK_VOLUME_SOURCE: Msg = Msg {
         f(6, "kind", Str, PTR | OMITEMPTY),
     ],
 };
+pub(super) static AZURE_FILE_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "AzureFilePersistentVolumeSource",
+    fields: &[
+        f(1, "secretName", Str, 0),
+        f(2, "shareName", Str, 0),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "secretNamespace", Str, PTR),
+    ],
+};
 pub(super) static AZURE_FILE_VOLUME_SOURCE: Msg = Msg {
     name: "AzureFileVolumeSource",
     fields: &[
@@ -518,6 +527,17 @@ pub(super) static CAPABILITIES: Msg = Msg {
         f(2, "drop", Str, REP | OMITEMPTY),
     ],
 };
+pub(super) static CEPH_FS_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "CephFSPersistentVolumeSource",
+    fields: &[
+        f(1, "monitors", Str, REP),
+        f(2, "path", Str, OMITEMPTY),
+        f(3, "user", Str, OMITEMPTY),
+        f(4, "secretFile", Str, OMITEMPTY),
+        f(5, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(6, "readOnly", Bool, OMITEMPTY),
+    ],
+};
 pub(super) static CEPH_FS_VOLUME_SOURCE: Msg = Msg {
     name: "CephFSVolumeSource",
     fields: &[
@@ -527,6 +547,15 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Msg = Msg {
         f(4, "secretFile", Str, OMITEMPTY),
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
         f(6, "readOnly", Bool, OMITEMPTY),
+    ],
+};
+pub(super) static CINDER_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "CinderPersistentVolumeSource",
+    fields: &[
+        f(1, "volumeID", Str, 0),
+        f(2, "fsType", Str, OMITEMPTY),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
     ],
 };
 pub(super) static CINDER_VOLUME_SOURCE: Msg = Msg {
@@ -764,6 +793,21 @@ pub(super) static CRON_JOB_STATUS: Msg = Msg {
         f(5, "lastSuccessfulTime", Time, PTR | OMITEMPTY),
     ],
 };
+pub(super) static CSI_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "CSIPersistentVolumeSource",
+    fields: &[
+        f(1, "driver", Str, 0),
+        f(2, "volumeHandle", Str, 0),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "fsType", Str, OMITEMPTY),
+        f(5, "volumeAttributes", Str, MAP | OMITEMPTY),
+        f(6, "controllerPublishSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(7, "nodeStageSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(8, "nodePublishSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(9, "controllerExpandSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(10, "nodeExpandSecretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
 pub(super) static CSI_VOLUME_SOURCE: Msg = Msg {
     name: "CSIVolumeSource",
     fields: &[
@@ -778,6 +822,57 @@ pub(super) static DAEMON_ENDPOINT: Msg = Msg {
     name: "DaemonEndpoint",
     fields: &[
         f(1, "Port", I32, 0),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT: Msg = Msg {
+    name: "Endpoint",
+    fields: &[
+        f(1, "addresses", Str, REP),
+        f(2, "conditions", Message(&DISCOVERY_ENDPOINT_CONDITIONS), OMITEMPTY),
+        f(3, "hostname", Str, PTR | OMITEMPTY),
+        f(4, "targetRef", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(5, "deprecatedTopology", Str, MAP | OMITEMPTY),
+        f(6, "nodeName", Str, PTR | OMITEMPTY),
+        f(7, "zone", Str, PTR | OMITEMPTY),
+        f(8, "hints", Message(&DISCOVERY_ENDPOINT_HINTS), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_CONDITIONS: Msg = Msg {
+    name: "EndpointConditions",
+    fields: &[
+        f(1, "ready", Bool, PTR | OMITEMPTY),
+        f(2, "serving", Bool, PTR | OMITEMPTY),
+        f(3, "terminating", Bool, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_HINTS: Msg = Msg {
+    name: "EndpointHints",
+    fields: &[
+        f(1, "forZones", Message(&DISCOVERY_FOR_ZONE), REP | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_PORT: Msg = Msg {
+    name: "EndpointPort",
+    fields: &[
+        f(1, "name", Str, PTR | OMITEMPTY),
+        f(2, "protocol", Str, PTR | OMITEMPTY),
+        f(3, "port", I32, PTR | OMITEMPTY),
+        f(4, "appProtocol", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static DISCOVERY_ENDPOINT_SLICE: Msg = Msg {
+    name: "EndpointSlice",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "endpoints", Message(&DISCOVERY_ENDPOINT), REP),
+        f(3, "ports", Message(&DISCOVERY_ENDPOINT_PORT), REP),
+        f(4, "addressType", Str, 0),
+    ],
+};
+pub(super) static DISCOVERY_FOR_ZONE: Msg = Msg {
+    name: "ForZone",
+    fields: &[
+        f(1, "name", Str, 0),
     ],
 };
 pub(super) static DOWNWARD_API_PROJECTION: Msg = Msg {
@@ -980,6 +1075,16 @@ pub(super) static FC_VOLUME_SOURCE: Msg = Msg {
         f(5, "wwids", Str, REP | OMITEMPTY),
     ],
 };
+pub(super) static FLEX_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "FlexPersistentVolumeSource",
+    fields: &[
+        f(1, "driver", Str, 0),
+        f(2, "fsType", Str, OMITEMPTY),
+        f(3, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(4, "readOnly", Bool, OMITEMPTY),
+        f(5, "options", Str, MAP | OMITEMPTY),
+    ],
+};
 pub(super) static FLEX_VOLUME_SOURCE: Msg = Msg {
     name: "FlexVolumeSource",
     fields: &[
@@ -1053,6 +1158,15 @@ pub(super) static GIT_REPO_VOLUME_SOURCE: Msg = Msg {
         f(3, "directory", Str, OMITEMPTY),
     ],
 };
+pub(super) static GLUSTERFS_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "GlusterfsPersistentVolumeSource",
+    fields: &[
+        f(1, "endpoints", Str, 0),
+        f(2, "path", Str, 0),
+        f(3, "readOnly", Bool, OMITEMPTY),
+        f(4, "endpointsNamespace", Str, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static GLUSTERFS_VOLUME_SOURCE: Msg = Msg {
     name: "GlusterfsVolumeSource",
     fields: &[
@@ -1111,11 +1225,144 @@ pub(super) static HTTP_HEADER: Msg = Msg {
         f(2, "value", Str, 0),
     ],
 };
+pub(super) static HTTP_INGRESS_PATH: Msg = Msg {
+    name: "HTTPIngressPath",
+    fields: &[
+        f(1, "path", Str, OMITEMPTY),
+        f(2, "backend", Message(&INGRESS_BACKEND), 0),
+        f(3, "pathType", Str, PTR),
+    ],
+};
+pub(super) static HTTP_INGRESS_RULE_VALUE: Msg = Msg {
+    name: "HTTPIngressRuleValue",
+    fields: &[
+        f(1, "paths", Message(&HTTP_INGRESS_PATH), REP),
+    ],
+};
 pub(super) static IMAGE_VOLUME_SOURCE: Msg = Msg {
     name: "ImageVolumeSource",
     fields: &[
         f(1, "reference", Str, OMITEMPTY),
         f(2, "pullPolicy", Str, OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS: Msg = Msg {
+    name: "Ingress",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&INGRESS_SPEC), OMITEMPTY),
+        f(3, "status", Message(&INGRESS_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_BACKEND: Msg = Msg {
+    name: "IngressBackend",
+    fields: &[
+        f(3, "resource", Message(&TYPED_LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(4, "service", Message(&INGRESS_SERVICE_BACKEND), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_CLASS: Msg = Msg {
+    name: "IngressClass",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&INGRESS_CLASS_SPEC), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_CLASS_PARAMETERS_REFERENCE: Msg = Msg {
+    name: "IngressClassParametersReference",
+    fields: &[
+        f(1, "apiGroup", Str, PTR | OMITEMPTY),
+        f(2, "kind", Str, 0),
+        f(3, "name", Str, 0),
+        f(4, "scope", Str, PTR),
+        f(5, "namespace", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_CLASS_SPEC: Msg = Msg {
+    name: "IngressClassSpec",
+    fields: &[
+        f(1, "controller", Str, OMITEMPTY),
+        f(2, "parameters", Message(&INGRESS_CLASS_PARAMETERS_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_LOAD_BALANCER_INGRESS: Msg = Msg {
+    name: "IngressLoadBalancerIngress",
+    fields: &[
+        f(1, "ip", Str, OMITEMPTY),
+        f(2, "hostname", Str, OMITEMPTY),
+        f(4, "ports", Message(&INGRESS_PORT_STATUS), REP | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_LOAD_BALANCER_STATUS: Msg = Msg {
+    name: "IngressLoadBalancerStatus",
+    fields: &[
+        f(1, "ingress", Message(&INGRESS_LOAD_BALANCER_INGRESS), REP | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_PORT_STATUS: Msg = Msg {
+    name: "IngressPortStatus",
+    fields: &[
+        f(1, "port", I32, 0),
+        f(2, "protocol", Str, 0),
+        f(3, "error", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_RULE: Msg = Msg {
+    name: "IngressRule",
+    fields: &[
+        f(1, "host", Str, OMITEMPTY),
+        f(2, "", Message(&INGRESS_RULE_VALUE), INLINE),
+    ],
+};
+pub(super) static INGRESS_RULE_VALUE: Msg = Msg {
+    name: "IngressRuleValue",
+    fields: &[
+        f(1, "http", Message(&HTTP_INGRESS_RULE_VALUE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_SERVICE_BACKEND: Msg = Msg {
+    name: "IngressServiceBackend",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "port", Message(&SERVICE_BACKEND_PORT), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_SPEC: Msg = Msg {
+    name: "IngressSpec",
+    fields: &[
+        f(1, "defaultBackend", Message(&INGRESS_BACKEND), PTR | OMITEMPTY),
+        f(2, "tls", Message(&INGRESS_TLS), REP | OMITEMPTY),
+        f(3, "rules", Message(&INGRESS_RULE), REP | OMITEMPTY),
+        f(4, "ingressClassName", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_STATUS: Msg = Msg {
+    name: "IngressStatus",
+    fields: &[
+        f(1, "loadBalancer", Message(&INGRESS_LOAD_BALANCER_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static INGRESS_TLS: Msg = Msg {
+    name: "IngressTLS",
+    fields: &[
+        f(1, "hosts", Str, REP | OMITEMPTY),
+        f(2, "secretName", Str, OMITEMPTY),
+    ],
+};
+pub(super) static ISCSI_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "ISCSIPersistentVolumeSource",
+    fields: &[
+        f(1, "targetPortal", Str, 0),
+        f(2, "iqn", Str, 0),
+        f(3, "lun", I32, 0),
+        f(4, "iscsiInterface", Str, OMITEMPTY),
+        f(5, "fsType", Str, OMITEMPTY),
+        f(6, "readOnly", Bool, OMITEMPTY),
+        f(7, "portals", Str, REP | OMITEMPTY),
+        f(8, "chapAuthDiscovery", Bool, OMITEMPTY),
+        f(10, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(11, "chapAuthSession", Bool, OMITEMPTY),
+        f(12, "initiatorName", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static ISCSI_VOLUME_SOURCE: Msg = Msg {
@@ -1264,6 +1511,13 @@ pub(super) static LOCAL_OBJECT_REFERENCE: Msg = Msg {
     name: "LocalObjectReference",
     fields: &[
         f(1, "name", Str, OMITEMPTY),
+    ],
+};
+pub(super) static LOCAL_VOLUME_SOURCE: Msg = Msg {
+    name: "LocalVolumeSource",
+    fields: &[
+        f(1, "path", Str, 0),
+        f(2, "fsType", Str, PTR | OMITEMPTY),
     ],
 };
 pub(super) static MATCH_CONDITION: Msg = Msg {
@@ -1723,6 +1977,48 @@ pub(super) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Msg = Msg {
         f(2, "readOnly", Bool, OMITEMPTY),
     ],
 };
+pub(super) static PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "PersistentVolumeSource",
+    fields: &[
+        f(1, "gcePersistentDisk", Message(&GCE_PERSISTENT_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(2, "awsElasticBlockStore", Message(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(3, "hostPath", Message(&HOST_PATH_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(4, "glusterfs", Message(&GLUSTERFS_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(5, "nfs", Message(&NFS_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(6, "rbd", Message(&RBD_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(7, "iscsi", Message(&ISCSI_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(8, "cinder", Message(&CINDER_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(9, "cephfs", Message(&CEPH_FS_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(10, "fc", Message(&FC_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(11, "flocker", Message(&FLOCKER_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(12, "flexVolume", Message(&FLEX_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(13, "azureFile", Message(&AZURE_FILE_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(14, "vsphereVolume", Message(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(15, "quobyte", Message(&QUOBYTE_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(16, "azureDisk", Message(&AZURE_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(17, "photonPersistentDisk", Message(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(18, "portworxVolume", Message(&PORTWORX_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(19, "scaleIO", Message(&SCALE_IO_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(20, "local", Message(&LOCAL_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(21, "storageos", Message(&STORAGE_OS_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+        f(22, "csi", Message(&CSI_PERSISTENT_VOLUME_SOURCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static PERSISTENT_VOLUME_SPEC: Msg = Msg {
+    name: "PersistentVolumeSpec",
+    fields: &[
+        f(1, "capacity", Quantity, MAP | OMITEMPTY),
+        f(2, "", Message(&PERSISTENT_VOLUME_SOURCE), INLINE),
+        f(3, "accessModes", Str, REP | OMITEMPTY),
+        f(4, "claimRef", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(5, "persistentVolumeReclaimPolicy", Str, OMITEMPTY),
+        f(6, "storageClassName", Str, OMITEMPTY),
+        f(7, "mountOptions", Str, REP | OMITEMPTY),
+        f(8, "volumeMode", Str, PTR | OMITEMPTY),
+        f(9, "nodeAffinity", Message(&VOLUME_NODE_AFFINITY), PTR | OMITEMPTY),
+        f(10, "volumeAttributesClassName", Str, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Msg = Msg {
     name: "PhotonPersistentDiskVolumeSource",
     fields: &[
@@ -2015,6 +2311,16 @@ pub(super) static PREFERRED_SCHEDULING_TERM: Msg = Msg {
         f(2, "preference", Message(&NODE_SELECTOR_TERM), 0),
     ],
 };
+pub(super) static PRIORITY_CLASS: Msg = Msg {
+    name: "PriorityClass",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "value", I32, 0),
+        f(3, "globalDefault", Bool, OMITEMPTY),
+        f(4, "description", Str, OMITEMPTY),
+        f(5, "preemptionPolicy", Str, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static PRIORITY_LEVEL_CONFIGURATION: Msg = Msg {
     name: "PriorityLevelConfiguration",
     fields: &[
@@ -2164,6 +2470,19 @@ pub(super) static RBAC_SUBJECT: Msg = Msg {
         f(4, "namespace", Str, OMITEMPTY),
     ],
 };
+pub(super) static RBD_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "RBDPersistentVolumeSource",
+    fields: &[
+        f(1, "monitors", Str, REP),
+        f(2, "image", Str, 0),
+        f(3, "fsType", Str, OMITEMPTY),
+        f(4, "pool", Str, OMITEMPTY),
+        f(5, "user", Str, OMITEMPTY),
+        f(6, "keyring", Str, OMITEMPTY),
+        f(7, "secretRef", Message(&SECRET_REFERENCE), PTR | OMITEMPTY),
+        f(8, "readOnly", Bool, OMITEMPTY),
+    ],
+};
 pub(super) static RBD_VOLUME_SOURCE: Msg = Msg {
     name: "RBDVolumeSource",
     fields: &[
@@ -2310,6 +2629,21 @@ pub(super) static RUNTIME_CLASS: Msg = Msg {
         f(4, "scheduling", Message(&SCHEDULING), PTR | OMITEMPTY),
     ],
 };
+pub(super) static SCALE_IO_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "ScaleIOPersistentVolumeSource",
+    fields: &[
+        f(1, "gateway", Str, 0),
+        f(2, "system", Str, 0),
+        f(3, "secretRef", Message(&SECRET_REFERENCE), PTR),
+        f(4, "sslEnabled", Bool, OMITEMPTY),
+        f(5, "protectionDomain", Str, OMITEMPTY),
+        f(6, "storagePool", Str, OMITEMPTY),
+        f(7, "storageMode", Str, OMITEMPTY),
+        f(8, "volumeName", Str, OMITEMPTY),
+        f(9, "fsType", Str, OMITEMPTY),
+        f(10, "readOnly", Bool, OMITEMPTY),
+    ],
+};
 pub(super) static SCALE_IO_VOLUME_SOURCE: Msg = Msg {
     name: "ScaleIOVolumeSource",
     fields: &[
@@ -2386,6 +2720,13 @@ pub(super) static SECRET_PROJECTION: Msg = Msg {
         f(4, "optional", Bool, PTR | OMITEMPTY),
     ],
 };
+pub(super) static SECRET_REFERENCE: Msg = Msg {
+    name: "SecretReference",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "namespace", Str, OMITEMPTY),
+    ],
+};
 pub(super) static SECRET_VOLUME_SOURCE: Msg = Msg {
     name: "SecretVolumeSource",
     fields: &[
@@ -2442,6 +2783,13 @@ pub(super) static SERVICE_ACCOUNT_TOKEN_PROJECTION: Msg = Msg {
         f(1, "audience", Str, OMITEMPTY),
         f(2, "expirationSeconds", I64, PTR | OMITEMPTY),
         f(3, "path", Str, 0),
+    ],
+};
+pub(super) static SERVICE_BACKEND_PORT: Msg = Msg {
+    name: "ServiceBackendPort",
+    fields: &[
+        f(1, "name", Str, OMITEMPTY),
+        f(2, "number", I32, OMITEMPTY),
     ],
 };
 pub(super) static SERVICE_PORT: Msg = Msg {
@@ -2517,6 +2865,58 @@ pub(super) static SLEEP_ACTION: Msg = Msg {
         f(1, "seconds", I64, 0),
     ],
 };
+pub(super) static STORAGE_CSI_DRIVER: Msg = Msg {
+    name: "CSIDriver",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&STORAGE_CSI_DRIVER_SPEC), 0),
+    ],
+};
+pub(super) static STORAGE_CSI_DRIVER_SPEC: Msg = Msg {
+    name: "CSIDriverSpec",
+    fields: &[
+        f(1, "attachRequired", Bool, PTR | OMITEMPTY),
+        f(2, "podInfoOnMount", Bool, PTR | OMITEMPTY),
+        f(3, "volumeLifecycleModes", Str, REP | OMITEMPTY),
+        f(4, "storageCapacity", Bool, PTR | OMITEMPTY),
+        f(5, "fsGroupPolicy", Str, PTR | OMITEMPTY),
+        f(6, "tokenRequests", Message(&STORAGE_TOKEN_REQUEST), REP | OMITEMPTY),
+        f(7, "requiresRepublish", Bool, PTR | OMITEMPTY),
+        f(8, "seLinuxMount", Bool, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_CSI_NODE: Msg = Msg {
+    name: "CSINode",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&STORAGE_CSI_NODE_SPEC), 0),
+    ],
+};
+pub(super) static STORAGE_CSI_NODE_DRIVER: Msg = Msg {
+    name: "CSINodeDriver",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "nodeID", Str, 0),
+        f(3, "topologyKeys", Str, REP),
+        f(4, "allocatable", Message(&STORAGE_VOLUME_NODE_RESOURCES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_CSI_NODE_SPEC: Msg = Msg {
+    name: "CSINodeSpec",
+    fields: &[
+        f(1, "drivers", Message(&STORAGE_CSI_NODE_DRIVER), REP),
+    ],
+};
+pub(super) static STORAGE_OS_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
+    name: "StorageOSPersistentVolumeSource",
+    fields: &[
+        f(1, "volumeName", Str, OMITEMPTY),
+        f(2, "volumeNamespace", Str, OMITEMPTY),
+        f(3, "fsType", Str, OMITEMPTY),
+        f(4, "readOnly", Bool, OMITEMPTY),
+        f(5, "secretRef", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
     name: "StorageOSVolumeSource",
     fields: &[
@@ -2525,6 +2925,58 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Msg = Msg {
         f(3, "fsType", Str, OMITEMPTY),
         f(4, "readOnly", Bool, OMITEMPTY),
         f(5, "secretRef", Message(&LOCAL_OBJECT_REFERENCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_TOKEN_REQUEST: Msg = Msg {
+    name: "TokenRequest",
+    fields: &[
+        f(1, "audience", Str, 0),
+        f(2, "expirationSeconds", I64, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT: Msg = Msg {
+    name: "VolumeAttachment",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&STORAGE_VOLUME_ATTACHMENT_SPEC), 0),
+        f(3, "status", Message(&STORAGE_VOLUME_ATTACHMENT_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SOURCE: Msg = Msg {
+    name: "VolumeAttachmentSource",
+    fields: &[
+        f(1, "persistentVolumeName", Str, PTR | OMITEMPTY),
+        f(2, "inlineVolumeSpec", Message(&PERSISTENT_VOLUME_SPEC), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SPEC: Msg = Msg {
+    name: "VolumeAttachmentSpec",
+    fields: &[
+        f(1, "attacher", Str, 0),
+        f(2, "source", Message(&STORAGE_VOLUME_ATTACHMENT_SOURCE), 0),
+        f(3, "nodeName", Str, 0),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ATTACHMENT_STATUS: Msg = Msg {
+    name: "VolumeAttachmentStatus",
+    fields: &[
+        f(1, "attached", Bool, 0),
+        f(2, "attachmentMetadata", Str, MAP | OMITEMPTY),
+        f(3, "attachError", Message(&STORAGE_VOLUME_ERROR), PTR | OMITEMPTY),
+        f(4, "detachError", Message(&STORAGE_VOLUME_ERROR), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_ERROR: Msg = Msg {
+    name: "VolumeError",
+    fields: &[
+        f(1, "time", Time, OMITEMPTY),
+        f(2, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static STORAGE_VOLUME_NODE_RESOURCES: Msg = Msg {
+    name: "VolumeNodeResources",
+    fields: &[
+        f(1, "count", I32, PTR | OMITEMPTY),
     ],
 };
 pub(super) static SUBJECT: Msg = Msg {
@@ -2747,6 +3199,12 @@ pub(super) static VOLUME_MOUNT_STATUS: Msg = Msg {
         f(2, "mountPath", Str, 0),
         f(3, "readOnly", Bool, OMITEMPTY),
         f(4, "recursiveReadOnly", Str, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static VOLUME_NODE_AFFINITY: Msg = Msg {
+    name: "VolumeNodeAffinity",
+    fields: &[
+        f(1, "required", Message(&NODE_SELECTOR), PTR | OMITEMPTY),
     ],
 };
 pub(super) static VOLUME_PROJECTION: Msg = Msg {

@@ -38,6 +38,13 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::ClusterRoles => &RBAC_CLUSTER_ROLE,
         ResourceId::RoleBindings => &RBAC_ROLE_BINDING,
         ResourceId::ClusterRoleBindings => &RBAC_CLUSTER_ROLE_BINDING,
+        ResourceId::CSINodes => &STORAGE_CSI_NODE,
+        ResourceId::CSIDrivers => &STORAGE_CSI_DRIVER,
+        ResourceId::EndpointSlices => &DISCOVERY_ENDPOINT_SLICE,
+        ResourceId::PriorityClasses => &SCHEDULING_PRIORITY_CLASS,
+        ResourceId::Ingresses => &NETWORKING_INGRESS,
+        ResourceId::IngressClasses => &NETWORKING_INGRESS_CLASS,
+        ResourceId::VolumeAttachments => &STORAGE_VOLUME_ATTACHMENT,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -670,6 +677,16 @@ pub(super) static AZURE_DISK_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static AZURE_FILE_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.AzureFilePersistentVolumeSource",
+    fields: &[
+        f("readOnly", Any),
+        f("secretName", Any),
+        f("secretNamespace", Any),
+        f("shareName", Any),
+    ],
+};
+
 pub(super) static AZURE_FILE_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.AzureFileVolumeSource",
     fields: &[
@@ -847,6 +864,18 @@ pub(super) static CAPABILITIES: Type = Type {
     ],
 };
 
+pub(super) static CEPH_FS_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.CephFSPersistentVolumeSource",
+    fields: &[
+        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("path", Any),
+        f("readOnly", Any),
+        f("secretFile", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("user", Any),
+    ],
+};
+
 pub(super) static CEPH_FS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CephFSVolumeSource",
     fields: &[
@@ -856,6 +885,16 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Type = Type {
         f("secretFile", Any),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
         f("user", Any),
+    ],
+};
+
+pub(super) static CINDER_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.CinderPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("volumeID", Any),
     ],
 };
 
@@ -1090,6 +1129,22 @@ pub(super) static COORDINATION_LEASE_SPEC: Type = Type {
     ],
 };
 
+pub(super) static CSI_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.CSIPersistentVolumeSource",
+    fields: &[
+        atomic("controllerExpandSecretRef", Object(&SECRET_REFERENCE)),
+        atomic("controllerPublishSecretRef", Object(&SECRET_REFERENCE)),
+        f("driver", Any),
+        f("fsType", Any),
+        atomic("nodeExpandSecretRef", Object(&SECRET_REFERENCE)),
+        atomic("nodePublishSecretRef", Object(&SECRET_REFERENCE)),
+        atomic("nodeStageSecretRef", Object(&SECRET_REFERENCE)),
+        f("readOnly", Any),
+        f("volumeAttributes", Map(Item::Any)),
+        f("volumeHandle", Any),
+    ],
+};
+
 pub(super) static CSI_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CSIVolumeSource",
     fields: &[
@@ -1105,6 +1160,65 @@ pub(super) static DAEMON_ENDPOINT: Type = Type {
     name: "io.k8s.api.core.v1.DaemonEndpoint",
     fields: &[
         f("Port", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT: Type = Type {
+    name: "io.k8s.api.discovery.v1.Endpoint",
+    fields: &[
+        f("addresses", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("conditions", Object(&DISCOVERY_ENDPOINT_CONDITIONS)),
+        f("deprecatedTopology", Map(Item::Any)),
+        f("hints", Object(&DISCOVERY_ENDPOINT_HINTS)),
+        f("hostname", Any),
+        f("nodeName", Any),
+        atomic("targetRef", Object(&OBJECT_REFERENCE)),
+        f("zone", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_CONDITIONS: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointConditions",
+    fields: &[
+        f("ready", Any),
+        f("serving", Any),
+        f("terminating", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_HINTS: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointHints",
+    fields: &[
+        f("forZones", List(Item::Of(&DISCOVERY_FOR_ZONE), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_PORT: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointPort",
+    fields: &[
+        f("appProtocol", Any),
+        f("name", Any),
+        f("port", Any),
+        f("protocol", Any),
+    ],
+};
+
+pub(super) static DISCOVERY_ENDPOINT_SLICE: Type = Type {
+    name: "io.k8s.api.discovery.v1.EndpointSlice",
+    fields: &[
+        f("addressType", Any),
+        f("apiVersion", Any),
+        f("endpoints", List(Item::Of(&DISCOVERY_ENDPOINT), ListKind::Atomic, MergeKind::Replace)),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("ports", List(Item::Of(&DISCOVERY_ENDPOINT_PORT), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static DISCOVERY_FOR_ZONE: Type = Type {
+    name: "io.k8s.api.discovery.v1.ForZone",
+    fields: &[
+        f("name", Any),
     ],
 };
 
@@ -1300,6 +1414,17 @@ pub(super) static FC_VOLUME_SOURCE: Type = Type {
         f("readOnly", Any),
         f("targetWWNs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
         f("wwids", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static FLEX_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.FlexPersistentVolumeSource",
+    fields: &[
+        f("driver", Any),
+        f("fsType", Any),
+        f("options", Map(Item::Any)),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
     ],
 };
 
@@ -1527,6 +1652,16 @@ pub(super) static GIT_REPO_VOLUME_SOURCE: Type = Type {
     ],
 };
 
+pub(super) static GLUSTERFS_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.GlusterfsPersistentVolumeSource",
+    fields: &[
+        f("endpoints", Any),
+        f("endpointsNamespace", Any),
+        f("path", Any),
+        f("readOnly", Any),
+    ],
+};
+
 pub(super) static GLUSTERFS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GlusterfsVolumeSource",
     fields: &[
@@ -1591,6 +1726,23 @@ pub(super) static IMAGE_VOLUME_SOURCE: Type = Type {
     fields: &[
         f("pullPolicy", Any),
         f("reference", Any),
+    ],
+};
+
+pub(super) static ISCSI_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.ISCSIPersistentVolumeSource",
+    fields: &[
+        f("chapAuthDiscovery", Any),
+        f("chapAuthSession", Any),
+        f("fsType", Any),
+        f("initiatorName", Any),
+        f("iqn", Any),
+        f("iscsiInterface", Any),
+        f("lun", Any),
+        f("portals", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("targetPortal", Any),
     ],
 };
 
@@ -1668,6 +1820,14 @@ pub(super) static LOCAL_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.LocalObjectReference",
     fields: &[
         f("name", Any),
+    ],
+};
+
+pub(super) static LOCAL_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.LocalVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("path", Any),
     ],
 };
 
@@ -1780,6 +1940,144 @@ pub(super) static NAMESPACE_STATUS: Type = Type {
     fields: &[
         f("conditions", List(Item::Of(&NAMESPACE_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
         f("phase", Any),
+    ],
+};
+
+pub(super) static NETWORKING_HTTP_INGRESS_PATH: Type = Type {
+    name: "io.k8s.api.networking.v1.HTTPIngressPath",
+    fields: &[
+        f("backend", Object(&NETWORKING_INGRESS_BACKEND)),
+        f("path", Any),
+        f("pathType", Any),
+    ],
+};
+
+pub(super) static NETWORKING_HTTP_INGRESS_RULE_VALUE: Type = Type {
+    name: "io.k8s.api.networking.v1.HTTPIngressRuleValue",
+    fields: &[
+        f("paths", List(Item::Of(&NETWORKING_HTTP_INGRESS_PATH), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS: Type = Type {
+    name: "io.k8s.api.networking.v1.Ingress",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&NETWORKING_INGRESS_SPEC)),
+        f("status", Object(&NETWORKING_INGRESS_STATUS)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_BACKEND: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressBackend",
+    fields: &[
+        atomic("resource", Object(&TYPED_LOCAL_OBJECT_REFERENCE)),
+        f("service", Object(&NETWORKING_INGRESS_SERVICE_BACKEND)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_CLASS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressClass",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&NETWORKING_INGRESS_CLASS_SPEC)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_CLASS_PARAMETERS_REFERENCE: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressClassParametersReference",
+    fields: &[
+        f("apiGroup", Any),
+        f("kind", Any),
+        f("name", Any),
+        f("namespace", Any),
+        f("scope", Any),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_CLASS_SPEC: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressClassSpec",
+    fields: &[
+        f("controller", Any),
+        f("parameters", Object(&NETWORKING_INGRESS_CLASS_PARAMETERS_REFERENCE)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_LOAD_BALANCER_INGRESS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressLoadBalancerIngress",
+    fields: &[
+        f("hostname", Any),
+        f("ip", Any),
+        f("ports", List(Item::Of(&NETWORKING_INGRESS_PORT_STATUS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_LOAD_BALANCER_STATUS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressLoadBalancerStatus",
+    fields: &[
+        f("ingress", List(Item::Of(&NETWORKING_INGRESS_LOAD_BALANCER_INGRESS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_PORT_STATUS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressPortStatus",
+    fields: &[
+        f("error", Any),
+        f("port", Any),
+        f("protocol", Any),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_RULE: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressRule",
+    fields: &[
+        f("host", Any),
+        f("http", Object(&NETWORKING_HTTP_INGRESS_RULE_VALUE)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_SERVICE_BACKEND: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressServiceBackend",
+    fields: &[
+        f("name", Any),
+        atomic("port", Object(&NETWORKING_SERVICE_BACKEND_PORT)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_SPEC: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressSpec",
+    fields: &[
+        f("defaultBackend", Object(&NETWORKING_INGRESS_BACKEND)),
+        f("ingressClassName", Any),
+        f("rules", List(Item::Of(&NETWORKING_INGRESS_RULE), ListKind::Atomic, MergeKind::Replace)),
+        f("tls", List(Item::Of(&NETWORKING_INGRESS_TLS), ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_STATUS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressStatus",
+    fields: &[
+        f("loadBalancer", Object(&NETWORKING_INGRESS_LOAD_BALANCER_STATUS)),
+    ],
+};
+
+pub(super) static NETWORKING_INGRESS_TLS: Type = Type {
+    name: "io.k8s.api.networking.v1.IngressTLS",
+    fields: &[
+        f("hosts", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("secretName", Any),
+    ],
+};
+
+pub(super) static NETWORKING_SERVICE_BACKEND_PORT: Type = Type {
+    name: "io.k8s.api.networking.v1.ServiceBackendPort",
+    fields: &[
+        f("name", Any),
+        f("number", Any),
     ],
 };
 
@@ -2026,6 +2324,43 @@ pub(super) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Type = Type {
     fields: &[
         f("claimName", Any),
         f("readOnly", Any),
+    ],
+};
+
+pub(super) static PERSISTENT_VOLUME_SPEC: Type = Type {
+    name: "io.k8s.api.core.v1.PersistentVolumeSpec",
+    fields: &[
+        f("accessModes", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("awsElasticBlockStore", Object(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE)),
+        f("azureDisk", Object(&AZURE_DISK_VOLUME_SOURCE)),
+        f("azureFile", Object(&AZURE_FILE_PERSISTENT_VOLUME_SOURCE)),
+        f("capacity", Map(Item::Any)),
+        f("cephfs", Object(&CEPH_FS_PERSISTENT_VOLUME_SOURCE)),
+        f("cinder", Object(&CINDER_PERSISTENT_VOLUME_SOURCE)),
+        f("claimRef", Object(&OBJECT_REFERENCE)),
+        f("csi", Object(&CSI_PERSISTENT_VOLUME_SOURCE)),
+        f("fc", Object(&FC_VOLUME_SOURCE)),
+        f("flexVolume", Object(&FLEX_PERSISTENT_VOLUME_SOURCE)),
+        f("flocker", Object(&FLOCKER_VOLUME_SOURCE)),
+        f("gcePersistentDisk", Object(&GCE_PERSISTENT_DISK_VOLUME_SOURCE)),
+        f("glusterfs", Object(&GLUSTERFS_PERSISTENT_VOLUME_SOURCE)),
+        f("hostPath", Object(&HOST_PATH_VOLUME_SOURCE)),
+        f("iscsi", Object(&ISCSI_PERSISTENT_VOLUME_SOURCE)),
+        f("local", Object(&LOCAL_VOLUME_SOURCE)),
+        f("mountOptions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("nfs", Object(&NFS_VOLUME_SOURCE)),
+        f("nodeAffinity", Object(&VOLUME_NODE_AFFINITY)),
+        f("persistentVolumeReclaimPolicy", Any),
+        f("photonPersistentDisk", Object(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
+        f("portworxVolume", Object(&PORTWORX_VOLUME_SOURCE)),
+        f("quobyte", Object(&QUOBYTE_VOLUME_SOURCE)),
+        f("rbd", Object(&RBD_PERSISTENT_VOLUME_SOURCE)),
+        f("scaleIO", Object(&SCALE_IO_PERSISTENT_VOLUME_SOURCE)),
+        f("storageClassName", Any),
+        f("storageos", Object(&STORAGE_OS_PERSISTENT_VOLUME_SOURCE)),
+        f("volumeAttributesClassName", Any),
+        f("volumeMode", Any),
+        f("vsphereVolume", Object(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE)),
     ],
 };
 
@@ -2431,6 +2766,20 @@ pub(super) static RBAC_SUBJECT: Type = Type {
     ],
 };
 
+pub(super) static RBD_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.RBDPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("image", Any),
+        f("keyring", Any),
+        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("pool", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("user", Any),
+    ],
+};
+
 pub(super) static RBD_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.RBDVolumeSource",
     fields: &[
@@ -2559,6 +2908,22 @@ pub(super) static RESOURCE_STATUS: Type = Type {
     ],
 };
 
+pub(super) static SCALE_IO_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.ScaleIOPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("gateway", Any),
+        f("protectionDomain", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&SECRET_REFERENCE)),
+        f("sslEnabled", Any),
+        f("storageMode", Any),
+        f("storagePool", Any),
+        f("system", Any),
+        f("volumeName", Any),
+    ],
+};
+
 pub(super) static SCALE_IO_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ScaleIOVolumeSource",
     fields: &[
@@ -2572,6 +2937,19 @@ pub(super) static SCALE_IO_VOLUME_SOURCE: Type = Type {
         f("storagePool", Any),
         f("system", Any),
         f("volumeName", Any),
+    ],
+};
+
+pub(super) static SCHEDULING_PRIORITY_CLASS: Type = Type {
+    name: "io.k8s.api.scheduling.v1.PriorityClass",
+    fields: &[
+        f("apiVersion", Any),
+        f("description", Any),
+        f("globalDefault", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("preemptionPolicy", Any),
+        f("value", Any),
     ],
 };
 
@@ -2635,6 +3013,14 @@ pub(super) static SECRET_PROJECTION: Type = Type {
         f("items", List(Item::Of(&KEY_TO_PATH), ListKind::Atomic, MergeKind::Replace)),
         f("name", Any),
         f("optional", Any),
+    ],
+};
+
+pub(super) static SECRET_REFERENCE: Type = Type {
+    name: "io.k8s.api.core.v1.SecretReference",
+    fields: &[
+        f("name", Any),
+        f("namespace", Any),
     ],
 };
 
@@ -2768,6 +3154,68 @@ pub(super) static SLEEP_ACTION: Type = Type {
     ],
 };
 
+pub(super) static STORAGE_CSI_DRIVER: Type = Type {
+    name: "io.k8s.api.storage.v1.CSIDriver",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&STORAGE_CSI_DRIVER_SPEC)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_DRIVER_SPEC: Type = Type {
+    name: "io.k8s.api.storage.v1.CSIDriverSpec",
+    fields: &[
+        f("attachRequired", Any),
+        f("fsGroupPolicy", Any),
+        f("podInfoOnMount", Any),
+        f("requiresRepublish", Any),
+        f("seLinuxMount", Any),
+        f("storageCapacity", Any),
+        f("tokenRequests", List(Item::Of(&STORAGE_TOKEN_REQUEST), ListKind::Atomic, MergeKind::Replace)),
+        f("volumeLifecycleModes", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_NODE: Type = Type {
+    name: "io.k8s.api.storage.v1.CSINode",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&STORAGE_CSI_NODE_SPEC)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_NODE_DRIVER: Type = Type {
+    name: "io.k8s.api.storage.v1.CSINodeDriver",
+    fields: &[
+        f("allocatable", Object(&STORAGE_VOLUME_NODE_RESOURCES)),
+        f("name", Any),
+        f("nodeID", Any),
+        f("topologyKeys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+    ],
+};
+
+pub(super) static STORAGE_CSI_NODE_SPEC: Type = Type {
+    name: "io.k8s.api.storage.v1.CSINodeSpec",
+    fields: &[
+        f("drivers", List(Item::Of(&STORAGE_CSI_NODE_DRIVER), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
+    ],
+};
+
+pub(super) static STORAGE_OS_PERSISTENT_VOLUME_SOURCE: Type = Type {
+    name: "io.k8s.api.core.v1.StorageOSPersistentVolumeSource",
+    fields: &[
+        f("fsType", Any),
+        f("readOnly", Any),
+        atomic("secretRef", Object(&OBJECT_REFERENCE)),
+        f("volumeName", Any),
+        f("volumeNamespace", Any),
+    ],
+};
+
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.StorageOSVolumeSource",
     fields: &[
@@ -2776,6 +3224,67 @@ pub(super) static STORAGE_OS_VOLUME_SOURCE: Type = Type {
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
         f("volumeName", Any),
         f("volumeNamespace", Any),
+    ],
+};
+
+pub(super) static STORAGE_TOKEN_REQUEST: Type = Type {
+    name: "io.k8s.api.storage.v1.TokenRequest",
+    fields: &[
+        f("audience", Any),
+        f("expirationSeconds", Any),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachment",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&STORAGE_VOLUME_ATTACHMENT_SPEC)),
+        f("status", Object(&STORAGE_VOLUME_ATTACHMENT_STATUS)),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SOURCE: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachmentSource",
+    fields: &[
+        f("inlineVolumeSpec", Object(&PERSISTENT_VOLUME_SPEC)),
+        f("persistentVolumeName", Any),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT_SPEC: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachmentSpec",
+    fields: &[
+        f("attacher", Any),
+        f("nodeName", Any),
+        f("source", Object(&STORAGE_VOLUME_ATTACHMENT_SOURCE)),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ATTACHMENT_STATUS: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeAttachmentStatus",
+    fields: &[
+        f("attachError", Object(&STORAGE_VOLUME_ERROR)),
+        f("attached", Any),
+        f("attachmentMetadata", Map(Item::Any)),
+        f("detachError", Object(&STORAGE_VOLUME_ERROR)),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_ERROR: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeError",
+    fields: &[
+        f("message", Any),
+        f("time", Any),
+    ],
+};
+
+pub(super) static STORAGE_VOLUME_NODE_RESOURCES: Type = Type {
+    name: "io.k8s.api.storage.v1.VolumeNodeResources",
+    fields: &[
+        f("count", Any),
     ],
 };
 
@@ -2914,6 +3423,13 @@ pub(super) static VOLUME_MOUNT_STATUS: Type = Type {
         f("name", Any),
         f("readOnly", Any),
         f("recursiveReadOnly", Any),
+    ],
+};
+
+pub(super) static VOLUME_NODE_AFFINITY: Type = Type {
+    name: "io.k8s.api.core.v1.VolumeNodeAffinity",
+    fields: &[
+        atomic("required", Object(&NODE_SELECTOR)),
     ],
 };
 

@@ -47,6 +47,27 @@ pub(super) const POD_DISRUPTION_BUDGET: &[Column] = &[
     AGE,
 ];
 
+/// kube's server-side printing is always wide, so PreemptionPolicy (priority 0) is printed.
+pub(super) const PRIORITY_CLASS: &[Column] = &[
+    NAME,
+    col(
+        "Value",
+        "integer",
+        "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.",
+    ),
+    col(
+        "Global-Default",
+        "boolean",
+        "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.",
+    ),
+    AGE,
+    col(
+        "PreemptionPolicy",
+        "string",
+        "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.",
+    ),
+];
+
 /// kube describes Handler with `ObjectMeta{}.SwaggerDoc()["handler"]`, which is empty.
 pub(super) const RUNTIME_CLASS: &[Column] = &[NAME, col("Handler", "string", ""), AGE];
 
@@ -242,6 +263,13 @@ pub(super) fn cells(resource: ResourceId, obj: &Value, name: Value, created: Str
             created.into(),
         ],
         ResourceId::RuntimeClasses => vec![name, text(obj, "/handler").into(), created.into()],
+        ResourceId::PriorityClasses => vec![
+            name,
+            int(obj, "/value").into(),
+            (obj.get("globalDefault").and_then(Value::as_bool) == Some(true)).into(),
+            created.into(),
+            text(obj, "/preemptionPolicy").into(),
+        ],
         ResourceId::FlowSchemas => {
             let method = match text(obj, "/spec/distinguisherMethod/type") {
                 "" => "<none>",
