@@ -87,10 +87,14 @@ struct Ring {
     /// Watch streams see events up to this revision only: the durable revision when the runtime
     /// persists changes (a client never sees a change a crash could take back), else all.
     visible: u64,
-    /// Revisions strictly between these two never existed here (a recovered run skipped them):
-    /// a reader positioned inside gets [`Expired`] and re-lists.
-    skipped: (u64, u64),
+    /// Ranges of revisions (strictly between each pair) that never existed here (recovered
+    /// runs skipped them): a reader positioned inside one gets [`Expired`] and re-lists. One
+    /// per restart whose gap the ring still spans; older ones are dropped as events leave.
+    skipped: VecDeque<(u64, u64)>,
 }
+
+/// Most skipped ranges a ring remembers (one per restart its events span).
+const MAX_SKIPPED: usize = 64;
 
 /// The bounded event ring.
 #[derive(Debug)]
@@ -120,7 +124,7 @@ impl WatchRing {
                 newest: revision,
                 evicted: 0,
                 visible: u64::MAX,
-                skipped: (0, 0),
+                skipped: VecDeque::new(),
             }),
         }
     }
@@ -180,15 +184,20 @@ impl WatchRing {
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
         let ring = self.ring.lock();
-        let (skip_from, skip_to) = ring.skipped;
-        if after < ring.oldest || (skip_from < after && after < skip_to) {
+        if after < ring.oldest {
             return Err(Expired {
                 requested: after,
-                oldest: if after < ring.oldest {
-                    ring.oldest
-                } else {
-                    skip_to
-                },
+                oldest: ring.oldest,
+            });
+        }
+        if let Some(&(_, to)) = ring
+            .skipped
+            .iter()
+            .find(|&&(from, to)| from < after && after < to)
+        {
+            return Err(Expired {
+                requested: after,
+                oldest: to,
             });
         }
         // Revisions increase along the ring (with gaps only where a recovered run skipped).
@@ -215,7 +224,16 @@ impl WatchRing {
     /// Marks the revisions strictly between `from` and `to` as never having existed here.
     pub(crate) fn skip(&self, from: u64, to: u64) {
         let mut ring = self.ring.lock();
-        ring.skipped = (from, to);
+        let oldest = ring.oldest;
+        ring.skipped.retain(|&(_, to)| to > oldest);
+        ring.skipped.push_back((from, to));
+        // Bounded: past the limit the oldest gaps are forgotten by moving `oldest` past them,
+        // so a reader there gets Expired all the same.
+        while ring.skipped.len() > MAX_SKIPPED {
+            if let Some((_, to)) = ring.skipped.pop_front() {
+                ring.oldest = ring.oldest.max(to);
+            }
+        }
         ring.newest = ring.newest.max(to);
     }
 

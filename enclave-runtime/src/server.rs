@@ -339,6 +339,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         crate::nsm::random_seed(nsm.as_ref())?,
         opened.as_ref().filter(|_| persists).map(|(_, r)| r),
     )?;
+    let replayed = opened
+        .as_ref()
+        .map_or(0, |(_, recovered)| recovered.records.len() as u64);
     let durable = opened.map(|(log, _)| log);
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
     let initial = if persists {
@@ -353,7 +356,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let persistence = durable
         .clone()
         .filter(|_| persists)
-        .map(|log| crate::durable::Persistence::new(log, visible, cli.snapshot_every));
+        .map(|log| crate::durable::Persistence::new(log, visible, cli.snapshot_every, replayed));
     // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
     let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
     let attestation =

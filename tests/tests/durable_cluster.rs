@@ -203,6 +203,13 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
         kept["spec"]["ports"][0]["nodePort"],
         fresh["spec"]["ports"][0]["nodePort"]
     );
+    // A second restart replays the log across the first one's skipped revisions.
+    kill_enclave(&c);
+    let second = json(&c, &["configmap", "after"]);
+    assert_eq!(
+        second["metadata"]["resourceVersion"].as_str(),
+        Some(after_rv.to_string().as_str())
+    );
     // The stakes came back: the workers' Seal tokens still admit their heartbeats.
     wait_for(
         Duration::from_secs(30),

@@ -48,15 +48,24 @@ pub(crate) struct Persistence {
     state: watch::Sender<Persisted>,
     /// Journal entries between two snapshots (0: none).
     snapshot_every: u64,
+    /// Entries in the log after its newest snapshot at start (what a restart replayed): they
+    /// count toward the next snapshot, so that frequent restarts do not postpone it forever.
+    replayed: u64,
 }
 
 impl Persistence {
     /// A handle for `log`, with everything up to `revision` already durable (what was
-    /// replayed at start).
-    pub(crate) fn new(log: DurableLog, revision: u64, snapshot_every: u64) -> Arc<Self> {
+    /// replayed at start: `replayed` records after the newest snapshot).
+    pub(crate) fn new(
+        log: DurableLog,
+        revision: u64,
+        snapshot_every: u64,
+        replayed: u64,
+    ) -> Arc<Self> {
         Arc::new(Self {
             log,
             snapshot_every,
+            replayed,
             wake: Notify::new(),
             state: watch::channel(Persisted {
                 revision,
@@ -115,7 +124,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
         (state.entries, state.revision)
     };
     let mut initial = Some(initial);
-    let mut since_snapshot: u64 = 0;
+    let mut since_snapshot: u64 = persistence.replayed;
     let snapshotting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut unacked: VecDeque<Unacked> = VecDeque::new();
     let mut retry = RETRY_FIRST;
