@@ -161,7 +161,7 @@ impl WatchRing {
         max: usize,
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
-        self.read_through(after, u64::MAX, max, out)
+        self.read_through(after, Some(u64::MAX), max, out)
     }
 
     /// As [`WatchRing::read_after`], but only events a watch stream may see yet (see
@@ -172,18 +172,19 @@ impl WatchRing {
         max: usize,
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
-        let visible = self.ring.lock().visible;
-        self.read_through(after, visible, max, out)
+        self.read_through(after, None, max, out)
     }
 
+    /// Reads after `after`, up to `through` (`None`: the visible revision), under one lock.
     fn read_through(
         &self,
         after: u64,
-        through: u64,
+        through: Option<u64>,
         max: usize,
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
         let ring = self.ring.lock();
+        let through = through.unwrap_or(ring.visible);
         if after < ring.oldest {
             return Err(Expired {
                 requested: after,
