@@ -428,6 +428,7 @@ impl Cluster {
         batch: &crate::stake::EventBatch,
         verifier: &mut dyn crate::stake::EventVerifier,
     ) -> Result<crate::stake::PushOutcome, Error> {
+        self.journal_admits()?;
         let outcome = self.stakes.apply_batch(batch, verifier, now)?;
         if !outcome.stale {
             self.journal_stakes(now, verifier.trust_level(), batch);

@@ -944,3 +944,63 @@ fn first_difference(x: &str, y: &str) -> String {
     };
     alloc::format!("\nlive   …{}\nreplay …{}", window(x), window(y))
 }
+
+/// One admin request at `T0`: its status.
+fn status_of(server: &mut Cluster, method: Method, path: &str, body: &[u8]) -> u16 {
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/json");
+    req.body = body;
+    server
+        .handle_request(T0, &req)
+        .into_response()
+        .unwrap()
+        .status
+}
+
+#[test]
+fn while_the_runtime_cannot_persist_writes_are_refused_and_reads_go_on() {
+    use crate::stake::{EventBatch, TrustTheRelay};
+    let mut server = Cluster::new(config(), [5; 32], T0);
+    server.record_changes(true);
+    server.take_records();
+    let full = crate::Error::InsufficientStorage("the host's disk is full".into());
+    server.refuse_writes(Some(full.clone()));
+    let (revision, journaled) = (server.store().revision(), server.journaled());
+
+    let create = br#"{"metadata":{"name":"refused"}}"#;
+    assert_eq!(
+        status_of(&mut server, Method::Post, "/api/v1/namespaces", create),
+        507
+    );
+    assert_eq!(
+        status_of(&mut server, Method::Get, "/api/v1/namespaces", b""),
+        200
+    );
+    let batch = EventBatch {
+        checkpoint: 1,
+        events: Vec::new(),
+        foreign: 0,
+    };
+    assert_eq!(
+        server
+            .apply_sui_batch(T0, &batch, &mut TrustTheRelay)
+            .unwrap_err(),
+        full
+    );
+    // The server's own work is refused too (its controllers retry later).
+    server.handle_timeout(T0);
+    assert_eq!(
+        (server.store().revision(), server.journaled()),
+        (revision, journaled),
+        "nothing changed and nothing was journaled"
+    );
+
+    server.refuse_writes(None);
+    assert_eq!(
+        status_of(&mut server, Method::Post, "/api/v1/namespaces", create),
+        201
+    );
+    assert!(server.journaled() > journaled);
+}

@@ -94,6 +94,35 @@ pub(crate) struct Journal {
     pub(crate) records: Vec<Record>,
     /// Entries journaled since start: what a caller waits to see persisted after its call.
     pub(crate) total: u64,
+    /// Set by the runtime while it cannot persist entries: every write is refused with it.
+    refusal: Option<Error>,
+}
+
+impl Journal {
+    /// Whether a new entry may be taken: the runtime can persist it, and no more than
+    /// `max_pending` wait for it.
+    fn admits(&self, max_pending: usize) -> Result<(), Error> {
+        if !self.on {
+            return Ok(());
+        }
+        if let Some(refusal) = &self.refusal {
+            return Err(refusal.clone());
+        }
+        if self.records.len() >= max_pending {
+            return Err(Error::TooManyRequests(alloc::format!(
+                "{} changes wait to be persisted; try again later",
+                self.records.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, record: Record) {
+        if self.on {
+            self.records.push(record);
+            self.total = self.total.saturating_add(1);
+        }
+    }
 }
 
 impl Cluster {
@@ -253,15 +282,21 @@ impl Cluster {
         core::mem::take(&mut self.journal.records)
     }
 
-    /// Whether entries wait in the journal.
-    pub fn has_records(&self) -> bool {
-        !self.journal.records.is_empty()
-    }
-
     /// How many entries have been journaled since start: once that many are persisted,
     /// everything a caller's call changed is.
     pub fn journaled(&self) -> u64 {
         self.journal.total
+    }
+
+    /// Refuses every write with `refusal` while the runtime cannot persist journal entries
+    /// (`None`: writes are taken again). Reads go on; what was journaled stays and is taken.
+    pub fn refuse_writes(&mut self, refusal: Option<Error>) {
+        self.journal.refusal = refusal;
+    }
+
+    /// Whether the journal takes a write now (see [`Cluster::refuse_writes`]).
+    pub(crate) fn journal_admits(&self) -> Result<(), Error> {
+        self.journal.admits(self.config.max_pending_changes)
     }
 
     /// Journals a stake batch the registry applied, before the writes its revocations make.
@@ -271,14 +306,11 @@ impl Cluster {
         trust: crate::stake::TrustLevel,
         batch: &crate::stake::EventBatch,
     ) {
-        if self.journal.on {
-            self.journal.records.push(Record::Stakes(StakeRecord {
-                at,
-                trust,
-                batch: batch.clone(),
-            }));
-            self.journal.total = self.journal.total.saturating_add(1);
-        }
+        self.journal.push(Record::Stakes(StakeRecord {
+            at,
+            trust,
+            batch: batch.clone(),
+        }));
     }
 
     /// The shared tail of a live write and a replay: prepare (refusals), commit, apply.
@@ -291,12 +323,7 @@ impl Cluster {
         index: ObjectIndex,
         obj: &Value,
     ) -> Result<Vec<u8>, Error> {
-        if self.journal.on && self.journal.records.len() >= self.config.max_pending_changes {
-            return Err(Error::TooManyRequests(alloc::format!(
-                "{} changes wait to be persisted; try again later",
-                self.journal.records.len()
-            )));
-        }
+        self.journal_admits()?;
         let prepared = self.prepare(ctx, kind, &key, json.len(), &index, obj)?;
         let (object, previous) = match kind {
             ChangeKind::Created => {
@@ -325,10 +352,7 @@ impl Cluster {
             object,
         };
         self.apply(&change, prepared, obj, previous.as_ref());
-        if self.journal.on {
-            self.journal.records.push(Record::Change(change));
-            self.journal.total = self.journal.total.saturating_add(1);
-        }
+        self.journal.push(Record::Change(change));
         Ok(json)
     }
 
