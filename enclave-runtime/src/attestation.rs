@@ -262,7 +262,7 @@ fn verbose_health(
     // A failing durable log refuses writes, not reads: readiness (traffic) stays, the line says
     // why. Absent without `--storage`.
     let durable_line = shared.durable.as_ref().map_or_else(String::new, |log| {
-        let (line, _ok) = crate::durable::Durability::status(log).check_line();
+        let (line, _ok) = log.status().check_line();
         format!("{line}\n")
     });
     let verdict = if ready { "passed" } else { "failed" };

@@ -78,8 +78,7 @@ pub(crate) struct Shared {
     pub(crate) tls_spki_sha256: Option<[u8; 32]>,
     /// How each stream starts: the preamble rule and, in enclave TLS mode, the TLS acceptor.
     stream_setup: StreamSetup,
-    /// The durable log, when `--storage` is given (issue 16); core's change records are routed
-    /// into it through `crate::durable::Durability`.
+    /// The durable log, when `--storage` is given (issue 16), for its status.
     pub(crate) durable: Option<crate::durable::DurableLog>,
     /// Routes core's journal into `durable` (absent without `--storage`, and while the hidden
     /// test record stream owns the log).
@@ -101,11 +100,15 @@ impl Shared {
     pub(crate) fn written(&self, revision: u64) {
         match &self.persistence {
             Some(persistence) => persistence.wake(),
-            None => {
-                self.revision
-                    .send_if_modified(|r| std::mem::replace(r, revision) != revision);
-            }
+            None => self.publish(revision),
         }
+    }
+
+    /// Wakes watch streams and waiting reads: the store reached `revision` (with persistence,
+    /// the ring's visible revision is moved first).
+    pub(crate) fn publish(&self, revision: u64) {
+        self.revision
+            .send_if_modified(|r| std::mem::replace(r, revision) != revision);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Cluster> {
@@ -356,7 +359,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let persistence = durable
         .clone()
         .filter(|_| persists)
-        .map(|log| crate::durable::Persistence::new(log, visible, cli.snapshot_every, replayed));
+        .map(|log| crate::durable::Persistence::new(log, cli.snapshot_every, replayed));
     // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
     let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
     let attestation =
@@ -367,11 +370,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         identity = %hex::encode(attestation.identity_public_sec1()),
         "enclave identity made; GET /attestation binds it"
     );
-    let revision = if persistence.is_some() {
-        visible
-    } else {
-        core.store().revision()
-    };
+    // Without persistence nothing was journaled, so this is the store's revision.
+    let revision = visible;
     let shared = Arc::new(Shared {
         ring: core.watch_ring(),
         core: Mutex::new(core),
@@ -665,26 +665,6 @@ async fn read_body(shared: &Shared, body: &mut Incoming) -> Result<(Bytes, Held)
     }
 }
 
-/// The answer to a write while the host cannot store writes: 507 when its disk is full, 503
-/// while it cannot write, as a kube `Status`. `applied`: the write reached the cluster before
-/// the host failed; it is kept and persisted once the host recovers (or lost if the enclave
-/// stops first), as a kube write that timed out on etcd may still happen.
-fn durability_refusal(failure: &crate::durable::DurableError, applied: bool) -> ApiResponse {
-    let message = if applied {
-        format!(
-            "the write was applied but is not durable yet, and is persisted once the host \
-             recovers: {failure}"
-        )
-    } else {
-        format!("writes are refused while the host cannot store them: {failure}")
-    };
-    ApiResponse::error(&match failure.http_status() {
-        507 => Error::InsufficientStorage(message),
-        413 => Error::TooLarge(message),
-        _ => Error::Unavailable(message),
-    })
-}
-
 /// The 429 a request gets when the in-flight budget is full (kube-apiserver's max-in-flight
 /// answer: `Retry-After: 1` and `details.retryAfterSeconds`).
 fn budget_full_response() -> ApiResponse {
@@ -760,6 +740,8 @@ struct Called {
     revision: u64,
     /// Core's journal entries after the call: what must be durable before the answer.
     journaled: u64,
+    /// The call journaled entries of its own (a write, not a read).
+    wrote: bool,
     /// Core has background work due.
     timers_due: bool,
 }
@@ -772,12 +754,14 @@ async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> Called {
         let at = now();
         let called = {
             let mut core = shared.lock();
+            let before = core.journaled();
             let outcome = core.handle_request(at, &request);
             let timers_due = core.poll_timeout().is_some_and(|due| due <= at);
             Called {
                 outcome,
                 revision: core.store().revision(),
                 journaled: core.journaled(),
+                wrote: core.journaled() > before,
                 timers_due,
             }
         };
@@ -850,15 +834,11 @@ async fn handle(
         (Bytes::new(), Held::default(), false)
     };
     let request = api_request(&parts, &body, body_too_large);
-    let writes = !matches!(request.method, Method::Get | Method::Head);
-    if writes && let Some(failure) = shared.persistence.as_ref().and_then(|p| p.failure()) {
-        // The host cannot store writes now: refused before core, so nothing changes.
-        return Ok(http::to_hyper(durability_refusal(&failure, false)));
-    }
     let Called {
         outcome,
         revision,
         journaled,
+        wrote,
         timers_due,
     } = call_core(&shared, request).await;
     shared.written(revision);
@@ -866,12 +846,12 @@ async fn handle(
         shared.timers.notify_one();
     }
     if let Some(persistence) = &shared.persistence {
-        // Answered once everything the call wrote, or its answer shows, is durable. Reads go
-        // on while the host refuses appends; writes get its refusal.
+        // Answered once everything the call wrote, or its answer shows, is durable. A read
+        // goes on while the host refuses appends; a write that got in before gets the refusal.
         if let Err(failure) = persistence.wait(journaled).await
-            && writes
+            && wrote
         {
-            return Ok(http::to_hyper(durability_refusal(&failure, true)));
+            return Ok(http::to_hyper(ApiResponse::error(&failure.refusal(true))));
         }
     }
     let response = match outcome {

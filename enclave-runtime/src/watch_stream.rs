@@ -64,10 +64,9 @@ pub(crate) struct WatchBody {
     /// The budget share for the state the watch queued at start, held for its life.
     _queued: Held,
     chunk_bytes: usize,
-    /// Idle: the receivers; armed: `wait` holds them.
+    /// The receivers while idle; `None` while `wait` holds them.
     receivers: Option<Receivers>,
     wait: ReusableBoxFuture<'static, (Receivers, bool)>,
-    armed: bool,
     deadline: Option<Pin<Box<Sleep>>>,
     bookmark: Option<Pin<Box<Sleep>>>,
     bookmark_every: Duration,
@@ -116,7 +115,6 @@ impl WatchBody {
             _queued: queued,
             receivers: Some(receivers),
             wait: ReusableBoxFuture::new(std::future::pending()),
-            armed: false,
             deadline,
             bookmark,
             bookmark_every,
@@ -218,18 +216,12 @@ impl WatchBody {
                 continue;
             }
             // Caught up: wait for the next revision.
-            if !self.armed {
-                let Some(receivers) = self.receivers.take() else {
-                    self.done = true;
-                    continue;
-                };
+            if let Some(receivers) = self.receivers.take() {
                 self.wait.set(next_change(receivers));
-                self.armed = true;
             }
             match self.wait.poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready((receivers, open)) => {
-                    self.armed = false;
                     self.receivers = Some(receivers);
                     if !open {
                         self.done = true;

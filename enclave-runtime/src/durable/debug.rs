@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
-use super::{Durability, DurableLog, Recovered};
+use super::{DurableLog, Recovered};
 
 /// Largest body accepted.
 const MAX_BODY: usize = 8 << 20;
@@ -92,8 +92,7 @@ async fn handle(
     };
     let response = match (route.0.as_str(), route.1.as_str()) {
         ("GET", "/recovered") => answer(200, recovered.to_string()),
-        // Through the trait the serving code will use for core's records.
-        ("POST", "/append") => match Durability::append(&log, revision, body).await {
+        ("POST", "/append") => match log.append(revision, body).await {
             Ok(position) => answer(200, format!("{{\"position\":{position}}}")),
             Err(e) => answer(e.http_status(), e.to_string()),
         },

@@ -14,6 +14,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use nautilus_wire::storage::{Answer, ErrorKind, MAX_ITEM, MAX_RECORDS, Request};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{mpsc, oneshot};
@@ -39,7 +41,7 @@ type Reply = oneshot::Sender<Result<u64, DurableError>>;
 enum Command {
     Append {
         revision: u64,
-        record: Vec<u8>,
+        record: Bytes,
         reply: Reply,
     },
     /// A request with a single answer (snapshot steps, truncation).
@@ -53,6 +55,8 @@ enum Command {
     },
     /// Resolves once `position` is durable.
     WaitDurable { position: u64, reply: Reply },
+    /// Takes appends again after a refusal (see [`DurableLog::resume`]).
+    Resume,
 }
 
 /// The durable log's handle (cheap to clone).
@@ -111,6 +115,7 @@ impl DurableLog {
             calls: HashMap::new(),
             waiters: Vec::new(),
             status: status.clone(),
+            halted: None,
         };
         tokio::spawn(task.run(conn));
         Ok((Self { tx, keys, status }, recovered))
@@ -118,20 +123,38 @@ impl DurableLog {
 
     /// Appends `record` (with its `revision`) at the next position; resolves with that
     /// position once the host has synced it.
-    pub(crate) async fn append(&self, revision: u64, record: Vec<u8>) -> Result<u64, DurableError> {
-        self.submit(revision, record)
+    /// One append on its own: a refusal before it does not hold it back (it resumes the log).
+    pub(crate) async fn append(
+        &self,
+        revision: u64,
+        record: impl Into<Bytes>,
+    ) -> Result<u64, DurableError> {
+        self.resume().await?;
+        self.submit(revision, record.into())
             .await?
             .await
             .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
     }
 
+    /// After a refusal, takes appends again. Between a refusal and this call every append is
+    /// refused with it, including those already queued: a caller that submits in order and
+    /// sends its refused entries again, in order, after resuming, never sees a later entry
+    /// appended before an earlier one.
+    pub(crate) async fn resume(&self) -> Result<(), DurableError> {
+        self.tx
+            .send(Command::Resume)
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))
+    }
+
     /// Queues `record` (with its `revision`) for the next position and hands back what
     /// resolves once it is durable: callers that submit in order are appended in that order,
-    /// and may have many in flight (group commit) before awaiting the first.
+    /// and may have many in flight (group commit) before awaiting the first. The bytes are
+    /// shared, not copied: a caller keeps them to submit again after a refusal.
     pub(crate) async fn submit(
         &self,
         revision: u64,
-        record: Vec<u8>,
+        record: Bytes,
     ) -> Result<oneshot::Receiver<Result<u64, DurableError>>, DurableError> {
         if record.len() > MAX_RECORD {
             return Err(DurableError::TooLarge(record.len()));
@@ -263,20 +286,6 @@ impl DurableLog {
     /// The log's state for `/readyz?verbose`.
     pub(crate) fn status(&self) -> Status {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl super::Durability for DurableLog {
-    fn append(
-        &self,
-        revision: u64,
-        record: Vec<u8>,
-    ) -> impl Future<Output = Result<u64, DurableError>> + Send {
-        DurableLog::append(self, revision, record)
-    }
-
-    fn status(&self) -> Status {
-        DurableLog::status(self)
     }
 }
 
@@ -530,6 +539,9 @@ struct Task {
     calls: HashMap<u64, oneshot::Sender<Result<Answer, DurableError>>>,
     waiters: Vec<(u64, Reply)>,
     status: Arc<Mutex<Status>>,
+    /// The refusal every append gets until [`Command::Resume`]: appends queued behind a failed
+    /// one were chained on it and must not land before it is sent again.
+    halted: Option<DurableError>,
 }
 
 impl Task {
@@ -687,6 +699,12 @@ impl Task {
                         Err(_) => break,
                     }
                 }
+                if let Some(error) = &self.halted {
+                    for (_, _, reply) in appends {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                    return held.map_or_else(Vec::new, |held| self.command(held, next_id));
+                }
                 let first = self.sealed.0 + 1;
                 let mut sealed = Vec::with_capacity(appends.len());
                 let mut replies = Vec::with_capacity(appends.len());
@@ -729,6 +747,10 @@ impl Task {
                 let call_id = id();
                 self.calls.insert(call_id, reply);
                 vec![request.encode(call_id)]
+            }
+            Command::Resume => {
+                self.halted = None;
+                Vec::new()
             }
             Command::Point { reply } => {
                 let _ = reply.send(self.sealed);
@@ -790,6 +812,7 @@ impl Task {
                 for (_, reply) in self.waiters.drain(..) {
                     let _ = reply.send(Err(error.clone()));
                 }
+                self.halted = Some(error.clone());
                 self.sealed = self.durable;
                 let durable = self.durable.0;
                 self.set_status(|s| {
@@ -1243,6 +1266,39 @@ mod tests {
         assert_eq!(
             payloads(&recovered),
             vec![(1, 1, b"one".to_vec()), (2, 3, b"three".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_refusal_queued_appends_wait_for_resume_so_order_holds() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        log.append(1, b"one".to_vec()).await.unwrap();
+        host.lock().unwrap().fail_appends = Some(ErrorKind::Io);
+        // Submitted in order before the submitter learns of the refusal.
+        let two = log.submit(2, Bytes::from_static(b"two")).await.unwrap();
+        assert!(two.await.unwrap().is_err());
+        host.lock().unwrap().fail_appends = None;
+        let three = log.submit(3, Bytes::from_static(b"three")).await.unwrap();
+        assert!(
+            three.await.unwrap().is_err(),
+            "an entry chained behind a refused one must not be appended before it"
+        );
+        // Sent again in order after resuming: both land, two first.
+        log.resume().await.unwrap();
+        let two = log.submit(2, Bytes::from_static(b"two")).await.unwrap();
+        let three = log.submit(3, Bytes::from_static(b"three")).await.unwrap();
+        assert_eq!(two.await.unwrap().unwrap(), 2);
+        assert_eq!(three.await.unwrap().unwrap(), 3);
+        drop(log);
+        let (_, recovered) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(
+            payloads(&recovered),
+            vec![
+                (1, 1, b"one".to_vec()),
+                (2, 2, b"two".to_vec()),
+                (3, 3, b"three".to_vec())
+            ]
         );
     }
 

@@ -4,8 +4,8 @@
 //! proxy, [`log`] the durable log that verifies the host's copy at start and appends with
 //! group commit afterwards.
 //!
-//! Records and snapshots are opaque bytes here; core's change records (issue 15) are what the
-//! serving code will append through the one small [`Durability`] trait. Freshness is not
+//! Records and snapshots are opaque bytes here; [`persist`] routes core's journal into the log
+//! and answers requests once their entries are durable. Freshness is not
 //! verified: a host that serves an older but valid copy (a rollback) cannot be caught by one
 //! enclave alone; `/readyz?verbose` says `freshness: unverified` until a quorum of replicas
 //! (issue 17) closes it.
@@ -80,6 +80,29 @@ impl DurableError {
             Self::DiskFull(_) => 507,
             Self::TooLarge(_) => 413,
             Self::Tampered { .. } | Self::Io(_) | Self::Unavailable(_) => 503,
+        }
+    }
+}
+
+impl DurableError {
+    /// The kube `Status` error a write gets while the host cannot store it: 507 for a full
+    /// disk, 413 for an oversized record, 503 otherwise. `applied`: the write reached the
+    /// cluster before the host failed; it is kept and persisted once the host recovers (or
+    /// lost if the enclave stops first), as a kube write that timed out on etcd may still
+    /// happen.
+    pub(crate) fn refusal(&self, applied: bool) -> nautilus_core::Error {
+        let message = if applied {
+            format!(
+                "the write was applied but is not durable yet, and is persisted once the host \
+                 recovers: {self}"
+            )
+        } else {
+            format!("writes are refused while the host cannot store them: {self}")
+        };
+        match self.http_status() {
+            507 => nautilus_core::Error::InsufficientStorage(message),
+            413 => nautilus_core::Error::TooLarge(message),
+            _ => nautilus_core::Error::Unavailable(message),
         }
     }
 }
@@ -191,21 +214,4 @@ impl Status {
             (None, true) => (format!("[+]durable-log ok: {detail}"), true),
         }
     }
-}
-
-/// What the serving code needs from durable storage: append a change record and learn when it
-/// is on disk. Core's records (issue 15) are routed here; openraft's log (issue 17) will sit
-/// behind the same calls.
-pub(crate) trait Durability: Send + Sync + 'static {
-    /// Appends `record` (the change at `revision`) at the next log position; resolves with that
-    /// position once the host has synced it. An error means it is not durable and nothing after
-    /// it was acknowledged; [`DurableError::http_status`] is the answer a client gets.
-    fn append(
-        &self,
-        revision: u64,
-        record: Vec<u8>,
-    ) -> impl Future<Output = Result<u64, DurableError>> + Send;
-
-    /// The log's state.
-    fn status(&self) -> Status;
 }

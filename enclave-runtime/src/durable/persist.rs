@@ -8,14 +8,15 @@
 //!   survives `kill -9`;
 //! - watch streams see events up to the durable revision only, so no client sees a change a
 //!   crash could take back;
-//! - while the host refuses appends (disk full, `EIO`), writes are refused before core
-//!   (507/503), reads are served, and the entries taken are sent again, in order, until the
-//!   host takes them.
+//! - while the host refuses appends (disk full, `EIO`), core refuses writes (507/503, through
+//!   `Cluster::refuse_writes`), reads are served, and the entries taken are sent again, in
+//!   order, until the host takes them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{Notify, oneshot, watch};
 
 use nautilus_core::cluster::Record;
@@ -35,8 +36,6 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 pub(crate) struct Persisted {
     /// Journal entries durable, counted since start as core's `journaled()` counts them.
     pub(crate) entries: u64,
-    /// The store revision those entries reach.
-    pub(crate) revision: u64,
     /// Set while the host refuses appends: what a write gets meanwhile.
     pub(crate) failure: Option<DurableError>,
 }
@@ -54,35 +53,20 @@ pub(crate) struct Persistence {
 }
 
 impl Persistence {
-    /// A handle for `log`, with everything up to `revision` already durable (what was
-    /// replayed at start: `replayed` records after the newest snapshot).
-    pub(crate) fn new(
-        log: DurableLog,
-        revision: u64,
-        snapshot_every: u64,
-        replayed: u64,
-    ) -> Arc<Self> {
+    /// A handle for `log`, which held `replayed` records after its newest snapshot at start.
+    pub(crate) fn new(log: DurableLog, snapshot_every: u64, replayed: u64) -> Arc<Self> {
         Arc::new(Self {
             log,
             snapshot_every,
             replayed,
             wake: Notify::new(),
-            state: watch::channel(Persisted {
-                revision,
-                ..Persisted::default()
-            })
-            .0,
+            state: watch::channel(Persisted::default()).0,
         })
     }
 
     /// Tells the task that core's journal has new entries.
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
-    }
-
-    /// The host's refusal, while appends fail.
-    pub(crate) fn failure(&self) -> Option<DurableError> {
-        self.state.borrow().failure.clone()
     }
 
     /// Waits until the first `entries` journal entries are durable; the host's refusal when
@@ -110,19 +94,27 @@ struct Unacked {
     /// The store revision after it.
     revision: u64,
     /// Its bytes, kept to send again after a refusal.
-    bytes: Vec<u8>,
+    bytes: Bytes,
     /// Resolves once it is durable (or refused).
     durable: Option<oneshot::Receiver<Result<u64, DurableError>>>,
 }
 
+/// Sets the host's refusal (`None`: cleared) where writers and core see it.
+fn set_failure(shared: &Shared, persistence: &Persistence, failure: Option<DurableError>) {
+    shared
+        .lock()
+        .refuse_writes(failure.as_ref().map(|f| f.refusal(false)));
+    persistence.state.send_modify(|p| p.failure = failure);
+}
+
 /// Runs the persistence task until the log stops, starting with `initial`, the entries core
-/// journaled before serving (the bootstrap's).
+/// journaled before serving (the bootstrap's). What is durable at start is the revision the
+/// serving code published.
 pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, initial: Vec<Record>) {
     let ring = shared.ring.clone();
-    let (mut taken, mut last_revision) = {
-        let state = persistence.state.borrow();
-        (state.entries, state.revision)
-    };
+    let mut taken = 0u64;
+    let mut last_revision = *shared.revision.borrow();
+    let mut failing = false;
     let mut initial = Some(initial);
     let mut since_snapshot: u64 = persistence.replayed;
     let snapshotting = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -134,6 +126,11 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
         if resend {
             tokio::time::sleep(retry).await;
             retry = (retry * 2).min(RETRY_MAX);
+            // Everything submitted before this was refused with the first refusal.
+            if let Err(e) = persistence.log.resume().await {
+                tracing::error!(error = %e, "the durable log stopped");
+                return;
+            }
             for entry in &mut unacked {
                 match persistence
                     .log
@@ -143,13 +140,13 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                     Ok(durable) => entry.durable = Some(durable),
                     Err(e) => {
                         tracing::error!(error = %e, "a journal entry cannot be persisted");
-                        persistence.state.send_modify(|p| p.failure = Some(e));
+                        set_failure(&shared, &persistence, Some(e));
                         return;
                     }
                 }
             }
             resend = false;
-        } else if unacked.len() < MAX_UNACKED && persistence.failure().is_none() {
+        } else if unacked.len() < MAX_UNACKED && !failing {
             let due = persistence.snapshot_every > 0
                 && since_snapshot >= persistence.snapshot_every
                 && !snapshotting.load(std::sync::atomic::Ordering::Relaxed);
@@ -167,7 +164,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
             for record in records {
                 taken = taken.saturating_add(1);
                 last_revision = record.revision().unwrap_or(last_revision);
-                let bytes = record.encode();
+                let bytes = Bytes::from(record.encode());
                 match persistence.log.submit(last_revision, bytes.clone()).await {
                     Ok(durable) => unacked.push_back(Unacked {
                         entries: taken,
@@ -178,7 +175,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                     Err(e) => {
                         // Nothing after an entry that cannot be persisted can be, in order.
                         tracing::error!(error = %e, "a journal entry cannot be persisted");
-                        persistence.state.send_modify(|p| p.failure = Some(e));
+                        set_failure(&shared, &persistence, Some(e));
                         return;
                     }
                 }
@@ -234,18 +231,14 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                 }
                 if let Some(entry) = reached {
                     retry = RETRY_FIRST;
-                    ring.set_visible(entry.revision);
-                    if persistence.failure().is_some() {
+                    if failing {
                         tracing::info!("the host takes appends again; writes resume");
+                        failing = false;
+                        set_failure(&shared, &persistence, None);
                     }
-                    persistence.state.send_modify(|p| {
-                        p.entries = entry.entries;
-                        p.revision = entry.revision;
-                        p.failure = None;
-                    });
-                    shared.revision.send_if_modified(|r| {
-                        std::mem::replace(r, entry.revision) != entry.revision
-                    });
+                    persistence.state.send_modify(|p| p.entries = entry.entries);
+                    ring.set_visible(entry.revision);
+                    shared.publish(entry.revision);
                 }
                 refused
             }
@@ -255,7 +248,8 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
             for entry in &mut unacked {
                 entry.durable = None;
             }
-            persistence.state.send_modify(|p| p.failure = Some(refused));
+            failing = true;
+            set_failure(&shared, &persistence, Some(refused));
             resend = true;
         }
     }
