@@ -184,24 +184,7 @@ impl Store {
     /// Puts back an object a snapshot held, at its own revision, within the budgets: no watch
     /// event, and the store's revision stays the snapshot's.
     pub(crate) fn restore(&mut self, key: ObjectKey, object: StoredObject) -> Result<(), Error> {
-        if self.objects.len() >= self.max_objects {
-            return Err(Error::InsufficientStorage(alloc::format!(
-                "the snapshot holds more than the configured maximum of {} objects",
-                self.max_objects
-            )));
-        }
-        let cost = entry_bytes(&key, object.json.len(), &object.index);
-        let used = self.charge(cost, 0)?;
-        self.used_bytes = used;
-        if let Some(old) = self.objects.insert(key.clone(), object) {
-            // A snapshot names each object once; a repeat replaces without counting twice.
-            self.used_bytes =
-                self.used_bytes
-                    .saturating_sub(entry_bytes(&key, old.json.len(), &old.index));
-        } else {
-            self.count_change(key.resource, true);
-        }
-        Ok(())
+        self.insert_new(key, object)
     }
 
     /// The revision of the latest write.
@@ -317,6 +300,18 @@ impl Store {
         json: Vec<u8>,
         index: ObjectIndex,
     ) -> Result<StoredObject, Error> {
+        let object = StoredObject {
+            json: json.into(),
+            revision: self.next_revision(),
+            index: StdArc::new(index),
+        };
+        self.insert_new(key.clone(), object.clone())?;
+        self.commit(EventType::Added, key, object.clone(), None);
+        Ok(object)
+    }
+
+    /// Stores an object under a key not yet used, within the object and byte budgets.
+    fn insert_new(&mut self, key: ObjectKey, object: StoredObject) -> Result<(), Error> {
         if self.objects.contains_key(&key) {
             return Err(Error::AlreadyExists {
                 resource: String::new(),
@@ -329,19 +324,11 @@ impl Store {
                 self.max_objects
             )));
         }
-        let cost = entry_bytes(&key, json.len(), &index);
-        let used = self.charge(cost, 0)?;
-        let revision = self.next_revision();
-        let object = StoredObject {
-            json: json.into(),
-            revision,
-            index: StdArc::new(index),
-        };
-        self.used_bytes = used;
+        let cost = entry_bytes(&key, object.json.len(), &object.index);
+        self.used_bytes = self.charge(cost, 0)?;
         self.count_change(key.resource, true);
-        self.objects.insert(key.clone(), object.clone());
-        self.commit(EventType::Added, key, object.clone(), None);
-        Ok(object)
+        self.objects.insert(key, object);
+        Ok(())
     }
 
     /// Replaces the current version of `key` at [`Store::next_revision`]. Returns the new

@@ -110,17 +110,18 @@ pub(crate) fn spec_changed(served: &Served, old: &Value, new: &Value) -> bool {
 }
 
 impl Cluster {
-    /// Before a CRD object is stored: what installing it will be (refused when a budget is
-    /// full, so the write changes nothing).
+    /// Before a CRD object is stored: what installing it will be, its storage form dating from
+    /// `revision` (refused when a budget is full, so the write changes nothing).
     pub(crate) fn prepare_crd(
         &self,
         key: &ObjectKey,
         obj: &Value,
+        revision: u64,
     ) -> Result<Option<crd::Definition>, Error> {
         if key.resource != crate::resource::ResourceId::CustomResourceDefinitions {
             return Ok(None);
         }
-        self.crds.prepare(obj, self.store.next_revision()).map(Some)
+        self.crds.prepare(obj, revision).map(Some)
     }
 
     /// The first `DELETE` of a CRD: it is marked, given the cleanup finalizer and the

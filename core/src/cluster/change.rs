@@ -145,8 +145,7 @@ impl Change {
         put_resource(&mut out, self.key.resource);
         put_short(&mut out, self.key.namespace.as_bytes());
         put_short(&mut out, self.key.name.as_bytes());
-        let len = u32::try_from(self.object.json.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_le_bytes());
+        put_u32(&mut out, self.object.json.len());
         out.extend_from_slice(&self.object.json);
         out
     }
@@ -226,6 +225,11 @@ pub(super) fn read_resource(r: &mut Reader<'_>) -> Result<ResourceId, Error> {
         1 => Ok(ResourceId::Custom(r.u32()?)),
         _ => Err(malformed("unknown resource tag")),
     }
+}
+
+/// A length or count as a `u32` (saturating: no record holds 4 GiB or 4 billion items).
+pub(super) fn put_u32(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
 }
 
 pub(super) fn put_short(out: &mut Vec<u8>, text: &[u8]) {

@@ -25,7 +25,7 @@
 
 use alloc::vec::Vec;
 
-use super::change::{Change, FORMAT_VERSION, Reader, malformed, put_short};
+use super::change::{Change, FORMAT_VERSION, Reader, malformed, put_short, put_u32};
 use crate::stake::{EventBatch, EventId, StakeEvent, StakeEventKind, TrustLevel};
 use crate::token::SuiAddress;
 use crate::{Error, UnixTime};
@@ -84,6 +84,16 @@ impl Record {
     }
 }
 
+/// Reads what [`trust_tag`] wrote.
+pub(super) fn read_trust(r: &mut Reader<'_>) -> Result<TrustLevel, Error> {
+    match r.u8()? {
+        0 => Ok(TrustLevel::RelayPushed),
+        1 => Ok(TrustLevel::NodeRead),
+        2 => Ok(TrustLevel::LightClient),
+        _ => Err(malformed("unknown trust level")),
+    }
+}
+
 pub(super) fn trust_tag(trust: TrustLevel) -> u8 {
     match trust {
         TrustLevel::RelayPushed => 0,
@@ -101,11 +111,9 @@ impl StakeRecord {
         out.extend_from_slice(&self.at.nanos.to_le_bytes());
         out.push(trust_tag(self.trust));
         out.extend_from_slice(&self.batch.checkpoint.to_le_bytes());
-        let foreign = u32::try_from(self.batch.foreign).unwrap_or(u32::MAX);
-        out.extend_from_slice(&foreign.to_le_bytes());
-        let count = u32::try_from(self.batch.events.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&count.to_le_bytes());
-        for event in self.batch.events.iter().take(count as usize) {
+        put_u32(&mut out, self.batch.foreign);
+        put_u32(&mut out, self.batch.events.len());
+        for event in self.batch.events.iter().take(u32::MAX as usize) {
             put_short(&mut out, event.id.tx_digest.as_bytes());
             out.extend_from_slice(&event.id.event_seq.to_le_bytes());
             out.extend_from_slice(&event.stake_id);
@@ -135,12 +143,7 @@ impl StakeRecord {
             return Err(malformed("not a stake batch"));
         }
         let at = UnixTime { nanos: r.u64()? };
-        let trust = match r.u8()? {
-            0 => TrustLevel::RelayPushed,
-            1 => TrustLevel::NodeRead,
-            2 => TrustLevel::LightClient,
-            _ => return Err(malformed("unknown trust level")),
-        };
+        let trust = read_trust(&mut r)?;
         let checkpoint = r.u64()?;
         let foreign = r.u32()? as usize;
         let count = r.u32()? as usize;

@@ -21,10 +21,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Cluster;
-use super::change::{Reader, malformed, put_resource, put_short, read_resource};
-use super::record::trust_tag;
+use super::change::{Reader, malformed, put_resource, put_short, put_u32, read_resource};
+use super::record::{read_trust, trust_tag};
 use crate::resource::ResourceId;
-use crate::stake::{EventId, Stake, TrustLevel};
+use crate::stake::{EventId, Stake};
 use crate::store::{ObjectKey, StoredObject};
 use crate::token::SuiAddress;
 use crate::{Error, UnixTime};
@@ -185,12 +185,7 @@ impl Restored {
                 amount: r.u64()?,
                 slashed: r.u64()?,
                 withdrawn: r.u8()? != 0,
-                trust: match r.u8()? {
-                    0 => TrustLevel::RelayPushed,
-                    1 => TrustLevel::NodeRead,
-                    2 => TrustLevel::LightClient,
-                    _ => return Err(malformed("unknown trust level")),
-                },
+                trust: read_trust(&mut r)?,
                 generation: r.u64()?,
                 checkpoint: r.u64()?,
             };
@@ -262,10 +257,6 @@ impl<'a> Iterator for Items<'a> {
     }
 }
 
-fn put_u32(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
-}
-
 fn put_item(out: &mut Vec<u8>, item: &[u8]) {
     put_u32(out, item.len());
     out.extend_from_slice(item);
@@ -282,7 +273,8 @@ fn read_option(r: &mut Reader<'_>) -> Result<Option<u64>, Error> {
     Ok(present.then_some(value))
 }
 
-/// The resource a restored custom object's CRD id names, for ordering: definitions first.
+/// The order a restore puts objects back in: CustomResourceDefinitions first, so that each
+/// gets its recorded id before the objects stored under it.
 pub(crate) fn restore_order(key: &ObjectKey) -> u8 {
     match key.resource {
         ResourceId::CustomResourceDefinitions => 0,

@@ -242,17 +242,15 @@ impl Cluster {
         let obj = parse_json(&object.json)?;
         let index = index_of(key.resource, &obj);
         let ctx = WriteContext::server(at);
-        let mut prepared = self.prepare(
+        let prepared = self.prepare(
             &ctx,
             ChangeKind::Created,
             &key,
             object.json.len(),
             &index,
             &obj,
+            definition_revision.unwrap_or(object.revision),
         )?;
-        if let (Some(revision), Some(_)) = (definition_revision, &prepared.definition) {
-            prepared.definition = Some(self.crds.prepare(&obj, revision)?);
-        }
         object.index = alloc::sync::Arc::new(index);
         self.store.restore(key.clone(), object.clone())?;
         let change = Change {
@@ -324,7 +322,16 @@ impl Cluster {
         obj: &Value,
     ) -> Result<Vec<u8>, Error> {
         self.journal_admits()?;
-        let prepared = self.prepare(ctx, kind, &key, json.len(), &index, obj)?;
+        let definition_revision = self.store.next_revision();
+        let prepared = self.prepare(
+            ctx,
+            kind,
+            &key,
+            json.len(),
+            &index,
+            obj,
+            definition_revision,
+        )?;
         let (object, previous) = match kind {
             ChangeKind::Created => {
                 let object = self
@@ -357,7 +364,9 @@ impl Cluster {
     }
 
     /// Everything that could refuse the write besides the store's own budgets, checked before
-    /// anything changes.
+    /// anything changes. A CustomResourceDefinition's storage form dates from `definition_revision` (the change's
+    /// own revision, or the one a snapshot recorded).
+    #[allow(clippy::too_many_arguments)]
     fn prepare(
         &mut self,
         ctx: &WriteContext,
@@ -366,6 +375,7 @@ impl Cluster {
         json_len: usize,
         index: &ObjectIndex,
         obj: &Value,
+        definition_revision: u64,
     ) -> Result<Prepared, Error> {
         let deleted = kind == ChangeKind::Deleted;
         let cost = crate::store::entry_bytes(key, json_len, index);
@@ -384,7 +394,7 @@ impl Cluster {
         let definition = if deleted {
             None
         } else {
-            self.prepare_crd(key, obj)?
+            self.prepare_crd(key, obj, definition_revision)?
         };
         Ok(Prepared {
             cost,
