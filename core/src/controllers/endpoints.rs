@@ -32,6 +32,52 @@ pub(crate) fn resolve_target_port(service_port: &Value, named: &[(String, i64)])
     }
 }
 
+/// What both endpoint controllers (Endpoints, EndpointSlices) read of a Service.
+pub(super) struct Selected {
+    /// `spec.publishNotReadyAddresses`.
+    pub(super) publish_not_ready: bool,
+    /// `spec.ports`.
+    pub(super) ports: Vec<Value>,
+    /// The pods its selector selects, in its namespace.
+    pub(super) pods: Vec<ObjectKey>,
+}
+
+impl Cluster {
+    /// The pods `service` (in `ns`) selects; `None` for a Service without a selector (its
+    /// endpoints are made by hand) or one being deleted.
+    pub(super) fn selected_pods(&self, service: &Value, ns: &str) -> Option<Selected> {
+        let selector: Vec<(String, String)> = service
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if selector.is_empty() || deleting(service) {
+            return None;
+        }
+        Some(Selected {
+            publish_not_ready: service
+                .pointer("/spec/publishNotReadyAddresses")
+                .and_then(Value::as_bool)
+                == Some(true),
+            ports: service
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            pods: self
+                .store
+                .range(ResourceId::Pods, Some(ns), None)
+                .filter(|(_, o)| map_matches(&selector, &o.index.labels))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        })
+    }
+}
+
 /// (name, port, protocol) of one endpoint port.
 type ResolvedPort = (String, i64, String);
 
@@ -47,34 +93,15 @@ impl Cluster {
             }
             return;
         };
-        let selector: Vec<(String, String)> = service
-            .pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if selector.is_empty() || deleting(&service) {
-            // A Service without a selector has hand-made Endpoints, if any.
+        // A Service without a selector has hand-made Endpoints, if any.
+        let Some(Selected {
+            publish_not_ready,
+            ports,
+            pods: keys,
+        }) = self.selected_pods(&service, ns)
+        else {
             return;
-        }
-        let publish_not_ready = service
-            .pointer("/spec/publishNotReadyAddresses")
-            .and_then(Value::as_bool)
-            == Some(true);
-        let ports: Vec<Value> = service
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let keys: Vec<ObjectKey> = self
-            .store
-            .range(ResourceId::Pods, Some(ns), None)
-            .filter(|(_, o)| map_matches(&selector, &o.index.labels))
-            .map(|(k, _)| k.clone())
-            .collect();
+        };
         // Subsets keyed by their resolved port list.
         let mut subsets: BTreeMap<Vec<ResolvedPort>, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
         for key in keys {

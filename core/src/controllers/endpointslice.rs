@@ -17,8 +17,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
+use super::endpoints::Selected;
 use super::endpoints::resolve_target_port;
-use super::{controller_ref_to, deleting, map_matches, meta_mut};
+use super::{controller_ref_to, meta_mut};
 use crate::cluster::Cluster;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -91,38 +92,19 @@ impl Cluster {
         let Some(service) = self.load(&ObjectKey::new(ResourceId::Services, ns, name)) else {
             return;
         };
-        let selector: Vec<(String, String)> = service
-            .pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
-                    .collect()
-            })
-            .unwrap_or_default();
         // Services without a selector get slices made by hand, ExternalName ones none.
-        if selector.is_empty()
-            || deleting(&service)
-            || j::str_at(&service, "/spec/type") == "ExternalName"
-        {
+        if j::str_at(&service, "/spec/type") == "ExternalName" {
             return;
         }
-        let publish_not_ready = service
-            .pointer("/spec/publishNotReadyAddresses")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let Some(Selected {
+            publish_not_ready,
+            ports: service_ports,
+            pods: keys,
+        }) = self.selected_pods(&service, ns)
+        else {
+            return;
+        };
         let headless_without_ports = j::str_at(&service, "/spec/clusterIP") == "None";
-        let service_ports: Vec<Value> = service
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let keys: Vec<ObjectKey> = self
-            .store
-            .range(ResourceId::Pods, Some(ns), None)
-            .filter(|(_, o)| map_matches(&selector, &o.index.labels))
-            .map(|(k, _)| k.clone())
-            .collect();
         let mut zones: BTreeMap<String, Option<String>> = BTreeMap::new();
         // Endpoints by the ports they resolve to, sorted by address.
         let mut by_ports: BTreeMap<String, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
