@@ -58,7 +58,7 @@ mod service_tests;
 #[cfg(test)]
 mod storage_tests;
 #[cfg(test)]
-mod test_harness;
+pub(crate) mod test_harness;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

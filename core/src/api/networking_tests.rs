@@ -7,25 +7,10 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::controllers::workload_tests::Cluster;
+use crate::api::test_harness::{Cluster, messages};
 
 const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
 const CLASSES: &str = "/apis/networking.k8s.io/v1/ingressclasses";
-
-fn messages(answer: &Value) -> Vec<String> {
-    answer["details"]["causes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            alloc::format!(
-                "{}: {}",
-                c["field"].as_str().unwrap_or(""),
-                c["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
 
 fn table(c: &mut Cluster, path: &str) -> Value {
     let mut req = crate::api::ApiRequest::new(Method::Get, path);

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::controllers::workload_tests::Cluster;
+use crate::api::test_harness::{Cluster, messages};
 
 const CLASSES: &str = "/apis/scheduling.k8s.io/v1/priorityclasses";
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -25,21 +25,6 @@ fn pod(name: &str, spec: Value) -> Value {
     let mut spec = spec;
     spec["containers"] = json!([{"name": "c", "image": "nginx"}]);
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
-}
-
-fn messages(answer: &Value) -> Vec<String> {
-    answer["details"]["causes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            alloc::format!(
-                "{}: {}",
-                c["field"].as_str().unwrap_or(""),
-                c["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
 }
 
 #[test]

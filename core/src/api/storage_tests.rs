@@ -318,7 +318,7 @@ fn csi_nodes_are_written_and_read_as_protobuf() {
     req.authorization = Some(&auth);
     req.content_type = Some("application/vnd.kubernetes.protobuf");
     req.body = &body;
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = s.server.handle_request(NOW, &req).into_response().unwrap();
     let created: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(r.status, 201, "{created}");
     assert_eq!(created["spec"], node["spec"]);
@@ -327,7 +327,7 @@ fn csi_nodes_are_written_and_read_as_protobuf() {
     let mut req = ApiRequest::new(Method::Get, &path);
     req.authorization = Some(&auth);
     req.accept = Some("application/vnd.kubernetes.protobuf,application/json");
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = s.server.handle_request(NOW, &req).into_response().unwrap();
     assert_eq!(r.status, 200);
     let read: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(read["spec"], node["spec"]);

@@ -1,12 +1,13 @@
-//! The harness of the API tests that drive one cluster as the administrator: the cluster,
-//! one request, and the causes of a refusal.
+//! The one harness of the tests that drive a cluster through its API as the administrator, in
+//! virtual time: the cluster, a request, the controllers run until they settle, and the causes
+//! of a refusal.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, Cluster, Method};
+use super::{ApiRequest, Cluster as Core, Method};
 use crate::{Config, UnixTime};
 
 /// The administrator's bearer token.
@@ -16,41 +17,26 @@ pub(crate) const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
 /// What kubectl asks for a table.
 pub(crate) const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
-/// A new cluster that knows the administrator's token.
+/// A new cluster that knows the administrator's token, its controllers settled.
 pub(crate) fn server() -> Cluster {
-    let config = Config {
-        admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
-        ..Config::default()
-    };
-    Cluster::new(config, [3; 32], NOW)
+    Cluster::new()
 }
 
-/// One request as the administrator at [`NOW`] (a PATCH as a merge patch): status and body.
+/// One request as the administrator (a PATCH as a merge patch), accepting `accept`: status and
+/// body.
 pub(crate) fn call(
-    s: &mut Cluster,
+    c: &mut Cluster,
     method: Method,
     path: &str,
     accept: Option<&str>,
     body: &Value,
 ) -> (u16, Value) {
-    let auth = alloc::format!("Bearer {ADMIN}");
-    let bytes = serde_json::to_vec(body).unwrap();
-    let mut req = ApiRequest::new(method, path);
-    req.authorization = Some(&auth);
-    req.accept = accept;
-    req.content_type = Some(if method == Method::Patch {
+    let content_type = if method == Method::Patch {
         "application/merge-patch+json"
     } else {
         "application/json"
-    });
-    if !body.is_null() {
-        req.body = &bytes;
-    }
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
+    };
+    c.request(method, path, accept, body, content_type)
 }
 
 /// A refusal's causes as (field, message).
@@ -68,4 +54,174 @@ pub(crate) fn causes(answer: &Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A cluster driven through its API in virtual time.
+pub(crate) struct Cluster {
+    pub(crate) server: Core,
+    pub(crate) now: UnixTime,
+}
+
+impl Cluster {
+    pub(crate) fn new() -> Self {
+        Self::with(Config::default())
+    }
+
+    pub(crate) fn with(config: Config) -> Self {
+        let now = NOW;
+        let config = Config {
+            admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
+            ..config
+        };
+        let mut c = Self {
+            server: Core::new(config, [7; 32], now),
+            now,
+        };
+        c.settle();
+        c
+    }
+
+    pub(crate) fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Value,
+        content_type: &str,
+    ) -> (u16, Value) {
+        self.request(method, path, None, &body, content_type)
+    }
+
+    /// One request as the administrator at the cluster's virtual time: status and body.
+    pub(crate) fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+        body: &Value,
+        content_type: &str,
+    ) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let auth = alloc::format!("Bearer {ADMIN}");
+        let mut req = ApiRequest::new(method, path);
+        req.authorization = Some(&auth);
+        req.accept = accept;
+        req.content_type = Some(content_type);
+        if !body.is_null() {
+            req.body = &bytes;
+        }
+        let r = self
+            .server
+            .handle_request(self.now, &req)
+            .into_response()
+            .expect("not a watch");
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    pub(crate) fn get(&mut self, path: &str) -> (u16, Value) {
+        self.call(Method::Get, path, Value::Null, "application/json")
+    }
+
+    pub(crate) fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::Post, path, body, "application/json")
+    }
+
+    pub(crate) fn patch(&mut self, path: &str, body: Value, kind: &str) -> (u16, Value) {
+        self.call(Method::Patch, path, body, kind)
+    }
+
+    pub(crate) fn delete(&mut self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::Delete, path, body, "application/json")
+    }
+
+    /// Runs the controllers until they have nothing left to do (bounded).
+    pub(crate) fn settle(&mut self) {
+        for _ in 0..50 {
+            if self.server.poll_timeout().is_none_or(|t| t > self.now) {
+                return;
+            }
+            self.server.handle_timeout(self.now);
+        }
+        panic!("controllers did not settle");
+    }
+
+    pub(crate) fn items(&mut self, path: &str) -> Vec<Value> {
+        let (code, list) = self.get(path);
+        assert_eq!(code, 200, "{list}");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn names(&mut self, path: &str) -> Vec<String> {
+        self.items(path)
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().into())
+            .collect()
+    }
+
+    /// Reports every pod Running and Ready with an IP, as a kubelet would.
+    pub(crate) fn make_pods_ready(&mut self) {
+        let now = self.now.rfc3339();
+        for (i, pod) in self
+            .items("/api/v1/namespaces/default/pods")
+            .into_iter()
+            .enumerate()
+        {
+            if pod["status"]["phase"] == "Running" {
+                continue;
+            }
+            let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+            let status = json!({"status": {"phase": "Running", "podIP": alloc::format!("10.1.0.{}", i + 1),
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+            let (code, body) = self.patch(
+                &alloc::format!("/api/v1/namespaces/default/pods/{name}/status"),
+                status,
+                "application/merge-patch+json",
+            );
+            assert_eq!(code, 200, "{body}");
+        }
+        self.settle();
+    }
+
+    pub(crate) fn deployment(&mut self, name: &str) -> Value {
+        self.get(&alloc::format!(
+            "/apis/apps/v1/namespaces/default/deployments/{name}"
+        ))
+        .1
+    }
+
+    pub(crate) fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
+        obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap_or("").into(),
+                    c["reason"].as_str().unwrap_or("").into(),
+                    c["message"].as_str().unwrap_or("").into(),
+                )
+            })
+    }
+
+    pub(crate) fn events(&mut self) -> Vec<(String, String)> {
+        self.items("/api/v1/namespaces/default/events")
+            .iter()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap().into(),
+                    e["message"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A refusal's causes as `field: message`.
+pub(crate) fn messages(answer: &Value) -> Vec<String> {
+    causes(answer)
+        .into_iter()
+        .map(|(field, message)| alloc::format!("{field}: {message}"))
+        .collect()
 }

@@ -4,156 +4,15 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, Cluster as Core, Method};
+use crate::api::test_harness::ADMIN as TOKEN;
+pub(crate) use crate::api::test_harness::Cluster;
+use crate::api::{ApiRequest, Method};
 use crate::{Config, UnixTime};
 
-const TOKEN: &str = "admin";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
 const PODS: &str = "/api/v1/namespaces/default/pods";
-
-pub(crate) struct Cluster {
-    pub(crate) server: Core,
-    pub(crate) now: UnixTime,
-}
-
-impl Cluster {
-    pub(crate) fn new() -> Self {
-        Self::with(Config::default())
-    }
-
-    pub(crate) fn with(config: Config) -> Self {
-        let now = UnixTime::from_secs(1_750_000_000);
-        let config = Config {
-            admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
-            ..config
-        };
-        let mut c = Self {
-            server: Core::new(config, [7; 32], now),
-            now,
-        };
-        c.settle();
-        c
-    }
-
-    pub(crate) fn call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Value,
-        content_type: &str,
-    ) -> (u16, Value) {
-        let bytes = serde_json::to_vec(&body).unwrap();
-        let auth = alloc::format!("Bearer {TOKEN}");
-        let mut req = ApiRequest::new(method, path);
-        req.authorization = Some(&auth);
-        req.content_type = Some(content_type);
-        if !body.is_null() {
-            req.body = &bytes;
-        }
-        let r = self
-            .server
-            .handle_request(self.now, &req)
-            .into_response()
-            .expect("not a watch");
-        (
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        )
-    }
-
-    pub(crate) fn get(&mut self, path: &str) -> (u16, Value) {
-        self.call(Method::Get, path, Value::Null, "application/json")
-    }
-
-    pub(crate) fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::Post, path, body, "application/json")
-    }
-
-    pub(crate) fn patch(&mut self, path: &str, body: Value, kind: &str) -> (u16, Value) {
-        self.call(Method::Patch, path, body, kind)
-    }
-
-    pub(crate) fn delete(&mut self, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::Delete, path, body, "application/json")
-    }
-
-    /// Runs the controllers until they have nothing left to do (bounded).
-    pub(crate) fn settle(&mut self) {
-        for _ in 0..50 {
-            if self.server.poll_timeout().is_none_or(|t| t > self.now) {
-                return;
-            }
-            self.server.handle_timeout(self.now);
-        }
-        panic!("controllers did not settle");
-    }
-
-    pub(crate) fn items(&mut self, path: &str) -> Vec<Value> {
-        let (code, list) = self.get(path);
-        assert_eq!(code, 200, "{list}");
-        list["items"].as_array().cloned().unwrap_or_default()
-    }
-
-    pub(crate) fn names(&mut self, path: &str) -> Vec<String> {
-        self.items(path)
-            .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap().into())
-            .collect()
-    }
-
-    /// Reports every pod Running and Ready with an IP, as a kubelet would.
-    pub(crate) fn make_pods_ready(&mut self) {
-        let now = self.now.rfc3339();
-        for (i, pod) in self.items(PODS).into_iter().enumerate() {
-            if pod["status"]["phase"] == "Running" {
-                continue;
-            }
-            let name = pod["metadata"]["name"].as_str().unwrap().to_string();
-            let status = json!({"status": {"phase": "Running", "podIP": alloc::format!("10.1.0.{}", i + 1),
-                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
-            let (code, body) = self.patch(
-                &alloc::format!("{PODS}/{name}/status"),
-                status,
-                "application/merge-patch+json",
-            );
-            assert_eq!(code, 200, "{body}");
-        }
-        self.settle();
-    }
-
-    pub(crate) fn deployment(&mut self, name: &str) -> Value {
-        self.get(&alloc::format!("{DEPLOYMENTS}/{name}")).1
-    }
-
-    pub(crate) fn condition(obj: &Value, type_: &str) -> Option<(String, String, String)> {
-        obj["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == type_)
-            .map(|c| {
-                (
-                    c["status"].as_str().unwrap_or("").into(),
-                    c["reason"].as_str().unwrap_or("").into(),
-                    c["message"].as_str().unwrap_or("").into(),
-                )
-            })
-    }
-
-    pub(crate) fn events(&mut self) -> Vec<(String, String)> {
-        self.items("/api/v1/namespaces/default/events")
-            .iter()
-            .map(|e| {
-                (
-                    e["reason"].as_str().unwrap().into(),
-                    e["message"].as_str().unwrap().into(),
-                )
-            })
-            .collect()
-    }
-}
 
 fn deployment(name: &str, replicas: i64, image: &str) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": name}},
