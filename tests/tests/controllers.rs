@@ -253,9 +253,8 @@ fn orphan_and_foreground_cascades() {
     assert!(pods_of(&c, "app=fg").is_empty());
 }
 
-#[test]
-fn services_get_endpoints_of_ready_pods() {
-    let c = DevCluster::start();
+/// A two-replica Deployment `web` on container port 8080, exposed as Service `web` on port 80.
+fn expose_web(c: &DevCluster) {
     c.kubectl_ok(&[
         "create",
         "deployment",
@@ -271,6 +270,12 @@ fn services_get_endpoints_of_ready_pods() {
         "--port=80",
         "--target-port=8080",
     ]);
+}
+
+#[test]
+fn services_get_endpoints_of_ready_pods() {
+    let c = DevCluster::start();
+    expose_web(&c);
     wait_for(&c, "2 pods", || pods_of(&c, "app=web").len() == 2);
     wait_for(&c, "endpoints with the pods' IPs", || {
         kubelet(&c);
@@ -335,21 +340,7 @@ fn services_get_endpoint_slices_that_follow_scale() {
     // Where pods would reach the API (dev mode listens on loopback, which kube's endpoint
     // validation refuses, so it advertises nothing by itself).
     let c = DevCluster::start_with(&["--advertise-address=192.0.2.10:6443"]);
-    c.kubectl_ok(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=nginx",
-        "--replicas=2",
-        "--port=8080",
-    ]);
-    c.kubectl_ok(&[
-        "expose",
-        "deployment",
-        "web",
-        "--port=80",
-        "--target-port=8080",
-    ]);
+    expose_web(&c);
     for replicas in [2usize, 5, 1] {
         c.kubectl_ok(&[
             "scale",
