@@ -1,6 +1,7 @@
 //! APIServices against the core alone: one per served group-version, in discovery, readable
 //! as objects, lists, Tables and metadata, and never writable.
 
+use crate::api::test_harness::column_names;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -280,12 +281,7 @@ fn tables_and_metadata_are_served_and_writes_and_watches_refused() {
         &Value::Null,
     );
     assert_eq!(status, 200, "{table}");
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = column_names(&table);
     assert_eq!(columns, ["Name", "Service", "Available", "Age"]);
     let apps = table["rows"]
         .as_array()

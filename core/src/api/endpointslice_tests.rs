@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::Method;
-use super::test_harness::{call, causes, server};
+use super::test_harness::{call, causes, column_names, server};
 
 const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 
@@ -35,12 +35,7 @@ fn hand_made_slices_are_defaulted_counted_and_printed() {
         Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
         &Value::Null,
     );
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = column_names(&table);
     assert_eq!(
         columns,
         ["Name", "AddressType", "Ports", "Endpoints", "Age"]

@@ -3,11 +3,10 @@
 //! controller runs: an Ingress's status is whatever a controller writes.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, messages};
+use crate::api::test_harness::{Cluster, column_names, messages};
 
 const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
 const CLASSES: &str = "/apis/networking.k8s.io/v1/ingressclasses";
@@ -79,12 +78,7 @@ fn ingresses_and_classes_are_stored_validated_and_printed() {
     );
     assert_eq!(code, 200, "{status}");
     let t = table(&mut c, INGRESSES);
-    let columns: Vec<&str> = t["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = column_names(&t);
     assert_eq!(
         columns,
         ["Name", "Class", "Hosts", "Address", "Ports", "Age"]

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, messages};
+use crate::api::test_harness::{Cluster, column_names, messages};
 
 const CLASSES: &str = "/apis/scheduling.k8s.io/v1/priorityclasses";
 const PODS: &str = "/api/v1/namespaces/default/pods";
@@ -137,12 +137,7 @@ fn system_classes_exist_and_names_and_values_follow_kubes_rules() {
         serde_json::from_slice::<Value>(&r.body).unwrap()
     };
     let table = req_table(&mut c);
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = column_names(&table);
     assert_eq!(
         columns,
         ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"]

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::Method;
-use super::test_harness::{call, causes, server};
+use super::test_harness::{call, causes, column_names, server};
 
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
 
@@ -61,12 +61,7 @@ fn roles_and_bindings_are_stored_defaulted_and_printed() {
         &Value::Null,
     );
     assert_eq!(status, 200, "{table}");
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = column_names(&table);
     assert_eq!(
         columns,
         ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]

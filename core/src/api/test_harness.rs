@@ -225,3 +225,13 @@ pub(crate) fn messages(answer: &Value) -> Vec<String> {
         .map(|(field, message)| alloc::format!("{field}: {message}"))
         .collect()
 }
+
+/// The column names of a `Table` answer.
+pub(crate) fn column_names(table: &Value) -> Vec<&str> {
+    table["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}

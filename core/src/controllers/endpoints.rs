@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use super::{deleting, map_matches};
+use super::{deleting, map_matches, service_selector};
 use crate::cluster::Cluster;
 use crate::resource::ResourceId;
 use crate::store::ObjectKey;
@@ -46,15 +46,7 @@ impl Cluster {
     /// The pods `service` (in `ns`) selects; `None` for a Service without a selector (its
     /// endpoints are made by hand) or one being deleted.
     pub(super) fn selected_pods(&self, service: &Value, ns: &str) -> Option<Selected> {
-        let selector: Vec<(String, String)> = service
-            .pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let selector = service_selector(service);
         if selector.is_empty() || deleting(service) {
             return None;
         }

@@ -806,15 +806,7 @@ impl Cluster {
         match key.resource {
             ResourceId::Services => {
                 let k = (String::from(&*key.namespace), String::from(&*key.name));
-                let selector: Vec<(String, String)> = obj
-                    .pointer("/spec/selector")
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let selector = service_selector(obj);
                 if deleted || selector.is_empty() {
                     self.controllers.service_selectors.remove(&k);
                 } else {
@@ -1097,6 +1089,19 @@ pub(crate) enum Work {
     Owner(ObjectKey),
     Dependent(ObjectKey),
     Sync(Queue, String, String),
+}
+
+/// A Service's `spec.selector` as (key, value) pairs (empty: no selector).
+pub(crate) fn service_selector(service: &Value) -> Vec<(String, String)> {
+    service
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.into())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a Service-style selector map matches `labels` (every pair present).

@@ -2,6 +2,7 @@
 //! apiextensions-apiserver does them, CRD validation, and custom resources served end to end
 //! through `Cluster` (routing, storage versions, discovery, watches, tables, deletion).
 
+use crate::api::test_harness::column_names;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Value, json};
@@ -655,12 +656,7 @@ fn a_crd_is_established_and_its_objects_are_served() {
         Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
     )
     .body;
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = column_names(&table);
     assert_eq!(columns, ["Name", "Size", "Color"]);
     assert_eq!(table["columnDefinitions"][2]["priority"], 1);
     assert_eq!(table["rows"][1]["cells"], json!(["w2", 4, null]));
