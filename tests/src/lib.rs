@@ -446,3 +446,30 @@ pub fn promtool_check(what: &str, text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs kubectl with `token` and expects it refused with kube's Forbidden line: `Error from
+/// server (Forbidden): ` followed by `message`.
+#[track_caller]
+pub fn kubectl_forbidden(
+    c: &DevCluster,
+    token: &str,
+    args: &[&str],
+    input: Option<&str>,
+    message: &str,
+) {
+    let mut all = vec!["--token", token];
+    all.extend_from_slice(args);
+    let out = c.kubectl_with_input(&all, input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "kubectl {} succeeded: {} {stderr}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(&format!("Error from server (Forbidden): {message}")),
+        "kubectl {}: {stderr}",
+        args.join(" ")
+    );
+}

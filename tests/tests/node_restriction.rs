@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::Reply;
+use nautilus_tests::kubectl_forbidden as refused;
 use nautilus_tests::simulator::{
     DEFAULT_PACKAGE, SimConfig, Simulator, now_secs, package_arg, register_body,
 };
@@ -50,26 +51,6 @@ fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Runs kubectl as the worker and expects kube's Forbidden line with `message`.
-#[track_caller]
-fn refused(c: &DevCluster, token: &str, args: &[&str], input: Option<&str>, message: &str) {
-    let mut all = vec!["--token", token];
-    all.extend_from_slice(args);
-    let out = c.kubectl_with_input(&all, input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "kubectl {} succeeded: {} {stderr}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(
-        stderr.contains(&format!("Error from server (Forbidden): {message}")),
-        "kubectl {}: {stderr}",
-        args.join(" ")
-    );
 }
 
 /// A raw request as worker `i` (kubectl cannot patch a status subresource as a node: it reads the

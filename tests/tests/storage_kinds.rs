@@ -7,27 +7,9 @@
 use std::time::Duration;
 
 use nautilus_tests::DevCluster;
+use nautilus_tests::kubectl_forbidden as refused;
 use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, package_arg};
 use serde_json::{Value, json};
-
-#[track_caller]
-fn refused(c: &DevCluster, token: &str, args: &[&str], input: Option<&str>, message: &str) {
-    let mut all = vec!["--token", token];
-    all.extend_from_slice(args);
-    let out = c.kubectl_with_input(&all, input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "kubectl {} succeeded: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(
-        stderr.contains("Error from server (Forbidden): ") && stderr.contains(message),
-        "kubectl {}: {stderr}",
-        args.join(" ")
-    );
-}
 
 fn csi_node(name: &str, node_uid: &str) -> String {
     json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
@@ -138,7 +120,7 @@ fn a_worker_keeps_its_own_csinode_and_reads_csidrivers() {
         t,
         &["create", "-f", "-"],
         Some(&csi_node("csi-squatter", &my_uid)),
-        "csinodes.storage.k8s.io \"csi-squatter\" is forbidden: can only access CSINode with the same name as the requesting node",
+        "error when creating \"STDIN\": csinodes.storage.k8s.io \"csi-squatter\" is forbidden: can only access CSINode with the same name as the requesting node",
     );
     refused(&c, t, &["get", "csinode", &other], None, &by_name("get"));
     refused(
@@ -175,7 +157,7 @@ fn a_worker_keeps_its_own_csinode_and_reads_csidrivers() {
         t,
         &["replace", "-f", "-"],
         Some(&stolen),
-        &by_name("update"),
+        &format!("error when replacing \"STDIN\": {}", by_name("update")),
     );
     refused(
         &c,
