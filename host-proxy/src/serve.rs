@@ -30,6 +30,11 @@ use crate::slots::{Slot, Slots, Stage, Traffic};
 
 /// Copy buffer per direction; large enough for a LIST page chunk, small enough for 4096 conns.
 const SPLICE_BUF: usize = 16 * 1024;
+/// Bytes a client socket may hold that the client's window has not yet let out. Without it the
+/// kernel grows the send buffer to megabytes for a client that stopped reading (a watch that
+/// never reads), and moving those megabytes is what 3,000 such clients cost; data in flight
+/// is not limited, so a LIST over a long path keeps its throughput.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// How the listener behaves; every limit has a CLI flag.
 #[derive(Clone, Debug)]
@@ -544,8 +549,12 @@ fn tune_socket(tcp: &TcpStream) {
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(Duration::from_secs(60))
         .with_interval(Duration::from_secs(15));
-    if let Err(err) = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive) {
+    let socket = socket2::SockRef::from(tcp);
+    if let Err(err) = socket.set_tcp_keepalive(&keepalive) {
         tracing::debug!(error = %err, "set_tcp_keepalive failed");
+    }
+    if let Err(err) = socket.set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+        tracing::debug!(error = %err, "set_tcp_notsent_lowat failed");
     }
 }
 
@@ -610,6 +619,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that stops reading can make the kernel hold at most this much unsent for it.
+    #[tokio::test]
+    async fn client_sockets_bound_their_unsent_bytes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let before = socket2::SockRef::from(&server).tcp_notsent_lowat().unwrap();
+        tune_socket(&server);
+        let after = socket2::SockRef::from(&server).tcp_notsent_lowat().unwrap();
+        assert_ne!(
+            before, NOTSENT_LOWAT,
+            "the kernel default already bounds it"
+        );
+        assert_eq!(after, NOTSENT_LOWAT);
+        assert!(server.nodelay().unwrap());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn rate_limit_reports_swallowed_events() {

@@ -98,6 +98,8 @@ impl RssSampler {
 #[derive(Default)]
 struct Legit {
     gets: Vec<Duration>,
+    /// When each GET started, from the first one: where the slow ones fall in the attack.
+    get_starts: Vec<Duration>,
     get_failures: usize,
     creates_ok: usize,
     creates_failed: usize,
@@ -146,8 +148,9 @@ async fn legit_client(
     let getter = {
         let (tls, headers, stop) = (tls.clone(), headers.clone(), stop.clone());
         tokio::spawn(async move {
-            let (mut gets, mut failures) = (Vec::new(), 0);
+            let (mut gets, mut starts, mut failures) = (Vec::new(), Vec::new(), 0);
             let mut conn = None;
+            let first = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 if conn.is_none() {
@@ -167,13 +170,14 @@ async fn legit_client(
                 };
                 if ok {
                     gets.push(t.elapsed());
+                    starts.push(t - first);
                 } else {
                     failures += 1;
                     conn = None;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            (gets, failures)
+            (gets, starts, failures)
         })
     };
     let creator = tokio::spawn(async move {
@@ -219,13 +223,14 @@ async fn legit_client(
         }
         (ok, failed, first)
     });
-    let (gets, get_failures) = getter.await.unwrap_or_default();
+    let (gets, get_starts, get_failures) = getter.await.unwrap_or_default();
     let (creates_ok, creates_failed, first_create_failure) =
         creator
             .await
             .unwrap_or((0, 0, Some("creator panicked".into())));
     Legit {
         gets,
+        get_starts,
         get_failures,
         creates_ok,
         creates_failed,
@@ -251,6 +256,19 @@ fn legit_rows(report: &mut Report, sizes: &Sizes, scale: &Scale, legit: &Legit, 
     let mut gets = legit.gets.clone();
     gets.sort_unstable();
     let p99 = quantile(&gets, 0.99);
+    // Which seconds of the attack the slowest 1 % fell in: a burst at one moment (the watchers
+    // filling up, say) reads differently from a steady tail.
+    let mut slow: Vec<(u64, u32)> = Vec::new();
+    for (latency, start) in legit.gets.iter().zip(&legit.get_starts) {
+        if *latency >= p99 {
+            let second = start.as_secs();
+            match slow.iter_mut().find(|(s, _)| *s == second) {
+                Some((_, n)) => *n += 1,
+                None => slow.push((second, 1)),
+            }
+        }
+    }
+    slow.sort_unstable();
     report.row(
         "  legit GET p99",
         format!(
@@ -264,6 +282,13 @@ fn legit_rows(report: &mut Report, sizes: &Sizes, scale: &Scale, legit: &Legit, 
             scale,
             p99 < Duration::from_millis(goal_ms) && legit.get_failures == 0,
         ),
+    );
+    report.info(
+        "  seconds into the attack of the GETs at or above p99 (count)",
+        slow.iter()
+            .map(|(s, n)| format!("{s}s:{n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     report.info(
         "  legit creates ok / failed",
