@@ -8,11 +8,13 @@
 //!   key the attestation document's `public_key` holds, SEC1 uncompressed).
 //! - `X-Nautilus-Revision`: the store revision when the answer was made (decimal).
 //! - `X-Nautilus-Timestamp`: the enclave's clock in unix milliseconds (decimal).
+//! - `X-Nautilus-Freshness`: how far the answer's state is known to be the newest
+//!   ([`Freshness`]): `in-memory` or `unverified`.
 //! - `X-Nautilus-Nonce`: the request's nonce echoed, lower-case hex (absent if none was sent).
 //!
 //! The canonical message is UTF-8 lines joined by `\n` (no trailing newline):
 //! ```text
-//! nautilus-signed-answer/v1
+//! nautilus-signed-answer/v2
 //! METHOD                       upper case, e.g. GET
 //! PATH_AND_QUERY               exactly as the request line had it
 //! hex(SHA-256(request body))   lower case; the hash of zero bytes when there is no body
@@ -20,6 +22,7 @@
 //! hex(SHA-256(response body))
 //! REVISION                     decimal
 //! TIMESTAMP_MS                 decimal
+//! FRESHNESS                    in-memory | unverified
 //! NONCE_HEX                    lower case, empty when none was sent
 //! ```
 
@@ -40,8 +43,40 @@ pub const SIGNATURE_HEADER: &str = "x-nautilus-signature";
 pub const REVISION_HEADER: &str = "x-nautilus-revision";
 /// Answer header with the enclave's time in unix milliseconds.
 pub const TIMESTAMP_HEADER: &str = "x-nautilus-timestamp";
+/// Answer header with the state's [`Freshness`].
+pub const FRESHNESS_HEADER: &str = "x-nautilus-freshness";
 /// Longest nonce accepted, in bytes (as for the attestation nonce).
 pub const MAX_NONCE_BYTES: usize = 64;
+
+/// How far the state behind an answer is known to be the cluster's newest. Signed, so that the
+/// host cannot present a restored cluster as one that never left the enclave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// The state never left this enclave (no durable log): nothing the host keeps could have
+    /// been rolled back, and a restart loses it all.
+    InMemory,
+    /// The state was restored from, and is kept in, the host's sealed log: every byte is
+    /// authentic, but a host that served an older valid copy at start (a rollback) cannot be
+    /// detected by one enclave alone; a quorum of replicas can.
+    Unverified,
+}
+
+impl Freshness {
+    /// The header value and the canonical message's line.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InMemory => "in-memory",
+            Self::Unverified => "unverified",
+        }
+    }
+
+    /// The freshness a header value names.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::InMemory, Self::Unverified]
+            .into_iter()
+            .find(|f| f.as_str() == text)
+    }
+}
 
 /// What a signature covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +95,8 @@ pub struct SignedFields<'a> {
     pub revision: u64,
     /// Enclave clock, unix milliseconds.
     pub timestamp_ms: u64,
+    /// How far the state is known to be the newest.
+    pub freshness: Freshness,
     /// The client's nonce bytes (empty when none).
     pub nonce: &'a [u8],
 }
@@ -90,7 +127,7 @@ pub fn canonical_message(fields: &SignedFields<'_>) -> Vec<u8> {
     let mut text = String::with_capacity(256 + fields.path_and_query.len());
     let _ = write!(
         text,
-        "nautilus-signed-answer/v1\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+        "nautilus-signed-answer/v2\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
         fields.method,
         fields.path_and_query,
         hex(&Sha256::digest(fields.request_body)),
@@ -98,6 +135,7 @@ pub fn canonical_message(fields: &SignedFields<'_>) -> Vec<u8> {
         hex(&Sha256::digest(fields.response_body)),
         fields.revision,
         fields.timestamp_ms,
+        fields.freshness.as_str(),
         hex(fields.nonce),
     );
     text.into_bytes()
@@ -156,6 +194,7 @@ mod tests {
             response_body: body,
             revision: 42,
             timestamp_ms: 1_700_000_000_123,
+            freshness: Freshness::Unverified,
             nonce,
         }
     }
@@ -165,8 +204,8 @@ mod tests {
         let msg = canonical_message(&fields(b"{}", &[0xab, 0x01]));
         let text = core::str::from_utf8(&msg).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
-        assert_eq!(lines.len(), 9);
-        assert_eq!(lines[0], "nautilus-signed-answer/v1");
+        assert_eq!(lines.len(), 10);
+        assert_eq!(lines[0], "nautilus-signed-answer/v2");
         assert_eq!(lines[1], "GET");
         assert_eq!(lines[2], "/api/v1/namespaces/default/pods/web?x=1");
         // SHA-256 of the empty string.
@@ -182,7 +221,12 @@ mod tests {
         );
         assert_eq!(lines[6], "42");
         assert_eq!(lines[7], "1700000000123");
-        assert_eq!(lines[8], "ab01");
+        assert_eq!(lines[8], "unverified");
+        assert_eq!(lines[9], "ab01");
+        for f in [Freshness::InMemory, Freshness::Unverified] {
+            assert_eq!(Freshness::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Freshness::parse("fresh"), None);
     }
 
     #[test]
@@ -220,6 +264,10 @@ mod tests {
             },
             SignedFields {
                 timestamp_ms: 1,
+                ..good
+            },
+            SignedFields {
+                freshness: Freshness::InMemory,
                 ..good
             },
             SignedFields {

@@ -95,6 +95,16 @@ struct StreamSetup {
 }
 
 impl Shared {
+    /// How far the state is known to be the newest, for signed answers.
+    pub(crate) fn freshness(&self) -> nautilus_core::signed_answer::Freshness {
+        use nautilus_core::signed_answer::Freshness;
+        if self.durable.is_some() {
+            Freshness::Unverified
+        } else {
+            Freshness::InMemory
+        }
+    }
+
     /// After a call into core that reached `revision`: with persistence, the persistence task
     /// takes the journal and publishes the revision once durable; without, it is published now.
     pub(crate) fn written(&self, revision: u64) {
@@ -933,6 +943,7 @@ async fn handle(
         &parts,
         &body,
         revision,
+        shared.freshness(),
         response,
     ))
 }

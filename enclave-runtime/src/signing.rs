@@ -6,7 +6,8 @@
 //!   request reaches core, so a refused request never writes.
 //! - What is signed is the exact response body sent, its status, the request's method,
 //!   path+query as on the request line and body, the store revision read under the core lock
-//!   right after the request ran, the enclave clock (ms) and the nonce.
+//!   right after the request ran, the enclave clock (ms), the state's freshness (`unverified`
+//!   with a durable log: one enclave cannot detect a rolled-back host copy) and the nonce.
 //! - Watch requests are answered normally, without signature headers: a stream has no complete
 //!   body to sign. Answers made before core runs (an unreadable body, too many watches) are not
 //!   signed either; a client that asked treats a missing signature as a failure.
@@ -16,8 +17,8 @@ use hyper::header::{HeaderMap, HeaderValue};
 use nautilus_core::Error;
 use nautilus_core::api::ApiResponse;
 use nautilus_core::signed_answer::{
-    NONCE_HEADER, REVISION_HEADER, SIGN_REQUEST_HEADER, SIGNATURE_HEADER, SignedFields,
-    TIMESTAMP_HEADER,
+    FRESHNESS_HEADER, Freshness, NONCE_HEADER, REVISION_HEADER, SIGN_REQUEST_HEADER,
+    SIGNATURE_HEADER, SignedFields, TIMESTAMP_HEADER,
 };
 
 use crate::attestation::Attestation;
@@ -74,6 +75,7 @@ pub(crate) fn apply(
     parts: &hyper::http::request::Parts,
     request_body: &[u8],
     revision: u64,
+    freshness: Freshness,
     mut response: hyper::Response<ResponseBody>,
 ) -> hyper::Response<ResponseBody> {
     let Some(sign) = sign else {
@@ -96,6 +98,7 @@ pub(crate) fn apply(
         response_body,
         revision,
         timestamp_ms,
+        freshness,
         nonce: &sign.nonce,
     };
     let signature = nautilus_core::signed_answer::sign(attestation.identity(), &fields);
@@ -105,6 +108,7 @@ pub(crate) fn apply(
         (SIGNATURE_HEADER, encoded),
         (REVISION_HEADER, revision.to_string()),
         (TIMESTAMP_HEADER, timestamp_ms.to_string()),
+        (FRESHNESS_HEADER, freshness.as_str().to_string()),
         (NONCE_HEADER, hex::encode(&sign.nonce)),
     ] {
         if name == NONCE_HEADER && sign.nonce.is_empty() {
@@ -184,10 +188,19 @@ mod tests {
             hyper::Response::new(ResponseBody::full(Bytes::from_static(b"{\"a\":1}")));
         *response.status_mut() = hyper::StatusCode::CREATED;
         let sign = SignRequest { nonce: vec![9, 9] };
-        let signed = apply(&attestation, Some(&sign), &parts, b"req", 17, response);
+        let signed = apply(
+            &attestation,
+            Some(&sign),
+            &parts,
+            b"req",
+            17,
+            Freshness::Unverified,
+            response,
+        );
         let header = |name: &str| signed.headers().get(name).unwrap().to_str().unwrap();
         assert_eq!(header("x-nautilus-revision"), "17");
         assert_eq!(header("x-nautilus-nonce"), "0909");
+        assert_eq!(header("x-nautilus-freshness"), "unverified");
         let signature = base64::engine::general_purpose::STANDARD
             .decode(header("x-nautilus-signature"))
             .unwrap();
@@ -199,6 +212,7 @@ mod tests {
             response_body: b"{\"a\":1}",
             revision: 17,
             timestamp_ms: header("x-nautilus-timestamp").parse().unwrap(),
+            freshness: Freshness::Unverified,
             nonce: &[9, 9],
         };
         let public = attestation.identity_public_sec1();
@@ -206,6 +220,12 @@ mod tests {
             nautilus_core::signed_answer::verify(public, &fields, &signature),
             Ok(())
         );
+        // A host that rewrites the freshness header to claim state never left the enclave:
+        let claimed = SignedFields {
+            freshness: Freshness::InMemory,
+            ..fields
+        };
+        assert!(nautilus_core::signed_answer::verify(public, &claimed, &signature).is_err());
         fields.response_body = b"{\"a\":2}";
         assert!(nautilus_core::signed_answer::verify(public, &fields, &signature).is_err());
 
@@ -216,6 +236,7 @@ mod tests {
             &parts,
             b"",
             1,
+            Freshness::InMemory,
             hyper::Response::new(ResponseBody::Full(None)),
         );
         assert!(plain.headers().get("x-nautilus-signature").is_none());

@@ -207,6 +207,10 @@ fn check_signed(
             .unwrap()
             .parse()
             .unwrap(),
+        freshness: signed_answer::Freshness::parse(
+            reply.header("x-nautilus-freshness").expect("freshness"),
+        )
+        .expect("a known freshness"),
         nonce,
     };
     signed_answer::verify(public_key, &fields, &signature)
@@ -231,6 +235,19 @@ fn signed_answers_verify_with_the_attested_key() {
     assert_eq!(
         check_signed(&created, &public_key, "POST", path, cm, &nonce),
         Ok(())
+    );
+    // dev keeps a durable log, so the state is `unverified` (one enclave cannot detect a host
+    // serving an older copy); a host rewriting that to `in-memory` breaks the signature.
+    assert_eq!(created.header("x-nautilus-freshness"), Some("unverified"));
+    let mut claimed = created.clone();
+    for (name, value) in &mut claimed.headers {
+        if name == "x-nautilus-freshness" {
+            *value = "in-memory".into();
+        }
+    }
+    assert_eq!(
+        check_signed(&claimed, &public_key, "POST", path, cm, &nonce),
+        Err(signed_answer::SignatureError::Mismatch)
     );
     let rv: u64 = created.json()["metadata"]["resourceVersion"]
         .as_str()

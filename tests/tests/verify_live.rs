@@ -183,6 +183,8 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
         t.contains("✓ same attested enclave TLS certificate on this connection"),
         "{t}"
     );
+    // dev keeps a durable log: authentic, but one enclave cannot prove it is the newest copy.
+    assert!(t.contains("freshness: unverified (restored from"), "{t}");
 
     // A restarted enclave has a new TLS key: the old pinned kubeconfig no longer connects.
     let pid = cluster.enclave_pid().expect("the enclave child runs");
@@ -216,7 +218,8 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
 
 #[test]
 fn proxy_tls_binds_the_zero_spki_hash() {
-    let cluster = DevCluster::start();
+    // In memory: the signed answers say their state never left the enclave.
+    let cluster = DevCluster::start_opts(&["--in-memory"], &[]);
     let url = format!("https://127.0.0.1:{}", cluster.port);
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
@@ -274,6 +277,10 @@ fn proxy_tls_binds_the_zero_spki_hash() {
     );
     assert!(t.contains("✓ answer signature"), "{t}");
     assert!(t.contains("✓ answer status 200 is 2xx"), "{t}");
+    assert!(
+        t.contains("freshness: in-memory (the state never left"),
+        "{t}"
+    );
 
     // An authentic 404 is printed but is not the object asked for: exit 1, as kubectl does.
     let out = verify(&[

@@ -393,6 +393,12 @@ pub(crate) async fn signed_get(
             .ok_or("absent or not a number"),
         "X-Nautilus-Timestamp",
     )?;
+    let freshness = report.result(
+        header(signed_answer::FRESHNESS_HEADER)
+            .and_then(|s| signed_answer::Freshness::parse(s.trim()))
+            .ok_or("absent or not in-memory|unverified"),
+        "X-Nautilus-Freshness",
+    )?;
     let echoed = header(signed_answer::NONCE_HEADER).unwrap_or_default();
     report.check(
         echoed == hex::encode(nonce),
@@ -411,6 +417,7 @@ pub(crate) async fn signed_get(
         response_body: &fetched.body,
         revision,
         timestamp_ms: timestamp,
+        freshness,
         nonce: &nonce,
     };
     report.result(
@@ -420,6 +427,16 @@ pub(crate) async fn signed_get(
             fetched.status
         ),
     );
+    report.info(&format!(
+        "freshness: {} ({})",
+        freshness.as_str(),
+        match freshness {
+            signed_answer::Freshness::InMemory =>
+                "the state never left the enclave; a restart loses it",
+            signed_answer::Freshness::Unverified =>
+                "restored from the host's sealed log: authentic, but one enclave cannot detect a host serving an older copy",
+        }
+    ));
     if report.failed() {
         None
     } else {

@@ -598,6 +598,7 @@ fn section_sign(scale: &Scale, report: &mut Report) -> Result<(), String> {
         response_body: &body,
         revision: 123_456,
         timestamp_ms: 1_700_000_000_000,
+        freshness: signed_answer::Freshness::Unverified,
         nonce: &[7u8; 32],
     };
     let signature = signed_answer::sign(&key, &fields);
