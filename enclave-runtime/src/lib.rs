@@ -17,6 +17,7 @@ mod preamble;
 mod server;
 mod signing;
 mod sui;
+mod thread_priority;
 mod tls;
 mod transport;
 mod watch_stream;

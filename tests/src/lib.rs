@@ -128,7 +128,16 @@ impl DevCluster {
     /// Starts `dev` with `proxy_args` (e.g. `--enclave-tls`) and each of `enclave_args` passed
     /// to the enclave with `--enclave-arg`.
     pub fn start_opts(proxy_args: &[&str], enclave_args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(
+            tempfile::tempdir().expect("temp dir"),
+            proxy_args,
+            enclave_args,
+        )
+    }
+
+    /// Starts `dev` on the data directory `dir` (one an earlier cluster left with
+    /// [`DevCluster::stop`]: its state comes back), on a new port.
+    pub fn start_in(dir: tempfile::TempDir, proxy_args: &[&str], enclave_args: &[&str]) -> Self {
         let port = free_port();
         let mut cmd = Command::new(binary("nautilus-proxy"));
         cmd.arg("dev")
@@ -302,6 +311,13 @@ impl DevCluster {
     /// Pid of the proxy process.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops `dev` (SIGTERM, as an operator would) and hands back its data directory, for
+    /// [`DevCluster::start_in`].
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let placeholder = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, placeholder)
     }
 }
 

@@ -25,7 +25,7 @@ pub(crate) mod writer;
 
 pub use change::{Change, ChangeKind, Origin};
 pub use record::{Record, StakeRecord};
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, SnapshotChunks};
 pub(crate) use writer::WriteContext;
 
 use alloc::collections::BTreeSet;

@@ -765,6 +765,10 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         if middle.is_none() && records.len() >= 5_000 {
             // A snapshot at this point of the journal, as the runtime takes one.
             let chunks = live.server.snapshot(live.now).encode_chunks(64 << 10);
+            assert!(chunks.len() > 2, "the state spans several chunks");
+            for chunk in &chunks {
+                assert!(chunk.len() <= 64 << 10, "a chunk over its size");
+            }
             middle = Some((chunks, records.len()));
         }
     }

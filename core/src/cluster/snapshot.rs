@@ -1,6 +1,6 @@
 //! Snapshots: the whole cluster at one revision, so that the durable log can drop the records
 //! before it. Taking one ([`Cluster::snapshot`]) only clones handles under the store lock; the
-//! runtime encodes it ([`Snapshot::encode_chunks`]) outside the lock while writes go on.
+//! runtime encodes it ([`Snapshot::into_chunks`]) outside the lock while writes go on.
 //! Restoring ([`Cluster::recover`]) puts every object back at its own revision and feeds each
 //! through the same derived-state feed as a write, so Service allocations, the node
 //! authorizer's index, the scheduler's cache, stake registrations, terminating namespaces and
@@ -114,12 +114,45 @@ impl Snapshot {
     /// The snapshot's bytes, in chunks of about `chunk_bytes` (one item may make a chunk
     /// larger).
     pub fn encode_chunks(&self, chunk_bytes: usize) -> Vec<Vec<u8>> {
-        let mut chunks = Vec::new();
-        let mut chunk = Vec::with_capacity(chunk_bytes.min(1 << 20));
-        put_item(&mut chunk, &self.header);
-        let mut item = Vec::new();
-        for (key, object) in &self.objects {
-            item.clear();
+        self.clone().into_chunks(chunk_bytes).collect()
+    }
+
+    /// The snapshot's chunks one at a time, as [`Snapshot::encode_chunks`] would make them: an
+    /// encoder holds one chunk, not the whole state, and drops each object's handle once
+    /// written.
+    pub fn into_chunks(self, chunk_bytes: usize) -> SnapshotChunks {
+        SnapshotChunks {
+            header: Some(self.header),
+            objects: self.objects.into_iter(),
+            pending: None,
+            chunk_bytes,
+        }
+    }
+}
+
+/// A snapshot's chunks, in order (see [`Snapshot::into_chunks`]).
+pub struct SnapshotChunks {
+    header: Option<Vec<u8>>,
+    objects: alloc::vec::IntoIter<(ObjectKey, StoredObject)>,
+    /// The item that did not fit in the last chunk: the next one starts with it.
+    pending: Option<Vec<u8>>,
+    chunk_bytes: usize,
+}
+
+impl Iterator for SnapshotChunks {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        let mut chunk = Vec::with_capacity(self.chunk_bytes.min(1 << 20));
+        let first = self.header.take().or_else(|| self.pending.take());
+        let Some(first) = first else {
+            // Only an empty snapshot's (impossible: the header is always there) would end here
+            // with nothing; the last chunk ended the stream already.
+            return None;
+        };
+        put_item(&mut chunk, &first);
+        for (key, object) in self.objects.by_ref() {
+            let mut item = Vec::with_capacity(object.json.len() + 64);
             item.push(OBJECT);
             put_resource(&mut item, key.resource);
             put_short(&mut item, key.namespace.as_bytes());
@@ -127,13 +160,13 @@ impl Snapshot {
             item.extend_from_slice(&object.revision.to_le_bytes());
             put_u32(&mut item, object.json.len());
             item.extend_from_slice(&object.json);
-            if !chunk.is_empty() && chunk.len().saturating_add(item.len() + 4) > chunk_bytes {
-                chunks.push(core::mem::take(&mut chunk));
+            if chunk.len().saturating_add(item.len() + 4) > self.chunk_bytes {
+                self.pending = Some(item);
+                return Some(chunk);
             }
             put_item(&mut chunk, &item);
         }
-        chunks.push(chunk);
-        chunks
+        Some(chunk)
     }
 }
 

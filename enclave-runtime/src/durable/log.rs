@@ -67,6 +67,39 @@ pub(crate) struct DurableLog {
     status: Arc<Mutex<Status>>,
 }
 
+/// One sealed snapshot chunk, with its part of the manifest's root.
+pub(crate) struct SealedChunk {
+    bytes: Vec<u8>,
+    digest: [u8; 32],
+}
+
+/// What a snapshot's encoder hands the writer: each chunk, then the end.
+pub(crate) enum SnapshotPart {
+    Chunk(SealedChunk),
+    End,
+}
+
+/// Seals the chunks of one snapshot (see [`DurableLog::chunk_sealer`]).
+pub(crate) struct ChunkSealer {
+    keys: Arc<Keys>,
+    snapshot: u64,
+}
+
+impl ChunkSealer {
+    /// Seals chunk `index`; a chunk too large for the host's item bound is refused.
+    pub(crate) fn seal(&self, index: usize, chunk: &[u8]) -> Result<SealedChunk, DurableError> {
+        if chunk.len() > MAX_RECORD {
+            return Err(DurableError::TooLarge(chunk.len()));
+        }
+        let index = u32::try_from(index).map_err(|_| DurableError::TooLarge(index))?;
+        let bytes = self
+            .keys
+            .seal_chunk(self.snapshot, index, chunk, seal::nonce());
+        let digest = seal::chunk_digest(&bytes);
+        Ok(SealedChunk { bytes, digest })
+    }
+}
+
 /// Where a snapshot taken now stands in the log (see [`DurableLog::snapshot_point`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SnapshotPoint {
@@ -200,29 +233,66 @@ impl DurableLog {
         }
     }
 
-    /// Writes a snapshot of the state at `point` (revision `revision`) from `chunks`, one
-    /// chunk at a time while appends go on; commits its manifest once `point` is durable, then
-    /// drops the log segments and older snapshots it makes unnecessary.
+    /// What seals the chunks of the snapshot at `point`, on whatever thread encodes them.
+    pub(crate) fn chunk_sealer(&self, point: SnapshotPoint) -> ChunkSealer {
+        ChunkSealer {
+            keys: self.keys.clone(),
+            snapshot: point.position,
+        }
+    }
+
+    /// Writes a snapshot of the state at `point` (revision `revision`) from `chunks`: seals
+    /// them here, then as [`DurableLog::write_sealed_snapshot`].
     pub(crate) async fn write_snapshot(
         &self,
         point: SnapshotPoint,
         revision: u64,
         chunks: impl IntoIterator<Item = Vec<u8>>,
     ) -> Result<(), DurableError> {
+        let sealer = self.chunk_sealer(point);
+        let sealed: Vec<_> = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(index, chunk)| sealer.seal(index, &chunk))
+            .collect();
+        let (tx, rx) = mpsc::channel(sealed.len() + 1);
+        for chunk in sealed {
+            let _ = tx.try_send(chunk.map(SnapshotPart::Chunk));
+        }
+        let _ = tx.try_send(Ok(SnapshotPart::End));
+        self.write_sealed_snapshot(point, revision, rx).await
+    }
+
+    /// Writes the snapshot whose sealed chunks arrive on `parts` (in order, then
+    /// [`SnapshotPart::End`]), one at a time while appends go on; commits its manifest once
+    /// `point` is durable, then drops the log segments and older snapshots it makes
+    /// unnecessary. A stream that stops before its end commits nothing.
+    pub(crate) async fn write_sealed_snapshot(
+        &self,
+        point: SnapshotPoint,
+        revision: u64,
+        mut parts: mpsc::Receiver<Result<SnapshotPart, DurableError>>,
+    ) -> Result<(), DurableError> {
         let id = point.position;
         self.call(Request::DeleteSnapshot { snapshot: id }).await?;
-        let mut hashes = Vec::new();
+        let mut digests = Vec::new();
         let mut count: u32 = 0;
-        for chunk in chunks {
-            if chunk.len() > MAX_RECORD {
-                return Err(DurableError::TooLarge(chunk.len()));
-            }
-            let sealed = self.keys.seal_chunk(id, count, &chunk, seal::nonce());
-            hashes.push(sealed.clone());
+        loop {
+            let chunk = match parts.recv().await {
+                Some(Ok(SnapshotPart::Chunk(chunk))) => chunk,
+                Some(Ok(SnapshotPart::End)) => break,
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(DurableError::Unavailable(
+                        "the snapshot's encoder stopped before its end".into(),
+                    ));
+                }
+            };
+            digests.push(chunk.digest);
             self.call(Request::PutChunk {
                 snapshot: id,
                 index: count,
-                bytes: sealed,
+                bytes: chunk.bytes,
             })
             .await?;
             count += 1;
@@ -232,7 +302,7 @@ impl DurableLog {
             position: point.position,
             tag: point.tag,
             chunks: count,
-            root: seal::chunk_root(hashes.iter().map(Vec::as_slice)),
+            root: seal::root_of(digests),
         };
         // The manifest may only name records that are on disk.
         let (reply, answer) = oneshot::channel();
@@ -1177,6 +1247,28 @@ mod tests {
             boot(&host, other, false).await,
             Err(DurableError::Tampered { position: 1, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_whose_encoder_stops_before_its_end_is_not_committed() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        log.append(1, b"r1".to_vec()).await.unwrap();
+        let point = log.snapshot_point().await.unwrap();
+        let sealer = log.chunk_sealer(point);
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(sealer.seal(0, b"half of the state").map(SnapshotPart::Chunk))
+            .await
+            .unwrap();
+        drop(tx);
+        assert!(matches!(
+            log.write_sealed_snapshot(point, 1, rx).await,
+            Err(DurableError::Unavailable(_))
+        ));
+        drop(log);
+        let (_, recovered) = boot(&host, keys(), false).await.unwrap();
+        assert!(recovered.snapshot.is_none(), "no manifest was committed");
+        assert_eq!(payloads(&recovered), vec![(1, 1, b"r1".to_vec())]);
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use nautilus_core::cluster::Record;
 
+use super::log::SnapshotPart;
 use super::{DurableError, DurableLog};
 use crate::server::Shared;
 
@@ -156,7 +157,10 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                     let mut core = shared.lock();
                     let records = core.take_records();
                     // Taken with the entries, under the same lock: it covers exactly them.
-                    let snapshot = due.then(|| core.snapshot(crate::server::now()));
+                    let snapshot = due.then(|| {
+                        let started = std::time::Instant::now();
+                        (core.snapshot(crate::server::now()), started.elapsed())
+                    });
                     (records, snapshot)
                 }
             };
@@ -180,7 +184,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                     }
                 }
             }
-            if let Some(snapshot) = snapshot {
+            if let Some((snapshot, captured_in)) = snapshot {
                 // The log's tail now is the last entry the snapshot covers: this task is its
                 // only writer.
                 match persistence.log.snapshot_point().await {
@@ -191,6 +195,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                             persistence.log.clone(),
                             point,
                             snapshot,
+                            captured_in,
                             snapshotting.clone(),
                         ));
                     }
@@ -258,22 +263,41 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
 /// Chunks a snapshot may hold: well under the log's largest item.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
-/// Encodes `snapshot` off the async workers and writes it at `point` while appends go on; the
-/// log then drops the segments it covers.
+/// Chunks sealed ahead of the host's writes: the encoder stays at most this far ahead.
+const SNAPSHOT_CHUNKS_AHEAD: usize = 2;
+
+/// Encodes and seals `snapshot` on a thread of its own at background priority (requests come
+/// first), a chunk at a time, and writes it at `point` while appends go on; the log then drops
+/// the segments it covers. One chunk or two are held at a time, not the whole state.
 async fn write_snapshot(
     log: DurableLog,
     point: super::log::SnapshotPoint,
     snapshot: nautilus_core::cluster::Snapshot,
+    captured_in: std::time::Duration,
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let started = std::time::Instant::now();
     let (revision, objects) = (snapshot.revision, snapshot.len());
-    let chunks =
-        tokio::task::spawn_blocking(move || snapshot.encode_chunks(SNAPSHOT_CHUNK_BYTES)).await;
-    let outcome = match chunks {
-        Ok(chunks) => log.write_snapshot(point, revision, chunks).await,
+    let sealer = log.chunk_sealer(point);
+    let (sealed_tx, sealed) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
+    let encoder = std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || {
+            crate::thread_priority::background();
+            for (index, chunk) in snapshot.into_chunks(SNAPSHOT_CHUNK_BYTES).enumerate() {
+                let chunk = sealer.seal(index, &chunk).map(SnapshotPart::Chunk);
+                let failed = chunk.is_err();
+                // A closed channel: the writer gave up (the host refused); so does the encoder.
+                if sealed_tx.blocking_send(chunk).is_err() || failed {
+                    return;
+                }
+            }
+            let _ = sealed_tx.blocking_send(Ok(SnapshotPart::End));
+        });
+    let outcome = match encoder {
+        Ok(_) => log.write_sealed_snapshot(point, revision, sealed).await,
         Err(e) => Err(DurableError::Unavailable(format!(
-            "encoding the snapshot: {e}"
+            "starting the snapshot encoder: {e}"
         ))),
     };
     match outcome {
@@ -281,6 +305,7 @@ async fn write_snapshot(
             revision,
             objects,
             millis = started.elapsed().as_millis() as u64,
+            capture_micros = captured_in.as_micros() as u64,
             "snapshot written; the log before it is dropped"
         ),
         Err(e) => {

@@ -243,9 +243,19 @@ impl Keys {
 
 /// The root hash over sealed chunks.
 pub(crate) fn chunk_root<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    root_of(chunks.into_iter().map(chunk_digest))
+}
+
+/// One sealed chunk's part of the root.
+pub(crate) fn chunk_digest(sealed: &[u8]) -> [u8; 32] {
+    Sha256::digest(sealed).into()
+}
+
+/// The root over the sealed chunks' digests, in order (what [`chunk_root`] computes).
+pub(crate) fn root_of(digests: impl IntoIterator<Item = [u8; 32]>) -> [u8; 32] {
     let mut root = Sha256::new();
-    for chunk in chunks {
-        root.update(Sha256::digest(chunk));
+    for digest in digests {
+        root.update(digest);
     }
     root.finalize().into()
 }

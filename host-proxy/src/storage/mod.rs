@@ -72,6 +72,35 @@ impl FromStr for StorageListen {
     }
 }
 
+fn snapshot_dir(root: &Path, snapshot: u64) -> PathBuf {
+    root.join("snapshots").join(format!("{snapshot:020}"))
+}
+
+/// Writes snapshot chunks. Each is a file of its own in its snapshot's directory, which only
+/// the snapshot's requests touch, and the enclave waits for each chunk's answer before the next
+/// request of that snapshot: so chunks are written on their own thread, and appends never queue
+/// behind a megabyte being written and synced.
+pub(crate) struct ChunkWriter {
+    root: PathBuf,
+    faults: Arc<Faults>,
+}
+
+impl ChunkWriter {
+    /// Writes chunk `index` of `snapshot` durably.
+    pub(crate) fn put(&self, snapshot: u64, index: u32, bytes: &[u8]) -> Answer {
+        let dir = snapshot_dir(&self.root, snapshot);
+        let written = fs::create_dir_all(&dir)
+            .and_then(|()| log::sync_dir(&self.root.join("snapshots")))
+            .and_then(|()| {
+                write_durably(&dir.join(format!("chunk-{index:08}")), bytes, &self.faults)
+            });
+        match written {
+            Ok(()) => Answer::Done,
+            Err(e) => Store::io_error("cannot write a snapshot chunk", &e),
+        }
+    }
+}
+
 /// The files, owned by one thread at a time.
 pub(crate) struct Store {
     root: PathBuf,
@@ -107,7 +136,15 @@ impl Store {
     }
 
     fn snapshot_dir(&self, snapshot: u64) -> PathBuf {
-        self.root.join("snapshots").join(format!("{snapshot:020}"))
+        snapshot_dir(&self.root, snapshot)
+    }
+
+    /// What writes snapshot chunks, on a thread of its own beside the log's.
+    pub(crate) fn chunk_writer(&self) -> ChunkWriter {
+        ChunkWriter {
+            root: self.root.clone(),
+            faults: self.faults.clone(),
+        }
     }
 
     fn io_error(what: &str, e: &io::Error) -> Answer {
@@ -159,18 +196,7 @@ impl Store {
                 snapshot,
                 index,
                 bytes,
-            } => {
-                let dir = self.snapshot_dir(snapshot);
-                let written = fs::create_dir_all(&dir)
-                    .and_then(|()| log::sync_dir(&self.root.join("snapshots")))
-                    .and_then(|()| {
-                        write_durably(&dir.join(format!("chunk-{index:08}")), &bytes, &self.faults)
-                    });
-                match written {
-                    Ok(()) => Answer::Done,
-                    Err(e) => Self::io_error("cannot write a snapshot chunk", &e),
-                }
-            }
+            } => self.chunk_writer().put(snapshot, index, &bytes),
             Request::CommitSnapshot { snapshot, manifest } => {
                 let dir = self.snapshot_dir(snapshot);
                 if !dir.is_dir() {
@@ -370,6 +396,18 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
             }
         }
     });
+    let (chunks_tx, mut chunks_rx) = mpsc::channel::<(u64, u64, u32, Vec<u8>)>(QUEUE);
+    let chunk_writer = store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .chunk_writer();
+    let chunk_answers = answers_tx.clone();
+    let chunks = tokio::task::spawn_blocking(move || {
+        while let Some((id, snapshot, index, bytes)) = chunks_rx.blocking_recv() {
+            let answer = chunk_writer.put(snapshot, index, &bytes);
+            let _ = chunk_answers.blocking_send(answer.encode(id));
+        }
+    });
     let files = tokio::task::spawn_blocking(move || {
         let mut store = store
             .lock()
@@ -381,6 +419,19 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         loop {
             let next = held.take().or_else(|| requests_rx.blocking_recv());
             let Some((id, request)) = next else { return };
+            let request = match request {
+                Request::PutChunk {
+                    snapshot,
+                    index,
+                    bytes,
+                } => {
+                    if chunks_tx.blocking_send((id, snapshot, index, bytes)).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                other => other,
+            };
             let Request::Append { first, records } = request else {
                 store.handle(request, |answer| send(id, answer));
                 continue;
@@ -417,6 +468,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     });
     let _ = read.await;
     let _ = files.await;
+    let _ = chunks.await;
     let _ = write.await;
     tracing::info!("storage: the enclave's connection closed");
 }

@@ -38,7 +38,7 @@ use load::{
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 15] = [
+const SECTIONS: [&str; 16] = [
     "get",
     "sign",
     "metrics",
@@ -49,6 +49,8 @@ const SECTIONS: [&str; 15] = [
     "tls",
     "peer",
     "durable",
+    // The snapshot figures of `durable`, alone.
+    "durable-snapshot",
     "hostile",
     // The four attacks of `hostile`, one at a time.
     "hostile-bodies",
@@ -398,6 +400,9 @@ fn main() {
     }
     if wanted("durable") {
         run("durable", &durable::section);
+    }
+    if wanted("durable") || wanted("durable-snapshot") {
+        run("durable-snapshot", &durable::snapshots);
     }
     for (name, attack) in hostile::ATTACKS {
         if wanted("hostile") || wanted(name) {

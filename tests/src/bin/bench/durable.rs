@@ -174,6 +174,37 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
     let rss_before = cluster
         .enclave_pid()
         .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    let (ready, replay_millis) = kill_and_wait_ready(&cluster)?;
+    report.row(
+        &format!("restart to ready after kill -9, ~{objects} objects in the log"),
+        format!(
+            "{} (replay {replay_millis} ms; dev waits 1 s before restarting)",
+            ms(ready)
+        ),
+        "< 5 s at 100,000",
+        if scale.quick {
+            Verdict::Scaled
+        } else {
+            Verdict::of(ready < Duration::from_secs(5))
+        },
+    );
+    let rss_after = cluster
+        .enclave_pid()
+        .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    report.info(
+        "enclave RSS before the kill / after the replay",
+        format!(
+            "{} / {}",
+            rss_before.map_or("?".into(), crate::mb),
+            rss_after.map_or("?".into(), crate::mb)
+        ),
+    );
+    Ok(())
+}
+
+/// `kill -9` of the enclave, then the time until dev's restarted enclave answers `/readyz`,
+/// and the replay's own milliseconds from its log line.
+fn kill_and_wait_ready(cluster: &DevCluster) -> Result<(Duration, String), String> {
     let old = cluster.enclave_pid().ok_or("no enclave")?;
     nautilus_tests::signal(old, libc::SIGKILL);
     let killed = Instant::now();
@@ -201,36 +232,267 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
         .find(|l| l.contains("cluster state replayed"))
         .map(str::to_string)
         .unwrap_or_default();
-    let replay_millis = replayed
+    let millis = replayed
         .split("millis=")
         .nth(1)
         .and_then(|t| t.split_whitespace().next())
         .unwrap_or("?")
         .to_string();
+    Ok((ready, millis))
+}
+
+/// Issue 16's snapshot figures: a restart from a snapshot of 10,000 objects plus 50,000 log
+/// records after it, and the admin's GET and create p99 while snapshots are being taken beside
+/// the same load without any.
+pub(crate) fn snapshots(scale: &Scale, report: &mut Report) -> Result<(), String> {
+    let (objects, records) = if scale.quick {
+        (2_000, 10_000)
+    } else {
+        (10_000, 50_000)
+    };
+    report.header(&format!(
+        "durable snapshots: restart from {objects} objects in a snapshot + {records} records; GET/create p99 while snapshots are taken"
+    ));
+    let rt = crate::client_runtime()?;
+    let args = |every: usize| {
+        let mut args: Vec<String> = scale.enclave_args.clone();
+        args.push(format!("--snapshot-every={every}"));
+        args
+    };
+    let start = |dir: Option<tempfile::TempDir>, args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match dir {
+            Some(dir) => DevCluster::start_in(dir, &[], &args),
+            None => DevCluster::start_with(&args),
+        }
+    };
+    // A snapshot once the objects are in (it covers them all), then a restart that will take
+    // none while the records are written.
+    let first = start(None, &args(objects));
+    rt.block_on(create_configmaps(&first, objects))?;
+    wait_for_log(&first, "snapshot written", Duration::from_secs(60))?;
+    let second = start(Some(first.stop()), &args(10 * (objects + records)));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    rt.block_on(crate::hostile::patch_configmaps(
+        second.port,
+        nautilus_tests::client::tls_config(&second.ca_pem),
+        second.token.clone(),
+        objects,
+        records as u64,
+        Duration::ZERO,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        done.clone(),
+        "record",
+    ));
+    let patched = done.load(std::sync::atomic::Ordering::Relaxed);
+    if patched < records as u64 {
+        return Err(format!("{patched} of {records} patches answered 200"));
+    }
+    let (ready, replay_millis) = kill_and_wait_ready(&second)?;
+    let replayed = second
+        .logs()
+        .lines()
+        .rev()
+        .find(|l| l.contains("cluster state replayed"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    if !replayed.contains("snapshot_revision=") {
+        return Err(format!(
+            "the restart did not start from a snapshot: {replayed}"
+        ));
+    }
+    let field = |name: &str| {
+        replayed
+            .split(&format!("{name}="))
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .unwrap_or("?")
+            .to_string()
+    };
+    report.info(
+        "the restart's replay",
+        format!(
+            "snapshot at revision {}, {} records, {} objects",
+            field("snapshot_revision"),
+            field("records"),
+            field("objects")
+        ),
+    );
     report.row(
-        &format!("restart to ready after kill -9, ~{objects} objects in the log"),
+        &format!("restart to ready after kill -9: {objects}-object snapshot + {records} records"),
         format!(
             "{} (replay {replay_millis} ms; dev waits 1 s before restarting)",
             ms(ready)
         ),
-        "< 5 s at 100,000",
+        "< 3 s",
         if scale.quick {
             Verdict::Scaled
         } else {
-            Verdict::of(ready < Duration::from_secs(5))
+            Verdict::of(ready < Duration::from_secs(3))
         },
     );
-    let rss_after = cluster
-        .enclave_pid()
-        .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    drop(second);
+
+    // The admin's GETs and creates at 100,000 objects: once with no snapshot, once with a
+    // snapshot due every 2,000 entries, so that one is being taken nearly all the time.
+    let filled = restart_objects(scale);
+    let load = if scale.quick {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(30)
+    };
+    let mut seen = Vec::new();
+    for every in [0, 2_000] {
+        let cluster = start(None, &args(every));
+        rt.block_on(create_configmaps(&cluster, filled))?;
+        crate::hostile::create_target(&cluster)?;
+        let before = snapshot_lines(&cluster).len();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tls = nautilus_tests::client::tls_config(&cluster.ca_pem);
+        let (legit, load_patches) = rt.block_on(async {
+            let legit = crate::hostile::spawn_legit(
+                cluster.port,
+                tls.clone(),
+                cluster.token.clone(),
+                stop.clone(),
+            );
+            // A steady background write load, 2,000 patches a second (a third of what the
+            // server takes), keeps the journal moving and the snapshots due.
+            let patches = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let writer = tokio::spawn(crate::hostile::patch_configmaps(
+                cluster.port,
+                tls,
+                cluster.token.clone(),
+                filled,
+                2_000 * load.as_secs(),
+                load,
+                stop.clone(),
+                patches.clone(),
+                "load",
+            ));
+            tokio::time::sleep(load).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = writer.await;
+            (
+                legit.finish().await,
+                patches.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        });
+        let lines = snapshot_lines(&cluster);
+        let mut millis: Vec<u64> = lines[before.min(lines.len())..]
+            .iter()
+            .filter_map(|l| {
+                l.split("millis=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        millis.sort_unstable();
+        let capture_max = lines[before.min(lines.len())..]
+            .iter()
+            .filter_map(|l| {
+                l.split("capture_micros=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        let taken = millis.len();
+        if every > 0 && taken == 0 {
+            return Err("no snapshot was taken during the load".into());
+        }
+        if every > 0 {
+            report.info(
+                "snapshots written during the load: count, median / max ms each, longest capture under the store lock",
+                format!(
+                    "{taken}, {} / {} ms, {}",
+                    millis[taken / 2],
+                    millis[taken - 1],
+                    ms(Duration::from_micros(capture_max))
+                ),
+            );
+        }
+        let mut gets = legit.gets.clone();
+        let mut creates = legit.creates.clone();
+        gets.sort_unstable();
+        creates.sort_unstable();
+        seen.push((
+            quantile(&gets, 0.99),
+            quantile(&creates, 0.99),
+            taken,
+            load_patches,
+            gets.len(),
+            creates.len(),
+        ));
+    }
+    let (without, during) = (seen[0], seen[1]);
     report.info(
-        "enclave RSS before the kill / after the replay",
+        &format!("load: ~{filled} objects, 2,000 patches/s over 4 connections, the admin's GET every 10 ms and create every 100 ms"),
         format!(
-            "{} / {}",
-            rss_before.map_or("?".into(), crate::mb),
-            rss_after.map_or("?".into(), crate::mb)
+            "without snapshots: {} patches, {} GETs, {} creates; with: {} patches, {} snapshots written, {} GETs, {} creates",
+            without.3, without.4, without.5, during.3, during.2, during.4, during.5
         ),
     );
+    for (what, a, b) in [
+        ("GET", without.0, during.0),
+        ("create", without.1, during.1),
+    ] {
+        report.row(
+            &format!("admin {what} p99 while snapshots are taken vs without"),
+            format!(
+                "{} vs {} ({})",
+                ms(b),
+                ms(a),
+                peer::ratio(b.as_secs_f64(), a.as_secs_f64())
+            ),
+            "< 2× without",
+            if scale.quick {
+                Verdict::Scaled
+            } else {
+                Verdict::of(b < a * 2)
+            },
+        );
+    }
+    Ok(())
+}
+
+/// `count` ConfigMaps `cm-000000`.. of ~1 KB in `default`, over 8 connections.
+async fn create_configmaps(cluster: &DevCluster, count: usize) -> Result<(), String> {
+    let server = peer::Server::nautilus("nautilus", cluster);
+    let cm = Arc::new(BodyTemplate::config_map(1_000));
+    server
+        .creates("/api/v1/namespaces/default/configmaps", cm, "cm", count, 8)
+        .await
+        .map(drop)
+}
+
+/// The enclave's log lines for the snapshots it has written so far.
+fn snapshot_lines(cluster: &DevCluster) -> Vec<String> {
+    cluster
+        .logs()
+        .lines()
+        .filter(|l| l.contains("snapshot written"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_for_log(cluster: &DevCluster, text: &str, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    while !cluster.logs().contains(text) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no \"{text}\" in the logs within {} s",
+                within.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Ok(())
 }
 

@@ -96,11 +96,13 @@ impl RssSampler {
 
 /// What the legitimate admin client saw.
 #[derive(Default)]
-struct Legit {
-    gets: Vec<Duration>,
+pub(crate) struct Legit {
+    pub(crate) gets: Vec<Duration>,
     /// When each GET started, from the first one: where the slow ones fall in the attack.
     get_starts: Vec<Duration>,
-    get_failures: usize,
+    pub(crate) get_failures: usize,
+    /// The latency of each successful create.
+    pub(crate) creates: Vec<Duration>,
     creates_ok: usize,
     creates_failed: usize,
     first_create_failure: Option<String>,
@@ -108,9 +110,9 @@ struct Legit {
 
 /// The legitimate admin on its own thread and runtime, so that the attack's client tasks (in
 /// the same bench process) do not delay it: what it measures is the server's answer.
-struct LegitThread(std::thread::JoinHandle<Legit>);
+pub(crate) struct LegitThread(std::thread::JoinHandle<Legit>);
 
-fn spawn_legit(
+pub(crate) fn spawn_legit(
     port: u16,
     tls: Arc<rustls::ClientConfig>,
     token: String,
@@ -129,7 +131,7 @@ fn spawn_legit(
 
 impl LegitThread {
     /// Its figures once `stop` is set.
-    async fn finish(self) -> Legit {
+    pub(crate) async fn finish(self) -> Legit {
         tokio::task::spawn_blocking(move || self.0.join().unwrap_or_default())
             .await
             .unwrap_or_default()
@@ -182,10 +184,12 @@ async fn legit_client(
     };
     let creator = tokio::spawn(async move {
         let (mut ok, mut failed, mut first) = (0, 0, None);
+        let mut latencies = Vec::new();
         let mut conn = None;
         let mut seq = 0u64;
         while !stop.load(Ordering::Relaxed) {
             seq += 1;
+            let t = Instant::now();
             if conn.is_none() {
                 conn = Connection::open(port, tls.clone()).await.ok();
             }
@@ -206,7 +210,10 @@ async fn legit_client(
                 None => Err("connect failed".into()),
             };
             match reply {
-                Ok(r) if r.status == 201 => ok += 1,
+                Ok(r) if r.status == 201 => {
+                    ok += 1;
+                    latencies.push(t.elapsed());
+                }
                 Ok(r) => {
                     failed += 1;
                     first.get_or_insert_with(|| {
@@ -221,24 +228,25 @@ async fn legit_client(
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        (ok, failed, first)
+        (latencies, ok, failed, first)
     });
     let (gets, get_starts, get_failures) = getter.await.unwrap_or_default();
-    let (creates_ok, creates_failed, first_create_failure) =
+    let (creates, creates_ok, creates_failed, first_create_failure) =
         creator
             .await
-            .unwrap_or((0, 0, Some("creator panicked".into())));
+            .unwrap_or((Vec::new(), 0, 0, Some("creator panicked".into())));
     Legit {
         gets,
         get_starts,
         get_failures,
+        creates,
         creates_ok,
         creates_failed,
         first_create_failure,
     }
 }
 
-fn create_target(cluster: &DevCluster) -> Result<(), String> {
+pub(crate) fn create_target(cluster: &DevCluster) -> Result<(), String> {
     let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"legit-target"},"data":{"k":"v"}}"#;
     let reply = cluster.request(
         "POST",
@@ -447,7 +455,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
                 let data = "x".repeat(1000);
                 for i in (c..configmaps).step_by(8) {
                     let body = format!(
-                        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i}"}},"data":{{"k":"{data}"}}}}"#
+                        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"cm-{i:06}"}},"data":{{"k":"{data}"}}}}"#
                     );
                     let r = conn
                         .send(
@@ -458,7 +466,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
                         )
                         .await?;
                     if r.status != 201 {
-                        return Err(format!("create cm-{i}: {}", r.status));
+                        return Err(format!("create cm-{i:06}: {}", r.status));
                     }
                 }
                 Ok::<(), String>(())
@@ -630,7 +638,7 @@ fn slow_watchers(scale: &Scale, sizes: &Sizes, report: &mut Report) -> Result<()
 /// `stop`), spread evenly over `spread` (at once when zero), counting successes in `done`;
 /// `pass` makes every patch a change (a repeated value would be a no-op, with no new revision).
 #[allow(clippy::too_many_arguments)]
-async fn patch_configmaps(
+pub(crate) async fn patch_configmaps(
     port: u16,
     tls: Arc<rustls::ClientConfig>,
     token: String,
@@ -662,7 +670,7 @@ async fn patch_configmaps(
                 let i = n as usize % configmaps.max(1);
                 let round = n / configmaps.max(1) as u64;
                 let body = format!(r#"{{"data":{{"round":"{pass}-{round}"}}}}"#);
-                let path = format!("/api/v1/namespaces/default/configmaps/cm-{i}");
+                let path = format!("/api/v1/namespaces/default/configmaps/cm-{i:06}");
                 if conn
                     .send("PATCH", &path, Some(body.as_bytes()), &headers)
                     .await
