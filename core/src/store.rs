@@ -4,7 +4,6 @@
 //! Every write bumps the revision by exactly one and appends exactly one event to the watch ring,
 //! so the ring can be indexed by revision. A write that would exceed a budget changes nothing.
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc as StdArc;
@@ -21,10 +20,11 @@ use crate::{Config, Error};
 pub struct ObjectKey {
     /// Resource type.
     pub resource: ResourceId,
-    /// Namespace; empty for cluster-scoped objects.
-    pub namespace: Box<str>,
+    /// Namespace; empty for cluster-scoped objects. Shared, so that a key clones without
+    /// allocating (a snapshot clones every key under the store lock).
+    pub namespace: StdArc<str>,
     /// Object name.
-    pub name: Box<str>,
+    pub name: StdArc<str>,
 }
 
 impl ObjectKey {
@@ -315,7 +315,7 @@ impl Store {
         if self.objects.contains_key(&key) {
             return Err(Error::AlreadyExists {
                 resource: String::new(),
-                name: key.name.into(),
+                name: String::from(&*key.name),
             });
         }
         if self.objects.len() >= self.max_objects {

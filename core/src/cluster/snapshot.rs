@@ -91,11 +91,11 @@ impl Cluster {
             revision,
             at,
             header,
-            objects: self
-                .store
-                .iter()
-                .map(|(k, o)| (k.clone(), o.clone()))
-                .collect(),
+            objects: {
+                let mut objects = Vec::with_capacity(self.store.len());
+                objects.extend(self.store.iter().map(|(k, o)| (k.clone(), o.clone())));
+                objects
+            },
         }
     }
 }
