@@ -1257,9 +1257,13 @@ mod tests {
         let point = log.snapshot_point().await.unwrap();
         let sealer = log.chunk_sealer(point);
         let (tx, rx) = mpsc::channel(4);
-        tx.send(sealer.seal(0, b"half of the state").map(SnapshotPart::Chunk))
-            .await
-            .unwrap();
+        tx.send(
+            sealer
+                .seal(0, b"half of the state")
+                .map(SnapshotPart::Chunk),
+        )
+        .await
+        .unwrap();
         drop(tx);
         assert!(matches!(
             log.write_sealed_snapshot(point, 1, rx).await,

@@ -425,7 +425,10 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
                     index,
                     bytes,
                 } => {
-                    if chunks_tx.blocking_send((id, snapshot, index, bytes)).is_err() {
+                    if chunks_tx
+                        .blocking_send((id, snapshot, index, bytes))
+                        .is_err()
+                    {
                         return;
                     }
                     continue;
