@@ -122,6 +122,7 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("v1", "Secret", &tables::SECRET),
     ("v1", "ServiceAccount", &tables::SERVICE_ACCOUNT),
     ("v1", "Event", &tables::EVENT),
+    ("events.k8s.io/v1", "Event", &tables::EVENTS_EVENT),
     ("v1", "Binding", &tables::BINDING),
     ("v1", "PodTemplate", &tables::POD_TEMPLATE),
     (

@@ -33,6 +33,19 @@ pub struct ResourceType<'a> {
     pub subresources: &'a [&'a str],
     /// The definition serving a custom resource in this version; `None` for built-in kinds.
     pub custom: Option<&'a crate::crd::Served>,
+    /// A second group-version of a built-in kind over the storage of the [`RESOURCES`] row
+    /// with the same `id` ([`VIEWS`]); `None` for the storage rows and custom resources.
+    pub view: Option<View>,
+}
+
+/// A built-in kind served in a group-version other than the one it is stored in, over the
+/// same objects: one object, two shapes, converted field by field as kube's versioned types
+/// convert through the internal one (`crate::api::view`). Resource versions, watches, TTLs and
+/// every rule of the stored kind are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `events.k8s.io/v1` Event over core `v1` Events.
+    EventsV1,
 }
 
 /// Index of a built-in resource type in [`RESOURCES`], or the id of a custom resource.
@@ -116,6 +129,7 @@ const fn core_v1(
         categories,
         subresources,
         custom: None,
+        view: None,
     }
 }
 
@@ -225,6 +239,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::Deployments,
@@ -238,6 +253,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["all"],
         subresources: &["status", "scale"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::ReplicaSets,
@@ -251,6 +267,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["all"],
         subresources: &["status", "scale"],
         custom: None,
+        view: None,
     },
     core_v1(
         ResourceId::PodTemplates,
@@ -284,6 +301,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["all"],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::CronJobs,
@@ -297,6 +315,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["all"],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::CustomResourceDefinitions,
@@ -310,6 +329,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["api-extensions"],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     core_v1(
         ResourceId::ResourceQuotas,
@@ -333,6 +353,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::RuntimeClasses,
@@ -346,6 +367,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::FlowSchemas,
@@ -359,6 +381,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::PriorityLevelConfigurations,
@@ -372,6 +395,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::ValidatingWebhookConfigurations,
@@ -385,6 +409,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["api-extensions"],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::MutatingWebhookConfigurations,
@@ -398,6 +423,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["api-extensions"],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::ValidatingAdmissionPolicies,
@@ -411,6 +437,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["api-extensions"],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::ValidatingAdmissionPolicyBindings,
@@ -424,6 +451,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &["api-extensions"],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::Roles,
@@ -437,6 +465,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::ClusterRoles,
@@ -450,6 +479,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::RoleBindings,
@@ -463,6 +493,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::ClusterRoleBindings,
@@ -476,6 +507,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::CSINodes,
@@ -489,6 +521,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::CSIDrivers,
@@ -502,6 +535,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::EndpointSlices,
@@ -515,6 +549,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::PriorityClasses,
@@ -528,6 +563,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::Ingresses,
@@ -541,6 +577,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::IngressClasses,
@@ -554,6 +591,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &[],
         custom: None,
+        view: None,
     },
     ResourceType {
         id: ResourceId::VolumeAttachments,
@@ -567,8 +605,41 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         categories: &[],
         subresources: &["status"],
         custom: None,
+        view: None,
     },
 ];
+
+/// The built-in kinds served a second time in another group-version over a [`RESOURCES`] row's
+/// storage (the row whose `id` they share).
+pub const VIEWS: &[ResourceType<'static>] = &[ResourceType {
+    id: ResourceId::Events,
+    group: "events.k8s.io",
+    version: "v1",
+    plural: "events",
+    singular: "event",
+    kind: "Event",
+    namespaced: true,
+    short_names: &["ev"],
+    categories: &[],
+    subresources: &[],
+    custom: None,
+    view: Some(View::EventsV1),
+}];
+
+impl View {
+    /// The view's row of [`VIEWS`].
+    pub fn info(self) -> &'static ResourceType<'static> {
+        VIEWS
+            .iter()
+            .find(|r| r.view == Some(self))
+            .unwrap_or(&UNNAMED_CUSTOM)
+    }
+}
+
+/// Every served built-in resource type: the storage rows, then the views.
+pub fn builtin() -> impl Iterator<Item = &'static ResourceType<'static>> {
+    RESOURCES.iter().chain(VIEWS)
+}
 
 /// The API groups served besides the core group, in discovery order, each with one version.
 pub const GROUPS: &[(&str, &str)] = &[
@@ -585,6 +656,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("discovery.k8s.io", "v1"),
     ("scheduling.k8s.io", "v1"),
     ("networking.k8s.io", "v1"),
+    ("events.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -602,6 +674,7 @@ const UNNAMED_CUSTOM: ResourceType<'static> = ResourceType {
     categories: &[],
     subresources: &[],
     custom: None,
+    view: None,
 };
 
 impl ResourceId {
@@ -647,6 +720,7 @@ impl ResourceType<'_> {
             "discovery.k8s.io" => Cow::Borrowed("discovery.k8s.io/v1"),
             "scheduling.k8s.io" => Cow::Borrowed("scheduling.k8s.io/v1"),
             "networking.k8s.io" => Cow::Borrowed("networking.k8s.io/v1"),
+            "events.k8s.io" => Cow::Borrowed("events.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }
@@ -687,16 +761,12 @@ impl Eq for Resource {}
 
 /// Finds a built-in resource by group, version and plural as it appears in a request path.
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType<'static>> {
-    RESOURCES
-        .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+    builtin().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Finds a built-in resource by its `apiVersion` and `kind`.
 pub fn lookup_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType<'static>> {
-    RESOURCES
-        .iter()
-        .find(|r| r.api_version() == api_version && r.kind == kind)
+    builtin().find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// The kind as kube's errors name it (`GroupKind.String()`): `Deployment.apps`, `Pod` for the

@@ -195,6 +195,14 @@ pub fn unknown_fields(resource: ResourceId, obj: &Value) -> Vec<String> {
     out
 }
 
+/// [`unknown_fields`] of a body in a view's shape ([`crate::resource::VIEWS`]), checked against
+/// the view's own type.
+pub fn unknown_view_fields(view: crate::resource::View, obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(Shape::Object(types::view_root(view)), obj, "", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

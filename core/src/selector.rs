@@ -637,7 +637,39 @@ fn has_conversion_func(resource: ResourceId) -> bool {
     )
 }
 
-fn convert_field_label(resource: ResourceId, label: &str) -> Result<&'static str, String> {
+/// `events.k8s.io/v1`'s field labels and the stored Event's labels they select
+/// (`AddFieldLabelConversionsForEvent`).
+const EVENTS_V1_FIELD_LABELS: &[(&str, &str)] = &[
+    ("reason", "reason"),
+    ("regarding.kind", "involvedObject.kind"),
+    ("regarding.namespace", "involvedObject.namespace"),
+    ("regarding.name", "involvedObject.name"),
+    ("regarding.uid", "involvedObject.uid"),
+    ("regarding.apiVersion", "involvedObject.apiVersion"),
+    (
+        "regarding.resourceVersion",
+        "involvedObject.resourceVersion",
+    ),
+    ("regarding.fieldPath", "involvedObject.fieldPath"),
+    ("reportingController", "reportingComponent"),
+    ("source", "source"),
+    ("type", "type"),
+    ("metadata.namespace", "metadata.namespace"),
+    ("metadata.name", "metadata.name"),
+];
+
+fn convert_field_label(
+    resource: ResourceId,
+    view: Option<crate::resource::View>,
+    label: &str,
+) -> Result<&'static str, String> {
+    if view == Some(crate::resource::View::EventsV1) {
+        return EVENTS_V1_FIELD_LABELS
+            .iter()
+            .find(|(from, _)| *from == label)
+            .map(|(_, to)| *to)
+            .ok_or_else(|| format!("field label not supported: {label}"));
+    }
     if resource == ResourceId::Pods && label == "spec.host" {
         // Old v1 clients send `spec.host`; kube folds it into `spec.nodeName`.
         return Ok("spec.nodeName");
@@ -730,6 +762,16 @@ fn unescape(value: &str) -> Result<String, String> {
 impl FieldSelector {
     /// Parses `a=b,c!=d` for `resource`; unsupported fields are 400 as kube-apiserver says.
     pub fn parse(resource: ResourceId, text: &str) -> Result<Self, Error> {
+        Self::parse_in(resource, None, text)
+    }
+
+    /// [`FieldSelector::parse`] for a request through `view` of `resource`: the labels are the
+    /// view's, converted to the stored kind's.
+    pub fn parse_in(
+        resource: ResourceId,
+        view: Option<crate::resource::View>,
+        text: &str,
+    ) -> Result<Self, Error> {
         let mut parts = split_terms(text);
         parts.sort_unstable();
         let mut parsed: Vec<(&str, String, bool)> = Vec::new();
@@ -747,7 +789,7 @@ impl FieldSelector {
         }
         let mut out = Self::default();
         for (lhs, value, negated) in parsed {
-            let field = convert_field_label(resource, lhs).map_err(Error::BadRequest)?;
+            let field = convert_field_label(resource, view, lhs).map_err(Error::BadRequest)?;
             out.terms
                 .push(FieldTerm {
                     field,

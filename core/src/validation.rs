@@ -14,6 +14,7 @@ use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 
 mod discovery;
+mod events;
 mod networking;
 mod policy;
 mod rbac;
@@ -486,6 +487,18 @@ pub fn validate_custom(
 
 /// Validates `obj` (with `old` on update); errors are 422 Invalid with causes.
 pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Result<(), Error> {
+    validate_as(resource.info(), obj, old)
+}
+
+/// Validates `obj`, in its stored shape, written through `rt` (a storage row or a view of one:
+/// some kinds have rules that depend on the API a write came through, as kube's validation
+/// takes the request's group-version); errors are 422 Invalid naming `rt`'s group kind.
+pub fn validate_as(
+    rt: &crate::resource::ResourceType<'_>,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), Error> {
+    let resource = rt.id;
     let mut e = Errs::default();
     let empty = Value::Null;
     let meta = obj.get("metadata").unwrap_or(&empty);
@@ -508,7 +521,15 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
         }
         ResourceId::Nodes => validate_node(&mut e, obj),
         ResourceId::Leases => validate_lease(&mut e, obj),
-        ResourceId::Events => validate_event(&mut e, obj),
+        ResourceId::Events => {
+            events::validate_legacy(&mut e, obj);
+            if rt.view == Some(crate::resource::View::EventsV1) {
+                match old {
+                    None => events::validate_v1_create(&mut e, obj),
+                    Some(old) => events::validate_v1_update(&mut e, obj, old),
+                }
+            }
+        }
         ResourceId::Endpoints => validate_endpoints(&mut e, obj),
         ResourceId::ResourceQuotas => policy::validate_resource_quota(&mut e, obj),
         ResourceId::PodDisruptionBudgets => policy::validate_pdb(&mut e, obj),
@@ -552,7 +573,7 @@ pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Resul
     }
     // kube's `NewInvalid` names the group kind: `Deployment.apps "web" is invalid`.
     Err(Error::Invalid {
-        kind: crate::resource::group_kind(resource.info()),
+        kind: crate::resource::group_kind(rt),
         name: s(meta, "name").to_string(),
         causes: e.causes,
     })
@@ -1666,50 +1687,6 @@ fn validate_lease(e: &mut Errs, obj: &Value) {
         );
     }
     e.nonnegative("spec.leaseTransitions", spec.get("leaseTransitions"));
-}
-
-fn validate_event(e: &mut Errs, obj: &Value) {
-    let ns = obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let involved_ns = obj
-        .pointer("/involvedObject/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let event_time = obj.get("eventTime").is_some_and(|v| !v.is_null());
-    if !event_time {
-        let ok = if involved_ns.is_empty() {
-            ns.is_empty() || ns == "default"
-        } else {
-            ns == involved_ns
-        };
-        if !ok {
-            e.invalid(
-                "involvedObject.namespace",
-                Bad::Str(involved_ns),
-                "does not match event.namespace",
-            );
-        }
-    } else {
-        if involved_ns.is_empty() && ns != "default" && ns != "kube-system" {
-            e.invalid(
-                "involvedObject.namespace",
-                Bad::Str(involved_ns),
-                "does not match event.namespace",
-            );
-        }
-        let rc = s(obj, "reportingComponent");
-        if rc.is_empty() {
-            e.required("reportingComponent", "");
-        }
-        e.invalid_each("reportingComponent", rc, qualified_name_errors(rc));
-        for f in ["reportingInstance", "action", "reason"] {
-            if s(obj, f).is_empty() {
-                e.required(f, "");
-            }
-        }
-    }
 }
 
 /// `ValidatePriorityClass` and, with `old`, `ValidatePriorityClassUpdate`.

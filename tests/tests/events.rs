@@ -197,3 +197,119 @@ fn a_worker_flooding_events_is_limited_and_the_admin_s_creates_succeed() {
         201
     );
 }
+
+/// events.k8s.io/v1 is a second view of the same Events (issue 14's discovery list, issue 18's
+/// node agents): written through one API, read through both by kubectl and the Python client,
+/// refused in kube's words when a new event lacks what events.k8s.io/v1 requires.
+#[test]
+fn events_k8s_io_and_core_events_are_one_object_for_kubectl_and_python() {
+    let c = DevCluster::start();
+    let manifest = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "scheduled", "namespace": "default"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "example.com/scheduler", "reportingInstance": "scheduler-1",
+        "action": "Binding", "reason": "Scheduled", "type": "Normal",
+        "note": "assigned default/web to node-a",
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "web"}})
+    .to_string();
+    let out = c.kubectl_with_input(&["create", "-f", "-"], Some(&manifest));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "event.events.k8s.io/scheduled created"
+    );
+    // The core API shows the same object with kube's field mapping.
+    let message = c.kubectl_ok(&[
+        "get",
+        "events",
+        "scheduled",
+        "-o",
+        "jsonpath={.message}/{.involvedObject.name}/{.reportingComponent}",
+    ]);
+    assert_eq!(
+        message,
+        "assigned default/web to node-a/web/example.com/scheduler"
+    );
+    let table = c.kubectl_ok(&["get", "events.v1.events.k8s.io"]);
+    let header = table.lines().next().unwrap_or("");
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("Normal   Scheduled   pod/web   assigned default/web to node-a"),
+        "{table}"
+    );
+    // A core event reads through events.k8s.io/v1 with the deprecated fields.
+    let core = post(
+        &c,
+        EVENTS,
+        &event("legacy", "2024-01-01T00:00:00Z", "old style"),
+    );
+    assert_eq!(core.status, 201, "{}", text(&core));
+    let viewed = c.kubectl_ok(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "legacy",
+        "-o",
+        "jsonpath={.note}/{.deprecatedCount}/{.regarding.name}",
+    ]);
+    assert_eq!(viewed, "old style/1/p");
+
+    // kube's strict rules for a new event through events.k8s.io/v1, in kube's words.
+    let bare = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"name": "bare", "namespace": "default"},
+        "reason": "Scheduled", "type": "Normal", "note": "n"})
+    .to_string();
+    let out = c.kubectl_with_input(&["create", "-f", "-"], Some(&bare));
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "The Event \"bare\" is invalid: eventTime: Required value"
+    );
+
+    // The Python client's EventsV1Api creates; its CoreV1Api reads the same object.
+    let script = r#"
+import sys, datetime
+from kubernetes import client, config
+config.load_kube_config(sys.argv[1])
+ev = client.EventsV1Event(
+    metadata=client.V1ObjectMeta(name="from-python", namespace="default", labels={"by": "python"}),
+    # A MicroTime needs its six fractional digits, in kube as here: isoformat() drops them
+    # when the microseconds are zero.
+    event_time=datetime.datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=datetime.timezone.utc),
+    reporting_controller="example.com/python", reporting_instance="py-1",
+    action="Test", reason="Tested", type="Warning", note="hello from python",
+    regarding=client.V1ObjectReference(kind="Node", name="node-a"))
+made = client.EventsV1Api().create_namespaced_event("default", ev)
+core = client.CoreV1Api().read_namespaced_event("from-python", "default")
+# The legacy event has no eventTime, which this client's EventsV1Event requires (as against
+# kube, whose conversion leaves it null): list only this one.
+listed = client.EventsV1Api().list_namespaced_event("default", label_selector="by=python")
+print("core", core.message, core.reporting_component, core.involved_object.name)
+print("same rv", core.metadata.resource_version == made.metadata.resource_version)
+print("listed", sorted(e.metadata.name for e in listed.items))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&c.kubeconfig)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("core hello from python example.com/python node-a"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("same rv True"), "{stdout}");
+    assert!(stdout.contains("listed ['from-python']"), "{stdout}");
+}

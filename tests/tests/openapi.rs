@@ -232,6 +232,13 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
         let field = path.rsplit('.').next().unwrap_or(path);
         explains(&c, &[path], field, children);
     }
+    // A view of a kind in a second group-version has its own schema.
+    explains(
+        &c,
+        &["--api-version=events.k8s.io/v1", "events.series"],
+        "series",
+        &["count", "lastObservedTime"],
+    );
     // `--recursive` walks the whole tree without a missing definition.
     let tree = c.kubectl_ok(&["explain", "pods.spec", "--recursive"]);
     assert!(tree.contains("tcpSocket"), "{tree}");

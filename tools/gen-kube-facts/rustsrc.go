@@ -18,15 +18,22 @@ type resource struct {
 	kind         string
 	namespaced   bool
 	subresources []string
+	view         string // View variant of a row of VIEWS; empty for a storage row
 }
 
 // served is what core serves, read from its own sources so that adding a resource to
 // core/src/resource.rs and regenerating is the whole change.
 type served struct {
 	resources  []resource // in ResourceId order
+	views      []resource // rows of VIEWS: another group-version over a resource's storage
 	verbs      []string
 	groups     [][2]string // besides the core group, in discovery order
 	gitVersion string
+}
+
+// all is every served built-in resource: the storage rows, then the views.
+func (s *served) all() []resource {
+	return append(append([]resource{}, s.resources...), s.views...)
 }
 
 func (s *served) groupVersions() [][2]string {
@@ -51,6 +58,7 @@ var (
 	groupsConst = regexp.MustCompile(`(?s)pub const GROUPS: &\[\(&str, &str\)\] = &\[(.*?)\];`)
 	gitVersion  = regexp.MustCompile(`pub const GIT_VERSION: &str = "([^"]*)";`)
 	rustString  = regexp.MustCompile(`"([^"\\]*)"`)
+	viewVariant = regexp.MustCompile(`^Some\(View::(\w+)\)$`)
 )
 
 func readServed(root string) (*served, error) {
@@ -122,6 +130,11 @@ func readServed(root string) (*served, error) {
 		r := resource{id: strings.TrimPrefix(fields["id"], "ResourceId::"), group: unquote(fields["group"]),
 			version: unquote(fields["version"]), plural: unquote(fields["plural"]), kind: unquote(fields["kind"]),
 			namespaced: fields["namespaced"] == "true", subresources: stringList(fields["subresources"])}
+		if v := viewVariant.FindStringSubmatch(fields["view"]); v != nil {
+			r.view = v[1]
+			s.views = append(s.views, r)
+			continue
+		}
 		if err := add(r); err != nil {
 			return nil, err
 		}

@@ -302,8 +302,9 @@ func schemaTypes(mods map[string]module, s *served, docs map[string]obj) ([]byte
 		return nil, err
 	}
 	g := &schemaGen{defs: defs, idents: map[string]string{}, keyDefs: map[string][]string{}}
-	roots := make([]string, len(s.resources))
-	for i, r := range s.resources {
+	all := s.all()
+	roots := make([]string, len(all))
+	for i, r := range all {
 		if roots[i], err = kindDef(defs, r); err != nil {
 			return nil, err
 		}
@@ -336,13 +337,19 @@ func schemaTypes(mods map[string]module, s *served, docs map[string]obj) ([]byte
 	b.WriteString("// the served kinds and every object type they hold. Do not edit by hand: regenerate.\n\n")
 	b.WriteString("use super::Shape::*;\n")
 	b.WriteString("use super::{Item, ListKind, MergeKind, Type, atomic, f};\n")
-	b.WriteString("use crate::resource::ResourceId;\n\n")
+	b.WriteString("use crate::resource::{ResourceId, View};\n\n")
 	b.WriteString("/// The type of a served kind's objects.\n")
 	b.WriteString("pub(super) fn root(resource: ResourceId) -> &'static Type {\n    match resource {\n")
 	for i, r := range s.resources {
 		fmt.Fprintf(&b, "        ResourceId::%s => &%s,\n", r.id, g.idents[roots[i]])
 	}
 	b.WriteString("        ResourceId::Custom(_) => &CUSTOM_RESOURCE,\n")
+	b.WriteString("    }\n}\n\n")
+	b.WriteString("/// The type of a view's objects (a served kind in another group-version).\n")
+	b.WriteString("pub(super) fn view_root(view: View) -> &'static Type {\n    match view {\n")
+	for i, r := range s.views {
+		fmt.Fprintf(&b, "        View::%s => &%s,\n", r.view, g.idents[roots[len(s.resources)+i]])
+	}
 	b.WriteString("    }\n}\n\n")
 	objectMeta, ok := g.idents["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]
 	if !ok {

@@ -105,7 +105,7 @@ func servedPaths(paths obj, s *served, prefixes []string, extra map[string]bool)
 	for _, gv := range s.groupVersions() {
 		want[gvPrefix(gv[0], gv[1])+"/"] = true
 	}
-	for _, r := range s.resources {
+	for _, r := range s.all() {
 		coll := resourcePaths(r)[0]
 		for _, p := range prefixes {
 			if _, ok := paths[coll]; !ok && p == gvPrefix(r.group, r.version) {

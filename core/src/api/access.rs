@@ -14,7 +14,7 @@ use super::Cluster;
 use super::request::{self, ApiRequest, ApiResponse, Method, Query, ResourcePath, Route};
 use crate::auth::Identity;
 use crate::error::Cause;
-use crate::resource::{self, RESOURCES, ResourceType};
+use crate::resource::{self, ResourceType};
 use crate::token::NodeIdentity;
 use crate::{Error, UnixTime, json as j};
 
@@ -197,9 +197,7 @@ fn resource_type(
     plural: &str,
 ) -> Option<&'static ResourceType<'static>> {
     if version.is_empty() {
-        RESOURCES
-            .iter()
-            .find(|r| r.group == group && r.plural == plural)
+        resource::builtin().find(|r| r.group == group && r.plural == plural)
     } else {
         resource::lookup(group, version, plural)
     }
@@ -487,7 +485,7 @@ impl Cluster {
             .filter(|(k, _)| &*k.namespace == namespace)
             .map(|(k, _)| k.name.to_string())
             .collect();
-        for rt in RESOURCES {
+        for rt in resource::builtin() {
             let ns = rt.namespaced.then_some(namespace);
             let subs = core::iter::once(None).chain(rt.subresources.iter().map(|s| Some(*s)));
             for sub in subs {

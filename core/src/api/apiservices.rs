@@ -41,6 +41,7 @@ fn builtin_priority(group: &str, version: &str) -> Option<(i64, i64)> {
     let priority = match (group, version) {
         ("", "v1") => (18000, 1),
         ("apps", "v1") => (17800, 15),
+        ("events.k8s.io", "v1") => (17750, 15),
         ("authentication.k8s.io", "v1") => (17700, 15),
         ("authorization.k8s.io", "v1") => (17600, 15),
         ("batch", "v1") => (17400, 15),

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::access::{REVIEWS, Review};
 use super::apiservices;
 use crate::crd::{Registry, Served};
-use crate::resource::{GROUPS, RESOURCES, ResourceType, VERBS};
+use crate::resource::{GROUPS, ResourceType, VERBS};
 
 /// A resource served without storage: an access review (create only) or the APIServices
 /// (read-only, derived from what is served).
@@ -269,8 +269,7 @@ fn entries<'a>(group: &str, version: &str, custom: &'a [Served]) -> Option<Vec<E
     if !builtin && custom.is_empty() {
         return None;
     }
-    let mut out: Vec<Entry<'a>> = RESOURCES
-        .iter()
+    let mut out: Vec<Entry<'a>> = crate::resource::builtin()
         .filter(|r| r.group == group && r.version == version)
         .map(Entry::builtin)
         .collect();
@@ -641,6 +640,7 @@ mod tests {
                 "batch",
                 "coordination.k8s.io",
                 "discovery.k8s.io",
+                "events.k8s.io",
                 "flowcontrol.apiserver.k8s.io",
                 "networking.k8s.io",
                 "node.k8s.io",

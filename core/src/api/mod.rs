@@ -24,6 +24,7 @@ pub mod request;
 mod revision;
 pub mod services;
 pub mod table;
+pub mod view;
 pub mod watch;
 mod workers;
 #[cfg(test)]

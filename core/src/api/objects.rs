@@ -281,7 +281,7 @@ impl Cluster {
                         self.config.max_body_bytes
                     )));
                 }
-                crate::protobuf::decode(rt.id, req.body)?
+                crate::protobuf::decode_as(&rt.api_version(), rt.kind, req.body)?
             }
             _ if rt.custom.is_some() => {
                 return Err(Error::UnsupportedMediaType(alloc::format!(
@@ -365,7 +365,10 @@ impl Cluster {
             // A custom resource is pruned by its schema whatever the mode, as kube's CR
             // decoder prunes; the pruned paths are the unknown fields.
             Some(served) => served.version().schema.prune(obj),
-            None => schema::unknown_fields(rt.id, obj),
+            None => match rt.view {
+                Some(view) => schema::unknown_view_fields(view, obj),
+                None => schema::unknown_fields(rt.id, obj),
+            },
         };
         let repeated = if mode == FieldValidation::Ignore || is_protobuf(req) {
             Vec::new()
@@ -569,7 +572,13 @@ impl Cluster {
             (_, Some(served)) => {
                 Ok(ApiResponse::json(200, custom::view_bytes(served, object).into_owned()).into())
             }
-            (_, None) => Ok(ApiResponse::json(200, object.json.to_vec()).into()),
+            (_, None) => {
+                let json = match rt.view {
+                    Some(view) => view.bytes_to_view(&object.json).into_owned(),
+                    None => object.json.to_vec(),
+                };
+                Ok(ApiResponse::json(200, json).into())
+            }
         }
     }
 
@@ -583,7 +592,8 @@ impl Cluster {
     ) -> Result<Outcome, Error> {
         let representation = request::negotiate(req.accept)?;
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(rt.id, query.get("fieldSelector").unwrap_or(""))?;
+        let fields =
+            FieldSelector::parse_in(rt.id, rt.view, query.get("fieldSelector").unwrap_or(""))?;
         let limit = query
             .number("limit")?
             .map_or(self.config.max_list_page, |l| {
@@ -684,6 +694,7 @@ impl Cluster {
         Ok(Outcome::List(alloc::boxed::Box::new(ListRender {
             resource: rt.id,
             custom: rt.custom.cloned(),
+            view: rt.view,
             format,
             items: page.items,
             revision: snapshot,
@@ -785,6 +796,7 @@ impl Cluster {
     ) -> Result<ApiResponse, Error> {
         let mode = Self::field_validation(query)?;
         let warnings = Self::check_fields(rt, req, &mut obj, mode)?;
+        let mut obj = view_to_storage(rt, obj)?;
         // generateName
         if j::str_at(&obj, "/metadata/name").is_empty() {
             let prefix = j::string_at(&obj, "/metadata/generateName");
@@ -861,10 +873,7 @@ impl Cluster {
         }
         let json = self.write_new(&WriteContext::for_identity(now, identity), key, &mut obj)?;
         self.charge_quotas(now, charges);
-        let json = match rt.custom {
-            Some(served) => custom::answer(served, json),
-            None => json,
-        };
+        let json = answer(rt, json);
         Ok(ApiResponse {
             warnings,
             ..ApiResponse::json(201, json)
@@ -918,6 +927,7 @@ impl Cluster {
             Some(served) => custom::view(served, current)?,
             None => parse_stored(current)?,
         };
+        let obj = view_to_storage(rt, obj)?;
         let (status, json) = self.write_update(
             now, req, identity, ownership, rt, &key, &old, obj, sub, mode,
         )?;
@@ -1038,7 +1048,7 @@ impl Cluster {
         );
         if same_ignoring_managed_time(old, &obj) {
             // A no-op write keeps the revision, as kube-apiserver does.
-            return Ok((200, j::to_vec(old)));
+            return Ok((200, answer(rt, j::to_vec(old))));
         }
         let charges = if rt.id == ResourceId::Services && sub.is_none() {
             self.admit_quota(now, rt.id, &key.namespace, &key.name, &obj, Some(old))?
@@ -1047,7 +1057,7 @@ impl Cluster {
         };
         if dry_run_requested(req) {
             // kube's storage answers a dry-run update with the stored revision.
-            return Ok((200, j::to_vec(&obj)));
+            return Ok((200, answer(rt, j::to_vec(&obj))));
         }
         if let Some(served) = rt.custom {
             custom::to_storage(served, &mut obj);
@@ -1150,6 +1160,12 @@ impl Cluster {
                 }
             }
             let warnings = Self::check_fields(rt, req, &mut applied, mode)?;
+            // A view's applied configuration merges into the stored object in the stored
+            // shape, and managedFields record the stored shape's fields.
+            let applied = match rt.view {
+                Some(view) => view.to_storage(applied),
+                None => applied,
+            };
             let force = query.flag("force")?;
             if sub.is_some() && current.is_none() {
                 // A subresource never creates its object.
@@ -1192,7 +1208,11 @@ impl Cluster {
                     ownership,
                     rt,
                     namespace,
-                    merged,
+                    // create takes a body in the request's shape.
+                    match rt.view {
+                        Some(view) => view.to_view(merged),
+                        None => merged,
+                    },
                     &Query::parse("fieldValidation=Ignore")?,
                 )?,
                 Some(old) => {
@@ -1208,7 +1228,11 @@ impl Cluster {
         let Some(old) = current else {
             return Err(not_found(rt, name));
         };
-        let mut patched = old.clone();
+        // A view's object is patched in the view's shape.
+        let mut patched = match rt.view {
+            Some(view) => view.to_view(old.clone()),
+            None => old.clone(),
+        };
         match kind {
             PatchKind::Merge => {
                 if !body.is_object() {
@@ -1257,6 +1281,7 @@ impl Cluster {
             )));
         }
         let warnings = Self::check_fields(rt, req, &mut patched, mode)?;
+        let mut patched = view_to_storage(rt, patched)?;
         // A resourceVersion in the patch is a precondition; otherwise patches apply to the latest.
         let patch_rv = body
             .pointer("/metadata/resourceVersion")
@@ -1362,7 +1387,8 @@ impl Cluster {
             ));
         }
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(rt.id, query.get("fieldSelector").unwrap_or(""))?;
+        let fields =
+            FieldSelector::parse_in(rt.id, rt.view, query.get("fieldSelector").unwrap_or(""))?;
         let targets: Vec<(String, String)> = self
             .store
             .range(rt.id, namespace, None)
@@ -1476,7 +1502,8 @@ impl Cluster {
             _ => WatchFormat::Json,
         };
         let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(rt.id, query.get("fieldSelector").unwrap_or(""))?;
+        let fields =
+            FieldSelector::parse_in(rt.id, rt.view, query.get("fieldSelector").unwrap_or(""))?;
         let bookmarks = query.flag("allowWatchBookmarks")?;
         let send_initial = query.flag("sendInitialEvents")?;
         let rv_text = query.get("resourceVersion").unwrap_or("");
@@ -1521,7 +1548,8 @@ impl Cluster {
             fields,
             format,
             bookmarks,
-        );
+        )
+        .with_view(rt.view);
         watcher.deadline = timeout.map(|t| now.plus_secs(t));
         if let Some(error) = failed {
             watcher.fail(error);
@@ -2314,10 +2342,29 @@ fn has_generation(resource: ResourceId) -> bool {
 /// Stored bytes as the request's version answers them (a custom resource's are stored in its
 /// storage version).
 fn answer(rt: &ResourceType<'_>, json: Vec<u8>) -> Vec<u8> {
-    match rt.custom {
-        Some(served) => custom::answer(served, json),
-        None => json,
+    match (rt.custom, rt.view) {
+        (Some(served), _) => custom::answer(served, json),
+        (None, Some(view)) => view.answer(json),
+        (None, None) => json,
     }
+}
+
+/// A body in the shape of `rt`'s view, in the stored shape, its times parsed as the stored
+/// kind's typed decoder parses them (fields the view names differently included); the body as
+/// it is for any other resource.
+fn view_to_storage(rt: &ResourceType<'_>, obj: Value) -> Result<Value, Error> {
+    let Some(view) = rt.view else {
+        return Ok(obj);
+    };
+    let mut obj = view.to_storage(obj);
+    crate::metatime::normalize(rt.id, &mut obj).map_err(|e| {
+        Error::BadRequest(alloc::format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+            kind = rt.kind,
+            version = rt.version,
+        ))
+    })?;
+    Ok(obj)
 }
 
 /// Validates an object about to be written: a built-in kind's rules, or a custom resource's
@@ -2328,7 +2375,7 @@ fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> R
             let causes = served.version().schema.validate(obj);
             validation::validate_custom(&crate::resource::group_kind(rt), obj, old, causes)
         }
-        None => validation::validate(rt.id, obj, old),
+        None => validation::validate_as(rt, obj, old),
     }
 }
 

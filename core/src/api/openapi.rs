@@ -483,7 +483,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::{GROUPS, RESOURCES};
+    use crate::resource::{GROUPS, builtin};
     use alloc::vec;
     use serde_json::{Value, json};
     use sha2::{Digest, Sha512};
@@ -556,7 +556,7 @@ mod tests {
     /// `explain` walks: every served kind's full nested schema.
     #[test]
     fn every_kind_has_patch_with_field_validation_and_a_nested_schema() {
-        for r in RESOURCES {
+        for r in builtin() {
             let doc = json_of(
                 &v3_document(UnixTime::default(), &doc_path(r.group, r.version), "", None).unwrap(),
             );
@@ -728,7 +728,7 @@ mod tests {
         ] {
             assert!(paths.contains_key(key), "{key}");
         }
-        for r in RESOURCES {
+        for r in builtin() {
             let prefix = if r.group.is_empty() {
                 String::from("/api/v1")
             } else {

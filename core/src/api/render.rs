@@ -30,6 +30,8 @@ pub struct ListRender {
     pub(crate) resource: ResourceId,
     /// The served version of a custom resource: its objects are rewritten to it.
     pub(crate) custom: Option<crate::crd::Served>,
+    /// The view of a built-in kind the LIST was asked in: its objects are converted to it.
+    pub(crate) view: Option<crate::resource::View>,
     pub(crate) format: ListFormat,
     pub(crate) items: Vec<StoredObject>,
     pub(crate) revision: u64,
@@ -98,7 +100,7 @@ impl ListRender {
         let (list_kind, api_version) = match &self.custom {
             Some(served) => (served.definition.list_kind.clone(), served.api_version()),
             None => {
-                let info = self.resource.info();
+                let info = self.view.map_or(self.resource.info(), |v| v.info());
                 (
                     alloc::format!("{}List", info.kind),
                     String::from(info.api_version()),
@@ -120,7 +122,10 @@ impl ListRender {
             }
             match &self.custom {
                 Some(served) => body.extend_from_slice(&super::custom::view_bytes(served, object)),
-                None => body.extend_from_slice(&object.json),
+                None => match self.view {
+                    Some(view) => body.extend_from_slice(&view.bytes_to_view(&object.json)),
+                    None => body.extend_from_slice(&object.json),
+                },
             }
         }
         body.extend_from_slice(b"]}");
@@ -160,8 +165,11 @@ impl ListRender {
                     if !first {
                         body.push(b',');
                     }
+                    // Cells are printed from the stored shape (kube prints the internal
+                    // type); an included object is in the shape asked for.
+                    let viewed = self.view.map(|view| view.bytes_to_view(&object.json));
                     let raw = table::RowBytes {
-                        object: Some(&object.json),
+                        object: Some(viewed.as_deref().unwrap_or(&object.json)),
                         metadata: source.metadata,
                     };
                     let value = &source.object;

@@ -50,6 +50,8 @@ pub struct Watcher {
     resource: ResourceId,
     /// The served version of a custom resource: its objects are rewritten to it.
     custom: Option<crate::crd::Served>,
+    /// The view of a built-in kind the stream serves: its objects are converted to it.
+    view: Option<crate::resource::View>,
     namespace: Option<String>,
     name: Option<String>,
     labels: LabelSelector,
@@ -83,6 +85,7 @@ impl Watcher {
         Self {
             resource,
             custom,
+            view: None,
             namespace,
             name,
             labels,
@@ -311,6 +314,12 @@ impl Watcher {
         }
     }
 
+    /// The stream serves `view` of its kind (its objects converted to that shape).
+    pub(crate) fn with_view(mut self, view: Option<crate::resource::View>) -> Self {
+        self.view = view;
+        self
+    }
+
     /// Writes a BOOKMARK event at the current cursor.
     pub fn write_bookmark(&mut self, out: &mut Vec<u8>) {
         self.write_bookmark_with(out, false);
@@ -320,7 +329,7 @@ impl Watcher {
         let (kind, api_version) = match &self.custom {
             Some(served) => (served.definition.kind.clone(), served.api_version()),
             None => {
-                let info = self.resource.info();
+                let info = self.view.map_or(self.resource.info(), |v| v.info());
                 (String::from(info.kind), String::from(info.api_version()))
             }
         };
@@ -365,9 +374,10 @@ impl Watcher {
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
         match (&mut self.format, &self.custom) {
-            (WatchFormat::Json | WatchFormat::Metadata(_), None) => {
-                out.extend_from_slice(&object.json)
-            }
+            (WatchFormat::Json | WatchFormat::Metadata(_), None) => match self.view {
+                Some(view) => out.extend_from_slice(&view.bytes_to_view(&object.json)),
+                None => out.extend_from_slice(&object.json),
+            },
             (WatchFormat::Json | WatchFormat::Metadata(_), Some(served)) => {
                 out.extend_from_slice(&super::custom::view_bytes(served, object));
             }

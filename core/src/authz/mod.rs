@@ -57,8 +57,10 @@ impl<'a> Attributes<'a> {
             _ => "deletecollection",
         };
         let fields = match verb {
-            "list" | "watch" => field_selector
-                .and_then(|text| FieldSelector::parse(path.resource.rt().id, text).ok()),
+            "list" | "watch" => field_selector.and_then(|text| {
+                let rt = path.resource.rt();
+                FieldSelector::parse_in(rt.id, rt.view, text).ok()
+            }),
             _ => None,
         };
         Self {

@@ -227,6 +227,7 @@ impl Served {
                 (true, true) => STATUS_AND_SCALE,
             },
             custom: Some(self),
+            view: None,
         }
     }
 

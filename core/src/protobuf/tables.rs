@@ -1024,6 +1024,33 @@ pub(super) static EVENT: Msg = Msg {
         f(15, "reportingInstance", Str, 0),
     ],
 };
+pub(super) static EVENTS_EVENT: Msg = Msg {
+    name: "Event",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), 0),
+        f(2, "eventTime", MicroTime, 0),
+        f(3, "series", Message(&EVENTS_EVENT_SERIES), PTR | OMITEMPTY),
+        f(4, "reportingController", Str, OMITEMPTY),
+        f(5, "reportingInstance", Str, OMITEMPTY),
+        f(6, "action", Str, OMITEMPTY),
+        f(7, "reason", Str, OMITEMPTY),
+        f(8, "regarding", Message(&OBJECT_REFERENCE), OMITEMPTY),
+        f(9, "related", Message(&OBJECT_REFERENCE), PTR | OMITEMPTY),
+        f(10, "note", Str, OMITEMPTY),
+        f(11, "type", Str, OMITEMPTY),
+        f(12, "deprecatedSource", Message(&EVENT_SOURCE), OMITEMPTY),
+        f(13, "deprecatedFirstTimestamp", Time, OMITEMPTY),
+        f(14, "deprecatedLastTimestamp", Time, OMITEMPTY),
+        f(15, "deprecatedCount", I32, OMITEMPTY),
+    ],
+};
+pub(super) static EVENTS_EVENT_SERIES: Msg = Msg {
+    name: "EventSeries",
+    fields: &[
+        f(1, "count", I32, 0),
+        f(2, "lastObservedTime", MicroTime, 0),
+    ],
+};
 pub(super) static EVENT_SERIES: Msg = Msg {
     name: "EventSeries",
     fields: &[

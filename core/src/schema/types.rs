@@ -3,7 +3,7 @@
 
 use super::Shape::*;
 use super::{Item, ListKind, MergeKind, Type, atomic, f};
-use crate::resource::ResourceId;
+use crate::resource::{ResourceId, View};
 
 /// The type of a served kind's objects.
 pub(super) fn root(resource: ResourceId) -> &'static Type {
@@ -46,6 +46,13 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::IngressClasses => &NETWORKING_INGRESS_CLASS,
         ResourceId::VolumeAttachments => &STORAGE_VOLUME_ATTACHMENT,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
+    }
+}
+
+/// The type of a view's objects (a served kind in another group-version).
+pub(super) fn view_root(view: View) -> &'static Type {
+    match view {
+        View::EventsV1 => &EVENTS_EVENT,
     }
 }
 
@@ -1380,6 +1387,37 @@ pub(super) static EVENT: Type = Type {
         f("series", Object(&EVENT_SERIES)),
         f("source", Object(&EVENT_SOURCE)),
         f("type", Any),
+    ],
+};
+
+pub(super) static EVENTS_EVENT: Type = Type {
+    name: "io.k8s.api.events.v1.Event",
+    fields: &[
+        f("action", Any),
+        f("apiVersion", Any),
+        f("deprecatedCount", Any),
+        f("deprecatedFirstTimestamp", Any),
+        f("deprecatedLastTimestamp", Any),
+        f("deprecatedSource", Object(&EVENT_SOURCE)),
+        f("eventTime", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("note", Any),
+        f("reason", Any),
+        atomic("regarding", Object(&OBJECT_REFERENCE)),
+        atomic("related", Object(&OBJECT_REFERENCE)),
+        f("reportingController", Any),
+        f("reportingInstance", Any),
+        f("series", Object(&EVENTS_EVENT_SERIES)),
+        f("type", Any),
+    ],
+};
+
+pub(super) static EVENTS_EVENT_SERIES: Type = Type {
+    name: "io.k8s.api.events.v1.EventSeries",
+    fields: &[
+        f("count", Any),
+        f("lastObservedTime", Any),
     ],
 };
 

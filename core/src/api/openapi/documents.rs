@@ -5,7 +5,7 @@
 use super::Document;
 
 /// `GET /openapi/v3`.
-pub(super) static V3_INDEX: Document = Document { json: include_bytes!("v3/index.json"), etag: "7A48664505298673175D6F5D510876BE2DA26CDE6EE9ECC5EBC651952C9CB5103E6F8717DC14DBF36CBA525FEC4AF08EF63C3FE803B3BDD48DB0D563EFEC348C" };
+pub(super) static V3_INDEX: Document = Document { json: include_bytes!("v3/index.json"), etag: "B81766BE7936373F551F18627304D32CF05F77E472E0AF22BC736C5CE1330CAD05324699EE374B6AD44806B5553AE663FF618D704F28B57E22AC3EAF033AA26A" };
 
 /// `GET /openapi/v3/{key}`, sorted by key.
 pub(super) static V3: &[(&str, Document)] = &[
@@ -24,6 +24,8 @@ pub(super) static V3: &[(&str, Document)] = &[
     ("apis/coordination.k8s.io/v1", Document { json: include_bytes!("v3/apis__coordination.k8s.io__v1.json"), etag: "D5C4920D40A59FFB2CC456BB383356AC4721E31C5D03801FA7A211CDA499E57C5356BAECC2450FF44D6D0E23303DA61941705F338C4AB710716ED51C54E1FA99" }),
     ("apis/discovery.k8s.io", Document { json: include_bytes!("v3/apis__discovery.k8s.io.json"), etag: "D1C15ECAFDE16747B9E239EDAAF2208EFAB574AD1C4B130EF82F3026CEB5E1B18D3A9DBEFB86D873C355430DE96C0F26F7CEB177EE226F925EF6C423952DE999" }),
     ("apis/discovery.k8s.io/v1", Document { json: include_bytes!("v3/apis__discovery.k8s.io__v1.json"), etag: "6023BE69DD24C1DFB01361EFD0302F58C5F9A9DBF0D418310C61772D7B06DB4752BEF9E3B9880364038867AE2EB66DDEFB6B1A23C79941A51014ED100FD60C5B" }),
+    ("apis/events.k8s.io", Document { json: include_bytes!("v3/apis__events.k8s.io.json"), etag: "4743C4D6FD84B79735F2F4F8E293A16E32B8E4DD662C4D9294DD761466F8C8ECFC212BE6A0C16414C2AC872F10617DF04DFA2811D23C3959F473283EBAA18472" }),
+    ("apis/events.k8s.io/v1", Document { json: include_bytes!("v3/apis__events.k8s.io__v1.json"), etag: "67F3CA36E7D0642B4B8FC788363301C7CF57E8F69509223C1ADEB88CE009F17A4026E5EBF58A1EAFA4455AA6926F515C5DDB07BE6360A67B7C607B945957E8B3" }),
     ("apis/flowcontrol.apiserver.k8s.io", Document { json: include_bytes!("v3/apis__flowcontrol.apiserver.k8s.io.json"), etag: "811A38383C656C161778DAC56BFDE28DACAE4AC8E9718A79BE97414F2F4E0328B90F3E20C8DF01D4685F419E94B68BD901E97EBF1A156633491F281F04FA8A09" }),
     ("apis/flowcontrol.apiserver.k8s.io/v1", Document { json: include_bytes!("v3/apis__flowcontrol.apiserver.k8s.io__v1.json"), etag: "C76362830CFA6A070D7002873D768D2F5B71DC20E675C181AA7D848A651E9FEA73EE73FABA9E1BAC1B7F8254FC6661831E3766F20B103AF4CA05F919BBC49CB8" }),
     ("apis/networking.k8s.io", Document { json: include_bytes!("v3/apis__networking.k8s.io.json"), etag: "D192F74806C4AA79B399C323D388A3BC7D8F15886AC7DDB7EF9C34916651687B0000BCD67A2B0F83997DCC7F6AE8BDE96F8EA94538F0096C5671E8375B1C04DF" }),
@@ -42,7 +44,7 @@ pub(super) static V3: &[(&str, Document)] = &[
 ];
 
 /// `GET /openapi/v2` as JSON.
-pub(super) static V2: Document = Document { json: include_bytes!("v2.json"), etag: "544CE60B2F63946292E5010ACFC8D88E24F2B238494084F13ABEDBBC991EB3D49AA2F4D6009DE846D87326E781B10F46EF382A6D4229C722DB839DB0D2034DA0" };
+pub(super) static V2: Document = Document { json: include_bytes!("v2.json"), etag: "8372E03792C1C3B3B2CD6D65CBB90244D209856ED692354A744589B00B71911D0B8E9EC4800F02938EB6D44E3D4C68ADFEF95C2635CB3C07AB0A374B8500B022" };
 
 /// `GET /openapi/v2` as protobuf (gnostic's `openapi.v2.Document`); its ETag is the JSON's.
 pub(super) static V2_PROTOBUF: &[u8] = include_bytes!("v2.pb");
