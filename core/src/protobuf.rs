@@ -123,6 +123,16 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("v1", "ServiceAccount", &tables::SERVICE_ACCOUNT),
     ("v1", "Event", &tables::EVENT),
     ("events.k8s.io/v1", "Event", &tables::EVENTS_EVENT),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        &tables::AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
+    ),
+    (
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+        &tables::AUTOSCALING_HORIZONTAL_POD_AUTOSCALER,
+    ),
     ("v1", "Binding", &tables::BINDING),
     ("v1", "PodTemplate", &tables::POD_TEMPLATE),
     (

@@ -46,6 +46,8 @@ pub struct ResourceType<'a> {
 pub enum View {
     /// `events.k8s.io/v1` Event over core `v1` Events.
     EventsV1,
+    /// `autoscaling/v1` HorizontalPodAutoscaler over `autoscaling/v2`'s.
+    AutoscalingV1,
 }
 
 /// Index of a built-in resource type in [`RESOURCES`], or the id of a custom resource.
@@ -89,6 +91,7 @@ pub enum ResourceId {
     Ingresses,
     IngressClasses,
     VolumeAttachments,
+    HorizontalPodAutoscalers,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -607,24 +610,54 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         custom: None,
         view: None,
     },
+    ResourceType {
+        id: ResourceId::HorizontalPodAutoscalers,
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        short_names: &["hpa"],
+        categories: &["all"],
+        subresources: &["status"],
+        custom: None,
+        view: None,
+    },
 ];
 
 /// The built-in kinds served a second time in another group-version over a [`RESOURCES`] row's
 /// storage (the row whose `id` they share).
-pub const VIEWS: &[ResourceType<'static>] = &[ResourceType {
-    id: ResourceId::Events,
-    group: "events.k8s.io",
-    version: "v1",
-    plural: "events",
-    singular: "event",
-    kind: "Event",
-    namespaced: true,
-    short_names: &["ev"],
-    categories: &[],
-    subresources: &[],
-    custom: None,
-    view: Some(View::EventsV1),
-}];
+pub const VIEWS: &[ResourceType<'static>] = &[
+    ResourceType {
+        id: ResourceId::Events,
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        subresources: &[],
+        custom: None,
+        view: Some(View::EventsV1),
+    },
+    ResourceType {
+        id: ResourceId::HorizontalPodAutoscalers,
+        group: "autoscaling",
+        version: "v1",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        short_names: &["hpa"],
+        categories: &["all"],
+        subresources: &["status"],
+        custom: None,
+        view: Some(View::AutoscalingV1),
+    },
+];
 
 impl View {
     /// The view's row of [`VIEWS`].
@@ -641,7 +674,8 @@ pub fn builtin() -> impl Iterator<Item = &'static ResourceType<'static>> {
     RESOURCES.iter().chain(VIEWS)
 }
 
-/// The API groups served besides the core group, in discovery order, each with one version.
+/// The API group versions served besides the core group, in discovery order; a group with
+/// several versions lists its preferred one first.
 pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
     ("batch", "v1"),
@@ -657,6 +691,9 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("scheduling.k8s.io", "v1"),
     ("networking.k8s.io", "v1"),
     ("events.k8s.io", "v1"),
+    // Two versions of one group: the preferred (storage) one first.
+    ("autoscaling", "v2"),
+    ("autoscaling", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its

@@ -13,6 +13,7 @@ use crate::gostr::quote;
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 
+mod autoscaling;
 mod discovery;
 mod events;
 mod networking;
@@ -567,6 +568,7 @@ pub fn validate_as(
         ResourceId::PriorityClasses => validate_priority_class(&mut e, obj, old),
         ResourceId::Ingresses => networking::validate_ingress(&mut e, obj),
         ResourceId::IngressClasses => networking::validate_ingress_class(&mut e, obj, old),
+        ResourceId::HorizontalPodAutoscalers => autoscaling::validate_hpa(&mut e, obj, old),
     }
     if e.causes.is_empty() {
         return Ok(());

@@ -220,6 +220,11 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             "ingressclasses.spec.parameters",
             &["apiGroup", "kind", "name", "namespace", "scope"],
         ),
+        (
+            "horizontalpodautoscalers",
+            "horizontalpodautoscalers.spec.behavior.scaleUp.policies",
+            &["periodSeconds", "type", "value"],
+        ),
     ];
     for r in RESOURCES {
         assert!(
@@ -233,6 +238,15 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
         explains(&c, &[path], field, children);
     }
     // A view of a kind in a second group-version has its own schema.
+    explains(
+        &c,
+        &[
+            "--api-version=autoscaling/v1",
+            "horizontalpodautoscalers.spec",
+        ],
+        "spec",
+        &["targetCPUUtilizationPercentage"],
+    );
     explains(
         &c,
         &["--api-version=events.k8s.io/v1", "events.series"],

@@ -258,3 +258,110 @@ fn python_client_pages_templates_scales_rcs_and_runs_jobs() {
         c.logs()
     );
 }
+
+/// HorizontalPodAutoscalers (autoscaling/v2, and v1 as a view of the same objects) with the
+/// real kubectl: `kubectl autoscale`, `kubectl get hpa` columns, both versions' shapes, and a
+/// refusal in kube's words. No controller scales anything (no metrics server).
+#[test]
+fn horizontal_pod_autoscalers_with_kubectl() {
+    let c = DevCluster::start();
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    let out = c.kubectl_ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--min=2",
+        "--max=6",
+        "--cpu-percent=70",
+    ]);
+    assert_eq!(
+        out.trim(),
+        "horizontalpodautoscaler.autoscaling/web autoscaled"
+    );
+    let table = c.kubectl_ok(&["get", "hpa"]);
+    let mut lines = table.lines();
+    assert_eq!(
+        lines
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        row[..7],
+        [
+            "web",
+            "Deployment/web",
+            "cpu:",
+            "<unknown>/70%",
+            "2",
+            "6",
+            "0"
+        ],
+        "{table}"
+    );
+    // The same object through both versions.
+    let v2 = get_json(&c, &["horizontalpodautoscalers.v2.autoscaling", "web"]);
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 70}}}])
+    );
+    let v1 = get_json(&c, &["horizontalpodautoscalers.v1.autoscaling", "web"]);
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 70);
+    assert_eq!(v1["metadata"]["uid"], v2["metadata"]["uid"]);
+    // A v1 edit (kubectl patch through v1) shows in v2.
+    c.kubectl_ok(&[
+        "patch",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"targetCPUUtilizationPercentage":55}}"#,
+    ]);
+    let v2 = get_json(&c, &["horizontalpodautoscalers.v2.autoscaling", "web"]);
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        55
+    );
+    // kube's words for a bad bound.
+    let err = c.kubectl_err(&[
+        "patch",
+        "hpa",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"maxReplicas":1}}"#,
+    ]);
+    assert!(
+        err.contains(
+            "spec.maxReplicas: Invalid value: 1: must be greater than or equal to `minReplicas`"
+        ),
+        "{err}"
+    );
+    // `kubectl get all` lists it (category all).
+    let all = c.kubectl_ok(&["get", "all"]);
+    assert!(
+        all.contains("horizontalpodautoscaler.autoscaling/web"),
+        "{all}"
+    );
+}

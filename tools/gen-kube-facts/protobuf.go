@@ -73,7 +73,7 @@ var protoPrefix = map[string]string{
 	"k8s.io.api.authentication.v1": "AUTHN_", "k8s.io.api.authorization.v1": "AUTHZ_",
 	"k8s.io.api.rbac.v1": "RBAC_", apiextensionsProto: "APIEXTENSIONS_",
 	"k8s.io.api.storage.v1": "STORAGE_", "k8s.io.api.discovery.v1": "DISCOVERY_",
-	"k8s.io.api.events.v1": "EVENTS_",
+	"k8s.io.api.events.v1": "EVENTS_", "k8s.io.api.autoscaling.v2": "AUTOSCALING_V2_",
 }
 
 type protoField struct {

@@ -52,13 +52,16 @@ func kindDef(defs obj, r resource) (string, error) {
 }
 
 // rustIdent names a definition's static: the kind in SCREAMING_SNAKE, prefixed with its
-// group (none for core/v1) so that kinds of different groups cannot collide.
+// group (none for core/v1), and its version when that is not v1, so that kinds of different
+// groups or versions cannot collide.
 func rustIdent(def string) (string, error) {
 	parts := strings.Split(def, ".")
 	short := parts[len(parts)-1]
 	var prefix string
 	switch {
 	case strings.HasPrefix(def, "io.k8s.api.core.v1."):
+	case strings.HasPrefix(def, "io.k8s.api.") && len(parts) == 6 && parts[4] != "v1":
+		prefix = strings.ToUpper(parts[3]) + "_" + strings.ToUpper(parts[4]) + "_"
 	case strings.HasPrefix(def, "io.k8s.api.") && len(parts) == 6:
 		prefix = strings.ToUpper(parts[3]) + "_"
 	case strings.HasPrefix(def, "io.k8s.apimachinery.pkg.apis.meta.v1."):

@@ -44,6 +44,8 @@ fn builtin_priority(group: &str, version: &str) -> Option<(i64, i64)> {
         ("events.k8s.io", "v1") => (17750, 15),
         ("authentication.k8s.io", "v1") => (17700, 15),
         ("authorization.k8s.io", "v1") => (17600, 15),
+        ("autoscaling", "v1") => (17500, 15),
+        ("autoscaling", "v2") => (17500, 30),
         ("batch", "v1") => (17400, 15),
         ("networking.k8s.io", "v1") => (17200, 15),
         ("policy", "v1") => (17100, 15),

@@ -158,6 +158,15 @@ pub(crate) fn apply(
         ResourceId::Ingresses | ResourceId::VolumeAttachments if old.is_none() => {
             map.remove("status");
         }
+        ResourceId::HorizontalPodAutoscalers => {
+            // The strategy's PrepareForCreate: status is the controller's.
+            if old.is_none() {
+                map.insert("status".into(), json!({"desiredReplicas": 0}));
+            }
+            if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
+                hpa_spec(spec);
+            }
+        }
         // `SetDefaults_IngressClass`: parameters are cluster-scoped unless said otherwise.
         ResourceId::IngressClasses => {
             let parameters = map
@@ -373,6 +382,54 @@ fn service(map: &mut Map<String, Value>, old: Option<&Value>) {
     super::services::prepare(&mut whole, old);
     if let Value::Object(back) = whole {
         *map = back;
+    }
+}
+
+/// `autoscaling/v2`'s `SetDefaults_HorizontalPodAutoscaler`: one replica at least, cpu at 80%
+/// utilization when no metric is named, and a behavior's missing rules and fields from kube's
+/// default scale-up (4 pods or 100% per 15 s, no stabilization) and scale-down (100% per 15 s).
+fn hpa_spec(spec: &mut serde_json::Map<String, Value>) {
+    set_default(spec, "minReplicas", Value::from(1));
+    if spec
+        .get("metrics")
+        .and_then(Value::as_array)
+        .is_none_or(|m| m.is_empty())
+    {
+        spec.insert(
+            "metrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+        );
+    }
+    let Some(behavior) = spec.get_mut("behavior").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let defaults = [
+        (
+            "scaleUp",
+            json!({"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]}),
+        ),
+        (
+            "scaleDown",
+            json!({"selectPolicy": "Max", "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]}),
+        ),
+    ];
+    for (key, default) in defaults {
+        let mut rules = default;
+        if let (Some(given), Some(out)) = (
+            behavior.get(key).and_then(Value::as_object),
+            rules.as_object_mut(),
+        ) {
+            for field in ["selectPolicy", "stabilizationWindowSeconds", "policies"] {
+                if let Some(v) = given.get(field).filter(|v| !v.is_null()) {
+                    out.insert(field.into(), v.clone());
+                }
+            }
+        }
+        behavior.insert(key.into(), rules);
     }
 }
 

@@ -56,7 +56,8 @@ fn groups() -> Vec<(&'static str, &'static str)> {
             out.push((r.group, r.version));
         }
     }
-    out.sort_unstable();
+    // By name only, stably: a group's versions stay in their preferred order.
+    out.sort_by(|a, b| a.0.cmp(b.0));
     out
 }
 
@@ -107,10 +108,13 @@ fn group_entry(group: &str, versions: &[String]) -> Value {
 /// built-in groups, then the custom resources' groups by name.
 pub(super) fn all_groups(crds: &Registry) -> Vec<(String, Vec<String>)> {
     let builtin = groups();
-    let mut out: Vec<(String, Vec<String>)> = builtin
-        .iter()
-        .map(|(g, v)| (String::from(*g), vec![String::from(*v)]))
-        .collect();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (g, v) in &builtin {
+        match out.last_mut() {
+            Some((name, versions)) if name == g => versions.push(String::from(*v)),
+            _ => out.push((String::from(*g), vec![String::from(*v)])),
+        }
+    }
     out.extend(
         crds.groups()
             .into_iter()
@@ -160,8 +164,11 @@ struct Entry<'a> {
     short_names: Vec<&'a str>,
     categories: Vec<&'a str>,
     subresources: Vec<&'static str>,
-    /// The version objects are stored in (for `storageVersionHash`).
+    /// The group, version and kind objects are stored as (for `storageVersionHash`): a view's
+    /// are its storage row's.
+    storage_group: &'a str,
     storage_version: &'a str,
+    storage_kind: &'a str,
 }
 
 impl<'a> Entry<'a> {
@@ -176,7 +183,9 @@ impl<'a> Entry<'a> {
             short_names: r.short_names.to_vec(),
             categories: r.categories.to_vec(),
             subresources: r.subresources.to_vec(),
-            storage_version: r.version,
+            storage_group: r.id.info().group,
+            storage_version: r.id.info().version,
+            storage_kind: r.id.info().kind,
         }
     }
 
@@ -200,9 +209,11 @@ impl<'a> Entry<'a> {
             short_names: d.short_names.iter().map(String::as_str).collect(),
             categories: d.categories.iter().map(String::as_str).collect(),
             subresources,
+            storage_group: &d.group,
             storage_version: d
                 .storage_version()
                 .map_or(v.name.as_str(), |s| s.name.as_str()),
+            storage_kind: &d.kind,
         }
     }
 
@@ -248,11 +259,11 @@ impl<'a> Entry<'a> {
     /// (k8s.io/apiserver `discovery.StorageVersionHash`; `/v1/Pod` gives `xPOwRZ+Yhw8=`).
     fn storage_version_hash(&self) -> String {
         let mut hasher = Sha256::new();
-        hasher.update(self.group.as_bytes());
+        hasher.update(self.storage_group.as_bytes());
         hasher.update(b"/");
         hasher.update(self.storage_version.as_bytes());
         hasher.update(b"/");
-        hasher.update(self.kind.as_bytes());
+        hasher.update(self.storage_kind.as_bytes());
         let digest = hasher.finalize();
         base64::engine::general_purpose::STANDARD.encode(digest.get(..8).unwrap_or_default())
     }
@@ -637,6 +648,7 @@ mod tests {
                 "apps",
                 "authentication.k8s.io",
                 "authorization.k8s.io",
+                "autoscaling",
                 "batch",
                 "coordination.k8s.io",
                 "discovery.k8s.io",

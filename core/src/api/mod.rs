@@ -9,6 +9,8 @@ pub mod access;
 mod admission_tests;
 mod admit;
 pub mod apiservices;
+#[cfg(test)]
+mod autoscaling_tests;
 mod custom;
 pub mod defaults;
 #[cfg(test)]

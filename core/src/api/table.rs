@@ -40,6 +40,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
     }
 }
 
+mod autoscaling;
 mod discovery;
 mod networking;
 mod policy;
@@ -386,6 +387,7 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::VolumeAttachments => storage::VOLUME_ATTACHMENT,
         ResourceId::EndpointSlices => discovery::ENDPOINT_SLICE,
         ResourceId::Ingresses => networking::INGRESS,
+        ResourceId::HorizontalPodAutoscalers => autoscaling::HORIZONTAL_POD_AUTOSCALER,
         ResourceId::IngressClasses => networking::INGRESS_CLASS,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
@@ -781,6 +783,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
             storage::cells(resource, obj, name, created)
         }
         ResourceId::EndpointSlices => discovery::cells(obj, name, created),
+        ResourceId::HorizontalPodAutoscalers => autoscaling::cells(obj, name, created),
         ResourceId::Ingresses | ResourceId::IngressClasses => {
             networking::cells(resource, obj, name, created)
         }

@@ -15,6 +15,8 @@ use serde_json::{Map, Value};
 use crate::json as j;
 use crate::resource::View;
 
+mod hpa;
+
 /// `events.k8s.io/v1` Event fields and the core `v1` fields they are stored as
 /// (`pkg/apis/events/v1` conversion). The fields not listed have the same name in both.
 const EVENT_FIELDS: &[(&str, &str)] = &[
@@ -32,6 +34,7 @@ impl View {
     fn storage_api_version(self) -> &'static str {
         match self {
             View::EventsV1 => "v1",
+            View::AutoscalingV1 => "autoscaling/v2",
         }
     }
 
@@ -39,6 +42,7 @@ impl View {
     fn api_version(self) -> &'static str {
         match self {
             View::EventsV1 => "events.k8s.io/v1",
+            View::AutoscalingV1 => "autoscaling/v1",
         }
     }
 
@@ -77,6 +81,7 @@ impl View {
                 }
                 map.entry("eventTime").or_insert(Value::Null);
             }
+            View::AutoscalingV1 => hpa::to_v1(&mut map),
         }
         map.insert("apiVersion".into(), Value::from(self.api_version()));
         Value::Object(map)
@@ -90,6 +95,7 @@ impl View {
         };
         match self {
             View::EventsV1 => rename(&mut map, EVENT_FIELDS, true),
+            View::AutoscalingV1 => hpa::to_v2(&mut map),
         }
         if map.contains_key("apiVersion") {
             map.insert("apiVersion".into(), Value::from(self.storage_api_version()));

@@ -470,6 +470,11 @@ impl Live {
                         &alloc::format!("networking.k8s.io/v1/namespaces/{ns}/ingresses"),
                         json!({"spec": {"defaultBackend": backend}}),
                     ),
+                    (
+                        "horizontalpodautoscalers",
+                        &alloc::format!("autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers"),
+                        json!({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3}}),
+                    ),
                 ];
                 for (plural, path, mut body) in kinds {
                     body["metadata"] = json!({"name": name});

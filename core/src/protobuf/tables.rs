@@ -455,6 +455,41 @@ pub(super) static AUTHZ_SUBJECT_RULES_REVIEW_STATUS: Msg = Msg {
         f(4, "evaluationError", Str, OMITEMPTY),
     ],
 };
+pub(super) static AUTOSCALING_CROSS_VERSION_OBJECT_REFERENCE: Msg = Msg {
+    name: "CrossVersionObjectReference",
+    fields: &[
+        f(1, "kind", Str, 0),
+        f(2, "name", Str, 0),
+        f(3, "apiVersion", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER: Msg = Msg {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_SPEC), OMITEMPTY),
+        f(3, "status", Message(&AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_SPEC: Msg = Msg {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        f(1, "scaleTargetRef", Message(&AUTOSCALING_CROSS_VERSION_OBJECT_REFERENCE), 0),
+        f(2, "minReplicas", I32, PTR | OMITEMPTY),
+        f(3, "maxReplicas", I32, 0),
+        f(4, "targetCPUUtilizationPercentage", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_STATUS: Msg = Msg {
+    name: "HorizontalPodAutoscalerStatus",
+    fields: &[
+        f(1, "observedGeneration", I64, PTR | OMITEMPTY),
+        f(2, "lastScaleTime", Time, PTR | OMITEMPTY),
+        f(3, "currentReplicas", I32, 0),
+        f(4, "desiredReplicas", I32, 0),
+        f(5, "currentCPUUtilizationPercentage", I32, PTR | OMITEMPTY),
+    ],
+};
 pub(super) static AUTOSCALING_SCALE: Msg = Msg {
     name: "Scale",
     fields: &[
@@ -474,6 +509,196 @@ pub(super) static AUTOSCALING_SCALE_STATUS: Msg = Msg {
     fields: &[
         f(1, "replicas", I32, 0),
         f(2, "selector", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE: Msg = Msg {
+    name: "ContainerResourceMetricSource",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "target", Message(&AUTOSCALING_V2_METRIC_TARGET), 0),
+        f(3, "container", Str, 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_STATUS: Msg = Msg {
+    name: "ContainerResourceMetricStatus",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "current", Message(&AUTOSCALING_V2_METRIC_VALUE_STATUS), 0),
+        f(3, "container", Str, 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE: Msg = Msg {
+    name: "CrossVersionObjectReference",
+    fields: &[
+        f(1, "kind", Str, 0),
+        f(2, "name", Str, 0),
+        f(3, "apiVersion", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE: Msg = Msg {
+    name: "ExternalMetricSource",
+    fields: &[
+        f(1, "metric", Message(&AUTOSCALING_V2_METRIC_IDENTIFIER), 0),
+        f(2, "target", Message(&AUTOSCALING_V2_METRIC_TARGET), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_EXTERNAL_METRIC_STATUS: Msg = Msg {
+    name: "ExternalMetricStatus",
+    fields: &[
+        f(1, "metric", Message(&AUTOSCALING_V2_METRIC_IDENTIFIER), 0),
+        f(2, "current", Message(&AUTOSCALING_V2_METRIC_VALUE_STATUS), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: Msg = Msg {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC), OMITEMPTY),
+        f(3, "status", Message(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR: Msg = Msg {
+    name: "HorizontalPodAutoscalerBehavior",
+    fields: &[
+        f(1, "scaleUp", Message(&AUTOSCALING_V2_HPA_SCALING_RULES), PTR | OMITEMPTY),
+        f(2, "scaleDown", Message(&AUTOSCALING_V2_HPA_SCALING_RULES), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_CONDITION: Msg = Msg {
+    name: "HorizontalPodAutoscalerCondition",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "status", Str, 0),
+        f(3, "lastTransitionTime", Time, OMITEMPTY),
+        f(4, "reason", Str, OMITEMPTY),
+        f(5, "message", Str, OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC: Msg = Msg {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        f(1, "scaleTargetRef", Message(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE), 0),
+        f(2, "minReplicas", I32, PTR | OMITEMPTY),
+        f(3, "maxReplicas", I32, 0),
+        f(4, "metrics", Message(&AUTOSCALING_V2_METRIC_SPEC), REP | OMITEMPTY),
+        f(5, "behavior", Message(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_STATUS: Msg = Msg {
+    name: "HorizontalPodAutoscalerStatus",
+    fields: &[
+        f(1, "observedGeneration", I64, PTR | OMITEMPTY),
+        f(2, "lastScaleTime", Time, PTR | OMITEMPTY),
+        f(3, "currentReplicas", I32, OMITEMPTY),
+        f(4, "desiredReplicas", I32, 0),
+        f(5, "currentMetrics", Message(&AUTOSCALING_V2_METRIC_STATUS), REP),
+        f(6, "conditions", Message(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_CONDITION), REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HPA_SCALING_POLICY: Msg = Msg {
+    name: "HPAScalingPolicy",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "value", I32, 0),
+        f(3, "periodSeconds", I32, 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_HPA_SCALING_RULES: Msg = Msg {
+    name: "HPAScalingRules",
+    fields: &[
+        f(1, "selectPolicy", Str, PTR | OMITEMPTY),
+        f(2, "policies", Message(&AUTOSCALING_V2_HPA_SCALING_POLICY), REP | OMITEMPTY),
+        f(3, "stabilizationWindowSeconds", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_METRIC_IDENTIFIER: Msg = Msg {
+    name: "MetricIdentifier",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "selector", Message(&META_LABEL_SELECTOR), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_METRIC_SPEC: Msg = Msg {
+    name: "MetricSpec",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "object", Message(&AUTOSCALING_V2_OBJECT_METRIC_SOURCE), PTR | OMITEMPTY),
+        f(3, "pods", Message(&AUTOSCALING_V2_PODS_METRIC_SOURCE), PTR | OMITEMPTY),
+        f(4, "resource", Message(&AUTOSCALING_V2_RESOURCE_METRIC_SOURCE), PTR | OMITEMPTY),
+        f(5, "external", Message(&AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE), PTR | OMITEMPTY),
+        f(7, "containerResource", Message(&AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_METRIC_STATUS: Msg = Msg {
+    name: "MetricStatus",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "object", Message(&AUTOSCALING_V2_OBJECT_METRIC_STATUS), PTR | OMITEMPTY),
+        f(3, "pods", Message(&AUTOSCALING_V2_PODS_METRIC_STATUS), PTR | OMITEMPTY),
+        f(4, "resource", Message(&AUTOSCALING_V2_RESOURCE_METRIC_STATUS), PTR | OMITEMPTY),
+        f(5, "external", Message(&AUTOSCALING_V2_EXTERNAL_METRIC_STATUS), PTR | OMITEMPTY),
+        f(7, "containerResource", Message(&AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_STATUS), PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_METRIC_TARGET: Msg = Msg {
+    name: "MetricTarget",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "value", Quantity, PTR | OMITEMPTY),
+        f(3, "averageValue", Quantity, PTR | OMITEMPTY),
+        f(4, "averageUtilization", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_METRIC_VALUE_STATUS: Msg = Msg {
+    name: "MetricValueStatus",
+    fields: &[
+        f(1, "value", Quantity, PTR | OMITEMPTY),
+        f(2, "averageValue", Quantity, PTR | OMITEMPTY),
+        f(3, "averageUtilization", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static AUTOSCALING_V2_OBJECT_METRIC_SOURCE: Msg = Msg {
+    name: "ObjectMetricSource",
+    fields: &[
+        f(1, "describedObject", Message(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE), 0),
+        f(2, "target", Message(&AUTOSCALING_V2_METRIC_TARGET), 0),
+        f(3, "metric", Message(&AUTOSCALING_V2_METRIC_IDENTIFIER), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_OBJECT_METRIC_STATUS: Msg = Msg {
+    name: "ObjectMetricStatus",
+    fields: &[
+        f(1, "metric", Message(&AUTOSCALING_V2_METRIC_IDENTIFIER), 0),
+        f(2, "current", Message(&AUTOSCALING_V2_METRIC_VALUE_STATUS), 0),
+        f(3, "describedObject", Message(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_PODS_METRIC_SOURCE: Msg = Msg {
+    name: "PodsMetricSource",
+    fields: &[
+        f(1, "metric", Message(&AUTOSCALING_V2_METRIC_IDENTIFIER), 0),
+        f(2, "target", Message(&AUTOSCALING_V2_METRIC_TARGET), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_PODS_METRIC_STATUS: Msg = Msg {
+    name: "PodsMetricStatus",
+    fields: &[
+        f(1, "metric", Message(&AUTOSCALING_V2_METRIC_IDENTIFIER), 0),
+        f(2, "current", Message(&AUTOSCALING_V2_METRIC_VALUE_STATUS), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_RESOURCE_METRIC_SOURCE: Msg = Msg {
+    name: "ResourceMetricSource",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "target", Message(&AUTOSCALING_V2_METRIC_TARGET), 0),
+    ],
+};
+pub(super) static AUTOSCALING_V2_RESOURCE_METRIC_STATUS: Msg = Msg {
+    name: "ResourceMetricStatus",
+    fields: &[
+        f(1, "name", Str, 0),
+        f(2, "current", Message(&AUTOSCALING_V2_METRIC_VALUE_STATUS), 0),
     ],
 };
 pub(super) static AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE: Msg = Msg {

@@ -45,6 +45,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::Ingresses => &NETWORKING_INGRESS,
         ResourceId::IngressClasses => &NETWORKING_INGRESS_CLASS,
         ResourceId::VolumeAttachments => &STORAGE_VOLUME_ATTACHMENT,
+        ResourceId::HorizontalPodAutoscalers => &AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -53,6 +54,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
 pub(super) fn view_root(view: View) -> &'static Type {
     match view {
         View::EventsV1 => &EVENTS_EVENT,
+        View::AutoscalingV1 => &AUTOSCALING_HORIZONTAL_POD_AUTOSCALER,
     }
 }
 
@@ -658,6 +660,262 @@ pub(super) static ATTACHED_VOLUME: Type = Type {
     name: "io.k8s.api.core.v1.AttachedVolume",
     fields: &[
         f("devicePath", Any),
+        f("name", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_CROSS_VERSION_OBJECT_REFERENCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v1.CrossVersionObjectReference",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("name", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER: Type = Type {
+    name: "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_SPEC)),
+        f("status", Object(&AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_STATUS)),
+    ],
+};
+
+pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_SPEC: Type = Type {
+    name: "io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerSpec",
+    fields: &[
+        f("maxReplicas", Any),
+        f("minReplicas", Any),
+        atomic("scaleTargetRef", Object(&AUTOSCALING_CROSS_VERSION_OBJECT_REFERENCE)),
+        f("targetCPUUtilizationPercentage", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerStatus",
+    fields: &[
+        f("currentCPUUtilizationPercentage", Any),
+        f("currentReplicas", Any),
+        f("desiredReplicas", Any),
+        f("lastScaleTime", Any),
+        f("observedGeneration", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ContainerResourceMetricSource",
+    fields: &[
+        f("container", Any),
+        f("name", Any),
+        f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ContainerResourceMetricStatus",
+    fields: &[
+        f("container", Any),
+        f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
+        f("name", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.CrossVersionObjectReference",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("name", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ExternalMetricSource",
+    fields: &[
+        f("metric", Object(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+        f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_EXTERNAL_METRIC_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ExternalMetricStatus",
+    fields: &[
+        f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
+        f("metric", Object(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC)),
+        f("status", Object(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_STATUS)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerBehavior",
+    fields: &[
+        f("scaleDown", Object(&AUTOSCALING_V2_HPA_SCALING_RULES)),
+        f("scaleUp", Object(&AUTOSCALING_V2_HPA_SCALING_RULES)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_CONDITION: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerCondition",
+    fields: &[
+        f("lastTransitionTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec",
+    fields: &[
+        f("behavior", Object(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR)),
+        f("maxReplicas", Any),
+        f("metrics", List(Item::Of(&AUTOSCALING_V2_METRIC_SPEC), ListKind::Atomic, MergeKind::Replace)),
+        f("minReplicas", Any),
+        f("scaleTargetRef", Object(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
+    fields: &[
+        f("conditions", List(Item::Of(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
+        f("currentMetrics", List(Item::Of(&AUTOSCALING_V2_METRIC_STATUS), ListKind::Atomic, MergeKind::Replace)),
+        f("currentReplicas", Any),
+        f("desiredReplicas", Any),
+        f("lastScaleTime", Any),
+        f("observedGeneration", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HPA_SCALING_POLICY: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HPAScalingPolicy",
+    fields: &[
+        f("periodSeconds", Any),
+        f("type", Any),
+        f("value", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_HPA_SCALING_RULES: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.HPAScalingRules",
+    fields: &[
+        f("policies", List(Item::Of(&AUTOSCALING_V2_HPA_SCALING_POLICY), ListKind::Atomic, MergeKind::Replace)),
+        f("selectPolicy", Any),
+        f("stabilizationWindowSeconds", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_METRIC_IDENTIFIER: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.MetricIdentifier",
+    fields: &[
+        f("name", Any),
+        atomic("selector", Object(&META_LABEL_SELECTOR)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_METRIC_SPEC: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.MetricSpec",
+    fields: &[
+        f("containerResource", Object(&AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE)),
+        f("external", Object(&AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE)),
+        f("object", Object(&AUTOSCALING_V2_OBJECT_METRIC_SOURCE)),
+        f("pods", Object(&AUTOSCALING_V2_PODS_METRIC_SOURCE)),
+        f("resource", Object(&AUTOSCALING_V2_RESOURCE_METRIC_SOURCE)),
+        f("type", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_METRIC_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.MetricStatus",
+    fields: &[
+        f("containerResource", Object(&AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_STATUS)),
+        f("external", Object(&AUTOSCALING_V2_EXTERNAL_METRIC_STATUS)),
+        f("object", Object(&AUTOSCALING_V2_OBJECT_METRIC_STATUS)),
+        f("pods", Object(&AUTOSCALING_V2_PODS_METRIC_STATUS)),
+        f("resource", Object(&AUTOSCALING_V2_RESOURCE_METRIC_STATUS)),
+        f("type", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_METRIC_TARGET: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.MetricTarget",
+    fields: &[
+        f("averageUtilization", Any),
+        f("averageValue", Any),
+        f("type", Any),
+        f("value", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_METRIC_VALUE_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.MetricValueStatus",
+    fields: &[
+        f("averageUtilization", Any),
+        f("averageValue", Any),
+        f("value", Any),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_OBJECT_METRIC_SOURCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ObjectMetricSource",
+    fields: &[
+        f("describedObject", Object(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE)),
+        f("metric", Object(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+        f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_OBJECT_METRIC_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ObjectMetricStatus",
+    fields: &[
+        f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
+        f("describedObject", Object(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE)),
+        f("metric", Object(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_PODS_METRIC_SOURCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.PodsMetricSource",
+    fields: &[
+        f("metric", Object(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+        f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_PODS_METRIC_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.PodsMetricStatus",
+    fields: &[
+        f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
+        f("metric", Object(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_RESOURCE_METRIC_SOURCE: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ResourceMetricSource",
+    fields: &[
+        f("name", Any),
+        f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+
+pub(super) static AUTOSCALING_V2_RESOURCE_METRIC_STATUS: Type = Type {
+    name: "io.k8s.api.autoscaling.v2.ResourceMetricStatus",
+    fields: &[
+        f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
         f("name", Any),
     ],
 };
