@@ -30,6 +30,7 @@ pub mod config;
 pub(crate) mod controllers;
 pub mod crd;
 pub mod cron;
+pub mod csr;
 pub mod error;
 pub(crate) mod gostr;
 pub mod json;

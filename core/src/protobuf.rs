@@ -124,6 +124,11 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
     ("v1", "Event", &tables::EVENT),
     ("events.k8s.io/v1", "Event", &tables::EVENTS_EVENT),
     (
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        &tables::CERTIFICATE_SIGNING_REQUEST,
+    ),
+    (
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
         &tables::AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,

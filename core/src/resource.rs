@@ -92,6 +92,7 @@ pub enum ResourceId {
     IngressClasses,
     VolumeAttachments,
     HorizontalPodAutoscalers,
+    CertificateSigningRequests,
     /// The objects of one CustomResourceDefinition (all its versions share one storage), by
     /// the id the CRD registry gave the definition when it was installed; never reused.
     Custom(u32),
@@ -624,6 +625,20 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         custom: None,
         view: None,
     },
+    ResourceType {
+        id: ResourceId::CertificateSigningRequests,
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        kind: "CertificateSigningRequest",
+        namespaced: false,
+        short_names: &["csr"],
+        categories: &[],
+        subresources: &["approval", "status"],
+        custom: None,
+        view: None,
+    },
 ];
 
 /// The built-in kinds served a second time in another group-version over a [`RESOURCES`] row's
@@ -694,6 +709,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     // Two versions of one group: the preferred (storage) one first.
     ("autoscaling", "v2"),
     ("autoscaling", "v1"),
+    ("certificates.k8s.io", "v1"),
 ];
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
@@ -758,6 +774,7 @@ impl ResourceType<'_> {
             "scheduling.k8s.io" => Cow::Borrowed("scheduling.k8s.io/v1"),
             "networking.k8s.io" => Cow::Borrowed("networking.k8s.io/v1"),
             "events.k8s.io" => Cow::Borrowed("events.k8s.io/v1"),
+            "certificates.k8s.io" => Cow::Borrowed("certificates.k8s.io/v1"),
             group => Cow::Owned(alloc::format!("{group}/{}", self.version)),
         }
     }

@@ -14,6 +14,7 @@ use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
 
 mod autoscaling;
+mod certificates;
 mod discovery;
 mod events;
 mod networking;
@@ -488,14 +489,17 @@ pub fn validate_custom(
 
 /// Validates `obj` (with `old` on update); errors are 422 Invalid with causes.
 pub fn validate(resource: ResourceId, obj: &Value, old: Option<&Value>) -> Result<(), Error> {
-    validate_as(resource.info(), obj, old)
+    validate_as(resource.info(), None, obj, old)
 }
 
 /// Validates `obj`, in its stored shape, written through `rt` (a storage row or a view of one:
 /// some kinds have rules that depend on the API a write came through, as kube's validation
-/// takes the request's group-version); errors are 422 Invalid naming `rt`'s group kind.
+/// takes the request's group-version) and subresource `sub` (a CertificateSigningRequest's
+/// `approval` and `status` may change different things); errors are 422 Invalid naming `rt`'s
+/// group kind.
 pub fn validate_as(
     rt: &crate::resource::ResourceType<'_>,
+    sub: Option<&str>,
     obj: &Value,
     old: Option<&Value>,
 ) -> Result<(), Error> {
@@ -569,6 +573,9 @@ pub fn validate_as(
         ResourceId::Ingresses => networking::validate_ingress(&mut e, obj),
         ResourceId::IngressClasses => networking::validate_ingress_class(&mut e, obj, old),
         ResourceId::HorizontalPodAutoscalers => autoscaling::validate_hpa(&mut e, obj, old),
+        ResourceId::CertificateSigningRequests => {
+            certificates::validate_csr(&mut e, obj, old, sub);
+        }
     }
     if e.causes.is_empty() {
         return Ok(());

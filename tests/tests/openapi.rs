@@ -225,6 +225,17 @@ fn kubectl_explain_walks_nested_fields_of_every_kind() {
             "horizontalpodautoscalers.spec.behavior.scaleUp.policies",
             &["periodSeconds", "type", "value"],
         ),
+        (
+            "certificatesigningrequests",
+            "certificatesigningrequests.status.conditions",
+            &[
+                "lastTransitionTime",
+                "lastUpdateTime",
+                "reason",
+                "status",
+                "type",
+            ],
+        ),
     ];
     for r in RESOURCES {
         assert!(

@@ -49,6 +49,7 @@ var specialProto = map[string]string{
 	// `type ExtraValue []string`: a message of one repeated string, shown as the bare list.
 	"k8s.io.api.authentication.v1.ExtraValue": "StrList",
 	"k8s.io.api.authorization.v1.ExtraValue":  "StrList",
+	"k8s.io.api.certificates.v1.ExtraValue":   "StrList",
 	// CRD schemas: `JSON{raw=1}` is embedded JSON; the `JSONSchemaPropsOr*` unions (no JSON
 	// tags upstream, custom MarshalJSON) show as their schema when set, else as the other arm.
 	apiextensionsProto + ".JSON":                         "RawJson",

@@ -155,7 +155,13 @@ func (g *schemaGen) item(s obj, where string) (string, error) {
 		return "Item::Any", nil
 	}
 	switch s["type"] {
-	case "array", "object":
+	case "array":
+		// A list of scalars as a map value (a user's `extra`): free-form to core.
+		if items, ok := s["items"].(obj); ok && refName(items) == "" && items["type"] != "array" && items["type"] != "object" {
+			return "Item::Any", nil
+		}
+		return "", fmt.Errorf("%s: nested %v is not supported by core's schema", where, s["type"])
+	case "object":
 		return "", fmt.Errorf("%s: nested %v is not supported by core's schema", where, s["type"])
 	}
 	return "Item::Any", nil

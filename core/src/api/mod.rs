@@ -11,6 +11,9 @@ mod admit;
 pub mod apiservices;
 #[cfg(test)]
 mod autoscaling_tests;
+mod certificates;
+#[cfg(test)]
+pub(crate) mod certificates_tests;
 mod custom;
 pub mod defaults;
 #[cfg(test)]

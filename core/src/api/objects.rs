@@ -131,7 +131,7 @@ impl Cluster {
             (Method::Patch, Some(name), Some("scale")) => self
                 .patch_scale(now, req, identity, rt, namespace, name, &query)
                 .map(Into::into),
-            (Method::Get | Method::Head, Some(name), None | Some("status")) => {
+            (Method::Get | Method::Head, Some(name), None | Some("status" | "approval")) => {
                 self.get(now, req, rt, namespace, name, &query)
             }
             (Method::Post, None, None) => {
@@ -166,14 +166,14 @@ impl Cluster {
                 )
                 .map(Into::into)
             }
-            (Method::Put, Some(name), sub @ (None | Some("status" | "finalize"))) => {
+            (Method::Put, Some(name), sub @ (None | Some("status" | "finalize" | "approval"))) => {
                 let body = self.body(req, rt, namespace, Some(name))?;
                 self.update(
                     now, req, identity, rt, namespace, name, sub, body.value, &query,
                 )
                 .map(Into::into)
             }
-            (Method::Patch, Some(name), sub @ (None | Some("status"))) => self
+            (Method::Patch, Some(name), sub @ (None | Some("status" | "approval"))) => self
                 .patch(now, req, identity, rt, namespace, name, sub, &query)
                 .map(Into::into),
             (Method::Delete, Some(name), None) => self
@@ -810,6 +810,9 @@ impl Cluster {
             set_meta(&mut obj, "namespace", Value::from(namespace));
         }
         strip_server_fields(&mut obj);
+        if rt.id == ResourceId::CertificateSigningRequests {
+            super::certificates::prepare_create(&mut obj, identity);
+        }
         let attempt = Attempt {
             resource: rt,
             subresource: None,
@@ -829,7 +832,7 @@ impl Cluster {
         if let Some(served) = rt.custom {
             served.version().schema.default(&mut obj);
         }
-        validate_object(rt, &obj, None)?;
+        validate_object(rt, None, &obj, None)?;
         self.namespace_must_accept(rt, namespace, &name)?;
         self.admit_policies(
             identity,
@@ -998,6 +1001,9 @@ impl Cluster {
             }
         }
         scope_to_subresource(rt, sub, old, &mut obj);
+        if rt.id == ResourceId::CertificateSigningRequests {
+            super::certificates::prepare_update(sub, &mut obj, old, now);
+        }
         if rt.id == ResourceId::Pods {
             admission::priority::keep_pod_priority(&mut obj, old);
         }
@@ -1005,7 +1011,7 @@ impl Cluster {
         if let Some(served) = rt.custom {
             served.version().schema.default(&mut obj);
         }
-        validate_object(rt, &obj, Some(old))?;
+        validate_object(rt, sub, &obj, Some(old))?;
         self.admit_policies(
             identity,
             &Attempt {
@@ -2369,13 +2375,18 @@ fn view_to_storage(rt: &ResourceType<'_>, obj: Value) -> Result<Value, Error> {
 
 /// Validates an object about to be written: a built-in kind's rules, or a custom resource's
 /// metadata and schema.
-fn validate_object(rt: &ResourceType<'_>, obj: &Value, old: Option<&Value>) -> Result<(), Error> {
+fn validate_object(
+    rt: &ResourceType<'_>,
+    sub: Option<&str>,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<(), Error> {
     match rt.custom {
         Some(served) => {
             let causes = served.version().schema.validate(obj);
             validation::validate_custom(&crate::resource::group_kind(rt), obj, old, causes)
         }
-        None => validation::validate_as(rt, obj, old),
+        None => validation::validate_as(rt, sub, obj, old),
     }
 }
 

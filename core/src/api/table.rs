@@ -41,6 +41,7 @@ impl<'a> From<&'a crd::Version> for Printer<'a> {
 }
 
 mod autoscaling;
+mod certificates;
 mod discovery;
 mod networking;
 mod policy;
@@ -388,6 +389,7 @@ fn columns(resource: ResourceId) -> &'static [Column] {
         ResourceId::EndpointSlices => discovery::ENDPOINT_SLICE,
         ResourceId::Ingresses => networking::INGRESS,
         ResourceId::HorizontalPodAutoscalers => autoscaling::HORIZONTAL_POD_AUTOSCALER,
+        ResourceId::CertificateSigningRequests => certificates::CERTIFICATE_SIGNING_REQUEST,
         ResourceId::IngressClasses => networking::INGRESS_CLASS,
         ResourceId::Namespaces => NAMESPACE,
         ResourceId::Pods => POD,
@@ -784,6 +786,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         }
         ResourceId::EndpointSlices => discovery::cells(obj, name, created),
         ResourceId::HorizontalPodAutoscalers => autoscaling::cells(obj, name, created),
+        ResourceId::CertificateSigningRequests => certificates::cells(obj, name, created),
         ResourceId::Ingresses | ResourceId::IngressClasses => {
             networking::cells(resource, obj, name, created)
         }

@@ -11,7 +11,7 @@
 mod cbor;
 #[cfg(test)]
 mod tests;
-mod x509;
+pub(crate) mod x509;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

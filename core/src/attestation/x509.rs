@@ -54,21 +54,22 @@ pub(crate) struct Certificate<'a> {
     pub(crate) key_usage: Option<u8>,
 }
 
-struct Der<'a> {
+/// A bounded DER reader (also the CSR parser's, [`crate::csr`]).
+pub(crate) struct Der<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Der<'a> {
-    const fn new(buf: &'a [u8]) -> Self {
+    pub(crate) const fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.buf.get(self.pos).copied()
     }
 
@@ -80,7 +81,7 @@ impl<'a> Der<'a> {
 
     /// One TLV: (tag, content, whole encoding). Only low tag numbers and minimal definite
     /// lengths (DER) are accepted; the length is checked against the bytes left.
-    fn tlv(&mut self) -> CertResult<(u8, &'a [u8], &'a [u8])> {
+    pub(crate) fn tlv(&mut self) -> CertResult<(u8, &'a [u8], &'a [u8])> {
         let start = self.pos;
         let tag = self.byte()?;
         if tag & 0x1f == 0x1f {
@@ -116,17 +117,17 @@ impl<'a> Der<'a> {
         Ok((tag, content, whole))
     }
 
-    fn expect(&mut self, tag: u8, what: &'static str) -> CertResult<&'a [u8]> {
+    pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> CertResult<&'a [u8]> {
         let (t, content, _) = self.tlv()?;
         if t == tag { Ok(content) } else { Err(what) }
     }
 
-    fn expect_whole(&mut self, tag: u8, what: &'static str) -> CertResult<&'a [u8]> {
+    pub(crate) fn expect_whole(&mut self, tag: u8, what: &'static str) -> CertResult<&'a [u8]> {
         let (t, _, whole) = self.tlv()?;
         if t == tag { Ok(whole) } else { Err(what) }
     }
 
-    fn finish(&self, what: &'static str) -> CertResult<()> {
+    pub(crate) fn finish(&self, what: &'static str) -> CertResult<()> {
         if self.is_empty() { Ok(()) } else { Err(what) }
     }
 }

@@ -38,6 +38,11 @@ pub(crate) fn authorize(
         ResourceId::VolumeAttachments => volume_attachment(node, attrs, store),
         ResourceId::Endpoints => rule(attrs, &["get"]),
         ResourceId::Events => rule(attrs, &["create", "update", "patch"]),
+        // kube's system:node role: a kubelet asks for its certificates (TLS bootstrap and
+        // rotation) and watches its requests; approving and signing are not a node's.
+        ResourceId::CertificateSigningRequests if attrs.subresource.is_none() => {
+            rule(attrs, &["create", "get", "list", "watch"])
+        }
         _ => Err(Denied::Because("")),
     };
     decision.map_err(|denied| {

@@ -471,6 +471,15 @@ impl Live {
                         json!({"spec": {"defaultBackend": backend}}),
                     ),
                     (
+                        "certificatesigningrequests",
+                        "certificates.k8s.io/v1/certificatesigningrequests",
+                        json!({"spec": {"request": base64::Engine::encode(
+                                &base64::engine::general_purpose::STANDARD,
+                                crate::api::certificates_tests::P256_CSR,
+                            ),
+                            "signerName": "example.com/signer", "usages": ["client auth"]}}),
+                    ),
+                    (
                         "horizontalpodautoscalers",
                         &alloc::format!("autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers"),
                         json!({"spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3}}),

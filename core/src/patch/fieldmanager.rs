@@ -174,6 +174,8 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
         R::VolumeAttachments => serde_json::json!({"metadata": meta,
             "spec": {"attacher": "", "source": {}, "nodeName": ""}, "status": {"attached": false}}),
         R::PriorityClasses => serde_json::json!({"metadata": meta, "value": 0}),
+        R::CertificateSigningRequests => serde_json::json!({"metadata": meta,
+            "spec": {"request": null, "signerName": ""}, "status": {}}),
         R::HorizontalPodAutoscalers => serde_json::json!({"metadata": meta,
             "spec": {"scaleTargetRef": {"kind": "", "name": ""}, "maxReplicas": 0},
             "status": {"desiredReplicas": 0}}),

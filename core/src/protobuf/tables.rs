@@ -774,6 +774,45 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Msg = Msg {
         f(6, "readOnly", Bool, OMITEMPTY),
     ],
 };
+pub(super) static CERTIFICATE_SIGNING_REQUEST: Msg = Msg {
+    name: "CertificateSigningRequest",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&CERTIFICATE_SIGNING_REQUEST_SPEC), 0),
+        f(3, "status", Message(&CERTIFICATE_SIGNING_REQUEST_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static CERTIFICATE_SIGNING_REQUEST_CONDITION: Msg = Msg {
+    name: "CertificateSigningRequestCondition",
+    fields: &[
+        f(1, "type", Str, 0),
+        f(2, "reason", Str, OMITEMPTY),
+        f(3, "message", Str, OMITEMPTY),
+        f(4, "lastUpdateTime", Time, OMITEMPTY),
+        f(5, "lastTransitionTime", Time, OMITEMPTY),
+        f(6, "status", Str, 0),
+    ],
+};
+pub(super) static CERTIFICATE_SIGNING_REQUEST_SPEC: Msg = Msg {
+    name: "CertificateSigningRequestSpec",
+    fields: &[
+        f(1, "request", Bytes, 0),
+        f(2, "username", Str, OMITEMPTY),
+        f(3, "uid", Str, OMITEMPTY),
+        f(4, "groups", Str, REP | OMITEMPTY),
+        f(5, "usages", Str, REP | OMITEMPTY),
+        f(6, "extra", StrList, MAP | OMITEMPTY),
+        f(7, "signerName", Str, 0),
+        f(8, "expirationSeconds", I32, PTR | OMITEMPTY),
+    ],
+};
+pub(super) static CERTIFICATE_SIGNING_REQUEST_STATUS: Msg = Msg {
+    name: "CertificateSigningRequestStatus",
+    fields: &[
+        f(1, "conditions", Message(&CERTIFICATE_SIGNING_REQUEST_CONDITION), REP | OMITEMPTY),
+        f(2, "certificate", Bytes, OMITEMPTY),
+    ],
+};
 pub(super) static CINDER_PERSISTENT_VOLUME_SOURCE: Msg = Msg {
     name: "CinderPersistentVolumeSource",
     fields: &[

@@ -46,6 +46,7 @@ pub(super) fn root(resource: ResourceId) -> &'static Type {
         ResourceId::IngressClasses => &NETWORKING_INGRESS_CLASS,
         ResourceId::VolumeAttachments => &STORAGE_VOLUME_ATTACHMENT,
         ResourceId::HorizontalPodAutoscalers => &AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
+        ResourceId::CertificateSigningRequests => &CERTIFICATES_CERTIFICATE_SIGNING_REQUEST,
         ResourceId::Custom(_) => &CUSTOM_RESOURCE,
     }
 }
@@ -1150,6 +1151,51 @@ pub(super) static CEPH_FS_VOLUME_SOURCE: Type = Type {
         f("secretFile", Any),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
         f("user", Any),
+    ],
+};
+
+pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST: Type = Type {
+    name: "io.k8s.api.certificates.v1.CertificateSigningRequest",
+    fields: &[
+        f("apiVersion", Any),
+        f("kind", Any),
+        f("metadata", Object(&META_OBJECT_META)),
+        f("spec", Object(&CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_SPEC)),
+        f("status", Object(&CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_STATUS)),
+    ],
+};
+
+pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_CONDITION: Type = Type {
+    name: "io.k8s.api.certificates.v1.CertificateSigningRequestCondition",
+    fields: &[
+        f("lastTransitionTime", Any),
+        f("lastUpdateTime", Any),
+        f("message", Any),
+        f("reason", Any),
+        f("status", Any),
+        f("type", Any),
+    ],
+};
+
+pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_SPEC: Type = Type {
+    name: "io.k8s.api.certificates.v1.CertificateSigningRequestSpec",
+    fields: &[
+        f("expirationSeconds", Any),
+        f("extra", Map(Item::Any)),
+        f("groups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("request", Any),
+        f("signerName", Any),
+        f("uid", Any),
+        f("usages", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("username", Any),
+    ],
+};
+
+pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_STATUS: Type = Type {
+    name: "io.k8s.api.certificates.v1.CertificateSigningRequestStatus",
+    fields: &[
+        f("certificate", Any),
+        f("conditions", List(Item::Of(&CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::Replace)),
     ],
 };
 
