@@ -262,6 +262,11 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         "SelfSubjectReview",
         &tables::AUTHN_SELF_SUBJECT_REVIEW,
     ),
+    (
+        "authentication.k8s.io/v1",
+        "TokenReview",
+        &tables::AUTHN_TOKEN_REVIEW,
+    ),
 ];
 
 /// Decodes a protobuf request body of `resource` into its JSON object form.

@@ -35,6 +35,7 @@ var protoExtraRoots = []string{
 	"io.k8s.api.authorization.v1.SelfSubjectAccessReview",
 	"io.k8s.api.authorization.v1.SelfSubjectRulesReview",
 	"io.k8s.api.authentication.v1.SelfSubjectReview",
+	"io.k8s.api.authentication.v1.TokenReview",
 }
 
 // Messages with a JSON form of their own (custom MarshalJSON upstream).

@@ -50,6 +50,13 @@ pub const REVIEWS: &[Review] = &[
         kind: "SelfSubjectReview",
     },
     Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        kind: "TokenReview",
+    },
+    Review {
         group: "authorization.k8s.io",
         version: "v1",
         plural: "selfsubjectaccessreviews",
@@ -207,7 +214,7 @@ impl Cluster {
     /// `POST` of a review: the answer carries the caller's user or its verdict; nothing is kept.
     /// Any caller may ask, anonymous ones included, as each is told only about itself.
     pub(super) fn handle_review(
-        &self,
+        &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
         identity: &Identity,
@@ -236,6 +243,9 @@ impl Cluster {
             )));
         }
         Query::parse(req.query)?.dry_run("CreateOptions")?;
+        if review.kind == "TokenReview" {
+            may_review_tokens(identity)?;
+        }
         let api_version = review.api_version();
         let mut body = self.decode_body(req, &api_version, review.kind)?;
         let Some(map) = body.as_object_mut() else {
@@ -275,6 +285,10 @@ impl Cluster {
                     json!({"userInfo": user}),
                 )
             }
+            "TokenReview" => (
+                json!({"creationTimestamp": null}),
+                self.token_review(now, &spec)?,
+            ),
             "SelfSubjectAccessReview" => {
                 check_empty_metadata(review, map.get("metadata"))?;
                 (
@@ -599,5 +613,70 @@ fn invalid_review(review: &Review, field: &str, value: &str, detail: &str) -> Er
             message: alloc::format!("Invalid value: {value}: {detail}"),
             field: field.into(),
         }],
+    }
+}
+
+/// Who may create TokenReviews: the administrator (kube: RBAC `create tokenreviews`, which
+/// `system:masters` holds); every other caller gets kube's 403.
+fn may_review_tokens(identity: &Identity) -> Result<(), Error> {
+    if matches!(identity, Identity::Admin | Identity::User(_)) {
+        return Ok(());
+    }
+    Err(crate::authz::forbidden_error(
+        "tokenreviews.authentication.k8s.io",
+        "",
+        &alloc::format!(
+            "User \"{}\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope",
+            identity.username()
+        ),
+    ))
+}
+
+/// The audience this server's own credentials are for: kube-apiserver's default API audience
+/// (its service-account issuer). The tokens it accepts carry no audience of their own, so, as
+/// kube's audience-agnostic authenticators, they are valid for this one only.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// The kind kube's bearer-token authenticator gives when no authenticator takes a token.
+const INVALID_BEARER_TOKEN: &str = "invalid bearer token";
+
+impl Cluster {
+    /// `TokenReview` (kube's tokenreview REST `Create`): the token as this server would
+    /// authenticate it in an `Authorization` header — the admin token, the relay credential, a
+    /// Seal token (signature, lifetime, stake) — for the requested audiences (the server's own
+    /// when none). A token refused is `authenticated: false` with the reason, never a 401.
+    fn token_review(&mut self, now: UnixTime, spec: &Value) -> Result<Value, Error> {
+        let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
+        if token.is_empty() {
+            return Err(Error::BadRequest(
+                "token is required for TokenReview in authentication".into(),
+            ));
+        }
+        let wanted: Vec<&str> = match spec.get("audiences").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => list.iter().filter_map(Value::as_str).collect(),
+            _ => alloc::vec![API_AUDIENCE],
+        };
+        let refused = |error: String| json!({"user": {}, "error": error});
+        // An audience-agnostic authenticator takes a token only for the server's own audience.
+        if !wanted.contains(&API_AUDIENCE) {
+            return Ok(refused(INVALID_BEARER_TOKEN.into()));
+        }
+        let header = alloc::format!("Bearer {token}");
+        let identity = if token.starts_with(crate::token::TOKEN_PREFIX) {
+            match self.tokens.validate(token, now, None, &self.stakes) {
+                Ok(node) => Identity::Node(alloc::boxed::Box::new(node)),
+                Err(e) => return Ok(refused(alloc::format!("invalid Seal token: {e}"))),
+            }
+        } else {
+            match crate::auth::authenticate(&self.config, Some(&header)) {
+                Ok(identity @ (Identity::Admin | Identity::Relay)) => identity,
+                _ => return Ok(refused(INVALID_BEARER_TOKEN.into())),
+            }
+        };
+        Ok(json!({
+            "authenticated": true,
+            "user": {"username": identity.username(), "groups": identity.groups()},
+            "audiences": [API_AUDIENCE],
+        }))
     }
 }

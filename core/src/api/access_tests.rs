@@ -567,3 +567,135 @@ fn review_asked_for_as_a_table_is_406() {
         "{answer}"
     );
 }
+
+const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+
+fn token_review(s: &mut Cluster, token: &str, audiences: Value) -> Value {
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": token, "audiences": audiences}});
+    let (code, body) = call(s, Method::Post, TOKEN_REVIEWS, &review, Some(ADMIN));
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["kind"], "TokenReview");
+    body["status"].clone()
+}
+
+fn seal(secret: u8, stake: u8, node: &str, iat: u64, exp: u64) -> String {
+    mint_ed25519(
+        &[secret; 32],
+        &SealClaims {
+            node_id: node.into(),
+            stake_id: [stake; 32],
+            iat,
+            exp,
+        },
+    )
+}
+
+/// TokenReview answers with the authenticator every request goes through: the tokens this
+/// server accepts are authenticated as who they are, for its own audience; a token it would
+/// refuse is `authenticated: false` with the reason, not a 401.
+#[test]
+fn token_reviews_authenticate_as_requests_do() {
+    let (mut s, node_token) = cluster();
+    let status = token_review(&mut s, ADMIN, Value::Null);
+    assert_eq!(
+        status,
+        json!({"authenticated": true, "user": {"username": "nautilus:admin",
+            "groups": ["system:masters", "system:authenticated"]},
+            "audiences": ["https://kubernetes.default.svc.cluster.local"]})
+    );
+    let status = token_review(&mut s, &node_token, json!([]));
+    assert_eq!(status["authenticated"], true);
+    assert_eq!(status["user"]["username"], "system:node:node-a");
+    assert_eq!(
+        status["user"]["groups"],
+        json!(["system:nodes", "system:authenticated"])
+    );
+    // Another audience: these tokens are for this server only.
+    let status = token_review(&mut s, &node_token, json!(["vault"]));
+    assert_eq!(status, json!({"user": {}, "error": "invalid bearer token"}));
+    let status = token_review(
+        &mut s,
+        ADMIN,
+        json!(["vault", "https://kubernetes.default.svc.cluster.local"]),
+    );
+    assert_eq!(status["authenticated"], true);
+    assert_eq!(
+        status["audiences"],
+        json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+
+    // Refused tokens, each with its reason (the cluster's staker is secret 1, stake 101).
+    let (iat, exp) = (NOW.secs(), NOW.secs() + 3600);
+    let genuine_b = seal(1, 101, "node-b", iat, exp);
+    let (claims_b, _) = genuine_b.rsplit_once('.').unwrap();
+    let (_, signature_a) = node_token.rsplit_once('.').unwrap();
+    let forged = alloc::format!("{claims_b}.{signature_a}");
+    let cases = [
+        (
+            "unknown",
+            String::from("not-a-token"),
+            "invalid bearer token",
+        ),
+        (
+            "forged",
+            forged,
+            "invalid Seal token: signature does not verify",
+        ),
+        (
+            "expired",
+            seal(1, 101, "node-a", iat - 7200, iat - 3600),
+            "invalid Seal token: token has expired",
+        ),
+        (
+            "signed by another key",
+            seal(2, 101, "node-a", iat, exp),
+            "invalid Seal token: signer does not own the stake",
+        ),
+        (
+            "unknown stake",
+            seal(1, 77, "node-a", iat, exp),
+            "invalid Seal token: stake is unknown",
+        ),
+    ];
+    for (what, token, error) in cases {
+        let status = token_review(&mut s, &token, Value::Null);
+        assert_eq!(status, json!({"user": {}, "error": error}), "{what}");
+        // And the same token on a real request is a 401.
+        let (code, _) = call(
+            &mut s,
+            Method::Get,
+            "/api/v1/namespaces",
+            &Value::Null,
+            Some(&token),
+        );
+        assert_eq!(code, 401, "{what}");
+    }
+
+    // A review needs a token.
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {}});
+    let (code, body) = call(&mut s, Method::Post, TOKEN_REVIEWS, &review, Some(ADMIN));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "token is required for TokenReview in authentication"
+    );
+
+    // Only the administrator may review tokens: a node and an anonymous caller get kube's 403.
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": ADMIN}});
+    for (bearer, user) in [
+        (Some(node_token.as_str()), "system:node:node-a"),
+        (None, "system:anonymous"),
+    ] {
+        let (code, body) = call(&mut s, Method::Post, TOKEN_REVIEWS, &review, bearer);
+        assert_eq!(code, 403, "{body}");
+        assert_eq!(
+            body["message"],
+            alloc::format!(
+                "tokenreviews.authentication.k8s.io is forbidden: User \"{user}\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"
+            )
+        );
+    }
+}

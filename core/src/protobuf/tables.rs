@@ -348,6 +348,30 @@ pub(super) static AUTHN_SELF_SUBJECT_REVIEW_STATUS: Msg = Msg {
         f(1, "userInfo", Message(&AUTHN_USER_INFO), OMITEMPTY),
     ],
 };
+pub(super) static AUTHN_TOKEN_REVIEW: Msg = Msg {
+    name: "TokenReview",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTHN_TOKEN_REVIEW_SPEC), 0),
+        f(3, "status", Message(&AUTHN_TOKEN_REVIEW_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_TOKEN_REVIEW_SPEC: Msg = Msg {
+    name: "TokenReviewSpec",
+    fields: &[
+        f(1, "token", Str, OMITEMPTY),
+        f(2, "audiences", Str, REP | OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_TOKEN_REVIEW_STATUS: Msg = Msg {
+    name: "TokenReviewStatus",
+    fields: &[
+        f(1, "authenticated", Bool, OMITEMPTY),
+        f(2, "user", Message(&AUTHN_USER_INFO), OMITEMPTY),
+        f(3, "error", Str, OMITEMPTY),
+        f(4, "audiences", Str, REP | OMITEMPTY),
+    ],
+};
 pub(super) static AUTHN_USER_INFO: Msg = Msg {
     name: "UserInfo",
     fields: &[
