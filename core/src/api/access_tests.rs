@@ -689,6 +689,11 @@ fn token_reviews_authenticate_as_requests_do() {
         (Some(node_token.as_str()), "system:node:node-a"),
         (None, "system:anonymous"),
     ] {
+        // Refused on the head, before any byte of the body is read.
+        let auth = bearer.map(|b| alloc::format!("Bearer {b}"));
+        let mut head = ApiRequest::new(Method::Post, TOKEN_REVIEWS);
+        head.authorization = auth.as_deref();
+        assert_eq!(s.admit_head(NOW, &head).map_err(|r| r.status), Err(403));
         let (code, body) = call(&mut s, Method::Post, TOKEN_REVIEWS, &review, bearer);
         assert_eq!(code, 403, "{body}");
         assert_eq!(
