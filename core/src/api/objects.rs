@@ -609,6 +609,11 @@ impl Cluster {
         let read = revision::list_read(query, paged)?;
         let continue_token = query.get("continue").filter(|c| !c.is_empty());
         let current = self.store.revision();
+        // Whether the read is of a revision the caller named (a continue token's snapshot, an
+        // exact resourceVersion), which compaction can take, or of the latest state, which it
+        // never takes (kube's compaction is itself a write: etcd's latest revision stays above
+        // what it compacts).
+        let mut named = true;
         let (snapshot, start, too_old) = match continue_token {
             Some(token) => {
                 if query
@@ -622,6 +627,7 @@ impl Cluster {
                 let (rv, ns, name) = revision::decode_continue(&self.continue_key, rt.id, token)?;
                 // A token handed out with an expired snapshot's 410 continues at the latest
                 // revision.
+                named = rv.is_some();
                 (
                     rv.unwrap_or(current),
                     Some((ns, name)),
@@ -629,11 +635,15 @@ impl Cluster {
                 )
             }
             None => match read {
-                ReadAt::Latest | ReadAt::Any => (current, None, revision::LIST_EXPIRED),
+                ReadAt::Latest | ReadAt::Any => {
+                    named = false;
+                    (current, None, revision::LIST_EXPIRED)
+                }
                 ReadAt::NotOlderThan(wanted) => {
                     if let Some(pending) = self.await_revision(now, req, wanted)? {
                         return Ok(pending);
                     }
+                    named = false;
                     (current, None, revision::LIST_EXPIRED)
                 }
                 // A state in the future cannot be served exactly (etcd's ErrFutureRev: no wait).
@@ -660,7 +670,7 @@ impl Cluster {
         };
         // Compacted away (kube's etcd compactor): a continue token gets a way to go on at the
         // latest revision; an exact read is simply too old.
-        if snapshot < self.compactor.compacted() {
+        if named && snapshot < self.compactor.compacted() {
             return Err(if start.is_some() {
                 expired(&start)
             } else {
