@@ -175,18 +175,12 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
         .enclave_pid()
         .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
     let (ready, replay_millis) = kill_and_wait_ready(&cluster)?;
-    report.row(
+    restart_row(
+        report,
+        scale,
         &format!("restart to ready after kill -9, ~{objects} objects in the log"),
-        format!(
-            "{} (replay {replay_millis} ms; dev waits 1 s before restarting)",
-            ms(ready)
-        ),
-        "< 5 s at 100,000",
-        if scale.quick {
-            Verdict::Scaled
-        } else {
-            Verdict::of(ready < Duration::from_secs(5))
-        },
+        (ready, &replay_millis),
+        ("< 5 s at 100,000", Duration::from_secs(5)),
     );
     let rss_after = cluster
         .enclave_pid()
@@ -232,13 +226,39 @@ fn kill_and_wait_ready(cluster: &DevCluster) -> Result<(Duration, String), Strin
         .find(|l| l.contains("cluster state replayed"))
         .map(str::to_string)
         .unwrap_or_default();
-    let millis = replayed
-        .split("millis=")
-        .nth(1)
-        .and_then(|t| t.split_whitespace().next())
-        .unwrap_or("?")
-        .to_string();
+    let millis = log_field(&replayed, "millis").unwrap_or("?").to_string();
     Ok((ready, millis))
+}
+
+/// The value of `name=` in a log line.
+fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split(&format!("{name}="))
+        .nth(1)?
+        .split_whitespace()
+        .next()
+}
+
+/// A restart-to-ready row: the time, the replay's own milliseconds, against `goal`.
+fn restart_row(
+    report: &mut Report,
+    scale: &Scale,
+    figure: &str,
+    (ready, replay_millis): (Duration, &str),
+    (goal_text, goal): (&str, Duration),
+) {
+    report.row(
+        figure,
+        format!(
+            "{} (replay {replay_millis} ms; dev waits 1 s before restarting)",
+            ms(ready)
+        ),
+        goal_text,
+        if scale.quick {
+            Verdict::Scaled
+        } else {
+            Verdict::of(ready < goal)
+        },
+    );
 }
 
 /// Issue 16's snapshot figures: a restart from a snapshot of 10,000 objects plus 50,000 log
@@ -301,14 +321,7 @@ pub(crate) fn snapshots(scale: &Scale, report: &mut Report) -> Result<(), String
             "the restart did not start from a snapshot: {replayed}"
         ));
     }
-    let field = |name: &str| {
-        replayed
-            .split(&format!("{name}="))
-            .nth(1)
-            .and_then(|t| t.split_whitespace().next())
-            .unwrap_or("?")
-            .to_string()
-    };
+    let field = |name: &str| log_field(&replayed, name).unwrap_or("?").to_string();
     report.info(
         "the restart's replay",
         format!(
@@ -318,18 +331,12 @@ pub(crate) fn snapshots(scale: &Scale, report: &mut Report) -> Result<(), String
             field("objects")
         ),
     );
-    report.row(
+    restart_row(
+        report,
+        scale,
         &format!("restart to ready after kill -9: {objects}-object snapshot + {records} records"),
-        format!(
-            "{} (replay {replay_millis} ms; dev waits 1 s before restarting)",
-            ms(ready)
-        ),
-        "< 3 s",
-        if scale.quick {
-            Verdict::Scaled
-        } else {
-            Verdict::of(ready < Duration::from_secs(3))
-        },
+        (ready, &replay_millis),
+        ("< 3 s", Duration::from_secs(3)),
     );
     drop(second);
 
@@ -379,30 +386,16 @@ pub(crate) fn snapshots(scale: &Scale, report: &mut Report) -> Result<(), String
             )
         });
         let lines = snapshot_lines(&cluster);
-        let mut millis: Vec<u64> = lines[before.min(lines.len())..]
-            .iter()
-            .filter_map(|l| {
-                l.split("millis=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let during = &lines[before.min(lines.len())..];
+        let numbers = |name: &str| -> Vec<u64> {
+            during
+                .iter()
+                .filter_map(|l| log_field(l, name)?.parse().ok())
+                .collect()
+        };
+        let mut millis = numbers("millis");
         millis.sort_unstable();
-        let capture_max = lines[before.min(lines.len())..]
-            .iter()
-            .filter_map(|l| {
-                l.split("capture_micros=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
+        let capture_max = numbers("capture_micros").into_iter().max().unwrap_or(0);
         let taken = millis.len();
         if every > 0 && taken == 0 {
             return Err("no snapshot was taken during the load".into());
