@@ -31,6 +31,10 @@ pub struct Review {
     pub singular: &'static str,
     /// Kind of the body and the answer.
     pub kind: &'static str,
+    /// Any caller may ask it, anonymous ones included: it reviews the caller itself (the
+    /// self-subject reviews). Otherwise only a caller kube's RBAC lets `create` it may, which
+    /// here is the administrator (see [`may_create`]).
+    pub about_the_caller: bool,
 }
 
 impl Review {
@@ -48,6 +52,7 @@ pub const REVIEWS: &[Review] = &[
         plural: "selfsubjectreviews",
         singular: "selfsubjectreview",
         kind: "SelfSubjectReview",
+        about_the_caller: true,
     },
     Review {
         group: "authentication.k8s.io",
@@ -55,6 +60,7 @@ pub const REVIEWS: &[Review] = &[
         plural: "tokenreviews",
         singular: "tokenreview",
         kind: "TokenReview",
+        about_the_caller: false,
     },
     Review {
         group: "authorization.k8s.io",
@@ -62,6 +68,7 @@ pub const REVIEWS: &[Review] = &[
         plural: "selfsubjectaccessreviews",
         singular: "selfsubjectaccessreview",
         kind: "SelfSubjectAccessReview",
+        about_the_caller: true,
     },
     Review {
         group: "authorization.k8s.io",
@@ -69,6 +76,7 @@ pub const REVIEWS: &[Review] = &[
         plural: "selfsubjectrulesreviews",
         singular: "selfsubjectrulesreview",
         kind: "SelfSubjectRulesReview",
+        about_the_caller: true,
     },
 ];
 
@@ -613,18 +621,21 @@ fn invalid_review(review: &Review, field: &str, value: &str, detail: &str) -> Er
     }
 }
 
-/// Who may create TokenReviews: the administrator (kube: RBAC `create tokenreviews`, which
-/// `system:masters` holds); every other caller gets kube's 403.
-pub(super) fn may_review_tokens(identity: &Identity) -> Result<(), Error> {
-    if matches!(identity, Identity::Admin | Identity::User(_)) {
+/// Whether `identity` may create `review`: anyone a review about the caller itself; the
+/// administrator any other (kube: RBAC `create`, which `system:masters` holds), every other
+/// caller gets kube's 403.
+pub(super) fn may_create(identity: &Identity, review: &Review) -> Result<(), Error> {
+    if review.about_the_caller || matches!(identity, Identity::Admin | Identity::User(_)) {
         return Ok(());
     }
     Err(crate::authz::forbidden_error(
-        "tokenreviews.authentication.k8s.io",
+        &alloc::format!("{}.{}", review.plural, review.group),
         "",
         &alloc::format!(
-            "User \"{}\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope",
-            identity.username()
+            "User \"{}\" cannot create resource \"{}\" in API group \"{}\" at the cluster scope",
+            identity.username(),
+            review.plural,
+            review.group
         ),
     ))
 }

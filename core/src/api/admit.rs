@@ -94,13 +94,11 @@ impl Cluster {
         route: Option<&Route<'_>>,
     ) -> Result<Identity, Error> {
         let identity = self.identify(now, req)?;
-        // A TokenReview is the administrator's, decided on the head like any resource.
-        if let Some(Route::Review(review)) = route
-            && review.kind == "TokenReview"
-        {
-            super::access::may_review_tokens(&identity)?;
+        // Any caller may ask a review about itself, anonymous ones included; the others (a
+        // TokenReview) are decided on the head like any resource.
+        if let Some(Route::Review(review)) = route {
+            super::access::may_create(&identity, review)?;
         }
-        // Any caller may ask an access review about itself, anonymous ones included.
         if matches!(
             route,
             Some(Route::Health(_) | Route::Version | Route::Review(_))
