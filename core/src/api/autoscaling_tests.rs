@@ -200,6 +200,18 @@ fn what_v1_cannot_say_round_trips_through_annotations() {
     let (_, v1) = c.get(&alloc::format!("{V1}/mem"));
     assert_eq!(v1["status"]["currentCPUUtilizationPercentage"], 75);
     assert_eq!(v1["status"]["desiredReplicas"], 3);
+    // The current metrics travel as v1 metric statuses, named after `current`.
+    let current: Value = serde_json::from_str(
+        v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/current-metrics"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        current,
+        json!([{"type": "Resource", "resource": {"name": "cpu",
+            "currentAverageUtilization": 75, "currentAverageValue": "150m"}}])
+    );
     let (_, table) = c.request(
         Method::Get,
         V2,

@@ -48,65 +48,86 @@ fn is_cpu_utilization(metric: &Value) -> bool {
             .is_some_and(|u| !u.is_null())
 }
 
-/// A v2 `MetricSpec` as a v1 one.
-fn metric_to_v1(m: &Value) -> Value {
+/// Which half of a metric a v2 → v1 conversion reads: a spec's `target` or a status's
+/// `current`. v1 names the values after it (`targetValue`, `currentAverageValue`, ...), and
+/// keeps some as pointers in a spec where a status has plain quantities.
+struct Half {
+    /// The v2 object holding the values, and v1's prefix of their names.
+    side: &'static str,
+    /// How v1 keeps a Resource or External source's value: a pointer (absent stays absent) in
+    /// a spec, a quantity (absent prints "0") in a status.
+    value: fn(&Value, &str) -> Option<Value>,
+}
+
+const SPEC: Half = Half {
+    side: "target",
+    value: field,
+};
+const STATUS: Half = Half {
+    side: "current",
+    value: quantity,
+};
+
+/// A v2 `MetricSpec` (`SPEC`) or `MetricStatus` (`STATUS`) as a v1 one.
+fn metric_to_v1(m: &Value, half: &Half) -> Value {
     let empty = Value::Null;
     let source = |key: &str| m.get(key).filter(|s| !s.is_null());
-    let target = |s: &Value| s.get("target").cloned().unwrap_or(Value::Null);
+    let values = |s: &Value| s.get(half.side).cloned().unwrap_or(Value::Null);
     let ident = |s: &Value| s.get("metric").cloned().unwrap_or(Value::Null);
+    let named = |name: &str| alloc::format!("{}{name}", half.side);
+    let (value, average_value, average_utilization) = (
+        named("Value"),
+        named("AverageValue"),
+        named("AverageUtilization"),
+    );
     let object_v1 = source("object").map(|s| {
-        let (t, id) = (target(s), ident(s));
+        let (v, id) = (values(s), ident(s));
         object([
             (
                 "target",
                 Some(reference(s.get("describedObject").unwrap_or(&empty))),
             ),
             ("metricName", field(&id, "name")),
-            ("targetValue", quantity(&t, "value")),
+            (&value, quantity(&v, "value")),
             ("selector", field(&id, "selector")),
-            ("averageValue", field(&t, "averageValue")),
+            ("averageValue", field(&v, "averageValue")),
         ])
     });
     let pods = source("pods").map(|s| {
-        let (t, id) = (target(s), ident(s));
+        let (v, id) = (values(s), ident(s));
         object([
             ("metricName", field(&id, "name")),
-            ("targetAverageValue", quantity(&t, "averageValue")),
+            (&average_value, quantity(&v, "averageValue")),
             ("selector", field(&id, "selector")),
         ])
     });
-    let resource = source("resource").map(|s| {
-        let t = target(s);
+    let resource = |s: &Value, container: Option<Value>| {
+        let v = values(s);
         object([
             ("name", field(s, "name")),
-            ("targetAverageUtilization", field(&t, "averageUtilization")),
-            ("targetAverageValue", field(&t, "averageValue")),
+            (&average_utilization, field(&v, "averageUtilization")),
+            (&average_value, (half.value)(&v, "averageValue")),
+            ("container", container),
         ])
-    });
-    let container = source("containerResource").map(|s| {
-        let t = target(s);
-        object([
-            ("name", field(s, "name")),
-            ("targetAverageUtilization", field(&t, "averageUtilization")),
-            ("targetAverageValue", field(&t, "averageValue")),
-            ("container", field(s, "container")),
-        ])
-    });
+    };
     let external = source("external").map(|s| {
-        let (t, id) = (target(s), ident(s));
+        let (v, id) = (values(s), ident(s));
         object([
             ("metricName", field(&id, "name")),
             ("metricSelector", field(&id, "selector")),
-            ("targetValue", field(&t, "value")),
-            ("targetAverageValue", field(&t, "averageValue")),
+            (&value, (half.value)(&v, "value")),
+            (&average_value, field(&v, "averageValue")),
         ])
     });
     object([
         ("type", field(m, "type")),
         ("object", object_v1),
         ("pods", pods),
-        ("resource", resource),
-        ("containerResource", container),
+        ("resource", source("resource").map(|s| resource(s, None))),
+        (
+            "containerResource",
+            source("containerResource").map(|s| resource(s, field(s, "container"))),
+        ),
         ("external", external),
     ])
 }
@@ -198,69 +219,6 @@ fn metric_to_v2(m: &Value) -> Value {
     object([
         ("type", field(m, "type")),
         ("object", object_v2),
-        ("pods", pods),
-        ("resource", resource),
-        ("containerResource", container),
-        ("external", external),
-    ])
-}
-
-/// A v2 `MetricStatus` as a v1 one.
-fn status_to_v1(m: &Value) -> Value {
-    let empty = Value::Null;
-    let source = |key: &str| m.get(key).filter(|s| !s.is_null());
-    let current = |s: &Value| s.get("current").cloned().unwrap_or(Value::Null);
-    let ident = |s: &Value| s.get("metric").cloned().unwrap_or(Value::Null);
-    let object_v1 = source("object").map(|s| {
-        let (c, id) = (current(s), ident(s));
-        object([
-            (
-                "target",
-                Some(reference(s.get("describedObject").unwrap_or(&empty))),
-            ),
-            ("metricName", field(&id, "name")),
-            ("currentValue", quantity(&c, "value")),
-            ("selector", field(&id, "selector")),
-            ("averageValue", field(&c, "averageValue")),
-        ])
-    });
-    let pods = source("pods").map(|s| {
-        let (c, id) = (current(s), ident(s));
-        object([
-            ("metricName", field(&id, "name")),
-            ("currentAverageValue", quantity(&c, "averageValue")),
-            ("selector", field(&id, "selector")),
-        ])
-    });
-    let resource = source("resource").map(|s| {
-        let c = current(s);
-        object([
-            ("name", field(s, "name")),
-            ("currentAverageUtilization", field(&c, "averageUtilization")),
-            ("currentAverageValue", quantity(&c, "averageValue")),
-        ])
-    });
-    let container = source("containerResource").map(|s| {
-        let c = current(s);
-        object([
-            ("name", field(s, "name")),
-            ("currentAverageUtilization", field(&c, "averageUtilization")),
-            ("currentAverageValue", quantity(&c, "averageValue")),
-            ("container", field(s, "container")),
-        ])
-    });
-    let external = source("external").map(|s| {
-        let (c, id) = (current(s), ident(s));
-        object([
-            ("metricName", field(&id, "name")),
-            ("metricSelector", field(&id, "selector")),
-            ("currentValue", quantity(&c, "value")),
-            ("currentAverageValue", field(&c, "averageValue")),
-        ])
-    });
-    object([
-        ("type", field(m, "type")),
-        ("object", object_v1),
         ("pods", pods),
         ("resource", resource),
         ("containerResource", container),
@@ -473,7 +431,7 @@ pub(super) fn to_v1(map: &mut Map<String, Value>) {
         let others: Vec<Value> = metrics
             .iter()
             .filter(|m| !is_cpu_utilization(m))
-            .map(metric_to_v1)
+            .map(|m| metric_to_v1(m, &SPEC))
             .collect();
         if !others.is_empty() {
             notes.push((METRICS, text(&Value::Array(others))));
@@ -511,7 +469,7 @@ pub(super) fn to_v1(map: &mut Map<String, Value>) {
             .filter_map(|m| m.pointer("/resource/current/averageUtilization").cloned())
             .find(|u| !u.is_null());
         if !current.is_empty() {
-            let v1: Vec<Value> = current.iter().map(status_to_v1).collect();
+            let v1: Vec<Value> = current.iter().map(|m| metric_to_v1(m, &STATUS)).collect();
             notes.push((CURRENT_METRICS, text(&Value::Array(v1))));
         }
         if let Some(conditions) = status
