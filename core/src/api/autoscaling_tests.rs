@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, TABLE, column_names, messages};
+use crate::api::test_harness::{Cluster, column_names, messages};
 
 const V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
 const V1: &str = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
@@ -75,13 +75,7 @@ fn an_hpa_is_defaulted_as_v2_and_read_as_v1() {
     assert_eq!(list["kind"], "HorizontalPodAutoscalerList");
     assert_eq!(list["apiVersion"], "autoscaling/v1");
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
-    let (_, table) = c.request(
-        Method::Get,
-        V1,
-        Some(TABLE),
-        &Value::Null,
-        "application/json",
-    );
+    let table = c.table(V1);
     assert_eq!(
         column_names(&table),
         [
@@ -212,13 +206,7 @@ fn what_v1_cannot_say_round_trips_through_annotations() {
         json!([{"type": "Resource", "resource": {"name": "cpu",
             "currentAverageUtilization": 75, "currentAverageValue": "150m"}}])
     );
-    let (_, table) = c.request(
-        Method::Get,
-        V2,
-        Some(TABLE),
-        &Value::Null,
-        "application/json",
-    );
+    let table = c.table(V2);
     // kube's printer pairs statuses with specs by position: the cpu status sits beside the
     // memory target.
     assert_eq!(

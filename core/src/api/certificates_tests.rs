@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, TABLE, column_names, messages};
+use crate::api::test_harness::{Cluster, column_names, messages};
 
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
@@ -65,13 +65,7 @@ fn a_request_is_checked_attributed_approved_and_issued() {
         );
         assert_eq!(created["status"], json!({}));
     }
-    let (_, table) = c.request(
-        Method::Get,
-        CSRS,
-        Some(TABLE),
-        &Value::Null,
-        "application/json",
-    );
+    let table = c.table(CSRS);
     assert_eq!(
         column_names(&table),
         [
@@ -171,13 +165,7 @@ fn a_request_is_checked_attributed_approved_and_issued() {
         messages(&status),
         ["status.certificate: Forbidden: updates may not modify existing certificate content"]
     );
-    let (_, table) = c.request(
-        Method::Get,
-        CSRS,
-        Some(TABLE),
-        &Value::Null,
-        "application/json",
-    );
+    let table = c.table(CSRS);
     assert_eq!(table["rows"][1]["cells"][5], "Approved,Issued");
 }
 

@@ -3,25 +3,12 @@
 //! controller runs: an Ingress's status is whatever a controller writes.
 
 use alloc::string::String;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::api::Method;
 use crate::api::test_harness::{Cluster, column_names, messages};
 
 const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
 const CLASSES: &str = "/apis/networking.k8s.io/v1/ingressclasses";
-
-fn table(c: &mut Cluster, path: &str) -> Value {
-    let mut req = crate::api::ApiRequest::new(Method::Get, path);
-    req.authorization = Some("Bearer admin");
-    req.accept = Some("application/json;as=Table;v=v1;g=meta.k8s.io");
-    let r = c
-        .server
-        .handle_request(c.now, &req)
-        .into_response()
-        .unwrap();
-    serde_json::from_slice(&r.body).unwrap()
-}
 
 #[test]
 fn ingresses_and_classes_are_stored_validated_and_printed() {
@@ -33,7 +20,7 @@ fn ingresses_and_classes_are_stored_validated_and_printed() {
     let (code, created) = c.post(CLASSES, class);
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["spec"]["parameters"]["scope"], "Cluster");
-    let t = table(&mut c, CLASSES);
+    let t = c.table(CLASSES);
     assert_eq!(
         t["rows"][0]["cells"],
         json!([
@@ -77,7 +64,7 @@ fn ingresses_and_classes_are_stored_validated_and_printed() {
         "application/merge-patch+json",
     );
     assert_eq!(code, 200, "{status}");
-    let t = table(&mut c, INGRESSES);
+    let t = c.table(INGRESSES);
     let columns = column_names(&t);
     assert_eq!(
         columns,

@@ -120,6 +120,18 @@ impl Cluster {
         )
     }
 
+    /// `path` read as kubectl's Table (the admin's GET with the Table `Accept`).
+    pub(crate) fn table(&mut self, path: &str) -> Value {
+        self.request(
+            Method::Get,
+            path,
+            Some(TABLE),
+            &Value::Null,
+            "application/json",
+        )
+        .1
+    }
+
     pub(crate) fn get(&mut self, path: &str) -> (u16, Value) {
         self.call(Method::Get, path, Value::Null, "application/json")
     }
