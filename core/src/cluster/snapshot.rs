@@ -124,7 +124,8 @@ impl Snapshot {
         SnapshotChunks {
             header: Some(self.header),
             objects: self.objects.into_iter(),
-            pending: None,
+            item: Vec::new(),
+            carried: false,
             chunk_bytes,
         }
     }
@@ -134,8 +135,10 @@ impl Snapshot {
 pub struct SnapshotChunks {
     header: Option<Vec<u8>>,
     objects: alloc::vec::IntoIter<(ObjectKey, StoredObject)>,
-    /// The item that did not fit in the last chunk: the next one starts with it.
-    pending: Option<Vec<u8>>,
+    /// The object being encoded, one buffer for all of them.
+    item: Vec<u8>,
+    /// `item` did not fit in the last chunk: the next one starts with it.
+    carried: bool,
     chunk_bytes: usize,
 }
 
@@ -143,28 +146,33 @@ impl Iterator for SnapshotChunks {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        let mut chunk = Vec::with_capacity(self.chunk_bytes.min(1 << 20));
-        let first = self.header.take().or_else(|| self.pending.take());
-        let Some(first) = first else {
-            // Only an empty snapshot's (impossible: the header is always there) would end here
-            // with nothing; the last chunk ended the stream already.
+        if self.header.is_none() && !self.carried {
+            // The chunk before ended with the last object.
             return None;
-        };
-        put_item(&mut chunk, &first);
+        }
+        let mut chunk = Vec::with_capacity(self.chunk_bytes.min(1 << 20));
+        match self.header.take() {
+            Some(header) => put_item(&mut chunk, &header),
+            None => {
+                self.carried = false;
+                put_item(&mut chunk, &self.item);
+            }
+        }
         for (key, object) in self.objects.by_ref() {
-            let mut item = Vec::with_capacity(object.json.len() + 64);
+            let item = &mut self.item;
+            item.clear();
             item.push(OBJECT);
-            put_resource(&mut item, key.resource);
-            put_short(&mut item, key.namespace.as_bytes());
-            put_short(&mut item, key.name.as_bytes());
+            put_resource(item, key.resource);
+            put_short(item, key.namespace.as_bytes());
+            put_short(item, key.name.as_bytes());
             item.extend_from_slice(&object.revision.to_le_bytes());
-            put_u32(&mut item, object.json.len());
+            put_u32(item, object.json.len());
             item.extend_from_slice(&object.json);
             if chunk.len().saturating_add(item.len() + 4) > self.chunk_bytes {
-                self.pending = Some(item);
+                self.carried = true;
                 return Some(chunk);
             }
-            put_item(&mut chunk, &item);
+            put_item(&mut chunk, item);
         }
         Some(chunk)
     }
