@@ -173,12 +173,16 @@ impl Store {
         }
     }
 
-    /// Handles one request other than an append; `emit` receives its answers.
+    /// Handles one request other than an append or a chunk; `emit` receives its answers.
     fn handle(&mut self, request: Request, mut emit: impl FnMut(Answer)) {
         let answer = match request {
             Request::Append { .. } => Answer::Error {
                 kind: ErrorKind::BadRequest,
                 message: "appends go through the group".into(),
+            },
+            Request::PutChunk { .. } => Answer::Error {
+                kind: ErrorKind::BadRequest,
+                message: "chunks go through the chunk writer".into(),
             },
             Request::ReadLog { from } => match self.log.read(from, &mut emit) {
                 Ok(()) => return,
@@ -192,11 +196,6 @@ impl Store {
                 Ok(()) => Answer::Done,
                 Err((kind, message)) => Answer::Error { kind, message },
             },
-            Request::PutChunk {
-                snapshot,
-                index,
-                bytes,
-            } => self.chunk_writer().put(snapshot, index, &bytes),
             Request::CommitSnapshot { snapshot, manifest } => {
                 let dir = self.snapshot_dir(snapshot);
                 if !dir.is_dir() {
@@ -627,13 +626,9 @@ mod tests {
             store.handle(request, |a| answers.push(a));
             answers.pop().unwrap()
         };
+        let chunks = store.chunk_writer();
         for index in 0..3 {
-            let put = Request::PutChunk {
-                snapshot: 7,
-                index,
-                bytes: vec![index as u8; 10],
-            };
-            assert_eq!(run(&mut store, put), Answer::Done);
+            assert_eq!(chunks.put(7, index, &[index as u8; 10]), Answer::Done);
         }
         assert_eq!(
             run(&mut store, Request::ListSnapshots),
