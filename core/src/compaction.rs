@@ -1,8 +1,10 @@
 //! The store's compaction clock, as kube-apiserver's etcd compactor keeps it: every interval
-//! everything up to the revision seen at the previous tick is compacted (kube's compaction
-//! transaction is itself a write, so the snapshot at that tick goes too), so a LIST snapshot
-//! (a `continue` token) lives between one and two intervals. Nothing is freed here (the watch
-//! ring bounds history); the clock only makes old snapshots expire on time, as clients expect.
+//! the compactor writes a mark (kube's compaction transaction is itself an etcd write, so the
+//! revision moves even on an idle cluster) and compacts everything below the mark of the tick
+//! before, so a LIST snapshot (a `continue` token) lives between one and two intervals, and a
+//! LIST after the compaction is at a newer revision than any token it expired. Nothing is freed
+//! here (the watch ring bounds history); the clock only makes old snapshots expire on time, as
+//! clients expect.
 
 use crate::UnixTime;
 
@@ -12,7 +14,7 @@ pub struct Compactor {
     interval_secs: u64,
     /// Revisions at or above this are readable as snapshots.
     compacted: u64,
-    /// The first revision after the last tick: what the next tick compacts below.
+    /// The revision of the last tick's mark: what the next tick compacts below.
     mark: u64,
     next: Option<UnixTime>,
 }
@@ -33,21 +35,25 @@ impl Compactor {
         self.compacted
     }
 
-    /// When [`Compactor::handle_timeout`] next has work.
+    /// When [`Compactor::tick`] is next due.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
         self.next
     }
 
-    /// Ticks at `now` with the store at `revision`.
-    pub fn handle_timeout(&mut self, now: UnixTime, revision: u64) {
-        let Some(next) = self.next else {
-            return;
-        };
-        if now < next {
+    /// Whether a tick is due at `now`: the caller then writes its mark and calls
+    /// [`Compactor::tick`].
+    pub fn due(&self, now: UnixTime) -> bool {
+        self.next.is_some_and(|next| next <= now)
+    }
+
+    /// Ticks at `now`, the store being at `mark` (the revision of the tick's own mark, or the
+    /// latest one when no mark could be written): compacts below the previous tick's mark.
+    pub fn tick(&mut self, now: UnixTime, mark: u64) {
+        if !self.due(now) {
             return;
         }
         self.compacted = self.mark;
-        self.mark = revision.saturating_add(1);
+        self.mark = mark;
         self.next = Some(now.plus_secs(self.interval_secs));
     }
 }
@@ -61,17 +67,20 @@ mod tests {
         let start = UnixTime::from_secs(1_000);
         let mut c = Compactor::new(300, start);
         assert_eq!(c.poll_timeout(), Some(UnixTime::from_secs(1_300)));
-        c.handle_timeout(UnixTime::from_secs(1_200), 10);
-        assert_eq!(c.compacted(), 0);
-        c.handle_timeout(UnixTime::from_secs(1_300), 10);
+        assert!(!c.due(UnixTime::from_secs(1_200)));
+        c.tick(UnixTime::from_secs(1_200), 10);
+        assert_eq!(c.compacted(), 0, "not due yet");
+        assert!(c.due(UnixTime::from_secs(1_300)));
+        c.tick(UnixTime::from_secs(1_300), 11);
         assert_eq!(c.compacted(), 0, "the first tick only marks");
-        c.handle_timeout(UnixTime::from_secs(1_600), 25);
+        c.tick(UnixTime::from_secs(1_600), 26);
         assert_eq!(
             c.compacted(),
             11,
-            "revision 10, seen at the last tick, is gone"
+            "revision 10, before the last tick's mark, is gone; the mark itself is readable"
         );
         assert_eq!(c.poll_timeout(), Some(UnixTime::from_secs(1_900)));
         assert_eq!(Compactor::new(0, start).poll_timeout(), None);
+        assert!(!Compactor::new(0, start).due(UnixTime::from_secs(u64::MAX / 1_000_000_000)));
     }
 }

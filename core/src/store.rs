@@ -176,6 +176,14 @@ impl Store {
         }
     }
 
+    /// Moves the revision by one with no object changed (a compaction mark): watchers lose
+    /// nothing, and the next write gets the revision after it.
+    pub(crate) fn advance(&mut self) -> u64 {
+        self.revision = self.revision.saturating_add(1);
+        self.ring.advance(self.revision);
+        self.revision
+    }
+
     /// Every stored object, in key order: what a snapshot holds.
     pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &StoredObject)> {
         self.objects.iter()

@@ -238,6 +238,13 @@ impl WatchRing {
         ring.newest = ring.newest.max(to);
     }
 
+    /// The store moved to `revision` without a change (a compaction mark): a reader at any
+    /// revision before it continues, and bookmarks may carry it.
+    pub(crate) fn advance(&self, revision: u64) {
+        let mut ring = self.ring.lock();
+        ring.newest = ring.newest.max(revision);
+    }
+
     /// Revision of the newest event a watch stream may see.
     pub fn newest_visible(&self) -> u64 {
         let ring = self.ring.lock();

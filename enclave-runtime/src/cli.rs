@@ -82,6 +82,14 @@ fn parse_duration_secs(text: &str) -> Result<u64, String> {
     Ok(secs)
 }
 
+/// A duration as [`parse_duration_secs`] reads it, or `0` (off).
+fn parse_interval_secs(text: &str) -> Result<u64, String> {
+    if text == "0" {
+        return Ok(0);
+    }
+    parse_duration_secs(text)
+}
+
 /// A cluster id: 1 to 63 bytes of `[a-z0-9-]` (it names the cluster in the KMS encryption
 /// context and in every sealed record).
 fn parse_cluster_id(text: &str) -> Result<String, String> {
@@ -216,6 +224,13 @@ pub struct Cli {
     /// duration (`1h`, `90s`, `1h30m`) or whole seconds.
     #[arg(long, env = "NAUTILUS_EVENT_TTL", default_value = "1h", value_parser = parse_duration_secs)]
     pub event_ttl: u64,
+
+    /// How often LIST snapshots are compacted, as kube-apiserver's `--etcd-compaction-interval`:
+    /// a `continue` token expires one to two intervals after its first page (410 with a token
+    /// that continues at the latest revision), and each compaction moves the revision by one.
+    /// A Go duration or whole seconds; `0` never compacts.
+    #[arg(long, env = "NAUTILUS_COMPACTION_INTERVAL", default_value = "5m", value_parser = parse_interval_secs)]
+    pub compaction_interval: u64,
 
     /// Most Events the store holds; creating more is refused with 507 until some expire.
     #[arg(long, env = "NAUTILUS_MAX_EVENTS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
@@ -449,6 +464,7 @@ impl Cli {
             ("relay_token_sha256", hex_opt(&self.relay_token_sha256)),
             ("node_grace_secs", self.node_grace_secs.to_string()),
             ("event_ttl", self.event_ttl.to_string()),
+            ("compaction_interval", self.compaction_interval.to_string()),
             ("service_cidr", toml_string(&self.service_cidr.to_string())),
             (
                 "advertise_address",

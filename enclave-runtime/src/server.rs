@@ -297,6 +297,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         relay_token_sha256: cli.relay_token_sha256,
         node_grace_secs: cli.node_grace_secs,
         event_ttl_secs: cli.event_ttl,
+        compaction_interval_secs: cli.compaction_interval,
         service_cidr: cli.service_cidr,
         advertise_address: cli.advertise_address,
         node_port_range: cli.service_node_port_range,

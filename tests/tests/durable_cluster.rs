@@ -322,3 +322,84 @@ fn a_restart_starts_from_the_newest_snapshot_and_the_records_after_it() {
         "{events:?}"
     );
 }
+
+/// Compaction as kube's: each tick is itself a durable write, so an idle cluster's revision
+/// moves, a continue token expires within two intervals with 410 and a token that lists at a
+/// newer revision, and after `kill -9` the revision continues past every tick's.
+#[test]
+fn compaction_moves_the_revision_durably_and_expires_continue_tokens() {
+    let c = DevCluster::start_opts(&["--durable-log"], &["--compaction-interval=1s"]);
+    for name in ["a", "b", "c"] {
+        c.kubectl_ok(&["create", "configmap", name]);
+    }
+    let page: Value = serde_json::from_str(&c.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=1",
+    ]))
+    .expect("a page");
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token")
+        .to_string();
+    let first: u64 = page["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .expect("the page's revision");
+    let path = format!("/api/v1/namespaces/default/configmaps?limit=1&continue={token}");
+    let mut expired = None;
+    wait_for(Duration::from_secs(30), "the token's 410", || {
+        let reply = c
+            .request("GET", &path, None, &[])
+            .expect("the server answers");
+        if reply.status == 410 {
+            expired = Some(reply.json());
+            true
+        } else {
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            false
+        }
+    });
+    let status = expired.expect("a 410");
+    assert_eq!(status["reason"], "Expired", "{status}");
+    let latest = status["metadata"]["continue"]
+        .as_str()
+        .expect("the 410 carries a token");
+    let rest: Value = serde_json::from_str(&c.kubectl_ok(&[
+        "get",
+        "--raw",
+        &format!("/api/v1/namespaces/default/configmaps?limit=5&continue={latest}"),
+    ]))
+    .expect("the rest");
+    let names: Vec<&str> = rest["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["b", "c", "kube-root-ca.crt"]);
+    let moved = rest["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse::<u64>().ok())
+        .expect("a revision");
+    assert!(
+        moved > first,
+        "nothing was written, yet compaction moved the revision: {first} -> {moved}"
+    );
+    let before = list_revision(&c);
+    kill_enclave(&c);
+    assert!(
+        list_revision(&c) > before,
+        "the revision went backwards across kill -9"
+    );
+    c.kubectl_ok(&["create", "configmap", "after"]);
+    assert_eq!(
+        json(&c, &["configmaps"])["items"].as_array().map(Vec::len),
+        Some(5)
+    );
+}

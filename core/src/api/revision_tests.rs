@@ -370,9 +370,17 @@ fn a_forged_continue_token_cannot_claim_a_revision() {
 }
 
 /// Compaction takes the snapshots callers name, never the latest state: an idle cluster (no
-/// write between two compaction ticks, where kube's own compaction transaction would have moved
-/// etcd's revision on) still answers a LIST, its old continue token expires all the same, and
-/// the token the 410 hands out goes on.
+/// write between two compaction ticks) still answers a LIST, its old continue token expires all
+/// the same, and the token the 410 hands out goes on, at a newer revision than the expired one
+/// (each tick writes a mark, as kube's compaction transaction moves etcd's revision); a watch
+/// from before the ticks goes on across the marks.
+fn rv_of(list: &serde_json::Value) -> u64 {
+    list["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|rv| rv.parse().ok())
+        .expect("a list's resourceVersion")
+}
+
 #[test]
 fn an_idle_cluster_s_latest_state_outlives_compaction() {
     let mut c = crate::api::test_harness::Cluster::new();
@@ -383,6 +391,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
     let (code, page) = c.get("/api/v1/namespaces/default/configmaps?limit=1");
     assert_eq!(code, 200, "{page}");
     let token = String::from(page["metadata"]["continue"].as_str().unwrap());
+    let first = rv_of(&page);
     for step in 1..=4u64 {
         c.now = crate::api::test_harness::NOW.plus_secs(step * 301);
         c.server.handle_timeout(c.now);
@@ -390,6 +399,17 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
     let (code, body) = c.get("/api/v1/namespaces/default/configmaps");
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        rv_of(&body),
+        first + 4,
+        "each of the four ticks moved the revision by one"
+    );
+    let mut events = Vec::new();
+    assert_eq!(
+        c.server.watch_ring().read_after(first, 10, &mut events),
+        Ok(0),
+        "a watch from before the marks goes on, with nothing to see"
+    );
     // The first page's snapshot is gone, though nothing was written since (kube's compaction
     // writes); the token the 410 carries continues at the latest.
     let (code, status) = c.get(&alloc::format!(
@@ -401,6 +421,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
         "/api/v1/namespaces/default/configmaps?limit=5&continue={latest}"
     ));
     assert_eq!(code, 200, "{rest}");
+    assert!(rv_of(&rest) > first, "{rest}");
     let names: Vec<&str> = rest["items"]
         .as_array()
         .unwrap()

@@ -24,7 +24,7 @@ pub mod snapshot;
 pub(crate) mod writer;
 
 pub use change::{Change, ChangeKind, Origin};
-pub use record::{Record, StakeRecord};
+pub use record::{CompactionMark, Record, StakeRecord};
 pub use snapshot::{Snapshot, SnapshotChunks};
 pub(crate) use writer::WriteContext;
 
@@ -338,7 +338,10 @@ impl Cluster {
     /// the deletion of terminating namespaces, and the workload controllers (ReplicaSet,
     /// Deployment, Endpoints, garbage collection).
     pub fn handle_timeout(&mut self, now: UnixTime) {
-        self.compactor.handle_timeout(now, self.store.revision());
+        if self.compactor.due(now) {
+            let mark = self.write_compaction_mark(now);
+            self.compactor.tick(now, mark);
+        }
         self.run_node_lifecycle(now);
         self.expire_events(now);
         if self.namespaces_retry.is_some_and(|at| at <= now) {

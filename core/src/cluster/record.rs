@@ -5,6 +5,17 @@
 //!
 //! # Encoding of a stake batch (format version 2, kind `3`)
 //!
+//! # Encoding of a compaction mark (format version 2, kind `4`)
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 1     | format version, `2` |
+//! | 1     | kind, `4` |
+//! | 8     | revision (`u64`): the store's revision after the mark |
+//! | 8     | `at`: nanoseconds since 1970 (`u64`), the compactor's tick |
+//!
+//! # Encoding of a stake batch
+//!
 //! All integers little-endian; lengths count bytes. A [`Change`]'s encoding is in
 //! [`super::change`]; both start with the format version and the kind, so one reader tells them
 //! apart.
@@ -32,6 +43,8 @@ use crate::{Error, UnixTime};
 
 /// The kind byte of a stake batch record.
 const STAKES: u8 = 3;
+/// The kind byte of a compaction mark.
+const COMPACTION: u8 = 4;
 /// The fewest bytes one encoded event takes (empty digest, withdrawn).
 const MIN_EVENT_BYTES: usize = 2 + 8 + 32 + 1;
 
@@ -42,6 +55,48 @@ pub enum Record {
     Change(Change),
     /// A batch of stake events the registry applied.
     Stakes(StakeRecord),
+    /// The compactor's tick: the store's revision moves by one with no object changed, as
+    /// kube's compaction (itself an etcd write) moves etcd's, so a LIST after a compaction is
+    /// at a newer revision than every token the compaction expired.
+    Compaction(CompactionMark),
+}
+
+/// A compaction tick's revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionMark {
+    /// The store's revision after the mark.
+    pub revision: u64,
+    /// When the compactor ticked.
+    pub at: UnixTime,
+}
+
+impl CompactionMark {
+    /// The mark's bytes (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(18);
+        out.push(FORMAT_VERSION);
+        out.push(COMPACTION);
+        out.extend_from_slice(&self.revision.to_le_bytes());
+        out.extend_from_slice(&self.at.nanos.to_le_bytes());
+        out
+    }
+
+    /// Reads a mark [`CompactionMark::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader { bytes };
+        if r.u8()? != FORMAT_VERSION {
+            return Err(malformed("unknown format version"));
+        }
+        if r.u8()? != COMPACTION {
+            return Err(malformed("not a compaction mark"));
+        }
+        let revision = r.u64()?;
+        let at = UnixTime { nanos: r.u64()? };
+        if !r.bytes.is_empty() {
+            return Err(malformed("trailing bytes"));
+        }
+        Ok(Self { revision, at })
+    }
 }
 
 /// A stake batch as the registry applied it: replaying it applies the same events at the same
@@ -58,12 +113,13 @@ pub struct StakeRecord {
 }
 
 impl Record {
-    /// The store's revision after this entry, for a change; `None` for a stake batch (it
-    /// changes no object).
+    /// The store's revision after this entry, for a change or a compaction mark; `None` for a
+    /// stake batch (it moves no revision).
     pub fn revision(&self) -> Option<u64> {
         match self {
             Self::Change(change) => Some(change.revision()),
             Self::Stakes(_) => None,
+            Self::Compaction(mark) => Some(mark.revision),
         }
     }
 
@@ -72,6 +128,7 @@ impl Record {
         match self {
             Self::Change(change) => change.encode(),
             Self::Stakes(stakes) => stakes.encode(),
+            Self::Compaction(mark) => mark.encode(),
         }
     }
 
@@ -79,6 +136,7 @@ impl Record {
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         match bytes.get(1) {
             Some(&STAKES) => StakeRecord::decode(bytes).map(Self::Stakes),
+            Some(&COMPACTION) => CompactionMark::decode(bytes).map(Self::Compaction),
             _ => Change::decode(bytes).map(Self::Change),
         }
     }
@@ -250,8 +308,28 @@ mod tests {
         let bytes = Record::Stakes(record()).encode();
         match Record::decode(&bytes).unwrap() {
             Record::Stakes(decoded) => assert_eq!(decoded, record()),
-            Record::Change(_) => panic!("a stake batch decoded as a change"),
+            other => panic!("a stake batch decoded as {other:?}"),
         }
+    }
+
+    #[test]
+    fn compaction_marks_round_trip_and_refuse_truncation() {
+        let mark = CompactionMark {
+            revision: 1_234_567,
+            at: UnixTime::from_secs(1_700_000_300),
+        };
+        let bytes = Record::Compaction(mark).encode();
+        match Record::decode(&bytes).unwrap() {
+            Record::Compaction(decoded) => assert_eq!(decoded, mark),
+            other => panic!("a compaction mark decoded as {other:?}"),
+        }
+        assert_eq!(Record::Compaction(mark).revision(), Some(1_234_567));
+        for len in 0..bytes.len() {
+            assert!(Record::decode(&bytes[..len]).is_err(), "truncated at {len}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Record::decode(&longer).is_err());
     }
 
     #[test]

@@ -801,6 +801,12 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         "nodes were registered to stakes"
     );
 
+    let marks = records
+        .iter()
+        .filter(|r| matches!(Record::decode(r), Ok(Record::Compaction(_))))
+        .count();
+    assert!(marks > 0, "the compactor's ticks wrote marks");
+
     // A different seed: whatever was random must come from the records.
     let mut replica = Cluster::empty(config(), [9; 32], T0);
     for record in &records {

@@ -182,12 +182,7 @@ impl Cluster {
     /// state end as they were after the live write. Records must come in revision order,
     /// starting from the revision this cluster is at (or after a gap a recovery skipped).
     pub fn replay(&mut self, change: &Change) -> Result<(), Error> {
-        // A run recovered from the log skipped revisions it could not know were unused
-        // ([`Cluster::recover`]); its first record lands after that gap. The log's hash chain
-        // already vouches for order and completeness, so a forward jump is that skip.
-        if change.revision() > self.store.next_revision() {
-            self.store.skip_to(change.revision().saturating_sub(1));
-        }
+        self.follow_recovery_gap(change.revision());
         if change.revision() != self.store.next_revision() {
             return Err(Error::Internal(alloc::format!(
                 "change record {} does not follow revision {}",
@@ -225,7 +220,43 @@ impl Cluster {
                 .stakes
                 .apply_batch(&stakes.batch, &mut Recorded(stakes.trust), stakes.at)
                 .map(drop),
+            Record::Compaction(mark) => {
+                self.follow_recovery_gap(mark.revision);
+                if mark.revision != self.store.next_revision() {
+                    return Err(Error::Internal(alloc::format!(
+                        "compaction mark {} does not follow revision {}",
+                        mark.revision,
+                        self.store.revision()
+                    )));
+                }
+                self.store.advance();
+                Ok(())
+            }
         }
+    }
+
+    /// A record at `revision` after a gap a recovery skipped ([`Cluster::recover`]): the
+    /// store continues after the gap. The log's hash chain already vouches for order and
+    /// completeness, so a forward jump is that skip.
+    fn follow_recovery_gap(&mut self, revision: u64) {
+        if revision > self.store.next_revision() {
+            self.store.skip_to(revision.saturating_sub(1));
+        }
+    }
+
+    /// The compactor's tick writes its mark at `at` (see [`Record::Compaction`]), unless the
+    /// journal refuses writes now (the disk fails): the tick then compacts without moving the
+    /// revision. Returns the store's revision after it.
+    pub(super) fn write_compaction_mark(&mut self, at: UnixTime) -> u64 {
+        if self.journal_admits().is_ok() {
+            let revision = self.store.advance();
+            self.journal
+                .push(Record::Compaction(super::record::CompactionMark {
+                    revision,
+                    at,
+                }));
+        }
+        self.store.revision()
     }
 
     /// Puts back an object a snapshot held, at its own revision, and feeds it to every
