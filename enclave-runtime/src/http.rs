@@ -67,6 +67,7 @@ pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Respons
         content_type,
         body,
         warnings,
+        ..
     } = response;
     let retry = if matches!(status, 429 | 503 | 504) {
         retry_after(&body)

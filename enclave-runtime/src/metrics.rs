@@ -618,6 +618,7 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
             content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             body: text.into_bytes(),
             warnings: Vec::new(),
+            shows_revision: None,
         }),
         Err(_) => http::to_hyper(ApiResponse::error(&Error::Internal(
             "encoding the metrics failed".into(),

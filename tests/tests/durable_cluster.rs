@@ -403,3 +403,69 @@ fn compaction_moves_the_revision_durably_and_expires_continue_tokens() {
         Some(5)
     );
 }
+
+/// A GET of an object whose version is durable answers at once, though another object's write
+/// still waits for its fsync (the host's disk stalls: `--storage-faults` with `fsync-stall`);
+/// a LIST, which shows the latest state, and the write itself wait until the sync completes.
+#[test]
+fn a_durable_object_is_read_while_another_write_waits_for_its_fsync() {
+    let c = DevCluster::start_opts(&["--durable-log", "--storage-faults"], &[]);
+    c.kubectl_ok(&["create", "configmap", "durable"]);
+    let control = c.dir.path().join("storage-faults");
+    let before = stored_bytes(c.dir.path());
+    std::fs::write(&control, "fsync-stall\n").expect("write the fault file");
+    let spawn = |method: &'static str, path: &'static str, body: Option<&'static [u8]>| {
+        let (port, ca, token) = (c.port, c.ca_pem.clone(), c.token.clone());
+        std::thread::spawn(move || {
+            let headers = vec![
+                ("authorization".to_string(), format!("Bearer {token}")),
+                ("content-type".to_string(), "application/json".to_string()),
+            ];
+            nautilus_tests::client::blocking_request(port, &ca, method, path, body, &headers)
+                .map(|r| r.status)
+        })
+    };
+    let write = spawn(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some(br#"{"metadata":{"name":"stalled"}}"#),
+    );
+    // The write's record reaches the host's log (written, its sync stalled) before the LIST
+    // is asked, so the LIST shows it.
+    wait_for(
+        Duration::from_secs(30),
+        "the write's record on the host",
+        || stored_bytes(c.dir.path()) > before || write.is_finished(),
+    );
+    let list = spawn("GET", "/api/v1/namespaces/default/configmaps", None);
+    let reply = c
+        .request(
+            "GET",
+            "/api/v1/namespaces/default/configmaps/durable",
+            None,
+            &[],
+        )
+        .expect("the GET answers");
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        !write.is_finished() && !list.is_finished(),
+        "the write and the LIST were answered before their fsync"
+    );
+    std::fs::remove_file(&control).expect("clear the fault");
+    assert_eq!(write.join().expect("the write thread"), Ok(201));
+    assert_eq!(list.join().expect("the LIST thread"), Ok(200));
+}
+
+/// The bytes of every file under `dir`.
+fn stored_bytes(dir: &std::path::Path) -> u64 {
+    files(dir)
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
+}

@@ -119,6 +119,7 @@ impl Outcome {
                 content_type: served.content_type,
                 body: served.body.into_owned(),
                 warnings: Vec::new(),
+                shows_revision: None,
             }),
             Self::Watch(_) | Self::Pending { .. } => None,
         }
@@ -207,6 +208,7 @@ impl Cluster {
                         content_type: request::AGGREGATED_DISCOVERY,
                         body: crate::json::to_vec(&discovery::aggregated(core_group, &self.crds)),
                         warnings: Vec::new(),
+                        shows_revision: None,
                     }
                     .into()),
                     _ if core_group => Ok(json_response(&discovery::core_api_versions()).into()),

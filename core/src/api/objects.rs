@@ -546,6 +546,15 @@ impl Cluster {
         }
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
+        // A custom resource's answer also depends on its definition's latest state.
+        let shows_revision = rt.custom.is_none().then_some(object.revision);
+        let shows = |outcome: Outcome| match outcome {
+            Outcome::Response(response) => Outcome::Response(ApiResponse {
+                shows_revision,
+                ..response
+            }),
+            other => other,
+        };
         match (representation, rt.custom) {
             (Representation::Table, custom) => {
                 let value = match custom {
@@ -564,10 +573,12 @@ impl Cluster {
                         table::table(rt.id, alloc::vec![row], &rv, None, None, true)
                     }
                 };
-                Ok(table_response(&table).into())
+                Ok(shows(table_response(&table).into()))
             }
             (Representation::Metadata(view), _) => {
-                super::metadata::object_response(rt, view, &object.json).map(Outcome::from)
+                super::metadata::object_response(rt, view, &object.json)
+                    .map(Outcome::from)
+                    .map(shows)
             }
             (_, Some(served)) => {
                 Ok(ApiResponse::json(200, custom::view_bytes(served, object).into_owned()).into())
@@ -577,7 +588,7 @@ impl Cluster {
                     Some(view) => view.bytes_to_view(&object.json).into_owned(),
                     None => object.json.to_vec(),
                 };
-                Ok(ApiResponse::json(200, json).into())
+                Ok(shows(ApiResponse::json(200, json).into()))
             }
         }
     }

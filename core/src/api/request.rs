@@ -102,6 +102,11 @@ pub struct ApiResponse {
     pub body: Vec<u8>,
     /// `Warning` headers (text only; the runtime adds `299 - "..."`).
     pub warnings: Vec<String>,
+    /// For a read of one built-in object: the revision of the version it shows. The answer
+    /// shows nothing newer (that version is the object's latest), so a runtime that answers
+    /// only what is durable may send it once that revision is, without waiting for changes to
+    /// other objects. `None`: the answer may show anything up to the latest state.
+    pub shows_revision: Option<u64>,
 }
 
 /// JSON media type.
@@ -122,6 +127,7 @@ impl ApiResponse {
             content_type: JSON,
             body,
             warnings: Vec::new(),
+            shows_revision: None,
         }
     }
 
@@ -132,6 +138,7 @@ impl ApiResponse {
             content_type: TEXT,
             body: body.as_bytes().to_vec(),
             warnings: Vec::new(),
+            shows_revision: None,
         }
     }
 

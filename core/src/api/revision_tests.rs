@@ -430,3 +430,61 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
         .collect();
     assert_eq!(names, ["b", "c"]);
 }
+
+/// A GET of one built-in object says which revision it shows (the runtime answers it once that
+/// revision is durable, not behind other objects' writes); every other answer may show the
+/// latest state and says nothing.
+#[test]
+fn a_get_names_the_revision_it_shows_and_nothing_else_does() {
+    let mut c = crate::api::test_harness::Cluster::new();
+    let cm = serde_json::json!({"metadata": {"name": "shown"}});
+    let (code, created) = c.post("/api/v1/namespaces/default/configmaps", cm);
+    assert_eq!(code, 201, "{created}");
+    let other = serde_json::json!({"metadata": {"name": "later"}});
+    assert_eq!(
+        c.post("/api/v1/namespaces/default/configmaps", other).0,
+        201
+    );
+    let revision: u64 = created["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap();
+    assert!(
+        revision < c.server.store().revision(),
+        "a later write exists"
+    );
+    let auth = alloc::format!("Bearer {}", crate::api::test_harness::ADMIN);
+    let mut shows = |path: &str, accept: Option<&str>| {
+        let mut req = ApiRequest::new(Method::Get, path);
+        req.authorization = Some(&auth);
+        req.accept = accept;
+        let response = c
+            .server
+            .handle_request(c.now, &req)
+            .into_response()
+            .unwrap();
+        (response.status, response.shows_revision)
+    };
+    let one = "/api/v1/namespaces/default/configmaps/shown";
+    assert_eq!(shows(one, None), (200, Some(revision)));
+    assert_eq!(
+        shows(one, Some(crate::api::request::TABLE)),
+        (200, Some(revision))
+    );
+    assert_eq!(
+        shows(
+            one,
+            Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+        ),
+        (200, Some(revision))
+    );
+    assert_eq!(
+        shows("/api/v1/namespaces/default/configmaps", None),
+        (200, None)
+    );
+    assert_eq!(
+        shows("/api/v1/namespaces/default/configmaps/missing", None),
+        (404, None),
+        "an absence may be a deletion not yet durable"
+    );
+}

@@ -2,8 +2,9 @@
 //! honours) makes the store read the control file `storage-faults` in its directory before
 //! every write and sync. Each line names one fault that holds while the line is there:
 //! `fsync-eio` (every sync fails with EIO), `short-write` (writes stop halfway and fail),
-//! `disk-full` (writes fail with ENOSPC). Tests write and remove the file while the cluster
-//! runs, to see writes refused and then resume.
+//! `disk-full` (writes fail with ENOSPC), `fsync-stall` (every sync waits until the line is
+//! gone, as a sync on a disk that stopped answering). Tests write and remove the file while
+//! the cluster runs, to see writes refused or held and then resume.
 
 use std::fs::File;
 use std::io::{self, Write as _};
@@ -20,7 +21,11 @@ struct Active {
     fsync_eio: bool,
     short_write: bool,
     disk_full: bool,
+    fsync_stall: bool,
 }
+
+/// How often a stalled sync looks at the control file again.
+const STALL_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Linux errno values the faults stand for.
 const EIO: i32 = 5;
@@ -50,6 +55,7 @@ impl Faults {
                 "fsync-eio" => active.fsync_eio = true,
                 "short-write" => active.short_write = true,
                 "disk-full" => active.disk_full = true,
+                "fsync-stall" => active.fsync_stall = true,
                 _ => {}
             }
         }
@@ -72,7 +78,12 @@ impl Faults {
 
     /// `fdatasync`, unless a fault says otherwise.
     pub(crate) fn sync(&self, file: &File) -> io::Result<()> {
-        if self.active().fsync_eio {
+        let mut active = self.active();
+        while active.fsync_stall {
+            std::thread::sleep(STALL_POLL);
+            active = self.active();
+        }
+        if active.fsync_eio {
             return Err(io::Error::from_raw_os_error(EIO));
         }
         file.sync_data()
