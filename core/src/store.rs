@@ -138,6 +138,28 @@ pub struct Store {
     /// Objects looked up or visited by reads since start: a count of work (not time), so
     /// tests can show that a cost does not grow with the size of the cluster.
     reads: core::cell::Cell<u64>,
+    /// The snapshot capture under way, if any.
+    capture: Option<Capture>,
+    /// Captures begun since start: each one's id.
+    captures: u64,
+}
+
+/// A capture of the store at one revision, taken a slice of keys at a time while writes go
+/// on (a copy-on-write snapshot that copies handles, not bytes): every write to a key not
+/// captured yet keeps the key's version at the capture's revision first, once.
+#[derive(Debug)]
+struct Capture {
+    id: u64,
+    /// Keys up to and including this one are captured.
+    cursor: Option<ObjectKey>,
+    /// The versions at the capture's revision of keys written since and not captured yet
+    /// (`None`: the key did not exist then).
+    before: BTreeMap<ObjectKey, Option<StoredObject>>,
+}
+
+/// A capture the store no longer keeps: another began, or it outgrew its budget.
+fn capture_abandoned() -> Error {
+    Error::Unavailable("the snapshot capture was abandoned; take a new one".into())
 }
 
 impl Store {
@@ -163,7 +185,102 @@ impl Store {
                 revision,
             )),
             reads: core::cell::Cell::new(0),
+            capture: None,
+            captures: 0,
         }
+    }
+
+    /// Begins a capture of the store at its current revision (abandoning any under way):
+    /// [`Store::capture_step`] then takes it a slice at a time while writes go on. Returns the
+    /// capture's id.
+    pub(crate) fn begin_capture(&mut self) -> u64 {
+        self.captures = self.captures.wrapping_add(1);
+        self.capture = Some(Capture {
+            id: self.captures,
+            cursor: None,
+            before: BTreeMap::new(),
+        });
+        self.captures
+    }
+
+    /// Appends the next (up to) `max` keys of capture `id` to `out`, in key order, each at its
+    /// version at the capture's revision (keys absent then are skipped); `Ok(true)` once every
+    /// key is captured (the capture then ends).
+    pub(crate) fn capture_step(
+        &mut self,
+        id: u64,
+        max: usize,
+        out: &mut Vec<(ObjectKey, StoredObject)>,
+    ) -> Result<bool, Error> {
+        let Self {
+            objects, capture, ..
+        } = self;
+        let Some(state) = capture.as_mut().filter(|c| c.id == id) else {
+            return Err(capture_abandoned());
+        };
+        let start = state
+            .cursor
+            .clone()
+            .map_or(Bound::Unbounded, Bound::Excluded);
+        let mut live = objects.range((start.clone(), Bound::Unbounded)).peekable();
+        let mut kept = state.before.range((start, Bound::Unbounded)).peekable();
+        let mut last = None;
+        for _ in 0..max {
+            let from_kept = match (live.peek(), kept.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((l, _)), Some((k, _))) => k <= l,
+            };
+            let (key, version) = if from_kept {
+                let Some((key, version)) = kept.next() else {
+                    break;
+                };
+                if live.peek().is_some_and(|(l, _)| *l == key) {
+                    live.next();
+                }
+                (key, version.as_ref())
+            } else {
+                let Some((key, version)) = live.next() else {
+                    break;
+                };
+                (key, Some(version))
+            };
+            if let Some(version) = version {
+                out.push((key.clone(), version.clone()));
+            }
+            last = Some(key.clone());
+        }
+        let done = live.peek().is_none() && kept.peek().is_none();
+        if done {
+            *capture = None;
+        } else if let Some(cursor) = last {
+            let mut rest = state.before.split_off(&cursor);
+            rest.remove(&cursor);
+            state.before = rest;
+            state.cursor = Some(cursor);
+        }
+        Ok(done)
+    }
+
+    /// Keeps `key`'s version before a write (`previous`) for the capture under way, unless
+    /// the key is captured already or kept. A capture that would keep more versions than
+    /// the store may hold objects is abandoned (its next step fails; the runtime begins a new
+    /// one later), so a capture nobody finishes cannot grow without bound.
+    fn keep_for_capture(&mut self, key: &ObjectKey, previous: Option<&StoredObject>) {
+        let Some(state) = self.capture.as_mut() else {
+            return;
+        };
+        if state.cursor.as_ref().is_some_and(|cursor| key <= cursor)
+            || state.before.contains_key(key)
+        {
+            return;
+        }
+        if state.before.len() >= self.max_objects {
+            self.capture = None;
+            return;
+        }
+        state.before.insert(key.clone(), previous.cloned());
     }
 
     /// Continues at `revision` when it is ahead: a recovered run skips the revisions an
@@ -417,6 +534,7 @@ impl Store {
         object: StoredObject,
         previous: Option<StoredObject>,
     ) {
+        self.keep_for_capture(&key, previous.as_ref());
         self.revision = object.revision;
         self.ring.push(WatchEvent {
             kind,
@@ -535,5 +653,111 @@ mod tests {
             names(&mut store.range(ResourceId::Pods, Some("b"), Some(("b", "1")))),
             ["b/2"]
         );
+    }
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use super::*;
+    use alloc::format;
+
+    fn key(i: u32) -> ObjectKey {
+        ObjectKey::new(ResourceId::ConfigMaps, "default", &format!("cm-{i:04}"))
+    }
+
+    fn store(max_objects: usize) -> Store {
+        Store::new(&Config {
+            max_objects,
+            ..Config::default()
+        })
+    }
+
+    fn versions(pairs: &[(ObjectKey, StoredObject)]) -> Vec<(ObjectKey, u64, Vec<u8>)> {
+        pairs
+            .iter()
+            .map(|(k, o)| (k.clone(), o.revision, o.json.to_vec()))
+            .collect()
+    }
+
+    /// xorshift64*: a deterministic workload.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Whatever is written between the steps (updates, deletes and creates of keys on both
+    /// sides of the cursor, a key deleted and created again), the capture holds every object
+    /// as it was when the capture began, and nothing created since.
+    #[test]
+    fn a_capture_taken_in_steps_is_the_store_at_its_beginning() {
+        for seed in 1..=20u64 {
+            let mut s = store(10_000);
+            for i in (0..400).step_by(2) {
+                s.create(
+                    key(i),
+                    format!("{{\"v\":{i}}}").into_bytes(),
+                    ObjectIndex::default(),
+                )
+                .unwrap();
+            }
+            let at_begin: Vec<_> = s.iter().map(|(k, o)| (k.clone(), o.clone())).collect();
+            let id = s.begin_capture();
+            let mut out = Vec::new();
+            let mut rng = seed;
+            let mut steps = 0;
+            while !s.capture_step(id, 7, &mut out).unwrap() {
+                steps += 1;
+                for _ in 0..5 {
+                    let k = key(u32::try_from(next(&mut rng) % 400).unwrap());
+                    let body = format!("{{\"step\":{steps}}}").into_bytes();
+                    if s.get(&k).is_some() {
+                        if next(&mut rng).is_multiple_of(3) {
+                            s.delete(&k, body).unwrap();
+                        } else {
+                            s.update(&k, body, ObjectIndex::default()).unwrap();
+                        }
+                    } else {
+                        s.create(k, body, ObjectIndex::default()).unwrap();
+                    }
+                }
+            }
+            assert!(steps > 20, "the capture took many steps");
+            assert_eq!(versions(&out), versions(&at_begin), "seed {seed}");
+            assert!(s.capture.is_none(), "a finished capture keeps nothing");
+        }
+    }
+
+    /// Beginning a capture abandons the one under way; so does one whose kept versions would
+    /// outgrow the object budget (a capture nobody finishes cannot grow without bound).
+    #[test]
+    fn an_abandoned_capture_refuses_its_next_step() {
+        let mut s = store(4);
+        for i in 0..3 {
+            s.create(key(i), b"{}".to_vec(), ObjectIndex::default())
+                .unwrap();
+        }
+        let first = s.begin_capture();
+        let second = s.begin_capture();
+        let mut out = Vec::new();
+        assert!(matches!(
+            s.capture_step(first, 10, &mut out),
+            Err(Error::Unavailable(_))
+        ));
+        assert!(out.is_empty());
+        // Four kept versions fill the budget of four; the fifth abandons the capture.
+        for i in 0..3 {
+            s.update(&key(i), b"{\"x\":1}".to_vec(), ObjectIndex::default())
+                .unwrap();
+        }
+        s.delete(&key(0), b"{}".to_vec()).unwrap();
+        s.create(key(9), b"{}".to_vec(), ObjectIndex::default())
+            .unwrap();
+        assert_eq!(s.capture.as_ref().map(|c| c.before.len()), Some(4));
+        s.create(key(8), b"{}".to_vec(), ObjectIndex::default())
+            .unwrap();
+        assert!(s.capture.is_none());
+        assert!(s.capture_step(second, 10, &mut out).is_err());
     }
 }

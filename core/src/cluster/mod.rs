@@ -25,7 +25,7 @@ pub(crate) mod writer;
 
 pub use change::{Change, ChangeKind, Origin};
 pub use record::{CompactionMark, Record, StakeRecord};
-pub use snapshot::{Snapshot, SnapshotChunks};
+pub use snapshot::{Snapshot, SnapshotCapture, SnapshotChunks};
 pub(crate) use writer::WriteContext;
 
 use alloc::collections::BTreeSet;

@@ -760,6 +760,7 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
     }
     let mut records: Vec<Vec<u8>> = Vec::new();
     let mut middle: Option<(Vec<Vec<u8>>, usize)> = None;
+    let mut capturing: Option<(crate::cluster::SnapshotCapture, usize)> = None;
     let mut steps = 0;
     while records.len() < 10_000 {
         steps += 1;
@@ -776,16 +777,25 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         }
         live.run_timers();
         records.extend(live.server.take_records().iter().map(Record::encode));
-        if middle.is_none() && records.len() >= 5_000 {
-            // A snapshot at this point of the journal, as the runtime takes one.
-            let chunks = live.server.snapshot(live.now).encode_chunks(64 << 10);
-            assert!(chunks.len() > 2, "the state spans several chunks");
-            for chunk in &chunks {
-                assert!(chunk.len() <= 64 << 10, "a chunk over its size");
+        if let Some((capture, _)) = &mut capturing {
+            // A step of the capture between requests, as the runtime takes them.
+            if let Some(snapshot) = live.server.continue_snapshot(capture, 50).unwrap() {
+                let chunks = snapshot.encode_chunks(64 << 10);
+                assert!(chunks.len() > 2, "the state spans several chunks");
+                for chunk in &chunks {
+                    assert!(chunk.len() <= 64 << 10, "a chunk over its size");
+                }
+                let at = capturing.take().map_or(0, |(_, at)| at);
+                middle = Some((chunks, at));
             }
-            middle = Some((chunks, records.len()));
+        }
+        if middle.is_none() && capturing.is_none() && records.len() >= 5_000 {
+            // A snapshot of this point of the journal, begun as the runtime begins one and
+            // captured in steps while the workload goes on.
+            capturing = Some((live.server.begin_snapshot(live.now), records.len()));
         }
     }
+    assert!(capturing.is_none(), "the capture ended");
     // Every built-in kind and a custom resource were written by a request.
     for rt in RESOURCES {
         assert!(

@@ -1,6 +1,8 @@
 //! Snapshots: the whole cluster at one revision, so that the durable log can drop the records
-//! before it. Taking one ([`Cluster::snapshot`]) only clones handles under the store lock; the
-//! runtime encodes it ([`Snapshot::into_chunks`]) outside the lock while writes go on.
+//! before it. Taking one ([`Cluster::begin_snapshot`], then [`Cluster::continue_snapshot`] a
+//! slice of objects per call) clones handles, not bytes, and never holds the store long: writes
+//! go on between the slices, each keeping the version a slice still needs. The runtime encodes
+//! it ([`Snapshot::into_chunks`]) outside the lock.
 //! Restoring ([`Cluster::recover`]) puts every object back at its own revision and feeds each
 //! through the same derived-state feed as a write, so Service allocations, the node
 //! authorizer's index, the scheduler's cache, stake registrations, terminating namespaces and
@@ -45,10 +47,35 @@ pub struct Snapshot {
     objects: Vec<(ObjectKey, StoredObject)>,
 }
 
+/// A snapshot being captured (see [`Cluster::begin_snapshot`]).
+#[derive(Debug)]
+pub struct SnapshotCapture {
+    id: u64,
+    snapshot: Snapshot,
+}
+
+impl SnapshotCapture {
+    /// The revision the snapshot is of.
+    pub fn revision(&self) -> u64 {
+        self.snapshot.revision
+    }
+}
+
 impl Cluster {
-    /// The cluster as it stands: cheap (handles, not bytes), so the runtime takes it under the
-    /// store lock at the exact point of the journal it covers.
-    pub fn snapshot(&self, at: UnixTime) -> Snapshot {
+    /// The cluster as it stands, captured in one call (see [`Cluster::begin_snapshot`] for
+    /// one that never holds the caller long).
+    pub fn snapshot(&mut self, at: UnixTime) -> Result<Snapshot, Error> {
+        let mut capture = self.begin_snapshot(at);
+        self.continue_snapshot(&mut capture, usize::MAX)?
+            .ok_or_else(|| Error::Internal("a capture with no limit did not end".into()))
+    }
+
+    /// Begins a snapshot of the cluster as it stands: the header now (registries, the
+    /// revision), the objects by [`Cluster::continue_snapshot`] a slice at a time, each slice a
+    /// short call between which writes go on; the snapshot is still of this moment (each
+    /// write to an object not captured yet keeps its version first). The runtime begins it
+    /// under the store lock at the exact point of the journal it covers.
+    pub fn begin_snapshot(&mut self, at: UnixTime) -> SnapshotCapture {
         let revision = self.store.revision();
         let mut header = Vec::with_capacity(256);
         header.push(HEADER);
@@ -87,16 +114,34 @@ impl Cluster {
             put_short(&mut header, id.tx_digest.as_bytes());
             header.extend_from_slice(&id.event_seq.to_le_bytes());
         }
-        Snapshot {
-            revision,
-            at,
-            header,
-            objects: {
-                let mut objects = Vec::with_capacity(self.store.len());
-                objects.extend(self.store.iter().map(|(k, o)| (k.clone(), o.clone())));
-                objects
+        SnapshotCapture {
+            id: self.store.begin_capture(),
+            snapshot: Snapshot {
+                revision,
+                at,
+                header,
+                objects: Vec::with_capacity(self.store.len()),
             },
         }
+    }
+
+    /// Captures up to `max_objects` more objects of `capture`; the snapshot once all are.
+    /// Fails when the capture was abandoned (another began, or writes during it outgrew its
+    /// budget): begin a new one.
+    pub fn continue_snapshot(
+        &mut self,
+        capture: &mut SnapshotCapture,
+        max_objects: usize,
+    ) -> Result<Option<Snapshot>, Error> {
+        let done =
+            self.store
+                .capture_step(capture.id, max_objects, &mut capture.snapshot.objects)?;
+        Ok(done.then(|| Snapshot {
+            revision: capture.snapshot.revision,
+            at: capture.snapshot.at,
+            header: core::mem::take(&mut capture.snapshot.header),
+            objects: core::mem::take(&mut capture.snapshot.objects),
+        }))
     }
 }
 

@@ -156,11 +156,8 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                 None => {
                     let mut core = shared.lock();
                     let records = core.take_records();
-                    // Taken with the entries, under the same lock: it covers exactly them.
-                    let snapshot = due.then(|| {
-                        let started = std::time::Instant::now();
-                        (core.snapshot(crate::server::now()), started.elapsed())
-                    });
+                    // Begun with the entries, under the same lock: it is of exactly them.
+                    let snapshot = due.then(|| core.begin_snapshot(crate::server::now()));
                     (records, snapshot)
                 }
             };
@@ -184,7 +181,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                     }
                 }
             }
-            if let Some((snapshot, captured_in)) = snapshot {
+            if let Some(capture) = snapshot {
                 // The log's tail now is the last entry the snapshot covers: this task is its
                 // only writer.
                 match persistence.log.snapshot_point().await {
@@ -192,10 +189,10 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                         since_snapshot = 0;
                         snapshotting.store(true, std::sync::atomic::Ordering::Relaxed);
                         tokio::spawn(write_snapshot(
+                            shared.clone(),
                             persistence.log.clone(),
                             point,
-                            snapshot,
-                            captured_in,
+                            capture,
                             snapshotting.clone(),
                         ));
                     }
@@ -266,17 +263,51 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Chunks sealed ahead of the host's writes: the encoder stays at most this far ahead.
 const SNAPSHOT_CHUNKS_AHEAD: usize = 2;
 
-/// Encodes and seals `snapshot` on a thread of its own at background priority (requests come
-/// first), a chunk at a time, and writes it at `point` while appends go on; the log then drops
-/// the segments it covers. One chunk or two are held at a time, not the whole state.
+/// Objects one capture step takes under the store lock: a fraction of a millisecond, so a
+/// request waits at most that long for a snapshot.
+const CAPTURE_STEP_OBJECTS: usize = 2_000;
+
+/// Completes `capture` a step at a time, letting requests take the store lock between steps;
+/// the snapshot, with the longest time one step held the lock, or `None` when the capture was
+/// abandoned (logged).
+async fn capture_snapshot(
+    shared: &Shared,
+    mut capture: nautilus_core::cluster::SnapshotCapture,
+) -> Option<(nautilus_core::cluster::Snapshot, Duration)> {
+    let mut longest = Duration::ZERO;
+    loop {
+        let started = std::time::Instant::now();
+        let step = shared
+            .lock()
+            .continue_snapshot(&mut capture, CAPTURE_STEP_OBJECTS);
+        longest = longest.max(started.elapsed());
+        match step {
+            Ok(Some(snapshot)) => return Some((snapshot, longest)),
+            Ok(None) => tokio::task::yield_now().await,
+            Err(e) => {
+                tracing::warn!(error = %e, revision = capture.revision(), "the snapshot capture was abandoned; the log is kept whole");
+                return None;
+            }
+        }
+    }
+}
+
+/// Captures the snapshot `capture` began (a step at a time, see [`capture_snapshot`]), encodes
+/// and seals it on a thread of its own at background priority (requests come first), a chunk
+/// at a time, and writes it at `point` while appends go on; the log then drops the segments it
+/// covers. One chunk or two are held at a time, not the whole state.
 async fn write_snapshot(
+    shared: Arc<Shared>,
     log: DurableLog,
     point: super::log::SnapshotPoint,
-    snapshot: nautilus_core::cluster::Snapshot,
-    captured_in: std::time::Duration,
+    capture: nautilus_core::cluster::SnapshotCapture,
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let started = std::time::Instant::now();
+    let Some((snapshot, captured_in)) = capture_snapshot(&shared, capture).await else {
+        snapshotting.store(false, std::sync::atomic::Ordering::Relaxed);
+        return;
+    };
     let (revision, objects) = (snapshot.revision, snapshot.len());
     let sealer = log.chunk_sealer(point);
     let (sealed_tx, sealed) = tokio::sync::mpsc::channel(SNAPSHOT_CHUNKS_AHEAD);
@@ -305,7 +336,7 @@ async fn write_snapshot(
             revision,
             objects,
             millis = started.elapsed().as_millis() as u64,
-            capture_micros = captured_in.as_micros() as u64,
+            capture_step_micros = captured_in.as_micros() as u64,
             "snapshot written; the log before it is dropped"
         ),
         Err(e) => {

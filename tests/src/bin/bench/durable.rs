@@ -395,14 +395,17 @@ pub(crate) fn snapshots(scale: &Scale, report: &mut Report) -> Result<(), String
         };
         let mut millis = numbers("millis");
         millis.sort_unstable();
-        let capture_max = numbers("capture_micros").into_iter().max().unwrap_or(0);
+        let capture_max = numbers("capture_step_micros")
+            .into_iter()
+            .max()
+            .unwrap_or(0);
         let taken = millis.len();
         if every > 0 && taken == 0 {
             return Err("no snapshot was taken during the load".into());
         }
         if every > 0 {
             report.info(
-                "snapshots written during the load: count, median / max ms each, longest capture under the store lock",
+                "snapshots written during the load: count, median / max ms each, longest capture step under the store lock",
                 format!(
                     "{taken}, {} / {} ms, {}",
                     millis[taken / 2],
