@@ -18,6 +18,10 @@ pub struct Config {
     /// events of 1.5 MB objects would pin 30 GB. Default 64 MiB: the whole count of ~2 KB
     /// objects.
     pub watch_ring_bytes: usize,
+    /// Most gaps in revisions the watch ring remembers (one per restart its events span: the
+    /// revisions a recovered run skipped); past it the oldest gap is forgotten by expiring the
+    /// events before it, so a reader there still gets 410. Default 64.
+    pub watch_ring_gaps: usize,
     /// Most concurrent watches. Default 10,000.
     pub max_watches: usize,
     /// Most change records kept for the runtime while it records them
@@ -156,6 +160,7 @@ impl Default for Config {
             max_json_depth: 64,
             watch_ring_capacity: 10_000,
             watch_ring_bytes: 64 << 20,
+            watch_ring_gaps: 64,
             max_watches: 10_000,
             max_pending_changes: 100_000,
             admin_token_sha256: None,

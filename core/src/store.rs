@@ -179,11 +179,14 @@ impl Store {
             max_bytes: config.max_store_bytes,
             per_resource: [0; crate::resource::RESOURCES.len()],
             per_custom: BTreeMap::new(),
-            ring: Arc::new(WatchRing::starting_at(
-                config.watch_ring_capacity,
-                config.watch_ring_bytes,
-                revision,
-            )),
+            ring: Arc::new(
+                WatchRing::starting_at(
+                    config.watch_ring_capacity,
+                    config.watch_ring_bytes,
+                    revision,
+                )
+                .with_max_gaps(config.watch_ring_gaps),
+            ),
             reads: core::cell::Cell::new(0),
             capture: None,
             captures: 0,

@@ -91,10 +91,12 @@ struct Ring {
     /// runs skipped them): a reader positioned inside one gets [`Expired`] and re-lists. One
     /// per restart whose gap the ring still spans; older ones are dropped as events leave.
     skipped: VecDeque<(u64, u64)>,
+    /// Most ranges `skipped` holds (`Config::watch_ring_gaps`).
+    max_skipped: usize,
 }
 
-/// Most skipped ranges a ring remembers (one per restart its events span).
-const MAX_SKIPPED: usize = 64;
+/// Most skipped ranges a ring remembers unless told otherwise ([`WatchRing::with_max_gaps`]).
+const DEFAULT_MAX_SKIPPED: usize = 64;
 
 /// The bounded event ring.
 #[derive(Debug)]
@@ -125,8 +127,16 @@ impl WatchRing {
                 evicted: 0,
                 visible: u64::MAX,
                 skipped: VecDeque::new(),
+                max_skipped: DEFAULT_MAX_SKIPPED,
             }),
         }
+    }
+
+    /// The same ring remembering at most `max_gaps` skipped ranges (at least one).
+    #[must_use]
+    pub fn with_max_gaps(self, max_gaps: usize) -> Self {
+        self.ring.lock().max_skipped = max_gaps.max(1);
+        self
     }
 
     /// Appends the event of the newest revision, evicting the oldest while the count or the
@@ -230,7 +240,7 @@ impl WatchRing {
         ring.skipped.push_back((from, to));
         // Bounded: past the limit the oldest gaps are forgotten by moving `oldest` past them,
         // so a reader there gets Expired all the same.
-        while ring.skipped.len() > MAX_SKIPPED {
+        while ring.skipped.len() > ring.max_skipped {
             if let Some((_, to)) = ring.skipped.pop_front() {
                 ring.oldest = ring.oldest.max(to);
             }
@@ -376,5 +386,43 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(ring.read_after(6, 10, &mut out), Ok(1));
         assert!(ring.read_after(5, 10, &mut out).is_err());
+    }
+
+    /// The ring remembers at most its budget of gaps: past it the oldest gap is forgotten by
+    /// expiring everything before its end, so a reader inside it still gets 410, never a
+    /// silent skip over revisions that never existed.
+    #[test]
+    fn gaps_past_the_budget_expire_instead_of_being_forgotten() {
+        let ring = WatchRing::starting_at(100, usize::MAX, 0).with_max_gaps(2);
+        ring.push(sized(1, 10, 0));
+        ring.skip(1, 10);
+        ring.push(sized(10, 10, 0));
+        ring.skip(10, 20);
+        ring.push(sized(20, 10, 0));
+        let mut out = Vec::new();
+        assert_eq!(
+            ring.read_after(5, 10, &mut out),
+            Err(Expired {
+                requested: 5,
+                oldest: 10
+            })
+        );
+        assert_eq!(ring.read_after(1, 10, &mut out), Ok(2), "two gaps are kept");
+        ring.skip(20, 30);
+        ring.push(sized(30, 10, 0));
+        out.clear();
+        assert_eq!(
+            ring.read_after(1, 10, &mut out),
+            Err(Expired {
+                requested: 1,
+                oldest: 10
+            }),
+            "the third gap pushed the first out: what came before it expired"
+        );
+        assert_eq!(ring.read_after(10, 10, &mut out), Ok(2));
+        assert!(
+            ring.read_after(15, 10, &mut out).is_err(),
+            "inside a kept gap"
+        );
     }
 }
