@@ -196,6 +196,12 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_SNAPSHOT_EVERY", default_value_t = 50_000)]
     pub snapshot_every: u64,
 
+    /// With `--storage`: most MiB per second a snapshot is written at (0: as fast as it goes).
+    /// A snapshot is background work: paced, it takes longer and leaves the CPU and the disk
+    /// to requests and the log's fsyncs.
+    #[arg(long, env = "NAUTILUS_SNAPSHOT_RATE", default_value_t = 32)]
+    pub snapshot_rate: u64,
+
     /// Seconds between BOOKMARK events on watches that ask for them.
     #[arg(long, env = "NAUTILUS_BOOKMARK_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub bookmark_secs: u64,
@@ -456,6 +462,7 @@ impl Cli {
             ("inflight_bytes", self.inflight_bytes.to_string()),
             ("watch_buffer_bytes", self.watch_buffer_bytes.to_string()),
             ("snapshot_every", self.snapshot_every.to_string()),
+            ("snapshot_rate", self.snapshot_rate.to_string()),
             ("max_watches", self.max_watches.to_string()),
             ("bookmark_secs", self.bookmark_secs.to_string()),
             ("sui_package", toml_string(&package)),

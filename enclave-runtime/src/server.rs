@@ -367,10 +367,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .find_map(nautilus_core::cluster::Record::revision)
         .map_or(core.store().revision(), |first| first.saturating_sub(1));
-    let persistence = durable
-        .clone()
-        .filter(|_| persists)
-        .map(|log| crate::durable::Persistence::new(log, cli.snapshot_every, replayed));
+    let persistence = durable.clone().filter(|_| persists).map(|log| {
+        let pace = crate::durable::SnapshotPace::mib_per_sec(cli.snapshot_rate);
+        crate::durable::Persistence::new(log, cli.snapshot_every, pace, replayed)
+    });
     // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
     let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
     let attestation =

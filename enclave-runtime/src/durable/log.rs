@@ -260,7 +260,8 @@ impl DurableLog {
             let _ = tx.try_send(chunk.map(SnapshotPart::Chunk));
         }
         let _ = tx.try_send(Ok(SnapshotPart::End));
-        self.write_sealed_snapshot(point, revision, rx).await
+        self.write_sealed_snapshot(point, revision, rx, super::SnapshotPace::Unpaced)
+            .await
     }
 
     /// Writes the snapshot whose sealed chunks arrive on `parts` (in order, then
@@ -272,8 +273,11 @@ impl DurableLog {
         point: SnapshotPoint,
         revision: u64,
         mut parts: mpsc::Receiver<Result<SnapshotPart, DurableError>>,
+        pace: super::SnapshotPace,
     ) -> Result<(), DurableError> {
         let id = point.position;
+        let started = tokio::time::Instant::now();
+        let mut written: u64 = 0;
         self.call(Request::DeleteSnapshot { snapshot: id }).await?;
         let mut digests = Vec::new();
         let mut count: u32 = 0;
@@ -289,6 +293,7 @@ impl DurableLog {
                 }
             };
             digests.push(chunk.digest);
+            written = written.saturating_add(chunk.bytes.len() as u64);
             self.call(Request::PutChunk {
                 snapshot: id,
                 index: count,
@@ -296,6 +301,9 @@ impl DurableLog {
             })
             .await?;
             count += 1;
+            if let Some(due) = pace.due(written) {
+                tokio::time::sleep_until(started + due).await;
+            }
         }
         let manifest = Manifest {
             revision,
@@ -1266,7 +1274,8 @@ mod tests {
         .unwrap();
         drop(tx);
         assert!(matches!(
-            log.write_sealed_snapshot(point, 1, rx).await,
+            log.write_sealed_snapshot(point, 1, rx, crate::durable::SnapshotPace::Unpaced)
+                .await,
             Err(DurableError::Unavailable(_))
         ));
         drop(log);

@@ -31,6 +31,35 @@ pub(crate) async fn connect_for_blobs(
     Ok(channel::Conn::new(stream))
 }
 
+/// How fast a snapshot is written: at most so many bytes a second, or as fast as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SnapshotPace {
+    /// No pause between chunks.
+    Unpaced,
+    /// At most this many bytes a second.
+    BytesPerSec(u64),
+}
+
+impl SnapshotPace {
+    /// `mib` MiB a second; 0 is unpaced.
+    pub(crate) fn mib_per_sec(mib: u64) -> Self {
+        match mib {
+            0 => Self::Unpaced,
+            mib => Self::BytesPerSec(mib.saturating_mul(1 << 20)),
+        }
+    }
+
+    /// How long after the snapshot's start `written` bytes may be written by, if paced.
+    pub(crate) fn due(self, written: u64) -> Option<std::time::Duration> {
+        match self {
+            Self::Unpaced => None,
+            Self::BytesPerSec(rate) => Some(std::time::Duration::from_secs_f64(
+                written as f64 / rate.max(1) as f64,
+            )),
+        }
+    }
+}
+
 /// Exit code when the host's copy does not verify (tampering, or another cluster's data).
 pub(crate) const EXIT_TAMPERED: u8 = 3;
 
@@ -213,5 +242,20 @@ impl Status {
             ),
             (None, true) => (format!("[+]durable-log ok: {detail}"), true),
         }
+    }
+}
+
+#[cfg(test)]
+mod pace_tests {
+    use super::SnapshotPace;
+    use std::time::Duration;
+
+    #[test]
+    fn a_paced_snapshot_is_due_at_its_rate_and_zero_is_unpaced() {
+        let pace = SnapshotPace::mib_per_sec(32);
+        assert_eq!(pace.due(32 << 20), Some(Duration::from_secs(1)));
+        assert_eq!(pace.due(8 << 20), Some(Duration::from_millis(250)));
+        assert_eq!(SnapshotPace::mib_per_sec(0), SnapshotPace::Unpaced);
+        assert_eq!(SnapshotPace::Unpaced.due(u64::MAX), None);
     }
 }

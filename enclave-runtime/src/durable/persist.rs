@@ -48,6 +48,8 @@ pub(crate) struct Persistence {
     state: watch::Sender<Persisted>,
     /// Journal entries between two snapshots (0: none).
     snapshot_every: u64,
+    /// How fast a snapshot is written.
+    snapshot_pace: super::SnapshotPace,
     /// Entries in the log after its newest snapshot at start (what a restart replayed): they
     /// count toward the next snapshot, so that frequent restarts do not postpone it forever.
     replayed: u64,
@@ -55,10 +57,16 @@ pub(crate) struct Persistence {
 
 impl Persistence {
     /// A handle for `log`, which held `replayed` records after its newest snapshot at start.
-    pub(crate) fn new(log: DurableLog, snapshot_every: u64, replayed: u64) -> Arc<Self> {
+    pub(crate) fn new(
+        log: DurableLog,
+        snapshot_every: u64,
+        snapshot_pace: super::SnapshotPace,
+        replayed: u64,
+    ) -> Arc<Self> {
         Arc::new(Self {
             log,
             snapshot_every,
+            snapshot_pace,
             replayed,
             wake: Notify::new(),
             state: watch::channel(Persisted::default()).0,
@@ -191,6 +199,7 @@ pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, init
                         tokio::spawn(write_snapshot(
                             shared.clone(),
                             persistence.log.clone(),
+                            persistence.snapshot_pace,
                             point,
                             capture,
                             snapshotting.clone(),
@@ -299,6 +308,7 @@ async fn capture_snapshot(
 async fn write_snapshot(
     shared: Arc<Shared>,
     log: DurableLog,
+    pace: super::SnapshotPace,
     point: super::log::SnapshotPoint,
     capture: nautilus_core::cluster::SnapshotCapture,
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
@@ -326,7 +336,10 @@ async fn write_snapshot(
             let _ = sealed_tx.blocking_send(Ok(SnapshotPart::End));
         });
     let outcome = match encoder {
-        Ok(_) => log.write_sealed_snapshot(point, revision, sealed).await,
+        Ok(_) => {
+            log.write_sealed_snapshot(point, revision, sealed, pace)
+                .await
+        }
         Err(e) => Err(DurableError::Unavailable(format!(
             "starting the snapshot encoder: {e}"
         ))),

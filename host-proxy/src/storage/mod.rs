@@ -77,27 +77,45 @@ fn snapshot_dir(root: &Path, snapshot: u64) -> PathBuf {
     root.join("snapshots").join(format!("{snapshot:020}"))
 }
 
-/// Writes snapshot chunks. Each is a file of its own in its snapshot's directory, which only
-/// the snapshot's requests touch, and the enclave waits for each chunk's answer before the next
-/// request of that snapshot: so chunks are written on their own thread, and appends never queue
-/// behind a megabyte being written.
+/// Writes snapshots: their chunks, their commit and their deletion, on a thread of its own
+/// beside the log's, so that appends never queue behind a snapshot's megabytes, its syncs or
+/// its deletion. Each snapshot has a directory of its own, which only its requests touch, and
+/// the enclave waits for each answer before its next request of that snapshot, so nothing of
+/// the log's needs ordering with them.
 ///
 /// A chunk is written without a sync of its own: each sync of a new file is a commit of the
-/// file system's journal, which the log's fsyncs would queue behind (hundreds of them per
-/// snapshot stretched the log's group commits tenfold). Its writeback is started at once, so
-/// the disk takes the snapshot a chunk at a time instead of all at the commit, and
-/// [`Store`]'s `CommitSnapshot` syncs every chunk (one journal commit covers them all) before
-/// the manifest makes the snapshot exist.
-pub(crate) struct ChunkWriter {
+/// file system's journal, which the log's fsyncs would queue behind (three per chunk stretched
+/// the log's group commits tenfold). Its writeback is started at once, so the disk takes the
+/// snapshot a chunk at a time instead of all at the commit, and the commit syncs every chunk
+/// (one journal commit covers them all) before the manifest makes the snapshot exist.
+pub(crate) struct SnapshotWriter {
     root: PathBuf,
     faults: Arc<Faults>,
     /// The snapshot whose directory this writer made last.
     made: Option<u64>,
 }
 
-impl ChunkWriter {
+impl SnapshotWriter {
+    /// Handles a snapshot's write (`PutChunk`, `CommitSnapshot`, `DeleteSnapshot`); any other
+    /// request is refused.
+    pub(crate) fn handle(&mut self, request: Request) -> Answer {
+        match request {
+            Request::PutChunk {
+                snapshot,
+                index,
+                bytes,
+            } => self.put(snapshot, index, &bytes),
+            Request::CommitSnapshot { snapshot, manifest } => self.commit(snapshot, &manifest),
+            Request::DeleteSnapshot { snapshot } => self.delete(snapshot),
+            _ => Answer::Error {
+                kind: ErrorKind::BadRequest,
+                message: "the snapshot writer takes snapshot writes only".into(),
+            },
+        }
+    }
+
     /// Writes chunk `index` of `snapshot` (durable once the snapshot is committed).
-    pub(crate) fn put(&mut self, snapshot: u64, index: u32, bytes: &[u8]) -> Answer {
+    fn put(&mut self, snapshot: u64, index: u32, bytes: &[u8]) -> Answer {
         let dir = snapshot_dir(&self.root, snapshot);
         let written = self.make_dir(snapshot, &dir).and_then(|()| {
             let mut file = File::create(dir.join(chunk_name(index)))?;
@@ -124,6 +142,33 @@ impl ChunkWriter {
             self.made = Some(snapshot);
         }
         Ok(())
+    }
+
+    /// Makes the chunks durable, then writes the manifest: the snapshot exists from then on.
+    fn commit(&mut self, snapshot: u64, manifest: &[u8]) -> Answer {
+        let dir = snapshot_dir(&self.root, snapshot);
+        if !dir.is_dir() {
+            return Store::not_found(format!("snapshot {snapshot} has no chunks"));
+        }
+        match sync_chunks(&self.root, &dir, &self.faults)
+            .and_then(|()| write_durably(&dir.join("manifest"), manifest, &self.faults))
+        {
+            Ok(()) => Answer::Done,
+            Err(e) => Store::io_error("cannot write a snapshot manifest", &e),
+        }
+    }
+
+    fn delete(&mut self, snapshot: u64) -> Answer {
+        if self.made == Some(snapshot) {
+            self.made = None;
+        }
+        match fs::remove_dir_all(snapshot_dir(&self.root, snapshot))
+            .and_then(|()| log::sync_dir(&self.root.join("snapshots")))
+        {
+            Ok(()) => Answer::Done,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Answer::Done,
+            Err(e) => Store::io_error("cannot delete a snapshot", &e),
+        }
     }
 }
 
@@ -182,9 +227,9 @@ impl Store {
         snapshot_dir(&self.root, snapshot)
     }
 
-    /// What writes snapshot chunks, on a thread of its own beside the log's.
-    pub(crate) fn chunk_writer(&self) -> ChunkWriter {
-        ChunkWriter {
+    /// What writes snapshots, on a thread of its own beside the log's.
+    pub(crate) fn snapshot_writer(&self) -> SnapshotWriter {
+        SnapshotWriter {
             root: self.root.clone(),
             faults: self.faults.clone(),
             made: None,
@@ -224,9 +269,11 @@ impl Store {
                 kind: ErrorKind::BadRequest,
                 message: "appends go through the group".into(),
             },
-            Request::PutChunk { .. } => Answer::Error {
+            Request::PutChunk { .. }
+            | Request::CommitSnapshot { .. }
+            | Request::DeleteSnapshot { .. } => Answer::Error {
                 kind: ErrorKind::BadRequest,
-                message: "chunks go through the chunk writer".into(),
+                message: "snapshot writes go through the snapshot writer".into(),
             },
             Request::ReadLog { from } => match self.log.read(from, &mut emit) {
                 Ok(()) => return,
@@ -240,19 +287,6 @@ impl Store {
                 Ok(()) => Answer::Done,
                 Err((kind, message)) => Answer::Error { kind, message },
             },
-            Request::CommitSnapshot { snapshot, manifest } => {
-                let dir = self.snapshot_dir(snapshot);
-                if !dir.is_dir() {
-                    Self::not_found(format!("snapshot {snapshot} has no chunks"))
-                } else {
-                    match sync_chunks(&self.root, &dir, &self.faults).and_then(|()| {
-                        write_durably(&dir.join("manifest"), &manifest, &self.faults)
-                    }) {
-                        Ok(()) => Answer::Done,
-                        Err(e) => Self::io_error("cannot write a snapshot manifest", &e),
-                    }
-                }
-            }
             Request::ListSnapshots => {
                 let mut ids: Vec<u64> = fs::read_dir(self.root.join("snapshots"))
                     .map(|entries| {
@@ -275,15 +309,6 @@ impl Store {
                 &self.snapshot_dir(snapshot).join(chunk_name(index)),
                 format!("snapshot {snapshot}'s chunk {index}"),
             ),
-            Request::DeleteSnapshot { snapshot } => {
-                match fs::remove_dir_all(self.snapshot_dir(snapshot))
-                    .and_then(|()| log::sync_dir(&self.root.join("snapshots")))
-                {
-                    Ok(()) => Answer::Done,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Answer::Done,
-                    Err(e) => Self::io_error("cannot delete a snapshot", &e),
-                }
-            }
             Request::GetBlob { name } if storage::valid_blob_name(&name) => {
                 Self::read_file(&self.root.join("blobs").join(&name), format!("blob {name}"))
             }
@@ -439,16 +464,16 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
             }
         }
     });
-    let (chunks_tx, mut chunks_rx) = mpsc::channel::<(u64, u64, u32, Vec<u8>)>(QUEUE);
-    let mut chunk_writer = store
+    let (snapshots_tx, mut snapshots_rx) = mpsc::channel::<(u64, Request)>(QUEUE);
+    let mut snapshot_writer = store
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .chunk_writer();
-    let chunk_answers = answers_tx.clone();
-    let chunks = tokio::task::spawn_blocking(move || {
-        while let Some((id, snapshot, index, bytes)) = chunks_rx.blocking_recv() {
-            let answer = chunk_writer.put(snapshot, index, &bytes);
-            let _ = chunk_answers.blocking_send(answer.encode(id));
+        .snapshot_writer();
+    let snapshot_answers = answers_tx.clone();
+    let snapshots = tokio::task::spawn_blocking(move || {
+        while let Some((id, request)) = snapshots_rx.blocking_recv() {
+            let answer = snapshot_writer.handle(request);
+            let _ = snapshot_answers.blocking_send(answer.encode(id));
         }
     });
     let files = tokio::task::spawn_blocking(move || {
@@ -463,15 +488,10 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
             let next = held.take().or_else(|| requests_rx.blocking_recv());
             let Some((id, request)) = next else { return };
             let request = match request {
-                Request::PutChunk {
-                    snapshot,
-                    index,
-                    bytes,
-                } => {
-                    if chunks_tx
-                        .blocking_send((id, snapshot, index, bytes))
-                        .is_err()
-                    {
+                snapshot @ (Request::PutChunk { .. }
+                | Request::CommitSnapshot { .. }
+                | Request::DeleteSnapshot { .. }) => {
+                    if snapshots_tx.blocking_send((id, snapshot)).is_err() {
                         return;
                     }
                     continue;
@@ -514,7 +534,7 @@ pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
     });
     let _ = read.await;
     let _ = files.await;
-    let _ = chunks.await;
+    let _ = snapshots.await;
     let _ = write.await;
     tracing::info!("storage: the enclave's connection closed");
 }
@@ -674,26 +694,27 @@ mod tests {
             store.handle(request, |a| answers.push(a));
             answers.pop().unwrap()
         };
-        let mut chunks = store.chunk_writer();
+        let mut snapshots = store.snapshot_writer();
         fs::write(&control, "fsync-eio\n").unwrap();
         for index in 0..2 {
-            assert_eq!(
-                chunks.put(3, index, &[1; 10]),
-                Answer::Done,
-                "no sync per chunk"
-            );
+            let put = Request::PutChunk {
+                snapshot: 3,
+                index,
+                bytes: vec![1; 10],
+            };
+            assert_eq!(snapshots.handle(put), Answer::Done, "no sync per chunk");
         }
         let commit = || Request::CommitSnapshot {
             snapshot: 3,
             manifest: b"m".to_vec(),
         };
-        assert!(matches!(run(&mut store, commit()), Answer::Error { .. }));
+        assert!(matches!(snapshots.handle(commit()), Answer::Error { .. }));
         assert_eq!(
             run(&mut store, Request::ListSnapshots),
             Answer::Snapshots(vec![])
         );
         fs::remove_file(&control).unwrap();
-        assert_eq!(run(&mut store, commit()), Answer::Done);
+        assert_eq!(snapshots.handle(commit()), Answer::Done);
         assert_eq!(
             run(&mut store, Request::ListSnapshots),
             Answer::Snapshots(vec![3])
@@ -710,9 +731,14 @@ mod tests {
             store.handle(request, |a| answers.push(a));
             answers.pop().unwrap()
         };
-        let mut chunks = store.chunk_writer();
+        let mut snapshots = store.snapshot_writer();
         for index in 0..3 {
-            assert_eq!(chunks.put(7, index, &[index as u8; 10]), Answer::Done);
+            let put = Request::PutChunk {
+                snapshot: 7,
+                index,
+                bytes: vec![index as u8; 10],
+            };
+            assert_eq!(snapshots.handle(put), Answer::Done);
         }
         assert_eq!(
             run(&mut store, Request::ListSnapshots),
@@ -722,7 +748,11 @@ mod tests {
             snapshot: 7,
             manifest: b"m".to_vec(),
         };
-        assert_eq!(run(&mut store, commit), Answer::Done);
+        assert!(
+            matches!(run(&mut store, commit.clone()), Answer::Error { .. }),
+            "the log's thread refuses snapshot writes"
+        );
+        assert_eq!(snapshots.handle(commit), Answer::Done);
         assert_eq!(
             run(&mut store, Request::ListSnapshots),
             Answer::Snapshots(vec![7])
@@ -751,7 +781,7 @@ mod tests {
             }
         ));
         assert_eq!(
-            run(&mut store, Request::DeleteSnapshot { snapshot: 7 }),
+            snapshots.handle(Request::DeleteSnapshot { snapshot: 7 }),
             Answer::Done
         );
         assert_eq!(
