@@ -274,7 +274,7 @@ const SNAPSHOT_CHUNKS_AHEAD: usize = 2;
 
 /// Objects one capture step takes under the store lock: a fraction of a millisecond, so a
 /// request waits at most that long for a snapshot.
-const CAPTURE_STEP_OBJECTS: usize = 2_000;
+const CAPTURE_STEP_OBJECTS: usize = 500;
 
 /// Completes `capture` a step at a time, letting requests take the store lock between steps;
 /// the snapshot, with the longest time one step held the lock, or `None` when the capture was
