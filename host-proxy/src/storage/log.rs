@@ -309,23 +309,23 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Drops whole segments whose records all precede `position`, keeping the last one.
-    pub(crate) fn truncate_before(&mut self, position: u64) -> Result<(), Failure> {
-        let mut removed = false;
+    /// Drops whole segments whose records all precede `position`, keeping the last one: each
+    /// goes to `discard`, which takes it out of the directory (durably) and frees its disk.
+    pub(crate) fn truncate_before(
+        &mut self,
+        position: u64,
+        mut discard: impl FnMut(&Path) -> io::Result<()>,
+    ) -> Result<(), Failure> {
         while self.segments.len() > 1 {
             let next_first = self.segments.get(1).and_then(Segment::first);
             // Every record of the first segment precedes the second's first.
             if next_first.is_some_and(|f| f <= position) {
                 let segment = self.segments.remove(0);
-                fs::remove_file(self.dir.join(&segment.name))
+                discard(&self.dir.join(&segment.name))
                     .map_err(|e| failure("cannot remove a segment", &e))?;
-                removed = true;
             } else {
                 break;
             }
-        }
-        if removed {
-            sync_dir(&self.dir).map_err(|e| failure("cannot sync the log directory", &e))?;
         }
         Ok(())
     }
@@ -493,7 +493,8 @@ mod tests {
         log.sync().unwrap();
         let (records, _) = read_all(&log, 13);
         assert_eq!(records, vec![(13, b"new".to_vec())]);
-        log.truncate_before(10).unwrap();
+        log.truncate_before(10, |path| fs::remove_file(path))
+            .unwrap();
         let (first, last) = log.bounds();
         assert!(first > 1 && first <= 10, "{first}");
         assert_eq!(last, 13);

@@ -10,12 +10,14 @@
 //!
 //! Layout: `wal/<first position>.wal` (see [`log`]), `snapshots/<id>/chunk-<n>` and
 //! `snapshots/<id>/manifest` (the manifest is written last: a snapshot without one is
-//! incomplete and not listed), `blobs/<name>`. A chunk is synced when its snapshot is
+//! incomplete and not listed), `blobs/<name>`, and `trash/`: discarded segments and snapshots
+//! whose disk [`reclaim`] is giving back. A chunk is synced when its snapshot is
 //! committed (see [`ChunkWriter`]); every other file but the log is written to a temporary
 //! name, synced, renamed and its directory synced.
 
 pub(crate) mod faults;
 mod log;
+mod reclaim;
 
 use std::fmt;
 use std::fs::{self, File};
@@ -91,6 +93,7 @@ fn snapshot_dir(root: &Path, snapshot: u64) -> PathBuf {
 pub(crate) struct SnapshotWriter {
     root: PathBuf,
     faults: Arc<Faults>,
+    reclaimer: reclaim::Reclaimer,
     /// The snapshot whose directory this writer made last.
     made: Option<u64>,
 }
@@ -162,9 +165,7 @@ impl SnapshotWriter {
         if self.made == Some(snapshot) {
             self.made = None;
         }
-        match fs::remove_dir_all(snapshot_dir(&self.root, snapshot))
-            .and_then(|()| log::sync_dir(&self.root.join("snapshots")))
-        {
+        match self.reclaimer.discard(&snapshot_dir(&self.root, snapshot)) {
             Ok(()) => Answer::Done,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Answer::Done,
             Err(e) => Store::io_error("cannot delete a snapshot", &e),
@@ -194,6 +195,8 @@ pub(crate) struct Store {
     root: PathBuf,
     log: SegmentLog,
     faults: Arc<Faults>,
+    /// Gives back the disk of discarded segments and snapshots in the background.
+    reclaimer: reclaim::Reclaimer,
     /// The instance credentials handed to the enclave (JSON), if any.
     credentials: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
 }
@@ -211,6 +214,7 @@ impl Store {
             root: root.to_path_buf(),
             log,
             faults,
+            reclaimer: reclaim::Reclaimer::start(root)?,
             credentials: None,
         })
     }
@@ -232,6 +236,7 @@ impl Store {
         SnapshotWriter {
             root: self.root.clone(),
             faults: self.faults.clone(),
+            reclaimer: self.reclaimer.clone(),
             made: None,
         }
     }
@@ -283,7 +288,10 @@ impl Store {
                 Ok(()) => Answer::Done,
                 Err((kind, message)) => Answer::Error { kind, message },
             },
-            Request::TruncateBefore { position } => match self.log.truncate_before(position) {
+            Request::TruncateBefore { position } => match self
+                .log
+                .truncate_before(position, |path| self.reclaimer.discard(path))
+            {
                 Ok(()) => Answer::Done,
                 Err((kind, message)) => Answer::Error { kind, message },
             },
