@@ -268,3 +268,66 @@ fn invalid_autoscalers_are_refused_in_kube_s_words() {
     );
     assert_eq!(c.get(&alloc::format!("{V2}/small")).0, 404);
 }
+
+/// kube's `asTable` converts an included object to the group-version asked for: a Table read
+/// through v1 (GET, LIST and watch alike) embeds v1 objects, cells printed from the stored kind.
+#[test]
+fn tables_through_v1_embed_v1_objects() {
+    let mut c = Cluster::new();
+    let table = super::test_harness::TABLE;
+    let mut watcher = c.watch(
+        &alloc::format!("{V1}?watch=1&includeObject=Object"),
+        Some(table),
+    );
+    let (code, created) = c.post(V2, hpa_v2("web"));
+    assert_eq!(code, 201, "{created}");
+    let v1 = c.get(&alloc::format!("{V1}/web")).1;
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 80);
+
+    let events = c.drain(&mut watcher);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["kind"], "Table");
+    assert_eq!(events[0]["object"]["rows"][0]["object"], v1);
+    let (_, get) = c.request(
+        Method::Get,
+        &alloc::format!("{V1}/web?includeObject=Object"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(get["rows"][0]["object"], v1);
+    let (_, list) = c.request(
+        Method::Get,
+        &alloc::format!("{V1}?includeObject=Object"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(list["rows"][0]["object"], v1);
+    for row in [&events[0]["object"]["rows"][0], &get["rows"][0]] {
+        assert_eq!(row["cells"], list["rows"][0]["cells"]);
+    }
+    // Through v2 the same rows embed the stored shape; without includeObject, metadata.
+    let (_, v2) = c.request(
+        Method::Get,
+        &alloc::format!("{V2}/web?includeObject=Object"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(v2["rows"][0]["object"], created);
+    let (_, partial) = c.request(
+        Method::Get,
+        &alloc::format!("{V1}/web"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(
+        partial["rows"][0]["object"]["kind"],
+        "PartialObjectMetadata"
+    );
+    assert_eq!(partial["rows"][0]["object"]["metadata"], v1["metadata"]);
+}

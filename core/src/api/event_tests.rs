@@ -425,6 +425,39 @@ fn a_watch_through_events_k8s_io_sees_core_writes_in_its_shape() {
     }
 }
 
+/// kube's `asTable` converts an included object to the group-version asked for: a Table read
+/// through events.k8s.io/v1 (GET, LIST and watch alike) embeds the Event in that shape.
+#[test]
+fn tables_through_events_k8s_io_embed_its_events() {
+    use super::test_harness::{Cluster as Harness, TABLE};
+    let mut c = Harness::new();
+    let mut watcher = c.watch(
+        &alloc::format!("{V1_EVENTS}?watch=1&includeObject=Object"),
+        Some(TABLE),
+    );
+    let (code, _) = c.post(EVENTS, event("from-core", "2025-06-15T15:00:00Z", "as v1"));
+    assert_eq!(code, 201);
+    let viewed = c.get(&alloc::format!("{V1_EVENTS}/from-core")).1;
+    assert_eq!(viewed["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(viewed["note"], "as v1");
+
+    let events = c.drain(&mut watcher);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["object"]["rows"][0]["object"], viewed);
+    for path in [
+        alloc::format!("{V1_EVENTS}/from-core?includeObject=Object"),
+        alloc::format!("{V1_EVENTS}?includeObject=Object"),
+    ] {
+        let (code, table) = c.request(Method::Get, &path, Some(TABLE), &Value::Null, "");
+        assert_eq!(code, 200, "{table}");
+        assert_eq!(table["rows"][0]["object"], viewed, "{path}");
+        assert_eq!(
+            table["rows"][0]["cells"],
+            events[0]["object"]["rows"][0]["cells"]
+        );
+    }
+}
+
 #[test]
 fn events_k8s_io_validates_new_events_strictly_in_kube_s_words() {
     let mut s = server(Config::default());

@@ -562,14 +562,14 @@ impl Cluster {
                     None => parse_stored(object)?,
                 };
                 let rv = object.revision.to_string();
+                let include = include_object(query);
                 let table = match custom {
                     Some(served) => {
-                        let row =
-                            table::row(served.version(), &value, now, IncludeObject::Metadata);
+                        let row = table::row(served.version(), &value, now, include);
                         table::table(served.version(), alloc::vec![row], &rv, None, None, true)
                     }
                     None => {
-                        let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+                        let row = table::viewed_row(rt.id, rt.view, &value, now, include);
                         table::table(rt.id, alloc::vec![row], &rv, None, None, true)
                     }
                 };
