@@ -3,7 +3,9 @@
 //! stored, as kube converts both versions through its internal type. Reads convert the stored
 //! object into the view's shape; writes convert the body into the stored shape before
 //! defaults, validation (which may still depend on the view, [`crate::validation::validate_as`])
-//! and the store, and convert the answer back. Everything else — resource versions, watches,
+//! and the store, and convert the answer back. Field ownership is the exception that works in
+//! the view's shape ([`crate::patch`]): kube records a manager in the version it wrote with and
+//! applies a configuration in the request's version. Everything else — resource versions, watches,
 //! selectors, TTLs, rate limits, Table columns (kube prints the internal type) — is the stored
 //! kind's.
 

@@ -331,3 +331,90 @@ fn tables_through_v1_embed_v1_objects() {
     );
     assert_eq!(partial["rows"][0]["object"]["metadata"], v1["metadata"]);
 }
+
+/// Field ownership as kube records it across the two versions of one group: each manager in the
+/// version it wrote with, v1 paths for v1 writers; a v2 write takes from a v1 manager what it
+/// changed as v1 sees it, and an apply conflicts across versions.
+#[test]
+fn managers_are_recorded_in_their_version_and_compared_across_both() {
+    let mut c = Cluster::new();
+    let managers = |obj: &Value| {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let fields = e["fieldsV1"]["f:spec"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect::<alloc::vec::Vec<_>>().join(","))
+                    .unwrap_or_default();
+                alloc::format!(
+                    "{} {} {}",
+                    e["manager"].as_str().unwrap(),
+                    e["apiVersion"].as_str().unwrap(),
+                    fields
+                )
+            })
+            .collect::<alloc::vec::Vec<_>>()
+    };
+    let body = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}});
+    let (code, created) = c.post(&alloc::format!("{V1}?fieldManager=m1"), body);
+    assert_eq!(code, 201, "{created}");
+    // The creator owns the defaulted minReplicas too: kube defaults before it records.
+    assert_eq!(
+        managers(&created),
+        [
+            "m1 autoscaling/v1 f:maxReplicas,f:minReplicas,f:scaleTargetRef,f:targetCPUUtilizationPercentage"
+        ]
+    );
+    // Read through v2 the entry is as recorded.
+    assert_eq!(
+        managers(&c.get(&alloc::format!("{V2}/web")).1),
+        managers(&created)
+    );
+    let metrics = json!({"spec": {"metrics": [{"type": "Resource", "resource": {"name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 60}}}]}});
+    let (code, patched) = c.patch(
+        &alloc::format!("{V2}/web?fieldManager=m2"),
+        metrics,
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(
+        managers(&patched),
+        [
+            "m1 autoscaling/v1 f:maxReplicas,f:minReplicas,f:scaleTargetRef",
+            "m2 autoscaling/v2 f:metrics"
+        ]
+    );
+    // An apply through v1 of the cpu target conflicts with the v2 manager of the metrics.
+    let apply = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"}, "spec": {"targetCPUUtilizationPercentage": 70}});
+    let (code, status) = c.patch(
+        &alloc::format!("{V1}/web?fieldManager=a1"),
+        apply.clone(),
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"m2\" using autoscaling/v2: .spec.metrics"
+    );
+    let (code, applied) = c.patch(
+        &alloc::format!("{V1}/web?fieldManager=a1&force=true"),
+        apply,
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(code, 200, "{applied}");
+    assert_eq!(applied["spec"]["targetCPUUtilizationPercentage"], 70);
+    assert_eq!(
+        managers(&applied),
+        [
+            "a1 autoscaling/v1 f:targetCPUUtilizationPercentage",
+            "m1 autoscaling/v1 f:maxReplicas,f:minReplicas,f:scaleTargetRef"
+        ]
+    );
+}
