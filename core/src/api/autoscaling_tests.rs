@@ -418,3 +418,55 @@ fn managers_are_recorded_in_their_version_and_compared_across_both() {
         ]
     );
 }
+
+/// The annotations carry what kube-apiserver 1.32 writes, byte for byte (captured from it for
+/// this object): Go's `json.Marshal` of the v1 types, fields in struct order, map keys sorted.
+#[test]
+fn v1_annotations_are_written_in_go_field_order() {
+    let mut c = Cluster::new();
+    let selector = json!({"matchLabels": {"b": "2", "a": "1"},
+        "matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]});
+    let mut body = hpa_v2("full");
+    body["spec"]["metrics"] = json!([
+        {"type": "Pods", "pods": {"metric": {"name": "packets", "selector": selector},
+            "target": {"type": "AverageValue", "averageValue": "1k"}}},
+        {"type": "Object", "object": {"describedObject": {"apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress", "name": "main"}, "metric": {"name": "requests"},
+            "target": {"type": "Value", "value": "10k"}}}]);
+    body["spec"]["behavior"] = json!({
+        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+            {"type": "Percent", "value": 100, "periodSeconds": 15},
+            {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+        "scaleDown": {"stabilizationWindowSeconds": 300,
+            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}});
+    let (code, created) = c.post(V2, body);
+    assert_eq!(code, 201, "{created}");
+    let status = json!({"status": {"currentReplicas": 1, "desiredReplicas": 1, "conditions": [
+        {"type": "ScalingActive", "status": "False", "lastTransitionTime": "2025-06-15T15:01:00Z",
+            "reason": "FailedGetResourceMetric", "message": "no metrics"}]}});
+    let (code, patched) = c.patch(
+        &alloc::format!("{V2}/full/status"),
+        status,
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{patched}");
+    let (_, v1) = c.get(&alloc::format!("{V1}/full"));
+    let note = |key: &str| {
+        v1["metadata"]["annotations"][alloc::format!("autoscaling.alpha.kubernetes.io/{key}")]
+            .as_str()
+            .map(alloc::string::String::from)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        note("metrics"),
+        r#"[{"type":"Pods","pods":{"metricName":"packets","targetAverageValue":"1k","selector":{"matchLabels":{"a":"1","b":"2"},"matchExpressions":[{"key":"k","operator":"In","values":["v"]}]}}},{"type":"Object","object":{"target":{"kind":"Ingress","name":"main","apiVersion":"networking.k8s.io/v1"},"metricName":"requests","targetValue":"10k"}}]"#
+    );
+    assert_eq!(
+        note("conditions"),
+        r#"[{"type":"ScalingActive","status":"False","lastTransitionTime":"2025-06-15T15:01:00Z","reason":"FailedGetResourceMetric","message":"no metrics"}]"#
+    );
+    assert_eq!(
+        note("behavior"),
+        r#"{"ScaleUp":{"StabilizationWindowSeconds":0,"SelectPolicy":"Max","Policies":[{"Type":"Percent","Value":100,"PeriodSeconds":15},{"Type":"Pods","Value":4,"PeriodSeconds":15}]},"ScaleDown":{"StabilizationWindowSeconds":300,"SelectPolicy":"Max","Policies":[{"Type":"Percent","Value":100,"PeriodSeconds":15}]}}"#
+    );
+}

@@ -68,12 +68,14 @@ const STATUS: Half = Half {
     value: quantity,
 };
 
-/// A v2 `MetricSpec` (`SPEC`) or `MetricStatus` (`STATUS`) as a v1 one.
-fn metric_to_v1(m: &Value, half: &Half) -> Value {
+/// A v2 `MetricSpec` (`SPEC`) or `MetricStatus` (`STATUS`) as a v1 one, in the order of the
+/// v1 Go types' fields.
+fn metric_to_v1(m: &Value, half: &Half) -> Go {
     let empty = Value::Null;
     let source = |key: &str| m.get(key).filter(|s| !s.is_null());
     let values = |s: &Value| s.get(half.side).cloned().unwrap_or(Value::Null);
     let ident = |s: &Value| s.get("metric").cloned().unwrap_or(Value::Null);
+    let selector_of = |id: &Value, key: &str| id.get(key).filter(|s| !s.is_null()).map(selector);
     let named = |name: &str| alloc::format!("{}{name}", half.side);
     let (value, average_value, average_utilization) = (
         named("Value"),
@@ -82,45 +84,45 @@ fn metric_to_v1(m: &Value, half: &Half) -> Value {
     );
     let object_v1 = source("object").map(|s| {
         let (v, id) = (values(s), ident(s));
-        object([
+        Go::fields([
             (
                 "target",
-                Some(reference(s.get("describedObject").unwrap_or(&empty))),
+                Some(reference_v1(s.get("describedObject").unwrap_or(&empty))),
             ),
-            ("metricName", field(&id, "name")),
-            (&value, quantity(&v, "value")),
-            ("selector", field(&id, "selector")),
-            ("averageValue", field(&v, "averageValue")),
+            ("metricName", go(field(&id, "name"))),
+            (&value, go(quantity(&v, "value"))),
+            ("selector", selector_of(&id, "selector")),
+            ("averageValue", go(field(&v, "averageValue"))),
         ])
     });
     let pods = source("pods").map(|s| {
         let (v, id) = (values(s), ident(s));
-        object([
-            ("metricName", field(&id, "name")),
-            (&average_value, quantity(&v, "averageValue")),
-            ("selector", field(&id, "selector")),
+        Go::fields([
+            ("metricName", go(field(&id, "name"))),
+            (&average_value, go(quantity(&v, "averageValue"))),
+            ("selector", selector_of(&id, "selector")),
         ])
     });
     let resource = |s: &Value, container: Option<Value>| {
         let v = values(s);
-        object([
-            ("name", field(s, "name")),
-            (&average_utilization, field(&v, "averageUtilization")),
-            (&average_value, (half.value)(&v, "averageValue")),
-            ("container", container),
+        Go::fields([
+            ("name", go(field(s, "name"))),
+            (&average_utilization, go(field(&v, "averageUtilization"))),
+            (&average_value, go((half.value)(&v, "averageValue"))),
+            ("container", go(container)),
         ])
     };
     let external = source("external").map(|s| {
         let (v, id) = (values(s), ident(s));
-        object([
-            ("metricName", field(&id, "name")),
-            ("metricSelector", field(&id, "selector")),
-            (&value, (half.value)(&v, "value")),
-            (&average_value, field(&v, "averageValue")),
+        Go::fields([
+            ("metricName", go(field(&id, "name"))),
+            ("metricSelector", selector_of(&id, "selector")),
+            (&value, go((half.value)(&v, "value"))),
+            (&average_value, go(field(&v, "averageValue"))),
         ])
     });
-    object([
-        ("type", field(m, "type")),
+    Go::fields([
+        ("type", go(field(m, "type"))),
         ("object", object_v1),
         ("pods", pods),
         ("resource", source("resource").map(|s| resource(s, None))),
@@ -317,35 +319,112 @@ fn reference(r: &Value) -> Value {
     ])
 }
 
-/// The v2 behavior as kube writes its internal type into the annotation: Go field names, every
-/// field present (a nil pointer as null).
-fn behavior_to_internal(b: &Value) -> Value {
-    let rules = |r: Option<&Value>| match r.filter(|r| !r.is_null()) {
-        None => Value::Null,
-        Some(r) => {
-            let policies: Vec<Value> = r
-                .get("policies")
-                .and_then(Value::as_array)
+/// A v1 `CrossVersionObjectReference` (kind, name, apiVersion).
+fn reference_v1(r: &Value) -> Go {
+    let text = |key: &str| Some(Go::Json(field(r, key).unwrap_or_else(|| Value::from(""))));
+    Go::fields([
+        ("kind", text("kind")),
+        ("name", text("name")),
+        ("apiVersion", go(field(r, "apiVersion"))),
+    ])
+}
+
+/// A `metav1.LabelSelector` (matchLabels, then matchExpressions of key, operator, values),
+/// leaving out what is empty as its `omitempty` tags do.
+fn selector(s: &Value) -> Go {
+    let non_empty = |v: Option<&Value>| {
+        v.filter(|v| v.as_array().is_none_or(|l| !l.is_empty()))
+            .filter(|v| v.as_object().is_none_or(|m| !m.is_empty()))
+            .filter(|v| !v.is_null())
+            .cloned()
+    };
+    let requirements = non_empty(s.get("matchExpressions")).map(|list| {
+        Go::List(
+            list.as_array()
                 .into_iter()
                 .flatten()
-                .map(|p| {
-                    json!({"Type": p.get("type").cloned().unwrap_or(Value::from("")),
-                        "Value": p.get("value").cloned().unwrap_or(Value::from(0)),
-                        "PeriodSeconds": p.get("periodSeconds").cloned().unwrap_or(Value::from(0))})
+                .map(|r| {
+                    let text = |key: &str| field(r, key).unwrap_or_else(|| Value::from(""));
+                    Go::fields([
+                        ("key", Some(Go::Json(text("key")))),
+                        ("operator", Some(Go::Json(text("operator")))),
+                        ("values", go(non_empty(r.get("values")))),
+                    ])
                 })
-                .collect();
-            json!({
-                "StabilizationWindowSeconds": r.get("stabilizationWindowSeconds").cloned().unwrap_or(Value::Null),
-                "SelectPolicy": r.get("selectPolicy").cloned().unwrap_or(Value::Null),
-                "Policies": if r.get("policies").is_some_and(|p| !p.is_null()) {
-                    Value::Array(policies)
-                } else {
-                    Value::Null
-                },
-            })
+                .collect(),
+        )
+    });
+    Go::fields([
+        ("matchLabels", go(non_empty(s.get("matchLabels")))),
+        ("matchExpressions", requirements),
+    ])
+}
+
+/// A v2 condition as the v1 `HorizontalPodAutoscalerCondition` (type, status,
+/// lastTransitionTime — null when unset, as Go writes a zero `metav1.Time` — reason, message).
+fn condition_to_v1(c: &Value) -> Go {
+    let text = |key: &str| field(c, key).filter(|v| v.as_str() != Some(""));
+    Go::fields([
+        (
+            "type",
+            Some(Go::Json(
+                field(c, "type").unwrap_or_else(|| Value::from("")),
+            )),
+        ),
+        (
+            "status",
+            Some(Go::Json(
+                field(c, "status").unwrap_or_else(|| Value::from("")),
+            )),
+        ),
+        (
+            "lastTransitionTime",
+            Some(Go::Json(
+                field(c, "lastTransitionTime").unwrap_or(Value::Null),
+            )),
+        ),
+        ("reason", go(text("reason"))),
+        ("message", go(text("message"))),
+    ])
+}
+
+/// The v2 behavior as kube writes its internal type into the annotation: Go field names in
+/// declaration order, every field present (a nil pointer as null).
+fn behavior_to_internal(b: &Value) -> Go {
+    let or = |v: Option<&Value>, zero: Value| Some(Go::Json(v.cloned().unwrap_or(zero)));
+    let rules = |r: Option<&Value>| match r.filter(|r| !r.is_null()) {
+        None => Go::Json(Value::Null),
+        Some(r) => {
+            let policies = match r.get("policies").filter(|p| !p.is_null()) {
+                None => Go::Json(Value::Null),
+                Some(list) => Go::List(
+                    list.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            Go::fields([
+                                ("Type", or(p.get("type"), Value::from(""))),
+                                ("Value", or(p.get("value"), Value::from(0))),
+                                ("PeriodSeconds", or(p.get("periodSeconds"), Value::from(0))),
+                            ])
+                        })
+                        .collect(),
+                ),
+            };
+            Go::fields([
+                (
+                    "StabilizationWindowSeconds",
+                    or(r.get("stabilizationWindowSeconds"), Value::Null),
+                ),
+                ("SelectPolicy", or(r.get("selectPolicy"), Value::Null)),
+                ("Policies", Some(policies)),
+            ])
         }
     };
-    json!({"ScaleUp": rules(b.get("scaleUp")), "ScaleDown": rules(b.get("scaleDown"))})
+    Go::fields([
+        ("ScaleUp", Some(rules(b.get("scaleUp")))),
+        ("ScaleDown", Some(rules(b.get("scaleDown")))),
+    ])
 }
 
 /// The annotation's internal behavior as the v2 field; `None` when it is empty or unreadable.
@@ -428,16 +507,16 @@ pub(super) fn to_v1(map: &mut Map<String, Value>) {
             .iter()
             .find(|m| is_cpu_utilization(m))
             .and_then(|m| m.pointer("/resource/target/averageUtilization").cloned());
-        let others: Vec<Value> = metrics
+        let others: Vec<Go> = metrics
             .iter()
             .filter(|m| !is_cpu_utilization(m))
             .map(|m| metric_to_v1(m, &SPEC))
             .collect();
         if !others.is_empty() {
-            notes.push((METRICS, text(&Value::Array(others))));
+            notes.push((METRICS, Go::List(others).text()));
         }
         if let Some(behavior) = spec.get("behavior").filter(|b| !b.is_null()) {
-            notes.push((BEHAVIOR, text(&behavior_to_internal(behavior))));
+            notes.push((BEHAVIOR, behavior_to_internal(behavior).text()));
         }
         map.insert(
             "spec".into(),
@@ -469,15 +548,16 @@ pub(super) fn to_v1(map: &mut Map<String, Value>) {
             .filter_map(|m| m.pointer("/resource/current/averageUtilization").cloned())
             .find(|u| !u.is_null());
         if !current.is_empty() {
-            let v1: Vec<Value> = current.iter().map(|m| metric_to_v1(m, &STATUS)).collect();
-            notes.push((CURRENT_METRICS, text(&Value::Array(v1))));
+            let v1 = current.iter().map(|m| metric_to_v1(m, &STATUS)).collect();
+            notes.push((CURRENT_METRICS, Go::List(v1).text()));
         }
         if let Some(conditions) = status
             .get("conditions")
             .and_then(Value::as_array)
             .filter(|c| !c.is_empty())
         {
-            notes.push((CONDITIONS, text(&Value::Array(conditions.clone()))));
+            let v1 = conditions.iter().map(condition_to_v1).collect();
+            notes.push((CONDITIONS, Go::List(v1).text()));
         }
         map.insert(
             "status".into(),
@@ -566,7 +646,63 @@ pub(super) fn to_v2(map: &mut Map<String, Value>) {
     }
 }
 
-/// `json.Marshal` of an annotation's value.
-fn text(v: &Value) -> String {
-    String::from_utf8_lossy(&crate::json::to_vec(v)).into_owned()
+/// An annotation's value as Go's `json.Marshal` writes the v1 (or internal) type it holds: a
+/// struct's fields in declaration order — the order they are given here, without those its
+/// `omitempty` tags leave out — and anything else as Go writes an unstructured value (map keys
+/// sorted, strings escaped as Go escapes them).
+enum Go {
+    Struct(Vec<(String, Go)>),
+    List(Vec<Go>),
+    Json(Value),
+}
+
+impl Go {
+    /// A struct of the fields present, in the order given.
+    fn fields<const N: usize>(fields: [(&str, Option<Go>); N]) -> Go {
+        Go::Struct(
+            fields
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (String::from(key), v)))
+                .collect(),
+        )
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Go::Struct(fields) => {
+                out.push('{');
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    crate::gostr::go_json_string(key, out);
+                    out.push(':');
+                    value.write(out);
+                }
+                out.push('}');
+            }
+            Go::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Go::Json(value) => crate::gostr::go_json(value, out),
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+}
+
+/// A present value as a [`Go`] one.
+fn go(value: Option<Value>) -> Option<Go> {
+    value.map(Go::Json)
 }
