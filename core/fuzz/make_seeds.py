@@ -160,3 +160,9 @@ for e in ["object.spec.replicas > 1", "object.spec.replicas % 2 == 1", "has(obje
 for line in [b"NAUTILUS/1 client-cert-cn=alice groups=dev,system%3Amasters", b"NAUTILUS/1 client-cert-cn= groups=",
              b"NAUTILUS/1 client-cert-cn=system%3Anode%3Anode-a groups=system%3Anodes", b"NAUTILUS/1 client-cert-cn=a%20b groups=%25,%2C"]:
     put("preamble", line)
+
+# The certificate requests of core's CSR tests (openssl: RSA PKCS#1 and PSS, ECDSA), as DER.
+import base64, glob
+for pem in sorted(glob.glob(os.path.join(HERE, "..", "src", "csr", "fixtures", "*.pem"))):
+    with open(pem) as f:
+        put("csr", base64.b64decode("".join(l for l in f.read().splitlines() if not l.startswith("-----"))))

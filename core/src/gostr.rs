@@ -1,8 +1,10 @@
-//! Go's string quoting (`strconv.Quote`, what `%q` prints), for messages that must read as
-//! kube-apiserver's do. One implementation for every place that quotes.
+//! Go's string quoting (`strconv.Quote`, what `%q` prints) and `encoding/json` strings and
+//! unstructured values, for messages and annotations that must read as kube-apiserver's do. One
+//! implementation for every place that quotes.
 
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use core::fmt::Write as _;
+use serde_json::Value;
 
 /// Go's `strconv.Quote` (what `%q` prints).
 pub(crate) fn go_quote(s: &str, out: &mut String) {
@@ -53,4 +55,57 @@ pub(crate) fn is_printable(c: char) -> bool {
         || matches!(u, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F)
         || matches!(u, 0xFEFF | 0xFFF9..=0xFFFB | 0xE000..=0xF8FF | 0xF0000..)
         || matches!(u, 0x110BD | 0x1D173..=0x1D17A | 0xE0001..=0xE007F))
+}
+
+/// A JSON string as Go's encoder writes it (HTML characters and U+2028/2029 escaped).
+pub(crate) fn go_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A value as Go's `json.Marshal` writes an unstructured one: object keys sorted, strings as
+/// [`go_json_string`].
+pub(crate) fn go_json(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => go_json_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json_string(k, out);
+                out.push(':');
+                go_json(item, out);
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }

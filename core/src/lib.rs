@@ -51,6 +51,7 @@ pub mod sync;
 pub mod time;
 pub mod token;
 pub mod validation;
+pub mod view;
 pub mod watch;
 pub mod yaml;
 

@@ -40,7 +40,7 @@ pub struct ResourceType<'a> {
 
 /// A built-in kind served in a group-version other than the one it is stored in, over the
 /// same objects: one object, two shapes, converted field by field as kube's versioned types
-/// convert through the internal one (`crate::api::view`). Resource versions, watches, TTLs and
+/// convert through the internal one (`crate::view`). Resource versions, watches, TTLs and
 /// every rule of the stored kind are shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {

@@ -135,6 +135,11 @@ pub(crate) fn root(resource: ResourceId) -> &'static Type {
     types::root(resource)
 }
 
+/// The type of a view's objects ([`crate::resource::VIEWS`]).
+pub(crate) fn view_root(view: crate::resource::View) -> &'static Type {
+    types::view_root(view)
+}
+
 /// The string default of a key field of an associative list, which server-side apply uses for
 /// an item that omits it (`protocol: TCP`). Only defaults that are the same for that key name
 /// in every served list are given (not `name`, whose ServiceAccount `secrets` has none, nor the

@@ -1,7 +1,7 @@
-//! CertificateSigningRequests end to end with the real kubectl: a request made by a real X.509
-//! library (rcgen), `kubectl get csr` columns, `kubectl certificate approve` and `deny` through
-//! the approval subresource, and kube's refusals. No signer runs yet (issue 18): an approved
-//! request stays unissued.
+//! CertificateSigningRequests end to end with the real kubectl: requests made by a real X.509
+//! library (rcgen, ECDSA) and by `openssl req` (RSA, its default), `kubectl get csr` columns,
+//! `kubectl certificate approve` and `deny` through the approval subresource, and kube's
+//! refusals. No signer runs yet (issue 18): an approved request stays unissued.
 
 use base64::Engine as _;
 use nautilus_tests::DevCluster;
@@ -21,6 +21,30 @@ fn request(name: &str) -> String {
         .expect("csr")
         .pem()
         .expect("pem")
+}
+
+/// A PEM certificate request for `name` made by `openssl req` with a new RSA-2048 key (PKCS#1
+/// v1.5 with SHA-256), what most tools and how-tos submit.
+fn openssl_rsa_request(name: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "/dev/null",
+        ])
+        .args(["-subj", &format!("/O=system:nodes/CN={name}")])
+        .output()
+        .expect("openssl (tests/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("PEM")
 }
 
 fn manifest(name: &str, pem: &str) -> String {
@@ -131,6 +155,58 @@ fn kubectl_approves_and_denies_certificate_signing_requests() {
     assert!(
         stderr.contains("spec.request: Invalid value: []byte{0x6e, 0x6f, 0x74")
             && stderr.contains("PEM block type must be CERTIFICATE REQUEST"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn kubectl_creates_and_approves_an_openssl_rsa_request() {
+    let c = DevCluster::start();
+    let pem = openssl_rsa_request("bob");
+    assert!(
+        pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+        "{pem}"
+    );
+    let out = c.kubectl_with_input(&["create", "-f", "-"], Some(&manifest("bob", &pem)));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.kubectl_ok(&["certificate", "approve", "bob"]).trim(),
+        "certificatesigningrequest.certificates.k8s.io/bob approved"
+    );
+    let bob: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "csr", "bob", "-o", "json"])).expect("json");
+    let request = base64::engine::general_purpose::STANDARD
+        .decode(bob["spec"]["request"].as_str().expect("spec.request"))
+        .expect("base64");
+    assert_eq!(String::from_utf8_lossy(&request), pem);
+    assert_eq!(bob["status"]["conditions"][0]["type"], "Approved");
+    assert_eq!(bob["status"]["conditions"][0]["reason"], "KubectlApprove");
+
+    // The same request with its subject changed after signing is refused in Go's words.
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .expect("base64");
+    let at = der.windows(3).position(|w| w == b"bob").expect("subject");
+    let mut forged = der.clone();
+    forged[at] = b'B';
+    let forged = format!(
+        "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&forged)
+    );
+    let out = c.kubectl_with_input(&["create", "-f", "-"], Some(&manifest("eve", &forged)));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("spec.request: Invalid value: []byte{0x2d, 0x2d")
+            && stderr.contains(": crypto/rsa: verification error"),
         "{stderr}"
     );
 }

@@ -268,3 +268,205 @@ fn invalid_autoscalers_are_refused_in_kube_s_words() {
     );
     assert_eq!(c.get(&alloc::format!("{V2}/small")).0, 404);
 }
+
+/// kube's `asTable` converts an included object to the group-version asked for: a Table read
+/// through v1 (GET, LIST and watch alike) embeds v1 objects, cells printed from the stored kind.
+#[test]
+fn tables_through_v1_embed_v1_objects() {
+    let mut c = Cluster::new();
+    let table = super::test_harness::TABLE;
+    let mut watcher = c.watch(
+        &alloc::format!("{V1}?watch=1&includeObject=Object"),
+        Some(table),
+    );
+    let (code, created) = c.post(V2, hpa_v2("web"));
+    assert_eq!(code, 201, "{created}");
+    let v1 = c.get(&alloc::format!("{V1}/web")).1;
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 80);
+
+    let events = c.drain(&mut watcher);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["kind"], "Table");
+    assert_eq!(events[0]["object"]["rows"][0]["object"], v1);
+    let (_, get) = c.request(
+        Method::Get,
+        &alloc::format!("{V1}/web?includeObject=Object"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(get["rows"][0]["object"], v1);
+    let (_, list) = c.request(
+        Method::Get,
+        &alloc::format!("{V1}?includeObject=Object"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(list["rows"][0]["object"], v1);
+    for row in [&events[0]["object"]["rows"][0], &get["rows"][0]] {
+        assert_eq!(row["cells"], list["rows"][0]["cells"]);
+    }
+    // Through v2 the same rows embed the stored shape; without includeObject, metadata.
+    let (_, v2) = c.request(
+        Method::Get,
+        &alloc::format!("{V2}/web?includeObject=Object"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(v2["rows"][0]["object"], created);
+    let (_, partial) = c.request(
+        Method::Get,
+        &alloc::format!("{V1}/web"),
+        Some(table),
+        &Value::Null,
+        "application/json",
+    );
+    assert_eq!(
+        partial["rows"][0]["object"]["kind"],
+        "PartialObjectMetadata"
+    );
+    assert_eq!(partial["rows"][0]["object"]["metadata"], v1["metadata"]);
+}
+
+/// Field ownership as kube records it across the two versions of one group: each manager in the
+/// version it wrote with, v1 paths for v1 writers; a v2 write takes from a v1 manager what it
+/// changed as v1 sees it, and an apply conflicts across versions.
+#[test]
+fn managers_are_recorded_in_their_version_and_compared_across_both() {
+    let mut c = Cluster::new();
+    let managers = |obj: &Value| {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let fields = e["fieldsV1"]["f:spec"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect::<alloc::vec::Vec<_>>().join(","))
+                    .unwrap_or_default();
+                alloc::format!(
+                    "{} {} {}",
+                    e["manager"].as_str().unwrap(),
+                    e["apiVersion"].as_str().unwrap(),
+                    fields
+                )
+            })
+            .collect::<alloc::vec::Vec<_>>()
+    };
+    let body = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}});
+    let (code, created) = c.post(&alloc::format!("{V1}?fieldManager=m1"), body);
+    assert_eq!(code, 201, "{created}");
+    // The creator owns the defaulted minReplicas too: kube defaults before it records.
+    assert_eq!(
+        managers(&created),
+        [
+            "m1 autoscaling/v1 f:maxReplicas,f:minReplicas,f:scaleTargetRef,f:targetCPUUtilizationPercentage"
+        ]
+    );
+    // Read through v2 the entry is as recorded.
+    assert_eq!(
+        managers(&c.get(&alloc::format!("{V2}/web")).1),
+        managers(&created)
+    );
+    let metrics = json!({"spec": {"metrics": [{"type": "Resource", "resource": {"name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 60}}}]}});
+    let (code, patched) = c.patch(
+        &alloc::format!("{V2}/web?fieldManager=m2"),
+        metrics,
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(
+        managers(&patched),
+        [
+            "m1 autoscaling/v1 f:maxReplicas,f:minReplicas,f:scaleTargetRef",
+            "m2 autoscaling/v2 f:metrics"
+        ]
+    );
+    // An apply through v1 of the cpu target conflicts with the v2 manager of the metrics.
+    let apply = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"}, "spec": {"targetCPUUtilizationPercentage": 70}});
+    let (code, status) = c.patch(
+        &alloc::format!("{V1}/web?fieldManager=a1"),
+        apply.clone(),
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"m2\" using autoscaling/v2: .spec.metrics"
+    );
+    let (code, applied) = c.patch(
+        &alloc::format!("{V1}/web?fieldManager=a1&force=true"),
+        apply,
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(code, 200, "{applied}");
+    assert_eq!(applied["spec"]["targetCPUUtilizationPercentage"], 70);
+    assert_eq!(
+        managers(&applied),
+        [
+            "a1 autoscaling/v1 f:targetCPUUtilizationPercentage",
+            "m1 autoscaling/v1 f:maxReplicas,f:minReplicas,f:scaleTargetRef"
+        ]
+    );
+}
+
+/// The annotations carry what kube-apiserver 1.32 writes, byte for byte (captured from it for
+/// this object): Go's `json.Marshal` of the v1 types, fields in struct order, map keys sorted.
+#[test]
+fn v1_annotations_are_written_in_go_field_order() {
+    let mut c = Cluster::new();
+    let selector = json!({"matchLabels": {"b": "2", "a": "1"},
+        "matchExpressions": [{"key": "k", "operator": "In", "values": ["v"]}]});
+    let mut body = hpa_v2("full");
+    body["spec"]["metrics"] = json!([
+        {"type": "Pods", "pods": {"metric": {"name": "packets", "selector": selector},
+            "target": {"type": "AverageValue", "averageValue": "1k"}}},
+        {"type": "Object", "object": {"describedObject": {"apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress", "name": "main"}, "metric": {"name": "requests"},
+            "target": {"type": "Value", "value": "10k"}}}]);
+    body["spec"]["behavior"] = json!({
+        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+            {"type": "Percent", "value": 100, "periodSeconds": 15},
+            {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+        "scaleDown": {"stabilizationWindowSeconds": 300,
+            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]}});
+    let (code, created) = c.post(V2, body);
+    assert_eq!(code, 201, "{created}");
+    let status = json!({"status": {"currentReplicas": 1, "desiredReplicas": 1, "conditions": [
+        {"type": "ScalingActive", "status": "False", "lastTransitionTime": "2025-06-15T15:01:00Z",
+            "reason": "FailedGetResourceMetric", "message": "no metrics"}]}});
+    let (code, patched) = c.patch(
+        &alloc::format!("{V2}/full/status"),
+        status,
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{patched}");
+    let (_, v1) = c.get(&alloc::format!("{V1}/full"));
+    let note = |key: &str| {
+        v1["metadata"]["annotations"][alloc::format!("autoscaling.alpha.kubernetes.io/{key}")]
+            .as_str()
+            .map(alloc::string::String::from)
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        note("metrics"),
+        r#"[{"type":"Pods","pods":{"metricName":"packets","targetAverageValue":"1k","selector":{"matchLabels":{"a":"1","b":"2"},"matchExpressions":[{"key":"k","operator":"In","values":["v"]}]}}},{"type":"Object","object":{"target":{"kind":"Ingress","name":"main","apiVersion":"networking.k8s.io/v1"},"metricName":"requests","targetValue":"10k"}}]"#
+    );
+    assert_eq!(
+        note("conditions"),
+        r#"[{"type":"ScalingActive","status":"False","lastTransitionTime":"2025-06-15T15:01:00Z","reason":"FailedGetResourceMetric","message":"no metrics"}]"#
+    );
+    assert_eq!(
+        note("behavior"),
+        r#"{"ScaleUp":{"StabilizationWindowSeconds":0,"SelectPolicy":"Max","Policies":[{"Type":"Percent","Value":100,"PeriodSeconds":15},{"Type":"Pods","Value":4,"PeriodSeconds":15}]},"ScaleDown":{"StabilizationWindowSeconds":300,"SelectPolicy":"Max","Policies":[{"Type":"Percent","Value":100,"PeriodSeconds":15}]}}"#
+    );
+}

@@ -12,10 +12,11 @@ use crate::api::test_harness::{Cluster, column_names, messages};
 
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
-// Made with openssl (`req -new` with a P-256, an Ed25519 and a P-384 key; `req -x509`).
+// Made with openssl (`req -new` with a P-256, an Ed25519, a P-384 and an RSA-2048 key; `req -x509`).
 pub(crate) const P256_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIHvMIGWAgEAMDQxFTATBgNVBAoMDHN5c3RlbTpub2RlczEbMBkGA1UEAwwSc3lz\ndGVtOm5vZGU6bm9kZS1hMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWQEim7bA\ncdsADx9HjKNTGbZC3HCTTY/FsQl6o4x1SIAwhNVfiYIDHk+zKscPWT2S5b59/x9x\nQaR4DRuWjp9ZtKAAMAoGCCqGSM49BAMCA0gAMEUCIDMVj2W8ghSxyKfOSi6xMbyx\nqBLFxvv5ZSgOJMePX/uaAiEAy6GBsVTaCVzmKCfHRF1u8/DxYo7fVe9DgT1B0/Ik\necA=\n-----END CERTIFICATE REQUEST-----\n";
 const ED25519_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIGRMEUCAQAwEjEQMA4GA1UEAwwHZWQtdXNlcjAqMAUGAytlcAMhABm4CQFb8edy\nHJb0NV2BSZHrdvoUGEOZRnrIQHLJQhSqoAAwBQYDK2VwA0EAm85mJzrcjLQACw6Z\nhwqhJrI3QpEZM86sDbZECx5JLnUO2Czc6BAfs6/nh3WiTh/d47TTEJKFtglXPndj\n+qRACQ==\n-----END CERTIFICATE REQUEST-----\n";
 const P384_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBCzCBkwIBADAUMRIwEAYDVQQDDAlwMzg0LXVzZXIwdjAQBgcqhkjOPQIBBgUr\ngQQAIgNiAATqMgHA80IyYt/UFV+9GLAGY9oHkhwaGJxpP3yFQMqenQWlwtvRxeHG\nyiW+aRFW2p2UzeRro7Zm//qI0o6uJa7nSqvuv+JhD0p1WYwl+mh5R3SSjU9rVpkK\n6dCuojm+zp6gADAKBggqhkjOPQQDAwNnADBkAjBP3+iiCHcFL65vnZiEb4P/KMId\nIUNZRwNPv30aouYh1DjiPdZ4KJVAzjLqxxP0RGsCMG3/V/Jk01qJ3dKI2iysO55I\nria1+FuQ1H+UYGvUJPBi7iZ5JsruoAmxmjLLahG5Ng==\n-----END CERTIFICATE REQUEST-----\n";
+const RSA_CSR: &str = include_str!("../csr/fixtures/rsa2048-sha256.pem");
 const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUX3DHNWxfqLSAKtJEI8cRC/zYsgUwCgYIKoZIzj0EAwIw\nETEPMA0GA1UEAwwGaXNzdWVkMB4XDTI2MTIwNjE2NTM1NVoXDTI2MTIwNzE2NTM1\nNVowETEPMA0GA1UEAwwGaXNzdWVkMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\nWQEim7bAcdsADx9HjKNTGbZC3HCTTY/FsQl6o4x1SIAwhNVfiYIDHk+zKscPWT2S\n5b59/x9xQaR4DRuWjp9ZtKNTMFEwHQYDVR0OBBYEFKTzVjWQ+OfQN8zdqwHqi26l\n2gKzMB8GA1UdIwQYMBaAFKTzVjWQ+OfQN8zdqwHqi26l2gKzMA8GA1UdEwEB/wQF\nMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIhAL1aXYqtn+V1OiXgAkUbb8t1qpW5whED\nKbJ2bpEz2WrCAiBNMHBnYzXjVG+0fDOUN65o2+beG5W48X60bgtt57Q5oQ==\n-----END CERTIFICATE-----\n";
 
 fn b64(text: &str) -> String {
@@ -54,7 +55,12 @@ fn approve(c: &mut Cluster, name: &str, kind: &str) -> (u16, Value) {
 #[test]
 fn a_request_is_checked_attributed_approved_and_issued() {
     let mut c = Cluster::new();
-    for (name, pem) in [("p256", P256_CSR), ("ed", ED25519_CSR), ("p384", P384_CSR)] {
+    for (name, pem) in [
+        ("p256", P256_CSR),
+        ("ed", ED25519_CSR),
+        ("p384", P384_CSR),
+        ("rsa", RSA_CSR),
+    ] {
         let (code, created) = c.post(CSRS, csr(name, pem));
         assert_eq!(code, 201, "{name}: {created}");
         // The requester is the server's to say, never the body's.

@@ -425,6 +425,91 @@ fn a_watch_through_events_k8s_io_sees_core_writes_in_its_shape() {
     }
 }
 
+/// kube's `asTable` converts an included object to the group-version asked for: a Table read
+/// through events.k8s.io/v1 (GET, LIST and watch alike) embeds the Event in that shape.
+#[test]
+fn tables_through_events_k8s_io_embed_its_events() {
+    use super::test_harness::{Cluster as Harness, TABLE};
+    let mut c = Harness::new();
+    let mut watcher = c.watch(
+        &alloc::format!("{V1_EVENTS}?watch=1&includeObject=Object"),
+        Some(TABLE),
+    );
+    let (code, _) = c.post(EVENTS, event("from-core", "2025-06-15T15:00:00Z", "as v1"));
+    assert_eq!(code, 201);
+    let viewed = c.get(&alloc::format!("{V1_EVENTS}/from-core")).1;
+    assert_eq!(viewed["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(viewed["note"], "as v1");
+
+    let events = c.drain(&mut watcher);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["object"]["rows"][0]["object"], viewed);
+    for path in [
+        alloc::format!("{V1_EVENTS}/from-core?includeObject=Object"),
+        alloc::format!("{V1_EVENTS}?includeObject=Object"),
+    ] {
+        let (code, table) = c.request(Method::Get, &path, Some(TABLE), &Value::Null, "");
+        assert_eq!(code, 200, "{table}");
+        assert_eq!(table["rows"][0]["object"], viewed, "{path}");
+        assert_eq!(
+            table["rows"][0]["cells"],
+            events[0]["object"]["rows"][0]["cells"]
+        );
+    }
+}
+
+/// A write through events.k8s.io/v1 records its manager in that version with its field paths,
+/// read back as recorded through core v1; kube cannot convert between the two groups, so a
+/// write through either forgets the other's managers.
+#[test]
+fn writes_through_events_k8s_io_record_their_managers_in_its_version() {
+    use super::test_harness::Cluster as Harness;
+    let mut c = Harness::new();
+    let entries = |obj: &Value| {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let fields = e["fieldsV1"].as_object().unwrap().keys();
+                let fields: alloc::vec::Vec<&str> =
+                    fields.map(alloc::string::String::as_str).collect();
+                alloc::format!(
+                    "{} {} {}",
+                    e["manager"].as_str().unwrap(),
+                    e["apiVersion"].as_str().unwrap(),
+                    fields.join(",")
+                )
+            })
+            .collect::<alloc::vec::Vec<_>>()
+    };
+    let (code, created) = c.post(
+        &alloc::format!("{V1_EVENTS}?fieldManager=m1"),
+        v1_event("e1"),
+    );
+    assert_eq!(code, 201, "{created}");
+    let m1 = [
+        "m1 events.k8s.io/v1 f:action,f:eventTime,f:note,f:reason,f:regarding,f:related,f:reportingController,f:reportingInstance,f:type",
+    ];
+    assert_eq!(entries(&created), m1);
+    assert_eq!(entries(&c.get(&alloc::format!("{EVENTS}/e1")).1), m1);
+    let (code, patched) = c.patch(
+        &alloc::format!("{EVENTS}/e1?fieldManager=m2"),
+        json!({"message": "changed", "count": 3}),
+        "application/merge-patch+json",
+    );
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(entries(&patched), ["m2 v1 f:count,f:message"]);
+    let (code, applied) = c.patch(
+        &alloc::format!("{V1_EVENTS}/e1?fieldManager=a1"),
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+            "series": {"count": 2, "lastObservedTime": "2025-06-15T15:07:00.000000Z"}}),
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(code, 200, "{applied}");
+    assert_eq!(entries(&applied), ["a1 events.k8s.io/v1 f:series"]);
+}
+
 #[test]
 fn events_k8s_io_validates_new_events_strictly_in_kube_s_words() {
     let mut s = server(Config::default());

@@ -29,7 +29,6 @@ pub mod request;
 mod revision;
 pub mod services;
 pub mod table;
-pub mod view;
 pub mod watch;
 mod workers;
 #[cfg(test)]

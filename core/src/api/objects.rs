@@ -562,14 +562,14 @@ impl Cluster {
                     None => parse_stored(object)?,
                 };
                 let rv = object.revision.to_string();
+                let include = include_object(query);
                 let table = match custom {
                     Some(served) => {
-                        let row =
-                            table::row(served.version(), &value, now, IncludeObject::Metadata);
+                        let row = table::row(served.version(), &value, now, include);
                         table::table(served.version(), alloc::vec![row], &rv, None, None, true)
                     }
                     None => {
-                        let row = table::row(rt.id, &value, now, IncludeObject::Metadata);
+                        let row = table::viewed_row(rt.id, rt.view, &value, now, include);
                         table::table(rt.id, alloc::vec![row], &rv, None, None, true)
                     }
                 };
@@ -882,7 +882,7 @@ impl Cluster {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         if let Ownership::Update(manager) = ownership {
-            patch::record_update(rt.id, None, &mut obj, manager, None, now);
+            patch::record_update(rt.id, rt.view, None, &mut obj, manager, None, now);
         }
         if let Some(served) = rt.custom {
             custom::to_storage(served, &mut obj);
@@ -1066,7 +1066,7 @@ impl Cluster {
             set_meta(&mut obj, "generation", Value::from(generation));
         }
         if let Ownership::Update(manager) = ownership {
-            patch::record_update(rt.id, Some(old), &mut obj, manager, sub, now);
+            patch::record_update(rt.id, rt.view, Some(old), &mut obj, manager, sub, now);
         }
         set_meta(
             &mut obj,
@@ -1187,12 +1187,9 @@ impl Cluster {
                 }
             }
             let warnings = Self::check_fields(rt, req, &mut applied, mode)?;
-            // A view's applied configuration merges into the stored object in the stored
-            // shape, and managedFields record the stored shape's fields.
-            let applied = match rt.view {
-                Some(view) => view.to_storage(applied),
-                None => applied,
-            };
+            // A view's configuration merges in the view's shape and its manager's fields are
+            // recorded in the view's version, as kube's field manager works in the request's;
+            // the merged object comes back in the stored shape.
             let force = query.flag("force")?;
             if sub.is_some() && current.is_none() {
                 // A subresource never creates its object.
@@ -1200,6 +1197,7 @@ impl Cluster {
             }
             let mut merged = patch::server_side_apply(
                 rt.id,
+                rt.view,
                 sub,
                 current.as_ref(),
                 &applied,
@@ -1754,7 +1752,7 @@ impl Cluster {
         if has_generation(resource) {
             set_meta(obj, "generation", Value::from(1));
         }
-        patch::record_update(resource, None, obj, manager, None, now);
+        patch::record_update(resource, None, None, obj, manager, None, now);
         let key = ObjectKey::new(resource, namespace, &name);
         self.write_new(&ctx.as_server_share(), key, obj)
     }

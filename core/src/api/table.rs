@@ -478,6 +478,26 @@ pub fn row<'a>(
     Value::Object(out)
 }
 
+/// [`row`] of a built-in kind's stored object read through `view`: the cells from the stored
+/// shape (kube prints the internal type), an included object in the view's shape (kube's
+/// `asTable` converts it to the group-version asked for, on GET and watch alike).
+pub fn viewed_row(
+    resource: ResourceId,
+    view: Option<crate::resource::View>,
+    obj: &Value,
+    now: UnixTime,
+    include: IncludeObject,
+) -> Value {
+    let mut out = row(resource, obj, now, include);
+    if include == IncludeObject::Object
+        && let Some(view) = view
+        && let Some(object) = out.get_mut("object")
+    {
+        *object = view.to_view(obj.clone());
+    }
+    out
+}
+
 /// The stored bytes a row may copy instead of encoding `obj`'s tree again.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RowBytes<'a> {

@@ -148,6 +148,29 @@ impl Cluster {
         self.call(Method::Delete, path, body, "application/json")
     }
 
+    /// A watch of `path` (which says `watch=1`) as the administrator, with `accept` if given.
+    pub(crate) fn watch(&mut self, path: &str, accept: Option<&str>) -> super::Watcher {
+        let auth = alloc::format!("Bearer {ADMIN}");
+        let mut req = ApiRequest::new(Method::Get, path);
+        req.authorization = Some(&auth);
+        req.accept = accept;
+        match self.server.handle_request(self.now, &req) {
+            super::Outcome::Watch(w) => *w,
+            other => panic!("not a watch: {:?}", other.into_response()),
+        }
+    }
+
+    /// Every JSON event `watcher` has to write now.
+    pub(crate) fn drain(&self, watcher: &mut super::Watcher) -> Vec<Value> {
+        let mut out = Vec::new();
+        let ring = self.server.watch_ring();
+        while let super::WatchPoll::Wrote(_) = watcher.poll(&ring, self.now, &mut out, 100) {}
+        out.split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect()
+    }
+
     /// Runs the controllers until they have nothing left to do (bounded).
     pub(crate) fn settle(&mut self) {
         for _ in 0..50 {

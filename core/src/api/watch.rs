@@ -405,7 +405,8 @@ impl Watcher {
                     None => {
                         let value: Value =
                             serde_json::from_slice(&object.json).unwrap_or(Value::Null);
-                        let row = table::row(self.resource, &value, now, *include);
+                        let row =
+                            table::viewed_row(self.resource, self.view, &value, now, *include);
                         table::table(
                             self.resource,
                             alloc::vec![row],

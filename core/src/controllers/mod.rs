@@ -1017,7 +1017,15 @@ impl Cluster {
         }
         let subresource = only_status_changed(&old, obj).then_some("status");
         let manager = controller_manager(key.resource);
-        crate::patch::record_update(key.resource, Some(&old), obj, manager, subresource, now);
+        crate::patch::record_update(
+            key.resource,
+            None,
+            Some(&old),
+            obj,
+            manager,
+            subresource,
+            now,
+        );
         let written = self.write_existing(&WriteContext::server(now), key, obj);
         self.controllers.note(written).map(|_| ())
     }

@@ -13,6 +13,7 @@
 //! `before-first-apply` manager for objects without ownership, the cap on `Update` entries,
 //! manager identities, timestamps, and the server metadata no manager owns.
 
+use alloc::borrow::Cow;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,7 +24,7 @@ use super::managed::{self, Entry, Operation};
 use super::schema::{Ctx, has_status_subresource};
 use super::typed;
 use crate::error::Cause;
-use crate::resource::ResourceId;
+use crate::resource::{ResourceId, VIEWS, View};
 use crate::{Error, UnixTime};
 
 /// The manager kube records an object's existing fields under when it is first applied to.
@@ -67,22 +68,22 @@ fn owns_meta(key: &str) -> bool {
 }
 
 /// What changed in the part of an object a write to `subresource` may own ([`owns_root`],
-/// [`owns_meta`]). A field the type's Go zero value always has reads as that value where
-/// absent.
+/// [`owns_meta`]), both seen in `kind`'s version. A field the type's Go zero value always has
+/// reads as that value where absent.
 fn compare_owned(
     live: &Map<String, Value>,
     next: &Map<String, Value>,
-    resource: ResourceId,
+    kind: Kind,
     subresource: &str,
 ) -> typed::Comparison {
-    let root = |key: &str| owns_root(resource, subresource, key);
-    let zero = zero_object(resource);
+    let root = |key: &str| owns_root(kind.resource, subresource, key);
+    let zero = kind.zero();
     let view = typed::View {
         root: &root,
         meta: &owns_meta,
         zero: &zero,
     };
-    typed::compare_view(live, next, Ctx::Root(resource), &view)
+    typed::compare_view(live, next, kind.ctx(), &view)
 }
 
 /// `set` without the fields a write to `subresource` resets (kube's ignore filter): status on a
@@ -120,6 +121,147 @@ fn api_version_of(resource: ResourceId, written: Option<&Value>) -> String {
     match resource {
         ResourceId::Custom(_) => written.and_then(Value::as_str).unwrap_or_default().into(),
         builtin => builtin.info().api_version().into_owned(),
+    }
+}
+
+/// A version an object is seen in for field ownership: its kind's own (stored) version, or one
+/// of the kind's views ([`VIEWS`]). kube records each manager's fields in the version it wrote
+/// with, and compares an object in a manager's version to see what a write took from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kind {
+    resource: ResourceId,
+    view: Option<View>,
+}
+
+impl Kind {
+    pub(crate) const fn new(resource: ResourceId, view: Option<View>) -> Self {
+        Self { resource, view }
+    }
+
+    /// The `apiVersion` an entry written in this version records; `written` is the object's
+    /// own `apiVersion` (a custom resource's versions share one kind).
+    fn api_version(self, written: Option<&Value>) -> String {
+        match self.view {
+            Some(view) => view.info().api_version().into_owned(),
+            None => api_version_of(self.resource, written),
+        }
+    }
+
+    fn ctx(self) -> Ctx {
+        match self.view {
+            Some(view) => Ctx::View(view),
+            None => Ctx::Root(self.resource),
+        }
+    }
+
+    /// The Go zero value of the version's type (see [`zero_object`]).
+    fn zero(self) -> Map<String, Value> {
+        match self.view {
+            Some(view) => zero_view(view),
+            None => zero_object(self.resource),
+        }
+    }
+
+    /// A stored object in this version's shape.
+    fn shape(self, stored: &Map<String, Value>) -> Cow<'_, Map<String, Value>> {
+        match self.view {
+            Some(view) => Cow::Owned(match view.to_view(Value::Object(stored.clone())) {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            }),
+            None => Cow::Borrowed(stored),
+        }
+    }
+
+    /// An object in this version's shape in the stored shape.
+    fn to_stored(self, obj: Map<String, Value>) -> Map<String, Value> {
+        match self.view {
+            Some(view) => match view.to_storage(Value::Object(obj)) {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+            None => obj,
+        }
+    }
+
+    /// `obj`, in `self`'s shape, in `to`'s.
+    fn convert(self, obj: &Map<String, Value>, to: Kind) -> Map<String, Value> {
+        if self == to {
+            obj.clone()
+        } else {
+            to.shape(&self.to_stored(obj.clone())).into_owned()
+        }
+    }
+
+    /// The version an entry recorded as `api_version` is compared in, when a write in `self`
+    /// (recorded as `written`) can compare it: `self`, or another version of the kind in the
+    /// same API group (kube converts through the group's internal type). kube cannot convert
+    /// across groups (core `v1` and `events.k8s.io/v1` Events) nor to versions it does not
+    /// serve, and forgets those entries; custom resources keep only the written version.
+    fn version_of(self, written: &str, api_version: &str) -> Option<Kind> {
+        if api_version == written {
+            return Some(self);
+        }
+        if self.resource.is_custom() {
+            return None;
+        }
+        fn group(api_version: &str) -> &str {
+            api_version.rsplit_once('/').map_or("", |(g, _)| g)
+        }
+        if group(api_version) != group(written) {
+            return None;
+        }
+        core::iter::once(None)
+            .chain(
+                VIEWS
+                    .iter()
+                    .filter(|r| r.id == self.resource)
+                    .map(|r| r.view),
+            )
+            .map(|view| Kind::new(self.resource, view))
+            .find(|k| k.api_version(None) == api_version)
+    }
+}
+
+/// An object before a write (`None` for a create) and after it.
+type BeforeAfter = (Option<Map<String, Value>>, Map<String, Value>);
+
+/// What a write changed, as each version its entries are recorded in sees it: kube's
+/// `Updater.update` converts the old and new object to every other manager's version and
+/// compares them there.
+struct Changes<'a> {
+    written: Kind,
+    written_api_version: &'a str,
+    subresource: &'a str,
+    /// The change in the written version.
+    here: typed::Comparison,
+    /// The object before (`None` for a create) and after, stored shape, for other versions.
+    stored: &'a dyn Fn() -> BeforeAfter,
+    /// Comparisons made in other versions, by `apiVersion`.
+    others: Vec<(String, typed::Comparison)>,
+}
+
+impl Changes<'_> {
+    /// The change in the version `api_version`, or `None` when kube cannot compare in it.
+    fn seen_in(&mut self, api_version: &str) -> Option<&typed::Comparison> {
+        let kind = self
+            .written
+            .version_of(self.written_api_version, api_version)?;
+        if kind == self.written {
+            return Some(&self.here);
+        }
+        let at = match self.others.iter().position(|(v, _)| v == api_version) {
+            Some(at) => at,
+            None => {
+                let (before, after) = (self.stored)();
+                let live = before.map_or_else(|| kind.zero(), |b| kind.shape(&b).into_owned());
+                let next = kind.shape(&after);
+                let changes = compare_owned(&live, &next, kind, self.subresource);
+                self.others.push((api_version.into(), changes));
+                self.others.len() - 1
+            }
+        };
+        self.others.get(at).map(|(_, c)| c)
     }
 }
 
@@ -199,6 +341,19 @@ fn zero_object(resource: ResourceId) -> Map<String, Value> {
     zero.as_object().cloned().unwrap_or_default()
 }
 
+/// [`zero_object`] of a view's type, as [`View::to_view`] writes what Go always serializes.
+fn zero_view(view: View) -> Map<String, Value> {
+    let meta = serde_json::json!({"creationTimestamp": null});
+    let zero = match view {
+        View::EventsV1 => serde_json::json!({"metadata": meta, "eventTime": null,
+            "regarding": {}, "deprecatedSource": {}}),
+        View::AutoscalingV1 => serde_json::json!({"metadata": meta,
+            "spec": {"scaleTargetRef": {"kind": "", "name": ""}, "maxReplicas": 0},
+            "status": {"currentReplicas": 0, "desiredReplicas": 0}}),
+    };
+    zero.as_object().cloned().unwrap_or_default()
+}
+
 /// Adds what `zero` has and `obj` lacks, recursively through objects.
 fn fill_zero(obj: &mut Map<String, Value>, zero: &Map<String, Value>) {
     for (k, z) in zero {
@@ -236,31 +391,40 @@ fn describe_object(obj: &Value) -> String {
 }
 
 /// The other managers' sets lose the fields a write changed (an update always wins) and the
-/// ones it removed; `Err` with the clashes when the write is an unforced apply.
+/// ones it removed, each as seen in its own version; `Err` with the clashes when the write is
+/// an unforced apply. Entries of a version the write cannot be compared in go (kube forgets
+/// them).
 fn take_fields(
     entries: &mut Vec<Entry>,
-    changes: &typed::Comparison,
+    changes: &mut Changes<'_>,
     force: bool,
 ) -> Result<(), Vec<(Entry, FieldSet)>> {
-    let changed = changes.modified.union(&changes.added);
-    let conflicts: Vec<(Entry, FieldSet)> = entries
-        .iter()
-        .map(|e| (e.clone(), e.set.intersection(&changed)))
-        .filter(|(_, clash)| !clash.is_empty())
-        .collect();
+    let mut conflicts = Vec::new();
+    let mut kept = Vec::with_capacity(entries.len());
+    for e in entries.iter() {
+        let Some(seen) = changes.seen_in(&e.api_version) else {
+            continue;
+        };
+        let changed = seen.modified.union(&seen.added);
+        let clash = e.set.intersection(&changed);
+        let mut left = e.clone();
+        left.set = e.set.difference(&changed).difference(&seen.removed);
+        if !clash.is_empty() {
+            conflicts.push((e.clone(), clash));
+        }
+        kept.push(left);
+    }
     if !force && !conflicts.is_empty() {
         return Err(conflicts);
     }
-    for e in entries.iter_mut() {
-        e.set = e.set.difference(&changed).difference(&changes.removed);
-    }
-    entries.retain(|e| !e.set.is_empty());
+    kept.retain(|e| !e.set.is_empty());
+    *entries = kept;
     Ok(())
 }
 
 /// Records a non-apply write (see [`super::record_update`]).
 pub(crate) fn record_update(
-    resource: ResourceId,
+    written: Kind,
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
@@ -268,11 +432,11 @@ pub(crate) fn record_update(
     now: UnixTime,
 ) {
     if subresource == Some("scale") {
-        record_scale(resource, old, new, manager);
+        record_scale(written.resource, old, new, manager);
         return;
     }
     let subresource = subresource.unwrap_or_default();
-    let api_version = api_version_of(resource, new.get("apiVersion"));
+    let api_version = written.api_version(new.get("apiVersion"));
     let api_version = api_version.as_str();
     let stored = old.and_then(managed::raw);
     let live_entries = || managed::decode(stored).unwrap_or_default();
@@ -297,19 +461,33 @@ pub(crate) fn record_update(
     if entries.is_empty() && old.is_some() {
         return;
     }
-    managed::keep_version(&mut entries, api_version);
-    let ctx = Ctx::Root(resource);
-    let zero = Value::Object(zero_object(resource));
-    let (Some(live), Some(next)) = (old.unwrap_or(&zero).as_object(), new.as_object()) else {
+    let before = match old.map(Value::as_object) {
+        Some(Some(before)) => Some(before),
+        Some(None) => return,
+        None => None,
+    };
+    let Some(after) = new.as_object() else {
         return;
     };
-    if !typed::check(live, ctx, true).is_empty() || !typed::check(next, ctx, true).is_empty() {
+    let zero = written.zero();
+    let live = before.map_or(Cow::Borrowed(&zero), |b| written.shape(b));
+    let next = written.shape(after);
+    let ctx = written.ctx();
+    if !typed::check(&live, ctx, true).is_empty() || !typed::check(&next, ctx, true).is_empty() {
         // kube's UpdateNoErrors: the object is written without managedFields.
         return;
     }
-    let changes = compare_owned(live, next, resource, subresource);
-    let _ = take_fields(&mut entries, &changes, true);
-    let mine = strip_meta(&changes.modified.union(&changes.added));
+    let stored = || (before.cloned(), after.clone());
+    let mut changes = Changes {
+        written,
+        written_api_version: api_version,
+        subresource,
+        here: compare_owned(&live, &next, written, subresource),
+        stored: &stored,
+        others: Vec::new(),
+    };
+    let _ = take_fields(&mut entries, &mut changes, true);
+    let mine = strip_meta(&changes.here.modified.union(&changes.here.added));
     if !mine.is_empty() {
         let manager = if manager.is_empty() {
             "unknown"
@@ -369,15 +547,9 @@ fn record_scale(resource: ResourceId, old: Option<&Value>, new: &mut Value, mana
     }
 }
 
-/// What an apply produced.
-struct Applied {
-    object: Map<String, Value>,
-    entries: Vec<Entry>,
-}
-
 /// Server-side apply (see [`super::server_side_apply`]).
 pub(crate) fn apply(
-    resource: ResourceId,
+    written: Kind,
     subresource: Option<&str>,
     live: Option<&Value>,
     applied: &Value,
@@ -385,7 +557,8 @@ pub(crate) fn apply(
     force: bool,
     now: UnixTime,
 ) -> Result<Value, Error> {
-    let info = resource.info();
+    let resource = written.resource;
+    let info = written.view.map_or_else(|| resource.info(), View::info);
     let subresource = subresource.unwrap_or_default();
     let Some(config) = applied.as_object() else {
         return Err(Error::BadRequest(
@@ -411,7 +584,7 @@ pub(crate) fn apply(
             "metadata.managedFields must be nil".into(),
         ));
     }
-    let ctx = Ctx::Root(resource);
+    let ctx = written.ctx();
     let errors = typed::check(config, ctx, false);
     if !errors.is_empty() {
         return Err(Error::Unclassified(alloc::format!(
@@ -420,7 +593,12 @@ pub(crate) fn apply(
             join_errors(&errors)
         )));
     }
-    let live_obj = live.map(without_managed_fields).unwrap_or_default();
+    // The live object in the stored shape, and as the applier's version sees it.
+    let live_stored = live.map(without_managed_fields);
+    let live_obj = match &live_stored {
+        Some(live) => written.shape(live),
+        None => Cow::Owned(Map::new()),
+    };
     if let Some(live) = live {
         let errors = typed::check(&live_obj, ctx, true);
         if !errors.is_empty() {
@@ -431,17 +609,18 @@ pub(crate) fn apply(
             )));
         }
     }
+    let api_version = written.api_version(config.get("apiVersion"));
     let mut entries = managed::decode(live.and_then(managed::raw))
         .map_err(|e| Error::Unclassified(alloc::format!("failed to decode managed fields: {e}")))?;
     if entries.is_empty() && live.is_some() {
         // skipNonApplied: the fields that exist before the first apply get an owner.
-        let changes = compare_owned(&zero_object(resource), &live_obj, resource, subresource);
+        let changes = compare_owned(&written.zero(), &live_obj, written, subresource);
         let set = strip_meta(&changes.modified.union(&changes.added));
         if !set.is_empty() {
             let mut first = Entry::new(
                 BEFORE_FIRST_APPLY,
                 Operation::Update,
-                &api_version_of(resource, config.get("apiVersion")),
+                &api_version,
                 subresource,
                 set,
             );
@@ -449,13 +628,11 @@ pub(crate) fn apply(
             entries.push(first);
         }
     }
-    managed::keep_version(
-        &mut entries,
-        &api_version_of(resource, config.get("apiVersion")),
-    );
     let target = Target {
-        resource,
+        written,
+        api_version: &api_version,
         subresource,
+        live: live_stored.as_ref(),
     };
     let attempt = |force: bool| {
         merge_and_own(
@@ -472,7 +649,7 @@ pub(crate) fn apply(
         Err(conflicts) if manager == KUBECTL => {
             // lastAppliedManager: fields client-side apply set, and still as it set them, may
             // move to kubectl's server-side apply without a conflict.
-            match allowed_by_last_applied(resource, &live_obj) {
+            match allowed_by_last_applied(written, &live_obj) {
                 Some(allowed) => {
                     let left: Vec<(Entry, FieldSet)> = conflicts
                         .into_iter()
@@ -493,10 +670,14 @@ pub(crate) fn apply(
         }
         other => other,
     };
-    let Applied {
-        mut object,
-        entries,
-    } = outcome.map_err(|conflicts| conflict_error(&conflicts))?;
+    let Applied { object, entries } = outcome.map_err(|conflicts| conflict_error(&conflicts))?;
+    // Back in the stored shape; an apply that changed nothing keeps the stored object as it is
+    // (a round trip through a view's shape need not give back the same bytes).
+    let mut object = match (object, live_stored) {
+        (Some(changed), _) => written.to_stored(changed),
+        (None, Some(live)) => live,
+        (None, None) => Map::new(),
+    };
     if manager == KUBECTL {
         sync_last_applied(&mut object, config);
     }
@@ -530,15 +711,25 @@ fn filter_paths(set: &FieldSet, keep: impl Fn(&[PathElement]) -> bool) -> FieldS
     out
 }
 
-/// What an apply writes to: the resource, and the subresource (empty for the main resource).
+/// What an apply writes to: the version it was written in (its `apiVersion` as recorded), the
+/// subresource (empty for the main resource), and the live object in the stored shape.
 #[derive(Clone, Copy)]
 struct Target<'a> {
-    resource: ResourceId,
+    written: Kind,
+    api_version: &'a str,
     subresource: &'a str,
+    live: Option<&'a Map<String, Value>>,
+}
+
+/// What an apply produced: the object in the applier's shape when it changed, and the entries.
+struct Applied {
+    object: Option<Map<String, Value>>,
+    entries: Vec<Entry>,
 }
 
 /// structured-merge-diff's `Updater.Apply` with the layers kube wraps around it: merge, own,
 /// prune, take over or refuse, strip server metadata, stamp the time if the object changed.
+/// `live` and `config` are in the applier's version's shape.
 fn merge_and_own(
     target: Target<'_>,
     live: &Map<String, Value>,
@@ -549,12 +740,13 @@ fn merge_and_own(
     now: UnixTime,
 ) -> Result<Applied, Vec<(Entry, FieldSet)>> {
     let Target {
-        resource,
+        written,
+        api_version,
         subresource,
+        live: live_stored,
     } = target;
-    let ctx = Ctx::Root(resource);
-    let api_version = api_version_of(resource, config.get("apiVersion"));
-    let api_version = api_version.as_str();
+    let resource = written.resource;
+    let ctx = written.ctx();
     let mut config = config.clone();
     if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
         // Values the server decides; kube takes them from the live object.
@@ -586,13 +778,23 @@ fn merge_and_own(
     let applied_set = owned_set(&typed::field_set(&config, ctx), resource, subresource);
     let merged = match previous.as_ref() {
         // Nothing applied last time is missing now: pruning would keep everything.
-        Some(last) if !last.set.difference(&applied_set).is_empty() => {
-            prune(&merged, &entries, &applied_set, &last.set, ctx)
+        Some(last)
+            if last.api_version != api_version || !last.set.difference(&applied_set).is_empty() =>
+        {
+            prune(&merged, &entries, &applied_set, last, target)
         }
         _ => merged,
     };
-    let changes = compare_owned(live, &merged, resource, subresource);
-    take_fields(&mut entries, &changes, force)?;
+    let stored = || (live_stored.cloned(), written.to_stored(merged.clone()));
+    let mut changes = Changes {
+        written,
+        written_api_version: api_version,
+        subresource,
+        here: compare_owned(live, &merged, written, subresource),
+        stored: &stored,
+        others: Vec::new(),
+    };
+    take_fields(&mut entries, &mut changes, force)?;
     let changed = !typed::equal(&Value::Object(live.clone()), &Value::Object(merged.clone()));
     let mine = strip_meta(&applied_set);
     if !mine.is_empty() {
@@ -607,37 +809,62 @@ fn merge_and_own(
             ..me
         });
     }
-    let object = if changed {
-        drop_new_nulls(merged, live)
-    } else {
-        live.clone()
-    };
+    let object = changed.then(|| drop_new_nulls(merged, live));
     Ok(Applied { object, entries })
 }
 
 /// Removes what the applier applied last time, no longer applies, and no manager owns, keeping
-/// everything else (`Updater.prune` with `addBackOwnedItems` and `addBackDanglingItems`).
+/// everything else (`Updater.prune` with `addBackOwnedItems` and `addBackDanglingItems`). kube
+/// prunes in the version the applier's last set was recorded in and adds back what each
+/// version's managers own as seen in that version; `merged` and the result are in the
+/// applier's version.
 fn prune(
     merged: &Map<String, Value>,
     others: &[Entry],
     applied: &FieldSet,
-    last: &FieldSet,
-    ctx: Ctx,
+    last: &Entry,
+    target: Target<'_>,
 ) -> Map<String, Value> {
-    let last = last.with_named_fields();
-    let pruned = typed::remove(merged, &last, ctx);
-    let mut owned = applied.clone();
-    for e in others {
-        owned.union_with(&e.set);
+    let written = target.written;
+    let Some(at) = written.version_of(target.api_version, &last.api_version) else {
+        return merged.clone();
+    };
+    let merged_at = written.convert(merged, at);
+    let last_set = last.set.with_named_fields();
+    let mut pruned = typed::remove(&merged_at, &last_set, at.ctx());
+    // What each version's managers own (the applier's new set included), the pruned version
+    // first.
+    let mut owned: Vec<(Kind, FieldSet)> = alloc::vec![(at, FieldSet::default())];
+    let sets = core::iter::once((written, applied)).chain(others.iter().filter_map(|e| {
+        written
+            .version_of(target.api_version, &e.api_version)
+            .map(|k| (k, &e.set))
+    }));
+    for (kind, set) in sets {
+        match owned.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, all)) => all.union_with(set),
+            None => owned.push((kind, set.clone())),
+        }
     }
-    let owned = owned.with_named_fields();
-    let merged_set = typed::field_set(merged, ctx).with_named_fields();
-    let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
-    let unowned_removed = merged_set.difference(&pruned_set.union(&owned));
-    let pruned = typed::remove(merged, &unowned_removed, ctx);
-    let pruned_set = typed::field_set(&pruned, ctx).with_named_fields();
-    let dangling = merged_set.difference(&pruned_set).intersection(&last);
-    typed::remove(merged, &dangling, ctx)
+    let (mut merged_now, mut now_at) = (merged_at.clone(), at);
+    for (kind, set) in owned {
+        let merged_k = now_at.convert(&merged_now, kind);
+        let pruned_k = now_at.convert(&pruned, kind);
+        let ctx = kind.ctx();
+        let merged_set = typed::field_set(&merged_k, ctx).with_named_fields();
+        let pruned_set = typed::field_set(&pruned_k, ctx).with_named_fields();
+        let unowned_removed = merged_set.difference(&pruned_set.union(&set.with_named_fields()));
+        pruned = typed::remove(&merged_k, &unowned_removed, ctx);
+        (merged_now, now_at) = (merged_k, kind);
+    }
+    // addBackDanglingItems: in the pruned version, what pruning dropped beyond the last set
+    // comes back.
+    let ctx = at.ctx();
+    let pruned_at = now_at.convert(&pruned, at);
+    let merged_set = typed::field_set(&merged_at, ctx).with_named_fields();
+    let pruned_set = typed::field_set(&pruned_at, ctx).with_named_fields();
+    let dangling = merged_set.difference(&pruned_set).intersection(&last_set);
+    at.convert(&typed::remove(&merged_at, &dangling, ctx), written)
 }
 
 /// The object kube stores from the merged value: a `null` that apply produced (a null the
@@ -675,7 +902,7 @@ fn drop_new_nulls(merged: Map<String, Value>, live: &Map<String, Value>) -> Map<
 
 /// The fields the `kubectl.kubernetes.io/last-applied-configuration` annotation names and the
 /// live object still has as it says (`allowedConflictsFromLastApplied`).
-fn allowed_by_last_applied(resource: ResourceId, live: &Map<String, Value>) -> Option<FieldSet> {
+fn allowed_by_last_applied(written: Kind, live: &Map<String, Value>) -> Option<FieldSet> {
     let text = live
         .get("metadata")?
         .get("annotations")?
@@ -685,16 +912,16 @@ fn allowed_by_last_applied(resource: ResourceId, live: &Map<String, Value>) -> O
     let last: Value = serde_json::from_str(text).ok()?;
     let last = last.as_object()?;
     if last.get("apiVersion").and_then(Value::as_str)
-        != Some(api_version_of(resource, live.get("apiVersion")).as_str())
+        != Some(written.api_version(live.get("apiVersion")).as_str())
     {
         return None;
     }
-    let ctx = Ctx::Root(resource);
+    let ctx = written.ctx();
     if !typed::check(last, ctx, false).is_empty() {
         return None;
     }
     let mut live = live.clone();
-    fill_zero(&mut live, &zero_object(resource));
+    fill_zero(&mut live, &written.zero());
     let changes = typed::compare(last, &live, ctx);
     Some(
         typed::field_set(last, ctx)

@@ -34,24 +34,45 @@ fn stored(mut obj: Value) -> Value {
 }
 
 fn apply(live: Option<&Value>, config: &Value, manager: &str, now: UnixTime) -> Value {
-    let out = server_side_apply(R::ConfigMaps, None, live, config, manager, false, now)
+    let out = server_side_apply(R::ConfigMaps, None, None, live, config, manager, false, now)
         .unwrap_or_else(|e| panic!("apply by {manager}: {e}"));
     stored(out)
 }
 
 fn force(live: &Value, config: &Value, manager: &str, now: UnixTime) -> Value {
-    stored(server_side_apply(R::ConfigMaps, None, Some(live), config, manager, true, now).unwrap())
+    stored(
+        server_side_apply(
+            R::ConfigMaps,
+            None,
+            None,
+            Some(live),
+            config,
+            manager,
+            true,
+            now,
+        )
+        .unwrap(),
+    )
 }
 
 fn conflict(live: &Value, config: &Value, manager: &str) -> (String, Vec<Cause>) {
-    match server_side_apply(R::ConfigMaps, None, Some(live), config, manager, false, T2) {
+    match server_side_apply(
+        R::ConfigMaps,
+        None,
+        None,
+        Some(live),
+        config,
+        manager,
+        false,
+        T2,
+    ) {
         Err(Error::ApplyConflict { message, causes }) => (message, causes),
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
 
 fn update(old: &Value, mut new: Value, manager: &str, now: UnixTime) -> Value {
-    record_update(R::ConfigMaps, Some(old), &mut new, manager, None, now);
+    record_update(R::ConfigMaps, None, Some(old), &mut new, manager, None, now);
     new
 }
 
@@ -307,7 +328,7 @@ fn pod(containers: Value) -> Value {
 }
 
 fn apply_pod(live: Option<&Value>, config: &Value, manager: &str, now: UnixTime) -> Value {
-    stored(server_side_apply(R::Pods, None, live, config, manager, false, now).unwrap())
+    stored(server_side_apply(R::Pods, None, None, live, config, manager, false, now).unwrap())
 }
 
 #[test]
@@ -340,6 +361,7 @@ fn multiple_appliers_keep_what_another_owns() {
             R::Deployments,
             None,
             None,
+            None,
             &dep(json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2}})),
             "apply-one",
             false,
@@ -349,6 +371,7 @@ fn multiple_appliers_keep_what_another_owns() {
     );
     let next = server_side_apply(
         R::Deployments,
+        None,
         None,
         Some(&live),
         &dep(json!({"type": "RollingUpdate"})),
@@ -363,6 +386,7 @@ fn multiple_appliers_keep_what_another_owns() {
         server_side_apply(
             R::Deployments,
             None,
+            None,
             Some(&live),
             &dep(json!({"rollingUpdate": {"maxSurge": 2}})),
             "apply-two",
@@ -373,6 +397,7 @@ fn multiple_appliers_keep_what_another_owns() {
     );
     let next = server_side_apply(
         R::Deployments,
+        None,
         None,
         Some(&live),
         &dep(json!({"type": "RollingUpdate"})),
@@ -465,11 +490,12 @@ fn conflicts_list_every_field_by_manager_and_name_subresources() {
     let node = json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "n", "labels": {"zone": "a"}}, "status": {"capacity": {"cpu": "1"}}});
     let mut live = stored(node.clone());
-    record_update(R::Nodes, None, &mut live, "creator", None, T0);
+    record_update(R::Nodes, None, None, &mut live, "creator", None, T0);
     let mut next = live.clone();
     next["status"]["capacity"]["cpu"] = json!("2");
     record_update(
         R::Nodes,
+        None,
         Some(&live),
         &mut next,
         "kubelet",
@@ -478,6 +504,7 @@ fn conflicts_list_every_field_by_manager_and_name_subresources() {
     );
     let err = server_side_apply(
         R::Nodes,
+        None,
         Some("status"),
         Some(&next),
         &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
@@ -558,7 +585,7 @@ fn apply_to_an_object_without_ownership_records_before_first_apply() {
 #[test]
 fn client_sent_managed_fields_follow_kube_rules() {
     let mut live = stored(cm(json!({"a": "1"})));
-    record_update(R::ConfigMaps, None, &mut live, "creator", None, T0);
+    record_update(R::ConfigMaps, None, None, &mut live, "creator", None, T0);
     let entries = live["metadata"]["managedFields"].clone();
     // Absent or null: the stored list is kept.
     let mut body = live.clone();
@@ -613,12 +640,13 @@ fn client_sent_managed_fields_follow_kube_rules() {
     }
     // A subresource write never sets ownership from its body.
     let mut pod_live = stored(pod(json!([{"name": "c", "image": "i"}])));
-    record_update(R::Pods, None, &mut pod_live, "creator", None, T0);
+    record_update(R::Pods, None, None, &mut pod_live, "creator", None, T0);
     let mut status = pod_live.clone();
     status["status"] = json!({"phase": "Running"});
     status["metadata"]["managedFields"] = json!([]);
     record_update(
         R::Pods,
+        None,
         Some(&pod_live),
         &mut status,
         "kubelet",
@@ -642,7 +670,7 @@ fn client_sent_managed_fields_follow_kube_rules() {
 #[test]
 fn updates_record_their_manager_or_unknown_and_drop_foreign_versions() {
     let mut created = stored(cm(json!({"a": "1"})));
-    record_update(R::ConfigMaps, None, &mut created, "", None, T0);
+    record_update(R::ConfigMaps, None, None, &mut created, "", None, T0);
     assert_eq!(entry(&created, "unknown")["operation"], "Update");
     // An entry of a version the server does not serve is forgotten on the next write.
     let mut live = created.clone();
@@ -669,11 +697,20 @@ fn scale_writes_own_replicas_without_a_time() {
             "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c"}]}}}})
     };
     let mut live = stored(dep(1));
-    record_update(R::Deployments, None, &mut live, "kubectl-create", None, T0);
+    record_update(
+        R::Deployments,
+        None,
+        None,
+        &mut live,
+        "kubectl-create",
+        None,
+        T0,
+    );
     let mut scaled = live.clone();
     scaled["spec"]["replicas"] = json!(3);
     record_update(
         R::Deployments,
+        None,
         Some(&live),
         &mut scaled,
         "kubectl-scale",
@@ -701,6 +738,7 @@ fn scale_writes_own_replicas_without_a_time() {
     let mut again = scaled.clone();
     record_update(
         R::Deployments,
+        None,
         Some(&scaled),
         &mut again,
         "other",
@@ -726,6 +764,7 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     record_update(
         R::ConfigMaps,
         None,
+        None,
         &mut live,
         "kubectl-client-side-apply",
         None,
@@ -735,6 +774,7 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     let next = stored(
         server_side_apply(
             R::ConfigMaps,
+            None,
             None,
             Some(&live),
             &config,
@@ -754,9 +794,18 @@ fn kubectl_server_side_apply_takes_over_from_client_side_apply() {
     );
     // Another manager name gets no such bridge.
     assert_eq!(
-        server_side_apply(R::ConfigMaps, None, Some(&live), &config, "helm", false, T1)
-            .unwrap_err()
-            .code(),
+        server_side_apply(
+            R::ConfigMaps,
+            None,
+            None,
+            Some(&live),
+            &config,
+            "helm",
+            false,
+            T1
+        )
+        .unwrap_err()
+        .code(),
         409
     );
     // A field someone changed since client-side apply set it still conflicts.
@@ -797,7 +846,8 @@ fn apply_refuses_what_kube_refuses() {
         ),
     ];
     for (config, code, message) in cases {
-        let err = server_side_apply(R::ConfigMaps, None, None, config, "m", false, T0).unwrap_err();
+        let err =
+            server_side_apply(R::ConfigMaps, None, None, None, config, "m", false, T0).unwrap_err();
         assert_eq!((err.code(), err.message().as_str()), (*code, *message));
     }
     // A configuration that does not fit its type: kube's unclassified 500, worded as kube.
@@ -806,7 +856,8 @@ fn apply_refuses_what_kube_refuses() {
         "spec": {"template": {"spec": {"containers": [
             {"name": "c", "ports": [{"containerPort": 93}, {"containerPort": 93, "protocol": "TCP"}],
              "env": [{"name": "FOO"}, {"name": "FOO"}]}]}}}});
-    let err = server_side_apply(R::Deployments, None, None, &dup, "m", false, T0).unwrap_err();
+    let err =
+        server_side_apply(R::Deployments, None, None, None, &dup, "m", false, T0).unwrap_err();
     assert_eq!(err.code(), 500);
     assert_eq!(
         err.message(),
@@ -820,12 +871,13 @@ fn apply_refuses_what_kube_refuses() {
 #[test]
 fn status_subresource_apply_owns_status_only() {
     let mut live = stored(pod(json!([{"name": "c", "image": "i"}])));
-    record_update(R::Pods, None, &mut live, "creator", None, T0);
+    record_update(R::Pods, None, None, &mut live, "creator", None, T0);
     let config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "c", "image": "changed"}]},
         "status": {"phase": "Running"}});
     let next = server_side_apply(
         R::Pods,
+        None,
         Some("status"),
         Some(&live),
         &config,
@@ -852,7 +904,8 @@ fn status_subresource_apply_owns_status_only() {
         )
     );
     // And the main resource's apply does not own status (the write resets it).
-    let main = server_side_apply(R::Pods, None, Some(&live), &config, "mgr", true, T1).unwrap();
+    let main =
+        server_side_apply(R::Pods, None, None, Some(&live), &config, "mgr", true, T1).unwrap();
     assert!(entry(&main, "mgr")["fieldsV1"].get("f:status").is_none());
     assert!(entry(&main, "mgr")["fieldsV1"]["f:spec"].is_object());
 }
@@ -865,8 +918,17 @@ fn create_by_apply_has_only_the_apply_entry() {
             "template": {"metadata": {"labels": {"app": "web"}},
                 "spec": {"containers": [{"name": "nginx", "image": "nginx",
                     "ports": [{"containerPort": 80}]}]}}}});
-    let created =
-        server_side_apply(R::Deployments, None, None, &config, "kubectl", false, T0).unwrap();
+    let created = server_side_apply(
+        R::Deployments,
+        None,
+        None,
+        None,
+        &config,
+        "kubectl",
+        false,
+        T0,
+    )
+    .unwrap();
     assert_eq!(
         created["metadata"]["managedFields"],
         json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1",
@@ -889,11 +951,22 @@ fn nulls_in_a_configuration_clear_what_they_name() {
             "metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": replicas}})
     };
     let live = stored(
-        server_side_apply(R::Deployments, None, None, &dep(json!(3)), "m", false, T0).unwrap(),
+        server_side_apply(
+            R::Deployments,
+            None,
+            None,
+            None,
+            &dep(json!(3)),
+            "m",
+            false,
+            T0,
+        )
+        .unwrap(),
     );
     // A null scalar leaves the field out (the API then defaults it); the applier owns it.
     let next = server_side_apply(
         R::Deployments,
+        None,
         None,
         Some(&live),
         &dep(Value::Null),
@@ -922,7 +995,15 @@ fn record_update_on_create_matches_kube_fieldsv1() {
     let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "cm", "namespace": "default", "labels": {"app": "x"}},
         "data": {"key": "v"}});
-    record_update(R::ConfigMaps, None, &mut cm, "kubectl-create", None, T0);
+    record_update(
+        R::ConfigMaps,
+        None,
+        None,
+        &mut cm,
+        "kubectl-create",
+        None,
+        T0,
+    );
     assert_eq!(
         managed(&cm),
         alloc::vec![
@@ -936,7 +1017,7 @@ fn record_update_on_create_matches_kube_fieldsv1() {
     let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "nginx", "image": "nginx", "resources": {}}]},
         "status": {"phase": "Pending"}});
-    record_update(R::Pods, None, &mut pod, "kubectl-run", None, T0);
+    record_update(R::Pods, None, None, &mut pod, "kubectl-run", None, T0);
     assert_eq!(
         entry(&pod, "kubectl-run")["fieldsV1"],
         json!({"f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {
@@ -948,7 +1029,15 @@ fn record_update_on_create_matches_kube_fieldsv1() {
 fn record_update_moves_ownership_and_merges_entries() {
     let old = {
         let mut d = super::tests::deployment();
-        record_update(R::Deployments, None, &mut d, "kubectl-create", None, T0);
+        record_update(
+            R::Deployments,
+            None,
+            None,
+            &mut d,
+            "kubectl-create",
+            None,
+            T0,
+        );
         d
     };
     // kubectl edit changes the image: the field moves from kubectl-create to kubectl-edit.
@@ -956,6 +1045,7 @@ fn record_update_moves_ownership_and_merges_entries() {
     new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.16");
     record_update(
         R::Deployments,
+        None,
         Some(&old),
         &mut new,
         "kubectl-edit",
@@ -978,6 +1068,7 @@ fn record_update_moves_ownership_and_merges_entries() {
     new["spec"]["replicas"] = json!(3);
     record_update(
         R::Deployments,
+        None,
         Some(&old2),
         &mut new,
         "kubectl-edit",
@@ -993,7 +1084,15 @@ fn record_update_moves_ownership_and_merges_entries() {
 
     // A write that changes nothing adds no entry.
     let before = new.clone();
-    record_update(R::Deployments, Some(&before), &mut new, "noop", None, T1);
+    record_update(
+        R::Deployments,
+        None,
+        Some(&before),
+        &mut new,
+        "noop",
+        None,
+        T1,
+    );
     assert_eq!(new, before);
 
     // Status subresource: only status counts, under its own entry.
@@ -1002,6 +1101,7 @@ fn record_update_moves_ownership_and_merges_entries() {
     new["spec"]["replicas"] = json!(9);
     record_update(
         R::Deployments,
+        None,
         Some(&old3),
         &mut new,
         "kube-controller-manager",
@@ -1018,6 +1118,7 @@ fn record_update_moves_ownership_and_merges_entries() {
     new["metadata"].as_object_mut().unwrap().remove("labels");
     record_update(
         R::Deployments,
+        None,
         Some(&old4),
         &mut new,
         "kubectl-edit",
@@ -1037,12 +1138,13 @@ fn record_update_caps_update_managers() {
     // `ancient-changes` bucket and the next ones merge into it until ten are left.
     let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "cm"}, "data": {}});
-    record_update(R::ConfigMaps, None, &mut obj, "creator", None, T0);
+    record_update(R::ConfigMaps, None, None, &mut obj, "creator", None, T0);
     for i in 0..12u64 {
         let old = obj.clone();
         obj["data"][alloc::format!("k{i}")] = json!("v");
         record_update(
             R::ConfigMaps,
+            None,
             Some(&old),
             &mut obj,
             &alloc::format!("m{i:02}"),
@@ -1123,9 +1225,18 @@ fn large_keyed_lists_stay_fast() {
     let mut patched_env = env.clone();
     patched_env.reverse();
     let mut created = pod(&env);
-    record_update(R::Pods, None, &mut created, "kubectl-create", None, T0);
+    record_update(
+        R::Pods,
+        None,
+        None,
+        &mut created,
+        "kubectl-create",
+        None,
+        T0,
+    );
     let applied = server_side_apply(
         R::Pods,
+        None,
         None,
         Some(&created),
         &pod(&patched_env),
@@ -1156,7 +1267,9 @@ fn workload_templates_nest_keyed_lists_as_pods_do() {
     // The pod template deep in a CronJob merges its containers by name, like a pod's own
     // (multiple_appliers_test.go "remove_one_keep_one" one level further down).
     let apply_cj = |live: Option<&Value>, config: &Value, manager: &str, now: UnixTime| {
-        stored(server_side_apply(R::CronJobs, None, live, config, manager, false, now).unwrap())
+        stored(
+            server_side_apply(R::CronJobs, None, None, live, config, manager, false, now).unwrap(),
+        )
     };
     let containers = |live: &Value| {
         live["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"].clone()
@@ -1188,11 +1301,19 @@ fn workload_templates_nest_keyed_lists_as_pods_do() {
     // The shared scalars conflict by path; the other's container is not touched by pruning.
     let mut config = cron_job(json!([]));
     config["spec"]["schedule"] = json!("0 4 * * *");
-    let (message, causes) =
-        match server_side_apply(R::CronJobs, None, Some(&live), &config, "two", false, T2) {
-            Err(Error::ApplyConflict { message, causes }) => (message, causes),
-            other => panic!("expected a conflict, got {other:?}"),
-        };
+    let (message, causes) = match server_side_apply(
+        R::CronJobs,
+        None,
+        None,
+        Some(&live),
+        &config,
+        "two",
+        false,
+        T2,
+    ) {
+        Err(Error::ApplyConflict { message, causes }) => (message, causes),
+        other => panic!("expected a conflict, got {other:?}"),
+    };
     assert_eq!(
         message,
         "Apply failed with 1 conflict: conflict with \"one\": .spec.schedule"
@@ -1220,7 +1341,7 @@ fn record_update_on_create_of_a_job_skips_its_zero_value_structs() {
         "metadata": {"name": "calc", "namespace": "default"},
         "spec": {"template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "c", "image": "busybox"}]}}}});
-    record_update(R::Jobs, None, &mut job, "kubectl-create", None, T0);
+    record_update(R::Jobs, None, None, &mut job, "kubectl-create", None, T0);
     assert_eq!(
         entry(&job, "kubectl-create")["fieldsV1"],
         json!({"f:spec": {"f:template": {"f:spec": {

@@ -3,6 +3,7 @@
 //! set and the `.spec.containers[name="web"].image` rendering conflicts are reported with.
 
 use crate::gostr::go_quote;
+pub(crate) use crate::gostr::{go_json, go_json_string};
 use alloc::collections::BTreeMap;
 use alloc::collections::btree_map::Entry as MapEntry;
 use alloc::string::{String, ToString};
@@ -436,59 +437,6 @@ impl FieldSet {
             map.insert(pe.encode(), inner);
         }
         Value::Object(map)
-    }
-}
-
-/// A JSON string as Go's encoder writes it (HTML characters and U+2028/2029 escaped).
-pub(crate) fn go_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A value as Go's `json.Marshal` writes an unstructured one: object keys sorted, strings as
-/// [`go_json_string`].
-pub(crate) fn go_json(v: &Value, out: &mut String) {
-    match v {
-        Value::String(s) => go_json_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                go_json_string(k, out);
-                out.push(':');
-                go_json(item, out);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
     }
 }
 

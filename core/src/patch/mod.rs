@@ -2,9 +2,14 @@
 //! merge, and server-side apply with `managedFields`. Every function is atomic (on error the
 //! target is unchanged), bounded by its input, and panic-free.
 //!
+//! Ownership is tracked per version as kube tracks it: a write through a view of a kind
+//! ([`crate::resource::VIEWS`]) records its manager in the view's version and field paths, and
+//! other managers are compared in their own versions (converted within one API group, dropped
+//! across groups, as kube-apiserver cannot convert there either).
+//!
 //! Limitations (kube-apiserver does more): list and map semantics come from a static table of
-//! the served types (`schema`), not from OpenAPI, and every served type has one API version, so
-//! managed fields of other versions are dropped rather than converted.
+//! the served types (`schema`), not from OpenAPI, and the managed fields of a custom resource's
+//! other versions are dropped rather than converted.
 
 mod fieldmanager;
 mod fieldpath;
@@ -17,7 +22,7 @@ mod typed;
 use alloc::string::String;
 use serde_json::{Map, Value};
 
-use crate::resource::ResourceId;
+use crate::resource::{ResourceId, View};
 use crate::{Error, UnixTime};
 
 pub use json_patch::{MAX_COPIED_BYTES, MAX_DEPTH, MAX_OPERATIONS};
@@ -94,14 +99,19 @@ pub fn strategic_merge(
 
 /// Server-side apply: merges `applied` into `live` (or creates from it) as `manager`.
 ///
+/// `live` and the answer are in the stored shape; `applied` is in the shape of `view` when the
+/// request came through one (kube applies in the request's version), else the stored kind's.
+///
 /// Returns the new object with `metadata.managedFields` updated as kube-apiserver 1.32 does:
 /// `manager`'s `Apply` entry owns exactly the fields `applied` names; fields it applied before,
 /// omits now and nobody else owns are removed; changing a field another manager owns is 409
 /// Conflict with kube's message and one `FieldManagerConflict` cause per field, unless `force`,
 /// which takes the fields over. A configuration of another kind is 400, one that does not fit
 /// its type (a keyed item without its key, a repeated key) kube's unclassified 500.
+#[allow(clippy::too_many_arguments)]
 pub fn server_side_apply(
     resource: ResourceId,
+    view: Option<View>,
     subresource: Option<&str>,
     live: Option<&Value>,
     applied: &Value,
@@ -109,7 +119,8 @@ pub fn server_side_apply(
     force: bool,
     now: UnixTime,
 ) -> Result<Value, Error> {
-    fieldmanager::apply(resource, subresource, live, applied, manager, force, now)
+    let written = fieldmanager::Kind::new(resource, view);
+    fieldmanager::apply(written, subresource, live, applied, manager, force, now)
 }
 
 pub(crate) use crate::gostr::is_printable;
@@ -122,16 +133,19 @@ pub(crate) use crate::gostr::is_printable;
 /// `Update` entries are kept (the oldest merge into `ancient-changes`). A client may replace the
 /// list by sending one, clear it with `[]` or `[{}]`; an object without ownership is not tracked
 /// again until it is applied to. On the `scale` subresource, a changed `spec.replicas` moves to
-/// the writer's `scale` entry.
+/// the writer's `scale` entry. `old` and `new` are in the stored shape; `view` is the view the
+/// write came through, whose version and field paths the entry records.
 pub fn record_update(
     resource: ResourceId,
+    view: Option<View>,
     old: Option<&Value>,
     new: &mut Value,
     manager: &str,
     subresource: Option<&str>,
     now: UnixTime,
 ) {
-    fieldmanager::record_update(resource, old, new, manager, subresource, now);
+    let written = fieldmanager::Kind::new(resource, view);
+    fieldmanager::record_update(written, old, new, manager, subresource, now);
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub(crate) use crate::schema::{ListKind, MergeKind, key_default};
 pub(crate) enum Ctx {
     /// A whole object of a served kind.
     Root(ResourceId),
+    /// A whole object of a view of a served kind ([`crate::resource::VIEWS`]).
+    View(crate::resource::View),
     /// A value of this shape (`Shape::Any` for unknown fields and free-form values).
     Of(Shape),
 }
@@ -21,6 +23,7 @@ impl Ctx {
     fn shape(self) -> Shape {
         match self {
             Ctx::Root(resource) => Shape::Object(crate::schema::root(resource)),
+            Ctx::View(view) => Shape::Object(crate::schema::view_root(view)),
             Ctx::Of(shape) => shape,
         }
     }
