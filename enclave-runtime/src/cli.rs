@@ -199,7 +199,7 @@ pub struct Cli {
     /// With `--storage`: most MiB per second a snapshot is written at (0: as fast as it goes).
     /// A snapshot is background work: paced, it takes longer and leaves the CPU and the disk
     /// to requests and the log's fsyncs.
-    #[arg(long, env = "NAUTILUS_SNAPSHOT_RATE", default_value_t = 32)]
+    #[arg(long, env = "NAUTILUS_SNAPSHOT_RATE", default_value_t = 16)]
     pub snapshot_rate: u64,
 
     /// Seconds between BOOKMARK events on watches that ask for them.
