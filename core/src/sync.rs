@@ -5,6 +5,12 @@
 #[cfg(loom)]
 pub use loom::sync::{Arc, MutexGuard};
 
+#[cfg(loom)]
+pub use loom::sync::atomic::AtomicUsize;
+
+#[cfg(not(loom))]
+pub use core::sync::atomic::AtomicUsize;
+
 #[cfg(all(not(loom), feature = "std"))]
 pub use std::sync::{Arc, MutexGuard};
 

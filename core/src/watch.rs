@@ -62,6 +62,60 @@ impl WatchEvent {
     }
 }
 
+/// The open watches, within `Config::max_watches`: core takes a slot before it builds a
+/// watcher (refusing with 429 when none is left), and the watcher gives it back when the
+/// runtime drops it, whichever thread that is on.
+#[derive(Debug, Clone)]
+pub struct WatchSlots {
+    open: crate::sync::Arc<crate::sync::AtomicUsize>,
+    max: usize,
+}
+
+/// One open watch's slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct WatchSlot {
+    open: crate::sync::Arc<crate::sync::AtomicUsize>,
+}
+
+impl WatchSlots {
+    /// At most `max` open watches.
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: crate::sync::Arc::new(crate::sync::AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A slot, or kube's 429 when every one is taken.
+    pub fn take(&self) -> Result<WatchSlot, crate::Error> {
+        let taken = self.open.fetch_update(
+            core::sync::atomic::Ordering::AcqRel,
+            core::sync::atomic::Ordering::Acquire,
+            |open| (open < self.max).then_some(open + 1),
+        );
+        match taken {
+            Ok(_) => Ok(WatchSlot {
+                open: self.open.clone(),
+            }),
+            Err(_) => Err(crate::Error::TooManyRequests(alloc::format!(
+                "too many open watches (limit {})",
+                self.max
+            ))),
+        }
+    }
+
+    /// Watches open now.
+    pub fn open(&self) -> usize {
+        self.open.load(core::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, core::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A reader asked for changes after a revision that has left the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {

@@ -59,11 +59,10 @@ pub(crate) struct Shared {
     pub(crate) revision: watch::Sender<u64>,
     /// Set once when draining starts.
     pub(crate) shutdown: watch::Sender<bool>,
-    /// Open watch streams.
-    pub(crate) watches: AtomicUsize,
+    /// Open watch streams (core counts them against `--max-watches`).
+    pub(crate) watches: nautilus_core::watch::WatchSlots,
     /// Seconds between bookmarks.
     pub(crate) bookmark_secs: u64,
-    max_watches: usize,
     max_body: usize,
     /// Bytes held in flight for clients (`--inflight-bytes`).
     pub(crate) budget: Budget,
@@ -385,12 +384,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let revision = visible;
     let shared = Arc::new(Shared {
         ring: core.watch_ring(),
+        watches: core.watch_slots(),
         core: Mutex::new(core),
         revision: watch::channel(revision).0,
         shutdown: watch::channel(false).0,
-        watches: AtomicUsize::new(0),
         bookmark_secs: config.bookmark_interval_secs,
-        max_watches: config.max_watches,
         max_body: config.max_body_bytes,
         budget: Budget::new(usize_of(cli.inflight_bytes)),
         watch_buffer: usize_of(cli.watch_buffer_bytes),
@@ -909,18 +907,9 @@ async fn handle(
             http::to_hyper(ApiResponse::error(&error))
         }
         Outcome::Watch(watcher) => {
-            if shared.watches.fetch_add(1, Ordering::Relaxed) >= shared.max_watches {
-                shared.watches.fetch_sub(1, Ordering::Relaxed);
-                let error = Error::TooManyRequests(format!(
-                    "too many open watches (limit {})",
-                    shared.max_watches
-                ));
-                return Ok(http::to_hyper(ApiResponse::error(&error)));
-            }
             // The state a watch without a revision queues (one handle per object) is held for
             // the stream's life.
             let Some(queued) = shared.budget.try_take(watcher.queued_bytes()) else {
-                shared.watches.fetch_sub(1, Ordering::Relaxed);
                 return Ok(budget_full());
             };
             tracing::debug!(method = %parts.method, path, "watch started");

@@ -235,7 +235,6 @@ impl WatchBody {
 impl Drop for WatchBody {
     fn drop(&mut self) {
         self.progress.gone.store(true, Ordering::Relaxed);
-        self.shared.watches.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -1564,6 +1564,7 @@ impl Cluster {
             _ => None,
         };
         let revision = self.store.revision();
+        let slot = self.watch_slots.take()?;
         let mut watcher = Watcher::new(
             rt.id,
             rt.custom.cloned(),
@@ -1574,7 +1575,8 @@ impl Cluster {
             format,
             bookmarks,
         )
-        .with_view(rt.view);
+        .with_view(rt.view)
+        .holding(slot);
         watcher.deadline = timeout.map(|t| now.plus_secs(t));
         if let Some(error) = failed {
             watcher.fail(error);

@@ -488,3 +488,34 @@ fn a_get_names_the_revision_it_shows_and_nothing_else_does() {
         "an absence may be a deletion not yet durable"
     );
 }
+
+/// Core holds open watches to `Config::max_watches` before it builds a watcher: the one past
+/// it gets kube's 429, and a watcher dropped (its stream ended) frees its slot at once.
+#[test]
+fn watches_past_the_budget_get_429_and_a_dropped_one_frees_its_slot() {
+    let mut c = crate::api::test_harness::Cluster::with(Config {
+        max_watches: 2,
+        ..Config::default()
+    });
+    let auth = alloc::format!("Bearer {}", crate::api::test_harness::ADMIN);
+    let watch = |c: &mut crate::api::test_harness::Cluster| {
+        let mut req = ApiRequest::new(Method::Get, "/api/v1/namespaces/default/configmaps");
+        req.query = "watch=true";
+        req.authorization = Some(&auth);
+        c.server.handle_request(c.now, &req)
+    };
+    let first = watch(&mut c);
+    let second = watch(&mut c);
+    assert!(matches!(first, Outcome::Watch(_)) && matches!(second, Outcome::Watch(_)));
+    assert_eq!(c.server.watch_slots().open(), 2);
+    let Outcome::Response(refused) = watch(&mut c) else {
+        panic!("a third watch was built past the budget");
+    };
+    assert_eq!(refused.status, 429);
+    let status: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert_eq!(status["reason"], "TooManyRequests", "{status}");
+    assert_eq!(status["message"], "too many open watches (limit 2)");
+    drop(first);
+    assert_eq!(c.server.watch_slots().open(), 1);
+    assert!(matches!(watch(&mut c), Outcome::Watch(_)));
+}

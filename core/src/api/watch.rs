@@ -68,6 +68,8 @@ pub struct Watcher {
     /// An error the stream reports as its only event (`ERROR`), then closes.
     failure: Option<Error>,
     scratch: Vec<Arc<WatchEvent>>,
+    /// Its place among the open watches, given back when the watcher is dropped.
+    slot: Option<crate::watch::WatchSlot>,
 }
 
 impl Watcher {
@@ -99,7 +101,14 @@ impl Watcher {
             closed: false,
             failure: None,
             scratch: Vec::new(),
+            slot: None,
         }
+    }
+
+    /// The watcher holding `slot` among the open watches until it is dropped.
+    pub(crate) fn holding(mut self, slot: crate::watch::WatchSlot) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// Queues the current state as ADDED events, then follows changes after `revision`.

@@ -141,6 +141,8 @@ pub struct Cluster {
     pub(crate) custom_openapi: crate::api::openapi::CustomCache,
     /// When LIST snapshots (continue tokens) expire.
     pub(crate) compactor: crate::compaction::Compactor,
+    /// The open watches, within `Config::max_watches`.
+    pub(crate) watch_slots: crate::watch::WatchSlots,
     /// Change records kept for the runtime.
     pub(crate) journal: crate::cluster::writer::Journal,
 }
@@ -187,6 +189,7 @@ impl Cluster {
             config.event_rate_identities,
         );
         let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
+        let watch_slots = crate::watch::WatchSlots::new(config.max_watches);
         Self {
             config,
             store,
@@ -210,6 +213,7 @@ impl Cluster {
             crds,
             custom_openapi: Default::default(),
             compactor,
+            watch_slots,
             journal: Default::default(),
         }
     }
@@ -284,6 +288,11 @@ impl Cluster {
         cluster.record_changes(true);
         cluster.bootstrap(now);
         Ok(cluster)
+    }
+
+    /// The open watches (a handle the runtime reads without the store lock, for metrics).
+    pub fn watch_slots(&self) -> crate::watch::WatchSlots {
+        self.watch_slots.clone()
     }
 
     /// The ring that watch streams read.
