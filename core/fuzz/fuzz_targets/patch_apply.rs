@@ -2,8 +2,8 @@
 //! and server-side apply (with the field manager's managedFields), and the field manager's
 //! bookkeeping of an ordinary update, for each resource type's schema.
 //!
-//! Input: `control FF live object FF patch`, where `control` is [resource type, operation,
-//! force]; objects and patches are JSON (the apply configuration may be YAML), parsed under the
+//! Input: `control FF live object FF patch`, where `control` is [resource type or view,
+//! operation, force, subresource]; objects and patches are JSON (the apply configuration may be YAML), parsed under the
 //! server's default byte and depth budgets as request bodies are.
 //!
 //! Invariants: no panic, no unbounded allocation, and a refused JSON patch or strategic merge
@@ -13,7 +13,7 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use nautilus_core::resource::RESOURCES;
+use nautilus_core::resource::{RESOURCES, VIEWS};
 use nautilus_core::{Config, json, patch, yaml};
 use serde_json::Value;
 
@@ -27,7 +27,17 @@ fuzz_target!(|data: &[u8]| {
             .ok()
             .or_else(|| yaml::to_json(bytes, config.max_body_bytes, config.max_json_depth).ok())
     };
-    let resource = RESOURCES[usize::from(byte(0)) % RESOURCES.len()].id;
+    // A resource type, or a view served over one's storage (its writes record managedFields in
+    // the view's version).
+    let rows = RESOURCES.len() + VIEWS.len();
+    let Some(row) = RESOURCES
+        .iter()
+        .chain(VIEWS)
+        .nth(usize::from(byte(0)) % rows)
+    else {
+        return;
+    };
+    let (resource, view) = (row.id, row.view);
     let live = parse(common::field(&parts, 1));
     let Some(patch_value) = parse(common::field(&parts, 2)) else {
         return;
@@ -54,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
             let subresource = (byte(3) & 1 == 1).then_some("status");
             let _ = patch::server_side_apply(
                 resource,
+                view,
                 subresource,
                 live.as_ref(),
                 &patch_value,
@@ -66,6 +77,7 @@ fuzz_target!(|data: &[u8]| {
             let mut new = patch_value;
             patch::record_update(
                 resource,
+                view,
                 live.as_ref(),
                 &mut new,
                 "fuzz-manager",

@@ -59,10 +59,14 @@ impl Reclaimer {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Unique across runs too: a crash's leftovers may still wait under older names.
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let target = self
             .trash
-            .join(format!("{}-{serial}-{name}", std::process::id()));
+            .join(format!("{started}-{}-{serial}-{name}", std::process::id()));
         fs::rename(path, &target)?;
         if let Some(parent) = path.parent() {
             super::log::sync_dir(parent)?;
