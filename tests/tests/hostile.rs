@@ -269,9 +269,11 @@ fn the_in_flight_budget_answers_429_with_retry_after_and_frees_its_bytes() {
         drop(holder);
         // The holder's bytes come back when its connection ends.
         let deadline = Instant::now() + PATIENCE;
-        let mut conn = Connection::open(cluster.port, tls.clone()).await.unwrap();
         let auth = vec![("authorization".to_string(), format!("Bearer {token}"))];
         loop {
+            // A fresh connection each try: a refused body is not read, so its connection ends
+            // after the 429.
+            let mut conn = Connection::open(cluster.port, tls.clone()).await.unwrap();
             let reply = conn
                 .send("POST", path, Some(second_body.as_bytes()), &auth)
                 .await
