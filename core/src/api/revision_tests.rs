@@ -374,13 +374,6 @@ fn a_forged_continue_token_cannot_claim_a_revision() {
 /// the same, and the token the 410 hands out goes on, at a newer revision than the expired one
 /// (each tick writes a mark, as kube's compaction transaction moves etcd's revision); a watch
 /// from before the ticks goes on across the marks.
-fn rv_of(list: &serde_json::Value) -> u64 {
-    list["metadata"]["resourceVersion"]
-        .as_str()
-        .and_then(|rv| rv.parse().ok())
-        .expect("a list's resourceVersion")
-}
-
 #[test]
 fn an_idle_cluster_s_latest_state_outlives_compaction() {
     let mut c = crate::api::test_harness::Cluster::new();
@@ -391,7 +384,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
     let (code, page) = c.get("/api/v1/namespaces/default/configmaps?limit=1");
     assert_eq!(code, 200, "{page}");
     let token = String::from(page["metadata"]["continue"].as_str().unwrap());
-    let first = rv_of(&page);
+    let first = rv(&page);
     for step in 1..=4u64 {
         c.now = crate::api::test_harness::NOW.plus_secs(step * 301);
         c.server.handle_timeout(c.now);
@@ -400,7 +393,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["items"].as_array().unwrap().len(), 3);
     assert_eq!(
-        rv_of(&body),
+        rv(&body),
         first + 4,
         "each of the four ticks moved the revision by one"
     );
@@ -421,7 +414,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
         "/api/v1/namespaces/default/configmaps?limit=5&continue={latest}"
     ));
     assert_eq!(code, 200, "{rest}");
-    assert!(rv_of(&rest) > first, "{rest}");
+    assert!(rv(&rest) > first, "{rest}");
     let names: Vec<&str> = rest["items"]
         .as_array()
         .unwrap()
@@ -445,10 +438,7 @@ fn a_get_names_the_revision_it_shows_and_nothing_else_does() {
         c.post("/api/v1/namespaces/default/configmaps", other).0,
         201
     );
-    let revision: u64 = created["metadata"]["resourceVersion"]
-        .as_str()
-        .and_then(|r| r.parse().ok())
-        .unwrap();
+    let revision = rv(&created);
     assert!(
         revision < c.server.store().revision(),
         "a later write exists"
