@@ -856,10 +856,13 @@ async fn handle(
     }
     // A read of one object whose version is durable shows nothing a crash could take back:
     // it does not wait behind other objects' writes (the ring's visible revision is durable).
-    let shown_durable = !wrote
-        && matches!(&outcome, Outcome::Response(r)
-            if r.shows_revision.is_some_and(|shown| shown <= shared.ring.newest_visible()));
-    if let Some(persistence) = shared.persistence.as_ref().filter(|_| !shown_durable) {
+    // Asked only when there is a log to wait for.
+    let shown_durable = || {
+        !wrote
+            && matches!(&outcome, Outcome::Response(r)
+                if r.shows_revision.is_some_and(|shown| shown <= shared.ring.newest_visible()))
+    };
+    if let Some(persistence) = shared.persistence.as_ref().filter(|_| !shown_durable()) {
         // Answered once everything the call wrote, or its answer shows, is durable. A read
         // goes on while the host refuses appends; a write that got in before gets the refusal.
         if let Err(failure) = persistence.wait(journaled).await
