@@ -1,7 +1,7 @@
 //! APIServices against the core alone: one per served group-version, in discovery, readable
 //! as objects, lists, Tables and metadata, and never writable.
 
-use crate::api::test_harness::column_names;
+use crate::cluster::test_harness::column_names;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};

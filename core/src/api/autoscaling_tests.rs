@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, column_names, messages};
+use crate::cluster::test_harness::{Cluster, column_names, messages};
 
 const V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
 const V1: &str = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
@@ -274,7 +274,7 @@ fn invalid_autoscalers_are_refused_in_kube_s_words() {
 #[test]
 fn tables_through_v1_embed_v1_objects() {
     let mut c = Cluster::new();
-    let table = super::test_harness::TABLE;
+    let table = crate::cluster::test_harness::TABLE;
     let mut watcher = c.watch(
         &alloc::format!("{V1}?watch=1&includeObject=Object"),
         Some(table),

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::Method;
-use super::test_harness::{call, causes, column_names, server};
+use crate::cluster::test_harness::{call, causes, column_names, server};
 
 const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
 

@@ -429,7 +429,7 @@ fn a_watch_through_events_k8s_io_sees_core_writes_in_its_shape() {
 /// through events.k8s.io/v1 (GET, LIST and watch alike) embeds the Event in that shape.
 #[test]
 fn tables_through_events_k8s_io_embed_its_events() {
-    use super::test_harness::{Cluster as Harness, TABLE};
+    use crate::cluster::test_harness::{Cluster as Harness, TABLE};
     let mut c = Harness::new();
     let mut watcher = c.watch(
         &alloc::format!("{V1_EVENTS}?watch=1&includeObject=Object"),
@@ -463,7 +463,7 @@ fn tables_through_events_k8s_io_embed_its_events() {
 /// write through either forgets the other's managers.
 #[test]
 fn writes_through_events_k8s_io_record_their_managers_in_its_version() {
-    use super::test_harness::Cluster as Harness;
+    use crate::cluster::test_harness::Cluster as Harness;
     let mut c = Harness::new();
     let entries = |obj: &Value| {
         obj["metadata"]["managedFields"]
@@ -543,7 +543,7 @@ fn events_k8s_io_validates_new_events_strictly_in_kube_s_words() {
     let (code, status) = at(&mut s, NOW, Method::Post, V1_EVENTS, &long, ADMIN);
     assert_eq!(code, 422, "{status}");
     assert_eq!(
-        super::test_harness::messages(&status),
+        crate::cluster::test_harness::messages(&status),
         [
             "reportingInstance: Required value",
             "message: Invalid value: \"\": can have at most 1024 characters",
@@ -568,7 +568,7 @@ fn events_k8s_io_validates_new_events_strictly_in_kube_s_words() {
     );
     assert_eq!(code, 422, "{status}");
     assert_eq!(
-        super::test_harness::messages(&status),
+        crate::cluster::test_harness::messages(&status),
         [
             "involvedObject: Invalid value: core.ObjectReference{Kind:\"Pod\", Namespace:\"default\", Name:\"other\", UID:\"\", APIVersion:\"\", ResourceVersion:\"\", FieldPath:\"\"}: field is immutable",
             "message: Invalid value: \"changed\": field is immutable",
@@ -702,12 +702,12 @@ fn events_k8s_io_takes_protobuf_and_apply_and_is_discovered_and_printed() {
     assert_eq!(list["resources"][0]["shortNames"], json!(["ev"]));
     let mut req = ApiRequest::new(Method::Get, V1_EVENTS);
     req.authorization = Some(&auth);
-    req.accept = Some(super::test_harness::TABLE);
+    req.accept = Some(crate::cluster::test_harness::TABLE);
     let r = s.handle_request(NOW, &req).into_response().unwrap();
     let table: Value = serde_json::from_slice(&r.body).unwrap();
     let mut req = ApiRequest::new(Method::Get, EVENTS);
     req.authorization = Some(&auth);
-    req.accept = Some(super::test_harness::TABLE);
+    req.accept = Some(crate::cluster::test_harness::TABLE);
     let r = s.handle_request(NOW, &req).into_response().unwrap();
     let core_table: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(table["columnDefinitions"], core_table["columnDefinitions"]);

@@ -5,7 +5,7 @@
 use alloc::string::String;
 use serde_json::json;
 
-use crate::api::test_harness::{Cluster, column_names, messages};
+use crate::cluster::test_harness::{Cluster, column_names, messages};
 
 const INGRESSES: &str = "/apis/networking.k8s.io/v1/namespaces/default/ingresses";
 const CLASSES: &str = "/apis/networking.k8s.io/v1/ingressclasses";

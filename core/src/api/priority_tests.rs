@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, column_names, messages};
+use crate::cluster::test_harness::{Cluster, column_names, messages};
 
 const CLASSES: &str = "/apis/scheduling.k8s.io/v1/priorityclasses";
 const PODS: &str = "/api/v1/namespaces/default/pods";

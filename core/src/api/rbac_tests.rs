@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 
 use super::Method;
-use super::test_harness::{call, causes, column_names, server};
+use crate::cluster::test_harness::{call, causes, column_names, server};
 
 const RBAC: &str = "/apis/rbac.authorization.k8s.io/v1";
 

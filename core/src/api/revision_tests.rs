@@ -376,7 +376,7 @@ fn a_forged_continue_token_cannot_claim_a_revision() {
 /// from before the ticks goes on across the marks.
 #[test]
 fn an_idle_cluster_s_latest_state_outlives_compaction() {
-    let mut c = crate::api::test_harness::Cluster::new();
+    let mut c = crate::cluster::test_harness::Cluster::new();
     for name in ["a", "b", "c"] {
         let cm = serde_json::json!({"metadata": {"name": name}});
         assert_eq!(c.post("/api/v1/namespaces/default/configmaps", cm).0, 201);
@@ -386,7 +386,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
     let token = String::from(page["metadata"]["continue"].as_str().unwrap());
     let first = rv(&page);
     for step in 1..=4u64 {
-        c.now = crate::api::test_harness::NOW.plus_secs(step * 301);
+        c.now = crate::cluster::test_harness::NOW.plus_secs(step * 301);
         c.server.handle_timeout(c.now);
     }
     let (code, body) = c.get("/api/v1/namespaces/default/configmaps");
@@ -429,7 +429,7 @@ fn an_idle_cluster_s_latest_state_outlives_compaction() {
 /// latest state and says nothing.
 #[test]
 fn a_get_names_the_revision_it_shows_and_nothing_else_does() {
-    let mut c = crate::api::test_harness::Cluster::new();
+    let mut c = crate::cluster::test_harness::Cluster::new();
     let cm = serde_json::json!({"metadata": {"name": "shown"}});
     let (code, created) = c.post("/api/v1/namespaces/default/configmaps", cm);
     assert_eq!(code, 201, "{created}");
@@ -443,7 +443,7 @@ fn a_get_names_the_revision_it_shows_and_nothing_else_does() {
         revision < c.server.store().revision(),
         "a later write exists"
     );
-    let auth = alloc::format!("Bearer {}", crate::api::test_harness::ADMIN);
+    let auth = alloc::format!("Bearer {}", crate::cluster::test_harness::ADMIN);
     let mut shows = |path: &str, accept: Option<&str>| {
         let mut req = ApiRequest::new(Method::Get, path);
         req.authorization = Some(&auth);
@@ -483,12 +483,12 @@ fn a_get_names_the_revision_it_shows_and_nothing_else_does() {
 /// it gets kube's 429, and a watcher dropped (its stream ended) frees its slot at once.
 #[test]
 fn watches_past_the_budget_get_429_and_a_dropped_one_frees_its_slot() {
-    let mut c = crate::api::test_harness::Cluster::with(Config {
+    let mut c = crate::cluster::test_harness::Cluster::with(Config {
         max_watches: 2,
         ..Config::default()
     });
-    let auth = alloc::format!("Bearer {}", crate::api::test_harness::ADMIN);
-    let watch = |c: &mut crate::api::test_harness::Cluster| {
+    let auth = alloc::format!("Bearer {}", crate::cluster::test_harness::ADMIN);
+    let watch = |c: &mut crate::cluster::test_harness::Cluster| {
         let mut req = ApiRequest::new(Method::Get, "/api/v1/namespaces/default/configmaps");
         req.query = "watch=true";
         req.authorization = Some(&auth);

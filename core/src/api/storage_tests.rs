@@ -5,8 +5,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use super::test_harness::{ADMIN, NOW, TABLE, call, causes, server};
 use super::{ApiRequest, Method};
+use crate::cluster::test_harness::{ADMIN, NOW, TABLE, call, causes, server};
 
 const STORAGE: &str = "/apis/storage.k8s.io/v1";
 

@@ -112,7 +112,7 @@ pub struct Cluster {
     pub(crate) namespaces_later: BTreeSet<String>,
     pub(crate) namespaces_retry: Option<UnixTime>,
     /// Cluster IPs and node ports held by the stored Services.
-    pub(crate) services: crate::api::services::Allocations,
+    pub(crate) services: crate::admission::services::Allocations,
     /// Heartbeat tracking for the node lifecycle controller.
     pub(crate) lifecycle: crate::controllers::node_lifecycle::NodeLifecycle,
     /// Expiry and share ledger of events.
@@ -391,3 +391,5 @@ pub fn start_revision(now: UnixTime) -> u64 {
 
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+pub(crate) mod test_harness;

@@ -6,38 +6,42 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::ops::{Deref, DerefMut};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, Cluster as Core, Method};
+use crate::cluster::test_harness::Cluster as Harness;
 use crate::resource::ResourceId;
 use crate::watch::EventType;
-use crate::{Config, UnixTime};
 
-const TOKEN: &str = "admin";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const REPLICASETS: &str = "/apis/apps/v1/namespaces/default/replicasets";
-const MERGE: &str = "application/merge-patch+json";
 
+/// The harness's cluster with a stand-in kubelet.
 struct Cluster {
-    server: Core,
-    now: UnixTime,
+    harness: Harness,
     /// Nodes whose kubelet has stopped (it neither runs nor confirms deletions).
     dead: Vec<String>,
+}
+
+impl Deref for Cluster {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.harness
+    }
 }
 
 impl Cluster {
     /// A cluster with one Ready node, `n1`, with room for 110 pods.
     fn new() -> Self {
-        let now = UnixTime::from_secs(1_750_000_000);
-        let config = Config {
-            admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
-            ..Config::default()
-        };
         let mut c = Self {
-            server: Core::new(config, [9; 32], now),
-            now,
+            harness: Harness::new(),
             dead: Vec::new(),
         };
         c.node("n1");
@@ -50,66 +54,33 @@ impl Cluster {
             "status": {"conditions": [{"type": "Ready", "status": "True",
                     "lastHeartbeatTime": self.now.rfc3339(), "lastTransitionTime": self.now.rfc3339()}],
                 "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"}}});
-        let (code, body) = self.call(
-            Method::Post,
-            "/api/v1/nodes",
-            Some(&node),
-            "application/json",
-        );
+        let (code, body) = self.harness.post("/api/v1/nodes", node);
         assert_eq!(code, 201, "{body}");
     }
 
-    fn call(&mut self, method: Method, path: &str, body: Option<&Value>, ct: &str) -> (u16, Value) {
-        let bytes = body
-            .map(|b| serde_json::to_vec(b).unwrap())
-            .unwrap_or_default();
-        let auth = alloc::format!("Bearer {TOKEN}");
-        let mut req = ApiRequest::new(method, path);
-        req.authorization = Some(&auth);
-        req.content_type = Some(ct);
-        req.body = &bytes;
-        let r = self
-            .server
-            .handle_request(self.now, &req)
-            .into_response()
-            .expect("not a watch");
-        (
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        )
-    }
-
-    fn get(&mut self, path: &str) -> (u16, Value) {
-        self.call(Method::Get, path, None, "application/json")
-    }
-
+    /// A create that must succeed: the object created.
     fn post(&mut self, path: &str, body: Value) -> Value {
-        let (code, created) = self.call(Method::Post, path, Some(&body), "application/json");
+        let (code, created) = self.harness.post(path, body);
         assert_eq!(code, 201, "{created}");
         created
     }
 
+    /// A merge patch that must succeed: the object patched.
     fn patch(&mut self, path: &str, body: Value) -> Value {
-        let (code, patched) = self.call(Method::Patch, path, Some(&body), MERGE);
+        let (code, patched) = self.harness.merge_patch(path, body);
         assert_eq!(code, 200, "{patched}");
         patched
     }
 
     fn delete(&mut self, path: &str, options: Option<Value>) -> (u16, Value) {
-        self.call(Method::Delete, path, options.as_ref(), "application/json")
-    }
-
-    fn items(&mut self, path: &str) -> Vec<Value> {
-        let (code, list) = self.get(path);
-        assert_eq!(code, 200, "{list}");
-        list["items"].as_array().cloned().unwrap_or_default()
+        self.harness.delete(path, options.unwrap_or(Value::Null))
     }
 
     /// Runs the controllers and the scheduler until nothing is due at once (bounded); a
     /// namespace waiting for its pods waits for a change.
     fn settle(&mut self) {
         for _ in 0..100 {
-            self.server.handle_timeout(self.now);
+            self.run_timers();
             if self.server.poll_timeout().is_none_or(|t| t > self.now) {
                 return;
             }
@@ -215,7 +186,7 @@ fn replicasets_replace_terminating_pods_and_do_not_count_them() {
     assert_eq!(c.terminating(), 3);
     let quiet = c.server.store().revision();
     c.settle();
-    c.server.handle_timeout(c.now);
+    c.run_timers();
     assert_eq!(
         c.server.store().revision(),
         quiet,
@@ -361,7 +332,7 @@ fn a_namespace_waits_for_its_terminating_pods() {
     assert_eq!(code, 200);
     assert_eq!(ns["status"]["phase"], "Terminating");
     let quiet = c.server.store().revision();
-    c.server.handle_timeout(c.now);
+    c.run_timers();
     assert_eq!(
         c.server.store().revision(),
         quiet,
@@ -440,12 +411,12 @@ fn pod_gc_waits_out_the_quarantine_for_a_node_it_never_saw() {
     c.post(PODS, bound_pod("early", "n9"));
     c.settle();
     c.now = c.now.plus_secs(39);
-    c.server.handle_timeout(c.now);
+    c.run_timers();
     c.settle();
     assert_eq!(c.pods().len(), 1, "the node may still be registering");
     c.now = c.now.plus_secs(1);
     assert!(c.server.poll_timeout().is_some_and(|t| t <= c.now));
-    c.server.handle_timeout(c.now);
+    c.run_timers();
     c.settle();
     assert!(c.pods().is_empty());
 
@@ -455,7 +426,7 @@ fn pod_gc_waits_out_the_quarantine_for_a_node_it_never_saw() {
     c.now = c.now.plus_secs(20);
     c.node("n8");
     c.now = c.now.plus_secs(30);
-    c.server.handle_timeout(c.now);
+    c.run_timers();
     c.settle();
     assert_eq!(c.pods().len(), 1);
 }

@@ -543,48 +543,40 @@ pub(crate) fn toleration_seconds(pod: &Value, taint: &str) -> Toleration {
 mod readiness_tests {
     use super::*;
     use crate::Config;
-    use crate::api::{ApiRequest, Method};
-    use sha2::{Digest as _, Sha256};
+    use crate::cluster::test_harness::Cluster as Harness;
 
-    fn post_node(server: &mut Cluster, now: UnixTime, name: &str, ready: Option<&str>) {
+    fn post_node(c: &mut Harness, name: &str, ready: Option<&str>) {
+        let now = c.now;
         let mut node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}});
         if let Some(status) = ready {
             node["status"] = json!({"conditions": [{"type": "Ready", "status": status,
                 "lastHeartbeatTime": now.rfc3339(), "lastTransitionTime": now.rfc3339()}]});
         }
-        let body = serde_json::to_vec(&node).unwrap();
-        let mut req = ApiRequest::new(Method::Post, "/api/v1/nodes");
-        req.authorization = Some("Bearer admin");
-        req.content_type = Some("application/json");
-        req.body = &body;
-        let response = server.handle_request(now, &req).into_response().unwrap();
-        assert_eq!(response.status, 201);
+        let (code, body) = c.post("/api/v1/nodes", node);
+        assert_eq!(code, 201, "{body}");
     }
 
     #[test]
     fn readiness_counts_follow_the_lifecycle() {
-        let now = UnixTime::from_secs(1_750_000_000);
-        let config = Config {
-            admin_token_sha256: Some(Sha256::digest(b"admin").into()),
+        let mut c = Harness::unsettled(Config {
             node_grace_secs: 40,
             ..Config::default()
-        };
-        let mut server = Cluster::new(config, [1; 32], now);
-        assert_eq!(server.node_readiness(), NodeReadiness::default());
-        post_node(&mut server, now, "w1", Some("True"));
-        post_node(&mut server, now, "w2", Some("True"));
+        });
+        assert_eq!(c.server.node_readiness(), NodeReadiness::default());
+        post_node(&mut c, "w1", Some("True"));
+        post_node(&mut c, "w2", Some("True"));
         // A node object nothing heartbeats for is registered but not ready.
-        post_node(&mut server, now, "idle", None);
-        let counts = server.node_readiness();
+        post_node(&mut c, "idle", None);
+        let counts = c.server.node_readiness();
         assert_eq!(
             (counts.registered, counts.ready, counts.unreachable),
             (3, 2, 0)
         );
         assert_eq!(counts.not_ready(), 1);
         // Past the grace period with no heartbeat, both turn Ready=Unknown.
-        let later = now.plus_secs(41);
-        server.handle_timeout(later);
-        let counts = server.node_readiness();
+        let later = c.now.plus_secs(41);
+        c.server.handle_timeout(later);
+        let counts = c.server.node_readiness();
         assert_eq!(
             (counts.registered, counts.ready, counts.unreachable),
             (3, 0, 2)

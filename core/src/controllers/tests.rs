@@ -2,80 +2,31 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::{Deref, DerefMut};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, Cluster as Core, Method};
-use crate::{Config, UnixTime};
+use crate::UnixTime;
+use crate::cluster::test_harness::Cluster as Harness;
 
-const TOKEN: &str = "admin";
+/// The harness's cluster with the node lifecycle's own questions.
+struct Cluster(Harness);
 
-struct Cluster {
-    server: Core,
-    now: UnixTime,
+impl Deref for Cluster {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.0
+    }
 }
 
 impl Cluster {
     fn new() -> Self {
-        let now = UnixTime::from_secs(1_750_000_000);
-        let config = Config {
-            admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
-            ..Config::default()
-        };
-        Self {
-            server: Core::new(config, [1; 32], now),
-            now,
-        }
-    }
-
-    fn call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Value,
-        content_type: &str,
-    ) -> (u16, Value) {
-        let bytes = serde_json::to_vec(&body).unwrap();
-        let auth = alloc::format!("Bearer {TOKEN}");
-        let mut req = ApiRequest::new(method, path);
-        req.authorization = Some(&auth);
-        req.content_type = Some(content_type);
-        if method != Method::Get {
-            req.body = &bytes;
-        }
-        let r = self
-            .server
-            .handle_request(self.now, &req)
-            .into_response()
-            .expect("not a watch");
-        (
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        )
-    }
-
-    fn get(&mut self, path: &str) -> (u16, Value) {
-        self.call(Method::Get, path, Value::Null, "application/json")
-    }
-
-    /// Advances virtual time by `secs`, running every timer that falls due on the way.
-    fn advance(&mut self, secs: u64) {
-        let end = self.now.plus_secs(secs);
-        loop {
-            let next = self.server.poll_timeout().map(|t| t.max(self.now));
-            match next {
-                Some(t) if t <= end => {
-                    self.now = t;
-                    self.server.handle_timeout(t);
-                    if self.server.poll_timeout() == Some(t) {
-                        self.now = t.plus_secs(1).min(end);
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.now = end;
-        self.server.handle_timeout(end);
+        Self(Harness::new())
     }
 
     fn renew_lease(&mut self, node: &str) {
@@ -84,7 +35,7 @@ impl Cluster {
             "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": self.now.rfc3339_micros()}});
         let path =
             alloc::format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}");
-        let (code, _) = self.call(Method::Put, &path, body, "application/json");
+        let (code, _) = self.put(&path, body);
         assert!(code == 200 || code == 201, "lease renewal: {code}");
     }
 
@@ -161,48 +112,33 @@ fn pod(name: &str, node: &str, tolerations: Option<Value>) -> Value {
 fn an_hour_of_lease_renewals_never_flaps_then_silence_taints_and_evicts() {
     let mut c = Cluster::new();
     let now = c.now;
-    assert_eq!(
-        c.call(
-            Method::Post,
-            "/api/v1/nodes",
-            node("w1", now),
-            "application/json"
-        )
-        .0,
-        201
-    );
+    assert_eq!(c.post("/api/v1/nodes", node("w1", now)).0, 201);
     // Default tolerations (300 s, added at admission), none at all, and forever.
     assert_eq!(
-        c.call(
-            Method::Post,
+        c.post(
             "/api/v1/namespaces/default/pods",
-            pod("defaulted", "w1", None),
-            "application/json"
+            pod("defaulted", "w1", None)
         )
         .0,
         201
     );
     assert_eq!(
-        c.call(
-            Method::Post,
+        c.post(
             "/api/v1/namespaces/default/pods",
             pod(
                 "bare",
                 "w1",
                 Some(json!([{"key": "other", "operator": "Exists"}]))
-            ),
-            "application/json"
+            )
         )
         .0,
         201
     );
     let forever = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}]);
     assert_eq!(
-        c.call(
-            Method::Post,
+        c.post(
             "/api/v1/namespaces/default/pods",
-            pod("stays", "w1", Some(forever)),
-            "application/json"
+            pod("stays", "w1", Some(forever))
         )
         .0,
         201
@@ -277,21 +213,11 @@ fn an_hour_of_lease_renewals_never_flaps_then_silence_taints_and_evicts() {
 fn a_pod_without_any_matching_toleration_is_evicted_at_once() {
     let mut c = Cluster::new();
     let now = c.now;
-    let created = c.call(
-        Method::Post,
-        "/api/v1/nodes",
-        node("w2", now),
-        "application/json",
-    );
+    let created = c.post("/api/v1/nodes", node("w2", now));
     assert_eq!(created.0, 201, "{}", created.1);
     assert!(c.server.poll_timeout().is_some());
     // A zero-second toleration of its own keeps admission from adding the 300 s default.
-    let (code, _) = c.call(
-        Method::Post,
-        "/api/v1/namespaces/default/pods",
-        pod("q", "w2", Some(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0}]))),
-        "application/json",
-    );
+    let (code, _) = c.post("/api/v1/namespaces/default/pods", pod("q", "w2", Some(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0}]))));
     assert_eq!(code, 201);
     c.advance(41);
     assert_eq!(c.ready("w2"), "Unknown");

@@ -5,9 +5,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use crate::api::test_harness::ADMIN as TOKEN;
-pub(crate) use crate::api::test_harness::Cluster;
-use crate::api::{ApiRequest, Method};
+pub(crate) use crate::cluster::test_harness::Cluster;
 use crate::{Config, UnixTime};
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
@@ -171,14 +169,14 @@ fn scale_subresource_scales_and_surplus_goes_unscheduled_first() {
     }
     c.settle();
     // PUT with a stale resourceVersion is a conflict, as for any update.
-    let (code, _) = c.call(Method::Put, &alloc::format!("{DEPLOYMENTS}/web/scale"),
-        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web", "resourceVersion": "1"}, "spec": {"replicas": 2}}), "application/json");
+    let (code, _) = c.put(&alloc::format!("{DEPLOYMENTS}/web/scale"),
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web", "resourceVersion": "1"}, "spec": {"replicas": 2}}));
     assert_eq!(code, 409);
-    let (code, body) = c.call(Method::Put, &alloc::format!("{DEPLOYMENTS}/web/scale"),
-        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": -1}}), "application/json");
+    let (code, body) = c.put(&alloc::format!("{DEPLOYMENTS}/web/scale"),
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": -1}}));
     assert_eq!(code, 422, "{body}");
-    let (code, _) = c.call(Method::Put, &alloc::format!("{DEPLOYMENTS}/web/scale"),
-        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": 2}}), "application/json");
+    let (code, _) = c.put(&alloc::format!("{DEPLOYMENTS}/web/scale"),
+        json!({"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "web"}, "spec": {"replicas": 2}}));
     assert_eq!(code, 200);
     c.settle();
     let mut left = c.names(PODS);
@@ -992,19 +990,12 @@ fn scale_subresource_takes_a_protobuf_scale() {
         &json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 4}}),
     )
     .unwrap();
-    let auth = alloc::format!("Bearer {TOKEN}");
-    let path = alloc::format!("{DEPLOYMENTS}/web/scale");
-    let mut req = ApiRequest::new(Method::Put, &path);
-    req.authorization = Some(&auth);
-    req.content_type = Some("application/vnd.kubernetes.protobuf");
-    req.body = &scale;
-    let r = c
-        .server
-        .handle_request(c.now, &req)
-        .into_response()
-        .unwrap();
-    let answer: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(r.status, 200, "{answer}");
+    let (code, answer) = c.put_bytes(
+        &alloc::format!("{DEPLOYMENTS}/web/scale"),
+        "application/vnd.kubernetes.protobuf",
+        &scale,
+    );
+    assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["spec"]["replicas"], 4);
     assert_eq!(c.deployment("web")["spec"]["replicas"], 4);
 }

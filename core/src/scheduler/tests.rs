@@ -3,17 +3,26 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::ops::{Deref, DerefMut};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::api::{ApiRequest, Cluster as Core, Method};
+use crate::cluster::test_harness::Cluster as Harness;
 use crate::{Config, UnixTime};
 
-const TOKEN: &str = "admin";
+/// The harness's cluster, its controllers not yet run, with the scheduler's own questions.
+struct Cluster(Harness);
 
-struct Cluster {
-    server: Core,
-    now: UnixTime,
+impl Deref for Cluster {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.0
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.0
+    }
 }
 
 impl Cluster {
@@ -22,39 +31,7 @@ impl Cluster {
     }
 
     fn with(config: Config) -> Self {
-        let now = UnixTime::from_secs(1_750_000_000);
-        let config = Config {
-            admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
-            ..config
-        };
-        Self {
-            server: Core::new(config, [3; 32], now),
-            now,
-        }
-    }
-
-    fn call(&mut self, method: Method, path: &str, body: Value) -> (u16, Value) {
-        let bytes = serde_json::to_vec(&body).unwrap();
-        let auth = alloc::format!("Bearer {TOKEN}");
-        let mut req = ApiRequest::new(method, path);
-        req.authorization = Some(&auth);
-        req.content_type = Some(if method == Method::Patch {
-            "application/merge-patch+json"
-        } else {
-            "application/json"
-        });
-        if method != Method::Get {
-            req.body = &bytes;
-        }
-        let r = self
-            .server
-            .handle_request(self.now, &req)
-            .into_response()
-            .expect("not a watch");
-        (
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        )
+        Self(Harness::unsettled(config))
     }
 
     fn node(&mut self, name: &str, extra: Value) {
@@ -63,7 +40,7 @@ impl Cluster {
             "status": {"conditions": [{"type": "Ready", "status": "True"}],
                 "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}}});
         crate::patch::merge_patch(&mut node, &extra);
-        let (code, body) = self.call(Method::Post, "/api/v1/nodes", node);
+        let (code, body) = self.post("/api/v1/nodes", node);
         assert_eq!(code, 201, "{body}");
     }
 
@@ -71,7 +48,7 @@ impl Cluster {
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
         crate::patch::merge_patch(&mut pod, &json!({ "spec": spec }));
-        self.call(Method::Post, "/api/v1/namespaces/default/pods", pod)
+        self.post("/api/v1/namespaces/default/pods", pod)
     }
 
     fn run(&mut self) {
@@ -79,7 +56,7 @@ impl Cluster {
             if self.server.poll_timeout().is_none_or(|t| t > self.now) {
                 return;
             }
-            self.server.handle_timeout(self.now);
+            self.run_timers();
         }
         panic!("the scheduler does not settle");
     }
@@ -92,7 +69,7 @@ impl Cluster {
             match self.server.poll_timeout() {
                 Some(due) if due > self.now && due <= self.now.plus_secs(10) => {
                     self.now = due;
-                    self.server.handle_timeout(self.now);
+                    self.run_timers();
                     self.run();
                 }
                 _ => return,
@@ -101,12 +78,8 @@ impl Cluster {
     }
 
     fn get_pod(&mut self, name: &str) -> Value {
-        self.call(
-            Method::Get,
-            &alloc::format!("/api/v1/namespaces/default/pods/{name}"),
-            Value::Null,
-        )
-        .1
+        self.get(&alloc::format!("/api/v1/namespaces/default/pods/{name}"))
+            .1
     }
 
     fn node_of(&mut self, name: &str) -> String {
@@ -126,11 +99,7 @@ impl Cluster {
     }
 
     fn events_for(&mut self, name: &str) -> Vec<(String, String, String)> {
-        let (_, list) = self.call(
-            Method::Get,
-            "/api/v1/namespaces/default/events",
-            Value::Null,
-        );
+        let (_, list) = self.get("/api/v1/namespaces/default/events");
         list["items"]
             .as_array()
             .unwrap()
@@ -207,14 +176,12 @@ fn unschedulable_pod_gets_kube_message_and_is_retried_when_a_node_changes() {
         "parked pods wait for a change"
     );
     // A heartbeat-like write that changes nothing the filters see does not retry it.
-    c.call(
-        Method::Patch,
+    c.merge_patch(
         "/api/v1/nodes/a",
         json!({"metadata": {"annotations": {"x": "y"}}}),
     );
     assert!(!c.server.scheduler.has_immediate_work());
-    c.call(
-        Method::Patch,
+    c.merge_patch(
         "/api/v1/nodes/c",
         json!({"metadata": {"labels": {"disk": "ssd"}}}),
     );
@@ -252,17 +219,12 @@ fn resources_are_accounted_and_freed() {
     );
     // Deleting the bound pod starts its grace period: its cpu stays taken while it terminates,
     // as kube-scheduler keeps an assigned pod until it is gone.
-    let (code, _) = c.call(
-        Method::Delete,
-        "/api/v1/namespaces/default/pods/one",
-        Value::Null,
-    );
+    let (code, _) = c.delete("/api/v1/namespaces/default/pods/one", Value::Null);
     assert_eq!(code, 200);
     c.settle();
     assert_eq!(c.node_of("two"), "", "one still holds its cpu");
     // The kubelet's grace-0 delete frees it: the parked pod is retried and fits.
-    let (code, _) = c.call(
-        Method::Delete,
+    let (code, _) = c.delete(
         "/api/v1/namespaces/default/pods/one",
         json!({"gracePeriodSeconds": 0}),
     );
@@ -271,8 +233,7 @@ fn resources_are_accounted_and_freed() {
     c.settle();
     assert_eq!(c.node_of("two"), "small");
     // A terminal pod frees its resources too.
-    c.call(
-        Method::Patch,
+    c.merge_patch(
         "/api/v1/namespaces/default/pods/two/status",
         json!({"status": {"phase": "Succeeded"}}),
     );
@@ -313,8 +274,7 @@ fn pods_of_one_owner_spread_across_nodes() {
         c.node(&alloc::format!("n{i}"), json!({}));
     }
     // The owner must exist, or garbage collection removes its pods as orphans of a dead owner.
-    let (code, owner) = c.call(
-        Method::Post,
+    let (code, owner) = c.post(
         "/api/v1/namespaces/default/configmaps",
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}}),
     );
@@ -325,7 +285,7 @@ fn pods_of_one_owner_spread_across_nodes() {
             "metadata": {"name": alloc::format!("rs-{i}"), "ownerReferences": [{"apiVersion": "v1",
                 "kind": "ConfigMap", "name": "owner", "uid": uid, "controller": true}]},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
-        c.call(Method::Post, "/api/v1/namespaces/default/pods", pod);
+        c.post("/api/v1/namespaces/default/pods", pod);
     }
     c.run();
     let mut per_node = alloc::collections::BTreeMap::new();
@@ -388,7 +348,7 @@ fn periodic_retry_and_queue_budget() {
     c.run();
     for _ in 0..5 {
         c.now = c.now.plus_secs(5);
-        c.server.handle_timeout(c.now);
+        c.run_timers();
         c.run();
     }
     for i in 0..7 {
@@ -401,7 +361,7 @@ fn periodic_retry_and_queue_budget() {
     let attempts = c.server.scheduler_stats().attempts_unschedulable;
     c.now = c.now.plus_secs(31);
     assert!(c.server.poll_timeout().unwrap() <= c.now);
-    c.server.handle_timeout(c.now);
+    c.run_timers();
     assert_eq!(
         c.server.scheduler_stats().attempts_unschedulable,
         attempts + 1
@@ -416,7 +376,7 @@ fn deleting_a_node_with_bound_pods_keeps_the_books_straight() {
     c.pod("a", half.clone());
     c.pod("b", half.clone());
     c.run();
-    let (code, _) = c.call(Method::Delete, "/api/v1/nodes/n", Value::Null);
+    let (code, _) = c.delete("/api/v1/nodes/n", Value::Null);
     assert_eq!(code, 200);
     c.node("n", json!({}));
     c.pod("c", half);
@@ -426,8 +386,7 @@ fn deleting_a_node_with_bound_pods_keeps_the_books_straight() {
         "",
         "the re-added node still carries a and b"
     );
-    c.call(
-        Method::Delete,
+    c.delete(
         "/api/v1/namespaces/default/pods/a",
         json!({"gracePeriodSeconds": 0}),
     );
@@ -528,7 +487,7 @@ fn a_backlog_beyond_one_batch_is_reported_until_drained() {
     // Five pods, two attempts per call: the runtime must call again at once, three times.
     let mut calls = 0;
     while c.server.has_scheduling_backlog() {
-        c.server.handle_timeout(c.now);
+        c.run_timers();
         calls += 1;
         assert!(calls <= 3, "the backlog does not shrink");
     }

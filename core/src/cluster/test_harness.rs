@@ -7,7 +7,8 @@ use alloc::vec::Vec;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiRequest, Cluster as Core, Method};
+use crate::api::{ApiRequest, Method, Outcome, WatchPoll, Watcher};
+use crate::cluster::Cluster as Core;
 use crate::{Config, UnixTime};
 
 /// The administrator's bearer token.
@@ -68,17 +69,23 @@ impl Cluster {
     }
 
     pub(crate) fn with(config: Config) -> Self {
+        let mut c = Self::unsettled(config);
+        c.settle();
+        c
+    }
+
+    /// A new cluster whose controllers have not run yet (the tests of what the first timer
+    /// does).
+    pub(crate) fn unsettled(config: Config) -> Self {
         let now = NOW;
         let config = Config {
             admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
             ..config
         };
-        let mut c = Self {
+        Self {
             server: Core::new(config, [7; 32], now),
             now,
-        };
-        c.settle();
-        c
+        }
     }
 
     pub(crate) fn call(
@@ -148,27 +155,84 @@ impl Cluster {
         self.call(Method::Delete, path, body, "application/json")
     }
 
+    pub(crate) fn put(&mut self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::Put, path, body, "application/json")
+    }
+
+    pub(crate) fn merge_patch(&mut self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::Patch, path, body, "application/merge-patch+json")
+    }
+
+    /// A PUT of an already encoded body (a protobuf one, say) as the administrator.
+    pub(crate) fn put_bytes(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let auth = alloc::format!("Bearer {ADMIN}");
+        let mut req = ApiRequest::new(Method::Put, path);
+        req.authorization = Some(&auth);
+        req.content_type = Some(content_type);
+        req.body = body;
+        let r = self
+            .server
+            .handle_request(self.now, &req)
+            .into_response()
+            .expect("not a watch");
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Advances virtual time by `secs`, running every timer that falls due on the way at its
+    /// own time.
+    pub(crate) fn advance(&mut self, secs: u64) {
+        let end = self.now.plus_secs(secs);
+        loop {
+            let next = self.server.poll_timeout().map(|t| t.max(self.now));
+            match next {
+                Some(t) if t <= end => {
+                    self.now = t;
+                    self.server.handle_timeout(t);
+                    if self.server.poll_timeout() == Some(t) {
+                        self.now = t.plus_secs(1).min(end);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.server.handle_timeout(end);
+    }
+
     /// A watch of `path` (which says `watch=1`) as the administrator, with `accept` if given.
-    pub(crate) fn watch(&mut self, path: &str, accept: Option<&str>) -> super::Watcher {
+    pub(crate) fn watch(&mut self, path: &str, accept: Option<&str>) -> Watcher {
         let auth = alloc::format!("Bearer {ADMIN}");
         let mut req = ApiRequest::new(Method::Get, path);
         req.authorization = Some(&auth);
         req.accept = accept;
         match self.server.handle_request(self.now, &req) {
-            super::Outcome::Watch(w) => *w,
+            Outcome::Watch(w) => *w,
             other => panic!("not a watch: {:?}", other.into_response()),
         }
     }
 
     /// Every JSON event `watcher` has to write now.
-    pub(crate) fn drain(&self, watcher: &mut super::Watcher) -> Vec<Value> {
+    pub(crate) fn drain(&self, watcher: &mut Watcher) -> Vec<Value> {
         let mut out = Vec::new();
         let ring = self.server.watch_ring();
-        while let super::WatchPoll::Wrote(_) = watcher.poll(&ring, self.now, &mut out, 100) {}
+        while let WatchPoll::Wrote(_) = watcher.poll(&ring, self.now, &mut out, 100) {}
         out.split(|&b| b == b'\n')
             .filter(|line| !line.is_empty())
             .map(|line| serde_json::from_slice(line).unwrap())
             .collect()
+    }
+
+    /// Runs what is due at the current virtual time, once.
+    pub(crate) fn run_timers(&mut self) {
+        self.server.handle_timeout(self.now);
     }
 
     /// Runs the controllers until they have nothing left to do (bounded).
