@@ -8,12 +8,12 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::api::Method;
-use crate::api::test_harness::{Cluster, column_names, messages};
+use crate::cluster::test_harness::{Cluster, column_names, messages};
 
 const CSRS: &str = "/apis/certificates.k8s.io/v1/certificatesigningrequests";
 
 // Made with openssl (`req -new` with a P-256, an Ed25519, a P-384 and an RSA-2048 key; `req -x509`).
-pub(crate) const P256_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIHvMIGWAgEAMDQxFTATBgNVBAoMDHN5c3RlbTpub2RlczEbMBkGA1UEAwwSc3lz\ndGVtOm5vZGU6bm9kZS1hMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWQEim7bA\ncdsADx9HjKNTGbZC3HCTTY/FsQl6o4x1SIAwhNVfiYIDHk+zKscPWT2S5b59/x9x\nQaR4DRuWjp9ZtKAAMAoGCCqGSM49BAMCA0gAMEUCIDMVj2W8ghSxyKfOSi6xMbyx\nqBLFxvv5ZSgOJMePX/uaAiEAy6GBsVTaCVzmKCfHRF1u8/DxYo7fVe9DgT1B0/Ik\necA=\n-----END CERTIFICATE REQUEST-----\n";
+const P256_CSR: &str = include_str!("../csr/fixtures/p256-sha256.pem");
 const ED25519_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIGRMEUCAQAwEjEQMA4GA1UEAwwHZWQtdXNlcjAqMAUGAytlcAMhABm4CQFb8edy\nHJb0NV2BSZHrdvoUGEOZRnrIQHLJQhSqoAAwBQYDK2VwA0EAm85mJzrcjLQACw6Z\nhwqhJrI3QpEZM86sDbZECx5JLnUO2Czc6BAfs6/nh3WiTh/d47TTEJKFtglXPndj\n+qRACQ==\n-----END CERTIFICATE REQUEST-----\n";
 const P384_CSR: &str = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBCzCBkwIBADAUMRIwEAYDVQQDDAlwMzg0LXVzZXIwdjAQBgcqhkjOPQIBBgUr\ngQQAIgNiAATqMgHA80IyYt/UFV+9GLAGY9oHkhwaGJxpP3yFQMqenQWlwtvRxeHG\nyiW+aRFW2p2UzeRro7Zm//qI0o6uJa7nSqvuv+JhD0p1WYwl+mh5R3SSjU9rVpkK\n6dCuojm+zp6gADAKBggqhkjOPQQDAwNnADBkAjBP3+iiCHcFL65vnZiEb4P/KMId\nIUNZRwNPv30aouYh1DjiPdZ4KJVAzjLqxxP0RGsCMG3/V/Jk01qJ3dKI2iysO55I\nria1+FuQ1H+UYGvUJPBi7iZ5JsruoAmxmjLLahG5Ng==\n-----END CERTIFICATE REQUEST-----\n";
 const RSA_CSR: &str = include_str!("../csr/fixtures/rsa2048-sha256.pem");

@@ -475,7 +475,7 @@ impl Live {
                         "certificates.k8s.io/v1/certificatesigningrequests",
                         json!({"spec": {"request": base64::Engine::encode(
                                 &base64::engine::general_purpose::STANDARD,
-                                crate::api::certificates_tests::P256_CSR,
+                                include_str!("../csr/fixtures/p256-sha256.pem"),
                             ),
                             "signerName": "example.com/signer", "usages": ["client auth"]}}),
                     ),

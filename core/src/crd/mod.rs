@@ -24,7 +24,7 @@ pub mod schema;
 pub mod validation;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};

@@ -22,7 +22,7 @@ const RSA_PSS_MAX_SALT: &str = include_str!("fixtures/rsa-pss-maxsalt.pem");
 const RSA512: &str = include_str!("fixtures/rsa512.pem");
 const P384_SHA1: &str = include_str!("fixtures/p384-sha1.pem");
 const P256_SHA512: &str = include_str!("fixtures/p256-sha512.pem");
-const P256_SHA256: &str = crate::api::certificates_tests::P256_CSR;
+const P256_SHA256: &str = include_str!("fixtures/p256-sha256.pem");
 
 const VERIFICATION: &str = "crypto/rsa: verification error";
 
