@@ -423,22 +423,16 @@ impl Cluster {
         watch: bool,
         field_selector: Option<&str>,
     ) -> Result<(), Error> {
-        let mut query = String::new();
-        if watch {
-            query.push_str("watch=1");
-        }
-        if let Some(selector) = field_selector {
-            if !query.is_empty() {
-                query.push('&');
-            }
-            query.push_str("fieldSelector=");
-            query.push_str(&percent_encode(selector));
-        }
         crate::authz::authorize(
             identity,
-            method,
-            path,
-            &query,
+            || {
+                Ok(super::admit::attributes(
+                    method,
+                    path,
+                    watch,
+                    field_selector,
+                ))
+            },
             &self.store,
             &self.references,
         )
@@ -573,19 +567,6 @@ impl Cluster {
             .collect();
         (rules, incomplete)
     }
-}
-
-/// A query parameter value, percent-encoded (everything but unreserved characters).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&alloc::format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// kube's `metadata: must be empty` check of an access review.

@@ -6,9 +6,10 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::request::{self, ApiRequest, ApiResponse, Method, Route};
+use super::request::{self, ApiRequest, ApiResponse, Method, ResourcePath, Route};
 use super::workers;
 use crate::auth::Identity;
+use crate::authz::Attributes;
 use crate::cluster::Cluster;
 use crate::{Error, UnixTime};
 
@@ -109,9 +110,16 @@ impl Cluster {
         if let Some(Route::Resource(path)) = route {
             crate::authz::authorize(
                 &identity,
-                req.method,
-                path,
-                req.query,
+                || {
+                    let query = request::Query::parse(req.query)?;
+                    let watch = path.watch_prefix || query.flag("watch")?;
+                    Ok(attributes(
+                        req.method,
+                        path,
+                        watch,
+                        query.get("fieldSelector"),
+                    ))
+                },
                 &self.store,
                 &self.references,
             )?;
@@ -151,4 +159,32 @@ impl Cluster {
             node.node_id
         )))
     }
+}
+
+/// What authorization is asked about a request: kube's request-info verb of `method` on `path`
+/// (a GET is a watch, a get or a list), with the path's parts and the field selector.
+pub(crate) fn attributes<'a>(
+    method: Method,
+    path: &'a ResourcePath<'a>,
+    watch: bool,
+    field_selector: Option<&str>,
+) -> Attributes<'a> {
+    let verb = match (method, path.name, watch) {
+        (Method::Get | Method::Head, _, true) => "watch",
+        (Method::Get | Method::Head, Some(_), false) => "get",
+        (Method::Get | Method::Head, None, false) => "list",
+        (Method::Post, _, _) => "create",
+        (Method::Put, _, _) => "update",
+        (Method::Patch, _, _) => "patch",
+        (Method::Delete, Some(_), _) => "delete",
+        _ => "deletecollection",
+    };
+    Attributes::new(
+        verb,
+        path.resource.rt(),
+        path.namespace,
+        path.name,
+        path.subresource,
+        field_selector,
+    )
 }

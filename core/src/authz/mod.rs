@@ -13,8 +13,6 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::Error;
-use crate::api::Method;
-use crate::api::request::{Query, ResourcePath};
 use crate::auth::Identity;
 use crate::resource::ResourceType;
 use crate::selector::FieldSelector;
@@ -39,36 +37,26 @@ pub(crate) struct Attributes<'a> {
 }
 
 impl<'a> Attributes<'a> {
-    /// The attributes of `method` on `path`; `watch` and `field_selector` come from the query.
-    pub(crate) fn of(
-        method: Method,
-        path: &'a ResourcePath<'a>,
-        watch: bool,
+    /// `verb` on a resource path's parts; the field selector counts only for a list or a watch.
+    pub(crate) fn new(
+        verb: &'static str,
+        resource: ResourceType<'a>,
+        namespace: Option<&'a str>,
+        name: Option<&'a str>,
+        subresource: Option<&'a str>,
         field_selector: Option<&str>,
     ) -> Self {
-        let verb = match (method, path.name, watch) {
-            (Method::Get | Method::Head, _, true) => "watch",
-            (Method::Get | Method::Head, Some(_), false) => "get",
-            (Method::Get | Method::Head, None, false) => "list",
-            (Method::Post, _, _) => "create",
-            (Method::Put, _, _) => "update",
-            (Method::Patch, _, _) => "patch",
-            (Method::Delete, Some(_), _) => "delete",
-            _ => "deletecollection",
-        };
         let fields = match verb {
-            "list" | "watch" => field_selector.and_then(|text| {
-                let rt = path.resource.rt();
-                FieldSelector::parse_in(rt.id, rt.view, text).ok()
-            }),
+            "list" | "watch" => field_selector
+                .and_then(|text| FieldSelector::parse_in(resource.id, resource.view, text).ok()),
             _ => None,
         };
         Self {
             verb,
-            resource: path.resource.rt(),
-            subresource: path.subresource,
-            namespace: path.namespace,
-            path_name: path.name,
+            resource,
+            subresource,
+            namespace,
+            path_name: name,
             fields,
         }
     }
@@ -97,22 +85,16 @@ fn is_path_segment_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%'])
 }
 
-/// Decides `method` on `path` (with the raw `query`) by `identity`. Never reads a request body.
-pub(crate) fn authorize(
+/// Decides a request by `identity`; its `attributes` are worked out (the query parsed) only for
+/// the identities whose answer depends on them. Never reads a request body.
+pub(crate) fn authorize<'a>(
     identity: &Identity,
-    method: Method,
-    path: &ResourcePath<'_>,
-    query: &str,
+    attributes: impl FnOnce() -> Result<Attributes<'a>, Error>,
     store: &Store,
     references: &references::ReferenceIndex,
 ) -> Result<(), Error> {
     match identity {
-        Identity::Node(node) => {
-            let query = Query::parse(query)?;
-            let watch = path.watch_prefix || query.flag("watch")?;
-            let attrs = Attributes::of(method, path, watch, query.get("fieldSelector"));
-            node::authorize(&node.node_id, &attrs, store, references)
-        }
+        Identity::Node(node) => node::authorize(&node.node_id, &attributes()?, store, references),
         Identity::Relay => Err(Error::Forbidden {
             resource: String::new(),
             name: String::new(),
