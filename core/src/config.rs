@@ -73,10 +73,10 @@ pub struct Config {
     pub registration_skew_secs: u64,
     /// The IPv4 range Service cluster IPs come from (`--service-cidr`). Default 10.43.0.0/16, as
     /// k3s; its first address is the `kubernetes` Service's.
-    pub service_cidr: crate::api::services::ServiceCidr,
+    pub service_cidr: crate::net::ServiceCidr,
     /// The range Service node ports come from (`--service-node-port-range`). Default
     /// 30000-32767, as kube-apiserver.
-    pub node_port_range: crate::api::services::PortRange,
+    pub node_port_range: crate::net::PortRange,
     /// Most stakes the registry holds. Default 100,000.
     pub max_stakes: usize,
     /// Most Sui events in one push or batch; a larger one is refused whole. Default 10,000.
@@ -180,8 +180,8 @@ impl Default for Config {
             token_max_lifetime_secs: 86_400,
             token_cache_entries: 16_384,
             registration_skew_secs: 300,
-            service_cidr: crate::api::services::ServiceCidr::K3S,
-            node_port_range: crate::api::services::PortRange::DEFAULT,
+            service_cidr: crate::net::ServiceCidr::K3S,
+            node_port_range: crate::net::PortRange::DEFAULT,
             max_stakes: 100_000,
             max_stake_events_per_push: 10_000,
             max_stake_event_bytes: 16 << 10,

@@ -109,3 +109,9 @@ pub(crate) fn go_json(v: &Value, out: &mut String) {
         other => out.push_str(&other.to_string()),
     }
 }
+
+/// Go's `%#v` of a `[]string`, as kube's field errors show `spec.clusterIPs`.
+pub(crate) fn go_strings(items: &[&str]) -> String {
+    let quoted: alloc::vec::Vec<String> = items.iter().map(|s| quote(s)).collect();
+    alloc::format!("[]string{{{}}}", quoted.join(", "))
+}

@@ -35,6 +35,7 @@ pub mod error;
 pub(crate) mod gostr;
 pub mod json;
 pub mod metatime;
+pub mod net;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;

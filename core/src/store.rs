@@ -422,7 +422,7 @@ impl Store {
 
     /// Stores a new object at [`Store::next_revision`]. `json` must already carry that revision.
     /// Returns the stored version (sharing its bytes).
-    pub fn create(
+    pub(crate) fn create(
         &mut self,
         key: ObjectKey,
         json: Vec<u8>,
@@ -461,7 +461,7 @@ impl Store {
 
     /// Replaces the current version of `key` at [`Store::next_revision`]. Returns the new
     /// version and the one it replaced (sharing their bytes).
-    pub fn update(
+    pub(crate) fn update(
         &mut self,
         key: &ObjectKey,
         json: Vec<u8>,
@@ -497,7 +497,11 @@ impl Store {
 
     /// Removes `key` at [`Store::next_revision`]; `final_json` is the object as the DELETED event
     /// shows it (carrying the deletion's revision). Returns that last state.
-    pub fn delete(&mut self, key: &ObjectKey, final_json: Vec<u8>) -> Result<StoredObject, Error> {
+    pub(crate) fn delete(
+        &mut self,
+        key: &ObjectKey,
+        final_json: Vec<u8>,
+    ) -> Result<StoredObject, Error> {
         let Some(old) = self.objects.remove(key) else {
             return Err(Error::NotFound {
                 resource: String::new(),

@@ -260,8 +260,8 @@ pub struct Cli {
 
     /// The IPv4 range Service cluster IPs come from (k3s' `--service-cidr`); its first address is
     /// the `kubernetes` Service's.
-    #[arg(long, env = "NAUTILUS_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = nautilus_core::api::services::ServiceCidr::parse)]
-    pub service_cidr: nautilus_core::api::services::ServiceCidr,
+    #[arg(long, env = "NAUTILUS_SERVICE_CIDR", default_value = "10.43.0.0/16", value_parser = nautilus_core::net::ServiceCidr::parse)]
+    pub service_cidr: nautilus_core::net::ServiceCidr,
 
     /// Where pods reach the API server, `IPv4:PORT` (kube-apiserver's `--advertise-address` and
     /// secure port): the `kubernetes` Service's Endpoints and EndpointSlice list it. Unset, they
@@ -270,8 +270,8 @@ pub struct Cli {
     pub advertise_address: Option<std::net::SocketAddrV4>,
 
     /// The range Service node ports come from (`--service-node-port-range`).
-    #[arg(long, env = "NAUTILUS_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = nautilus_core::api::services::PortRange::parse)]
-    pub service_node_port_range: nautilus_core::api::services::PortRange,
+    #[arg(long, env = "NAUTILUS_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = nautilus_core::net::PortRange::parse)]
+    pub service_node_port_range: nautilus_core::net::PortRange,
 
     /// Where TLS ends: `proxy` (the host proxy terminates it and sends plaintext) or `enclave`
     /// (the enclave makes its own key and certificate and terminates TLS 1.3 itself; run the

@@ -12,6 +12,7 @@ pub(crate) mod node_restriction;
 pub(crate) mod policy;
 pub(crate) mod priority;
 pub(crate) mod runtime_class;
+pub(crate) mod services;
 
 use serde_json::Value;
 

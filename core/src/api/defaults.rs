@@ -379,7 +379,7 @@ fn service(map: &mut Map<String, Value>, old: Option<&Value>) {
     // Cluster IPs and node ports are allocated after validation (`services.rs`); what an update
     // leaves out of them is carried over here, before validation, as kube's PrepareForUpdate does.
     let mut whole = Value::Object(core::mem::take(map));
-    super::services::prepare(&mut whole, old);
+    crate::admission::services::prepare(&mut whole, old);
     if let Value::Object(back) = whole {
         *map = back;
     }

@@ -2450,7 +2450,7 @@ fn same_ignoring_managed_time(old: &Value, new: &Value) -> bool {
 }
 
 /// The `kubernetes` Service's address: the service range's first.
-fn services_first_ip(cidr: super::services::ServiceCidr) -> String {
+fn services_first_ip(cidr: crate::net::ServiceCidr) -> String {
     let [a, b, c, d] = cidr.first().to_be_bytes();
     alloc::format!("{a}.{b}.{c}.{d}")
 }

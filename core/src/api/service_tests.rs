@@ -7,10 +7,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Value, json};
 
-use super::services::{Allocations, PortRange, ServiceCidr};
 use super::tests::{call, call_with, server};
 use super::{Cluster, Method};
 use crate::Config;
+use crate::admission::services::Allocations;
+use crate::net::{PortRange, ServiceCidr};
 
 const SVCS: &str = "/api/v1/namespaces/default/services";
 

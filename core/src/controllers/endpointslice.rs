@@ -113,10 +113,7 @@ impl Cluster {
                 continue;
             };
             // `ShouldPodBeInEndpoints(pod, includeTerminating=true)`, IPv4 addresses only.
-            if pod.ip.is_empty()
-                || pod.terminal
-                || crate::api::services::parse_ipv4(&pod.ip).is_none()
-            {
+            if pod.ip.is_empty() || pod.terminal || crate::net::parse_ipv4(&pod.ip).is_none() {
                 continue;
             }
             let ports = if service_ports.is_empty() && headless_without_ports {

@@ -13,7 +13,7 @@ use super::{
     Bad, Errs, FIELD_IMMUTABLE, arr, dns1123_label_errors, dns1123_subdomain_errors,
     label_value_errors, qualified_name_errors, s,
 };
-use crate::api::services::parse_ipv4;
+use crate::net::parse_ipv4;
 
 const ADDRESS_TYPES: &[&str] = &["FQDN", "IPv4", "IPv6"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];

@@ -74,7 +74,7 @@ pub(super) fn validate_ingress(e: &mut Errs, obj: &Value) {
         let path = format!("spec.rules[{i}]");
         let host = s(rule, "host");
         if !host.is_empty() {
-            if crate::api::services::is_ip(host) {
+            if crate::net::is_ip(host) {
                 e.invalid(
                     &format!("{path}.host"),
                     Bad::Str(host),
