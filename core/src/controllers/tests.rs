@@ -2,98 +2,74 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ops::{Deref, DerefMut};
 use serde_json::{Value, json};
 
 use crate::UnixTime;
-use crate::cluster::test_harness::Cluster as Harness;
+use crate::cluster::test_harness::Cluster;
 
-/// The harness's cluster with the node lifecycle's own questions.
-struct Cluster(Harness);
-
-impl Deref for Cluster {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.0
-    }
+fn renew_lease(c: &mut Cluster, node: &str) {
+    let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": node, "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": c.now.rfc3339_micros()}});
+    let path =
+        alloc::format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}");
+    let (code, _) = c.put(&path, body);
+    assert!(code == 200 || code == 201, "lease renewal: {code}");
 }
 
-impl DerefMut for Cluster {
-    fn deref_mut(&mut self) -> &mut Harness {
-        &mut self.0
-    }
+fn ready(c: &mut Cluster, node: &str) -> String {
+    let (_, n) = c.get(&alloc::format!("/api/v1/nodes/{node}"));
+    n["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .into()
 }
 
-impl Cluster {
-    fn new() -> Self {
-        Self(Harness::new())
-    }
-
-    fn renew_lease(&mut self, node: &str) {
-        let body = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": node, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": node, "leaseDurationSeconds": 40, "renewTime": self.now.rfc3339_micros()}});
-        let path =
-            alloc::format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}");
-        let (code, _) = self.put(&path, body);
-        assert!(code == 200 || code == 201, "lease renewal: {code}");
-    }
-
-    fn ready(&mut self, node: &str) -> String {
-        let (_, n) = self.get(&alloc::format!("/api/v1/nodes/{node}"));
-        n["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()["status"]
-            .as_str()
-            .unwrap()
-            .into()
-    }
-
-    fn taints(&mut self, node: &str) -> Vec<String> {
-        let (_, n) = self.get(&alloc::format!("/api/v1/nodes/{node}"));
-        n["spec"]["taints"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .map(|t| {
-                        alloc::format!(
-                            "{}:{}",
-                            t["key"].as_str().unwrap(),
-                            t["effect"].as_str().unwrap()
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Whether the taint manager evicted the pod: it is terminating (gracefully: with no
-    /// kubelet on an unreachable node to confirm, it stays, as in kube) with the
-    /// `DisruptionTarget` condition the eviction adds.
-    fn evicted(&mut self, name: &str) -> bool {
-        let (code, pod) = self.get(&alloc::format!("/api/v1/namespaces/default/pods/{name}"));
-        assert_eq!(code, 200, "{pod}");
-        let marked = pod["metadata"]["deletionTimestamp"].is_string();
-        if marked {
-            assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
-            assert!(
-                pod["status"]["conditions"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|c| {
-                        c["type"] == "DisruptionTarget" && c["reason"] == "DeletionByTaintManager"
-                    }),
-                "{pod}"
-            );
-        }
-        marked
-    }
+fn taints(c: &mut Cluster, node: &str) -> Vec<String> {
+    let (_, n) = c.get(&alloc::format!("/api/v1/nodes/{node}"));
+    n["spec"]["taints"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| {
+                    alloc::format!(
+                        "{}:{}",
+                        t["key"].as_str().unwrap(),
+                        t["effect"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
+/// Whether the taint manager evicted the pod: it is terminating (gracefully: with no
+/// kubelet on an unreachable node to confirm, it stays, as in kube) with the
+/// `DisruptionTarget` condition the eviction adds.
+fn evicted(c: &mut Cluster, name: &str) -> bool {
+    let (code, pod) = c.get(&alloc::format!("/api/v1/namespaces/default/pods/{name}"));
+    assert_eq!(code, 200, "{pod}");
+    let marked = pod["metadata"]["deletionTimestamp"].is_string();
+    if marked {
+        assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "{pod}");
+        assert!(
+            pod["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| {
+                    c["type"] == "DisruptionTarget" && c["reason"] == "DeletionByTaintManager"
+                }),
+            "{pod}"
+        );
+    }
+    marked
+}
 fn node(name: &str, now: UnixTime) -> Value {
     json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
         "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready",
@@ -148,23 +124,27 @@ fn an_hour_of_lease_renewals_never_flaps_then_silence_taints_and_evicts() {
     assert_eq!(bare["spec"]["tolerations"].as_array().unwrap().len(), 3);
 
     for _ in 0..360 {
-        c.renew_lease("w1");
+        renew_lease(&mut c, "w1");
         c.advance(10);
-        assert_eq!(c.ready("w1"), "True", "no flap while renewing every 10 s");
+        assert_eq!(
+            ready(&mut c, "w1"),
+            "True",
+            "no flap while renewing every 10 s"
+        );
     }
-    c.renew_lease("w1");
+    renew_lease(&mut c, "w1");
     let silent_from = c.now;
     c.advance(39);
-    assert_eq!(c.ready("w1"), "True");
+    assert_eq!(ready(&mut c, "w1"), "True");
     c.advance(2);
     assert_eq!(
-        c.ready("w1"),
+        ready(&mut c, "w1"),
         "Unknown",
         "Ready=Unknown within grace + 1 s of the last heartbeat"
     );
     assert!(c.now.secs() - silent_from.secs() <= 41);
     assert_eq!(
-        c.taints("w1"),
+        taints(&mut c, "w1"),
         [
             "node.kubernetes.io/unreachable:NoSchedule",
             "node.kubernetes.io/unreachable:NoExecute"
@@ -173,14 +153,14 @@ fn an_hour_of_lease_renewals_never_flaps_then_silence_taints_and_evicts() {
     // `bare` tolerated the taint only by a wildcard on another key: the admission default of
     // 300 s applies to it too, like DefaultTolerationSeconds.
     c.advance(298);
-    assert!(!c.evicted("defaulted") && !c.evicted("bare"));
+    assert!(!evicted(&mut c, "defaulted") && !evicted(&mut c, "bare"));
     c.advance(3);
     assert!(
-        c.evicted("defaulted") && c.evicted("bare"),
+        evicted(&mut c, "defaulted") && evicted(&mut c, "bare"),
         "evicted after tolerationSeconds"
     );
     assert!(
-        !c.evicted("stays"),
+        !evicted(&mut c, "stays"),
         "a toleration without seconds keeps the pod"
     );
 
@@ -196,9 +176,12 @@ fn an_hour_of_lease_renewals_never_flaps_then_silence_taints_and_evicts() {
         "{reasons:?}"
     );
 
-    c.renew_lease("w1");
+    renew_lease(&mut c, "w1");
     c.advance(1);
-    assert!(c.taints("w1").is_empty(), "a heartbeat lifts the taints");
+    assert!(
+        taints(&mut c, "w1").is_empty(),
+        "a heartbeat lifts the taints"
+    );
     let (_, events) = c.get("/api/v1/namespaces/default/events");
     assert!(
         events["items"]
@@ -220,6 +203,6 @@ fn a_pod_without_any_matching_toleration_is_evicted_at_once() {
     let (code, _) = c.post("/api/v1/namespaces/default/pods", pod("q", "w2", Some(json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 0}]))));
     assert_eq!(code, 201);
     c.advance(41);
-    assert_eq!(c.ready("w2"), "Unknown");
-    assert!(c.evicted("q"));
+    assert_eq!(ready(&mut c, "w2"), "Unknown");
+    assert!(evicted(&mut c, "q"));
 }
