@@ -140,7 +140,7 @@ mod spin {
                             assert!(!held.1, "two holders at once");
                             held.1 = true;
                             held.0 += 1;
-                            std::hint::spin_loop();
+                            core::hint::spin_loop();
                             held.1 = false;
                         }
                     })
