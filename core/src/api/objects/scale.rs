@@ -13,6 +13,7 @@ use crate::api::request::{ApiRequest, ApiResponse, Query};
 use crate::auth::Identity;
 use crate::cluster::object::{parse_stored, set_meta};
 use crate::resource::ResourceType;
+use crate::selector::label_selector_string;
 use crate::store::ObjectKey;
 use crate::{Error, UnixTime, json as j, patch};
 
@@ -246,7 +247,10 @@ fn scale_of(rt: &ResourceType<'_>, obj: &Value) -> Value {
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector_string(&scale_selector(obj)),
+            // kube's `scaleFromDeployment` fails the request on a selector
+            // `LabelSelectorAsSelector` refuses; validation refuses such a selector before it is
+            // stored, so one cannot reach here, and it would show as no selector.
+            "selector": label_selector_string(Some(&scale_selector(obj))).unwrap_or_default(),
         },
     })
 }
@@ -261,44 +265,4 @@ fn scale_selector(obj: &Value) -> Value {
         return json!({ "matchLabels": selector });
     }
     selector
-}
-
-/// A `metav1.LabelSelector` in the query-string form (`app=web,tier in (a,b)`).
-fn selector_string(selector: &Value) -> String {
-    let mut parts: Vec<(String, String)> = Vec::new();
-    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in labels {
-            parts.push((
-                k.clone(),
-                alloc::format!("{k}={}", v.as_str().unwrap_or("")),
-            ));
-        }
-    }
-    for expr in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = j::str_at(expr, "/key");
-        let values: Vec<&str> = expr
-            .get("values")
-            .and_then(Value::as_array)
-            .map(|v| v.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let text = match j::str_at(expr, "/operator") {
-            "In" => alloc::format!("{key} in ({})", values.join(",")),
-            "NotIn" => alloc::format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => alloc::format!("!{key}"),
-            _ => continue,
-        };
-        parts.push((key.to_string(), text));
-    }
-    parts.sort();
-    parts
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
 }
