@@ -74,6 +74,22 @@ impl LabelRequirement {
             }
         }
     }
+
+    /// Go's `Requirement.String()`, `In` and `NotIn` in their set form (`key in (a,b)`).
+    fn go_string(&self) -> String {
+        let mut values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        values.sort_unstable();
+        let values = values.join(",");
+        let key = &self.key;
+        match self.op {
+            LabelOp::In => format!("{key} in ({values})"),
+            LabelOp::NotIn => format!("{key} notin ({values})"),
+            LabelOp::Exists => key.clone(),
+            LabelOp::DoesNotExist => format!("!{key}"),
+            LabelOp::Gt => format!("{key}>{values}"),
+            LabelOp::Lt => format!("{key}<{values}"),
+        }
+    }
 }
 
 /// A parsed label selector: the AND of its requirements; empty selects everything.
@@ -134,17 +150,11 @@ impl LabelSelector {
             for expr in exprs {
                 let key = expr.get("key").and_then(Value::as_str).unwrap_or("");
                 let operator = expr.get("operator").and_then(Value::as_str).unwrap_or("");
-                let op = match operator {
-                    "In" => LabelOp::In,
-                    "NotIn" => LabelOp::NotIn,
-                    "Exists" => LabelOp::Exists,
-                    "DoesNotExist" => LabelOp::DoesNotExist,
-                    other => {
-                        return Err(format!(
-                            "{} is not a valid label selector operator",
-                            quote(other)
-                        ));
-                    }
+                let Some(op) = selector_operator(operator) else {
+                    return Err(format!(
+                        "{} is not a valid label selector operator",
+                        quote(operator)
+                    ));
                 };
                 let mut values = Vec::new();
                 if let Some(list) = expr.get("values").and_then(Value::as_array) {
@@ -184,6 +194,62 @@ impl LabelSelector {
     pub fn requirements(&self) -> &[LabelRequirement] {
         &self.requirements
     }
+}
+
+/// A `metav1.LabelSelectorOperator` (`matchExpressions[].operator`); `None` for any other.
+fn selector_operator(name: &str) -> Option<LabelOp> {
+    match name {
+        "In" => Some(LabelOp::In),
+        "NotIn" => Some(LabelOp::NotIn),
+        "Exists" => Some(LabelOp::Exists),
+        "DoesNotExist" => Some(LabelOp::DoesNotExist),
+        _ => None,
+    }
+}
+
+/// `metav1.LabelSelectorAsSelector(selector).String()`: a `metav1.LabelSelector` object in the
+/// query-string form (`app=web,tier in (a,b)`), as kube shows it in a Scale's `status.selector`
+/// and in wide Table columns. No selector (absent or `null`) and `{}` give the empty string, as
+/// in Go; an invalid one (an unknown operator, a bad key or value, a missing or extra value, a
+/// field of the wrong type) gives `None`, where Go returns an error.
+///
+/// Requirements are sorted by key (matchLabels' before matchExpressions' on a tie: Go's
+/// insertion sort keeps that order for the small selectors objects carry); each requirement's
+/// values are sorted and kept as given otherwise, duplicates included (v0.32's `safeSort` on
+/// the `[]string` `NewRequirement` stores). Unlike [`LabelSelector::from_json`] this takes no
+/// bound: a stored object's selector is already bounded by the object's size.
+pub fn label_selector_string(selector: Option<&Value>) -> Option<String> {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return Some(String::new());
+    };
+    let selector = selector.as_object()?;
+    let mut parts: Vec<(&str, String)> = Vec::new();
+    if let Some(labels) = selector.get("matchLabels").filter(|v| !v.is_null()) {
+        for (key, value) in labels.as_object()? {
+            let value = value.as_str()?;
+            // `selection.Equals`, which prints as `key=value`.
+            new_requirement(key, LabelOp::In, alloc::vec![value.to_string()]).ok()?;
+            parts.push((key, format!("{key}={value}")));
+        }
+    }
+    if let Some(exprs) = selector.get("matchExpressions").filter(|v| !v.is_null()) {
+        for expr in exprs.as_array()? {
+            let key = expr.get("key").and_then(Value::as_str).unwrap_or("");
+            let operator = expr.get("operator").and_then(Value::as_str).unwrap_or("");
+            let op = selector_operator(operator)?;
+            let mut values = Vec::new();
+            if let Some(list) = expr.get("values").filter(|v| !v.is_null()) {
+                for value in list.as_array()? {
+                    values.push(value.as_str()?.to_string());
+                }
+            }
+            let requirement = new_requirement(key, op, values).ok()?;
+            parts.push((key, requirement.go_string()));
+        }
+    }
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+    let parts: Vec<String> = parts.into_iter().map(|(_, text)| text).collect();
+    Some(parts.join(","))
 }
 
 /// `labels.NewRequirement`'s checks, with its error wording (paths relative to a nil root).
@@ -1113,6 +1179,70 @@ mod tests {
             err,
             "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"
         );
+    }
+
+    #[test]
+    fn label_selector_string_is_gos() {
+        let render = |v: Value| label_selector_string(Some(&v));
+        // Absent, null and empty selectors print as nothing (Go's Nothing and Everything).
+        assert_eq!(label_selector_string(None).as_deref(), Some(""));
+        assert_eq!(render(Value::Null).as_deref(), Some(""));
+        assert_eq!(render(json!({})).as_deref(), Some(""));
+        assert_eq!(
+            render(json!({"matchLabels": {}, "matchExpressions": []})).as_deref(),
+            Some("")
+        );
+        // Each operator; matchLabels print as `k=v`, a one-value `In` keeps its set form.
+        let one = |op: &str, values: Value| {
+            render(json!({"matchExpressions": [{"key": "k", "operator": op, "values": values}]}))
+        };
+        assert_eq!(
+            render(json!({"matchLabels": {"k": "v"}})).as_deref(),
+            Some("k=v")
+        );
+        assert_eq!(one("In", json!(["v"])).as_deref(), Some("k in (v)"));
+        assert_eq!(
+            one("NotIn", json!(["b", "a"])).as_deref(),
+            Some("k notin (a,b)")
+        );
+        assert_eq!(one("Exists", Value::Null).as_deref(), Some("k"));
+        assert_eq!(one("DoesNotExist", json!([])).as_deref(), Some("!k"));
+        // Values are sorted; a repeated value stays (v0.32 sorts the slice, it keeps no set).
+        assert_eq!(
+            one("In", json!(["c", "a", "b"])).as_deref(),
+            Some("k in (a,b,c)")
+        );
+        assert_eq!(
+            one("In", json!(["b", "a", "b"])).as_deref(),
+            Some("k in (a,b,b)")
+        );
+        // Requirements are sorted by key, matchLabels' first on a tie.
+        let sel = json!({
+            "matchLabels": {"tier": "web", "app": "x"},
+            "matchExpressions": [
+                {"key": "zone", "operator": "Exists"},
+                {"key": "app", "operator": "NotIn", "values": ["y"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        });
+        assert_eq!(
+            render(sel).as_deref(),
+            Some("app=x,app notin (y),!canary,tier=web,zone")
+        );
+        // Invalid selectors are Go's errors: no string.
+        for bad in [
+            json!({"matchExpressions": [{"key": "k", "operator": "Gt", "values": ["1"]}]}),
+            json!({"matchExpressions": [{"key": "k", "operator": "Foo"}]}),
+            json!({"matchExpressions": [{"key": "k", "operator": "In", "values": []}]}),
+            json!({"matchExpressions": [{"key": "k", "operator": "Exists", "values": ["v"]}]}),
+            json!({"matchExpressions": [{"key": "a/b/c", "operator": "Exists"}]}),
+            json!({"matchLabels": {"k": "not a label value"}}),
+            json!({"matchLabels": {"k": 1}}),
+            json!({"matchLabels": ["k"]}),
+            json!("k=v"),
+        ] {
+            assert_eq!(render(bad.clone()), None, "{bad}");
+        }
     }
 
     #[test]

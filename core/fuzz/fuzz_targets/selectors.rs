@@ -1,6 +1,6 @@
 //! Label and field selector parsing (the `labelSelector` / `fieldSelector` query parameters and
-//! the JSON `LabelSelector` of objects), and matching what parsed against an object's labels
-//! and selectable fields.
+//! the JSON `LabelSelector` of objects), matching what parsed against an object's labels and
+//! selectable fields, and printing the JSON `LabelSelector` as Go's `Selector.String()` does.
 //!
 //! Input: `control FF selector text FF object JSON`, where `control` is [resource type].
 //!
@@ -34,4 +34,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = LabelSelector::from_json(&object) {
         let _ = parsed.matches(&labels);
     }
+    let _ = selector::label_selector_string(Some(&object));
 });

@@ -27,11 +27,6 @@ pub mod openapi;
 pub mod render;
 pub mod request;
 mod revision;
-/// The IP helpers validation still reaches here for (until it names `crate::net` itself).
-pub(crate) mod services {
-    pub(crate) use crate::gostr::go_strings;
-    pub(crate) use crate::net::is_ip;
-}
 pub mod table;
 pub mod watch;
 mod workers;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::UnixTime;
 use crate::crd;
 use crate::resource::ResourceId;
+use crate::selector::label_selector_string;
 
 /// Whose columns a Table has: a built-in kind's, or a custom resource version's
 /// `additionalPrinterColumns` (kube's CR table convertor: `Name`, then those columns).
@@ -753,7 +754,7 @@ fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Optio
         ],
         ResourceId::Deployments => {
             let (names, images) = container_cells(obj);
-            let selector = match selector_string(obj.pointer("/spec/selector")) {
+            let selector = match label_selector_string(obj.pointer("/spec/selector")) {
                 Some(s) => s,
                 None => "<invalid>".to_owned(),
             };
@@ -856,47 +857,10 @@ fn format_labels(map: Option<&Value>) -> String {
     out
 }
 
-/// `metav1.LabelSelectorAsSelector(sel).String()`; `None` when the selector is invalid.
-/// A missing or empty selector prints as the empty string, as in Go.
-fn selector_string(sel: Option<&Value>) -> Option<String> {
-    let Some(sel) = sel.filter(|s| !s.is_null()) else {
-        return Some(String::new());
-    };
-    let mut reqs: Vec<(String, String)> = Vec::new();
-    if let Some(labels) = sel.get("matchLabels").and_then(Value::as_object) {
-        for (k, v) in labels {
-            reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
-        }
-    }
-    for expr in sel
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice)
-    {
-        let key = text(expr, "/key");
-        let mut values: Vec<&str> = list(expr, "/values")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        values.sort_unstable();
-        let rendered = match text(expr, "/operator") {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_owned(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => return None,
-        };
-        reqs.push((key.to_owned(), rendered));
-    }
-    reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    let parts: Vec<String> = reqs.into_iter().map(|(_, r)| r).collect();
-    Some(parts.join(","))
-}
-
-/// `metav1.FormatLabelSelector`: like [`selector_string`] but `<none>` when empty and `<error>`
-/// when invalid.
+/// `metav1.FormatLabelSelector`: like [`label_selector_string`] but `<none>` when empty and
+/// `<error>` when invalid.
 fn format_label_selector(sel: Option<&Value>) -> String {
-    match selector_string(sel) {
+    match label_selector_string(sel) {
         None => "<error>".to_owned(),
         Some(s) if s.is_empty() => "<none>".to_owned(),
         Some(s) => s,

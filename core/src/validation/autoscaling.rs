@@ -8,7 +8,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use serde_json::Value;
 
-use super::{Bad, Errs, arr, dns1123_label_errors, qualified_name_errors, s};
+use super::causes::{Bad, Errs, arr, s};
+use super::names::{dns1123_label_errors, qualified_name_errors};
 use crate::quantity::Quantity;
 
 /// `MaxPeriodSeconds`.

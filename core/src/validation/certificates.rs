@@ -11,7 +11,8 @@ use alloc::vec::Vec;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{Bad, Errs, arr, dns1123_label_errors, dns1123_subdomain_errors, s};
+use super::causes::{Bad, Errs, arr, s};
+use super::names::{dns1123_label_errors, dns1123_subdomain_errors};
 
 /// `allValidUsages.List()` (sorted).
 const USAGES: &[&str] = &[

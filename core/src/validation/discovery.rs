@@ -9,9 +9,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::{
-    Bad, Errs, FIELD_IMMUTABLE, arr, dns1123_label_errors, dns1123_subdomain_errors,
-    label_value_errors, qualified_name_errors, s,
+use super::causes::{Bad, Errs, FIELD_IMMUTABLE, arr, s};
+use super::names::{
+    dns1123_label_errors, dns1123_subdomain_errors, label_value_errors, qualified_name_errors,
 };
 use crate::net::parse_ipv4;
 

@@ -9,7 +9,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use serde_json::Value;
 
-use super::{Bad, Errs, FIELD_IMMUTABLE, dns1123_subdomain_errors, qualified_name_errors, s};
+use super::causes::{Bad, Errs, FIELD_IMMUTABLE, s};
+use super::names::{dns1123_subdomain_errors, qualified_name_errors};
 use crate::gostr::quote;
 
 /// `ReportingInstanceLengthLimit`, `ActionLengthLimit`, `ReasonLengthLimit`.

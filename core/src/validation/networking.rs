@@ -9,11 +9,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::rbac::path_segment_errors;
-use super::{
-    Bad, Errs, FIELD_IMMUTABLE, arr, dns1035_label_errors, dns1123_label_errors,
-    dns1123_subdomain_errors, port_name_errors, s,
+use super::causes::{Bad, Errs, FIELD_IMMUTABLE, arr, s};
+use super::names::{
+    dns1035_label_errors, dns1123_label_errors, dns1123_subdomain_errors, port_name_errors,
 };
+use super::rbac::path_segment_errors;
 
 /// `annotationIngressClass`.
 const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";

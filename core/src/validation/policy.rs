@@ -7,10 +7,10 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::{
-    Bad, Errs, arr, dns1123_label_errors, dns1123_subdomain_errors, qualified_name_errors, s,
-    validate_label_selector, validate_labels, validate_toleration,
-};
+use super::causes::{Bad, Errs, arr, s};
+use super::meta::{validate_label_selector, validate_labels};
+use super::names::{dns1123_label_errors, dns1123_subdomain_errors, qualified_name_errors};
+use super::pods::validate_toleration;
 use crate::quantity::Quantity;
 
 /// Resource names a quota may limit without a `/` (`helper.standardQuotaResources`).
@@ -433,7 +433,7 @@ pub(super) fn validate_runtime_class(e: &mut Errs, obj: &Value, old: Option<&Val
     let handler = s(obj, "handler");
     if let Some(old) = old {
         if handler != s(old, "handler") {
-            e.invalid("handler", Bad::Str(handler), super::FIELD_IMMUTABLE);
+            e.invalid("handler", Bad::Str(handler), super::causes::FIELD_IMMUTABLE);
         }
         return;
     }

@@ -7,7 +7,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::{Bad, Errs, arr, dns1123_subdomain_errors, s, validate_label_selector};
+use super::causes::{Bad, Errs, arr, s};
+use super::meta::validate_label_selector;
+use super::names::dns1123_subdomain_errors;
 
 const GROUP: &str = "rbac.authorization.k8s.io";
 

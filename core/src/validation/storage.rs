@@ -10,7 +10,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::{Bad, Errs, FIELD_IMMUTABLE, arr, dns1123_subdomain_errors, qualified_name_errors, s};
+use super::causes::{Bad, Errs, FIELD_IMMUTABLE, arr, s};
+use super::names::{dns1123_subdomain_errors, qualified_name_errors};
 use crate::gostr::quote;
 
 /// `csiNodeIDLongerMaxLength`: the CSINode strategy validates with `AllowLongNodeID`.

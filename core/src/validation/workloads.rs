@@ -7,10 +7,12 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::Value;
 
-use super::{
-    Bad, Errs, FIELD_IMMUTABLE, arr, dns1123_label_errors, go_label_selector, go_map, obj_at,
-    validate_annotations, validate_label_selector, validate_labels, validate_pod_spec,
+use super::causes::{Bad, Errs, FIELD_IMMUTABLE, arr, obj_at};
+use super::meta::{
+    go_label_selector, go_map, validate_annotations, validate_label_selector, validate_labels,
 };
+use super::names::dns1123_label_errors;
+use super::pods::validate_pod_spec;
 use crate::selector::LabelSelector;
 
 /// Labels the Job strategy puts on a generated selector and on the pod template.
