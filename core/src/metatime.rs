@@ -2,9 +2,12 @@
 //! RFC 3339 layouts, accepting what it accepts and failing with its error text (kube returns that
 //! text verbatim), then written back in UTC the way kube marshals them.
 
+use alloc::format;
 use alloc::string::String;
 use core::fmt::Write as _;
 use serde_json::Value;
+
+use crate::UnixTime;
 
 /// Which of the two metav1 time types a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -445,11 +448,145 @@ fn roundtrip(text: &str, precision: Precision) -> Result<String, String> {
     parse(text, precision).map(|t| format(t, precision).unwrap_or_else(|| "null".into()))
 }
 
+/// `duration.HumanDuration` from k8s.io/apimachinery: the AGE format of `kubectl get`.
+///
+/// Up to 2 s in the future still reads `0s` (clock skew); further is `<invalid>`.
+pub fn human_duration(nanos: i128) -> String {
+    // Go's `int(d.Seconds())` truncates toward zero.
+    let seconds = nanos / 1_000_000_000;
+    if seconds < -1 {
+        return "<invalid>".into();
+    }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        let s = seconds % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    let days = hours / 24;
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{days}d")
+        } else {
+            format!("{days}d{h}h")
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{days}d");
+    }
+    let years = days / 365;
+    if hours < 24 * 365 * 8 {
+        let dy = days % 365;
+        return if dy == 0 {
+            format!("{years}y")
+        } else {
+            format!("{years}y{dy}d")
+        };
+    }
+    format!("{years}y")
+}
+
+/// `translateTimestampSince`: `<unknown>` for a missing or unparsable time, else its age at `now`.
+pub fn age(timestamp: Option<&Value>, now: UnixTime) -> String {
+    match timestamp
+        .and_then(Value::as_str)
+        .and_then(UnixTime::parse_rfc3339)
+    {
+        Some(t) => human_duration(i128::from(now.nanos) - i128::from(t.nanos)),
+        None => "<unknown>".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const RFC: &str = "\"2006-01-02T15:04:05Z07:00\"";
+
+    const SEC: i128 = 1_000_000_000;
+    const MIN: i128 = 60 * SEC;
+    const HOUR: i128 = 60 * MIN;
+    const DAY: i128 = 24 * HOUR;
+    const MS: i128 = 1_000_000;
+
+    // Cases from k8s.io/apimachinery/pkg/util/duration TestHumanDuration and
+    // TestHumanDurationBoundaries.
+    #[test]
+    fn human_duration_matches_apimachinery() {
+        let cases: &[(i128, &str)] = &[
+            (SEC, "1s"),
+            (70 * SEC, "70s"),
+            (190 * SEC, "3m10s"),
+            (70 * MIN, "70m"),
+            (47 * HOUR, "47h"),
+            (49 * HOUR, "2d1h"),
+            ((8 * 24 + 2) * HOUR, "8d"),
+            (367 * DAY, "367d"),
+            ((365 * 2 * 24 + 25) * HOUR, "2y1d"),
+            ((365 * 8 * 24 + 2) * HOUR, "8y"),
+            (-2 * SEC, "<invalid>"),
+            (-2 * SEC + 1, "0s"),
+            (0, "0s"),
+            (SEC - MS, "0s"),
+            (2 * MIN - MS, "119s"),
+            (2 * MIN, "2m"),
+            (2 * MIN + SEC, "2m1s"),
+            (10 * MIN - MS, "9m59s"),
+            (10 * MIN, "10m"),
+            (10 * MIN + SEC, "10m"),
+            (3 * HOUR - MS, "179m"),
+            (3 * HOUR, "3h"),
+            (3 * HOUR + MIN, "3h1m"),
+            (8 * HOUR - MS, "7h59m"),
+            (8 * HOUR, "8h"),
+            (8 * HOUR + 59 * MIN, "8h"),
+            (2 * DAY - MS, "47h"),
+            (2 * DAY, "2d"),
+            (2 * DAY + HOUR, "2d1h"),
+            (8 * DAY - MS, "7d23h"),
+            (8 * DAY, "8d"),
+            (8 * DAY + 23 * HOUR, "8d"),
+            (2 * 365 * DAY - MS, "729d"),
+            (2 * 365 * DAY, "2y"),
+            (2 * 365 * DAY + 23 * HOUR + 59 * MIN, "2y"),
+            (2 * 365 * DAY + DAY - MS, "2y"),
+            (2 * 365 * DAY + DAY, "2y1d"),
+            (3 * 365 * DAY, "3y"),
+            (7 * 365 * DAY, "7y"),
+            (8 * 365 * DAY - MS, "7y364d"),
+            (8 * 365 * DAY, "8y"),
+            (8 * 365 * DAY + 364 * DAY, "8y"),
+            (9 * 365 * DAY, "9y"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(human_duration(*d), *want, "{d}ns");
+        }
+    }
 
     #[test]
     fn accepts_what_go_accepts_and_writes_utc() {

@@ -261,7 +261,7 @@ pub fn cell(type_: &str, path: &JsonPath, obj: &Value, now: UnixTime) -> Value {
         "boolean" => value.as_bool().map_or(Value::Null, Value::Bool),
         "date" => match value.as_str() {
             Some(text) => match UnixTime::parse_rfc3339(text) {
-                Some(_) => Value::from(crate::api::table::age(Some(value), now)),
+                Some(_) => Value::from(crate::metatime::age(Some(value), now)),
                 None => Value::from("<invalid>"),
             },
             None => Value::Null,
