@@ -21,6 +21,14 @@ echo "== fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+echo "== layering: below the cluster, nothing in core names the API layer"
+# Dependencies run one way (store <- admission <- write path <- {api, controllers, scheduler} <-
+# cluster): only api/ itself and cluster/, the state machine above it, may name `crate::api`.
+if grep -rnE --include='*.rs' '(crate|super)::api\b' core/src | grep -vE '^core/src/(api|cluster)/'; then
+  echo "these modules reach up into core's api layer (above); move what they need down" >&2
+  exit 1
+fi
+
 echo "== generated files match their pinned upstream inputs"
 tools/check-generated.sh
 

@@ -714,7 +714,7 @@ pub const GROUPS: &[(&str, &str)] = &[
 
 /// What [`ResourceId::info`] answers for a custom resource, whose names live in its
 /// definition: no names, no subresources. Callers that can meet custom resources take the type
-/// from the request ([`crate::api::request::ResourcePath`]) instead.
+/// from the routed request path instead.
 const UNNAMED_CUSTOM: ResourceType<'static> = ResourceType {
     id: ResourceId::Custom(u32::MAX),
     group: "",
