@@ -4,61 +4,12 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+use super::tests::{Reply, T0, TOKEN, call_full as call, server};
+use crate::Config;
 use crate::api::{ApiRequest, Cluster, Method, Outcome, WatchPoll};
 use crate::cluster::test_harness::column_names;
 use crate::crd::tests::{crd, foo_schema, one_version};
-use crate::{Config, UnixTime};
-
-const TOKEN: &str = "admin-secret";
-const T0: UnixTime = UnixTime::from_secs(1_750_000_000);
-
-fn server(config: Config) -> Cluster {
-    let config = Config {
-        admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
-        ..config
-    };
-    Cluster::new(config, [7; 32], T0)
-}
-
-struct Reply {
-    status: u16,
-    body: Value,
-    content_type: &'static str,
-}
-
-fn call(
-    s: &mut Cluster,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    content_type: Option<&str>,
-    accept: Option<&str>,
-) -> Reply {
-    let bytes = body
-        .map(|b| serde_json::to_vec(&b).unwrap())
-        .unwrap_or_default();
-    let auth = alloc::format!("Bearer {TOKEN}");
-    let mut req = ApiRequest::new(method, path);
-    req.authorization = Some(&auth);
-    req.body = &bytes;
-    req.accept = accept;
-    req.content_type = content_type.or(Some(if method == Method::Patch {
-        "application/merge-patch+json"
-    } else {
-        "application/json"
-    }));
-    let r = s
-        .handle_request(T0, &req)
-        .into_response()
-        .expect("not a watch");
-    Reply {
-        status: r.status,
-        body: serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        content_type: r.content_type,
-    }
-}
 
 fn get(s: &mut Cluster, path: &str) -> Reply {
     call(s, Method::Get, path, None, None, None)
@@ -595,12 +546,6 @@ fn openapi_publishes_served_versions() {
         get(&mut s, "/openapi/v3").body["paths"].get("apis/example.com/v1"),
         None
     );
-    let _ = Reply {
-        status: 0,
-        body: Value::Null,
-        content_type: "",
-    }
-    .content_type;
 }
 
 #[test]

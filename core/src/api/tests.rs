@@ -35,6 +35,19 @@ pub(super) fn call_with(
     body: Option<Value>,
     content_type: Option<&str>,
 ) -> Reply {
+    call_full(s, method, path, body, content_type, None)
+}
+
+/// One request as the administrator at `T0`, with the content type (a merge patch's or JSON by
+/// default) and `Accept` given.
+pub(super) fn call_full(
+    s: &mut Cluster,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    content_type: Option<&str>,
+    accept: Option<&str>,
+) -> Reply {
     let bytes = body
         .map(|b| serde_json::to_vec(&b).unwrap())
         .unwrap_or_default();
@@ -42,6 +55,7 @@ pub(super) fn call_with(
     let mut req = ApiRequest::new(method, path);
     req.authorization = Some(&auth);
     req.body = &bytes;
+    req.accept = accept;
     let default_type = if method == Method::Patch {
         "application/merge-patch+json"
     } else {

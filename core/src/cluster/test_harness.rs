@@ -107,15 +107,29 @@ impl Cluster {
         body: &Value,
         content_type: &str,
     ) -> (u16, Value) {
-        let bytes = serde_json::to_vec(body).unwrap();
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).unwrap()
+        };
+        self.send(method, path, accept, content_type, &bytes)
+    }
+
+    /// One request with an already encoded body as the administrator: status and JSON body.
+    fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, Value) {
         let auth = alloc::format!("Bearer {ADMIN}");
         let mut req = ApiRequest::new(method, path);
         req.authorization = Some(&auth);
         req.accept = accept;
         req.content_type = Some(content_type);
-        if !body.is_null() {
-            req.body = &bytes;
-        }
+        req.body = body;
         let r = self
             .server
             .handle_request(self.now, &req)
@@ -170,20 +184,7 @@ impl Cluster {
         content_type: &str,
         body: &[u8],
     ) -> (u16, Value) {
-        let auth = alloc::format!("Bearer {ADMIN}");
-        let mut req = ApiRequest::new(Method::Put, path);
-        req.authorization = Some(&auth);
-        req.content_type = Some(content_type);
-        req.body = body;
-        let r = self
-            .server
-            .handle_request(self.now, &req)
-            .into_response()
-            .expect("not a watch");
-        (
-            r.status,
-            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-        )
+        self.send(Method::Put, path, None, content_type, body)
     }
 
     /// Advances virtual time by `secs`, running every timer that falls due on the way at its
