@@ -437,7 +437,8 @@ pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>
     }))
 }
 
-/// A request path read as far as it can be without looking anything up.
+/// A request path read as far as it can be without looking anything up; shared by [`route`]
+/// and [`super::request_info::RequestInfo::parse`] so the two cannot read a path differently.
 pub(super) enum ParsedPath<'a> {
     /// A path that names no group-version: health, version, discovery, OpenAPI.
     Fixed(Route<'a>),
