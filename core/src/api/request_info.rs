@@ -57,7 +57,7 @@ impl Verb {
 pub enum Scope {
     /// Not a built-in resource path (discovery, health, custom resources, unknown paths).
     None,
-    /// One named object.
+    /// One object: named in the path, or created by a POST.
     Resource,
     /// A collection in one namespace.
     Namespace,
@@ -143,9 +143,12 @@ impl RequestInfo {
                 .unwrap_or("unknown"),
             _ => "",
         };
+        // A create names one object too (the one in its body): kube-apiserver's installer gives
+        // POST routes the `resource` scope (kubernetes/kubernetes#110009 did the same for
+        // custom resources).
         let scope = match resource {
             None => Scope::None,
-            Some(_) if named => Scope::Resource,
+            Some(_) if named || method == Method::Post => Scope::Resource,
             Some(_) if shape.namespace.is_some() => Scope::Namespace,
             Some(_) => Scope::Cluster,
         };
@@ -298,6 +301,10 @@ mod tests {
             ),
             ("OPTIONS /api/v1/pods", "", "OTHER pods - cluster"),
             ("DELETE /healthz", "", "DELETE - - -"),
+            // A create is scoped to the one object it creates.
+            ("POST /api/v1/namespaces/d/pods", "", "POST pods - resource"),
+            ("POST /api/v1/namespaces", "", "POST namespaces - resource"),
+            ("POST /api/v1/nodes", "", "POST nodes - resource"),
         ];
         for (request, query, expected) in cases {
             let (method, path) = request.split_once(' ').unwrap();
