@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use hyper::body::Incoming;
 use nautilus_core::Error;
+use nautilus_core::api::request_info::RequestInfo;
 use nautilus_core::api::{ApiRequest, ApiResponse, Method, WatchPoll};
 use nautilus_core::auth::CertUser;
 use nautilus_core::resource::{RESOURCES, ResourceId};
@@ -48,80 +49,10 @@ const DURATION_BUCKETS: &[f64] = &[
     1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
 ];
 
-/// The request verb as kube-apiserver reports it (`LIST` and `WATCH` are GETs of collections).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Verb {
-    Get,
-    List,
-    Watch,
-    Post,
-    Put,
-    Patch,
-    Apply,
-    Delete,
-    DeleteCollection,
-    Other,
-}
-
-impl Verb {
-    fn as_str(self) -> &'static str {
-        match self {
-            Verb::Get => "GET",
-            Verb::List => "LIST",
-            Verb::Watch => "WATCH",
-            Verb::Post => "POST",
-            Verb::Put => "PUT",
-            Verb::Patch => "PATCH",
-            Verb::Apply => "APPLY",
-            Verb::Delete => "DELETE",
-            Verb::DeleteCollection => "DELETECOLLECTION",
-            Verb::Other => "OTHER",
-        }
-    }
-
-    /// kube-apiserver's `request_kind` of the in-flight gauge.
-    fn read_only(self) -> bool {
-        matches!(self, Verb::Get | Verb::List | Verb::Watch)
-    }
-}
-
-/// kube-apiserver's `scope` label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Scope {
-    /// Not a resource path (discovery, health, ...).
-    None,
-    /// One named object.
-    Resource,
-    /// A collection in one namespace.
-    Namespace,
-    /// A collection across the cluster.
-    Cluster,
-}
-
-impl Scope {
-    fn as_str(self) -> &'static str {
-        match self {
-            Scope::None => "",
-            Scope::Resource => "resource",
-            Scope::Namespace => "namespace",
-            Scope::Cluster => "cluster",
-        }
-    }
-}
-
-/// What the path and method say about a request, without allocating.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct Class {
-    verb: Verb,
-    resource: Option<ResourceId>,
-    subresource: &'static str,
-    scope: Scope,
-}
-
 /// Labels of the request counter and histogram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct RequestLabels {
-    class: Class,
+    info: RequestInfo,
     code: u16,
 }
 
@@ -145,15 +76,16 @@ impl<T: std::fmt::Display> EncodeLabelValue for Shown<T> {
 
 impl EncodeLabelSet for RequestLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
-        let info = self.class.resource.map(ResourceId::info);
-        let (group, version, resource) =
-            info.map_or(("", "", ""), |i| (i.group, i.version, i.plural));
-        label(encoder, "verb", self.class.verb.as_str())?;
+        let (group, version, resource) = self
+            .info
+            .resource
+            .map_or(("", "", ""), |r| (r.group, r.version, r.plural));
+        label(encoder, "verb", self.info.verb.as_str())?;
         label(encoder, "group", group)?;
         label(encoder, "version", version)?;
         label(encoder, "resource", resource)?;
-        label(encoder, "subresource", self.class.subresource)?;
-        label(encoder, "scope", self.class.scope.as_str())?;
+        label(encoder, "subresource", self.info.subresource)?;
+        label(encoder, "scope", self.info.scope.as_str())?;
         label(encoder, "code", Shown(self.code))
     }
 }
@@ -283,125 +215,22 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
-/// Classifies a request from its method, path and query (kube-apiserver's RequestInfo, reduced
-/// to what the labels need). Unknown resources get no resource label, so label sets stay
-/// bounded whatever paths clients send.
-fn classify(method: &str, path: &str, query: &str, content_type: Option<&str>) -> Class {
-    let mut segments = path.trim_start_matches('/').split('/');
-    let group = match segments.next() {
-        Some("api") => "",
-        Some("apis") => segments.next().unwrap_or(""),
-        _ => return non_resource(method),
-    };
-    if segments.next().is_none() {
-        return non_resource(method);
-    }
-    let mut first = segments.next();
-    let watch_prefix = first == Some("watch");
-    if watch_prefix {
-        first = segments.next();
-    }
-    let Some(first) = first.filter(|s| !s.is_empty()) else {
-        return non_resource(method);
-    };
-    let lookup = |plural: &str| {
-        RESOURCES
-            .iter()
-            .find(|r| r.group == group && r.plural == plural)
-    };
-    let mut namespaced = false;
-    let (resource, name, sub) = if first == "namespaces" {
-        let namespace = segments.next().filter(|s| !s.is_empty());
-        let next = segments.next();
-        match (
-            namespace,
-            next.and_then(|p| lookup(p).filter(|r| r.namespaced)),
-        ) {
-            (Some(_), Some(info)) => {
-                namespaced = true;
-                (Some(info), segments.next(), segments.next())
-            }
-            // `/namespaces/{name}[/status|/finalize]` is the Namespace object itself.
-            (namespace, _) => (lookup(first), namespace, next),
-        }
-    } else {
-        (lookup(first), segments.next(), segments.next())
-    };
-    let name = name.filter(|s| !s.is_empty());
-    let subresource = match (resource, sub) {
-        (Some(info), Some(sub)) => info
-            .subresources
-            .iter()
-            .find(|s| **s == sub)
-            .copied()
-            .unwrap_or("unknown"),
-        _ => "",
-    };
-    let watch = watch_prefix
-        || query
-            .split('&')
-            .any(|pair| pair == "watch=true" || pair == "watch=1");
-    let verb = match method {
-        "GET" | "HEAD" if watch => Verb::Watch,
-        "GET" | "HEAD" if name.is_some() => Verb::Get,
-        "GET" | "HEAD" => Verb::List,
-        "POST" => Verb::Post,
-        "PUT" => Verb::Put,
-        "PATCH" if content_type.is_some_and(|c| c.starts_with("application/apply-patch")) => {
-            Verb::Apply
-        }
-        "PATCH" => Verb::Patch,
-        "DELETE" if name.is_some() => Verb::Delete,
-        "DELETE" => Verb::DeleteCollection,
-        _ => Verb::Other,
-    };
-    let scope = match (resource, name) {
-        (None, _) => Scope::None,
-        (Some(_), Some(_)) => Scope::Resource,
-        (Some(_), None) if namespaced => Scope::Namespace,
-        (Some(_), None) => Scope::Cluster,
-    };
-    Class {
-        verb,
-        resource: resource.map(|r| r.id),
-        subresource,
-        scope,
-    }
-}
-
-fn non_resource(method: &str) -> Class {
-    let verb = match method {
-        "GET" | "HEAD" => Verb::Get,
-        "POST" => Verb::Post,
-        "PUT" => Verb::Put,
-        "PATCH" => Verb::Patch,
-        "DELETE" => Verb::Delete,
-        _ => Verb::Other,
-    };
-    Class {
-        verb,
-        resource: None,
-        subresource: "",
-        scope: Scope::None,
-    }
-}
-
 /// One request being measured; leaving the in-flight gauge when dropped (also on cancel).
 struct InFlight {
-    class: Class,
+    info: RequestInfo,
     started: Instant,
 }
 
 impl InFlight {
-    fn start(class: Class) -> Self {
+    fn start(info: RequestInfo) -> Self {
         let metrics = &*METRICS;
-        if class.verb.read_only() {
+        if info.verb.read_only() {
             metrics.inflight_read_only.inc();
         } else {
             metrics.inflight_mutating.inc();
         }
         InFlight {
-            class,
+            info,
             started: Instant::now(),
         }
     }
@@ -409,7 +238,7 @@ impl InFlight {
     fn finish(self, code: u16) {
         let metrics = &*METRICS;
         let labels = RequestLabels {
-            class: self.class,
+            info: self.info,
             code,
         };
         metrics.requests.get_or_create(&labels).inc();
@@ -423,7 +252,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let metrics = &*METRICS;
-        if self.class.verb.read_only() {
+        if self.info.verb.read_only() {
             metrics.inflight_read_only.dec();
         } else {
             metrics.inflight_mutating.dec();
@@ -449,13 +278,15 @@ where
         return handler(shared, req).await;
     }
     let content_type = http::header(req.headers(), "content-type");
-    let class = classify(
+    // Classified here, before the request waits for core's lock: the in-flight gauge counts
+    // requests from their start, as kube-apiserver's does.
+    let info = RequestInfo::parse(
         req.method().as_str(),
         req.uri().path(),
         req.uri().query().unwrap_or(""),
         content_type,
     );
-    let in_flight = InFlight::start(class);
+    let in_flight = InFlight::start(info);
     let response = if req.uri().path() == METRICS_PATH {
         scrape(&shared, &req)
     } else {
@@ -856,128 +687,35 @@ fn register_scheduler(registry: &mut Registry, stats: &SchedulerStats) {
 mod tests {
     use super::*;
 
-    /// `verb resource subresource scope` of a class, `-` for an empty label.
-    fn describe(class: Class) -> String {
-        let dash = |s: &'static str| if s.is_empty() { "-" } else { s };
-        format!(
-            "{} {} {} {}",
-            class.verb.as_str(),
-            dash(class.resource.map_or("", |r| r.info().plural)),
-            dash(class.subresource),
-            dash(class.scope.as_str())
-        )
-    }
-
-    #[test]
-    fn classifies_like_kube_request_info() {
-        // kube-apiserver's RequestInfo: a GET of a collection is LIST, `watch=true` (or the
-        // legacy /watch/ prefix) is WATCH, a DELETE of a collection is DELETECOLLECTION, a PATCH
-        // with the apply content type is APPLY; scope is resource/namespace/cluster.
-        let cases = [
-            (
-                "GET /api/v1/namespaces/default/pods/web",
-                "",
-                "GET pods - resource",
-            ),
-            (
-                "GET /api/v1/namespaces/default/pods",
-                "limit=500",
-                "LIST pods - namespace",
-            ),
-            ("GET /api/v1/pods", "", "LIST pods - cluster"),
-            (
-                "GET /api/v1/pods",
-                "watch=true&resourceVersion=5",
-                "WATCH pods - cluster",
-            ),
-            ("GET /api/v1/pods", "watch=1", "WATCH pods - cluster"),
-            ("GET /api/v1/pods", "watch=false", "LIST pods - cluster"),
-            (
-                "GET /api/v1/watch/namespaces/default/pods",
-                "",
-                "WATCH pods - namespace",
-            ),
-            ("GET /api/v1/namespaces", "", "LIST namespaces - cluster"),
-            (
-                "GET /api/v1/namespaces/kube-system",
-                "",
-                "GET namespaces - resource",
-            ),
-            (
-                "PUT /api/v1/namespaces/x/finalize",
-                "",
-                "PUT namespaces finalize resource",
-            ),
-            (
-                "PATCH /api/v1/nodes/n1/status",
-                "",
-                "PATCH nodes status resource",
-            ),
-            (
-                "POST /api/v1/namespaces/d/pods/web/binding",
-                "",
-                "POST pods binding resource",
-            ),
-            (
-                "DELETE /api/v1/namespaces/d/configmaps",
-                "",
-                "DELETECOLLECTION configmaps - namespace",
-            ),
-            (
-                "DELETE /api/v1/namespaces/d/configmaps/c",
-                "",
-                "DELETE configmaps - resource",
-            ),
-            (
-                "GET /apis/apps/v1/namespaces/d/deployments",
-                "",
-                "LIST deployments - namespace",
-            ),
-            // Deployments live in apps, not the core group: no resource label.
-            ("GET /api/v1/deployments", "", "LIST - - -"),
-            (
-                "GET /api/v1/namespaces/d/pods/web/exec",
-                "",
-                "GET pods unknown resource",
-            ),
-            ("GET /api", "", "GET - - -"),
-            ("GET /apis/apps/v1", "", "GET - - -"),
-            ("GET /healthz", "", "GET - - -"),
-            ("BREW /metrics", "", "OTHER - - -"),
-        ];
-        for (request, query, expected) in cases {
-            let (method, path) = request.split_once(' ').unwrap();
-            assert_eq!(
-                describe(classify(method, path, query, None)),
-                expected,
-                "{request}?{query}"
-            );
-        }
-        let apply = classify(
-            "PATCH",
-            "/apis/apps/v1/namespaces/d/deployments/web",
-            "",
-            Some("application/apply-patch+yaml"),
-        );
-        assert_eq!(describe(apply), "APPLY deployments - resource");
-    }
-
     #[test]
     fn request_labels_encode_kube_names() {
         let mut registry = Registry::default();
         let family = Family::<RequestLabels, Counter>::default();
-        family
-            .get_or_create(&RequestLabels {
-                class: classify("GET", "/apis/apps/v1/namespaces/d/deployments", "", None),
-                code: 200,
-            })
-            .inc();
+        let count = |path: &str, code: u16| {
+            family
+                .get_or_create(&RequestLabels {
+                    info: RequestInfo::parse("GET", path, "", None),
+                    code,
+                })
+                .inc();
+        };
+        count("/apis/apps/v1/namespaces/d/deployments", 200);
+        // A second group-version of a stored kind is labelled with its own, as kube labels it.
+        count("/apis/events.k8s.io/v1/namespaces/d/events", 200);
+        count("/api/v1/namespaces/d/events", 200);
+        // A custom resource gets no resource label.
+        count("/apis/example.com/v1/namespaces/d/widgets", 404);
         registry.register("apiserver_request", "help", family);
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
-        assert!(text.contains(
-            "apiserver_request_total{verb=\"LIST\",group=\"apps\",version=\"v1\",resource=\"deployments\",subresource=\"\",scope=\"namespace\",code=\"200\"} 1"
-        ), "{text}");
+        for line in [
+            "apiserver_request_total{verb=\"LIST\",group=\"apps\",version=\"v1\",resource=\"deployments\",subresource=\"\",scope=\"namespace\",code=\"200\"} 1",
+            "apiserver_request_total{verb=\"LIST\",group=\"events.k8s.io\",version=\"v1\",resource=\"events\",subresource=\"\",scope=\"namespace\",code=\"200\"} 1",
+            "apiserver_request_total{verb=\"LIST\",group=\"\",version=\"v1\",resource=\"events\",subresource=\"\",scope=\"namespace\",code=\"200\"} 1",
+            "apiserver_request_total{verb=\"LIST\",group=\"\",version=\"\",resource=\"\",subresource=\"\",scope=\"\",code=\"404\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

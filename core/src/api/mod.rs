@@ -26,6 +26,7 @@ mod objects;
 pub mod openapi;
 pub mod render;
 pub mod request;
+pub mod request_info;
 mod revision;
 pub mod table;
 pub mod watch;

@@ -401,16 +401,150 @@ fn resolve(
 /// Parses a request path, resolving custom resources in `crds`; `None` when it names nothing
 /// served (404).
 pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>> {
+    let api = match parse_path(path)? {
+        ParsedPath::Fixed(route) => return Some(route),
+        ParsedPath::Api(api) => api,
+    };
+    if let Some(review) = super::access::lookup(api.group, api.version, api.rest) {
+        return Some(Route::Review(review));
+    }
+    if (api.group, api.version) == (super::apiservices::GROUP, super::apiservices::VERSION) {
+        return match api.rest.split_once('/') {
+            None if api.rest == super::apiservices::PLURAL => Some(Route::ApiServices(None)),
+            Some((super::apiservices::PLURAL, name)) if !name.is_empty() && !name.contains('/') => {
+                Some(Route::ApiServices(Some(name)))
+            }
+            _ => None,
+        };
+    }
+    let shape = api.resource_shape()?;
+    if api.group.is_empty()
+        && !shape.watch_prefix
+        && shape.namespace.is_none()
+        && shape.name.is_none()
+        && matches!(shape.plural, "register-worker" | "heartbeat" | "sui-events")
+    {
+        return Some(Route::Worker(shape.plural));
+    }
+    let resource = resolve(crds, api.group, api.version, shape.plural)
+        .filter(|r| shape.fits(r.rt().namespaced))?;
+    Some(Route::Resource(ResourcePath {
+        resource,
+        namespace: shape.namespace,
+        name: shape.name,
+        subresource: shape.subresource,
+        watch_prefix: shape.watch_prefix,
+    }))
+}
+
+/// A request path read as far as it can be without looking anything up; shared by [`route`]
+/// and [`super::request_info::RequestInfo::parse`] so the two cannot read a path differently.
+pub(super) enum ParsedPath<'a> {
+    /// A path that names no group-version: health, version, discovery, OpenAPI.
+    Fixed(Route<'a>),
+    /// A path below `/api/v1/` or `/apis/{group}/{version}/`.
+    Api(ApiPath<'a>),
+}
+
+/// A path below a group-version.
+pub(super) struct ApiPath<'a> {
+    /// API group; empty for the core group (`/api/v1`).
+    pub(super) group: &'a str,
+    /// API version.
+    pub(super) version: &'a str,
+    /// What follows the version and its `/`; never empty.
+    pub(super) rest: &'a str,
+}
+
+/// Most segments below a group-version: `watch/namespaces/{ns}/{plural}/{name}/{sub}`.
+const MAX_SEGMENTS: usize = 6;
+
+/// A resource path split as kube-apiserver's RequestInfo splits it, before the plural is looked
+/// up: whether it names a served resource depends on the lookup ([`ResourceShape::fits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ResourceShape<'a> {
+    /// The legacy `/watch/` prefix was used.
+    pub(super) watch_prefix: bool,
+    /// `{ns}` of `namespaces/{ns}/{plural}/...`.
+    pub(super) namespace: Option<&'a str>,
+    /// The resource's plural.
+    pub(super) plural: &'a str,
+    /// Object name, if any.
+    pub(super) name: Option<&'a str>,
+    /// Subresource, if any.
+    pub(super) subresource: Option<&'a str>,
+}
+
+impl<'a> ApiPath<'a> {
+    /// The resource path `rest` spells; `None` when it has an empty segment, too many segments,
+    /// or more than a name and a subresource after the plural.
+    pub(super) fn resource_shape(&self) -> Option<ResourceShape<'a>> {
+        let mut segments = [""; MAX_SEGMENTS];
+        let mut len = 0;
+        for segment in self.rest.split('/') {
+            if segment.is_empty() {
+                return None;
+            }
+            *segments.get_mut(len)? = segment;
+            len += 1;
+        }
+        let segments = segments.get(..len)?;
+        let (watch_prefix, segments) = match segments {
+            ["watch", rest @ ..] => (true, rest),
+            _ => (false, segments),
+        };
+        let (namespace, plural, tail) = match segments {
+            // `namespaces/{name}/status|finalize` is the namespace's own subresource.
+            ["namespaces", tail @ ..]
+                if self.group.is_empty() && matches!(tail, [_, "status" | "finalize"]) =>
+            {
+                (None, "namespaces", tail)
+            }
+            ["namespaces", namespace, plural, tail @ ..] => (Some(*namespace), *plural, tail),
+            [plural, tail @ ..] => (None, *plural, tail),
+            [] => return None,
+        };
+        let (name, subresource) = match tail {
+            [] => (None, None),
+            [name] => (Some(*name), None),
+            [name, subresource] => (Some(*name), Some(*subresource)),
+            _ => return None,
+        };
+        Some(ResourceShape {
+            watch_prefix,
+            namespace,
+            plural,
+            name,
+            subresource,
+        })
+    }
+}
+
+impl ResourceShape<'_> {
+    /// Whether a resource of this scope is served at this path: a namespaced one under
+    /// `namespaces/{ns}/`, or as a collection across namespaces; a cluster one never under a
+    /// namespace.
+    pub(super) fn fits(&self, namespaced: bool) -> bool {
+        match self.namespace {
+            Some(_) => namespaced,
+            None => !namespaced || self.name.is_none(),
+        }
+    }
+}
+
+/// Reads a request path up to what needs a lookup; `None` when it can name nothing (404).
+pub(super) fn parse_path(path: &str) -> Option<ParsedPath<'_>> {
     let trimmed = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
+    let fixed = |route| Some(ParsedPath::Fixed(route));
     match trimmed {
-        "/version" => return Some(Route::Version),
-        "/api" => return Some(Route::CoreApiVersions),
-        "/apis" => return Some(Route::ApiGroupList),
-        "/openapi/v3" => return Some(Route::OpenApiV3Index),
-        "/openapi/v2" => return Some(Route::OpenApiV2),
+        "/version" => return fixed(Route::Version),
+        "/api" => return fixed(Route::CoreApiVersions),
+        "/apis" => return fixed(Route::ApiGroupList),
+        "/openapi/v3" => return fixed(Route::OpenApiV3Index),
+        "/openapi/v2" => return fixed(Route::OpenApiV2),
         _ => {}
     }
     for health in ["/healthz", "/readyz", "/livez"] {
@@ -419,11 +553,11 @@ pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>
                 .strip_prefix(health)
                 .is_some_and(|rest| rest.starts_with('/'))
         {
-            return Some(Route::Health(trimmed));
+            return fixed(Route::Health(trimmed));
         }
     }
     if let Some(doc) = trimmed.strip_prefix("/openapi/v3/") {
-        return Some(Route::OpenApiV3(doc));
+        return fixed(Route::OpenApiV3(doc));
     }
     let (group, version, rest) = if let Some(rest) = trimmed
         .strip_prefix("/api/v1")
@@ -433,7 +567,7 @@ pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>
     } else if let Some(rest) = trimmed.strip_prefix("/apis/") {
         let (group, rest) = rest.split_once('/').unwrap_or((rest, ""));
         if rest.is_empty() {
-            return Some(Route::ApiGroup(group));
+            return fixed(Route::ApiGroup(group));
         }
         let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));
         (group, version, rest)
@@ -442,77 +576,13 @@ pub fn route<'a>(path: &'a str, crds: &crate::crd::Registry) -> Option<Route<'a>
     };
     let rest = rest.strip_prefix('/').unwrap_or(rest);
     if rest.is_empty() {
-        return Some(Route::ResourceList(group, version));
+        return fixed(Route::ResourceList(group, version));
     }
-    if let Some(review) = super::access::lookup(group, version, rest) {
-        return Some(Route::Review(review));
-    }
-    if (group, version) == (super::apiservices::GROUP, super::apiservices::VERSION) {
-        return match rest.split_once('/') {
-            None if rest == super::apiservices::PLURAL => Some(Route::ApiServices(None)),
-            Some((super::apiservices::PLURAL, name)) if !name.is_empty() && !name.contains('/') => {
-                Some(Route::ApiServices(Some(name)))
-            }
-            _ => None,
-        };
-    }
-    let mut segments: Vec<&str> = rest.split('/').collect();
-    if segments.len() > 6 || segments.iter().any(|s| s.is_empty()) {
-        return None;
-    }
-    let watch_prefix = segments.first() == Some(&"watch");
-    if watch_prefix {
-        segments.remove(0);
-    }
-    if group.is_empty()
-        && !watch_prefix
-        && let [one] = segments.as_slice()
-        && matches!(*one, "register-worker" | "heartbeat" | "sui-events")
-    {
-        return Some(Route::Worker(one));
-    }
-    let namespaced_form = |seg: &[&'a str]| -> Option<ResourcePath<'a>> {
-        // namespaces/{ns}/{plural}[/{name}[/{sub}]]
-        let (&ns, rest) = seg.get(1).zip(seg.get(2..))?;
-        let (&plural, rest) = rest.split_first()?;
-        let resource = resolve(crds, group, version, plural).filter(|r| r.rt().namespaced)?;
-        Some(ResourcePath {
-            resource,
-            namespace: Some(ns),
-            name: rest.first().copied(),
-            subresource: rest.get(1).copied(),
-            watch_prefix,
-        })
-        .filter(|_| rest.len() <= 2)
-    };
-    let plain_form = |seg: &[&'a str]| -> Option<ResourcePath<'a>> {
-        let (&plural, rest) = seg.split_first()?;
-        let resource = resolve(crds, group, version, plural)?;
-        if resource.rt().namespaced && !rest.is_empty() {
-            return None;
-        }
-        Some(ResourcePath {
-            resource,
-            namespace: None,
-            name: rest.first().copied(),
-            subresource: rest.get(1).copied(),
-            watch_prefix,
-        })
-        .filter(|_| rest.len() <= 2)
-    };
-    let parsed =
-        if segments.first() == Some(&"namespaces") && segments.len() >= 3 && group.is_empty() {
-            // `namespaces/{name}/status|finalize` is the namespace's own subresource.
-            match segments.get(2) {
-                Some(&("status" | "finalize")) if segments.len() == 3 => plain_form(&segments),
-                _ => namespaced_form(&segments),
-            }
-        } else if segments.first() == Some(&"namespaces") && segments.len() >= 3 {
-            namespaced_form(&segments)
-        } else {
-            plain_form(&segments)
-        };
-    parsed.map(Route::Resource)
+    Some(ParsedPath::Api(ApiPath {
+        group,
+        version,
+        rest,
+    }))
 }
 
 #[cfg(test)]
@@ -638,6 +708,34 @@ mod tests {
             None
         );
         assert_eq!(route("/api/v1beta1/pods"), None);
+        // A namespace named like a namespace subresource holds objects like any other.
+        assert_eq!(
+            resource_route("/api/v1/namespaces/status/pods"),
+            (ResourceId::Pods, Some("status"), None, None, false)
+        );
+        assert_eq!(
+            resource_route("/api/v1/namespaces/x/finalize/"),
+            (
+                ResourceId::Namespaces,
+                None,
+                Some("x"),
+                Some("finalize"),
+                false
+            )
+        );
+        assert_eq!(
+            resource_route("/api/v1/watch/namespaces/d/pods/x"),
+            (ResourceId::Pods, Some("d"), Some("x"), None, true)
+        );
+        // At most a name and a subresource after the plural, six segments in all.
+        assert_eq!(route("/api/v1/namespaces/d/pods/x/status/more"), None);
+        assert_eq!(route("/api/v1/watch/namespaces/d/pods/x/status/more"), None);
+        assert_eq!(route("/api/v1/nodes/n1/status/more"), None);
+        assert_eq!(route("/api/v1/namespaces/x/status/more"), None);
+        assert_eq!(route("/api/v1/namespaces/d/nodes"), None);
+        assert_eq!(route("/api/v1/watch"), None);
+        assert_eq!(route("/api/v1/watch/heartbeat"), None);
+        assert_eq!(route("/api/v1/namespaces/d/pods//x"), None);
     }
 
     #[test]
