@@ -69,15 +69,23 @@ names = sections + (['worker_sim'] if worker_sim else [])
 number = re.compile(r'(-?[\d,]*\.?\d+)\s*([^\s(,;/]*(?:/s)?)')
 
 def rows(path):
-    """A bench table's rows (`figure` padded to 52, then the value), or worker_sim's `key: value` lines."""
+    """A bench table's rows (figure padded to 52 columns, then the value; "ours / raw" pairs count
+    ours), or worker_sim's `key: value` lines (`p50 0.3 ms  p99 0.8 ms` give one figure each)."""
     out = {}
     if not path.exists():
         return out
     for line in path.read_text(errors='replace').splitlines():
-        if len(line) > 60 and not line.startswith(('==', 'figure', '   ', '!!')):
+        if line.startswith(('==', 'figure', 'nautilus bench', 'worker_sim:', '!!', 'clients')):
+            continue
+        if len(line) > 60 and line[52:53] == ' ' and not line.startswith(' '):
             name, value = line[:52].strip(), line[52:82].strip()
-        elif ':' in line and not line.startswith(' '):
+        elif ':' in line and line.startswith('  ') and not line.startswith('   '):
             name, value = (part.strip() for part in line.split(':', 1))
+            pairs = re.findall(r'\b(p\d+|max)\s+([\d.]+)\s*(ms|µs|s)\b', value)
+            for label, v, unit in pairs:
+                out[f'{name} {label}'] = (float(v), unit, value)
+            if pairs:
+                continue
         else:
             continue
         m = number.search(value)
