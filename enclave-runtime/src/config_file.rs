@@ -1,118 +1,29 @@
 //! `--config FILE`: every enclave option can also come from a TOML table (`max_objects = 5000`,
 //! `listen = "unix:/run/nautilus.sock"`). Flags win over environment variables, which win over
-//! the file; the file's entries become flags placed before the command line's.
+//! the file; the file's entries become flags placed before the command line's. The reading is
+//! `nautilus-wire`'s, shared with the proxy; this says how the enclave uses it.
 
-use std::ffi::OsString;
-use std::path::Path;
+use nautilus_wire::config_file::{ConfigFile, Scope};
 
-/// Options that name the file or ask for help; never read from the file itself.
-const NOT_IN_FILE: &[&str] = &["config", "help", "version", "print-config"];
-
-/// `args` with the `--config` file's options inserted after the program name.
-pub(crate) fn expand(
-    command: &clap::Command,
-    args: Vec<OsString>,
-) -> Result<Vec<OsString>, String> {
-    let Some(path) = config_path(&args) else {
-        return Ok(args);
-    };
-    let text = read(Path::new(&path))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        format!(
-            "config file {}: not valid TOML: {}",
-            path.to_string_lossy(),
-            e.message()
-        )
-    })?;
-    let given = |long: &str| {
-        args.iter().any(|a| {
-            let a = a.to_string_lossy();
-            a == format!("--{long}") || a.starts_with(&format!("--{long}="))
-        })
-    };
-    let mut from_file = Vec::new();
-    for (key, value) in &table {
-        let long = key.replace('_', "-");
-        let arg = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(long.as_str()) && !NOT_IN_FILE.contains(&long.as_str()))
-            .ok_or_else(|| {
-                format!(
-                    "config file {}: unknown option `{key}`",
-                    path.to_string_lossy()
-                )
-            })?;
-        let from_env = arg
-            .get_env()
-            .is_some_and(|name| std::env::var_os(name).is_some());
-        if given(&long) || from_env {
-            continue;
-        }
-        let takes_value = arg.get_action().takes_values();
-        match value {
-            toml::Value::Boolean(flag) if !takes_value => {
-                if *flag {
-                    from_file.push(OsString::from(format!("--{long}")));
-                }
-            }
-            // `metrics = false` for an option that takes true/false as its value.
-            toml::Value::Boolean(flag) if takes_value => {
-                from_file.push(OsString::from(format!("--{long}={flag}")))
-            }
-            toml::Value::String(text) if takes_value => {
-                from_file.push(OsString::from(format!("--{long}={text}")))
-            }
-            toml::Value::Integer(n) if takes_value => {
-                from_file.push(OsString::from(format!("--{long}={n}")))
-            }
-            _ => {
-                let wanted = if takes_value {
-                    "a string or an integer"
-                } else {
-                    "true or false"
-                };
-                return Err(format!(
-                    "config file {}: option `{key}` must be {wanted}",
-                    path.to_string_lossy()
-                ));
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(args.len() + from_file.len());
-    let mut rest = args.into_iter();
-    out.extend(rest.next());
-    out.extend(from_file);
-    out.extend(rest);
-    Ok(out)
-}
-
-fn config_path(args: &[OsString]) -> Option<OsString> {
-    let mut iter = args.iter().skip(1);
-    while let Some(arg) = iter.next() {
-        let text = arg.to_string_lossy();
-        if text == "--config" {
-            return iter.next().cloned();
-        }
-        if let Some(path) = text.strip_prefix("--config=") {
-            return Some(OsString::from(path));
-        }
-    }
-    None
-}
-
-fn read(path: &Path) -> Result<String, String> {
-    if path.is_dir() {
-        return Err(format!("config file {}: is a directory", path.display()));
-    }
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("config file {}: cannot be read: {e}", path.display()))
-}
+/// The enclave's file sets its own options (the TESTS ONLY ones too), named by `--config` or
+/// `NAUTILUS_CONFIG` (the variable `Cli::config` declares).
+pub(crate) const CONFIG_FILE: ConfigFile<'static> = ConfigFile {
+    scope: Scope::Program,
+    env: Some("NAUTILUS_CONFIG"),
+    hidden_options: true,
+};
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+
     use super::*;
     use crate::cli::Cli;
     use clap::{CommandFactory as _, Parser as _};
+
+    fn expand(command: &clap::Command, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+        CONFIG_FILE.expand(command, args).map_err(|e| e.to_string())
+    }
 
     fn with_file(text: &str, args: &[&str]) -> Result<Cli, String> {
         let dir = std::env::temp_dir().join(format!(

@@ -33,7 +33,7 @@ pub use tls::TlsMode;
 
 /// Runs the enclave with command-line `args` (program name first); returns when it stops.
 pub fn cli_main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
-    let args = match config_file::expand(
+    let args = match config_file::CONFIG_FILE.expand(
         &<Cli as clap::CommandFactory>::command(),
         args.into_iter().collect(),
     ) {

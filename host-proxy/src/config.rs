@@ -8,14 +8,21 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
-
-use crate::config_file;
+use nautilus_wire::config_file::{self, ConfigFile, Scope};
 
 /// Exit code of every configuration error (clap's own usage-error code).
 pub(crate) const EXIT_BAD_CONFIG: u8 = 2;
 
 /// Subcommands that take `--config` and `--print-config`.
 const CONFIGURABLE: &[&str] = &["serve", "dev"];
+
+/// The file sets the options of the subcommand (`serve` or `dev`), never the hidden ones (`dev`
+/// wires those itself), named by `--config` or `NAUTILUS_PROXY_CONFIG`.
+const CONFIG_FILE: ConfigFile<'static> = ConfigFile {
+    scope: Scope::Subcommand,
+    env: Some("NAUTILUS_PROXY_CONFIG"),
+    hidden_options: false,
+};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -29,8 +36,8 @@ pub(crate) enum Action<T> {
 /// Why parsing stopped.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// A config file problem, already one line.
-    Message(String),
+    /// A config file problem (one line).
+    File(config_file::Error),
     /// Clap's verdict (a bad value, or `--help`/`--version`).
     Clap(clap::Error),
 }
@@ -70,7 +77,7 @@ pub(crate) fn try_parse_from<T: CommandFactory + FromArgMatches>(
         .get(1)
         .is_some_and(|sub| CONFIGURABLE.iter().any(|c| sub.as_os_str() == *c));
     let args = if configurable {
-        config_file::expand(&command, args).map_err(Failure::Message)?
+        CONFIG_FILE.expand(&command, args).map_err(Failure::File)?
     } else {
         args
     };
@@ -99,8 +106,8 @@ pub(crate) fn parse<T: CommandFactory + FromArgMatches>() -> Result<T, ExitCode>
             print!("{text}");
             Err(ExitCode::SUCCESS)
         }
-        Err(Failure::Message(line)) => {
-            eprintln!("error: {line}");
+        Err(Failure::File(err)) => {
+            eprintln!("error: {err}");
             Err(ExitCode::from(EXIT_BAD_CONFIG))
         }
         Err(Failure::Clap(err)) if !err.use_stderr() => {
@@ -177,10 +184,9 @@ fn toml_value(raw: &str) -> String {
 pub(crate) fn effective_toml(sub: &Command, matches: &ArgMatches) -> String {
     let mut out = String::new();
     for arg in sub.get_arguments() {
-        let Some(long) = arg.get_long() else { continue };
-        if arg.is_hide_set() || ["config", "print-config", "help", "version"].contains(&long) {
+        let Some(long) = arg.get_long().filter(|_| CONFIG_FILE.holds(arg)) else {
             continue;
-        }
+        };
         let key = long.replace('-', "_");
         let values: Vec<String> = matches
             .try_get_raw(arg.get_id().as_str())

@@ -18,6 +18,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
+use nautilus_wire::kubeconfig;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -498,29 +499,15 @@ fn server_url(local: SocketAddr) -> String {
     format!("https://{}", SocketAddr::new(ip, local.port()))
 }
 
-/// A kubeconfig with one cluster, user and context, all called after the dev cluster.
+/// The admin kubeconfig: the cluster and context called after the dev cluster, the user
+/// `nautilus-admin` with the admin token.
 pub(crate) fn kubeconfig_yaml(server: &str, ca_pem: &str, token: &str) -> String {
-    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         - name: nautilus-dev\n\
-         \x20 cluster:\n\
-         \x20   server: \"{server}\"\n\
-         \x20   certificate-authority-data: \"{ca_data}\"\n\
-         users:\n\
-         - name: nautilus-admin\n\
-         \x20 user:\n\
-         \x20   token: \"{token}\"\n\
-         contexts:\n\
-         - name: nautilus-dev\n\
-         \x20 context:\n\
-         \x20   cluster: nautilus-dev\n\
-         \x20   user: nautilus-admin\n\
-         current-context: nautilus-dev\n\
-         preferences: {{}}\n"
-    )
+    let names = kubeconfig::Names {
+        cluster: "nautilus-dev",
+        user: "nautilus-admin",
+        context: "nautilus-dev",
+    };
+    kubeconfig::kubeconfig(&names, server, ca_pem.as_bytes(), Some(token))
 }
 
 /// The enclave's command line after the program name (contract with `nautilus-enclave`).
@@ -855,14 +842,14 @@ mod tests {
         assert_eq!(text, yaml);
         let ca_b64 = base64::engine::general_purpose::STANDARD.encode(pem);
         for line in [
-            "- name: nautilus-dev",
+            "- name: \"nautilus-dev\"",
             "    server: \"https://127.0.0.1:6443\"",
             &format!("    certificate-authority-data: \"{ca_b64}\""),
-            "- name: nautilus-admin",
+            "- name: \"nautilus-admin\"",
             "    token: \"tok123\"",
-            "    cluster: nautilus-dev",
-            "    user: nautilus-admin",
-            "current-context: nautilus-dev",
+            "    cluster: \"nautilus-dev\"",
+            "    user: \"nautilus-admin\"",
+            "current-context: \"nautilus-dev\"",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

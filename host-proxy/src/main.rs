@@ -3,7 +3,6 @@
 //! state decision and never parses Kubernetes paths or logs payloads.
 
 mod config;
-mod config_file;
 #[cfg(feature = "dev")]
 mod dev;
 mod enclave_stream;

@@ -242,11 +242,12 @@ impl Drop for Proc {
 
 /// A one-cluster kubeconfig trusting `ca_pem` with a bearer `token`.
 pub fn kubeconfig(server: &str, ca_pem: &[u8], token: &str) -> String {
-    use base64::Engine as _;
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: \"{server}\"\n    certificate-authority-data: \"{ca}\"\nusers:\n- name: u\n  user:\n    token: \"{token}\"\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\n"
-    )
+    let names = nautilus_wire::kubeconfig::Names {
+        cluster: "c",
+        user: "u",
+        context: "c",
+    };
+    nautilus_wire::kubeconfig::kubeconfig(&names, server, ca_pem, Some(token))
 }
 
 #[cfg(test)]

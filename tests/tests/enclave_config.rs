@@ -47,6 +47,40 @@ fn file_env_and_flags_combine_with_flags_winning() {
 }
 
 #[test]
+fn the_config_file_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let from_env = write(
+        "env.toml",
+        "listen = \"unix:/tmp/from-env.sock\"\nmax_objects = 5000\n",
+    );
+    let (code, out, err) = enclave(&["--print-config"], &[("NAUTILUS_CONFIG", &from_env)]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("listen = \"unix:/tmp/from-env.sock\""),
+        "{out}"
+    );
+    assert!(out.contains("max_objects = 5000"), "{out}");
+    let given = write(
+        "given.toml",
+        "listen = \"unix:/tmp/given.sock\"\nwatch_ring = 77\n",
+    );
+    let (code, out, err) = enclave(
+        &["--config", &given, "--print-config"],
+        &[("NAUTILUS_CONFIG", &from_env)],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("watch_ring = 77") && !out.contains("max_objects = 5000"),
+        "--config wins over the variable: {out}"
+    );
+}
+
+#[test]
 fn bad_configuration_is_one_line_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("never.sock");

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use nautilus_core::attestation::{self, Policy, VerifiedDocument};
 use nautilus_core::signed_answer;
+use nautilus_wire::kubeconfig;
 use sha2::{Digest as _, Sha256};
 
 use client::{Target, Trust};
@@ -444,24 +445,6 @@ pub(crate) async fn signed_get(
     }
 }
 
-/// `s` as a YAML double-quoted scalar (JSON string syntax, which YAML 1.2 reads the same).
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// A kubeconfig whose only CA is the attested enclave certificate.
 pub(crate) fn kubeconfig(server: &str, cert_der: &[u8], token: Option<&str>) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -471,17 +454,12 @@ pub(crate) fn kubeconfig(server: &str, cert_der: &[u8], token: Option<&str>) -> 
         pem.push('\n');
     }
     pem.push_str("-----END CERTIFICATE-----\n");
-    // Strings are written JSON-quoted (valid YAML): an unquoted token such as `12345` or one
-    // with `: `/`#` would be read as a number or cut short, and kubectl refuses the file.
-    let user = match token {
-        Some(t) => format!("  user:\n    token: {}\n", quote(t)),
-        None => "  user: {}\n".to_string(),
+    let names = kubeconfig::Names {
+        cluster: "nautilus-attested",
+        user: "nautilus-attested",
+        context: "nautilus-attested",
     };
-    let server = quote(server);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: nautilus-attested\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: nautilus-attested\n{user}contexts:\n- name: nautilus-attested\n  context:\n    cluster: nautilus-attested\n    user: nautilus-attested\ncurrent-context: nautilus-attested\n",
-        b64.encode(pem)
-    )
+    kubeconfig::kubeconfig(&names, server, pem.as_bytes(), token)
 }
 
 #[cfg(test)]
@@ -520,12 +498,12 @@ mod tests {
         assert!(numeric.contains("    token: \"12345\"\n"), "{numeric}");
         let odd = kubeconfig("https://h:1", b"x", Some("a: #\"b"));
         assert!(odd.contains("    token: \"a: #\\\"b\"\n"), "{odd}");
-        assert_eq!(quote("a\\b\nc"), "\"a\\\\b\\u000ac\"");
-        assert!(cfg.contains("current-context: nautilus-attested\n"));
+        assert!(cfg.contains("current-context: \"nautilus-attested\"\n"));
         let data = cfg
             .lines()
             .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
-            .unwrap();
+            .unwrap()
+            .trim_matches('"');
         let pem = base64::engine::general_purpose::STANDARD
             .decode(data)
             .unwrap();
