@@ -127,28 +127,38 @@ impl Etcd {
     /// answers healthy.
     pub fn start(data_dir: &Path) -> Result<Self, PeerError> {
         let program = binary("etcd")?;
-        let client = format!("http://127.0.0.1:{}", free_port());
-        let peer = format!("http://127.0.0.1:{}", free_port());
-        let data = data_dir.display().to_string();
-        let cluster = format!("peer={peer}");
-        let mut proc = Proc::spawn(
-            &program,
-            &[
-                "--name=peer",
-                &format!("--data-dir={data}"),
-                &format!("--listen-client-urls={client}"),
-                &format!("--advertise-client-urls={client}"),
-                &format!("--listen-peer-urls={peer}"),
-                &format!("--initial-advertise-peer-urls={peer}"),
-                &format!("--initial-cluster={cluster}"),
-                "--log-level=warn",
-            ],
-        );
-        let port = port_of(&client);
-        wait_ready(&mut proc, "etcd", || {
-            plain_get(port, "/health").is_some_and(|body| body.contains(r#""health":"true""#))
-        })?;
-        Ok(Self { proc, url: client })
+        // `free_port` only finds ports free a moment ago: another test starting a peer at the
+        // same time may take one first (etcd then exits at once, before writing any data), so
+        // a bind refusal is retried with fresh ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = format!("http://127.0.0.1:{}", free_port());
+            let peer = format!("http://127.0.0.1:{}", free_port());
+            let data = data_dir.display().to_string();
+            let cluster = format!("peer={peer}");
+            let mut proc = Proc::spawn(
+                &program,
+                &[
+                    "--name=peer",
+                    &format!("--data-dir={data}"),
+                    &format!("--listen-client-urls={client}"),
+                    &format!("--advertise-client-urls={client}"),
+                    &format!("--listen-peer-urls={peer}"),
+                    &format!("--initial-advertise-peer-urls={peer}"),
+                    &format!("--initial-cluster={cluster}"),
+                    "--log-level=warn",
+                ],
+            );
+            let port = port_of(&client);
+            match wait_ready(&mut proc, "etcd", || {
+                plain_get(port, "/health").is_some_and(|body| body.contains(r#""health":"true""#))
+            }) {
+                Ok(()) => return Ok(Self { proc, url: client }),
+                Err(_) if attempt < 3 && proc.logs().contains("address already in use") => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Everything etcd printed so far.
