@@ -96,8 +96,17 @@ def rows(path):
             out[name] = (float(m.group(1).replace(',', '')), m.group(2), value)
     return out
 
+SCALE = {'ns': ('ms', 1e-6), 'µs': ('ms', 1e-3), 'us': ('ms', 1e-3), 'ms': ('ms', 1.0), 's': ('ms', 1e3),
+         'B': ('MB', 1e-6), 'KB': ('MB', 1e-3), 'KiB': ('MB', 1 / 1024), 'MB': ('MB', 1.0), 'MiB': ('MB', 1.0),
+         'GB': ('MB', 1e3)}
+
+def normal(value, unit):
+    """The value in ms (times) or MB (sizes), so two runs printed in different units compare."""
+    base, factor = SCALE.get(unit, (unit, 1.0))
+    return value * factor, base
+
 def higher_is_better(unit, name):
-    return '/s' in unit or 'per second' in name or 'throughput' in name
+    return '/s' in unit or '/s' in name or 'per second' in name or 'throughput' in name
 
 print(f"\n{'figure':<52} {'before':>16} {'after':>16} {'after/before':>12}")
 for section in names:
@@ -107,7 +116,9 @@ for section in names:
         for r, (before, after) in enumerate(per_round, 1):
             if name not in before or name not in after:
                 continue
-            (b, unit, _), (a, _, _) = before[name], after[name]
+            (b, unit, _), (a, unit_after, _) = before[name], after[name]
+            b, unit = normal(b, unit)
+            a, _ = normal(a, unit_after)
             ratio = a / b if b else float('nan')
             worse = ratio < 0.95 if higher_is_better(unit, name) else ratio > 1.05
             mark = '  WORSE' if worse and b else ''
