@@ -69,6 +69,13 @@ pub struct ApiRequest<'a> {
 }
 
 impl<'a> ApiRequest<'a> {
+    /// The body's media type without parameters (`application/json` of
+    /// `application/json; charset=utf-8`), `default` when no Content-Type was sent.
+    pub(crate) fn media_type(&self, default: &'a str) -> &'a str {
+        let full = self.content_type.unwrap_or(default);
+        full.split(';').next().unwrap_or("").trim()
+    }
+
     /// A request with only method and path (and query after `?`) set.
     pub fn new(method: Method, path_and_query: &'a str) -> Self {
         let (path, query) = path_and_query

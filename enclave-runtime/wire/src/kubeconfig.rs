@@ -56,8 +56,8 @@ pub fn kubeconfig(names: &Names<'_>, server: &str, ca_pem: &[u8], token: Option<
 
 /// `text` as a YAML double-quoted scalar in JSON string syntax: `"` and `\` escaped, and every
 /// character YAML would not keep as it is (control characters, which it refuses, and the
-/// Unicode line and paragraph separators and byte-order mark, which it folds or drops) as
-/// `\uXXXX`.
+/// Unicode line and paragraph separators and byte-order mark, which it folds or drops) as a
+/// `\u` escape with four hex digits.
 fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');

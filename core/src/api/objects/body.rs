@@ -32,8 +32,7 @@ impl Cluster {
                 self.config.max_body_bytes
             )));
         }
-        let media = req.content_type.unwrap_or("application/json");
-        match media.split(';').next().unwrap_or("").trim() {
+        match req.media_type("application/json") {
             crate::protobuf::MEDIA_TYPE => crate::protobuf::decode_as(api_version, kind, req.body),
             "application/json" | "" | "*/*" => self.parse(req),
             "application/yaml" => self.parse_yaml(req, Some(kind)),
@@ -98,8 +97,7 @@ impl Cluster {
         namespace: &str,
         name: Option<&str>,
     ) -> Result<Body, Error> {
-        let media = req.content_type.unwrap_or("application/json");
-        let media = media.split(';').next().unwrap_or("").trim();
+        let media = req.media_type("application/json");
         let mut value = match media {
             "application/json" | "" | "*/*" => self.parse(req)?,
             "application/yaml" => self.parse_yaml(req, Some(rt.kind))?,

@@ -32,13 +32,7 @@ impl Cluster {
         sub: Option<&str>,
         query: &Query,
     ) -> Result<ApiResponse, Error> {
-        let media = req
-            .content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
+        let media = req.media_type("");
         let kind = match media {
             "application/merge-patch+json" => PatchKind::Merge,
             "application/strategic-merge-patch+json" if rt.custom.is_some() => {

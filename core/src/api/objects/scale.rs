@@ -112,13 +112,7 @@ impl Cluster {
         name: &str,
         query: &Query,
     ) -> Result<ApiResponse, Error> {
-        let media = req
-            .content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
+        let media = req.media_type("");
         let body = self.parse(req)?;
         let key = ObjectKey::new(rt.id, namespace, name);
         let object = self.store.get(&key).ok_or_else(|| not_found(rt, name))?;
