@@ -80,6 +80,10 @@ def rows(path):
     for line in path.read_text(errors='replace').splitlines():
         if line.startswith(('==', 'figure', 'nautilus bench', 'worker_sim:', '!!', 'clients')):
             continue
+        registered = re.search(r'registered in [\d.]+ ms \(([\d.]+)/s\)', line)
+        if registered:
+            out['registration'] = (float(registered.group(1)), '/s', line.strip())
+            continue
         if len(line) > 60 and line[52:53] == ' ' and not line.startswith(' '):
             name, value = line[:52].strip(), line[52:82].strip()
         elif ':' in line and line.startswith('  ') and not line.startswith('   '):

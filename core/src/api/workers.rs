@@ -320,21 +320,11 @@ impl Cluster {
                 name: node_name,
             });
         };
-        let node: Value = serde_json::from_slice(&stored.json)
-            .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
-        // Like a kubelet: renew the Lease every time, post Ready only when it was not.
-        let ready = node
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .and_then(|c| {
-                c.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-            })
-            .and_then(|c| c.get("status"))
-            .and_then(Value::as_str)
-            == Some("True");
-        if !ready {
-            let mut node = node;
+        // Like a kubelet: renew the Lease every time, post Ready only when it was not (read
+        // from the conditions alone: the whole Node is parsed only to be rewritten).
+        if !crate::controllers::node_lifecycle::posts_ready(&stored.json) {
+            let mut node: Value = serde_json::from_slice(&stored.json)
+                .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
             let stamp = now.rfc3339();
             if let Some(conditions) = node
                 .pointer_mut("/status/conditions")
@@ -372,9 +362,8 @@ impl Cluster {
                 )?;
             }
             Some(stored) => {
-                let old: Value = serde_json::from_slice(&stored.json)
+                let mut lease: Value = serde_json::from_slice(&stored.json)
                     .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
-                let mut lease = old.clone();
                 if let Some(spec) = lease.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.insert("renewTime".into(), Value::from(renew));
                     spec.insert("holderIdentity".into(), Value::from(node));

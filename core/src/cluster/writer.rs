@@ -501,83 +501,11 @@ impl Cluster {
             }
         } else if change.origin.is_request() {
             let old = match key.resource {
-                ResourceId::Nodes | ResourceId::Leases => {
-                    previous.and_then(|p| lifecycle_fields(&p.json))
-                }
+                ResourceId::Nodes | ResourceId::Leases => previous
+                    .and_then(|p| crate::controllers::node_lifecycle::lifecycle_fields(&p.json)),
                 _ => None,
             };
             self.observe_for_lifecycle(change.at, key.resource, obj, old.as_ref());
         }
-    }
-}
-
-/// What the node lifecycle compares in a Node's or a Lease's previous version: its
-/// `status.conditions` and its `spec.renewTime`, as a small object of the same shape. Every
-/// heartbeat rewrites a Node and a Lease; reading only these fields (serde skips the rest
-/// without building it) instead of the whole previous object took a full parse off each.
-fn lifecycle_fields(json: &[u8]) -> Option<Value> {
-    #[derive(serde::Deserialize)]
-    struct Previous {
-        #[serde(default)]
-        status: Option<Status>,
-        #[serde(default)]
-        spec: Option<Spec>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Status {
-        #[serde(default)]
-        conditions: Option<Value>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Spec {
-        #[serde(default, rename = "renewTime")]
-        renew_time: Option<Value>,
-    }
-    let previous: Previous = serde_json::from_slice(json).ok()?;
-    let mut old = serde_json::Map::new();
-    if let Some(conditions) = previous.status.and_then(|s| s.conditions) {
-        old.insert(
-            "status".into(),
-            serde_json::json!({ "conditions": conditions }),
-        );
-    }
-    if let Some(renew_time) = previous.spec.and_then(|s| s.renew_time) {
-        old.insert(
-            "spec".into(),
-            serde_json::json!({ "renewTime": renew_time }),
-        );
-    }
-    Some(Value::Object(old))
-}
-
-#[cfg(test)]
-mod lifecycle_fields_tests {
-    use super::lifecycle_fields;
-    use serde_json::json;
-
-    /// The small object answers what the lifecycle asks of the whole one: the Ready condition
-    /// of a Node, the renewTime of a Lease; and an unreadable version reads as no version.
-    #[test]
-    fn the_lifecycle_sees_the_same_ready_condition_and_renew_time() {
-        let node = json!({"kind": "Node", "metadata": {"name": "n", "labels": {"a": "b"}},
-            "spec": {"podCIDR": "10.0.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
-            "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
-                {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-12-06T00:00:00Z"}],
-                "images": [{"names": ["x"], "sizeBytes": 1}], "nodeInfo": {"kubeletVersion": "v1.32.0"}}});
-        let small = lifecycle_fields(&serde_json::to_vec(&node).unwrap()).unwrap();
-        assert_eq!(
-            small.pointer("/status/conditions"),
-            node.pointer("/status/conditions")
-        );
-        let lease = json!({"kind": "Lease", "metadata": {"name": "n", "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": "n", "leaseDurationSeconds": 40, "renewTime": "2026-12-06T00:00:00.000001Z"}});
-        let small = lifecycle_fields(&serde_json::to_vec(&lease).unwrap()).unwrap();
-        assert_eq!(
-            small.pointer("/spec/renewTime"),
-            lease.pointer("/spec/renewTime")
-        );
-        assert_eq!(small.pointer("/status"), None);
-        assert_eq!(lifecycle_fields(b"{\"status\": 3}"), None);
-        assert_eq!(lifecycle_fields(b"not json"), None);
     }
 }

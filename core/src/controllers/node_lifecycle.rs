@@ -196,6 +196,56 @@ fn ready_condition(node: &Value) -> Option<&Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
 }
 
+/// What the node lifecycle compares in a Node's or a Lease's previous version: its
+/// `status.conditions` and its `spec.renewTime`, as a small object of the same shape. Every
+/// heartbeat rewrites a Node and a Lease; reading only these fields (serde skips the rest
+/// without building it) instead of the whole previous object took a full parse off each.
+pub(crate) fn lifecycle_fields(json: &[u8]) -> Option<Value> {
+    #[derive(serde::Deserialize)]
+    struct Previous {
+        #[serde(default)]
+        status: Option<Status>,
+        #[serde(default)]
+        spec: Option<Spec>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        #[serde(default)]
+        conditions: Option<Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        #[serde(default, rename = "renewTime")]
+        renew_time: Option<Value>,
+    }
+    let previous: Previous = serde_json::from_slice(json).ok()?;
+    let mut old = serde_json::Map::new();
+    if let Some(conditions) = previous.status.and_then(|s| s.conditions) {
+        old.insert(
+            "status".into(),
+            serde_json::json!({ "conditions": conditions }),
+        );
+    }
+    if let Some(renew_time) = previous.spec.and_then(|s| s.renew_time) {
+        old.insert(
+            "spec".into(),
+            serde_json::json!({ "renewTime": renew_time }),
+        );
+    }
+    Some(Value::Object(old))
+}
+
+/// Whether the stored Node `json` posts `Ready=True`, read from its conditions alone (a
+/// heartbeat asks this of a whole Node every time; `false` for an unreadable one).
+pub(crate) fn posts_ready(json: &[u8]) -> bool {
+    lifecycle_fields(json).is_some_and(|node| {
+        ready_condition(&node)
+            .and_then(|c| c.get("status"))
+            .and_then(Value::as_str)
+            == Some("True")
+    })
+}
+
 impl Cluster {
     /// Notes a request-driven write of `obj` (`old` before it) for heartbeat tracking.
     pub(crate) fn observe_for_lifecycle(
@@ -582,5 +632,57 @@ mod readiness_tests {
             (3, 0, 2)
         );
         assert_eq!(counts.not_ready(), 3);
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_fields_tests {
+    use super::{lifecycle_fields, posts_ready};
+    use serde_json::json;
+
+    /// The small object answers what the lifecycle asks of the whole one: the Ready condition
+    /// of a Node, the renewTime of a Lease; and an unreadable version reads as no version.
+    #[test]
+    fn the_lifecycle_sees_the_same_ready_condition_and_renew_time() {
+        let node = json!({"kind": "Node", "metadata": {"name": "n", "labels": {"a": "b"}},
+            "spec": {"podCIDR": "10.0.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "MemoryPressure", "status": "False"},
+                {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-12-06T00:00:00Z"}],
+                "images": [{"names": ["x"], "sizeBytes": 1}], "nodeInfo": {"kubeletVersion": "v1.32.0"}}});
+        let small = lifecycle_fields(&serde_json::to_vec(&node).unwrap()).unwrap();
+        assert_eq!(
+            small.pointer("/status/conditions"),
+            node.pointer("/status/conditions")
+        );
+        let lease = json!({"kind": "Lease", "metadata": {"name": "n", "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": "n", "leaseDurationSeconds": 40, "renewTime": "2026-12-06T00:00:00.000001Z"}});
+        let small = lifecycle_fields(&serde_json::to_vec(&lease).unwrap()).unwrap();
+        assert_eq!(
+            small.pointer("/spec/renewTime"),
+            lease.pointer("/spec/renewTime")
+        );
+        assert_eq!(small.pointer("/status"), None);
+        assert_eq!(lifecycle_fields(b"{\"status\": 3}"), None);
+        assert_eq!(lifecycle_fields(b"not json"), None);
+    }
+
+    /// Ready is read from the Ready condition's status alone, whatever else the Node holds.
+    #[test]
+    fn posts_ready_reads_the_ready_condition() {
+        let node = |status: &str| {
+            serde_json::to_vec(
+                &json!({"metadata": {"name": "n"}, "status": {"conditions": [
+                {"type": "DiskPressure", "status": "True"}, {"type": "Ready", "status": status}]}}),
+            )
+            .unwrap()
+        };
+        assert!(posts_ready(&node("True")));
+        assert!(!posts_ready(&node("False")));
+        assert!(!posts_ready(&node("Unknown")));
+        assert!(!posts_ready(
+            br#"{"status": {"conditions": [{"type": "DiskPressure", "status": "True"}]}}"#
+        ));
+        assert!(!posts_ready(br#"{"metadata": {}}"#));
+        assert!(!posts_ready(b"not json"));
     }
 }
