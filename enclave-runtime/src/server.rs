@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nautilus_core::api::{ApiRequest, ApiResponse, Method, Outcome};
 use nautilus_core::auth::CertUser;
-use nautilus_core::cluster::Cluster;
+use nautilus_core::cluster::{Cluster, Recovery};
 use nautilus_core::watch::WatchRing;
 use nautilus_core::{Config, Error, UnixTime};
 use tokio::sync::{Notify, watch};
@@ -169,6 +169,7 @@ fn sui_reader_options(
 async fn open_durable(
     cli: &Cli,
     nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
+    replay: &mut dyn crate::durable::Replay,
 ) -> anyhow::Result<Option<(crate::durable::DurableLog, crate::durable::Recovered)>> {
     let Some(store) = &cli.storage else {
         return Ok(None);
@@ -206,53 +207,121 @@ async fn open_durable(
     );
     let keys = crate::kms::keys(&data_key, &cli.cluster_id);
     let (log, recovered) =
-        crate::durable::DurableLog::open(store.clone(), keys, cli.recover_to_last_valid).await?;
+        crate::durable::DurableLog::open(store.clone(), keys, cli.recover_to_last_valid, replay)
+            .await?;
     if let Some(dropped) = &recovered.dropped {
         tracing::error!(%dropped, "recover-to-last-valid dropped what did not verify");
     }
     tracing::info!(
-        snapshot = ?recovered.snapshot.as_ref().map(|s| (s.id, s.revision, s.position)),
-        records = recovered.records.len(),
+        snapshot = ?recovered.snapshot.map(|s| (s.id, s.revision, s.position)),
+        records = recovered.records,
         "durable log verified (freshness unverified: a rolled-back host copy cannot be detected by one enclave)"
     );
-    if let Some(path) = &cli.durable_test_listen {
-        crate::durable::debug::spawn(path.clone(), log.clone(), &recovered)?;
-    }
     Ok(Some((log, recovered)))
 }
 
-/// The cluster at start: replayed from the durable log's records when the log persists the
-/// cluster (a new one when it holds none), else new.
-fn start_cluster(
+/// What the start made: the cluster, and the durable log with `--storage`.
+struct Started {
+    core: Cluster,
+    durable: Option<crate::durable::DurableLog>,
+    /// Records replayed from the log.
+    replayed: u64,
+    /// The log persists the cluster (the hidden test record stream owns it otherwise).
+    persists: bool,
+}
+
+/// The cluster at start: replayed from the durable log when the log persists the cluster (a
+/// new one when it holds none), each record as it is read and verified, else new.
+async fn start_cluster(
+    cli: &Cli,
+    nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
     config: &Config,
     seed: [u8; 32],
-    recovered: Option<&crate::durable::Recovered>,
-) -> anyhow::Result<Cluster> {
-    let Some(recovered) = recovered else {
-        return Ok(Cluster::new(config.clone(), seed, now()));
-    };
+) -> anyhow::Result<Started> {
+    if cli.durable_test_listen.is_some() {
+        let mut kept = crate::durable::Kept::default();
+        let opened = open_durable(cli, nsm, &mut kept).await?;
+        if let (Some(path), Some((log, recovered))) = (&cli.durable_test_listen, &opened) {
+            crate::durable::debug::spawn(
+                path.clone(),
+                log.clone(),
+                &kept,
+                recovered.dropped.as_deref(),
+            )?;
+        }
+        return Ok(Started {
+            core: Cluster::new(config.clone(), seed, now()),
+            durable: opened.map(|(log, _)| log),
+            replayed: 0,
+            persists: false,
+        });
+    }
     let started = std::time::Instant::now();
-    let no_snapshot: &[Vec<u8>] = &[];
-    let core = Cluster::recover(
-        config.clone(),
+    let mut replay = ClusterReplay {
+        config: config.clone(),
         seed,
-        now(),
-        recovered
-            .snapshot
-            .as_ref()
-            .map_or(no_snapshot, |s| s.chunks.as_slice()),
-        recovered.records.iter().map(|r| r.payload.as_slice()),
-    )
-    .map_err(|e| anyhow::anyhow!("replaying the durable log failed: {}", e.message()))?;
+        now: now(),
+        recovery: None,
+    };
+    let Some((log, recovered)) = open_durable(cli, nsm, &mut replay).await? else {
+        return Ok(Started {
+            core: Cluster::new(config.clone(), seed, now()),
+            durable: None,
+            replayed: 0,
+            persists: false,
+        });
+    };
+    let recovery = match replay.recovery {
+        Some(recovery) => recovery,
+        None => Recovery::from_snapshot(config.clone(), seed, now(), &[] as &[Vec<u8>])
+            .map_err(|e| anyhow::anyhow!("replaying the durable log failed: {}", e.message()))?,
+    };
+    let core = recovery.finish(now());
     tracing::info!(
-        snapshot_revision = recovered.snapshot.as_ref().map(|s| s.revision),
-        records = recovered.records.len(),
+        snapshot_revision = recovered.snapshot.map(|s| s.revision),
+        records = recovered.records,
         objects = core.store().len(),
         revision = core.store().revision(),
         millis = started.elapsed().as_millis() as u64,
         "cluster state replayed from the durable log"
     );
-    Ok(core)
+    Ok(Started {
+        core,
+        durable: Some(log),
+        replayed: recovered.records,
+        persists: true,
+    })
+}
+
+/// Replays the durable log into core as it is read (see [`crate::durable::Replay`]).
+struct ClusterReplay {
+    config: Config,
+    seed: [u8; 32],
+    now: UnixTime,
+    recovery: Option<Recovery>,
+}
+
+impl crate::durable::Replay for ClusterReplay {
+    fn snapshot(
+        &mut self,
+        snapshot: Option<crate::durable::RecoveredSnapshot>,
+    ) -> Result<(), String> {
+        let chunks = snapshot.map_or_else(Vec::new, |s| s.chunks);
+        let recovery = Recovery::from_snapshot(self.config.clone(), self.seed, self.now, &chunks)
+            .map_err(|e| e.message())?;
+        self.recovery = Some(recovery);
+        Ok(())
+    }
+
+    fn record(&mut self, record: crate::durable::RecoveredRecord) -> Result<(), String> {
+        let recovery = self
+            .recovery
+            .as_mut()
+            .ok_or_else(|| "a record came before the snapshot".to_string())?;
+        recovery
+            .replay(&record.payload)
+            .map_err(|e| format!("record {}: {}", record.position, e.message()))
+    }
 }
 
 /// Wall-clock time for core.
@@ -313,12 +382,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     if config.admin_token_sha256.is_none() {
         tracing::warn!("no --admin-token-sha256 given: no caller can act as admin");
     }
-    // Before the listener: a host copy that does not verify stops the start (exit code 3)
-    // before anything can connect.
-    let opened = open_durable(&cli, nsm.clone()).await?;
-    // The hidden test record stream owns the log when it is open; otherwise core's journal.
-    let persists = opened.is_some() && cli.durable_test_listen.is_none();
-    let listener = Listener::bind(&cli.listen)?;
     let enclave_tls = match cli.tls {
         crate::tls::TlsMode::Proxy => None,
         crate::tls::TlsMode::Enclave => {
@@ -347,15 +410,21 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         ..config
     };
-    let mut core = start_cluster(
+    // Before the listener: a host copy that does not verify stops the start (exit code 3)
+    // before anything can connect.
+    let Started {
+        mut core,
+        durable,
+        replayed,
+        persists,
+    } = start_cluster(
+        &cli,
+        nsm.clone(),
         &config,
         crate::nsm::random_seed(nsm.as_ref())?,
-        opened.as_ref().filter(|_| persists).map(|(_, r)| r),
-    )?;
-    let replayed = opened
-        .as_ref()
-        .map_or(0, |(_, recovered)| recovered.records.len() as u64);
-    let durable = opened.map(|(log, _)| log);
+    )
+    .await?;
+    let listener = Listener::bind(&cli.listen)?;
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
     let initial = if persists {
         core.take_records()

@@ -225,7 +225,7 @@ impl Cluster {
     /// run can have pending ([`Config::max_pending_changes`]): whatever an earlier run handed
     /// out without making it durable is skipped, and a watch positioned there gets 410 Expired.
     /// Every node gets a fresh grace period, and the bootstrap objects are ensured. `seed` as
-    /// for [`Cluster::new`].
+    /// for [`Cluster::new`]. ([`Recovery`] does the same one entry at a time.)
     pub fn recover<S: AsRef<[u8]>, R: AsRef<[u8]>>(
         config: Config,
         seed: [u8; 32],
@@ -233,61 +233,11 @@ impl Cluster {
         snapshot: &[S],
         records: impl IntoIterator<Item = R>,
     ) -> Result<Self, crate::Error> {
-        let mut cluster = Self::empty(config, seed, now);
-        let mut restored = false;
-        if !snapshot.is_empty() {
-            let stakes = crate::stake::StakeRegistry::new(cluster.stakes.limits().clone());
-            let snapshot = snapshot::Restored::decode(snapshot, stakes)?;
-            cluster.store = Store::starting_at(&cluster.config, snapshot.revision);
-            cluster.stakes = snapshot.stakes;
-            let mut objects = snapshot.objects;
-            // Definitions first, each under the id its objects were stored with.
-            objects.sort_by_key(|(key, _)| snapshot::restore_order(key));
-            for (key, object) in objects {
-                let mut definition_revision = None;
-                if key.resource == crate::resource::ResourceId::CustomResourceDefinitions {
-                    let recorded = snapshot.crds.iter().find(|(name, _, _)| *name == *key.name);
-                    if let Some((_, id, revision)) = recorded {
-                        cluster.crds.set_next_id(*id);
-                        definition_revision = Some(*revision);
-                    }
-                }
-                cluster.restore_object(snapshot.at, key, object, definition_revision)?;
-            }
-            cluster.crds.set_next_id(snapshot.next_crd_id);
-            restored = true;
-        }
-        let mut replayed = 0u64;
+        let mut recovery = Recovery::from_snapshot(config, seed, now, snapshot)?;
         for bytes in records {
-            let record = Record::decode(bytes.as_ref())?;
-            if let Some(revision) = record.revision()
-                && replayed == 0
-                && !restored
-            {
-                // The log starts wherever its first run started.
-                cluster.store = Store::starting_at(&cluster.config, revision.saturating_sub(1));
-            }
-            cluster.replay_record(&record)?;
-            replayed = replayed.saturating_add(u64::from(record.revision().is_some()));
+            recovery.replay(bytes.as_ref())?;
         }
-        if replayed > 0 || restored {
-            let skip = u64::try_from(cluster.config.max_pending_changes).unwrap_or(u64::MAX);
-            let last = cluster.store.revision();
-            cluster
-                .store
-                .skip_to(last.saturating_add(skip).saturating_add(1));
-            let nodes: alloc::vec::Vec<String> = cluster
-                .store
-                .range(crate::resource::ResourceId::Nodes, None, None)
-                .map(|(key, _)| String::from(&*key.name))
-                .collect();
-            cluster
-                .lifecycle
-                .restarted(now, cluster.config.node_grace_secs, nodes);
-        }
-        cluster.record_changes(true);
-        cluster.bootstrap(now);
-        Ok(cluster)
+        Ok(recovery.finish(now))
     }
 
     /// The open watches (a handle the runtime reads without the store lock, for metrics).
@@ -377,6 +327,101 @@ impl Cluster {
         self.run_controllers(now);
         // Last, so that pods the controllers just made are bound in the same call.
         self.run_scheduler(now);
+    }
+}
+
+/// [`Cluster::recover`] fed one journal entry at a time, so that a runtime replays a log as it
+/// reads it instead of holding every entry first (a log of 100,000 entries is hundreds of
+/// megabytes, and an enclave's memory is fixed).
+#[derive(Debug)]
+pub struct Recovery {
+    cluster: Cluster,
+    restored: bool,
+    replayed: u64,
+}
+
+impl Recovery {
+    /// Starts from the newest snapshot's chunks (none: the log starts at the beginning).
+    pub fn from_snapshot<S: AsRef<[u8]>>(
+        config: Config,
+        seed: [u8; 32],
+        now: UnixTime,
+        snapshot: &[S],
+    ) -> Result<Self, crate::Error> {
+        let mut cluster = Cluster::empty(config, seed, now);
+        let mut restored = false;
+        if !snapshot.is_empty() {
+            let stakes = crate::stake::StakeRegistry::new(cluster.stakes.limits().clone());
+            let snapshot = snapshot::Restored::decode(snapshot, stakes)?;
+            cluster.store = Store::starting_at(&cluster.config, snapshot.revision);
+            cluster.stakes = snapshot.stakes;
+            let mut objects = snapshot.objects;
+            // Definitions first, each under the id its objects were stored with.
+            objects.sort_by_key(|(key, _)| snapshot::restore_order(key));
+            for (key, object) in objects {
+                let mut definition_revision = None;
+                if key.resource == crate::resource::ResourceId::CustomResourceDefinitions {
+                    let recorded = snapshot.crds.iter().find(|(name, _, _)| *name == *key.name);
+                    if let Some((_, id, revision)) = recorded {
+                        cluster.crds.set_next_id(*id);
+                        definition_revision = Some(*revision);
+                    }
+                }
+                cluster.restore_object(snapshot.at, key, object, definition_revision)?;
+            }
+            cluster.crds.set_next_id(snapshot.next_crd_id);
+            restored = true;
+        }
+        Ok(Self {
+            cluster,
+            restored,
+            replayed: 0,
+        })
+    }
+
+    /// Replays the next journal entry (as [`Record::encode`] wrote it).
+    pub fn replay(&mut self, bytes: &[u8]) -> Result<(), crate::Error> {
+        let record = Record::decode(bytes)?;
+        if let Some(revision) = record.revision()
+            && self.replayed == 0
+            && !self.restored
+        {
+            // The log starts wherever its first run started.
+            self.cluster.store =
+                Store::starting_at(&self.cluster.config, revision.saturating_sub(1));
+        }
+        self.cluster.replay_record(&record)?;
+        self.replayed = self
+            .replayed
+            .saturating_add(u64::from(record.revision().is_some()));
+        Ok(())
+    }
+
+    /// The recovered cluster, ready to serve from `now` (see [`Cluster::recover`]).
+    pub fn finish(self, now: UnixTime) -> Cluster {
+        let Self {
+            mut cluster,
+            restored,
+            replayed,
+        } = self;
+        if replayed > 0 || restored {
+            let skip = u64::try_from(cluster.config.max_pending_changes).unwrap_or(u64::MAX);
+            let last = cluster.store.revision();
+            cluster
+                .store
+                .skip_to(last.saturating_add(skip).saturating_add(1));
+            let nodes: alloc::vec::Vec<String> = cluster
+                .store
+                .range(crate::resource::ResourceId::Nodes, None, None)
+                .map(|(key, _)| String::from(&*key.name))
+                .collect();
+            cluster
+                .lifecycle
+                .restarted(now, cluster.config.node_grace_secs, nodes);
+        }
+        cluster.record_changes(true);
+        cluster.bootstrap(now);
+        cluster
     }
 }
 

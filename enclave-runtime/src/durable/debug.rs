@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
-use super::{DurableLog, Recovered};
+use super::{DurableLog, Kept};
 
 /// Largest body accepted.
 const MAX_BODY: usize = 8 << 20;
@@ -28,12 +28,17 @@ const MAX_BODY: usize = 8 << 20;
 const CHUNK: usize = 64 << 10;
 
 /// Serves the test stream on `path` until the process ends.
-pub(crate) fn spawn(path: PathBuf, log: DurableLog, recovered: &Recovered) -> anyhow::Result<()> {
+pub(crate) fn spawn(
+    path: PathBuf,
+    log: DurableLog,
+    kept: &Kept,
+    dropped: Option<&str>,
+) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)
         .map_err(|e| anyhow::anyhow!("cannot listen on unix:{}: {e}", path.display()))?;
     tracing::warn!(path = %path.display(), "TESTS ONLY: the durable log's test record stream is open");
-    let recovered = Arc::new(recovered_json(recovered));
+    let recovered = Arc::new(recovered_json(kept, dropped));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let log = log.clone();
@@ -49,7 +54,7 @@ pub(crate) fn spawn(path: PathBuf, log: DurableLog, recovered: &Recovered) -> an
     Ok(())
 }
 
-fn recovered_json(recovered: &Recovered) -> String {
+fn recovered_json(recovered: &Kept, dropped: Option<&str>) -> String {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     serde_json::json!({
         "snapshot": recovered.snapshot.as_ref().map(|s| serde_json::json!({
@@ -62,7 +67,7 @@ fn recovered_json(recovered: &Recovered) -> String {
             "revision": r.revision,
             "record": text(&r.payload),
         })).collect::<Vec<_>>(),
-        "dropped": recovered.dropped,
+        "dropped": dropped,
     })
     .to_string()
 }

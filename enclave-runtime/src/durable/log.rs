@@ -22,7 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::channel::{self, Conn};
 use super::seal::{self, GENESIS, Keys, Manifest, SealError, TAG};
-use super::{DurableError, Recovered, RecoveredRecord, RecoveredSnapshot, Status};
+use super::{
+    DurableError, Recovered, RecoveredRecord, RecoveredSnapshot, Replay, SnapshotAt, Status,
+};
 use crate::log_sink::SinkAddr;
 
 /// Append batches in flight (sent, not yet durable) before new appends wait.
@@ -113,27 +115,26 @@ impl DurableLog {
     /// the log's task. A tampered or inconsistent copy is [`DurableError::Tampered`] (naming
     /// the file and position) unless `recover`, which cuts the log after the last valid record
     /// (and drops a bad snapshot) and says what it dropped.
+    /// What verifies goes to `replay` as it is read.
     pub(crate) async fn open(
         addr: SinkAddr,
         keys: Keys,
         recover: bool,
+        replay: &mut dyn Replay,
     ) -> Result<(Self, Recovered), DurableError> {
         let stream = channel::connect(&addr).await.map_err(|e| {
             DurableError::Unavailable(format!("cannot reach the store at {addr}: {e}"))
         })?;
         let mut conn = Conn::new(stream);
         let keys = Arc::new(keys);
-        let recovered = verify(&mut conn, &keys, recover).await?;
+        let recovered = verify(&mut conn, &keys, recover, replay).await?;
         let (position, tag) = recovered.tail;
         let status = Arc::new(Mutex::new(Status {
             connected: true,
             durable: position,
             sealed: position,
-            snapshot: recovered
-                .snapshot
-                .as_ref()
-                .map(|s| (s.revision, s.position)),
-            records_recovered: recovered.records.len() as u64,
+            snapshot: recovered.snapshot.map(|s| (s.revision, s.position)),
+            records_recovered: recovered.records,
             dropped: recovered.dropped.clone(),
             ..Status::default()
         }));
@@ -368,7 +369,12 @@ impl DurableLog {
 }
 
 /// Reads and verifies the newest usable snapshot and the log after it.
-async fn verify(conn: &mut Conn, keys: &Keys, recover: bool) -> Result<Recovered, DurableError> {
+async fn verify(
+    conn: &mut Conn,
+    keys: &Keys,
+    recover: bool,
+    replay: &mut dyn Replay,
+) -> Result<Recovered, DurableError> {
     let protocol = |e: nautilus_wire::storage::FrameError| DurableError::Unavailable(e.to_string());
     let mut dropped = Vec::new();
     let ids = match conn.call(&Request::ListSnapshots).await.map_err(protocol)? {
@@ -397,8 +403,14 @@ async fn verify(conn: &mut Conn, keys: &Keys, recover: bool) -> Result<Recovered
         .map_or((1, GENESIS), |s: &RecoveredSnapshot| {
             (s.position + 1, s.tag)
         });
+    let snapshot_at = snapshot.as_ref().map(|s| SnapshotAt {
+        id: s.id,
+        revision: s.revision,
+        position: s.position,
+    });
+    replay.snapshot(snapshot).map_err(DurableError::Replay)?;
     let mut expected = from;
-    let mut records = Vec::new();
+    let mut records = 0u64;
     let mut failure: Option<DurableError> = None;
     let id = conn
         .send(&Request::ReadLog { from })
@@ -430,11 +442,14 @@ async fn verify(conn: &mut Conn, keys: &Keys, recover: bool) -> Result<Recovered
                     }
                     match keys.open_record(position, &previous, &sealed) {
                         Ok((revision, payload, tag)) => {
-                            records.push(RecoveredRecord {
-                                position,
-                                revision,
-                                payload,
-                            });
+                            replay
+                                .record(RecoveredRecord {
+                                    position,
+                                    revision,
+                                    payload,
+                                })
+                                .map_err(DurableError::Replay)?;
+                            records += 1;
                             previous = tag;
                             expected += 1;
                         }
@@ -457,7 +472,7 @@ async fn verify(conn: &mut Conn, keys: &Keys, recover: bool) -> Result<Recovered
         }
     };
     // A snapshot needs the records right after it; an empty log after a snapshot is fine.
-    if failure.is_none() && records.is_empty() && last >= from && first > from {
+    if failure.is_none() && records == 0 && last >= from && first > from {
         failure = Some(DurableError::tampered(
             "wal",
             from,
@@ -501,7 +516,7 @@ async fn verify(conn: &mut Conn, keys: &Keys, recover: bool) -> Result<Recovered
         .map_err(protocol)?;
     }
     Ok(Recovered {
-        snapshot,
+        snapshot: snapshot_at,
         records,
         tail: (last_valid, previous),
         dropped: (!dropped.is_empty()).then(|| dropped.join("; ")),
@@ -936,6 +951,7 @@ mod tests {
 
     use nautilus_wire::storage::read_request;
 
+    use super::super::Kept;
     use super::*;
 
     /// A snapshot on the host: its manifest (once committed) and chunks.
@@ -1097,16 +1113,37 @@ mod tests {
         Keys::derive(&[9; 32], "test")
     }
 
+    /// What a start found: what [`Kept`] was handed, and what was dropped.
+    struct Booted {
+        snapshot: Option<RecoveredSnapshot>,
+        records: Vec<RecoveredRecord>,
+        dropped: Option<String>,
+    }
+
     async fn boot(
         host: &Arc<Mutex<Host>>,
         keys: Keys,
         recover: bool,
-    ) -> Result<(DurableLog, Recovered), DurableError> {
+    ) -> Result<(DurableLog, Booted), DurableError> {
         let (addr, _task) = serve(host.clone());
-        DurableLog::open(addr, keys, recover).await
+        let mut kept = Kept::default();
+        let (log, recovered) = DurableLog::open(addr, keys, recover, &mut kept).await?;
+        assert_eq!(recovered.records, kept.records.len() as u64);
+        assert_eq!(
+            recovered.snapshot.map(|s| s.position),
+            kept.snapshot.as_ref().map(|s| s.position)
+        );
+        Ok((
+            log,
+            Booted {
+                snapshot: kept.snapshot,
+                records: kept.records,
+                dropped: recovered.dropped,
+            },
+        ))
     }
 
-    fn payloads(recovered: &Recovered) -> Vec<(u64, u64, Vec<u8>)> {
+    fn payloads(recovered: &Booted) -> Vec<(u64, u64, Vec<u8>)> {
         recovered
             .records
             .iter()

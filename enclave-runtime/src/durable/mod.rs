@@ -83,6 +83,8 @@ pub(crate) enum DurableError {
     Unavailable(String),
     /// A record over [`log::MAX_RECORD`] bytes.
     TooLarge(usize),
+    /// A verified record or snapshot could not be applied to the cluster.
+    Replay(String),
 }
 
 impl DurableError {
@@ -108,7 +110,7 @@ impl DurableError {
         match self {
             Self::DiskFull(_) => 507,
             Self::TooLarge(_) => 413,
-            Self::Tampered { .. } | Self::Io(_) | Self::Unavailable(_) => 503,
+            Self::Tampered { .. } | Self::Io(_) | Self::Unavailable(_) | Self::Replay(_) => 503,
         }
     }
 }
@@ -151,6 +153,7 @@ impl std::fmt::Display for DurableError {
             Self::Io(m) => write!(f, "the host could not write durably: {m}"),
             Self::Unavailable(m) => write!(f, "durable storage unavailable: {m}"),
             Self::TooLarge(n) => write!(f, "a record of {n} bytes is over {}", log::MAX_RECORD),
+            Self::Replay(m) => write!(f, "replaying the durable log failed: {m}"),
         }
     }
 }
@@ -182,13 +185,58 @@ pub(crate) struct RecoveredRecord {
     pub(crate) payload: Vec<u8>,
 }
 
-/// What [`DurableLog::open`] found: the newest snapshot and every record after it.
-#[derive(Debug, Clone)]
-pub(crate) struct Recovered {
-    /// The snapshot the state starts from, if any.
+/// Where [`DurableLog::open`] hands what it verifies, as it verifies it: the snapshot first,
+/// then each record in order. Nothing holds the whole log: the cluster replays each record as
+/// it comes (a log of 100,000 records is hundreds of megabytes, and an enclave's memory is
+/// fixed). With `--recover-to-last-valid`, what was handed over is the valid prefix kept;
+/// without it, a record that does not verify fails the start, so nothing handed over is used.
+pub(crate) trait Replay: Send {
+    /// The snapshot the state starts from (`None`: the log starts at the beginning), once,
+    /// before any record.
+    fn snapshot(&mut self, snapshot: Option<RecoveredSnapshot>) -> Result<(), String>;
+    /// The next verified record.
+    fn record(&mut self, record: RecoveredRecord) -> Result<(), String>;
+}
+
+/// A [`Replay`] that keeps everything it is handed (the hidden test record stream, tests).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Kept {
+    /// The snapshot, if any.
     pub(crate) snapshot: Option<RecoveredSnapshot>,
     /// The records after it, in order.
     pub(crate) records: Vec<RecoveredRecord>,
+}
+
+impl Replay for Kept {
+    fn snapshot(&mut self, snapshot: Option<RecoveredSnapshot>) -> Result<(), String> {
+        self.snapshot = snapshot;
+        Ok(())
+    }
+
+    fn record(&mut self, record: RecoveredRecord) -> Result<(), String> {
+        self.records.push(record);
+        Ok(())
+    }
+}
+
+/// Where a recovered snapshot stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SnapshotAt {
+    /// Its id on the host.
+    pub(crate) id: u64,
+    /// The state's revision.
+    pub(crate) revision: u64,
+    /// The last log position it covers.
+    pub(crate) position: u64,
+}
+
+/// What [`DurableLog::open`] found (the state itself went to its [`Replay`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Recovered {
+    /// The snapshot the state starts from, if any.
+    pub(crate) snapshot: Option<SnapshotAt>,
+    /// How many records after it were verified and handed over.
+    pub(crate) records: u64,
     /// The last verified position and its tag (where appends continue).
     tail: (u64, [u8; seal::TAG]),
     /// What `--recover-to-last-valid` dropped, if anything.

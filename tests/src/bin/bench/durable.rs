@@ -182,15 +182,17 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
         (ready, &replay_millis),
         ("< 5 s at 100,000", Duration::from_secs(5)),
     );
-    let rss_after = cluster
-        .enclave_pid()
-        .and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    let pid = cluster.enclave_pid();
+    let rss_after = pid.and_then(|pid| crate::proc_status_kb(pid, "VmRSS:"));
+    // The restarted enclave's peak: what its memory must hold while it replays.
+    let peak = pid.and_then(|pid| crate::proc_status_kb(pid, "VmHWM:"));
     report.info(
-        "enclave RSS before the kill / after the replay",
+        "enclave RSS before the kill / after the replay (its peak)",
         format!(
-            "{} / {}",
+            "{} / {} ({})",
             rss_before.map_or("?".into(), crate::mb),
-            rss_after.map_or("?".into(), crate::mb)
+            rss_after.map_or("?".into(), crate::mb),
+            peak.map_or("?".into(), crate::mb)
         ),
     );
     Ok(())
