@@ -271,12 +271,12 @@ async fn start_cluster(
             persists: false,
         });
     };
-    let recovery = match replay.recovery {
-        Some(recovery) => recovery,
-        None => Recovery::from_snapshot(config.clone(), seed, now(), &[] as &[Vec<u8>])
-            .map_err(|e| anyhow::anyhow!("replaying the durable log failed: {}", e.message()))?,
-    };
-    let core = recovery.finish(now());
+    let recovery = replay
+        .recovery
+        .unwrap_or_else(|| Recovery::new(config.clone(), seed, now()));
+    let core = recovery
+        .finish(now())
+        .map_err(|e| anyhow::anyhow!("replaying the durable log failed: {}", e.message()))?;
     tracing::info!(
         snapshot_revision = recovered.snapshot.map(|s| s.revision),
         records = recovered.records,
@@ -306,9 +306,13 @@ impl crate::durable::Replay for ClusterReplay {
         &mut self,
         snapshot: Option<crate::durable::RecoveredSnapshot>,
     ) -> Result<(), String> {
-        let chunks = snapshot.map_or_else(Vec::new, |s| s.chunks);
-        let recovery = Recovery::from_snapshot(self.config.clone(), self.seed, self.now, &chunks)
-            .map_err(|e| e.message())?;
+        let mut recovery = Recovery::new(self.config.clone(), self.seed, self.now);
+        // Each chunk is freed once restored, so the state is never held twice (as snapshot
+        // bytes and as objects).
+        for chunk in snapshot.map_or_else(Vec::new, |s| s.chunks) {
+            recovery.restore_chunk(&chunk).map_err(|e| e.message())?;
+        }
+        recovery.end_snapshot().map_err(|e| e.message())?;
         self.recovery = Some(recovery);
         Ok(())
     }

@@ -237,7 +237,7 @@ impl Cluster {
         for bytes in records {
             recovery.replay(bytes.as_ref())?;
         }
-        Ok(recovery.finish(now))
+        recovery.finish(now)
     }
 
     /// The open watches (a handle the runtime reads without the store lock, for metrics).
@@ -330,17 +330,59 @@ impl Cluster {
     }
 }
 
-/// [`Cluster::recover`] fed one journal entry at a time, so that a runtime replays a log as it
-/// reads it instead of holding every entry first (a log of 100,000 entries is hundreds of
-/// megabytes, and an enclave's memory is fixed).
+/// [`Cluster::recover`] fed one snapshot chunk and one journal entry at a time, so that a
+/// runtime replays a log as it reads it instead of holding every entry first, and frees each
+/// snapshot chunk once restored (a log or snapshot of 100,000 objects is hundreds of
+/// megabytes, and an enclave's memory is fixed). Chunks first ([`Recovery::restore_chunk`],
+/// ended by [`Recovery::end_snapshot`]), then entries ([`Recovery::replay`]), then
+/// [`Recovery::finish`].
 #[derive(Debug)]
 pub struct Recovery {
     cluster: Cluster,
+    phase: Phase,
+    /// The empty stake registry a snapshot's header fills (taken then).
+    stakes: Option<crate::stake::StakeRegistry>,
     restored: bool,
     replayed: u64,
 }
 
+/// Where a [`Recovery`] is.
+#[derive(Debug)]
+enum Phase {
+    /// Nothing yet: a snapshot chunk or a journal entry may come.
+    Start,
+    /// Inside a snapshot, after its header.
+    Snapshot(Restoring),
+    /// Journal entries (the snapshot, if any, ended).
+    Records,
+}
+
+/// What a snapshot's header says that restoring its objects needs.
+#[derive(Debug)]
+struct Restoring {
+    revision: u64,
+    at: UnixTime,
+    next_crd_id: u32,
+    /// CRD name → (id, definition revision).
+    crds: alloc::vec::Vec<(String, u32, u64)>,
+}
+
 impl Recovery {
+    /// A recovery with nothing restored yet.
+    pub fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
+        let cluster = Cluster::empty(config, seed, now);
+        let stakes = Some(crate::stake::StakeRegistry::new(
+            cluster.stakes.limits().clone(),
+        ));
+        Self {
+            cluster,
+            phase: Phase::Start,
+            stakes,
+            restored: false,
+            replayed: 0,
+        }
+    }
+
     /// Starts from the newest snapshot's chunks (none: the log starts at the beginning).
     pub fn from_snapshot<S: AsRef<[u8]>>(
         config: Config,
@@ -348,39 +390,70 @@ impl Recovery {
         now: UnixTime,
         snapshot: &[S],
     ) -> Result<Self, crate::Error> {
-        let mut cluster = Cluster::empty(config, seed, now);
-        let mut restored = false;
-        if !snapshot.is_empty() {
-            let stakes = crate::stake::StakeRegistry::new(cluster.stakes.limits().clone());
-            let snapshot = snapshot::Restored::decode(snapshot, stakes)?;
-            cluster.store = Store::starting_at(&cluster.config, snapshot.revision);
-            cluster.stakes = snapshot.stakes;
-            let mut objects = snapshot.objects;
-            // Definitions first, each under the id its objects were stored with.
-            objects.sort_by_key(|(key, _)| snapshot::restore_order(key));
-            for (key, object) in objects {
-                let mut definition_revision = None;
-                if key.resource == crate::resource::ResourceId::CustomResourceDefinitions {
-                    let recorded = snapshot.crds.iter().find(|(name, _, _)| *name == *key.name);
-                    if let Some((_, id, revision)) = recorded {
-                        cluster.crds.set_next_id(*id);
-                        definition_revision = Some(*revision);
-                    }
-                }
-                cluster.restore_object(snapshot.at, key, object, definition_revision)?;
-            }
-            cluster.crds.set_next_id(snapshot.next_crd_id);
-            restored = true;
+        let mut recovery = Self::new(config, seed, now);
+        for chunk in snapshot {
+            recovery.restore_chunk(chunk.as_ref())?;
         }
-        Ok(Self {
+        recovery.end_snapshot()?;
+        Ok(recovery)
+    }
+
+    /// Restores the next chunk of the newest snapshot, in order (the first carries its
+    /// header); every object is put back at its own revision and fed to the derived state.
+    pub fn restore_chunk(&mut self, chunk: &[u8]) -> Result<(), crate::Error> {
+        let revision = match &self.phase {
+            Phase::Start => None,
+            Phase::Snapshot(restoring) => Some(restoring.revision),
+            Phase::Records => {
+                return Err(crate::Error::Internal(
+                    "a snapshot chunk after the snapshot ended".into(),
+                ));
+            }
+        };
+        let Self {
             cluster,
-            restored,
-            replayed: 0,
+            phase,
+            stakes,
+            ..
+        } = self;
+        snapshot::read_chunk(chunk, revision, stakes, |item| match item {
+            snapshot::Item::Header(header) => {
+                cluster.store = Store::starting_at(&cluster.config, header.revision);
+                cluster.stakes = header.stakes;
+                *phase = Phase::Snapshot(Restoring {
+                    revision: header.revision,
+                    at: header.at,
+                    next_crd_id: header.next_crd_id,
+                    crds: header.crds,
+                });
+                Ok(())
+            }
+            snapshot::Item::Object(key, object) => {
+                let Phase::Snapshot(restoring) = &*phase else {
+                    return Err(crate::Error::Internal(
+                        "a snapshot object before its header".into(),
+                    ));
+                };
+                restore_one(cluster, restoring, key, object)
+            }
         })
+    }
+
+    /// Ends the snapshot (a no-op without one): the definitions' next id is the snapshot's.
+    pub fn end_snapshot(&mut self) -> Result<(), crate::Error> {
+        match core::mem::replace(&mut self.phase, Phase::Records) {
+            Phase::Start | Phase::Records => Ok(()),
+            Phase::Snapshot(restoring) => {
+                self.cluster.crds.set_next_id(restoring.next_crd_id);
+                self.restored = true;
+                Ok(())
+            }
+        }
     }
 
     /// Replays the next journal entry (as [`Record::encode`] wrote it).
     pub fn replay(&mut self, bytes: &[u8]) -> Result<(), crate::Error> {
+        self.end_snapshot()?;
         let record = Record::decode(bytes)?;
         if let Some(revision) = record.revision()
             && self.replayed == 0
@@ -398,11 +471,13 @@ impl Recovery {
     }
 
     /// The recovered cluster, ready to serve from `now` (see [`Cluster::recover`]).
-    pub fn finish(self, now: UnixTime) -> Cluster {
+    pub fn finish(mut self, now: UnixTime) -> Result<Cluster, crate::Error> {
+        self.end_snapshot()?;
         let Self {
             mut cluster,
             restored,
             replayed,
+            ..
         } = self;
         if replayed > 0 || restored {
             let skip = u64::try_from(cluster.config.max_pending_changes).unwrap_or(u64::MAX);
@@ -421,8 +496,31 @@ impl Recovery {
         }
         cluster.record_changes(true);
         cluster.bootstrap(now);
-        cluster
+        Ok(cluster)
     }
+}
+
+/// Puts one snapshot object back; a CustomResourceDefinition gets the id and definition
+/// revision the header recorded for it. (A custom object names its definition by that id, and
+/// its restore does not need the definition installed: objects restore in any order.)
+fn restore_one(
+    cluster: &mut Cluster,
+    restoring: &Restoring,
+    key: crate::store::ObjectKey,
+    object: crate::store::StoredObject,
+) -> Result<(), crate::Error> {
+    let mut definition_revision = None;
+    if key.resource == crate::resource::ResourceId::CustomResourceDefinitions {
+        let recorded = restoring
+            .crds
+            .iter()
+            .find(|(name, _, _)| *name == *key.name);
+        if let Some((_, id, revision)) = recorded {
+            cluster.crds.set_next_id(*id);
+            definition_revision = Some(*revision);
+        }
+    }
+    cluster.restore_object(restoring.at, key, object, definition_revision)
 }
 
 /// How long a terminating namespace whose deletion had a write refused waits before the next

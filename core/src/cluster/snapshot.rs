@@ -25,7 +25,6 @@ use alloc::vec::Vec;
 use super::Cluster;
 use super::change::{Reader, malformed, put_resource, put_short, put_u32, read_resource};
 use super::record::{read_trust, trust_tag};
-use crate::resource::ResourceId;
 use crate::stake::{EventId, Stake};
 use crate::store::{ObjectKey, StoredObject};
 use crate::token::SuiAddress;
@@ -223,103 +222,132 @@ impl Iterator for SnapshotChunks {
     }
 }
 
-/// A snapshot read back: its header and its objects (index left empty).
-pub(crate) struct Restored {
+/// A snapshot's header read back.
+pub(crate) struct Header {
     pub(crate) revision: u64,
     pub(crate) at: UnixTime,
     pub(crate) next_crd_id: u32,
     /// CRD name → (id, definition revision).
     pub(crate) crds: Vec<(String, u32, u64)>,
     pub(crate) stakes: crate::stake::StakeRegistry,
-    pub(crate) objects: Vec<(ObjectKey, StoredObject)>,
 }
 
-impl Restored {
-    /// Reads the chunks [`Snapshot::encode_chunks`] wrote; `stakes` is the empty registry
-    /// (with the configured limits) to fill.
-    pub(crate) fn decode<C: AsRef<[u8]>>(
-        chunks: &[C],
-        mut stakes: crate::stake::StakeRegistry,
-    ) -> Result<Self, Error> {
-        let mut items = chunks.iter().flat_map(|c| Items {
-            bytes: c.as_ref(),
-            failed: false,
-        });
-        let header = items
-            .next()
-            .ok_or_else(|| malformed("a snapshot without a header"))??;
-        let mut r = Reader { bytes: header };
-        if r.u8()? != HEADER || r.u8()? != FORMAT {
-            return Err(malformed("not a snapshot header of format 1"));
-        }
-        let revision = r.u64()?;
-        let at = UnixTime { nanos: r.u64()? };
-        let next_crd_id = r.u32()?;
-        let count = r.u32()? as usize;
-        let mut crds = Vec::with_capacity(count.min(r.bytes.len() / 14));
-        for _ in 0..count {
-            crds.push((r.text()?, r.u32()?, r.u64()?));
-        }
-        stakes.last_checkpoint = read_option(&mut r)?;
-        stakes.generation = r.u64()?;
-        stakes.last_update = read_option(&mut r)?.map(|nanos| UnixTime { nanos });
-        let count = r.u32()? as usize;
-        for _ in 0..count {
-            let id = r.array::<32>()?;
-            let stake = Stake {
-                owner: SuiAddress(r.array::<32>()?),
-                amount: r.u64()?,
-                slashed: r.u64()?,
-                withdrawn: r.u8()? != 0,
-                trust: read_trust(&mut r)?,
-                generation: r.u64()?,
-                checkpoint: r.u64()?,
-            };
-            stakes.stakes.insert(id, stake);
-        }
-        let count = r.u32()? as usize;
-        for _ in 0..count {
-            stakes.seen.insert(EventId {
-                tx_digest: r.text()?,
-                event_seq: r.u64()?,
-            });
-        }
-        if !r.bytes.is_empty() {
-            return Err(malformed("trailing bytes in the snapshot header"));
-        }
-        let mut objects = Vec::new();
-        for item in items {
-            let mut r = Reader { bytes: item? };
-            if r.u8()? != OBJECT {
-                return Err(malformed("not a snapshot object"));
+/// One item of a snapshot read back (see [`read_chunk`]).
+pub(crate) enum Item {
+    /// The first item of the first chunk.
+    Header(Header),
+    /// An object (its index left empty).
+    Object(ObjectKey, StoredObject),
+}
+
+/// Reads the items of one chunk [`Snapshot::into_chunks`] wrote, in order, and hands each to
+/// `each`: chunk by chunk, so a restore never holds a whole snapshot decoded. `revision` is
+/// the header's, once read (`None` before the first chunk); `stakes` is taken (the empty
+/// registry with the configured limits) to fill when the header comes.
+pub(crate) fn read_chunk(
+    chunk: &[u8],
+    mut revision: Option<u64>,
+    stakes: &mut Option<crate::stake::StakeRegistry>,
+    mut each: impl FnMut(Item) -> Result<(), Error>,
+) -> Result<(), Error> {
+    for item in (Items {
+        bytes: chunk,
+        failed: false,
+    }) {
+        let item = item?;
+        match revision {
+            None => {
+                let stakes = stakes
+                    .take()
+                    .ok_or_else(|| malformed("a second snapshot header"))?;
+                let header = read_header(item, stakes)?;
+                revision = Some(header.revision);
+                each(Item::Header(header))?;
             }
-            let resource = read_resource(&mut r)?;
-            let namespace = r.text()?;
-            let name = r.text()?;
-            let object_revision = r.u64()?;
-            let len = r.u32()? as usize;
-            let json = r.take(len)?;
-            if !r.bytes.is_empty() || object_revision > revision {
-                return Err(malformed("a snapshot object out of shape"));
+            Some(revision) => {
+                let (key, object) = read_object(item, revision)?;
+                each(Item::Object(key, object))?;
             }
-            objects.push((
-                ObjectKey::new(resource, &namespace, &name),
-                StoredObject {
-                    json: Arc::from(json),
-                    revision: object_revision,
-                    index: Arc::default(),
-                },
-            ));
         }
-        Ok(Self {
-            revision,
-            at,
-            next_crd_id,
-            crds,
-            stakes,
-            objects,
-        })
     }
+    if revision.is_none() {
+        return Err(malformed("a snapshot without a header"));
+    }
+    Ok(())
+}
+
+fn read_header(item: &[u8], mut stakes: crate::stake::StakeRegistry) -> Result<Header, Error> {
+    let mut r = Reader { bytes: item };
+    if r.u8()? != HEADER || r.u8()? != FORMAT {
+        return Err(malformed("not a snapshot header of format 1"));
+    }
+    let revision = r.u64()?;
+    let at = UnixTime { nanos: r.u64()? };
+    let next_crd_id = r.u32()?;
+    let count = r.u32()? as usize;
+    let mut crds = Vec::with_capacity(count.min(r.bytes.len() / 14));
+    for _ in 0..count {
+        crds.push((r.text()?, r.u32()?, r.u64()?));
+    }
+    stakes.last_checkpoint = read_option(&mut r)?;
+    stakes.generation = r.u64()?;
+    stakes.last_update = read_option(&mut r)?.map(|nanos| UnixTime { nanos });
+    let count = r.u32()? as usize;
+    for _ in 0..count {
+        let id = r.array::<32>()?;
+        let stake = Stake {
+            owner: SuiAddress(r.array::<32>()?),
+            amount: r.u64()?,
+            slashed: r.u64()?,
+            withdrawn: r.u8()? != 0,
+            trust: read_trust(&mut r)?,
+            generation: r.u64()?,
+            checkpoint: r.u64()?,
+        };
+        stakes.stakes.insert(id, stake);
+    }
+    let count = r.u32()? as usize;
+    for _ in 0..count {
+        stakes.seen.insert(EventId {
+            tx_digest: r.text()?,
+            event_seq: r.u64()?,
+        });
+    }
+    if !r.bytes.is_empty() {
+        return Err(malformed("trailing bytes in the snapshot header"));
+    }
+    Ok(Header {
+        revision,
+        at,
+        next_crd_id,
+        crds,
+        stakes,
+    })
+}
+
+/// An object item of a snapshot at `revision`.
+fn read_object(item: &[u8], revision: u64) -> Result<(ObjectKey, StoredObject), Error> {
+    let mut r = Reader { bytes: item };
+    if r.u8()? != OBJECT {
+        return Err(malformed("not a snapshot object"));
+    }
+    let resource = read_resource(&mut r)?;
+    let namespace = r.text()?;
+    let name = r.text()?;
+    let object_revision = r.u64()?;
+    let len = r.u32()? as usize;
+    let json = r.take(len)?;
+    if !r.bytes.is_empty() || object_revision > revision {
+        return Err(malformed("a snapshot object out of shape"));
+    }
+    Ok((
+        ObjectKey::new(resource, &namespace, &name),
+        StoredObject {
+            json: Arc::from(json),
+            revision: object_revision,
+            index: Arc::default(),
+        },
+    ))
 }
 
 /// The items of one chunk; an item that runs past the chunk's end is an error.
@@ -357,13 +385,4 @@ fn read_option(r: &mut Reader<'_>) -> Result<Option<u64>, Error> {
     let present = r.u8()? != 0;
     let value = r.u64()?;
     Ok(present.then_some(value))
-}
-
-/// The order a restore puts objects back in: CustomResourceDefinitions first, so that each
-/// gets its recorded id before the objects stored under it.
-pub(crate) fn restore_order(key: &ObjectKey) -> u8 {
-    match key.resource {
-        ResourceId::CustomResourceDefinitions => 0,
-        _ => 1,
-    }
 }
