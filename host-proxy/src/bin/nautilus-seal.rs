@@ -6,14 +6,9 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bech32::Hrp;
 use clap::Parser;
 use nautilus_core::token::{SealClaims, ed25519_address, mint_ed25519, parse_hex32};
-
-/// Sui's bech32 human-readable part for private keys.
-const SUI_PRIVATE_KEY_HRP: &str = "suiprivkey";
-/// Ed25519 flag byte in front of the 32-byte key.
-const ED25519_FLAG: u8 = 0x00;
+use nautilus_wire::sui_key;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -73,37 +68,11 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid duration {text:?}"))
 }
 
-/// Decodes `suiprivkey1...` into the 32-byte Ed25519 seed. Error texts never include the key.
-fn decode_key(text: &str) -> Result<[u8; 32], String> {
-    let (hrp, data) =
-        bech32::decode(text.trim()).map_err(|_| "the key is not valid bech32".to_string())?;
-    if hrp.as_str() != SUI_PRIVATE_KEY_HRP {
-        return Err(format!("the key must start with {SUI_PRIVATE_KEY_HRP}1"));
-    }
-    match data.split_first() {
-        Some((&ED25519_FLAG, seed)) => seed
-            .try_into()
-            .map_err(|_| "the Ed25519 key must be 32 bytes".to_string()),
-        Some((flag, _)) => Err(format!(
-            "the key's scheme (flag 0x{flag:02x}) is not supported: use an Ed25519 key"
-        )),
-        None => Err("the key is empty".to_string()),
-    }
-}
-
-fn encode_key(seed: &[u8; 32]) -> Result<String, String> {
-    let hrp = Hrp::parse(SUI_PRIVATE_KEY_HRP).map_err(|e| e.to_string())?;
-    let mut data = Vec::with_capacity(33);
-    data.push(ED25519_FLAG);
-    data.extend_from_slice(seed);
-    bech32::encode::<bech32::Bech32>(hrp, &data).map_err(|e| e.to_string())
-}
-
 fn run(args: Args) -> Result<String, String> {
     if args.generate_key {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
-        return encode_key(&seed);
+        return Ok(sui_key::encode_ed25519(&seed));
     }
     let key_text = match (&args.key, &args.key_file) {
         (Some(k), _) => k.clone(),
@@ -113,7 +82,7 @@ fn run(args: Args) -> Result<String, String> {
             return Err("give the key with --key-file, NAUTILUS_SEAL_KEY or --key".to_string());
         }
     };
-    let seed = decode_key(&key_text)?;
+    let seed = sui_key::decode_ed25519(&key_text).map_err(|e| e.to_string())?;
     if args.print_address {
         return Ok(ed25519_address(&seed).to_hex());
     }
@@ -174,20 +143,13 @@ mod tests {
     }
 
     #[test]
-    fn keys_round_trip_and_match_the_sdk() {
+    fn the_sdks_key_has_the_sdks_address() {
         // Exported by @mysten/sui `Ed25519Keypair.getSecretKey()`; address from toSuiAddress().
         let sdk = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
-        let seed = decode_key(sdk).unwrap();
-        assert_eq!(encode_key(&seed).unwrap(), sdk);
+        let seed = sui_key::decode_ed25519(sdk).unwrap();
         assert_eq!(
             ed25519_address(&seed).to_hex(),
             "0x6b66a0f19eadcc20732bb9b3f0c305ac9a5cd59e9bf010a07081f3498a9c0600"
         );
-        // A secp256k1 key from the SDK is refused with a reason, and never echoed.
-        let k1 = "suiprivkey1q94hr7whu2q944ruv7p0ucjfwmx7ewf99vmwwjlfmluw2mteft2x2dyzfyg";
-        let err = decode_key(k1).unwrap_err();
-        assert!(err.contains("flag 0x01"), "{err}");
-        assert!(!err.contains(k1));
-        assert!(decode_key("suipubkey1qqqqqq").is_err());
     }
 }
