@@ -1,7 +1,11 @@
 //! `nautilus-seal`: mints a Seal token (ARCHITECTURE.md §4) from a Sui Ed25519 private key in
-//! the `suiprivkey1...` form `sui keytool export` prints. The key is never logged or echoed;
-//! prefer `--key-file` or the `NAUTILUS_SEAL_KEY` environment variable over `--key`, which other
-//! local users can see in the process list.
+//! the `suiprivkey1...` form `sui keytool export` prints, on its own or, with
+//! `--exec-credential`, as the client-go credential plugin of a staker's kubelet. The key is
+//! never logged or echoed; prefer `--key-file` or the `NAUTILUS_SEAL_KEY` environment variable
+//! over `--key`, which other local users can see in the process list.
+
+#[path = "../seal/exec_credential.rs"]
+mod exec_credential;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,6 +46,16 @@ struct Args {
     /// Print a new random Ed25519 key as `suiprivkey1...` and exit (development).
     #[arg(long)]
     generate_key: bool,
+    /// Answer as a client-go credential plugin (`users[].user.exec` in a kubeconfig): a fresh
+    /// token in a `client.authentication.k8s.io/v1` `ExecCredential` on stdout, with an
+    /// `expirationTimestamp` `--refresh-before` ahead of the token's expiry, so client-go runs
+    /// the plugin again before the enclave would refuse the token.
+    #[arg(long, conflicts_with_all = ["print_address", "generate_key"])]
+    exec_credential: bool,
+    /// With `--exec-credential`: how long before the token expires client-go should ask for a
+    /// new one (same units as `--ttl`). Default 5m, or half the `--ttl` when that is shorter.
+    #[arg(long, value_parser = parse_ttl, requires = "exec_credential")]
+    refresh_before: Option<u64>,
 }
 
 fn parse_ttl(text: &str) -> Result<u64, String> {
@@ -74,6 +88,13 @@ fn run(args: Args) -> Result<String, String> {
         getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
         return Ok(sui_key::encode_ed25519(&seed));
     }
+    // Asked first, so a plugin misconfigured for another API version fails before any signing.
+    let exec_version = if args.exec_credential {
+        let info = std::env::var(exec_credential::EXEC_INFO_ENV).ok();
+        Some(exec_credential::api_version(info.as_deref())?)
+    } else {
+        None
+    };
     let key_text = match (&args.key, &args.key_file) {
         (Some(k), _) => k.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -109,7 +130,14 @@ fn run(args: Args) -> Result<String, String> {
         iat,
         exp: iat.saturating_add(args.ttl),
     };
-    Ok(mint_ed25519(&seed, &claims))
+    let token = mint_ed25519(&seed, &claims);
+    match exec_version {
+        Some(version) => {
+            let margin = exec_credential::refresh_before(args.ttl, args.refresh_before)?;
+            Ok(exec_credential::answer(version, &token, claims.exp, margin))
+        }
+        None => Ok(token),
+    }
 }
 
 fn main() -> ExitCode {
@@ -150,6 +178,66 @@ mod tests {
         assert_eq!(
             ed25519_address(&seed).to_hex(),
             "0x6b66a0f19eadcc20732bb9b3f0c305ac9a5cd59e9bf010a07081f3498a9c0600"
+        );
+    }
+
+    #[test]
+    fn exec_mode_needs_the_token_arguments_and_a_margin_inside_the_lifetime() {
+        let sdk = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
+        let stake = format!("0x{}", "5a".repeat(32));
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["nautilus-seal", "--exec-credential", "--key", sdk];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        assert!(parse(&[]).is_err(), "--node-id and --stake-id are required");
+        let args = parse(&[
+            "--node-id",
+            "n1",
+            "--stake-id",
+            &stake,
+            "--ttl",
+            "60",
+            "--refresh-before",
+            "60",
+        ])
+        .unwrap();
+        let err = run(args).unwrap_err();
+        assert!(err.contains("shorter than --ttl"), "{err}");
+        assert!(!err.contains(sdk));
+        let args = parse(&[
+            "--node-id",
+            "n1",
+            "--stake-id",
+            &stake,
+            "--ttl",
+            "2h",
+            "--now",
+            "1767225600",
+        ])
+        .unwrap();
+        let out: serde_json::Value = serde_json::from_str(&run(args).unwrap()).unwrap();
+        assert_eq!(out["kind"], "ExecCredential");
+        // 2026-01-01T00:00:00Z + 2 h - 5 min.
+        assert_eq!(out["status"]["expirationTimestamp"], "2026-01-01T01:55:00Z");
+        let token = out["status"]["token"].as_str().unwrap();
+        let parsed = nautilus_core::token::parse(token).unwrap();
+        assert_eq!(parsed.claims.node_id, "n1");
+        assert_eq!(parsed.claims.exp, 1_767_225_600 + 7200);
+        // --refresh-before belongs to the plugin mode only.
+        assert!(
+            Args::try_parse_from([
+                "nautilus-seal",
+                "--key",
+                sdk,
+                "--node-id",
+                "n1",
+                "--stake-id",
+                &stake,
+                "--refresh-before",
+                "1m",
+            ])
+            .is_err()
         );
     }
 }
