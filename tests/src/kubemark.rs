@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::peers;
 
-/// The folder the hollow kubelets' files live in (a kubelet's root directory holds its pods'
-/// state; kubemark makes it under `TMPDIR`).
+/// The folder the hollow kubelets' keys, kubeconfigs and logs live in.
 pub struct Workspace {
     /// Removes the folder on drop, unless it is kept.
     _dir: Option<tempfile::TempDir>,
@@ -150,17 +149,15 @@ pub struct HollowKubelet {
 }
 
 impl HollowKubelet {
-    /// Starts `kubemark --morph=kubelet` as `node` with `kubeconfig`, its files under
-    /// `workspace`. Each kubelet gets its own API port (several share this host's network); the
-    /// read-only port is off; images come from the fake runtime, not a host containerd.
+    /// Starts `kubemark --morph=kubelet` as `node` with `kubeconfig`, its log in `workspace`.
+    /// Each kubelet gets its own API port (several share this host's network); the read-only
+    /// port is off; images come from the fake runtime, not a host containerd.
     pub fn start(
         kubemark: &Path,
         workspace: &Workspace,
         node: &str,
         kubeconfig: &Path,
     ) -> std::io::Result<Self> {
-        let dir = workspace.path().join(node);
-        std::fs::create_dir_all(&dir)?;
         let log = workspace.path().join(format!("{node}.log"));
         let out = File::create(&log)?;
         let err = out.try_clone()?;
@@ -175,9 +172,6 @@ impl HollowKubelet {
                 "--use-host-image-service=false",
                 "--v=6",
             ])
-            // kubemark makes the kubelet's root directory (pods, plugins, logs) with Go's
-            // os.MkdirTemp, under TMPDIR.
-            .env("TMPDIR", &dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -227,7 +221,33 @@ impl HollowKubelet {
 impl Drop for HollowKubelet {
     fn drop(&mut self) {
         self.kill();
+        remove_leftovers(&self.logs());
     }
+}
+
+/// Removes what a hollow kubelet leaves in `/tmp`, whatever `TMPDIR` says (kubemark's helpers
+/// name `/tmp`): its root directory (pods, plugins, logs) and its fake runtime's socket, both
+/// named in its log.
+fn remove_leftovers(log: &str) {
+    const ROOT_DIR: (&str, &str) = ("Using ", " as root dir for hollow-kubelet");
+    const SOCKET: (&str, &str) = ("endpoint=\"unix://", "\"");
+    for line in log.lines() {
+        if let Some(dir) = between(line, ROOT_DIR).filter(|d| d.starts_with("/tmp/hollow-kubelet."))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(socket) = between(line, SOCKET)
+            .filter(|s| s.starts_with("/tmp/kubelet_remote_") && s.ends_with(".sock"))
+        {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// The text of `line` between the first `start` and the next `end` after it.
+fn between<'a>(line: &'a str, (start, end): (&str, &str)) -> Option<&'a str> {
+    let (_, rest) = line.split_once(start)?;
+    rest.split_once(end).map(|(found, _)| found)
 }
 
 /// One kind of refused request: verb, path (query left out) and status.
@@ -318,6 +338,21 @@ I1207 03:10:00.600000   42 round_trippers.go:560] GET https://127.0.0.1:6443/api
             ),
         ]);
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn leftovers_are_found_in_the_log() {
+        let line = r#"I1207 03:10:00.1 42 hollow_kubelet.go:173] Using /tmp/hollow-kubelet.123 as root dir for hollow-kubelet"#;
+        assert_eq!(
+            between(line, ("Using ", " as root dir for hollow-kubelet")),
+            Some("/tmp/hollow-kubelet.123")
+        );
+        let line = r#"I1207 03:10:00.1 42 remote_runtime.go:1] "Connecting to runtime service" endpoint="unix:///tmp/kubelet_remote_7.sock""#;
+        assert_eq!(
+            between(line, ("endpoint=\"unix://", "\"")),
+            Some("/tmp/kubelet_remote_7.sock")
+        );
+        assert_eq!(between("nothing", ("Using ", " as")), None);
     }
 
     #[test]
