@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod client;
+pub mod kubemark;
 pub mod peers;
 pub mod pki;
 pub mod simulator;

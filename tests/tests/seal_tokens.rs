@@ -2,7 +2,8 @@
 //! `tests/sui/mint.mjs`): tokens the SDK's `signPersonalMessage` makes are accepted byte for
 //! byte by core's validator, tokens `nautilus-seal` makes verify with the SDK's
 //! `verifyPersonalMessageSignature` under the same address as `toSuiAddress()`, and a tampered
-//! claim fails both.
+//! claim fails both. `nautilus-seal --exec-credential` answers as the client-go credential plugin
+//! of a staker's kubelet (run here as client-go runs it; kubelets use it in `kubemark_join.rs`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -225,5 +226,115 @@ fn nautilus_seal_refuses_bad_input_without_echoing_the_key() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(want), "{stderr}");
         assert!(!stderr.contains(&ed));
+    }
+}
+
+/// `nautilus-seal --exec-credential` run as client-go runs a credential plugin: `KUBERNETES_EXEC_INFO`
+/// set, the `ExecCredential` read from stdout. The token is fresh, for the node and stake given,
+/// accepted by core's validator, and client-go is told to come back before it expires; a version
+/// the plugin does not speak is refused on stderr with a non-zero exit and nothing on stdout.
+#[test]
+fn nautilus_seal_answers_as_a_client_go_credential_plugin() {
+    // Exported by @mysten/sui `Ed25519Keypair.getSecretKey()`; address from toSuiAddress().
+    let key = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
+    let address = "0x6b66a0f19eadcc20732bb9b3f0c305ac9a5cd59e9bf010a07081f3498a9c0600";
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("staker.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let stake = hex32(&STAKE);
+    let plugin = |exec_info: &str, extra: &[&str]| {
+        Command::new(binary("nautilus-seal"))
+            .arg("--exec-credential")
+            .arg("--key-file")
+            .arg(&key_file)
+            .args(["--node-id", "worker-1", "--stake-id", &stake])
+            .args(extra)
+            .env("KUBERNETES_EXEC_INFO", exec_info)
+            .output()
+            .unwrap()
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+
+    // What client-go 1.32 sets for a `client.authentication.k8s.io/v1` plugin run without a
+    // terminal (interactiveMode Never).
+    let v1 = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1","spec":{"interactive":false}}"#;
+    let before = now();
+    let out = plugin(v1, &["--ttl", "24h"]);
+    let after = now();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(!stdout.contains(key), "the key is never printed");
+    let answer: Value = serde_json::from_str(&stdout).expect("stdout is one ExecCredential");
+    assert_eq!(
+        answer["apiVersion"], "client.authentication.k8s.io/v1",
+        "{answer}"
+    );
+    assert_eq!(answer["kind"], "ExecCredential", "{answer}");
+    let token = field(&answer["status"], "token");
+    let parsed = parse(&token).unwrap();
+    assert_eq!(parsed.claims.node_id, "worker-1");
+    assert_eq!(parsed.claims.stake_id, STAKE);
+    assert_eq!(parsed.signer.to_hex(), address);
+    assert!(
+        (before..=after).contains(&parsed.claims.iat),
+        "a fresh token"
+    );
+    assert_eq!(parsed.claims.exp - parsed.claims.iat, 86_400);
+    // client-go runs the plugin again once this time has passed: five minutes before expiry.
+    let expiry = UnixTime::parse_rfc3339(&field(&answer["status"], "expirationTimestamp"))
+        .expect("RFC 3339");
+    assert_eq!(expiry.secs(), parsed.claims.exp - 300, "{answer}");
+    let stakes = registry(address);
+    let mut v = TokenValidator::new(TokenPolicy::default());
+    let id = v
+        .validate(
+            &token,
+            UnixTime::from_secs(parsed.claims.iat),
+            Some("worker-1"),
+            &stakes,
+        )
+        .expect("the enclave's validator accepts it");
+    assert_eq!(id.node_id, "worker-1");
+
+    // A shorter margin; and an older kubeconfig's v1beta1 is answered in v1beta1.
+    let beta = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":false}}"#;
+    let out = plugin(beta, &["--ttl", "1h", "--refresh-before", "10m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["apiVersion"], "client.authentication.k8s.io/v1beta1");
+    let parsed = parse(&field(&answer["status"], "token")).unwrap();
+    let expiry = UnixTime::parse_rfc3339(&field(&answer["status"], "expirationTimestamp")).unwrap();
+    assert_eq!(expiry.secs(), parsed.claims.exp - 600);
+
+    // Refusals: on stderr, exit 2, nothing on stdout, never the key.
+    for (info, extra, want) in [
+        (
+            r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1alpha1"}"#,
+            &["--ttl", "1h"][..],
+            "KUBERNETES_EXEC_INFO asks for apiVersion",
+        ),
+        (
+            v1,
+            &["--ttl", "60s", "--refresh-before", "2m"][..],
+            "shorter than --ttl",
+        ),
+    ] {
+        let out = plugin(info, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(out.stdout.is_empty());
+        assert!(!stderr.contains(key));
     }
 }

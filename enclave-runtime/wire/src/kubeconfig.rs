@@ -1,8 +1,8 @@
 //! The one-cluster kubeconfig files `nautilus-proxy dev`, `nautilus-verify kubeconfig` and the
-//! tests write: a cluster trusting one CA, a user with an optional bearer token, and a context
-//! joining them. Every string is written JSON-quoted, which YAML reads the same: an unquoted
-//! token such as `12345` or one with `: `/`#` would be read as a number or cut short, and
-//! kubectl would refuse the file.
+//! tests write: a cluster trusting one CA, a user with an optional bearer token or a credential
+//! plugin that mints one (a staker's kubelet), and a context joining them. Every string is
+//! written JSON-quoted, which YAML reads the same: an unquoted token such as `12345` or one with
+//! `: `/`#` would be read as a number or cut short, and kubectl would refuse the file.
 
 use base64::Engine as _;
 
@@ -21,11 +21,64 @@ pub struct Names<'a> {
 /// carries it); with `token`, the user presents it as a bearer token, without one the user is
 /// empty (client certificates or anonymous).
 pub fn kubeconfig(names: &Names<'_>, server: &str, ca_pem: &[u8], token: Option<&str>) -> String {
-    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let user = match token {
         Some(token) => format!("  user:\n    token: {}\n", quote(token)),
         None => "  user: {}\n".to_string(),
     };
+    document(names, server, ca_pem, &user)
+}
+
+/// A client-go credential plugin (`users[].user.exec`, `client.authentication.k8s.io/v1`): the
+/// command client-go runs for a bearer token, again whenever the token it gave expires.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecPlugin<'a> {
+    /// The program (an absolute path, or a name looked up in `PATH`).
+    pub command: &'a str,
+    /// Its arguments.
+    pub args: &'a [&'a str],
+    /// Environment variables set for it, beside client-go's own.
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// A kubeconfig for `server` whose only CA is `ca_pem` and whose user gets its bearer tokens
+/// from `plugin`, never asking for input (`interactiveMode: Never`: a kubelet has no terminal).
+pub fn exec_kubeconfig(
+    names: &Names<'_>,
+    server: &str,
+    ca_pem: &[u8],
+    plugin: &ExecPlugin<'_>,
+) -> String {
+    let mut user = format!(
+        "  user:\n    exec:\n      apiVersion: \"client.authentication.k8s.io/v1\"\n      \
+         command: {}\n      interactiveMode: \"Never\"\n      provideClusterInfo: false\n",
+        quote(plugin.command)
+    );
+    if plugin.args.is_empty() {
+        user.push_str("      args: []\n");
+    } else {
+        user.push_str("      args:\n");
+        for arg in plugin.args {
+            user.push_str(&format!("      - {}\n", quote(arg)));
+        }
+    }
+    if plugin.env.is_empty() {
+        user.push_str("      env: []\n");
+    } else {
+        user.push_str("      env:\n");
+        for (name, value) in plugin.env {
+            user.push_str(&format!(
+                "      - name: {}\n        value: {}\n",
+                quote(name),
+                quote(value)
+            ));
+        }
+    }
+    document(names, server, ca_pem, &user)
+}
+
+/// The file around one `user` entry (its lines, indented under `- name:`).
+fn document(names: &Names<'_>, server: &str, ca_pem: &[u8], user: &str) -> String {
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let (cluster, user_name, context) = (
         quote(names.cluster),
         quote(names.user),
@@ -154,6 +207,62 @@ mod tests {
         assert_eq!(
             quote("a\\b\nc\t\u{7f}\u{85}\u{9f}\u{2028}\u{2029}\u{feff}é"),
             "\"a\\\\b\\u000ac\\u0009\\u007f\\u0085\\u009f\\u2028\\u2029\\ufeffé\""
+        );
+    }
+
+    #[test]
+    fn an_exec_plugin_reads_back_exactly() {
+        let plugin = ExecPlugin {
+            command: "/opt/bin/nautilus-seal",
+            args: &[
+                "--exec-credential",
+                "--key-file",
+                "/k: #1",
+                "--node-id",
+                "n1",
+            ],
+            env: &[("NAUTILUS_X", "a \"b\"\n")],
+        };
+        let text = exec_kubeconfig(&NAMES, "https://h:1", b"ca", &plugin);
+        let doc = parse(&text);
+        let exec = &doc["users"][0]["user"]["exec"];
+        assert_eq!(
+            exec["apiVersion"], "client.authentication.k8s.io/v1",
+            "{text}"
+        );
+        assert_eq!(exec["command"], "/opt/bin/nautilus-seal");
+        assert_eq!(
+            exec["args"],
+            serde_json::json!([
+                "--exec-credential",
+                "--key-file",
+                "/k: #1",
+                "--node-id",
+                "n1"
+            ])
+        );
+        assert_eq!(
+            exec["env"],
+            serde_json::json!([{"name": "NAUTILUS_X", "value": "a \"b\"\n"}])
+        );
+        assert_eq!(exec["interactiveMode"], "Never");
+        assert_eq!(exec["provideClusterInfo"], false);
+        assert!(doc["users"][0]["user"].get("token").is_none(), "{text}");
+        assert_eq!(doc["clusters"][0]["cluster"]["server"], "https://h:1");
+        assert_eq!(doc["current-context"], "x");
+        let bare = ExecPlugin {
+            command: "seal",
+            args: &[],
+            env: &[],
+        };
+        let doc = parse(&exec_kubeconfig(&NAMES, "https://h:1", b"ca", &bare));
+        assert_eq!(
+            doc["users"][0]["user"]["exec"]["args"],
+            serde_json::json!([])
+        );
+        assert_eq!(
+            doc["users"][0]["user"]["exec"]["env"],
+            serde_json::json!([])
         );
     }
 

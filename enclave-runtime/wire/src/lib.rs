@@ -4,7 +4,8 @@
 //! ([`config_file`]), with the `kubeconfig` feature the kubeconfig files the proxy's `dev` and
 //! `nautilus-verify` write ([`kubeconfig`]) and, with the `kms` feature,
 //! KMS's `Recipient` envelope, SigV4 and request shapes ([`kms`]), which the enclave's client and
-//! the simulated KMS of `nautilus-proxy dev` share.
+//! the simulated KMS of `nautilus-proxy dev` share, and with the `sui-key` feature the
+//! `suiprivkey1...` keys `nautilus-seal` reads and the tests write ([`sui_key`]).
 
 #[cfg(feature = "config-file")]
 pub mod config_file;
@@ -14,3 +15,5 @@ pub mod kms;
 pub mod kubeconfig;
 pub mod preamble;
 pub mod storage;
+#[cfg(feature = "sui-key")]
+pub mod sui_key;

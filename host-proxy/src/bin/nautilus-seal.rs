@@ -1,19 +1,18 @@
 //! `nautilus-seal`: mints a Seal token (ARCHITECTURE.md §4) from a Sui Ed25519 private key in
-//! the `suiprivkey1...` form `sui keytool export` prints. The key is never logged or echoed;
-//! prefer `--key-file` or the `NAUTILUS_SEAL_KEY` environment variable over `--key`, which other
-//! local users can see in the process list.
+//! the `suiprivkey1...` form `sui keytool export` prints, on its own or, with
+//! `--exec-credential`, as the client-go credential plugin of a staker's kubelet. The key is
+//! never logged or echoed; prefer `--key-file` or the `NAUTILUS_SEAL_KEY` environment variable
+//! over `--key`, which other local users can see in the process list.
+
+#[path = "../seal/exec_credential.rs"]
+mod exec_credential;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bech32::Hrp;
 use clap::Parser;
 use nautilus_core::token::{SealClaims, ed25519_address, mint_ed25519, parse_hex32};
-
-/// Sui's bech32 human-readable part for private keys.
-const SUI_PRIVATE_KEY_HRP: &str = "suiprivkey";
-/// Ed25519 flag byte in front of the 32-byte key.
-const ED25519_FLAG: u8 = 0x00;
+use nautilus_wire::sui_key;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,6 +46,16 @@ struct Args {
     /// Print a new random Ed25519 key as `suiprivkey1...` and exit (development).
     #[arg(long)]
     generate_key: bool,
+    /// Answer as a client-go credential plugin (`users[].user.exec` in a kubeconfig): a fresh
+    /// token in a `client.authentication.k8s.io/v1` `ExecCredential` on stdout, with an
+    /// `expirationTimestamp` `--refresh-before` ahead of the token's expiry, so client-go runs
+    /// the plugin again before the enclave would refuse the token.
+    #[arg(long, conflicts_with_all = ["print_address", "generate_key"])]
+    exec_credential: bool,
+    /// With `--exec-credential`: how long before the token expires client-go should ask for a
+    /// new one (same units as `--ttl`). Default 5m, or half the `--ttl` when that is shorter.
+    #[arg(long, value_parser = parse_ttl, requires = "exec_credential")]
+    refresh_before: Option<u64>,
 }
 
 fn parse_ttl(text: &str) -> Result<u64, String> {
@@ -73,38 +82,19 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid duration {text:?}"))
 }
 
-/// Decodes `suiprivkey1...` into the 32-byte Ed25519 seed. Error texts never include the key.
-fn decode_key(text: &str) -> Result<[u8; 32], String> {
-    let (hrp, data) =
-        bech32::decode(text.trim()).map_err(|_| "the key is not valid bech32".to_string())?;
-    if hrp.as_str() != SUI_PRIVATE_KEY_HRP {
-        return Err(format!("the key must start with {SUI_PRIVATE_KEY_HRP}1"));
-    }
-    match data.split_first() {
-        Some((&ED25519_FLAG, seed)) => seed
-            .try_into()
-            .map_err(|_| "the Ed25519 key must be 32 bytes".to_string()),
-        Some((flag, _)) => Err(format!(
-            "the key's scheme (flag 0x{flag:02x}) is not supported: use an Ed25519 key"
-        )),
-        None => Err("the key is empty".to_string()),
-    }
-}
-
-fn encode_key(seed: &[u8; 32]) -> Result<String, String> {
-    let hrp = Hrp::parse(SUI_PRIVATE_KEY_HRP).map_err(|e| e.to_string())?;
-    let mut data = Vec::with_capacity(33);
-    data.push(ED25519_FLAG);
-    data.extend_from_slice(seed);
-    bech32::encode::<bech32::Bech32>(hrp, &data).map_err(|e| e.to_string())
-}
-
 fn run(args: Args) -> Result<String, String> {
     if args.generate_key {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
-        return encode_key(&seed);
+        return Ok(sui_key::encode_ed25519(&seed));
     }
+    // Asked first, so a plugin misconfigured for another API version fails before any signing.
+    let exec_version = if args.exec_credential {
+        let info = std::env::var(exec_credential::EXEC_INFO_ENV).ok();
+        Some(exec_credential::api_version(info.as_deref())?)
+    } else {
+        None
+    };
     let key_text = match (&args.key, &args.key_file) {
         (Some(k), _) => k.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -113,7 +103,7 @@ fn run(args: Args) -> Result<String, String> {
             return Err("give the key with --key-file, NAUTILUS_SEAL_KEY or --key".to_string());
         }
     };
-    let seed = decode_key(&key_text)?;
+    let seed = sui_key::decode_ed25519(&key_text).map_err(|e| e.to_string())?;
     if args.print_address {
         return Ok(ed25519_address(&seed).to_hex());
     }
@@ -140,7 +130,14 @@ fn run(args: Args) -> Result<String, String> {
         iat,
         exp: iat.saturating_add(args.ttl),
     };
-    Ok(mint_ed25519(&seed, &claims))
+    let token = mint_ed25519(&seed, &claims);
+    match exec_version {
+        Some(version) => {
+            let margin = exec_credential::refresh_before(args.ttl, args.refresh_before)?;
+            Ok(exec_credential::answer(version, &token, claims.exp, margin))
+        }
+        None => Ok(token),
+    }
 }
 
 fn main() -> ExitCode {
@@ -174,20 +171,73 @@ mod tests {
     }
 
     #[test]
-    fn keys_round_trip_and_match_the_sdk() {
+    fn the_sdks_key_has_the_sdks_address() {
         // Exported by @mysten/sui `Ed25519Keypair.getSecretKey()`; address from toSuiAddress().
         let sdk = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
-        let seed = decode_key(sdk).unwrap();
-        assert_eq!(encode_key(&seed).unwrap(), sdk);
+        let seed = sui_key::decode_ed25519(sdk).unwrap();
         assert_eq!(
             ed25519_address(&seed).to_hex(),
             "0x6b66a0f19eadcc20732bb9b3f0c305ac9a5cd59e9bf010a07081f3498a9c0600"
         );
-        // A secp256k1 key from the SDK is refused with a reason, and never echoed.
-        let k1 = "suiprivkey1q94hr7whu2q944ruv7p0ucjfwmx7ewf99vmwwjlfmluw2mteft2x2dyzfyg";
-        let err = decode_key(k1).unwrap_err();
-        assert!(err.contains("flag 0x01"), "{err}");
-        assert!(!err.contains(k1));
-        assert!(decode_key("suipubkey1qqqqqq").is_err());
+    }
+
+    #[test]
+    fn exec_mode_needs_the_token_arguments_and_a_margin_inside_the_lifetime() {
+        let sdk = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
+        let stake = format!("0x{}", "5a".repeat(32));
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["nautilus-seal", "--exec-credential", "--key", sdk];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        assert!(parse(&[]).is_err(), "--node-id and --stake-id are required");
+        let args = parse(&[
+            "--node-id",
+            "n1",
+            "--stake-id",
+            &stake,
+            "--ttl",
+            "60",
+            "--refresh-before",
+            "60",
+        ])
+        .unwrap();
+        let err = run(args).unwrap_err();
+        assert!(err.contains("shorter than --ttl"), "{err}");
+        assert!(!err.contains(sdk));
+        let args = parse(&[
+            "--node-id",
+            "n1",
+            "--stake-id",
+            &stake,
+            "--ttl",
+            "2h",
+            "--now",
+            "1767225600",
+        ])
+        .unwrap();
+        let out: serde_json::Value = serde_json::from_str(&run(args).unwrap()).unwrap();
+        assert_eq!(out["kind"], "ExecCredential");
+        // 2026-01-01T00:00:00Z + 2 h - 5 min.
+        assert_eq!(out["status"]["expirationTimestamp"], "2026-01-01T01:55:00Z");
+        let token = out["status"]["token"].as_str().unwrap();
+        let parsed = nautilus_core::token::parse(token).unwrap();
+        assert_eq!(parsed.claims.node_id, "n1");
+        assert_eq!(parsed.claims.exp, 1_767_225_600 + 7200);
+        // --refresh-before belongs to the plugin mode only.
+        assert!(
+            Args::try_parse_from([
+                "nautilus-seal",
+                "--key",
+                sdk,
+                "--node-id",
+                "n1",
+                "--stake-id",
+                &stake,
+                "--refresh-before",
+                "1m",
+            ])
+            .is_err()
+        );
     }
 }

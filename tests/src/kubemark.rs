@@ -1,0 +1,393 @@
+//! Real kubelets as stakers' nodes: kubemark's hollow kubelet (`kubemark --morph=kubelet`, the
+//! kubelet's own code over a fake container runtime) joined with a kubeconfig whose credential
+//! plugin is `nautilus-seal --exec-credential`, so each kubelet mints its own Seal tokens from its
+//! staker's key, as a staker's machine would.
+//!
+//! Each hollow kubelet logs at `-v=6`, where client-go prints one line per request with the
+//! answer's status; [`refused_requests`] reads the non-2xx ones back.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::peers;
+
+/// The folder the hollow kubelets' keys, kubeconfigs and logs live in.
+pub struct Workspace {
+    /// Removes the folder on drop, unless it is kept.
+    _dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl Workspace {
+    /// A fresh folder, removed on drop; kept (and its path printed) when `NAUTILUS_KEEP_KUBEMARK`
+    /// is set, to read the kubelets' logs after a run.
+    pub fn new() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("nautilus-kubemark-")
+            .tempdir()?;
+        if std::env::var_os("NAUTILUS_KEEP_KUBEMARK").is_some() {
+            let path = dir.keep();
+            println!("kubemark: keeping {}", path.display());
+            return Ok(Self { _dir: None, path });
+        }
+        Ok(Self {
+            path: dir.path().to_path_buf(),
+            _dir: Some(dir),
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The kubemark binary, built by `tests/peers/build.sh` when Go can build it (as
+/// `tests/tests/peers.rs` does: the build skips an up-to-date binary and fails loudly), or the
+/// binary already there when Go is missing; `None` when neither: the caller skips, saying why.
+pub fn kubemark_binary() -> Result<Option<PathBuf>, peers::PeerError> {
+    let go = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if go {
+        peers::build(&["kubemark"])?;
+        return peers::binary("kubemark").map(Some);
+    }
+    match peers::binary("kubemark") {
+        Ok(path) => Ok(Some(path)),
+        Err(peers::PeerError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The Kubernetes version `kubemark` was built as (`v1.32.13`): what its kubelet reports in
+/// `status.nodeInfo.kubeletVersion`.
+pub fn version(kubemark: &Path) -> Result<String, String> {
+    let out = Command::new(kubemark)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("run {}: {e}", kubemark.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .strip_prefix("Kubernetes ")
+        .map(str::to_string)
+        .ok_or_else(|| format!("kubemark --version printed {text:?}"))
+}
+
+/// How a node's kubelet mints its Seal tokens.
+pub struct SealPlugin<'a> {
+    /// The `nautilus-seal` binary.
+    pub seal: &'a Path,
+    /// The file holding the staker's `suiprivkey1...` key (mode 0600).
+    pub key_file: &'a Path,
+    /// The node name, the token's `node_id`.
+    pub node: &'a str,
+    /// The stake object id, `0x` + 64 hex digits.
+    pub stake_id: &'a str,
+    /// The token lifetime (`nautilus-seal --ttl`).
+    pub ttl: &'a str,
+    /// How long before expiry client-go mints again (`--refresh-before`).
+    pub refresh_before: &'a str,
+}
+
+/// A kubeconfig for a staker's kubelet: the cluster at `server` trusting `ca_pem`, and a user
+/// whose bearer tokens come from `nautilus-seal --exec-credential` (the key named by path, never
+/// written into the file).
+pub fn node_kubeconfig(server: &str, ca_pem: &[u8], plugin: &SealPlugin<'_>) -> String {
+    let seal = plugin.seal.display().to_string();
+    let key_file = plugin.key_file.display().to_string();
+    let args = [
+        "--exec-credential",
+        "--key-file",
+        key_file.as_str(),
+        "--node-id",
+        plugin.node,
+        "--stake-id",
+        plugin.stake_id,
+        "--ttl",
+        plugin.ttl,
+        "--refresh-before",
+        plugin.refresh_before,
+    ];
+    let names = nautilus_wire::kubeconfig::Names {
+        cluster: "nautilus",
+        user: plugin.node,
+        context: "nautilus",
+    };
+    let exec = nautilus_wire::kubeconfig::ExecPlugin {
+        command: &seal,
+        args: &args,
+        env: &[],
+    };
+    nautilus_wire::kubeconfig::exec_kubeconfig(&names, server, ca_pem, &exec)
+}
+
+/// Writes `secret` as `suiprivkey1...` to `path`, readable by its owner only.
+pub fn write_key_file(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{}", nautilus_wire::sui_key::encode_ed25519(secret))
+}
+
+/// One hollow kubelet process; killed (SIGKILL) on drop.
+pub struct HollowKubelet {
+    child: Mutex<Child>,
+    /// The node it runs as.
+    pub node: String,
+    /// Its log file (klog at `-v=6`).
+    pub log: PathBuf,
+}
+
+impl HollowKubelet {
+    /// Starts `kubemark --morph=kubelet` as `node` with `kubeconfig`, its log in `workspace`.
+    /// Each kubelet gets its own API port (several share this host's network); the read-only
+    /// port is off; images come from the fake runtime, not a host containerd.
+    pub fn start(
+        kubemark: &Path,
+        workspace: &Workspace,
+        node: &str,
+        kubeconfig: &Path,
+    ) -> std::io::Result<Self> {
+        let log = workspace.path().join(format!("{node}.log"));
+        let out = File::create(&log)?;
+        let err = out.try_clone()?;
+        let port = crate::free_port();
+        let child = Command::new(kubemark)
+            .args([
+                "--morph=kubelet",
+                &format!("--name={node}"),
+                &format!("--kubeconfig={}", kubeconfig.display()),
+                &format!("--kubelet-port={port}"),
+                "--kubelet-read-only-port=0",
+                "--use-host-image-service=false",
+                "--v=6",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()?;
+        Ok(Self {
+            child: Mutex::new(child),
+            node: node.to_string(),
+            log,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.lock().expect("child lock").id()
+    }
+
+    /// Whether it has exited, and how.
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child
+            .lock()
+            .expect("child lock")
+            .try_wait()
+            .ok()
+            .flatten()
+    }
+
+    /// `kill -9`, as a machine losing power, and waits for it.
+    pub fn kill(&self) {
+        let mut child = self.child.lock().expect("child lock");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Its log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` lines of its log.
+    pub fn tail(&self, n: usize) -> String {
+        let text = self.logs();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for HollowKubelet {
+    fn drop(&mut self) {
+        self.kill();
+        remove_leftovers(&self.logs());
+    }
+}
+
+/// Removes what a hollow kubelet leaves in `/tmp`, whatever `TMPDIR` says (kubemark's helpers
+/// name `/tmp`): its root directory (pods, plugins, logs) and its fake runtime's socket, both
+/// named in its log.
+fn remove_leftovers(log: &str) {
+    const ROOT_DIR: (&str, &str) = ("Using ", " as root dir for hollow-kubelet");
+    const SOCKET: (&str, &str) = ("endpoint=\"unix://", "\"");
+    for line in log.lines() {
+        if let Some(dir) = between(line, ROOT_DIR).filter(|d| d.starts_with("/tmp/hollow-kubelet."))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some(socket) = between(line, SOCKET)
+            .filter(|s| s.starts_with("/tmp/kubelet_remote_") && s.ends_with(".sock"))
+        {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// The text of `line` between the first `start` and the next `end` after it.
+fn between<'a>(line: &'a str, (start, end): (&str, &str)) -> Option<&'a str> {
+    let (_, rest) = line.split_once(start)?;
+    rest.split_once(end).map(|(found, _)| found)
+}
+
+/// One kind of refused request: verb, path (query left out) and status.
+pub type Refusal = (String, String, u16);
+
+/// The requests a kubelet's log shows answered with other than 2xx, counted by verb, path and
+/// status. client-go at `-v=6` logs each as `<VERB> <URL> <code> <reason> in <n> milliseconds`;
+/// requests that got no answer at all (a connection refused) are not among them.
+pub fn refused_requests(log: &str) -> BTreeMap<Refusal, usize> {
+    let mut counts = BTreeMap::new();
+    for line in log.lines() {
+        let Some((_, message)) = line.split_once("] ") else {
+            continue;
+        };
+        let mut words = message.split(' ');
+        let (Some(verb), Some(url), Some(code)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        if !matches!(verb, "GET" | "POST" | "PUT" | "PATCH" | "DELETE")
+            || !url.starts_with("https://")
+            || !message.ends_with(" milliseconds")
+        {
+            continue;
+        }
+        let Ok(code) = code.parse::<u16>() else {
+            continue;
+        };
+        if (200..300).contains(&code) {
+            continue;
+        }
+        let path = url
+            .trim_start_matches("https://")
+            .split_once('/')
+            .map_or("/", |(_, p)| p);
+        let path = format!("/{}", path.split('?').next().unwrap_or(""));
+        *counts.entry((verb.to_string(), path, code)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Polls `check` every 250 ms until it gives a value or `limit` passes; `what` and `context()`
+/// name the failure.
+#[track_caller]
+pub fn wait_for<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_read_from_client_go_request_lines() {
+        let log = "\
+I1207 03:10:00.100000   42 round_trippers.go:560] POST https://127.0.0.1:6443/api/v1/nodes?timeout=10s 409 Conflict in 3 milliseconds
+I1207 03:10:00.200000   42 round_trippers.go:560] GET https://127.0.0.1:6443/api/v1/nodes/n1?resourceVersion=0&timeout=10s 200 OK in 1 milliseconds
+I1207 03:10:00.300000   42 round_trippers.go:560] GET https://127.0.0.1:6443/apis/storage.k8s.io/v1/csinodes/n1 404 Not Found in 1 milliseconds
+I1207 03:10:00.400000   42 round_trippers.go:560] GET https://127.0.0.1:6443/apis/storage.k8s.io/v1/csinodes/n1 404 Not Found in 2 milliseconds
+I1207 03:10:00.500000   42 kubelet.go:100] GET https://example not a request line
+I1207 03:10:00.600000   42 round_trippers.go:560] GET https://127.0.0.1:6443/api/v1/pods?watch=true  in 0 milliseconds
+";
+        let got = refused_requests(log);
+        let want: BTreeMap<Refusal, usize> = BTreeMap::from([
+            (("POST".into(), "/api/v1/nodes".into(), 409), 1),
+            (
+                (
+                    "GET".into(),
+                    "/apis/storage.k8s.io/v1/csinodes/n1".into(),
+                    404,
+                ),
+                2,
+            ),
+        ]);
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn leftovers_are_found_in_the_log() {
+        let line = r#"I1207 03:10:00.1 42 hollow_kubelet.go:173] Using /tmp/hollow-kubelet.123 as root dir for hollow-kubelet"#;
+        assert_eq!(
+            between(line, ("Using ", " as root dir for hollow-kubelet")),
+            Some("/tmp/hollow-kubelet.123")
+        );
+        let line = r#"I1207 03:10:00.1 42 remote_runtime.go:1] "Connecting to runtime service" endpoint="unix:///tmp/kubelet_remote_7.sock""#;
+        assert_eq!(
+            between(line, ("endpoint=\"unix://", "\"")),
+            Some("/tmp/kubelet_remote_7.sock")
+        );
+        assert_eq!(between("nothing", ("Using ", " as")), None);
+    }
+
+    #[test]
+    fn the_node_kubeconfig_runs_nautilus_seal_for_its_node() {
+        let plugin = SealPlugin {
+            seal: Path::new("/bin/nautilus-seal"),
+            key_file: Path::new("/keys/n1"),
+            node: "n1",
+            stake_id: "0x01",
+            ttl: "24h",
+            refresh_before: "5m",
+        };
+        let text = node_kubeconfig("https://127.0.0.1:6443", b"ca", &plugin);
+        let doc = nautilus_core::yaml::to_json(text.as_bytes(), 1 << 20, 32).unwrap();
+        let exec = &doc["users"][0]["user"]["exec"];
+        assert_eq!(exec["command"], "/bin/nautilus-seal");
+        assert_eq!(
+            exec["args"],
+            serde_json::json!([
+                "--exec-credential",
+                "--key-file",
+                "/keys/n1",
+                "--node-id",
+                "n1",
+                "--stake-id",
+                "0x01",
+                "--ttl",
+                "24h",
+                "--refresh-before",
+                "5m"
+            ])
+        );
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["server"],
+            "https://127.0.0.1:6443"
+        );
+    }
+}
