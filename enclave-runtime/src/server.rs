@@ -163,13 +163,21 @@ fn sui_reader_options(
     }))
 }
 
+/// What a durable start opened: the log, what it holds, and the ServiceAccount key's secret
+/// derived from the cluster data key.
+type Opened = (
+    crate::durable::DurableLog,
+    crate::durable::Recovered,
+    [u8; 32],
+);
+
 /// With `--storage`: the cluster data key from KMS, then the host's sealed log and snapshots,
 /// verified. A copy that does not verify stops the start (exit code 3) unless
 /// `--recover-to-last-valid`.
 async fn open_durable(
     cli: &Cli,
     nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
-) -> anyhow::Result<Option<(crate::durable::DurableLog, crate::durable::Recovered)>> {
+) -> anyhow::Result<Option<Opened>> {
     let Some(store) = &cli.storage else {
         return Ok(None);
     };
@@ -205,6 +213,7 @@ async fn open_durable(
         "cluster data key from KMS (CiphertextForRecipient)"
     );
     let keys = crate::kms::keys(&data_key, &cli.cluster_id);
+    let service_account_secret = crate::kms::service_account_secret(&data_key, &cli.cluster_id);
     let (log, recovered) =
         crate::durable::DurableLog::open(store.clone(), keys, cli.recover_to_last_valid).await?;
     if let Some(dropped) = &recovered.dropped {
@@ -218,7 +227,7 @@ async fn open_durable(
     if let Some(path) = &cli.durable_test_listen {
         crate::durable::debug::spawn(path.clone(), log.clone(), &recovered)?;
     }
-    Ok(Some((log, recovered)))
+    Ok(Some((log, recovered, service_account_secret)))
 }
 
 /// The cluster at start: replayed from the durable log's records when the log persists the
@@ -315,7 +324,32 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // Before the listener: a host copy that does not verify stops the start (exit code 3)
     // before anything can connect.
-    let opened = open_durable(&cli, nsm.clone()).await?;
+    let (opened, service_account_secret) = match open_durable(&cli, nsm.clone()).await? {
+        Some((log, recovered, secret)) => (Some((log, recovered)), Some(secret)),
+        None => (None, None),
+    };
+    // The ServiceAccount token key: from the data key when the cluster is durable (tokens
+    // outlive restarts), else random for this run. It stays in core; only its public half is
+    // ever served (the JWKS).
+    let durable_key = service_account_secret.is_some();
+    let service_account_secret = match service_account_secret {
+        Some(secret) => secret,
+        None => crate::nsm::random_seed(nsm.as_ref())?,
+    };
+    let service_account_key =
+        nautilus_core::serviceaccount::ServiceAccountKey::from_secret(&service_account_secret)
+            .ok_or_else(|| anyhow::anyhow!("cannot make the service account signing key"))?;
+    tracing::info!(
+        issuer = %cli.service_account_issuer,
+        key_id = %service_account_key.key_id(),
+        derived_from_data_key = durable_key,
+        "service account token issuer"
+    );
+    let config = Config {
+        service_account_issuer: cli.service_account_issuer.clone(),
+        service_account_key: Some(service_account_key),
+        ..config
+    };
     // The hidden test record stream owns the log when it is open; otherwise core's journal.
     let persists = opened.is_some() && cli.durable_test_listen.is_none();
     let listener = Listener::bind(&cli.listen)?;
