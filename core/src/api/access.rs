@@ -680,7 +680,12 @@ impl Cluster {
                     "audiences": audiences,
                 }));
             }
-            Err(error) => return Ok(refused(error)),
+            // kube-apiserver's authenticator is a union whose first member, the loopback
+            // client's token, fails every other token with "invalid bearer token": a token the
+            // ServiceAccount authenticator refuses shows both errors.
+            Err(error) => {
+                return Ok(refused(alloc::format!("[{INVALID_BEARER_TOKEN}, {error}]")));
+            }
         }
         // An audience-agnostic authenticator takes a token only for the server's own audience.
         if !wanted.iter().any(|w| api_audiences.contains(w)) {
