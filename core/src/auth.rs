@@ -21,6 +21,10 @@ pub enum Identity {
     /// kube-apiserver's x509 authenticator does. There is no RBAC here, so a user is authorised
     /// like [`Identity::Admin`]: only put CAs in `--client-ca` whose holders may administer.
     User(alloc::boxed::Box<CertUser>),
+    /// A ServiceAccount, by a token this server signed (TokenRequest) whose account, and bound
+    /// object if any, still exist. Until RBAC is enforced it may only read discovery and the
+    /// issuer's OIDC documents and ask reviews about itself.
+    ServiceAccount(alloc::boxed::Box<ServiceAccountUser>),
 }
 
 /// The user name the admin token authenticates as. It is in `system:masters`, the group
@@ -40,7 +44,67 @@ impl Identity {
             Self::Relay => RELAY_USER.into(),
             Self::Node(node) => alloc::format!("system:node:{}", node.node_id),
             Self::User(user) => user.name.clone(),
+            Self::ServiceAccount(sa) => crate::serviceaccount::username(&sa.namespace, &sa.name),
         }
+    }
+
+    /// The caller's uid (kube's `user.Info.GetUID`): a ServiceAccount's; empty for the others.
+    pub fn uid(&self) -> &str {
+        match self {
+            Self::ServiceAccount(sa) => &sa.uid,
+            _ => "",
+        }
+    }
+
+    /// The caller's extra attributes (`user.Info.GetExtra`), sorted by key: a ServiceAccount
+    /// token's pod, node and credential id, as kube's `ServiceAccountInfo.UserInfo` sets them.
+    pub fn extra(&self) -> alloc::vec::Vec<(&'static str, alloc::string::String)> {
+        let Self::ServiceAccount(sa) = self else {
+            return alloc::vec::Vec::new();
+        };
+        let mut extra = alloc::vec::Vec::new();
+        if !sa.credential_id.is_empty() {
+            extra.push((
+                "authentication.kubernetes.io/credential-id",
+                sa.credential_id.clone(),
+            ));
+        }
+        if let Some(node) = &sa.node {
+            extra.push(("authentication.kubernetes.io/node-name", node.name.clone()));
+            if !node.uid.is_empty() {
+                extra.push(("authentication.kubernetes.io/node-uid", node.uid.clone()));
+            }
+        }
+        if let Some(pod) = sa
+            .pod
+            .as_ref()
+            .filter(|p| !p.name.is_empty() && !p.uid.is_empty())
+        {
+            extra.push(("authentication.kubernetes.io/pod-name", pod.name.clone()));
+            extra.push(("authentication.kubernetes.io/pod-uid", pod.uid.clone()));
+        }
+        extra.sort_unstable_by_key(|(key, _)| *key);
+        extra
+    }
+
+    /// `userInfo` as reviews show it (`username`, `uid`, `groups`, `extra`; empty ones left
+    /// out, as kube's `omitempty` does).
+    pub fn user_info(&self) -> serde_json::Value {
+        let mut user = serde_json::Map::new();
+        user.insert("username".into(), self.username().into());
+        if !self.uid().is_empty() {
+            user.insert("uid".into(), self.uid().into());
+        }
+        user.insert("groups".into(), serde_json::Value::from(self.groups()));
+        let extra = self.extra();
+        if !extra.is_empty() {
+            let map = extra
+                .into_iter()
+                .map(|(key, value)| (key.into(), serde_json::Value::from(alloc::vec![value])))
+                .collect();
+            user.insert("extra".into(), serde_json::Value::Object(map));
+        }
+        serde_json::Value::Object(user)
     }
 
     /// The caller's groups, with kube's `system:authenticated` for every authenticated caller.
@@ -51,6 +115,10 @@ impl Identity {
             Self::Relay => alloc::vec::Vec::new(),
             Self::Node(_) => alloc::vec!["system:nodes".into()],
             Self::User(user) => user.groups.clone(),
+            Self::ServiceAccount(sa) => alloc::vec![
+                "system:serviceaccounts".into(),
+                alloc::format!("system:serviceaccounts:{}", sa.namespace),
+            ],
         };
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".into());
@@ -66,6 +134,23 @@ pub struct CertUser {
     pub name: alloc::string::String,
     /// The subject's organization values (the groups).
     pub groups: alloc::vec::Vec<alloc::string::String>,
+}
+
+/// The ServiceAccount a valid token names (kube's `ServiceAccountInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountUser {
+    /// The account's namespace.
+    pub namespace: alloc::string::String,
+    /// The account's name.
+    pub name: alloc::string::String,
+    /// The account's uid, as the token claims it (checked against the stored account).
+    pub uid: alloc::string::String,
+    /// The pod the token is bound to.
+    pub pod: Option<crate::serviceaccount::ObjectRef>,
+    /// The node the token is bound to, or its bound pod's node.
+    pub node: Option<crate::serviceaccount::ObjectRef>,
+    /// `JTI=<jti>`: which issued token this is (kube's credential id).
+    pub credential_id: alloc::string::String,
 }
 
 /// The bearer token of an `Authorization` header, if it is one.

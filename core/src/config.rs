@@ -149,6 +149,14 @@ pub struct Config {
     /// evaluation step or one element a function walks. Default 1,000,000 (kube's per-expression
     /// limit).
     pub admission_policy_cost_budget: u64,
+    /// The ServiceAccount token issuer (`--service-account-issuer`): the `iss` of the tokens
+    /// TokenRequest issues, the only one accepted, and the API audience (kube's default for
+    /// `--api-audiences`). Default `https://kubernetes.default.svc.cluster.local`.
+    pub service_account_issuer: alloc::string::String,
+    /// The key ServiceAccount tokens are signed with, which the runtime derives inside the
+    /// enclave. `None` serves no TokenRequest and no OIDC discovery, and authenticates no
+    /// ServiceAccount token. Default `None`.
+    pub service_account_key: Option<crate::serviceaccount::ServiceAccountKey>,
 }
 
 impl Default for Config {
@@ -204,6 +212,32 @@ impl Default for Config {
             advertise_address: None,
             compaction_interval_secs: 300,
             admission_policy_cost_budget: 1_000_000,
+            service_account_issuer: crate::serviceaccount::DEFAULT_ISSUER.into(),
+            service_account_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// kube's `--api-audiences`, which default to the service-account issuer: the audiences a
+    /// token must have one of to authenticate a request, and those a TokenRequest gets by
+    /// default.
+    pub fn api_audiences(&self) -> alloc::vec::Vec<&str> {
+        alloc::vec![self.service_account_issuer.as_str()]
+    }
+
+    /// The JWKS URL the discovery document names: kube's default, `https://` + the external
+    /// address + `/openid/v1/jwks`, with the advertised address; without one, under the issuer.
+    pub fn jwks_uri(&self) -> alloc::string::String {
+        match self.advertise_address {
+            Some(address) => {
+                alloc::format!("https://{address}{}", crate::serviceaccount::JWKS_PATH)
+            }
+            None => alloc::format!(
+                "{}{}",
+                self.service_account_issuer.trim_end_matches('/'),
+                crate::serviceaccount::JWKS_PATH
+            ),
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod resource;
 pub mod scheduler;
 pub mod schema;
 pub mod selector;
+pub mod serviceaccount;
 pub mod signed_answer;
 pub mod stake;
 pub mod store;

@@ -267,6 +267,12 @@ static TOP_LEVEL: &[(&str, &str, &Msg)] = &[
         "TokenReview",
         &tables::AUTHN_TOKEN_REVIEW,
     ),
+    // What a kubelet posts to `serviceaccounts/<name>/token`.
+    (
+        "authentication.k8s.io/v1",
+        "TokenRequest",
+        &tables::AUTHN_TOKEN_REQUEST,
+    ),
 ];
 
 /// Decodes a protobuf request body of `resource` into its JSON object form.

@@ -219,7 +219,7 @@ pub const RESOURCES: &[ResourceType<'static>] = &[
         true,
         &["sa"],
         &[],
-        &[],
+        &["token"],
     ),
     core_v1(
         ResourceId::Events,

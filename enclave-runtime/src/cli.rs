@@ -269,6 +269,12 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_ADVERTISE_ADDRESS")]
     pub advertise_address: Option<std::net::SocketAddrV4>,
 
+    /// The ServiceAccount token issuer (kube-apiserver's `--service-account-issuer`): the `iss`
+    /// of the tokens TokenRequest issues, the only one accepted, the API audience, and, when it
+    /// is an https URL, what OIDC discovery announces.
+    #[arg(long, env = "NAUTILUS_SERVICE_ACCOUNT_ISSUER", default_value = nautilus_core::serviceaccount::DEFAULT_ISSUER, value_parser = parse_issuer)]
+    pub service_account_issuer: String,
+
     /// The range Service node ports come from (`--service-node-port-range`).
     #[arg(long, env = "NAUTILUS_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767", value_parser = nautilus_core::net::PortRange::parse)]
     pub service_node_port_range: nautilus_core::net::PortRange,
@@ -482,6 +488,10 @@ impl Cli {
                 ),
             ),
             (
+                "service_account_issuer",
+                toml_string(&self.service_account_issuer),
+            ),
+            (
                 "service_node_port_range",
                 toml_string(&self.service_node_port_range.to_string()),
             ),
@@ -598,6 +608,15 @@ impl Cli {
             .map(|(key, value)| format!("{key} = {value}\n"))
             .collect()
     }
+}
+
+/// A service-account issuer: kube accepts any non-empty string; one with blanks or control
+/// characters is a mistake.
+fn parse_issuer(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("expected a non-empty issuer without spaces (e.g. https://kubernetes.default.svc.cluster.local)".into());
+    }
+    Ok(text.into())
 }
 
 /// `text` as a TOML basic string.

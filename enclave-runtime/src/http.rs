@@ -67,6 +67,7 @@ pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Respons
         content_type,
         body,
         warnings,
+        cache_control,
         ..
     } = response;
     let retry = if matches!(status, 429 | 503 | 504) {
@@ -82,6 +83,12 @@ pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Respons
     );
     // kube-apiserver sends `Retry-After` with every 429, as the Status's
     // `details.retryAfterSeconds` says (1 s when it says nothing).
+    if let Some(cache_control) = cache_control {
+        out.headers_mut().insert(
+            hyper::header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+    }
     let retry = retry.or((status == 429).then_some(1));
     if let Some(secs) = retry {
         out.headers_mut()

@@ -450,6 +450,7 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
             body: text.into_bytes(),
             warnings: Vec::new(),
             shows_revision: None,
+            cache_control: None,
         }),
         Err(_) => http::to_hyper(ApiResponse::error(&Error::Internal(
             "encoding the metrics failed".into(),

@@ -163,14 +163,19 @@ fn sui_reader_options(
     }))
 }
 
-/// With `--storage`: the cluster data key from KMS, then the host's sealed log and snapshots,
-/// verified. A copy that does not verify stops the start (exit code 3) unless
-/// `--recover-to-last-valid`.
-async fn open_durable(
+/// What the cluster data key gives a durable start: the log's sealing keys and the
+/// ServiceAccount signing key's secret.
+struct DataKeys {
+    store: crate::log_sink::SinkAddr,
+    keys: crate::durable::seal::Keys,
+    service_account_secret: [u8; 32],
+}
+
+/// With `--storage`: the cluster data key from KMS, and the keys derived from it.
+async fn data_keys(
     cli: &Cli,
     nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
-    replay: &mut dyn crate::durable::Replay,
-) -> anyhow::Result<Option<(crate::durable::DurableLog, crate::durable::Recovered)>> {
+) -> anyhow::Result<Option<DataKeys>> {
     let Some(store) = &cli.storage else {
         return Ok(None);
     };
@@ -205,9 +210,23 @@ async fn open_durable(
         generated = data_key.generated,
         "cluster data key from KMS (CiphertextForRecipient)"
     );
-    let keys = crate::kms::keys(&data_key, &cli.cluster_id);
+    Ok(Some(DataKeys {
+        store: store.clone(),
+        keys: crate::kms::keys(&data_key, &cli.cluster_id),
+        service_account_secret: crate::kms::service_account_secret(&data_key, &cli.cluster_id),
+    }))
+}
+
+/// The host's sealed log and snapshots, verified under `data`'s keys, each part handed to
+/// `replay` as it verifies. A copy that does not verify stops the start (exit code 3) unless
+/// `--recover-to-last-valid`.
+async fn open_durable(
+    cli: &Cli,
+    data: DataKeys,
+    replay: &mut dyn crate::durable::Replay,
+) -> anyhow::Result<(crate::durable::DurableLog, crate::durable::Recovered)> {
     let (log, recovered) =
-        crate::durable::DurableLog::open(store.clone(), keys, cli.recover_to_last_valid, replay)
+        crate::durable::DurableLog::open(data.store, data.keys, cli.recover_to_last_valid, replay)
             .await?;
     if let Some(dropped) = &recovered.dropped {
         tracing::error!(%dropped, "recover-to-last-valid dropped what did not verify");
@@ -217,7 +236,7 @@ async fn open_durable(
         records = recovered.records,
         "durable log verified (freshness unverified: a rolled-back host copy cannot be detected by one enclave)"
     );
-    Ok(Some((log, recovered)))
+    Ok((log, recovered))
 }
 
 /// What the start made: the cluster, and the durable log with `--storage`.
@@ -234,24 +253,30 @@ struct Started {
 /// new one when it holds none), each record as it is read and verified, else new.
 async fn start_cluster(
     cli: &Cli,
-    nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
+    data: Option<DataKeys>,
     config: &Config,
     seed: [u8; 32],
 ) -> anyhow::Result<Started> {
-    if cli.durable_test_listen.is_some() {
-        let mut kept = crate::durable::Kept::default();
-        let opened = open_durable(cli, nsm, &mut kept).await?;
-        if let (Some(path), Some((log, recovered))) = (&cli.durable_test_listen, &opened) {
-            crate::durable::debug::spawn(
-                path.clone(),
-                log.clone(),
-                &kept,
-                recovered.dropped.as_deref(),
-            )?;
-        }
+    let Some(data) = data else {
         return Ok(Started {
             core: Cluster::new(config.clone(), seed, now()),
-            durable: opened.map(|(log, _)| log),
+            durable: None,
+            replayed: 0,
+            persists: false,
+        });
+    };
+    if let Some(path) = &cli.durable_test_listen {
+        let mut kept = crate::durable::Kept::default();
+        let (log, recovered) = open_durable(cli, data, &mut kept).await?;
+        crate::durable::debug::spawn(
+            path.clone(),
+            log.clone(),
+            &kept,
+            recovered.dropped.as_deref(),
+        )?;
+        return Ok(Started {
+            core: Cluster::new(config.clone(), seed, now()),
+            durable: Some(log),
             replayed: 0,
             persists: false,
         });
@@ -263,14 +288,7 @@ async fn start_cluster(
         now: now(),
         recovery: None,
     };
-    let Some((log, recovered)) = open_durable(cli, nsm, &mut replay).await? else {
-        return Ok(Started {
-            core: Cluster::new(config.clone(), seed, now()),
-            durable: None,
-            replayed: 0,
-            persists: false,
-        });
-    };
+    let (log, recovered) = open_durable(cli, data, &mut replay).await?;
     let recovery = replay
         .recovery
         .unwrap_or_else(|| Recovery::new(config.clone(), seed, now()));
@@ -386,6 +404,31 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     if config.admin_token_sha256.is_none() {
         tracing::warn!("no --admin-token-sha256 given: no caller can act as admin");
     }
+    // The cluster data key (KMS) before anything else: the log's keys and the ServiceAccount
+    // key come from it.
+    let data = data_keys(&cli, nsm.clone()).await?;
+    // The ServiceAccount token key: from the data key when the cluster is durable (tokens
+    // outlive restarts), else random for this run. It stays in core; only its public half is
+    // ever served (the JWKS).
+    let durable_key = data.is_some();
+    let service_account_secret = match &data {
+        Some(data) => data.service_account_secret,
+        None => crate::nsm::random_seed(nsm.as_ref())?,
+    };
+    let service_account_key =
+        nautilus_core::serviceaccount::ServiceAccountKey::from_secret(&service_account_secret)
+            .ok_or_else(|| anyhow::anyhow!("cannot make the service account signing key"))?;
+    tracing::info!(
+        issuer = %cli.service_account_issuer,
+        key_id = %service_account_key.key_id(),
+        derived_from_data_key = durable_key,
+        "service account token issuer"
+    );
+    let config = Config {
+        service_account_issuer: cli.service_account_issuer.clone(),
+        service_account_key: Some(service_account_key),
+        ..config
+    };
     let enclave_tls = match cli.tls {
         crate::tls::TlsMode::Proxy => None,
         crate::tls::TlsMode::Enclave => {
@@ -421,13 +464,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         durable,
         replayed,
         persists,
-    } = start_cluster(
-        &cli,
-        nsm.clone(),
-        &config,
-        crate::nsm::random_seed(nsm.as_ref())?,
-    )
-    .await?;
+    } = start_cluster(&cli, data, &config, crate::nsm::random_seed(nsm.as_ref())?).await?;
     let listener = Listener::bind(&cli.listen)?;
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
     let initial = if persists {

@@ -289,6 +289,10 @@ struct DevCli {
     /// Longest accepted Seal token lifetime in seconds (passed to the enclave).
     #[arg(long, env = "NAUTILUS_PROXY_TOKEN_MAX_LIFETIME", value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     token_max_lifetime: Option<u64>,
+    /// The ServiceAccount token issuer (kube's `--service-account-issuer`; passed to the
+    /// enclave, whose default is `https://kubernetes.default.svc.cluster.local`).
+    #[arg(long, env = "NAUTILUS_PROXY_SERVICE_ACCOUNT_ISSUER")]
+    service_account_issuer: Option<String>,
     /// Enclave TLS mode: the enclave makes its own key and terminates TLS (`--tls enclave`), the
     /// proxy only splices bytes; the kubeconfig pins the enclave's certificate, learned by one
     /// handshake at start (trust on first use; production uses `nautilus-verify kubeconfig`).
@@ -483,6 +487,10 @@ async fn run_dev(args: DevCli) -> ExitCode {
         (
             "--token-max-lifetime",
             args.token_max_lifetime.map(|v| v.to_string()),
+        ),
+        (
+            "--service-account-issuer",
+            args.service_account_issuer.clone(),
         ),
     ] {
         if let Some(value) = value {

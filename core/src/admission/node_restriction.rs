@@ -371,6 +371,61 @@ fn name_of(operation: Operation<'_>) -> &'static str {
     }
 }
 
+/// `admitServiceAccount`: a node may ask a token (`serviceaccounts/<name>/token`) only bound to
+/// a pod, by name and uid, that is scheduled on it, so a token it gets dies with that pod. kube
+/// then fills in the node binding itself.
+pub(crate) fn token_request(
+    node: &str,
+    namespace: &str,
+    account: &str,
+    request: &Value,
+    store: &Store,
+) -> Result<(), Error> {
+    let refuse = |message: &str| crate::authz::forbidden_error("serviceaccounts", account, message);
+    let reference = request
+        .pointer("/spec/boundObjectRef")
+        .filter(|r| !r.is_null());
+    let text = |key: &str| {
+        reference
+            .and_then(|r| r.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    if reference.is_none() || text("apiVersion") != "v1" || text("kind") != "Pod" {
+        return Err(refuse("node requested token not bound to a pod"));
+    }
+    let (pod_name, pod_uid) = (text("name"), text("uid"));
+    if pod_name.is_empty() {
+        return Err(refuse("node requested token not bound to a pod"));
+    }
+    if pod_uid.is_empty() {
+        return Err(refuse(
+            "node requested token with a pod binding without a uid",
+        ));
+    }
+    // kube reads the pod from its informer, whose lister names the resource `pod`.
+    let Some(stored) = store.get(&ObjectKey::new(ResourceId::Pods, namespace, pod_name)) else {
+        return Err(Error::NotFound {
+            resource: "pod".into(),
+            name: pod_name.into(),
+        });
+    };
+    let pod: Value = serde_json::from_slice(&stored.json)
+        .map_err(|_| refuse("the stored pod does not parse"))?;
+    let field = |pointer: &str| pod.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    if field("/metadata/uid") != pod_uid {
+        return Err(refuse(&alloc::format!(
+            "the UID in the bound object reference ({pod_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+        )));
+    }
+    if field("/spec/nodeName") != node {
+        return Err(refuse(
+            "node requested token bound to a pod scheduled on a different node",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,7 +99,17 @@ const NON_RESOURCE_URLS: &[(&str, &str)] = &[
     ("/healthz/*", "/healthz/ping"),
     ("/livez", "/livez"),
     ("/livez/*", "/livez/ping"),
+    (
+        "/.well-known/openid-configuration",
+        "/.well-known/openid-configuration",
+    ),
+    (
+        "/.well-known/openid-configuration/",
+        "/.well-known/openid-configuration/",
+    ),
     ("/openapi/*", "/openapi/v3"),
+    ("/openid/v1/jwks", "/openid/v1/jwks"),
+    ("/openid/v1/jwks/", "/openid/v1/jwks/"),
     ("/readyz", "/readyz"),
     ("/readyz/*", "/readyz/ping"),
     ("/version", "/version"),
@@ -133,8 +143,19 @@ pub(crate) fn non_resource_allowed(
             | Route::OpenApiV3(_)
             | Route::OpenApiV2,
         ) => true,
+        Some(Route::OpenId(_)) => may_read_issuer_documents(identity),
         _ => false,
     }
+}
+
+/// Who may read the issuer's OIDC documents: the administrator and certificate users, and
+/// ServiceAccounts (kube's default `system:service-account-issuer-discovery` binding is for the
+/// group `system:serviceaccounts`; nodes and the relay have no such binding).
+pub(crate) fn may_read_issuer_documents(identity: &Identity) -> bool {
+    matches!(
+        identity,
+        Identity::Admin | Identity::User(_) | Identity::ServiceAccount(_)
+    )
 }
 
 /// A request's verb as the HTTP request that would carry it (method, watch).
@@ -281,15 +302,10 @@ impl Cluster {
         }
         let spec = map.get("spec").cloned().unwrap_or(Value::Null);
         let (metadata, status) = match review.kind {
-            "SelfSubjectReview" => {
-                let mut user = Map::new();
-                user.insert("username".into(), identity.username().into());
-                user.insert("groups".into(), Value::from(identity.groups()));
-                (
-                    json!({"creationTimestamp": now.rfc3339()}),
-                    json!({"userInfo": user}),
-                )
-            }
+            "SelfSubjectReview" => (
+                json!({"creationTimestamp": now.rfc3339()}),
+                json!({"userInfo": identity.user_info()}),
+            ),
             "TokenReview" => (
                 json!({"creationTimestamp": null}),
                 self.token_review(now, &spec)?,
@@ -373,8 +389,9 @@ impl Cluster {
     ) -> Result<(), String> {
         match identity {
             Identity::Admin | Identity::User(_) => return Ok(()),
-            // Dispatch answers an anonymous resource request 401 before authorizing it.
-            Identity::Anonymous => return Err(String::new()),
+            // Dispatch answers an anonymous resource request 401 before authorizing it; RBAC,
+            // which decides for ServiceAccounts in kube, gives no reason when it denies.
+            Identity::Anonymous | Identity::ServiceAccount(_) => return Err(String::new()),
             _ => {}
         }
         let Some(rt) = resource_type(attributes.group, attributes.version, attributes.resource)
@@ -460,6 +477,16 @@ impl Cluster {
                 false,
             ),
             Identity::Node(node) => self.node_rules(identity, node, namespace),
+            // kube's `system:basic-user`, which every authenticated caller is bound to.
+            Identity::ServiceAccount(_) => (
+                alloc::vec![
+                    json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+                        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+                    json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
+                        "resources": ["selfsubjectreviews"]}),
+                ],
+                false,
+            ),
             _ => (Vec::new(), false),
         };
         let mut status = json!({
@@ -621,19 +648,15 @@ pub(super) fn may_create(identity: &Identity, review: &Review) -> Result<(), Err
     ))
 }
 
-/// The audience this server's own credentials are for: kube-apiserver's default API audience
-/// (its service-account issuer). The tokens it accepts carry no audience of their own, so, as
-/// kube's audience-agnostic authenticators, they are valid for this one only.
-pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
-
 /// The kind kube's bearer-token authenticator gives when no authenticator takes a token.
 const INVALID_BEARER_TOKEN: &str = "invalid bearer token";
 
 impl Cluster {
     /// `TokenReview` (kube's tokenreview REST `Create`): the token as this server would
-    /// authenticate it in an `Authorization` header — the admin token, the relay credential, a
-    /// Seal token (signature, lifetime, stake) — for the requested audiences (the server's own
-    /// when none). A token refused is `authenticated: false` with the reason, never a 401.
+    /// authenticate it in an `Authorization` header — a ServiceAccount token (signature, times,
+    /// audiences, account and bound object), the admin token, the relay credential, a Seal
+    /// token (signature, lifetime, stake) — for the requested audiences (the server's own when
+    /// none). A token refused is `authenticated: false` with the reason, never a 401.
     fn token_review(&mut self, now: UnixTime, spec: &Value) -> Result<Value, Error> {
         let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
         if token.is_empty() {
@@ -641,13 +664,31 @@ impl Cluster {
                 "token is required for TokenReview in authentication".into(),
             ));
         }
+        let api_audiences = self.config.api_audiences();
         let wanted: Vec<&str> = match spec.get("audiences").and_then(Value::as_array) {
             Some(list) if !list.is_empty() => list.iter().filter_map(Value::as_str).collect(),
-            _ => alloc::vec![API_AUDIENCE],
+            _ => api_audiences.clone(),
         };
         let refused = |error: String| json!({"user": {}, "error": error});
+        match self.authenticate_service_account(now, token, &wanted) {
+            Ok(None) => {}
+            Ok(Some((user, audiences))) => {
+                let identity = Identity::ServiceAccount(alloc::boxed::Box::new(user));
+                return Ok(json!({
+                    "authenticated": true,
+                    "user": identity.user_info(),
+                    "audiences": audiences,
+                }));
+            }
+            // kube-apiserver's authenticator is a union whose first member, the loopback
+            // client's token, fails every other token with "invalid bearer token": a token the
+            // ServiceAccount authenticator refuses shows both errors.
+            Err(error) => {
+                return Ok(refused(alloc::format!("[{INVALID_BEARER_TOKEN}, {error}]")));
+            }
+        }
         // An audience-agnostic authenticator takes a token only for the server's own audience.
-        if !wanted.contains(&API_AUDIENCE) {
+        if !wanted.iter().any(|w| api_audiences.contains(w)) {
             return Ok(refused(INVALID_BEARER_TOKEN.into()));
         }
         let header = alloc::format!("Bearer {token}");
@@ -664,8 +705,8 @@ impl Cluster {
         };
         Ok(json!({
             "authenticated": true,
-            "user": {"username": identity.username(), "groups": identity.groups()},
-            "audiences": [API_AUDIENCE],
+            "user": identity.user_info(),
+            "audiences": api_audiences,
         }))
     }
 }

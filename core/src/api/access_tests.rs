@@ -11,23 +11,24 @@ use crate::auth::CertUser;
 use crate::token::{SealClaims, ed25519_address, hex32, mint_ed25519};
 use crate::{Config, UnixTime};
 
-const ADMIN: &str = "admin";
+pub(super) const ADMIN: &str = "admin";
 const PACKAGE: [u8; 32] = [0xab; 32];
-const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
-const SAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
-const SRR: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
-const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+pub(super) const NOW: UnixTime = UnixTime::from_secs(1_750_000_000);
+pub(super) const SAR: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+pub(super) const SRR: &str = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+pub(super) const WHOAMI: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
 
-fn server() -> Cluster {
+pub(super) fn server() -> Cluster {
     let config = Config {
         admin_token_sha256: Some(Sha256::digest(ADMIN.as_bytes()).into()),
         sui_package: Some(PACKAGE),
+        service_account_key: crate::serviceaccount::ServiceAccountKey::from_secret(&[9; 32]),
         ..Config::default()
     };
     Cluster::new(config, [3; 32], NOW)
 }
 
-fn call_as(
+pub(super) fn call_as(
     s: &mut Cluster,
     method: Method,
     path: &str,
@@ -55,7 +56,7 @@ fn call_as(
     )
 }
 
-fn call(
+pub(super) fn call(
     s: &mut Cluster,
     method: Method,
     path: &str,
@@ -67,7 +68,7 @@ fn call(
 
 /// A cluster with node `node-a` registered (its Seal token returned) and two pods, one bound to
 /// it and one bound elsewhere.
-fn cluster() -> (Cluster, String) {
+pub(super) fn cluster() -> (Cluster, String) {
     let mut s = server();
     let secret = [1u8; 32];
     let stake = [101u8; 32];
@@ -570,7 +571,7 @@ fn review_asked_for_as_a_table_is_406() {
 
 const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-fn token_review(s: &mut Cluster, token: &str, audiences: Value) -> Value {
+pub(super) fn token_review(s: &mut Cluster, token: &str, audiences: Value) -> Value {
     let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
         "spec": {"token": token, "audiences": audiences}});
     let (code, body) = call(s, Method::Post, TOKEN_REVIEWS, &review, Some(ADMIN));

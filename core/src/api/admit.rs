@@ -14,17 +14,26 @@ use crate::cluster::Cluster;
 use crate::{Error, UnixTime};
 
 impl Cluster {
-    /// Resolves the caller: Seal tokens through the validator, other tokens in `auth`.
+    /// Resolves the caller: Seal tokens through the validator, ServiceAccount tokens through
+    /// their issuer's key and the store, other tokens in `auth`. A ServiceAccount token that
+    /// does not authenticate is kube's bare 401 `Unauthorized` (kube logs the reason; a
+    /// TokenReview shows it).
     pub(crate) fn identify(
         &mut self,
         now: UnixTime,
         req: &ApiRequest<'_>,
     ) -> Result<Identity, Error> {
-        if let Some(token) = req.authorization.and_then(crate::auth::bearer)
-            && token.starts_with(crate::token::TOKEN_PREFIX)
-        {
-            let node = self.tokens.validate(token, now, None, &self.stakes)?;
-            return Ok(Identity::Node(Box::new(node)));
+        if let Some(token) = req.authorization.and_then(crate::auth::bearer) {
+            if token.starts_with(crate::token::TOKEN_PREFIX) {
+                let node = self.tokens.validate(token, now, None, &self.stakes)?;
+                return Ok(Identity::Node(Box::new(node)));
+            }
+            let audiences = self.config.api_audiences();
+            match self.authenticate_service_account(now, token, &audiences) {
+                Ok(None) => {}
+                Ok(Some((user, _))) => return Ok(Identity::ServiceAccount(Box::new(user))),
+                Err(_) => return Err(Error::Unauthorized("Unauthorized".into())),
+            }
         }
         crate::auth::authenticate_with_cert(&self.config, req.authorization, req.client_cert)
     }
@@ -64,25 +73,10 @@ impl Cluster {
                 )));
             }
             Identity::Node(node) => alloc::format!("system:node:{}", node.node_id),
+            Identity::ServiceAccount(_) => identity.username(),
             _ => "system:nautilus:relay".into(),
         };
-        let verb = match req.method {
-            Method::Get | Method::Head => "get",
-            Method::Post => "post",
-            Method::Put => "put",
-            Method::Patch => "patch",
-            Method::Delete => "delete",
-            Method::Options | Method::Other => "use",
-        };
-        Err(ApiResponse::error(&Error::Forbidden {
-            resource: String::new(),
-            name: String::new(),
-            message: alloc::format!(
-                "forbidden: User \"{user}\" cannot {verb} path \"{}\"",
-                req.path
-            ),
-            causes: Vec::new(),
-        }))
+        Err(ApiResponse::error(&path_forbidden(&user, req)))
     }
 
     /// Who is calling and whether they may use this method on this path: everything a request's
@@ -107,6 +101,14 @@ impl Cluster {
             return Ok(identity);
         }
         self.require_user(&identity)?;
+        if let Some(Route::OpenId(_)) = route {
+            let reads = matches!(req.method, Method::Get | Method::Head);
+            let allowed = matches!(identity, Identity::Admin | Identity::User(_))
+                || (reads && super::access::may_read_issuer_documents(&identity));
+            if !allowed {
+                return Err(path_forbidden(&identity.username(), req));
+            }
+        }
         if let Some(Route::Resource(path)) = route {
             crate::authz::authorize(
                 &identity,
@@ -158,6 +160,28 @@ impl Cluster {
             "Too many requests: limit reached on type User for key system:node:{}",
             node.node_id
         )))
+    }
+}
+
+/// kube-apiserver's denial of a non-resource path: `forbidden: User "<user>" cannot <verb>
+/// path "<path>"`, the verb the lower-cased HTTP method.
+fn path_forbidden(user: &str, req: &ApiRequest<'_>) -> Error {
+    let verb = match req.method {
+        Method::Get | Method::Head => "get",
+        Method::Post => "post",
+        Method::Put => "put",
+        Method::Patch => "patch",
+        Method::Delete => "delete",
+        Method::Options | Method::Other => "use",
+    };
+    Error::Forbidden {
+        resource: String::new(),
+        name: String::new(),
+        message: alloc::format!(
+            "forbidden: User \"{user}\" cannot {verb} path \"{}\"",
+            req.path
+        ),
+        causes: Vec::new(),
     }
 }
 

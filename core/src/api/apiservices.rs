@@ -176,7 +176,10 @@ impl Cluster {
                 )));
             }
         };
-        if matches!(identity, Identity::Node(_) | Identity::Relay) {
+        if matches!(
+            identity,
+            Identity::Node(_) | Identity::Relay | Identity::ServiceAccount(_)
+        ) {
             return Err(crate::authz::forbidden_error(
                 &alloc::format!("{PLURAL}.{GROUP}"),
                 name.unwrap_or(""),

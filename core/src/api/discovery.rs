@@ -243,6 +243,15 @@ impl<'a> Entry<'a> {
                 kind: "Eviction",
                 verbs: &["create"],
             },
+            // kube registers serviceaccounts/token as authentication.k8s.io/v1 TokenRequest,
+            // create only.
+            "token" => Sub {
+                name: sub,
+                group: "authentication.k8s.io",
+                version: "v1",
+                kind: "TokenRequest",
+                verbs: &["create"],
+            },
             "scale" => Sub {
                 name: sub,
                 group: "autoscaling",

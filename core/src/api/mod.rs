@@ -29,6 +29,9 @@ pub mod request;
 pub mod request_info;
 mod revision;
 pub mod table;
+mod tokens;
+#[cfg(test)]
+mod tokens_tests;
 pub mod watch;
 mod workers;
 #[cfg(test)]
@@ -119,6 +122,7 @@ impl Outcome {
                 body: served.body.into_owned(),
                 warnings: Vec::new(),
                 shows_revision: None,
+                cache_control: None,
             }),
             Self::Watch(_) | Self::Pending { .. } => None,
         }
@@ -208,6 +212,7 @@ impl Cluster {
                         body: crate::json::to_vec(&discovery::aggregated(core_group, &self.crds)),
                         warnings: Vec::new(),
                         shows_revision: None,
+                        cache_control: None,
                     }
                     .into()),
                     _ if core_group => Ok(json_response(&discovery::core_api_versions()).into()),
@@ -227,6 +232,7 @@ impl Cluster {
                 .openapi_v3_document(now, doc, req.query, req.accept)
                 .map(Outcome::OpenApi),
             Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
+            Route::OpenId(document) => self.openid_document(document, req.path).map(Into::into),
             Route::Health(_) | Route::Version | Route::Review(_) | Route::ApiServices(_) => {
                 Err(Error::PathNotFound(req.path.into()))
             }

@@ -123,6 +123,10 @@ impl Cluster {
                 let status = self.evict(now, namespace, name, &body, dry_run_requested(req))?;
                 Ok(ApiResponse::json(201, j::to_vec(&status)).into())
             }
+            (Method::Post, Some(name), Some("token")) if rt.id == ResourceId::ServiceAccounts => {
+                self.create_token(now, req, identity, namespace, name)
+                    .map(Into::into)
+            }
             (Method::Post, Some(name), Some("binding")) if rt.id == ResourceId::Pods => {
                 let body = self.parse(req)?;
                 self.bind(

@@ -114,6 +114,9 @@ pub struct ApiResponse {
     /// only what is durable may send it once that revision is, without waiting for changes to
     /// other objects. `None`: the answer may show anything up to the latest state.
     pub shows_revision: Option<u64>,
+    /// `Cache-Control` when it is not kube's default for API answers (`no-cache, private`):
+    /// the issuer's OIDC documents may be cached for an hour.
+    pub cache_control: Option<&'static str>,
 }
 
 /// JSON media type.
@@ -135,6 +138,7 @@ impl ApiResponse {
             body,
             warnings: Vec::new(),
             shows_revision: None,
+            cache_control: None,
         }
     }
 
@@ -146,6 +150,7 @@ impl ApiResponse {
             body: body.as_bytes().to_vec(),
             warnings: Vec::new(),
             shows_revision: None,
+            cache_control: None,
         }
     }
 
@@ -374,6 +379,17 @@ pub enum Route<'a> {
     Review(&'static super::access::Review),
     /// `apiregistration.k8s.io/v1` `apiservices`, the list or one by name.
     ApiServices(Option<&'a str>),
+    /// The ServiceAccount issuer's OIDC discovery document or its JWKS.
+    OpenId(OpenIdDocument),
+}
+
+/// The two documents of the ServiceAccount issuer's OIDC discovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenIdDocument {
+    /// `/.well-known/openid-configuration`.
+    Configuration,
+    /// `/openid/v1/jwks`.
+    Keys,
 }
 
 /// A path naming a served resource.
@@ -552,6 +568,10 @@ pub(super) fn parse_path(path: &str) -> Option<ParsedPath<'_>> {
         "/apis" => return fixed(Route::ApiGroupList),
         "/openapi/v3" => return fixed(Route::OpenApiV3Index),
         "/openapi/v2" => return fixed(Route::OpenApiV2),
+        crate::serviceaccount::OPENID_CONFIG_PATH => {
+            return fixed(Route::OpenId(OpenIdDocument::Configuration));
+        }
+        crate::serviceaccount::JWKS_PATH => return fixed(Route::OpenId(OpenIdDocument::Keys)),
         _ => {}
     }
     for health in ["/healthz", "/readyz", "/livez"] {

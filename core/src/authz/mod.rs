@@ -2,9 +2,9 @@
 //! request line alone (verb, resource, namespace, name, field selector) before its body is
 //! used, and refused with kube-apiserver's Forbidden wording.
 //!
-//! The admin, the Relay and certificate users are decided here as before (there is no RBAC);
-//! nodes go through [`node`], kube's Node authorizer with its static rules and the
-//! [`references`] index standing in for its graph.
+//! The admin, the Relay, certificate users and ServiceAccounts are decided here (there is no
+//! RBAC: ServiceAccounts get no resource); nodes go through [`node`], kube's Node authorizer
+//! with its static rules and the [`references`] index standing in for its graph.
 
 pub(crate) mod node;
 pub(crate) mod references;
@@ -95,6 +95,10 @@ pub(crate) fn authorize<'a>(
 ) -> Result<(), Error> {
     match identity {
         Identity::Node(node) => node::authorize(&node.node_id, &attributes()?, store, references),
+        // kube's RBAC decides for ServiceAccounts; until it is enforced here they are granted
+        // no resource (RBAC's denial gives no reason). Reviews about themselves, discovery and
+        // the issuer's documents are no resource requests.
+        Identity::ServiceAccount(_) => Err(forbidden(&identity.username(), &attributes()?, "")),
         Identity::Relay => Err(Error::Forbidden {
             resource: String::new(),
             name: String::new(),

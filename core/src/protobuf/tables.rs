@@ -335,6 +335,15 @@ pub(super) static AUDIT_ANNOTATION: Msg = Msg {
         f(2, "valueExpression", Str, 0),
     ],
 };
+pub(super) static AUTHN_BOUND_OBJECT_REFERENCE: Msg = Msg {
+    name: "BoundObjectReference",
+    fields: &[
+        f(1, "kind", Str, OMITEMPTY),
+        f(2, "apiVersion", Str, OMITEMPTY),
+        f(3, "name", Str, OMITEMPTY),
+        f(4, "uid", Str, OMITEMPTY),
+    ],
+};
 pub(super) static AUTHN_SELF_SUBJECT_REVIEW: Msg = Msg {
     name: "SelfSubjectReview",
     fields: &[
@@ -346,6 +355,29 @@ pub(super) static AUTHN_SELF_SUBJECT_REVIEW_STATUS: Msg = Msg {
     name: "SelfSubjectReviewStatus",
     fields: &[
         f(1, "userInfo", Message(&AUTHN_USER_INFO), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_TOKEN_REQUEST: Msg = Msg {
+    name: "TokenRequest",
+    fields: &[
+        f(1, "metadata", Message(&META_OBJECT_META), OMITEMPTY),
+        f(2, "spec", Message(&AUTHN_TOKEN_REQUEST_SPEC), 0),
+        f(3, "status", Message(&AUTHN_TOKEN_REQUEST_STATUS), OMITEMPTY),
+    ],
+};
+pub(super) static AUTHN_TOKEN_REQUEST_SPEC: Msg = Msg {
+    name: "TokenRequestSpec",
+    fields: &[
+        f(1, "audiences", Str, REP),
+        f(3, "boundObjectRef", Message(&AUTHN_BOUND_OBJECT_REFERENCE), PTR),
+        f(4, "expirationSeconds", I64, PTR),
+    ],
+};
+pub(super) static AUTHN_TOKEN_REQUEST_STATUS: Msg = Msg {
+    name: "TokenRequestStatus",
+    fields: &[
+        f(1, "token", Str, 0),
+        f(2, "expirationTimestamp", Time, 0),
     ],
 };
 pub(super) static AUTHN_TOKEN_REVIEW: Msg = Msg {
