@@ -15,7 +15,7 @@ use crate::attestation::x509::Der;
 
 const SET: u8 = 0x31;
 
-fn key(seed: u8) -> SigningKey {
+pub(crate) fn key(seed: u8) -> SigningKey {
     SigningKey::from_slice(&[seed; 32]).unwrap()
 }
 
@@ -39,7 +39,7 @@ fn name(cn: &str, orgs: &[&str]) -> Vec<u8> {
 
 /// A PKCS#10 request for `cn`/`orgs` with `sans` (tag, bytes) signed by `signer`, carrying
 /// `subject_key`'s public key.
-fn csr(
+pub(crate) fn csr(
     subject_key: &SigningKey,
     signer: &SigningKey,
     cn: &str,
@@ -110,7 +110,7 @@ fn split(der: &[u8]) -> (&[u8], Vec<u8>) {
     (tbs, bits[1..].to_vec())
 }
 
-fn der_of(pem: &str) -> Vec<u8> {
+pub(crate) fn der_of(pem: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(
             pem.lines()
@@ -121,7 +121,7 @@ fn der_of(pem: &str) -> Vec<u8> {
 }
 
 /// The certificate's (notBefore, notAfter) texts.
-fn validity(der: &[u8]) -> (String, String) {
+pub(crate) fn validity(der: &[u8]) -> (String, String) {
     let (tbs, _) = split(der);
     let mut t = Der::new(Der::new(tbs).expect(SEQUENCE, "").unwrap());
     for _ in 0..4 {
@@ -145,7 +145,7 @@ fn ca_key(ca: &ClusterCa) -> VerifyingKey {
     VerifyingKey::from_sec1_bytes(&bits[1..]).unwrap()
 }
 
-fn verifies(ca: &ClusterCa, cert_der: &[u8]) -> bool {
+pub(crate) fn verifies(ca: &ClusterCa, cert_der: &[u8]) -> bool {
     let (tbs, sig) = split(cert_der);
     let sig = Signature::from_der(&sig).unwrap();
     ca_key(ca).verify(tbs, &sig).is_ok()

@@ -19,7 +19,7 @@ use crate::attestation::x509::Der;
 
 pub mod authority;
 #[cfg(test)]
-mod authority_tests;
+pub(crate) mod authority_tests;
 #[cfg(test)]
 mod tests;
 
