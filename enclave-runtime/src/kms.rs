@@ -180,6 +180,17 @@ pub(crate) fn keys(data_key: &DataKey, cluster_id: &str) -> Keys {
     Keys::derive(&data_key.key, cluster_id)
 }
 
+/// The secret of the cluster CA's key, from the data key under its own label: the CA is the
+/// same after every restart of a durable cluster (the client certificates it signed stay
+/// valid), and its key exists only inside the enclave.
+pub(crate) fn cluster_ca_secret(data_key: &DataKey, cluster_id: &str) -> [u8; 32] {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(cluster_id.as_bytes()), &data_key.key);
+    let mut secret = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's limit: expand cannot fail.
+    let _ = hk.expand(b"nautilus cluster ca key v1", &mut secret);
+    secret
+}
+
 /// One signed KMS call over the relay with TLS ending here: `(status, body)`.
 async fn call(
     options: &KmsOptions,

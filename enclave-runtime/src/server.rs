@@ -170,7 +170,13 @@ async fn open_durable(
     cli: &Cli,
     nsm: std::sync::Arc<dyn crate::nsm::Nsm>,
     replay: &mut dyn crate::durable::Replay,
-) -> anyhow::Result<Option<(crate::durable::DurableLog, crate::durable::Recovered)>> {
+) -> anyhow::Result<
+    Option<(
+        crate::durable::DurableLog,
+        crate::durable::Recovered,
+        [u8; 32],
+    )>,
+> {
     let Some(store) = &cli.storage else {
         return Ok(None);
     };
@@ -206,6 +212,7 @@ async fn open_durable(
         "cluster data key from KMS (CiphertextForRecipient)"
     );
     let keys = crate::kms::keys(&data_key, &cli.cluster_id);
+    let ca_secret = crate::kms::cluster_ca_secret(&data_key, &cli.cluster_id);
     let (log, recovered) =
         crate::durable::DurableLog::open(store.clone(), keys, cli.recover_to_last_valid, replay)
             .await?;
@@ -217,7 +224,7 @@ async fn open_durable(
         records = recovered.records,
         "durable log verified (freshness unverified: a rolled-back host copy cannot be detected by one enclave)"
     );
-    Ok(Some((log, recovered)))
+    Ok(Some((log, recovered, ca_secret)))
 }
 
 /// What the start made: the cluster, and the durable log with `--storage`.
@@ -228,6 +235,8 @@ struct Started {
     replayed: u64,
     /// The log persists the cluster (the hidden test record stream owns it otherwise).
     persists: bool,
+    /// The cluster CA's secret, derived from the data key (`None` without `--storage`).
+    ca_secret: Option<[u8; 32]>,
 }
 
 /// The cluster at start: replayed from the durable log when the log persists the cluster (a
@@ -241,7 +250,7 @@ async fn start_cluster(
     if cli.durable_test_listen.is_some() {
         let mut kept = crate::durable::Kept::default();
         let opened = open_durable(cli, nsm, &mut kept).await?;
-        if let (Some(path), Some((log, recovered))) = (&cli.durable_test_listen, &opened) {
+        if let (Some(path), Some((log, recovered, _))) = (&cli.durable_test_listen, &opened) {
             crate::durable::debug::spawn(
                 path.clone(),
                 log.clone(),
@@ -249,11 +258,13 @@ async fn start_cluster(
                 recovered.dropped.as_deref(),
             )?;
         }
+        let ca_secret = opened.as_ref().map(|(_, _, secret)| *secret);
         return Ok(Started {
             core: Cluster::new(config.clone(), seed, now()),
-            durable: opened.map(|(log, _)| log),
+            durable: opened.map(|(log, _, _)| log),
             replayed: 0,
             persists: false,
+            ca_secret,
         });
     }
     let started = std::time::Instant::now();
@@ -263,12 +274,13 @@ async fn start_cluster(
         now: now(),
         recovery: None,
     };
-    let Some((log, recovered)) = open_durable(cli, nsm, &mut replay).await? else {
+    let Some((log, recovered, ca_secret)) = open_durable(cli, nsm, &mut replay).await? else {
         return Ok(Started {
             core: Cluster::new(config.clone(), seed, now()),
             durable: None,
             replayed: 0,
             persists: false,
+            ca_secret: None,
         });
     };
     let recovery = replay
@@ -290,6 +302,7 @@ async fn start_cluster(
         durable: Some(log),
         replayed: recovered.records,
         persists: true,
+        ca_secret: Some(ca_secret),
     })
 }
 
@@ -421,6 +434,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         durable,
         replayed,
         persists,
+        ca_secret,
     } = start_cluster(
         &cli,
         nsm.clone(),
@@ -428,6 +442,21 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         crate::nsm::random_seed(nsm.as_ref())?,
     )
     .await?;
+    // The cluster CA: from the data key when the cluster is durable (the certificates it
+    // signed stay valid across restarts), else random for this run. Its key stays in core.
+    let ca_secret = match ca_secret {
+        Some(secret) => secret,
+        None => crate::nsm::random_seed(nsm.as_ref())?,
+    };
+    let cluster_ca = nautilus_core::csr::authority::ClusterCa::from_secret(&ca_secret)
+        .ok_or_else(|| anyhow::anyhow!("no cluster CA key could be made"))?;
+    // In enclave TLS mode the enclave verifies client certificates against it itself; in
+    // proxy TLS mode the proxy is untrusted, so nodes keep their bearer credentials there.
+    let enclave_tls = match enclave_tls {
+        Some(tls) => Some(tls.accepting_clients_of(cluster_ca.certificate_der())?),
+        None => None,
+    };
+    core.set_cluster_ca(Some(cluster_ca));
     let listener = Listener::bind(&cli.listen)?;
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
     let initial = if persists {
@@ -587,11 +616,29 @@ async fn set_up_stream(
             .await
             .map_err(|e| e.to_string())?;
         // Only a trusted proxy's identity counts; in enclave TLS mode it is ignored.
-        let identity = identity.filter(|_| setup.trust_preamble).map(Arc::new);
+        let mut identity = identity.filter(|_| setup.trust_preamble).map(Arc::new);
         let stream: Box<dyn crate::transport::Stream> = match &setup.tls {
             None => Box::new(stream),
             Some(acceptor) => match acceptor.accept(stream).await {
-                Ok(tls) => Box::new(tls),
+                Ok(tls) => {
+                    // rustls verified it against the cluster CA: its subject is the user.
+                    identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|cert| {
+                            nautilus_core::csr::authority::certificate_subject(cert.as_ref())
+                        })
+                        .map(|(name, groups)| {
+                            Arc::new(CertUser {
+                                name,
+                                groups,
+                                cluster_ca: true,
+                            })
+                        });
+                    Box::new(tls)
+                }
                 // A probe that connects and closes (the dev proxy's readiness check) is no news.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Err(String::new());

@@ -315,3 +315,61 @@ fn forged_requests_and_expired_tokens_are_refused_at_the_door() {
     assert_eq!(code, 201);
     assert!(conditions(&h.settled("by-admin")).is_empty());
 }
+
+#[test]
+fn a_cluster_ca_certificate_authenticates_its_node_held_to_the_stake() {
+    let mut h = Harness::new();
+    let as_cert = |h: &mut Harness, name: &str, path: &str| -> (u16, Value) {
+        let user = crate::auth::CertUser {
+            name: name.into(),
+            groups: alloc::vec!["system:nodes".into()],
+            cluster_ca: true,
+        };
+        let mut req = super::ApiRequest::new(Method::Get, path);
+        req.client_cert = Some(&user);
+        let r = h.core.handle_request(h.now, &req).into_response().unwrap();
+        (
+            r.status,
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+        )
+    };
+    // Registered node-a: its certificate acts as node-a (the node authorizer's rules).
+    let (code, node) = as_cert(&mut h, "system:node:node-a", "/api/v1/nodes/node-a");
+    assert_eq!(code, 200, "{node}");
+    let (code, answer) = as_cert(&mut h, "system:node:node-a", "/api/v1/secrets");
+    assert_eq!(code, 403, "{answer}");
+    // A node without a stake (never registered, no issued request) is nobody.
+    let (code, _) = as_cert(&mut h, "system:node:ghost", "/api/v1/nodes/ghost");
+    assert_eq!(code, 401);
+    // Not a node certificate.
+    let (code, _) = as_cert(&mut h, "alice", "/api/v1/nodes/node-a");
+    assert_eq!(code, 401);
+    // A node that never registered, bootstrapping with its Seal token: once its request is
+    // issued, its certificate authenticates it against the token's stake.
+    let token_b = Staker::new(1).token("node-b", NOW.secs(), NOW.secs() + 3600);
+    let (code, _) = as_cert(&mut h, "system:node:node-b", "/api/v1/nodes/node-b");
+    assert_eq!(code, 401);
+    let pem = csr(
+        &key(5),
+        &key(5),
+        "system:node:node-b",
+        &["system:nodes"],
+        &[],
+    );
+    let (code, created) = h.call(
+        Method::Post,
+        CSRS,
+        &body("node-b-1", &pem, KUBELET_CLIENT_SIGNER, &CLIENT, None),
+        &token_b,
+    );
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(
+        created["spec"]["extra"]["nautilus.io/stake-id"][0]
+            .as_str()
+            .map(str::len),
+        Some(66)
+    );
+    assert!(h.settled("node-b-1")["status"]["certificate"].is_string());
+    let (code, answer) = as_cert(&mut h, "system:node:node-b", "/api/v1/nodes/node-b");
+    assert_eq!(code, 404, "authenticated, no Node yet: {answer}");
+}

@@ -73,6 +73,11 @@ impl Registrations {
         }
     }
 
+    /// The stake node `name` is registered to.
+    pub(crate) fn stake_of(&self, name: &str) -> Option<[u8; 32]> {
+        self.by_node.get(name).copied()
+    }
+
     /// The stake of every registered node, to compare two clusters.
     #[cfg(test)]
     pub(crate) fn fingerprint(&self) -> alloc::string::String {

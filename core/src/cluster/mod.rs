@@ -263,6 +263,18 @@ impl Cluster {
         &self.store
     }
 
+    /// Sets the cluster CA ([`Config::cluster_ca`]), which the runtime can derive only once
+    /// the durable log's data key is known (after the cluster was replayed).
+    pub fn set_cluster_ca(&mut self, ca: Option<crate::csr::authority::ClusterCa>) {
+        self.config.cluster_ca = ca;
+        // kube-system's client CA ConfigMap follows.
+        self.controllers.enqueue(
+            crate::controllers::Queue::NamespaceDefaults,
+            "",
+            "kube-system",
+        );
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config

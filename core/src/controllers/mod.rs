@@ -350,7 +350,7 @@ impl Controllers {
         self.queue.len() + self.gc_dependents.len() + self.gc_owners.len()
     }
 
-    fn enqueue(&mut self, queue: Queue, namespace: &str, name: &str) {
+    pub(crate) fn enqueue(&mut self, queue: Queue, namespace: &str, name: &str) {
         self.queue.insert((queue, namespace.into(), name.into()));
     }
 

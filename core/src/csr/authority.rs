@@ -206,6 +206,27 @@ impl Request {
     }
 }
 
+/// The subject's common name and organizations of a DER certificate (a client certificate the
+/// TLS handshake verified), as kube's x509 authenticator reads them into a user.
+pub fn certificate_subject(der: &[u8]) -> Option<(String, Vec<String>)> {
+    let mut outer = Der::new(der);
+    let mut cert = Der::new(outer.expect(SEQUENCE, "").ok()?);
+    let mut tbs = Der::new(cert.expect(SEQUENCE, "").ok()?);
+    if tbs.peek() == Some(0xa0) {
+        tbs.tlv().ok()?;
+    }
+    // serialNumber, signature, issuer, validity.
+    for _ in 0..4 {
+        tbs.tlv().ok()?;
+    }
+    let mut req = Request {
+        subject_der: tbs.expect_whole(SEQUENCE, "").ok()?.to_vec(),
+        ..Request::default()
+    };
+    req.read_subject()?;
+    Some((req.common_name, req.organizations))
+}
+
 const SET: u8 = 0x31;
 const BOOLEAN: u8 = 0x01;
 const OCTET_STRING: u8 = 0x04;

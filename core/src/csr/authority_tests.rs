@@ -359,3 +359,28 @@ fn forged_requests_are_refused() {
         Err("unrecognized usage values: [\"bogus\"]".into())
     );
 }
+
+#[test]
+fn a_certificates_subject_names_the_user() {
+    let ca = ClusterCa::from_secret(&[7; 32]).unwrap();
+    let req = Request::parse(&node_csr("system:node:n1")).unwrap();
+    let der = der_of(
+        &ca.sign(
+            &req,
+            CLIENT,
+            3600,
+            UnixTime::from_secs(1_800_000_000),
+            [1; 16],
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        certificate_subject(&der),
+        Some(("system:node:n1".into(), alloc::vec!["system:nodes".into()]))
+    );
+    assert_eq!(
+        certificate_subject(ca.certificate_der()),
+        Some((CA_COMMON_NAME.into(), Vec::new()))
+    );
+    assert_eq!(certificate_subject(b"junk"), None);
+}
