@@ -373,3 +373,82 @@ fn a_cluster_ca_certificate_authenticates_its_node_held_to_the_stake() {
     let (code, answer) = as_cert(&mut h, "system:node:node-b", "/api/v1/nodes/node-b");
     assert_eq!(code, 404, "authenticated, no Node yet: {answer}");
 }
+
+/// A kubelet registers its own Node (never registered through register-worker): the Node gets
+/// the enclave's record of the stake and its Lease, as register-worker writes them;
+/// NodeRestriction still refuses another node's name, forbidden labels and the node's own
+/// `nautilus.io/` annotations.
+#[test]
+fn a_node_registers_its_own_node_held_to_its_stake() {
+    let mut h = Harness::new();
+    let token_c = Staker::new(1).token("node-c", NOW.secs(), NOW.secs() + 3600);
+    let node = |name: &str, labels: Value, annotations: Value| {
+        json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "annotations": annotations}})
+    };
+    let cases = [
+        (
+            node("node-d", json!({}), json!({})),
+            "is not allowed to modify node \"node-d\"",
+        ),
+        (
+            node(
+                "node-c",
+                json!({"node-role.kubernetes.io/master": ""}),
+                json!({}),
+            ),
+            "is not allowed to set the following labels: node-role.kubernetes.io/master",
+        ),
+        (
+            node("node-c", json!({}), json!({"nautilus.io/stake-id": "0x00"})),
+            "nautilus.io/",
+        ),
+    ];
+    for (body, want) in cases {
+        let (code, answer) = h.call(Method::Post, "/api/v1/nodes", &body, &token_c);
+        assert_eq!(code, 403, "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(want),
+            "{answer}"
+        );
+    }
+    let (code, created) = h.call(
+        Method::Post,
+        "/api/v1/nodes",
+        &node(
+            "node-c",
+            json!({"kubernetes.io/hostname": "node-c"}),
+            json!({}),
+        ),
+        &token_c,
+    );
+    assert_eq!(code, 201, "{created}");
+    let annotations = &created["metadata"]["annotations"];
+    let (_, node_a) = h.call(Method::Get, "/api/v1/nodes/node-a", &Value::Null, ADMIN);
+    for key in [
+        "nautilus.io/staker-address",
+        "nautilus.io/stake-id",
+        "nautilus.io/stake-trust-level",
+    ] {
+        assert!(annotations[key].is_string(), "{key}: {created}");
+        assert_eq!(
+            annotations[key], node_a["metadata"]["annotations"][key],
+            "{key}"
+        );
+    }
+    let (code, lease) = h.call(
+        Method::Get,
+        "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/node-c",
+        &Value::Null,
+        ADMIN,
+    );
+    assert_eq!(code, 200, "{lease}");
+    // A second create is kube's 409, which a kubelet expects.
+    let (code, _) = h.call(
+        Method::Post,
+        "/api/v1/nodes",
+        &node("node-c", json!({}), json!({})),
+        &token_c,
+    );
+    assert_eq!(code, 409);
+}

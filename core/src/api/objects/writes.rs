@@ -61,6 +61,15 @@ impl Cluster {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        // A kubelet registering its own Node (NodeRestriction let only its own name through):
+        // held to its stake and stamped as register-worker does.
+        let registering = match identity {
+            Identity::Node(node) if rt.id == ResourceId::Nodes => Some(node.clone()),
+            _ => None,
+        };
+        if let Some(node) = &registering {
+            self.stamp_self_registration(now, node, &mut obj)?;
+        }
         if rt.id == ResourceId::Pods {
             admission::runtime_class::admit(&self.store, &mut obj)?;
             admission::priority::admit_pod(&self.store, &mut obj)?;
@@ -116,6 +125,9 @@ impl Cluster {
         }
         let json = self.write_new(&WriteContext::for_identity(now, identity), key, &mut obj)?;
         self.charge_quotas(now, charges);
+        if let Some(node) = &registering {
+            self.finish_self_registration(now, node, &obj)?;
+        }
         let json = answer(rt, json);
         Ok(ApiResponse {
             warnings,
