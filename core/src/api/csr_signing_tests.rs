@@ -452,3 +452,26 @@ fn a_node_registers_its_own_node_held_to_its_stake() {
     );
     assert_eq!(code, 409);
 }
+
+/// kubelets name their requests `node-csr-` + base64url: kube accepts any name for a CSR.
+#[test]
+fn a_kubelets_request_name_is_accepted() {
+    let mut h = Harness::new();
+    let token = h.token.clone();
+    let pem = csr(
+        &key(5),
+        &key(5),
+        "system:node:node-a",
+        &["system:nodes"],
+        &[],
+    );
+    let name = "node-csr-BsrsuTpZVmRWX7DmYDxgPpv0H5Bf85eMD4zV3PsOFjg";
+    let (code, answer) = h.call(
+        Method::Post,
+        CSRS,
+        &body(name, &pem, KUBELET_CLIENT_SIGNER, &CLIENT, None),
+        &token,
+    );
+    assert_eq!(code, 201, "{answer}");
+    assert!(h.settled(name)["status"]["certificate"].is_string());
+}
