@@ -62,9 +62,18 @@ impl Cluster {
         };
         admission::admit(identity, &attempt, &self.store)?;
         // A kubelet registering its own Node (NodeRestriction let only its own name through):
-        // held to its stake and stamped as register-worker does.
+        // held to its stake and stamped as register-worker does. A Node that exists answers
+        // kube's 409 below, whatever the stake, as a kubelet expects.
         let registering = match identity {
-            Identity::Node(node) if rt.id == ResourceId::Nodes => Some(node.clone()),
+            Identity::Node(node)
+                if rt.id == ResourceId::Nodes
+                    && self
+                        .store
+                        .get(&ObjectKey::new(ResourceId::Nodes, "", &name))
+                        .is_none() =>
+            {
+                Some(node.clone())
+            }
             _ => None,
         };
         if let Some(node) = &registering {
