@@ -475,3 +475,36 @@ fn a_kubelets_request_name_is_accepted() {
     assert_eq!(code, 201, "{answer}");
     assert!(h.settled(name)["status"]["certificate"].is_string());
 }
+
+/// A kubelet renewing with its current certificate (no token): its own request is approved and
+/// signed; one for another node waits.
+#[test]
+fn a_node_renews_with_its_certificate() {
+    let mut h = Harness::new();
+    let user = crate::auth::CertUser {
+        name: "system:node:node-a".into(),
+        groups: alloc::vec!["system:nodes".into()],
+        cluster_ca: true,
+    };
+    for (name, cn, issued) in [
+        ("renew", "system:node:node-a", true),
+        ("other", "system:node:node-b", false),
+    ] {
+        let pem = csr(&key(7), &key(7), cn, &["system:nodes"], &[]);
+        let bytes =
+            serde_json::to_vec(&body(name, &pem, KUBELET_CLIENT_SIGNER, &CLIENT, None)).unwrap();
+        let mut req = super::ApiRequest::new(Method::Post, CSRS);
+        req.client_cert = Some(&user);
+        req.content_type = Some("application/json");
+        req.body = &bytes;
+        let r = h.core.handle_request(h.now, &req).into_response().unwrap();
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let obj = h.settled(name);
+        assert_eq!(obj["spec"]["username"], "system:node:node-a");
+        assert_eq!(
+            obj["status"]["certificate"].is_string(),
+            issued,
+            "{name}: {obj}"
+        );
+    }
+}
