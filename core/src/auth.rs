@@ -134,6 +134,10 @@ pub struct CertUser {
     pub name: alloc::string::String,
     /// The subject's organization values (the groups).
     pub groups: alloc::vec::Vec<alloc::string::String>,
+    /// Verified by the enclave itself against the cluster CA ([`crate::Config::cluster_ca`]),
+    /// in enclave TLS mode: a `system:node:NAME` certificate then authenticates that node, held
+    /// to its stake as a Seal token is. `false` for the proxy's `--client-ca` users.
+    pub cluster_ca: bool,
 }
 
 /// The ServiceAccount a valid token names (kube's `ServiceAccountInfo`).
@@ -185,7 +189,7 @@ pub fn authenticate_with_cert(
     client_cert: Option<&CertUser>,
 ) -> Result<Identity, Error> {
     match (authorization, client_cert) {
-        (None, Some(user)) if !user.name.is_empty() => {
+        (None, Some(user)) if !user.name.is_empty() && !user.cluster_ca => {
             Ok(Identity::User(alloc::boxed::Box::new(user.clone())))
         }
         _ => authenticate(config, authorization),
@@ -243,10 +247,12 @@ mod tests {
         let alice = CertUser {
             name: "alice".into(),
             groups: alloc::vec!["dev".into()],
+            cluster_ca: false,
         };
         let empty = CertUser {
             name: "".into(),
             groups: alloc::vec::Vec::new(),
+            cluster_ca: false,
         };
         type Case<'a> = (Option<&'a str>, Option<&'a CertUser>, Result<Identity, u16>);
         let cases: &[Case<'_>] = &[

@@ -134,6 +134,15 @@ pub struct Config {
     /// namespace's `kube-root-ca.crt` ConfigMap (kube-controller-manager's root-CA publisher).
     /// `None` publishes nothing. Default `None`.
     pub root_ca_pem: Option<alloc::string::String>,
+    /// The cluster CA, whose key the runtime derives inside the enclave: kube-controller-manager's
+    /// kubelet signers sign approved kubelet CSRs with it, it is published as `client-ca-file`
+    /// in kube-system's `extension-apiserver-authentication` ConfigMap, and client
+    /// certificates it issued authenticate in enclave TLS mode. `None` signs nothing. Default
+    /// `None`.
+    pub cluster_ca: Option<crate::csr::authority::ClusterCa>,
+    /// The signers' certificate lifetime (`--cluster-signing-duration`), seconds; a request's
+    /// `expirationSeconds` may shorten it (to no less than 10 minutes). Default one year.
+    pub cluster_signing_duration_secs: u64,
     /// Where pods reach the API server (kube-apiserver's `--advertise-address` and secure
     /// port): the `kubernetes` Service's Endpoints and EndpointSlice list it, as kube's endpoint
     /// reconciler writes them. `None` writes neither. Default `None`.
@@ -209,6 +218,8 @@ impl Default for Config {
             max_crds: 1_000,
             max_crd_schema_bytes: 64 << 20,
             root_ca_pem: None,
+            cluster_ca: None,
+            cluster_signing_duration_secs: crate::csr::authority::DEFAULT_CERT_TTL_SECS,
             advertise_address: None,
             compaction_interval_secs: 300,
             admission_policy_cost_budget: 1_000_000,

@@ -180,14 +180,18 @@ pub(crate) fn keys(data_key: &DataKey, cluster_id: &str) -> Keys {
     Keys::derive(&data_key.key, cluster_id)
 }
 
-/// The secret of the ServiceAccount token signing key, from the data key under its own label:
-/// the key is the same after every restart of a durable cluster (the tokens it signed stay
-/// valid), and it exists only inside the enclave.
-pub(crate) fn service_account_secret(data_key: &DataKey, cluster_id: &str) -> [u8; 32] {
+/// Labels of the secrets derived from the data key, one per key.
+pub(crate) const SERVICE_ACCOUNT_KEY: &[u8] = b"nautilus service account signing key v1";
+pub(crate) const CLUSTER_CA_KEY: &[u8] = b"nautilus cluster ca key v1";
+
+/// A secret from the data key under its own `label` (the ServiceAccount token signing key,
+/// the cluster CA's key): the same after every restart of a durable cluster (what it signed
+/// stays valid), and it exists only inside the enclave.
+pub(crate) fn derived_secret(data_key: &DataKey, cluster_id: &str, label: &[u8]) -> [u8; 32] {
     let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(cluster_id.as_bytes()), &data_key.key);
     let mut secret = [0u8; 32];
     // 32 bytes is far below HKDF-SHA256's limit: expand cannot fail.
-    let _ = hk.expand(b"nautilus service account signing key v1", &mut secret);
+    let _ = hk.expand(label, &mut secret);
     secret
 }
 

@@ -111,7 +111,11 @@ pub(crate) fn parse(line: &[u8]) -> Result<Option<CertUser>, PreambleError> {
         }
         return Ok(None);
     }
-    Ok(Some(CertUser { name, groups }))
+    Ok(Some(CertUser {
+        name,
+        groups,
+        cluster_ca: false,
+    }))
 }
 
 /// A stream that first yields bytes already read from it.
@@ -253,6 +257,7 @@ mod tests {
         Some(CertUser {
             name: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            cluster_ca: false,
         })
     }
 

@@ -163,12 +163,13 @@ fn sui_reader_options(
     }))
 }
 
-/// What the cluster data key gives a durable start: the log's sealing keys and the
-/// ServiceAccount signing key's secret.
+/// What the cluster data key gives a durable start: the log's sealing keys, the
+/// ServiceAccount signing key's secret and the cluster CA's.
 struct DataKeys {
     store: crate::log_sink::SinkAddr,
     keys: crate::durable::seal::Keys,
     service_account_secret: [u8; 32],
+    ca_secret: [u8; 32],
 }
 
 /// With `--storage`: the cluster data key from KMS, and the keys derived from it.
@@ -213,7 +214,16 @@ async fn data_keys(
     Ok(Some(DataKeys {
         store: store.clone(),
         keys: crate::kms::keys(&data_key, &cli.cluster_id),
-        service_account_secret: crate::kms::service_account_secret(&data_key, &cli.cluster_id),
+        service_account_secret: crate::kms::derived_secret(
+            &data_key,
+            &cli.cluster_id,
+            crate::kms::SERVICE_ACCOUNT_KEY,
+        ),
+        ca_secret: crate::kms::derived_secret(
+            &data_key,
+            &cli.cluster_id,
+            crate::kms::CLUSTER_CA_KEY,
+        ),
     }))
 }
 
@@ -415,6 +425,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(data) => data.service_account_secret,
         None => crate::nsm::random_seed(nsm.as_ref())?,
     };
+    let ca_secret = match &data {
+        Some(data) => data.ca_secret,
+        None => crate::nsm::random_seed(nsm.as_ref())?,
+    };
     let service_account_key =
         nautilus_core::serviceaccount::ServiceAccountKey::from_secret(&service_account_secret)
             .ok_or_else(|| anyhow::anyhow!("cannot make the service account signing key"))?;
@@ -465,6 +479,17 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         replayed,
         persists,
     } = start_cluster(&cli, data, &config, crate::nsm::random_seed(nsm.as_ref())?).await?;
+    // The cluster CA: from the data key when the cluster is durable (the certificates it
+    // signed stay valid across restarts), else random for this run. Its key stays in core.
+    let cluster_ca = nautilus_core::csr::authority::ClusterCa::from_secret(&ca_secret)
+        .ok_or_else(|| anyhow::anyhow!("no cluster CA key could be made"))?;
+    // In enclave TLS mode the enclave verifies client certificates against it itself; in
+    // proxy TLS mode the proxy is untrusted, so nodes keep their bearer credentials there.
+    let enclave_tls = match enclave_tls {
+        Some(tls) => Some(tls.accepting_clients_of(cluster_ca.certificate_der())?),
+        None => None,
+    };
+    core.set_cluster_ca(Some(cluster_ca));
     let listener = Listener::bind(&cli.listen)?;
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
     let initial = if persists {
@@ -624,11 +649,29 @@ async fn set_up_stream(
             .await
             .map_err(|e| e.to_string())?;
         // Only a trusted proxy's identity counts; in enclave TLS mode it is ignored.
-        let identity = identity.filter(|_| setup.trust_preamble).map(Arc::new);
+        let mut identity = identity.filter(|_| setup.trust_preamble).map(Arc::new);
         let stream: Box<dyn crate::transport::Stream> = match &setup.tls {
             None => Box::new(stream),
             Some(acceptor) => match acceptor.accept(stream).await {
-                Ok(tls) => Box::new(tls),
+                Ok(tls) => {
+                    // rustls verified it against the cluster CA: its subject is the user.
+                    identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|cert| {
+                            nautilus_core::csr::authority::certificate_subject(cert.as_ref())
+                        })
+                        .map(|(name, groups)| {
+                            Arc::new(CertUser {
+                                name,
+                                groups,
+                                cluster_ca: true,
+                            })
+                        });
+                    Box::new(tls)
+                }
                 // A probe that connects and closes (the dev proxy's readiness check) is no news.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Err(String::new());

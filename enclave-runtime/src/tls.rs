@@ -49,6 +49,42 @@ pub(crate) struct EnclaveTls {
     pub(crate) spki_sha256: [u8; 32],
     /// TLS 1.3 server configuration with ALPN `http/1.1`.
     pub(crate) config: Arc<ServerConfig>,
+    /// The key (PKCS#8), to make the configuration again with client certificates.
+    pkcs8: Vec<u8>,
+}
+
+impl EnclaveTls {
+    /// The same identity, also asking clients for a certificate and verifying one that is
+    /// shown against `client_ca` (the cluster CA); a client without one still connects (and
+    /// authenticates with its bearer token, or not at all), as kube-apiserver allows.
+    pub(crate) fn accepting_clients_of(self, client_ca: &[u8]) -> anyhow::Result<Self> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(client_ca.to_vec()))
+            .map_err(|e| anyhow::anyhow!("cluster CA: {e}"))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| anyhow::anyhow!("client certificate verifier: {e}"))?;
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![self.cert_der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone())),
+            )
+            .map_err(|e| anyhow::anyhow!("TLS certificate/key: {e}"))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            config: Arc::new(config),
+            ..self
+        })
+    }
 }
 
 /// `cert` as one PEM `CERTIFICATE` block (64-column base64), as `ca.crt` files carry it.
@@ -113,7 +149,7 @@ pub(crate) fn generate(
         .with_no_client_auth()
         .with_single_cert(
             vec![cert_der.clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.clone())),
         )
         .map_err(|e| anyhow::anyhow!("TLS certificate/key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -121,6 +157,7 @@ pub(crate) fn generate(
         cert_der,
         spki_sha256,
         config: Arc::new(config),
+        pkcs8,
     })
 }
 

@@ -158,6 +158,39 @@ impl HollowKubelet {
         node: &str,
         kubeconfig: &Path,
     ) -> std::io::Result<Self> {
+        Self::start_with(kubemark, workspace, node, kubeconfig, &[])
+    }
+
+    /// Starts it with TLS bootstrap: `bootstrap` (a kubeconfig whose credential asks for a
+    /// client certificate) and `kubeconfig`, which the kubelet writes with the certificate it
+    /// got (key and certificate in `cert_dir`).
+    pub fn start_bootstrapping(
+        kubemark: &Path,
+        workspace: &Workspace,
+        node: &str,
+        bootstrap: &Path,
+        kubeconfig: &Path,
+        cert_dir: &Path,
+    ) -> std::io::Result<Self> {
+        Self::start_with(
+            kubemark,
+            workspace,
+            node,
+            kubeconfig,
+            &[
+                format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+                format!("--cert-dir={}", cert_dir.display()),
+            ],
+        )
+    }
+
+    fn start_with(
+        kubemark: &Path,
+        workspace: &Workspace,
+        node: &str,
+        kubeconfig: &Path,
+        extra: &[String],
+    ) -> std::io::Result<Self> {
         let log = workspace.path().join(format!("{node}.log"));
         let out = File::create(&log)?;
         let err = out.try_clone()?;
@@ -172,6 +205,7 @@ impl HollowKubelet {
                 "--use-host-image-service=false",
                 "--v=6",
             ])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))

@@ -59,7 +59,7 @@ pub(crate) fn admit(
     store: &Store,
 ) -> Result<(), Error> {
     if let Identity::Node(node) = identity {
-        node_restriction::admit(&node.node_id, attempt, store)?;
+        node_restriction::admit(&node.node_id, attempt)?;
     }
     if attempt.resource.id == crate::resource::ResourceId::PriorityClasses
         && attempt.subresource.is_none()

@@ -10,9 +10,9 @@
 //! - `spec.unschedulable` (the cordon) is the admin's and the enclave's: kube's equivalent is the
 //!   `node.kubernetes.io/unschedulable` taint, which nodes may not touch either;
 //! - mirror pods are refused (kube lets a node create them for its static pods, with any labels,
-//!   which would put them in any Service's endpoints), and a node creates its Node only through
-//!   `register-worker`, which checks its stake first (a create of an existing Node still answers
-//!   409, as a kubelet expects).
+//!   which would put them in any Service's endpoints). A node may create its own Node (as a
+//!   kubelet registers itself); the create checks its stake and stamps the enclave's
+//!   annotations as `register-worker` does.
 
 use alloc::collections::BTreeSet;
 use alloc::string::String;
@@ -50,7 +50,7 @@ const KUBELET_LABEL_NAMESPACES: &[&str] = &["kubelet.kubernetes.io", "node.kuber
 const NODE_RESTRICTION_NAMESPACE: &str = "node-restriction.kubernetes.io";
 
 /// Admits a write by the node `node`, or refuses it with kube's Forbidden status.
-pub(crate) fn admit(node: &str, attempt: &Attempt<'_>, store: &Store) -> Result<(), Error> {
+pub(crate) fn admit(node: &str, attempt: &Attempt<'_>) -> Result<(), Error> {
     let verdict = match attempt.resource.id {
         ResourceId::Pods => match attempt.subresource {
             None => pod(node, attempt.operation),
@@ -59,7 +59,7 @@ pub(crate) fn admit(node: &str, attempt: &Attempt<'_>, store: &Store) -> Result<
                 "unexpected pod subresource \"{other}\", only 'status' and 'eviction' are allowed"
             )),
         },
-        ResourceId::Nodes => own_node(node, attempt, store),
+        ResourceId::Nodes => own_node(node, attempt),
         ResourceId::Leases => lease(node, attempt),
         ResourceId::CSINodes => csi_node(node, attempt),
         _ => Ok(()),
@@ -126,7 +126,7 @@ fn pod_status(node: &str, operation: Operation<'_>) -> Result<(), String> {
 }
 
 /// `admitNode`, plus the enclave's annotations and the cordon.
-fn own_node(node: &str, attempt: &Attempt<'_>, store: &Store) -> Result<(), String> {
+fn own_node(node: &str, attempt: &Attempt<'_>) -> Result<(), String> {
     if attempt.name != node {
         return Err(alloc::format!(
             "node \"{node}\" is not allowed to modify node \"{}\"",
@@ -148,14 +148,18 @@ fn own_node(node: &str, attempt: &Attempt<'_>, store: &Store) -> Result<(), Stri
                     forbidden.join(", ")
                 ));
             }
-            if store
-                .get(&ObjectKey::new(ResourceId::Nodes, "", node))
-                .is_none()
-            {
+            let enclave: Vec<String> = modified_keys(&annotations(new), &Map::new())
+                .into_iter()
+                .filter(|k| k.starts_with(ENCLAVE_ANNOTATION_PREFIX))
+                .collect();
+            if !enclave.is_empty() {
                 return Err(alloc::format!(
-                    "node \"{node}\" may not create its Node object: a node registers through POST /api/v1/register-worker, which checks its stake"
+                    "node \"{node}\" is not allowed to modify annotations: {}",
+                    enclave.join(", ")
                 ));
             }
+            // The create itself then checks the stake and writes the enclave's annotations,
+            // as register-worker does.
             Ok(())
         }
         Operation::Update { old, new } => {

@@ -150,6 +150,7 @@ fn whoami_names_each_kind_of_caller_as_kube_would() {
     let alice = CertUser {
         name: "alice".into(),
         groups: alloc::vec!["dev".into()],
+        cluster_ca: false,
     };
     let review = json!({"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1"});
     let cases: [(Option<&str>, Option<&CertUser>, &str, Value); 4] = [
@@ -346,6 +347,7 @@ fn the_admin_and_certificate_users_may_do_everything_anonymous_callers_the_publi
     let alice = CertUser {
         name: "alice".into(),
         groups: Vec::new(),
+        cluster_ca: false,
     };
     let review = json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}});
     let (code, body) = call_as(&mut s, Method::Post, SAR, &review, None, Some(&alice));

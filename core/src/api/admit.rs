@@ -35,7 +35,72 @@ impl Cluster {
                 Err(_) => return Err(Error::Unauthorized("Unauthorized".into())),
             }
         }
+        if let (None, Some(user)) = (req.authorization, req.client_cert)
+            && user.cluster_ca
+        {
+            return self
+                .node_by_certificate(user)
+                .map(|node| Identity::Node(Box::new(node)));
+        }
         crate::auth::authenticate_with_cert(&self.config, req.authorization, req.client_cert)
+    }
+
+    /// The node a cluster-CA client certificate names (`system:node:NAME` in `system:nodes`,
+    /// the only certificates the kubelet signers issue), held to its stake as a Seal token is:
+    /// the stake its Node is registered to, or, before it registered, the stake of the Seal
+    /// token that asked for its newest issued certificate (`spec.extra`); a withdrawn stake or
+    /// one below the minimum is 401 like an expired token.
+    fn node_by_certificate(
+        &self,
+        user: &crate::auth::CertUser,
+    ) -> Result<crate::token::NodeIdentity, Error> {
+        let unauthorized = || Error::Unauthorized("Unauthorized".into());
+        let node = user
+            .name
+            .strip_prefix("system:node:")
+            .filter(|n| !n.is_empty() && user.groups.iter().any(|g| g == "system:nodes"))
+            .ok_or_else(unauthorized)?;
+        let stake_id = self
+            .registrations
+            .stake_of(node)
+            .or_else(|| self.stake_of_issued_certificate(&user.name))
+            .ok_or_else(unauthorized)?;
+        let stake = self.stakes.get(&stake_id).ok_or_else(unauthorized)?;
+        if !self.stakes.admits(stake) {
+            return Err(unauthorized());
+        }
+        Ok(crate::token::NodeIdentity {
+            node_id: node.into(),
+            stake_id,
+            owner: stake.owner,
+            amount: stake.amount,
+            trust: stake.trust,
+            stake_generation: stake.generation,
+            // The certificate's own validity was checked in the handshake.
+            expires: u64::MAX,
+            // The certificate's key type (no Sui signature is involved).
+            scheme: crate::token::SignatureScheme::Secp256r1,
+        })
+    }
+
+    /// The stake recorded (`spec.extra`) on the newest issued CSR of `username`.
+    fn stake_of_issued_certificate(&self, username: &str) -> Option<[u8; 32]> {
+        self.store
+            .range(
+                crate::resource::ResourceId::CertificateSigningRequests,
+                None,
+                None,
+            )
+            .filter_map(|(_, o)| serde_json::from_slice::<serde_json::Value>(&o.json).ok())
+            .filter(|csr| {
+                crate::json::str_at(csr, "/spec/username") == username
+                    && !crate::json::str_at(csr, "/status/certificate").is_empty()
+            })
+            .max_by_key(|csr| crate::json::string_at(csr, "/metadata/creationTimestamp"))
+            .and_then(|csr| {
+                let hex = crate::json::string_at(&csr, "/spec/extra/nautilus.io~1stake-id/0");
+                crate::token::parse_hex32(&hex)
+            })
     }
 
     /// Decides a request on its head alone (method, path, query and headers, no body): the

@@ -23,6 +23,14 @@ pub(crate) fn prepare_create(obj: &mut Value, identity: &Identity) {
         }
         spec.insert("username".into(), Value::from(identity.username()));
         spec.insert("groups".into(), Value::from(identity.groups()));
+        // A node's stake, as an authenticator's extra user information: a certificate issued
+        // for this request authenticates the node against this stake until it registers.
+        if let Identity::Node(node) = identity {
+            spec.insert(
+                "extra".into(),
+                json!({"nautilus.io/stake-id": [crate::token::hex32(&node.stake_id)]}),
+            );
+        }
     }
     map.insert("status".into(), json!({}));
 }

@@ -14,6 +14,8 @@ mod autoscaling_tests;
 mod certificates;
 #[cfg(test)]
 mod certificates_tests;
+#[cfg(test)]
+mod csr_signing_tests;
 mod custom;
 pub mod defaults;
 #[cfg(test)]

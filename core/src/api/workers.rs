@@ -73,6 +73,11 @@ impl Registrations {
         }
     }
 
+    /// The stake node `name` is registered to.
+    pub(crate) fn stake_of(&self, name: &str) -> Option<[u8; 32]> {
+        self.by_node.get(name).copied()
+    }
+
     /// The stake of every registered node, to compare two clusters.
     #[cfg(test)]
     pub(crate) fn fingerprint(&self) -> alloc::string::String {
@@ -309,6 +314,67 @@ impl Cluster {
             "message": "Worker node registered with Seal token",
         });
         Ok(ApiResponse::json(200, j::to_vec(&body)))
+    }
+
+    /// A kubelet's own `POST /api/v1/nodes` (by its Seal token or its cluster-CA certificate,
+    /// NodeRestriction passed): what `register-worker` checks and writes, on the kubelet's
+    /// Node before it is stored — a stake trusted enough, Sui fresh, and the enclave's record
+    /// of the stake in the annotations (which the node itself may not set).
+    pub(crate) fn stamp_self_registration(
+        &self,
+        now: UnixTime,
+        identity: &NodeIdentity,
+        node: &mut Value,
+    ) -> Result<(), Error> {
+        self.check_stake_trust(identity)?;
+        self.check_sui_fresh(now)?;
+        if let Some(meta) = node.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if !annotations.is_object() {
+                *annotations = json!({});
+            }
+            if let Some(map) = annotations.as_object_mut() {
+                map.insert(
+                    ANNOTATION_ADDRESS.into(),
+                    Value::from(identity.owner.to_hex()),
+                );
+                map.insert(
+                    ANNOTATION_STAKE.into(),
+                    Value::from(hex32(&identity.stake_id)),
+                );
+                map.insert(
+                    ANNOTATION_TRUST.into(),
+                    Value::from(identity.trust.as_str()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// After a kubelet created its own Node: its Lease and the registration event, as
+    /// `register-worker` writes them.
+    pub(crate) fn finish_self_registration(
+        &mut self,
+        now: UnixTime,
+        identity: &NodeIdentity,
+        node: &Value,
+    ) -> Result<(), Error> {
+        let name = j::string_at(node, "/metadata/name");
+        self.renew_lease(now, &name)?;
+        let involved = Involved::of(node);
+        let message = alloc::format!(
+            "Node {name} registered by staker {}",
+            identity.owner.to_hex()
+        );
+        self.record_event(
+            now,
+            &involved,
+            "Normal",
+            "RegisteredNode",
+            &message,
+            "nautilus",
+        );
+        Ok(())
     }
 
     fn heartbeat(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<ApiResponse, Error> {

@@ -53,6 +53,14 @@ impl IdSource {
         hasher.finalize().into()
     }
 
+    /// 16 fresh random bytes: a certificate's serial number (kube's signer draws 128 bits).
+    pub(crate) fn serial(&mut self) -> [u8; 16] {
+        let block = self.next_block();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(block.get(..16).unwrap_or(&[0; 16]));
+        out
+    }
+
     /// An RFC 4122 version-4 UUID string.
     pub(crate) fn uuid(&mut self) -> String {
         let mut b = self.next_block();
@@ -253,6 +261,18 @@ impl Cluster {
     /// The store (read-only), for metrics and tests.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Sets the cluster CA ([`Config::cluster_ca`]), which the runtime can derive only once
+    /// the durable log's data key is known (after the cluster was replayed).
+    pub fn set_cluster_ca(&mut self, ca: Option<crate::csr::authority::ClusterCa>) {
+        self.config.cluster_ca = ca;
+        // kube-system's client CA ConfigMap follows.
+        self.controllers.enqueue(
+            crate::controllers::Queue::NamespaceDefaults,
+            "",
+            "kube-system",
+        );
     }
 
     /// The configuration in force.

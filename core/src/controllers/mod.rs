@@ -12,6 +12,7 @@ pub(crate) mod apf;
 pub(crate) mod apiserver_endpoints;
 pub(crate) mod crd;
 pub(crate) mod cronjob;
+pub(crate) mod csr_signing;
 pub(crate) mod deployment;
 pub(crate) mod disruption;
 pub(crate) mod endpoints;
@@ -234,6 +235,8 @@ pub(crate) enum Queue {
     FlowSchemaStatus,
     /// The mandatory API priority and fairness objects (one was deleted).
     ApfMandatory,
+    /// One CertificateSigningRequest: approval and signing by the kubelet signers.
+    Csr,
 }
 
 /// Dependents → owner uids and back, as kube's garbage collector keeps its graph.
@@ -347,7 +350,7 @@ impl Controllers {
         self.queue.len() + self.gc_dependents.len() + self.gc_owners.len()
     }
 
-    fn enqueue(&mut self, queue: Queue, namespace: &str, name: &str) {
+    pub(crate) fn enqueue(&mut self, queue: Queue, namespace: &str, name: &str) {
         self.queue.insert((queue, namespace.into(), name.into()));
     }
 
@@ -504,6 +507,7 @@ impl Cluster {
                     Work::Sync(Queue::ApfMandatory, ..) => {
                         self.ensure_apf_configuration(now, true);
                     }
+                    Work::Sync(Queue::Csr, _, name) => self.sync_csr(now, &name),
                 }
                 let limit = self.config.controller_queue_limit;
                 self.controllers.settle(now, unit, limit);
@@ -589,6 +593,12 @@ impl Cluster {
             }
             ResourceId::ConfigMaps if name == serviceaccount::ROOT_CA_CONFIGMAP => {
                 self.controllers.enqueue(Queue::NamespaceDefaults, "", ns);
+            }
+            ResourceId::ConfigMaps if name == csr_signing::AUTHENTICATION_CONFIGMAP => {
+                self.controllers.enqueue(Queue::NamespaceDefaults, "", ns);
+            }
+            ResourceId::CertificateSigningRequests if !deleted => {
+                self.controllers.enqueue(Queue::Csr, "", name);
             }
             ResourceId::PodDisruptionBudgets => {
                 self.controllers.enqueue(Queue::Disruption, ns, name);
@@ -907,6 +917,7 @@ impl Cluster {
                     }
                     ResourceId::PodDisruptionBudgets => Queue::Disruption,
                     ResourceId::FlowSchemas => Queue::FlowSchemaStatus,
+                    ResourceId::CertificateSigningRequests => Queue::Csr,
                     ResourceId::Deployments => Queue::Deployment,
                     ResourceId::ReplicaSets => Queue::ReplicaSet,
                     ResourceId::ReplicationControllers => Queue::ReplicationController,

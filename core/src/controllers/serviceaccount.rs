@@ -28,6 +28,9 @@ impl Cluster {
         {
             return;
         }
+        if ns == "kube-system" {
+            self.sync_authentication_configmap(now);
+        }
         let sa_key = ObjectKey::new(ResourceId::ServiceAccounts, ns, "default");
         if self.store.get(&sa_key).is_none() {
             let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",

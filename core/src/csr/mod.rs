@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::attestation::x509::Der;
 
+pub mod authority;
+#[cfg(test)]
+pub(crate) mod authority_tests;
 #[cfg(test)]
 mod tests;
 

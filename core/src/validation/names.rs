@@ -302,6 +302,10 @@ pub(super) fn name_errors(resource: ResourceId, name: &str, prefix: bool) -> Vec
         | ResourceId::ClusterRoles
         | ResourceId::RoleBindings
         | ResourceId::ClusterRoleBindings => rbac::path_segment_errors(name),
+        // kube's `ValidateCertificateRequestName` accepts any name (kubelets name theirs
+        // `node-csr-` + unpadded base64url of a hash, capitals and `_` included); only what a
+        // path segment cannot hold is refused, as the store's key function refuses it.
+        ResourceId::CertificateSigningRequests => rbac::path_segment_errors(name),
         _ => dns1123_subdomain_errors(name),
     }
 }

@@ -61,6 +61,24 @@ impl Cluster {
             operation: Operation::Create(&obj),
         };
         admission::admit(identity, &attempt, &self.store)?;
+        // A kubelet registering its own Node (NodeRestriction let only its own name through):
+        // held to its stake and stamped as register-worker does. A Node that exists answers
+        // kube's 409 below, whatever the stake, as a kubelet expects.
+        let registering = match identity {
+            Identity::Node(node)
+                if rt.id == ResourceId::Nodes
+                    && self
+                        .store
+                        .get(&ObjectKey::new(ResourceId::Nodes, "", &name))
+                        .is_none() =>
+            {
+                Some(node.clone())
+            }
+            _ => None,
+        };
+        if let Some(node) = &registering {
+            self.stamp_self_registration(now, node, &mut obj)?;
+        }
         if rt.id == ResourceId::Pods {
             admission::runtime_class::admit(&self.store, &mut obj)?;
             admission::priority::admit_pod(&self.store, &mut obj)?;
@@ -116,6 +134,9 @@ impl Cluster {
         }
         let json = self.write_new(&WriteContext::for_identity(now, identity), key, &mut obj)?;
         self.charge_quotas(now, charges);
+        if let Some(node) = &registering {
+            self.finish_self_registration(now, node, &obj)?;
+        }
         let json = answer(rt, json);
         Ok(ApiResponse {
             warnings,
