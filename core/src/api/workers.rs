@@ -253,18 +253,7 @@ impl Cluster {
             }
             let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
             if let Some(map) = annotations.as_object_mut() {
-                map.insert(
-                    ANNOTATION_ADDRESS.into(),
-                    Value::from(identity.owner.to_hex()),
-                );
-                map.insert(
-                    ANNOTATION_STAKE.into(),
-                    Value::from(hex32(&identity.stake_id)),
-                );
-                map.insert(
-                    ANNOTATION_TRUST.into(),
-                    Value::from(identity.trust.as_str()),
-                );
+                stamp_stake(map, &identity);
             }
         }
         // The worker's labels meet NodeRestriction's allowlist, as a kubelet's would.
@@ -334,18 +323,7 @@ impl Cluster {
                 *annotations = json!({});
             }
             if let Some(map) = annotations.as_object_mut() {
-                map.insert(
-                    ANNOTATION_ADDRESS.into(),
-                    Value::from(identity.owner.to_hex()),
-                );
-                map.insert(
-                    ANNOTATION_STAKE.into(),
-                    Value::from(hex32(&identity.stake_id)),
-                );
-                map.insert(
-                    ANNOTATION_TRUST.into(),
-                    Value::from(identity.trust.as_str()),
-                );
+                stamp_stake(map, identity);
             }
         }
         Ok(())
@@ -711,6 +689,23 @@ impl Cluster {
             self.evict_pod(now, &key);
         }
     }
+}
+
+/// The enclave's record of a node's stake in its annotations (the staker's address, the stake
+/// id and its trust level), as `register-worker` and a kubelet's own registration write it.
+fn stamp_stake(annotations: &mut Map<String, Value>, identity: &NodeIdentity) {
+    annotations.insert(
+        ANNOTATION_ADDRESS.into(),
+        Value::from(identity.owner.to_hex()),
+    );
+    annotations.insert(
+        ANNOTATION_STAKE.into(),
+        Value::from(hex32(&identity.stake_id)),
+    );
+    annotations.insert(
+        ANNOTATION_TRUST.into(),
+        Value::from(identity.trust.as_str()),
+    );
 }
 
 #[cfg(test)]
