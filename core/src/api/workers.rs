@@ -251,11 +251,8 @@ impl Cluster {
             if let Some(map) = existing_labels.as_object_mut() {
                 map.extend(labels);
             }
-            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
-            if let Some(map) = annotations.as_object_mut() {
-                stamp_stake(map, &identity);
-            }
         }
+        stamp_stake(&mut node, &identity);
         // The worker's labels meet NodeRestriction's allowlist, as a kubelet's would.
         crate::admission::node_restriction::check_registration_labels(
             &node_name,
@@ -283,20 +280,7 @@ impl Cluster {
         } else {
             self.write_existing(&request, &key, &mut node)?;
         }
-        self.renew_lease(now, &node_name)?;
-        let involved = Involved::of(&node);
-        let message = alloc::format!(
-            "Node {node_name} registered by staker {}",
-            identity.owner.to_hex()
-        );
-        self.record_event(
-            now,
-            &involved,
-            "Normal",
-            "RegisteredNode",
-            &message,
-            "nautilus",
-        );
+        self.finish_registration(now, &identity, &node)?;
         let body = json!({
             "status": "registered",
             "node_id": node_name,
@@ -317,21 +301,13 @@ impl Cluster {
     ) -> Result<(), Error> {
         self.check_stake_trust(identity)?;
         self.check_sui_fresh(now)?;
-        if let Some(meta) = node.get_mut("metadata").and_then(Value::as_object_mut) {
-            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
-            if !annotations.is_object() {
-                *annotations = json!({});
-            }
-            if let Some(map) = annotations.as_object_mut() {
-                stamp_stake(map, identity);
-            }
-        }
+        stamp_stake(node, identity);
         Ok(())
     }
 
-    /// After a kubelet created its own Node: its Lease and the registration event, as
-    /// `register-worker` writes them.
-    pub(crate) fn finish_self_registration(
+    /// After a Node was registered (by `register-worker` or by its kubelet's own create):
+    /// its Lease and the registration event.
+    pub(crate) fn finish_registration(
         &mut self,
         now: UnixTime,
         identity: &NodeIdentity,
@@ -691,9 +667,20 @@ impl Cluster {
     }
 }
 
-/// The enclave's record of a node's stake in its annotations (the staker's address, the stake
-/// id and its trust level), as `register-worker` and a kubelet's own registration write it.
-fn stamp_stake(annotations: &mut Map<String, Value>, identity: &NodeIdentity) {
+/// The enclave's record of a node's stake in the Node's annotations (the staker's address, the
+/// stake id and its trust level), as `register-worker` and a kubelet's own registration write
+/// it; annotations that are not a map are replaced.
+fn stamp_stake(node: &mut Value, identity: &NodeIdentity) {
+    let Some(meta) = node.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+    if !annotations.is_object() {
+        *annotations = json!({});
+    }
+    let Some(annotations) = annotations.as_object_mut() else {
+        return;
+    };
     annotations.insert(
         ANNOTATION_ADDRESS.into(),
         Value::from(identity.owner.to_hex()),

@@ -135,7 +135,7 @@ impl Cluster {
         let json = self.write_new(&WriteContext::for_identity(now, identity), key, &mut obj)?;
         self.charge_quotas(now, charges);
         if let Some(node) = &registering {
-            self.finish_self_registration(now, node, &obj)?;
+            self.finish_registration(now, node, &obj)?;
         }
         let json = answer(rt, json);
         Ok(ApiResponse {
