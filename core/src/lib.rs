@@ -31,6 +31,7 @@ pub(crate) mod controllers;
 pub mod crd;
 pub mod cron;
 pub mod csr;
+pub mod der;
 pub mod error;
 pub(crate) mod gostr;
 pub mod json;

@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use nautilus_core::der::tlv;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType,
@@ -89,15 +90,7 @@ impl EnclaveTls {
 
 /// `cert` as one PEM `CERTIFICATE` block (64-column base64), as `ca.crt` files carry it.
 pub(crate) fn certificate_pem(cert: &CertificateDer<'_>) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    nautilus_core::der::pem("CERTIFICATE", cert.as_ref())
 }
 
 /// Makes the TLS key from `random` (filled with fresh random bytes on each call) and a
@@ -193,21 +186,6 @@ fn p384_pkcs8(random: &mut dyn FnMut(&mut [u8]) -> anyhow::Result<()>) -> anyhow
         ));
     }
     anyhow::bail!("the random source gave {SCALAR_TRIES} invalid P-384 scalars in a row")
-}
-
-/// One DER tag-length-value (definite length; contents here stay far below 64 KiB).
-fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let len = contents.len();
-    let mut out = vec![tag];
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xFF {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(contents);
-    out
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use base64::Engine;
 use nautilus_wire::kubeconfig;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -382,14 +381,7 @@ impl rustls::client::danger::ServerCertVerifier for FirstUse {
 
 /// A DER certificate as PEM.
 fn certificate_pem(cert: &CertificateDer<'_>) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(line));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
+    nautilus_core::der::pem("CERTIFICATE", cert.as_ref())
 }
 
 /// Creates `dir` (mode 0700, tightened if it already exists) and returns its absolute path.
@@ -684,6 +676,7 @@ async fn terminate(child: &mut Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::{ServerName, UnixTime};

@@ -15,6 +15,7 @@ use sha1::Digest as _;
 use super::{ATTRIBUTES_TAG, BIT_STRING, INTEGER, OBJECT_IDENTIFIER, SEQUENCE};
 use crate::UnixTime;
 use crate::attestation::x509::Der;
+use crate::der::{pem, tlv};
 
 /// The signer names whose requests this signer signs (kube's `csrsigning` controller runs one
 /// signer per name; the other two, `kube-apiserver-client` and `legacy-unknown`, are not run).
@@ -683,32 +684,4 @@ fn key_usage_bits(bits: u16) -> Vec<u8> {
     let mut out = alloc::vec![unused];
     out.extend_from_slice(bytes.get(..len).unwrap_or(&[]));
     tlv(BIT_STRING, &out)
-}
-
-/// `der` as one PEM block.
-pub(super) fn pem(kind: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = alloc::format!("-----BEGIN {kind}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(core::str::from_utf8(line).unwrap_or(""));
-        out.push('\n');
-    }
-    out.push_str(&alloc::format!("-----END {kind}-----\n"));
-    out
-}
-
-/// One DER tag-length-value.
-pub(super) fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let len = contents.len();
-    let mut out = alloc::vec![tag];
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xff {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-    out.extend_from_slice(contents);
-    out
 }

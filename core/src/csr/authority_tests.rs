@@ -4,14 +4,15 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use base64::Engine as _;
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 
 use super::authority::*;
+pub(crate) use super::tests::der_of;
 use super::{BIT_STRING, INTEGER, OBJECT_IDENTIFIER, SEQUENCE};
 use crate::UnixTime;
 use crate::attestation::x509::Der;
+use crate::der::{pem, tlv};
 
 const SET: u8 = 0x31;
 
@@ -108,16 +109,6 @@ fn split(der: &[u8]) -> (&[u8], Vec<u8>) {
     cert.expect(SEQUENCE, "").unwrap();
     let bits = cert.expect(BIT_STRING, "").unwrap();
     (tbs, bits[1..].to_vec())
-}
-
-pub(crate) fn der_of(pem: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(
-            pem.lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect::<String>(),
-        )
-        .unwrap()
 }
 
 /// The certificate's (notBefore, notAfter) texts.

@@ -8,6 +8,7 @@ use base64::Engine as _;
 
 use super::{BIT_STRING, INTEGER, MAX_RSA_BITS, SEQUENCE, check_request};
 use crate::attestation::x509::Der;
+use crate::der::tlv;
 
 const RSA2048_SHA256: &str = include_str!("fixtures/rsa2048-sha256.pem");
 const RSA_SHA1: &str = include_str!("fixtures/rsa-sha1.pem");
@@ -26,7 +27,8 @@ const P256_SHA256: &str = include_str!("fixtures/p256-sha256.pem");
 
 const VERIFICATION: &str = "crypto/rsa: verification error";
 
-fn der_of(pem: &str) -> Vec<u8> {
+/// The DER of a PEM block (the test fixtures' base64 lines).
+pub(crate) fn der_of(pem: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(
             pem.lines()
@@ -42,18 +44,6 @@ fn pem_of(der: &[u8]) -> Vec<u8> {
         base64::engine::general_purpose::STANDARD.encode(der)
     )
     .into_bytes()
-}
-
-/// A DER element (lengths up to 65535, as the parser takes).
-fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = alloc::vec![tag];
-    match contents.len() {
-        n @ 0..=0x7f => out.push(n as u8),
-        n @ 0x80..=0xff => out.extend([0x81, n as u8]),
-        n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-    }
-    out.extend_from_slice(contents);
-    out
 }
 
 fn concat(parts: &[&[u8]]) -> Vec<u8> {

@@ -447,13 +447,7 @@ pub(crate) async fn signed_get(
 
 /// A kubeconfig whose only CA is the attested enclave certificate.
 pub(crate) fn kubeconfig(server: &str, cert_der: &[u8], token: Option<&str>) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.encode(cert_der).as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
+    let pem = nautilus_core::der::pem("CERTIFICATE", cert_der);
     let names = kubeconfig::Names {
         cluster: "nautilus-attested",
         user: "nautilus-attested",
