@@ -102,16 +102,23 @@ fn owned_set(set: &FieldSet, resource: ResourceId, subresource: &str) -> FieldSe
     out
 }
 
-/// The paths kube's `stripMeta` takes from the set of the manager that just wrote.
-fn strip_meta(set: &FieldSet) -> FieldSet {
-    let mut strip = FieldSet::default();
-    strip.insert(&[PathElement::field("apiVersion")]);
-    strip.insert(&[PathElement::field("kind")]);
-    strip.insert(&[PathElement::field("metadata")]);
-    for field in SERVER_META {
-        strip.insert(&[PathElement::field("metadata"), PathElement::field(field)]);
+/// `set` without the paths kube's `stripMeta` takes from the set of the manager that just
+/// wrote (its `Difference` with them), in place: this runs on every write.
+fn strip_meta(mut set: FieldSet) -> FieldSet {
+    for field in ["apiVersion", "kind", "metadata"] {
+        if let Some(node) = set.field_mut(field) {
+            node.unmark();
+        }
     }
-    set.difference(&strip)
+    if let Some(meta) = set.field_mut("metadata") {
+        for field in SERVER_META {
+            if let Some(node) = meta.field_mut(field) {
+                node.unmark();
+            }
+        }
+    }
+    set.prune();
+    set
 }
 
 /// The `apiVersion` a managedFields entry records: the kind's, or for a custom resource (whose
@@ -487,7 +494,7 @@ pub(crate) fn record_update(
         others: Vec::new(),
     };
     let _ = take_fields(&mut entries, &mut changes, true);
-    let mine = strip_meta(&changes.here.modified.union(&changes.here.added));
+    let mine = strip_meta(changes.here.modified.union(&changes.here.added));
     if !mine.is_empty() {
         let manager = if manager.is_empty() {
             "unknown"
@@ -615,7 +622,7 @@ pub(crate) fn apply(
     if entries.is_empty() && live.is_some() {
         // skipNonApplied: the fields that exist before the first apply get an owner.
         let changes = compare_owned(&written.zero(), &live_obj, written, subresource);
-        let set = strip_meta(&changes.modified.union(&changes.added));
+        let set = strip_meta(changes.modified.union(&changes.added));
         if !set.is_empty() {
             let mut first = Entry::new(
                 BEFORE_FIRST_APPLY,
@@ -796,7 +803,7 @@ fn merge_and_own(
     };
     take_fields(&mut entries, &mut changes, force)?;
     let changed = !typed::equal(&Value::Object(live.clone()), &Value::Object(merged.clone()));
-    let mine = strip_meta(&applied_set);
+    let mine = strip_meta(applied_set);
     if !mine.is_empty() {
         let time = if changed {
             Some(now)
@@ -1001,4 +1008,47 @@ fn conflict_error(conflicts: &[(Entry, FieldSet)]) -> Error {
         ),
     };
     Error::ApplyConflict { message, causes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `strip_meta` works in place on every write; it must leave exactly what kube's `Difference`
+    /// with the stripped paths leaves, whatever the set holds around them.
+    #[test]
+    fn strip_meta_in_place_equals_the_difference_with_the_stripped_paths() {
+        let f = PathElement::field;
+        let mut strip = FieldSet::default();
+        for top in ["apiVersion", "kind", "metadata"] {
+            strip.insert(&[f(top)]);
+        }
+        for field in SERVER_META {
+            strip.insert(&[f("metadata"), f(field)]);
+        }
+        // Every combination of members among paths at, below and beside the stripped ones.
+        let candidates: Vec<Vec<PathElement>> = alloc::vec![
+            alloc::vec![f("apiVersion")],
+            alloc::vec![f("kind")],
+            alloc::vec![f("metadata")],
+            alloc::vec![f("metadata"), f("name")],
+            alloc::vec![f("metadata"), f("managedFields")],
+            alloc::vec![f("metadata"), f("labels")],
+            alloc::vec![f("metadata"), f("labels"), f("app")],
+            alloc::vec![f("metadata"), f("name"), f("below")],
+            alloc::vec![f("data")],
+            alloc::vec![f("data"), f("key")],
+            alloc::vec![f("spec"), PathElement::Index(0), f("kind")],
+        ];
+        for mask in 0u32..(1 << candidates.len()) {
+            let mut set = FieldSet::default();
+            for (i, path) in candidates.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    set.insert(path);
+                }
+            }
+            let expected = set.difference(&strip);
+            assert_eq!(strip_meta(set.clone()), expected, "set {:?}", set.paths());
+        }
+    }
 }

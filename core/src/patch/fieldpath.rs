@@ -271,6 +271,27 @@ impl FieldSet {
         }
     }
 
+    /// The node of the field `name` directly below this one.
+    pub(crate) fn field_mut(&mut self, name: &str) -> Option<&mut FieldSet> {
+        self.children.iter_mut().find_map(|(pe, node)| match pe {
+            PathElement::Field(field) if field == name => Some(node),
+            _ => None,
+        })
+    }
+
+    /// Takes this node itself out of the set; the paths below it stay.
+    pub(crate) fn unmark(&mut self) {
+        self.member = false;
+    }
+
+    /// Drops every node with no member at or below it (what [`Self::difference`] leaves out);
+    /// answers whether a node is left.
+    pub(crate) fn prune(&mut self) -> bool {
+        self.children
+            .retain(|_, child| child.prune() || child.member);
+        !self.children.is_empty()
+    }
+
     /// Keeps the children directly below this node whose element passes `keep`.
     pub(crate) fn retain(&mut self, keep: impl Fn(&PathElement) -> bool) {
         self.children.retain(|pe, _| keep(pe));
