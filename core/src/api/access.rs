@@ -664,13 +664,12 @@ impl Cluster {
                 "token is required for TokenReview in authentication".into(),
             ));
         }
-        let api_audiences = self.config.api_audiences();
-        let wanted: Vec<&str> = match spec.get("audiences").and_then(Value::as_array) {
-            Some(list) if !list.is_empty() => list.iter().filter_map(Value::as_str).collect(),
-            _ => api_audiences.clone(),
+        let wanted: Option<Vec<&str>> = match spec.get("audiences").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => Some(list.iter().filter_map(Value::as_str).collect()),
+            _ => None,
         };
         let refused = |error: String| json!({"user": {}, "error": error});
-        match self.authenticate_service_account(now, token, &wanted) {
+        match self.authenticate_service_account(now, token, wanted.as_deref()) {
             Ok(None) => {}
             Ok(Some((user, audiences))) => {
                 let identity = Identity::ServiceAccount(alloc::boxed::Box::new(user));
@@ -688,7 +687,8 @@ impl Cluster {
             }
         }
         // An audience-agnostic authenticator takes a token only for the server's own audience.
-        if !wanted.iter().any(|w| api_audiences.contains(w)) {
+        let api_audiences = self.config.api_audiences();
+        if wanted.is_some_and(|wanted| !wanted.iter().any(|w| api_audiences.contains(w))) {
             return Ok(refused(INVALID_BEARER_TOKEN.into()));
         }
         let header = alloc::format!("Bearer {token}");

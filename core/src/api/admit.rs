@@ -28,8 +28,7 @@ impl Cluster {
                 let node = self.tokens.validate(token, now, None, &self.stakes)?;
                 return Ok(Identity::Node(Box::new(node)));
             }
-            let audiences = self.config.api_audiences();
-            match self.authenticate_service_account(now, token, &audiences) {
+            match self.authenticate_service_account(now, token, None) {
                 Ok(None) => {}
                 Ok(Some((user, _))) => return Ok(Identity::ServiceAccount(Box::new(user))),
                 Err(_) => return Err(Error::Unauthorized("Unauthorized".into())),

@@ -98,20 +98,27 @@ impl Cluster {
         Ok(())
     }
 
-    /// kube's JWT authenticator for this issuer, asked for `audiences`: `Ok(None)` when the
-    /// token is not a ServiceAccount token of this issuer (another authenticator's), the
-    /// account and the audiences it is valid for, or the error kube gives (what a TokenReview
-    /// shows; a request gets a bare 401).
+    /// kube's JWT authenticator for this issuer, asked for `audiences` (`None`: the API's own):
+    /// `Ok(None)` when the token is not a ServiceAccount token of this issuer (another
+    /// authenticator's), the account and the audiences it is valid for, or the error kube gives
+    /// (what a TokenReview shows; a request gets a bare 401). A signature verified once is
+    /// remembered ([`sa::VerifiedTokens`]); everything else is checked on every call.
     pub(crate) fn authenticate_service_account(
-        &self,
+        &mut self,
         now: UnixTime,
         token: &str,
-        audiences: &[&str],
+        audiences: Option<&[&str]>,
     ) -> Result<Option<(ServiceAccountUser, Vec<String>)>, String> {
         let Some(key) = &self.config.service_account_key else {
             return Ok(None);
         };
-        let claims = match key.verify(&self.config.service_account_issuer, token) {
+        let verified = self.service_account_tokens.verify(
+            key,
+            &self.config.service_account_issuer,
+            token,
+            now,
+        );
+        let claims = match verified {
             Ok(claims) => claims,
             Err(rejection) => {
                 return match rejection.message() {
@@ -122,8 +129,9 @@ impl Cluster {
         };
         // A token without audiences is for the API's own (kube's "legacy" tokens).
         let implicit = self.config.api_audiences();
+        let audiences = audiences.unwrap_or(&implicit);
         let of_token: Vec<&str> = if claims.audiences.is_empty() {
-            implicit
+            implicit.clone()
         } else {
             claims.audiences.iter().map(String::as_str).collect()
         };

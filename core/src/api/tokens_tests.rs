@@ -869,3 +869,42 @@ fn a_protobuf_token_request_is_read() {
     );
     assert_eq!(claims["exp"], json!(NOW.secs() + 7200));
 }
+
+/// A token's signature is checked once however often it is used, within the cache's budget;
+/// what the cache holds never outlives what it stands for (expiry and a deleted pod are
+/// covered above: those tokens were cached when they died).
+#[test]
+fn a_tokens_signature_is_checked_once_and_the_cache_keeps_its_budget() {
+    let mut s = server();
+    s.service_account_tokens = crate::serviceaccount::VerifiedTokens::new(2);
+    account(&mut s, "builder");
+    let tokens: Vec<String> = (0..3)
+        .map(|_| token_of(&issue(&mut s, "builder", json!({}))))
+        .collect();
+    let before = s.service_account_tokens.signatures_checked();
+    for _ in 0..10 {
+        assert_eq!(status_of(&mut s, NOW, &tokens[0]), 200);
+    }
+    assert_eq!(s.service_account_tokens.signatures_checked(), before + 1);
+    // Three tokens, room for two: all still authenticate, the cache stays within its budget.
+    for token in &tokens {
+        assert_eq!(status_of(&mut s, NOW, token), 200);
+        assert!(s.service_account_tokens.len() <= 2);
+    }
+    // A changed byte is another text: checked, and refused.
+    let mut forged = tokens[0].clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let checked = s.service_account_tokens.signatures_checked();
+    assert_eq!(status_of(&mut s, NOW, &forged), 401);
+    assert_eq!(s.service_account_tokens.signatures_checked(), checked + 1);
+    // A refused signature is not remembered: asked again, it is checked again.
+    assert_eq!(status_of(&mut s, NOW, &forged), 401);
+    assert_eq!(s.service_account_tokens.signatures_checked(), checked + 2);
+    // With no budget every use is checked.
+    s.service_account_tokens = crate::serviceaccount::VerifiedTokens::new(0);
+    assert_eq!(status_of(&mut s, NOW, &tokens[1]), 200);
+    assert_eq!(status_of(&mut s, NOW, &tokens[1]), 200);
+    assert_eq!(s.service_account_tokens.signatures_checked(), 2);
+    assert!(s.service_account_tokens.is_empty());
+}

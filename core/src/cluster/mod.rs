@@ -135,6 +135,8 @@ pub struct Cluster {
     pub(crate) stakes: crate::stake::StakeRegistry,
     /// Seal-token validation with its signature cache.
     pub(crate) tokens: crate::token::TokenValidator,
+    /// ServiceAccount tokens whose signature verified.
+    pub(crate) service_account_tokens: crate::serviceaccount::VerifiedTokens,
     /// Nodes registered per stake.
     pub(crate) registrations: crate::api::Registrations,
     /// The pod scheduler's queue and node cache.
@@ -188,6 +190,8 @@ impl Cluster {
             cache_entries: config.token_cache_entries,
             ..Default::default()
         });
+        let service_account_tokens =
+            crate::serviceaccount::VerifiedTokens::new(config.service_account_token_cache_entries);
         let scheduler = crate::scheduler::Scheduler::new(&config);
         let references = crate::authz::references::ReferenceIndex::new(config.max_pod_references);
         let crds = crate::crd::Registry::new(&config);
@@ -214,6 +218,7 @@ impl Cluster {
             continue_key: Self::continue_key(&seed),
             stakes,
             tokens,
+            service_account_tokens,
             registrations: Default::default(),
             scheduler,
             controllers: Default::default(),
