@@ -461,6 +461,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     // self-signed certificate when it terminates TLS; otherwise the CA the operator names (the
     // proxy's certificate chains to it).
     let config = Config {
+        enclave_tls: enclave_tls.is_some(),
         root_ca_pem: match (&enclave_tls, &cli.cluster_ca_file) {
             (Some(tls), _) => Some(crate::tls::certificate_pem(&tls.cert_der)),
             (None, Some(path)) => Some(
@@ -888,6 +889,11 @@ fn api_request<'a>(
         authorization: http::header(&parts.headers, "authorization"),
         user_agent: http::header(&parts.headers, "user-agent"),
         seal_token: http::header(&parts.headers, "x-seal-token"),
+        k3s_node: nautilus_core::api::k3s::NodeHeaders {
+            name: http::header(&parts.headers, "k3s-node-name"),
+            password: http::header(&parts.headers, "k3s-node-password"),
+            ips: http::header(&parts.headers, "k3s-node-ip"),
+        },
         body,
         body_too_large,
         client_cert: parts.extensions.get::<Arc<CertUser>>().map(|u| &**u),

@@ -50,7 +50,7 @@ impl Cluster {
     /// the stake its Node is registered to, or, before it registered, the stake of the Seal
     /// token that asked for its newest issued certificate (`spec.extra`); a withdrawn stake or
     /// one below the minimum is 401 like an expired token.
-    fn node_by_certificate(
+    pub(super) fn node_by_certificate(
         &self,
         user: &crate::auth::CertUser,
     ) -> Result<crate::token::NodeIdentity, Error> {
@@ -113,6 +113,9 @@ impl Cluster {
             return self
                 .admit_worker_head(now, req, endpoint)
                 .map_err(|e| workers::seed_error(&e));
+        }
+        if let Some(Route::K3s(endpoint)) = route {
+            return self.admit_k3s_head(now, req, endpoint);
         }
         self.admit(now, req, route.as_ref())
             .map(drop)
