@@ -44,6 +44,30 @@ pub fn join_token(bundle: &[u8], seal_token: &str) -> String {
     )
 }
 
+/// The bundle as `/cacerts` answers it, from a copy the staker holds: one certificate is
+/// written back in core's PEM form (the enclave's, 64-column base64, one trailing newline), so
+/// a copy that differs only in line wrapping or surrounding text pins the same hash; anything
+/// else is hashed as given.
+pub fn canonical_bundle(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let one = text.matches(BEGIN).count() == 1;
+    let body = text
+        .split_once(BEGIN)
+        .and_then(|(_, rest)| rest.split_once(END))
+        .map(|(body, _)| body);
+    let der = body.filter(|_| one).and_then(|body| {
+        let encoded: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+    });
+    match der {
+        Some(der) => crate::der::pem("CERTIFICATE", &der),
+        None => text.into(),
+    }
+}
+
 /// A join token as k3s' `parseToken` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinToken {
@@ -124,6 +148,20 @@ mod tests {
                 password: "seal1.abc.def".into(),
             })
         );
+    }
+
+    #[test]
+    fn a_copy_of_one_certificate_hashes_as_the_served_bundle() {
+        let served = crate::der::pem("CERTIFICATE", &[7u8; 100]);
+        let rewrapped = alloc::format!(
+            "subject=CN = enclave\n{}",
+            served.replace('\n', "\r\n").replacen("\r\n", "\r\n\r\n", 2)
+        );
+        assert_eq!(canonical_bundle(&rewrapped), served);
+        assert_eq!(canonical_bundle(&served), served);
+        let two = alloc::format!("{served}{served}");
+        assert_eq!(canonical_bundle(&two), two, "a chain is hashed as given");
+        assert_eq!(canonical_bundle("junk"), "junk");
     }
 
     #[test]
