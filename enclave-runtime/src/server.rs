@@ -736,7 +736,10 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    // Upgrades: a K3s agent's tunnel (`/v1-k3s/connect`) becomes a websocket.
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let mut shutdown = shared.shutdown.subscribe();
     tokio::select! {
@@ -1046,6 +1049,13 @@ async fn handle(
             };
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
             charged(&shared, response)
+        }
+        // Core admitted a K3s agent's tunnel: the connection becomes its websocket.
+        Outcome::Response(response) if response.status == 101 => {
+            tracing::debug!(method = %parts.method, path, code = 101, "request");
+            return Ok(crate::k3s_tunnel::accept(hyper::Request::from_parts(
+                parts, incoming,
+            )));
         }
         Outcome::Response(response) => {
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");

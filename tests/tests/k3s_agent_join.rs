@@ -20,9 +20,11 @@
 //! 6. `getClientCert`: `POST /v1-k3s/client-kube-proxy.crt` and
 //!    `/v1-k3s/client-k3s-controller.crt` (a request, basic auth, no node headers).
 //! 7. `tunnel.Setup` (`pkg/agent/tunnel/tunnel.go`): the token validated again (step 1), `GET
-//!    /v1-k3s/apiservers`; then the websocket `/v1-k3s/connect`, which is not served here (the
-//!    enclave reaches kubelets through the proxy's relay; the config says egress-selector mode
-//!    `disabled`).
+//!    /v1-k3s/apiservers`; then remotedialer's websocket `wss://<server>/v1-k3s/connect` with
+//!    the kubelet client certificate (no token), which `Setup` waits for before the kubelet
+//!    starts; remotedialer pings it every 5 s. The enclave holds it open and answers pings but
+//!    never dials through it (it reaches kubelets through the proxy's relay; the config says
+//!    egress-selector mode `disabled`).
 //! 8. `KubeProxyDisabled`: `GET /v1-k3s/readyz`, then `GET /v1-k3s/config` again.
 //!
 //! Then the certificates are shown to work: a kubemark hollow kubelet (the kubelet's code over
@@ -157,6 +159,69 @@ fn openssl_text(pem: &str) -> String {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// remotedialer's client: the websocket handshake over TLS with the kubelet's certificate, a
+/// ping answered with its pong, a close answered with a close.
+fn tunnel(port: u16, server_ca: &Path, cert: &Path, key: &Path) {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::io::{Read as _, Write as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(server_ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap())
+    .unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // The key of RFC 6455's example, whose accept value the RFC gives.
+    let request = format!(
+        "GET /v1-k3s/connect HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).expect("the tunnel's answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let masked = |opcode: u8, payload: &[u8]| {
+        let mask = [9u8, 8, 7, 6];
+        let mut out = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    };
+    tls.write_all(&masked(0x9, b"ping")).unwrap();
+    let mut pong = [0u8; 6];
+    tls.read_exact(&mut pong).expect("pong");
+    assert_eq!(pong, [0x8A, 4, b'p', b'i', b'n', b'g']);
+    tls.write_all(&masked(0x8, &1000u16.to_be_bytes())).unwrap();
+    let mut close = [0u8; 4];
+    tls.read_exact(&mut close).expect("close");
+    assert_eq!(close, [0x88, 2, 0x03, 0xe8]);
 }
 
 fn get(c: &DevCluster, path: &str) -> (u16, Value) {
@@ -368,8 +433,12 @@ fn a_k3s_agent_joins_with_its_seal_token() {
     validate();
     let (code, _) = authed("GET", "/v1-k3s/apiservers", None, false);
     assert_eq!(code, 503);
-    let (code, _) = authed("GET", "/v1-k3s/connect", None, false);
-    assert_eq!(code, 404);
+    let (code, body) = authed("GET", "/v1-k3s/connect", None, false);
+    assert_eq!(
+        code, 403,
+        "the tunnel wants the node's certificate: {body:?}"
+    );
+    tunnel(port, &bundle, &client_cert, &client_key);
 
     // 8. readyz, then config again.
     let (code, body) = authed("GET", "/v1-k3s/readyz", None, false);

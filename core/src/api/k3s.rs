@@ -16,9 +16,12 @@
 //!   keys and POSTs a DER PKCS#10 request with an empty subject, whose key alone the server
 //!   uses; the answer is the certificate and the CA that signed it, PEM (a GET makes the server
 //!   send a key it made: refused here, the enclave never holds a node's key).
-//! - `connect` (the agent's remotedialer websocket, by which kube-apiserver reaches kubelets
-//!   through the agent) is not served: the enclave reaches kubelets through the proxy's
-//!   outbound relay, and the config answered says egress-selector mode `disabled`.
+//! - `connect`, for a caller in `system:nodes` only (the agent dials it with its kubelet client
+//!   certificate): the agent's remotedialer websocket, by which kube-apiserver reaches kubelets
+//!   through the agent. The agent's `tunnel.Setup` waits for it before it starts the kubelet.
+//!   Accepted and held open here (core answers 101, the runtime upgrades and answers pings)
+//!   but never dialed through: the enclave reaches kubelets through the proxy's outbound
+//!   relay, and the config answered says egress-selector mode `disabled`.
 //! - Server-only paths (`encrypt/*`, `cert/cacerts`, `server-bootstrap`, `token`) are 403 to
 //!   an agent, as in k3s; other paths fall through to the API server (kube's 404).
 //!
@@ -287,7 +290,13 @@ impl Cluster {
                 ..ApiResponse::text(200, "ok")
             },
             Endpoint::ServerOnly => refusal(403, "forbidden"),
-            Endpoint::Connect | Endpoint::Other(_) | Endpoint::CaCerts | Endpoint::Ping => {
+            // k3s' `nodeAuthed` router: `system:nodes` only, which a token's `node` user is not.
+            Endpoint::Connect if !agent.by_certificate => refusal(403, "forbidden"),
+            Endpoint::Connect => ApiResponse {
+                content_type: TEXT,
+                ..ApiResponse::text(101, "")
+            },
+            Endpoint::Other(_) | Endpoint::CaCerts | Endpoint::Ping => {
                 ApiResponse::error(&Error::PathNotFound(req.path.into()))
             }
         }

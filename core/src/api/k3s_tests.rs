@@ -272,8 +272,13 @@ fn an_agent_joins_with_its_seal_token_in_the_join_token() {
         agent_request(24),
     );
     renew.authorization = None;
-    renew.cert = Some(node_cert);
+    renew.cert = Some(node_cert.clone());
     assert_eq!(renew.send(&mut core).0, 200);
+
+    // 8. The tunnel: with the kubelet's certificate, switched to the runtime (101).
+    let mut tunnel = Call::get("/v1-k3s/connect", None);
+    tunnel.cert = Some(node_cert);
+    assert_eq!(tunnel.send(&mut core).0, 101);
 }
 
 fn status(body: &[u8]) -> (String, String) {
@@ -455,9 +460,17 @@ fn forged_expired_other_node_and_unstaked_requests_change_nothing() {
         "Forbidden",
         "forbidden",
     ));
+    // The tunnel is for a node's certificate, not its token (k3s: `system:nodes` only).
     cases.push((
-        "tunnel",
+        "tunnel by token",
         Call::get("/v1-k3s/connect", Some(&good)),
+        403,
+        "Forbidden",
+        "forbidden",
+    ));
+    cases.push((
+        "unknown path",
+        Call::get("/v1-k3s/nothing-here", Some(&good)),
         404,
         "NotFound",
         "",
