@@ -18,7 +18,8 @@
 //! 5. `getKubeletClientCert`: the same to `/v1-k3s/client-kubelet.crt`; the agent writes
 //!    `kubelet.kubeconfig` with `server-ca.crt` and this certificate and key.
 //! 6. `getClientCert`: `POST /v1-k3s/client-kube-proxy.crt` and
-//!    `/v1-k3s/client-k3s-controller.crt` (a request, basic auth, no node headers).
+//!    `/v1-k3s/client-k3s-controller.crt` (a request, basic auth, no node headers). The test
+//!    then reads with each what kube-proxy and the agent's tunnel read, and is refused more.
 //! 7. `tunnel.Setup` (`pkg/agent/tunnel/tunnel.go`): the token validated again (step 1), `GET
 //!    /v1-k3s/apiservers`; then remotedialer's websocket `wss://<server>/v1-k3s/connect` with
 //!    the kubelet client certificate (no token), which `Setup` waits for before the kubelet
@@ -56,6 +57,8 @@ struct Req<'a> {
     basic: Option<(&'a str, &'a str)>,
     node: Option<(&'a str, &'a str, &'a str)>,
     body: Option<&'a Path>,
+    /// A client certificate and its key.
+    cert: Option<(&'a Path, &'a Path)>,
 }
 
 /// `GET /cacerts`, anonymous, trusting `trust`.
@@ -95,6 +98,9 @@ fn send(port: u16, dir: &Path, req: &Req<'_>) -> Result<(u16, Vec<u8>), String> 
             .arg(format!("K3s-Node-Password: {password}"))
             .arg("-H")
             .arg(format!("K3s-Node-IP: {ip}"));
+    }
+    if let Some((cert, key)) = req.cert {
+        cmd.arg("--cert").arg(cert).arg("--key").arg(key);
     }
     if let Some(body) = req.body {
         cmd.arg("--data-binary").arg(format!("@{}", body.display()));
@@ -342,6 +348,7 @@ fn a_k3s_agent_joins_with_its_seal_token() {
             basic: auth,
             node: if named { node_headers } else { None },
             body,
+            cert: None,
         };
         send(port, &dir, &req).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
@@ -417,19 +424,47 @@ fn a_k3s_agent_joins_with_its_seal_token() {
     );
 
     // 6. kube-proxy and the agent controller.
+    let mut components = Vec::new();
     for (path, cn) in [
         ("/v1-k3s/client-kube-proxy.crt", "system:kube-proxy"),
         ("/v1-k3s/client-k3s-controller.crt", "system:k3s-controller"),
     ] {
-        let (_, csr) = agent_request(&dir, cn);
+        // No ':' in the file names: curl reads `--cert a:b` as a certificate and passphrase.
+        let file = cn.replace(':', "-");
+        let (key, csr) = agent_request(&dir, &file);
         let (code, body) = authed("POST", path, Some(&csr), false);
         assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&body));
         let text = openssl_text(&split_answer(&body)[0]);
         assert!(text.contains(&format!("CN = {cn}")), "{text}");
+        let cert = dir.join(format!("{file}.crt"));
+        std::fs::write(&cert, &body).unwrap();
+        components.push((cn, cert, key));
+    }
+    // What each component reads with its certificate, and nothing more.
+    for (cn, cert, key) in &components {
+        let read = |path: &str| {
+            let req = Req {
+                method: "GET",
+                path,
+                trust,
+                cert: Some((cert.as_path(), key.as_path())),
+                ..Req::default()
+            };
+            send(port, &dir, &req)
+                .unwrap_or_else(|e| panic!("{cn} {path}: {e}"))
+                .0
+        };
+        assert_eq!(read("/api/v1/nodes"), 200, "{cn}");
+        assert_eq!(read("/api/v1/namespaces/default/endpoints"), 200, "{cn}");
+        assert_eq!(read("/api/v1/secrets"), 403, "{cn}");
+        assert_eq!(read("/api/v1/pods"), 403, "{cn}");
+        let services = if *cn == "system:kube-proxy" { 200 } else { 403 };
+        assert_eq!(read("/api/v1/services"), services, "{cn}");
     }
 
     // 7. Token validated again; apiservers: dev listens on loopback and advertises no address,
-    //    so the agent hears an error and keeps its --server address. connect: not served.
+    //    so the agent hears an error and keeps its --server address. connect: the tunnel, for
+    //    the kubelet's certificate, not the token.
     validate();
     let (code, _) = authed("GET", "/v1-k3s/apiservers", None, false);
     assert_eq!(code, 503);

@@ -38,6 +38,9 @@ impl Cluster {
         if let (None, Some(user)) = (req.authorization, req.client_cert)
             && user.cluster_ca
         {
+            if let Some(component) = crate::auth::Component::of_user(&user.name) {
+                return Ok(Identity::Component(component));
+            }
             return self
                 .node_by_certificate(user)
                 .map(|node| Identity::Node(Box::new(node)));
@@ -141,7 +144,7 @@ impl Cluster {
                 )));
             }
             Identity::Node(node) => alloc::format!("system:node:{}", node.node_id),
-            Identity::ServiceAccount(_) => identity.username(),
+            Identity::ServiceAccount(_) | Identity::Component(_) => identity.username(),
             _ => "system:nautilus:relay".into(),
         };
         Err(ApiResponse::error(&path_forbidden(&user, req)))

@@ -538,3 +538,102 @@ fn without_enclave_tls_no_certificate_is_issued() {
     // What the agent trusts is still answered: the CA the proxy's certificate chains to.
     assert_eq!(Call::get("/cacerts", None).send(&mut core).0, 200);
 }
+
+#[test]
+fn the_kube_proxy_and_controller_certificates_read_only_what_their_components_read() {
+    let mut core = cluster(true);
+    let a = Staker::new(1);
+    let token = a.token("node-c", NOW.secs(), NOW.secs() + 3600);
+    assert_eq!(
+        seed(&mut core, "register-worker", "node-c", &token, NOW.secs()).0,
+        200
+    );
+    let as_component = |core: &mut super::Cluster, cn: &str, method: Method, path: &str| {
+        let mut call = Call::get(path, None);
+        call.method = method;
+        call.cert = Some(crate::auth::CertUser {
+            name: cn.into(),
+            groups: Vec::new(),
+            cluster_ca: true,
+        });
+        if method == Method::Post {
+            call.body = br#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"},"spec":{"ports":[{"port":80}]}}"#.to_vec();
+        }
+        let (code, _, body) = call.send(core);
+        (code, body)
+    };
+    let proxy = "system:kube-proxy";
+    let controller = "system:k3s-controller";
+    let cases: &[(&str, Method, &str, u16)] = &[
+        (proxy, Method::Get, "/api/v1/services", 200),
+        (proxy, Method::Get, "/api/v1/endpoints", 200),
+        (
+            proxy,
+            Method::Get,
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            200,
+        ),
+        (proxy, Method::Get, "/api/v1/nodes", 200),
+        (proxy, Method::Get, "/api/v1/secrets", 403),
+        (proxy, Method::Get, "/api/v1/pods", 403),
+        (proxy, Method::Get, "/api/v1/nodes/node-c/proxy", 403),
+        (
+            proxy,
+            Method::Post,
+            "/api/v1/namespaces/default/services",
+            403,
+        ),
+        (proxy, Method::Delete, "/api/v1/nodes/node-c", 403),
+        (controller, Method::Get, "/api/v1/nodes/node-c", 200),
+        (
+            controller,
+            Method::Get,
+            "/api/v1/namespaces/default/endpoints?fieldSelector=metadata.name%3Dkubernetes",
+            200,
+        ),
+        (controller, Method::Get, "/api/v1/services", 403),
+        (controller, Method::Get, "/api/v1/configmaps", 403),
+        // Any other name the cluster CA never issues to an agent authenticates nothing.
+        ("system:kube-scheduler", Method::Get, "/api/v1/nodes", 401),
+    ];
+    let before = core.store().revision();
+    for (cn, method, path, want) in cases {
+        let (code, body) = as_component(&mut core, cn, *method, path);
+        assert_eq!(
+            code,
+            *want,
+            "{cn} {method:?} {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        if code == 403 {
+            assert_eq!(json_of(&body)["reason"], "Forbidden");
+            assert!(
+                json_of(&body)["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&alloc::format!("User \"{cn}\" cannot")),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    assert_eq!(core.store().revision(), before);
+    // The agent's tunnel waits for RBAC to let it list endpoints: its review says yes.
+    let mut review = Call::get(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        None,
+    );
+    review.method = Method::Post;
+    review.cert = Some(crate::auth::CertUser {
+        name: controller.into(),
+        groups: Vec::new(),
+        cluster_ca: true,
+    });
+    review.body = serde_json::to_vec(&json!({"apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview", "spec": {"resourceAttributes":
+            {"namespace": "default", "verb": "list", "resource": "endpoints"}}}))
+    .unwrap();
+    let (code, _, body) = review.send(&mut core);
+    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["status"]["allowed"], true);
+}
