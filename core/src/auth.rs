@@ -25,6 +25,53 @@ pub enum Identity {
     /// object if any, still exist. Until RBAC is enforced it may only read discovery and the
     /// issuer's OIDC documents and ask reviews about itself.
     ServiceAccount(alloc::boxed::Box<ServiceAccountUser>),
+    /// A K3s agent's component, by a cluster-CA certificate the supervisor issued to an
+    /// agent (any staker's): it may only read what that component reads.
+    Component(Component),
+}
+
+/// The K3s agent components the supervisor issues certificates to, besides the kubelet
+/// (k3s' `client-kube-proxy.crt` and `client-k3s-controller.crt`, no organization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// `system:kube-proxy`: reads Services, their Endpoints and EndpointSlices, and Nodes
+    /// (kube's `system:node-proxier` role, without writing Events).
+    KubeProxy,
+    /// `system:k3s-controller`: the agent's tunnel reads its Node and the `kubernetes`
+    /// Endpoints (what a v1.32 agent reads with egress-selector mode `disabled`).
+    K3sController,
+}
+
+impl Component {
+    /// The component a cluster-CA certificate's subject names.
+    pub fn of_user(name: &str) -> Option<Self> {
+        match name {
+            "system:kube-proxy" => Some(Self::KubeProxy),
+            "system:k3s-controller" => Some(Self::K3sController),
+            _ => None,
+        }
+    }
+
+    /// Its user name (the certificate's common name).
+    pub fn username(self) -> &'static str {
+        match self {
+            Self::KubeProxy => "system:kube-proxy",
+            Self::K3sController => "system:k3s-controller",
+        }
+    }
+
+    /// What it may read: (API group, resource) pairs, verbs `get`, `list` and `watch` only.
+    pub fn readable(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::KubeProxy => &[
+                ("", "services"),
+                ("", "endpoints"),
+                ("", "nodes"),
+                ("discovery.k8s.io", "endpointslices"),
+            ],
+            Self::K3sController => &[("", "nodes"), ("", "endpoints")],
+        }
+    }
 }
 
 /// The user name the admin token authenticates as. It is in `system:masters`, the group
@@ -45,6 +92,7 @@ impl Identity {
             Self::Node(node) => alloc::format!("system:node:{}", node.node_id),
             Self::User(user) => user.name.clone(),
             Self::ServiceAccount(sa) => crate::serviceaccount::username(&sa.namespace, &sa.name),
+            Self::Component(component) => component.username().into(),
         }
     }
 
@@ -112,7 +160,7 @@ impl Identity {
         let mut groups: alloc::vec::Vec<alloc::string::String> = match self {
             Self::Anonymous => return alloc::vec!["system:unauthenticated".into()],
             Self::Admin => alloc::vec!["system:masters".into()],
-            Self::Relay => alloc::vec::Vec::new(),
+            Self::Relay | Self::Component(_) => alloc::vec::Vec::new(),
             Self::Node(_) => alloc::vec!["system:nodes".into()],
             Self::User(user) => user.groups.clone(),
             Self::ServiceAccount(sa) => alloc::vec![

@@ -140,6 +140,10 @@ pub struct Config {
     /// certificates it issued authenticate in enclave TLS mode. `None` signs nothing. Default
     /// `None`.
     pub cluster_ca: Option<crate::csr::authority::ClusterCa>,
+    /// The enclave terminates TLS itself (enclave TLS mode) and verifies client certificates
+    /// against [`Config::cluster_ca`]: only then do certificates issued to K3s agents
+    /// authenticate, so only then are they issued. Default `false`.
+    pub enclave_tls: bool,
     /// The signers' certificate lifetime (`--cluster-signing-duration`), seconds; a request's
     /// `expirationSeconds` may shorten it (to no less than 10 minutes). Default one year.
     pub cluster_signing_duration_secs: u64,
@@ -224,6 +228,7 @@ impl Default for Config {
             max_crd_schema_bytes: 64 << 20,
             root_ca_pem: None,
             cluster_ca: None,
+            enclave_tls: false,
             cluster_signing_duration_secs: crate::csr::authority::DEFAULT_CERT_TTL_SECS,
             advertise_address: None,
             compaction_interval_secs: 300,

@@ -35,6 +35,7 @@ pub mod der;
 pub mod error;
 pub(crate) mod gostr;
 pub mod json;
+pub mod k3s;
 pub mod metatime;
 pub mod net;
 pub mod patch;

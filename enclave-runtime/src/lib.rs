@@ -9,6 +9,7 @@ mod config_file;
 mod durable;
 mod heap;
 mod http;
+mod k3s_tunnel;
 mod kms;
 mod log_sink;
 mod metrics;

@@ -461,6 +461,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     // self-signed certificate when it terminates TLS; otherwise the CA the operator names (the
     // proxy's certificate chains to it).
     let config = Config {
+        enclave_tls: enclave_tls.is_some(),
         root_ca_pem: match (&enclave_tls, &cli.cluster_ca_file) {
             (Some(tls), _) => Some(crate::tls::certificate_pem(&tls.cert_der)),
             (None, Some(path)) => Some(
@@ -735,7 +736,10 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    // Upgrades: a K3s agent's tunnel (`/v1-k3s/connect`) becomes a websocket.
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let mut shutdown = shared.shutdown.subscribe();
     tokio::select! {
@@ -888,6 +892,11 @@ fn api_request<'a>(
         authorization: http::header(&parts.headers, "authorization"),
         user_agent: http::header(&parts.headers, "user-agent"),
         seal_token: http::header(&parts.headers, "x-seal-token"),
+        k3s_node: nautilus_core::api::k3s::NodeHeaders {
+            name: http::header(&parts.headers, "k3s-node-name"),
+            password: http::header(&parts.headers, "k3s-node-password"),
+            ips: http::header(&parts.headers, "k3s-node-ip"),
+        },
         body,
         body_too_large,
         client_cert: parts.extensions.get::<Arc<CertUser>>().map(|u| &**u),
@@ -1040,6 +1049,13 @@ async fn handle(
             };
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
             charged(&shared, response)
+        }
+        // Core admitted a K3s agent's tunnel: the connection becomes its websocket.
+        Outcome::Response(response) if response.status == 101 => {
+            tracing::debug!(method = %parts.method, path, code = 101, "request");
+            return Ok(crate::k3s_tunnel::accept(hyper::Request::from_parts(
+                parts, incoming,
+            )));
         }
         Outcome::Response(response) => {
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");

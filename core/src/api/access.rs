@@ -487,6 +487,24 @@ impl Cluster {
                 ],
                 false,
             ),
+            // What the component reads, beside `system:basic-user`'s reviews.
+            Identity::Component(component) => (
+                component
+                    .readable()
+                    .iter()
+                    .map(|(group, plural)| {
+                        json!({"verbs": ["get", "list", "watch"], "apiGroups": [group],
+                            "resources": [plural]})
+                    })
+                    .chain([
+                        json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+                            "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+                        json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
+                            "resources": ["selfsubjectreviews"]}),
+                    ])
+                    .collect(),
+                false,
+            ),
             _ => (Vec::new(), false),
         };
         let mut status = json!({

@@ -37,6 +37,9 @@ impl Cluster {
         if let (None, Some(user)) = (req.authorization, req.client_cert)
             && user.cluster_ca
         {
+            if let Some(component) = crate::auth::Component::of_user(&user.name) {
+                return Ok(Identity::Component(component));
+            }
             return self
                 .node_by_certificate(user)
                 .map(|node| Identity::Node(Box::new(node)));
@@ -49,7 +52,7 @@ impl Cluster {
     /// the stake its Node is registered to, or, before it registered, the stake of the Seal
     /// token that asked for its newest issued certificate (`spec.extra`); a withdrawn stake or
     /// one below the minimum is 401 like an expired token.
-    fn node_by_certificate(
+    pub(super) fn node_by_certificate(
         &self,
         user: &crate::auth::CertUser,
     ) -> Result<crate::token::NodeIdentity, Error> {
@@ -113,6 +116,9 @@ impl Cluster {
                 .admit_worker_head(now, req, endpoint)
                 .map_err(|e| workers::seed_error(&e));
         }
+        if let Some(Route::K3s(endpoint)) = route {
+            return self.admit_k3s_head(now, req, endpoint);
+        }
         self.admit(now, req, route.as_ref())
             .map(drop)
             .map_err(|e| ApiResponse::error(&e))
@@ -137,7 +143,7 @@ impl Cluster {
                 )));
             }
             Identity::Node(node) => alloc::format!("system:node:{}", node.node_id),
-            Identity::ServiceAccount(_) => identity.username(),
+            Identity::ServiceAccount(_) | Identity::Component(_) => identity.username(),
             _ => "system:nautilus:relay".into(),
         };
         Err(ApiResponse::error(&path_forbidden(&user, req)))

@@ -178,7 +178,10 @@ impl Cluster {
         };
         if matches!(
             identity,
-            Identity::Node(_) | Identity::Relay | Identity::ServiceAccount(_)
+            Identity::Node(_)
+                | Identity::Relay
+                | Identity::ServiceAccount(_)
+                | Identity::Component(_)
         ) {
             return Err(crate::authz::forbidden_error(
                 &alloc::format!("{PLURAL}.{GROUP}"),

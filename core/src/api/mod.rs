@@ -21,6 +21,9 @@ pub mod defaults;
 #[cfg(test)]
 mod deletion_tests;
 pub mod discovery;
+pub mod k3s;
+#[cfg(test)]
+mod k3s_tests;
 mod metadata;
 #[cfg(test)]
 mod node_restriction_tests;
@@ -166,6 +169,10 @@ impl Cluster {
         if let Some(Route::Worker(endpoint)) = route {
             return Ok(self.handle_worker(now, req, endpoint));
         }
+        // The K3s supervisor authenticates its own way (basic auth as `node`), as k3s does.
+        if let Some(Route::K3s(endpoint)) = route {
+            return Ok(self.handle_k3s(now, req, endpoint).into());
+        }
         let identity = self.admit(now, req, route.as_ref())?;
         let Some(route) = route else {
             return Err(Error::PathNotFound(req.path.into()));
@@ -235,9 +242,11 @@ impl Cluster {
                 .map(Outcome::OpenApi),
             Route::OpenApiV2 => self.openapi_v2(req.accept).map(Outcome::OpenApi),
             Route::OpenId(document) => self.openid_document(document, req.path).map(Into::into),
-            Route::Health(_) | Route::Version | Route::Review(_) | Route::ApiServices(_) => {
-                Err(Error::PathNotFound(req.path.into()))
-            }
+            Route::Health(_)
+            | Route::Version
+            | Route::Review(_)
+            | Route::ApiServices(_)
+            | Route::K3s(_) => Err(Error::PathNotFound(req.path.into())),
         }
     }
 }

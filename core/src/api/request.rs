@@ -56,6 +56,8 @@ pub struct ApiRequest<'a> {
     pub user_agent: Option<&'a str>,
     /// `X-Seal-Token` header of the seed's worker endpoints.
     pub seal_token: Option<&'a str>,
+    /// The `K3s-Node-*` headers of a K3s agent's certificate requests.
+    pub k3s_node: super::k3s::NodeHeaders<'a>,
     /// Body bytes (the runtime stops reading past the body limit and says so in `body_too_large`).
     pub body: &'a [u8],
     /// The body exceeded the runtime's read limit; `body` is empty.
@@ -90,6 +92,7 @@ impl<'a> ApiRequest<'a> {
             authorization: None,
             user_agent: None,
             seal_token: None,
+            k3s_node: super::k3s::NodeHeaders::default(),
             body: &[],
             body_too_large: false,
             client_cert: None,
@@ -381,6 +384,8 @@ pub enum Route<'a> {
     ApiServices(Option<&'a str>),
     /// The ServiceAccount issuer's OIDC discovery document or its JWKS.
     OpenId(OpenIdDocument),
+    /// The K3s supervisor API an agent joins through (`/cacerts`, `/v1-k3s/...`).
+    K3s(super::k3s::Endpoint<'a>),
 }
 
 /// The two documents of the ServiceAccount issuer's OIDC discovery.
@@ -562,6 +567,9 @@ pub(super) fn parse_path(path: &str) -> Option<ParsedPath<'_>> {
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
     let fixed = |route| Some(ParsedPath::Fixed(route));
+    if let Some(endpoint) = super::k3s::Endpoint::of_path(trimmed) {
+        return fixed(Route::K3s(endpoint));
+    }
     match trimmed {
         "/version" => return fixed(Route::Version),
         "/api" => return fixed(Route::CoreApiVersions),

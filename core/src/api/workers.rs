@@ -517,7 +517,7 @@ impl Cluster {
     }
 
     /// A stake admits only if it is known at the configured minimum trust level or above.
-    fn check_stake_trust(&self, identity: &NodeIdentity) -> Result<(), Error> {
+    pub(super) fn check_stake_trust(&self, identity: &NodeIdentity) -> Result<(), Error> {
         let min = self.config.min_trust_level;
         if identity.trust < min {
             return Err(Error::Unauthorized(alloc::format!(
@@ -532,7 +532,7 @@ impl Cluster {
 
     /// New registrations wait while the registry is older than `sui_max_stale_secs`: a stake
     /// withdrawn during the outage would otherwise still admit.
-    fn check_sui_fresh(&self, now: UnixTime) -> Result<(), Error> {
+    pub(super) fn check_sui_fresh(&self, now: UnixTime) -> Result<(), Error> {
         match self.sui_stale_secs(now) {
             Some(stale) if stale >= self.config.sui_max_stale_secs => {
                 Err(Error::Unavailable(alloc::format!(

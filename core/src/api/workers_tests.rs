@@ -26,6 +26,11 @@ impl Staker {
         }
     }
 
+    /// The stake object id.
+    pub(super) fn stake(&self) -> [u8; 32] {
+        self.stake
+    }
+
     pub(super) fn token(&self, node: &str, iat: u64, exp: u64) -> String {
         mint_ed25519(
             &self.secret,
@@ -80,7 +85,7 @@ pub(super) fn call(
     )
 }
 
-fn event(kind: &str, digest: &str, parsed: Value) -> Value {
+pub(super) fn event(kind: &str, digest: &str, parsed: Value) -> Value {
     let pkg = hex32(&PACKAGE);
     json!({"id": {"txDigest": digest, "eventSeq": "0"}, "packageId": pkg, "transactionModule": "staking",
         "sender": "0x00", "type": alloc::format!("{pkg}::staking::{kind}"), "parsedJson": parsed, "timestampMs": "1"})
@@ -125,7 +130,7 @@ pub(super) fn seed(
 
 pub(super) const D1: &str = "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
 pub(super) const D2: &str = "5vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
-const D3: &str = "6vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
+pub(super) const D3: &str = "6vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi";
 
 #[test]
 fn a_staker_registers_heartbeats_and_is_restricted_to_its_own_node() {

@@ -2,8 +2,9 @@
 //! request line alone (verb, resource, namespace, name, field selector) before its body is
 //! used, and refused with kube-apiserver's Forbidden wording.
 //!
-//! The admin, the Relay, certificate users and ServiceAccounts are decided here (there is no
-//! RBAC: ServiceAccounts get no resource); nodes go through [`node`], kube's Node authorizer
+//! The admin, the Relay, certificate users, ServiceAccounts and K3s agent components are
+//! decided here (there is no RBAC: ServiceAccounts get no resource, components read what their
+//! role in kube or k3s lets them read); nodes go through [`node`], kube's Node authorizer
 //! with its static rules and the [`references`] index standing in for its graph.
 
 pub(crate) mod node;
@@ -99,6 +100,18 @@ pub(crate) fn authorize<'a>(
         // no resource (RBAC's denial gives no reason). Reviews about themselves, discovery and
         // the issuer's documents are no resource requests.
         Identity::ServiceAccount(_) => Err(forbidden(&identity.username(), &attributes()?, "")),
+        Identity::Component(component) => {
+            let attrs = attributes()?;
+            let reads = matches!(attrs.verb, "get" | "list" | "watch");
+            let listed = component.readable().iter().any(|&(group, plural)| {
+                attrs.resource.group == group && attrs.resource.plural == plural
+            });
+            if reads && listed && attrs.subresource.is_none() {
+                Ok(())
+            } else {
+                Err(forbidden(&identity.username(), &attrs, ""))
+            }
+        }
         Identity::Relay => Err(Error::Forbidden {
             resource: String::new(),
             name: String::new(),

@@ -87,6 +87,57 @@ impl Request {
         Self::of_der(&der).ok_or_else(|| String::from(super::MALFORMED))
     }
 
+    /// A request whose subject and names the signer chooses, for the public key of the DER
+    /// PKCS#10 request `der`, whose signature must verify (the caller holds the key). This is
+    /// how k3s' supervisor signs an agent's certificates: it takes only the key of the
+    /// agent's request (an empty subject) and names the certificate itself. Organizations come
+    /// before the common name in the subject, as Go orders them. `Err` is the reason, in Go's
+    /// words.
+    pub fn for_key_of(
+        der: &[u8],
+        common_name: &str,
+        organizations: &[&str],
+        dns_names: &[&str],
+        ip_addresses: &[Vec<u8>],
+    ) -> Result<Self, String> {
+        super::verify(der)?;
+        let read = Self::of_der(der).ok_or_else(|| String::from(super::MALFORMED))?;
+        let attribute = |kind: &[u8], value: &str| {
+            tlv(
+                SET,
+                &tlv(
+                    SEQUENCE,
+                    &[
+                        tlv(OBJECT_IDENTIFIER, kind),
+                        tlv(UTF8_STRING, value.as_bytes()),
+                    ]
+                    .concat(),
+                ),
+            )
+        };
+        let mut rdns: Vec<u8> = organizations
+            .iter()
+            .flat_map(|o| attribute(oid::ORGANIZATION, o))
+            .collect();
+        rdns.extend(attribute(oid::COMMON_NAME, common_name));
+        let names: Vec<u8> = dns_names
+            .iter()
+            .flat_map(|d| tlv(0x82, d.as_bytes()))
+            .chain(ip_addresses.iter().flat_map(|ip| tlv(0x87, ip)))
+            .collect();
+        Ok(Self {
+            common_name: common_name.into(),
+            organizations: organizations.iter().map(|&o| o.into()).collect(),
+            dns_names: dns_names.iter().map(|&d| d.into()).collect(),
+            ip_addresses: ip_addresses.to_vec(),
+            email_addresses: Vec::new(),
+            uris: Vec::new(),
+            subject_der: tlv(SEQUENCE, &rdns),
+            spki_der: read.spki_der,
+            san_value: (!names.is_empty()).then(|| tlv(SEQUENCE, &names)),
+        })
+    }
+
     fn of_der(der: &[u8]) -> Option<Self> {
         let mut outer = Der::new(der);
         let mut req = Der::new(outer.expect(SEQUENCE, "").ok()?);

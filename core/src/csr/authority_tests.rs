@@ -20,7 +20,12 @@ pub(crate) fn key(seed: u8) -> SigningKey {
     SigningKey::from_slice(&[seed; 32]).unwrap()
 }
 
+/// The subject `cn`/`orgs`; both empty: the empty subject Go's `x509.CertificateRequest{}`
+/// makes (a K3s agent's requests).
 fn name(cn: &str, orgs: &[&str]) -> Vec<u8> {
+    if cn.is_empty() && orgs.is_empty() {
+        return tlv(SEQUENCE, &[]);
+    }
     let atv = |oid: &[u8], v: &str| {
         tlv(
             SET,

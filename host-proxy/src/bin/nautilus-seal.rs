@@ -52,6 +52,12 @@ struct Args {
     /// the plugin again before the enclave would refuse the token.
     #[arg(long, conflicts_with_all = ["print_address", "generate_key"])]
     exec_credential: bool,
+    /// Print a K3s agent join token (`k3s agent --token`) instead of a bare token:
+    /// `K10<SHA-256 of the bundle>::node:<seal token>`, pinning the API server's CA bundle in
+    /// this file (what the enclave's `/cacerts` answers: in enclave TLS mode its attested
+    /// certificate, as `nautilus-verify` pins it).
+    #[arg(long, value_name = "SERVER_CA_FILE", conflicts_with_all = ["print_address", "generate_key", "exec_credential"])]
+    k3s_token: Option<std::path::PathBuf>,
     /// With `--exec-credential`: how long before the token expires client-go should ask for a
     /// new one (same units as `--ttl`). Default 5m, or half the `--ttl` when that is shorter.
     #[arg(long, value_parser = parse_ttl, requires = "exec_credential")]
@@ -131,6 +137,12 @@ fn run(args: Args) -> Result<String, String> {
         exp: iat.saturating_add(args.ttl),
     };
     let token = mint_ed25519(&seed, &claims);
+    if let Some(path) = &args.k3s_token {
+        let bundle = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bundle = nautilus_core::k3s::canonical_bundle(&bundle);
+        return Ok(nautilus_core::k3s::join_token(bundle.as_bytes(), &token));
+    }
     match exec_version {
         Some(version) => {
             let margin = exec_credential::refresh_before(args.ttl, args.refresh_before)?;
@@ -239,5 +251,39 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_k3s_token_pins_the_served_bundle_and_carries_the_seal_token() {
+        let sdk = "suiprivkey1qrprrmqrvg6wjrdt2anhad24zxvhlzg0a2f9gv07wluyct9tttz87825mlq";
+        let stake = format!("0x{}", "5a".repeat(32));
+        let served = nautilus_core::der::pem("CERTIFICATE", &[7u8; 90]);
+        let file = std::env::temp_dir().join(format!("k3s-ca-{}.pem", std::process::id()));
+        // A copy with other line endings pins the same bytes as the served one.
+        std::fs::write(&file, served.replace('\n', "\r\n")).unwrap();
+        let argv = [
+            "nautilus-seal",
+            "--key",
+            sdk,
+            "--node-id",
+            "n1",
+            "--stake-id",
+            &stake,
+            "--k3s-token",
+            file.to_str().unwrap(),
+        ];
+        let out = run(Args::try_parse_from(argv).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&file);
+        let token = nautilus_core::k3s::parse_join_token(&out).unwrap();
+        assert_eq!(
+            token.ca_hash,
+            nautilus_core::k3s::ca_hash(served.as_bytes())
+        );
+        assert_eq!(token.user, "node");
+        let seal = nautilus_core::token::parse(&token.password).unwrap();
+        assert_eq!(seal.claims.node_id, "n1");
+        let mut with_plugin = argv.to_vec();
+        with_plugin.push("--exec-credential");
+        assert!(Args::try_parse_from(with_plugin).is_err());
     }
 }
