@@ -10,6 +10,7 @@ mod durable;
 mod heap;
 mod http;
 mod kms;
+mod kubelet;
 mod log_sink;
 mod metrics;
 mod nsm;

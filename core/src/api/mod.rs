@@ -15,6 +15,8 @@ mod certificates;
 #[cfg(test)]
 mod certificates_tests;
 #[cfg(test)]
+mod connect_tests;
+#[cfg(test)]
 mod csr_signing_tests;
 mod custom;
 pub mod defaults;
@@ -79,6 +81,7 @@ use alloc::vec::Vec;
 
 pub use crate::cluster::{Cluster, start_revision};
 pub(crate) use objects::NamespacePass;
+pub use objects::connect::{DEFAULT_KUBELET_PORT, KubeletCall, KubeletCallKind};
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
 pub(crate) use workers::Registrations;
@@ -110,6 +113,9 @@ pub enum Outcome {
         /// When core stops waiting.
         deadline: UnixTime,
     },
+    /// A pod subresource kube-apiserver hands to the pod's kubelet (`log`, `exec`, `attach`,
+    /// `portforward`): checked and resolved here; the runtime connects and relays.
+    Kubelet(alloc::boxed::Box<KubeletCall>),
 }
 
 impl Outcome {
@@ -126,7 +132,7 @@ impl Outcome {
                 shows_revision: None,
                 cache_control: None,
             }),
-            Self::Watch(_) | Self::Pending { .. } => None,
+            Self::Watch(_) | Self::Pending { .. } | Self::Kubelet(_) => None,
         }
     }
 }
