@@ -240,7 +240,7 @@ impl RelayCli {
             allow,
             kubelets,
         })
-            .map_err(|e| format!("error: {e}"))?;
+        .map_err(|e| format!("error: {e}"))?;
         metrics::set_relay(relay.counters());
         tokio::spawn(relay.run(std::future::pending()));
         Ok(true)

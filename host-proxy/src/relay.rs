@@ -630,11 +630,7 @@ mod tests {
             decide("CONNECT 127.0.0.1:9000", &allow),
             Ok(Target::Node(1))
         );
-        for kubelet in [
-            "10.1.0.5:10250",
-            "10.1.255.255:11002",
-            "[fd12::1]:10250",
-        ] {
+        for kubelet in ["10.1.0.5:10250", "10.1.255.255:11002", "[fd12::1]:10250"] {
             assert_eq!(
                 decide(&format!("CONNECT {kubelet}"), &allow),
                 Ok(Target::Kubelet(node(kubelet))),
@@ -661,12 +657,32 @@ mod tests {
     #[test]
     fn kubelet_networks_and_ports_parse() {
         let net = |s: &str| s.parse::<KubeletNetwork>();
-        assert!(net("10.0.0.0/8").unwrap().contains("10.9.8.7".parse().unwrap()));
-        assert!(!net("10.0.0.0/8").unwrap().contains("11.0.0.1".parse().unwrap()));
-        assert!(net("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
+        assert!(
+            net("10.0.0.0/8")
+                .unwrap()
+                .contains("10.9.8.7".parse().unwrap())
+        );
+        assert!(
+            !net("10.0.0.0/8")
+                .unwrap()
+                .contains("11.0.0.1".parse().unwrap())
+        );
+        assert!(
+            net("0.0.0.0/0")
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
         assert!(!net("0.0.0.0/0").unwrap().contains("::1".parse().unwrap()));
-        assert!(net("192.168.1.7").unwrap().contains("192.168.1.7".parse().unwrap()));
-        assert!(!net("192.168.1.7").unwrap().contains("192.168.1.8".parse().unwrap()));
+        assert!(
+            net("192.168.1.7")
+                .unwrap()
+                .contains("192.168.1.7".parse().unwrap())
+        );
+        assert!(
+            !net("192.168.1.7")
+                .unwrap()
+                .contains("192.168.1.8".parse().unwrap())
+        );
         assert!(net("::/0").unwrap().contains("fe80::1".parse().unwrap()));
         for bad in ["10.0.0.0/33", "::/129", "host/8", "10.0.0.0/x", ""] {
             assert!(net(bad).is_err(), "{bad}");
