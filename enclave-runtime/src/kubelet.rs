@@ -172,7 +172,7 @@ impl Kubelets {
             .and_then(|certs| certs.first())
             .map(|c| c.as_ref().to_vec())
             .unwrap_or_default();
-        check_names_node(&leaf, &call.node).map_err(|e| failed(e))?;
+        check_names_node(&leaf, &call.node).map_err(&failed)?;
         let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
             .max_buf_size(self.buffer)
             .handshake(TokioIo::new(tls))
@@ -221,9 +221,7 @@ impl Kubelets {
         if call.kind == KubeletCallKind::Upgrade && status == hyper::StatusCode::SWITCHING_PROTOCOLS
         {
             let Some(client_upgrade) = client_upgrade else {
-                return error_response(&Error::BadRequest(
-                    "Upgrade request required".into(),
-                ));
+                return error_response(&Error::BadRequest("Upgrade request required".into()));
             };
             let kubelet_upgrade = hyper::upgrade::on(&mut response);
             let buffer = self.buffer;
@@ -345,11 +343,15 @@ fn tls_error_text(error: &io::Error, host: &str) -> String {
         }
         Some(rustls::Error::InvalidCertificate(
             C::NotValidForName | C::NotValidForNameContext { .. },
-        )) => format!("tls: failed to verify certificate: x509: certificate is not valid for {host}"),
+        )) => {
+            format!("tls: failed to verify certificate: x509: certificate is not valid for {host}")
+        }
         Some(rustls::Error::InvalidCertificate(
             C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. },
-        )) => "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
-            .into(),
+        )) => {
+            "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+                .into()
+        }
         Some(other) => format!("tls: {other}"),
         None => format!("tls: {error}"),
     }
@@ -395,6 +397,9 @@ mod tests {
         let ca = nautilus_core::csr::authority::ClusterCa::from_secret(&[7; 32]).unwrap();
         // The CA's own certificate names no node.
         let err = check_names_node(ca.certificate_der(), "worker-1").unwrap_err();
-        assert!(err.contains("not the kubelet of node \"worker-1\""), "{err}");
+        assert!(
+            err.contains("not the kubelet of node \"worker-1\""),
+            "{err}"
+        );
     }
 }
