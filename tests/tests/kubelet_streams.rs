@@ -8,6 +8,10 @@
 //! approves. kubemark's hollow kubelet is not used: its fake CRI runtime answers exec, attach
 //! and port-forward with an empty streaming URL and keeps no log files.
 //!
+//! kubectl's exec and port-forward try WebSocket first, the kubelet refuses those protocols
+//! (kube-apiserver would translate them to SPDY) and kubectl falls back to SPDY; the official
+//! Python client's WebSocket exec (`v4.channel.k8s.io`) is relayed as is. `attach` too.
+//!
 //! Refused as kube refuses: an unknown container, an unscheduled pod, a kubelet that is not
 //! running the container (its 400 passed on), a user without the verb (a ServiceAccount: no
 //! RBAC grants it), a self-signed kubelet, a kubelet showing another node's certificate, and a
@@ -351,6 +355,28 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
     let out = c.kubectl(&["exec", "web", "--", "sh", "-c", "echo oops >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("oops"), "{}", stderr_of(&out));
+    // WebSocket (`v4.channel.k8s.io`, the official Python client) relayed as is.
+    let out = Command::new("python3")
+        .arg(nautilus_tests::workspace_dir().join("tests/python/exec_websocket.py"))
+        .arg(&c.kubeconfig)
+        .arg("web")
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "stdout=websocket app\nstderr=err\ncode=0\n",
+        "{}",
+        stderr_of(&out)
+    );
+
+    // attach: the stand-in's container echoes what it is sent.
+    let out = c.kubectl_with_input(&["attach", "-i", "web", "-c", "app"], Some("hi there\n"));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "attached to web/app\nhi there\n"
+    );
+
     // port-forward: a TCP round trip through kubectl, the enclave and the kubelet.
     let target = echo_server();
     let local = nautilus_tests::free_port();
