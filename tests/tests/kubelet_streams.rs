@@ -572,3 +572,65 @@ fn kubectl_reaches_kubelets_through_the_relay_in_enclave_tls_mode() {
     let Some(bin) = standin_binary() else { return };
     scenario(&["--enclave-tls"], &bin);
 }
+
+/// `--kubelet-streams` bounds the streams open at once: a followed log holds one, the next call
+/// is kube's 429 until it ends, and its end gives the slot back.
+#[test]
+fn kubelet_streams_are_bounded() {
+    let Some(bin) = standin_binary() else { return };
+    let c = DevCluster::start_opts(&[], &["--kubelet-streams=1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cm: Value = serde_json::from_str(&c.kubectl_ok(&[
+        "get",
+        "configmap",
+        "-n",
+        "kube-system",
+        "extension-apiserver-authentication",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let ca_path = dir.path().join("cluster-ca.pem");
+    std::fs::write(&ca_path, cm["data"]["client-ca-file"].as_str().unwrap()).unwrap();
+    let (cert, key) = serving_certificate(&c, dir.path(), "kubelet-1");
+    let kubelet = Standin::start(&bin, &cert, &key, &ca_path);
+    register_node(&c, "kubelet-1", "127.0.0.1", kubelet.port);
+    create_pod(&c, "web", Some("kubelet-1"), &["app"]);
+
+    let mut follow = c
+        .kubectl_command(&["logs", "-f", "web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    while lines.next().expect("logs -f ended early").unwrap() != "follow 1" {}
+    let err = c.kubectl_err(&["logs", "web"]);
+    assert!(
+        err.contains(
+            "Error from server (TooManyRequests): Too many requests, please try again later."
+        ),
+        "{err}"
+    );
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    kubelet.wait_for_log("follow ended after");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = c.kubectl(&["logs", "web", "--tail=1"]);
+        if out.status.success() {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "line 5 of default/web/app\n"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot never came back: {}",
+            stderr_of(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = c.stop();
+}
