@@ -182,8 +182,7 @@ struct RelayCli {
         value_name = "CIDR"
     )]
     kubelet_networks: Vec<relay::KubeletNetwork>,
-    /// Ports kubelets may be reached on, `PORT` or `LOW-HIGH`; repeatable. Default: 10250
-    /// (`dev`: every port).
+    /// Ports kubelets may be reached on, `PORT` or `LOW-HIGH`; repeatable. Default: 10250.
     #[arg(
         long = "kubelet-ports",
         env = "NAUTILUS_PROXY_KUBELET_PORTS",
@@ -589,10 +588,11 @@ async fn run_dev(args: DevCli) -> ExitCode {
     // started only when something is allowed through it.
     let socket = data_dir.join("sui-relay.sock");
     let kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
-    // dev's kubelets run on this machine: loopback, any port.
+    // dev's kubelets run on this machine: loopback, on the kubelet port unless told others
+    // (nothing else on the machine is reachable).
     let dev_kubelets = relay::KubeletAllow {
         networks: relay::KubeletNetwork::loopback().to_vec(),
-        ports: vec![relay::PortRange::ALL],
+        ports: vec![relay::PortRange::KUBELET],
     };
     let relay_started = match args.relay.start(
         Some(relay::RelayListen::Unix(socket.clone())),

@@ -4,7 +4,7 @@
 //! `DENIED reason\n` when the address is not allowed, or `FAILED reason\n` when it cannot be
 //! reached. Allowed are the operator's exact addresses (`--sui-node`, `--kms-endpoint`) and, for
 //! pods' kubelets, IP addresses in the operator's kubelet networks on the kubelet ports
-//! (`--kubelet-network`, `--kubelet-ports`): the enclave names only registered Nodes' addresses,
+//! (`--kubelet-network`, `--kubelet-ports`; dev: loopback on 10250): the enclave names only registered Nodes' addresses,
 //! and this allowlist keeps a compromised enclave from reaching anything else. TLS ends inside
 //! the enclave, so this side only ever carries ciphertext: it can delay or drop, never read or
 //! forge. It counts bytes per allowlisted node, and for kubelets together, in
@@ -164,12 +164,6 @@ impl PortRange {
     pub(crate) const KUBELET: PortRange = PortRange {
         low: 10250,
         high: 10250,
-    };
-
-    /// Every port (`dev`: its stand-in kubelets listen on ports the system picks).
-    pub(crate) const ALL: PortRange = PortRange {
-        low: 1,
-        high: u16::MAX,
     };
 
     fn contains(self, port: u16) -> bool {

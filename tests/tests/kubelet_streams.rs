@@ -53,8 +53,9 @@ struct Standin {
 }
 
 impl Standin {
-    fn start(bin: &Path, cert: &Path, key: &Path, client_ca: &Path) -> Self {
+    fn start(bin: &Path, port: u16, cert: &Path, key: &Path, client_ca: &Path) -> Self {
         let mut child = Command::new(bin)
+            .arg(format!("--listen=127.0.0.1:{port}"))
             .arg("--cert")
             .arg(cert)
             .arg("--key")
@@ -255,7 +256,20 @@ fn echo_server() -> u16 {
 }
 
 fn scenario(proxy_args: &[&str], bin: &Path) {
-    let c = DevCluster::start_opts(proxy_args, &[]);
+    // The stand-ins' ports, chosen first: the proxy's relay reaches only the kubelet ports it
+    // is given (dev: loopback, 10250 by default).
+    let ports: Vec<u16> = (0..3).map(|_| nautilus_tests::free_port()).collect();
+    let kubelet_ports = format!(
+        "--kubelet-ports={}",
+        ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut args = proxy_args.to_vec();
+    args.push(&kubelet_ports);
+    let c = DevCluster::start_opts(&args, &[]);
     let dir = tempfile::tempdir().unwrap();
     // The cluster CA: what kubelets verify the enclave's client certificate with.
     let cm: Value = serde_json::from_str(&c.kubectl_ok(&[
@@ -272,7 +286,7 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
     std::fs::write(&ca_path, cm["data"]["client-ca-file"].as_str().unwrap()).unwrap();
 
     let (cert, key) = serving_certificate(&c, dir.path(), "kubelet-1");
-    let kubelet = Standin::start(bin, &cert, &key, &ca_path);
+    let kubelet = Standin::start(bin, ports[0], &cert, &key, &ca_path);
     register_node(&c, "kubelet-1", "127.0.0.1", kubelet.port);
     create_pod(&c, "web", Some("kubelet-1"), &["app"]);
     // kubectl port-forward asks for a Running pod (the stand-in posts no status).
@@ -519,7 +533,7 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
 
     // A self-signed kubelet: its certificate does not chain to the cluster CA.
     let (cert, key) = self_signed(dir.path(), "kubelet-2");
-    let rogue = Standin::start(bin, &cert, &key, &ca_path);
+    let rogue = Standin::start(bin, ports[1], &cert, &key, &ca_path);
     register_node(&c, "kubelet-2", "127.0.0.1", rogue.port);
     create_pod(&c, "on-self-signed", Some("kubelet-2"), &["app"]);
     let err = c.kubectl_err(&["logs", "on-self-signed"]);
@@ -539,7 +553,7 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
         dir.path().join("kubelet-1.crt"),
         dir.path().join("kubelet-1.key"),
     );
-    let impostor = Standin::start(bin, &cert1, &key1, &ca_path);
+    let impostor = Standin::start(bin, ports[2], &cert1, &key1, &ca_path);
     register_node(&c, "kubelet-3", "127.0.0.1", impostor.port);
     create_pod(&c, "on-impostor", Some("kubelet-3"), &["app"]);
     let err = c.kubectl_err(&["logs", "on-impostor"]);
@@ -557,6 +571,12 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
         err.contains("192.0.2.10:10250 is not an allowlisted"),
         "{err}"
     );
+    // ... and a loopback port that is not a kubelet port (the proxy allows only the ports it
+    // is given: here nothing on this machine but the stand-ins).
+    register_node(&c, "kubelet-5", "127.0.0.1", 22);
+    create_pod(&c, "on-ssh", Some("kubelet-5"), &["app"]);
+    let err = c.kubectl_err(&["logs", "on-ssh"]);
+    assert!(err.contains("127.0.0.1:22 is not an allowlisted"), "{err}");
     drop(kubelet);
     let _ = c.stop();
 }
@@ -578,7 +598,11 @@ fn kubectl_reaches_kubelets_through_the_relay_in_enclave_tls_mode() {
 #[test]
 fn kubelet_streams_are_bounded() {
     let Some(bin) = standin_binary() else { return };
-    let c = DevCluster::start_opts(&[], &["--kubelet-streams=1"]);
+    let port = nautilus_tests::free_port();
+    let c = DevCluster::start_opts(
+        &[&format!("--kubelet-ports={port}")],
+        &["--kubelet-streams=1"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let cm: Value = serde_json::from_str(&c.kubectl_ok(&[
         "get",
@@ -593,7 +617,7 @@ fn kubelet_streams_are_bounded() {
     let ca_path = dir.path().join("cluster-ca.pem");
     std::fs::write(&ca_path, cm["data"]["client-ca-file"].as_str().unwrap()).unwrap();
     let (cert, key) = serving_certificate(&c, dir.path(), "kubelet-1");
-    let kubelet = Standin::start(&bin, &cert, &key, &ca_path);
+    let kubelet = Standin::start(&bin, port, &cert, &key, &ca_path);
     register_node(&c, "kubelet-1", "127.0.0.1", kubelet.port);
     create_pod(&c, "web", Some("kubelet-1"), &["app"]);
 
