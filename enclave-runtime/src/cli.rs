@@ -301,6 +301,21 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_SUI_RELAY")]
     pub sui_relay: Option<String>,
 
+    /// The proxy's byte relay for reaching kubelets (`kubectl logs`, `exec`, `attach`,
+    /// `port-forward`): `unix:PATH` or `vsock:CID:PORT` (default: `--sui-relay`). Only a
+    /// registered Node's address is ever asked for; the proxy allows only its kubelet networks.
+    #[arg(long, env = "NAUTILUS_KUBELET_RELAY")]
+    pub kubelet_relay: Option<String>,
+
+    /// Most kubelet streams open at once (logs, exec, attach, port-forward); one more gets 429.
+    #[arg(long, env = "NAUTILUS_KUBELET_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub kubelet_streams: u64,
+
+    /// Bytes a kubelet stream holds on its way to the client, each direction: the kubelet is
+    /// read only as fast as the client takes it.
+    #[arg(long, env = "NAUTILUS_KUBELET_STREAM_BUFFER_BYTES", default_value_t = 64 << 10, value_parser = clap::value_parser!(u64).range(8192..=(16u64 << 20)))]
+    pub kubelet_stream_buffer_bytes: u64,
+
     /// Sui full nodes (gRPC, `HOST:PORT`) read through the relay, tried in this order.
     #[arg(
         long = "sui-node",
@@ -433,6 +448,11 @@ impl Cli {
         self.kms_endpoint
             .clone()
             .unwrap_or_else(|| format!("kms.{}.amazonaws.com:443", self.kms_region))
+    }
+
+    /// The relay kubelets are reached through: the flag, or the Sui relay.
+    pub(crate) fn kubelet_relay(&self) -> Option<&str> {
+        self.kubelet_relay.as_deref().or(self.sui_relay.as_deref())
     }
 
     /// The relay KMS is reached through: the flag, or the Sui relay.
@@ -587,6 +607,15 @@ impl Cli {
             ("kms_region", toml_string(&self.kms_region)),
             ("kms_endpoint", toml_string(&self.kms_endpoint())),
             ("kms_relay", toml_string(self.kms_relay().unwrap_or(""))),
+            (
+                "kubelet_relay",
+                toml_string(self.kubelet_relay().unwrap_or("")),
+            ),
+            ("kubelet_streams", self.kubelet_streams.to_string()),
+            (
+                "kubelet_stream_buffer_bytes",
+                self.kubelet_stream_buffer_bytes.to_string(),
+            ),
             (
                 "kms_ca_file",
                 toml_string(

@@ -19,6 +19,8 @@ pub(crate) enum ResponseBody {
     Full(Option<Chunk>),
     /// A watch stream, polled by hyper.
     Watch(Box<crate::watch_stream::WatchBody>),
+    /// A kubelet's streamed answer (`kubectl logs`), polled by hyper.
+    Kubelet(Box<crate::kubelet::KubeletBody>),
 }
 
 impl ResponseBody {
@@ -39,6 +41,7 @@ impl Body for ResponseBody {
         match self.get_mut() {
             Self::Full(chunk) => Poll::Ready(chunk.take().map(|c| Ok(Frame::data(c)))),
             Self::Watch(body) => body.poll_frame(cx),
+            Self::Kubelet(body) => body.poll_frame(cx),
         }
     }
 
@@ -51,6 +54,7 @@ impl Body for ResponseBody {
             Self::Full(Some(c)) => SizeHint::with_exact(c.bytes().len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
             Self::Watch(_) => SizeHint::default(),
+            Self::Kubelet(body) => body.size_hint(),
         }
     }
 }

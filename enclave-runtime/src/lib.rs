@@ -11,6 +11,7 @@ mod heap;
 mod http;
 mod k3s_tunnel;
 mod kms;
+mod kubelet;
 mod log_sink;
 mod metrics;
 mod nsm;

@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     /// Routes core's journal into `durable` (absent without `--storage`, and while the hidden
     /// test record stream owns the log).
     pub(crate) persistence: Option<Arc<crate::durable::Persistence>>,
+    /// Reaching pods' kubelets (logs, exec, attach, port-forward) through the proxy's relay.
+    kubelets: crate::kubelet::Kubelets,
 }
 
 /// Per-stream start-up before hyper: the proxy's preamble, then TLS in enclave TLS mode.
@@ -490,6 +492,18 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(tls) => Some(tls.accepting_clients_of(cluster_ca.certificate_der())?),
         None => None,
     };
+    // The enclave's client certificate for kubelets comes from the same CA.
+    let kubelet_relay = cli
+        .kubelet_relay()
+        .map(str::parse::<crate::sui::RelayAddr>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--kubelet-relay: {e}"))?;
+    let kubelets = crate::kubelet::Kubelets::new(
+        kubelet_relay,
+        &cluster_ca,
+        usize_of(cli.kubelet_streams),
+        usize_of(cli.kubelet_stream_buffer_bytes),
+    )?;
     core.set_cluster_ca(Some(cluster_ca));
     let listener = Listener::bind(&cli.listen)?;
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
@@ -538,6 +552,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         },
         durable,
         persistence,
+        kubelets,
     });
     if let Some(persistence) = shared.persistence.clone() {
         shared.ring.set_visible(visible);
@@ -736,7 +751,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: Box<dyn crate::transport:
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(CONNECTION_BUFFER_BYTES)
         .keep_alive(true);
-    // Upgrades: a K3s agent's tunnel (`/v1-k3s/connect`) becomes a websocket.
+    // Upgrades: a K3s agent's tunnel (`/v1-k3s/connect`) becomes a websocket; `kubectl exec`,
+    // `attach` and `port-forward` are carried on to the kubelet.
     let conn = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -962,7 +978,10 @@ async fn handle(
         Ok(sign) => sign,
         Err(response) => return Ok(*response),
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Only a kubelet call (exec, attach, port-forward) and a K3s agent's tunnel are ever
+    // answered 101.
+    let client_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let path = parts.uri.path();
     // Nothing is read before core has authenticated and authorized the request on its head; a
     // refused request's body is never kept: the connection ends after the answer.
@@ -1053,6 +1072,9 @@ async fn handle(
         // Core admitted a K3s agent's tunnel: the connection becomes its websocket.
         Outcome::Response(response) if response.status == 101 => {
             tracing::debug!(method = %parts.method, path, code = 101, "request");
+            if let Some(upgrade) = client_upgrade {
+                parts.extensions.insert(upgrade);
+            }
             return Ok(crate::k3s_tunnel::accept(hyper::Request::from_parts(
                 parts, incoming,
             )));
@@ -1072,6 +1094,10 @@ async fn handle(
         Outcome::OpenApi(served) => {
             tracing::debug!(method = %parts.method, path, code = served.status, micros = started.elapsed().as_micros() as u64, "request");
             http::openapi_to_hyper(served, http::header(&parts.headers, "if-none-match"))
+        }
+        Outcome::Kubelet(call) => {
+            tracing::debug!(method = %parts.method, path, node = %call.node, "kubelet call");
+            shared.kubelets.serve(&call, &parts, client_upgrade).await
         }
         Outcome::Pending { .. } => {
             // `call_core` waits pending reads out; this arm is not reached.

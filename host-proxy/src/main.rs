@@ -171,32 +171,78 @@ struct RelayCli {
         value_name = "HOST:PORT"
     )]
     kms_endpoints: Vec<relay::NodeAddr>,
+    /// A network (`ADDR/PREFIX`, or one address) whose kubelets the enclave may reach through
+    /// the relay, for `kubectl logs`, `exec`, `attach` and `port-forward`; repeatable. The
+    /// enclave asks only for registered Nodes' addresses; this keeps a compromised enclave from
+    /// reaching anything else. Default: none (`dev`: loopback).
+    #[arg(
+        long = "kubelet-network",
+        env = "NAUTILUS_PROXY_KUBELET_NETWORKS",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    kubelet_networks: Vec<relay::KubeletNetwork>,
+    /// Ports kubelets may be reached on, `PORT` or `LOW-HIGH`; repeatable. Default: 10250.
+    #[arg(
+        long = "kubelet-ports",
+        env = "NAUTILUS_PROXY_KUBELET_PORTS",
+        value_delimiter = ',',
+        value_name = "PORTS"
+    )]
+    kubelet_ports: Vec<relay::PortRange>,
 }
 
 impl RelayCli {
-    /// Binds and starts the relay when nodes or KMS endpoints (plus `extra`) are allowed.
+    /// Where kubelets may be reached: the flags, or `defaults` (networks, ports) for what is
+    /// not given.
+    fn kubelets(&self, defaults: Option<relay::KubeletAllow>) -> relay::KubeletAllow {
+        let defaults = defaults.unwrap_or_else(|| relay::KubeletAllow {
+            networks: Vec::new(),
+            ports: vec![relay::PortRange::KUBELET],
+        });
+        relay::KubeletAllow {
+            networks: if self.kubelet_networks.is_empty() {
+                defaults.networks
+            } else {
+                self.kubelet_networks.clone()
+            },
+            ports: if self.kubelet_ports.is_empty() {
+                defaults.ports
+            } else {
+                self.kubelet_ports.clone()
+            },
+        }
+    }
+
+    /// Binds and starts the relay when nodes, KMS endpoints (plus `extra`) or kubelet networks
+    /// are allowed; whether it started.
     fn start(
         &self,
         default_listen: Option<relay::RelayListen>,
         extra: &[relay::NodeAddr],
-    ) -> Result<(), String> {
+        kubelets: relay::KubeletAllow,
+    ) -> Result<bool, String> {
         let mut allow = self.sui_nodes.clone();
         allow.extend(self.kms_endpoints.iter().cloned());
         allow.extend(extra.iter().cloned());
-        if allow.is_empty() {
-            return Ok(());
+        if allow.is_empty() && kubelets.networks.is_empty() {
+            return Ok(false);
         }
         let Some(listen) = self.sui_relay_listen.clone().or(default_listen) else {
             return Err(
-                "error: --sui-node and --kms-endpoint need --sui-relay-listen (unix:/path or vsock:PORT)"
+                "error: --sui-node, --kms-endpoint and --kubelet-network need --sui-relay-listen (unix:/path or vsock:PORT)"
                     .into(),
             );
         };
-        let relay = relay::Relay::bind(&relay::RelayOptions { listen, allow })
-            .map_err(|e| format!("error: {e}"))?;
+        let relay = relay::Relay::bind(&relay::RelayOptions {
+            listen,
+            allow,
+            kubelets,
+        })
+        .map_err(|e| format!("error: {e}"))?;
         metrics::set_relay(relay.counters());
         tokio::spawn(relay.run(std::future::pending()));
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -439,7 +485,7 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         }
         _ => None,
     };
-    if let Err(message) = args.relay.start(None, &[]) {
+    if let Err(message) = args.relay.start(None, &[], args.relay.kubelets(None)) {
         eprintln!("{message}");
         return ExitCode::from(EXIT_CANNOT_LISTEN);
     }
@@ -542,15 +588,35 @@ async fn run_dev(args: DevCli) -> ExitCode {
     // started only when something is allowed through it.
     let socket = data_dir.join("sui-relay.sock");
     let kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
-    if let Err(message) = args.relay.start(
+    // dev's kubelets run on this machine: loopback, on the kubelet port unless told others
+    // (nothing else on the machine is reachable).
+    let dev_kubelets = relay::KubeletAllow {
+        networks: relay::KubeletNetwork::loopback().to_vec(),
+        ports: vec![relay::PortRange::KUBELET],
+    };
+    let relay_started = match args.relay.start(
         Some(relay::RelayListen::Unix(socket.clone())),
         &kms_endpoints,
+        args.relay.kubelets(Some(dev_kubelets)),
     ) {
-        eprintln!("{message}");
-        return ExitCode::from(EXIT_CANNOT_LISTEN);
-    }
+        Ok(started) => started,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        }
+    };
     let mut relay_arg = OsString::from("unix:");
     relay_arg.push(&socket);
+    if relay_started
+        && !enclave_args
+            .iter()
+            .any(|a| a.to_string_lossy().starts_with("--kubelet-relay"))
+    {
+        // The enclave reaches pods' kubelets through the same relay.
+        let mut kubelet_relay = OsString::from("--kubelet-relay=");
+        kubelet_relay.push(&relay_arg);
+        enclave_args.insert(0, kubelet_relay);
+    }
     if !args.relay.sui_nodes.is_empty() {
         // The enclave reads Sui through the relay; it is told the same node list.
         let mut listen = OsString::from("--sui-relay=");

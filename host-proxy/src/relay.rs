@@ -1,13 +1,18 @@
-//! The Sui byte relay: the enclave's only way out. The enclave connects to an enclave-facing
-//! endpoint (Unix socket in development, vsock in production), sends one line
-//! `CONNECT host:port\n`, and gets `OK\n` and a raw byte pipe to that full node, or
-//! `DENIED reason\n` when the address is not on the operator's allowlist (`--sui-node`), or
-//! `FAILED reason\n` when the node cannot be reached. TLS to the full node ends inside the
-//! enclave, so this side only ever carries ciphertext: it can delay or drop, never read or forge.
-//! It counts bytes per allowlisted node in [`RelayCounters`], which the metrics module can read.
+//! The enclave's byte relay: the enclave's only way out. The enclave connects to an
+//! enclave-facing endpoint (Unix socket in development, vsock in production), sends one line
+//! `CONNECT host:port\n`, and gets `OK\n` and a raw byte pipe to that address, or
+//! `DENIED reason\n` when the address is not allowed, or `FAILED reason\n` when it cannot be
+//! reached. Allowed are the operator's exact addresses (`--sui-node`, `--kms-endpoint`) and, for
+//! pods' kubelets, IP addresses in the operator's kubelet networks on the kubelet ports
+//! (`--kubelet-network`, `--kubelet-ports`; dev: loopback on 10250): the enclave names only registered Nodes' addresses,
+//! and this allowlist keeps a compromised enclave from reaching anything else. TLS ends inside
+//! the enclave, so this side only ever carries ciphertext: it can delay or drop, never read or
+//! forge. It counts bytes per allowlisted node, and for kubelets together, in
+//! [`RelayCounters`], which the metrics module can read.
 
 use std::fmt;
 use std::io;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
@@ -81,6 +86,141 @@ impl FromStr for NodeAddr {
     }
 }
 
+/// A network whose addresses may be kubelets (`--kubelet-network`): `ADDR/PREFIX`, or one
+/// address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KubeletNetwork {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl KubeletNetwork {
+    /// Loopback, IPv4 and IPv6: what `dev` allows, its kubelets running on the same machine.
+    pub(crate) fn loopback() -> [Self; 2] {
+        [
+            KubeletNetwork {
+                base: IpAddr::from([127, 0, 0, 0]),
+                prefix: 8,
+            },
+            KubeletNetwork {
+                base: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            },
+        ]
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let (base, ip, bits): (u128, u128, u8) = match (self.base, ip) {
+            (IpAddr::V4(b), IpAddr::V4(i)) => (u32::from(b).into(), u32::from(i).into(), 32),
+            (IpAddr::V6(b), IpAddr::V6(i)) => (u128::from(b), u128::from(i), 128),
+            _ => return false,
+        };
+        let host_bits = u32::from(bits.saturating_sub(self.prefix));
+        let mask = if host_bits >= 128 {
+            0
+        } else {
+            (u128::MAX << host_bits) & (u128::MAX >> (128 - u32::from(bits)))
+        };
+        base & mask == ip & mask
+    }
+}
+
+impl fmt::Display for KubeletNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+impl FromStr for KubeletNetwork {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let base: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?}: not an IP address or ADDR/PREFIX network"))?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix length"))?,
+        };
+        Ok(KubeletNetwork { base, prefix })
+    }
+}
+
+/// Kubelet ports the relay reaches (`--kubelet-ports`): `PORT` or `LOW-HIGH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PortRange {
+    low: u16,
+    high: u16,
+}
+
+impl PortRange {
+    /// The kubelet's port, 10250 (kube-apiserver's `--kubelet-port` default).
+    pub(crate) const KUBELET: PortRange = PortRange {
+        low: 10250,
+        high: 10250,
+    };
+
+    fn contains(self, port: u16) -> bool {
+        (self.low..=self.high).contains(&port)
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            write!(f, "{}", self.low)
+        } else {
+            write!(f, "{}-{}", self.low, self.high)
+        }
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{s:?}: bad port"))
+        };
+        let (low, high) = match s.split_once('-') {
+            Some((l, h)) => (port(l)?, port(h)?),
+            None => (port(s)?, port(s)?),
+        };
+        if low > high {
+            return Err(format!("{s:?}: empty port range"));
+        }
+        Ok(PortRange { low, high })
+    }
+}
+
+/// Where kubelets may be reached: addresses in `networks` on `ports`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KubeletAllow {
+    /// Kubelet networks.
+    pub(crate) networks: Vec<KubeletNetwork>,
+    /// Kubelet ports.
+    pub(crate) ports: Vec<PortRange>,
+}
+
+impl KubeletAllow {
+    fn allows(&self, addr: &NodeAddr) -> bool {
+        let Ok(ip) = addr.host.parse::<IpAddr>() else {
+            return false;
+        };
+        self.networks.iter().any(|n| n.contains(ip))
+            && self.ports.iter().any(|p| p.contains(addr.port))
+    }
+}
+
 /// Where the relay listens for the enclave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum RelayListen {
@@ -143,6 +283,8 @@ pub(crate) struct RelayCounters {
     pub(crate) denied: AtomicU64,
     /// Allowlisted nodes that could not be reached.
     pub(crate) failed: AtomicU64,
+    /// All kubelets together (their addresses are many and change).
+    pub(crate) kubelets: NodeCounters,
 }
 
 impl RelayCounters {
@@ -159,6 +301,15 @@ impl RelayCounters {
                 .collect(),
             denied: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            kubelets: NodeCounters {
+                node: NodeAddr {
+                    host: "kubelets".into(),
+                    port: 0,
+                },
+                connections: AtomicU64::new(0),
+                to_node: AtomicU64::new(0),
+                from_node: AtomicU64::new(0),
+            },
         }
     }
 }
@@ -168,14 +319,16 @@ impl RelayCounters {
 pub(crate) struct RelayOptions {
     /// Enclave-facing endpoint.
     pub(crate) listen: RelayListen,
-    /// The only addresses bytes are forwarded to.
+    /// The only addresses bytes are forwarded to, besides kubelets.
     pub(crate) allow: Vec<NodeAddr>,
+    /// Where kubelets may be reached.
+    pub(crate) kubelets: KubeletAllow,
 }
 
 /// A bound relay, ready to [`Relay::run`].
 pub(crate) struct Relay {
     listener: Listener,
-    allow: Arc<[NodeAddr]>,
+    allow: Arc<Allow>,
     counters: Arc<RelayCounters>,
 }
 
@@ -213,12 +366,17 @@ impl Relay {
         tracing::info!(
             listen = %options.listen,
             nodes = %options.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-            "sui relay listening"
+            kubelet_networks = %options.kubelets.networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            kubelet_ports = %options.kubelets.ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "relay listening"
         );
         Ok(Relay {
             listener,
             counters: Arc::new(RelayCounters::new(&options.allow)),
-            allow: options.allow.clone().into(),
+            allow: Arc::new(Allow {
+                nodes: options.allow.clone(),
+                kubelets: options.kubelets.clone(),
+            }),
         })
     }
 
@@ -276,19 +434,39 @@ async fn read_request_line(stream: &mut EnclaveStream) -> Result<String, &'stati
     String::from_utf8(line).map_err(|_| "request line is not UTF-8")
 }
 
-/// Why a `CONNECT` line is refused, or the index of the allowlisted node it names.
-fn decide(line: &str, allow: &[NodeAddr]) -> Result<usize, String> {
+/// Everything the relay may reach.
+struct Allow {
+    nodes: Vec<NodeAddr>,
+    kubelets: KubeletAllow,
+}
+
+/// What a `CONNECT` line may reach.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    /// The allowlisted node at this index.
+    Node(usize),
+    /// A kubelet address.
+    Kubelet(NodeAddr),
+}
+
+/// Why a `CONNECT` line is refused, or what it may reach.
+fn decide(line: &str, allow: &Allow) -> Result<Target, String> {
     let target = line
         .strip_prefix("CONNECT ")
         .ok_or_else(|| "expected CONNECT host:port".to_string())?;
     let node: NodeAddr = target.trim().parse()?;
-    allow
-        .iter()
-        .position(|a| *a == node)
-        .ok_or_else(|| format!("{node} is not an allowlisted Sui full node"))
+    if let Some(index) = allow.nodes.iter().position(|a| *a == node) {
+        return Ok(Target::Node(index));
+    }
+    if allow.kubelets.allows(&node) {
+        return Ok(Target::Kubelet(node));
+    }
+    Err(format!(
+        "{node} is not an allowlisted Sui full node, KMS endpoint or kubelet address"
+    ))
 }
 
-async fn handle(mut enclave: EnclaveStream, allow: Arc<[NodeAddr]>, counters: Arc<RelayCounters>) {
+async fn handle(mut enclave: EnclaveStream, allow: Arc<Allow>, counters: Arc<RelayCounters>) {
     let line = match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(&mut enclave)).await {
         Ok(Ok(line)) => line,
         Ok(Err(why)) => {
@@ -305,8 +483,8 @@ async fn handle(mut enclave: EnclaveStream, allow: Arc<[NodeAddr]>, counters: Ar
             return;
         }
     };
-    let index = match decide(&line, &allow) {
-        Ok(index) => index,
+    let target = match decide(&line, &allow) {
+        Ok(target) => target,
         Err(reason) => {
             counters.denied.fetch_add(1, Ordering::Relaxed);
             // The line is the enclave's, bounded and UTF-8; it names no secret.
@@ -317,15 +495,21 @@ async fn handle(mut enclave: EnclaveStream, allow: Arc<[NodeAddr]>, counters: Ar
             return;
         }
     };
-    let Some(node) = counters.nodes.get(index) else {
-        return;
+    let (node, addr) = match &target {
+        Target::Node(index) => {
+            let Some(node) = counters.nodes.get(*index) else {
+                return;
+            };
+            (node, &node.node)
+        }
+        Target::Kubelet(addr) => (&counters.kubelets, addr),
     };
-    let target = (node.node.host.as_str(), node.node.port);
+    let target = (addr.host.as_str(), addr.port);
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(err)) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(node = %node.node, error = %err, "sui relay: full node unreachable");
+            tracing::warn!(node = %addr, error = %err, "relay: address unreachable");
             let _ = enclave
                 .write_all(format!("FAILED {err}\n").as_bytes())
                 .await;
@@ -333,7 +517,7 @@ async fn handle(mut enclave: EnclaveStream, allow: Arc<[NodeAddr]>, counters: Ar
         }
         Err(_) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(node = %node.node, "sui relay: full node connect timed out");
+            tracing::warn!(node = %addr, "relay: connect timed out");
             let _ = enclave.write_all(b"FAILED connect timed out\n").await;
             return;
         }
@@ -343,7 +527,7 @@ async fn handle(mut enclave: EnclaveStream, allow: Arc<[NodeAddr]>, counters: Ar
         return;
     }
     node.connections.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(node = %node.node, "sui relay: connected");
+    tracing::debug!(node = %addr, "relay: connected");
     let mut counted = Counted { inner: tcp, node };
     let _ = tokio::io::copy_bidirectional(&mut enclave, &mut counted).await;
 }
@@ -427,19 +611,83 @@ mod tests {
 
     #[test]
     fn only_allowlisted_targets_pass() {
-        let allow = [node("a.example:443"), node("127.0.0.1:9000")];
-        assert_eq!(decide("CONNECT a.example:443", &allow), Ok(0));
-        assert_eq!(decide("CONNECT A.EXAMPLE:443", &allow), Ok(0));
-        assert_eq!(decide("CONNECT 127.0.0.1:9000", &allow), Ok(1));
+        let allow = Allow {
+            nodes: vec![node("a.example:443"), node("127.0.0.1:9000")],
+            kubelets: KubeletAllow {
+                networks: vec!["10.1.0.0/16".parse().unwrap(), "fd00::/8".parse().unwrap()],
+                ports: vec!["10250".parse().unwrap(), "11000-11002".parse().unwrap()],
+            },
+        };
+        assert_eq!(decide("CONNECT a.example:443", &allow), Ok(Target::Node(0)));
+        assert_eq!(decide("CONNECT A.EXAMPLE:443", &allow), Ok(Target::Node(0)));
+        assert_eq!(
+            decide("CONNECT 127.0.0.1:9000", &allow),
+            Ok(Target::Node(1))
+        );
+        for kubelet in ["10.1.0.5:10250", "10.1.255.255:11002", "[fd12::1]:10250"] {
+            assert_eq!(
+                decide(&format!("CONNECT {kubelet}"), &allow),
+                Ok(Target::Kubelet(node(kubelet))),
+                "{kubelet}"
+            );
+        }
         for refused in [
             "CONNECT a.example:444",
             "CONNECT b.example:443",
             "CONNECT 127.0.0.1:22",
+            "CONNECT 10.2.0.5:10250",
+            "CONNECT 10.1.0.5:22",
+            "CONNECT 10.1.0.5:11003",
+            "CONNECT [fe80::1]:10250",
+            "CONNECT kubelet.example:10250",
             "GET / HTTP/1.1",
             "CONNECT",
             "connect a.example:443",
         ] {
             assert!(decide(refused, &allow).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn kubelet_networks_and_ports_parse() {
+        let net = |s: &str| s.parse::<KubeletNetwork>();
+        assert!(
+            net("10.0.0.0/8")
+                .unwrap()
+                .contains("10.9.8.7".parse().unwrap())
+        );
+        assert!(
+            !net("10.0.0.0/8")
+                .unwrap()
+                .contains("11.0.0.1".parse().unwrap())
+        );
+        assert!(
+            net("0.0.0.0/0")
+                .unwrap()
+                .contains("1.2.3.4".parse().unwrap())
+        );
+        assert!(!net("0.0.0.0/0").unwrap().contains("::1".parse().unwrap()));
+        assert!(
+            net("192.168.1.7")
+                .unwrap()
+                .contains("192.168.1.7".parse().unwrap())
+        );
+        assert!(
+            !net("192.168.1.7")
+                .unwrap()
+                .contains("192.168.1.8".parse().unwrap())
+        );
+        assert!(net("::/0").unwrap().contains("fe80::1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "::/129", "host/8", "10.0.0.0/x", ""] {
+            assert!(net(bad).is_err(), "{bad}");
+        }
+        assert_eq!(net("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        let range = |s: &str| s.parse::<PortRange>();
+        assert!(range("10250").unwrap().contains(10250));
+        assert!(!range("10250").unwrap().contains(10251));
+        assert!(range("1-65535").unwrap().contains(443));
+        for bad in ["0", "2-1", "x", "1-70000", ""] {
+            assert!(range(bad).is_err(), "{bad}");
         }
     }
 
@@ -477,6 +725,7 @@ mod tests {
         let relay = Relay::bind(&RelayOptions {
             listen: RelayListen::Unix(sock.clone()),
             allow: vec![node(&echo_addr.to_string())],
+            kubelets: KubeletAllow::default(),
         })
         .unwrap();
         let counters = relay.counters();

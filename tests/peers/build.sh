@@ -14,7 +14,7 @@ set -euo pipefail
 peers=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$peers/../.." && pwd)
 out=${NAUTILUS_PEERS_DIR:-$repo/target/peers}
-all=(kube-apiserver kube-scheduler kube-controller-manager kubemark kwok etcd e2e.test ginkgo)
+all=(kube-apiserver kube-scheduler kube-controller-manager kubemark kwok etcd e2e.test ginkgo standin-kubelet)
 
 # name -> "module-dir|package|how" (how: build = go build, test = go test -c)
 recipe() {
@@ -27,6 +27,7 @@ recipe() {
     e2e.test) echo ".|k8s.io/kubernetes/test/e2e|test" ;;
     ginkgo) echo ".|github.com/onsi/ginkgo/v2/ginkgo|build" ;;
     kwok) echo "kwok|sigs.k8s.io/kwok/cmd/kwok|build" ;;
+    standin-kubelet) echo ".|nautilus.test/peers/standin-kubelet|build" ;;
     *) return 1 ;;
   esac
 }
@@ -80,6 +81,10 @@ build_one() {
   want=$(
     {
       cat "$module/go.mod" "$module/go.sum"
+      # A peer of this module (the stand-in kubelet) is rebuilt when its source changes.
+      case "$pkg" in
+        nautilus.test/peers/*) cat "$module/${pkg#nautilus.test/peers/}"/*.go ;;
+      esac
       go version
       echo "$pkg $how CGO_ENABLED=$CGO_ENABLED -trimpath $ldflags"
     } | sha256sum | cut -d' ' -f1

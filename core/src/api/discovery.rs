@@ -182,7 +182,14 @@ impl<'a> Entry<'a> {
             namespaced: r.namespaced,
             short_names: r.short_names.to_vec(),
             categories: r.categories.to_vec(),
-            subresources: r.subresources.to_vec(),
+            subresources: if r.id == crate::resource::ResourceId::Pods {
+                // Served by the kubelet, through the enclave (`objects::connect`).
+                let mut all = r.subresources.to_vec();
+                all.extend_from_slice(super::objects::connect::SUBRESOURCES);
+                all
+            } else {
+                r.subresources.to_vec()
+            },
             storage_group: r.id.info().group,
             storage_version: r.id.info().version,
             storage_kind: r.id.info().kind,
@@ -260,6 +267,20 @@ impl<'a> Entry<'a> {
                 verbs: STATUS_VERBS,
             },
             "finalize" => own(&["update"]),
+            // kube registers the kubelet's subresources with their options kinds (the log
+            // answers a Pod's), get and create for the upgrades (WebSocket uses GET, SPDY POST).
+            "log" => own(&["get"]),
+            "exec" | "attach" | "portforward" => Sub {
+                name: sub,
+                group: self.group,
+                version: self.version,
+                kind: match sub {
+                    "exec" => "PodExecOptions",
+                    "attach" => "PodAttachOptions",
+                    _ => "PodPortForwardOptions",
+                },
+                verbs: &["create", "get"],
+            },
             _ => own(STATUS_VERBS),
         }
     }
@@ -623,6 +644,20 @@ mod tests {
         );
         assert_eq!(pods["scope"], "Namespaced");
         assert_eq!(pods["singularResource"], "pod");
+        for (sub, kind, verbs) in [
+            ("log", "Pod", json!(["get"])),
+            ("exec", "PodExecOptions", json!(["create", "get"])),
+            ("attach", "PodAttachOptions", json!(["create", "get"])),
+            (
+                "portforward",
+                "PodPortForwardOptions",
+                json!(["create", "get"]),
+            ),
+        ] {
+            let s = find(&pods["subresources"], "subresource", sub);
+            assert_eq!(s["responseKind"]["kind"], kind, "{sub}");
+            assert_eq!(s["verbs"], verbs, "{sub}");
+        }
         let binding = find(&pods["subresources"], "subresource", "binding");
         assert_eq!(binding["responseKind"]["kind"], "Binding");
         assert_eq!(binding["verbs"], json!(["create"]));

@@ -15,6 +15,8 @@ mod certificates;
 #[cfg(test)]
 mod certificates_tests;
 #[cfg(test)]
+mod connect_tests;
+#[cfg(test)]
 mod csr_signing_tests;
 mod custom;
 pub mod defaults;
@@ -82,6 +84,7 @@ use alloc::vec::Vec;
 
 pub use crate::cluster::{Cluster, start_revision};
 pub(crate) use objects::NamespacePass;
+pub use objects::connect::{DEFAULT_KUBELET_PORT, KubeletCall, KubeletCallKind};
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
 pub(crate) use workers::Registrations;
@@ -113,6 +116,9 @@ pub enum Outcome {
         /// When core stops waiting.
         deadline: UnixTime,
     },
+    /// A pod subresource kube-apiserver hands to the pod's kubelet (`log`, `exec`, `attach`,
+    /// `portforward`): checked and resolved here; the runtime connects and relays.
+    Kubelet(alloc::boxed::Box<KubeletCall>),
 }
 
 impl Outcome {
@@ -129,7 +135,7 @@ impl Outcome {
                 shows_revision: None,
                 cache_control: None,
             }),
-            Self::Watch(_) | Self::Pending { .. } => None,
+            Self::Watch(_) | Self::Pending { .. } | Self::Kubelet(_) => None,
         }
     }
 }

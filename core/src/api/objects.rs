@@ -6,6 +6,7 @@
 mod binding;
 mod body;
 mod bootstrap;
+pub(crate) mod connect;
 mod delete;
 mod fields;
 mod namespaces;
@@ -45,6 +46,12 @@ impl Cluster {
     ) -> Result<Outcome, Error> {
         let query = Query::parse(req.query)?;
         let rt = &path.resource.rt();
+        if let (Some(name), Some(sub), Some(ns)) = (path.name, path.subresource, path.namespace)
+            && rt.id == ResourceId::Pods
+            && connect::SUBRESOURCES.contains(&sub)
+        {
+            return self.connect(req, ns, name, sub, &query);
+        }
         if let Some(sub) = path.subresource
             && !rt.has_subresource(sub)
         {
