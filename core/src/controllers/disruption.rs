@@ -361,13 +361,7 @@ impl Cluster {
     ) -> Result<Value, Error> {
         let condition = json!({"type": "DisruptionTarget", "status": "True",
             "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"});
-        let changed = pod
-            .as_object_mut()
-            .and_then(|map| {
-                let status = map.entry("status").or_insert_with(|| json!({}));
-                status.as_object_mut()
-            })
-            .is_some_and(|status| super::update_pod_condition(status, now, condition));
+        let changed = super::mark_pod(&mut pod, now, condition);
         if changed {
             self.write_existing(&WriteContext::server(now), key, &mut pod)?;
         }
