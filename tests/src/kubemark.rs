@@ -373,6 +373,19 @@ pub fn condition<'a>(obj: &'a Value, kind: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Whether `node`'s kubelet renewed its Lease after `after` (Unix seconds) and its Node is Ready.
+pub fn renews_since(c: &DevCluster, node: &str, after: u64) -> bool {
+    let lease = get(
+        c,
+        &format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}"),
+    );
+    let renewed = lease["spec"]["renewTime"]
+        .as_str()
+        .and_then(nautilus_core::UnixTime::parse_rfc3339)
+        .is_some_and(|t| t.secs() > after);
+    renewed && condition(&get(c, &format!("/api/v1/nodes/{node}")), "Ready") == "True"
+}
+
 /// What a failed wait prints: the last `lines` lines of each kubelet's log and of `dev`'s.
 pub fn context(c: &DevCluster, kubelets: &[HollowKubelet], lines: usize) -> String {
     let mut out = String::new();

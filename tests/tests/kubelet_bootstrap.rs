@@ -18,10 +18,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use nautilus_core::UnixTime;
 use nautilus_tests::DevCluster;
 use nautilus_tests::kubemark::{
-    self, HollowKubelet, Workspace, condition, get, wait_for, wait_nodes_ready,
+    self, HollowKubelet, Workspace, condition, get, renews_since, wait_for, wait_nodes_ready,
     write_seal_kubeconfig,
 };
 use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, now_secs, package_arg};
@@ -354,19 +353,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
             }
             nodes
                 .iter()
-                .all(|n| {
-                    let lease = get(
-                        &c,
-                        &format!(
-                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{n}"
-                        ),
-                    );
-                    let renewed = lease["spec"]["renewTime"]
-                        .as_str()
-                        .and_then(UnixTime::parse_rfc3339)
-                        .is_some_and(|t| t.secs() > restarted);
-                    renewed && condition(&get(&c, &format!("/api/v1/nodes/{n}")), "Ready") == "True"
-                })
+                .all(|n| renews_since(&c, n, restarted))
                 .then_some(())
         },
         || kubemark::context(&c, &kubelets, 25),

@@ -20,12 +20,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use nautilus_core::UnixTime;
 use nautilus_core::token::hex32;
 use nautilus_tests::DevCluster;
 use nautilus_tests::kubemark::{
-    self, HollowKubelet, PodWatch, Workspace, condition, get, refused_requests, wait_for,
-    wait_nodes_ready, write_seal_kubeconfig,
+    self, HollowKubelet, PodWatch, Workspace, condition, get, refused_requests, renews_since,
+    wait_for, wait_nodes_ready, write_seal_kubeconfig,
 };
 use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, now_secs, package_arg};
 use serde_json::{Value, json};
@@ -484,34 +483,26 @@ fn hollow_kubelets_join_with_seal_tokens_and_run_a_deployment() {
                  "selector": {"matchLabels": {"app": "web"}}}});
     let out = c.kubectl_with_input(&["create", "-f", "-"], Some(&pdb.to_string()));
     assert!(out.status.success(), "{out:?}");
-    let budget_settled = || {
-        let pdb = get(
-            &c,
-            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web",
+    const PDB: &str = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web";
+    let budget_settled = |what: &str| {
+        wait_for(
+            Duration::from_secs(30),
+            what,
+            || {
+                let pdb = get(&c, PDB);
+                let status = &pdb["status"];
+                (status["observedGeneration"] == 1
+                    && status["currentHealthy"] == REPLICAS
+                    && status["desiredHealthy"] == REPLICAS - PDB_MAX_UNAVAILABLE
+                    && status["expectedPods"] == REPLICAS
+                    && status["disruptionsAllowed"] == PDB_MAX_UNAVAILABLE
+                    && condition(&pdb, "DisruptionAllowed") == "True")
+                    .then_some(())
+            },
+            || get(&c, PDB).to_string(),
         );
-        let status = &pdb["status"];
-        (status["observedGeneration"] == 1
-            && status["currentHealthy"] == REPLICAS
-            && status["desiredHealthy"] == REPLICAS - PDB_MAX_UNAVAILABLE
-            && status["expectedPods"] == REPLICAS
-            && status["disruptionsAllowed"] == PDB_MAX_UNAVAILABLE
-            && condition(&pdb, "DisruptionAllowed") == "True")
-            .then_some(())
     };
-    wait_for(
-        Duration::from_secs(30),
-        "the budget to allow 2 disruptions of 50 healthy pods",
-        budget_settled,
-        || {
-            format!(
-                "{}",
-                get(
-                    &c,
-                    "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web"
-                )
-            )
-        },
-    );
+    budget_settled("the budget to allow 2 disruptions of 50 healthy pods");
     let live = deployment_runs(&c, REPLICAS, &nodes).expect("50 pods run before the drain");
     let mut per_node: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for p in &live {
@@ -579,20 +570,7 @@ fn hollow_kubelets_join_with_seal_tokens_and_run_a_deployment() {
         drained_pods.is_subset(&evicted),
         "evicted through the eviction API: {drained_pods:?} marked {evicted:?}"
     );
-    wait_for(
-        Duration::from_secs(30),
-        "the budget back at 2 disruptions",
-        budget_settled,
-        || {
-            format!(
-                "{}",
-                get(
-                    &c,
-                    "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web"
-                )
-            )
-        },
-    );
+    budget_settled("the budget back at 2 disruptions");
     let out = c.kubectl_ok(&["uncordon", &drained]);
     assert!(out.contains(&format!("node/{drained} uncordoned")), "{out}");
     let node = get(&c, &format!("/api/v1/nodes/{drained}"));
@@ -701,22 +679,10 @@ fn hollow_kubelets_join_with_seal_tokens_and_run_a_deployment() {
             if Instant::now() < first_tokens_expired {
                 return None;
             }
-            let now = now_secs();
+            let recently = now_secs().saturating_sub(GRACE_SECS + 1);
             survivors
                 .iter()
-                .all(|n| {
-                    let lease = get(
-                        &c,
-                        &format!(
-                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{n}"
-                        ),
-                    );
-                    let renewed = lease["spec"]["renewTime"]
-                        .as_str()
-                        .and_then(UnixTime::parse_rfc3339)
-                        .is_some_and(|t| t.secs() + GRACE_SECS >= now);
-                    renewed && condition(&get(&c, &format!("/api/v1/nodes/{n}")), "Ready") == "True"
-                })
+                .all(|n| renews_since(&c, n, recently))
                 .then_some(())
         },
         || context(&kubelets),
@@ -751,10 +717,10 @@ fn hollow_kubelets_join_with_seal_tokens_and_run_a_deployment() {
     //    kubelet then reads and patches it), the GETs of its own CSINode before it creates one
     //    (404: once while waiting for the API server, once before the create), and
     //    optimistic-concurrency conflicts on writes (409). The self-registered kubelet may also
-    //    look for its Lease before its Node exists (404, as in kube) and then find its create
-    //    refused (409): the enclave writes a node's Lease with its Node, as register-worker does,
-    //    where kube leaves it to the kubelet, which then reads and renews the one that is there.
-    //    Anything else is a gap.
+    //    read its Node and its Lease before it has created the Node (404, as in kube) and find
+    //    its Lease create refused (409): the enclave writes a node's Lease with its Node, as
+    //    register-worker does, where kube leaves it to the kubelet, which then reads and renews
+    //    the one that is there. Anything else is a gap.
     let mut refused: BTreeMap<kubemark::Refusal, usize> = BTreeMap::new();
     for k in &kubelets {
         for (what, n) in refused_requests(&k.logs()) {
@@ -767,6 +733,7 @@ fn hollow_kubelets_join_with_seal_tokens_and_run_a_deployment() {
     }
     let own_lease =
         format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self_registered}");
+    let own_node = format!("/api/v1/nodes/{self_registered}");
     let expected = |verb: &str, path: &str, code: u16| match (verb, code) {
         ("POST", 409) => {
             path == "/api/v1/nodes"
@@ -775,6 +742,7 @@ fn hollow_kubelets_join_with_seal_tokens_and_run_a_deployment() {
         ("PUT" | "PATCH", 409) => true,
         ("GET", 404) => {
             path == own_lease
+                || path == own_node
                 || path
                     .strip_prefix("/apis/storage.k8s.io/v1/csinodes/")
                     .is_some_and(|node| nodes.contains(node))
