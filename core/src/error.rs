@@ -142,9 +142,16 @@ pub enum Error {
     },
     /// 429: a budget that frees itself over time (e.g. watch count) is full.
     TooManyRequests(String),
-    /// 429 from the eviction subresource: the pod's disruption budget allows no disruption;
-    /// the detail becomes the `DisruptionBudget` cause.
-    DisruptionBudget(String),
+    /// 429 from the eviction subresource: the pod's disruption budget allows no disruption
+    /// (or is not yet synced); `detail` becomes the `DisruptionBudget` cause and a nonzero
+    /// `retry_after_secs` the `retryAfterSeconds` (kube gives 0, which sends no `Retry-After`,
+    /// when the budget is spent, so clients such as `kubectl drain` see it and wait on their own).
+    DisruptionBudget {
+        /// The cause's message.
+        detail: String,
+        /// `details.retryAfterSeconds`; 0 leaves it out.
+        retry_after_secs: u32,
+    },
     /// An admission policy's denial: `{resource} "{name}" is forbidden: {message}` with the
     /// policy's reason (`Invalid` 422, `Forbidden` 403, ...), as kube words it; `message` is
     /// also the one cause.
@@ -194,7 +201,7 @@ impl Error {
             Self::TooLarge(_) => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::Invalid { .. } | Self::Unprocessable(_) => 422,
-            Self::TooManyRequests(_) | Self::DisruptionBudget(_) => 429,
+            Self::TooManyRequests(_) | Self::DisruptionBudget { .. } => 429,
             Self::PolicyDenied { reason, .. } => match *reason {
                 "Forbidden" => 403,
                 "Unauthorized" => 401,
@@ -223,7 +230,7 @@ impl Error {
             Self::TooLarge(_) => "RequestEntityTooLarge",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
             Self::Invalid { .. } | Self::Unprocessable(_) => "Invalid",
-            Self::TooManyRequests(_) | Self::DisruptionBudget(_) => "TooManyRequests",
+            Self::TooManyRequests(_) | Self::DisruptionBudget { .. } => "TooManyRequests",
             Self::PolicyDenied { reason, .. } => reason,
             Self::ResourceVersionTooLarge { .. } => "Timeout",
             Self::InsufficientStorage(_) => "InsufficientStorage",
@@ -264,7 +271,7 @@ impl Error {
                 message,
                 ..
             } => alloc::format!("{resource} \"{name}\" is forbidden: {message}"),
-            Self::DisruptionBudget(_) => {
+            Self::DisruptionBudget { .. } => {
                 "Cannot evict pod as it would violate the pod's disruption budget.".to_string()
             }
             Self::Unprocessable(_) => {
@@ -351,11 +358,18 @@ impl Error {
                 .collect::<Vec<_>>();
             details.insert("causes".into(), Value::Array(list));
         }
-        if let Self::DisruptionBudget(detail) = self {
+        if let Self::DisruptionBudget {
+            detail,
+            retry_after_secs,
+        } = self
+        {
             details.insert(
                 "causes".into(),
                 json!([{"reason": "DisruptionBudget", "message": detail}]),
             );
+            if *retry_after_secs > 0 {
+                details.insert("retryAfterSeconds".into(), Value::from(*retry_after_secs));
+            }
         }
         if let Self::PolicyDenied { message, .. } = self {
             details.insert("causes".into(), json!([{"message": message}]));

@@ -85,15 +85,15 @@ pub(crate) fn to_hyper_held(response: ApiResponse, held: Held) -> hyper::Respons
         &warnings,
         Chunk::new(Bytes::from(body), held),
     );
-    // kube-apiserver sends `Retry-After` with every 429, as the Status's
-    // `details.retryAfterSeconds` says (1 s when it says nothing).
+    // kube-apiserver sends `Retry-After` when the Status's `details.retryAfterSeconds` is
+    // above 0 (`ErrorNegotiated`); a 429 without it (a spent disruption budget) is left for the
+    // client to handle, as client-go retries on the header silently.
     if let Some(cache_control) = cache_control {
         out.headers_mut().insert(
             hyper::header::CACHE_CONTROL,
             HeaderValue::from_static(cache_control),
         );
     }
-    let retry = retry.or((status == 429).then_some(1));
     if let Some(secs) = retry {
         out.headers_mut()
             .insert(hyper::header::RETRY_AFTER, HeaderValue::from(secs));
@@ -192,4 +192,38 @@ fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
 /// The first value of `name` as text, if it is valid UTF-8.
 pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nautilus_core::Error;
+
+    fn retry_after_header(error: &Error) -> Option<String> {
+        let out = to_hyper(ApiResponse::error(error));
+        assert_eq!(out.status(), 429);
+        out.headers()
+            .get(hyper::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+
+    /// As kube's `ErrorNegotiated`: `Retry-After` only when the Status suggests a delay, so a
+    /// spent disruption budget reaches `kubectl drain` instead of client-go's silent retries.
+    #[test]
+    fn retry_after_follows_the_status() {
+        assert_eq!(
+            retry_after_header(&Error::TooManyRequests("full".into())).as_deref(),
+            Some("1")
+        );
+        let spent = Error::DisruptionBudget {
+            detail: "The disruption budget web needs 2 healthy pods and has 2 currently".into(),
+            retry_after_secs: 0,
+        };
+        assert_eq!(retry_after_header(&spent), None);
+        let syncing = Error::DisruptionBudget {
+            detail: "The disruption budget web is still being processed by the server.".into(),
+            retry_after_secs: 10,
+        };
+        assert_eq!(retry_after_header(&syncing).as_deref(), Some("10"));
+    }
 }

@@ -13,7 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use crate::DevCluster;
 use crate::peers;
+use crate::simulator::Worker;
 
 /// The folder the hollow kubelets' keys, kubeconfigs and logs live in.
 pub struct Workspace {
@@ -342,6 +346,256 @@ pub fn wait_for<T>(
             context()
         );
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `GET path` as the administrator; fails the test unless it answers 200.
+#[track_caller]
+pub fn get(c: &DevCluster, path: &str) -> Value {
+    let reply = c
+        .request("GET", path, None, &[])
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(
+        reply.status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.json()
+}
+
+/// The status (`True`, `False`, `Unknown`) of condition `kind` of `obj`; `""` when it has none.
+pub fn condition<'a>(obj: &'a Value, kind: &str) -> &'a str {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+}
+
+/// Whether `node`'s kubelet renewed its Lease after `after` (Unix seconds) and its Node is Ready.
+pub fn renews_since(c: &DevCluster, node: &str, after: u64) -> bool {
+    let lease = get(
+        c,
+        &format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}"),
+    );
+    let renewed = lease["spec"]["renewTime"]
+        .as_str()
+        .and_then(nautilus_core::UnixTime::parse_rfc3339)
+        .is_some_and(|t| t.secs() > after);
+    renewed && condition(&get(c, &format!("/api/v1/nodes/{node}")), "Ready") == "True"
+}
+
+/// What a failed wait prints: the last `lines` lines of each kubelet's log and of `dev`'s.
+pub fn context(c: &DevCluster, kubelets: &[HollowKubelet], lines: usize) -> String {
+    let mut out = String::new();
+    for k in kubelets {
+        out.push_str(&format!(
+            "--- {} (last lines) ---\n{}\n",
+            k.node,
+            k.tail(lines)
+        ));
+    }
+    let logs = c.logs();
+    let all: Vec<&str> = logs.lines().collect();
+    out.push_str(&format!(
+        "--- dev (last lines) ---\n{}",
+        all[all.len().saturating_sub(lines * 2)..].join("\n")
+    ));
+    out
+}
+
+/// Waits until each of `kubelets` has its Node Ready with `version` in its `nodeInfo` (so the
+/// kubelet, not a registration, wrote it); fails at once, with its log, when one exits.
+#[track_caller]
+pub fn wait_nodes_ready(
+    c: &DevCluster,
+    kubelets: &[HollowKubelet],
+    version: &str,
+    limit: Duration,
+) {
+    wait_for(
+        limit,
+        "the Nodes Ready, reported by their kubelets",
+        || {
+            for k in kubelets {
+                if let Some(status) = k.exited() {
+                    panic!("{} exited ({status}):\n{}", k.node, k.tail(60));
+                }
+            }
+            kubelets
+                .iter()
+                .all(|k| {
+                    let node = get(c, &format!("/api/v1/nodes/{}", k.node));
+                    condition(&node, "Ready") == "True"
+                        && node["status"]["nodeInfo"]["kubeletVersion"] == version
+                })
+                .then_some(())
+        },
+        || context(c, kubelets, 15),
+    );
+}
+
+/// Writes `worker`'s key file and a kubeconfig at `path` whose credential plugin mints that
+/// staker's Seal tokens (lifetime `ttl`, minted again `refresh_before` expiry); the key stays
+/// in its own file.
+pub fn write_seal_kubeconfig(
+    c: &DevCluster,
+    workspace: &Workspace,
+    worker: &Worker,
+    ttl: Duration,
+    refresh_before: Duration,
+    path: &Path,
+) -> std::io::Result<()> {
+    let key_file = workspace.path().join(format!("{}.key", worker.node));
+    if !key_file.exists() {
+        write_key_file(&key_file, &worker.secret)?;
+    }
+    let seal = crate::binary("nautilus-seal");
+    let stake_id = nautilus_core::token::hex32(&worker.stake_id);
+    let text = node_kubeconfig(
+        &format!("https://127.0.0.1:{}", c.port),
+        &c.ca_pem,
+        &SealPlugin {
+            seal: &seal,
+            key_file: &key_file,
+            node: &worker.node,
+            stake_id: &stake_id,
+            ttl: &format!("{}s", ttl.as_secs()),
+            refresh_before: &format!("{}s", refresh_before.as_secs()),
+        },
+    );
+    assert!(!text.contains("suiprivkey"), "the key stays in its file");
+    std::fs::write(path, text)
+}
+
+/// The pods a label selector picks, followed event by event through the real `kubectl get pods
+/// -w --output-watch-events -o json`: after each event, how many exist (not terminating) and
+/// how many of those are Ready, with the extremes since [`PodWatch::restart_extremes`], so a
+/// test can say a rollout or a drain never went past its bounds at any moment the API showed.
+pub struct PodWatch {
+    child: Mutex<Child>,
+    state: std::sync::Arc<Mutex<PodWatchState>>,
+}
+
+#[derive(Default)]
+struct PodWatchState {
+    pods: BTreeMap<String, Value>,
+    most_live: usize,
+    fewest_ready: usize,
+    /// The pods the eviction API marked (`DisruptionTarget`, reason `EvictionByEvictionAPI`).
+    evicted: std::collections::BTreeSet<String>,
+}
+
+impl PodWatchState {
+    /// `(live, ready)`: pods not terminating, and those of them Ready.
+    fn counts(&self) -> (usize, usize) {
+        let live: Vec<&Value> = self
+            .pods
+            .values()
+            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+            .collect();
+        let ready = live
+            .iter()
+            .filter(|p| condition(p, "Ready") == "True")
+            .count();
+        (live.len(), ready)
+    }
+
+    fn apply(&mut self, event: &Value) {
+        let pod = &event["object"];
+        let Some(name) = pod.pointer("/metadata/name").and_then(Value::as_str) else {
+            return;
+        };
+        let marked = pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["type"] == "DisruptionTarget" && c["reason"] == "EvictionByEvictionAPI"
+                })
+            });
+        if marked {
+            self.evicted.insert(name.to_string());
+        }
+        if event["type"] == "DELETED" {
+            self.pods.remove(name);
+        } else {
+            self.pods.insert(name.to_string(), pod.clone());
+        }
+        let (live, ready) = self.counts();
+        self.most_live = self.most_live.max(live);
+        self.fewest_ready = self.fewest_ready.min(ready);
+    }
+}
+
+impl PodWatch {
+    /// Starts the watch of `selector`'s pods in `namespace`.
+    pub fn start(c: &DevCluster, namespace: &str, selector: &str) -> Self {
+        let mut child = c
+            .kubectl_command(&[
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "-l",
+                selector,
+                "-w",
+                "--output-watch-events",
+                "-o",
+                "json",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubectl get -w");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let state = std::sync::Arc::new(Mutex::new(PodWatchState::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            let events = serde_json::Deserializer::from_reader(std::io::BufReader::new(stdout))
+                .into_iter::<Value>();
+            for event in events.map_while(Result::ok) {
+                shared.lock().expect("watch lock").apply(&event);
+            }
+        });
+        Self {
+            child: Mutex::new(child),
+            state,
+        }
+    }
+
+    /// `(live, ready)` now.
+    pub fn counts(&self) -> (usize, usize) {
+        self.state.lock().expect("watch lock").counts()
+    }
+
+    /// Starts the extremes again from the present counts.
+    pub fn restart_extremes(&self) {
+        let mut state = self.state.lock().expect("watch lock");
+        let (live, ready) = state.counts();
+        state.most_live = live;
+        state.fewest_ready = ready;
+    }
+
+    /// `(most live, fewest ready)` since the last restart.
+    pub fn extremes(&self) -> (usize, usize) {
+        let state = self.state.lock().expect("watch lock");
+        (state.most_live, state.fewest_ready)
+    }
+
+    /// The pods seen marked by the eviction API.
+    pub fn evicted(&self) -> std::collections::BTreeSet<String> {
+        self.state.lock().expect("watch lock").evicted.clone()
+    }
+}
+
+impl Drop for PodWatch {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().expect("child lock");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

@@ -202,21 +202,7 @@ impl DevCluster {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let text = std::fs::read_to_string(&kubeconfig).expect("read kubeconfig");
-        let field = |name: &str| {
-            text.lines()
-                .find_map(|l| {
-                    l.trim()
-                        .strip_prefix(name)
-                        .map(|v| v.trim().trim_matches('"').to_string())
-                })
-                .unwrap_or_else(|| panic!("kubeconfig has no {name}:\n{text}"))
-        };
-        let token = field("token:");
-        use base64::Engine as _;
-        let ca_pem = base64::engine::general_purpose::STANDARD
-            .decode(field("certificate-authority-data:"))
-            .expect("CA data is base64");
+        let (token, ca_pem) = read_kubeconfig(&kubeconfig);
         let cluster = Self {
             cli: Kubectl::new(&kubeconfig),
             child,
@@ -309,6 +295,32 @@ impl DevCluster {
             .ok()
     }
 
+    /// Kills the enclave with SIGKILL, as a crash would, and waits until `dev` has restarted
+    /// it and it answers `/readyz`; the restarted enclave recovers from the sealed log. In
+    /// enclave TLS mode the new enclave has a new TLS key, which `dev` pins again in the
+    /// kubeconfig: the CA taken from it here follows.
+    pub fn kill_enclave(&mut self) {
+        let old = self.enclave_pid().expect("the enclave runs");
+        signal(old, libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.enclave_pid().is_none_or(|pid| pid == old) {
+            assert!(Instant::now() < deadline, "the enclave did not come back");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        loop {
+            (self.token, self.ca_pem) = read_kubeconfig(&self.kubeconfig);
+            if self.request("GET", "/readyz", None, &[]).map(|r| r.status) == Ok(200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never ready after the restart:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Pid of the proxy process.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -343,6 +355,25 @@ impl Drop for DevCluster {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The admin token and the CA (PEM) of the kubeconfig `dev` wrote.
+fn read_kubeconfig(path: &Path) -> (String, Vec<u8>) {
+    let text = std::fs::read_to_string(path).expect("read kubeconfig");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(name)
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| panic!("kubeconfig has no {name}:\n{text}"))
+    };
+    use base64::Engine as _;
+    let ca_pem = base64::engine::general_purpose::STANDARD
+        .decode(field("certificate-authority-data:"))
+        .expect("CA data is base64");
+    (field("token:"), ca_pem)
 }
 
 /// The real `kubectl` bound to one kubeconfig, with a private cache dir so that discovery cached

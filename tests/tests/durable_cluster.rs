@@ -63,16 +63,6 @@ fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Kills the enclave with SIGKILL and waits until dev has restarted it and it is ready.
-fn kill_enclave(c: &DevCluster) {
-    let old = c.enclave_pid().expect("the enclave runs");
-    nautilus_tests::signal(old, libc::SIGKILL);
-    wait_for(Duration::from_secs(60), "the enclave's restart", || {
-        c.enclave_pid().is_some_and(|pid| pid != old)
-    });
-    c.wait_ready();
-}
-
 /// The events of a watch from `revision` that ends after a second.
 fn watch_from(c: &DevCluster, revision: u64) -> Vec<Value> {
     let path = format!(
@@ -87,7 +77,7 @@ fn watch_from(c: &DevCluster, revision: u64) -> Vec<Value> {
 
 #[test]
 fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
-    let c = cluster();
+    let mut c = cluster();
     let sim = Simulator::start(
         &c,
         SimConfig {
@@ -128,7 +118,7 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
     let revision = list_revision(&c);
     let heartbeats: Vec<u64> = sim.workers().iter().map(|w| w.ok_heartbeats()).collect();
 
-    kill_enclave(&c);
+    c.kill_enclave();
 
     // Every object is back, whole: same uid, same resourceVersion, same bytes.
     let after = snapshot(&c);
@@ -207,7 +197,7 @@ fn objects_stakes_and_revisions_survive_kill_9_of_the_enclave() {
         fresh["spec"]["ports"][0]["nodePort"]
     );
     // A second restart replays the log across the first one's skipped revisions.
-    kill_enclave(&c);
+    c.kill_enclave();
     let second = json(&c, &["configmap", "after"]);
     assert_eq!(
         second["metadata"]["resourceVersion"].as_str(),
@@ -266,7 +256,7 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_restart_starts_from_the_newest_snapshot_and_the_records_after_it() {
-    let c = DevCluster::start_opts(&["--durable-log"], &["--snapshot-every=25"]);
+    let mut c = DevCluster::start_opts(&["--durable-log"], &["--snapshot-every=25"]);
     for i in 0..60 {
         c.kubectl_ok(&[
             "create",
@@ -281,7 +271,7 @@ fn a_restart_starts_from_the_newest_snapshot_and_the_records_after_it() {
     let before = json(&c, &["configmaps"]);
     let revision = list_revision(&c);
 
-    kill_enclave(&c);
+    c.kill_enclave();
 
     let replayed = c
         .logs()
@@ -331,7 +321,7 @@ fn a_restart_starts_from_the_newest_snapshot_and_the_records_after_it() {
 /// newer revision, and after `kill -9` the revision continues past every tick's.
 #[test]
 fn compaction_moves_the_revision_durably_and_expires_continue_tokens() {
-    let c = DevCluster::start_opts(&["--durable-log"], &["--compaction-interval=1s"]);
+    let mut c = DevCluster::start_opts(&["--durable-log"], &["--compaction-interval=1s"]);
     for name in ["a", "b", "c"] {
         c.kubectl_ok(&["create", "configmap", name]);
     }
@@ -395,7 +385,7 @@ fn compaction_moves_the_revision_durably_and_expires_continue_tokens() {
         "nothing was written, yet compaction moved the revision: {first} -> {moved}"
     );
     let before = list_revision(&c);
-    kill_enclave(&c);
+    c.kill_enclave();
     assert!(
         list_revision(&c) > before,
         "the revision went backwards across kill -9"

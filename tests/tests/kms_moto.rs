@@ -94,7 +94,7 @@ fn the_cluster_data_key_comes_from_moto_kms_and_survives_a_restart() {
     let key_id = create_key(&moto, &dir.path().join("moto-ca.crt"));
 
     // First start: GenerateDataKey; the host keeps only KMS's CiphertextBlob.
-    let c = dev_on(dir.path(), &moto, &key_id);
+    let mut c = dev_on(dir.path(), &moto, &key_id);
     assert!(c.logs().contains("generated=true"), "{}", c.logs());
     assert!(
         !c.logs().contains("SIMULATED KMS"),
@@ -109,14 +109,7 @@ fn the_cluster_data_key_comes_from_moto_kms_and_survives_a_restart() {
 
     // The enclave killed and restarted by dev: Decrypt of the stored blob gives the same key,
     // so the sealed log opens and the ConfigMap is back.
-    let old = c.enclave_pid().expect("the enclave runs");
-    nautilus_tests::signal(old, libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.enclave_pid().is_none_or(|pid| pid == old) {
-        assert!(Instant::now() < deadline, "the enclave did not come back");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    c.wait_ready();
+    c.kill_enclave();
     assert!(c.logs().contains("generated=false"), "{}", c.logs());
     let again = c.kubectl_ok(&["get", "configmap", "kept", "-o", "jsonpath={.metadata.uid}"]);
     assert_eq!(again, uid);

@@ -6,7 +6,10 @@
 //! runs on that certificate alone: its Node turns Ready with the kubelet's version and a
 //! Deployment's pods run on the two nodes. The certificate authenticates the node and nothing
 //! more (curl: its own Node yes, Secrets no); a certificate from another CA fails the handshake;
-//! the CA is the one published as `client-ca-file`.
+//! the CA is the one published as `client-ca-file`. The cluster is durable: after a `kill -9`
+//! of the enclave the kubelets carry on with the certificates they hold (the CA comes back from
+//! the data key). Last, a node's `kubernetes.io/kubelet-serving` CSR waits for `kubectl
+//! certificate approve`, is issued, and a TLS server presenting it is trusted through the CA.
 //!
 //! Skips, saying so, when kubemark is not built and Go is missing (as `kubemark_join` does).
 
@@ -14,55 +17,41 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use nautilus_core::token::hex32;
+use base64::Engine as _;
 use nautilus_tests::DevCluster;
 use nautilus_tests::kubemark::{
-    self, HollowKubelet, SealPlugin, Workspace, node_kubeconfig, wait_for, write_key_file,
+    self, HollowKubelet, Workspace, condition, get, renews_since, wait_for, wait_nodes_ready,
+    write_seal_kubeconfig,
 };
-use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, package_arg};
-use serde_json::{Value, json};
+use nautilus_tests::simulator::{DEFAULT_PACKAGE, SimConfig, Simulator, now_secs, package_arg};
+use serde_json::json;
 
 const NODES: usize = 2;
 const REPLICAS: usize = 4;
 
-fn get(c: &DevCluster, path: &str) -> Value {
-    let reply = c
-        .request("GET", path, None, &[])
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    assert_eq!(
-        reply.status,
-        200,
-        "GET {path}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()
-}
-
-fn condition<'a>(obj: &'a Value, kind: &str) -> &'a str {
-    obj["status"]["conditions"]
-        .as_array()
-        .and_then(|l| l.iter().find(|c| c["type"] == kind))
-        .and_then(|c| c["status"].as_str())
-        .unwrap_or("")
-}
-
-/// `curl` to the enclave with a client certificate: (HTTP status, body), or `Err` with curl's
-/// words when the handshake fails.
+/// `curl` to the enclave with a client certificate (a GET, or a POST of the JSON file `post`):
+/// (HTTP status, body), or `Err` with curl's words when the handshake fails.
 fn curl_cert(
     port: u16,
     ca: &std::path::Path,
     cert: &std::path::Path,
     key: &std::path::Path,
     path: &str,
+    post: Option<&std::path::Path>,
 ) -> Result<(u16, String), String> {
-    let out = Command::new("curl")
-        .args(["-sS", "--cacert"])
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--cacert"])
         .arg(ca)
         .arg("--cert")
         .arg(cert)
         .arg("--key")
         .arg(key)
-        .args(["-w", "\n%{http_code}"])
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(file) = post {
+        cmd.args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(format!("@{}", file.display()));
+    }
+    let out = cmd
         .arg(format!("https://127.0.0.1:{port}{path}"))
         .output()
         .expect("curl");
@@ -87,7 +76,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
         Err(e) => panic!("{e}"),
     };
     let version = kubemark::version(&kubemark).expect("kubemark --version");
-    let c = DevCluster::start_opts(
+    let mut c = DevCluster::start_opts(
         &["--enclave-tls"],
         &[&package_arg(&DEFAULT_PACKAGE), "--min-stake=1000000000"],
     );
@@ -107,32 +96,23 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
     sim.register_all().expect("register");
 
     let workspace = Workspace::new().expect("kubemark workspace");
-    let seal = nautilus_tests::binary("nautilus-seal");
-    let server = format!("https://127.0.0.1:{}", c.port);
     let mut cert_dirs = Vec::new();
-    let kubelets: Vec<HollowKubelet> = sim
+    let mut kubelets: Vec<HollowKubelet> = sim
         .workers()
         .iter()
         .map(|w| {
-            let key_file = workspace.path().join(format!("{}.key", w.node));
-            write_key_file(&key_file, &w.secret).expect("key file");
-            let stake_id = hex32(&w.stake_id);
             let bootstrap = workspace
                 .path()
                 .join(format!("{}.bootstrap-kubeconfig", w.node));
-            let text = node_kubeconfig(
-                &server,
-                &c.ca_pem,
-                &SealPlugin {
-                    seal: &seal,
-                    key_file: &key_file,
-                    node: &w.node,
-                    stake_id: &stake_id,
-                    ttl: "300s",
-                    refresh_before: "60s",
-                },
-            );
-            std::fs::write(&bootstrap, text).expect("bootstrap kubeconfig");
+            write_seal_kubeconfig(
+                &c,
+                &workspace,
+                w,
+                Duration::from_secs(300),
+                Duration::from_secs(60),
+                &bootstrap,
+            )
+            .expect("bootstrap kubeconfig");
             let kubeconfig = workspace.path().join(format!("{}.kubeconfig", w.node));
             let cert_dir = workspace.path().join(format!("{}-pki", w.node));
             std::fs::create_dir_all(&cert_dir).expect("cert dir");
@@ -149,16 +129,6 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
         })
         .collect();
     let nodes: BTreeSet<String> = kubelets.iter().map(|k| k.node.clone()).collect();
-    let context = |kubelets: &[HollowKubelet]| {
-        let mut out = String::new();
-        for k in kubelets {
-            out.push_str(&format!("--- {} ---\n{}\n", k.node, k.tail(25)));
-        }
-        let logs = c.logs();
-        let lines: Vec<&str> = logs.lines().collect();
-        out.push_str(&lines[lines.len().saturating_sub(30)..].join("\n"));
-        out
-    };
 
     // 1. Each kubelet's CSR is approved by the enclave and issued; the kubelet writes its
     //    kubeconfig, which holds a certificate and no credential plugin.
@@ -179,7 +149,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
                 .collect();
             (issued.len() == NODES).then_some(issued)
         },
-        || context(&kubelets),
+        || kubemark::context(&c, &kubelets, 25),
     );
     let list = get(
         &c,
@@ -204,34 +174,14 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
             Duration::from_secs(30),
             "the kubelet's own kubeconfig",
             || std::fs::read_to_string(kubeconfig).ok(),
-            || context(&kubelets),
+            || kubemark::context(&c, &kubelets, 25),
         );
         assert!(text.contains("client-certificate"), "{node}: {text}");
         assert!(!text.contains("exec"), "{node}: {text}");
     }
 
     // 2. On its certificate alone, each kubelet takes over its Node.
-    wait_for(
-        Duration::from_secs(90),
-        "Nodes Ready, reported by their kubelets",
-        || {
-            for k in &kubelets {
-                if let Some(status) = k.exited() {
-                    panic!("{} exited ({status}):\n{}", k.node, k.tail(60));
-                }
-            }
-            let ready = nodes
-                .iter()
-                .filter(|n| {
-                    let node = get(&c, &format!("/api/v1/nodes/{n}"));
-                    condition(&node, "Ready") == "True"
-                        && node["status"]["nodeInfo"]["kubeletVersion"] == version.as_str()
-                })
-                .count();
-            (ready == NODES).then_some(())
-        },
-        || context(&kubelets),
-    );
+    wait_nodes_ready(&c, &kubelets, &version, Duration::from_secs(90));
 
     // 3. Pods run on them.
     let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -271,7 +221,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
                 .count();
             (running == REPLICAS).then_some(())
         },
-        || context(&kubelets),
+        || kubemark::context(&c, &kubelets, 25),
     );
 
     // 4. The certificate is the node's and no more; another CA's is refused in the handshake.
@@ -285,10 +235,19 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
         &current,
         &current,
         &format!("/api/v1/nodes/{node}"),
+        None,
     )
     .expect("curl with the kubelet's certificate");
     assert_eq!(code, 200, "{body}");
-    let (code, body) = curl_cert(c.port, &ca_file, &current, &current, "/api/v1/secrets").unwrap();
+    let (code, body) = curl_cert(
+        c.port,
+        &ca_file,
+        &current,
+        &current,
+        "/api/v1/secrets",
+        None,
+    )
+    .unwrap();
     assert_eq!(code, 403, "{body}");
     assert!(body.contains(&format!("system:node:{node}")), "{body}");
     let other_key = workspace.path().join("other.key");
@@ -323,6 +282,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
         &other_crt,
         &other_key,
         &format!("/api/v1/nodes/{node}"),
+        None,
     );
     assert!(
         refused.is_err(),
@@ -349,5 +309,202 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
         "{}",
         String::from_utf8_lossy(&verified.stdout)
     );
+
+    // 5. The enclave crashes (`kill -9`) and dev restarts it on the same data directory: the
+    //    cluster CA is derived from the data key again, so the client certificates the kubelets
+    //    hold stay valid. The restarted enclave has a new TLS key (it is bound to the boot's
+    //    attestation), which dev pins again in its kubeconfig; each kubelet is restarted on its
+    //    own kubeconfig and certificate with that pin, as an operator would after verifying the
+    //    new enclave, and carries on without a new CSR: Leases renewed, Nodes Ready.
+    let csrs = |c: &DevCluster| {
+        get(c, "/apis/certificates.k8s.io/v1/certificatesigningrequests")["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before = csrs(&c);
+    let old_pin = base64::engine::general_purpose::STANDARD.encode(&c.ca_pem);
+    let restarted = now_secs();
+    c.kill_enclave();
+    let new_pin = base64::engine::general_purpose::STANDARD.encode(&c.ca_pem);
+    assert_ne!(old_pin, new_pin, "a new enclave TLS key");
+    for (k, (node, kubeconfig, cert_dir)) in kubelets.iter_mut().zip(&cert_dirs) {
+        let bootstrap = workspace
+            .path()
+            .join(format!("{node}.bootstrap-kubeconfig"));
+        for file in [&bootstrap, kubeconfig] {
+            let text = std::fs::read_to_string(file).expect("kubeconfig");
+            assert!(text.contains(&old_pin), "{}: {text}", file.display());
+            std::fs::write(file, text.replace(&old_pin, &new_pin)).expect("re-pinned kubeconfig");
+        }
+        *k = HollowKubelet::start_bootstrapping(
+            &kubemark, &workspace, node, &bootstrap, kubeconfig, cert_dir,
+        )
+        .expect("restart kubemark");
+    }
+    std::fs::write(&ca_file, &c.ca_pem).expect("ca file");
+    wait_for(
+        Duration::from_secs(60),
+        "the kubelets to renew their Leases on the restarted enclave",
+        || {
+            for k in &kubelets {
+                if let Some(status) = k.exited() {
+                    panic!("{} exited ({status}):\n{}", k.node, k.tail(60));
+                }
+            }
+            nodes
+                .iter()
+                .all(|n| renews_since(&c, n, restarted))
+                .then_some(())
+        },
+        || kubemark::context(&c, &kubelets, 25),
+    );
+    assert_eq!(csrs(&c), before, "no kubelet asked for a new certificate");
+    let (code, body) = curl_cert(
+        c.port,
+        &ca_file,
+        &current,
+        &current,
+        &format!("/api/v1/nodes/{node}"),
+        None,
+    )
+    .expect("the kubelet's certificate after the restart");
+    assert_eq!(code, 200, "{body}");
+    let cm = get(
+        &c,
+        "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+    );
+    assert_eq!(cm["data"]["client-ca-file"], ca_pem, "the same cluster CA");
+
+    // 6. A kubelet serving certificate, as `--rotate-server-certificates` asks for one (the
+    //    hollow kubelet has no such flag, so the node's request is made here with its client
+    //    certificate): a `kubernetes.io/kubelet-serving` CSR for the node's name and address
+    //    waits for the administrator, as in kube (only client certificates are approved
+    //    automatically); `kubectl certificate approve` has the signer issue it, and a TLS
+    //    server presenting it on the node's address is trusted through the cluster CA.
+    let serving_key = workspace.path().join("serving.key");
+    let serving_csr = workspace.path().join("serving.csr");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", &format!("/O=system:nodes/CN=system:node:{node}")])
+        .args([
+            "-addext",
+            &format!("subjectAltName=IP:127.0.0.1,DNS:{node}"),
+        ])
+        .arg("-keyout")
+        .arg(&serving_key)
+        .arg("-out")
+        .arg(&serving_csr)
+        .output()
+        .expect("openssl req");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let request =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&serving_csr).expect("csr"));
+    let body = workspace.path().join("serving-csr.json");
+    let csr_name = format!("serving-{node}");
+    std::fs::write(
+        &body,
+        json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "metadata": {"name": csr_name},
+            "spec": {"request": request, "signerName": "kubernetes.io/kubelet-serving",
+                     "usages": ["digital signature", "server auth"]}})
+        .to_string(),
+    )
+    .expect("csr body");
+    let (code, created) = curl_cert(
+        c.port,
+        &ca_file,
+        &current,
+        &current,
+        "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+        Some(&body),
+    )
+    .expect("the node files its serving CSR");
+    assert_eq!(code, 201, "{created}");
+    let path = format!("/apis/certificates.k8s.io/v1/certificatesigningrequests/{csr_name}");
+    let csr = get(&c, &path);
+    assert_eq!(
+        csr["spec"]["username"],
+        format!("system:node:{node}"),
+        "{csr}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let csr = get(&c, &path);
+    assert!(
+        csr["status"]["conditions"].is_null() && csr["status"]["certificate"].is_null(),
+        "a serving CSR waits for the administrator: {csr}"
+    );
+    let out = c.kubectl_ok(&["certificate", "approve", &csr_name]);
+    assert!(out.contains("approved"), "{out}");
+    let issued = wait_for(
+        Duration::from_secs(30),
+        "the serving certificate issued",
+        || {
+            let csr = get(&c, &path);
+            csr["status"]["certificate"].as_str().map(str::to_string)
+        },
+        || kubemark::context(&c, &kubelets, 25),
+    );
+    let serving_crt = workspace.path().join("serving.crt");
+    std::fs::write(
+        &serving_crt,
+        base64::engine::general_purpose::STANDARD
+            .decode(issued)
+            .expect("certificate is base64"),
+    )
+    .expect("serving certificate");
+    let verified = Command::new("openssl")
+        .args(["verify", "-purpose", "sslserver", "-CAfile"])
+        .arg(&ca_path)
+        .arg(&serving_crt)
+        .output()
+        .expect("openssl verify");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let port = nautilus_tests::free_port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-cert")
+        .arg(&serving_crt)
+        .arg("-key")
+        .arg(&serving_key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let served = wait_for(
+        Duration::from_secs(10),
+        "the serving certificate trusted through the cluster CA",
+        || {
+            let out = Command::new("curl")
+                .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+                .arg(&ca_path)
+                .arg(format!("https://127.0.0.1:{port}/"))
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        },
+        String::new,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(served, "200");
     drop(kubelets);
 }

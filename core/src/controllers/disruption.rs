@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value, json};
 
 use crate::cluster::Cluster;
+use crate::cluster::WriteContext;
 use crate::cluster::deletion::{DeleteOptions, DeleteQuery};
 use crate::resource::ResourceId;
 use crate::selector::LabelSelector;
@@ -52,6 +53,38 @@ fn scaled(v: &Value, total: i64, round_up: bool) -> Option<i64> {
         }
         _ => None,
     }
+}
+
+/// `UpdateDisruptionAllowedCondition`: condition `DisruptionAllowed` (`SufficientPods` or
+/// `InsufficientPods`) stamped with `generation`; returns its status.
+fn set_allowed_condition(
+    conditions: &mut Vec<Value>,
+    now: UnixTime,
+    allowed: bool,
+    generation: i64,
+) -> &'static str {
+    let (status, reason) = if allowed {
+        ("True", "SufficientPods")
+    } else {
+        ("False", "InsufficientPods")
+    };
+    super::set_condition(
+        conditions,
+        now,
+        "DisruptionAllowed",
+        status,
+        reason,
+        "",
+        false,
+    );
+    for c in conditions.iter_mut() {
+        if j::str_at(c, "/type") == "DisruptionAllowed"
+            && let Some(map) = c.as_object_mut()
+        {
+            map.insert("observedGeneration".into(), Value::from(generation));
+        }
+    }
+    status
 }
 
 impl Cluster {
@@ -126,7 +159,47 @@ impl Cluster {
             return;
         }
         let pods = self.pdb_pods(ns, &pdb);
-        let current = i64::try_from(pods.iter().filter(|p| healthy(p)).count()).unwrap_or(0);
+        // Evictions not yet followed by the pod's deletion stay recorded for two minutes.
+        let live: Vec<&str> = pods
+            .iter()
+            .filter(|p| !super::deleting(p))
+            .map(|p| j::str_at(p, "/metadata/name"))
+            .collect();
+        let disrupted: Map<String, Value> = pdb
+            .pointer("/status/disruptedPods")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(pod, at)| {
+                        live.contains(&pod.as_str())
+                            && at
+                                .as_str()
+                                .and_then(UnixTime::parse_rfc3339)
+                                .is_some_and(|t| t.plus_secs(DELETION_TIMEOUT_SECS) > now)
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // `buildDisruptedPodMap`'s recheck: the budget is synced again when the first recorded
+        // eviction times out, so that pod counts as healthy again.
+        if let Some(recheck) = disrupted
+            .values()
+            .filter_map(|at| at.as_str().and_then(UnixTime::parse_rfc3339))
+            .map(|t| t.plus_secs(DELETION_TIMEOUT_SECS))
+            .min()
+        {
+            self.controllers
+                .requeue_at(recheck, super::Queue::Disruption, ns, name);
+        }
+        // `countHealthyPods`: a pod whose eviction is recorded is about to go, so it no longer
+        // counts as healthy.
+        let current = i64::try_from(
+            pods.iter()
+                .filter(|p| healthy(p) && !disrupted.contains_key(j::str_at(p, "/metadata/name")))
+                .count(),
+        )
+        .unwrap_or(0);
         let (expected, desired) = match (
             pdb.pointer("/spec/maxUnavailable").filter(|v| !v.is_null()),
             pdb.pointer("/spec/minAvailable").filter(|v| !v.is_null()),
@@ -150,54 +223,12 @@ impl Cluster {
         if expected <= 0 || allowed <= 0 {
             allowed = 0;
         }
-        // Evictions not yet followed by the pod's deletion stay recorded for two minutes.
-        let live: Vec<&str> = pods
-            .iter()
-            .filter(|p| !super::deleting(p))
-            .map(|p| j::str_at(p, "/metadata/name"))
-            .collect();
-        let disrupted: Map<String, Value> = pdb
-            .pointer("/status/disruptedPods")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter(|(pod, at)| {
-                        live.contains(&pod.as_str())
-                            && at
-                                .as_str()
-                                .and_then(UnixTime::parse_rfc3339)
-                                .is_some_and(|t| t.plus_secs(DELETION_TIMEOUT_SECS) > now)
-                    })
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let generation = pdb
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let mut conditions: Vec<Value> = j::array_at(&pdb, "/status/conditions").to_vec();
-        let (status, reason) = if allowed > 0 {
-            ("True", "SufficientPods")
-        } else {
-            ("False", "InsufficientPods")
-        };
-        super::set_condition(
-            &mut conditions,
-            now,
-            "DisruptionAllowed",
-            status,
-            reason,
-            "",
-            false,
-        );
-        for c in &mut conditions {
-            if j::str_at(c, "/type") == "DisruptionAllowed"
-                && let Some(map) = c.as_object_mut()
-            {
-                map.insert("observedGeneration".into(), Value::from(generation));
-            }
-        }
+        let status = set_allowed_condition(&mut conditions, now, allowed > 0, generation);
         let mut next = json!({
             "observedGeneration": generation,
             "disruptionsAllowed": allowed,
@@ -275,10 +306,14 @@ impl Cluster {
             .cloned()
             .unwrap_or(Value::Null);
         let dry_run = dry_run_query || options.pointer("/dryRun/0").is_some();
+        // The eviction's deleteOptions (grace period, preconditions, propagation) as a DELETE
+        // of the pod would read them.
+        let mut delete = DeleteOptions::of_body(&options, &DeleteQuery::default())?;
         let ignore_pdb = matches!(
             j::str_at(&pod, "/status/phase"),
             "Succeeded" | "Failed" | "Pending"
         ) || super::deleting(&pod);
+        let mut budget = None;
         if !ignore_pdb {
             let labels = crate::selector::labels_of(&pod);
             let budgets = self.pdbs_for(ns, &labels);
@@ -288,22 +323,49 @@ impl Cluster {
                         .into(),
                 ));
             }
-            if let Some(budget) = budgets.first() {
-                self.charge_disruption(now, ns, budget, &pod, dry_run)?;
-            }
+            budget = budgets.into_iter().next();
+        }
+        // kube answers a refused budget (429) before a failed precondition (409, found when it
+        // adds the condition); here both are checked before anything is spent, so a conflict
+        // leaves the budget as it was.
+        if let Some(budget) = &budget {
+            self.charge_disruption(now, ns, budget, &pod, true)?;
+        }
+        crate::cluster::deletion::check_preconditions(&key, &pod, &delete)?;
+        if let Some(budget) = &budget {
+            self.charge_disruption(now, ns, budget, &pod, dry_run)?;
         }
         if dry_run {
             return Ok(
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
             );
         }
-        // The eviction's deleteOptions (grace period, preconditions, propagation) as a DELETE
-        // of the pod would read them.
-        let delete = DeleteOptions::of_body(&options, &DeleteQuery::default())?;
+        let pod = self.mark_evicted(now, &key, pod)?;
+        // The preconditions held for the pod as it was; the condition just written is the
+        // eviction's own change (kube moves the resourceVersion precondition past it too).
+        delete.resource_version = None;
         self.controller_delete(now, &key, pod, &delete)?;
         Ok(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         )
+    }
+
+    /// `addConditionAndDeletePod`'s first half: the pod gets the `DisruptionTarget` condition
+    /// (reason `EvictionByEvictionAPI`) before it is deleted, so its controllers and kubelet see
+    /// a voluntary disruption. Returns the pod as stored.
+    fn mark_evicted(
+        &mut self,
+        now: UnixTime,
+        key: &ObjectKey,
+        mut pod: Value,
+    ) -> Result<Value, Error> {
+        let condition = json!({"type": "DisruptionTarget", "status": "True",
+            "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"});
+        let changed = super::mark_pod(&mut pod, now, condition);
+        if changed {
+            self.write_existing(&WriteContext::server(now), key, &mut pod)?;
+        }
+        Ok(pod)
     }
 
     /// Checks budget `ns/budget` for evicting `pod` and records the disruption (unless `dry_run`).
@@ -329,9 +391,13 @@ impl Cluster {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         if status("observedGeneration") < generation {
-            return Err(Error::DisruptionBudget(alloc::format!(
-                "The disruption budget {budget} is still being processed by the server."
-            )));
+            // `createTooManyRequestsError`: kube suggests a retry in 10 s.
+            return Err(Error::DisruptionBudget {
+                detail: alloc::format!(
+                    "The disruption budget {budget} is still being processed by the server."
+                ),
+                retry_after_secs: 10,
+            });
         }
         let (current, desired) = (status("currentHealthy"), status("desiredHealthy"));
         if !healthy(pod) {
@@ -343,8 +409,8 @@ impl Cluster {
         let allowed = status("disruptionsAllowed");
         if allowed < 0 {
             return Err(Error::Forbidden {
-                resource: "pods".into(),
-                name: j::string_at(pod, "/metadata/name"),
+                resource: "poddisruptionbudget.policy".into(),
+                name: budget.into(),
                 message: "pdb disruptions allowed is negative".into(),
                 causes: Vec::new(),
             });
@@ -355,8 +421,8 @@ impl Cluster {
             .map_or(0, Map::len);
         if disrupted > MAX_DISRUPTED_PODS {
             return Err(Error::Forbidden {
-                resource: "pods".into(),
-                name: j::string_at(pod, "/metadata/name"),
+                resource: "poddisruptionbudget.policy".into(),
+                name: budget.into(),
                 message:
                     "DisruptedPods map too big - too many evictions not confirmed by PDB controller"
                         .into(),
@@ -364,15 +430,30 @@ impl Cluster {
             });
         }
         if allowed == 0 {
-            return Err(Error::DisruptionBudget(alloc::format!(
-                "The disruption budget {budget} needs {desired} healthy pods and has {current} currently"
-            )));
+            return Err(Error::DisruptionBudget {
+                detail: alloc::format!(
+                    "The disruption budget {budget} needs {desired} healthy pods and has {current} currently"
+                ),
+                retry_after_secs: 0,
+            });
         }
         if dry_run {
             return Ok(());
         }
+        let observed = status("observedGeneration");
         if let Some(status) = pdb.get_mut("status").and_then(Value::as_object_mut) {
             status.insert("disruptionsAllowed".into(), Value::from(allowed - 1));
+            if allowed == 1 {
+                // `UpdateDisruptionAllowedCondition`: the last disruption spent turns the
+                // condition False at once, before the controller's next sync.
+                let mut conditions: Vec<Value> = status
+                    .get("conditions")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                set_allowed_condition(&mut conditions, now, false, observed);
+                status.insert("conditions".into(), Value::Array(conditions));
+            }
             let map = status
                 .entry("disruptedPods")
                 .or_insert_with(|| Value::Object(Map::new()));

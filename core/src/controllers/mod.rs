@@ -1182,6 +1182,17 @@ pub(crate) fn remove_condition(conditions: &mut Vec<Value>, type_: &str) -> bool
     before != conditions.len()
 }
 
+/// [`update_pod_condition`] on `pod`'s status (made when missing): the `DisruptionTarget` an
+/// eviction or a taint manager writes before it deletes the pod; whether anything changed.
+pub(crate) fn mark_pod(pod: &mut Value, now: UnixTime, condition: Value) -> bool {
+    pod.as_object_mut()
+        .and_then(|map| {
+            let status = map.entry("status").or_insert_with(|| json!({}));
+            status.as_object_mut()
+        })
+        .is_some_and(|status| update_pod_condition(status, now, condition))
+}
+
 /// kube's `UpdatePodCondition` on a pod's status map: sets the condition of its type, keeping
 /// `lastTransitionTime` when its status is unchanged; whether anything changed.
 pub(crate) fn update_pod_condition(

@@ -488,13 +488,7 @@ impl Cluster {
         let condition = json!({"type": "DisruptionTarget", "status": "True",
             "reason": "DeletionByTaintManager",
             "message": "Taint manager: deleting due to NoExecute taint"});
-        let changed = pod
-            .as_object_mut()
-            .and_then(|map| {
-                let status = map.entry("status").or_insert_with(|| json!({}));
-                status.as_object_mut()
-            })
-            .is_some_and(|status| super::update_pod_condition(status, now, condition));
+        let changed = super::mark_pod(&mut pod, now, condition);
         if changed
             && self
                 .write_existing(&WriteContext::server(now), key, &mut pod)
