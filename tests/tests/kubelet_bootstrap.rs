@@ -336,6 +336,9 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
             assert!(text.contains(&old_pin), "{}: {text}", file.display());
             std::fs::write(file, text.replace(&old_pin, &new_pin)).expect("re-pinned kubeconfig");
         }
+        // The old process ends before the new one starts (an assignment would start the new
+        // one first, and two kubelets of one node would race for its files and ports).
+        k.kill();
         *k = HollowKubelet::start_bootstrapping(
             &kubemark, &workspace, node, &bootstrap, kubeconfig, cert_dir,
         )
