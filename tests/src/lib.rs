@@ -91,8 +91,32 @@ pub fn run_client_program(name: &str, program: &Path, done_marker: &str) {
     );
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released).
+/// A free TCP port (bound on every address and released), below the kernel's ephemeral range:
+/// a port from that range (what binding port 0 gives) can be taken by any outgoing connection
+/// between this check and the server's bind, which ten kubelets starting at once did. Each port
+/// is handed out once per process.
 pub fn free_port() -> u16 {
+    static HANDED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u32, ephemeral_low.min(65_535));
+    if high > low + 1_000 {
+        let span = high - low;
+        // Start somewhere of this process's own, so concurrent test processes seldom meet.
+        let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+        let mut handed = HANDED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for step in 0..span {
+            let port = (low + (start + step.wrapping_mul(7_919)) % span) as u16;
+            if !handed.contains(&port) && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+                handed.push(port);
+                return port;
+            }
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
 }
