@@ -274,23 +274,16 @@ impl Kubelets {
             inner: response.into_body(),
             _permit: permit,
         })));
-        let content_type = response_content_type(call);
+        // kube's `LocationStreamer` answers `text/plain`, for logs and upgrades alike.
         out.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
+            HeaderValue::from_static("text/plain"),
         );
         out.headers_mut().insert(
             HeaderName::from_static("cache-control"),
             HeaderValue::from_static("no-cache, private"),
         );
         out
-    }
-}
-
-/// kube's `LocationStreamer` answers `text/plain`.
-fn response_content_type(call: &KubeletCall) -> &'static str {
-    match call.kind {
-        KubeletCallKind::Logs { .. } | KubeletCallKind::Upgrade => "text/plain",
     }
 }
 
@@ -316,18 +309,16 @@ fn error_response(error: &Error) -> hyper::Response<ResponseBody> {
     crate::http::to_hyper(ApiResponse::error(error))
 }
 
-/// A `kubelet-serving` certificate names its node: subject `CN=system:node:NAME,
-/// O=system:nodes` (what kube's approver requires of the request). kube-apiserver checks only
-/// the address; this also refuses another node's certificate for the same address.
+/// Go-style words for core's refusal of a kubelet certificate that does not name its node.
 fn check_names_node(leaf_der: &[u8], node: &str) -> Result<(), String> {
-    let want = format!("system:node:{node}");
-    match nautilus_core::csr::authority::certificate_subject(leaf_der) {
-        Some((cn, orgs)) if cn == want && orgs.iter().any(|o| o == "system:nodes") => Ok(()),
-        Some((cn, _)) => Err(format!(
-            "tls: failed to verify certificate: x509: certificate is for {cn:?}, not the kubelet of node {node:?} ({want:?}, O=system:nodes)"
-        )),
-        None => Err("tls: failed to verify certificate: x509: malformed certificate".into()),
-    }
+    nautilus_core::csr::authority::serving_certificate_names_node(leaf_der, node).map_err(
+        |found| match found {
+            Some(cn) => format!(
+                "tls: failed to verify certificate: x509: certificate is for {cn:?}, not the kubelet of node {node:?} (\"system:node:{node}\", O=system:nodes)"
+            ),
+            None => "tls: failed to verify certificate: x509: malformed certificate".into(),
+        },
+    )
 }
 
 /// Go's words for a failed TLS handshake, for the errors rustls gives.

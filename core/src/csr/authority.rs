@@ -258,6 +258,22 @@ impl Request {
     }
 }
 
+/// Whether a kubelet's serving certificate (DER) names `node` as kube's `kubelet-serving`
+/// signer issues it: subject `CN=system:node:NODE` in organization `system:nodes`.
+/// kube-apiserver checks only the kubelet's address; this also refuses, for that address,
+/// another node's certificate. `Err` holds the common name found (`None`: it does not read).
+pub fn serving_certificate_names_node(der: &[u8], node: &str) -> Result<(), Option<String>> {
+    let (common_name, organizations) = certificate_subject(der).ok_or(None)?;
+    let names_node = common_name
+        .strip_prefix("system:node:")
+        .is_some_and(|name| name == node);
+    if names_node && organizations.iter().any(|o| o == "system:nodes") {
+        Ok(())
+    } else {
+        Err(Some(common_name))
+    }
+}
+
 /// The subject's common name and organizations of a DER certificate (a client certificate the
 /// TLS handshake verified), as kube's x509 authenticator reads them into a user.
 pub fn certificate_subject(der: &[u8]) -> Option<(String, Vec<String>)> {

@@ -380,3 +380,34 @@ fn a_certificates_subject_names_the_user() {
     );
     assert_eq!(certificate_subject(b"junk"), None);
 }
+
+#[test]
+fn a_serving_certificate_names_only_its_own_node() {
+    let ca = ClusterCa::from_secret(&[7; 32]).unwrap();
+    let req = Request::parse(&node_csr("system:node:n1")).unwrap();
+    let der = der_of(
+        &ca.sign(
+            &req,
+            CLIENT,
+            3600,
+            UnixTime::from_secs(1_800_000_000),
+            [1; 16],
+        )
+        .unwrap(),
+    );
+    assert_eq!(serving_certificate_names_node(&der, "n1"), Ok(()));
+    assert_eq!(
+        serving_certificate_names_node(&der, "n10"),
+        Err(Some("system:node:n1".into()))
+    );
+    assert_eq!(
+        serving_certificate_names_node(&der, ""),
+        Err(Some("system:node:n1".into()))
+    );
+    // The CA's own certificate names no node; junk does not read.
+    assert_eq!(
+        serving_certificate_names_node(ca.certificate_der(), "n1"),
+        Err(Some(CA_COMMON_NAME.into()))
+    );
+    assert_eq!(serving_certificate_names_node(b"junk", "n1"), Err(None));
+}
