@@ -18,7 +18,8 @@ fn server(config: Config) -> Cluster {
     Cluster::new(config, [3; 32], NOW)
 }
 
-fn at(
+/// One request at `now` with `bearer`: its status and body.
+pub(super) fn at(
     s: &mut Cluster,
     now: UnixTime,
     method: Method,

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::access_tests::{ADMIN, NOW, SAR, SRR, WHOAMI, call, cluster, server};
+use super::event_tests::at;
 use super::{ApiRequest, Cluster, Method};
 use crate::UnixTime;
 
@@ -17,30 +18,6 @@ const REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
 fn token_path(name: &str) -> String {
     alloc::format!("/api/v1/namespaces/default/serviceaccounts/{name}/token")
-}
-
-/// One request at `now` with `bearer`: status, body and the response itself.
-fn call_at(
-    s: &mut Cluster,
-    now: UnixTime,
-    method: Method,
-    path: &str,
-    body: &Value,
-    bearer: &str,
-) -> (u16, Value) {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let auth = alloc::format!("Bearer {bearer}");
-    let mut req = ApiRequest::new(method, path);
-    req.authorization = Some(&auth);
-    req.content_type = Some("application/json");
-    if !body.is_null() {
-        req.body = &bytes;
-    }
-    let r = s.handle_request(now, &req).into_response().unwrap();
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
-    )
 }
 
 /// What kubectl 1.32 sends for `kubectl create token NAME` (with `spec` as given).
@@ -112,7 +89,7 @@ fn force_delete(s: &mut Cluster, path: &str) {
 fn review_at(s: &mut Cluster, now: UnixTime, token: &str, audiences: Value) -> Value {
     let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
         "spec": {"token": token, "audiences": audiences}});
-    let (code, body) = call_at(s, now, Method::Post, REVIEWS, &review, ADMIN);
+    let (code, body) = at(s, now, Method::Post, REVIEWS, &review, ADMIN);
     assert_eq!(code, 201, "{body}");
     body["status"].clone()
 }
@@ -125,7 +102,7 @@ fn refused(error: &str) -> Value {
 
 /// A token as a real request: the status of listing namespaces' discovery (`/api/v1`).
 fn status_of(s: &mut Cluster, now: UnixTime, token: &str) -> u16 {
-    call_at(s, now, Method::Get, "/api/v1", &Value::Null, token).0
+    at(s, now, Method::Get, "/api/v1", &Value::Null, token).0
 }
 
 #[test]
@@ -490,7 +467,7 @@ fn every_bad_token_is_401_and_its_review_says_why() {
     let token = token_of(&issue(&mut s, "builder", json!({})));
     let vault = token_of(&issue(&mut s, "builder", json!({"audiences": ["vault"]})));
     let unauthorized = |s: &mut Cluster, now: UnixTime, token: &str| {
-        let (code, body) = call_at(s, now, Method::Get, "/api/v1", &Value::Null, token);
+        let (code, body) = at(s, now, Method::Get, "/api/v1", &Value::Null, token);
         assert_eq!(code, 401, "{body}");
         assert_eq!(
             body,
