@@ -24,6 +24,11 @@ const MAX_PAYLOAD: u64 = 64 * 1024;
 /// A tunnel that sends nothing (not even remotedialer's pings, every 5 s) for this long ends.
 const IDLE: Duration = Duration::from_secs(120);
 
+/// The open tunnel of each node (its task, to end it when the node opens another).
+static OPEN: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
+> = std::sync::LazyLock::new(Default::default);
+
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
@@ -57,16 +62,38 @@ pub(crate) fn accept(req: hyper::Request<Incoming>) -> hyper::Response<ResponseB
         .get::<std::sync::Arc<nautilus_core::auth::CertUser>>()
         .map(|u| u.name.clone())
         .unwrap_or_default();
-    tokio::spawn(async move {
-        match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                tracing::info!(%node, "K3s agent tunnel open");
-                let reason = hold(TokioIo::new(upgraded)).await;
-                tracing::info!(%node, reason, "K3s agent tunnel closed");
+    let task = tokio::spawn({
+        let node = node.clone();
+        async move {
+            match hyper::upgrade::on(req).await {
+                Ok(upgraded) => {
+                    tracing::info!(%node, "K3s agent tunnel open");
+                    let reason = hold(TokioIo::new(upgraded)).await;
+                    tracing::info!(%node, reason, "K3s agent tunnel closed");
+                }
+                Err(e) => tracing::debug!("K3s agent tunnel upgrade failed: {e}"),
             }
-            Err(e) => tracing::debug!("K3s agent tunnel upgrade failed: {e}"),
+            let mut open = OPEN
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if open
+                .get(&node)
+                .is_some_and(|task| task.id() == tokio::task::id())
+            {
+                open.remove(&node);
+            }
         }
     });
+    // One tunnel per node: an upgraded connection no longer counts against the connection
+    // budget, so a node's newer tunnel (an agent that reconnected) ends its older one, and the
+    // tunnels held are bounded by the nodes.
+    let older = OPEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(node, task.abort_handle());
+    if let Some(older) = older {
+        older.abort();
+    }
     let mut response = hyper::Response::new(ResponseBody::Full(None));
     *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
