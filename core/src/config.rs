@@ -22,6 +22,9 @@ pub struct Config {
     /// revisions a recovered run skipped); past it the oldest gap is forgotten by expiring the
     /// events before it, so a reader there still gets 410. Default 64.
     pub watch_ring_gaps: usize,
+    /// Exemplars kept per resource for packing stored objects (`packing.rs`): objects are
+    /// LZ4-compressed against one of them. 0 stores every object whole. Default 4.
+    pub exemplars_per_resource: usize,
     /// Most concurrent watches. Default 10,000.
     pub max_watches: usize,
     /// Most change records kept for the runtime while it records them
@@ -187,6 +190,7 @@ impl Default for Config {
             watch_ring_capacity: 10_000,
             watch_ring_bytes: 64 << 20,
             watch_ring_gaps: 64,
+            exemplars_per_resource: 4,
             max_watches: 10_000,
             max_pending_changes: 100_000,
             admin_token_sha256: None,

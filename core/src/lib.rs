@@ -38,6 +38,7 @@ pub mod json;
 pub mod k3s;
 pub mod metatime;
 pub mod net;
+pub mod packing;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;

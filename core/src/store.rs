@@ -10,6 +10,7 @@ use alloc::sync::Arc as StdArc;
 use alloc::vec::Vec;
 use core::ops::Bound;
 
+use crate::packing::{PackCounts, PackedJson, Packer};
 use crate::resource::ResourceId;
 use crate::sync::Arc;
 use crate::watch::{EventType, WatchEvent, WatchRing};
@@ -103,12 +104,25 @@ impl ObjectIndex {
 /// One stored object version. Cloning shares the bytes.
 #[derive(Debug, Clone)]
 pub struct StoredObject {
-    /// Compact JSON of the whole object, `metadata.resourceVersion` included.
-    pub json: StdArc<[u8]>,
+    /// Compact JSON of the whole object, `metadata.resourceVersion` included, as the store
+    /// keeps it (packed against an exemplar, or whole: see `packing.rs`).
+    pub json: PackedJson,
     /// Revision of the write that produced this version.
     pub revision: u64,
     /// Labels and selectable fields.
     pub index: StdArc<ObjectIndex>,
+}
+
+impl StoredObject {
+    /// A version holding `json` whole (what a record or snapshot decodes to before the store
+    /// packs it).
+    pub fn whole(json: Vec<u8>, revision: u64) -> Self {
+        Self {
+            json: PackedJson::whole(json),
+            revision,
+            index: StdArc::default(),
+        }
+    }
 }
 
 /// Fixed bookkeeping cost charged per object on top of its bytes (tree node, key, handles).
@@ -135,6 +149,8 @@ pub struct Store {
     /// Objects per custom resource (store id), entries dropped at zero.
     per_custom: BTreeMap<u32, usize>,
     ring: Arc<WatchRing>,
+    /// Packs every version stored against an exemplar of its resource.
+    packer: Packer,
     /// Objects looked up or visited by reads since start: a count of work (not time), so
     /// tests can show that a cost does not grow with the size of the cluster.
     reads: core::cell::Cell<u64>,
@@ -187,6 +203,7 @@ impl Store {
                 )
                 .with_max_gaps(config.watch_ring_gaps),
             ),
+            packer: Packer::new(config.exemplars_per_resource),
             reads: core::cell::Cell::new(0),
             capture: None,
             captures: 0,
@@ -310,9 +327,24 @@ impl Store {
     }
 
     /// Puts back an object a snapshot held, at its own revision, within the budgets: no watch
-    /// event, and the store's revision stays the snapshot's.
-    pub(crate) fn restore(&mut self, key: ObjectKey, object: StoredObject) -> Result<(), Error> {
-        self.insert_new(key, object)
+    /// event, and the store's revision stays the snapshot's. Returns the version as stored.
+    pub(crate) fn restore(
+        &mut self,
+        key: ObjectKey,
+        mut object: StoredObject,
+    ) -> Result<StoredObject, Error> {
+        if !object.json.is_packed() {
+            object.json = self
+                .packer
+                .pack(key.resource, object.json.bytes().into_owned());
+        }
+        self.insert_new(key, object.clone())?;
+        Ok(object)
+    }
+
+    /// How many versions were stored packed and whole since start.
+    pub fn pack_counts(&self) -> PackCounts {
+        self.packer.counts()
     }
 
     /// The revision of the latest write.
@@ -429,7 +461,7 @@ impl Store {
         index: ObjectIndex,
     ) -> Result<StoredObject, Error> {
         let object = StoredObject {
-            json: json.into(),
+            json: self.packer.pack(key.resource, json),
             revision: self.next_revision(),
             index: StdArc::new(index),
         };
@@ -478,7 +510,7 @@ impl Store {
         let used = self.charge(cost, old_cost)?;
         let revision = self.next_revision();
         let object = StoredObject {
-            json: json.into(),
+            json: self.packer.pack(key.resource, json),
             revision,
             index: StdArc::new(index),
         };
@@ -514,7 +546,7 @@ impl Store {
         self.count_change(key.resource, false);
         let revision = self.next_revision();
         let object = StoredObject {
-            json: final_json.into(),
+            json: self.packer.pack(key.resource, final_json),
             revision,
             index: old.index.clone(),
         };
@@ -682,7 +714,7 @@ mod capture_tests {
     fn versions(pairs: &[(ObjectKey, StoredObject)]) -> Vec<(ObjectKey, u64, Vec<u8>)> {
         pairs
             .iter()
-            .map(|(k, o)| (k.clone(), o.revision, o.json.to_vec()))
+            .map(|(k, o)| (k.clone(), o.revision, o.json.bytes().into_owned()))
             .collect()
     }
 

@@ -336,8 +336,6 @@ impl WatchRing {
 mod tests {
     use super::*;
     use crate::resource::ResourceId;
-    use crate::store::ObjectIndex;
-    use alloc::sync::Arc;
 
     fn event(revision: u64) -> WatchEvent {
         sized(revision, 2, 0)
@@ -345,11 +343,7 @@ mod tests {
 
     /// A MODIFIED event whose object has `bytes` bytes and whose previous version `previous`.
     fn sized(revision: u64, bytes: usize, previous: usize) -> WatchEvent {
-        let version = |len: usize, revision| StoredObject {
-            json: Arc::from(alloc::vec![b' '; len]),
-            revision,
-            index: Arc::new(ObjectIndex::default()),
-        };
+        let version = |len: usize, revision| StoredObject::whole(alloc::vec![b' '; len], revision);
         WatchEvent {
             kind: EventType::Modified,
             key: ObjectKey::new(ResourceId::Pods, "default", "p"),

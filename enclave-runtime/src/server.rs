@@ -390,6 +390,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         max_body_bytes: usize_of(cli.max_body_bytes),
         watch_ring_capacity: usize_of(cli.watch_ring),
         watch_ring_bytes: usize_of(cli.watch_ring_bytes),
+        exemplars_per_resource: usize_of(cli.exemplars_per_resource),
         max_watches: usize_of(cli.max_watches),
         admin_token_sha256: cli.admin_token_sha256,
         bookmark_interval_secs: cli.bookmark_secs,

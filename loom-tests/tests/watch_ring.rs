@@ -15,11 +15,7 @@ fn event(revision: u64) -> WatchEvent {
     WatchEvent {
         kind: EventType::Modified,
         key: ObjectKey::new(ResourceId::Pods, "default", "p"),
-        object: StoredObject {
-            json: StdArc::from(&b"{}"[..]),
-            revision,
-            index: StdArc::new(ObjectIndex::default()),
-        },
+        object: StoredObject::whole(b"{}".to_vec(), revision),
         previous: None,
     }
 }

@@ -414,7 +414,7 @@ pub(crate) fn token_request(
             name: pod_name.into(),
         });
     };
-    let pod: Value = serde_json::from_slice(&stored.json)
+    let pod: Value = serde_json::from_slice(&stored.json.bytes())
         .map_err(|_| refuse("the stored pod does not parse"))?;
     let field = |pointer: &str| pod.pointer(pointer).and_then(Value::as_str).unwrap_or("");
     if field("/metadata/uid") != pod_uid {

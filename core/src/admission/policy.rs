@@ -48,14 +48,14 @@ pub(crate) fn validate(
     }
     let request = Request::new(store, identity, attempt, dry_run);
     for (_, stored) in store.range(ResourceId::ValidatingAdmissionPolicyBindings, None, None) {
-        let Ok(binding) = serde_json::from_slice::<Value>(&stored.json) else {
+        let Ok(binding) = serde_json::from_slice::<Value>(&stored.json.bytes()) else {
             continue;
         };
         let policy_name = j::str_at(&binding, "/spec/policyName");
         let key = ObjectKey::new(ResourceId::ValidatingAdmissionPolicies, "", policy_name);
         let Some(policy) = store
             .get(&key)
-            .and_then(|p| serde_json::from_slice::<Value>(&p.json).ok())
+            .and_then(|p| serde_json::from_slice::<Value>(&p.json.bytes()).ok())
         else {
             continue;
         };
@@ -157,7 +157,7 @@ impl<'a> Request<'a> {
             let key = ObjectKey::new(ResourceId::Namespaces, "", attempt.namespace);
             store
                 .get(&key)
-                .and_then(|n| serde_json::from_slice(&n.json).ok())
+                .and_then(|n| serde_json::from_slice(&n.json.bytes()).ok())
                 .unwrap_or(Value::Null)
         } else {
             Value::Null
@@ -319,14 +319,14 @@ fn params(
             .unwrap_or_default();
         store
             .range(rt.id, Some(namespace), None)
-            .filter_map(|(_, o)| serde_json::from_slice::<Value>(&o.json).ok())
+            .filter_map(|(_, o)| serde_json::from_slice::<Value>(&o.json.bytes()).ok())
             .filter(|o| selector.matches(&labels_of(o)))
             .map(Some)
             .collect()
     } else {
         store
             .get(&ObjectKey::new(rt.id, namespace, name))
-            .and_then(|o| serde_json::from_slice::<Value>(&o.json).ok())
+            .and_then(|o| serde_json::from_slice::<Value>(&o.json.bytes()).ok())
             .map(Some)
             .into_iter()
             .collect()

@@ -80,7 +80,7 @@ fn forbidden(resource: &str, name: &str, detail: &str) -> Error {
 fn classes(store: &Store) -> impl Iterator<Item = Value> + '_ {
     store
         .range(ResourceId::PriorityClasses, None, None)
-        .filter_map(|(_, o)| serde_json::from_slice::<Value>(&o.json).ok())
+        .filter_map(|(_, o)| serde_json::from_slice::<Value>(&o.json.bytes()).ok())
 }
 
 /// `getDefaultPriorityClass`: of the global defaults, the one with the lowest value.
@@ -108,7 +108,7 @@ pub(crate) fn admit_pod(store: &Store, pod: &mut Value) -> Result<(), Error> {
         let key = crate::store::ObjectKey::new(ResourceId::PriorityClasses, "", &class_name);
         let class: Value = store
             .get(&key)
-            .and_then(|o| serde_json::from_slice(&o.json).ok())
+            .and_then(|o| serde_json::from_slice(&o.json.bytes()).ok())
             .ok_or_else(|| {
                 forbidden(
                     "pods",

@@ -44,7 +44,7 @@ pub(crate) fn admit(store: &Store, pod: &mut Value) -> Result<(), Error> {
             )
         })?;
         Some(
-            serde_json::from_slice::<Value>(&object.json)
+            serde_json::from_slice::<Value>(&object.json.bytes())
                 .map_err(|e| Error::Internal(format!("stored object is not JSON: {e}")))?,
         )
     };

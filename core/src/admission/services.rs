@@ -176,7 +176,7 @@ impl Allocations {
     ) -> Self {
         let mut out = Self::default();
         for (key, object) in store.range(crate::resource::ResourceId::Services, None, None) {
-            let svc: Value = serde_json::from_slice(&object.json).unwrap_or(Value::Null);
+            let svc: Value = serde_json::from_slice(&object.json.bytes()).unwrap_or(Value::Null);
             out.commit(cidr, range, key, Some(&svc));
         }
         out

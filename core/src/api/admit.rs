@@ -93,7 +93,7 @@ impl Cluster {
                 None,
                 None,
             )
-            .filter_map(|(_, o)| serde_json::from_slice::<serde_json::Value>(&o.json).ok())
+            .filter_map(|(_, o)| serde_json::from_slice::<serde_json::Value>(&o.json.bytes()).ok())
             .filter(|csr| {
                 crate::json::str_at(csr, "/spec/username") == username
                     && !crate::json::str_at(csr, "/status/certificate").is_empty()

@@ -243,7 +243,9 @@ impl Cluster {
                     super::metadata::list_body(
                         view,
                         &list_metadata,
-                        bodies.iter().map(Vec::as_slice),
+                        bodies
+                            .iter()
+                            .map(|b| alloc::borrow::Cow::Borrowed(b.as_slice())),
                     ),
                 ))
             }

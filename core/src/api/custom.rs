@@ -38,21 +38,22 @@ pub(crate) fn view_value(served: &Served, mut obj: Value, fresh: bool) -> Value 
 /// The stored object's bytes as served in `served`'s version (its bytes as stored when
 /// nothing changes).
 pub(crate) fn view_bytes<'a>(served: &Served, stored: &'a StoredObject) -> Cow<'a, [u8]> {
+    let json = stored.json.bytes();
     if !needs_view(served, stored) {
-        return Cow::Borrowed(&stored.json);
+        return json;
     }
-    match serde_json::from_slice::<Value>(&stored.json) {
+    match serde_json::from_slice::<Value>(&json) {
         Ok(obj) => {
             let fresh = stored.revision > served.definition.revision;
             Cow::Owned(j::to_vec(&view_value(served, obj, fresh)))
         }
-        Err(_) => Cow::Borrowed(&stored.json),
+        Err(_) => json,
     }
 }
 
 /// The stored object parsed and served in `served`'s version.
 pub(crate) fn view(served: &Served, stored: &StoredObject) -> Result<Value, Error> {
-    let obj: Value = serde_json::from_slice(&stored.json)
+    let obj: Value = serde_json::from_slice(&stored.json.bytes())
         .map_err(|e| Error::Internal(alloc::format!("stored object is not JSON: {e}")))?;
     let fresh = stored.revision > served.definition.revision;
     if !needs_view(served, stored) {

@@ -78,9 +78,9 @@ pub(crate) fn not_an_object(rt: &ResourceType) -> Error {
 pub(crate) fn list_body<'a>(
     view: MetadataView,
     list_metadata: &Value,
-    items: impl Iterator<Item = &'a [u8]>,
+    items: impl Iterator<Item = alloc::borrow::Cow<'a, [u8]>>,
 ) -> Vec<u8> {
-    let items: Vec<Value> = items.map(|json| partial(view.api_version, json)).collect();
+    let items: Vec<Value> = items.map(|json| partial(view.api_version, &json)).collect();
     if view.protobuf {
         return crate::protobuf::encode::partial_object_metadata_list(
             view.api_version,

@@ -134,7 +134,7 @@ fn cluster(config: Config) -> Cluster {
 fn stored(c: &Cluster, resource: ResourceId, namespace: &str, name: &str) -> Option<Value> {
     c.s.store()
         .get(&ObjectKey::new(resource, namespace, name))
-        .map(|o| serde_json::from_slice(&o.json).unwrap())
+        .map(|o| serde_json::from_slice(&o.json.bytes()).unwrap())
 }
 
 fn node_a(c: &Cluster) -> Value {

@@ -71,7 +71,7 @@ impl ListRender {
                 let body = super::metadata::list_body(
                     view,
                     &Value::Object(metadata),
-                    self.items.iter().map(|o| &*o.json),
+                    self.items.iter().map(|o| o.json.bytes()),
                 );
                 ApiResponse {
                     content_type: view.content_type(),
@@ -123,8 +123,8 @@ impl ListRender {
             match &self.custom {
                 Some(served) => body.extend_from_slice(&super::custom::view_bytes(served, object)),
                 None => match self.view {
-                    Some(view) => body.extend_from_slice(&view.bytes_to_view(&object.json)),
-                    None => body.extend_from_slice(&object.json),
+                    Some(view) => body.extend_from_slice(&view.bytes_to_view(&object.json.bytes())),
+                    None => object.json.append_to(&mut body),
                 },
             }
         }
@@ -159,7 +159,8 @@ impl ListRender {
                     table::write_row(served.version(), &value, raw, self.now, include, &mut body);
                 }
                 None => {
-                    let Some(source) = table::source::read(&object.json) else {
+                    let json = object.json.bytes();
+                    let Some(source) = table::source::read(&json) else {
                         continue;
                     };
                     if !first {
@@ -167,9 +168,9 @@ impl ListRender {
                     }
                     // Cells are printed from the stored shape (kube prints the internal
                     // type); an included object is in the shape asked for.
-                    let viewed = self.view.map(|view| view.bytes_to_view(&object.json));
+                    let viewed = self.view.map(|view| view.bytes_to_view(&json));
                     let raw = table::RowBytes {
-                        object: Some(viewed.as_deref().unwrap_or(&object.json)),
+                        object: Some(viewed.as_deref().unwrap_or(&json)),
                         metadata: source.metadata,
                     };
                     let value = &source.object;

@@ -210,7 +210,7 @@ fn assert_invariant(s: &Cluster) {
         .store()
         .range(crate::resource::ResourceId::Services, None, None)
     {
-        let svc: Value = serde_json::from_slice(&object.json).unwrap();
+        let svc: Value = serde_json::from_slice(&object.json.bytes()).unwrap();
         let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP");
         if let Some(ip) = svc["spec"]["clusterIP"].as_str().filter(|ip| *ip != "None") {
             assert_ne!(ty, "ExternalName", "{svc}");

@@ -73,7 +73,7 @@ impl Cluster {
     fn stored_meta(&self, resource: ResourceId, namespace: &str, name: &str) -> Option<StoredMeta> {
         let stored = self.store.get(&ObjectKey::new(resource, namespace, name))?;
         Some(
-            serde_json::from_slice::<Stored>(&stored.json)
+            serde_json::from_slice::<Stored>(&stored.json.bytes())
                 .unwrap_or_default()
                 .metadata,
         )
@@ -393,7 +393,7 @@ impl Cluster {
                 resource: plural.into(),
                 name: name.into(),
             })?;
-        serde_json::from_slice(&stored.json)
+        serde_json::from_slice(&stored.json.bytes())
             .map_err(|_| Error::Internal(alloc::format!("stored {plural} {name} does not parse")))
     }
 

@@ -365,7 +365,7 @@ impl Watcher {
 
     fn write_event(&mut self, kind: &str, object: &StoredObject, now: UnixTime, out: &mut Vec<u8>) {
         if let WatchFormat::Metadata(view) = self.format {
-            let partial = super::metadata::partial(view.api_version, &object.json);
+            let partial = super::metadata::partial(view.api_version, &object.json.bytes());
             if view.protobuf {
                 let body =
                     crate::protobuf::encode::partial_object_metadata(view.api_version, &partial);
@@ -384,8 +384,8 @@ impl Watcher {
         out.extend_from_slice(b"\",\"object\":");
         match (&mut self.format, &self.custom) {
             (WatchFormat::Json | WatchFormat::Metadata(_), None) => match self.view {
-                Some(view) => out.extend_from_slice(&view.bytes_to_view(&object.json)),
-                None => out.extend_from_slice(&object.json),
+                Some(view) => out.extend_from_slice(&view.bytes_to_view(&object.json.bytes())),
+                None => object.json.append_to(out),
             },
             (WatchFormat::Json | WatchFormat::Metadata(_), Some(served)) => {
                 out.extend_from_slice(&super::custom::view_bytes(served, object));
@@ -413,7 +413,7 @@ impl Watcher {
                     }
                     None => {
                         let value: Value =
-                            serde_json::from_slice(&object.json).unwrap_or(Value::Null);
+                            serde_json::from_slice(&object.json.bytes()).unwrap_or(Value::Null);
                         let row =
                             table::viewed_row(self.resource, self.view, &value, now, *include);
                         table::table(

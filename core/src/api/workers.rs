@@ -202,7 +202,7 @@ impl Cluster {
         let existing = self
             .store
             .get(&key)
-            .map(|o| serde_json::from_slice::<Value>(&o.json))
+            .map(|o| serde_json::from_slice::<Value>(&o.json.bytes()))
             .transpose()
             .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
         if let Some(existing) = &existing {
@@ -342,8 +342,8 @@ impl Cluster {
         };
         // Like a kubelet: renew the Lease every time, post Ready only when it was not (read
         // from the conditions alone: the whole Node is parsed only to be rewritten).
-        if !crate::controllers::node_lifecycle::posts_ready(&stored.json) {
-            let mut node: Value = serde_json::from_slice(&stored.json)
+        if !crate::controllers::node_lifecycle::posts_ready(&stored.json.bytes()) {
+            let mut node: Value = serde_json::from_slice(&stored.json.bytes())
                 .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
             let stamp = now.rfc3339();
             if let Some(conditions) = node
@@ -382,7 +382,7 @@ impl Cluster {
                 )?;
             }
             Some(stored) => {
-                let mut lease: Value = serde_json::from_slice(&stored.json)
+                let mut lease: Value = serde_json::from_slice(&stored.json.bytes())
                     .map_err(|e| Error::Internal(alloc::format!("{e}")))?;
                 if let Some(spec) = lease.get_mut("spec").and_then(Value::as_object_mut) {
                     spec.insert("renewTime".into(), Value::from(renew));
@@ -612,7 +612,7 @@ impl Cluster {
             let Some(stored) = self.store.get(&key) else {
                 continue;
             };
-            let Ok(mut node) = serde_json::from_slice::<Value>(&stored.json) else {
+            let Ok(mut node) = serde_json::from_slice::<Value>(&stored.json.bytes()) else {
                 continue;
             };
             if let Some(map) = node.as_object_mut() {
@@ -656,7 +656,7 @@ impl Cluster {
             .store
             .pods_on(node)
             .filter(|(_, o)| {
-                serde_json::from_slice::<Value>(&o.json)
+                serde_json::from_slice::<Value>(&o.json.bytes())
                     .is_ok_and(|pod| matches!(toleration_seconds(&pod, taint), Toleration::None))
             })
             .map(|(k, _)| k.clone())
@@ -787,7 +787,7 @@ mod tests {
             .store()
             .get(&ObjectKey::new(ResourceId::Nodes, "", "node-a"))
             .unwrap();
-        let node: Value = serde_json::from_slice(&node.json).unwrap();
+        let node: Value = serde_json::from_slice(&node.json.bytes()).unwrap();
         assert_eq!(
             node.pointer("/metadata/annotations/nautilus.io~1stake-trust-level"),
             Some(&json!("node-read"))

@@ -208,7 +208,7 @@ fn volume_attachment(node: &str, attrs: &Attributes<'_>, store: &Store) -> Decis
     };
     let attached = store
         .get(&ObjectKey::new(ResourceId::VolumeAttachments, "", name))
-        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.json).ok())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.json.bytes()).ok())
         .is_some_and(|va| crate::json::str_at(&va, "/spec/nodeName") == node);
     if attached {
         Ok(())

@@ -27,7 +27,6 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::resource::{RESOURCES, ResourceId};
@@ -120,8 +119,8 @@ impl Change {
     }
 
     /// The object's compact JSON.
-    pub fn json(&self) -> &[u8] {
-        &self.object.json
+    pub fn json(&self) -> alloc::borrow::Cow<'_, [u8]> {
+        self.object.json.bytes()
     }
 
     /// The record's bytes (see the module documentation for the format).
@@ -146,7 +145,7 @@ impl Change {
         put_short(&mut out, self.key.namespace.as_bytes());
         put_short(&mut out, self.key.name.as_bytes());
         put_u32(&mut out, self.object.json.len());
-        out.extend_from_slice(&self.object.json);
+        self.object.json.append_to(&mut out);
         out
     }
 
@@ -186,11 +185,7 @@ impl Change {
             at,
             origin,
             key: ObjectKey::new(resource, &namespace, &name),
-            object: StoredObject {
-                json: Arc::from(json),
-                revision,
-                index: Arc::default(),
-            },
+            object: StoredObject::whole(json.to_vec(), revision),
         })
     }
 }
@@ -291,11 +286,10 @@ mod tests {
             at: UnixTime::from_secs(1_700_000_000),
             origin,
             key: ObjectKey::new(resource, "default", "web-1"),
-            object: StoredObject {
-                json: Arc::from(&br#"{"metadata":{"name":"web-1","resourceVersion":"42"}}"#[..]),
-                revision: 42,
-                index: Arc::default(),
-            },
+            object: StoredObject::whole(
+                br#"{"metadata":{"name":"web-1","resourceVersion":"42"}}"#.to_vec(),
+                42,
+            ),
         }
     }
 

@@ -59,7 +59,7 @@ pub(crate) fn remove_meta(obj: &mut Value, key: &str) {
 
 /// A stored version, parsed.
 pub(crate) fn parse_stored(object: &StoredObject) -> Result<Value, Error> {
-    parse_json(&object.json)
+    parse_json(&object.json.bytes())
 }
 
 /// Stored bytes, parsed (500 if they are not JSON: the store only holds what core wrote).

@@ -691,7 +691,7 @@ fn objects(server: &Cluster) -> Vec<(String, u64, Vec<u8>)> {
                     (
                         alloc::format!("{:?}/{}/{}", k.resource, k.namespace, k.name),
                         o.revision,
-                        o.json.to_vec(),
+                        o.json.bytes().into_owned(),
                     )
                 })
                 .collect::<Vec<_>>()

@@ -29,7 +29,6 @@ use crate::stake::{EventId, Stake};
 use crate::store::{ObjectKey, StoredObject};
 use crate::token::SuiAddress;
 use crate::{Error, UnixTime};
-use alloc::sync::Arc;
 
 const HEADER: u8 = 1;
 const OBJECT: u8 = 2;
@@ -211,7 +210,7 @@ impl Iterator for SnapshotChunks {
             put_short(item, key.name.as_bytes());
             item.extend_from_slice(&object.revision.to_le_bytes());
             put_u32(item, object.json.len());
-            item.extend_from_slice(&object.json);
+            object.json.append_to(item);
             if chunk.len().saturating_add(item.len() + 4) > self.chunk_bytes {
                 self.carried = true;
                 return Some(chunk);
@@ -342,11 +341,7 @@ fn read_object(item: &[u8], revision: u64) -> Result<(ObjectKey, StoredObject), 
     }
     Ok((
         ObjectKey::new(resource, &namespace, &name),
-        StoredObject {
-            json: Arc::from(json),
-            revision: object_revision,
-            index: Arc::default(),
-        },
+        StoredObject::whole(json.to_vec(), object_revision),
     ))
 }
 

@@ -190,7 +190,7 @@ impl Cluster {
                 self.store.revision()
             )));
         }
-        let obj = parse_json(change.json())?;
+        let obj = parse_json(&change.json())?;
         let index = match change.kind {
             ChangeKind::Deleted => ObjectIndex::default(),
             _ => index_of(change.key.resource, &obj),
@@ -270,7 +270,7 @@ impl Cluster {
         mut object: StoredObject,
         definition_revision: Option<u64>,
     ) -> Result<(), Error> {
-        let obj = parse_json(&object.json)?;
+        let obj = parse_json(&object.json.bytes())?;
         let index = index_of(key.resource, &obj);
         let ctx = WriteContext::server(at);
         let prepared = self.prepare(
@@ -283,7 +283,7 @@ impl Cluster {
             definition_revision.unwrap_or(object.revision),
         )?;
         object.index = alloc::sync::Arc::new(index);
-        self.store.restore(key.clone(), object.clone())?;
+        let object = self.store.restore(key.clone(), object)?;
         let change = Change {
             kind: ChangeKind::Created,
             at,
@@ -501,8 +501,9 @@ impl Cluster {
             }
         } else if change.origin.is_request() {
             let old = match key.resource {
-                ResourceId::Nodes | ResourceId::Leases => previous
-                    .and_then(|p| crate::controllers::node_lifecycle::lifecycle_fields(&p.json)),
+                ResourceId::Nodes | ResourceId::Leases => previous.and_then(|p| {
+                    crate::controllers::node_lifecycle::lifecycle_fields(&p.json.bytes())
+                }),
                 _ => None,
             };
             self.observe_for_lifecycle(change.at, key.resource, obj, old.as_ref());

@@ -70,7 +70,7 @@ impl Cluster {
         self.store
             .range(ResourceId::FlowSchemas, None, None)
             .filter_map(|(k, o)| {
-                let fs: Value = serde_json::from_slice(&o.json).ok()?;
+                let fs: Value = serde_json::from_slice(&o.json.bytes()).ok()?;
                 (j::str_at(&fs, "/spec/priorityLevelConfiguration/name") == level)
                     .then(|| String::from(&*k.name))
             })

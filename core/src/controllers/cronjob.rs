@@ -182,7 +182,7 @@ impl Cluster {
         let jobs: Vec<Value> = self
             .store
             .range(ResourceId::Jobs, Some(ns), None)
-            .filter_map(|(_, o)| serde_json::from_slice::<Value>(&o.json).ok())
+            .filter_map(|(_, o)| serde_json::from_slice::<Value>(&o.json.bytes()).ok())
             .filter(|job| controller_ref(job).is_some_and(|r| r.uid == uid))
             .collect();
         let mut status = cj.get("status").cloned().unwrap_or_else(|| json!({}));

@@ -93,7 +93,7 @@ impl Cluster {
         self.store
             .range(ResourceId::PodDisruptionBudgets, Some(ns), None)
             .filter_map(|(k, o)| {
-                let pdb: Value = serde_json::from_slice(&o.json).ok()?;
+                let pdb: Value = serde_json::from_slice(&o.json.bytes()).ok()?;
                 pdb_selector(&pdb)?
                     .matches(labels)
                     .then(|| String::from(&*k.name))
@@ -109,7 +109,7 @@ impl Cluster {
         self.store
             .range(ResourceId::Pods, Some(ns), None)
             .filter(|(_, o)| selector.matches(&o.index.labels))
-            .filter_map(|(_, o)| serde_json::from_slice(&o.json).ok())
+            .filter_map(|(_, o)| serde_json::from_slice(&o.json.bytes()).ok())
             .collect()
     }
 

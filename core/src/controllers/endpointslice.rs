@@ -208,7 +208,7 @@ impl Cluster {
                 label(SERVICE_NAME_LABEL) == Some(name)
                     && label(MANAGED_BY_LABEL) == Some(CONTROLLER_NAME)
             })
-            .filter_map(|(k, o)| Some((k.clone(), serde_json::from_slice(&o.json).ok()?)))
+            .filter_map(|(k, o)| Some((k.clone(), serde_json::from_slice(&o.json.bytes()).ok()?)))
             .collect();
         let labels = slice_labels(service);
         let owner = controller_ref_to(service, "v1", "Service");

@@ -227,7 +227,7 @@ impl Cluster {
             };
             self.event_ttl.work = self.event_ttl.work.saturating_add(1);
             let deleted = match self.store.get(&key) {
-                Some(object) => serde_json::from_slice::<serde_json::Value>(&object.json)
+                Some(object) => serde_json::from_slice::<serde_json::Value>(&object.json.bytes())
                     .ok()
                     .and_then(|mut event| {
                         self.write_delete(&WriteContext::server(now), &key, &mut event)

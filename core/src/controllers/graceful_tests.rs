@@ -361,7 +361,7 @@ fn deleted_pods(c: &Cluster, revision: u64) -> Vec<(String, Value)> {
         .map(|e| {
             (
                 String::from(&*e.key.name),
-                serde_json::from_slice(&e.object.json).unwrap(),
+                serde_json::from_slice(&e.object.json.bytes()).unwrap(),
             )
         })
         .collect()

@@ -414,10 +414,11 @@ impl Cluster {
             .store
             .range(ResourceId::Pods, Some(ns), None)
             .filter(|(_, o)| {
-                controller_of(&o.json).is_some_and(|(kind, owner)| kind == "Job" && owner == name)
+                controller_of(&o.json.bytes())
+                    .is_some_and(|(kind, owner)| kind == "Job" && owner == name)
             })
             .filter_map(|(k, o)| {
-                let pod: Value = serde_json::from_slice(&o.json).ok()?;
+                let pod: Value = serde_json::from_slice(&o.json.bytes()).ok()?;
                 let tracked = finalizers(&pod).iter().any(|f| f == TRACKING_FINALIZER);
                 let terminal = matches!(j::str_at(&pod, "/status/phase"), "Succeeded" | "Failed");
                 let owned_now =

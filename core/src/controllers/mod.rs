@@ -571,7 +571,7 @@ impl Cluster {
         if resource == ResourceId::Events {
             return;
         }
-        let Ok(obj) = serde_json::from_slice::<Value>(&event.object.json) else {
+        let Ok(obj) = serde_json::from_slice::<Value>(&event.object.json.bytes()) else {
             return;
         };
         let deleted = event.kind == EventType::Deleted;
@@ -640,7 +640,12 @@ impl Cluster {
                     .map(|r| (r.kind, r.name))
                     .into_iter()
                     .collect();
-                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                owners.extend(
+                    event
+                        .previous
+                        .as_ref()
+                        .and_then(|p| controller_of(&p.json.bytes())),
+                );
                 let gone =
                     deleted || matches!(j::str_at(&obj, "/status/phase"), "Succeeded" | "Failed");
                 for (kind, owner) in &owners {
@@ -692,7 +697,12 @@ impl Cluster {
                     .map(|r| (r.kind, r.name))
                     .into_iter()
                     .collect();
-                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                owners.extend(
+                    event
+                        .previous
+                        .as_ref()
+                        .and_then(|p| controller_of(&p.json.bytes())),
+                );
                 for (kind, owner) in &owners {
                     if kind == "Deployment" {
                         self.controllers.enqueue(Queue::Deployment, ns, owner);
@@ -738,7 +748,12 @@ impl Cluster {
                     .map(|r| (r.kind, r.name))
                     .into_iter()
                     .collect();
-                owners.extend(event.previous.as_ref().and_then(|p| controller_of(&p.json)));
+                owners.extend(
+                    event
+                        .previous
+                        .as_ref()
+                        .and_then(|p| controller_of(&p.json.bytes())),
+                );
                 for (kind, owner) in &owners {
                     if kind == "CronJob" {
                         self.controllers.enqueue(Queue::CronJob, ns, owner);
@@ -779,7 +794,10 @@ impl Cluster {
     /// Queues the Deployment that controls ReplicaSet `rs` in `ns`, if any.
     fn enqueue_deployment_of(&mut self, ns: &str, rs: &str) {
         let key = ObjectKey::new(ResourceId::ReplicaSets, ns, rs);
-        if let Some((kind, name)) = self.store.get(&key).and_then(|o| controller_of(&o.json))
+        if let Some((kind, name)) = self
+            .store
+            .get(&key)
+            .and_then(|o| controller_of(&o.json.bytes()))
             && kind == "Deployment"
         {
             self.controllers.enqueue(Queue::Deployment, ns, &name);
@@ -854,7 +872,7 @@ impl Cluster {
         };
         self.store
             .get(&key)
-            .is_some_and(|o| uid_of(&o.json).is_some_and(|uid| uid == r.uid))
+            .is_some_and(|o| uid_of(&o.json.bytes()).is_some_and(|uid| uid == r.uid))
     }
 
     /// Queues the workloads of `resource` in `ns` whose selector matches `labels` (orphans).
@@ -900,7 +918,9 @@ impl Cluster {
             let objects: Vec<(ObjectKey, Value)> = self
                 .store
                 .range(resource, None, None)
-                .filter_map(|(k, o)| Some((k.clone(), serde_json::from_slice(&o.json).ok()?)))
+                .filter_map(|(k, o)| {
+                    Some((k.clone(), serde_json::from_slice(&o.json.bytes()).ok()?))
+                })
                 .collect();
             for (key, obj) in objects {
                 self.observe_object(&key, &obj, false);
@@ -943,7 +963,7 @@ impl Cluster {
 
     /// The stored object at `key`, parsed.
     pub(crate) fn load(&self, key: &ObjectKey) -> Option<Value> {
-        serde_json::from_slice(&self.store.get(key)?.json).ok()
+        serde_json::from_slice(&self.store.get(key)?.json.bytes()).ok()
     }
 
     /// Creates an object on a controller's behalf: refused in a terminating namespace, as

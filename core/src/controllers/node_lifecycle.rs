@@ -352,7 +352,7 @@ impl Cluster {
         change: impl FnOnce(&mut Value) -> bool,
     ) -> Option<Value> {
         let key = ObjectKey::new(ResourceId::Nodes, "", name);
-        let mut node: Value = serde_json::from_slice(&self.store.get(&key)?.json).ok()?;
+        let mut node: Value = serde_json::from_slice(&self.store.get(&key)?.json.bytes()).ok()?;
         if !change(&mut node) {
             return Some(node);
         }
@@ -438,7 +438,7 @@ impl Cluster {
         let mut due_now = Vec::new();
         let mut next: Option<UnixTime> = None;
         for (key, object) in self.store.pods_on(node) {
-            let Ok(pod) = serde_json::from_slice::<Value>(&object.json) else {
+            let Ok(pod) = serde_json::from_slice::<Value>(&object.json.bytes()) else {
                 continue;
             };
             if pod.pointer("/metadata/deletionTimestamp").is_some() {

@@ -218,7 +218,7 @@ impl Cluster {
             return Some(view.clone());
         }
         let revision = stored.revision;
-        let pod: Value = serde_json::from_slice(&stored.json).ok()?;
+        let pod: Value = serde_json::from_slice(&stored.json.bytes()).ok()?;
         let view = Arc::new(PodView::of(&pod));
         self.controllers
             .pods

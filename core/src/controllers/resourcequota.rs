@@ -77,7 +77,7 @@ impl Cluster {
                 continue;
             }
             for (_, object) in self.store.range(rt.id, Some(ns), None) {
-                let Ok(obj) = serde_json::from_slice::<Value>(&object.json) else {
+                let Ok(obj) = serde_json::from_slice::<Value>(&object.json.bytes()) else {
                     continue;
                 };
                 if !quota::matches(rq, hard, rt.id, &obj) {

@@ -374,7 +374,7 @@ impl Cluster {
         let Some(stored) = self.store.get(&key) else {
             return;
         };
-        let Ok(pod) = serde_json::from_slice::<Value>(&stored.json) else {
+        let Ok(pod) = serde_json::from_slice::<Value>(&stored.json.bytes()) else {
             self.scheduler.stats.attempts_error += 1;
             return;
         };

@@ -70,7 +70,7 @@ impl Cluster {
                 Ok(shows(table_response(&table).into()))
             }
             (Representation::Metadata(view), _) => {
-                crate::api::metadata::object_response(rt, view, &object.json)
+                crate::api::metadata::object_response(rt, view, &object.json.bytes())
                     .map(Outcome::from)
                     .map(shows)
             }
@@ -79,8 +79,8 @@ impl Cluster {
             }
             (_, None) => {
                 let json = match rt.view {
-                    Some(view) => view.bytes_to_view(&object.json).into_owned(),
-                    None => object.json.to_vec(),
+                    Some(view) => view.bytes_to_view(&object.json.bytes()).into_owned(),
+                    None => object.json.bytes().into_owned(),
                 };
                 Ok(shows(ApiResponse::json(200, json).into()))
             }
