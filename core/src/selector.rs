@@ -48,12 +48,47 @@ pub struct LabelRequirement {
     pub values: Vec<String>,
 }
 
+/// Something with labels a selector reads: owned pairs, or a stored object's index.
+pub trait Labels {
+    /// The value of label `key`, if the label is there.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl Labels for [(String, String)] {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Labels for Vec<(String, String)> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.as_slice().label(key)
+    }
+}
+
+/// Something with selectable fields a field selector reads; an absent field reads as `""`.
+pub trait Fields {
+    /// The value of field `name`, `""` when absent.
+    fn field(&self, name: &str) -> &str;
+}
+
+impl<V: AsRef<str>> Fields for [(&'static str, V)] {
+    fn field(&self, name: &str) -> &str {
+        self.iter()
+            .find(|(f, _)| *f == name)
+            .map_or("", |(_, v)| v.as_ref())
+    }
+}
+
+impl<V: AsRef<str>> Fields for Vec<(&'static str, V)> {
+    fn field(&self, name: &str) -> &str {
+        self.as_slice().field(name)
+    }
+}
+
 impl LabelRequirement {
-    fn matches(&self, labels: &[(String, String)]) -> bool {
-        let found = labels
-            .iter()
-            .find(|(k, _)| *k == self.key)
-            .map(|(_, v)| v.as_str());
+    fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
+        let found = labels.label(&self.key);
         match self.op {
             LabelOp::In => found.is_some_and(|v| self.values.iter().any(|x| x == v)),
             LabelOp::NotIn => found.is_none_or(|v| !self.values.iter().any(|x| x == v)),
@@ -186,7 +221,7 @@ impl LabelSelector {
     }
 
     /// Whether an object with `labels` is selected.
-    pub fn matches(&self, labels: &[(String, String)]) -> bool {
+    pub fn matches<L: Labels + ?Sized>(&self, labels: &L) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
     }
 
@@ -890,20 +925,17 @@ impl FieldSelector {
 
     /// Like [`FieldSelector::matches`], for an index that leaves out `metadata.name` and
     /// `metadata.namespace` (the store key already holds them).
-    pub fn matches_object<V: AsRef<str>>(
+    pub fn matches_object<F: Fields + ?Sized>(
         &self,
         namespace: &str,
         name: &str,
-        fields: &[(&'static str, V)],
+        fields: &F,
     ) -> bool {
         self.terms.iter().all(|t| {
             let have = match t.field {
                 "metadata.name" => name,
                 "metadata.namespace" => namespace,
-                field => fields
-                    .iter()
-                    .find(|(f, _)| *f == field)
-                    .map_or("", |(_, v)| v.as_ref()),
+                field => fields.field(field),
             };
             (have == t.value) != t.negated
         })
@@ -949,6 +981,37 @@ fn bool_at(obj: &Value, pointer: &str) -> String {
         .unwrap_or(false);
     String::from(if b { "true" } else { "false" })
 }
+
+/// Every field name [`selectable_fields`] gives, in one table: a stored object's index keeps a
+/// field as its place here.
+pub const SELECTABLE_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+    "spec.unschedulable",
+    "spec.clusterIP",
+    "spec.type",
+    "type",
+    "status.successful",
+    "status.replicas",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+];
 
 /// The field-selector fields of `obj` for its resource type, e.g. `spec.nodeName` for pods,
 /// formatted as kube's `ToSelectableFields` (booleans `true`/`false`, absent strings `""`).

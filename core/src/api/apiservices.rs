@@ -230,7 +230,11 @@ impl Cluster {
             .into_iter()
             .filter(|o| {
                 labels.matches(&crate::selector::labels_of(o))
-                    && fields.matches_object::<&str>("", j::str_at(o, "/metadata/name"), &[])
+                    && fields.matches_object::<[(&str, &str)]>(
+                        "",
+                        j::str_at(o, "/metadata/name"),
+                        &[],
+                    )
             })
             .collect();
         let list_metadata = json!({"resourceVersion": self.store.revision().to_string()});

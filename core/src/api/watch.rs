@@ -205,10 +205,7 @@ impl Watcher {
     }
 
     fn selects(&self, key: &ObjectKey, index: &ObjectIndex) -> bool {
-        self.labels.matches(&index.labels)
-            && self
-                .fields
-                .matches_object(&key.namespace, &key.name, &index.fields)
+        self.labels.matches(index) && self.fields.matches_object(&key.namespace, &key.name, index)
     }
 
     fn in_scope(&self, key: &ObjectKey) -> bool {

@@ -19,19 +19,17 @@ pub(crate) fn qualified(rt: &ResourceType<'_>) -> String {
     }
 }
 
-/// The index of one object version. Empty field values are left out (a selector reads an
-/// absent field as empty) and the vectors are exact-sized: at 100,000 pods every byte here counts.
+/// The index of one object version (the name and namespace are in its key).
 pub(crate) fn index_of(resource: ResourceId, obj: &Value) -> ObjectIndex {
-    let mut labels = selector::labels_of(obj);
-    labels.shrink_to_fit();
-    let mut fields: Vec<(&'static str, crate::store::FieldValue)> =
-        selector::selectable_fields(resource, obj)
-            .into_iter()
-            .filter(|(f, v)| !v.is_empty() && *f != "metadata.name" && *f != "metadata.namespace")
-            .map(|(f, v)| (f, crate::store::field_value(v)))
-            .collect();
-    fields.shrink_to_fit();
-    ObjectIndex { labels, fields }
+    let labels = selector::labels_of(obj);
+    let fields = selector::selectable_fields(resource, obj);
+    ObjectIndex::new(
+        labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        fields
+            .iter()
+            .filter(|(f, _)| *f != "metadata.name" && *f != "metadata.namespace")
+            .map(|(f, v)| (*f, v.as_str())),
+    )
 }
 
 /// The `metadata` map of `obj`, made an empty map first if it is missing or not a map.

@@ -264,7 +264,7 @@ impl Cluster {
         keys.extend(
             self.store
                 .range(ResourceId::ReplicaSets, Some(ns), None)
-                .filter(|(_, o)| selector.matches(&o.index.labels))
+                .filter(|(_, o)| selector.matches(&*o.index))
                 .map(|(k, _)| k.clone()),
         );
         let mut owned = Vec::new();

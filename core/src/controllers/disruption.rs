@@ -108,7 +108,7 @@ impl Cluster {
         };
         self.store
             .range(ResourceId::Pods, Some(ns), None)
-            .filter(|(_, o)| selector.matches(&o.index.labels))
+            .filter(|(_, o)| selector.matches(&*o.index))
             .filter_map(|(_, o)| serde_json::from_slice(&o.json.bytes()).ok())
             .collect()
     }

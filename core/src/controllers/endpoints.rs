@@ -63,7 +63,7 @@ impl Cluster {
             pods: self
                 .store
                 .range(ResourceId::Pods, Some(ns), None)
-                .filter(|(_, o)| map_matches(&selector, &o.index.labels))
+                .filter(|(_, o)| map_matches(&selector, &*o.index))
                 .map(|(k, _)| k.clone())
                 .collect(),
         })

@@ -148,10 +148,8 @@ impl Cluster {
                             self.store
                                 .get(&ObjectKey::new(ResourceId::Nodes, "", &pod.node))?;
                         node.index
-                            .labels
-                            .iter()
-                            .find(|(k, _)| k == "topology.kubernetes.io/zone")
-                            .map(|(_, v)| v.clone())
+                            .label("topology.kubernetes.io/zone")
+                            .map(String::from)
                             .filter(|v| !v.is_empty())
                     })
                     .clone();
@@ -198,13 +196,7 @@ impl Cluster {
             .store
             .range(ResourceId::EndpointSlices, Some(ns), None)
             .filter(|(_, o)| {
-                let label = |key: &str| {
-                    o.index
-                        .labels
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .map(|(_, v)| v.as_str())
-                };
+                let label = |key: &str| o.index.label(key);
                 label(SERVICE_NAME_LABEL) == Some(name)
                     && label(MANAGED_BY_LABEL) == Some(CONTROLLER_NAME)
             })

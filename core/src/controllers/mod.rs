@@ -622,9 +622,9 @@ impl Cluster {
             _ => {}
         }
         if resource == ResourceId::Pods {
-            let mut budgets = self.pdbs_for(ns, &event.object.index.labels);
+            let mut budgets = self.pdbs_for(ns, &event.object.index.label_pairs());
             if let Some(prev) = &event.previous {
-                budgets.extend(self.pdbs_for(ns, &prev.index.labels));
+                budgets.extend(self.pdbs_for(ns, &prev.index.label_pairs()));
             }
             for budget in budgets {
                 self.controllers.enqueue(Queue::Disruption, ns, &budget);
@@ -670,14 +670,14 @@ impl Cluster {
                     self.pod_gc_observe(now, &event.key, &obj);
                 }
                 if owners.is_empty() && !deleted {
-                    let labels = &event.object.index.labels;
+                    let labels = &event.object.index.label_pairs();
                     self.enqueue_adopters(ResourceId::ReplicaSets, ns, labels);
                     self.enqueue_adopters(ResourceId::ReplicationControllers, ns, labels);
                     self.enqueue_adopters(ResourceId::Jobs, ns, labels);
                 }
-                let mut label_sets = alloc::vec![event.object.index.labels.clone()];
+                let mut label_sets = alloc::vec![event.object.index.label_pairs()];
                 if let Some(prev) = &event.previous {
-                    label_sets.push(prev.index.labels.clone());
+                    label_sets.push(prev.index.label_pairs());
                 }
                 let services: Vec<String> = self
                     .controllers
@@ -709,7 +709,11 @@ impl Cluster {
                     }
                 }
                 if owners.is_empty() && !deleted {
-                    self.enqueue_adopters(ResourceId::Deployments, ns, &event.object.index.labels);
+                    self.enqueue_adopters(
+                        ResourceId::Deployments,
+                        ns,
+                        &event.object.index.label_pairs(),
+                    );
                 }
             }
             ResourceId::Deployments => self.controllers.enqueue(Queue::Deployment, ns, name),
@@ -764,15 +768,7 @@ impl Cluster {
             ResourceId::Services => self.controllers.enqueue(Queue::Service, ns, name),
             // A managed slice changed or went by someone else's hand: the controller restores it.
             ResourceId::EndpointSlices => {
-                let label = |key: &str| {
-                    event
-                        .object
-                        .index
-                        .labels
-                        .iter()
-                        .find(|(k, _)| k == key)
-                        .map(|(_, v)| v.clone())
-                };
+                let label = |key: &str| event.object.index.label(key).map(String::from);
                 if label(endpointslice::MANAGED_BY_LABEL).as_deref()
                     == Some(endpointslice::CONTROLLER_NAME)
                     && let Some(service) = label(endpointslice::SERVICE_NAME_LABEL)
@@ -977,12 +973,10 @@ impl Cluster {
     ) -> Result<(), Error> {
         let ns_key = ObjectKey::new(ResourceId::Namespaces, "", namespace);
         let terminating = self.terminating.contains(namespace)
-            || self.store.get(&ns_key).is_none_or(|n| {
-                n.index
-                    .fields
-                    .iter()
-                    .any(|(f, v)| *f == "status.phase" && v == "Terminating")
-            });
+            || self
+                .store
+                .get(&ns_key)
+                .is_none_or(|n| n.index.field_is("status.phase", "Terminating"));
         if terminating {
             // Final: the namespace goes, and with it what would have been created.
             return Err(Error::Forbidden {
@@ -1144,11 +1138,14 @@ pub(crate) fn service_selector(service: &Value) -> Vec<(String, String)> {
 }
 
 /// Whether a Service-style selector map matches `labels` (every pair present).
-pub(crate) fn map_matches(selector: &[(String, String)], labels: &[(String, String)]) -> bool {
+pub(crate) fn map_matches<L: crate::selector::Labels + ?Sized>(
+    selector: &[(String, String)],
+    labels: &L,
+) -> bool {
     !selector.is_empty()
         && selector
             .iter()
-            .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
 }
 
 /// Sets condition `type_` in `conditions` (a status `conditions` array), keeping its

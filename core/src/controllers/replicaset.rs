@@ -243,7 +243,7 @@ impl Cluster {
         let mut views: Vec<Arc<PodView>> = Vec::new();
         let mut misses: Vec<ObjectKey> = Vec::new();
         for (key, object) in self.store.range(ResourceId::Pods, Some(ns), None) {
-            if !selector.matches(&object.index.labels)
+            if !selector.matches(&*object.index)
                 && !self.controllers.graph.owners_of(key).contains(&uid)
             {
                 continue;

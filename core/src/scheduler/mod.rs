@@ -331,13 +331,7 @@ impl Cluster {
             .store
             .range(ResourceId::Pods, None, None)
             .filter(|(k, o)| {
-                let field = |name: &str| {
-                    o.index
-                        .fields
-                        .iter()
-                        .find(|(f, _)| *f == name)
-                        .map_or("", |(_, v)| v.as_ref())
-                };
+                let field = |name: &str| o.index.field(name);
                 field("spec.nodeName").is_empty()
                     && ours(field("spec.schedulerName"))
                     && !phase_terminal(field("status.phase"))

@@ -107,8 +107,7 @@ impl Cluster {
             .store
             .range(rt.id, namespace, None)
             .filter(|(k, o)| {
-                labels.matches(&o.index.labels)
-                    && fields.matches_object(&k.namespace, &k.name, &o.index.fields)
+                labels.matches(&*o.index) && fields.matches_object(&k.namespace, &k.name, &*o.index)
             })
             .map(|(k, _)| (k.namespace.to_string(), k.name.to_string()))
             .collect();

@@ -33,12 +33,7 @@ impl Cluster {
                 name: namespace.into(),
             });
         };
-        if self.terminating.contains(namespace)
-            || ns
-                .index
-                .fields
-                .iter()
-                .any(|(f, v)| *f == "status.phase" && v == "Terminating")
+        if self.terminating.contains(namespace) || ns.index.field_is("status.phase", "Terminating")
         {
             return Err(Error::Forbidden {
                 resource: qualified(rt),

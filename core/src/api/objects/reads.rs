@@ -257,8 +257,7 @@ impl Cluster {
             }
         }
         let selected = |k: &ObjectKey, o: &StoredObject| {
-            labels.matches(&o.index.labels)
-                && fields.matches_object(&k.namespace, &k.name, &o.index.fields)
+            labels.matches(&*o.index) && fields.matches_object(&k.namespace, &k.name, &*o.index)
         };
         let current = self
             .store
