@@ -47,6 +47,9 @@ const STREAM_CLOSE: u8 = 255;
 const IDLE: Duration = Duration::from_secs(4 * 3600);
 /// kube's deadline for writing the final status.
 const STATUS_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the kubelet is pinged, as kube's translator's SPDY round tripper pings it (an idle
+/// terminal session stays alive through the kubelet's and any middlebox's idle timeouts).
+const PING_PERIOD: Duration = Duration::from_secs(5);
 
 /// kube's `IsWebSocketRequestWithStreamCloseProtocol`: a WebSocket request whose
 /// `Sec-WebSocket-Protocol` names v5.
@@ -210,6 +213,7 @@ where
         return "the kubelet connection broke";
     }
     let kubelet_write = Arc::new(Mutex::new(kubelet_write));
+    let pinger = tokio::spawn(ping(Arc::clone(&kubelet_write)));
     let (replied_tx, replied_rx) = watch::channel(false);
     let upstream = tokio::spawn(client_to_kubelet(
         client_read,
@@ -229,8 +233,30 @@ where
     )
     .await;
     upstream.abort();
+    pinger.abort();
     finish(&client_write, &status).await;
     "ended"
+}
+
+/// Pings the kubelet every [`PING_PERIOD`] with odd ids (a client's), until its connection
+/// breaks; the kubelet's echoes are read and dropped.
+async fn ping<K: AsyncWrite + Unpin>(kubelet: Shared<K>) {
+    let mut id = 1u32;
+    let mut every = tokio::time::interval(PING_PERIOD);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if kubelet
+            .lock()
+            .await
+            .write_all(&spdy::ping(id))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        id = id.wrapping_add(2) | 1;
+    }
 }
 
 /// client-go's SPDY executor's upgrade: the kubelet's upgraded connection, or kube's Status for
@@ -434,8 +460,9 @@ where
                         }
                         open.retain(|s| *s != id);
                     }
-                    // Our pings would be odd; the kubelet's are echoed (if the writer is free:
-                    // a skipped echo is harmless, a wait could stall this reader behind stdin).
+                    // Our pings are odd (their echoes dropped); the kubelet's are echoed (if the
+                    // writer is free: a skipped echo is harmless, a wait could stall this reader
+                    // behind stdin).
                     spdy::PING if id % 2 == 0 => {
                         if let Ok(mut w) = kubelet_write.try_lock() {
                             let _ = w.write_all(&spdy::ping(id)).await;
@@ -897,6 +924,21 @@ mod tests {
         );
         assert!(seen.ends_with(&[0x88, 2, 0x03, 0xe8]), "{seen:?}");
         upstream.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_kubelet_is_pinged_every_five_seconds_with_odd_ids() {
+        let (writer, mut peer) = tokio::io::duplex(1024);
+        let started = tokio::time::Instant::now();
+        let pinger = tokio::spawn(ping(Arc::new(Mutex::new(writer))));
+        let mut frame = [0u8; 12];
+        peer.read_exact(&mut frame).await.unwrap();
+        assert_eq!(frame.to_vec(), spdy::ping(1));
+        assert_eq!(started.elapsed(), PING_PERIOD);
+        peer.read_exact(&mut frame).await.unwrap();
+        assert_eq!(frame.to_vec(), spdy::ping(3));
+        assert_eq!(started.elapsed(), 2 * PING_PERIOD);
+        pinger.abort();
     }
 
     #[tokio::test]
