@@ -7,17 +7,13 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
 use hyper_util::rt::TokioIo;
-use sha1::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::http::ResponseBody;
-
-/// RFC 6455's key suffix for `Sec-WebSocket-Accept`.
-const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+use crate::websocket::{CLOSE, PING, PONG, accept_key, control_frame as frame};
 /// The largest frame payload read; a bigger one ends the tunnel (nothing legitimate sends one:
 /// pings carry at most 125 bytes).
 const MAX_PAYLOAD: u64 = 64 * 1024;
@@ -28,16 +24,6 @@ const IDLE: Duration = Duration::from_secs(120);
 static OPEN: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
 > = std::sync::LazyLock::new(Default::default);
-
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-
-/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
-fn accept_key(key: &str) -> String {
-    let digest = sha1::Sha1::digest(format!("{}{GUID}", key.trim()).as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(digest)
-}
 
 fn bad_request(message: &str) -> hyper::Response<ResponseBody> {
     let mut response = hyper::Response::new(ResponseBody::full(message.to_string()));
@@ -103,15 +89,6 @@ pub(crate) fn accept(req: hyper::Request<Incoming>) -> hyper::Response<ResponseB
     response
 }
 
-/// One unmasked server frame.
-fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    // Control frames carry at most 125 bytes, so one length byte.
-    out.push(u8::try_from(payload.len().min(125)).unwrap_or(125));
-    out.extend_from_slice(&payload[..payload.len().min(125)]);
-    out
-}
-
 /// Reads the client's frames until it closes, goes quiet or misbehaves; answers pings with
 /// pongs and a close with a close. Returns why it ended.
 async fn hold<S>(mut io: S) -> &'static str
@@ -175,14 +152,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_accept_key_is_rfc_6455s_example() {
-        assert_eq!(
-            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-    }
 
     fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [1u8, 2, 3, 4];

@@ -23,6 +23,7 @@ mod thread_priority;
 mod tls;
 mod transport;
 mod watch_stream;
+mod websocket;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -8,9 +8,15 @@
 //! approves. kubemark's hollow kubelet is not used: its fake CRI runtime answers exec, attach
 //! and port-forward with an empty streaming URL and keeps no log files.
 //!
-//! kubectl's exec and port-forward try WebSocket first, the kubelet refuses those protocols
-//! (kube-apiserver would translate them to SPDY) and kubectl falls back to SPDY; the official
-//! Python client's WebSocket exec (`v4.channel.k8s.io`) is relayed as is. `attach` too.
+//! kubectl's exec, attach and port-forward use WebSocket, which the enclave handles as
+//! kube-apiserver 1.32 does: exec and attach (`v5.channel.k8s.io`) translated to SPDY to the
+//! kubelet (the stand-in logs the SPDY upgrade with the translator's protocols, v5 then v4, where
+//! kubectl's own SPDY would offer five; kubectl's `-v=4` log shows no fallback), exit codes and
+//! errors carried on v5's status channel, `exec -it` on a terminal with its resizes reaching the
+//! kubelet; port-forward's SPDY tunnelled in WebSocket (kubectl logs the tunnel's negotiated
+//! protocol and no fallback). The official Python client's WebSocket exec is translated too (it
+//! offers v5 first); offering only `v4.channel.k8s.io` it is relayed to the kubelet as is, as
+//! kube relays it.
 //!
 //! Refused as kube refuses: an unknown container, an unscheduled pod, a kubelet that is not
 //! running the container (its 400 passed on), a user without the verb (a ServiceAccount: no
@@ -89,6 +95,29 @@ impl Standin {
 
     fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a logged line that starts with `start` and contains `has`; returns it.
+    fn wait_for_line(&self, start: &str, has: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.starts_with(start) && l.contains(has))
+                .cloned();
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the stand-in never logged a line {start:?}...{has:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_for_log(&self, text: &str) {
@@ -236,6 +265,21 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// How the stand-in logs the translator's SPDY upgrade (kubectl's own SPDY executor offers
+/// v5, v4, v3, v2 and channel.k8s.io).
+const TRANSLATED: &str = "upgrade=SPDY/3.1 protocols=v5.channel.k8s.io,v4.channel.k8s.io";
+
+/// kubectl (run with `-v=4`) used WebSocket v5 and did not fall back to SPDY.
+#[track_caller]
+fn assert_translated(out: &std::process::Output) {
+    let said = stderr_of(out);
+    assert!(
+        said.contains("The subprotocol is v5.channel.k8s.io"),
+        "{said}"
+    );
+    assert!(!said.contains("fallback"), "{said}");
+}
+
 /// A TCP echo server on loopback: its port.
 fn echo_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -352,44 +396,128 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
     let _ = follow.wait();
     kubelet.wait_for_log("follow ended after");
 
-    // exec: SPDY (kubectl tries WebSocket v5 first; the kubelet refuses it and kubectl falls
-    // back, as it does with a kubelet behind an apiserver without the translator).
-    let out = c.kubectl_ok(&[
+    // exec: WebSocket v5 from kubectl, translated to SPDY to the kubelet; no fallback.
+    let out = c.kubectl(&[
         "exec",
+        "-v=4",
         "web",
         "--",
         "sh",
         "-c",
         "echo hello from $CONTAINER",
     ]);
-    assert_eq!(out, "hello from app\n");
-    let out = c.kubectl_with_input(&["exec", "-i", "web", "--", "cat"], Some("ping\npong\n"));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from app\n");
+    assert_translated(&out);
+    let line = kubelet.wait_for_line(
+        "request POST /exec/default/web/app?command=sh",
+        "hello+from",
+    );
+    assert!(line.ends_with(TRANSLATED), "{line}");
+    // stdin, ended by v5's CLOSE of channel 0.
+    let out = c.kubectl_with_input(
+        &["exec", "-v=4", "-i", "web", "--", "cat"],
+        Some("ping\npong\n"),
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ping\npong\n");
-    let out = c.kubectl(&["exec", "web", "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_translated(&out);
+    let line = kubelet.wait_for_line("request POST /exec/default/web/app?command=cat", "input=1");
+    assert!(line.ends_with(TRANSLATED), "{line}");
+    // An exit code and stderr, over v5's status and stderr channels.
+    let out = c.kubectl(&[
+        "exec",
+        "-v=4",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo oops >&2; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("oops"), "{}", stderr_of(&out));
-    // WebSocket (`v4.channel.k8s.io`, the official Python client) relayed as is.
-    let out = Command::new("python3")
-        .arg(nautilus_tests::workspace_dir().join("tests/python/exec_websocket.py"))
-        .arg(&c.kubeconfig)
-        .arg("web")
-        .output()
-        .expect("python3");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "stdout=websocket app\nstderr=err\ncode=0\n",
+    assert!(
+        stderr_of(&out).contains("command terminated with exit code 3"),
         "{}",
         stderr_of(&out)
     );
+    assert_translated(&out);
+    // The kubelet's own failure (no such command), on the status channel as kube's translator
+    // words it (an InternalError wrapping the kubelet's).
+    let out = c.kubectl(&["exec", "-v=4", "web", "--", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains(
+            "Internal error occurred: Internal error occurred: error executing command in container: exec: \"no-such-command\""
+        ),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_translated(&out);
+    // exec -it on a terminal: the TTY, its first size and a resize reach the kubelet, the
+    // exit code comes back.
+    let out = Command::new("python3")
+        .arg(nautilus_tests::workspace_dir().join("tests/python/exec_tty.py"))
+        .arg(&c.kubeconfig)
+        .arg("web")
+        .arg("echo ready TTY=$TTY; read line; echo got:$line; exit 7")
+        .output()
+        .expect("python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with("output=ready TTY=true|got:hello") && said.ends_with("\ncode=7\n"),
+        "{said}{}\nkubelet:\n{}",
+        stderr_of(&out),
+        kubelet.log()
+    );
+    let line = kubelet.wait_for_line("request POST /exec/default/web/app?command=sh", "tty=1");
+    assert!(line.ends_with(TRANSLATED), "{line}");
+    kubelet.wait_for_log("resize 100x40");
+    kubelet.wait_for_log("resize 120x50");
+    // The official Python client's WebSocket exec: it offers v5 first (translated), and with
+    // only `v4.channel.k8s.io` offered it is relayed to the kubelet's WebSocket server as is.
+    for (protocols, line_start, upgrade) in [
+        (
+            None,
+            "request POST /exec/default/web/app?command=sh",
+            TRANSLATED,
+        ),
+        (
+            Some("v4.channel.k8s.io"),
+            "request GET /exec/default/web/app?command=sh",
+            "upgrade=websocket protocols=v4.channel.k8s.io",
+        ),
+    ] {
+        let out = Command::new("python3")
+            .arg(nautilus_tests::workspace_dir().join("tests/python/exec_websocket.py"))
+            .arg(&c.kubeconfig)
+            .arg("web")
+            .args(protocols)
+            .output()
+            .expect("python3");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "stdout=websocket app\nstderr=err\ncode=0\n",
+            "{}",
+            stderr_of(&out)
+        );
+        let line = kubelet.wait_for_line(line_start, "websocket+");
+        assert!(line.ends_with(upgrade), "{line}");
+    }
 
     // attach: the stand-in's container echoes what it is sent.
-    let out = c.kubectl_with_input(&["attach", "-i", "web", "-c", "app"], Some("hi there\n"));
+    let out = c.kubectl_with_input(
+        &["attach", "-v=4", "-i", "web", "-c", "app"],
+        Some("hi there\n"),
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "attached to web/app\nhi there\n"
     );
+    assert_translated(&out);
+    let line = kubelet.wait_for_line("request POST /attach/default/web/app?", "input=1");
+    assert!(line.ends_with(TRANSLATED), "{line}");
 
     // port-forward: a TCP round trip through kubectl, the enclave and the kubelet.
     let target = echo_server();
@@ -397,7 +525,7 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
     let mut forward = c
         .kubectl_command(&[
             "port-forward",
-            "-v=6",
+            "-v=4",
             "pod/web",
             &format!("{local}:{target}"),
         ])
@@ -433,7 +561,18 @@ fn scenario(proxy_args: &[&str], bin: &Path) {
     drop(conn);
     forward.kill().unwrap();
     let _ = forward.wait();
-    kubelet.wait_for_log("request POST /portForward/default/web");
+    let line = kubelet.wait_for_line("request POST /portForward/default/web", "");
+    assert!(
+        line.ends_with("upgrade=SPDY/3.1 protocols=portforward.k8s.io"),
+        "{line}"
+    );
+    // Tunnelled in WebSocket: kubectl's tunnelling dialer negotiated, and never fell back.
+    let said = std::fs::read_to_string(dir.path().join("port-forward.log")).unwrap();
+    assert!(
+        said.contains("negotiated protocol: portforward.k8s.io"),
+        "{said}"
+    );
+    assert!(!said.contains("fallback"), "{said}");
 
     // Refusals before any connection, as kube words them.
     // kubectl checks its flags and the container itself; a client that does not is answered
@@ -639,6 +778,36 @@ fn kubelet_streams_are_bounded() {
     follow.kill().unwrap();
     let _ = follow.wait();
     kubelet.wait_for_log("follow ended after");
+    slot_comes_back(&c);
+
+    // A translated exec session (its WebSocket answered by the enclave) holds one too, until
+    // its stdin ends and the kubelet's command with it.
+    let mut exec = c
+        .kubectl_command(&["exec", "-i", "web", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = exec.stdin.take().unwrap();
+    stdin.write_all(b"first\n").unwrap();
+    let mut lines = BufReader::new(exec.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().expect("exec ended early").unwrap(), "first");
+    let err = c.kubectl_err(&["logs", "web"]);
+    assert!(
+        err.contains(
+            "Error from server (TooManyRequests): Too many requests, please try again later."
+        ),
+        "{err}"
+    );
+    drop(stdin);
+    assert!(exec.wait().unwrap().success());
+    slot_comes_back(&c);
+    let _ = c.stop();
+}
+
+/// The stream slot is given back: a log can be read again (within 10 s).
+fn slot_comes_back(c: &DevCluster) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = c.kubectl(&["logs", "web", "--tail=1"]);
@@ -656,5 +825,4 @@ fn kubelet_streams_are_bounded() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = c.stop();
 }

@@ -6,7 +6,7 @@ use alloc::string::String;
 use serde_json::{Value, json};
 
 use crate::api::request::ApiRequest;
-use crate::api::{KubeletCall, KubeletCallKind, Method, Outcome};
+use crate::api::{KubeletCall, KubeletCallKind, Method, Outcome, StreamOptions};
 use crate::cluster::test_harness::{ADMIN, Cluster};
 
 fn setup() -> Cluster {
@@ -91,19 +91,29 @@ fn kubelet_calls_are_built_as_kube_apiserver_builds_them() {
             Method::Post,
             "web/exec?command=sh&command=-c&command=echo+a+b&stdin=true&stdout=true&tty=true",
             "/exec/default/web/app?command=sh&command=-c&command=echo+a+b&input=1&output=1&tty=1",
-            KubeletCallKind::Upgrade,
+            KubeletCallKind::RemoteCommand(StreamOptions {
+                stdin: true,
+                stdout: true,
+                stderr: false,
+                tty: true,
+            }),
         ),
         (
             Method::Get,
             "two/attach?container=a&stdout=1&stderr=1",
             "/attach/default/two/a?error=1&output=1",
-            KubeletCallKind::Upgrade,
+            KubeletCallKind::RemoteCommand(StreamOptions {
+                stdin: false,
+                stdout: true,
+                stderr: true,
+                tty: false,
+            }),
         ),
         (
             Method::Post,
             "web/portforward?ports=8080&ports=9090",
             "/portForward/default/web?port=8080%2C9090",
-            KubeletCallKind::Upgrade,
+            KubeletCallKind::PortForward,
         ),
     ];
     for (method, path, want, kind) in cases {

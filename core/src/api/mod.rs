@@ -84,7 +84,7 @@ use alloc::vec::Vec;
 
 pub use crate::cluster::{Cluster, start_revision};
 pub(crate) use objects::NamespacePass;
-pub use objects::connect::{DEFAULT_KUBELET_PORT, KubeletCall, KubeletCallKind};
+pub use objects::connect::{DEFAULT_KUBELET_PORT, KubeletCall, KubeletCallKind, StreamOptions};
 pub use request::{ApiRequest, ApiResponse, Method, Route};
 pub use watch::{WatchPoll, Watcher};
 pub(crate) use workers::Registrations;

@@ -6,7 +6,10 @@
 // "Containers" run on this machine: exec runs the command, attach echoes stdin, port-forward
 // dials 127.0.0.1:PORT, logs are numbered lines (a container named "waiting" answers the
 // kubelet's 400 for a container not started). Each request is logged on stderr as
-// `request METHOD PATH?QUERY cn=CLIENT-CN` so the test can see what reached the kubelet.
+// `request METHOD PATH?QUERY cn=CLIENT-CN upgrade=UPGRADE protocols=P1,P2` so the test can see
+// what reached the kubelet (protocols: X-Stream-Protocol-Version for SPDY,
+// Sec-WebSocket-Protocol for WebSocket), and each terminal size an exec receives as
+// `resize WIDTHxHEIGHT`.
 package main
 
 import (
@@ -43,11 +46,25 @@ func (runtime) ExecInContainer(ctx context.Context, name string, uid types.UID, 
 	c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 	c.Env = append(os.Environ(), "POD="+name, "CONTAINER="+container, fmt.Sprintf("TTY=%v", tty))
 	if in != nil {
-		c.Stdin = in
+		// A session's stdin stays open after the command exits (a terminal never says EOF):
+		// it is copied without waiting for its end, as a container runtime ends the session
+		// when the process ends (cmd.Stdin = in would make Wait wait for the next keystroke).
+		stdin, err := c.StdinPipe()
+		if err != nil {
+			return err
+		}
+		go func() {
+			io.Copy(stdin, in)
+			stdin.Close()
+		}()
 	}
-	// A session's stdin stays open after the command exits (a terminal never says EOF): stop
-	// copying it then, as a container runtime ends the session.
-	c.WaitDelay = time.Second
+	if resize != nil {
+		go func() {
+			for size := range resize {
+				fmt.Fprintf(os.Stderr, "resize %dx%d\n", size.Width, size.Height)
+			}
+		}()
+	}
 	c.Stdout = out
 	if errOut != nil {
 		c.Stderr = errOut
@@ -183,7 +200,11 @@ func main() {
 			c := r.TLS.PeerCertificates[0].Subject
 			cn = c.CommonName + " o=" + strings.Join(c.Organization, ",")
 		}
-		fmt.Fprintf(os.Stderr, "request %s %s cn=%s\n", r.Method, r.URL.RequestURI(), cn)
+		protocols := r.Header.Values("X-Stream-Protocol-Version")
+		if len(protocols) == 0 {
+			protocols = r.Header.Values("Sec-WebSocket-Protocol")
+		}
+		fmt.Fprintf(os.Stderr, "request %s %s cn=%s upgrade=%s protocols=%s\n", r.Method, r.URL.RequestURI(), cn, r.Header.Get("Upgrade"), strings.Join(protocols, ","))
 		if p, ok := parts(r.URL.Path, "containerLogs", 3); ok {
 			logs(w, r, p[0], p[1], p[2], *lines)
 			return

@@ -38,9 +38,35 @@ pub enum KubeletCallKind {
         /// The client asked to follow the log.
         follow: bool,
     },
-    /// `exec`, `attach` or `portforward`: the request is an HTTP/1.1 Upgrade (SPDY or
-    /// WebSocket) relayed to the kubelet; bytes are copied both ways once it answers 101.
-    Upgrade,
+    /// `exec` or `attach`: an HTTP/1.1 Upgrade (SPDY or WebSocket) to the kubelet's remote
+    /// command server, with the streams the client asked for (a WebSocket
+    /// `v5.channel.k8s.io` client is answered by the runtime and carried to the kubelet as
+    /// SPDY with exactly these streams, as kube's stream translator does).
+    RemoteCommand(StreamOptions),
+    /// `portforward`: an HTTP/1.1 Upgrade (SPDY, or SPDY tunnelled in WebSocket) to the
+    /// kubelet's port-forward server.
+    PortForward,
+}
+
+impl KubeletCallKind {
+    /// The request is an HTTP/1.1 Upgrade whose bytes are copied both ways once the kubelet
+    /// answers 101 (exec, attach, port-forward).
+    pub fn is_upgrade(&self) -> bool {
+        !matches!(self, Self::Logs { .. })
+    }
+}
+
+/// The streams of an `exec` or `attach` (kube's `PodExecOptions`/`PodAttachOptions` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamOptions {
+    /// `stdin`: the client sends the container's input.
+    pub stdin: bool,
+    /// `stdout`: the container's output is sent back.
+    pub stdout: bool,
+    /// `stderr`: the container's error output is sent back (not with a TTY).
+    pub stderr: bool,
+    /// `tty`: the container's terminal, resized by the client.
+    pub tty: bool,
 }
 
 /// A request to relay to a pod's kubelet, decided and checked by core.
@@ -141,18 +167,21 @@ impl Cluster {
             ("portforward", _) => (
                 alloc::format!("/portForward/{namespace}/{name}"),
                 port_forward_params(query)?,
-                KubeletCallKind::Upgrade,
+                KubeletCallKind::PortForward,
                 req.method,
             ),
-            (verb, _) => (
-                alloc::format!(
-                    "/{verb}/{namespace}/{name}/{}",
-                    container.unwrap_or_default()
-                ),
-                stream_params(query, verb == "exec")?,
-                KubeletCallKind::Upgrade,
-                req.method,
-            ),
+            (verb, _) => {
+                let (params, options) = stream_params(query, verb == "exec")?;
+                (
+                    alloc::format!(
+                        "/{verb}/{namespace}/{name}/{}",
+                        container.unwrap_or_default()
+                    ),
+                    params,
+                    KubeletCallKind::RemoteCommand(options),
+                    req.method,
+                )
+            }
         };
         Ok(Outcome::Kubelet(alloc::boxed::Box::new(KubeletCall {
             node: node.to_string(),
@@ -358,16 +387,21 @@ fn int_invalid(field: &str, value: i64, detail: &str) -> Cause {
 }
 
 /// kube's `streamParams` of `PodExecOptions` / `PodAttachOptions`: `input`, `output`, `error`,
-/// `tty` as `1`, and each `command`.
-fn stream_params(query: &Query, exec: bool) -> Result<Vec<(String, String)>, Error> {
+/// `tty` as `1`, and each `command`; and the streams asked for.
+fn stream_params(
+    query: &Query,
+    exec: bool,
+) -> Result<(Vec<(String, String)>, StreamOptions), Error> {
     let mut params = Vec::new();
-    for (option, param) in [
-        ("stdin", "input"),
-        ("stdout", "output"),
-        ("stderr", "error"),
-        ("tty", "tty"),
+    let mut options = StreamOptions::default();
+    for (option, param, flag) in [
+        ("stdin", "input", &mut options.stdin),
+        ("stdout", "output", &mut options.stdout),
+        ("stderr", "error", &mut options.stderr),
+        ("tty", "tty", &mut options.tty),
     ] {
         if query.flag(option)? {
+            *flag = true;
             params.push((param.to_string(), "1".to_string()));
         }
     }
@@ -376,7 +410,7 @@ fn stream_params(query: &Query, exec: bool) -> Result<Vec<(String, String)>, Err
             params.push(("command".to_string(), command.to_string()));
         }
     }
-    Ok(params)
+    Ok((params, options))
 }
 
 /// kube's `streamParams` of `PodPortForwardOptions`: the `ports` joined by commas, each a

@@ -5,8 +5,14 @@
 //! name the pod's node (`system:node:NAME`, as a `kubelet-serving` certificate does); the
 //! enclave presents a client certificate of the cluster CA, kubeadm's kubelet-client identity.
 //! Logs stream back as the client reads them; an Upgrade (SPDY or WebSocket) is answered with the
-//! kubelet's 101 and the bytes are then copied both ways. Each stream holds one of
-//! `--kubelet-streams` permits for its life.
+//! kubelet's 101 and the bytes are then copied both ways, except the two WebSocket upgrades
+//! kube-apiserver 1.32 handles itself: `v5.channel.k8s.io` exec and attach, translated to SPDY
+//! ([`translator`]), and port-forward's SPDY tunnelled in WebSocket ([`tunnel`]). Each stream
+//! holds one of `--kubelet-streams` permits for its life.
+
+mod spdy;
+mod translator;
+mod tunnel;
 
 use std::io;
 use std::pin::Pin;
@@ -17,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use nautilus_core::Error;
 use nautilus_core::api::{ApiResponse, KubeletCall, KubeletCallKind};
@@ -50,12 +56,18 @@ const DROPPED_HEADERS: &[&str] = &[
     "proxy-authorization",
 ];
 
-/// Reaching kubelets: the relay, the TLS client (cluster CA roots, the enclave's client
-/// certificate) and the stream budget.
+/// Reaching kubelets: how to dial one, and the stream budget.
 pub(crate) struct Kubelets {
+    dialer: Dialer,
+    streams: Arc<Semaphore>,
+}
+
+/// How a kubelet is dialled: the relay, the TLS client (cluster CA roots, the enclave's client
+/// certificate) and the bytes a stream buffers each way. Cheap to clone into a stream's task.
+#[derive(Clone)]
+struct Dialer {
     relay: Option<RelayAddr>,
     tls: Arc<rustls::ClientConfig>,
-    streams: Arc<Semaphore>,
     buffer: usize,
 }
 
@@ -105,10 +117,12 @@ impl Kubelets {
             .with_root_certificates(roots)
             .with_client_auth_cert(vec![cert], key_der)?;
         Ok(Self {
-            relay,
-            tls: Arc::new(config),
+            dialer: Dialer {
+                relay,
+                tls: Arc::new(config),
+                buffer,
+            },
             streams: Arc::new(Semaphore::new(streams)),
-            buffer,
         })
     }
 
@@ -127,29 +141,83 @@ impl Kubelets {
                 "Too many requests, please try again later.".into(),
             )));
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.start(call, parts)).await {
-            Ok(Ok(response)) => self.answer(call, response, client_upgrade, permit).await,
+        if let KubeletCallKind::RemoteCommand(options) = call.kind
+            && translator::wants(&parts.headers)
+        {
+            return translator::accept(
+                self.dialer.clone(),
+                call.clone(),
+                options,
+                parts,
+                client_upgrade,
+                permit,
+            );
+        }
+        let tunnel = if call.kind == KubeletCallKind::PortForward && tunnel::wants(&parts.headers) {
+            match tunnel::Tunnel::prepare(parts) {
+                Ok(tunnel) => Some(tunnel),
+                Err(refused) => return refused.response(),
+            }
+        } else {
+            None
+        };
+        let (method, headers) = match &tunnel {
+            Some(tunnel) => (
+                hyper::Method::POST,
+                tunnel.kubelet_headers(relayed_headers(&parts.headers)),
+            ),
+            None if call.kind.is_upgrade() => (method_of(call), relayed_headers(&parts.headers)),
+            None => (method_of(call), HeaderMap::new()),
+        };
+        let start = self.dialer.start(call, method.clone(), headers);
+        match tokio::time::timeout(CONNECT_TIMEOUT, start).await {
+            Ok(Ok(response)) => {
+                self.answer(call, response, client_upgrade, permit, tunnel.as_ref())
+                    .await
+            }
             Ok(Err(message)) => {
                 tracing::info!(node = %call.node, pod = %call.pod, %message, "kubelet unreachable");
                 error_response(&Error::Unclassified(message))
             }
             Err(_) => error_response(&Error::Unclassified(format!(
                 "{} {:?}: dial tcp {}: i/o timeout",
-                method_word(call),
+                method_word(&method),
                 call.url(),
                 address(call)
             ))),
         }
     }
+}
 
+/// The client's request headers passed to the kubelet with an upgrade.
+fn relayed_headers(client: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in client {
+        if !DROPPED_HEADERS.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+/// The method core chose for the kubelet.
+fn method_of(call: &KubeletCall) -> hyper::Method {
+    match call.method {
+        nautilus_core::api::Method::Post => hyper::Method::POST,
+        _ => hyper::Method::GET,
+    }
+}
+
+impl Dialer {
     /// Connects through the relay, checks the kubelet's certificate, sends the request and
     /// reads the answer's head. `Err` is kube's error text (`Get "https://...": ...`).
     async fn start(
         &self,
         call: &KubeletCall,
-        parts: &hyper::http::request::Parts,
+        method: hyper::Method,
+        headers: HeaderMap,
     ) -> Result<hyper::Response<Incoming>, String> {
-        let failed = |what: String| format!("{} {:?}: {what}", method_word(call), call.url());
+        let failed = |what: String| format!("{} {:?}: {what}", method_word(&method), call.url());
         let relay = self.relay.as_ref().ok_or_else(|| {
             failed(format!(
                 "dial tcp {}: the enclave has no relay to kubelets",
@@ -183,48 +251,59 @@ impl Kubelets {
                 tracing::debug!("kubelet connection ended: {e}");
             }
         });
-        let method = match call.method {
-            nautilus_core::api::Method::Post => hyper::Method::POST,
-            _ => hyper::Method::GET,
-        };
         let mut request = hyper::Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(call.path_and_query.as_str())
             .body(Empty::<Bytes>::new())
             .map_err(|e| failed(e.to_string()))?;
-        let headers = request.headers_mut();
-        if call.kind == KubeletCallKind::Upgrade {
-            for (name, value) in &parts.headers {
-                if !DROPPED_HEADERS.contains(&name.as_str()) {
-                    headers.append(name.clone(), value.clone());
-                }
-            }
-        }
+        *request.headers_mut() = headers;
         if let Ok(host) = HeaderValue::from_str(&address(call)) {
-            headers.insert(hyper::header::HOST, host);
+            request.headers_mut().insert(hyper::header::HOST, host);
         }
         sender
             .send_request(request)
             .await
             .map_err(|e| failed(e.to_string()))
     }
+}
 
-    /// The client's answer for the kubelet's `response`.
+impl Kubelets {
+    /// The client's answer for the kubelet's `response` (tunnelled in WebSocket when `tunnel`).
     async fn answer(
         &self,
         call: &KubeletCall,
         mut response: hyper::Response<Incoming>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         permit: OwnedSemaphorePermit,
+        tunnel: Option<&tunnel::Tunnel>,
     ) -> hyper::Response<ResponseBody> {
         let status = response.status();
-        if call.kind == KubeletCallKind::Upgrade && status == hyper::StatusCode::SWITCHING_PROTOCOLS
-        {
+        if call.kind.is_upgrade() && status == hyper::StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
                 return error_response(&Error::BadRequest("Upgrade request required".into()));
             };
+            let buffer = self.dialer.buffer;
+            if let Some(tunnel) = tunnel {
+                let upgraded = match tunnel.switching_protocols(response.headers()) {
+                    Ok(upgraded) => upgraded,
+                    Err(refused) => return refused.response(),
+                };
+                let kubelet_upgrade = hyper::upgrade::on(&mut response);
+                let (node, pod) = (call.node.clone(), call.pod.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let (client, kubelet) = tokio::join!(client_upgrade, kubelet_upgrade);
+                    let (Ok(client), Ok(kubelet)) = (client, kubelet) else {
+                        tracing::debug!("a tunnelled kubelet stream did not start");
+                        return;
+                    };
+                    let ended =
+                        tunnel::bridge(TokioIo::new(client), TokioIo::new(kubelet), buffer).await;
+                    tracing::debug!(%node, %pod, ended, "tunnelled kubelet stream ended");
+                });
+                return upgraded;
+            }
             let kubelet_upgrade = hyper::upgrade::on(&mut response);
-            let buffer = self.buffer;
             tokio::spawn(async move {
                 let _permit = permit;
                 let (client, kubelet) = tokio::join!(client_upgrade, kubelet_upgrade);
@@ -288,10 +367,11 @@ impl Kubelets {
 }
 
 /// Go's `http.Client` error prefix: the method as Go writes it.
-fn method_word(call: &KubeletCall) -> &'static str {
-    match call.method {
-        nautilus_core::api::Method::Post => "Post",
-        _ => "Get",
+fn method_word(method: &hyper::Method) -> &'static str {
+    if method == hyper::Method::POST {
+        "Post"
+    } else {
+        "Get"
     }
 }
 
@@ -307,6 +387,17 @@ fn address(call: &KubeletCall) -> String {
 /// kube's error for a refused request, as a hyper response.
 fn error_response(error: &Error) -> hyper::Response<ResponseBody> {
     crate::http::to_hyper(ApiResponse::error(error))
+}
+
+/// A plain-text refusal, as Go's `http.Error` writes one (kube's WebSocket handlers answer so).
+fn plain_error(status: hyper::StatusCode, text: &str) -> hyper::Response<ResponseBody> {
+    let mut response = hyper::Response::new(ResponseBody::full(format!("{text}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 /// Go-style words for core's refusal of a kubelet certificate that does not name its node.
