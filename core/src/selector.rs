@@ -968,15 +968,11 @@ pub fn labels_of(obj: &Value) -> Vec<(String, String)> {
 }
 
 fn str_at(obj: &Value, pointer: &str) -> String {
-    obj.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string()
+    crate::json::str_at(obj, pointer).to_string()
 }
 
 fn bool_at(obj: &Value, pointer: &str) -> String {
-    let b = obj
-        .pointer(pointer)
+    let b = crate::json::at(obj, pointer)
         .and_then(Value::as_bool)
         .unwrap_or(false);
     String::from(if b { "true" } else { "false" })

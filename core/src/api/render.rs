@@ -160,7 +160,7 @@ impl ListRender {
                 }
                 None => {
                     let json = object.json.bytes();
-                    let Some(source) = table::source::read(&json) else {
+                    let Some(source) = table::source::read_for(self.resource, &json) else {
                         continue;
                     };
                     if !first {

@@ -599,28 +599,28 @@ pub fn table<'a>(
 }
 
 fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+    crate::json::str_at(v, pointer)
 }
 
 fn list<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
-    v.pointer(pointer)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+    crate::json::array_at(v, pointer)
 }
 
 fn int(v: &Value, pointer: &str) -> i64 {
-    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+    crate::json::at(v, pointer)
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 fn map_len(v: &Value, pointer: &str) -> i64 {
-    v.pointer(pointer)
+    crate::json::at(v, pointer)
         .and_then(Value::as_object)
         .map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
 }
 
 /// A present, non-null field (Go's non-nil pointer).
 fn present(v: &Value, pointer: &str) -> bool {
-    v.pointer(pointer).is_some_and(|x| !x.is_null())
+    crate::json::at(v, pointer).is_some_and(|x| !x.is_null())
 }
 
 fn or_none(s: &str) -> String {
@@ -633,14 +633,14 @@ fn or_none(s: &str) -> String {
 
 fn cells(resource: ResourceId, obj: &Value, now: UnixTime) -> (Vec<Value>, Option<Value>) {
     let name = Value::from(text(obj, "/metadata/name"));
-    let created = age(obj.pointer("/metadata/creationTimestamp"), now);
+    let created = age(crate::json::at(obj, "/metadata/creationTimestamp"), now);
     let cells = match resource {
         ResourceId::CustomResourceDefinitions
         | ResourceId::Roles
         | ResourceId::ClusterRoles
         | ResourceId::Custom(_) => vec![
             name,
-            obj.pointer("/metadata/creationTimestamp")
+            crate::json::at(obj, "/metadata/creationTimestamp")
                 .cloned()
                 .unwrap_or(Value::Null),
         ],
@@ -982,7 +982,7 @@ fn pod_cells(pod: &Value, now: UnixTime) -> (Vec<Value>, Option<Value>) {
         format!("{ready}/{total}").into(),
         reason.into(),
         restarts_cell.into(),
-        age(pod.pointer("/metadata/creationTimestamp"), now).into(),
+        age(crate::json::at(pod, "/metadata/creationTimestamp"), now).into(),
         or_none(pod_ip).into(),
         or_none(text(pod, "/spec/nodeName")).into(),
         or_none(text(pod, "/status/nominatedNodeName")).into(),
@@ -1231,11 +1231,16 @@ mod tests {
         UnixTime::from_secs(NOW - secs).rfc3339()
     }
 
+    /// The cells of `obj`'s row, checked to be the same from the tree a LIST reads (which keeps
+    /// only what the printer reads, for pods).
     fn cells_of(resource: ResourceId, obj: &Value) -> Vec<Value> {
-        row(resource, obj, now(), IncludeObject::None)["cells"]
-            .as_array()
-            .unwrap()
-            .clone()
+        let full = row(resource, obj, now(), IncludeObject::None);
+        let raw = crate::json::to_vec(obj);
+        if let Some(source) = source::read_for(resource, &raw) {
+            let read = row(resource, &source.object, now(), IncludeObject::None);
+            assert_eq!(read, full, "{resource:?}: the pruned tree prints otherwise");
+        }
+        full["cells"].as_array().unwrap().clone()
     }
 
     #[test]
