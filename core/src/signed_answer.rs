@@ -163,13 +163,30 @@ pub fn verify(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// What an attestation binds of the TLS the enclave terminates itself: this boot's serving key,
+/// and the cluster CA that issued its certificate, which is what kubeconfigs and kubelets trust
+/// (it outlives restarts of a durable cluster; the serving key does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsBinding {
+    /// SHA-256 of the serving certificate's SubjectPublicKeyInfo (DER).
+    pub serving_spki_sha256: [u8; 32],
+    /// SHA-256 of the issuing CA certificate's SubjectPublicKeyInfo (DER).
+    pub ca_spki_sha256: [u8; 32],
+}
+
 /// The attestation document's `user_data`: SHA-256 over the 32-byte digest of the enclave's
-/// effective configuration followed by the SHA-256 of its TLS certificate's
-/// SubjectPublicKeyInfo (DER), or 32 zero bytes when the enclave terminates no TLS.
-pub fn user_data(config_digest: &[u8; 32], tls_spki_sha256: Option<&[u8; 32]>) -> [u8; 32] {
+/// effective configuration followed, in enclave TLS mode, by the two hashes of [`TlsBinding`]
+/// (serving key, then CA), or by 32 zero bytes when the enclave terminates no TLS.
+pub fn user_data(config_digest: &[u8; 32], tls: Option<&TlsBinding>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(config_digest);
-    hasher.update(tls_spki_sha256.unwrap_or(&[0u8; 32]));
+    match tls {
+        Some(tls) => {
+            hasher.update(tls.serving_spki_sha256);
+            hasher.update(tls.ca_spki_sha256);
+        }
+        None => hasher.update([0u8; 32]),
+    }
     hasher.finalize().into()
 }
 
@@ -295,13 +312,35 @@ mod tests {
     }
 
     #[test]
-    fn user_data_binds_both_digests() {
+    fn user_data_binds_the_configuration_the_serving_key_and_the_ca() {
         let config = [1u8; 32];
-        let spki = [2u8; 32];
-        let with_tls = user_data(&config, Some(&spki));
+        let tls = TlsBinding {
+            serving_spki_sha256: [2u8; 32],
+            ca_spki_sha256: [4u8; 32],
+        };
+        let with_tls = user_data(&config, Some(&tls));
         let without = user_data(&config, None);
         assert_ne!(with_tls, without);
-        assert_eq!(without, user_data(&config, Some(&[0u8; 32])));
-        assert_ne!(with_tls, user_data(&[3u8; 32], Some(&spki)));
+        let mut zero = Sha256::new();
+        zero.update(config);
+        zero.update([0u8; 32]);
+        assert_eq!(without, <[u8; 32]>::from(zero.finalize()));
+        assert_ne!(with_tls, user_data(&[3u8; 32], Some(&tls)));
+        let other_key = TlsBinding {
+            serving_spki_sha256: [5u8; 32],
+            ..tls
+        };
+        let other_ca = TlsBinding {
+            ca_spki_sha256: [5u8; 32],
+            ..tls
+        };
+        assert_ne!(with_tls, user_data(&config, Some(&other_key)));
+        assert_ne!(with_tls, user_data(&config, Some(&other_ca)));
+        // The two hashes are not interchangeable.
+        let swapped = TlsBinding {
+            serving_spki_sha256: tls.ca_spki_sha256,
+            ca_spki_sha256: tls.serving_spki_sha256,
+        };
+        assert_ne!(with_tls, user_data(&config, Some(&swapped)));
     }
 }

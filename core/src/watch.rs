@@ -226,6 +226,7 @@ impl WatchRing {
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
         self.read_through(after, Some(u64::MAX), max, out)
+            .map(|(copied, _)| copied)
     }
 
     /// As [`WatchRing::read_after`], but only events a watch stream may see yet (see
@@ -237,16 +238,34 @@ impl WatchRing {
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
     ) -> Result<usize, Expired> {
         self.read_through(after, None, max, out)
+            .map(|(copied, _)| copied)
     }
 
-    /// Reads after `after`, up to `through` (`None`: the visible revision), under one lock.
+    /// As [`WatchRing::read_visible_after`], also saying where the reader stands after the read:
+    /// the revision it has seen the ring through. A read that took everything there was up to
+    /// the visible revision has seen through that revision (or the newest, if lower) even where
+    /// no event carries it: a recovered run's skipped revisions and compaction marks move the
+    /// newest revision without an event, and a reader left before them must still count as
+    /// caught up, not look for events that will never come.
+    pub fn read_visible_after_reaching(
+        &self,
+        after: u64,
+        max: usize,
+        out: &mut Vec<crate::sync::Arc<WatchEvent>>,
+    ) -> Result<(usize, u64), Expired> {
+        self.read_through(after, None, max, out)
+    }
+
+    /// Reads after `after`, up to `through` (`None`: the visible revision), under one lock: the
+    /// events copied, and the revision the reader has seen the ring through (the last event
+    /// copied when `max` stopped the read, else `through` or the newest revision, if lower).
     fn read_through(
         &self,
         after: u64,
         through: Option<u64>,
         max: usize,
         out: &mut Vec<crate::sync::Arc<WatchEvent>>,
-    ) -> Result<usize, Expired> {
+    ) -> Result<(usize, u64), Expired> {
         let ring = self.ring.lock();
         let through = through.unwrap_or(ring.visible);
         if after < ring.oldest {
@@ -268,6 +287,7 @@ impl WatchRing {
         // Revisions increase along the ring (with gaps only where a recovered run skipped).
         let skip = ring.events.partition_point(|e| e.revision() <= after);
         let mut copied = 0;
+        let mut reached = after;
         for event in ring
             .events
             .iter()
@@ -277,8 +297,12 @@ impl WatchRing {
         {
             out.push(event.clone());
             copied += 1;
+            reached = event.revision();
         }
-        Ok(copied)
+        if copied < max {
+            reached = reached.max(ring.newest.min(through));
+        }
+        Ok((copied, reached))
     }
 
     /// Lets watch streams see events up to `revision` (the durable revision).

@@ -4,7 +4,7 @@
 //! - `GET /attestation?nonce=HEX` (anonymous; nonce optional, hex, at most 64 bytes): a fresh
 //!   COSE_Sign1 document from the NSM, `Content-Type: application/cbor`, binding
 //!   `public_key` = the identity key (SEC1 uncompressed P-384 point), `nonce`, and
-//!   `user_data = signed_answer::user_data(config_digest, tls_spki_sha256)`. The response header
+//!   `user_data = signed_answer::user_data(config_digest, tls_binding)`. The response header
 //!   `X-Nautilus-Config-Digest` carries the configuration digest (hex).
 //! - `GET /attestation/config`: the canonical configuration text (`--print-config`'s output);
 //!   its SHA-256 is the configuration digest, so a verifier recomputes `user_data` from it.
@@ -55,13 +55,13 @@ pub(crate) struct Attestation {
 
 impl Attestation {
     /// Makes the identity key from NSM randomness and fixes what documents bind:
-    /// `config_text` is the canonical configuration (`Cli::effective_toml`), and
-    /// `tls_spki_sha256` the SHA-256 of the enclave-terminated TLS certificate's
-    /// SubjectPublicKeyInfo (None when the enclave terminates no TLS).
+    /// `config_text` is the canonical configuration (`Cli::effective_toml`), and `tls` the
+    /// SubjectPublicKeyInfo hashes of the enclave-terminated TLS serving key and of the CA
+    /// that certifies it (None when the enclave terminates no TLS).
     pub(crate) fn new(
         nsm: Arc<dyn Nsm>,
         config_text: String,
-        tls_spki_sha256: Option<[u8; 32]>,
+        tls: Option<nautilus_core::signed_answer::TlsBinding>,
     ) -> Result<Self, NsmError> {
         let identity = crate::nsm::p384_key(nsm.as_ref())?;
         let identity_sec1 = identity
@@ -72,8 +72,7 @@ impl Attestation {
         let config_digest: [u8; 32] = Sha256::digest(config_text.as_bytes()).into();
         let config_digest_hex = HeaderValue::from_str(&hex::encode(config_digest))
             .map_err(|e| NsmError::Device(format!("digest header: {e}")))?;
-        let user_data =
-            nautilus_core::signed_answer::user_data(&config_digest, tls_spki_sha256.as_ref());
+        let user_data = nautilus_core::signed_answer::user_data(&config_digest, tls.as_ref());
         Ok(Self {
             nsm,
             identity,
@@ -347,12 +346,20 @@ mod tests {
             p384::ecdsa::VerifyingKey::from_sec1_bytes(&get("public_key")).unwrap(),
             *attestation.identity().verifying_key()
         );
-        // The TLS certificate's SPKI hash changes what is bound.
+        // The TLS serving key's and CA's SPKI hashes change what is bound.
         let nsm: Arc<dyn Nsm> = Arc::new(crate::nsm::simulated::SimulatedNsm::new().unwrap());
-        let with_tls = Attestation::new(nsm, config, Some([5u8; 32])).unwrap();
+        let binding = nautilus_core::signed_answer::TlsBinding {
+            serving_spki_sha256: [5u8; 32],
+            ca_spki_sha256: [6u8; 32],
+        };
+        let with_tls = Attestation::new(nsm, config, Some(binding)).unwrap();
         assert_eq!(
             with_tls.user_data,
-            nautilus_core::signed_answer::user_data(&digest, Some(&[5u8; 32]))
+            nautilus_core::signed_answer::user_data(&digest, Some(&binding))
+        );
+        assert_ne!(
+            with_tls.user_data,
+            nautilus_core::signed_answer::user_data(&digest, None)
         );
     }
 }

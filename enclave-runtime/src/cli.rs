@@ -286,8 +286,8 @@ pub struct Cli {
     pub service_node_port_range: nautilus_core::net::PortRange,
 
     /// Where TLS ends: `proxy` (the host proxy terminates it and sends plaintext) or `enclave`
-    /// (the enclave makes its own key and certificate and terminates TLS 1.3 itself; run the
-    /// proxy with `serve --passthrough`).
+    /// (the enclave makes its own key, certified by the cluster CA, and terminates TLS 1.3
+    /// itself; run the proxy with `serve --passthrough`).
     #[arg(long, env = "NAUTILUS_TLS", value_enum, default_value_t = crate::tls::TlsMode::Proxy)]
     pub tls: crate::tls::TlsMode,
 
@@ -337,7 +337,8 @@ pub struct Cli {
 
     /// PEM of the CA that signs the certificate clients verify at the API port when the proxy
     /// terminates TLS; published in every namespace's `kube-root-ca.crt` ConfigMap so pods can
-    /// verify the API server. In enclave TLS mode the enclave's own certificate is published.
+    /// verify the API server. In enclave TLS mode the cluster CA, which issues the enclave's
+    /// certificate, is published.
     #[arg(long, env = "NAUTILUS_CLUSTER_CA_FILE")]
     pub cluster_ca_file: Option<PathBuf>,
 

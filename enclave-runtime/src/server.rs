@@ -72,9 +72,9 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     /// The attested identity: signs answers, answers `/attestation`.
     pub(crate) attestation: crate::attestation::Attestation,
-    /// SHA-256 of the enclave TLS certificate's SubjectPublicKeyInfo DER, in enclave TLS mode
-    /// (`--tls enclave`); what the attestation document's `user_data` binds.
-    pub(crate) tls_spki_sha256: Option<[u8; 32]>,
+    /// In enclave TLS mode (`--tls enclave`), the SubjectPublicKeyInfo hashes of the serving
+    /// key and of the cluster CA that certifies it: what the attestation's `user_data` binds.
+    pub(crate) tls_binding: Option<nautilus_core::signed_answer::TlsBinding>,
     /// How each stream starts: the preamble rule and, in enclave TLS mode, the TLS acceptor.
     stream_setup: StreamSetup,
     /// The durable log, when `--storage` is given (issue 16), for its status.
@@ -446,27 +446,38 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         service_account_key: Some(service_account_key),
         ..config
     };
+    // The cluster CA: from the data key when the cluster is durable (the certificates it
+    // signed stay valid across restarts), else random for this run. Its key stays in core.
+    let cluster_ca = nautilus_core::csr::authority::ClusterCa::from_secret(&ca_secret)
+        .ok_or_else(|| anyhow::anyhow!("no cluster CA key could be made"))?;
     let enclave_tls = match cli.tls {
         crate::tls::TlsMode::Proxy => None,
         crate::tls::TlsMode::Enclave => {
-            // The TLS key comes from the NSM's randomness, like the identity key.
+            // The TLS key comes from the NSM's randomness, like the identity key; the cluster
+            // CA issues its certificate, so clients that trust the CA need no new pin after a
+            // restart.
             let mut random = |out: &mut [u8]| {
                 nsm.random(out)
                     .map_err(|e| anyhow::anyhow!("NSM random bytes for the TLS key: {e}"))
             };
-            Some(crate::tls::generate(&mut random, &cli.tls_san)?)
+            Some(crate::tls::generate(
+                &mut random,
+                &cli.tls_san,
+                &cluster_ca,
+                now(),
+            )?)
         }
     };
     if cli.trust_proxy_client_cert && enclave_tls.is_some() {
         tracing::warn!("--trust-proxy-client-cert has no effect with --tls enclave");
     }
-    // What a pod needs to verify the API server: the certificate clients see. The enclave's own
-    // self-signed certificate when it terminates TLS; otherwise the CA the operator names (the
+    // What a pod needs to verify the API server: the CA its serving certificate chains to. The
+    // cluster CA when the enclave terminates TLS; otherwise the CA the operator names (the
     // proxy's certificate chains to it).
     let config = Config {
         enclave_tls: enclave_tls.is_some(),
         root_ca_pem: match (&enclave_tls, &cli.cluster_ca_file) {
-            (Some(tls), _) => Some(crate::tls::certificate_pem(&tls.cert_der)),
+            (Some(tls), _) => Some(crate::tls::certificate_pem(&tls.ca_der)),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
                     .map_err(|e| anyhow::anyhow!("--cluster-ca-file {}: {e}", path.display()))?,
@@ -483,10 +494,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         replayed,
         persists,
     } = start_cluster(&cli, data, &config, crate::nsm::random_seed(nsm.as_ref())?).await?;
-    // The cluster CA: from the data key when the cluster is durable (the certificates it
-    // signed stay valid across restarts), else random for this run. Its key stays in core.
-    let cluster_ca = nautilus_core::csr::authority::ClusterCa::from_secret(&ca_secret)
-        .ok_or_else(|| anyhow::anyhow!("no cluster CA key could be made"))?;
     // In enclave TLS mode the enclave verifies client certificates against it itself; in
     // proxy TLS mode the proxy is untrusted, so nodes keep their bearer credentials there.
     let enclave_tls = match enclave_tls {
@@ -521,10 +528,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         let pace = crate::durable::SnapshotPace::mib_per_sec(cli.snapshot_rate);
         crate::durable::Persistence::new(log, cli.snapshot_every, pace, replayed)
     });
-    // Enclave-terminated TLS binds its certificate's SPKI SHA-256 in user_data.
-    let tls_spki_sha256: Option<[u8; 32]> = enclave_tls.as_ref().map(|t| t.spki_sha256);
+    // Enclave-terminated TLS binds its serving key's and the cluster CA's SPKI SHA-256 in
+    // user_data.
+    let tls_binding = enclave_tls.as_ref().map(|t| t.binding);
     let attestation =
-        crate::attestation::Attestation::new(nsm.clone(), cli.effective_toml(), tls_spki_sha256)
+        crate::attestation::Attestation::new(nsm.clone(), cli.effective_toml(), tls_binding)
             .map_err(|e| anyhow::anyhow!("cannot make the enclave identity: {e}"))?;
     tracing::info!(
         config_digest = %hex::encode(attestation.config_digest()),
@@ -546,7 +554,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         timers: Notify::new(),
         connections: AtomicUsize::new(0),
         attestation,
-        tls_spki_sha256,
+        tls_binding,
         stream_setup: StreamSetup {
             trust_preamble: cli.trust_proxy_client_cert && enclave_tls.is_none(),
             tls: enclave_tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config)),
@@ -563,10 +571,11 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             initial,
         ));
     }
-    if let Some(spki) = shared.tls_spki_sha256 {
+    if let Some(binding) = shared.tls_binding {
         tracing::info!(
-            spki_sha256 = %hex::encode(spki),
-            "enclave TLS: the enclave terminates TLS 1.3 with its own key"
+            spki_sha256 = %hex::encode(binding.serving_spki_sha256),
+            ca_spki_sha256 = %hex::encode(binding.ca_spki_sha256),
+            "enclave TLS: the enclave terminates TLS 1.3 with its own key, certified by the cluster CA"
         );
     }
     tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");

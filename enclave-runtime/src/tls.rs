@@ -1,18 +1,21 @@
-//! Enclave TLS mode (`--tls enclave`): the enclave makes its own P-384 TLS key from the random
-//! bytes it is given (the NSM's in production), a self-signed certificate for `localhost`,
-//! `127.0.0.1` and the `--tls-san` names, and terminates TLS 1.3 itself on every stream the
-//! proxy hands over, so the host only ever relays ciphertext. The SHA-256 of the certificate's
-//! SubjectPublicKeyInfo is what the attestation document binds (`user_data`); a client that
-//! checked the document pins that key, and the certificate itself arrives in the handshake.
+//! Enclave TLS mode (`--tls enclave`): the enclave makes a fresh P-384 serving key at each start
+//! from the random bytes it is given (the NSM's in production), has the cluster CA (whose key
+//! comes from the cluster data key and never leaves the enclave) issue its certificate for
+//! `localhost`, `127.0.0.1` and the `--tls-san` names, and terminates TLS 1.3 itself on every
+//! stream the proxy hands over, so the host only ever relays ciphertext. Clients trust the
+//! cluster CA, as kube's clients trust the cluster CA that issues kube-apiserver's serving
+//! certificate, so a restart of a durable cluster (new serving key, same CA) needs no new pin.
+//! The attestation document binds both (`user_data`, [`TlsBinding`]): this boot's serving key
+//! and the CA's key; the handshake presents the serving certificate and the CA certificate.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use nautilus_core::UnixTime;
+use nautilus_core::csr::authority::{ClusterCa, DEFAULT_CERT_TTL_SECS};
 use nautilus_core::der::tlv;
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
+use nautilus_core::signed_answer::TlsBinding;
+use rcgen::KeyPair;
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest as _, Sha256};
@@ -42,12 +45,16 @@ impl TlsMode {
     }
 }
 
-/// The enclave's TLS identity: certificate, key and the hash the attestation binds.
+/// The enclave's TLS identity: the serving certificate, the CA that issued it, the key and what
+/// the attestation binds.
 pub(crate) struct EnclaveTls {
-    /// The self-signed certificate (DER); clients get it from the handshake.
+    /// The serving certificate (DER), issued by the cluster CA for this boot's key.
     pub(crate) cert_der: CertificateDer<'static>,
-    /// SHA-256 of the certificate's SubjectPublicKeyInfo DER.
-    pub(crate) spki_sha256: [u8; 32],
+    /// The cluster CA's certificate (DER): what clients trust, sent after the serving
+    /// certificate in the handshake.
+    pub(crate) ca_der: CertificateDer<'static>,
+    /// SHA-256 of the serving key's and of the CA's SubjectPublicKeyInfo DER.
+    pub(crate) binding: TlsBinding,
     /// TLS 1.3 server configuration with ALPN `http/1.1`.
     pub(crate) config: Arc<ServerConfig>,
     /// The key (PKCS#8), to make the configuration again with client certificates.
@@ -55,6 +62,11 @@ pub(crate) struct EnclaveTls {
 }
 
 impl EnclaveTls {
+    /// The certificates the handshake presents: the serving certificate, then the CA's.
+    fn chain(&self) -> Vec<CertificateDer<'static>> {
+        vec![self.cert_der.clone(), self.ca_der.clone()]
+    }
+
     /// The same identity, also asking clients for a certificate and verifying one that is
     /// shown against `client_ca` (the cluster CA); a client without one still connects (and
     /// authenticates with its bearer token, or not at all), as kube-apiserver allows.
@@ -76,7 +88,7 @@ impl EnclaveTls {
             .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(
-                vec![self.cert_der.clone()],
+                self.chain(),
                 PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone())),
             )
             .map_err(|e| anyhow::anyhow!("TLS certificate/key: {e}"))?;
@@ -93,12 +105,14 @@ pub(crate) fn certificate_pem(cert: &CertificateDer<'_>) -> String {
     nautilus_core::der::pem("CERTIFICATE", cert.as_ref())
 }
 
-/// Makes the TLS key from `random` (filled with fresh random bytes on each call) and a
-/// self-signed certificate for `localhost`, `127.0.0.1` and `extra_sans` (IP addresses or DNS
-/// names).
+/// Makes this boot's serving key from `random` (filled with fresh random bytes on each call)
+/// and has `ca` issue its certificate at `now`, valid for a year, for `localhost`, `127.0.0.1`
+/// and `extra_sans` (IP addresses or DNS names).
 pub(crate) fn generate(
     random: &mut dyn FnMut(&mut [u8]) -> anyhow::Result<()>,
     extra_sans: &[String],
+    ca: &ClusterCa,
+    now: UnixTime,
 ) -> anyhow::Result<EnclaveTls> {
     let pkcs8 = p384_pkcs8(random)?;
     let key = KeyPair::from_pkcs8_der_and_sign_algo(
@@ -112,43 +126,57 @@ pub(crate) fn generate(
             names.push(san.clone());
         }
     }
-    let mut params = CertificateParams::default();
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
     for name in &names {
-        let san = match name.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(
-                name.clone()
-                    .try_into()
-                    .map_err(|e| anyhow::anyhow!("--tls-san {name:?}: {e}"))?,
-            ),
-        };
-        params.subject_alt_names.push(san);
+        match name.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => ip_addresses.push(ip.octets().to_vec()),
+            Ok(IpAddr::V6(ip)) => ip_addresses.push(ip.octets().to_vec()),
+            Err(_) => {
+                // What a certificate may name (rustls' rules for a server name).
+                rustls::pki_types::DnsName::try_from(name.as_str())
+                    .map_err(|e| anyhow::anyhow!("--tls-san {name:?}: {e}"))?;
+                dns_names.push(name.as_str());
+            }
+        }
     }
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, "nautilus-enclave");
-    params.distinguished_name = dn;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .self_signed(&key)
+    let mut serial = [0u8; 16];
+    random(&mut serial)?;
+    let spki = key.public_key_der();
+    let cert_der = ca
+        .sign_server_certificate(
+            &spki,
+            &dns_names,
+            &ip_addresses,
+            DEFAULT_CERT_TTL_SECS,
+            now,
+            serial,
+        )
         .map_err(|e| anyhow::anyhow!("TLS certificate: {e}"))?;
-    let spki_sha256: [u8; 32] = Sha256::digest(key.public_key_der()).into();
-    let cert_der = cert.der().clone();
+    let ca_der = ca.certificate_der().to_vec();
+    let ca_spki = nautilus_core::attestation::subject_public_key_info(&ca_der)
+        .ok_or_else(|| anyhow::anyhow!("the cluster CA certificate has no readable key"))?;
+    let binding = TlsBinding {
+        serving_spki_sha256: Sha256::digest(&spki).into(),
+        ca_spki_sha256: Sha256::digest(ca_spki).into(),
+    };
+    let cert_der = CertificateDer::from(cert_der);
+    let ca_der = CertificateDer::from(ca_der);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?
         .with_no_client_auth()
         .with_single_cert(
-            vec![cert_der.clone()],
+            vec![cert_der.clone(), ca_der.clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.clone())),
         )
         .map_err(|e| anyhow::anyhow!("TLS certificate/key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(EnclaveTls {
         cert_der,
-        spki_sha256,
+        ca_der,
+        binding,
         config: Arc::new(config),
         pkcs8,
     })
@@ -197,23 +225,39 @@ mod tests {
 
     use super::*;
     use rustls::client::danger::ServerCertVerifier as _;
-    use rustls::pki_types::{ServerName, UnixTime};
+    use rustls::pki_types::ServerName;
 
-    #[test]
-    fn the_certificate_verifies_as_its_own_anchor_for_its_names() {
-        let tls = generate(
-            &mut os_random,
-            &["api.example.com".into(), "10.1.2.3".into()],
-        )
-        .unwrap();
+    fn ca(seed: u8) -> ClusterCa {
+        ClusterCa::from_secret(&[seed; 32]).unwrap()
+    }
+
+    fn now() -> UnixTime {
+        crate::server::now()
+    }
+
+    /// A verifier that trusts only `anchor`, as a kubeconfig's `certificate-authority-data`.
+    fn trusting(anchor: &CertificateDer<'_>) -> Arc<rustls::client::WebPkiServerVerifier> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(tls.cert_der.clone()).unwrap();
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        roots.add(anchor.clone().into_owned()).unwrap();
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(roots),
             Arc::new(rustls::crypto::ring::default_provider()),
         )
         .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_certificate_chains_to_the_cluster_ca_for_its_names() {
+        let tls = generate(
+            &mut os_random,
+            &["api.example.com".into(), "10.1.2.3".into()],
+            &ca(7),
+            now(),
+        )
         .unwrap();
+        assert_eq!(tls.ca_der.as_ref(), ca(7).certificate_der());
+        let verifier = trusting(&tls.ca_der);
         for (host, ok) in [
             ("localhost", true),
             ("127.0.0.1", true),
@@ -222,25 +266,49 @@ mod tests {
             ("example.org", false),
         ] {
             let name = ServerName::try_from(host).unwrap();
-            let result =
-                verifier.verify_server_cert(&tls.cert_der, &[], &name, &[], UnixTime::now());
+            let result = verifier.verify_server_cert(
+                &tls.cert_der,
+                &[],
+                &name,
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            );
             assert_eq!(result.is_ok(), ok, "{host}: {result:?}");
         }
         assert_eq!(tls.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+        // Another CA's clients do not trust it, and it is no anchor of its own.
+        let name = ServerName::try_from("localhost").unwrap();
+        let other = CertificateDer::from(ca(8).certificate_der().to_vec());
+        for anchor in [&other, &tls.cert_der] {
+            assert!(
+                trusting(anchor)
+                    .verify_server_cert(
+                        &tls.cert_der,
+                        &[],
+                        &name,
+                        &[],
+                        rustls::pki_types::UnixTime::now()
+                    )
+                    .is_err()
+            );
+        }
     }
 
     #[test]
-    fn the_spki_hash_covers_the_certificate_key() {
-        let tls = generate(&mut os_random, &[]).unwrap();
-        // The SPKI sits inside the certificate DER verbatim; find it by its hash.
-        let der = tls.cert_der.as_ref();
-        let found = der
-            .windows(120)
-            .any(|w| <[u8; 32]>::from(Sha256::digest(w)) == tls.spki_sha256);
-        assert!(
-            found,
-            "a P-384 SPKI (120 bytes) hashing to spki_sha256 is in the certificate"
+    fn the_binding_covers_the_serving_key_and_the_ca_key() {
+        let tls = generate(&mut os_random, &[], &ca(7), now()).unwrap();
+        let hash = |der: &[u8]| -> [u8; 32] {
+            Sha256::digest(nautilus_core::attestation::subject_public_key_info(der).unwrap()).into()
+        };
+        assert_eq!(tls.binding.serving_spki_sha256, hash(tls.cert_der.as_ref()));
+        assert_eq!(tls.binding.ca_spki_sha256, hash(tls.ca_der.as_ref()));
+        // A restart: a new serving key, the same CA.
+        let again = generate(&mut os_random, &[], &ca(7), now()).unwrap();
+        assert_ne!(
+            again.binding.serving_spki_sha256,
+            tls.binding.serving_spki_sha256
         );
+        assert_eq!(again.binding.ca_spki_sha256, tls.binding.ca_spki_sha256);
     }
 
     #[test]
@@ -249,23 +317,23 @@ mod tests {
             buf.fill(7);
             Ok(())
         };
-        let a = generate(&mut { fixed }, &[]).unwrap();
-        let b = generate(&mut { fixed }, &[]).unwrap();
-        assert_eq!(a.spki_sha256, b.spki_sha256, "same bytes, same key");
-        let c = generate(&mut os_random, &[]).unwrap();
-        assert_ne!(a.spki_sha256, c.spki_sha256);
+        let a = generate(&mut { fixed }, &[], &ca(7), now()).unwrap();
+        let b = generate(&mut { fixed }, &[], &ca(7), now()).unwrap();
+        assert_eq!(a.binding, b.binding, "same bytes, same key");
+        let c = generate(&mut os_random, &[], &ca(7), now()).unwrap();
+        assert_ne!(a.binding, c.binding);
         // An all-zero scalar is not a key; a source that only gives zeros is refused.
         let zeros = |buf: &mut [u8]| -> anyhow::Result<()> {
             buf.fill(0);
             Ok(())
         };
-        assert!(generate(&mut { zeros }, &[]).is_err());
+        assert!(generate(&mut { zeros }, &[], &ca(7), now()).is_err());
         let failing = |_: &mut [u8]| -> anyhow::Result<()> { anyhow::bail!("no entropy") };
-        assert!(generate(&mut { failing }, &[]).is_err());
+        assert!(generate(&mut { failing }, &[], &ca(7), now()).is_err());
     }
 
     #[test]
     fn bad_san_is_an_error() {
-        assert!(generate(&mut os_random, &["ünïcode.example".into()]).is_err());
+        assert!(generate(&mut os_random, &["ünïcode.example".into()], &ca(7), now()).is_err());
     }
 }

@@ -2,10 +2,11 @@
 //! certificate, a random admin token (the enclave only ever sees its SHA-256), starts the
 //! enclave runtime as a supervised child on a Unix socket with a SIMULATED NSM, writes a
 //! kubeconfig, then serves exactly like `serve`. With `--enclave-tls` there is no dev CA: the
-//! enclave makes its own key and certificate (`--tls enclave`), the proxy splices bytes
-//! (passthrough), and the kubeconfig pins the certificate `dev` saw in one TLS handshake with
-//! the enclave at start (trust on first use, said in the banner; production pins the attested
-//! certificate with `nautilus-verify kubeconfig`).
+//! enclave makes its own key, certified by the cluster CA (`--tls enclave`), the proxy splices
+//! bytes (passthrough), and the kubeconfig trusts the cluster CA `dev` saw in one TLS handshake
+//! with the enclave at start (trust on first use, said in the banner; production pins the
+//! attested CA with `nautilus-verify kubeconfig`). A durable cluster keeps its CA across enclave
+//! restarts, so the kubeconfig stays as it is.
 
 use std::ffi::OsString;
 use std::fs;
@@ -161,22 +162,23 @@ pub(crate) async fn run(
             (pki.ca_pem, Some(tls))
         }
         None => {
-            let learned = learn_enclave_certificate(&socket).await;
-            let cert = match learned {
-                Ok(cert) => cert,
+            let learned = learn_enclave_certificates(&socket).await;
+            let (serving, ca) = match learned {
+                Ok(chain) => chain,
                 Err(err) => {
                     terminate(&mut child).await;
                     return Err(err);
                 }
             };
-            let pem = certificate_pem(&cert);
+            let pem = certificate_pem(&ca);
             write_file(&cert_path, pem.as_bytes(), 0o644)
                 .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
-            print_tofu(&cert_path, &cert);
+            print_tofu(&cert_path, &ca, &serving);
             (pem, None)
         }
     };
-    // A restarted enclave makes a new TLS key: pin it again the same way.
+    // A restarted enclave makes a new TLS key, certified by the same CA when the cluster is
+    // durable; a new CA (`--in-memory`) is pinned again the same way.
     let repin = settings.enclave_tls.then(|| {
         std::sync::Arc::new(Repin {
             socket: socket.clone(),
@@ -235,35 +237,44 @@ fn print_banner(kubeconfig: &Path, server: &str) {
     tracing::warn!("development mode: SIMULATED NSM, throw-away TLS identity and admin token");
 }
 
-/// Says that the pinned certificate was trusted on first use, and which key it holds.
-fn print_tofu(path: &Path, cert: &CertificateDer<'_>) {
+/// Says that the pinned CA was trusted on first use, and which keys it and the enclave's
+/// serving certificate hold.
+fn print_tofu(path: &Path, ca: &CertificateDer<'_>, serving: &CertificateDer<'_>) {
+    let hash = |cert: &CertificateDer<'_>| {
+        crate::tls_reload::spki(cert.as_ref()).map_or_else(
+            || "unreadable".to_string(),
+            |spki| hex::encode(Sha256::digest(spki)),
+        )
+    };
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
         "\n*** ENCLAVE TLS: the enclave terminates TLS; this proxy only passes bytes through. ***\n\
-         *** The kubeconfig pins the certificate seen in one handshake with the enclave at start ***\n\
+         *** The kubeconfig trusts the cluster CA seen in one handshake with the enclave at start ***\n\
          *** (TRUST ON FIRST USE, not attestation; use `nautilus-verify kubeconfig` in production). ***\n\
-         *** An enclave restart makes a new key; dev then pins it again the same way. ***\n\
-         enclave certificate: {} (SubjectPublicKeyInfo sha256 {})",
+         *** The CA issues the enclave's serving certificate; a durable cluster keeps it across restarts. ***\n\
+         enclave serving key: SubjectPublicKeyInfo sha256 {}\n\
+         cluster CA: {} (CA SubjectPublicKeyInfo sha256 {})",
+        hash(serving),
         path.display(),
-        crate::tls_reload::spki(cert.as_ref()).map_or_else(
-            || "unreadable".to_string(),
-            |spki| hex::encode(Sha256::digest(spki))
-        )
+        hash(ca)
     );
     let _ = out.flush();
 }
 
-/// One TLS handshake with the enclave on its socket, accepting whatever certificate it shows
-/// (trust on first use); returns that certificate.
-async fn learn_enclave_certificate(socket: &Path) -> Result<CertificateDer<'static>, String> {
+/// One TLS handshake with the enclave on its socket, accepting whatever certificates it shows
+/// (trust on first use): its serving certificate and the CA certificate after it, which must
+/// have issued it.
+async fn learn_enclave_certificates(
+    socket: &Path,
+) -> Result<(CertificateDer<'static>, CertificateDer<'static>), String> {
     use std::sync::Arc;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS configuration: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(FirstUse(provider)))
+        .with_custom_certificate_verifier(Arc::new(FirstUse(provider.clone())))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let stream = tokio::net::UnixStream::connect(socket)
@@ -278,16 +289,30 @@ async fn learn_enclave_certificate(socket: &Path) -> Result<CertificateDer<'stat
         .map_err(|e| {
             format!("TLS handshake with the enclave failed (is it in --tls enclave mode?): {e}")
         })?;
-    tls.get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|cert| cert.clone().into_owned())
-        .ok_or_else(|| "the enclave showed no certificate".to_string())
+    let chain = tls.get_ref().1.peer_certificates().unwrap_or_default();
+    let (Some(serving), Some(ca)) = (chain.first(), chain.get(1)) else {
+        return Err("the enclave showed no certificate and CA".to_string());
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca.clone())
+        .map_err(|e| format!("the enclave's CA certificate: {e}"))?;
+    let parsed = rustls::server::ParsedCertificate::try_from(serving)
+        .map_err(|e| format!("the enclave's certificate: {e}"))?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        &roots,
+        &[],
+        rustls::pki_types::UnixTime::now(),
+        provider.signature_verification_algorithms.all,
+    )
+    .map_err(|e| format!("the enclave's certificate is not issued by the CA it showed: {e}"))?;
+    Ok((serving.clone().into_owned(), ca.clone().into_owned()))
 }
 
-/// Enclave TLS mode after an enclave restart: learn the new certificate (trust on first use,
-/// as at start) and rewrite the pinned certificate and the kubeconfig.
+/// Enclave TLS mode after an enclave restart: learn the new certificate and its CA; the CA
+/// pinned already (a durable cluster) leaves the kubeconfig as it is, another one (a cluster
+/// that did not survive) is pinned again, trusted on first use as at start.
 struct Repin {
     socket: PathBuf,
     cert_path: PathBuf,
@@ -299,9 +324,9 @@ struct Repin {
 impl Repin {
     async fn run(self: std::sync::Arc<Self>) {
         let deadline = Instant::now() + ENCLAVE_START_TIMEOUT;
-        let cert = loop {
-            match learn_enclave_certificate(&self.socket).await {
-                Ok(cert) => break cert,
+        let (serving, ca) = loop {
+            match learn_enclave_certificates(&self.socket).await {
+                Ok(chain) => break chain,
                 Err(err) if Instant::now() >= deadline => {
                     tracing::error!(error = %err, "cannot pin the restarted enclave's certificate");
                     return;
@@ -309,7 +334,14 @@ impl Repin {
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
-        let pem = certificate_pem(&cert);
+        let pem = certificate_pem(&ca);
+        if fs::read_to_string(&self.cert_path).is_ok_and(|pinned| pinned == pem) {
+            tracing::info!(
+                ca = %self.cert_path.display(),
+                "the enclave restarted with a new TLS key issued by the pinned cluster CA; kubeconfig unchanged"
+            );
+            return;
+        }
         let written = write_file(&self.cert_path, pem.as_bytes(), 0o644).and_then(|()| {
             write_file(
                 &self.kubeconfig,
@@ -319,10 +351,10 @@ impl Repin {
         });
         match written {
             Ok(()) => {
-                print_tofu(&self.cert_path, &cert);
+                print_tofu(&self.cert_path, &ca, &serving);
                 tracing::warn!(
                     kubeconfig = %self.kubeconfig.display(),
-                    "the enclave restarted with a new TLS key; kubeconfig re-pinned (trust on first use)"
+                    "the enclave restarted with a new cluster CA; kubeconfig re-pinned (trust on first use)"
                 );
             }
             Err(err) => tracing::error!(error = %err, "cannot rewrite the kubeconfig"),

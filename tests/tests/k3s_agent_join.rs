@@ -361,13 +361,15 @@ fn a_k3s_agent_joins_with_its_seal_token() {
     assert_eq!(config["ServiceIPRange"]["IP"], "10.43.0.0");
     assert_eq!(config["ClusterDNS"], "10.43.0.10");
 
-    // 3. client-ca.crt (the cluster CA) and server-ca.crt (the enclave's certificate).
+    // 3. client-ca.crt and server-ca.crt: both the cluster CA, which issues the enclave's
+    //    serving certificate too.
     let (code, client_ca) = authed("GET", "/v1-k3s/client-ca.crt", None, false);
     assert_eq!(code, 200);
     let client_ca_file = dir.join("client-ca.crt");
     std::fs::write(&client_ca_file, &client_ca).unwrap();
     let (code, server_ca) = authed("GET", "/v1-k3s/server-ca.crt", None, false);
-    assert_eq!((code, server_ca), (200, std::fs::read(&bundle).unwrap()));
+    assert_eq!((code, &server_ca), (200, &std::fs::read(&bundle).unwrap()));
+    assert_eq!(server_ca, client_ca);
 
     // 4. serving-kubelet.crt.
     let (_, serving_csr) = agent_request(&dir, "serving-kubelet");
@@ -501,7 +503,7 @@ fn a_k3s_agent_joins_with_its_seal_token() {
     let (code, body) = send(port, &dir, &wrong_node).unwrap();
     assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));
     let other_ca = dir.join("other-ca.crt");
-    std::fs::write(&other_ca, &client_ca).unwrap();
+    std::fs::write(&other_ca, nautilus_tests::pki::pki().ca_pem).unwrap();
     let pinned_elsewhere = k3s::parse_join_token(&seal(node, &other_ca)).unwrap();
     assert_ne!(
         pinned_elsewhere.ca_hash,

@@ -6,10 +6,12 @@
 //! runs on that certificate alone: its Node turns Ready with the kubelet's version and a
 //! Deployment's pods run on the two nodes. The certificate authenticates the node and nothing
 //! more (curl: its own Node yes, Secrets no); a certificate from another CA fails the handshake;
-//! the CA is the one published as `client-ca-file`. The cluster is durable: after a `kill -9`
-//! of the enclave the kubelets carry on with the certificates they hold (the CA comes back from
-//! the data key). Last, a node's `kubernetes.io/kubelet-serving` CSR waits for `kubectl
-//! certificate approve`, is issued, and a TLS server presenting it is trusted through the CA.
+//! the CA is the one published as `client-ca-file`, and it issues the enclave's own serving
+//! certificate. The cluster is durable: after a `kill -9` of the enclave the kubelets carry on
+//! with the certificates they hold and the kubeconfigs they have (the CA comes back from the data
+//! key; the new serving key is certified by it), and kubectl too, nothing re-pinned. Last, a
+//! node's `kubernetes.io/kubelet-serving` CSR waits for `kubectl certificate approve`, is
+//! issued, and a TLS server presenting it is trusted through the CA.
 //!
 //! Skips, saying so, when kubemark is not built and Go is missing (as `kubemark_join` does).
 
@@ -63,6 +65,63 @@ fn curl_cert(
     Ok((code.trim().parse().unwrap_or(0), body.to_string()))
 }
 
+/// The token a hollow kubelet projected into pod `uid`'s volume `volume`: kubemark's kubelets
+/// keep their root directories in the temp dir (`hollow-kubelet.*`), the projected volume's
+/// files under `pods/UID/volumes/kubernetes.io~projected/VOLUME/`.
+fn projected_token(uid: &str, volume: &str) -> Option<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("hollow-kubelet.")
+        })
+        .find_map(|root| {
+            let file = root
+                .path()
+                .join("pods")
+                .join(uid)
+                .join("volumes/kubernetes.io~projected")
+                .join(volume)
+                .join("token");
+            std::fs::read_to_string(file).ok().filter(|t| !t.is_empty())
+        })
+}
+
+/// TokenRequests answered 201 (`serviceaccounts/token`), from the enclave's
+/// `apiserver_request_total`.
+fn token_requests_issued(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains("resource=\"serviceaccounts\"")
+                && l.contains("subresource=\"token\"")
+                && l.contains("code=\"201\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The serving certificate (PEM) the API server presents on `port`, as `openssl s_client`
+/// shows it.
+fn served_certificate(port: u16) -> String {
+    // `timeout`: a server that never finishes the handshake fails the test, not hangs it.
+    let out = Command::new("timeout")
+        .args(["30", "openssl", "s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("no certificate from the server: {text}"));
+    let end = text[begin..].find("-----END CERTIFICATE-----").unwrap() + begin;
+    text[begin..end].to_string()
+}
+
 #[test]
 fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
     let kubemark = match kubemark::kubemark_binary() {
@@ -97,7 +156,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
 
     let workspace = Workspace::new().expect("kubemark workspace");
     let mut cert_dirs = Vec::new();
-    let mut kubelets: Vec<HollowKubelet> = sim
+    let kubelets: Vec<HollowKubelet> = sim
         .workers()
         .iter()
         .map(|w| {
@@ -224,6 +283,87 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
         || kubemark::context(&c, &kubelets, 25),
     );
 
+    // 3b. ServiceAccount admission: a pod made with `kubectl run` runs as `default` with the
+    //     projected `kube-api-access-XXXXX` volume mounted at kube's path; its kubelet asks
+    //     TokenRequest (serviceaccounts/token) for the token it projects, bound to the pod, and
+    //     writes it into the volume, where it authenticates as the pod's account.
+    c.kubectl_ok(&[
+        "run",
+        "solo",
+        "--image=registry.k8s.io/pause:3.10",
+        "--restart=Never",
+    ]);
+    let solo = get(&c, "/api/v1/namespaces/default/pods/solo");
+    assert_eq!(solo["spec"]["serviceAccountName"], "default", "{solo}");
+    let volume = solo["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| {
+            v["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("kube-api-access-"))
+        })
+        .unwrap_or_else(|| panic!("no kube-api-access volume: {solo}"))
+        .clone();
+    assert_eq!(
+        volume["projected"]["sources"][0]["serviceAccountToken"],
+        json!({"expirationSeconds": 3607, "path": "token"}),
+        "{volume}"
+    );
+    assert_eq!(
+        solo["spec"]["containers"][0]["volumeMounts"],
+        json!([{"name": volume["name"], "readOnly": true,
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}])
+    );
+    let uid = solo["metadata"]["uid"].as_str().unwrap().to_string();
+    let token = wait_for(
+        Duration::from_secs(90),
+        "the pod Running, its token projected by its kubelet",
+        || {
+            let pod = get(&c, "/api/v1/namespaces/default/pods/solo");
+            let running = pod["status"]["phase"] == "Running" && condition(&pod, "Ready") == "True";
+            running
+                .then(|| projected_token(&uid, volume["name"].as_str().unwrap()))
+                .flatten()
+        },
+        || kubemark::context(&c, &kubelets, 25),
+    );
+    let metrics = c.request("GET", "/metrics", None, &[]).expect("metrics");
+    let issued = token_requests_issued(&String::from_utf8_lossy(&metrics.body));
+    assert!(
+        issued > REPLICAS as u64,
+        "a TokenRequest for each of the {} pods, {issued} counted",
+        REPLICAS + 1
+    );
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+        "spec": {"token": token}});
+    let reply = c
+        .request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            Some(review.to_string().as_bytes()),
+            &[("content-type", "application/json")],
+        )
+        .expect("token review");
+    let review: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let status = &review["status"];
+    assert_eq!(status["authenticated"], true, "{review}");
+    assert_eq!(
+        status["user"]["username"], "system:serviceaccount:default:default",
+        "{review}"
+    );
+    assert_eq!(
+        status["user"]["extra"]["authentication.kubernetes.io/pod-name"],
+        json!(["solo"]),
+        "{review}"
+    );
+    assert_eq!(
+        status["user"]["extra"]["authentication.kubernetes.io/pod-uid"],
+        json!([uid]),
+        "{review}"
+    );
+
     // 4. The certificate is the node's and no more; another CA's is refused in the handshake.
     let ca_file = workspace.path().join("enclave-ca.pem");
     std::fs::write(&ca_file, &c.ca_pem).expect("ca file");
@@ -312,10 +452,12 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
 
     // 5. The enclave crashes (`kill -9`) and dev restarts it on the same data directory: the
     //    cluster CA is derived from the data key again, so the client certificates the kubelets
-    //    hold stay valid. The restarted enclave has a new TLS key (it is bound to the boot's
-    //    attestation), which dev pins again in its kubeconfig; each kubelet is restarted on its
-    //    own kubeconfig and certificate with that pin, as an operator would after verifying the
-    //    new enclave, and carries on without a new CSR: Leases renewed, Nodes Ready.
+    //    hold stay valid, and so does everyone's trust in the API server: the restarted enclave
+    //    makes a new serving key (bound to its boot's attestation), but the cluster CA issues
+    //    its certificate, as kube's serving certificate chains to the cluster CA. Nothing is
+    //    re-pinned: dev's kubeconfig and the kubelets' own kubeconfigs stay byte for byte, the
+    //    kubelets are not restarted, and they carry on without a new CSR (client-go reconnects):
+    //    Leases renewed, Nodes Ready, kubectl answering.
     let csrs = |c: &DevCluster| {
         get(c, "/apis/certificates.k8s.io/v1/certificatesigningrequests")["items"]
             .as_array()
@@ -323,28 +465,54 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
     };
     let before = csrs(&c);
     let old_pin = base64::engine::general_purpose::STANDARD.encode(&c.ca_pem);
+    let kubeconfigs: Vec<(std::path::PathBuf, Vec<u8>)> = cert_dirs
+        .iter()
+        .flat_map(|(node, kubeconfig, _)| {
+            [
+                workspace
+                    .path()
+                    .join(format!("{node}.bootstrap-kubeconfig")),
+                kubeconfig.clone(),
+            ]
+        })
+        .chain(std::iter::once(c.kubeconfig.clone()))
+        .map(|file| {
+            let bytes = std::fs::read(&file).expect("kubeconfig");
+            (file, bytes)
+        })
+        .collect();
+    for (file, bytes) in &kubeconfigs {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(text.contains(&old_pin), "{}: {text}", file.display());
+    }
+    let serving_before = served_certificate(c.port);
     let restarted = now_secs();
     c.kill_enclave();
-    let new_pin = base64::engine::general_purpose::STANDARD.encode(&c.ca_pem);
-    assert_ne!(old_pin, new_pin, "a new enclave TLS key");
-    for (k, (node, kubeconfig, cert_dir)) in kubelets.iter_mut().zip(&cert_dirs) {
-        let bootstrap = workspace
-            .path()
-            .join(format!("{node}.bootstrap-kubeconfig"));
-        for file in [&bootstrap, kubeconfig] {
-            let text = std::fs::read_to_string(file).expect("kubeconfig");
-            assert!(text.contains(&old_pin), "{}: {text}", file.display());
-            std::fs::write(file, text.replace(&old_pin, &new_pin)).expect("re-pinned kubeconfig");
-        }
-        // The old process ends before the new one starts (an assignment would start the new
-        // one first, and two kubelets of one node would race for its files and ports).
-        k.kill();
-        *k = HollowKubelet::start_bootstrapping(
-            &kubemark, &workspace, node, &bootstrap, kubeconfig, cert_dir,
-        )
-        .expect("restart kubemark");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.encode(&c.ca_pem),
+        old_pin,
+        "the same cluster CA in dev's kubeconfig"
+    );
+    assert_ne!(
+        served_certificate(c.port),
+        serving_before,
+        "a new serving certificate (a new key) after the restart"
+    );
+    for (file, bytes) in &kubeconfigs {
+        assert_eq!(
+            &std::fs::read(file).expect("kubeconfig"),
+            bytes,
+            "{} was not rewritten",
+            file.display()
+        );
     }
-    std::fs::write(&ca_file, &c.ca_pem).expect("ca file");
+    assert!(
+        !c.logs().contains("kubeconfig re-pinned"),
+        "dev did not re-pin:\n{}",
+        c.logs()
+    );
+    let out = c.kubectl_ok(&["get", "nodes", "-o", "name"]);
+    assert!(out.contains("node/"), "kubectl after the restart: {out}");
     wait_for(
         Duration::from_secs(60),
         "the kubelets to renew their Leases on the restarted enclave",

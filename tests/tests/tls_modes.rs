@@ -1,5 +1,6 @@
 //! The two TLS modes end to end, with the real binaries: enclave TLS (the proxy splices
-//! ciphertext it cannot read; `dev --enclave-tls` pins the enclave's certificate for kubectl)
+//! ciphertext it cannot read; `dev --enclave-tls` pins the cluster CA that certifies the
+//! enclave's key for kubectl)
 //! and proxy-terminated TLS with an operator's certificate (reloaded on SIGHUP) and optional
 //! client certificates whose CN becomes the user, handed to the enclave in the connection
 //! preamble that a client can never forge.
@@ -357,15 +358,21 @@ fn dev_enclave_tls_serves_kubectl_end_to_end() {
     );
     let logs = cluster.logs();
     assert!(logs.contains("TRUST ON FIRST USE"), "{logs}");
-    // The pinned key is the one the enclave made (its SPKI hash, as the attestation binds it).
-    let printed = logs
-        .split("SubjectPublicKeyInfo sha256 ")
-        .nth(1)
-        .and_then(|rest| rest.get(..64))
-        .unwrap_or_else(|| panic!("no pinned SPKI hash printed:\n{logs}"));
+    // The serving key is the one the enclave made, and the pinned CA the one that certifies it
+    // (their SPKI hashes, as the attestation binds them).
+    let printed = |after: &str| {
+        logs.split(after)
+            .nth(1)
+            .and_then(|rest| rest.get(..64))
+            .unwrap_or_else(|| panic!("no {after:?} printed:\n{logs}"))
+            .to_string()
+    };
+    let serving = printed("enclave serving key: SubjectPublicKeyInfo sha256 ");
+    let ca = printed("CA SubjectPublicKeyInfo sha256 ");
     assert!(
-        logs.contains(&format!("spki_sha256={printed}")),
-        "the enclave's key:\n{logs}"
+        logs.contains(&format!(" spki_sha256={serving}"))
+            && logs.contains(&format!("ca_spki_sha256={ca}")),
+        "the enclave's key and CA:\n{logs}"
     );
     assert!(cluster.kubectl_ok(&["get", "ns"]).contains("default"));
     cluster.kubectl_ok(&["create", "namespace", "sealed"]);
@@ -377,17 +384,27 @@ fn dev_enclave_tls_serves_kubectl_end_to_end() {
     assert_eq!(reply.status, 200);
     assert_eq!(cluster.anonymous("GET", "/readyz").unwrap().status, 200);
 
-    // A restarted enclave has a new key; dev pins it again and kubectl keeps working.
+    // A restarted enclave has a new key, certified by the same cluster CA (the cluster is
+    // durable): the kubeconfig stays as it is and kubectl keeps working.
     let pinned = std::fs::read(&cluster.kubeconfig).unwrap();
     let pid = cluster.enclave_pid().expect("the enclave child runs");
     nautilus_tests::signal(pid, libc::SIGKILL);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !cluster.logs().contains("kubeconfig re-pinned") {
+    while !cluster.logs().contains("kubeconfig unchanged") {
         assert!(std::time::Instant::now() < deadline, "{}", cluster.logs());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_ne!(std::fs::read(&cluster.kubeconfig).unwrap(), pinned);
-    assert!(cluster.kubectl_ok(&["get", "ns"]).contains("default"));
+    let logs = cluster.logs();
+    assert!(!logs.contains("kubeconfig re-pinned"), "{logs}");
+    let keys: Vec<&str> = logs
+        .split(" spki_sha256=")
+        .skip(1)
+        .filter_map(|rest| rest.get(..64))
+        .collect();
+    assert_eq!(keys.len(), 2, "two boots:\n{logs}");
+    assert_ne!(keys[0], keys[1], "a new serving key");
+    assert_eq!(std::fs::read(&cluster.kubeconfig).unwrap(), pinned);
+    assert!(cluster.kubectl_ok(&["get", "ns"]).contains("sealed"));
 }
 
 /// A self-signed server certificate for 127.0.0.1 (ECDSA P-256), as PEM files.

@@ -1,7 +1,8 @@
 //! `nautilus-verify` against the real enclave (simulated NSM) behind the real proxy, in both
-//! TLS modes: the attestation binds the certificate the enclave presents (enclave TLS) or the
-//! zero SPKI hash (proxy TLS), signed GETs verify, and a verified kubeconfig pins the enclave's
-//! certificate so plain kubectl works until the enclave restarts with a new key.
+//! TLS modes: the attestation binds the certificate the enclave presents and the cluster CA that
+//! issued it (enclave TLS) or the zero SPKI hash (proxy TLS), signed GETs verify, and a verified
+//! kubeconfig pins the cluster CA so plain kubectl works, also after the enclave restarts with a
+//! new key.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -60,11 +61,20 @@ fn pinned_pem(kubeconfig: &Path) -> String {
     String::from_utf8(pem).unwrap()
 }
 
-/// The SubjectPublicKeyInfo hash `dev` printed when it pinned the enclave's certificate.
+/// The serving key's SubjectPublicKeyInfo hash the enclave logged last (one per boot).
 fn printed_spki_hash(logs: &str) -> Option<String> {
-    logs.rsplit("SubjectPublicKeyInfo sha256 ")
+    logs.rsplit(" spki_sha256=")
         .next()
-        .filter(|_| logs.contains("SubjectPublicKeyInfo sha256 "))
+        .filter(|_| logs.contains(" spki_sha256="))
+        .and_then(|rest| rest.get(..64))
+        .map(str::to_string)
+}
+
+/// The cluster CA's SubjectPublicKeyInfo hash `dev` printed when it pinned the CA.
+fn printed_ca_hash(logs: &str) -> Option<String> {
+    logs.rsplit("CA SubjectPublicKeyInfo sha256 ")
+        .next()
+        .filter(|_| logs.contains("CA SubjectPublicKeyInfo sha256 "))
         .and_then(|rest| rest.get(..64))
         .map(str::to_string)
 }
@@ -75,8 +85,10 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
     let url = format!("https://127.0.0.1:{}", cluster.port);
     let logs = cluster.logs();
     let spki = printed_spki_hash(&logs).unwrap_or_else(|| panic!("no SPKI hash:\n{logs}"));
+    let ca = printed_ca_hash(&logs).unwrap_or_else(|| panic!("no CA hash:\n{logs}"));
 
-    // The document binds the certificate the enclave presented in this very handshake.
+    // The document binds the certificate the enclave presented in this very handshake and the
+    // cluster CA that issued it.
     let out = verify(&[
         "attestation",
         "--url",
@@ -91,7 +103,9 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
         .find(|l| l.starts_with("✓ user_data "))
         .unwrap_or_else(|| panic!("no passing user_data check:\n{t}"));
     assert!(
-        bound.contains(&format!("SHA-256 of the presented TLS SPKI {spki}")),
+        bound.contains(&format!(
+            "SHA-256 of the presented TLS SPKI {spki}, SHA-256 of its issuing CA's SPKI {ca}"
+        )),
         "{t}"
     );
     assert!(t.contains("✓ nonce "), "{t}");
@@ -134,7 +148,7 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
     let t = exits(&out, 1);
     assert!(t.contains("✗ PCR0 is "), "{t}");
 
-    // A verified kubeconfig pins the attested certificate: the one dev pinned too.
+    // A verified kubeconfig pins the attested cluster CA: the one dev pinned too.
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("attested.kubeconfig");
     let out = verify(&[
@@ -148,10 +162,7 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
         "--allow-simulated",
     ]);
     let t = exits(&out, 0);
-    assert!(
-        t.contains("pinning the attested enclave certificate"),
-        "{t}"
-    );
+    assert!(t.contains("pinning the attested cluster CA"), "{t}");
     assert!(
         t.contains("✓ the attested certificate is valid for 127.0.0.1"),
         "{t}"
@@ -186,21 +197,34 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
     // dev keeps a durable log: authentic, but one enclave cannot prove it is the newest copy.
     assert!(t.contains("freshness: unverified (restored from"), "{t}");
 
-    // A restarted enclave has a new TLS key: the old pinned kubeconfig no longer connects.
+    // A restarted enclave has a new TLS key, issued by the same cluster CA: the verified
+    // kubeconfig keeps working as it is, and verifying again binds the new key and the same CA.
+    let pinned = std::fs::read(&kc).unwrap();
     let pid = cluster.enclave_pid().expect("the enclave child runs");
     nautilus_tests::signal(pid, libc::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !cluster.logs().contains("kubeconfig re-pinned") {
+    while !cluster.logs().contains("kubeconfig unchanged") {
         assert!(Instant::now() < deadline, "{}", cluster.logs());
         std::thread::sleep(Duration::from_millis(100));
     }
     let new_spki = printed_spki_hash(&cluster.logs()).unwrap();
     assert_ne!(new_spki, spki, "a new TLS key");
     let out = kubectl(&kc, &["get", "ns"]);
-    let t = text(&out);
-    assert!(!out.status.success(), "the old pin still works:\n{t}");
-    assert!(t.contains("x509") || t.contains("certificate"), "{t}");
-    // Verifying again pins the new certificate (and binds the new key).
+    assert!(out.status.success(), "{}", text(&out));
+    let out = verify(&[
+        "attestation",
+        "--url",
+        &url,
+        "--enclave-tls",
+        "--allow-simulated",
+    ]);
+    let t = exits(&out, 0);
+    assert!(
+        t.contains(&format!(
+            "SHA-256 of the presented TLS SPKI {new_spki}, SHA-256 of its issuing CA's SPKI {ca}"
+        )),
+        "{t}"
+    );
     let out = verify(&[
         "kubeconfig",
         "--url",
@@ -212,6 +236,7 @@ fn enclave_tls_attestation_kubeconfig_and_signed_get_end_to_end() {
         "--allow-simulated",
     ]);
     exits(&out, 0);
+    assert_eq!(std::fs::read(&kc).unwrap(), pinned, "the same CA pinned");
     let out = kubectl(&kc, &["get", "ns"]);
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -5,13 +5,14 @@
 //!
 //! Node identities are restricted ([`node_restriction`], kube's NodeRestriction plugin); every
 //! caller meets [`priority`]'s one-global-default rule for PriorityClasses. Pod creation also
-//! passes RuntimeClass and Priority admission ([`runtime_class`], [`priority`]), called where
-//! pods are created.
+//! passes ServiceAccount, RuntimeClass and Priority admission ([`service_account`],
+//! [`runtime_class`], [`priority`]), called where pods are created, in kube's plugin order.
 
 pub(crate) mod node_restriction;
 pub(crate) mod policy;
 pub(crate) mod priority;
 pub(crate) mod runtime_class;
+pub(crate) mod service_account;
 pub(crate) mod services;
 
 use serde_json::Value;

@@ -49,7 +49,9 @@ pub(super) fn call_as(
     if !body.is_null() {
         req.body = &bytes;
     }
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = crate::cluster::test_harness::answer(s, NOW, &req)
+        .into_response()
+        .unwrap();
     (
         r.status,
         serde_json::from_slice(&r.body).unwrap_or(Value::Null),
@@ -105,7 +107,9 @@ pub(super) fn cluster() -> (Cluster, String) {
     req.seal_token = Some(&token);
     req.content_type = Some("application/json");
     req.body = &body;
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = crate::cluster::test_harness::answer(&mut s, NOW, &req)
+        .into_response()
+        .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     for (name, node) in [("mine", "node-a"), ("theirs", "node-b")] {
         let pod = json!({"metadata": {"name": name},
@@ -512,7 +516,9 @@ fn protobuf_reviews_are_answered() {
     req.authorization = Some(&auth);
     req.content_type = Some("application/vnd.kubernetes.protobuf");
     req.body = &body;
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = crate::cluster::test_harness::answer(&mut s, NOW, &req)
+        .into_response()
+        .unwrap();
     let answer: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
         (r.status, &answer["status"]["allowed"]),
@@ -531,7 +537,9 @@ fn protobuf_reviews_are_answered() {
     req.authorization = Some(&auth);
     req.content_type = Some("application/vnd.kubernetes.protobuf");
     req.body = &whoami;
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = crate::cluster::test_harness::answer(&mut s, NOW, &req)
+        .into_response()
+        .unwrap();
     let answer: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(
         answer["status"]["userInfo"]["username"], "system:node:node-a",
@@ -556,7 +564,9 @@ fn review_asked_for_as_a_table_is_406() {
         req.content_type = Some("application/json");
         req.accept = Some(accept);
         req.body = &body;
-        let r = s.handle_request(NOW, &req).into_response().unwrap();
+        let r = crate::cluster::test_harness::answer(s, NOW, &req)
+            .into_response()
+            .unwrap();
         (r.status, serde_json::from_slice::<Value>(&r.body).unwrap())
     };
     let (status, answer) = ask(&mut s, "application/json;as=Table;v=v1;g=meta.k8s.io");

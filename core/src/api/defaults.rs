@@ -62,12 +62,8 @@ pub(crate) fn apply(
                 // without it ("nil pod.spec.enableServiceLinks encountered").
                 set_default(spec, "enableServiceLinks", Value::from(true));
                 if old.is_none() {
-                    set_default(spec, "serviceAccountName", Value::from("default"));
-                    let sa = spec
-                        .get("serviceAccountName")
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    set_default(spec, "serviceAccount", sa);
+                    // `serviceAccountName` itself is ServiceAccount admission's (`default`
+                    // unless a mirror pod).
                     default_tolerations(spec);
                     set_default(spec, "priority", Value::from(0));
                 }
@@ -250,6 +246,24 @@ fn rbac_binding(map: &mut Map<String, Value>) {
 
 /// PodSpec defaults shared by pods and pod templates.
 fn pod_spec(spec: &mut Map<String, Value>) {
+    // kube's v1 conversion: `serviceAccount` is the deprecated alias of `serviceAccountName`,
+    // read when the name is empty and always written as the name.
+    let account = [spec.get("serviceAccountName"), spec.get("serviceAccount")]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|name| !name.is_empty())
+        .map(String::from);
+    match account {
+        Some(name) => {
+            spec.insert("serviceAccountName".into(), Value::from(name.as_str()));
+            spec.insert("serviceAccount".into(), Value::from(name));
+        }
+        None => {
+            spec.remove("serviceAccount");
+            spec.remove("serviceAccountName");
+        }
+    }
     set_default(spec, "restartPolicy", Value::from("Always"));
     set_default(spec, "terminationGracePeriodSeconds", Value::from(30));
     set_default(spec, "dnsPolicy", Value::from("ClusterFirst"));

@@ -52,9 +52,7 @@ impl Cluster {
             "application/json"
         });
         req.body = &bytes;
-        let r = self
-            .server
-            .handle_request(self.now, &req)
+        let r = crate::cluster::test_harness::answer(&mut self.server, self.now, &req)
             .into_response()
             .expect("not a watch");
         (

@@ -36,8 +36,7 @@ fn call(
     req.body = &bytes;
     req.content_type = Some(content_type);
     req.user_agent = Some("kubectl/v1.32.4");
-    let r = s
-        .handle_request(T0, &req)
+    let r = crate::cluster::test_harness::answer(s, T0, &req)
         .into_response()
         .expect("no watch");
     (

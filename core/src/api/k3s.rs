@@ -4,9 +4,10 @@
 //! What k3s v1.32 serves (`pkg/server/handlers/router.go`, `handlers.go`) and what is served
 //! here:
 //! - `/cacerts` (anonymous): the CA bundle the agent trusts for the API server. Here the
-//!   enclave's own TLS certificate in enclave TLS mode (self-signed, bound in the attestation
-//!   document); in proxy TLS mode the CA of `--cluster-ca-file`, which the proxy's certificate
-//!   chains to. `/ping` (anonymous) answers `pong`.
+//!   cluster CA in enclave TLS mode (it issues the enclave's TLS certificate; both are bound in
+//!   the attestation document), as k3s answers its server CA; in proxy TLS mode the CA of
+//!   `--cluster-ca-file`, which the proxy's certificate chains to. `/ping` (anonymous) answers
+//!   `pong`.
 //! - Under `/v1-k3s/`, for a caller in `k3s:agent`, `system:nodes` or `system:bootstrappers`
 //!   (here: a valid Seal token as basic-auth password of user `node`, or a cluster-CA node
 //!   certificate): `serving-kubelet.crt`, `client-kubelet.crt` (both need the headers

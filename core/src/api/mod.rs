@@ -71,6 +71,8 @@ mod rbac_tests;
 #[cfg(test)]
 mod revision_tests;
 #[cfg(test)]
+mod service_account_admission_tests;
+#[cfg(test)]
 mod service_tests;
 #[cfg(test)]
 mod storage_tests;
@@ -109,9 +111,10 @@ pub enum Outcome {
     /// The read needs `revision`, which the store has not reached yet. The runtime calls again
     /// with the same request, its `waiting_since` set to this call's `now`, once the store's
     /// revision reaches `revision` or at `deadline`, whichever comes first; core then serves it
-    /// or answers kube's 504 `ResourceVersionTooLarge`.
+    /// or answers kube's 504 `ResourceVersionTooLarge`. A pod create waiting for its
+    /// namespace's `default` ServiceAccount is asked again the same way (it changed nothing).
     Pending {
-        /// The revision the read needs.
+        /// The revision the request needs.
         revision: u64,
         /// When core stops waiting.
         deadline: UnixTime,
@@ -151,7 +154,13 @@ impl From<ApiResponse> for Outcome {
 #[derive(Debug, Default)]
 pub(crate) struct Call {
     pub(crate) warnings: Vec<String>,
+    /// A pod create was refused because its namespace has no `default` ServiceAccount yet.
+    pub(crate) missing_default_account: bool,
 }
+
+/// How long a pod create waits for its namespace's `default` ServiceAccount: kube's
+/// ServiceAccount admission looks it up ten times, 100 to 200 ms apart, before refusing.
+const DEFAULT_ACCOUNT_WAIT_SECS: u64 = 2;
 
 impl Cluster {
     /// Answers one request at `now`. Never panics; errors become `Status` responses.
@@ -165,8 +174,28 @@ impl Cluster {
                 Outcome::Response(response)
             }
             Ok(outcome) => outcome,
-            Err(error) => Outcome::Response(ApiResponse::error(&error)),
+            Err(error) => self
+                .wait_for_default_account(now, req)
+                .unwrap_or_else(|| Outcome::Response(ApiResponse::error(&error))),
         }
+    }
+
+    /// A pod create refused for want of its namespace's `default` ServiceAccount, which the
+    /// serviceaccount controller creates right after the namespace: asked again at the next
+    /// write, for up to [`DEFAULT_ACCOUNT_WAIT_SECS`], before the refusal is the answer. The
+    /// refused attempt changed nothing.
+    fn wait_for_default_account(&self, now: UnixTime, req: &ApiRequest<'_>) -> Option<Outcome> {
+        if !self.call.missing_default_account {
+            return None;
+        }
+        let deadline = req
+            .waiting_since
+            .unwrap_or(now)
+            .plus_secs(DEFAULT_ACCOUNT_WAIT_SECS);
+        (now < deadline).then(|| Outcome::Pending {
+            revision: self.store.revision().saturating_add(1),
+            deadline,
+        })
     }
 
     fn dispatch(&mut self, now: UnixTime, req: &ApiRequest<'_>) -> Result<Outcome, Error> {

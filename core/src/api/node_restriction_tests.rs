@@ -56,7 +56,7 @@ fn send(
     req.authorization = Some(&auth);
     req.content_type = Some(content_type);
     req.body = &bytes;
-    match s.handle_request(NOW, &req) {
+    match crate::cluster::test_harness::answer(s, NOW, &req) {
         Outcome::Watch(_) => (200, json!({"watch": true})),
         other => {
             let r = other.into_response().unwrap();

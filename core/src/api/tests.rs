@@ -62,8 +62,7 @@ pub(super) fn call_full(
         "application/json"
     };
     req.content_type = content_type.or(Some(default_type));
-    let r = s
-        .handle_request(T0, &req)
+    let r = crate::cluster::test_harness::answer(s, T0, &req)
         .into_response()
         .expect("not a watch");
     Reply {
@@ -614,8 +613,7 @@ fn kubectl(s: &mut Cluster, method: Method, path: &str, body: Value, content_typ
     req.user_agent = Some("kubectl/v1.32.4 (linux/amd64) kubernetes/59526cd");
     req.content_type = Some(content_type);
     req.body = &bytes;
-    let r = s
-        .handle_request(T0, &req)
+    let r = crate::cluster::test_harness::answer(s, T0, &req)
         .into_response()
         .expect("not a watch");
     Reply {

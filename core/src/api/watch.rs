@@ -271,8 +271,9 @@ impl Watcher {
         let mut events = core::mem::take(&mut self.scratch);
         events.clear();
         let batch = max_events.saturating_sub(wrote).max(1);
-        if let Err(expired) = ring.read_visible_after(self.cursor, batch, &mut events) {
-            {
+        let reached = match ring.read_visible_after_reaching(self.cursor, batch, &mut events) {
+            Ok((_, reached)) => reached,
+            Err(expired) => {
                 let error = Error::Expired(alloc::format!(
                     "too old resource version: {} ({})",
                     expired.requested,
@@ -283,7 +284,7 @@ impl Watcher {
                 self.scratch = events;
                 return WatchPoll::Closed;
             }
-        }
+        };
         // A full batch, or a chunk that reached `max_bytes`, may leave events behind.
         let mut more = events.len() >= batch;
         for event in &events {
@@ -310,6 +311,11 @@ impl Watcher {
             };
             self.write_event(kind.as_str(), &event.object, now, out);
             wrote += 1;
+        }
+        if !more {
+            // Every event up to `reached` is written: revisions without one (skipped by a
+            // recovered run, compaction marks) are passed too, so the stream is caught up.
+            self.cursor = self.cursor.max(reached);
         }
         events.clear();
         self.scratch = events;

@@ -78,7 +78,9 @@ pub(super) fn call(
     if !body.is_null() {
         req.body = &bytes;
     }
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = crate::cluster::test_harness::answer(s, NOW, &req)
+        .into_response()
+        .unwrap();
     (
         r.status,
         serde_json::from_slice(&r.body).unwrap_or(Value::Null),
@@ -475,7 +477,9 @@ fn seed_endpoints_refuse_every_forgery_and_store_nothing() {
     let mut req = ApiRequest::new(Method::Post, "/api/v1/register-worker");
     req.seal_token = Some(&good);
     req.body = b"{\"node_id\": ";
-    let r = s.handle_request(NOW, &req).into_response().unwrap();
+    let r = crate::cluster::test_harness::answer(&mut s, NOW, &req)
+        .into_response()
+        .unwrap();
     assert_eq!(r.status, 400, "malformed JSON");
     assert_eq!(s.store().revision(), before, "nothing was stored");
     // Events: another package is ignored, a replayed checkpoint applies nothing, anonymous is 401.

@@ -869,6 +869,25 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
         );
     }
     assert!(ring.read_visible_after(last + skip + 1, 100, &mut Vec::new()) == Ok(0));
+    // A watch that was caught up at `last` before the restart (an informer reconnecting with
+    // its resourceVersion) is caught up after it too: the skipped revisions hold no event to
+    // wait for, and a poll that finds none moves it past them (it used to keep looking: a hot
+    // loop in the runtime's watch stream). The next write is delivered.
+    let auth = alloc::format!("Bearer {TOKEN}");
+    let path = alloc::format!("/api/v1/namespaces?watch=true&resourceVersion={last}");
+    let mut req = ApiRequest::new(Method::Get, &path);
+    req.authorization = Some(&auth);
+    let crate::api::Outcome::Watch(mut watcher) = recovered.handle_request(later, &req) else {
+        panic!("a watch");
+    };
+    assert!(!watcher.caught_up(&ring));
+    let mut out = Vec::new();
+    assert_eq!(
+        watcher.poll(&ring, later, &mut out, 100),
+        crate::api::WatchPoll::Idle
+    );
+    assert!(out.is_empty());
+    assert!(watcher.caught_up(&ring), "nothing left to read");
     // From the snapshot taken halfway and the records after it: the same objects and the
     // same derived state as the live run (what a restart after log truncation rebuilds).
     let (chunks, at) = middle.expect("a snapshot was taken");
@@ -930,6 +949,16 @@ fn replaying_the_records_of_a_random_workload_rebuilds_the_same_cluster() {
             .status
     };
     assert_eq!(status, 201);
+    // The watch from before the restart gets the new namespace.
+    ring.set_visible(u64::MAX);
+    assert!(!watcher.caught_up(&ring));
+    let mut out = Vec::new();
+    assert_eq!(
+        watcher.poll(&ring, later, &mut out, 100),
+        crate::api::WatchPoll::Wrote(1)
+    );
+    assert!(String::from_utf8_lossy(&out).contains("after-restart"));
+    assert!(watcher.caught_up(&ring));
     let journal = recovered.take_records();
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].revision(), Some(last + skip + 2));

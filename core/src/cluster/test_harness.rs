@@ -40,6 +40,32 @@ pub(crate) fn call(
     c.request(method, path, accept, body, content_type)
 }
 
+/// `req` answered as the runtime answers it: a request that waits (for a revision, or a pod
+/// for its namespace's `default` ServiceAccount) is asked again once the controllers due at
+/// `now` have run, then at its deadline.
+pub(crate) fn answer(server: &mut Core, now: UnixTime, req: &ApiRequest<'_>) -> Outcome {
+    let mut req = *req;
+    let mut outcome = server.handle_request(now, &req);
+    let mut at = now;
+    let mut settled = false;
+    while let Outcome::Pending { deadline, .. } = outcome {
+        req.waiting_since.get_or_insert(now);
+        if settled {
+            at = deadline.max(at);
+        } else {
+            for _ in 0..50 {
+                if server.poll_timeout().is_none_or(|t| t > now) {
+                    break;
+                }
+                server.handle_timeout(now);
+            }
+            settled = true;
+        }
+        outcome = server.handle_request(at, &req);
+    }
+    outcome
+}
+
 /// A refusal's causes as (field, message).
 pub(crate) fn causes(answer: &Value) -> Vec<(String, String)> {
     answer["details"]["causes"]
@@ -130,9 +156,7 @@ impl Cluster {
         req.accept = accept;
         req.content_type = Some(content_type);
         req.body = body;
-        let r = self
-            .server
-            .handle_request(self.now, &req)
+        let r = answer(&mut self.server, self.now, &req)
             .into_response()
             .expect("not a watch");
         (

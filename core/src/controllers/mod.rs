@@ -211,6 +211,10 @@ pub(crate) fn workload_selector(obj: &Value) -> Option<LabelSelector> {
 /// Which work queue a key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Queue {
+    /// A namespace's `default` ServiceAccount and root-CA ConfigMap; the key's name is the
+    /// namespace's. First: the pods the workload controllers create in a new namespace need
+    /// its account (ServiceAccount admission).
+    NamespaceDefaults,
     ReplicaSet,
     ReplicationController,
     Job,
@@ -224,9 +228,6 @@ pub(crate) enum Queue {
     UnscheduledPod,
     /// CustomResourceDefinitions: names, conditions, and the deletion of their objects.
     Crd,
-    /// A namespace's `default` ServiceAccount and root-CA ConfigMap; the key's name is the
-    /// namespace's.
-    NamespaceDefaults,
     /// Every ResourceQuota of the key's namespace (the name is empty).
     Quota,
     /// One PodDisruptionBudget.
@@ -1007,6 +1008,15 @@ impl Cluster {
             obj,
             "kube-controller-manager",
         );
+        // ServiceAccount admission's refusal names an account that may yet be created: the
+        // sync is retried with backoff, as kube's controllers retry every failed create.
+        if created.is_err() && resource == ResourceId::Pods {
+            let account = j::str_at(obj, "/spec/serviceAccountName");
+            let key = ObjectKey::new(ResourceId::ServiceAccounts, namespace, account);
+            if !account.is_empty() && self.store.get(&key).is_none() {
+                self.controllers.write_refused = true;
+            }
+        }
         self.controllers.note(created)?;
         self.charge_quotas(now, charges);
         Ok(())

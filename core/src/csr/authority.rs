@@ -38,6 +38,8 @@ const CA_NOT_BEFORE: &str = "250101000000Z";
 const CA_NOT_AFTER: &str = "99991231235959Z";
 /// The CA's subject common name.
 pub const CA_COMMON_NAME: &str = "nautilus-cluster-ca";
+/// The subject common name of the API server's own serving certificate (enclave TLS mode).
+pub const API_SERVER_COMMON_NAME: &str = "nautilus-enclave";
 
 mod oid {
     pub(super) const ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
@@ -463,6 +465,78 @@ impl ClusterCa {
         now: UnixTime,
         serial: [u8; 16],
     ) -> Result<String, String> {
+        self.sign_der(req, usages, ttl_secs, now, serial)
+            .map(|der| pem("CERTIFICATE", &der))
+    }
+
+    /// The API server's own serving certificate (enclave TLS mode), DER: for the key whose DER
+    /// `SubjectPublicKeyInfo` is `spki_der` (a key the caller made and holds, so there is no
+    /// request to verify), subject `CN=`[`API_SERVER_COMMON_NAME`], the given DNS and IP (4 or 16 raw bytes)
+    /// names, `server auth` with `digital signature`, signed as [`Self::sign`] signs. Clients
+    /// that trust this CA (kubeconfigs, kubelets, pods through `kube-root-ca.crt`) then trust
+    /// every serving key the enclave makes, across restarts. `Err` when `spki_der` is not one
+    /// DER SEQUENCE.
+    pub fn sign_server_certificate(
+        &self,
+        spki_der: &[u8],
+        dns_names: &[&str],
+        ip_addresses: &[Vec<u8>],
+        ttl_secs: u64,
+        now: UnixTime,
+        serial: [u8; 16],
+    ) -> Result<Vec<u8>, String> {
+        let mut spki = Der::new(spki_der);
+        let whole = spki
+            .expect_whole(SEQUENCE, "")
+            .map_err(|_| String::from("the public key is not a DER SubjectPublicKeyInfo"))?;
+        if !spki.is_empty() || whole.len() != spki_der.len() {
+            return Err("the public key is not a DER SubjectPublicKeyInfo".into());
+        }
+        let subject = tlv(
+            SEQUENCE,
+            &tlv(
+                SET,
+                &tlv(
+                    SEQUENCE,
+                    &[
+                        tlv(OBJECT_IDENTIFIER, oid::COMMON_NAME),
+                        tlv(UTF8_STRING, API_SERVER_COMMON_NAME.as_bytes()),
+                    ]
+                    .concat(),
+                ),
+            ),
+        );
+        let names: Vec<u8> = dns_names
+            .iter()
+            .flat_map(|d| tlv(0x82, d.as_bytes()))
+            .chain(ip_addresses.iter().flat_map(|ip| tlv(0x87, ip)))
+            .collect();
+        let req = Request {
+            common_name: API_SERVER_COMMON_NAME.into(),
+            dns_names: dns_names.iter().map(|&d| d.into()).collect(),
+            ip_addresses: ip_addresses.to_vec(),
+            subject_der: subject,
+            spki_der: spki_der.to_vec(),
+            san_value: (!names.is_empty()).then(|| tlv(SEQUENCE, &names)),
+            ..Request::default()
+        };
+        self.sign_der(
+            &req,
+            &["digital signature", "server auth"],
+            ttl_secs,
+            now,
+            serial,
+        )
+    }
+
+    fn sign_der(
+        &self,
+        req: &Request,
+        usages: &[&str],
+        ttl_secs: u64,
+        now: UnixTime,
+        serial: [u8; 16],
+    ) -> Result<Vec<u8>, String> {
         let (key_usage, ext_key_usages) = key_usages(usages)?;
         let not_before = now.secs().saturating_sub(BACKDATE_SECS);
         let not_after = if ttl_secs < SHORT_SECS {
@@ -505,7 +579,7 @@ impl ClusterCa {
             &req.spki_der,
             &extensions,
         );
-        Ok(pem("CERTIFICATE", &self.signed(&tbs)))
+        Ok(self.signed(&tbs))
     }
 
     fn tbs(

@@ -411,3 +411,55 @@ fn a_serving_certificate_names_only_its_own_node() {
     );
     assert_eq!(serving_certificate_names_node(b"junk", "n1"), Err(None));
 }
+
+#[test]
+fn the_api_servers_serving_certificate_is_issued_for_a_key_and_its_names() {
+    let ca = ClusterCa::from_secret(&[7; 32]).unwrap();
+    let point = key(5).verifying_key().to_sec1_point(false);
+    let spki = ec_spki(point.as_bytes());
+    let now = UnixTime::from_secs(1_800_000_000);
+    let der = ca
+        .sign_server_certificate(
+            &spki,
+            &["localhost", "api.example.com"],
+            &[alloc::vec![127, 0, 0, 1]],
+            DEFAULT_CERT_TTL_SECS,
+            now,
+            [0x11; 16],
+        )
+        .unwrap();
+    assert!(verifies(&ca, &der), "signed by the cluster CA");
+    assert!(!verifies(&ClusterCa::from_secret(&[8; 32]).unwrap(), &der));
+    assert_eq!(
+        crate::attestation::x509::subject_public_key_info(&der).unwrap(),
+        spki.as_slice(),
+        "for the given key"
+    );
+    assert_eq!(
+        validity(&der),
+        ("270115075500Z".into(), "280115075500Z".into())
+    );
+    assert_eq!(
+        certificate_subject(&der),
+        Some((String::from(API_SERVER_COMMON_NAME), Vec::new()))
+    );
+    // serverAuth and no clientAuth; digitalSignature; the names as SANs.
+    assert!(der.windows(8).any(|w| w == [0x2b, 6, 1, 5, 5, 7, 3, 1]));
+    assert!(!der.windows(8).any(|w| w == [0x2b, 6, 1, 5, 5, 7, 3, 2]));
+    assert!(der.windows(4).any(|w| w == [0x03, 0x02, 0x07, 0x80]));
+    let san = [
+        tlv(0x82, b"localhost"),
+        tlv(0x82, b"api.example.com"),
+        tlv(0x87, &[127, 0, 0, 1]),
+    ]
+    .concat();
+    let san = tlv(SEQUENCE, &san);
+    assert!(der.windows(san.len()).any(|w| w == san.as_slice()));
+    // Not a key: refused.
+    for junk in [&b""[..], &[0x30, 0x03, 0x02, 0x01][..], &[0x04, 0x00][..]] {
+        assert!(
+            ca.sign_server_certificate(junk, &[], &[], 3600, now, [1; 16])
+                .is_err()
+        );
+    }
+}

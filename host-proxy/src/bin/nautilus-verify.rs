@@ -1,7 +1,8 @@
 //! `nautilus-verify`: checks a Nautilus enclave from outside, with no enclave secret: its AWS
 //! Nitro attestation document (signature, chain to the embedded AWS root G1, validity,
 //! constraints, nonce, PCRs, user_data binding), signed answers, and a kubeconfig that pins the
-//! attested enclave-TLS certificate. Prints each check with ✓/✗; exits 0 only if all hold.
+//! attested cluster CA that issues the enclave-TLS certificate. Prints each check with ✓/✗;
+//! exits 0 only if all hold.
 
 #[path = "../verify/mod.rs"]
 mod verify;
@@ -39,7 +40,8 @@ enum Command {
         #[arg(long)]
         token: Option<String>,
     },
-    /// Verify the enclave in enclave-TLS mode and write a kubeconfig pinning its certificate.
+    /// Verify the enclave in enclave-TLS mode and write a kubeconfig pinning the cluster CA that
+    /// issues its certificate (attested with it).
     Kubeconfig {
         #[command(flatten)]
         remote: RemoteArgs,
@@ -96,8 +98,8 @@ struct CommonArgs {
     /// Do not check the server certificate (the attestation is still checked).
     #[arg(long)]
     insecure_skip_tls_verify: bool,
-    /// The enclave terminates TLS: its presented certificate must be the one the attestation
-    /// binds (user_data), and it becomes the trust anchor.
+    /// The enclave terminates TLS: its presented certificate and the CA that issued it must be
+    /// the ones the attestation binds (user_data), and that CA becomes the trust anchor.
     #[arg(long)]
     enclave_tls: bool,
 }
@@ -237,15 +239,18 @@ async fn run(cli: Cli) -> Result<bool, String> {
             let Some(attested) = verify::attest(&mut report, &remote).await else {
                 return Ok(false);
             };
-            let Some(cert) = attested.peer_certificate.as_deref() else {
-                report.check(false, "enclave TLS certificate presented");
+            let (Some(cert), Some(ca)) = (
+                attested.peer_certificate.as_deref(),
+                attested.ca_certificate.as_deref(),
+            ) else {
+                report.check(false, "enclave TLS certificate and its CA presented");
                 return Ok(false);
             };
-            // kubectl checks the host name against the pinned certificate's SANs: a host the
-            // enclave was not given with --tls-san would make a kubeconfig kubectl refuses.
+            // kubectl checks the host name against the certificate's SANs: a host the enclave
+            // was not given with --tls-san would make a kubeconfig kubectl refuses.
             if report
                 .result(
-                    verify::client::pinned_certificate_names(cert, &remote.target.host),
+                    verify::client::issued_for(cert, ca, &remote.target.host),
                     &format!(
                         "the attested certificate is valid for {} (as kubectl will check it)",
                         remote.target.host
@@ -256,14 +261,13 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 report.info("start the enclave with --tls-san HOST (tls_san) for this name");
                 return Ok(false);
             }
-            let config = verify::kubeconfig(&remote.target.base, cert, token.as_deref());
+            // The attested CA, not this boot's serving certificate: the kubeconfig keeps
+            // working when a durable enclave restarts with a new serving key.
+            let config = verify::kubeconfig(&remote.target.base, ca, token.as_deref());
             std::fs::write(&out, config).map_err(|e| format!("{}: {e}", out.display()))?;
             report.check(
                 true,
-                &format!(
-                    "wrote {} pinning the attested enclave certificate",
-                    out.display()
-                ),
+                &format!("wrote {} pinning the attested cluster CA", out.display()),
             );
             Ok(true)
         }

@@ -77,6 +77,8 @@ pub(crate) struct Fetched {
     pub(crate) body: Vec<u8>,
     /// The end-entity certificate the server presented (TLS only).
     pub(crate) peer_certificate: Option<Vec<u8>>,
+    /// Every certificate the server presented, the end-entity first (TLS only).
+    pub(crate) peer_chain: Vec<Vec<u8>>,
 }
 
 /// Largest answer read (an attestation document is < 16 KiB; API answers can be large).
@@ -92,7 +94,14 @@ pub(crate) async fn get(
         .await
         .map_err(|e| format!("connect to {}:{}: {e}", target.host, target.port))?;
     if !target.tls {
-        return exchange(TokioIo::new(tcp), target, path_and_query, headers, None).await;
+        return exchange(
+            TokioIo::new(tcp),
+            target,
+            path_and_query,
+            headers,
+            Vec::new(),
+        )
+        .await;
     }
     let config = client_config(trust)?;
     let name = ServerName::try_from(target.host.clone())
@@ -101,13 +110,13 @@ pub(crate) async fn get(
         .connect(name, tcp)
         .await
         .map_err(|e| format!("TLS handshake with {}: {e}", target.base))?;
-    let peer = tls
+    let chain = tls
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.as_ref().to_vec());
-    exchange(TokioIo::new(tls), target, path_and_query, headers, peer).await
+        .map(|chain| chain.iter().map(|c| c.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    exchange(TokioIo::new(tls), target, path_and_query, headers, chain).await
 }
 
 async fn exchange<S>(
@@ -115,7 +124,7 @@ async fn exchange<S>(
     target: &Target,
     path_and_query: &str,
     headers: &[(&str, String)],
-    peer_certificate: Option<Vec<u8>>,
+    peer_chain: Vec<Vec<u8>>,
 ) -> Result<Fetched, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -149,7 +158,8 @@ where
         status,
         headers,
         body,
-        peer_certificate,
+        peer_certificate: peer_chain.first().cloned(),
+        peer_chain,
     })
 }
 
@@ -181,11 +191,42 @@ fn client_config(trust: &Trust) -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// Checks `cert_der` as kubectl will with a kubeconfig that names it as the only CA: its own
 /// trust anchor, valid now, and naming `host` (a DNS name or IP address in its SANs).
+#[cfg(test)]
 pub(crate) fn pinned_certificate_names(cert_der: &[u8], host: &str) -> Result<(), String> {
+    issued_for(cert_der, cert_der, host)
+}
+
+/// Whether the server certificate `cert_der` is issued by the CA certificate `ca_der`: its
+/// signature, both validities now and the server-auth usage, as a TLS client checks a chain
+/// (the host name aside).
+pub(crate) fn issued_by(cert_der: &[u8], ca_der: &[u8]) -> Result<(), String> {
+    let provider = rustls::crypto::ring::default_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .map_err(|e| format!("the CA certificate: {e}"))?;
+    let cert = CertificateDer::from(cert_der.to_vec());
+    let parsed = rustls::server::ParsedCertificate::try_from(&cert).map_err(|e| e.to_string())?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        &roots,
+        &[],
+        UnixTime::now(),
+        provider.signature_verification_algorithms.all,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Checks the server certificate `cert_der` as kubectl will with a kubeconfig whose only CA is
+/// `ca_der`: issued by it (signature, validity now, server auth) and naming `host` (a DNS name
+/// or IP address in its SANs).
+pub(crate) fn issued_for(cert_der: &[u8], ca_der: &[u8], host: &str) -> Result<(), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cert = CertificateDer::from(cert_der.to_vec());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).map_err(|e| e.to_string())?;
+    roots
+        .add(CertificateDer::from(ca_der.to_vec()))
+        .map_err(|e| e.to_string())?;
     let verifier =
         rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()

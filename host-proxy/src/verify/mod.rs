@@ -1,5 +1,6 @@
 //! `nautilus-verify`: checks an enclave's attestation document against the pinned AWS Nitro
-//! root, then signed answers or a kubeconfig pinning the attested enclave-TLS certificate.
+//! root, then signed answers or a kubeconfig pinning the attested cluster CA that issues the
+//! enclave-TLS certificate.
 //! Needs no enclave secret; every check is printed with ✓/✗ and any ✗ means exit 1.
 
 pub(crate) mod client;
@@ -220,6 +221,8 @@ pub(crate) struct Remote {
 pub(crate) struct Attested {
     pub(crate) doc: VerifiedDocument,
     pub(crate) peer_certificate: Option<Vec<u8>>,
+    /// In enclave TLS mode, the CA certificate the attestation binds (what a kubeconfig pins).
+    pub(crate) ca_certificate: Option<Vec<u8>>,
 }
 
 fn random<const N: usize>() -> Result<[u8; N], String> {
@@ -280,22 +283,20 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
         )),
         Err(e) => report.info(&format!("{CONFIG_PATH}: {e}")),
     }
-    let spki_hash = if remote.enclave_tls {
-        let cert = fetched.peer_certificate.as_deref();
-        let spki = cert.and_then(attestation::subject_public_key_info);
-        let spki = report.result(
-            spki.ok_or("the server presented no readable certificate"),
-            "enclave TLS certificate presented",
-        )?;
-        Some(<[u8; 32]>::from(Sha256::digest(spki)))
+    let binding = if remote.enclave_tls {
+        Some(report.result(
+            presented_binding(&fetched.peer_chain),
+            "enclave TLS certificate presented, issued by the CA presented with it",
+        )?)
     } else {
         None
     };
-    let how = match &spki_hash {
-        Some(h) => format!(
-            "SHA-256(config digest {}, SHA-256 of the presented TLS SPKI {})",
+    let how = match &binding {
+        Some(b) => format!(
+            "SHA-256(config digest {}, SHA-256 of the presented TLS SPKI {}, SHA-256 of its issuing CA's SPKI {})",
             hex::encode(digest),
-            hex::encode(h)
+            hex::encode(b.serving_spki_sha256),
+            hex::encode(b.ca_spki_sha256)
         ),
         None => format!(
             "SHA-256(config digest {}, zero SPKI hash: proxy-terminated TLS, not bound)",
@@ -305,7 +306,7 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
     let expect = Expect {
         pcrs: &remote.pcrs,
         nonce: Some(&nonce),
-        user_data: Some((signed_answer::user_data(&digest, spki_hash.as_ref()), how)),
+        user_data: Some((signed_answer::user_data(&digest, binding.as_ref()), how)),
         allow_simulated: remote.allow_simulated,
     };
     let doc = check_document(report, &fetched.body, &root, now_ms(), &expect)?;
@@ -327,7 +328,30 @@ pub(crate) async fn attest(report: &mut Report, remote: &Remote) -> Option<Attes
     }
     Some(Attested {
         doc,
+        ca_certificate: binding.and(fetched.peer_chain.last().cloned()),
         peer_certificate: fetched.peer_certificate,
+    })
+}
+
+/// What enclave TLS must present and the attestation then binds: the serving certificate, then
+/// the CA certificate that issued it (the cluster CA, what a kubeconfig trusts). `Err` says what
+/// is missing or wrong: no certificate, no CA after it, or a certificate that CA did not issue.
+pub(crate) fn presented_binding(chain: &[Vec<u8>]) -> Result<signed_answer::TlsBinding, String> {
+    let spki_hash = |der: &[u8]| {
+        attestation::subject_public_key_info(der).map(|spki| <[u8; 32]>::from(Sha256::digest(spki)))
+    };
+    let serving = chain.first().ok_or("the server presented no certificate")?;
+    let serving_spki_sha256 = spki_hash(serving).ok_or("the server's certificate does not read")?;
+    let ca = chain
+        .last()
+        .filter(|_| chain.len() >= 2)
+        .ok_or("the server presented no CA certificate after its own")?;
+    let ca_spki_sha256 = spki_hash(ca).ok_or("the presented CA certificate does not read")?;
+    client::issued_by(serving, ca)
+        .map_err(|e| format!("the server's certificate is not issued by the presented CA: {e}"))?;
+    Ok(signed_answer::TlsBinding {
+        serving_spki_sha256,
+        ca_spki_sha256,
     })
 }
 
@@ -445,7 +469,7 @@ pub(crate) async fn signed_get(
     }
 }
 
-/// A kubeconfig whose only CA is the attested enclave certificate.
+/// A kubeconfig whose only CA is the attested cluster CA.
 pub(crate) fn kubeconfig(server: &str, cert_der: &[u8], token: Option<&str>) -> String {
     let pem = nautilus_core::der::pem("CERTIFICATE", cert_der);
     let names = kubeconfig::Names {
@@ -476,6 +500,58 @@ mod tests {
             let err = parse_pcrs(&[bad.to_string()]).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    /// A serving certificate for `localhost` issued by the cluster CA of `secret`, as the
+    /// enclave makes it, and that CA's certificate.
+    fn issued(secret: u8) -> (Vec<u8>, Vec<u8>) {
+        let ca = nautilus_core::csr::authority::ClusterCa::from_secret(&[secret; 32]).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let now = nautilus_core::UnixTime::from_secs(now_ms() / 1000);
+        let cert = ca
+            .sign_server_certificate(
+                &key.public_key_der(),
+                &["localhost"],
+                &[],
+                3600,
+                now,
+                [3; 16],
+            )
+            .unwrap();
+        (cert, ca.certificate_der().to_vec())
+    }
+
+    #[test]
+    fn the_binding_needs_the_serving_certificate_and_the_ca_that_issued_it() {
+        let (cert, ca) = issued(7);
+        let binding = presented_binding(&[cert.clone(), ca.clone()]).unwrap();
+        let hash = |der: &[u8]| -> [u8; 32] {
+            Sha256::digest(attestation::subject_public_key_info(der).unwrap()).into()
+        };
+        assert_eq!(binding.serving_spki_sha256, hash(&cert));
+        assert_eq!(binding.ca_spki_sha256, hash(&ca));
+        // A certificate not issued by the CA presented with it is refused, whichever CA that is.
+        let (_, other_ca) = issued(8);
+        let err = presented_binding(&[cert.clone(), other_ca.clone()]).unwrap_err();
+        assert!(err.contains("not issued by the presented CA"), "{err}");
+        let (other_cert, _) = issued(8);
+        assert!(presented_binding(&[other_cert.clone(), ca.clone()]).is_err());
+        // A self-signed certificate presented as its own CA is not the cluster CA's.
+        assert!(presented_binding(&[ca.clone(), ca.clone()]).is_err());
+        assert!(presented_binding(&[cert.clone(), cert.clone()]).is_err());
+        // Nothing, or no CA after the certificate.
+        assert!(presented_binding(&[]).is_err());
+        let err = presented_binding(std::slice::from_ref(&cert)).unwrap_err();
+        assert!(err.contains("no CA certificate"), "{err}");
+        // What the attestation binds then differs from what the attested enclave presents: a
+        // relay with another CA's certificate (or another key from the same CA) fails user_data.
+        let digest = [9u8; 32];
+        let attested = signed_answer::user_data(&digest, Some(&binding));
+        let relayed = presented_binding(&[other_cert, other_ca]).unwrap();
+        assert_ne!(signed_answer::user_data(&digest, Some(&relayed)), attested);
+        let (same_ca_other_key, _) = issued(7);
+        let relayed = presented_binding(&[same_ca_other_key, ca]).unwrap();
+        assert_ne!(signed_answer::user_data(&digest, Some(&relayed)), attested);
     }
 
     #[test]

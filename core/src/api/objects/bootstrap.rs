@@ -73,7 +73,13 @@ impl Cluster {
     ) -> Result<Vec<u8>, Error> {
         let now = ctx.at;
         if resource == ResourceId::Pods {
-            // Controllers' pods meet Priority admission as any client's.
+            // Controllers' pods meet ServiceAccount and Priority admission as any client's.
+            // kube's controllers send only a generateName, which admission's errors name.
+            let mut admitted_as = j::string_at(obj, "/metadata/generateName");
+            if admitted_as.is_empty() {
+                admitted_as = j::string_at(obj, "/metadata/name");
+            }
+            self.admit_service_account(namespace, &admitted_as, obj)?;
             admission::priority::admit_pod(&self.store, obj)?;
         }
         set_meta(obj, "uid", Value::from(self.ids.uuid()));
