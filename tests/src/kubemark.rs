@@ -50,23 +50,9 @@ impl Workspace {
     }
 }
 
-/// The kubemark binary, built by `tests/peers/build.sh` when Go can build it (as
-/// `tests/tests/peers.rs` does: the build skips an up-to-date binary and fails loudly), or the
-/// binary already there when Go is missing; `None` when neither: the caller skips, saying why.
+/// The kubemark binary ([`peers::built`]): `None` when Go is missing and none was built.
 pub fn kubemark_binary() -> Result<Option<PathBuf>, peers::PeerError> {
-    let go = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if go {
-        peers::build(&["kubemark"])?;
-        return peers::binary("kubemark").map(Some);
-    }
-    match peers::binary("kubemark") {
-        Ok(path) => Ok(Some(path)),
-        Err(peers::PeerError::Missing { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+    peers::built("kubemark")
 }
 
 /// The Kubernetes version `kubemark` was built as (`v1.32.13`): what its kubelet reports in

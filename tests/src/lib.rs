@@ -5,8 +5,11 @@
 pub mod capture;
 pub mod client;
 pub mod kubemark;
+pub mod kwok;
 pub mod peers;
 pub mod pki;
+pub mod procfs;
+pub mod scrape;
 pub mod simulator;
 pub mod tamper;
 pub mod workload;

@@ -107,6 +107,25 @@ pub fn build(names: &[&str]) -> Result<(), PeerError> {
     }
 }
 
+/// Peer `name` for a test that needs it: built by [`build`] when Go is on the PATH (the build
+/// skips an up-to-date binary and fails loudly), or the binary already there when Go is
+/// missing; `None` when neither, and the caller skips, saying why.
+pub fn built(name: &str) -> Result<Option<PathBuf>, PeerError> {
+    let go = Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if go {
+        build(&[name])?;
+        return binary(name).map(Some);
+    }
+    match binary(name) {
+        Ok(path) => Ok(Some(path)),
+        Err(PeerError::Missing { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A tmpfs folder (`/dev/shm`) for an etcd that keeps everything in memory, removed on drop.
 pub fn tmpfs_dir() -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new()

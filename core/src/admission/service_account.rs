@@ -110,7 +110,7 @@ pub(crate) fn admit_pod(
     let key = ObjectKey::new(ResourceId::ServiceAccounts, namespace, &account_name);
     let account: Value = store
         .get(&key)
-        .and_then(|o| serde_json::from_slice(&o.json).ok())
+        .and_then(|o| serde_json::from_slice(&o.json.bytes()).ok())
         .ok_or_else(|| {
             (
                 forbidden(

@@ -396,6 +396,58 @@ fn replicasets_adopt_matching_orphans_and_release_what_stops_matching() {
 }
 
 #[test]
+fn a_replicaset_releases_its_relabelled_pod_among_many_neighbours() {
+    // The sync finds its own pods by selector and, through the ownership graph, the one that
+    // stopped matching; the other ReplicaSets' pods around it are neither claimed nor changed.
+    let mut c = Cluster::new();
+    let rs = |name: &str, replicas: usize| {
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "redis"}]}}}})
+    };
+    for (name, replicas) in [("a", 40), ("m", 3), ("z", 40)] {
+        assert_eq!(c.post(REPLICASETS, rs(name, replicas)).0, 201);
+    }
+    c.settle();
+    assert_eq!(c.items(PODS).len(), 83);
+    let owner = |pod: &Value| pod["metadata"]["ownerReferences"][0]["name"].clone();
+    let mine: Vec<String> = c
+        .items(PODS)
+        .iter()
+        .filter(|p| owner(p) == "m")
+        .map(|p| p["metadata"]["name"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(mine.len(), 3);
+    let before: Vec<Value> = c
+        .items(PODS)
+        .into_iter()
+        .filter(|p| owner(p) != "m")
+        .collect();
+    c.patch(
+        &alloc::format!("{PODS}/{}", mine[1]),
+        json!({"metadata": {"labels": {"app": "gone"}}}),
+        "application/merge-patch+json",
+    );
+    c.settle();
+    let released = c.get(&alloc::format!("{PODS}/{}", mine[1])).1;
+    assert!(
+        released["metadata"]["ownerReferences"].is_null(),
+        "{released}"
+    );
+    let pods = c.items(PODS);
+    assert_eq!(pods.len(), 84, "the released pod is replaced");
+    assert_eq!(pods.iter().filter(|p| owner(p) == "m").count(), 3);
+    let after: Vec<Value> = pods
+        .into_iter()
+        .filter(|p| owner(p) != "m" && p["metadata"]["name"] != mine[1].as_str())
+        .collect();
+    assert_eq!(after, before, "the neighbours' pods are untouched");
+    let status = c.get(&alloc::format!("{REPLICASETS}/m")).1["status"].clone();
+    assert_eq!(status["replicas"], 3);
+}
+
+#[test]
 fn min_ready_seconds_delays_availability() {
     let mut c = Cluster::new();
     let mut d = deployment("web", 1, "nginx");

@@ -5,9 +5,11 @@
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--full] [--only NAME[,NAME]]` (the
 //! default run uses small sizes and takes about two minutes; `--full` uses the goals' sizes)
-//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, peer, hostile (`peer`:
-//! the same clients against kube-apiserver + etcd built into `target/peers/`, side by side with
-//! ratios; `hostile`: issue 13's four attacks, each for 30 s beside a legitimate admin client;
+//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, peer, kwok, hostile
+//! (`peer`: the same clients against kube-apiserver + etcd built into `target/peers/`, side by
+//! side with ratios; `kwok`: KWOK's controller managing fake Nodes (1,000 with `--full`) and
+//! playing the pods of Deployments Running, issue 18's scale figure; `hostile`: issue 13's four
+//! attacks, each for 30 s beside a legitimate admin client;
 //! `metrics`: GET req/s
 //! with the enclave's request metrics on and `--metrics=false`, two clusters side by side;
 //! `--sign` = `--only sign`: the
@@ -19,6 +21,8 @@
 mod durable;
 #[path = "bench/hostile.rs"]
 mod hostile;
+#[path = "bench/kwok.rs"]
+mod kwok;
 #[path = "bench/load.rs"]
 mod load;
 #[path = "bench/peer.rs"]
@@ -38,7 +42,7 @@ use load::{
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 16] = [
+const SECTIONS: [&str; 17] = [
     "get",
     "sign",
     "metrics",
@@ -48,6 +52,7 @@ const SECTIONS: [&str; 16] = [
     "budget",
     "tls",
     "peer",
+    "kwok",
     "durable",
     // The snapshot figures of `durable`, alone.
     "durable-snapshot",
@@ -397,6 +402,9 @@ fn main() {
     }
     if wanted("peer") {
         run("peer", &section_peer);
+    }
+    if wanted("kwok") {
+        run("kwok", &kwok::section);
     }
     if wanted("durable") {
         run("durable", &durable::section);
