@@ -354,18 +354,39 @@ fn signed_get_passes_faithfully_and_fails_for_each_tampering() {
 /// A stand-in for the enclave's `/attestation` that answers every request with the real (old,
 /// nonce-less) AWS document: the network path, TLS modes and the SPKI binding are exercised,
 /// and the nonce, the clock and user_data must be reported as failures.
-fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<Vec<u8>>) {
+/// The DER certificates a test server presents: its own, then its CA's.
+type ServedChain = (Vec<u8>, Vec<u8>);
+
+/// Serves the fixture document on loopback; with `tls`, over TLS presenting a certificate for
+/// 127.0.0.1 and then the CA that issued it (what enclave TLS presents). Returns the port and,
+/// with `tls`, the served and CA certificates.
+fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<ServedChain>) {
     use std::io::{Read as _, Write as _};
     let hex = std::fs::read_to_string(fixture()).unwrap();
     let doc = hex_decode(hex.trim());
     let config_digest = sha2_free_hash::hex_sha256(CONFIG_TEXT.as_bytes());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let identity =
-        tls.then(|| rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap());
-    let cert_der = identity.as_ref().map(|c| c.cert.der().to_vec());
-    let config = identity.map(|c| {
-        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(c.key_pair.serialize_der().into());
+    let identity = tls.then(|| {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "verify test CA");
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "verify test server");
+        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        (leaf, ca, key)
+    });
+    let certs = identity
+        .as_ref()
+        .map(|(leaf, ca, _)| (leaf.der().to_vec(), ca.der().to_vec()));
+    let config = identity.map(|(leaf, ca, key)| {
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
         std::sync::Arc::new(
             rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
                 rustls::crypto::ring::default_provider(),
@@ -373,7 +394,7 @@ fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<Vec<u8>>)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![c.cert.der().clone()], key)
+            .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
             .unwrap(),
         )
     });
@@ -416,7 +437,7 @@ fn serve_real_document(tls: bool, config_header: bool) -> (u16, Option<Vec<u8>>)
             let _ = stream.flush();
         }
     });
-    (port, cert_der)
+    (port, certs)
 }
 
 const CONFIG_TEXT: &str = "listen = \"unix:/run/enclave.sock\"\nsimulated_nsm = false\n";
@@ -439,7 +460,10 @@ fn url_mode_fetches_over_tls_binds_the_presented_spki_and_reports_each_failure()
         "{t}"
     );
     assert!(t.contains("config simulated_nsm = false"), "{t}");
-    assert!(t.contains("✓ enclave TLS certificate presented"), "{t}");
+    assert!(
+        t.contains("✓ enclave TLS certificate presented, issued by the CA presented with it"),
+        "{t}"
+    );
     assert!(
         t.contains("✓ signature with the leaf key, chain to the pinned AWS root"),
         "{t}"
@@ -448,20 +472,22 @@ fn url_mode_fetches_over_tls_binds_the_presented_spki_and_reports_each_failure()
     assert!(t.contains("✗ certificate chain valid at"), "{t}");
     assert!(t.contains("✗ nonce"), "{t}");
     assert!(t.contains("✗ user_data 5a264748"), "{t}");
-    // The SPKI hash printed is the one of the certificate the server presented.
-    let cert = cert.unwrap();
-    let spki = nautilus_core::attestation::subject_public_key_info(&cert).unwrap();
-    let spki_hash = sha2_free_hash::hex_sha256(spki);
-    assert!(
-        t.contains(&format!("presented TLS SPKI {spki_hash}")),
-        "{t}"
-    );
+    // The SPKI hashes printed are the ones of the certificates the server presented.
+    let (cert, ca_cert) = cert.unwrap();
+    for (der, what) in [
+        (&cert, "presented TLS SPKI"),
+        (&ca_cert, "issuing CA's SPKI"),
+    ] {
+        let spki = nautilus_core::attestation::subject_public_key_info(der).unwrap();
+        let spki_hash = sha2_free_hash::hex_sha256(spki);
+        assert!(t.contains(&format!("{what} {spki_hash}")), "{t}");
+    }
 
     // Proxy-terminated TLS with the operator's CA: the server certificate is checked, and the
     // binding uses the zero SPKI hash.
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, to_pem(&cert)).unwrap();
+    std::fs::write(&ca, to_pem(&ca_cert)).unwrap();
     let out = run(&["attestation", "--url", &url, "--ca", ca.to_str().unwrap()]);
     let t = text(&out);
     assert!(t.contains(&format!("✓ GET {url}/attestation")), "{t}");
