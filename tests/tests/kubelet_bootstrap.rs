@@ -284,7 +284,7 @@ fn hollow_kubelets_bootstrap_client_certificates_with_seal_tokens() {
     );
 
     // 3b. ServiceAccount admission: a pod made with `kubectl run` runs as `default` with the
-    //     projected `kube-api-access-XXXXX` volume mounted at kube's path; its kubelet asks
+    //     projected `kube-api-access-<five random characters>` volume mounted at kube's path; its kubelet asks
     //     TokenRequest (serviceaccounts/token) for the token it projects, bound to the pod, and
     //     writes it into the volume, where it authenticates as the pod's account.
     c.kubectl_ok(&[

@@ -1,7 +1,7 @@
 //! kube's ServiceAccount admission plugin (v1.32, `plugin/pkg/admission/serviceaccount`) on pod
 //! creation: the pod runs as `spec.serviceAccountName` (`default` when it names none), which
 //! must exist in its namespace; unless the pod or its account turn `automountServiceAccountToken`
-//! off, every container and init container mounts the projected `kube-api-access-XXXXX` volume
+//! off, every container and init container mounts the projected `kube-api-access-<five random characters>` volume
 //! (a bound token the kubelet asks TokenRequest for, the `kube-root-ca.crt` CA and the
 //! namespace) at [`TOKEN_MOUNT_PATH`]; the account's image pull secrets are copied to a pod that
 //! has none; an account annotated `kubernetes.io/enforce-mountable-secrets: "true"` limits the

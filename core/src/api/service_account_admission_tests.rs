@@ -1,5 +1,5 @@
 //! kube's ServiceAccount admission against the core alone: the `default` account, the projected
-//! `kube-api-access-XXXXX` volume and its mounts exactly as kube-apiserver 1.32 writes them, the
+//! `kube-api-access-<five random characters>` volume and its mounts exactly as kube-apiserver 1.32 writes them, the
 //! opt-outs, kube's refusals (a missing account, mountable secrets, mirror pods), a new
 //! namespace's pod waiting for its `default` account, and a controller's pods.
 

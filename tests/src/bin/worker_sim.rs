@@ -79,35 +79,10 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
-/// utime + stime of `pid` in seconds, from /proc/<pid>/stat.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = text.rsplit_once(") ")?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `after` starts at field 3.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
-}
-
-#[allow(unsafe_code)]
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
-}
+use nautilus_tests::procfs::cpu_secs;
 
 fn rss_mb(pid: u32) -> Option<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
+    nautilus_tests::procfs::status_kb(pid, "VmRSS:").map(|kb| kb as f64 / 1024.0)
 }
 
 /// Raises the soft open-file limit to the hard one (a pod watcher per worker needs two sockets).
