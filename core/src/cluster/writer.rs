@@ -411,8 +411,13 @@ impl Cluster {
         let deleted = kind == ChangeKind::Deleted;
         let cost = crate::store::entry_bytes(key, json_len, index);
         if !deleted && key.resource == ResourceId::Events {
-            self.event_ttl
-                .admit(&self.config, key, cost, ctx.origin.node())?;
+            self.event_ttl.admit(
+                &self.config,
+                key,
+                kind != ChangeKind::Created,
+                cost,
+                ctx.origin.node(),
+            )?;
         }
         let references = match key.resource {
             ResourceId::Pods => Some(self.references.prepare(
@@ -476,10 +481,11 @@ impl Cluster {
             if deleted {
                 self.event_ttl.removed(key);
             } else {
-                self.event_ttl.written(
+                self.event_written(
                     key,
+                    change.revision(),
+                    change.kind == ChangeKind::Created,
                     change.at,
-                    self.config.event_ttl_secs,
                     prepared.cost,
                     change.origin.node(),
                 );

@@ -4,10 +4,15 @@
 //! its share of the store (kube's EventRateLimit admission is the model for the rate; the share
 //! is ours), so one worker's events cannot starve other writes.
 //!
-//! Every write and every expiry is O(log n) in the number of events: an index by expiry time
-//! and one by key, both bounded by `max_events`.
+//! Every write is one push onto a queue in expiry order: the TTL is the same for every event,
+//! so the order of writes is the order of expiry. A write that replaces an earlier one leaves
+//! that one's entry behind; expiry skips an entry whose revision is no longer the event's
+//! (the store says), and the queue is compacted once it holds more left-behind entries than
+//! live ones, so it stays within twice `max_events` (plus a small slack). Per event that costs
+//! one queue slot instead of two ordered-map entries; only events a node created keep a keyed
+//! entry, for their share.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 
 use crate::cluster::Cluster;
@@ -17,6 +22,9 @@ use crate::{Config, Error, UnixTime};
 
 /// Most events deleted by one `handle_timeout` call; the rest follow on the next calls.
 const EXPIRE_BATCH: usize = 1_000;
+
+/// Left-behind queue entries tolerated beyond the live ones before a compaction.
+const COMPACTION_SLACK: usize = 1_024;
 
 /// Objects and bytes held.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,46 +45,69 @@ impl Usage {
     }
 }
 
+/// One write of an event and when it expires, unless a later write replaced it.
 #[derive(Debug)]
-struct Entry {
-    /// Key in `by_due`.
-    due: (UnixTime, u64),
-    /// The node identity whose share the event is charged to (its creator), if a node made it.
-    owner: Option<Arc<str>>,
-    /// Bytes charged, in the store's units.
+struct Due {
+    at: UnixTime,
+    /// The store revision the write made: the entry is live while the event still has it.
+    revision: u64,
+    key: ObjectKey,
+}
+
+/// An event a node created: the identity charged for it and how much.
+#[derive(Debug)]
+struct Owned {
+    owner: Arc<str>,
     bytes: usize,
 }
 
 /// The expiry and share ledger of stored events.
 #[derive(Debug, Default)]
 pub(crate) struct EventTtl {
-    entries: BTreeMap<ObjectKey, Entry>,
-    by_due: BTreeMap<(UnixTime, u64), ObjectKey>,
+    /// Writes in expiry order (non-decreasing `at`).
+    queue: VecDeque<Due>,
+    /// Events stored.
+    events: usize,
+    /// The events node identities created.
+    owned: BTreeMap<ObjectKey, Owned>,
     owners: BTreeMap<Arc<str>, Usage>,
     /// All node identities' events together.
     nodes: Usage,
-    seq: u64,
     /// Index entries inserted, removed or looked up: what a write or an expiry costs, counted so
     /// a test can hold it constant as the number of events grows.
     pub(crate) work: u64,
 }
 
 impl EventTtl {
-    /// When the next event expires.
+    /// When the next event expires (possibly earlier: the first queued write may have been
+    /// replaced since, and expiry then skips it).
     pub(crate) fn due(&self) -> Option<UnixTime> {
-        self.by_due.first_key_value().map(|((t, _), _)| *t)
+        self.queue.front().map(|d| d.at)
     }
 
     /// Events tracked.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.events
+    }
+
+    /// Queue entries, left-behind ones included.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
     }
 
     /// The ledger without its work counters, to compare two clusters.
     #[cfg(test)]
     pub(crate) fn fingerprint(&self) -> alloc::string::String {
-        alloc::format!("{:?} {:?} {:?}", self.entries, self.owners, self.nodes)
+        alloc::format!(
+            "{:?} {} {:?} {:?} {:?}",
+            self.queue,
+            self.events,
+            self.owned,
+            self.owners,
+            self.nodes
+        )
     }
 
     /// What node identity `node`'s events hold.
@@ -84,26 +115,30 @@ impl EventTtl {
         self.owners.get(node).copied().unwrap_or_default()
     }
 
-    /// Refuses a write of `bytes` to event `key` by `writer` (a node identity, if one acts) that
-    /// would exceed the event budget or the writer's share; changes nothing.
+    /// Refuses a write of `bytes` to event `key` (`exists`: an update, not a creation) by
+    /// `writer` (a node identity, if one acts) that would exceed the event budget or the
+    /// writer's share; changes nothing.
     pub(crate) fn admit(
         &mut self,
         config: &Config,
         key: &ObjectKey,
+        exists: bool,
         bytes: usize,
         writer: Option<&str>,
     ) -> Result<(), Error> {
         self.work = self.work.saturating_add(1);
-        let existing = self.entries.get(key);
-        if existing.is_none() && self.entries.len() >= config.max_events {
+        if !exists && self.events >= config.max_events {
             return Err(Error::InsufficientStorage(alloc::format!(
                 "the store holds its configured maximum of {} events; they expire {} s after their last write",
                 config.max_events,
                 config.event_ttl_secs
             )));
         }
+        let existing = if exists { self.owned.get(key) } else { None };
         let owner = match existing {
-            Some(entry) => entry.owner.as_deref(),
+            Some(entry) => Some(&*entry.owner),
+            // An event the server or the admin created is nobody's share, whoever updates it.
+            None if exists => None,
             None => writer,
         };
         let Some(node) = owner.filter(|o| writer == Some(*o)) else {
@@ -155,52 +190,65 @@ impl EventTtl {
         Ok(())
     }
 
-    /// Records a committed write of event `key` at `now`: it expires `ttl_secs` from now.
+    /// Records a committed write of event `key` at `now` that made store revision `revision`
+    /// (`created`: the event is new): it expires `ttl_secs` from now. A clock that stepped
+    /// back does not reorder the queue: the write then expires with the one before it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn written(
         &mut self,
         key: &ObjectKey,
+        revision: u64,
+        created: bool,
         now: UnixTime,
         ttl_secs: u64,
         bytes: usize,
         writer: Option<&str>,
     ) {
-        self.seq = self.seq.wrapping_add(1);
-        let due = (now.plus_secs(ttl_secs), self.seq);
-        let previous = self.entries.remove(key);
-        let owner = match &previous {
-            Some(entry) => entry.owner.clone(),
-            None => writer.map(|w| match self.owners.get_key_value(w) {
+        let latest = self.queue.back().map_or(UnixTime::default(), |d| d.at);
+        self.queue.push_back(Due {
+            at: now.plus_secs(ttl_secs).max(latest),
+            revision,
+            key: key.clone(),
+        });
+        self.work = self.work.saturating_add(1);
+        if created {
+            self.events = self.events.saturating_add(1);
+            let Some(node) = writer else {
+                return;
+            };
+            let owner = match self.owners.get_key_value(node) {
                 Some((shared, _)) => shared.clone(),
-                None => Arc::from(w),
-            }),
-        };
-        if let Some(entry) = &previous {
-            self.by_due.remove(&entry.due);
-            self.release(entry.owner.as_deref(), entry.bytes);
-        }
-        if let Some(node) = &owner {
-            self.owners.entry(node.clone()).or_default().add(bytes);
+                None => Arc::from(node),
+            };
+            self.owners.entry(owner.clone()).or_default().add(bytes);
             self.nodes.add(bytes);
+            self.owned.insert(key.clone(), Owned { owner, bytes });
+            self.work = self.work.saturating_add(1);
+        } else if let Some(entry) = self.owned.get_mut(key) {
+            // Charged to its creator, whoever writes it, by its new size.
+            let (owner, before) = (entry.owner.clone(), entry.bytes);
+            entry.bytes = bytes;
+            self.release(&owner, before);
+            self.owners.entry(owner).or_default().add(bytes);
+            self.nodes.add(bytes);
+            self.work = self.work.saturating_add(1);
         }
-        self.by_due.insert(due, key.clone());
-        self.entries
-            .insert(key.clone(), Entry { due, owner, bytes });
-        self.work = self.work.saturating_add(2);
     }
 
     /// Records the removal of event `key` (deleted, expired, or its namespace removed).
     pub(crate) fn removed(&mut self, key: &ObjectKey) {
         self.work = self.work.saturating_add(1);
-        if let Some(entry) = self.entries.remove(key) {
-            self.by_due.remove(&entry.due);
-            self.release(entry.owner.as_deref(), entry.bytes);
+        self.events = self.events.saturating_sub(1);
+        if let Some(entry) = self.owned.remove(key) {
+            self.release(&entry.owner, entry.bytes);
+        }
+        if self.events == 0 {
+            // Every queued write is left behind.
+            self.queue.clear();
         }
     }
 
-    fn release(&mut self, owner: Option<&str>, bytes: usize) {
-        let Some(node) = owner else {
-            return;
-        };
+    fn release(&mut self, node: &str, bytes: usize) {
         self.nodes.remove(bytes);
         if let Some(usage) = self.owners.get_mut(node) {
             usage.remove(bytes);
@@ -210,35 +258,76 @@ impl EventTtl {
         }
     }
 
-    /// The next event due at or before `now`.
-    fn next_due(&mut self, now: UnixTime) -> Option<ObjectKey> {
-        let ((due, _), key) = self.by_due.first_key_value()?;
-        (*due <= now).then(|| key.clone())
+    /// The next event due at or before `now` whose last write is still the queued one
+    /// (`current(key, revision)`), taken off the queue; left-behind entries on the way go.
+    fn next_due(
+        &mut self,
+        now: UnixTime,
+        current: impl Fn(&ObjectKey, u64) -> bool,
+    ) -> Option<ObjectKey> {
+        while let Some(first) = self.queue.front() {
+            if first.at > now {
+                return None;
+            }
+            self.work = self.work.saturating_add(1);
+            let due = self.queue.pop_front()?;
+            if current(&due.key, due.revision) {
+                return Some(due.key);
+            }
+        }
+        None
+    }
+
+    /// More left-behind entries than live ones (past a slack): time to drop them.
+    fn wants_compaction(&self) -> bool {
+        self.queue.len().saturating_sub(self.events) > self.events.saturating_add(COMPACTION_SLACK)
+    }
+
+    /// Drops the queued writes that later writes replaced (`current` says which are not).
+    fn compact(&mut self, current: impl Fn(&ObjectKey, u64) -> bool) {
+        self.queue.retain(|d| current(&d.key, d.revision));
     }
 }
 
 impl Cluster {
+    /// Records a committed write of an event in the ledger, and compacts its queue when due
+    /// (amortised: a compaction walks a queue at least half of which it drops).
+    pub(crate) fn event_written(
+        &mut self,
+        key: &ObjectKey,
+        revision: u64,
+        created: bool,
+        now: UnixTime,
+        bytes: usize,
+        writer: Option<&str>,
+    ) {
+        let ttl = self.config.event_ttl_secs;
+        self.event_ttl
+            .written(key, revision, created, now, ttl, bytes, writer);
+        if self.event_ttl.wants_compaction() {
+            let store = &self.store;
+            self.event_ttl
+                .compact(|k, r| store.get(k).is_some_and(|o| o.revision == r));
+        }
+    }
+
     /// Deletes the events whose time has come, at most [`EXPIRE_BATCH`] per call (the rest
     /// stays due, so `poll_timeout` asks for the next call at once).
     pub(crate) fn expire_events(&mut self, now: UnixTime) {
         for _ in 0..EXPIRE_BATCH {
-            let Some(key) = self.event_ttl.next_due(now) else {
+            let store = &self.store;
+            let Some(key) = self
+                .event_ttl
+                .next_due(now, |k, r| store.get(k).is_some_and(|o| o.revision == r))
+            else {
                 return;
             };
-            self.event_ttl.work = self.event_ttl.work.saturating_add(1);
-            let deleted = match self.store.get(&key) {
-                Some(object) => serde_json::from_slice::<serde_json::Value>(&object.json.bytes())
-                    .ok()
-                    .and_then(|mut event| {
-                        self.write_delete(&WriteContext::server(now), &key, &mut event)
-                            .ok()
-                    })
-                    .is_some(),
-                None => false,
-            };
-            if !deleted {
-                // Gone already (or undecodable): drop the entry so expiry moves on.
-                self.event_ttl.removed(&key);
+            let event = self.store.get(&key).and_then(|object| {
+                serde_json::from_slice::<serde_json::Value>(&object.json.bytes()).ok()
+            });
+            if let Some(mut event) = event {
+                // Refused (it cannot be): the event stays, counted, and expiry moves on.
+                let _ = self.write_delete(&WriteContext::server(now), &key, &mut event);
             }
         }
     }
@@ -253,28 +342,77 @@ mod tests {
         ObjectKey::new(ResourceId::Events, "default", &alloc::format!("e{i}"))
     }
 
-    /// The index work one more write and one expiry cost, with `n` events already stored.
+    /// The ledger beside the revisions a store would hold.
+    #[derive(Default)]
+    struct Ledger {
+        ttl: EventTtl,
+        revisions: BTreeMap<ObjectKey, u64>,
+        revision: u64,
+    }
+
+    impl Ledger {
+        fn admit(
+            &mut self,
+            config: &Config,
+            k: &ObjectKey,
+            bytes: usize,
+            writer: Option<&str>,
+        ) -> Result<(), Error> {
+            let exists = self.revisions.contains_key(k);
+            self.ttl.admit(config, k, exists, bytes, writer)
+        }
+
+        fn write(
+            &mut self,
+            k: &ObjectKey,
+            at: UnixTime,
+            ttl: u64,
+            bytes: usize,
+            writer: Option<&str>,
+        ) {
+            self.revision += 1;
+            let created = self.revisions.insert(k.clone(), self.revision).is_none();
+            self.ttl
+                .written(k, self.revision, created, at, ttl, bytes, writer);
+            if self.ttl.wants_compaction() {
+                let revisions = &self.revisions;
+                self.ttl.compact(|k, r| revisions.get(k) == Some(&r));
+            }
+        }
+
+        fn remove(&mut self, k: &ObjectKey) {
+            self.revisions.remove(k);
+            self.ttl.removed(k);
+        }
+
+        fn next_due(&mut self, now: UnixTime) -> Option<ObjectKey> {
+            let revisions = &self.revisions;
+            self.ttl.next_due(now, |k, r| revisions.get(k) == Some(&r))
+        }
+    }
+
+    /// The ledger work one more write, an update and one expiry cost, with `n` events stored.
     fn work_per_event(n: usize) -> u64 {
         let config = Config {
             max_events: 1_000_000,
             ..Config::default()
         };
-        let mut ttl = EventTtl::default();
+        let mut l = Ledger::default();
         let t0 = UnixTime::from_secs(1_000);
         for i in 0..n {
-            ttl.admit(&config, &key(i), 100, None).unwrap();
-            ttl.written(&key(i), t0, 3600, 100, None);
+            l.admit(&config, &key(i), 100, None).unwrap();
+            l.write(&key(i), t0, 3600, 100, None);
         }
-        let before = ttl.work;
+        let before = l.ttl.work;
         let k = key(n);
-        ttl.admit(&config, &k, 100, Some("node-a")).unwrap();
-        ttl.written(&k, t0.plus_secs(1), 3600, 100, Some("node-a"));
-        ttl.written(&k, t0.plus_secs(2), 3600, 120, Some("node-a"));
-        let first = ttl.next_due(t0.plus_secs(3600));
+        l.admit(&config, &k, 100, Some("node-a")).unwrap();
+        l.write(&k, t0.plus_secs(1), 3600, 100, Some("node-a"));
+        l.write(&k, t0.plus_secs(2), 3600, 120, Some("node-a"));
+        let first = l.next_due(t0.plus_secs(3600));
         assert_eq!(first, Some(key(0)));
-        ttl.removed(&key(0));
-        ttl.removed(&k);
-        ttl.work - before
+        l.remove(&key(0));
+        l.remove(&k);
+        l.ttl.work - before
     }
 
     #[test]
@@ -284,19 +422,64 @@ mod tests {
 
     #[test]
     fn expiry_follows_the_last_write_not_the_timestamps() {
-        let mut ttl = EventTtl::default();
+        let mut l = Ledger::default();
         let t0 = UnixTime::from_secs(1_000);
-        ttl.written(&key(1), t0, 60, 10, None);
-        ttl.written(&key(2), t0.plus_secs(10), 60, 10, None);
-        // An update pushes key 1 behind key 2.
-        ttl.written(&key(1), t0.plus_secs(20), 60, 10, None);
-        assert_eq!(ttl.due(), Some(t0.plus_secs(70)));
-        assert_eq!(ttl.next_due(t0.plus_secs(69)), None);
-        assert_eq!(ttl.next_due(t0.plus_secs(70)), Some(key(2)));
-        ttl.removed(&key(2));
-        assert_eq!(ttl.next_due(t0.plus_secs(80)), Some(key(1)));
-        ttl.removed(&key(1));
-        assert_eq!((ttl.len(), ttl.due()), (0, None));
+        l.write(&key(1), t0, 60, 10, None);
+        l.write(&key(2), t0.plus_secs(10), 60, 10, None);
+        // An update pushes key 1 behind key 2; its first write is left behind, and may
+        // still be what `due` names, so the timer wakes early, never late.
+        l.write(&key(1), t0.plus_secs(20), 60, 10, None);
+        assert_eq!(l.ttl.due(), Some(t0.plus_secs(60)));
+        assert_eq!(
+            l.next_due(t0.plus_secs(69)),
+            None,
+            "the left-behind write expires nothing"
+        );
+        assert_eq!(l.ttl.due(), Some(t0.plus_secs(70)));
+        assert_eq!(l.next_due(t0.plus_secs(70)), Some(key(2)));
+        l.remove(&key(2));
+        assert_eq!(l.next_due(t0.plus_secs(79)), None);
+        assert_eq!(l.next_due(t0.plus_secs(80)), Some(key(1)));
+        l.remove(&key(1));
+        assert_eq!((l.ttl.len(), l.ttl.due(), l.ttl.queued()), (0, None, 0));
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_does_not_reorder_expiry() {
+        let mut l = Ledger::default();
+        let t0 = UnixTime::from_secs(1_000);
+        l.write(&key(1), t0.plus_secs(30), 60, 10, None);
+        l.write(&key(2), t0, 60, 10, None);
+        assert_eq!(l.next_due(t0.plus_secs(89)), None);
+        assert_eq!(l.next_due(t0.plus_secs(90)), Some(key(1)));
+        assert_eq!(l.next_due(t0.plus_secs(90)), Some(key(2)));
+    }
+
+    #[test]
+    fn rewrites_of_one_event_keep_the_queue_within_its_bound() {
+        let mut l = Ledger::default();
+        let t0 = UnixTime::from_secs(1_000);
+        for i in 0..10 {
+            l.write(&key(i), t0, 3600, 10, None);
+        }
+        let mut most = 0;
+        for n in 0..20_000u64 {
+            l.write(&key(3), t0.plus_secs(n / 100), 3600, 10, None);
+            most = most.max(l.ttl.queued());
+        }
+        assert_eq!(l.ttl.len(), 10);
+        assert!(
+            most <= 2 * 10 + COMPACTION_SLACK + 1,
+            "the queue held {most} entries for 10 events"
+        );
+        // Only the last write of each event expires it.
+        let mut expired = alloc::vec::Vec::new();
+        while let Some(k) = l.next_due(t0.plus_secs(100_000)) {
+            expired.push(k.clone());
+            l.remove(&k);
+        }
+        assert_eq!(expired.len(), 10, "{expired:?}");
+        assert_eq!(expired.last(), Some(&key(3)));
     }
 
     #[test]
@@ -308,46 +491,60 @@ mod tests {
             node_events_total_percent: 2,
             ..Config::default()
         };
-        let mut ttl = EventTtl::default();
+        let mut l = Ledger::default();
         let t = UnixTime::from_secs(1);
         // 1 % of 100,000 bytes: 1,000 bytes, and 10 objects.
         for i in 0..3 {
-            ttl.admit(&config, &key(i), 300, Some("a")).unwrap();
-            ttl.written(&key(i), t, 60, 300, Some("a"));
+            l.admit(&config, &key(i), 300, Some("a")).unwrap();
+            l.write(&key(i), t, 60, 300, Some("a"));
         }
-        let refused = ttl.admit(&config, &key(3), 300, Some("a"));
+        let refused = l.admit(&config, &key(3), 300, Some("a"));
         assert!(
             matches!(refused, Err(Error::TooManyRequests(_))),
             "{refused:?}"
         );
         // Growing an event it owns counts the difference only.
-        ttl.admit(&config, &key(2), 400, Some("a")).unwrap();
-        assert!(ttl.admit(&config, &key(2), 500, Some("a")).is_err());
+        l.admit(&config, &key(2), 400, Some("a")).unwrap();
+        assert!(l.admit(&config, &key(2), 500, Some("a")).is_err());
         // The admin and other nodes are not charged to a's share.
-        ttl.admit(&config, &key(3), 300, None).unwrap();
-        ttl.admit(&config, &key(3), 300, Some("b")).unwrap();
-        ttl.written(&key(3), t, 60, 300, Some("b"));
-        ttl.written(&key(4), t, 60, 600, Some("b"));
+        l.admit(&config, &key(3), 300, None).unwrap();
+        l.admit(&config, &key(3), 300, Some("b")).unwrap();
+        l.write(&key(3), t, 60, 300, Some("b"));
+        l.write(&key(4), t, 60, 600, Some("b"));
         // All nodes together: 2 % = 2,000 bytes; a holds 900, b 900.
-        let all = ttl.admit(&config, &key(5), 300, Some("c"));
+        let all = l.admit(&config, &key(5), 300, Some("c"));
         assert!(
             matches!(all, Err(Error::TooManyRequests(ref m)) if m.contains("all nodes")),
             "{all:?}"
         );
-        // Expiry gives the share back.
-        ttl.removed(&key(0));
+        // An update is charged to the creator by its new size, whoever writes it.
+        l.write(&key(4), t, 60, 500, None);
         assert_eq!(
-            ttl.usage_of("a"),
+            l.ttl.usage_of("b"),
+            Usage {
+                objects: 2,
+                bytes: 800
+            }
+        );
+        // An event the admin created stays nobody's share when a node updates it.
+        l.write(&key(6), t, 60, 300, None);
+        l.admit(&config, &key(6), 300, Some("a")).unwrap();
+        l.write(&key(6), t, 60, 300, Some("a"));
+        assert_eq!(l.ttl.usage_of("a").objects, 3);
+        // Expiry gives the share back.
+        l.remove(&key(0));
+        assert_eq!(
+            l.ttl.usage_of("a"),
             Usage {
                 objects: 2,
                 bytes: 600
             }
         );
-        ttl.admit(&config, &key(6), 300, Some("a")).unwrap();
+        l.admit(&config, &key(7), 300, Some("a")).unwrap();
         for i in 1..3 {
-            ttl.removed(&key(i));
+            l.remove(&key(i));
         }
-        assert_eq!(ttl.usage_of("a"), Usage::default());
-        assert!(!ttl.owners.contains_key("a"));
+        assert_eq!(l.ttl.usage_of("a"), Usage::default());
+        assert!(!l.ttl.owners.contains_key("a"));
     }
 }
