@@ -973,6 +973,10 @@ fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
         watchers,
         changes,
         scale.change_gap,
+        &enclave_pid
+            .into_iter()
+            .chain([proxy_pid])
+            .collect::<Vec<_>>(),
     ))?;
     let watch::FanOut {
         open_time,
@@ -980,6 +984,8 @@ fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
         complete,
         write_latency,
         last_per_change,
+        server_cpu,
+        client_cpu,
     } = outcome;
     let expected = watchers * changes;
     report.header(&format!(
@@ -1029,6 +1035,14 @@ fn section_watch(scale: &Scale, report: &mut Report) -> Result<(), String> {
             "{} / {}",
             ms(quantile(&write_latency, 0.5)),
             ms(write_latency.last().copied().unwrap_or_default())
+        ),
+    );
+    report.info(
+        "CPU per delivery: enclave + proxy / this client",
+        format!(
+            "{:.1} / {:.1} µs",
+            server_cpu * 1e6 / expected as f64,
+            client_cpu * 1e6 / expected as f64
         ),
     );
     if let Some(pid) = enclave_pid {
@@ -1205,6 +1219,15 @@ fn section_store(
     );
     let rss_small = proc_status_kb(enclave_pid, "VmRSS:").unwrap_or(0);
     if memory {
+        // Heap and stacks apart from the binary's code and read-only data the process touched.
+        report.info(
+            &format!("enclave RSS after {n} pods: anonymous / file-backed"),
+            format!(
+                "{} / {}",
+                proc_status_kb(enclave_pid, "RssAnon:").map_or("?".into(), mb),
+                proc_status_kb(enclave_pid, "RssFile:").map_or("?".into(), mb)
+            ),
+        );
         report.row(
             &format!("enclave RSS after {n} pods"),
             mb(rss_small),
@@ -1575,6 +1598,7 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
         }
 
         let mut fan = Vec::new();
+        let mut cpu = Vec::new();
         for server in both {
             let revision = server.list_revision("bench").await?;
             let watch_path = format!(
@@ -1590,6 +1614,7 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
                 scale.watchers,
                 scale.changes,
                 scale.change_gap,
+                &server.cpu_pids,
             )
             .await?;
             let expected = scale.watchers * scale.changes;
@@ -1600,9 +1625,22 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
                     outcome.latencies.len()
                 ));
             }
+            cpu.push(outcome.server_cpu * 1e6 / expected as f64);
             fan.push(outcome.latencies);
         }
         let at = |i: usize, q: f64| fan.get(i).map_or(Duration::ZERO, |l| quantile(l, q));
+        let cpu_at = |i: usize| cpu.get(i).copied().unwrap_or_default();
+        report.info(
+            &format!(
+                "watch fan-out, {} watchers: server CPU per delivery",
+                scale.watchers
+            ),
+            side_by_side(
+                format!("{:.1} µs", cpu_at(0)),
+                format!("{:.1} µs", cpu_at(1)),
+                peer::ratio(cpu_at(0), cpu_at(1)),
+            ),
+        );
         report.info(
             &format!("watch fan-out, {} watchers: p50", scale.watchers),
             side_by_side(

@@ -188,6 +188,23 @@ impl BodyTemplate {
         let body_len = template.body(&name, 100_000).len();
         Ok((template, body_len, base))
     }
+    /// The same pods with a `schedulerName` no scheduler serves: neither server's scheduler
+    /// touches them, so one creation is one watch event on both (ours marks an unschedulable
+    /// pod at once; kube-apiserver runs without a scheduler beside it).
+    pub(crate) fn unscheduled(&self) -> Self {
+        let mut pod: serde_json::Value =
+            serde_json::from_str(&self.text).expect("templates are JSON");
+        if let Some(spec) = pod.get_mut("spec").and_then(|s| s.as_object_mut()) {
+            spec.insert(
+                "schedulerName".to_string(),
+                serde_json::Value::from("bench-unscheduled"),
+            );
+        }
+        Self {
+            text: pod.to_string(),
+        }
+    }
+
     /// A ConfigMap with `data_bytes` bytes of data (the create figure's "~1 KB ConfigMaps").
     pub(crate) fn config_map(data_bytes: usize) -> Self {
         let map = serde_json::json!({

@@ -17,6 +17,9 @@ pub(crate) struct Server {
     pub(crate) token: String,
     /// The processes whose memory is the server's (the enclave; kube-apiserver and etcd).
     pub(crate) pids: Vec<u32>,
+    /// The processes whose CPU serves the clients (the enclave and the proxy; kube-apiserver
+    /// and etcd).
+    pub(crate) cpu_pids: Vec<u32>,
 }
 
 impl Server {
@@ -26,6 +29,7 @@ impl Server {
         ca_pem: &[u8],
         token: &str,
         pids: Vec<u32>,
+        cpu_pids: Vec<u32>,
     ) -> Self {
         Self {
             name,
@@ -33,17 +37,23 @@ impl Server {
             tls: tls_config(ca_pem),
             token: token.to_string(),
             pids,
+            cpu_pids,
         }
     }
 
-    /// A dev cluster's side: its port, CA and admin token; the enclave's pid for memory.
+    /// A dev cluster's side: its port, CA and admin token; the enclave's pid for memory, and
+    /// the proxy's too for CPU.
     pub(crate) fn nautilus(name: &'static str, cluster: &nautilus_tests::DevCluster) -> Self {
+        let enclave: Vec<u32> = cluster.enclave_pid().into_iter().collect();
+        let mut both = enclave.clone();
+        both.push(cluster.pid());
         Self::new(
             name,
             cluster.port,
             &cluster.ca_pem,
             &cluster.token,
-            cluster.enclave_pid().into_iter().collect(),
+            enclave,
+            both,
         )
     }
 
@@ -57,6 +67,7 @@ impl Server {
             kube.port,
             &kube.ca_pem,
             &kube.token,
+            vec![kube.pid(), etcd.pid()],
             vec![kube.pid(), etcd.pid()],
         )
     }

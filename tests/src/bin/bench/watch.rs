@@ -75,10 +75,17 @@ impl WatchStream {
     /// The next event line and when it was read; `None` when the stream ends or, with `idle`,
     /// when nothing arrived for that long.
     async fn next_line(&mut self, idle: Option<Duration>) -> Option<(Vec<u8>, Instant)> {
+        // Bytes of `buf` already searched for a newline: a long line that arrives in pieces is
+        // scanned once, not once per piece (the client shares the two cores with the servers).
+        let mut scanned = 0;
         loop {
-            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-                return Some((self.buf.drain(..=end).collect(), Instant::now()));
+            if let Some(end) = memchr::memchr(b'\n', &self.buf[scanned..]) {
+                let end = scanned + end;
+                let rest = self.buf.split_off(end + 1);
+                let line = std::mem::replace(&mut self.buf, rest);
+                return Some((line, Instant::now()));
             }
+            scanned = self.buf.len();
             let frame = match idle {
                 Some(idle) => tokio::time::timeout(idle, self.body.frame()).await.ok()?,
                 None => self.body.frame().await,
@@ -89,15 +96,19 @@ impl WatchStream {
         }
     }
 
-    /// Reads until `want` `bench-seq` values were seen or the stream ends; returns
-    /// `(seq, arrival)` for each event line that carries one.
+    /// Reads until `want` creations were seen or the stream ends; returns `(seq, arrival)` for
+    /// each `ADDED` event line with a `bench-seq` label. Later events of the same objects (a
+    /// scheduler marking them unschedulable, say) are not deliveries of the change measured.
     pub(crate) async fn collect(mut self, want: usize) -> Vec<(usize, Instant)> {
+        const ADDED: &[u8] = b"{\"type\":\"ADDED\"";
         let mut seen = Vec::with_capacity(want);
         while seen.len() < want {
             let Some((line, at)) = self.next_line(None).await else {
                 break;
             };
-            if let Some(seq) = seq_of(&line) {
+            if line.starts_with(ADDED)
+                && let Some(seq) = seq_of(&line)
+            {
                 seen.push((seq, at));
             }
         }
@@ -119,7 +130,7 @@ impl WatchStream {
             let Some((line, at)) = self.next_line(Some(idle)).await else {
                 break;
             };
-            if line.windows(BOUND.len()).any(|w| w == BOUND)
+            if memchr::memmem::find(&line, BOUND).is_some()
                 && let Some(seq) = seq_of(&line)
                 && seen.insert(seq)
             {
@@ -133,7 +144,7 @@ impl WatchStream {
 /// The value of the `bench-seq` label in an event line (`"bench-seq":"123"`).
 fn seq_of(line: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b"\"bench-seq\":\"";
-    let start = line.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let start = memchr::memmem::find(line, KEY)? + KEY.len();
     let digits = line.get(start..)?;
     let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(digits.get(..len)?).ok()?.parse().ok()
@@ -151,11 +162,23 @@ pub(crate) struct FanOut {
     pub(crate) write_latency: Vec<Duration>,
     /// Per change, the time until the last watcher saw it, sorted.
     pub(crate) last_per_change: Vec<Duration>,
+    /// CPU seconds the server's processes and this client used from the first creation to the
+    /// last delivery: a figure the machine's noise moves less than latency.
+    pub(crate) server_cpu: f64,
+    pub(crate) client_cpu: f64,
+}
+
+/// CPU seconds used so far by `pids` together.
+fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|&pid| nautilus_tests::procfs::cpu_secs(pid))
+        .sum()
 }
 
 /// Opens `watchers` watches of `watch_path` (one TLS connection each), then creates `changes`
-/// pods from `template` in namespace `bench`, `gap` apart, and times every delivery. The same
-/// client code runs against any server (ours or kube-apiserver).
+/// pods from `template` in namespace `bench`, `gap` apart, and times every delivery and the CPU
+/// that `server_pids` and this client used for them. The same client code runs against any
+/// server (ours or kube-apiserver).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn fan_out(
     port: u16,
@@ -166,7 +189,9 @@ pub(crate) async fn fan_out(
     watchers: usize,
     changes: usize,
     gap: Duration,
+    server_pids: &[u32],
 ) -> Result<FanOut, String> {
+    let template = Arc::new(template.unscheduled());
     let opening = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let mut opens = Vec::with_capacity(watchers);
@@ -197,6 +222,7 @@ pub(crate) async fn fan_out(
         .collect();
     let mut writer = Connection::open(port, tls.clone()).await?;
     let headers = auth(&token);
+    let cpu_before = (cpu_of(server_pids), cpu_of(&[std::process::id()]));
     let mut sent = Vec::with_capacity(changes);
     let mut write_latency = Vec::with_capacity(changes);
     for seq in 0..changes {
@@ -233,6 +259,8 @@ pub(crate) async fn fan_out(
             }
         }
     }
+    let server_cpu = cpu_of(server_pids) - cpu_before.0;
+    let client_cpu = cpu_of(&[std::process::id()]) - cpu_before.1;
     write_latency.sort_unstable();
     latencies.sort_unstable();
     last_per_change.sort_unstable();
@@ -242,5 +270,7 @@ pub(crate) async fn fan_out(
         complete,
         write_latency,
         last_per_change,
+        server_cpu,
+        client_cpu,
     })
 }
