@@ -1187,7 +1187,9 @@ fn section_store(
     }
     let n = scale.list_pods;
     let (template, body_len) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
-    let template = Arc::new(template);
+    // Pods no scheduler acts on, as on kube-apiserver's side of `--only peer` (with ours acting,
+    // each pod also gets a status update and a FailedScheduling event: twice the objects).
+    let template = Arc::new(template.unscheduled());
     let create = |ns: &str, prefix: &str, first: usize, count: usize, conns: usize| {
         rt.block_on(create_objects(
             cluster.port,
@@ -1444,7 +1446,9 @@ fn section_peer(scale: &Scale, report: &mut Report) -> Result<(), String> {
     let rt = client_runtime()?;
     ensure_namespace(&cluster, "bench")?;
     let (template, body_len) = pod_template(&cluster, &rt, "bench", scale.pod_bytes)?;
-    let template = Arc::new(template);
+    // The same objects on both sides: kube-apiserver runs without a scheduler, so no scheduler
+    // may add a status and an event to ours either.
+    let template = Arc::new(template.unscheduled());
     let etcd_dir = peers::tmpfs_dir().map_err(|e| format!("tmpfs: {e}"))?;
     let etcd = Etcd::start(etcd_dir.path()).map_err(|e| e.to_string())?;
     let kube = KubeApiServer::start(&etcd, "bench-peer-admin").map_err(|e| e.to_string())?;
