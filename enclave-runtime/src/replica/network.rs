@@ -1,0 +1,129 @@
+//! For tests only: replicas in one process reach each other through [`ChannelNetwork`], a
+//! table of their `Raft` handles, standing where the attested peer mesh (design §3) will go.
+//! Every request and answer is postcard-encoded and decoded on the way, as the mesh's frames
+//! will be, so the types' wire form is exercised; a replica removed from the table is
+//! unreachable.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{OptionalSend, RaftNetwork, RaftNetworkFactory, Snapshot, Vote};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::types::{Member, Nautilus, NodeId, Raft};
+
+/// The replicas reachable in this process.
+#[derive(Clone, Default)]
+pub(crate) struct ChannelNetwork(Arc<Mutex<BTreeMap<NodeId, Raft>>>);
+
+impl ChannelNetwork {
+    /// Makes `raft` reachable as `id`.
+    pub(crate) fn insert(&self, id: NodeId, raft: Raft) {
+        self.table().insert(id, raft);
+    }
+
+    /// Makes `id` unreachable (as a killed replica).
+    pub(crate) fn remove(&self, id: NodeId) {
+        self.table().remove(&id);
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Raft>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One replica's way to another.
+pub(crate) struct Channel {
+    network: ChannelNetwork,
+    target: NodeId,
+}
+
+impl RaftNetworkFactory<Nautilus> for ChannelNetwork {
+    type Network = Channel;
+
+    async fn new_client(&mut self, target: NodeId, _node: &Member) -> Channel {
+        Channel {
+            network: self.clone(),
+            target,
+        }
+    }
+}
+
+/// Through the wire form and back.
+fn wire<T: Serialize + DeserializeOwned>(value: &T) -> Result<T, NetworkError> {
+    let bytes = postcard::to_allocvec(value).map_err(|e| NetworkError::new(&e))?;
+    postcard::from_bytes(&bytes).map_err(|e| NetworkError::new(&e))
+}
+
+impl Channel {
+    fn target(&self) -> Result<Raft, Unreachable> {
+        self.network
+            .table()
+            .get(&self.target)
+            .cloned()
+            .ok_or_else(|| Unreachable::new(&std::io::Error::other("replica is down")))
+    }
+}
+
+impl RaftNetwork<Nautilus> for Channel {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Nautilus>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        let raft = self.target().map_err(RPCError::Unreachable)?;
+        let rpc = wire(&rpc).map_err(RPCError::Network)?;
+        let answer = raft
+            .append_entries(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
+        wire(&answer).map_err(RPCError::Network)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        let raft = self.target().map_err(RPCError::Unreachable)?;
+        let rpc = wire(&rpc).map_err(RPCError::Network)?;
+        let answer = raft
+            .vote(rpc)
+            .await
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
+        wire(&answer).map_err(RPCError::Network)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<Nautilus>,
+        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<Nautilus, Fatal<NodeId>>> {
+        let raft = self.target().map_err(StreamingError::Unreachable)?;
+        let vote = wire(&vote).map_err(StreamingError::Network)?;
+        let meta = wire(&snapshot.meta).map_err(StreamingError::Network)?;
+        let snapshot = Snapshot {
+            meta,
+            snapshot: snapshot.snapshot,
+        };
+        let answer = raft
+            .install_full_snapshot(vote, snapshot)
+            .await
+            .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))?;
+        wire(&answer).map_err(StreamingError::Network)
+    }
+}
