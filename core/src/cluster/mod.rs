@@ -202,6 +202,9 @@ impl Cluster {
         );
         let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
         let watch_slots = crate::watch::WatchSlots::new(config.max_watches);
+        let continue_key = config
+            .continue_key
+            .unwrap_or_else(|| Self::continue_key(&seed));
         Self {
             config,
             store,
@@ -215,7 +218,7 @@ impl Cluster {
             event_ttl: Default::default(),
             event_rate,
             call: crate::api::Call::default(),
-            continue_key: Self::continue_key(&seed),
+            continue_key,
             stakes,
             tokens,
             service_account_tokens,

@@ -221,3 +221,61 @@ fn a_recovery_finished_as_a_follower_holds_the_log_and_refuses_writes() {
     replay(&mut follower, &take(&mut writer));
     assert_eq!(objects(&follower), objects(&writer));
 }
+
+/// The writer's compaction ticks reach replicas as marks: their snapshots (continue tokens)
+/// expire when the writer's do, and with the cluster's shared continue key a token the writer
+/// issued continues on a replica; with a per-run key it does not.
+#[test]
+fn replicas_follow_the_writers_compaction_and_share_its_continue_tokens() {
+    let shared = Config {
+        continue_key: Some([42; 32]),
+        ..config()
+    };
+    let mut writer = Cluster::follower(shared.clone(), [1; 32], T0);
+    writer.take_over(T0);
+    create_config_maps(&mut writer, T0, "cm", 12);
+    let mut follower = Cluster::follower(shared, [2; 32], T0);
+    let mut stranger = Cluster::follower(config(), [3; 32], T0);
+    let records = take(&mut writer);
+    replay(&mut follower, &records);
+    replay(&mut stranger, &records);
+
+    let page = "/api/v1/namespaces/default/configmaps?limit=5";
+    let (status, first) = call(&mut writer, T0, Method::Get, page, b"");
+    assert_eq!(status, 200, "{first}");
+    let token = String::from(first["metadata"]["continue"].as_str().unwrap());
+    let next = alloc::format!("{page}&continue={token}");
+    let on_writer = call(&mut writer, T0, Method::Get, &next, b"");
+    assert_eq!(on_writer.0, 200, "{}", on_writer.1);
+    assert_eq!(
+        call(&mut follower, T0, Method::Get, &next, b""),
+        on_writer,
+        "the next page, as the writer gives it"
+    );
+    assert_ne!(
+        call(&mut stranger, T0, Method::Get, &next, b"").0,
+        200,
+        "another run's key refuses the token"
+    );
+
+    // Two compaction ticks on the writer (the first marks, the second compacts below it).
+    for minutes in [5, 10] {
+        let at = T0.plus_secs(minutes * 60 + 1);
+        writer.handle_timeout(at);
+        replay(&mut follower, &take(&mut writer));
+    }
+    assert!(writer.compactor.compacted() > 0);
+    assert_eq!(follower.compactor.compacted(), writer.compactor.compacted());
+    assert_eq!(
+        follower.compactor.poll_timeout(),
+        writer.compactor.poll_timeout()
+    );
+    assert_eq!(follower.store().revision(), writer.store().revision());
+    let expired = call(&mut writer, T0.plus_secs(601), Method::Get, &next, b"");
+    assert_eq!(expired.0, 410, "{}", expired.1);
+    assert_eq!(
+        call(&mut follower, T0.plus_secs(601), Method::Get, &next, b"").0,
+        410,
+        "the token expired on the replica too"
+    );
+}

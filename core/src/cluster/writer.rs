@@ -255,6 +255,7 @@ impl Cluster {
                     )));
                 }
                 self.store.advance();
+                self.compactor.follow(mark.at, mark.revision);
                 Ok(())
             }
         }
