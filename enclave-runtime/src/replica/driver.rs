@@ -47,7 +47,13 @@ async fn read_answers(mut answers: mpsc::Receiver<Answer>) {
 }
 
 /// Runs until openraft stops: follows the role, and while leading submits core's journal.
+/// A stopped replica's core refuses writes.
 pub(crate) async fn run(raft: Raft, core: Arc<ReplicaCore>, node: NodeId) {
+    follow(&raft, &core, node).await;
+    core.lock().cluster.step_down();
+}
+
+async fn follow(raft: &Raft, core: &ReplicaCore, node: NodeId) {
     let mut metrics = raft.metrics();
     let mut writing: Option<Writing> = None;
     loop {
@@ -102,7 +108,7 @@ pub(crate) async fn run(raft: Raft, core: Arc<ReplicaCore>, node: NodeId) {
             _ => {}
         }
         if let Some(writing) = &mut writing
-            && let Err(e) = submit(&raft, &core, writing).await
+            && let Err(e) = submit(raft, core, writing).await
         {
             tracing::error!(error = %e, "replication stopped");
             return;

@@ -1,10 +1,10 @@
 //! For tests only: replicas in one process reach each other through [`ChannelNetwork`], a
 //! table of their `Raft` handles, standing where the attested peer mesh (design §3) will go.
 //! Every request and answer is postcard-encoded and decoded on the way, as the mesh's frames
-//! will be, so the types' wire form is exercised; a replica removed from the table is
-//! unreachable.
+//! will be, so the types' wire form is exercised; a replica removed from the table, or one
+//! whose links are cut, is unreachable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -22,23 +22,56 @@ use serde::de::DeserializeOwned;
 
 use super::types::{Member, Nautilus, NodeId, Raft};
 
-/// The replicas reachable in this process.
+#[derive(Default)]
+struct Table {
+    rafts: BTreeMap<NodeId, Raft>,
+    /// Links that drop everything, as (from, to).
+    cut: BTreeSet<(NodeId, NodeId)>,
+}
+
+/// The replicas reachable in this process, as seen from one of them (`from`).
 #[derive(Clone, Default)]
-pub(crate) struct ChannelNetwork(Arc<Mutex<BTreeMap<NodeId, Raft>>>);
+pub(crate) struct ChannelNetwork {
+    table: Arc<Mutex<Table>>,
+    from: NodeId,
+}
 
 impl ChannelNetwork {
+    /// The same network, for replica `id` to reach the others through.
+    pub(crate) fn from(&self, id: NodeId) -> Self {
+        Self {
+            table: self.table.clone(),
+            from: id,
+        }
+    }
+
     /// Makes `raft` reachable as `id`.
     pub(crate) fn insert(&self, id: NodeId, raft: Raft) {
-        self.table().insert(id, raft);
+        self.table().rafts.insert(id, raft);
     }
 
     /// Makes `id` unreachable (as a killed replica).
     pub(crate) fn remove(&self, id: NodeId) {
-        self.table().remove(&id);
+        self.table().rafts.remove(&id);
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Raft>> {
-        self.0
+    /// Cuts every link to and from `id` (a partition of one).
+    pub(crate) fn isolate(&self, id: NodeId) {
+        let mut table = self.table();
+        let others: Vec<NodeId> = table.rafts.keys().copied().filter(|&o| o != id).collect();
+        for other in others {
+            table.cut.insert((id, other));
+            table.cut.insert((other, id));
+        }
+    }
+
+    /// Mends every cut link.
+    pub(crate) fn heal(&self) {
+        self.table().cut.clear();
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -69,8 +102,12 @@ fn wire<T: Serialize + DeserializeOwned>(value: &T) -> Result<T, NetworkError> {
 
 impl Channel {
     fn target(&self) -> Result<Raft, Unreachable> {
-        self.network
-            .table()
+        let table = self.network.table();
+        if table.cut.contains(&(self.network.from, self.target)) {
+            return Err(Unreachable::new(&std::io::Error::other("the link is cut")));
+        }
+        table
+            .rafts
             .get(&self.target)
             .cloned()
             .ok_or_else(|| Unreachable::new(&std::io::Error::other("replica is down")))

@@ -1,7 +1,8 @@
 //! Three replicas in one process (in-memory logs, the channel network): the leader's core
 //! writes through the driver, the followers replay, and every replica ends with the same
 //! store; a leader's loss hands the writer's role to a survivor above a revision gap; a new
-//! learner catches up from a snapshot.
+//! learner catches up from a snapshot; a leader cut off from the others never shows or
+//! acknowledges the writes it could not commit, and stops once it learns they were dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -165,7 +166,7 @@ async fn leader_of(replicas: &[&Replica]) -> usize {
 
 async fn start(network: &ChannelNetwork, id: NodeId) -> Replica {
     let core = ReplicaCore::new(config(), [id as u8; 32], crate::server::now());
-    let replica = Replica::start(id, MemLog::default(), network.clone(), core)
+    let replica = Replica::start(id, MemLog::default(), network.from(id), core)
         .await
         .unwrap();
     network.insert(id, replica.raft.clone());
@@ -287,4 +288,88 @@ async fn three_replicas_agree_fail_over_above_a_gap_and_a_learner_catches_up() {
         replica.shutdown().await.unwrap();
     }
     learner.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and_stops_when_they_are_dropped()
+ {
+    let network = ChannelNetwork::default();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start(&network, id).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let old = replicas.remove(first);
+    create_config_maps(&old, "before", 10).await;
+    let committed = *old.core.progress().borrow();
+
+    // Cut off, the old leader's core still executes writes, but none commits.
+    let old_id = old.raft.metrics().borrow().id;
+    network.isolate(old_id);
+    for i in 0..5 {
+        let body = format!(r#"{{"metadata":{{"name":"lost-{i}"}}}}"#);
+        let (status, answer) = call(
+            &old.core,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        old.core.wake.notify_one();
+    }
+    let journaled = old.core.lock().cluster.journaled();
+
+    // The others elect a leader, which takes over and writes.
+    let next = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    create_config_maps(&replicas[next], "after", 10).await;
+    agree(&replicas[next], &[&replicas[1 - next]]).await;
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            old.core.wait_committed(journaled)
+        )
+        .await
+        .is_err(),
+        "the cut-off leader acknowledged nothing"
+    );
+    assert_eq!(
+        *old.core.progress().borrow(),
+        committed,
+        "and showed nothing past what was committed"
+    );
+
+    // Healed, it learns of the new term: raft drops its uncommitted entries, and the first
+    // batch of the new writer finds its core holding writes nobody else has. It stops (a
+    // rebuild is the next slice) instead of serving them, and refuses writes.
+    network.heal();
+    // The wait ends either with the condition or with the metrics closing at shutdown.
+    let _ = old
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.running_state.is_err(), "stopped")
+        .await;
+    let stopped = format!("{:?}", old.raft.metrics().borrow().running_state);
+    assert!(
+        stopped.contains("entries as the writer but only"),
+        "the diverged replica stopped on its divergence: {stopped}"
+    );
+    let (status, _) = call(
+        &old.core,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        br#"{"metadata":{"name":"refused"}}"#,
+    );
+    assert_eq!(status, 503);
+    assert_eq!(old.core.progress().borrow().revision, committed.revision);
+    let survivors = objects(&replicas[next].core);
+    assert!(
+        !survivors.iter().any(|o| o.0.contains("/lost-")),
+        "the lost writes are nowhere else"
+    );
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    let _ = old.shutdown().await;
 }
