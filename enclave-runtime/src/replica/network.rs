@@ -27,6 +27,8 @@ struct Table {
     rafts: BTreeMap<NodeId, Raft>,
     /// Links that drop everything, as (from, to).
     cut: BTreeSet<(NodeId, NodeId)>,
+    /// Links that deliver requests but lose the answers, as (from, to).
+    mute: BTreeSet<(NodeId, NodeId)>,
 }
 
 /// The replicas reachable in this process, as seen from one of them (`from`).
@@ -65,9 +67,16 @@ impl ChannelNetwork {
         }
     }
 
-    /// Mends every cut link.
+    /// `from`'s requests still reach `to`, but the answers are lost.
+    pub(crate) fn lose_answers(&self, from: NodeId, to: NodeId) {
+        self.table().mute.insert((from, to));
+    }
+
+    /// Mends every link.
     pub(crate) fn heal(&self) {
-        self.table().cut.clear();
+        let mut table = self.table();
+        table.cut.clear();
+        table.mute.clear();
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -112,6 +121,17 @@ impl Channel {
             .cloned()
             .ok_or_else(|| Unreachable::new(&std::io::Error::other("replica is down")))
     }
+
+    /// The answer, unless this link loses answers.
+    fn answer<T>(&self, answer: T) -> Result<T, Unreachable> {
+        let table = self.network.table();
+        if table.mute.contains(&(self.network.from, self.target)) {
+            return Err(Unreachable::new(&std::io::Error::other(
+                "the answer was lost",
+            )));
+        }
+        Ok(answer)
+    }
 }
 
 impl RaftNetwork<Nautilus> for Channel {
@@ -126,6 +146,7 @@ impl RaftNetwork<Nautilus> for Channel {
             .append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
+        let answer = self.answer(answer).map_err(RPCError::Unreachable)?;
         wire(&answer).map_err(RPCError::Network)
     }
 
@@ -140,6 +161,7 @@ impl RaftNetwork<Nautilus> for Channel {
             .vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
+        let answer = self.answer(answer).map_err(RPCError::Unreachable)?;
         wire(&answer).map_err(RPCError::Network)
     }
 
@@ -161,6 +183,7 @@ impl RaftNetwork<Nautilus> for Channel {
             .install_full_snapshot(vote, snapshot)
             .await
             .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))?;
+        let answer = self.answer(answer).map_err(StreamingError::Unreachable)?;
         wire(&answer).map_err(StreamingError::Network)
     }
 }

@@ -22,6 +22,10 @@ const TOKEN: &str = "admin";
 /// Generous for a debug build on two shared cores.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// One multi-replica test at a time: nine replicas' timers on two shared cores would make
+/// elections spurious.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn config() -> Config {
     Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
@@ -175,6 +179,7 @@ async fn start(network: &ChannelNetwork, id: NodeId) -> Replica {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_agree_fail_over_above_a_gap_and_a_learner_catches_up() {
+    let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
     let mut replicas = Vec::new();
     for id in 1..=3 {
@@ -293,6 +298,7 @@ async fn three_replicas_agree_fail_over_above_a_gap_and_a_learner_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and_stops_when_they_are_dropped()
  {
+    let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
     let mut replicas = Vec::new();
     for id in 1..=3 {
@@ -372,4 +378,127 @@ async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and
         replica.shutdown().await.unwrap();
     }
     let _ = old.shutdown().await;
+}
+
+/// The leader's entries reach one follower but its acknowledgements are lost, so the leader
+/// cannot commit them; that follower is elected and commits them in its term. Back in touch,
+/// the former leader applies its own entries without replaying them (its core holds them:
+/// applying them twice would fail), then replays the new writer's, and its writes are
+/// acknowledged after all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_leaders_entries_committed_in_a_later_term_are_applied_once() {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start(&network, id).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let old = replicas.remove(first);
+    create_config_maps(&old, "before", 10).await;
+    let old_id = old.raft.metrics().borrow().id;
+    let ids: Vec<NodeId> = replicas
+        .iter()
+        .map(|r| r.raft.metrics().borrow().id)
+        .collect();
+    let (carrier, other) = (ids[0], ids[1]);
+
+    // The carrier gets the leader's entries but the leader never hears back; the other
+    // follower hears nothing.
+    network.lose_answers(old_id, carrier);
+    network.isolate(other);
+    // Without answers the leader's heartbeats still reach the carrier, but under load one may
+    // come late: the carrier must not campaign before the leader's writes are carried.
+    replicas[0].raft.runtime_config().elect(false);
+    let before = old.raft.metrics().borrow().last_log_index;
+    for i in 0..5 {
+        let body = format!(r#"{{"metadata":{{"name":"late-{i}"}}}}"#);
+        let (status, answer) = call(
+            &old.core,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        old.core.wake.notify_one();
+    }
+    let journaled = old.core.lock().cluster.journaled();
+    let carried = tokio::time::timeout(WAIT, async {
+        loop {
+            let sent = old.raft.metrics().borrow().last_log_index;
+            let got = replicas[0].raft.metrics().borrow().last_log_index;
+            // Everything submitted (stable for a while) and carried.
+            if sent > before && sent == got {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let again = old.raft.metrics().borrow().last_log_index;
+                if again == sent && replicas[0].raft.metrics().borrow().last_log_index == sent {
+                    return sent;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            old.core.wait_committed(journaled)
+        )
+        .await
+        .is_err(),
+        "not committed while unacknowledged"
+    );
+
+    // The leader is cut off; the carrier (the longer log) is elected and commits them.
+    network.heal();
+    network.isolate(old_id);
+    replicas[0].raft.runtime_config().elect(true);
+    let next = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    assert_eq!(
+        replicas[next].raft.metrics().borrow().id,
+        carrier,
+        "only the carrier's log is up to date"
+    );
+    assert!(
+        replicas[next]
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|l| l.index)
+            > carried
+    );
+    create_config_maps(&replicas[next], "after", 10).await;
+    let names: Vec<String> = objects(&replicas[next].core)
+        .into_iter()
+        .map(|o| o.0)
+        .filter(|k| k.contains("/late-"))
+        .collect();
+    assert_eq!(
+        names.len(),
+        5,
+        "the former leader's writes were committed: {names:?}"
+    );
+
+    // Back in touch: the former leader applies its own entries once and follows.
+    network.heal();
+    let acknowledged = tokio::time::timeout(WAIT, old.core.wait_committed(journaled)).await;
+    assert_eq!(
+        acknowledged,
+        Ok(true),
+        "its writes are acknowledged after all"
+    );
+    agree(&replicas[next], &[&replicas[1 - next], &old]).await;
+    assert!(old.raft.metrics().borrow().running_state.is_ok());
+    assert!(
+        old.core.lock().writer.is_none(),
+        "it follows the new writer"
+    );
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    old.shutdown().await.unwrap();
 }
