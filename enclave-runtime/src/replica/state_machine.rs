@@ -23,6 +23,9 @@ use super::types::{Applied, Member, Nautilus, NodeId, SnapshotHandle};
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Objects one capture step takes under the core lock (as `durable::persist`).
 const CAPTURE_STEP_OBJECTS: usize = 250;
+/// Records (and entries) one step of `apply` replays under the core lock (design §1.4): a
+/// follower catching up lets requests in between steps.
+const APPLY_STEP_RECORDS: usize = 256;
 /// How long a snapshot on the writer waits for its speculative records to commit before it
 /// gives up (openraft retries later).
 const SNAPSHOT_COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -112,6 +115,21 @@ impl CoreState {
         }
         self.visible = revision;
         Ok(revision)
+    }
+
+    /// Applies one log entry: a batch (see [`CoreState::apply_batch`]), a membership, or a
+    /// blank entry.
+    fn apply_entry(&mut self, entry: &openraft::Entry<Nautilus>) -> Result<Applied, ApplyError> {
+        let revision = match &entry.payload {
+            EntryPayload::Blank => self.visible,
+            EntryPayload::Membership(membership) => {
+                self.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                self.visible
+            }
+            EntryPayload::Normal(batch) => self.apply_batch(batch)?,
+        };
+        self.applied = Some(entry.log_id);
+        Ok(Applied { revision })
     }
 
     fn progress(&self) -> Progress {
@@ -267,29 +285,36 @@ impl RaftStateMachine<Nautilus> for ClusterMachine {
         I::IntoIter: OptionalSend,
     {
         let mut out = Vec::new();
-        let mut state = self.core.lock();
-        for entry in entries {
-            let revision = match &entry.payload {
-                EntryPayload::Blank => state.visible,
-                EntryPayload::Membership(membership) => {
-                    state.membership =
-                        StoredMembership::new(Some(entry.log_id), membership.clone());
-                    state.visible
-                }
-                EntryPayload::Normal(batch) => match state.apply_batch(batch) {
-                    Ok(revision) => revision,
-                    Err(e) => {
-                        tracing::error!(error = %e, log_id = %entry.log_id, "a replicated entry cannot be applied; this replica stops");
-                        // What was applied before it is published.
-                        self.core.publish(&state);
-                        return Err(apply_error(entry.log_id, &e));
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            {
+                // A step of entries under the lock: requests get it between steps.
+                let mut state = self.core.lock();
+                let mut replayed = 0usize;
+                while replayed < APPLY_STEP_RECORDS {
+                    let Some(entry) = entries.next() else {
+                        break;
+                    };
+                    if let EntryPayload::Normal(batch) = &entry.payload {
+                        replayed = replayed.saturating_add(batch.records.len());
                     }
-                },
-            };
-            state.applied = Some(entry.log_id);
-            out.push(Applied { revision });
+                    replayed = replayed.saturating_add(1);
+                    match state.apply_entry(&entry) {
+                        Ok(applied) => out.push(applied),
+                        Err(e) => {
+                            tracing::error!(error = %e, log_id = %entry.log_id, "a replicated entry cannot be applied; this replica stops");
+                            // What was applied before it is published.
+                            self.core.publish(&state);
+                            return Err(apply_error(entry.log_id, &e));
+                        }
+                    }
+                }
+                self.core.publish(&state);
+            }
+            if entries.peek().is_some() {
+                tokio::task::yield_now().await;
+            }
         }
-        self.core.publish(&state);
         Ok(out)
     }
 
