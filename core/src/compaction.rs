@@ -46,6 +46,18 @@ impl Compactor {
         self.next.is_some_and(|next| next <= now)
     }
 
+    /// Follows a tick a writer recorded (its mark at revision `mark`, written at `at`), so a
+    /// replica's or a restarted run's snapshots expire when the writer's do; the next tick is
+    /// due an interval after it.
+    pub fn follow(&mut self, at: UnixTime, mark: u64) {
+        if self.interval_secs == 0 {
+            return;
+        }
+        self.compacted = self.mark;
+        self.mark = mark;
+        self.next = Some(at.plus_secs(self.interval_secs));
+    }
+
     /// Ticks at `now`, the store being at `mark` (the revision of the tick's own mark, or the
     /// latest one when no mark could be written): compacts below the previous tick's mark.
     pub fn tick(&mut self, now: UnixTime, mark: u64) {
@@ -81,6 +93,15 @@ mod tests {
         );
         assert_eq!(c.poll_timeout(), Some(UnixTime::from_secs(1_900)));
         assert_eq!(Compactor::new(0, start).poll_timeout(), None);
+        // A replica follows the writer's ticks whenever they come.
+        let mut replica = Compactor::new(300, UnixTime::from_secs(1_250));
+        replica.follow(UnixTime::from_secs(1_300), 11);
+        replica.follow(UnixTime::from_secs(1_600), 26);
+        assert_eq!(replica.compacted(), c.compacted());
+        assert_eq!(replica.poll_timeout(), c.poll_timeout());
+        let mut never = Compactor::new(0, start);
+        never.follow(UnixTime::from_secs(1_300), 11);
+        assert_eq!((never.compacted(), never.poll_timeout()), (0, None));
         assert!(!Compactor::new(0, start).due(UnixTime::from_secs(u64::MAX / 1_000_000_000)));
     }
 }

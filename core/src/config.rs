@@ -178,6 +178,11 @@ pub struct Config {
     /// Default 4,096 (about 12 MiB at most: a token and its claims are about 3 KiB); 0 disables
     /// it.
     pub service_account_token_cache_entries: usize,
+    /// The key `continue` tokens are signed with. Replicas of one cluster share it (the
+    /// runtime derives it from the cluster's data key), so a token one replica issued
+    /// continues on another. `None` derives one from the run's seed, so a new run refuses an
+    /// earlier run's tokens. Default `None`.
+    pub continue_key: Option<[u8; 32]>,
 }
 
 impl Default for Config {
@@ -240,6 +245,7 @@ impl Default for Config {
             service_account_issuer: crate::serviceaccount::DEFAULT_ISSUER.into(),
             service_account_key: None,
             service_account_token_cache_entries: 4_096,
+            continue_key: None,
         }
     }
 }

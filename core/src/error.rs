@@ -179,6 +179,10 @@ pub enum Error {
     InsufficientStorage(String),
     /// 503: a dependency (e.g. Sui) is unavailable.
     Unavailable(String),
+    /// 503: this replica does not lead the replicated cluster, so its journal takes no write
+    /// (a follower's [`crate::cluster::Cluster::step_down`]); the runtime forwards writes to
+    /// the leader, so a client sees this only while no leader is known. Retry after a second.
+    NotLeader,
     /// 500: an invariant failed; the request changed nothing.
     Internal(String),
     /// 500 without a reason: an error kube-apiserver passes through unclassified (its
@@ -210,7 +214,7 @@ impl Error {
             },
             Self::ResourceVersionTooLarge { .. } => 504,
             Self::Internal(_) | Self::Unclassified(_) => 500,
-            Self::Unavailable(_) => 503,
+            Self::Unavailable(_) | Self::NotLeader => 503,
             Self::InsufficientStorage(_) => 507,
         }
     }
@@ -234,7 +238,7 @@ impl Error {
             Self::PolicyDenied { reason, .. } => reason,
             Self::ResourceVersionTooLarge { .. } => "Timeout",
             Self::InsufficientStorage(_) => "InsufficientStorage",
-            Self::Unavailable(_) => "ServiceUnavailable",
+            Self::Unavailable(_) | Self::NotLeader => "ServiceUnavailable",
             Self::Internal(_) => "InternalError",
             Self::Unclassified(_) => "",
         }
@@ -256,6 +260,9 @@ impl Error {
             | Self::Internal(m)
             | Self::Unclassified(m) => m.clone(),
             Self::PathNotFound(_) => "the server could not find the requested resource".to_string(),
+            Self::NotLeader => {
+                "this replica is not the leader and no leader is known yet; try again".to_string()
+            }
             Self::ContinueExpired { .. } => "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.".to_string(),
             Self::Forbidden { message, .. }
             | Self::ApplyConflict { message, .. } => message.clone(),
@@ -375,7 +382,7 @@ impl Error {
             details.insert("causes".into(), json!([{"message": message}]));
         }
 
-        if let Self::TooManyRequests(_) = self {
+        if let Self::TooManyRequests(_) | Self::NotLeader = self {
             details.insert("retryAfterSeconds".into(), Value::from(1));
         }
         if let Self::ResourceVersionTooLarge {
@@ -473,5 +480,17 @@ mod tests {
             e.message(),
             "Operation cannot be fulfilled on pods \"x\": the object has been modified"
         );
+    }
+
+    /// A follower's refusal reaches a client as kube's 503 with a retry hint (client-go
+    /// retries it after `Retry-After`).
+    #[test]
+    fn not_leader_is_a_503_to_retry() {
+        let s = Error::NotLeader.to_status();
+        assert_eq!(s["code"], 503);
+        assert_eq!(s["reason"], "ServiceUnavailable");
+        assert_eq!(s["status"], "Failure");
+        assert_eq!(s["details"]["retryAfterSeconds"], 1);
+        assert!(s["message"].as_str().is_some_and(|m| m.contains("leader")));
     }
 }

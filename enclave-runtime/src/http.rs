@@ -226,4 +226,17 @@ mod tests {
         };
         assert_eq!(retry_after_header(&syncing).as_deref(), Some("10"));
     }
+
+    /// A follower's refusal (no leader known) is a 503 that client-go retries after a second.
+    #[test]
+    fn not_leader_is_503_with_retry_after() {
+        let out = to_hyper(ApiResponse::error(&Error::NotLeader));
+        assert_eq!(out.status(), 503);
+        assert_eq!(
+            out.headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
 }

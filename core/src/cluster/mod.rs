@@ -202,6 +202,9 @@ impl Cluster {
         );
         let compactor = crate::compaction::Compactor::new(config.compaction_interval_secs, now);
         let watch_slots = crate::watch::WatchSlots::new(config.max_watches);
+        let continue_key = config
+            .continue_key
+            .unwrap_or_else(|| Self::continue_key(&seed));
         Self {
             config,
             store,
@@ -215,7 +218,7 @@ impl Cluster {
             event_ttl: Default::default(),
             event_rate,
             call: crate::api::Call::default(),
-            continue_key: Self::continue_key(&seed),
+            continue_key,
             stakes,
             tokens,
             service_account_tokens,
@@ -464,6 +467,17 @@ impl Recovery {
         })
     }
 
+    /// The recovered cluster as a follower of a replicated cluster: exactly the restored and
+    /// replayed state, no gap skipped, nothing bootstrapped, every write refused with
+    /// [`crate::Error::NotLeader`] ([`Cluster::step_down`]); replicated records go on through
+    /// [`Cluster::replay_record`] and [`Cluster::take_over`] makes it the writer.
+    pub fn finish_following(mut self) -> Result<Cluster, crate::Error> {
+        self.end_snapshot()?;
+        let mut cluster = self.cluster;
+        cluster.step_down();
+        Ok(cluster)
+    }
+
     /// Ends the snapshot (a no-op without one): the definitions' next id is the snapshot's.
     pub fn end_snapshot(&mut self) -> Result<(), crate::Error> {
         match core::mem::replace(&mut self.phase, Phase::Records) {
@@ -505,23 +519,72 @@ impl Recovery {
             ..
         } = self;
         if replayed > 0 || restored {
-            let skip = u64::try_from(cluster.config.max_pending_changes).unwrap_or(u64::MAX);
-            let last = cluster.store.revision();
-            cluster
-                .store
+            cluster.take_over(now);
+        } else {
+            cluster.start_writing(now);
+        }
+        Ok(cluster)
+    }
+}
+
+impl Cluster {
+    /// A replica of a replicated cluster before it learned anything: it holds nothing, its
+    /// store continues from the first record it replays ([`Cluster::replay_record`]; the
+    /// replicated log vouches for where that starts), and it refuses every write
+    /// ([`Cluster::step_down`]) until it takes over ([`Cluster::take_over`]). `seed` as for
+    /// [`Cluster::new`] (a replica's own, used once it writes).
+    pub fn follower(config: Config, seed: [u8; 32], now: UnixTime) -> Self {
+        let mut cluster = Self::empty(config, seed, now);
+        cluster.store = Store::starting_at(&cluster.config, 0);
+        cluster.step_down();
+        cluster
+    }
+
+    /// Makes this cluster the writer from `now`, after it held what an earlier writer wrote
+    /// (replayed or restored; a restart's [`Recovery::finish`], or a replica elected leader):
+    /// revisions continue past the last one by more than a writer can have pending
+    /// ([`Config::max_pending_changes`]), so nothing an earlier writer handed out without
+    /// making it durable or committed is reused, and a watch positioned there gets 410
+    /// Expired; every node gets a fresh grace period (their heartbeats went to the earlier
+    /// writer); journaling is on and writes are taken; the bootstrap objects are ensured. A
+    /// [`Cluster::follower`] that never replayed a record starts where a new cluster at `now`
+    /// starts. Replicas that replay what it writes follow the gap.
+    pub fn take_over(&mut self, now: UnixTime) {
+        let last = self.store.revision();
+        if last == 0 {
+            self.store.skip_to(start_revision(now));
+        } else {
+            let skip = u64::try_from(self.config.max_pending_changes).unwrap_or(u64::MAX);
+            self.store
                 .skip_to(last.saturating_add(skip).saturating_add(1));
-            let nodes: alloc::vec::Vec<String> = cluster
+            let nodes: alloc::vec::Vec<String> = self
                 .store
                 .range(crate::resource::ResourceId::Nodes, None, None)
                 .map(|(key, _)| String::from(&*key.name))
                 .collect();
-            cluster
-                .lifecycle
-                .restarted(now, cluster.config.node_grace_secs, nodes);
+            self.lifecycle
+                .restarted(now, self.config.node_grace_secs, nodes);
         }
-        cluster.record_changes(true);
-        cluster.bootstrap(now);
-        Ok(cluster)
+        self.start_writing(now);
+    }
+
+    /// Stops writing: every write (requests, timers, stake batches) is refused with
+    /// [`crate::Error::NotLeader`] while recorded changes are still replayed
+    /// ([`Cluster::replay_record`]). What was journaled before stays for
+    /// [`Cluster::take_records`]. The runtime stops calling [`Cluster::handle_timeout`] too:
+    /// the writer runs the controllers, and their writes arrive here as records.
+    pub fn step_down(&mut self) {
+        // The refusal is the journal's: it applies while journaling is on.
+        self.journal.on = true;
+        self.refuse_writes(Some(crate::Error::NotLeader));
+    }
+
+    /// Journals every change from `now` on and takes writes; the bootstrap objects are
+    /// ensured (written if missing).
+    fn start_writing(&mut self, now: UnixTime) {
+        self.refuse_writes(None);
+        self.record_changes(true);
+        self.bootstrap(now);
     }
 }
 
@@ -559,5 +622,7 @@ pub fn start_revision(now: UnixTime) -> u64 {
 
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod takeover_tests;
 #[cfg(test)]
 pub(crate) mod test_harness;

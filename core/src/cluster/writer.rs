@@ -78,6 +78,13 @@ impl WriteContext {
     }
 }
 
+/// Whether a write is decided here or replayed from a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Live,
+    Replay,
+}
+
 /// What a write does to derived state that could refuse it, decided before the store commits.
 struct Prepared {
     /// What the object costs against the store's (and the event ledger's) byte budget.
@@ -135,7 +142,15 @@ impl Cluster {
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
-        self.commit(ctx, ChangeKind::Created, key, json, index, obj)
+        self.commit(
+            ctx,
+            ChangeKind::Created,
+            key,
+            json,
+            index,
+            obj,
+            Source::Live,
+        )
     }
 
     /// Replaces the stored object with `obj`, writing the revision into it first.
@@ -147,7 +162,15 @@ impl Cluster {
     ) -> Result<Vec<u8>, Error> {
         let json = self.stamp(obj);
         let index = index_of(key.resource, obj);
-        self.commit(ctx, ChangeKind::Updated, key.clone(), json, index, obj)
+        self.commit(
+            ctx,
+            ChangeKind::Updated,
+            key.clone(),
+            json,
+            index,
+            obj,
+            Source::Live,
+        )
     }
 
     /// Removes the object, with `obj` (its last state) carrying the deletion's revision.
@@ -165,6 +188,7 @@ impl Cluster {
             json,
             ObjectIndex::default(),
             obj,
+            Source::Live,
         )
     }
 
@@ -206,6 +230,7 @@ impl Cluster {
             change.json().to_vec(),
             index,
             &obj,
+            Source::Replay,
         )
         .map(drop)
     }
@@ -230,6 +255,7 @@ impl Cluster {
                     )));
                 }
                 self.store.advance();
+                self.compactor.follow(mark.at, mark.revision);
                 Ok(())
             }
         }
@@ -342,7 +368,10 @@ impl Cluster {
         }));
     }
 
-    /// The shared tail of a live write and a replay: prepare (refusals), commit, apply.
+    /// The shared tail of a live write and a replay: prepare (refusals), commit, apply; a live
+    /// write is admitted by the journal and journaled, a replayed one is neither (it is a
+    /// record already, and a follower's journal refuses live writes).
+    #[allow(clippy::too_many_arguments)]
     fn commit(
         &mut self,
         ctx: &WriteContext,
@@ -351,8 +380,11 @@ impl Cluster {
         json: Vec<u8>,
         index: ObjectIndex,
         obj: &Value,
+        source: Source,
     ) -> Result<Vec<u8>, Error> {
-        self.journal_admits()?;
+        if source == Source::Live {
+            self.journal_admits()?;
+        }
         let definition_revision = self.store.next_revision();
         let prepared = self.prepare(
             ctx,
@@ -390,7 +422,9 @@ impl Cluster {
             object,
         };
         self.apply(&change, prepared, obj, previous.as_ref());
-        self.journal.push(Record::Change(change));
+        if source == Source::Live {
+            self.journal.push(Record::Change(change));
+        }
         Ok(json)
     }
 

@@ -18,7 +18,7 @@ pub(crate) mod seal;
 
 use nautilus_wire::storage::ErrorKind;
 
-pub(crate) use log::DurableLog;
+pub(crate) use log::{DurableLog, MAX_RECORD};
 pub(crate) use persist::Persistence;
 
 /// A connection to the store for start-up requests (the KMS blob, the credentials).

@@ -1,0 +1,75 @@
+//! Replication (issue 17): several enclave replicas keep one cluster through openraft, the
+//! consensus engine; core's `Cluster` is the state machine (design /work/notes/raft-design.md).
+//!
+//! The contract:
+//! - a log entry is a [`entry::Batch`] of core's journal records as the leader's core wrote
+//!   them (the leader alone decides everything random or time-based; the records carry it);
+//! - the leader's core executes requests at once and its journal feeds the [`driver`], which
+//!   submits batches in journal order; a write is acknowledged once the state machine applied
+//!   its batch, i.e. once a majority holds it ([`state_machine::ReplicaCore::wait_committed`]);
+//!   reads and watches show only applied revisions;
+//! - every other replica replays the batches (`Cluster::replay_record`) and refuses writes
+//!   (`Error::NotLeader`); a replica that becomes leader takes over (`Cluster::take_over`)
+//!   once every entry of earlier terms is applied, and revisions jump past anything an earlier
+//!   leader may have handed out;
+//! - a snapshot is core's snapshot chunks at an applied entry; installing one rebuilds the
+//!   cluster (`Recovery`) as a follower.
+//!
+//! Not yet here: the sealed log store and the attested peer mesh (tests use [`log_store`]'s
+//! `MemLog` and [`network`]'s `ChannelNetwork` in their place), the serving code's use of it,
+//! timers on the leader, and the rebuild after a leader's uncommitted writes were dropped.
+
+pub(crate) mod driver;
+pub(crate) mod entry;
+#[cfg(test)]
+pub(crate) mod log_store;
+#[cfg(test)]
+pub(crate) mod network;
+pub(crate) mod state_machine;
+pub(crate) mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use openraft::RaftNetworkFactory;
+use openraft::storage::RaftLogStorage;
+
+use state_machine::{ClusterMachine, ReplicaCore};
+use types::{Nautilus, NodeId, Raft};
+
+/// One running replica: its openraft handle, its core, and the driver task.
+pub(crate) struct Replica {
+    /// The openraft handle.
+    pub(crate) raft: Raft,
+    /// The cluster it serves.
+    pub(crate) core: Arc<ReplicaCore>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    /// Starts replica `id` over `log` and `network`, serving `core`.
+    pub(crate) async fn start<L, N>(
+        id: NodeId,
+        log: L,
+        network: N,
+        core: Arc<ReplicaCore>,
+    ) -> anyhow::Result<Self>
+    where
+        L: RaftLogStorage<Nautilus>,
+        N: RaftNetworkFactory<Nautilus>,
+    {
+        let config = Arc::new(types::raft_config()?);
+        let raft = Raft::new(id, config, network, log, ClusterMachine::new(core.clone())).await?;
+        let driver = tokio::spawn(driver::run(raft.clone(), core.clone(), id));
+        Ok(Self { raft, core, driver })
+    }
+
+    /// Stops openraft and the driver.
+    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
+        self.raft.shutdown().await?;
+        self.driver.abort();
+        Ok(())
+    }
+}

@@ -1,0 +1,504 @@
+//! Three replicas in one process (in-memory logs, the channel network): the leader's core
+//! writes through the driver, the followers replay, and every replica ends with the same
+//! store; a leader's loss hands the writer's role to a survivor above a revision gap; a new
+//! learner catches up from a snapshot; a leader cut off from the others never shows or
+//! acknowledges the writes it could not commit, and stops once it learns they were dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use nautilus_core::Config;
+use nautilus_core::api::{ApiRequest, Method};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Replica;
+use super::log_store::MemLog;
+use super::network::ChannelNetwork;
+use super::state_machine::ReplicaCore;
+use super::types::{Member, NodeId};
+
+const TOKEN: &str = "admin";
+/// Generous for a debug build on two shared cores.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One multi-replica test at a time: nine replicas' timers on two shared cores would make
+/// elections spurious.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn config() -> Config {
+    Config {
+        admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
+        ..Config::default()
+    }
+}
+
+fn member(slot: u8) -> Member {
+    Member {
+        slot,
+        peer_addr: format!("replica-{slot}"),
+    }
+}
+
+/// A replica's core, answering one admin request: status and body.
+fn call(core: &ReplicaCore, method: Method, path: &str, body: &[u8]) -> (u16, Value) {
+    let auth = format!("Bearer {TOKEN}");
+    let mut req = ApiRequest::new(method, path);
+    req.authorization = Some(&auth);
+    req.content_type = Some("application/json");
+    req.body = body;
+    let response = core
+        .lock()
+        .cluster
+        .handle_request(crate::server::now(), &req)
+        .into_response()
+        .expect("not a watch");
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or(Value::Null),
+    )
+}
+
+/// `count` ConfigMap creates on the leader's core, each handed to the driver as the serving
+/// code would; returns once all are committed.
+async fn create_config_maps(leader: &Replica, prefix: &str, count: usize) {
+    for i in 0..count {
+        let body = format!(r#"{{"metadata":{{"name":"{prefix}-{i}"}},"data":{{"i":"{i}"}}}}"#);
+        let (status, answer) = call(
+            &leader.core,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        leader.core.wake.notify_one();
+    }
+    let journaled = leader.core.lock().cluster.journaled();
+    let committed = tokio::time::timeout(WAIT, leader.core.wait_committed(journaled)).await;
+    assert_eq!(committed, Ok(true), "the creates were committed");
+}
+
+/// Every stored object: key, revision, bytes.
+fn objects(core: &ReplicaCore) -> Vec<(String, u64, Vec<u8>)> {
+    core.lock()
+        .cluster
+        .store()
+        .iter()
+        .map(|(k, o)| {
+            (
+                format!("{:?}/{}/{}", k.resource, k.namespace, k.name),
+                o.revision,
+                o.json.bytes().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `replica` applied up to `revision`.
+async fn applied(replica: &Replica, revision: u64) {
+    let mut progress = replica.core.progress();
+    let reached = tokio::time::timeout(WAIT, progress.wait_for(|p| p.revision >= revision)).await;
+    assert!(
+        matches!(reached, Ok(Ok(_))),
+        "replica {} applied up to {revision}",
+        replica.raft.metrics().borrow().id
+    );
+}
+
+/// Every replica holds the leader's store: the same objects (bytes and revisions), the same
+/// revision, and the same LIST answers.
+async fn agree(leader: &Replica, others: &[&Replica]) {
+    let revision = leader.core.lock().cluster.store().revision();
+    assert_eq!(
+        leader.core.progress().borrow().revision,
+        revision,
+        "all committed"
+    );
+    let expected = objects(&leader.core);
+    let list = call(
+        &leader.core,
+        Method::Get,
+        "/api/v1/namespaces/default/configmaps",
+        b"",
+    );
+    let namespaces = call(&leader.core, Method::Get, "/api/v1/namespaces", b"");
+    assert_eq!(list.0, 200);
+    assert_eq!(
+        list.1["metadata"]["resourceVersion"],
+        revision.to_string(),
+        "the LIST is at the store's revision"
+    );
+    for other in others {
+        applied(other, revision).await;
+        assert_eq!(other.core.lock().cluster.store().revision(), revision);
+        assert!(
+            objects(&other.core) == expected,
+            "the stored objects differ"
+        );
+        assert_eq!(
+            call(
+                &other.core,
+                Method::Get,
+                "/api/v1/namespaces/default/configmaps",
+                b""
+            ),
+            list
+        );
+        assert_eq!(
+            call(&other.core, Method::Get, "/api/v1/namespaces", b""),
+            namespaces
+        );
+    }
+}
+
+/// Waits until a replica among `replicas` leads and its core took over; its index.
+async fn leader_of(replicas: &[&Replica]) -> usize {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        for (i, replica) in replicas.iter().enumerate() {
+            if replica.core.lock().writer.is_some() {
+                return i;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no replica took over"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn start(network: &ChannelNetwork, id: NodeId) -> Replica {
+    let core = ReplicaCore::new(config(), [id as u8; 32], crate::server::now());
+    let replica = Replica::start(id, MemLog::default(), network.from(id), core)
+        .await
+        .unwrap();
+    network.insert(id, replica.raft.clone());
+    replica
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_agree_fail_over_above_a_gap_and_a_learner_catches_up() {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start(&network, id).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+
+    // 500 creates on the leader; the followers replay them and agree byte for byte.
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let leader = &replicas[first];
+    create_config_maps(leader, "first", 500).await;
+    let followers: Vec<&Replica> = (0..3)
+        .filter(|&i| i != first)
+        .map(|i| &replicas[i])
+        .collect();
+    agree(leader, &followers).await;
+    for follower in &followers {
+        assert!(follower.core.lock().writer.is_none());
+        let (status, answer) = call(
+            &follower.core,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            br#"{"metadata":{"name":"refused"}}"#,
+        );
+        assert_eq!(
+            (status, answer["reason"].as_str()),
+            (503, Some("ServiceUnavailable")),
+            "a follower refuses writes"
+        );
+    }
+    assert_eq!(
+        objects(&leader.core)
+            .iter()
+            .filter(|o| o.0.starts_with("ConfigMaps/default/first-"))
+            .count(),
+        500
+    );
+
+    // The leader goes away: a survivor is elected, takes over above the gap, and writes on.
+    let old = replicas.remove(first);
+    let old_id = old.raft.metrics().borrow().id;
+    let last = old.core.lock().cluster.store().revision();
+    network.remove(old_id);
+    let lost_at = std::time::Instant::now();
+    old.shutdown().await.unwrap();
+    let next = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let took_over_in = lost_at.elapsed();
+    let leader = &replicas[next];
+    let survivor = &replicas[1 - next];
+    let skip = config().max_pending_changes as u64;
+    assert_eq!(
+        leader.core.lock().cluster.store().revision(),
+        last + skip + 1,
+        "the new writer's revisions continue past the gap"
+    );
+    create_config_maps(leader, "second", 500).await;
+    agree(leader, &[survivor]).await;
+    let revisions: BTreeSet<u64> = objects(&survivor.core)
+        .iter()
+        .filter(|o| o.0.starts_with("ConfigMaps/default/second-"))
+        .map(|o| o.1)
+        .collect();
+    assert_eq!(revisions.len(), 500);
+    assert_eq!(
+        revisions.first(),
+        Some(&(last + skip + 2)),
+        "the first write after the gap"
+    );
+    assert!(
+        took_over_in < Duration::from_secs(5),
+        "took over in {took_over_in:?}"
+    );
+
+    // A new replica (a new id: ids are never reused) joins as a learner after the leader's
+    // log was compacted into a snapshot, so it catches up from the snapshot, then the log.
+    let leader_id = leader.raft.metrics().borrow().id;
+    leader.raft.trigger().snapshot().await.unwrap();
+    let snapshot = leader
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some(), "snapshot built")
+        .await
+        .unwrap()
+        .snapshot
+        .unwrap();
+    leader
+        .raft
+        .trigger()
+        .purge_log(snapshot.index)
+        .await
+        .unwrap();
+    leader
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.purged == Some(snapshot), "log purged")
+        .await
+        .unwrap();
+    let learner = start(&network, 4).await;
+    leader.raft.add_learner(4, member(3), true).await.unwrap();
+    create_config_maps(leader, "third", 20).await;
+    agree(leader, &[survivor, &learner]).await;
+    let learner_metrics = learner.raft.metrics().borrow().clone();
+    assert_eq!(
+        learner_metrics.snapshot,
+        Some(snapshot),
+        "the learner installed the snapshot"
+    );
+    assert_eq!(learner_metrics.current_leader, Some(leader_id));
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    learner.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and_stops_when_they_are_dropped()
+ {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start(&network, id).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let old = replicas.remove(first);
+    create_config_maps(&old, "before", 10).await;
+    let committed = *old.core.progress().borrow();
+
+    // Cut off, the old leader's core still executes writes, but none commits.
+    let old_id = old.raft.metrics().borrow().id;
+    network.isolate(old_id);
+    for i in 0..5 {
+        let body = format!(r#"{{"metadata":{{"name":"lost-{i}"}}}}"#);
+        let (status, answer) = call(
+            &old.core,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        old.core.wake.notify_one();
+    }
+    let journaled = old.core.lock().cluster.journaled();
+
+    // The others elect a leader, which takes over and writes.
+    let next = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    create_config_maps(&replicas[next], "after", 10).await;
+    agree(&replicas[next], &[&replicas[1 - next]]).await;
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            old.core.wait_committed(journaled)
+        )
+        .await
+        .is_err(),
+        "the cut-off leader acknowledged nothing"
+    );
+    assert_eq!(
+        *old.core.progress().borrow(),
+        committed,
+        "and showed nothing past what was committed"
+    );
+
+    // Healed, it learns of the new term: raft drops its uncommitted entries, and the first
+    // batch of the new writer finds its core holding writes nobody else has. It stops (a
+    // rebuild is the next slice) instead of serving them, and refuses writes.
+    network.heal();
+    // The wait ends either with the condition or with the metrics closing at shutdown.
+    let _ = old
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.running_state.is_err(), "stopped")
+        .await;
+    let stopped = format!("{:?}", old.raft.metrics().borrow().running_state);
+    assert!(
+        stopped.contains("entries as the writer but only"),
+        "the diverged replica stopped on its divergence: {stopped}"
+    );
+    let (status, _) = call(
+        &old.core,
+        Method::Post,
+        "/api/v1/namespaces/default/configmaps",
+        br#"{"metadata":{"name":"refused"}}"#,
+    );
+    assert_eq!(status, 503);
+    assert_eq!(old.core.progress().borrow().revision, committed.revision);
+    let survivors = objects(&replicas[next].core);
+    assert!(
+        !survivors.iter().any(|o| o.0.contains("/lost-")),
+        "the lost writes are nowhere else"
+    );
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    let _ = old.shutdown().await;
+}
+
+/// The leader's entries reach one follower but its acknowledgements are lost, so the leader
+/// cannot commit them; that follower is elected and commits them in its term. Back in touch,
+/// the former leader applies its own entries without replaying them (its core holds them:
+/// applying them twice would fail), then replays the new writer's, and its writes are
+/// acknowledged after all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_leaders_entries_committed_in_a_later_term_are_applied_once() {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start(&network, id).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let old = replicas.remove(first);
+    create_config_maps(&old, "before", 10).await;
+    let old_id = old.raft.metrics().borrow().id;
+    let ids: Vec<NodeId> = replicas
+        .iter()
+        .map(|r| r.raft.metrics().borrow().id)
+        .collect();
+    let (carrier, other) = (ids[0], ids[1]);
+
+    // The carrier gets the leader's entries but the leader never hears back; the other
+    // follower hears nothing.
+    network.lose_answers(old_id, carrier);
+    network.isolate(other);
+    // Without answers the leader's heartbeats still reach the carrier, but under load one may
+    // come late: the carrier must not campaign before the leader's writes are carried.
+    replicas[0].raft.runtime_config().elect(false);
+    let before = old.raft.metrics().borrow().last_log_index;
+    for i in 0..5 {
+        let body = format!(r#"{{"metadata":{{"name":"late-{i}"}}}}"#);
+        let (status, answer) = call(
+            &old.core,
+            Method::Post,
+            "/api/v1/namespaces/default/configmaps",
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201, "{answer}");
+        old.core.wake.notify_one();
+    }
+    let journaled = old.core.lock().cluster.journaled();
+    let carried = tokio::time::timeout(WAIT, async {
+        loop {
+            let sent = old.raft.metrics().borrow().last_log_index;
+            let got = replicas[0].raft.metrics().borrow().last_log_index;
+            // Everything submitted (stable for a while) and carried.
+            if sent > before && sent == got {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let again = old.raft.metrics().borrow().last_log_index;
+                if again == sent && replicas[0].raft.metrics().borrow().last_log_index == sent {
+                    return sent;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(100),
+            old.core.wait_committed(journaled)
+        )
+        .await
+        .is_err(),
+        "not committed while unacknowledged"
+    );
+
+    // The leader is cut off; the carrier (the longer log) is elected and commits them.
+    network.heal();
+    network.isolate(old_id);
+    replicas[0].raft.runtime_config().elect(true);
+    let next = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    assert_eq!(
+        replicas[next].raft.metrics().borrow().id,
+        carrier,
+        "only the carrier's log is up to date"
+    );
+    assert!(
+        replicas[next]
+            .raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map(|l| l.index)
+            > carried
+    );
+    create_config_maps(&replicas[next], "after", 10).await;
+    let names: Vec<String> = objects(&replicas[next].core)
+        .into_iter()
+        .map(|o| o.0)
+        .filter(|k| k.contains("/late-"))
+        .collect();
+    assert_eq!(
+        names.len(),
+        5,
+        "the former leader's writes were committed: {names:?}"
+    );
+
+    // Back in touch: the former leader applies its own entries once and follows.
+    network.heal();
+    let acknowledged = tokio::time::timeout(WAIT, old.core.wait_committed(journaled)).await;
+    assert_eq!(
+        acknowledged,
+        Ok(true),
+        "its writes are acknowledged after all"
+    );
+    agree(&replicas[next], &[&replicas[1 - next], &old]).await;
+    assert!(old.raft.metrics().borrow().running_state.is_ok());
+    assert!(
+        old.core.lock().writer.is_none(),
+        "it follows the new writer"
+    );
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    old.shutdown().await.unwrap();
+}
