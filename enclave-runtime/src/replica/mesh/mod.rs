@@ -57,6 +57,9 @@ pub(crate) const MAX_FRAME_BYTES: u32 = 16 * 1024 * 1024;
 pub(crate) const MAX_HELLO_BYTES: u32 = 64 * 1024;
 /// The TLS handshake and the `Hello` exchange must be over by then.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections being admitted at once: each costs this replica an NSM document before it
+/// knows who is calling, and the host decides how many arrive.
+pub(crate) const CONCURRENT_ADMISSIONS: usize = 8;
 /// The PCRs a peer must share with this replica (or with an allowlisted set): the image
 /// (0), the kernel and boot ramdisk (1), the application (2) and the signing certificate (8).
 pub(crate) const MEASURED_PCRS: [u16; 4] = [0, 1, 2, 8];
@@ -716,6 +719,7 @@ pub(crate) struct MeshEndpoint {
     user_data: [u8; 32],
     admission: Admission,
     refused: AtomicU64,
+    admissions: tokio::sync::Semaphore,
 }
 
 impl MeshEndpoint {
@@ -737,6 +741,7 @@ impl MeshEndpoint {
             user_data,
             admission,
             refused: AtomicU64::new(0),
+            admissions: tokio::sync::Semaphore::new(CONCURRENT_ADMISSIONS),
         }
     }
 
@@ -817,8 +822,14 @@ impl MeshEndpoint {
         .await
     }
 
-    /// Admits the replica that connected through `stream`.
+    /// Admits the replica that connected through `stream`: at most
+    /// [`CONCURRENT_ADMISSIONS`] at once, each within [`HANDSHAKE_TIMEOUT`] of its turn.
     pub(crate) async fn accept(&self, stream: Box<dyn Stream>) -> Result<Link, MeshError> {
+        let _turn = self
+            .admissions
+            .acquire()
+            .await
+            .map_err(|_| MeshError::Closed)?;
         self.counted(async {
             let session = self.tls_accept(stream).await?;
             self.greet(session, None).await

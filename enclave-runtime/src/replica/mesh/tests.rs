@@ -434,3 +434,28 @@ async fn frames_round_trip_and_a_truncated_frame_is_an_error() {
         assert!(matches!(read, Err(MeshError::Closed)), "{cut}: {read:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn silent_connections_hold_at_most_the_admission_budget_until_they_time_out() {
+    let (server, client) = (endpoint(1), endpoint(2));
+    let mut silent = Vec::new();
+    let mut admitting = Vec::new();
+    for _ in 0..CONCURRENT_ADMISSIONS {
+        let (x, y) = pipe();
+        silent.push(x);
+        let server = server.clone();
+        admitting.push(tokio::spawn(async move { server.accept(y).await }));
+    }
+    tokio::time::sleep(HANDSHAKE_TIMEOUT / 2).await;
+    assert_eq!(server.admissions.available_permits(), 0);
+    // An honest peer waits for a turn, then is admitted within its own time.
+    let started = tokio::time::Instant::now();
+    let (dialed, accepted) = dial(&client, &server, 1).await;
+    assert_eq!((dialed.unwrap().peer(), accepted.unwrap().peer()), (1, 2));
+    assert!(started.elapsed() >= HANDSHAKE_TIMEOUT / 2, "it waited");
+    for admission in admitting {
+        let verdict = admission.await.unwrap();
+        assert!(matches!(verdict, Err(MeshError::Timeout(_))), "{verdict:?}");
+    }
+    assert_eq!(server.refused(), 0, "silence is no refusal");
+}
