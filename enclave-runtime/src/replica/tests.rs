@@ -567,7 +567,7 @@ async fn start_on_mesh(dir: &std::path::Path, id: NodeId) -> MeshReplica {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_over_the_attested_mesh_elect_replicate_and_ship_a_snapshot() {
+async fn three_replicas_over_the_attested_mesh_elect_replicate_ship_a_snapshot_and_fail_over() {
     let _serial = SERIAL.lock().await;
     let dir = socket_dir("three");
     let mut replicas = Vec::new();
@@ -639,9 +639,20 @@ async fn three_replicas_over_the_attested_mesh_elect_replicate_and_ship_a_snapsh
     create_config_maps(leader, "still", 5).await;
     agree(leader, &others).await;
 
-    let mut everyone = replicas;
-    everyone.push(learner);
-    for replica in everyone {
+    // The leader goes away (its links break): the survivors elect one of them over the mesh,
+    // and it writes on.
+    let old = replicas.remove(first);
+    assert_eq!(old.endpoint.refused(), 0, "no honest peer was refused");
+    old.serving.abort();
+    old.replica.shutdown().await.unwrap();
+    let survivors: Vec<&Replica> = replicas.iter().map(|r| &r.replica).collect();
+    let next = leader_of(&survivors).await;
+    let leader = survivors[next];
+    create_config_maps(leader, "failover", 50).await;
+    agree(leader, &[survivors[1 - next], &learner.replica]).await;
+
+    replicas.push(learner);
+    for replica in replicas {
         assert_eq!(replica.endpoint.refused(), 0, "no honest peer was refused");
         replica.serving.abort();
         replica.replica.shutdown().await.unwrap();
