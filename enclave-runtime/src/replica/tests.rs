@@ -18,14 +18,12 @@ use std::sync::Arc;
 
 use super::Replica;
 use super::log_store::MemLog;
-use super::mesh::{Admission, Kind, MeshEndpoint, PeerTls};
+use super::mesh::tests::endpoint;
+use super::mesh::{Kind, MeshEndpoint};
 use super::network::{ChannelNetwork, Mesh, serve};
 use super::state_machine::ReplicaCore;
 use super::types::{Member, NodeId};
-use crate::attestation::Attestation;
 use crate::cli::ListenAddr;
-use crate::nsm::Nsm;
-use crate::nsm::simulated::SimulatedNsm;
 use crate::transport::Listener;
 
 const TOKEN: &str = "admin";
@@ -521,21 +519,6 @@ fn socket_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Replica `id` of the mesh test's cluster: its endpoint (simulated NSM, admitting simulated
-/// documents as `dev` does).
-fn mesh_endpoint(id: NodeId) -> Arc<MeshEndpoint> {
-    let nsm: Arc<dyn Nsm> = Arc::new(SimulatedNsm::new().unwrap());
-    let config = "listen = \"unix:/replica.sock\"\n".to_string();
-    let attestation = Arc::new(Attestation::new(nsm.clone(), config, None).unwrap());
-    let admission =
-        Admission::new(nsm.as_ref(), "mesh-test", attestation.config_digest(), true).unwrap();
-    let tls = PeerTls::generate(&mut |buf: &mut [u8]| {
-        getrandom::fill(buf).map_err(|e| anyhow::anyhow!("{e}"))
-    })
-    .unwrap();
-    Arc::new(MeshEndpoint::new(id, id as u8, tls, attestation, admission))
-}
-
 fn mesh_member(dir: &std::path::Path, id: NodeId) -> Member {
     Member {
         slot: id as u8 - 1,
@@ -551,7 +534,7 @@ struct MeshReplica {
 }
 
 async fn start_on_mesh(dir: &std::path::Path, id: NodeId) -> MeshReplica {
-    let endpoint = mesh_endpoint(id);
+    let endpoint = endpoint(id);
     let path = dir.join(format!("replica-{id}.sock"));
     let listener = Listener::bind(&ListenAddr::Unix(path)).unwrap();
     let core = ReplicaCore::new(config(), [id as u8; 32], crate::server::now());
@@ -625,7 +608,7 @@ async fn three_replicas_over_the_attested_mesh_elect_replicate_ship_a_snapshot_a
     // An admitted peer that sends garbage gets an Error frame and loses its connection; the
     // cluster carries on.
     let leader_id = leader.raft.metrics().borrow().id;
-    let intruder = mesh_endpoint(9);
+    let intruder = endpoint(9);
     let stream = tokio::net::UnixStream::connect(dir.join(format!("replica-{leader_id}.sock")))
         .await
         .unwrap();

@@ -20,7 +20,7 @@
 //! Malformed input ends the connection with a typed [`MeshError`], never a panic.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;

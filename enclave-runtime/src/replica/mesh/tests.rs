@@ -17,7 +17,7 @@ fn os_random(buf: &mut [u8]) -> anyhow::Result<()> {
 }
 
 /// Replica `node_id` of `cluster` with `nsm`, its admission adjusted by `admit`.
-fn endpoint_with(
+pub(crate) fn endpoint_with(
     node_id: NodeId,
     nsm: SimulatedNsm,
     cluster: &str,
@@ -33,7 +33,7 @@ fn endpoint_with(
 }
 
 /// An honest replica of [`CLUSTER`] that admits simulated documents (development).
-fn endpoint(node_id: NodeId) -> Arc<MeshEndpoint> {
+pub(crate) fn endpoint(node_id: NodeId) -> Arc<MeshEndpoint> {
     endpoint_with(node_id, SimulatedNsm::new().unwrap(), CLUSTER, |_| {})
 }
 

@@ -13,6 +13,8 @@
 #[cfg(test)]
 mod channel;
 #[cfg(test)]
+mod tests;
+#[cfg(test)]
 pub(crate) use channel::ChannelNetwork;
 
 use std::collections::BTreeMap;
