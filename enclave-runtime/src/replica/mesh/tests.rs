@@ -459,3 +459,66 @@ async fn silent_connections_hold_at_most_the_admission_budget_until_they_time_ou
     }
     assert_eq!(server.refused(), 0, "silence is no refusal");
 }
+
+/// A TLS client outside the mesh's rules: its own certificate key (if any), with or without
+/// the mesh's ALPN.
+fn outsider(key: Option<&rcgen::KeyPair>, alpn: bool) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(HandshakeOnly {
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match key {
+        None => builder.with_no_client_auth(),
+        Some(key) => {
+            let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+                .unwrap()
+                .self_signed(key)
+                .unwrap();
+            let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+            builder
+                .with_client_auth_cert(vec![cert.der().clone()], der)
+                .unwrap()
+        }
+    };
+    if alpn {
+        config.alpn_protocols = vec![ALPN.to_vec()];
+    }
+    Arc::new(config)
+}
+
+/// `server`'s verdict on a TLS client configured as `config`.
+async fn accept_outsider(
+    server: &MeshEndpoint,
+    config: Arc<ClientConfig>,
+) -> Result<Link, MeshError> {
+    let (x, y) = pipe();
+    let client = async {
+        let name = ServerName::try_from(SERVER_NAME).unwrap();
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, x)
+            .await
+    };
+    let (verdict, _client) = tokio::join!(server.accept(y), client);
+    verdict
+}
+
+#[tokio::test]
+async fn tls_clients_outside_the_mesh_rules_are_refused() {
+    let server = endpoint(1);
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let p256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    // No client certificate: client authentication is required.
+    let verdict = accept_outsider(&server, outsider(None, true)).await;
+    assert!(matches!(verdict, Err(MeshError::Tls(_))), "{verdict:?}");
+    // A P-256 key: only ECDSA P-384 with SHA-384 signs a peer's handshake.
+    let verdict = accept_outsider(&server, outsider(Some(&p256), true)).await;
+    assert!(matches!(verdict, Err(MeshError::Tls(_))), "{verdict:?}");
+    // The right kind of key, without the mesh's protocol.
+    let verdict = accept_outsider(&server, outsider(Some(&p384), false)).await;
+    assert_eq!(refusal(verdict), Refusal::Alpn);
+}

@@ -194,3 +194,61 @@ async fn failures_reach_openraft_as_network_timeout_or_unreachable() {
     serving.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn begin(chunk_lens: &[u64]) -> Result<IncomingSnapshot, FrameError> {
+    IncomingSnapshot::begin(
+        9,
+        SnapshotBegin {
+            vote: Vote::new(3, 1),
+            meta: SnapshotMeta::default(),
+            revision: 40,
+            chunk_lens: chunk_lens.to_vec(),
+        },
+    )
+}
+
+#[test]
+fn a_received_snapshot_must_add_up_to_what_its_beginning_announced() {
+    // Pieces fill the announced chunks in order; an empty chunk needs no piece.
+    let mut snapshot = begin(&[3, 0, 2]).unwrap();
+    for piece in [&b"ab"[..], b"c", b"de"] {
+        snapshot.push(piece).unwrap();
+    }
+    let (vote, snapshot) = snapshot.finish().unwrap();
+    assert_eq!(vote, Vote::new(3, 1));
+    assert_eq!(snapshot.snapshot.revision, 40);
+    assert_eq!(
+        snapshot.snapshot.chunks,
+        vec![
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"de")
+        ]
+    );
+    // A piece across a chunk's end, bytes beyond the last chunk, an empty piece.
+    let mut across = begin(&[3, 2]).unwrap();
+    across.push(b"ab").unwrap();
+    assert_eq!(
+        across.push(b"cd"),
+        Err(FrameError::Snapshot("a piece crosses a chunk's end"))
+    );
+    let mut over = begin(&[1]).unwrap();
+    over.push(b"a").unwrap();
+    assert_eq!(
+        over.push(b"b"),
+        Err(FrameError::Snapshot("more bytes than announced"))
+    );
+    assert!(begin(&[1]).unwrap().push(b"").is_err());
+    // Ended early.
+    let mut short = begin(&[2, 2]).unwrap();
+    short.push(b"ab").unwrap();
+    assert!(matches!(
+        short.finish(),
+        Err(FrameError::Snapshot("fewer bytes than announced"))
+    ));
+    // Announcements past the bounds, or overflowing.
+    assert!(begin(&[MAX_SNAPSHOT_BYTES + 1]).is_err());
+    assert!(begin(&[u64::MAX, 2]).is_err());
+    assert!(begin(&vec![0; MAX_SNAPSHOT_CHUNKS + 1]).is_err());
+    assert!(begin(&[MAX_SNAPSHOT_BYTES]).is_ok());
+}
