@@ -196,7 +196,11 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotHello(kind) => write!(f, "a {kind:?} frame before the Hello"),
-            Self::Alpn => write!(f, "the session did not negotiate {:?}", ALPN.escape_ascii()),
+            Self::Alpn => write!(
+                f,
+                "the session did not negotiate \"{}\"",
+                ALPN.escape_ascii()
+            ),
             Self::NoCertificate => f.write_str("no peer certificate"),
             Self::Attestation(e) => write!(f, "attestation: {e}"),
             Self::Pcrs(e) => write!(f, "measurements: {e}"),
@@ -615,29 +619,21 @@ impl Admission {
         };
         let doc = attestation::verify(&hello.document, &self.root_der, now_ms, &policy)
             .map_err(Refusal::Attestation)?;
-        let mut first_error = None;
-        let measured_as = |pcrs: &BTreeMap<u8, Vec<u8>>| {
-            Policy {
-                expected_pcrs: pcrs.clone(),
-                ..Policy::default()
-            }
-            .check(&doc)
-        };
-        let mut admitted = false;
-        for set in &self.pcrs {
-            match measured_as(set) {
-                Ok(()) => {
-                    admitted = true;
-                    break;
+        let verdicts: Vec<Result<(), AttestationError>> = self
+            .pcrs
+            .iter()
+            .map(|pcrs| {
+                Policy {
+                    expected_pcrs: pcrs.clone(),
+                    ..Policy::default()
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        if !admitted {
+                .check(&doc)
+            })
+            .collect();
+        if !verdicts.iter().any(Result::is_ok) {
+            let first = verdicts.into_iter().find_map(Result::err);
             return Err(Refusal::Pcrs(
-                first_error.unwrap_or(AttestationError::PcrMissing(0)),
+                first.unwrap_or(AttestationError::PcrMissing(0)),
             ));
         }
         let spki = spki_sha256(peer_cert).ok_or(Refusal::NoCertificate)?;

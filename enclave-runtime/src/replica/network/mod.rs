@@ -43,7 +43,8 @@ const IDLE_PER_PEER: usize = 4;
 /// Bytes of snapshot per frame, well under the frame bound, so heartbeats on other links are
 /// not starved behind one huge write.
 const PIECE_BYTES: usize = 1024 * 1024;
-/// Largest snapshot a replica receives (its store is in memory, bounded far below this).
+/// Largest snapshot a replica accepts: a bound against a confused sender, far above any store
+/// an enclave's memory holds.
 const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 /// Most chunks a snapshot may announce.
 const MAX_SNAPSHOT_CHUNKS: usize = 1 << 20;
