@@ -184,7 +184,9 @@ pub(crate) fn generate(
 
 /// A P-384 private key as PKCS#8 DER (RFC 5208 wrapping RFC 5915's ECPrivateKey with the
 /// public key, the shape ring reads), from a scalar drawn from `random`.
-fn p384_pkcs8(random: &mut dyn FnMut(&mut [u8]) -> anyhow::Result<()>) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn p384_pkcs8(
+    random: &mut dyn FnMut(&mut [u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<u8>> {
     let mut scalar = [0u8; SCALAR_LEN];
     for _ in 0..SCALAR_TRIES {
         random(&mut scalar)?;

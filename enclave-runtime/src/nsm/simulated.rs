@@ -168,6 +168,8 @@ pub(crate) struct SimulatedNsm {
     intermediate: Certificate,
     intermediate_key: KeyPair,
     leaf: Mutex<Leaf>,
+    /// PCR 0..[`PCR_COUNT`]: zeros (nothing was measured), unless a test measured something.
+    pcrs: Vec<Vec<u8>>,
 }
 
 impl SimulatedNsm {
@@ -203,7 +205,18 @@ impl SimulatedNsm {
             intermediate,
             intermediate_key,
             leaf: Mutex::new(leaf),
+            pcrs: vec![vec![0u8; PCR_BYTES]; usize::from(PCR_COUNT)],
         })
+    }
+
+    /// The same module, as if it had measured `value` into PCR `index` (tests of peers running
+    /// another image).
+    #[cfg(test)]
+    pub(crate) fn measuring(mut self, index: u16, value: [u8; PCR_BYTES]) -> Self {
+        if let Some(pcr) = self.pcrs.get_mut(usize::from(index)) {
+            *pcr = value.to_vec();
+        }
+        self
     }
 
     /// The leaf key and certificate to sign with now, renewing a leaf close to its end.
@@ -256,7 +269,8 @@ impl SimulatedNsm {
             }
         };
         let pcrs = (0..PCR_COUNT)
-            .map(|i| (Value::Integer(i.into()), Value::Bytes(vec![0u8; PCR_BYTES])))
+            .zip(&self.pcrs)
+            .map(|(i, pcr)| (Value::Integer(i.into()), Value::Bytes(pcr.clone())))
             .collect();
         let payload = Value::Map(vec![
             (text("module_id"), text(&self.module_id)),
@@ -323,8 +337,8 @@ impl Nsm for SimulatedNsm {
     }
 
     fn describe_pcr(&self, index: u16) -> Result<Vec<u8>, NsmError> {
-        if index < PCR_COUNT {
-            Ok(vec![0u8; PCR_BYTES])
+        if let Some(pcr) = self.pcrs.get(usize::from(index)) {
+            Ok(pcr.clone())
         } else {
             Err(NsmError::InvalidInput(format!(
                 "PCR {index} does not exist (0..{PCR_COUNT})"

@@ -15,15 +15,18 @@
 //! - a snapshot is core's snapshot chunks at an applied entry; installing one rebuilds the
 //!   cluster (`Recovery`) as a follower.
 //!
-//! Not yet here: the sealed log store and the attested peer mesh (tests use [`log_store`]'s
-//! `MemLog` and [`network`]'s `ChannelNetwork` in their place), the serving code's use of it,
-//! timers on the leader, and the rebuild after a leader's uncommitted writes were dropped.
+//! Replicas reach each other over the attested [`mesh`] (mutual TLS 1.3 whose sessions both
+//! sides' NSM documents are bound to), which [`network::Mesh`] makes openraft's network.
+//!
+//! Not yet here: the sealed log store (tests use [`log_store`]'s `MemLog`), the serving code's
+//! use of all this, the proxies' peer relays, timers on the leader, and the rebuild after a
+//! leader's uncommitted writes were dropped.
 
 pub(crate) mod driver;
 pub(crate) mod entry;
 #[cfg(test)]
 pub(crate) mod log_store;
-#[cfg(test)]
+pub(crate) mod mesh;
 pub(crate) mod network;
 pub(crate) mod state_machine;
 pub(crate) mod types;

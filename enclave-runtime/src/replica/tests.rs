@@ -2,7 +2,9 @@
 //! writes through the driver, the followers replay, and every replica ends with the same
 //! store; a leader's loss hands the writer's role to a survivor above a revision gap; a new
 //! learner catches up from a snapshot; a leader cut off from the others never shows or
-//! acknowledges the writes it could not commit, and stops once it learns they were dropped.
+//! acknowledges the writes it could not commit, and stops once it learns they were dropped;
+//! and three replicas over the attested mesh on Unix sockets elect, replicate and ship a
+//! snapshot as they do over channels.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,11 +14,17 @@ use nautilus_core::api::{ApiRequest, Method};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use super::Replica;
 use super::log_store::MemLog;
-use super::network::ChannelNetwork;
+use super::mesh::tests::endpoint;
+use super::mesh::{Kind, MeshEndpoint};
+use super::network::{ChannelNetwork, Mesh, serve};
 use super::state_machine::ReplicaCore;
 use super::types::{Member, NodeId};
+use crate::cli::ListenAddr;
+use crate::transport::Listener;
 
 const TOKEN: &str = "admin";
 /// Generous for a debug build on two shared cores.
@@ -501,4 +509,136 @@ async fn a_former_leaders_entries_committed_in_a_later_term_are_applied_once() {
         replica.shutdown().await.unwrap();
     }
     old.shutdown().await.unwrap();
+}
+
+/// A socket directory of this test's own.
+fn socket_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("nautilus-mesh-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn mesh_member(dir: &std::path::Path, id: NodeId) -> Member {
+    Member {
+        slot: id as u8 - 1,
+        peer_addr: format!("unix:{}", dir.join(format!("replica-{id}.sock")).display()),
+    }
+}
+
+/// A replica on the mesh: its listener on a Unix socket in `dir` serves its peers.
+struct MeshReplica {
+    replica: Replica,
+    endpoint: Arc<MeshEndpoint>,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+async fn start_on_mesh(dir: &std::path::Path, id: NodeId) -> MeshReplica {
+    let endpoint = endpoint(id);
+    let path = dir.join(format!("replica-{id}.sock"));
+    let listener = Listener::bind(&ListenAddr::Unix(path)).unwrap();
+    let core = ReplicaCore::new(config(), [id as u8; 32], crate::server::now());
+    let replica = Replica::start(id, MemLog::default(), Mesh::new(endpoint.clone()), core)
+        .await
+        .unwrap();
+    let serving = tokio::spawn(serve(endpoint.clone(), listener, replica.raft.clone()));
+    MeshReplica {
+        replica,
+        endpoint,
+        serving,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_over_the_attested_mesh_elect_replicate_ship_a_snapshot_and_fail_over() {
+    let _serial = SERIAL.lock().await;
+    let dir = socket_dir("three");
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start_on_mesh(&dir, id).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, mesh_member(&dir, id))).collect();
+    replicas[0].replica.raft.initialize(members).await.unwrap();
+
+    let all: Vec<&Replica> = replicas.iter().map(|r| &r.replica).collect();
+    let first = leader_of(&all).await;
+    let leader = all[first];
+    create_config_maps(leader, "mesh", 300).await;
+    let followers: Vec<&Replica> = (0..3).filter(|&i| i != first).map(|i| all[i]).collect();
+    agree(leader, &followers).await;
+
+    // A learner joins after the leader compacted its log: the snapshot crosses the mesh.
+    leader.raft.trigger().snapshot().await.unwrap();
+    let snapshot = leader
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some(), "snapshot built")
+        .await
+        .unwrap()
+        .snapshot
+        .unwrap();
+    leader
+        .raft
+        .trigger()
+        .purge_log(snapshot.index)
+        .await
+        .unwrap();
+    leader
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.purged == Some(snapshot), "log purged")
+        .await
+        .unwrap();
+    let learner = start_on_mesh(&dir, 4).await;
+    leader
+        .raft
+        .add_learner(4, mesh_member(&dir, 4), true)
+        .await
+        .unwrap();
+    create_config_maps(leader, "after", 20).await;
+    let mut others = followers.clone();
+    others.push(&learner.replica);
+    agree(leader, &others).await;
+    assert_eq!(
+        learner.replica.raft.metrics().borrow().snapshot,
+        Some(snapshot),
+        "the learner installed the snapshot"
+    );
+
+    // An admitted peer that sends garbage gets an Error frame and loses its connection; the
+    // cluster carries on.
+    let leader_id = leader.raft.metrics().borrow().id;
+    let intruder = endpoint(9);
+    let stream = tokio::net::UnixStream::connect(dir.join(format!("replica-{leader_id}.sock")))
+        .await
+        .unwrap();
+    let mut link = intruder.connect(Box::new(stream), leader_id).await.unwrap();
+    link.send(Kind::AppendEntries, 5, &[0xff; 16])
+        .await
+        .unwrap();
+    let answer = link.receive().await.unwrap().unwrap();
+    assert_eq!((answer.kind, answer.id), (Kind::Error, 5));
+    assert!(matches!(link.receive().await, Ok(None) | Err(_)), "closed");
+    create_config_maps(leader, "still", 5).await;
+    agree(leader, &others).await;
+
+    // The leader goes away (its links break): the survivors elect one of them over the mesh,
+    // and it writes on.
+    let old = replicas.remove(first);
+    assert_eq!(old.endpoint.refused(), 0, "no honest peer was refused");
+    old.serving.abort();
+    old.replica.shutdown().await.unwrap();
+    let survivors: Vec<&Replica> = replicas.iter().map(|r| &r.replica).collect();
+    let next = leader_of(&survivors).await;
+    let leader = survivors[next];
+    create_config_maps(leader, "failover", 50).await;
+    agree(leader, &[survivors[1 - next], &learner.replica]).await;
+
+    replicas.push(learner);
+    for replica in replicas {
+        assert_eq!(replica.endpoint.refused(), 0, "no honest peer was refused");
+        replica.serving.abort();
+        replica.replica.shutdown().await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

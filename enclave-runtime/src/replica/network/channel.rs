@@ -1,8 +1,8 @@
 //! For tests only: replicas in one process reach each other through [`ChannelNetwork`], a
-//! table of their `Raft` handles, standing where the attested peer mesh (design §3) will go.
-//! Every request and answer is postcard-encoded and decoded on the way, as the mesh's frames
-//! will be, so the types' wire form is exercised; a replica removed from the table, or one
-//! whose links are cut, is unreachable.
+//! table of their `Raft` handles, standing in for the attested mesh ([`super::Mesh`]) where a
+//! test needs to cut links. Every request and answer is postcard-encoded and decoded on the
+//! way, as the mesh's frames are; a replica removed from the table, or one whose links are
+//! cut, is unreachable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -20,7 +20,7 @@ use openraft::{OptionalSend, RaftNetwork, RaftNetworkFactory, Snapshot, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::types::{Member, Nautilus, NodeId, Raft};
+use super::super::types::{Member, Nautilus, NodeId, Raft};
 
 #[derive(Default)]
 struct Table {
