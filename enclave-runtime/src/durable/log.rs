@@ -37,6 +37,10 @@ const QUEUE: usize = 8192;
 pub(crate) const MAX_RECORD: usize = MAX_ITEM - seal::OVERHEAD;
 /// Snapshots kept on the host: the newest and the one before it.
 const SNAPSHOTS_KEPT: usize = 2;
+/// Tags of the last sealed positions kept, so that the tail can go back to any of them in
+/// place (a raft follower's conflicting tail is cut there: raft cuts only entries not yet
+/// committed, which are few).
+const TAGS_KEPT: usize = 65_536;
 
 type Reply = oneshot::Sender<Result<u64, DurableError>>;
 
@@ -57,6 +61,12 @@ enum Command {
     },
     /// Resolves once `position` is durable.
     WaitDurable { position: u64, reply: Reply },
+    /// Cuts the log after `position` and continues the chain from there (see
+    /// [`DurableLog::truncate_after`]).
+    Rewind {
+        position: u64,
+        reply: oneshot::Sender<Result<Answer, DurableError>>,
+    },
     /// Takes appends again after a refusal (see [`DurableLog::resume`]).
     Resume,
 }
@@ -129,6 +139,7 @@ impl DurableLog {
         let keys = Arc::new(keys);
         let recovered = verify(&mut conn, &keys, recover, replay).await?;
         let (position, tag) = recovered.tail;
+        let tags = recovered.tags.clone();
         let status = Arc::new(Mutex::new(Status {
             connected: true,
             durable: position,
@@ -150,6 +161,7 @@ impl DurableLog {
             waiters: Vec::new(),
             status: status.clone(),
             halted: None,
+            tags,
         };
         tokio::spawn(task.run(conn));
         Ok((Self { tx, keys, status }, recovered))
@@ -219,16 +231,20 @@ impl DurableLog {
         Ok(SnapshotPoint { position, tag })
     }
 
-    async fn call(&self, request: Request) -> Result<Answer, DurableError> {
+    /// Sends `request` in turn with appends; its answer, a host's refusal included.
+    async fn call_raw(&self, request: Request) -> Result<Answer, DurableError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Call { request, reply })
             .await
             .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
-        let answer = answer
+        answer
             .await
-            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))??;
-        match answer {
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
+    }
+
+    async fn call(&self, request: Request) -> Result<Answer, DurableError> {
+        match self.call_raw(request).await? {
             Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
             other => Ok(other),
         }
@@ -344,15 +360,66 @@ impl DurableLog {
         Ok(())
     }
 
-    /// Drops records after `position` (a raft follower's conflicting tail), which must not be
-    /// before the last snapshot. The running handle's chain tail is not rewound: reopen the log
-    /// before appending again (issue 17 will keep the tags needed to rewind in place).
-    // Issue 17's openraft storage calls it; today the tests do.
+    /// Drops records after `position` (a raft follower's conflicting tail) and goes on
+    /// appending from there, chained on the record at `position`. Refused while an append
+    /// after `position` is in flight (wait for it first), and for a position older than the
+    /// last [`TAGS_KEPT`] sealed ones or before the last snapshot.
+    // The replicas' sealed raft log calls it; the single-replica path never truncates.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn truncate_after(&self, position: u64) -> Result<(), DurableError> {
-        self.call(Request::TruncateAfter { position })
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Rewind { position, reply })
             .await
-            .map(|_| ())
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
+        match answer
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))??
+        {
+            Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the named blob (`None`: the host has none).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, DurableError> {
+        match self
+            .call_raw(Request::GetBlob { name: name.into() })
+            .await?
+        {
+            Answer::Bytes(bytes) => Ok(Some(bytes)),
+            Answer::Error {
+                kind: ErrorKind::NotFound,
+                ..
+            } => Ok(None),
+            Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Writes the named blob; returns once the host has it on disk (temporary file, sync,
+    /// rename). It is not ordered after appends still in flight: wait for them first.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn put_blob(&self, name: &str, bytes: Vec<u8>) -> Result<(), DurableError> {
+        self.call(Request::PutBlob {
+            name: name.into(),
+            bytes,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The keys the log seals with (for what is sealed beside it: the replica's vote).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Whether the log's task has stopped (every later call fails).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn stopped(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Drops whole segments before `position` (a snapshot covers them).
@@ -409,6 +476,7 @@ async fn verify(
         position: s.position,
     });
     replay.snapshot(snapshot).map_err(DurableError::Replay)?;
+    let mut tags = VecDeque::from([(from - 1, previous)]);
     let mut expected = from;
     let mut records = 0u64;
     let mut failure: Option<DurableError> = None;
@@ -452,6 +520,10 @@ async fn verify(
                             records += 1;
                             previous = tag;
                             expected += 1;
+                            if tags.len() == TAGS_KEPT {
+                                tags.pop_front();
+                            }
+                            tags.push_back((position, tag));
                         }
                         Err(e) => {
                             let reason = match e {
@@ -515,10 +587,12 @@ async fn verify(
         .await
         .map_err(protocol)?;
     }
+    tags.retain(|(position, _)| *position <= last_valid);
     Ok(Recovered {
         snapshot: snapshot_at,
         records,
         tail: (last_valid, previous),
+        tags,
         dropped: (!dropped.is_empty()).then(|| dropped.join("; ")),
     })
 }
@@ -635,6 +709,8 @@ struct Task {
     /// The refusal every append gets until [`Command::Resume`]: appends queued behind a failed
     /// one were chained on it and must not land before it is sent again.
     halted: Option<DurableError>,
+    /// The last [`TAGS_KEPT`] sealed positions and their tags, oldest first.
+    tags: VecDeque<(u64, [u8; TAG])>,
 }
 
 impl Task {
@@ -811,6 +887,10 @@ impl Task {
                         seal::nonce(),
                     );
                     self.sealed = (position, record.tag);
+                    if self.tags.len() == TAGS_KEPT {
+                        self.tags.pop_front();
+                    }
+                    self.tags.push_back(self.sealed);
                     sealed.push(record.bytes);
                     replies.push((position, reply));
                 }
@@ -844,6 +924,47 @@ impl Task {
             Command::Resume => {
                 self.halted = None;
                 Vec::new()
+            }
+            Command::Rewind { position, reply } => {
+                let refuse = |reason: String| Err(DurableError::Unavailable(reason));
+                if position > self.sealed.0 {
+                    let _ = reply.send(refuse(format!(
+                        "cannot cut the log after {position}: it ends at {}",
+                        self.sealed.0
+                    )));
+                    return Vec::new();
+                }
+                if self.in_flight.iter().any(|b| b.last > position) {
+                    let _ = reply.send(refuse(format!(
+                        "cannot cut the log after {position} while appends after it are in flight"
+                    )));
+                    return Vec::new();
+                }
+                let Some(tag) = self
+                    .tags
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| *p == position)
+                    .map(|(_, tag)| *tag)
+                else {
+                    let _ = reply.send(refuse(format!(
+                        "cannot cut the log after {position}: its chain tag is no longer kept"
+                    )));
+                    return Vec::new();
+                };
+                self.tags.retain(|(p, _)| *p <= position);
+                self.sealed = (position, tag);
+                if self.durable.0 > position {
+                    self.durable = (position, tag);
+                }
+                let durable = self.durable.0;
+                self.set_status(|s| {
+                    s.sealed = position;
+                    s.durable = durable;
+                });
+                let call_id = id();
+                self.calls.insert(call_id, reply);
+                vec![Request::TruncateAfter { position }.encode(call_id)]
             }
             Command::Point { reply } => {
                 let _ = reply.send(self.sealed);
@@ -908,6 +1029,8 @@ impl Task {
                 self.halted = Some(error.clone());
                 self.sealed = self.durable;
                 let durable = self.durable.0;
+                self.tags.retain(|(p, _)| *p <= durable);
+                let durable = self.durable.0;
                 self.set_status(|s| {
                     s.sealed = durable;
                     s.failed_appends += 1;
@@ -944,170 +1067,14 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    //! The log against an in-memory host that speaks the real storage frames: what it holds is
-    //! shared with the test, which plays the hostile host by changing it between boots.
+    //! The log against the in-memory host of [`super::super::test_host`], which the tests play
+    //! as a hostile host by changing what it holds between boots.
 
     use std::collections::BTreeMap;
 
-    use nautilus_wire::storage::read_request;
-
     use super::super::Kept;
+    use super::super::test_host::{Host, serve};
     use super::*;
-
-    /// A snapshot on the host: its manifest (once committed) and chunks.
-    type HostSnapshot = (Option<Vec<u8>>, BTreeMap<u32, Vec<u8>>);
-
-    /// What the host holds.
-    #[derive(Default)]
-    struct Host {
-        log: BTreeMap<u64, Vec<u8>>,
-        snapshots: BTreeMap<u64, HostSnapshot>,
-        /// When set, appends fail with this kind (and fence until a truncate).
-        fail_appends: Option<ErrorKind>,
-        fenced: bool,
-    }
-
-    impl Host {
-        fn answer(&mut self, request: Request) -> Vec<Answer> {
-            match request {
-                Request::Append { first, records } => {
-                    if let Some(kind) = self.fail_appends {
-                        self.fenced = true;
-                        return vec![Answer::Error {
-                            kind,
-                            message: "injected".into(),
-                        }];
-                    }
-                    if self.fenced {
-                        return vec![Answer::Error {
-                            kind: ErrorKind::Fenced,
-                            message: "fenced".into(),
-                        }];
-                    }
-                    let next = self.log.keys().next_back().map_or(1, |l| l + 1);
-                    if first != next && !(self.log.is_empty() && first > 0) {
-                        return vec![Answer::Error {
-                            kind: ErrorKind::OutOfOrder,
-                            message: format!("{first} != {next}"),
-                        }];
-                    }
-                    let mut position = first;
-                    for record in records {
-                        self.log.insert(position, record);
-                        position += 1;
-                    }
-                    vec![Answer::Durable {
-                        through: position - 1,
-                    }]
-                }
-                Request::ReadLog { from } => {
-                    let records: Vec<(u64, Vec<u8>)> = self
-                        .log
-                        .range(from..)
-                        .map(|(p, r)| (*p, r.clone()))
-                        .collect();
-                    vec![
-                        Answer::Records {
-                            segment: "00000001.wal".into(),
-                            records,
-                        },
-                        Answer::LogEnd {
-                            first: self.log.keys().next().copied().unwrap_or(0),
-                            last: self.log.keys().next_back().copied().unwrap_or(0),
-                            torn: None,
-                        },
-                    ]
-                }
-                Request::TruncateAfter { position } => {
-                    self.log.retain(|p, _| *p <= position);
-                    self.fenced = false;
-                    vec![Answer::Done]
-                }
-                Request::TruncateBefore { position } => {
-                    self.log.retain(|p, _| *p >= position);
-                    vec![Answer::Done]
-                }
-                Request::PutChunk {
-                    snapshot,
-                    index,
-                    bytes,
-                } => {
-                    self.snapshots
-                        .entry(snapshot)
-                        .or_default()
-                        .1
-                        .insert(index, bytes);
-                    vec![Answer::Done]
-                }
-                Request::CommitSnapshot { snapshot, manifest } => {
-                    self.snapshots.entry(snapshot).or_default().0 = Some(manifest);
-                    vec![Answer::Done]
-                }
-                Request::ListSnapshots => vec![Answer::Snapshots(
-                    self.snapshots
-                        .iter()
-                        .filter(|(_, (m, _))| m.is_some())
-                        .map(|(id, _)| *id)
-                        .collect(),
-                )],
-                Request::GetManifest { snapshot } => {
-                    match self.snapshots.get(&snapshot).and_then(|s| s.0.clone()) {
-                        Some(m) => vec![Answer::Bytes(m)],
-                        None => vec![not_found()],
-                    }
-                }
-                Request::GetChunk { snapshot, index } => {
-                    match self.snapshots.get(&snapshot).and_then(|s| s.1.get(&index)) {
-                        Some(c) => vec![Answer::Bytes(c.clone())],
-                        None => vec![not_found()],
-                    }
-                }
-                Request::DeleteSnapshot { snapshot } => {
-                    self.snapshots.remove(&snapshot);
-                    vec![Answer::Done]
-                }
-                Request::GetBlob { .. } | Request::PutBlob { .. } | Request::AwsCredentials => {
-                    vec![not_found()]
-                }
-            }
-        }
-    }
-
-    fn not_found() -> Answer {
-        Answer::Error {
-            kind: ErrorKind::NotFound,
-            message: "none".into(),
-        }
-    }
-
-    /// Serves `host` on a fresh Unix socket.
-    fn serve(host: Arc<Mutex<Host>>) -> (SinkAddr, tokio::task::JoinHandle<()>) {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "nautilus-durable-test-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let host = host.clone();
-                tokio::spawn(async move {
-                    let (mut reader, mut writer) = tokio::io::split(stream);
-                    while let Ok(Some((id, request))) = read_request(&mut reader).await {
-                        let answers = host.lock().unwrap().answer(request);
-                        for answer in answers {
-                            if writer.write_all(&answer.encode(id)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (SinkAddr::Unix(path), task)
-    }
 
     fn keys() -> Keys {
         Keys::derive(&[9; 32], "test")
@@ -1461,6 +1428,53 @@ mod tests {
         assert_eq!(
             payloads(&recovered),
             vec![(1, 1, b"r1".to_vec()), (2, 7, b"r2'".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn truncate_after_rewinds_the_running_chain_in_place() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        for i in 1..=4u64 {
+            log.append(i, format!("r{i}").into_bytes()).await.unwrap();
+        }
+        log.truncate_after(2).await.unwrap();
+        assert_eq!(log.status().sealed, 2);
+        assert_eq!(log.append(8, b"r3'".to_vec()).await.unwrap(), 3);
+        // Back to nothing at all, then a whole new chain from the genesis tag.
+        log.truncate_after(0).await.unwrap();
+        assert_eq!(log.append(9, b"s1".to_vec()).await.unwrap(), 1);
+        assert_eq!(log.append(10, b"s2".to_vec()).await.unwrap(), 2);
+        assert!(
+            log.truncate_after(5).await.is_err(),
+            "the log ends before 5"
+        );
+        drop(log);
+        let (log, recovered) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(
+            payloads(&recovered),
+            vec![(1, 9, b"s1".to_vec()), (2, 10, b"s2".to_vec())]
+        );
+        // After a restart the tags of the verified records are known too.
+        log.truncate_after(1).await.unwrap();
+        assert_eq!(log.append(11, b"s2'".to_vec()).await.unwrap(), 2);
+        drop(log);
+        let (_, recovered) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(
+            payloads(&recovered),
+            vec![(1, 9, b"s1".to_vec()), (2, 11, b"s2'".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn blobs_are_written_and_read_back_and_a_missing_one_is_none() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(log.get_blob("raft-vote").await.unwrap(), None);
+        log.put_blob("raft-vote", b"v".to_vec()).await.unwrap();
+        assert_eq!(
+            log.get_blob("raft-vote").await.unwrap(),
+            Some(b"v".to_vec())
         );
     }
 
