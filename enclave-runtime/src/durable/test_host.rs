@@ -23,8 +23,9 @@ pub(crate) struct Host {
     /// When set, appends fail with this kind (and fence until a truncate).
     pub(crate) fail_appends: Option<ErrorKind>,
     pub(crate) fenced: bool,
-    /// While set, the host holds every answer from its next sync on (a sync that does not
-    /// return): appends are written but not acknowledged, and the requests behind them wait.
+    /// While set, the host holds back its sync acknowledgements (a sync that does not return):
+    /// appends are written but not acknowledged, while other requests are still answered (a
+    /// host that does not keep the order of its answers, to test that the enclave does).
     pub(crate) hold_syncs: bool,
 }
 
@@ -160,16 +161,43 @@ pub(crate) fn serve(host: Arc<Mutex<Host>>) -> (SinkAddr, tokio::task::JoinHandl
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let host = host.clone();
+            let (mut reader, mut writer) = tokio::io::split(stream);
+            let (answers, mut to_write) = tokio::sync::mpsc::unbounded_channel::<(u64, Answer)>();
+            let reading_host = host.clone();
             tokio::spawn(async move {
-                let (mut reader, mut writer) = tokio::io::split(stream);
                 while let Ok(Some((id, request))) = read_request(&mut reader).await {
-                    let answers = host.lock().unwrap().answer(request);
-                    if answers.iter().any(|a| matches!(a, Answer::Durable { .. })) {
-                        while host.lock().unwrap().hold_syncs {
-                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    for answer in reading_host.lock().unwrap().answer(request) {
+                        if answers.send((id, answer)).is_err() {
+                            return;
                         }
                     }
-                    for answer in answers {
+                }
+            });
+            tokio::spawn(async move {
+                // Sync acknowledgements held back, in order (other answers pass them).
+                let mut held: Vec<(u64, Answer)> = Vec::new();
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
+                loop {
+                    let next = tokio::select! {
+                        next = to_write.recv() => match next {
+                            Some(next) => Some(next),
+                            None => return,
+                        },
+                        _ = tick.tick() => None,
+                    };
+                    let holding = host.lock().unwrap().hold_syncs;
+                    let mut out = Vec::new();
+                    if !holding {
+                        out.append(&mut held);
+                    }
+                    if let Some((id, answer)) = next {
+                        if holding && matches!(answer, Answer::Durable { .. }) {
+                            held.push((id, answer));
+                        } else {
+                            out.push((id, answer));
+                        }
+                    }
+                    for (id, answer) in out {
                         if writer.write_all(&answer.encode(id)).await.is_err() {
                             return;
                         }

@@ -15,13 +15,13 @@
 //! - a snapshot is core's snapshot chunks at an applied entry; installing one rebuilds the
 //!   cluster (`Recovery`) as a follower.
 //!
-//! Not yet here: the sealed log store and the attested peer mesh (tests use [`log_store`]'s
-//! `MemLog` and [`network`]'s `ChannelNetwork` in their place), the serving code's use of it,
-//! timers on the leader, and the rebuild after a leader's uncommitted writes were dropped.
+//! The log is [`log_store::SealedLog`], openraft's log and vote on the sealed durable log.
+//! Not yet here: the attested peer mesh (tests use [`network`]'s `ChannelNetwork` in its
+//! place), the serving code's use of it, timers on the leader, sealed snapshots, and the
+//! rebuild after a leader's uncommitted writes were dropped.
 
 pub(crate) mod driver;
 pub(crate) mod entry;
-#[cfg(test)]
 pub(crate) mod log_store;
 #[cfg(test)]
 pub(crate) mod network;
