@@ -1,4 +1,4 @@
-//! Three replicas in one process (in-memory logs, the channel network): the leader's core
+//! Three replicas in one process (in-memory or sealed logs, the channel network): the leader's core
 //! writes through the driver, the followers replay, and every replica ends with the same
 //! store; a leader's loss hands the writer's role to a survivor above a revision gap; a new
 //! learner catches up from a snapshot; a leader cut off from the others never shows or
@@ -12,8 +12,10 @@ use nautilus_core::api::{ApiRequest, Method};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use std::sync::{Arc, Mutex};
+
 use super::Replica;
-use super::log_store::MemLog;
+use super::log_store::{MemLog, SealedLog};
 use super::network::ChannelNetwork;
 use super::state_machine::ReplicaCore;
 use super::types::{Member, NodeId};
@@ -175,6 +177,118 @@ async fn start(network: &ChannelNetwork, id: NodeId) -> Replica {
         .unwrap();
     network.insert(id, replica.raft.clone());
     replica
+}
+
+/// Replica `id` on a sealed log in `host` (the in-memory host speaking the storage frames).
+async fn start_sealed(
+    network: &ChannelNetwork,
+    id: NodeId,
+    host: &Arc<Mutex<crate::durable::test_host::Host>>,
+) -> Replica {
+    let (store, _task) = crate::durable::test_host::serve(host.clone());
+    let keys = crate::durable::seal::Keys::derive(&[5; 32], "replicas");
+    let log = SealedLog::open(store, keys, id).await.unwrap();
+    let core = ReplicaCore::new(config(), [id as u8; 32], crate::server::now());
+    let replica = Replica::start(id, log, network.from(id), core)
+        .await
+        .unwrap();
+    network.insert(id, replica.raft.clone());
+    replica
+}
+
+/// Three replicas on sealed logs; a follower is stopped and started again from its sealed
+/// log under a new id (ids are never reused, design §2.3): it replays what its log holds as
+/// committed before anyone talks to it, rejoins as a learner whose log the leader only
+/// extends (the sealed records it had stay as they were), is promoted in place of its old id,
+/// and with it the cluster survives the loss of the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sealed_logs_a_restarted_replica_rejoins_under_a_new_id_and_catches_up() {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let hosts: Vec<_> = (0..3)
+        .map(|_| Arc::new(Mutex::new(crate::durable::test_host::Host::default())))
+        .collect();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start_sealed(&network, id, &hosts[id as usize - 1]).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    create_config_maps(&replicas[first], "first", 200).await;
+    {
+        let followers: Vec<&Replica> = (0..3)
+            .filter(|&i| i != first)
+            .map(|i| &replicas[i])
+            .collect();
+        agree(&replicas[first], &followers).await;
+    }
+
+    // A follower stops; its host keeps its sealed log.
+    let slot = (first + 1) % 3;
+    let stopped = replicas.remove(slot);
+    let old_id = stopped.raft.metrics().borrow().id;
+    let revision_before = stopped.core.lock().cluster.store().revision();
+    network.remove(old_id);
+    stopped.shutdown().await.unwrap();
+    let sealed_before = hosts[slot].lock().unwrap().log.clone();
+    assert!(sealed_before.len() > 2, "the follower's log was sealed");
+    let leader = first - usize::from(first > slot);
+    create_config_maps(&replicas[leader], "while-away", 50).await;
+
+    // It starts again from its sealed log, under a new id.
+    let new_id = 10 + slot as NodeId;
+    let restarted = start_sealed(&network, new_id, &hosts[slot]).await;
+    let replayed = restarted.core.lock().cluster.store().revision();
+    assert!(
+        replayed > 0 && replayed <= revision_before,
+        "it replayed its sealed log up to what the log says was committed: {replayed} of {revision_before}"
+    );
+    assert_eq!(
+        restarted.raft.metrics().borrow().current_term,
+        0,
+        "it starts without the old incarnation's vote"
+    );
+    replicas[leader]
+        .raft
+        .add_learner(new_id, member(slot as u8), true)
+        .await
+        .unwrap();
+    create_config_maps(&replicas[leader], "rejoined", 20).await;
+    let other = 1 - leader;
+    agree(&replicas[leader], &[&replicas[other], &restarted]).await;
+    let sealed_after = hosts[slot].lock().unwrap().log.clone();
+    assert!(sealed_after.len() > sealed_before.len());
+    assert!(
+        sealed_before
+            .iter()
+            .all(|(position, record)| sealed_after.get(position) == Some(record)),
+        "only the tail travelled: the records it had sealed were kept, not rewritten"
+    );
+
+    // Promoted in place of its old id, it is one of the voters that survive the leader.
+    let voters: BTreeSet<NodeId> = replicas
+        .iter()
+        .map(|r| r.raft.metrics().borrow().id)
+        .chain([new_id])
+        .collect();
+    replicas[leader]
+        .raft
+        .change_membership(voters, false)
+        .await
+        .unwrap();
+    let gone = replicas.remove(leader);
+    let gone_id = gone.raft.metrics().borrow().id;
+    network.remove(gone_id);
+    gone.shutdown().await.unwrap();
+    let survivors = [&replicas[0], &restarted];
+    let next = leader_of(&survivors).await;
+    create_config_maps(survivors[next], "after", 20).await;
+    agree(survivors[next], &[survivors[1 - next]]).await;
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    restarted.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
