@@ -40,7 +40,7 @@ const SNAPSHOTS_KEPT: usize = 2;
 /// Tags of the last sealed positions kept, so that the tail can go back to any of them in
 /// place (a raft follower's conflicting tail is cut there: raft cuts only entries not yet
 /// committed, which are few).
-const TAGS_KEPT: usize = 65_536;
+const TAGS_KEPT: usize = if cfg!(test) { 8 } else { 65_536 };
 
 type Reply = oneshot::Sender<Result<u64, DurableError>>;
 
@@ -61,6 +61,14 @@ enum Command {
     },
     /// Resolves once `position` is durable.
     WaitDurable { position: u64, reply: Reply },
+    /// Reads records back from the host (see [`DurableLog::read`]).
+    Read {
+        from: u64,
+        to: u64,
+        reply: oneshot::Sender<Result<Vec<RecoveredRecord>, DurableError>>,
+    },
+    /// A snapshot now covers the log up to this point: reads verify from it.
+    Anchor { position: u64, tag: [u8; TAG] },
     /// Cuts the log after `position` and continues the chain from there (see
     /// [`DurableLog::truncate_after`]).
     Rewind {
@@ -140,6 +148,7 @@ impl DurableLog {
         let recovered = verify(&mut conn, &keys, recover, replay).await?;
         let (position, tag) = recovered.tail;
         let tags = recovered.tags.clone();
+        let anchor = recovered.anchor;
         let status = Arc::new(Mutex::new(Status {
             connected: true,
             durable: position,
@@ -162,6 +171,8 @@ impl DurableLog {
             status: status.clone(),
             halted: None,
             tags,
+            anchor,
+            reads: HashMap::new(),
         };
         tokio::spawn(task.run(conn));
         Ok((Self { tx, keys, status }, recovered))
@@ -350,6 +361,13 @@ impl DurableLog {
         if let Ok(mut status) = self.status.lock() {
             status.snapshot = Some((revision, point.position));
         }
+        let _ = self
+            .tx
+            .send(Command::Anchor {
+                position: point.position,
+                tag: point.tag,
+            })
+            .await;
         self.truncate_before(point.position + 1).await?;
         if let Answer::Snapshots(ids) = self.call(Request::ListSnapshots).await? {
             let old = ids.len().saturating_sub(SNAPSHOTS_KEPT);
@@ -379,6 +397,25 @@ impl DurableLog {
             Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
             _ => Ok(()),
         }
+    }
+
+    /// Reads the records at positions `from..=to` back from the host, verified as at start
+    /// (chained from the record before `from` when its tag is still kept, else from the newest
+    /// snapshot), for what is no longer held in memory. They must be durable.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn read(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RecoveredRecord>, DurableError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Read { from, to, reply })
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
     }
 
     /// Reads the named blob (`None`: the host has none).
@@ -476,7 +513,8 @@ async fn verify(
         position: s.position,
     });
     replay.snapshot(snapshot).map_err(DurableError::Replay)?;
-    let mut tags = VecDeque::from([(from - 1, previous)]);
+    let anchor = (from - 1, previous);
+    let mut tags = VecDeque::from([anchor]);
     let mut expected = from;
     let mut records = 0u64;
     let mut failure: Option<DurableError> = None;
@@ -593,6 +631,7 @@ async fn verify(
         records,
         tail: (last_valid, previous),
         tags,
+        anchor,
         dropped: (!dropped.is_empty()).then(|| dropped.join("; ")),
     })
 }
@@ -711,6 +750,61 @@ struct Task {
     halted: Option<DurableError>,
     /// The last [`TAGS_KEPT`] sealed positions and their tags, oldest first.
     tags: VecDeque<(u64, [u8; TAG])>,
+    /// Where the log on the host verifies from: the newest snapshot's point, or genesis.
+    anchor: (u64, [u8; TAG]),
+    /// Reads in progress, by request id.
+    reads: HashMap<u64, ReadBack>,
+}
+
+/// A read of records back from the host (see [`DurableLog::read`]).
+struct ReadBack {
+    /// The next position the host must send, and the tag it chains on.
+    next: u64,
+    previous: [u8; TAG],
+    from: u64,
+    to: u64,
+    records: Vec<RecoveredRecord>,
+    reply: oneshot::Sender<Result<Vec<RecoveredRecord>, DurableError>>,
+}
+
+impl ReadBack {
+    /// Takes one batch of records the host sent; an error ends the read.
+    fn take(&mut self, keys: &Keys, records: Vec<(u64, Vec<u8>)>) -> Result<(), DurableError> {
+        for (position, sealed) in records {
+            if position > self.to {
+                break;
+            }
+            if position != self.next {
+                return Err(DurableError::tampered(
+                    "wal",
+                    self.next,
+                    format!(
+                        "the host sent record {position} where {} belongs",
+                        self.next
+                    ),
+                ));
+            }
+            let (revision, payload, tag) = keys
+                .open_record(position, &self.previous, &sealed)
+                .map_err(|e| {
+                    DurableError::tampered(
+                        "wal",
+                        position,
+                        format!("the record does not open: {e}"),
+                    )
+                })?;
+            if position >= self.from {
+                self.records.push(RecoveredRecord {
+                    position,
+                    revision,
+                    payload,
+                });
+            }
+            self.previous = tag;
+            self.next += 1;
+        }
+        Ok(())
+    }
 }
 
 impl Task {
@@ -744,6 +838,9 @@ impl Task {
                     self.set_status(|s| s.connected = false);
                     for (_, reply) in self.calls.drain() {
                         let _ = reply.send(Err(DurableError::Unavailable(e.clone())));
+                    }
+                    for (_, read) in self.reads.drain() {
+                        let _ = read.reply.send(Err(DurableError::Unavailable(e.clone())));
                     }
                 }
             }
@@ -925,6 +1022,40 @@ impl Task {
                 self.halted = None;
                 Vec::new()
             }
+            Command::Read { from, to, reply } => {
+                let start = self
+                    .tags
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| p.checked_add(1) == Some(from))
+                    .copied()
+                    .unwrap_or(self.anchor);
+                if from <= self.anchor.0 || to > self.durable.0 || from > to {
+                    let _ = reply.send(Err(DurableError::Unavailable(format!(
+                        "cannot read records {from}..={to}: the log holds {}..={} durably",
+                        self.anchor.0 + 1,
+                        self.durable.0
+                    ))));
+                    return Vec::new();
+                }
+                let read_id = id();
+                self.reads.insert(
+                    read_id,
+                    ReadBack {
+                        next: start.0 + 1,
+                        previous: start.1,
+                        from,
+                        to,
+                        records: Vec::new(),
+                        reply,
+                    },
+                );
+                vec![Request::ReadLog { from: start.0 + 1 }.encode(read_id)]
+            }
+            Command::Anchor { position, tag } => {
+                self.anchor = (position, tag);
+                Vec::new()
+            }
             Command::Rewind { position, reply } => {
                 let refuse = |reason: String| Err(DurableError::Unavailable(reason));
                 if position > self.sealed.0 {
@@ -1044,6 +1175,32 @@ impl Task {
                     }
                     .encode(truncate_id),
                 )
+            }
+            Answer::Records { records, .. } if self.reads.contains_key(&id) => {
+                if let Some(read) = self.reads.get_mut(&id)
+                    && let Err(e) = read.take(&self.keys, records)
+                    && let Some(read) = self.reads.remove(&id)
+                {
+                    let _ = read.reply.send(Err(e));
+                }
+                None
+            }
+            Answer::LogEnd { .. } | Answer::Error { .. } if self.reads.contains_key(&id) => {
+                if let Some(read) = self.reads.remove(&id) {
+                    let result = match answer {
+                        Answer::Error { kind, message } => {
+                            Err(DurableError::from_host(kind, message))
+                        }
+                        _ if read.next <= read.to => Err(DurableError::tampered(
+                            "wal",
+                            read.next,
+                            format!("the log ends before record {}", read.next),
+                        )),
+                        _ => Ok(read.records),
+                    };
+                    let _ = read.reply.send(result);
+                }
+                None
             }
             other => {
                 if let Some(reply) = self.calls.remove(&id) {
@@ -1476,6 +1633,63 @@ mod tests {
             log.get_blob("raft-vote").await.unwrap(),
             Some(b"v".to_vec())
         );
+    }
+
+    #[tokio::test]
+    async fn records_are_read_back_verified_from_a_kept_tag_or_from_the_snapshot() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        for i in 1..=12u64 {
+            log.append(i, format!("r{i}").into_bytes()).await.unwrap();
+        }
+        let read = |from, to| {
+            let log = log.clone();
+            async move {
+                log.read(from, to).await.map(|records| {
+                    records
+                        .into_iter()
+                        .map(|r| (r.position, r.revision, r.payload))
+                        .collect::<Vec<_>>()
+                })
+            }
+        };
+        let want = |from: u64, to: u64| {
+            (from..=to)
+                .map(|i| (i, i, format!("r{i}").into_bytes()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(1, 12).await.unwrap(), want(1, 12));
+        // The tag of 2 is no longer kept (tests keep 8): verified from the start.
+        assert_eq!(read(3, 4).await.unwrap(), want(3, 4));
+        assert_eq!(read(10, 11).await.unwrap(), want(10, 11));
+        assert!(read(11, 13).await.is_err(), "13 was never appended");
+        // A record the host changed is refused, not handed back, whichever read meets it.
+        host.lock().unwrap().log.get_mut(&4).unwrap()[30] ^= 1;
+        assert!(matches!(
+            read(3, 5).await,
+            Err(DurableError::Tampered { position: 4, .. })
+        ));
+        assert!(matches!(
+            read(5, 6).await,
+            Err(DurableError::Tampered { position: 4, .. })
+        ));
+        assert_eq!(read(6, 7).await.unwrap(), want(6, 7), "from the tag of 5");
+        assert_eq!(
+            read(10, 12).await.unwrap(),
+            want(10, 12),
+            "from the tag of 9"
+        );
+        host.lock().unwrap().log.get_mut(&4).unwrap()[30] ^= 1;
+        // After a snapshot at 12 and a restart, reads verify from the snapshot.
+        let point = log.snapshot_point().await.unwrap();
+        log.write_snapshot(point, 12, [b"state".to_vec()])
+            .await
+            .unwrap();
+        log.append(13, b"r13".to_vec()).await.unwrap();
+        drop(log);
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(log.read(13, 13).await.unwrap()[0].payload, b"r13".to_vec());
+        assert!(log.read(12, 13).await.is_err(), "12 is inside the snapshot");
     }
 
     async fn futures_join<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>

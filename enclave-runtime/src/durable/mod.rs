@@ -243,6 +243,8 @@ pub(crate) struct Recovered {
     tail: (u64, [u8; seal::TAG]),
     /// The tags of the last verified positions (at most `log::TAGS_KEPT`), oldest first.
     tags: std::collections::VecDeque<(u64, [u8; seal::TAG])>,
+    /// Where the log verifies from: the snapshot's point, or genesis.
+    anchor: (u64, [u8; seal::TAG]),
     /// What `--recover-to-last-valid` dropped, if anything.
     pub(crate) dropped: Option<String>,
 }
