@@ -15,11 +15,12 @@
 //!   greatest one the verified records carry (a lower bound, enough to replay at start);
 //! - a truncation cuts the host's log in place (the chain goes on from the record before).
 //!
-//! Entries are read from memory: every entry not purged is held (entries are the leader's
-//! batches, and a purge follows each snapshot). A purge is in memory only until snapshots are
-//! sealed for replicas (a later slice): the host keeps the records, which a restart reads
-//! back again, and for the same reason the log cannot go on past its end after a snapshot
-//! install (a new replica that catches up from a snapshot needs that slice).
+//! The newest entries are held in memory, up to a budget of sealed bytes ([`TAIL_BYTES`] in
+//! production); older ones, once durable, are read back from the host and verified again
+//! (`DurableLog::read`) when replication or a restart asks for them. A purge is in memory only
+//! until snapshots are sealed for replicas (a later slice): the host keeps the records, which
+//! a restart reads back again, and for the same reason the log cannot go on past its end after
+//! a snapshot install (a new replica that catches up from a snapshot needs that slice).
 //!
 //! [`MemLog`] is the in-memory log for tests that need no disk.
 
@@ -28,7 +29,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
+use std::ops::Bound;
 use std::ops::RangeBounds;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +51,9 @@ use crate::durable::{
 };
 use crate::log_sink::SinkAddr;
 
+/// Sealed bytes of the newest entries held in memory; older durable ones are read back from
+/// the host. A replica serving followers reads its recent entries, which stay held.
+pub(crate) const TAIL_BYTES: usize = 64 << 20;
 /// Version byte in front of a sealed record's payload (see [`SealedEntry`]).
 const RECORD_VERSION: u8 = 1;
 /// The host's name for this replica's sealed vote.
@@ -92,23 +98,65 @@ fn decode_record(bytes: &[u8]) -> Result<SealedEntry, String> {
 }
 
 /// The entries held in memory, shared with the readers openraft hands to replication.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tail {
-    entries: BTreeMap<u64, Entry<Nautilus>>,
+    /// Entries held, each with its sealed size.
+    entries: BTreeMap<u64, (Entry<Nautilus>, usize)>,
+    /// Sum of the sizes held.
+    held: usize,
+    /// Most bytes held (entries not yet durable are held whatever their size).
+    budget: usize,
+    /// Entries up to this index (after `last_purged`) are on the host only.
+    evicted: Option<u64>,
+    last: Option<LogId<NodeId>>,
     last_purged: Option<LogId<NodeId>>,
 }
 
 impl Tail {
-    fn last(&self) -> Option<LogId<NodeId>> {
-        self.entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(self.last_purged)
+    fn insert(&mut self, entry: Entry<Nautilus>, size: usize) {
+        self.last = Some(entry.log_id);
+        self.held = self.held.saturating_add(size);
+        if let Some((_, old)) = self.entries.insert(entry.log_id.index, (entry, size)) {
+            self.held = self.held.saturating_sub(old);
+        }
     }
 
-    fn read<RB: RangeBounds<u64>>(&self, range: RB) -> Vec<Entry<Nautilus>> {
-        self.entries.range(range).map(|(_, e)| e.clone()).collect()
+    /// Drops the oldest held entries that are durable (index below `durable_end`) while
+    /// over budget.
+    fn evict(&mut self, durable_end: u64) {
+        while self.held > self.budget {
+            let Some(entry) = self.entries.first_entry() else {
+                return;
+            };
+            if *entry.key() >= durable_end {
+                return;
+            }
+            let (index, (_, size)) = entry.remove_entry();
+            self.held = self.held.saturating_sub(size);
+            self.evicted = Some(index);
+        }
+    }
+
+    /// Drops entries from `index` on.
+    fn cut(&mut self, index: u64) {
+        for (_, (_, size)) in self.entries.split_off(&index) {
+            self.held = self.held.saturating_sub(size);
+        }
+        self.evicted = match index.checked_sub(1) {
+            Some(before) => self.evicted.map(|e| e.min(before)),
+            None => None,
+        };
+    }
+
+    /// Drops entries up to `log_id`, included.
+    fn purge(&mut self, log_id: LogId<NodeId>) {
+        let kept = self.entries.split_off(&log_id.index.saturating_add(1));
+        for (_, (_, size)) in std::mem::replace(&mut self.entries, kept) {
+            self.held = self.held.saturating_sub(size);
+        }
+        self.evicted = self.evicted.filter(|&e| e > log_id.index);
+        self.last_purged = self.last_purged.max(Some(log_id));
+        self.last = self.last.max(Some(log_id));
     }
 }
 
@@ -118,10 +166,10 @@ fn lock(tail: &Mutex<Tail>) -> std::sync::MutexGuard<'_, Tail> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What a start verified: every record's entry, and the greatest committed id they carry.
-#[derive(Default)]
+/// What a start verified: the entries (the newest within the budget), and the greatest
+/// committed id they carry.
 struct Found {
-    entries: BTreeMap<u64, Entry<Nautilus>>,
+    tail: Tail,
     committed: Option<LogId<NodeId>>,
 }
 
@@ -146,7 +194,9 @@ impl Replay for Found {
             ));
         }
         self.committed = self.committed.max(sealed.committed);
-        self.entries.insert(index, sealed.entry);
+        self.tail.insert(sealed.entry, record.payload.len());
+        // Everything verified is durable.
+        self.tail.evict(u64::MAX);
         Ok(())
     }
 }
@@ -209,7 +259,7 @@ async fn front_durable(pending: &mut VecDeque<Pending>) -> Result<u64, DurableEr
 /// durable log groups them into one frame and one sync), answers each `append` once its last
 /// record is durable, and after a refusal resumes the log and submits every record not durable
 /// again, in order, until the host takes them.
-async fn flush(log: DurableLog, mut ops: mpsc::Receiver<Flush>) {
+async fn flush(log: DurableLog, mut ops: mpsc::Receiver<Flush>, durable_end: Arc<AtomicU64>) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
     let mut retry = RETRY_FIRST;
     loop {
@@ -246,6 +296,8 @@ async fn flush(log: DurableLog, mut ops: mpsc::Receiver<Flush>) {
                         pending.push_front(front);
                         return fail_all(pending, &error);
                     }
+                    // Entries below `position` (entry `i` is at `i + 1`) are durable.
+                    durable_end.store(position, Ordering::Release);
                     for done in front.done {
                         done.complete(Ok(()));
                     }
@@ -299,6 +351,8 @@ pub(crate) struct SealedLog {
     node: NodeId,
     log: DurableLog,
     tail: Arc<Mutex<Tail>>,
+    /// Entries below this index are durable (the flusher moves it).
+    durable_end: Arc<AtomicU64>,
     /// The log position the next entry goes to.
     next_position: u64,
     committed: Option<LogId<NodeId>>,
@@ -306,36 +360,46 @@ pub(crate) struct SealedLog {
 }
 
 /// Reads a [`SealedLog`]'s entries (replication tasks hold one each).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct SealedReader {
     tail: Arc<Mutex<Tail>>,
+    log: DurableLog,
 }
 
 impl SealedLog {
     /// Opens the sealed log in the store at `store` for replica `node`: verifies the chain
     /// (a record that does not verify fails the start, naming its position) and holds its
-    /// entries.
+    /// newest entries, up to `tail_bytes` of them ([`TAIL_BYTES`] outside tests).
     pub(crate) async fn open(
         store: SinkAddr,
         keys: Keys,
         node: NodeId,
+        tail_bytes: usize,
     ) -> Result<Self, DurableError> {
-        let mut found = Found::default();
+        let mut found = Found {
+            tail: Tail {
+                entries: BTreeMap::new(),
+                held: 0,
+                budget: tail_bytes,
+                evicted: None,
+                last: None,
+                last_purged: None,
+            },
+            committed: None,
+        };
         let (log, _) = DurableLog::open(store, keys, false, &mut found).await?;
         let next_position = found
-            .entries
-            .keys()
-            .next_back()
-            .map_or(1, |last| last.saturating_add(2));
+            .tail
+            .last
+            .map_or(1, |last| last.index.saturating_add(2));
+        let durable_end = Arc::new(AtomicU64::new(next_position - 1));
         let (flusher, ops) = mpsc::channel(1024);
-        tokio::spawn(flush(log.clone(), ops));
+        tokio::spawn(flush(log.clone(), ops, durable_end.clone()));
         Ok(Self {
             node,
             log,
-            tail: Arc::new(Mutex::new(Tail {
-                entries: found.entries,
-                last_purged: None,
-            })),
+            tail: Arc::new(Mutex::new(found.tail)),
+            durable_end,
             next_position,
             committed: found.committed,
             flusher,
@@ -353,12 +417,69 @@ impl SealedLog {
     }
 }
 
+/// Reads entries `range`: those evicted from the host, the rest from memory.
+async fn read_entries<RB: RangeBounds<u64>>(
+    tail: &Mutex<Tail>,
+    log: &DurableLog,
+    range: RB,
+) -> Result<Vec<Entry<Nautilus>>, StorageError<NodeId>> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    let (from_host, held) = {
+        let tail = lock(tail);
+        let from_host = tail
+            .evicted
+            .filter(|&evicted| start <= evicted)
+            .map(|evicted| (start, evicted.min(end - 1)));
+        let held: Vec<_> = tail
+            .entries
+            .range(start..end)
+            .map(|(_, (e, _))| e.clone())
+            .collect();
+        (from_host, held)
+    };
+    let mut out = Vec::new();
+    if let Some((first, last)) = from_host {
+        let read_error = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
+            StorageIOError::read_logs(AnyError::error(e)).into()
+        };
+        // Entry `i` is at position `i + 1`.
+        let records = log
+            .read(first.saturating_add(1), last.saturating_add(1))
+            .await
+            .map_err(|e| read_error(&e))?;
+        for record in records {
+            let sealed = decode_record(&record.payload).map_err(|e| read_error(&e))?;
+            if sealed.entry.log_id.index.checked_add(1) != Some(record.position) {
+                return Err(read_error(&format!(
+                    "the record at position {} holds entry {}",
+                    record.position, sealed.entry.log_id.index
+                )));
+            }
+            out.push(sealed.entry);
+        }
+    }
+    out.extend(held);
+    Ok(out)
+}
+
 impl RaftLogReader<Nautilus> for SealedReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<Nautilus>>, StorageError<NodeId>> {
-        Ok(lock(&self.tail).read(range))
+        read_entries(&self.tail, &self.log, range).await
     }
 }
 
@@ -367,7 +488,7 @@ impl RaftLogReader<Nautilus> for SealedLog {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<Nautilus>>, StorageError<NodeId>> {
-        Ok(lock(&self.tail).read(range))
+        read_entries(&self.tail, &self.log, range).await
     }
 }
 
@@ -378,13 +499,14 @@ impl RaftLogStorage<Nautilus> for SealedLog {
         let tail = lock(&self.tail);
         Ok(LogState {
             last_purged_log_id: tail.last_purged,
-            last_log_id: tail.last(),
+            last_log_id: tail.last,
         })
     }
 
     async fn get_log_reader(&mut self) -> SealedReader {
         SealedReader {
             tail: self.tail.clone(),
+            log: self.log.clone(),
         }
     }
 
@@ -461,6 +583,7 @@ impl RaftLogStorage<Nautilus> for SealedLog {
     {
         let entries: Vec<Entry<Nautilus>> = entries.into_iter().collect();
         let mut records = Vec::with_capacity(entries.len());
+        let mut sizes = Vec::with_capacity(entries.len());
         let mut position = self.next_position;
         for entry in &entries {
             if entry.log_id.index.checked_add(1) != Some(position) {
@@ -482,6 +605,7 @@ impl RaftLogStorage<Nautilus> for SealedLog {
                 EntryPayload::Normal(batch) => batch.revision_last,
                 EntryPayload::Blank | EntryPayload::Membership(_) => 0,
             };
+            sizes.push(bytes.len());
             records.push(Unflushed {
                 position,
                 revision,
@@ -492,9 +616,10 @@ impl RaftLogStorage<Nautilus> for SealedLog {
         // Readable once this returns, durable once the callback says so.
         {
             let mut tail = lock(&self.tail);
-            for entry in entries {
-                tail.entries.insert(entry.log_id.index, entry);
+            for (entry, size) in entries.into_iter().zip(sizes) {
+                tail.insert(entry, size);
             }
+            tail.evict(self.durable_end.load(Ordering::Acquire));
         }
         self.next_position = position;
         self.flusher
@@ -511,15 +636,25 @@ impl RaftLogStorage<Nautilus> for SealedLog {
             .truncate_after(log_id.index)
             .await
             .map_err(write_error)?;
-        lock(&self.tail).entries.split_off(&log_id.index);
+        // The entry before the cut is the last one: held, else read back from the host.
+        let before = match log_id.index.checked_sub(1) {
+            None => None,
+            Some(previous) => read_entries(&self.tail, &self.log, previous..=previous)
+                .await?
+                .first()
+                .map(|e| e.log_id),
+        };
+        {
+            let mut tail = lock(&self.tail);
+            tail.cut(log_id.index);
+            tail.last = before.or(tail.last_purged);
+        }
         self.next_position = log_id.index.saturating_add(1);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut tail = lock(&self.tail);
-        tail.entries = tail.entries.split_off(&log_id.index.saturating_add(1));
-        tail.last_purged = tail.last_purged.max(Some(log_id));
+        lock(&self.tail).purge(log_id);
         Ok(())
     }
 }
@@ -658,7 +793,9 @@ mod tests {
 
     async fn open(host: &Arc<Mutex<Host>>, node: NodeId) -> SealedLog {
         let (addr, _task) = serve(host.clone());
-        SealedLog::open(addr, keys(), node).await.unwrap()
+        SealedLog::open(addr, keys(), node, TAIL_BYTES)
+            .await
+            .unwrap()
     }
 
     fn log_id(term: u64, index: u64) -> LogId<NodeId> {
@@ -780,6 +917,51 @@ mod tests {
             .chain(entries(3, 5..6))
             .collect();
         assert_eq!(read_all(&mut log).await, expected);
+    }
+
+    #[tokio::test]
+    async fn entries_beyond_the_memory_budget_are_read_back_from_the_host() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (addr, _task) = serve(host.clone());
+        // No budget: every durable entry is read back from the host.
+        let mut log = SealedLog::open(addr, keys(), 1, 0).await.unwrap();
+        log.blocking_append(entries(1, 0..10)).await.unwrap();
+        log.blocking_append(entries(1, 10..12)).await.unwrap();
+        assert!(
+            lock(&log.tail).entries.len() <= 2,
+            "only entries not yet known durable are held"
+        );
+        assert_eq!(read_all(&mut log).await, entries(1, 0..12));
+        let mut reader = log.get_log_reader().await;
+        assert_eq!(
+            reader.try_get_log_entries(3..5).await.unwrap(),
+            entries(1, 3..5)
+        );
+        // A cut inside what is on the host only, then a later term's entries.
+        log.truncate(log_id(1, 5)).await.unwrap();
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(1, 4)),
+            "the entry before the cut, read back"
+        );
+        log.blocking_append(entries(2, 5..8)).await.unwrap();
+        let expected: Vec<_> = entries(1, 0..5)
+            .into_iter()
+            .chain(entries(2, 5..8))
+            .collect();
+        assert_eq!(read_all(&mut log).await, expected);
+        drop(log);
+        let (addr, _task) = serve(host.clone());
+        let mut log = SealedLog::open(addr, keys(), 1, 0).await.unwrap();
+        assert!(lock(&log.tail).entries.is_empty());
+        assert_eq!(
+            log.get_log_state().await.unwrap().last_log_id,
+            Some(log_id(2, 7))
+        );
+        assert_eq!(read_all(&mut log).await, expected);
+        // A host that changed a record it hands back is refused.
+        host.lock().unwrap().log.get_mut(&3).unwrap()[30] ^= 1;
+        assert!(log.try_get_log_entries(1..4).await.is_err());
     }
 
     #[tokio::test]

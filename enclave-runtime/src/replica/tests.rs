@@ -187,7 +187,8 @@ async fn start_sealed(
 ) -> Replica {
     let (store, _task) = crate::durable::test_host::serve(host.clone());
     let keys = crate::durable::seal::Keys::derive(&[5; 32], "replicas");
-    let log = SealedLog::open(store, keys, id).await.unwrap();
+    // A small tail: replication reads most entries back from the host.
+    let log = SealedLog::open(store, keys, id, 4 << 10).await.unwrap();
     let core = ReplicaCore::new(config(), [id as u8; 32], crate::server::now());
     let replica = Replica::start(id, log, network.from(id), core)
         .await
