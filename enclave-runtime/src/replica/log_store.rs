@@ -433,11 +433,13 @@ async fn read_entries<RB: RangeBounds<u64>>(
         Bound::Excluded(&e) => e,
         Bound::Unbounded => u64::MAX,
     };
-    if start >= end {
-        return Ok(Vec::new());
-    }
     let (from_host, held) = {
         let tail = lock(tail);
+        // Purged entries are gone, even while the host still holds their records.
+        let start = start.max(tail.last_purged.map_or(0, |p| p.index.saturating_add(1)));
+        if start >= end {
+            return Ok(Vec::new());
+        }
         let from_host = tail
             .evicted
             .filter(|&evicted| start <= evicted)

@@ -16,9 +16,10 @@
 //!   cluster (`Recovery`) as a follower.
 //!
 //! The log is [`log_store::SealedLog`], openraft's log and vote on the sealed durable log.
-//! Not yet here: the attested peer mesh (tests use [`network`]'s `ChannelNetwork` in its
-//! place), the serving code's use of it, timers on the leader, sealed snapshots, and the
-//! rebuild after a leader's uncommitted writes were dropped.
+//! A former leader whose uncommitted writes were dropped rebuilds its cluster from its
+//! snapshot and log. Not yet here: the attested peer mesh (tests use [`network`]'s
+//! `ChannelNetwork` in its place), the serving code's use of it, timers on the leader, and
+//! sealed snapshots.
 
 pub(crate) mod driver;
 pub(crate) mod entry;
@@ -61,7 +62,10 @@ impl Replica {
         N: RaftNetworkFactory<Nautilus>,
     {
         let config = Arc::new(types::raft_config()?);
-        let raft = Raft::new(id, config, network, log, ClusterMachine::new(core.clone())).await?;
+        let mut log = log;
+        let reader = log.get_log_reader().await;
+        let machine = ClusterMachine::new(core.clone(), Box::new(reader));
+        let raft = Raft::new(id, config, network, log, machine).await?;
         let driver = tokio::spawn(driver::run(raft.clone(), core.clone(), id));
         Ok(Self { raft, core, driver })
     }

@@ -2,7 +2,7 @@
 //! writes through the driver, the followers replay, and every replica ends with the same
 //! store; a leader's loss hands the writer's role to a survivor above a revision gap; a new
 //! learner catches up from a snapshot; a leader cut off from the others never shows or
-//! acknowledges the writes it could not commit, and stops once it learns they were dropped.
+//! acknowledges the writes it could not commit, and rebuilds once it learns they were dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -410,19 +410,46 @@ async fn three_replicas_agree_fail_over_above_a_gap_and_a_learner_catches_up() {
     learner.shutdown().await.unwrap();
 }
 
+/// A leader cut off from the others keeps executing writes that can never commit: it never
+/// acknowledges or shows them. Back in touch, raft drops its uncommitted entries, and the new
+/// writer's first entry finds its core holding writes nobody else has: it rebuilds its cluster
+/// from its snapshot and its sealed log up to what was applied (design §1.5), then follows,
+/// holding exactly what the others hold; the writes it could not commit are reported as never
+/// committed and are nowhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and_stops_when_they_are_dropped()
+async fn a_leader_cut_off_never_shows_its_uncommitted_writes_and_rebuilds_from_its_snapshot_and_log()
  {
     let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
+    let hosts: Vec<_> = (0..3)
+        .map(|_| Arc::new(Mutex::new(crate::durable::test_host::Host::default())))
+        .collect();
     let mut replicas = Vec::new();
     for id in 1..=3 {
-        replicas.push(start(&network, id).await);
+        replicas.push(start_sealed(&network, id, &hosts[id as usize - 1]).await);
     }
     let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
     replicas[0].raft.initialize(members).await.unwrap();
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     let old = replicas.remove(first);
+    create_config_maps(&old, "snapshotted", 10).await;
+    // A snapshot on the leader, its log purged up to it, then writes after it: the rebuild
+    // needs both the snapshot and the sealed log.
+    old.raft.trigger().snapshot().await.unwrap();
+    let snapshot = old
+        .raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some(), "snapshot built")
+        .await
+        .unwrap()
+        .snapshot
+        .unwrap();
+    old.raft.trigger().purge_log(snapshot.index).await.unwrap();
+    old.raft
+        .wait(Some(WAIT))
+        .metrics(|m| m.purged == Some(snapshot), "log purged")
+        .await
+        .unwrap();
     create_config_maps(&old, "before", 10).await;
     let committed = *old.core.progress().borrow();
 
@@ -441,18 +468,17 @@ async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and
         old.core.wake.notify_one();
     }
     let journaled = old.core.lock().cluster.journaled();
+    let waiting = {
+        let core = old.core.clone();
+        tokio::spawn(async move { core.wait_committed(journaled).await })
+    };
 
     // The others elect a leader, which takes over and writes.
     let next = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     create_config_maps(&replicas[next], "after", 10).await;
     agree(&replicas[next], &[&replicas[1 - next]]).await;
     assert!(
-        tokio::time::timeout(
-            Duration::from_millis(200),
-            old.core.wait_committed(journaled)
-        )
-        .await
-        .is_err(),
+        !waiting.is_finished(),
         "the cut-off leader acknowledged nothing"
     );
     assert_eq!(
@@ -460,21 +486,34 @@ async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and
         committed,
         "and showed nothing past what was committed"
     );
+    let ring_before = old.core.lock().cluster.watch_ring();
 
-    // Healed, it learns of the new term: raft drops its uncommitted entries, and the first
-    // batch of the new writer finds its core holding writes nobody else has. It stops (a
-    // rebuild is the next slice) instead of serving them, and refuses writes.
+    // Healed, it learns of the new term, rebuilds, and follows.
     network.heal();
-    // The wait ends either with the condition or with the metrics closing at shutdown.
-    let _ = old
-        .raft
-        .wait(Some(WAIT))
-        .metrics(|m| m.running_state.is_err(), "stopped")
-        .await;
-    let stopped = format!("{:?}", old.raft.metrics().borrow().running_state);
     assert!(
-        stopped.contains("entries as the writer but only"),
-        "the diverged replica stopped on its divergence: {stopped}"
+        !tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap(),
+        "its uncommitted writes are reported as never committed"
+    );
+    agree(&replicas[next], &[&replicas[1 - next], &old]).await;
+    assert_eq!(old.core.progress().borrow().rebuilds, 1);
+    assert!(old.raft.metrics().borrow().running_state.is_ok());
+    assert!(
+        !objects(&old.core).iter().any(|o| o.0.contains("/lost-")),
+        "the rebuilt cluster holds none of the writes that never committed"
+    );
+    for prefix in ["snapshotted", "before", "after"] {
+        assert_eq!(
+            objects(&old.core)
+                .iter()
+                .filter(|o| o.0.starts_with(&format!("ConfigMaps/default/{prefix}-")))
+                .count(),
+            10,
+            "{prefix}"
+        );
+    }
+    assert!(
+        !Arc::ptr_eq(&ring_before, &old.core.lock().cluster.watch_ring()),
+        "its watch streams ended with the old cluster's ring"
     );
     let (status, _) = call(
         &old.core,
@@ -482,8 +521,10 @@ async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and
         "/api/v1/namespaces/default/configmaps",
         br#"{"metadata":{"name":"refused"}}"#,
     );
-    assert_eq!(status, 503);
-    assert_eq!(old.core.progress().borrow().revision, committed.revision);
+    assert_eq!(status, 503, "it follows: writes are refused");
+    // Later writes reach it as they reach the others.
+    create_config_maps(&replicas[next], "later", 10).await;
+    agree(&replicas[next], &[&replicas[1 - next], &old]).await;
     let survivors = objects(&replicas[next].core);
     assert!(
         !survivors.iter().any(|o| o.0.contains("/lost-")),
@@ -492,7 +533,7 @@ async fn a_leader_cut_off_never_shows_or_acknowledges_its_uncommitted_writes_and
     for replica in replicas {
         replica.shutdown().await.unwrap();
     }
-    let _ = old.shutdown().await;
+    old.shutdown().await.unwrap();
 }
 
 /// The leader's entries reach one follower but its acknowledgements are lost, so the leader
