@@ -217,13 +217,17 @@ async fn on_sealed_logs_a_restarted_replica_rejoins_under_a_new_id_and_catches_u
     replicas[0].raft.initialize(members).await.unwrap();
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     create_config_maps(&replicas[first], "first", 200).await;
-    {
-        let followers: Vec<&Replica> = (0..3)
-            .filter(|&i| i != first)
-            .map(|i| &replicas[i])
-            .collect();
-        agree(&replicas[first], &followers).await;
-    }
+    let followers: Vec<&Replica> = (0..3)
+        .filter(|&i| i != first)
+        .map(|i| &replicas[i])
+        .collect();
+    agree(&replicas[first], &followers).await;
+    // The followers applied the first creates, so they know them committed: the records of
+    // the next ones carry that (a sealed record holds the committed id known when sealed).
+    let first_round = replicas[first].core.lock().cluster.store().revision();
+    create_config_maps(&replicas[first], "second", 5).await;
+    agree(&replicas[first], &followers).await;
+    drop(followers);
 
     // A follower stops; its host keeps its sealed log.
     let slot = (first + 1) % 3;
@@ -242,8 +246,9 @@ async fn on_sealed_logs_a_restarted_replica_rejoins_under_a_new_id_and_catches_u
     let restarted = start_sealed(&network, new_id, &hosts[slot]).await;
     let replayed = restarted.core.lock().cluster.store().revision();
     assert!(
-        replayed > 0 && replayed <= revision_before,
-        "it replayed its sealed log up to what the log says was committed: {replayed} of {revision_before}"
+        replayed >= first_round && replayed <= revision_before,
+        "it replayed its sealed log up to what the log says was committed: {replayed} of \
+         {revision_before} (at least {first_round})"
     );
     assert_eq!(
         restarted.raft.metrics().borrow().current_term,
@@ -290,6 +295,159 @@ async fn on_sealed_logs_a_restarted_replica_rejoins_under_a_new_id_and_catches_u
         replica.shutdown().await.unwrap();
     }
     restarted.shutdown().await.unwrap();
+}
+
+/// A write is acknowledged only once a majority's hosts synced it: with both followers'
+/// syncs held (their records written, not acknowledged) nothing commits or shows, and one
+/// follower's sync is enough. A leader whose own host refuses appends (EIO) stalls
+/// (openraft 0.9 replicates an entry only once the leader's own log flushed it), so the
+/// followers elect another; once its host takes appends again, the old leader's entry that
+/// never left it is cut, its core rebuilt, and its sealed log ends up the new leader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_commits_once_a_majority_of_hosts_synced_it_and_a_leader_whose_host_refuses_is_replaced()
+ {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let hosts: Vec<_> = (0..3)
+        .map(|_| Arc::new(Mutex::new(crate::durable::test_host::Host::default())))
+        .collect();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start_sealed(&network, id, &hosts[id as usize - 1]).await);
+    }
+    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    let leader = &replicas[first];
+    create_config_maps(leader, "first", 5).await;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+    // Held syncs stall their answers, and so the leader's heartbeats to them: the followers
+    // must not campaign meanwhile (the test is of the commit rule, not of elections).
+    for &f in &followers {
+        replicas[f].raft.runtime_config().elect(false);
+    }
+
+    let write = |prefix: &'static str| {
+        for i in 0..5 {
+            let body = format!(r#"{{"metadata":{{"name":"{prefix}-{i}"}}}}"#);
+            let (status, answer) = call(
+                &leader.core,
+                Method::Post,
+                "/api/v1/namespaces/default/configmaps",
+                body.as_bytes(),
+            );
+            assert_eq!(status, 201, "{answer}");
+            leader.core.wake.notify_one();
+        }
+        leader.core.lock().cluster.journaled()
+    };
+    for &f in &followers {
+        hosts[f].lock().unwrap().hold_syncs = true;
+    }
+    let shown = *leader.core.progress().borrow();
+    let journaled = write("held");
+    assert!(
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            leader.core.wait_committed(journaled)
+        )
+        .await
+        .is_err(),
+        "nothing commits while only the leader's host synced it"
+    );
+    assert_eq!(
+        leader.core.progress().borrow().revision,
+        shown.revision,
+        "nor shows"
+    );
+    for &f in &followers {
+        let held = hosts[f].lock().unwrap().log.len() as u64;
+        let last = replicas[f]
+            .raft
+            .metrics()
+            .borrow()
+            .last_log_index
+            .unwrap_or(0);
+        assert!(held >= last, "the followers' hosts hold the records");
+    }
+    hosts[followers[0]].lock().unwrap().hold_syncs = false;
+    assert_eq!(
+        tokio::time::timeout(WAIT, leader.core.wait_committed(journaled)).await,
+        Ok(true),
+        "one follower's sync makes a majority"
+    );
+    hosts[followers[1]].lock().unwrap().hold_syncs = false;
+    agree(leader, &[&replicas[followers[0]], &replicas[followers[1]]]).await;
+
+    // The leader's own host refuses appends: its entry is never flushed, so never sent, and
+    // the followers elect another leader, which commits without it.
+    for &f in &followers {
+        replicas[f].raft.runtime_config().elect(true);
+    }
+    let old_id = leader.raft.metrics().borrow().id;
+    hosts[first].lock().unwrap().fail_appends = Some(nautilus_wire::storage::ErrorKind::Io);
+    let journaled = write("leader-eio");
+    let waiting = {
+        let core = leader.core.clone();
+        tokio::spawn(async move { core.wait_committed(journaled).await })
+    };
+    let others: Vec<&Replica> = followers.iter().map(|&f| &replicas[f]).collect();
+    let next = followers[leader_of(&others).await];
+    let other = followers
+        .iter()
+        .copied()
+        .find(|&f| f != next)
+        .unwrap_or(next);
+    create_config_maps(&replicas[next], "failover", 5).await;
+    agree(&replicas[next], &[&replicas[other]]).await;
+    assert!(
+        !waiting.is_finished(),
+        "the stalled leader acknowledged nothing"
+    );
+
+    // Its host recovers: it learns of the new term, its entry is cut, its core rebuilt.
+    hosts[first].lock().unwrap().fail_appends = None;
+    assert!(
+        !tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap(),
+        "its writes are reported as never committed"
+    );
+    create_config_maps(&replicas[next], "later", 5).await;
+    agree(&replicas[next], &[&replicas[other], leader]).await;
+    assert_eq!(leader.core.progress().borrow().rebuilds, 1);
+    assert!(
+        !objects(&leader.core)
+            .iter()
+            .any(|o| o.0.contains("/leader-eio-")),
+        "the writes that never left it are nowhere"
+    );
+    assert_ne!(replicas[next].raft.metrics().borrow().id, old_id);
+    let applied = replicas[next]
+        .raft
+        .metrics()
+        .borrow()
+        .last_applied
+        .map_or(0, |l| l.index);
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+    // Its sealed log, cut and sent again, holds what the new leader's holds.
+    let sealed = |slot: usize| {
+        let host = hosts[slot].clone();
+        async move {
+            let (store, _task) = crate::durable::test_host::serve(host);
+            let keys = crate::durable::seal::Keys::derive(&[5; 32], "replicas");
+            let mut log = SealedLog::open(store, keys, 99, 4 << 10).await.unwrap();
+            openraft::RaftLogReader::try_get_log_entries(&mut log, ..=applied)
+                .await
+                .unwrap()
+        }
+    };
+    let theirs = sealed(next).await;
+    assert_eq!(theirs.len() as u64, applied + 1);
+    assert!(
+        sealed(first).await == theirs,
+        "the old leader's sealed log agrees"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
