@@ -1177,11 +1177,20 @@ impl Task {
                 )
             }
             Answer::Records { records, .. } if self.reads.contains_key(&id) => {
-                if let Some(read) = self.reads.get_mut(&id)
-                    && let Err(e) = read.take(&self.keys, records)
+                // The host streams to the end of its log: a read ends once it has `to` (the
+                // rest of the stream, under an id no longer known, is dropped below).
+                let done = match self.reads.get_mut(&id) {
+                    Some(read) => match read.take(&self.keys, records) {
+                        Ok(()) if read.next > read.to => Some(Ok(())),
+                        Ok(()) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                    None => None,
+                };
+                if let Some(result) = done
                     && let Some(read) = self.reads.remove(&id)
                 {
-                    let _ = read.reply.send(Err(e));
+                    let _ = read.reply.send(result.map(|()| read.records));
                 }
                 None
             }
