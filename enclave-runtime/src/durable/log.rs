@@ -1,7 +1,9 @@
 //! The durable log: [`DurableLog::open`] verifies what the host holds (the newest snapshot,
 //! then every record after it, as one hash chain) and hands it back; afterwards one task owns
 //! the chain's tail, seals appends in order, batches what is queued into one frame, and
-//! resolves each append once the host says it is synced.
+//! resolves each append once the host says it is synced. For the replicas' raft log it also
+//! cuts the tail in place (it keeps the tags of the last sealed records to chain on) and reads
+//! records back from the host, verified again.
 //!
 //! Failure handling keeps the chain honest: when the host refuses an append (disk full, `EIO`
 //! on sync), every append in flight fails (each was chained on the one before), the tail goes

@@ -6,7 +6,9 @@
 //! The storage contract openraft states, and how it is kept:
 //! - an append is reported flushed (`LogFlushed::log_io_completed`) only once the host
 //!   acknowledged the sync of its last record; while the host refuses appends (`EIO`, a full
-//!   disk) the records are sent again, in order, until it takes them, and the report waits;
+//!   disk) the records are sent again, in order, until it takes them, and the report waits
+//!   (openraft 0.9's core awaits that report before it replicates the entries, so a leader
+//!   whose host refuses stops sending heartbeats too, and the others elect another leader);
 //! - the vote is saved before `save_vote` returns: after every earlier append is durable, as a
 //!   blob sealed for this node id (cluster id, node id, `vote` bound), written durably by the
 //!   host; a blob sealed for another id (an earlier incarnation of this replica) does not open,
