@@ -39,10 +39,11 @@ const QUEUE: usize = 8192;
 pub(crate) const MAX_RECORD: usize = MAX_ITEM - seal::OVERHEAD;
 /// Snapshots kept on the host: the newest and the one before it.
 const SNAPSHOTS_KEPT: usize = 2;
-/// Tags of the last sealed positions kept, so that the tail can go back to any of them in
-/// place (a raft follower's conflicting tail is cut there: raft cuts only entries not yet
-/// committed, which are few).
-const TAGS_KEPT: usize = if cfg!(test) { 8 } else { 65_536 };
+/// Tags of the last sealed positions a replica's log keeps, so that the tail can go back to
+/// any of them in place (a raft follower's conflicting tail is cut there: raft cuts only
+/// entries not yet committed, which are few). The single-replica log never cuts its tail and
+/// keeps one (2.6 MB less).
+pub(crate) const REPLICA_TAGS_KEPT: usize = if cfg!(test) { 8 } else { 65_536 };
 
 type Reply = oneshot::Sender<Result<u64, DurableError>>;
 
@@ -141,13 +142,15 @@ impl DurableLog {
         keys: Keys,
         recover: bool,
         replay: &mut dyn Replay,
+        tags_kept: usize,
     ) -> Result<(Self, Recovered), DurableError> {
+        let tags_kept = tags_kept.max(1);
         let stream = channel::connect(&addr).await.map_err(|e| {
             DurableError::Unavailable(format!("cannot reach the store at {addr}: {e}"))
         })?;
         let mut conn = Conn::new(stream);
         let keys = Arc::new(keys);
-        let recovered = verify(&mut conn, &keys, recover, replay).await?;
+        let recovered = verify(&mut conn, &keys, recover, replay, tags_kept).await?;
         let (position, tag) = recovered.tail;
         let tags = recovered.tags.clone();
         let anchor = recovered.anchor;
@@ -173,6 +176,7 @@ impl DurableLog {
             status: status.clone(),
             halted: None,
             tags,
+            tags_kept,
             anchor,
             reads: HashMap::new(),
         };
@@ -383,7 +387,7 @@ impl DurableLog {
     /// Drops records after `position` (a raft follower's conflicting tail) and goes on
     /// appending from there, chained on the record at `position`. Refused while an append
     /// after `position` is in flight (wait for it first), and for a position older than the
-    /// last [`TAGS_KEPT`] sealed ones or before the last snapshot.
+    /// last [`REPLICA_TAGS_KEPT`] sealed ones or before the last snapshot.
     // The replicas' sealed raft log calls it; the single-replica path never truncates.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn truncate_after(&self, position: u64) -> Result<(), DurableError> {
@@ -480,6 +484,7 @@ async fn verify(
     keys: &Keys,
     recover: bool,
     replay: &mut dyn Replay,
+    tags_kept: usize,
 ) -> Result<Recovered, DurableError> {
     let protocol = |e: nautilus_wire::storage::FrameError| DurableError::Unavailable(e.to_string());
     let mut dropped = Vec::new();
@@ -560,7 +565,7 @@ async fn verify(
                             records += 1;
                             previous = tag;
                             expected += 1;
-                            if tags.len() == TAGS_KEPT {
+                            if tags.len() >= tags_kept {
                                 tags.pop_front();
                             }
                             tags.push_back((position, tag));
@@ -750,8 +755,9 @@ struct Task {
     /// The refusal every append gets until [`Command::Resume`]: appends queued behind a failed
     /// one were chained on it and must not land before it is sent again.
     halted: Option<DurableError>,
-    /// The last [`TAGS_KEPT`] sealed positions and their tags, oldest first.
+    /// The last `tags_kept` sealed positions and their tags, oldest first.
     tags: VecDeque<(u64, [u8; TAG])>,
+    tags_kept: usize,
     /// Where the log on the host verifies from: the newest snapshot's point, or genesis.
     anchor: (u64, [u8; TAG]),
     /// Reads in progress, by request id.
@@ -986,7 +992,7 @@ impl Task {
                         seal::nonce(),
                     );
                     self.sealed = (position, record.tag);
-                    if self.tags.len() == TAGS_KEPT {
+                    if self.tags.len() >= self.tags_kept {
                         self.tags.pop_front();
                     }
                     self.tags.push_back(self.sealed);
@@ -1262,7 +1268,8 @@ mod tests {
     ) -> Result<(DurableLog, Booted), DurableError> {
         let (addr, _task) = serve(host.clone());
         let mut kept = Kept::default();
-        let (log, recovered) = DurableLog::open(addr, keys, recover, &mut kept).await?;
+        let (log, recovered) =
+            DurableLog::open(addr, keys, recover, &mut kept, REPLICA_TAGS_KEPT).await?;
         assert_eq!(recovered.records, kept.records.len() as u64);
         assert_eq!(
             recovered.snapshot.map(|s| s.position),

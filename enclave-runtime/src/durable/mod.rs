@@ -20,7 +20,7 @@ pub(crate) mod test_host;
 
 use nautilus_wire::storage::ErrorKind;
 
-pub(crate) use log::{DurableLog, MAX_RECORD};
+pub(crate) use log::{DurableLog, MAX_RECORD, REPLICA_TAGS_KEPT};
 pub(crate) use persist::Persistence;
 
 /// A connection to the store for start-up requests (the KMS blob, the credentials).

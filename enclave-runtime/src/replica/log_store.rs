@@ -389,7 +389,14 @@ impl SealedLog {
             },
             committed: None,
         };
-        let (log, _) = DurableLog::open(store, keys, false, &mut found).await?;
+        let (log, _) = DurableLog::open(
+            store,
+            keys,
+            false,
+            &mut found,
+            crate::durable::REPLICA_TAGS_KEPT,
+        )
+        .await?;
         let next_position = found
             .tail
             .last
