@@ -237,9 +237,15 @@ async fn open_durable(
     data: DataKeys,
     replay: &mut dyn crate::durable::Replay,
 ) -> anyhow::Result<(crate::durable::DurableLog, crate::durable::Recovered)> {
-    let (log, recovered) =
-        crate::durable::DurableLog::open(data.store, data.keys, cli.recover_to_last_valid, replay)
-            .await?;
+    // One chain tag kept: the single replica never cuts its log's tail.
+    let (log, recovered) = crate::durable::DurableLog::open(
+        data.store,
+        data.keys,
+        cli.recover_to_last_valid,
+        replay,
+        1,
+    )
+    .await?;
     if let Some(dropped) = &recovered.dropped {
         tracing::error!(%dropped, "recover-to-last-valid dropped what did not verify");
     }

@@ -1,7 +1,9 @@
 //! The durable log: [`DurableLog::open`] verifies what the host holds (the newest snapshot,
 //! then every record after it, as one hash chain) and hands it back; afterwards one task owns
 //! the chain's tail, seals appends in order, batches what is queued into one frame, and
-//! resolves each append once the host says it is synced.
+//! resolves each append once the host says it is synced. For the replicas' raft log it also
+//! cuts the tail in place (it keeps the tags of the last sealed records to chain on) and reads
+//! records back from the host, verified again.
 //!
 //! Failure handling keeps the chain honest: when the host refuses an append (disk full, `EIO`
 //! on sync), every append in flight fails (each was chained on the one before), the tail goes
@@ -37,6 +39,11 @@ const QUEUE: usize = 8192;
 pub(crate) const MAX_RECORD: usize = MAX_ITEM - seal::OVERHEAD;
 /// Snapshots kept on the host: the newest and the one before it.
 const SNAPSHOTS_KEPT: usize = 2;
+/// Tags of the last sealed positions a replica's log keeps, so that the tail can go back to
+/// any of them in place (a raft follower's conflicting tail is cut there: raft cuts only
+/// entries not yet committed, which are few). The single-replica log never cuts its tail and
+/// keeps one (2.6 MB less).
+pub(crate) const REPLICA_TAGS_KEPT: usize = if cfg!(test) { 8 } else { 65_536 };
 
 type Reply = oneshot::Sender<Result<u64, DurableError>>;
 
@@ -57,6 +64,20 @@ enum Command {
     },
     /// Resolves once `position` is durable.
     WaitDurable { position: u64, reply: Reply },
+    /// Reads records back from the host (see [`DurableLog::read`]).
+    Read {
+        from: u64,
+        to: u64,
+        reply: oneshot::Sender<Result<Vec<RecoveredRecord>, DurableError>>,
+    },
+    /// A snapshot now covers the log up to this point: reads verify from it.
+    Anchor { position: u64, tag: [u8; TAG] },
+    /// Cuts the log after `position` and continues the chain from there (see
+    /// [`DurableLog::truncate_after`]).
+    Rewind {
+        position: u64,
+        reply: oneshot::Sender<Result<Answer, DurableError>>,
+    },
     /// Takes appends again after a refusal (see [`DurableLog::resume`]).
     Resume,
 }
@@ -121,14 +142,18 @@ impl DurableLog {
         keys: Keys,
         recover: bool,
         replay: &mut dyn Replay,
+        tags_kept: usize,
     ) -> Result<(Self, Recovered), DurableError> {
+        let tags_kept = tags_kept.max(1);
         let stream = channel::connect(&addr).await.map_err(|e| {
             DurableError::Unavailable(format!("cannot reach the store at {addr}: {e}"))
         })?;
         let mut conn = Conn::new(stream);
         let keys = Arc::new(keys);
-        let recovered = verify(&mut conn, &keys, recover, replay).await?;
+        let recovered = verify(&mut conn, &keys, recover, replay, tags_kept).await?;
         let (position, tag) = recovered.tail;
+        let tags = recovered.tags.clone();
+        let anchor = recovered.anchor;
         let status = Arc::new(Mutex::new(Status {
             connected: true,
             durable: position,
@@ -150,6 +175,10 @@ impl DurableLog {
             waiters: Vec::new(),
             status: status.clone(),
             halted: None,
+            tags,
+            tags_kept,
+            anchor,
+            reads: HashMap::new(),
         };
         tokio::spawn(task.run(conn));
         Ok((Self { tx, keys, status }, recovered))
@@ -219,16 +248,20 @@ impl DurableLog {
         Ok(SnapshotPoint { position, tag })
     }
 
-    async fn call(&self, request: Request) -> Result<Answer, DurableError> {
+    /// Sends `request` in turn with appends; its answer, a host's refusal included.
+    async fn call_raw(&self, request: Request) -> Result<Answer, DurableError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Call { request, reply })
             .await
             .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
-        let answer = answer
+        answer
             .await
-            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))??;
-        match answer {
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
+    }
+
+    async fn call(&self, request: Request) -> Result<Answer, DurableError> {
+        match self.call_raw(request).await? {
             Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
             other => Ok(other),
         }
@@ -334,6 +367,13 @@ impl DurableLog {
         if let Ok(mut status) = self.status.lock() {
             status.snapshot = Some((revision, point.position));
         }
+        let _ = self
+            .tx
+            .send(Command::Anchor {
+                position: point.position,
+                tag: point.tag,
+            })
+            .await;
         self.truncate_before(point.position + 1).await?;
         if let Answer::Snapshots(ids) = self.call(Request::ListSnapshots).await? {
             let old = ids.len().saturating_sub(SNAPSHOTS_KEPT);
@@ -344,15 +384,85 @@ impl DurableLog {
         Ok(())
     }
 
-    /// Drops records after `position` (a raft follower's conflicting tail), which must not be
-    /// before the last snapshot. The running handle's chain tail is not rewound: reopen the log
-    /// before appending again (issue 17 will keep the tags needed to rewind in place).
-    // Issue 17's openraft storage calls it; today the tests do.
+    /// Drops records after `position` (a raft follower's conflicting tail) and goes on
+    /// appending from there, chained on the record at `position`. Refused while an append
+    /// after `position` is in flight (wait for it first), and for a position older than the
+    /// last [`REPLICA_TAGS_KEPT`] sealed ones or before the last snapshot.
+    // The replicas' sealed raft log calls it; the single-replica path never truncates.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn truncate_after(&self, position: u64) -> Result<(), DurableError> {
-        self.call(Request::TruncateAfter { position })
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Rewind { position, reply })
             .await
-            .map(|_| ())
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
+        match answer
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))??
+        {
+            Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the records at positions `from..=to` back from the host, verified as at start
+    /// (chained from the record before `from` when its tag is still kept, else from the newest
+    /// snapshot), for what is no longer held in memory. They must be durable.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn read(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RecoveredRecord>, DurableError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Read { from, to, reply })
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DurableError::Unavailable("the durable log stopped".into()))?
+    }
+
+    /// Reads the named blob (`None`: the host has none).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, DurableError> {
+        match self
+            .call_raw(Request::GetBlob { name: name.into() })
+            .await?
+        {
+            Answer::Bytes(bytes) => Ok(Some(bytes)),
+            Answer::Error {
+                kind: ErrorKind::NotFound,
+                ..
+            } => Ok(None),
+            Answer::Error { kind, message } => Err(DurableError::from_host(kind, message)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Writes the named blob; returns once the host has it on disk (temporary file, sync,
+    /// rename). It is not ordered after appends still in flight: wait for them first.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn put_blob(&self, name: &str, bytes: Vec<u8>) -> Result<(), DurableError> {
+        self.call(Request::PutBlob {
+            name: name.into(),
+            bytes,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The keys the log seals with (for what is sealed beside it: the replica's vote).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Whether the log's task has stopped (every later call fails).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn stopped(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Drops whole segments before `position` (a snapshot covers them).
@@ -374,6 +484,7 @@ async fn verify(
     keys: &Keys,
     recover: bool,
     replay: &mut dyn Replay,
+    tags_kept: usize,
 ) -> Result<Recovered, DurableError> {
     let protocol = |e: nautilus_wire::storage::FrameError| DurableError::Unavailable(e.to_string());
     let mut dropped = Vec::new();
@@ -409,6 +520,8 @@ async fn verify(
         position: s.position,
     });
     replay.snapshot(snapshot).map_err(DurableError::Replay)?;
+    let anchor = (from - 1, previous);
+    let mut tags = VecDeque::from([anchor]);
     let mut expected = from;
     let mut records = 0u64;
     let mut failure: Option<DurableError> = None;
@@ -452,6 +565,10 @@ async fn verify(
                             records += 1;
                             previous = tag;
                             expected += 1;
+                            if tags.len() >= tags_kept {
+                                tags.pop_front();
+                            }
+                            tags.push_back((position, tag));
                         }
                         Err(e) => {
                             let reason = match e {
@@ -515,10 +632,13 @@ async fn verify(
         .await
         .map_err(protocol)?;
     }
+    tags.retain(|(position, _)| *position <= last_valid);
     Ok(Recovered {
         snapshot: snapshot_at,
         records,
         tail: (last_valid, previous),
+        tags,
+        anchor,
         dropped: (!dropped.is_empty()).then(|| dropped.join("; ")),
     })
 }
@@ -635,6 +755,64 @@ struct Task {
     /// The refusal every append gets until [`Command::Resume`]: appends queued behind a failed
     /// one were chained on it and must not land before it is sent again.
     halted: Option<DurableError>,
+    /// The last `tags_kept` sealed positions and their tags, oldest first.
+    tags: VecDeque<(u64, [u8; TAG])>,
+    tags_kept: usize,
+    /// Where the log on the host verifies from: the newest snapshot's point, or genesis.
+    anchor: (u64, [u8; TAG]),
+    /// Reads in progress, by request id.
+    reads: HashMap<u64, ReadBack>,
+}
+
+/// A read of records back from the host (see [`DurableLog::read`]).
+struct ReadBack {
+    /// The next position the host must send, and the tag it chains on.
+    next: u64,
+    previous: [u8; TAG],
+    from: u64,
+    to: u64,
+    records: Vec<RecoveredRecord>,
+    reply: oneshot::Sender<Result<Vec<RecoveredRecord>, DurableError>>,
+}
+
+impl ReadBack {
+    /// Takes one batch of records the host sent; an error ends the read.
+    fn take(&mut self, keys: &Keys, records: Vec<(u64, Vec<u8>)>) -> Result<(), DurableError> {
+        for (position, sealed) in records {
+            if position > self.to {
+                break;
+            }
+            if position != self.next {
+                return Err(DurableError::tampered(
+                    "wal",
+                    self.next,
+                    format!(
+                        "the host sent record {position} where {} belongs",
+                        self.next
+                    ),
+                ));
+            }
+            let (revision, payload, tag) = keys
+                .open_record(position, &self.previous, &sealed)
+                .map_err(|e| {
+                    DurableError::tampered(
+                        "wal",
+                        position,
+                        format!("the record does not open: {e}"),
+                    )
+                })?;
+            if position >= self.from {
+                self.records.push(RecoveredRecord {
+                    position,
+                    revision,
+                    payload,
+                });
+            }
+            self.previous = tag;
+            self.next += 1;
+        }
+        Ok(())
+    }
 }
 
 impl Task {
@@ -668,6 +846,9 @@ impl Task {
                     self.set_status(|s| s.connected = false);
                     for (_, reply) in self.calls.drain() {
                         let _ = reply.send(Err(DurableError::Unavailable(e.clone())));
+                    }
+                    for (_, read) in self.reads.drain() {
+                        let _ = read.reply.send(Err(DurableError::Unavailable(e.clone())));
                     }
                 }
             }
@@ -811,6 +992,10 @@ impl Task {
                         seal::nonce(),
                     );
                     self.sealed = (position, record.tag);
+                    if self.tags.len() >= self.tags_kept {
+                        self.tags.pop_front();
+                    }
+                    self.tags.push_back(self.sealed);
                     sealed.push(record.bytes);
                     replies.push((position, reply));
                 }
@@ -844,6 +1029,81 @@ impl Task {
             Command::Resume => {
                 self.halted = None;
                 Vec::new()
+            }
+            Command::Read { from, to, reply } => {
+                let start = self
+                    .tags
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| p.checked_add(1) == Some(from))
+                    .copied()
+                    .unwrap_or(self.anchor);
+                if from <= self.anchor.0 || to > self.durable.0 || from > to {
+                    let _ = reply.send(Err(DurableError::Unavailable(format!(
+                        "cannot read records {from}..={to}: the log holds {}..={} durably",
+                        self.anchor.0 + 1,
+                        self.durable.0
+                    ))));
+                    return Vec::new();
+                }
+                let read_id = id();
+                self.reads.insert(
+                    read_id,
+                    ReadBack {
+                        next: start.0 + 1,
+                        previous: start.1,
+                        from,
+                        to,
+                        records: Vec::new(),
+                        reply,
+                    },
+                );
+                vec![Request::ReadLog { from: start.0 + 1 }.encode(read_id)]
+            }
+            Command::Anchor { position, tag } => {
+                self.anchor = (position, tag);
+                Vec::new()
+            }
+            Command::Rewind { position, reply } => {
+                let refuse = |reason: String| Err(DurableError::Unavailable(reason));
+                if position > self.sealed.0 {
+                    let _ = reply.send(refuse(format!(
+                        "cannot cut the log after {position}: it ends at {}",
+                        self.sealed.0
+                    )));
+                    return Vec::new();
+                }
+                if self.in_flight.iter().any(|b| b.last > position) {
+                    let _ = reply.send(refuse(format!(
+                        "cannot cut the log after {position} while appends after it are in flight"
+                    )));
+                    return Vec::new();
+                }
+                let Some(tag) = self
+                    .tags
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| *p == position)
+                    .map(|(_, tag)| *tag)
+                else {
+                    let _ = reply.send(refuse(format!(
+                        "cannot cut the log after {position}: its chain tag is no longer kept"
+                    )));
+                    return Vec::new();
+                };
+                self.tags.retain(|(p, _)| *p <= position);
+                self.sealed = (position, tag);
+                if self.durable.0 > position {
+                    self.durable = (position, tag);
+                }
+                let durable = self.durable.0;
+                self.set_status(|s| {
+                    s.sealed = position;
+                    s.durable = durable;
+                });
+                let call_id = id();
+                self.calls.insert(call_id, reply);
+                vec![Request::TruncateAfter { position }.encode(call_id)]
             }
             Command::Point { reply } => {
                 let _ = reply.send(self.sealed);
@@ -908,6 +1168,8 @@ impl Task {
                 self.halted = Some(error.clone());
                 self.sealed = self.durable;
                 let durable = self.durable.0;
+                self.tags.retain(|(p, _)| *p <= durable);
+                let durable = self.durable.0;
                 self.set_status(|s| {
                     s.sealed = durable;
                     s.failed_appends += 1;
@@ -921,6 +1183,41 @@ impl Task {
                     }
                     .encode(truncate_id),
                 )
+            }
+            Answer::Records { records, .. } if self.reads.contains_key(&id) => {
+                // The host streams to the end of its log: a read ends once it has `to` (the
+                // rest of the stream, under an id no longer known, is dropped below).
+                let done = match self.reads.get_mut(&id) {
+                    Some(read) => match read.take(&self.keys, records) {
+                        Ok(()) if read.next > read.to => Some(Ok(())),
+                        Ok(()) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                    None => None,
+                };
+                if let Some(result) = done
+                    && let Some(read) = self.reads.remove(&id)
+                {
+                    let _ = read.reply.send(result.map(|()| read.records));
+                }
+                None
+            }
+            Answer::LogEnd { .. } | Answer::Error { .. } if self.reads.contains_key(&id) => {
+                if let Some(read) = self.reads.remove(&id) {
+                    let result = match answer {
+                        Answer::Error { kind, message } => {
+                            Err(DurableError::from_host(kind, message))
+                        }
+                        _ if read.next <= read.to => Err(DurableError::tampered(
+                            "wal",
+                            read.next,
+                            format!("the log ends before record {}", read.next),
+                        )),
+                        _ => Ok(read.records),
+                    };
+                    let _ = read.reply.send(result);
+                }
+                None
             }
             other => {
                 if let Some(reply) = self.calls.remove(&id) {
@@ -944,170 +1241,14 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    //! The log against an in-memory host that speaks the real storage frames: what it holds is
-    //! shared with the test, which plays the hostile host by changing it between boots.
+    //! The log against the in-memory host of [`super::super::test_host`], which the tests play
+    //! as a hostile host by changing what it holds between boots.
 
     use std::collections::BTreeMap;
 
-    use nautilus_wire::storage::read_request;
-
     use super::super::Kept;
+    use super::super::test_host::{Host, serve};
     use super::*;
-
-    /// A snapshot on the host: its manifest (once committed) and chunks.
-    type HostSnapshot = (Option<Vec<u8>>, BTreeMap<u32, Vec<u8>>);
-
-    /// What the host holds.
-    #[derive(Default)]
-    struct Host {
-        log: BTreeMap<u64, Vec<u8>>,
-        snapshots: BTreeMap<u64, HostSnapshot>,
-        /// When set, appends fail with this kind (and fence until a truncate).
-        fail_appends: Option<ErrorKind>,
-        fenced: bool,
-    }
-
-    impl Host {
-        fn answer(&mut self, request: Request) -> Vec<Answer> {
-            match request {
-                Request::Append { first, records } => {
-                    if let Some(kind) = self.fail_appends {
-                        self.fenced = true;
-                        return vec![Answer::Error {
-                            kind,
-                            message: "injected".into(),
-                        }];
-                    }
-                    if self.fenced {
-                        return vec![Answer::Error {
-                            kind: ErrorKind::Fenced,
-                            message: "fenced".into(),
-                        }];
-                    }
-                    let next = self.log.keys().next_back().map_or(1, |l| l + 1);
-                    if first != next && !(self.log.is_empty() && first > 0) {
-                        return vec![Answer::Error {
-                            kind: ErrorKind::OutOfOrder,
-                            message: format!("{first} != {next}"),
-                        }];
-                    }
-                    let mut position = first;
-                    for record in records {
-                        self.log.insert(position, record);
-                        position += 1;
-                    }
-                    vec![Answer::Durable {
-                        through: position - 1,
-                    }]
-                }
-                Request::ReadLog { from } => {
-                    let records: Vec<(u64, Vec<u8>)> = self
-                        .log
-                        .range(from..)
-                        .map(|(p, r)| (*p, r.clone()))
-                        .collect();
-                    vec![
-                        Answer::Records {
-                            segment: "00000001.wal".into(),
-                            records,
-                        },
-                        Answer::LogEnd {
-                            first: self.log.keys().next().copied().unwrap_or(0),
-                            last: self.log.keys().next_back().copied().unwrap_or(0),
-                            torn: None,
-                        },
-                    ]
-                }
-                Request::TruncateAfter { position } => {
-                    self.log.retain(|p, _| *p <= position);
-                    self.fenced = false;
-                    vec![Answer::Done]
-                }
-                Request::TruncateBefore { position } => {
-                    self.log.retain(|p, _| *p >= position);
-                    vec![Answer::Done]
-                }
-                Request::PutChunk {
-                    snapshot,
-                    index,
-                    bytes,
-                } => {
-                    self.snapshots
-                        .entry(snapshot)
-                        .or_default()
-                        .1
-                        .insert(index, bytes);
-                    vec![Answer::Done]
-                }
-                Request::CommitSnapshot { snapshot, manifest } => {
-                    self.snapshots.entry(snapshot).or_default().0 = Some(manifest);
-                    vec![Answer::Done]
-                }
-                Request::ListSnapshots => vec![Answer::Snapshots(
-                    self.snapshots
-                        .iter()
-                        .filter(|(_, (m, _))| m.is_some())
-                        .map(|(id, _)| *id)
-                        .collect(),
-                )],
-                Request::GetManifest { snapshot } => {
-                    match self.snapshots.get(&snapshot).and_then(|s| s.0.clone()) {
-                        Some(m) => vec![Answer::Bytes(m)],
-                        None => vec![not_found()],
-                    }
-                }
-                Request::GetChunk { snapshot, index } => {
-                    match self.snapshots.get(&snapshot).and_then(|s| s.1.get(&index)) {
-                        Some(c) => vec![Answer::Bytes(c.clone())],
-                        None => vec![not_found()],
-                    }
-                }
-                Request::DeleteSnapshot { snapshot } => {
-                    self.snapshots.remove(&snapshot);
-                    vec![Answer::Done]
-                }
-                Request::GetBlob { .. } | Request::PutBlob { .. } | Request::AwsCredentials => {
-                    vec![not_found()]
-                }
-            }
-        }
-    }
-
-    fn not_found() -> Answer {
-        Answer::Error {
-            kind: ErrorKind::NotFound,
-            message: "none".into(),
-        }
-    }
-
-    /// Serves `host` on a fresh Unix socket.
-    fn serve(host: Arc<Mutex<Host>>) -> (SinkAddr, tokio::task::JoinHandle<()>) {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "nautilus-durable-test-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&path);
-        let listener = tokio::net::UnixListener::bind(&path).unwrap();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let host = host.clone();
-                tokio::spawn(async move {
-                    let (mut reader, mut writer) = tokio::io::split(stream);
-                    while let Ok(Some((id, request))) = read_request(&mut reader).await {
-                        let answers = host.lock().unwrap().answer(request);
-                        for answer in answers {
-                            if writer.write_all(&answer.encode(id)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        (SinkAddr::Unix(path), task)
-    }
 
     fn keys() -> Keys {
         Keys::derive(&[9; 32], "test")
@@ -1127,7 +1268,8 @@ mod tests {
     ) -> Result<(DurableLog, Booted), DurableError> {
         let (addr, _task) = serve(host.clone());
         let mut kept = Kept::default();
-        let (log, recovered) = DurableLog::open(addr, keys, recover, &mut kept).await?;
+        let (log, recovered) =
+            DurableLog::open(addr, keys, recover, &mut kept, REPLICA_TAGS_KEPT).await?;
         assert_eq!(recovered.records, kept.records.len() as u64);
         assert_eq!(
             recovered.snapshot.map(|s| s.position),
@@ -1462,6 +1604,110 @@ mod tests {
             payloads(&recovered),
             vec![(1, 1, b"r1".to_vec()), (2, 7, b"r2'".to_vec())]
         );
+    }
+
+    #[tokio::test]
+    async fn truncate_after_rewinds_the_running_chain_in_place() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        for i in 1..=4u64 {
+            log.append(i, format!("r{i}").into_bytes()).await.unwrap();
+        }
+        log.truncate_after(2).await.unwrap();
+        assert_eq!(log.status().sealed, 2);
+        assert_eq!(log.append(8, b"r3'".to_vec()).await.unwrap(), 3);
+        // Back to nothing at all, then a whole new chain from the genesis tag.
+        log.truncate_after(0).await.unwrap();
+        assert_eq!(log.append(9, b"s1".to_vec()).await.unwrap(), 1);
+        assert_eq!(log.append(10, b"s2".to_vec()).await.unwrap(), 2);
+        assert!(
+            log.truncate_after(5).await.is_err(),
+            "the log ends before 5"
+        );
+        drop(log);
+        let (log, recovered) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(
+            payloads(&recovered),
+            vec![(1, 9, b"s1".to_vec()), (2, 10, b"s2".to_vec())]
+        );
+        // After a restart the tags of the verified records are known too.
+        log.truncate_after(1).await.unwrap();
+        assert_eq!(log.append(11, b"s2'".to_vec()).await.unwrap(), 2);
+        drop(log);
+        let (_, recovered) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(
+            payloads(&recovered),
+            vec![(1, 9, b"s1".to_vec()), (2, 11, b"s2'".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn blobs_are_written_and_read_back_and_a_missing_one_is_none() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(log.get_blob("raft-vote").await.unwrap(), None);
+        log.put_blob("raft-vote", b"v".to_vec()).await.unwrap();
+        assert_eq!(
+            log.get_blob("raft-vote").await.unwrap(),
+            Some(b"v".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn records_are_read_back_verified_from_a_kept_tag_or_from_the_snapshot() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        for i in 1..=12u64 {
+            log.append(i, format!("r{i}").into_bytes()).await.unwrap();
+        }
+        let read = |from, to| {
+            let log = log.clone();
+            async move {
+                log.read(from, to).await.map(|records| {
+                    records
+                        .into_iter()
+                        .map(|r| (r.position, r.revision, r.payload))
+                        .collect::<Vec<_>>()
+                })
+            }
+        };
+        let want = |from: u64, to: u64| {
+            (from..=to)
+                .map(|i| (i, i, format!("r{i}").into_bytes()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(1, 12).await.unwrap(), want(1, 12));
+        // The tag of 2 is no longer kept (tests keep 8): verified from the start.
+        assert_eq!(read(3, 4).await.unwrap(), want(3, 4));
+        assert_eq!(read(10, 11).await.unwrap(), want(10, 11));
+        assert!(read(11, 13).await.is_err(), "13 was never appended");
+        // A record the host changed is refused, not handed back, whichever read meets it.
+        host.lock().unwrap().log.get_mut(&4).unwrap()[30] ^= 1;
+        assert!(matches!(
+            read(3, 5).await,
+            Err(DurableError::Tampered { position: 4, .. })
+        ));
+        assert!(matches!(
+            read(5, 6).await,
+            Err(DurableError::Tampered { position: 4, .. })
+        ));
+        assert_eq!(read(6, 7).await.unwrap(), want(6, 7), "from the tag of 5");
+        assert_eq!(
+            read(10, 12).await.unwrap(),
+            want(10, 12),
+            "from the tag of 9"
+        );
+        host.lock().unwrap().log.get_mut(&4).unwrap()[30] ^= 1;
+        // After a snapshot at 12 and a restart, reads verify from the snapshot.
+        let point = log.snapshot_point().await.unwrap();
+        log.write_snapshot(point, 12, [b"state".to_vec()])
+            .await
+            .unwrap();
+        log.append(13, b"r13".to_vec()).await.unwrap();
+        drop(log);
+        let (log, _) = boot(&host, keys(), false).await.unwrap();
+        assert_eq!(log.read(13, 13).await.unwrap()[0].payload, b"r13".to_vec());
+        assert!(log.read(12, 13).await.is_err(), "12 is inside the snapshot");
     }
 
     async fn futures_join<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>

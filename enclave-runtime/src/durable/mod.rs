@@ -15,10 +15,12 @@ pub(crate) mod debug;
 mod log;
 pub(crate) mod persist;
 pub(crate) mod seal;
+#[cfg(test)]
+pub(crate) mod test_host;
 
 use nautilus_wire::storage::ErrorKind;
 
-pub(crate) use log::{DurableLog, MAX_RECORD};
+pub(crate) use log::{DurableLog, MAX_RECORD, REPLICA_TAGS_KEPT};
 pub(crate) use persist::Persistence;
 
 /// A connection to the store for start-up requests (the KMS blob, the credentials).
@@ -239,6 +241,10 @@ pub(crate) struct Recovered {
     pub(crate) records: u64,
     /// The last verified position and its tag (where appends continue).
     tail: (u64, [u8; seal::TAG]),
+    /// The tags of the last verified positions (at most `log::TAGS_KEPT`), oldest first.
+    tags: std::collections::VecDeque<(u64, [u8; seal::TAG])>,
+    /// Where the log verifies from: the snapshot's point, or genesis.
+    anchor: (u64, [u8; seal::TAG]),
     /// What `--recover-to-last-valid` dropped, if anything.
     pub(crate) dropped: Option<String>,
 }

@@ -161,6 +161,23 @@ impl Keys {
         Ok((u64::from_be_bytes(revision), payload, tag))
     }
 
+    /// Seals a raft vote (its encoding) for replica `node`: the associated data binds the
+    /// cluster, the node id and the label `vote`, so the blob opens only for that replica
+    /// (a restarted replica has a new id and starts without a vote, design §2.3).
+    // The replicas' sealed raft log calls it; the single-replica path has no vote.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn seal_vote(&self, node: u64, vote: &[u8], nonce: [u8; NONCE]) -> Vec<u8> {
+        let ad = self.context(b"nautilus/raft-vote/v1", &[node], b"vote");
+        seal(&self.log, &ad, vote, nonce)
+    }
+
+    /// Opens a vote sealed for replica `node`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn open_vote(&self, node: u64, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let ad = self.context(b"nautilus/raft-vote/v1", &[node], b"vote");
+        open(&self.log, &ad, sealed)
+    }
+
     /// Seals chunk `index` of snapshot `snapshot`.
     pub(crate) fn seal_chunk(
         &self,
@@ -420,6 +437,23 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_vote_opens_only_for_its_node_and_cluster() {
+        let k = keys("c1");
+        let sealed = k.seal_vote(7, b"term 3 for 7", nonce());
+        assert_eq!(k.open_vote(7, &sealed).unwrap(), b"term 3 for 7");
+        assert_eq!(k.open_vote(8, &sealed).unwrap_err(), SealError::Forged);
+        assert_eq!(
+            keys("c2").open_vote(7, &sealed).unwrap_err(),
+            SealError::Forged
+        );
+        let record = k.seal_record(7, &GENESIS, 0, b"term 3 for 7", nonce());
+        assert!(
+            k.open_vote(7, &record.bytes).is_err(),
+            "a record is not a vote"
+        );
     }
 
     #[test]

@@ -99,7 +99,7 @@ async fn follow(raft: &Raft, core: &ReplicaCore, node: NodeId) {
                     // Never submitted: they can never commit, and the core holds them.
                     tracing::error!(
                         dropped,
-                        "this replica stopped leading with records it never submitted; it must be rebuilt"
+                        "this replica stopped leading with records it never submitted; it rebuilds when the next writer's entry comes"
                     );
                 }
                 tracing::info!(node, "this replica stopped leading");

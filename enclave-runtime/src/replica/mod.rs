@@ -15,16 +15,15 @@
 //! - a snapshot is core's snapshot chunks at an applied entry; installing one rebuilds the
 //!   cluster (`Recovery`) as a follower.
 //!
-//! Replicas reach each other over the attested [`mesh`] (mutual TLS 1.3 whose sessions both
-//! sides' NSM documents are bound to), which [`network::Mesh`] makes openraft's network.
-//!
-//! Not yet here: the sealed log store (tests use [`log_store`]'s `MemLog`), the serving code's
-//! use of all this, the proxies' peer relays, timers on the leader, and the rebuild after a
-//! leader's uncommitted writes were dropped.
+//! The log is [`log_store::SealedLog`], openraft's log and vote on the sealed durable log.
+//! A former leader whose uncommitted writes were dropped rebuilds its cluster from its
+//! snapshot and log. Replicas reach each other over the attested [`mesh`] (mutual TLS 1.3
+//! whose sessions both sides' NSM documents are bound to), which [`network::Mesh`] makes
+//! openraft's network. Not yet here: the serving code's use of all this, the proxies' peer
+//! relays, timers on the leader, and sealed snapshots.
 
 pub(crate) mod driver;
 pub(crate) mod entry;
-#[cfg(test)]
 pub(crate) mod log_store;
 pub(crate) mod mesh;
 pub(crate) mod network;
@@ -64,7 +63,10 @@ impl Replica {
         N: RaftNetworkFactory<Nautilus>,
     {
         let config = Arc::new(types::raft_config()?);
-        let raft = Raft::new(id, config, network, log, ClusterMachine::new(core.clone())).await?;
+        let mut log = log;
+        let reader = log.get_log_reader().await;
+        let machine = ClusterMachine::new(core.clone(), Box::new(reader));
+        let raft = Raft::new(id, config, network, log, machine).await?;
         let driver = tokio::spawn(driver::run(raft.clone(), core.clone(), id));
         Ok(Self { raft, core, driver })
     }

@@ -3,7 +3,16 @@
 //! wrote them (its current writer), which holds them already and only learns that they are
 //! committed. Snapshots are core's snapshot chunks at the applied entry; installing one
 //! rebuilds the cluster through `Recovery` as a follower.
+//!
+//! A former writer whose core holds records that never committed (raft dropped them when a
+//! later leader's entries replaced its own) learns it when another writer's batch comes: it
+//! rebuilds its cluster from its newest snapshot and its own log up to the last applied entry
+//! (design §1.5), as a follower, then applies that batch. The rebuilt cluster's watch ring
+//! replaces the old one, so watch streams end and clients watch again from their last
+//! revision, which was applied and so is in the rebuilt state.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -11,8 +20,8 @@ use nautilus_core::cluster::{Cluster, Record, Recovery};
 use nautilus_core::{Config, UnixTime};
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    AnyError, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    AnyError, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder, Snapshot,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use tokio::sync::watch;
 
@@ -40,6 +49,9 @@ pub(crate) struct Progress {
     /// While this replica writes: its journal entries known committed (its core's
     /// `journaled()` count the last applied batch of its own reached).
     pub(crate) committed_journal: u64,
+    /// Rebuilds after records of this replica's core were dropped: a journal count from
+    /// before one no longer means anything.
+    pub(crate) rebuilds: u64,
 }
 
 /// The cluster a replica serves and what it applied, under one lock.
@@ -62,6 +74,8 @@ pub(crate) struct CoreState {
     pub(crate) visible: u64,
     /// The latest `Batch::at` applied: a new writer's clock never goes back past it.
     pub(crate) last_at: u64,
+    /// Rebuilds since start (see the module documentation).
+    pub(crate) rebuilds: u64,
 }
 
 impl CoreState {
@@ -137,6 +151,7 @@ impl CoreState {
             applied: self.applied,
             revision: self.visible,
             committed_journal: self.committed_journal,
+            rebuilds: self.rebuilds,
         }
     }
 }
@@ -149,9 +164,11 @@ enum ApplyError {
     Core(nautilus_core::Error),
     /// The replay reached another revision than the writer's.
     Revision { replayed: u64, batch: u64 },
-    /// This replica wrote records as a writer that were never committed (a rebuild from the
-    /// applied state is needed: design §1.5, a later slice).
+    /// This replica wrote records as a writer that were never committed: it rebuilds from
+    /// the applied state (design §1.5).
     Diverged { journaled: u64, committed: u64 },
+    /// The rebuild after a divergence failed.
+    Rebuild(String),
 }
 
 impl std::fmt::Display for ApplyError {
@@ -169,6 +186,7 @@ impl std::fmt::Display for ApplyError {
                 f,
                 "this replica journaled {journaled} entries as the writer but only {committed} were committed before another writer's"
             ),
+            Self::Rebuild(m) => write!(f, "rebuilding the applied state failed: {m}"),
         }
     }
 }
@@ -204,6 +222,7 @@ impl ReplicaCore {
                 committed_journal: 0,
                 visible: 0,
                 last_at: 0,
+                rebuilds: 0,
             }),
             config,
             seed,
@@ -239,24 +258,140 @@ impl ReplicaCore {
     }
 
     /// Waits until the writer's first `journaled` journal entries are committed; `false`
-    /// when the state machine stopped first.
+    /// when the state machine stopped first, or rebuilt its cluster (they will never be).
     pub(crate) async fn wait_committed(&self, journaled: u64) -> bool {
         let mut progress = self.progress();
+        let rebuilds = progress.borrow().rebuilds;
         progress
-            .wait_for(|p| p.committed_journal >= journaled)
+            .wait_for(|p| p.committed_journal >= journaled || p.rebuilds != rebuilds)
             .await
-            .is_ok()
+            .is_ok_and(|p| p.rebuilds == rebuilds)
     }
 }
 
-/// The state machine openraft drives: the replica's core, and where its snapshot is.
+/// The future of one read of applied entries.
+type EntriesRead<'a> = Pin<
+    Box<
+        dyn Future<Output = Result<Vec<openraft::Entry<Nautilus>>, StorageError<NodeId>>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Where a rebuild reads the entries applied after the snapshot: the replica's own log.
+pub(crate) trait AppliedEntries: Send + Sync + 'static {
+    /// Entries `from..=to`.
+    fn read(&mut self, from: u64, to: u64) -> EntriesRead<'_>;
+}
+
+impl<R: RaftLogReader<Nautilus>> AppliedEntries for R {
+    fn read(&mut self, from: u64, to: u64) -> EntriesRead<'_> {
+        Box::pin(self.try_get_log_entries(from..=to))
+    }
+}
+
+/// Entries one step of a rebuild reads and replays.
+const REBUILD_STEP_ENTRIES: u64 = 256;
+
+/// The state machine openraft drives: the replica's core, and the log a rebuild reads.
 pub(crate) struct ClusterMachine {
     core: Arc<ReplicaCore>,
+    log: Box<dyn AppliedEntries>,
 }
 
 impl ClusterMachine {
-    pub(crate) fn new(core: Arc<ReplicaCore>) -> Self {
-        Self { core }
+    pub(crate) fn new(core: Arc<ReplicaCore>, log: Box<dyn AppliedEntries>) -> Self {
+        Self { core, log }
+    }
+
+    /// Rebuilds the cluster as a follower from the newest snapshot and the log up to the last
+    /// applied entry (see the module documentation), and swaps it in.
+    async fn rebuild(&mut self) -> Result<(), ApplyError> {
+        let started = std::time::Instant::now();
+        let (applied, visible) = {
+            let state = self.core.lock();
+            (state.applied, state.visible)
+        };
+        let base = self
+            .core
+            .snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|(meta, _)| meta.last_log_id <= applied);
+        let now = crate::server::now();
+        let (mut cluster, mut next) = match base {
+            Some((meta, handle)) => {
+                let mut recovery = Recovery::new(self.core.config.clone(), self.core.seed, now);
+                for chunk in &handle.chunks {
+                    recovery.restore_chunk(chunk).map_err(ApplyError::Core)?;
+                }
+                let cluster = recovery.finish_following().map_err(ApplyError::Core)?;
+                (cluster, meta.last_log_id.map_or(0, |l| l.index + 1))
+            }
+            None => (
+                Cluster::follower(self.core.config.clone(), self.core.seed, now),
+                0,
+            ),
+        };
+        let replayed_from = next;
+        if let Some(last) = applied.map(|l| l.index) {
+            while next <= last {
+                let to = last.min(next.saturating_add(REBUILD_STEP_ENTRIES - 1));
+                let entries = self
+                    .log
+                    .read(next, to)
+                    .await
+                    .map_err(|e| ApplyError::Rebuild(e.to_string()))?;
+                for entry in &entries {
+                    if entry.log_id.index != next {
+                        return Err(ApplyError::Rebuild(format!(
+                            "the log gave entry {} where {next} belongs",
+                            entry.log_id.index
+                        )));
+                    }
+                    if let EntryPayload::Normal(batch) = &entry.payload {
+                        for bytes in &batch.records {
+                            let record = Record::decode(bytes).map_err(ApplyError::Core)?;
+                            cluster.replay_record(&record).map_err(ApplyError::Core)?;
+                        }
+                    }
+                    next += 1;
+                }
+                if next <= to {
+                    return Err(ApplyError::Rebuild(format!(
+                        "the log no longer holds applied entry {next}"
+                    )));
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let revision = cluster.store().revision();
+        if revision != visible {
+            return Err(ApplyError::Revision {
+                replayed: revision,
+                batch: visible,
+            });
+        }
+        let mut state = self.core.lock();
+        if state.applied != applied {
+            return Err(ApplyError::Rebuild(
+                "entries were applied during the rebuild".into(),
+            ));
+        }
+        // The old cluster's watch streams end with it (its ring is no longer written).
+        state.cluster = cluster;
+        state.writer = None;
+        state.committed_journal = 0;
+        state.rebuilds = state.rebuilds.saturating_add(1);
+        self.core.publish(&state);
+        tracing::warn!(
+            revision,
+            entries = next.saturating_sub(replayed_from),
+            millis = started.elapsed().as_millis() as u64,
+            "this replica's core held writes that were never committed; rebuilt from its snapshot and log"
+        );
+        Ok(())
     }
 }
 
@@ -286,13 +421,16 @@ impl RaftStateMachine<Nautilus> for ClusterMachine {
     {
         let mut out = Vec::new();
         let mut entries = entries.into_iter().peekable();
-        while entries.peek().is_some() {
+        // An entry to apply again once the cluster is rebuilt.
+        let mut again: Option<openraft::Entry<Nautilus>> = None;
+        while again.is_some() || entries.peek().is_some() {
+            let mut diverged = None;
             {
                 // A step of entries under the lock: requests get it between steps.
                 let mut state = self.core.lock();
                 let mut replayed = 0usize;
                 while replayed < APPLY_STEP_RECORDS {
-                    let Some(entry) = entries.next() else {
+                    let Some(entry) = again.take().or_else(|| entries.next()) else {
                         break;
                     };
                     if let EntryPayload::Normal(batch) = &entry.payload {
@@ -301,6 +439,11 @@ impl RaftStateMachine<Nautilus> for ClusterMachine {
                     replayed = replayed.saturating_add(1);
                     match state.apply_entry(&entry) {
                         Ok(applied) => out.push(applied),
+                        Err(e @ ApplyError::Diverged { .. }) => {
+                            tracing::warn!(error = %e, log_id = %entry.log_id, "rebuilding before applying another writer's entry");
+                            diverged = Some(entry);
+                            break;
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, log_id = %entry.log_id, "a replicated entry cannot be applied; this replica stops");
                             // What was applied before it is published.
@@ -311,7 +454,13 @@ impl RaftStateMachine<Nautilus> for ClusterMachine {
                 }
                 self.core.publish(&state);
             }
-            if entries.peek().is_some() {
+            if let Some(entry) = diverged {
+                if let Err(e) = self.rebuild().await {
+                    tracing::error!(error = %e, log_id = %entry.log_id, "this replica stops");
+                    return Err(apply_error(entry.log_id, &e));
+                }
+                again = Some(entry);
+            } else if entries.peek().is_some() {
                 tokio::task::yield_now().await;
             }
         }
