@@ -23,8 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// unresponsive.
 pub(crate) const SLOW_WATCHER_GRACE: Duration = Duration::from_secs(5);
 
-/// Bytes held in flight, all clients together.
-#[derive(Debug)]
+/// Bytes held in flight, all clients together (a clone shares them).
+#[derive(Debug, Clone)]
 pub(crate) struct Budget {
     permits: Arc<Semaphore>,
     limit: usize,

@@ -8,9 +8,14 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue};
+use nautilus_core::api::render::JsonChunks;
 use nautilus_core::api::{ApiResponse, openapi};
 
-use crate::budget::{Chunk, Held};
+use crate::budget::{Budget, Chunk, Held};
+
+/// How much of a large JSON LIST is encoded at a time: hyper sends each piece while the next
+/// is encoded, and no more than a few pieces are held at once.
+pub(crate) const LIST_PIECE: usize = 256 * 1024;
 
 /// A response body: complete bytes, or a watch stream's chunks, each holding its share of the
 /// in-flight budget until hyper has written it.
@@ -21,6 +26,27 @@ pub(crate) enum ResponseBody {
     Watch(Box<crate::watch_stream::WatchBody>),
     /// A kubelet's streamed answer (`kubectl logs`), polled by hyper.
     Kubelet(Box<crate::kubelet::KubeletBody>),
+    /// A large JSON LIST, encoded a piece at a time as hyper asks for more.
+    List(Box<ListBody>),
+}
+
+/// A JSON LIST's pieces, each holding its share of the in-flight budget until written.
+pub(crate) struct ListBody {
+    chunks: JsonChunks,
+    budget: Budget,
+    len: Option<u64>,
+}
+
+impl ListBody {
+    fn poll_frame(&mut self) -> Poll<Option<Result<Frame<Chunk>, Infallible>>> {
+        let Some(piece) = self.chunks.next_chunk(LIST_PIECE) else {
+            return Poll::Ready(None);
+        };
+        // Like a watch frame: when the budget is full the piece still goes (hyper's buffer
+        // bounds what one connection holds; the refusal was at the start).
+        let held = self.budget.try_take(piece.len()).unwrap_or_default();
+        Poll::Ready(Some(Ok(Frame::data(Chunk::new(Bytes::from(piece), held)))))
+    }
 }
 
 impl ResponseBody {
@@ -42,6 +68,7 @@ impl Body for ResponseBody {
             Self::Full(chunk) => Poll::Ready(chunk.take().map(|c| Ok(Frame::data(c)))),
             Self::Watch(body) => body.poll_frame(cx),
             Self::Kubelet(body) => body.poll_frame(cx),
+            Self::List(body) => body.poll_frame(),
         }
     }
 
@@ -55,8 +82,29 @@ impl Body for ResponseBody {
             Self::Full(None) => SizeHint::with_exact(0),
             Self::Watch(_) => SizeHint::default(),
             Self::Kubelet(body) => body.size_hint(),
+            Self::List(body) => body
+                .len
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
         }
     }
+}
+
+/// The answer to a JSON LIST sent in pieces, with the headers the whole body would have had
+/// (its `Content-Length` too when its length is known up front).
+pub(crate) fn list_in_pieces(chunks: JsonChunks, budget: Budget) -> hyper::Response<ResponseBody> {
+    let len = chunks.body_len().map(|l| l as u64);
+    let mut out = with_body(
+        200,
+        nautilus_core::api::request::JSON,
+        &[],
+        Chunk::from(Bytes::new()),
+    );
+    *out.body_mut() = ResponseBody::List(Box::new(ListBody {
+        chunks,
+        budget,
+        len,
+    }));
+    out
 }
 
 /// The hyper response for a core response.

@@ -69,6 +69,8 @@ mod priority_tests;
 #[cfg(test)]
 mod rbac_tests;
 #[cfg(test)]
+mod render_tests;
+#[cfg(test)]
 mod revision_tests;
 #[cfg(test)]
 mod service_account_admission_tests;

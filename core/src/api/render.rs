@@ -24,6 +24,56 @@ pub enum ListFormat {
     Metadata(MetadataView),
 }
 
+/// What ends a JSON LIST.
+const JSON_TAIL: &[u8] = b"]}";
+
+/// A JSON LIST page encoded piece by piece ([`ListRender::json_chunks`]).
+#[derive(Debug)]
+pub struct JsonChunks {
+    render: ListRender,
+    /// The next item to encode.
+    next: usize,
+    head_done: bool,
+    done: bool,
+}
+
+impl JsonChunks {
+    /// The whole body's length, when the items are served as stored (no conversion to another
+    /// version), so the answer can carry a `Content-Length` as the whole body would.
+    pub fn body_len(&self) -> Option<usize> {
+        if self.render.custom.is_some() || self.render.view.is_some() {
+            return None;
+        }
+        let mut head = Vec::new();
+        self.render.json_head(&mut head);
+        let items: usize = self.render.items.iter().map(|o| o.json.len()).sum();
+        let commas = self.render.items.len().saturating_sub(1);
+        Some(head.len() + items + commas + JSON_TAIL.len())
+    }
+
+    /// The next piece, at least `chunk_bytes` long unless it is the last (one item past it at
+    /// most); `None` once the body is complete.
+    pub fn next_chunk(&mut self, chunk_bytes: usize) -> Option<Vec<u8>> {
+        if self.done {
+            return None;
+        }
+        let mut out = Vec::with_capacity(chunk_bytes.saturating_add(4096));
+        if !self.head_done {
+            self.render.json_head(&mut out);
+            self.head_done = true;
+        }
+        while self.next < self.render.items.len() && out.len() < chunk_bytes {
+            self.render.json_item(self.next, &mut out);
+            self.next += 1;
+        }
+        if self.next >= self.render.items.len() {
+            out.extend_from_slice(JSON_TAIL);
+            self.done = true;
+        }
+        Some(out)
+    }
+}
+
 /// One captured LIST page, ready to encode.
 #[derive(Debug)]
 pub struct ListRender {
@@ -44,6 +94,12 @@ impl ListRender {
     /// Objects in the page.
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// Whether the page is encoded as JSON (a `<Kind>List`), which [`Self::json_chunks`] can
+    /// encode in pieces.
+    pub fn is_json(&self) -> bool {
+        self.format == ListFormat::Json
     }
 
     /// Whether the page is empty.
@@ -97,6 +153,18 @@ impl ListRender {
     }
 
     fn json(&self) -> Vec<u8> {
+        let mut body =
+            Vec::with_capacity(self.items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
+        self.json_head(&mut body);
+        for i in 0..self.items.len() {
+            self.json_item(i, &mut body);
+        }
+        body.extend_from_slice(JSON_TAIL);
+        body
+    }
+
+    /// `{"kind":…,"apiVersion":…,"metadata":{…},"items":[`.
+    fn json_head(&self, body: &mut Vec<u8>) {
         let (list_kind, api_version) = match &self.custom {
             Some(served) => (served.definition.list_kind.clone(), served.api_version()),
             None => {
@@ -107,29 +175,46 @@ impl ListRender {
                 )
             }
         };
-        let mut body =
-            Vec::with_capacity(self.items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
         body.extend_from_slice(b"{\"kind\":\"");
         body.extend_from_slice(list_kind.as_bytes());
         body.extend_from_slice(b"\",\"apiVersion\":\"");
         body.extend_from_slice(api_version.as_bytes());
         body.extend_from_slice(b"\",\"metadata\":");
-        self.metadata(&mut body);
+        self.metadata(body);
         body.extend_from_slice(b",\"items\":[");
-        for (i, object) in self.items.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            match &self.custom {
-                Some(served) => body.extend_from_slice(&super::custom::view_bytes(served, object)),
-                None => match self.view {
-                    Some(view) => body.extend_from_slice(&view.bytes_to_view(&object.json.bytes())),
-                    None => object.json.append_to(&mut body),
-                },
-            }
+    }
+
+    /// Item `i`, after a comma unless it is the first.
+    fn json_item(&self, i: usize, body: &mut Vec<u8>) {
+        let Some(object) = self.items.get(i) else {
+            return;
+        };
+        if i > 0 {
+            body.push(b',');
         }
-        body.extend_from_slice(b"]}");
-        body
+        match &self.custom {
+            Some(served) => body.extend_from_slice(&super::custom::view_bytes(served, object)),
+            None => match self.view {
+                Some(view) => body.extend_from_slice(&view.bytes_to_view(&object.json.bytes())),
+                None => object.json.append_to(body),
+            },
+        }
+    }
+
+    /// The JSON form in pieces (`Err(self)` for another format), so the runtime can send the
+    /// first bytes while it encodes the rest: a large LIST's encoding then overlaps its
+    /// transfer, and no more than a few pieces are held at once instead of the whole body.
+    #[allow(clippy::result_large_err)]
+    pub fn json_chunks(self) -> Result<JsonChunks, Self> {
+        if self.format != ListFormat::Json {
+            return Err(self);
+        }
+        Ok(JsonChunks {
+            render: self,
+            next: 0,
+            head_done: false,
+            done: false,
+        })
     }
 
     fn table(&self, include: IncludeObject) -> Vec<u8> {
