@@ -280,6 +280,46 @@ pub(crate) async fn read_head<R: AsyncRead + Unpin>(
         .ok_or_else(|| io::Error::other("short frame head"))
 }
 
+/// The next client frame's head, waiting at most `idle`; `Err` says why the client side ended
+/// (a malformed head is answered with a protocol-error close first).
+pub(crate) async fn next_client_head<R, W>(
+    client: &mut R,
+    writer: &tokio::sync::Mutex<Writer<W>>,
+    idle: std::time::Duration,
+) -> Result<Head, &'static str>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(idle, read_head(client)).await {
+        Err(_) => Err("idle"),
+        Ok(Err(_) | Ok(None)) => Err("the client ended"),
+        Ok(Ok(Some(Err(_)))) => {
+            let _ = writer.lock().await.close(PROTOCOL_ERROR).await;
+            Err("a protocol error")
+        }
+        Ok(Ok(Some(Ok(head)))) => Ok(head),
+    }
+}
+
+/// The next piece of `head`'s payload after the `*offset` bytes already read: at most
+/// `buf.len()` bytes, unmasked; `offset` moves past it. `None` when the client ended.
+pub(crate) async fn read_payload<'b, R: AsyncRead + Unpin>(
+    client: &mut R,
+    head: &Head,
+    offset: &mut u64,
+    buf: &'b mut [u8],
+) -> Option<&'b mut [u8]> {
+    let n = usize::try_from(head.len.saturating_sub(*offset))
+        .unwrap_or(usize::MAX)
+        .min(buf.len());
+    let data = buf.get_mut(..n)?;
+    client.read_exact(data).await.ok()?;
+    unmask(head.mask, *offset, data);
+    *offset += n as u64;
+    Some(data)
+}
+
 /// The server's side of a connection's writes: frames go out whole, and at most one close.
 pub(crate) struct Writer<W> {
     io: W,

@@ -516,24 +516,16 @@ where
     let mut message = Message::None;
     let mut stdin_open = streams.stdin.is_some();
     let reason = 'frames: loop {
-        let head = match tokio::time::timeout(IDLE, ws::read_head(&mut client)).await {
-            Err(_) => break "idle",
-            Ok(Err(_) | Ok(None)) => break "the client ended",
-            Ok(Ok(Some(Err(_)))) => {
-                let _ = client_write.lock().await.close(ws::PROTOCOL_ERROR).await;
-                break "a protocol error";
-            }
-            Ok(Ok(Some(Ok(head)))) => head,
+        let head = match ws::next_client_head(&mut client, &client_write, IDLE).await {
+            Ok(head) => head,
+            Err(ended) => break ended,
         };
         if head.is_control() {
-            let n = usize::try_from(head.len).unwrap_or(0);
-            let Some(payload) = chunk.get_mut(..n) else {
-                break "a protocol error";
-            };
-            if client.read_exact(payload).await.is_err() {
+            // Whole: a control payload is at most 125 bytes and `chunk` holds at least that.
+            let Some(payload) = ws::read_payload(&mut client, &head, &mut 0, &mut chunk).await
+            else {
                 break "the client ended";
-            }
-            ws::unmask(head.mask, 0, payload);
+            };
             match head.opcode {
                 ws::PING => {
                     let _ = client_write.lock().await.send(ws::PONG, &[payload]).await;
@@ -557,17 +549,10 @@ where
         }
         let mut offset = 0u64;
         while offset < head.len {
-            let n = usize::try_from(head.len - offset)
-                .unwrap_or(usize::MAX)
-                .min(chunk.len());
-            let Some(data) = chunk.get_mut(..n) else {
-                break 'frames "a protocol error";
-            };
-            if client.read_exact(data).await.is_err() {
+            let Some(data) = ws::read_payload(&mut client, &head, &mut offset, &mut chunk).await
+            else {
                 break 'frames "the client ended";
-            }
-            ws::unmask(head.mask, offset, data);
-            offset += n as u64;
+            };
             let mut data: &[u8] = data;
             if message == Message::Start
                 && let Some((&channel, rest)) = data.split_first()

@@ -193,28 +193,16 @@ where
 {
     let mut chunk = vec![0u8; buffer.max(ws::MAX_CONTROL_PAYLOAD)];
     let ended = 'frames: loop {
-        let head = match tokio::time::timeout(IDLE, ws::read_head(&mut client)).await {
-            Err(_) => break "idle",
-            Ok(Err(_) | Ok(None)) => break "the client ended",
-            Ok(Ok(Some(Err(_)))) => {
-                let _ = client_write.lock().await.close(ws::PROTOCOL_ERROR).await;
-                break "a protocol error";
-            }
-            Ok(Ok(Some(Ok(head)))) => head,
+        let head = match ws::next_client_head(&mut client, &client_write, IDLE).await {
+            Ok(head) => head,
+            Err(ended) => break ended,
         };
         let mut offset = 0u64;
         while offset < head.len || (head.is_control() && offset == 0) {
-            let n = usize::try_from(head.len - offset)
-                .unwrap_or(usize::MAX)
-                .min(chunk.len());
-            let Some(data) = chunk.get_mut(..n) else {
-                break 'frames "a protocol error";
-            };
-            if client.read_exact(data).await.is_err() {
+            let Some(data) = ws::read_payload(&mut client, &head, &mut offset, &mut chunk).await
+            else {
                 break 'frames "the client ended";
-            }
-            ws::unmask(head.mask, offset, data);
-            offset += n as u64;
+            };
             match head.opcode {
                 ws::PING => {
                     let _ = client_write.lock().await.send(ws::PONG, &[data]).await;
