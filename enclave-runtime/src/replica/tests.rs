@@ -185,6 +185,37 @@ async fn start(network: &ChannelNetwork, id: NodeId) -> Replica {
     replica
 }
 
+/// Makes replicas 1..=n (in this order in `replicas`) one cluster of voters.
+async fn initialize(replicas: &[Replica]) {
+    let members: BTreeMap<NodeId, Member> = (1..=replicas.len() as NodeId)
+        .map(|id| (id, member(id as u8 - 1)))
+        .collect();
+    replicas[0].raft.initialize(members).await.unwrap();
+}
+
+/// Three replicas 1..=3 on in-memory logs, one cluster.
+async fn three_in_memory(network: &ChannelNetwork) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start(network, id).await);
+    }
+    initialize(&replicas).await;
+    replicas
+}
+
+type TestHost = Arc<Mutex<crate::durable::test_host::Host>>;
+
+/// Three replicas 1..=3 on sealed logs, each in its own in-memory host, one cluster.
+async fn three_on_sealed_logs(network: &ChannelNetwork) -> (Vec<TestHost>, Vec<Replica>) {
+    let hosts: Vec<TestHost> = (0..3).map(|_| TestHost::default()).collect();
+    let mut replicas = Vec::new();
+    for id in 1..=3 {
+        replicas.push(start_sealed(network, id, &hosts[id as usize - 1]).await);
+    }
+    initialize(&replicas).await;
+    (hosts, replicas)
+}
+
 /// Replica `id` on a sealed log in `host` (the in-memory host speaking the storage frames).
 async fn start_sealed(
     network: &ChannelNetwork,
@@ -212,15 +243,7 @@ async fn start_sealed(
 async fn on_sealed_logs_a_restarted_replica_rejoins_under_a_new_id_and_catches_up() {
     let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
-    let hosts: Vec<_> = (0..3)
-        .map(|_| Arc::new(Mutex::new(crate::durable::test_host::Host::default())))
-        .collect();
-    let mut replicas = Vec::new();
-    for id in 1..=3 {
-        replicas.push(start_sealed(&network, id, &hosts[id as usize - 1]).await);
-    }
-    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
-    replicas[0].raft.initialize(members).await.unwrap();
+    let (hosts, mut replicas) = three_on_sealed_logs(&network).await;
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     create_config_maps(&replicas[first], "first", 200).await;
     let followers: Vec<&Replica> = (0..3)
@@ -314,15 +337,7 @@ async fn a_write_commits_once_a_majority_of_hosts_synced_it_and_a_leader_whose_h
  {
     let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
-    let hosts: Vec<_> = (0..3)
-        .map(|_| Arc::new(Mutex::new(crate::durable::test_host::Host::default())))
-        .collect();
-    let mut replicas = Vec::new();
-    for id in 1..=3 {
-        replicas.push(start_sealed(&network, id, &hosts[id as usize - 1]).await);
-    }
-    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
-    replicas[0].raft.initialize(members).await.unwrap();
+    let (hosts, replicas) = three_on_sealed_logs(&network).await;
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     let leader = &replicas[first];
     create_config_maps(leader, "first", 5).await;
@@ -460,12 +475,7 @@ async fn a_write_commits_once_a_majority_of_hosts_synced_it_and_a_leader_whose_h
 async fn three_replicas_agree_fail_over_above_a_gap_and_a_learner_catches_up() {
     let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
-    let mut replicas = Vec::new();
-    for id in 1..=3 {
-        replicas.push(start(&network, id).await);
-    }
-    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
-    replicas[0].raft.initialize(members).await.unwrap();
+    let mut replicas = three_in_memory(&network).await;
 
     // 500 creates on the leader; the followers replay them and agree byte for byte.
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
@@ -585,15 +595,7 @@ async fn a_leader_cut_off_never_shows_its_uncommitted_writes_and_rebuilds_from_i
  {
     let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
-    let hosts: Vec<_> = (0..3)
-        .map(|_| Arc::new(Mutex::new(crate::durable::test_host::Host::default())))
-        .collect();
-    let mut replicas = Vec::new();
-    for id in 1..=3 {
-        replicas.push(start_sealed(&network, id, &hosts[id as usize - 1]).await);
-    }
-    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
-    replicas[0].raft.initialize(members).await.unwrap();
+    let (_hosts, mut replicas) = three_on_sealed_logs(&network).await;
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     let old = replicas.remove(first);
     create_config_maps(&old, "snapshotted", 10).await;
@@ -709,12 +711,7 @@ async fn a_leader_cut_off_never_shows_its_uncommitted_writes_and_rebuilds_from_i
 async fn a_former_leaders_entries_committed_in_a_later_term_are_applied_once() {
     let _serial = SERIAL.lock().await;
     let network = ChannelNetwork::default();
-    let mut replicas = Vec::new();
-    for id in 1..=3 {
-        replicas.push(start(&network, id).await);
-    }
-    let members: BTreeMap<NodeId, Member> = (1..=3).map(|id| (id, member(id as u8 - 1))).collect();
-    replicas[0].raft.initialize(members).await.unwrap();
+    let mut replicas = three_in_memory(&network).await;
     let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
     let old = replicas.remove(first);
     create_config_maps(&old, "before", 10).await;
