@@ -289,6 +289,12 @@ impl EventTtl {
     }
 }
 
+/// Whether `store` still holds event `key` at the version `revision` wrote (a queued write no
+/// later write replaced).
+fn written_last(store: &crate::store::Store) -> impl Fn(&ObjectKey, u64) -> bool + '_ {
+    |key, revision| store.get(key).is_some_and(|o| o.revision == revision)
+}
+
 impl Cluster {
     /// Records a committed write of an event in the ledger, and compacts its queue when due
     /// (amortised: a compaction walks a queue at least half of which it drops).
@@ -305,9 +311,7 @@ impl Cluster {
         self.event_ttl
             .written(key, revision, created, now, ttl, bytes, writer);
         if self.event_ttl.wants_compaction() {
-            let store = &self.store;
-            self.event_ttl
-                .compact(|k, r| store.get(k).is_some_and(|o| o.revision == r));
+            self.event_ttl.compact(written_last(&self.store));
         }
     }
 
@@ -315,11 +319,7 @@ impl Cluster {
     /// stays due, so `poll_timeout` asks for the next call at once).
     pub(crate) fn expire_events(&mut self, now: UnixTime) {
         for _ in 0..EXPIRE_BATCH {
-            let store = &self.store;
-            let Some(key) = self
-                .event_ttl
-                .next_due(now, |k, r| store.get(k).is_some_and(|o| o.revision == r))
-            else {
+            let Some(key) = self.event_ttl.next_due(now, written_last(&self.store)) else {
                 return;
             };
             let event = self.store.get(&key).and_then(|object| {
