@@ -7,7 +7,6 @@
 //! answer's status; [`refused_requests`] reads the non-2xx ones back.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::DevCluster;
+use crate::logged::LoggedChild;
 use crate::peers;
 use crate::simulator::Worker;
 
@@ -131,11 +131,10 @@ pub fn write_key_file(path: &Path, secret: &[u8; 32]) -> std::io::Result<()> {
 
 /// One hollow kubelet process; killed (SIGKILL) on drop.
 pub struct HollowKubelet {
-    child: Mutex<Child>,
+    /// The process; its log is klog at `-v=6`.
+    process: LoggedChild,
     /// The node it runs as.
     pub node: String,
-    /// Its log file (klog at `-v=6`).
-    pub log: PathBuf,
 }
 
 impl HollowKubelet {
@@ -182,56 +181,45 @@ impl HollowKubelet {
         extra: &[String],
     ) -> std::io::Result<Self> {
         let log = workspace.path().join(format!("{node}.log"));
-        let out = File::create(&log)?;
-        let err = out.try_clone()?;
         let port = crate::free_port();
-        let child = Command::new(kubemark)
-            .args([
-                "--morph=kubelet",
-                &format!("--name={node}"),
-                &format!("--kubeconfig={}", kubeconfig.display()),
-                &format!("--kubelet-port={port}"),
-                "--kubelet-read-only-port=0",
-                "--use-host-image-service=false",
-                "--v=6",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()?;
-        Ok(Self {
-            child: Mutex::new(child),
-            node: node.to_string(),
+        let process = LoggedChild::spawn(
+            Command::new(kubemark)
+                .args([
+                    "--morph=kubelet",
+                    &format!("--name={node}"),
+                    &format!("--kubeconfig={}", kubeconfig.display()),
+                    &format!("--kubelet-port={port}"),
+                    "--kubelet-read-only-port=0",
+                    "--use-host-image-service=false",
+                    "--v=6",
+                ])
+                .args(extra),
             log,
+        )?;
+        Ok(Self {
+            process,
+            node: node.to_string(),
         })
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.lock().expect("child lock").id()
+        self.process.pid()
     }
 
     /// Whether it has exited, and how.
     pub fn exited(&self) -> Option<std::process::ExitStatus> {
-        self.child
-            .lock()
-            .expect("child lock")
-            .try_wait()
-            .ok()
-            .flatten()
+        self.process.exited()
     }
 
     /// `kill -9`, as a machine losing power, and waits for it.
     pub fn kill(&self) {
-        let mut child = self.child.lock().expect("child lock");
-        let _ = child.kill();
-        let _ = child.wait();
+        self.process.kill();
     }
 
     /// Its log so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     /// The last `n` lines of its log.

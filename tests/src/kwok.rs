@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::DevCluster;
 use crate::client::{Connection, tls_config};
+use crate::logged::LoggedChild;
 use crate::procfs;
 use crate::scrape::{Histogram, Scrape};
 use crate::simulator::WatchStream;
@@ -34,9 +35,8 @@ pub fn binary() -> Result<Option<PathBuf>, crate::peers::PeerError> {
 
 /// One `kwok` process; killed on drop.
 pub struct Kwok {
-    child: Mutex<Child>,
-    /// Its log (JSON lines).
-    pub log: PathBuf,
+    /// The process; its log is JSON lines.
+    process: LoggedChild,
     _dir: tempfile::TempDir,
 }
 
@@ -65,42 +65,30 @@ impl Kwok {
             ),
         )?;
         let log = dir.path().join("kwok.log");
-        let out = std::fs::File::create(&log)?;
-        let err = out.try_clone()?;
-        let child = Command::new(binary)
-            .arg(format!("--config={}", config.display()))
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!("--v={}", if verbose { "INFO" } else { "WARN" }))
-            .env("HOME", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()?;
-        Ok(Self {
-            child: Mutex::new(child),
+        let process = LoggedChild::spawn(
+            Command::new(binary)
+                .arg(format!("--config={}", config.display()))
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .arg(format!("--v={}", if verbose { "INFO" } else { "WARN" }))
+                .env("HOME", dir.path()),
             log,
-            _dir: dir,
-        })
+        )?;
+        Ok(Self { process, _dir: dir })
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.lock().expect("child lock").id()
+        self.process.pid()
     }
 
     /// Whether it has exited, and how.
     pub fn exited(&self) -> Option<std::process::ExitStatus> {
-        self.child
-            .lock()
-            .expect("child lock")
-            .try_wait()
-            .ok()
-            .flatten()
+        self.process.exited()
     }
 
     /// Its log so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.logs()
     }
 
     /// Its `ERROR` lines, each as `msg: err` (with the pod or node it names).
@@ -115,14 +103,6 @@ impl Kwok {
                 format!("{} [{}]: {}", field("msg"), object.trim(), field("err"))
             })
             .collect()
-    }
-}
-
-impl Drop for Kwok {
-    fn drop(&mut self) {
-        let mut child = self.child.lock().expect("child lock");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

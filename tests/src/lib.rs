@@ -6,6 +6,7 @@ pub mod capture;
 pub mod client;
 pub mod kubemark;
 pub mod kwok;
+pub mod logged;
 pub mod peers;
 pub mod pki;
 pub mod procfs;
