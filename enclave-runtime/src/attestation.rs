@@ -199,7 +199,12 @@ pub(crate) async fn answer(
             // failing check is answered with the check list, as kube-apiserver does.
             let sui =
                 (path == "/readyz").then(|| shared.lock().sui_readiness(crate::server::now()));
-            let failing = matches!(sui, Some(Err(_)));
+            let failing = matches!(sui, Some(Err(_)))
+                || (path == "/readyz"
+                    && shared
+                        .replicated
+                        .as_ref()
+                        .is_some_and(|r| !r.check_line().1));
             (failing || has_param(query, "verbose")).then(|| verbose_health(shared, path, sui))
         }
         _ => None,
@@ -253,7 +258,7 @@ fn verbose_health(
         "[+]nsm ok".to_string()
     };
     let endpoint = path.trim_start_matches('/');
-    let (sui_line, ready) = match &sui {
+    let (sui_line, sui_ready) = match &sui {
         None => (String::new(), true),
         Some(Ok(detail)) => (format!("[+]sui-stake-registry ok: {detail}\n"), true),
         Some(Err(detail)) => (format!("[-]sui-stake-registry failed: {detail}\n"), false),
@@ -264,9 +269,19 @@ fn verbose_health(
         let (line, _ok) = log.status().check_line();
         format!("{line}\n")
     });
+    // A replica serves once it leads or follows a known leader (issue 17).
+    let (replica_line, replica_ready) =
+        shared
+            .replicated
+            .as_ref()
+            .map_or((String::new(), true), |r| {
+                let (line, ok) = r.check_line();
+                (format!("{line}\n"), ok)
+            });
+    let ready = sui_ready && (replica_ready || path != "/readyz");
     let verdict = if ready { "passed" } else { "failed" };
     let text = format!(
-        "[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{sui_line}{durable_line}{endpoint} check {verdict}\n"
+        "[+]ping ok\n[+]log ok\n[+]etcd ok\n{nsm_line}\n{sui_line}{durable_line}{replica_line}{endpoint} check {verdict}\n"
     );
     let mut response = hyper::Response::new(ResponseBody::full(text));
     if !ready {

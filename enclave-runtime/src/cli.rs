@@ -429,6 +429,34 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub kms_accept_plaintext: bool,
 
+    /// This replica's slot when several enclave replicas keep the cluster (issue 17): writes
+    /// go to the elected leader, every replica serves. Needs `--storage`, `--replica-listen`
+    /// and `--replica-peer`. An untrusted routing label: peers are admitted by attestation.
+    #[arg(long, env = "NAUTILUS_REPLICA_SLOT", requires_all = ["replica_listen", "storage"])]
+    pub replica_slot: Option<u8>,
+
+    /// Where this replica's peers reach it: `unix:PATH` or `vsock:PORT`.
+    #[arg(long, env = "NAUTILUS_REPLICA_LISTEN", value_parser = parse_listen)]
+    pub replica_listen: Option<ListenAddr>,
+
+    /// Every replica's peer address (`unix:PATH`), in slot order, this one's included;
+    /// repeatable.
+    #[arg(
+        long = "replica-peer",
+        env = "NAUTILUS_REPLICA_PEERS",
+        value_delimiter = ','
+    )]
+    pub replica_peers: Vec<String>,
+
+    /// Start a new replicated cluster with this replica as its only voter, when its store
+    /// holds no replica log yet (the others join it). Give it to one replica, once.
+    #[arg(long, env = "NAUTILUS_REPLICA_BOOTSTRAP")]
+    pub replica_bootstrap: bool,
+
+    /// Admit peers whose attestation comes from the SIMULATED NSM (development only).
+    #[arg(long, env = "NAUTILUS_ALLOW_SIMULATED_PEERS")]
+    pub allow_simulated_peers: bool,
+
     /// TESTS ONLY: serve the durable log's test record stream on this Unix socket.
     #[arg(long, hide = true)]
     pub durable_test_listen: Option<PathBuf>,
@@ -641,11 +669,29 @@ impl Cli {
                 "kms_accept_plaintext",
                 self.kms_accept_plaintext.to_string(),
             ),
+            (
+                "allow_simulated_peers",
+                self.allow_simulated_peers.to_string(),
+            ),
+            ("replica_peer", toml_string(&self.replica_peers.join(","))),
         ];
         entries.sort_by(|a, b| a.0.cmp(b.0));
         entries
             .iter()
             .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect()
+    }
+}
+
+impl Cli {
+    /// The configuration every replica of one cluster runs alike, whose digest a peer's
+    /// attestation must bind: the effective options without this replica's own socket (the
+    /// slot, its listen addresses and the bootstrap flag are routing labels and not in it).
+    pub(crate) fn shared_toml(&self) -> String {
+        self.effective_toml()
+            .lines()
+            .filter(|line| !line.starts_with("listen = "))
+            .map(|line| format!("{line}\n"))
             .collect()
     }
 }

@@ -279,3 +279,53 @@ async fn call(
         .to_bytes();
     Ok((status, body.to_vec()))
 }
+
+/// The cluster key as the store keeps it: the KMS-wrapped data key and its check value.
+/// Neither is secret (only an attested enclave gets KMS to unwrap the first), so a replica
+/// that joins a cluster copies them from a peer and unwraps them with its own KMS call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct KeyBlobs {
+    #[serde(with = "serde_bytes")]
+    pub(crate) wrapped: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) check: Vec<u8>,
+}
+
+/// The key blobs in `store`, if the cluster has a key yet.
+pub(crate) async fn key_blobs(store: &SinkAddr) -> anyhow::Result<Option<KeyBlobs>> {
+    let mut conn = crate::durable::connect_for_blobs(store).await?;
+    let mut found = Vec::new();
+    for name in [BLOB, CHECK_BLOB] {
+        match conn.call(&Request::GetBlob { name: name.into() }).await? {
+            Answer::Bytes(bytes) => found.push(bytes),
+            Answer::Error {
+                kind: ErrorKind::NotFound,
+                ..
+            } => return Ok(None),
+            other => anyhow::bail!("cannot read blob {name}: {other:?}"),
+        }
+    }
+    let [wrapped, check]: [Vec<u8>; 2] = found
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the store gave the wrong number of blobs"))?;
+    Ok(Some(KeyBlobs { wrapped, check }))
+}
+
+/// Stores `blobs` (a peer's) in `store`: the check value first, so a store holding the
+/// wrapped key always holds its check.
+pub(crate) async fn put_key_blobs(store: &SinkAddr, blobs: KeyBlobs) -> anyhow::Result<()> {
+    let mut conn = crate::durable::connect_for_blobs(store).await?;
+    for (name, bytes) in [(CHECK_BLOB, blobs.check), (BLOB, blobs.wrapped)] {
+        match conn
+            .call(&Request::PutBlob {
+                name: name.into(),
+                bytes,
+            })
+            .await?
+        {
+            Answer::Done => {}
+            other => anyhow::bail!("cannot store blob {name}: {other:?}"),
+        }
+    }
+    Ok(())
+}

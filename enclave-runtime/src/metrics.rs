@@ -440,7 +440,7 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
         ));
         return http::to_hyper(ApiResponse::error(&error));
     }
-    let ring = shared.ring.stats();
+    let ring = shared.ring().stats();
     let watches = shared.watches.open();
     let inflight = (shared.budget.in_use(), shared.budget.limit());
     match encode(&snapshot, ring, watches, inflight) {

@@ -50,11 +50,50 @@ const CONNECTION_BUFFER_BYTES: usize = 32 * 1024;
 /// LIST pages with more items than this are encoded off the async workers.
 const BLOCKING_RENDER_ITEMS: usize = 256;
 
+/// Where the cluster lives: alone under its own lock, or in a replica's core (issue 17),
+/// where a rebuild or an installed snapshot may replace it.
+pub(crate) enum CoreCell {
+    /// One enclave keeps the cluster.
+    Alone {
+        cluster: Box<Mutex<Cluster>>,
+        /// The cluster's watch ring, read by watch tasks without the core lock.
+        ring: Arc<WatchRing>,
+    },
+    /// One replica of several.
+    Replicated(Arc<crate::replica::state_machine::ReplicaCore>),
+}
+
+/// The locked cluster, either way it lives.
+pub(crate) enum CoreGuard<'a> {
+    Alone(MutexGuard<'a, Cluster>),
+    Replicated(MutexGuard<'a, crate::replica::state_machine::CoreState>),
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        match self {
+            Self::Alone(cluster) => cluster,
+            Self::Replicated(state) => &state.cluster,
+        }
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        match self {
+            Self::Alone(cluster) => cluster,
+            Self::Replicated(state) => &mut state.cluster,
+        }
+    }
+}
+
 /// State shared by every connection and task.
 pub(crate) struct Shared {
-    core: Mutex<Cluster>,
-    /// The core's watch ring, read by watch tasks without the core lock.
-    pub(crate) ring: Arc<WatchRing>,
+    core: CoreCell,
+    /// With several replicas: this replica's part (forwarding, read index, role).
+    pub(crate) replicated: Option<Arc<crate::replica::serving::Replicated>>,
     /// The store revision after the latest write; watch tasks wake on change.
     pub(crate) revision: watch::Sender<u64>,
     /// Set once when draining starts.
@@ -109,9 +148,28 @@ impl Shared {
     /// After a call into core that reached `revision`: with persistence, the persistence task
     /// takes the journal and publishes the revision once durable; without, it is published now.
     pub(crate) fn written(&self, revision: u64) {
-        match &self.persistence {
-            Some(persistence) => persistence.wake(),
-            None => self.publish(revision),
+        match (&self.persistence, &self.core) {
+            (Some(persistence), _) => persistence.wake(),
+            // The driver takes the journal; the state machine publishes what commits.
+            (None, CoreCell::Replicated(core)) => core.wake.notify_one(),
+            (None, CoreCell::Alone { .. }) => self.publish(revision),
+        }
+    }
+
+    /// The watch ring of the cluster served now, read by watch tasks without the core lock.
+    pub(crate) fn ring(&self) -> Arc<WatchRing> {
+        match &self.core {
+            CoreCell::Alone { ring, .. } => ring.clone(),
+            CoreCell::Replicated(core) => core.ring(),
+        }
+    }
+
+    /// Whether `ring` is still the served cluster's: a replica that rebuilt its cluster or
+    /// installed a snapshot ends the watch streams of the old one.
+    pub(crate) fn serves_ring(&self, ring: &Arc<WatchRing>) -> bool {
+        match &self.core {
+            CoreCell::Alone { .. } => true,
+            CoreCell::Replicated(core) => core.serves_ring(ring),
         }
     }
 
@@ -122,11 +180,17 @@ impl Shared {
             .send_if_modified(|r| std::mem::replace(r, revision) != revision);
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Cluster> {
-        // A panic cannot leave the core half-written: core is panic-free and every write is atomic.
-        self.core
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) fn lock(&self) -> CoreGuard<'_> {
+        match &self.core {
+            // A panic cannot leave the core half-written: core is panic-free and every write
+            // is atomic.
+            CoreCell::Alone { cluster, .. } => CoreGuard::Alone(
+                cluster
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            CoreCell::Replicated(core) => CoreGuard::Replicated(core.lock()),
+        }
     }
 }
 
@@ -425,6 +489,22 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // The cluster data key (KMS) before anything else: the log's keys and the ServiceAccount
     // key come from it.
+    // A replica of several: its identity for this start, and the cluster key's blobs copied
+    // from a peer when it joins a cluster its store has not seen.
+    let replica_identity = match cli.replica_slot {
+        Some(_) => {
+            let identity = crate::replica::serving::Identity::new(&cli, nsm.clone())?;
+            let store = cli
+                .storage
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("--replica-slot needs --storage"))?;
+            identity
+                .ensure_key_blobs(store, cli.replica_bootstrap)
+                .await?;
+            Some(identity)
+        }
+        None => None,
+    };
     let data = data_keys(&cli, nsm.clone()).await?;
     // The ServiceAccount token key: from the data key when the cluster is durable (tokens
     // outlive restarts), else random for this run. It stays in core; only its public half is
@@ -494,12 +574,41 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // Before the listener: a host copy that does not verify stops the start (exit code 3)
     // before anything can connect.
-    let Started {
-        mut core,
-        durable,
-        replayed,
-        persists,
-    } = start_cluster(&cli, data, &config, crate::nsm::random_seed(nsm.as_ref())?).await?;
+    let seed = crate::nsm::random_seed(nsm.as_ref())?;
+    let (
+        replicated,
+        Started {
+            mut core,
+            durable,
+            replayed,
+            persists,
+        },
+    ) = match replica_identity {
+        Some(identity) => {
+            let data = data.ok_or_else(|| anyhow::anyhow!("--replica-slot needs --storage"))?;
+            let replica_core =
+                crate::replica::state_machine::ReplicaCore::new(config.clone(), seed, now());
+            let replicated = crate::replica::serving::Replicated::start(
+                identity,
+                &cli,
+                replica_core.clone(),
+                data.store,
+                data.keys,
+            )
+            .await?;
+            (
+                Some((replicated, replica_core)),
+                Started {
+                    // Unused: the replica's core holds the cluster.
+                    core: Cluster::follower(config.clone(), seed, now()),
+                    durable: None,
+                    replayed: 0,
+                    persists: false,
+                },
+            )
+        }
+        None => (None, start_cluster(&cli, data, &config, seed).await?),
+    };
     // In enclave TLS mode the enclave verifies client certificates against it itself; in
     // proxy TLS mode the proxy is untrusted, so nodes keep their bearer credentials there.
     let enclave_tls = match enclave_tls {
@@ -518,7 +627,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         usize_of(cli.kubelet_streams),
         usize_of(cli.kubelet_stream_buffer_bytes),
     )?;
-    core.set_cluster_ca(Some(cluster_ca));
     let listener = Listener::bind(&cli.listen)?;
     // Watchers see what is durable: the bootstrap's own writes wait for the log like any.
     let initial = if persists {
@@ -530,6 +638,26 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .find_map(nautilus_core::cluster::Record::revision)
         .map_or(core.store().revision(), |first| first.saturating_sub(1));
+    let (core_cell, watches, replicated) = match replicated {
+        Some((replicated, replica_core)) => {
+            replica_core.set_cluster_ca(cluster_ca);
+            let watches = replica_core.lock().cluster.watch_slots();
+            (
+                CoreCell::Replicated(replica_core),
+                watches,
+                Some(replicated),
+            )
+        }
+        None => {
+            core.set_cluster_ca(Some(cluster_ca));
+            let watches = core.watch_slots();
+            let cell = CoreCell::Alone {
+                ring: core.watch_ring(),
+                cluster: Box::new(Mutex::new(core)),
+            };
+            (cell, watches, None)
+        }
+    };
     let persistence = durable.clone().filter(|_| persists).map(|log| {
         let pace = crate::durable::SnapshotPace::mib_per_sec(cli.snapshot_rate);
         crate::durable::Persistence::new(log, cli.snapshot_every, pace, replayed)
@@ -548,9 +676,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     // Without persistence nothing was journaled, so this is the store's revision.
     let revision = visible;
     let shared = Arc::new(Shared {
-        ring: core.watch_ring(),
-        watches: core.watch_slots(),
-        core: Mutex::new(core),
+        watches,
+        core: core_cell,
+        replicated,
         revision: watch::channel(revision).0,
         shutdown: watch::channel(false).0,
         bookmark_secs: config.bookmark_interval_secs,
@@ -570,7 +698,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         kubelets,
     });
     if let Some(persistence) = shared.persistence.clone() {
-        shared.ring.set_visible(visible);
+        shared.ring().set_visible(visible);
         tokio::spawn(crate::durable::persist::run(
             shared.clone(),
             persistence,
@@ -585,9 +713,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     tracing::info!(listen = ?cli.listen, nsm = %nsm.module_id(), simulated = nsm.is_simulated(), "nautilus-enclave serving");
+    if let Some(replicated) = &shared.replicated {
+        replicated.serve(&shared);
+    }
     tokio::spawn(run_timers(shared.clone()));
     crate::heap::spawn_trimmer();
-    if let Some(options) = sui_reader_options(&cli, &config)? {
+    if shared.replicated.is_some() && !cli.sui_nodes.is_empty() {
+        tracing::warn!("the Sui reader does not run on replicas yet: stake events are not read");
+    } else if let Some(options) = sui_reader_options(&cli, &config)? {
         tracing::info!(nodes = %options.nodes.join(","), "sui reader: reading stake events from full nodes (node-read)");
         crate::sui::spawn(shared.clone(), options);
     }
@@ -648,10 +781,13 @@ async fn run_timers(shared: Arc<Shared>) {
             () = shared.timers.notified() => {},
             () = tokio::time::sleep(wait) => {},
         }
+        // Only the writer runs core's background work: a follower's cluster is what the
+        // writer's records made it.
+        let writes = shared.replicated.as_ref().is_none_or(|r| r.writes());
         let (revision, next) = {
             let mut core = shared.lock();
             let at = now();
-            if core.poll_timeout().is_some_and(|due| due <= at) {
+            if writes && core.poll_timeout().is_some_and(|due| due <= at) {
                 core.handle_timeout(at);
             }
             (core.store().revision(), core.poll_timeout())
@@ -982,6 +1118,144 @@ async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> Called {
     }
 }
 
+/// What a follower passes on to the leader for a request with this head and body.
+fn forwarded(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> crate::replica::serving::Forwarded {
+    let headers = crate::replica::serving::FORWARDED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            http::header(&parts.headers, name).map(|value| (name.to_string(), value.to_string()))
+        })
+        .collect();
+    crate::replica::serving::Forwarded {
+        method: parts.method.as_str().to_string(),
+        uri: parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        ),
+        headers,
+        body: body.to_vec(),
+        client_cert: parts
+            .extensions
+            .get::<Arc<CertUser>>()
+            .map(|user| (user.name.clone(), user.groups.clone(), user.cluster_ca)),
+    }
+}
+
+/// The response a follower sends for the leader's answer, and the leader's revision.
+fn from_forward_answer(
+    answer: crate::replica::serving::ForwardAnswer,
+) -> (hyper::Response<ResponseBody>, u64) {
+    let mut response = hyper::Response::new(ResponseBody::full(answer.body));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(answer.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            // The length is the body's, set again by hyper.
+            if name != hyper::header::CONTENT_LENGTH {
+                response.headers_mut().append(name, value);
+            }
+        }
+    }
+    (response, answer.revision)
+}
+
+/// The answer to a forwarded request this replica does not serve.
+pub(crate) fn forward_refused(error: &Error) -> crate::replica::serving::ForwardAnswer {
+    let response = ApiResponse::error(error);
+    crate::replica::serving::ForwardAnswer {
+        status: response.status,
+        headers: vec![
+            ("content-type".into(), response.content_type.to_string()),
+            ("retry-after".into(), "1".into()),
+        ],
+        body: response.body,
+        revision: 0,
+    }
+}
+
+/// Serves a request a follower forwarded (issue 17): as [`handle`] does for a request whose
+/// body is read, answered whole once what it wrote is committed. Watches, upgrades and
+/// kubelet calls are served where they arrive and never forwarded.
+pub(crate) async fn serve_forwarded(
+    shared: &Arc<Shared>,
+    forwarded: crate::replica::serving::Forwarded,
+) -> crate::replica::serving::ForwardAnswer {
+    let mut builder = hyper::Request::builder()
+        .method(forwarded.method.as_str())
+        .uri(forwarded.uri.as_str());
+    for (name, value) in &forwarded.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let Ok(request) = builder.body(()) else {
+        return forward_refused(&Error::BadRequest(
+            "a forwarded request's head does not parse".into(),
+        ));
+    };
+    let (mut parts, ()) = request.into_parts();
+    if let Some((name, groups, cluster_ca)) = forwarded.client_cert {
+        parts.extensions.insert(Arc::new(CertUser {
+            name,
+            groups,
+            cluster_ca,
+        }));
+    }
+    let body = Bytes::from(forwarded.body);
+    let called = call_core(shared, api_request(&parts, &body, false)).await;
+    shared.written(called.revision);
+    if called.timers_due {
+        shared.timers.notify_one();
+    }
+    if let Some(replicated) = &shared.replicated
+        && let Err(refusal) = replicated.wait_committed(called.journaled).await
+    {
+        return forward_refused(&refusal);
+    }
+    let response = match called.outcome {
+        Outcome::Response(response) if response.status != 101 => http::to_hyper(response),
+        Outcome::List(list) => {
+            let response = tokio::task::spawn_blocking(move || list.render())
+                .await
+                .unwrap_or_else(|e| {
+                    ApiResponse::error(&Error::Internal(format!("encoding the list failed: {e}")))
+                });
+            http::to_hyper(response)
+        }
+        Outcome::OpenApi(served) => http::openapi_to_hyper(served, None),
+        _ => {
+            return forward_refused(&Error::BadRequest(
+                "this request is served where it arrives and cannot be passed on to the leader"
+                    .into(),
+            ));
+        }
+    };
+    let (head, body) = response.into_parts();
+    let body = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(never) => match never {},
+    };
+    crate::replica::serving::ForwardAnswer {
+        status: head.status.as_u16(),
+        headers: head
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_string(), v.to_string()))
+            })
+            .collect(),
+        body,
+        revision: called.revision,
+    }
+}
+
 async fn handle(
     shared: Arc<Shared>,
     req: hyper::Request<Incoming>,
@@ -1039,6 +1313,34 @@ async fn handle(
     } else {
         (Bytes::new(), Held::default(), false)
     };
+    if let Some(replicated) = shared.replicated.as_ref().filter(|_| !body_too_large) {
+        use crate::replica::serving::Route;
+        match replicated.route(&parts) {
+            Route::Local => {}
+            Route::AfterReadIndex => {
+                if let Err(e) = replicated.read_barrier().await {
+                    return Ok(http::to_hyper(ApiResponse::error(&e)));
+                }
+            }
+            Route::Forward => {
+                let (response, revision) = match replicated.forward(&forwarded(&parts, &body)).await
+                {
+                    Ok(answer) => from_forward_answer(answer),
+                    Err(e) => (http::to_hyper(ApiResponse::error(&e)), 0),
+                };
+                tracing::debug!(method = %parts.method, path, code = response.status().as_u16(), "request forwarded to the leader");
+                return Ok(crate::signing::apply(
+                    &shared.attestation,
+                    sign.as_ref(),
+                    &parts,
+                    &body,
+                    revision,
+                    shared.freshness(),
+                    response,
+                ));
+            }
+        }
+    }
     let request = api_request(&parts, &body, body_too_large);
     let Called {
         outcome,
@@ -1057,7 +1359,7 @@ async fn handle(
     let shown_durable = || {
         !wrote
             && matches!(&outcome, Outcome::Response(r)
-                if r.shows_revision.is_some_and(|shown| shown <= shared.ring.newest_visible()))
+                if r.shows_revision.is_some_and(|shown| shown <= shared.ring().newest_visible()))
     };
     if let Some(persistence) = shared.persistence.as_ref().filter(|_| !shown_durable()) {
         // Answered once everything the call wrote, or its answer shows, is durable. A read
@@ -1066,6 +1368,12 @@ async fn handle(
             && wrote
         {
             return Ok(http::to_hyper(ApiResponse::error(&failure.refusal(true))));
+        }
+    }
+    if let Some(replicated) = shared.replicated.as_ref().filter(|_| !shown_durable()) {
+        // Answered once a majority holds what the call wrote or its answer shows.
+        if let Err(refusal) = replicated.wait_committed(journaled).await {
+            return Ok(http::to_hyper(ApiResponse::error(&refusal)));
         }
     }
     let response = match outcome {

@@ -60,6 +60,8 @@ async fn next_change((mut revision, mut shutdown): Receivers) -> (Receivers, boo
 /// A watch stream's response body.
 pub(crate) struct WatchBody {
     shared: Arc<Shared>,
+    /// The ring the stream reads: a replica that replaces its cluster ends the stream.
+    ring: Arc<nautilus_core::watch::WatchRing>,
     watcher: Box<Watcher>,
     /// The budget share for the state the watch queued at start, held for its life.
     _queued: Held,
@@ -88,13 +90,14 @@ impl WatchBody {
         abort: Abort,
     ) -> Self {
         let progress = Arc::new(Progress::default());
+        let ring = shared.ring();
         progress.cursor.store(watcher.cursor(), Ordering::Relaxed);
         progress
             .behind
-            .store(!watcher.caught_up(&shared.ring), Ordering::Relaxed);
+            .store(!watcher.caught_up(&ring), Ordering::Relaxed);
         tokio::spawn(watchdog(
             progress.clone(),
-            shared.ring.clone(),
+            ring.clone(),
             watcher.resource_name(),
             shared.watch_buffer,
             abort,
@@ -111,6 +114,7 @@ impl WatchBody {
         Self {
             chunk_bytes: (shared.watch_buffer / CHUNK_SHARE).max(1),
             shared,
+            ring,
             watcher,
             _queued: queued,
             receivers: Some(receivers),
@@ -193,7 +197,12 @@ impl WatchBody {
                 self.retry = Some(Box::pin(tokio::time::sleep(BUDGET_RETRY)));
                 continue;
             }
-            let ring = &self.shared.ring;
+            if !self.shared.serves_ring(&self.ring) {
+                // The replica replaced its cluster: the client watches again from its last
+                // revision, which the new cluster holds.
+                return Poll::Ready(None);
+            }
+            let ring = &self.ring;
             let mut buf = std::mem::take(&mut self.buf);
             buf.clear();
             let poll =

@@ -120,7 +120,7 @@ fn set_failure(shared: &Shared, persistence: &Persistence, failure: Option<Durab
 /// journaled before serving (the bootstrap's). What is durable at start is the revision the
 /// serving code published.
 pub(crate) async fn run(shared: Arc<Shared>, persistence: Arc<Persistence>, initial: Vec<Record>) {
-    let ring = shared.ring.clone();
+    let ring = shared.ring();
     let mut taken = 0u64;
     let mut last_revision = *shared.revision.borrow();
     let mut failing = false;

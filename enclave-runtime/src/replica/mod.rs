@@ -19,14 +19,14 @@
 //! A former leader whose uncommitted writes were dropped rebuilds its cluster from its
 //! snapshot and log. Replicas reach each other over the attested [`mesh`] (mutual TLS 1.3
 //! whose sessions both sides' NSM documents are bound to), which [`network::Mesh`] makes
-//! openraft's network. Not yet here: the serving code's use of all this, the proxies' peer
-//! relays, timers on the leader, and sealed snapshots.
+//! openraft's network; [`serving`] is how the serving code starts and uses a replica.
 
 pub(crate) mod driver;
 pub(crate) mod entry;
 pub(crate) mod log_store;
 pub(crate) mod mesh;
 pub(crate) mod network;
+pub(crate) mod serving;
 pub(crate) mod state_machine;
 pub(crate) mod types;
 
@@ -52,6 +52,7 @@ pub(crate) struct Replica {
 
 impl Replica {
     /// Starts replica `id` over `log` and `network`, serving `core`.
+    #[cfg(test)]
     pub(crate) async fn start<L, N>(
         id: NodeId,
         log: L,
@@ -62,7 +63,22 @@ impl Replica {
         L: RaftLogStorage<Nautilus>,
         N: RaftNetworkFactory<Nautilus>,
     {
-        let config = Arc::new(types::raft_config()?);
+        Self::start_with(id, types::raft_config()?, log, network, core).await
+    }
+
+    /// Starts replica `id` with openraft's `config` over `log` and `network`, serving `core`.
+    pub(crate) async fn start_with<L, N>(
+        id: NodeId,
+        config: openraft::Config,
+        log: L,
+        network: N,
+        core: Arc<ReplicaCore>,
+    ) -> anyhow::Result<Self>
+    where
+        L: RaftLogStorage<Nautilus>,
+        N: RaftNetworkFactory<Nautilus>,
+    {
+        let config = Arc::new(config);
         let mut log = log;
         let reader = log.get_log_reader().await;
         let machine = ClusterMachine::new(core.clone(), Box::new(reader));

@@ -13,10 +13,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 use nautilus_core::cluster::{Cluster, Record, Recovery};
+use nautilus_core::csr::authority::ClusterCa;
+use nautilus_core::watch::WatchRing;
 use nautilus_core::{Config, UnixTime};
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -206,6 +208,12 @@ pub(crate) struct ReplicaCore {
     snapshot: Mutex<Option<(SnapshotMeta<NodeId, Member>, SnapshotHandle)>>,
     /// Tells the driver that core's journal has new records.
     pub(crate) wake: tokio::sync::Notify,
+    /// The watch ring of the cluster served now: a rebuild or an installed snapshot brings a
+    /// new one, and watch streams on the old one end (clients watch again from their last
+    /// revision).
+    ring: RwLock<Arc<WatchRing>>,
+    /// The cluster CA every cluster this replica serves gets (rebuilt ones included).
+    cluster_ca: Mutex<Option<ClusterCa>>,
 }
 
 impl ReplicaCore {
@@ -213,6 +221,7 @@ impl ReplicaCore {
     /// replica's own `seed`.
     pub(crate) fn new(config: Config, seed: [u8; 32], now: UnixTime) -> Arc<Self> {
         let cluster = Cluster::follower(config.clone(), seed, now);
+        let ring = RwLock::new(cluster.watch_ring());
         Arc::new(Self {
             state: Mutex::new(CoreState {
                 cluster,
@@ -229,7 +238,54 @@ impl ReplicaCore {
             progress: watch::channel(Progress::default()).0,
             snapshot: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            ring,
+            cluster_ca: Mutex::new(None),
         })
+    }
+
+    /// The watch ring of the cluster served now.
+    pub(crate) fn ring(&self) -> Arc<WatchRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether `ring` is still the served cluster's (see [`ReplicaCore::ring`]).
+    pub(crate) fn serves_ring(&self, ring: &Arc<WatchRing>) -> bool {
+        Arc::ptr_eq(
+            &self
+                .ring
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ring,
+        )
+    }
+
+    /// Gives the served cluster, and every cluster a rebuild makes later, the cluster CA.
+    pub(crate) fn set_cluster_ca(&self, ca: ClusterCa) {
+        self.lock().cluster.set_cluster_ca(Some(ca.clone()));
+        *self
+            .cluster_ca
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ca);
+    }
+
+    /// Serves `cluster` in place of the one in `state` (a rebuild, an installed snapshot).
+    fn replace_cluster(&self, state: &mut CoreState, mut cluster: Cluster) {
+        let ca = self
+            .cluster_ca
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if ca.is_some() {
+            cluster.set_cluster_ca(ca);
+        }
+        *self
+            .ring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cluster.watch_ring();
+        state.cluster = cluster;
     }
 
     /// The cluster and its applied state.
@@ -380,7 +436,7 @@ impl ClusterMachine {
             ));
         }
         // The old cluster's watch streams end with it (its ring is no longer written).
-        state.cluster = cluster;
+        self.core.replace_cluster(&mut state, cluster);
         state.writer = None;
         state.committed_journal = 0;
         state.rebuilds = state.rebuilds.saturating_add(1);
@@ -499,7 +555,7 @@ impl RaftStateMachine<Nautilus> for ClusterMachine {
         }
         let mut state = self.core.lock();
         // The old cluster's watch streams end with it (its ring is no longer written).
-        state.cluster = cluster;
+        self.core.replace_cluster(&mut state, cluster);
         state.writer = None;
         state.applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();

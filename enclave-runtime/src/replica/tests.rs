@@ -850,7 +850,12 @@ async fn start_on_mesh(dir: &std::path::Path, id: NodeId) -> MeshReplica {
     let replica = Replica::start(id, MemLog::default(), Mesh::new(endpoint.clone()), core)
         .await
         .unwrap();
-    let serving = tokio::spawn(serve(endpoint.clone(), listener, replica.raft.clone()));
+    let serving = tokio::spawn(serve(
+        endpoint.clone(),
+        listener,
+        replica.raft.clone(),
+        None,
+    ));
     MeshReplica {
         replica,
         endpoint,

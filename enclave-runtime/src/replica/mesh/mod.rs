@@ -87,6 +87,14 @@ pub(crate) enum Kind {
     Answer = 7,
     /// The request with the same id was not understood; the connection ends.
     Error = 8,
+    /// A replica asks to be a voter (it joins as a learner first): `serving::JoinRequest`.
+    Join = 9,
+    /// A replica without the cluster's key asks for the KMS-wrapped key blobs.
+    KeyBlobs = 10,
+    /// A client request a follower passes on to the leader: `serving::Forwarded`.
+    Forward = 11,
+    /// A follower asks the leader for a read index (linearizable reads).
+    ReadIndex = 12,
 }
 
 impl Kind {
@@ -100,6 +108,10 @@ impl Kind {
             6 => Self::SnapshotEnd,
             7 => Self::Answer,
             8 => Self::Error,
+            9 => Self::Join,
+            10 => Self::KeyBlobs,
+            11 => Self::Forward,
+            12 => Self::ReadIndex,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }
@@ -814,6 +826,16 @@ impl MeshEndpoint {
         self.counted(async {
             let session = self.tls_connect(stream).await?;
             self.greet(session, Some(target)).await
+        })
+        .await
+    }
+
+    /// Dials through `stream` to whichever replica of the cluster answers there (a replica
+    /// joining knows addresses, not ids) and admits it.
+    pub(crate) async fn connect_any(&self, stream: Box<dyn Stream>) -> Result<Link, MeshError> {
+        self.counted(async {
+            let session = self.tls_connect(stream).await?;
+            self.greet(session, None).await
         })
         .await
     }

@@ -113,8 +113,68 @@ impl MeshInner {
     }
 }
 
+impl Mesh {
+    /// This replica's side of the mesh.
+    pub(crate) fn endpoint(&self) -> &Arc<MeshEndpoint> {
+        &self.inner.endpoint
+    }
+
+    /// One request to replica `target` at `addr` over a kept link (a new one when none is
+    /// idle), and its answer's body, within `ttl`.
+    pub(crate) async fn call(
+        &self,
+        target: NodeId,
+        addr: &str,
+        kind: Kind,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<Vec<u8>, MeshError> {
+        let mut client = PeerClient {
+            inner: self.inner.clone(),
+            target,
+            addr: addr.to_string(),
+            link: Mutex::new(None),
+            next_id: 1,
+        };
+        tokio::time::timeout(ttl, client.call(kind, body))
+            .await
+            .unwrap_or(Err(MeshError::Timeout("a request to a peer")))
+    }
+
+    /// One request to whichever replica answers at `addr` (its id unknown: a replica
+    /// joining), on a link of its own, within `ttl`.
+    pub(crate) async fn call_address(
+        &self,
+        addr: &str,
+        kind: Kind,
+        body: &[u8],
+        ttl: Duration,
+    ) -> Result<Vec<u8>, MeshError> {
+        let exchanged = async {
+            let stream = open(addr).await?;
+            let mut link = self.inner.endpoint.connect_any(stream).await?;
+            exchange(&mut link, kind, 1, body).await
+        };
+        tokio::time::timeout(ttl, exchanged)
+            .await
+            .unwrap_or(Err(MeshError::Timeout("a request to a peer")))
+    }
+}
+
+/// What a replica serves its peers beyond openraft's own requests (joins, forwarded client
+/// requests, read indexes, the key blobs).
+pub(crate) trait PeerRequests: Send + Sync + 'static {
+    /// The answer's body to a request of `kind` from replica `peer`; `None` when this
+    /// replica does not serve `kind`.
+    fn answer(&self, peer: NodeId, kind: Kind, body: Vec<u8>) -> PeerAnswer<'_>;
+}
+
+/// A [`PeerRequests`] answer to come: `None` when the kind is not served.
+pub(crate) type PeerAnswer<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, FrameError>>> + Send + 'a>>;
+
 /// A byte stream to a peer address: `unix:PATH` (development and tests). Production's route,
-/// the proxy's relay, comes with the serving code.
+/// the proxy's relay, comes later.
 async fn open(addr: &str) -> Result<Box<dyn Stream>, MeshError> {
     let path = addr
         .strip_prefix("unix:")
@@ -381,7 +441,12 @@ impl RaftNetwork<Nautilus> for PeerClient {
 
 /// Admits the peers that connect on `listener` and serves each to `raft`; runs until
 /// aborted.
-pub(crate) async fn serve(endpoint: Arc<MeshEndpoint>, listener: Listener, raft: Raft) {
+pub(crate) async fn serve(
+    endpoint: Arc<MeshEndpoint>,
+    listener: Listener,
+    raft: Raft,
+    requests: Option<Arc<dyn PeerRequests>>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -393,11 +458,12 @@ pub(crate) async fn serve(endpoint: Arc<MeshEndpoint>, listener: Listener, raft:
         };
         let endpoint = endpoint.clone();
         let raft = raft.clone();
+        let requests = requests.clone();
         tokio::spawn(async move {
             match endpoint.accept(stream).await {
                 Ok(link) => {
                     let peer = link.peer();
-                    if let Err(e) = serve_link(link, &raft).await {
+                    if let Err(e) = serve_link(link, &raft, requests.as_deref()).await {
                         tracing::debug!(peer, error = %e, "replica mesh: peer connection ended");
                     }
                 }
@@ -411,11 +477,16 @@ pub(crate) async fn serve(endpoint: Arc<MeshEndpoint>, listener: Listener, raft:
 
 /// Answers an admitted peer's requests, in order, until it closes; a frame that does not
 /// belong ends the connection (after an `Error` frame saying why).
-pub(crate) async fn serve_link(mut link: Link, raft: &Raft) -> Result<(), MeshError> {
+pub(crate) async fn serve_link(
+    mut link: Link,
+    raft: &Raft,
+    requests: Option<&dyn PeerRequests>,
+) -> Result<(), MeshError> {
     let mut incoming = None;
+    let peer = link.peer();
     while let Some(frame) = link.receive().await? {
         let id = frame.id;
-        match handle(&mut incoming, frame, raft).await {
+        match handle(&mut incoming, frame, raft, peer, requests).await {
             Ok(Some(answer)) => link.send(Kind::Answer, id, &answer).await?,
             Ok(None) => {}
             Err(e) => {
@@ -434,6 +505,8 @@ async fn handle(
     incoming: &mut Option<IncomingSnapshot>,
     frame: Frame,
     raft: &Raft,
+    peer: NodeId,
+    requests: Option<&dyn PeerRequests>,
 ) -> Result<Option<Vec<u8>>, FrameError> {
     match frame.kind {
         Kind::AppendEntries => {
@@ -466,7 +539,13 @@ async fn handle(
                 &raft.install_full_snapshot(vote, snapshot).await,
             )?))
         }
-        other => Err(FrameError::Unexpected(other)),
+        other => match requests {
+            Some(requests) => match requests.answer(peer, other, frame.body).await {
+                Some(answer) => answer.map(Some),
+                None => Err(FrameError::Unexpected(other)),
+            },
+            None => Err(FrameError::Unexpected(other)),
+        },
     }
 }
 

@@ -1,0 +1,610 @@
+//! Serving as one replica of several (issue 17, design §2.3, §4, §5): how a replica starts
+//! (its mesh identity, the cluster key's blobs from a peer, its sealed log, then bootstrap or
+//! join), and what it does for clients beyond what a lone enclave does: a write reaching a
+//! follower is forwarded to the leader over the attested mesh and answered from there, a read
+//! first waits for a read index from the leader (so it is linearizable), a write is answered
+//! once a majority holds it, and `/readyz?verbose` names the role.
+//!
+//! Ids are never reused: every start draws a new one (its slot in the top byte), and a replica
+//! that restarts joins again as a learner that replaces its slot's old voter once it has
+//! caught up. Only the replica started with `--replica-bootstrap` on an empty log makes a new
+//! cluster. Not yet: a cold start of every replica at once (each waits for a leader that
+//! nobody elects), sealed snapshots (the log is kept whole; a restart replays it), leader
+//! timers' monotonic clock across failovers, and the proxies' peer relays for production.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nautilus_core::Error;
+use openraft::ServerState;
+use openraft::storage::RaftLogStorage as _;
+use serde::{Deserialize, Serialize};
+
+use super::Replica;
+use super::log_store::{SealedLog, TAIL_BYTES};
+use super::mesh::{Admission, FrameError, Kind, MeshEndpoint, PeerTls, decode, encode};
+use super::network::{Mesh, PeerAnswer, PeerRequests};
+use super::state_machine::ReplicaCore;
+use super::types::{Member, NodeId};
+use crate::cli::Cli;
+use crate::log_sink::SinkAddr;
+use crate::nsm::Nsm;
+use crate::server::Shared;
+
+/// How long a joining replica waits for the leader to catch it up and promote it.
+const JOIN_WAIT: Duration = Duration::from_secs(120);
+/// Pause between two rounds of asking the peers (for the key, to join).
+const ASK_AGAIN: Duration = Duration::from_millis(500);
+/// How long a forwarded request may take on the leader (a write waits for its commit).
+const FORWARD_WAIT: Duration = Duration::from_secs(60);
+/// How long a read waits for its read index.
+const READ_INDEX_WAIT: Duration = Duration::from_secs(5);
+/// How long a write waits for its commit before the client is told it may or may not have
+/// been applied.
+const COMMIT_WAIT: Duration = Duration::from_secs(30);
+
+/// A replica's identity for this start, made before the cluster key is known: its id, its
+/// slot, its peers' addresses and its side of the mesh.
+pub(crate) struct Identity {
+    id: NodeId,
+    slot: u8,
+    peers: Vec<String>,
+    mesh: Mesh,
+}
+
+impl Identity {
+    /// A new id in `--replica-slot`'s slot and a new peer key, attested by `nsm` with the
+    /// configuration every replica shares.
+    pub(crate) fn new(cli: &Cli, nsm: Arc<dyn Nsm>) -> anyhow::Result<Self> {
+        let slot = cli.replica_slot.context("--replica-slot is not given")?;
+        anyhow::ensure!(
+            cli.replica_peers.len() > usize::from(slot),
+            "--replica-peer must name every replica's peer address in slot order; slot {slot} has none"
+        );
+        let mut random = |out: &mut [u8]| {
+            nsm.random(out)
+                .map_err(|e| anyhow::anyhow!("NSM random bytes for the replica: {e}"))
+        };
+        let mut drawn = [0u8; 8];
+        random(&mut drawn)?;
+        let id = (u64::from(slot) << 56) | (u64::from_be_bytes(drawn) & ((1 << 56) - 1));
+        let tls = PeerTls::generate(&mut random)?;
+        let attestation = Arc::new(
+            crate::attestation::Attestation::new(nsm.clone(), cli.shared_toml(), None)
+                .map_err(|e| anyhow::anyhow!("cannot make the replica's attestation: {e}"))?,
+        );
+        let admission = Admission::new(
+            nsm.as_ref(),
+            &cli.cluster_id,
+            attestation.config_digest(),
+            cli.allow_simulated_peers,
+        )?;
+        if cli.allow_simulated_peers {
+            tracing::warn!(
+                "--allow-simulated-peers: peers attested by the SIMULATED NSM are admitted (development only)"
+            );
+        }
+        let endpoint = Arc::new(MeshEndpoint::new(id, slot, tls, attestation, admission));
+        tracing::info!(slot, id = format_args!("{id:#x}"), "replica identity made");
+        Ok(Self {
+            id,
+            slot,
+            peers: cli.replica_peers.clone(),
+            mesh: Mesh::new(endpoint),
+        })
+    }
+
+    /// The other replicas' addresses.
+    fn others(&self) -> impl Iterator<Item = &str> {
+        let slot = usize::from(self.slot);
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| *i != slot)
+            .map(|(_, addr)| addr.as_str())
+    }
+
+    /// Makes sure `store` holds the cluster key's blobs before the key is asked of KMS: a
+    /// replica joining a cluster copies them from a peer (they are not secret: only an
+    /// attested enclave gets KMS to unwrap the key), a bootstrapping one lets KMS make them.
+    pub(crate) async fn ensure_key_blobs(
+        &self,
+        store: &SinkAddr,
+        bootstrap: bool,
+    ) -> anyhow::Result<()> {
+        if bootstrap || crate::kms::key_blobs(store).await?.is_some() {
+            return Ok(());
+        }
+        for round in 0u64.. {
+            for addr in self.others() {
+                let answer = self
+                    .mesh
+                    .call_address(addr, Kind::KeyBlobs, &[], READ_INDEX_WAIT)
+                    .await;
+                match answer.map_err(|e| e.to_string()).and_then(|a| {
+                    decode::<Option<crate::kms::KeyBlobs>>(&a).map_err(|e| e.to_string())
+                }) {
+                    Ok(Some(blobs)) => {
+                        crate::kms::put_key_blobs(store, blobs).await?;
+                        tracing::info!(peer = addr, "the cluster key's blobs copied from a peer");
+                        return Ok(());
+                    }
+                    Ok(None) => tracing::debug!(peer = addr, "the peer holds no cluster key yet"),
+                    Err(e) => {
+                        tracing::debug!(peer = addr, error = %e, "no cluster key from the peer")
+                    }
+                }
+            }
+            if round % 20 == 0 {
+                tracing::info!("waiting for a peer that holds the cluster key");
+            }
+            tokio::time::sleep(ASK_AGAIN).await;
+        }
+        Ok(())
+    }
+}
+
+/// What a replica asks the leader to be made a voter as.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JoinRequest {
+    id: NodeId,
+    member: Member,
+}
+
+/// The leader's answer to a join.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum JoinAnswer {
+    /// The replica is a voter now, in place of its slot's earlier one.
+    Joined,
+    /// Not the leader: ask another replica.
+    NotLeader,
+    /// The leader could not add it now (another change in progress, ...): ask again.
+    Refused(String),
+}
+
+/// A client request a follower passes on to the leader: its head as the follower read it
+/// (the headers core reads), its body, and the client certificate's identity the follower
+/// verified (peers are attested: the leader trusts it as its own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Forwarded {
+    pub(crate) method: String,
+    /// Path and query.
+    pub(crate) uri: String,
+    pub(crate) headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) body: Vec<u8>,
+    /// The client certificate's user: name, groups, verified against the cluster CA.
+    pub(crate) client_cert: Option<(String, Vec<String>, bool)>,
+}
+
+/// The leader's answer to a forwarded request, whole.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ForwardAnswer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    pub(crate) body: Vec<u8>,
+    /// The leader's store revision after the request.
+    pub(crate) revision: u64,
+}
+
+/// The headers core reads of a request (`server::api_request`), and with them what a
+/// forwarded request carries.
+pub(crate) const FORWARDED_HEADERS: [&str; 8] = [
+    "accept",
+    "content-type",
+    "authorization",
+    "user-agent",
+    "x-seal-token",
+    "k3s-node-name",
+    "k3s-node-password",
+    "k3s-node-ip",
+];
+
+/// Where a request is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Here, as it is (a watch, an upgrade, a write on the leader).
+    Local,
+    /// Here, once the read index from the leader is applied.
+    AfterReadIndex,
+    /// On the leader.
+    Forward,
+}
+
+/// One replica of several, as the serving code sees it.
+pub(crate) struct Replicated {
+    replica: Replica,
+    mesh: Mesh,
+    slot: u8,
+    id: NodeId,
+    peers: Vec<String>,
+    store: SinkAddr,
+    /// The serving state, for forwarded requests (set once it exists).
+    shared: OnceLock<Weak<Shared>>,
+    forwarded: AtomicU64,
+}
+
+impl Replicated {
+    /// Starts this replica over its sealed log in `store` under `keys`, serving `core`; its
+    /// peers reach it on `--replica-listen`. Bootstraps a new cluster or joins one.
+    pub(crate) async fn start(
+        identity: Identity,
+        cli: &Cli,
+        core: Arc<ReplicaCore>,
+        store: SinkAddr,
+        keys: crate::durable::seal::Keys,
+    ) -> anyhow::Result<Arc<Self>> {
+        let mut log = SealedLog::open(store.clone(), keys, identity.id, TAIL_BYTES).await?;
+        let fresh = log
+            .get_log_state()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the replica log: {e}"))?
+            .last_log_id
+            .is_none();
+        // Snapshots are not sealed yet: the log is kept whole, so a restart replays it.
+        let config = openraft::Config {
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            ..super::types::raft_config()?
+        }
+        .validate()?;
+        let replica =
+            Replica::start_with(identity.id, config, log, identity.mesh.clone(), core).await?;
+        let listen = cli
+            .replica_listen
+            .clone()
+            .context("--replica-listen is not given")?;
+        let listener = crate::transport::Listener::bind(&listen)?;
+        let this = Arc::new(Self {
+            replica,
+            mesh: identity.mesh,
+            slot: identity.slot,
+            id: identity.id,
+            peers: identity.peers,
+            store,
+            shared: OnceLock::new(),
+            forwarded: AtomicU64::new(0),
+        });
+        tokio::spawn(super::network::serve(
+            this.mesh.endpoint().clone(),
+            listener,
+            this.replica.raft.clone(),
+            Some(this.clone() as Arc<dyn PeerRequests>),
+        ));
+        if fresh && cli.replica_bootstrap {
+            let members = BTreeMap::from([(this.id, this.member())]);
+            this.replica.raft.initialize(members).await?;
+            tracing::info!(
+                slot = this.slot,
+                "a new replicated cluster, with this replica as its only voter; the others join it"
+            );
+        } else {
+            if cli.replica_bootstrap {
+                tracing::info!(
+                    "--replica-bootstrap ignored: this replica's log is not empty; it joins"
+                );
+            }
+            tokio::spawn(this.clone().join());
+        }
+        Ok(this)
+    }
+
+    /// Lets forwarded requests reach the serving state, and publishes what the state machine
+    /// applies to watch streams and waiting reads.
+    pub(crate) fn serve(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let _ = self.shared.set(Arc::downgrade(shared));
+        let mut progress = self.replica.core.progress();
+        let shared = Arc::downgrade(shared);
+        tokio::spawn(async move {
+            loop {
+                let revision = progress.borrow_and_update().revision;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                shared.publish(revision);
+                drop(shared);
+                if progress.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// This replica as a member of the configuration.
+    fn member(&self) -> Member {
+        Member {
+            slot: self.slot,
+            peer_addr: self.peers[usize::from(self.slot)].clone(),
+        }
+    }
+
+    /// Whether this replica's core writes (it leads and took over).
+    pub(crate) fn writes(&self) -> bool {
+        self.replica.core.lock().writer.is_some()
+    }
+
+    /// The leader and its address, if one is known and it is not this replica.
+    fn leader(&self) -> Result<(NodeId, String), Error> {
+        let metrics = self.replica.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader.ok_or(Error::NotLeader)?;
+        let member = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .ok_or(Error::NotLeader)?;
+        Ok((leader, member.peer_addr.clone()))
+    }
+
+    /// Where a request with this head is served (see [`Route`]).
+    pub(crate) fn route(&self, parts: &hyper::http::request::Parts) -> Route {
+        if parts.headers.contains_key(hyper::header::UPGRADE) {
+            return Route::Local;
+        }
+        let read = matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD);
+        if read {
+            let query = parts.uri.query().unwrap_or("");
+            let watch = parts.uri.path().contains("/watch/")
+                || query
+                    .split('&')
+                    .any(|pair| matches!(pair, "watch=true" | "watch=1" | "watch=True"));
+            return if watch {
+                Route::Local
+            } else {
+                Route::AfterReadIndex
+            };
+        }
+        if self.writes() {
+            Route::Local
+        } else {
+            Route::Forward
+        }
+    }
+
+    /// Waits until this replica applied everything committed when the read arrived: the
+    /// leader confirms with a quorum that it still leads (openraft's read index) and this
+    /// replica applies up to that index.
+    pub(crate) async fn read_barrier(&self) -> Result<(), Error> {
+        let raft = &self.replica.raft;
+        if raft.metrics().borrow().state == ServerState::Leader {
+            return tokio::time::timeout(READ_INDEX_WAIT, raft.ensure_linearizable())
+                .await
+                .map_err(|_| unavailable("the leader could not confirm it still leads"))?
+                .map(|_| ())
+                .map_err(|e| unavailable(&format!("this replica no longer leads: {e}")));
+        }
+        let (leader, addr) = self.leader()?;
+        let answer = self
+            .mesh
+            .call(leader, &addr, Kind::ReadIndex, &[], READ_INDEX_WAIT)
+            .await
+            .map_err(|e| unavailable(&format!("the leader gave no read index: {e}")))?;
+        let index: Option<u64> =
+            decode(&answer).map_err(|e| unavailable(&format!("the leader's read index: {e}")))?;
+        let index = index.ok_or(Error::NotLeader)?;
+        raft.wait(Some(READ_INDEX_WAIT))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map_err(|e| unavailable(&format!("this replica did not catch up: {e}")))?;
+        Ok(())
+    }
+
+    /// Passes `request` on to the leader and returns its answer.
+    pub(crate) async fn forward(&self, request: &Forwarded) -> Result<ForwardAnswer, Error> {
+        let (leader, addr) = self.leader()?;
+        if leader == self.id {
+            // Leading but not writing yet (taking over): the client asks again.
+            return Err(Error::NotLeader);
+        }
+        let body = encode(request).map_err(|e| Error::Internal(e.to_string()))?;
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        let answer = self
+            .mesh
+            .call(leader, &addr, Kind::Forward, &body, FORWARD_WAIT)
+            .await
+            .map_err(|e| {
+                unavailable(&format!(
+                    "the request was passed on to the leader, which did not answer ({e}); it may or may not have been applied"
+                ))
+            })?;
+        decode(&answer).map_err(|e| Error::Internal(format!("the leader's answer: {e}")))
+    }
+
+    /// Before answering a call that journaled up to `journaled` (or showed what a write
+    /// journaled): on the writer, waits until a majority holds it. A follower shows only
+    /// applied, so committed, state.
+    pub(crate) async fn wait_committed(&self, journaled: u64) -> Result<(), Error> {
+        if !self.writes() {
+            return Ok(());
+        }
+        match tokio::time::timeout(COMMIT_WAIT, self.replica.core.wait_committed(journaled)).await {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(unavailable(
+                "the leader changed before this request's writes were committed; they may or may not have been applied",
+            )),
+        }
+    }
+
+    /// `/readyz?verbose`'s line for this replica and whether it is ready: it leads, or it
+    /// follows a known leader.
+    pub(crate) fn check_line(&self) -> (String, bool) {
+        let metrics = self.replica.raft.metrics();
+        let metrics = metrics.borrow();
+        let voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id);
+        let role = match metrics.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower if voter => "follower",
+            ServerState::Learner | ServerState::Follower => "learner",
+            ServerState::Candidate => "candidate",
+            ServerState::Shutdown => "shutdown",
+        };
+        let ready = metrics.state == ServerState::Leader
+            || (metrics.current_leader.is_some() && metrics.state != ServerState::Shutdown);
+        let leader_slot = metrics.current_leader.map(|l| l >> 56);
+        let detail = format!(
+            "slot={} id={:#x} role={role} term={} leader={} applied={} revision={} forwarded={}",
+            self.slot,
+            self.id,
+            metrics.current_term,
+            leader_slot.map_or_else(|| "none".to_string(), |s| format!("slot-{s}")),
+            metrics.last_applied.map_or(0, |l| l.index),
+            self.replica.core.progress().borrow().revision,
+            self.forwarded.load(Ordering::Relaxed),
+        );
+        if ready {
+            (format!("[+]replica ok: {detail}"), true)
+        } else {
+            (format!("[-]replica failed: {detail}"), false)
+        }
+    }
+
+    /// Asks the peers until the leader has made this replica a voter.
+    async fn join(self: Arc<Self>) {
+        let Ok(body) = encode(&JoinRequest {
+            id: self.id,
+            member: self.member(),
+        }) else {
+            return;
+        };
+        let others: Vec<String> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != usize::from(self.slot))
+            .map(|(_, a)| a.clone())
+            .collect();
+        for round in 0u64.. {
+            if self.is_voter() {
+                tracing::info!(slot = self.slot, "this replica is a voter of the cluster");
+                return;
+            }
+            for addr in &others {
+                let answer = self
+                    .mesh
+                    .call_address(addr, Kind::Join, &body, JOIN_WAIT)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| decode::<JoinAnswer>(&a).map_err(|e| e.to_string()));
+                match answer {
+                    Ok(JoinAnswer::Joined) => break,
+                    Ok(JoinAnswer::NotLeader) => {}
+                    Ok(JoinAnswer::Refused(why)) => {
+                        tracing::info!(peer = %addr, why, "the leader did not add this replica yet");
+                    }
+                    Err(e) => tracing::debug!(peer = %addr, error = %e, "join: no answer"),
+                }
+            }
+            if round % 20 == 19 {
+                tracing::info!("still waiting to join the cluster (is a leader elected?)");
+            }
+            tokio::time::sleep(ASK_AGAIN).await;
+        }
+    }
+
+    fn is_voter(&self) -> bool {
+        self.replica
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id)
+    }
+
+    /// On the leader: adds the replica as a learner, waits for it to catch up, and makes it
+    /// the voter of its slot (the slot's earlier voter, a former start of it, leaves).
+    async fn admit(&self, peer: NodeId, request: JoinRequest) -> JoinAnswer {
+        let raft = &self.replica.raft;
+        if raft.metrics().borrow().state != ServerState::Leader {
+            return JoinAnswer::NotLeader;
+        }
+        if request.id != peer || request.member.slot != (peer >> 56) as u8 {
+            // A replica joins as itself: the id its attested greeting gave.
+            return JoinAnswer::Refused("a replica may only ask to join as itself".into());
+        }
+        if let Err(e) = raft
+            .add_learner(request.id, request.member.clone(), true)
+            .await
+        {
+            return JoinAnswer::Refused(e.to_string());
+        }
+        let voters: BTreeSet<NodeId> = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            membership
+                .voter_ids()
+                .filter(|v| {
+                    membership
+                        .get_node(v)
+                        .is_none_or(|m| m.slot != request.member.slot)
+                })
+                .chain(std::iter::once(request.id))
+                .collect()
+        };
+        match raft.change_membership(voters, false).await {
+            Ok(_) => {
+                tracing::info!(
+                    slot = request.member.slot,
+                    id = format_args!("{:#x}", request.id),
+                    "a replica joined as its slot's voter"
+                );
+                JoinAnswer::Joined
+            }
+            Err(e) => JoinAnswer::Refused(e.to_string()),
+        }
+    }
+
+    /// On the leader: the read index (openraft confirms leadership with a quorum first).
+    async fn read_index(&self) -> Option<u64> {
+        let raft = &self.replica.raft;
+        match tokio::time::timeout(READ_INDEX_WAIT, raft.ensure_linearizable()).await {
+            Ok(Ok(read)) => Some(read.map_or(0, |l| l.index)),
+            _ => None,
+        }
+    }
+
+    async fn answer_forwarded(&self, body: &[u8]) -> Result<Vec<u8>, FrameError> {
+        let request: Forwarded = decode(body)?;
+        let answer = match self.shared.get().and_then(Weak::upgrade) {
+            Some(shared) if self.writes() => crate::server::serve_forwarded(&shared, request).await,
+            _ => crate::server::forward_refused(&Error::NotLeader),
+        };
+        encode(&answer)
+    }
+}
+
+fn unavailable(why: &str) -> Error {
+    Error::Unavailable(why.to_string())
+}
+
+impl PeerRequests for Replicated {
+    fn answer(&self, peer: NodeId, kind: Kind, body: Vec<u8>) -> PeerAnswer<'_> {
+        Box::pin(async move {
+            Some(match kind {
+                Kind::Join => match decode::<JoinRequest>(&body) {
+                    Ok(request) => encode(&self.admit(peer, request).await),
+                    Err(e) => Err(e),
+                },
+                Kind::KeyBlobs => match crate::kms::key_blobs(&self.store).await {
+                    Ok(blobs) => encode(&blobs),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the cluster key's blobs for a peer");
+                        encode(&Option::<crate::kms::KeyBlobs>::None)
+                    }
+                },
+                Kind::ReadIndex => encode(&self.read_index().await),
+                Kind::Forward => self.answer_forwarded(&body).await,
+                _ => return None,
+            })
+        })
+    }
+}
