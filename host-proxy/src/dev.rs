@@ -339,7 +339,8 @@ async fn start_children(
         );
         let first_args = common.argv(paths, replicas, bootstrap && paths.slot == 0);
         let spawned = spec
-            .spawn_with(&first_args)
+            .span()
+            .in_scope(|| spec.spawn_with(&first_args))
             .map_err(|e| format!("{}cannot start the enclave: {e}", spec.label()));
         match spawned {
             Ok(child) => children.push((child, spec)),
@@ -811,7 +812,7 @@ impl EnclaveSpec {
         }
     }
 
-    /// The span this child's supervision logs in (none for a single enclave).
+    /// The span this child's start and supervision log in (none for a single enclave).
     fn span(&self) -> tracing::Span {
         match self.slot {
             Some(slot) => tracing::info_span!("replica", slot),
@@ -831,7 +832,6 @@ impl EnclaveSpec {
 
     /// Starts the child with `args` (the first start of a replica set's slot 0 bootstraps).
     fn spawn_with(&self, args: &[OsString]) -> io::Result<Child> {
-        let _entered = self.span().entered();
         for socket in &self.stale {
             match fs::remove_file(socket) {
                 Ok(()) => tracing::debug!(socket = %socket.display(), "removed stale socket"),
