@@ -6,7 +6,9 @@
 //! bytes (passthrough), and the kubeconfig trusts the cluster CA `dev` saw in one TLS handshake
 //! with the enclave at start (trust on first use, said in the banner; production pins the
 //! attested CA with `nautilus-verify kubeconfig`). A durable cluster keeps its CA across enclave
-//! restarts, so the kubeconfig stays as it is.
+//! restarts, so the kubeconfig stays as it is. With `--replicas N` (N > 1, durable, proxy TLS)
+//! it starts N enclave children, each in `DATA/replica-<slot>/` with its own storage server,
+//! supervised one by one, and routes clients to the leader (`replica_route`).
 
 use std::ffi::OsString;
 use std::fs;
@@ -29,8 +31,10 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::enclave_stream::EnclaveConnector;
+use crate::replica_route::ReplicaSet;
 use crate::serve::{self, ServeOptions};
 use crate::tls;
 
@@ -57,6 +61,96 @@ pub(crate) struct DevSettings {
     pub(crate) exit_with_parent: bool,
     /// Enclave TLS mode: the enclave terminates TLS, the proxy passes bytes through.
     pub(crate) enclave_tls: bool,
+    /// How many enclave children (1: the single enclave, in the data directory itself).
+    pub(crate) replicas: usize,
+    /// Each child gets `--storage` on its storage socket (the caller started the servers);
+    /// false: `--in-memory`.
+    pub(crate) durable: bool,
+}
+
+/// Refuses the combinations `--replicas` does not support yet.
+pub(crate) fn check_replicas(
+    replicas: usize,
+    durable: bool,
+    enclave_tls: bool,
+) -> Result<(), String> {
+    if replicas > 1 && !durable {
+        return Err("--replicas > 1 needs the durable store (drop --in-memory)".into());
+    }
+    if replicas > 1 && enclave_tls {
+        return Err("--replicas > 1 is not supported with --enclave-tls yet".into());
+    }
+    Ok(())
+}
+
+/// Where one enclave child's files live: the data directory itself for a single enclave (the
+/// paths `dev` always used), `DATA/replica-<slot>/` for each of several.
+pub(crate) struct ReplicaPaths {
+    /// Index in the replica set; the enclave's `--replica-slot`.
+    pub(crate) slot: usize,
+    pub(crate) dir: PathBuf,
+    /// The enclave's API socket.
+    pub(crate) enclave_socket: PathBuf,
+    /// The enclave's replica mesh listener (it binds it); none for a single enclave.
+    pub(crate) peer_socket: Option<PathBuf>,
+    pub(crate) storage_socket: PathBuf,
+    pub(crate) storage_dir: PathBuf,
+    /// `--storage-faults`'s control file.
+    pub(crate) storage_faults: PathBuf,
+    /// The current child's pid, rewritten at every (re)spawn; none for a single enclave.
+    pub(crate) pid_file: Option<PathBuf>,
+}
+
+impl ReplicaPaths {
+    /// Every child's paths in slot order.
+    pub(crate) fn all(data_dir: &Path, replicas: usize) -> Vec<ReplicaPaths> {
+        if replicas <= 1 {
+            return vec![ReplicaPaths {
+                slot: 0,
+                dir: data_dir.to_path_buf(),
+                enclave_socket: data_dir.join("enclave.sock"),
+                peer_socket: None,
+                storage_socket: data_dir.join("storage.sock"),
+                storage_dir: data_dir.join("storage"),
+                storage_faults: data_dir.join("storage-faults"),
+                pid_file: None,
+            }];
+        }
+        (0..replicas)
+            .map(|slot| {
+                let dir = data_dir.join(format!("replica-{slot}"));
+                ReplicaPaths {
+                    slot,
+                    enclave_socket: dir.join("enclave.sock"),
+                    peer_socket: Some(dir.join("peer.sock")),
+                    storage_socket: dir.join("storage.sock"),
+                    storage_dir: dir.join("storage"),
+                    storage_faults: dir.join("storage-faults"),
+                    pid_file: Some(dir.join("enclave.pid")),
+                    dir,
+                }
+            })
+            .collect()
+    }
+
+    /// Creates the directory (mode 0700) and checks that every socket path fits a Unix socket.
+    pub(crate) fn prepare(&self) -> Result<(), String> {
+        create_data_dir(&self.dir)?;
+        let sockets = [
+            Some(&self.enclave_socket),
+            self.peer_socket.as_ref(),
+            Some(&self.storage_socket),
+        ];
+        for socket in sockets.into_iter().flatten() {
+            if socket.as_os_str().as_bytes().len() > MAX_SOCKET_PATH {
+                return Err(format!(
+                    "socket path {} is too long for a Unix socket; use a shorter --data-dir",
+                    socket.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Resolves once this process has been re-parented (its starter exited).
@@ -116,39 +210,27 @@ pub(crate) async fn run(
     }
     let token = new_admin_token().map_err(|e| format!("cannot read OS randomness: {e}"))?;
 
-    let socket = data_dir.join("enclave.sock");
-    if socket.as_os_str().as_bytes().len() > MAX_SOCKET_PATH {
-        return Err(format!(
-            "socket path {} is too long for a Unix socket; use a shorter --data-dir",
-            socket.display()
-        ));
+    check_replicas(settings.replicas, settings.durable, settings.enclave_tls)?;
+    let replicas = ReplicaPaths::all(&data_dir, settings.replicas);
+    for paths in &replicas {
+        paths.prepare()?;
     }
+    let socket = data_dir.join("enclave.sock");
     // The enclave's logs come back over a stream as in production, where it has no console.
     let log_socket = data_dir.join("enclave-logs.sock");
     crate::log_sink::start(&crate::log_sink::SinkListen::Unix(log_socket.clone()))
         .await
         .map_err(|e| e.trim_start_matches("error: ").to_string())?;
-    let mut spec = EnclaveSpec {
-        exe: std::env::current_exe()
-            .map_err(|e| format!("cannot find the nautilus-proxy executable: {e}"))?,
-        args: enclave_argv(
-            &socket,
-            &token_sha256_hex(&token),
-            settings.log_format,
-            &enclave_args,
-        ),
-        socket: socket.clone(),
+    let common = ChildArgs {
+        log_socket,
+        token_sha256: token_sha256_hex(&token),
+        log_format: settings.log_format,
+        durable: settings.durable,
+        extra: enclave_args,
     };
-    let mut log_sink = OsString::from("--log-sink=unix:");
-    log_sink.push(log_socket.as_os_str());
-    spec.args.insert(0, log_sink);
-    let mut child = spec
-        .spawn()
-        .map_err(|e| format!("cannot start the enclave: {e}"))?;
-    if let Err(err) = wait_ready(&mut child, &socket, ENCLAVE_START_TIMEOUT).await {
-        terminate(&mut child).await;
-        return Err(err);
-    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the nautilus-proxy executable: {e}"))?;
+    let mut children = start_children(&exe, &common, &replicas, &data_dir).await?;
 
     let kubeconfig_path = data_dir.join("kubeconfig");
     let server = server_url(local);
@@ -166,7 +248,7 @@ pub(crate) async fn run(
             let (serving, ca) = match learned {
                 Ok(chain) => chain,
                 Err(err) => {
-                    terminate(&mut child).await;
+                    terminate_all(&mut children).await;
                     return Err(err);
                 }
             };
@@ -195,10 +277,27 @@ pub(crate) async fn run(
     )
     .map_err(|e| format!("cannot write {}: {e}", kubeconfig_path.display()))?;
     drop(token);
-    print_banner(&kubeconfig_path, &server);
+    print_banner(&kubeconfig_path, &server, &replicas);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let supervisor = tokio::spawn(supervise(child, spec, stop_rx, repin));
+    let connector = if replicas.len() > 1 {
+        let set = ReplicaSet::new(replicas.iter().map(|r| r.enclave_socket.clone()).collect());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(
+            set.clone()
+                .track_leader(async move { stopped(&mut stop).await }),
+        );
+        EnclaveConnector::Replicas(set)
+    } else {
+        EnclaveConnector::Unix(socket)
+    };
+    let supervisors: Vec<_> = children
+        .into_iter()
+        .map(|(child, spec)| {
+            let span = spec.span();
+            tokio::spawn(supervise(child, spec, stop_rx.clone(), repin.clone()).instrument(span))
+        })
+        .collect();
     // The signal both stops accepting and (through the supervisor) SIGTERMs the enclave.
     let exit_with_parent = settings.exit_with_parent;
     let shutdown = async move {
@@ -208,20 +307,88 @@ pub(crate) async fn run(
         }
         let _ = stop_tx.send(true);
     };
-    serve::serve(
-        listener,
-        tls,
-        options(EnclaveConnector::Unix(socket)),
-        shutdown,
-    )
-    .await;
-    if let Err(err) = supervisor.await {
-        tracing::error!(error = %err, "enclave supervisor failed");
+    serve::serve(listener, tls, options(connector), shutdown).await;
+    for supervisor in supervisors {
+        if let Err(err) = supervisor.await {
+            tracing::error!(error = %err, "enclave supervisor failed");
+        }
     }
     Ok(())
 }
 
-fn print_banner(kubeconfig: &Path, server: &str) {
+/// Starts every child and waits until each accepts connections. Slot 0 goes first; in a fresh
+/// replica set it alone bootstraps the cluster (`--replica-bootstrap`), and the others start
+/// only once it accepts, to join it. A set bootstrapped before starts all at once (a cold
+/// start needs a majority up). On failure the children started are stopped.
+async fn start_children(
+    exe: &Path,
+    common: &ChildArgs,
+    replicas: &[ReplicaPaths],
+    data_dir: &Path,
+) -> Result<Vec<(Child, EnclaveSpec)>, String> {
+    let marker = data_dir.join("replicas-bootstrapped");
+    let bootstrap = replicas.len() > 1 && !marker.exists();
+    let mut children: Vec<(Child, EnclaveSpec)> = Vec::with_capacity(replicas.len());
+    let mut ready = 0;
+    for paths in replicas {
+        let spec = EnclaveSpec::new(
+            exe,
+            common.argv(paths, replicas, false),
+            paths,
+            replicas.len(),
+        );
+        let first_args = common.argv(paths, replicas, bootstrap && paths.slot == 0);
+        let spawned = spec
+            .span()
+            .in_scope(|| spec.spawn_with(&first_args))
+            .map_err(|e| format!("{}cannot start the enclave: {e}", spec.label()));
+        match spawned {
+            Ok(child) => children.push((child, spec)),
+            Err(err) => {
+                terminate_all(&mut children).await;
+                return Err(err);
+            }
+        }
+        if bootstrap && paths.slot == 0 {
+            if let Err(err) = wait_all_ready(&mut children, &mut ready).await {
+                terminate_all(&mut children).await;
+                return Err(err);
+            }
+            if let Err(err) = write_file(&marker, b"", 0o600) {
+                terminate_all(&mut children).await;
+                return Err(format!("cannot write {}: {err}", marker.display()));
+            }
+        }
+    }
+    if let Err(err) = wait_all_ready(&mut children, &mut ready).await {
+        terminate_all(&mut children).await;
+        return Err(err);
+    }
+    Ok(children)
+}
+
+/// Waits for the children from index `ready` on; `ready` counts those that accepted.
+async fn wait_all_ready(
+    children: &mut [(Child, EnclaveSpec)],
+    ready: &mut usize,
+) -> Result<(), String> {
+    for (child, spec) in children.iter_mut().skip(*ready) {
+        wait_ready(child, &spec.socket, ENCLAVE_START_TIMEOUT)
+            .instrument(spec.span())
+            .await
+            .map_err(|e| format!("{}{e}", spec.label()))?;
+        *ready += 1;
+    }
+    Ok(())
+}
+
+async fn terminate_all(children: &mut [(Child, EnclaveSpec)]) {
+    for (child, spec) in children.iter_mut() {
+        terminate(child).instrument(spec.span()).await;
+    }
+}
+
+fn print_banner(kubeconfig: &Path, server: &str, replicas: &[ReplicaPaths]) {
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
@@ -233,6 +400,17 @@ fn print_banner(kubeconfig: &Path, server: &str) {
         kubeconfig.display(),
         kubeconfig.display()
     );
+    if replicas.len() > 1 {
+        let _ = writeln!(
+            out,
+            "replicas: {} enclaves, one directory each:",
+            replicas.len()
+        );
+        for paths in replicas {
+            let _ = writeln!(out, "  slot {}: {}", paths.slot, paths.dir.display());
+        }
+        let _ = writeln!(out);
+    }
     let _ = out.flush();
     tracing::warn!("development mode: SIMULATED NSM, throw-away TLS identity and admin token");
 }
@@ -556,24 +734,115 @@ fn enclave_argv(
     args
 }
 
-/// How to (re)start the enclave child.
+/// What every enclave child's command line shares.
+struct ChildArgs {
+    /// The one log sink all children write to.
+    log_socket: PathBuf,
+    token_sha256: String,
+    log_format: &'static str,
+    /// Pass `--storage` (the child's own storage server).
+    durable: bool,
+    /// The rest, the same for every child.
+    extra: Vec<OsString>,
+}
+
+impl ChildArgs {
+    /// `own`'s command line after the program name: the single enclave's on `own`'s sockets,
+    /// plus, among several replicas, its slot, its peer listener, every replica's peer socket in
+    /// slot order (itself included) and, when `bootstrap`, `--replica-bootstrap` (contract with
+    /// `nautilus-enclave`).
+    fn argv(&self, own: &ReplicaPaths, all: &[ReplicaPaths], bootstrap: bool) -> Vec<OsString> {
+        let unix = |flag: &str, path: &Path| {
+            let mut arg = OsString::from(flag);
+            arg.push("unix:");
+            arg.push(path.as_os_str());
+            arg
+        };
+        let mut extra = Vec::new();
+        if self.durable {
+            extra.push(unix("--storage=", &own.storage_socket));
+        }
+        if let Some(peer_socket) = &own.peer_socket {
+            extra.push(format!("--replica-slot={}", own.slot).into());
+            extra.push(unix("--replica-listen=", peer_socket));
+            for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
+                extra.push(unix("--replica-peer=", peer));
+            }
+            extra.push("--allow-simulated-peers".into());
+            if bootstrap {
+                extra.push("--replica-bootstrap".into());
+            }
+        }
+        extra.extend(self.extra.iter().cloned());
+        let mut args = vec![unix("--log-sink=", &self.log_socket)];
+        args.extend(enclave_argv(
+            &own.enclave_socket,
+            &self.token_sha256,
+            self.log_format,
+            &extra,
+        ));
+        args
+    }
+}
+
+/// How to (re)start one enclave child.
 struct EnclaveSpec {
     exe: PathBuf,
+    /// The arguments of every restart.
     args: Vec<OsString>,
     socket: PathBuf,
+    /// Sockets a killed child leaves behind, removed before each start so it can bind them.
+    stale: Vec<PathBuf>,
+    pid_file: Option<PathBuf>,
+    /// The replica slot, when there are several.
+    slot: Option<usize>,
 }
 
 impl EnclaveSpec {
+    fn new(exe: &Path, args: Vec<OsString>, paths: &ReplicaPaths, replicas: usize) -> Self {
+        EnclaveSpec {
+            exe: exe.to_path_buf(),
+            args,
+            socket: paths.enclave_socket.clone(),
+            stale: std::iter::once(paths.enclave_socket.clone())
+                .chain(paths.peer_socket.clone())
+                .collect(),
+            pid_file: paths.pid_file.clone(),
+            slot: (replicas > 1).then_some(paths.slot),
+        }
+    }
+
+    /// The span this child's start and supervision log in (none for a single enclave).
+    fn span(&self) -> tracing::Span {
+        match self.slot {
+            Some(slot) => tracing::info_span!("replica", slot),
+            None => tracing::Span::none(),
+        }
+    }
+
+    /// Prefix for errors about this child.
+    fn label(&self) -> String {
+        self.slot
+            .map_or_else(String::new, |slot| format!("replica {slot}: "))
+    }
+
     fn spawn(&self) -> io::Result<Child> {
-        match fs::remove_file(&self.socket) {
-            Ok(()) => tracing::debug!(socket = %self.socket.display(), "removed stale socket"),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err),
+        self.spawn_with(&self.args)
+    }
+
+    /// Starts the child with `args` (the first start of a replica set's slot 0 bootstraps).
+    fn spawn_with(&self, args: &[OsString]) -> io::Result<Child> {
+        for socket in &self.stale {
+            match fs::remove_file(socket) {
+                Ok(()) => tracing::debug!(socket = %socket.display(), "removed stale socket"),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
         }
         let mut command = Command::new(&self.exe);
         command
             .arg("__enclave")
-            .args(&self.args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
@@ -594,8 +863,19 @@ impl EnclaveSpec {
         }
         let child = command.spawn()?;
         tracing::info!(pid = child.id(), "enclave started");
+        if let (Some(path), Some(pid)) = (&self.pid_file, child.id())
+            && let Err(err) = write_pid_file(path, pid)
+        {
+            tracing::error!(path = %path.display(), error = %err, "cannot write the enclave's pid file");
+        }
         Ok(child)
     }
+}
+
+/// Replaces `path` with `pid` atomically (temporary file and rename): a reader sees the old
+/// pid or the new one, never a partial write.
+fn write_pid_file(path: &Path, pid: u32) -> io::Result<()> {
+    write_file(path, format!("{pid}\n").as_bytes(), 0o644)
 }
 
 /// Waits until the enclave's socket accepts a connection.
@@ -838,6 +1118,210 @@ mod tests {
                 "10"
             ]
         );
+    }
+
+    fn child_args(durable: bool) -> ChildArgs {
+        ChildArgs {
+            log_socket: PathBuf::from("/d/enclave-logs.sock"),
+            token_sha256: "ab".repeat(32),
+            log_format: "json",
+            durable,
+            extra: vec!["--kms-key-id=k".into(), "--cluster-id=dev".into()],
+        }
+    }
+
+    fn strings(args: &[OsString]) -> Vec<&str> {
+        args.iter().map(|a| a.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_single_enclave_keeps_its_argv_and_paths() {
+        let all = ReplicaPaths::all(Path::new("/d"), 1);
+        let [one] = all.as_slice() else {
+            panic!("one enclave: {}", all.len())
+        };
+        assert_eq!(one.dir, Path::new("/d"));
+        assert_eq!(one.storage_dir, Path::new("/d/storage"));
+        assert_eq!(one.storage_faults, Path::new("/d/storage-faults"));
+        assert_eq!((&one.peer_socket, &one.pid_file), (&None, &None));
+        let hash = "ab".repeat(32);
+        // What `dev` passed before replicas existed: the log sink first, then the listen
+        // socket, the hash and the simulated NSM, then the store, then the rest.
+        for bootstrap in [false, true] {
+            let args = child_args(true).argv(one, &all, bootstrap);
+            assert_eq!(
+                strings(&args),
+                [
+                    "--log-sink=unix:/d/enclave-logs.sock",
+                    "--listen",
+                    "unix:/d/enclave.sock",
+                    "--admin-token-sha256",
+                    hash.as_str(),
+                    "--simulated-nsm",
+                    "--log-format",
+                    "json",
+                    "--storage=unix:/d/storage.sock",
+                    "--kms-key-id=k",
+                    "--cluster-id=dev",
+                ]
+            );
+        }
+        let in_memory = child_args(false).argv(one, &all, false);
+        assert!(
+            !strings(&in_memory)
+                .iter()
+                .any(|a| a.starts_with("--storage"))
+        );
+    }
+
+    #[test]
+    fn replicas_get_their_own_sockets_and_every_peer_in_slot_order() {
+        let all = ReplicaPaths::all(Path::new("/d"), 3);
+        assert_eq!(all.len(), 3);
+        let hash = "ab".repeat(32);
+        let peers = [
+            "--replica-peer=unix:/d/replica-0/peer.sock",
+            "--replica-peer=unix:/d/replica-1/peer.sock",
+            "--replica-peer=unix:/d/replica-2/peer.sock",
+        ];
+        for (slot, paths) in all.iter().enumerate() {
+            assert_eq!(paths.slot, slot);
+            let dir = format!("/d/replica-{slot}");
+            assert_eq!(paths.dir, Path::new(&dir));
+            assert_eq!(paths.storage_dir, Path::new(&format!("{dir}/storage")));
+            assert_eq!(
+                paths.storage_faults,
+                Path::new(&format!("{dir}/storage-faults"))
+            );
+            assert_eq!(
+                paths.pid_file.as_deref(),
+                Some(Path::new(&format!("{dir}/enclave.pid")))
+            );
+            let listen = format!("unix:{dir}/enclave.sock");
+            let storage = format!("--storage=unix:{dir}/storage.sock");
+            let slot_arg = format!("--replica-slot={slot}");
+            let replica_listen = format!("--replica-listen=unix:{dir}/peer.sock");
+            let mut want = vec![
+                "--log-sink=unix:/d/enclave-logs.sock",
+                "--listen",
+                listen.as_str(),
+                "--admin-token-sha256",
+                hash.as_str(),
+                "--simulated-nsm",
+                "--log-format",
+                "json",
+                storage.as_str(),
+                slot_arg.as_str(),
+                replica_listen.as_str(),
+            ];
+            want.extend(peers);
+            want.push("--allow-simulated-peers");
+            let tail = ["--kms-key-id=k", "--cluster-id=dev"];
+            let restart = child_args(true).argv(paths, &all, false);
+            assert_eq!(
+                strings(&restart),
+                [want.as_slice(), &tail].concat(),
+                "slot {slot}"
+            );
+            let first = child_args(true).argv(paths, &all, true);
+            want.push("--replica-bootstrap");
+            assert_eq!(
+                strings(&first),
+                [want.as_slice(), &tail].concat(),
+                "slot {slot}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_slot_0_of_a_fresh_set_bootstraps_and_never_on_restart() {
+        let all = ReplicaPaths::all(Path::new("/d"), 3);
+        let common = child_args(true);
+        let specs: Vec<_> = all
+            .iter()
+            .map(|paths| {
+                let spec = EnclaveSpec::new(
+                    Path::new("/bin/true"),
+                    common.argv(paths, &all, false),
+                    paths,
+                    all.len(),
+                );
+                (paths.slot, spec)
+            })
+            .collect();
+        let bootstraps = |args: &[OsString]| args.iter().any(|a| a == "--replica-bootstrap");
+        for (slot, spec) in &specs {
+            // Restarts use the spec's own arguments.
+            assert!(!bootstraps(&spec.args), "slot {slot} restart");
+            assert_eq!(spec.slot, Some(*slot));
+            assert_eq!(spec.socket, all[*slot].enclave_socket);
+            assert_eq!(
+                spec.stale,
+                [
+                    all[*slot].enclave_socket.clone(),
+                    all[*slot].peer_socket.clone().unwrap()
+                ]
+            );
+        }
+        // `start_children`'s rule for the first start.
+        for fresh in [true, false] {
+            for paths in &all {
+                let first = common.argv(paths, &all, fresh && paths.slot == 0);
+                assert_eq!(bootstraps(&first), fresh && paths.slot == 0);
+            }
+        }
+    }
+
+    #[test]
+    fn replicas_refuse_in_memory_and_enclave_tls() {
+        assert!(check_replicas(1, false, true).is_ok());
+        assert!(check_replicas(1, true, false).is_ok());
+        assert!(check_replicas(3, true, false).is_ok());
+        let err = check_replicas(3, false, false).unwrap_err();
+        assert!(
+            err.contains("--replicas > 1 needs the durable store"),
+            "{err}"
+        );
+        let err = check_replicas(2, true, true).unwrap_err();
+        assert!(
+            err.contains("is not supported with --enclave-tls yet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pid_file_is_replaced_on_each_write() {
+        let dir = temp_dir("pid");
+        let path = dir.join("enclave.pid");
+        write_pid_file(&path, 4242).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "4242\n");
+        write_pid_file(&path, 7).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "7\n");
+        // Only the pid file: the temporary file was renamed over it.
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["enclave.pid"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replica_directories_are_private_and_socket_paths_checked() {
+        let dir = temp_dir("replicas");
+        for paths in ReplicaPaths::all(&dir, 2) {
+            paths.prepare().unwrap();
+            let mode = fs::metadata(&paths.dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
+        let long = dir.join("x".repeat(MAX_SOCKET_PATH));
+        let err = ReplicaPaths::all(&long, 2)
+            .first()
+            .unwrap()
+            .prepare()
+            .unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     fn temp_dir(tag: &str) -> PathBuf {

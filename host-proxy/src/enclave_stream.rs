@@ -1,5 +1,6 @@
-//! Opens one byte stream into the enclave per client connection: a Unix socket in development,
-//! vsock in production. Callers see only `AsyncRead + AsyncWrite`; nothing here reads payloads.
+//! Opens one byte stream into the enclave per client connection: a Unix socket in development
+//! (or one of `dev --replicas`'s sockets), vsock in production. Callers see only
+//! `AsyncRead + AsyncWrite`; nothing here reads payloads.
 
 use std::fmt;
 use std::io;
@@ -27,6 +28,9 @@ pub(crate) enum EnclaveConnector {
         /// vsock port the enclave listens on.
         port: u32,
     },
+    /// `dev --replicas N`: the leader's socket when known, else any replica's that accepts.
+    #[cfg(feature = "dev")]
+    Replicas(crate::replica_route::ReplicaSet),
 }
 
 impl EnclaveConnector {
@@ -42,6 +46,8 @@ impl EnclaveConnector {
                 let stream = tokio_vsock::VsockStream::connect(addr).await?;
                 Ok(Box::new(stream))
             }
+            #[cfg(feature = "dev")]
+            EnclaveConnector::Replicas(set) => Ok(Box::new(set.connect().await?)),
         }
     }
 }
@@ -64,6 +70,8 @@ impl fmt::Display for EnclaveConnector {
         match self {
             EnclaveConnector::Unix(path) => write!(f, "unix:{}", path.display()),
             EnclaveConnector::Vsock { cid, port } => write!(f, "vsock:{cid}:{port}"),
+            #[cfg(feature = "dev")]
+            EnclaveConnector::Replicas(set) => fmt::Display::fmt(set, f),
         }
     }
 }

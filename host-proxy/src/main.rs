@@ -11,6 +11,8 @@ mod log_sink;
 mod metrics;
 mod penalty;
 mod relay;
+#[cfg(feature = "dev")]
+mod replica_route;
 mod serve;
 #[cfg(feature = "dev")]
 mod simulated_kms;
@@ -36,6 +38,9 @@ use crate::serve::ServeOptions;
 
 /// Exit code when the listen address cannot be bound (documented contract for scripts).
 const EXIT_CANNOT_LISTEN: u8 = 2;
+/// The most enclave children `dev --replicas` starts (each is a full enclave process).
+#[cfg(feature = "dev")]
+const MAX_DEV_REPLICAS: i64 = 9;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -344,6 +349,10 @@ struct DevCli {
     /// handshake at start (trust on first use; production uses `nautilus-verify kubeconfig`).
     #[arg(long)]
     enclave_tls: bool,
+    /// Enclave replicas to run, each in `DATA_DIR/replica-<slot>/` with its own sealed log;
+    /// clients are routed to the leader. More than one needs the durable store and proxy TLS.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=MAX_DEV_REPLICAS))]
+    replicas: u16,
     /// Shut down when the process that started `dev` exits (test harnesses use this so no
     /// cluster outlives its test run).
     #[arg(long, hide = true)]
@@ -505,6 +514,11 @@ async fn run_serve(args: ServeCli) -> ExitCode {
 
 #[cfg(feature = "dev")]
 async fn run_dev(args: DevCli) -> ExitCode {
+    let replicas = usize::from(args.replicas);
+    if let Err(message) = dev::check_replicas(replicas, !args.in_memory, args.enclave_tls) {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     let listener = match serve::bind(args.listen, "nautilus-proxy dev").await {
         Ok(listener) => listener,
         Err(message) => {
@@ -626,36 +640,45 @@ async fn run_dev(args: DevCli) -> ExitCode {
             enclave_args.push(OsString::from(format!("--sui-node={node}")));
         }
     }
+    let durable = kms.is_some();
     if let Some(kms) = kms {
-        // The enclave's sealed log and snapshots live in DATA_DIR/storage.
-        let storage_socket = data_dir.join("storage.sock");
-        let faults = if args.storage_faults {
-            tracing::warn!(
-                "TESTS ONLY: storage faults are read from storage-faults in the data directory"
-            );
-            storage::faults::Faults::from_control_file(data_dir.join("storage-faults"))
-        } else {
-            storage::faults::Faults::none()
-        };
-        let credentials: std::sync::Arc<dyn Fn() -> Result<String, String> + Send + Sync> =
-            std::sync::Arc::new(|| Ok(simulated_kms::credentials_json()));
-        if let Err(message) = start_storage(
-            storage::StorageListen::Unix(storage_socket.clone()),
-            &data_dir.join("storage"),
-            faults,
-            credentials,
-        )
-        .await
-        {
-            eprintln!("error: {message}");
-            return ExitCode::from(EXIT_CANNOT_LISTEN);
+        // Each enclave's sealed log and snapshots live in its own storage directory (one
+        // enclave: DATA_DIR/storage); dev::run gives each its `--storage`.
+        if args.storage_faults {
+            let place = if replicas > 1 {
+                "each replica's directory"
+            } else {
+                "the data directory"
+            };
+            tracing::warn!("TESTS ONLY: storage faults are read from storage-faults in {place}");
         }
-        let mut storage_arg = OsString::from("--storage=unix:");
-        storage_arg.push(&storage_socket);
+        for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
+            if let Err(message) = paths.prepare() {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+            let faults = if args.storage_faults {
+                storage::faults::Faults::from_control_file(paths.storage_faults.clone())
+            } else {
+                storage::faults::Faults::none()
+            };
+            let credentials: std::sync::Arc<dyn Fn() -> Result<String, String> + Send + Sync> =
+                std::sync::Arc::new(|| Ok(simulated_kms::credentials_json()));
+            if let Err(message) = start_storage(
+                storage::StorageListen::Unix(paths.storage_socket.clone()),
+                &paths.storage_dir,
+                faults,
+                credentials,
+            )
+            .await
+            {
+                eprintln!("error: {message}");
+                return ExitCode::from(EXIT_CANNOT_LISTEN);
+            }
+        }
         let mut kms_relay = OsString::from("--kms-relay=");
         kms_relay.push(&relay_arg);
         let mut durable_args = vec![
-            storage_arg,
             OsString::from(format!("--kms-key-id={}", kms.key_id)),
             OsString::from(format!("--kms-region={}", kms.region)),
             OsString::from(format!("--kms-endpoint={}", kms.endpoint)),
@@ -678,6 +701,8 @@ async fn run_dev(args: DevCli) -> ExitCode {
         log_format: args.log.log_format.as_str(),
         exit_with_parent: args.exit_with_parent,
         enclave_tls: args.enclave_tls,
+        replicas,
+        durable,
     };
     match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
         Ok(()) => ExitCode::SUCCESS,
