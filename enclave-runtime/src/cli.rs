@@ -685,12 +685,13 @@ impl Cli {
 
 impl Cli {
     /// The configuration every replica of one cluster runs alike, whose digest a peer's
-    /// attestation must bind: the effective options without this replica's own socket (the
-    /// slot, its listen addresses and the bootstrap flag are routing labels and not in it).
+    /// attestation must bind: the effective options without this replica's own sockets (its
+    /// API listener and its store; the slot, its peer listener and the bootstrap flag are
+    /// routing labels and not in it).
     pub(crate) fn shared_toml(&self) -> String {
         self.effective_toml()
             .lines()
-            .filter(|line| !line.starts_with("listen = "))
+            .filter(|line| !line.starts_with("listen = ") && !line.starts_with("storage = "))
             .map(|line| format!("{line}\n"))
             .collect()
     }

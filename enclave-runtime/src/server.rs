@@ -498,14 +498,25 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 .storage
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("--replica-slot needs --storage"))?;
-            identity
+            let blobs = identity
                 .ensure_key_blobs(store, cli.replica_bootstrap)
                 .await?;
-            Some(identity)
+            Some((identity, blobs))
         }
         None => None,
     };
     let data = data_keys(&cli, nsm.clone()).await?;
+    // A bootstrapping replica's blobs are KMS's answer, now in its store.
+    let replica_identity = match (replica_identity, &cli.storage) {
+        (Some((identity, Some(blobs))), _) => Some((identity, blobs)),
+        (Some((identity, None)), Some(store)) => {
+            let blobs = crate::kms::key_blobs(store).await?.ok_or_else(|| {
+                anyhow::anyhow!("the store holds no cluster key after KMS made one")
+            })?;
+            Some((identity, blobs))
+        }
+        _ => None,
+    };
     // The ServiceAccount token key: from the data key when the cluster is durable (tokens
     // outlive restarts), else random for this run. It stays in core; only its public half is
     // ever served (the JWKS).
@@ -584,7 +595,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             persists,
         },
     ) = match replica_identity {
-        Some(identity) => {
+        Some((identity, key_blobs)) => {
             let data = data.ok_or_else(|| anyhow::anyhow!("--replica-slot needs --storage"))?;
             let replica_core =
                 crate::replica::state_machine::ReplicaCore::new(config.clone(), seed, now());
@@ -594,6 +605,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 replica_core.clone(),
                 data.store,
                 data.keys,
+                key_blobs,
             )
             .await?;
             (

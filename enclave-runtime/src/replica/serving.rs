@@ -107,16 +107,18 @@ impl Identity {
             .map(|(_, addr)| addr.as_str())
     }
 
-    /// Makes sure `store` holds the cluster key's blobs before the key is asked of KMS: a
-    /// replica joining a cluster copies them from a peer (they are not secret: only an
-    /// attested enclave gets KMS to unwrap the key), a bootstrapping one lets KMS make them.
+    /// Makes sure `store` holds the cluster key's blobs before the key is asked of KMS, and
+    /// returns them: a replica joining a cluster copies them from a peer (they are not secret:
+    /// only an attested enclave gets KMS to unwrap the key). `None`: a bootstrapping replica
+    /// whose store has none yet lets KMS make them.
     pub(crate) async fn ensure_key_blobs(
         &self,
         store: &SinkAddr,
         bootstrap: bool,
-    ) -> anyhow::Result<()> {
-        if bootstrap || crate::kms::key_blobs(store).await?.is_some() {
-            return Ok(());
+    ) -> anyhow::Result<Option<crate::kms::KeyBlobs>> {
+        let own = crate::kms::key_blobs(store).await?;
+        if bootstrap || own.is_some() {
+            return Ok(own);
         }
         for round in 0u64.. {
             for addr in self.others() {
@@ -128,9 +130,9 @@ impl Identity {
                     decode::<Option<crate::kms::KeyBlobs>>(&a).map_err(|e| e.to_string())
                 }) {
                     Ok(Some(blobs)) => {
-                        crate::kms::put_key_blobs(store, blobs).await?;
+                        crate::kms::put_key_blobs(store, blobs.clone()).await?;
                         tracing::info!(peer = addr, "the cluster key's blobs copied from a peer");
-                        return Ok(());
+                        return Ok(Some(blobs));
                     }
                     Ok(None) => tracing::debug!(peer = addr, "the peer holds no cluster key yet"),
                     Err(e) => {
@@ -143,7 +145,7 @@ impl Identity {
             }
             tokio::time::sleep(ASK_AGAIN).await;
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -222,7 +224,9 @@ pub(crate) struct Replicated {
     slot: u8,
     id: NodeId,
     peers: Vec<String>,
-    store: SinkAddr,
+    /// The cluster key's blobs, for peers that join (read before the log took the store's
+    /// one connection).
+    key_blobs: crate::kms::KeyBlobs,
     /// The serving state, for forwarded requests (set once it exists).
     shared: OnceLock<Weak<Shared>>,
     forwarded: AtomicU64,
@@ -237,6 +241,7 @@ impl Replicated {
         core: Arc<ReplicaCore>,
         store: SinkAddr,
         keys: crate::durable::seal::Keys,
+        key_blobs: crate::kms::KeyBlobs,
     ) -> anyhow::Result<Arc<Self>> {
         let mut log = SealedLog::open(store.clone(), keys, identity.id, TAIL_BYTES).await?;
         let fresh = log
@@ -264,7 +269,7 @@ impl Replicated {
             slot: identity.slot,
             id: identity.id,
             peers: identity.peers,
-            store,
+            key_blobs,
             shared: OnceLock::new(),
             forwarded: AtomicU64::new(0),
         });
@@ -594,13 +599,7 @@ impl PeerRequests for Replicated {
                     Ok(request) => encode(&self.admit(peer, request).await),
                     Err(e) => Err(e),
                 },
-                Kind::KeyBlobs => match crate::kms::key_blobs(&self.store).await {
-                    Ok(blobs) => encode(&blobs),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the cluster key's blobs for a peer");
-                        encode(&Option::<crate::kms::KeyBlobs>::None)
-                    }
-                },
+                Kind::KeyBlobs => encode(&Some(&self.key_blobs)),
                 Kind::ReadIndex => encode(&self.read_index().await),
                 Kind::Forward => self.answer_forwarded(&body).await,
                 _ => return None,
