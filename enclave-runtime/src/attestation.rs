@@ -204,7 +204,7 @@ pub(crate) async fn answer(
                     && shared
                         .replicated
                         .as_ref()
-                        .is_some_and(|r| !r.check_line().1));
+                        .is_some_and(|r| !r.status().ready));
             (failing || has_param(query, "verbose")).then(|| verbose_health(shared, path, sui))
         }
         _ => None,
@@ -275,8 +275,8 @@ fn verbose_health(
             .replicated
             .as_ref()
             .map_or((String::new(), true), |r| {
-                let (line, ok) = r.check_line();
-                (format!("{line}\n"), ok)
+                let status = r.status();
+                (format!("{}\n", status.check_line()), status.ready)
             });
     let ready = sui_ready && (replica_ready || path != "/readyz");
     let verdict = if ready { "passed" } else { "failed" };

@@ -16,8 +16,6 @@ mod log_sink;
 mod metrics;
 mod nsm;
 mod preamble;
-// Issue 17's first slice: exercised by its tests; the serving code takes it up next.
-#[cfg_attr(not(test), allow(dead_code))]
 mod replica;
 mod server;
 mod signing;

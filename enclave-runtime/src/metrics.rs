@@ -443,7 +443,8 @@ fn scrape(shared: &Shared, req: &hyper::Request<Incoming>) -> hyper::Response<Re
     let ring = shared.ring().stats();
     let watches = shared.watches.open();
     let inflight = (shared.budget.in_use(), shared.budget.limit());
-    match encode(&snapshot, ring, watches, inflight) {
+    let replica = shared.replicated.as_ref().map(|r| r.status());
+    match encode(&snapshot, ring, watches, inflight, replica.as_ref()) {
         Ok(text) => http::to_hyper(ApiResponse {
             status: 200,
             content_type: prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
@@ -464,9 +465,13 @@ fn encode(
     (ring_events, ring_capacity, ring_evicted): (usize, usize, u64),
     watches: usize,
     inflight: (usize, usize),
+    replica: Option<&crate::replica::serving::Status>,
 ) -> Result<String, std::fmt::Error> {
     let metrics = &*METRICS;
     let mut registry = Registry::default();
+    if let Some(replica) = replica {
+        register_replica(&mut registry, replica);
+    }
     registry.register(
         "apiserver_request_duration_seconds",
         "Response latency distribution in seconds for each verb, group, version, resource, subresource, scope and code",
@@ -641,6 +646,90 @@ fn encode(
 }
 
 /// The scheduler's families, under kube-scheduler's names where they mean the same.
+/// A replica's role, term, log and lag (issue 17).
+fn register_replica(registry: &mut Registry, status: &crate::replica::serving::Status) {
+    let role = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+    for name in ["leader", "follower", "learner", "candidate", "shutdown"] {
+        role.get_or_create(&vec![("role", name)])
+            .set(i64::from(status.role == name));
+    }
+    registry.register(
+        "nautilus_replica_role",
+        "This replica's role in the replicated cluster (1 for the current one)",
+        role,
+    );
+    let gauges: [(&str, &str, u64); 6] = [
+        (
+            "nautilus_replica_slot",
+            "This replica's slot",
+            u64::from(status.slot),
+        ),
+        (
+            "nautilus_replica_term",
+            "The raft term this replica is in",
+            status.term,
+        ),
+        (
+            "nautilus_replica_last_log_index",
+            "The last log index this replica holds",
+            status.last_log,
+        ),
+        (
+            "nautilus_replica_applied_index",
+            "The last log index this replica applied",
+            status.applied,
+        ),
+        (
+            "nautilus_replica_applied_revision",
+            "The store revision this replica applied (what it shows)",
+            status.revision,
+        ),
+        (
+            "nautilus_replica_leader_slot",
+            "The slot of the leader this replica knows of (-1: none)",
+            status.leader_slot.map_or(u64::MAX, u64::from),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let value = if value == u64::MAX {
+            -1
+        } else {
+            i64::try_from(value).unwrap_or(i64::MAX)
+        };
+        registry.register(name, help, ConstGauge::new(value));
+    }
+    let lag = Family::<Vec<(&'static str, String)>, Gauge>::default();
+    for (slot, behind) in &status.lag {
+        lag.get_or_create(&vec![("peer_slot", slot.to_string())])
+            .set(i64::try_from(*behind).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "nautilus_replica_lag_entries",
+        "On the leader: log entries each other replica is behind",
+        lag,
+    );
+    let counters: [(&str, &str, u64); 3] = [
+        (
+            "nautilus_replica_forwarded",
+            "Client requests this replica passed on to the leader",
+            status.forwarded,
+        ),
+        (
+            "nautilus_replica_leader_changes",
+            "Times the leader this replica knows of changed",
+            status.leader_changes,
+        ),
+        (
+            "nautilus_replica_peer_refusals",
+            "Peers refused because their attestation did not verify",
+            status.peer_refusals,
+        ),
+    ];
+    for (name, help, value) in counters {
+        registry.register(name, help, ConstCounter::new(value));
+    }
+}
+
 fn register_scheduler(registry: &mut Registry, stats: &SchedulerStats) {
     let attempts = Family::<AttemptLabels, Counter>::default();
     for (result, count) in [

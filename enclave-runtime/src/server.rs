@@ -760,6 +760,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     while shared.connections.load(Ordering::Relaxed) > 0 && started.elapsed() < DRAIN_DEADLINE {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    if let Some(replicated) = &shared.replicated {
+        // The peers elect another leader now rather than after an election timeout.
+        replicated.stop().await;
+    }
     if let crate::cli::ListenAddr::Unix(path) = &cli.listen {
         let _ = std::fs::remove_file(path);
     }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nautilus_tests::{DevCluster, signal};
+use nautilus_tests::{DevCluster, promtool_check, signal};
 use serde_json::{Value, json};
 
 const REPLICAS: usize = 3;
@@ -140,6 +140,30 @@ fn wait_for_voters(cluster: &DevCluster, what: &str) -> usize {
             Instant::now() < deadline,
             "{what}: the replicas did not all become voters: {lines:?}\n{}",
             cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until the Deployment `web`'s ReplicaSet asks for `replicas` pods.
+fn wait_for_replica_set(cluster: &DevCluster, replicas: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster.kubectl(&["get", "replicasets", "-l", "app=web", "-o", "json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let asked: Vec<u64> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|rs| rs["spec"]["replicas"].as_u64())
+            .collect();
+        if asked == [replicas] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Deployment's ReplicaSet never asked for {replicas} pods: {asked:?} {}",
+            String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -307,6 +331,44 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
         "the follower counts what it forwarded: {line}"
     );
 
+    // Each replica's metrics name its role; the leader's show each follower's lag.
+    for slot in [first_leader, follower] {
+        let (status, text) = on_replica(&cluster, slot, "GET", "/metrics", None).unwrap();
+        assert_eq!(status, 200, "{text}");
+        promtool_check("a replica's metrics", &text);
+        let role = if slot == first_leader {
+            "leader"
+        } else {
+            "follower"
+        };
+        assert!(
+            text.contains(&format!("nautilus_replica_role{{role=\"{role}\"}} 1")),
+            "slot {slot} says it is the {role}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("nautilus_replica_slot {slot}")),
+            "slot {slot}'s metrics name it"
+        );
+    }
+    let (_, leader_metrics) = on_replica(&cluster, first_leader, "GET", "/metrics", None).unwrap();
+    assert_eq!(
+        leader_metrics
+            .lines()
+            .filter(|l| l.starts_with("nautilus_replica_lag_entries{"))
+            .count(),
+        REPLICAS - 1,
+        "the leader reports each follower's lag:\n{leader_metrics}"
+    );
+
+    // The controllers run on the leader: a Deployment gets its ReplicaSet.
+    cluster.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.k8s.io/pause:3.10",
+    ]);
+    wait_for_replica_set(&cluster, 1);
+
     // A watch on a replica that survives the first kill (the third slot).
     let survivor = (0..REPLICAS)
         .find(|&s| s != first_leader && s != follower)
@@ -321,6 +383,9 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
         "leader (slot {first_leader}) kill -9 -> first acknowledged write: {} ms",
         failover.as_millis()
     );
+    // The new leader runs the controllers: scaling the Deployment reaches its ReplicaSet.
+    cluster.kubectl_ok(&["scale", "deployment", "web", "--replicas=3"]);
+    wait_for_replica_set(&cluster, 3);
     for i in 0..20 {
         let name = format!("rep-d-{i:02}");
         create_until_acknowledged(&cluster, &name);

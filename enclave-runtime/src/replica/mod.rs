@@ -88,7 +88,7 @@ impl Replica {
     }
 
     /// Stops openraft and the driver.
-    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(&self) -> anyhow::Result<()> {
         self.raft.shutdown().await?;
         self.driver.abort();
         Ok(())

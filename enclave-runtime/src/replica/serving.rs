@@ -230,6 +230,58 @@ pub(crate) struct Replicated {
     /// The serving state, for forwarded requests (set once it exists).
     shared: OnceLock<Weak<Shared>>,
     forwarded: AtomicU64,
+    /// Times the leader this replica knows of changed (to another, or to none).
+    leader_changes: AtomicU64,
+}
+
+/// A replica's state for `/readyz?verbose` and the metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct Status {
+    pub(crate) slot: u8,
+    pub(crate) id: NodeId,
+    /// `leader`, `follower`, `learner`, `candidate` or `shutdown`.
+    pub(crate) role: &'static str,
+    pub(crate) term: u64,
+    /// The leader's slot, if one is known.
+    pub(crate) leader_slot: Option<u8>,
+    /// The last log index this replica holds.
+    pub(crate) last_log: u64,
+    /// The last log index it applied.
+    pub(crate) applied: u64,
+    /// The store revision it applied.
+    pub(crate) revision: u64,
+    /// On the leader: each other member's slot and how many entries it is behind.
+    pub(crate) lag: Vec<(u8, u64)>,
+    pub(crate) forwarded: u64,
+    pub(crate) leader_changes: u64,
+    /// Peers whose attestation was refused.
+    pub(crate) peer_refusals: u64,
+    /// Ready: it leads, or it follows a known leader.
+    pub(crate) ready: bool,
+}
+
+impl Status {
+    /// `/readyz?verbose`'s line.
+    pub(crate) fn check_line(&self) -> String {
+        let detail = format!(
+            "slot={} id={:#x} role={} term={} leader={} last_log={} applied={} revision={} forwarded={}",
+            self.slot,
+            self.id,
+            self.role,
+            self.term,
+            self.leader_slot
+                .map_or_else(|| "none".to_string(), |s| format!("slot-{s}")),
+            self.last_log,
+            self.applied,
+            self.revision,
+            self.forwarded,
+        );
+        if self.ready {
+            format!("[+]replica ok: {detail}")
+        } else {
+            format!("[-]replica failed: {detail}")
+        }
+    }
 }
 
 impl Replicated {
@@ -272,6 +324,7 @@ impl Replicated {
             key_blobs,
             shared: OnceLock::new(),
             forwarded: AtomicU64::new(0),
+            leader_changes: AtomicU64::new(0),
         });
         tokio::spawn(super::network::serve(
             this.mesh.endpoint().clone(),
@@ -301,6 +354,27 @@ impl Replicated {
     /// applies to watch streams and waiting reads.
     pub(crate) fn serve(self: &Arc<Self>, shared: &Arc<Shared>) {
         let _ = self.shared.set(Arc::downgrade(shared));
+        let this = Arc::downgrade(self);
+        let mut metrics = self.replica.raft.metrics();
+        tokio::spawn(async move {
+            let mut leader = None;
+            loop {
+                let now = metrics.borrow_and_update().current_leader;
+                let Some(this) = this.upgrade() else {
+                    return;
+                };
+                if now != leader {
+                    if leader.is_some() {
+                        this.leader_changes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    leader = now;
+                }
+                drop(this);
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
         let mut progress = self.replica.core.progress();
         let shared = Arc::downgrade(shared);
         tokio::spawn(async move {
@@ -433,16 +507,12 @@ impl Replicated {
         }
     }
 
-    /// `/readyz?verbose`'s line for this replica and whether it is ready: it leads, or it
-    /// follows a known leader.
-    pub(crate) fn check_line(&self) -> (String, bool) {
+    /// This replica's state now.
+    pub(crate) fn status(&self) -> Status {
         let metrics = self.replica.raft.metrics();
         let metrics = metrics.borrow();
-        let voter = metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == self.id);
+        let membership = metrics.membership_config.membership();
+        let voter = membership.voter_ids().any(|v| v == self.id);
         let role = match metrics.state {
             ServerState::Leader => "leader",
             ServerState::Follower if voter => "follower",
@@ -450,23 +520,43 @@ impl Replicated {
             ServerState::Candidate => "candidate",
             ServerState::Shutdown => "shutdown",
         };
-        let ready = metrics.state == ServerState::Leader
-            || (metrics.current_leader.is_some() && metrics.state != ServerState::Shutdown);
-        let leader_slot = metrics.current_leader.map(|l| l >> 56);
-        let detail = format!(
-            "slot={} id={:#x} role={role} term={} leader={} applied={} revision={} forwarded={}",
-            self.slot,
-            self.id,
-            metrics.current_term,
-            leader_slot.map_or_else(|| "none".to_string(), |s| format!("slot-{s}")),
-            metrics.last_applied.map_or(0, |l| l.index),
-            self.replica.core.progress().borrow().revision,
-            self.forwarded.load(Ordering::Relaxed),
-        );
-        if ready {
-            (format!("[+]replica ok: {detail}"), true)
-        } else {
-            (format!("[-]replica failed: {detail}"), false)
+        let last_log = metrics.last_log_index.unwrap_or(0);
+        let lag = metrics
+            .replication
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(id, matched)| {
+                let slot = membership.get_node(id).map_or((id >> 56) as u8, |m| m.slot);
+                (
+                    slot,
+                    last_log.saturating_sub(matched.map_or(0, |l| l.index)),
+                )
+            })
+            .collect();
+        Status {
+            slot: self.slot,
+            id: self.id,
+            role,
+            term: metrics.current_term,
+            leader_slot: metrics.current_leader.map(|l| (l >> 56) as u8),
+            last_log,
+            applied: metrics.last_applied.map_or(0, |l| l.index),
+            revision: self.replica.core.progress().borrow().revision,
+            lag,
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            leader_changes: self.leader_changes.load(Ordering::Relaxed),
+            peer_refusals: self.mesh.endpoint().refused(),
+            ready: metrics.state == ServerState::Leader
+                || (metrics.current_leader.is_some() && metrics.state != ServerState::Shutdown),
+        }
+    }
+
+    /// Stops openraft (the process is stopping): peers elect another leader at once
+    /// instead of after an election timeout.
+    pub(crate) async fn stop(&self) {
+        if let Err(e) = self.replica.shutdown().await {
+            tracing::warn!(error = %e, "stopping the replica");
         }
     }
 
