@@ -439,14 +439,20 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_REPLICA_LISTEN", value_parser = parse_listen)]
     pub replica_listen: Option<ListenAddr>,
 
-    /// Every replica's peer address (`unix:PATH`), in slot order, this one's included;
-    /// repeatable.
+    /// Every replica's peer address, in slot order, this one's included; repeatable:
+    /// `relay:HOST:PORT` (through `--replica-relay` to that replica's proxy's
+    /// `--replica-peer-listen`) or `unix:PATH` (one machine).
     #[arg(
         long = "replica-peer",
         env = "NAUTILUS_REPLICA_PEERS",
         value_delimiter = ','
     )]
     pub replica_peers: Vec<String>,
+
+    /// The proxy's byte relay the replica reaches `relay:` peers through (`unix:PATH` or
+    /// `vsock:CID:PORT`; default: `--kms-relay`, then `--sui-relay`).
+    #[arg(long, env = "NAUTILUS_REPLICA_RELAY")]
+    pub replica_relay: Option<String>,
 
     /// Start a new replicated cluster with this replica as its only voter, when its store
     /// holds no replica log yet (the others join it). Give it to one replica, once.

@@ -66,6 +66,9 @@ pub(crate) struct DevSettings {
     /// Each child gets `--storage` on its storage socket (the caller started the servers);
     /// false: `--in-memory`.
     pub(crate) durable: bool,
+    /// Each replica's peer address through the relay (`relay:HOST:PORT`), in slot order;
+    /// empty: the replicas dial each other's peer sockets.
+    pub(crate) peer_addrs: Vec<String>,
 }
 
 /// Refuses the combinations `--replicas` does not support yet.
@@ -226,6 +229,7 @@ pub(crate) async fn run(
         token_sha256: token_sha256_hex(&token),
         log_format: settings.log_format,
         durable: settings.durable,
+        peer_addrs: settings.peer_addrs.clone(),
         extra: enclave_args,
     };
     let exe = std::env::current_exe()
@@ -742,6 +746,8 @@ struct ChildArgs {
     log_format: &'static str,
     /// Pass `--storage` (the child's own storage server).
     durable: bool,
+    /// Each replica's peer address through the relay, in slot order (none: their sockets).
+    peer_addrs: Vec<String>,
     /// The rest, the same for every child.
     extra: Vec<OsString>,
 }
@@ -765,8 +771,14 @@ impl ChildArgs {
         if let Some(peer_socket) = &own.peer_socket {
             extra.push(format!("--replica-slot={}", own.slot).into());
             extra.push(unix("--replica-listen=", peer_socket));
-            for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
-                extra.push(unix("--replica-peer=", peer));
+            if self.peer_addrs.is_empty() {
+                for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
+                    extra.push(unix("--replica-peer=", peer));
+                }
+            } else {
+                for peer in &self.peer_addrs {
+                    extra.push(format!("--replica-peer={peer}").into());
+                }
             }
             extra.push("--allow-simulated-peers".into());
             if bootstrap {
@@ -1126,8 +1138,42 @@ mod tests {
             token_sha256: "ab".repeat(32),
             log_format: "json",
             durable,
+            peer_addrs: Vec::new(),
             extra: vec!["--kms-key-id=k".into(), "--cluster-id=dev".into()],
         }
+    }
+
+    /// With peer listeners, each replica names every peer by its relay address, in slot
+    /// order.
+    #[test]
+    fn replicas_name_their_peers_by_relay_address_when_given() {
+        let all = ReplicaPaths::all(Path::new("/d"), 3);
+        let args = ChildArgs {
+            peer_addrs: vec![
+                "relay:127.0.0.1:7001".into(),
+                "relay:127.0.0.1:7002".into(),
+                "relay:127.0.0.1:7003".into(),
+            ],
+            ..child_args(true)
+        };
+        let argv: Vec<String> = args
+            .argv(&all[1], &all, false)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let peers: Vec<&str> = argv
+            .iter()
+            .filter_map(|a| a.strip_prefix("--replica-peer="))
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                "relay:127.0.0.1:7001",
+                "relay:127.0.0.1:7002",
+                "relay:127.0.0.1:7003"
+            ]
+        );
+        assert!(argv.contains(&"--replica-listen=unix:/d/replica-1/peer.sock".to_string()));
     }
 
     fn strings(args: &[OsString]) -> Vec<&str> {

@@ -9,6 +9,7 @@ mod enclave_stream;
 mod fallback;
 mod log_sink;
 mod metrics;
+mod peer_splice;
 mod penalty;
 mod relay;
 #[cfg(feature = "dev")]
@@ -195,6 +196,15 @@ struct RelayCli {
         value_name = "PORTS"
     )]
     kubelet_ports: Vec<relay::PortRange>,
+    /// Another enclave replica's proxy (`HOST:PORT` of its `--replica-peer-listen`) this
+    /// enclave may reach through the relay; repeatable (issue 17).
+    #[arg(
+        long = "replica-peer",
+        env = "NAUTILUS_PROXY_REPLICA_PEERS",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    replica_peers: Vec<relay::NodeAddr>,
 }
 
 impl RelayCli {
@@ -229,6 +239,7 @@ impl RelayCli {
     ) -> Result<bool, String> {
         let mut allow = self.sui_nodes.clone();
         allow.extend(self.kms_endpoints.iter().cloned());
+        allow.extend(self.replica_peers.iter().cloned());
         allow.extend(extra.iter().cloned());
         if allow.is_empty() && kubelets.networks.is_empty() {
             return Ok(false);
@@ -307,6 +318,25 @@ struct ServeCli {
         requires = "storage_listen"
     )]
     storage_dir: Option<PathBuf>,
+    /// With enclave replicas (issue 17): where the other replicas' proxies reach this
+    /// replica's enclave (`HOST:PORT`, e.g. `0.0.0.0:7443`); each connection is spliced into
+    /// `--enclave-peer`. Needs `--enclave-peer`.
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_REPLICA_PEER_LISTEN",
+        value_name = "HOST:PORT",
+        requires = "enclave_peer"
+    )]
+    replica_peer_listen: Option<SocketAddr>,
+    /// The enclave's replica peer listener (its `--replica-listen`): `vsock:CID:PORT` or
+    /// `unix:/path`.
+    #[arg(
+        long,
+        env = "NAUTILUS_PROXY_ENCLAVE_PEER",
+        value_name = "ADDR",
+        requires = "replica_peer_listen"
+    )]
+    enclave_peer: Option<EnclaveConnector>,
     #[command(flatten)]
     relay: RelayCli,
     #[command(flatten)]
@@ -494,6 +524,18 @@ async fn run_serve(args: ServeCli) -> ExitCode {
         }
         _ => None,
     };
+    if let (Some(listen), Some(enclave_peer)) = (args.replica_peer_listen, &args.enclave_peer) {
+        match peer_splice::bind(listen).await {
+            Ok(listener) => {
+                tracing::info!(%listen, enclave = %enclave_peer, "replica peers: splicing into the enclave's peer listener");
+                tokio::spawn(peer_splice::run(listener, enclave_peer.clone()));
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(EXIT_CANNOT_LISTEN);
+            }
+        }
+    }
     if let Err(message) = args.relay.start(None, &[], args.relay.kubelets(None)) {
         eprintln!("{message}");
         return ExitCode::from(EXIT_CANNOT_LISTEN);
@@ -601,7 +643,38 @@ async fn run_dev(args: DevCli) -> ExitCode {
     // The enclave's way out (Sui full nodes, KMS): one relay socket in the data directory,
     // started only when something is allowed through it.
     let socket = data_dir.join("sui-relay.sock");
-    let kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
+    let mut kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
+    // Replicas reach each other as in production: through the relay to a TCP peer listener
+    // that splices into the replica's peer socket (one per replica here, on loopback).
+    let mut peer_addrs = Vec::new();
+    if replicas > 1 {
+        for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
+            let listener = match peer_splice::bind("127.0.0.1:0".parse().expect("an address")).await
+            {
+                Ok(listener) => listener,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(EXIT_CANNOT_LISTEN);
+                }
+            };
+            let Ok(local) = listener.local_addr() else {
+                eprintln!("error: cannot read a peer listener's address");
+                return ExitCode::from(EXIT_CANNOT_LISTEN);
+            };
+            let Some(peer_socket) = paths.peer_socket.clone() else {
+                continue;
+            };
+            tokio::spawn(peer_splice::run(
+                listener,
+                enclave_stream::EnclaveConnector::Unix(peer_socket),
+            ));
+            kms_endpoints.push(relay::NodeAddr {
+                host: local.ip().to_string(),
+                port: local.port(),
+            });
+            peer_addrs.push(format!("relay:{local}"));
+        }
+    }
     // dev's kubelets run on this machine: loopback, on the kubelet port unless told others
     // (nothing else on the machine is reachable).
     let dev_kubelets = relay::KubeletAllow {
@@ -703,6 +776,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
         enclave_tls: args.enclave_tls,
         replicas,
         durable,
+        peer_addrs,
     };
     match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
         Ok(()) => ExitCode::SUCCESS,

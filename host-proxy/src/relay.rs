@@ -7,7 +7,8 @@
 //! (`--kubelet-network`, `--kubelet-ports`; dev: loopback on 10250): the enclave names only registered Nodes' addresses,
 //! and this allowlist keeps a compromised enclave from reaching anything else. TLS ends inside
 //! the enclave, so this side only ever carries ciphertext: it can delay or drop, never read or
-//! forge. It counts bytes per allowlisted node, and for kubelets together, in
+//! forge. Replicas of one cluster reach each other the same way (`--replica-peer`, the other
+//! proxies' `--replica-peer-listen`). It counts bytes per allowlisted node, and for kubelets together, in
 //! [`RelayCounters`], which the metrics module can read.
 
 use std::fmt;

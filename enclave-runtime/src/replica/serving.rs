@@ -88,12 +88,19 @@ impl Identity {
             );
         }
         let endpoint = Arc::new(MeshEndpoint::new(id, slot, tls, attestation, admission));
+        let relay = cli
+            .replica_relay
+            .as_deref()
+            .or(cli.kms_relay())
+            .map(str::parse::<crate::sui::RelayAddr>)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--replica-relay: {e}"))?;
         tracing::info!(slot, id = format_args!("{id:#x}"), "replica identity made");
         Ok(Self {
             id,
             slot,
             peers: cli.replica_peers.clone(),
-            mesh: Mesh::new(endpoint),
+            mesh: Mesh::with_relay(endpoint, relay),
         })
     }
 

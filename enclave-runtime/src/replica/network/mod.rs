@@ -60,15 +60,28 @@ pub(crate) struct Mesh {
 
 struct MeshInner {
     endpoint: Arc<MeshEndpoint>,
+    /// The proxy's relay, for `relay:HOST:PORT` peer addresses.
+    relay: Option<crate::sui::RelayAddr>,
     idle: Mutex<BTreeMap<NodeId, Vec<Link>>>,
 }
 
 impl Mesh {
-    /// Peers reached as `endpoint`.
+    /// Peers reached as `endpoint` (tests: `unix:` addresses only).
+    #[cfg(test)]
     pub(crate) fn new(endpoint: Arc<MeshEndpoint>) -> Self {
+        Self::with_relay(endpoint, None)
+    }
+
+    /// Peers reached as `endpoint`, those named `relay:HOST:PORT` through the proxy's `relay`
+    /// (production: the enclave's only way out; the host relays TLS ciphertext).
+    pub(crate) fn with_relay(
+        endpoint: Arc<MeshEndpoint>,
+        relay: Option<crate::sui::RelayAddr>,
+    ) -> Self {
         Self {
             inner: Arc::new(MeshInner {
                 endpoint,
+                relay,
                 idle: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -101,7 +114,7 @@ impl MeshInner {
         let inner = self.clone();
         tokio::spawn(async move {
             let result = async {
-                let stream = open(&addr).await?;
+                let stream = open(&addr, inner.relay.as_ref()).await?;
                 inner.endpoint.connect(stream, target).await
             }
             .await;
@@ -151,7 +164,7 @@ impl Mesh {
         ttl: Duration,
     ) -> Result<Vec<u8>, MeshError> {
         let exchanged = async {
-            let stream = open(addr).await?;
+            let stream = open(addr, self.inner.relay.as_ref()).await?;
             let mut link = self.inner.endpoint.connect_any(stream).await?;
             exchange(&mut link, kind, 1, body).await
         };
@@ -173,9 +186,18 @@ pub(crate) trait PeerRequests: Send + Sync + 'static {
 pub(crate) type PeerAnswer<'a> =
     std::pin::Pin<Box<dyn Future<Output = Option<Result<Vec<u8>, FrameError>>> + Send + 'a>>;
 
-/// A byte stream to a peer address: `unix:PATH` (development and tests). Production's route,
-/// the proxy's relay, comes later.
-async fn open(addr: &str) -> Result<Box<dyn Stream>, MeshError> {
+/// A byte stream to a peer address: `relay:HOST:PORT` through the proxy's relay (production,
+/// and dev's replicas), or `unix:PATH` (tests).
+async fn open(
+    addr: &str,
+    relay: Option<&crate::sui::RelayAddr>,
+) -> Result<Box<dyn Stream>, MeshError> {
+    if let Some(target) = addr.strip_prefix("relay:") {
+        let relay =
+            relay.ok_or_else(|| MeshError::Address(format!("{addr} (no --replica-relay)")))?;
+        let stream = crate::sui::open_relay(relay, target).await?;
+        return Ok(Box::new(stream));
+    }
     let path = addr
         .strip_prefix("unix:")
         .filter(|path| !path.is_empty())
