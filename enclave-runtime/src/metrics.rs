@@ -708,7 +708,12 @@ fn register_replica(registry: &mut Registry, status: &crate::replica::serving::S
         "On the leader: log entries each other replica is behind",
         lag,
     );
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 4] = [
+        (
+            "nautilus_replica_read_index_rounds",
+            "Read index rounds this replica ran (one serves every read that arrived before it began)",
+            status.read_rounds,
+        ),
         (
             "nautilus_replica_forwarded",
             "Client requests this replica passed on to the leader",

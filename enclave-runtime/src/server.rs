@@ -595,8 +595,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             persists,
         },
     ) = match replica_identity {
-        Some((identity, key_blobs)) => {
+        Some((mut identity, key_blobs)) => {
             let data = data.ok_or_else(|| anyhow::anyhow!("--replica-slot needs --storage"))?;
+            identity.settle_id(&data.store, &data.keys).await?;
             let replica_core =
                 crate::replica::state_machine::ReplicaCore::new(config.clone(), seed, now());
             let replicated = crate::replica::serving::Replicated::start(

@@ -8,7 +8,8 @@
 //! replica comes back under a new id, catches up and serves what was written while it was
 //! down, and then kills the new leader: the cluster only has a majority if the restarted
 //! replica voted, so writes going on proves it rejoined as a voter. Every acknowledged write
-//! must be on every replica at the end.
+//! must be on every replica at the end, and again after the whole cluster stopped and started
+//! (a cold start from the sealed logs).
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
@@ -454,6 +455,29 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
                 other => assert!(
                     Instant::now() < deadline,
                     "slot {slot} does not serve every acknowledged write: {other:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    // The whole cluster stops and starts again (a cold start: no replica knows a leader):
+    // the voters keep their sealed ids, elect from their sealed logs, and every acknowledged
+    // write is there.
+    let dir = cluster.stop();
+    let cluster = DevCluster::start_in(dir, &["--replicas", "3"], &[]);
+    wait_for_voters(&cluster, "after a cold start");
+    create_until_acknowledged(&cluster, "rep-f-after-cold-start");
+    acknowledged.push("rep-f-after-cold-start".into());
+    acknowledged.sort();
+    for slot in 0..REPLICAS {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match names_on(&cluster, slot) {
+                Ok(names) if names == acknowledged => break,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "after the cold start, slot {slot} does not serve every acknowledged write: {other:?}"
                 ),
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -178,6 +178,21 @@ impl Keys {
         open(&self.log, &ad, sealed)
     }
 
+    /// Seals the id replica slot `slot` serves under (a voter's, for a cold start of the
+    /// whole cluster, when no leader can take a new id in).
+    pub(crate) fn seal_replica_id(&self, slot: u8, id: u64, nonce: [u8; NONCE]) -> Vec<u8> {
+        let ad = self.context(b"nautilus/replica-id/v1", &[u64::from(slot)], b"id");
+        seal(&self.log, &ad, &id.to_be_bytes(), nonce)
+    }
+
+    /// Opens the id sealed for slot `slot`.
+    pub(crate) fn open_replica_id(&self, slot: u8, sealed: &[u8]) -> Result<u64, SealError> {
+        let ad = self.context(b"nautilus/replica-id/v1", &[u64::from(slot)], b"id");
+        let bytes = open(&self.log, &ad, sealed)?;
+        let bytes: [u8; 8] = bytes.try_into().map_err(|_| SealError::Malformed)?;
+        Ok(u64::from_be_bytes(bytes))
+    }
+
     /// Seals chunk `index` of snapshot `snapshot`.
     pub(crate) fn seal_chunk(
         &self,

@@ -415,6 +415,11 @@ impl SealedLog {
         })
     }
 
+    /// The durable log under it, for the blobs kept beside it.
+    pub(crate) fn durable(&self) -> DurableLog {
+        self.log.clone()
+    }
+
     /// Waits until every record appended so far is durable.
     async fn barrier(&self) -> Result<(), DurableError> {
         let (reply, done) = oneshot::channel();

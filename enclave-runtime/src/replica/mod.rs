@@ -26,6 +26,7 @@ pub(crate) mod entry;
 pub(crate) mod log_store;
 pub(crate) mod mesh;
 pub(crate) mod network;
+pub(crate) mod read_index;
 pub(crate) mod serving;
 pub(crate) mod state_machine;
 pub(crate) mod types;

@@ -27,6 +27,7 @@ use super::Replica;
 use super::log_store::{SealedLog, TAIL_BYTES};
 use super::mesh::{Admission, FrameError, Kind, MeshEndpoint, PeerTls, decode, encode};
 use super::network::{Mesh, PeerAnswer, PeerRequests};
+use super::read_index::{Confirm, ReadRounds};
 use super::state_machine::ReplicaCore;
 use super::types::{Member, NodeId};
 use crate::cli::Cli;
@@ -46,6 +47,11 @@ const READ_INDEX_WAIT: Duration = Duration::from_secs(5);
 /// been applied.
 const COMMIT_WAIT: Duration = Duration::from_secs(30);
 
+/// The blob holding the id a voter serves under (sealed to its slot).
+const REPLICA_ID_BLOB: &str = "replica-id";
+/// How long a starting replica waits for each peer's summary.
+const SUMMARY_WAIT: Duration = Duration::from_secs(2);
+
 /// A replica's identity for this start, made before the cluster key is known: its id, its
 /// slot, its peers' addresses and its side of the mesh.
 pub(crate) struct Identity {
@@ -53,6 +59,11 @@ pub(crate) struct Identity {
     slot: u8,
     peers: Vec<String>,
     mesh: Mesh,
+    /// What a mesh endpoint under another id is made of (a cold start keeps the old id).
+    attestation: Arc<crate::attestation::Attestation>,
+    admission: Admission,
+    relay: Option<crate::sui::RelayAddr>,
+    nsm: Arc<dyn Nsm>,
 }
 
 impl Identity {
@@ -87,7 +98,13 @@ impl Identity {
                 "--allow-simulated-peers: peers attested by the SIMULATED NSM are admitted (development only)"
             );
         }
-        let endpoint = Arc::new(MeshEndpoint::new(id, slot, tls, attestation, admission));
+        let endpoint = Arc::new(MeshEndpoint::new(
+            id,
+            slot,
+            tls,
+            attestation.clone(),
+            admission.clone(),
+        ));
         let relay = cli
             .replica_relay
             .as_deref()
@@ -100,8 +117,87 @@ impl Identity {
             id,
             slot,
             peers: cli.replica_peers.clone(),
-            mesh: Mesh::with_relay(endpoint, relay),
+            mesh: Mesh::with_relay(endpoint, relay.clone(), cli.replica_peers.clone()),
+            attestation,
+            admission,
+            relay,
+            nsm,
         })
+    }
+
+    /// Decides the id this start serves under. A replica restarts under a new id and rejoins
+    /// through the leader (design §2.3: its sealed state is a cache, never a vote, so a host
+    /// that serves an older copy cannot make it vote twice). When no peer leads
+    /// (the whole cluster is starting again), a voter keeps the id sealed in its store, so
+    /// that the last configuration can elect from the sealed logs and votes: a cold start,
+    /// which trusts the hosts' copies to be the newest (see the README, "Replicas").
+    pub(crate) async fn settle_id(
+        &mut self,
+        store: &SinkAddr,
+        keys: &crate::durable::seal::Keys,
+    ) -> anyhow::Result<()> {
+        let mut conn = crate::durable::connect_for_blobs(store).await?;
+        let sealed = match conn
+            .call(&nautilus_wire::storage::Request::GetBlob {
+                name: REPLICA_ID_BLOB.into(),
+            })
+            .await?
+        {
+            nautilus_wire::storage::Answer::Bytes(bytes) => Some(bytes),
+            _ => None,
+        };
+        drop(conn);
+        let old = sealed
+            .and_then(|sealed| keys.open_replica_id(self.slot, &sealed).ok())
+            .filter(|id| id >> 56 == u64::from(self.slot));
+        let Some(old) = old else {
+            return Ok(());
+        };
+        if let Some(leader) = self.leader_among_peers().await {
+            tracing::info!(
+                leader_slot = leader,
+                new = format_args!("{:#x}", self.id),
+                "a peer leads: this replica rejoins under a new id"
+            );
+            return Ok(());
+        }
+        tracing::warn!(
+            id = format_args!("{old:#x}"),
+            "no peer leads: this replica keeps its sealed id and vote, so that the last configuration can elect (a cold start)"
+        );
+        let mut random = |out: &mut [u8]| {
+            self.nsm
+                .random(out)
+                .map_err(|e| anyhow::anyhow!("NSM random bytes for the replica: {e}"))
+        };
+        let tls = PeerTls::generate(&mut random)?;
+        let endpoint = Arc::new(MeshEndpoint::new(
+            old,
+            self.slot,
+            tls,
+            self.attestation.clone(),
+            self.admission.clone(),
+        ));
+        self.id = old;
+        self.mesh = Mesh::with_relay(endpoint, self.relay.clone(), self.peers.clone());
+        Ok(())
+    }
+
+    /// The leader's slot, if a peer that answers leads.
+    async fn leader_among_peers(&self) -> Option<u8> {
+        for addr in self.others() {
+            let answer = self
+                .mesh
+                .call_address(addr, Kind::Summary, &[], SUMMARY_WAIT)
+                .await;
+            if let Ok(Some(leader)) = answer
+                .map_err(|e| e.to_string())
+                .and_then(|a| decode::<Option<u8>>(&a).map_err(|e| e.to_string()))
+            {
+                return Some(leader);
+            }
+        }
+        None
     }
 
     /// The other replicas' addresses.
@@ -234,11 +330,15 @@ pub(crate) struct Replicated {
     /// The cluster key's blobs, for peers that join (read before the log took the store's
     /// one connection).
     key_blobs: crate::kms::KeyBlobs,
+    /// The durable log under the replica's log, for the id blob.
+    durable: crate::durable::DurableLog,
     /// The serving state, for forwarded requests (set once it exists).
     shared: OnceLock<Weak<Shared>>,
     forwarded: AtomicU64,
     /// Times the leader this replica knows of changed (to another, or to none).
     leader_changes: AtomicU64,
+    /// Reads waiting for a read index share its rounds.
+    reads: Arc<ReadRounds>,
 }
 
 /// A replica's state for `/readyz?verbose` and the metrics.
@@ -263,6 +363,8 @@ pub(crate) struct Status {
     pub(crate) leader_changes: u64,
     /// Peers whose attestation was refused.
     pub(crate) peer_refusals: u64,
+    /// Read index rounds run (one serves every read that arrived before it began).
+    pub(crate) read_rounds: u64,
     /// Ready: it leads, or it follows a known leader.
     pub(crate) ready: bool,
 }
@@ -302,7 +404,8 @@ impl Replicated {
         keys: crate::durable::seal::Keys,
         key_blobs: crate::kms::KeyBlobs,
     ) -> anyhow::Result<Arc<Self>> {
-        let mut log = SealedLog::open(store.clone(), keys, identity.id, TAIL_BYTES).await?;
+        let mut log = SealedLog::open(store, keys, identity.id, TAIL_BYTES).await?;
+        let durable = log.durable();
         let fresh = log
             .get_log_state()
             .await
@@ -322,13 +425,15 @@ impl Replicated {
             .clone()
             .context("--replica-listen is not given")?;
         let listener = crate::transport::Listener::bind(&listen)?;
-        let this = Arc::new(Self {
+        let this = Arc::new_cyclic(|this: &Weak<Self>| Self {
+            reads: ReadRounds::start(confirm_as(this.clone())),
             replica,
             mesh: identity.mesh,
             slot: identity.slot,
             id: identity.id,
             peers: identity.peers,
             key_blobs,
+            durable,
             shared: OnceLock::new(),
             forwarded: AtomicU64::new(0),
             leader_changes: AtomicU64::new(0),
@@ -342,6 +447,7 @@ impl Replicated {
         if fresh && cli.replica_bootstrap {
             let members = BTreeMap::from([(this.id, this.member())]);
             this.replica.raft.initialize(members).await?;
+            this.save_id().await?;
             tracing::info!(
                 slot = this.slot,
                 "a new replicated cluster, with this replica as its only voter; the others join it"
@@ -422,7 +528,7 @@ impl Replicated {
             .membership()
             .get_node(&leader)
             .ok_or(Error::NotLeader)?;
-        Ok((leader, member.peer_addr.clone()))
+        Ok((leader, self.mesh.address_of(member)))
     }
 
     /// Where a request with this head is served (see [`Route`]).
@@ -451,27 +557,17 @@ impl Replicated {
     }
 
     /// Waits until this replica applied everything committed when the read arrived: the
-    /// leader confirms with a quorum that it still leads (openraft's read index) and this
-    /// replica applies up to that index.
+    /// leader confirms with a quorum that it still leads (openraft's read index, one round
+    /// for every read that arrived before it began) and this replica applies up to that
+    /// index.
     pub(crate) async fn read_barrier(&self) -> Result<(), Error> {
-        let raft = &self.replica.raft;
-        if raft.metrics().borrow().state == ServerState::Leader {
-            return tokio::time::timeout(READ_INDEX_WAIT, raft.ensure_linearizable())
-                .await
-                .map_err(|_| unavailable("the leader could not confirm it still leads"))?
-                .map(|_| ())
-                .map_err(|e| unavailable(&format!("this replica no longer leads: {e}")));
-        }
-        let (leader, addr) = self.leader()?;
-        let answer = self
-            .mesh
-            .call(leader, &addr, Kind::ReadIndex, &[], READ_INDEX_WAIT)
+        let index = tokio::time::timeout(READ_INDEX_WAIT, self.reads.index())
             .await
-            .map_err(|e| unavailable(&format!("the leader gave no read index: {e}")))?;
-        let index: Option<u64> =
-            decode(&answer).map_err(|e| unavailable(&format!("the leader's read index: {e}")))?;
-        let index = index.ok_or(Error::NotLeader)?;
-        raft.wait(Some(READ_INDEX_WAIT))
+            .map_err(|_| unavailable("no read index in time: is a leader elected?"))?
+            .map_err(|e| unavailable(&format!("no read index: {e}")))?;
+        self.replica
+            .raft
+            .wait(Some(READ_INDEX_WAIT))
             .applied_index_at_least(Some(index), "read index")
             .await
             .map_err(|e| unavailable(&format!("this replica did not catch up: {e}")))?;
@@ -554,6 +650,7 @@ impl Replicated {
             forwarded: self.forwarded.load(Ordering::Relaxed),
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
             peer_refusals: self.mesh.endpoint().refused(),
+            read_rounds: self.reads.rounds(),
             ready: metrics.state == ServerState::Leader
                 || (metrics.current_leader.is_some() && metrics.state != ServerState::Shutdown),
         }
@@ -585,6 +682,9 @@ impl Replicated {
         for round in 0u64.. {
             if self.is_voter() {
                 tracing::info!(slot = self.slot, "this replica is a voter of the cluster");
+                if let Err(e) = self.save_id().await {
+                    tracing::error!(error = %e, "cannot keep this replica's id for a cold start");
+                }
                 return;
             }
             for addr in &others {
@@ -608,6 +708,18 @@ impl Replicated {
             }
             tokio::time::sleep(ASK_AGAIN).await;
         }
+    }
+
+    /// Keeps the id this voter serves under, sealed to its slot, for a cold start.
+    async fn save_id(&self) -> anyhow::Result<()> {
+        let sealed =
+            self.durable
+                .keys()
+                .seal_replica_id(self.slot, self.id, crate::durable::seal::nonce());
+        self.durable
+            .put_blob(REPLICA_ID_BLOB, sealed)
+            .await
+            .map_err(|e| anyhow::anyhow!("storing the replica id: {e}"))
     }
 
     fn is_voter(&self) -> bool {
@@ -665,13 +777,37 @@ impl Replicated {
         }
     }
 
-    /// On the leader: the read index (openraft confirms leadership with a quorum first).
-    async fn read_index(&self) -> Option<u64> {
+    /// One read index round: on the leader, openraft confirms with a quorum that it still
+    /// leads and gives its commit index; on a follower, the leader is asked for one.
+    async fn confirm(&self) -> Result<u64, String> {
         let raft = &self.replica.raft;
-        match tokio::time::timeout(READ_INDEX_WAIT, raft.ensure_linearizable()).await {
-            Ok(Ok(read)) => Some(read.map_or(0, |l| l.index)),
-            _ => None,
+        if raft.metrics().borrow().state == ServerState::Leader {
+            return match tokio::time::timeout(READ_INDEX_WAIT, raft.get_read_log_id()).await {
+                Ok(Ok((read, _applied))) => Ok(read.map_or(0, |l| l.index)),
+                Ok(Err(e)) => Err(format!("this replica no longer leads: {e}")),
+                Err(_) => Err("the leader could not confirm it still leads".into()),
+            };
         }
+        let (leader, addr) = self.leader().map_err(|e| e.message())?;
+        let answer = self
+            .mesh
+            .call(leader, &addr, Kind::ReadIndex, &[], READ_INDEX_WAIT)
+            .await
+            .map_err(|e| format!("the leader gave no read index: {e}"))?;
+        decode::<Option<u64>>(&answer)
+            .map_err(|e| format!("the leader's read index: {e}"))?
+            .ok_or_else(|| "the replica asked no longer leads".to_string())
+    }
+
+    /// On the leader: a read index for a follower's reads (shared with its own).
+    async fn read_index(&self) -> Option<u64> {
+        if self.replica.raft.metrics().borrow().state != ServerState::Leader {
+            return None;
+        }
+        tokio::time::timeout(READ_INDEX_WAIT, self.reads.index())
+            .await
+            .ok()?
+            .ok()
     }
 
     async fn answer_forwarded(&self, body: &[u8]) -> Result<Vec<u8>, FrameError> {
@@ -682,6 +818,19 @@ impl Replicated {
         };
         encode(&answer)
     }
+}
+
+/// A read index round of the replica `this` (while it lives).
+fn confirm_as(this: Weak<Replicated>) -> Confirm {
+    Box::new(move || {
+        let this = this.clone();
+        Box::pin(async move {
+            match this.upgrade() {
+                Some(this) => this.confirm().await,
+                None => Err("the replica stopped".into()),
+            }
+        })
+    })
 }
 
 fn unavailable(why: &str) -> Error {
@@ -698,6 +847,9 @@ impl PeerRequests for Replicated {
                 },
                 Kind::KeyBlobs => encode(&Some(&self.key_blobs)),
                 Kind::ReadIndex => encode(&self.read_index().await),
+                // Only a leader speaks for a leader: a follower's idea of one may be its
+                // sealed vote's, from before the whole cluster stopped.
+                Kind::Summary => encode(&self.writes().then_some(self.slot)),
                 Kind::Forward => self.answer_forwarded(&body).await,
                 _ => return None,
             })

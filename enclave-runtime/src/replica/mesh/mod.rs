@@ -95,6 +95,8 @@ pub(crate) enum Kind {
     Forward = 11,
     /// A follower asks the leader for a read index (linearizable reads).
     ReadIndex = 12,
+    /// A starting replica asks whether a leader is known (a warm restart, or a cold start).
+    Summary = 13,
 }
 
 impl Kind {
@@ -112,6 +114,7 @@ impl Kind {
             10 => Self::KeyBlobs,
             11 => Self::Forward,
             12 => Self::ReadIndex,
+            13 => Self::Summary,
             other => return Err(FrameError::UnknownKind(other)),
         })
     }

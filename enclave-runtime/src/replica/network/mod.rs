@@ -62,6 +62,9 @@ struct MeshInner {
     endpoint: Arc<MeshEndpoint>,
     /// The proxy's relay, for `relay:HOST:PORT` peer addresses.
     relay: Option<crate::sui::RelayAddr>,
+    /// Each slot's address as this start was told (`--replica-peer`): it wins over the one
+    /// a member was added with, so replicas may move (dev's peer ports change per run).
+    addresses: Vec<String>,
     idle: Mutex<BTreeMap<NodeId, Vec<Link>>>,
 }
 
@@ -69,7 +72,7 @@ impl Mesh {
     /// Peers reached as `endpoint` (tests: `unix:` addresses only).
     #[cfg(test)]
     pub(crate) fn new(endpoint: Arc<MeshEndpoint>) -> Self {
-        Self::with_relay(endpoint, None)
+        Self::with_relay(endpoint, None, Vec::new())
     }
 
     /// Peers reached as `endpoint`, those named `relay:HOST:PORT` through the proxy's `relay`
@@ -77,11 +80,13 @@ impl Mesh {
     pub(crate) fn with_relay(
         endpoint: Arc<MeshEndpoint>,
         relay: Option<crate::sui::RelayAddr>,
+        addresses: Vec<String>,
     ) -> Self {
         Self {
             inner: Arc::new(MeshInner {
                 endpoint,
                 relay,
+                addresses,
                 idle: Mutex::new(BTreeMap::new()),
             }),
         }
@@ -89,6 +94,13 @@ impl Mesh {
 }
 
 impl MeshInner {
+    fn address_of(&self, member: &Member) -> String {
+        self.addresses
+            .get(usize::from(member.slot))
+            .cloned()
+            .unwrap_or_else(|| member.peer_addr.clone())
+    }
+
     fn idle(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Vec<Link>>> {
         self.idle
             .lock()
@@ -130,6 +142,12 @@ impl Mesh {
     /// This replica's side of the mesh.
     pub(crate) fn endpoint(&self) -> &Arc<MeshEndpoint> {
         &self.inner.endpoint
+    }
+
+    /// Where `member` is reached: its slot's address as this start was told, else the one
+    /// it was added with.
+    pub(crate) fn address_of(&self, member: &Member) -> String {
+        self.inner.address_of(member)
     }
 
     /// One request to replica `target` at `addr` over a kept link (a new one when none is
@@ -213,7 +231,7 @@ impl RaftNetworkFactory<Nautilus> for Mesh {
         PeerClient {
             inner: self.inner.clone(),
             target,
-            addr: node.peer_addr.clone(),
+            addr: self.inner.address_of(node),
             link: Mutex::new(None),
             next_id: 1,
         }
