@@ -175,7 +175,13 @@ pub(crate) fn section(scale: &Scale, report: &mut Report) -> Result<(), String> 
             .ok_or("no pid file for the leader")?;
         nautilus_tests::signal(old, libc::SIGKILL);
         let killed = Instant::now();
-        let refused = rt.block_on(write_until_acknowledged(&ours, &format!("failover-{k}")))?;
+        let refused = rt
+            .block_on(write_until_acknowledged(&ours, &format!("failover-{k}")))
+            .map_err(|e| {
+                let states: Vec<Option<String>> =
+                    (0..REPLICAS).map(|slot| three.replica_line(slot)).collect();
+                format!("kill {k} of slot {leader}: {e}; the replicas now: {states:?}")
+            })?;
         failovers.push(killed.elapsed());
         refusals.push(refused);
         wait_restarted(&three, leader, old)?;
@@ -252,7 +258,7 @@ async fn write_until_acknowledged(server: &Server, name: &str) -> Result<String,
     let path = format!("/api/v1/namespaces/{NAMESPACE}/configmaps");
     let headers = auth(&server.token);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut refused: Vec<(String, usize)> = Vec::new();
+    let (mut refused, mut last): (Vec<(String, usize)>, String) = (Vec::new(), String::new());
     loop {
         let attempt = async {
             let mut conn = Connection::open(server.port, server.tls.clone())
@@ -260,14 +266,13 @@ async fn write_until_acknowledged(server: &Server, name: &str) -> Result<String,
                 .map_err(|_| "connect".to_string())?;
             conn.send("POST", &path, Some(body.as_bytes()), &headers)
                 .await
-                .map(|r| r.status)
                 .map_err(|_| "broken".to_string())
         };
         let outcome = tokio::time::timeout(Duration::from_secs(10), attempt)
             .await
             .unwrap_or_else(|_| Err("timeout".to_string()));
         let what = match outcome {
-            Ok(201 | 409) => {
+            Ok(reply) if matches!(reply.status, 201 | 409) => {
                 return Ok(if refused.is_empty() {
                     "0".to_string()
                 } else {
@@ -278,7 +283,13 @@ async fn write_until_acknowledged(server: &Server, name: &str) -> Result<String,
                         .join(" ")
                 });
             }
-            Ok(status) => status.to_string(),
+            Ok(reply) => {
+                last = String::from_utf8_lossy(&reply.body)
+                    .chars()
+                    .take(300)
+                    .collect();
+                reply.status.to_string()
+            }
             Err(e) => e,
         };
         match refused.iter_mut().find(|(w, _)| *w == what) {
@@ -286,7 +297,9 @@ async fn write_until_acknowledged(server: &Server, name: &str) -> Result<String,
             None => refused.push((what, 1)),
         }
         if Instant::now() > deadline {
-            return Err(format!("no write acknowledged within 60 s: {refused:?}"));
+            return Err(format!(
+                "no write acknowledged within 60 s: {refused:?}, the last answer: {last}"
+            ));
         }
         tokio::time::sleep(RETRY_GAP).await;
     }
