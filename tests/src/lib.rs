@@ -349,6 +349,87 @@ impl DevCluster {
         }
     }
 
+    /// The folder of replica `slot` of a `dev --replicas N` cluster: `DATA/replica-<slot>/`,
+    /// with its `enclave.sock` and the `enclave.pid` of its current process.
+    pub fn replica_dir(&self, slot: usize) -> PathBuf {
+        self.dir.path().join(format!("replica-{slot}"))
+    }
+
+    /// The pid `dev` wrote for replica `slot`'s current process.
+    pub fn replica_pid(&self, slot: usize) -> Option<u32> {
+        std::fs::read_to_string(self.replica_dir(slot).join("enclave.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// One HTTP/1.1 request on replica `slot`'s own socket, as the proxy would send it (its
+    /// preamble line first), with the admin token: the status and the (de-chunked) body. A
+    /// replica that does not answer within 2 s is an error (a stopped process still accepts).
+    pub fn replica_request(
+        &self,
+        slot: usize,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(u16, String), String> {
+        use std::io::Read as _;
+        let socket = self.replica_dir(slot).join("enclave.sock");
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(&socket).map_err(|e| e.to_string())?;
+        for timeout in [
+            std::os::unix::net::UnixStream::set_read_timeout,
+            std::os::unix::net::UnixStream::set_write_timeout,
+        ] {
+            timeout(&stream, Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+        }
+        let body = body.unwrap_or_default();
+        let head = format!(
+            "{}{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            nautilus_wire::preamble::line("", &[]),
+            self.token,
+            body.len(),
+        );
+        stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body))
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, rest) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no status: {head}"))?;
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        Ok((
+            status,
+            if chunked {
+                dechunk(rest)
+            } else {
+                rest.to_string()
+            },
+        ))
+    }
+
+    /// Replica `slot`'s `/readyz?verbose` line about itself (`[+]replica ok: slot=.. id=..
+    /// role=.. term=.. applied=..`, or `[-]replica failed: ..` while it has no leader).
+    pub fn replica_line(&self, slot: usize) -> Option<String> {
+        let (_, body) = self
+            .replica_request(slot, "GET", "/readyz?verbose", None)
+            .ok()?;
+        body.lines()
+            .find(|l| l.starts_with("[+]replica") || l.starts_with("[-]replica"))
+            .map(str::to_string)
+    }
+
     /// Pid of the proxy process.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -383,6 +464,22 @@ impl Drop for DevCluster {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A chunked HTTP/1.1 body's data.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        let Some(data) = after.get(..size).filter(|_| size > 0) else {
+            break;
+        };
+        out.push_str(data);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// The admin token and the CA (PEM) of the kubeconfig `dev` wrote.

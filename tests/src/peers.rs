@@ -191,6 +191,118 @@ impl Etcd {
     }
 }
 
+/// An etcd cluster of several members on loopback (plain HTTP), each with its own data folder
+/// under the folder given to [`EtcdCluster::start`]: the replicated peer that Nautilus's enclave
+/// replicas are measured against.
+pub struct EtcdCluster {
+    members: Vec<Proc>,
+    /// Each member's client URL (`http://127.0.0.1:PORT`), in member order.
+    pub urls: Vec<String>,
+}
+
+impl EtcdCluster {
+    /// Starts `members` etcd members forming one cluster, their data in folders under
+    /// `data_root` (on the real disk for durable comparisons), and waits until every member's
+    /// `/health` answers healthy (which needs a leader).
+    pub fn start(data_root: &Path, members: usize) -> Result<Self, PeerError> {
+        let program = binary("etcd")?;
+        // As in `Etcd::start`: a port taken between `free_port` and etcd's bind is retried
+        // with fresh ports, in a fresh folder (a member's folder remembers its cluster).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client: Vec<String> = (0..members)
+                .map(|_| format!("http://127.0.0.1:{}", free_port()))
+                .collect();
+            let peer: Vec<String> = (0..members)
+                .map(|_| format!("http://127.0.0.1:{}", free_port()))
+                .collect();
+            let cluster = peer
+                .iter()
+                .enumerate()
+                .map(|(i, url)| format!("member-{i}={url}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut procs: Vec<Proc> = (0..members)
+                .map(|i| {
+                    let data = data_root.join(format!("attempt-{attempt}-member-{i}"));
+                    Proc::spawn(
+                        &program,
+                        &[
+                            &format!("--name=member-{i}"),
+                            &format!("--data-dir={}", data.display()),
+                            &format!("--listen-client-urls={}", client[i]),
+                            &format!("--advertise-client-urls={}", client[i]),
+                            &format!("--listen-peer-urls={}", peer[i]),
+                            &format!("--initial-advertise-peer-urls={}", peer[i]),
+                            &format!("--initial-cluster={cluster}"),
+                            "--initial-cluster-state=new",
+                            "--initial-cluster-token=nautilus-bench",
+                            "--log-level=warn",
+                        ],
+                    )
+                })
+                .collect();
+            let mut result = Ok(());
+            for (proc, url) in procs.iter_mut().zip(&client) {
+                let port = port_of(url);
+                result = wait_ready(proc, "etcd", || {
+                    plain_get(port, "/health")
+                        .is_some_and(|body| body.contains(r#""health":"true""#))
+                });
+                if result.is_err() {
+                    break;
+                }
+            }
+            match result {
+                Ok(()) => {
+                    return Ok(Self {
+                        members: procs,
+                        urls: client,
+                    });
+                }
+                Err(_)
+                    if attempt < 3
+                        && procs
+                            .iter()
+                            .any(|p| p.logs().contains("address already in use")) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The client URL of the member that leads now, from each member's
+    /// `/v3/maintenance/status` (its own id and the leader's id); `None` while there is none.
+    pub fn leader_url(&self) -> Option<String> {
+        self.urls.iter().find_map(|url| {
+            let body = plain_post(port_of(url), "/v3/maintenance/status", "{}")?;
+            let status: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let own = status.pointer("/header/member_id")?;
+            (status.get("leader")? == own).then(|| url.clone())
+        })
+    }
+
+    /// Everything the members printed so far, each line after its member's name.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| {
+                m.logs()
+                    .lines()
+                    .map(|l| format!("member-{i}: {l}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The members' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().map(Proc::pid).collect()
+    }
+}
+
 /// One kube-apiserver on loopback over an [`Etcd`], set up like a small real cluster: its own
 /// TLS serving certificate, a static token file giving the admin token to a user in
 /// `system:masters`, `Node,RBAC` authorization, the default admission plugins, the watch cache
@@ -489,6 +601,23 @@ fn plain_get(port: u16, path: &str) -> Option<String> {
     stream.read_to_string(&mut answer).ok()?;
     let (head, body) = answer.split_once("\r\n\r\n")?;
     // Go's server answers in the request's HTTP version.
+    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
+}
+
+/// The body of a plain-HTTP POST of JSON `body` on loopback if it answered 200 (etcd's gRPC
+/// gateway).
+fn plain_post(port: u16, path: &str, body: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
     (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
 }
 

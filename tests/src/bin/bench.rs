@@ -5,11 +5,12 @@
 //!
 //! `cargo run --release -p nautilus-tests --bin bench -- [--full] [--only NAME[,NAME]]` (the
 //! default run uses small sizes and takes about two minutes; `--full` uses the goals' sizes)
-//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, peer, kwok, hostile
+//! with NAME one of get, sign, metrics, list, memory, budget, watch, tls, peer, kwok, replicas, hostile
 //! (`peer`: the same clients against kube-apiserver + etcd built into `target/peers/`, side by
 //! side with ratios; `kwok`: KWOK's controller managing fake Nodes (1,000 with `--full`) and
 //! playing the pods of Deployments Running, issue 18's scale figure; `hostile`: issue 13's four
-//! attacks, each for 30 s beside a legitimate admin client;
+//! attacks, each for 30 s beside a legitimate admin client; `replicas`: issue 17's figures,
+//! `dev --replicas 3` beside one replica and a 3-member etcd;
 //! `metrics`: GET req/s
 //! with the enclave's request metrics on and `--metrics=false`, two clusters side by side;
 //! `--sign` = `--only sign`: the
@@ -29,6 +30,8 @@ mod load;
 mod peer;
 #[path = "bench/raw.rs"]
 mod raw;
+#[path = "bench/replicas.rs"]
+mod replicas;
 #[path = "bench/watch.rs"]
 mod watch;
 
@@ -42,7 +45,7 @@ use load::{
 use nautilus_tests::DevCluster;
 use nautilus_tests::client::{Connection, tls_config};
 
-const SECTIONS: [&str; 17] = [
+const SECTIONS: [&str; 18] = [
     "get",
     "sign",
     "metrics",
@@ -56,6 +59,8 @@ const SECTIONS: [&str; 17] = [
     "durable",
     // The snapshot figures of `durable`, alone.
     "durable-snapshot",
+    // Issue 17: three enclave replicas beside one and beside a 3-member etcd.
+    "replicas",
     "hostile",
     // The four attacks of `hostile`, one at a time.
     "hostile-bodies",
@@ -411,6 +416,9 @@ fn main() {
     }
     if wanted("durable") || wanted("durable-snapshot") {
         run("durable-snapshot", &durable::snapshots);
+    }
+    if wanted("replicas") {
+        run("replicas", &replicas::section);
     }
     for (name, attack) in hostile::ATTACKS {
         if wanted("hostile") || wanted(name) {

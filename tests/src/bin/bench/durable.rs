@@ -527,7 +527,7 @@ async fn one_client_creates(
 
 /// `count` puts of 1 KB values through etcd's HTTP gateway over `clients` keep-alive
 /// connections: (puts per second, each put's latency).
-async fn etcd_puts(
+pub(crate) async fn etcd_puts(
     url: &str,
     count: usize,
     clients: usize,
@@ -586,7 +586,7 @@ async fn etcd_puts(
 }
 
 /// The filesystem type and device under `path`, from /proc/mounts (longest mount prefix).
-fn disk_of(path: &std::path::Path) -> String {
+pub(crate) fn disk_of(path: &std::path::Path) -> String {
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     mounts
