@@ -12,7 +12,7 @@ use openraft::raft::ClientWriteResult;
 use tokio::sync::{mpsc, oneshot};
 
 use super::entry::{Batch, WriterId};
-use super::state_machine::ReplicaCore;
+use super::state_machine::{AppliedEntries, ReplicaCore};
 use super::types::{Nautilus, NodeId, Raft};
 
 /// Most batches submitted and not yet answered by openraft: past it the driver waits, and
@@ -48,12 +48,17 @@ async fn read_answers(mut answers: mpsc::Receiver<Answer>) {
 
 /// Runs until openraft stops: follows the role, and while leading submits core's journal.
 /// A stopped replica's core refuses writes.
-pub(crate) async fn run(raft: Raft, core: Arc<ReplicaCore>, node: NodeId) {
-    follow(&raft, &core, node).await;
+pub(crate) async fn run(
+    raft: Raft,
+    core: Arc<ReplicaCore>,
+    node: NodeId,
+    mut log: Box<dyn AppliedEntries>,
+) {
+    follow(&raft, &core, node, &mut *log).await;
     core.lock().cluster.step_down();
 }
 
-async fn follow(raft: &Raft, core: &ReplicaCore, node: NodeId) {
+async fn follow(raft: &Raft, core: &ReplicaCore, node: NodeId, log: &mut dyn AppliedEntries) {
     let mut metrics = raft.metrics();
     let mut writing: Option<Writing> = None;
     loop {
@@ -71,6 +76,22 @@ async fn follow(raft: &Raft, core: &ReplicaCore, node: NodeId) {
         }
         match (writing.is_some(), leads) {
             (false, true) if caught_up => {
+                // Writes this core made as an earlier writer and never got committed (raft
+                // dropped them, or they were never submitted) must not be served on: a
+                // leader elected again without another writer in between would otherwise
+                // take them over as if committed.
+                match core.drop_uncommitted(log).await {
+                    Ok(true) => tracing::warn!(
+                        node,
+                        "this replica leads again; the writes it never got committed were dropped (rebuilt from its log)"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dropping uncommitted writes failed; trying again");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
                 let writer = WriterId {
                     node,
                     epoch: getrandom::u64().unwrap_or_default(),

@@ -82,9 +82,15 @@ impl Replica {
         let config = Arc::new(config);
         let mut log = log;
         let reader = log.get_log_reader().await;
+        let driver_log = log.get_log_reader().await;
         let machine = ClusterMachine::new(core.clone(), Box::new(reader));
         let raft = Raft::new(id, config, network, log, machine).await?;
-        let driver = tokio::spawn(driver::run(raft.clone(), core.clone(), id));
+        let driver = tokio::spawn(driver::run(
+            raft.clone(),
+            core.clone(),
+            id,
+            Box::new(driver_log),
+        ));
         Ok(Self { raft, core, driver })
     }
 

@@ -313,6 +313,110 @@ impl ReplicaCore {
         });
     }
 
+    /// Before this replica writes again: if its cluster holds writes of an earlier writer
+    /// of its own that were never committed (they were never submitted, or raft dropped
+    /// them), rebuilds it from the applied state, so that they are gone and their waiters
+    /// are told (see the module documentation). `Ok(false)`: nothing to drop.
+    pub(crate) async fn drop_uncommitted(
+        &self,
+        log: &mut dyn AppliedEntries,
+    ) -> Result<bool, String> {
+        let ahead = {
+            let state = self.lock();
+            state.writer.is_some() && state.cluster.journaled() > state.committed_journal
+        };
+        if !ahead {
+            return Ok(false);
+        }
+        self.rebuild(log).await.map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Rebuilds the cluster as a follower from the newest snapshot and the log up to the last
+    /// applied entry (see the module documentation), and swaps it in.
+    async fn rebuild(&self, log: &mut dyn AppliedEntries) -> Result<(), ApplyError> {
+        let started = std::time::Instant::now();
+        let (applied, visible) = {
+            let state = self.lock();
+            (state.applied, state.visible)
+        };
+        let base = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .filter(|(meta, _)| meta.last_log_id <= applied);
+        let now = crate::server::now();
+        let (mut cluster, mut next) = match base {
+            Some((meta, handle)) => {
+                let mut recovery = Recovery::new(self.config.clone(), self.seed, now);
+                for chunk in &handle.chunks {
+                    recovery.restore_chunk(chunk).map_err(ApplyError::Core)?;
+                }
+                let cluster = recovery.finish_following().map_err(ApplyError::Core)?;
+                (cluster, meta.last_log_id.map_or(0, |l| l.index + 1))
+            }
+            None => (Cluster::follower(self.config.clone(), self.seed, now), 0),
+        };
+        let replayed_from = next;
+        if let Some(last) = applied.map(|l| l.index) {
+            while next <= last {
+                let to = last.min(next.saturating_add(REBUILD_STEP_ENTRIES - 1));
+                let entries = log
+                    .read(next, to)
+                    .await
+                    .map_err(|e| ApplyError::Rebuild(e.to_string()))?;
+                for entry in &entries {
+                    if entry.log_id.index != next {
+                        return Err(ApplyError::Rebuild(format!(
+                            "the log gave entry {} where {next} belongs",
+                            entry.log_id.index
+                        )));
+                    }
+                    if let EntryPayload::Normal(batch) = &entry.payload {
+                        for bytes in &batch.records {
+                            let record = Record::decode(bytes).map_err(ApplyError::Core)?;
+                            cluster.replay_record(&record).map_err(ApplyError::Core)?;
+                        }
+                    }
+                    next += 1;
+                }
+                if next <= to {
+                    return Err(ApplyError::Rebuild(format!(
+                        "the log no longer holds applied entry {next}"
+                    )));
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let revision = cluster.store().revision();
+        if revision != visible {
+            return Err(ApplyError::Revision {
+                replayed: revision,
+                batch: visible,
+            });
+        }
+        let mut state = self.lock();
+        if state.applied != applied {
+            return Err(ApplyError::Rebuild(
+                "entries were applied during the rebuild".into(),
+            ));
+        }
+        // The old cluster's watch streams end with it (its ring is no longer written).
+        self.replace_cluster(&mut state, cluster);
+        state.writer = None;
+        state.committed_journal = 0;
+        state.rebuilds = state.rebuilds.saturating_add(1);
+        self.publish(&state);
+        tracing::warn!(
+            revision,
+            entries = next.saturating_sub(replayed_from),
+            millis = started.elapsed().as_millis() as u64,
+            "this replica's core held writes that were never committed; rebuilt from its snapshot and log"
+        );
+        Ok(())
+    }
+
     /// Waits until the writer's first `journaled` journal entries are committed; `false`
     /// when the state machine stopped first, or rebuilt its cluster (they will never be).
     pub(crate) async fn wait_committed(&self, journaled: u64) -> bool {
@@ -360,94 +464,9 @@ impl ClusterMachine {
         Self { core, log }
     }
 
-    /// Rebuilds the cluster as a follower from the newest snapshot and the log up to the last
-    /// applied entry (see the module documentation), and swaps it in.
+    /// Rebuilds the cluster as a follower (see [`ReplicaCore::rebuild`]).
     async fn rebuild(&mut self) -> Result<(), ApplyError> {
-        let started = std::time::Instant::now();
-        let (applied, visible) = {
-            let state = self.core.lock();
-            (state.applied, state.visible)
-        };
-        let base = self
-            .core
-            .snapshot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .filter(|(meta, _)| meta.last_log_id <= applied);
-        let now = crate::server::now();
-        let (mut cluster, mut next) = match base {
-            Some((meta, handle)) => {
-                let mut recovery = Recovery::new(self.core.config.clone(), self.core.seed, now);
-                for chunk in &handle.chunks {
-                    recovery.restore_chunk(chunk).map_err(ApplyError::Core)?;
-                }
-                let cluster = recovery.finish_following().map_err(ApplyError::Core)?;
-                (cluster, meta.last_log_id.map_or(0, |l| l.index + 1))
-            }
-            None => (
-                Cluster::follower(self.core.config.clone(), self.core.seed, now),
-                0,
-            ),
-        };
-        let replayed_from = next;
-        if let Some(last) = applied.map(|l| l.index) {
-            while next <= last {
-                let to = last.min(next.saturating_add(REBUILD_STEP_ENTRIES - 1));
-                let entries = self
-                    .log
-                    .read(next, to)
-                    .await
-                    .map_err(|e| ApplyError::Rebuild(e.to_string()))?;
-                for entry in &entries {
-                    if entry.log_id.index != next {
-                        return Err(ApplyError::Rebuild(format!(
-                            "the log gave entry {} where {next} belongs",
-                            entry.log_id.index
-                        )));
-                    }
-                    if let EntryPayload::Normal(batch) = &entry.payload {
-                        for bytes in &batch.records {
-                            let record = Record::decode(bytes).map_err(ApplyError::Core)?;
-                            cluster.replay_record(&record).map_err(ApplyError::Core)?;
-                        }
-                    }
-                    next += 1;
-                }
-                if next <= to {
-                    return Err(ApplyError::Rebuild(format!(
-                        "the log no longer holds applied entry {next}"
-                    )));
-                }
-                tokio::task::yield_now().await;
-            }
-        }
-        let revision = cluster.store().revision();
-        if revision != visible {
-            return Err(ApplyError::Revision {
-                replayed: revision,
-                batch: visible,
-            });
-        }
-        let mut state = self.core.lock();
-        if state.applied != applied {
-            return Err(ApplyError::Rebuild(
-                "entries were applied during the rebuild".into(),
-            ));
-        }
-        // The old cluster's watch streams end with it (its ring is no longer written).
-        self.core.replace_cluster(&mut state, cluster);
-        state.writer = None;
-        state.committed_journal = 0;
-        state.rebuilds = state.rebuilds.saturating_add(1);
-        self.core.publish(&state);
-        tracing::warn!(
-            revision,
-            entries = next.saturating_sub(replayed_from),
-            millis = started.elapsed().as_millis() as u64,
-            "this replica's core held writes that were never committed; rebuilt from its snapshot and log"
-        );
-        Ok(())
+        self.core.rebuild(&mut *self.log).await
     }
 }
 
