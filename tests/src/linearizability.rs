@@ -133,13 +133,24 @@ pub struct Violation {
     pub linearized: usize,
     /// How many operations the key has.
     pub total: usize,
+    /// The search gave up after [`SEARCH_BUDGET`] states: the history is neither proven nor
+    /// refuted (reported rather than hanging the test).
+    pub exhausted: bool,
 }
+
+/// How many (linearized set, state) pairs one key's search may explore.
+pub const SEARCH_BUDGET: usize = 4_000_000;
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.exhausted {
+            "search budget exhausted"
+        } else {
+            "not linearizable"
+        };
         writeln!(
             f,
-            "key {}: not linearizable (longest prefix {} of {} ops); cannot place: {}",
+            "key {}: {verdict} (longest prefix {} of {} ops); cannot place: {}",
             self.key, self.linearized, self.total, self.stuck
         )?;
         for op in &self.window {
@@ -157,8 +168,9 @@ type Register = Option<(String, Option<u64>)>;
 fn step(state: &Register, op: &Op) -> Vec<Register> {
     let rv_matches = |rv: &Option<u64>, want: u64| rv.is_none_or(|rv| rv == want);
     if op.is_unknown() {
-        // Either no effect at all, or the effect the call would have had.
-        let mut next = vec![state.clone()];
+        // The effect the call would have had: an unknown operation that had none is simply
+        // never linearized (the search does not need to place it).
+        let mut next = Vec::new();
         match (&op.call, state) {
             (Call::Create { value }, None) => next.push(Some((value.clone(), None))),
             (
@@ -223,10 +235,43 @@ pub fn check(history: &[Op]) -> Result<(), Box<Violation>> {
         }
         by_key.entry(&op.key).or_default().push(op.clone());
     }
-    for (key, ops) in by_key {
+    for (key, mut ops) in by_key {
+        settle_observed_writes(&mut ops);
         check_key(key, &ops)?;
     }
     Ok(())
+}
+
+/// An unknown create or update whose (unique) value a read returned did take effect, with the
+/// resourceVersion that read saw, before that read returned: it becomes a definite operation
+/// ending at the first such return. This is exact, and it keeps the search small: an
+/// operation pending until +infinity can be placed anywhere after its invocation.
+fn settle_observed_writes(ops: &mut [Op]) {
+    let mut first_seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for op in ops.iter().filter(|op| !op.is_unknown()) {
+        if let (Outcome::Found { value, rv }, Some(returned)) = (&op.result, op.returned_at) {
+            let seen = first_seen.entry(value.clone()).or_insert((returned, *rv));
+            if returned < seen.0 {
+                *seen = (returned, *rv);
+            }
+        }
+    }
+    for op in ops.iter_mut().filter(|op| op.is_unknown()) {
+        let (value, created) = match &op.call {
+            Call::Create { value } => (value, true),
+            Call::Update { value, .. } => (value, false),
+            Call::Delete | Call::Get => continue,
+        };
+        let Some(&(returned, rv)) = first_seen.get(value) else {
+            continue;
+        };
+        op.result = if created {
+            Outcome::Created { rv }
+        } else {
+            Outcome::Updated { rv }
+        };
+        op.returned_at = Some(returned.max(op.invoked_at));
+    }
 }
 
 /// A fixed-size set of operation indexes.
@@ -301,9 +346,11 @@ fn check_key(key: &str, ops: &[Op]) -> Result<(), Box<Violation>> {
     let mut states: Vec<Register> = vec![None];
     let mut stack: Vec<(usize, Vec<Register>)> = Vec::new();
     let mut deepest: (usize, usize) = (0, usize::MAX);
+    // Unknown operations need not be placed: done when every definite one is.
+    let mut definite_left = ops.iter().filter(|op| !op.is_unknown()).count();
     let mut entry = next[0];
     loop {
-        if next[0] == tail {
+        if definite_left == 0 || next[0] == tail {
             return Ok(());
         }
         if !is_return[entry] {
@@ -312,9 +359,22 @@ fn check_key(key: &str, ops: &[Op]) -> Result<(), Box<Violation>> {
             if !after.is_empty() {
                 let mut with = linearized.clone();
                 with.set(i);
+                if cache.len() >= SEARCH_BUDGET {
+                    let at = if deepest.1 == usize::MAX {
+                        (stack.len(), i)
+                    } else {
+                        deepest
+                    };
+                    let mut v = violation(key, ops, at);
+                    v.exhausted = true;
+                    return Err(Box::new(v));
+                }
                 if cache.insert((with.clone(), after.clone())) {
                     stack.push((entry, std::mem::replace(&mut states, after)));
                     linearized = with;
+                    if !ops[i].is_unknown() {
+                        definite_left -= 1;
+                    }
                     lift(&mut next, &mut prev, entry, matching[entry]);
                     entry = next[0];
                     continue;
@@ -329,6 +389,9 @@ fn check_key(key: &str, ops: &[Op]) -> Result<(), Box<Violation>> {
                 return Err(Box::new(violation(key, ops, deepest)));
             };
             linearized.clear(op_of[call]);
+            if !ops[op_of[call]].is_unknown() {
+                definite_left += 1;
+            }
             states = before;
             unlift(&mut next, &mut prev, call, matching[call]);
             entry = next[call];
@@ -371,6 +434,7 @@ fn violation(key: &str, ops: &[Op], (linearized, stuck): (usize, usize)) -> Viol
         window,
         linearized,
         total: ops.len(),
+        exhausted: false,
     }
 }
 
