@@ -6,6 +6,7 @@ pub mod capture;
 pub mod client;
 pub mod kubemark;
 pub mod kwok;
+pub mod linearizability;
 pub mod logged;
 pub mod peers;
 pub mod pki;
@@ -13,6 +14,7 @@ pub mod procfs;
 pub mod scrape;
 pub mod simulator;
 pub mod tamper;
+pub mod watch_check;
 pub mod workload;
 
 use std::io::{BufRead as _, BufReader, Write as _};

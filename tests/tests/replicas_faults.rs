@@ -1,0 +1,1026 @@
+//! Issue 17, randomized faults against the real processes (`nautilus-proxy dev --replicas 3`),
+//! in the manner of etcd's robustness tests and Jepsen: while four clients run random
+//! creates, updates with a resourceVersion precondition, deletes and gets on eight ConfigMaps
+//! through the proxy, and watch streams follow them, each schedule `kill -9`s or SIGSTOPs the
+//! leader or a follower. Every operation is recorded with its invocation and return times and
+//! its outcome (2xx/404/409 definite; timeouts, connection errors and 5xx unknown). At the end
+//! the history must be linearizable (`nautilus_tests::linearizability`), every watch stream
+//! must pass `nautilus_tests::watch_check`, and every replica's own LIST must agree with the
+//! history.
+//!
+//! `NAUTILUS_REPLICA_SCHEDULES` sets the number of short fault schedules (default 6),
+//! `NAUTILUS_REPLICA_LONG_STOPS` the number of SIGSTOPs of several election timeouts (default
+//! 2), and `NAUTILUS_REPLICA_SEED` replays a printed seed.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use nautilus_tests::linearizability::{self, Call, Op, Outcome};
+use nautilus_tests::watch_check::{self, Change, Event, Write};
+use nautilus_tests::{DevCluster, client, signal};
+use serde_json::{Value, json};
+
+const REPLICAS: usize = 3;
+const NAMESPACE: &str = "default";
+const KEYS: usize = 8;
+const CLIENTS: usize = 4;
+const PREFIX: &str = "rf-";
+/// A request with no answer after this long counts as unknown.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Nanoseconds since the run started: the history's clock.
+fn now() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// xorshift64*: the schedule and the clients' choices replay from one seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn millis(&mut self, low: u64, high: u64) -> Duration {
+        Duration::from_millis(low + self.below(high - low + 1))
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn replica_dir(cluster: &DevCluster, slot: usize) -> PathBuf {
+    cluster.dir.path().join(format!("replica-{slot}"))
+}
+
+/// The pid `dev` wrote for the replica's current process.
+fn replica_pid(cluster: &DevCluster, slot: usize) -> Option<u32> {
+    std::fs::read_to_string(replica_dir(cluster, slot).join("enclave.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One HTTP/1.1 request on the replica's own socket (the proxy's preamble first), with the
+/// admin token; the status and body. A stopped replica accepts the connection but never
+/// answers: `timeout` bounds the wait.
+fn on_replica(
+    cluster: &DevCluster,
+    slot: usize,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    let socket = replica_dir(cluster, slot).join("enclave.sock");
+    let mut stream = UnixStream::connect(&socket).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "{}{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        nautilus_wire::preamble::line("", &[]),
+        cluster.token,
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status: {head}"))?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+/// A chunked body's data.
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The replica's `/readyz?verbose` line about itself.
+fn replica_line(cluster: &DevCluster, slot: usize) -> Option<String> {
+    let (_, body) = on_replica(
+        cluster,
+        slot,
+        "GET",
+        "/readyz?verbose",
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    body.lines()
+        .find(|l| l.starts_with("[+]replica") || l.starts_with("[-]replica"))
+        .map(str::to_string)
+}
+
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Waits until every replica is a ready voter and exactly one leads; the leader's slot, or
+/// the replicas' lines when that does not happen within a minute.
+fn wait_for_voters(cluster: &DevCluster, what: &str) -> Result<usize, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines: Vec<Option<String>> = (0..REPLICAS).map(|s| replica_line(cluster, s)).collect();
+        let role = |l: &Option<String>| {
+            l.as_deref()
+                .filter(|l| l.starts_with("[+]"))
+                .and_then(|l| field(l, "role"))
+                .map(str::to_string)
+        };
+        let roles: Vec<Option<String>> = lines.iter().map(role).collect();
+        let leaders: Vec<usize> = (0..REPLICAS)
+            .filter(|&s| roles[s].as_deref() == Some("leader"))
+            .collect();
+        let followers = roles
+            .iter()
+            .filter(|r| r.as_deref() == Some("follower"))
+            .count();
+        if let [leader] = leaders[..]
+            && followers == REPLICAS - 1
+        {
+            return Ok(leader);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{what}: the replicas did not all become voters within 60 s: {lines:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What a replica serves of the test's ConfigMaps: name -> (value, resourceVersion), from a
+/// LIST on its own socket (linearizable: a follower waits for a read index).
+fn state_on(cluster: &DevCluster, slot: usize) -> Result<BTreeMap<String, (String, u64)>, String> {
+    let (status, body) = on_replica(
+        cluster,
+        slot,
+        "GET",
+        &format!("/api/v1/namespaces/{NAMESPACE}/configmaps"),
+        Duration::from_secs(30),
+    )?;
+    if status != 200 {
+        return Err(format!("LIST on slot {slot}: {status} {body}"));
+    }
+    let list: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| {
+            let name = item["metadata"]["name"].as_str()?;
+            name.starts_with(PREFIX).then(|| {
+                (
+                    name.to_string(),
+                    (value_of(item), rv_of(item).unwrap_or_default()),
+                )
+            })
+        })
+        .collect())
+}
+
+/// [`state_on`], retried for a while: a read may be refused (503) while a leader settles.
+fn settled_state_on(
+    cluster: &DevCluster,
+    slot: usize,
+) -> Result<BTreeMap<String, (String, u64)>, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match state_on(cluster, slot) {
+            Ok(state) => return Ok(state),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn value_of(object: &Value) -> String {
+    object["data"]["v"].as_str().unwrap_or_default().to_string()
+}
+
+fn rv_of(object: &Value) -> Option<u64> {
+    object["metadata"]["resourceVersion"].as_str()?.parse().ok()
+}
+
+/// One client's keep-alive connection to the proxy, reopened after any failure.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    token: String,
+    connection: Option<client::Connection>,
+}
+
+impl Session {
+    fn new(cluster: &DevCluster) -> Self {
+        Self {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime"),
+            port: cluster.port,
+            tls: client::tls_config(&cluster.ca_pem),
+            token: cluster.token.clone(),
+            connection: None,
+        }
+    }
+
+    /// The status and body, or why there was none.
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let headers = vec![(
+            "authorization".to_string(),
+            format!("Bearer {}", self.token),
+        )];
+        let body = body.map(Value::to_string);
+        let connection = self.connection.take();
+        let (port, tls) = (self.port, self.tls.clone());
+        let (connection, reply) = self.runtime.block_on(async move {
+            let attempt = async {
+                let mut connection = match connection {
+                    Some(c) => c,
+                    None => client::Connection::open(port, tls).await?,
+                };
+                let reply = connection
+                    .send(method, path, body.as_deref().map(str::as_bytes), &headers)
+                    .await?;
+                Ok::<_, String>((connection, reply))
+            };
+            match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
+                Ok(Ok((connection, reply))) => (Some(connection), Ok(reply)),
+                Ok(Err(e)) => (None, Err(e)),
+                Err(_) => (None, Err("timed out".to_string())),
+            }
+        });
+        self.connection = connection;
+        let reply = reply?;
+        let json = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        Ok((reply.status, json))
+    }
+}
+
+/// Statistics the clients keep besides the history.
+#[derive(Default)]
+struct Tally {
+    /// Answers that are neither the expected success nor 404/409, by operation and status.
+    other_statuses: BTreeMap<(&'static str, u16), usize>,
+    /// Transport failures (timeouts, resets).
+    transport_errors: usize,
+}
+
+fn kind(call: &Call) -> &'static str {
+    match call {
+        Call::Create { .. } => "create",
+        Call::Update { .. } => "update",
+        Call::Delete => "delete",
+        Call::Get => "get",
+    }
+}
+
+/// One recorded operation: the op, a delete's revision when the server returned the deleted
+/// object, and what came back (status and message, or the transport error).
+type Record = (Op, Option<u64>, String);
+
+/// One client: random operations on the test's ConfigMaps until `stop`; its history.
+fn run_client(
+    cluster: &DevCluster,
+    id: usize,
+    seed: u64,
+    stop: &AtomicBool,
+    tally: &Mutex<Tally>,
+) -> Vec<Record> {
+    let mut rng = Rng::new(seed);
+    let mut session = Session::new(cluster);
+    let mut known_rv: BTreeMap<String, u64> = BTreeMap::new();
+    let mut history = Vec::new();
+    let collection = format!("/api/v1/namespaces/{NAMESPACE}/configmaps");
+    let mut seq = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let key = format!("{PREFIX}{}", rng.below(KEYS as u64));
+        seq += 1;
+        let value = format!("c{id}-{seq}");
+        let object = |rv: Option<u64>| {
+            let mut o = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": key}, "data": {"v": value}});
+            if let Some(rv) = rv {
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+            }
+            o
+        };
+        let item = format!("{collection}/{key}");
+        let choice = rng.below(100);
+        let (call, answer) = match choice {
+            0..25 => (
+                Call::Create {
+                    value: value.clone(),
+                },
+                {
+                    let invoked = now();
+                    (
+                        invoked,
+                        session.send("POST", &collection, Some(&object(None))),
+                    )
+                },
+            ),
+            25..60 if known_rv.contains_key(&key) => {
+                // Mostly the last resourceVersion this client saw, sometimes an older one.
+                let precondition = known_rv[&key].saturating_sub(u64::from(rng.below(8) == 0));
+                (
+                    Call::Update {
+                        value: value.clone(),
+                        precondition,
+                    },
+                    {
+                        let invoked = now();
+                        (
+                            invoked,
+                            session.send("PUT", &item, Some(&object(Some(precondition)))),
+                        )
+                    },
+                )
+            }
+            60..75 => (Call::Delete, {
+                let invoked = now();
+                (invoked, session.send("DELETE", &item, None))
+            }),
+            _ => (Call::Get, {
+                let invoked = now();
+                (invoked, session.send("GET", &item, None))
+            }),
+        };
+        let (invoked_at, answer) = answer;
+        let returned = now();
+        let mut delete_rv = None;
+        let result = match (&call, &answer) {
+            (Call::Create { .. }, Ok((201, body))) => rv_of(body).map(|rv| Outcome::Created { rv }),
+            (Call::Update { .. }, Ok((200, body))) => rv_of(body).map(|rv| Outcome::Updated { rv }),
+            (Call::Delete, Ok((200 | 202, body))) => {
+                // The deleted object (at the deletion's revision) when the server returns it.
+                delete_rv = rv_of(body).filter(|_| body["kind"] == "ConfigMap");
+                Some(Outcome::Deleted)
+            }
+            (Call::Get, Ok((200, body))) => rv_of(body).map(|rv| Outcome::Found {
+                value: value_of(body),
+                rv,
+            }),
+            (Call::Create { .. } | Call::Update { .. }, Ok((409, _))) => Some(Outcome::Conflict),
+            (Call::Update { .. } | Call::Delete | Call::Get, Ok((404, _))) => {
+                Some(Outcome::NotFound)
+            }
+            _ => None,
+        };
+        match (&answer, &result) {
+            (Err(_), _) => tally.lock().expect("tally").transport_errors += 1,
+            (Ok((status, _)), None) => {
+                *tally
+                    .lock()
+                    .expect("tally")
+                    .other_statuses
+                    .entry((kind(&call), *status))
+                    .or_default() += 1;
+            }
+            _ => {}
+        }
+        match &result {
+            Some(Outcome::Created { rv } | Outcome::Updated { rv } | Outcome::Found { rv, .. }) => {
+                known_rv.insert(key.clone(), *rv);
+            }
+            Some(Outcome::Deleted | Outcome::NotFound) => {
+                known_rv.remove(&key);
+            }
+            _ => {}
+        }
+        let op = Op {
+            client: id,
+            key,
+            call,
+            result: result.clone().unwrap_or(Outcome::Unknown),
+            invoked_at,
+            returned_at: result.map(|_| returned),
+        };
+        let note = match &answer {
+            Err(e) => e.clone(),
+            Ok((status, body)) => {
+                format!("{status} {}", body["message"].as_str().unwrap_or_default())
+            }
+        };
+        history.push((op, delete_rv, note));
+        // Unavailable (a 503 carries Retry-After): back off a little rather than flood it.
+        if answer.as_ref().map_or(true, |(status, _)| *status >= 500) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    history
+}
+
+/// One logical watch stream: where it started and everything it delivered on the test's
+/// ConfigMaps (restarts from the last revision continue it).
+struct Stream {
+    start: u64,
+    events: Vec<Event>,
+    /// When each event arrived (the history's clock): its write was committed before.
+    received_at: Vec<u64>,
+    restarts: usize,
+}
+
+/// Follows the test's ConfigMaps through the proxy until `stop`: starts at a LIST's revision,
+/// restarts a broken watch from its last revision, and begins a new stream only when the
+/// server says the revision is gone (410).
+fn run_watch(cluster: &DevCluster, stop: &AtomicBool) -> Vec<Stream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut session = Session::new(cluster);
+    let tls = client::tls_config(&cluster.ca_pem);
+    let collection = format!("/api/v1/namespaces/{NAMESPACE}/configmaps");
+    let mut streams: Vec<Stream> = Vec::new();
+    let mut current: Option<Stream> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(stream) = current.as_mut() else {
+            match session.send("GET", &collection, None) {
+                Ok((200, list)) => {
+                    if let Some(start) = rv_of(&list) {
+                        current = Some(Stream {
+                            start,
+                            events: Vec::new(),
+                            received_at: Vec::new(),
+                            restarts: 0,
+                        });
+                    }
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+            continue;
+        };
+        let from = stream.events.last().map_or(stream.start, |e| e.rv);
+        let path = format!("{collection}?watch=true&resourceVersion={from}");
+        let token = cluster.token.clone();
+        let (port, tls) = (cluster.port, tls.clone());
+        let gone = runtime.block_on(async {
+            let Ok(Ok(tls_stream)) =
+                tokio::time::timeout(REQUEST_TIMEOUT, client::tls_from(None, port, tls)).await
+            else {
+                return false;
+            };
+            let Ok((mut sender, connection)) =
+                hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tls_stream))
+                    .await
+            else {
+                return false;
+            };
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let Ok(request) = hyper::Request::builder()
+                .method("GET")
+                .uri(&path)
+                .header("host", "127.0.0.1")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::new()))
+            else {
+                return false;
+            };
+            let Ok(Ok(response)) =
+                tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request)).await
+            else {
+                return false;
+            };
+            if response.status() == 410 {
+                return true;
+            }
+            if response.status() != 200 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return false;
+            }
+            let mut body = response.into_body();
+            let mut pending: Vec<u8> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let frame =
+                    match tokio::time::timeout(Duration::from_millis(200), body.frame()).await {
+                        Err(_) => continue,
+                        Ok(Some(Ok(frame))) => frame,
+                        Ok(_) => return false,
+                    };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                pending.extend_from_slice(&data);
+                while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=end).collect();
+                    let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                        continue;
+                    };
+                    let object = &event["object"];
+                    let change = match event["type"].as_str() {
+                        Some("ADDED") => Change::Added,
+                        Some("MODIFIED") => Change::Modified,
+                        Some("DELETED") => Change::Deleted,
+                        // 410: the revision is compacted away, a new stream must begin;
+                        // any other error ends this watch, which restarts where it was.
+                        Some("ERROR") => return object["code"] == 410,
+                        other => panic!("unexpected watch event {other:?}: {event}"),
+                    };
+                    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                    if !name.starts_with(PREFIX) {
+                        continue;
+                    }
+                    stream.received_at.push(now());
+                    stream.events.push(Event {
+                        change,
+                        name: name.to_string(),
+                        rv: rv_of(object).expect("a watch event's resourceVersion"),
+                        value: value_of(object),
+                    });
+                }
+            }
+            false
+        });
+        if gone {
+            streams.extend(current.take());
+        } else if !stop.load(Ordering::Relaxed) {
+            stream.restarts += 1;
+        }
+    }
+    streams.extend(current);
+    streams
+}
+
+/// A fault a schedule injects.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    KillLeader,
+    KillFollower,
+    StopLeader(Duration),
+    StopFollower(Duration),
+}
+
+/// Raises every flag when dropped, so a failing assertion inside a thread scope does not leave
+/// the scope waiting for threads that never stop.
+struct StopOnDrop<'a>(&'a [&'a AtomicBool]);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        for flag in self.0 {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Sends SIGCONT when dropped, so a failing assertion never leaves a replica stopped.
+struct Stopped(u32);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
+// Ignored until the defects it finds are fixed (issue 17). (1) A leader that steps down "with
+// records it never submitted" (enclave-runtime replica/driver.rs: "it rebuilds when the next
+// writer's entry comes") and is elected again before another writer's entry arrives keeps those
+// records' effects in its core, so its store diverges from the replicated log. It acknowledges
+// writes on top of them (a create answered 201 whose record is in no follower's log); the next
+// write that depends on them cannot be applied by the followers ("a replicated entry cannot be
+// applied; this replica stops": "rf-0 not found", "rf-4 appeared during create"), both stop
+// their raft (role=shutdown) and the cluster has no quorum again. Seen in 3 of 9 runs with
+// SIGSTOPs of a follower or the leader (the stopped follower's elections depose the leader,
+// which is re-elected), e.g. NAUTILUS_REPLICA_SEED=1796661139517447806 (the seed replays the
+// schedule; the timing is the real processes'). (2) A lost update: two updates of rf-1 with the
+// same resourceVersion precondition both answered 200, one 13 s late across a SIGSTOP of the
+// leader (NAUTILUS_REPLICA_SEED=1796661388367039862), i.e. a write acknowledged that the new
+// leader's state never had.
+#[test]
+#[ignore = "finds defects: a re-elected leader keeps records it never submitted; a lost update"]
+fn three_replicas_stay_linearizable_under_kills_and_stops() {
+    let seed = std::env::var("NAUTILUS_REPLICA_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    let schedules = env_number("NAUTILUS_REPLICA_SCHEDULES", 6);
+    let long_stops = env_number("NAUTILUS_REPLICA_LONG_STOPS", 2);
+    println!(
+        "replicas_faults: seed {seed} (NAUTILUS_REPLICA_SEED={seed} replays the schedule), {schedules} schedules + {long_stops} long stops"
+    );
+    let mut rng = Rng::new(seed);
+    let _ = now();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    println!(
+        "replicas_faults: history times are nanoseconds since unix time {}.{:03}",
+        wall.as_secs(),
+        wall.subsec_millis()
+    );
+    let cluster = DevCluster::start_opts(&["--replicas", "3"], &[]);
+    let mut leader =
+        wait_for_voters(&cluster, "start").unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let mut leader_pid = replica_pid(&cluster, leader);
+
+    let stop_clients = AtomicBool::new(false);
+    let tally = Mutex::new(Tally::default());
+    let client_seeds: Vec<u64> = (0..CLIENTS).map(|_| rng.next()).collect();
+    let mut faults = Vec::new();
+    let mut leader_changes = 0;
+    let mut streams: Vec<Stream> = Vec::new();
+    // Why the cluster stopped recovering, if it did: the history is still checked.
+    let mut broken: Option<String> = None;
+    let stop_global_watch = AtomicBool::new(false);
+    let mut global_watch: Vec<Stream> = Vec::new();
+    let history: Vec<Record> = std::thread::scope(|scope| {
+        // Whatever happens below, the clients and the global watch end with the scope.
+        let _stop = StopOnDrop(&[&stop_clients, &stop_global_watch]);
+        let global = {
+            let (cluster, stop) = (&cluster, &stop_global_watch);
+            scope.spawn(move || run_watch(cluster, stop))
+        };
+        // The global watch has its start revision before the first client writes.
+        std::thread::sleep(Duration::from_millis(500));
+        let clients: Vec<_> = client_seeds
+            .iter()
+            .enumerate()
+            .map(|(id, &seed)| {
+                let (cluster, stop, tally) = (&cluster, &stop_clients, &tally);
+                scope.spawn(move || run_client(cluster, id, seed, stop, tally))
+            })
+            .collect();
+        for schedule in 0..schedules + long_stops {
+            let stop_watches = AtomicBool::new(false);
+            let watches = 1 + rng.below(2);
+            let fault = if schedule >= schedules {
+                // Several election timeouts (150-300 ms): the others elect a new leader while
+                // the stopped one still believes it leads.
+                let pause = rng.millis(3000, 5000);
+                if rng.below(2) == 0 {
+                    Fault::StopLeader(pause)
+                } else {
+                    Fault::StopFollower(pause)
+                }
+            } else {
+                match rng.below(4) {
+                    0 => Fault::KillLeader,
+                    1 => Fault::KillFollower,
+                    2 => Fault::StopLeader(rng.millis(500, 2000)),
+                    _ => Fault::StopFollower(rng.millis(500, 2000)),
+                }
+            };
+            let follower = (0..REPLICAS)
+                .filter(|&s| s != leader)
+                .nth(rng.below(2) as usize)
+                .expect("two followers");
+            let before = rng.millis(500, 1500);
+            let after = rng.millis(300, 1000);
+            let found = std::thread::scope(|inner| {
+                let handles: Vec<_> = (0..watches)
+                    .map(|_| {
+                        let (cluster, stop) = (&cluster, &stop_watches);
+                        inner.spawn(move || run_watch(cluster, stop))
+                    })
+                    .collect();
+                std::thread::sleep(before);
+                let target = match fault {
+                    Fault::KillLeader | Fault::StopLeader(_) => leader,
+                    Fault::KillFollower | Fault::StopFollower(_) => follower,
+                };
+                let pid = replica_pid(&cluster, target).expect("the replica's pid file");
+                println!(
+                    "schedule {schedule}: {fault:?} on slot {target} (pid {pid}, leader slot {leader}), {watches} watch(es)"
+                );
+                match fault {
+                    Fault::KillLeader | Fault::KillFollower => {
+                        signal(pid, libc::SIGKILL);
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        while replica_pid(&cluster, target).is_none_or(|p| p == pid) {
+                            assert!(
+                                Instant::now() < deadline,
+                                "dev did not restart slot {target}\n{}",
+                                cluster.logs()
+                            );
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                    Fault::StopLeader(pause) | Fault::StopFollower(pause) => {
+                        signal(pid, libc::SIGSTOP);
+                        let stopped = Stopped(pid);
+                        std::thread::sleep(pause);
+                        drop(stopped);
+                    }
+                }
+                let new_leader = wait_for_voters(&cluster, &format!("schedule {schedule}"));
+                std::thread::sleep(after);
+                stop_watches.store(true, Ordering::Relaxed);
+                let found: Vec<Stream> = handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("watch thread"))
+                    .collect();
+                (new_leader, found)
+            });
+            let (new_leader, found) = found;
+            faults.push(fault);
+            streams.extend(found);
+            let new_leader = match new_leader {
+                Ok(slot) => slot,
+                Err(e) => {
+                    broken = Some(format!("after {fault:?}: {e}"));
+                    break;
+                }
+            };
+            let new_pid = replica_pid(&cluster, new_leader);
+            if new_leader != leader || new_pid != leader_pid {
+                leader_changes += 1;
+            }
+            (leader, leader_pid) = (new_leader, new_pid);
+        }
+        stop_clients.store(true, Ordering::Relaxed);
+        let history = clients
+            .into_iter()
+            .flat_map(|h| h.join().expect("client thread"))
+            .collect();
+        // Let the global watch catch up with the last writes before it stops.
+        std::thread::sleep(Duration::from_secs(2));
+        stop_global_watch.store(true, Ordering::Relaxed);
+        global_watch = global.join().expect("global watch thread");
+        history
+    });
+
+    // The settled cluster: every replica's own LIST, which must agree, read as if by three
+    // more clients after everything else.
+    let mut failures: Vec<String> = Vec::new();
+    let states: Vec<BTreeMap<String, (String, u64)>> = if broken.is_none() {
+        wait_for_voters(&cluster, "the end")
+            .and_then(|_| {
+                (0..REPLICAS)
+                    .map(|slot| settled_state_on(&cluster, slot))
+                    .collect()
+            })
+            .unwrap_or_else(|e| {
+                broken = Some(e);
+                Vec::new()
+            })
+    } else {
+        Vec::new()
+    };
+    for slot in 1..states.len() {
+        if states[slot] != states[0] {
+            failures.push(format!(
+                "slot {slot} and slot 0 serve different states: {:?} vs {:?}",
+                states[slot], states[0]
+            ));
+        }
+    }
+    let mut ops: Vec<Op> = history.iter().map(|(op, _, _)| op.clone()).collect();
+    for (slot, state) in states.iter().enumerate() {
+        for key in 0..KEYS {
+            let key = format!("{PREFIX}{key}");
+            let invoked_at = now();
+            ops.push(Op {
+                client: 100 + slot,
+                result: state
+                    .get(&key)
+                    .map_or(Outcome::NotFound, |(value, rv)| Outcome::Found {
+                        value: value.clone(),
+                        rv: *rv,
+                    }),
+                key,
+                call: Call::Get,
+                invoked_at,
+                returned_at: Some(now()),
+            });
+        }
+    }
+
+    let total = history.len();
+    let unknown = history.iter().filter(|(op, _, _)| op.is_unknown()).count();
+    let mut write_returns: Vec<u64> = history
+        .iter()
+        .filter(|(op, _, _)| {
+            matches!(
+                op.result,
+                Outcome::Created { .. } | Outcome::Updated { .. } | Outcome::Deleted
+            )
+        })
+        .filter_map(|(op, _, _)| op.returned_at)
+        .collect();
+    write_returns.sort_unstable();
+    let max_pause = write_returns
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or(0);
+    let events: usize = streams.iter().map(|s| s.events.len()).sum();
+    let restarts: usize = streams.iter().map(|s| s.restarts).sum();
+    let tally = tally.into_inner().expect("tally");
+    println!(
+        "replicas_faults: seed {seed}: {total} ops ({unknown} unknown: {} transport errors, other statuses {:?}), {} faults, {leader_changes} leader changes, max write pause {} ms, {} watch streams ({restarts} restarts, {events} events)",
+        tally.transport_errors,
+        tally.other_statuses,
+        faults.len(),
+        max_pause / 1_000_000,
+        streams.len(),
+    );
+
+    // An unknown create or update whose unique value the global watch delivered took effect
+    // with that revision before the event arrived; one it never delivered, when that watch
+    // is one gap-free stream (checked below) covering the whole run, never took effect. Without
+    // this every unknown write stays pending to +infinity and the search grows as 2^unknowns.
+    let complete_watch = global_watch.len() == 1;
+    let mut delivered: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for stream in &global_watch {
+        for (event, &at) in stream.events.iter().zip(&stream.received_at) {
+            if event.change != Change::Deleted {
+                delivered.entry(&event.value).or_insert((event.rv, at));
+            }
+        }
+    }
+    // Values clients read: a write read is applied whatever the watch says.
+    let read: std::collections::BTreeSet<String> = ops
+        .iter()
+        .filter_map(|op| match &op.result {
+            Outcome::Found { value, .. } if !op.is_unknown() => Some(value.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut settled = 0;
+    let mut dropped = 0;
+    let mut unwatched: Vec<String> = Vec::new();
+    ops.retain_mut(|op| {
+        if !op.is_unknown() {
+            return true;
+        }
+        let (value, created) = match &op.call {
+            Call::Create { value } => (value.as_str(), true),
+            Call::Update { value, .. } => (value.as_str(), false),
+            Call::Delete | Call::Get => return true,
+        };
+        match delivered.get(value) {
+            Some(&(rv, at)) => {
+                op.result = if created {
+                    Outcome::Created { rv }
+                } else {
+                    Outcome::Updated { rv }
+                };
+                op.returned_at = Some(at.max(op.invoked_at));
+                settled += 1;
+                true
+            }
+            None if complete_watch && read.contains(value) => {
+                // Applied (a client read it) yet absent from a gap-free watch of the whole run.
+                unwatched.push(op.to_string());
+                true
+            }
+            None if complete_watch => {
+                dropped += 1;
+                false
+            }
+            None => true,
+        }
+    });
+    println!(
+        "replicas_faults: the global watch ({} stream(s), {} events) settles {settled} unknown writes as applied and {dropped} as never applied",
+        global_watch.len(),
+        global_watch.iter().map(|s| s.events.len()).sum::<usize>()
+    );
+    streams.extend(global_watch);
+    if !unwatched.is_empty() {
+        failures.push(format!(
+            "writes clients read that the global watch never delivered:\n  {}",
+            unwatched.join("\n  ")
+        ));
+    }
+
+    let started = Instant::now();
+    let verdict = linearizability::check(&ops);
+    println!(
+        "replicas_faults: linearizability check of {} ops: {} ms",
+        ops.len(),
+        started.elapsed().as_millis()
+    );
+    if let Err(violation) = verdict {
+        failures.push(format!("linearizability: {violation}"));
+    }
+
+    let writes: Vec<Write> = history
+        .iter()
+        .filter_map(|(op, delete_rv, _)| {
+            let (change, value) = match &op.call {
+                Call::Create { value } => (Change::Added, Some(value.clone())),
+                Call::Update { value, .. } => (Change::Modified, Some(value.clone())),
+                Call::Delete => (Change::Deleted, None),
+                Call::Get => return None,
+            };
+            let rv = match op.result {
+                Outcome::Created { rv } | Outcome::Updated { rv } => Some(rv),
+                Outcome::Deleted => *delete_rv,
+                Outcome::Unknown => None,
+                _ => return None,
+            };
+            Some(Write {
+                change,
+                name: op.key.clone(),
+                value,
+                rv,
+                acknowledged: !op.is_unknown(),
+            })
+        })
+        .collect();
+    let mut watch_failures: Vec<String> = Vec::new();
+    for (i, stream) in streams.iter().enumerate() {
+        if let Err(violations) = watch_check::check(stream.start, &stream.events, &writes) {
+            watch_failures.push(format!(
+                "stream {i} from {} ({} events, {} restarts):\n{}",
+                stream.start,
+                stream.events.len(),
+                stream.restarts,
+                violations
+                    .iter()
+                    .take(10)
+                    .map(|v| format!("  {v}\n"))
+                    .collect::<String>()
+            ));
+        }
+    }
+    if !watch_failures.is_empty() {
+        failures.push(format!("watch violations:\n{}", watch_failures.join("")));
+    }
+    if !failures.is_empty() || broken.is_some() {
+        let path = std::env::temp_dir().join(format!("replicas_faults-{seed}.history"));
+        let mut sorted: Vec<&Record> = history.iter().collect();
+        sorted.sort_by_key(|(op, _, _)| op.invoked_at);
+        let text: String = sorted
+            .iter()
+            .map(|(op, _, note)| format!("{op} ({note})\n"))
+            .collect();
+        if std::fs::write(&path, text).is_ok() {
+            failures.push(format!("the history is in {}", path.display()));
+        }
+        let path = std::env::temp_dir().join(format!("replicas_faults-{seed}.log"));
+        if std::fs::write(&path, cluster.logs()).is_ok() {
+            failures.push(format!("the processes' output is in {}", path.display()));
+        }
+    }
+    if let Some(broken) = &broken {
+        failures.push(format!("the cluster did not recover: {broken}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "seed {seed} (faults {faults:?}):\n{}",
+        failures.join("\n")
+    );
+}
