@@ -96,7 +96,8 @@ async fn follow(raft: &Raft, core: &ReplicaCore, node: NodeId, log: &mut dyn App
                     node,
                     epoch: getrandom::u64().unwrap_or_default(),
                 };
-                let (taken, revision) = core.lock().take_over(crate::server::now(), writer);
+                let term = raft.metrics().borrow().current_term;
+                let (taken, revision) = core.lock().take_over(crate::server::now(), writer, term);
                 tracing::info!(
                     node,
                     epoch = writer.epoch,

@@ -65,6 +65,9 @@ pub(crate) struct CoreState {
     /// The writer whose records `cluster` holds (beyond what is applied, possibly): batches
     /// of this writer are not replayed. `None` on a replica that replays everything.
     pub(crate) writer: Option<WriterId>,
+    /// The raft term `writer` wrote in: an entry of a later term means another leadership
+    /// began, after which none of its records not committed yet ever will be.
+    pub(crate) writer_term: u64,
     /// The last applied log entry.
     pub(crate) applied: Option<LogId<NodeId>>,
     /// The membership the applied entries hold.
@@ -85,13 +88,14 @@ impl CoreState {
     /// every revision an earlier writer may have handed out and journals from here; returns
     /// the journal count and store revision before the take-over, where the writer's
     /// batches continue from.
-    pub(crate) fn take_over(&mut self, now: UnixTime, writer: WriterId) -> (u64, u64) {
+    pub(crate) fn take_over(&mut self, now: UnixTime, writer: WriterId, term: u64) -> (u64, u64) {
         let before = (self.cluster.journaled(), self.cluster.store().revision());
         let now = UnixTime {
             nanos: now.nanos.max(self.last_at),
         };
         self.cluster.take_over(now);
         self.writer = Some(writer);
+        self.writer_term = term;
         self.committed_journal = before.0;
         before
     }
@@ -136,6 +140,19 @@ impl CoreState {
     /// Applies one log entry: a batch (see [`CoreState::apply_batch`]), a membership, or a
     /// blank entry.
     fn apply_entry(&mut self, entry: &openraft::Entry<Nautilus>) -> Result<Applied, ApplyError> {
+        if self.writer.is_some() && entry.log_id.leader_id.term > self.writer_term {
+            // A later leadership's first entry (its blank one) commits every entry of earlier
+            // terms that will ever commit: records of this core's writer not committed by now
+            // never will be, and the cluster is rebuilt without them.
+            if self.cluster.journaled() > self.committed_journal {
+                return Err(ApplyError::Diverged {
+                    journaled: self.cluster.journaled(),
+                    committed: self.committed_journal,
+                });
+            }
+            self.writer = None;
+            self.cluster.step_down();
+        }
         let revision = match &entry.payload {
             EntryPayload::Blank => self.visible,
             EntryPayload::Membership(membership) => {
@@ -226,6 +243,7 @@ impl ReplicaCore {
             state: Mutex::new(CoreState {
                 cluster,
                 writer: None,
+                writer_term: 0,
                 applied: None,
                 membership: StoredMembership::default(),
                 committed_journal: 0,
