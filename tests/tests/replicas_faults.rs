@@ -629,22 +629,14 @@ impl Drop for Stopped {
     }
 }
 
-// Ignored until the defects it finds are fixed (issue 17). (1) A leader that steps down "with
-// records it never submitted" (enclave-runtime replica/driver.rs: "it rebuilds when the next
-// writer's entry comes") and is elected again before another writer's entry arrives keeps those
-// records' effects in its core, so its store diverges from the replicated log. It acknowledges
-// writes on top of them (a create answered 201 whose record is in no follower's log); the next
-// write that depends on them cannot be applied by the followers ("a replicated entry cannot be
-// applied; this replica stops": "rf-0 not found", "rf-4 appeared during create"), both stop
-// their raft (role=shutdown) and the cluster has no quorum again. Seen in 3 of 9 runs with
-// SIGSTOPs of a follower or the leader (the stopped follower's elections depose the leader,
-// which is re-elected), e.g. NAUTILUS_REPLICA_SEED=1796661139517447806 (the seed replays the
-// schedule; the timing is the real processes'). (2) A lost update: two updates of rf-1 with the
-// same resourceVersion precondition both answered 200, one 13 s late across a SIGSTOP of the
-// leader (NAUTILUS_REPLICA_SEED=1796661388367039862), i.e. a write acknowledged that the new
-// leader's state never had.
+// It found two defects, both fixed (issue 17): a leader deposed and elected again before
+// another writer's entry came kept the effects of records it never got committed and served
+// (and acknowledged) on top of them (NAUTILUS_REPLICA_SEED=1796661139517447806 and
+// 1796659428629497719 replayed them), and a deposed leader kept acting as the writer, so reads
+// on it waited for writes that could never commit. The lost update seen once under a long
+// SIGSTOP of the leader (NAUTILUS_REPLICA_SEED=1796661388367039862) had the same cause (a
+// write acknowledged from a core that held uncommitted records); its seed passes since.
 #[test]
-#[ignore = "finds defects: a re-elected leader keeps records it never submitted; a lost update"]
 fn three_replicas_stay_linearizable_under_kills_and_stops() {
     let seed = std::env::var("NAUTILUS_REPLICA_SEED")
         .ok()
