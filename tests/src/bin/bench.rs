@@ -417,7 +417,9 @@ fn main() {
     if wanted("durable") || wanted("durable-snapshot") {
         run("durable-snapshot", &durable::snapshots);
     }
-    if wanted("replicas") {
+    // Four clusters and 20 kills: only when asked for, or in the full run, so that the default
+    // run stays short.
+    if wanted("replicas") && (only.is_some() || !quick) {
         run("replicas", &replicas::section);
     }
     for (name, attack) in hostile::ATTACKS {
