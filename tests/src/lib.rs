@@ -376,15 +376,27 @@ impl DevCluster {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<(u16, String), String> {
+        self.replica_request_within(slot, method, path, body, Duration::from_secs(2))
+    }
+
+    /// [`DevCluster::replica_request`], answered within `timeout`.
+    pub fn replica_request_within(
+        &self,
+        slot: usize,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<(u16, String), String> {
         use std::io::Read as _;
         let socket = self.replica_dir(slot).join("enclave.sock");
         let mut stream =
             std::os::unix::net::UnixStream::connect(&socket).map_err(|e| e.to_string())?;
-        for timeout in [
+        for set in [
             std::os::unix::net::UnixStream::set_read_timeout,
             std::os::unix::net::UnixStream::set_write_timeout,
         ] {
-            timeout(&stream, Some(Duration::from_secs(2))).map_err(|e| e.to_string())?;
+            set(&stream, Some(timeout)).map_err(|e| e.to_string())?;
         }
         let body = body.unwrap_or_default();
         let head = format!(

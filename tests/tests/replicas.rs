@@ -13,7 +13,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,21 +22,8 @@ use serde_json::{Value, json};
 const REPLICAS: usize = 3;
 const NAMESPACE: &str = "default";
 
-fn replica_dir(cluster: &DevCluster, slot: usize) -> PathBuf {
-    cluster.dir.path().join(format!("replica-{slot}"))
-}
-
-/// The pid `dev` wrote for the replica's current process.
-fn replica_pid(cluster: &DevCluster, slot: usize) -> Option<u32> {
-    std::fs::read_to_string(replica_dir(cluster, slot).join("enclave.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// One HTTP/1.1 request on the replica's own socket (the proxy's preamble first, as the proxy
-/// writes it), with the admin token; the status and body.
+/// One request on the replica's own socket (as a proxy would send it), with the admin token;
+/// the status and body.
 fn on_replica(
     cluster: &DevCluster,
     slot: usize,
@@ -45,65 +31,14 @@ fn on_replica(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, String), String> {
-    let socket = replica_dir(cluster, slot).join("enclave.sock");
-    let mut stream = UnixStream::connect(&socket).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{}{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        nautilus_wire::preamble::line("", &[]),
-        cluster.token,
-        body.len(),
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status: {head}"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Ok((status, body))
-}
-
-/// A chunked body's data.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// The replica's `/readyz?verbose` line about itself.
-fn replica_line(cluster: &DevCluster, slot: usize) -> Option<String> {
-    let (_, body) = on_replica(cluster, slot, "GET", "/readyz?verbose", None).ok()?;
-    body.lines()
-        .find(|l| l.starts_with("[+]replica") || l.starts_with("[-]replica"))
-        .map(str::to_string)
+    let body = body.map(Value::to_string);
+    cluster.replica_request_within(
+        slot,
+        method,
+        path,
+        body.as_deref().map(str::as_bytes),
+        Duration::from_secs(30),
+    )
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -114,7 +49,8 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 /// The slot whose replica says it leads.
 fn leader(cluster: &DevCluster) -> Option<usize> {
     (0..REPLICAS).find(|&slot| {
-        replica_line(cluster, slot)
+        cluster
+            .replica_line(slot)
             .is_some_and(|l| l.starts_with("[+]") && field(&l, "role") == Some("leader"))
     })
 }
@@ -124,7 +60,7 @@ fn leader(cluster: &DevCluster) -> Option<usize> {
 fn wait_for_voters(cluster: &DevCluster, what: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let lines: Vec<Option<String>> = (0..REPLICAS).map(|s| replica_line(cluster, s)).collect();
+        let lines: Vec<Option<String>> = (0..REPLICAS).map(|s| cluster.replica_line(s)).collect();
         let voters = lines
             .iter()
             .flatten()
@@ -240,14 +176,14 @@ fn names_on(cluster: &DevCluster, slot: usize) -> Result<Vec<String>, String> {
 
 /// Kills the replica in `slot` with SIGKILL and returns its old pid.
 fn kill(cluster: &DevCluster, slot: usize) -> u32 {
-    let pid = replica_pid(cluster, slot).expect("the replica's pid file");
+    let pid = cluster.replica_pid(slot).expect("the replica's pid file");
     signal(pid, libc::SIGKILL);
     pid
 }
 
 /// A watch on one replica's socket, its bytes collected by a thread.
 fn watch_on(cluster: &DevCluster, slot: usize, from: &str) -> Arc<Mutex<Vec<u8>>> {
-    let socket = replica_dir(cluster, slot).join("enclave.sock");
+    let socket = cluster.replica_dir(slot).join("enclave.sock");
     let mut stream = UnixStream::connect(socket).expect("the replica's socket");
     let request = format!(
         "{}GET /api/v1/namespaces/{NAMESPACE}/configmaps?watch=true&resourceVersion={from} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
@@ -326,7 +262,7 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
         .as_str()
         .unwrap()
         .to_string();
-    let line = replica_line(&cluster, follower).unwrap();
+    let line = cluster.replica_line(follower).unwrap();
     assert!(
         field(&line, "forwarded").is_some_and(|n| n != "0"),
         "the follower counts what it forwarded: {line}"
@@ -413,7 +349,10 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
     // The killed replica is restarted by dev, joins under a new id, catches up, and serves
     // what was written while it was down.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while replica_pid(&cluster, first_leader).is_none_or(|p| p == old_pid) {
+    while cluster
+        .replica_pid(first_leader)
+        .is_none_or(|p| p == old_pid)
+    {
         assert!(Instant::now() < deadline, "dev did not restart the replica");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -13,9 +13,6 @@
 //! 2), and `NAUTILUS_REPLICA_SEED` replays a printed seed.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -70,22 +67,8 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn replica_dir(cluster: &DevCluster, slot: usize) -> PathBuf {
-    cluster.dir.path().join(format!("replica-{slot}"))
-}
-
-/// The pid `dev` wrote for the replica's current process.
-fn replica_pid(cluster: &DevCluster, slot: usize) -> Option<u32> {
-    std::fs::read_to_string(replica_dir(cluster, slot).join("enclave.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// One HTTP/1.1 request on the replica's own socket (the proxy's preamble first), with the
-/// admin token; the status and body. A stopped replica accepts the connection but never
-/// answers: `timeout` bounds the wait.
+/// One request on the replica's own socket (as a proxy would send it), answered within
+/// `timeout`.
 fn on_replica(
     cluster: &DevCluster,
     slot: usize,
@@ -93,70 +76,7 @@ fn on_replica(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    let socket = replica_dir(cluster, slot).join("enclave.sock");
-    let mut stream = UnixStream::connect(&socket).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "{}{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        nautilus_wire::preamble::line("", &[]),
-        cluster.token,
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&answer).to_string();
-    let (head, rest) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status: {head}"))?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Ok((status, body))
-}
-
-/// A chunked body's data.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// The replica's `/readyz?verbose` line about itself.
-fn replica_line(cluster: &DevCluster, slot: usize) -> Option<String> {
-    let (_, body) = on_replica(
-        cluster,
-        slot,
-        "GET",
-        "/readyz?verbose",
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    body.lines()
-        .find(|l| l.starts_with("[+]replica") || l.starts_with("[-]replica"))
-        .map(str::to_string)
+    cluster.replica_request_within(slot, method, path, None, timeout)
 }
 
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -169,7 +89,7 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 fn wait_for_voters(cluster: &DevCluster, what: &str) -> Result<usize, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let lines: Vec<Option<String>> = (0..REPLICAS).map(|s| replica_line(cluster, s)).collect();
+        let lines: Vec<Option<String>> = (0..REPLICAS).map(|s| cluster.replica_line(s)).collect();
         let role = |l: &Option<String>| {
             l.as_deref()
                 .filter(|l| l.starts_with("[+]"))
@@ -664,7 +584,7 @@ fn three_replicas_stay_linearizable_under_kills_and_stops() {
     let cluster = DevCluster::start_opts(&["--replicas", "3"], &[]);
     let mut leader =
         wait_for_voters(&cluster, "start").unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    let mut leader_pid = replica_pid(&cluster, leader);
+    let mut leader_pid = cluster.replica_pid(leader);
 
     let stop_clients = AtomicBool::new(false);
     let tally = Mutex::new(Tally::default());
@@ -731,7 +651,7 @@ fn three_replicas_stay_linearizable_under_kills_and_stops() {
                     Fault::KillLeader | Fault::StopLeader(_) => leader,
                     Fault::KillFollower | Fault::StopFollower(_) => follower,
                 };
-                let pid = replica_pid(&cluster, target).expect("the replica's pid file");
+                let pid = cluster.replica_pid(target).expect("the replica's pid file");
                 println!(
                     "schedule {schedule}: {fault:?} on slot {target} (pid {pid}, leader slot {leader}), {watches} watch(es)"
                 );
@@ -739,7 +659,7 @@ fn three_replicas_stay_linearizable_under_kills_and_stops() {
                     Fault::KillLeader | Fault::KillFollower => {
                         signal(pid, libc::SIGKILL);
                         let deadline = Instant::now() + Duration::from_secs(60);
-                        while replica_pid(&cluster, target).is_none_or(|p| p == pid) {
+                        while cluster.replica_pid(target).is_none_or(|p| p == pid) {
                             assert!(
                                 Instant::now() < deadline,
                                 "dev did not restart slot {target}\n{}",
@@ -774,7 +694,7 @@ fn three_replicas_stay_linearizable_under_kills_and_stops() {
                     break;
                 }
             };
-            let new_pid = replica_pid(&cluster, new_leader);
+            let new_pid = cluster.replica_pid(new_leader);
             if new_leader != leader || new_pid != leader_pid {
                 leader_changes += 1;
             }

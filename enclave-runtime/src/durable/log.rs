@@ -389,7 +389,6 @@ impl DurableLog {
     /// after `position` is in flight (wait for it first), and for a position older than the
     /// last [`REPLICA_TAGS_KEPT`] sealed ones or before the last snapshot.
     // The replicas' sealed raft log calls it; the single-replica path never truncates.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn truncate_after(&self, position: u64) -> Result<(), DurableError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -408,7 +407,6 @@ impl DurableLog {
     /// Reads the records at positions `from..=to` back from the host, verified as at start
     /// (chained from the record before `from` when its tag is still kept, else from the newest
     /// snapshot), for what is no longer held in memory. They must be durable.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn read(
         &self,
         from: u64,
@@ -425,7 +423,6 @@ impl DurableLog {
     }
 
     /// Reads the named blob (`None`: the host has none).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn get_blob(&self, name: &str) -> Result<Option<Vec<u8>>, DurableError> {
         match self
             .call_raw(Request::GetBlob { name: name.into() })
@@ -443,7 +440,6 @@ impl DurableLog {
 
     /// Writes the named blob; returns once the host has it on disk (temporary file, sync,
     /// rename). It is not ordered after appends still in flight: wait for them first.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn put_blob(&self, name: &str, bytes: Vec<u8>) -> Result<(), DurableError> {
         self.call(Request::PutBlob {
             name: name.into(),
@@ -454,13 +450,11 @@ impl DurableLog {
     }
 
     /// The keys the log seals with (for what is sealed beside it: the replica's vote).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn keys(&self) -> &Keys {
         &self.keys
     }
 
     /// Whether the log's task has stopped (every later call fails).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn stopped(&self) -> bool {
         self.tx.is_closed()
     }

@@ -165,14 +165,12 @@ impl Keys {
     /// cluster, the node id and the label `vote`, so the blob opens only for that replica
     /// (a restarted replica has a new id and starts without a vote, design §2.3).
     // The replicas' sealed raft log calls it; the single-replica path has no vote.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn seal_vote(&self, node: u64, vote: &[u8], nonce: [u8; NONCE]) -> Vec<u8> {
         let ad = self.context(b"nautilus/raft-vote/v1", &[node], b"vote");
         seal(&self.log, &ad, vote, nonce)
     }
 
     /// Opens a vote sealed for replica `node`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn open_vote(&self, node: u64, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         let ad = self.context(b"nautilus/raft-vote/v1", &[node], b"vote");
         open(&self.log, &ad, sealed)

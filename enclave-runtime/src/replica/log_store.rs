@@ -27,7 +27,6 @@
 //! [`MemLog`] is the in-memory log for tests that need no disk.
 
 // The serving code starts replicas on it in a later slice; today the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;

@@ -124,7 +124,10 @@ mod tests {
             read.await.unwrap();
         }
         let ran = rounds.rounds();
-        assert!((1..=20).contains(&ran), "200 reads at once took {ran} rounds");
+        assert!(
+            (1..=20).contains(&ran),
+            "200 reads at once took {ran} rounds"
+        );
         // A read alone gets a round of its own.
         let before = started.load(Ordering::SeqCst);
         assert_eq!(rounds.index().await.unwrap(), before + 1);
