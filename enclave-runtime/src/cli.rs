@@ -429,14 +429,16 @@ pub struct Cli {
     #[arg(long, hide = true)]
     pub kms_accept_plaintext: bool,
 
-    /// This replica's slot when several enclave replicas keep the cluster (issue 17): writes
-    /// go to the elected leader, every replica serves. Needs `--storage`, `--replica-listen`
-    /// and `--replica-peer`. An untrusted routing label: peers are admitted by attestation.
-    #[arg(long, env = "NAUTILUS_REPLICA_SLOT", requires_all = ["replica_listen", "storage"])]
+    /// This replica's slot (its index in `--replica-peer`); without it the replica finds its
+    /// own address among the peers' (every replica can then run one measured configuration).
+    /// An untrusted routing label: peers are admitted by attestation.
+    #[arg(long, env = "NAUTILUS_REPLICA_SLOT", requires = "replica_listen")]
     pub replica_slot: Option<u8>,
 
-    /// Where this replica's peers reach it: `unix:PATH` or `vsock:PORT`.
-    #[arg(long, env = "NAUTILUS_REPLICA_LISTEN", value_parser = parse_listen)]
+    /// Where this replica's peers reach it (`unix:PATH` or `vsock:PORT`): the cluster is kept
+    /// by several enclave replicas (issue 17), writes go to the elected leader and every
+    /// replica serves. Needs `--storage` and `--replica-peer`.
+    #[arg(long, env = "NAUTILUS_REPLICA_LISTEN", value_parser = parse_listen, requires = "storage")]
     pub replica_listen: Option<ListenAddr>,
 
     /// Every replica's peer address, in slot order, this one's included; repeatable:
@@ -454,8 +456,8 @@ pub struct Cli {
     #[arg(long, env = "NAUTILUS_REPLICA_RELAY")]
     pub replica_relay: Option<String>,
 
-    /// Start a new replicated cluster with this replica as its only voter, when its store
-    /// holds no replica log yet (the others join it). Give it to one replica, once.
+    /// Start a new replicated cluster with slot 0 as its only voter, when slot 0's store holds
+    /// no replica log yet (the others join it); the other slots ignore it.
     #[arg(long, env = "NAUTILUS_REPLICA_BOOTSTRAP")]
     pub replica_bootstrap: bool,
 

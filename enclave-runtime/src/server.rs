@@ -491,15 +491,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     // key come from it.
     // A replica of several: its identity for this start, and the cluster key's blobs copied
     // from a peer when it joins a cluster its store has not seen.
-    let replica_identity = match cli.replica_slot {
+    let replica_identity = match cli.replica_listen {
         Some(_) => {
-            let identity = crate::replica::serving::Identity::new(&cli, nsm.clone())?;
+            let identity = crate::replica::serving::Identity::new(&cli, nsm.clone()).await?;
             let store = cli
                 .storage
                 .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("--replica-slot needs --storage"))?;
+                .ok_or_else(|| anyhow::anyhow!("--replica-listen needs --storage"))?;
             let blobs = identity
-                .ensure_key_blobs(store, cli.replica_bootstrap)
+                .ensure_key_blobs(store, identity.bootstraps(&cli))
                 .await?;
             Some((identity, blobs))
         }

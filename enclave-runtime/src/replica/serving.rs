@@ -52,6 +52,67 @@ const REPLICA_ID_BLOB: &str = "replica-id";
 /// How long a starting replica waits for each peer's summary.
 const SUMMARY_WAIT: Duration = Duration::from_secs(2);
 
+/// The top byte of a probe's id: no slot has it.
+const PROBE_ID_TOP: u64 = 0xff << 56;
+
+/// 56 random bits of a replica id (the top byte is its slot).
+fn draw_id_bits(random: &mut dyn FnMut(&mut [u8]) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+    let mut drawn = [0u8; 8];
+    random(&mut drawn)?;
+    Ok(u64::from_be_bytes(drawn) & ((1 << 56) - 1))
+}
+
+/// Finds which of `peers` is this replica, when every replica runs the same measured
+/// configuration (the slot cannot be in it: three slots would be three images with different
+/// PCRs): listens on `listen` as `probe` and dials each peer address in turn until the
+/// replica that answers, attested, is the probe itself. The slot is a routing label: hosts
+/// that route an address elsewhere can confuse it (as they can drop traffic), never make a
+/// replica admit a peer its attestation does not admit.
+pub(crate) async fn discover_slot(
+    probe: Arc<MeshEndpoint>,
+    listen: &crate::cli::ListenAddr,
+    peers: &[String],
+    relay: Option<crate::sui::RelayAddr>,
+) -> anyhow::Result<u8> {
+    let listener = crate::transport::Listener::bind(listen)?;
+    let answering = probe.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok(stream) = listener.accept().await else {
+                continue;
+            };
+            let answering = answering.clone();
+            tokio::spawn(async move {
+                // The greeting is all a probe needs.
+                let _ = answering.accept(stream).await;
+            });
+        }
+    });
+    let mesh = Mesh::with_relay(probe.clone(), relay, Vec::new());
+    for round in 0u64.. {
+        for (slot, addr) in peers.iter().enumerate() {
+            if let Ok(peer) = mesh.peer_at(addr, SUMMARY_WAIT).await
+                && peer == probe.node_id()
+            {
+                server.abort();
+                let _ = server.await;
+                let slot = u8::try_from(slot)?;
+                tracing::info!(
+                    slot,
+                    addr,
+                    "this replica's slot: its own peer address answered"
+                );
+                return Ok(slot);
+            }
+        }
+        if round % 20 == 19 {
+            tracing::info!("still looking for this replica's own address among --replica-peer");
+        }
+        tokio::time::sleep(ASK_AGAIN).await;
+    }
+    anyhow::bail!("no slot found")
+}
+
 /// A replica's identity for this start, made before the cluster key is known: its id, its
 /// slot, its peers' addresses and its side of the mesh.
 pub(crate) struct Identity {
@@ -67,22 +128,14 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// A new id in `--replica-slot`'s slot and a new peer key, attested by `nsm` with the
-    /// configuration every replica shares.
-    pub(crate) fn new(cli: &Cli, nsm: Arc<dyn Nsm>) -> anyhow::Result<Self> {
-        let slot = cli.replica_slot.context("--replica-slot is not given")?;
-        anyhow::ensure!(
-            cli.replica_peers.len() > usize::from(slot),
-            "--replica-peer must name every replica's peer address in slot order; slot {slot} has none"
-        );
+    /// A new id and a new peer key, attested by `nsm` with the configuration every replica
+    /// shares, in `--replica-slot`'s slot, or the slot found by [`discover_slot`] when none is
+    /// given (production: every replica runs the same measured configuration).
+    pub(crate) async fn new(cli: &Cli, nsm: Arc<dyn Nsm>) -> anyhow::Result<Self> {
         let mut random = |out: &mut [u8]| {
             nsm.random(out)
                 .map_err(|e| anyhow::anyhow!("NSM random bytes for the replica: {e}"))
         };
-        let mut drawn = [0u8; 8];
-        random(&mut drawn)?;
-        let id = (u64::from(slot) << 56) | (u64::from_be_bytes(drawn) & ((1 << 56) - 1));
-        let tls = PeerTls::generate(&mut random)?;
         let attestation = Arc::new(
             crate::attestation::Attestation::new(nsm.clone(), cli.shared_toml(), None)
                 .map_err(|e| anyhow::anyhow!("cannot make the replica's attestation: {e}"))?,
@@ -98,13 +151,6 @@ impl Identity {
                 "--allow-simulated-peers: peers attested by the SIMULATED NSM are admitted (development only)"
             );
         }
-        let endpoint = Arc::new(MeshEndpoint::new(
-            id,
-            slot,
-            tls,
-            attestation.clone(),
-            admission.clone(),
-        ));
         let relay = cli
             .replica_relay
             .as_deref()
@@ -112,6 +158,36 @@ impl Identity {
             .map(str::parse::<crate::sui::RelayAddr>)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--replica-relay: {e}"))?;
+        let slot = match cli.replica_slot {
+            Some(slot) => slot,
+            None => {
+                let listen = cli
+                    .replica_listen
+                    .clone()
+                    .context("--replica-listen is not given")?;
+                let probe = Arc::new(MeshEndpoint::new(
+                    PROBE_ID_TOP | draw_id_bits(&mut random)?,
+                    u8::MAX,
+                    PeerTls::generate(&mut random)?,
+                    attestation.clone(),
+                    admission.clone(),
+                ));
+                discover_slot(probe, &listen, &cli.replica_peers, relay.clone()).await?
+            }
+        };
+        anyhow::ensure!(
+            cli.replica_peers.len() > usize::from(slot),
+            "--replica-peer must name every replica's peer address in slot order; slot {slot} has none"
+        );
+        let id = (u64::from(slot) << 56) | draw_id_bits(&mut random)?;
+        let tls = PeerTls::generate(&mut random)?;
+        let endpoint = Arc::new(MeshEndpoint::new(
+            id,
+            slot,
+            tls,
+            attestation.clone(),
+            admission.clone(),
+        ));
         tracing::info!(slot, id = format_args!("{id:#x}"), "replica identity made");
         Ok(Self {
             id,
@@ -198,6 +274,12 @@ impl Identity {
             }
         }
         None
+    }
+
+    /// Whether this replica makes a new cluster when its store holds none: slot 0 with
+    /// `--replica-bootstrap` (every replica may run the same configuration).
+    pub(crate) fn bootstraps(&self, cli: &Cli) -> bool {
+        cli.replica_bootstrap && self.slot == 0
     }
 
     /// The other replicas' addresses.
@@ -404,6 +486,7 @@ impl Replicated {
         keys: crate::durable::seal::Keys,
         key_blobs: crate::kms::KeyBlobs,
     ) -> anyhow::Result<Arc<Self>> {
+        let bootstrap = identity.bootstraps(cli);
         let mut log = SealedLog::open(store, keys, identity.id, TAIL_BYTES).await?;
         let durable = log.durable();
         let fresh = log
@@ -444,7 +527,7 @@ impl Replicated {
             this.replica.raft.clone(),
             Some(this.clone() as Arc<dyn PeerRequests>),
         ));
-        if fresh && cli.replica_bootstrap {
+        if fresh && bootstrap {
             let members = BTreeMap::from([(this.id, this.member())]);
             this.replica.raft.initialize(members).await?;
             this.save_id().await?;
@@ -453,7 +536,7 @@ impl Replicated {
                 "a new replicated cluster, with this replica as its only voter; the others join it"
             );
         } else {
-            if cli.replica_bootstrap {
+            if bootstrap {
                 tracing::info!(
                     "--replica-bootstrap ignored: this replica's log is not empty; it joins"
                 );

@@ -956,3 +956,48 @@ async fn three_replicas_over_the_attested_mesh_elect_replicate_ship_a_snapshot_a
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A replica started without a slot finds it: among the peer addresses, the one where its
+/// own probe answers (another replica answering elsewhere, and an address nobody serves, are
+/// passed over).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_without_a_slot_finds_its_own_address_among_the_peers() {
+    let dir = socket_dir("slot");
+    let other = endpoint(0x0100_0000_0000_0001);
+    let other_listener = Listener::bind(&ListenAddr::Unix(dir.join("other.sock"))).unwrap();
+    let answering = other.clone();
+    let other_task = tokio::spawn(async move {
+        loop {
+            let Ok(stream) = other_listener.accept().await else {
+                continue;
+            };
+            let answering = answering.clone();
+            tokio::spawn(async move {
+                let _ = answering.accept(stream).await;
+            });
+        }
+    });
+    let peers = vec![
+        format!("unix:{}", dir.join("nobody.sock").display()),
+        format!("unix:{}", dir.join("other.sock").display()),
+        format!("unix:{}", dir.join("mine.sock").display()),
+    ];
+    let probe = endpoint(0xff00_0000_0000_0007);
+    let slot = tokio::time::timeout(
+        Duration::from_secs(30),
+        super::serving::discover_slot(
+            probe,
+            &ListenAddr::Unix(dir.join("mine.sock")),
+            &peers,
+            None,
+        ),
+    )
+    .await
+    .expect("found in time")
+    .unwrap();
+    assert_eq!(slot, 2);
+    // The probe's listener is gone: the replica binds its address again.
+    Listener::bind(&ListenAddr::Unix(dir.join("mine.sock"))).unwrap();
+    other_task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}

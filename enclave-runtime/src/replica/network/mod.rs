@@ -172,6 +172,18 @@ impl Mesh {
             .unwrap_or(Err(MeshError::Timeout("a request to a peer")))
     }
 
+    /// The id of the replica that answers at `addr`, attested (a handshake only).
+    pub(crate) async fn peer_at(&self, addr: &str, ttl: Duration) -> Result<NodeId, MeshError> {
+        let greeted = async {
+            let stream = open(addr, self.inner.relay.as_ref()).await?;
+            let link = self.inner.endpoint.connect_any(stream).await?;
+            Ok(link.peer())
+        };
+        tokio::time::timeout(ttl, greeted)
+            .await
+            .unwrap_or(Err(MeshError::Timeout("a peer's greeting")))
+    }
+
     /// One request to whichever replica answers at `addr` (its id unknown: a replica
     /// joining), on a link of its own, within `ttl`.
     pub(crate) async fn call_address(
