@@ -386,19 +386,7 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
 
     // Every acknowledged write is on every replica.
     acknowledged.sort();
-    for slot in 0..REPLICAS {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match names_on(&cluster, slot) {
-                Ok(names) if names == acknowledged => break,
-                other => assert!(
-                    Instant::now() < deadline,
-                    "slot {slot} does not serve every acknowledged write: {other:?}"
-                ),
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    every_replica_serves(&cluster, &acknowledged, "after two leader kills");
 
     // The whole cluster stops and starts again (a cold start: no replica knows a leader):
     // the voters keep their sealed ids, elect from their sealed logs, and every acknowledged
@@ -409,14 +397,19 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
     create_until_acknowledged(&cluster, "rep-f-after-cold-start");
     acknowledged.push("rep-f-after-cold-start".into());
     acknowledged.sort();
+    every_replica_serves(&cluster, &acknowledged, "after a cold start");
+}
+
+/// Waits until every replica's own LIST is exactly the `acknowledged` names (sorted).
+fn every_replica_serves(cluster: &DevCluster, acknowledged: &[String], when: &str) {
     for slot in 0..REPLICAS {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match names_on(&cluster, slot) {
+            match names_on(cluster, slot) {
                 Ok(names) if names == acknowledged => break,
                 other => assert!(
                     Instant::now() < deadline,
-                    "after the cold start, slot {slot} does not serve every acknowledged write: {other:?}"
+                    "{when}, slot {slot} does not serve every acknowledged write: {other:?}"
                 ),
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -778,7 +778,14 @@ impl Replicated {
                     .map_err(|e| e.to_string())
                     .and_then(|a| decode::<JoinAnswer>(&a).map_err(|e| e.to_string()));
                 match answer {
-                    Ok(JoinAnswer::Joined) => break,
+                    Ok(JoinAnswer::Joined) => {
+                        // A voter from the committed configuration on: its id is kept at
+                        // once, so a cold start right after finds it under this id.
+                        if let Err(e) = self.save_id().await {
+                            tracing::error!(error = %e, "cannot keep this replica's id for a cold start");
+                        }
+                        break;
+                    }
                     Ok(JoinAnswer::NotLeader) => {}
                     Ok(JoinAnswer::Refused(why)) => {
                         tracing::info!(peer = %addr, why, "the leader did not add this replica yet");

@@ -111,14 +111,7 @@ impl CoreState {
         if self.writer.is_some() {
             // Another writer follows: whatever this core wrote as a writer must have been
             // committed before it, or raft dropped it and the core holds writes nobody has.
-            if self.cluster.journaled() > self.committed_journal {
-                return Err(ApplyError::Diverged {
-                    journaled: self.cluster.journaled(),
-                    committed: self.committed_journal,
-                });
-            }
-            self.writer = None;
-            self.cluster.step_down();
+            self.stop_writing()?;
         }
         for bytes in &batch.records {
             let record = Record::decode(bytes).map_err(ApplyError::Core)?;
@@ -137,6 +130,20 @@ impl CoreState {
         Ok(revision)
     }
 
+    /// This core no longer writes: a plain follower from here, or `Diverged` when it holds
+    /// writes that were never committed (the cluster is rebuilt without them).
+    fn stop_writing(&mut self) -> Result<(), ApplyError> {
+        if self.cluster.journaled() > self.committed_journal {
+            return Err(ApplyError::Diverged {
+                journaled: self.cluster.journaled(),
+                committed: self.committed_journal,
+            });
+        }
+        self.writer = None;
+        self.cluster.step_down();
+        Ok(())
+    }
+
     /// Applies one log entry: a batch (see [`CoreState::apply_batch`]), a membership, or a
     /// blank entry.
     fn apply_entry(&mut self, entry: &openraft::Entry<Nautilus>) -> Result<Applied, ApplyError> {
@@ -144,14 +151,7 @@ impl CoreState {
             // A later leadership's first entry (its blank one) commits every entry of earlier
             // terms that will ever commit: records of this core's writer not committed by now
             // never will be, and the cluster is rebuilt without them.
-            if self.cluster.journaled() > self.committed_journal {
-                return Err(ApplyError::Diverged {
-                    journaled: self.cluster.journaled(),
-                    committed: self.committed_journal,
-                });
-            }
-            self.writer = None;
-            self.cluster.step_down();
+            self.stop_writing()?;
         }
         let revision = match &entry.payload {
             EntryPayload::Blank => self.visible,
