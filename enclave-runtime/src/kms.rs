@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use nautilus_wire::kms;
-use nautilus_wire::storage::{Answer, ErrorKind, Request};
+use nautilus_wire::storage::{Answer, Request};
 use rsa::pkcs8::EncodePublicKey as _;
 
 use crate::durable::seal::Keys;
@@ -93,14 +93,7 @@ pub(crate) async fn data_key(
         }
         other => anyhow::bail!("unexpected answer to a credentials request: {other:?}"),
     };
-    let blob = match conn.call(&Request::GetBlob { name: BLOB.into() }).await? {
-        Answer::Bytes(blob) => Some(blob),
-        Answer::Error {
-            kind: ErrorKind::NotFound,
-            ..
-        } => None,
-        other => anyhow::bail!("cannot read the cluster key blob: {other:?}"),
-    };
+    let blob = conn.get_blob(BLOB).await?;
     let (body, operation) = match &blob {
         Some(blob) => (
             kms::decrypt_body(&options.key_id, cluster_id, blob, &document),
@@ -127,15 +120,10 @@ pub(crate) async fn data_key(
     let check = key_check(&key, cluster_id);
     match blob {
         Some(_) => {
-            let stored = match conn
-                .call(&Request::GetBlob {
-                    name: CHECK_BLOB.into(),
-                })
+            let stored = conn
+                .get_blob(CHECK_BLOB)
                 .await?
-            {
-                Answer::Bytes(stored) => stored,
-                other => anyhow::bail!("cannot read the key check value: {other:?}"),
-            };
+                .context("the store has the cluster key but not its check value")?;
             if stored != check {
                 return Err(anyhow::Error::new(crate::durable::DurableError::Tampered {
                     file: format!("blobs/{CHECK_BLOB}"),
@@ -155,18 +143,8 @@ pub(crate) async fn data_key(
                 anyhow::bail!("KMS answered GenerateDataKey without CiphertextBlob");
             };
             // The check first: a blob without its check would be refused at the next start.
-            for (name, bytes) in [(CHECK_BLOB, check.to_vec()), (BLOB, new_blob)] {
-                match conn
-                    .call(&Request::PutBlob {
-                        name: name.into(),
-                        bytes,
-                    })
-                    .await?
-                {
-                    Answer::Done => {}
-                    other => anyhow::bail!("cannot store blob {name}: {other:?}"),
-                }
-            }
+            conn.put_blob(CHECK_BLOB, check.to_vec()).await?;
+            conn.put_blob(BLOB, new_blob).await?;
             Ok(DataKey {
                 key,
                 generated: true,
@@ -294,20 +272,11 @@ pub(crate) struct KeyBlobs {
 /// The key blobs in `store`, if the cluster has a key yet.
 pub(crate) async fn key_blobs(store: &SinkAddr) -> anyhow::Result<Option<KeyBlobs>> {
     let mut conn = crate::durable::connect_for_blobs(store).await?;
-    let mut found = Vec::new();
-    for name in [BLOB, CHECK_BLOB] {
-        match conn.call(&Request::GetBlob { name: name.into() }).await? {
-            Answer::Bytes(bytes) => found.push(bytes),
-            Answer::Error {
-                kind: ErrorKind::NotFound,
-                ..
-            } => return Ok(None),
-            other => anyhow::bail!("cannot read blob {name}: {other:?}"),
-        }
-    }
-    let [wrapped, check]: [Vec<u8>; 2] = found
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("the store gave the wrong number of blobs"))?;
+    let (Some(wrapped), Some(check)) =
+        (conn.get_blob(BLOB).await?, conn.get_blob(CHECK_BLOB).await?)
+    else {
+        return Ok(None);
+    };
     Ok(Some(KeyBlobs { wrapped, check }))
 }
 
@@ -315,17 +284,6 @@ pub(crate) async fn key_blobs(store: &SinkAddr) -> anyhow::Result<Option<KeyBlob
 /// wrapped key always holds its check.
 pub(crate) async fn put_key_blobs(store: &SinkAddr, blobs: KeyBlobs) -> anyhow::Result<()> {
     let mut conn = crate::durable::connect_for_blobs(store).await?;
-    for (name, bytes) in [(CHECK_BLOB, blobs.check), (BLOB, blobs.wrapped)] {
-        match conn
-            .call(&Request::PutBlob {
-                name: name.into(),
-                bytes,
-            })
-            .await?
-        {
-            Answer::Done => {}
-            other => anyhow::bail!("cannot store blob {name}: {other:?}"),
-        }
-    }
-    Ok(())
+    conn.put_blob(CHECK_BLOB, blobs.check).await?;
+    conn.put_blob(BLOB, blobs.wrapped).await
 }

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use nautilus_wire::storage::{self, Answer, FrameError, Request};
+use nautilus_wire::storage::{self, Answer, ErrorKind, FrameError, Request};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadHalf, WriteHalf};
 
 use crate::log_sink::SinkAddr;
@@ -70,6 +70,32 @@ impl Conn {
             if got == id {
                 return Ok(answer);
             }
+        }
+    }
+
+    /// The named blob, `None` when the host has none.
+    pub(crate) async fn get_blob(&mut self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match self.call(&Request::GetBlob { name: name.into() }).await? {
+            Answer::Bytes(bytes) => Ok(Some(bytes)),
+            Answer::Error {
+                kind: ErrorKind::NotFound,
+                ..
+            } => Ok(None),
+            other => anyhow::bail!("cannot read blob {name}: {other:?}"),
+        }
+    }
+
+    /// Writes the named blob (the host syncs it before answering).
+    pub(crate) async fn put_blob(&mut self, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        match self
+            .call(&Request::PutBlob {
+                name: name.into(),
+                bytes,
+            })
+            .await?
+        {
+            Answer::Done => Ok(()),
+            other => anyhow::bail!("cannot store blob {name}: {other:?}"),
         }
     }
 }
