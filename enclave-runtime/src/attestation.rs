@@ -199,13 +199,12 @@ pub(crate) async fn answer(
             // failing check is answered with the check list, as kube-apiserver does.
             let sui =
                 (path == "/readyz").then(|| shared.lock().sui_readiness(crate::server::now()));
+            // A replica is ready once it leads or follows a known leader (issue 17).
+            let replica = shared.replicated.as_ref().map(|r| r.status());
             let failing = matches!(sui, Some(Err(_)))
-                || (path == "/readyz"
-                    && shared
-                        .replicated
-                        .as_ref()
-                        .is_some_and(|r| !r.status().ready));
-            (failing || has_param(query, "verbose")).then(|| verbose_health(shared, path, sui))
+                || (path == "/readyz" && replica.as_ref().is_some_and(|r| !r.ready));
+            (failing || has_param(query, "verbose"))
+                .then(|| verbose_health(shared, path, sui, replica.as_ref()))
         }
         _ => None,
     }
@@ -250,6 +249,7 @@ fn verbose_health(
     shared: &Shared,
     path: &str,
     sui: Option<Result<String, String>>,
+    replica: Option<&crate::replica::serving::Status>,
 ) -> hyper::Response<ResponseBody> {
     let nsm = shared.attestation.nsm();
     let nsm_line = if nsm.is_simulated() {
@@ -269,15 +269,9 @@ fn verbose_health(
         let (line, _ok) = log.status().check_line();
         format!("{line}\n")
     });
-    // A replica serves once it leads or follows a known leader (issue 17).
-    let (replica_line, replica_ready) =
-        shared
-            .replicated
-            .as_ref()
-            .map_or((String::new(), true), |r| {
-                let status = r.status();
-                (format!("{}\n", status.check_line()), status.ready)
-            });
+    let (replica_line, replica_ready) = replica.map_or((String::new(), true), |status| {
+        (format!("{}\n", status.check_line()), status.ready)
+    });
     let ready = sui_ready && (replica_ready || path != "/readyz");
     let verdict = if ready { "passed" } else { "failed" };
     let text = format!(
