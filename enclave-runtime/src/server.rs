@@ -1135,6 +1135,18 @@ async fn call_core(shared: &Shared, mut request: ApiRequest<'_>) -> Called {
     }
 }
 
+/// A LIST page encoded whole, outside the store lock; big pages off the async workers.
+async fn render_list(list: Box<nautilus_core::api::render::ListRender>) -> ApiResponse {
+    if list.len() <= BLOCKING_RENDER_ITEMS {
+        return list.render();
+    }
+    tokio::task::spawn_blocking(move || list.render())
+        .await
+        .unwrap_or_else(|e| {
+            ApiResponse::error(&Error::Internal(format!("encoding the list failed: {e}")))
+        })
+}
+
 /// What a follower passes on to the leader for a request with this head and body.
 fn forwarded(
     parts: &hyper::http::request::Parts,
@@ -1235,14 +1247,7 @@ pub(crate) async fn serve_forwarded(
     }
     let response = match called.outcome {
         Outcome::Response(response) if response.status != 101 => http::to_hyper(response),
-        Outcome::List(list) => {
-            let response = tokio::task::spawn_blocking(move || list.render())
-                .await
-                .unwrap_or_else(|e| {
-                    ApiResponse::error(&Error::Internal(format!("encoding the list failed: {e}")))
-                });
-            http::to_hyper(response)
-        }
+        Outcome::List(list) => http::to_hyper(render_list(list).await),
         Outcome::OpenApi(served) => http::openapi_to_hyper(served, None),
         _ => {
             return forward_refused(&Error::BadRequest(
@@ -1332,7 +1337,8 @@ async fn handle(
     };
     if let Some(replicated) = shared.replicated.as_ref().filter(|_| !body_too_large) {
         use crate::replica::serving::Route;
-        match replicated.route(&parts) {
+        let watch = api_request(&parts, &body, false).asks_for_watch();
+        match replicated.route(&parts, watch) {
             Route::Local => {}
             Route::AfterReadIndex => {
                 if let Err(e) = replicated.read_barrier().await {
@@ -1407,18 +1413,7 @@ async fn handle(
             }
         }
         Outcome::List(list) => {
-            // Encoded outside the store lock; big pages off the async workers.
-            let response = if list.len() > BLOCKING_RENDER_ITEMS {
-                tokio::task::spawn_blocking(move || list.render())
-                    .await
-                    .unwrap_or_else(|e| {
-                        ApiResponse::error(&Error::Internal(format!(
-                            "encoding the list failed: {e}"
-                        )))
-                    })
-            } else {
-                list.render()
-            };
+            let response = render_list(list).await;
             tracing::debug!(method = %parts.method, path, code = response.status, micros = started.elapsed().as_micros() as u64, "request");
             charged(&shared, response)
         }

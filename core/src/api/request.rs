@@ -71,6 +71,21 @@ pub struct ApiRequest<'a> {
 }
 
 impl<'a> ApiRequest<'a> {
+    /// Whether this request asks for a watch stream (`watch=true`, or the legacy `/watch/`
+    /// path), read as routing reads it: a replica serves watches from its own applied state,
+    /// everything else after a read index or on the leader. A query that does not parse is
+    /// no watch (core answers it 400 wherever it is served).
+    pub fn asks_for_watch(&self) -> bool {
+        let prefix = matches!(
+            parse_path(self.path),
+            Some(ParsedPath::Api(api)) if api.resource_shape().is_some_and(|s| s.watch_prefix)
+        );
+        prefix
+            || Query::parse(self.query)
+                .and_then(|query| query.flag("watch"))
+                .unwrap_or(false)
+    }
+
     /// The body's media type without parameters (`application/json` of
     /// `application/json; charset=utf-8`), `default` when no Content-Type was sent.
     pub(crate) fn media_type(&self, default: &'a str) -> &'a str {
@@ -640,6 +655,32 @@ mod tests {
             ),
             other => panic!("{path}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn watches_are_asked_for_by_the_query_or_the_legacy_prefix() {
+        let asks = |path, query| {
+            ApiRequest {
+                query,
+                ..ApiRequest::new(crate::api::Method::Get, path)
+            }
+            .asks_for_watch()
+        };
+        assert!(asks("/api/v1/namespaces/default/configmaps", "watch=true"));
+        assert!(asks("/api/v1/namespaces/default/configmaps", "a=b&watch=1"));
+        assert!(asks("/api/v1/watch/namespaces/default/configmaps", ""));
+        assert!(asks("/apis/apps/v1/watch/deployments", ""));
+        assert!(!asks(
+            "/api/v1/namespaces/default/configmaps",
+            "watch=false"
+        ));
+        assert!(!asks(
+            "/api/v1/namespaces/default/configmaps",
+            "watch=maybe"
+        ));
+        assert!(!asks("/api/v1/namespaces/watch/configmaps", ""));
+        assert!(!asks("/api/v1/namespaces/default/configmaps/watch", ""));
+        assert!(!asks("/readyz", "watch=true&%zz"));
     }
 
     #[test]

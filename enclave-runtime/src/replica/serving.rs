@@ -52,6 +52,15 @@ const REPLICA_ID_BLOB: &str = "replica-id";
 /// How long a starting replica waits for each peer's summary.
 const SUMMARY_WAIT: Duration = Duration::from_secs(2);
 
+/// Every replica's address but slot `slot`'s.
+fn other_addresses(peers: &[String], slot: u8) -> impl Iterator<Item = &str> {
+    peers
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| *i != usize::from(slot))
+        .map(|(_, addr)| addr.as_str())
+}
+
 /// The top byte of a probe's id: no slot has it.
 const PROBE_ID_TOP: u64 = 0xff << 56;
 
@@ -212,17 +221,10 @@ impl Identity {
         store: &SinkAddr,
         keys: &crate::durable::seal::Keys,
     ) -> anyhow::Result<()> {
-        let mut conn = crate::durable::connect_for_blobs(store).await?;
-        let sealed = match conn
-            .call(&nautilus_wire::storage::Request::GetBlob {
-                name: REPLICA_ID_BLOB.into(),
-            })
+        let sealed = crate::durable::connect_for_blobs(store)
             .await?
-        {
-            nautilus_wire::storage::Answer::Bytes(bytes) => Some(bytes),
-            _ => None,
-        };
-        drop(conn);
+            .get_blob(REPLICA_ID_BLOB)
+            .await?;
         let old = sealed
             .and_then(|sealed| keys.open_replica_id(self.slot, &sealed).ok())
             .filter(|id| id >> 56 == u64::from(self.slot));
@@ -284,12 +286,7 @@ impl Identity {
 
     /// The other replicas' addresses.
     fn others(&self) -> impl Iterator<Item = &str> {
-        let slot = usize::from(self.slot);
-        self.peers
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| *i != slot)
-            .map(|(_, addr)| addr.as_str())
+        other_addresses(&self.peers, self.slot)
     }
 
     /// Makes sure `store` holds the cluster key's blobs before the key is asked of KMS, and
@@ -614,25 +611,15 @@ impl Replicated {
         Ok((leader, self.mesh.address_of(member)))
     }
 
-    /// Where a request with this head is served (see [`Route`]).
-    pub(crate) fn route(&self, parts: &hyper::http::request::Parts) -> Route {
-        if parts.headers.contains_key(hyper::header::UPGRADE) {
+    /// Where a request with this head is served (see [`Route`]); `watch`: core says it asks
+    /// for a watch stream.
+    pub(crate) fn route(&self, parts: &hyper::http::request::Parts, watch: bool) -> Route {
+        if parts.headers.contains_key(hyper::header::UPGRADE) || watch {
             return Route::Local;
         }
-        let read = matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD);
-        if read {
-            let query = parts.uri.query().unwrap_or("");
-            let watch = parts.uri.path().contains("/watch/")
-                || query
-                    .split('&')
-                    .any(|pair| matches!(pair, "watch=true" | "watch=1" | "watch=True"));
-            return if watch {
-                Route::Local
-            } else {
-                Route::AfterReadIndex
-            };
-        }
-        if self.writes() {
+        if matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD) {
+            Route::AfterReadIndex
+        } else if self.writes() {
             Route::Local
         } else {
             Route::Forward
@@ -755,13 +742,6 @@ impl Replicated {
         }) else {
             return;
         };
-        let others: Vec<String> = self
-            .peers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != usize::from(self.slot))
-            .map(|(_, a)| a.clone())
-            .collect();
         for round in 0u64.. {
             if self.is_voter() {
                 tracing::info!(slot = self.slot, "this replica is a voter of the cluster");
@@ -770,7 +750,7 @@ impl Replicated {
                 }
                 return;
             }
-            for addr in &others {
+            for addr in other_addresses(&self.peers, self.slot) {
                 let answer = self
                     .mesh
                     .call_address(addr, Kind::Join, &body, JOIN_WAIT)
