@@ -564,8 +564,18 @@ impl RaftLogStorage<Nautilus> for SealedLog {
             return Ok(None);
         };
         match self.log.keys().open_vote(self.node, &sealed) {
-            Ok(plain) => postcard::from_bytes(&plain)
-                .map(Some)
+            // Read back at a start, a vote is never a leadership: openraft would resume as
+            // leader in its old term without an election, and its core take over before the
+            // entries its former incarnation appended in that term are applied (that
+            // uncommitted tail then applies as another writer's entry, and the core stops
+            // writing while openraft still leads). Without `committed` the vote keeps its term
+            // and whom it went to (this replica never votes twice in that term), and a leader
+            // is elected in a new term.
+            Ok(plain) => postcard::from_bytes::<Vote<NodeId>>(&plain)
+                .map(|mut vote| {
+                    vote.committed = false;
+                    Some(vote)
+                })
                 .map_err(|e| read_error(&e)),
             Err(error) => {
                 // Another incarnation's (or a changed) vote: this replica id never voted.
@@ -890,7 +900,11 @@ mod tests {
             (state.last_purged_log_id, state.last_log_id),
             (None, Some(log_id(2, 8)))
         );
-        assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(Vote::new(2, 1)),
+            "the vote comes back, its leadership not: a leader is elected in a new term"
+        );
         assert_eq!(log.read_committed().await.unwrap(), Some(log_id(2, 6)));
         // Appends go on after the verified tail.
         log.blocking_append(entries(2, 9..10)).await.unwrap();
@@ -1107,10 +1121,7 @@ mod tests {
             entries(1, 0..10),
             "every record once, in order"
         );
-        assert_eq!(
-            log.read_vote().await.unwrap(),
-            Some(Vote::new_committed(1, 1))
-        );
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(1, 1)));
     }
 
     #[tokio::test]
