@@ -8,12 +8,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue};
-use nautilus_core::api::render::JsonChunks;
+use nautilus_core::api::render::ListChunks;
 use nautilus_core::api::{ApiResponse, openapi};
 
 use crate::budget::{Budget, Chunk, Held};
 
-/// How much of a large JSON LIST is encoded at a time: hyper sends each piece while the next
+/// How much of a large JSON or Table LIST is encoded at a time: hyper sends each piece while the next
 /// is encoded, and no more than a few pieces are held at once.
 pub(crate) const LIST_PIECE: usize = 256 * 1024;
 
@@ -26,13 +26,13 @@ pub(crate) enum ResponseBody {
     Watch(Box<crate::watch_stream::WatchBody>),
     /// A kubelet's streamed answer (`kubectl logs`), polled by hyper.
     Kubelet(Box<crate::kubelet::KubeletBody>),
-    /// A large JSON LIST, encoded a piece at a time as hyper asks for more.
+    /// A large JSON or Table LIST, encoded a piece at a time as hyper asks for more.
     List(Box<ListBody>),
 }
 
-/// A JSON LIST's pieces, each holding its share of the in-flight budget until written.
+/// A LIST's pieces, each holding its share of the in-flight budget until written.
 pub(crate) struct ListBody {
-    chunks: JsonChunks,
+    chunks: ListChunks,
     budget: Budget,
     len: Option<u64>,
 }
@@ -89,16 +89,11 @@ impl Body for ResponseBody {
     }
 }
 
-/// The answer to a JSON LIST sent in pieces, with the headers the whole body would have had
-/// (its `Content-Length` too when its length is known up front).
-pub(crate) fn list_in_pieces(chunks: JsonChunks, budget: Budget) -> hyper::Response<ResponseBody> {
+/// The answer to a LIST sent in pieces, with the headers the whole body would have had (its
+/// `Content-Length` too when its length is known up front).
+pub(crate) fn list_in_pieces(chunks: ListChunks, budget: Budget) -> hyper::Response<ResponseBody> {
     let len = chunks.body_len().map(|l| l as u64);
-    let mut out = with_body(
-        200,
-        nautilus_core::api::request::JSON,
-        &[],
-        Chunk::from(Bytes::new()),
-    );
+    let mut out = with_body(200, chunks.content_type(), &[], Chunk::from(Bytes::new()));
     *out.body_mut() = ResponseBody::List(Box::new(ListBody {
         chunks,
         budget,

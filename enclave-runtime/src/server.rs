@@ -1400,11 +1400,11 @@ async fn handle(
         }
     }
     let response = match outcome {
-        Outcome::List(list) if list.len() > BLOCKING_RENDER_ITEMS && list.is_json() => {
-            // A big JSON page goes out a piece at a time as hyper asks for more: its encoding
-            // overlaps its transfer, and the whole body is never held at once.
+        Outcome::List(list) if list.len() > BLOCKING_RENDER_ITEMS && list.in_pieces() => {
+            // A big JSON or Table page goes out a piece at a time as hyper asks for more: its
+            // encoding overlaps its transfer, and the whole body is never held at once.
             tracing::debug!(method = %parts.method, path, code = 200, micros = started.elapsed().as_micros() as u64, "request");
-            match (*list).json_chunks() {
+            match (*list).chunks() {
                 Ok(chunks) if shared.budget.try_take(http::LIST_PIECE).is_some() => {
                     http::list_in_pieces(chunks, shared.budget.clone())
                 }

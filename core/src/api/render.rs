@@ -1,7 +1,8 @@
 //! LIST answers captured under the store lock and encoded after it is released: the capture is a
 //! vector of shared handles, so a 10,000-object LIST (or its Table form, which parses every
 //! object) never holds up the writer or other readers. Table rows are written one at a time,
-//! never held as a tree all together.
+//! never held as a tree all together, and a JSON or Table page can be encoded in pieces
+//! ([`ListRender::chunks`]) as the runtime sends it.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -27,21 +28,35 @@ pub enum ListFormat {
 /// What ends a JSON LIST.
 const JSON_TAIL: &[u8] = b"]}";
 
-/// A JSON LIST page encoded piece by piece ([`ListRender::json_chunks`]).
+/// A JSON or Table LIST page encoded piece by piece ([`ListRender::chunks`]).
 #[derive(Debug)]
-pub struct JsonChunks {
+pub struct ListChunks {
     render: ListRender,
     /// The next item to encode.
     next: usize,
     head_done: bool,
+    /// A Table row was written (the next one follows a comma).
+    wrote_row: bool,
     done: bool,
 }
 
-impl JsonChunks {
-    /// The whole body's length, when the items are served as stored (no conversion to another
-    /// version), so the answer can carry a `Content-Length` as the whole body would.
+impl ListChunks {
+    /// The body's content type.
+    pub fn content_type(&self) -> &'static str {
+        match self.render.format {
+            ListFormat::Table(_) => request::TABLE,
+            _ => request::JSON,
+        }
+    }
+
+    /// The whole body's length, when the items are served as stored (a JSON LIST, no
+    /// conversion to another version), so the answer can carry a `Content-Length` as the
+    /// whole body would.
     pub fn body_len(&self) -> Option<usize> {
-        if self.render.custom.is_some() || self.render.view.is_some() {
+        if self.render.format != ListFormat::Json
+            || self.render.custom.is_some()
+            || self.render.view.is_some()
+        {
             return None;
         }
         let mut head = Vec::new();
@@ -58,12 +73,27 @@ impl JsonChunks {
             return None;
         }
         let mut out = Vec::with_capacity(chunk_bytes.saturating_add(4096));
+        let table = match self.render.format {
+            ListFormat::Table(include) => Some(include),
+            _ => None,
+        };
         if !self.head_done {
-            self.render.json_head(&mut out);
+            match table {
+                Some(_) => self.render.table_head(&mut out),
+                None => self.render.json_head(&mut out),
+            }
             self.head_done = true;
         }
         while self.next < self.render.items.len() && out.len() < chunk_bytes {
-            self.render.json_item(self.next, &mut out);
+            match table {
+                Some(include) => {
+                    let wrote = self
+                        .render
+                        .table_row(self.next, self.wrote_row, include, &mut out);
+                    self.wrote_row |= wrote;
+                }
+                None => self.render.json_item(self.next, &mut out),
+            }
             self.next += 1;
         }
         if self.next >= self.render.items.len() {
@@ -96,10 +126,10 @@ impl ListRender {
         self.items.len()
     }
 
-    /// Whether the page is encoded as JSON (a `<Kind>List`), which [`Self::json_chunks`] can
-    /// encode in pieces.
-    pub fn is_json(&self) -> bool {
-        self.format == ListFormat::Json
+    /// Whether the page is encoded as JSON (a `<Kind>List`) or a Table, which [`Self::chunks`]
+    /// can encode in pieces.
+    pub fn in_pieces(&self) -> bool {
+        matches!(self.format, ListFormat::Json | ListFormat::Table(_))
     }
 
     /// Whether the page is empty.
@@ -201,28 +231,40 @@ impl ListRender {
         }
     }
 
-    /// The JSON form in pieces (`Err(self)` for another format), so the runtime can send the
-    /// first bytes while it encodes the rest: a large LIST's encoding then overlaps its
-    /// transfer, and no more than a few pieces are held at once instead of the whole body.
+    /// The JSON or Table form in pieces (`Err(self)` for another format), so the runtime can
+    /// send the first bytes while it encodes the rest: a large LIST's encoding then overlaps
+    /// its transfer, and no more than a few pieces are held at once instead of the whole body.
     #[allow(clippy::result_large_err)]
-    pub fn json_chunks(self) -> Result<JsonChunks, Self> {
-        if self.format != ListFormat::Json {
+    pub fn chunks(self) -> Result<ListChunks, Self> {
+        if !self.in_pieces() {
             return Err(self);
         }
-        Ok(JsonChunks {
+        Ok(ListChunks {
             render: self,
             next: 0,
             head_done: false,
+            wrote_row: false,
             done: false,
         })
     }
 
     fn table(&self, include: IncludeObject) -> Vec<u8> {
         let mut body = Vec::with_capacity(self.items.len() * 512 + 1024);
+        self.table_head(&mut body);
+        let mut wrote_row = false;
+        for i in 0..self.items.len() {
+            wrote_row |= self.table_row(i, wrote_row, include, &mut body);
+        }
+        body.extend_from_slice(JSON_TAIL);
+        body
+    }
+
+    /// `{"kind":"Table",…,"columnDefinitions":[…],"rows":[`.
+    fn table_head(&self, body: &mut Vec<u8>) {
         body.extend_from_slice(
             b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
         );
-        self.metadata(&mut body);
+        self.metadata(body);
         body.extend_from_slice(b",\"columnDefinitions\":");
         let columns = match &self.custom {
             Some(served) => table::column_definitions(served.version()),
@@ -230,41 +272,50 @@ impl ListRender {
         };
         body.extend_from_slice(&crate::json::to_vec(&columns));
         body.extend_from_slice(b",\"rows\":[");
-        let mut first = true;
-        for object in &self.items {
-            match &self.custom {
-                Some(served) => {
-                    let Ok(value) = super::custom::view(served, object) else {
-                        continue;
-                    };
-                    if !first {
-                        body.push(b',');
-                    }
-                    let raw = table::RowBytes::default();
-                    table::write_row(served.version(), &value, raw, self.now, include, &mut body);
+    }
+
+    /// Item `i`'s row, after a comma when `after_row`; false when the item has no row (it
+    /// does not read as its kind).
+    fn table_row(
+        &self,
+        i: usize,
+        after_row: bool,
+        include: IncludeObject,
+        body: &mut Vec<u8>,
+    ) -> bool {
+        let Some(object) = self.items.get(i) else {
+            return false;
+        };
+        match &self.custom {
+            Some(served) => {
+                let Ok(value) = super::custom::view(served, object) else {
+                    return false;
+                };
+                if after_row {
+                    body.push(b',');
                 }
-                None => {
-                    let json = object.json.bytes();
-                    let Some(source) = table::source::read_for(self.resource, &json) else {
-                        continue;
-                    };
-                    if !first {
-                        body.push(b',');
-                    }
-                    // Cells are printed from the stored shape (kube prints the internal
-                    // type); an included object is in the shape asked for.
-                    let viewed = self.view.map(|view| view.bytes_to_view(&json));
-                    let raw = table::RowBytes {
-                        object: Some(viewed.as_deref().unwrap_or(&json)),
-                        metadata: source.metadata,
-                    };
-                    let value = &source.object;
-                    table::write_row(self.resource, value, raw, self.now, include, &mut body);
-                }
+                let raw = table::RowBytes::default();
+                table::write_row(served.version(), &value, raw, self.now, include, body);
             }
-            first = false;
+            None => {
+                let json = object.json.bytes();
+                let Some(source) = table::source::read_for(self.resource, &json) else {
+                    return false;
+                };
+                if after_row {
+                    body.push(b',');
+                }
+                // Cells are printed from the stored shape (kube prints the internal type); an
+                // included object is in the shape asked for.
+                let viewed = self.view.map(|view| view.bytes_to_view(&json));
+                let raw = table::RowBytes {
+                    object: Some(viewed.as_deref().unwrap_or(&json)),
+                    metadata: source.metadata,
+                };
+                let value = &source.object;
+                table::write_row(self.resource, value, raw, self.now, include, body);
+            }
         }
-        body.extend_from_slice(b"]}");
-        body
+        true
     }
 }
