@@ -708,7 +708,7 @@ fn register_replica(registry: &mut Registry, status: &crate::replica::serving::S
         "On the leader: log entries each other replica is behind",
         lag,
     );
-    let counters: [(&str, &str, u64); 4] = [
+    let counters: [(&str, &str, u64); 5] = [
         (
             "nautilus_replica_read_index_rounds",
             "Read index rounds this replica ran (one serves every read that arrived before it began)",
@@ -728,6 +728,11 @@ fn register_replica(registry: &mut Registry, status: &crate::replica::serving::S
             "nautilus_replica_peer_refusals",
             "Peers refused because their attestation did not verify",
             status.peer_refusals,
+        ),
+        (
+            "nautilus_replica_rollbacks_detected",
+            "On the leader: replicas that joined holding less of their sealed log than their slot had acknowledged (a host served an older copy, or lost it)",
+            status.rollbacks_detected,
         ),
     ];
     for (name, help, value) in counters {

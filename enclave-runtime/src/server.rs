@@ -493,14 +493,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     // from a peer when it joins a cluster its store has not seen.
     let replica_identity = match cli.replica_listen {
         Some(_) => {
-            let identity = crate::replica::serving::Identity::new(&cli, nsm.clone()).await?;
+            let mut identity = crate::replica::serving::Identity::new(&cli, nsm.clone()).await?;
             let store = cli
                 .storage
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("--replica-listen needs --storage"))?;
-            let blobs = identity
-                .ensure_key_blobs(store, identity.bootstraps(&cli))
-                .await?;
+            identity.answer_peers(&cli, store).await?;
+            identity.decide_bootstrap(&cli).await;
+            let blobs = identity.ensure_key_blobs(store).await?;
             Some((identity, blobs))
         }
         None => None,

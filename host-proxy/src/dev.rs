@@ -320,10 +320,11 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Starts every child and waits until each accepts connections. Slot 0 goes first; in a fresh
-/// replica set it alone bootstraps the cluster (`--replica-bootstrap`), and the others start
-/// only once it accepts, to join it. A set bootstrapped before starts all at once (a cold
-/// start needs a majority up). On failure the children started are stopped.
+/// Starts every child at once and waits until each accepts connections. In a fresh replica
+/// set slot 0 alone is told to bootstrap (`--replica-bootstrap`): it makes the cluster once a
+/// majority of the replicas say they hold none, and the others join it. A set bootstrapped
+/// before starts the same way (a cold start needs a majority up). On failure the children
+/// started are stopped.
 async fn start_children(
     exe: &Path,
     common: &ChildArgs,
@@ -353,20 +354,14 @@ async fn start_children(
                 return Err(err);
             }
         }
-        if bootstrap && paths.slot == 0 {
-            if let Err(err) = wait_all_ready(&mut children, &mut ready).await {
-                terminate_all(&mut children).await;
-                return Err(err);
-            }
-            if let Err(err) = write_file(&marker, b"", 0o600) {
-                terminate_all(&mut children).await;
-                return Err(format!("cannot write {}: {err}", marker.display()));
-            }
-        }
     }
     if let Err(err) = wait_all_ready(&mut children, &mut ready).await {
         terminate_all(&mut children).await;
         return Err(err);
+    }
+    if bootstrap && let Err(err) = write_file(&marker, b"", 0o600) {
+        terminate_all(&mut children).await;
+        return Err(format!("cannot write {}: {err}", marker.display()));
     }
     Ok(children)
 }

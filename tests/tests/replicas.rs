@@ -55,8 +55,8 @@ fn leader(cluster: &DevCluster) -> Option<usize> {
     })
 }
 
-/// Waits until every replica is a ready voter (a leader and followers) and returns the
-/// leader's slot.
+/// Waits until every replica is a ready voter (one leader and followers: two leaders would
+/// be two clusters) and returns the leader's slot.
 fn wait_for_voters(cluster: &DevCluster, what: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
@@ -68,7 +68,13 @@ fn wait_for_voters(cluster: &DevCluster, what: &str) -> usize {
                 l.starts_with("[+]") && matches!(field(l, "role"), Some("leader" | "follower"))
             })
             .count();
+        let leaders = lines
+            .iter()
+            .flatten()
+            .filter(|l| field(l, "role") == Some("leader"))
+            .count();
         if voters == REPLICAS
+            && leaders == 1
             && let Some(leader) = leader(cluster)
         {
             return leader;
@@ -398,6 +404,26 @@ fn three_replicas_keep_one_cluster_through_leader_kills_and_rejoins() {
     acknowledged.push("rep-f-after-cold-start".into());
     acknowledged.sort();
     every_replica_serves(&cluster, &acknowledged, "after a cold start");
+
+    // Slot 0's store comes back empty (a lost disk, or a host that wiped it) while it is
+    // configured to bootstrap, as production's one configuration is: it must join the cluster
+    // the others hold, not make a second, empty one beside it.
+    let dir = cluster.stop();
+    let store = dir.path().join("replica-0").join("storage");
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::create_dir(&store).unwrap();
+    std::fs::remove_file(dir.path().join("replicas-bootstrapped")).unwrap();
+    let cluster = DevCluster::start_in(dir, &["--replicas", "3"], &[]);
+    wait_for_voters(&cluster, "after slot 0's store was wiped");
+    create_until_acknowledged(&cluster, "rep-g-after-wipe");
+    acknowledged.push("rep-g-after-wipe".into());
+    acknowledged.sort();
+    every_replica_serves(&cluster, &acknowledged, "after slot 0's store was wiped");
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("it joins that cluster instead of making a new one"),
+        "slot 0 says why it joined:\n{logs}"
+    );
 }
 
 /// Waits until every replica's own LIST is exactly the `acknowledged` names (sorted).

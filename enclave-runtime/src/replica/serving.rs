@@ -8,12 +8,13 @@
 //! Ids are never reused: every start draws a new one (its slot in the top byte), and a replica
 //! that restarts joins again as a learner that replaces its slot's old voter once it has
 //! caught up. Only the replica started with `--replica-bootstrap` on an empty log makes a new
-//! cluster. Not yet: a cold start of every replica at once (each waits for a leader that
-//! nobody elects), sealed snapshots (the log is kept whole; a restart replays it), leader
-//! timers' monotonic clock across failovers, and the proxies' peer relays for production.
+//! cluster, and only once a majority of the slots say they hold none (a store that came back
+//! empty must not make a second cluster beside the real one). When no peer leads, the voters
+//! keep their sealed ids (a cold start). Not yet: sealed snapshots (the log is kept whole; a
+//! restart replays it) and leader timers' monotonic clock across failovers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ use crate::cli::Cli;
 use crate::log_sink::SinkAddr;
 use crate::nsm::Nsm;
 use crate::server::Shared;
+use crate::transport::Listener;
 
 /// How long a joining replica waits for the leader to catch it up and promote it.
 const JOIN_WAIT: Duration = Duration::from_secs(120);
@@ -122,12 +124,121 @@ pub(crate) async fn discover_slot(
     anyhow::bail!("no slot found")
 }
 
+/// What a replica tells a starting peer about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct PeerSummary {
+    /// Its slot, when it leads. Only a leader speaks for a leader: a follower's idea of one
+    /// may be its sealed vote's, from before the whole cluster stopped.
+    leader: Option<u8>,
+    /// Whether its store holds the cluster's key: it is a member of a cluster already made.
+    holds_cluster: bool,
+}
+
+/// What the peers' summaries say a bootstrapping replica should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BootstrapDecision {
+    /// A majority of the slots (this one included) hold no cluster, and none does: make it.
+    Make,
+    /// A peer holds the cluster (or leads): join it, whatever this replica's store says.
+    Join,
+    /// Not enough answers yet.
+    Wait,
+}
+
+/// Decides from the summaries of the peers that answered, out of `slots` slots in all. A
+/// store that came back empty (a lost disk, or a host that wiped it or served an older copy)
+/// must never make a second cluster beside the real one, so one peer holding the cluster is
+/// enough to join, and making one needs a majority that holds none.
+fn bootstrap_decision(slots: usize, answers: &[PeerSummary]) -> BootstrapDecision {
+    if answers
+        .iter()
+        .any(|a| a.holds_cluster || a.leader.is_some())
+    {
+        return BootstrapDecision::Join;
+    }
+    // This replica counts as one that holds none: it would not ask otherwise.
+    if 1 + answers.len() > slots / 2 {
+        BootstrapDecision::Make
+    } else {
+        BootstrapDecision::Wait
+    }
+}
+
+/// Answers peers while this replica starts, before its raft runs, on the peer listener it
+/// keeps for the whole start: whether it holds the cluster (so that a bootstrapping slot 0
+/// whose store is empty can tell a new cluster from a lost one); any other request ends the
+/// connection (the peer asks again later).
+struct StartingServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Listener>,
+}
+
+impl StartingServer {
+    fn start(endpoint: Arc<MeshEndpoint>, listener: Listener, holds: Arc<AtomicBool>) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = &mut stopped => return listener,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok(stream) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let endpoint = endpoint.clone();
+                let holds = holds.clone();
+                tokio::spawn(async move {
+                    let Ok(mut link) = endpoint.accept(stream).await else {
+                        return;
+                    };
+                    while let Ok(Some(frame)) = link.receive().await {
+                        let summary = PeerSummary {
+                            leader: None,
+                            holds_cluster: holds.load(Ordering::Acquire),
+                        };
+                        let answer = match frame.kind {
+                            Kind::Summary => encode(&summary),
+                            _ => {
+                                let why = encode(&"this replica is starting".to_string());
+                                let _ = link
+                                    .send(Kind::Error, frame.id, &why.unwrap_or_default())
+                                    .await;
+                                return;
+                            }
+                        };
+                        let Ok(answer) = answer else { return };
+                        if link.send(Kind::Answer, frame.id, &answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// Stops answering and hands the listener back, for the replica's own server.
+    async fn listener(self) -> anyhow::Result<Listener> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| anyhow::anyhow!("the starting peer server failed: {e}"))
+    }
+}
+
 /// A replica's identity for this start, made before the cluster key is known: its id, its
 /// slot, its peers' addresses and its side of the mesh.
 pub(crate) struct Identity {
     id: NodeId,
     slot: u8,
     peers: Vec<String>,
+    /// Whether this replica makes a new cluster ([`Identity::decide_bootstrap`]).
+    bootstrap: bool,
+    /// Its store holds the cluster key (what it tells starting peers).
+    holds_cluster: Arc<AtomicBool>,
+    /// Answers peers until the replica's own server takes its listener.
+    starting: Option<StartingServer>,
     mesh: Mesh,
     /// What a mesh endpoint under another id is made of (a cold start keeps the old id).
     attestation: Arc<crate::attestation::Attestation>,
@@ -202,6 +313,9 @@ impl Identity {
             id,
             slot,
             peers: cli.replica_peers.clone(),
+            bootstrap: false,
+            holds_cluster: Arc::new(AtomicBool::new(false)),
+            starting: None,
             mesh: Mesh::with_relay(endpoint, relay.clone(), cli.replica_peers.clone()),
             attestation,
             admission,
@@ -268,9 +382,12 @@ impl Identity {
                 .mesh
                 .call_address(addr, Kind::Summary, &[], SUMMARY_WAIT)
                 .await;
-            if let Ok(Some(leader)) = answer
+            if let Ok(PeerSummary {
+                leader: Some(leader),
+                ..
+            }) = answer
                 .map_err(|e| e.to_string())
-                .and_then(|a| decode::<Option<u8>>(&a).map_err(|e| e.to_string()))
+                .and_then(|a| decode::<PeerSummary>(&a).map_err(|e| e.to_string()))
             {
                 return Some(leader);
             }
@@ -278,10 +395,76 @@ impl Identity {
         None
     }
 
-    /// Whether this replica makes a new cluster when its store holds none: slot 0 with
-    /// `--replica-bootstrap` (every replica may run the same configuration).
-    pub(crate) fn bootstraps(&self, cli: &Cli) -> bool {
-        cli.replica_bootstrap && self.slot == 0
+    /// Starts answering peers on `--replica-listen` while this replica starts: whether its
+    /// `store` holds the cluster key, read before the first answer.
+    pub(crate) async fn answer_peers(&mut self, cli: &Cli, store: &SinkAddr) -> anyhow::Result<()> {
+        let holds = crate::kms::key_blobs(store).await?.is_some();
+        self.holds_cluster.store(holds, Ordering::Release);
+        let listen = cli
+            .replica_listen
+            .clone()
+            .context("--replica-listen is not given")?;
+        let listener = Listener::bind(&listen)?;
+        self.starting = Some(StartingServer::start(
+            self.mesh.endpoint().clone(),
+            listener,
+            self.holds_cluster.clone(),
+        ));
+        Ok(())
+    }
+
+    /// Decides whether this replica makes a new cluster (when its log turns out empty): only
+    /// slot 0 with `--replica-bootstrap` (every replica may run the same configuration), and
+    /// only once the peers' summaries say so ([`bootstrap_decision`]): a slot 0 whose store
+    /// came back empty joins the cluster its peers hold instead. Waits while too few answer.
+    pub(crate) async fn decide_bootstrap(&mut self, cli: &Cli) -> bool {
+        if !(cli.replica_bootstrap && self.slot == 0) {
+            return false;
+        }
+        for round in 0u64.. {
+            let mut answers = Vec::new();
+            for addr in self.others() {
+                let answer = self
+                    .mesh
+                    .call_address(addr, Kind::Summary, &[], SUMMARY_WAIT)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| decode::<PeerSummary>(&a).map_err(|e| e.to_string()));
+                match answer {
+                    Ok(summary) => answers.push(summary),
+                    Err(e) => tracing::debug!(peer = addr, error = %e, "bootstrap: no summary"),
+                }
+            }
+            match bootstrap_decision(self.peers.len(), &answers) {
+                BootstrapDecision::Make => {
+                    tracing::info!(
+                        answered = answers.len(),
+                        "a majority of the replicas hold no cluster: this replica may make it"
+                    );
+                    self.bootstrap = true;
+                    return true;
+                }
+                BootstrapDecision::Join => {
+                    if !self.holds_cluster.load(Ordering::Acquire) {
+                        tracing::warn!(
+                            "--replica-bootstrap: this replica's store holds no cluster, but a peer does: it joins that cluster instead of making a new one (was its disk lost, wiped or rolled back?)"
+                        );
+                    }
+                    return false;
+                }
+                BootstrapDecision::Wait => {
+                    if round % 20 == 0 {
+                        tracing::info!(
+                            answered = answers.len(),
+                            slots = self.peers.len(),
+                            "--replica-bootstrap: waiting for a majority of the replicas to say they hold no cluster"
+                        );
+                    }
+                    tokio::time::sleep(ASK_AGAIN).await;
+                }
+            }
+        }
+        false
     }
 
     /// The other replicas' addresses.
@@ -296,10 +479,9 @@ impl Identity {
     pub(crate) async fn ensure_key_blobs(
         &self,
         store: &SinkAddr,
-        bootstrap: bool,
     ) -> anyhow::Result<Option<crate::kms::KeyBlobs>> {
         let own = crate::kms::key_blobs(store).await?;
-        if bootstrap || own.is_some() {
+        if self.bootstrap || own.is_some() {
             return Ok(own);
         }
         for round in 0u64.. {
@@ -313,6 +495,7 @@ impl Identity {
                 }) {
                     Ok(Some(blobs)) => {
                         crate::kms::put_key_blobs(store, blobs.clone()).await?;
+                        self.holds_cluster.store(true, Ordering::Release);
                         tracing::info!(peer = addr, "the cluster key's blobs copied from a peer");
                         return Ok(Some(blobs));
                     }
@@ -336,6 +519,17 @@ impl Identity {
 struct JoinRequest {
     id: NodeId,
     member: Member,
+    /// The last log index its sealed log held when it started (none: empty).
+    last_log: Option<u64>,
+}
+
+/// Whether a replica's host served it an older copy of its sealed log (or none): it started
+/// holding `held` (its last log index) while its slot's earlier id had acknowledged
+/// `acknowledged` as durable to this leader. Entries a follower acknowledged to the current
+/// leader agree with that leader's log and are never cut while it leads, so holding fewer
+/// means the copy lost them. Nothing to compare when this leader never heard from the slot.
+fn rolled_back(acknowledged: Option<u64>, held: Option<u64>) -> bool {
+    acknowledged.is_some_and(|acknowledged| held.is_none_or(|held| held < acknowledged))
 }
 
 /// The leader's answer to a join.
@@ -418,6 +612,12 @@ pub(crate) struct Replicated {
     leader_changes: AtomicU64,
     /// Reads waiting for a read index share its rounds.
     reads: Arc<ReadRounds>,
+    /// The last log index its sealed log held when this start opened it (none: empty).
+    started_with: Option<u64>,
+    /// On the leader: joins whose log held less than their slot acknowledged before.
+    rollbacks_detected: AtomicU64,
+    /// The id of the last join counted there (a join asks again until it is a voter).
+    last_rollback: AtomicU64,
 }
 
 /// A replica's state for `/readyz?verbose` and the metrics.
@@ -444,6 +644,8 @@ pub(crate) struct Status {
     pub(crate) peer_refusals: u64,
     /// Read index rounds run (one serves every read that arrived before it began).
     pub(crate) read_rounds: u64,
+    /// On the leader: replicas that joined on an older copy of their sealed log.
+    pub(crate) rollbacks_detected: u64,
     /// Ready: it leads, or it follows a known leader.
     pub(crate) ready: bool,
 }
@@ -483,15 +685,17 @@ impl Replicated {
         keys: crate::durable::seal::Keys,
         key_blobs: crate::kms::KeyBlobs,
     ) -> anyhow::Result<Arc<Self>> {
-        let bootstrap = identity.bootstraps(cli);
+        let mut identity = identity;
+        let bootstrap = identity.bootstrap;
         let mut log = SealedLog::open(store, keys, identity.id, TAIL_BYTES).await?;
         let durable = log.durable();
-        let fresh = log
+        let started_with = log
             .get_log_state()
             .await
             .map_err(|e| anyhow::anyhow!("reading the replica log: {e}"))?
             .last_log_id
-            .is_none();
+            .map(|l| l.index);
+        let fresh = started_with.is_none();
         // Snapshots are not sealed yet: the log is kept whole, so a restart replays it.
         let config = openraft::Config {
             snapshot_policy: openraft::SnapshotPolicy::Never,
@@ -500,11 +704,14 @@ impl Replicated {
         .validate()?;
         let replica =
             Replica::start_with(identity.id, config, log, identity.mesh.clone(), core).await?;
-        let listen = cli
-            .replica_listen
-            .clone()
-            .context("--replica-listen is not given")?;
-        let listener = crate::transport::Listener::bind(&listen)?;
+        let listener = match identity.starting.take() {
+            Some(starting) => starting.listener().await?,
+            None => Listener::bind(
+                cli.replica_listen
+                    .as_ref()
+                    .context("--replica-listen is not given")?,
+            )?,
+        };
         let this = Arc::new_cyclic(|this: &Weak<Self>| Self {
             reads: ReadRounds::start(confirm_as(this.clone())),
             replica,
@@ -517,6 +724,9 @@ impl Replicated {
             shared: OnceLock::new(),
             forwarded: AtomicU64::new(0),
             leader_changes: AtomicU64::new(0),
+            started_with,
+            rollbacks_detected: AtomicU64::new(0),
+            last_rollback: AtomicU64::new(0),
         });
         tokio::spawn(super::network::serve(
             this.mesh.endpoint().clone(),
@@ -721,6 +931,7 @@ impl Replicated {
             leader_changes: self.leader_changes.load(Ordering::Relaxed),
             peer_refusals: self.mesh.endpoint().refused(),
             read_rounds: self.reads.rounds(),
+            rollbacks_detected: self.rollbacks_detected.load(Ordering::Relaxed),
             ready: metrics.state == ServerState::Leader
                 || (metrics.current_leader.is_some() && metrics.state != ServerState::Shutdown),
         }
@@ -739,6 +950,7 @@ impl Replicated {
         let Ok(body) = encode(&JoinRequest {
             id: self.id,
             member: self.member(),
+            last_log: self.started_with,
         }) else {
             return;
         };
@@ -814,6 +1026,7 @@ impl Replicated {
             // A replica joins as itself: the id its attested greeting gave.
             return JoinAnswer::Refused("a replica may only ask to join as itself".into());
         }
+        self.check_rollback(&request);
         if let Err(e) = raft
             .add_learner(request.id, request.member.clone(), true)
             .await
@@ -845,6 +1058,43 @@ impl Replicated {
             }
             Err(e) => JoinAnswer::Refused(e.to_string()),
         }
+    }
+
+    /// Counts (once per joining id) a join whose sealed log holds less than its slot's earlier
+    /// id acknowledged to this leader: its host served an older copy, or lost it. Nothing
+    /// else needs doing: it joins as a learner (it never votes) and this leader replaces what
+    /// its log lacks before it serves or becomes a voter.
+    fn check_rollback(&self, request: &JoinRequest) {
+        let acknowledged = {
+            let metrics = self.replica.raft.metrics();
+            let metrics = metrics.borrow();
+            let membership = metrics.membership_config.membership();
+            metrics.replication.as_ref().and_then(|replication| {
+                replication
+                    .iter()
+                    .filter(|(id, _)| {
+                        **id != request.id
+                            && membership
+                                .get_node(id)
+                                .is_some_and(|m| m.slot == request.member.slot)
+                    })
+                    .filter_map(|(_, matched)| matched.map(|l| l.index))
+                    .max()
+            })
+        };
+        if !rolled_back(acknowledged, request.last_log)
+            || self.last_rollback.swap(request.id, Ordering::Relaxed) == request.id
+        {
+            return;
+        }
+        self.rollbacks_detected.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            slot = request.member.slot,
+            id = format_args!("{:#x}", request.id),
+            held = ?request.last_log,
+            acknowledged = ?acknowledged,
+            "a replica's host served it an older copy of its sealed log (or none): it holds less than its slot acknowledged; it joins as a learner and is caught up from this leader"
+        );
     }
 
     /// One read index round: on the leader, openraft confirms with a quorum that it still
@@ -917,12 +1167,71 @@ impl PeerRequests for Replicated {
                 },
                 Kind::KeyBlobs => encode(&Some(&self.key_blobs)),
                 Kind::ReadIndex => encode(&self.read_index().await),
-                // Only a leader speaks for a leader: a follower's idea of one may be its
-                // sealed vote's, from before the whole cluster stopped.
-                Kind::Summary => encode(&self.writes().then_some(self.slot)),
+                Kind::Summary => encode(&PeerSummary {
+                    leader: self.writes().then_some(self.slot),
+                    holds_cluster: true,
+                }),
                 Kind::Forward => self.answer_forwarded(&body).await,
                 _ => return None,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: PeerSummary = PeerSummary {
+        leader: None,
+        holds_cluster: false,
+    };
+    const HOLDS: PeerSummary = PeerSummary {
+        leader: None,
+        holds_cluster: true,
+    };
+    const LEADS: PeerSummary = PeerSummary {
+        leader: Some(2),
+        holds_cluster: true,
+    };
+
+    /// A new cluster needs a majority of empty slots; one peer that holds the cluster (or
+    /// leads) makes slot 0 join it, however many others answered empty.
+    #[test]
+    fn slot_zero_makes_a_cluster_only_with_a_majority_that_holds_none() {
+        use BootstrapDecision::{Join, Make, Wait};
+        assert_eq!(bootstrap_decision(3, &[]), Wait, "alone of three");
+        assert_eq!(bootstrap_decision(3, &[EMPTY]), Make, "two of three empty");
+        assert_eq!(bootstrap_decision(3, &[EMPTY, EMPTY]), Make);
+        assert_eq!(bootstrap_decision(3, &[HOLDS]), Join, "a lost disk joins");
+        assert_eq!(bootstrap_decision(3, &[EMPTY, HOLDS]), Join);
+        assert_eq!(bootstrap_decision(3, &[LEADS, EMPTY]), Join);
+        assert_eq!(bootstrap_decision(5, &[EMPTY]), Wait, "two of five");
+        assert_eq!(
+            bootstrap_decision(5, &[EMPTY, EMPTY]),
+            Make,
+            "three of five"
+        );
+        assert_eq!(bootstrap_decision(5, &[EMPTY, EMPTY, EMPTY, HOLDS]), Join);
+        assert_eq!(bootstrap_decision(1, &[]), Make, "a set of one");
+    }
+
+    /// A join holding fewer entries than its slot acknowledged to this leader was served an
+    /// older copy (or none); holding as many or more, or a slot this leader never heard
+    /// from, is not evidence of one.
+    #[test]
+    fn a_join_holding_less_than_its_slot_acknowledged_is_a_rollback() {
+        assert!(rolled_back(Some(120), Some(80)));
+        assert!(rolled_back(Some(120), None), "a lost disk");
+        assert!(!rolled_back(Some(120), Some(120)));
+        assert!(
+            !rolled_back(Some(120), Some(150)),
+            "it held more than it had acknowledged"
+        );
+        assert!(
+            !rolled_back(None, Some(3)),
+            "this leader never heard from the slot"
+        );
+        assert!(!rolled_back(None, None));
     }
 }
