@@ -32,7 +32,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// One multi-replica test at a time: nine replicas' timers on two shared cores would make
 /// elections spurious.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub(super) fn config() -> Config {
     Config {
