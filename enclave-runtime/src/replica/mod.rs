@@ -32,6 +32,8 @@ pub(crate) mod state_machine;
 pub(crate) mod types;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

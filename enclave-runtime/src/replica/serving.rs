@@ -38,16 +38,16 @@ use crate::server::Shared;
 use crate::transport::Listener;
 
 /// How long a joining replica waits for the leader to catch it up and promote it.
-const JOIN_WAIT: Duration = Duration::from_secs(120);
+pub(super) const JOIN_WAIT: Duration = Duration::from_secs(120);
 /// Pause between two rounds of asking the peers (for the key, to join).
-const ASK_AGAIN: Duration = Duration::from_millis(500);
+pub(super) const ASK_AGAIN: Duration = Duration::from_millis(500);
 /// How long a forwarded request may take on the leader (a write waits for its commit).
-const FORWARD_WAIT: Duration = Duration::from_secs(60);
+pub(super) const FORWARD_WAIT: Duration = Duration::from_secs(60);
 /// How long a read waits for its read index.
-const READ_INDEX_WAIT: Duration = Duration::from_secs(5);
+pub(super) const READ_INDEX_WAIT: Duration = Duration::from_secs(5);
 /// How long a write waits for its commit before the client is told it may or may not have
 /// been applied.
-const COMMIT_WAIT: Duration = Duration::from_secs(30);
+pub(super) const COMMIT_WAIT: Duration = Duration::from_secs(30);
 
 /// The blob holding the id a voter serves under (sealed to its slot).
 const REPLICA_ID_BLOB: &str = "replica-id";

@@ -32,16 +32,16 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// One multi-replica test at a time: nine replicas' timers on two shared cores would make
 /// elections spurious.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         admin_token_sha256: Some(Sha256::digest(TOKEN.as_bytes()).into()),
         ..Config::default()
     }
 }
 
-fn member(slot: u8) -> Member {
+pub(super) fn member(slot: u8) -> Member {
     Member {
         slot,
         peer_addr: format!("replica-{slot}"),
@@ -115,7 +115,7 @@ async fn applied(replica: &Replica, revision: u64) {
 
 /// Every replica holds the leader's store: the same objects (bytes and revisions), the same
 /// revision, and the same LIST answers.
-async fn agree(leader: &Replica, others: &[&Replica]) {
+pub(super) async fn agree(leader: &Replica, others: &[&Replica]) {
     let revision = leader.core.lock().cluster.store().revision();
     assert_eq!(
         leader.core.progress().borrow().revision,
@@ -203,7 +203,7 @@ async fn three_in_memory(network: &ChannelNetwork) -> Vec<Replica> {
     replicas
 }
 
-type TestHost = Arc<Mutex<crate::durable::test_host::Host>>;
+pub(super) type TestHost = Arc<Mutex<crate::durable::test_host::Host>>;
 
 /// Three replicas 1..=3 on sealed logs, each in its own in-memory host, one cluster.
 async fn three_on_sealed_logs(network: &ChannelNetwork) -> (Vec<TestHost>, Vec<Replica>) {

@@ -2,11 +2,15 @@
 //! table of their `Raft` handles, standing in for the attested mesh ([`super::Mesh`]) where a
 //! test needs to cut links. Every request and answer is postcard-encoded and decoded on the
 //! way, as the mesh's frames are; a replica removed from the table, or one whose links are
-//! cut, is unreachable.
+//! cut, is unreachable. A link may also be slow (each message waits a delay drawn from the
+//! link's range, in tokio's time, so a paused clock makes it free) or lossy (each message is
+//! lost with the link's probability): the simulation's faults (`super::super::sim`). A message
+//! is judged when it arrives, after its delay: a link cut meanwhile drops it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openraft::error::{
     Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
@@ -29,6 +33,39 @@ struct Table {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Links that deliver requests but lose the answers, as (from, to).
     mute: BTreeSet<(NodeId, NodeId)>,
+    /// Links whose every message waits a delay drawn from (shortest, longest), as (from, to).
+    delay: BTreeMap<(NodeId, NodeId), (Duration, Duration)>,
+    /// Links that lose each message with this probability, in thousandths, as (from, to).
+    loss: BTreeMap<(NodeId, NodeId), u32>,
+    /// The state of the draws (splitmix64): a seeded network draws the same sequence.
+    draws: u64,
+}
+
+impl Table {
+    fn draw(&mut self) -> u64 {
+        self.draws = self.draws.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.draws;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// How long the next message on `link` travels.
+    fn travel(&mut self, link: (NodeId, NodeId)) -> Duration {
+        let Some(&(shortest, longest)) = self.delay.get(&link) else {
+            return Duration::ZERO;
+        };
+        let spread = longest.saturating_sub(shortest).as_micros() as u64;
+        shortest + Duration::from_micros(self.draw() % (spread + 1))
+    }
+
+    /// Whether the next message on `link` is lost.
+    fn lost(&mut self, link: (NodeId, NodeId)) -> bool {
+        match self.loss.get(&link).copied() {
+            Some(per_mille) if per_mille > 0 => self.draw() % 1000 < u64::from(per_mille),
+            _ => false,
+        }
+    }
 }
 
 /// The replicas reachable in this process, as seen from one of them (`from`).
@@ -39,6 +76,13 @@ pub(crate) struct ChannelNetwork {
 }
 
 impl ChannelNetwork {
+    /// A network whose delays and losses are drawn from `seed`.
+    pub(crate) fn seeded(seed: u64) -> Self {
+        let network = Self::default();
+        network.table().draws = seed;
+        network
+    }
+
     /// The same network, for replica `id` to reach the others through.
     pub(crate) fn from(&self, id: NodeId) -> Self {
         Self {
@@ -72,11 +116,71 @@ impl ChannelNetwork {
         self.table().mute.insert((from, to));
     }
 
-    /// Mends every link.
+    /// Drops everything `from` sends to `to` (one direction: `to`'s requests still reach
+    /// `from`, whose answers are lost).
+    pub(crate) fn cut(&self, from: NodeId, to: NodeId) {
+        self.table().cut.insert((from, to));
+    }
+
+    /// Every message from `from` to `to` waits between `shortest` and `longest`.
+    pub(crate) fn slow(&self, from: NodeId, to: NodeId, shortest: Duration, longest: Duration) {
+        self.table()
+            .delay
+            .insert((from, to), (shortest, longest.max(shortest)));
+    }
+
+    /// Each message from `from` to `to` is lost with probability `per_mille` / 1000.
+    pub(crate) fn lossy(&self, from: NodeId, to: NodeId, per_mille: u32) {
+        self.table().loss.insert((from, to), per_mille.min(1000));
+    }
+
+    /// Mends every link: no cut, muted, slow or lossy link is left.
     pub(crate) fn heal(&self) {
         let mut table = self.table();
         table.cut.clear();
         table.mute.clear();
+        table.delay.clear();
+        table.loss.clear();
+    }
+
+    /// Carries one request from this replica to `to`: it travels the link's delay, then is
+    /// dropped if the link is cut or loses it, or if `to` is down.
+    pub(crate) async fn send(&self, to: NodeId) -> Result<(), Unreachable> {
+        let link = (self.from, to);
+        let travel = self.table().travel(link);
+        if !travel.is_zero() {
+            tokio::time::sleep(travel).await;
+        }
+        let mut table = self.table();
+        if table.cut.contains(&link) {
+            return Err(Unreachable::new(&std::io::Error::other("the link is cut")));
+        }
+        if table.lost(link) {
+            return Err(Unreachable::new(&std::io::Error::other(
+                "the request was lost",
+            )));
+        }
+        if !table.rafts.contains_key(&to) {
+            return Err(Unreachable::new(&std::io::Error::other("replica is down")));
+        }
+        Ok(())
+    }
+
+    /// Carries the answer to a request this replica sent `to` back: it travels the way back's
+    /// delay, then is lost if this link loses answers, or the way back is cut or loses it.
+    pub(crate) async fn reply(&self, to: NodeId) -> Result<(), Unreachable> {
+        let back = (to, self.from);
+        let travel = self.table().travel(back);
+        if !travel.is_zero() {
+            tokio::time::sleep(travel).await;
+        }
+        let mut table = self.table();
+        if table.mute.contains(&(self.from, to)) || table.cut.contains(&back) || table.lost(back) {
+            return Err(Unreachable::new(&std::io::Error::other(
+                "the answer was lost",
+            )));
+        }
+        Ok(())
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -110,26 +214,20 @@ fn wire<T: Serialize + DeserializeOwned>(value: &T) -> Result<T, NetworkError> {
 }
 
 impl Channel {
-    fn target(&self) -> Result<Raft, Unreachable> {
-        let table = self.network.table();
-        if table.cut.contains(&(self.network.from, self.target)) {
-            return Err(Unreachable::new(&std::io::Error::other("the link is cut")));
-        }
-        table
+    /// The target, once a request reached it.
+    async fn target(&self) -> Result<Raft, Unreachable> {
+        self.network.send(self.target).await?;
+        self.network
+            .table()
             .rafts
             .get(&self.target)
             .cloned()
             .ok_or_else(|| Unreachable::new(&std::io::Error::other("replica is down")))
     }
 
-    /// The answer, unless this link loses answers.
-    fn answer<T>(&self, answer: T) -> Result<T, Unreachable> {
-        let table = self.network.table();
-        if table.mute.contains(&(self.network.from, self.target)) {
-            return Err(Unreachable::new(&std::io::Error::other(
-                "the answer was lost",
-            )));
-        }
+    /// The answer, once it came back.
+    async fn answer<T>(&self, answer: T) -> Result<T, Unreachable> {
+        self.network.reply(self.target).await?;
         Ok(answer)
     }
 }
@@ -140,13 +238,13 @@ impl RaftNetwork<Nautilus> for Channel {
         rpc: AppendEntriesRequest<Nautilus>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        let raft = self.target().map_err(RPCError::Unreachable)?;
+        let raft = self.target().await.map_err(RPCError::Unreachable)?;
         let rpc = wire(&rpc).map_err(RPCError::Network)?;
         let answer = raft
             .append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
-        let answer = self.answer(answer).map_err(RPCError::Unreachable)?;
+        let answer = self.answer(answer).await.map_err(RPCError::Unreachable)?;
         wire(&answer).map_err(RPCError::Network)
     }
 
@@ -155,13 +253,13 @@ impl RaftNetwork<Nautilus> for Channel {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        let raft = self.target().map_err(RPCError::Unreachable)?;
+        let raft = self.target().await.map_err(RPCError::Unreachable)?;
         let rpc = wire(&rpc).map_err(RPCError::Network)?;
         let answer = raft
             .vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?;
-        let answer = self.answer(answer).map_err(RPCError::Unreachable)?;
+        let answer = self.answer(answer).await.map_err(RPCError::Unreachable)?;
         wire(&answer).map_err(RPCError::Network)
     }
 
@@ -172,7 +270,7 @@ impl RaftNetwork<Nautilus> for Channel {
         _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<Nautilus, Fatal<NodeId>>> {
-        let raft = self.target().map_err(StreamingError::Unreachable)?;
+        let raft = self.target().await.map_err(StreamingError::Unreachable)?;
         let vote = wire(&vote).map_err(StreamingError::Network)?;
         let meta = wire(&snapshot.meta).map_err(StreamingError::Network)?;
         let snapshot = Snapshot {
@@ -183,7 +281,10 @@ impl RaftNetwork<Nautilus> for Channel {
             .install_full_snapshot(vote, snapshot)
             .await
             .map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))?;
-        let answer = self.answer(answer).map_err(StreamingError::Unreachable)?;
+        let answer = self
+            .answer(answer)
+            .await
+            .map_err(StreamingError::Unreachable)?;
         wire(&answer).map_err(StreamingError::Network)
     }
 }
