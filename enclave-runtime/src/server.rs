@@ -1241,7 +1241,9 @@ pub(crate) async fn serve_forwarded(
         shared.timers.notify_one();
     }
     if let Some(replicated) = &shared.replicated
-        && let Err(refusal) = replicated.wait_committed(called.journaled).await
+        && let Err(refusal) = replicated
+            .before_answering(&parts.method, called.wrote, called.journaled)
+            .await
     {
         return forward_refused(&refusal);
     }
@@ -1394,8 +1396,12 @@ async fn handle(
         }
     }
     if let Some(replicated) = shared.replicated.as_ref().filter(|_| !shown_durable()) {
-        // Answered once a majority holds what the call wrote or its answer shows.
-        if let Err(refusal) = replicated.wait_committed(journaled).await {
+        // Answered once a majority holds what the call wrote or its answer shows (and a write
+        // that wrote nothing once this replica is known to still lead).
+        if let Err(refusal) = replicated
+            .before_answering(&parts.method, wrote, journaled)
+            .await
+        {
             return Ok(http::to_hyper(ApiResponse::error(&refusal)));
         }
     }

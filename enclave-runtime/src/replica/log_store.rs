@@ -414,6 +414,41 @@ impl SealedLog {
         })
     }
 
+    /// The vote this replica id sealed, if any (another incarnation's does not open).
+    async fn read_sealed_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        let read_error = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
+            StorageIOError::read_vote(AnyError::error(e)).into()
+        };
+        let Some(sealed) = self
+            .log
+            .get_blob(VOTE_BLOB)
+            .await
+            .map_err(|e| read_error(&e))?
+        else {
+            return Ok(None);
+        };
+        match self.log.keys().open_vote(self.node, &sealed) {
+            // Read back at a start, a vote is never a leadership: openraft would resume as
+            // leader in its old term without an election, and its core take over before the
+            // entries its former incarnation appended in that term are applied (that
+            // uncommitted tail then applies as another writer's entry, and the core stops
+            // writing while openraft still leads). Without `committed` the vote keeps its term
+            // and whom it went to (this replica never votes twice in that term), and a leader
+            // is elected in a new term.
+            Ok(plain) => postcard::from_bytes::<Vote<NodeId>>(&plain)
+                .map(|mut vote| {
+                    vote.committed = false;
+                    Some(vote)
+                })
+                .map_err(|e| read_error(&e)),
+            Err(error) => {
+                // Another incarnation's (or a changed) vote: this replica id never voted.
+                tracing::info!(node = self.node, %error, "the sealed raft vote is not this replica's; it starts without one");
+                Ok(None)
+            }
+        }
+    }
+
     /// The durable log under it, for the blobs kept beside it.
     pub(crate) fn durable(&self) -> DurableLog {
         self.log.clone()
@@ -552,37 +587,17 @@ impl RaftLogStorage<Nautilus> for SealedLog {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        let read_error = |e: &dyn std::fmt::Display| -> StorageError<NodeId> {
-            StorageIOError::read_vote(AnyError::error(e)).into()
-        };
-        let Some(sealed) = self
-            .log
-            .get_blob(VOTE_BLOB)
-            .await
-            .map_err(|e| read_error(&e))?
-        else {
-            return Ok(None);
-        };
-        match self.log.keys().open_vote(self.node, &sealed) {
-            // Read back at a start, a vote is never a leadership: openraft would resume as
-            // leader in its old term without an election, and its core take over before the
-            // entries its former incarnation appended in that term are applied (that
-            // uncommitted tail then applies as another writer's entry, and the core stops
-            // writing while openraft still leads). Without `committed` the vote keeps its term
-            // and whom it went to (this replica never votes twice in that term), and a leader
-            // is elected in a new term.
-            Ok(plain) => postcard::from_bytes::<Vote<NodeId>>(&plain)
-                .map(|mut vote| {
-                    vote.committed = false;
-                    Some(vote)
-                })
-                .map_err(|e| read_error(&e)),
-            Err(error) => {
-                // Another incarnation's (or a changed) vote: this replica id never voted.
-                tracing::info!(node = self.node, %error, "the sealed raft vote is not this replica's; it starts without one");
-                Ok(None)
-            }
-        }
+        let sealed = self.read_sealed_vote().await?;
+        // A replica's term is never below its log's last entry's (raft's invariant, which a
+        // start under a new id, without a vote of its own, would break): below it, it would
+        // take AppendEntries from a stale leader of a lower term and put that leader's entries
+        // after its own later-term ones. The floor is a vote for itself, never committed.
+        let floor = lock(&self.tail).last.map_or(0, |l| l.leader_id.term);
+        Ok(match sealed {
+            Some(vote) if vote.leader_id.term >= floor => Some(vote),
+            _ if floor == 0 => sealed,
+            _ => Some(Vote::new(floor, self.node)),
+        })
     }
 
     async fn save_committed(
@@ -1043,6 +1058,33 @@ mod tests {
             .map(|b| *b ^= 1)
             .unwrap();
         assert_eq!(open(&host, 1).await.read_vote().await.unwrap(), None);
+    }
+
+    /// A replica started under a new id on a log of later terms starts in its last entry's
+    /// term (a vote for itself, never a leadership), so a stale leader of a lower term cannot
+    /// append to it; a vote of its own above that floor is kept.
+    #[tokio::test]
+    async fn a_start_without_a_vote_is_in_its_last_entrys_term() {
+        let host = Arc::new(Mutex::new(Host::default()));
+        let mut log = open(&host, 1).await;
+        log.blocking_append(entries(3, 0..4)).await.unwrap();
+        log.save_vote(&Vote::new_committed(3, 1)).await.unwrap();
+        drop(log);
+        assert_eq!(
+            open(&host, 7).await.read_vote().await.unwrap(),
+            Some(Vote::new(3, 7)),
+            "a new id: no vote of its own, the floor of its log"
+        );
+        let mut log = open(&host, 1).await;
+        log.save_vote(&Vote::new(5, 2)).await.unwrap();
+        drop(log);
+        assert_eq!(
+            open(&host, 1).await.read_vote().await.unwrap(),
+            Some(Vote::new(5, 2)),
+            "its own vote above the floor"
+        );
+        let empty = Arc::new(Mutex::new(Host::default()));
+        assert_eq!(open(&empty, 7).await.read_vote().await.unwrap(), None);
     }
 
     /// Spawns a `blocking_append` of `entries`; hands the log back when openraft would have

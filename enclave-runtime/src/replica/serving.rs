@@ -523,6 +523,28 @@ struct JoinRequest {
     last_log: Option<u64>,
 }
 
+/// Whether `id` is a voter of `membership` and the change that made it one is complete: a
+/// uniform configuration. A change cut short by a change of leader leaves a joint one (the
+/// old voters and the new), whose voters include the joining replica; it asks again until
+/// the change is finished, or the slot's old voter would stay a voter for good.
+pub(super) fn joined(membership: &openraft::Membership<NodeId, Member>, id: NodeId) -> bool {
+    membership.get_joint_config().len() == 1 && membership.voter_ids().any(|v| v == id)
+}
+
+/// The voters once replica `id` of `slot` replaces its slot's earlier voter (from a joint
+/// configuration too: every voter of either half).
+pub(super) fn voters_with(
+    membership: &openraft::Membership<NodeId, Member>,
+    id: NodeId,
+    slot: u8,
+) -> BTreeSet<NodeId> {
+    membership
+        .voter_ids()
+        .filter(|v| *v != id && membership.get_node(v).is_none_or(|m| m.slot != slot))
+        .chain(std::iter::once(id))
+        .collect()
+}
+
 /// Whether a replica's host served it an older copy of its sealed log (or none): it started
 /// holding `held` (its last log index) while its slot's earlier id had acknowledged
 /// `acknowledged` as durable to this leader. Entries a follower acknowledged to the current
@@ -890,6 +912,25 @@ impl Replicated {
         }
     }
 
+    /// Before answering a call that journaled up to `journaled`: its writes (and what its
+    /// answer shows) committed. A write that wrote nothing (refused on a precondition: 409,
+    /// 404, ...) was answered from this replica's state, as a read is, so it also waits for a
+    /// read index: a leader cut off or deposed would otherwise refuse from a state a newer
+    /// leader has changed (a delete answered 404 after another leader's create of that object
+    /// was acknowledged; the fault simulation found it).
+    pub(crate) async fn before_answering(
+        &self,
+        method: &hyper::Method,
+        wrote: bool,
+        journaled: u64,
+    ) -> Result<(), Error> {
+        self.wait_committed(journaled).await?;
+        if !wrote && !matches!(*method, hyper::Method::GET | hyper::Method::HEAD) {
+            self.read_barrier().await?;
+        }
+        Ok(())
+    }
+
     /// This replica's state now.
     pub(crate) fn status(&self) -> Status {
         let metrics = self.replica.raft.metrics();
@@ -962,6 +1003,20 @@ impl Replicated {
                 }
                 return;
             }
+            // Elected while its change was cut short (a joint configuration, itself among
+            // the new voters), it finishes the change itself: nobody else leads.
+            if self.replica.raft.metrics().borrow().state == ServerState::Leader {
+                if let Ok(request) = decode::<JoinRequest>(&body)
+                    && let JoinAnswer::Refused(why) = self.admit(self.id, request).await
+                {
+                    tracing::info!(
+                        why,
+                        "finishing this replica's own join failed; trying again"
+                    );
+                }
+                tokio::time::sleep(ASK_AGAIN).await;
+                continue;
+            }
             for addr in other_addresses(&self.peers, self.slot) {
                 let answer = self
                     .mesh
@@ -1005,14 +1060,15 @@ impl Replicated {
     }
 
     fn is_voter(&self) -> bool {
-        self.replica
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == self.id)
+        joined(
+            self.replica
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership(),
+            self.id,
+        )
     }
 
     /// On the leader: adds the replica as a learner, waits for it to catch up, and makes it
@@ -1033,20 +1089,11 @@ impl Replicated {
         {
             return JoinAnswer::Refused(e.to_string());
         }
-        let voters: BTreeSet<NodeId> = {
-            let metrics = raft.metrics();
-            let metrics = metrics.borrow();
-            let membership = metrics.membership_config.membership();
-            membership
-                .voter_ids()
-                .filter(|v| {
-                    membership
-                        .get_node(v)
-                        .is_none_or(|m| m.slot != request.member.slot)
-                })
-                .chain(std::iter::once(request.id))
-                .collect()
-        };
+        let voters = voters_with(
+            raft.metrics().borrow().membership_config.membership(),
+            request.id,
+            request.member.slot,
+        );
         match raft.change_membership(voters, false).await {
             Ok(_) => {
                 tracing::info!(

@@ -39,7 +39,9 @@ use super::Replica;
 use super::log_store::SealedLog;
 use super::network::ChannelNetwork;
 use super::read_index::{Confirm, ReadRounds};
-use super::serving::{ASK_AGAIN, COMMIT_WAIT, FORWARD_WAIT, JOIN_WAIT, READ_INDEX_WAIT};
+use super::serving::{
+    ASK_AGAIN, COMMIT_WAIT, FORWARD_WAIT, JOIN_WAIT, READ_INDEX_WAIT, joined, voters_with,
+};
 use super::state_machine::ReplicaCore;
 use super::tests::{SERIAL, TestHost, agree, config, member};
 use super::types::NodeId;
@@ -190,6 +192,19 @@ impl Node {
 
     fn leads(&self) -> bool {
         self.replica.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Its join is complete (`serving::joined`).
+    fn joined(&self) -> bool {
+        joined(
+            self.replica
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership(),
+            self.id,
+        )
     }
 
     fn voters(&self) -> BTreeSet<NodeId> {
@@ -570,6 +585,14 @@ async fn execute(node: &Node, method: Method, path: &str, body: &[u8]) -> Answer
             "the leader changed before this request's writes were committed".into(),
         );
     }
+    // A write that wrote nothing was answered from this replica's state: it waits for a read
+    // index as a read does (`Replicated::before_answering`); refused then, it had no effect.
+    if !wrote
+        && method != Method::Get
+        && let Err(why) = read_barrier(node).await
+    {
+        return Answer::Refused(why);
+    }
     Answer::Done(status, value)
 }
 
@@ -651,9 +674,15 @@ async fn join(sim: Arc<Sim>, node: Arc<Node>) {
         if node.down.is_cancelled() {
             return;
         }
-        if node.voters().contains(&node.id) {
+        if node.joined() {
             sim.note(format!("{} is slot {}'s voter", node.id, node.slot));
             return;
+        }
+        // Elected while its change was cut short, it finishes it itself (`Replicated::join`).
+        if node.leads() {
+            let _ = admit(&node, node.id, node.slot).await;
+            tokio::time::sleep(ASK_AGAIN).await;
+            continue;
         }
         for other in sim.running().into_iter().filter(|o| o.slot != node.slot) {
             let (id, slot) = (node.id, node.slot);
@@ -679,16 +708,11 @@ async fn admit(leader: &Node, id: NodeId, slot: u8) -> JoinAnswer {
     if raft.add_learner(id, member(slot), true).await.is_err() {
         return JoinAnswer::Refused;
     }
-    let voters: BTreeSet<NodeId> = {
-        let metrics = raft.metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        membership
-            .voter_ids()
-            .filter(|v| membership.get_node(v).is_none_or(|m| m.slot != slot))
-            .chain(std::iter::once(id))
-            .collect()
-    };
+    let voters = voters_with(
+        raft.metrics().borrow().membership_config.membership(),
+        id,
+        slot,
+    );
     match raft.change_membership(voters, false).await {
         Ok(_) => JoinAnswer::Joined,
         Err(_) => JoinAnswer::Refused,

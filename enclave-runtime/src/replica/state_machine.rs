@@ -130,10 +130,19 @@ impl CoreState {
         Ok(revision)
     }
 
+    /// Whether this core holds what was never committed: records journaled as the writer, or
+    /// the revision jump of a take-over no entry of its leadership committed (that jump is
+    /// not a record; kept, a second take-over would jump from it, and the next writer's
+    /// records would not follow this store).
+    fn holds_uncommitted(&self) -> bool {
+        self.cluster.journaled() > self.committed_journal
+            || self.cluster.store().revision() > self.visible
+    }
+
     /// This core no longer writes: a plain follower from here, or `Diverged` when it holds
     /// writes that were never committed (the cluster is rebuilt without them).
     fn stop_writing(&mut self) -> Result<(), ApplyError> {
-        if self.cluster.journaled() > self.committed_journal {
+        if self.holds_uncommitted() {
             return Err(ApplyError::Diverged {
                 journaled: self.cluster.journaled(),
                 committed: self.committed_journal,
@@ -341,7 +350,7 @@ impl ReplicaCore {
     ) -> Result<bool, String> {
         let ahead = {
             let state = self.lock();
-            state.writer.is_some() && state.cluster.journaled() > state.committed_journal
+            state.writer.is_some() && state.holds_uncommitted()
         };
         if !ahead {
             return Ok(false);

@@ -318,7 +318,11 @@ impl PeerClient {
                 *self.held() = Some(link);
                 Ok(answer)
             }
-            Err(MeshError::Io(_) | MeshError::Closed) if used => {
+            // Sent again on a new link only when doing it twice is harmless: a forwarded
+            // client request may have reached the leader before the link broke (a create
+            // would run twice: committed, then answered 409), so its client is told it may or
+            // may not have been applied instead.
+            Err(MeshError::Io(_) | MeshError::Closed) if used && kind != Kind::Forward => {
                 drop(link);
                 let mut link = self.inner.dial(self.target, self.addr.clone()).await?;
                 let answer = exchange(&mut link, kind, id, body).await?;

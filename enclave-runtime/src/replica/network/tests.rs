@@ -252,3 +252,54 @@ fn a_received_snapshot_must_add_up_to_what_its_beginning_announced() {
     assert!(begin(&vec![0; MAX_SNAPSHOT_CHUNKS + 1]).is_err());
     assert!(begin(&[MAX_SNAPSHOT_BYTES]).is_ok());
 }
+
+/// A forwarded client request is never sent twice: when the link breaks after the leader read
+/// it (it may have run it), the caller gets the failure, not a second execution on a new link
+/// (a create would run twice: committed, then answered 409). Requests that may repeat are
+/// sent again once (the test above).
+#[tokio::test]
+async fn a_forwarded_request_is_not_sent_again_when_its_link_breaks() {
+    let dir = socket_dir("forward");
+    let path = dir.join("peer.sock");
+    let listener = Listener::bind(&ListenAddr::Unix(path.clone())).unwrap();
+    let leader = endpoint(2);
+    let received = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (seen, connections) = (received.clone(), accepted.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let stream = listener.accept().await.unwrap();
+            let Ok(mut link) = leader.accept(stream).await else {
+                continue;
+            };
+            connections.fetch_add(1, Ordering::SeqCst);
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(frame)) = link.receive().await {
+                    assert_eq!(frame.kind, Kind::Forward);
+                    // The first is answered; the second is read, then the link drops.
+                    if seen.fetch_add(1, Ordering::SeqCst) > 0 {
+                        return;
+                    }
+                    link.send(Kind::Answer, frame.id, b"done").await.unwrap();
+                }
+            });
+        }
+    });
+    let mesh = Mesh::new(endpoint(1));
+    let addr = format!("unix:{}", path.display());
+    let wait = Duration::from_secs(10);
+    let answer = mesh.call(2, &addr, Kind::Forward, b"create", wait).await;
+    assert_eq!(answer.unwrap(), b"done");
+    let broken = mesh.call(2, &addr, Kind::Forward, b"create", wait).await;
+    assert!(broken.is_err(), "the caller hears of the broken link");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(received.load(Ordering::SeqCst), 2, "sent once per call");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "no second link was dialed"
+    );
+    task.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
