@@ -66,9 +66,10 @@ pub(crate) struct DevSettings {
     /// Each child gets `--storage` on its storage socket (the caller started the servers);
     /// false: `--in-memory`.
     pub(crate) durable: bool,
-    /// Each replica's peer address through the relay (`relay:HOST:PORT`), in slot order;
-    /// empty: the replicas dial each other's peer sockets.
-    pub(crate) peer_addrs: Vec<String>,
+    /// Per replica (by slot), every replica's peer address as it dials it through the relay
+    /// (`relay:HOST:PORT`, one listener per link), in slot order; empty: the replicas dial
+    /// each other's peer sockets.
+    pub(crate) peer_addrs: Vec<Vec<String>>,
 }
 
 /// Refuses the combinations `--replicas` does not support yet.
@@ -746,16 +747,18 @@ struct ChildArgs {
     log_format: &'static str,
     /// Pass `--storage` (the child's own storage server).
     durable: bool,
-    /// Each replica's peer address through the relay, in slot order (none: their sockets).
-    peer_addrs: Vec<String>,
+    /// Per replica, the peer addresses it dials through the relay, in slot order (none:
+    /// their sockets).
+    peer_addrs: Vec<Vec<String>>,
     /// The rest, the same for every child.
     extra: Vec<OsString>,
 }
 
 impl ChildArgs {
     /// `own`'s command line after the program name: the single enclave's on `own`'s sockets,
-    /// plus, among several replicas, its slot, its peer listener, every replica's peer socket in
-    /// slot order (itself included) and, when `bootstrap`, `--replica-bootstrap` (contract with
+    /// plus, among several replicas, its slot, its peer listener, every replica's peer address
+    /// in slot order (itself included: its own list of relay addresses when given, else the
+    /// peer sockets) and, when `bootstrap`, `--replica-bootstrap` (contract with
     /// `nautilus-enclave`).
     fn argv(&self, own: &ReplicaPaths, all: &[ReplicaPaths], bootstrap: bool) -> Vec<OsString> {
         let unix = |flag: &str, path: &Path| {
@@ -771,13 +774,16 @@ impl ChildArgs {
         if let Some(peer_socket) = &own.peer_socket {
             extra.push(format!("--replica-slot={}", own.slot).into());
             extra.push(unix("--replica-listen=", peer_socket));
-            if self.peer_addrs.is_empty() {
-                for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
-                    extra.push(unix("--replica-peer=", peer));
+            match self.peer_addrs.get(own.slot) {
+                Some(peers) => {
+                    for peer in peers {
+                        extra.push(format!("--replica-peer={peer}").into());
+                    }
                 }
-            } else {
-                for peer in &self.peer_addrs {
-                    extra.push(format!("--replica-peer={peer}").into());
+                None => {
+                    for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
+                        extra.push(unix("--replica-peer=", peer));
+                    }
                 }
             }
             extra.push("--allow-simulated-peers".into());
@@ -1143,37 +1149,46 @@ mod tests {
         }
     }
 
-    /// With peer listeners, each replica names every peer by its relay address, in slot
-    /// order.
+    /// With per-link listeners, each replica names every peer by the relay address of its own
+    /// link to it, in slot order, next to its slot (so no slot discovery is needed).
     #[test]
-    fn replicas_name_their_peers_by_relay_address_when_given() {
+    fn replicas_name_their_peers_by_their_own_links_relay_addresses() {
         let all = ReplicaPaths::all(Path::new("/d"), 3);
+        let lists: Vec<Vec<String>> = (0..3)
+            .map(|from| {
+                (0..3)
+                    .map(|to| format!("relay:127.0.0.1:7{from}{to}0"))
+                    .collect()
+            })
+            .collect();
         let args = ChildArgs {
-            peer_addrs: vec![
-                "relay:127.0.0.1:7001".into(),
-                "relay:127.0.0.1:7002".into(),
-                "relay:127.0.0.1:7003".into(),
-            ],
+            peer_addrs: lists,
             ..child_args(true)
         };
-        let argv: Vec<String> = args
-            .argv(&all[1], &all, false)
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        let peers: Vec<&str> = argv
-            .iter()
-            .filter_map(|a| a.strip_prefix("--replica-peer="))
-            .collect();
-        assert_eq!(
-            peers,
-            [
-                "relay:127.0.0.1:7001",
-                "relay:127.0.0.1:7002",
-                "relay:127.0.0.1:7003"
-            ]
-        );
-        assert!(argv.contains(&"--replica-listen=unix:/d/replica-1/peer.sock".to_string()));
+        for own in &all {
+            let argv: Vec<String> = args
+                .argv(own, &all, false)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let peers: Vec<&str> = argv
+                .iter()
+                .filter_map(|a| a.strip_prefix("--replica-peer="))
+                .collect();
+            let slot = own.slot;
+            assert_eq!(
+                peers,
+                [
+                    format!("relay:127.0.0.1:7{slot}00"),
+                    format!("relay:127.0.0.1:7{slot}10"),
+                    format!("relay:127.0.0.1:7{slot}20"),
+                ]
+            );
+            assert!(argv.contains(&format!("--replica-slot={slot}")));
+            assert!(argv.contains(&format!(
+                "--replica-listen=unix:/d/replica-{slot}/peer.sock"
+            )));
+        }
     }
 
     fn strings(args: &[OsString]) -> Vec<&str> {

@@ -9,6 +9,8 @@ mod enclave_stream;
 mod fallback;
 mod log_sink;
 mod metrics;
+#[cfg(feature = "dev")]
+mod peer_faults;
 mod peer_splice;
 mod penalty;
 mod relay;
@@ -400,6 +402,10 @@ struct DevCli {
     /// `short-write`, `disk-full`, one per line) while that file exists.
     #[arg(long, hide = true, conflicts_with = "in_memory")]
     storage_faults: bool,
+    /// TESTS ONLY, with `--replicas` > 1: take faults on the replicas' peer links (cut, delay,
+    /// reset, isolate, heal) from the Unix socket `DATA_DIR/replica-faults.sock`.
+    #[arg(long, hide = true)]
+    replica_faults: bool,
     /// TESTS ONLY: a PCR the simulated KMS's key policy requires, `INDEX=HEX` (repeatable);
     /// the simulated NSM's PCRs are zero, so any other value makes KMS refuse the enclave.
     #[arg(long = "simulated-kms-pcr", hide = true, conflicts_with = "in_memory", value_parser = parse_pcr)]
@@ -644,35 +650,32 @@ async fn run_dev(args: DevCli) -> ExitCode {
     // started only when something is allowed through it.
     let socket = data_dir.join("sui-relay.sock");
     let mut kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
+    if args.replica_faults && replicas < 2 {
+        eprintln!("error: --replica-faults needs --replicas > 1");
+        return ExitCode::FAILURE;
+    }
     // Replicas reach each other as in production: through the relay to a TCP peer listener
-    // that splices into the replica's peer socket (one per replica here, on loopback).
+    // that splices into the peer's socket. Here each directed link (dialer i -> peer j) has
+    // its own loopback listener, so that the host's faults can be put on one link.
     let mut peer_addrs = Vec::new();
     if replicas > 1 {
-        for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
-            let listener = match peer_splice::bind("127.0.0.1:0".parse().expect("an address")).await
-            {
-                Ok(listener) => listener,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    return ExitCode::from(EXIT_CANNOT_LISTEN);
-                }
-            };
-            let Ok(local) = listener.local_addr() else {
-                eprintln!("error: cannot read a peer listener's address");
+        let faults = peer_faults::LinkFaults::new(replicas);
+        match peer_links(&data_dir, replicas, &faults).await {
+            Ok((addresses, listeners)) => {
+                kms_endpoints.extend(listeners);
+                peer_addrs = addresses;
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
                 return ExitCode::from(EXIT_CANNOT_LISTEN);
-            };
-            let Some(peer_socket) = paths.peer_socket.clone() else {
-                continue;
-            };
-            tokio::spawn(peer_splice::run(
-                listener,
-                enclave_stream::EnclaveConnector::Unix(peer_socket),
-            ));
-            kms_endpoints.push(relay::NodeAddr {
-                host: local.ip().to_string(),
-                port: local.port(),
-            });
-            peer_addrs.push(format!("relay:{local}"));
+            }
+        }
+        if args.replica_faults
+            && let Err(message) =
+                peer_faults::serve_control(&data_dir.join("replica-faults.sock"), faults)
+        {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
         }
     }
     // dev's kubelets run on this machine: loopback, on the kubelet port unless told others
@@ -785,6 +788,46 @@ async fn run_dev(args: DevCli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Starts one listener per directed link between `replicas` replicas (and one per replica to
+/// itself, its own entry), each spliced into the peer's socket through `faults`' gate: every
+/// replica's `--replica-peer` list in slot order, and the listeners the relay must allow.
+#[cfg(feature = "dev")]
+async fn peer_links(
+    data_dir: &std::path::Path,
+    replicas: usize,
+    faults: &peer_faults::LinkFaults,
+) -> Result<(Vec<Vec<String>>, Vec<relay::NodeAddr>), String> {
+    let all = dev::ReplicaPaths::all(data_dir, replicas);
+    let mut lists = Vec::new();
+    let mut listeners = Vec::new();
+    for from in 0..replicas {
+        let mut list = Vec::new();
+        for to in &all {
+            let link = peer_faults::Link { from, to: to.slot };
+            let (Some(peer_socket), Some(gate)) = (to.peer_socket.clone(), faults.gate(link))
+            else {
+                return Err(format!("replica {} has no peer socket", to.slot));
+            };
+            let listener = peer_splice::bind("127.0.0.1:0".parse().expect("an address")).await?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| format!("cannot read a peer listener's address: {e}"))?;
+            tokio::spawn(peer_faults::run_link(
+                listener,
+                enclave_stream::EnclaveConnector::Unix(peer_socket),
+                gate,
+            ));
+            listeners.push(relay::NodeAddr {
+                host: local.ip().to_string(),
+                port: local.port(),
+            });
+            list.push(format!("relay:{local}"));
+        }
+        lists.push(list);
+    }
+    Ok((lists, listeners))
 }
 
 /// The KMS dev's enclave gets its cluster data key from.
