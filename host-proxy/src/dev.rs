@@ -66,10 +66,12 @@ pub(crate) struct DevSettings {
     /// Each child gets `--storage` on its storage socket (the caller started the servers);
     /// false: `--in-memory`.
     pub(crate) durable: bool,
-    /// Per replica (by slot), every replica's peer address as it dials it through the relay
-    /// (`relay:HOST:PORT`, one listener per link), in slot order; empty: the replicas dial
-    /// each other's peer sockets.
-    pub(crate) peer_addrs: Vec<Vec<String>>,
+    /// Each replica's peer address through the relay (`relay:HOST:PORT`), in slot order;
+    /// empty: the replicas dial each other's peer sockets.
+    pub(crate) peer_addrs: Vec<String>,
+    /// Each replica dials its peers through its own fault-injecting relay
+    /// (`--replica-faults`, at [`ReplicaPaths::peer_relay`]).
+    pub(crate) fault_relays: bool,
 }
 
 /// Refuses the combinations `--replicas` does not support yet.
@@ -97,6 +99,9 @@ pub(crate) struct ReplicaPaths {
     pub(crate) enclave_socket: PathBuf,
     /// The enclave's replica mesh listener (it binds it); none for a single enclave.
     pub(crate) peer_socket: Option<PathBuf>,
+    /// The relay it dials its peers through with `--replica-faults` (dev binds it); none for
+    /// a single enclave.
+    pub(crate) peer_relay: Option<PathBuf>,
     pub(crate) storage_socket: PathBuf,
     pub(crate) storage_dir: PathBuf,
     /// `--storage-faults`'s control file.
@@ -114,6 +119,7 @@ impl ReplicaPaths {
                 dir: data_dir.to_path_buf(),
                 enclave_socket: data_dir.join("enclave.sock"),
                 peer_socket: None,
+                peer_relay: None,
                 storage_socket: data_dir.join("storage.sock"),
                 storage_dir: data_dir.join("storage"),
                 storage_faults: data_dir.join("storage-faults"),
@@ -127,6 +133,7 @@ impl ReplicaPaths {
                     slot,
                     enclave_socket: dir.join("enclave.sock"),
                     peer_socket: Some(dir.join("peer.sock")),
+                    peer_relay: Some(dir.join("peer-relay.sock")),
                     storage_socket: dir.join("storage.sock"),
                     storage_dir: dir.join("storage"),
                     storage_faults: dir.join("storage-faults"),
@@ -143,6 +150,7 @@ impl ReplicaPaths {
         let sockets = [
             Some(&self.enclave_socket),
             self.peer_socket.as_ref(),
+            self.peer_relay.as_ref(),
             Some(&self.storage_socket),
         ];
         for socket in sockets.into_iter().flatten() {
@@ -231,6 +239,7 @@ pub(crate) async fn run(
         log_format: settings.log_format,
         durable: settings.durable,
         peer_addrs: settings.peer_addrs.clone(),
+        fault_relays: settings.fault_relays,
         extra: enclave_args,
     };
     let exe = std::env::current_exe()
@@ -747,9 +756,10 @@ struct ChildArgs {
     log_format: &'static str,
     /// Pass `--storage` (the child's own storage server).
     durable: bool,
-    /// Per replica, the peer addresses it dials through the relay, in slot order (none:
-    /// their sockets).
-    peer_addrs: Vec<Vec<String>>,
+    /// Each replica's peer address through the relay, in slot order (none: their sockets).
+    peer_addrs: Vec<String>,
+    /// Each replica dials through its own relay, its `peer_relay` (`--replica-faults`).
+    fault_relays: bool,
     /// The rest, the same for every child.
     extra: Vec<OsString>,
 }
@@ -757,9 +767,9 @@ struct ChildArgs {
 impl ChildArgs {
     /// `own`'s command line after the program name: the single enclave's on `own`'s sockets,
     /// plus, among several replicas, its slot, its peer listener, every replica's peer address
-    /// in slot order (itself included: its own list of relay addresses when given, else the
-    /// peer sockets) and, when `bootstrap`, `--replica-bootstrap` (contract with
-    /// `nautilus-enclave`).
+    /// in slot order (itself included; the same list for all, as it is in the configuration
+    /// they attest), its own fault-injecting relay when there are, and, when `bootstrap`,
+    /// `--replica-bootstrap` (contract with `nautilus-enclave`).
     fn argv(&self, own: &ReplicaPaths, all: &[ReplicaPaths], bootstrap: bool) -> Vec<OsString> {
         let unix = |flag: &str, path: &Path| {
             let mut arg = OsString::from(flag);
@@ -774,17 +784,17 @@ impl ChildArgs {
         if let Some(peer_socket) = &own.peer_socket {
             extra.push(format!("--replica-slot={}", own.slot).into());
             extra.push(unix("--replica-listen=", peer_socket));
-            match self.peer_addrs.get(own.slot) {
-                Some(peers) => {
-                    for peer in peers {
-                        extra.push(format!("--replica-peer={peer}").into());
-                    }
+            if self.peer_addrs.is_empty() {
+                for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
+                    extra.push(unix("--replica-peer=", peer));
                 }
-                None => {
-                    for peer in all.iter().filter_map(|r| r.peer_socket.as_deref()) {
-                        extra.push(unix("--replica-peer=", peer));
-                    }
+            } else {
+                for peer in &self.peer_addrs {
+                    extra.push(format!("--replica-peer={peer}").into());
                 }
+            }
+            if let Some(relay) = own.peer_relay.as_deref().filter(|_| self.fault_relays) {
+                extra.push(unix("--replica-relay=", relay));
             }
             extra.push("--allow-simulated-peers".into());
             if bootstrap {
@@ -1145,24 +1155,62 @@ mod tests {
             log_format: "json",
             durable,
             peer_addrs: Vec::new(),
+            fault_relays: false,
             extra: vec!["--kms-key-id=k".into(), "--cluster-id=dev".into()],
         }
     }
 
-    /// With per-link listeners, each replica names every peer by the relay address of its own
-    /// link to it, in slot order, next to its slot (so no slot discovery is needed).
+    /// With peer listeners, each replica names every peer by its relay address, in slot
+    /// order, the same list for all.
     #[test]
-    fn replicas_name_their_peers_by_their_own_links_relay_addresses() {
+    fn replicas_name_their_peers_by_relay_address_when_given() {
         let all = ReplicaPaths::all(Path::new("/d"), 3);
-        let lists: Vec<Vec<String>> = (0..3)
-            .map(|from| {
-                (0..3)
-                    .map(|to| format!("relay:127.0.0.1:7{from}{to}0"))
-                    .collect()
-            })
-            .collect();
         let args = ChildArgs {
-            peer_addrs: lists,
+            peer_addrs: vec![
+                "relay:127.0.0.1:7001".into(),
+                "relay:127.0.0.1:7002".into(),
+                "relay:127.0.0.1:7003".into(),
+            ],
+            ..child_args(true)
+        };
+        let argv: Vec<String> = args
+            .argv(&all[1], &all, false)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let peers: Vec<&str> = argv
+            .iter()
+            .filter_map(|a| a.strip_prefix("--replica-peer="))
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                "relay:127.0.0.1:7001",
+                "relay:127.0.0.1:7002",
+                "relay:127.0.0.1:7003"
+            ]
+        );
+        assert!(argv.contains(&"--replica-listen=unix:/d/replica-1/peer.sock".to_string()));
+        assert!(
+            !argv.iter().any(|a| a.starts_with("--replica-relay")),
+            "the shared relay (--kms-relay) unless faults are on"
+        );
+    }
+
+    /// With `--replica-faults`, each replica dials through its own relay (which knows the
+    /// dialer, so each link), next to its slot; the peer list, part of the configuration every
+    /// replica attests, stays the same for all.
+    #[test]
+    fn with_faults_each_replica_dials_through_its_own_relay() {
+        let all = ReplicaPaths::all(Path::new("/d"), 3);
+        let list = vec![
+            "relay:127.0.0.1:7001".to_string(),
+            "relay:127.0.0.1:7002".into(),
+            "relay:127.0.0.1:7003".into(),
+        ];
+        let args = ChildArgs {
+            peer_addrs: list.clone(),
+            fault_relays: true,
             ..child_args(true)
         };
         for own in &all {
@@ -1175,19 +1223,19 @@ mod tests {
                 .iter()
                 .filter_map(|a| a.strip_prefix("--replica-peer="))
                 .collect();
+            assert_eq!(peers, list);
             let slot = own.slot;
+            let relays: Vec<&String> = argv
+                .iter()
+                .filter(|a| a.starts_with("--replica-relay="))
+                .collect();
             assert_eq!(
-                peers,
-                [
-                    format!("relay:127.0.0.1:7{slot}00"),
-                    format!("relay:127.0.0.1:7{slot}10"),
-                    format!("relay:127.0.0.1:7{slot}20"),
-                ]
+                relays,
+                [&format!(
+                    "--replica-relay=unix:/d/replica-{slot}/peer-relay.sock"
+                )]
             );
             assert!(argv.contains(&format!("--replica-slot={slot}")));
-            assert!(argv.contains(&format!(
-                "--replica-listen=unix:/d/replica-{slot}/peer.sock"
-            )));
         }
     }
 

@@ -655,24 +655,63 @@ async fn run_dev(args: DevCli) -> ExitCode {
         return ExitCode::FAILURE;
     }
     // Replicas reach each other as in production: through the relay to a TCP peer listener
-    // that splices into the peer's socket. Here each directed link (dialer i -> peer j) has
-    // its own loopback listener, so that the host's faults can be put on one link.
+    // that splices into the replica's peer socket (one per replica here, on loopback).
     let mut peer_addrs = Vec::new();
+    let mut peer_nodes = Vec::new();
     if replicas > 1 {
+        for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
+            let listener = match peer_splice::bind("127.0.0.1:0".parse().expect("an address")).await
+            {
+                Ok(listener) => listener,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(EXIT_CANNOT_LISTEN);
+                }
+            };
+            let Ok(local) = listener.local_addr() else {
+                eprintln!("error: cannot read a peer listener's address");
+                return ExitCode::from(EXIT_CANNOT_LISTEN);
+            };
+            let Some(peer_socket) = paths.peer_socket.clone() else {
+                continue;
+            };
+            tokio::spawn(peer_splice::run(
+                listener,
+                enclave_stream::EnclaveConnector::Unix(peer_socket),
+            ));
+            peer_nodes.push(relay::NodeAddr {
+                host: local.ip().to_string(),
+                port: local.port(),
+            });
+            peer_addrs.push(format!("relay:{local}"));
+        }
+    }
+    kms_endpoints.extend(peer_nodes.iter().cloned());
+    // With `--replica-faults`, each replica dials its peers through its own relay in front of
+    // that one, which knows the dialer and so each directed link, and puts the link's faults
+    // on it. (The peer list is in the configuration every replica attests, so it is the
+    // same for all; the relay a replica dials through is not.)
+    if args.replica_faults {
+        if replicas < 2 {
+            eprintln!("error: --replica-faults needs --replicas > 1");
+            return ExitCode::FAILURE;
+        }
         let faults = peer_faults::LinkFaults::new(replicas);
-        match peer_links(&data_dir, replicas, &faults).await {
-            Ok((addresses, listeners)) => {
-                kms_endpoints.extend(listeners);
-                peer_addrs = addresses;
-            }
-            Err(message) => {
+        let peers: Vec<String> = peer_nodes.iter().map(ToString::to_string).collect();
+        for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
+            let Some(front) = &paths.peer_relay else {
+                continue;
+            };
+            let started = paths.prepare().and_then(|()| {
+                peer_faults::start_front(front, paths.slot, peers.clone(), socket.clone(), &faults)
+            });
+            if let Err(message) = started {
                 eprintln!("error: {message}");
                 return ExitCode::from(EXIT_CANNOT_LISTEN);
             }
         }
-        if args.replica_faults
-            && let Err(message) =
-                peer_faults::serve_control(&data_dir.join("replica-faults.sock"), faults)
+        if let Err(message) =
+            peer_faults::serve_control(&data_dir.join("replica-faults.sock"), faults)
         {
             eprintln!("error: {message}");
             return ExitCode::from(EXIT_CANNOT_LISTEN);
@@ -780,6 +819,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
         replicas,
         durable,
         peer_addrs,
+        fault_relays: args.replica_faults,
     };
     match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -788,46 +828,6 @@ async fn run_dev(args: DevCli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Starts one listener per directed link between `replicas` replicas (and one per replica to
-/// itself, its own entry), each spliced into the peer's socket through `faults`' gate: every
-/// replica's `--replica-peer` list in slot order, and the listeners the relay must allow.
-#[cfg(feature = "dev")]
-async fn peer_links(
-    data_dir: &std::path::Path,
-    replicas: usize,
-    faults: &peer_faults::LinkFaults,
-) -> Result<(Vec<Vec<String>>, Vec<relay::NodeAddr>), String> {
-    let all = dev::ReplicaPaths::all(data_dir, replicas);
-    let mut lists = Vec::new();
-    let mut listeners = Vec::new();
-    for from in 0..replicas {
-        let mut list = Vec::new();
-        for to in &all {
-            let link = peer_faults::Link { from, to: to.slot };
-            let (Some(peer_socket), Some(gate)) = (to.peer_socket.clone(), faults.gate(link))
-            else {
-                return Err(format!("replica {} has no peer socket", to.slot));
-            };
-            let listener = peer_splice::bind("127.0.0.1:0".parse().expect("an address")).await?;
-            let local = listener
-                .local_addr()
-                .map_err(|e| format!("cannot read a peer listener's address: {e}"))?;
-            tokio::spawn(peer_faults::run_link(
-                listener,
-                enclave_stream::EnclaveConnector::Unix(peer_socket),
-                gate,
-            ));
-            listeners.push(relay::NodeAddr {
-                host: local.ip().to_string(),
-                port: local.port(),
-            });
-            list.push(format!("relay:{local}"));
-        }
-        lists.push(list);
-    }
-    Ok((lists, listeners))
 }
 
 /// The KMS dev's enclave gets its cluster data key from.

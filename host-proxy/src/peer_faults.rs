@@ -1,15 +1,17 @@
 //! Dev only (`dev --replicas N --replica-faults`, issue 17): the hostile host's power over the
-//! replicas' mesh, on command. Each directed link (dialer i -> peer j) has its own listener
-//! whose splice consults the link's state here: pass, cut (open connections closed, new ones
-//! refused until healed), delay (every chunk held before it is forwarded, both ways, in order)
-//! or reset (open connections closed once). The mesh is mutual TLS end to end, so delaying,
-//! cutting and resetting byte streams is all a host can do; reordering happens across
-//! connections, never inside one. Tests drive it through a Unix socket taking one line per
-//! connection (`cut I J`, `delay I J MS`, `reset I J`, `heal I J`, `heal`, `isolate K`).
+//! replicas' mesh, on command. Each replica dials its peers through its own relay here, in
+//! front of dev's relay (same `CONNECT host:port` protocol, passed on): the relay knows the
+//! dialer, the address names the peer, so each directed link (dialer i -> peer j) is gated by
+//! its state: pass, cut (open connections closed, new ones refused until healed), delay
+//! (every chunk held before it is forwarded, both ways, in order) or reset (open connections
+//! closed once). The mesh is mutual TLS end to end, so delaying, cutting and resetting byte
+//! streams is all a host can do; reordering happens across connections, never inside one.
+//! Tests drive it through a Unix socket taking one line per connection (`cut I J`,
+//! `delay I J MS`, `reset I J`, `heal I J`, `heal`, `isolate K`).
 
 use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +19,9 @@ use std::time::Duration;
 use tokio::io::{
     AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _,
 };
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
-
-use crate::enclave_stream::EnclaveConnector;
-use crate::peer_splice;
 
 /// The longest delay a command may set: longer is a cut.
 const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -32,6 +31,12 @@ const CHUNK: usize = 16 * 1024;
 const HELD_CHUNKS: usize = 256;
 /// The longest command line read from the control socket.
 const MAX_COMMAND: u64 = 256;
+/// The longest `CONNECT` line (as dev's relay takes).
+const MAX_REQUEST_LINE: usize = 300;
+/// Deadline for the replica's `CONNECT` line and for dev's relay to take the connection.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections through one replica's relay at once (a few per peer are used).
+const MAX_CONNECTIONS: usize = 64;
 
 /// One directed link: `from` dials `to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,53 +277,138 @@ impl Gate {
     }
 }
 
-/// Splices every connection `listener` accepts into `enclave` through `gate` until the task is
-/// dropped (`peer_splice::run` with the link's faults).
-pub(crate) async fn run_link(listener: TcpListener, enclave: EnclaveConnector, gate: Gate) {
-    let permits = Arc::new(Semaphore::new(peer_splice::MAX_PEER_CONNECTIONS));
-    loop {
-        let Some((tcp, from, permit)) = peer_splice::accept(&listener, &permits).await else {
-            continue;
-        };
-        let opened = gate.now();
-        if opened.cut {
-            tracing::debug!(link = %gate.link, %from, "replica peers: link cut; connection refused");
-            continue;
-        }
-        let enclave = enclave.clone();
-        let gate = gate.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let splice = async {
-                let Some(inner) = peer_splice::connect_enclave(&enclave).await else {
-                    return;
-                };
-                let (tcp_read, tcp_write) = tcp.into_split();
-                let (inner_read, inner_write) = tokio::io::split(inner);
-                let result = tokio::try_join!(
-                    delayed_copy(tcp_read, inner_write, gate.clone()),
-                    delayed_copy(inner_read, tcp_write, gate.clone()),
-                );
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, %from, "replica peers: connection ended");
-                }
+/// Serves replica `from`'s peer relay at `path` until dev stops: each connection's
+/// `CONNECT host:port` line names the peer by its address in `peers` (slot order), and is
+/// passed on to dev's relay at `relay` through that link's gate. An address that names no peer
+/// passes ungated (dev's relay decides).
+pub(crate) fn start_front(
+    path: &Path,
+    from: usize,
+    peers: Vec<String>,
+    relay: PathBuf,
+    faults: &LinkFaults,
+) -> Result<(), String> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let gates: Vec<Option<Gate>> = (0..peers.len())
+        .map(|to| {
+            (to != from)
+                .then(|| faults.gate(Link { from, to }))
+                .flatten()
+        })
+        .collect();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    from,
+                    "replica peers: too many connections through the fault relay; closed"
+                );
+                continue;
+            };
+            let (peers, gates, relay) = (peers.clone(), gates.clone(), relay.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                front_one(stream, &peers, &gates, &relay).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// One connection through a replica's relay: the `CONNECT` line, the link's gate, dev's relay.
+async fn front_one(
+    mut replica: UnixStream,
+    peers: &[String],
+    gates: &[Option<Gate>],
+    relay: &Path,
+) {
+    let Ok(Ok(line)) = tokio::time::timeout(REQUEST_TIMEOUT, read_line(&mut replica)).await else {
+        return;
+    };
+    let gate = line
+        .strip_prefix("CONNECT ")
+        .and_then(|target| peers.iter().position(|p| p == target.trim()))
+        .and_then(|to| gates.get(to).cloned().flatten());
+    let opened = gate.as_ref().map(Gate::now).unwrap_or_default();
+    if let Some(gate) = gate.as_ref().filter(|_| opened.cut) {
+        tracing::debug!(link = %gate.link, "replica peers: link cut; connection refused");
+        let _ = replica
+            .write_all(format!("FAILED peer link {} cut (injected)\n", gate.link).as_bytes())
+            .await;
+        return;
+    }
+    let splice = async {
+        let upstream = tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(relay)).await;
+        let Ok(Ok(mut upstream)) = upstream else {
+            let _ = replica
+                .write_all(b"FAILED dev's relay did not answer\n")
+                .await;
+            return;
+        };
+        if upstream
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let (replica_read, replica_write) = replica.into_split();
+        let (upstream_read, upstream_write) = upstream.into_split();
+        let result = tokio::try_join!(
+            delayed_copy(replica_read, upstream_write, gate.clone()),
+            delayed_copy(upstream_read, replica_write, gate.clone()),
+        );
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "replica peers: connection ended");
+        }
+    };
+    match gate.clone() {
+        Some(gate) => {
+            let link = gate.link;
             tokio::select! {
                 () = splice => {}
-                () = gate.clone().severed(opened) => {
-                    tracing::debug!(link = %gate.link, %from, "replica peers: link cut or reset; connection closed");
+                () = gate.severed(opened) => {
+                    tracing::debug!(%link, "replica peers: link cut or reset; connection closed");
                 }
             }
-        });
+        }
+        None => splice.await,
     }
 }
 
-/// Copies `from` to `to`, each chunk held for the link's delay at the time it was read, in
-/// order; shuts `to` down at `from`'s end.
+/// Reads the `CONNECT` line byte by byte, so that no byte after it is taken with it.
+async fn read_line(stream: &mut UnixStream) -> io::Result<String> {
+    let mut line = Vec::with_capacity(64);
+    loop {
+        let mut byte = [0u8; 1];
+        if stream.read(&mut byte).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        match byte {
+            [b'\n'] => break,
+            _ if line.len() >= MAX_REQUEST_LINE => return Err(io::ErrorKind::InvalidData.into()),
+            _ => line.extend_from_slice(&byte),
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).map_err(|_| io::ErrorKind::InvalidData.into())
+}
+
+/// Copies `from` to `to`, each chunk held for the link's delay (none without a gate) at the
+/// time it was read, in order; shuts `to` down at `from`'s end.
 async fn delayed_copy(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
-    gate: Gate,
+    gate: Option<Gate>,
 ) -> io::Result<()> {
     let (held, mut due) = mpsc::channel::<(Instant, Vec<u8>)>(HELD_CHUNKS);
     let read = async move {
@@ -328,7 +418,8 @@ async fn delayed_copy(
             if n == 0 {
                 return Ok::<_, io::Error>(());
             }
-            let at = Instant::now() + gate.now().delay;
+            let delay = gate.as_ref().map_or(Duration::ZERO, |g| g.now().delay);
+            let at = Instant::now() + delay;
             let chunk = buf.get(..n).unwrap_or_default().to_vec();
             if held.send((at, chunk)).await.is_err() {
                 return Ok(());
@@ -389,63 +480,74 @@ mod tests {
         dir
     }
 
-    const LINK: Link = Link { from: 0, to: 1 };
+    const PEERS: [&str; 2] = ["127.0.0.1:7000", "127.0.0.1:7001"];
 
-    /// A gated link 0->1 into a Unix "enclave": (its TCP address, the enclave side).
-    async fn gated_link(tag: &str, faults: &LinkFaults) -> (std::net::SocketAddr, UnixListener) {
-        let path = test_dir(tag).join("peer.sock");
-        let enclave_side = UnixListener::bind(&path).unwrap();
-        let listener = peer_splice::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(run_link(
-            listener,
-            EnclaveConnector::Unix(path),
-            faults.gate(LINK).unwrap(),
-        ));
-        (addr, enclave_side)
+    /// Replica 0's relay in front of a fake dev relay that takes every `CONNECT`: (the front's
+    /// socket, the fake relay's listener).
+    async fn front(tag: &str, faults: &LinkFaults) -> (PathBuf, UnixListener) {
+        let dir = test_dir(tag);
+        let relay = dir.join("relay.sock");
+        let upstream = UnixListener::bind(&relay).unwrap();
+        let path = dir.join("peer-relay.sock");
+        let peers = PEERS.iter().map(ToString::to_string).collect();
+        start_front(&path, 0, peers, relay, faults).unwrap();
+        (path, upstream)
     }
 
-    /// A connection through the link, spliced: (client end, enclave end).
-    async fn open(
-        addr: std::net::SocketAddr,
-        enclave_side: &UnixListener,
-    ) -> (tokio::net::TcpStream, tokio::net::UnixStream) {
-        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        client.write_all(b"x").await.unwrap();
-        let (mut inner, _) = enclave_side.accept().await.unwrap();
-        let mut byte = [0u8; 1];
-        inner.read_exact(&mut byte).await.unwrap();
-        (client, inner)
+    /// Replica 0 dials peer 1 through its relay: (its end, dev's relay's end, after the
+    /// `CONNECT` line and an `OK`).
+    async fn open(path: &Path, upstream: &UnixListener) -> (UnixStream, UnixStream) {
+        let mut replica = UnixStream::connect(path).await.unwrap();
+        replica
+            .write_all(format!("CONNECT {}\n", PEERS[1]).as_bytes())
+            .await
+            .unwrap();
+        let (mut relay, _) = upstream.accept().await.unwrap();
+        let expected = format!("CONNECT {}\n", PEERS[1]);
+        let mut line = vec![0u8; expected.len()];
+        relay.read_exact(&mut line).await.unwrap();
+        assert_eq!(line, expected.as_bytes());
+        relay.write_all(b"OK\n").await.unwrap();
+        let mut ok = [0u8; 3];
+        replica.read_exact(&mut ok).await.unwrap();
+        assert_eq!(&ok, b"OK\n");
+        (replica, relay)
     }
 
     async fn closed(stream: &mut (impl AsyncRead + Unpin)) -> bool {
-        let mut buf = [0u8; 16];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await,
-            Ok(Ok(0) | Err(_))
-        )
+        let mut buf = [0u8; 64];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     /// A cut closes the open connection and refuses new ones; a heal lets them through again.
     #[tokio::test]
     async fn a_cut_link_closes_and_refuses_until_healed() {
         let faults = LinkFaults::new(2);
-        let (addr, enclave_side) = gated_link("cut", &faults).await;
-        let (mut client, mut inner) = open(addr, &enclave_side).await;
+        let (path, upstream) = front("cut", &faults).await;
+        let (mut client, mut inner) = open(&path, &upstream).await;
 
         faults.apply("cut 0 1".parse().unwrap()).unwrap();
-        assert!(closed(&mut client).await, "the client's end is closed");
-        assert!(closed(&mut inner).await, "the enclave's end is closed");
-        let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
-        assert!(closed(&mut refused).await, "a new connection is refused");
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(200), enclave_side.accept()).await;
-        assert!(accepted.is_err(), "nothing reached the enclave");
+        assert!(closed(&mut client).await, "the replica's end is closed");
+        assert!(closed(&mut inner).await, "the relay's end is closed");
+        let mut refused = UnixStream::connect(&path).await.unwrap();
+        refused
+            .write_all(b"CONNECT 127.0.0.1:7001\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        refused.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(answer, "FAILED peer link 0->1 cut (injected)\n");
+        let accepted = tokio::time::timeout(Duration::from_millis(200), upstream.accept()).await;
+        assert!(accepted.is_err(), "nothing reached dev's relay");
 
         faults.apply("heal 0 1".parse().unwrap()).unwrap();
-        let (mut client, mut inner) = open(addr, &enclave_side).await;
+        let (mut client, mut inner) = open(&path, &upstream).await;
         inner.write_all(b"back").await.unwrap();
         let mut back = [0u8; 4];
         client.read_exact(&mut back).await.unwrap();
@@ -456,8 +558,8 @@ mod tests {
     #[tokio::test]
     async fn a_delayed_link_delivers_in_order_after_the_delay() {
         let faults = LinkFaults::new(2);
-        let (addr, enclave_side) = gated_link("delay", &faults).await;
-        let (mut client, mut inner) = open(addr, &enclave_side).await;
+        let (path, upstream) = front("delay", &faults).await;
+        let (mut client, mut inner) = open(&path, &upstream).await;
         faults.apply("delay 0 1 150".parse().unwrap()).unwrap();
 
         let sent = Instant::now();
@@ -491,11 +593,11 @@ mod tests {
     #[tokio::test]
     async fn a_reset_closes_open_connections_once() {
         let faults = LinkFaults::new(2);
-        let (addr, enclave_side) = gated_link("reset", &faults).await;
-        let (mut client, _inner) = open(addr, &enclave_side).await;
+        let (path, upstream) = front("reset", &faults).await;
+        let (mut client, _inner) = open(&path, &upstream).await;
         faults.apply("reset 0 1".parse().unwrap()).unwrap();
         assert!(closed(&mut client).await);
-        let (mut client, mut inner) = open(addr, &enclave_side).await;
+        let (mut client, mut inner) = open(&path, &upstream).await;
         inner.write_all(b"ok").await.unwrap();
         let mut back = [0u8; 2];
         client.read_exact(&mut back).await.unwrap();

@@ -9,14 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
-use crate::enclave_stream::{EnclaveConnector, EnclaveStream};
+use crate::enclave_stream::EnclaveConnector;
 
 /// Peer connections spliced at once: a few per replica are used (replication, votes,
 /// forwarded requests); more are someone else's.
-pub(crate) const MAX_PEER_CONNECTIONS: usize = 64;
+const MAX_PEER_CONNECTIONS: usize = 64;
 /// Deadline for the enclave's peer listener to take a connection.
 const ENCLAVE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -31,57 +31,40 @@ pub(crate) async fn bind(listen: SocketAddr) -> Result<TcpListener, String> {
 pub(crate) async fn run(listener: TcpListener, enclave: EnclaveConnector) {
     let permits = Arc::new(Semaphore::new(MAX_PEER_CONNECTIONS));
     loop {
-        let Some((mut tcp, from, permit)) = accept(&listener, &permits).await else {
+        let (mut tcp, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "replica peers: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%from, "replica peers: too many connections; closed");
             continue;
         };
+        // Heartbeats are small and latency-bound.
+        let _ = tcp.set_nodelay(true);
         let enclave = enclave.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let Some(mut inner) = connect_enclave(&enclave).await else {
-                return;
+            let mut inner = match tokio::time::timeout(ENCLAVE_CONNECT_TIMEOUT, enclave.connect())
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, %enclave, "replica peers: the enclave's peer listener refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%enclave, "replica peers: the enclave's peer listener did not answer");
+                    return;
+                }
             };
             if let Err(e) = tokio::io::copy_bidirectional(&mut tcp, &mut inner).await {
                 tracing::debug!(error = %e, %from, "replica peers: connection ended");
             }
         });
-    }
-}
-
-/// The next connection `listener` accepts, with its permit (`None`: an accept failed, or too
-/// many connections are open; that one is closed).
-pub(crate) async fn accept(
-    listener: &TcpListener,
-    permits: &Arc<Semaphore>,
-) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
-    let (tcp, from) = match listener.accept().await {
-        Ok(accepted) => accepted,
-        Err(e) => {
-            tracing::warn!(error = %e, "replica peers: accept failed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return None;
-        }
-    };
-    let Ok(permit) = permits.clone().try_acquire_owned() else {
-        tracing::warn!(%from, "replica peers: too many connections; closed");
-        return None;
-    };
-    // Heartbeats are small and latency-bound.
-    let _ = tcp.set_nodelay(true);
-    Some((tcp, from, permit))
-}
-
-/// A stream into the enclave's peer listener, or `None` (logged) when it does not take one.
-pub(crate) async fn connect_enclave(enclave: &EnclaveConnector) -> Option<EnclaveStream> {
-    match tokio::time::timeout(ENCLAVE_CONNECT_TIMEOUT, enclave.connect()).await {
-        Ok(Ok(stream)) => Some(stream),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, %enclave, "replica peers: the enclave's peer listener refused");
-            None
-        }
-        Err(_) => {
-            tracing::debug!(%enclave, "replica peers: the enclave's peer listener did not answer");
-            None
-        }
     }
 }
 
