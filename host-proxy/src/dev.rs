@@ -99,8 +99,9 @@ pub(crate) struct ReplicaPaths {
     pub(crate) enclave_socket: PathBuf,
     /// The enclave's replica mesh listener (it binds it); none for a single enclave.
     pub(crate) peer_socket: Option<PathBuf>,
-    /// The relay it dials its peers through with `--replica-faults` (dev binds it); none for
-    /// a single enclave.
+    /// The relay it dials its peers through with `--replica-faults` (dev binds it; its name
+    /// is no longer than the other sockets', so it fits wherever they do); none for a single
+    /// enclave.
     pub(crate) peer_relay: Option<PathBuf>,
     pub(crate) storage_socket: PathBuf,
     pub(crate) storage_dir: PathBuf,
@@ -133,7 +134,7 @@ impl ReplicaPaths {
                     slot,
                     enclave_socket: dir.join("enclave.sock"),
                     peer_socket: Some(dir.join("peer.sock")),
-                    peer_relay: Some(dir.join("peer-relay.sock")),
+                    peer_relay: Some(dir.join("relay.sock")),
                     storage_socket: dir.join("storage.sock"),
                     storage_dir: dir.join("storage"),
                     storage_faults: dir.join("storage-faults"),
@@ -1232,7 +1233,7 @@ mod tests {
             assert_eq!(
                 relays,
                 [&format!(
-                    "--replica-relay=unix:/d/replica-{slot}/peer-relay.sock"
+                    "--replica-relay=unix:/d/replica-{slot}/relay.sock"
                 )]
             );
             assert!(argv.contains(&format!("--replica-slot={slot}")));

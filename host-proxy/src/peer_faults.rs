@@ -486,9 +486,9 @@ mod tests {
     /// socket, the fake relay's listener).
     async fn front(tag: &str, faults: &LinkFaults) -> (PathBuf, UnixListener) {
         let dir = test_dir(tag);
-        let relay = dir.join("relay.sock");
+        let relay = dir.join("dev-relay.sock");
         let upstream = UnixListener::bind(&relay).unwrap();
-        let path = dir.join("peer-relay.sock");
+        let path = dir.join("relay.sock");
         let peers = PEERS.iter().map(ToString::to_string).collect();
         start_front(&path, 0, peers, relay, faults).unwrap();
         (path, upstream)
