@@ -69,6 +69,9 @@ pub(crate) struct DevSettings {
     /// Each replica's peer address through the relay (`relay:HOST:PORT`), in slot order;
     /// empty: the replicas dial each other's peer sockets.
     pub(crate) peer_addrs: Vec<String>,
+    /// Each replica dials its peers through its own fault-injecting relay
+    /// (`--replica-faults`, at [`ReplicaPaths::peer_relay`]).
+    pub(crate) fault_relays: bool,
 }
 
 /// Refuses the combinations `--replicas` does not support yet.
@@ -96,6 +99,10 @@ pub(crate) struct ReplicaPaths {
     pub(crate) enclave_socket: PathBuf,
     /// The enclave's replica mesh listener (it binds it); none for a single enclave.
     pub(crate) peer_socket: Option<PathBuf>,
+    /// The relay it dials its peers through with `--replica-faults` (dev binds it; its name
+    /// is no longer than the other sockets', so it fits wherever they do); none for a single
+    /// enclave.
+    pub(crate) peer_relay: Option<PathBuf>,
     pub(crate) storage_socket: PathBuf,
     pub(crate) storage_dir: PathBuf,
     /// `--storage-faults`'s control file.
@@ -113,6 +120,7 @@ impl ReplicaPaths {
                 dir: data_dir.to_path_buf(),
                 enclave_socket: data_dir.join("enclave.sock"),
                 peer_socket: None,
+                peer_relay: None,
                 storage_socket: data_dir.join("storage.sock"),
                 storage_dir: data_dir.join("storage"),
                 storage_faults: data_dir.join("storage-faults"),
@@ -126,6 +134,7 @@ impl ReplicaPaths {
                     slot,
                     enclave_socket: dir.join("enclave.sock"),
                     peer_socket: Some(dir.join("peer.sock")),
+                    peer_relay: Some(dir.join("relay.sock")),
                     storage_socket: dir.join("storage.sock"),
                     storage_dir: dir.join("storage"),
                     storage_faults: dir.join("storage-faults"),
@@ -142,6 +151,7 @@ impl ReplicaPaths {
         let sockets = [
             Some(&self.enclave_socket),
             self.peer_socket.as_ref(),
+            self.peer_relay.as_ref(),
             Some(&self.storage_socket),
         ];
         for socket in sockets.into_iter().flatten() {
@@ -230,6 +240,7 @@ pub(crate) async fn run(
         log_format: settings.log_format,
         durable: settings.durable,
         peer_addrs: settings.peer_addrs.clone(),
+        fault_relays: settings.fault_relays,
         extra: enclave_args,
     };
     let exe = std::env::current_exe()
@@ -743,15 +754,18 @@ struct ChildArgs {
     durable: bool,
     /// Each replica's peer address through the relay, in slot order (none: their sockets).
     peer_addrs: Vec<String>,
+    /// Each replica dials through its own relay, its `peer_relay` (`--replica-faults`).
+    fault_relays: bool,
     /// The rest, the same for every child.
     extra: Vec<OsString>,
 }
 
 impl ChildArgs {
     /// `own`'s command line after the program name: the single enclave's on `own`'s sockets,
-    /// plus, among several replicas, its slot, its peer listener, every replica's peer socket in
-    /// slot order (itself included) and, when `bootstrap`, `--replica-bootstrap` (contract with
-    /// `nautilus-enclave`).
+    /// plus, among several replicas, its slot, its peer listener, every replica's peer address
+    /// in slot order (itself included; the same list for all, as it is in the configuration
+    /// they attest), its own fault-injecting relay when there are, and, when `bootstrap`,
+    /// `--replica-bootstrap` (contract with `nautilus-enclave`).
     fn argv(&self, own: &ReplicaPaths, all: &[ReplicaPaths], bootstrap: bool) -> Vec<OsString> {
         let unix = |flag: &str, path: &Path| {
             let mut arg = OsString::from(flag);
@@ -774,6 +788,9 @@ impl ChildArgs {
                 for peer in &self.peer_addrs {
                     extra.push(format!("--replica-peer={peer}").into());
                 }
+            }
+            if let Some(relay) = own.peer_relay.as_deref().filter(|_| self.fault_relays) {
+                extra.push(unix("--replica-relay=", relay));
             }
             extra.push("--allow-simulated-peers".into());
             if bootstrap {
@@ -1134,12 +1151,13 @@ mod tests {
             log_format: "json",
             durable,
             peer_addrs: Vec::new(),
+            fault_relays: false,
             extra: vec!["--kms-key-id=k".into(), "--cluster-id=dev".into()],
         }
     }
 
     /// With peer listeners, each replica names every peer by its relay address, in slot
-    /// order.
+    /// order, the same list for all.
     #[test]
     fn replicas_name_their_peers_by_relay_address_when_given() {
         let all = ReplicaPaths::all(Path::new("/d"), 3);
@@ -1169,6 +1187,52 @@ mod tests {
             ]
         );
         assert!(argv.contains(&"--replica-listen=unix:/d/replica-1/peer.sock".to_string()));
+        assert!(
+            !argv.iter().any(|a| a.starts_with("--replica-relay")),
+            "the shared relay (--kms-relay) unless faults are on"
+        );
+    }
+
+    /// With `--replica-faults`, each replica dials through its own relay (which knows the
+    /// dialer, so each link), next to its slot; the peer list, part of the configuration every
+    /// replica attests, stays the same for all.
+    #[test]
+    fn with_faults_each_replica_dials_through_its_own_relay() {
+        let all = ReplicaPaths::all(Path::new("/d"), 3);
+        let list = vec![
+            "relay:127.0.0.1:7001".to_string(),
+            "relay:127.0.0.1:7002".into(),
+            "relay:127.0.0.1:7003".into(),
+        ];
+        let args = ChildArgs {
+            peer_addrs: list.clone(),
+            fault_relays: true,
+            ..child_args(true)
+        };
+        for own in &all {
+            let argv: Vec<String> = args
+                .argv(own, &all, false)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let peers: Vec<&str> = argv
+                .iter()
+                .filter_map(|a| a.strip_prefix("--replica-peer="))
+                .collect();
+            assert_eq!(peers, list);
+            let slot = own.slot;
+            let relays: Vec<&String> = argv
+                .iter()
+                .filter(|a| a.starts_with("--replica-relay="))
+                .collect();
+            assert_eq!(
+                relays,
+                [&format!(
+                    "--replica-relay=unix:/d/replica-{slot}/relay.sock"
+                )]
+            );
+            assert!(argv.contains(&format!("--replica-slot={slot}")));
+        }
     }
 
     fn strings(args: &[OsString]) -> Vec<&str> {

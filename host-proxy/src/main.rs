@@ -9,6 +9,8 @@ mod enclave_stream;
 mod fallback;
 mod log_sink;
 mod metrics;
+#[cfg(feature = "dev")]
+mod peer_faults;
 mod peer_splice;
 mod penalty;
 mod relay;
@@ -400,6 +402,10 @@ struct DevCli {
     /// `short-write`, `disk-full`, one per line) while that file exists.
     #[arg(long, hide = true, conflicts_with = "in_memory")]
     storage_faults: bool,
+    /// TESTS ONLY, with `--replicas` > 1: take faults on the replicas' peer links (cut, delay,
+    /// reset, isolate, heal) from the Unix socket `DATA_DIR/replica-faults.sock`.
+    #[arg(long, hide = true)]
+    replica_faults: bool,
     /// TESTS ONLY: a PCR the simulated KMS's key policy requires, `INDEX=HEX` (repeatable);
     /// the simulated NSM's PCRs are zero, so any other value makes KMS refuse the enclave.
     #[arg(long = "simulated-kms-pcr", hide = true, conflicts_with = "in_memory", value_parser = parse_pcr)]
@@ -644,9 +650,14 @@ async fn run_dev(args: DevCli) -> ExitCode {
     // started only when something is allowed through it.
     let socket = data_dir.join("sui-relay.sock");
     let mut kms_endpoints: Vec<relay::NodeAddr> = kms.iter().map(|k| k.endpoint.clone()).collect();
+    if args.replica_faults && replicas < 2 {
+        eprintln!("error: --replica-faults needs --replicas > 1");
+        return ExitCode::FAILURE;
+    }
     // Replicas reach each other as in production: through the relay to a TCP peer listener
     // that splices into the replica's peer socket (one per replica here, on loopback).
     let mut peer_addrs = Vec::new();
+    let mut peer_nodes = Vec::new();
     if replicas > 1 {
         for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
             let listener = match peer_splice::bind("127.0.0.1:0".parse().expect("an address")).await
@@ -668,11 +679,42 @@ async fn run_dev(args: DevCli) -> ExitCode {
                 listener,
                 enclave_stream::EnclaveConnector::Unix(peer_socket),
             ));
-            kms_endpoints.push(relay::NodeAddr {
+            peer_nodes.push(relay::NodeAddr {
                 host: local.ip().to_string(),
                 port: local.port(),
             });
             peer_addrs.push(format!("relay:{local}"));
+        }
+    }
+    kms_endpoints.extend(peer_nodes.iter().cloned());
+    // With `--replica-faults`, each replica dials its peers through its own relay in front of
+    // that one, which knows the dialer and so each directed link, and puts the link's faults
+    // on it. (The peer list is in the configuration every replica attests, so it is the
+    // same for all; the relay a replica dials through is not.)
+    if args.replica_faults {
+        if replicas < 2 {
+            eprintln!("error: --replica-faults needs --replicas > 1");
+            return ExitCode::FAILURE;
+        }
+        let faults = peer_faults::LinkFaults::new(replicas);
+        let peers: Vec<String> = peer_nodes.iter().map(ToString::to_string).collect();
+        for paths in dev::ReplicaPaths::all(&data_dir, replicas) {
+            let Some(front) = &paths.peer_relay else {
+                continue;
+            };
+            let started = paths.prepare().and_then(|()| {
+                peer_faults::start_front(front, paths.slot, peers.clone(), socket.clone(), &faults)
+            });
+            if let Err(message) = started {
+                eprintln!("error: {message}");
+                return ExitCode::from(EXIT_CANNOT_LISTEN);
+            }
+        }
+        if let Err(message) =
+            peer_faults::serve_control(&data_dir.join("replica-faults.sock"), faults)
+        {
+            eprintln!("error: {message}");
+            return ExitCode::from(EXIT_CANNOT_LISTEN);
         }
     }
     // dev's kubelets run on this machine: loopback, on the kubelet port unless told others
@@ -777,6 +819,7 @@ async fn run_dev(args: DevCli) -> ExitCode {
         replicas,
         durable,
         peer_addrs,
+        fault_relays: args.replica_faults,
     };
     match dev::run(listener, settings, |enclave| args.tuning.options(enclave)).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -444,6 +444,26 @@ impl DevCluster {
             .map(str::to_string)
     }
 
+    /// Sends one command to `dev --replica-faults`'s control socket (`cut I J`, `delay I J MS`,
+    /// `reset I J`, `heal I J`, `heal`, `isolate K`), failing the test unless it answers `ok`.
+    #[track_caller]
+    pub fn replica_fault(&self, command: &str) {
+        use std::io::Read as _;
+        let socket = self.dir.path().join("replica-faults.sock");
+        let answer = std::os::unix::net::UnixStream::connect(&socket).and_then(|mut stream| {
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            stream.write_all(format!("{command}\n").as_bytes())?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer)?;
+            Ok(answer)
+        });
+        match answer {
+            Ok(answer) if answer == "ok\n" => {}
+            Ok(answer) => panic!("replica fault {command:?}: {}", answer.trim_end()),
+            Err(e) => panic!("replica fault {command:?}: {}: {e}", socket.display()),
+        }
+    }
+
     /// Pid of the proxy process.
     pub fn pid(&self) -> u32 {
         self.child.id()
