@@ -636,7 +636,7 @@ impl Fault {
 
     /// A host fault on the mesh or the disk, drawn from `net`, or `process` (the kill or stop
     /// drawn as before the network faults came, so that older seeds keep their schedules when
-    /// `NAUTILUS_REPLICA_HOST_FAULTS=0`). Resets only when `resets` (see [`RESETS_DEFAULT`]).
+    /// `NAUTILUS_REPLICA_HOST_FAULTS=0`). Resets unless turned off (see [`RESETS_DEFAULT`]).
     fn pick(process: Self, net: &mut Rng, resets: bool) -> Self {
         match net.below(12) {
             0..4 => process,
@@ -726,17 +726,12 @@ impl Drop for Lifted {
     }
 }
 
-/// Whether schedules reset peer links (`NAUTILUS_REPLICA_RESETS=1` turns them on). Off by
-/// default: they found a defect not fixed yet (issue 17). A forwarded write whose mesh link
-/// is reset after the leader received it is sent again on a new link
-/// (`PeerClient::call` in `enclave-runtime/src/replica/network/mod.rs` retries a request on a
-/// kept link after an I/O error or a close, which cannot tell "the peer closed it while
-/// idle" from "the peer executed it and the answer was lost"): the leader executes the create
-/// twice, commits the first and answers the client 409 AlreadyExists from the second. Two
-/// creates answered 409 whose values the watches delivered as ADDED, and a non-linearizable
-/// delete before them: `NAUTILUS_REPLICA_RESETS=1 NAUTILUS_REPLICA_SEED=1796673742557852350`
-/// (schedule 4, `Resets(6)`, while follower 0's link to leader 1 was reset).
-const RESETS_DEFAULT: u64 = 0;
+/// Whether schedules reset peer links (`NAUTILUS_REPLICA_RESETS=0` turns them off, to replay
+/// an older seed). They found a forwarded write sent again on a new link after its link was
+/// reset once the leader had it: the leader executed the create twice, committed the first
+/// and answered 409 AlreadyExists from the second (`NAUTILUS_REPLICA_SEED=1796673742557852350`,
+/// schedule 4). A forwarded request is now never sent again (`PeerClient::call`).
+const RESETS_DEFAULT: u64 = 1;
 
 /// A partition during which clients sent straight to the isolated replica.
 struct MinorityWindow {
