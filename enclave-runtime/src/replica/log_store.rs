@@ -591,12 +591,16 @@ impl RaftLogStorage<Nautilus> for SealedLog {
         // A replica's term is never below its log's last entry's (raft's invariant, which a
         // start under a new id, without a vote of its own, would break): below it, it would
         // take AppendEntries from a stale leader of a lower term and put that leader's entries
-        // after its own later-term ones. The floor is a vote for itself, never committed.
-        let floor = lock(&self.tail).last.map_or(0, |l| l.leader_id.term);
+        // after its own later-term ones. The floor is a vote for the leader that wrote that
+        // entry, never committed: that leader (its term's only one) and every later one are
+        // followed, earlier ones refused.
+        let Some(last) = lock(&self.tail).last else {
+            return Ok(sealed);
+        };
+        let floor = Vote::new(last.leader_id.term, last.leader_id.node_id);
         Ok(match sealed {
-            Some(vote) if vote.leader_id.term >= floor => Some(vote),
-            _ if floor == 0 => sealed,
-            _ => Some(Vote::new(floor, self.node)),
+            Some(vote) if vote.leader_id.term >= floor.leader_id.term => Some(vote),
+            _ => Some(floor),
         })
     }
 
@@ -1061,8 +1065,8 @@ mod tests {
     }
 
     /// A replica started under a new id on a log of later terms starts in its last entry's
-    /// term (a vote for itself, never a leadership), so a stale leader of a lower term cannot
-    /// append to it; a vote of its own above that floor is kept.
+    /// term (a vote for that entry's leader, never a leadership), so a stale leader of a lower
+    /// term cannot append to it; a vote of its own above that floor is kept.
     #[tokio::test]
     async fn a_start_without_a_vote_is_in_its_last_entrys_term() {
         let host = Arc::new(Mutex::new(Host::default()));
@@ -1072,8 +1076,8 @@ mod tests {
         drop(log);
         assert_eq!(
             open(&host, 7).await.read_vote().await.unwrap(),
-            Some(Vote::new(3, 7)),
-            "a new id: no vote of its own, the floor of its log"
+            Some(Vote::new(3, 1)),
+            "a new id: no vote of its own, the floor of its log's last entry's leader"
         );
         let mut log = open(&host, 1).await;
         log.save_vote(&Vote::new(5, 2)).await.unwrap();
