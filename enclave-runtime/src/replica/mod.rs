@@ -96,6 +96,17 @@ impl Replica {
         Ok(Self { raft, core, driver })
     }
 
+    /// Whether this replica is a voter and the change that made it one is complete: a
+    /// uniform configuration. A change cut short by a change of leader leaves a joint one
+    /// (the old voters and the new), whose voters include the joining replica; it asks again
+    /// until the change is finished, or the slot's old voter would stay a voter for good.
+    pub(crate) fn joined(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership.get_joint_config().len() == 1 && membership.voter_ids().any(|v| v == metrics.id)
+    }
+
     /// Stops openraft and the driver.
     pub(crate) async fn shutdown(&self) -> anyhow::Result<()> {
         self.raft.shutdown().await?;

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 
@@ -61,6 +62,24 @@ impl ReadRounds {
             .await
             .map_err(|_| "the read rounds stopped".to_string())?;
         round.result.clone()
+    }
+
+    /// Waits until `raft` applied everything committed when the read arrived: a read index
+    /// (within `wait`), then that index applied (within `wait` again).
+    pub(crate) async fn barrier(
+        &self,
+        raft: &super::types::Raft,
+        wait: Duration,
+    ) -> Result<(), String> {
+        let index = tokio::time::timeout(wait, self.index())
+            .await
+            .map_err(|_| "no read index in time: is a leader elected?".to_string())?
+            .map_err(|e| format!("no read index: {e}"))?;
+        raft.wait(Some(wait))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map_err(|e| format!("this replica did not catch up: {e}"))?;
+        Ok(())
     }
 
     /// Confirmation rounds run so far.

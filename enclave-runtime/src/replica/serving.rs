@@ -237,6 +237,8 @@ pub(crate) struct Identity {
     bootstrap: bool,
     /// Its store holds the cluster key (what it tells starting peers).
     holds_cluster: Arc<AtomicBool>,
+    /// The cluster key's blobs its store held at this start ([`Identity::answer_peers`]).
+    own_blobs: Option<crate::kms::KeyBlobs>,
     /// Answers peers until the replica's own server takes its listener.
     starting: Option<StartingServer>,
     mesh: Mesh,
@@ -315,6 +317,7 @@ impl Identity {
             peers: cli.replica_peers.clone(),
             bootstrap: false,
             holds_cluster: Arc::new(AtomicBool::new(false)),
+            own_blobs: None,
             starting: None,
             mesh: Mesh::with_relay(endpoint, relay.clone(), cli.replica_peers.clone()),
             attestation,
@@ -377,29 +380,34 @@ impl Identity {
 
     /// The leader's slot, if a peer that answers leads.
     async fn leader_among_peers(&self) -> Option<u8> {
+        self.summaries().await.iter().find_map(|s| s.leader)
+    }
+
+    /// The summaries of the other replicas that answer.
+    async fn summaries(&self) -> Vec<PeerSummary> {
+        let mut answers = Vec::new();
         for addr in self.others() {
             let answer = self
                 .mesh
                 .call_address(addr, Kind::Summary, &[], SUMMARY_WAIT)
-                .await;
-            if let Ok(PeerSummary {
-                leader: Some(leader),
-                ..
-            }) = answer
+                .await
                 .map_err(|e| e.to_string())
-                .and_then(|a| decode::<PeerSummary>(&a).map_err(|e| e.to_string()))
-            {
-                return Some(leader);
+                .and_then(|a| decode::<PeerSummary>(&a).map_err(|e| e.to_string()));
+            match answer {
+                Ok(summary) => answers.push(summary),
+                Err(e) => tracing::debug!(peer = addr, error = %e, "no summary from the peer"),
             }
         }
-        None
+        answers
     }
 
     /// Starts answering peers on `--replica-listen` while this replica starts: whether its
-    /// `store` holds the cluster key, read before the first answer.
+    /// `store` holds the cluster key, read (once, for [`Self::ensure_key_blobs`] too) before
+    /// the first answer.
     pub(crate) async fn answer_peers(&mut self, cli: &Cli, store: &SinkAddr) -> anyhow::Result<()> {
-        let holds = crate::kms::key_blobs(store).await?.is_some();
-        self.holds_cluster.store(holds, Ordering::Release);
+        self.own_blobs = crate::kms::key_blobs(store).await?;
+        self.holds_cluster
+            .store(self.own_blobs.is_some(), Ordering::Release);
         let listen = cli
             .replica_listen
             .clone()
@@ -422,19 +430,7 @@ impl Identity {
             return false;
         }
         for round in 0u64.. {
-            let mut answers = Vec::new();
-            for addr in self.others() {
-                let answer = self
-                    .mesh
-                    .call_address(addr, Kind::Summary, &[], SUMMARY_WAIT)
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|a| decode::<PeerSummary>(&a).map_err(|e| e.to_string()));
-                match answer {
-                    Ok(summary) => answers.push(summary),
-                    Err(e) => tracing::debug!(peer = addr, error = %e, "bootstrap: no summary"),
-                }
-            }
+            let answers = self.summaries().await;
             match bootstrap_decision(self.peers.len(), &answers) {
                 BootstrapDecision::Make => {
                     tracing::info!(
@@ -477,12 +473,11 @@ impl Identity {
     /// only an attested enclave gets KMS to unwrap the key). `None`: a bootstrapping replica
     /// whose store has none yet lets KMS make them.
     pub(crate) async fn ensure_key_blobs(
-        &self,
+        &mut self,
         store: &SinkAddr,
     ) -> anyhow::Result<Option<crate::kms::KeyBlobs>> {
-        let own = crate::kms::key_blobs(store).await?;
-        if self.bootstrap || own.is_some() {
-            return Ok(own);
+        if self.bootstrap || self.own_blobs.is_some() {
+            return Ok(self.own_blobs.take());
         }
         for round in 0u64.. {
             for addr in self.others() {
@@ -521,14 +516,6 @@ struct JoinRequest {
     member: Member,
     /// The last log index its sealed log held when it started (none: empty).
     last_log: Option<u64>,
-}
-
-/// Whether `id` is a voter of `membership` and the change that made it one is complete: a
-/// uniform configuration. A change cut short by a change of leader leaves a joint one (the
-/// old voters and the new), whose voters include the joining replica; it asks again until
-/// the change is finished, or the slot's old voter would stay a voter for good.
-pub(super) fn joined(membership: &openraft::Membership<NodeId, Member>, id: NodeId) -> bool {
-    membership.get_joint_config().len() == 1 && membership.voter_ids().any(|v| v == id)
 }
 
 /// The voters once replica `id` of `slot` replaces its slot's earlier voter (from a joint
@@ -863,17 +850,10 @@ impl Replicated {
     /// for every read that arrived before it began) and this replica applies up to that
     /// index.
     pub(crate) async fn read_barrier(&self) -> Result<(), Error> {
-        let index = tokio::time::timeout(READ_INDEX_WAIT, self.reads.index())
+        self.reads
+            .barrier(&self.replica.raft, READ_INDEX_WAIT)
             .await
-            .map_err(|_| unavailable("no read index in time: is a leader elected?"))?
-            .map_err(|e| unavailable(&format!("no read index: {e}")))?;
-        self.replica
-            .raft
-            .wait(Some(READ_INDEX_WAIT))
-            .applied_index_at_least(Some(index), "read index")
-            .await
-            .map_err(|e| unavailable(&format!("this replica did not catch up: {e}")))?;
-        Ok(())
+            .map_err(|e| unavailable(&e))
     }
 
     /// Passes `request` on to the leader and returns its answer.
@@ -1060,15 +1040,7 @@ impl Replicated {
     }
 
     fn is_voter(&self) -> bool {
-        joined(
-            self.replica
-                .raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership(),
-            self.id,
-        )
+        self.replica.joined()
     }
 
     /// On the leader: adds the replica as a learner, waits for it to catch up, and makes it

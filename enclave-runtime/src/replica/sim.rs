@@ -40,7 +40,7 @@ use super::log_store::SealedLog;
 use super::network::ChannelNetwork;
 use super::read_index::{Confirm, ReadRounds};
 use super::serving::{
-    ASK_AGAIN, COMMIT_WAIT, FORWARD_WAIT, JOIN_WAIT, READ_INDEX_WAIT, joined, voters_with,
+    ASK_AGAIN, COMMIT_WAIT, FORWARD_WAIT, JOIN_WAIT, READ_INDEX_WAIT, voters_with,
 };
 use super::state_machine::ReplicaCore;
 use super::tests::{SERIAL, TestHost, agree, config, member};
@@ -175,17 +175,9 @@ impl Node {
         self.replica.raft.metrics().borrow().state == ServerState::Leader
     }
 
-    /// Its join is complete (`serving::joined`).
+    /// Its join is complete (`Replica::joined`).
     fn joined(&self) -> bool {
-        joined(
-            self.replica
-                .raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership(),
-            self.id,
-        )
+        self.replica.joined()
     }
 
     fn voters(&self) -> BTreeSet<NodeId> {
@@ -626,20 +618,12 @@ async fn serve(sim: &Sim, node: &Node, method: Method, path: &str, body: &[u8]) 
     answer
 }
 
-/// Waits until `node` applied everything committed when the read arrived
-/// (`Replicated::read_barrier`).
+/// Waits until `node` applied everything committed when the read arrived (the serving
+/// code's own barrier, `ReadRounds::barrier`).
 async fn read_barrier(node: &Node) -> Result<(), String> {
-    let index = tokio::time::timeout(READ_INDEX_WAIT, node.reads.index())
+    node.reads
+        .barrier(&node.replica.raft, READ_INDEX_WAIT)
         .await
-        .map_err(|_| "no read index in time".to_string())?
-        .map_err(|e| format!("no read index: {e}"))?;
-    node.replica
-        .raft
-        .wait(Some(READ_INDEX_WAIT))
-        .applied_index_at_least(Some(index), "read index")
-        .await
-        .map_err(|e| format!("did not catch up: {e}"))?;
-    Ok(())
 }
 
 /// The leader's answer to a join (`serving::JoinAnswer`).
