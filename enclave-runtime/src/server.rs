@@ -180,6 +180,24 @@ impl Shared {
             .send_if_modified(|r| std::mem::replace(r, revision) != revision);
     }
 
+    /// Whether this enclave writes now, and as which leadership: one enclave alone always
+    /// writes (`Some(0)`); a replica writes while it leads and its core took over (that
+    /// take-over's random epoch), and `None` while it follows. A replica that leads again
+    /// gets a new epoch, so a task that acts as the writer (the Sui reader) sees that its
+    /// leadership ended in between, and what it wrote uncommitted may be gone.
+    pub(crate) fn writing_epoch(&self) -> Option<u64> {
+        match &self.core {
+            CoreCell::Alone { .. } => Some(0),
+            CoreCell::Replicated(core) => {
+                let state = core.lock();
+                state
+                    .writer
+                    .filter(|_| !state.cluster.follows())
+                    .map(|writer| writer.epoch)
+            }
+        }
+    }
+
     pub(crate) fn lock(&self) -> CoreGuard<'_> {
         match &self.core {
             // A panic cannot leave the core half-written: core is panic-free and every write
@@ -731,9 +749,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tokio::spawn(run_timers(shared.clone()));
     crate::heap::spawn_trimmer();
-    if shared.replicated.is_some() && !cli.sui_nodes.is_empty() {
-        tracing::warn!("the Sui reader does not run on replicas yet: stake events are not read");
-    } else if let Some(options) = sui_reader_options(&cli, &config)? {
+    if let Some(options) = sui_reader_options(&cli, &config)? {
+        // On replicas it reads while this replica leads.
         tracing::info!(nodes = %options.nodes.join(","), "sui reader: reading stake events from full nodes (node-read)");
         crate::sui::spawn(shared.clone(), options);
     }

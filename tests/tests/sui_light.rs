@@ -29,12 +29,22 @@ fn light_cluster(
     package: [u8; 32],
     extra: &[&str],
 ) -> (Arc<Mutex<LightChain>>, LightNode, SuiDev) {
+    light_cluster_with(rt, package, &[], extra)
+}
+
+/// [`light_cluster`] with `dev` options (`--replicas 3`).
+fn light_cluster_with(
+    rt: &tokio::runtime::Runtime,
+    package: [u8; 32],
+    dev_args: &[&str],
+    extra: &[&str],
+) -> (Arc<Mutex<LightChain>>, LightNode, SuiDev) {
     let chain = Arc::new(Mutex::new(LightChain::new(package, 4)));
     let node = start_light(rt.handle(), chain.clone());
     let anchor = anchor_arg(&chain.lock().unwrap());
     let mut args = vec!["--min-trust-level=light-client", anchor.as_str()];
     args.extend_from_slice(extra);
-    let dev = SuiDev::start(&package, &[node.addr], &node.ca_pem, &args);
+    let dev = SuiDev::start_with(&package, &[node.addr], &node.ca_pem, dev_args, &args);
     (chain, node, dev)
 }
 
@@ -406,4 +416,39 @@ fn a_withheld_settlement_is_caught_at_the_next_proof_and_re_read_from_the_last_p
         "{}",
         dev.logs()
     );
+}
+
+/// Issue 17: on `dev --replicas 3` the leader runs the light client; after `kill -9` of the
+/// leader the new one verifies the stream from the anchor itself (a follower never read Sui)
+/// and goes on: a stake deposited after the failover admits at `light-client`, and every
+/// replica holds each stake once, at the verified trust level.
+#[test]
+fn on_replicas_a_new_leader_verifies_from_the_anchor_and_goes_on() {
+    const REPLICAS: usize = 3;
+    let rt = runtime();
+    let package = [0x7c; 32];
+    let (a, stake_a) = ([71u8; 32], [72u8; 32]);
+    let (b, stake_b) = ([73u8; 32], [74u8; 32]);
+    let (chain, _node, dev) = light_cluster_with(&rt, package, &["--replicas", "3"], &[]);
+    settle(&chain, vec![vec![deposit(&a, stake_a, TWO_SUI)]]);
+    dev.register_until(&a, &stake_a, "light-replica-a", 200);
+    let leader = dev.leading_slot(REPLICAS).expect("a leader");
+    nautilus_tests::signal(dev.replica_pid(leader).expect("the leader's pid"), 9);
+
+    settle(&chain, vec![vec![deposit(&b, stake_b, TWO_SUI)]]);
+    dev.register_until(&b, &stake_b, "light-replica-b", 200);
+    let new_leader = dev
+        .leading_slot(REPLICAS)
+        .expect("a leader after the failover");
+    assert_ne!(new_leader, leader, "the killed replica cannot lead at once");
+    wait_for("every replica to hold both stakes", &dev, || {
+        (0..REPLICAS).all(|slot| {
+            [stake_a, stake_b].iter().all(|stake| {
+                dev.replica_stake(slot, stake)
+                    .is_some_and(|(_, amount, trust)| {
+                        amount == TWO_SUI.to_string() && trust == "light-client"
+                    })
+            })
+        })
+    });
 }

@@ -402,3 +402,134 @@ fn a_node_serving_malformed_or_failing_data_is_failed_over_and_nothing_of_it_app
     }
     dev.register_until(&a, &stake_a, "failover-a", 401);
 }
+
+/// Issue 17: on `dev --replicas 3` the leader reads Sui and its batches reach the other
+/// replicas in the log. `kill -9` of the leader part-way through the chain: the new leader
+/// reads on from what was committed, so every replica ends with every event applied exactly
+/// once (the stake's amount is the sum of its top-ups and slashes), a worker whose stake
+/// appears after the failover is admitted, and no replica reports Sui as stale (a follower
+/// does not read it: the leader's progress is what counts).
+#[test]
+fn on_replicas_the_leader_reads_sui_and_a_new_leader_goes_on_exactly_once() {
+    const REPLICAS: usize = 3;
+    const CHECKPOINTS: u64 = 200;
+    let rt = runtime();
+    let package = [0xa7; 32];
+    let (owner, stake) = ([97u8; 32], [98u8; 32]);
+    let chain = Arc::new(Mutex::new(ChainState::default()));
+    let (checkpoints, expected) = sui_fixture::top_ups(stake, owner, CHECKPOINTS);
+    let mut checkpoints = checkpoints.into_iter();
+    {
+        let mut c = chain.lock().unwrap();
+        for transactions in checkpoints.by_ref().take(CHECKPOINTS as usize / 2) {
+            c.push(transactions);
+        }
+    }
+    let node = sui_fixture::start(rt.handle(), package, chain.clone());
+    let dev = SuiDev::start_with(
+        &package,
+        &[node.addr],
+        &node.ca_pem,
+        &["--replicas", "3"],
+        &["--sui-stale-after=2"],
+    );
+
+    // The leader reads the first half; the second half comes slowly (200 ms a read, 16 in
+    // flight), and the leader is killed part-way through it.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let half = CHECKPOINTS / 2;
+    while !(0..REPLICAS).any(|slot| {
+        dev.replica_stake(slot, &stake)
+            .is_some_and(|(c, _, _)| c == half - 1)
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no replica read the first half of the chain:\n{}",
+            dev.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    {
+        let mut c = chain.lock().unwrap();
+        c.faults.delay = Duration::from_millis(200);
+        for transactions in checkpoints {
+            c.push(transactions);
+        }
+    }
+    let (leader, at_kill) = loop {
+        if let Some(slot) = dev.leading_slot(REPLICAS)
+            && let Some((checkpoint, _, _)) = dev.replica_stake(slot, &stake)
+            && checkpoint >= half + 10
+        {
+            break (slot, checkpoint);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica led and read Sui:\n{}",
+            dev.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pid = dev.replica_pid(leader).expect("the leader's pid");
+    nautilus_tests::signal(pid, 9);
+    assert!(
+        at_kill < CHECKPOINTS - 1,
+        "the whole chain was read before the kill: nothing left for the next leader"
+    );
+
+    // Every replica (the killed one restarted by dev under a new id) ends at the chain's last
+    // checkpoint with each event applied once.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let positions: Vec<_> = (0..REPLICAS)
+            .map(|slot| dev.replica_stake(slot, &stake))
+            .collect();
+        if positions
+            .iter()
+            .all(|p| p.as_ref().is_some_and(|(c, _, _)| *c == CHECKPOINTS - 1))
+        {
+            for (slot, position) in positions.iter().enumerate() {
+                let (_, amount, trust) = position.as_ref().unwrap();
+                assert_eq!(
+                    *amount,
+                    expected.to_string(),
+                    "replica {slot}: the stake's amount after the failover"
+                );
+                assert_eq!(trust, "node-read", "replica {slot}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replicas did not all read the chain after the leader was killed (at {at_kill}): {positions:?}\n{}",
+            dev.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let new_leader = dev
+        .leading_slot(REPLICAS)
+        .expect("a leader after the failover");
+    assert_ne!(new_leader, leader, "the killed replica cannot lead at once");
+
+    // A stake deposited after the failover admits its worker (registered through the proxy).
+    let (secret, stake2) = ([99u8; 32], [100u8; 32]);
+    chain.lock().unwrap().push(vec![vec![ChainEvent::Deposit {
+        stake: stake2,
+        owner: ed25519_address(&secret).0,
+        amount: 2_000_000_000,
+    }]]);
+    dev.register_until(&secret, &stake2, "replica-sui-worker", 200);
+
+    // Past the staleness limit, no replica reports Sui as stale: the leader reaches the tip,
+    // and the followers (the deposed leader's new process among them) do not read Sui.
+    std::thread::sleep(Duration::from_secs(3));
+    for slot in 0..REPLICAS {
+        let (status, text) = dev
+            .replica_request_within(slot, "GET", "/readyz?verbose", None, Duration::from_secs(5))
+            .expect("readyz");
+        assert!(
+            text.contains("[+]sui-stake-registry ok"),
+            "replica {slot} ({status}): {text}"
+        );
+    }
+}

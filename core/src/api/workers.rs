@@ -505,6 +505,12 @@ impl Cluster {
         self.registrations.sui_reader_since.get_or_insert(now);
     }
 
+    /// The runtime's Sui reader stopped here: this cluster stepped down, and the writer
+    /// reads Sui (its batches arrive as records), so silence here is no staleness.
+    pub(crate) fn sui_reader_stopped(&mut self) {
+        self.registrations.sui_reader_since = None;
+    }
+
     /// Seconds without Sui progress (counted from the reader's start before the first), when
     /// the runtime reads Sui itself.
     fn sui_stale_secs(&self, now: UnixTime) -> Option<u64> {
@@ -860,6 +866,26 @@ mod tests {
         s.sui_synced(T0.plus_secs(400));
         assert!(s.sui_readiness(T0.plus_secs(400)).is_ok());
         assert_eq!(register(&mut s, T0.plus_secs(400)).0, 200);
+    }
+
+    #[test]
+    fn a_replica_that_steps_down_stops_reading_sui_and_reports_no_staleness() {
+        let mut s = server(TrustLevel::RelayPushed);
+        s.sui_reader_started(T0);
+        s.apply_sui_batch(T0, &deposit(1, 'A'), &mut TrustTheFullNode)
+            .unwrap();
+        assert!(s.sui_readiness(T0.plus_secs(60)).is_err());
+        s.step_down();
+        assert!(s.follows());
+        // The writer reads Sui now: silence here is no staleness, and a batch is refused.
+        assert!(s.sui_readiness(T0.plus_secs(10_000)).is_ok());
+        assert_eq!(s.sui_status(T0.plus_secs(10_000)).stale_secs, None);
+        let refused = s.apply_sui_batch(T0.plus_secs(61), &deposit(2, 'A'), &mut TrustTheFullNode);
+        assert!(
+            matches!(refused, Err(crate::Error::NotLeader)),
+            "{refused:?}"
+        );
+        assert_eq!(s.stakes().last_checkpoint(), Some(1));
     }
 }
 

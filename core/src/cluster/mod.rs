@@ -570,13 +570,15 @@ impl Cluster {
 
     /// Stops writing: every write (requests, timers, stake batches) is refused with
     /// [`crate::Error::NotLeader`] while recorded changes are still replayed
-    /// ([`Cluster::replay_record`]). What was journaled before stays for
+    /// ([`Cluster::replay_record`]), and Sui staleness is no longer reported here (the
+    /// writer reads Sui). What was journaled before stays for
     /// [`Cluster::take_records`]. The runtime stops calling [`Cluster::handle_timeout`] too:
     /// the writer runs the controllers, and their writes arrive here as records.
     pub fn step_down(&mut self) {
         // The refusal is the journal's: it applies while journaling is on.
         self.journal.on = true;
         self.refuse_writes(Some(crate::Error::NotLeader));
+        self.sui_reader_stopped();
     }
 
     /// Journals every change from `now` on and takes writes; the bootstrap objects are

@@ -349,6 +349,12 @@ impl Cluster {
         self.journal.refusal = refusal;
     }
 
+    /// Whether this cluster stepped down ([`Cluster::step_down`]): another replica writes,
+    /// and its records are replayed here.
+    pub fn follows(&self) -> bool {
+        matches!(self.journal.refusal, Some(Error::NotLeader))
+    }
+
     /// Whether the journal takes a write now (see [`Cluster::refuse_writes`]).
     pub(crate) fn journal_admits(&self) -> Result<(), Error> {
         self.journal.admits(self.config.max_pending_changes)

@@ -91,14 +91,26 @@ pub(crate) fn parse_trust_anchor(text: &str) -> Result<TrustAnchor, String> {
 
 /// Reads the stream from the nodes in turn, forever, keeping what verification established.
 pub(super) async fn run(shared: Arc<Shared>, options: ReaderOptions, anchor: ValidatorCommittee) {
-    let mut verified = Verified {
+    let fresh = || Verified {
         head: EventStreamHead::default(),
         next: options.start,
-        committee: anchor,
+        committee: anchor.clone(),
     };
+    let mut verified = fresh();
+    let mut leadership = None;
     let mut failover = Failover::new("light-client");
     for node in options.nodes.iter().cycle() {
-        let failure = session(&shared, &options, &mut verified, node, &mut failover).await;
+        let epoch = reader::until_writing(&shared).await;
+        if leadership
+            .replace(epoch)
+            .is_some_and(|before| before != epoch)
+        {
+            // A replica that leads again: what it applied under its earlier leadership may
+            // have been dropped uncommitted, so it verifies from the start again, as a
+            // restart does (the core ignores the checkpoints it holds).
+            verified = fresh();
+        }
+        let failure = session(&shared, &options, &mut verified, node, epoch, &mut failover).await;
         if let Failure::Refused(_) = failure {
             // Checkpoints passed as quiet since the last proven head were the refused node's
             // word only (it may have withheld a settlement): read them again.
@@ -166,6 +178,7 @@ async fn session(
     options: &ReaderOptions,
     verified: &mut Verified,
     node: &str,
+    epoch: u64,
     failover: &mut Failover,
 ) -> Failure {
     let channel = match node::channel(options, node) {
@@ -180,6 +193,9 @@ async fn session(
     let head_id = derive_event_stream_head_object_id(stream_id);
     let mut light = LightClient::new(client, verified.committee.clone());
     loop {
+        if let Err(failure) = reader::still_writing(shared, epoch) {
+            return failure;
+        }
         let tip = match failover.tip(&channel).await {
             Ok(t) => t,
             Err(failure) => return failure,
@@ -201,7 +217,7 @@ async fn session(
         };
         match verify_round(&mut light, &verified.head, head_id, &events, &settlements).await {
             Ok(new_head) => {
-                if let Err(failure) = apply(shared, options, &events) {
+                if let Err(failure) = apply(shared, options, epoch, &events) {
                     return failure;
                 }
                 if let Some(head) = new_head {
@@ -525,6 +541,7 @@ fn page_continues(
 fn apply(
     shared: &Shared,
     options: &ReaderOptions,
+    epoch: u64,
     released: &[AuthenticatedEvent],
 ) -> Result<(), Failure> {
     let mut start = 0;
@@ -535,7 +552,7 @@ fn apply(
             .map_or(released.len(), |n| start + n);
         let batch = batch(first.checkpoint, &released[start..end], &options.package)
             .map_err(Failure::Refused)?;
-        reader::hand_to_core(shared, &batch, &mut TrustTheCommittee).map_err(Failure::Refused)?;
+        reader::hand_to_core(shared, epoch, &batch, &mut TrustTheCommittee)?;
         crate::metrics::sui_light_client_events(batch.events.len());
         start = end;
     }
@@ -731,6 +748,7 @@ mod tests {
         match result {
             Err(Failure::Refused(why)) => why,
             Err(Failure::Transient(why)) => panic!("transient, not refused: {why}"),
+            Err(Failure::NotWriting) => panic!("not writing, not refused"),
             Ok(_) => panic!("accepted"),
         }
     }

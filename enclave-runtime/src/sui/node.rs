@@ -27,6 +27,10 @@ pub(super) enum Failure {
     /// The node served something refused (rollback, malformed or unverifiable data):
     /// reported, the next node.
     Refused(String),
+    /// This enclave no longer writes as the leadership the session began under (a replica
+    /// that stopped leading, or leads again after what it wrote uncommitted may have been
+    /// dropped): no fault of the node; the reader waits until it writes and starts over.
+    NotWriting,
 }
 
 /// The state of failing over between nodes, kept across sessions: the backoff before the next
@@ -57,6 +61,10 @@ impl Failover {
     pub(super) async fn failed(&mut self, node: &str, failure: &Failure) {
         let level = self.level;
         match failure {
+            Failure::NotWriting => {
+                tracing::info!(node = %node, level, "sui reader: this replica stopped writing; the leader reads Sui");
+                return;
+            }
             Failure::Transient(why) => {
                 tracing::warn!(node = %node, level, error = %why, "sui reader: node failed; trying the next");
             }

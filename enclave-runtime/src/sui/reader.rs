@@ -42,9 +42,9 @@ pub(crate) struct ReaderOptions {
     pub(crate) anchor: Option<sui_sdk_types::ValidatorCommittee>,
 }
 
-/// Starts the reader task.
+/// Starts the reader task. On replicas every replica runs it, and it reads only while its
+/// replica writes (see [`until_writing`]).
 pub(crate) fn spawn(shared: Arc<Shared>, options: ReaderOptions) {
-    shared.lock().sui_reader_started(now());
     match options.anchor.clone() {
         Some(anchor) => tokio::spawn(super::light::run(shared, options, anchor)),
         None => tokio::spawn(run(shared, options)),
@@ -54,8 +54,33 @@ pub(crate) fn spawn(shared: Arc<Shared>, options: ReaderOptions) {
 async fn run(shared: Arc<Shared>, options: ReaderOptions) {
     let mut failover = Failover::new("node-read");
     for node in options.nodes.iter().cycle() {
-        let failure = session(&shared, &options, node, &mut failover).await;
+        let epoch = until_writing(&shared).await;
+        let failure = session(&shared, &options, node, epoch, &mut failover).await;
         failover.failed(node, &failure).await;
+    }
+}
+
+/// Waits until this enclave writes and returns as which leadership
+/// ([`Shared::writing_epoch`]): one enclave alone at once; a replica while it leads, since
+/// only the writer reads Sui (its batches reach the other replicas as log entries, and
+/// a follower's core refuses them). From then on the reader counts as started: silence is
+/// reported as staleness.
+pub(super) async fn until_writing(shared: &Shared) -> u64 {
+    loop {
+        if let Some(epoch) = shared.writing_epoch() {
+            shared.lock().sui_reader_started(now());
+            return epoch;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `Err(NotWriting)` once this enclave no longer writes as the leadership `epoch`.
+pub(super) fn still_writing(shared: &Shared, epoch: u64) -> Result<(), Failure> {
+    if shared.writing_epoch() == Some(epoch) {
+        Ok(())
+    } else {
+        Err(Failure::NotWriting)
     }
 }
 
@@ -89,20 +114,26 @@ async fn fetch(mut client: LedgerServiceClient<Channel>, sequence: u64) -> Fetch
 }
 
 /// Applies one checkpoint's batch in the core (stakes recorded at `verifier`'s trust level),
-/// wakes the watchers of what changed and logs what it did; `Err` says why the core refused.
+/// wakes the watchers of what changed and logs what it did, while this enclave still writes
+/// as the leadership `epoch`; `Err` says why the core refused.
 pub(super) fn hand_to_core(
     shared: &Shared,
+    epoch: u64,
     batch: &EventBatch,
     verifier: &mut dyn EventVerifier,
-) -> Result<PushOutcome, String> {
+) -> Result<PushOutcome, Failure> {
+    still_writing(shared, epoch)?;
     let (outcome, revision) = {
         let mut core = shared.lock();
         let outcome = core.apply_sui_batch(now(), batch, verifier);
         (outcome, core.store().revision())
     };
     shared.written(revision);
-    let outcome =
-        outcome.map_err(|e| format!("checkpoint {}: {}", batch.checkpoint, e.message()))?;
+    let outcome = outcome.map_err(|e| match e {
+        // Deposed between the check and the lock.
+        nautilus_core::Error::NotLeader => Failure::NotWriting,
+        e => Failure::Refused(format!("checkpoint {}: {}", batch.checkpoint, e.message())),
+    })?;
     if outcome.applied > 0 || !outcome.revoked.is_empty() {
         tracing::info!(
             checkpoint = batch.checkpoint,
@@ -121,6 +152,7 @@ async fn session(
     shared: &Shared,
     options: &ReaderOptions,
     node: &str,
+    epoch: u64,
     failover: &mut Failover,
 ) -> Failure {
     let channel = match node::channel(options, node) {
@@ -129,6 +161,9 @@ async fn session(
     };
     let client = LedgerServiceClient::new(channel.clone());
     loop {
+        if let Err(failure) = still_writing(shared, epoch) {
+            return failure;
+        }
         let tip = match failover.tip(&channel).await {
             Ok(tip) => tip,
             Err(failure) => return failure,
@@ -181,12 +216,9 @@ async fn session(
                     return Failure::Refused(format!("checkpoint {sequence}: {why}"));
                 }
             };
-            match hand_to_core(shared, &batch, &mut TrustTheFullNode) {
-                Ok(_) => {}
-                Err(why) => {
-                    abort_all(&mut in_flight);
-                    return Failure::Refused(why);
-                }
+            if let Err(failure) = hand_to_core(shared, epoch, &batch, &mut TrustTheFullNode) {
+                abort_all(&mut in_flight);
+                return failure;
             }
             failover.progressed();
         }

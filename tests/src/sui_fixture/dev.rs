@@ -32,6 +32,17 @@ impl SuiDev {
         ca_pem: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_with(package, nodes, ca_pem, &[], extra)
+    }
+
+    /// [`SuiDev::start`] with `dev` options too (e.g. `--replicas 3`).
+    pub fn start_with(
+        package: &[u8; 32],
+        nodes: &[std::net::SocketAddr],
+        ca_pem: &str,
+        dev_args: &[&str],
+        extra: &[&str],
+    ) -> Self {
         let ca_dir = tempfile::tempdir().expect("temp dir");
         let ca_file = ca_dir.path().join("sui-ca.pem");
         std::fs::write(&ca_file, ca_pem).expect("write CA");
@@ -41,6 +52,7 @@ impl SuiDev {
             format!("--sui-package={}", hex32(package)),
             "--exit-with-parent".to_string(),
         ];
+        proxy_args.extend(dev_args.iter().map(|a| a.to_string()));
         proxy_args.extend(nodes.iter().map(|node| format!("--sui-node={node}")));
         let mut enclave_args = vec![format!("--sui-ca-file={}", ca_file.display())];
         enclave_args.extend(extra.iter().map(|a| a.to_string()));
@@ -137,6 +149,40 @@ impl SuiDev {
             reply.status,
             String::from_utf8_lossy(&reply.body).into_owned(),
         )
+    }
+
+    /// With `--replicas`: the slot whose replica says it leads (its `/readyz?verbose` line
+    /// about itself).
+    pub fn leading_slot(&self, replicas: usize) -> Option<usize> {
+        (0..replicas).find(|&slot| {
+            self.replica_line(slot).is_some_and(|line| {
+                line.starts_with("[+]replica")
+                    && line.split_whitespace().any(|f| f == "role=leader")
+            })
+        })
+    }
+
+    /// With `--replicas`: `GET /api/v1/sui-events?stake=` on replica `slot`'s own socket: the
+    /// registry's checkpoint and the stake's amount and trust level there.
+    pub fn replica_stake(&self, slot: usize, stake: &[u8; 32]) -> Option<(u64, String, String)> {
+        let (status, body) = self
+            .replica_request_within(
+                slot,
+                "GET",
+                &format!("/api/v1/sui-events?stake={}", hex32(stake)),
+                None,
+                Duration::from_secs(5),
+            )
+            .ok()?;
+        if status != 200 {
+            return None;
+        }
+        let view: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some((
+            view["checkpoint"].as_u64()?,
+            view["stake"]["amount"].as_str()?.to_string(),
+            view["stake"]["trust"].as_str()?.to_string(),
+        ))
     }
 
     /// Registers until the answer is `want` (the reader is asynchronous), or panics.
