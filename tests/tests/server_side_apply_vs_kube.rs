@@ -17,8 +17,9 @@ const DEP: &str = "/apis/apps/v1/namespaces/default/deployments";
 /// What must match: the code, and either the error Status (causes sorted: kube lists them in
 /// Go map order) or the managed fields (sorted: entries written in the same second sort by
 /// name, in different seconds by time, which the two servers need not share). The reference
-/// runs no kube-controller-manager, so the entries Nautilus's controllers record under that
-/// name (a Deployment's revision annotation and status) are left out.
+/// runs no kube-controller-manager and no kube-scheduler, so the entries Nautilus's
+/// controllers and scheduler record under those names (a Deployment's revision annotation and
+/// status, a pod's `PodScheduled` condition) are left out.
 fn comparable(status: u16, body: &Value) -> Value {
     if body["kind"] == "Status" {
         let mut body = body.clone();
@@ -31,7 +32,8 @@ fn comparable(status: u16, body: &Value) -> Value {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    entries.retain(|e| e["manager"] != "kube-controller-manager");
+    entries
+        .retain(|e| e["manager"] != "kube-controller-manager" && e["manager"] != "kube-scheduler");
     for e in &mut entries {
         if let Some(t) = e.get_mut("time") {
             *t = json!("<time>");
@@ -455,6 +457,23 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
             None,
         ),
     ];
+    // What a create's manager owns is the object before mutating admission, the strategy and
+    // allocation: not a pod's token volume, tolerations or priority, a Service's cluster IPs
+    // or a Job's generated selector. (The reference runs no controllers: the ServiceAccount
+    // admission needs is made there by hand.)
+    let created = "apiVersion: v1\nkind: Pod\nmetadata: {name: p1}\nspec:\n  priorityClassName: system-node-critical\n  containers: [{name: c, image: nginx:1.25}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc1}\nspec:\n  selector: {app: a}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: job1}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cj1}\nspec:\n  schedule: \"*/5 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: busybox}]\n";
+    let made = kube
+        .kubectl
+        .run(&["create", "serviceaccount", "default"], None);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let commands: Vec<(Vec<&str>, Option<String>)> = commands
+        .into_iter()
+        .chain([(vec!["create", "-f", "-"], Some(created.to_string()))])
+        .collect();
     for (args, input) in &commands {
         let kube_out = kube.kubectl.run(args, input.as_deref());
         let dev_out = dev_kubectl.run(args, input.as_deref());
@@ -472,7 +491,14 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
             args.join(" ")
         );
     }
-    for what in [["cm", "s"], ["deployment", "web"]] {
+    for what in [
+        ["cm", "s"],
+        ["deployment", "web"],
+        ["pod", "p1"],
+        ["service", "svc1"],
+        ["job", "job1"],
+        ["cronjob", "cj1"],
+    ] {
         let args = [
             "get",
             what[0],

@@ -24,12 +24,42 @@ fn set_default(map: &mut Map<String, Value>, key: &str, default: Value) {
     }
 }
 
+/// How far a write has gone when defaults are applied.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// As kube decodes a request (its `SetDefaults_*`): what the field manager records a
+    /// create's ownership from, before mutating admission, the strategy and allocation.
+    Decoded,
+    /// Everything kube does before storing: also the strategy's create-time fields (a Job's
+    /// generated selector), DefaultTolerationSeconds and the priority, and a Service's
+    /// prepared IP families.
+    Stored,
+}
+
 /// Applies defaults to `obj` of `resource` (`old` is the stored version on update).
 pub(crate) fn apply(
     resource: ResourceId,
     obj: &mut Value,
     old: Option<&Value>,
     _now: UnixTime,
+) -> Result<(), Error> {
+    apply_stage(resource, obj, old, Stage::Stored)
+}
+
+/// The defaults a create request has once decoded (kube's `SetDefaults_*`, nothing that
+/// admission, the strategy or allocation add later): the object whose fields a create's
+/// manager owns. kube's field manager runs before mutating admission, so what admission adds
+/// (a pod's token volume, tolerations, priority; a Service's cluster IPs; a Job's generated
+/// selector) belongs to no manager.
+pub(crate) fn decoded(resource: ResourceId, obj: &mut Value) -> Result<(), Error> {
+    apply_stage(resource, obj, None, Stage::Decoded)
+}
+
+fn apply_stage(
+    resource: ResourceId,
+    obj: &mut Value,
+    old: Option<&Value>,
+    stage: Stage,
 ) -> Result<(), Error> {
     let Some(map) = obj.as_object_mut() else {
         return Ok(());
@@ -61,7 +91,7 @@ pub(crate) fn apply(
                 // SetDefaults_Pod (not a template's spec): a kubelet refuses to start containers
                 // without it ("nil pod.spec.enableServiceLinks encountered").
                 set_default(spec, "enableServiceLinks", Value::from(true));
-                if old.is_none() {
+                if old.is_none() && stage == Stage::Stored {
                     // `serviceAccountName` itself is ServiceAccount admission's (`default`
                     // unless a mirror pod).
                     default_tolerations(spec);
@@ -109,7 +139,7 @@ pub(crate) fn apply(
                 map.insert("status".into(), json!({}));
             }
         }
-        ResourceId::Services => service(map, old),
+        ResourceId::Services => service(map, old, stage),
         ResourceId::CustomResourceDefinitions => crate::crd::validation::default(obj, old),
         ResourceId::PodTemplates => workloads::pod_template(map),
         ResourceId::ReplicationControllers => workloads::replication_controller(map, old.is_none()),
@@ -120,7 +150,11 @@ pub(crate) fn apply(
                 .and_then(|m| m.get("uid"))
                 .and_then(Value::as_str)
                 .map(String::from);
-            workloads::job(map, uid.as_deref().filter(|_| old.is_none()));
+            workloads::job(
+                map,
+                uid.as_deref()
+                    .filter(|_| old.is_none() && stage == Stage::Stored),
+            );
         }
         ResourceId::CronJobs => workloads::cron_job(map, old.is_none()),
         ResourceId::Secrets => {
@@ -363,7 +397,7 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
     }
 }
 
-fn service(map: &mut Map<String, Value>, old: Option<&Value>) {
+fn service(map: &mut Map<String, Value>, old: Option<&Value>, stage: Stage) {
     if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
         set_default(spec, "type", Value::from("ClusterIP"));
         let kind = spec
@@ -389,6 +423,9 @@ fn service(map: &mut Map<String, Value>, old: Option<&Value>) {
     }
     if old.is_none() {
         map.insert("status".into(), json!({"loadBalancer": {}}));
+    }
+    if stage == Stage::Decoded {
+        return;
     }
     // Cluster IPs and node ports are allocated after validation (`services.rs`); what an update
     // leaves out of them is carried over here, before validation, as kube's PrepareForUpdate does.

@@ -98,11 +98,20 @@ pub(super) fn job(map: &mut Map<String, Value>, create: Option<&str>) {
             set_default(pattern, "status", Value::from("True"));
         }
     }
+    set_default(spec, "manualSelector", Value::from(false));
     template_spec(spec.get_mut("template"));
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
-    let template_labels = spec
-        .get("template")
-        .and_then(|t| t.pointer("/metadata/labels"))
+    if let Some(uid) = create {
+        map.insert("status".into(), json!({}));
+        if !manual {
+            generate_selector(map, uid);
+        }
+    }
+    // The Job's own labels default to its template's; kube defaults them again on every read,
+    // so a created Job shows its generated selector's labels.
+    let template_labels = map
+        .get("spec")
+        .and_then(|s| s.pointer("/template/metadata/labels"))
         .and_then(Value::as_object)
         .cloned();
     if let Some(labels) = template_labels
@@ -111,13 +120,11 @@ pub(super) fn job(map: &mut Map<String, Value>, create: Option<&str>) {
     {
         meta.insert("labels".into(), Value::Object(labels));
     }
-    let Some(uid) = create else {
-        return;
-    };
-    map.insert("status".into(), json!({}));
-    if manual {
-        return;
-    }
+}
+
+/// The Job strategy's generated selector: the template gets the job-name and controller-uid
+/// labels (both spellings) and the selector matches the uid.
+fn generate_selector(map: &mut Map<String, Value>, uid: &str) {
     let name = map
         .get("metadata")
         .and_then(|m| m.get("name"))

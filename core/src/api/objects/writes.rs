@@ -52,6 +52,16 @@ impl Cluster {
             set_meta(&mut obj, "namespace", Value::from(namespace));
         }
         strip_server_fields(&mut obj);
+        // What the manager of a create owns: the object as kube's field manager sees it,
+        // decoded with its defaults, before admission, the strategy and allocation add theirs.
+        let owned = match ownership {
+            Ownership::Update(_) if rt.custom.is_none() => {
+                let mut decoded = obj.clone();
+                defaults::decoded(rt.id, &mut decoded)?;
+                Some(decoded)
+            }
+            _ => None,
+        };
         if rt.id == ResourceId::CertificateSigningRequests {
             crate::api::certificates::prepare_create(&mut obj, identity);
         }
@@ -129,7 +139,22 @@ impl Cluster {
             set_meta(&mut obj, "generation", Value::from(1));
         }
         if let Ownership::Update(manager) = ownership {
-            patch::record_update(rt.id, rt.view, None, &mut obj, manager, None, now);
+            match owned {
+                Some(mut owned) => {
+                    patch::record_update(rt.id, rt.view, None, &mut owned, manager, None, now);
+                    let entries = owned
+                        .get_mut("metadata")
+                        .and_then(|m| m.get_mut("managedFields"))
+                        .map(Value::take);
+                    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                        match entries {
+                            Some(entries) => meta.insert("managedFields".into(), entries),
+                            None => meta.remove("managedFields"),
+                        };
+                    }
+                }
+                None => patch::record_update(rt.id, rt.view, None, &mut obj, manager, None, now),
+            }
         }
         if let Some(served) = rt.custom {
             custom::to_storage(served, &mut obj);
