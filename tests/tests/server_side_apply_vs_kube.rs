@@ -519,6 +519,25 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
             what[1]
         );
     }
+    // A template's metadata reads back as kube stores it (`creationTimestamp: null`, which the
+    // YAML did not have).
+    let args = ["get", "cronjob", "cj1", "-o", "json"];
+    let templates = |out: std::process::Output| {
+        let obj: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        json!([
+            obj.pointer("/spec/jobTemplate/metadata"),
+            obj.pointer("/spec/jobTemplate/spec/template/metadata")
+        ])
+    };
+    let want = templates(kube.kubectl.run(&args, None));
+    assert_eq!(want[0]["creationTimestamp"], Value::Null);
+    assert!(
+        want[0]
+            .as_object()
+            .is_some_and(|m| m.contains_key("creationTimestamp")),
+        "{want}"
+    );
+    assert_eq!(templates(dev_kubectl.run(&args, None)), want);
 }
 
 /// Writes through a view (`events.k8s.io/v1` Events over core `v1`, `autoscaling/v1` HPAs over

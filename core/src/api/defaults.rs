@@ -43,7 +43,36 @@ pub(crate) fn apply(
     old: Option<&Value>,
     _now: UnixTime,
 ) -> Result<(), Error> {
-    apply_stage(resource, obj, old, Stage::Stored)
+    apply_stage(resource, obj, old, Stage::Stored)?;
+    template_creation_times(resource, obj);
+    Ok(())
+}
+
+/// Every pod (and job) template's metadata has `"creationTimestamp": null`, as kube stores and
+/// serves it: a template's `ObjectMeta` is a struct, and its zero time encodes as `null`.
+/// Not in what a create's manager owns ([`decoded`]): kube's field sets leave it out.
+fn template_creation_times(resource: ResourceId, obj: &mut Value) {
+    let paths: &[&str] = match resource {
+        ResourceId::Deployments
+        | ResourceId::ReplicaSets
+        | ResourceId::ReplicationControllers
+        | ResourceId::Jobs => &["/spec/template"],
+        ResourceId::CronJobs => &["/spec/jobTemplate", "/spec/jobTemplate/spec/template"],
+        ResourceId::PodTemplates => &["/template"],
+        _ => &[],
+    };
+    for path in paths {
+        let Some(template) = obj.pointer_mut(path).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let meta = entry(template, "metadata", json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        if let Some(meta) = meta.as_object_mut() {
+            meta.entry("creationTimestamp").or_insert(Value::Null);
+        }
+    }
 }
 
 /// The defaults a create request has once decoded (kube's `SetDefaults_*`, nothing that
