@@ -75,16 +75,9 @@ pub(crate) struct DevSettings {
 }
 
 /// Refuses the combinations `--replicas` does not support yet.
-pub(crate) fn check_replicas(
-    replicas: usize,
-    durable: bool,
-    enclave_tls: bool,
-) -> Result<(), String> {
+pub(crate) fn check_replicas(replicas: usize, durable: bool) -> Result<(), String> {
     if replicas > 1 && !durable {
         return Err("--replicas > 1 needs the durable store (drop --in-memory)".into());
-    }
-    if replicas > 1 && enclave_tls {
-        return Err("--replicas > 1 is not supported with --enclave-tls yet".into());
     }
     Ok(())
 }
@@ -223,7 +216,7 @@ pub(crate) async fn run(
     }
     let token = new_admin_token().map_err(|e| format!("cannot read OS randomness: {e}"))?;
 
-    check_replicas(settings.replicas, settings.durable, settings.enclave_tls)?;
+    check_replicas(settings.replicas, settings.durable)?;
     let replicas = ReplicaPaths::all(&data_dir, settings.replicas);
     for paths in &replicas {
         paths.prepare()?;
@@ -259,7 +252,10 @@ pub(crate) async fn run(
             (pki.ca_pem, Some(tls))
         }
         None => {
-            let learned = learn_enclave_certificates(&socket).await;
+            // Every replica shows a certificate of the same cluster CA (it comes from the
+            // cluster's data key); the first one up is asked.
+            let sockets: Vec<PathBuf> = replicas.iter().map(|r| r.enclave_socket.clone()).collect();
+            let learned = learn_from_any(&sockets).await;
             let (serving, ca) = match learned {
                 Ok(chain) => chain,
                 Err(err) => {
@@ -276,14 +272,12 @@ pub(crate) async fn run(
     };
     // A restarted enclave makes a new TLS key, certified by the same CA when the cluster is
     // durable; a new CA (`--in-memory`) is pinned again the same way.
-    let repin = settings.enclave_tls.then(|| {
-        std::sync::Arc::new(Repin {
-            socket: socket.clone(),
-            cert_path: cert_path.clone(),
-            kubeconfig: kubeconfig_path.clone(),
-            server: server.clone(),
-            token: token.clone(),
-        })
+    let repin = settings.enclave_tls.then(|| Repin {
+        socket: socket.clone(),
+        cert_path: cert_path.clone(),
+        kubeconfig: kubeconfig_path.clone(),
+        server: server.clone(),
+        token: token.clone(),
     });
     write_file(
         &kubeconfig_path,
@@ -296,7 +290,10 @@ pub(crate) async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let connector = if replicas.len() > 1 {
-        let set = ReplicaSet::new(replicas.iter().map(|r| r.enclave_socket.clone()).collect());
+        let mut set = ReplicaSet::new(replicas.iter().map(|r| r.enclave_socket.clone()).collect());
+        if settings.enclave_tls {
+            set = set.with_probe_tls(first_use_client_config()?);
+        }
         let mut stop = stop_rx.clone();
         tokio::spawn(
             set.clone()
@@ -310,7 +307,14 @@ pub(crate) async fn run(
         .into_iter()
         .map(|(child, spec)| {
             let span = spec.span();
-            tokio::spawn(supervise(child, spec, stop_rx.clone(), repin.clone()).instrument(span))
+            // Each child's restart is pinned from its own socket.
+            let repin = repin.as_ref().map(|repin| {
+                std::sync::Arc::new(Repin {
+                    socket: spec.socket.clone(),
+                    ..repin.clone()
+                })
+            });
+            tokio::spawn(supervise(child, spec, stop_rx.clone(), repin).instrument(span))
         })
         .collect();
     // The signal both stops accepting and (through the supervisor) SIGTERMs the enclave.
@@ -453,24 +457,55 @@ fn print_tofu(path: &Path, ca: &CertificateDer<'_>, serving: &CertificateDer<'_>
 /// One TLS handshake with the enclave on its socket, accepting whatever certificates it shows
 /// (trust on first use): its serving certificate and the CA certificate after it, which must
 /// have issued it.
-async fn learn_enclave_certificates(
-    socket: &Path,
-) -> Result<(CertificateDer<'static>, CertificateDer<'static>), String> {
+/// A TLS 1.3 client that accepts any certificate (the handshake signature is still checked
+/// against it): what learns the enclave's certificate on first use, and what `dev`'s replica
+/// poller probes enclave TLS replicas with (their answers are only a routing hint).
+pub(crate) fn first_use_client_config() -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
     use std::sync::Arc;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS configuration: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(FirstUse(provider.clone())))
+        .with_custom_certificate_verifier(Arc::new(FirstUse(provider)))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// [`learn_enclave_certificates`] from the first of `sockets` that completes a handshake,
+/// trying them in turn until [`ENCLAVE_START_TIMEOUT`] (replicas come up in any order).
+async fn learn_from_any(
+    sockets: &[PathBuf],
+) -> Result<(CertificateDer<'static>, CertificateDer<'static>), String> {
+    let deadline = Instant::now() + ENCLAVE_START_TIMEOUT;
+    loop {
+        let mut last = String::from("no enclave socket");
+        for socket in sockets {
+            match learn_enclave_certificates(socket).await {
+                Ok(chain) => return Ok(chain),
+                Err(err) => last = err,
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn learn_enclave_certificates(
+    socket: &Path,
+) -> Result<(CertificateDer<'static>, CertificateDer<'static>), String> {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = first_use_client_config()?;
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| format!("cannot reach the enclave at {}: {e}", socket.display()))?;
     let name = rustls::pki_types::ServerName::try_from("localhost")
         .map_err(|e| format!("server name: {e}"))?;
-    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream);
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
     let tls = tokio::time::timeout(ENCLAVE_START_TIMEOUT, handshake)
         .await
         .map_err(|_| "the enclave did not complete a TLS handshake in time".to_string())?
@@ -501,6 +536,7 @@ async fn learn_enclave_certificates(
 /// Enclave TLS mode after an enclave restart: learn the new certificate and its CA; the CA
 /// pinned already (a durable cluster) leaves the kubeconfig as it is, another one (a cluster
 /// that did not survive) is pinned again, trusted on first use as at start.
+#[derive(Clone)]
 struct Repin {
     socket: PathBuf,
     cert_path: PathBuf,
@@ -1378,18 +1414,13 @@ mod tests {
     }
 
     #[test]
-    fn replicas_refuse_in_memory_and_enclave_tls() {
-        assert!(check_replicas(1, false, true).is_ok());
-        assert!(check_replicas(1, true, false).is_ok());
-        assert!(check_replicas(3, true, false).is_ok());
-        let err = check_replicas(3, false, false).unwrap_err();
+    fn replicas_refuse_in_memory() {
+        assert!(check_replicas(1, false).is_ok());
+        assert!(check_replicas(1, true).is_ok());
+        assert!(check_replicas(3, true).is_ok());
+        let err = check_replicas(3, false).unwrap_err();
         assert!(
             err.contains("--replicas > 1 needs the durable store"),
-            "{err}"
-        );
-        let err = check_replicas(2, true, true).unwrap_err();
-        assert!(
-            err.contains("is not supported with --enclave-tls yet"),
             "{err}"
         );
     }

@@ -563,7 +563,7 @@ async fn run_serve(args: ServeCli) -> ExitCode {
 #[cfg(feature = "dev")]
 async fn run_dev(args: DevCli) -> ExitCode {
     let replicas = usize::from(args.replicas);
-    if let Err(message) = dev::check_replicas(replicas, !args.in_memory, args.enclave_tls) {
+    if let Err(message) = dev::check_replicas(replicas, !args.in_memory) {
         eprintln!("error: {message}");
         return ExitCode::FAILURE;
     }

@@ -28,6 +28,9 @@ const NO_LEADER: usize = usize::MAX;
 pub(crate) struct ReplicaSet {
     sockets: Arc<[PathBuf]>,
     leader: Arc<AtomicUsize>,
+    /// In enclave TLS mode, how the poller's probes speak TLS to the replicas (whose streams
+    /// carry the clients' TLS, without a preamble); `None`: proxy TLS mode.
+    probe_tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl ReplicaSet {
@@ -36,7 +39,15 @@ impl ReplicaSet {
         ReplicaSet {
             sockets: sockets.into(),
             leader: Arc::new(AtomicUsize::new(NO_LEADER)),
+            probe_tls: None,
         }
+    }
+
+    /// The replicas of an enclave TLS cluster: the poller's probes handshake with `tls` (the
+    /// answer is only a routing hint, as in proxy TLS mode).
+    pub(crate) fn with_probe_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.probe_tls = Some(tokio_rustls::TlsConnector::from(tls));
+        self
     }
 
     /// The leader's slot, when the last poll found one.
@@ -115,7 +126,8 @@ impl ReplicaSet {
         let mut probes = tokio::task::JoinSet::new();
         for (slot, socket) in self.sockets.iter().enumerate() {
             let socket = socket.clone();
-            probes.spawn(async move { (slot, probe(&socket).await) });
+            let tls = self.probe_tls.clone();
+            probes.spawn(async move { (slot, probe(&socket, tls.as_ref()).await) });
         }
         let mut best: Option<ReplicaStatus> = None;
         while let Some(joined) = probes.join_next().await {
@@ -173,20 +185,31 @@ impl fmt::Display for ReplicaSet {
     }
 }
 
-/// One `GET /readyz?verbose` over `socket`, as a client stream in proxy TLS mode carries it
-/// (preamble first, no client identity): the answer up to `PROBE_LIMIT` bytes, cut after its
-/// last complete line unless the replica closed the stream.
-async fn probe(socket: &Path) -> io::Result<Vec<u8>> {
+/// The probe's request.
+const PROBE_REQUEST: &[u8] =
+    b"GET /readyz?verbose HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+/// One `GET /readyz?verbose` over `socket`, as a client stream carries it: in proxy TLS mode
+/// the preamble first (no client identity), in enclave TLS mode (`tls`) inside a TLS session
+/// with the replica. The answer up to `PROBE_LIMIT` bytes, cut after its last complete line
+/// unless the replica closed the stream.
+async fn probe(socket: &Path, tls: Option<&tokio_rustls::TlsConnector>) -> io::Result<Vec<u8>> {
     let mut answer = Vec::new();
     let exchange = async {
-        let mut stream = UnixStream::connect(socket).await?;
-        let mut request = crate::enclave_stream::preamble(None);
-        request.extend_from_slice(
-            b"GET /readyz?verbose HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        );
-        stream.write_all(&request).await?;
-        let mut limited = stream.take(PROBE_LIMIT as u64);
-        limited.read_to_end(&mut answer).await
+        let stream = UnixStream::connect(socket).await?;
+        match tls {
+            None => {
+                let mut request = crate::enclave_stream::preamble(None);
+                request.extend_from_slice(PROBE_REQUEST);
+                ask(stream, &request, &mut answer).await
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost")
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                let stream = tls.connect(name, stream).await?;
+                ask(stream, PROBE_REQUEST, &mut answer).await
+            }
+        }
     };
     let closed = match tokio::time::timeout(PROBE_TIMEOUT, exchange).await {
         Ok(Ok(_)) => answer.len() < PROBE_LIMIT,
@@ -201,6 +224,16 @@ async fn probe(socket: &Path) -> io::Result<Vec<u8>> {
         answer.truncate(complete);
     }
     Ok(answer)
+}
+
+/// Writes `request` on `stream` and reads the answer into `answer`, up to `PROBE_LIMIT` bytes.
+async fn ask(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &[u8],
+    answer: &mut Vec<u8>,
+) -> io::Result<usize> {
+    stream.write_all(request).await?;
+    stream.take(PROBE_LIMIT as u64).read_to_end(answer).await
 }
 
 /// A replica's role as its `/readyz?verbose` reports it.

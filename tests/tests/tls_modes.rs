@@ -407,6 +407,87 @@ fn dev_enclave_tls_serves_kubectl_end_to_end() {
     assert!(cluster.kubectl_ok(&["get", "ns"]).contains("sealed"));
 }
 
+/// Issue 17: `dev --replicas 3 --enclave-tls`: each replica terminates TLS with its own key,
+/// all certified by the one cluster CA (it comes from the cluster's data key), so one pinned
+/// kubeconfig reaches whichever replica the proxy splices to. `kill -9` of the leader: the
+/// proxy's poller (which probes the replicas over TLS) finds the new leader, writes go on,
+/// and the restarted replica is pinned again under the same CA, the kubeconfig unchanged.
+#[test]
+fn dev_enclave_tls_with_replicas_keeps_one_pinned_ca_across_a_leader_kill() {
+    let cluster = DevCluster::start_opts(&["--enclave-tls", "--replicas", "3"], &[]);
+    let pinned = std::fs::read(&cluster.kubeconfig).unwrap();
+    let hashes = |logs: &str, field: &str| -> std::collections::BTreeSet<String> {
+        logs.split(field)
+            .skip(1)
+            .filter_map(|rest| rest.get(..64))
+            .map(str::to_string)
+            .collect()
+    };
+    // The leader as the proxy's poller last saw it (its TLS probes are what found it).
+    let leader = |logs: &str| {
+        logs.rsplit("enclave replica leader slot=")
+            .next()
+            .filter(|_| logs.contains("enclave replica leader slot="))
+            .and_then(|rest| rest.get(..1))
+            .and_then(|slot| slot.parse::<usize>().ok())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let logs = cluster.logs();
+        if let Some(slot) = leader(&logs)
+            && hashes(&logs, " spki_sha256=").len() == 3
+        {
+            break slot;
+        }
+        assert!(std::time::Instant::now() < deadline, "{logs}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logs = cluster.logs();
+    assert_eq!(
+        hashes(&logs, "ca_spki_sha256=").len(),
+        1,
+        "three serving keys, one cluster CA:\n{logs}"
+    );
+    cluster.kubectl_ok(&["create", "configmap", "before", "--from-literal=k=v"]);
+
+    let pid = cluster.replica_pid(first).expect("the leader's pid");
+    nautilus_tests::signal(pid, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster.kubectl(&["create", "configmap", "after", "--from-literal=k=v"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no write after the leader was killed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cluster.logs().contains("kubeconfig unchanged") {
+        assert!(std::time::Instant::now() < deadline, "{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = cluster.logs();
+    assert!(!logs.contains("kubeconfig re-pinned"), "{logs}");
+    assert_eq!(
+        hashes(&logs, " spki_sha256=").len(),
+        4,
+        "a fourth serving key:\n{logs}"
+    );
+    assert_eq!(hashes(&logs, "ca_spki_sha256=").len(), 1, "{logs}");
+    assert!(leader(&logs).is_some_and(|slot| slot != first), "{logs}");
+    assert_eq!(std::fs::read(&cluster.kubeconfig).unwrap(), pinned);
+    let names = cluster.kubectl_ok(&["get", "configmaps", "-o", "name"]);
+    assert!(
+        names.contains("configmap/before") && names.contains("configmap/after"),
+        "{names}"
+    );
+}
+
 /// A self-signed server certificate for 127.0.0.1 (ECDSA P-256), as PEM files.
 fn write_server_cert(dir: &Path, cn: &str) -> Vec<u8> {
     let key = KeyPair::generate().unwrap();
