@@ -532,6 +532,51 @@ pub(super) fn voters_with(
         .collect()
 }
 
+/// How long the leader waits for a new learner to hold every entry the leader had when it was
+/// added, before it refuses the join for now (the joining replica asks again).
+pub(super) const CATCH_UP_WAIT: Duration = Duration::from_secs(60);
+
+/// On the leader: adds replica `id` as a learner, waits until it holds every entry this leader
+/// had once it was added, and makes it its slot's voter in place of the slot's earlier one.
+/// openraft's `add_learner` returns once the learner is within `replication_lag_threshold`
+/// (5,000 entries) of the leader; a voter that far behind would hold up every commit the
+/// moment another voter failed, until it caught up.
+pub(super) async fn promote(
+    raft: &super::types::Raft,
+    id: NodeId,
+    member: Member,
+    wait: Duration,
+) -> Result<(), String> {
+    let slot = member.slot;
+    raft.add_learner(id, member, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    let last = raft.metrics().borrow().last_log_index;
+    if let Some(target) = last {
+        raft.wait(Some(wait))
+            .metrics(
+                move |m| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|replication| replication.get(&id))
+                        .is_some_and(|matched| matched.is_some_and(|l| l.index >= target))
+                },
+                "the learner holds every entry the leader had",
+            )
+            .await
+            .map_err(|e| format!("the learner is still catching up: {e}"))?;
+    }
+    let voters = voters_with(
+        raft.metrics().borrow().membership_config.membership(),
+        id,
+        slot,
+    );
+    raft.change_membership(voters, false)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Whether a replica's host served it an older copy of its sealed log (or none): it started
 /// holding `held` (its last log index) while its slot's earlier id had acknowledged
 /// `acknowledged` as durable to this leader. Entries a follower acknowledged to the current
@@ -1055,19 +1100,8 @@ impl Replicated {
             return JoinAnswer::Refused("a replica may only ask to join as itself".into());
         }
         self.check_rollback(&request);
-        if let Err(e) = raft
-            .add_learner(request.id, request.member.clone(), true)
-            .await
-        {
-            return JoinAnswer::Refused(e.to_string());
-        }
-        let voters = voters_with(
-            raft.metrics().borrow().membership_config.membership(),
-            request.id,
-            request.member.slot,
-        );
-        match raft.change_membership(voters, false).await {
-            Ok(_) => {
+        match promote(raft, request.id, request.member.clone(), CATCH_UP_WAIT).await {
+            Ok(()) => {
                 tracing::info!(
                     slot = request.member.slot,
                     id = format_args!("{:#x}", request.id),
@@ -1075,7 +1109,7 @@ impl Replicated {
                 );
                 JoinAnswer::Joined
             }
-            Err(e) => JoinAnswer::Refused(e.to_string()),
+            Err(e) => JoinAnswer::Refused(e),
         }
     }
 

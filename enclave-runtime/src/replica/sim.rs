@@ -40,7 +40,7 @@ use super::log_store::SealedLog;
 use super::network::ChannelNetwork;
 use super::read_index::{Confirm, ReadRounds};
 use super::serving::{
-    ASK_AGAIN, COMMIT_WAIT, FORWARD_WAIT, JOIN_WAIT, READ_INDEX_WAIT, voters_with,
+    ASK_AGAIN, CATCH_UP_WAIT, COMMIT_WAIT, FORWARD_WAIT, JOIN_WAIT, READ_INDEX_WAIT, promote,
 };
 use super::state_machine::ReplicaCore;
 use super::tests::{SERIAL, TestHost, agree, config, member};
@@ -670,16 +670,8 @@ async fn admit(leader: &Node, id: NodeId, slot: u8) -> JoinAnswer {
     if !leader.leads() {
         return JoinAnswer::NotLeader;
     }
-    if raft.add_learner(id, member(slot), true).await.is_err() {
-        return JoinAnswer::Refused;
-    }
-    let voters = voters_with(
-        raft.metrics().borrow().membership_config.membership(),
-        id,
-        slot,
-    );
-    match raft.change_membership(voters, false).await {
-        Ok(_) => JoinAnswer::Joined,
+    match promote(raft, id, member(slot), CATCH_UP_WAIT).await {
+        Ok(()) => JoinAnswer::Joined,
         Err(_) => JoinAnswer::Refused,
     }
 }

@@ -326,6 +326,58 @@ async fn on_sealed_logs_a_restarted_replica_rejoins_under_a_new_id_and_catches_u
     restarted.shutdown().await.unwrap();
 }
 
+/// A joining replica becomes its slot's voter only once it holds every entry the leader had
+/// when it was added: openraft's `add_learner` returns within 5,000 entries of the leader,
+/// and the other two voters alone commit the membership change, so without the wait a voter
+/// far behind (here on a slow link) would hold up every commit the moment another failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_is_promoted_only_once_it_holds_every_entry_the_leader_had() {
+    let _serial = SERIAL.lock().await;
+    let network = ChannelNetwork::default();
+    let replicas = three_in_memory(&network).await;
+    let first = leader_of(&replicas.iter().collect::<Vec<_>>()).await;
+    create_config_maps(&replicas[first], "before", 600).await;
+    let raft = &replicas[first].raft;
+    let leader_id = raft.metrics().borrow().id;
+    let joining: NodeId = 10;
+    let slot = ((first + 1) % 3) as u8;
+    let replica = start(&network, joining).await;
+    network.slow(
+        leader_id,
+        joining,
+        Duration::from_millis(30),
+        Duration::from_millis(60),
+    );
+    let had = raft.metrics().borrow().last_log_index.unwrap();
+    super::serving::promote(raft, joining, member(slot), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let matched = raft
+        .metrics()
+        .borrow()
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&joining).copied().flatten())
+        .map(|l| l.index);
+    assert!(
+        matched.is_some_and(|m| m >= had),
+        "promoted while holding {matched:?} of the {had} entries the leader had"
+    );
+    let voters: BTreeSet<NodeId> = raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    assert!(voters.contains(&joining) && voters.len() == 3, "{voters:?}");
+    network.heal();
+    replica.shutdown().await.unwrap();
+    for replica in replicas {
+        replica.shutdown().await.unwrap();
+    }
+}
+
 /// A write is acknowledged only once a majority's hosts synced it: with both followers'
 /// syncs held (their records written, not acknowledged) nothing commits or shows, and one
 /// follower's sync is enough. A leader whose own host refuses appends (EIO) stalls
