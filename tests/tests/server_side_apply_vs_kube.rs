@@ -462,6 +462,12 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
     // or a Job's generated selector. (The reference runs no controllers: the ServiceAccount
     // admission needs is made there by hand.)
     let created = "apiVersion: v1\nkind: Pod\nmetadata: {name: p1}\nspec:\n  priorityClassName: system-node-critical\n  containers: [{name: c, image: nginx:1.25}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc1}\nspec:\n  selector: {app: a}\n  ports: [{port: 80, targetPort: 8080}]\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: job1}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cj1}\nspec:\n  schedule: \"*/5 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: busybox}]\n";
+    // A pod with probes, lifecycle hooks, env selectors and volumes of each defaulted kind:
+    // its stored spec must be kube's (probe periods and thresholds, schemes, file modes, a
+    // token's expiry, a host path's type, selectors' versions and divisors).
+    let created = format!(
+        "{created}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p2}}\nspec:\n  containers:\n  - name: c\n    image: nginx:1.25\n    env:\n    - {{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}\n    - {{name: MEM, valueFrom: {{resourceFieldRef: {{resource: limits.memory}}}}}}\n    readinessProbe: {{httpGet: {{port: 80}}}}\n    livenessProbe: {{tcpSocket: {{port: 80}}}}\n    startupProbe: {{exec: {{command: [\"true\"]}}}}\n    lifecycle: {{preStop: {{httpGet: {{path: /stop, port: 80}}}}}}\n  volumes:\n  - {{name: d, downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}\n  - {{name: p, projected: {{sources: [{{serviceAccountToken: {{path: t}}}}]}}}}\n  - {{name: h, hostPath: {{path: /tmp}}}}\n  - {{name: s, secret: {{secretName: s1}}}}\n  - {{name: m, configMap: {{name: m1}}}}\n"
+    );
     let made = kube
         .kubectl
         .run(&["create", "serviceaccount", "default"], None);
@@ -498,6 +504,7 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
         ["service", "svc1"],
         ["job", "job1"],
         ["cronjob", "cj1"],
+        ["pod", "p2"],
     ] {
         let args = [
             "get",
@@ -519,6 +526,29 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
             what[1]
         );
     }
+    let spec = |out: std::process::Output| {
+        let obj: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        // The ServiceAccount admission's token volume has a random name.
+        let text = obj["spec"].to_string();
+        let mut normal = String::new();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("kube-api-access-") {
+            normal.push_str(&rest[..at]);
+            normal.push_str("kube-api-access-*");
+            rest = rest[at + "kube-api-access-".len()..]
+                .trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+        }
+        normal.push_str(rest);
+        normal
+    };
+    let args = ["get", "pod", "p2", "-o", "json"];
+    let want = spec(kube.kubectl.run(&args, None));
+    assert!(want.contains("\"periodSeconds\":10"), "{want}");
+    assert_eq!(
+        spec(dev_kubectl.run(&args, None)),
+        want,
+        "pod p2's stored spec"
+    );
     // A template's metadata reads back as kube stores it (`creationTimestamp: null`, which the
     // YAML did not have).
     let args = ["get", "cronjob", "cj1", "-o", "json"];

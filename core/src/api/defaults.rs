@@ -212,15 +212,24 @@ fn apply_stage(
         }
         ResourceId::RoleBindings | ResourceId::ClusterRoleBindings => rbac_binding(map),
         ResourceId::CSIDrivers => csi_driver(map),
-        // The Ingress and VolumeAttachment strategies' PrepareForCreate: status is the
-        // controller's.
-        ResourceId::Ingresses | ResourceId::VolumeAttachments if old.is_none() => {
-            map.remove("status");
+        // The Ingress strategy's PrepareForCreate: status is the controller's, and starts as
+        // kube encodes an empty one.
+        ResourceId::Ingresses if old.is_none() => {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+        // The VolumeAttachment strategy's PrepareForCreate: status is the controller's, and
+        // an empty one encodes `attached: false`.
+        ResourceId::VolumeAttachments if old.is_none() => {
+            map.insert("status".into(), json!({"attached": false}));
         }
         ResourceId::HorizontalPodAutoscalers => {
-            // The strategy's PrepareForCreate: status is the controller's.
+            // The strategy's PrepareForCreate: status is the controller's; kube encodes an
+            // empty one with `currentMetrics: null` (no omitempty).
             if old.is_none() {
-                map.insert("status".into(), json!({"desiredReplicas": 0}));
+                map.insert(
+                    "status".into(),
+                    json!({"currentMetrics": null, "desiredReplicas": 0}),
+                );
             }
             if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
                 hpa_spec(spec);
@@ -239,6 +248,16 @@ fn apply_stage(
         // `SetDefaults_PriorityClass`.
         ResourceId::PriorityClasses => {
             set_default(map, "preemptionPolicy", Value::from("PreemptLowerPriority"));
+        }
+        // `SetDefaults_EndpointPort` (core/v1): a port's protocol is TCP unless said.
+        ResourceId::Endpoints => {
+            let subsets = map.get_mut("subsets").and_then(Value::as_array_mut);
+            for subset in subsets.into_iter().flatten() {
+                let ports = subset.get_mut("ports").and_then(Value::as_array_mut);
+                for port in ports.into_iter().flatten().filter_map(Value::as_object_mut) {
+                    set_default(port, "protocol", Value::from("TCP"));
+                }
+            }
         }
         ResourceId::EndpointSlices => {
             // `SetDefaults_EndpointPort`: a port has a name (maybe empty) and a protocol.
@@ -354,8 +373,128 @@ fn pod_spec(spec: &mut Map<String, Value>) {
                         set_default(port, "protocol", Value::from("TCP"));
                     }
                 }
+                container_handlers(container);
             }
         }
+    }
+    if let Some(containers) = spec
+        .get_mut("ephemeralContainers")
+        .and_then(Value::as_array_mut)
+    {
+        for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+            container_handlers(container);
+        }
+    }
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        for volume in volumes.iter_mut().filter_map(Value::as_object_mut) {
+            volume_source(volume);
+        }
+    }
+}
+
+/// A container's env selectors, probes and lifecycle handlers as kube's v1 defaulting leaves
+/// them (`SetDefaults_Probe`, `SetDefaults_HTTPGetAction`, `SetDefaults_ObjectFieldSelector`;
+/// a resource selector's zero divisor encodes as `"0"`). A kubelet reads probe periods and
+/// thresholds as they are stored: without these a probe would run with a period of 0.
+fn container_handlers(container: &mut Map<String, Value>) {
+    if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
+        for var in env.iter_mut() {
+            if let Some(from) = var.get_mut("valueFrom").and_then(Value::as_object_mut) {
+                selectors(from);
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let Some(probe) = container.get_mut(probe).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        set_default(probe, "timeoutSeconds", Value::from(1));
+        set_default(probe, "periodSeconds", Value::from(10));
+        set_default(probe, "successThreshold", Value::from(1));
+        set_default(probe, "failureThreshold", Value::from(3));
+        http_get(probe);
+    }
+    if let Some(lifecycle) = container
+        .get_mut("lifecycle")
+        .and_then(Value::as_object_mut)
+    {
+        for hook in ["postStart", "preStop"] {
+            if let Some(handler) = lifecycle.get_mut(hook).and_then(Value::as_object_mut) {
+                http_get(handler);
+            }
+        }
+    }
+}
+
+/// `SetDefaults_HTTPGetAction` on a handler's `httpGet`: path `/`, scheme `HTTP`.
+fn http_get(handler: &mut Map<String, Value>) {
+    if let Some(get) = handler.get_mut("httpGet").and_then(Value::as_object_mut) {
+        if get
+            .get("path")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            get.insert("path".into(), Value::from("/"));
+        }
+        set_default(get, "scheme", Value::from("HTTP"));
+    }
+}
+
+/// A `fieldRef`'s API version (`v1`) and a `resourceFieldRef`'s divisor (`"0"`), in an env
+/// var's `valueFrom` or a downward API item.
+fn selectors(holder: &mut Map<String, Value>) {
+    if let Some(field) = holder.get_mut("fieldRef").and_then(Value::as_object_mut) {
+        set_default(field, "apiVersion", Value::from("v1"));
+    }
+    if let Some(resource) = holder
+        .get_mut("resourceFieldRef")
+        .and_then(Value::as_object_mut)
+    {
+        set_default(resource, "divisor", Value::from("0"));
+    }
+}
+
+/// File mode 0644, what kube defaults a volume's files to.
+const DEFAULT_MODE: i64 = 0o644;
+
+/// A volume's source as kube's v1 defaulting leaves it: secret, configMap, downward API and
+/// projected volumes' `defaultMode` 0644, a projected token's one-hour expiry, a host path's
+/// empty `type`, downward API items' selectors.
+fn volume_source(volume: &mut Map<String, Value>) {
+    for kind in ["secret", "configMap", "downwardAPI", "projected"] {
+        if let Some(source) = volume.get_mut(kind).and_then(Value::as_object_mut) {
+            set_default(source, "defaultMode", Value::from(DEFAULT_MODE));
+        }
+    }
+    if let Some(host_path) = volume.get_mut("hostPath").and_then(Value::as_object_mut) {
+        set_default(host_path, "type", Value::from(""));
+    }
+    downward_items(volume.get_mut("downwardAPI"));
+    let sources = volume
+        .get_mut("projected")
+        .and_then(|p| p.get_mut("sources"))
+        .and_then(Value::as_array_mut);
+    for source in sources
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        if let Some(token) = source
+            .get_mut("serviceAccountToken")
+            .and_then(Value::as_object_mut)
+        {
+            set_default(token, "expirationSeconds", Value::from(3600));
+        }
+        downward_items(source.get_mut("downwardAPI"));
+    }
+}
+
+fn downward_items(downward: Option<&mut Value>) {
+    let items = downward
+        .and_then(|d| d.get_mut("items"))
+        .and_then(Value::as_array_mut);
+    for item in items.into_iter().flatten().filter_map(Value::as_object_mut) {
+        selectors(item);
     }
 }
 

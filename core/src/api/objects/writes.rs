@@ -471,6 +471,9 @@ pub(super) fn has_generation(resource: ResourceId) -> bool {
             | ResourceId::PodTemplates
             | ResourceId::CustomResourceDefinitions
             | ResourceId::EndpointSlices
+            | ResourceId::Ingresses
+            | ResourceId::IngressClasses
+            | ResourceId::PriorityClasses
             | ResourceId::Custom(_)
     )
 }
