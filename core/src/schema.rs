@@ -58,8 +58,10 @@ pub(crate) struct Field {
 /// The shape of one JSON value.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Shape {
-    /// A scalar, or a value whose contents are free-form.
+    /// A value whose contents are free-form (`Quantity`, `IntOrString`, `Time`, `FieldsV1`).
     Any,
+    /// A JSON scalar of one Go type.
+    Scalar(Scalar),
     /// An object of a known type.
     Object(&'static Type),
     /// An object with free-form keys (`additionalProperties`) whose values are `Item`s.
@@ -71,8 +73,10 @@ pub(crate) enum Shape {
 /// The element of a list or the value of a map.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Item {
-    /// A scalar or free-form value.
+    /// A free-form value.
     Any,
+    /// A JSON scalar of one Go type.
+    Scalar(Scalar),
     /// An object of a known type.
     Of(&'static Type),
 }
@@ -82,9 +86,27 @@ impl Item {
     pub(crate) fn shape(self) -> Shape {
         match self {
             Item::Any => Shape::Any,
+            Item::Scalar(s) => Shape::Scalar(s),
             Item::Of(t) => Shape::Object(t),
         }
     }
+}
+
+/// The Go type a JSON scalar decodes into (what kube's decoder refuses other JSON for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    /// `string`.
+    Str,
+    /// `[]byte`: a base64 string.
+    Bytes,
+    /// `bool`.
+    Bool,
+    /// `int32`.
+    Int32,
+    /// `int64`.
+    Int64,
+    /// `float64`.
+    Float,
 }
 
 /// How server-side apply merges a list (`x-kubernetes-list-type`, falling back to the patch
@@ -206,6 +228,139 @@ pub fn unknown_view_fields(view: crate::resource::View, obj: &Value) -> Vec<Stri
     let mut out = Vec::new();
     walk(Shape::Object(types::view_root(view)), obj, "", &mut out);
     out
+}
+
+/// What kube's JSON decoder (`sigs.k8s.io/json`, as `encoding/json`) says of the first value
+/// in `obj` whose JSON type its Go field cannot hold: `json: cannot unmarshal <value> into Go
+/// struct field <Struct>.<path> of type <type>`; `None` when every value fits. `null` fits
+/// anything (the field keeps its zero value); free-form fields (`Quantity`, `Time`, ...) are
+/// not looked into. Objects are walked in key order (kube reports the first in the body's
+/// order: with several mismatches it may name another). Recursion is bounded by the JSON depth
+/// cap applied before this runs.
+pub fn type_error(resource: ResourceId, obj: &Value) -> Option<String> {
+    mismatch_in(root(resource), obj, "")
+}
+
+/// [`type_error`] of a body in a view's shape.
+pub fn view_type_error(view: crate::resource::View, obj: &Value) -> Option<String> {
+    mismatch_in(types::view_root(view), obj, "")
+}
+
+/// The first mismatch among the fields of `value`, an object of type `t` at `path`.
+fn mismatch_in(t: &'static Type, value: &Value, path: &str) -> Option<String> {
+    let Value::Object(map) = value else {
+        return None;
+    };
+    map.iter().find_map(|(key, child)| {
+        let field = t.field(key)?;
+        let child_path = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        mismatch(field.shape, child, struct_name(t), &child_path)
+    })
+}
+
+/// The first mismatch in `value`, of shape `shape`, held by a field of Go struct `owner` at
+/// `path` (list indices and map keys are not part of a Go error's path).
+fn mismatch(shape: Shape, value: &Value, owner: &str, path: &str) -> Option<String> {
+    if value.is_null() {
+        return None;
+    }
+    let refused = |go: String| {
+        Some(format!(
+            "json: cannot unmarshal {} into Go struct field {owner}.{path} of type {go}",
+            json_kind(value, shape)
+        ))
+    };
+    match shape {
+        Shape::Any => None,
+        Shape::Scalar(scalar) => {
+            if fits(scalar, value) {
+                None
+            } else {
+                refused(String::from(scalar_go(scalar)))
+            }
+        }
+        Shape::Object(t) => match value {
+            Value::Object(_) => mismatch_in(t, value, path),
+            _ => refused(go_name(t)),
+        },
+        Shape::Map(item) => match value {
+            Value::Object(map) => map
+                .values()
+                .find_map(|child| mismatch(item.shape(), child, owner, path)),
+            _ => refused(format!("map[string]{}", item_go(item))),
+        },
+        Shape::List(item, _, _) => match value {
+            Value::Array(items) => items
+                .iter()
+                .find_map(|child| mismatch(item.shape(), child, owner, path)),
+            _ => refused(format!("[]{}", item_go(item))),
+        },
+    }
+}
+
+/// Whether a JSON scalar decodes into `scalar`'s Go type.
+fn fits(scalar: Scalar, value: &Value) -> bool {
+    match (scalar, value) {
+        (Scalar::Str | Scalar::Bytes, Value::String(_)) | (Scalar::Bool, Value::Bool(_)) => true,
+        (Scalar::Float, Value::Number(_)) => true,
+        (Scalar::Int64, Value::Number(n)) => n.is_i64(),
+        (Scalar::Int32, Value::Number(n)) => n.as_i64().is_some_and(|v| i32::try_from(v).is_ok()),
+        _ => false,
+    }
+}
+
+/// How `encoding/json` names the JSON value it could not store: its kind, and for a number
+/// that an integer cannot hold, the number itself.
+fn json_kind(value: &Value, shape: Shape) -> String {
+    match value {
+        Value::String(_) => String::from("string"),
+        Value::Bool(_) => String::from("bool"),
+        Value::Array(_) => String::from("array"),
+        Value::Object(_) => String::from("object"),
+        Value::Number(n) if matches!(shape, Shape::Scalar(Scalar::Int32 | Scalar::Int64)) => {
+            format!("number {n}")
+        }
+        _ => String::from("number"),
+    }
+}
+
+fn scalar_go(scalar: Scalar) -> &'static str {
+    match scalar {
+        Scalar::Str => "string",
+        Scalar::Bytes => "[]uint8",
+        Scalar::Bool => "bool",
+        Scalar::Int32 => "int32",
+        Scalar::Int64 => "int64",
+        Scalar::Float => "float64",
+    }
+}
+
+fn item_go(item: Item) -> String {
+    match item {
+        Item::Any => String::from("interface {}"),
+        Item::Scalar(scalar) => String::from(scalar_go(scalar)),
+        Item::Of(t) => go_name(t),
+    }
+}
+
+/// A definition's Go struct name: `io.k8s.api.apps.v1.DeploymentSpec` → `DeploymentSpec`.
+fn struct_name(t: &Type) -> &'static str {
+    let name: &'static str = t.name;
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// A definition's Go type as `encoding/json` prints it: `v1.DeploymentSpec`.
+fn go_name(t: &Type) -> String {
+    let name: &'static str = t.name;
+    let mut parts = name.rsplit('.');
+    match (parts.next(), parts.next()) {
+        (Some(ty), Some(package)) => format!("{package}.{ty}"),
+        _ => String::from(name),
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +498,57 @@ mod tests {
         );
         let cm = json!({"metadata": {"name": "c"}, "data": {"anything": "goes"}, "spec": {}});
         assert_eq!(unknown_fields(ResourceId::ConfigMaps, &cm), ["spec"]);
+    }
+
+    /// Values of the wrong JSON type are refused in the words of kube's decoder (each
+    /// message as kube-apiserver 1.32 answers it); `null` and free-form values pass.
+    #[test]
+    fn values_a_go_field_cannot_hold_are_named_as_kubes_decoder_names_them() {
+        let mut d = nginx_deployment();
+        assert_eq!(type_error(ResourceId::Deployments, &d), None);
+        d["spec"]["replicas"] = json!("3");
+        assert_eq!(
+            type_error(ResourceId::Deployments, &d).unwrap(),
+            "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+        );
+        let cm = json!({"metadata": {"name": "c", "labels": {"a": true}}});
+        assert_eq!(
+            type_error(ResourceId::ConfigMaps, &cm).unwrap(),
+            "json: cannot unmarshal bool into Go struct field ObjectMeta.metadata.labels of type string"
+        );
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "s", "secret": {"secretName": true}}]}});
+        assert_eq!(
+            type_error(ResourceId::Pods, &pod).unwrap(),
+            "json: cannot unmarshal bool into Go struct field SecretVolumeSource.spec.volumes.secret.secretName of type string"
+        );
+        let pod = json!({"spec": {"containers": {"name": "c"}}});
+        assert_eq!(
+            type_error(ResourceId::Pods, &pod).unwrap(),
+            "json: cannot unmarshal object into Go struct field PodSpec.spec.containers of type []v1.Container"
+        );
+        let pod = json!({"spec": "x"});
+        assert_eq!(
+            type_error(ResourceId::Pods, &pod).unwrap(),
+            "json: cannot unmarshal string into Go struct field Pod.spec of type v1.PodSpec"
+        );
+        let pod = json!({"spec": {"terminationGracePeriodSeconds": 1.5}});
+        assert_eq!(
+            type_error(ResourceId::Pods, &pod).unwrap(),
+            "json: cannot unmarshal number 1.5 into Go struct field PodSpec.spec.terminationGracePeriodSeconds of type int64"
+        );
+        let d = json!({"spec": {"replicas": 3_000_000_000u64}});
+        assert_eq!(
+            type_error(ResourceId::Deployments, &d).unwrap(),
+            "json: cannot unmarshal number 3000000000 into Go struct field DeploymentSpec.spec.replicas of type int32"
+        );
+        // Nulls, quantities, int-or-strings and times are what their Go types take.
+        let pod = json!({"metadata": {"name": null, "creationTimestamp": null},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"limits": {"cpu": 1, "memory": "1Gi"}},
+                "ports": [{"containerPort": 80}],
+                "livenessProbe": {"httpGet": {"port": "http"}}}]}});
+        assert_eq!(type_error(ResourceId::Pods, &pod), None);
     }
 
     /// The generated schema reaches everywhere the hand-written one left open: `status`,

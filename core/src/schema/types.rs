@@ -2,7 +2,7 @@
 // the served kinds and every object type they hold. Do not edit by hand: regenerate.
 
 use super::Shape::*;
-use super::{Item, ListKind, MergeKind, Type, atomic, f};
+use super::{Item, ListKind, MergeKind, Scalar, Type, atomic, f};
 use crate::resource::{ResourceId, View};
 
 /// The type of a served kind's objects.
@@ -86,24 +86,24 @@ pub(super) static KEY_DEFAULTS: &[(&str, &str)] = &[
 pub(super) static ADMISSIONREGISTRATION_AUDIT_ANNOTATION: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.AuditAnnotation",
     fields: &[
-        f("key", Any),
-        f("valueExpression", Any),
+        f("key", Scalar(Scalar::Str)),
+        f("valueExpression", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_EXPRESSION_WARNING: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ExpressionWarning",
     fields: &[
-        f("fieldRef", Any),
-        f("warning", Any),
+        f("fieldRef", Scalar(Scalar::Str)),
+        f("warning", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_MATCH_CONDITION: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.MatchCondition",
     fields: &[
-        f("expression", Any),
-        f("name", Any),
+        f("expression", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
@@ -111,7 +111,7 @@ pub(super) static ADMISSIONREGISTRATION_MATCH_RESOURCES: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.MatchResources",
     fields: &[
         f("excludeResourceRules", List(Item::Of(&ADMISSIONREGISTRATION_NAMED_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
-        f("matchPolicy", Any),
+        f("matchPolicy", Scalar(Scalar::Str)),
         atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
         atomic("objectSelector", Object(&META_LABEL_SELECTOR)),
         f("resourceRules", List(Item::Of(&ADMISSIONREGISTRATION_NAMED_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
@@ -121,26 +121,26 @@ pub(super) static ADMISSIONREGISTRATION_MATCH_RESOURCES: Type = Type {
 pub(super) static ADMISSIONREGISTRATION_MUTATING_WEBHOOK: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.MutatingWebhook",
     fields: &[
-        f("admissionReviewVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("admissionReviewVersions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("clientConfig", Object(&ADMISSIONREGISTRATION_WEBHOOK_CLIENT_CONFIG)),
-        f("failurePolicy", Any),
+        f("failurePolicy", Scalar(Scalar::Str)),
         f("matchConditions", List(Item::Of(&ADMISSIONREGISTRATION_MATCH_CONDITION), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
-        f("matchPolicy", Any),
-        f("name", Any),
+        f("matchPolicy", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
         atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
         atomic("objectSelector", Object(&META_LABEL_SELECTOR)),
-        f("reinvocationPolicy", Any),
+        f("reinvocationPolicy", Scalar(Scalar::Str)),
         f("rules", List(Item::Of(&ADMISSIONREGISTRATION_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
-        f("sideEffects", Any),
-        f("timeoutSeconds", Any),
+        f("sideEffects", Scalar(Scalar::Str)),
+        f("timeoutSeconds", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_MUTATING_WEBHOOK_CONFIGURATION: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("webhooks", List(Item::Of(&ADMISSIONREGISTRATION_MUTATING_WEBHOOK), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
     ],
@@ -149,29 +149,29 @@ pub(super) static ADMISSIONREGISTRATION_MUTATING_WEBHOOK_CONFIGURATION: Type = T
 pub(super) static ADMISSIONREGISTRATION_NAMED_RULE_WITH_OPERATIONS: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.NamedRuleWithOperations",
     fields: &[
-        f("apiGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("apiVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("operations", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("resourceNames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("resources", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("scope", Any),
+        f("apiGroups", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("apiVersions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("operations", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("resourceNames", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("resources", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("scope", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_PARAM_KIND: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ParamKind",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_PARAM_REF: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ParamRef",
     fields: &[
-        f("name", Any),
-        f("namespace", Any),
-        f("parameterNotFoundAction", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
+        f("parameterNotFoundAction", Scalar(Scalar::Str)),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
     ],
 };
@@ -179,21 +179,21 @@ pub(super) static ADMISSIONREGISTRATION_PARAM_REF: Type = Type {
 pub(super) static ADMISSIONREGISTRATION_RULE_WITH_OPERATIONS: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.RuleWithOperations",
     fields: &[
-        f("apiGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("apiVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("operations", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("resources", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("scope", Any),
+        f("apiGroups", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("apiVersions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("operations", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("resources", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("scope", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_SERVICE_REFERENCE: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ServiceReference",
     fields: &[
-        f("name", Any),
-        f("namespace", Any),
-        f("path", Any),
-        f("port", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
+        f("path", Scalar(Scalar::Str)),
+        f("port", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -207,8 +207,8 @@ pub(super) static ADMISSIONREGISTRATION_TYPE_CHECKING: Type = Type {
 pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicy",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_SPEC)),
         f("status", Object(&ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_STATUS)),
@@ -218,8 +218,8 @@ pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY: Type = Type
 pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING_SPEC)),
     ],
@@ -230,8 +230,8 @@ pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_BINDING_SPEC
     fields: &[
         atomic("matchResources", Object(&ADMISSIONREGISTRATION_MATCH_RESOURCES)),
         atomic("paramRef", Object(&ADMISSIONREGISTRATION_PARAM_REF)),
-        f("policyName", Any),
-        f("validationActions", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("policyName", Scalar(Scalar::Str)),
+        f("validationActions", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
     ],
 };
 
@@ -239,7 +239,7 @@ pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_SPEC: Type =
     name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicySpec",
     fields: &[
         f("auditAnnotations", List(Item::Of(&ADMISSIONREGISTRATION_AUDIT_ANNOTATION), ListKind::Atomic, MergeKind::Replace)),
-        f("failurePolicy", Any),
+        f("failurePolicy", Scalar(Scalar::Str)),
         f("matchConditions", List(Item::Of(&ADMISSIONREGISTRATION_MATCH_CONDITION), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         atomic("matchConstraints", Object(&ADMISSIONREGISTRATION_MATCH_RESOURCES)),
         atomic("paramKind", Object(&ADMISSIONREGISTRATION_PARAM_KIND)),
@@ -252,7 +252,7 @@ pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_STATUS: Type
     name: "io.k8s.api.admissionregistration.v1.ValidatingAdmissionPolicyStatus",
     fields: &[
         f("conditions", List(Item::Of(&META_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::Replace)),
-        f("observedGeneration", Any),
+        f("observedGeneration", Scalar(Scalar::Int64)),
         f("typeChecking", Object(&ADMISSIONREGISTRATION_TYPE_CHECKING)),
     ],
 };
@@ -260,25 +260,25 @@ pub(super) static ADMISSIONREGISTRATION_VALIDATING_ADMISSION_POLICY_STATUS: Type
 pub(super) static ADMISSIONREGISTRATION_VALIDATING_WEBHOOK: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
     fields: &[
-        f("admissionReviewVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("admissionReviewVersions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("clientConfig", Object(&ADMISSIONREGISTRATION_WEBHOOK_CLIENT_CONFIG)),
-        f("failurePolicy", Any),
+        f("failurePolicy", Scalar(Scalar::Str)),
         f("matchConditions", List(Item::Of(&ADMISSIONREGISTRATION_MATCH_CONDITION), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
-        f("matchPolicy", Any),
-        f("name", Any),
+        f("matchPolicy", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
         atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
         atomic("objectSelector", Object(&META_LABEL_SELECTOR)),
         f("rules", List(Item::Of(&ADMISSIONREGISTRATION_RULE_WITH_OPERATIONS), ListKind::Atomic, MergeKind::Replace)),
-        f("sideEffects", Any),
-        f("timeoutSeconds", Any),
+        f("sideEffects", Scalar(Scalar::Str)),
+        f("timeoutSeconds", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_VALIDATING_WEBHOOK_CONFIGURATION: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("webhooks", List(Item::Of(&ADMISSIONREGISTRATION_VALIDATING_WEBHOOK), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
     ],
@@ -287,27 +287,27 @@ pub(super) static ADMISSIONREGISTRATION_VALIDATING_WEBHOOK_CONFIGURATION: Type =
 pub(super) static ADMISSIONREGISTRATION_VALIDATION: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.Validation",
     fields: &[
-        f("expression", Any),
-        f("message", Any),
-        f("messageExpression", Any),
-        f("reason", Any),
+        f("expression", Scalar(Scalar::Str)),
+        f("message", Scalar(Scalar::Str)),
+        f("messageExpression", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_VARIABLE: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.Variable",
     fields: &[
-        f("expression", Any),
-        f("name", Any),
+        f("expression", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ADMISSIONREGISTRATION_WEBHOOK_CLIENT_CONFIG: Type = Type {
     name: "io.k8s.api.admissionregistration.v1.WebhookClientConfig",
     fields: &[
-        f("caBundle", Any),
+        f("caBundle", Scalar(Scalar::Bytes)),
         f("service", Object(&ADMISSIONREGISTRATION_SERVICE_REFERENCE)),
-        f("url", Any),
+        f("url", Scalar(Scalar::Str)),
     ],
 };
 
@@ -323,19 +323,19 @@ pub(super) static AFFINITY: Type = Type {
 pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_COLUMN_DEFINITION: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
     fields: &[
-        f("description", Any),
-        f("format", Any),
-        f("jsonPath", Any),
-        f("name", Any),
-        f("priority", Any),
-        f("type", Any),
+        f("description", Scalar(Scalar::Str)),
+        f("format", Scalar(Scalar::Str)),
+        f("jsonPath", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("priority", Scalar(Scalar::Int32)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_CONVERSION: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
     fields: &[
-        f("strategy", Any),
+        f("strategy", Scalar(Scalar::Str)),
         f("webhook", Object(&APIEXTENSIONS_WEBHOOK_CONVERSION)),
     ],
 };
@@ -343,8 +343,8 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_CONVERSION: Type = Type {
 pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_SPEC)),
         f("status", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_STATUS)),
@@ -355,22 +355,22 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_CONDITION: Type = Typ
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_NAMES: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
     fields: &[
-        f("categories", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("kind", Any),
-        f("listKind", Any),
-        f("plural", Any),
-        f("shortNames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("singular", Any),
+        f("categories", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("kind", Scalar(Scalar::Str)),
+        f("listKind", Scalar(Scalar::Str)),
+        f("plural", Scalar(Scalar::Str)),
+        f("shortNames", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("singular", Scalar(Scalar::Str)),
     ],
 };
 
@@ -378,10 +378,10 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_SPEC: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
     fields: &[
         f("conversion", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_CONVERSION)),
-        f("group", Any),
+        f("group", Scalar(Scalar::Str)),
         f("names", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_NAMES)),
-        f("preserveUnknownFields", Any),
-        f("scope", Any),
+        f("preserveUnknownFields", Scalar(Scalar::Bool)),
+        f("scope", Scalar(Scalar::Str)),
         f("versions", List(Item::Of(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_VERSION), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
@@ -391,7 +391,7 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_STATUS: Type = Type {
     fields: &[
         f("acceptedNames", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_NAMES)),
         f("conditions", List(Item::Of(&APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::Replace)),
-        f("storedVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("storedVersions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -399,13 +399,13 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_DEFINITION_VERSION: Type = Type 
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
     fields: &[
         f("additionalPrinterColumns", List(Item::Of(&APIEXTENSIONS_CUSTOM_RESOURCE_COLUMN_DEFINITION), ListKind::Atomic, MergeKind::Replace)),
-        f("deprecated", Any),
-        f("deprecationWarning", Any),
-        f("name", Any),
+        f("deprecated", Scalar(Scalar::Bool)),
+        f("deprecationWarning", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
         f("schema", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_VALIDATION)),
         f("selectableFields", List(Item::Of(&APIEXTENSIONS_SELECTABLE_FIELD), ListKind::Atomic, MergeKind::Replace)),
-        f("served", Any),
-        f("storage", Any),
+        f("served", Scalar(Scalar::Bool)),
+        f("storage", Scalar(Scalar::Bool)),
         f("subresources", Object(&APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCES)),
     ],
 };
@@ -421,9 +421,9 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCES: Type = Type {
 pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_SUBRESOURCE_SCALE: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
     fields: &[
-        f("labelSelectorPath", Any),
-        f("specReplicasPath", Any),
-        f("statusReplicasPath", Any),
+        f("labelSelectorPath", Scalar(Scalar::Str)),
+        f("specReplicasPath", Scalar(Scalar::Str)),
+        f("statusReplicasPath", Scalar(Scalar::Str)),
     ],
 };
 
@@ -437,16 +437,16 @@ pub(super) static APIEXTENSIONS_CUSTOM_RESOURCE_VALIDATION: Type = Type {
 pub(super) static APIEXTENSIONS_EXTERNAL_DOCUMENTATION: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
     fields: &[
-        f("description", Any),
-        f("url", Any),
+        f("description", Scalar(Scalar::Str)),
+        f("url", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APIEXTENSIONS_JSON_SCHEMA_PROPS: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
     fields: &[
-        f("$ref", Any),
-        f("$schema", Any),
+        f("$ref", Scalar(Scalar::Str)),
+        f("$schema", Scalar(Scalar::Str)),
         f("additionalItems", Any),
         f("additionalProperties", Any),
         f("allOf", List(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS), ListKind::Atomic, MergeKind::Replace)),
@@ -454,40 +454,40 @@ pub(super) static APIEXTENSIONS_JSON_SCHEMA_PROPS: Type = Type {
         f("default", Any),
         f("definitions", Map(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS))),
         f("dependencies", Map(Item::Any)),
-        f("description", Any),
+        f("description", Scalar(Scalar::Str)),
         f("enum", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
         f("example", Any),
-        f("exclusiveMaximum", Any),
-        f("exclusiveMinimum", Any),
+        f("exclusiveMaximum", Scalar(Scalar::Bool)),
+        f("exclusiveMinimum", Scalar(Scalar::Bool)),
         f("externalDocs", Object(&APIEXTENSIONS_EXTERNAL_DOCUMENTATION)),
-        f("format", Any),
-        f("id", Any),
+        f("format", Scalar(Scalar::Str)),
+        f("id", Scalar(Scalar::Str)),
         f("items", Any),
-        f("maxItems", Any),
-        f("maxLength", Any),
-        f("maxProperties", Any),
-        f("maximum", Any),
-        f("minItems", Any),
-        f("minLength", Any),
-        f("minProperties", Any),
-        f("minimum", Any),
-        f("multipleOf", Any),
+        f("maxItems", Scalar(Scalar::Int64)),
+        f("maxLength", Scalar(Scalar::Int64)),
+        f("maxProperties", Scalar(Scalar::Int64)),
+        f("maximum", Scalar(Scalar::Float)),
+        f("minItems", Scalar(Scalar::Int64)),
+        f("minLength", Scalar(Scalar::Int64)),
+        f("minProperties", Scalar(Scalar::Int64)),
+        f("minimum", Scalar(Scalar::Float)),
+        f("multipleOf", Scalar(Scalar::Float)),
         f("not", Object(&APIEXTENSIONS_JSON_SCHEMA_PROPS)),
-        f("nullable", Any),
+        f("nullable", Scalar(Scalar::Bool)),
         f("oneOf", List(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS), ListKind::Atomic, MergeKind::Replace)),
-        f("pattern", Any),
+        f("pattern", Scalar(Scalar::Str)),
         f("patternProperties", Map(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS))),
         f("properties", Map(Item::Of(&APIEXTENSIONS_JSON_SCHEMA_PROPS))),
-        f("required", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("title", Any),
-        f("type", Any),
-        f("uniqueItems", Any),
-        f("x-kubernetes-embedded-resource", Any),
-        f("x-kubernetes-int-or-string", Any),
-        f("x-kubernetes-list-map-keys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("x-kubernetes-list-type", Any),
-        f("x-kubernetes-map-type", Any),
-        f("x-kubernetes-preserve-unknown-fields", Any),
+        f("required", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("title", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
+        f("uniqueItems", Scalar(Scalar::Bool)),
+        f("x-kubernetes-embedded-resource", Scalar(Scalar::Bool)),
+        f("x-kubernetes-int-or-string", Scalar(Scalar::Bool)),
+        f("x-kubernetes-list-map-keys", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("x-kubernetes-list-type", Scalar(Scalar::Str)),
+        f("x-kubernetes-map-type", Scalar(Scalar::Str)),
+        f("x-kubernetes-preserve-unknown-fields", Scalar(Scalar::Bool)),
         f("x-kubernetes-validations", List(Item::Of(&APIEXTENSIONS_VALIDATION_RULE), ListKind::Map { keys: &["rule"] }, MergeKind::ByKey("rule"))),
     ],
 };
@@ -495,38 +495,38 @@ pub(super) static APIEXTENSIONS_JSON_SCHEMA_PROPS: Type = Type {
 pub(super) static APIEXTENSIONS_SELECTABLE_FIELD: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.SelectableField",
     fields: &[
-        f("jsonPath", Any),
+        f("jsonPath", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APIEXTENSIONS_SERVICE_REFERENCE: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ServiceReference",
     fields: &[
-        f("name", Any),
-        f("namespace", Any),
-        f("path", Any),
-        f("port", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
+        f("path", Scalar(Scalar::Str)),
+        f("port", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static APIEXTENSIONS_VALIDATION_RULE: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.ValidationRule",
     fields: &[
-        f("fieldPath", Any),
-        f("message", Any),
-        f("messageExpression", Any),
-        f("optionalOldSelf", Any),
-        f("reason", Any),
-        f("rule", Any),
+        f("fieldPath", Scalar(Scalar::Str)),
+        f("message", Scalar(Scalar::Str)),
+        f("messageExpression", Scalar(Scalar::Str)),
+        f("optionalOldSelf", Scalar(Scalar::Bool)),
+        f("reason", Scalar(Scalar::Str)),
+        f("rule", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APIEXTENSIONS_WEBHOOK_CLIENT_CONFIG: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
     fields: &[
-        f("caBundle", Any),
+        f("caBundle", Scalar(Scalar::Bytes)),
         f("service", Object(&APIEXTENSIONS_SERVICE_REFERENCE)),
-        f("url", Any),
+        f("url", Scalar(Scalar::Str)),
     ],
 };
 
@@ -534,15 +534,15 @@ pub(super) static APIEXTENSIONS_WEBHOOK_CONVERSION: Type = Type {
     name: "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
     fields: &[
         f("clientConfig", Object(&APIEXTENSIONS_WEBHOOK_CLIENT_CONFIG)),
-        f("conversionReviewVersions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("conversionReviewVersions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static APPS_DEPLOYMENT: Type = Type {
     name: "io.k8s.api.apps.v1.Deployment",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&APPS_DEPLOYMENT_SPEC)),
         f("status", Object(&APPS_DEPLOYMENT_STATUS)),
@@ -554,21 +554,21 @@ pub(super) static APPS_DEPLOYMENT_CONDITION: Type = Type {
     fields: &[
         f("lastTransitionTime", Any),
         f("lastUpdateTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APPS_DEPLOYMENT_SPEC: Type = Type {
     name: "io.k8s.api.apps.v1.DeploymentSpec",
     fields: &[
-        f("minReadySeconds", Any),
-        f("paused", Any),
-        f("progressDeadlineSeconds", Any),
-        f("replicas", Any),
-        f("revisionHistoryLimit", Any),
+        f("minReadySeconds", Scalar(Scalar::Int32)),
+        f("paused", Scalar(Scalar::Bool)),
+        f("progressDeadlineSeconds", Scalar(Scalar::Int32)),
+        f("replicas", Scalar(Scalar::Int32)),
+        f("revisionHistoryLimit", Scalar(Scalar::Int32)),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
         f("strategy", Object(&APPS_DEPLOYMENT_STRATEGY)),
         f("template", Object(&POD_TEMPLATE_SPEC)),
@@ -578,14 +578,14 @@ pub(super) static APPS_DEPLOYMENT_SPEC: Type = Type {
 pub(super) static APPS_DEPLOYMENT_STATUS: Type = Type {
     name: "io.k8s.api.apps.v1.DeploymentStatus",
     fields: &[
-        f("availableReplicas", Any),
-        f("collisionCount", Any),
+        f("availableReplicas", Scalar(Scalar::Int32)),
+        f("collisionCount", Scalar(Scalar::Int32)),
         f("conditions", List(Item::Of(&APPS_DEPLOYMENT_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
-        f("observedGeneration", Any),
-        f("readyReplicas", Any),
-        f("replicas", Any),
-        f("unavailableReplicas", Any),
-        f("updatedReplicas", Any),
+        f("observedGeneration", Scalar(Scalar::Int64)),
+        f("readyReplicas", Scalar(Scalar::Int32)),
+        f("replicas", Scalar(Scalar::Int32)),
+        f("unavailableReplicas", Scalar(Scalar::Int32)),
+        f("updatedReplicas", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -593,15 +593,15 @@ pub(super) static APPS_DEPLOYMENT_STRATEGY: Type = Type {
     name: "io.k8s.api.apps.v1.DeploymentStrategy",
     fields: &[
         f("rollingUpdate", Object(&APPS_ROLLING_UPDATE_DEPLOYMENT)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APPS_REPLICA_SET: Type = Type {
     name: "io.k8s.api.apps.v1.ReplicaSet",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&APPS_REPLICA_SET_SPEC)),
         f("status", Object(&APPS_REPLICA_SET_STATUS)),
@@ -612,18 +612,18 @@ pub(super) static APPS_REPLICA_SET_CONDITION: Type = Type {
     name: "io.k8s.api.apps.v1.ReplicaSetCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static APPS_REPLICA_SET_SPEC: Type = Type {
     name: "io.k8s.api.apps.v1.ReplicaSetSpec",
     fields: &[
-        f("minReadySeconds", Any),
-        f("replicas", Any),
+        f("minReadySeconds", Scalar(Scalar::Int32)),
+        f("replicas", Scalar(Scalar::Int32)),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
         f("template", Object(&POD_TEMPLATE_SPEC)),
     ],
@@ -632,12 +632,12 @@ pub(super) static APPS_REPLICA_SET_SPEC: Type = Type {
 pub(super) static APPS_REPLICA_SET_STATUS: Type = Type {
     name: "io.k8s.api.apps.v1.ReplicaSetStatus",
     fields: &[
-        f("availableReplicas", Any),
+        f("availableReplicas", Scalar(Scalar::Int32)),
         f("conditions", List(Item::Of(&APPS_REPLICA_SET_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
-        f("fullyLabeledReplicas", Any),
-        f("observedGeneration", Any),
-        f("readyReplicas", Any),
-        f("replicas", Any),
+        f("fullyLabeledReplicas", Scalar(Scalar::Int32)),
+        f("observedGeneration", Scalar(Scalar::Int64)),
+        f("readyReplicas", Scalar(Scalar::Int32)),
+        f("replicas", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -652,33 +652,33 @@ pub(super) static APPS_ROLLING_UPDATE_DEPLOYMENT: Type = Type {
 pub(super) static APP_ARMOR_PROFILE: Type = Type {
     name: "io.k8s.api.core.v1.AppArmorProfile",
     fields: &[
-        f("localhostProfile", Any),
-        f("type", Any),
+        f("localhostProfile", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ATTACHED_VOLUME: Type = Type {
     name: "io.k8s.api.core.v1.AttachedVolume",
     fields: &[
-        f("devicePath", Any),
-        f("name", Any),
+        f("devicePath", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AUTOSCALING_CROSS_VERSION_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.autoscaling.v1.CrossVersionObjectReference",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
-        f("name", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER: Type = Type {
     name: "io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_SPEC)),
         f("status", Object(&AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_STATUS)),
@@ -688,29 +688,29 @@ pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER: Type = Type {
 pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_SPEC: Type = Type {
     name: "io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerSpec",
     fields: &[
-        f("maxReplicas", Any),
-        f("minReplicas", Any),
+        f("maxReplicas", Scalar(Scalar::Int32)),
+        f("minReplicas", Scalar(Scalar::Int32)),
         atomic("scaleTargetRef", Object(&AUTOSCALING_CROSS_VERSION_OBJECT_REFERENCE)),
-        f("targetCPUUtilizationPercentage", Any),
+        f("targetCPUUtilizationPercentage", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static AUTOSCALING_HORIZONTAL_POD_AUTOSCALER_STATUS: Type = Type {
     name: "io.k8s.api.autoscaling.v1.HorizontalPodAutoscalerStatus",
     fields: &[
-        f("currentCPUUtilizationPercentage", Any),
-        f("currentReplicas", Any),
-        f("desiredReplicas", Any),
+        f("currentCPUUtilizationPercentage", Scalar(Scalar::Int32)),
+        f("currentReplicas", Scalar(Scalar::Int32)),
+        f("desiredReplicas", Scalar(Scalar::Int32)),
         f("lastScaleTime", Any),
-        f("observedGeneration", Any),
+        f("observedGeneration", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE: Type = Type {
     name: "io.k8s.api.autoscaling.v2.ContainerResourceMetricSource",
     fields: &[
-        f("container", Any),
-        f("name", Any),
+        f("container", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
         f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
     ],
 };
@@ -718,18 +718,18 @@ pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE: Type = Type {
 pub(super) static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_STATUS: Type = Type {
     name: "io.k8s.api.autoscaling.v2.ContainerResourceMetricStatus",
     fields: &[
-        f("container", Any),
+        f("container", Scalar(Scalar::Str)),
         f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.autoscaling.v2.CrossVersionObjectReference",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
-        f("name", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
@@ -752,8 +752,8 @@ pub(super) static AUTOSCALING_V2_EXTERNAL_METRIC_STATUS: Type = Type {
 pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: Type = Type {
     name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC)),
         f("status", Object(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_STATUS)),
@@ -772,10 +772,10 @@ pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_CONDITION: Type = Typ
     name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -783,9 +783,9 @@ pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC: Type = Type {
     name: "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerSpec",
     fields: &[
         f("behavior", Object(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR)),
-        f("maxReplicas", Any),
+        f("maxReplicas", Scalar(Scalar::Int32)),
         f("metrics", List(Item::Of(&AUTOSCALING_V2_METRIC_SPEC), ListKind::Atomic, MergeKind::Replace)),
-        f("minReplicas", Any),
+        f("minReplicas", Scalar(Scalar::Int32)),
         f("scaleTargetRef", Object(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE)),
     ],
 };
@@ -795,19 +795,19 @@ pub(super) static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_STATUS: Type = Type {
     fields: &[
         f("conditions", List(Item::Of(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
         f("currentMetrics", List(Item::Of(&AUTOSCALING_V2_METRIC_STATUS), ListKind::Atomic, MergeKind::Replace)),
-        f("currentReplicas", Any),
-        f("desiredReplicas", Any),
+        f("currentReplicas", Scalar(Scalar::Int32)),
+        f("desiredReplicas", Scalar(Scalar::Int32)),
         f("lastScaleTime", Any),
-        f("observedGeneration", Any),
+        f("observedGeneration", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static AUTOSCALING_V2_HPA_SCALING_POLICY: Type = Type {
     name: "io.k8s.api.autoscaling.v2.HPAScalingPolicy",
     fields: &[
-        f("periodSeconds", Any),
-        f("type", Any),
-        f("value", Any),
+        f("periodSeconds", Scalar(Scalar::Int32)),
+        f("type", Scalar(Scalar::Str)),
+        f("value", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -815,15 +815,15 @@ pub(super) static AUTOSCALING_V2_HPA_SCALING_RULES: Type = Type {
     name: "io.k8s.api.autoscaling.v2.HPAScalingRules",
     fields: &[
         f("policies", List(Item::Of(&AUTOSCALING_V2_HPA_SCALING_POLICY), ListKind::Atomic, MergeKind::Replace)),
-        f("selectPolicy", Any),
-        f("stabilizationWindowSeconds", Any),
+        f("selectPolicy", Scalar(Scalar::Str)),
+        f("stabilizationWindowSeconds", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static AUTOSCALING_V2_METRIC_IDENTIFIER: Type = Type {
     name: "io.k8s.api.autoscaling.v2.MetricIdentifier",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
     ],
 };
@@ -836,7 +836,7 @@ pub(super) static AUTOSCALING_V2_METRIC_SPEC: Type = Type {
         f("object", Object(&AUTOSCALING_V2_OBJECT_METRIC_SOURCE)),
         f("pods", Object(&AUTOSCALING_V2_PODS_METRIC_SOURCE)),
         f("resource", Object(&AUTOSCALING_V2_RESOURCE_METRIC_SOURCE)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -848,16 +848,16 @@ pub(super) static AUTOSCALING_V2_METRIC_STATUS: Type = Type {
         f("object", Object(&AUTOSCALING_V2_OBJECT_METRIC_STATUS)),
         f("pods", Object(&AUTOSCALING_V2_PODS_METRIC_STATUS)),
         f("resource", Object(&AUTOSCALING_V2_RESOURCE_METRIC_STATUS)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AUTOSCALING_V2_METRIC_TARGET: Type = Type {
     name: "io.k8s.api.autoscaling.v2.MetricTarget",
     fields: &[
-        f("averageUtilization", Any),
+        f("averageUtilization", Scalar(Scalar::Int32)),
         f("averageValue", Any),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
         f("value", Any),
     ],
 };
@@ -865,7 +865,7 @@ pub(super) static AUTOSCALING_V2_METRIC_TARGET: Type = Type {
 pub(super) static AUTOSCALING_V2_METRIC_VALUE_STATUS: Type = Type {
     name: "io.k8s.api.autoscaling.v2.MetricValueStatus",
     fields: &[
-        f("averageUtilization", Any),
+        f("averageUtilization", Scalar(Scalar::Int32)),
         f("averageValue", Any),
         f("value", Any),
     ],
@@ -908,7 +908,7 @@ pub(super) static AUTOSCALING_V2_PODS_METRIC_STATUS: Type = Type {
 pub(super) static AUTOSCALING_V2_RESOURCE_METRIC_SOURCE: Type = Type {
     name: "io.k8s.api.autoscaling.v2.ResourceMetricSource",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         f("target", Object(&AUTOSCALING_V2_METRIC_TARGET)),
     ],
 };
@@ -917,56 +917,56 @@ pub(super) static AUTOSCALING_V2_RESOURCE_METRIC_STATUS: Type = Type {
     name: "io.k8s.api.autoscaling.v2.ResourceMetricStatus",
     fields: &[
         f("current", Object(&AUTOSCALING_V2_METRIC_VALUE_STATUS)),
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.AWSElasticBlockStoreVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("partition", Any),
-        f("readOnly", Any),
-        f("volumeID", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("partition", Scalar(Scalar::Int32)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("volumeID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AZURE_DISK_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.AzureDiskVolumeSource",
     fields: &[
-        f("cachingMode", Any),
-        f("diskName", Any),
-        f("diskURI", Any),
-        f("fsType", Any),
-        f("kind", Any),
-        f("readOnly", Any),
+        f("cachingMode", Scalar(Scalar::Str)),
+        f("diskName", Scalar(Scalar::Str)),
+        f("diskURI", Scalar(Scalar::Str)),
+        f("fsType", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static AZURE_FILE_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.AzureFilePersistentVolumeSource",
     fields: &[
-        f("readOnly", Any),
-        f("secretName", Any),
-        f("secretNamespace", Any),
-        f("shareName", Any),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("secretName", Scalar(Scalar::Str)),
+        f("secretNamespace", Scalar(Scalar::Str)),
+        f("shareName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static AZURE_FILE_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.AzureFileVolumeSource",
     fields: &[
-        f("readOnly", Any),
-        f("secretName", Any),
-        f("shareName", Any),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("secretName", Scalar(Scalar::Str)),
+        f("shareName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static BATCH_CRON_JOB: Type = Type {
     name: "io.k8s.api.batch.v1.CronJob",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&BATCH_CRON_JOB_SPEC)),
         f("status", Object(&BATCH_CRON_JOB_STATUS)),
@@ -976,14 +976,14 @@ pub(super) static BATCH_CRON_JOB: Type = Type {
 pub(super) static BATCH_CRON_JOB_SPEC: Type = Type {
     name: "io.k8s.api.batch.v1.CronJobSpec",
     fields: &[
-        f("concurrencyPolicy", Any),
-        f("failedJobsHistoryLimit", Any),
+        f("concurrencyPolicy", Scalar(Scalar::Str)),
+        f("failedJobsHistoryLimit", Scalar(Scalar::Int32)),
         f("jobTemplate", Object(&BATCH_JOB_TEMPLATE_SPEC)),
-        f("schedule", Any),
-        f("startingDeadlineSeconds", Any),
-        f("successfulJobsHistoryLimit", Any),
-        f("suspend", Any),
-        f("timeZone", Any),
+        f("schedule", Scalar(Scalar::Str)),
+        f("startingDeadlineSeconds", Scalar(Scalar::Int64)),
+        f("successfulJobsHistoryLimit", Scalar(Scalar::Int32)),
+        f("suspend", Scalar(Scalar::Bool)),
+        f("timeZone", Scalar(Scalar::Str)),
     ],
 };
 
@@ -999,8 +999,8 @@ pub(super) static BATCH_CRON_JOB_STATUS: Type = Type {
 pub(super) static BATCH_JOB: Type = Type {
     name: "io.k8s.api.batch.v1.Job",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&BATCH_JOB_SPEC)),
         f("status", Object(&BATCH_JOB_STATUS)),
@@ -1012,48 +1012,48 @@ pub(super) static BATCH_JOB_CONDITION: Type = Type {
     fields: &[
         f("lastProbeTime", Any),
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static BATCH_JOB_SPEC: Type = Type {
     name: "io.k8s.api.batch.v1.JobSpec",
     fields: &[
-        f("activeDeadlineSeconds", Any),
-        f("backoffLimit", Any),
-        f("backoffLimitPerIndex", Any),
-        f("completionMode", Any),
-        f("completions", Any),
-        f("managedBy", Any),
-        f("manualSelector", Any),
-        f("maxFailedIndexes", Any),
-        f("parallelism", Any),
+        f("activeDeadlineSeconds", Scalar(Scalar::Int64)),
+        f("backoffLimit", Scalar(Scalar::Int32)),
+        f("backoffLimitPerIndex", Scalar(Scalar::Int32)),
+        f("completionMode", Scalar(Scalar::Str)),
+        f("completions", Scalar(Scalar::Int32)),
+        f("managedBy", Scalar(Scalar::Str)),
+        f("manualSelector", Scalar(Scalar::Bool)),
+        f("maxFailedIndexes", Scalar(Scalar::Int32)),
+        f("parallelism", Scalar(Scalar::Int32)),
         f("podFailurePolicy", Object(&BATCH_POD_FAILURE_POLICY)),
-        f("podReplacementPolicy", Any),
+        f("podReplacementPolicy", Scalar(Scalar::Str)),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
         f("successPolicy", Object(&BATCH_SUCCESS_POLICY)),
-        f("suspend", Any),
+        f("suspend", Scalar(Scalar::Bool)),
         f("template", Object(&POD_TEMPLATE_SPEC)),
-        f("ttlSecondsAfterFinished", Any),
+        f("ttlSecondsAfterFinished", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static BATCH_JOB_STATUS: Type = Type {
     name: "io.k8s.api.batch.v1.JobStatus",
     fields: &[
-        f("active", Any),
-        f("completedIndexes", Any),
+        f("active", Scalar(Scalar::Int32)),
+        f("completedIndexes", Scalar(Scalar::Str)),
         f("completionTime", Any),
         f("conditions", List(Item::Of(&BATCH_JOB_CONDITION), ListKind::Atomic, MergeKind::ByKey("type"))),
-        f("failed", Any),
-        f("failedIndexes", Any),
-        f("ready", Any),
+        f("failed", Scalar(Scalar::Int32)),
+        f("failedIndexes", Scalar(Scalar::Str)),
+        f("ready", Scalar(Scalar::Int32)),
         f("startTime", Any),
-        f("succeeded", Any),
-        f("terminating", Any),
+        f("succeeded", Scalar(Scalar::Int32)),
+        f("terminating", Scalar(Scalar::Int32)),
         f("uncountedTerminatedPods", Object(&BATCH_UNCOUNTED_TERMINATED_PODS)),
     ],
 };
@@ -1076,24 +1076,24 @@ pub(super) static BATCH_POD_FAILURE_POLICY: Type = Type {
 pub(super) static BATCH_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Type = Type {
     name: "io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement",
     fields: &[
-        f("containerName", Any),
-        f("operator", Any),
-        f("values", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("containerName", Scalar(Scalar::Str)),
+        f("operator", Scalar(Scalar::Str)),
+        f("values", List(Item::Scalar(Scalar::Int32), ListKind::Set, MergeKind::Replace)),
     ],
 };
 
 pub(super) static BATCH_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Type = Type {
     name: "io.k8s.api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
     fields: &[
-        f("status", Any),
-        f("type", Any),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static BATCH_POD_FAILURE_POLICY_RULE: Type = Type {
     name: "io.k8s.api.batch.v1.PodFailurePolicyRule",
     fields: &[
-        f("action", Any),
+        f("action", Scalar(Scalar::Str)),
         f("onExitCodes", Object(&BATCH_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT)),
         f("onPodConditions", List(Item::Of(&BATCH_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -1109,56 +1109,56 @@ pub(super) static BATCH_SUCCESS_POLICY: Type = Type {
 pub(super) static BATCH_SUCCESS_POLICY_RULE: Type = Type {
     name: "io.k8s.api.batch.v1.SuccessPolicyRule",
     fields: &[
-        f("succeededCount", Any),
-        f("succeededIndexes", Any),
+        f("succeededCount", Scalar(Scalar::Int32)),
+        f("succeededIndexes", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static BATCH_UNCOUNTED_TERMINATED_PODS: Type = Type {
     name: "io.k8s.api.batch.v1.UncountedTerminatedPods",
     fields: &[
-        f("failed", List(Item::Any, ListKind::Set, MergeKind::Replace)),
-        f("succeeded", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("failed", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
+        f("succeeded", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
     ],
 };
 
 pub(super) static CAPABILITIES: Type = Type {
     name: "io.k8s.api.core.v1.Capabilities",
     fields: &[
-        f("add", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("drop", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("add", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("drop", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static CEPH_FS_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CephFSPersistentVolumeSource",
     fields: &[
-        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("path", Any),
-        f("readOnly", Any),
-        f("secretFile", Any),
+        f("monitors", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("path", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("secretFile", Scalar(Scalar::Str)),
         atomic("secretRef", Object(&SECRET_REFERENCE)),
-        f("user", Any),
+        f("user", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CEPH_FS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CephFSVolumeSource",
     fields: &[
-        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("path", Any),
-        f("readOnly", Any),
-        f("secretFile", Any),
+        f("monitors", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("path", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("secretFile", Scalar(Scalar::Str)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("user", Any),
+        f("user", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST: Type = Type {
     name: "io.k8s.api.certificates.v1.CertificateSigningRequest",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_SPEC)),
         f("status", Object(&CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_STATUS)),
@@ -1170,31 +1170,31 @@ pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_CONDITION: Type = Typ
     fields: &[
         f("lastTransitionTime", Any),
         f("lastUpdateTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_SPEC: Type = Type {
     name: "io.k8s.api.certificates.v1.CertificateSigningRequestSpec",
     fields: &[
-        f("expirationSeconds", Any),
+        f("expirationSeconds", Scalar(Scalar::Int32)),
         f("extra", Map(Item::Any)),
-        f("groups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("request", Any),
-        f("signerName", Any),
-        f("uid", Any),
-        f("usages", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("username", Any),
+        f("groups", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("request", Scalar(Scalar::Bytes)),
+        f("signerName", Scalar(Scalar::Str)),
+        f("uid", Scalar(Scalar::Str)),
+        f("usages", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("username", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_STATUS: Type = Type {
     name: "io.k8s.api.certificates.v1.CertificateSigningRequestStatus",
     fields: &[
-        f("certificate", Any),
+        f("certificate", Scalar(Scalar::Bytes)),
         f("conditions", List(Item::Of(&CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::Replace)),
     ],
 };
@@ -1202,27 +1202,27 @@ pub(super) static CERTIFICATES_CERTIFICATE_SIGNING_REQUEST_STATUS: Type = Type {
 pub(super) static CINDER_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CinderPersistentVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&SECRET_REFERENCE)),
-        f("volumeID", Any),
+        f("volumeID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CINDER_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CinderVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("volumeID", Any),
+        f("volumeID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CLIENT_IP_CONFIG: Type = Type {
     name: "io.k8s.api.core.v1.ClientIPConfig",
     fields: &[
-        f("timeoutSeconds", Any),
+        f("timeoutSeconds", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -1230,21 +1230,21 @@ pub(super) static CLUSTER_TRUST_BUNDLE_PROJECTION: Type = Type {
     name: "io.k8s.api.core.v1.ClusterTrustBundleProjection",
     fields: &[
         atomic("labelSelector", Object(&META_LABEL_SELECTOR)),
-        f("name", Any),
-        f("optional", Any),
-        f("path", Any),
-        f("signerName", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
+        f("path", Scalar(Scalar::Str)),
+        f("signerName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CONFIG_MAP: Type = Type {
     name: "io.k8s.api.core.v1.ConfigMap",
     fields: &[
-        f("apiVersion", Any),
-        f("binaryData", Map(Item::Any)),
-        f("data", Map(Item::Any)),
-        f("immutable", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("binaryData", Map(Item::Scalar(Scalar::Bytes))),
+        f("data", Map(Item::Scalar(Scalar::Str))),
+        f("immutable", Scalar(Scalar::Bool)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
     ],
 };
@@ -1252,28 +1252,28 @@ pub(super) static CONFIG_MAP: Type = Type {
 pub(super) static CONFIG_MAP_ENV_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ConfigMapEnvSource",
     fields: &[
-        f("name", Any),
-        f("optional", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static CONFIG_MAP_KEY_SELECTOR: Type = Type {
     name: "io.k8s.api.core.v1.ConfigMapKeySelector",
     fields: &[
-        f("key", Any),
-        f("name", Any),
-        f("optional", Any),
+        f("key", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static CONFIG_MAP_NODE_CONFIG_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ConfigMapNodeConfigSource",
     fields: &[
-        f("kubeletConfigKey", Any),
-        f("name", Any),
-        f("namespace", Any),
-        f("resourceVersion", Any),
-        f("uid", Any),
+        f("kubeletConfigKey", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
+        f("resourceVersion", Scalar(Scalar::Str)),
+        f("uid", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1281,75 +1281,75 @@ pub(super) static CONFIG_MAP_PROJECTION: Type = Type {
     name: "io.k8s.api.core.v1.ConfigMapProjection",
     fields: &[
         f("items", List(Item::Of(&KEY_TO_PATH), ListKind::Atomic, MergeKind::Replace)),
-        f("name", Any),
-        f("optional", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static CONFIG_MAP_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ConfigMapVolumeSource",
     fields: &[
-        f("defaultMode", Any),
+        f("defaultMode", Scalar(Scalar::Int32)),
         f("items", List(Item::Of(&KEY_TO_PATH), ListKind::Atomic, MergeKind::Replace)),
-        f("name", Any),
-        f("optional", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static CONTAINER: Type = Type {
     name: "io.k8s.api.core.v1.Container",
     fields: &[
-        f("args", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("command", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("args", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("command", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("env", List(Item::Of(&ENV_VAR), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("envFrom", List(Item::Of(&ENV_FROM_SOURCE), ListKind::Atomic, MergeKind::Replace)),
-        f("image", Any),
-        f("imagePullPolicy", Any),
+        f("image", Scalar(Scalar::Str)),
+        f("imagePullPolicy", Scalar(Scalar::Str)),
         f("lifecycle", Object(&LIFECYCLE)),
         f("livenessProbe", Object(&PROBE)),
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         f("ports", List(Item::Of(&CONTAINER_PORT), ListKind::Map { keys: &["containerPort", "protocol"] }, MergeKind::ByKey("containerPort"))),
         f("readinessProbe", Object(&PROBE)),
         f("resizePolicy", List(Item::Of(&CONTAINER_RESIZE_POLICY), ListKind::Atomic, MergeKind::Replace)),
         f("resources", Object(&RESOURCE_REQUIREMENTS)),
-        f("restartPolicy", Any),
+        f("restartPolicy", Scalar(Scalar::Str)),
         f("securityContext", Object(&SECURITY_CONTEXT)),
         f("startupProbe", Object(&PROBE)),
-        f("stdin", Any),
-        f("stdinOnce", Any),
-        f("terminationMessagePath", Any),
-        f("terminationMessagePolicy", Any),
-        f("tty", Any),
+        f("stdin", Scalar(Scalar::Bool)),
+        f("stdinOnce", Scalar(Scalar::Bool)),
+        f("terminationMessagePath", Scalar(Scalar::Str)),
+        f("terminationMessagePolicy", Scalar(Scalar::Str)),
+        f("tty", Scalar(Scalar::Bool)),
         f("volumeDevices", List(Item::Of(&VOLUME_DEVICE), ListKind::Map { keys: &["devicePath"] }, MergeKind::ByKey("devicePath"))),
         f("volumeMounts", List(Item::Of(&VOLUME_MOUNT), ListKind::Map { keys: &["mountPath"] }, MergeKind::ByKey("mountPath"))),
-        f("workingDir", Any),
+        f("workingDir", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CONTAINER_IMAGE: Type = Type {
     name: "io.k8s.api.core.v1.ContainerImage",
     fields: &[
-        f("names", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("sizeBytes", Any),
+        f("names", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("sizeBytes", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static CONTAINER_PORT: Type = Type {
     name: "io.k8s.api.core.v1.ContainerPort",
     fields: &[
-        f("containerPort", Any),
-        f("hostIP", Any),
-        f("hostPort", Any),
-        f("name", Any),
-        f("protocol", Any),
+        f("containerPort", Scalar(Scalar::Int32)),
+        f("hostIP", Scalar(Scalar::Str)),
+        f("hostPort", Scalar(Scalar::Int32)),
+        f("name", Scalar(Scalar::Str)),
+        f("protocol", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CONTAINER_RESIZE_POLICY: Type = Type {
     name: "io.k8s.api.core.v1.ContainerResizePolicy",
     fields: &[
-        f("resourceName", Any),
-        f("restartPolicy", Any),
+        f("resourceName", Scalar(Scalar::Str)),
+        f("restartPolicy", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1372,12 +1372,12 @@ pub(super) static CONTAINER_STATE_RUNNING: Type = Type {
 pub(super) static CONTAINER_STATE_TERMINATED: Type = Type {
     name: "io.k8s.api.core.v1.ContainerStateTerminated",
     fields: &[
-        f("containerID", Any),
-        f("exitCode", Any),
+        f("containerID", Scalar(Scalar::Str)),
+        f("exitCode", Scalar(Scalar::Int32)),
         f("finishedAt", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("signal", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("signal", Scalar(Scalar::Int32)),
         f("startedAt", Any),
     ],
 };
@@ -1385,8 +1385,8 @@ pub(super) static CONTAINER_STATE_TERMINATED: Type = Type {
 pub(super) static CONTAINER_STATE_WAITING: Type = Type {
     name: "io.k8s.api.core.v1.ContainerStateWaiting",
     fields: &[
-        f("message", Any),
-        f("reason", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1395,15 +1395,15 @@ pub(super) static CONTAINER_STATUS: Type = Type {
     fields: &[
         f("allocatedResources", Map(Item::Any)),
         f("allocatedResourcesStatus", List(Item::Of(&RESOURCE_STATUS), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
-        f("containerID", Any),
-        f("image", Any),
-        f("imageID", Any),
+        f("containerID", Scalar(Scalar::Str)),
+        f("image", Scalar(Scalar::Str)),
+        f("imageID", Scalar(Scalar::Str)),
         f("lastState", Object(&CONTAINER_STATE)),
-        f("name", Any),
-        f("ready", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("ready", Scalar(Scalar::Bool)),
         f("resources", Object(&RESOURCE_REQUIREMENTS)),
-        f("restartCount", Any),
-        f("started", Any),
+        f("restartCount", Scalar(Scalar::Int32)),
+        f("started", Scalar(Scalar::Bool)),
         f("state", Object(&CONTAINER_STATE)),
         f("user", Object(&CONTAINER_USER)),
         f("volumeMounts", List(Item::Of(&VOLUME_MOUNT_STATUS), ListKind::Map { keys: &["mountPath"] }, MergeKind::ByKey("mountPath"))),
@@ -1420,8 +1420,8 @@ pub(super) static CONTAINER_USER: Type = Type {
 pub(super) static COORDINATION_LEASE: Type = Type {
     name: "io.k8s.api.coordination.v1.Lease",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&COORDINATION_LEASE_SPEC)),
     ],
@@ -1431,12 +1431,12 @@ pub(super) static COORDINATION_LEASE_SPEC: Type = Type {
     name: "io.k8s.api.coordination.v1.LeaseSpec",
     fields: &[
         f("acquireTime", Any),
-        f("holderIdentity", Any),
-        f("leaseDurationSeconds", Any),
-        f("leaseTransitions", Any),
-        f("preferredHolder", Any),
+        f("holderIdentity", Scalar(Scalar::Str)),
+        f("leaseDurationSeconds", Scalar(Scalar::Int32)),
+        f("leaseTransitions", Scalar(Scalar::Int32)),
+        f("preferredHolder", Scalar(Scalar::Str)),
         f("renewTime", Any),
-        f("strategy", Any),
+        f("strategy", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1445,55 +1445,55 @@ pub(super) static CSI_PERSISTENT_VOLUME_SOURCE: Type = Type {
     fields: &[
         atomic("controllerExpandSecretRef", Object(&SECRET_REFERENCE)),
         atomic("controllerPublishSecretRef", Object(&SECRET_REFERENCE)),
-        f("driver", Any),
-        f("fsType", Any),
+        f("driver", Scalar(Scalar::Str)),
+        f("fsType", Scalar(Scalar::Str)),
         atomic("nodeExpandSecretRef", Object(&SECRET_REFERENCE)),
         atomic("nodePublishSecretRef", Object(&SECRET_REFERENCE)),
         atomic("nodeStageSecretRef", Object(&SECRET_REFERENCE)),
-        f("readOnly", Any),
-        f("volumeAttributes", Map(Item::Any)),
-        f("volumeHandle", Any),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("volumeAttributes", Map(Item::Scalar(Scalar::Str))),
+        f("volumeHandle", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static CSI_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.CSIVolumeSource",
     fields: &[
-        f("driver", Any),
-        f("fsType", Any),
+        f("driver", Scalar(Scalar::Str)),
+        f("fsType", Scalar(Scalar::Str)),
         atomic("nodePublishSecretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("readOnly", Any),
-        f("volumeAttributes", Map(Item::Any)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("volumeAttributes", Map(Item::Scalar(Scalar::Str))),
     ],
 };
 
 pub(super) static DAEMON_ENDPOINT: Type = Type {
     name: "io.k8s.api.core.v1.DaemonEndpoint",
     fields: &[
-        f("Port", Any),
+        f("Port", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static DISCOVERY_ENDPOINT: Type = Type {
     name: "io.k8s.api.discovery.v1.Endpoint",
     fields: &[
-        f("addresses", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("addresses", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
         f("conditions", Object(&DISCOVERY_ENDPOINT_CONDITIONS)),
-        f("deprecatedTopology", Map(Item::Any)),
+        f("deprecatedTopology", Map(Item::Scalar(Scalar::Str))),
         f("hints", Object(&DISCOVERY_ENDPOINT_HINTS)),
-        f("hostname", Any),
-        f("nodeName", Any),
+        f("hostname", Scalar(Scalar::Str)),
+        f("nodeName", Scalar(Scalar::Str)),
         atomic("targetRef", Object(&OBJECT_REFERENCE)),
-        f("zone", Any),
+        f("zone", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static DISCOVERY_ENDPOINT_CONDITIONS: Type = Type {
     name: "io.k8s.api.discovery.v1.EndpointConditions",
     fields: &[
-        f("ready", Any),
-        f("serving", Any),
-        f("terminating", Any),
+        f("ready", Scalar(Scalar::Bool)),
+        f("serving", Scalar(Scalar::Bool)),
+        f("terminating", Scalar(Scalar::Bool)),
     ],
 };
 
@@ -1507,20 +1507,20 @@ pub(super) static DISCOVERY_ENDPOINT_HINTS: Type = Type {
 pub(super) static DISCOVERY_ENDPOINT_PORT: Type = Type {
     name: "io.k8s.api.discovery.v1.EndpointPort",
     fields: &[
-        f("appProtocol", Any),
-        f("name", Any),
-        f("port", Any),
-        f("protocol", Any),
+        f("appProtocol", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("port", Scalar(Scalar::Int32)),
+        f("protocol", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static DISCOVERY_ENDPOINT_SLICE: Type = Type {
     name: "io.k8s.api.discovery.v1.EndpointSlice",
     fields: &[
-        f("addressType", Any),
-        f("apiVersion", Any),
+        f("addressType", Scalar(Scalar::Str)),
+        f("apiVersion", Scalar(Scalar::Str)),
         f("endpoints", List(Item::Of(&DISCOVERY_ENDPOINT), ListKind::Atomic, MergeKind::Replace)),
-        f("kind", Any),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("ports", List(Item::Of(&DISCOVERY_ENDPOINT_PORT), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -1529,7 +1529,7 @@ pub(super) static DISCOVERY_ENDPOINT_SLICE: Type = Type {
 pub(super) static DISCOVERY_FOR_ZONE: Type = Type {
     name: "io.k8s.api.discovery.v1.ForZone",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1544,8 +1544,8 @@ pub(super) static DOWNWARD_API_VOLUME_FILE: Type = Type {
     name: "io.k8s.api.core.v1.DownwardAPIVolumeFile",
     fields: &[
         atomic("fieldRef", Object(&OBJECT_FIELD_SELECTOR)),
-        f("mode", Any),
-        f("path", Any),
+        f("mode", Scalar(Scalar::Int32)),
+        f("path", Scalar(Scalar::Str)),
         atomic("resourceFieldRef", Object(&RESOURCE_FIELD_SELECTOR)),
     ],
 };
@@ -1553,7 +1553,7 @@ pub(super) static DOWNWARD_API_VOLUME_FILE: Type = Type {
 pub(super) static DOWNWARD_API_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.DownwardAPIVolumeSource",
     fields: &[
-        f("defaultMode", Any),
+        f("defaultMode", Scalar(Scalar::Int32)),
         f("items", List(Item::Of(&DOWNWARD_API_VOLUME_FILE), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
@@ -1561,7 +1561,7 @@ pub(super) static DOWNWARD_API_VOLUME_SOURCE: Type = Type {
 pub(super) static EMPTY_DIR_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.EmptyDirVolumeSource",
     fields: &[
-        f("medium", Any),
+        f("medium", Scalar(Scalar::Str)),
         f("sizeLimit", Any),
     ],
 };
@@ -1569,8 +1569,8 @@ pub(super) static EMPTY_DIR_VOLUME_SOURCE: Type = Type {
 pub(super) static ENDPOINTS: Type = Type {
     name: "io.k8s.api.core.v1.Endpoints",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("subsets", List(Item::Of(&ENDPOINT_SUBSET), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -1579,9 +1579,9 @@ pub(super) static ENDPOINTS: Type = Type {
 pub(super) static ENDPOINT_ADDRESS: Type = Type {
     name: "io.k8s.api.core.v1.EndpointAddress",
     fields: &[
-        f("hostname", Any),
-        f("ip", Any),
-        f("nodeName", Any),
+        f("hostname", Scalar(Scalar::Str)),
+        f("ip", Scalar(Scalar::Str)),
+        f("nodeName", Scalar(Scalar::Str)),
         atomic("targetRef", Object(&OBJECT_REFERENCE)),
     ],
 };
@@ -1589,10 +1589,10 @@ pub(super) static ENDPOINT_ADDRESS: Type = Type {
 pub(super) static ENDPOINT_PORT: Type = Type {
     name: "io.k8s.api.core.v1.EndpointPort",
     fields: &[
-        f("appProtocol", Any),
-        f("name", Any),
-        f("port", Any),
-        f("protocol", Any),
+        f("appProtocol", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("port", Scalar(Scalar::Int32)),
+        f("protocol", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1609,7 +1609,7 @@ pub(super) static ENV_FROM_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.EnvFromSource",
     fields: &[
         f("configMapRef", Object(&CONFIG_MAP_ENV_SOURCE)),
-        f("prefix", Any),
+        f("prefix", Scalar(Scalar::Str)),
         f("secretRef", Object(&SECRET_ENV_SOURCE)),
     ],
 };
@@ -1617,8 +1617,8 @@ pub(super) static ENV_FROM_SOURCE: Type = Type {
 pub(super) static ENV_VAR: Type = Type {
     name: "io.k8s.api.core.v1.EnvVar",
     fields: &[
-        f("name", Any),
-        f("value", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("value", Scalar(Scalar::Str)),
         f("valueFrom", Object(&ENV_VAR_SOURCE)),
     ],
 };
@@ -1636,31 +1636,31 @@ pub(super) static ENV_VAR_SOURCE: Type = Type {
 pub(super) static EPHEMERAL_CONTAINER: Type = Type {
     name: "io.k8s.api.core.v1.EphemeralContainer",
     fields: &[
-        f("args", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("command", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("args", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("command", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("env", List(Item::Of(&ENV_VAR), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("envFrom", List(Item::Of(&ENV_FROM_SOURCE), ListKind::Atomic, MergeKind::Replace)),
-        f("image", Any),
-        f("imagePullPolicy", Any),
+        f("image", Scalar(Scalar::Str)),
+        f("imagePullPolicy", Scalar(Scalar::Str)),
         f("lifecycle", Object(&LIFECYCLE)),
         f("livenessProbe", Object(&PROBE)),
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         f("ports", List(Item::Of(&CONTAINER_PORT), ListKind::Map { keys: &["containerPort", "protocol"] }, MergeKind::ByKey("containerPort"))),
         f("readinessProbe", Object(&PROBE)),
         f("resizePolicy", List(Item::Of(&CONTAINER_RESIZE_POLICY), ListKind::Atomic, MergeKind::Replace)),
         f("resources", Object(&RESOURCE_REQUIREMENTS)),
-        f("restartPolicy", Any),
+        f("restartPolicy", Scalar(Scalar::Str)),
         f("securityContext", Object(&SECURITY_CONTEXT)),
         f("startupProbe", Object(&PROBE)),
-        f("stdin", Any),
-        f("stdinOnce", Any),
-        f("targetContainerName", Any),
-        f("terminationMessagePath", Any),
-        f("terminationMessagePolicy", Any),
-        f("tty", Any),
+        f("stdin", Scalar(Scalar::Bool)),
+        f("stdinOnce", Scalar(Scalar::Bool)),
+        f("targetContainerName", Scalar(Scalar::Str)),
+        f("terminationMessagePath", Scalar(Scalar::Str)),
+        f("terminationMessagePolicy", Scalar(Scalar::Str)),
+        f("tty", Scalar(Scalar::Bool)),
         f("volumeDevices", List(Item::Of(&VOLUME_DEVICE), ListKind::Map { keys: &["devicePath"] }, MergeKind::ByKey("devicePath"))),
         f("volumeMounts", List(Item::Of(&VOLUME_MOUNT), ListKind::Map { keys: &["mountPath"] }, MergeKind::ByKey("mountPath"))),
-        f("workingDir", Any),
+        f("workingDir", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1674,53 +1674,53 @@ pub(super) static EPHEMERAL_VOLUME_SOURCE: Type = Type {
 pub(super) static EVENT: Type = Type {
     name: "io.k8s.api.core.v1.Event",
     fields: &[
-        f("action", Any),
-        f("apiVersion", Any),
-        f("count", Any),
+        f("action", Scalar(Scalar::Str)),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("count", Scalar(Scalar::Int32)),
         f("eventTime", Any),
         f("firstTimestamp", Any),
         atomic("involvedObject", Object(&OBJECT_REFERENCE)),
-        f("kind", Any),
+        f("kind", Scalar(Scalar::Str)),
         f("lastTimestamp", Any),
-        f("message", Any),
+        f("message", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
-        f("reason", Any),
+        f("reason", Scalar(Scalar::Str)),
         atomic("related", Object(&OBJECT_REFERENCE)),
-        f("reportingComponent", Any),
-        f("reportingInstance", Any),
+        f("reportingComponent", Scalar(Scalar::Str)),
+        f("reportingInstance", Scalar(Scalar::Str)),
         f("series", Object(&EVENT_SERIES)),
         f("source", Object(&EVENT_SOURCE)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static EVENTS_EVENT: Type = Type {
     name: "io.k8s.api.events.v1.Event",
     fields: &[
-        f("action", Any),
-        f("apiVersion", Any),
-        f("deprecatedCount", Any),
+        f("action", Scalar(Scalar::Str)),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("deprecatedCount", Scalar(Scalar::Int32)),
         f("deprecatedFirstTimestamp", Any),
         f("deprecatedLastTimestamp", Any),
         f("deprecatedSource", Object(&EVENT_SOURCE)),
         f("eventTime", Any),
-        f("kind", Any),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
-        f("note", Any),
-        f("reason", Any),
+        f("note", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
         atomic("regarding", Object(&OBJECT_REFERENCE)),
         atomic("related", Object(&OBJECT_REFERENCE)),
-        f("reportingController", Any),
-        f("reportingInstance", Any),
+        f("reportingController", Scalar(Scalar::Str)),
+        f("reportingInstance", Scalar(Scalar::Str)),
         f("series", Object(&EVENTS_EVENT_SERIES)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static EVENTS_EVENT_SERIES: Type = Type {
     name: "io.k8s.api.events.v1.EventSeries",
     fields: &[
-        f("count", Any),
+        f("count", Scalar(Scalar::Int32)),
         f("lastObservedTime", Any),
     ],
 };
@@ -1728,7 +1728,7 @@ pub(super) static EVENTS_EVENT_SERIES: Type = Type {
 pub(super) static EVENT_SERIES: Type = Type {
     name: "io.k8s.api.core.v1.EventSeries",
     fields: &[
-        f("count", Any),
+        f("count", Scalar(Scalar::Int32)),
         f("lastObservedTime", Any),
     ],
 };
@@ -1736,36 +1736,36 @@ pub(super) static EVENT_SERIES: Type = Type {
 pub(super) static EVENT_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.EventSource",
     fields: &[
-        f("component", Any),
-        f("host", Any),
+        f("component", Scalar(Scalar::Str)),
+        f("host", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static EXEC_ACTION: Type = Type {
     name: "io.k8s.api.core.v1.ExecAction",
     fields: &[
-        f("command", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("command", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static FC_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.FCVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("lun", Any),
-        f("readOnly", Any),
-        f("targetWWNs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("wwids", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("fsType", Scalar(Scalar::Str)),
+        f("lun", Scalar(Scalar::Int32)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("targetWWNs", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("wwids", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static FLEX_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.FlexPersistentVolumeSource",
     fields: &[
-        f("driver", Any),
-        f("fsType", Any),
-        f("options", Map(Item::Any)),
-        f("readOnly", Any),
+        f("driver", Scalar(Scalar::Str)),
+        f("fsType", Scalar(Scalar::Str)),
+        f("options", Map(Item::Scalar(Scalar::Str))),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&SECRET_REFERENCE)),
     ],
 };
@@ -1773,10 +1773,10 @@ pub(super) static FLEX_PERSISTENT_VOLUME_SOURCE: Type = Type {
 pub(super) static FLEX_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.FlexVolumeSource",
     fields: &[
-        f("driver", Any),
-        f("fsType", Any),
-        f("options", Map(Item::Any)),
-        f("readOnly", Any),
+        f("driver", Scalar(Scalar::Str)),
+        f("fsType", Scalar(Scalar::Str)),
+        f("options", Map(Item::Scalar(Scalar::Str))),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
     ],
 };
@@ -1784,31 +1784,31 @@ pub(super) static FLEX_VOLUME_SOURCE: Type = Type {
 pub(super) static FLOCKER_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.FlockerVolumeSource",
     fields: &[
-        f("datasetName", Any),
-        f("datasetUUID", Any),
+        f("datasetName", Scalar(Scalar::Str)),
+        f("datasetUUID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static FLOWCONTROL_EXEMPT_PRIORITY_LEVEL_CONFIGURATION: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.ExemptPriorityLevelConfiguration",
     fields: &[
-        f("lendablePercent", Any),
-        f("nominalConcurrencyShares", Any),
+        f("lendablePercent", Scalar(Scalar::Int32)),
+        f("nominalConcurrencyShares", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static FLOWCONTROL_FLOW_DISTINGUISHER_METHOD: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.FlowDistinguisherMethod",
     fields: &[
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static FLOWCONTROL_FLOW_SCHEMA: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.FlowSchema",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&FLOWCONTROL_FLOW_SCHEMA_SPEC)),
         f("status", Object(&FLOWCONTROL_FLOW_SCHEMA_STATUS)),
@@ -1819,10 +1819,10 @@ pub(super) static FLOWCONTROL_FLOW_SCHEMA_CONDITION: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.FlowSchemaCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1830,7 +1830,7 @@ pub(super) static FLOWCONTROL_FLOW_SCHEMA_SPEC: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.FlowSchemaSpec",
     fields: &[
         f("distinguisherMethod", Object(&FLOWCONTROL_FLOW_DISTINGUISHER_METHOD)),
-        f("matchingPrecedence", Any),
+        f("matchingPrecedence", Scalar(Scalar::Int32)),
         f("priorityLevelConfiguration", Object(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_REFERENCE)),
         f("rules", List(Item::Of(&FLOWCONTROL_POLICY_RULES_WITH_SUBJECTS), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -1846,17 +1846,17 @@ pub(super) static FLOWCONTROL_FLOW_SCHEMA_STATUS: Type = Type {
 pub(super) static FLOWCONTROL_GROUP_SUBJECT: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.GroupSubject",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static FLOWCONTROL_LIMITED_PRIORITY_LEVEL_CONFIGURATION: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.LimitedPriorityLevelConfiguration",
     fields: &[
-        f("borrowingLimitPercent", Any),
-        f("lendablePercent", Any),
+        f("borrowingLimitPercent", Scalar(Scalar::Int32)),
+        f("lendablePercent", Scalar(Scalar::Int32)),
         f("limitResponse", Object(&FLOWCONTROL_LIMIT_RESPONSE)),
-        f("nominalConcurrencyShares", Any),
+        f("nominalConcurrencyShares", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -1864,15 +1864,15 @@ pub(super) static FLOWCONTROL_LIMIT_RESPONSE: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.LimitResponse",
     fields: &[
         f("queuing", Object(&FLOWCONTROL_QUEUING_CONFIGURATION)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static FLOWCONTROL_NON_RESOURCE_POLICY_RULE: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.NonResourcePolicyRule",
     fields: &[
-        f("nonResourceURLs", List(Item::Any, ListKind::Set, MergeKind::Replace)),
-        f("verbs", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("nonResourceURLs", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
+        f("verbs", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
     ],
 };
 
@@ -1888,8 +1888,8 @@ pub(super) static FLOWCONTROL_POLICY_RULES_WITH_SUBJECTS: Type = Type {
 pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfiguration",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_SPEC)),
         f("status", Object(&FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_STATUS)),
@@ -1900,17 +1900,17 @@ pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_CONDITION: Type = Typ
     name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfigurationCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_REFERENCE: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.PriorityLevelConfigurationReference",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1919,7 +1919,7 @@ pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_SPEC: Type = Type {
     fields: &[
         f("exempt", Object(&FLOWCONTROL_EXEMPT_PRIORITY_LEVEL_CONFIGURATION)),
         f("limited", Object(&FLOWCONTROL_LIMITED_PRIORITY_LEVEL_CONFIGURATION)),
-        f("type", Any),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1933,28 +1933,28 @@ pub(super) static FLOWCONTROL_PRIORITY_LEVEL_CONFIGURATION_STATUS: Type = Type {
 pub(super) static FLOWCONTROL_QUEUING_CONFIGURATION: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.QueuingConfiguration",
     fields: &[
-        f("handSize", Any),
-        f("queueLengthLimit", Any),
-        f("queues", Any),
+        f("handSize", Scalar(Scalar::Int32)),
+        f("queueLengthLimit", Scalar(Scalar::Int32)),
+        f("queues", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static FLOWCONTROL_RESOURCE_POLICY_RULE: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.ResourcePolicyRule",
     fields: &[
-        f("apiGroups", List(Item::Any, ListKind::Set, MergeKind::Replace)),
-        f("clusterScope", Any),
-        f("namespaces", List(Item::Any, ListKind::Set, MergeKind::Replace)),
-        f("resources", List(Item::Any, ListKind::Set, MergeKind::Replace)),
-        f("verbs", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("apiGroups", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
+        f("clusterScope", Scalar(Scalar::Bool)),
+        f("namespaces", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
+        f("resources", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
+        f("verbs", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
     ],
 };
 
 pub(super) static FLOWCONTROL_SERVICE_ACCOUNT_SUBJECT: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.ServiceAccountSubject",
     fields: &[
-        f("name", Any),
-        f("namespace", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
     ],
 };
 
@@ -1962,7 +1962,7 @@ pub(super) static FLOWCONTROL_SUBJECT: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.Subject",
     fields: &[
         f("group", Object(&FLOWCONTROL_GROUP_SUBJECT)),
-        f("kind", Any),
+        f("kind", Scalar(Scalar::Str)),
         f("serviceAccount", Object(&FLOWCONTROL_SERVICE_ACCOUNT_SUBJECT)),
         f("user", Object(&FLOWCONTROL_USER_SUBJECT)),
     ],
@@ -1971,146 +1971,146 @@ pub(super) static FLOWCONTROL_SUBJECT: Type = Type {
 pub(super) static FLOWCONTROL_USER_SUBJECT: Type = Type {
     name: "io.k8s.api.flowcontrol.v1.UserSubject",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static GCE_PERSISTENT_DISK_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GCEPersistentDiskVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("partition", Any),
-        f("pdName", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("partition", Scalar(Scalar::Int32)),
+        f("pdName", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static GIT_REPO_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GitRepoVolumeSource",
     fields: &[
-        f("directory", Any),
-        f("repository", Any),
-        f("revision", Any),
+        f("directory", Scalar(Scalar::Str)),
+        f("repository", Scalar(Scalar::Str)),
+        f("revision", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static GLUSTERFS_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GlusterfsPersistentVolumeSource",
     fields: &[
-        f("endpoints", Any),
-        f("endpointsNamespace", Any),
-        f("path", Any),
-        f("readOnly", Any),
+        f("endpoints", Scalar(Scalar::Str)),
+        f("endpointsNamespace", Scalar(Scalar::Str)),
+        f("path", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static GLUSTERFS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.GlusterfsVolumeSource",
     fields: &[
-        f("endpoints", Any),
-        f("path", Any),
-        f("readOnly", Any),
+        f("endpoints", Scalar(Scalar::Str)),
+        f("path", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static GRPC_ACTION: Type = Type {
     name: "io.k8s.api.core.v1.GRPCAction",
     fields: &[
-        f("port", Any),
-        f("service", Any),
+        f("port", Scalar(Scalar::Int32)),
+        f("service", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static HOST_ALIAS: Type = Type {
     name: "io.k8s.api.core.v1.HostAlias",
     fields: &[
-        f("hostnames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("ip", Any),
+        f("hostnames", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("ip", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static HOST_IP: Type = Type {
     name: "io.k8s.api.core.v1.HostIP",
     fields: &[
-        f("ip", Any),
+        f("ip", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static HOST_PATH_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.HostPathVolumeSource",
     fields: &[
-        f("path", Any),
-        f("type", Any),
+        f("path", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static HTTP_GET_ACTION: Type = Type {
     name: "io.k8s.api.core.v1.HTTPGetAction",
     fields: &[
-        f("host", Any),
+        f("host", Scalar(Scalar::Str)),
         f("httpHeaders", List(Item::Of(&HTTP_HEADER), ListKind::Atomic, MergeKind::Replace)),
-        f("path", Any),
+        f("path", Scalar(Scalar::Str)),
         f("port", Any),
-        f("scheme", Any),
+        f("scheme", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static HTTP_HEADER: Type = Type {
     name: "io.k8s.api.core.v1.HTTPHeader",
     fields: &[
-        f("name", Any),
-        f("value", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("value", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static IMAGE_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ImageVolumeSource",
     fields: &[
-        f("pullPolicy", Any),
-        f("reference", Any),
+        f("pullPolicy", Scalar(Scalar::Str)),
+        f("reference", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ISCSI_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ISCSIPersistentVolumeSource",
     fields: &[
-        f("chapAuthDiscovery", Any),
-        f("chapAuthSession", Any),
-        f("fsType", Any),
-        f("initiatorName", Any),
-        f("iqn", Any),
-        f("iscsiInterface", Any),
-        f("lun", Any),
-        f("portals", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("readOnly", Any),
+        f("chapAuthDiscovery", Scalar(Scalar::Bool)),
+        f("chapAuthSession", Scalar(Scalar::Bool)),
+        f("fsType", Scalar(Scalar::Str)),
+        f("initiatorName", Scalar(Scalar::Str)),
+        f("iqn", Scalar(Scalar::Str)),
+        f("iscsiInterface", Scalar(Scalar::Str)),
+        f("lun", Scalar(Scalar::Int32)),
+        f("portals", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&SECRET_REFERENCE)),
-        f("targetPortal", Any),
+        f("targetPortal", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static ISCSI_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ISCSIVolumeSource",
     fields: &[
-        f("chapAuthDiscovery", Any),
-        f("chapAuthSession", Any),
-        f("fsType", Any),
-        f("initiatorName", Any),
-        f("iqn", Any),
-        f("iscsiInterface", Any),
-        f("lun", Any),
-        f("portals", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("readOnly", Any),
+        f("chapAuthDiscovery", Scalar(Scalar::Bool)),
+        f("chapAuthSession", Scalar(Scalar::Bool)),
+        f("fsType", Scalar(Scalar::Str)),
+        f("initiatorName", Scalar(Scalar::Str)),
+        f("iqn", Scalar(Scalar::Str)),
+        f("iscsiInterface", Scalar(Scalar::Str)),
+        f("lun", Scalar(Scalar::Int32)),
+        f("portals", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("targetPortal", Any),
+        f("targetPortal", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static KEY_TO_PATH: Type = Type {
     name: "io.k8s.api.core.v1.KeyToPath",
     fields: &[
-        f("key", Any),
-        f("mode", Any),
-        f("path", Any),
+        f("key", Scalar(Scalar::Str)),
+        f("mode", Scalar(Scalar::Int32)),
+        f("path", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2135,18 +2135,18 @@ pub(super) static LIFECYCLE_HANDLER: Type = Type {
 pub(super) static LINUX_CONTAINER_USER: Type = Type {
     name: "io.k8s.api.core.v1.LinuxContainerUser",
     fields: &[
-        f("gid", Any),
-        f("supplementalGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("uid", Any),
+        f("gid", Scalar(Scalar::Int64)),
+        f("supplementalGroups", List(Item::Scalar(Scalar::Int64), ListKind::Atomic, MergeKind::Replace)),
+        f("uid", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static LOAD_BALANCER_INGRESS: Type = Type {
     name: "io.k8s.api.core.v1.LoadBalancerIngress",
     fields: &[
-        f("hostname", Any),
-        f("ip", Any),
-        f("ipMode", Any),
+        f("hostname", Scalar(Scalar::Str)),
+        f("ip", Scalar(Scalar::Str)),
+        f("ipMode", Scalar(Scalar::Str)),
         f("ports", List(Item::Of(&PORT_STATUS), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
@@ -2161,15 +2161,15 @@ pub(super) static LOAD_BALANCER_STATUS: Type = Type {
 pub(super) static LOCAL_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.LocalObjectReference",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static LOCAL_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.LocalVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("path", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("path", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2177,11 +2177,11 @@ pub(super) static META_CONDITION: Type = Type {
     name: "io.k8s.apimachinery.pkg.apis.meta.v1.Condition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("observedGeneration", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("observedGeneration", Scalar(Scalar::Int64)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2189,28 +2189,28 @@ pub(super) static META_LABEL_SELECTOR: Type = Type {
     name: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
     fields: &[
         f("matchExpressions", List(Item::Of(&META_LABEL_SELECTOR_REQUIREMENT), ListKind::Atomic, MergeKind::Replace)),
-        f("matchLabels", Map(Item::Any)),
+        f("matchLabels", Map(Item::Scalar(Scalar::Str))),
     ],
 };
 
 pub(super) static META_LABEL_SELECTOR_REQUIREMENT: Type = Type {
     name: "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
     fields: &[
-        f("key", Any),
-        f("operator", Any),
-        f("values", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("key", Scalar(Scalar::Str)),
+        f("operator", Scalar(Scalar::Str)),
+        f("values", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static META_MANAGED_FIELDS_ENTRY: Type = Type {
     name: "io.k8s.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
     fields: &[
-        f("apiVersion", Any),
-        f("fieldsType", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("fieldsType", Scalar(Scalar::Str)),
         f("fieldsV1", Any),
-        f("manager", Any),
-        f("operation", Any),
-        f("subresource", Any),
+        f("manager", Scalar(Scalar::Str)),
+        f("operation", Scalar(Scalar::Str)),
+        f("subresource", Scalar(Scalar::Str)),
         f("time", Any),
     ],
 };
@@ -2218,41 +2218,41 @@ pub(super) static META_MANAGED_FIELDS_ENTRY: Type = Type {
 pub(super) static META_OBJECT_META: Type = Type {
     name: "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
     fields: &[
-        f("annotations", Map(Item::Any)),
+        f("annotations", Map(Item::Scalar(Scalar::Str))),
         f("creationTimestamp", Any),
-        f("deletionGracePeriodSeconds", Any),
+        f("deletionGracePeriodSeconds", Scalar(Scalar::Int64)),
         f("deletionTimestamp", Any),
-        f("finalizers", List(Item::Any, ListKind::Set, MergeKind::Set)),
-        f("generateName", Any),
-        f("generation", Any),
-        f("labels", Map(Item::Any)),
+        f("finalizers", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Set)),
+        f("generateName", Scalar(Scalar::Str)),
+        f("generation", Scalar(Scalar::Int64)),
+        f("labels", Map(Item::Scalar(Scalar::Str))),
         f("managedFields", List(Item::Of(&META_MANAGED_FIELDS_ENTRY), ListKind::Atomic, MergeKind::Replace)),
-        f("name", Any),
-        f("namespace", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
         f("ownerReferences", List(Item::Of(&META_OWNER_REFERENCE), ListKind::Map { keys: &["uid"] }, MergeKind::ByKey("uid"))),
-        f("resourceVersion", Any),
-        f("selfLink", Any),
-        f("uid", Any),
+        f("resourceVersion", Scalar(Scalar::Str)),
+        f("selfLink", Scalar(Scalar::Str)),
+        f("uid", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static META_OWNER_REFERENCE: Type = Type {
     name: "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
     fields: &[
-        f("apiVersion", Any),
-        f("blockOwnerDeletion", Any),
-        f("controller", Any),
-        f("kind", Any),
-        f("name", Any),
-        f("uid", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("blockOwnerDeletion", Scalar(Scalar::Bool)),
+        f("controller", Scalar(Scalar::Bool)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("uid", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NAMESPACE: Type = Type {
     name: "io.k8s.api.core.v1.Namespace",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&NAMESPACE_SPEC)),
         f("status", Object(&NAMESPACE_STATUS)),
@@ -2263,17 +2263,17 @@ pub(super) static NAMESPACE_CONDITION: Type = Type {
     name: "io.k8s.api.core.v1.NamespaceCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NAMESPACE_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.NamespaceSpec",
     fields: &[
-        f("finalizers", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("finalizers", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -2281,7 +2281,7 @@ pub(super) static NAMESPACE_STATUS: Type = Type {
     name: "io.k8s.api.core.v1.NamespaceStatus",
     fields: &[
         f("conditions", List(Item::Of(&NAMESPACE_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
-        f("phase", Any),
+        f("phase", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2289,8 +2289,8 @@ pub(super) static NETWORKING_HTTP_INGRESS_PATH: Type = Type {
     name: "io.k8s.api.networking.v1.HTTPIngressPath",
     fields: &[
         f("backend", Object(&NETWORKING_INGRESS_BACKEND)),
-        f("path", Any),
-        f("pathType", Any),
+        f("path", Scalar(Scalar::Str)),
+        f("pathType", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2304,8 +2304,8 @@ pub(super) static NETWORKING_HTTP_INGRESS_RULE_VALUE: Type = Type {
 pub(super) static NETWORKING_INGRESS: Type = Type {
     name: "io.k8s.api.networking.v1.Ingress",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&NETWORKING_INGRESS_SPEC)),
         f("status", Object(&NETWORKING_INGRESS_STATUS)),
@@ -2323,8 +2323,8 @@ pub(super) static NETWORKING_INGRESS_BACKEND: Type = Type {
 pub(super) static NETWORKING_INGRESS_CLASS: Type = Type {
     name: "io.k8s.api.networking.v1.IngressClass",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&NETWORKING_INGRESS_CLASS_SPEC)),
     ],
@@ -2333,18 +2333,18 @@ pub(super) static NETWORKING_INGRESS_CLASS: Type = Type {
 pub(super) static NETWORKING_INGRESS_CLASS_PARAMETERS_REFERENCE: Type = Type {
     name: "io.k8s.api.networking.v1.IngressClassParametersReference",
     fields: &[
-        f("apiGroup", Any),
-        f("kind", Any),
-        f("name", Any),
-        f("namespace", Any),
-        f("scope", Any),
+        f("apiGroup", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
+        f("scope", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NETWORKING_INGRESS_CLASS_SPEC: Type = Type {
     name: "io.k8s.api.networking.v1.IngressClassSpec",
     fields: &[
-        f("controller", Any),
+        f("controller", Scalar(Scalar::Str)),
         f("parameters", Object(&NETWORKING_INGRESS_CLASS_PARAMETERS_REFERENCE)),
     ],
 };
@@ -2352,8 +2352,8 @@ pub(super) static NETWORKING_INGRESS_CLASS_SPEC: Type = Type {
 pub(super) static NETWORKING_INGRESS_LOAD_BALANCER_INGRESS: Type = Type {
     name: "io.k8s.api.networking.v1.IngressLoadBalancerIngress",
     fields: &[
-        f("hostname", Any),
-        f("ip", Any),
+        f("hostname", Scalar(Scalar::Str)),
+        f("ip", Scalar(Scalar::Str)),
         f("ports", List(Item::Of(&NETWORKING_INGRESS_PORT_STATUS), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
@@ -2368,16 +2368,16 @@ pub(super) static NETWORKING_INGRESS_LOAD_BALANCER_STATUS: Type = Type {
 pub(super) static NETWORKING_INGRESS_PORT_STATUS: Type = Type {
     name: "io.k8s.api.networking.v1.IngressPortStatus",
     fields: &[
-        f("error", Any),
-        f("port", Any),
-        f("protocol", Any),
+        f("error", Scalar(Scalar::Str)),
+        f("port", Scalar(Scalar::Int32)),
+        f("protocol", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NETWORKING_INGRESS_RULE: Type = Type {
     name: "io.k8s.api.networking.v1.IngressRule",
     fields: &[
-        f("host", Any),
+        f("host", Scalar(Scalar::Str)),
         f("http", Object(&NETWORKING_HTTP_INGRESS_RULE_VALUE)),
     ],
 };
@@ -2385,7 +2385,7 @@ pub(super) static NETWORKING_INGRESS_RULE: Type = Type {
 pub(super) static NETWORKING_INGRESS_SERVICE_BACKEND: Type = Type {
     name: "io.k8s.api.networking.v1.IngressServiceBackend",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         atomic("port", Object(&NETWORKING_SERVICE_BACKEND_PORT)),
     ],
 };
@@ -2394,7 +2394,7 @@ pub(super) static NETWORKING_INGRESS_SPEC: Type = Type {
     name: "io.k8s.api.networking.v1.IngressSpec",
     fields: &[
         f("defaultBackend", Object(&NETWORKING_INGRESS_BACKEND)),
-        f("ingressClassName", Any),
+        f("ingressClassName", Scalar(Scalar::Str)),
         f("rules", List(Item::Of(&NETWORKING_INGRESS_RULE), ListKind::Atomic, MergeKind::Replace)),
         f("tls", List(Item::Of(&NETWORKING_INGRESS_TLS), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -2410,33 +2410,33 @@ pub(super) static NETWORKING_INGRESS_STATUS: Type = Type {
 pub(super) static NETWORKING_INGRESS_TLS: Type = Type {
     name: "io.k8s.api.networking.v1.IngressTLS",
     fields: &[
-        f("hosts", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("secretName", Any),
+        f("hosts", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("secretName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NETWORKING_SERVICE_BACKEND_PORT: Type = Type {
     name: "io.k8s.api.networking.v1.ServiceBackendPort",
     fields: &[
-        f("name", Any),
-        f("number", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("number", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static NFS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.NFSVolumeSource",
     fields: &[
-        f("path", Any),
-        f("readOnly", Any),
-        f("server", Any),
+        f("path", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("server", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NODE: Type = Type {
     name: "io.k8s.api.core.v1.Node",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&NODE_SPEC)),
         f("status", Object(&NODE_STATUS)),
@@ -2446,8 +2446,8 @@ pub(super) static NODE: Type = Type {
 pub(super) static NODE_ADDRESS: Type = Type {
     name: "io.k8s.api.core.v1.NodeAddress",
     fields: &[
-        f("address", Any),
-        f("type", Any),
+        f("address", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2464,10 +2464,10 @@ pub(super) static NODE_CONDITION: Type = Type {
     fields: &[
         f("lastHeartbeatTime", Any),
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2483,7 +2483,7 @@ pub(super) static NODE_CONFIG_STATUS: Type = Type {
     fields: &[
         f("active", Object(&NODE_CONFIG_SOURCE)),
         f("assigned", Object(&NODE_CONFIG_SOURCE)),
-        f("error", Any),
+        f("error", Scalar(Scalar::Str)),
         f("lastKnownGood", Object(&NODE_CONFIG_SOURCE)),
     ],
 };
@@ -2498,7 +2498,7 @@ pub(super) static NODE_DAEMON_ENDPOINTS: Type = Type {
 pub(super) static NODE_FEATURES: Type = Type {
     name: "io.k8s.api.core.v1.NodeFeatures",
     fields: &[
-        f("supplementalGroupsPolicy", Any),
+        f("supplementalGroupsPolicy", Scalar(Scalar::Bool)),
     ],
 };
 
@@ -2512,9 +2512,9 @@ pub(super) static NODE_OVERHEAD: Type = Type {
 pub(super) static NODE_RUNTIME_CLASS: Type = Type {
     name: "io.k8s.api.node.v1.RuntimeClass",
     fields: &[
-        f("apiVersion", Any),
-        f("handler", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("handler", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("overhead", Object(&NODE_OVERHEAD)),
         f("scheduling", Object(&NODE_SCHEDULING)),
@@ -2525,22 +2525,22 @@ pub(super) static NODE_RUNTIME_HANDLER: Type = Type {
     name: "io.k8s.api.core.v1.NodeRuntimeHandler",
     fields: &[
         f("features", Object(&NODE_RUNTIME_HANDLER_FEATURES)),
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static NODE_RUNTIME_HANDLER_FEATURES: Type = Type {
     name: "io.k8s.api.core.v1.NodeRuntimeHandlerFeatures",
     fields: &[
-        f("recursiveReadOnlyMounts", Any),
-        f("userNamespaces", Any),
+        f("recursiveReadOnlyMounts", Scalar(Scalar::Bool)),
+        f("userNamespaces", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static NODE_SCHEDULING: Type = Type {
     name: "io.k8s.api.node.v1.Scheduling",
     fields: &[
-        atomic("nodeSelector", Map(Item::Any)),
+        atomic("nodeSelector", Map(Item::Scalar(Scalar::Str))),
         f("tolerations", List(Item::Of(&TOLERATION), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
@@ -2555,9 +2555,9 @@ pub(super) static NODE_SELECTOR: Type = Type {
 pub(super) static NODE_SELECTOR_REQUIREMENT: Type = Type {
     name: "io.k8s.api.core.v1.NodeSelectorRequirement",
     fields: &[
-        f("key", Any),
-        f("operator", Any),
-        f("values", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("key", Scalar(Scalar::Str)),
+        f("operator", Scalar(Scalar::Str)),
+        f("values", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -2573,12 +2573,12 @@ pub(super) static NODE_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.NodeSpec",
     fields: &[
         f("configSource", Object(&NODE_CONFIG_SOURCE)),
-        f("externalID", Any),
-        f("podCIDR", Any),
-        f("podCIDRs", List(Item::Any, ListKind::Set, MergeKind::Set)),
-        f("providerID", Any),
+        f("externalID", Scalar(Scalar::Str)),
+        f("podCIDR", Scalar(Scalar::Str)),
+        f("podCIDRs", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Set)),
+        f("providerID", Scalar(Scalar::Str)),
         f("taints", List(Item::Of(&TAINT), ListKind::Atomic, MergeKind::Replace)),
-        f("unschedulable", Any),
+        f("unschedulable", Scalar(Scalar::Bool)),
     ],
 };
 
@@ -2594,62 +2594,62 @@ pub(super) static NODE_STATUS: Type = Type {
         f("features", Object(&NODE_FEATURES)),
         f("images", List(Item::Of(&CONTAINER_IMAGE), ListKind::Atomic, MergeKind::Replace)),
         f("nodeInfo", Object(&NODE_SYSTEM_INFO)),
-        f("phase", Any),
+        f("phase", Scalar(Scalar::Str)),
         f("runtimeHandlers", List(Item::Of(&NODE_RUNTIME_HANDLER), ListKind::Atomic, MergeKind::Replace)),
         f("volumesAttached", List(Item::Of(&ATTACHED_VOLUME), ListKind::Atomic, MergeKind::Replace)),
-        f("volumesInUse", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("volumesInUse", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static NODE_SYSTEM_INFO: Type = Type {
     name: "io.k8s.api.core.v1.NodeSystemInfo",
     fields: &[
-        f("architecture", Any),
-        f("bootID", Any),
-        f("containerRuntimeVersion", Any),
-        f("kernelVersion", Any),
-        f("kubeProxyVersion", Any),
-        f("kubeletVersion", Any),
-        f("machineID", Any),
-        f("operatingSystem", Any),
-        f("osImage", Any),
-        f("systemUUID", Any),
+        f("architecture", Scalar(Scalar::Str)),
+        f("bootID", Scalar(Scalar::Str)),
+        f("containerRuntimeVersion", Scalar(Scalar::Str)),
+        f("kernelVersion", Scalar(Scalar::Str)),
+        f("kubeProxyVersion", Scalar(Scalar::Str)),
+        f("kubeletVersion", Scalar(Scalar::Str)),
+        f("machineID", Scalar(Scalar::Str)),
+        f("operatingSystem", Scalar(Scalar::Str)),
+        f("osImage", Scalar(Scalar::Str)),
+        f("systemUUID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static OBJECT_FIELD_SELECTOR: Type = Type {
     name: "io.k8s.api.core.v1.ObjectFieldSelector",
     fields: &[
-        f("apiVersion", Any),
-        f("fieldPath", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("fieldPath", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.ObjectReference",
     fields: &[
-        f("apiVersion", Any),
-        f("fieldPath", Any),
-        f("kind", Any),
-        f("name", Any),
-        f("namespace", Any),
-        f("resourceVersion", Any),
-        f("uid", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("fieldPath", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
+        f("resourceVersion", Scalar(Scalar::Str)),
+        f("uid", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static PERSISTENT_VOLUME_CLAIM_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.PersistentVolumeClaimSpec",
     fields: &[
-        f("accessModes", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("accessModes", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         atomic("dataSource", Object(&TYPED_LOCAL_OBJECT_REFERENCE)),
         f("dataSourceRef", Object(&TYPED_OBJECT_REFERENCE)),
         f("resources", Object(&VOLUME_RESOURCE_REQUIREMENTS)),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
-        f("storageClassName", Any),
-        f("volumeAttributesClassName", Any),
-        f("volumeMode", Any),
-        f("volumeName", Any),
+        f("storageClassName", Scalar(Scalar::Str)),
+        f("volumeAttributesClassName", Scalar(Scalar::Str)),
+        f("volumeMode", Scalar(Scalar::Str)),
+        f("volumeName", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2664,15 +2664,15 @@ pub(super) static PERSISTENT_VOLUME_CLAIM_TEMPLATE: Type = Type {
 pub(super) static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.PersistentVolumeClaimVolumeSource",
     fields: &[
-        f("claimName", Any),
-        f("readOnly", Any),
+        f("claimName", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static PERSISTENT_VOLUME_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.PersistentVolumeSpec",
     fields: &[
-        f("accessModes", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("accessModes", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("awsElasticBlockStore", Object(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE)),
         f("azureDisk", Object(&AZURE_DISK_VOLUME_SOURCE)),
         f("azureFile", Object(&AZURE_FILE_PERSISTENT_VOLUME_SOURCE)),
@@ -2689,19 +2689,19 @@ pub(super) static PERSISTENT_VOLUME_SPEC: Type = Type {
         f("hostPath", Object(&HOST_PATH_VOLUME_SOURCE)),
         f("iscsi", Object(&ISCSI_PERSISTENT_VOLUME_SOURCE)),
         f("local", Object(&LOCAL_VOLUME_SOURCE)),
-        f("mountOptions", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("mountOptions", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("nfs", Object(&NFS_VOLUME_SOURCE)),
         f("nodeAffinity", Object(&VOLUME_NODE_AFFINITY)),
-        f("persistentVolumeReclaimPolicy", Any),
+        f("persistentVolumeReclaimPolicy", Scalar(Scalar::Str)),
         f("photonPersistentDisk", Object(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
         f("portworxVolume", Object(&PORTWORX_VOLUME_SOURCE)),
         f("quobyte", Object(&QUOBYTE_VOLUME_SOURCE)),
         f("rbd", Object(&RBD_PERSISTENT_VOLUME_SOURCE)),
         f("scaleIO", Object(&SCALE_IO_PERSISTENT_VOLUME_SOURCE)),
-        f("storageClassName", Any),
+        f("storageClassName", Scalar(Scalar::Str)),
         f("storageos", Object(&STORAGE_OS_PERSISTENT_VOLUME_SOURCE)),
-        f("volumeAttributesClassName", Any),
-        f("volumeMode", Any),
+        f("volumeAttributesClassName", Scalar(Scalar::Str)),
+        f("volumeMode", Scalar(Scalar::Str)),
         f("vsphereVolume", Object(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE)),
     ],
 };
@@ -2709,16 +2709,16 @@ pub(super) static PERSISTENT_VOLUME_SPEC: Type = Type {
 pub(super) static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.PhotonPersistentDiskVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("pdID", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("pdID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD: Type = Type {
     name: "io.k8s.api.core.v1.Pod",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&POD_SPEC)),
         f("status", Object(&POD_STATUS)),
@@ -2737,11 +2737,11 @@ pub(super) static POD_AFFINITY_TERM: Type = Type {
     name: "io.k8s.api.core.v1.PodAffinityTerm",
     fields: &[
         atomic("labelSelector", Object(&META_LABEL_SELECTOR)),
-        f("matchLabelKeys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("mismatchLabelKeys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("matchLabelKeys", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("mismatchLabelKeys", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         atomic("namespaceSelector", Object(&META_LABEL_SELECTOR)),
-        f("namespaces", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("topologyKey", Any),
+        f("namespaces", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("topologyKey", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2758,72 +2758,72 @@ pub(super) static POD_CONDITION: Type = Type {
     fields: &[
         f("lastProbeTime", Any),
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_DNS_CONFIG: Type = Type {
     name: "io.k8s.api.core.v1.PodDNSConfig",
     fields: &[
-        f("nameservers", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("nameservers", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("options", List(Item::Of(&POD_DNS_CONFIG_OPTION), ListKind::Atomic, MergeKind::Replace)),
-        f("searches", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("searches", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static POD_DNS_CONFIG_OPTION: Type = Type {
     name: "io.k8s.api.core.v1.PodDNSConfigOption",
     fields: &[
-        f("name", Any),
-        f("value", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("value", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_IP: Type = Type {
     name: "io.k8s.api.core.v1.PodIP",
     fields: &[
-        f("ip", Any),
+        f("ip", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_OS: Type = Type {
     name: "io.k8s.api.core.v1.PodOS",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_READINESS_GATE: Type = Type {
     name: "io.k8s.api.core.v1.PodReadinessGate",
     fields: &[
-        f("conditionType", Any),
+        f("conditionType", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_RESOURCE_CLAIM: Type = Type {
     name: "io.k8s.api.core.v1.PodResourceClaim",
     fields: &[
-        f("name", Any),
-        f("resourceClaimName", Any),
-        f("resourceClaimTemplateName", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("resourceClaimName", Scalar(Scalar::Str)),
+        f("resourceClaimTemplateName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_RESOURCE_CLAIM_STATUS: Type = Type {
     name: "io.k8s.api.core.v1.PodResourceClaimStatus",
     fields: &[
-        f("name", Any),
-        f("resourceClaimName", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("resourceClaimName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static POD_SCHEDULING_GATE: Type = Type {
     name: "io.k8s.api.core.v1.PodSchedulingGate",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2831,16 +2831,16 @@ pub(super) static POD_SECURITY_CONTEXT: Type = Type {
     name: "io.k8s.api.core.v1.PodSecurityContext",
     fields: &[
         f("appArmorProfile", Object(&APP_ARMOR_PROFILE)),
-        f("fsGroup", Any),
-        f("fsGroupChangePolicy", Any),
-        f("runAsGroup", Any),
-        f("runAsNonRoot", Any),
-        f("runAsUser", Any),
-        f("seLinuxChangePolicy", Any),
+        f("fsGroup", Scalar(Scalar::Int64)),
+        f("fsGroupChangePolicy", Scalar(Scalar::Str)),
+        f("runAsGroup", Scalar(Scalar::Int64)),
+        f("runAsNonRoot", Scalar(Scalar::Bool)),
+        f("runAsUser", Scalar(Scalar::Int64)),
+        f("seLinuxChangePolicy", Scalar(Scalar::Str)),
         f("seLinuxOptions", Object(&SE_LINUX_OPTIONS)),
         f("seccompProfile", Object(&SECCOMP_PROFILE)),
-        f("supplementalGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("supplementalGroupsPolicy", Any),
+        f("supplementalGroups", List(Item::Scalar(Scalar::Int64), ListKind::Atomic, MergeKind::Replace)),
+        f("supplementalGroupsPolicy", Scalar(Scalar::Str)),
         f("sysctls", List(Item::Of(&SYSCTL), ListKind::Atomic, MergeKind::Replace)),
         f("windowsOptions", Object(&WINDOWS_SECURITY_CONTEXT_OPTIONS)),
     ],
@@ -2849,43 +2849,43 @@ pub(super) static POD_SECURITY_CONTEXT: Type = Type {
 pub(super) static POD_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.PodSpec",
     fields: &[
-        f("activeDeadlineSeconds", Any),
+        f("activeDeadlineSeconds", Scalar(Scalar::Int64)),
         f("affinity", Object(&AFFINITY)),
-        f("automountServiceAccountToken", Any),
+        f("automountServiceAccountToken", Scalar(Scalar::Bool)),
         f("containers", List(Item::Of(&CONTAINER), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("dnsConfig", Object(&POD_DNS_CONFIG)),
-        f("dnsPolicy", Any),
-        f("enableServiceLinks", Any),
+        f("dnsPolicy", Scalar(Scalar::Str)),
+        f("enableServiceLinks", Scalar(Scalar::Bool)),
         f("ephemeralContainers", List(Item::Of(&EPHEMERAL_CONTAINER), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("hostAliases", List(Item::Of(&HOST_ALIAS), ListKind::Map { keys: &["ip"] }, MergeKind::ByKey("ip"))),
-        f("hostIPC", Any),
-        f("hostNetwork", Any),
-        f("hostPID", Any),
-        f("hostUsers", Any),
-        f("hostname", Any),
+        f("hostIPC", Scalar(Scalar::Bool)),
+        f("hostNetwork", Scalar(Scalar::Bool)),
+        f("hostPID", Scalar(Scalar::Bool)),
+        f("hostUsers", Scalar(Scalar::Bool)),
+        f("hostname", Scalar(Scalar::Str)),
         f("imagePullSecrets", List(Item::Of(&LOCAL_OBJECT_REFERENCE), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("initContainers", List(Item::Of(&CONTAINER), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
-        f("nodeName", Any),
-        atomic("nodeSelector", Map(Item::Any)),
+        f("nodeName", Scalar(Scalar::Str)),
+        atomic("nodeSelector", Map(Item::Scalar(Scalar::Str))),
         f("os", Object(&POD_OS)),
         f("overhead", Map(Item::Any)),
-        f("preemptionPolicy", Any),
-        f("priority", Any),
-        f("priorityClassName", Any),
+        f("preemptionPolicy", Scalar(Scalar::Str)),
+        f("priority", Scalar(Scalar::Int32)),
+        f("priorityClassName", Scalar(Scalar::Str)),
         f("readinessGates", List(Item::Of(&POD_READINESS_GATE), ListKind::Atomic, MergeKind::Replace)),
         f("resourceClaims", List(Item::Of(&POD_RESOURCE_CLAIM), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("resources", Object(&RESOURCE_REQUIREMENTS)),
-        f("restartPolicy", Any),
-        f("runtimeClassName", Any),
-        f("schedulerName", Any),
+        f("restartPolicy", Scalar(Scalar::Str)),
+        f("runtimeClassName", Scalar(Scalar::Str)),
+        f("schedulerName", Scalar(Scalar::Str)),
         f("schedulingGates", List(Item::Of(&POD_SCHEDULING_GATE), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("securityContext", Object(&POD_SECURITY_CONTEXT)),
-        f("serviceAccount", Any),
-        f("serviceAccountName", Any),
-        f("setHostnameAsFQDN", Any),
-        f("shareProcessNamespace", Any),
-        f("subdomain", Any),
-        f("terminationGracePeriodSeconds", Any),
+        f("serviceAccount", Scalar(Scalar::Str)),
+        f("serviceAccountName", Scalar(Scalar::Str)),
+        f("setHostnameAsFQDN", Scalar(Scalar::Bool)),
+        f("shareProcessNamespace", Scalar(Scalar::Bool)),
+        f("subdomain", Scalar(Scalar::Str)),
+        f("terminationGracePeriodSeconds", Scalar(Scalar::Int64)),
         f("tolerations", List(Item::Of(&TOLERATION), ListKind::Atomic, MergeKind::Replace)),
         f("topologySpreadConstraints", List(Item::Of(&TOPOLOGY_SPREAD_CONSTRAINT), ListKind::Map { keys: &["topologyKey", "whenUnsatisfiable"] }, MergeKind::ByKey("topologyKey"))),
         f("volumes", List(Item::Of(&VOLUME), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
@@ -2898,17 +2898,17 @@ pub(super) static POD_STATUS: Type = Type {
         f("conditions", List(Item::Of(&POD_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
         f("containerStatuses", List(Item::Of(&CONTAINER_STATUS), ListKind::Atomic, MergeKind::Replace)),
         f("ephemeralContainerStatuses", List(Item::Of(&CONTAINER_STATUS), ListKind::Atomic, MergeKind::Replace)),
-        f("hostIP", Any),
+        f("hostIP", Scalar(Scalar::Str)),
         f("hostIPs", List(Item::Of(&HOST_IP), ListKind::Atomic, MergeKind::ByKey("ip"))),
         f("initContainerStatuses", List(Item::Of(&CONTAINER_STATUS), ListKind::Atomic, MergeKind::Replace)),
-        f("message", Any),
-        f("nominatedNodeName", Any),
-        f("phase", Any),
-        f("podIP", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("nominatedNodeName", Scalar(Scalar::Str)),
+        f("phase", Scalar(Scalar::Str)),
+        f("podIP", Scalar(Scalar::Str)),
         f("podIPs", List(Item::Of(&POD_IP), ListKind::Map { keys: &["ip"] }, MergeKind::ByKey("ip"))),
-        f("qosClass", Any),
-        f("reason", Any),
-        f("resize", Any),
+        f("qosClass", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("resize", Scalar(Scalar::Str)),
         f("resourceClaimStatuses", List(Item::Of(&POD_RESOURCE_CLAIM_STATUS), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
         f("startTime", Any),
     ],
@@ -2917,8 +2917,8 @@ pub(super) static POD_STATUS: Type = Type {
 pub(super) static POD_TEMPLATE: Type = Type {
     name: "io.k8s.api.core.v1.PodTemplate",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("template", Object(&POD_TEMPLATE_SPEC)),
     ],
@@ -2935,8 +2935,8 @@ pub(super) static POD_TEMPLATE_SPEC: Type = Type {
 pub(super) static POLICY_POD_DISRUPTION_BUDGET: Type = Type {
     name: "io.k8s.api.policy.v1.PodDisruptionBudget",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&POLICY_POD_DISRUPTION_BUDGET_SPEC)),
         f("status", Object(&POLICY_POD_DISRUPTION_BUDGET_STATUS)),
@@ -2949,7 +2949,7 @@ pub(super) static POLICY_POD_DISRUPTION_BUDGET_SPEC: Type = Type {
         f("maxUnavailable", Any),
         f("minAvailable", Any),
         atomic("selector", Object(&META_LABEL_SELECTOR)),
-        f("unhealthyPodEvictionPolicy", Any),
+        f("unhealthyPodEvictionPolicy", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2957,30 +2957,30 @@ pub(super) static POLICY_POD_DISRUPTION_BUDGET_STATUS: Type = Type {
     name: "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
     fields: &[
         f("conditions", List(Item::Of(&META_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
-        f("currentHealthy", Any),
-        f("desiredHealthy", Any),
+        f("currentHealthy", Scalar(Scalar::Int32)),
+        f("desiredHealthy", Scalar(Scalar::Int32)),
         f("disruptedPods", Map(Item::Any)),
-        f("disruptionsAllowed", Any),
-        f("expectedPods", Any),
-        f("observedGeneration", Any),
+        f("disruptionsAllowed", Scalar(Scalar::Int32)),
+        f("expectedPods", Scalar(Scalar::Int32)),
+        f("observedGeneration", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static PORTWORX_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.PortworxVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("readOnly", Any),
-        f("volumeID", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("volumeID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static PORT_STATUS: Type = Type {
     name: "io.k8s.api.core.v1.PortStatus",
     fields: &[
-        f("error", Any),
-        f("port", Any),
-        f("protocol", Any),
+        f("error", Scalar(Scalar::Str)),
+        f("port", Scalar(Scalar::Int32)),
+        f("protocol", Scalar(Scalar::Str)),
     ],
 };
 
@@ -2988,7 +2988,7 @@ pub(super) static PREFERRED_SCHEDULING_TERM: Type = Type {
     name: "io.k8s.api.core.v1.PreferredSchedulingTerm",
     fields: &[
         atomic("preference", Object(&NODE_SELECTOR_TERM)),
-        f("weight", Any),
+        f("weight", Scalar(Scalar::Int32)),
     ],
 };
 
@@ -2996,22 +2996,22 @@ pub(super) static PROBE: Type = Type {
     name: "io.k8s.api.core.v1.Probe",
     fields: &[
         f("exec", Object(&EXEC_ACTION)),
-        f("failureThreshold", Any),
+        f("failureThreshold", Scalar(Scalar::Int32)),
         f("grpc", Object(&GRPC_ACTION)),
         f("httpGet", Object(&HTTP_GET_ACTION)),
-        f("initialDelaySeconds", Any),
-        f("periodSeconds", Any),
-        f("successThreshold", Any),
+        f("initialDelaySeconds", Scalar(Scalar::Int32)),
+        f("periodSeconds", Scalar(Scalar::Int32)),
+        f("successThreshold", Scalar(Scalar::Int32)),
         f("tcpSocket", Object(&TCP_SOCKET_ACTION)),
-        f("terminationGracePeriodSeconds", Any),
-        f("timeoutSeconds", Any),
+        f("terminationGracePeriodSeconds", Scalar(Scalar::Int64)),
+        f("timeoutSeconds", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static PROJECTED_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ProjectedVolumeSource",
     fields: &[
-        f("defaultMode", Any),
+        f("defaultMode", Scalar(Scalar::Int32)),
         f("sources", List(Item::Of(&VOLUME_PROJECTION), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
@@ -3019,12 +3019,12 @@ pub(super) static PROJECTED_VOLUME_SOURCE: Type = Type {
 pub(super) static QUOBYTE_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.QuobyteVolumeSource",
     fields: &[
-        f("group", Any),
-        f("readOnly", Any),
-        f("registry", Any),
-        f("tenant", Any),
-        f("user", Any),
-        f("volume", Any),
+        f("group", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("registry", Scalar(Scalar::Str)),
+        f("tenant", Scalar(Scalar::Str)),
+        f("user", Scalar(Scalar::Str)),
+        f("volume", Scalar(Scalar::Str)),
     ],
 };
 
@@ -3039,8 +3039,8 @@ pub(super) static RBAC_CLUSTER_ROLE: Type = Type {
     name: "io.k8s.api.rbac.v1.ClusterRole",
     fields: &[
         f("aggregationRule", Object(&RBAC_AGGREGATION_RULE)),
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("rules", List(Item::Of(&RBAC_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -3049,8 +3049,8 @@ pub(super) static RBAC_CLUSTER_ROLE: Type = Type {
 pub(super) static RBAC_CLUSTER_ROLE_BINDING: Type = Type {
     name: "io.k8s.api.rbac.v1.ClusterRoleBinding",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         atomic("roleRef", Object(&RBAC_ROLE_REF)),
         f("subjects", List(Item::Of(&RBAC_SUBJECT), ListKind::Atomic, MergeKind::Replace)),
@@ -3060,19 +3060,19 @@ pub(super) static RBAC_CLUSTER_ROLE_BINDING: Type = Type {
 pub(super) static RBAC_POLICY_RULE: Type = Type {
     name: "io.k8s.api.rbac.v1.PolicyRule",
     fields: &[
-        f("apiGroups", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("nonResourceURLs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("resourceNames", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("resources", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("verbs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("apiGroups", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("nonResourceURLs", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("resourceNames", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("resources", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("verbs", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
 pub(super) static RBAC_ROLE: Type = Type {
     name: "io.k8s.api.rbac.v1.Role",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("rules", List(Item::Of(&RBAC_POLICY_RULE), ListKind::Atomic, MergeKind::Replace)),
     ],
@@ -3081,8 +3081,8 @@ pub(super) static RBAC_ROLE: Type = Type {
 pub(super) static RBAC_ROLE_BINDING: Type = Type {
     name: "io.k8s.api.rbac.v1.RoleBinding",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         atomic("roleRef", Object(&RBAC_ROLE_REF)),
         f("subjects", List(Item::Of(&RBAC_SUBJECT), ListKind::Atomic, MergeKind::Replace)),
@@ -3092,55 +3092,55 @@ pub(super) static RBAC_ROLE_BINDING: Type = Type {
 pub(super) static RBAC_ROLE_REF: Type = Type {
     name: "io.k8s.api.rbac.v1.RoleRef",
     fields: &[
-        f("apiGroup", Any),
-        f("kind", Any),
-        f("name", Any),
+        f("apiGroup", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static RBAC_SUBJECT: Type = Type {
     name: "io.k8s.api.rbac.v1.Subject",
     fields: &[
-        f("apiGroup", Any),
-        f("kind", Any),
-        f("name", Any),
-        f("namespace", Any),
+        f("apiGroup", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static RBD_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.RBDPersistentVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("image", Any),
-        f("keyring", Any),
-        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("pool", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("image", Scalar(Scalar::Str)),
+        f("keyring", Scalar(Scalar::Str)),
+        f("monitors", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("pool", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&SECRET_REFERENCE)),
-        f("user", Any),
+        f("user", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static RBD_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.RBDVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("image", Any),
-        f("keyring", Any),
-        f("monitors", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("pool", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("image", Scalar(Scalar::Str)),
+        f("keyring", Scalar(Scalar::Str)),
+        f("monitors", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("pool", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("user", Any),
+        f("user", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static REPLICATION_CONTROLLER: Type = Type {
     name: "io.k8s.api.core.v1.ReplicationController",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&REPLICATION_CONTROLLER_SPEC)),
         f("status", Object(&REPLICATION_CONTROLLER_STATUS)),
@@ -3151,19 +3151,19 @@ pub(super) static REPLICATION_CONTROLLER_CONDITION: Type = Type {
     name: "io.k8s.api.core.v1.ReplicationControllerCondition",
     fields: &[
         f("lastTransitionTime", Any),
-        f("message", Any),
-        f("reason", Any),
-        f("status", Any),
-        f("type", Any),
+        f("message", Scalar(Scalar::Str)),
+        f("reason", Scalar(Scalar::Str)),
+        f("status", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static REPLICATION_CONTROLLER_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.ReplicationControllerSpec",
     fields: &[
-        f("minReadySeconds", Any),
-        f("replicas", Any),
-        atomic("selector", Map(Item::Any)),
+        f("minReadySeconds", Scalar(Scalar::Int32)),
+        f("replicas", Scalar(Scalar::Int32)),
+        atomic("selector", Map(Item::Scalar(Scalar::Str))),
         f("template", Object(&POD_TEMPLATE_SPEC)),
     ],
 };
@@ -3171,45 +3171,45 @@ pub(super) static REPLICATION_CONTROLLER_SPEC: Type = Type {
 pub(super) static REPLICATION_CONTROLLER_STATUS: Type = Type {
     name: "io.k8s.api.core.v1.ReplicationControllerStatus",
     fields: &[
-        f("availableReplicas", Any),
+        f("availableReplicas", Scalar(Scalar::Int32)),
         f("conditions", List(Item::Of(&REPLICATION_CONTROLLER_CONDITION), ListKind::Map { keys: &["type"] }, MergeKind::ByKey("type"))),
-        f("fullyLabeledReplicas", Any),
-        f("observedGeneration", Any),
-        f("readyReplicas", Any),
-        f("replicas", Any),
+        f("fullyLabeledReplicas", Scalar(Scalar::Int32)),
+        f("observedGeneration", Scalar(Scalar::Int64)),
+        f("readyReplicas", Scalar(Scalar::Int32)),
+        f("replicas", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static RESOURCE_CLAIM: Type = Type {
     name: "io.k8s.api.core.v1.ResourceClaim",
     fields: &[
-        f("name", Any),
-        f("request", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("request", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static RESOURCE_FIELD_SELECTOR: Type = Type {
     name: "io.k8s.api.core.v1.ResourceFieldSelector",
     fields: &[
-        f("containerName", Any),
+        f("containerName", Scalar(Scalar::Str)),
         f("divisor", Any),
-        f("resource", Any),
+        f("resource", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static RESOURCE_HEALTH: Type = Type {
     name: "io.k8s.api.core.v1.ResourceHealth",
     fields: &[
-        f("health", Any),
-        f("resourceID", Any),
+        f("health", Scalar(Scalar::Str)),
+        f("resourceID", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static RESOURCE_QUOTA: Type = Type {
     name: "io.k8s.api.core.v1.ResourceQuota",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&RESOURCE_QUOTA_SPEC)),
         f("status", Object(&RESOURCE_QUOTA_STATUS)),
@@ -3221,7 +3221,7 @@ pub(super) static RESOURCE_QUOTA_SPEC: Type = Type {
     fields: &[
         f("hard", Map(Item::Any)),
         atomic("scopeSelector", Object(&SCOPE_SELECTOR)),
-        f("scopes", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("scopes", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -3245,7 +3245,7 @@ pub(super) static RESOURCE_REQUIREMENTS: Type = Type {
 pub(super) static RESOURCE_STATUS: Type = Type {
     name: "io.k8s.api.core.v1.ResourceStatus",
     fields: &[
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         f("resources", List(Item::Of(&RESOURCE_HEALTH), ListKind::Map { keys: &["resourceID"] }, MergeKind::Replace)),
     ],
 };
@@ -3253,54 +3253,54 @@ pub(super) static RESOURCE_STATUS: Type = Type {
 pub(super) static SCALE_IO_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ScaleIOPersistentVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("gateway", Any),
-        f("protectionDomain", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("gateway", Scalar(Scalar::Str)),
+        f("protectionDomain", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&SECRET_REFERENCE)),
-        f("sslEnabled", Any),
-        f("storageMode", Any),
-        f("storagePool", Any),
-        f("system", Any),
-        f("volumeName", Any),
+        f("sslEnabled", Scalar(Scalar::Bool)),
+        f("storageMode", Scalar(Scalar::Str)),
+        f("storagePool", Scalar(Scalar::Str)),
+        f("system", Scalar(Scalar::Str)),
+        f("volumeName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SCALE_IO_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.ScaleIOVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("gateway", Any),
-        f("protectionDomain", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("gateway", Scalar(Scalar::Str)),
+        f("protectionDomain", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("sslEnabled", Any),
-        f("storageMode", Any),
-        f("storagePool", Any),
-        f("system", Any),
-        f("volumeName", Any),
+        f("sslEnabled", Scalar(Scalar::Bool)),
+        f("storageMode", Scalar(Scalar::Str)),
+        f("storagePool", Scalar(Scalar::Str)),
+        f("system", Scalar(Scalar::Str)),
+        f("volumeName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SCHEDULING_PRIORITY_CLASS: Type = Type {
     name: "io.k8s.api.scheduling.v1.PriorityClass",
     fields: &[
-        f("apiVersion", Any),
-        f("description", Any),
-        f("globalDefault", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("description", Scalar(Scalar::Str)),
+        f("globalDefault", Scalar(Scalar::Bool)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
-        f("preemptionPolicy", Any),
-        f("value", Any),
+        f("preemptionPolicy", Scalar(Scalar::Str)),
+        f("value", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Type = Type {
     name: "io.k8s.api.core.v1.ScopedResourceSelectorRequirement",
     fields: &[
-        f("operator", Any),
-        f("scopeName", Any),
-        f("values", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("operator", Scalar(Scalar::Str)),
+        f("scopeName", Scalar(Scalar::Str)),
+        f("values", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -3314,38 +3314,38 @@ pub(super) static SCOPE_SELECTOR: Type = Type {
 pub(super) static SECCOMP_PROFILE: Type = Type {
     name: "io.k8s.api.core.v1.SeccompProfile",
     fields: &[
-        f("localhostProfile", Any),
-        f("type", Any),
+        f("localhostProfile", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SECRET: Type = Type {
     name: "io.k8s.api.core.v1.Secret",
     fields: &[
-        f("apiVersion", Any),
-        f("data", Map(Item::Any)),
-        f("immutable", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("data", Map(Item::Scalar(Scalar::Bytes))),
+        f("immutable", Scalar(Scalar::Bool)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
-        f("stringData", Map(Item::Any)),
-        f("type", Any),
+        f("stringData", Map(Item::Scalar(Scalar::Str))),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SECRET_ENV_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.SecretEnvSource",
     fields: &[
-        f("name", Any),
-        f("optional", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static SECRET_KEY_SELECTOR: Type = Type {
     name: "io.k8s.api.core.v1.SecretKeySelector",
     fields: &[
-        f("key", Any),
-        f("name", Any),
-        f("optional", Any),
+        f("key", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
@@ -3353,41 +3353,41 @@ pub(super) static SECRET_PROJECTION: Type = Type {
     name: "io.k8s.api.core.v1.SecretProjection",
     fields: &[
         f("items", List(Item::Of(&KEY_TO_PATH), ListKind::Atomic, MergeKind::Replace)),
-        f("name", Any),
-        f("optional", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("optional", Scalar(Scalar::Bool)),
     ],
 };
 
 pub(super) static SECRET_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.SecretReference",
     fields: &[
-        f("name", Any),
-        f("namespace", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SECRET_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.SecretVolumeSource",
     fields: &[
-        f("defaultMode", Any),
+        f("defaultMode", Scalar(Scalar::Int32)),
         f("items", List(Item::Of(&KEY_TO_PATH), ListKind::Atomic, MergeKind::Replace)),
-        f("optional", Any),
-        f("secretName", Any),
+        f("optional", Scalar(Scalar::Bool)),
+        f("secretName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SECURITY_CONTEXT: Type = Type {
     name: "io.k8s.api.core.v1.SecurityContext",
     fields: &[
-        f("allowPrivilegeEscalation", Any),
+        f("allowPrivilegeEscalation", Scalar(Scalar::Bool)),
         f("appArmorProfile", Object(&APP_ARMOR_PROFILE)),
         f("capabilities", Object(&CAPABILITIES)),
-        f("privileged", Any),
-        f("procMount", Any),
-        f("readOnlyRootFilesystem", Any),
-        f("runAsGroup", Any),
-        f("runAsNonRoot", Any),
-        f("runAsUser", Any),
+        f("privileged", Scalar(Scalar::Bool)),
+        f("procMount", Scalar(Scalar::Str)),
+        f("readOnlyRootFilesystem", Scalar(Scalar::Bool)),
+        f("runAsGroup", Scalar(Scalar::Int64)),
+        f("runAsNonRoot", Scalar(Scalar::Bool)),
+        f("runAsUser", Scalar(Scalar::Int64)),
         f("seLinuxOptions", Object(&SE_LINUX_OPTIONS)),
         f("seccompProfile", Object(&SECCOMP_PROFILE)),
         f("windowsOptions", Object(&WINDOWS_SECURITY_CONTEXT_OPTIONS)),
@@ -3397,8 +3397,8 @@ pub(super) static SECURITY_CONTEXT: Type = Type {
 pub(super) static SERVICE: Type = Type {
     name: "io.k8s.api.core.v1.Service",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&SERVICE_SPEC)),
         f("status", Object(&SERVICE_STATUS)),
@@ -3408,10 +3408,10 @@ pub(super) static SERVICE: Type = Type {
 pub(super) static SERVICE_ACCOUNT: Type = Type {
     name: "io.k8s.api.core.v1.ServiceAccount",
     fields: &[
-        f("apiVersion", Any),
-        f("automountServiceAccountToken", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("automountServiceAccountToken", Scalar(Scalar::Bool)),
         f("imagePullSecrets", List(Item::Of(&LOCAL_OBJECT_REFERENCE), ListKind::Atomic, MergeKind::Replace)),
-        f("kind", Any),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("secrets", List(Item::Of(&OBJECT_REFERENCE), ListKind::Map { keys: &["name"] }, MergeKind::ByKey("name"))),
     ],
@@ -3420,20 +3420,20 @@ pub(super) static SERVICE_ACCOUNT: Type = Type {
 pub(super) static SERVICE_ACCOUNT_TOKEN_PROJECTION: Type = Type {
     name: "io.k8s.api.core.v1.ServiceAccountTokenProjection",
     fields: &[
-        f("audience", Any),
-        f("expirationSeconds", Any),
-        f("path", Any),
+        f("audience", Scalar(Scalar::Str)),
+        f("expirationSeconds", Scalar(Scalar::Int64)),
+        f("path", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SERVICE_PORT: Type = Type {
     name: "io.k8s.api.core.v1.ServicePort",
     fields: &[
-        f("appProtocol", Any),
-        f("name", Any),
-        f("nodePort", Any),
-        f("port", Any),
-        f("protocol", Any),
+        f("appProtocol", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("nodePort", Scalar(Scalar::Int32)),
+        f("port", Scalar(Scalar::Int32)),
+        f("protocol", Scalar(Scalar::Str)),
         f("targetPort", Any),
     ],
 };
@@ -3441,26 +3441,26 @@ pub(super) static SERVICE_PORT: Type = Type {
 pub(super) static SERVICE_SPEC: Type = Type {
     name: "io.k8s.api.core.v1.ServiceSpec",
     fields: &[
-        f("allocateLoadBalancerNodePorts", Any),
-        f("clusterIP", Any),
-        f("clusterIPs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("externalIPs", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("externalName", Any),
-        f("externalTrafficPolicy", Any),
-        f("healthCheckNodePort", Any),
-        f("internalTrafficPolicy", Any),
-        f("ipFamilies", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("ipFamilyPolicy", Any),
-        f("loadBalancerClass", Any),
-        f("loadBalancerIP", Any),
-        f("loadBalancerSourceRanges", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("allocateLoadBalancerNodePorts", Scalar(Scalar::Bool)),
+        f("clusterIP", Scalar(Scalar::Str)),
+        f("clusterIPs", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("externalIPs", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("externalName", Scalar(Scalar::Str)),
+        f("externalTrafficPolicy", Scalar(Scalar::Str)),
+        f("healthCheckNodePort", Scalar(Scalar::Int32)),
+        f("internalTrafficPolicy", Scalar(Scalar::Str)),
+        f("ipFamilies", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("ipFamilyPolicy", Scalar(Scalar::Str)),
+        f("loadBalancerClass", Scalar(Scalar::Str)),
+        f("loadBalancerIP", Scalar(Scalar::Str)),
+        f("loadBalancerSourceRanges", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
         f("ports", List(Item::Of(&SERVICE_PORT), ListKind::Map { keys: &["port", "protocol"] }, MergeKind::ByKey("port"))),
-        f("publishNotReadyAddresses", Any),
-        atomic("selector", Map(Item::Any)),
-        f("sessionAffinity", Any),
+        f("publishNotReadyAddresses", Scalar(Scalar::Bool)),
+        atomic("selector", Map(Item::Scalar(Scalar::Str))),
+        f("sessionAffinity", Scalar(Scalar::Str)),
         f("sessionAffinityConfig", Object(&SESSION_AFFINITY_CONFIG)),
-        f("trafficDistribution", Any),
-        f("type", Any),
+        f("trafficDistribution", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
     ],
 };
 
@@ -3482,25 +3482,25 @@ pub(super) static SESSION_AFFINITY_CONFIG: Type = Type {
 pub(super) static SE_LINUX_OPTIONS: Type = Type {
     name: "io.k8s.api.core.v1.SELinuxOptions",
     fields: &[
-        f("level", Any),
-        f("role", Any),
-        f("type", Any),
-        f("user", Any),
+        f("level", Scalar(Scalar::Str)),
+        f("role", Scalar(Scalar::Str)),
+        f("type", Scalar(Scalar::Str)),
+        f("user", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static SLEEP_ACTION: Type = Type {
     name: "io.k8s.api.core.v1.SleepAction",
     fields: &[
-        f("seconds", Any),
+        f("seconds", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static STORAGE_CSI_DRIVER: Type = Type {
     name: "io.k8s.api.storage.v1.CSIDriver",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&STORAGE_CSI_DRIVER_SPEC)),
     ],
@@ -3509,22 +3509,22 @@ pub(super) static STORAGE_CSI_DRIVER: Type = Type {
 pub(super) static STORAGE_CSI_DRIVER_SPEC: Type = Type {
     name: "io.k8s.api.storage.v1.CSIDriverSpec",
     fields: &[
-        f("attachRequired", Any),
-        f("fsGroupPolicy", Any),
-        f("podInfoOnMount", Any),
-        f("requiresRepublish", Any),
-        f("seLinuxMount", Any),
-        f("storageCapacity", Any),
+        f("attachRequired", Scalar(Scalar::Bool)),
+        f("fsGroupPolicy", Scalar(Scalar::Str)),
+        f("podInfoOnMount", Scalar(Scalar::Bool)),
+        f("requiresRepublish", Scalar(Scalar::Bool)),
+        f("seLinuxMount", Scalar(Scalar::Bool)),
+        f("storageCapacity", Scalar(Scalar::Bool)),
         f("tokenRequests", List(Item::Of(&STORAGE_TOKEN_REQUEST), ListKind::Atomic, MergeKind::Replace)),
-        f("volumeLifecycleModes", List(Item::Any, ListKind::Set, MergeKind::Replace)),
+        f("volumeLifecycleModes", List(Item::Scalar(Scalar::Str), ListKind::Set, MergeKind::Replace)),
     ],
 };
 
 pub(super) static STORAGE_CSI_NODE: Type = Type {
     name: "io.k8s.api.storage.v1.CSINode",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&STORAGE_CSI_NODE_SPEC)),
     ],
@@ -3534,9 +3534,9 @@ pub(super) static STORAGE_CSI_NODE_DRIVER: Type = Type {
     name: "io.k8s.api.storage.v1.CSINodeDriver",
     fields: &[
         f("allocatable", Object(&STORAGE_VOLUME_NODE_RESOURCES)),
-        f("name", Any),
-        f("nodeID", Any),
-        f("topologyKeys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
+        f("name", Scalar(Scalar::Str)),
+        f("nodeID", Scalar(Scalar::Str)),
+        f("topologyKeys", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
     ],
 };
 
@@ -3550,38 +3550,38 @@ pub(super) static STORAGE_CSI_NODE_SPEC: Type = Type {
 pub(super) static STORAGE_OS_PERSISTENT_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.StorageOSPersistentVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&OBJECT_REFERENCE)),
-        f("volumeName", Any),
-        f("volumeNamespace", Any),
+        f("volumeName", Scalar(Scalar::Str)),
+        f("volumeNamespace", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static STORAGE_OS_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.StorageOSVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("readOnly", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
         atomic("secretRef", Object(&LOCAL_OBJECT_REFERENCE)),
-        f("volumeName", Any),
-        f("volumeNamespace", Any),
+        f("volumeName", Scalar(Scalar::Str)),
+        f("volumeNamespace", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static STORAGE_TOKEN_REQUEST: Type = Type {
     name: "io.k8s.api.storage.v1.TokenRequest",
     fields: &[
-        f("audience", Any),
-        f("expirationSeconds", Any),
+        f("audience", Scalar(Scalar::Str)),
+        f("expirationSeconds", Scalar(Scalar::Int64)),
     ],
 };
 
 pub(super) static STORAGE_VOLUME_ATTACHMENT: Type = Type {
     name: "io.k8s.api.storage.v1.VolumeAttachment",
     fields: &[
-        f("apiVersion", Any),
-        f("kind", Any),
+        f("apiVersion", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
         f("metadata", Object(&META_OBJECT_META)),
         f("spec", Object(&STORAGE_VOLUME_ATTACHMENT_SPEC)),
         f("status", Object(&STORAGE_VOLUME_ATTACHMENT_STATUS)),
@@ -3592,15 +3592,15 @@ pub(super) static STORAGE_VOLUME_ATTACHMENT_SOURCE: Type = Type {
     name: "io.k8s.api.storage.v1.VolumeAttachmentSource",
     fields: &[
         f("inlineVolumeSpec", Object(&PERSISTENT_VOLUME_SPEC)),
-        f("persistentVolumeName", Any),
+        f("persistentVolumeName", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static STORAGE_VOLUME_ATTACHMENT_SPEC: Type = Type {
     name: "io.k8s.api.storage.v1.VolumeAttachmentSpec",
     fields: &[
-        f("attacher", Any),
-        f("nodeName", Any),
+        f("attacher", Scalar(Scalar::Str)),
+        f("nodeName", Scalar(Scalar::Str)),
         f("source", Object(&STORAGE_VOLUME_ATTACHMENT_SOURCE)),
     ],
 };
@@ -3609,8 +3609,8 @@ pub(super) static STORAGE_VOLUME_ATTACHMENT_STATUS: Type = Type {
     name: "io.k8s.api.storage.v1.VolumeAttachmentStatus",
     fields: &[
         f("attachError", Object(&STORAGE_VOLUME_ERROR)),
-        f("attached", Any),
-        f("attachmentMetadata", Map(Item::Any)),
+        f("attached", Scalar(Scalar::Bool)),
+        f("attachmentMetadata", Map(Item::Scalar(Scalar::Str))),
         f("detachError", Object(&STORAGE_VOLUME_ERROR)),
     ],
 };
@@ -3618,7 +3618,7 @@ pub(super) static STORAGE_VOLUME_ATTACHMENT_STATUS: Type = Type {
 pub(super) static STORAGE_VOLUME_ERROR: Type = Type {
     name: "io.k8s.api.storage.v1.VolumeError",
     fields: &[
-        f("message", Any),
+        f("message", Scalar(Scalar::Str)),
         f("time", Any),
     ],
 };
@@ -3626,32 +3626,32 @@ pub(super) static STORAGE_VOLUME_ERROR: Type = Type {
 pub(super) static STORAGE_VOLUME_NODE_RESOURCES: Type = Type {
     name: "io.k8s.api.storage.v1.VolumeNodeResources",
     fields: &[
-        f("count", Any),
+        f("count", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static SYSCTL: Type = Type {
     name: "io.k8s.api.core.v1.Sysctl",
     fields: &[
-        f("name", Any),
-        f("value", Any),
+        f("name", Scalar(Scalar::Str)),
+        f("value", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static TAINT: Type = Type {
     name: "io.k8s.api.core.v1.Taint",
     fields: &[
-        f("effect", Any),
-        f("key", Any),
+        f("effect", Scalar(Scalar::Str)),
+        f("key", Scalar(Scalar::Str)),
         f("timeAdded", Any),
-        f("value", Any),
+        f("value", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static TCP_SOCKET_ACTION: Type = Type {
     name: "io.k8s.api.core.v1.TCPSocketAction",
     fields: &[
-        f("host", Any),
+        f("host", Scalar(Scalar::Str)),
         f("port", Any),
     ],
 };
@@ -3659,11 +3659,11 @@ pub(super) static TCP_SOCKET_ACTION: Type = Type {
 pub(super) static TOLERATION: Type = Type {
     name: "io.k8s.api.core.v1.Toleration",
     fields: &[
-        f("effect", Any),
-        f("key", Any),
-        f("operator", Any),
-        f("tolerationSeconds", Any),
-        f("value", Any),
+        f("effect", Scalar(Scalar::Str)),
+        f("key", Scalar(Scalar::Str)),
+        f("operator", Scalar(Scalar::Str)),
+        f("tolerationSeconds", Scalar(Scalar::Int64)),
+        f("value", Scalar(Scalar::Str)),
     ],
 };
 
@@ -3671,32 +3671,32 @@ pub(super) static TOPOLOGY_SPREAD_CONSTRAINT: Type = Type {
     name: "io.k8s.api.core.v1.TopologySpreadConstraint",
     fields: &[
         atomic("labelSelector", Object(&META_LABEL_SELECTOR)),
-        f("matchLabelKeys", List(Item::Any, ListKind::Atomic, MergeKind::Replace)),
-        f("maxSkew", Any),
-        f("minDomains", Any),
-        f("nodeAffinityPolicy", Any),
-        f("nodeTaintsPolicy", Any),
-        f("topologyKey", Any),
-        f("whenUnsatisfiable", Any),
+        f("matchLabelKeys", List(Item::Scalar(Scalar::Str), ListKind::Atomic, MergeKind::Replace)),
+        f("maxSkew", Scalar(Scalar::Int32)),
+        f("minDomains", Scalar(Scalar::Int32)),
+        f("nodeAffinityPolicy", Scalar(Scalar::Str)),
+        f("nodeTaintsPolicy", Scalar(Scalar::Str)),
+        f("topologyKey", Scalar(Scalar::Str)),
+        f("whenUnsatisfiable", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static TYPED_LOCAL_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.TypedLocalObjectReference",
     fields: &[
-        f("apiGroup", Any),
-        f("kind", Any),
-        f("name", Any),
+        f("apiGroup", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static TYPED_OBJECT_REFERENCE: Type = Type {
     name: "io.k8s.api.core.v1.TypedObjectReference",
     fields: &[
-        f("apiGroup", Any),
-        f("kind", Any),
-        f("name", Any),
-        f("namespace", Any),
+        f("apiGroup", Scalar(Scalar::Str)),
+        f("kind", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("namespace", Scalar(Scalar::Str)),
     ],
 };
 
@@ -3722,7 +3722,7 @@ pub(super) static VOLUME: Type = Type {
         f("hostPath", Object(&HOST_PATH_VOLUME_SOURCE)),
         f("image", Object(&IMAGE_VOLUME_SOURCE)),
         f("iscsi", Object(&ISCSI_VOLUME_SOURCE)),
-        f("name", Any),
+        f("name", Scalar(Scalar::Str)),
         f("nfs", Object(&NFS_VOLUME_SOURCE)),
         f("persistentVolumeClaim", Object(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE)),
         f("photonPersistentDisk", Object(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
@@ -3740,31 +3740,31 @@ pub(super) static VOLUME: Type = Type {
 pub(super) static VOLUME_DEVICE: Type = Type {
     name: "io.k8s.api.core.v1.VolumeDevice",
     fields: &[
-        f("devicePath", Any),
-        f("name", Any),
+        f("devicePath", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static VOLUME_MOUNT: Type = Type {
     name: "io.k8s.api.core.v1.VolumeMount",
     fields: &[
-        f("mountPath", Any),
-        f("mountPropagation", Any),
-        f("name", Any),
-        f("readOnly", Any),
-        f("recursiveReadOnly", Any),
-        f("subPath", Any),
-        f("subPathExpr", Any),
+        f("mountPath", Scalar(Scalar::Str)),
+        f("mountPropagation", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("recursiveReadOnly", Scalar(Scalar::Str)),
+        f("subPath", Scalar(Scalar::Str)),
+        f("subPathExpr", Scalar(Scalar::Str)),
     ],
 };
 
 pub(super) static VOLUME_MOUNT_STATUS: Type = Type {
     name: "io.k8s.api.core.v1.VolumeMountStatus",
     fields: &[
-        f("mountPath", Any),
-        f("name", Any),
-        f("readOnly", Any),
-        f("recursiveReadOnly", Any),
+        f("mountPath", Scalar(Scalar::Str)),
+        f("name", Scalar(Scalar::Str)),
+        f("readOnly", Scalar(Scalar::Bool)),
+        f("recursiveReadOnly", Scalar(Scalar::Str)),
     ],
 };
 
@@ -3797,10 +3797,10 @@ pub(super) static VOLUME_RESOURCE_REQUIREMENTS: Type = Type {
 pub(super) static VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE: Type = Type {
     name: "io.k8s.api.core.v1.VsphereVirtualDiskVolumeSource",
     fields: &[
-        f("fsType", Any),
-        f("storagePolicyID", Any),
-        f("storagePolicyName", Any),
-        f("volumePath", Any),
+        f("fsType", Scalar(Scalar::Str)),
+        f("storagePolicyID", Scalar(Scalar::Str)),
+        f("storagePolicyName", Scalar(Scalar::Str)),
+        f("volumePath", Scalar(Scalar::Str)),
     ],
 };
 
@@ -3808,16 +3808,16 @@ pub(super) static WEIGHTED_POD_AFFINITY_TERM: Type = Type {
     name: "io.k8s.api.core.v1.WeightedPodAffinityTerm",
     fields: &[
         f("podAffinityTerm", Object(&POD_AFFINITY_TERM)),
-        f("weight", Any),
+        f("weight", Scalar(Scalar::Int32)),
     ],
 };
 
 pub(super) static WINDOWS_SECURITY_CONTEXT_OPTIONS: Type = Type {
     name: "io.k8s.api.core.v1.WindowsSecurityContextOptions",
     fields: &[
-        f("gmsaCredentialSpec", Any),
-        f("gmsaCredentialSpecName", Any),
-        f("hostProcess", Any),
-        f("runAsUserName", Any),
+        f("gmsaCredentialSpec", Scalar(Scalar::Str)),
+        f("gmsaCredentialSpecName", Scalar(Scalar::Str)),
+        f("hostProcess", Scalar(Scalar::Bool)),
+        f("runAsUserName", Scalar(Scalar::Str)),
     ],
 };

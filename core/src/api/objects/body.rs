@@ -155,6 +155,20 @@ impl Cluster {
         if map.get("metadata").is_some_and(|m| !m.is_object()) {
             return Err(Error::BadRequest("metadata must be an object".into()));
         }
+        // Typed decoding: a value its Go field cannot hold fails the whole body, as in kube
+        // (stored, a `"replicas": "3"` would break every client that decodes the kind).
+        let mistyped = match (rt.custom, rt.view) {
+            (Some(_), _) => None,
+            (None, Some(view)) => crate::schema::view_type_error(view, &value),
+            (None, None) => crate::schema::type_error(rt.id, &value),
+        };
+        if let Some(e) = mistyped {
+            return Err(Error::BadRequest(alloc::format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                kind = rt.kind,
+                version = rt.version,
+            )));
+        }
         // Typed decoding parses every timestamp; a bad one fails the whole body, as in kube.
         crate::metatime::normalize(rt.id, &mut value).map_err(|e| {
             Error::BadRequest(alloc::format!(
