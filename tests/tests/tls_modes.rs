@@ -431,11 +431,14 @@ fn dev_enclave_tls_with_replicas_keeps_one_pinned_ca_across_a_leader_kill() {
             .and_then(|rest| rest.get(..1))
             .and_then(|slot| slot.parse::<usize>().ok())
     };
+    // Every replica up and both others promoted to voters (so the cluster outlives its
+    // leader), as the leader logs it.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let first = loop {
         let logs = cluster.logs();
         if let Some(slot) = leader(&logs)
             && hashes(&logs, " spki_sha256=").len() == 3
+            && logs.matches("a replica joined as its slot's voter").count() >= 2
         {
             break slot;
         }

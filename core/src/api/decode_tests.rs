@@ -321,3 +321,67 @@ fn a_patch_that_moves_the_namespace_is_refused() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["metadata"]["namespace"], "default");
 }
+
+/// A value its Go field cannot hold never gets stored, by any verb: a create or update is
+/// refused as kube's decoder refuses it (400), a merge or JSON patch whose result holds one
+/// as kube's patch handler does (422 `patch: Invalid value`), an apply as its typed
+/// conversion does (500); the object is left as it was.
+#[test]
+fn a_value_of_the_wrong_json_type_is_stored_by_no_verb() {
+    let mut s = crate::cluster::test_harness::server();
+    let path = "/apis/apps/v1/namespaces/default/deployments";
+    let deployment = |replicas: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+    };
+    let decoder = "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32";
+    let (code, body) = s.post(path, deployment(json!("3")));
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        alloc::format!("Deployment in version \"v1\" cannot be handled as a Deployment: {decoder}")
+    );
+    assert_eq!(s.post(path, deployment(json!(1))).0, 201);
+    let one = alloc::format!("{path}/web");
+    let (code, body) = s.put(&one, deployment(json!("3")));
+    assert_eq!(code, 400, "{body}");
+    for (kind, patch) in [
+        (
+            "application/merge-patch+json",
+            json!({"spec": {"replicas": "3"}}),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/spec/replicas", "value": "3"}]),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"spec": {"replicas": "3"}}),
+        ),
+    ] {
+        let (code, body) = s.patch(&one, patch, kind);
+        assert_eq!(code, 422, "{kind}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("patch: Invalid value: ") && message.ends_with(decoder),
+            "{kind}: {message}"
+        );
+    }
+    let (code, body) = s.patch(
+        &alloc::format!("{one}?fieldManager=m"),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": "3"}}),
+        "application/apply-patch+yaml",
+    );
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or_default().starts_with(
+            "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): "
+        ),
+        "{body}"
+    );
+    let (_, stored) = s.get(&one);
+    assert_eq!(stored["spec"]["replicas"], 1, "{stored}");
+}

@@ -157,12 +157,7 @@ impl Cluster {
         }
         // Typed decoding: a value its Go field cannot hold fails the whole body, as in kube
         // (stored, a `"replicas": "3"` would break every client that decodes the kind).
-        let mistyped = match (rt.custom, rt.view) {
-            (Some(_), _) => None,
-            (None, Some(view)) => crate::schema::view_type_error(view, &value),
-            (None, None) => crate::schema::type_error(rt.id, &value),
-        };
-        if let Some(e) = mistyped {
+        if let Some(e) = super::patching::mistyped(rt, &value) {
             return Err(Error::BadRequest(alloc::format!(
                 "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
                 kind = rt.kind,
