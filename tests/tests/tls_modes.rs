@@ -349,6 +349,15 @@ fn passthrough_closes_connections_while_the_enclave_is_down() {
     );
 }
 
+/// Waits (up to a minute) until dev's output has `text`, or fails with the output.
+fn wait_for_log(cluster: &DevCluster, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cluster.logs().contains(text) {
+        assert!(std::time::Instant::now() < deadline, "{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn dev_enclave_tls_serves_kubectl_end_to_end() {
     let cluster = DevCluster::start_opts(&["--enclave-tls"], &[]);
@@ -389,11 +398,7 @@ fn dev_enclave_tls_serves_kubectl_end_to_end() {
     let pinned = std::fs::read(&cluster.kubeconfig).unwrap();
     let pid = cluster.enclave_pid().expect("the enclave child runs");
     nautilus_tests::signal(pid, libc::SIGKILL);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !cluster.logs().contains("kubeconfig unchanged") {
-        assert!(std::time::Instant::now() < deadline, "{}", cluster.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(&cluster, "kubeconfig unchanged");
     let logs = cluster.logs();
     assert!(!logs.contains("kubeconfig re-pinned"), "{logs}");
     let keys: Vec<&str> = logs
@@ -469,11 +474,7 @@ fn dev_enclave_tls_with_replicas_keeps_one_pinned_ca_across_a_leader_kill() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !cluster.logs().contains("kubeconfig unchanged") {
-        assert!(std::time::Instant::now() < deadline, "{}", cluster.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log(&cluster, "kubeconfig unchanged");
     let logs = cluster.logs();
     assert!(!logs.contains("kubeconfig re-pinned"), "{logs}");
     assert_eq!(
