@@ -469,6 +469,23 @@ mod tests {
             causes(ResourceId::Secrets, &tls, None),
             alloc::vec![("data[tls.key]".to_string(), "Required value".to_string())]
         );
+        // A TLS or basic-auth key needs only to be there, as kube checks it (empty values
+        // pass; an SSH key must have bytes).
+        let empty = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "", "tls.key": ""}});
+        assert_eq!(causes(ResourceId::Secrets, &empty, None), alloc::vec![]);
+        let basic = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/basic-auth",
+            "data": {"username": ""}});
+        assert_eq!(causes(ResourceId::Secrets, &basic, None), alloc::vec![]);
+        let ssh = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/ssh-auth",
+            "data": {"ssh-privatekey": ""}});
+        assert_eq!(
+            causes(ResourceId::Secrets, &ssh, None),
+            alloc::vec![(
+                "data[ssh-privatekey]".to_string(),
+                "Required value".to_string()
+            )]
+        );
         let mut retyped = tls.clone();
         retyped["type"] = json!("Opaque");
         assert_eq!(

@@ -499,7 +499,7 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
     // its stored spec must be kube's (probe periods and thresholds, schemes, file modes, a
     // token's expiry, a host path's type, selectors' versions and divisors).
     let created = format!(
-        "{created}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p2}}\nspec:\n  containers:\n  - name: c\n    image: nginx:1.25\n    env:\n    - {{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}\n    - {{name: MEM, valueFrom: {{resourceFieldRef: {{resource: limits.memory}}}}}}\n    readinessProbe: {{httpGet: {{port: 80}}}}\n    livenessProbe: {{tcpSocket: {{port: 80}}}}\n    startupProbe: {{exec: {{command: [\"true\"]}}}}\n    lifecycle: {{preStop: {{httpGet: {{path: /stop, port: 80}}}}}}\n  volumes:\n  - {{name: d, downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}\n  - {{name: p, projected: {{sources: [{{serviceAccountToken: {{path: t}}}}]}}}}\n  - {{name: h, hostPath: {{path: /tmp}}}}\n  - {{name: s, secret: {{secretName: s1}}}}\n  - {{name: m, configMap: {{name: m1}}}}\n"
+        "{created}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p2}}\nspec:\n  containers:\n  - name: c\n    image: nginx:1.25\n    env:\n    - {{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}\n    - {{name: MEM, valueFrom: {{resourceFieldRef: {{resource: limits.memory}}}}}}\n    readinessProbe: {{httpGet: {{port: 80}}}}\n    livenessProbe: {{tcpSocket: {{port: 80}}}}\n    startupProbe: {{exec: {{command: [\"true\"]}}}}\n    lifecycle: {{preStop: {{httpGet: {{path: /stop, port: 80}}}}}}\n  volumes:\n  - {{name: d, downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}}}\n  - {{name: p, projected: {{sources: [{{serviceAccountToken: {{path: t}}}}]}}}}\n  - {{name: h, hostPath: {{path: /tmp}}}}\n  - {{name: s, secret: {{secretName: s1}}}}\n  - {{name: m, configMap: {{name: m1}}}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: ns1}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: lb1}}\nspec:\n  type: LoadBalancer\n  selector: {{app: a}}\n  ports: [{{port: 80, name: http}}]\n"
     );
     let made = kube
         .kubectl
@@ -538,6 +538,8 @@ fn kubectl_commands_record_the_same_ownership_as_kube_apiserver() {
         ["job", "job1"],
         ["cronjob", "cj1"],
         ["pod", "p2"],
+        ["namespace", "ns1"],
+        ["service", "lb1"],
     ] {
         let args = [
             "get",

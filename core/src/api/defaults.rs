@@ -107,7 +107,10 @@ fn apply_stage(
                     labels.insert("kubernetes.io/metadata.name".into(), Value::from(name));
                 }
             }
-            if let Some(spec) = entry(map, "spec", json!({})).as_object_mut() {
+            // The strategy's PrepareForCreate (no manager owns it); kept on update.
+            if stage == Stage::Stored
+                && let Some(spec) = entry(map, "spec", json!({})).as_object_mut()
+            {
                 set_default(spec, "finalizers", json!(["kubernetes"]));
             }
             if old.is_none() {
@@ -579,6 +582,9 @@ fn service(map: &mut Map<String, Value>, old: Option<&Value>, stage: Stage) {
         }
         if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
             set_default(spec, "externalTrafficPolicy", Value::from("Cluster"));
+        }
+        if kind == "LoadBalancer" {
+            set_default(spec, "allocateLoadBalancerNodePorts", Value::from(true));
         }
         if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
             for port in ports.iter_mut().filter_map(Value::as_object_mut) {

@@ -93,12 +93,17 @@ pub(super) fn validate_secret(e: &mut Errs, obj: &Value, old: Option<&Value>) {
     if total > MAX_SECRET_SIZE {
         e.too_long("data", MAX_SECRET_SIZE);
     }
+    // A key with a value (kube checks `len(secret.Data[k]) == 0` for these)...
     let has = |k: &str| {
         data.is_some_and(|m| {
             m.get(k)
                 .and_then(Value::as_str)
                 .is_some_and(|v| !v.is_empty())
         }) || string_data.is_some_and(|m| m.contains_key(k))
+    };
+    // ... or only the key (kube's `_, exists := secret.Data[k]` for TLS and basic auth).
+    let exists = |k: &str| {
+        data.is_some_and(|m| m.contains_key(k)) || string_data.is_some_and(|m| m.contains_key(k))
     };
     match s(obj, "type") {
         "kubernetes.io/service-account-token" => {
@@ -113,7 +118,7 @@ pub(super) fn validate_secret(e: &mut Errs, obj: &Value, old: Option<&Value>) {
                 );
             }
         }
-        "kubernetes.io/basic-auth" if !has("username") && !has("password") => {
+        "kubernetes.io/basic-auth" if !exists("username") && !exists("password") => {
             e.required("data[username]", "");
             e.required("data[password]", "");
         }
@@ -125,8 +130,9 @@ pub(super) fn validate_secret(e: &mut Errs, obj: &Value, old: Option<&Value>) {
                 "kubernetes.io/tls" => &["tls.crt", "tls.key"],
                 _ => &[],
             };
+            let tls = t == "kubernetes.io/tls";
             for k in needed {
-                if !has(k) {
+                if !(if tls { exists(k) } else { has(k) }) {
                     e.required(&format!("data[{k}]"), "");
                 }
             }
