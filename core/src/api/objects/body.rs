@@ -157,7 +157,7 @@ impl Cluster {
         }
         // Typed decoding: a value its Go field cannot hold fails the whole body, as in kube
         // (stored, a `"replicas": "3"` would break every client that decodes the kind).
-        if let Some(e) = super::patching::mistyped(rt, &value) {
+        if let Some(e) = super::fields::mistyped(rt, &value) {
             return Err(Error::BadRequest(alloc::format!(
                 "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
                 kind = rt.kind,

@@ -217,3 +217,14 @@ fn prune(obj: &mut Value, path: &str) {
         map.remove(*key);
     }
 }
+
+/// What kube's decoder says of a value in `obj` (a built-in kind's object in `rt`'s shape)
+/// that its Go field cannot hold ([`crate::schema::type_error`]); custom resources are pruned
+/// by their own schema instead (as in [`Cluster::check_fields`]).
+pub(super) fn mistyped(rt: &ResourceType<'_>, obj: &Value) -> Option<String> {
+    match (rt.custom, rt.view) {
+        (Some(_), _) => None,
+        (None, Some(view)) => schema::view_type_error(view, obj),
+        (None, None) => schema::type_error(rt.id, obj),
+    }
+}

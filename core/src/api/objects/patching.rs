@@ -76,7 +76,7 @@ impl Cluster {
             // An applied configuration is typed against the schema first: a value its field
             // cannot hold fails the conversion (kube's 500 `failed to create typed patch
             // object`; structured-merge-diff words the value, here the decoder does).
-            if let Some(e) = mistyped(rt, &applied) {
+            if let Some(e) = super::fields::mistyped(rt, &applied) {
                 return Err(Error::Unclassified(alloc::format!(
                     "failed to create typed patch object ({namespace}/{name}; {}, Kind={}): {e}",
                     rt.api_version(),
@@ -216,7 +216,7 @@ impl Cluster {
         // The patched object is decoded as a typed one: a value its Go field cannot hold or
         // a bad timestamp fails the patch (422). (For a strategic merge patch kube's message
         // comes from its typed conversion, in other words.)
-        let undecodable = match mistyped(rt, &patched) {
+        let undecodable = match super::fields::mistyped(rt, &patched) {
             Some(e) => Some(e),
             None => crate::metatime::normalize(rt.id, &mut patched).err(),
         };
@@ -291,16 +291,6 @@ fn match_request_namespace(
 }
 
 /// kube's answer to a patch whose result does not decode: 422 with one `patch` cause.
-/// What kube's decoder says of a value in `obj` (a built-in kind's object in `rt`'s shape)
-/// that its Go field cannot hold ([`crate::schema::type_error`]).
-pub(super) fn mistyped(rt: &ResourceType<'_>, obj: &Value) -> Option<String> {
-    match (rt.custom, rt.view) {
-        (Some(_), _) => None,
-        (None, Some(view)) => crate::schema::view_type_error(view, obj),
-        (None, None) => crate::schema::type_error(rt.id, obj),
-    }
-}
-
 fn patch_invalid(shown: &str, detail: &str) -> Error {
     Error::Invalid {
         kind: String::new(),
