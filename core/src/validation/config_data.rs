@@ -130,11 +130,15 @@ pub(super) fn validate_secret(e: &mut Errs, obj: &Value, old: Option<&Value>) {
                 "kubernetes.io/tls" => &["tls.crt", "tls.key"],
                 _ => &[],
             };
-            let tls = t == "kubernetes.io/tls";
-            for k in needed {
-                if !(if tls { exists(k) } else { has(k) }) {
-                    e.required(&format!("data[{k}]"), "");
+            let present = |k: &str| {
+                if t == "kubernetes.io/tls" {
+                    exists(k)
+                } else {
+                    has(k)
                 }
+            };
+            for k in needed.iter().filter(|k| !present(k)) {
+                e.required(&format!("data[{k}]"), "");
             }
         }
     }
