@@ -181,20 +181,14 @@ impl Shared {
     }
 
     /// Whether this enclave writes now, and as which leadership: one enclave alone always
-    /// writes (`Some(0)`); a replica writes while it leads and its core took over (that
-    /// take-over's random epoch), and `None` while it follows. A replica that leads again
-    /// gets a new epoch, so a task that acts as the writer (the Sui reader) sees that its
-    /// leadership ended in between, and what it wrote uncommitted may be gone.
+    /// writes (`Some(0)`); a replica as [`ReplicaCore::writing_epoch`] says (what it wrote
+    /// under an earlier epoch, uncommitted, may be gone).
+    ///
+    /// [`ReplicaCore::writing_epoch`]: crate::replica::state_machine::ReplicaCore::writing_epoch
     pub(crate) fn writing_epoch(&self) -> Option<u64> {
         match &self.core {
             CoreCell::Alone { .. } => Some(0),
-            CoreCell::Replicated(core) => {
-                let state = core.lock();
-                state
-                    .writer
-                    .filter(|_| !state.cluster.follows())
-                    .map(|writer| writer.epoch)
-            }
+            CoreCell::Replicated(core) => core.writing_epoch(),
         }
     }
 

@@ -316,6 +316,18 @@ impl ReplicaCore {
     }
 
     /// The cluster and its applied state.
+    /// The take-over epoch this replica writes under: `Some` while it leads and its core took
+    /// over and has not stepped down since (a replica that leads again gets a new epoch, so a
+    /// task acting as the writer sees its leadership ended in between), `None` while it
+    /// follows.
+    pub(crate) fn writing_epoch(&self) -> Option<u64> {
+        let state = self.lock();
+        state
+            .writer
+            .filter(|_| !state.cluster.follows())
+            .map(|writer| writer.epoch)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, CoreState> {
         // Core is panic-free and every write atomic: a poisoned lock holds a whole state.
         self.state
