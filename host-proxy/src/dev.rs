@@ -271,14 +271,22 @@ pub(crate) async fn run(
         }
     };
     // A restarted enclave makes a new TLS key, certified by the same CA when the cluster is
-    // durable; a new CA (`--in-memory`) is pinned again the same way.
-    let repin = settings.enclave_tls.then(|| Repin {
-        socket: socket.clone(),
-        cert_path: cert_path.clone(),
-        kubeconfig: kubeconfig_path.clone(),
-        server: server.clone(),
-        token: token.clone(),
-    });
+    // durable; a new CA (`--in-memory`) is pinned again the same way, from the child's own
+    // socket.
+    let repins: Vec<_> = children
+        .iter()
+        .map(|(_, spec)| {
+            settings.enclave_tls.then(|| {
+                std::sync::Arc::new(Repin {
+                    socket: spec.socket.clone(),
+                    cert_path: cert_path.clone(),
+                    kubeconfig: kubeconfig_path.clone(),
+                    server: server.clone(),
+                    token: token.clone(),
+                })
+            })
+        })
+        .collect();
     write_file(
         &kubeconfig_path,
         kubeconfig_yaml(&server, &trusted_pem, &token).as_bytes(),
@@ -305,15 +313,9 @@ pub(crate) async fn run(
     };
     let supervisors: Vec<_> = children
         .into_iter()
-        .map(|(child, spec)| {
+        .zip(repins)
+        .map(|((child, spec), repin)| {
             let span = spec.span();
-            // Each child's restart is pinned from its own socket.
-            let repin = repin.as_ref().map(|repin| {
-                std::sync::Arc::new(Repin {
-                    socket: spec.socket.clone(),
-                    ..repin.clone()
-                })
-            });
             tokio::spawn(supervise(child, spec, stop_rx.clone(), repin).instrument(span))
         })
         .collect();
@@ -497,9 +499,8 @@ async fn learn_from_any(
 async fn learn_enclave_certificates(
     socket: &Path,
 ) -> Result<(CertificateDer<'static>, CertificateDer<'static>), String> {
-    use std::sync::Arc;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = first_use_client_config()?;
+    let provider = config.crypto_provider().clone();
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|e| format!("cannot reach the enclave at {}: {e}", socket.display()))?;
@@ -536,7 +537,6 @@ async fn learn_enclave_certificates(
 /// Enclave TLS mode after an enclave restart: learn the new certificate and its CA; the CA
 /// pinned already (a durable cluster) leaves the kubeconfig as it is, another one (a cluster
 /// that did not survive) is pinned again, trusted on first use as at start.
-#[derive(Clone)]
 struct Repin {
     socket: PathBuf,
     cert_path: PathBuf,
