@@ -112,6 +112,19 @@ impl SuiDev {
         stake: &[u8; 32],
         node: &str,
     ) -> client::Reply {
+        self.try_seed(endpoint, secret, stake, node)
+            .expect("seed request")
+    }
+
+    /// [`SuiDev::seed`], a transport failure returned (a connection the proxy had spliced to
+    /// a replica that was just killed closes before its answer, as a client sees it).
+    fn try_seed(
+        &self,
+        endpoint: &str,
+        secret: &[u8; 32],
+        stake: &[u8; 32],
+        node: &str,
+    ) -> Result<client::Reply, String> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -137,7 +150,6 @@ impl SuiDev {
                 ("x-seal-token".into(), token.clone()),
             ],
         )
-        .expect("seed request")
     }
 
     /// `GET /readyz?verbose` (anonymous): status and text.
@@ -185,7 +197,8 @@ impl SuiDev {
         ))
     }
 
-    /// Registers until the answer is `want` (the reader is asynchronous), or panics.
+    /// Registers until the answer is `want` (the reader is asynchronous; a connection a killed
+    /// replica closed is tried again), or panics.
     pub fn register_until(
         &self,
         secret: &[u8; 32],
@@ -195,15 +208,20 @@ impl SuiDev {
     ) -> client::Reply {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let reply = self.register(secret, stake, node);
-            if reply.status == want {
-                return reply;
-            }
+            // A connection closed by a replica being killed is tried again, as a client would.
+            let answer = self.try_seed("register-worker", secret, stake, node);
+            let last = match answer {
+                Ok(reply) if reply.status == want => return reply,
+                Ok(reply) => format!(
+                    "{} ({})",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ),
+                Err(e) => e,
+            };
             assert!(
                 Instant::now() < deadline,
-                "register stayed {} ({}):\n{}",
-                reply.status,
-                String::from_utf8_lossy(&reply.body),
+                "register stayed {last}:\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(200));
